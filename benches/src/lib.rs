@@ -1,0 +1,36 @@
+//! The benchmark harness behind `ringflow bench`: scenarios of cases, each
+//! measured with ringflow, its peers and the physical limit in the same run,
+//! on two pinned threads, into HDR histograms; reported as a table or JSON
+//! lines with each impl's ratio to the limit.
+//!
+//! Nothing printed is ever estimated or hard-coded: every figure is measured
+//! in the run that prints it. Checks against targets are informational and
+//! never fail a run.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod error;
+mod harness;
+mod limit;
+mod measure;
+mod memory;
+mod pair;
+#[cfg(feature = "peers")]
+mod peers;
+mod pin;
+mod pingpong;
+mod report;
+mod ringflow;
+mod scenario;
+pub mod scenarios;
+mod stream;
+mod wire;
+
+pub use error::BenchError;
+pub use harness::{run, Mode, Options};
+pub use measure::{Measurement, RunCtx};
+pub use memory::{Heap, RingMemory};
+pub use pin::Pins;
+pub use report::{CheckResult, Failure, Record, ScenarioReport};
+pub use scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target, LIMIT};

@@ -1,0 +1,331 @@
+//! Turning measurements into what `ringflow bench` prints: one record per
+//! measured (case, impl), as an aligned table or as JSON lines, one winner
+//! line per case, and the scenario's acceptance checks. Every figure printed
+//! comes from a record of this run; nothing here estimates or hard-codes.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use crate::measure::Measurement;
+use crate::scenario::{CheckSpec, Metric, Stat, Target, LIMIT};
+
+/// The figures of one measured (case, impl).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub scenario: &'static str,
+    pub case: &'static str,
+    pub imp: &'static str,
+    pub metric: Metric,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+    /// Latency samples.
+    pub n: u64,
+    /// Messages (round trips for ping-pong) in the measured window.
+    pub msgs: u64,
+    pub msgs_per_sec: f64,
+    /// p50 / limit p50 (latency) or msgs/s / limit msgs/s (throughput);
+    /// none when the limit was not measured.
+    pub ratio_to_limit: Option<f64>,
+    pub pinned: bool,
+}
+
+impl Record {
+    /// A record without its ratio (set once the case's limit is known).
+    pub fn new(
+        scenario: &'static str,
+        case: &'static str,
+        imp: &'static str,
+        metric: Metric,
+        m: &Measurement,
+        pinned: bool,
+    ) -> Self {
+        Record {
+            scenario,
+            case,
+            imp,
+            metric,
+            p50_ns: m.hist.value_at_quantile(0.5),
+            p99_ns: m.hist.value_at_quantile(0.99),
+            p999_ns: m.hist.value_at_quantile(0.999),
+            max_ns: m.hist.max(),
+            n: m.hist.len(),
+            msgs: m.msgs,
+            msgs_per_sec: m.msgs_per_sec(),
+            ratio_to_limit: None,
+            pinned,
+        }
+    }
+
+    /// The figure a ratio or a check uses.
+    pub fn stat(&self, stat: Stat) -> f64 {
+        match stat {
+            Stat::P50 => self.p50_ns as f64,
+            Stat::MsgsPerSec => self.msgs_per_sec,
+        }
+    }
+
+    /// The case's headline figure for this record.
+    fn headline(&self) -> f64 {
+        self.stat(headline_stat(self.metric))
+    }
+
+    /// One JSON object (no trailing newline).
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"scenario\":{},\"case\":{},\"impl\":{},\"metric\":{},\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\
+             \"max_ns\":{},\"n\":{},\"msgs\":{},\"msgs_per_sec\":{},\"ratio_to_limit\":{},\"pinned\":{}}}",
+            json_str(self.scenario),
+            json_str(self.case),
+            json_str(self.imp),
+            json_str(self.metric.as_str()),
+            self.p50_ns,
+            self.p99_ns,
+            self.p999_ns,
+            self.max_ns,
+            self.n,
+            self.msgs,
+            json_num(Some(self.msgs_per_sec)),
+            json_num(self.ratio_to_limit),
+            self.pinned,
+        )
+    }
+}
+
+fn headline_stat(metric: Metric) -> Stat {
+    match metric {
+        Metric::Latency => Stat::P50,
+        Metric::Throughput => Stat::MsgsPerSec,
+    }
+}
+
+/// Sets every record's ratio to the case's limit record.
+pub fn set_ratios(records: &mut [Record]) {
+    let limit = records.iter().find(|r| r.imp == LIMIT).map(Record::headline);
+    for r in records.iter_mut() {
+        r.ratio_to_limit = limit.filter(|l| *l > 0.0).map(|l| r.headline() / l);
+    }
+}
+
+/// A (case, impl) that could not be measured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub scenario: &'static str,
+    pub case: &'static str,
+    pub imp: &'static str,
+    pub error: String,
+}
+
+impl Failure {
+    /// One JSON object (no trailing newline).
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"scenario\":{},\"case\":{},\"impl\":{},\"error\":{}}}",
+            json_str(self.scenario),
+            json_str(self.case),
+            json_str(self.imp),
+            json_str(&self.error)
+        )
+    }
+}
+
+/// An acceptance check evaluated on this run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckResult {
+    pub spec: CheckSpec,
+    /// None when a side of the ratio was not measured.
+    pub value: Option<f64>,
+}
+
+impl CheckResult {
+    /// Evaluates `spec` on the records of one scenario run.
+    pub fn evaluate(spec: CheckSpec, records: &[Record]) -> Self {
+        let find = |imp: &str| records.iter().find(|r| r.case == spec.case && r.imp == imp).map(|r| r.stat(spec.stat));
+        let value = match (find(spec.num), find(spec.den)) {
+            (Some(n), Some(d)) if d > 0.0 => Some(n / d),
+            _ => None,
+        };
+        CheckResult { spec, value }
+    }
+
+    /// "ringflow p50 / limit p50".
+    pub fn expr(&self) -> String {
+        let s = self.spec.stat.as_str();
+        format!("{} {s} / {} {s}", self.spec.num, self.spec.den)
+    }
+
+    /// PASS, FAIL, or SKIP when not measured.
+    pub fn verdict(&self) -> &'static str {
+        match self.value {
+            Some(v) if self.spec.target.met_by(v) => "PASS",
+            Some(_) => "FAIL",
+            None => "SKIP",
+        }
+    }
+
+    /// The text line.
+    pub fn line(&self) -> String {
+        let value = self.value.map_or_else(|| "n/a (not measured)".to_string(), |v| format!("{v:.3}"));
+        format!("check {}: {} = {value} (target {}) {}", self.spec.case, self.expr(), self.spec.target, self.verdict())
+    }
+
+    /// One JSON object (no trailing newline).
+    pub fn to_json(&self) -> String {
+        let (op, bound) = match self.spec.target {
+            Target::AtMost(t) => ("<=", t),
+            Target::AtLeast(t) => (">=", t),
+        };
+        format!(
+            "{{\"check\":{},\"expr\":{},\"value\":{},\"op\":{},\"target\":{},\"verdict\":{}}}",
+            json_str(self.spec.case),
+            json_str(&self.expr()),
+            json_num(self.value),
+            json_str(op),
+            json_num(Some(bound)),
+            json_str(self.verdict()),
+        )
+    }
+}
+
+/// Everything one scenario run produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScenarioReport {
+    pub scenario: &'static str,
+    pub records: Vec<Record>,
+    pub failures: Vec<Failure>,
+    pub checks: Vec<CheckResult>,
+    /// Case names with their metric, in run order.
+    pub cases: Vec<(&'static str, Metric)>,
+}
+
+/// Writes the aligned table, the winner lines and the check lines.
+pub fn write_text(out: &mut dyn Write, header: &str, report: &ScenarioReport) -> io::Result<()> {
+    writeln!(out, "{header}")?;
+    let head = ["case", "impl", "p50_ns", "p99_ns", "p999_ns", "max_ns", "n", "msgs_per_sec", "ratio_to_limit"];
+    let rows: Vec<[String; 9]> = report
+        .records
+        .iter()
+        .map(|r| {
+            [
+                r.case.to_string(),
+                r.imp.to_string(),
+                r.p50_ns.to_string(),
+                r.p99_ns.to_string(),
+                r.p999_ns.to_string(),
+                r.max_ns.to_string(),
+                r.n.to_string(),
+                si(r.msgs_per_sec),
+                r.ratio_to_limit.map_or_else(|| "-".to_string(), |v| format!("{v:.2}")),
+            ]
+        })
+        .collect();
+    let mut width = head.map(str::len);
+    for row in &rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(width).enumerate() {
+            // Names left-aligned, figures right-aligned.
+            let _ = if i < 2 { write!(s, "{cell:<w$}  ") } else { write!(s, "{cell:>w$}  ") };
+        }
+        s.trim_end().to_string()
+    };
+    writeln!(out, "{}", line(&head))?;
+    for row in &rows {
+        writeln!(out, "{}", line(&row.each_ref().map(String::as_str)))?;
+    }
+    writeln!(
+        out,
+        "ratio_to_limit: latency cases p50 / limit p50 (lower is better); \
+         stream cases msgs/s / limit msgs/s (higher is better)"
+    )?;
+    for f in &report.failures {
+        writeln!(out, "FAILED {}/{}/{}: {}", f.scenario, f.case, f.imp, f.error)?;
+    }
+    for (case, metric) in &report.cases {
+        writeln!(out, "{}", winner_line(case, *metric, &report.records))?;
+    }
+    for c in &report.checks {
+        writeln!(out, "{}", c.line())?;
+    }
+    Ok(())
+}
+
+/// Writes one JSON line per record and failure of a case.
+pub fn write_json_case(out: &mut dyn Write, records: &[Record], failures: &[Failure]) -> io::Result<()> {
+    for r in records {
+        writeln!(out, "{}", r.to_json())?;
+    }
+    for f in failures {
+        writeln!(out, "{}", f.to_json())?;
+    }
+    Ok(())
+}
+
+/// Which impl (other than the limit) won a case, and by what factor over
+/// the runner-up.
+pub fn winner_line(case: &str, metric: Metric, records: &[Record]) -> String {
+    let mut rivals: Vec<&Record> = records.iter().filter(|r| r.case == case && r.imp != LIMIT).collect();
+    let better_first = |a: &&Record, b: &&Record| match metric {
+        Metric::Latency => a.headline().total_cmp(&b.headline()),
+        Metric::Throughput => b.headline().total_cmp(&a.headline()),
+    };
+    rivals.sort_by(better_first);
+    let show = |r: &Record| match metric {
+        Metric::Latency => format!("p50 {} ns", r.p50_ns),
+        Metric::Throughput => format!("{} msgs/s", si(r.msgs_per_sec)),
+    };
+    let limit = records
+        .iter()
+        .find(|r| r.case == case && r.imp == LIMIT)
+        .map_or_else(|| "limit not measured".to_string(), |l| format!("limit {}", show(l)));
+    match rivals.as_slice() {
+        [] => format!("{case}: nothing measured besides the limit; {limit}"),
+        [only] => format!("{case}: {} is the only impl measured besides the limit ({}); {limit}", only.imp, show(only)),
+        [win, next, ..] => {
+            let (factor, word) = match metric {
+                Metric::Latency => (next.headline() / win.headline(), "lower p50 than"),
+                Metric::Throughput => (win.headline() / next.headline(), "the msgs/s of"),
+            };
+            format!("{case}: {} wins ({}), {factor:.2}x {word} {} ({}); {limit}", win.imp, show(win), next.imp, show(next))
+        }
+    }
+}
+
+/// 12345678.0 -> "12.35M".
+pub fn si(x: f64) -> String {
+    match x {
+        x if x >= 1e9 => format!("{:.2}G", x / 1e9),
+        x if x >= 1e6 => format!("{:.2}M", x / 1e6),
+        x if x >= 1e3 => format!("{:.2}k", x / 1e3),
+        x => format!("{x:.0}"),
+    }
+}
+
+fn json_num(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{v:.4}"),
+        _ => "null".to_string(),
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

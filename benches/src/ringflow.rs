@@ -1,0 +1,185 @@
+//! The ringflow impls: ping-pong over two SPSC rings and a batched stream
+//! over one, generic over the memory the rings live in ([`RingMemory`]).
+//! Nobody sleeps in a benchmark, so the `Notify` results are ignored.
+
+use ringflow_ring::spsc::{self, Consumer, Producer};
+use ringflow_ring::{ClaimError, ReadError, Region};
+
+use crate::error::BenchError;
+use crate::measure::{Measurement, RunCtx};
+use crate::memory::RingMemory;
+use crate::pair::Waiter;
+use crate::pingpong::{self, PingSide, PongSide};
+use crate::stream::{self, StreamRx, StreamTx};
+use crate::wire::{Sink, Source, Template};
+
+/// One SPSC ring with `capacity` data bytes in `memory`, attached.
+fn ring<M: RingMemory>(memory: &M, capacity: usize) -> Result<(Producer<M::Region>, Consumer<M::Region>), BenchError> {
+    let (a, b) = memory.region_pair(spsc::region_len(capacity))?;
+    spsc::init(&a)?;
+    Ok((Producer::attach(a)?, Consumer::attach(b)?))
+}
+
+/// Claims `msg.len()` bytes, copies `msg` in place and commits.
+#[inline]
+fn send_copy<R: Region>(tx: &mut Producer<R>, msg: &[u8], w: &mut Waiter<'_>) -> Result<(), BenchError> {
+    loop {
+        match tx.try_claim(msg.len()) {
+            Ok(mut claim) => {
+                claim.payload_mut().copy_from_slice(msg);
+                let _ = claim.commit();
+                return Ok(());
+            }
+            Err(ClaimError::Full) => w.wait()?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+struct Ping<R: Region> {
+    tx: Producer<R>,
+    rx: Consumer<R>,
+}
+
+impl<R: Region + Send, const N: usize> PingSide<N> for Ping<R> {
+    #[inline]
+    fn send(&mut self, msg: &[u8; N], w: &mut Waiter<'_>) -> Result<(), BenchError> {
+        send_copy(&mut self.tx, msg, w)
+    }
+
+    #[inline]
+    fn recv(&mut self, w: &mut Waiter<'_>) -> Result<u64, BenchError> {
+        loop {
+            // The guard lives only inside this match, so that `release` can
+            // borrow the consumer again afterwards.
+            let seq = match self.rx.try_read() {
+                Ok(guard) => Some(crate::wire::word(guard.payload(), 0)),
+                Err(ReadError::Empty) => None,
+                Err(e) => return Err(e.into()),
+            };
+            match seq {
+                Some(seq) => {
+                    let _ = self.rx.release();
+                    return Ok(seq);
+                }
+                None => w.wait()?,
+            }
+        }
+    }
+}
+
+struct Pong<R: Region> {
+    rx: Consumer<R>,
+    tx: Producer<R>,
+}
+
+impl<R: Region + Send, const N: usize> PongSide<N> for Pong<R> {
+    #[inline]
+    fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        loop {
+            let echoed = match self.rx.try_read() {
+                Ok(guard) => {
+                    let msg = guard.payload();
+                    if pingpong::is_stop(msg) {
+                        return Ok(false);
+                    }
+                    // The reply is copied straight from the request frame
+                    // into the reply frame: both in place.
+                    send_copy(&mut self.tx, msg, w)?;
+                    true
+                }
+                Err(ReadError::Empty) => false,
+                Err(e) => return Err(e.into()),
+            };
+            if echoed {
+                let _ = self.rx.release();
+                return Ok(true);
+            }
+            w.wait()?;
+        }
+    }
+}
+
+/// Round trip of an N-byte message over two rings of `capacity` bytes.
+pub fn pingpong<M: RingMemory, const N: usize>(
+    ctx: &RunCtx,
+    memory: &M,
+    capacity: usize,
+) -> Result<Measurement, BenchError> {
+    let (ping_tx, pong_rx) = ring(memory, capacity)?;
+    let (pong_tx, ping_rx) = ring(memory, capacity)?;
+    let ping = Ping { tx: ping_tx, rx: ping_rx };
+    let pong = Pong { rx: pong_rx, tx: pong_tx };
+    pingpong::run::<N>(ctx, ping, pong)
+}
+
+struct Tx<R: Region, const N: usize> {
+    tx: Producer<R>,
+    batch: usize,
+    template: Template<N>,
+}
+
+impl<R: Region + Send, const N: usize> StreamTx for Tx<R, N> {
+    #[inline]
+    fn send_batch(&mut self, src: &mut Source, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        let mut pushed = 0;
+        while pushed < self.batch {
+            match self.tx.try_claim(N) {
+                Ok(mut claim) => {
+                    let msg = src.next_msg();
+                    msg.write(claim.payload_mut(), self.template.bytes());
+                    claim.push();
+                    pushed += 1;
+                    if msg.is_stop() {
+                        let _ = self.tx.commit();
+                        return Ok(true);
+                    }
+                }
+                Err(ClaimError::Full) => {
+                    // Publish what is pending so the consumer can free space.
+                    let _ = self.tx.commit();
+                    w.wait()?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let _ = self.tx.commit();
+        Ok(false)
+    }
+}
+
+struct Rx<R: Region> {
+    rx: Consumer<R>,
+    batch: usize,
+}
+
+impl<R: Region + Send> StreamRx for Rx<R> {
+    #[inline]
+    fn recv_batch(&mut self, sink: &mut Sink, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        let mut outcome = Ok(false);
+        let read = self.rx.read_batch(self.batch, |guard| {
+            if matches!(outcome, Ok(false)) {
+                outcome = sink.on_bytes(guard.payload());
+            }
+        });
+        match read {
+            Ok(_) => outcome,
+            Err(ReadError::Empty) => w.wait().map(|()| false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// One-way stream of N-byte messages over one ring of `capacity` bytes,
+/// committed and released in batches of `batch` frames.
+pub fn stream<M: RingMemory, const N: usize>(
+    ctx: &RunCtx,
+    memory: &M,
+    capacity: usize,
+    batch: usize,
+) -> Result<Measurement, BenchError> {
+    let (tx, rx) = ring(memory, capacity)?;
+    let tx = Tx { tx, batch, template: Template::<N>::new() };
+    let rx = Rx { rx, batch };
+    stream::run(ctx, tx, rx)
+}

@@ -1,0 +1,118 @@
+//! What a scenario is: named cases, each measured with several impls (one of
+//! them always the physical limit), plus the acceptance checks computed from
+//! a run. Scenarios are data; running and reporting live elsewhere.
+
+use crate::error::BenchError;
+use crate::measure::{Measurement, RunCtx};
+
+/// The name of the physical-limit impl every case includes.
+pub const LIMIT: &str = "limit";
+
+/// What a case's headline figure is, and so what its ratio compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Lower p50 is better; ratio = p50 / limit p50.
+    Latency,
+    /// Higher msgs/s is better; ratio = msgs/s / limit msgs/s.
+    Throughput,
+}
+
+impl Metric {
+    /// Name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Latency => "latency",
+            Metric::Throughput => "throughput",
+        }
+    }
+}
+
+/// How an impl measures one case.
+pub type RunFn = Box<dyn Fn(&RunCtx) -> Result<Measurement, BenchError>>;
+
+/// One implementation measured in a case.
+pub struct Impl {
+    pub name: &'static str,
+    pub run: RunFn,
+}
+
+impl Impl {
+    /// An impl named `name` measured by `run`.
+    pub fn new(name: &'static str, run: impl Fn(&RunCtx) -> Result<Measurement, BenchError> + 'static) -> Self {
+        Impl { name, run: Box::new(run) }
+    }
+}
+
+/// One measured situation, e.g. `pingpong-64B`.
+pub struct Case {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub metric: Metric,
+    /// Run in this order; include one named [`LIMIT`], first.
+    pub impls: Vec<Impl>,
+    /// Said in the report (e.g. impls not built in).
+    pub notes: Vec<String>,
+}
+
+/// Which figure a check divides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stat {
+    P50,
+    MsgsPerSec,
+}
+
+impl Stat {
+    /// Name used in check lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stat::P50 => "p50",
+            Stat::MsgsPerSec => "msgs/s",
+        }
+    }
+}
+
+/// The bound a check's ratio must meet.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Target {
+    /// Whether `value` meets the bound.
+    pub fn met_by(self, value: f64) -> bool {
+        match self {
+            Target::AtMost(t) => value <= t,
+            Target::AtLeast(t) => value >= t,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::AtMost(t) => write!(f, "<= {t}"),
+            Target::AtLeast(t) => write!(f, ">= {t}"),
+        }
+    }
+}
+
+/// An acceptance check: `case`: `num` stat / `den` stat against `target`.
+/// Informational: a failed check is reported, never an error.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CheckSpec {
+    pub case: &'static str,
+    pub num: &'static str,
+    pub den: &'static str,
+    pub stat: Stat,
+    pub target: Target,
+}
+
+/// A named group of cases (`ringflow bench <name>`).
+pub struct Scenario {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// Builds the cases (and their impls) to run.
+    pub cases: fn() -> Vec<Case>,
+    pub checks: &'static [CheckSpec],
+}

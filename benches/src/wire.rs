@@ -1,0 +1,261 @@
+//! The benchmark message, the same for every impl, and the two ends that
+//! make and check it: [`Source`] (sender side: sequence numbers, warm-up,
+//! timestamps, stop) and [`Sink`] (receiver side: order check, one-way
+//! latency, throughput window).
+//!
+//! Layout of an N-byte message (N a multiple of 64):
+//!
+//! ```text
+//! bytes 0..8   sequence number (little-endian u64, from 0)
+//! bytes 8..16  mark: WARMUP, MEASURED, STOP, or STAMPED | send time in ns
+//! bytes 16..N  filler copied from a prepared source buffer ([`Template`])
+//! ```
+//!
+//! Every impl does the same work per message: the sender copies the whole
+//! template and writes the two words; the receiver reads the two words and
+//! one u64 per 64-byte line ([`touch`]). Nothing here may allocate after
+//! construction: it runs on the hot path.
+
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use crate::error::BenchError;
+use crate::measure::{nanos_between, new_histogram, Measurement};
+
+/// Sent during the warm-up: not counted.
+pub const WARMUP: u64 = 0;
+/// Sent in the measured window, without a timestamp.
+pub const MEASURED: u64 = 1;
+/// The last message of a run.
+pub const STOP: u64 = 2;
+/// Set on a measured message carrying its send time in the low bits.
+pub const STAMPED: u64 = 1 << 63;
+
+/// Byte offset of the mark word.
+pub const MARK_AT: usize = 8;
+
+/// Reads the little-endian u64 at `at`.
+#[inline]
+pub fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Writes `value` as a little-endian u64 at `at`.
+#[inline]
+pub fn set_word(bytes: &mut [u8], at: usize, value: u64) {
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+}
+
+/// Sums one u64 per 64-byte line: the receiver's per-message work, so that
+/// every impl really brings the payload into its cache.
+#[inline]
+pub fn touch(bytes: &[u8]) -> u64 {
+    let mut sum = 0u64;
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        sum = sum.wrapping_add(word(bytes, at));
+        at += 64;
+    }
+    sum
+}
+
+/// The prepared source buffer every sender copies from.
+pub struct Template<const N: usize> {
+    bytes: Box<[u8; N]>,
+}
+
+impl<const N: usize> Template<N> {
+    /// A buffer with a recognisable non-zero pattern.
+    pub fn new() -> Self {
+        let mut bytes = Box::new([0u8; N]);
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (i % 251) as u8 + 1;
+        }
+        Template { bytes }
+    }
+
+    /// The bytes.
+    #[inline]
+    pub fn bytes(&self) -> &[u8; N] {
+        &self.bytes
+    }
+}
+
+impl<const N: usize> Default for Template<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One message's header: what the sender writes on top of the template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Msg {
+    pub seq: u64,
+    pub mark: u64,
+}
+
+impl Msg {
+    /// Whether this is the last message of the run.
+    #[inline]
+    pub fn is_stop(&self) -> bool {
+        self.mark == STOP
+    }
+
+    /// Fills a whole message in place: template, then the two words.
+    #[inline]
+    pub fn write(&self, dst: &mut [u8], template: &[u8]) {
+        dst.copy_from_slice(template);
+        self.stamp(dst);
+    }
+
+    /// Writes only the two header words (the rest is already in place).
+    #[inline]
+    pub fn stamp(&self, dst: &mut [u8]) {
+        set_word(dst, 0, self.seq);
+        set_word(dst, MARK_AT, self.mark);
+    }
+
+    /// The message as a value (for peers that move messages by value).
+    #[cfg_attr(not(feature = "peers"), allow(dead_code))]
+    #[inline]
+    pub fn to_array<const N: usize>(&self, template: &Template<N>) -> [u8; N] {
+        let mut m = *template.bytes();
+        self.stamp(&mut m);
+        m
+    }
+
+    /// Reads the header of a message.
+    #[inline]
+    pub fn read(bytes: &[u8]) -> Self {
+        Msg { seq: word(bytes, 0), mark: word(bytes, MARK_AT) }
+    }
+}
+
+/// The sender's clock: numbers messages and marks them warm-up, measured,
+/// stamped (every `stamp_every`-th measured message) or stop. Reads the
+/// clock only on stamping rounds, so deadlines are checked every
+/// `stamp_every` messages.
+pub struct Source {
+    epoch: Instant,
+    warm_end: Instant,
+    end: Instant,
+    seq: u64,
+    stamp_mask: u64,
+    measuring: bool,
+}
+
+impl Source {
+    /// A source whose warm-up starts at `epoch`. `stamp_every` is rounded up
+    /// to a power of two.
+    pub fn new(epoch: Instant, ctx: &crate::measure::RunCtx, stamp_every: u64) -> Self {
+        Source {
+            epoch,
+            warm_end: epoch + ctx.warmup,
+            end: epoch + ctx.warmup + ctx.measure,
+            seq: 0,
+            stamp_mask: stamp_every.max(1).next_power_of_two() - 1,
+            measuring: false,
+        }
+    }
+
+    /// The header of the next message.
+    #[inline]
+    pub fn next_msg(&mut self) -> Msg {
+        let seq = self.seq;
+        self.seq += 1;
+        if seq & self.stamp_mask != 0 {
+            return Msg { seq, mark: if self.measuring { MEASURED } else { WARMUP } };
+        }
+        let now = Instant::now();
+        if now >= self.end {
+            return Msg { seq, mark: STOP };
+        }
+        self.measuring = self.measuring || now >= self.warm_end;
+        let mark = if self.measuring { STAMPED | nanos_between(self.epoch, now) } else { WARMUP };
+        Msg { seq, mark }
+    }
+
+    /// Renews the timestamp of a stamped message still waiting for room
+    /// (for peers that must build the message before trying to send it).
+    #[cfg_attr(not(feature = "peers"), allow(dead_code))]
+    #[inline]
+    pub fn restamp(&self, msg: &mut [u8]) {
+        if word(msg, MARK_AT) & STAMPED != 0 {
+            set_word(msg, MARK_AT, STAMPED | nanos_between(self.epoch, Instant::now()));
+        }
+    }
+}
+
+/// The receiver's end: checks order, records one-way latency of stamped
+/// messages, and times the measured window from the first measured message
+/// received to the stop message.
+pub struct Sink {
+    epoch: Instant,
+    hist: Histogram<u64>,
+    next_seq: u64,
+    measured: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    checksum: u64,
+}
+
+impl Sink {
+    /// A sink sharing the sender's `epoch` (timestamps are ns since it).
+    pub fn new(epoch: Instant) -> Result<Self, BenchError> {
+        Ok(Sink { epoch, hist: new_histogram()?, next_seq: 0, measured: 0, first: None, last: None, checksum: 0 })
+    }
+
+    /// Takes one message whose payload was read in place. Returns true on
+    /// the stop message.
+    #[inline]
+    pub fn on_bytes(&mut self, payload: &[u8]) -> Result<bool, BenchError> {
+        let msg = Msg::read(payload);
+        self.on_msg(msg, touch(payload))
+    }
+
+    /// Takes one message given its header and the sum [`touch`] returned.
+    #[inline]
+    pub fn on_msg(&mut self, msg: Msg, touched: u64) -> Result<bool, BenchError> {
+        if msg.seq != self.next_seq {
+            return Err(BenchError::Protocol { expected: self.next_seq, got: msg.seq });
+        }
+        self.next_seq += 1;
+        self.checksum = self.checksum.wrapping_add(touched);
+        match msg.mark {
+            WARMUP => {}
+            MEASURED => self.count(),
+            STOP => {
+                self.last = Some(Instant::now());
+                return Ok(true);
+            }
+            stamped => {
+                self.count();
+                let sent = stamped & !STAMPED;
+                let now = nanos_between(self.epoch, Instant::now());
+                self.hist.saturating_record(now.saturating_sub(sent).max(1));
+            }
+        }
+        Ok(false)
+    }
+
+    #[inline]
+    fn count(&mut self) {
+        if self.first.is_none() {
+            self.first = Some(Instant::now());
+        }
+        self.measured += 1;
+    }
+
+    /// The figures of the measured window.
+    pub fn finish(self) -> Measurement {
+        std::hint::black_box(self.checksum);
+        let elapsed = match (self.first, self.last) {
+            (Some(first), Some(last)) => last.saturating_duration_since(first),
+            _ => std::time::Duration::ZERO,
+        };
+        Measurement { hist: self.hist, msgs: self.measured, elapsed }
+    }
+}

@@ -1,0 +1,100 @@
+//! Waiting for a ring condition: spin briefly, then park on the ring's futex
+//! word until a peer wakes us, the deadline passes, or the caller's check
+//! says stop (peer gone). The shared building block of every blocking and
+//! deadline operation; it never busy-waits past its spin budget.
+
+use ringflow_ring::{Notify, WaitPoint};
+use std::io;
+use std::time::{Duration, Instant};
+
+/// When to give up waiting (libdill's convention: `Now` tries once, `Never`
+/// blocks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deadline {
+    /// Try once, never wait.
+    Now,
+    /// Wait until this instant.
+    At(Instant),
+    /// Wait as long as it takes.
+    Never,
+}
+
+impl Deadline {
+    /// A deadline `d` from now.
+    pub fn after(d: Duration) -> Self {
+        Instant::now().checked_add(d).map_or(Deadline::Never, Deadline::At)
+    }
+
+    /// Time left: `None` means forever.
+    pub fn remaining(self) -> Option<Duration> {
+        match self {
+            Deadline::Now => Some(Duration::ZERO),
+            Deadline::At(t) => Some(t.saturating_duration_since(Instant::now())),
+            Deadline::Never => None,
+        }
+    }
+}
+
+/// How a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// The condition holds.
+    Ready,
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// Waits until `ready()` returns true. Spins `spin` first, then parks on
+/// `wait_point()`'s futex word. `ready` must read the ring afresh (it is
+/// re-checked after announcing the sleep, which is what makes the protocol
+/// lose no wake-up).
+pub fn wait_until<'a>(
+    mut wait_point: impl FnMut() -> WaitPoint<'a>,
+    mut ready: impl FnMut() -> bool,
+    spin: Duration,
+    deadline: Deadline,
+) -> io::Result<WaitOutcome> {
+    if ready() {
+        return Ok(WaitOutcome::Ready);
+    }
+    if deadline == Deadline::Now {
+        return Ok(WaitOutcome::TimedOut);
+    }
+    let spin_until = Instant::now() + spin;
+    while Instant::now() < spin_until {
+        std::hint::spin_loop();
+        if ready() {
+            return Ok(WaitOutcome::Ready);
+        }
+    }
+    loop {
+        let timeout = deadline.remaining();
+        if timeout == Some(Duration::ZERO) {
+            return Ok(if ready() { WaitOutcome::Ready } else { WaitOutcome::TimedOut });
+        }
+        let wp = wait_point();
+        let token = wp.prepare();
+        if ready() {
+            wp.finish();
+            return Ok(WaitOutcome::Ready);
+        }
+        // SAFETY: the futex word lives in the ring's region, which outlives
+        // this call (the WaitPoint borrows it).
+        let r = unsafe { crate::futex::wait(wp.futex_word(), token, timeout) };
+        wp.finish();
+        r?;
+        if ready() {
+            return Ok(WaitOutcome::Ready);
+        }
+    }
+}
+
+/// Performs the wake a ring operation asked for.
+pub fn notify(wait_point: WaitPoint<'_>, notify: Notify) -> io::Result<()> {
+    if notify.is_wake() {
+        // SAFETY: the word lives in the ring's region, borrowed by the
+        // WaitPoint for the duration of the call.
+        unsafe { crate::futex::wake(wait_point.futex_word(), u32::MAX) }?;
+    }
+    Ok(())
+}

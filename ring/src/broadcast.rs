@@ -1,0 +1,1 @@
+//! Broadcast log (in progress).

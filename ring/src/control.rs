@@ -1,0 +1,83 @@
+//! The control area every ring starts with: magic, capacity, side states and
+//! wait points, validated before any ring trusts them.
+
+use crate::error::AttachError;
+use crate::region::Region;
+use crate::sync::Ordering;
+use crate::wake::WaitPoint;
+
+pub(crate) const OFF_MAGIC: usize = 0;
+pub(crate) const OFF_CAPACITY: usize = 8;
+
+pub(crate) const SIDE_FREE: u64 = 0;
+pub(crate) const SIDE_ATTACHED: u64 = 1;
+pub(crate) const SIDE_CLOSED: u64 = 2;
+
+/// Smallest data capacity (bytes); capacities are powers of two.
+pub const MIN_CAPACITY: usize = 64;
+/// Largest data capacity (bytes).
+pub const MAX_CAPACITY: usize = 1 << 40;
+
+/// Zeroes the region and writes magic and capacity (magic last). The data
+/// capacity is the region length less `control_len`.
+pub(crate) fn init(region: &impl Region, magic: u64, control_len: usize) -> Result<usize, AttachError> {
+    let len = region.len();
+    let capacity =
+        len.checked_sub(control_len).ok_or(AttachError::BadSize { len, what: "smaller than the control area" })?;
+    if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+        return Err(AttachError::BadSize { len, what: "data capacity must be a power of two between 64 B and 1 TiB" });
+    }
+    region.zero(0, len);
+    region.word(OFF_CAPACITY).store(capacity as u64, Ordering::Relaxed);
+    // SYNC: Release; pairs with the Acquire in `geometry`: a side that sees
+    // the magic sees the zeroed ring and its capacity.
+    region.word(OFF_MAGIC).store(magic, Ordering::Release);
+    Ok(capacity)
+}
+
+/// Validates magic and capacity against the region; returns the capacity.
+pub(crate) fn geometry(region: &impl Region, magic: u64, control_len: usize) -> Result<usize, AttachError> {
+    let len = region.len();
+    if len < control_len + MIN_CAPACITY {
+        return Err(AttachError::BadSize { len, what: "too small for this ring" });
+    }
+    // SYNC: Acquire; pairs with the Release in `init`.
+    let found = region.word(OFF_MAGIC).load(Ordering::Acquire);
+    if found != magic {
+        return Err(AttachError::BadMagic { found });
+    }
+    let cap = region.word(OFF_CAPACITY).load(Ordering::Relaxed);
+    let fits = cap.is_power_of_two()
+        && (MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&cap)
+        && control_len as u64 + cap == len as u64;
+    if !fits {
+        return Err(AttachError::BadGeometry { what: "capacity does not match the region", value: cap });
+    }
+    Ok(cap as usize)
+}
+
+/// Takes one side of a ring (exactly one attacher wins).
+pub(crate) fn attach_side(region: &impl Region, off: usize) -> Result<(), AttachError> {
+    // SYNC: AcqRel on success; the CAS makes one attacher win the side.
+    region
+        .word(off)
+        .compare_exchange(SIDE_FREE, SIDE_ATTACHED, Ordering::AcqRel, Ordering::Acquire)
+        .map(|_| ())
+        .map_err(|_| AttachError::Busy)
+}
+
+pub(crate) fn side_closed(region: &impl Region, off: usize) -> bool {
+    // SYNC: Acquire; pairs with the Release in `close_side`: everything the
+    // closing side did before closing is visible.
+    region.word(off).load(Ordering::Acquire) == SIDE_CLOSED
+}
+
+pub(crate) fn close_side(region: &impl Region, off: usize) {
+    // SYNC: Release; pairs with the Acquire in `side_closed`.
+    region.word(off).store(SIDE_CLOSED, Ordering::Release);
+}
+
+/// The wait point whose sequence word is at `off` (sleeper count follows).
+pub(crate) fn wait_point(region: &impl Region, off: usize) -> WaitPoint<'_> {
+    WaitPoint::new(region.word(off), region.word(off + 8))
+}

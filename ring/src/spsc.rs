@@ -1,0 +1,564 @@
+//! Single-producer single-consumer ring of variable-length frames.
+//!
+//! The producer writes a frame in place (header, payload) and publishes it by
+//! storing its commit word last, with Release. The consumer polls the commit
+//! word at its read position with Acquire: the frame header and the payload
+//! usually share the cache line the consumer polls, so a message costs about
+//! one cache-line transfer, as the physical limit does.
+//!
+//! Nothing is zeroed behind the consumer. Instead, before it publishes, the
+//! producer zeroes the commit word of the *next* frame position, so the word
+//! at the consumer's position is always either zero (nothing yet) or a commit
+//! of the current lap — never a stale frame or payload of an earlier lap.
+//!
+//! Batches: [`Claim::push`] adds a frame without publishing it; the frame
+//! words of a batch after the first are stored early, and the first is held
+//! back and stored last by [`Producer::commit`], publishing the whole batch
+//! with one Release. The consumer advances locally and publishes its position
+//! with [`Consumer::release`], once per batch if it likes.
+//!
+//! Wrap-around: a frame never straddles the end; the producer fills the tail
+//! end with a PAD frame and writes the frame at the start. Frames are at most
+//! half the capacity, so a frame always fits once the consumer catches up.
+//!
+//! Every word read from the region is validated: a bad kind, length, padding
+//! or sequence number is [`Corrupt`], never an out-of-bounds access.
+
+use crate::control::{self, attach_side, close_side, side_closed, wait_point};
+pub use crate::control::{MAX_CAPACITY, MIN_CAPACITY};
+use crate::error::{AttachError, ClaimError, Corrupt, ReadError};
+use crate::frame::{frame_size, FrameWord, HEADER, KIND_DATA, KIND_PAD};
+use crate::region::Region;
+use crate::sync::Ordering;
+use crate::wake::{Notify, WaitPoint};
+use crate::BLOCK;
+
+const MAGIC: u64 = u64::from_le_bytes(*b"RFSPSC01");
+
+// Control area: one block per writer so that no two writers share a line.
+const OFF_PRODUCER: usize = 16;
+const OFF_CONSUMER: usize = 24;
+const OFF_HEAD: usize = BLOCK;
+const OFF_DATA_WAIT: usize = 2 * BLOCK;
+const OFF_SPACE_WAIT: usize = 3 * BLOCK;
+/// Bytes of control area in front of the data area.
+pub const CONTROL_LEN: usize = 4 * BLOCK;
+const DATA: usize = CONTROL_LEN;
+
+/// Region length needed for a ring with `capacity` bytes of data
+/// (a power of two, at least [`MIN_CAPACITY`]).
+pub const fn region_len(capacity: usize) -> usize {
+    CONTROL_LEN + capacity
+}
+
+/// Largest payload a ring of `capacity` bytes accepts: half the capacity,
+/// less a header and the next frame's commit word.
+pub const fn max_payload(capacity: usize) -> usize {
+    capacity / 2 - HEADER - 8
+}
+
+/// Lays out a fresh ring over `region`, zeroing it. The data capacity is the
+/// region length less [`CONTROL_LEN`], and must be a power of two.
+pub fn init(region: &impl Region) -> Result<usize, AttachError> {
+    control::init(region, MAGIC, CONTROL_LEN)
+}
+
+fn geometry(region: &impl Region) -> Result<usize, AttachError> {
+    control::geometry(region, MAGIC, CONTROL_LEN)
+}
+
+/// The writing side.
+pub struct Producer<R: Region> {
+    region: R,
+    capacity: usize,
+    mask: usize,
+    /// Position after the last published frame.
+    tail: u64,
+    /// Position after the last pushed (maybe unpublished) frame.
+    pending: u64,
+    /// The commit word held back to publish the pending batch: (offset, word).
+    first: Option<(usize, u64)>,
+    /// The consumer's position as last read; refreshed only when full.
+    cached_head: u64,
+    /// Sequence tag of the next frame.
+    seq: u16,
+}
+
+impl<R: Region> Producer<R> {
+    /// Attaches the producer side of a ring laid out by [`init`].
+    pub fn attach(region: R) -> Result<Self, AttachError> {
+        let capacity = geometry(&region)?;
+        attach_side(&region, OFF_PRODUCER)?;
+        // SYNC: Acquire; pairs with the consumer's Release in `release`.
+        let head = region.word(OFF_HEAD).load(Ordering::Acquire);
+        Ok(Producer {
+            region,
+            capacity,
+            mask: capacity - 1,
+            tail: head,
+            pending: head,
+            first: None,
+            cached_head: head,
+            seq: 0,
+        })
+    }
+
+    /// Data capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Largest payload this ring accepts.
+    pub fn max_payload(&self) -> usize {
+        max_payload(self.capacity)
+    }
+
+    /// Whether the consumer has closed its side.
+    pub fn is_consumer_closed(&self) -> bool {
+        side_closed(&self.region, OFF_CONSUMER)
+    }
+
+    /// Claims room for a frame of `len` payload bytes. The frame is written
+    /// in place through the returned [`Claim`], then pushed or committed;
+    /// dropping the claim abandons it with no trace in the ring.
+    #[inline]
+    pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_, R>, ClaimError> {
+        let max = self.max_payload();
+        if len > max {
+            return Err(ClaimError::TooLarge { len, max });
+        }
+        let need = frame_size(len) as u64;
+        let room_to_end = (self.capacity - (self.pending as usize & self.mask)) as u64;
+        let pad = if need <= room_to_end { 0 } else { room_to_end };
+        let start = self.pending + pad;
+        // +8: the commit word after the frame must be free, to be zeroed.
+        let end = start + need + 8;
+        if end > self.cached_head + self.capacity as u64 {
+            self.refresh_head()?;
+            if end > self.cached_head + self.capacity as u64 {
+                return Err(ClaimError::Full);
+            }
+        }
+        if side_closed(&self.region, OFF_CONSUMER) {
+            return Err(ClaimError::Closed);
+        }
+        Ok(Claim { producer: self, pad, start, len, meta: 0, flags: 0 })
+    }
+
+    #[cold]
+    fn refresh_head(&mut self) -> Result<(), ClaimError> {
+        // SYNC: Acquire; pairs with the Release in `Consumer::release`: the
+        // consumer is done reading everything before the head it publishes.
+        let head = self.region.word(OFF_HEAD).load(Ordering::Acquire);
+        // The consumer cannot have released more than was published, nor go
+        // backwards; anything else is a corrupt (or hostile) consumer.
+        if head < self.cached_head || head > self.tail {
+            return Err(ClaimError::Corrupt(Corrupt {
+                offset: OFF_HEAD,
+                value: head,
+                what: "consumer position outside the published range",
+            }));
+        }
+        self.cached_head = head;
+        Ok(())
+    }
+
+    /// Copies `payload` into one frame and publishes it (with any frames
+    /// pushed before it).
+    pub fn try_send(&mut self, payload: &[u8]) -> Result<Notify, ClaimError> {
+        let mut claim = self.try_claim(payload.len())?;
+        claim.write(0, payload);
+        Ok(claim.commit())
+    }
+
+    /// Publishes every pushed frame with one Release store.
+    #[inline]
+    pub fn commit(&mut self) -> Notify {
+        let Some((off, word)) = self.first.take() else {
+            return Notify::None;
+        };
+        // The consumer stops at the next position: clear what an earlier lap
+        // left there. The claim checks reserved these 8 bytes.
+        let next = DATA + (self.pending as usize & self.mask);
+        self.region.word(next).store(0, Ordering::Relaxed);
+        // SYNC: Release; pairs with the Acquire in `Consumer::locate`: payloads,
+        // metadata, the batch's later commit words and the zeroed next word
+        // are all visible to a consumer that sees this word.
+        self.region.word(off).store(word, Ordering::Release);
+        self.tail = self.pending;
+        self.data_wait().notify()
+    }
+
+    /// Frames pushed but not yet committed.
+    pub fn has_pending(&self) -> bool {
+        self.first.is_some()
+    }
+
+    /// Bytes of ring not yet handed back by the consumer, read afresh (for
+    /// deciding when to stop waiting, not for hot paths).
+    pub fn free_bytes(&self) -> usize {
+        // SYNC: Acquire; pairs with the Release in `Consumer::release`.
+        let head = self.region.word(OFF_HEAD).load(Ordering::Acquire);
+        (head + self.capacity as u64).saturating_sub(self.pending).min(self.capacity as u64) as usize
+    }
+
+    /// Where a consumer waiting for data sleeps (for the caller's futex).
+    pub fn data_wait(&self) -> WaitPoint<'_> {
+        wait_point(&self.region, OFF_DATA_WAIT)
+    }
+
+    /// Where this producer sleeps when the ring is full.
+    pub fn space_wait(&self) -> WaitPoint<'_> {
+        wait_point(&self.region, OFF_SPACE_WAIT)
+    }
+
+    /// Closes the producer side: the consumer reads what was committed, then
+    /// gets [`ReadError::Closed`]. Pushed but uncommitted frames are dropped.
+    pub fn close(&mut self) -> Notify {
+        self.first = None;
+        close_side(&self.region, OFF_PRODUCER);
+        self.data_wait().notify()
+    }
+
+    fn push_frame(&mut self, pad: u64, start: u64, len: usize, meta: u64, flags: u8) {
+        let frame_off = DATA + (start as usize & self.mask);
+        // SYNC: Relaxed; published by the batch's Release in `commit`.
+        self.region.word(frame_off + 8).store(meta, Ordering::Relaxed);
+        if pad > 0 {
+            let pad_off = DATA + (self.pending as usize & self.mask);
+            self.hold_or_store(pad_off, FrameWord { len: pad as u32, kind: KIND_PAD, flags: 0, tag: 0 }.encode());
+        }
+        let word = FrameWord { len: len as u32, kind: KIND_DATA, flags, tag: self.seq }.encode();
+        self.hold_or_store(frame_off, word);
+        self.pending = start + frame_size(len) as u64;
+        self.seq = self.seq.wrapping_add(1);
+    }
+
+    #[inline]
+    fn hold_or_store(&mut self, off: usize, word: u64) {
+        if self.first.is_none() {
+            self.first = Some((off, word));
+        } else {
+            // SYNC: Relaxed; the consumer reaches this word only after the
+            // Acquire of the batch's first word, which `commit` stores later
+            // with Release.
+            self.region.word(off).store(word, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<R: Region> Drop for Producer<R> {
+    /// Closes the side. A consumer asleep on the ring is not woken here (no
+    /// system calls in this crate): the layer above wakes it.
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Room for one frame, claimed and not yet published. Write the payload, then
+/// [`push`](Claim::push) or [`commit`](Claim::commit) it; dropping the claim
+/// abandons it.
+pub struct Claim<'a, R: Region> {
+    producer: &'a mut Producer<R>,
+    pad: u64,
+    start: u64,
+    len: usize,
+    meta: u64,
+    flags: u8,
+}
+
+impl<R: Region> Claim<'_, R> {
+    fn payload_offset(&self) -> usize {
+        DATA + (self.start as usize & self.producer.mask) + HEADER
+    }
+
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The payload, writable in place (zero-copy).
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let off = self.payload_offset();
+        // SAFETY: `try_claim` reserved [start, start + frame_size(len)) inside
+        // the data area (the frame never straddles the end), the consumer does
+        // not read it before this claim is committed, and `self` borrows the
+        // producer mutably, so this is the only live view of those bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.producer.region.base().add(off), self.len) }
+    }
+
+    /// Copies `bytes` into the payload at `at`. Panics if it does not fit.
+    #[inline]
+    pub fn write(&mut self, at: usize, bytes: &[u8]) {
+        assert!(at.checked_add(bytes.len()).is_some_and(|end| end <= self.len), "write past the claimed payload");
+        let off = self.payload_offset() + at;
+        self.producer.region.write(off, bytes);
+    }
+
+    /// Sets the frame's metadata word (a send timestamp, for instance).
+    pub fn set_meta(&mut self, meta: u64) {
+        self.meta = meta;
+    }
+
+    /// Sets the frame's flags (free for the layers above).
+    pub fn set_flags(&mut self, flags: u8) {
+        self.flags = flags;
+    }
+
+    /// Adds the frame to the pending batch; [`Producer::commit`] publishes it.
+    #[inline]
+    pub fn push(self) {
+        let Claim { producer, pad, start, len, meta, flags } = self;
+        producer.push_frame(pad, start, len, meta, flags);
+    }
+
+    /// Publishes the frame, with any frames pushed before it.
+    #[inline]
+    pub fn commit(self) -> Notify {
+        let Claim { producer, pad, start, len, meta, flags } = self;
+        producer.push_frame(pad, start, len, meta, flags);
+        producer.commit()
+    }
+}
+
+/// A frame as found by the consumer: where it is and what its header says.
+#[derive(Clone, Copy, Debug)]
+struct FrameAt {
+    /// Position of the frame (after any padding skipped to reach it).
+    pos: u64,
+    payload: usize,
+    len: usize,
+    size: u64,
+    meta: u64,
+    flags: u8,
+}
+
+/// The reading side.
+pub struct Consumer<R: Region> {
+    region: R,
+    capacity: usize,
+    mask: usize,
+    /// Position of the next frame to read (advanced locally).
+    head: u64,
+    /// Position last published to the producer.
+    published: u64,
+    /// Sequence tag the next frame must carry.
+    seq: u16,
+}
+
+impl<R: Region> Consumer<R> {
+    /// Attaches the consumer side of a ring laid out by [`init`].
+    pub fn attach(region: R) -> Result<Self, AttachError> {
+        let capacity = geometry(&region)?;
+        attach_side(&region, OFF_CONSUMER)?;
+        let head = region.word(OFF_HEAD).load(Ordering::Acquire);
+        Ok(Consumer { region, capacity, mask: capacity - 1, head, published: head, seq: 0 })
+    }
+
+    /// Data capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Whether the producer has closed its side (frames may remain to read).
+    pub fn is_producer_closed(&self) -> bool {
+        side_closed(&self.region, OFF_PRODUCER)
+    }
+
+    fn corrupt(&self, offset: usize, value: u64, what: &'static str) -> ReadError {
+        ReadError::Corrupt(Corrupt { offset, value, what })
+    }
+
+    /// Finds the frame at the read position, skipping padding (locally).
+    #[inline]
+    fn locate(&self) -> Result<FrameAt, ReadError> {
+        let mut pos = self.head;
+        loop {
+            let at = pos as usize & self.mask;
+            let off = DATA + at;
+            // SYNC: Acquire; pairs with the Release in `Producer::commit`.
+            let raw = self.region.word(off).load(Ordering::Acquire);
+            if raw == 0 {
+                return Err(self.empty_or_closed(off));
+            }
+            let word = FrameWord::decode(raw);
+            let room = self.capacity - at;
+            match word.kind {
+                KIND_PAD => {
+                    if word.len as usize != room {
+                        return Err(self.corrupt(off, raw, "padding does not end at the end of the ring"));
+                    }
+                    pos += room as u64;
+                }
+                KIND_DATA => {
+                    let len = word.len as usize;
+                    if len > max_payload(self.capacity) || frame_size(len) > room {
+                        return Err(self.corrupt(off, raw, "frame length out of bounds"));
+                    }
+                    if word.tag != self.seq {
+                        return Err(self.corrupt(off, raw, "frame sequence number out of order"));
+                    }
+                    // SYNC: Relaxed; ordered by the Acquire above.
+                    let meta = self.region.word(off + 8).load(Ordering::Relaxed);
+                    return Ok(FrameAt {
+                        pos,
+                        payload: off + HEADER,
+                        len,
+                        size: frame_size(len) as u64,
+                        meta,
+                        flags: word.flags,
+                    });
+                }
+                _ => return Err(self.corrupt(off, raw, "unknown frame kind")),
+            }
+        }
+    }
+
+    #[cold]
+    fn empty_or_closed(&self, off: usize) -> ReadError {
+        if !side_closed(&self.region, OFF_PRODUCER) {
+            return ReadError::Empty;
+        }
+        // The producer closed after its last commit (Release/Acquire on the
+        // side word): if the word is still zero, nothing more will come.
+        if self.region.word(off).load(Ordering::Acquire) == 0 {
+            ReadError::Closed
+        } else {
+            ReadError::Empty
+        }
+    }
+
+    /// Whether a frame is ready to read now.
+    pub fn has_frame(&self) -> bool {
+        self.locate().is_ok()
+    }
+
+    /// The next frame, read in place. Dropping the guard consumes it locally;
+    /// [`release`](Self::release) hands the space back to the producer.
+    #[inline]
+    pub fn try_read(&mut self) -> Result<ReadGuard<'_, R>, ReadError> {
+        let frame = self.locate()?;
+        Ok(ReadGuard { consumer: self, frame })
+    }
+
+    /// Reads up to `max` frames, calling `f` on each, then releases them all
+    /// at once. Returns how many were read; an error is returned only when
+    /// no frame was read.
+    pub fn read_batch(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&ReadGuard<'_, R>),
+    ) -> Result<(usize, Notify), ReadError> {
+        let mut n = 0;
+        while n < max {
+            match self.try_read() {
+                Ok(guard) => {
+                    f(&guard);
+                    n += 1;
+                }
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok((n, self.release()))
+    }
+
+    /// Publishes the read position: frames consumed so far become free space.
+    #[inline]
+    pub fn release(&mut self) -> Notify {
+        if self.head == self.published {
+            return Notify::None;
+        }
+        // SYNC: Release; pairs with the Acquire in `Producer::refresh_head`:
+        // our reads of the released frames happen before the producer reuses
+        // their space.
+        self.region.word(OFF_HEAD).store(self.head, Ordering::Release);
+        self.published = self.head;
+        self.space_wait().notify()
+    }
+
+    /// Where this consumer sleeps when the ring is empty.
+    pub fn data_wait(&self) -> WaitPoint<'_> {
+        wait_point(&self.region, OFF_DATA_WAIT)
+    }
+
+    /// Where a producer waiting for space sleeps.
+    pub fn space_wait(&self) -> WaitPoint<'_> {
+        wait_point(&self.region, OFF_SPACE_WAIT)
+    }
+
+    /// Closes the consumer side; the producer's next claim gets `Closed`.
+    pub fn close(&mut self) -> Notify {
+        let _ = self.release();
+        close_side(&self.region, OFF_CONSUMER);
+        self.space_wait().notify()
+    }
+}
+
+impl<R: Region> Drop for Consumer<R> {
+    /// Closes the side (a sleeping producer is woken by the layer above).
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// A frame being read in place. Dropping it consumes the frame.
+pub struct ReadGuard<'a, R: Region> {
+    consumer: &'a mut Consumer<R>,
+    frame: FrameAt,
+}
+
+impl<R: Region> ReadGuard<'_, R> {
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.frame.len
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.frame.len == 0
+    }
+
+    /// The metadata word the producer set.
+    pub fn meta(&self) -> u64 {
+        self.frame.meta
+    }
+
+    /// The flags the producer set.
+    pub fn flags(&self) -> u8 {
+        self.frame.flags
+    }
+
+    /// The payload, in place (zero-copy). In shared memory a hostile producer
+    /// could change these bytes while they are read; they are plain bytes,
+    /// so that can garble the message but never break memory safety.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        // SAFETY: `locate` checked that the frame lies inside the data area,
+        // and the producer does not reuse it until `release` publishes a
+        // position past it, which cannot happen while this guard borrows the
+        // consumer.
+        unsafe { std::slice::from_raw_parts(self.consumer.region.base().add(self.frame.payload), self.frame.len) }
+    }
+
+    /// Copies the payload into `dst` (which must be at least `len()` bytes).
+    pub fn copy_to(&self, dst: &mut [u8]) {
+        self.consumer.region.read(self.frame.payload, &mut dst[..self.frame.len]);
+    }
+}
+
+impl<R: Region> Drop for ReadGuard<'_, R> {
+    #[inline]
+    fn drop(&mut self) {
+        self.consumer.head = self.frame.pos + self.frame.size;
+        self.consumer.seq = self.consumer.seq.wrapping_add(1);
+    }
+}

@@ -1,0 +1,102 @@
+//! Wake-up support: a futex word and a sleeper count per waiting direction.
+//!
+//! The protocol (an event count) lets a waiter park and a notifier wake it
+//! only when someone sleeps:
+//!
+//! ```text
+//! waiter:   token = prepare()          notifier: publish data (Release)
+//!           re-check the ring                    notify() -> Wake?
+//!           still nothing: futex_wait(word, token); finish()
+//! ```
+//!
+//! `prepare` increments the sleeper count and `notify` reads it, each behind a
+//! SeqCst fence (a Dekker pair): either the waiter's re-check sees the data,
+//! or the notifier sees the sleeper and bumps the futex word, so the waiter's
+//! `futex_wait` returns at once or is woken. No wake is ever lost, and a
+//! notifier with nobody asleep pays one fence and one load of a shared line.
+//!
+//! The futex system call itself is not made here (this crate makes none):
+//! callers pass [`WaitPoint::futex_word`] to `futex_wait` / `futex_wake`.
+
+use crate::sync::{fence, AtomicU64, Ordering};
+
+#[cfg(target_endian = "big")]
+compile_error!("the futex word is the low half of a 64-bit word: little-endian only");
+
+/// Whether an operation's caller must wake sleepers (futex_wake on the
+/// matching [`WaitPoint`]).
+#[must_use = "a sleeper that is not woken may sleep forever"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notify {
+    /// Nobody was asleep.
+    None,
+    /// Someone sleeps on the wait point: wake it.
+    Wake,
+}
+
+impl Notify {
+    /// True when a wake is needed.
+    pub fn is_wake(self) -> bool {
+        self == Notify::Wake
+    }
+}
+
+/// One direction's wait point: two words in a ring's control area.
+#[derive(Clone, Copy)]
+pub struct WaitPoint<'a> {
+    seq: &'a AtomicU64,
+    sleepers: &'a AtomicU64,
+}
+
+impl<'a> WaitPoint<'a> {
+    pub(crate) fn new(seq: &'a AtomicU64, sleepers: &'a AtomicU64) -> Self {
+        WaitPoint { seq, sleepers }
+    }
+
+    /// Announces a sleeper and returns the token to pass to `futex_wait`.
+    /// The caller must re-check its condition after this and call
+    /// [`finish`](Self::finish) whether or not it slept.
+    pub fn prepare(&self) -> u32 {
+        // SYNC: SeqCst RMW + fence; pairs with the fence in `notify` (Dekker):
+        // either our later re-check sees the published data, or the notifier
+        // sees this increment.
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        // SYNC: Acquire; pairs with the Release increment in `notify`, so a
+        // token that includes a notification also sees its data.
+        self.seq.load(Ordering::Acquire) as u32
+    }
+
+    /// Withdraws the sleeper announced by [`prepare`](Self::prepare).
+    pub fn finish(&self) {
+        // SYNC: Relaxed; the count is only a hint for notifiers, ordered by
+        // the fences above. A peer corrupting it only causes spurious wakes.
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Called by the side that just published: tells whether to wake.
+    #[inline]
+    pub(crate) fn notify(&self) -> Notify {
+        // SYNC: SeqCst fence; pairs with the fence in `prepare` (Dekker).
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) == 0 {
+            return Notify::None;
+        }
+        // SYNC: Release; pairs with the Acquire load of the token in
+        // `prepare`. Changing the word makes a racing futex_wait return.
+        self.seq.fetch_add(1, Ordering::Release);
+        Notify::Wake
+    }
+
+    /// Current value of the futex word (its low 32 bits).
+    pub fn current(&self) -> u32 {
+        self.seq.load(Ordering::Acquire) as u32
+    }
+
+    /// Address of the 32-bit futex word (the low half of the sequence word on
+    /// this little-endian target), for `futex_wait` / `futex_wake`.
+    #[cfg(not(loom))]
+    pub fn futex_word(&self) -> *const u32 {
+        self.seq.as_ptr() as *const u32
+    }
+}

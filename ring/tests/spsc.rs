@@ -1,0 +1,280 @@
+//! SPSC ring behaviour on the heap: order, wrap-around, batches, zero-copy,
+//! closing, corruption. (Loom models live in loom_spsc.rs; processes in the
+//! workspace's tests/.)
+#![cfg(not(loom))]
+
+use proptest::prelude::*;
+use ringflow_ring::spsc::{self, Consumer, Producer};
+use ringflow_ring::{ClaimError, HeapRegion, ReadError, Region};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+fn ring(cap: usize) -> (Producer<Arc<HeapRegion>>, Consumer<Arc<HeapRegion>>) {
+    let region = Arc::new(HeapRegion::new(spsc::region_len(cap)));
+    spsc::init(&*region).unwrap();
+    (Producer::attach(region.clone()).unwrap(), Consumer::attach(region).unwrap())
+}
+
+fn payload(seq: u64, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (seq as usize * 31 + i * 7) as u8).collect()
+}
+
+#[test]
+fn frames_arrive_in_order_across_many_wraps() {
+    let (mut tx, mut rx) = ring(256);
+    let mut next_rx = 0u64;
+    for seq in 0..2000u64 {
+        let len = (seq as usize * 13) % (tx.max_payload() + 1);
+        loop {
+            match tx.try_send(&payload(seq, len)) {
+                Ok(_) => break,
+                Err(ClaimError::Full) => {
+                    let g = rx.try_read().unwrap();
+                    assert_eq!(g.payload(), &payload(next_rx, g.len())[..]);
+                    drop(g);
+                    let _ = rx.release();
+                    next_rx += 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    while let Ok(g) = rx.try_read() {
+        assert_eq!(g.payload(), &payload(next_rx, g.len())[..]);
+        drop(g);
+        next_rx += 1;
+    }
+    assert_eq!(next_rx, 2000);
+}
+
+#[test]
+fn pushed_frames_are_invisible_until_commit() {
+    let (mut tx, mut rx) = ring(1024);
+    for i in 0..5u8 {
+        let mut c = tx.try_claim(10).unwrap();
+        c.payload_mut().fill(i);
+        c.set_meta(100 + i as u64);
+        c.push();
+    }
+    assert_eq!(rx.try_read().err(), Some(ReadError::Empty));
+    let _ = tx.commit();
+    let mut seen = vec![];
+    let (n, _) = rx.read_batch(16, |g| seen.push((g.payload()[0], g.meta()))).unwrap();
+    assert_eq!(n, 5);
+    assert_eq!(seen, (0..5u8).map(|i| (i, 100 + i as u64)).collect::<Vec<_>>());
+}
+
+#[test]
+fn dropped_claim_leaves_no_trace() {
+    let (mut tx, mut rx) = ring(256);
+    drop(tx.try_claim(40).unwrap());
+    tx.try_send(b"after").unwrap();
+    assert_eq!(rx.try_read().unwrap().payload(), b"after");
+}
+
+#[test]
+fn full_ring_refuses_then_accepts_after_release() {
+    let (mut tx, mut rx) = ring(256);
+    let mut sent = 0;
+    while tx.try_send(&[7; 32]).is_ok() {
+        sent += 1;
+    }
+    assert!(sent > 0);
+    assert_eq!(tx.try_send(&[7; 32]).err(), Some(ClaimError::Full));
+    // 48-byte frames in 256 bytes: the next one wraps (16 bytes of padding),
+    // so it needs two frames' worth of space back.
+    drop(rx.try_read().unwrap());
+    drop(rx.try_read().unwrap());
+    assert_eq!(tx.try_send(&[7; 32]).err(), Some(ClaimError::Full), "unreleased space stays taken");
+    let _ = rx.release();
+    assert!(tx.try_send(&[7; 32]).is_ok());
+}
+
+#[test]
+fn too_large_is_typed() {
+    let (mut tx, _rx) = ring(256);
+    let max = tx.max_payload();
+    assert!(matches!(tx.try_claim(max + 1), Err(ClaimError::TooLarge { max: m, .. }) if m == max));
+    assert!(tx.try_claim(max).is_ok());
+}
+
+#[test]
+fn producer_close_is_seen_after_the_last_frame() {
+    let (mut tx, mut rx) = ring(256);
+    tx.try_send(b"last").unwrap();
+    drop(tx);
+    assert_eq!(rx.try_read().unwrap().payload(), b"last");
+    assert_eq!(rx.try_read().err(), Some(ReadError::Closed));
+}
+
+#[test]
+fn consumer_close_is_seen_by_the_producer() {
+    let (mut tx, rx) = ring(256);
+    drop(rx);
+    assert_eq!(tx.try_send(b"x").err(), Some(ClaimError::Closed));
+}
+
+#[test]
+fn sides_attach_once() {
+    let region = Arc::new(HeapRegion::new(spsc::region_len(256)));
+    spsc::init(&*region).unwrap();
+    let _tx = Producer::attach(region.clone()).unwrap();
+    assert!(Producer::attach(region.clone()).is_err());
+    assert!(Consumer::attach(region.clone()).is_ok());
+}
+
+#[test]
+fn bad_regions_are_refused() {
+    let region = HeapRegion::new(spsc::region_len(256));
+    assert!(Producer::attach(&region).is_err(), "uninitialised");
+    assert!(spsc::init(&HeapRegion::new(spsc::region_len(100))).is_err(), "not a power of two");
+    spsc::init(&region).unwrap();
+    region.word(8).store(1 << 20, std::sync::atomic::Ordering::Relaxed);
+    assert!(Consumer::attach(&region).is_err(), "capacity beyond the region");
+}
+
+#[test]
+fn threads_exchange_a_million_frames() {
+    let (mut tx, mut rx) = ring(4096);
+    const N: u64 = 200_000;
+    let producer = std::thread::spawn(move || {
+        for seq in 0..N {
+            let len = 8 + (seq as usize % 100);
+            loop {
+                match tx.try_claim(len) {
+                    Ok(mut c) => {
+                        c.payload_mut()[..8].copy_from_slice(&seq.to_le_bytes());
+                        if seq % 4 == 3 {
+                            let _ = c.commit();
+                        } else {
+                            c.push();
+                        }
+                        break;
+                    }
+                    Err(ClaimError::Full) => {
+                        let _ = tx.commit();
+                        std::thread::yield_now();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        let _ = tx.commit();
+    });
+    let mut expect = 0u64;
+    loop {
+        match rx.read_batch(64, |g| {
+            assert_eq!(g.len(), 8 + (expect as usize % 100));
+            assert_eq!(u64::from_le_bytes(g.payload()[..8].try_into().unwrap()), expect);
+            expect += 1;
+        }) {
+            Ok(_) => {}
+            Err(ReadError::Empty) => std::thread::yield_now(),
+            Err(ReadError::Closed) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    producer.join().unwrap();
+    assert_eq!(expect, N);
+}
+
+#[test]
+fn scribbled_ring_errors_without_panicking() {
+    // A hostile peer overwrites the live data area and control words; every
+    // read must return a frame or an error, never panic or read outside.
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    for round in 0..200 {
+        let region = Arc::new(HeapRegion::new(spsc::region_len(512)));
+        spsc::init(&*region).unwrap();
+        let mut tx = Producer::attach(region.clone()).unwrap();
+        let mut rx = Consumer::attach(region.clone()).unwrap();
+        for i in 0..(round % 7) {
+            let _ = tx.try_send(&payload(i, 20));
+        }
+        for _ in 0..(1 + round % 5) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let off = spsc::CONTROL_LEN + ((rng as usize) % 512) & !7;
+            let off = if round % 10 == 0 { (rng as usize % spsc::CONTROL_LEN) & !7 } else { off };
+            region.word(off).store(rng, std::sync::atomic::Ordering::Relaxed);
+        }
+        for _ in 0..20 {
+            match rx.try_read() {
+                Ok(g) => {
+                    let _ = g.payload().iter().map(|&b| b as u64).sum::<u64>();
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = tx.try_send(b"more");
+        let _ = rx.release();
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Send(usize),
+    Push(usize),
+    Commit,
+    Read,
+    Release,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0usize..200).prop_map(Op::Send),
+        (0usize..200).prop_map(Op::Push),
+        Just(Op::Commit),
+        Just(Op::Read),
+        Just(Op::Release),
+    ]
+}
+
+proptest! {
+    /// Random sends, batches, reads and releases against a queue model:
+    /// what the ring delivers is exactly what was committed, in order.
+    #[test]
+    fn matches_a_queue_model(ops in prop::collection::vec(op(), 1..300), cap_log in 8u32..12) {
+        let (mut tx, mut rx) = ring(1 << cap_log);
+        let mut committed: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut pending: Vec<Vec<u8>> = vec![];
+        let mut seq = 0u64;
+        for op in ops {
+            match op {
+                Op::Send(len) | Op::Push(len) => {
+                    let len = len.min(tx.max_payload());
+                    let msg = payload(seq, len);
+                    match tx.try_claim(len) {
+                        Ok(mut c) => {
+                            c.payload_mut().copy_from_slice(&msg);
+                            seq += 1;
+                            pending.push(msg);
+                            if matches!(op, Op::Send(_)) {
+                                let _ = c.commit();
+                                committed.extend(pending.drain(..));
+                            } else {
+                                c.push();
+                            }
+                        }
+                        Err(ClaimError::Full) => {}
+                        Err(e) => prop_assert!(false, "{}", e),
+                    }
+                }
+                Op::Commit => {
+                    let _ = tx.commit();
+                    committed.extend(pending.drain(..));
+                }
+                Op::Read => match rx.try_read() {
+                    Ok(g) => {
+                        let want = committed.pop_front();
+                        prop_assert_eq!(Some(g.payload().to_vec()), want);
+                    }
+                    Err(ReadError::Empty) => prop_assert!(committed.is_empty()),
+                    Err(e) => prop_assert!(false, "{}", e),
+                },
+                Op::Release => { let _ = rx.release(); }
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! ringflow: a lock-free shared-memory and io_uring message transport for
+//! latency-sensitive services. This facade re-exports the public API
+//! (`ringflow-api`); the `ringflow` binary runs benchmarks and tools.
+
+pub use ringflow_api::*;

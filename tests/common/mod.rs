@@ -1,0 +1,107 @@
+//! Helpers for tests that run several real processes: a child is this same
+//! test binary re-executed to run one `#[ignore]`d entry test, with a memfd
+//! segment handed over as file descriptor 3.
+#![allow(dead_code)]
+
+use ringflow_ring::RawRegion;
+use ringflow_shm::{Layout, LayoutBuilder, Segment, SegmentOptions};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::ptr::NonNull;
+
+/// The descriptor number a child finds its segment at.
+pub const SEGMENT_FD: i32 = 3;
+/// Environment variable telling a re-executed test binary it is a child.
+pub const CHILD_ENV: &str = "RINGFLOW_TEST_CHILD";
+const TEST_KIND: u32 = 0x7e57;
+
+/// True inside a child process started by [`spawn_child`].
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// A child argument passed through the environment.
+pub fn child_arg(name: &str) -> String {
+    std::env::var(format!("RINGFLOW_TEST_{name}")).unwrap_or_default()
+}
+
+/// Re-executes this test binary to run the ignored test `entry`, with
+/// `segment` at fd 3 and `args` as RINGFLOW_TEST_<name> variables.
+pub fn spawn_child(entry: &str, segment: &Segment, args: &[(&str, String)]) -> Child {
+    let fd = segment.fd().as_raw_fd();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([entry, "--exact", "--ignored", "--nocapture", "--test-threads=1"]).env(CHILD_ENV, "1");
+    // The child's own "test result" lines would mix with the parent's; its
+    // panics still reach stderr.
+    cmd.stdout(std::process::Stdio::null());
+    for (k, v) in args {
+        cmd.env(format!("RINGFLOW_TEST_{k}"), v);
+    }
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // dup2/fcntl, which are async-signal-safe; it touches no Rust state.
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = if fd == SEGMENT_FD {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, SEGMENT_FD)
+            };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("spawn child test process")
+}
+
+/// A segment holding `regions` (lengths), with a validated layout header.
+pub fn create_segment(regions: &[usize]) -> (Segment, Layout) {
+    let mut b = LayoutBuilder::new(TEST_KIND);
+    for &len in regions {
+        b.add_region(TEST_KIND, len).unwrap();
+    }
+    let seg = Segment::create(&SegmentOptions::new("ringflow-test", b.total_len())).unwrap();
+    let layout = b.write_header(&seg).unwrap();
+    (seg, layout)
+}
+
+/// In a child: maps the segment at fd 3 and validates its layout.
+pub fn child_segment() -> (Segment, Layout) {
+    // SAFETY: the parent placed an open memfd at fd 3 for us (spawn_child),
+    // and nothing else in this process owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(SEGMENT_FD) };
+    let seg = Segment::from_fd(fd, None).unwrap();
+    let layout = Layout::read(&seg, TEST_KIND).unwrap();
+    (seg, layout)
+}
+
+/// Region `i` of the segment as a ring region.
+pub fn region(seg: &Segment, layout: &Layout, i: usize) -> RawRegion {
+    let (ptr, len) = layout.region_ptr(seg, i).unwrap();
+    // SAFETY: the pointer and length come from a validated layout of `seg`;
+    // every test keeps `seg` alive longer than the rings built on it, and the
+    // memory is only accessed through rings and atomics.
+    unsafe { RawRegion::new(NonNull::new(ptr).unwrap(), len) }
+}
+
+/// FNV-1a, the frames' checksum.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// Deterministic payload of frame `seq`: length and bytes both derived from
+/// the sequence number so the reader can check them independently.
+pub fn frame_payload(seq: u64, max: usize, buf: &mut Vec<u8>) {
+    let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let len = 8 + (x % (max as u64 - 7)) as usize;
+    buf.clear();
+    buf.extend_from_slice(&seq.to_le_bytes());
+    while buf.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf.push(x as u8);
+    }
+}
