@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use ringflow_core::{notify, wait_until, Deadline, PeerWatch, WaitOutcome};
-use ringflow_ring::{mpsc, spsc, ClaimError, ReadError, Region};
+use ringflow_ring::{mpsc, spsc, ClaimError, ReadError, Region, WakeMode};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -17,14 +17,35 @@ const MAX_PAYLOAD: usize = 300;
 
 // ---------------------------------------------------------------- SPSC
 
+/// The wake mode a test runs in; both processes must register for
+/// membarrier before attaching to a `Membarrier` ring.
+fn wake_mode(name: &str) -> WakeMode {
+    match name {
+        "membarrier" => {
+            ringflow_core::membarrier::register().expect("membarrier is available on the test machines");
+            WakeMode::Membarrier
+        }
+        _ => WakeMode::Fenced,
+    }
+}
+
 #[test]
-fn spsc_two_processes_two_million_frames() {
+fn spsc_two_processes_two_million_frames_fenced() {
+    spsc_two_processes_two_million_frames("fenced");
+}
+
+#[test]
+fn spsc_two_processes_two_million_frames_membarrier() {
+    spsc_two_processes_two_million_frames("membarrier");
+}
+
+fn spsc_two_processes_two_million_frames(mode: &str) {
     const N: u64 = 2_000_000;
     let (seg, layout) = create_segment(&[spsc::region_len(1 << 16)]);
     let region = region(&seg, &layout, 0);
-    spsc::init(&region).unwrap();
+    spsc::init_with(&region, wake_mode(mode)).unwrap();
     let mut rx = spsc::Consumer::attach(&region).unwrap();
-    let mut child = spawn_child("spsc_producer_child", &seg, &[("N", N.to_string())]);
+    let mut child = spawn_child("spsc_producer_child", &seg, &[("N", N.to_string()), ("MODE", mode.to_string())]);
     let mut want = Vec::new();
     let mut next = 0u64;
     while next < N {
@@ -45,8 +66,9 @@ fn spsc_two_processes_two_million_frames() {
 }
 
 #[test]
-#[ignore = "child process of spsc_two_processes_two_million_frames"]
+#[ignore = "child process of spsc_two_processes_two_million_frames_*"]
 fn spsc_producer_child() {
+    wake_mode(&child_arg("MODE"));
     let (seg, layout) = child_segment();
     let region = region(&seg, &layout, 0);
     let mut tx = spsc::Producer::attach(&region).unwrap();
@@ -159,7 +181,7 @@ fn mpsc_two_producer_processes_each_in_order() {
     const N: u64 = 300_000;
     let (seg, layout) = create_segment(&[mpsc::region_len(1 << 16)]);
     let region = region(&seg, &layout, 0);
-    mpsc::init(&region).unwrap();
+    mpsc::init_with(&region, wake_mode("membarrier")).unwrap();
     let mut rx = mpsc::Consumer::attach(&region).unwrap();
     let children: Vec<_> = (0..2).map(|_| spawn_child("mpsc_producer_child", &seg, &[("N", N.to_string())])).collect();
     let mut next = std::collections::HashMap::<u16, u64>::new();
@@ -191,6 +213,7 @@ fn mpsc_two_producer_processes_each_in_order() {
 #[test]
 #[ignore = "child process of mpsc_two_producer_processes_each_in_order"]
 fn mpsc_producer_child() {
+    wake_mode("membarrier");
     let (seg, layout) = child_segment();
     let region = region(&seg, &layout, 0);
     let mut tx = mpsc::Producer::attach(&region).unwrap();

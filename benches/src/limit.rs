@@ -142,10 +142,10 @@ impl<const N: usize> Slot<N> {
 
     #[inline]
     fn seq(&self) -> &AtomicU64 {
-        // SAFETY: the slot is 64-byte aligned (repr align 64), so its first 8
-        // bytes are aligned for AtomicU64; they live as long as `self`; and
-        // they are only ever accessed through this atomic (`tail` and
-        // `tail_mut` start at byte 8).
+        // Bytes 0..8 are only ever accessed through this atomic: `tail` and
+        // `tail_mut` start at byte 8.
+        // SAFETY: 64-byte aligned slot (repr), so aligned for AtomicU64;
+        // lives as long as `self`; never accessed non-atomically (above).
         unsafe { AtomicU64::from_ptr(self.bytes.get().cast::<u64>()) }
     }
 

@@ -57,7 +57,8 @@ fn ping_loop<const N: usize>(
     let mut seq = 0u64;
     loop {
         let t0 = Instant::now();
-        if t0 >= end {
+        // At least one sample, even if this thread missed the whole window.
+        if t0 >= end && done > 0 {
             set_word(&mut msg, 0, seq);
             set_word(&mut msg, MARK_AT, STOP);
             ping.send(&msg, w)?;

@@ -291,7 +291,13 @@ pub fn winner_line(case: &str, metric: Metric, records: &[Record]) -> String {
                 Metric::Latency => (next.headline() / win.headline(), "lower p50 than"),
                 Metric::Throughput => (win.headline() / next.headline(), "the msgs/s of"),
             };
-            format!("{case}: {} wins ({}), {factor:.2}x {word} {} ({}); {limit}", win.imp, show(win), next.imp, show(next))
+            format!(
+                "{case}: {} wins ({}), {factor:.2}x {word} {} ({}); {limit}",
+                win.imp,
+                show(win),
+                next.imp,
+                show(next)
+            )
         }
     }
 }
@@ -328,4 +334,69 @@ fn json_str(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(case: &'static str, imp: &'static str, metric: Metric, p50: u64, rate: f64) -> Record {
+        Record {
+            scenario: "t",
+            case,
+            imp,
+            metric,
+            p50_ns: p50,
+            p99_ns: p50,
+            p999_ns: p50,
+            max_ns: p50,
+            n: 1,
+            msgs: 1,
+            msgs_per_sec: rate,
+            ratio_to_limit: None,
+            pinned: true,
+        }
+    }
+
+    #[test]
+    fn ratios_follow_the_metric() {
+        let mut lat = vec![rec("a", LIMIT, Metric::Latency, 100, 9.0), rec("a", "x", Metric::Latency, 150, 1.0)];
+        set_ratios(&mut lat);
+        assert_eq!(lat[1].ratio_to_limit, Some(1.5));
+        let mut thr = vec![rec("b", LIMIT, Metric::Throughput, 1, 200.0), rec("b", "x", Metric::Throughput, 9, 50.0)];
+        set_ratios(&mut thr);
+        assert_eq!(thr[1].ratio_to_limit, Some(0.25));
+        let mut none = vec![rec("c", "x", Metric::Latency, 1, 1.0)];
+        set_ratios(&mut none);
+        assert_eq!(none[0].ratio_to_limit, None);
+    }
+
+    #[test]
+    fn winner_excludes_the_limit() {
+        let recs = [
+            rec("a", LIMIT, Metric::Latency, 50, 0.0),
+            rec("a", "slow", Metric::Latency, 300, 0.0),
+            rec("a", "fast", Metric::Latency, 100, 0.0),
+        ];
+        let line = winner_line("a", Metric::Latency, &recs);
+        assert!(line.starts_with("a: fast wins (p50 100 ns), 3.00x lower p50 than slow"), "{line}");
+    }
+
+    #[test]
+    fn checks_pass_fail_and_skip() {
+        let recs = [rec("a", LIMIT, Metric::Latency, 100, 0.0), rec("a", "x", Metric::Latency, 140, 0.0)];
+        let spec = CheckSpec { case: "a", num: "x", den: LIMIT, stat: Stat::P50, target: Target::AtMost(1.5) };
+        assert_eq!(CheckResult::evaluate(spec, &recs).verdict(), "PASS");
+        let strict = CheckSpec { target: Target::AtMost(1.2), ..spec };
+        assert_eq!(CheckResult::evaluate(strict, &recs).verdict(), "FAIL");
+        let missing = CheckSpec { den: "absent", ..spec };
+        let c = CheckResult::evaluate(missing, &recs);
+        assert_eq!(c.verdict(), "SKIP");
+        assert!(c.to_json().contains("\"value\":null"));
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
 }

@@ -13,10 +13,15 @@ use crate::pingpong::{self, PingSide, PongSide};
 use crate::stream::{self, StreamRx, StreamTx};
 use crate::wire::{Sink, Source, Template};
 
+/// Both attached ends of one ring.
+type Ends<M> = (Producer<<M as RingMemory>::Region>, Consumer<<M as RingMemory>::Region>);
+
 /// One SPSC ring with `capacity` data bytes in `memory`, attached.
-fn ring<M: RingMemory>(memory: &M, capacity: usize) -> Result<(Producer<M::Region>, Consumer<M::Region>), BenchError> {
+fn ring<M: RingMemory>(memory: &M, capacity: usize) -> Result<Ends<M>, BenchError> {
     let (a, b) = memory.region_pair(spsc::region_len(capacity))?;
-    spsc::init(&a)?;
+    // The mode the library will use: membarrier where this process can
+    // register for it (publishers then skip their SeqCst fence), else fenced.
+    spsc::init_with(&a, ringflow_core::membarrier::preferred_wake_mode())?;
     Ok((Producer::attach(a)?, Consumer::attach(b)?))
 }
 

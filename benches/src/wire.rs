@@ -121,7 +121,7 @@ impl Msg {
     /// The message as a value (for peers that move messages by value).
     #[cfg_attr(not(feature = "peers"), allow(dead_code))]
     #[inline]
-    pub fn to_array<const N: usize>(&self, template: &Template<N>) -> [u8; N] {
+    pub fn to_array<const N: usize>(self, template: &Template<N>) -> [u8; N] {
         let mut m = *template.bytes();
         self.stamp(&mut m);
         m
@@ -145,6 +145,7 @@ pub struct Source {
     seq: u64,
     stamp_mask: u64,
     measuring: bool,
+    stamped: u64,
 }
 
 impl Source {
@@ -158,6 +159,7 @@ impl Source {
             seq: 0,
             stamp_mask: stamp_every.max(1).next_power_of_two() - 1,
             measuring: false,
+            stamped: 0,
         }
     }
 
@@ -170,12 +172,17 @@ impl Source {
             return Msg { seq, mark: if self.measuring { MEASURED } else { WARMUP } };
         }
         let now = Instant::now();
-        if now >= self.end {
+        // At least one latency sample, even if this thread was descheduled
+        // for the whole window (smoke tests on a loaded machine).
+        if now >= self.end && self.stamped > 0 {
             return Msg { seq, mark: STOP };
         }
         self.measuring = self.measuring || now >= self.warm_end;
-        let mark = if self.measuring { STAMPED | nanos_between(self.epoch, now) } else { WARMUP };
-        Msg { seq, mark }
+        if !self.measuring {
+            return Msg { seq, mark: WARMUP };
+        }
+        self.stamped += 1;
+        Msg { seq, mark: STAMPED | nanos_between(self.epoch, now) }
     }
 
     /// Renews the timestamp of a stamped message still waiting for room
@@ -257,5 +264,46 @@ impl Sink {
             _ => std::time::Duration::ZERO,
         };
         Measurement { hist: self.hist, msgs: self.measured, elapsed }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_round_trips_through_its_bytes() {
+        let template = Template::<64>::new();
+        let msg = Msg { seq: 7, mark: STAMPED | 42 };
+        let mut buf = [0u8; 64];
+        msg.write(&mut buf, template.bytes());
+        assert_eq!(Msg::read(&buf), msg);
+        assert_eq!(buf[16..], template.bytes()[16..]);
+        assert_eq!(msg.to_array(&template), buf);
+    }
+
+    #[test]
+    fn sink_counts_measured_messages_and_rejects_disorder() {
+        let mut sink = Sink::new(Instant::now()).unwrap();
+        assert!(!sink.on_msg(Msg { seq: 0, mark: WARMUP }, 0).unwrap());
+        assert!(!sink.on_msg(Msg { seq: 1, mark: MEASURED }, 0).unwrap());
+        assert!(!sink.on_msg(Msg { seq: 2, mark: STAMPED | 1 }, 0).unwrap());
+        assert!(matches!(
+            sink.on_msg(Msg { seq: 9, mark: MEASURED }, 0),
+            Err(BenchError::Protocol { expected: 3, got: 9 })
+        ));
+        assert!(sink.on_msg(Msg { seq: 3, mark: STOP }, 0).unwrap());
+        let m = sink.finish();
+        assert_eq!((m.msgs, m.hist.len()), (2, 1));
+    }
+
+    #[test]
+    fn touch_reads_one_word_per_line() {
+        let mut buf = [0u8; 256];
+        for line in 0..4 {
+            set_word(&mut buf, line * 64, 1 << line);
+            set_word(&mut buf, line * 64 + 8, 1000);
+        }
+        assert_eq!(touch(&buf), 0b1111);
     }
 }

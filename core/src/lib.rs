@@ -9,6 +9,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod futex;
+pub mod membarrier;
 pub mod peer;
 pub mod wait;
 

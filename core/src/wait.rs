@@ -74,6 +74,14 @@ pub fn wait_until<'a>(
         }
         let wp = wait_point();
         let token = wp.prepare();
+        if wp.needs_membarrier() {
+            // The publishers skipped their fence: pay for it here, before
+            // the re-check (see ringflow_ring::wake).
+            if let Err(e) = crate::membarrier::heavy_barrier() {
+                wp.finish();
+                return Err(e);
+            }
+        }
         if ready() {
             wp.finish();
             return Ok(WaitOutcome::Ready);

@@ -8,6 +8,33 @@ use crate::wake::WaitPoint;
 
 pub(crate) const OFF_MAGIC: usize = 0;
 pub(crate) const OFF_CAPACITY: usize = 8;
+/// Block 0: magic at 0, capacity at 8, ring-specific words at 16..56
+/// (side states, producer counts), the wake mode in the line's last word.
+const OFF_WAKE_MODE: usize = 56;
+
+/// How the side that publishes makes sure it sees a sleeper (see `wake`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WakeMode {
+    /// Every commit and release pays a SeqCst fence. Works everywhere.
+    #[default]
+    Fenced,
+    /// Commits and releases pay only a compiler fence; a waiter, just before
+    /// it sleeps, forces a barrier on every running thread of the processes
+    /// involved with `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`. Every
+    /// process attached to the ring must have registered for those barriers
+    /// (`MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`) before attaching: the
+    /// layer that makes system calls (ringflow-core) does so.
+    Membarrier,
+}
+
+impl WakeMode {
+    fn word(self) -> u64 {
+        match self {
+            WakeMode::Fenced => 0,
+            WakeMode::Membarrier => 1,
+        }
+    }
+}
 
 pub(crate) const SIDE_FREE: u64 = 0;
 pub(crate) const SIDE_ATTACHED: u64 = 1;
@@ -20,7 +47,7 @@ pub const MAX_CAPACITY: usize = 1 << 40;
 
 /// Zeroes the region and writes magic and capacity (magic last). The data
 /// capacity is the region length less `control_len`.
-pub(crate) fn init(region: &impl Region, magic: u64, control_len: usize) -> Result<usize, AttachError> {
+pub(crate) fn init(region: &impl Region, magic: u64, control_len: usize, mode: WakeMode) -> Result<usize, AttachError> {
     let len = region.len();
     let capacity =
         len.checked_sub(control_len).ok_or(AttachError::BadSize { len, what: "smaller than the control area" })?;
@@ -29,14 +56,15 @@ pub(crate) fn init(region: &impl Region, magic: u64, control_len: usize) -> Resu
     }
     region.zero(0, len);
     region.word(OFF_CAPACITY).store(capacity as u64, Ordering::Relaxed);
+    region.word(OFF_WAKE_MODE).store(mode.word(), Ordering::Relaxed);
     // SYNC: Release; pairs with the Acquire in `geometry`: a side that sees
     // the magic sees the zeroed ring and its capacity.
     region.word(OFF_MAGIC).store(magic, Ordering::Release);
     Ok(capacity)
 }
 
-/// Validates magic and capacity against the region; returns the capacity.
-pub(crate) fn geometry(region: &impl Region, magic: u64, control_len: usize) -> Result<usize, AttachError> {
+/// Validates magic, capacity and wake mode; returns capacity and mode.
+pub(crate) fn geometry(region: &impl Region, magic: u64, control_len: usize) -> Result<(usize, WakeMode), AttachError> {
     let len = region.len();
     if len < control_len + MIN_CAPACITY {
         return Err(AttachError::BadSize { len, what: "too small for this ring" });
@@ -53,7 +81,12 @@ pub(crate) fn geometry(region: &impl Region, magic: u64, control_len: usize) -> 
     if !fits {
         return Err(AttachError::BadGeometry { what: "capacity does not match the region", value: cap });
     }
-    Ok(cap as usize)
+    let mode = match region.word(OFF_WAKE_MODE).load(Ordering::Relaxed) {
+        0 => WakeMode::Fenced,
+        1 => WakeMode::Membarrier,
+        other => return Err(AttachError::BadGeometry { what: "unknown wake mode", value: other }),
+    };
+    Ok((cap as usize, mode))
 }
 
 /// Takes one side of a ring (exactly one attacher wins).
@@ -78,6 +111,6 @@ pub(crate) fn close_side(region: &impl Region, off: usize) {
 }
 
 /// The wait point whose sequence word is at `off` (sleeper count follows).
-pub(crate) fn wait_point(region: &impl Region, off: usize) -> WaitPoint<'_> {
-    WaitPoint::new(region.word(off), region.word(off + 8))
+pub(crate) fn wait_point(region: &impl Region, off: usize, mode: WakeMode) -> WaitPoint<'_> {
+    WaitPoint::with_mode(region.word(off), region.word(off + 8), mode)
 }

@@ -46,6 +46,40 @@ impl FrameWord {
     }
 }
 
+/// A committed frame a consumer has located and validated: where it is and
+/// what its header said. The consumers' read guards hand out its payload.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FrameAt {
+    /// Position of the frame (after any padding skipped to reach it).
+    pub pos: u64,
+    /// Region offset of the payload.
+    pub payload: usize,
+    pub len: usize,
+    /// Bytes the frame occupies in the ring.
+    pub size: u64,
+    pub meta: u64,
+    pub flags: u8,
+    pub tag: u16,
+}
+
+impl FrameAt {
+    /// The payload in place. The caller's guard must keep the frame's space
+    /// from being reused while the slice lives (it borrows the consumer).
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn payload<R: crate::Region>(&self, region: &R) -> &[u8] {
+        assert!(self.payload.checked_add(self.len).is_some_and(|end| end <= region.len()));
+        // SAFETY: the range lies inside the region (asserted; consumers also
+        // validated it), and the frame is not reused while the guard lives.
+        unsafe { std::slice::from_raw_parts(region.base().add(self.payload), self.len) }
+    }
+
+    /// Copies the payload into `dst` (at least `len` bytes).
+    pub fn copy_to<R: crate::Region>(&self, region: &R, dst: &mut [u8]) {
+        region.read(self.payload, &mut dst[..self.len]);
+    }
+}
+
 /// Rounds up to the frame alignment (8 bytes).
 #[inline]
 pub const fn align8(n: usize) -> usize {

@@ -30,7 +30,7 @@ pub mod spsc;
 mod sync;
 pub mod wake;
 
-pub use control::{MAX_CAPACITY, MIN_CAPACITY};
+pub use control::{WakeMode, MAX_CAPACITY, MIN_CAPACITY};
 pub use error::{AttachError, ClaimError, CommitError, Corrupt, ReadError};
 #[cfg(not(loom))]
 pub use region::RawRegion;

@@ -21,9 +21,9 @@
 //! dead (its control channel hung up, or a long stall): a live producer
 //! caught between its claim and its CLAIMED mark could otherwise lose a frame.
 
-use crate::control::{self, attach_side, close_side, side_closed, wait_point};
+use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
 use crate::error::{AttachError, ClaimError, CommitError, Corrupt, ReadError};
-use crate::frame::{frame_size, FrameWord, HEADER, KIND_CLAIMED, KIND_DATA, KIND_PAD};
+use crate::frame::{frame_size, FrameAt, FrameWord, HEADER, KIND_CLAIMED, KIND_DATA, KIND_PAD};
 use crate::region::Region;
 use crate::sync::{spin_hint, Ordering};
 use crate::wake::{Notify, WaitPoint};
@@ -56,7 +56,12 @@ pub const fn max_payload(capacity: usize) -> usize {
 
 /// Lays out a fresh ring over `region`, zeroing it.
 pub fn init(region: &impl Region) -> Result<usize, AttachError> {
-    control::init(region, MAGIC, CONTROL_LEN)
+    init_with(region, WakeMode::Fenced)
+}
+
+/// Lays out a fresh ring over `region` with the given wake mode.
+pub fn init_with(region: &impl Region, mode: WakeMode) -> Result<usize, AttachError> {
+    control::init(region, MAGIC, CONTROL_LEN, mode)
 }
 
 fn pad_word(size: u64) -> u64 {
@@ -70,19 +75,20 @@ pub struct Producer<R: Region> {
     mask: usize,
     id: u16,
     cached_head: u64,
+    wake: WakeMode,
 }
 
 impl<R: Region> Producer<R> {
     /// Attaches a producer; it gets an id that tags its frames.
     pub fn attach(region: R) -> Result<Self, AttachError> {
-        let capacity = control::geometry(&region, MAGIC, CONTROL_LEN)?;
+        let (capacity, wake) = control::geometry(&region, MAGIC, CONTROL_LEN)?;
         // SYNC: Relaxed; ids only need to be distinct, which the RMW gives.
         let id = region.word(OFF_NEXT_ID).fetch_add(1, Ordering::Relaxed) as u16;
         // SYNC: Relaxed; a diagnostic count, read by `Consumer::producers`.
         region.word(OFF_LIVE_PRODUCERS).fetch_add(1, Ordering::Relaxed);
         // SYNC: Acquire; pairs with the Release in `Consumer::release`.
         let cached_head = region.word(OFF_HEAD).load(Ordering::Acquire);
-        Ok(Producer { region, capacity, mask: capacity - 1, id, cached_head })
+        Ok(Producer { region, capacity, mask: capacity - 1, id, cached_head, wake })
     }
 
     /// This producer's id, carried in its frames.
@@ -176,12 +182,12 @@ impl<R: Region> Producer<R> {
 
     /// Where a consumer waiting for data sleeps.
     pub fn data_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_DATA_WAIT)
+        wait_point(&self.region, OFF_DATA_WAIT, self.wake)
     }
 
     /// Where producers sleep when the ring is full.
     pub fn space_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_SPACE_WAIT)
+        wait_point(&self.region, OFF_SPACE_WAIT, self.wake)
     }
 }
 
@@ -237,8 +243,8 @@ impl<R: Region> Claim<'_, R> {
     #[cfg(not(loom))]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         // SAFETY: the tail CAS gave this producer [off, off + frame_size(len))
-        // inside the data area; the consumer reads it only after the commit,
-        // and `self` is the only handle to the claim.
+        // inside the data area, read by the consumer only after the commit;
+        // `self` is the only handle to the claim.
         unsafe { std::slice::from_raw_parts_mut(self.producer.region.base().add(self.off + HEADER), self.len) }
     }
 
@@ -306,18 +312,6 @@ pub struct Unblocked {
     pub bytes: u64,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct FrameAt {
-    /// Position of the frame (after any padding skipped to reach it).
-    pos: u64,
-    payload: usize,
-    len: usize,
-    size: u64,
-    meta: u64,
-    flags: u8,
-    producer: u16,
-}
-
 /// The reading side.
 pub struct Consumer<R: Region> {
     region: R,
@@ -325,15 +319,16 @@ pub struct Consumer<R: Region> {
     mask: usize,
     head: u64,
     published: u64,
+    wake: WakeMode,
 }
 
 impl<R: Region> Consumer<R> {
     /// Attaches the consumer side of a ring laid out by [`init`].
     pub fn attach(region: R) -> Result<Self, AttachError> {
-        let capacity = control::geometry(&region, MAGIC, CONTROL_LEN)?;
+        let (capacity, wake) = control::geometry(&region, MAGIC, CONTROL_LEN)?;
         attach_side(&region, OFF_CONSUMER)?;
         let head = region.word(OFF_HEAD).load(Ordering::Acquire);
-        Ok(Consumer { region, capacity, mask: capacity - 1, head, published: head })
+        Ok(Consumer { region, capacity, mask: capacity - 1, head, published: head, wake })
     }
 
     /// Producers currently attached (a diagnostic: dead ones stay counted).
@@ -382,7 +377,7 @@ impl<R: Region> Consumer<R> {
                         size,
                         meta,
                         flags: word.flags,
-                        producer: word.tag,
+                        tag: word.tag,
                     });
                 }
                 _ => return Err(Self::corrupt(off, raw, "unknown frame kind")),
@@ -481,12 +476,12 @@ impl<R: Region> Consumer<R> {
 
     /// Where this consumer sleeps when the ring is empty.
     pub fn data_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_DATA_WAIT)
+        wait_point(&self.region, OFF_DATA_WAIT, self.wake)
     }
 
     /// Where producers waiting for space sleep.
     pub fn space_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_SPACE_WAIT)
+        wait_point(&self.region, OFF_SPACE_WAIT, self.wake)
     }
 
     /// Closes the consumer side: producers' next claims get `Closed`.
@@ -532,21 +527,18 @@ impl<R: Region> ReadGuard<'_, R> {
 
     /// The id of the producer that wrote the frame.
     pub fn producer(&self) -> u16 {
-        self.frame.producer
+        self.frame.tag
     }
 
     /// The payload, in place.
     #[cfg(not(loom))]
     pub fn payload(&self) -> &[u8] {
-        // SAFETY: `locate` checked that the frame lies inside the data area;
-        // its space is not reused before `release`, which needs the consumer
-        // this guard borrows.
-        unsafe { std::slice::from_raw_parts(self.consumer.region.base().add(self.frame.payload), self.frame.len) }
+        self.frame.payload(&self.consumer.region)
     }
 
     /// Copies the payload into `dst` (at least `len()` bytes).
     pub fn copy_to(&self, dst: &mut [u8]) {
-        self.consumer.region.read(self.frame.payload, &mut dst[..self.frame.len]);
+        self.frame.copy_to(&self.consumer.region, dst)
     }
 }
 

@@ -42,6 +42,13 @@ pub unsafe trait Region {
     /// Zeroes `len` bytes at `off` (both multiples of 8).
     fn zero(&self, off: usize, len: usize);
 
+    /// Hints that the cache line holding `off` will be read soon. Never
+    /// faults and has no visible effect; a no-op where unsupported.
+    #[inline]
+    fn prefetch(&self, off: usize) {
+        let _ = off;
+    }
+
     /// The first byte of the region, for zero-copy access (not under loom,
     /// whose atomics are not plain memory).
     #[cfg(not(loom))]
@@ -85,10 +92,10 @@ unsafe impl Region for HeapRegion {
     #[cfg(not(loom))]
     fn write(&self, off: usize, src: &[u8]) {
         check_range(self.len(), off, src.len());
-        // SAFETY: the range was checked to lie inside the region; the bytes
-        // live in AtomicU64 cells (UnsafeCell), so writing through a pointer
-        // derived from a shared reference is permitted; `src` cannot overlap
-        // the region because the caller holds it as a separate borrow.
+        // The bytes live in AtomicU64 cells (UnsafeCell), so writing through
+        // a pointer derived from a shared reference is permitted.
+        // SAFETY: range checked inside the region; `src` is a separate borrow
+        // and cannot overlap it.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base().add(off), src.len()) }
     }
 
@@ -143,6 +150,29 @@ unsafe impl Region for HeapRegion {
     fn base(&self) -> *mut u8 {
         self.words.as_ptr() as *mut u8
     }
+
+    #[cfg(not(loom))]
+    #[inline]
+    fn prefetch(&self, off: usize) {
+        prefetch_at(self.base(), self.len(), off)
+    }
+}
+
+/// Issues a prefetch for `base + off` when it lies inside `len` bytes.
+#[cfg(not(loom))]
+#[inline]
+fn prefetch_at(base: *mut u8, len: usize, off: usize) {
+    if off >= len {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults and never changes
+    // memory; the address is inside the region anyway (checked above).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(base.add(off) as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = base;
 }
 
 /// A region over memory the caller owns: a shared-memory mapping, or memory
@@ -219,6 +249,11 @@ unsafe impl Region for RawRegion {
     fn base(&self) -> *mut u8 {
         self.base.as_ptr()
     }
+
+    #[inline]
+    fn prefetch(&self, off: usize) {
+        prefetch_at(self.base.as_ptr(), self.len, off)
+    }
 }
 
 // SAFETY: forwards to the borrowed region, which upholds the contract and
@@ -241,6 +276,10 @@ unsafe impl<R: Region + ?Sized> Region for &R {
     }
     fn zero(&self, off: usize, len: usize) {
         (**self).zero(off, len)
+    }
+    #[inline]
+    fn prefetch(&self, off: usize) {
+        (**self).prefetch(off)
     }
     #[cfg(not(loom))]
     #[inline]
@@ -268,6 +307,10 @@ unsafe impl<R: Region + ?Sized> Region for std::sync::Arc<R> {
     }
     fn zero(&self, off: usize, len: usize) {
         (**self).zero(off, len)
+    }
+    #[inline]
+    fn prefetch(&self, off: usize) {
+        (**self).prefetch(off)
     }
     #[cfg(not(loom))]
     #[inline]

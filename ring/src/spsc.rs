@@ -24,10 +24,10 @@
 //! Every word read from the region is validated: a bad kind, length, padding
 //! or sequence number is [`Corrupt`], never an out-of-bounds access.
 
-use crate::control::{self, attach_side, close_side, side_closed, wait_point};
+use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
 pub use crate::control::{MAX_CAPACITY, MIN_CAPACITY};
 use crate::error::{AttachError, ClaimError, Corrupt, ReadError};
-use crate::frame::{frame_size, FrameWord, HEADER, KIND_DATA, KIND_PAD};
+use crate::frame::{frame_size, FrameAt, FrameWord, HEADER, KIND_DATA, KIND_PAD};
 use crate::region::Region;
 use crate::sync::Ordering;
 use crate::wake::{Notify, WaitPoint};
@@ -41,8 +41,9 @@ const OFF_CONSUMER: usize = 24;
 const OFF_HEAD: usize = BLOCK;
 const OFF_DATA_WAIT: usize = 2 * BLOCK;
 const OFF_SPACE_WAIT: usize = 3 * BLOCK;
+const OFF_TAIL: usize = 4 * BLOCK;
 /// Bytes of control area in front of the data area.
-pub const CONTROL_LEN: usize = 4 * BLOCK;
+pub const CONTROL_LEN: usize = 5 * BLOCK;
 const DATA: usize = CONTROL_LEN;
 
 /// Region length needed for a ring with `capacity` bytes of data
@@ -60,10 +61,15 @@ pub const fn max_payload(capacity: usize) -> usize {
 /// Lays out a fresh ring over `region`, zeroing it. The data capacity is the
 /// region length less [`CONTROL_LEN`], and must be a power of two.
 pub fn init(region: &impl Region) -> Result<usize, AttachError> {
-    control::init(region, MAGIC, CONTROL_LEN)
+    init_with(region, WakeMode::Fenced)
 }
 
-fn geometry(region: &impl Region) -> Result<usize, AttachError> {
+/// Lays out a fresh ring over `region` with the given wake mode.
+pub fn init_with(region: &impl Region, mode: WakeMode) -> Result<usize, AttachError> {
+    control::init(region, MAGIC, CONTROL_LEN, mode)
+}
+
+fn geometry(region: &impl Region) -> Result<(usize, WakeMode), AttachError> {
     control::geometry(region, MAGIC, CONTROL_LEN)
 }
 
@@ -82,12 +88,13 @@ pub struct Producer<R: Region> {
     cached_head: u64,
     /// Sequence tag of the next frame.
     seq: u16,
+    wake: WakeMode,
 }
 
 impl<R: Region> Producer<R> {
     /// Attaches the producer side of a ring laid out by [`init`].
     pub fn attach(region: R) -> Result<Self, AttachError> {
-        let capacity = geometry(&region)?;
+        let (capacity, wake) = geometry(&region)?;
         attach_side(&region, OFF_PRODUCER)?;
         // SYNC: Acquire; pairs with the consumer's Release in `release`.
         let head = region.word(OFF_HEAD).load(Ordering::Acquire);
@@ -100,6 +107,7 @@ impl<R: Region> Producer<R> {
             first: None,
             cached_head: head,
             seq: 0,
+            wake,
         })
     }
 
@@ -186,6 +194,11 @@ impl<R: Region> Producer<R> {
         // are all visible to a consumer that sees this word.
         self.region.word(off).store(word, Ordering::Release);
         self.tail = self.pending;
+        // SYNC: Release; pairs with the Acquire in `Consumer::read_batch`,
+        // which only uses it as a hint of how far to prefetch: the commit
+        // words stay the truth. Its own line, so pollers of frames never
+        // contend for it.
+        self.region.word(OFF_TAIL).store(self.tail, Ordering::Release);
         self.data_wait().notify()
     }
 
@@ -204,12 +217,12 @@ impl<R: Region> Producer<R> {
 
     /// Where a consumer waiting for data sleeps (for the caller's futex).
     pub fn data_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_DATA_WAIT)
+        wait_point(&self.region, OFF_DATA_WAIT, self.wake)
     }
 
     /// Where this producer sleeps when the ring is full.
     pub fn space_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_SPACE_WAIT)
+        wait_point(&self.region, OFF_SPACE_WAIT, self.wake)
     }
 
     /// Closes the producer side: the consumer reads what was committed, then
@@ -287,10 +300,10 @@ impl<R: Region> Claim<'_, R> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let off = self.payload_offset();
-        // SAFETY: `try_claim` reserved [start, start + frame_size(len)) inside
-        // the data area (the frame never straddles the end), the consumer does
-        // not read it before this claim is committed, and `self` borrows the
-        // producer mutably, so this is the only live view of those bytes.
+        // `try_claim` reserved [start, start + frame_size(len)) inside the data
+        // area; the consumer reads it only after the commit.
+        // SAFETY: in bounds (above), unread until committed, and `self` borrows
+        // the producer mutably: this is the only live view of those bytes.
         unsafe { std::slice::from_raw_parts_mut(self.producer.region.base().add(off), self.len) }
     }
 
@@ -328,18 +341,6 @@ impl<R: Region> Claim<'_, R> {
     }
 }
 
-/// A frame as found by the consumer: where it is and what its header says.
-#[derive(Clone, Copy, Debug)]
-struct FrameAt {
-    /// Position of the frame (after any padding skipped to reach it).
-    pos: u64,
-    payload: usize,
-    len: usize,
-    size: u64,
-    meta: u64,
-    flags: u8,
-}
-
 /// The reading side.
 pub struct Consumer<R: Region> {
     region: R,
@@ -351,15 +352,16 @@ pub struct Consumer<R: Region> {
     published: u64,
     /// Sequence tag the next frame must carry.
     seq: u16,
+    wake: WakeMode,
 }
 
 impl<R: Region> Consumer<R> {
     /// Attaches the consumer side of a ring laid out by [`init`].
     pub fn attach(region: R) -> Result<Self, AttachError> {
-        let capacity = geometry(&region)?;
+        let (capacity, wake) = geometry(&region)?;
         attach_side(&region, OFF_CONSUMER)?;
         let head = region.word(OFF_HEAD).load(Ordering::Acquire);
-        Ok(Consumer { region, capacity, mask: capacity - 1, head, published: head, seq: 0 })
+        Ok(Consumer { region, capacity, mask: capacity - 1, head, published: head, seq: 0, wake })
     }
 
     /// Data capacity in bytes.
@@ -386,6 +388,13 @@ impl<R: Region> Consumer<R> {
             // SYNC: Acquire; pairs with the Release in `Producer::commit`.
             let raw = self.region.word(off).load(Ordering::Acquire);
             if raw == 0 {
+                // Touch the next line while waiting: a frame that arrives
+                // usually spans it, and fetching it now overlaps its miss
+                // with the commit word's.
+                let next = (at & !63) + 64;
+                if next < self.capacity {
+                    self.region.prefetch(DATA + next);
+                }
                 return Err(self.empty_or_closed(off));
             }
             let word = FrameWord::decode(raw);
@@ -414,6 +423,7 @@ impl<R: Region> Consumer<R> {
                         size: frame_size(len) as u64,
                         meta,
                         flags: word.flags,
+                        tag: word.tag,
                     });
                 }
                 _ => return Err(self.corrupt(off, raw, "unknown frame kind")),
@@ -451,11 +461,28 @@ impl<R: Region> Consumer<R> {
     /// Reads up to `max` frames, calling `f` on each, then releases them all
     /// at once. Returns how many were read; an error is returned only when
     /// no frame was read.
+    ///
+    /// This is the throughput path. It learns how far the producer has
+    /// committed from the producer's published tail, which lives on its own
+    /// line, so a consumer that has caught up polls that line instead of the
+    /// lines the producer is writing (polling those would steal them from
+    /// the producer on every store). The frames below the tail are then
+    /// prefetched together and walked one by one, each validated through its
+    /// commit word as in [`try_read`](Self::try_read): a wrong tail can only
+    /// cost time. `try_read` is the latency path: it polls the commit word
+    /// itself, one cache-line transfer sooner.
     pub fn read_batch(
         &mut self,
         max: usize,
         mut f: impl FnMut(&ReadGuard<'_, R>),
     ) -> Result<(usize, Notify), ReadError> {
+        // SYNC: Acquire; pairs with the Release tail store in
+        // `Producer::commit`, made after the commit words it covers.
+        let tail = self.region.word(OFF_TAIL).load(Ordering::Acquire);
+        if tail <= self.head && !side_closed(&self.region, OFF_PRODUCER) {
+            return Err(ReadError::Empty);
+        }
+        self.prefetch_range(tail);
         let mut n = 0;
         while n < max {
             match self.try_read() {
@@ -468,6 +495,20 @@ impl<R: Region> Consumer<R> {
             }
         }
         Ok((n, self.release()))
+    }
+
+    /// Frames form a dependent chain (each header says where the next one
+    /// starts), so walking them one cache miss at a time would serialise the
+    /// misses: prefetch the committed lines (bounded) so the misses overlap.
+    #[inline]
+    fn prefetch_range(&self, tail: u64) {
+        const MAX_PREFETCH: u64 = 4096;
+        let end = tail.min(self.head + MAX_PREFETCH);
+        let mut pos = (self.head & !63) + 64;
+        while pos < end {
+            self.region.prefetch(DATA + (pos as usize & self.mask));
+            pos += 64;
+        }
     }
 
     /// Publishes the read position: frames consumed so far become free space.
@@ -486,12 +527,12 @@ impl<R: Region> Consumer<R> {
 
     /// Where this consumer sleeps when the ring is empty.
     pub fn data_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_DATA_WAIT)
+        wait_point(&self.region, OFF_DATA_WAIT, self.wake)
     }
 
     /// Where a producer waiting for space sleeps.
     pub fn space_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_SPACE_WAIT)
+        wait_point(&self.region, OFF_SPACE_WAIT, self.wake)
     }
 
     /// Closes the consumer side; the producer's next claim gets `Closed`.
@@ -542,16 +583,12 @@ impl<R: Region> ReadGuard<'_, R> {
     #[cfg(not(loom))]
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        // SAFETY: `locate` checked that the frame lies inside the data area,
-        // and the producer does not reuse it until `release` publishes a
-        // position past it, which cannot happen while this guard borrows the
-        // consumer.
-        unsafe { std::slice::from_raw_parts(self.consumer.region.base().add(self.frame.payload), self.frame.len) }
+        self.frame.payload(&self.consumer.region)
     }
 
     /// Copies the payload into `dst` (which must be at least `len()` bytes).
     pub fn copy_to(&self, dst: &mut [u8]) {
-        self.consumer.region.read(self.frame.payload, &mut dst[..self.frame.len]);
+        self.frame.copy_to(&self.consumer.region, dst)
     }
 }
 

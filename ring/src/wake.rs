@@ -15,9 +15,16 @@
 //! `futex_wait` returns at once or is woken. No wake is ever lost, and a
 //! notifier with nobody asleep pays one fence and one load of a shared line.
 //!
-//! The futex system call itself is not made here (this crate makes none):
-//! callers pass [`WaitPoint::futex_word`] to `futex_wait` / `futex_wake`.
+//! In [`WakeMode::Membarrier`] the notifier's fence becomes a compiler
+//! fence and the waiter pays instead, with one `membarrier` call before its
+//! re-check: the commit path then never waits for its stores to drain,
+//! which triples stream throughput here (see tuning.md).
+//!
+//! No system call is made here (this crate makes none): callers pass
+//! [`WaitPoint::futex_word`] to `futex_wait` / `futex_wake` and issue the
+//! membarrier when [`WaitPoint::needs_membarrier`] says so.
 
+use crate::control::WakeMode;
 use crate::sync::{fence, AtomicU64, Ordering};
 
 #[cfg(target_endian = "big")]
@@ -46,11 +53,23 @@ impl Notify {
 pub struct WaitPoint<'a> {
     seq: &'a AtomicU64,
     sleepers: &'a AtomicU64,
+    mode: WakeMode,
 }
 
 impl<'a> WaitPoint<'a> {
     pub(crate) fn new(seq: &'a AtomicU64, sleepers: &'a AtomicU64) -> Self {
-        WaitPoint { seq, sleepers }
+        Self::with_mode(seq, sleepers, WakeMode::Fenced)
+    }
+
+    pub(crate) fn with_mode(seq: &'a AtomicU64, sleepers: &'a AtomicU64, mode: WakeMode) -> Self {
+        WaitPoint { seq, sleepers, mode }
+    }
+
+    /// Whether a waiter must issue `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`
+    /// between [`prepare`](Self::prepare) and its re-check
+    /// ([`WakeMode::Membarrier`]).
+    pub fn needs_membarrier(&self) -> bool {
+        self.mode == WakeMode::Membarrier
     }
 
     /// Announces a sleeper and returns the token to pass to `futex_wait`.
@@ -77,7 +96,18 @@ impl<'a> WaitPoint<'a> {
     /// Called by the side that just published: tells whether to wake.
     #[inline]
     pub(crate) fn notify(&self) -> Notify {
-        // SYNC: SeqCst fence; pairs with the fence in `prepare` (Dekker).
+        #[cfg(not(loom))]
+        if self.mode == WakeMode::Membarrier {
+            // SYNC: compiler fence only; pairs with the waiter's membarrier,
+            // which runs a full barrier on this thread's CPU between the
+            // waiter's sleeper increment and its re-check (asymmetric Dekker).
+            std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        } else {
+            // SYNC: SeqCst fence; pairs with the fence in `prepare` (Dekker).
+            fence(Ordering::SeqCst);
+        }
+        // Loom cannot model membarrier: models always run the fenced mode.
+        #[cfg(loom)]
         fence(Ordering::SeqCst);
         if self.sleepers.load(Ordering::Relaxed) == 0 {
             return Notify::None;

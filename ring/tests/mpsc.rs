@@ -30,7 +30,7 @@ fn many_producers_each_in_order_nothing_lost() {
                             Ok(mut c) => {
                                 c.payload_mut()[..8].copy_from_slice(&id.to_le_bytes());
                                 c.payload_mut()[8..16].copy_from_slice(&seq.to_le_bytes());
-                                c.commit().unwrap();
+                                let _ = c.commit().unwrap();
                                 break;
                             }
                             Err(ClaimError::Full) => std::thread::yield_now(),
@@ -71,10 +71,10 @@ fn a_claim_blocks_later_frames_until_committed() {
     let mut a = Producer::attach(region.clone()).unwrap();
     let mut b = Producer::attach(region.clone()).unwrap();
     let mut claim = a.try_claim(8).unwrap();
-    b.try_send(b"second").unwrap();
+    let _ = b.try_send(b"second").unwrap();
     assert_eq!(rx.try_read().err(), Some(ReadError::Empty), "no frame overtakes an open claim");
     claim.write(0, b"first!!!");
-    claim.commit().unwrap();
+    let _ = claim.commit().unwrap();
     assert_eq!(rx.try_read().unwrap().payload(), b"first!!!");
     assert_eq!(rx.try_read().unwrap().payload(), b"second");
 }
@@ -84,7 +84,7 @@ fn dropped_claim_becomes_padding() {
     let (region, mut rx) = ring(1024);
     let mut a = Producer::attach(region.clone()).unwrap();
     drop(a.try_claim(100).unwrap());
-    a.try_send(b"after").unwrap();
+    let _ = a.try_send(b"after").unwrap();
     assert_eq!(rx.try_read().unwrap().payload(), b"after");
 }
 
@@ -95,7 +95,7 @@ fn unblock_skips_a_dead_producers_claim_and_revokes_it() {
     let mut live = Producer::attach(region.clone()).unwrap();
     let dead_id = dead.id();
     let claim = dead.try_claim(24).unwrap();
-    live.try_send(b"live").unwrap();
+    let _ = live.try_send(b"live").unwrap();
     assert_eq!(rx.try_read().err(), Some(ReadError::Empty));
     let skipped = rx.unblock().unwrap();
     assert_eq!(skipped, Unblocked { producer: Some(dead_id), bytes: 40 });
@@ -112,7 +112,7 @@ fn unblock_pads_a_claim_that_never_got_its_mark() {
     let tail = region.word(128).fetch_add(48, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(tail, 0);
     let mut live = Producer::attach(region.clone()).unwrap();
-    live.try_send(b"later").unwrap();
+    let _ = live.try_send(b"later").unwrap();
     assert_eq!(rx.try_read().err(), Some(ReadError::Empty));
     assert_eq!(rx.unblock(), Some(Unblocked { producer: None, bytes: 48 }));
     assert_eq!(rx.try_read().unwrap().payload(), b"later");

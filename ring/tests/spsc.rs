@@ -67,8 +67,11 @@ fn pushed_frames_are_invisible_until_commit() {
 #[test]
 fn dropped_claim_leaves_no_trace() {
     let (mut tx, mut rx) = ring(256);
-    drop(tx.try_claim(40).unwrap());
-    tx.try_send(b"after").unwrap();
+    {
+        let mut abandoned = tx.try_claim(40).unwrap();
+        abandoned.payload_mut().fill(0xab);
+    } // dropped without commit
+    let _ = tx.try_send(b"after").unwrap();
     assert_eq!(rx.try_read().unwrap().payload(), b"after");
 }
 
@@ -101,7 +104,7 @@ fn too_large_is_typed() {
 #[test]
 fn producer_close_is_seen_after_the_last_frame() {
     let (mut tx, mut rx) = ring(256);
-    tx.try_send(b"last").unwrap();
+    let _ = tx.try_send(b"last").unwrap();
     drop(tx);
     assert_eq!(rx.try_read().unwrap().payload(), b"last");
     assert_eq!(rx.try_read().err(), Some(ReadError::Closed));
@@ -195,7 +198,7 @@ fn scribbled_ring_errors_without_panicking() {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            let off = spsc::CONTROL_LEN + ((rng as usize) % 512) & !7;
+            let off = (spsc::CONTROL_LEN + (rng as usize % 512)) & !7;
             let off = if round % 10 == 0 { (rng as usize % spsc::CONTROL_LEN) & !7 } else { off };
             region.word(off).store(rng, std::sync::atomic::Ordering::Relaxed);
         }

@@ -42,11 +42,7 @@ pub fn spawn_child(entry: &str, segment: &Segment, args: &[(&str, String)]) -> C
     // dup2/fcntl, which are async-signal-safe; it touches no Rust state.
     unsafe {
         cmd.pre_exec(move || {
-            let r = if fd == SEGMENT_FD {
-                libc::fcntl(fd, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, SEGMENT_FD)
-            };
+            let r = if fd == SEGMENT_FD { libc::fcntl(fd, libc::F_SETFD, 0) } else { libc::dup2(fd, SEGMENT_FD) };
             if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }

@@ -98,10 +98,9 @@ impl<const N: usize> StreamTx for Tx<N> {
                 w.wait()?;
                 return Ok(false);
             }
-            Err(ChunkError::TooFewSlots(n)) => self
-                .tx
-                .write_chunk_uninit(n)
-                .map_err(|_| BenchError::Disconnected { what: "rtrb (slots vanished)" })?,
+            Err(ChunkError::TooFewSlots(n)) => {
+                self.tx.write_chunk_uninit(n).map_err(|_| BenchError::Disconnected { what: "rtrb (slots vanished)" })?
+            }
         };
         let mut filled = 0;
         let mut stop = false;

@@ -28,13 +28,19 @@ struct StreamShape {
 }
 
 /// 128 KiB of 80-byte frames ≈ 1638 messages; peers hold 2048.
-const STREAM_64B: StreamShape = StreamShape { ring_bytes: 1 << 14, slots: 256, batch: 32 };
+const STREAM_64B: StreamShape = StreamShape { ring_bytes: 1 << 17, slots: 2048, batch: 32 };
 /// 256 KiB of 4112-byte frames ≈ 63 messages; peers hold 64.
 const STREAM_4KIB: StreamShape = StreamShape { ring_bytes: 1 << 18, slots: 64, batch: 8 };
 
 const CHECKS: &[CheckSpec] = &[
     CheckSpec { case: "pingpong-64B", num: "ringflow", den: LIMIT, stat: Stat::P50, target: Target::AtMost(1.5) },
-    CheckSpec { case: "stream-64B", num: "ringflow", den: "rtrb", stat: Stat::MsgsPerSec, target: Target::AtLeast(0.8) },
+    CheckSpec {
+        case: "stream-64B",
+        num: "ringflow",
+        den: "rtrb",
+        stat: Stat::MsgsPerSec,
+        target: Target::AtLeast(0.8),
+    },
 ];
 
 /// The `ring` scenario.
