@@ -80,6 +80,46 @@ impl FrameAt {
     }
 }
 
+/// A committed frame handed to a batch reader's closure, read in place.
+pub struct FrameRef<'a, R: crate::Region> {
+    pub(crate) region: &'a R,
+    pub(crate) frame: FrameAt,
+}
+
+impl<R: crate::Region> FrameRef<'_, R> {
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.frame.len
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.frame.len == 0
+    }
+
+    /// The metadata word the producer set.
+    pub fn meta(&self) -> u64 {
+        self.frame.meta
+    }
+
+    /// The flags the producer set.
+    pub fn flags(&self) -> u8 {
+        self.frame.flags
+    }
+
+    /// The payload, in place (zero-copy).
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        self.frame.payload(self.region)
+    }
+
+    /// Copies the payload into `dst` (at least `len()` bytes).
+    pub fn copy_to(&self, dst: &mut [u8]) {
+        self.frame.copy_to(self.region, dst)
+    }
+}
+
 /// Rounds up to the frame alignment (8 bytes).
 #[inline]
 pub const fn align8(n: usize) -> usize {

@@ -32,6 +32,7 @@ pub mod wake;
 
 pub use control::{WakeMode, MAX_CAPACITY, MIN_CAPACITY};
 pub use error::{AttachError, ClaimError, CommitError, Corrupt, ReadError};
+pub use frame::FrameRef;
 #[cfg(not(loom))]
 pub use region::RawRegion;
 pub use region::{HeapRegion, Region};

@@ -27,7 +27,7 @@
 use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
 pub use crate::control::{MAX_CAPACITY, MIN_CAPACITY};
 use crate::error::{AttachError, ClaimError, Corrupt, ReadError};
-use crate::frame::{frame_size, FrameAt, FrameWord, HEADER, KIND_DATA, KIND_PAD};
+use crate::frame::{frame_size, FrameAt, FrameRef, FrameWord, HEADER, KIND_DATA, KIND_PAD};
 use crate::region::Region;
 use crate::sync::Ordering;
 use crate::wake::{Notify, WaitPoint};
@@ -353,6 +353,8 @@ pub struct Consumer<R: Region> {
     /// Sequence tag the next frame must carry.
     seq: u16,
     wake: WakeMode,
+    /// Position up to which `read_batch` has prefetched.
+    prefetched: u64,
 }
 
 impl<R: Region> Consumer<R> {
@@ -361,7 +363,7 @@ impl<R: Region> Consumer<R> {
         let (capacity, wake) = geometry(&region)?;
         attach_side(&region, OFF_CONSUMER)?;
         let head = region.word(OFF_HEAD).load(Ordering::Acquire);
-        Ok(Consumer { region, capacity, mask: capacity - 1, head, published: head, seq: 0, wake })
+        Ok(Consumer { region, capacity, mask: capacity - 1, head, published: head, seq: 0, wake, prefetched: head })
     }
 
     /// Data capacity in bytes.
@@ -397,37 +399,46 @@ impl<R: Region> Consumer<R> {
                 }
                 return Err(self.empty_or_closed(off));
             }
-            let word = FrameWord::decode(raw);
-            let room = self.capacity - at;
-            match word.kind {
-                KIND_PAD => {
-                    if word.len as usize != room {
-                        return Err(self.corrupt(off, raw, "padding does not end at the end of the ring"));
-                    }
-                    pos += room as u64;
-                }
-                KIND_DATA => {
-                    let len = word.len as usize;
-                    if len > max_payload(self.capacity) || frame_size(len) > room {
-                        return Err(self.corrupt(off, raw, "frame length out of bounds"));
-                    }
-                    if word.tag != self.seq {
-                        return Err(self.corrupt(off, raw, "frame sequence number out of order"));
-                    }
-                    // SYNC: Relaxed; ordered by the Acquire above.
-                    let meta = self.region.word(off + 8).load(Ordering::Relaxed);
-                    return Ok(FrameAt {
-                        pos,
-                        payload: off + HEADER,
-                        len,
-                        size: frame_size(len) as u64,
-                        meta,
-                        flags: word.flags,
-                        tag: word.tag,
-                    });
-                }
-                _ => return Err(self.corrupt(off, raw, "unknown frame kind")),
+            match self.classify(pos, raw, self.seq)? {
+                Found::Pad(size) => pos += size,
+                Found::Frame(frame) => return Ok(frame),
             }
+        }
+    }
+
+    /// Validates the non-zero commit word `raw` found at `pos` (read with
+    /// Acquire, or below a tail read with Acquire), for a frame that must
+    /// carry sequence tag `seq`.
+    #[inline]
+    fn classify(&self, pos: u64, raw: u64, seq: u16) -> Result<Found, ReadError> {
+        let at = pos as usize & self.mask;
+        let off = DATA + at;
+        let word = FrameWord::decode(raw);
+        let room = self.capacity - at;
+        match word.kind {
+            KIND_PAD if word.len as usize == room => Ok(Found::Pad(room as u64)),
+            KIND_PAD => Err(self.corrupt(off, raw, "padding does not end at the end of the ring")),
+            KIND_DATA => {
+                let len = word.len as usize;
+                if len > max_payload(self.capacity) || frame_size(len) > room {
+                    return Err(self.corrupt(off, raw, "frame length out of bounds"));
+                }
+                if word.tag != seq {
+                    return Err(self.corrupt(off, raw, "frame sequence number out of order"));
+                }
+                // SYNC: Relaxed; ordered by the Acquire that found `raw`.
+                let meta = self.region.word(off + 8).load(Ordering::Relaxed);
+                Ok(Found::Frame(FrameAt {
+                    pos,
+                    payload: off + HEADER,
+                    len,
+                    size: frame_size(len) as u64,
+                    meta,
+                    flags: word.flags,
+                    tag: word.tag,
+                }))
+            }
+            _ => Err(self.corrupt(off, raw, "unknown frame kind")),
         }
     }
 
@@ -474,41 +485,67 @@ impl<R: Region> Consumer<R> {
     pub fn read_batch(
         &mut self,
         max: usize,
-        mut f: impl FnMut(&ReadGuard<'_, R>),
+        mut f: impl FnMut(&FrameRef<'_, R>),
     ) -> Result<(usize, Notify), ReadError> {
         // SYNC: Acquire; pairs with the Release tail store in
         // `Producer::commit`, made after the commit words it covers.
         let tail = self.region.word(OFF_TAIL).load(Ordering::Acquire);
-        if tail <= self.head && !side_closed(&self.region, OFF_PRODUCER) {
-            return Err(ReadError::Empty);
+        if tail <= self.head {
+            if !side_closed(&self.region, OFF_PRODUCER) {
+                return Err(ReadError::Empty);
+            }
+            // Closed: let the commit words say whether anything is left.
+            self.locate()?;
         }
         self.prefetch_range(tail);
-        let mut n = 0;
+        let (mut pos, mut seq, mut n) = (self.head, self.seq, 0);
+        let mut failure = None;
         while n < max {
-            match self.try_read() {
-                Ok(guard) => {
-                    f(&guard);
+            // SYNC: Acquire; pairs with the Release in `Producer::commit`.
+            // A frame below the tail is committed; zero means the tail lied
+            // (or the producer closed): stop there.
+            let raw = self.region.word(DATA + (pos as usize & self.mask)).load(Ordering::Acquire);
+            if raw == 0 {
+                break;
+            }
+            match self.classify(pos, raw, seq) {
+                Ok(Found::Pad(size)) => pos += size,
+                Ok(Found::Frame(frame)) => {
+                    f(&FrameRef { region: &self.region, frame });
+                    pos = frame.pos + frame.size;
+                    seq = seq.wrapping_add(1);
                     n += 1;
                 }
-                Err(e) if n == 0 => return Err(e),
-                Err(_) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
             }
         }
-        Ok((n, self.release()))
+        self.head = pos;
+        self.seq = seq;
+        match failure {
+            // A corrupt frame after good ones is reported by the next call.
+            Some(e) if n == 0 => Err(e),
+            _ if n == 0 => Err(self.empty_or_closed(DATA + (pos as usize & self.mask))),
+            _ => Ok((n, self.release())),
+        }
     }
 
     /// Frames form a dependent chain (each header says where the next one
     /// starts), so walking them one cache miss at a time would serialise the
-    /// misses: prefetch the committed lines (bounded) so the misses overlap.
+    /// misses: prefetch the committed lines not yet prefetched (bounded), so
+    /// their misses overlap.
     #[inline]
-    fn prefetch_range(&self, tail: u64) {
-        const MAX_PREFETCH: u64 = 4096;
-        let end = tail.min(self.head + MAX_PREFETCH);
-        let mut pos = (self.head & !63) + 64;
+    fn prefetch_range(&mut self, tail: u64) {
+        const MAX_AHEAD: u64 = 4096;
+        let end = tail.min(self.head + MAX_AHEAD);
+        let mut pos = self.prefetched.max((self.head & !63) + 64);
         while pos < end {
             self.region.prefetch(DATA + (pos as usize & self.mask));
             pos += 64;
         }
+        self.prefetched = self.prefetched.max(end);
     }
 
     /// Publishes the read position: frames consumed so far become free space.
@@ -548,6 +585,14 @@ impl<R: Region> Drop for Consumer<R> {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// What a commit word announces.
+enum Found {
+    /// Padding of this many bytes up to the end of the ring.
+    Pad(u64),
+    /// A data frame.
+    Frame(FrameAt),
 }
 
 /// A frame being read in place. Dropping it consumes the frame.

@@ -1,1 +1,0 @@
-//! Broadcast log (in progress).

@@ -1,0 +1,360 @@
+//! The reading side of the broadcast log: [`Consumer`] and its [`ReadGuard`].
+
+use super::{
+    corrupt, free_slot, geometry, wait_point, Geometry, Mode, ACTIVE, FREE, HEADER, JUMP_TRIES, OFF_DATA_SEQ,
+    OFF_DATA_SLEEPERS, OFF_LATEST, OFF_SPACE_SEQ, OFF_SPACE_SLEEPERS, OFF_TAIL, SLOT_CURSOR, SLOT_STATE,
+};
+use crate::error::{AttachError, ReadError};
+use crate::frame::{FrameWord, KIND_PAD};
+use crate::region::Region;
+use crate::sync::{fence, spin_hint, Ordering};
+use crate::wake::{Notify, WaitPoint};
+
+/// A frame as found by a consumer (header fields validated).
+#[derive(Clone, Copy, Debug)]
+struct FrameAt {
+    pos: u64,
+    payload: usize,
+    len: usize,
+    size: u64,
+    producer: u16,
+    flags: u8,
+    seq: u64,
+    meta: u64,
+    missed_before: u64,
+}
+
+/// Next-sequence entry of a producer this consumer has not heard from.
+const UNKNOWN_SEQ: u64 = u64::MAX;
+
+/// A reading side, with its own cursor. It receives the frames claimed after
+/// it attached.
+pub struct Consumer<R: Region> {
+    region: R,
+    geo: Geometry,
+    index: usize,
+    /// Region offset of our slot.
+    slot_off: usize,
+    /// Position of the next frame to read (advanced locally).
+    cursor: u64,
+    /// Cursor last published to the producers.
+    published: u64,
+    /// Next expected sequence number per producer id.
+    expected: Vec<u64>,
+    closed: bool,
+}
+
+impl<R: Region> Consumer<R> {
+    /// Attaches a consumer, taking a free consumer slot; it joins at the
+    /// current tail.
+    pub fn attach(region: R) -> Result<Self, AttachError> {
+        let geo = geometry(&region)?;
+        for index in 0..geo.max_consumers {
+            let slot = geo.consumer_slot(index);
+            // SYNC: AcqRel; one attacher wins the slot (pairs with the
+            // Release in `free_slot` of an earlier holder).
+            let won =
+                region.word(slot + SLOT_STATE).compare_exchange(FREE, ACTIVE, Ordering::AcqRel, Ordering::Relaxed);
+            if won.is_err() {
+                continue;
+            }
+            let tail = region.word(OFF_TAIL);
+            // SYNC: Relaxed (load and store); a provisional cursor, published
+            // by the Release RMW below. Not needed for safety (a previous
+            // holder's cursor is older still, hence more conservative); it
+            // narrows the window in which producers see that old cursor.
+            region.word(slot + SLOT_CURSOR).store(tail.load(Ordering::Relaxed), Ordering::Relaxed);
+            // SYNC: Release RMW; pairs with the Acquire tail load in
+            // `Producer::refreshed_limit` (release sequence, see `try_claim`): a
+            // refresh that misses the cursor read a tail before this one.
+            let t = tail.fetch_add(0, Ordering::Release);
+            if t % 8 != 0 {
+                free_slot(&region, slot);
+                return Err(AttachError::BadGeometry { what: "log tail misaligned", value: t });
+            }
+            // SYNC: Release; pairs with the Acquire in `Producer::refreshed_limit`.
+            region.word(slot + SLOT_CURSOR).store(t, Ordering::Release);
+            let expected = vec![UNKNOWN_SEQ; geo.max_producers];
+            return Ok(Consumer {
+                region,
+                geo,
+                index,
+                slot_off: slot,
+                cursor: t,
+                published: t,
+                expected,
+                closed: false,
+            });
+        }
+        Err(AttachError::Busy)
+    }
+
+    /// This consumer's slot index (for [`evict_consumer`](super::evict_consumer)).
+    pub fn slot(&self) -> usize {
+        self.index
+    }
+
+    /// Position of the next frame to read.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Data capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.geo.capacity
+    }
+
+    /// The log's mode.
+    pub fn mode(&self) -> Mode {
+        self.geo.mode
+    }
+
+    /// The next frame. Dropping the guard consumes it locally;
+    /// [`release`](Self::release) hands the space back to producers.
+    pub fn try_read(&mut self) -> Result<ReadGuard<'_, R>, ReadError> {
+        let frame = self.peek()?;
+        Ok(ReadGuard { consumer: self, frame, lost: false })
+    }
+
+    fn peek(&mut self) -> Result<FrameAt, ReadError> {
+        let start = self.cursor;
+        // A log full of committed padding cannot keep us here: at most one
+        // lap of skipping per call.
+        while self.cursor.wrapping_sub(start) <= self.geo.capacity as u64 {
+            let c = self.cursor;
+            let room = self.geo.room(c);
+            if room < HEADER {
+                self.cursor = c.wrapping_add(room as u64);
+                continue;
+            }
+            let off = self.geo.offset(c);
+            // SYNC: Acquire; pairs with the Release in `write_header`.
+            let w0 = self.region.word(off).load(Ordering::Acquire);
+            if w0 != self.geo.commit_word(c) {
+                return Err(self.not_committed(c));
+            }
+            // SYNC: Relaxed (three loads); ordered by the Acquire above.
+            let w1 = self.region.word(off + 8).load(Ordering::Relaxed);
+            let seq = self.region.word(off + 16).load(Ordering::Relaxed);
+            let meta = self.region.word(off + 24).load(Ordering::Relaxed);
+            if self.geo.lossy() && self.overwritten(c) {
+                return Err(self.jump(c));
+            }
+            let word = FrameWord::decode(w1);
+            let size = self.geo.frame_size(word, room).map_err(|what| corrupt(off + 8, w1, what))? as u64;
+            if word.kind == KIND_PAD {
+                self.cursor = c.wrapping_add(size);
+                continue;
+            }
+            let expected = self.expected[word.tag as usize];
+            let missed_before = if expected == UNKNOWN_SEQ { 0 } else { seq.saturating_sub(expected) };
+            return Ok(FrameAt {
+                pos: c,
+                payload: off + HEADER,
+                len: word.len as usize,
+                size,
+                producer: word.tag,
+                flags: word.flags,
+                seq,
+                meta,
+                missed_before,
+            });
+        }
+        Err(ReadError::Empty)
+    }
+
+    /// Nothing committed at `c`: empty, or (lossy) lapped.
+    fn not_committed(&mut self, c: u64) -> ReadError {
+        if !self.geo.lossy() {
+            return ReadError::Empty;
+        }
+        // SYNC: Relaxed; it only decides between Empty and Lapped, and `jump`
+        // re-validates everything it trusts with its own Acquire loads.
+        let tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
+        if tail > c.saturating_add(self.geo.capacity as u64) {
+            self.jump(c)
+        } else {
+            ReadError::Empty
+        }
+    }
+
+    /// Whether a producer has claimed past the frame at `c` one lap later, so
+    /// that what was read at `c` may be torn (the reader half of the seqlock).
+    fn overwritten(&self, c: u64) -> bool {
+        // SYNC: Acquire fence; pairs with the Release fence after the claim
+        // CAS in `Producer::try_claim`: if any byte we read was written by a
+        // later claim, the tail load below sees that claim.
+        fence(Ordering::Acquire);
+        // SYNC: Relaxed; ordered by the fence above.
+        let tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
+        tail > c.saturating_add(self.geo.capacity as u64)
+    }
+
+    /// Lapped at `c`: moves the cursor to the most recently committed frame
+    /// and reports the bytes skipped, or reports Empty (cursor unchanged, the
+    /// next read retries) if no valid target turns up.
+    fn jump(&mut self, c: u64) -> ReadError {
+        for _ in 0..JUMP_TRIES {
+            // SYNC: Acquire; pairs with the Release in `Claim::commit`.
+            let j = self.region.word(OFF_LATEST).load(Ordering::Acquire);
+            // SYNC: Acquire; pairs with the Release claim CAS (only bounds
+            // the target; the commit word below is what we trust).
+            let tail = self.region.word(OFF_TAIL).load(Ordering::Acquire);
+            let fresh = j > c && j % 8 == 0 && j <= tail && tail - j <= self.geo.capacity as u64;
+            // SYNC: Acquire; pairs with the Release in `write_header`.
+            if fresh
+                && self.geo.room(j) >= HEADER
+                && self.region.word(self.geo.offset(j)).load(Ordering::Acquire) == self.geo.commit_word(j)
+            {
+                self.cursor = j;
+                return ReadError::Lapped { missed_bytes: j - c };
+            }
+            spin_hint();
+        }
+        ReadError::Empty
+    }
+
+    /// Publishes the cursor: frames consumed so far become free space for
+    /// producers (reliable mode; a no-op on a lossy log).
+    pub fn release(&mut self) -> Notify {
+        if self.geo.lossy() || self.cursor == self.published {
+            return Notify::None;
+        }
+        // SYNC: Release; pairs with the Acquire in `Producer::refreshed_limit`: our
+        // reads of the released frames happen before they are overwritten.
+        self.region.word(self.slot_off + SLOT_CURSOR).store(self.cursor, Ordering::Release);
+        self.published = self.cursor;
+        self.space_wait().notify()
+    }
+
+    /// Where this consumer sleeps when no frame is ready.
+    pub fn data_wait(&self) -> WaitPoint<'_> {
+        wait_point(&self.region, OFF_DATA_SEQ, OFF_DATA_SLEEPERS)
+    }
+
+    /// Where producers waiting for space sleep.
+    pub fn space_wait(&self) -> WaitPoint<'_> {
+        wait_point(&self.region, OFF_SPACE_SEQ, OFF_SPACE_SLEEPERS)
+    }
+
+    /// Frees the consumer slot; producers stop waiting for it.
+    pub fn close(mut self) -> Notify {
+        self.free()
+    }
+
+    fn free(&mut self) -> Notify {
+        if self.closed {
+            return Notify::None;
+        }
+        self.closed = true;
+        free_slot(&self.region, self.slot_off);
+        self.space_wait().notify()
+    }
+}
+
+impl<R: Region> Drop for Consumer<R> {
+    /// Frees the slot (a producer asleep for space is woken by the layer
+    /// above: call [`Consumer::close`] to get the [`Notify`]).
+    fn drop(&mut self) {
+        let _ = self.free();
+    }
+}
+
+/// A frame being read. Dropping it consumes the frame (locally).
+pub struct ReadGuard<'a, R: Region> {
+    consumer: &'a mut Consumer<R>,
+    frame: FrameAt,
+    /// The frame was overwritten while read; the cursor has moved already.
+    lost: bool,
+}
+
+impl<R: Region> ReadGuard<'_, R> {
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.frame.len
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.frame.len == 0
+    }
+
+    /// The frame's position in the log.
+    pub fn position(&self) -> u64 {
+        self.frame.pos
+    }
+
+    /// Id of the producer that sent it.
+    pub fn producer(&self) -> u16 {
+        self.frame.producer
+    }
+
+    /// The producer's sequence number of this frame.
+    pub fn seq(&self) -> u64 {
+        self.frame.seq
+    }
+
+    /// Frames of this producer lost just before this one (0 normally; also
+    /// 0 for the first frame heard from a producer).
+    pub fn missed_before(&self) -> u64 {
+        self.frame.missed_before
+    }
+
+    /// The metadata word the producer set.
+    pub fn meta(&self) -> u64 {
+        self.frame.meta
+    }
+
+    /// The flags the producer set.
+    pub fn flags(&self) -> u8 {
+        self.frame.flags
+    }
+
+    /// The payload in place (zero-copy), on a reliable log. `None` on a
+    /// lossy log, where the bytes may be overwritten while they are looked
+    /// at: use [`read_into`](Self::read_into) there. (A hostile producer can
+    /// garble bytes under a reliable reader too; they are plain bytes, so that
+    /// never breaks memory safety.)
+    #[cfg(not(loom))]
+    pub fn payload(&self) -> Option<&[u8]> {
+        if self.consumer.geo.lossy() {
+            return None;
+        }
+        // SAFETY: `peek` checked that the frame lies inside the data area; on a reliable log producers do not
+        // claim past the published cursor plus the capacity, and the cursor cannot pass this frame while the
+        // guard borrows the consumer.
+        Some(unsafe { std::slice::from_raw_parts(self.consumer.region.base().add(self.frame.payload), self.frame.len) })
+    }
+
+    /// Copies the first `min(len, dst.len())` payload bytes into `dst` and
+    /// returns how many. On a lossy log the copy is validated afterwards:
+    /// if the frame was overwritten meanwhile, the cursor jumps as for any
+    /// lapped read and the error is [`ReadError::Lapped`] (counting from this
+    /// frame), or `Empty` if no jump target was found yet (the next read
+    /// reports the loss).
+    pub fn read_into(&mut self, dst: &mut [u8]) -> Result<usize, ReadError> {
+        if self.lost {
+            return Err(ReadError::Empty);
+        }
+        let n = self.frame.len.min(dst.len());
+        self.consumer.region.read(self.frame.payload, &mut dst[..n]);
+        if self.consumer.geo.lossy() && self.consumer.overwritten(self.frame.pos) {
+            self.lost = true;
+            return Err(self.consumer.jump(self.frame.pos));
+        }
+        Ok(n)
+    }
+}
+
+impl<R: Region> Drop for ReadGuard<'_, R> {
+    fn drop(&mut self) {
+        if self.lost {
+            return;
+        }
+        let c = &mut *self.consumer;
+        c.cursor = self.frame.pos.wrapping_add(self.frame.size);
+        if let Some(e) = c.expected.get_mut(self.frame.producer as usize) {
+            *e = self.frame.seq.wrapping_add(1);
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The writing side of the broadcast log: [`Producer`] and its [`Claim`].
+
+use super::{
+    corrupt, frame_bytes, free_slot, geometry, max_payload, wait_point, write_header, Geometry, Mode, ACTIVE, FREE,
+    HEADER, IDLE, OFF_DATA_SEQ, OFF_DATA_SLEEPERS, OFF_LATEST, OFF_SPACE_SEQ, OFF_SPACE_SLEEPERS, OFF_TAIL,
+    SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_CURSOR, SLOT_NEXT_SEQ, SLOT_STATE,
+};
+use crate::error::{AttachError, ClaimError};
+use crate::frame::{FrameWord, KIND_DATA, KIND_PAD};
+use crate::region::Region;
+use crate::sync::{fence, Ordering};
+use crate::wake::{Notify, WaitPoint};
+
+/// A writing side. Each producer owns a slot; its index is the producer id
+/// carried by its frames.
+pub struct Producer<R: Region> {
+    region: R,
+    geo: Geometry,
+    id: u16,
+    /// Region offset of our slot.
+    slot_off: usize,
+    /// Sequence number of the next committed frame.
+    seq: u64,
+    /// Claims may end at or before this position, as last computed.
+    limit: u64,
+    closed: bool,
+}
+
+impl<R: Region> Producer<R> {
+    /// Attaches a producer to a log laid out by [`init`](super::init), taking a free
+    /// producer slot ([`AttachError::Busy`] if none is free).
+    pub fn attach(region: R) -> Result<Self, AttachError> {
+        let geo = geometry(&region)?;
+        for j in 0..geo.max_producers {
+            let slot = geo.producer_slot(j);
+            // SYNC: AcqRel; one attacher wins the slot. Acquire pairs with the
+            // Release in `free_slot` of an earlier holder (its next_seq).
+            let won =
+                region.word(slot + SLOT_STATE).compare_exchange(FREE, ACTIVE, Ordering::AcqRel, Ordering::Relaxed);
+            if won.is_ok() {
+                // SYNC: Relaxed; ordered by the CAS above.
+                let seq = region.word(slot + SLOT_NEXT_SEQ).load(Ordering::Relaxed);
+                // SYNC: Release; pairs with the Acquire in `refreshed_limit`.
+                region.word(slot + SLOT_CLAIM_START).store(IDLE, Ordering::Release);
+                return Ok(Producer { region, geo, id: j as u16, slot_off: slot, seq, limit: 0, closed: false });
+            }
+        }
+        Err(AttachError::Busy)
+    }
+
+    /// This producer's id (its slot index), carried by its frames.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// Data capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.geo.capacity
+    }
+
+    /// The log's mode.
+    pub fn mode(&self) -> Mode {
+        self.geo.mode
+    }
+
+    /// Largest payload this log accepts.
+    pub fn max_payload(&self) -> usize {
+        max_payload(self.geo.capacity)
+    }
+
+    /// Claims room for a frame of `len` payload bytes. Write the payload in
+    /// place, then [`commit`](Claim::commit) it; a claim dropped or
+    /// [`abandon`](Claim::abandon)ed becomes padding.
+    pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_, R>, ClaimError> {
+        let max = max_payload(self.geo.capacity);
+        if len > max {
+            return Err(ClaimError::TooLarge { len, max });
+        }
+        let size = frame_bytes(len) as u64;
+        let tail = self.region.word(OFF_TAIL);
+        // SYNC: Relaxed; a guess, checked by the CAS below.
+        let mut t = tail.load(Ordering::Relaxed);
+        let pad = loop {
+            if t % 8 != 0 {
+                self.end_claim();
+                return Err(corrupt(OFF_TAIL, t, "log tail misaligned").into());
+            }
+            let room = self.geo.room(t) as u64;
+            let pad = if size <= room { 0 } else { room };
+            let Some(end) = t.checked_add(pad + size) else {
+                self.end_claim();
+                return Err(corrupt(OFF_TAIL, t, "log tail out of range").into());
+            };
+            if end > self.limit {
+                self.limit = self.refreshed_limit();
+                if end > self.limit {
+                    self.end_claim();
+                    return Err(ClaimError::Full);
+                }
+            }
+            // SYNC: Relaxed; read after the Release store of the start below.
+            self.region.word(self.slot_off + SLOT_CLAIM_END).store(end, Ordering::Relaxed);
+            // SYNC: Release; pairs with the Acquire in `refreshed_limit`: a producer
+            // that sees this marker also sees the writes of our earlier claim.
+            self.region.word(self.slot_off + SLOT_CLAIM_START).store(t, Ordering::Release);
+            // SYNC: Release on success; pairs with the Acquire load of the
+            // tail in `refreshed_limit`. Every later tail value is written by an RMW,
+            // so this heads a release sequence: a producer that reads any
+            // later tail sees the marker stored above.
+            match tail.compare_exchange(t, end, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => break pad,
+                Err(now) => t = now,
+            }
+        };
+        if self.geo.lossy() {
+            // SYNC: Release fence; pairs with the Acquire fence in
+            // `Consumer::overwritten` (a seqlock): a consumer that reads any
+            // byte we write from here on also sees our tail CAS.
+            fence(Ordering::Release);
+        }
+        if pad as usize >= HEADER {
+            let word = FrameWord { len: pad as u32, kind: KIND_PAD, flags: 0, tag: self.id };
+            write_header(&self.region, &self.geo, t, word, 0, 0);
+        }
+        Ok(Claim { producer: self, start: t + pad, len, meta: 0, flags: 0, done: false })
+    }
+
+    /// Recomputes the claim limit: the minimum of the tail, the claims other
+    /// producers are writing and (reliable mode) the consumer cursors, plus
+    /// the capacity. Garbage never loops or panics: a value beyond the tail
+    /// is ignored, one behind it only makes claims `Full`.
+    #[cold]
+    fn refreshed_limit(&self) -> u64 {
+        let r = &self.region;
+        // SYNC: Acquire; pairs with the Release claim CAS of every producer
+        // and the Release RMW in `Consumer::attach`: a marker or cursor
+        // published before any tail value up to this one is visible below.
+        // What the scans miss starts at or after `s`.
+        let s = r.word(OFF_TAIL).load(Ordering::Acquire);
+        let mut min = s;
+        for j in (0..self.geo.max_producers).filter(|&j| j != self.id as usize) {
+            let slot = self.geo.producer_slot(j);
+            // SYNC: Acquire; pairs with the Release in `free_slot`.
+            if r.word(slot + SLOT_STATE).load(Ordering::Acquire) == FREE {
+                continue;
+            }
+            // SYNC: Acquire; pairs with the Release marker stores in
+            // `try_claim` and `end_claim`: the writes of a claim that ended
+            // happen before we reuse its space.
+            min = min.min(r.word(slot + SLOT_CLAIM_START).load(Ordering::Acquire));
+        }
+        if self.geo.mode == Mode::Reliable {
+            for i in 0..self.geo.max_consumers {
+                let slot = self.geo.consumer_slot(i);
+                // SYNC: Acquire; pairs with the Release in `free_slot`.
+                if r.word(slot + SLOT_STATE).load(Ordering::Acquire) != ACTIVE {
+                    continue;
+                }
+                // SYNC: Acquire; pairs with the Release in
+                // `Consumer::release`: the consumer's reads of the space it
+                // released happen before we overwrite it.
+                min = min.min(r.word(slot + SLOT_CURSOR).load(Ordering::Acquire));
+            }
+        }
+        min.saturating_add(self.geo.capacity as u64)
+    }
+
+    fn end_claim(&self) {
+        // SYNC: Release; pairs with the Acquire in `refreshed_limit`.
+        self.region.word(self.slot_off + SLOT_CLAIM_START).store(IDLE, Ordering::Release);
+    }
+
+    /// Copies `payload` into one frame and commits it.
+    pub fn try_send(&mut self, payload: &[u8]) -> Result<Notify, ClaimError> {
+        let mut claim = self.try_claim(payload.len())?;
+        claim.write(0, payload);
+        Ok(claim.commit())
+    }
+
+    /// Where consumers waiting for frames sleep.
+    pub fn data_wait(&self) -> WaitPoint<'_> {
+        wait_point(&self.region, OFF_DATA_SEQ, OFF_DATA_SLEEPERS)
+    }
+
+    /// Where producers waiting for space sleep (reliable mode; consumers
+    /// notify it when they release).
+    pub fn space_wait(&self) -> WaitPoint<'_> {
+        wait_point(&self.region, OFF_SPACE_SEQ, OFF_SPACE_SLEEPERS)
+    }
+
+    /// Frees the producer slot.
+    pub fn close(mut self) {
+        self.free();
+    }
+
+    fn free(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.end_claim();
+            free_slot(&self.region, self.slot_off);
+        }
+    }
+}
+
+impl<R: Region> Drop for Producer<R> {
+    fn drop(&mut self) {
+        self.free();
+    }
+}
+
+/// Room for one frame, claimed and not yet committed. Dropping it (or
+/// [`abandon`](Claim::abandon)) commits padding over the space, so the log
+/// has no hole.
+pub struct Claim<'a, R: Region> {
+    producer: &'a mut Producer<R>,
+    start: u64,
+    len: usize,
+    meta: u64,
+    flags: u8,
+    done: bool,
+}
+
+impl<R: Region> Claim<'_, R> {
+    fn payload_offset(&self) -> usize {
+        self.producer.geo.offset(self.start) + HEADER
+    }
+
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The frame's position in the log.
+    pub fn position(&self) -> u64 {
+        self.start
+    }
+
+    /// The sequence number the frame will carry.
+    pub fn seq(&self) -> u64 {
+        self.producer.seq
+    }
+
+    /// Id of the producer that claimed it.
+    pub fn producer(&self) -> u16 {
+        self.producer.id
+    }
+
+    /// The payload, writable in place (zero-copy).
+    #[cfg(not(loom))]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let off = self.payload_offset();
+        // The CAS on the tail gave this claim [start, start + frame_bytes(len)) inside the data area (frames never
+        // straddle the end). A lapped lossy reader may read these bytes meanwhile; it validates after copying and
+        // discards them.
+        // SAFETY: in bounds (above); no producer writes there until this claim's marker is cleared (refresh
+        // limits), and `self` borrows the producer mutably, so this is the only writable view.
+        unsafe { std::slice::from_raw_parts_mut(self.producer.region.base().add(off), self.len) }
+    }
+
+    /// Copies `bytes` into the payload at `at`. Panics if it does not fit.
+    pub fn write(&mut self, at: usize, bytes: &[u8]) {
+        assert!(at.checked_add(bytes.len()).is_some_and(|end| end <= self.len), "write past the claimed payload");
+        let off = self.payload_offset() + at;
+        self.producer.region.write(off, bytes);
+    }
+
+    /// Sets the metadata word (a send timestamp, for instance).
+    pub fn set_meta(&mut self, meta: u64) {
+        self.meta = meta;
+    }
+
+    /// Sets the frame's flags (free for the layers above).
+    pub fn set_flags(&mut self, flags: u8) {
+        self.flags = flags;
+    }
+
+    /// Publishes the frame.
+    pub fn commit(mut self) -> Notify {
+        self.done = true;
+        let p = &mut *self.producer;
+        let word = FrameWord { len: self.len as u32, kind: KIND_DATA, flags: self.flags, tag: p.id };
+        write_header(&p.region, &p.geo, self.start, word, p.seq, self.meta);
+        p.seq = p.seq.wrapping_add(1);
+        // SYNC: Relaxed; read by the slot's next holder after our Release in
+        // `free_slot`.
+        p.region.word(p.slot_off + SLOT_NEXT_SEQ).store(p.seq, Ordering::Relaxed);
+        // SYNC: Release; pairs with the Acquire in `Consumer::jump` (which
+        // still re-validates the commit word: other producers may store an
+        // older position after us).
+        p.region.word(OFF_LATEST).store(self.start, Ordering::Release);
+        p.end_claim();
+        p.data_wait().notify()
+    }
+
+    /// Gives the space up: it becomes padding that consumers skip.
+    pub fn abandon(mut self) -> Notify {
+        self.pad_out()
+    }
+
+    fn pad_out(&mut self) -> Notify {
+        self.done = true;
+        let p = &*self.producer;
+        let word = FrameWord { len: frame_bytes(self.len) as u32, kind: KIND_PAD, flags: 0, tag: p.id };
+        write_header(&p.region, &p.geo, self.start, word, 0, 0);
+        p.end_claim();
+        p.data_wait().notify()
+    }
+}
+
+impl<R: Region> Drop for Claim<'_, R> {
+    /// Pads out an uncommitted claim. A consumer asleep at it is not woken
+    /// here: call [`Claim::abandon`] to get the [`Notify`].
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.pad_out();
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Unit tests of the broadcast log (heap regions, real threads).
+
+use super::*;
+use crate::error::{ClaimError, ReadError};
+use crate::HeapRegion;
+use std::sync::Arc;
+use std::thread;
+
+const SALT: u64 = 0x5eed_1234_abcd_0042;
+
+fn log(mode: Mode, capacity: usize, consumers: usize, producers: usize) -> Arc<HeapRegion> {
+    let region = Arc::new(HeapRegion::new(region_len(capacity, consumers, producers)));
+    assert_eq!(init(&*region, mode, consumers, producers, SALT), Ok(capacity));
+    region
+}
+
+fn content(producer: u16, seq: u64) -> Vec<u8> {
+    let len = (seq as usize * 7 + producer as usize * 3) % 90;
+    (0..len).map(|k| (producer as usize * 31 + seq as usize * 7 + k) as u8).collect()
+}
+
+fn send(tx: &mut Producer<Arc<HeapRegion>>, bytes: &[u8], meta: u64) -> u64 {
+    loop {
+        match tx.try_claim(bytes.len()) {
+            Ok(mut c) => {
+                c.payload_mut().copy_from_slice(bytes);
+                c.set_meta(meta);
+                let pos = c.position();
+                let _ = c.commit();
+                return pos;
+            }
+            Err(ClaimError::Full) => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn reliable_two_producers_two_consumers_same_total_order() {
+    const N: u64 = 1500;
+    let region = log(Mode::Reliable, 1024, 2, 2);
+    let consumers: Vec<_> = (0..2).map(|_| Consumer::attach(region.clone()).unwrap()).collect();
+    let producers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut tx = Producer::attach(region.clone()).unwrap();
+            thread::spawn(move || {
+                for seq in 0..N {
+                    let bytes = content(tx.id(), seq);
+                    send(&mut tx, &bytes, seq);
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = consumers
+        .into_iter()
+        .map(|mut rx| {
+            thread::spawn(move || {
+                let mut order = Vec::new();
+                while order.len() < 2 * N as usize {
+                    match rx.try_read() {
+                        Ok(g) => {
+                            assert_eq!(g.payload().unwrap(), &content(g.producer(), g.seq())[..]);
+                            assert_eq!((g.meta(), g.missed_before()), (g.seq(), 0));
+                            order.push((g.producer(), g.seq()));
+                        }
+                        Err(ReadError::Empty) => thread::yield_now(),
+                        Err(e) => panic!("{e}"),
+                    }
+                    let _ = rx.release();
+                }
+                assert_eq!(rx.try_read().err(), Some(ReadError::Empty));
+                order
+            })
+        })
+        .collect();
+    producers.into_iter().for_each(|p| p.join().unwrap());
+    let orders: Vec<_> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    assert_eq!(orders[0], orders[1], "one total order for every consumer");
+    for p in 0..2 {
+        let seqs: Vec<u64> = orders[0].iter().filter(|f| f.0 == p).map(|f| f.1).collect();
+        assert_eq!(seqs, (0..N).collect::<Vec<_>>(), "producer {p}: every frame, in order");
+    }
+}
+
+#[test]
+fn reliable_back_pressure_until_release_close_or_evict() {
+    let region = log(Mode::Reliable, 256, 2, 1);
+    let mut tx = Producer::attach(region.clone()).unwrap();
+    let mut slow = Consumer::attach(region.clone()).unwrap();
+    let gone = Consumer::attach(region.clone()).unwrap();
+    let big = [7u8; 96]; // 128-byte frames: two per lap
+    assert!(tx.try_send(&big).is_ok() && tx.try_send(&big).is_ok());
+    assert_eq!(tx.try_send(&big).err(), Some(ClaimError::Full));
+    assert_eq!(slow.try_read().unwrap().payload(), Some(&big[..]));
+    let _ = slow.release();
+    assert_eq!(tx.try_send(&big).err(), Some(ClaimError::Full), "the other consumer holds it back");
+    let slot = gone.slot();
+    std::mem::forget(gone); // dies without closing
+    assert_eq!(evict_consumer(&*region, 9).err(), Some(EvictError::NoSuchSlot { slot: 9, slots: 2 }));
+    let _ = evict_consumer(&*region, slot).unwrap();
+    assert!(tx.try_send(&big).is_ok());
+    assert_eq!(tx.try_send(&big).err(), Some(ClaimError::Full));
+    let _ = slow.close();
+    assert!(tx.try_send(&big).is_ok(), "no consumer: nothing to wait for");
+    assert_eq!(tx.try_send(&[0; 200]).err(), Some(ClaimError::TooLarge { len: 200, max: 96 }));
+}
+
+#[test]
+fn lossy_lapped_consumer_learns_exact_loss_and_gaps() {
+    let region = log(Mode::Lossy, 256, 1, 1);
+    let mut tx = Producer::attach(region.clone()).unwrap();
+    let mut rx = Consumer::attach(region.clone()).unwrap();
+    assert_eq!(send(&mut tx, &[1; 8], 0), 0);
+    {
+        let mut g = rx.try_read().unwrap();
+        assert_eq!(g.payload(), None, "no in-place view on a lossy log");
+        let mut buf = [0; 8];
+        assert_eq!((g.read_into(&mut buf), buf, g.seq()), (Ok(8), [1; 8], 0));
+    }
+    let read_to = rx.cursor();
+    assert_eq!(read_to, 40);
+    // 56-byte frames: the log laps the consumer (with padding at 224).
+    let positions: Vec<u64> = (1..=10).map(|seq| send(&mut tx, &[seq as u8; 24], seq)).collect();
+    let last = *positions.last().unwrap();
+    assert!(last > read_to + 256);
+    assert_eq!(rx.try_read().err(), Some(ReadError::Lapped { missed_bytes: last - read_to }));
+    let mut g = rx.try_read().unwrap();
+    let mut buf = [0; 24];
+    assert_eq!(g.read_into(&mut buf), Ok(24));
+    assert_eq!((buf, g.seq(), g.missed_before()), ([10; 24], 10, 9), "seqs 1..=9 missed");
+    drop(g);
+    assert_eq!(rx.try_read().err(), Some(ReadError::Empty));
+    send(&mut tx, &[11; 3], 11);
+    assert_eq!(rx.try_read().map(|g| (g.seq(), g.missed_before())).ok(), Some((11, 0)));
+}
+
+#[test]
+fn lossy_read_into_detects_overwrite_during_read() {
+    let region = log(Mode::Lossy, 256, 1, 1);
+    let mut tx = Producer::attach(region.clone()).unwrap();
+    let mut rx = Consumer::attach(region.clone()).unwrap();
+    send(&mut tx, &[1; 40], 0);
+    let mut g = rx.try_read().unwrap();
+    let last = (1..=6).map(|seq| send(&mut tx, &[2; 40], seq)).last().unwrap();
+    assert_eq!(g.read_into(&mut [0; 40]), Err(ReadError::Lapped { missed_bytes: last }));
+    drop(g);
+    assert_eq!(rx.try_read().map(|g| g.seq()).ok(), Some(6));
+}
+
+#[test]
+fn abandoned_claims_become_padding() {
+    let region = log(Mode::Reliable, 256, 1, 1);
+    let mut tx = Producer::attach(region.clone()).unwrap();
+    let mut rx = Consumer::attach(region.clone()).unwrap();
+    drop(tx.try_claim(10).unwrap());
+    let _ = tx.try_claim(20).unwrap().abandon();
+    send(&mut tx, b"after", 0);
+    let g = rx.try_read().unwrap();
+    assert_eq!((g.payload(), g.seq()), (Some(&b"after"[..]), 0));
+}
+
+#[test]
+fn dead_producer_hole_is_padded_by_eviction() {
+    let region = log(Mode::Reliable, 256, 1, 2);
+    let mut dead = Producer::attach(region.clone()).unwrap();
+    let mut live = Producer::attach(region.clone()).unwrap();
+    let mut rx = Consumer::attach(region.clone()).unwrap();
+    std::mem::forget(dead.try_claim(50).unwrap());
+    send(&mut live, b"behind the hole", 1);
+    assert_eq!(rx.try_read().err(), Some(ReadError::Empty));
+    let id = dead.id() as usize;
+    std::mem::forget(dead);
+    let _ = evict_producer(&*region, id).unwrap();
+    let g = rx.try_read().unwrap();
+    assert_eq!((g.payload(), g.producer()), (Some(&b"behind the hole"[..]), live.id()));
+    drop(g);
+    assert!(Producer::attach(region.clone()).is_ok(), "the slot is free again");
+}
+
+#[test]
+fn attach_validates_and_slots_run_out() {
+    let region = Arc::new(HeapRegion::new(region_len(256, 1, 1)));
+    assert!(matches!(Consumer::attach(region.clone()), Err(AttachError::BadMagic { .. })));
+    assert!(matches!(init(&*region, Mode::Lossy, 2, 1, 0), Err(AttachError::BadSize { .. })));
+    init(&*region, Mode::Lossy, 1, 1, 0).unwrap();
+    let _rx = Consumer::attach(region.clone()).unwrap();
+    assert_eq!(Consumer::attach(region.clone()).err(), Some(AttachError::Busy));
+    let tx = Producer::attach(region.clone()).unwrap();
+    assert_eq!(Producer::attach(region.clone()).err(), Some(AttachError::Busy));
+    tx.close();
+    assert!(Producer::attach(region.clone()).is_ok());
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn scribbled_region_never_panics() {
+    for mode in [Mode::Reliable, Mode::Lossy] {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let region = log(mode, 512, 2, 2);
+        let salt = SALT | SALT_MARK;
+        let len = region.len();
+        let mut tx = Producer::attach(region.clone()).unwrap();
+        let mut rx = Consumer::attach(region.clone()).unwrap();
+        for round in 0..3000 {
+            // Scribble: random words anywhere, or a plausible header right
+            // where the consumer reads (its commit word right, the rest
+            // random), or plausible tail and latest positions.
+            let data = control_len(2, 2);
+            match rng.next() % 4 {
+                0 => {
+                    let off = (BLOCK + rng.next() as usize % (len - BLOCK)) & !7;
+                    region.word(off).store(rng.next(), Ordering::Relaxed);
+                }
+                1 => {
+                    let c = rx.cursor();
+                    let off = data + (c as usize & 511);
+                    if off + HEADER <= len {
+                        let kind = 1 + rng.next() as u8 % 3;
+                        let word =
+                            FrameWord { len: rng.next() as u32 % 600, kind, flags: 0, tag: rng.next() as u16 % 3 };
+                        region.word(off + 8).store(word.encode(), Ordering::Relaxed);
+                        region.word(off + 16).store(rng.next() % 4, Ordering::Relaxed);
+                        region.word(off).store(c ^ salt, Ordering::Relaxed);
+                    }
+                }
+                2 => region.word(OFF_TAIL).store(rx.cursor() + (rng.next() % 1200), Ordering::Relaxed),
+                _ => region.word(OFF_LATEST).store(rx.cursor() + (rng.next() % 1200), Ordering::Relaxed),
+            }
+            let _ = tx.try_send(&[round as u8; 13]);
+            for _ in 0..4 {
+                if let Ok(mut g) = rx.try_read() {
+                    let _ = g.payload().map(|p| p.len());
+                    let _ = g.read_into(&mut [0; 64]);
+                }
+            }
+            let _ = rx.release();
+            if round % 97 == 0 {
+                let _ = evict_producer(&*region, rng.next() as usize % 3);
+                let _ = evict_consumer(&*region, rng.next() as usize % 3);
+                let _ = Consumer::attach(region.clone()).map(|mut c| c.try_read().is_ok());
+                let _ = Producer::attach(region.clone()).map(|mut p| p.try_send(b"x").is_ok());
+            }
+        }
+    }
+}
