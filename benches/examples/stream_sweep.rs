@@ -2,7 +2,8 @@
 //! wake mode, ring capacity — between two threads pinned to cores 0 and 1,
 //! so a user can see what each knob does on their host (tuning.md quotes it).
 //!
-//! `cargo run --release -p ringflow-bench --example stream_sweep`
+//! `cargo run --release -p ringflow-bench --example stream_sweep [CAPACITY BATCH]`
+//! (with arguments: that one cell only, e.g. for a profiler).
 //!
 //! Each cell streams 4 M messages of 64 bytes. Figures are msgs/s of this
 //! run; compare cells of the same run, not runs of different days.
@@ -75,9 +76,14 @@ fn main() {
     if core_affinity::get_core_ids().map_or(0, |ids| ids.len()) < 2 {
         println!("fewer than 2 cores: threads unpinned, figures not meaningful");
     }
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let (capacities, batches) = match args[..] {
+        [capacity, batch] => (vec![capacity], vec![batch]),
+        _ => (vec![1usize << 12, 1 << 17, 1 << 20], vec![1usize, 8, 32]),
+    };
     println!("{:>10} {:>6} {:>11} {:>12}", "capacity", "batch", "wake", "msgs/s");
-    for capacity in [1usize << 12, 1 << 17, 1 << 20] {
-        for batch in [1usize, 8, 32] {
+    for &capacity in &capacities {
+        for &batch in &batches {
             for &(name, mode) in modes {
                 match stream(capacity, batch, mode) {
                     Ok(rate) => println!("{capacity:>10} {batch:>6} {name:>11} {:>11.1}M", rate / 1e6),
