@@ -80,7 +80,8 @@ impl FrameAt {
     }
 }
 
-/// A committed frame handed to a batch reader's closure, read in place.
+/// A committed frame read in place: handed to `read_batch` closures, and
+/// what the consumers' read guards dereference to.
 pub struct FrameRef<'a, R: crate::Region> {
     pub(crate) region: &'a R,
     pub(crate) frame: FrameAt,
@@ -107,7 +108,9 @@ impl<R: crate::Region> FrameRef<'_, R> {
         self.frame.flags
     }
 
-    /// The payload, in place (zero-copy).
+    /// The payload, in place (zero-copy). In shared memory a hostile
+    /// producer could change these bytes while they are read: they are plain
+    /// bytes, so that can garble the message but never break memory safety.
     #[cfg(not(loom))]
     #[inline]
     pub fn payload(&self) -> &[u8] {

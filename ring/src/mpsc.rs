@@ -23,7 +23,7 @@
 
 use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
 use crate::error::{AttachError, ClaimError, CommitError, Corrupt, ReadError};
-use crate::frame::{frame_size, FrameAt, FrameWord, HEADER, KIND_CLAIMED, KIND_DATA, KIND_PAD};
+use crate::frame::{frame_size, FrameAt, FrameRef, FrameWord, HEADER, KIND_CLAIMED, KIND_DATA, KIND_PAD};
 use crate::region::Region;
 use crate::sync::{spin_hint, Ordering};
 use crate::wake::{Notify, WaitPoint};
@@ -393,7 +393,7 @@ impl<R: Region> Consumer<R> {
     /// The next frame, read in place; dropping the guard consumes it locally.
     pub fn try_read(&mut self) -> Result<ReadGuard<'_, R>, ReadError> {
         let frame = self.locate()?;
-        Ok(ReadGuard { consumer: self, frame })
+        Ok(ReadGuard { view: FrameRef { region: &self.region, frame }, head: &mut self.head })
     }
 
     /// Reads up to `max` frames, calling `f` on each, then releases them.
@@ -498,52 +498,30 @@ impl<R: Region> Drop for Consumer<R> {
     }
 }
 
-/// A frame being read in place. Dropping it consumes the frame.
+/// A frame being read in place (its accessors are those of [`FrameRef`],
+/// plus the producer that wrote it). Dropping it consumes the frame.
 pub struct ReadGuard<'a, R: Region> {
-    consumer: &'a mut Consumer<R>,
-    frame: FrameAt,
+    view: FrameRef<'a, R>,
+    head: &'a mut u64,
 }
 
 impl<R: Region> ReadGuard<'_, R> {
-    /// Payload length.
-    pub fn len(&self) -> usize {
-        self.frame.len
-    }
-
-    /// Whether the payload is empty.
-    pub fn is_empty(&self) -> bool {
-        self.frame.len == 0
-    }
-
-    /// The metadata word the producer set.
-    pub fn meta(&self) -> u64 {
-        self.frame.meta
-    }
-
-    /// The flags the producer set.
-    pub fn flags(&self) -> u8 {
-        self.frame.flags
-    }
-
     /// The id of the producer that wrote the frame.
     pub fn producer(&self) -> u16 {
-        self.frame.tag
+        self.view.frame.tag
     }
+}
 
-    /// The payload, in place.
-    #[cfg(not(loom))]
-    pub fn payload(&self) -> &[u8] {
-        self.frame.payload(&self.consumer.region)
-    }
+impl<'a, R: Region> std::ops::Deref for ReadGuard<'a, R> {
+    type Target = FrameRef<'a, R>;
 
-    /// Copies the payload into `dst` (at least `len()` bytes).
-    pub fn copy_to(&self, dst: &mut [u8]) {
-        self.frame.copy_to(&self.consumer.region, dst)
+    fn deref(&self) -> &FrameRef<'a, R> {
+        &self.view
     }
 }
 
 impl<R: Region> Drop for ReadGuard<'_, R> {
     fn drop(&mut self) {
-        self.consumer.head = self.frame.pos + self.frame.size;
+        *self.head = self.view.frame.pos + self.view.frame.size;
     }
 }

@@ -466,7 +466,7 @@ impl<R: Region> Consumer<R> {
     #[inline]
     pub fn try_read(&mut self) -> Result<ReadGuard<'_, R>, ReadError> {
         let frame = self.locate()?;
-        Ok(ReadGuard { consumer: self, frame })
+        Ok(ReadGuard { view: FrameRef { region: &self.region, frame }, head: &mut self.head, seq: &mut self.seq })
     }
 
     /// Reads up to `max` frames, calling `f` on each, then releases them all
@@ -491,11 +491,15 @@ impl<R: Region> Consumer<R> {
         // `Producer::commit`, made after the commit words it covers.
         let tail = self.region.word(OFF_TAIL).load(Ordering::Acquire);
         if tail <= self.head {
-            if !side_closed(&self.region, OFF_PRODUCER) {
-                return Err(ReadError::Empty);
+            // The producer stores the tail just after the commit words, so a
+            // frame can be visible before the tail says so: the commit word
+            // at the head decides (one load; no prefetch of the line being
+            // written). Empty here means what `try_read` would say.
+            let off = DATA + (self.head as usize & self.mask);
+            // SYNC: Acquire; pairs with the Release in `Producer::commit`.
+            if self.region.word(off).load(Ordering::Acquire) == 0 {
+                return Err(self.empty_or_closed(off));
             }
-            // Closed: let the commit words say whether anything is left.
-            self.locate()?;
         }
         self.prefetch_range(tail);
         let (mut pos, mut seq, mut n) = (self.head, self.seq, 0);
@@ -595,52 +599,26 @@ enum Found {
     Frame(FrameAt),
 }
 
-/// A frame being read in place. Dropping it consumes the frame.
+/// A frame being read in place (its accessors are those of [`FrameRef`]).
+/// Dropping it consumes the frame.
 pub struct ReadGuard<'a, R: Region> {
-    consumer: &'a mut Consumer<R>,
-    frame: FrameAt,
+    view: FrameRef<'a, R>,
+    head: &'a mut u64,
+    seq: &'a mut u16,
 }
 
-impl<R: Region> ReadGuard<'_, R> {
-    /// Payload length.
-    pub fn len(&self) -> usize {
-        self.frame.len
-    }
+impl<'a, R: Region> std::ops::Deref for ReadGuard<'a, R> {
+    type Target = FrameRef<'a, R>;
 
-    /// Whether the payload is empty.
-    pub fn is_empty(&self) -> bool {
-        self.frame.len == 0
-    }
-
-    /// The metadata word the producer set.
-    pub fn meta(&self) -> u64 {
-        self.frame.meta
-    }
-
-    /// The flags the producer set.
-    pub fn flags(&self) -> u8 {
-        self.frame.flags
-    }
-
-    /// The payload, in place (zero-copy). In shared memory a hostile producer
-    /// could change these bytes while they are read; they are plain bytes,
-    /// so that can garble the message but never break memory safety.
-    #[cfg(not(loom))]
-    #[inline]
-    pub fn payload(&self) -> &[u8] {
-        self.frame.payload(&self.consumer.region)
-    }
-
-    /// Copies the payload into `dst` (which must be at least `len()` bytes).
-    pub fn copy_to(&self, dst: &mut [u8]) {
-        self.frame.copy_to(&self.consumer.region, dst)
+    fn deref(&self) -> &FrameRef<'a, R> {
+        &self.view
     }
 }
 
 impl<R: Region> Drop for ReadGuard<'_, R> {
     #[inline]
     fn drop(&mut self) {
-        self.consumer.head = self.frame.pos + self.frame.size;
-        self.consumer.seq = self.consumer.seq.wrapping_add(1);
+        *self.head = self.view.frame.pos + self.view.frame.size;
+        *self.seq = self.seq.wrapping_add(1);
     }
 }

@@ -97,3 +97,24 @@ fn batches_publish_atomically() {
 fn batch_reads_trust_only_commit_words() {
     run(&[8, 3, 6], true, true);
 }
+
+#[test]
+fn read_batch_sees_whatever_try_read_would() {
+    // The tail is published just after the commit words: a consumer can see
+    // a frame before the tail covers it. read_batch must not call that Empty.
+    loom::model(|| {
+        let region = Arc::new(HeapRegion::new(spsc::region_len(64)));
+        spsc::init(&*region).unwrap();
+        let mut tx = Producer::attach(region.clone()).unwrap();
+        let mut rx = Consumer::attach(region).unwrap();
+        let producer = thread::spawn(move || {
+            let _ = tx.try_send(&[42]).unwrap();
+            std::mem::forget(tx); // stay open: Closed is not what is tested
+        });
+        if rx.has_frame() {
+            let (n, _) = rx.read_batch(4, |_| {}).expect("a visible frame is readable in a batch");
+            assert_eq!(n, 1);
+        }
+        producer.join().unwrap();
+    });
+}

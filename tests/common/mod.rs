@@ -39,9 +39,14 @@ pub fn spawn_child(entry: &str, segment: &Segment, args: &[(&str, String)]) -> C
         cmd.env(format!("RINGFLOW_TEST_{k}"), v);
     }
     // SAFETY: the closure runs in the forked child before exec and only calls
-    // dup2/fcntl, which are async-signal-safe; it touches no Rust state.
+    // prctl/dup2/fcntl, which are async-signal-safe; it touches no Rust state.
     unsafe {
         cmd.pre_exec(move || {
+            // A child must never outlive the test that spawned it (a failed
+            // test would leave it blocked forever, holding the test's pipes).
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             let r = if fd == SEGMENT_FD { libc::fcntl(fd, libc::F_SETFD, 0) } else { libc::dup2(fd, SEGMENT_FD) };
             if r < 0 {
                 return Err(std::io::Error::last_os_error());
