@@ -70,6 +70,7 @@ fn a_claim_blocks_later_frames_until_committed() {
     let (region, mut rx) = ring(1024);
     let mut a = Producer::attach(region.clone()).unwrap();
     let mut b = Producer::attach(region.clone()).unwrap();
+    assert_eq!(rx.producers(), 2);
     let mut claim = a.try_claim(8).unwrap();
     let _ = b.try_send(b"second").unwrap();
     assert_eq!(rx.try_read().err(), Some(ReadError::Empty), "no frame overtakes an open claim");

@@ -57,7 +57,9 @@ fn pushed_frames_are_invisible_until_commit() {
         c.push();
     }
     assert_eq!(rx.try_read().err(), Some(ReadError::Empty));
+    assert!(tx.has_pending());
     let _ = tx.commit();
+    assert!(!tx.has_pending());
     let mut seen = vec![];
     let (n, _) = rx.read_batch(16, |g| seen.push((g.payload()[0], g.meta()))).unwrap();
     assert_eq!(n, 5);
@@ -105,7 +107,9 @@ fn too_large_is_typed() {
 fn producer_close_is_seen_after_the_last_frame() {
     let (mut tx, mut rx) = ring(256);
     let _ = tx.try_send(b"last").unwrap();
+    assert!(!rx.is_producer_closed());
     drop(tx);
+    assert!(rx.is_producer_closed(), "closed, with a frame still to read");
     assert_eq!(rx.try_read().unwrap().payload(), b"last");
     assert_eq!(rx.try_read().err(), Some(ReadError::Closed));
 }
@@ -113,7 +117,9 @@ fn producer_close_is_seen_after_the_last_frame() {
 #[test]
 fn consumer_close_is_seen_by_the_producer() {
     let (mut tx, rx) = ring(256);
+    assert!(!tx.is_consumer_closed());
     drop(rx);
+    assert!(tx.is_consumer_closed());
     assert_eq!(tx.try_send(b"x").err(), Some(ClaimError::Closed));
 }
 
