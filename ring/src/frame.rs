@@ -123,6 +123,31 @@ impl<R: crate::Region> FrameRef<'_, R> {
     }
 }
 
+/// The payload of a claimed (not yet committed) frame: `len` bytes at region
+/// offset `off`, writable in place.
+///
+/// # Safety
+/// The caller must hold the only right to write those bytes for as long as
+/// the returned slice lives (its claim), and no peer may read them as a frame
+/// before the claim is committed (lossy broadcast readers validate after
+/// copying, so their reads never count).
+#[cfg(not(loom))]
+#[inline]
+#[allow(clippy::mut_from_ref, reason = "exclusivity comes from the caller's claim: the Safety contract")]
+pub(crate) unsafe fn claimed_payload_mut<R: crate::Region>(region: &R, off: usize, len: usize) -> &mut [u8] {
+    assert!(off.checked_add(len).is_some_and(|end| end <= region.len()), "ring bug: claim outside the region");
+    // SAFETY: in bounds (asserted); exclusive access is the caller's contract.
+    unsafe { std::slice::from_raw_parts_mut(region.base().add(off), len) }
+}
+
+/// Copies `bytes` at `at` into a claimed payload of `len` bytes at region
+/// offset `off`. Panics if it does not fit the claim.
+#[inline]
+pub(crate) fn write_claimed<R: crate::Region>(region: &R, off: usize, len: usize, at: usize, bytes: &[u8]) {
+    assert!(at.checked_add(bytes.len()).is_some_and(|end| end <= len), "write past the claimed payload");
+    region.write(off + at, bytes);
+}
+
 /// Rounds up to the frame alignment (8 bytes).
 #[inline]
 pub const fn align8(n: usize) -> usize {

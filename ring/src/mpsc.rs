@@ -23,7 +23,7 @@
 
 use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
 use crate::error::{AttachError, ClaimError, CommitError, Corrupt, ReadError};
-use crate::frame::{frame_size, FrameAt, FrameRef, FrameWord, HEADER, KIND_CLAIMED, KIND_DATA, KIND_PAD};
+use crate::frame::{self, frame_size, FrameAt, FrameRef, FrameWord, HEADER, KIND_CLAIMED, KIND_DATA, KIND_PAD};
 use crate::region::Region;
 use crate::sync::{spin_hint, Ordering};
 use crate::wake::{Notify, WaitPoint};
@@ -242,16 +242,15 @@ impl<R: Region> Claim<'_, R> {
     /// The payload, writable in place (zero-copy).
     #[cfg(not(loom))]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        // SAFETY: the tail CAS gave this producer [off, off + frame_size(len))
-        // inside the data area, read by the consumer only after the commit;
-        // `self` is the only handle to the claim.
-        unsafe { std::slice::from_raw_parts_mut(self.producer.region.base().add(self.off + HEADER), self.len) }
+        // SAFETY: the tail CAS gave this producer the frame inside the data
+        // area, the consumer reads it only after the commit, and `self` is
+        // the only handle to the claim.
+        unsafe { frame::claimed_payload_mut(&self.producer.region, self.off + HEADER, self.len) }
     }
 
     /// Copies `bytes` into the payload at `at`. Panics if it does not fit.
     pub fn write(&mut self, at: usize, bytes: &[u8]) {
-        assert!(at.checked_add(bytes.len()).is_some_and(|end| end <= self.len), "write past the claimed payload");
-        self.producer.region.write(self.off + HEADER + at, bytes);
+        frame::write_claimed(&self.producer.region, self.off + HEADER, self.len, at, bytes)
     }
 
     /// Sets the frame's metadata word.

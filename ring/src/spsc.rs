@@ -27,7 +27,7 @@
 use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
 pub use crate::control::{MAX_CAPACITY, MIN_CAPACITY};
 use crate::error::{AttachError, ClaimError, Corrupt, ReadError};
-use crate::frame::{frame_size, FrameAt, FrameRef, FrameWord, HEADER, KIND_DATA, KIND_PAD};
+use crate::frame::{self, frame_size, FrameAt, FrameRef, FrameWord, HEADER, KIND_DATA, KIND_PAD};
 use crate::region::Region;
 use crate::sync::Ordering;
 use crate::wake::{Notify, WaitPoint};
@@ -300,19 +300,16 @@ impl<R: Region> Claim<'_, R> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let off = self.payload_offset();
-        // `try_claim` reserved [start, start + frame_size(len)) inside the data
-        // area; the consumer reads it only after the commit.
-        // SAFETY: in bounds (above), unread until committed, and `self` borrows
-        // the producer mutably: this is the only live view of those bytes.
-        unsafe { std::slice::from_raw_parts_mut(self.producer.region.base().add(off), self.len) }
+        // SAFETY: `try_claim` reserved the frame inside the data area, the
+        // consumer reads it only after the commit, and `self` borrows the
+        // producer mutably: this is the only view of those bytes.
+        unsafe { frame::claimed_payload_mut(&self.producer.region, off, self.len) }
     }
 
     /// Copies `bytes` into the payload at `at`. Panics if it does not fit.
     #[inline]
     pub fn write(&mut self, at: usize, bytes: &[u8]) {
-        assert!(at.checked_add(bytes.len()).is_some_and(|end| end <= self.len), "write past the claimed payload");
-        let off = self.payload_offset() + at;
-        self.producer.region.write(off, bytes);
+        frame::write_claimed(&self.producer.region, self.payload_offset(), self.len, at, bytes)
     }
 
     /// Sets the frame's metadata word (a send timestamp, for instance).

@@ -57,10 +57,6 @@ pub struct WaitPoint<'a> {
 }
 
 impl<'a> WaitPoint<'a> {
-    pub(crate) fn new(seq: &'a AtomicU64, sleepers: &'a AtomicU64) -> Self {
-        Self::with_mode(seq, sleepers, WakeMode::Fenced)
-    }
-
     pub(crate) fn with_mode(seq: &'a AtomicU64, sleepers: &'a AtomicU64, mode: WakeMode) -> Self {
         WaitPoint { seq, sleepers, mode }
     }

@@ -1,13 +1,11 @@
 //! Loom model of the wake protocol: a consumer that decides to sleep is
-//! always woken by a producer that publishes, and a producer with nobody
-//! asleep never wakes anyone in vain... or at least never misses a sleeper.
+//! always woken by a producer that publishes: no wake-up is ever lost.
 //! The futex is modelled: "sleeping" means waiting until the futex word
 //! differs from the token, which is what FUTEX_WAIT guarantees.
 //!
 //! Run: RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ringflow-ring --release --test loom_wake
 #![cfg(loom)]
 
-use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use ringflow_ring::spsc::{self, Consumer, Producer};
 use ringflow_ring::{HeapRegion, ReadError};
@@ -20,12 +18,10 @@ fn no_lost_wakeup() {
         spsc::init(&*region).unwrap();
         let mut tx = Producer::attach(region.clone()).unwrap();
         let mut rx = Consumer::attach(region).unwrap();
-        let woke = Arc::new(AtomicBool::new(false));
-        let woke2 = woke.clone();
         let producer = thread::spawn(move || {
-            if tx.try_send(b"hi").unwrap().is_wake() {
-                woke2.store(true, Ordering::Relaxed);
-            }
+            // Whether this reports Wake is up to the interleaving; what must
+            // hold is that a sleeper below is always released.
+            let _ = tx.try_send(b"hi").unwrap();
             std::mem::forget(tx); // keep the side open: we test the data wake
         });
         loop {
@@ -52,6 +48,5 @@ fn no_lost_wakeup() {
             rx.data_wait().finish();
         }
         producer.join().unwrap();
-        let _ = woke.load(Ordering::Relaxed);
     });
 }

@@ -1,8 +1,8 @@
 //! The reading side of the broadcast log: [`Consumer`] and its [`ReadGuard`].
 
 use super::{
-    corrupt, free_slot, geometry, wait_point, Geometry, Mode, ACTIVE, FREE, HEADER, JUMP_TRIES, OFF_DATA_SEQ,
-    OFF_DATA_SLEEPERS, OFF_LATEST, OFF_SPACE_SEQ, OFF_SPACE_SLEEPERS, OFF_TAIL, SLOT_CURSOR, SLOT_STATE,
+    corrupt, free_slot, geometry, wait_point, Geometry, Mode, ACTIVE, FREE, HEADER, JUMP_TRIES, OFF_DATA_WAIT,
+    OFF_LATEST, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CURSOR, SLOT_STATE,
 };
 use crate::error::{AttachError, ReadError};
 use crate::frame::{FrameWord, KIND_PAD};
@@ -229,12 +229,12 @@ impl<R: Region> Consumer<R> {
 
     /// Where this consumer sleeps when no frame is ready.
     pub fn data_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_DATA_SEQ, OFF_DATA_SLEEPERS)
+        wait_point(&self.region, OFF_DATA_WAIT)
     }
 
     /// Where producers waiting for space sleep.
     pub fn space_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_SPACE_SEQ, OFF_SPACE_SLEEPERS)
+        wait_point(&self.region, OFF_SPACE_WAIT)
     }
 
     /// Frees the consumer slot; producers stop waiting for it.

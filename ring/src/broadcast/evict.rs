@@ -1,8 +1,8 @@
 //! Eviction of dead consumers and producers: [`evict_consumer`], [`evict_producer`].
 
 use super::{
-    corrupt, free_slot, geometry, wait_point, write_header, Geometry, FREE, HEADER, IDLE, OFF_DATA_SEQ,
-    OFF_DATA_SLEEPERS, OFF_SPACE_SEQ, OFF_SPACE_SLEEPERS, OFF_TAIL, SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_STATE,
+    corrupt, free_slot, geometry, wait_point, write_header, Geometry, FREE, HEADER, IDLE, OFF_DATA_WAIT,
+    OFF_SPACE_WAIT, OFF_TAIL, SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_STATE,
 };
 use crate::error::{AttachError, Corrupt};
 use crate::frame::{FrameWord, KIND_PAD};
@@ -58,7 +58,7 @@ pub fn evict_consumer(region: &impl Region, slot: usize) -> Result<Notify, Evict
         return Err(EvictError::NoSuchSlot { slot, slots: geo.max_consumers });
     }
     free_slot(region, geo.consumer_slot(slot));
-    Ok(wait_point(region, OFF_SPACE_SEQ, OFF_SPACE_SLEEPERS).notify())
+    Ok(wait_point(region, OFF_SPACE_WAIT).notify())
 }
 
 /// Frees the slot of a producer known to be dead. A claim it left half
@@ -84,10 +84,7 @@ pub fn evict_producer(region: &impl Region, slot: usize) -> Result<Wakes, EvictE
     region.word(base + SLOT_CLAIM_START).store(IDLE, Ordering::Release);
     free_slot(region, base);
     repaired.map_err(EvictError::Corrupt)?;
-    Ok(Wakes {
-        data: wait_point(region, OFF_DATA_SEQ, OFF_DATA_SLEEPERS).notify(),
-        space: wait_point(region, OFF_SPACE_SEQ, OFF_SPACE_SLEEPERS).notify(),
-    })
+    Ok(Wakes { data: wait_point(region, OFF_DATA_WAIT).notify(), space: wait_point(region, OFF_SPACE_WAIT).notify() })
 }
 
 /// Pads the uncommitted parts of a dead producer's claim [start, end).

@@ -90,10 +90,9 @@ const OFF_SALT: usize = 40;
 // One block per contended word.
 const OFF_TAIL: usize = BLOCK;
 const OFF_LATEST: usize = 2 * BLOCK;
-const OFF_DATA_SEQ: usize = 3 * BLOCK;
-const OFF_DATA_SLEEPERS: usize = 3 * BLOCK + 8;
-const OFF_SPACE_SEQ: usize = 4 * BLOCK;
-const OFF_SPACE_SLEEPERS: usize = 4 * BLOCK + 8;
+/// Wait points (futex word, then sleeper count), as for the other rings.
+const OFF_DATA_WAIT: usize = 3 * BLOCK;
+const OFF_SPACE_WAIT: usize = 4 * BLOCK;
 /// Consumer slots, then producer slots, one block each.
 const OFF_SLOTS: usize = 5 * BLOCK;
 
@@ -310,8 +309,9 @@ fn geometry(region: &impl Region) -> Result<Geometry, AttachError> {
     Ok(Geometry { capacity, mask: capacity - 1, mode, max_consumers, max_producers, salt, data })
 }
 
-fn wait_point(region: &impl Region, seq: usize, sleepers: usize) -> WaitPoint<'_> {
-    WaitPoint::new(region.word(seq), region.word(sleepers))
+/// The log's wait point at `off`: the broadcast log always runs fenced.
+fn wait_point(region: &impl Region, off: usize) -> WaitPoint<'_> {
+    crate::control::wait_point(region, off, crate::WakeMode::Fenced)
 }
 
 /// Writes a frame header at `pos`, commit word last.

@@ -2,8 +2,8 @@
 
 use super::{
     corrupt, frame_bytes, free_slot, geometry, max_payload, wait_point, write_header, Geometry, Mode, ACTIVE, FREE,
-    HEADER, IDLE, OFF_DATA_SEQ, OFF_DATA_SLEEPERS, OFF_LATEST, OFF_SPACE_SEQ, OFF_SPACE_SLEEPERS, OFF_TAIL,
-    SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_CURSOR, SLOT_NEXT_SEQ, SLOT_STATE,
+    HEADER, IDLE, OFF_DATA_WAIT, OFF_LATEST, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_CURSOR,
+    SLOT_NEXT_SEQ, SLOT_STATE,
 };
 use crate::error::{AttachError, ClaimError};
 use crate::frame::{FrameWord, KIND_DATA, KIND_PAD};
@@ -179,13 +179,13 @@ impl<R: Region> Producer<R> {
 
     /// Where consumers waiting for frames sleep.
     pub fn data_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_DATA_SEQ, OFF_DATA_SLEEPERS)
+        wait_point(&self.region, OFF_DATA_WAIT)
     }
 
     /// Where producers waiting for space sleep (reliable mode; consumers
     /// notify it when they release).
     pub fn space_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_SPACE_SEQ, OFF_SPACE_SLEEPERS)
+        wait_point(&self.region, OFF_SPACE_WAIT)
     }
 
     /// Frees the producer slot.
@@ -254,19 +254,16 @@ impl<R: Region> Claim<'_, R> {
     #[cfg(not(loom))]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let off = self.payload_offset();
-        // The CAS on the tail gave this claim [start, start + frame_bytes(len)) inside the data area (frames never
-        // straddle the end). A lapped lossy reader may read these bytes meanwhile; it validates after copying and
-        // discards them.
-        // SAFETY: in bounds (above); no producer writes there until this claim's marker is cleared (refresh
-        // limits), and `self` borrows the producer mutably, so this is the only writable view.
-        unsafe { std::slice::from_raw_parts_mut(self.producer.region.base().add(off), self.len) }
+        // The tail CAS gave this claim the frame inside the data area; a lapped
+        // lossy reader validates after copying.
+        // SAFETY: no producer writes there until this claim's marker is cleared,
+        // and `self` borrows the producer mutably: the only writable view.
+        unsafe { crate::frame::claimed_payload_mut(&self.producer.region, off, self.len) }
     }
 
     /// Copies `bytes` into the payload at `at`. Panics if it does not fit.
     pub fn write(&mut self, at: usize, bytes: &[u8]) {
-        assert!(at.checked_add(bytes.len()).is_some_and(|end| end <= self.len), "write past the claimed payload");
-        let off = self.payload_offset() + at;
-        self.producer.region.write(off, bytes);
+        crate::frame::write_claimed(&self.producer.region, self.payload_offset(), self.len, at, bytes)
     }
 
     /// Sets the metadata word (a send timestamp, for instance).
