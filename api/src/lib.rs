@@ -1,12 +1,29 @@
 //! ringflow-api: the public surface of ringflow.
 //!
-//! Today it exposes the foundation — rings, shared-memory segments and the
-//! waiting primitives — under stable paths. Flows, listeners, groups and
-//! calls are built here on top of them (they must never reach past this crate
-//! into ring internals that are not re-exported below).
+//! - [`Listener`] / [`Flow`]: named flows between processes of one host
+//!   (Ouroboros flows, libdill IPC): allocate by name with a [`Qos`], send
+//!   and receive in blocking, deadline and nonblocking forms, zero-copy
+//!   loans and in-place receives, passed descriptors, lingering dealloc.
+//! - [`FlowSet`]: wait on many flows at once.
+//! - The foundation (rings, segments, waiting primitives) under stable paths.
+//!
+//! This crate must never reach into ring internals that are not re-exported
+//! below, and never trust a byte of shared memory or of a peer's socket.
 
+mod error;
+mod flow;
+mod listener;
+mod set;
+
+pub use error::{AcceptError, AllocError, BindError, DeallocError, RecvError, SendError};
+pub use flow::{Flow, FlowOptions, FlowStats, RecvBuf, SendBuf, DEFAULT_SPIN};
+pub use listener::{Listener, ListenerOptions};
+pub use ringflow_core::control::Permit;
+pub use ringflow_core::flow::handshake::Refusal;
+pub use ringflow_core::flow::{Qos, QosError, QosLimits};
 pub use ringflow_core::{Deadline, PeerWatch, WaitOutcome};
 /// Lock-free rings over a byte region (SPSC, MPSC, broadcast).
 pub use ringflow_ring as ring;
 /// Shared-memory segments and validated layouts.
 pub use ringflow_shm as shm;
+pub use set::{FlowSet, Interest, Ready, SetError};

@@ -51,6 +51,70 @@ pub unsafe fn wake(word: *const u32, n: u32) -> io::Result<usize> {
     Ok(r as usize)
 }
 
+/// Most words one [`wait_any`] can sleep on (the kernel's FUTEX_WAITV_MAX).
+pub const WAITV_MAX: usize = 128;
+
+/// The kernel's `struct futex_waitv`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+/// A 32-bit shared futex (FUTEX2_SIZE_U32, not FUTEX2_PRIVATE).
+const FUTEX2_SIZE_U32: u32 = 0x02;
+
+/// Sleeps until any of `words` is woken or differs from its expected value,
+/// at most `timeout` (`futex_waitv`, Linux 5.16+). Returns `Ok(true)` when
+/// woken (or a value already differed), `Ok(false)` on timeout. Spurious
+/// wake-ups are possible: re-check. At most [`WAITV_MAX`] words.
+///
+/// # Safety
+/// Every pointer must point to a live, 4-byte aligned u32 for the whole
+/// call; the words may be modified concurrently by other processes.
+pub unsafe fn wait_any(words: &[(*const u32, u32)], timeout: Option<Duration>) -> io::Result<bool> {
+    if words.is_empty() || words.len() > WAITV_MAX {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "futex_waitv takes 1 to 128 words"));
+    }
+    let mut v = [FutexWaitv { val: 0, uaddr: 0, flags: 0, reserved: 0 }; WAITV_MAX];
+    for (slot, &(word, expected)) in v.iter_mut().zip(words) {
+        *slot = FutexWaitv { val: expected as u64, uaddr: word as u64, flags: FUTEX2_SIZE_U32, reserved: 0 };
+    }
+    // futex_waitv takes an absolute CLOCK_MONOTONIC time.
+    let abs = match timeout {
+        None => None,
+        Some(d) => {
+            let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: writes the current time into `now`.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+            let nanos = now.tv_nsec as u64 + d.subsec_nanos() as u64;
+            let secs = (now.tv_sec as u64).saturating_add(d.as_secs()).saturating_add(nanos / 1_000_000_000);
+            Some(libc::timespec {
+                tv_sec: secs.min(i64::MAX as u64 / 2) as libc::time_t,
+                tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+            })
+        }
+    };
+    let ts_ptr = abs.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `v` holds `words.len()` initialised entries whose addresses the
+    // caller guarantees; `ts_ptr` is null or points to `abs`, alive here.
+    let r = unsafe {
+        libc::syscall(libc::SYS_futex_waitv, v.as_ptr(), words.len() as u32, 0u32, ts_ptr, libc::CLOCK_MONOTONIC)
+    };
+    if r >= 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(true),
+        Some(libc::ETIMEDOUT) => Ok(false),
+        _ => Err(io::Error::new(err.kind(), format!("futex_waitv: {err}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

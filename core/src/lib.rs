@@ -8,6 +8,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod control;
+pub mod flow;
 pub mod futex;
 pub mod membarrier;
 pub mod peer;

@@ -25,6 +25,18 @@ impl Deadline {
         Instant::now().checked_add(d).map_or(Deadline::Never, Deadline::At)
     }
 
+    /// From libdill-style milliseconds: 0 = now (try once), -1 = never,
+    /// a positive count = that long from now. Any other negative value is
+    /// `None` (invalid).
+    pub fn from_millis(ms: i64) -> Option<Self> {
+        match ms {
+            0 => Some(Deadline::Now),
+            -1 => Some(Deadline::Never),
+            ms if ms > 0 => Some(Deadline::after(Duration::from_millis(ms as u64))),
+            _ => None,
+        }
+    }
+
     /// Time left: `None` means forever.
     pub fn remaining(self) -> Option<Duration> {
         match self {

@@ -47,14 +47,24 @@ pub const MAX_CAPACITY: usize = 1 << 40;
 
 /// Zeroes the region and writes magic and capacity (magic last). The data
 /// capacity is the region length less `control_len`.
-pub(crate) fn init(region: &impl Region, magic: u64, control_len: usize, mode: WakeMode) -> Result<usize, AttachError> {
+/// Lays out a ring's control area. `zero_data` is how many bytes of the data
+/// area the ring's invariants need zeroed (rings that never read a word
+/// before their producer has zeroed it need only the first one: the rest may
+/// hold anything, and a fresh memfd's pages stay untouched).
+pub(crate) fn init(
+    region: &impl Region,
+    magic: u64,
+    control_len: usize,
+    mode: WakeMode,
+    zero_data: Option<usize>,
+) -> Result<usize, AttachError> {
     let len = region.len();
     let capacity =
         len.checked_sub(control_len).ok_or(AttachError::BadSize { len, what: "smaller than the control area" })?;
     if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
         return Err(AttachError::BadSize { len, what: "data capacity must be a power of two between 64 B and 1 TiB" });
     }
-    region.zero(0, len);
+    region.zero(0, zero_data.map_or(len, |z| control_len + z.min(capacity)));
     region.word(OFF_CAPACITY).store(capacity as u64, Ordering::Relaxed);
     region.word(OFF_WAKE_MODE).store(mode.word(), Ordering::Relaxed);
     // SYNC: Release; pairs with the Acquire in `geometry`: a side that sees

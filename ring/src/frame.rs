@@ -67,7 +67,7 @@ impl FrameAt {
     /// from being reused while the slice lives (it borrows the consumer).
     #[cfg(not(loom))]
     #[inline]
-    pub fn payload<R: crate::Region>(&self, region: &R) -> &[u8] {
+    pub fn payload<'r, R: crate::Region>(&self, region: &'r R) -> &'r [u8] {
         assert!(self.payload.checked_add(self.len).is_some_and(|end| end <= region.len()));
         // SAFETY: the range lies inside the region (asserted; consumers also
         // validated it), and the frame is not reused while the guard lives.

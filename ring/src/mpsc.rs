@@ -61,7 +61,7 @@ pub fn init(region: &impl Region) -> Result<usize, AttachError> {
 
 /// Lays out a fresh ring over `region` with the given wake mode.
 pub fn init_with(region: &impl Region, mode: WakeMode) -> Result<usize, AttachError> {
-    control::init(region, MAGIC, CONTROL_LEN, mode)
+    control::init(region, MAGIC, CONTROL_LEN, mode, None)
 }
 
 fn pad_word(size: u64) -> u64 {

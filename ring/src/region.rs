@@ -178,6 +178,7 @@ fn prefetch_at(base: *mut u8, len: usize, off: usize) {
 /// A region over memory the caller owns: a shared-memory mapping, or memory
 /// the application supplies (huge pages, a static buffer).
 #[cfg(not(loom))]
+#[derive(Clone)]
 pub struct RawRegion {
     base: std::ptr::NonNull<u8>,
     len: usize,
@@ -189,8 +190,8 @@ impl RawRegion {
     ///
     /// # Safety
     /// `base` must be 8-byte aligned and valid for reads and writes of `len`
-    /// bytes for as long as the returned region (and every ring built on it)
-    /// lives, and nothing may access those bytes except through atomics or
+    /// bytes for as long as the returned region, its clones, and every ring
+    /// built on them live, and nothing may access those bytes except through atomics or
     /// through rings built on this region (other processes included).
     pub unsafe fn new(base: std::ptr::NonNull<u8>, len: usize) -> Self {
         debug_assert_eq!(base.as_ptr() as usize % 8, 0);

@@ -58,19 +58,37 @@ pub const fn max_payload(capacity: usize) -> usize {
     capacity / 2 - HEADER - 8
 }
 
-/// Lays out a fresh ring over `region`, zeroing it. The data capacity is the
-/// region length less [`CONTROL_LEN`], and must be a power of two.
+/// Lays out a fresh ring over `region`. The data capacity is the region
+/// length less [`CONTROL_LEN`], and must be a power of two. Only the control
+/// area and the first commit word are zeroed: the producer zeroes each next
+/// commit word before it publishes, so whatever else the data area holds is
+/// never read as a frame (and a fresh memfd's data pages stay untouched until
+/// frames reach them).
 pub fn init(region: &impl Region) -> Result<usize, AttachError> {
     init_with(region, WakeMode::Fenced)
 }
 
 /// Lays out a fresh ring over `region` with the given wake mode.
 pub fn init_with(region: &impl Region, mode: WakeMode) -> Result<usize, AttachError> {
-    control::init(region, MAGIC, CONTROL_LEN, mode)
+    control::init(region, MAGIC, CONTROL_LEN, mode, Some(8))
 }
 
 fn geometry(region: &impl Region) -> Result<(usize, WakeMode), AttachError> {
     control::geometry(region, MAGIC, CONTROL_LEN)
+}
+
+/// The two wait points of a ring laid out by [`init`] — `(data, space)` —
+/// for a third party that is neither side but must wake the sides' sleepers
+/// (a watcher that learned the peer process died).
+pub fn wait_points(region: &impl Region) -> Result<(WaitPoint<'_>, WaitPoint<'_>), AttachError> {
+    let (_, mode) = geometry(region)?;
+    Ok((wait_point(region, OFF_DATA_WAIT, mode), wait_point(region, OFF_SPACE_WAIT, mode)))
+}
+
+/// Whether the producer side of the ring in `region` has closed, for a
+/// third party (the layer above telling a clean close from a vanished peer).
+pub fn producer_closed(region: &impl Region) -> bool {
+    side_closed(region, OFF_PRODUCER)
 }
 
 /// The writing side.
@@ -131,16 +149,50 @@ impl<R: Region> Producer<R> {
     /// dropping the claim abandons it with no trace in the ring.
     #[inline]
     pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_, R>, ClaimError> {
+        let (pad, start) = self.room_for(len)?;
+        Ok(Claim { producer: self, pad, start, len, meta: 0, flags: 0 })
+    }
+
+    /// Whether [`try_claim`](Self::try_claim) of `len` bytes would succeed
+    /// now: `Ok(())`, or the error it would return. For a layer above that
+    /// must wait for room before it claims.
+    #[inline]
+    pub fn ready_for(&mut self, len: usize) -> Result<(), ClaimError> {
+        self.room_for(len).map(|_| ())
+    }
+
+    /// Whether a frame of `len` bytes fits now, reading the consumer's
+    /// position afresh (for wait conditions, which cannot mutate).
+    pub fn fits(&self, len: usize) -> bool {
+        // SYNC: Acquire; pairs with the Release in `Consumer::release`.
+        let head = self.region.word(OFF_HEAD).load(Ordering::Acquire);
+        len <= self.max_payload() && self.end_of(len) <= head.saturating_add(self.capacity as u64)
+    }
+
+    /// Position after a frame of `len` bytes claimed now, and its padding.
+    #[inline]
+    fn place(&self, len: usize) -> (u64, u64) {
+        let need = frame_size(len) as u64;
+        let room_to_end = (self.capacity - (self.pending as usize & self.mask)) as u64;
+        let pad = if need <= room_to_end { 0 } else { room_to_end };
+        (pad, self.pending + pad)
+    }
+
+    #[inline]
+    fn end_of(&self, len: usize) -> u64 {
+        let (_, start) = self.place(len);
+        // +8: the commit word after the frame must be free, to be zeroed.
+        start + frame_size(len) as u64 + 8
+    }
+
+    #[inline]
+    fn room_for(&mut self, len: usize) -> Result<(u64, u64), ClaimError> {
         let max = self.max_payload();
         if len > max {
             return Err(ClaimError::TooLarge { len, max });
         }
-        let need = frame_size(len) as u64;
-        let room_to_end = (self.capacity - (self.pending as usize & self.mask)) as u64;
-        let pad = if need <= room_to_end { 0 } else { room_to_end };
-        let start = self.pending + pad;
-        // +8: the commit word after the frame must be free, to be zeroed.
-        let end = start + need + 8;
+        let (pad, start) = self.place(len);
+        let end = self.end_of(len);
         if end > self.cached_head + self.capacity as u64 {
             self.refresh_head()?;
             if end > self.cached_head + self.capacity as u64 {
@@ -150,7 +202,7 @@ impl<R: Region> Producer<R> {
         if side_closed(&self.region, OFF_CONSUMER) {
             return Err(ClaimError::Closed);
         }
-        Ok(Claim { producer: self, pad, start, len, meta: 0, flags: 0 })
+        Ok((pad, start))
     }
 
     #[cold]
@@ -200,6 +252,41 @@ impl<R: Region> Producer<R> {
         // contend for it.
         self.region.word(OFF_TAIL).store(self.tail, Ordering::Release);
         self.data_wait().notify()
+    }
+
+    /// How many published frames the consumer has not yet released: the
+    /// frames between its published position and ours, walked through their
+    /// commit words (a survivor counting what a dead consumer never read).
+    pub fn unconsumed_frames(&self) -> Result<u64, Corrupt> {
+        // SYNC: Acquire; pairs with the Release in `Consumer::release`.
+        let head = self.region.word(OFF_HEAD).load(Ordering::Acquire);
+        if head < self.cached_head.min(self.tail) || head > self.tail {
+            return Err(Corrupt {
+                offset: OFF_HEAD,
+                value: head,
+                what: "consumer position outside the published range",
+            });
+        }
+        let (mut pos, mut frames) = (head, 0u64);
+        while pos < self.tail {
+            let off = DATA + (pos as usize & self.mask);
+            // SYNC: Relaxed; we wrote these words ourselves.
+            let raw = self.region.word(off).load(Ordering::Relaxed);
+            let word = FrameWord::decode(raw);
+            let size = match word.kind {
+                KIND_PAD => word.len as u64,
+                KIND_DATA => {
+                    frames += 1;
+                    frame_size(word.len as usize) as u64
+                }
+                _ => 0,
+            };
+            if size == 0 || pos + size > self.tail {
+                return Err(Corrupt { offset: off, value: raw, what: "frame overwritten under the producer" });
+            }
+            pos += size;
+        }
+        Ok(frames)
     }
 
     /// Frames pushed but not yet committed.
@@ -293,6 +380,16 @@ impl<R: Region> Claim<'_, R> {
     /// Whether the payload is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The payload as written so far, in place.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        let off = self.payload_offset();
+        // SAFETY: as in `payload_mut`; this shared view borrows `self`, so no
+        // write through the claim happens while it lives.
+        unsafe { frame::claimed_payload_mut(&self.producer.region, off, self.len) }
     }
 
     /// The payload, writable in place (zero-copy).
@@ -466,6 +563,47 @@ impl<R: Region> Consumer<R> {
         Ok(ReadGuard { view: FrameRef { region: &self.region, frame }, head: &mut self.head, seq: &mut self.seq })
     }
 
+    /// The next frame, left in place and not consumed: read it with
+    /// [`view`](Self::view), then [`consume`](Self::consume) it. For a
+    /// layer above that holds the consumer and the frame at once (a receive
+    /// buffer released on drop) and may decide not to consume it.
+    #[inline]
+    pub fn peek(&self) -> Result<Peeked, ReadError> {
+        self.locate().map(|frame| Peeked { frame })
+    }
+
+    /// The frame `peeked` describes, read in place.
+    #[inline]
+    pub fn view(&self, peeked: &Peeked) -> FrameRef<'_, R> {
+        FrameRef { region: &self.region, frame: peeked.frame }
+    }
+
+    /// The payload of the frame `peeked`, in place (as [`FrameRef::payload`]).
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn payload_of<'a>(&'a self, peeked: &Peeked) -> &'a [u8] {
+        peeked.frame.payload(&self.region)
+    }
+
+    /// Consumes the frame `peeked` (locally; [`release`](Self::release)
+    /// hands the space back). Returns false, doing nothing, for a frame that
+    /// is not the next one (consumed already, or of another ring).
+    #[inline]
+    pub fn consume(&mut self, peeked: &Peeked) -> bool {
+        if peeked.frame.pos < self.head || peeked.frame.tag != self.seq {
+            return false;
+        }
+        self.head = peeked.frame.pos + peeked.frame.size;
+        self.seq = self.seq.wrapping_add(1);
+        true
+    }
+
+    /// Bytes consumed but not yet released.
+    #[inline]
+    pub fn unreleased(&self) -> usize {
+        (self.head - self.published) as usize
+    }
+
     /// Reads up to `max` frames, calling `f` on each, then releases them all
     /// at once. Returns how many were read; an error is returned only when
     /// no frame was read.
@@ -588,6 +726,38 @@ impl<R: Region> Drop for Consumer<R> {
     }
 }
 
+/// A frame located by [`Consumer::peek`], not yet consumed.
+#[derive(Clone, Copy, Debug)]
+pub struct Peeked {
+    frame: crate::frame::FrameAt,
+}
+
+impl Peeked {
+    /// Payload length.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.frame.len
+    }
+
+    /// Whether the payload is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.frame.len == 0
+    }
+
+    /// The producer's flags.
+    #[inline]
+    pub fn flags(&self) -> u8 {
+        self.frame.flags
+    }
+
+    /// The producer's metadata word.
+    #[inline]
+    pub fn meta(&self) -> u64 {
+        self.frame.meta
+    }
+}
+
 /// What a commit word announces.
 enum Found {
     /// Padding of this many bytes up to the end of the ring.
@@ -609,6 +779,14 @@ impl<'a, R: Region> std::ops::Deref for ReadGuard<'a, R> {
 
     fn deref(&self) -> &FrameRef<'a, R> {
         &self.view
+    }
+}
+
+impl<R: Region> ReadGuard<'_, R> {
+    /// Leaves the frame in the ring: the next read returns it again (for a
+    /// reader whose buffer turned out too small).
+    pub fn keep(self) {
+        std::mem::forget(self);
     }
 }
 

@@ -114,6 +114,24 @@ impl<'a> WaitPoint<'a> {
         Notify::Wake
     }
 
+    /// Wakes whoever sleeps here although nothing was published: for a third
+    /// party that changed a condition the sleepers re-check (a watcher that
+    /// learned the peer died). Store the condition first; then either a
+    /// sleeper's re-check after `prepare` sees it, or this call sees the
+    /// sleeper and changes the word it sleeps on.
+    pub fn alert(&self) -> Notify {
+        // SYNC: SeqCst fence; pairs with the fence in `prepare` (Dekker), as
+        // in `notify`, ordering the caller's condition store before the load.
+        fence(Ordering::SeqCst);
+        // SYNC: Release; pairs with the Acquire load of the token in `prepare`.
+        self.seq.fetch_add(1, Ordering::Release);
+        if self.sleepers.load(Ordering::Relaxed) == 0 {
+            Notify::None
+        } else {
+            Notify::Wake
+        }
+    }
+
     /// Current value of the futex word (its low 32 bits).
     pub fn current(&self) -> u32 {
         self.seq.load(Ordering::Acquire) as u32

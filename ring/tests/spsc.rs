@@ -48,6 +48,65 @@ fn frames_arrive_in_order_across_many_wraps() {
 }
 
 #[test]
+fn init_needs_only_the_first_commit_word_zeroed() {
+    // A fresh memfd is zero, caller-supplied memory may hold anything: init
+    // must not depend on the data area beyond its first word.
+    let cap = 512;
+    let region = Arc::new(HeapRegion::new(spsc::region_len(cap)));
+    let garbage: Vec<u8> = (0..spsc::region_len(cap)).map(|i| (i * 37 + 11) as u8 | 1).collect();
+    region.write(0, &garbage);
+    spsc::init(&*region).unwrap();
+    let (mut tx, mut rx) = (Producer::attach(region.clone()).unwrap(), Consumer::attach(region).unwrap());
+    assert!(matches!(rx.try_read(), Err(ReadError::Empty)));
+    let mut next_rx = 0u64;
+    for seq in 0..500u64 {
+        let len = (seq as usize * 29) % (tx.max_payload() + 1);
+        while let Err(ClaimError::Full) = tx.try_send(&payload(seq, len)) {
+            let g = rx.try_read().unwrap();
+            assert_eq!(g.payload(), &payload(next_rx, g.len())[..]);
+            drop(g);
+            let _ = rx.release();
+            next_rx += 1;
+        }
+    }
+    while let Ok(g) = rx.try_read() {
+        assert_eq!(g.payload(), &payload(next_rx, g.len())[..]);
+        drop(g);
+        next_rx += 1;
+    }
+    assert_eq!(next_rx, 500);
+}
+
+#[test]
+fn a_kept_frame_is_read_again() {
+    let (mut tx, mut rx) = ring(256);
+    let _ = tx.try_send(b"first").unwrap();
+    let _ = tx.try_send(b"second").unwrap();
+    rx.try_read().unwrap().keep();
+    assert_eq!(rx.try_read().unwrap().payload(), b"first");
+    assert_eq!(rx.try_read().unwrap().payload(), b"second");
+}
+
+#[test]
+fn peeked_frames_are_consumed_once_and_in_order() {
+    let (mut tx, mut rx) = ring(256);
+    let _ = tx.try_send(b"one").unwrap();
+    let _ = tx.try_send(b"two").unwrap();
+    let first = rx.peek().unwrap();
+    assert_eq!(rx.view(&first).payload(), b"one");
+    assert_eq!(rx.peek().unwrap().len(), 3, "peek does not consume");
+    assert!(rx.consume(&first));
+    assert!(!rx.consume(&first), "a frame is consumed once");
+    let second = rx.peek().unwrap();
+    assert_eq!(rx.view(&second).payload(), b"two");
+    assert!(rx.unreleased() > 0);
+    assert!(rx.consume(&second));
+    let _ = rx.release();
+    assert_eq!(rx.unreleased(), 0);
+    assert!(matches!(rx.peek(), Err(ReadError::Empty)));
+}
+
+#[test]
 fn pushed_frames_are_invisible_until_commit() {
     let (mut tx, mut rx) = ring(1024);
     for i in 0..5u8 {

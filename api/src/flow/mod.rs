@@ -1,0 +1,359 @@
+//! A flow: a named, bidirectional message channel between two processes on
+//! one host, through rings in shared memory (Ouroboros `flow_alloc` /
+//! `flow_accept`, libdill `ipc_connect` / `ipc_accept`).
+//!
+//! The data path never makes a system call unless the other side sleeps:
+//! a send writes a frame in place and publishes it with one Release store;
+//! a receive reads it in place. The control socket that set the flow up
+//! stays open: it carries passed descriptors, and its hang-up tells the
+//! process's watcher that the peer died.
+//!
+//! Every operation that can wait comes in four forms over one internal
+//! function taking a [`Deadline`]: `x` (blocks), `try_x` (never waits,
+//! `WouldBlock`), `x_deadline(d)` and `x_timeout(dur)`.
+
+mod buf;
+mod recv;
+mod send;
+pub(crate) mod shared;
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringflow_core::control::{ConnectError, ControlConn, PeerCred, RuntimeDir};
+use ringflow_core::flow::handshake::{self, Established, HandshakeError, Refusal};
+use ringflow_core::flow::watch::{self, Watch};
+use ringflow_core::flow::{FlowSetupError, Geometry, Qos, Role, Sides};
+use ringflow_core::Deadline;
+use ringflow_shm::Segment;
+
+pub use buf::{RecvBuf, SendBuf};
+
+use crate::error::{is_resource_limit, AllocError, DeallocError};
+use shared::FlowShared;
+
+/// Default time a blocking operation spins before it parks.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+
+/// Settings of a flow beyond its QoS.
+#[derive(Debug, Default)]
+pub struct FlowOptions {
+    pub(crate) spin: Option<Duration>,
+    pub(crate) runtime_dir: Option<PathBuf>,
+    pub(crate) memory: Option<Segment>,
+}
+
+impl FlowOptions {
+    /// Defaults: spin [`DEFAULT_SPIN`], the per-user runtime directory, a
+    /// new memfd for the rings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long a blocking operation spins before it parks on a futex
+    /// (zero: park at once).
+    #[must_use]
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = Some(spin);
+        self
+    }
+
+    /// Where names live (default: `$RINGFLOW_RUNTIME_DIR`, else
+    /// `$XDG_RUNTIME_DIR/ringflow`, else `/tmp/ringflow-<uid>`).
+    #[must_use]
+    pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runtime_dir = Some(dir.into());
+        self
+    }
+
+    /// Lays the flow's rings out in caller-supplied memory (libdill's `_mem`
+    /// idea): a fresh segment from [`Segment::create`], for example on huge
+    /// pages. It must be large enough for the granted QoS
+    /// ([`Flow::segment_len_for`]). Only the allocating side supplies memory.
+    #[must_use]
+    pub fn memory(mut self, segment: Segment) -> Self {
+        self.memory = Some(segment);
+        self
+    }
+
+    pub(crate) fn dir(&self) -> Result<RuntimeDir, ringflow_core::control::DirError> {
+        match &self.runtime_dir {
+            Some(p) => RuntimeDir::at(p.clone()),
+            None => RuntimeDir::resolve(),
+        }
+    }
+}
+
+/// Counters of one flow (this side's view).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Messages refused because the ring was full (lossy QoS).
+    pub dropped: u64,
+}
+
+/// Futex words of the peer's sleepers, woken after we publish. Addresses in
+/// the flow's segment, kept as integers so the flow stays `Send`; valid
+/// while the flow's memory is mapped (the flow holds it).
+#[derive(Clone, Copy)]
+pub(crate) struct Wakers {
+    /// Where the peer sleeps for data (our inline ring).
+    pub peer_data: usize,
+    /// Where the peer sleeps for room (its inline and bulk rings).
+    pub peer_space: [usize; 2],
+}
+
+impl Wakers {
+    /// Wakes sleepers on `word`.
+    #[inline]
+    pub fn wake(word: usize) {
+        // SAFETY: `word` is a futex word of the flow's segment, which the
+        // flow (and so every caller holding these Wakers) keeps mapped.
+        let _ = unsafe { ringflow_core::futex::wake(word as *const u32, u32::MAX) };
+    }
+}
+
+/// One end of a flow.
+pub struct Flow {
+    // Field order is drop order: the ring sides close first, then the
+    // watch registration goes, then the socket closes (telling the peer).
+    pub(crate) sides: Sides,
+    pub(crate) wakers: Wakers,
+    pub(crate) shared: Arc<FlowShared>,
+    pub(crate) geometry: Geometry,
+    pub(crate) qos: Qos,
+    pub(crate) spin: Duration,
+    pub(crate) stats: FlowStats,
+    name: String,
+    peer: Option<PeerCred>,
+    /// The peer's readiness eventfd, signalled when we publish while its
+    /// receiving direction is armed.
+    pub(crate) peer_event: OwnedFd,
+    _watch: Watch,
+    pub(crate) conn: ControlConn,
+}
+
+impl Flow {
+    /// Allocates a flow to the listener bound to `name`, asking for `qos`;
+    /// waits until the listener accepts or `deadline` passes. The granted
+    /// QoS (sizes may be lowered) is [`qos`](Self::qos).
+    pub fn alloc(name: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
+        Flow::alloc_with(name, qos, deadline, FlowOptions::new())
+    }
+
+    /// [`alloc`](Self::alloc) with options (spin, runtime directory,
+    /// caller-supplied memory).
+    pub fn alloc_with(name: &str, qos: &Qos, deadline: Deadline, opts: FlowOptions) -> Result<Flow, AllocError> {
+        let qos = qos.validate().map_err(AllocError::InvalidQos)?;
+        ringflow_core::control::validate_name(name).map_err(AllocError::InvalidName)?;
+        let dir = opts.dir().map_err(AllocError::RuntimeDir)?;
+        let conn = ControlConn::connect(&dir, name).map_err(|e| match e {
+            ConnectError::Name(n) => AllocError::InvalidName(n),
+            ConnectError::NotFound { name } => AllocError::NotFound { name },
+            ConnectError::PermissionDenied { .. } => AllocError::PermissionDenied,
+            ConnectError::PathTooLong(p) => AllocError::Io(std::io::Error::other(p)),
+            ConnectError::Io { source, .. } if is_resource_limit(&source) => AllocError::ResourceLimit(source),
+            ConnectError::Io { source, .. } => AllocError::Io(source),
+        })?;
+        let est = handshake::initiate(&conn, name, &qos, opts.memory, deadline).map_err(|e| match e {
+            HandshakeError::TimedOut if deadline == Deadline::Now => AllocError::WouldBlock,
+            e => alloc_error(e),
+        })?;
+        Flow::from_parts(conn, est, Role::Initiator, name, opts.spin).map_err(|e| match e {
+            FromPartsError::Ring(r) => AllocError::Memory(FlowSetupError::Ring(r)),
+            FromPartsError::Watch(e) => AllocError::Io(e),
+        })
+    }
+
+    /// Segment bytes a flow granted `qos` needs (for caller-supplied memory).
+    pub fn segment_len_for(qos: &Qos) -> Result<usize, AllocError> {
+        let qos = qos.validate().map_err(AllocError::InvalidQos)?;
+        Geometry::for_qos(&qos).segment_len().map_err(AllocError::Memory)
+    }
+
+    /// Builds a flow over memory both sides have mapped.
+    pub(crate) fn from_parts(
+        conn: ControlConn,
+        est: Established,
+        role: Role,
+        name: &str,
+        spin: Option<Duration>,
+    ) -> Result<Flow, FromPartsError> {
+        let Established { memory, qos, own_event, peer_event } = est;
+        let sides = memory.sides(role)?;
+        let wakers = {
+            let (tx, _) = sides.tx();
+            let (rx, rx_bulk) = sides.rx();
+            Wakers {
+                peer_data: tx.data_wait().futex_word() as usize,
+                peer_space: [rx.space_wait().futex_word() as usize, rx_bulk.space_wait().futex_word() as usize],
+            }
+        };
+        let geometry = memory.geometry();
+        let shared = Arc::new(FlowShared::new(memory, role, own_event));
+        let hook: Arc<dyn watch::HangUp> = shared.clone();
+        let watch = watch::watch(conn.as_raw_fd(), Arc::downgrade(&hook))?;
+        let peer = conn.peer_cred().ok();
+        Ok(Flow {
+            sides,
+            wakers,
+            shared,
+            geometry,
+            qos,
+            spin: spin.unwrap_or(DEFAULT_SPIN),
+            stats: FlowStats::default(),
+            name: name.to_owned(),
+            peer,
+            peer_event,
+            _watch: watch,
+            conn,
+        })
+    }
+
+    /// The QoS granted to this flow (the same on both sides).
+    pub fn qos(&self) -> &Qos {
+        &self.qos
+    }
+
+    /// The name the flow was allocated to.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The peer process's id (from the control socket's credentials).
+    pub fn peer_pid(&self) -> Option<u32> {
+        self.peer.map(|c| c.pid)
+    }
+
+    /// This side's counters.
+    pub fn stats(&self) -> FlowStats {
+        self.stats
+    }
+
+    /// Largest message sent inline through the ring; larger ones travel
+    /// through the flow's bulk area (still zero-copy).
+    pub fn inline_max(&self) -> usize {
+        self.geometry.inline_max
+    }
+
+    /// Whether the peer has left (closed or died) as far as this side knows.
+    pub fn is_peer_gone(&self) -> bool {
+        self.shared.state() != shared::LIVE
+    }
+
+    /// Closes the flow, first waiting until the peer has consumed every
+    /// message sent (a reliable flow's linger), or `deadline` passes, or the
+    /// peer leaves. The peer then reads everything and gets end of flow.
+    pub fn dealloc(mut self, deadline: Deadline) -> Result<(), DeallocError> {
+        self.close_tx();
+        let unconsumed = |f: &Flow| f.sides.tx().0.unconsumed_frames().unwrap_or(u64::MAX);
+        let outcome = {
+            let (tx, _) = self.sides.tx();
+            let shared = &self.shared;
+            ringflow_core::wait_until(
+                || tx.space_wait(),
+                || tx.unconsumed_frames().map_or(true, |n| n == 0) || tx.is_consumer_closed() || shared.state() != 0,
+                Duration::ZERO,
+                deadline,
+            )
+        };
+        let left = unconsumed(&self);
+        match (outcome, left) {
+            (_, 0) => Ok(()),
+            (Ok(ringflow_core::WaitOutcome::TimedOut), n) => Err(DeallocError::TimedOut { unconsumed: n }),
+            (_, n) => Err(DeallocError::PeerGone { unconsumed: n }),
+        }
+    }
+
+    /// Closes the sending sides and wakes a peer asleep waiting for data.
+    fn close_tx(&mut self) {
+        let s = self.sides.get();
+        let a = s.tx.close();
+        let b = s.tx_bulk.close();
+        if a.is_wake() || b.is_wake() {
+            Wakers::wake(self.wakers.peer_data);
+        }
+    }
+}
+
+impl AsRawFd for Flow {
+    /// A descriptor (an eventfd) that becomes readable when the flow may have
+    /// a message to read or has ended, for epoll-based event loops (register
+    /// it for `EPOLLIN`). It is edge-like: a receive that finds nothing
+    /// (`WouldBlock`) resets it and re-arms it, so after it fires, receive
+    /// with the `try_` forms until `WouldBlock`.
+    fn as_raw_fd(&self) -> RawFd {
+        // SYNC: Relaxed; read only by this flow's own receive path, which
+        // the caller orders after this call.
+        self.shared.fd_mode.store(true, std::sync::atomic::Ordering::Relaxed);
+        let fd = self.shared.readiness.as_raw_fd();
+        // Start readable: the caller's first look decides, then re-arms.
+        ringflow_core::flow::readiness::signal(fd);
+        fd
+    }
+}
+
+impl Drop for Flow {
+    /// Closes every side at once, without waiting (use
+    /// [`dealloc`](Flow::dealloc) to linger), and wakes the peer's sleepers.
+    fn drop(&mut self) {
+        self.close_tx();
+        let s = self.sides.get();
+        let a = s.rx.close();
+        let b = s.rx_bulk.close();
+        if a.is_wake() {
+            Wakers::wake(self.wakers.peer_space[0]);
+        }
+        if b.is_wake() {
+            Wakers::wake(self.wakers.peer_space[1]);
+        }
+    }
+}
+
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow").field("name", &self.name).field("qos", &self.qos).field("stats", &self.stats).finish()
+    }
+}
+
+/// Why an accepted or allocated flow could not be assembled.
+#[derive(Debug)]
+pub(crate) enum FromPartsError {
+    Ring(ringflow_ring::AttachError),
+    Watch(std::io::Error),
+}
+
+impl From<ringflow_ring::AttachError> for FromPartsError {
+    fn from(e: ringflow_ring::AttachError) -> Self {
+        FromPartsError::Ring(e)
+    }
+}
+
+impl From<std::io::Error> for FromPartsError {
+    fn from(e: std::io::Error) -> Self {
+        FromPartsError::Watch(e)
+    }
+}
+
+fn alloc_error(e: HandshakeError) -> AllocError {
+    match e {
+        HandshakeError::Refused(Refusal::PermissionDenied) => AllocError::PermissionDenied,
+        HandshakeError::Refused(r) => AllocError::Refused(r),
+        HandshakeError::Version { found } => {
+            AllocError::CorruptPeer(format!("listener speaks control protocol version {found}"))
+        }
+        HandshakeError::Protocol(what) => AllocError::CorruptPeer(what.to_owned()),
+        HandshakeError::BadGrant => AllocError::CorruptPeer("granted a QoS that was not asked for".into()),
+        HandshakeError::Qos(q) => AllocError::InvalidQos(q),
+        HandshakeError::TimedOut => AllocError::TimedOut,
+        HandshakeError::PeerGone => AllocError::PeerGone,
+        HandshakeError::Memory(m) => AllocError::Memory(m),
+        HandshakeError::Io(e) if is_resource_limit(&e) => AllocError::ResourceLimit(e),
+        HandshakeError::Io(e) => AllocError::Io(e),
+    }
+}

@@ -1,0 +1,240 @@
+//! Receiving: into a caller's buffer, in place (zero-copy), or with passed
+//! file descriptors. One internal path finds the next message with a
+//! deadline; a message is consumed only once it has been delivered whole,
+//! so every error that can be retried leaves it in the flow.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ringflow_core::control::RecvError as CtlRecvError;
+use ringflow_core::flow::handshake::{self, HandshakeError, Kind};
+use ringflow_core::flow::{readiness, FLAG_BULK, FLAG_FDS};
+use ringflow_core::{wait_until, Deadline, WaitOutcome};
+use ringflow_ring::spsc::Peeked;
+use ringflow_ring::ReadError;
+
+use super::buf::{consume, RecvBuf};
+use super::send::FDS_SHIFT;
+use super::shared::{CRASHED, LIVE};
+use super::Flow;
+use crate::error::RecvError;
+
+/// A located message: its inline frame and, for a large one, its bulk frame.
+#[derive(Clone, Copy)]
+struct Located {
+    frame: Peeked,
+    bulk: Option<Peeked>,
+}
+
+impl Located {
+    fn len(&self) -> usize {
+        self.bulk.as_ref().unwrap_or(&self.frame).len()
+    }
+
+    fn fds(&self) -> usize {
+        if self.frame.flags() & FLAG_FDS != 0 {
+            (self.frame.meta() >> FDS_SHIFT) as usize
+        } else {
+            0
+        }
+    }
+}
+
+impl Flow {
+    /// Receives the next message into `buf`, waiting for one; returns its
+    /// length. A buffer too small gets `TooSmall` and the message stays.
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.recv_into_deadline(buf, Deadline::Never)
+    }
+
+    /// [`recv_into`](Self::recv_into) without waiting (`WouldBlock`).
+    pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.recv_into_deadline(buf, Deadline::Now)
+    }
+
+    /// [`recv_into`](Self::recv_into), waiting at most `timeout`.
+    pub fn recv_into_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, RecvError> {
+        self.recv_into_deadline(buf, Deadline::after(timeout))
+    }
+
+    /// [`recv_into`](Self::recv_into), waiting until `deadline`.
+    pub fn recv_into_deadline(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, RecvError> {
+        let (len, _) = self.recv_parts(buf, &mut [], deadline)?;
+        Ok(len)
+    }
+
+    /// Receives a message and the file descriptors sent with it into
+    /// `slots`; returns (bytes, descriptors). Too few slots: `FdSlots`, and
+    /// the message (with its descriptors) stays for a retry.
+    pub fn recv_fds(
+        &mut self,
+        buf: &mut [u8],
+        slots: &mut [Option<OwnedFd>],
+        deadline: Deadline,
+    ) -> Result<(usize, usize), RecvError> {
+        self.recv_parts(buf, slots, deadline)
+    }
+
+    /// Receives the next message in place, waiting for one. The message is
+    /// consumed when the returned buffer is dropped.
+    pub fn recv_ref(&mut self) -> Result<RecvBuf<'_>, RecvError> {
+        self.recv_ref_deadline(Deadline::Never)
+    }
+
+    /// [`recv_ref`](Self::recv_ref) without waiting.
+    pub fn try_recv_ref(&mut self) -> Result<RecvBuf<'_>, RecvError> {
+        self.recv_ref_deadline(Deadline::Now)
+    }
+
+    /// [`recv_ref`](Self::recv_ref), waiting at most `timeout`.
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<RecvBuf<'_>, RecvError> {
+        self.recv_ref_deadline(Deadline::after(timeout))
+    }
+
+    /// [`recv_ref`](Self::recv_ref), waiting until `deadline`.
+    pub fn recv_ref_deadline(&mut self, deadline: Deadline) -> Result<RecvBuf<'_>, RecvError> {
+        let m = self.wait_message(deadline)?;
+        if m.fds() > 0 {
+            return Err(RecvError::FdSlots { needed: m.fds() });
+        }
+        let s = self.sides.get();
+        Ok(RecvBuf {
+            rx: s.rx,
+            rx_bulk: s.rx_bulk,
+            frame: m.frame,
+            bulk: m.bulk,
+            wakers: self.wakers,
+            received: &mut self.stats.received,
+        })
+    }
+
+    /// The copy path behind `recv_into` and `recv_fds`.
+    fn recv_parts(
+        &mut self,
+        buf: &mut [u8],
+        slots: &mut [Option<OwnedFd>],
+        deadline: Deadline,
+    ) -> Result<(usize, usize), RecvError> {
+        let m = self.wait_message(deadline)?;
+        let (len, nfds) = (m.len(), m.fds());
+        if nfds > slots.len() {
+            return Err(RecvError::FdSlots { needed: nfds });
+        }
+        if len > buf.len() {
+            return Err(RecvError::TooSmall { needed: len });
+        }
+        if nfds > 0 {
+            self.take_fds(&mut slots[..nfds])?;
+        }
+        let s = self.sides.get();
+        match &m.bulk {
+            Some(b) => {
+                s.rx_bulk.view(b).copy_to(buf);
+                consume(s.rx_bulk, b, self.wakers.peer_space[1]);
+            }
+            None => s.rx.view(&m.frame).copy_to(buf),
+        }
+        consume(s.rx, &m.frame, self.wakers.peer_space[0]);
+        self.stats.received += 1;
+        Ok((len, nfds))
+    }
+
+    /// Takes the descriptors the peer queued on the control socket before
+    /// it committed the message.
+    fn take_fds(&mut self, slots: &mut [Option<OwnedFd>]) -> Result<(), RecvError> {
+        let corrupt = |what: &str| RecvError::CorruptPeer(format!("passed descriptors: {what}"));
+        let p = handshake::recv(&self.conn, slots, Deadline::Now).map_err(|e| match e {
+            HandshakeError::TimedOut => corrupt("announced but not sent"),
+            HandshakeError::PeerGone => corrupt("announced but the peer hung up first"),
+            HandshakeError::Io(e) => RecvError::Io(e),
+            e => corrupt(&e.to_string()),
+        })?;
+        if p.kind != Kind::Fds || p.code as usize != slots.len() || slots.iter().any(Option::is_none) {
+            slots.iter_mut().for_each(|s| *s = None);
+            return Err(corrupt("count does not match the message"));
+        }
+        Ok(())
+    }
+
+    /// Waits for the next message (or the end of the flow).
+    fn wait_message(&mut self, deadline: Deadline) -> Result<Located, RecvError> {
+        loop {
+            match self.locate() {
+                Err(RecvError::WouldBlock) => {}
+                other => return other,
+            }
+            if deadline == Deadline::Now {
+                // SYNC: Relaxed; set by `as_raw_fd` on this flow.
+                if self.shared.fd_mode.load(Ordering::Relaxed) {
+                    self.arm();
+                }
+                return Err(RecvError::WouldBlock);
+            }
+            let (rx, _) = self.sides.rx();
+            let shared = &self.shared;
+            let outcome = wait_until(
+                || rx.data_wait(),
+                || !matches!(rx.peek(), Err(ReadError::Empty)) || shared.state() != LIVE,
+                self.spin,
+                deadline,
+            )
+            .map_err(RecvError::Io)?;
+            if outcome == WaitOutcome::TimedOut {
+                return Err(RecvError::TimedOut);
+            }
+        }
+    }
+
+    /// The next message, if one is there.
+    #[inline]
+    fn locate(&mut self) -> Result<Located, RecvError> {
+        let (rx, rx_bulk) = self.sides.rx();
+        match rx.peek() {
+            Ok(frame) if frame.flags() & FLAG_BULK == 0 => Ok(Located { frame, bulk: None }),
+            Ok(frame) => match rx_bulk.peek() {
+                Ok(bulk) => Ok(Located { frame, bulk: Some(bulk) }),
+                Err(ReadError::Corrupt(c)) => Err(RecvError::CorruptPeer(c.to_string())),
+                Err(_) => Err(RecvError::CorruptPeer("a bulk descriptor without its message".into())),
+            },
+            Err(ReadError::Empty) => match self.shared.state() {
+                LIVE => Err(RecvError::WouldBlock),
+                // Gone: whatever it committed is visible by now (the hang-up
+                // came after its last store). Look once more, then report.
+                state => match rx.peek() {
+                    Ok(_) => self.locate(),
+                    Err(_) if state == CRASHED => Err(RecvError::PeerGone { received: self.stats.received }),
+                    Err(_) => Err(RecvError::Closed),
+                },
+            },
+            Err(ReadError::Closed) if self.shared.state() == CRASHED => {
+                Err(RecvError::PeerGone { received: self.stats.received })
+            }
+            Err(ReadError::Closed) => Err(RecvError::Closed),
+            Err(ReadError::Corrupt(c)) => Err(RecvError::CorruptPeer(c.to_string())),
+            Err(ReadError::Lapped { .. }) => Err(RecvError::CorruptPeer("lapped on a flow ring".into())),
+        }
+    }
+
+    /// Arms the readiness fd: reset it, announce we wait (the sender signals
+    /// it after its next publish), then look again so a message that raced
+    /// the announcement is not missed.
+    fn arm(&mut self) {
+        let fd = self.shared.readiness.as_raw_fd();
+        readiness::drain(fd);
+        let armed = self.shared.memory.rx_armed(self.shared.role);
+        // SYNC: SeqCst store + fence; pairs with the fence in the sender's
+        // commit before it loads this word (`send::published`), Dekker-style.
+        armed.store(1, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty)) || self.shared.state() != LIVE {
+            readiness::signal(fd);
+        }
+    }
+}
+
+impl From<CtlRecvError> for RecvError {
+    fn from(e: CtlRecvError) -> Self {
+        RecvError::Io(std::io::Error::other(e))
+    }
+}

@@ -1,0 +1,256 @@
+//! Sending: copy, gather and zero-copy (loan) forms, with file descriptors
+//! optionally attached. One internal path per shape, taking a deadline.
+//!
+//! A message up to the flow's inline size is one frame of the inline ring.
+//! A larger one is written in place into the bulk ring and announced by an
+//! empty descriptor frame in the inline ring; both are claimed before either
+//! is committed, so a timeout never leaves half a message behind.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ringflow_core::control::SCM_MAX_FD;
+use ringflow_core::flow::handshake::{self, Kind, Packet};
+use ringflow_core::flow::{readiness, FLAG_BULK, FLAG_FDS};
+use ringflow_core::{wait_until, Deadline, WaitOutcome};
+use ringflow_ring::{ClaimError, Notify};
+
+use super::buf::{Loan, SendBuf};
+use super::shared::{CRASHED, LIVE};
+use super::{Flow, Wakers};
+use crate::error::SendError;
+
+/// Bits of a frame's metadata word that carry the descriptor count.
+pub(crate) const FDS_SHIFT: u32 = 56;
+
+impl Flow {
+    /// Sends `msg`, waiting for room (reliable QoS) — copy form.
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.send_parts(&[msg], &[], Deadline::Never)
+    }
+
+    /// Sends `msg` if there is room now (`WouldBlock` otherwise).
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.send_parts(&[msg], &[], Deadline::Now)
+    }
+
+    /// Sends `msg`, waiting for room until `deadline`.
+    pub fn send_deadline(&mut self, msg: &[u8], deadline: Deadline) -> Result<(), SendError> {
+        self.send_parts(&[msg], &[], deadline)
+    }
+
+    /// Sends `msg`, waiting for room at most `timeout`.
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
+        self.send_parts(&[msg], &[], Deadline::after(timeout))
+    }
+
+    /// Gather form: sends the concatenation of `parts` as one message.
+    pub fn send_vectored(&mut self, parts: &[&[u8]], deadline: Deadline) -> Result<(), SendError> {
+        self.send_parts(parts, &[], deadline)
+    }
+
+    /// Sends `msg` with file descriptors attached (libdill `ipc_sendfd`);
+    /// the receiver takes them with `recv_fds`. The descriptors are
+    /// duplicated into the peer; ours stay open.
+    pub fn send_fds(&mut self, msg: &[u8], fds: &[BorrowedFd<'_>], deadline: Deadline) -> Result<(), SendError> {
+        self.send_parts(&[msg], fds, deadline)
+    }
+
+    /// Lends `len` bytes of the flow's shared memory to write a message in
+    /// place, waiting for room; [`SendBuf::send`] publishes it, dropping the
+    /// buffer abandons it.
+    pub fn loan(&mut self, len: usize) -> Result<SendBuf<'_>, SendError> {
+        self.loan_deadline(len, Deadline::Never)
+    }
+
+    /// [`loan`](Self::loan) if there is room now.
+    pub fn try_loan(&mut self, len: usize) -> Result<SendBuf<'_>, SendError> {
+        self.loan_deadline(len, Deadline::Now)
+    }
+
+    /// [`loan`](Self::loan), waiting at most `timeout`.
+    pub fn loan_timeout(&mut self, len: usize, timeout: Duration) -> Result<SendBuf<'_>, SendError> {
+        self.loan_deadline(len, Deadline::after(timeout))
+    }
+
+    /// [`loan`](Self::loan), waiting until `deadline`.
+    pub fn loan_deadline(&mut self, len: usize, deadline: Deadline) -> Result<SendBuf<'_>, SendError> {
+        let bulk = self.admit(len)?;
+        self.wait_room(len, bulk, deadline)?;
+        let wakers = self.wakers;
+        let Flow { sides, stats, shared, peer_event, .. } = self;
+        let s = sides.get();
+        let loan = if bulk {
+            let data = s.tx_bulk.try_claim(len).map_err(claim_error)?;
+            let mut desc = s.tx.try_claim(0).map_err(claim_error)?;
+            desc.set_flags(FLAG_BULK);
+            Loan::Bulk { data, desc }
+        } else {
+            Loan::Inline(s.tx.try_claim(len).map_err(claim_error)?)
+        };
+        Ok(SendBuf {
+            loan,
+            wakers,
+            sent: &mut stats.sent,
+            armed: shared.memory.tx_armed(shared.role),
+            peer_event: peer_event.as_raw_fd(),
+        })
+    }
+
+    /// The one copy path behind every send form.
+    fn send_parts(&mut self, parts: &[&[u8]], fds: &[BorrowedFd<'_>], deadline: Deadline) -> Result<(), SendError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if fds.len() > SCM_MAX_FD {
+            return Err(SendError::TooManyFds { count: fds.len(), max: SCM_MAX_FD });
+        }
+        let bulk = self.admit(len)?;
+        self.wait_room(len, bulk, deadline)?;
+        let meta = (fds.len() as u64) << FDS_SHIFT;
+        let flags = if fds.is_empty() { 0 } else { FLAG_FDS };
+        let s = self.sides.get();
+        let notify = if bulk {
+            let mut data = s.tx_bulk.try_claim(len).map_err(claim_error)?;
+            let mut desc = s.tx.try_claim(0).map_err(claim_error)?;
+            write_parts(data.payload_mut(), parts);
+            desc.set_flags(FLAG_BULK | flags);
+            desc.set_meta(meta);
+            if !fds.is_empty() {
+                send_fd_packet(&self.conn, fds)?;
+            }
+            // The bulk frame first: the descriptor's Release publishes it too.
+            let _ = data.commit();
+            desc.commit()
+        } else {
+            let mut c = s.tx.try_claim(len).map_err(claim_error)?;
+            write_parts(c.payload_mut(), parts);
+            c.set_flags(flags);
+            c.set_meta(meta);
+            if !fds.is_empty() {
+                send_fd_packet(&self.conn, fds)?;
+            }
+            c.commit()
+        };
+        self.stats.sent += 1;
+        published(notify, &self.wakers, self.shared.memory.tx_armed(self.shared.role), self.peer_event.as_raw_fd());
+        Ok(())
+    }
+
+    /// Checks a message of `len` bytes may be sent; returns whether it goes
+    /// to the bulk ring.
+    #[inline]
+    fn admit(&self, len: usize) -> Result<bool, SendError> {
+        if len > self.qos.max_msg {
+            return Err(SendError::TooLarge { len, max: self.qos.max_msg });
+        }
+        if self.shared.state() != LIVE {
+            return Err(self.gone_error());
+        }
+        Ok(len > self.geometry.inline_max)
+    }
+
+    /// Waits until a message of `len` bytes can be claimed without `Full`.
+    #[inline]
+    fn wait_room(&mut self, len: usize, bulk: bool, deadline: Deadline) -> Result<(), SendError> {
+        loop {
+            let s = self.sides.get();
+            let (ring, need) = if bulk {
+                match s.tx_bulk.ready_for(len) {
+                    Ok(()) => (s.tx, 0),
+                    Err(ClaimError::Full) => (s.tx_bulk, len),
+                    Err(e) => return Err(self.claim_failed(e)),
+                }
+            } else {
+                (s.tx, len)
+            };
+            match ring.ready_for(need) {
+                Ok(()) => return Ok(()),
+                Err(ClaimError::Full) => {}
+                Err(e) => return Err(self.claim_failed(e)),
+            }
+            if !self.qos.reliable {
+                self.stats.dropped += 1;
+                return Err(SendError::Full);
+            }
+            let shared = &self.shared;
+            let ring = &*ring;
+            let outcome = wait_until(
+                || ring.space_wait(),
+                || ring.fits(need) || ring.is_consumer_closed() || shared.state() != LIVE,
+                self.spin,
+                deadline,
+            )
+            .map_err(SendError::Io)?;
+            if outcome == WaitOutcome::TimedOut {
+                return Err(if deadline == Deadline::Now { SendError::WouldBlock } else { SendError::TimedOut });
+            }
+            if self.shared.state() != LIVE {
+                return Err(self.gone_error());
+            }
+        }
+    }
+
+    #[cold]
+    fn claim_failed(&self, e: ClaimError) -> SendError {
+        match e {
+            ClaimError::Closed if self.shared.state() == CRASHED => self.gone_error(),
+            e => claim_error(e),
+        }
+    }
+
+    /// The error for a peer that left: closed cleanly, or died (then how
+    /// many of our messages it had read).
+    #[cold]
+    pub(crate) fn gone_error(&self) -> SendError {
+        if self.shared.state() == CRASHED {
+            let unread = self.sides.tx().0.unconsumed_frames().unwrap_or(0);
+            SendError::PeerGone { delivered: self.stats.sent.saturating_sub(unread) }
+        } else {
+            SendError::Closed
+        }
+    }
+}
+
+fn claim_error(e: ClaimError) -> SendError {
+    match e {
+        ClaimError::Full => SendError::WouldBlock,
+        ClaimError::TooLarge { len, max } => SendError::TooLarge { len, max },
+        ClaimError::Closed => SendError::Closed,
+        ClaimError::Corrupt(c) => SendError::CorruptPeer(c),
+    }
+}
+
+#[inline]
+fn write_parts(dst: &mut [u8], parts: &[&[u8]]) {
+    let mut at = 0;
+    for p in parts {
+        dst[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+}
+
+/// Sends the descriptors of the message about to be committed. They are in
+/// the peer's socket queue before the frame is visible, so a receiver that
+/// sees `FLAG_FDS` finds them there.
+fn send_fd_packet(conn: &ringflow_core::control::ControlConn, fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
+    handshake::send(conn, &Packet::new(Kind::Fds, fds.len() as u32), fds).map_err(|e| match e {
+        handshake::HandshakeError::PeerGone => SendError::Closed,
+        e => SendError::Io(std::io::Error::other(e)),
+    })
+}
+
+/// After a publish: wake a sleeping peer, and signal its readiness fd if it
+/// armed it. The commit's notify ran a SeqCst fence after the commit store,
+/// which orders the arm-word load below after it (Dekker with the reader's
+/// arm-then-recheck in `recv`).
+#[inline]
+pub(crate) fn published(notify: Notify, wakers: &Wakers, armed: &std::sync::atomic::AtomicU64, peer_event: i32) {
+    if notify.is_wake() {
+        Wakers::wake(wakers.peer_data);
+    }
+    // SYNC: Relaxed; ordered after our commit by the SeqCst fence in the
+    // ring's notify; pairs with the reader's SeqCst store + fence in `arm`.
+    if armed.load(Ordering::Relaxed) != 0 && armed.swap(0, Ordering::AcqRel) != 0 {
+        readiness::signal(peer_event);
+    }
+}

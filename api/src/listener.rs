@@ -1,0 +1,176 @@
+//! A listener: binds a name on this host and accepts flows allocated to it
+//! (Ouroboros `flow_accept`, libdill `ipc_listen` / `ipc_accept`).
+//!
+//! The name is a Unix socket in the per-user runtime directory (mode 0700;
+//! the socket 0600). Who may connect is checked by the peer's credentials
+//! ([`Permit`]: the same user by default). A peer that is refused or breaks
+//! the handshake never ends an accept: it is counted and the listener waits
+//! for the next one.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ringflow_core::control::{self, ControlListener, Permit, RuntimeDir};
+use ringflow_core::flow::handshake::{self, HandshakeError, Refusal};
+use ringflow_core::flow::{QosLimits, Role};
+use ringflow_core::Deadline;
+
+use crate::error::{is_resource_limit, AcceptError, BindError};
+use crate::flow::Flow;
+
+/// Settings of a listener.
+#[derive(Clone, Debug, Default)]
+pub struct ListenerOptions {
+    limits: QosLimits,
+    permit: Permit,
+    spin: Option<Duration>,
+    runtime_dir: Option<PathBuf>,
+}
+
+impl ListenerOptions {
+    /// Defaults: the same user only, default QoS limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most this listener grants (larger requests are lowered).
+    #[must_use]
+    pub fn limits(mut self, limits: QosLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Who may connect.
+    #[must_use]
+    pub fn permit(mut self, permit: Permit) -> Self {
+        self.permit = permit;
+        self
+    }
+
+    /// Spin time of the accepted flows' blocking operations.
+    #[must_use]
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = Some(spin);
+        self
+    }
+
+    /// Where names live (see [`FlowOptions::runtime_dir`](crate::FlowOptions::runtime_dir)).
+    #[must_use]
+    pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runtime_dir = Some(dir.into());
+        self
+    }
+}
+
+/// A bound name, accepting flows.
+pub struct Listener {
+    ctl: ControlListener,
+    opts: ListenerOptions,
+    refused: u64,
+}
+
+impl Listener {
+    /// Binds `name` with default options. A name left behind by a crashed
+    /// listener is reclaimed; a live one is `InUse`.
+    pub fn bind(name: &str) -> Result<Listener, BindError> {
+        Listener::bind_with(name, ListenerOptions::new())
+    }
+
+    /// Binds `name` with `opts`.
+    pub fn bind_with(name: &str, opts: ListenerOptions) -> Result<Listener, BindError> {
+        control::validate_name(name).map_err(BindError::InvalidName)?;
+        let dir = match &opts.runtime_dir {
+            Some(p) => RuntimeDir::at(p.clone()),
+            None => RuntimeDir::resolve(),
+        }
+        .map_err(BindError::RuntimeDir)?;
+        let ctl = ControlListener::bind(&dir, name).map_err(|e| match e {
+            control::BindError::Name(n) => BindError::InvalidName(n),
+            control::BindError::InUse { name } => BindError::InUse { name },
+            control::BindError::PathTooLong(p) => BindError::Io(std::io::Error::other(p)),
+            control::BindError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                BindError::PermissionDenied(source)
+            }
+            control::BindError::Io { source, .. } => BindError::Io(source),
+        })?;
+        Ok(Listener { ctl, opts, refused: 0 })
+    }
+
+    /// The bound name.
+    pub fn name(&self) -> &str {
+        self.ctl.name()
+    }
+
+    /// Connections refused or broken off during setup so far.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Accepts the next flow, waiting until `deadline`.
+    pub fn accept(&mut self, deadline: Deadline) -> Result<Flow, AcceptError> {
+        loop {
+            let conn = self.ctl.accept(deadline.remaining()).map_err(|e| match e {
+                control::AcceptError::WouldBlock => AcceptError::WouldBlock,
+                control::AcceptError::TimedOut => AcceptError::TimedOut,
+                control::AcceptError::Io { source, .. } if is_resource_limit(&source) => {
+                    AcceptError::ResourceLimit(source)
+                }
+                control::AcceptError::Io { source, .. } => AcceptError::Io(source),
+            })?;
+            if self.opts.permit.check_peer(&conn).is_err() {
+                handshake::refuse(&conn, Refusal::PermissionDenied);
+                self.refused += 1;
+                continue;
+            }
+            // The peer sends its request right after connecting: give it a
+            // moment even under `Deadline::Now`.
+            let setup = match deadline {
+                Deadline::Now => Deadline::after(Duration::from_millis(100)),
+                d => d,
+            };
+            match handshake::respond(&conn, &self.opts.limits, setup) {
+                Ok(est) => {
+                    let flow = Flow::from_parts(conn, est, Role::Acceptor, self.ctl.name(), self.opts.spin);
+                    match flow {
+                        Ok(flow) => return Ok(flow),
+                        Err(_) => self.refused += 1,
+                    }
+                }
+                Err(HandshakeError::TimedOut) if deadline.remaining() == Some(Duration::ZERO) => {
+                    self.refused += 1;
+                    return Err(if deadline == Deadline::Now {
+                        AcceptError::WouldBlock
+                    } else {
+                        AcceptError::TimedOut
+                    });
+                }
+                Err(HandshakeError::Io(e)) if is_resource_limit(&e) => return Err(AcceptError::ResourceLimit(e)),
+                Err(_) => self.refused += 1,
+            }
+        }
+    }
+
+    /// [`accept`](Self::accept) without waiting.
+    pub fn try_accept(&mut self) -> Result<Flow, AcceptError> {
+        self.accept(Deadline::Now)
+    }
+
+    /// [`accept`](Self::accept), waiting at most `timeout`.
+    pub fn accept_timeout(&mut self, timeout: Duration) -> Result<Flow, AcceptError> {
+        self.accept(Deadline::after(timeout))
+    }
+}
+
+impl AsRawFd for Listener {
+    /// The listening socket: readable when a flow waits to be accepted.
+    fn as_raw_fd(&self) -> RawFd {
+        self.ctl.as_raw_fd()
+    }
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener").field("name", &self.name()).field("refused", &self.refused).finish()
+    }
+}

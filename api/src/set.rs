@@ -1,0 +1,205 @@
+//! Waiting on many flows at once (Ouroboros `fset` / `fqueue`): a set of
+//! flows, each with an interest (readable, writable, or both), and one wait
+//! with a deadline that returns which flows are ready or closed.
+//!
+//! It parks on all the flows' futex words with one `futex_waitv` call (the
+//! same kernel mechanism as io_uring's FutexWaitV, without a ring to set
+//! up), announcing itself on each word first, so a sender's publish — or
+//! the watcher's alert when a peer dies — wakes it.
+
+use std::io;
+use std::time::Duration;
+
+use ringflow_core::futex::{self, WAITV_MAX};
+use ringflow_core::Deadline;
+use ringflow_ring::{ReadError, WaitPoint};
+
+use crate::flow::shared::LIVE;
+use crate::Flow;
+
+/// What a flow in a set is waited for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// A message to read (or the end of the flow).
+    Readable,
+    /// Room to send a message of the flow's inline size.
+    Writable,
+    /// Either.
+    Both,
+}
+
+impl Interest {
+    fn reads(self) -> bool {
+        matches!(self, Interest::Readable | Interest::Both)
+    }
+
+    fn writes(self) -> bool {
+        matches!(self, Interest::Writable | Interest::Both)
+    }
+}
+
+/// One ready flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ready {
+    /// The flow's key in the set.
+    pub key: usize,
+    /// A message is waiting (or the flow ended: receive to learn how).
+    pub readable: bool,
+    /// A message of the flow's inline size can be sent without waiting.
+    pub writable: bool,
+    /// The peer left (closed or died).
+    pub closed: bool,
+}
+
+/// A set of flows to wait on. It owns its flows; borrow one with
+/// [`get_mut`](Self::get_mut), take it back with [`remove`](Self::remove).
+#[derive(Default)]
+pub struct FlowSet {
+    slots: Vec<Option<(Flow, Interest)>>,
+    len: usize,
+}
+
+/// Why a wait on a set failed.
+#[derive(Debug)]
+pub enum SetError {
+    /// The set is empty.
+    Empty,
+    /// More futex words than one wait can take (128: a flow waited for
+    /// reading and writing counts twice).
+    TooMany { words: usize, max: usize },
+    /// `futex_waitv` failed (a kernel older than 5.16 lacks it).
+    Io(io::Error),
+}
+
+impl std::fmt::Display for SetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetError::Empty => f.write_str("the flow set is empty"),
+            SetError::TooMany { words, max } => write!(f, "{words} wait words exceed the {max} one wait can take"),
+            SetError::Io(e) => write!(f, "futex_waitv: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SetError {}
+
+impl FlowSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `flow`, waited for `interest`; returns its key.
+    pub fn insert(&mut self, flow: Flow, interest: Interest) -> usize {
+        self.len += 1;
+        match self.slots.iter().position(Option::is_none) {
+            Some(key) => {
+                self.slots[key] = Some((flow, interest));
+                key
+            }
+            None => {
+                self.slots.push(Some((flow, interest)));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Takes the flow at `key` out of the set.
+    pub fn remove(&mut self, key: usize) -> Option<Flow> {
+        let (flow, _) = self.slots.get_mut(key)?.take()?;
+        self.len -= 1;
+        Some(flow)
+    }
+
+    /// The flow at `key`.
+    pub fn get_mut(&mut self, key: usize) -> Option<&mut Flow> {
+        self.slots.get_mut(key)?.as_mut().map(|(f, _)| f)
+    }
+
+    /// Number of flows.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Waits until at least one flow is ready or `deadline` passes; fills
+    /// `ready` (cleared first; its capacity is reused) and returns how many
+    /// are ready (0 on timeout).
+    pub fn wait(&mut self, ready: &mut Vec<Ready>, deadline: Deadline) -> Result<usize, SetError> {
+        ready.clear();
+        if self.len == 0 {
+            return Err(SetError::Empty);
+        }
+        let words: usize = self.flows().map(|(_, _, i)| usize::from(i.reads()) + usize::from(i.writes())).sum();
+        if words > WAITV_MAX {
+            return Err(SetError::TooMany { words, max: WAITV_MAX });
+        }
+        loop {
+            self.collect(ready);
+            if !ready.is_empty() {
+                return Ok(ready.len());
+            }
+            let timeout = deadline.remaining();
+            if timeout == Some(Duration::ZERO) {
+                return Ok(0);
+            }
+            // Announce a sleeper on every word, then look again (the same
+            // Dekker protocol as a single wait: a publish after our look
+            // sees the announcement and changes the word we sleep on).
+            let mut tokens = [(std::ptr::null::<u32>(), 0u32); WAITV_MAX];
+            let mut n = 0;
+            for wp in self.wait_points() {
+                tokens[n] = (wp.futex_word(), wp.prepare());
+                n += 1;
+            }
+            self.collect(ready);
+            let slept = if ready.is_empty() {
+                // SAFETY: every word lies in the segment of a flow this set
+                // owns, mapped for the whole call (the set is borrowed).
+                unsafe { futex::wait_any(&tokens[..n], timeout) }
+            } else {
+                Ok(true)
+            };
+            for wp in self.wait_points() {
+                wp.finish();
+            }
+            slept.map_err(SetError::Io)?;
+            if !ready.is_empty() {
+                return Ok(ready.len());
+            }
+        }
+    }
+
+    /// [`wait`](Self::wait) at most `timeout`.
+    pub fn wait_timeout(&mut self, ready: &mut Vec<Ready>, timeout: Duration) -> Result<usize, SetError> {
+        self.wait(ready, Deadline::after(timeout))
+    }
+
+    fn flows(&self) -> impl Iterator<Item = (usize, &Flow, Interest)> {
+        self.slots.iter().enumerate().filter_map(|(k, s)| s.as_ref().map(|(f, i)| (k, f, *i)))
+    }
+
+    fn wait_points(&self) -> impl Iterator<Item = WaitPoint<'_>> {
+        self.flows().flat_map(|(_, f, i)| {
+            let read = i.reads().then(|| f.sides.rx().0.data_wait());
+            let write = i.writes().then(|| f.sides.tx().0.space_wait());
+            read.into_iter().chain(write)
+        })
+    }
+
+    fn collect(&self, ready: &mut Vec<Ready>) {
+        ready.clear();
+        for (key, f, i) in self.flows() {
+            let closed = f.shared.state() != LIVE || f.sides.rx().0.is_producer_closed();
+            let readable = i.reads() && !matches!(f.sides.rx().0.peek(), Err(ReadError::Empty));
+            let writable = i.writes() && f.sides.tx().0.fits(f.geometry.inline_max);
+            if readable || writable || closed {
+                ready.push(Ready { key, readable: readable || (closed && i.reads()), writable, closed });
+            }
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Flow semantics between two threads of one process (the same code paths as
+//! between processes: a Unix socket, a memfd, futexes; the workspace's
+//! tests/ run them across real processes and crashes).
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ringflow_api::{
+    AllocError, BindError, Deadline, Flow, FlowOptions, FlowSet, Interest, Listener, ListenerOptions, Qos, QosLimits,
+    RecvError, SendError,
+};
+
+fn test_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let p =
+        std::env::temp_dir().join(format!("ringflow-api-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+/// A connected pair: (allocating side, accepting side).
+fn pair_with(qos: Qos, limits: QosLimits) -> (Flow, Flow, PathBuf) {
+    let dir = test_dir();
+    let mut l = Listener::bind_with("pair", ListenerOptions::new().runtime_dir(&dir).limits(limits)).unwrap();
+    let d2 = dir.clone();
+    let client =
+        thread::spawn(move || Flow::alloc_with("pair", &qos, Deadline::Never, FlowOptions::new().runtime_dir(d2)));
+    let server = l.accept(Deadline::Never).unwrap();
+    (client.join().unwrap().unwrap(), server, dir)
+}
+
+fn pair() -> (Flow, Flow) {
+    let (a, b, _) = pair_with(Qos::data().with_ring_bytes(64 << 10), QosLimits::default());
+    (a, b)
+}
+
+#[test]
+fn names_are_validated_and_unbound_names_are_not_found() {
+    let dir = test_dir();
+    let opts = || FlowOptions::new().runtime_dir(&dir);
+    for bad in ["", "a/b", &"x".repeat(300)] {
+        assert!(matches!(Flow::alloc_with(bad, &Qos::data(), Deadline::Now, opts()), Err(AllocError::InvalidName(_))));
+        assert!(matches!(
+            Listener::bind_with(bad, ListenerOptions::new().runtime_dir(&dir)),
+            Err(BindError::InvalidName(_))
+        ));
+    }
+    match Flow::alloc_with("nobody-here", &Qos::data(), Deadline::Never, opts()) {
+        Err(AllocError::NotFound { name }) => assert_eq!(name, "nobody-here"),
+        other => panic!("{other:?}"),
+    }
+    let _l = Listener::bind_with("taken", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    assert!(matches!(
+        Listener::bind_with("taken", ListenerOptions::new().runtime_dir(&dir)),
+        Err(BindError::InUse { .. })
+    ));
+}
+
+#[test]
+fn messages_arrive_in_order_in_every_form() {
+    let (mut a, mut b) = pair();
+    assert_eq!(a.qos(), b.qos(), "both sides hold the granted QoS");
+    a.send(b"copy").unwrap();
+    a.send_vectored(&[b"gat", b"her"], Deadline::Never).unwrap();
+    let mut loan = a.loan(4).unwrap();
+    loan.copy_from_slice(b"loan");
+    loan.send().unwrap();
+    {
+        let mut abandoned = a.loan(9).unwrap();
+        abandoned.fill(0xee); // never sent: leaves no trace
+    }
+    a.try_send(b"try").unwrap();
+    let mut buf = [0u8; 16];
+    let n = b.recv_into(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"copy");
+    assert_eq!(&*b.recv_ref().unwrap(), b"gather");
+    assert_eq!(&*b.try_recv_ref().unwrap(), b"loan");
+    let n = b.recv_into_timeout(&mut buf, Duration::from_secs(5)).unwrap();
+    assert_eq!(&buf[..n], b"try");
+    assert!(matches!(b.try_recv_into(&mut buf), Err(RecvError::WouldBlock)));
+    // And back the other way.
+    b.send(b"reply").unwrap();
+    assert_eq!(&*a.recv_ref().unwrap(), b"reply");
+    assert_eq!((a.stats().sent, b.stats().received), (4, 4));
+}
+
+#[test]
+fn a_small_buffer_keeps_the_message() {
+    let (mut a, mut b) = pair();
+    a.send(&[7u8; 100]).unwrap();
+    let mut small = [0u8; 10];
+    assert!(matches!(b.recv_into(&mut small), Err(RecvError::TooSmall { needed: 100 })));
+    let mut big = [0u8; 100];
+    assert_eq!(b.recv_into(&mut big).unwrap(), 100);
+    assert_eq!(big, [7u8; 100]);
+}
+
+#[test]
+fn large_messages_travel_in_place_through_the_bulk_ring() {
+    let qos = Qos::data().with_ring_bytes(64 << 10).with_max_msg(16 << 20);
+    let (mut a, mut b, _) = pair_with(qos, QosLimits::default());
+    assert_eq!(a.qos().max_msg, 16 << 20);
+    let big: Vec<u8> = (0..(16 << 20)).map(|i: usize| (i * 31 % 251) as u8).collect();
+    let sender = thread::spawn(move || {
+        for round in 0..3u8 {
+            let mut loan = a.loan(big.len()).unwrap();
+            loan.copy_from_slice(&big);
+            loan[0] = round;
+            loan.send().unwrap();
+            a.send(&[round; 10]).unwrap();
+        }
+        a
+    });
+    for round in 0..3u8 {
+        let m = b.recv_ref().unwrap();
+        assert_eq!(m.len(), 16 << 20);
+        assert_eq!(m[0], round);
+        assert!(m[1..].iter().enumerate().all(|(i, &x)| x == ((i + 1) * 31 % 251) as u8));
+        drop(m);
+        assert_eq!(&*b.recv_ref().unwrap(), &[round; 10]);
+    }
+    let mut a = sender.join().unwrap();
+    assert!(matches!(a.send(&vec![0u8; (16 << 20) + 1]), Err(SendError::TooLarge { .. })));
+}
+
+#[test]
+fn deadlines_now_past_and_never() {
+    let (mut a, mut b) = pair();
+    let mut buf = [0u8; 8];
+    assert!(matches!(b.recv_into_deadline(&mut buf, Deadline::Now), Err(RecvError::WouldBlock)));
+    let past = Instant::now() - Duration::from_millis(1);
+    assert!(matches!(b.recv_into_deadline(&mut buf, Deadline::At(past)), Err(RecvError::TimedOut)));
+    assert!(matches!(b.recv_into_timeout(&mut buf, Duration::from_millis(20)), Err(RecvError::TimedOut)));
+    assert_eq!(Deadline::from_millis(0), Some(Deadline::Now));
+    assert_eq!(Deadline::from_millis(-1), Some(Deadline::Never));
+    assert_eq!(Deadline::from_millis(-7), None);
+    // Never is woken by data sent later.
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(30));
+        a.send(b"late").unwrap();
+        a
+    });
+    let n = b.recv_into_deadline(&mut buf, Deadline::Never).unwrap();
+    assert_eq!(&buf[..n], b"late");
+    t.join().unwrap();
+}
+
+#[test]
+fn a_full_reliable_flow_blocks_and_a_lossy_one_refuses() {
+    let (mut a, mut b) = pair();
+    let msg = [1u8; 1000];
+    let mut sent = 0;
+    while a.try_send(&msg).is_ok() {
+        sent += 1;
+    }
+    assert!(matches!(a.try_send(&msg), Err(SendError::WouldBlock)));
+    assert!(matches!(a.send_timeout(&msg, Duration::from_millis(10)), Err(SendError::TimedOut)));
+    // A blocked send completes once the receiver reads.
+    let t = thread::spawn(move || {
+        a.send(&msg).unwrap();
+        a
+    });
+    let mut buf = [0u8; 1000];
+    for _ in 0..=sent {
+        b.recv_into(&mut buf).unwrap();
+    }
+    t.join().unwrap();
+
+    let lossy = Qos::voice().with_ring_bytes(16 << 10);
+    let (mut a, _b, _) = pair_with(lossy, QosLimits::default());
+    assert!(!a.qos().reliable);
+    let mut refused = 0;
+    for _ in 0..100 {
+        match a.send(&msg) {
+            Ok(()) => {}
+            Err(SendError::Full) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused > 0);
+    assert_eq!(a.stats().dropped, refused);
+}
+
+#[test]
+fn qos_is_negotiated_down_to_the_listeners_limits() {
+    let limits = QosLimits { max_msg: 1 << 16, max_ring_bytes: 16 << 10 };
+    let (a, b, _) = pair_with(Qos::video(), limits);
+    assert_eq!(a.qos(), b.qos());
+    assert_eq!((a.qos().max_msg, a.qos().ring_bytes), (1 << 16, 16 << 10));
+    assert!(!a.qos().reliable);
+}
+
+#[test]
+fn dealloc_lingers_until_the_peer_read_everything_then_end_of_flow() {
+    let (mut a, mut b) = pair();
+    for i in 0..50u32 {
+        a.send(&i.to_le_bytes()).unwrap();
+    }
+    let reader = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4];
+        loop {
+            match b.recv_into(&mut buf) {
+                Ok(_) => got.push(u32::from_le_bytes(buf)),
+                Err(RecvError::Closed) => return got,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    a.dealloc(Deadline::after(Duration::from_secs(10))).unwrap();
+    assert_eq!(reader.join().unwrap(), (0..50).collect::<Vec<_>>());
+}
+
+#[test]
+fn dealloc_times_out_when_nobody_reads() {
+    let (mut a, _b) = pair();
+    a.send(b"unread").unwrap();
+    let r = a.dealloc(Deadline::after(Duration::from_millis(20)));
+    assert_eq!(r, Err(ringflow_api::DeallocError::TimedOut { unconsumed: 1 }));
+}
+
+#[test]
+fn dropping_a_flow_ends_it_after_the_last_message() {
+    let (mut a, mut b) = pair();
+    a.send(b"last").unwrap();
+    drop(a);
+    assert_eq!(&*b.recv_ref().unwrap(), b"last");
+    assert!(matches!(b.recv_ref(), Err(RecvError::Closed)));
+    assert!(matches!(b.send(b"x"), Err(SendError::Closed)));
+}
+
+#[test]
+fn descriptors_travel_with_messages() {
+    let (mut a, mut b) = pair();
+    let (r, w) = std::io::pipe().unwrap();
+    a.send_fds(b"fd", &[w.as_fd()], Deadline::Never).unwrap();
+    drop(w);
+    let mut buf = [0u8; 8];
+    assert!(matches!(b.recv_into(&mut buf), Err(RecvError::FdSlots { needed: 1 })), "no slots: kept");
+    let mut slots: [Option<OwnedFd>; 2] = [None, None];
+    let (n, nfds) = b.recv_fds(&mut buf, &mut slots, Deadline::Never).unwrap();
+    assert_eq!((&buf[..n], nfds), (&b"fd"[..], 1));
+    let w2 = std::fs::File::from(slots[0].take().unwrap());
+    use std::io::{Read, Write};
+    (&w2).write_all(b"through").unwrap();
+    drop(w2);
+    let mut s = String::new();
+    (&r).read_to_string(&mut s).unwrap();
+    assert_eq!(s, "through");
+}
+
+#[test]
+fn a_flow_set_wakes_for_the_flow_that_has_data() {
+    let (a1, b1) = pair();
+    let (mut a2, b2) = pair();
+    let mut set = FlowSet::new();
+    let k1 = set.insert(b1, Interest::Readable);
+    let k2 = set.insert(b2, Interest::Readable);
+    let mut ready = Vec::new();
+    assert_eq!(set.wait(&mut ready, Deadline::Now).unwrap(), 0);
+    assert_eq!(set.wait_timeout(&mut ready, Duration::from_millis(10)).unwrap(), 0);
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        a2.send(b"two").unwrap();
+        a2
+    });
+    assert_eq!(set.wait(&mut ready, Deadline::Never).unwrap(), 1);
+    assert_eq!(ready[0].key, k2);
+    assert!(ready[0].readable && !ready[0].closed);
+    assert_eq!(&*set.get_mut(k2).unwrap().recv_ref().unwrap(), b"two");
+    let _a2 = t.join().unwrap();
+    // A peer that leaves makes its flow ready too.
+    drop(a1);
+    set.wait(&mut ready, Deadline::after(Duration::from_secs(10))).unwrap();
+    assert_eq!(ready.iter().map(|r| (r.key, r.closed)).collect::<Vec<_>>(), vec![(k1, true)]);
+}
+
+#[test]
+fn the_readiness_fd_becomes_readable_when_a_message_arrives() {
+    let (mut a, mut b) = pair();
+    let fd = b.as_raw_fd();
+    let poll = |timeout_ms| {
+        let mut p = libc_pollfd(fd);
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, timeout_ms) }
+    };
+    assert_eq!(poll(0), 1, "starts readable");
+    assert!(matches!(b.try_recv_ref(), Err(RecvError::WouldBlock)));
+    assert_eq!(poll(0), 0, "a WouldBlock resets it");
+    a.send(b"ping").unwrap();
+    assert_eq!(poll(5000), 1);
+    assert_eq!(&*b.try_recv_ref().unwrap(), b"ping");
+}
+
+fn libc_pollfd(fd: i32) -> libc::pollfd {
+    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
+}

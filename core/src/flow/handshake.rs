@@ -1,0 +1,384 @@
+//! The flow handshake on a fresh control connection, and the control
+//! packets that follow it.
+//!
+//! ```text
+//! initiator                               acceptor
+//!   HELLO(requested qos)            ──▶
+//!                                   ◀──    GRANT(granted qos) | REFUSE(reason)
+//!   SEGMENT(len) + memfd + eventfd  ──▶
+//!                                   ◀──    READY + eventfd | REFUSE(reason)
+//! ```
+//!
+//! The eventfds are each side's readiness descriptor (see `readiness`): the
+//! peer signals it when it publishes to an armed reader.
+//!
+//! Every packet is a fixed 48-byte record (magic and version first), sent as
+//! one SOCK_SEQPACKET message. Everything received is validated: a peer may
+//! be buggy, hostile or another version.
+
+use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use ringflow_shm::Segment;
+
+use super::memory::FlowMemory;
+use super::qos::{Qos, QosError, QosLimits, ENCODED_LEN};
+use super::FlowSetupError;
+use crate::control::{ControlConn, RecvError, SendError};
+use crate::wait::Deadline;
+
+const MAGIC: [u8; 6] = *b"RFLOW\0";
+/// Version of the control protocol; a peer of another version is refused.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Bytes of every control packet.
+pub const PACKET_LEN: usize = 48;
+
+/// Control packet types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Hello = 1,
+    Grant = 2,
+    Refuse = 3,
+    Segment = 4,
+    Ready = 5,
+    /// Data phase: file descriptors of the next message carrying `FLAG_FDS`.
+    Fds = 6,
+}
+
+/// Why a side refused a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The peer's credentials are not allowed to connect.
+    PermissionDenied,
+    /// The request made no sense (bad QoS).
+    InvalidQos,
+    /// The listener has no room for another flow.
+    ResourceLimit,
+    /// The segment could not be mapped or validated.
+    BadSegment,
+    /// Another protocol version.
+    Version,
+    /// A reason this version does not know.
+    Other(u32),
+}
+
+impl Refusal {
+    fn code(self) -> u32 {
+        match self {
+            Refusal::PermissionDenied => 1,
+            Refusal::InvalidQos => 2,
+            Refusal::ResourceLimit => 3,
+            Refusal::BadSegment => 4,
+            Refusal::Version => 5,
+            Refusal::Other(c) => c,
+        }
+    }
+
+    fn from_code(c: u32) -> Refusal {
+        match c {
+            1 => Refusal::PermissionDenied,
+            2 => Refusal::InvalidQos,
+            3 => Refusal::ResourceLimit,
+            4 => Refusal::BadSegment,
+            5 => Refusal::Version,
+            c => Refusal::Other(c),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::PermissionDenied => f.write_str("permission denied"),
+            Refusal::InvalidQos => f.write_str("invalid QoS"),
+            Refusal::ResourceLimit => f.write_str("resource limit reached"),
+            Refusal::BadSegment => f.write_str("shared memory segment refused"),
+            Refusal::Version => f.write_str("protocol version mismatch"),
+            Refusal::Other(c) => write!(f, "refused (reason {c})"),
+        }
+    }
+}
+
+/// A decoded control packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet {
+    pub kind: Kind,
+    /// Refusal code, fd count, or 0.
+    pub code: u32,
+    /// QoS bytes (HELLO, GRANT) or the segment length (SEGMENT) in the
+    /// first 8 bytes.
+    pub body: [u8; ENCODED_LEN],
+}
+
+impl Packet {
+    pub fn new(kind: Kind, code: u32) -> Packet {
+        Packet { kind, code, body: [0; ENCODED_LEN] }
+    }
+
+    fn with_qos(kind: Kind, qos: &Qos) -> Packet {
+        Packet { body: qos.encode(), ..Packet::new(kind, 0) }
+    }
+
+    fn segment(len: usize) -> Packet {
+        let mut p = Packet::new(Kind::Segment, 0);
+        p.body[..8].copy_from_slice(&(len as u64).to_le_bytes());
+        p
+    }
+
+    fn segment_len(&self) -> Option<usize> {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.body[..8]);
+        usize::try_from(u64::from_le_bytes(w)).ok()
+    }
+
+    /// The wire form.
+    pub fn encode(&self) -> [u8; PACKET_LEN] {
+        let mut out = [0u8; PACKET_LEN];
+        out[..6].copy_from_slice(&MAGIC);
+        out[6..8].copy_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        out[8] = self.kind as u8;
+        out[12..16].copy_from_slice(&self.code.to_le_bytes());
+        out[16..].copy_from_slice(&self.body);
+        out
+    }
+
+    /// Parses bytes from a peer.
+    pub fn decode(bytes: &[u8]) -> Result<Packet, HandshakeError> {
+        if bytes.len() != PACKET_LEN || bytes[..6] != MAGIC {
+            return Err(HandshakeError::Protocol("not a ringflow control packet"));
+        }
+        if u16::from_le_bytes([bytes[6], bytes[7]]) != PROTOCOL_VERSION {
+            return Err(HandshakeError::Version { found: u16::from_le_bytes([bytes[6], bytes[7]]) });
+        }
+        let kind = match bytes[8] {
+            1 => Kind::Hello,
+            2 => Kind::Grant,
+            3 => Kind::Refuse,
+            4 => Kind::Segment,
+            5 => Kind::Ready,
+            6 => Kind::Fds,
+            _ => return Err(HandshakeError::Protocol("unknown control packet type")),
+        };
+        let mut body = [0u8; ENCODED_LEN];
+        body.copy_from_slice(&bytes[16..]);
+        Ok(Packet { kind, code: u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]), body })
+    }
+}
+
+/// Why a handshake failed.
+#[derive(Debug)]
+pub enum HandshakeError {
+    /// The peer said no.
+    Refused(Refusal),
+    /// The peer speaks another protocol version.
+    Version { found: u16 },
+    /// The peer sent something that is not the protocol.
+    Protocol(&'static str),
+    /// The peer granted something we did not ask for.
+    BadGrant,
+    /// The QoS requested is invalid.
+    Qos(QosError),
+    /// The deadline passed.
+    TimedOut,
+    /// The peer hung up.
+    PeerGone,
+    /// The flow's memory could not be made or mapped.
+    Memory(FlowSetupError),
+    /// The control socket failed.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeError::Refused(r) => write!(f, "peer refused the flow: {r}"),
+            HandshakeError::Version { found } => {
+                write!(f, "peer speaks control protocol version {found}, this is {PROTOCOL_VERSION}")
+            }
+            HandshakeError::Protocol(what) => write!(f, "peer broke the control protocol: {what}"),
+            HandshakeError::BadGrant => f.write_str("peer granted a QoS that was not asked for"),
+            HandshakeError::Qos(e) => write!(f, "{e}"),
+            HandshakeError::TimedOut => f.write_str("handshake timed out"),
+            HandshakeError::PeerGone => f.write_str("peer hung up during the handshake"),
+            HandshakeError::Memory(e) => write!(f, "flow memory: {e}"),
+            HandshakeError::Io(e) => write!(f, "control socket: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for HandshakeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HandshakeError::Memory(e) => Some(e),
+            HandshakeError::Io(e) => Some(e),
+            HandshakeError::Qos(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<FlowSetupError> for HandshakeError {
+    fn from(e: FlowSetupError) -> Self {
+        HandshakeError::Memory(e)
+    }
+}
+
+impl From<SendError> for HandshakeError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::PeerGone => HandshakeError::PeerGone,
+            other => HandshakeError::Io(std::io::Error::other(other)),
+        }
+    }
+}
+
+fn from_recv(e: RecvError) -> HandshakeError {
+    match e {
+        RecvError::PeerGone => HandshakeError::PeerGone,
+        RecvError::TimedOut | RecvError::WouldBlock => HandshakeError::TimedOut,
+        RecvError::Truncated { .. } | RecvError::FdsTruncated { .. } => {
+            HandshakeError::Protocol("oversized control packet")
+        }
+        other => HandshakeError::Io(std::io::Error::other(other)),
+    }
+}
+
+/// Sends one packet (and fds).
+pub fn send(conn: &ControlConn, p: &Packet, fds: &[std::os::fd::BorrowedFd<'_>]) -> Result<(), HandshakeError> {
+    Ok(conn.send(&p.encode(), fds)?)
+}
+
+/// Receives one packet, with up to `fds.len()` descriptors.
+pub fn recv(conn: &ControlConn, fds: &mut [Option<OwnedFd>], deadline: Deadline) -> Result<Packet, HandshakeError> {
+    let mut buf = [0u8; PACKET_LEN + 1];
+    let got = conn.recv(&mut buf, fds, deadline.remaining()).map_err(from_recv)?;
+    Packet::decode(&buf[..got.len])
+}
+
+fn expect(p: Packet, kind: Kind) -> Result<Packet, HandshakeError> {
+    match p.kind {
+        k if k == kind => Ok(p),
+        Kind::Refuse => Err(HandshakeError::Refused(Refusal::from_code(p.code))),
+        _ => Err(HandshakeError::Protocol("unexpected control packet")),
+    }
+}
+
+/// A flow both sides have mapped.
+pub struct Established {
+    pub memory: Arc<FlowMemory>,
+    /// The granted QoS.
+    pub qos: Qos,
+    /// This side's readiness eventfd.
+    pub own_event: OwnedFd,
+    /// The peer's readiness eventfd, signalled when we publish to it armed.
+    pub peer_event: OwnedFd,
+}
+
+fn eventfd() -> Result<OwnedFd, HandshakeError> {
+    super::readiness::new_eventfd().map_err(HandshakeError::Io)
+}
+
+/// A peer's readiness descriptor is written from our data path: make sure
+/// no descriptor a hostile peer sends can ever block that write.
+fn nonblocking(fd: OwnedFd) -> Result<OwnedFd, HandshakeError> {
+    super::readiness::set_nonblocking(&fd).map_err(HandshakeError::Io)?;
+    Ok(fd)
+}
+
+/// The allocating side: asks for `qos`, lays the flow out in `memory` (or a
+/// new memfd) with the granted QoS and hands it over. Returns once the
+/// acceptor has mapped it.
+pub fn initiate(
+    conn: &ControlConn,
+    name: &str,
+    qos: &Qos,
+    memory: Option<Segment>,
+    deadline: Deadline,
+) -> Result<Established, HandshakeError> {
+    let qos = qos.validate().map_err(HandshakeError::Qos)?;
+    send(conn, &Packet::with_qos(Kind::Hello, &qos), &[])?;
+    let grant = expect(recv(conn, &mut [], deadline)?, Kind::Grant)?;
+    let granted = Qos::decode(&grant.body).map_err(|_| HandshakeError::BadGrant)?;
+    if !qos.admits(&granted) {
+        return Err(HandshakeError::BadGrant);
+    }
+    let memory = FlowMemory::create(name, &granted, memory)?;
+    let own_event = eventfd()?;
+    send(conn, &Packet::segment(memory.segment().len()), &[memory.segment().fd(), own_event.as_fd()])?;
+    let mut fds = [None];
+    expect(recv(conn, &mut fds, deadline)?, Kind::Ready)?;
+    let peer_event = nonblocking(fds[0].take().ok_or(HandshakeError::Protocol("ready packet without an eventfd"))?)?;
+    Ok(Established { memory, qos: granted, own_event, peer_event })
+}
+
+/// The accepting side: reads the request, grants within `limits`, maps the
+/// segment the initiator sends and confirms. A refusal is sent to the peer
+/// before the error is returned.
+pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Result<Established, HandshakeError> {
+    let refuse = |r: Refusal| {
+        let _ = send(conn, &Packet::new(Kind::Refuse, r.code()), &[]);
+        r
+    };
+    let hello = match recv(conn, &mut [], deadline) {
+        Err(e @ HandshakeError::Version { .. }) => {
+            refuse(Refusal::Version);
+            return Err(e);
+        }
+        other => expect(other?, Kind::Hello)?,
+    };
+    let Ok(asked) = Qos::decode(&hello.body) else {
+        return Err(HandshakeError::Refused(refuse(Refusal::InvalidQos)));
+    };
+    let granted = asked.grant(limits);
+    send(conn, &Packet::with_qos(Kind::Grant, &granted), &[])?;
+    let mut fds = [None, None];
+    let seg = expect(recv(conn, &mut fds, deadline)?, Kind::Segment)?;
+    let [Some(fd), Some(peer_event)] = fds else {
+        refuse(Refusal::BadSegment);
+        return Err(HandshakeError::Protocol("segment packet without a memfd and an eventfd"));
+    };
+    let Some(len) = seg.segment_len() else {
+        refuse(Refusal::BadSegment);
+        return Err(HandshakeError::Protocol("segment length out of range"));
+    };
+    let memory = Segment::from_fd(fd, Some(len))
+        .map_err(FlowSetupError::from)
+        .and_then(|s| FlowMemory::attach(s, &granted))
+        .inspect_err(|_| {
+            refuse(Refusal::BadSegment);
+        })?;
+    let peer_event = nonblocking(peer_event)?;
+    let own_event = eventfd()?;
+    send(conn, &Packet::new(Kind::Ready, 0), &[own_event.as_fd()])?;
+    Ok(Established { memory, qos: granted, own_event, peer_event })
+}
+
+/// Tells the peer a connection is refused (permission, limits).
+pub fn refuse(conn: &ControlConn, r: Refusal) {
+    let _ = send(conn, &Packet::new(Kind::Refuse, r.code()), &[]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packets_round_trip_and_garbage_is_refused() {
+        let p = Packet::with_qos(Kind::Hello, &Qos::voice());
+        assert_eq!(Packet::decode(&p.encode()).unwrap(), p);
+        assert_eq!(Packet::segment(12345).segment_len(), Some(12345));
+        assert!(matches!(Packet::decode(&[0u8; PACKET_LEN]), Err(HandshakeError::Protocol(_))));
+        assert!(matches!(Packet::decode(&p.encode()[..20]), Err(HandshakeError::Protocol(_))));
+        let mut v = p.encode();
+        v[6] = 9;
+        assert!(matches!(Packet::decode(&v), Err(HandshakeError::Version { found: 9 })));
+        let mut k = p.encode();
+        k[8] = 77;
+        assert!(matches!(Packet::decode(&k), Err(HandshakeError::Protocol(_))));
+        for code in 1..=6 {
+            assert_eq!(Refusal::from_code(Refusal::from_code(code).code()), Refusal::from_code(code));
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! A flow's shared memory: one segment holding, per direction, an inline
+//! ring for messages up to a slot's size and a bulk ring for larger ones,
+//! plus a small state area. Which side writes which ring follows from its
+//! role (the allocating side, or the accepting side).
+//!
+//! Bulk messages are written once, in place, into the bulk ring; the inline
+//! ring carries an empty descriptor frame (flag [`FLAG_BULK`]) in their place
+//! so both rings keep one FIFO order. Nothing here trusts the segment: a
+//! peer's segment is validated by its layout header, then by each ring.
+
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use ringflow_ring::frame::{frame_size, HEADER};
+use ringflow_ring::spsc::{self, Consumer, Producer};
+use ringflow_ring::{AttachError, RawRegion, Region, WaitPoint, WakeMode};
+use ringflow_shm::{Layout, LayoutBuilder, Segment, SegmentOptions};
+
+use super::qos::Qos;
+use crate::flow::FlowSetupError;
+
+/// Layout kind of a flow segment.
+pub const FLOW_KIND: u32 = u32::from_le_bytes(*b"FLOW");
+const REGION_INLINE: [u32; 2] = [1, 2];
+const REGION_BULK: [u32; 2] = [3, 4];
+const REGION_STATE: u32 = 5;
+const STATE_LEN: usize = 4096;
+
+/// Frame flag: the message travels in the bulk ring.
+pub const FLAG_BULK: u8 = 1;
+/// Frame flag: file descriptors travel with the message on the control socket.
+pub const FLAG_FDS: u8 = 2;
+
+/// Which end of a flow this process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The side that called `alloc` (and created the segment).
+    Initiator,
+    /// The side that accepted.
+    Acceptor,
+}
+
+impl Role {
+    /// Index of the direction this role sends in.
+    fn tx(self) -> usize {
+        match self {
+            Role::Initiator => 0,
+            Role::Acceptor => 1,
+        }
+    }
+}
+
+/// Ring sizes derived from a granted QoS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Data bytes of each inline ring.
+    pub inline_bytes: usize,
+    /// Data bytes of each bulk ring.
+    pub bulk_bytes: usize,
+    /// Largest message sent inline; larger ones go to the bulk ring.
+    pub inline_max: usize,
+}
+
+impl Geometry {
+    /// Sizes for `qos` (already validated): inline messages up to an eighth
+    /// of the ring, so at least eight are in flight; a bulk ring holding at
+    /// least three of the largest message (its pages are only touched as
+    /// messages reach them).
+    pub fn for_qos(qos: &Qos) -> Geometry {
+        let inline_bytes = qos.ring_bytes;
+        let inline_max = (inline_bytes / 8).min(spsc::max_payload(inline_bytes)).min(qos.max_msg);
+        let bulk_bytes = (4 * (frame_size(qos.max_msg) + HEADER)).next_power_of_two().max(4096);
+        Geometry { inline_bytes, bulk_bytes, inline_max }
+    }
+
+    fn layout(&self) -> Result<LayoutBuilder, FlowSetupError> {
+        let mut b = LayoutBuilder::new(FLOW_KIND);
+        for dir in 0..2 {
+            b.add_region(REGION_INLINE[dir], spsc::region_len(self.inline_bytes))?;
+            b.add_region(REGION_BULK[dir], spsc::region_len(self.bulk_bytes))?;
+        }
+        b.add_region(REGION_STATE, STATE_LEN)?;
+        Ok(b)
+    }
+
+    /// Segment bytes this geometry needs.
+    pub fn segment_len(&self) -> Result<usize, FlowSetupError> {
+        Ok(self.layout()?.total_len())
+    }
+}
+
+/// One direction's two rings, as four raw regions of the segment.
+struct Regions {
+    inline: [RawRegion; 2],
+    bulk: [RawRegion; 2],
+    state: RawRegion,
+}
+
+/// State area: the readiness arm word of direction `d` (receiver of `d`
+/// arms, sender of `d` disarms), one cache line each.
+const STATE_ARMED: [usize; 2] = [0, 64];
+
+/// The mapped segment and the regions of its rings. Shared (Arc) between a
+/// flow and the process's watcher, which wakes sleepers when the peer dies.
+pub struct FlowMemory {
+    regions: Regions,
+    geometry: Geometry,
+    segment: Segment,
+}
+
+impl FlowMemory {
+    /// Lays out a new flow in `segment` (fresh from `Segment::create`, e.g.
+    /// caller-supplied memory on huge pages), or in a new memfd if `None`.
+    pub fn create(name: &str, qos: &Qos, segment: Option<Segment>) -> Result<Arc<FlowMemory>, FlowSetupError> {
+        let geometry = Geometry::for_qos(qos);
+        let plan = geometry.layout()?;
+        let segment = match segment {
+            Some(s) => s,
+            None => {
+                let label = format!("ringflow:{}", name.chars().take(40).collect::<String>());
+                Segment::create(&SegmentOptions::new(label, plan.total_len()))?
+            }
+        };
+        let layout = plan.write_header(&segment)?;
+        let regions = regions(&segment, &layout)?;
+        regions.state.zero(0, regions.state.len());
+        for dir in 0..2 {
+            spsc::init_with(&regions.inline[dir], WakeMode::Fenced)?;
+            spsc::init_with(&regions.bulk[dir], WakeMode::Fenced)?;
+        }
+        Ok(Arc::new(FlowMemory { regions, geometry, segment }))
+    }
+
+    /// Maps a peer's segment for a flow granted `qos`, validating its header
+    /// and that its rings have exactly the geometry `qos` implies.
+    pub fn attach(segment: Segment, qos: &Qos) -> Result<Arc<FlowMemory>, FlowSetupError> {
+        let geometry = Geometry::for_qos(qos);
+        let layout = Layout::read(&segment, FLOW_KIND)?;
+        let regions = regions(&segment, &layout)?;
+        for dir in 0..2 {
+            if regions.inline[dir].len() != spsc::region_len(geometry.inline_bytes)
+                || regions.bulk[dir].len() != spsc::region_len(geometry.bulk_bytes)
+            {
+                return Err(FlowSetupError::Geometry);
+            }
+        }
+        Ok(Arc::new(FlowMemory { regions, geometry, segment }))
+    }
+
+    /// The sizes of this flow's rings.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// The segment (to send its fd to the peer).
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    /// Attaches this role's four ring sides.
+    pub fn sides(self: &Arc<Self>, role: Role) -> Result<Sides, AttachError> {
+        let (tx, rx) = (role.tx(), 1 - role.tx());
+        Ok(Sides {
+            tx: Producer::attach(self.regions.inline[tx].clone())?,
+            tx_bulk: Producer::attach(self.regions.bulk[tx].clone())?,
+            rx: Consumer::attach(self.regions.inline[rx].clone())?,
+            rx_bulk: Consumer::attach(self.regions.bulk[rx].clone())?,
+            _memory: Arc::clone(self),
+        })
+    }
+
+    /// The wait points a sleeper of `role` may sleep on: the inline and bulk
+    /// rings' data (receiving) and space (sending) points.
+    pub fn wait_points(&self, role: Role) -> Result<[WaitPoint<'_>; 4], AttachError> {
+        let (tx, rx) = (role.tx(), 1 - role.tx());
+        let (rx_data, _) = spsc::wait_points(&self.regions.inline[rx])?;
+        let (rx_bulk_data, _) = spsc::wait_points(&self.regions.bulk[rx])?;
+        let (_, tx_space) = spsc::wait_points(&self.regions.inline[tx])?;
+        let (_, tx_bulk_space) = spsc::wait_points(&self.regions.bulk[tx])?;
+        Ok([rx_data, rx_bulk_data, tx_space, tx_bulk_space])
+    }
+
+    /// The readiness arm word `role` sets when it waits for data through its
+    /// readiness fd.
+    pub fn rx_armed(&self, role: Role) -> &AtomicU64 {
+        self.regions.state.word(STATE_ARMED[1 - role.tx()])
+    }
+
+    /// The readiness arm word of the peer's receiving direction, which
+    /// `role` checks after publishing.
+    pub fn tx_armed(&self, role: Role) -> &AtomicU64 {
+        self.regions.state.word(STATE_ARMED[role.tx()])
+    }
+
+    /// Whether the side writing toward `role` closed its producer side (a
+    /// clean close), as opposed to vanishing.
+    pub fn peer_closed_cleanly(&self, role: Role) -> bool {
+        spsc::producer_closed(&self.regions.inline[1 - role.tx()])
+    }
+}
+
+fn regions(segment: &Segment, layout: &Layout) -> Result<Regions, FlowSetupError> {
+    let get = |kind: u32| -> Result<RawRegion, FlowSetupError> {
+        let (index, _) = layout.find(kind).ok_or(FlowSetupError::Geometry)?;
+        let (ptr, len) = layout.region_ptr(segment, index).ok_or(FlowSetupError::Geometry)?;
+        let base = NonNull::new(ptr).ok_or(FlowSetupError::Geometry)?;
+        if base.as_ptr() as usize % 8 != 0 {
+            return Err(FlowSetupError::Geometry);
+        }
+        // SAFETY: the layout validated the region inside the segment's
+        // mapping, 8-byte aligned (checked). The region and its clones live
+        // in FlowMemory (which owns the segment) or in Sides (which holds an
+        // Arc of that FlowMemory), so the mapping outlives them all; the
+        // bytes are accessed only through rings.
+        Ok(unsafe { RawRegion::new(base, len) })
+    };
+    Ok(Regions {
+        inline: [get(REGION_INLINE[0])?, get(REGION_INLINE[1])?],
+        bulk: [get(REGION_BULK[0])?, get(REGION_BULK[1])?],
+        state: get(REGION_STATE)?,
+    })
+}
+
+/// One role's ring sides. They keep the memory mapped: the regions are
+/// clones of the segment's (see `regions`), whose mapping lives as long as
+/// `_memory`; the fields are private so no side can be moved out of here.
+pub struct Sides {
+    tx: Producer<RawRegion>,
+    tx_bulk: Producer<RawRegion>,
+    rx: Consumer<RawRegion>,
+    rx_bulk: Consumer<RawRegion>,
+    // Declared last: dropped after the sides, which write to it on drop.
+    _memory: Arc<FlowMemory>,
+}
+
+/// Mutable views of the four sides at once.
+pub struct SidesMut<'a> {
+    pub tx: &'a mut Producer<RawRegion>,
+    pub tx_bulk: &'a mut Producer<RawRegion>,
+    pub rx: &'a mut Consumer<RawRegion>,
+    pub rx_bulk: &'a mut Consumer<RawRegion>,
+}
+
+impl Sides {
+    /// All four sides, borrowed.
+    #[inline]
+    pub fn get(&mut self) -> SidesMut<'_> {
+        SidesMut { tx: &mut self.tx, tx_bulk: &mut self.tx_bulk, rx: &mut self.rx, rx_bulk: &mut self.rx_bulk }
+    }
+
+    /// The sending sides, read-only.
+    pub fn tx(&self) -> (&Producer<RawRegion>, &Producer<RawRegion>) {
+        (&self.tx, &self.tx_bulk)
+    }
+
+    /// The receiving sides, read-only.
+    pub fn rx(&self) -> (&Consumer<RawRegion>, &Consumer<RawRegion>) {
+        (&self.rx, &self.rx_bulk)
+    }
+}
