@@ -152,9 +152,18 @@ impl FlowSet {
             // sees the announcement and changes the word we sleep on).
             let mut tokens = [(std::ptr::null::<u32>(), 0u32); WAITV_MAX];
             let mut n = 0;
+            let mut barrier = false;
             for wp in self.wait_points() {
                 tokens[n] = (wp.futex_word(), wp.prepare());
+                barrier |= wp.needs_membarrier();
                 n += 1;
+            }
+            if barrier {
+                // Some publishers skip their fence: pay for theirs here.
+                if let Err(e) = ringflow_core::membarrier::heavy_barrier() {
+                    self.wait_points().for_each(|wp| wp.finish());
+                    return Err(SetError::Io(e));
+                }
             }
             self.collect(ready);
             let slept = if ready.is_empty() {

@@ -30,6 +30,10 @@ pub enum BenchError {
     Histogram(String),
     /// Writing the report failed.
     Io(std::io::Error),
+    /// A system call of an OS transport failed (set-up or mid-run).
+    Os { call: &'static str, source: std::io::Error },
+    /// A peer library's call failed (set-up or mid-run), with its message.
+    Peer { call: &'static str, error: String },
 }
 
 impl fmt::Display for BenchError {
@@ -51,6 +55,8 @@ impl fmt::Display for BenchError {
             BenchError::Panicked { side } => write!(f, "the {side} thread panicked"),
             BenchError::Histogram(e) => write!(f, "histogram: {e}"),
             BenchError::Io(e) => write!(f, "writing the report: {e}"),
+            BenchError::Os { call, source } => write!(f, "{call}: {source}"),
+            BenchError::Peer { call, error } => write!(f, "{call}: {error}"),
         }
     }
 }
@@ -62,6 +68,7 @@ impl std::error::Error for BenchError {
             BenchError::Claim(e) => Some(e),
             BenchError::Read(e) => Some(e),
             BenchError::Io(e) => Some(e),
+            BenchError::Os { source, .. } => Some(source),
             _ => None,
         }
     }

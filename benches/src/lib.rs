@@ -11,12 +11,15 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;
+mod flow;
+mod futex_limit;
 mod harness;
 mod limit;
 mod measure;
 mod memory;
+mod os;
 mod pair;
-#[cfg(feature = "peers")]
+#[cfg(any(feature = "peers", feature = "iceoryx2"))]
 mod peers;
 mod pin;
 mod pingpong;

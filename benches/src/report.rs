@@ -141,8 +141,10 @@ pub struct CheckResult {
 impl CheckResult {
     /// Evaluates `spec` on the records of one scenario run.
     pub fn evaluate(spec: CheckSpec, records: &[Record]) -> Self {
-        let find = |imp: &str| records.iter().find(|r| r.case == spec.case && r.imp == imp).map(|r| r.stat(spec.stat));
-        let value = match (find(spec.num), find(spec.den)) {
+        let find =
+            |case: &str, imp: &str| records.iter().find(|r| r.case == case && r.imp == imp).map(|r| r.stat(spec.stat));
+        let (den_case, den_imp) = spec.den_case_impl();
+        let value = match (find(spec.case, spec.num), find(den_case, den_imp)) {
             (Some(n), Some(d)) if d > 0.0 => Some(n / d),
             _ => None,
         };
@@ -393,6 +395,21 @@ mod tests {
         let c = CheckResult::evaluate(missing, &recs);
         assert_eq!(c.verdict(), "SKIP");
         assert!(c.to_json().contains("\"value\":null"));
+    }
+
+    #[test]
+    fn checks_across_cases() {
+        let recs = [rec("big", "x", Metric::Throughput, 1, 30.0), rec("small", "x", Metric::Throughput, 1, 100.0)];
+        let spec =
+            CheckSpec { case: "big", num: "x", den: "small/x", stat: Stat::MsgsPerSec, target: Target::AtLeast(0.25) };
+        let c = CheckResult::evaluate(spec, &recs);
+        assert_eq!(c.value, Some(0.3));
+        assert_eq!(c.verdict(), "PASS");
+        assert_eq!(c.expr(), "x msgs/s / small/x msgs/s");
+        let missing = CheckSpec { num: "absent", ..spec };
+        assert_eq!(CheckResult::evaluate(missing, &recs).verdict(), "SKIP");
+        let missing = CheckSpec { den: "small/absent", ..spec };
+        assert_eq!(CheckResult::evaluate(missing, &recs).verdict(), "SKIP");
     }
 
     #[test]

@@ -103,9 +103,18 @@ impl std::fmt::Display for Target {
 pub struct CheckSpec {
     pub case: &'static str,
     pub num: &'static str,
+    /// An impl of `case`, or `"<case>/<impl>"` for an impl of another case
+    /// (a ratio across cases, e.g. large messages against small ones).
     pub den: &'static str,
     pub stat: Stat,
     pub target: Target,
+}
+
+impl CheckSpec {
+    /// The (case, impl) whose figure is the denominator.
+    pub fn den_case_impl(&self) -> (&'static str, &'static str) {
+        self.den.split_once('/').unwrap_or((self.case, self.den))
+    }
 }
 
 /// A named group of cases (`ringflow bench <name>`).

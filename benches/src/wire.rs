@@ -118,8 +118,7 @@ impl Msg {
         set_word(dst, MARK_AT, self.mark);
     }
 
-    /// The message as a value (for peers that move messages by value).
-    #[cfg_attr(not(feature = "peers"), allow(dead_code))]
+    /// The message as a value (for impls that build a message before sending).
     #[inline]
     pub fn to_array<const N: usize>(self, template: &Template<N>) -> [u8; N] {
         let mut m = *template.bytes();
@@ -186,8 +185,7 @@ impl Source {
     }
 
     /// Renews the timestamp of a stamped message still waiting for room
-    /// (for peers that must build the message before trying to send it).
-    #[cfg_attr(not(feature = "peers"), allow(dead_code))]
+    /// (for impls that must build the message before trying to send it).
     #[inline]
     pub fn restamp(&self, msg: &mut [u8]) {
         if word(msg, MARK_AT) & STAMPED != 0 {

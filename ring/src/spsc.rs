@@ -444,6 +444,8 @@ pub struct Consumer<R: Region> {
     head: u64,
     /// Position last published to the producer.
     published: u64,
+    /// Position up to which a release has checked for sleeping producers.
+    notified: u64,
     /// Sequence tag the next frame must carry.
     seq: u16,
     wake: WakeMode,
@@ -457,7 +459,17 @@ impl<R: Region> Consumer<R> {
         let (capacity, wake) = geometry(&region)?;
         attach_side(&region, OFF_CONSUMER)?;
         let head = region.word(OFF_HEAD).load(Ordering::Acquire);
-        Ok(Consumer { region, capacity, mask: capacity - 1, head, published: head, seq: 0, wake, prefetched: head })
+        Ok(Consumer {
+            region,
+            capacity,
+            mask: capacity - 1,
+            head,
+            published: head,
+            notified: head,
+            seq: 0,
+            wake,
+            prefetched: head,
+        })
     }
 
     /// Data capacity in bytes.
@@ -475,7 +487,7 @@ impl<R: Region> Consumer<R> {
     }
 
     /// Finds the frame at the read position, skipping padding (locally).
-    #[inline]
+    #[inline(always)]
     fn locate(&self) -> Result<FrameAt, ReadError> {
         let mut pos = self.head;
         loop {
@@ -503,7 +515,7 @@ impl<R: Region> Consumer<R> {
     /// Validates the non-zero commit word `raw` found at `pos` (read with
     /// Acquire, or below a tail read with Acquire), for a frame that must
     /// carry sequence tag `seq`.
-    #[inline]
+    #[inline(always)]
     fn classify(&self, pos: u64, raw: u64, seq: u16) -> Result<Found, ReadError> {
         let at = pos as usize & self.mask;
         let off = DATA + at;
@@ -567,7 +579,7 @@ impl<R: Region> Consumer<R> {
     /// [`view`](Self::view), then [`consume`](Self::consume) it. For a
     /// layer above that holds the consumer and the frame at once (a receive
     /// buffer released on drop) and may decide not to consume it.
-    #[inline]
+    #[inline(always)]
     pub fn peek(&self) -> Result<Peeked, ReadError> {
         self.locate().map(|frame| Peeked { frame })
     }
@@ -598,10 +610,10 @@ impl<R: Region> Consumer<R> {
         true
     }
 
-    /// Bytes consumed but not yet released.
+    /// Bytes consumed since the last [`release`](Self::release).
     #[inline]
     pub fn unreleased(&self) -> usize {
-        (self.head - self.published) as usize
+        (self.head - self.notified) as usize
     }
 
     /// Reads up to `max` frames, calling `f` on each, then releases them all
@@ -687,18 +699,32 @@ impl<R: Region> Consumer<R> {
         self.prefetched = self.prefetched.max(end);
     }
 
-    /// Publishes the read position: frames consumed so far become free space.
+    /// Publishes the read position: frames consumed so far become free space,
+    /// and a producer asleep waiting for room is told to wake.
     #[inline]
     pub fn release(&mut self) -> Notify {
-        if self.head == self.published {
+        self.publish();
+        if self.head == self.notified {
             return Notify::None;
         }
-        // SYNC: Release; pairs with the Acquire in `Producer::refresh_head`:
-        // our reads of the released frames happen before the producer reuses
-        // their space.
-        self.region.word(OFF_HEAD).store(self.head, Ordering::Release);
-        self.published = self.head;
+        self.notified = self.head;
         self.space_wait().notify()
+    }
+
+    /// Publishes the read position without checking for a sleeping producer
+    /// (one Release store, no fence): the producer sees the room on its next
+    /// look, and a sleeping one is woken by the next [`release`](Self::release).
+    /// For a layer that keeps its position exact on every message but pays
+    /// for the wake-up check only now and then.
+    #[inline]
+    pub fn publish(&mut self) {
+        if self.head != self.published {
+            // SYNC: Release; pairs with the Acquire in `Producer::refresh_head`:
+            // our reads of the released frames happen before the producer
+            // reuses their space.
+            self.region.word(OFF_HEAD).store(self.head, Ordering::Release);
+            self.published = self.head;
+        }
     }
 
     /// Where this consumer sleeps when the ring is empty.

@@ -29,7 +29,16 @@ pub fn child_arg(name: &str) -> String {
 /// Re-executes this test binary to run the ignored test `entry`, with
 /// `segment` at fd 3 and `args` as RINGFLOW_TEST_<name> variables.
 pub fn spawn_child(entry: &str, segment: &Segment, args: &[(&str, String)]) -> Child {
-    let fd = segment.fd().as_raw_fd();
+    spawn(entry, Some(segment.fd().as_raw_fd()), args)
+}
+
+/// Re-executes this test binary to run the ignored test `entry` with `args`
+/// (no segment: flow tests find each other by name).
+pub fn spawn_flow_child(entry: &str, args: &[(&str, String)]) -> Child {
+    spawn(entry, None, args)
+}
+
+fn spawn(entry: &str, fd: Option<i32>, args: &[(&str, String)]) -> Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([entry, "--exact", "--ignored", "--nocapture", "--test-threads=1"]).env(CHILD_ENV, "1");
     // The child's own "test result" lines would mix with the parent's; its
@@ -47,6 +56,7 @@ pub fn spawn_child(entry: &str, segment: &Segment, args: &[(&str, String)]) -> C
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            let Some(fd) = fd else { return Ok(()) };
             let r = if fd == SEGMENT_FD { libc::fcntl(fd, libc::F_SETFD, 0) } else { libc::dup2(fd, SEGMENT_FD) };
             if r < 0 {
                 return Err(std::io::Error::last_os_error());

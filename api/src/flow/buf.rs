@@ -3,7 +3,7 @@
 //! place and released on drop.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ringflow_ring::spsc::{Claim, Consumer, Peeked};
 use ringflow_ring::RawRegion;
@@ -71,6 +71,7 @@ pub struct RecvBuf<'a> {
     pub(crate) bulk: Option<Peeked>,
     pub(crate) wakers: Wakers,
     pub(crate) received: &'a mut u64,
+    pub(crate) consumed: &'a AtomicU64,
 }
 
 impl Deref for RecvBuf<'_> {
@@ -90,18 +91,29 @@ impl Drop for RecvBuf<'_> {
             consume(self.rx_bulk, b, self.wakers.peer_space[1]);
         }
         consume(self.rx, &self.frame, self.wakers.peer_space[0]);
-        *self.received += 1;
+        count_consumed(self.received, self.consumed);
     }
 }
 
-/// Consumes `frame` and hands its room back when it matters: once a
-/// quarter of the ring is consumed, or when nothing follows (so a sender
-/// waiting for room, or lingering until we have read everything, learns it
-/// now). A stream of messages thus pays one release per quarter ring.
+/// Consumes `frame`; hands its room back (a release: one store, and a
+/// check for a sleeping sender) only once a quarter of the ring has been
+/// consumed, or when nothing follows — so a stream pays one release per
+/// quarter ring, and a sender waiting for room (or lingering until we have
+/// read everything) learns of it at the latest when we run dry.
 #[inline]
 pub(crate) fn consume(rx: &mut Consumer<RawRegion>, frame: &Peeked, peer_space: usize) {
     rx.consume(frame);
     if (rx.unreleased() >= rx.capacity() / 4 || rx.peek().is_err()) && rx.release().is_wake() {
         Wakers::wake(peer_space);
     }
+}
+
+/// Counts one more message consumed, where the sender can read it: exact on
+/// every message (for `PeerGone { delivered }`), on a line only we write.
+#[inline]
+pub(crate) fn count_consumed(received: &mut u64, consumed: &AtomicU64) {
+    *received += 1;
+    // SYNC: Relaxed; a statistic the sender reads after our death or close,
+    // ordered by then through the kernel (the socket hang-up).
+    consumed.store(*received, Ordering::Relaxed);
 }

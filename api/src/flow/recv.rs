@@ -14,7 +14,7 @@ use ringflow_core::{wait_until, Deadline, WaitOutcome};
 use ringflow_ring::spsc::Peeked;
 use ringflow_ring::ReadError;
 
-use super::buf::{consume, RecvBuf};
+use super::buf::{consume, count_consumed, RecvBuf};
 use super::send::FDS_SHIFT;
 use super::shared::{CRASHED, LIVE};
 use super::Flow;
@@ -93,8 +93,12 @@ impl Flow {
     }
 
     /// [`recv_ref`](Self::recv_ref), waiting until `deadline`.
+    #[inline]
     pub fn recv_ref_deadline(&mut self, deadline: Deadline) -> Result<RecvBuf<'_>, RecvError> {
-        let m = self.wait_message(deadline)?;
+        let m = match self.locate() {
+            Ok(m) => m,
+            Err(e) => self.wait_message(e, deadline)?,
+        };
         if m.fds() > 0 {
             return Err(RecvError::FdSlots { needed: m.fds() });
         }
@@ -106,17 +110,22 @@ impl Flow {
             bulk: m.bulk,
             wakers: self.wakers,
             received: &mut self.stats.received,
+            consumed: self.shared.memory.rx_consumed(self.shared.role),
         })
     }
 
     /// The copy path behind `recv_into` and `recv_fds`.
+    #[inline]
     fn recv_parts(
         &mut self,
         buf: &mut [u8],
         slots: &mut [Option<OwnedFd>],
         deadline: Deadline,
     ) -> Result<(usize, usize), RecvError> {
-        let m = self.wait_message(deadline)?;
+        let m = match self.locate() {
+            Ok(m) => m,
+            Err(e) => self.wait_message(e, deadline)?,
+        };
         let (len, nfds) = (m.len(), m.fds());
         if nfds > slots.len() {
             return Err(RecvError::FdSlots { needed: nfds });
@@ -136,7 +145,7 @@ impl Flow {
             None => s.rx.view(&m.frame).copy_to(buf),
         }
         consume(s.rx, &m.frame, self.wakers.peer_space[0]);
-        self.stats.received += 1;
+        count_consumed(&mut self.stats.received, self.shared.memory.rx_consumed(self.shared.role));
         Ok((len, nfds))
     }
 
@@ -157,10 +166,13 @@ impl Flow {
         Ok(())
     }
 
-    /// Waits for the next message (or the end of the flow).
-    fn wait_message(&mut self, deadline: Deadline) -> Result<Located, RecvError> {
+    /// The slow path: `first` is what the first look found; waits for the
+    /// next message (or the end of the flow).
+    #[inline(never)]
+    fn wait_message(&mut self, first: RecvError, deadline: Deadline) -> Result<Located, RecvError> {
+        let mut found = Err(first);
         loop {
-            match self.locate() {
+            match found {
                 Err(RecvError::WouldBlock) => {}
                 other => return other,
             }
@@ -171,6 +183,15 @@ impl Flow {
                 }
                 return Err(RecvError::WouldBlock);
             }
+            self.park_for_message(deadline)?;
+            found = self.locate();
+        }
+    }
+
+    /// Spins, then parks until a message (or the end) may be there.
+    #[inline(never)]
+    fn park_for_message(&self, deadline: Deadline) -> Result<(), RecvError> {
+        {
             let (rx, _) = self.sides.rx();
             let shared = &self.shared;
             let outcome = wait_until(
@@ -183,11 +204,12 @@ impl Flow {
             if outcome == WaitOutcome::TimedOut {
                 return Err(RecvError::TimedOut);
             }
+            Ok(())
         }
     }
 
     /// The next message, if one is there.
-    #[inline]
+    #[inline(always)]
     fn locate(&mut self) -> Result<Located, RecvError> {
         let (rx, rx_bulk) = self.sides.rx();
         match rx.peek() {
@@ -199,13 +221,7 @@ impl Flow {
             },
             Err(ReadError::Empty) => match self.shared.state() {
                 LIVE => Err(RecvError::WouldBlock),
-                // Gone: whatever it committed is visible by now (the hang-up
-                // came after its last store). Look once more, then report.
-                state => match rx.peek() {
-                    Ok(_) => self.locate(),
-                    Err(_) if state == CRASHED => Err(RecvError::PeerGone { received: self.stats.received }),
-                    Err(_) => Err(RecvError::Closed),
-                },
+                state => self.locate_after_peer_left(state),
             },
             Err(ReadError::Closed) if self.shared.state() == CRASHED => {
                 Err(RecvError::PeerGone { received: self.stats.received })
@@ -213,6 +229,23 @@ impl Flow {
             Err(ReadError::Closed) => Err(RecvError::Closed),
             Err(ReadError::Corrupt(c)) => Err(RecvError::CorruptPeer(c.to_string())),
             Err(ReadError::Lapped { .. }) => Err(RecvError::CorruptPeer("lapped on a flow ring".into())),
+        }
+    }
+
+    /// The peer left: whatever it committed is visible by now (the hang-up
+    /// came after its last store). Look once more, then report.
+    #[cold]
+    fn locate_after_peer_left(&self, state: u8) -> Result<Located, RecvError> {
+        let (rx, rx_bulk) = self.sides.rx();
+        match rx.peek() {
+            Ok(frame) if frame.flags() & FLAG_BULK == 0 => Ok(Located { frame, bulk: None }),
+            Ok(frame) => match rx_bulk.peek() {
+                Ok(bulk) => Ok(Located { frame, bulk: Some(bulk) }),
+                Err(_) => Err(RecvError::CorruptPeer("a bulk descriptor without its message".into())),
+            },
+            Err(ReadError::Corrupt(c)) => Err(RecvError::CorruptPeer(c.to_string())),
+            Err(_) if state == CRASHED => Err(RecvError::PeerGone { received: self.stats.received }),
+            Err(_) => Err(RecvError::Closed),
         }
     }
 
@@ -227,6 +260,10 @@ impl Flow {
         // commit before it loads this word (`send::published`), Dekker-style.
         armed.store(1, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
+        if self.sides.rx().0.data_wait().needs_membarrier() {
+            // Senders publish without a fence: pay for theirs here.
+            let _ = ringflow_core::membarrier::heavy_barrier();
+        }
         if !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty)) || self.shared.state() != LIVE {
             readiness::signal(fd);
         }

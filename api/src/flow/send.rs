@@ -203,8 +203,10 @@ impl Flow {
     #[cold]
     pub(crate) fn gone_error(&self) -> SendError {
         if self.shared.state() == CRASHED {
-            let unread = self.sides.tx().0.unconsumed_frames().unwrap_or(0);
-            SendError::PeerGone { delivered: self.stats.sent.saturating_sub(unread) }
+            // SYNC: Relaxed; the dead peer's last store, ordered before its
+            // hang-up, which we learned of through the kernel.
+            let consumed = self.shared.memory.tx_consumed(self.shared.role).load(Ordering::Relaxed);
+            SendError::PeerGone { delivered: consumed.min(self.stats.sent) }
         } else {
             SendError::Closed
         }

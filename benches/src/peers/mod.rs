@@ -2,5 +2,9 @@
 //! used the way its documentation intends, with its batch API where it has
 //! one, and does the same per-message work as every other impl.
 
+#[cfg(feature = "peers")]
 pub mod crossbeam;
+#[cfg(feature = "iceoryx2")]
+pub mod iceoryx2;
+#[cfg(feature = "peers")]
 pub mod rtrb;

@@ -5,13 +5,14 @@
 //! the others after, plus its checks), declare the module here and add it to
 //! [`all`]. The harness, report, JSON and CLI pick it up by name.
 
+pub mod flow;
 pub mod ring;
 
 use crate::scenario::Scenario;
 
 /// Every scenario, in the order `ringflow bench` runs them.
 pub fn all() -> Vec<Scenario> {
-    vec![ring::scenario()]
+    vec![ring::scenario(), flow::scenario()]
 }
 
 /// The names of all scenarios.

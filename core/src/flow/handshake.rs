@@ -20,6 +20,7 @@ use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
+use ringflow_ring::WakeMode;
 use ringflow_shm::Segment;
 
 use super::memory::FlowMemory;
@@ -265,6 +266,18 @@ fn expect(p: Packet, kind: Kind) -> Result<Packet, HandshakeError> {
     }
 }
 
+/// HELLO / GRANT code bit: this side's process is registered for
+/// `membarrier(GLOBAL_EXPEDITED)`, so its publishers may skip their fence.
+const CAN_MEMBARRIER: u32 = 1;
+
+fn offer_membarrier() -> u32 {
+    if crate::membarrier::preferred_wake_mode() == WakeMode::Membarrier {
+        CAN_MEMBARRIER
+    } else {
+        0
+    }
+}
+
 /// A flow both sides have mapped.
 pub struct Established {
     pub memory: Arc<FlowMemory>,
@@ -298,13 +311,24 @@ pub fn initiate(
     deadline: Deadline,
 ) -> Result<Established, HandshakeError> {
     let qos = qos.validate().map_err(HandshakeError::Qos)?;
-    send(conn, &Packet::with_qos(Kind::Hello, &qos), &[])?;
+    let offer = offer_membarrier();
+    let hello = Packet { code: offer, ..Packet::with_qos(Kind::Hello, &qos) };
+    if let Err(e) = send(conn, &hello, &[]) {
+        // A listener that refuses us at once (permissions) may have hung
+        // up before our request went out: its refusal is still queued.
+        return match recv(conn, &mut [], Deadline::Now) {
+            Ok(p) if p.kind == Kind::Refuse => Err(HandshakeError::Refused(Refusal::from_code(p.code))),
+            _ => Err(e),
+        };
+    }
     let grant = expect(recv(conn, &mut [], deadline)?, Kind::Grant)?;
     let granted = Qos::decode(&grant.body).map_err(|_| HandshakeError::BadGrant)?;
     if !qos.admits(&granted) {
         return Err(HandshakeError::BadGrant);
     }
-    let memory = FlowMemory::create(name, &granted, memory)?;
+    // Fence-free publishing only when both processes are registered.
+    let mode = if grant.code & offer & CAN_MEMBARRIER != 0 { WakeMode::Membarrier } else { WakeMode::Fenced };
+    let memory = FlowMemory::create(name, &granted, mode, memory)?;
     let own_event = eventfd()?;
     send(conn, &Packet::segment(memory.segment().len()), &[memory.segment().fd(), own_event.as_fd()])?;
     let mut fds = [None];
@@ -332,7 +356,9 @@ pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Re
         return Err(HandshakeError::Refused(refuse(Refusal::InvalidQos)));
     };
     let granted = asked.grant(limits);
-    send(conn, &Packet::with_qos(Kind::Grant, &granted), &[])?;
+    let both = hello.code & offer_membarrier() & CAN_MEMBARRIER;
+    let mode = if both != 0 { WakeMode::Membarrier } else { WakeMode::Fenced };
+    send(conn, &Packet { code: both, ..Packet::with_qos(Kind::Grant, &granted) }, &[])?;
     let mut fds = [None, None];
     let seg = expect(recv(conn, &mut fds, deadline)?, Kind::Segment)?;
     let [Some(fd), Some(peer_event)] = fds else {
@@ -345,7 +371,7 @@ pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Re
     };
     let memory = Segment::from_fd(fd, Some(len))
         .map_err(FlowSetupError::from)
-        .and_then(|s| FlowMemory::attach(s, &granted))
+        .and_then(|s| FlowMemory::attach(s, &granted, mode))
         .inspect_err(|_| {
             refuse(Refusal::BadSegment);
         })?;
@@ -355,8 +381,12 @@ pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Re
     Ok(Established { memory, qos: granted, own_event, peer_event })
 }
 
-/// Tells the peer a connection is refused (permission, limits).
+/// Tells a peer that just connected that it is refused (permission,
+/// limits). Its request is read first: closing a Unix socket with unread
+/// data resets the connection, and the peer would see the reset instead of
+/// the reason.
 pub fn refuse(conn: &ControlConn, r: Refusal) {
+    let _ = recv(conn, &mut [], Deadline::after(std::time::Duration::from_millis(200)));
     let _ = send(conn, &Packet::new(Kind::Refuse, r.code()), &[]);
 }
 

@@ -100,6 +100,10 @@ struct Regions {
 /// State area: the readiness arm word of direction `d` (receiver of `d`
 /// arms, sender of `d` disarms), one cache line each.
 const STATE_ARMED: [usize; 2] = [0, 64];
+/// State area: messages the receiver of direction `d` has consumed, kept
+/// exact on every message (its ring position is published lazily), on a
+/// line nobody else writes or polls.
+const STATE_CONSUMED: [usize; 2] = [128, 192];
 
 /// The mapped segment and the regions of its rings. Shared (Arc) between a
 /// flow and the process's watcher, which wakes sleepers when the peer dies.
@@ -112,7 +116,12 @@ pub struct FlowMemory {
 impl FlowMemory {
     /// Lays out a new flow in `segment` (fresh from `Segment::create`, e.g.
     /// caller-supplied memory on huge pages), or in a new memfd if `None`.
-    pub fn create(name: &str, qos: &Qos, segment: Option<Segment>) -> Result<Arc<FlowMemory>, FlowSetupError> {
+    pub fn create(
+        name: &str,
+        qos: &Qos,
+        mode: WakeMode,
+        segment: Option<Segment>,
+    ) -> Result<Arc<FlowMemory>, FlowSetupError> {
         let geometry = Geometry::for_qos(qos);
         let plan = geometry.layout()?;
         let segment = match segment {
@@ -126,15 +135,16 @@ impl FlowMemory {
         let regions = regions(&segment, &layout)?;
         regions.state.zero(0, regions.state.len());
         for dir in 0..2 {
-            spsc::init_with(&regions.inline[dir], WakeMode::Fenced)?;
-            spsc::init_with(&regions.bulk[dir], WakeMode::Fenced)?;
+            spsc::init_with(&regions.inline[dir], mode)?;
+            spsc::init_with(&regions.bulk[dir], mode)?;
         }
         Ok(Arc::new(FlowMemory { regions, geometry, segment }))
     }
 
     /// Maps a peer's segment for a flow granted `qos`, validating its header
-    /// and that its rings have exactly the geometry `qos` implies.
-    pub fn attach(segment: Segment, qos: &Qos) -> Result<Arc<FlowMemory>, FlowSetupError> {
+    /// and that its rings have exactly the geometry `qos` implies and the
+    /// wake mode agreed on.
+    pub fn attach(segment: Segment, qos: &Qos, mode: WakeMode) -> Result<Arc<FlowMemory>, FlowSetupError> {
         let geometry = Geometry::for_qos(qos);
         let layout = Layout::read(&segment, FLOW_KIND)?;
         let regions = regions(&segment, &layout)?;
@@ -143,6 +153,12 @@ impl FlowMemory {
                 || regions.bulk[dir].len() != spsc::region_len(geometry.bulk_bytes)
             {
                 return Err(FlowSetupError::Geometry);
+            }
+            for r in [&regions.inline[dir], &regions.bulk[dir]] {
+                let (data, _) = spsc::wait_points(r)?;
+                if data.needs_membarrier() != (mode == WakeMode::Membarrier) {
+                    return Err(FlowSetupError::Geometry);
+                }
             }
         }
         Ok(Arc::new(FlowMemory { regions, geometry, segment }))
@@ -191,6 +207,17 @@ impl FlowMemory {
     /// `role` checks after publishing.
     pub fn tx_armed(&self, role: Role) -> &AtomicU64 {
         self.regions.state.word(STATE_ARMED[role.tx()])
+    }
+
+    /// The count of messages `role` has consumed, which it keeps current.
+    pub fn rx_consumed(&self, role: Role) -> &AtomicU64 {
+        self.regions.state.word(STATE_CONSUMED[1 - role.tx()])
+    }
+
+    /// The count of our messages the peer has consumed (as it says: a
+    /// figure for reports, never trusted for memory).
+    pub fn tx_consumed(&self, role: Role) -> &AtomicU64 {
+        self.regions.state.word(STATE_CONSUMED[role.tx()])
     }
 
     /// Whether the side writing toward `role` closed its producer side (a

@@ -1,0 +1,230 @@
+//! The ringflow impls of scenario `flow`: the public API end to end — a
+//! listener and an allocated flow (Unix socket handshake, memfd, two rings
+//! per direction), then send / receive in their spinning (`try_` forms,
+//! busy-polled) or blocking (parking on the flow's futex) forms.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ringflow_api::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, RecvError, SendError};
+
+use crate::error::BenchError;
+use crate::measure::{Measurement, RunCtx};
+use crate::os::{check_after_timeout, Wait, BLOCK_TIMEOUT};
+use crate::pair::Waiter;
+use crate::pingpong::{self, PingSide, PongSide};
+use crate::stream::{self, StreamRx, StreamTx};
+use crate::wire::{word, Msg, Sink, Source, Template};
+
+fn err(call: &'static str, e: impl std::fmt::Display) -> BenchError {
+    BenchError::Peer { call, error: e.to_string() }
+}
+
+/// A private runtime directory, removed on drop.
+struct DirGuard(PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A connected pair of flows (allocating side, accepting side) in a private
+/// runtime directory.
+fn pair(qos: Qos, spin: Duration) -> Result<(Flow, Flow, DirGuard), BenchError> {
+    static RUN: AtomicUsize = AtomicUsize::new(0);
+    let n = RUN.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ringflow-bench-{}-{n}", std::process::id()));
+    let guard = DirGuard(dir.clone());
+    let mut l = Listener::bind_with("bench", ListenerOptions::new().runtime_dir(&dir).spin(spin))
+        .map_err(|e| err("Listener::bind", e))?;
+    let d = dir.clone();
+    let client = std::thread::spawn(move || {
+        Flow::alloc_with(
+            "bench",
+            &qos,
+            Deadline::after(Duration::from_secs(10)),
+            FlowOptions::new().runtime_dir(d).spin(spin),
+        )
+    });
+    let b = l.accept(Deadline::after(Duration::from_secs(10))).map_err(|e| err("Listener::accept", e))?;
+    let a =
+        client.join().map_err(|_| BenchError::Panicked { side: "flow setup" })?.map_err(|e| err("Flow::alloc", e))?;
+    Ok((a, b, guard))
+}
+
+/// Waits for the next message and hands it to `f`, spinning on the `try_`
+/// form or parking in the blocking one.
+#[inline]
+fn recv_with<T>(
+    flow: &mut Flow,
+    wait: Wait,
+    w: &mut Waiter<'_>,
+    mut f: impl FnMut(&[u8]) -> T,
+) -> Result<T, BenchError> {
+    loop {
+        let r = match wait {
+            Wait::Spin => flow.try_recv_ref(),
+            Wait::Block => flow.recv_ref_timeout(BLOCK_TIMEOUT),
+        };
+        match r {
+            Ok(m) => return Ok(f(&m)),
+            Err(RecvError::WouldBlock) => w.wait()?,
+            Err(RecvError::TimedOut) => check_after_timeout(w)?,
+            Err(e) => return Err(err("Flow::recv_ref", e)),
+        }
+    }
+}
+
+struct Side {
+    flow: Flow,
+    wait: Wait,
+}
+
+impl<const N: usize> PingSide<N> for Side {
+    #[inline]
+    fn send(&mut self, msg: &[u8; N], _w: &mut Waiter<'_>) -> Result<(), BenchError> {
+        // One message in flight: there is always room, `send` never waits.
+        self.flow.send(msg).map_err(|e| err("Flow::send", e))
+    }
+
+    #[inline]
+    fn recv(&mut self, w: &mut Waiter<'_>) -> Result<u64, BenchError> {
+        recv_with(&mut self.flow, self.wait, w, |m| word(m, 0))
+    }
+}
+
+impl<const N: usize> PongSide<N> for Side {
+    #[inline]
+    fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        let mut copy = [0u8; N];
+        let stop = recv_with(&mut self.flow, self.wait, w, |m| {
+            let n = m.len().min(N);
+            copy[..n].copy_from_slice(&m[..n]);
+            pingpong::is_stop(m)
+        });
+        if stop? {
+            return Ok(false);
+        }
+        self.flow.send(&copy).map_err(|e| err("Flow::send", e))?;
+        Ok(true)
+    }
+}
+
+/// Round trip of an N-byte message over a flow, both sides spinning
+/// ([`Wait::Spin`]) or parking on the flow's futex at once ([`Wait::Block`]).
+pub fn pingpong<const N: usize>(ctx: &RunCtx, wait: Wait) -> Result<Measurement, BenchError> {
+    let (a, b, _dir) = pair(Qos::data().with_ring_bytes(64 << 10), Duration::ZERO)?;
+    pingpong::run::<N>(ctx, Side { flow: a, wait }, Side { flow: b, wait })
+}
+
+/// Messages per stream batch: the sender checks its clock and the receiver
+/// yields to the harness once per batch.
+const BATCH: usize = 32;
+
+struct CopyTx<const N: usize> {
+    flow: Flow,
+    template: Template<N>,
+}
+
+impl<const N: usize> StreamTx for CopyTx<N> {
+    #[inline]
+    fn send_batch(&mut self, src: &mut Source, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        for _ in 0..BATCH {
+            let msg = src.next_msg();
+            let mut bytes = msg.to_array(&self.template);
+            loop {
+                match self.flow.try_send(&bytes) {
+                    Ok(()) => break,
+                    Err(SendError::WouldBlock) => {
+                        w.wait()?;
+                        src.restamp(&mut bytes);
+                    }
+                    Err(e) => return Err(err("Flow::try_send", e)),
+                }
+            }
+            if msg.is_stop() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+struct LoanTx {
+    flow: Flow,
+    len: usize,
+}
+
+impl StreamTx for LoanTx {
+    #[inline]
+    fn send_batch(&mut self, src: &mut Source, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        for _ in 0..BATCH {
+            let msg = src.next_msg();
+            let mut loan = loop {
+                match self.flow.try_loan(self.len) {
+                    Ok(loan) => break loan,
+                    Err(SendError::WouldBlock) => w.wait()?,
+                    Err(e) => return Err(err("Flow::try_loan", e)),
+                }
+            };
+            // Zero-copy: only the header is written; the rest of the
+            // message is whatever the shared memory holds.
+            msg.stamp(&mut loan[..16]);
+            src.restamp(&mut loan[..16]);
+            loan.send().map_err(|e| err("SendBuf::send", e))?;
+            if msg.is_stop() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+struct Rx {
+    flow: Flow,
+    /// Read every line of each message (copy streams) or only its header
+    /// (zero-copy streams, where nobody touches the payload).
+    touch_all: bool,
+}
+
+impl StreamRx for Rx {
+    #[inline]
+    fn recv_batch(&mut self, sink: &mut Sink, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        for got in 0..BATCH {
+            match self.flow.try_recv_ref() {
+                Ok(m) => {
+                    let stop = if self.touch_all { sink.on_bytes(&m)? } else { sink.on_msg(Msg::read(&m[..16]), 0)? };
+                    if stop {
+                        return Ok(true);
+                    }
+                }
+                Err(RecvError::WouldBlock) => {
+                    if got == 0 {
+                        w.wait()?;
+                    }
+                    return Ok(false);
+                }
+                Err(e) => return Err(err("Flow::try_recv_ref", e)),
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// One-way stream of N-byte messages, each copied in with `try_send` and
+/// read in place with `try_recv_ref`.
+pub fn stream_copy<const N: usize>(ctx: &RunCtx, ring_bytes: usize) -> Result<Measurement, BenchError> {
+    let (a, b, _dir) = pair(Qos::data().with_ring_bytes(ring_bytes), Duration::ZERO)?;
+    stream::run(ctx, CopyTx::<N> { flow: a, template: Template::new() }, Rx { flow: b, touch_all: true })
+}
+
+/// One-way stream of `len`-byte messages: the sender loans each in the
+/// flow's bulk area and writes a 16-byte header, the receiver reads the
+/// header in place. Nothing is copied.
+pub fn stream_zerocopy(ctx: &RunCtx, len: usize) -> Result<Measurement, BenchError> {
+    let qos = Qos::data().with_max_msg(len);
+    let (a, b, _dir) = pair(qos, Duration::ZERO)?;
+    stream::run(ctx, LoanTx { flow: a, len }, Rx { flow: b, touch_all: false })
+}

@@ -1,0 +1,37 @@
+//! `tcp`: ping-pong over one TCP connection on loopback (127.0.0.1), with
+//! TCP_NODELAY on both ends so no message waits for Nagle's algorithm.
+//!
+//! The connection is set up with `std::net` (bind to port 0, connect,
+//! accept); from then on the sockets are driven with the same `recv`/`send`
+//! calls as the Unix sockets.
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+
+use super::link::{Ends, SocketLink};
+use super::Wait;
+use crate::error::BenchError;
+use crate::measure::{Measurement, RunCtx};
+use crate::pingpong;
+
+/// The two ends of a fresh loopback connection, Nagle off.
+fn connect() -> Result<(TcpStream, TcpStream), BenchError> {
+    let os = |call| move |source| BenchError::Os { call, source };
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(os("bind(127.0.0.1:0)"))?;
+    let addr = listener.local_addr().map_err(os("getsockname"))?;
+    let client = TcpStream::connect(addr).map_err(os("connect(127.0.0.1)"))?;
+    let (server, _) = listener.accept().map_err(os("accept"))?;
+    for end in [&client, &server] {
+        end.set_nodelay(true).map_err(os("setsockopt(TCP_NODELAY)"))?;
+    }
+    Ok((client, server))
+}
+
+/// Round trip of an N-byte message over TCP loopback, both sides waiting as
+/// `wait` says.
+pub fn pingpong<const N: usize>(ctx: &RunCtx, wait: Wait) -> Result<Measurement, BenchError> {
+    let (client, server) = connect()?;
+    let ping = Ends::<_, N>::new(SocketLink::new(OwnedFd::from(client).into(), wait)?, wait, "tcp");
+    let pong = Ends::<_, N>::new(SocketLink::new(OwnedFd::from(server).into(), wait)?, wait, "tcp");
+    pingpong::run::<N>(ctx, ping, pong)
+}

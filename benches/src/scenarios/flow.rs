@@ -1,0 +1,163 @@
+//! Scenario `flow`: ringflow's flows (the whole transport, not the ring
+//! alone) between two pinned threads, against the physical limits and other
+//! transports: the kernel's (Unix sockets, pipes, TCP loopback) and, with
+//! feature `iceoryx2`, iceoryx2. Spinning cases busy-poll; blocking cases
+//! sleep in the kernel between messages.
+use crate::flow;
+use crate::futex_limit;
+use crate::limit;
+use crate::os::{self, Wait};
+use crate::scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target, LIMIT};
+
+/// The flow ring of stream-64B (128 KiB: 1638 frames of 80 bytes) and the
+/// slots of its limit.
+const STREAM_RING_BYTES: usize = 128 << 10;
+const STREAM_SLOTS: usize = 2048;
+
+const CHECKS: &[CheckSpec] = &[
+    CheckSpec { case: "pingpong-spin-64B", num: "ringflow", den: LIMIT, stat: Stat::P50, target: Target::AtMost(2.0) },
+    CheckSpec {
+        case: "pingpong-spin-64B",
+        num: "ringflow",
+        den: "unix-socket",
+        stat: Stat::P50,
+        target: Target::AtMost(0.05),
+    },
+    CheckSpec {
+        case: "pingpong-blocking-64B",
+        num: "ringflow",
+        den: LIMIT,
+        stat: Stat::P50,
+        target: Target::AtMost(1.3),
+    },
+    // Across cases: 1 MiB zero-copy messages against 64-byte ones.
+    CheckSpec {
+        case: "stream-1MiB-zerocopy",
+        num: "ringflow",
+        den: "stream-64B/ringflow",
+        stat: Stat::MsgsPerSec,
+        target: Target::AtLeast(0.25),
+    },
+];
+
+/// The `flow` scenario.
+pub fn scenario() -> Scenario {
+    Scenario {
+        name: "flow",
+        about: "transports between two pinned threads, spinning or blocking, vs the limits and kernel IPC",
+        cases,
+        checks: CHECKS,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "pingpong-spin-64B",
+            about: "round trip of a 64-byte message, ringflow spinning: limit = cache-line handoff; ringflow = a \
+                    flow, try_recv_ref busy-polled; unix-socket = a socketpair used as applications use it, \
+                    blocking recv; unix-socket-spin, pipe (two pipes), tcp (127.0.0.1, TCP_NODELAY) = \
+                    nonblocking fds, the receiver busy-polls recv/read; iceoryx2 = zero-copy \
+                    publish-subscribe, receive() busy-polled",
+            metric: Metric::Latency,
+            impls: pingpong_spin_impls(),
+            notes: iceoryx2_notes(),
+        },
+        Case {
+            name: "pingpong-blocking-64B",
+            about: "round trip of a 64-byte message, both sides sleeping in the kernel until woken: limit = shared \
+                    futex wait/wake, no spinning; ringflow = a flow's blocking recv_ref with no spin phase (parks on \
+                    the flow's futex at once); unix-socket = blocking recv on a socketpair",
+            metric: Metric::Latency,
+            impls: pingpong_blocking_impls(),
+            notes: Vec::new(),
+        },
+        Case {
+            name: "stream-64B",
+            about: "one-way stream of 64-byte messages through a flow: try_send copies each in, try_recv_ref \
+                    reads each in place (every line touched); limit = raw stream of fixed slots",
+            metric: Metric::Throughput,
+            impls: vec![
+                Impl::new(LIMIT, |ctx| limit::stream::<64>(ctx, STREAM_SLOTS, 32)),
+                Impl::new("ringflow", |ctx| flow::stream_copy::<64>(ctx, STREAM_RING_BYTES)),
+            ],
+            notes: Vec::new(),
+        },
+        Case {
+            name: "stream-1MiB-zerocopy",
+            about: "one-way stream of 1 MiB messages: the sender loans each in the flow's shared memory and \
+                    writes a 16-byte header, the receiver reads the header in place; nothing is copied",
+            metric: Metric::Throughput,
+            impls: vec![
+                Impl::new(LIMIT, |ctx| limit::stream::<64>(ctx, STREAM_SLOTS, 32)),
+                Impl::new("ringflow", |ctx| flow::stream_zerocopy(ctx, 1 << 20)),
+            ],
+            notes: vec!["limit: the 64-byte fixed-slot stream, the most messages per second memory allows".into()],
+        },
+    ]
+}
+
+fn pingpong_spin_impls() -> Vec<Impl> {
+    #[allow(unused_mut)]
+    let mut impls = vec![
+        Impl::new(LIMIT, limit::pingpong),
+        Impl::new("ringflow", |ctx| flow::pingpong::<64>(ctx, Wait::Spin)),
+        Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Block)),
+        Impl::new("unix-socket-spin", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Spin)),
+        Impl::new("pipe", |ctx| os::pipe::pingpong::<64>(ctx, Wait::Spin)),
+        Impl::new("tcp", |ctx| os::tcp::pingpong::<64>(ctx, Wait::Spin)),
+    ];
+    #[cfg(feature = "iceoryx2")]
+    impls.push(Impl::new("iceoryx2", crate::peers::iceoryx2::pingpong::<64>));
+    impls
+}
+
+fn iceoryx2_notes() -> Vec<String> {
+    if cfg!(feature = "iceoryx2") {
+        Vec::new()
+    } else {
+        vec!["iceoryx2 skipped: built without feature `iceoryx2`".to_string()]
+    }
+}
+
+fn pingpong_blocking_impls() -> Vec<Impl> {
+    vec![
+        Impl::new(LIMIT, futex_limit::pingpong),
+        Impl::new("ringflow", |ctx| flow::pingpong::<64>(ctx, Wait::Block)),
+        Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Block)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crate::harness::{run, Mode, Options};
+    use crate::scenarios;
+
+    /// Every declared (case, impl) is measured in smoke mode, and the checks
+    /// on impls not in this run are reported as not measured.
+    #[test]
+    fn every_impl_runs_in_smoke_mode() {
+        let opts = Options { mode: Mode::Smoke, json: false };
+        let mut out = Vec::new();
+        let reports = run(Some("flow"), &opts, &mut out, &mut std::io::sink()).expect("run");
+        let report = &reports[0];
+        assert!(report.failures.is_empty(), "failures: {:?}", report.failures);
+        let all = scenarios::all();
+        let flow = all.iter().find(|s| s.name == "flow").expect("registered");
+        let declared: BTreeSet<_> =
+            (flow.cases)().iter().flat_map(|c| c.impls.iter().map(|i| (c.name, i.name)).collect::<Vec<_>>()).collect();
+        let measured: BTreeSet<_> = report.records.iter().map(|r| (r.case, r.imp)).collect();
+        assert_eq!(measured, declared);
+        assert!(report.records.iter().all(|r| r.n > 0 && r.ratio_to_limit.is_some()));
+        assert_eq!(report.checks.len(), flow.checks.len());
+        let out = String::from_utf8(out).expect("utf-8");
+        for c in &report.checks {
+            let measured = report.records.iter().any(|r| r.case == c.spec.case && r.imp == c.spec.num)
+                && report.records.iter().any(|r| (r.case, r.imp) == c.spec.den_case_impl());
+            assert_eq!(c.value.is_some(), measured, "{}", c.line());
+            assert!(out.contains(&c.line()), "{}", c.line());
+        }
+    }
+}

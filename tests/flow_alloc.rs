@@ -1,0 +1,99 @@
+//! The hot path allocates nothing: send, receive, loan and recv_ref (small
+//! and large messages, blocking and nonblocking forms) run under a counting
+//! allocator that counts this thread's allocations only.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::thread;
+
+use ringflow::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, RecvError};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; the
+// counter is a const-initialised thread-local without a destructor, so
+// touching it never allocates or re-enters the allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: the caller's contract is passed through unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
+
+#[test]
+fn send_receive_loan_and_recv_ref_allocate_nothing() {
+    let dir = std::env::temp_dir().join(format!("ringflow-alloc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut l = Listener::bind_with("alloc", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let d = dir.clone();
+    let qos = Qos::data().with_ring_bytes(64 << 10).with_max_msg(1 << 20);
+    // The echo side: anything it does is on its own thread, not counted.
+    let echo = thread::spawn(move || {
+        let mut f = Flow::alloc_with("alloc", &qos, Deadline::Never, FlowOptions::new().runtime_dir(d)).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match f.recv_into(&mut buf) {
+                Ok(n) => f.send(&buf[..n]).unwrap(),
+                Err(RecvError::Closed) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    let mut flow = l.accept(Deadline::Never).unwrap();
+    let small = [5u8; 64];
+    let large = vec![9u8; 300_000];
+    let mut buf = vec![0u8; 1 << 20];
+    let mut exercise = |flow: &mut Flow| {
+        for i in 0..200 {
+            let msg: &[u8] = if i % 10 == 0 { &large } else { &small };
+            match i % 4 {
+                0 => flow.send(msg).unwrap(),
+                1 => flow.send_deadline(msg, Deadline::Never).unwrap(),
+                2 => flow.send_vectored(&[&msg[..1], &msg[1..]], Deadline::Never).unwrap(),
+                _ => {
+                    let mut loan = flow.loan(msg.len()).unwrap();
+                    loan.copy_from_slice(msg);
+                    loan.send().unwrap();
+                }
+            }
+            if i % 2 == 0 {
+                let n = flow.recv_into(&mut buf).unwrap();
+                assert_eq!(n, msg.len());
+            } else {
+                let m = flow.recv_ref().unwrap();
+                assert_eq!(m.len(), msg.len());
+            }
+            assert!(matches!(flow.try_recv_into(&mut buf), Err(RecvError::WouldBlock)));
+        }
+    };
+    exercise(&mut flow); // warm-up: lazily initialised runtime state
+    let before = allocs();
+    exercise(&mut flow);
+    let during = allocs() - before;
+    drop(flow);
+    echo.join().unwrap();
+    assert_eq!(during, 0, "the hot path allocated {during} times");
+}
