@@ -122,6 +122,9 @@ fn child_scribbles_over_its_rings() {
     }
     let (mut flow, dir) = child_flow(Qos::data().with_ring_bytes(16 << 10));
     flow.send(b"before the garbage").unwrap();
+    // Wait until the parent holds its end (it attached before writing).
+    let mut go = [0u8; 2];
+    flow.recv_into(&mut go).unwrap();
     // Find our flow's memfd, map it ourselves and scribble past the header.
     let name = format!("ringflow:{}", child_arg("NAME"));
     let fd_dir = std::fs::read_dir("/proc/self/fd").unwrap();
@@ -294,6 +297,7 @@ fn garbage_in_the_shared_ring_is_an_error_not_a_crash() {
     let mut l = listen(&dir, "garbage");
     let c = child("child_scribbles_over_its_rings", &dir, "garbage", &[]);
     let mut flow = l.accept(Deadline::after(LONG)).unwrap();
+    flow.send(b"go").unwrap();
     await_file(&dir.join("scribbled"));
     let mut buf = vec![0u8; 1 << 16];
     let r = flow.recv_into_timeout(&mut buf, Duration::from_secs(1));

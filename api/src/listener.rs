@@ -9,7 +9,7 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringflow_core::control::{self, ControlListener, Permit, RuntimeDir};
 use ringflow_core::flow::handshake::{self, HandshakeError, Refusal};
@@ -18,6 +18,12 @@ use ringflow_core::Deadline;
 
 use crate::error::{is_resource_limit, AcceptError, BindError};
 use crate::flow::Flow;
+
+/// Longest a connecting peer may take over the handshake.
+const SETUP_LIMIT: Duration = Duration::from_secs(5);
+/// The same under `Deadline::Now` (a try: the peer's request is normally
+/// already queued).
+const SETUP_NOW: Duration = Duration::from_millis(100);
 
 /// Settings of a listener.
 #[derive(Clone, Debug, Default)]
@@ -124,10 +130,12 @@ impl Listener {
                 continue;
             }
             // The peer sends its request right after connecting: give it a
-            // moment even under `Deadline::Now`.
+            // moment even under `Deadline::Now`, and never more than
+            // SETUP_LIMIT, so one stalled client cannot hold up the next.
+            let limit = Instant::now() + if deadline == Deadline::Now { SETUP_NOW } else { SETUP_LIMIT };
             let setup = match deadline {
-                Deadline::Now => Deadline::after(Duration::from_millis(100)),
-                d => d,
+                Deadline::At(t) if t < limit => deadline,
+                _ => Deadline::At(limit),
             };
             match handshake::respond(&conn, &self.opts.limits, setup) {
                 Ok(est) => {

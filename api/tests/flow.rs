@@ -216,6 +216,21 @@ fn dealloc_lingers_until_the_peer_read_everything_then_end_of_flow() {
 }
 
 #[test]
+fn dealloc_returns_once_everything_was_read_even_if_the_peer_then_idles() {
+    let (mut a, mut b) = pair();
+    for i in 0..3u8 {
+        a.send(&[i]).unwrap();
+    }
+    let mut buf = [0u8; 1];
+    for _ in 0..3 {
+        b.recv_into(&mut buf).unwrap();
+    }
+    // b keeps its end open and never receives again.
+    a.dealloc(Deadline::after(Duration::from_secs(10))).unwrap();
+    drop(b);
+}
+
+#[test]
 fn dealloc_times_out_when_nobody_reads() {
     let (mut a, _b) = pair();
     a.send(b"unread").unwrap();
@@ -298,4 +313,35 @@ fn the_readiness_fd_becomes_readable_when_a_message_arrives() {
 
 fn libc_pollfd(fd: i32) -> libc::pollfd {
     libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
+}
+
+#[test]
+fn rings_can_live_in_caller_supplied_memory() {
+    use ringflow_api::shm::{HugePages, Segment, SegmentOptions};
+    let dir = test_dir();
+    let qos = Qos::data().with_ring_bytes(64 << 10).with_max_msg(1 << 20);
+    let len = Flow::segment_len_for(&qos).unwrap();
+    // Huge pages when the host has them reserved, normal pages otherwise.
+    let seg = Segment::create(&SegmentOptions::new("caller-owned", len).huge_pages(HugePages::IfAvailable)).unwrap();
+    let mut l = Listener::bind_with("mem", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let d2 = dir.clone();
+    let client = thread::spawn(move || {
+        Flow::alloc_with("mem", &qos, Deadline::Never, FlowOptions::new().runtime_dir(d2).memory(seg))
+    });
+    let mut b = l.accept(Deadline::Never).unwrap();
+    let mut a = client.join().unwrap().unwrap();
+    a.send(&[1u8; 500_000]).unwrap();
+    assert_eq!(b.recv_ref().unwrap().len(), 500_000);
+    b.send(b"back").unwrap();
+    assert_eq!(&*a.recv_ref().unwrap(), b"back");
+
+    // Memory too small for the granted QoS is a typed error, not a crash.
+    let small = Segment::create(&SegmentOptions::new("too-small", 4096)).unwrap();
+    let d3 = dir.clone();
+    let client = thread::spawn(move || {
+        Flow::alloc_with("mem", &qos, Deadline::Never, FlowOptions::new().runtime_dir(d3).memory(small))
+    });
+    // The listener sees that peer give up; it refuses nothing on its side.
+    let _ = l.accept(Deadline::after(Duration::from_millis(300)));
+    assert!(matches!(client.join().unwrap(), Err(AllocError::Memory(_))));
 }

@@ -112,10 +112,11 @@ impl<const N: usize> PongSide<N> for Side {
     }
 }
 
-/// Round trip of an N-byte message over a flow, both sides spinning
-/// ([`Wait::Spin`]) or parking on the flow's futex at once ([`Wait::Block`]).
-pub fn pingpong<const N: usize>(ctx: &RunCtx, wait: Wait) -> Result<Measurement, BenchError> {
-    let (a, b, _dir) = pair(Qos::data().with_ring_bytes(64 << 10), Duration::ZERO)?;
+/// Round trip of an N-byte message over a flow, both sides spinning on the
+/// `try_` forms ([`Wait::Spin`]) or in the blocking forms ([`Wait::Block`]),
+/// which spin for `spin` before they park on the flow's futex.
+pub fn pingpong<const N: usize>(ctx: &RunCtx, wait: Wait, spin: Duration) -> Result<Measurement, BenchError> {
+    let (a, b, _dir) = pair(Qos::data().with_ring_bytes(64 << 10), spin)?;
     pingpong::run::<N>(ctx, Side { flow: a, wait }, Side { flow: b, wait })
 }
 

@@ -45,9 +45,8 @@ pub const MIN_CAPACITY: usize = 64;
 /// Largest data capacity (bytes).
 pub const MAX_CAPACITY: usize = 1 << 40;
 
-/// Zeroes the region and writes magic and capacity (magic last). The data
-/// capacity is the region length less `control_len`.
-/// Lays out a ring's control area. `zero_data` is how many bytes of the data
+/// Lays out a ring's control area (magic written last; the data capacity is
+/// the region length less `control_len`). `zero_data` is how many bytes of the data
 /// area the ring's invariants need zeroed (rings that never read a word
 /// before their producer has zeroed it need only the first one: the rest may
 /// hold anything, and a fresh memfd's pages stay untouched).
@@ -107,6 +106,30 @@ pub(crate) fn attach_side(region: &impl Region, off: usize) -> Result<(), Attach
         .compare_exchange(SIDE_FREE, SIDE_ATTACHED, Ordering::AcqRel, Ordering::Acquire)
         .map(|_| ())
         .map_err(|_| AttachError::Busy)
+}
+
+/// Largest ring position a side accepts when it attaches: positions only
+/// grow by at most the capacity per operation, so starting below this they
+/// never overflow; a larger one can only come from a corrupt or hostile peer.
+pub(crate) const MAX_POSITION: u64 = 1 << 62;
+
+/// Loads a position word (Acquire) a side starts from, refusing one that
+/// could overflow.
+pub(crate) fn start_position(region: &impl Region, off: usize) -> Result<u64, AttachError> {
+    // SYNC: Acquire; pairs with the Release stores of that position.
+    let pos = region.word(off).load(Ordering::Acquire);
+    if pos > MAX_POSITION {
+        return Err(AttachError::BadGeometry { what: "ring position out of range", value: pos });
+    }
+    Ok(pos)
+}
+
+/// Whether the words at `offs` are all zero: a ring nobody has used yet
+/// (positions zero, sides free).
+pub(crate) fn all_zero(region: &impl Region, offs: &[usize]) -> bool {
+    // SYNC: Acquire; a check before attaching, ordered after the layout's
+    // Release of the magic.
+    offs.iter().all(|&off| region.word(off).load(Ordering::Acquire) == 0)
 }
 
 pub(crate) fn side_closed(region: &impl Region, off: usize) -> bool {

@@ -25,6 +25,7 @@ mod control;
 mod error;
 pub mod frame;
 pub mod mpsc;
+pub mod pool;
 mod region;
 pub mod spsc;
 mod sync;

@@ -85,6 +85,12 @@ pub fn wait_points(region: &impl Region) -> Result<(WaitPoint<'_>, WaitPoint<'_>
     Ok((wait_point(region, OFF_DATA_WAIT, mode), wait_point(region, OFF_SPACE_WAIT, mode)))
 }
 
+/// Whether the ring in `region` is as [`init`] left it: no side attached,
+/// nothing written (for a process checking a ring a peer laid out).
+pub fn is_fresh(region: &impl Region) -> bool {
+    geometry(region).is_ok() && control::all_zero(region, &[OFF_PRODUCER, OFF_CONSUMER, OFF_HEAD, OFF_TAIL, DATA])
+}
+
 /// Whether the producer side of the ring in `region` has closed, for a
 /// third party (the layer above telling a clean close from a vanished peer).
 pub fn producer_closed(region: &impl Region) -> bool {
@@ -113,9 +119,8 @@ impl<R: Region> Producer<R> {
     /// Attaches the producer side of a ring laid out by [`init`].
     pub fn attach(region: R) -> Result<Self, AttachError> {
         let (capacity, wake) = geometry(&region)?;
+        let head = control::start_position(&region, OFF_HEAD)?;
         attach_side(&region, OFF_PRODUCER)?;
-        // SYNC: Acquire; pairs with the consumer's Release in `release`.
-        let head = region.word(OFF_HEAD).load(Ordering::Acquire);
         Ok(Producer {
             region,
             capacity,
@@ -457,8 +462,8 @@ impl<R: Region> Consumer<R> {
     /// Attaches the consumer side of a ring laid out by [`init`].
     pub fn attach(region: R) -> Result<Self, AttachError> {
         let (capacity, wake) = geometry(&region)?;
+        let head = control::start_position(&region, OFF_HEAD)?;
         attach_side(&region, OFF_CONSUMER)?;
-        let head = region.word(OFF_HEAD).load(Ordering::Acquire);
         Ok(Consumer {
             region,
             capacity,
@@ -581,20 +586,51 @@ impl<R: Region> Consumer<R> {
     /// buffer released on drop) and may decide not to consume it.
     #[inline(always)]
     pub fn peek(&self) -> Result<Peeked, ReadError> {
-        self.locate().map(|frame| Peeked { frame })
+        self.locate().map(|f| Peeked {
+            pos: f.pos,
+            word: FrameWord { len: f.len as u32, kind: KIND_DATA, flags: f.flags, tag: f.tag }.encode(),
+            meta: f.meta,
+        })
+    }
+
+    /// Where the frame `peeked` lies (rebuilt from its three words: it is
+    /// kept that small so handing it around costs registers, not memory).
+    /// A `Peeked` that no longer describes an unconsumed committed frame of
+    /// this ring — consumed already, or taken from another ring — is an
+    /// empty frame: its bytes may already be the producer's again.
+    #[inline(always)]
+    fn frame_of(&self, peeked: &Peeked) -> FrameAt {
+        let w = FrameWord::decode(peeked.word);
+        let payload = DATA + (peeked.pos as usize & self.mask) + HEADER;
+        let mut frame = FrameAt {
+            pos: peeked.pos,
+            payload,
+            len: w.len as usize,
+            size: frame_size(w.len as usize) as u64,
+            meta: peeked.meta,
+            flags: w.flags,
+            tag: w.tag,
+        };
+        // SYNC: Acquire; pairs with the Release in `Producer::commit`, as in
+        // `locate`: the frame is still the committed one we located.
+        let still = self.region.word(payload - HEADER).load(Ordering::Acquire) == peeked.word;
+        if peeked.pos < self.head || !still || frame.len > max_payload(self.capacity) {
+            frame.len = 0;
+        }
+        frame
     }
 
     /// The frame `peeked` describes, read in place.
     #[inline]
     pub fn view(&self, peeked: &Peeked) -> FrameRef<'_, R> {
-        FrameRef { region: &self.region, frame: peeked.frame }
+        FrameRef { region: &self.region, frame: self.frame_of(peeked) }
     }
 
     /// The payload of the frame `peeked`, in place (as [`FrameRef::payload`]).
     #[cfg(not(loom))]
     #[inline]
     pub fn payload_of<'a>(&'a self, peeked: &Peeked) -> &'a [u8] {
-        peeked.frame.payload(&self.region)
+        self.frame_of(peeked).payload(&self.region)
     }
 
     /// Consumes the frame `peeked` (locally; [`release`](Self::release)
@@ -602,10 +638,11 @@ impl<R: Region> Consumer<R> {
     /// is not the next one (consumed already, or of another ring).
     #[inline]
     pub fn consume(&mut self, peeked: &Peeked) -> bool {
-        if peeked.frame.pos < self.head || peeked.frame.tag != self.seq {
+        let w = FrameWord::decode(peeked.word);
+        if peeked.pos < self.head || w.tag != self.seq {
             return false;
         }
-        self.head = peeked.frame.pos + peeked.frame.size;
+        self.head = peeked.pos + frame_size(w.len as usize) as u64;
         self.seq = self.seq.wrapping_add(1);
         true
     }
@@ -752,35 +789,38 @@ impl<R: Region> Drop for Consumer<R> {
     }
 }
 
-/// A frame located by [`Consumer::peek`], not yet consumed.
+/// A frame located by [`Consumer::peek`], not yet consumed: its position,
+/// its (validated) commit word and its metadata word.
 #[derive(Clone, Copy, Debug)]
 pub struct Peeked {
-    frame: crate::frame::FrameAt,
+    pos: u64,
+    word: u64,
+    meta: u64,
 }
 
 impl Peeked {
     /// Payload length.
     #[inline]
     pub fn len(&self) -> usize {
-        self.frame.len
+        FrameWord::decode(self.word).len as usize
     }
 
     /// Whether the payload is empty.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.frame.len == 0
+        self.len() == 0
     }
 
     /// The producer's flags.
     #[inline]
     pub fn flags(&self) -> u8 {
-        self.frame.flags
+        FrameWord::decode(self.word).flags
     }
 
     /// The producer's metadata word.
     #[inline]
     pub fn meta(&self) -> u64 {
-        self.frame.meta
+        self.meta
     }
 }
 

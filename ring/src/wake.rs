@@ -132,6 +132,19 @@ impl<'a> WaitPoint<'a> {
         }
     }
 
+    /// The two words of this wait point (sequence, sleepers), for a holder
+    /// that must keep them without the ring (see [`from_words`](Self::from_words)).
+    pub fn words(&self) -> (&'a AtomicU64, &'a AtomicU64) {
+        (self.seq, self.sleepers)
+    }
+
+    /// A wait point over words obtained from [`words`](Self::words): lets a
+    /// third party alert sleepers without re-reading (and re-trusting) the
+    /// ring's control area, which a dying peer may have overwritten.
+    pub fn from_words(seq: &'a AtomicU64, sleepers: &'a AtomicU64) -> Self {
+        WaitPoint { seq, sleepers, mode: WakeMode::Fenced }
+    }
+
     /// Current value of the futex word (its low 32 bits).
     pub fn current(&self) -> u32 {
         self.seq.load(Ordering::Acquire) as u32

@@ -97,6 +97,7 @@ fn peeked_frames_are_consumed_once_and_in_order() {
     assert_eq!(rx.peek().unwrap().len(), 3, "peek does not consume");
     assert!(rx.consume(&first));
     assert!(!rx.consume(&first), "a frame is consumed once");
+    assert!(rx.payload_of(&first).is_empty(), "a consumed frame is no longer readable");
     let second = rx.peek().unwrap();
     assert_eq!(rx.view(&second).payload(), b"two");
     assert!(rx.unreleased() > 0);

@@ -5,7 +5,9 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ringflow_ring::pool::{self, Slot};
 use ringflow_ring::spsc::{Claim, Consumer, Peeked};
+use ringflow_ring::Notify;
 use ringflow_ring::RawRegion;
 
 use super::send::published;
@@ -14,7 +16,7 @@ use crate::error::SendError;
 
 pub(crate) enum Loan<'a> {
     Inline(Claim<'a, RawRegion>),
-    Bulk { data: Claim<'a, RawRegion>, desc: Claim<'a, RawRegion> },
+    Bulk { pool: &'a mut pool::Producer<RawRegion>, slot: Slot, desc: Claim<'a, RawRegion> },
 }
 
 /// Shared memory lent for one outgoing message (Ouroboros/iceoryx2 `loan`):
@@ -33,10 +35,7 @@ impl SendBuf<'_> {
     pub fn send(self) -> Result<(), SendError> {
         let notify = match self.loan {
             Loan::Inline(c) => c.commit(),
-            Loan::Bulk { data, desc } => {
-                let _ = data.commit();
-                desc.commit()
-            }
+            Loan::Bulk { pool, slot, desc } => commit_bulk(pool, &slot, desc),
         };
         *self.sent += 1;
         published(notify, &self.wakers, self.armed, self.peer_event);
@@ -49,7 +48,8 @@ impl Deref for SendBuf<'_> {
 
     fn deref(&self) -> &[u8] {
         match &self.loan {
-            Loan::Inline(c) | Loan::Bulk { data: c, .. } => c.payload(),
+            Loan::Inline(c) => c.payload(),
+            Loan::Bulk { pool, slot, .. } => pool.payload(slot),
         }
     }
 }
@@ -57,7 +57,8 @@ impl Deref for SendBuf<'_> {
 impl DerefMut for SendBuf<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         match &mut self.loan {
-            Loan::Inline(c) | Loan::Bulk { data: c, .. } => c.payload_mut(),
+            Loan::Inline(c) => c.payload_mut(),
+            Loan::Bulk { pool, slot, .. } => pool.payload_mut(slot),
         }
     }
 }
@@ -66,9 +67,9 @@ impl DerefMut for SendBuf<'_> {
 /// it consumes the message and hands its room back to the sender.
 pub struct RecvBuf<'a> {
     pub(crate) rx: &'a mut Consumer<RawRegion>,
-    pub(crate) rx_bulk: &'a mut Consumer<RawRegion>,
+    pub(crate) rx_bulk: &'a mut pool::Consumer<RawRegion>,
     pub(crate) frame: Peeked,
-    pub(crate) bulk: Option<Peeked>,
+    pub(crate) bulk: Option<Slot>,
     pub(crate) wakers: Wakers,
     pub(crate) received: &'a mut u64,
     pub(crate) consumed: &'a AtomicU64,
@@ -79,7 +80,7 @@ impl Deref for RecvBuf<'_> {
 
     fn deref(&self) -> &[u8] {
         match &self.bulk {
-            Some(b) => self.rx_bulk.payload_of(b),
+            Some(b) => self.rx_bulk.payload(b),
             None => self.rx.payload_of(&self.frame),
         }
     }
@@ -87,33 +88,74 @@ impl Deref for RecvBuf<'_> {
 
 impl Drop for RecvBuf<'_> {
     fn drop(&mut self) {
+        count_consumed(self.received, self.consumed);
         if let Some(b) = &self.bulk {
-            consume(self.rx_bulk, b, self.wakers.peer_space[1]);
+            consume_bulk(self.rx_bulk, b, self.wakers.peer_space[1]);
         }
         consume(self.rx, &self.frame, self.wakers.peer_space[0]);
-        count_consumed(self.received, self.consumed);
     }
 }
 
 /// Consumes `frame`; hands its room back (a release: one store, and a
-/// check for a sleeping sender) only once a quarter of the ring has been
-/// consumed, or when nothing follows — so a stream pays one release per
-/// quarter ring, and a sender waiting for room (or lingering until we have
-/// read everything) learns of it at the latest when we run dry.
+/// check for a sleeping sender) once a quarter of the ring has been consumed
+/// since the last release, or at once when the sender has closed (it may be
+/// lingering in `dealloc` until we have read everything). The receive paths
+/// also release whenever they find the ring empty (`Flow::locate`), so a
+/// sender waiting for room learns of it at the latest when we run dry; a
+/// stream pays one release per quarter ring.
 #[inline]
 pub(crate) fn consume(rx: &mut Consumer<RawRegion>, frame: &Peeked, peer_space: usize) {
     rx.consume(frame);
-    if (rx.unreleased() >= rx.capacity() / 4 || rx.peek().is_err()) && rx.release().is_wake() {
+    if rx.unreleased() >= rx.capacity() / 4 || rx.is_producer_closed() {
+        release(rx, peer_space);
+    }
+}
+
+/// [`consume`] for a bulk slot.
+#[inline]
+pub(crate) fn consume_bulk(pool: &mut pool::Consumer<RawRegion>, slot: &Slot, peer_space: usize) {
+    pool.consume(slot);
+    if pool.unreleased() >= pool.capacity() / 4 {
+        release_bulk(pool, peer_space);
+    }
+}
+
+/// Releases the bulk slots consumed and wakes a sender asleep for room.
+#[inline]
+pub(crate) fn release_bulk(pool: &mut pool::Consumer<RawRegion>, peer_space: usize) {
+    if pool.release().is_wake() {
+        Wakers::wake(peer_space);
+    }
+}
+
+/// Publishes a bulk message: its descriptor (the slot's position and
+/// length) is written into the inline frame, whose Release commit publishes
+/// the slot's bytes too; then the slot is the pool's for good.
+#[inline]
+pub(crate) fn commit_bulk(pool: &mut pool::Producer<RawRegion>, slot: &Slot, mut desc: Claim<'_, RawRegion>) -> Notify {
+    desc.write(0, &slot.pos().to_le_bytes());
+    desc.write(8, &(slot.len() as u64).to_le_bytes());
+    let notify = desc.commit();
+    pool.commit(slot);
+    notify
+}
+
+/// Releases what was consumed and wakes a sender asleep for room.
+#[inline]
+pub(crate) fn release(rx: &mut Consumer<RawRegion>, peer_space: usize) {
+    if rx.release().is_wake() {
         Wakers::wake(peer_space);
     }
 }
 
 /// Counts one more message consumed, where the sender can read it: exact on
-/// every message (for `PeerGone { delivered }`), on a line only we write.
+/// every message (for `PeerGone { delivered }` and `dealloc`'s linger), on a
+/// line only we write. Called before the consume's release, whose wake-up
+/// tells a lingering sender to look at it.
 #[inline]
 pub(crate) fn count_consumed(received: &mut u64, consumed: &AtomicU64) {
     *received += 1;
-    // SYNC: Relaxed; a statistic the sender reads after our death or close,
-    // ordered by then through the kernel (the socket hang-up).
-    consumed.store(*received, Ordering::Relaxed);
+    // SYNC: Release; pairs with the Acquire in `Flow::dealloc` and
+    // `Flow::gone_error` (which also follow a hang-up or a wake-up).
+    consumed.store(*received, Ordering::Release);
 }

@@ -195,7 +195,7 @@ impl Flow {
             }
         };
         let geometry = memory.geometry();
-        let shared = Arc::new(FlowShared::new(memory, role, own_event));
+        let shared = Arc::new(FlowShared::new(memory, role, own_event)?);
         let hook: Arc<dyn watch::HangUp> = shared.clone();
         let watch = watch::watch(conn.as_raw_fd(), Arc::downgrade(&hook))?;
         let peer = conn.peer_cred().ok();
@@ -251,19 +251,22 @@ impl Flow {
     /// peer leaves. The peer then reads everything and gets end of flow.
     pub fn dealloc(mut self, deadline: Deadline) -> Result<(), DeallocError> {
         self.close_tx();
-        let unconsumed = |f: &Flow| f.sides.tx().0.unconsumed_frames().unwrap_or(u64::MAX);
+        let sent = self.stats.sent;
+        let consumed = self.shared.memory.tx_consumed(self.shared.role);
+        // SYNC: Acquire; pairs with the Release in `count_consumed` (a figure
+        // the peer reports: trusted only for this wait).
+        let unconsumed = || sent.saturating_sub(consumed.load(std::sync::atomic::Ordering::Acquire));
         let outcome = {
             let (tx, _) = self.sides.tx();
             let shared = &self.shared;
             ringflow_core::wait_until(
                 || tx.space_wait(),
-                || tx.unconsumed_frames().map_or(true, |n| n == 0) || tx.is_consumer_closed() || shared.state() != 0,
+                || unconsumed() == 0 || tx.is_consumer_closed() || shared.state() != shared::LIVE,
                 Duration::ZERO,
                 deadline,
             )
         };
-        let left = unconsumed(&self);
-        match (outcome, left) {
+        match (outcome, unconsumed()) {
             (_, 0) => Ok(()),
             (Ok(ringflow_core::WaitOutcome::TimedOut), n) => Err(DeallocError::TimedOut { unconsumed: n }),
             (_, n) => Err(DeallocError::PeerGone { unconsumed: n }),
@@ -273,16 +276,15 @@ impl Flow {
     /// Closes the sending sides and wakes a peer asleep waiting for data.
     fn close_tx(&mut self) {
         let s = self.sides.get();
-        let a = s.tx.close();
-        let b = s.tx_bulk.close();
-        if a.is_wake() || b.is_wake() {
+        s.tx_bulk.close();
+        if s.tx.close().is_wake() {
             Wakers::wake(self.wakers.peer_data);
         }
     }
 }
 
 impl AsRawFd for Flow {
-    /// A descriptor (an eventfd) that becomes readable when the flow may have
+    /// A descriptor (a datagram socket) that becomes readable when the flow may have
     /// a message to read or has ended, for epoll-based event loops (register
     /// it for `EPOLLIN`). It is edge-like: a receive that finds nothing
     /// (`WouldBlock`) resets it and re-arms it, so after it fires, receive
@@ -291,10 +293,9 @@ impl AsRawFd for Flow {
         // SYNC: Relaxed; read only by this flow's own receive path, which
         // the caller orders after this call.
         self.shared.fd_mode.store(true, std::sync::atomic::Ordering::Relaxed);
-        let fd = self.shared.readiness.as_raw_fd();
         // Start readable: the caller's first look decides, then re-arms.
-        ringflow_core::flow::readiness::signal(fd);
-        fd
+        self.shared.signal_readiness();
+        self.shared.readiness.0.as_raw_fd()
     }
 }
 

@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use ringflow_core::control::RecvError as CtlRecvError;
 use ringflow_core::flow::handshake::{self, HandshakeError, Kind};
-use ringflow_core::flow::{readiness, FLAG_BULK, FLAG_FDS};
+use ringflow_core::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
 use ringflow_core::{wait_until, Deadline, WaitOutcome};
+use ringflow_ring::pool::Slot;
 use ringflow_ring::spsc::Peeked;
 use ringflow_ring::ReadError;
 
-use super::buf::{consume, count_consumed, RecvBuf};
+use super::buf::{consume, consume_bulk, count_consumed, release, release_bulk, RecvBuf};
 use super::send::FDS_SHIFT;
-use super::shared::{CRASHED, LIVE};
+use super::shared::LIVE;
 use super::Flow;
 use crate::error::RecvError;
 
@@ -24,12 +25,12 @@ use crate::error::RecvError;
 #[derive(Clone, Copy)]
 struct Located {
     frame: Peeked,
-    bulk: Option<Peeked>,
+    bulk: Option<Slot>,
 }
 
 impl Located {
     fn len(&self) -> usize {
-        self.bulk.as_ref().unwrap_or(&self.frame).len()
+        self.bulk.as_ref().map_or(self.frame.len(), |b| b.len())
     }
 
     fn fds(&self) -> usize {
@@ -138,14 +139,14 @@ impl Flow {
         }
         let s = self.sides.get();
         match &m.bulk {
-            Some(b) => {
-                s.rx_bulk.view(b).copy_to(buf);
-                consume(s.rx_bulk, b, self.wakers.peer_space[1]);
-            }
+            Some(b) => s.rx_bulk.copy_to(b, buf),
             None => s.rx.view(&m.frame).copy_to(buf),
         }
-        consume(s.rx, &m.frame, self.wakers.peer_space[0]);
         count_consumed(&mut self.stats.received, self.shared.memory.rx_consumed(self.shared.role));
+        if let Some(b) = &m.bulk {
+            consume_bulk(s.rx_bulk, b, self.wakers.peer_space[1]);
+        }
+        consume(s.rx, &m.frame, self.wakers.peer_space[0]);
         Ok((len, nfds))
     }
 
@@ -211,41 +212,66 @@ impl Flow {
     /// The next message, if one is there.
     #[inline(always)]
     fn locate(&mut self) -> Result<Located, RecvError> {
-        let (rx, rx_bulk) = self.sides.rx();
-        match rx.peek() {
+        let found = self.sides.rx().0.peek();
+        if found.is_err() {
+            self.ran_dry();
+        }
+        match found {
             Ok(frame) if frame.flags() & FLAG_BULK == 0 => Ok(Located { frame, bulk: None }),
-            Ok(frame) => match rx_bulk.peek() {
-                Ok(bulk) => Ok(Located { frame, bulk: Some(bulk) }),
-                Err(ReadError::Corrupt(c)) => Err(RecvError::CorruptPeer(c.to_string())),
-                Err(_) => Err(RecvError::CorruptPeer("a bulk descriptor without its message".into())),
-            },
+            Ok(frame) => self.bulk_slot(frame),
             Err(ReadError::Empty) => match self.shared.state() {
                 LIVE => Err(RecvError::WouldBlock),
-                state => self.locate_after_peer_left(state),
+                _ => self.locate_after_peer_left(),
             },
-            Err(ReadError::Closed) if self.shared.state() == CRASHED => {
-                Err(RecvError::PeerGone { received: self.stats.received })
-            }
+            // The peer closed its sending side after its last message.
             Err(ReadError::Closed) => Err(RecvError::Closed),
             Err(ReadError::Corrupt(c)) => Err(RecvError::CorruptPeer(c.to_string())),
             Err(ReadError::Lapped { .. }) => Err(RecvError::CorruptPeer("lapped on a flow ring".into())),
         }
     }
 
-    /// The peer left: whatever it committed is visible by now (the hang-up
-    /// came after its last store). Look once more, then report.
+    /// The bulk slot a descriptor frame points to, validated against the
+    /// pool's own position.
+    #[inline]
+    fn bulk_slot(&self, frame: Peeked) -> Result<Located, RecvError> {
+        let (rx, pool) = self.sides.rx();
+        let d = rx.payload_of(&frame);
+        if d.len() != DESCRIPTOR_LEN {
+            return Err(RecvError::CorruptPeer("bulk descriptor of the wrong size".into()));
+        }
+        let word = |at: usize| {
+            u64::from_le_bytes([d[at], d[at + 1], d[at + 2], d[at + 3], d[at + 4], d[at + 5], d[at + 6], d[at + 7]])
+        };
+        match pool.validate(word(0), word(8)) {
+            Ok(slot) => Ok(Located { frame, bulk: Some(slot) }),
+            Err(c) => Err(RecvError::CorruptPeer(c.to_string())),
+        }
+    }
+
+    /// Found nothing to read: hand back whatever was consumed and not yet
+    /// released (cheap when there is none).
+    #[inline]
+    fn ran_dry(&mut self) {
+        let s = self.sides.get();
+        if s.rx.unreleased() > 0 {
+            release(s.rx, self.wakers.peer_space[0]);
+        }
+        if s.rx_bulk.unreleased() > 0 {
+            release_bulk(s.rx_bulk, self.wakers.peer_space[1]);
+        }
+    }
+
+    /// The peer's process left: whatever it committed is visible by now (the
+    /// hang-up came after its last store). Look once more, then report: end
+    /// of flow if it closed its sending side, else it died.
     #[cold]
-    fn locate_after_peer_left(&self, state: u8) -> Result<Located, RecvError> {
-        let (rx, rx_bulk) = self.sides.rx();
-        match rx.peek() {
+    fn locate_after_peer_left(&self) -> Result<Located, RecvError> {
+        match self.sides.rx().0.peek() {
             Ok(frame) if frame.flags() & FLAG_BULK == 0 => Ok(Located { frame, bulk: None }),
-            Ok(frame) => match rx_bulk.peek() {
-                Ok(bulk) => Ok(Located { frame, bulk: Some(bulk) }),
-                Err(_) => Err(RecvError::CorruptPeer("a bulk descriptor without its message".into())),
-            },
+            Ok(frame) => self.bulk_slot(frame),
             Err(ReadError::Corrupt(c)) => Err(RecvError::CorruptPeer(c.to_string())),
-            Err(_) if state == CRASHED => Err(RecvError::PeerGone { received: self.stats.received }),
-            Err(_) => Err(RecvError::Closed),
+            Err(ReadError::Closed) => Err(RecvError::Closed),
+            Err(_) => Err(RecvError::PeerGone { received: self.stats.received }),
         }
     }
 
@@ -253,19 +279,18 @@ impl Flow {
     /// it after its next publish), then look again so a message that raced
     /// the announcement is not missed.
     fn arm(&mut self) {
-        let fd = self.shared.readiness.as_raw_fd();
-        readiness::drain(fd);
+        readiness::drain(self.shared.readiness.0.as_raw_fd());
         let armed = self.shared.memory.rx_armed(self.shared.role);
         // SYNC: SeqCst store + fence; pairs with the fence in the sender's
         // commit before it loads this word (`send::published`), Dekker-style.
         armed.store(1, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
-        if self.sides.rx().0.data_wait().needs_membarrier() {
-            // Senders publish without a fence: pay for theirs here.
-            let _ = ringflow_core::membarrier::heavy_barrier();
-        }
-        if !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty)) || self.shared.state() != LIVE {
-            readiness::signal(fd);
+        let barrier_failed = self.sides.rx().0.data_wait().needs_membarrier()
+            // Senders publish without a fence: pay for theirs here (if that
+            // fails, a spurious signal below is the safe answer).
+            && ringflow_core::membarrier::heavy_barrier().is_err();
+        if barrier_failed || !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty)) || self.shared.state() != LIVE {
+            self.shared.signal_readiness();
         }
     }
 }

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use ringflow_core::control::SCM_MAX_FD;
 use ringflow_core::flow::handshake::{self, Kind, Packet};
-use ringflow_core::flow::{readiness, FLAG_BULK, FLAG_FDS};
+use ringflow_core::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
 use ringflow_core::{wait_until, Deadline, WaitOutcome};
-use ringflow_ring::{ClaimError, Notify};
+use ringflow_ring::spsc::Claim;
+use ringflow_ring::{ClaimError, Notify, RawRegion};
 
-use super::buf::{Loan, SendBuf};
-use super::shared::{CRASHED, LIVE};
+use super::buf::{commit_bulk, Loan, SendBuf};
+use super::shared::LIVE;
 use super::{Flow, Wakers};
 use crate::error::SendError;
 
@@ -82,10 +83,10 @@ impl Flow {
         let Flow { sides, stats, shared, peer_event, .. } = self;
         let s = sides.get();
         let loan = if bulk {
-            let data = s.tx_bulk.try_claim(len).map_err(claim_error)?;
-            let mut desc = s.tx.try_claim(0).map_err(claim_error)?;
+            let slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;
+            let mut desc = s.tx.try_claim(DESCRIPTOR_LEN).map_err(claim_error)?;
             desc.set_flags(FLAG_BULK);
-            Loan::Bulk { data, desc }
+            Loan::Bulk { pool: s.tx_bulk, slot, desc }
         } else {
             Loan::Inline(s.tx.try_claim(len).map_err(claim_error)?)
         };
@@ -105,35 +106,46 @@ impl Flow {
             return Err(SendError::TooManyFds { count: fds.len(), max: SCM_MAX_FD });
         }
         let bulk = self.admit(len)?;
-        self.wait_room(len, bulk, deadline)?;
         let meta = (fds.len() as u64) << FDS_SHIFT;
         let flags = if fds.is_empty() { 0 } else { FLAG_FDS };
+        if !bulk {
+            // The common case first: room in the inline ring right now.
+            match self.sides.get().tx.try_claim(len) {
+                Ok(c) => {
+                    let notify = fill_and_commit(c, parts, flags, meta, &self.conn, fds)?;
+                    self.sent(notify);
+                    return Ok(());
+                }
+                Err(ClaimError::Full) => {}
+                Err(e) => return Err(self.claim_failed(e)),
+            }
+        }
+        self.wait_room(len, bulk, deadline)?;
         let s = self.sides.get();
         let notify = if bulk {
-            let mut data = s.tx_bulk.try_claim(len).map_err(claim_error)?;
-            let mut desc = s.tx.try_claim(0).map_err(claim_error)?;
-            write_parts(data.payload_mut(), parts);
+            let slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;
+            let mut desc = s.tx.try_claim(DESCRIPTOR_LEN).map_err(claim_error)?;
+            write_parts(s.tx_bulk.payload_mut(&slot), parts);
             desc.set_flags(FLAG_BULK | flags);
             desc.set_meta(meta);
             if !fds.is_empty() {
+                // Before the commit: a failure leaves nothing half sent.
                 send_fd_packet(&self.conn, fds)?;
             }
-            // The bulk frame first: the descriptor's Release publishes it too.
-            let _ = data.commit();
-            desc.commit()
+            commit_bulk(s.tx_bulk, &slot, desc)
         } else {
-            let mut c = s.tx.try_claim(len).map_err(claim_error)?;
-            write_parts(c.payload_mut(), parts);
-            c.set_flags(flags);
-            c.set_meta(meta);
-            if !fds.is_empty() {
-                send_fd_packet(&self.conn, fds)?;
-            }
-            c.commit()
+            let c = s.tx.try_claim(len).map_err(claim_error)?;
+            fill_and_commit(c, parts, flags, meta, &self.conn, fds)?
         };
+        self.sent(notify);
+        Ok(())
+    }
+
+    /// Counts a published message and wakes or signals the peer.
+    #[inline]
+    fn sent(&mut self, notify: Notify) {
         self.stats.sent += 1;
         published(notify, &self.wakers, self.shared.memory.tx_armed(self.shared.role), self.peer_event.as_raw_fd());
-        Ok(())
     }
 
     /// Checks a message of `len` bytes may be sent; returns whether it goes
@@ -149,37 +161,51 @@ impl Flow {
         Ok(len > self.geometry.inline_max)
     }
 
-    /// Waits until a message of `len` bytes can be claimed without `Full`.
+    /// Waits until a message of `len` bytes can be claimed without `Full`:
+    /// room in the inline ring (for the message or its descriptor) and, for
+    /// a bulk message, in the bulk pool.
     #[inline]
     fn wait_room(&mut self, len: usize, bulk: bool, deadline: Deadline) -> Result<(), SendError> {
         loop {
             let s = self.sides.get();
-            let (ring, need) = if bulk {
+            let inline_need = if bulk { DESCRIPTOR_LEN } else { len };
+            let full_pool = if bulk {
                 match s.tx_bulk.ready_for(len) {
-                    Ok(()) => (s.tx, 0),
-                    Err(ClaimError::Full) => (s.tx_bulk, len),
+                    Ok(()) => false,
+                    Err(ClaimError::Full) => true,
                     Err(e) => return Err(self.claim_failed(e)),
                 }
             } else {
-                (s.tx, len)
+                false
             };
-            match ring.ready_for(need) {
-                Ok(()) => return Ok(()),
-                Err(ClaimError::Full) => {}
-                Err(e) => return Err(self.claim_failed(e)),
+            if !full_pool {
+                match s.tx.ready_for(inline_need) {
+                    Ok(()) => return Ok(()),
+                    Err(ClaimError::Full) => {}
+                    Err(e) => return Err(self.claim_failed(e)),
+                }
             }
             if !self.qos.reliable {
                 self.stats.dropped += 1;
                 return Err(SendError::Full);
             }
             let shared = &self.shared;
-            let ring = &*ring;
-            let outcome = wait_until(
-                || ring.space_wait(),
-                || ring.fits(need) || ring.is_consumer_closed() || shared.state() != LIVE,
-                self.spin,
-                deadline,
-            )
+            let (tx, pool) = self.sides.tx();
+            let outcome = if full_pool {
+                wait_until(
+                    || pool.space_wait(),
+                    || pool.fits(len) || pool.is_consumer_closed() || shared.state() != LIVE,
+                    self.spin,
+                    deadline,
+                )
+            } else {
+                wait_until(
+                    || tx.space_wait(),
+                    || tx.fits(inline_need) || tx.is_consumer_closed() || shared.state() != LIVE,
+                    self.spin,
+                    deadline,
+                )
+            }
             .map_err(SendError::Io)?;
             if outcome == WaitOutcome::TimedOut {
                 return Err(if deadline == Deadline::Now { SendError::WouldBlock } else { SendError::TimedOut });
@@ -193,19 +219,19 @@ impl Flow {
     #[cold]
     fn claim_failed(&self, e: ClaimError) -> SendError {
         match e {
-            ClaimError::Closed if self.shared.state() == CRASHED => self.gone_error(),
+            ClaimError::Closed => self.gone_error(),
             e => claim_error(e),
         }
     }
 
-    /// The error for a peer that left: closed cleanly, or died (then how
-    /// many of our messages it had read).
+    /// The error for a peer that left: it closed its receiving side (a
+    /// clean close), or its process died (then: how many of our messages it
+    /// had read).
     #[cold]
     pub(crate) fn gone_error(&self) -> SendError {
-        if self.shared.state() == CRASHED {
-            // SYNC: Relaxed; the dead peer's last store, ordered before its
-            // hang-up, which we learned of through the kernel.
-            let consumed = self.shared.memory.tx_consumed(self.shared.role).load(Ordering::Relaxed);
+        if !self.sides.tx().0.is_consumer_closed() {
+            // SYNC: Acquire; pairs with the Release in `count_consumed`.
+            let consumed = self.shared.memory.tx_consumed(self.shared.role).load(Ordering::Acquire);
             SendError::PeerGone { delivered: consumed.min(self.stats.sent) }
         } else {
             SendError::Closed
@@ -220,6 +246,26 @@ fn claim_error(e: ClaimError) -> SendError {
         ClaimError::Closed => SendError::Closed,
         ClaimError::Corrupt(c) => SendError::CorruptPeer(c),
     }
+}
+
+/// Writes `parts` into a claimed frame, sends its descriptors (if any) and
+/// commits it.
+#[inline]
+fn fill_and_commit(
+    mut c: Claim<'_, RawRegion>,
+    parts: &[&[u8]],
+    flags: u8,
+    meta: u64,
+    conn: &ringflow_core::control::ControlConn,
+    fds: &[BorrowedFd<'_>],
+) -> Result<Notify, SendError> {
+    write_parts(c.payload_mut(), parts);
+    c.set_flags(flags);
+    c.set_meta(meta);
+    if !fds.is_empty() {
+        send_fd_packet(conn, fds)?;
+    }
+    Ok(c.commit())
 }
 
 #[inline]

@@ -2,33 +2,49 @@
 //! sleepers) and the peer's state as the watcher last saw it.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use ringflow_core::flow::watch::HangUp;
 use ringflow_core::flow::{readiness, FlowMemory, Role};
+use ringflow_ring::WaitPoint;
 
-/// The peer is alive (as far as anyone knows).
+/// The peer's process holds its end (as far as anyone knows).
 pub(crate) const LIVE: u8 = 0;
-/// The peer closed its sides, then its socket: a clean end of flow.
-pub(crate) const CLOSED: u8 = 1;
-/// The peer's socket hung up without a clean close: it died.
-pub(crate) const CRASHED: u8 = 2;
+/// The peer's control socket hung up. Whether it left cleanly is a
+/// question per direction, answered by the ring sides it closed (a peer may
+/// close one direction and die lingering in the other).
+pub(crate) const GONE: u8 = 1;
 
 pub(crate) struct FlowShared {
     pub memory: Arc<FlowMemory>,
     pub role: Role,
     state: AtomicU8,
-    /// This side's readiness eventfd (see `ringflow_core::flow::readiness`).
-    pub readiness: OwnedFd,
+    /// This side's readiness pair (see `ringflow_core::flow::readiness`):
+    /// the end the application polls, and the end that signals it.
+    pub readiness: (OwnedFd, OwnedFd),
     /// Whether the application asked for the readiness fd: only then does a
     /// receive that finds nothing arm it (a system call).
     pub fd_mode: AtomicBool,
+    /// Addresses of the (sequence, sleepers) words of every wait point a
+    /// thread of ours may sleep on, taken once at setup: the watcher alerts
+    /// them without re-reading the control areas a dying peer may have
+    /// scribbled over.
+    alerts: [(usize, usize); 3],
 }
 
 impl FlowShared {
-    pub fn new(memory: Arc<FlowMemory>, role: Role, readiness: OwnedFd) -> Self {
-        FlowShared { memory, role, state: AtomicU8::new(LIVE), readiness, fd_mode: AtomicBool::new(false) }
+    pub fn new(
+        memory: Arc<FlowMemory>,
+        role: Role,
+        readiness: (OwnedFd, OwnedFd),
+    ) -> Result<Self, ringflow_ring::AttachError> {
+        let points = memory.wait_points(role)?;
+        let alerts = points.map(|wp| {
+            let (seq, sleepers) = wp.words();
+            (seq as *const AtomicU64 as usize, sleepers as *const AtomicU64 as usize)
+        });
+        Ok(FlowShared { memory, role, state: AtomicU8::new(LIVE), readiness, fd_mode: AtomicBool::new(false), alerts })
     }
 
     /// The peer's state.
@@ -40,30 +56,30 @@ impl FlowShared {
         self.state.load(Ordering::Acquire)
     }
 
-    /// Marks the peer gone (also used when an operation finds the socket
-    /// hung up before the watcher did).
+    /// Marks the peer's process gone.
     pub fn mark_gone(&self) {
-        let clean = self.memory.peer_closed_cleanly(self.role);
         // SYNC: Release; pairs with the Acquire in `state`.
-        self.state.store(if clean { CLOSED } else { CRASHED }, Ordering::Release);
+        self.state.store(GONE, Ordering::Release);
     }
 
     /// Makes this side's readiness fd readable.
     pub fn signal_readiness(&self) {
-        readiness::signal(self.readiness.as_raw_fd());
+        readiness::signal(self.readiness.1.as_raw_fd());
     }
 }
 
 impl HangUp for FlowShared {
     fn hung_up(&self) {
         self.mark_gone();
-        if let Ok(points) = self.memory.wait_points(self.role) {
-            for wp in points {
-                if wp.alert().is_wake() {
-                    // SAFETY: the word lies in the flow's segment, which
-                    // `self.memory` keeps mapped for the duration of the call.
-                    let _ = unsafe { ringflow_core::futex::wake(wp.futex_word(), u32::MAX) };
-                }
+        for &(seq, sleepers) in &self.alerts {
+            // SAFETY: both addresses are words of the flow's segment, taken
+            // from a validated layout at setup; `self.memory` keeps it
+            // mapped while `self` lives. AtomicU64 may alias shared memory.
+            let (seq, sleepers) = unsafe { (&*(seq as *const AtomicU64), &*(sleepers as *const AtomicU64)) };
+            let wp = WaitPoint::from_words(seq, sleepers);
+            if wp.alert().is_wake() {
+                // SAFETY: the futex word is the low half of `seq`, alive as above.
+                let _ = unsafe { ringflow_core::futex::wake(wp.futex_word(), u32::MAX) };
             }
         }
         self.signal_readiness();

@@ -3,6 +3,10 @@
 //! transports: the kernel's (Unix sockets, pipes, TCP loopback) and, with
 //! feature `iceoryx2`, iceoryx2. Spinning cases busy-poll; blocking cases
 //! sleep in the kernel between messages.
+use std::time::Duration;
+
+use ringflow_api::DEFAULT_SPIN;
+
 use crate::flow;
 use crate::futex_limit;
 use crate::limit;
@@ -67,7 +71,8 @@ fn cases() -> Vec<Case> {
             name: "pingpong-blocking-64B",
             about: "round trip of a 64-byte message, both sides sleeping in the kernel until woken: limit = shared \
                     futex wait/wake, no spinning; ringflow = a flow's blocking recv_ref with no spin phase (parks on \
-                    the flow's futex at once); unix-socket = blocking recv on a socketpair",
+                    the flow's futex at once); ringflow-spin20us = the same with the default spin budget (20 us) before \
+                    parking; unix-socket = blocking recv on a socketpair",
             metric: Metric::Latency,
             impls: pingpong_blocking_impls(),
             notes: Vec::new(),
@@ -101,7 +106,7 @@ fn pingpong_spin_impls() -> Vec<Impl> {
     #[allow(unused_mut)]
     let mut impls = vec![
         Impl::new(LIMIT, limit::pingpong),
-        Impl::new("ringflow", |ctx| flow::pingpong::<64>(ctx, Wait::Spin)),
+        Impl::new("ringflow", |ctx| flow::pingpong::<64>(ctx, Wait::Spin, Duration::ZERO)),
         Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Block)),
         Impl::new("unix-socket-spin", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Spin)),
         Impl::new("pipe", |ctx| os::pipe::pingpong::<64>(ctx, Wait::Spin)),
@@ -123,7 +128,8 @@ fn iceoryx2_notes() -> Vec<String> {
 fn pingpong_blocking_impls() -> Vec<Impl> {
     vec![
         Impl::new(LIMIT, futex_limit::pingpong),
-        Impl::new("ringflow", |ctx| flow::pingpong::<64>(ctx, Wait::Block)),
+        Impl::new("ringflow", |ctx| flow::pingpong::<64>(ctx, Wait::Block, Duration::ZERO)),
+        Impl::new("ringflow-spin20us", |ctx| flow::pingpong::<64>(ctx, Wait::Block, DEFAULT_SPIN)),
         Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Block)),
     ]
 }

@@ -5,12 +5,13 @@
 //! initiator                               acceptor
 //!   HELLO(requested qos)            ──▶
 //!                                   ◀──    GRANT(granted qos) | REFUSE(reason)
-//!   SEGMENT(len) + memfd + eventfd  ──▶
-//!                                   ◀──    READY + eventfd | REFUSE(reason)
+//!   SEGMENT(len) + memfd + signal   ──▶
+//!                                   ◀──    READY + signal | REFUSE(reason)
 //! ```
 //!
-//! The eventfds are each side's readiness descriptor (see `readiness`): the
-//! peer signals it when it publishes to an armed reader.
+//! The signal descriptors are the sending ends of each side's readiness pair
+//! (see `readiness`): the peer signals it when it publishes to an armed
+//! reader.
 //!
 //! Every packet is a fixed 48-byte record (magic and version first), sent as
 //! one SOCK_SEQPACKET message. Everything received is validated: a peer may
@@ -283,21 +284,17 @@ pub struct Established {
     pub memory: Arc<FlowMemory>,
     /// The granted QoS.
     pub qos: Qos,
-    /// This side's readiness eventfd.
-    pub own_event: OwnedFd,
-    /// The peer's readiness eventfd, signalled when we publish to it armed.
+    /// This side's readiness pair: (the end the application polls, the end
+    /// that signals it).
+    pub own_event: (OwnedFd, OwnedFd),
+    /// The signal end of the peer's readiness pair, signalled when we
+    /// publish to it armed (with `MSG_DONTWAIT`: whatever it really is, it
+    /// cannot block us).
     pub peer_event: OwnedFd,
 }
 
-fn eventfd() -> Result<OwnedFd, HandshakeError> {
-    super::readiness::new_eventfd().map_err(HandshakeError::Io)
-}
-
-/// A peer's readiness descriptor is written from our data path: make sure
-/// no descriptor a hostile peer sends can ever block that write.
-fn nonblocking(fd: OwnedFd) -> Result<OwnedFd, HandshakeError> {
-    super::readiness::set_nonblocking(&fd).map_err(HandshakeError::Io)?;
-    Ok(fd)
+fn readiness_pair() -> Result<(OwnedFd, OwnedFd), HandshakeError> {
+    super::readiness::new_pair().map_err(HandshakeError::Io)
 }
 
 /// The allocating side: asks for `qos`, lays the flow out in `memory` (or a
@@ -329,11 +326,11 @@ pub fn initiate(
     // Fence-free publishing only when both processes are registered.
     let mode = if grant.code & offer & CAN_MEMBARRIER != 0 { WakeMode::Membarrier } else { WakeMode::Fenced };
     let memory = FlowMemory::create(name, &granted, mode, memory)?;
-    let own_event = eventfd()?;
-    send(conn, &Packet::segment(memory.segment().len()), &[memory.segment().fd(), own_event.as_fd()])?;
+    let own_event = readiness_pair()?;
+    send(conn, &Packet::segment(memory.segment().len()), &[memory.segment().fd(), own_event.1.as_fd()])?;
     let mut fds = [None];
     expect(recv(conn, &mut fds, deadline)?, Kind::Ready)?;
-    let peer_event = nonblocking(fds[0].take().ok_or(HandshakeError::Protocol("ready packet without an eventfd"))?)?;
+    let peer_event = fds[0].take().ok_or(HandshakeError::Protocol("ready packet without a signal descriptor"))?;
     Ok(Established { memory, qos: granted, own_event, peer_event })
 }
 
@@ -363,7 +360,7 @@ pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Re
     let seg = expect(recv(conn, &mut fds, deadline)?, Kind::Segment)?;
     let [Some(fd), Some(peer_event)] = fds else {
         refuse(Refusal::BadSegment);
-        return Err(HandshakeError::Protocol("segment packet without a memfd and an eventfd"));
+        return Err(HandshakeError::Protocol("segment packet without a memfd and a signal descriptor"));
     };
     let Some(len) = seg.segment_len() else {
         refuse(Refusal::BadSegment);
@@ -375,9 +372,8 @@ pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Re
         .inspect_err(|_| {
             refuse(Refusal::BadSegment);
         })?;
-    let peer_event = nonblocking(peer_event)?;
-    let own_event = eventfd()?;
-    send(conn, &Packet::new(Kind::Ready, 0), &[own_event.as_fd()])?;
+    let own_event = readiness_pair()?;
+    send(conn, &Packet::new(Kind::Ready, 0), &[own_event.1.as_fd()])?;
     Ok(Established { memory, qos: granted, own_event, peer_event })
 }
 

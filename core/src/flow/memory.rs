@@ -3,16 +3,18 @@
 //! plus a small state area. Which side writes which ring follows from its
 //! role (the allocating side, or the accepting side).
 //!
-//! Bulk messages are written once, in place, into the bulk ring; the inline
-//! ring carries an empty descriptor frame (flag [`FLAG_BULK`]) in their place
-//! so both rings keep one FIFO order. Nothing here trusts the segment: a
+//! Bulk messages are written once, in place, into a slot of the direction's
+//! bulk pool (`ringflow_ring::pool`); the inline ring carries a descriptor
+//! frame (flag [`FLAG_BULK`], payload: the slot's position and length) in
+//! their place, so one FIFO order covers both and the descriptor's commit
+//! publishes the slot. Nothing here trusts the segment: a
 //! peer's segment is validated by its layout header, then by each ring.
 
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use ringflow_ring::frame::{frame_size, HEADER};
+use ringflow_ring::pool;
 use ringflow_ring::spsc::{self, Consumer, Producer};
 use ringflow_ring::{AttachError, RawRegion, Region, WaitPoint, WakeMode};
 use ringflow_shm::{Layout, LayoutBuilder, Segment, SegmentOptions};
@@ -27,10 +29,13 @@ const REGION_BULK: [u32; 2] = [3, 4];
 const REGION_STATE: u32 = 5;
 const STATE_LEN: usize = 4096;
 
-/// Frame flag: the message travels in the bulk ring.
+/// Frame flag: the message travels in the bulk pool; the frame's payload
+/// is its descriptor ([`DESCRIPTOR_LEN`] bytes: slot position, length).
 pub const FLAG_BULK: u8 = 1;
 /// Frame flag: file descriptors travel with the message on the control socket.
 pub const FLAG_FDS: u8 = 2;
+/// Payload bytes of a bulk descriptor frame.
+pub const DESCRIPTOR_LEN: usize = 16;
 
 /// Which end of a flow this process is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,21 +61,21 @@ impl Role {
 pub struct Geometry {
     /// Data bytes of each inline ring.
     pub inline_bytes: usize,
-    /// Data bytes of each bulk ring.
+    /// Bytes of each bulk pool.
     pub bulk_bytes: usize,
-    /// Largest message sent inline; larger ones go to the bulk ring.
+    /// Largest message sent inline; larger ones go to the bulk pool.
     pub inline_max: usize,
 }
 
 impl Geometry {
     /// Sizes for `qos` (already validated): inline messages up to an eighth
-    /// of the ring, so at least eight are in flight; a bulk ring holding at
-    /// least three of the largest message (its pages are only touched as
-    /// messages reach them).
+    /// of the ring, so at least eight are in flight; a bulk pool holding four
+    /// of the largest message (its pages are only touched as messages reach
+    /// them).
     pub fn for_qos(qos: &Qos) -> Geometry {
         let inline_bytes = qos.ring_bytes;
         let inline_max = (inline_bytes / 8).min(spsc::max_payload(inline_bytes)).min(qos.max_msg);
-        let bulk_bytes = (4 * (frame_size(qos.max_msg) + HEADER)).next_power_of_two().max(4096);
+        let bulk_bytes = (4 * qos.max_msg.next_multiple_of(pool::ALIGN)).next_power_of_two().max(4096);
         Geometry { inline_bytes, bulk_bytes, inline_max }
     }
 
@@ -78,7 +83,7 @@ impl Geometry {
         let mut b = LayoutBuilder::new(FLOW_KIND);
         for dir in 0..2 {
             b.add_region(REGION_INLINE[dir], spsc::region_len(self.inline_bytes))?;
-            b.add_region(REGION_BULK[dir], spsc::region_len(self.bulk_bytes))?;
+            b.add_region(REGION_BULK[dir], pool::region_len(self.bulk_bytes))?;
         }
         b.add_region(REGION_STATE, STATE_LEN)?;
         Ok(b)
@@ -136,7 +141,7 @@ impl FlowMemory {
         regions.state.zero(0, regions.state.len());
         for dir in 0..2 {
             spsc::init_with(&regions.inline[dir], mode)?;
-            spsc::init_with(&regions.bulk[dir], mode)?;
+            pool::init(&regions.bulk[dir], mode)?;
         }
         Ok(Arc::new(FlowMemory { regions, geometry, segment }))
     }
@@ -148,17 +153,24 @@ impl FlowMemory {
         let geometry = Geometry::for_qos(qos);
         let layout = Layout::read(&segment, FLOW_KIND)?;
         let regions = regions(&segment, &layout)?;
+        if regions.state.len() < STATE_LEN {
+            return Err(FlowSetupError::Geometry);
+        }
         for dir in 0..2 {
+            // A peer lays the flow out; nothing may have run on it yet.
+            if !spsc::is_fresh(&regions.inline[dir]) || !pool::is_fresh(&regions.bulk[dir]) {
+                return Err(FlowSetupError::Geometry);
+            }
             if regions.inline[dir].len() != spsc::region_len(geometry.inline_bytes)
-                || regions.bulk[dir].len() != spsc::region_len(geometry.bulk_bytes)
+                || regions.bulk[dir].len() != pool::region_len(geometry.bulk_bytes)
             {
                 return Err(FlowSetupError::Geometry);
             }
-            for r in [&regions.inline[dir], &regions.bulk[dir]] {
-                let (data, _) = spsc::wait_points(r)?;
-                if data.needs_membarrier() != (mode == WakeMode::Membarrier) {
-                    return Err(FlowSetupError::Geometry);
-                }
+            let (data, _) = spsc::wait_points(&regions.inline[dir])?;
+            let space = pool::space_wait_point(&regions.bulk[dir])?;
+            let membarrier = mode == WakeMode::Membarrier;
+            if data.needs_membarrier() != membarrier || space.needs_membarrier() != membarrier {
+                return Err(FlowSetupError::Geometry);
             }
         }
         Ok(Arc::new(FlowMemory { regions, geometry, segment }))
@@ -179,22 +191,21 @@ impl FlowMemory {
         let (tx, rx) = (role.tx(), 1 - role.tx());
         Ok(Sides {
             tx: Producer::attach(self.regions.inline[tx].clone())?,
-            tx_bulk: Producer::attach(self.regions.bulk[tx].clone())?,
+            tx_bulk: pool::Producer::attach(self.regions.bulk[tx].clone())?,
             rx: Consumer::attach(self.regions.inline[rx].clone())?,
-            rx_bulk: Consumer::attach(self.regions.bulk[rx].clone())?,
+            rx_bulk: pool::Consumer::attach(self.regions.bulk[rx].clone())?,
             _memory: Arc::clone(self),
         })
     }
 
-    /// The wait points a sleeper of `role` may sleep on: the inline and bulk
-    /// rings' data (receiving) and space (sending) points.
-    pub fn wait_points(&self, role: Role) -> Result<[WaitPoint<'_>; 4], AttachError> {
+    /// The wait points a sleeper of `role` may sleep on: data to receive
+    /// (inline ring), room to send (inline ring and bulk pool).
+    pub fn wait_points(&self, role: Role) -> Result<[WaitPoint<'_>; 3], AttachError> {
         let (tx, rx) = (role.tx(), 1 - role.tx());
         let (rx_data, _) = spsc::wait_points(&self.regions.inline[rx])?;
-        let (rx_bulk_data, _) = spsc::wait_points(&self.regions.bulk[rx])?;
         let (_, tx_space) = spsc::wait_points(&self.regions.inline[tx])?;
-        let (_, tx_bulk_space) = spsc::wait_points(&self.regions.bulk[tx])?;
-        Ok([rx_data, rx_bulk_data, tx_space, tx_bulk_space])
+        let tx_bulk_space = pool::space_wait_point(&self.regions.bulk[tx])?;
+        Ok([rx_data, tx_space, tx_bulk_space])
     }
 
     /// The readiness arm word `role` sets when it waits for data through its
@@ -218,12 +229,6 @@ impl FlowMemory {
     /// figure for reports, never trusted for memory).
     pub fn tx_consumed(&self, role: Role) -> &AtomicU64 {
         self.regions.state.word(STATE_CONSUMED[role.tx()])
-    }
-
-    /// Whether the side writing toward `role` closed its producer side (a
-    /// clean close), as opposed to vanishing.
-    pub fn peer_closed_cleanly(&self, role: Role) -> bool {
-        spsc::producer_closed(&self.regions.inline[1 - role.tx()])
     }
 }
 
@@ -254,9 +259,9 @@ fn regions(segment: &Segment, layout: &Layout) -> Result<Regions, FlowSetupError
 /// `_memory`; the fields are private so no side can be moved out of here.
 pub struct Sides {
     tx: Producer<RawRegion>,
-    tx_bulk: Producer<RawRegion>,
+    tx_bulk: pool::Producer<RawRegion>,
     rx: Consumer<RawRegion>,
-    rx_bulk: Consumer<RawRegion>,
+    rx_bulk: pool::Consumer<RawRegion>,
     // Declared last: dropped after the sides, which write to it on drop.
     _memory: Arc<FlowMemory>,
 }
@@ -264,9 +269,9 @@ pub struct Sides {
 /// Mutable views of the four sides at once.
 pub struct SidesMut<'a> {
     pub tx: &'a mut Producer<RawRegion>,
-    pub tx_bulk: &'a mut Producer<RawRegion>,
+    pub tx_bulk: &'a mut pool::Producer<RawRegion>,
     pub rx: &'a mut Consumer<RawRegion>,
-    pub rx_bulk: &'a mut Consumer<RawRegion>,
+    pub rx_bulk: &'a mut pool::Consumer<RawRegion>,
 }
 
 impl Sides {
@@ -277,12 +282,12 @@ impl Sides {
     }
 
     /// The sending sides, read-only.
-    pub fn tx(&self) -> (&Producer<RawRegion>, &Producer<RawRegion>) {
+    pub fn tx(&self) -> (&Producer<RawRegion>, &pool::Producer<RawRegion>) {
         (&self.tx, &self.tx_bulk)
     }
 
     /// The receiving sides, read-only.
-    pub fn rx(&self) -> (&Consumer<RawRegion>, &Consumer<RawRegion>) {
+    pub fn rx(&self) -> (&Consumer<RawRegion>, &pool::Consumer<RawRegion>) {
         (&self.rx, &self.rx_bulk)
     }
 }

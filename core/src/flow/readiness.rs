@@ -1,47 +1,54 @@
-//! Readiness descriptors: an eventfd per flow end that becomes readable when
+//! Readiness descriptors: a socket per flow end that becomes readable when
 //! the flow may have something to read (or has ended), for integration with
 //! epoll-based event loops (mio, tokio) — Corosync's `cpg_fd_get` idea.
 //!
-//! Each end creates its eventfd and hands it to the peer at setup. A reader
-//! that found nothing *arms* its direction (a word in the flow's state area);
-//! a sender that publishes while the direction is armed disarms it and
-//! signals the reader's eventfd — one write per arming, nothing when unarmed.
+//! Each end makes a datagram socket pair: it keeps the reading end (the
+//! descriptor the application polls) and hands the other end to the peer at
+//! setup. A reader that found nothing *arms* its direction (a word in the
+//! flow's state area); a sender that publishes while the direction is armed
+//! disarms it and sends one byte on the peer's end — one send per arming,
+//! nothing when unarmed. Sends use `MSG_DONTWAIT`, so no descriptor a
+//! hostile peer hands over (and no flag it flips on it) can ever block the
+//! sender's data path.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
-/// A new nonblocking eventfd.
-pub fn new_eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; the result is checked.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
+/// A new readiness pair: (the end to poll and drain, the end to signal).
+pub fn new_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair writes two descriptors into `fds`; checked below.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    // SAFETY: two fresh descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Makes the eventfd readable. A full counter (EAGAIN) is readable anyway.
+/// Makes the pair's polled end readable. Never blocks; a full queue is
+/// readable anyway, and a descriptor that is not a socket is ignored.
 pub fn signal(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a local; the fd is an open eventfd.
-    let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    let one = [1u8];
+    // SAFETY: sends one byte from a local buffer; MSG_DONTWAIT never blocks.
+    let _ = unsafe { libc::send(fd, one.as_ptr().cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
 }
 
-/// Resets the eventfd to not readable.
+/// Resets the polled end to not readable.
 pub fn drain(fd: RawFd) {
-    let mut v: u64 = 0;
-    // SAFETY: reads 8 bytes into a local; nonblocking, EAGAIN when unset.
-    let _ = unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
-}
-
-/// Sets O_NONBLOCK on `fd`'s open file description.
-pub fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own; results checked.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
+    let mut buf = [0u8; 64];
+    loop {
+        // SAFETY: receives into a local buffer; MSG_DONTWAIT never blocks.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n <= 0 {
+            return;
+        }
     }
-    Ok(())
 }

@@ -89,18 +89,18 @@ fn start() -> Result<Arc<Watcher>, io::ErrorKind> {
     Ok(watcher)
 }
 
-fn run(w: &Watcher) {
+fn run(w: &Watcher) -> ! {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 32];
     loop {
         // SAFETY: the buffer holds `events.len()` entries for the kernel to fill.
         let n = unsafe { libc::epoll_wait(w.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, -1) };
         if n < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
+            if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                // Never stop watching (flows would be left unwatched): back
+                // off and try again.
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            // Nothing sensible to do but stop watching; flows then learn of
-            // a dead peer at their next operation's socket check.
-            return;
+            continue;
         }
         for ev in &events[..n as usize] {
             let key = ev.u64;

@@ -1,0 +1,353 @@
+//! Bulk pool: a single-producer single-consumer byte arena for messages too
+//! large for a frame ring. The producer allocates contiguous slots in FIFO
+//! order and announces each by a descriptor — its position and length —
+//! carried in an SPSC frame ring; the consumer reads the slot in place and
+//! frees slots in the same order.
+//!
+//! Nothing in the arena itself is a commit word: the descriptor frame's
+//! Release commit publishes the slot's bytes, and the consumer's released
+//! position (Release, read with Acquire) hands space back. So a message costs
+//! the lines its payload spans and a 32-byte descriptor, nothing else — no
+//! header or next-frame word to pull back from the consumer's cache.
+//!
+//! Every descriptor is validated against the consumer's own position (slots
+//! come in order, contiguous, inside the arena): a hostile or buggy producer
+//! gets [`Corrupt`], never an out-of-bounds read.
+
+use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
+use crate::error::{AttachError, ClaimError, Corrupt};
+use crate::region::Region;
+use crate::sync::Ordering;
+use crate::wake::{Notify, WaitPoint};
+use crate::BLOCK;
+
+const MAGIC: u64 = u64::from_le_bytes(*b"RFPOOL01");
+const OFF_PRODUCER: usize = 16;
+const OFF_CONSUMER: usize = 24;
+const OFF_HEAD: usize = BLOCK;
+const OFF_SPACE_WAIT: usize = 2 * BLOCK;
+/// Bytes of control area in front of the arena.
+pub const CONTROL_LEN: usize = 3 * BLOCK;
+const DATA: usize = CONTROL_LEN;
+/// Slots start on cache-line boundaries.
+pub const ALIGN: usize = 64;
+
+/// Region length for an arena of `capacity` bytes (a power of two).
+pub const fn region_len(capacity: usize) -> usize {
+    CONTROL_LEN + capacity
+}
+
+/// Largest slot an arena of `capacity` bytes hands out: half of it, so a
+/// slot always fits once the consumer has caught up, wherever the previous
+/// one ended.
+pub const fn max_slot(capacity: usize) -> usize {
+    capacity / 2
+}
+
+const fn rounded(len: usize) -> u64 {
+    ((len + ALIGN - 1) & !(ALIGN - 1)) as u64
+}
+
+/// Lays out a fresh arena over `region`. Only the control area is zeroed:
+/// the arena's bytes are never interpreted.
+pub fn init(region: &impl Region, mode: WakeMode) -> Result<usize, AttachError> {
+    control::init(region, MAGIC, CONTROL_LEN, mode, Some(0))
+}
+
+/// A slot: where a message lies in the arena. Its two words travel in the
+/// descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pos: u64,
+    len: usize,
+}
+
+impl Slot {
+    /// Position (monotonic, not wrapped).
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the slot is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The allocating side.
+pub struct Producer<R: Region> {
+    region: R,
+    capacity: usize,
+    mask: usize,
+    /// End of the last slot committed.
+    pending: u64,
+    /// The consumer's released position as last read.
+    cached_head: u64,
+    wake: WakeMode,
+}
+
+impl<R: Region> Producer<R> {
+    /// Attaches the producer side of an arena laid out by [`init`].
+    pub fn attach(region: R) -> Result<Self, AttachError> {
+        let (capacity, wake) = control::geometry(&region, MAGIC, CONTROL_LEN)?;
+        let head = control::start_position(&region, OFF_HEAD)?;
+        attach_side(&region, OFF_PRODUCER)?;
+        Ok(Producer { region, capacity, mask: capacity - 1, pending: head, cached_head: head, wake })
+    }
+
+    /// Arena bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Where a slot of `len` bytes allocated now starts, and where it ends
+    /// (a slot that would cross the end starts over at the beginning).
+    #[inline]
+    fn place(&self, len: usize) -> (u64, u64) {
+        let at = self.pending as usize & self.mask;
+        let pos = if at + len > self.capacity { self.pending + (self.capacity - at) as u64 } else { self.pending };
+        (pos, pos + rounded(len))
+    }
+
+    /// Whether [`try_alloc`](Self::try_alloc) of `len` bytes would succeed
+    /// now: `Ok(())` or the error it would return.
+    #[inline]
+    pub fn ready_for(&mut self, len: usize) -> Result<(), ClaimError> {
+        let max = max_slot(self.capacity);
+        if len > max {
+            return Err(ClaimError::TooLarge { len, max });
+        }
+        let (_, end) = self.place(len);
+        if end > self.cached_head + self.capacity as u64 {
+            // SYNC: Acquire; pairs with the Release in `Consumer::release`:
+            // the consumer is done with everything before the head it
+            // publishes.
+            let head = self.region.word(OFF_HEAD).load(Ordering::Acquire);
+            if head < self.cached_head || head > self.pending {
+                return Err(ClaimError::Corrupt(Corrupt {
+                    offset: OFF_HEAD,
+                    value: head,
+                    what: "pool consumer position outside the allocated range",
+                }));
+            }
+            self.cached_head = head;
+            if end > head + self.capacity as u64 {
+                return Err(ClaimError::Full);
+            }
+        }
+        if side_closed(&self.region, OFF_CONSUMER) {
+            return Err(ClaimError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Whether a slot of `len` bytes fits now, reading the consumer's
+    /// position afresh (for wait conditions, which cannot mutate).
+    pub fn fits(&self, len: usize) -> bool {
+        // SYNC: Acquire; pairs with the Release in `Consumer::release`.
+        let head = self.region.word(OFF_HEAD).load(Ordering::Acquire);
+        len <= max_slot(self.capacity) && self.place(len).1 <= head.saturating_add(self.capacity as u64)
+    }
+
+    /// Allocates a slot of `len` bytes. Nothing is published: write it with
+    /// [`payload_mut`](Self::payload_mut), announce it in a descriptor,
+    /// then [`commit`](Self::commit) it. A slot never committed is simply
+    /// reused by the next allocation.
+    #[inline]
+    pub fn try_alloc(&mut self, len: usize) -> Result<Slot, ClaimError> {
+        self.ready_for(len)?;
+        Ok(Slot { pos: self.place(len).0, len })
+    }
+
+    /// The slot's bytes, writable in place.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn payload_mut(&mut self, slot: &Slot) -> &mut [u8] {
+        let off = DATA + (slot.pos as usize & self.mask);
+        // SAFETY: the slot was allocated by this producer inside the arena
+        // (`place` keeps it contiguous), the consumer reads it only after
+        // its descriptor is published, and `&mut self` makes this the only
+        // writable view (the slice borrows the producer).
+        unsafe { crate::frame::claimed_payload_mut(&self.region, off, slot.len) }
+    }
+
+    /// The slot's bytes as written so far.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn payload(&self, slot: &Slot) -> &[u8] {
+        let off = DATA + (slot.pos as usize & self.mask);
+        // SAFETY: as in `payload_mut`; this shared view borrows `self`, so no
+        // write through the producer happens while it lives.
+        unsafe { crate::frame::claimed_payload_mut(&self.region, off, slot.len) }
+    }
+
+    /// Copies `bytes` into the slot at `at`. Panics if it does not fit.
+    pub fn write(&mut self, slot: &Slot, at: usize, bytes: &[u8]) {
+        let off = DATA + (slot.pos as usize & self.mask);
+        crate::frame::write_claimed(&self.region, off, slot.len, at, bytes);
+    }
+
+    /// Marks `slot` allocated for good, once its descriptor is published.
+    #[inline]
+    pub fn commit(&mut self, slot: &Slot) {
+        self.pending = slot.pos + rounded(slot.len);
+    }
+
+    /// Whether the consumer has closed its side.
+    pub fn is_consumer_closed(&self) -> bool {
+        side_closed(&self.region, OFF_CONSUMER)
+    }
+
+    /// Where this producer sleeps while the arena is full.
+    pub fn space_wait(&self) -> WaitPoint<'_> {
+        wait_point(&self.region, OFF_SPACE_WAIT, self.wake)
+    }
+
+    /// Closes the producer side.
+    pub fn close(&mut self) {
+        close_side(&self.region, OFF_PRODUCER);
+    }
+}
+
+impl<R: Region> Drop for Producer<R> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The reading side.
+pub struct Consumer<R: Region> {
+    region: R,
+    capacity: usize,
+    mask: usize,
+    /// End of the last slot consumed.
+    head: u64,
+    /// Position last published to the producer.
+    published: u64,
+    /// Position up to which a release has checked for a sleeping producer.
+    notified: u64,
+    wake: WakeMode,
+}
+
+impl<R: Region> Consumer<R> {
+    /// Attaches the consumer side of an arena laid out by [`init`].
+    pub fn attach(region: R) -> Result<Self, AttachError> {
+        let (capacity, wake) = control::geometry(&region, MAGIC, CONTROL_LEN)?;
+        let head = control::start_position(&region, OFF_HEAD)?;
+        attach_side(&region, OFF_CONSUMER)?;
+        Ok(Consumer { region, capacity, mask: capacity - 1, head, published: head, notified: head, wake })
+    }
+
+    /// Arena bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Checks a descriptor from the producer: the slot must be the next one
+    /// (right after the last consumed, or at the start of the arena when it
+    /// would have crossed the end), contiguous and inside the arena.
+    #[inline]
+    pub fn validate(&self, pos: u64, len: u64) -> Result<Slot, Corrupt> {
+        let bad = |what| Corrupt { offset: DATA, value: pos, what };
+        let len = usize::try_from(len).map_err(|_| bad("pool slot length out of range"))?;
+        if len > max_slot(self.capacity) {
+            return Err(bad("pool slot larger than half the arena"));
+        }
+        let at = self.head as usize & self.mask;
+        let expected = if at + len > self.capacity { self.head + (self.capacity - at) as u64 } else { self.head };
+        if pos != expected {
+            return Err(bad("pool slot out of order"));
+        }
+        Ok(Slot { pos, len })
+    }
+
+    /// The slot's bytes, in place. In shared memory a hostile producer could
+    /// change them while they are read: plain bytes, so that can garble the
+    /// message but never break memory safety.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn payload(&self, slot: &Slot) -> &[u8] {
+        let off = DATA + (slot.pos as usize & self.mask);
+        assert!(off.checked_add(slot.len).is_some_and(|end| end <= self.region.len()), "unvalidated pool slot");
+        // SAFETY: in bounds (asserted; `validate` keeps slots contiguous in
+        // the arena); the producer does not reuse the slot before we release
+        // it, and the slice borrows `self`, so it cannot outlive a release.
+        unsafe { std::slice::from_raw_parts(self.region.base().add(off), slot.len) }
+    }
+
+    /// Copies the slot's bytes into `dst` (at least `slot.len()` bytes).
+    pub fn copy_to(&self, slot: &Slot, dst: &mut [u8]) {
+        self.region.read(DATA + (slot.pos as usize & self.mask), &mut dst[..slot.len]);
+    }
+
+    /// Consumes `slot` (locally; [`release`](Self::release) hands it back).
+    #[inline]
+    pub fn consume(&mut self, slot: &Slot) {
+        self.head = self.head.max(slot.pos + rounded(slot.len));
+    }
+
+    /// Bytes consumed since the last release.
+    #[inline]
+    pub fn unreleased(&self) -> usize {
+        (self.head - self.notified) as usize
+    }
+
+    /// Publishes the consumed position and tells whether a producer sleeps
+    /// waiting for room.
+    #[inline]
+    pub fn release(&mut self) -> Notify {
+        if self.head != self.published {
+            // SYNC: Release; pairs with the Acquire in `Producer::ready_for`:
+            // our reads of the slots happen before the producer reuses them.
+            self.region.word(OFF_HEAD).store(self.head, Ordering::Release);
+            self.published = self.head;
+        }
+        if self.head == self.notified {
+            return Notify::None;
+        }
+        self.notified = self.head;
+        self.space_wait().notify()
+    }
+
+    /// Where a producer waiting for room sleeps.
+    pub fn space_wait(&self) -> WaitPoint<'_> {
+        wait_point(&self.region, OFF_SPACE_WAIT, self.wake)
+    }
+
+    /// Whether the producer has closed its side.
+    pub fn is_producer_closed(&self) -> bool {
+        side_closed(&self.region, OFF_PRODUCER)
+    }
+
+    /// Closes the consumer side; the producer's next allocation gets `Closed`.
+    pub fn close(&mut self) -> Notify {
+        let _ = self.release();
+        close_side(&self.region, OFF_CONSUMER);
+        self.space_wait().notify()
+    }
+}
+
+impl<R: Region> Drop for Consumer<R> {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Whether the arena in `region` is as [`init`] left it (no side attached,
+/// nothing released).
+pub fn is_fresh(region: &impl Region) -> bool {
+    control::geometry(region, MAGIC, CONTROL_LEN).is_ok()
+        && control::all_zero(region, &[OFF_PRODUCER, OFF_CONSUMER, OFF_HEAD])
+}
+
+/// The space wait point of the arena in `region`, for a third party that
+/// must wake a sleeping producer (see `spsc::wait_points`).
+pub fn space_wait_point(region: &impl Region) -> Result<WaitPoint<'_>, AttachError> {
+    let (_, mode) = control::geometry(region, MAGIC, CONTROL_LEN)?;
+    Ok(wait_point(region, OFF_SPACE_WAIT, mode))
+}
