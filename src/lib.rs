@@ -3,3 +3,8 @@
 //! (`ringflow-api`); the `ringflow` binary runs benchmarks and tools.
 
 pub use ringflow_api::*;
+
+// The README's example is compiled and run as a doctest, so it stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
