@@ -72,7 +72,7 @@ fn send_receive_loan_and_recv_ref_allocate_nothing() {
             match i % 4 {
                 0 => flow.send(msg).unwrap(),
                 1 => flow.send_deadline(msg, Deadline::Never).unwrap(),
-                2 => flow.send_vectored(&[&msg[..1], &msg[1..]], Deadline::Never).unwrap(),
+                2 => flow.send_vectored(&[&msg[..1], &msg[1..]]).unwrap(),
                 _ => {
                     let mut loan = flow.loan(msg.len()).unwrap();
                     loan.copy_from_slice(msg);

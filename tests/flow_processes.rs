@@ -154,7 +154,7 @@ fn child_sends_a_descriptor() {
     let path = dir.join("payload.txt");
     std::fs::write(&path, b"read through a passed descriptor").unwrap();
     let file = std::fs::File::open(&path).unwrap();
-    flow.send_fds(b"here", &[file.as_fd()], Deadline::Never).unwrap();
+    flow.send_fds(b"here", &[file.as_fd()]).unwrap();
     drop(file);
     // Wait for the reply so the message is consumed before we go.
     let mut buf = [0u8; 8];
@@ -320,9 +320,12 @@ fn descriptors_cross_processes() {
     let mut flow = l.accept(Deadline::after(LONG)).unwrap();
     let mut buf = [0u8; 16];
     let mut none: [Option<OwnedFd>; 0] = [];
-    assert!(matches!(flow.recv_fds(&mut buf, &mut none, Deadline::after(LONG)), Err(RecvError::FdSlots { needed: 1 })));
+    assert!(matches!(
+        flow.recv_fds_deadline(&mut buf, &mut none, Deadline::after(LONG)),
+        Err(RecvError::FdSlots { needed: 1 })
+    ));
     let mut slots = [None];
-    let (n, nfds) = flow.recv_fds(&mut buf, &mut slots, Deadline::after(LONG)).unwrap();
+    let (n, nfds) = flow.recv_fds(&mut buf, &mut slots).unwrap();
     assert_eq!((&buf[..n], nfds), (&b"here"[..], 1));
     let mut text = String::new();
     std::fs::File::from(slots[0].take().unwrap()).read_to_string(&mut text).unwrap();

@@ -64,7 +64,7 @@ fn messages_arrive_in_order_in_every_form() {
     let (mut a, mut b) = pair();
     assert_eq!(a.qos(), b.qos(), "both sides hold the granted QoS");
     a.send(b"copy").unwrap();
-    a.send_vectored(&[b"gat", b"her"], Deadline::Never).unwrap();
+    a.send_vectored(&[b"gat", b"her"]).unwrap();
     let mut loan = a.loan(4).unwrap();
     loan.copy_from_slice(b"loan");
     loan.send().unwrap();
@@ -252,12 +252,12 @@ fn dropping_a_flow_ends_it_after_the_last_message() {
 fn descriptors_travel_with_messages() {
     let (mut a, mut b) = pair();
     let (r, w) = std::io::pipe().unwrap();
-    a.send_fds(b"fd", &[w.as_fd()], Deadline::Never).unwrap();
+    a.try_send_fds(b"fd", &[w.as_fd()]).unwrap();
     drop(w);
     let mut buf = [0u8; 8];
     assert!(matches!(b.recv_into(&mut buf), Err(RecvError::FdSlots { needed: 1 })), "no slots: kept");
     let mut slots: [Option<OwnedFd>; 2] = [None, None];
-    let (n, nfds) = b.recv_fds(&mut buf, &mut slots, Deadline::Never).unwrap();
+    let (n, nfds) = b.recv_fds_timeout(&mut buf, &mut slots, Duration::from_secs(5)).unwrap();
     assert_eq!((&buf[..n], nfds), (&b"fd"[..], 1));
     let w2 = std::fs::File::from(slots[0].take().unwrap());
     use std::io::{Read, Write};

@@ -66,15 +66,35 @@ impl Flow {
     }
 
     /// Receives a message and the file descriptors sent with it into
-    /// `slots`; returns (bytes, descriptors). Too few slots: `FdSlots`, and
-    /// the message (with its descriptors) stays for a retry.
-    pub fn recv_fds(
+    /// `slots`, waiting for one; returns (bytes, descriptors). Too few slots:
+    /// `FdSlots`, and the message (with its descriptors) stays for a retry.
+    pub fn recv_fds(&mut self, buf: &mut [u8], slots: &mut [Option<OwnedFd>]) -> Result<(usize, usize), RecvError> {
+        self.recv_parts(buf, slots, Deadline::Never)
+    }
+
+    /// [`recv_fds`](Self::recv_fds) without waiting.
+    pub fn try_recv_fds(&mut self, buf: &mut [u8], slots: &mut [Option<OwnedFd>]) -> Result<(usize, usize), RecvError> {
+        self.recv_parts(buf, slots, Deadline::Now)
+    }
+
+    /// [`recv_fds`](Self::recv_fds), waiting until `deadline`.
+    pub fn recv_fds_deadline(
         &mut self,
         buf: &mut [u8],
         slots: &mut [Option<OwnedFd>],
         deadline: Deadline,
     ) -> Result<(usize, usize), RecvError> {
         self.recv_parts(buf, slots, deadline)
+    }
+
+    /// [`recv_fds`](Self::recv_fds), waiting at most `timeout`.
+    pub fn recv_fds_timeout(
+        &mut self,
+        buf: &mut [u8],
+        slots: &mut [Option<OwnedFd>],
+        timeout: Duration,
+    ) -> Result<(usize, usize), RecvError> {
+        self.recv_parts(buf, slots, Deadline::after(timeout))
     }
 
     /// Receives the next message in place, waiting for one. The message is

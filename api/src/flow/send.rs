@@ -46,16 +46,52 @@ impl Flow {
         self.send_parts(&[msg], &[], Deadline::after(timeout))
     }
 
-    /// Gather form: sends the concatenation of `parts` as one message.
-    pub fn send_vectored(&mut self, parts: &[&[u8]], deadline: Deadline) -> Result<(), SendError> {
+    /// Gather form: sends the concatenation of `parts` as one message,
+    /// waiting for room.
+    pub fn send_vectored(&mut self, parts: &[&[u8]]) -> Result<(), SendError> {
+        self.send_parts(parts, &[], Deadline::Never)
+    }
+
+    /// [`send_vectored`](Self::send_vectored) if there is room now.
+    pub fn try_send_vectored(&mut self, parts: &[&[u8]]) -> Result<(), SendError> {
+        self.send_parts(parts, &[], Deadline::Now)
+    }
+
+    /// [`send_vectored`](Self::send_vectored), waiting until `deadline`.
+    pub fn send_vectored_deadline(&mut self, parts: &[&[u8]], deadline: Deadline) -> Result<(), SendError> {
         self.send_parts(parts, &[], deadline)
     }
 
-    /// Sends `msg` with file descriptors attached (libdill `ipc_sendfd`);
-    /// the receiver takes them with `recv_fds`. The descriptors are
-    /// duplicated into the peer; ours stay open.
-    pub fn send_fds(&mut self, msg: &[u8], fds: &[BorrowedFd<'_>], deadline: Deadline) -> Result<(), SendError> {
+    /// [`send_vectored`](Self::send_vectored), waiting at most `timeout`.
+    pub fn send_vectored_timeout(&mut self, parts: &[&[u8]], timeout: Duration) -> Result<(), SendError> {
+        self.send_parts(parts, &[], Deadline::after(timeout))
+    }
+
+    /// Sends `msg` with file descriptors attached (libdill `ipc_sendfd`),
+    /// waiting for room; the receiver takes them with `recv_fds`. The
+    /// descriptors are duplicated into the peer; ours stay open.
+    pub fn send_fds(&mut self, msg: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
+        self.send_parts(&[msg], fds, Deadline::Never)
+    }
+
+    /// [`send_fds`](Self::send_fds) if there is room now.
+    pub fn try_send_fds(&mut self, msg: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
+        self.send_parts(&[msg], fds, Deadline::Now)
+    }
+
+    /// [`send_fds`](Self::send_fds), waiting until `deadline`.
+    pub fn send_fds_deadline(
+        &mut self,
+        msg: &[u8],
+        fds: &[BorrowedFd<'_>],
+        deadline: Deadline,
+    ) -> Result<(), SendError> {
         self.send_parts(&[msg], fds, deadline)
+    }
+
+    /// [`send_fds`](Self::send_fds), waiting at most `timeout`.
+    pub fn send_fds_timeout(&mut self, msg: &[u8], fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<(), SendError> {
+        self.send_parts(&[msg], fds, Deadline::after(timeout))
     }
 
     /// Lends `len` bytes of the flow's shared memory to write a message in
