@@ -124,7 +124,9 @@ pub enum RecvError {
 pub enum DeallocError {
     /// The deadline passed; `unconsumed` messages were still unread.
     TimedOut { unconsumed: u64 },
-    /// The peer closed or died first, leaving `unconsumed` messages unread.
+    /// The peer closed the flow first, leaving `unconsumed` messages unread.
+    Closed { unconsumed: u64 },
+    /// The peer died first, leaving `unconsumed` messages unread.
     PeerGone { unconsumed: u64 },
 }
 
@@ -210,8 +212,11 @@ impl fmt::Display for DeallocError {
             DeallocError::TimedOut { unconsumed } => {
                 write!(f, "timed out with {unconsumed} messages not yet consumed by the peer")
             }
+            DeallocError::Closed { unconsumed } => {
+                write!(f, "the peer closed the flow with {unconsumed} messages unread")
+            }
             DeallocError::PeerGone { unconsumed } => {
-                write!(f, "the peer left with {unconsumed} messages unconsumed")
+                write!(f, "the peer died with {unconsumed} messages unread")
             }
         }
     }

@@ -309,6 +309,12 @@ fn the_readiness_fd_becomes_readable_when_a_message_arrives() {
     a.send(b"ping").unwrap();
     assert_eq!(poll(5000), 1);
     assert_eq!(&*b.try_recv_ref().unwrap(), b"ping");
+    // The end of the flow makes it readable too.
+    assert!(matches!(b.try_recv_ref(), Err(RecvError::WouldBlock)));
+    assert_eq!(poll(0), 0);
+    drop(a);
+    assert_eq!(poll(5000), 1);
+    assert!(matches!(b.try_recv_ref(), Err(RecvError::Closed)));
 }
 
 fn libc_pollfd(fd: i32) -> libc::pollfd {

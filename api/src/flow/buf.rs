@@ -21,7 +21,9 @@ pub(crate) enum Loan<'a> {
 
 /// Shared memory lent for one outgoing message (Ouroboros/iceoryx2 `loan`):
 /// write the message in place, then [`send`](Self::send) it. Dropping it
-/// without sending abandons it and leaves no trace.
+/// without sending abandons it and leaves no trace. Like every byte of the
+/// flow's memory, the peer's process can see (and a hostile one could read)
+/// what you write here before you send it.
 pub struct SendBuf<'a> {
     pub(crate) loan: Loan<'a>,
     pub(crate) wakers: Wakers,
@@ -65,6 +67,11 @@ impl DerefMut for SendBuf<'_> {
 
 /// A received message, read in place in the flow's shared memory. Dropping
 /// it consumes the message and hands its room back to the sender.
+///
+/// The bytes live in memory the peer can write: a buggy or hostile peer may
+/// change them while you read. Treat them as untrusted input — validate what
+/// you use, or copy the message out (`recv_into`) first when the peer is not
+/// trusted. (ringflow's own bookkeeping never relies on them.)
 pub struct RecvBuf<'a> {
     pub(crate) rx: &'a mut Consumer<RawRegion>,
     pub(crate) rx_bulk: &'a mut pool::Consumer<RawRegion>,

@@ -269,17 +269,23 @@ impl Flow {
         match (outcome, unconsumed()) {
             (_, 0) => Ok(()),
             (Ok(ringflow_core::WaitOutcome::TimedOut), n) => Err(DeallocError::TimedOut { unconsumed: n }),
+            (_, n) if self.sides.tx().0.is_consumer_closed() => Err(DeallocError::Closed { unconsumed: n }),
             (_, n) => Err(DeallocError::PeerGone { unconsumed: n }),
         }
     }
 
-    /// Closes the sending sides and wakes a peer asleep waiting for data.
+    /// Closes the sending sides and wakes a peer asleep waiting for data
+    /// (or waiting on its readiness descriptor).
     fn close_tx(&mut self) {
         let s = self.sides.get();
         s.tx_bulk.close();
-        if s.tx.close().is_wake() {
-            Wakers::wake(self.wakers.peer_data);
-        }
+        let notify = s.tx.close();
+        send::published(
+            notify,
+            &self.wakers,
+            self.shared.memory.tx_armed(self.shared.role),
+            self.peer_event.as_raw_fd(),
+        );
     }
 }
 
