@@ -18,6 +18,9 @@ mod set;
 pub use error::{AcceptError, AllocError, BindError, DeallocError, RecvError, SendError};
 pub use flow::{Flow, FlowOptions, FlowStats, RecvBuf, SendBuf, DEFAULT_SPIN};
 pub use listener::{Listener, ListenerOptions};
+/// The engine's configuration (`ringflow.toml`, `RINGFLOW_*`, builder).
+pub use ringflow_core::config;
+pub use ringflow_core::config::{ConfigError, EngineConfig};
 pub use ringflow_core::control::Permit;
 pub use ringflow_core::flow::handshake::Refusal;
 pub use ringflow_core::flow::{Qos, QosError, QosLimits};

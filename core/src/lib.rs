@@ -8,12 +8,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod config;
 pub mod control;
 pub mod flow;
 pub mod futex;
 pub mod membarrier;
 pub mod peer;
 pub mod wait;
+pub mod wire;
 
 pub use peer::PeerWatch;
 pub use wait::{notify, wait_until, Deadline, WaitOutcome};
