@@ -1,8 +1,10 @@
 //! ringflow-core: the layer that makes system calls on behalf of the rings.
 //!
-//! This part: futex wait/wake across processes and the parking wait
-//! that blocking operations build on. (The engine, its threads, io_uring and
-//! config come with later work.) It never interprets shared memory itself:
+//! Futex wait/wake across processes and the parking wait blocking
+//! operations build on; the control sockets and setup of named flows; and
+//! the engine's parts — configuration, threads and duty cycle, the io_uring
+//! driver, the wire protocol codec (the engine that joins them into remote
+//! flows is being built). It never interprets a ring's shared memory itself:
 //! the rings do, and hand it futex words.
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -10,10 +12,12 @@
 
 pub mod config;
 pub mod control;
+pub mod engine;
 pub mod flow;
 pub mod futex;
 pub mod membarrier;
 pub mod peer;
+pub mod uring;
 pub mod wait;
 pub mod wire;
 

@@ -1,0 +1,227 @@
+//! The engine: agents run in a duty cycle, either on the engine's own
+//! threads (dedicated mode) or on the application's thread (invoker mode).
+//!
+//! This part owns threads, pinning, idling, wakeups, statistics and
+//! shutdown; it does no I/O itself (io_uring and local rings arrive as
+//! agents). It must never let an agent's panic pass unreported, and never
+//! wait without a bound when dropped.
+
+mod agent;
+mod error;
+mod idle;
+mod stats;
+mod thread;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use agent::Agent;
+pub use error::EngineError;
+pub use idle::{IdleStats, Idler, PARK_CAP};
+pub use stats::ThreadStats;
+pub use thread::Waker;
+
+use crate::config::{EngineConfig, ThreadingMode};
+use agent::AgentSet;
+use stats::StatsCell;
+use thread::{Plan, Shared, ThreadGroup};
+
+/// How long `Drop` waits for the engine threads before detaching them.
+/// A thread stuck in a blocking agent would otherwise hang the dropping
+/// thread forever; a detached thread exits by itself once the agent returns
+/// (the stop flag stays set).
+pub const DROP_JOIN_DEADLINE: Duration = Duration::from_secs(1);
+
+/// What a clean [`Engine::shutdown`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Engine threads joined (0 in invoker mode).
+    pub threads_joined: usize,
+    /// Agents whose `on_close` ran.
+    pub agents_closed: usize,
+}
+
+/// A running engine. Dropping it stops it (see [`DROP_JOIN_DEADLINE`]);
+/// [`Engine::shutdown`] does so with a deadline of your choice and a report.
+pub struct Engine {
+    mode: Mode,
+    shared: Arc<Shared>,
+}
+
+enum Mode {
+    Dedicated(ThreadGroup),
+    Invoker(Invoker),
+    Stopped,
+}
+
+/// Invoker mode: the agents, run by whoever calls [`Engine::invoke`].
+struct Invoker {
+    agents: AgentSet,
+    duty_cycles: u64,
+    work_items: u64,
+    stats: StatsCell,
+}
+
+impl Engine {
+    /// Starts the engine `config` describes with these agents. In dedicated
+    /// mode this spawns `engine.threads` threads named `ringflow-engine-N`,
+    /// deals the agents to them round-robin and pins thread N to
+    /// `engine.cores[N]` when cores are given; it returns once every thread
+    /// is pinned and running (an unpinnable core is [`EngineError::Pin`]).
+    /// In invoker mode no thread is started.
+    pub fn start(config: &EngineConfig, agents: Vec<Box<dyn Agent>>) -> Result<Engine, EngineError> {
+        let engine = config.engine();
+        match engine.mode {
+            ThreadingMode::Invoker => Ok(Engine::invoker(agents)),
+            ThreadingMode::Dedicated => {
+                let cores: Vec<Option<usize>> = if engine.cores.is_empty() {
+                    vec![None; engine.threads]
+                } else if engine.cores.len() == engine.threads {
+                    engine.cores.iter().copied().map(Some).collect()
+                } else {
+                    return Err(EngineError::Config(format!(
+                        "engine.cores lists {} cores for {} threads",
+                        engine.cores.len(),
+                        engine.threads
+                    )));
+                };
+                Engine::dedicated(&Plan { cores, idle: engine.idle, park_cap: PARK_CAP }, agents)
+            }
+        }
+    }
+
+    pub(crate) fn dedicated(plan: &Plan, agents: Vec<Box<dyn Agent>>) -> Result<Engine, EngineError> {
+        let shared = Arc::new(Shared::default());
+        let group = ThreadGroup::start(plan, agents, Arc::clone(&shared))?;
+        Ok(Engine { mode: Mode::Dedicated(group), shared })
+    }
+
+    fn invoker(agents: Vec<Box<dyn Agent>>) -> Engine {
+        let stats = StatsCell::new(0, None, agents.len());
+        let invoker = Invoker { agents: AgentSet::new(agents), duty_cycles: 0, work_items: 0, stats };
+        Engine { mode: Mode::Invoker(invoker), shared: Arc::new(Shared::default()) }
+    }
+
+    /// Invoker mode: runs one duty cycle over every agent on the calling
+    /// thread and returns the work done (0 = idle). The application calls
+    /// this from its own send/recv loop — the engine makes progress only
+    /// while it does — and idles as it likes when this returns 0. In
+    /// dedicated mode the agents belong to the engine threads and this
+    /// does nothing and returns 0.
+    pub fn invoke(&mut self) -> usize {
+        let Mode::Invoker(invoker) = &mut self.mode else { return 0 };
+        let work = invoker.agents.do_work(&self.shared.failures);
+        invoker.duty_cycles += 1;
+        invoker.work_items = invoker.work_items.saturating_add(work as u64);
+        invoker.stats.publish(invoker.agents.len(), invoker.duty_cycles, invoker.work_items, IdleStats::default());
+        work
+    }
+
+    /// Wakes every parked engine thread so it runs a duty cycle now (for
+    /// I/O completions and local rings that have work). A no-op in invoker mode.
+    pub fn wake(&self) {
+        if let Mode::Dedicated(group) = &self.mode {
+            group.waker().wake();
+        }
+    }
+
+    /// A handle that does [`Engine::wake`] from anywhere, outliving `&self`.
+    pub fn waker(&self) -> Waker {
+        match &self.mode {
+            Mode::Dedicated(group) => group.waker().clone(),
+            Mode::Invoker(_) | Mode::Stopped => Waker::default(),
+        }
+    }
+
+    /// The mode this engine runs in.
+    pub fn mode(&self) -> ThreadingMode {
+        match self.mode {
+            Mode::Invoker(_) => ThreadingMode::Invoker,
+            Mode::Dedicated(_) | Mode::Stopped => ThreadingMode::Dedicated,
+        }
+    }
+
+    /// Counters of each engine thread (one entry, for the invoking thread,
+    /// in invoker mode).
+    pub fn stats(&self) -> Vec<ThreadStats> {
+        match &self.mode {
+            Mode::Dedicated(group) => group.stats(),
+            Mode::Invoker(invoker) => vec![invoker.stats.snapshot()],
+            Mode::Stopped => Vec::new(),
+        }
+    }
+
+    /// Every agent failure so far (panicked agents were removed and their
+    /// threads carried on). [`Engine::shutdown`] reports the first as its error.
+    pub fn failures(&self) -> Vec<EngineError> {
+        self.shared.failures.snapshot()
+    }
+
+    /// Stops the engine: sets the stop flag, wakes the threads and joins
+    /// them, each after calling `on_close` on its agents (invoker mode
+    /// closes them on this thread). Waits at most `deadline`.
+    ///
+    /// Errors: [`EngineError::ShutdownTimedOut`] if threads were still
+    /// running at the deadline (they were detached), else the first
+    /// [`EngineError::AgentPanicked`] of the engine's life, if any (all of
+    /// them: [`Engine::failures`] before shutting down).
+    pub fn shutdown(mut self, deadline: Duration) -> Result<ShutdownReport, EngineError> {
+        let now = Instant::now();
+        // A deadline too far to represent waits a year instead: forever, in practice.
+        let until = now.checked_add(deadline).unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
+        let (report, still_running) = self.stop(until);
+        let mut failures = self.shared.failures.take().into_iter();
+        if still_running > 0 {
+            return Err(EngineError::ShutdownTimedOut { threads: still_running });
+        }
+        match failures.next() {
+            Some(failure) => Err(failure),
+            None => Ok(report),
+        }
+    }
+
+    fn stop(&mut self, until: Instant) -> (ShutdownReport, usize) {
+        match std::mem::replace(&mut self.mode, Mode::Stopped) {
+            Mode::Dedicated(mut group) => {
+                let outcome = group.stop(until);
+                let report = ShutdownReport { threads_joined: outcome.joined, agents_closed: outcome.agents_closed };
+                (report, outcome.still_running)
+            }
+            Mode::Invoker(mut invoker) => {
+                let closed = invoker.agents.close(&self.shared.failures);
+                (ShutdownReport { threads_joined: 0, agents_closed: closed }, 0)
+            }
+            Mode::Stopped => (ShutdownReport::default(), 0),
+        }
+    }
+}
+
+/// Stops the engine like [`Engine::shutdown`], waiting at most
+/// [`DROP_JOIN_DEADLINE`]. Threads still running then are detached. Agent
+/// failures not yet reported are written to stderr rather than lost.
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Mode::Stopped = self.mode {
+            return;
+        }
+        let (_, still_running) = self.stop(Instant::now() + DROP_JOIN_DEADLINE);
+        let mut failures = self.shared.failures.take();
+        if still_running > 0 {
+            failures.push(EngineError::ShutdownTimedOut { threads: still_running });
+        }
+        let mut stderr = std::io::stderr().lock();
+        for failure in failures {
+            let _ = writeln!(stderr, "ringflow engine dropped: {failure}");
+        }
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("mode", &self.mode()).field("stats", &self.stats()).finish()
+    }
+}

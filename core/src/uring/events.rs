@@ -1,0 +1,93 @@
+//! The TCP transport's vocabulary: connection ids, received-buffer handles,
+//! events, errors and counters. Plain data; no system calls.
+
+/// A connection; stale ids (of closed and reused slots) are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+/// Bytes received into provided buffer; read it with [`TcpDriver::data`](super::TcpDriver::data),
+/// then hand it back with [`TcpDriver::recycle`](super::TcpDriver::recycle) — until then the kernel has
+/// one buffer fewer to receive into.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a received buffer must be recycled"]
+pub struct RecvBuf {
+    pub(crate) bid: u16,
+    pub(crate) len: u32,
+}
+
+impl RecvBuf {
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Why a connection closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed its side (recv returned 0).
+    Eof,
+    /// [`TcpDriver::close`](super::TcpDriver::close) was called.
+    Local,
+    /// A recv or send failed with this errno.
+    Error(i32),
+}
+
+/// What a duty-cycle step observed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TcpEvent {
+    Accepted(ConnId),
+    Received(ConnId, RecvBuf),
+    /// The kernel took this many more bytes of the connection's queue.
+    Sent(ConnId, usize),
+    /// Reported once; the id is dead afterwards.
+    Closed(ConnId, CloseReason),
+}
+
+/// Errors of `listen`, `adopt`, `send` and `close`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TcpError {
+    /// The id never existed or its connection is gone.
+    UnknownConn,
+    /// The connection has closed; nothing more can be sent.
+    Closed,
+    /// A socket call failed.
+    Io { op: &'static str, errno: i32 },
+}
+
+impl std::fmt::Display for TcpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TcpError::UnknownConn => f.write_str("no such connection"),
+            TcpError::Closed => f.write_str("connection closed"),
+            TcpError::Io { op, errno } => write!(f, "{op}: {}", std::io::Error::from_raw_os_error(*errno)),
+        }
+    }
+}
+
+impl std::error::Error for TcpError {}
+
+pub(crate) fn io_err(op: &'static str) -> impl Fn(std::io::Error) -> TcpError {
+    move |e| TcpError::Io { op, errno: e.raw_os_error().unwrap_or(0) }
+}
+
+/// Counters of what the transport did, for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    pub plain_sends: u64,
+    pub zc_sends: u64,
+    /// Sends that took fewer bytes than offered and were resubmitted.
+    pub short_sends: u64,
+    /// Multishot recvs ended by ENOBUFS (every provided buffer lent out).
+    pub enobufs: u64,
+    /// Multishot recvs armed again after they ended (ENOBUFS or no F_MORE).
+    pub recv_rearms: u64,
+    /// Multishot accepts armed again after they ended.
+    pub accept_rearms: u64,
+}

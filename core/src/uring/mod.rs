@@ -1,0 +1,21 @@
+//! io_uring for the engine: whether it is usable here and why not
+//! ([`probe`]), one ring's duty cycle ([`UringDriver`]), and a TCP transport
+//! over it ([`TcpDriver`]: multishot accept, multishot recv into provided
+//! buffers, sends from driver-owned memory).
+//!
+//! Nothing here spins or blocks on its own: callers drive `poll` (or `wait`
+//! when parking). Shared-memory flows never depend on this module.
+
+mod bufring;
+pub mod events;
+pub mod probe;
+pub mod ring;
+pub mod tcp;
+
+#[cfg(test)]
+mod tests;
+
+pub use events::{CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
+pub use probe::{probe, probe_with, SetupFlags, Support, UringUnavailable};
+pub use ring::{DriverStats, UringDriver};
+pub use tcp::TcpDriver;

@@ -1,0 +1,478 @@
+//! A minimal TCP transport over one [`UringDriver`]: listeners with multishot
+//! accept, connections with multishot recv into a provided-buffer ring, and
+//! sends from driver-owned memory. The engine frames and acknowledges; this
+//! file only moves bytes and must never block or interpret them.
+//!
+//! Sends: `send` copies the bytes into the connection's queue, so the caller's
+//! slice is free at once and the kernel reads memory the driver owns until
+//! the completion (for SEND_ZC: until its notification). The trade is one
+//! memcpy per send; in return small frames queued while a send is in flight
+//! coalesce into one large write, one send per connection is in flight at a
+//! time (so short sends can be finished in order), and the two queue buffers
+//! per connection keep their capacity, so steady state allocates nothing.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, types};
+
+use super::bufring::BufRing;
+use super::events::{io_err, CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
+use super::probe::UringUnavailable;
+use super::ring::UringDriver;
+use crate::config::IoUringSection;
+
+const KIND_ACCEPT: u64 = 1;
+const KIND_RECV: u64 = 2;
+const KIND_SEND: u64 = 3;
+const KIND_CANCEL: u64 = 4;
+const BGID: u16 = 0;
+
+fn user_data(kind: u64, index: u32) -> u64 {
+    kind << 56 | u64::from(index)
+}
+
+struct Conn {
+    generation: u32,
+    /// `None`: the slot is free.
+    fd: Option<OwnedFd>,
+    open: bool,
+    closed_locally: bool,
+    recv_armed: bool,
+    /// Queued bytes, not yet handed to the kernel.
+    out: Vec<u8>,
+    /// Bytes of the send in progress; never touched while the kernel may read them.
+    inflight: Vec<u8>,
+    inflight_done: usize,
+    send_armed: bool,
+    zc_notifs: u32,
+}
+
+impl Conn {
+    fn busy(&self) -> bool {
+        self.recv_armed || self.send_armed || self.zc_notifs > 0
+    }
+}
+
+struct Listener {
+    sock: TcpListener,
+    armed: bool,
+}
+
+/// The transport. Build and drive it on one thread (the ring's issuer).
+pub struct TcpDriver {
+    // Field order matters for Drop: the ring goes before the memory it used.
+    uring: UringDriver,
+    bufs: BufRing,
+    listeners: Vec<Listener>,
+    conns: Vec<Conn>,
+    free: Vec<u32>,
+    /// Connections whose recv needs (re-)arming: ENOBUFS, or a full SQ.
+    starved: Vec<u32>,
+    /// Connections whose next send could not be queued (full SQ).
+    stalled: Vec<u32>,
+    cqes: Vec<cqueue::Entry>,
+    zc_threshold: usize,
+    shutting_down: bool,
+    stats: TcpStats,
+}
+
+impl TcpDriver {
+    /// A ring as `cfg` says plus its provided buffers. Multishot accept and
+    /// recv need kernel 6.0; without them this says so.
+    pub fn new(cfg: &IoUringSection) -> Result<Self, UringUnavailable> {
+        let mut uring = UringDriver::new(cfg)?;
+        let s = *uring.support();
+        if !(s.accept_multi && s.recv_multi && s.buf_ring) {
+            return Err(UringUnavailable::MissingFeature { what: "multishot accept/recv and provided-buffer rings" });
+        }
+        let bufs = BufRing::new(&mut uring, cfg.provided_buffers, cfg.buffer_size, BGID)?;
+        let zc_threshold = if s.send_zc { cfg.send_zc_threshold } else { 0 };
+        Ok(TcpDriver {
+            uring,
+            bufs,
+            listeners: Vec::new(),
+            conns: Vec::new(),
+            free: Vec::new(),
+            starved: Vec::new(),
+            stalled: Vec::new(),
+            cqes: Vec::with_capacity(cfg.entries as usize * 2),
+            zc_threshold,
+            shutting_down: false,
+            stats: TcpStats::default(),
+        })
+    }
+
+    pub fn driver(&self) -> &UringDriver {
+        &self.uring
+    }
+
+    pub fn stats(&self) -> TcpStats {
+        self.stats
+    }
+
+    /// Listens on `addr` with a multishot accept; returns the bound address.
+    pub fn listen(&mut self, addr: SocketAddr) -> Result<SocketAddr, TcpError> {
+        let sock = TcpListener::bind(addr).map_err(io_err("bind"))?;
+        let local = sock.local_addr().map_err(io_err("getsockname"))?;
+        self.listeners.push(Listener { sock, armed: false });
+        self.arm_accept(self.listeners.len() - 1)?;
+        Ok(local)
+    }
+
+    /// Takes over a connected stream (e.g. one this side dialled).
+    pub fn adopt(&mut self, stream: TcpStream) -> Result<ConnId, TcpError> {
+        stream.set_nodelay(true).map_err(io_err("TCP_NODELAY"))?;
+        Ok(self.insert(OwnedFd::from(stream)))
+    }
+
+    /// Queues `data` for sending; see the module header for the copy.
+    pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<(), TcpError> {
+        let index = self.lookup(id)?;
+        let conn = &mut self.conns[index as usize];
+        if !conn.open {
+            return Err(TcpError::Closed);
+        }
+        conn.out.extend_from_slice(data);
+        self.start_send(index);
+        Ok(())
+    }
+
+    /// Bytes queued or in flight on `id`, not yet taken by the kernel.
+    pub fn unsent(&self, id: ConnId) -> Result<usize, TcpError> {
+        let conn = &self.conns[self.lookup(id)? as usize];
+        Ok(conn.out.len() + conn.inflight.len() - conn.inflight_done)
+    }
+
+    /// Shuts the socket down; `Closed(id, Local)` follows from `poll`.
+    pub fn close(&mut self, id: ConnId) -> Result<(), TcpError> {
+        let index = self.lookup(id)?;
+        let conn = &mut self.conns[index as usize];
+        conn.closed_locally = true;
+        if let Some(fd) = &conn.fd {
+            // SAFETY: shutdown on an fd this connection owns; no memory involved.
+            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+        Ok(())
+    }
+
+    /// The bytes of a received buffer.
+    pub fn data(&self, buf: &RecvBuf) -> &[u8] {
+        self.bufs.slice(buf.bid, buf.len())
+    }
+
+    /// Gives a received buffer back to the kernel.
+    pub fn recycle(&mut self, buf: RecvBuf) {
+        self.bufs.recycle(buf.bid);
+    }
+
+    /// One non-blocking duty-cycle step; appends what happened to `events`.
+    pub fn poll(&mut self, events: &mut Vec<TcpEvent>) -> usize {
+        self.retry();
+        self.uring.poll();
+        self.handle(events)
+    }
+
+    /// Like `poll`, but parks up to `timeout` when nothing is ready.
+    pub fn wait(&mut self, timeout: Duration, events: &mut Vec<TcpEvent>) -> usize {
+        self.retry();
+        if self.uring.poll() == 0 {
+            self.uring.wait(timeout);
+        }
+        self.handle(events)
+    }
+
+    fn retry(&mut self) {
+        if !self.starved.is_empty() && self.bufs.available() > 0 {
+            for index in std::mem::take(&mut self.starved) {
+                self.stats.recv_rearms += 1;
+                self.arm_recv(index);
+            }
+        }
+        for index in std::mem::take(&mut self.stalled) {
+            self.start_send(index);
+        }
+    }
+
+    fn handle(&mut self, events: &mut Vec<TcpEvent>) -> usize {
+        let before = events.len();
+        let mut cqes = std::mem::take(&mut self.cqes);
+        self.uring.reap_into(&mut cqes);
+        for cqe in cqes.drain(..) {
+            let index = (cqe.user_data() & u64::from(u32::MAX)) as u32;
+            match cqe.user_data() >> 56 {
+                KIND_ACCEPT => self.on_accept(index as usize, &cqe, events),
+                KIND_RECV => self.on_recv(index, &cqe, events),
+                KIND_SEND => self.on_send(index, &cqe, events),
+                _ => {}
+            }
+        }
+        self.cqes = cqes;
+        events.len() - before
+    }
+
+    fn on_accept(&mut self, li: usize, cqe: &cqueue::Entry, events: &mut Vec<TcpEvent>) {
+        let Some(listener) = self.listeners.get_mut(li) else { return };
+        if !cqueue::more(cqe.flags()) {
+            listener.armed = false;
+        }
+        if cqe.result() >= 0 {
+            // SAFETY: a non-negative accept result is a new fd nobody else owns.
+            let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(cqe.result()) };
+            let stream = TcpStream::from(fd);
+            let _ = stream.set_nodelay(true);
+            events.push(TcpEvent::Accepted(self.insert(OwnedFd::from(stream))));
+        }
+        if !self.listeners[li].armed && !self.shutting_down {
+            self.stats.accept_rearms += 1;
+            let _ = self.arm_accept(li);
+        }
+    }
+
+    fn on_recv(&mut self, index: u32, cqe: &cqueue::Entry, events: &mut Vec<TcpEvent>) {
+        let more = cqueue::more(cqe.flags());
+        let res = cqe.result();
+        let bid = cqueue::buffer_select(cqe.flags());
+        let conn = &mut self.conns[index as usize];
+        if !more {
+            conn.recv_armed = false;
+        }
+        let id = ConnId { index, generation: conn.generation };
+        match (res, bid) {
+            (n, Some(bid)) if n > 0 => {
+                self.bufs.lend();
+                events.push(TcpEvent::Received(id, RecvBuf { bid, len: n as u32 }));
+                if !more && !self.shutting_down {
+                    // Multishot ended without an error (e.g. CQ pressure): re-arm.
+                    self.stats.recv_rearms += 1;
+                    self.arm_recv(index);
+                }
+            }
+            (n, bid) => {
+                if let Some(bid) = bid {
+                    // A buffer picked but not filled goes straight back.
+                    self.bufs.lend();
+                    self.bufs.recycle(bid);
+                }
+                if n == -libc::ENOBUFS {
+                    self.stats.enobufs += 1;
+                    if !more && !self.shutting_down {
+                        self.starved.push(index);
+                    }
+                } else if n == 0 {
+                    let reason = if conn.closed_locally { CloseReason::Local } else { CloseReason::Eof };
+                    self.mark_closed(index, reason, events);
+                } else if n < 0 && n != -libc::ECANCELED {
+                    self.mark_closed(index, CloseReason::Error(-n), events);
+                }
+            }
+        }
+        self.maybe_free(index);
+    }
+
+    fn on_send(&mut self, index: u32, cqe: &cqueue::Entry, events: &mut Vec<TcpEvent>) {
+        let conn = &mut self.conns[index as usize];
+        let id = ConnId { index, generation: conn.generation };
+        if cqueue::notif(cqe.flags()) {
+            conn.zc_notifs -= 1;
+        } else {
+            conn.send_armed = false;
+            if cqueue::more(cqe.flags()) {
+                conn.zc_notifs += 1;
+            }
+            let res = cqe.result();
+            if res < 0 {
+                let reason = if conn.closed_locally { CloseReason::Local } else { CloseReason::Error(-res) };
+                self.mark_closed(index, reason, events);
+            } else if res > 0 {
+                conn.inflight_done += res as usize;
+                if conn.inflight_done < conn.inflight.len() {
+                    self.stats.short_sends += 1;
+                }
+                events.push(TcpEvent::Sent(id, res as usize));
+            }
+        }
+        self.start_send(index);
+        self.maybe_free(index);
+    }
+
+    fn mark_closed(&mut self, index: u32, reason: CloseReason, events: &mut Vec<TcpEvent>) {
+        let conn = &mut self.conns[index as usize];
+        if !conn.open {
+            return;
+        }
+        conn.open = false;
+        if let Some(fd) = &conn.fd {
+            // SAFETY: shutdown on an fd this connection owns; it ends the
+            // pending recv so the slot can drain.
+            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+        events.push(TcpEvent::Closed(ConnId { index, generation: conn.generation }, reason));
+    }
+
+    /// Frees a closed slot once the kernel holds nothing of it.
+    fn maybe_free(&mut self, index: u32) {
+        let conn = &mut self.conns[index as usize];
+        if !conn.open && !conn.busy() && conn.fd.is_some() {
+            conn.fd = None;
+            conn.out.clear();
+            conn.inflight.clear();
+            conn.inflight_done = 0;
+            conn.generation = conn.generation.wrapping_add(1);
+            self.free.push(index);
+        }
+    }
+
+    fn insert(&mut self, fd: OwnedFd) -> ConnId {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.conns.push(Conn {
+                    generation: 0,
+                    fd: None,
+                    open: false,
+                    closed_locally: false,
+                    recv_armed: false,
+                    out: Vec::new(),
+                    inflight: Vec::new(),
+                    inflight_done: 0,
+                    send_armed: false,
+                    zc_notifs: 0,
+                });
+                (self.conns.len() - 1) as u32
+            }
+        };
+        let conn = &mut self.conns[index as usize];
+        conn.fd = Some(fd);
+        conn.open = true;
+        conn.closed_locally = false;
+        let id = ConnId { index, generation: conn.generation };
+        self.arm_recv(index);
+        id
+    }
+
+    fn lookup(&self, id: ConnId) -> Result<u32, TcpError> {
+        match self.conns.get(id.index as usize) {
+            Some(c) if c.generation == id.generation && c.fd.is_some() => Ok(id.index),
+            _ => Err(TcpError::UnknownConn),
+        }
+    }
+
+    fn arm_accept(&mut self, li: usize) -> Result<(), TcpError> {
+        let listener = &mut self.listeners[li];
+        let fd = types::Fd(listener.sock.as_raw_fd());
+        let sqe =
+            opcode::AcceptMulti::new(fd).flags(libc::SOCK_CLOEXEC).build().user_data(user_data(KIND_ACCEPT, li as u32));
+        // SAFETY: accept names only the listener's fd, which `self.listeners`
+        // keeps open until Drop has cancelled the accept.
+        unsafe { self.uring.push(&sqe) }.map_err(io_err("queue accept"))?;
+        listener.armed = true;
+        Ok(())
+    }
+
+    fn arm_recv(&mut self, index: u32) {
+        let conn = &mut self.conns[index as usize];
+        let Some(fd) = &conn.fd else { return };
+        if conn.recv_armed || !conn.open {
+            return;
+        }
+        let sqe = opcode::RecvMulti::new(types::Fd(fd.as_raw_fd()), self.bufs.bgid())
+            .build()
+            .user_data(user_data(KIND_RECV, index));
+        // SAFETY: the recv writes only into provided buffers, which `self.bufs`
+        // keeps mapped until every recv has ended (Drop drains or leaks); the
+        // fd stays open while `recv_armed` (maybe_free waits for it).
+        if unsafe { self.uring.push(&sqe) }.is_ok() {
+            conn.recv_armed = true;
+        } else {
+            self.starved.push(index);
+        }
+    }
+
+    /// Starts the next send on `index` if none is in flight.
+    fn start_send(&mut self, index: u32) {
+        let conn = &mut self.conns[index as usize];
+        let Some(fd) = &conn.fd else { return };
+        if conn.send_armed || !conn.open || self.shutting_down {
+            return;
+        }
+        if conn.inflight_done == conn.inflight.len() {
+            if conn.zc_notifs > 0 || conn.out.is_empty() {
+                return; // SEND_ZC may still read `inflight`; or nothing to send.
+            }
+            std::mem::swap(&mut conn.out, &mut conn.inflight);
+            conn.out.clear();
+            conn.inflight_done = 0;
+        }
+        let rest = &conn.inflight[conn.inflight_done..];
+        let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
+        let fd = types::Fd(fd.as_raw_fd());
+        let zc = self.zc_threshold > 0 && rest.len() >= self.zc_threshold;
+        let sqe = if zc {
+            opcode::SendZc::new(fd, rest.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
+        } else {
+            opcode::Send::new(fd, rest.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
+        };
+        let sqe = sqe.user_data(user_data(KIND_SEND, index));
+        // SAFETY: `inflight` is neither written nor reallocated while
+        // `send_armed` or `zc_notifs > 0` (only `out` grows), and the slot is
+        // not freed before both clear, so the bytes outlive the send and its
+        // zero-copy notification.
+        if unsafe { self.uring.push(&sqe) }.is_ok() {
+            conn.send_armed = true;
+            if zc {
+                self.stats.zc_sends += 1;
+            } else {
+                self.stats.plain_sends += 1;
+            }
+        } else {
+            self.stalled.push(index);
+        }
+    }
+
+    fn in_flight(&self) -> bool {
+        self.listeners.iter().any(|l| l.armed) || self.conns.iter().any(Conn::busy)
+    }
+}
+
+impl Drop for TcpDriver {
+    /// Ends every operation before the memory they use goes: shuts sockets
+    /// down, cancels accepts, and reaps until nothing is in flight. If that
+    /// does not happen within a bound, the buffers are leaked, never freed
+    /// under the kernel.
+    fn drop(&mut self) {
+        self.shutting_down = true;
+        for conn in &self.conns {
+            if let Some(fd) = &conn.fd {
+                // SAFETY: shutdown on an owned fd; ends its pending recv.
+                unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+            }
+        }
+        for li in 0..self.listeners.len() {
+            if self.listeners[li].armed {
+                let sqe = opcode::AsyncCancel::new(user_data(KIND_ACCEPT, li as u32))
+                    .build()
+                    .user_data(user_data(KIND_CANCEL, 0));
+                // SAFETY: a cancel request names no memory.
+                let _ = unsafe { self.uring.push(&sqe) };
+            }
+        }
+        let mut events = Vec::new();
+        for _ in 0..200 {
+            if !self.in_flight() {
+                return;
+            }
+            self.wait(Duration::from_millis(10), &mut events);
+            for ev in events.drain(..) {
+                if let TcpEvent::Received(_, buf) = ev {
+                    self.recycle(buf);
+                }
+            }
+        }
+        self.bufs.leak();
+        for conn in &mut self.conns {
+            std::mem::forget(std::mem::take(&mut conn.inflight));
+        }
+    }
+}

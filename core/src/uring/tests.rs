@@ -1,0 +1,319 @@
+//! Tests of the io_uring layer: probing (real and simulated failures) and an
+//! echo over loopback for each setup-flag combination. They park in
+//! `TcpDriver::wait` instead of spinning, and assert bytes and events, never
+//! durations (the deadlines only stop a broken test from hanging).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use super::probe::{classify_from, SetupFlags};
+use super::*;
+use crate::config::{EngineConfig, IoUringSection};
+
+fn small_cfg() -> IoUringSection {
+    let mut cfg = EngineConfig::default().io_uring().clone();
+    cfg.entries = 64;
+    cfg.provided_buffers = 8;
+    cfg.buffer_size = 512;
+    cfg
+}
+
+#[test]
+fn probe_finds_io_uring_and_its_opcodes() {
+    let support = probe_with(&small_cfg(), None).expect("io_uring is available on this machine");
+    assert!(support.setup.single_issuer && support.setup.defer_taskrun && support.setup.taskrun_flag);
+    assert!(support.accept_multi && support.recv_multi && support.buf_ring && support.provide_buffers);
+    println!("io_uring support here: {support:?}");
+}
+
+#[test]
+fn simulated_failures_name_cause_and_fix() {
+    let cfg = small_cfg();
+    let cases: [(i32, &[&str]); 4] = [
+        (libc::EPERM, &["seccomp", "io_uring_setup", "fix"]),
+        (libc::ENOMEM, &["RLIMIT_MEMLOCK", "ulimit -l", "LimitMEMLOCK="]),
+        (libc::ENOSYS, &["kernel", "5.1", "fix"]),
+        (libc::EINVAL, &["SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG", "fix"]),
+    ];
+    for (errno, words) in cases {
+        let err = probe_with(&cfg, Some(errno)).expect_err("simulated failure");
+        let text = err.to_string();
+        for word in words {
+            assert!(text.contains(word), "errno {errno}: {text:?} lacks {word:?}");
+        }
+    }
+    // The sysctl wins over seccomp when it is set.
+    let flags = SetupFlags::from_config(&cfg);
+    for value in [1u8, 2] {
+        let err = classify_from(libc::EPERM, flags, Some(value), None);
+        assert_eq!(err, UringUnavailable::DisabledBySysctl { value });
+        assert!(err.to_string().contains("kernel.io_uring_disabled"));
+        assert!(err.to_string().contains("sysctl -w kernel.io_uring_disabled=0"));
+    }
+    let err = classify_from(libc::ENOMEM, flags, None, Some(64 << 10));
+    assert!(err.to_string().contains("64 KiB"), "{err}");
+}
+
+/// The client's half: writes `msgs` then reads back as many bytes, then closes.
+fn client(addr: SocketAddr, msgs: Vec<Vec<u8>>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut sock = TcpStream::connect(addr).expect("connect");
+        sock.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let total: usize = msgs.iter().map(Vec::len).sum();
+        for m in &msgs {
+            sock.write_all(m).expect("write");
+        }
+        let mut back = vec![0u8; total];
+        sock.read_exact(&mut back).expect("read echo");
+        back
+    })
+}
+
+fn messages(provided: u32, big: usize) -> Vec<Vec<u8>> {
+    let mut msgs: Vec<Vec<u8>> = (0..provided * 3).map(|i| (0..100u32).map(|j| (i * 7 + j) as u8).collect()).collect();
+    msgs.push((0..big).map(|j| (j % 251) as u8).collect());
+    msgs
+}
+
+#[derive(Default)]
+struct EchoReport {
+    received_events: usize,
+    largest_event: usize,
+    sent_bytes: usize,
+}
+
+/// Echo server over `TcpDriver`: holds received buffers until all are lent
+/// (forcing ENOBUFS and re-arming) or the link goes quiet, then echoes them.
+fn echo(cfg: &IoUringSection) -> EchoReport {
+    let mut tcp = TcpDriver::new(cfg).expect("driver");
+    let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let msgs = messages(cfg.provided_buffers, cfg.buffer_size * 5 + 17);
+    let expect: Vec<u8> = msgs.concat();
+    let peer = client(addr, msgs);
+
+    let mut events = Vec::new();
+    let mut held: Vec<(ConnId, RecvBuf)> = Vec::new();
+    let mut report = EchoReport::default();
+    let mut conn = None;
+    let mut closed = None;
+    let guard = Instant::now() + Duration::from_secs(30);
+    while closed.is_none() {
+        assert!(Instant::now() < guard, "echo did not finish");
+        let n = tcp.wait(Duration::from_millis(20), &mut events);
+        for ev in events.drain(..) {
+            match ev {
+                TcpEvent::Accepted(id) => conn = Some(id),
+                TcpEvent::Received(id, buf) => {
+                    report.received_events += 1;
+                    report.largest_event = report.largest_event.max(buf.len());
+                    held.push((id, buf));
+                }
+                TcpEvent::Sent(_, n) => report.sent_bytes += n,
+                TcpEvent::Closed(id, reason) => closed = Some((id, reason)),
+            }
+        }
+        if held.len() >= cfg.provided_buffers as usize || n == 0 || closed.is_some() {
+            for (id, buf) in held.drain(..) {
+                let bytes = tcp.data(&buf).to_vec();
+                tcp.recycle(buf);
+                let _ = tcp.send(id, &bytes);
+            }
+        }
+    }
+    let back = peer.join().expect("client");
+    assert_eq!(back.len(), expect.len());
+    assert!(back == expect, "echoed bytes differ from those sent");
+    let (id, reason) = closed.expect("closed");
+    assert_eq!(Some(id), conn);
+    assert_eq!(reason, CloseReason::Eof);
+    assert!(tcp.send(id, b"late").is_err(), "send after Closed must fail");
+    // More bytes than the provided buffers hold: they were recycled.
+    assert!(expect.len() > cfg.provided_buffers as usize * cfg.buffer_size);
+    assert!(report.largest_event <= cfg.buffer_size);
+    assert_eq!(report.sent_bytes, expect.len());
+    println!("echo stats: {:?} / {:?}", tcp.stats(), tcp.driver().stats());
+    report
+}
+
+#[test]
+fn echo_single_issuer_defer_taskrun() {
+    let cfg = small_cfg();
+    assert!(cfg.single_issuer && cfg.defer_taskrun);
+    let report = echo(&cfg);
+    assert!(report.received_events > 5, "the large message must span several Received events");
+}
+
+#[test]
+fn echo_coop_taskrun() {
+    let mut cfg = small_cfg();
+    cfg.single_issuer = false;
+    cfg.defer_taskrun = false;
+    cfg.coop_taskrun = true;
+    echo(&cfg);
+}
+
+#[test]
+fn echo_without_setup_flags() {
+    let mut cfg = small_cfg();
+    cfg.single_issuer = false;
+    cfg.defer_taskrun = false;
+    echo(&cfg);
+}
+
+#[test]
+fn echo_send_zc() {
+    let mut cfg = small_cfg();
+    cfg.send_zc_threshold = 1024;
+    echo(&cfg);
+}
+
+#[test]
+fn echo_sqpoll() {
+    let mut cfg = small_cfg();
+    cfg.single_issuer = false;
+    cfg.defer_taskrun = false;
+    cfg.sqpoll = true;
+    // The kernel thread polls this long after each submission: keep it short.
+    cfg.sqpoll_idle = Duration::from_millis(1);
+    match probe_with(&cfg, None) {
+        Ok(_) => {
+            echo(&cfg);
+        }
+        Err(e) => println!("SKIP echo_sqpoll: the kernel refuses SQPOLL here: {e}"),
+    }
+}
+
+#[test]
+fn local_close_reports_local_and_refuses_stale_ids() {
+    let mut tcp = TcpDriver::new(&small_cfg()).expect("driver");
+    let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let mut sock = TcpStream::connect(addr).expect("connect");
+    let mut events = Vec::new();
+    let guard = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        assert!(Instant::now() < guard);
+        tcp.wait(Duration::from_millis(20), &mut events);
+        if let Some(TcpEvent::Accepted(id)) = events.pop() {
+            break id;
+        }
+    };
+    tcp.close(id).expect("close");
+    let reason = loop {
+        assert!(Instant::now() < guard);
+        tcp.wait(Duration::from_millis(20), &mut events);
+        if let Some(TcpEvent::Closed(_, reason)) = events.pop() {
+            break reason;
+        }
+    };
+    assert_eq!(reason, CloseReason::Local);
+    assert_eq!(tcp.send(id, b"x"), Err(TcpError::UnknownConn));
+    let mut buf = [0u8; 1];
+    assert_eq!(sock.read(&mut buf).expect("read EOF"), 0, "the peer sees EOF");
+}
+
+#[test]
+fn poll_without_work_does_not_enter_the_kernel() {
+    let mut driver = UringDriver::new(&small_cfg()).expect("driver");
+    driver.poll();
+    let before = driver.stats().enters;
+    for _ in 0..100 {
+        assert_eq!(driver.poll(), 0);
+    }
+    assert_eq!(driver.stats().enters, before, "idle polls must stay in user space");
+}
+
+/// Accepts one connection, parking between steps.
+fn accept_one(tcp: &mut TcpDriver, events: &mut Vec<TcpEvent>) -> ConnId {
+    let guard = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < guard, "no connection accepted");
+        tcp.wait(Duration::from_millis(20), events);
+        if let Some(pos) = events.iter().position(|e| matches!(e, TcpEvent::Accepted(_))) {
+            if let TcpEvent::Accepted(id) = events.remove(pos) {
+                return id;
+            }
+        }
+    }
+}
+
+#[test]
+fn exhausted_buffers_end_recv_with_enobufs_and_it_resumes_after_recycling() {
+    let cfg = small_cfg();
+    let mut tcp = TcpDriver::new(&cfg).expect("driver");
+    let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let total = cfg.provided_buffers as usize * cfg.buffer_size * 3;
+    let blob: Vec<u8> = (0..total).map(|i| (i % 253) as u8).collect();
+    let mut sock = TcpStream::connect(addr).expect("connect");
+    sock.write_all(&blob).expect("write");
+    let mut events = Vec::new();
+    let id = accept_one(&mut tcp, &mut events);
+    let mut got = Vec::new();
+    let mut held = Vec::new();
+    let guard = Instant::now() + Duration::from_secs(20);
+    // Hold every buffer: with bytes still queued in the socket, the multishot
+    // recv must end with ENOBUFS.
+    while tcp.stats().enobufs == 0 {
+        assert!(Instant::now() < guard, "no ENOBUFS while every buffer was held");
+        tcp.wait(Duration::from_millis(20), &mut events);
+        for ev in events.drain(..) {
+            if let TcpEvent::Received(from, buf) = ev {
+                assert_eq!(from, id);
+                held.push(buf);
+            }
+        }
+    }
+    assert_eq!(held.len(), cfg.provided_buffers as usize);
+    for buf in held.drain(..) {
+        got.extend_from_slice(tcp.data(&buf));
+        tcp.recycle(buf);
+    }
+    while got.len() < total {
+        assert!(Instant::now() < guard, "recv did not resume after recycling");
+        tcp.wait(Duration::from_millis(20), &mut events);
+        for ev in events.drain(..) {
+            if let TcpEvent::Received(_, buf) = ev {
+                got.extend_from_slice(tcp.data(&buf));
+                tcp.recycle(buf);
+            }
+        }
+    }
+    assert!(got == blob, "bytes lost or reordered across ENOBUFS");
+    assert!(tcp.stats().recv_rearms >= 1);
+}
+
+#[test]
+fn large_send_uses_send_zc_above_threshold_and_arrives_whole() {
+    let mut cfg = small_cfg();
+    cfg.send_zc_threshold = 1024;
+    let mut tcp = TcpDriver::new(&cfg).expect("driver");
+    if !tcp.driver().support().send_zc {
+        println!("SKIP: no SEND_ZC in this kernel");
+        return;
+    }
+    let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let blob: Vec<u8> = (0..(1usize << 20)).map(|i| (i % 241) as u8).collect();
+    let expect = blob.clone();
+    let reader = std::thread::spawn(move || {
+        let mut sock = TcpStream::connect(addr).expect("connect");
+        let mut back = Vec::new();
+        sock.read_to_end(&mut back).expect("read");
+        back
+    });
+    let mut events = Vec::new();
+    let id = accept_one(&mut tcp, &mut events);
+    tcp.send(id, &blob).expect("send");
+    tcp.send(id, b"tail").expect("send small");
+    let guard = Instant::now() + Duration::from_secs(20);
+    while tcp.unsent(id).expect("open") > 0 {
+        assert!(Instant::now() < guard, "send did not finish");
+        tcp.wait(Duration::from_millis(20), &mut events);
+    }
+    tcp.close(id).expect("close");
+    let back = reader.join().expect("reader");
+    assert_eq!(back.len(), expect.len() + 4);
+    assert!(back[..expect.len()] == expect[..] && &back[expect.len()..] == b"tail");
+    let stats = tcp.stats();
+    println!("send stats: {stats:?}");
+    assert!(stats.zc_sends >= 1);
+}
