@@ -351,3 +351,22 @@ fn rings_can_live_in_caller_supplied_memory() {
     let _ = l.accept(Deadline::after(Duration::from_millis(300)));
     assert!(matches!(client.join().unwrap(), Err(AllocError::Memory(_))));
 }
+
+#[test]
+fn passing_descriptors_never_blocks_a_try_send_on_a_peer_that_does_not_read() {
+    // A large ring, so the control socket's queue (one packet per message
+    // with descriptors) fills before the ring does.
+    let (mut a, _b, _) = pair_with(Qos::data().with_ring_bytes(16 << 20), QosLimits::default());
+    let (_r, w) = std::io::pipe().unwrap();
+    let mut sent = 0;
+    let err = loop {
+        match a.try_send_fds(b"fd", &[w.as_fd()]) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(sent < 1_000_000, "neither the ring nor the socket ever filled");
+    };
+    assert!(matches!(err, SendError::WouldBlock), "{err:?}");
+    assert!(sent > 0);
+    assert!(matches!(a.send_fds_timeout(b"fd", &[w.as_fd()], Duration::from_millis(20)), Err(SendError::TimedOut)));
+}

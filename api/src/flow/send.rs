@@ -148,7 +148,7 @@ impl Flow {
             // The common case first: room in the inline ring right now.
             match self.sides.get().tx.try_claim(len) {
                 Ok(c) => {
-                    let notify = fill_and_commit(c, parts, flags, meta, &self.conn, fds)?;
+                    let notify = fill_and_commit(c, parts, flags, meta, &self.conn, fds, deadline)?;
                     self.sent(notify);
                     return Ok(());
                 }
@@ -166,12 +166,12 @@ impl Flow {
             desc.set_meta(meta);
             if !fds.is_empty() {
                 // Before the commit: a failure leaves nothing half sent.
-                send_fd_packet(&self.conn, fds)?;
+                send_fd_packet(&self.conn, fds, deadline)?;
             }
             commit_bulk(s.tx_bulk, &slot, desc)
         } else {
             let c = s.tx.try_claim(len).map_err(claim_error)?;
-            fill_and_commit(c, parts, flags, meta, &self.conn, fds)?
+            fill_and_commit(c, parts, flags, meta, &self.conn, fds, deadline)?
         };
         self.sent(notify);
         Ok(())
@@ -294,12 +294,13 @@ fn fill_and_commit(
     meta: u64,
     conn: &ringflow_core::control::ControlConn,
     fds: &[BorrowedFd<'_>],
+    deadline: Deadline,
 ) -> Result<Notify, SendError> {
     write_parts(c.payload_mut(), parts);
     c.set_flags(flags);
     c.set_meta(meta);
     if !fds.is_empty() {
-        send_fd_packet(conn, fds)?;
+        send_fd_packet(conn, fds, deadline)?;
     }
     Ok(c.commit())
 }
@@ -316,9 +317,15 @@ fn write_parts(dst: &mut [u8], parts: &[&[u8]]) {
 /// Sends the descriptors of the message about to be committed. They are in
 /// the peer's socket queue before the frame is visible, so a receiver that
 /// sees `FLAG_FDS` finds them there.
-fn send_fd_packet(conn: &ringflow_core::control::ControlConn, fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
-    handshake::send(conn, &Packet::new(Kind::Fds, fds.len() as u32), fds).map_err(|e| match e {
+fn send_fd_packet(
+    conn: &ringflow_core::control::ControlConn,
+    fds: &[BorrowedFd<'_>],
+    deadline: Deadline,
+) -> Result<(), SendError> {
+    handshake::send(conn, &Packet::new(Kind::Fds, fds.len() as u32), fds, deadline).map_err(|e| match e {
         handshake::HandshakeError::PeerGone => SendError::Closed,
+        handshake::HandshakeError::TimedOut if deadline == Deadline::Now => SendError::WouldBlock,
+        handshake::HandshakeError::TimedOut => SendError::TimedOut,
         e => SendError::Io(std::io::Error::other(e)),
     })
 }

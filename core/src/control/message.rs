@@ -11,6 +11,7 @@
 use super::cmsg::{CmsgBuf, SCM_MAX_FD};
 use super::conn::ControlConn;
 use super::ready::{self, Readiness};
+use crate::wait::Deadline;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -37,6 +38,10 @@ pub enum SendError {
     TooLarge { len: usize },
     /// The peer closed its end.
     PeerGone,
+    /// The peer's queue stayed full and the deadline was now.
+    WouldBlock,
+    /// The peer's queue stayed full until the deadline.
+    TimedOut,
     /// A system call failed.
     Io { source: io::Error },
 }
@@ -50,6 +55,8 @@ impl fmt::Display for SendError {
             }
             SendError::TooLarge { len } => write!(f, "control message of {len} bytes is too large"),
             SendError::PeerGone => f.write_str("the peer closed the control connection"),
+            SendError::WouldBlock => f.write_str("the peer's control queue is full"),
+            SendError::TimedOut => f.write_str("timed out waiting for room in the peer's control queue"),
             SendError::Io { source } => write!(f, "sendmsg: {source}"),
         }
     }
@@ -128,6 +135,12 @@ impl ControlConn {
     /// when it receives; ours stay open. Blocks while the peer's receive
     /// queue is full.
     pub fn send(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
+        self.send_deadline(bytes, fds, Deadline::Never)
+    }
+
+    /// [`send`](Self::send), waiting for room in the peer's queue only until
+    /// `deadline` (a peer that stops reading cannot hold us longer).
+    pub fn send_deadline(&self, bytes: &[u8], fds: &[BorrowedFd<'_>], deadline: Deadline) -> Result<(), SendError> {
         if bytes.is_empty() {
             return Err(SendError::Empty);
         }
@@ -146,7 +159,7 @@ impl ControlConn {
             // SAFETY: `msg` points to `iov` (describing `bytes`) and, if set,
             // to `cmsg`'s buffer with a valid SCM_RIGHTS message; all outlive
             // the call.
-            let n = unsafe { libc::sendmsg(self.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+            let n = unsafe { libc::sendmsg(self.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
             if n >= 0 {
                 // SEQPACKET sends a message whole or not at all.
                 debug_assert_eq!(n as usize, bytes.len());
@@ -155,6 +168,12 @@ impl ControlConn {
             let source = io::Error::last_os_error();
             let err = match source.raw_os_error() {
                 Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => match ready::wait_writable(self.as_fd(), deadline) {
+                    Ok(Readiness::Ready) => continue,
+                    Ok(Readiness::WouldBlock) => SendError::WouldBlock,
+                    Ok(Readiness::TimedOut) => SendError::TimedOut,
+                    Err(source) => SendError::Io { source },
+                },
                 Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN) => SendError::PeerGone,
                 Some(libc::EMSGSIZE) => SendError::TooLarge { len: bytes.len() },
                 _ => SendError::Io { source },

@@ -1,4 +1,4 @@
-//! Waiting for a control socket to become readable, with the timeout
+//! Waiting for a control socket to become readable (or writable), with the timeout
 //! convention of `accept` and `recv`: `None` waits forever, `Some(ZERO)`
 //! tries once, anything else waits that long. It never consumes data and
 //! never returns early on a signal (EINTR retries with the time left).
@@ -30,13 +30,22 @@ pub(super) fn deadline(timeout: Option<Duration>) -> Deadline {
 
 /// Waits until `fd` is readable or `deadline` passes.
 pub(super) fn wait_readable(fd: BorrowedFd<'_>, deadline: Deadline) -> io::Result<Readiness> {
+    wait_for(fd, libc::POLLIN, deadline)
+}
+
+/// Waits until `fd` can take a message or `deadline` passes.
+pub(super) fn wait_writable(fd: BorrowedFd<'_>, deadline: Deadline) -> io::Result<Readiness> {
+    wait_for(fd, libc::POLLOUT, deadline)
+}
+
+fn wait_for(fd: BorrowedFd<'_>, events: libc::c_short, deadline: Deadline) -> io::Result<Readiness> {
     loop {
         let timeout_ms = match deadline.remaining() {
             None => -1,
             // Rounded up, so that an empty poll means the deadline passed.
             Some(left) => left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
         };
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
         // SAFETY: `pfd` is one valid pollfd, alive for the call; the fd is
         // borrowed, so open.
         let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };

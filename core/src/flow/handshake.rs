@@ -231,6 +231,7 @@ impl From<SendError> for HandshakeError {
     fn from(e: SendError) -> Self {
         match e {
             SendError::PeerGone => HandshakeError::PeerGone,
+            SendError::WouldBlock | SendError::TimedOut => HandshakeError::TimedOut,
             other => HandshakeError::Io(std::io::Error::other(other)),
         }
     }
@@ -247,9 +248,15 @@ fn from_recv(e: RecvError) -> HandshakeError {
     }
 }
 
-/// Sends one packet (and fds).
-pub fn send(conn: &ControlConn, p: &Packet, fds: &[std::os::fd::BorrowedFd<'_>]) -> Result<(), HandshakeError> {
-    Ok(conn.send(&p.encode(), fds)?)
+/// Sends one packet (and fds), waiting for room in the peer's queue only
+/// until `deadline`.
+pub fn send(
+    conn: &ControlConn,
+    p: &Packet,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    deadline: Deadline,
+) -> Result<(), HandshakeError> {
+    Ok(conn.send_deadline(&p.encode(), fds, deadline)?)
 }
 
 /// Receives one packet, with up to `fds.len()` descriptors.
@@ -310,7 +317,7 @@ pub fn initiate(
     let qos = qos.validate().map_err(HandshakeError::Qos)?;
     let offer = offer_membarrier();
     let hello = Packet { code: offer, ..Packet::with_qos(Kind::Hello, &qos) };
-    if let Err(e) = send(conn, &hello, &[]) {
+    if let Err(e) = send(conn, &hello, &[], deadline) {
         // A listener that refuses us at once (permissions) may have hung
         // up before our request went out: its refusal is still queued.
         return match recv(conn, &mut [], Deadline::Now) {
@@ -327,7 +334,7 @@ pub fn initiate(
     let mode = if grant.code & offer & CAN_MEMBARRIER != 0 { WakeMode::Membarrier } else { WakeMode::Fenced };
     let memory = FlowMemory::create(name, &granted, mode, memory)?;
     let own_event = readiness_pair()?;
-    send(conn, &Packet::segment(memory.segment().len()), &[memory.segment().fd(), own_event.1.as_fd()])?;
+    send(conn, &Packet::segment(memory.segment().len()), &[memory.segment().fd(), own_event.1.as_fd()], deadline)?;
     let mut fds = [None];
     expect(recv(conn, &mut fds, deadline)?, Kind::Ready)?;
     let peer_event = fds[0].take().ok_or(HandshakeError::Protocol("ready packet without a signal descriptor"))?;
@@ -339,7 +346,7 @@ pub fn initiate(
 /// before the error is returned.
 pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Result<Established, HandshakeError> {
     let refuse = |r: Refusal| {
-        let _ = send(conn, &Packet::new(Kind::Refuse, r.code()), &[]);
+        let _ = send(conn, &Packet::new(Kind::Refuse, r.code()), &[], deadline);
         r
     };
     let hello = match recv(conn, &mut [], deadline) {
@@ -355,7 +362,7 @@ pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Re
     let granted = asked.grant(limits);
     let both = hello.code & offer_membarrier() & CAN_MEMBARRIER;
     let mode = if both != 0 { WakeMode::Membarrier } else { WakeMode::Fenced };
-    send(conn, &Packet { code: both, ..Packet::with_qos(Kind::Grant, &granted) }, &[])?;
+    send(conn, &Packet { code: both, ..Packet::with_qos(Kind::Grant, &granted) }, &[], deadline)?;
     let mut fds = [None, None];
     let seg = expect(recv(conn, &mut fds, deadline)?, Kind::Segment)?;
     let [Some(fd), Some(peer_event)] = fds else {
@@ -373,7 +380,7 @@ pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Re
             refuse(Refusal::BadSegment);
         })?;
     let own_event = readiness_pair()?;
-    send(conn, &Packet::new(Kind::Ready, 0), &[own_event.1.as_fd()])?;
+    send(conn, &Packet::new(Kind::Ready, 0), &[own_event.1.as_fd()], deadline)?;
     Ok(Established { memory, qos: granted, own_event, peer_event })
 }
 
@@ -382,8 +389,9 @@ pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Re
 /// data resets the connection, and the peer would see the reset instead of
 /// the reason.
 pub fn refuse(conn: &ControlConn, r: Refusal) {
-    let _ = recv(conn, &mut [], Deadline::after(std::time::Duration::from_millis(200)));
-    let _ = send(conn, &Packet::new(Kind::Refuse, r.code()), &[]);
+    let brief = Deadline::after(std::time::Duration::from_millis(200));
+    let _ = recv(conn, &mut [], brief);
+    let _ = send(conn, &Packet::new(Kind::Refuse, r.code()), &[], brief);
 }
 
 #[cfg(test)]
