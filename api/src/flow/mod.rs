@@ -152,11 +152,13 @@ impl Flow {
         let qos = qos.validate().map_err(AllocError::InvalidQos)?;
         ringflow_core::control::validate_name(name).map_err(AllocError::InvalidName)?;
         let dir = opts.dir().map_err(AllocError::RuntimeDir)?;
-        let conn = ControlConn::connect(&dir, name).map_err(|e| match e {
+        let conn = ControlConn::connect_deadline(&dir, name, deadline).map_err(|e| match e {
             ConnectError::Name(n) => AllocError::InvalidName(n),
             ConnectError::NotFound { name } => AllocError::NotFound { name },
             ConnectError::PermissionDenied { .. } => AllocError::PermissionDenied,
             ConnectError::PathTooLong(p) => AllocError::Io(std::io::Error::other(p)),
+            ConnectError::TimedOut if deadline == Deadline::Now => AllocError::WouldBlock,
+            ConnectError::TimedOut => AllocError::TimedOut,
             ConnectError::Io { source, .. } if is_resource_limit(&source) => AllocError::ResourceLimit(source),
             ConnectError::Io { source, .. } => AllocError::Io(source),
         })?;

@@ -6,10 +6,12 @@
 use super::addr::{PathTooLong, UnixAddr};
 use super::dir::RuntimeDir;
 use super::name::NameError;
+use crate::wait::Deadline;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Groups asked for first from SO_PEERGROUPS (grown if the peer has more).
 const PEER_GROUPS_GUESS: usize = 32;
@@ -40,6 +42,8 @@ pub enum ConnectError {
     NotFound { name: String },
     /// The socket or its directory is not ours to use.
     PermissionDenied { path: PathBuf },
+    /// The listener's backlog stayed full until the deadline.
+    TimedOut,
     /// A system call failed.
     Io { op: &'static str, source: io::Error },
 }
@@ -53,6 +57,7 @@ impl fmt::Display for ConnectError {
             ConnectError::PermissionDenied { path } => {
                 write!(f, "cannot connect: permission denied on {}", path.display())
             }
+            ConnectError::TimedOut => f.write_str("cannot connect: the listener's backlog stayed full"),
             ConnectError::Io { op, source } => write!(f, "cannot connect: {op}: {source}"),
         }
     }
@@ -64,29 +69,49 @@ impl std::error::Error for ConnectError {
             ConnectError::Name(e) => Some(e),
             ConnectError::PathTooLong(e) => Some(e),
             ConnectError::Io { source, .. } => Some(source),
-            ConnectError::NotFound { .. } | ConnectError::PermissionDenied { .. } => None,
+            ConnectError::NotFound { .. } | ConnectError::PermissionDenied { .. } | ConnectError::TimedOut => None,
         }
     }
 }
 
 impl ControlConn {
-    /// Connects to the listener bound to `name` in `dir`. Blocks only while
+    /// Connects to the listener bound to `name` in `dir`. Waits only while
     /// the listener's backlog is full.
     pub fn connect(dir: &RuntimeDir, name: &str) -> Result<Self, ConnectError> {
+        ControlConn::connect_deadline(dir, name, Deadline::Never)
+    }
+
+    /// [`connect`](Self::connect), waiting for room in a full backlog only
+    /// until `deadline` (`ConnectError::TimedOut`).
+    pub fn connect_deadline(dir: &RuntimeDir, name: &str, deadline: Deadline) -> Result<Self, ConnectError> {
         let path = dir.socket_path(name).map_err(ConnectError::Name)?;
         let addr = UnixAddr::new(&path).map_err(ConnectError::PathTooLong)?;
-        let fd = seqpacket_socket(0).map_err(|source| ConnectError::Io { op: "socket", source })?;
+        // Nonblocking for the connect only: a full backlog answers EAGAIN
+        // instead of blocking past the deadline.
+        let fd = seqpacket_socket(libc::SOCK_NONBLOCK).map_err(|source| ConnectError::Io { op: "socket", source })?;
+        let mut pause = Duration::from_micros(50);
         loop {
             // SAFETY: `addr` is a valid sockaddr_un of length `addr.len()`,
             // alive for the call; the fd is ours.
             if unsafe { libc::connect(fd.as_raw_fd(), addr.as_ptr(), addr.len()) } == 0 {
+                set_blocking(&fd).map_err(|source| ConnectError::Io { op: "fcntl", source })?;
                 return Ok(ControlConn { fd });
             }
             let source = io::Error::last_os_error();
             let err = match source.raw_os_error() {
-                // A Unix socket interrupted while waiting for backlog room is
-                // still unconnected: try again.
                 Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => {
+                    // The backlog is full: Unix sockets offer no readiness
+                    // event for room in it, so retry with a growing pause.
+                    match deadline.remaining() {
+                        Some(left) if left.is_zero() => ConnectError::TimedOut,
+                        left => {
+                            std::thread::sleep(left.map_or(pause, |l| l.min(pause)));
+                            pause = (pause * 2).min(Duration::from_millis(10));
+                            continue;
+                        }
+                    }
+                }
                 Some(libc::ENOENT | libc::ECONNREFUSED) => ConnectError::NotFound { name: name.to_owned() },
                 Some(libc::EACCES | libc::EPERM) => ConnectError::PermissionDenied { path },
                 _ => ConnectError::Io { op: "connect", source },
@@ -224,4 +249,15 @@ pub(super) fn seqpacket_socket(extra: libc::c_int) -> io::Result<OwnedFd> {
     }
     // SAFETY: socket returned a new descriptor nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Clears O_NONBLOCK (set only for a deadline-bound connect).
+fn set_blocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own; results checked.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

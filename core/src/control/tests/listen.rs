@@ -178,3 +178,22 @@ fn a_loosened_socket_is_tightened_on_rebind() {
     let listener = ControlListener::bind(&rt, "wide").unwrap();
     assert_eq!(mode_of(listener.socket_path()), 0o600);
 }
+
+#[test]
+fn a_full_backlog_ends_a_connect_at_its_deadline() {
+    let tmp = TestDir::new();
+    let rt = tmp.runtime();
+    let _listener = ControlListener::bind(&rt, "busy").unwrap();
+    // Nobody accepts: connect until the backlog is full.
+    let mut held = Vec::new();
+    loop {
+        match ControlConn::connect_deadline(&rt, "busy", crate::wait::Deadline::Now) {
+            Ok(c) => held.push(c),
+            Err(ConnectError::TimedOut) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(held.len() < 100_000, "the backlog never filled");
+    }
+    let late = ControlConn::connect_deadline(&rt, "busy", crate::wait::Deadline::after(Duration::from_millis(20)));
+    assert!(matches!(late, Err(ConnectError::TimedOut)), "{late:?}");
+}
