@@ -54,6 +54,14 @@ fn a_thousand_flows_open_and_close_without_leaking() {
     }
     assert_eq!(count("/proc/self/fd"), fds, "descriptors leaked");
     assert_eq!(mappings(), maps, "mappings leaked");
+    // In-process pairs too.
+    for i in 0..1000u32 {
+        let (mut a, mut b) = Flow::pair(&Qos::data().with_ring_bytes(16 << 10).with_max_msg(64 << 10)).unwrap();
+        a.send(&i.to_le_bytes()).unwrap();
+        assert_eq!(&*b.recv_ref().unwrap(), &i.to_le_bytes());
+    }
+    assert_eq!(count("/proc/self/fd"), fds, "descriptors leaked by pairs");
+    assert_eq!(mappings(), maps, "mappings leaked by pairs");
     assert_eq!(shm_entries(), shm_before, "nothing appears in /dev/shm");
     drop(l);
     assert_eq!(count(dir.to_str().unwrap()), 0, "the listener's socket and lock are gone");

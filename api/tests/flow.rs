@@ -370,3 +370,21 @@ fn passing_descriptors_never_blocks_a_try_send_on_a_peer_that_does_not_read() {
     assert!(sent > 0);
     assert!(matches!(a.send_fds_timeout(b"fd", &[w.as_fd()], Duration::from_millis(20)), Err(SendError::TimedOut)));
 }
+
+#[test]
+fn an_in_process_pair_behaves_like_an_allocated_flow() {
+    let qos = Qos::data().with_ring_bytes(64 << 10);
+    let (mut a, mut b) = Flow::pair(&qos).unwrap();
+    assert_eq!(a.qos(), b.qos());
+    a.send(b"there").unwrap();
+    assert_eq!(&*b.recv_ref().unwrap(), b"there");
+    b.send(&vec![9u8; 300_000]).unwrap();
+    assert_eq!(a.recv_ref().unwrap().len(), 300_000);
+    let mut set = FlowSet::new();
+    let key = set.insert(b, Interest::Readable);
+    drop(a);
+    let mut ready = Vec::new();
+    set.wait(&mut ready, Deadline::after(Duration::from_secs(10))).unwrap();
+    assert!(ready.iter().any(|r| r.key == key && r.closed));
+    assert!(matches!(set.get_mut(key).unwrap().recv_ref(), Err(RecvError::Closed)));
+}

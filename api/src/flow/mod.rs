@@ -13,6 +13,7 @@
 //! `WouldBlock`), `x_deadline(d)` and `x_timeout(dur)`.
 
 mod buf;
+mod pair;
 mod recv;
 mod send;
 pub(crate) mod shared;

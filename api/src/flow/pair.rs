@@ -1,0 +1,50 @@
+//! A connected pair of flows inside one process (libdill's `ipc_pair`):
+//! both ends at once, without a name or a listener — for threads of one
+//! service, for tests, and for the engine, which holds one end of every
+//! remote flow while the application holds the other.
+
+use std::sync::Arc;
+
+use ringflow_core::control::ControlConn;
+use ringflow_core::flow::handshake::Established;
+use ringflow_core::flow::{readiness, FlowMemory, FlowSetupError, Qos, Role};
+
+use super::{Flow, FlowOptions, FromPartsError};
+use crate::error::AllocError;
+
+impl Flow {
+    /// Two connected ends of a new flow with `qos` (granted as asked: there
+    /// is no listener to lower it).
+    pub fn pair(qos: &Qos) -> Result<(Flow, Flow), AllocError> {
+        Flow::pair_with(qos, FlowOptions::new())
+    }
+
+    /// [`pair`](Self::pair) with options (spin, caller-supplied memory).
+    pub fn pair_with(qos: &Qos, opts: FlowOptions) -> Result<(Flow, Flow), AllocError> {
+        let qos = qos.validate().map_err(AllocError::InvalidQos)?;
+        // Both ends live in this process: fence-free publishing needs only
+        // this process's registration.
+        let mode = ringflow_core::membarrier::preferred_wake_mode();
+        let memory = FlowMemory::create("pair", &qos, mode, opts.memory).map_err(AllocError::Memory)?;
+        let io = |e: std::io::Error| {
+            if crate::error::is_resource_limit(&e) {
+                AllocError::ResourceLimit(e)
+            } else {
+                AllocError::Io(e)
+            }
+        };
+        let (conn_a, conn_b) = ControlConn::pair().map_err(io)?;
+        let (ready_a, ready_b) = (readiness::new_pair().map_err(io)?, readiness::new_pair().map_err(io)?);
+        let signal_b = ready_b.1.try_clone().map_err(io)?;
+        let signal_a = ready_a.1.try_clone().map_err(io)?;
+        let a = Established { memory: Arc::clone(&memory), qos, own_event: ready_a, peer_event: signal_b };
+        let b = Established { memory, qos, own_event: ready_b, peer_event: signal_a };
+        let parts = |e: FromPartsError| match e {
+            FromPartsError::Ring(r) => AllocError::Memory(FlowSetupError::Ring(r)),
+            FromPartsError::Watch(e) => AllocError::Io(e),
+        };
+        let a = Flow::from_parts(conn_a, a, Role::Initiator, "(pair)", opts.spin).map_err(parts)?;
+        let b = Flow::from_parts(conn_b, b, Role::Acceptor, "(pair)", opts.spin).map_err(parts)?;
+        Ok((a, b))
+    }
+}
