@@ -49,9 +49,8 @@ fn futex_wait(word: &AtomicU32, seen: u32) -> io::Result<bool> {
         tv_sec: BLOCK_TIMEOUT.as_secs() as libc::time_t,
         tv_nsec: BLOCK_TIMEOUT.subsec_nanos() as libc::c_long,
     };
-    // SAFETY: `word` is a live, aligned u32 for the whole call (borrowed);
-    // the kernel only reads it. `ts` is a live timespec; FUTEX_WAIT ignores
-    // the last two arguments.
+    // SAFETY: `word` is a live aligned u32 the kernel only reads; `ts` is a
+    // live timespec; FUTEX_WAIT ignores the last two arguments.
     let r =
         unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, seen, &raw const ts, 0usize, 0u32) };
     if r == 0 {

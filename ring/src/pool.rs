@@ -169,10 +169,9 @@ impl<R: Region> Producer<R> {
     #[inline]
     pub fn payload_mut(&mut self, slot: &Slot) -> &mut [u8] {
         let off = DATA + (slot.pos as usize & self.mask);
-        // SAFETY: the slot was allocated by this producer inside the arena
-        // (`place` keeps it contiguous), the consumer reads it only after
-        // its descriptor is published, and `&mut self` makes this the only
-        // writable view (the slice borrows the producer).
+        // The consumer reads the slot only after its descriptor is published.
+        // SAFETY: allocated here inside the arena (`place` keeps it whole);
+        // `&mut self` makes this the only writable view.
         unsafe { crate::frame::claimed_payload_mut(&self.region, off, slot.len) }
     }
 

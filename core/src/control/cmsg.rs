@@ -44,11 +44,10 @@ impl CmsgBuf {
         assert!(!fds.is_empty() && fds.len() <= SCM_MAX_FD, "caller checks the fd count");
         msg.msg_control = self.0.as_mut_ptr().cast();
         msg.msg_controllen = space_for(fds.len()) as _;
-        // SAFETY: msg_control points to this aligned buffer, of at least
-        // msg_controllen bytes, which holds a header plus fds.len() ints; so
-        // CMSG_FIRSTHDR returns the (non-null) buffer start and CMSG_DATA
-        // points inside it with room for every fd. The data may be
-        // unaligned for an int, hence write_unaligned.
+        // The buffer is aligned and holds a header plus fds.len() ints, so
+        // CMSG_FIRSTHDR is its (non-null) start and CMSG_DATA has room for
+        // every fd; the data may be unaligned for an int: write_unaligned.
+        // SAFETY: msg_control points to this buffer of msg_controllen bytes.
         unsafe {
             let cmsg = libc::CMSG_FIRSTHDR(msg);
             (*cmsg).cmsg_level = libc::SOL_SOCKET;

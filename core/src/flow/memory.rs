@@ -240,11 +240,10 @@ fn regions(segment: &Segment, layout: &Layout) -> Result<Regions, FlowSetupError
         if base.as_ptr() as usize % 8 != 0 {
             return Err(FlowSetupError::Geometry);
         }
-        // SAFETY: the layout validated the region inside the segment's
-        // mapping, 8-byte aligned (checked). The region and its clones live
-        // in FlowMemory (which owns the segment) or in Sides (which holds an
-        // Arc of that FlowMemory), so the mapping outlives them all; the
-        // bytes are accessed only through rings.
+        // The region and its clones live in FlowMemory (which owns the
+        // segment) or in Sides (which holds an Arc of it): the mapping
+        // outlives them all, and the bytes are accessed only through rings.
+        // SAFETY: validated inside the mapping, 8-byte aligned (checked).
         Ok(unsafe { RawRegion::new(base, len) })
     };
     Ok(Regions {

@@ -415,10 +415,9 @@ impl TcpDriver {
             opcode::Send::new(fd, rest.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
         };
         let sqe = sqe.user_data(user_data(KIND_SEND, index));
-        // SAFETY: `inflight` is neither written nor reallocated while
-        // `send_armed` or `zc_notifs > 0` (only `out` grows), and the slot is
-        // not freed before both clear, so the bytes outlive the send and its
-        // zero-copy notification.
+        // `inflight` is neither written nor reallocated while `send_armed` or
+        // `zc_notifs > 0` (only `out` grows), and the slot is not freed first.
+        // SAFETY: so the bytes outlive the send and its zero-copy notification.
         if unsafe { self.uring.push(&sqe) }.is_ok() {
             conn.send_armed = true;
             if zc {
