@@ -34,6 +34,12 @@ pub enum AllocError {
     InvalidQos(QosError),
     /// Nobody listens under this name.
     NotFound { name: String },
+    /// A remote flow's engine could not be reached (no engine listens at
+    /// that address, or the network failed): distinct from a name nobody
+    /// listens on over there.
+    EngineUnreachable { addr: String, source: io::Error },
+    /// A remote target that is not `name@host:port`.
+    InvalidTarget { target: String },
     /// The listener's socket or policy does not admit this user.
     PermissionDenied,
     /// The deadline passed before the listener accepted.
@@ -148,6 +154,8 @@ impl fmt::Display for AllocError {
             AllocError::InvalidName(e) => write!(f, "invalid flow name: {e}"),
             AllocError::InvalidQos(e) => write!(f, "invalid QoS: {e}"),
             AllocError::NotFound { name } => write!(f, "nobody listens on {name:?}"),
+            AllocError::EngineUnreachable { addr, source } => write!(f, "no engine reachable at {addr}: {source}"),
+            AllocError::InvalidTarget { target } => write!(f, "{target:?} is not name@host:port"),
             AllocError::PermissionDenied => f.write_str("permission denied by the listener"),
             AllocError::TimedOut => f.write_str("timed out waiting for the listener to accept"),
             AllocError::WouldBlock => f.write_str("the flow could not be set up without waiting"),

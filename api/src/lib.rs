@@ -13,6 +13,7 @@
 mod error;
 mod flow;
 mod listener;
+pub mod remote;
 mod set;
 
 pub use error::{AcceptError, AllocError, BindError, DeallocError, RecvError, SendError};
