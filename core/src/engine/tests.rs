@@ -17,7 +17,11 @@ use crate::config::{configured_cpus, EngineConfig, EngineConfigBuilder, IdleStra
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+    let guard = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    // A thread an earlier test detached (a stuck agent it then released)
+    // may still be on its way out: start from none.
+    assert!(eventually(|| engine_threads() == 0), "an earlier test left engine threads behind");
+    guard
 }
 
 fn config(edit: impl FnOnce(EngineConfigBuilder) -> EngineConfigBuilder) -> EngineConfig {
@@ -120,7 +124,7 @@ fn agents_run_round_robin_on_two_threads() {
     let report = engine.shutdown(Duration::from_secs(20)).expect("clean shutdown");
     assert_eq!(report, ShutdownReport { threads_joined: 2, agents_closed: 4 });
     assert!(probes.iter().all(|p| p.closes.load(SeqCst) == 1));
-    assert_eq!(engine_threads(), 0);
+    assert!(eventually(|| engine_threads() == 0), "engine threads left behind");
 }
 
 #[test]
@@ -147,7 +151,7 @@ fn an_unpinnable_core_fails_start_and_no_agent_runs() {
     }
     assert!(probes.iter().all(|p| p.calls.load(SeqCst) == 0), "no agent may run before every thread is pinned");
     assert!(probes.iter().all(|p| p.closes.load(SeqCst) == 1), "agents of a failed start are closed once");
-    assert_eq!(engine_threads(), 0);
+    assert!(eventually(|| engine_threads() == 0), "engine threads left behind");
 }
 
 #[test]
@@ -282,7 +286,7 @@ fn a_panicking_agent_is_reported_and_the_others_run_on() {
     }
     assert_eq!(probes[0].closes.load(SeqCst), 1);
     assert!(!bomb_closed.load(SeqCst), "a panicked agent is not closed");
-    assert_eq!(engine_threads(), 0);
+    assert!(eventually(|| engine_threads() == 0), "engine threads left behind");
 }
 
 /// Blocks in `do_work` until the test lets it go: a stuck agent.
@@ -311,7 +315,7 @@ fn drop_without_shutdown_does_not_hang() {
     let (agents, probes) = agents(2, 0);
     drop(Engine::start(&config(|b| b.threads(2).idle(IdleStrategy::Park)), agents).expect("start"));
     assert!(probes.iter().all(|p| p.closes.load(SeqCst) == 1), "drop closes every agent");
-    assert_eq!(engine_threads(), 0, "drop joins idle threads");
+    assert!(eventually(|| engine_threads() == 0), "drop joins idle threads");
 
     let (engine, release) = stuck_engine();
     let (dropped_tx, dropped) = mpsc::channel();
