@@ -82,3 +82,26 @@ fn unknown_names_and_unreachable_engines_are_distinct_errors() {
     let r = near.alloc("no-at-sign", &Qos::data(), Deadline::Now);
     assert!(matches!(r, Err(AllocError::InvalidTarget { .. })), "{r:?}");
 }
+
+#[test]
+fn flow_alloc_of_a_remote_name_starts_the_embedded_engine() {
+    let dir = test_dir();
+    let mut listener = Listener::bind_with("embedded", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let far_cfg = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().unwrap();
+    let far = RemoteEngine::start(&far_cfg, Some(dir.clone())).unwrap();
+    let addr = far.listen_addr().unwrap();
+    let server = thread::spawn(move || {
+        let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
+        let got = flow.recv_ref_timeout(Duration::from_secs(30)).unwrap().to_vec();
+        flow.send(&got).unwrap();
+        flow.dealloc(Deadline::after(Duration::from_secs(30))).unwrap();
+    });
+    let mut flow =
+        ringflow_api::Flow::alloc(&format!("embedded@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30)))
+            .unwrap();
+    flow.send(b"through the embedded engine").unwrap();
+    assert_eq!(&*flow.recv_ref_timeout(Duration::from_secs(30)).unwrap(), b"through the embedded engine");
+    assert!(matches!(flow.recv_ref_timeout(Duration::from_secs(30)), Err(RecvError::Closed)));
+    server.join().unwrap();
+    far.shutdown().unwrap();
+}

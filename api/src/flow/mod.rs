@@ -142,7 +142,9 @@ pub struct Flow {
 impl Flow {
     /// Allocates a flow to the listener bound to `name`, asking for `qos`;
     /// waits until the listener accepts or `deadline` passes. The granted
-    /// QoS (sizes may be lowered) is [`qos`](Self::qos).
+    /// QoS (sizes may be lowered) is [`qos`](Self::qos). A name of the form
+    /// `name@host:port` reaches a listener on another host through the
+    /// process's embedded engine (see [`crate::remote`]).
     pub fn alloc(name: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
         Flow::alloc_with(name, qos, deadline, FlowOptions::new())
     }
@@ -151,6 +153,9 @@ impl Flow {
     /// caller-supplied memory).
     pub fn alloc_with(name: &str, qos: &Qos, deadline: Deadline, opts: FlowOptions) -> Result<Flow, AllocError> {
         let qos = qos.validate().map_err(AllocError::InvalidQos)?;
+        if crate::remote::is_remote(name) {
+            return crate::remote::alloc_embedded(name, &qos, deadline);
+        }
         ringflow_core::control::validate_name(name).map_err(AllocError::InvalidName)?;
         let dir = opts.dir().map_err(AllocError::RuntimeDir)?;
         let conn = ControlConn::connect_deadline(&dir, name, deadline).map_err(|e| match e {

@@ -5,11 +5,14 @@
 //! and bridges it the same way. The application sees a local flow: every
 //! API form, zero-copy included, on its side.
 //!
+//! `Flow::alloc("name@host:port", ..)` starts an embedded engine on first
+//! use, configured by [`EngineConfig::load`] (`RINGFLOW_CONFIG`,
+//! `RINGFLOW_*`); [`RemoteEngine::start`] runs one explicitly.
+//!
 //! What this first cut does not do yet (see the issue tracker): resume a
 //! reliable flow after a reconnect (a lost connection ends its flows),
-//! carry lossy QoS over UDP, write the remote listener's granted QoS back
-//! (the flow keeps what was asked), and start an engine implicitly on the
-//! first `name@host:port` alloc.
+//! carry lossy QoS over UDP, and write the remote listener's granted QoS
+//! back (the flow keeps what was asked).
 
 mod bridge;
 
@@ -30,7 +33,9 @@ use bridge::{Bridge, Command, Shared};
 
 /// An engine carrying flows to and from other hosts.
 pub struct RemoteEngine {
-    engine: Option<Engine>,
+    /// Behind a mutex only so the handle is `Sync` (the embedded engine is
+    /// a static); allocs never take it.
+    engine: Mutex<Option<Engine>>,
     shared: Arc<Shared>,
     waker: Waker,
     listen: Option<SocketAddr>,
@@ -62,7 +67,7 @@ impl RemoteEngine {
             .recv_timeout(Duration::from_secs(10))
             .map_err(|_| EngineError::Config("the engine did not start its network".into()))?
             .map_err(EngineError::Config)?;
-        Ok(RemoteEngine { engine: Some(engine), shared, waker, listen: bound })
+        Ok(RemoteEngine { engine: Mutex::new(Some(engine)), shared, waker, listen: bound })
     }
 
     /// The address remote engines reach this one at (with the port chosen
@@ -94,12 +99,32 @@ impl RemoteEngine {
     }
 
     /// Stops the engine: its flows end (their local peers see end of flow).
-    pub fn shutdown(mut self) -> Result<(), EngineError> {
-        match self.engine.take() {
+    pub fn shutdown(self) -> Result<(), EngineError> {
+        match self.engine.lock().unwrap_or_else(|p| p.into_inner()).take() {
             Some(e) => e.shutdown(Duration::from_secs(5)).map(|_| ()),
             None => Ok(()),
         }
     }
+}
+
+/// The process's embedded engine, started on the first remote alloc.
+static EMBEDDED: std::sync::OnceLock<Result<RemoteEngine, String>> = std::sync::OnceLock::new();
+
+/// Allocates through the embedded engine (see the module header).
+pub(crate) fn alloc_embedded(target: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
+    let engine = EMBEDDED.get_or_init(|| {
+        let config = EngineConfig::load().map_err(|e| e.to_string())?;
+        RemoteEngine::start(&config, None).map_err(|e| e.to_string())
+    });
+    match engine {
+        Ok(engine) => engine.alloc(target, qos, deadline),
+        Err(why) => Err(AllocError::Io(std::io::Error::other(format!("the embedded engine did not start: {why}")))),
+    }
+}
+
+/// Whether a flow name addresses another host (`name@host:port`).
+pub(crate) fn is_remote(target: &str) -> bool {
+    target.contains('@')
 }
 
 /// Splits `name@host:port` and resolves the address.
