@@ -94,12 +94,6 @@ pub fn is_fresh(region: &impl Region) -> bool {
     geometry(region).is_ok() && control::all_zero(region, &[OFF_PRODUCER, OFF_CONSUMER, OFF_HEAD, OFF_TAIL, DATA])
 }
 
-/// Whether the producer side of the ring in `region` has closed, for a
-/// third party (the layer above telling a clean close from a vanished peer).
-pub fn producer_closed(region: &impl Region) -> bool {
-    side_closed(region, OFF_PRODUCER)
-}
-
 /// The writing side.
 pub struct Producer<R: Region> {
     region: R,
@@ -260,41 +254,6 @@ impl<R: Region> Producer<R> {
         // contend for it.
         self.region.word(OFF_TAIL).store(self.tail, Ordering::Release);
         self.data_wait().notify()
-    }
-
-    /// How many published frames the consumer has not yet released: the
-    /// frames between its published position and ours, walked through their
-    /// commit words (a survivor counting what a dead consumer never read).
-    pub fn unconsumed_frames(&self) -> Result<u64, Corrupt> {
-        // SYNC: Acquire; pairs with the Release in `Consumer::release`.
-        let head = self.region.word(OFF_HEAD).load(Ordering::Acquire);
-        if head < self.cached_head.min(self.tail) || head > self.tail {
-            return Err(Corrupt {
-                offset: OFF_HEAD,
-                value: head,
-                what: "consumer position outside the published range",
-            });
-        }
-        let (mut pos, mut frames) = (head, 0u64);
-        while pos < self.tail {
-            let off = DATA + (pos as usize & self.mask);
-            // SYNC: Relaxed; we wrote these words ourselves.
-            let raw = self.region.word(off).load(Ordering::Relaxed);
-            let word = FrameWord::decode(raw);
-            let size = match word.kind {
-                KIND_PAD => word.len as u64,
-                KIND_DATA => {
-                    frames += 1;
-                    frame_size(word.len as usize) as u64
-                }
-                _ => 0,
-            };
-            if size == 0 || pos + size > self.tail {
-                return Err(Corrupt { offset: off, value: raw, what: "frame overwritten under the producer" });
-            }
-            pos += size;
-        }
-        Ok(frames)
     }
 
     /// Frames pushed but not yet committed.
