@@ -172,10 +172,7 @@ impl Flow {
             HandshakeError::TimedOut if deadline == Deadline::Now => AllocError::WouldBlock,
             e => alloc_error(e),
         })?;
-        Flow::from_parts(conn, est, Role::Initiator, name, opts.spin).map_err(|e| match e {
-            FromPartsError::Ring(r) => AllocError::Memory(FlowSetupError::Ring(r)),
-            FromPartsError::Watch(e) => AllocError::Io(e),
-        })
+        Ok(Flow::from_parts(conn, est, Role::Initiator, name, opts.spin)?)
     }
 
     /// Segment bytes a flow granted `qos` needs (for caller-supplied memory).
@@ -346,6 +343,15 @@ pub(crate) enum FromPartsError {
 impl From<ringflow_ring::AttachError> for FromPartsError {
     fn from(e: ringflow_ring::AttachError) -> Self {
         FromPartsError::Ring(e)
+    }
+}
+
+impl From<FromPartsError> for AllocError {
+    fn from(e: FromPartsError) -> Self {
+        match e {
+            FromPartsError::Ring(r) => AllocError::Memory(FlowSetupError::Ring(r)),
+            FromPartsError::Watch(e) => AllocError::Io(e),
+        }
     }
 }
 

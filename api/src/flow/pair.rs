@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use ringflow_core::control::ControlConn;
 use ringflow_core::flow::handshake::Established;
-use ringflow_core::flow::{readiness, FlowMemory, FlowSetupError, Qos, Role};
+use ringflow_core::flow::{readiness, FlowMemory, Qos, Role};
 
-use super::{Flow, FlowOptions, FromPartsError};
+use super::{Flow, FlowOptions};
 use crate::error::AllocError;
 
 impl Flow {
@@ -39,12 +39,8 @@ impl Flow {
         let signal_a = ready_a.1.try_clone().map_err(io)?;
         let a = Established { memory: Arc::clone(&memory), qos, own_event: ready_a, peer_event: signal_b };
         let b = Established { memory, qos, own_event: ready_b, peer_event: signal_a };
-        let parts = |e: FromPartsError| match e {
-            FromPartsError::Ring(r) => AllocError::Memory(FlowSetupError::Ring(r)),
-            FromPartsError::Watch(e) => AllocError::Io(e),
-        };
-        let a = Flow::from_parts(conn_a, a, Role::Initiator, "(pair)", opts.spin).map_err(parts)?;
-        let b = Flow::from_parts(conn_b, b, Role::Acceptor, "(pair)", opts.spin).map_err(parts)?;
+        let a = Flow::from_parts(conn_a, a, Role::Initiator, "(pair)", opts.spin)?;
+        let b = Flow::from_parts(conn_b, b, Role::Acceptor, "(pair)", opts.spin)?;
         Ok((a, b))
     }
 }

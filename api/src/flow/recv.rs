@@ -232,17 +232,23 @@ impl Flow {
     /// The next message, if one is there.
     #[inline(always)]
     fn locate(&mut self) -> Result<Located, RecvError> {
-        let found = self.sides.rx().0.peek();
+        let mut found = self.sides.rx().0.peek();
         if found.is_err() {
             self.ran_dry();
+            if matches!(found, Err(ReadError::Empty)) && self.shared.state() != LIVE {
+                // The peer's process left: whatever it committed is visible
+                // by now (the hang-up came after its last store). Look once
+                // more; still nothing (and no clean close) means it died.
+                found = self.sides.rx().0.peek();
+                if matches!(found, Err(ReadError::Empty)) {
+                    return Err(RecvError::PeerGone { received: self.stats.received });
+                }
+            }
         }
         match found {
             Ok(frame) if frame.flags() & FLAG_BULK == 0 => Ok(Located { frame, bulk: None }),
             Ok(frame) => self.bulk_slot(frame),
-            Err(ReadError::Empty) => match self.shared.state() {
-                LIVE => Err(RecvError::WouldBlock),
-                _ => self.locate_after_peer_left(),
-            },
+            Err(ReadError::Empty) => Err(RecvError::WouldBlock),
             // The peer closed its sending side after its last message.
             Err(ReadError::Closed) => Err(RecvError::Closed),
             Err(ReadError::Corrupt(c)) => Err(RecvError::CorruptPeer(c.to_string())),
@@ -278,20 +284,6 @@ impl Flow {
         }
         if s.rx_bulk.unreleased() > 0 {
             release_bulk(s.rx_bulk, self.wakers.peer_space[1]);
-        }
-    }
-
-    /// The peer's process left: whatever it committed is visible by now (the
-    /// hang-up came after its last store). Look once more, then report: end
-    /// of flow if it closed its sending side, else it died.
-    #[cold]
-    fn locate_after_peer_left(&self) -> Result<Located, RecvError> {
-        match self.sides.rx().0.peek() {
-            Ok(frame) if frame.flags() & FLAG_BULK == 0 => Ok(Located { frame, bulk: None }),
-            Ok(frame) => self.bulk_slot(frame),
-            Err(ReadError::Corrupt(c)) => Err(RecvError::CorruptPeer(c.to_string())),
-            Err(ReadError::Closed) => Err(RecvError::Closed),
-            Err(_) => Err(RecvError::PeerGone { received: self.stats.received }),
         }
     }
 

@@ -58,6 +58,12 @@ struct Bridged {
     closing: bool,
 }
 
+impl Bridged {
+    fn new(end: Flow, name: String, opening: Option<mpsc::Sender<Result<(), AllocError>>>) -> Bridged {
+        Bridged { end, name, seq: wire::FIRST_SEQ, inbound: VecDeque::new(), opening, closing: false }
+    }
+}
+
 struct Conn {
     /// Received bytes not yet decoded.
     rx: Vec<u8>,
@@ -168,15 +174,7 @@ impl Bridge {
             let flow_id = self.next_flow;
             self.next_flow = self.next_flow.wrapping_add(1).max(1);
             self.send_frame(conn, &Frame::Open { flow_id, name: &name, qos: qos.encode() });
-            let bridged = Bridged {
-                end,
-                name,
-                seq: wire::FIRST_SEQ,
-                inbound: VecDeque::new(),
-                opening: Some(reply),
-                closing: false,
-            };
-            self.flows.insert((conn, flow_id), bridged);
+            self.flows.insert((conn, flow_id), Bridged::new(end, name, Some(reply)));
         }
         n
     }
@@ -366,14 +364,7 @@ impl Bridge {
             n += 1;
             let answer = match result {
                 Ok(end) => {
-                    let b = Bridged {
-                        end,
-                        name: String::new(),
-                        seq: wire::FIRST_SEQ,
-                        inbound: VecDeque::new(),
-                        opening: None,
-                        closing: false,
-                    };
+                    let b = Bridged::new(end, String::new(), None);
                     self.flows.insert((conn, flow_id), b);
                     OpenResult::Accepted
                 }
