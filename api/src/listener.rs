@@ -18,6 +18,7 @@ use ringflow_core::Deadline;
 
 use crate::error::{is_resource_limit, AcceptError, BindError};
 use crate::flow::Flow;
+use crate::remote::invoker;
 
 /// Longest a connecting peer may take over the handshake.
 const SETUP_LIMIT: Duration = Duration::from_secs(5);
@@ -113,8 +114,32 @@ impl Listener {
         self.refused
     }
 
-    /// Accepts the next flow, waiting until `deadline`.
+    /// Accepts the next flow, waiting until `deadline`. In a process that
+    /// runs an invoker-mode engine, the wait drives it (a remote flow can
+    /// only arrive through it).
     pub fn accept(&mut self, deadline: Deadline) -> Result<Flow, AcceptError> {
+        if !invoker::any() {
+            return self.accept_now_or_wait(deadline);
+        }
+        let mut outcome = None;
+        let accepted = invoker::drive_all_until(
+            || match self.accept_now_or_wait(Deadline::Now) {
+                Err(AcceptError::WouldBlock) => false,
+                other => {
+                    outcome = Some(other);
+                    true
+                }
+            },
+            Duration::ZERO,
+            deadline,
+        );
+        match outcome {
+            Some(r) if accepted => r,
+            _ => Err(if deadline == Deadline::Now { AcceptError::WouldBlock } else { AcceptError::TimedOut }),
+        }
+    }
+
+    fn accept_now_or_wait(&mut self, deadline: Deadline) -> Result<Flow, AcceptError> {
         loop {
             let conn = self.ctl.accept(deadline.remaining()).map_err(|e| match e {
                 control::AcceptError::WouldBlock => AcceptError::WouldBlock,
@@ -141,7 +166,15 @@ impl Listener {
                 Ok(est) => {
                     let flow = Flow::from_parts(conn, est, Role::Acceptor, self.ctl.name(), self.opts.spin);
                     match flow {
-                        Ok(flow) => return Ok(flow),
+                        Ok(mut flow) => {
+                            if flow.peer_pid() == Some(std::process::id()) && invoker::any() {
+                                // Allocated by an invoker-mode engine of this
+                                // process? Then this flow drives it.
+                                flow.invoker = invoker::inode_of(flow.shared.memory.segment().fd())
+                                    .and_then(invoker::claim_segment);
+                            }
+                            return Ok(flow);
+                        }
                         Err(_) => self.refused += 1,
                     }
                 }

@@ -3,6 +3,8 @@
 //! segment handed over as file descriptor 3.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use ringflow_ring::RawRegion;
 use ringflow_shm::{Layout, LayoutBuilder, Segment, SegmentOptions};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -13,6 +13,7 @@ use ringflow_ring::RawRegion;
 use super::send::published;
 use super::Wakers;
 use crate::error::SendError;
+use crate::remote::Invoker;
 
 pub(crate) enum Loan<'a> {
     Inline(Claim<'a, RawRegion>),
@@ -26,6 +27,8 @@ pub(crate) enum Loan<'a> {
 /// what you write here before you send it.
 pub struct SendBuf<'a> {
     pub(crate) loan: Loan<'a>,
+    /// The invoker-mode engine to drive once the message is published.
+    pub(crate) invoker: Option<&'a Invoker>,
     pub(crate) wakers: Wakers,
     pub(crate) sent: &'a mut u64,
     pub(crate) armed: &'a AtomicU64,
@@ -41,6 +44,9 @@ impl SendBuf<'_> {
         };
         *self.sent += 1;
         published(notify, &self.wakers, self.armed, self.peer_event);
+        if let Some(invoker) = self.invoker {
+            invoker.invoke();
+        }
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ mod recv;
 mod send;
 pub(crate) mod shared;
 
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use ringflow_shm::Segment;
 pub use buf::{RecvBuf, SendBuf};
 
 use crate::error::{is_resource_limit, AllocError, DeallocError};
+use crate::remote::Invoker;
 use shared::FlowShared;
 
 /// Default time a blocking operation spins before it parks.
@@ -123,7 +125,8 @@ impl Wakers {
 pub struct Flow {
     // Field order is drop order: the ring sides close first, then the
     // watch registration goes, then the socket closes (telling the peer).
-    pub(crate) sides: Sides,
+    /// Dropped by hand in `Drop` (closed, or abandoned), before the rest.
+    pub(crate) sides: ManuallyDrop<Sides>,
     pub(crate) wakers: Wakers,
     pub(crate) shared: Arc<FlowShared>,
     pub(crate) geometry: Geometry,
@@ -137,6 +140,11 @@ pub struct Flow {
     pub(crate) peer_event: OwnedFd,
     _watch: Watch,
     pub(crate) conn: ControlConn,
+    /// The invoker-mode engine this flow drives from its calls, if any
+    /// (see [`crate::remote`]).
+    pub(crate) invoker: Option<Arc<Invoker>>,
+    /// Dropped as if dead (see `abandon`): the ring sides stay open.
+    abandoned: bool,
 }
 
 impl Flow {
@@ -181,6 +189,14 @@ impl Flow {
         Geometry::for_qos(&qos).segment_len().map_err(AllocError::Memory)
     }
 
+    /// A fresh segment for a flow granted at most `qos` (what
+    /// [`FlowOptions::memory`] takes).
+    pub(crate) fn segment_for(qos: &Qos) -> Result<Segment, AllocError> {
+        let len = Flow::segment_len_for(qos)?;
+        Segment::create(&ringflow_shm::SegmentOptions::new("ringflow:remote", len))
+            .map_err(|e| AllocError::Memory(ringflow_core::flow::FlowSetupError::Create(e)))
+    }
+
     /// Builds a flow over memory both sides have mapped.
     pub(crate) fn from_parts(
         conn: ControlConn,
@@ -205,7 +221,7 @@ impl Flow {
         let watch = watch::watch(conn.as_raw_fd(), Arc::downgrade(&hook))?;
         let peer = conn.peer_cred().ok();
         Ok(Flow {
-            sides,
+            sides: ManuallyDrop::new(sides),
             wakers,
             shared,
             geometry,
@@ -217,6 +233,8 @@ impl Flow {
             peer_event,
             _watch: watch,
             conn,
+            invoker: None,
+            abandoned: false,
         })
     }
 
@@ -261,7 +279,18 @@ impl Flow {
         // SYNC: Acquire; pairs with the Release in `count_consumed` (a figure
         // the peer reports: trusted only for this wait).
         let unconsumed = || sent.saturating_sub(consumed.load(std::sync::atomic::Ordering::Acquire));
-        let outcome = {
+        let outcome = if let Some(invoker) = self.invoker.clone() {
+            // Invoker mode: the acknowledgements arrive as this thread runs
+            // the engine.
+            let (tx, _) = self.sides.tx();
+            let shared = &self.shared;
+            let done = || unconsumed() == 0 || tx.is_consumer_closed() || shared.state() != shared::LIVE;
+            Ok(if invoker.drive_until(done, Duration::ZERO, deadline) {
+                ringflow_core::WaitOutcome::Ready
+            } else {
+                ringflow_core::WaitOutcome::TimedOut
+            })
+        } else {
             let (tx, _) = self.sides.tx();
             let shared = &self.shared;
             ringflow_core::wait_until(
@@ -279,9 +308,39 @@ impl Flow {
         }
     }
 
+    /// Engine side: tells the local sender that `total` of its messages
+    /// have been consumed (by the remote application), for its linger.
+    pub(crate) fn confirm_consumed(&self, total: u64) {
+        // SYNC: Release; pairs with the Acquire in `Flow::dealloc` and
+        // `Flow::gone_error`, like `count_consumed`.
+        self.shared.memory.rx_consumed(self.shared.role).store(total, std::sync::atomic::Ordering::Release);
+        // A sender lingering in `dealloc` sleeps on its space word.
+        Wakers::wake(self.wakers.peer_space[0]);
+    }
+
+    /// Engine side: how many of our messages the local peer says it has
+    /// consumed (never more than we sent).
+    pub(crate) fn peer_consumed(&self) -> u64 {
+        // SYNC: Acquire; pairs with the Release in `count_consumed` on the peer.
+        self.shared.memory.tx_consumed(self.shared.role).load(std::sync::atomic::Ordering::Acquire).min(self.stats.sent)
+    }
+
+    /// Engine side: whether the local peer has closed its receiving side
+    /// (it dropped its flow): nothing more we send will be read.
+    pub(crate) fn peer_stopped_reading(&self) -> bool {
+        self.sides.tx().0.is_consumer_closed()
+    }
+
+    /// Engine side: drops this end as if its process had died (the rings
+    /// stay open), so the local peer reads what is there and then gets
+    /// `PeerGone`: how the death of a remote application reaches it.
+    pub(crate) fn abandon(mut self) {
+        self.abandoned = true;
+    }
+
     /// Closes the sending sides and wakes a peer asleep waiting for data
     /// (or waiting on its readiness descriptor).
-    fn close_tx(&mut self) {
+    pub(crate) fn close_tx(&mut self) {
         let s = self.sides.get();
         s.tx_bulk.close();
         let notify = s.tx.close();
@@ -314,6 +373,11 @@ impl Drop for Flow {
     /// Closes every side at once, without waiting (use
     /// [`dealloc`](Flow::dealloc) to linger), and wakes the peer's sleepers.
     fn drop(&mut self) {
+        if self.abandoned {
+            // SAFETY: `sides` is taken once, here in drop, and never used after.
+            unsafe { ManuallyDrop::take(&mut self.sides) }.abandon();
+            return;
+        }
         self.close_tx();
         let s = self.sides.get();
         let a = s.rx.close();
@@ -324,6 +388,8 @@ impl Drop for Flow {
         if b.is_wake() {
             Wakers::wake(self.wakers.peer_space[1]);
         }
+        // SAFETY: dropped once, here in drop, and never used after.
+        unsafe { ManuallyDrop::drop(&mut self.sides) };
     }
 }
 

@@ -197,6 +197,18 @@ impl Flow {
                 Err(RecvError::WouldBlock) => {}
                 other => return other,
             }
+            if let Some(invoker) = self.invoker.clone() {
+                // Invoker mode: messages arrive only as this thread runs
+                // the engine.
+                let (rx, _) = self.sides.rx();
+                let shared = &self.shared;
+                let arrived = || !matches!(rx.peek(), Err(ReadError::Empty)) || shared.state() != LIVE;
+                if !invoker.drive_until(arrived, self.spin, deadline) {
+                    return Err(if deadline == Deadline::Now { RecvError::WouldBlock } else { RecvError::TimedOut });
+                }
+                found = self.locate();
+                continue;
+            }
             if deadline == Deadline::Now {
                 // SYNC: Relaxed; set by `as_raw_fd` on this flow.
                 if self.shared.fd_mode.load(Ordering::Relaxed) {
@@ -310,5 +322,37 @@ impl Flow {
 impl From<CtlRecvError> for RecvError {
     fn from(e: CtlRecvError) -> Self {
         RecvError::Io(std::io::Error::other(e))
+    }
+}
+
+/// The engine's side of a bridged flow (see `crate::remote`).
+impl Flow {
+    /// Offers the next message to `take` without waiting; consumes it only
+    /// if `take` returns true, and never counts it as consumed for the
+    /// sender's linger (the engine confirms that once the remote
+    /// application has consumed it: [`Flow::confirm_consumed`]). Returns
+    /// whether a message was taken. A message that carries descriptors
+    /// cannot leave the host: `FdSlots`.
+    pub(crate) fn forward(&mut self, take: impl FnOnce(&[u8]) -> bool) -> Result<bool, RecvError> {
+        let m = match self.locate() {
+            Ok(m) => m,
+            Err(e) => self.wait_message(e, Deadline::Now)?,
+        };
+        if m.fds() > 0 {
+            return Err(RecvError::FdSlots { needed: m.fds() });
+        }
+        let s = self.sides.get();
+        let payload = match &m.bulk {
+            Some(b) => s.rx_bulk.payload(b),
+            None => s.rx.payload_of(&m.frame),
+        };
+        if !take(payload) {
+            return Ok(false);
+        }
+        if let Some(b) = &m.bulk {
+            consume_bulk(s.rx_bulk, b, self.wakers.peer_space[1]);
+        }
+        consume(s.rx, &m.frame, self.wakers.peer_space[0]);
+        Ok(true)
     }
 }

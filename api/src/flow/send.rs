@@ -116,7 +116,7 @@ impl Flow {
         let bulk = self.admit(len)?;
         self.wait_room(len, bulk, deadline)?;
         let wakers = self.wakers;
-        let Flow { sides, stats, shared, peer_event, .. } = self;
+        let Flow { sides, stats, shared, peer_event, invoker, .. } = self;
         let s = sides.get();
         let loan = if bulk {
             let slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;
@@ -128,6 +128,7 @@ impl Flow {
         };
         Ok(SendBuf {
             loan,
+            invoker: invoker.as_deref(),
             wakers,
             sent: &mut stats.sent,
             armed: shared.memory.tx_armed(shared.role),
@@ -182,6 +183,9 @@ impl Flow {
     fn sent(&mut self, notify: Notify) {
         self.stats.sent += 1;
         published(notify, &self.wakers, self.shared.memory.tx_armed(self.shared.role), self.peer_event.as_raw_fd());
+        if let Some(invoker) = &self.invoker {
+            invoker.invoke();
+        }
     }
 
     /// Checks a message of `len` bytes may be sent; returns whether it goes
@@ -227,6 +231,21 @@ impl Flow {
             }
             let shared = &self.shared;
             let (tx, pool) = self.sides.tx();
+            if let Some(invoker) = &self.invoker {
+                // Invoker mode: room appears only as the engine drains the
+                // ring, which is this thread's job while it waits.
+                let room = || {
+                    let fits = if full_pool { pool.fits(len) } else { tx.fits(inline_need) };
+                    fits || pool.is_consumer_closed() || tx.is_consumer_closed() || shared.state() != LIVE
+                };
+                if !invoker.drive_until(room, self.spin, deadline) {
+                    return Err(if deadline == Deadline::Now { SendError::WouldBlock } else { SendError::TimedOut });
+                }
+                if self.shared.state() != LIVE {
+                    return Err(self.gone_error());
+                }
+                continue;
+            }
             let outcome = if full_pool {
                 wait_until(
                     || pool.space_wait(),

@@ -9,12 +9,23 @@
 //! use, configured by [`EngineConfig::load`] (`RINGFLOW_CONFIG`,
 //! `RINGFLOW_*`); [`RemoteEngine::start`] runs one explicitly.
 //!
-//! What this first cut does not do yet (see the issue tracker): resume a
-//! reliable flow after a reconnect (a lost connection ends its flows),
-//! carry lossy QoS over UDP, and write the remote listener's granted QoS
-//! back (the flow keeps what was asked).
+//! Reliable flows survive a dropped connection: the engines reconnect and
+//! resume with nothing lost or duplicated, and `dealloc` lingers until the
+//! remote *application* has consumed every message (see `bridge`). A flow
+//! whose link stays down longer than its QoS peer timeout, or whose remote
+//! application dies, ends with `PeerGone` after every message that made it.
+//!
+//! With `engine.mode = "invoker"` no engine thread runs: the application's
+//! threads drive the engine inside their flow calls (see `invoker`).
+//!
+//! Not yet: lossy QoS over UDP (lossy flows ride TCP too, without
+//! retransmission), CRC32C on the wire, and file descriptors (a message
+//! carrying descriptors cannot leave the host and ends the flow).
 
 mod bridge;
+pub(crate) mod invoker;
+
+pub use invoker::{Invoker, WAIT_CAP};
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -22,7 +33,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ringflow_core::config::EngineConfig;
+use ringflow_core::config::{EngineConfig, ThreadingMode};
 use ringflow_core::engine::{Engine, EngineError, Waker};
 use ringflow_core::flow::Qos;
 use ringflow_core::Deadline;
@@ -33,12 +44,17 @@ use bridge::{Bridge, Command, Shared};
 
 /// An engine carrying flows to and from other hosts.
 pub struct RemoteEngine {
-    /// Behind a mutex only so the handle is `Sync` (the embedded engine is
-    /// a static); allocs never take it.
-    engine: Mutex<Option<Engine>>,
+    run: Run,
     shared: Arc<Shared>,
-    waker: Waker,
     listen: Option<SocketAddr>,
+}
+
+enum Run {
+    /// Engine threads. Behind a mutex only so the handle is `Sync` (the
+    /// embedded engine is a static); allocs never take it.
+    Dedicated { engine: Mutex<Option<Engine>>, waker: Waker },
+    /// Driven by the application's flow calls.
+    Invoker(Arc<Invoker>),
 }
 
 impl RemoteEngine {
@@ -56,18 +72,57 @@ impl RemoteEngine {
             ),
             None => None,
         };
-        let shared = Arc::new(Shared { commands: Mutex::new(Vec::new()) });
+        let shared = Arc::new(Shared::default());
         let (ready_tx, ready_rx) = mpsc::channel();
-        let bridge = Bridge::new(config.io_uring().clone(), listen, runtime_dir, Arc::clone(&shared), ready_tx);
-        let engine = Engine::start(config, vec![Box::new(bridge)])?;
-        let waker = engine.waker();
-        // The bridge builds its io_uring and listener on the engine thread
-        // (io_uring's single-issuer rule) and reports how that went.
+        let invoker_mode = config.engine().mode == ThreadingMode::Invoker;
+        let mut uring = config.io_uring().clone();
+        if invoker_mode {
+            // Any application thread may drive the ring: no single issuer,
+            // so no deferred task run either; cooperative task run with the
+            // taskrun flag keeps the latency floor (DESIGN, "The engine").
+            uring.single_issuer = false;
+            uring.defer_taskrun = false;
+            uring.coop_taskrun = !uring.sqpoll;
+        }
+        let bridge = Bridge::new(uring, listen, runtime_dir, Arc::clone(&shared), ready_tx);
+        let mut engine = Engine::start(config, vec![Box::new(bridge)])?;
+        if invoker_mode {
+            // The first duty cycle builds the network, here and now.
+            engine.invoke();
+        }
+        // The bridge builds its io_uring and listener on the thread that
+        // runs it (io_uring's single-issuer rule) and reports how that went.
         let bound = ready_rx
             .recv_timeout(Duration::from_secs(10))
             .map_err(|_| EngineError::Config("the engine did not start its network".into()))?
             .map_err(EngineError::Config)?;
-        Ok(RemoteEngine { engine: Mutex::new(Some(engine)), shared, waker, listen: bound })
+        let run = if invoker_mode {
+            let invoker = Invoker::new(engine);
+            let _ = shared.invoker.set(Arc::downgrade(&invoker));
+            Run::Invoker(invoker)
+        } else {
+            let waker = engine.waker();
+            Run::Dedicated { engine: Mutex::new(Some(engine)), waker }
+        };
+        Ok(RemoteEngine { run, shared, listen: bound })
+    }
+
+    /// Invoker mode: runs one duty cycle of the engine on this thread and
+    /// returns the work done (flows of this engine do it from their calls;
+    /// call this when the application waits elsewhere). 0 in dedicated mode.
+    pub fn invoke(&self) -> usize {
+        match &self.run {
+            Run::Invoker(i) => i.invoke(),
+            Run::Dedicated { .. } => 0,
+        }
+    }
+
+    /// The mode the engine runs in.
+    pub fn mode(&self) -> ThreadingMode {
+        match self.run {
+            Run::Invoker(_) => ThreadingMode::Invoker,
+            Run::Dedicated { .. } => ThreadingMode::Dedicated,
+        }
     }
 
     /// The address remote engines reach this one at (with the port chosen
@@ -82,27 +137,58 @@ impl RemoteEngine {
     /// listens on there ([`AllocError::NotFound`]).
     pub fn alloc(&self, target: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
         let (name, addr) = parse_target(target)?;
-        let (app_end, engine_end) = Flow::pair(qos)?;
+        let (mut app_end, engine_end) = Flow::pair(qos)?;
         let (reply_tx, reply_rx) = mpsc::channel();
         let open = Command::Open { addr, name, qos: *app_end.qos(), end: engine_end, reply: reply_tx };
         self.shared.commands.lock().unwrap_or_else(|p| p.into_inner()).push(open);
-        self.waker.wake();
-        let answer = match deadline.remaining() {
-            None => reply_rx.recv().map_err(|_| AllocError::PeerGone),
-            Some(left) => reply_rx.recv_timeout(left).map_err(|e| match e {
-                mpsc::RecvTimeoutError::Timeout if deadline == Deadline::Now => AllocError::WouldBlock,
-                mpsc::RecvTimeoutError::Timeout => AllocError::TimedOut,
-                mpsc::RecvTimeoutError::Disconnected => AllocError::PeerGone,
-            }),
+        let timed_out = || if deadline == Deadline::Now { AllocError::WouldBlock } else { AllocError::TimedOut };
+        let answer = match &self.run {
+            Run::Dedicated { waker, .. } => {
+                waker.wake();
+                match deadline.remaining() {
+                    None => reply_rx.recv().map_err(|_| AllocError::PeerGone),
+                    Some(left) => reply_rx.recv_timeout(left).map_err(|e| match e {
+                        mpsc::RecvTimeoutError::Timeout => timed_out(),
+                        mpsc::RecvTimeoutError::Disconnected => AllocError::PeerGone,
+                    }),
+                }
+            }
+            Run::Invoker(invoker) => {
+                let mut answer = None;
+                let got = |a: &mut Option<_>| match reply_rx.try_recv() {
+                    Ok(r) => {
+                        *a = Some(Ok(r));
+                        true
+                    }
+                    Err(mpsc::TryRecvError::Empty) => false,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        *a = Some(Err(AllocError::PeerGone));
+                        true
+                    }
+                };
+                invoker.drive_until(|| got(&mut answer), Duration::ZERO, deadline);
+                app_end.invoker = Some(Arc::clone(invoker));
+                answer.unwrap_or_else(|| Err(timed_out()))
+            }
         };
-        answer.and_then(|r| r).map(|()| app_end)
+        let granted = answer.and_then(|r| r)?;
+        app_end.qos.max_msg = granted.max_msg.min(app_end.qos.max_msg);
+        app_end.qos.peer_timeout = granted.peer_timeout;
+        Ok(app_end)
     }
 
     /// Stops the engine: its flows end (their local peers see end of flow).
     pub fn shutdown(self) -> Result<(), EngineError> {
-        match self.engine.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(e) => e.shutdown(Duration::from_secs(5)).map(|_| ()),
-            None => Ok(()),
+        match self.run {
+            Run::Dedicated { engine, .. } => match engine.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(e) => e.shutdown(Duration::from_secs(5)).map(|_| ()),
+                None => Ok(()),
+            },
+            Run::Invoker(invoker) => match invoker.take() {
+                // Flows of this engine hold the invoker too: stop it for them all.
+                Some(e) => e.shutdown(Duration::from_secs(5)).map(|_| ()),
+                None => Ok(()),
+            },
         }
     }
 }

@@ -27,6 +27,14 @@ pub trait Agent: Send {
     /// Called once on the agent's thread when the engine stops (not after
     /// the agent panicked).
     fn on_close(&mut self) {}
+
+    /// Invoker mode, when a duty cycle found nothing to do: blocks at most
+    /// `timeout` until this agent's own event source (its io_uring, say)
+    /// may have work. The default returns at once (the caller then idles
+    /// its own way); an agent with nothing to block on keeps it.
+    fn wait(&mut self, timeout: std::time::Duration) {
+        let _ = timeout;
+    }
 }
 
 /// Agent panics recorded by every thread of one engine. Locked only when an
@@ -83,6 +91,23 @@ impl AgentSet {
             }
         }
         work
+    }
+
+    /// Lets the agents block for their own events, `timeout` shared among
+    /// them (an agent that panics here is removed like in `do_work`).
+    pub(crate) fn wait(&mut self, timeout: std::time::Duration, failures: &Failures) {
+        let n = u32::try_from(self.agents.len().max(1)).unwrap_or(u32::MAX);
+        let each = timeout / n;
+        let mut index = 0;
+        while let Some(agent) = self.agents.get_mut(index) {
+            match catch_unwind(AssertUnwindSafe(|| agent.wait(each))) {
+                Ok(()) => index += 1,
+                Err(payload) => {
+                    let agent = self.agents.remove(index);
+                    failures.record(panicked(agent, "wait", payload));
+                }
+            }
+        }
     }
 
     /// Calls `on_close` once on every agent, empties the set and returns how

@@ -121,6 +121,16 @@ impl Engine {
         work
     }
 
+    /// Invoker mode, after [`invoke`](Self::invoke) returned 0: blocks at
+    /// most `timeout` until an agent's event source (its io_uring) may have
+    /// work, so a waiting application sleeps in the kernel instead of
+    /// spinning. Returns at once in dedicated mode.
+    pub fn invoke_wait(&mut self, timeout: Duration) {
+        if let Mode::Invoker(invoker) = &mut self.mode {
+            invoker.agents.wait(timeout, &self.shared.failures);
+        }
+    }
+
     /// Wakes every parked engine thread so it runs a duty cycle now (for
     /// I/O completions and local rings that have work). A no-op in invoker mode.
     pub fn wake(&self) {

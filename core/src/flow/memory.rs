@@ -274,6 +274,16 @@ pub struct SidesMut<'a> {
 }
 
 impl Sides {
+    /// Lets go of the sides *without* closing them, as a process that dies
+    /// does: the peer learns of the end from its control socket and reads
+    /// `PeerGone`, not a clean close. (The sides own no heap memory: nothing
+    /// is leaked; the mapping goes with the last `Arc`.)
+    pub fn abandon(self) {
+        let Sides { tx, tx_bulk, rx, rx_bulk, _memory } = self;
+        std::mem::forget((tx, tx_bulk, rx, rx_bulk));
+        drop(_memory);
+    }
+
     /// All four sides, borrowed.
     #[inline]
     pub fn get(&mut self) -> SidesMut<'_> {

@@ -139,6 +139,33 @@ impl TcpDriver {
         Ok(())
     }
 
+    /// Lets `write` append bytes to what `id` has queued, without starting
+    /// a send: frames written in place, sent by the next [`flush`](Self::flush)
+    /// (or `send`) as one write.
+    pub fn append<R>(&mut self, id: ConnId, write: impl FnOnce(&mut Vec<u8>) -> R) -> Result<R, TcpError> {
+        let index = self.lookup(id)?;
+        let conn = &mut self.conns[index as usize];
+        if !conn.open {
+            return Err(TcpError::Closed);
+        }
+        Ok(write(&mut conn.out))
+    }
+
+    /// Starts sending what [`append`](Self::append) queued on `id`, unless a
+    /// send is already in flight (its completion sends the rest).
+    pub fn flush(&mut self, id: ConnId) {
+        if let Ok(index) = self.lookup(id) {
+            self.start_send(index);
+        }
+    }
+
+    /// Submits queued operations to the kernel now (and runs task work if
+    /// the ring asks), reaping nothing: completions wait for the next `poll`.
+    pub fn submit(&mut self) {
+        self.retry();
+        self.uring.poll();
+    }
+
     /// Bytes queued or in flight on `id`, not yet taken by the kernel.
     pub fn unsent(&self, id: ConnId) -> Result<usize, TcpError> {
         let conn = &self.conns[self.lookup(id)? as usize];
@@ -181,6 +208,16 @@ impl TcpDriver {
             self.uring.wait(timeout);
         }
         self.handle(events)
+    }
+
+    /// Submits what is queued and blocks up to `timeout` until a completion
+    /// is ready, without reaping it (the next `poll` does). For an invoking
+    /// application that found nothing to do.
+    pub fn park(&mut self, timeout: Duration) {
+        self.retry();
+        if self.uring.poll() == 0 {
+            self.uring.wait(timeout);
+        }
     }
 
     fn retry(&mut self) {

@@ -89,9 +89,10 @@ pub fn encode_into(frame: &Frame<'_>, checksum: Checksum, out: &mut [u8]) -> Res
             w.u8(name.len() as u8);
             w.bytes(name.as_bytes());
         }
-        Frame::OpenAck { flow_id, result } => {
+        Frame::OpenAck { flow_id, result, qos } => {
             w.u32(flow_id);
             w.u16(result as u16);
+            w.bytes(&qos);
         }
         Frame::Data { flow_id, seq, payload } => {
             w.u32(flow_id);
@@ -100,7 +101,9 @@ pub fn encode_into(frame: &Frame<'_>, checksum: Checksum, out: &mut [u8]) -> Res
         }
         Frame::Ack { flow_id, cumulative_seq: seq }
         | Frame::Close { flow_id, last_seq: seq }
-        | Frame::Resume { flow_id, next_expected_seq: seq } => {
+        | Frame::Resume { flow_id, next_expected_seq: seq }
+        | Frame::Gone { flow_id, last_seq: seq }
+        | Frame::Reset { flow_id, consumed_seq: seq } => {
             w.u32(flow_id);
             w.u64(seq);
         }
@@ -309,7 +312,7 @@ fn body(kind: Kind, body: &[u8]) -> Result<Frame<'_>, WireError> {
             let flow_id = r.u32();
             let code = r.u16();
             let result = OpenResult::from_code(code).ok_or(WireError::UnknownOpenResult(code))?;
-            Frame::OpenAck { flow_id, result }
+            Frame::OpenAck { flow_id, result, qos: r.array() }
         }
         Kind::Data => {
             let (flow_id, seq) = (r.u32(), r.u64());
@@ -318,6 +321,8 @@ fn body(kind: Kind, body: &[u8]) -> Result<Frame<'_>, WireError> {
         Kind::Ack => Frame::Ack { flow_id: r.u32(), cumulative_seq: r.u64() },
         Kind::Close => Frame::Close { flow_id: r.u32(), last_seq: r.u64() },
         Kind::Resume => Frame::Resume { flow_id: r.u32(), next_expected_seq: r.u64() },
+        Kind::Gone => Frame::Gone { flow_id: r.u32(), last_seq: r.u64() },
+        Kind::Reset => Frame::Reset { flow_id: r.u32(), consumed_seq: r.u64() },
         Kind::Keepalive => Frame::Keepalive { ts_ns: r.u64() },
     })
 }

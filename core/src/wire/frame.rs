@@ -15,12 +15,14 @@
 //! | kind | body |
 //! | --- | --- |
 //! | Open | flow_id u32, qos [32], name_len u8, name (UTF-8) |
-//! | OpenAck | flow_id u32, result u16 |
+//! | OpenAck | flow_id u32, result u16, granted qos [32] (zero unless accepted) |
 //! | Data | flow_id u32, seq u64, payload (the rest) |
 //! | Ack | flow_id u32, cumulative_seq u64 |
 //! | Close | flow_id u32, last_seq u64 |
 //! | Keepalive | ts_ns u64 |
 //! | Resume | flow_id u32, next_expected_seq u64 |
+//! | Gone | flow_id u32, last_seq u64 |
+//! | Reset | flow_id u32, consumed_seq u64 |
 
 use std::fmt;
 
@@ -41,7 +43,7 @@ pub const DATA_PREFIX_LEN: usize = HEADER_LEN + DATA_FIXED as usize;
 /// Fixed body bytes of each kind (for `Open` and `Data`, before the
 /// variable part).
 pub(crate) const OPEN_FIXED: u32 = 4 + QOS_LEN as u32 + 1;
-pub(crate) const OPEN_ACK_LEN: u32 = 4 + 2;
+pub(crate) const OPEN_ACK_LEN: u32 = 4 + 2 + QOS_LEN as u32;
 pub(crate) const DATA_FIXED: u32 = 4 + 8;
 pub(crate) const FLOW_SEQ_LEN: u32 = 4 + 8;
 pub(crate) const KEEPALIVE_LEN: u32 = 8;
@@ -64,6 +66,12 @@ pub enum Kind {
     Keepalive = 6,
     /// After a reconnect: the receiver says where the sender must resume.
     Resume = 7,
+    /// The sender's application died after `last_seq`: the flow ends with
+    /// "peer gone" once every message up to it is delivered.
+    Gone = 8,
+    /// The receiver's application closed the flow (or the flow is unknown):
+    /// nothing more will be consumed; the sender stops.
+    Reset = 9,
 }
 
 impl Kind {
@@ -77,6 +85,8 @@ impl Kind {
             5 => Kind::Close,
             6 => Kind::Keepalive,
             7 => Kind::Resume,
+            8 => Kind::Gone,
+            9 => Kind::Reset,
             _ => return None,
         })
     }
@@ -87,7 +97,7 @@ impl Kind {
             Kind::Open => (OPEN_FIXED, OPEN_FIXED + MAX_WIRE_NAME_LEN as u32),
             Kind::OpenAck => (OPEN_ACK_LEN, OPEN_ACK_LEN),
             Kind::Data => (DATA_FIXED, u32::MAX),
-            Kind::Ack | Kind::Close | Kind::Resume => (FLOW_SEQ_LEN, FLOW_SEQ_LEN),
+            Kind::Ack | Kind::Close | Kind::Resume | Kind::Gone | Kind::Reset => (FLOW_SEQ_LEN, FLOW_SEQ_LEN),
             Kind::Keepalive => (KEEPALIVE_LEN, KEEPALIVE_LEN),
         }
     }
@@ -152,6 +162,9 @@ pub enum Frame<'a> {
         flow_id: u32,
         /// Whether it opened, and if not why.
         result: OpenResult,
+        /// The QoS the remote listener granted (encoded like `Open`'s; all
+        /// zero unless accepted), written back to the opening application.
+        qos: [u8; QOS_LEN],
     },
     /// A message. Sequence numbers start at [`crate::wire::FIRST_SEQ`].
     Data {
@@ -189,6 +202,20 @@ pub enum Frame<'a> {
         /// The first sequence number the receiver has not received.
         next_expected_seq: u64,
     },
+    /// The sending application died; `last_seq` is its last message.
+    Gone {
+        /// The flow whose sender died.
+        flow_id: u32,
+        /// The last sequence number sent on it (0: none).
+        last_seq: u64,
+    },
+    /// The receiving application closed the flow, or it is unknown here.
+    Reset {
+        /// The flow being reset.
+        flow_id: u32,
+        /// Every message up to this one was consumed (0: none).
+        consumed_seq: u64,
+    },
 }
 
 impl Frame<'_> {
@@ -202,6 +229,8 @@ impl Frame<'_> {
             Frame::Close { .. } => Kind::Close,
             Frame::Keepalive { .. } => Kind::Keepalive,
             Frame::Resume { .. } => Kind::Resume,
+            Frame::Gone { .. } => Kind::Gone,
+            Frame::Reset { .. } => Kind::Reset,
         }
     }
 
@@ -213,7 +242,9 @@ impl Frame<'_> {
             | Frame::Data { flow_id, .. }
             | Frame::Ack { flow_id, .. }
             | Frame::Close { flow_id, .. }
-            | Frame::Resume { flow_id, .. } => Some(flow_id),
+            | Frame::Resume { flow_id, .. }
+            | Frame::Gone { flow_id, .. }
+            | Frame::Reset { flow_id, .. } => Some(flow_id),
             Frame::Keepalive { .. } => None,
         }
     }

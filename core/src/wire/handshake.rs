@@ -27,9 +27,9 @@ use super::error::WireError;
 /// First bytes of both handshake messages.
 pub const MAGIC: [u8; 6] = *b"RFWIRE";
 /// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// The oldest protocol version this build still speaks.
-pub const MIN_PROTOCOL_VERSION: u16 = 1;
+pub const MIN_PROTOCOL_VERSION: u16 = 2;
 
 /// Bytes of magic and length field.
 const PREFIX_LEN: usize = MAGIC.len() + 2;

@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::control::NameError;
-use crate::wire::frame::OPEN_FIXED;
+use crate::wire::frame::{OPEN_ACK_LEN, OPEN_FIXED};
 use proptest::collection::vec;
 
 const SMALL_LIMIT: u32 = 4096;
@@ -128,7 +128,7 @@ proptest! {
     }
 
     #[test]
-    fn lengths_within_the_limit_are_checked_against_the_kind(len in 0u32..=SMALL_LIMIT, kind in 1u8..=7) {
+    fn lengths_within_the_limit_are_checked_against_the_kind(len in 0u32..=SMALL_LIMIT, kind in 1u8..=9) {
         let kind = Kind::from_code(kind).unwrap();
         let (min, max) = kind.body_bounds();
         let bytes = raw(len, kind as u8, 0, 0, &[]);
@@ -152,6 +152,14 @@ fn forged_maximum_length_with_default_limit() {
     // Even a decoder that allows everything only ever borrows.
     let lax = Decoder::new(u32::MAX);
     assert_eq!(lax.decode(&bytes), Ok(None));
+}
+
+/// An `OpenAck` body for flow 1 with result code `code` and a zero QoS.
+fn open_ack_body(code: u16) -> Vec<u8> {
+    let mut body = vec![1, 0, 0, 0];
+    body.extend_from_slice(&code.to_le_bytes());
+    body.extend_from_slice(&[0; QOS_LEN]);
+    body
 }
 
 #[test]
@@ -202,7 +210,7 @@ fn each_malformation_has_its_own_error() {
             raw(OPEN_FIXED + 200, 1, 0, 0, &open_body(&[b'n'; 200], 200)),
             WireError::BadName(NameError::TooLong { len: 200, max: crate::control::MAX_NAME_LEN }),
         ),
-        ("unknown open result", raw(6, 2, 0, 0, &[1, 0, 0, 0, 99, 0]), WireError::UnknownOpenResult(99)),
+        ("unknown open result", raw(OPEN_ACK_LEN, 2, 0, 0, &open_ack_body(99)), WireError::UnknownOpenResult(99)),
     ];
     for (what, bytes, err) in cases {
         assert_eq!(decode(&bytes), Err(err), "{what}");
@@ -237,7 +245,7 @@ fn mutated_streams_never_panic_or_stall() {
     let mut rng = Rng::new(0x5EED_F00D);
     let mut frames: Vec<Owned> = vec![
         Owned::Open { flow_id: 1, name: "orders".into(), qos: [1; QOS_LEN] },
-        Owned::OpenAck { flow_id: 1, result: OpenResult::Accepted },
+        Owned::OpenAck { flow_id: 1, result: OpenResult::Accepted, qos: [0; QOS_LEN] },
         Owned::Data { flow_id: 1, seq: 1, payload: vec![0xAB; 100] },
         Owned::Ack { flow_id: 1, cumulative_seq: 1 },
         Owned::Close { flow_id: 1, last_seq: 1 },

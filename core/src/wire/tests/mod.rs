@@ -13,36 +13,42 @@ use proptest::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Owned {
     Open { flow_id: u32, name: String, qos: [u8; QOS_LEN] },
-    OpenAck { flow_id: u32, result: OpenResult },
+    OpenAck { flow_id: u32, result: OpenResult, qos: [u8; QOS_LEN] },
     Data { flow_id: u32, seq: u64, payload: Vec<u8> },
     Ack { flow_id: u32, cumulative_seq: u64 },
     Close { flow_id: u32, last_seq: u64 },
     Keepalive { ts_ns: u64 },
     Resume { flow_id: u32, next_expected_seq: u64 },
+    Gone { flow_id: u32, last_seq: u64 },
+    Reset { flow_id: u32, consumed_seq: u64 },
 }
 
 impl Owned {
     pub(super) fn frame(&self) -> Frame<'_> {
         match *self {
             Owned::Open { flow_id, ref name, qos } => Frame::Open { flow_id, name, qos },
-            Owned::OpenAck { flow_id, result } => Frame::OpenAck { flow_id, result },
+            Owned::OpenAck { flow_id, result, qos } => Frame::OpenAck { flow_id, result, qos },
             Owned::Data { flow_id, seq, ref payload } => Frame::Data { flow_id, seq, payload },
             Owned::Ack { flow_id, cumulative_seq } => Frame::Ack { flow_id, cumulative_seq },
             Owned::Close { flow_id, last_seq } => Frame::Close { flow_id, last_seq },
             Owned::Keepalive { ts_ns } => Frame::Keepalive { ts_ns },
             Owned::Resume { flow_id, next_expected_seq } => Frame::Resume { flow_id, next_expected_seq },
+            Owned::Gone { flow_id, last_seq } => Frame::Gone { flow_id, last_seq },
+            Owned::Reset { flow_id, consumed_seq } => Frame::Reset { flow_id, consumed_seq },
         }
     }
 
     pub(super) fn from_frame(frame: &Frame<'_>) -> Owned {
         match *frame {
             Frame::Open { flow_id, name, qos } => Owned::Open { flow_id, name: name.to_owned(), qos },
-            Frame::OpenAck { flow_id, result } => Owned::OpenAck { flow_id, result },
+            Frame::OpenAck { flow_id, result, qos } => Owned::OpenAck { flow_id, result, qos },
             Frame::Data { flow_id, seq, payload } => Owned::Data { flow_id, seq, payload: payload.to_vec() },
             Frame::Ack { flow_id, cumulative_seq } => Owned::Ack { flow_id, cumulative_seq },
             Frame::Close { flow_id, last_seq } => Owned::Close { flow_id, last_seq },
             Frame::Keepalive { ts_ns } => Owned::Keepalive { ts_ns },
             Frame::Resume { flow_id, next_expected_seq } => Owned::Resume { flow_id, next_expected_seq },
+            Frame::Gone { flow_id, last_seq } => Owned::Gone { flow_id, last_seq },
+            Frame::Reset { flow_id, consumed_seq } => Owned::Reset { flow_id, consumed_seq },
         }
     }
 }
@@ -69,8 +75,8 @@ pub(super) fn any_frame(max_payload: usize) -> impl Strategy<Value = Owned> {
             name,
             qos
         }),
-        (any::<u32>(), proptest::sample::select(&ALL_RESULTS[..]))
-            .prop_map(|(flow_id, result)| Owned::OpenAck { flow_id, result }),
+        (any::<u32>(), proptest::sample::select(&ALL_RESULTS[..]), any::<[u8; QOS_LEN]>())
+            .prop_map(|(flow_id, result, qos)| Owned::OpenAck { flow_id, result, qos }),
         (any::<u32>(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..=max_payload))
             .prop_map(|(flow_id, seq, payload)| Owned::Data { flow_id, seq, payload }),
         (any::<u32>(), any::<u64>()).prop_map(|(flow_id, cumulative_seq)| Owned::Ack { flow_id, cumulative_seq }),
@@ -78,6 +84,8 @@ pub(super) fn any_frame(max_payload: usize) -> impl Strategy<Value = Owned> {
         any::<u64>().prop_map(|ts_ns| Owned::Keepalive { ts_ns }),
         (any::<u32>(), any::<u64>())
             .prop_map(|(flow_id, next_expected_seq)| Owned::Resume { flow_id, next_expected_seq }),
+        (any::<u32>(), any::<u64>()).prop_map(|(flow_id, last_seq)| Owned::Gone { flow_id, last_seq }),
+        (any::<u32>(), any::<u64>()).prop_map(|(flow_id, consumed_seq)| Owned::Reset { flow_id, consumed_seq }),
     ]
 }
 

@@ -1,0 +1,173 @@
+//! Invoker mode (Aeron's INVOKER): no engine thread; the application's own
+//! threads run the engine's duty cycle inside their flow and listener calls.
+//!
+//! A flow allocated through an invoker-mode [`super::RemoteEngine`] drives
+//! it: after every send, on every receive that finds nothing, and while a
+//! blocking call waits (where it spins for the flow's spin time, then
+//! sleeps in the engine's io_uring for at most [`WAIT_CAP`] at a time).
+//! A flow the engine allocated to a listener of this process (the far end
+//! of an incoming remote flow) is found again by its segment's inode when
+//! the listener accepts it, and drives the engine the same way; a waiting
+//! `Listener::accept` drives every invoker-mode engine of the process,
+//! since the next incoming flow can only arrive through one of them.
+//!
+//! Two threads never run one engine at once: a caller that finds the engine
+//! busy moves on (the other thread is making progress for both).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, TryLockError, Weak};
+use std::time::{Duration, Instant};
+
+use ringflow_core::engine::Engine;
+use ringflow_core::Deadline;
+
+/// The longest one idle wait in the engine's io_uring. Bounds how late a
+/// message sent by another thread of this process (which found the engine
+/// busy with this thread's wait) leaves.
+pub const WAIT_CAP: Duration = Duration::from_millis(1);
+
+/// An engine in invoker mode, driven by whoever calls.
+pub struct Invoker {
+    /// `None` once shut down.
+    engine: Mutex<Option<Engine>>,
+}
+
+impl Invoker {
+    pub(crate) fn new(engine: Engine) -> Arc<Invoker> {
+        let invoker = Arc::new(Invoker { engine: Mutex::new(Some(engine)) });
+        let mut all = ALL.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&invoker));
+        invoker
+    }
+
+    /// One duty cycle, unless another thread is running one; the work done.
+    #[inline]
+    pub fn invoke(&self) -> usize {
+        match self.engine.try_lock() {
+            Ok(mut engine) => engine.as_mut().map_or(0, Engine::invoke),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().as_mut().map_or(0, Engine::invoke),
+            Err(TryLockError::WouldBlock) => 0,
+        }
+    }
+
+    /// Sleeps in the engine's event source for at most `timeout` (capped
+    /// at [`WAIT_CAP`]); yields if another thread is running the engine.
+    pub fn wait(&self, timeout: Duration) {
+        let timeout = timeout.min(WAIT_CAP);
+        let mut engine = match self.engine.try_lock() {
+            Ok(engine) => engine,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return std::thread::yield_now(),
+        };
+        match engine.as_mut() {
+            Some(engine) => engine.invoke_wait(timeout),
+            None => std::thread::sleep(timeout),
+        }
+    }
+
+    /// Takes the engine out to shut it down; flows that still drive it
+    /// find nothing to run from then on.
+    pub(crate) fn take(&self) -> Option<Engine> {
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// Drives the engine until `ready` says yes or `deadline` passes:
+    /// spins (invoking) for `spin`, then sleeps in the engine between
+    /// duty cycles. Returns whether `ready` said yes.
+    pub fn drive_until(&self, mut ready: impl FnMut() -> bool, spin: Duration, deadline: Deadline) -> bool {
+        drive_until(|| self.invoke(), |t| self.wait(t), &mut ready, spin, deadline)
+    }
+}
+
+/// Every invoker-mode engine of this process.
+static ALL: Mutex<Vec<Weak<Invoker>>> = Mutex::new(Vec::new());
+
+/// Whether this process runs any invoker-mode engine (cheap enough for a
+/// listener's wait, not meant for a hot path).
+pub(crate) fn any() -> bool {
+    ALL.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|w| w.strong_count() > 0)
+}
+
+/// Runs one duty cycle of every invoker-mode engine of this process.
+fn invoke_all() -> usize {
+    let all: Vec<Arc<Invoker>> =
+        ALL.lock().unwrap_or_else(PoisonError::into_inner).iter().filter_map(Weak::upgrade).collect();
+    all.iter().map(|i| i.invoke()).sum()
+}
+
+/// Drives every invoker-mode engine of the process until `ready` or the
+/// deadline (for a listener waiting to accept).
+pub(crate) fn drive_all_until(mut ready: impl FnMut() -> bool, spin: Duration, deadline: Deadline) -> bool {
+    let wait = |t: Duration| {
+        let first = ALL.lock().unwrap_or_else(PoisonError::into_inner).iter().find_map(Weak::upgrade);
+        match first {
+            Some(i) => i.wait(t),
+            None => std::thread::sleep(t.min(WAIT_CAP)),
+        }
+    };
+    drive_until(invoke_all, wait, &mut ready, spin, deadline)
+}
+
+fn drive_until(
+    mut invoke: impl FnMut() -> usize,
+    mut wait: impl FnMut(Duration),
+    ready: &mut dyn FnMut() -> bool,
+    spin: Duration,
+    deadline: Deadline,
+) -> bool {
+    let spin_until = Instant::now() + spin;
+    loop {
+        let work = invoke();
+        if ready() {
+            return true;
+        }
+        let left = match deadline.remaining() {
+            Some(Duration::ZERO) => return false,
+            Some(left) => left,
+            None => WAIT_CAP,
+        };
+        if work > 0 {
+            continue;
+        }
+        if Instant::now() < spin_until {
+            std::hint::spin_loop();
+        } else {
+            wait(left);
+        }
+    }
+}
+
+/// Segments of flows an invoker-mode engine is allocating to a listener of
+/// this process, by (device, inode): the accepting side looks its segment
+/// up to find the engine it must drive.
+static SEGMENTS: Mutex<Option<HashMap<SegmentKey, Weak<Invoker>>>> = Mutex::new(None);
+
+/// A segment's (device, inode).
+type SegmentKey = (u64, u64);
+
+/// The (device, inode) of an fd.
+pub(crate) fn inode_of(fd: std::os::fd::BorrowedFd<'_>) -> Option<SegmentKey> {
+    use std::os::unix::fs::MetadataExt as _;
+    let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+    let meta = file.metadata().ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+/// Records that the flow over the segment `key` belongs to `invoker`.
+pub(crate) fn register_segment(key: SegmentKey, invoker: Weak<Invoker>) {
+    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HashMap::new).insert(key, invoker);
+}
+
+/// Forgets a segment (its allocation failed).
+pub(crate) fn forget_segment(key: SegmentKey) {
+    if let Some(map) = SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+        map.remove(&key);
+    }
+}
+
+/// The invoker the accepted flow over segment `key` must drive (each
+/// segment is accepted once, so the entry goes).
+pub(crate) fn claim_segment(key: SegmentKey) -> Option<Arc<Invoker>> {
+    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).as_mut()?.remove(&key)?.upgrade()
+}
