@@ -1,8 +1,10 @@
 //! The `ringflow` command line: `ringflow bench [scenario] [--quick] [--json]`,
-//! `ringflow config [--file FILE]`.
+//! `ringflow config [--file FILE]`, `ringflow engine [--config FILE]`.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ringflow_bench::{Mode, Options};
@@ -36,17 +38,34 @@ enum Command {
         #[arg(long)]
         file: Option<std::path::PathBuf>,
     },
+    /// Run the engine standalone: it carries flows to and from other hosts
+    /// for every process of this host that attaches to it (they do when it
+    /// runs), and accepts flows from remote engines at `net.listen`.
+    /// Ctrl-C (or SIGTERM) stops it cleanly, flushing reliable data for up
+    /// to --flush-ms; a second Ctrl-C exits at once.
+    Engine {
+        /// A ringflow.toml to read instead of $RINGFLOW_CONFIG.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// How long a clean stop waits for reliable data to be acknowledged.
+        #[arg(long, default_value_t = 5000)]
+        flush_ms: u64,
+    },
 }
 
-fn config(file: Option<std::path::PathBuf>) -> ExitCode {
-    let loaded = ringflow::config::process_vars().and_then(|mut vars| {
+/// Defaults, then the file (`file`, else $RINGFLOW_CONFIG), then RINGFLOW_*.
+fn load_config(file: Option<std::path::PathBuf>) -> Result<ringflow::EngineConfig, ringflow::ConfigError> {
+    ringflow::config::process_vars().and_then(|mut vars| {
         if let Some(path) = file {
             // The last RINGFLOW_CONFIG wins: --file stands in for it.
             vars.push((ringflow::config::CONFIG_ENV.to_owned(), path.display().to_string()));
         }
         ringflow::EngineConfig::load_with(vars)
-    });
-    match loaded {
+    })
+}
+
+fn config(file: Option<std::path::PathBuf>) -> ExitCode {
+    match load_config(file) {
         Ok(c) => {
             print!("{}", c.to_toml_string());
             ExitCode::SUCCESS
@@ -58,10 +77,74 @@ fn config(file: Option<std::path::PathBuf>) -> ExitCode {
     }
 }
 
+/// Signals (SIGINT, SIGTERM) received so far.
+static STOPS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // SYNC: Relaxed; the main loop polls the count, nothing else rides on it.
+    if STOPS.fetch_add(1, Ordering::Relaxed) > 0 {
+        // The second signal: out at once (async-signal-safe).
+        // SAFETY: _exit ends the process without running anything else.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+fn engine(file: Option<std::path::PathBuf>, flush: Duration) -> ExitCode {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        let _ = writeln!(io::stderr(), "ringflow engine: {what}: {e}");
+        ExitCode::FAILURE
+    };
+    let config = match load_config(file) {
+        Ok(c) => c,
+        Err(e) => return fail("configuration refused", &e),
+    };
+    if config.engine().mode == ringflow::config::ThreadingMode::Invoker {
+        return fail(
+            "engine.mode",
+            &"a standalone engine needs \"dedicated\" (invoker mode runs inside an application)",
+        );
+    }
+    let engine = match ringflow::remote::RemoteEngine::start(&config, None) {
+        Ok(e) => e,
+        Err(e) => return fail("cannot start", &e),
+    };
+    let host = match engine.serve_host(None) {
+        Ok(h) => h,
+        Err(e) => return fail("cannot serve this host", &e),
+    };
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches an atomic and calls _exit, both
+        // async-signal-safe.
+        unsafe { libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t) };
+    }
+    let listen = engine.listen_addr().map_or_else(|| "nowhere (net.listen unset)".to_owned(), |a| a.to_string());
+    let _ = writeln!(
+        io::stderr(),
+        "ringflow engine: serving this host as {:?}; remote engines reach it at {listen}. Ctrl-C stops.",
+        ringflow::remote::ENGINE_NAME
+    );
+    // SYNC: Relaxed; see `on_stop_signal`.
+    while STOPS.load(Ordering::Relaxed) == 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ =
+        writeln!(io::stderr(), "ringflow engine: stopping (flushing for up to {flush:?}; Ctrl-C again to quit now)");
+    drop(host);
+    match engine.shutdown_within(flush) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            let _ = writeln!(io::stderr(), "ringflow engine: stopped before every reliable message was acknowledged");
+            ExitCode::FAILURE
+        }
+        Err(e) => fail("stopping", &e),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Config { file } => config(file),
+        Command::Engine { config, flush_ms } => engine(config, Duration::from_millis(flush_ms)),
         Command::Bench { scenario, quick, json } => {
             let opts = Options { mode: if quick { Mode::Quick } else { Mode::Full }, json };
             let stdout = io::stdout();

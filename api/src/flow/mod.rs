@@ -162,7 +162,7 @@ impl Flow {
     pub fn alloc_with(name: &str, qos: &Qos, deadline: Deadline, opts: FlowOptions) -> Result<Flow, AllocError> {
         let qos = qos.validate().map_err(AllocError::InvalidQos)?;
         if crate::remote::is_remote(name) {
-            return crate::remote::alloc_embedded(name, &qos, deadline);
+            return crate::remote::alloc_embedded(name, &qos, deadline, opts);
         }
         ringflow_core::control::validate_name(name).map_err(AllocError::InvalidName)?;
         let dir = opts.dir().map_err(AllocError::RuntimeDir)?;

@@ -81,9 +81,32 @@ const LOSSY_QUEUE: usize = 4096;
 /// A reply to the application that asked to open a flow: the granted QoS.
 pub(super) type OpenReply = mpsc::Sender<Result<Qos, AllocError>>;
 
+/// Where the outcome of an `Open` goes.
+pub(super) enum Reply {
+    /// To an application thread of this process, waiting on the channel.
+    Channel(OpenReply),
+    /// Into the flow itself, as its first message (an application attached
+    /// to the host engine: see `host`).
+    Announce,
+}
+
+impl Reply {
+    fn answer(self, end: &mut Flow, result: Result<Qos, AllocError>) {
+        match self {
+            Reply::Channel(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Announce => {
+                // The ring is empty: nothing was delivered before the outcome.
+                let _ = end.try_send(&super::host::encode_outcome(&result));
+            }
+        }
+    }
+}
+
 /// A request from an application thread.
 pub(super) enum Command {
-    Open { addr: SocketAddr, name: String, qos: Qos, end: Flow, reply: OpenReply },
+    Open { addr: SocketAddr, name: String, qos: Qos, end: Flow, reply: Reply },
 }
 
 /// What application threads share with the bridge.
@@ -93,6 +116,11 @@ pub(super) struct Shared {
     /// Set in invoker mode: the engine that flows this bridge allocates to
     /// local listeners must drive.
     pub invoker: std::sync::OnceLock<Weak<Invoker>>,
+    /// Set by a clean shutdown: refuse new flows, finish what is in flight.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Set by the bridge while draining once every reliable message was
+    /// acknowledged and every received one delivered.
+    pub drained: std::sync::atomic::AtomicBool,
 }
 
 type LinkId = u32;
@@ -161,7 +189,7 @@ struct Bridged {
     reliable: bool,
     peer_timeout: Duration,
     /// The application waiting for the remote engine's answer to `Open`.
-    opening: Option<OpenReply>,
+    opening: Option<Reply>,
     /// The request, resent if the link reconnects before the answer.
     open_qos: [u8; wire::QOS_LEN],
 
@@ -190,10 +218,15 @@ struct Bridged {
     rx: End,
     /// Lossy flows: messages dropped because the local ring stayed full.
     dropped: u64,
+    /// Messages the end had sent / received before it was bridged (an
+    /// attached application's request and the engine's answer): not part
+    /// of the remote flow's numbering.
+    sent_base: u64,
+    recv_base: u64,
 }
 
 impl Bridged {
-    fn new(end: Flow, name: String, flow_id: u32, opening: Option<OpenReply>) -> Bridged {
+    fn new(end: Flow, name: String, flow_id: u32, opening: Option<Reply>) -> Bridged {
         let qos = *end.qos();
         let window = qos.reliable.then(|| SendWindow::new(flow_id, window_limits(&qos)));
         let seq = if qos.reliable { RecvSequencer::reliable(flow_id) } else { RecvSequencer::lossy(flow_id) };
@@ -216,7 +249,22 @@ impl Bridged {
             acked_at: Instant::now(),
             rx: End::Open,
             dropped: 0,
+            sent_base: 0,
+            recv_base: 0,
         }
+        .based()
+    }
+
+    /// Takes the end's counts so far as the base of the remote numbering.
+    fn based(mut self) -> Bridged {
+        let stats = self.end.stats();
+        (self.sent_base, self.recv_base) = (stats.sent, stats.received);
+        self
+    }
+
+    /// Remote messages the local application has consumed.
+    fn consumed(&self) -> u64 {
+        self.end.peer_consumed().saturating_sub(self.sent_base)
     }
 
     /// The last sequence number sent.
@@ -240,8 +288,7 @@ impl Bridged {
             // Every message up to the death is delivered before the end.
             End::Gone(_) => self.inbound.is_empty(),
             End::Closed(_) => {
-                self.inbound.is_empty()
-                    && (self.end.peer_consumed() >= self.delivered || self.end.peer_stopped_reading())
+                self.inbound.is_empty() && (self.consumed() >= self.delivered || self.end.peer_stopped_reading())
             }
         };
         tx_done && rx_done
@@ -361,11 +408,16 @@ impl Bridge {
     fn commands(&mut self) -> usize {
         let cmds = std::mem::take(&mut *self.shared.commands.lock().unwrap_or_else(|p| p.into_inner()));
         let n = cmds.len();
-        for Command::Open { addr, name, qos, end, reply } in cmds {
+        for Command::Open { addr, name, qos, mut end, reply } in cmds {
+            // SYNC: Relaxed; the flag orders nothing else.
+            if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+                reply.answer(&mut end, Err(AllocError::Io(std::io::Error::other("the engine is shutting down"))));
+                continue;
+            }
             let link = match self.link_to(addr) {
                 Ok(link) => link,
                 Err(e) => {
-                    let _ = reply.send(Err(AllocError::EngineUnreachable { addr: addr.to_string(), source: e }));
+                    reply.answer(&mut end, Err(AllocError::EngineUnreachable { addr: addr.to_string(), source: e }));
                     continue;
                 }
             };
@@ -611,7 +663,7 @@ impl Bridge {
                     if w.on_ack(cumulative_seq).is_err() {
                         return false;
                     }
-                    b.end.confirm_consumed(w.acked());
+                    b.end.confirm_consumed(b.recv_base + w.acked());
                 }
             }
             Frame::Close { flow_id, last_seq } | Frame::Gone { flow_id, last_seq } => {
@@ -630,7 +682,7 @@ impl Bridge {
                 if let Some(b) = self.flows.get_mut(&(link, flow_id)) {
                     if let Some(w) = b.window.as_mut() {
                         let _ = w.on_ack(consumed_seq.min(w.last_sent()));
-                        b.end.confirm_consumed(w.acked());
+                        b.end.confirm_consumed(b.recv_base + w.acked());
                     }
                     b.window = None;
                     b.tx = End::Reset;
@@ -663,12 +715,14 @@ impl Bridge {
             let granted = Qos::decode(&qos).ok().filter(|g| g.max_msg <= b.end.qos().max_msg);
             match granted {
                 Some(granted) => {
-                    let _ = reply.send(Ok(granted));
+                    reply.answer(&mut b.end, Ok(granted));
+                    // The answer (if written into the flow) is not a remote message.
+                    b.sent_base = b.end.stats().sent;
                     return;
                 }
                 None => {
-                    let _ = reply
-                        .send(Err(AllocError::CorruptPeer("remote engine granted a QoS it was not asked for".into())));
+                    let e = AllocError::CorruptPeer("remote engine granted a QoS it was not asked for".into());
+                    reply.answer(&mut b.end, Err(e));
                     self.flows.remove(&(link, flow_id));
                     self.send_frame(link, &Frame::Reset { flow_id, consumed_seq: 0 });
                     return;
@@ -682,7 +736,7 @@ impl Bridge {
             OpenResult::QosRefused => AllocError::Refused(ringflow_core::flow::handshake::Refusal::InvalidQos),
             _ => AllocError::CorruptPeer(format!("remote engine refused the flow: {result:?}")),
         };
-        let _ = reply.send(Err(err));
+        reply.answer(&mut b.end, Err(err));
         self.flows.remove(&(link, flow_id));
     }
 
@@ -748,6 +802,12 @@ impl Bridge {
             // A repeated Open (the link reconnected before our answer).
             let qos = b.end.qos().encode();
             self.send_frame(link, &Frame::OpenAck { flow_id, result: OpenResult::Accepted, qos });
+            return;
+        }
+        // SYNC: Relaxed; the flag orders nothing else.
+        if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            let refuse = Frame::OpenAck { flow_id, result: OpenResult::ShuttingDown, qos: [0; wire::QOS_LEN] };
+            self.send_frame(link, &refuse);
             return;
         }
         if !self.opening.insert((link, flow_id)) {
@@ -826,7 +886,7 @@ impl Bridge {
             let (link, flow_id) = key;
             moved += deliver(b);
             // Acknowledge what the local application consumed.
-            let consumed = b.end.peer_consumed().min(b.delivered);
+            let consumed = b.consumed().min(b.delivered);
             if b.reliable
                 && consumed > b.acked
                 && (consumed - b.acked >= ACK_EVERY || now - b.acked_at >= ACK_AFTER || b.rx != End::Open)
@@ -923,7 +983,7 @@ impl Bridge {
                 }
                 if b.window.is_none() {
                     // Lossy: what left is as consumed as it will get.
-                    b.end.confirm_consumed(b.forwarded);
+                    b.end.confirm_consumed(b.recv_base + b.forwarded);
                 }
                 moved += sent;
             }
@@ -1012,9 +1072,7 @@ impl Bridge {
             work += 1;
             if let Some(mut b) = self.flows.remove(&key) {
                 match b.opening.take() {
-                    Some(reply) => {
-                        let _ = reply.send(Err(AllocError::PeerGone));
-                    }
+                    Some(reply) => reply.answer(&mut b.end, Err(AllocError::PeerGone)),
                     None => b.end.abandon(),
                 }
             }
@@ -1075,6 +1133,14 @@ impl Agent for Bridge {
             self.start_network();
         }
         let work = self.commands() + self.opened() + self.network() + self.flows() + self.timers();
+        // SYNC: Relaxed (both flags); `RemoteEngine::shutdown` polls
+        // `drained` and then joins the engine thread, which orders the rest.
+        if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            let done = self.flows.values().all(|b| {
+                b.inbound.is_empty() && b.window.as_ref().is_none_or(SendWindow::is_drained) && b.opening.is_none()
+            });
+            self.shared.drained.store(done, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(tcp) = self.tcp.as_mut() {
             // Hand what this cycle queued to the kernel now, not next cycle.
             tcp.submit();

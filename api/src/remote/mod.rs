@@ -23,8 +23,10 @@
 //! carrying descriptors cannot leave the host and ends the flow).
 
 mod bridge;
+mod host;
 pub(crate) mod invoker;
 
+pub use host::{HostService, ENGINE_NAME};
 pub use invoker::{Invoker, WAIT_CAP};
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -40,7 +42,7 @@ use ringflow_core::Deadline;
 
 use crate::error::AllocError;
 use crate::Flow;
-use bridge::{Bridge, Command, Shared};
+use bridge::{Bridge, Command, Reply, Shared};
 
 /// An engine carrying flows to and from other hosts.
 pub struct RemoteEngine {
@@ -139,7 +141,7 @@ impl RemoteEngine {
         let (name, addr) = parse_target(target)?;
         let (mut app_end, engine_end) = Flow::pair(qos)?;
         let (reply_tx, reply_rx) = mpsc::channel();
-        let open = Command::Open { addr, name, qos: *app_end.qos(), end: engine_end, reply: reply_tx };
+        let open = Command::Open { addr, name, qos: *app_end.qos(), end: engine_end, reply: Reply::Channel(reply_tx) };
         self.shared.commands.lock().unwrap_or_else(|p| p.into_inner()).push(open);
         let timed_out = || if deadline == Deadline::Now { AllocError::WouldBlock } else { AllocError::TimedOut };
         let answer = match &self.run {
@@ -177,7 +179,59 @@ impl RemoteEngine {
         Ok(app_end)
     }
 
-    /// Stops the engine: its flows end (their local peers see end of flow).
+    /// Serves every process of the host: binds [`ENGINE_NAME`] in
+    /// `runtime_dir` (default: the per-user one), and a process that
+    /// allocates a remote flow while it is bound attaches to this engine
+    /// instead of starting its own (`ringflow engine` does this). Serving
+    /// stops when the returned handle is dropped. Dedicated mode only.
+    pub fn serve_host(&self, runtime_dir: Option<PathBuf>) -> Result<HostService, crate::BindError> {
+        let Run::Dedicated { waker, .. } = &self.run else {
+            return Err(crate::BindError::Io(std::io::Error::other(
+                "an invoker-mode engine runs only inside its application; use engine.mode = \"dedicated\"",
+            )));
+        };
+        let shared = Arc::clone(&self.shared);
+        let waker = waker.clone();
+        HostService::start(runtime_dir, move |target, end| {
+            let (name, addr) = match parse_target(target) {
+                Ok(t) => t,
+                Err(e) => return Err(Box::new((end, e))),
+            };
+            let open = Command::Open { addr, name, qos: *end.qos(), end, reply: Reply::Announce };
+            shared.commands.lock().unwrap_or_else(|p| p.into_inner()).push(open);
+            waker.wake();
+            Ok(())
+        })
+    }
+
+    /// Stops the engine cleanly: refuses new flows, waits up to `flush` for
+    /// every reliable message in flight to be acknowledged and every
+    /// received one to be delivered, then stops (flows still open end; their
+    /// local peers see end of flow). Returns whether everything was flushed.
+    pub fn shutdown_within(self, flush: Duration) -> Result<bool, EngineError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        // SYNC: Relaxed (both flags): see the bridge's duty cycle.
+        self.shared.draining.store(true, Relaxed);
+        let drained = || self.shared.drained.load(Relaxed);
+        let deadline = Deadline::after(flush);
+        let flushed = match &self.run {
+            Run::Invoker(invoker) => invoker.drive_until(drained, Duration::ZERO, deadline),
+            Run::Dedicated { waker, .. } => loop {
+                waker.wake();
+                if drained() {
+                    break true;
+                }
+                if deadline.remaining() == Some(Duration::ZERO) {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            },
+        };
+        self.shutdown().map(|()| flushed)
+    }
+
+    /// Stops the engine at once: its flows end (their local peers see end
+    /// of flow); see [`shutdown_within`](Self::shutdown_within) to flush first.
     pub fn shutdown(self) -> Result<(), EngineError> {
         match self.run {
             Run::Dedicated { engine, .. } => match engine.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -196,8 +250,18 @@ impl RemoteEngine {
 /// The process's embedded engine, started on the first remote alloc.
 static EMBEDDED: std::sync::OnceLock<Result<RemoteEngine, String>> = std::sync::OnceLock::new();
 
-/// Allocates through the embedded engine (see the module header).
-pub(crate) fn alloc_embedded(target: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
+/// Allocates through the host engine if one serves this runtime directory,
+/// else through the embedded engine (see the module header).
+pub(crate) fn alloc_embedded(
+    target: &str,
+    qos: &Qos,
+    deadline: Deadline,
+    opts: crate::FlowOptions,
+) -> Result<Flow, AllocError> {
+    parse_target(target)?;
+    if let Some(flow) = host::alloc_attached(target, qos, deadline, opts)? {
+        return Ok(flow);
+    }
     let engine = EMBEDDED.get_or_init(|| {
         let config = EngineConfig::load().map_err(|e| e.to_string())?;
         RemoteEngine::start(&config, None).map_err(|e| e.to_string())

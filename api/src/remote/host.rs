@@ -1,0 +1,232 @@
+//! One engine for every process of the host (`ringflow engine`): the engine
+//! binds the name [`ENGINE_NAME`] in the runtime directory, and a process
+//! that allocates a remote flow while that name is bound attaches to it
+//! instead of starting an engine of its own.
+//!
+//! Attaching is an ordinary local flow to [`ENGINE_NAME`] (shared memory,
+//! the same control socket as any flow): its first message, from the
+//! application, names the target; its first message back, written by the
+//! engine before any data, is the outcome of the remote open (the granted
+//! QoS, or the error). From then on it is the application's flow, and the
+//! engine bridges it like one of its own.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ringflow_core::flow::handshake::Refusal;
+use ringflow_core::flow::Qos;
+use ringflow_core::Deadline;
+
+use crate::error::{AcceptError, AllocError, BindError, RecvError};
+use crate::{Flow, FlowOptions, Listener, ListenerOptions};
+
+/// The name a host engine binds in the runtime directory.
+pub const ENGINE_NAME: &str = "ringflow-engine";
+
+/// Version byte leading the application's request.
+const REQUEST_VERSION: u8 = 1;
+/// How long the engine waits for an attached application's request.
+const REQUEST_WAIT: Duration = Duration::from_secs(5);
+/// Bytes before the free-text part of an outcome: code u8, qos.
+const OUTCOME_FIXED: usize = 1 + ringflow_core::wire::QOS_LEN;
+/// Longest free text in an outcome.
+const MAX_TEXT: usize = 1024;
+
+/// Outcome codes of the engine's answer.
+mod code {
+    pub const OK: u8 = 0;
+    pub const NOT_FOUND: u8 = 1;
+    pub const PERMISSION_DENIED: u8 = 2;
+    pub const QOS_REFUSED: u8 = 3;
+    pub const UNREACHABLE: u8 = 4;
+    pub const PEER_GONE: u8 = 5;
+    pub const INVALID_TARGET: u8 = 6;
+    pub const OTHER: u8 = 7;
+}
+
+/// The engine's answer to an attached open, as the first message.
+pub(super) fn encode_outcome(result: &Result<Qos, AllocError>) -> Vec<u8> {
+    let (c, qos, text) = match result {
+        Ok(q) => (code::OK, q.encode(), String::new()),
+        Err(e) => {
+            let c = match e {
+                AllocError::NotFound { .. } => code::NOT_FOUND,
+                AllocError::PermissionDenied => code::PERMISSION_DENIED,
+                AllocError::Refused(_) | AllocError::InvalidQos(_) => code::QOS_REFUSED,
+                AllocError::EngineUnreachable { .. } => code::UNREACHABLE,
+                AllocError::PeerGone => code::PEER_GONE,
+                AllocError::InvalidTarget { .. } => code::INVALID_TARGET,
+                _ => code::OTHER,
+            };
+            let text = match e {
+                AllocError::NotFound { name } => name.clone(),
+                AllocError::EngineUnreachable { addr, source } => format!("{addr}\n{source}"),
+                AllocError::InvalidTarget { target } => target.clone(),
+                other => other.to_string(),
+            };
+            (c, [0; ringflow_core::wire::QOS_LEN], text)
+        }
+    };
+    let mut out = Vec::with_capacity(OUTCOME_FIXED + text.len());
+    out.push(c);
+    out.extend_from_slice(&qos);
+    let mut cut = text.len().min(MAX_TEXT);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    out.extend_from_slice(&text.as_bytes()[..cut]);
+    out
+}
+
+/// Reads the engine's answer (untrusted: a malformed one is `CorruptPeer`).
+fn decode_outcome(msg: &[u8]) -> Result<Qos, AllocError> {
+    let corrupt = |why: &str| AllocError::CorruptPeer(format!("host engine answered badly: {why}"));
+    if msg.len() < OUTCOME_FIXED || msg.len() > OUTCOME_FIXED + MAX_TEXT {
+        return Err(corrupt("wrong length"));
+    }
+    let text = String::from_utf8_lossy(&msg[OUTCOME_FIXED..]).into_owned();
+    match msg[0] {
+        code::OK => Qos::decode(&msg[1..OUTCOME_FIXED]).map_err(|_| corrupt("bad QoS")),
+        code::NOT_FOUND => Err(AllocError::NotFound { name: text }),
+        code::PERMISSION_DENIED => Err(AllocError::PermissionDenied),
+        code::QOS_REFUSED => Err(AllocError::Refused(Refusal::InvalidQos)),
+        code::UNREACHABLE => {
+            let (addr, why) = text.split_once('\n').unwrap_or((&text, ""));
+            Err(AllocError::EngineUnreachable { addr: addr.to_owned(), source: io::Error::other(why.to_owned()) })
+        }
+        code::PEER_GONE => Err(AllocError::PeerGone),
+        code::INVALID_TARGET => Err(AllocError::InvalidTarget { target: text }),
+        code::OTHER => Err(AllocError::Io(io::Error::other(format!("host engine: {text}")))),
+        c => Err(corrupt(&format!("unknown code {c}"))),
+    }
+}
+
+/// Allocates `target` through the host engine bound in `opts`' runtime
+/// directory. `Ok(None)`: no host engine runs there.
+pub(crate) fn alloc_attached(
+    target: &str,
+    qos: &Qos,
+    deadline: Deadline,
+    opts: FlowOptions,
+) -> Result<Option<Flow>, AllocError> {
+    let mut flow = match Flow::alloc_with(ENGINE_NAME, qos, deadline, opts) {
+        Ok(flow) => flow,
+        // No host engine (or no runtime directory to find one in).
+        Err(AllocError::NotFound { .. } | AllocError::RuntimeDir(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut request = Vec::with_capacity(1 + target.len());
+    request.push(REQUEST_VERSION);
+    request.extend_from_slice(target.as_bytes());
+    flow.send_deadline(&request, deadline).map_err(|e| AllocError::Io(io::Error::other(e.to_string())))?;
+    let granted = match flow.recv_ref_deadline(deadline) {
+        Ok(answer) => decode_outcome(&answer)?,
+        Err(RecvError::TimedOut) => return Err(AllocError::TimedOut),
+        Err(RecvError::WouldBlock) => return Err(AllocError::WouldBlock),
+        Err(RecvError::PeerGone { .. } | RecvError::Closed) => return Err(AllocError::PeerGone),
+        Err(e) => return Err(AllocError::CorruptPeer(e.to_string())),
+    };
+    flow.qos.max_msg = granted.max_msg.min(flow.qos.max_msg);
+    flow.qos.peer_timeout = granted.peer_timeout;
+    Ok(Some(flow))
+}
+
+/// An attach the engine refused at once: the flow, to answer on, and why.
+pub(super) type Refused = Box<(Flow, AllocError)>;
+
+/// A running host service: accepts attaching applications until dropped.
+pub struct HostService {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HostService {
+    /// Binds [`ENGINE_NAME`] in `runtime_dir` (default: the per-user one)
+    /// and hands every attaching application's flow to `open`.
+    pub(super) fn start(
+        runtime_dir: Option<PathBuf>,
+        open: impl Fn(&str, Flow) -> Result<(), Refused> + Send + 'static,
+    ) -> Result<HostService, BindError> {
+        let mut opts = ListenerOptions::new();
+        if let Some(dir) = runtime_dir {
+            opts = opts.runtime_dir(dir);
+        }
+        let mut listener = Listener::bind_with(ENGINE_NAME, opts)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("ringflow-host".into())
+            .spawn(move || {
+                // SYNC: Relaxed; a flag polled between accepts, no data rides on it.
+                while !stopping.load(Ordering::Relaxed) {
+                    match listener.accept_timeout(Duration::from_millis(100)) {
+                        Ok(flow) => serve(flow, &open),
+                        Err(AcceptError::TimedOut | AcceptError::WouldBlock) => {}
+                        Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                    }
+                }
+            })
+            .map_err(BindError::Io)?;
+        Ok(HostService { stop, thread: Some(thread) })
+    }
+}
+
+/// Reads one application's request and passes its flow on.
+fn serve(mut flow: Flow, open: &impl Fn(&str, Flow) -> Result<(), Refused>) {
+    let request = match flow.recv_ref_timeout(REQUEST_WAIT) {
+        Ok(m) => m.to_vec(),
+        Err(_) => return, // gone or silent: nothing to answer
+    };
+    let target = match request.split_first() {
+        Some((&REQUEST_VERSION, rest)) => String::from_utf8_lossy(rest).into_owned(),
+        _ => {
+            let e = AllocError::CorruptPeer("attach request of an unknown version".into());
+            let _ = flow.try_send(&encode_outcome(&Err(e)));
+            return;
+        }
+    };
+    if let Err(refused) = open(&target, flow) {
+        let (mut flow, e) = *refused;
+        let _ = flow.try_send(&encode_outcome(&Err(e)));
+    }
+}
+
+impl Drop for HostService {
+    fn drop(&mut self) {
+        // SYNC: Relaxed; see the accept loop.
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_round_trip_and_garbage_is_corrupt() {
+        let ok = decode_outcome(&encode_outcome(&Ok(Qos::data()))).unwrap();
+        assert_eq!(ok, Qos::data());
+        let e = AllocError::NotFound { name: "svc".into() };
+        assert!(
+            matches!(decode_outcome(&encode_outcome(&Err(e))), Err(AllocError::NotFound { name }) if name == "svc")
+        );
+        let e = AllocError::EngineUnreachable { addr: "10.0.0.1:7000".into(), source: io::Error::other("refused") };
+        match decode_outcome(&encode_outcome(&Err(e))) {
+            Err(AllocError::EngineUnreachable { addr, source }) => {
+                assert_eq!(addr, "10.0.0.1:7000");
+                assert_eq!(source.to_string(), "refused");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(decode_outcome(&[]), Err(AllocError::CorruptPeer(_))));
+        assert!(matches!(decode_outcome(&[99; OUTCOME_FIXED]), Err(AllocError::CorruptPeer(_))));
+        assert!(matches!(decode_outcome(&vec![0; OUTCOME_FIXED + MAX_TEXT + 1]), Err(AllocError::CorruptPeer(_))));
+    }
+}
