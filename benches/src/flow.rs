@@ -17,12 +17,26 @@ use crate::pingpong::{self, PingSide, PongSide};
 use crate::stream::{self, StreamRx, StreamTx};
 use crate::wire::{word, Msg, Sink, Source, Template};
 
-fn err(call: &'static str, e: impl std::fmt::Display) -> BenchError {
+pub(crate) fn err(call: &'static str, e: impl std::fmt::Display) -> BenchError {
     BenchError::Peer { call, error: e.to_string() }
 }
 
 /// A private runtime directory, removed on drop.
-struct DirGuard(PathBuf);
+pub(crate) struct DirGuard(PathBuf);
+
+impl DirGuard {
+    /// A fresh directory path of this process (created by whoever binds in it).
+    pub(crate) fn new() -> Self {
+        static RUN: AtomicUsize = AtomicUsize::new(0);
+        // SYNC: Relaxed; a counter for unique names, nothing published with it.
+        let n = RUN.fetch_add(1, Ordering::Relaxed);
+        DirGuard(std::env::temp_dir().join(format!("ringflow-bench-{}-{n}", std::process::id())))
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
 
 impl Drop for DirGuard {
     fn drop(&mut self) {
@@ -33,10 +47,8 @@ impl Drop for DirGuard {
 /// A connected pair of flows (allocating side, accepting side) in a private
 /// runtime directory.
 fn pair(qos: Qos, spin: Duration) -> Result<(Flow, Flow, DirGuard), BenchError> {
-    static RUN: AtomicUsize = AtomicUsize::new(0);
-    let n = RUN.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("ringflow-bench-{}-{n}", std::process::id()));
-    let guard = DirGuard(dir.clone());
+    let guard = DirGuard::new();
+    let dir = guard.path().to_path_buf();
     let mut l = Listener::bind_with("bench", ListenerOptions::new().runtime_dir(&dir).spin(spin))
         .map_err(|e| err("Listener::bind", e))?;
     let d = dir.clone();
@@ -57,7 +69,7 @@ fn pair(qos: Qos, spin: Duration) -> Result<(Flow, Flow, DirGuard), BenchError> 
 /// Waits for the next message and hands it to `f`, spinning on the `try_`
 /// form or parking in the blocking one.
 #[inline]
-fn recv_with<T>(
+pub(crate) fn recv_with<T>(
     flow: &mut Flow,
     wait: Wait,
     w: &mut Waiter<'_>,

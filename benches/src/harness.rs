@@ -9,7 +9,7 @@ use crate::error::BenchError;
 use crate::measure::RunCtx;
 use crate::pin::Pins;
 use crate::report::{self, CheckResult, Failure, Record, ScenarioReport};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, LIMIT};
 use crate::scenarios;
 
 /// How long each (case, impl) runs.
@@ -139,12 +139,16 @@ fn run_scenario(
                 }
             }
         }
-        report::set_ratios(&mut records);
+        let reference = case.reference();
+        report::set_ratios(&mut records, reference);
         if opts.json {
             report::write_json_case(out, &records, &failures)?;
             out.flush()?;
         }
         report.cases.push((case.name, case.metric));
+        if reference != LIMIT {
+            report.references.push((case.name, reference));
+        }
         report.records.extend(records);
         report.failures.extend(failures);
     }

@@ -12,6 +12,7 @@
 
 mod error;
 mod flow;
+mod framing;
 mod futex_limit;
 mod harness;
 mod limit;
@@ -23,6 +24,7 @@ mod pair;
 mod peers;
 mod pin;
 mod pingpong;
+mod remote;
 mod report;
 mod ringflow;
 mod scenario;

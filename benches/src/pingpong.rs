@@ -42,6 +42,20 @@ pub fn run<const N: usize>(
     Ok(m)
 }
 
+/// [`run`] for transports whose state belongs to the thread that drives it
+/// (an engine run by the application's thread): each side is built by its
+/// closure on its own pinned thread, before its clock starts. The two
+/// closures run at once and may talk to each other (one tells the other
+/// where to connect).
+pub fn run_built<const N: usize, P: PingSide<N>, Q: PongSide<N>>(
+    ctx: &RunCtx,
+    make_ping: impl FnOnce() -> Result<P, BenchError> + Send,
+    make_pong: impl FnOnce() -> Result<Q, BenchError> + Send,
+) -> Result<Measurement, BenchError> {
+    let (m, ()) = run_pair(ctx, move |w| ping_loop(ctx, make_ping()?, w), move |w| pong_loop(make_pong()?, w))?;
+    Ok(m)
+}
+
 fn ping_loop<const N: usize>(
     ctx: &RunCtx,
     mut ping: impl PingSide<N>,

@@ -26,7 +26,8 @@ pub struct Record {
     pub msgs: u64,
     pub msgs_per_sec: f64,
     /// p50 / limit p50 (latency) or msgs/s / limit msgs/s (throughput);
-    /// none when the limit was not measured.
+    /// none when the limit was not measured. In a case without a limit
+    /// impl, against the case's reference ([`crate::Case::reference`]).
     pub ratio_to_limit: Option<f64>,
     pub pinned: bool,
 }
@@ -100,9 +101,10 @@ fn headline_stat(metric: Metric) -> Stat {
     }
 }
 
-/// Sets every record's ratio to the case's limit record.
-pub fn set_ratios(records: &mut [Record]) {
-    let limit = records.iter().find(|r| r.imp == LIMIT).map(Record::headline);
+/// Sets every record's ratio to the case's reference record (its limit,
+/// unless the case has none; see [`crate::Case::reference`]).
+pub fn set_ratios(records: &mut [Record], reference: &str) {
+    let limit = records.iter().find(|r| r.imp == reference).map(Record::headline);
     for r in records.iter_mut() {
         r.ratio_to_limit = limit.filter(|l| *l > 0.0).map(|l| r.headline() / l);
     }
@@ -199,6 +201,16 @@ pub struct ScenarioReport {
     pub checks: Vec<CheckResult>,
     /// Case names with their metric, in run order.
     pub cases: Vec<(&'static str, Metric)>,
+    /// (case, reference impl) of each case whose ratios are not against an
+    /// impl named [`LIMIT`] (see [`crate::Case::reference`]).
+    pub references: Vec<(&'static str, &'static str)>,
+}
+
+impl ScenarioReport {
+    /// The impl `case`'s ratios are against.
+    pub fn reference(&self, case: &str) -> &'static str {
+        self.references.iter().find(|(c, _)| *c == case).map_or(LIMIT, |(_, r)| r)
+    }
 }
 
 /// Writes the aligned table, the winner lines and the check lines.
@@ -245,11 +257,14 @@ pub fn write_text(out: &mut dyn Write, header: &str, report: &ScenarioReport) ->
         "ratio_to_limit: latency cases p50 / limit p50 (lower is better); \
          stream cases msgs/s / limit msgs/s (higher is better)"
     )?;
+    for (case, reference) in &report.references {
+        writeln!(out, "ratio_to_limit of {case}: against {reference} (this case measures no physical limit)")?;
+    }
     for f in &report.failures {
         writeln!(out, "FAILED {}/{}/{}: {}", f.scenario, f.case, f.imp, f.error)?;
     }
     for (case, metric) in &report.cases {
-        writeln!(out, "{}", winner_line(case, *metric, &report.records))?;
+        writeln!(out, "{}", winner_line(case, *metric, report.reference(case), &report.records))?;
     }
     for c in &report.checks {
         writeln!(out, "{}", c.line())?;
@@ -268,10 +283,10 @@ pub fn write_json_case(out: &mut dyn Write, records: &[Record], failures: &[Fail
     Ok(())
 }
 
-/// Which impl (other than the limit) won a case, and by what factor over
-/// the runner-up.
-pub fn winner_line(case: &str, metric: Metric, records: &[Record]) -> String {
-    let mut rivals: Vec<&Record> = records.iter().filter(|r| r.case == case && r.imp != LIMIT).collect();
+/// Which impl (other than the case's limit, or its `reference` when it has
+/// none) won a case, and by what factor over the runner-up.
+pub fn winner_line(case: &str, metric: Metric, reference: &str, records: &[Record]) -> String {
+    let mut rivals: Vec<&Record> = records.iter().filter(|r| r.case == case && r.imp != reference).collect();
     let better_first = |a: &&Record, b: &&Record| match metric {
         Metric::Latency => a.headline().total_cmp(&b.headline()),
         Metric::Throughput => b.headline().total_cmp(&a.headline()),
@@ -283,11 +298,12 @@ pub fn winner_line(case: &str, metric: Metric, records: &[Record]) -> String {
     };
     let limit = records
         .iter()
-        .find(|r| r.case == case && r.imp == LIMIT)
-        .map_or_else(|| "limit not measured".to_string(), |l| format!("limit {}", show(l)));
+        .find(|r| r.case == case && r.imp == reference)
+        .map_or_else(|| format!("{reference} not measured"), |l| format!("{reference} {}", show(l)));
+    let besides = if reference == LIMIT { "the limit" } else { reference };
     match rivals.as_slice() {
-        [] => format!("{case}: nothing measured besides the limit; {limit}"),
-        [only] => format!("{case}: {} is the only impl measured besides the limit ({}); {limit}", only.imp, show(only)),
+        [] => format!("{case}: nothing measured besides {besides}; {limit}"),
+        [only] => format!("{case}: {} is the only impl measured besides {besides} ({}); {limit}", only.imp, show(only)),
         [win, next, ..] => {
             let (factor, word) = match metric {
                 Metric::Latency => (next.headline() / win.headline(), "lower p50 than"),
@@ -363,13 +379,13 @@ mod tests {
     #[test]
     fn ratios_follow_the_metric() {
         let mut lat = vec![rec("a", LIMIT, Metric::Latency, 100, 9.0), rec("a", "x", Metric::Latency, 150, 1.0)];
-        set_ratios(&mut lat);
+        set_ratios(&mut lat, LIMIT);
         assert_eq!(lat[1].ratio_to_limit, Some(1.5));
         let mut thr = vec![rec("b", LIMIT, Metric::Throughput, 1, 200.0), rec("b", "x", Metric::Throughput, 9, 50.0)];
-        set_ratios(&mut thr);
+        set_ratios(&mut thr, LIMIT);
         assert_eq!(thr[1].ratio_to_limit, Some(0.25));
         let mut none = vec![rec("c", "x", Metric::Latency, 1, 1.0)];
-        set_ratios(&mut none);
+        set_ratios(&mut none, LIMIT);
         assert_eq!(none[0].ratio_to_limit, None);
     }
 
@@ -380,8 +396,26 @@ mod tests {
             rec("a", "slow", Metric::Latency, 300, 0.0),
             rec("a", "fast", Metric::Latency, 100, 0.0),
         ];
-        let line = winner_line("a", Metric::Latency, &recs);
+        let line = winner_line("a", Metric::Latency, LIMIT, &recs);
         assert!(line.starts_with("a: fast wins (p50 100 ns), 3.00x lower p50 than slow"), "{line}");
+        assert!(line.ends_with("; limit p50 50 ns"), "{line}");
+    }
+
+    /// A case without a limit impl: ratios and the winner line go against
+    /// its reference, which is not a rival.
+    #[test]
+    fn a_reference_stands_in_for_a_missing_limit() {
+        let mut recs = vec![
+            rec("a", "floor", Metric::Latency, 200, 0.0),
+            rec("a", "x", Metric::Latency, 300, 0.0),
+            rec("a", "y", Metric::Latency, 600, 0.0),
+        ];
+        set_ratios(&mut recs, "floor");
+        assert_eq!(recs[1].ratio_to_limit, Some(1.5));
+        let line = winner_line("a", Metric::Latency, "floor", &recs);
+        assert_eq!(line, "a: x wins (p50 300 ns), 2.00x lower p50 than y (p50 600 ns); floor p50 200 ns");
+        let report = ScenarioReport { references: vec![("a", "floor")], ..ScenarioReport::default() };
+        assert_eq!((report.reference("a"), report.reference("b")), ("floor", LIMIT));
     }
 
     #[test]

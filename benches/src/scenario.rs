@@ -48,10 +48,24 @@ pub struct Case {
     pub name: &'static str,
     pub about: &'static str,
     pub metric: Metric,
-    /// Run in this order; include one named [`LIMIT`], first.
+    /// Run in this order; include one named [`LIMIT`], first. A case with
+    /// no physical limit to measure puts its reference first instead (see
+    /// [`Case::reference`]) and says so in its notes.
     pub impls: Vec<Impl>,
     /// Said in the report (e.g. impls not built in).
     pub notes: Vec<String>,
+}
+
+impl Case {
+    /// The impl every ratio of this case divides by: the one named
+    /// [`LIMIT`], or, in a case without one, its first impl (e.g. the
+    /// kernel's floor, when the transport crosses the kernel anyway).
+    pub fn reference(&self) -> &'static str {
+        match self.impls.iter().find(|i| i.name == LIMIT) {
+            Some(limit) => limit.name,
+            None => self.impls.first().map_or(LIMIT, |i| i.name),
+        }
+    }
 }
 
 /// Which figure a check divides.

@@ -37,6 +37,28 @@ pub fn run(ctx: &RunCtx, tx: impl StreamTx, rx: impl StreamRx) -> Result<Measure
     Ok(m)
 }
 
+/// [`run`] for transports whose state belongs to the thread that drives it
+/// (an engine run by the application's thread): each side is built by its
+/// closure on its own pinned thread, and the sender's warm-up starts once it
+/// is built. The two closures run at once and may talk to each other.
+pub fn run_built<T: StreamTx, R: StreamRx>(
+    ctx: &RunCtx,
+    make_tx: impl FnOnce() -> Result<T, BenchError> + Send,
+    make_rx: impl FnOnce() -> Result<R, BenchError> + Send,
+) -> Result<Measurement, BenchError> {
+    let epoch = Instant::now();
+    let sink = Sink::new(epoch)?;
+    let send = move |w: &mut Waiter<'_>| {
+        let tx = make_tx()?;
+        // Timestamps stay relative to `epoch`, shared with the sink; the
+        // window starts later by the time set-up took.
+        let ctx = RunCtx { warmup: ctx.warmup + epoch.elapsed(), ..*ctx };
+        send_loop(&ctx, epoch, tx, w)
+    };
+    let ((), m) = run_pair(ctx, send, move |w| recv_loop(sink, make_rx()?, w))?;
+    Ok(m)
+}
+
 fn send_loop(ctx: &RunCtx, epoch: Instant, mut tx: impl StreamTx, w: &mut Waiter<'_>) -> Result<(), BenchError> {
     let mut src = Source::new(epoch, ctx, STAMP_EVERY);
     while !tx.send_batch(&mut src, w)? {}

@@ -45,7 +45,7 @@ impl SendBuf<'_> {
         *self.sent += 1;
         published(notify, &self.wakers, self.armed, self.peer_event);
         if let Some(invoker) = self.invoker {
-            invoker.invoke();
+            invoker.invoke_after_send();
         }
         Ok(())
     }

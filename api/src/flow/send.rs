@@ -184,7 +184,7 @@ impl Flow {
         self.stats.sent += 1;
         published(notify, &self.wakers, self.shared.memory.tx_armed(self.shared.role), self.peer_event.as_raw_fd());
         if let Some(invoker) = &self.invoker {
-            invoker.invoke();
+            invoker.invoke_after_send();
         }
     }
 

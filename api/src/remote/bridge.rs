@@ -90,6 +90,15 @@ pub(super) enum Reply {
     Announce,
 }
 
+impl Shared {
+    /// Queues a command for the bridge (then wake it, if it has a thread).
+    pub(super) fn push(&self, command: Command) {
+        self.commands.lock().unwrap_or_else(|p| p.into_inner()).push(command);
+        // SYNC: Release; pairs with the Acquire swap in `Bridge::commands`.
+        self.pending.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
 impl Reply {
     fn answer(self, end: &mut Flow, result: Result<Qos, AllocError>) {
         match self {
@@ -116,6 +125,8 @@ pub(super) struct Shared {
     /// Set in invoker mode: the engine that flows this bridge allocates to
     /// local listeners must drive.
     pub invoker: std::sync::OnceLock<Weak<Invoker>>,
+    /// Commands are waiting (so an idle duty cycle takes no lock).
+    pub pending: std::sync::atomic::AtomicBool,
     /// Set by a clean shutdown: refuse new flows, finish what is in flight.
     pub draining: std::sync::atomic::AtomicBool,
     /// Set by the bridge while draining once every reliable message was
@@ -311,17 +322,19 @@ pub(super) struct Bridge {
     tcp: Option<TcpDriver>,
     hello: Hello,
     decoder: Decoder,
-    conns: HashMap<ConnId, Conn>,
-    links: HashMap<LinkId, Link>,
+    conns: HashMap<ConnId, Conn, Fast>,
+    links: HashMap<LinkId, Link, Fast>,
     next_link: LinkId,
-    flows: HashMap<(LinkId, u32), Bridged>,
+    flows: HashMap<(LinkId, u32), Bridged, Fast>,
     /// Incoming opens being allocated on a helper thread.
-    opening: HashSet<(LinkId, u32)>,
+    opening: HashSet<(LinkId, u32), Fast>,
     next_flow: u32,
     opened: (mpsc::Sender<Opened>, mpsc::Receiver<Opened>),
     events: Vec<TcpEvent>,
     /// When the timers last ran.
     ticked: Instant,
+    /// Duty cycles so far.
+    cycles: u64,
 }
 
 /// An incoming `Open`, allocated to a local listener on a helper thread.
@@ -350,15 +363,16 @@ impl Bridge {
             tcp: None,
             hello: Hello::new(engine_id, Features::NONE, KEEPALIVE.as_millis() as u32),
             decoder: Decoder::new(wire::DEFAULT_MAX_FRAME_LEN.max(64 << 20)),
-            conns: HashMap::new(),
-            links: HashMap::new(),
+            conns: HashMap::default(),
+            links: HashMap::default(),
             next_link: 1,
-            flows: HashMap::new(),
-            opening: HashSet::new(),
+            flows: HashMap::default(),
+            opening: HashSet::default(),
             next_flow: 1,
             opened: mpsc::channel(),
             events: Vec::new(),
             ticked: Instant::now(),
+            cycles: 0,
         }
     }
 
@@ -406,6 +420,11 @@ impl Bridge {
     }
 
     fn commands(&mut self) -> usize {
+        // SYNC: Acquire; pairs with the Release in `Shared::push` (the
+        // command itself is then read under the mutex).
+        if !self.shared.pending.swap(false, std::sync::atomic::Ordering::Acquire) {
+            return 0;
+        }
         let cmds = std::mem::take(&mut *self.shared.commands.lock().unwrap_or_else(|p| p.into_inner()));
         let n = cmds.len();
         for Command::Open { addr, name, qos, mut end, reply } in cmds {
@@ -852,6 +871,9 @@ impl Bridge {
     }
 
     fn opened(&mut self) -> usize {
+        if self.opening.is_empty() {
+            return 0;
+        }
         let mut n = 0;
         while let Ok(Opened { link, flow_id, result }) = self.opened.1.try_recv() {
             n += 1;
@@ -880,7 +902,12 @@ impl Bridge {
         let mut moved = 0;
         let mut finished = Vec::new();
         let mut frames: Vec<(LinkId, Frame<'static>)> = Vec::new();
-        let now = Instant::now();
+        // The clock is read only when needed (it shows in a spinning profile).
+        let mut clock: Option<Instant> = None;
+        let mut now = || *clock.get_or_insert_with(Instant::now);
+        // SYNC: Relaxed; the flag orders nothing else. While draining, every
+        // consumption is acknowledged at once.
+        let urgent = self.shared.draining.load(std::sync::atomic::Ordering::Relaxed);
         let Bridge { flows, links, conns, tcp, .. } = self;
         for (&key, b) in flows.iter_mut() {
             let (link, flow_id) = key;
@@ -889,10 +916,10 @@ impl Bridge {
             let consumed = b.consumed().min(b.delivered);
             if b.reliable
                 && consumed > b.acked
-                && (consumed - b.acked >= ACK_EVERY || now - b.acked_at >= ACK_AFTER || b.rx != End::Open)
+                && (consumed - b.acked >= ACK_EVERY || urgent || b.rx != End::Open || now() - b.acked_at >= ACK_AFTER)
             {
                 b.acked = consumed;
-                b.acked_at = now;
+                b.acked_at = now();
                 frames.push((link, Frame::Ack { flow_id, cumulative_seq: consumed }));
             }
             if b.rx == End::Open && b.end.peer_stopped_reading() {
@@ -979,7 +1006,7 @@ impl Bridge {
             if sent > 0 {
                 tcp.flush(conn);
                 if let Some(c) = conns.get_mut(&conn) {
-                    c.last_tx = now;
+                    c.last_tx = now();
                 }
                 if b.window.is_none() {
                     // Lossy: what left is as consumed as it will get.
@@ -1004,6 +1031,12 @@ impl Bridge {
     /// Keepalives, silent connections, redials and flows that waited too
     /// long for their link.
     fn timers(&mut self) -> usize {
+        // Every 32nd cycle: often enough for millisecond timers, rare
+        // enough to keep the clock out of a spinning duty cycle.
+        self.cycles = self.cycles.wrapping_add(1);
+        if self.cycles % 32 != 0 {
+            return 0;
+        }
         let now = Instant::now();
         if now - self.ticked < Duration::from_millis(5) {
             return 0;
@@ -1103,6 +1136,40 @@ impl Bridge {
     }
 }
 
+/// A hasher for the bridge's maps, keyed by small integers this engine
+/// chose (never by anything a peer picks freely: a flow id from the wire is
+/// only looked up, and a lookup of a colliding id costs a probe, not a
+/// denial of service worth SipHash on every duty cycle).
+type Fast = std::hash::BuildHasherDefault<FastHasher>;
+
+/// Multiply-rotate hashing of integer words (FxHash's scheme).
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
 /// Puts queued remote messages into the local ring; returns how many.
 fn deliver(b: &mut Bridged) -> usize {
     let mut moved = 0;
@@ -1136,8 +1203,13 @@ impl Agent for Bridge {
         // SYNC: Relaxed (both flags); `RemoteEngine::shutdown` polls
         // `drained` and then joins the engine thread, which orders the rest.
         if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            // Drained: nothing of ours unacknowledged, nothing received left
+            // to deliver, and every consumption acknowledged to the sender.
             let done = self.flows.values().all(|b| {
-                b.inbound.is_empty() && b.window.as_ref().is_none_or(SendWindow::is_drained) && b.opening.is_none()
+                b.inbound.is_empty()
+                    && b.window.as_ref().is_none_or(SendWindow::is_drained)
+                    && b.opening.is_none()
+                    && (!b.reliable || b.consumed().min(b.delivered) == b.acked)
             });
             self.shared.drained.store(done, std::sync::atomic::Ordering::Relaxed);
         }

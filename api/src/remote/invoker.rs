@@ -15,6 +15,7 @@
 //! busy moves on (the other thread is making progress for both).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
@@ -26,24 +27,61 @@ use ringflow_core::Deadline;
 /// busy with this thread's wait) leaves.
 pub const WAIT_CAP: Duration = Duration::from_millis(1);
 
+/// A send runs a duty cycle only if the last one started at least this
+/// long ago; otherwise its message leaves with the next call into ringflow
+/// (any send, receive or wait, or [`super::RemoteEngine::invoke`]). A stream
+/// of sends thus pays one socket write per this much time, not one per
+/// message; a lone send, or one after a receive, leaves at once.
+pub const SEND_BATCH: Duration = Duration::from_micros(5);
+
 /// An engine in invoker mode, driven by whoever calls.
 pub struct Invoker {
     /// `None` once shut down.
     engine: Mutex<Option<Engine>>,
+    /// When the last duty cycle started (nanoseconds since `born`).
+    last: AtomicU64,
+    born: Instant,
+    /// With io_uring's single issuer: the one thread that may drive it
+    /// (see `this_thread`).
+    owner: Option<usize>,
 }
 
 impl Invoker {
-    pub(crate) fn new(engine: Engine) -> Arc<Invoker> {
-        let invoker = Arc::new(Invoker { engine: Mutex::new(Some(engine)) });
+    pub(crate) fn new(engine: Engine, owner: Option<usize>) -> Arc<Invoker> {
+        let invoker = Arc::new(Invoker {
+            engine: Mutex::new(Some(engine)),
+            last: AtomicU64::new(0),
+            born: Instant::now(),
+            owner,
+        });
         let mut all = ALL.lock().unwrap_or_else(PoisonError::into_inner);
         all.retain(|w| w.strong_count() > 0);
         all.push(Arc::downgrade(&invoker));
         invoker
     }
 
+    fn now(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// After a send: one duty cycle, unless one started less than
+    /// [`SEND_BATCH`] ago.
+    #[inline]
+    pub fn invoke_after_send(&self) {
+        let now = self.now();
+        // SYNC: Relaxed (load and store); a hint for batching, no data rides on it.
+        if now.saturating_sub(self.last.load(Ordering::Relaxed)) >= SEND_BATCH.as_nanos() as u64 {
+            self.last.store(now, Ordering::Relaxed);
+            self.invoke();
+        }
+    }
+
     /// One duty cycle, unless another thread is running one; the work done.
     #[inline]
     pub fn invoke(&self) -> usize {
+        if self.owner.is_some_and(|o| o != this_thread()) {
+            return 0; // a single-issuer ring: only its owner may drive it
+        }
         match self.engine.try_lock() {
             Ok(mut engine) => engine.as_mut().map_or(0, Engine::invoke),
             Err(TryLockError::Poisoned(p)) => p.into_inner().as_mut().map_or(0, Engine::invoke),
@@ -55,6 +93,9 @@ impl Invoker {
     /// at [`WAIT_CAP`]); yields if another thread is running the engine.
     pub fn wait(&self, timeout: Duration) {
         let timeout = timeout.min(WAIT_CAP);
+        if self.owner.is_some_and(|o| o != this_thread()) {
+            return std::thread::sleep(timeout.min(Duration::from_micros(50)));
+        }
         let mut engine = match self.engine.try_lock() {
             Ok(engine) => engine,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
@@ -78,6 +119,14 @@ impl Invoker {
     pub fn drive_until(&self, mut ready: impl FnMut() -> bool, spin: Duration, deadline: Deadline) -> bool {
         drive_until(|| self.invoke(), |t| self.wait(t), &mut ready, spin, deadline)
     }
+}
+
+/// A cheap identity of the calling thread: the address of a thread-local
+/// (unique among live threads; `thread::current()` costs more in a
+/// spinning loop).
+pub(crate) fn this_thread() -> usize {
+    thread_local!(static MARK: u8 = const { 0 });
+    MARK.with(|m| m as *const u8 as usize)
 }
 
 /// Every invoker-mode engine of this process.
@@ -116,20 +165,29 @@ fn drive_until(
     spin: Duration,
     deadline: Deadline,
 ) -> bool {
+    if deadline == Deadline::Now {
+        invoke();
+        return ready();
+    }
+    // The clock is read once every CLOCK_EVERY rounds while spinning.
+    const CLOCK_EVERY: u32 = 64;
     let spin_until = Instant::now() + spin;
+    let mut round = 0u32;
     loop {
         let work = invoke();
         if ready() {
             return true;
+        }
+        round = round.wrapping_add(1);
+        if work > 0 || (round % CLOCK_EVERY != 0 && spin > Duration::ZERO) {
+            std::hint::spin_loop();
+            continue;
         }
         let left = match deadline.remaining() {
             Some(Duration::ZERO) => return false,
             Some(left) => left,
             None => WAIT_CAP,
         };
-        if work > 0 {
-            continue;
-        }
         if Instant::now() < spin_until {
             std::hint::spin_loop();
         } else {

@@ -27,7 +27,7 @@ mod host;
 pub(crate) mod invoker;
 
 pub use host::{HostService, ENGINE_NAME};
-pub use invoker::{Invoker, WAIT_CAP};
+pub use invoker::{Invoker, SEND_BATCH, WAIT_CAP};
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -78,14 +78,18 @@ impl RemoteEngine {
         let (ready_tx, ready_rx) = mpsc::channel();
         let invoker_mode = config.engine().mode == ThreadingMode::Invoker;
         let mut uring = config.io_uring().clone();
-        if invoker_mode {
-            // Any application thread may drive the ring: no single issuer,
-            // so no deferred task run either; cooperative task run with the
-            // taskrun flag keeps the latency floor (DESIGN, "The engine").
+        let set = |key: &str| !matches!(config.origin(key), None | Some(ringflow_core::config::Origin::Default));
+        if invoker_mode && !set("io_uring.single_issuer") && !set("io_uring.defer_taskrun") {
+            // By default any application thread may drive the ring: no
+            // single issuer, so no deferred task run either; cooperative
+            // task run with the taskrun flag keeps the latency floor
+            // (DESIGN, "The engine"). Set them explicitly to have them: the
+            // engine then belongs to the thread that starts it.
             uring.single_issuer = false;
             uring.defer_taskrun = false;
             uring.coop_taskrun = !uring.sqpoll;
         }
+        let owner = (invoker_mode && uring.single_issuer).then(invoker::this_thread);
         let bridge = Bridge::new(uring, listen, runtime_dir, Arc::clone(&shared), ready_tx);
         let mut engine = Engine::start(config, vec![Box::new(bridge)])?;
         if invoker_mode {
@@ -99,7 +103,7 @@ impl RemoteEngine {
             .map_err(|_| EngineError::Config("the engine did not start its network".into()))?
             .map_err(EngineError::Config)?;
         let run = if invoker_mode {
-            let invoker = Invoker::new(engine);
+            let invoker = Invoker::new(engine, owner);
             let _ = shared.invoker.set(Arc::downgrade(&invoker));
             Run::Invoker(invoker)
         } else {
@@ -142,7 +146,7 @@ impl RemoteEngine {
         let (mut app_end, engine_end) = Flow::pair(qos)?;
         let (reply_tx, reply_rx) = mpsc::channel();
         let open = Command::Open { addr, name, qos: *app_end.qos(), end: engine_end, reply: Reply::Channel(reply_tx) };
-        self.shared.commands.lock().unwrap_or_else(|p| p.into_inner()).push(open);
+        self.shared.push(open);
         let timed_out = || if deadline == Deadline::Now { AllocError::WouldBlock } else { AllocError::TimedOut };
         let answer = match &self.run {
             Run::Dedicated { waker, .. } => {
@@ -198,7 +202,7 @@ impl RemoteEngine {
                 Err(e) => return Err(Box::new((end, e))),
             };
             let open = Command::Open { addr, name, qos: *end.qos(), end, reply: Reply::Announce };
-            shared.commands.lock().unwrap_or_else(|p| p.into_inner()).push(open);
+            shared.push(open);
             waker.wake();
             Ok(())
         })

@@ -83,7 +83,7 @@ impl<L: Link, const N: usize> Ends<L, N> {
 /// What to do after a system call that moved nothing: wait and retry
 /// (`Ok`), or fail.
 #[inline]
-fn on_error(
+pub(super) fn on_error(
     e: io::Error,
     call: &'static str,
     what: &'static str,
@@ -104,7 +104,7 @@ fn on_error(
 
 /// Sends all of `msg`, however the kernel splits it.
 #[inline]
-fn send_all<L: Link>(
+pub(super) fn send_all<L: Link>(
     link: &mut L,
     wait: Wait,
     what: &'static str,

@@ -1,14 +1,18 @@
 //! Kernel transports as ping-pong peers: a Unix stream socket pair, two
-//! pipes, and TCP over loopback. They show what a round trip through the
-//! kernel costs next to shared memory, measured in the same run.
+//! pipes, and TCP over loopback (also as a one-way stream). They show what
+//! a round trip through the kernel costs next to shared memory, measured in
+//! the same run.
 //!
 //! Each runs in one of two [`Wait`] modes: spinning (nonblocking fds, the
 //! receiver busy-polls) or blocking (the thread sleeps in the kernel). This
-//! module must never buffer or batch in user space: one message is one write
-//! and, unless the kernel splits it, one read on each side.
+//! module must never buffer or batch in user space on the sending side: one
+//! message is one write. A ping-pong side reads one message per read unless
+//! the kernel splits it; a stream's receiver reads what has arrived, as its
+//! users do ([`oneway`]).
 
 mod fd;
 mod link;
+mod oneway;
 pub mod pipe;
 pub mod tcp;
 pub mod unix_socket;

@@ -8,3 +8,5 @@ pub mod crossbeam;
 pub mod iceoryx2;
 #[cfg(feature = "peers")]
 pub mod rtrb;
+#[cfg(feature = "peers")]
+pub mod tokio;

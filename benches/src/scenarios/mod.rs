@@ -6,13 +6,14 @@
 //! [`all`]. The harness, report, JSON and CLI pick it up by name.
 
 pub mod flow;
+pub mod remote;
 pub mod ring;
 
 use crate::scenario::Scenario;
 
 /// Every scenario, in the order `ringflow bench` runs them.
 pub fn all() -> Vec<Scenario> {
-    vec![ring::scenario(), flow::scenario()]
+    vec![ring::scenario(), flow::scenario(), remote::scenario()]
 }
 
 /// The names of all scenarios.

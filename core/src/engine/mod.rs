@@ -223,6 +223,10 @@ impl Drop for Engine {
         if still_running > 0 {
             failures.push(EngineError::ShutdownTimedOut { threads: still_running });
         }
+        if failures.is_empty() {
+            // Nothing to say: never touch stderr (a caller may hold its lock).
+            return;
+        }
         let mut stderr = std::io::stderr().lock();
         for failure in failures {
             let _ = writeln!(stderr, "ringflow engine dropped: {failure}");

@@ -1,0 +1,334 @@
+//! The ringflow impls of scenario `remote`: a flow between two engines
+//! ([`RemoteEngine`]) over TCP loopback, one engine per pinned thread, as two
+//! hosts would run it. Side B binds a listener and starts the listening
+//! engine, side A starts its own and allocates `bench@127.0.0.1:port`; the
+//! application ends are ordinary flows, used through the public API as in
+//! scenario `flow`.
+//!
+//! Each side is built on its own pinned thread ([`pingpong::run_built`],
+//! [`stream::run_built`]): in invoker mode that thread runs its engine, so
+//! the engine must be made there. Neither set-up nor teardown is ever
+//! measured, and a side never drops its engine while its last message may
+//! still be on its way (see [`End`]'s `Drop`).
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ringflow_api::remote::RemoteEngine;
+use ringflow_api::{Deadline, Flow, Listener, ListenerOptions, Qos, RecvError, SendError};
+use ringflow_core::config::{EngineConfig, IdleStrategy, ThreadingMode};
+
+use crate::error::BenchError;
+use crate::flow::{err, recv_with, DirGuard};
+use crate::measure::{Measurement, RunCtx};
+use crate::os::{check_after_timeout, Wait, BLOCK_TIMEOUT};
+use crate::pair::Waiter;
+use crate::pingpong::{self, PingSide, PongSide};
+use crate::stream::{self, StreamRx, StreamTx};
+use crate::wire::{word, Sink, Source, Template};
+
+/// The listener's name on side B.
+const NAME: &str = "bench";
+/// The longest set-up step (engine start, alloc, accept) may take.
+const SETUP: Duration = Duration::from_secs(10);
+/// How long the side that sent the last message waits for the other side
+/// to hang up before it stops its engine anyway.
+const LINGER: Duration = Duration::from_secs(5);
+/// How long a stopping engine may take to flush what is in flight (the
+/// other side's acknowledgements, this side's `Close`).
+const FLUSH: Duration = Duration::from_secs(2);
+/// Messages per stream batch, as in scenario `flow`.
+const BATCH: usize = 32;
+
+/// How the application's threads wait. In invoker mode their calls run the
+/// engine, so they busy-poll the `try_` forms (one busy thread per core).
+/// In dedicated mode the engine threads share the two cores with them (an
+/// engine thread inherits its side's pinning), so they block and leave the
+/// core to the engine.
+fn wait_for(mode: ThreadingMode) -> Wait {
+    match mode {
+        ThreadingMode::Invoker => Wait::Spin,
+        ThreadingMode::Dedicated => Wait::Block,
+    }
+}
+
+/// One engine's configuration: `mode`, listening at `listen` if given. A
+/// dedicated engine thread backs off and parks (at most 50 us, so an idle
+/// engine notices new work soon), never spins: two cores are all there is.
+fn engine_config(mode: ThreadingMode, listen: Option<&str>) -> Result<EngineConfig, BenchError> {
+    let builder = EngineConfig::builder().mode(mode).listen(listen);
+    let builder = match mode {
+        ThreadingMode::Dedicated => {
+            builder.idle(IdleStrategy::Backoff { spins: 100, yields: 10, park: Duration::from_micros(50) })
+        }
+        // Each side drives its engine from the one thread that started it:
+        // the single-issuer ring with deferred task run is allowed.
+        ThreadingMode::Invoker => builder.single_issuer(true).defer_taskrun(true),
+    };
+    builder.build().map_err(|e| err("EngineConfig::build", e))
+}
+
+/// One side: its end of the flow and everything that carries it. Fields
+/// drop in order: the flow closes before its engine stops, so the engine
+/// still tells the other side.
+struct End {
+    flow: Flow,
+    wait: Wait,
+    /// This side sent the stop message: on drop, it waits (at most
+    /// [`LINGER`]) for the other side to hang up, so its engine still runs
+    /// until the stop message is through.
+    sent_stop: bool,
+    _engine: Stopping,
+    /// Side B's listener and its runtime directory.
+    _listener: Option<(Listener, DirGuard)>,
+}
+
+impl Drop for End {
+    fn drop(&mut self) {
+        // Once the other side has hung up, having read everything, this
+        // side's engine has nothing left to flush.
+        if self.sent_stop && self.linger() {
+            self._engine.flush = Duration::ZERO;
+        }
+    }
+}
+
+/// An engine that runs while its flow does (in invoker mode, inside the
+/// flow's calls) and on drop flushes (within `flush`) and stops.
+struct Stopping {
+    engine: Option<RemoteEngine>,
+    flush: Duration,
+}
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        // Stopped explicitly, never dropped running: a running engine's drop
+        // locks stderr, which `ringflow bench` holds while the benchmark
+        // threads run, so that drop would never return. An error at teardown
+        // changes no figure, and a drop has nobody to tell.
+        if let Some(engine) = self.engine.take() {
+            let _ = engine.shutdown_within(self.flush);
+        }
+    }
+}
+
+impl End {
+    /// Waits, at most [`LINGER`], for the other side to hang up, which it
+    /// does once it has the stop message: its flow closes, its engine
+    /// closes the remote flow, ours ends this flow. Returns whether it did.
+    fn linger(&mut self) -> bool {
+        let until = Instant::now() + LINGER;
+        while Instant::now() < until {
+            match self.flow.recv_ref_timeout(BLOCK_TIMEOUT) {
+                Ok(_) | Err(RecvError::WouldBlock | RecvError::TimedOut) => {}
+                Err(RecvError::Closed) => return true,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+}
+
+/// Sends `msg`, waiting as `wait` says while the flow is full; `retry` runs
+/// before each new attempt (to renew a timestamp).
+#[inline]
+fn send_with(
+    flow: &mut Flow,
+    wait: Wait,
+    msg: &mut [u8],
+    w: &mut Waiter<'_>,
+    mut retry: impl FnMut(&mut [u8]),
+) -> Result<(), BenchError> {
+    loop {
+        let r = match wait {
+            Wait::Spin => flow.try_send(msg),
+            Wait::Block => flow.send_timeout(msg, BLOCK_TIMEOUT),
+        };
+        match r {
+            Ok(()) => return Ok(()),
+            Err(SendError::WouldBlock) => w.wait()?,
+            Err(SendError::TimedOut) => check_after_timeout(w)?,
+            Err(e) => return Err(err("Flow::send", e)),
+        }
+        retry(msg);
+    }
+}
+
+/// The two sides' builders: side A (allocating) and side B (listening),
+/// each run on its own thread; B tells A its engine's address.
+fn builders(
+    mode: ThreadingMode,
+    qos: Qos,
+) -> (impl FnOnce() -> Result<End, BenchError> + Send, impl FnOnce() -> Result<End, BenchError> + Send) {
+    let (addr_tx, addr_rx) = mpsc::channel::<SocketAddr>();
+    let wait = wait_for(mode);
+    let alloc = move || {
+        // B gone before it said where: B's own error is the one reported.
+        let addr = addr_rx.recv().map_err(|_| BenchError::Aborted)?;
+        let engine =
+            RemoteEngine::start(&engine_config(mode, None)?, None).map_err(|e| err("RemoteEngine::start", e))?;
+        let (flow, engine) = set_up(engine, |engine| {
+            engine
+                .alloc(&format!("{NAME}@{addr}"), &qos, Deadline::after(SETUP))
+                .map_err(|e| err("RemoteEngine::alloc", e))
+        })?;
+        Ok(End { flow, wait, sent_stop: false, _engine: engine, _listener: None })
+    };
+    let accept = move || {
+        let dir = DirGuard::new();
+        let mut listener = Listener::bind_with(NAME, ListenerOptions::new().runtime_dir(dir.path()))
+            .map_err(|e| err("Listener::bind", e))?;
+        let config = engine_config(mode, Some("127.0.0.1:0"))?;
+        let engine =
+            RemoteEngine::start(&config, Some(dir.path().to_path_buf())).map_err(|e| err("RemoteEngine::start", e))?;
+        let (flow, engine) = set_up(engine, |engine| {
+            let addr =
+                engine.listen_addr().ok_or_else(|| err("RemoteEngine::listen_addr", "the engine does not listen"))?;
+            addr_tx.send(addr).map_err(|_| BenchError::Aborted)?;
+            listener.accept(Deadline::after(SETUP)).map_err(|e| err("Listener::accept", e))
+        })?;
+        Ok(End { flow, wait, sent_stop: false, _engine: engine, _listener: Some((listener, dir)) })
+    };
+    (alloc, accept)
+}
+
+/// Runs the rest of a side's set-up with its started `engine`, which is
+/// stopped (see [`Stopping`]) if that fails.
+fn set_up<T>(
+    engine: RemoteEngine,
+    rest: impl FnOnce(&RemoteEngine) -> Result<T, BenchError>,
+) -> Result<(T, Stopping), BenchError> {
+    let done = rest(&engine);
+    let engine = Stopping { engine: Some(engine), flush: FLUSH };
+    done.map(|t| (t, engine))
+}
+
+impl<const N: usize> PingSide<N> for End {
+    #[inline]
+    fn send(&mut self, msg: &[u8; N], w: &mut Waiter<'_>) -> Result<(), BenchError> {
+        let mut copy = *msg;
+        send_with(&mut self.flow, self.wait, &mut copy, w, |_| {})?;
+        self.sent_stop = pingpong::is_stop(msg);
+        Ok(())
+    }
+
+    #[inline]
+    fn recv(&mut self, w: &mut Waiter<'_>) -> Result<u64, BenchError> {
+        recv_with(&mut self.flow, self.wait, w, |m| word(m, 0))
+    }
+}
+
+impl<const N: usize> PongSide<N> for End {
+    #[inline]
+    fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        let mut copy = [0u8; N];
+        let stop = recv_with(&mut self.flow, self.wait, w, |m| {
+            let n = m.len().min(N);
+            copy[..n].copy_from_slice(&m[..n]);
+            pingpong::is_stop(m)
+        })?;
+        if stop {
+            return Ok(false);
+        }
+        send_with(&mut self.flow, self.wait, &mut copy, w, |_| {})?;
+        Ok(true)
+    }
+}
+
+/// Round trip of an N-byte message between two engines running in `mode`.
+pub fn pingpong<const N: usize>(ctx: &RunCtx, mode: ThreadingMode) -> Result<Measurement, BenchError> {
+    let (alloc, accept) = builders(mode, Qos::data());
+    pingpong::run_built::<N, End, End>(ctx, alloc, accept)
+}
+
+struct Tx<const N: usize> {
+    end: End,
+    template: Template<N>,
+    /// Where each message is written before it is sent.
+    msg: Box<[u8]>,
+}
+
+impl<const N: usize> StreamTx for Tx<N> {
+    #[inline]
+    fn send_batch(&mut self, src: &mut Source, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        for _ in 0..BATCH {
+            let header = src.next_msg();
+            header.write(&mut self.msg, self.template.bytes());
+            send_with(&mut self.end.flow, self.end.wait, &mut self.msg, w, |m| src.restamp(m))?;
+            if header.is_stop() {
+                self.end.sent_stop = true;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+struct Rx {
+    end: End,
+}
+
+impl StreamRx for Rx {
+    #[inline]
+    fn recv_batch(&mut self, sink: &mut Sink, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        // The first message waiting as the side waits, the rest of the batch
+        // only if already there.
+        if recv_with(&mut self.end.flow, self.end.wait, w, |m| sink.on_bytes(m))?? {
+            return Ok(true);
+        }
+        for _ in 1..BATCH {
+            match self.end.flow.try_recv_ref() {
+                Ok(m) => {
+                    if sink.on_bytes(&m)? {
+                        return Ok(true);
+                    }
+                }
+                Err(RecvError::WouldBlock) => return Ok(false),
+                Err(e) => return Err(err("Flow::try_recv_ref", e)),
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// One-way stream of N-byte messages between two engines running in
+/// `mode`: the sender copies each in with `try_send` (or `send_timeout`),
+/// the receiver reads each in place; `ring_bytes` per direction of each
+/// local flow.
+pub fn stream<const N: usize>(ctx: &RunCtx, mode: ThreadingMode, ring_bytes: usize) -> Result<Measurement, BenchError> {
+    let (alloc, accept) = builders(mode, Qos::data().with_ring_bytes(ring_bytes));
+    let make_tx = move || Ok(Tx::<N> { end: alloc()?, template: Template::new(), msg: vec![0; N].into_boxed_slice() });
+    stream::run_built(ctx, make_tx, move || Ok(Rx { end: accept()? }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pin::Pins;
+
+    fn ctx() -> RunCtx {
+        RunCtx {
+            pins: Pins::unpinned(),
+            warmup: Duration::from_millis(1),
+            measure: Duration::from_millis(4),
+            yielding: true,
+        }
+    }
+
+    /// Two dedicated-mode engines carry a ping-pong and streams of small
+    /// and large messages end to end, and every run stops cleanly (the stop
+    /// message gets through before the sender's engine stops).
+    #[test]
+    fn dedicated_engines_carry_pingpong_and_streams() {
+        let mode = ThreadingMode::Dedicated;
+        let m = pingpong::<64>(&ctx(), mode).expect("pingpong");
+        assert!(m.msgs > 0);
+        for (size, m) in
+            [("64B", stream::<64>(&ctx(), mode, 256 << 10)), ("64KiB", stream::<{ 64 << 10 }>(&ctx(), mode, 1 << 20))]
+        {
+            let m = m.unwrap_or_else(|e| panic!("{size}: {e}"));
+            assert!(m.msgs > 0 && !m.hist.is_empty(), "{size}");
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Scenario `remote`: a flow between two engines over TCP loopback, one
+//! engine on each pinned thread (two hosts in one run), against the kernel's
+//! TCP driven directly and tokio, measured in the same run. Every impl
+//! crosses the kernel's TCP, so no shared-memory limit applies: each case's
+//! ratios are against its first impl, the kernel path (see
+//! [`Case::reference`]).
+use ringflow_core::config::ThreadingMode;
+
+use crate::os::{self, Wait};
+use crate::remote;
+use crate::scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target};
+
+/// How the ringflow impls run their engines: in invoker mode the
+/// application's thread runs its engine inside its flow calls, so each side
+/// is one busy thread on its own core, like the other impls.
+// NOTE(lead): the one place to switch modes. `ThreadingMode::Dedicated`
+// measures the same flows through engine threads (which back off and park;
+// the application threads then block instead of spinning).
+const RINGFLOW_MODE: ThreadingMode = ThreadingMode::Invoker;
+
+/// Local ring bytes per direction of the ringflow streams: 4096 messages
+/// of 64 B, or 16 of 64 KiB.
+const STREAM_64B_RING: usize = 256 << 10;
+const STREAM_64KIB_RING: usize = 1 << 20;
+
+const CHECKS: &[CheckSpec] = &[
+    CheckSpec { case: "pingpong-64B", num: "ringflow", den: "tcp-spin", stat: Stat::P50, target: Target::AtMost(1.5) },
+    CheckSpec {
+        case: "stream-64B",
+        num: "ringflow",
+        den: "tokio",
+        stat: Stat::MsgsPerSec,
+        target: Target::AtLeast(3.0),
+    },
+];
+
+/// The `remote` scenario.
+pub fn scenario() -> Scenario {
+    Scenario {
+        name: "remote",
+        about: "a flow between two engines over TCP loopback, one per pinned core, vs kernel TCP and tokio",
+        cases,
+        checks: CHECKS,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "pingpong-64B",
+            about: "round trip of a 64-byte message over 127.0.0.1 (TCP_NODELAY): tcp-spin = nonblocking sockets, \
+                    both sides busy-poll recv (the syscall floor); ringflow = a flow allocated as name@host:port \
+                    through two engines, try_send / try_recv_ref busy-polled; tcp = blocking sockets; tokio = \
+                    write_all / read_exact on a current-thread runtime per side",
+            metric: Metric::Latency,
+            impls: impls(
+                vec![
+                    Impl::new("tcp-spin", |ctx| os::tcp::pingpong::<64>(ctx, Wait::Spin)),
+                    Impl::new("ringflow", |ctx| remote::pingpong::<64>(ctx, RINGFLOW_MODE)),
+                    Impl::new("tcp", |ctx| os::tcp::pingpong::<64>(ctx, Wait::Block)),
+                ],
+                tokio_pingpong(),
+            ),
+            notes: notes("tcp-spin, the syscall floor"),
+        },
+        Case {
+            name: "stream-64B",
+            about: "one-way stream of 64-byte messages, one send call per message: ringflow = try_send into a \
+                    flow, the engines carry it; tcp = blocking send per message, the receiver reads up to 256 KiB \
+                    at a time and splits it; tokio = write_all per message, read likewise",
+            metric: Metric::Throughput,
+            impls: impls(
+                vec![
+                    Impl::new("tcp", |ctx| os::tcp::stream::<64>(ctx, Wait::Block)),
+                    Impl::new("ringflow", |ctx| remote::stream::<64>(ctx, RINGFLOW_MODE, STREAM_64B_RING)),
+                ],
+                tokio_stream::<64>(),
+            ),
+            notes: notes("tcp, the kernel's TCP driven directly"),
+        },
+        Case {
+            name: "stream-64KiB",
+            about: "one-way stream of 64 KiB messages, as stream-64B",
+            metric: Metric::Throughput,
+            impls: impls(
+                vec![
+                    Impl::new("tcp", |ctx| os::tcp::stream::<{ 64 << 10 }>(ctx, Wait::Block)),
+                    Impl::new("ringflow", |ctx| remote::stream::<{ 64 << 10 }>(ctx, RINGFLOW_MODE, STREAM_64KIB_RING)),
+                ],
+                tokio_stream::<{ 64 << 10 }>(),
+            ),
+            notes: notes("tcp, the kernel's TCP driven directly"),
+        },
+    ]
+}
+
+/// The case's impls, tokio's last when built in.
+fn impls(mut impls: Vec<Impl>, tokio: Option<Impl>) -> Vec<Impl> {
+    impls.extend(tokio);
+    impls
+}
+
+/// What every case says: what its ratios are against, and whether tokio
+/// was left out.
+fn notes(reference: &str) -> Vec<String> {
+    let mut notes = vec![format!("ratio_to_limit is against {reference}; no physical limit is measured")];
+    if !cfg!(feature = "peers") {
+        notes.push("tokio skipped: built without feature `peers`".to_string());
+    }
+    notes
+}
+
+#[cfg(feature = "peers")]
+fn tokio_pingpong() -> Option<Impl> {
+    Some(Impl::new("tokio", crate::peers::tokio::pingpong::<64>))
+}
+
+#[cfg(feature = "peers")]
+fn tokio_stream<const N: usize>() -> Option<Impl> {
+    Some(Impl::new("tokio", crate::peers::tokio::stream::<N>))
+}
+
+#[cfg(not(feature = "peers"))]
+fn tokio_pingpong() -> Option<Impl> {
+    None
+}
+
+#[cfg(not(feature = "peers"))]
+fn tokio_stream<const N: usize>() -> Option<Impl> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crate::harness::{run, Mode, Options};
+    use crate::scenarios;
+
+    /// Every declared (case, impl) is measured in smoke mode, each case's
+    /// ratios go against its first impl, and every check is evaluated.
+    #[test]
+    fn every_impl_runs_in_smoke_mode() {
+        let opts = Options { mode: Mode::Smoke, json: false };
+        let mut out = Vec::new();
+        let reports = run(Some("remote"), &opts, &mut out, &mut std::io::sink()).expect("run");
+        let report = &reports[0];
+        assert!(report.failures.is_empty(), "failures: {:?}", report.failures);
+        let all = scenarios::all();
+        let remote = all.iter().find(|s| s.name == "remote").expect("registered");
+        let cases = (remote.cases)();
+        let declared: BTreeSet<_> =
+            cases.iter().flat_map(|c| c.impls.iter().map(|i| (c.name, i.name)).collect::<Vec<_>>()).collect();
+        let measured: BTreeSet<_> = report.records.iter().map(|r| (r.case, r.imp)).collect();
+        assert_eq!(measured, declared);
+        for case in &cases {
+            assert_eq!(report.reference(case.name), case.impls[0].name);
+        }
+        for r in &report.records {
+            assert!(r.n > 0 && r.msgs > 0, "{r:?}");
+            let reference = report.reference(r.case);
+            assert!(r.ratio_to_limit.is_some(), "{r:?}");
+            if r.imp == reference {
+                assert_eq!(r.ratio_to_limit, Some(1.0), "{r:?}");
+            }
+        }
+        assert_eq!(report.checks.len(), remote.checks.len());
+        let out = String::from_utf8(out).expect("utf-8");
+        assert!(out.contains("ratio_to_limit of pingpong-64B: against tcp-spin"), "{out}");
+        for c in &report.checks {
+            assert!(out.contains(&c.line()), "{}", c.line());
+            assert_eq!(c.value.is_some(), cfg!(feature = "peers") || c.spec.den != "tokio", "{}", c.line());
+        }
+    }
+}
