@@ -656,7 +656,15 @@ impl Bridge {
             }
             b.paused = b.tx != End::Reset;
             let resume = b.seq.resume_frame();
+            // What we said on the lost connection may not have arrived: say
+            // it again (both are idempotent). Without the ack a sender whose
+            // window filled would wait forever for consumption already done.
+            let ack = (b.reliable && b.acked > 0).then_some(Frame::Ack { flow_id, cumulative_seq: b.acked });
+            let reset = (b.rx == End::Reset).then_some(Frame::Reset { flow_id, consumed_seq: b.acked });
             self.send_frame(link, &resume);
+            for frame in [ack, reset].into_iter().flatten() {
+                self.send_frame(link, &frame);
+            }
         }
     }
 
