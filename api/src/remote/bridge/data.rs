@@ -1,0 +1,234 @@
+//! Per-flow state and the data path: local rings to the link and back,
+//! acknowledgements of consumption, and how a flow ends.
+
+use super::*;
+
+impl Bridged {
+    pub(super) fn new(end: Flow, name: String, flow_id: u32, opening: Option<Reply>) -> Bridged {
+        let qos = *end.qos();
+        let window = qos.reliable.then(|| SendWindow::new(flow_id, window_limits(&qos)));
+        let seq = if qos.reliable { RecvSequencer::reliable(flow_id) } else { RecvSequencer::lossy(flow_id) };
+        Bridged {
+            end,
+            name,
+            reliable: qos.reliable,
+            peer_timeout: qos.peer_timeout,
+            opening,
+            open_qos: qos.encode(),
+            window,
+            next_seq: FIRST_SEQ,
+            forwarded: 0,
+            paused: false,
+            tx: End::Open,
+            seq,
+            inbound: VecDeque::new(),
+            delivered: 0,
+            acked: 0,
+            acked_at: Instant::now(),
+            rx: End::Open,
+            dropped: 0,
+            sent_base: 0,
+            recv_base: 0,
+        }
+        .based()
+    }
+
+    /// Takes the end's counts so far as the base of the remote numbering.
+    pub(super) fn based(mut self) -> Bridged {
+        let stats = self.end.stats();
+        (self.sent_base, self.recv_base) = (stats.sent, stats.received);
+        self
+    }
+
+    /// Remote messages the local application has consumed.
+    pub(super) fn consumed(&self) -> u64 {
+        self.end.peer_consumed().saturating_sub(self.sent_base)
+    }
+
+    /// The last sequence number sent.
+    pub(super) fn last_sent(&self) -> u64 {
+        match &self.window {
+            Some(w) => w.last_sent(),
+            None => self.next_seq - 1,
+        }
+    }
+
+    /// Both directions are over: the flow can go.
+    pub(super) fn finished(&self) -> bool {
+        let tx_done = match self.tx {
+            End::Open => false,
+            End::Reset => true,
+            End::Closed(_) | End::Gone(_) => self.window.as_ref().is_none_or(SendWindow::is_drained),
+        };
+        let rx_done = match self.rx {
+            End::Open => false,
+            End::Reset => true,
+            // Every message up to the death is delivered before the end.
+            End::Gone(_) => self.inbound.is_empty(),
+            End::Closed(_) => {
+                self.inbound.is_empty() && (self.consumed() >= self.delivered || self.end.peer_stopped_reading())
+            }
+        };
+        tx_done && rx_done
+    }
+}
+
+/// The retransmit window of a reliable flow: room for the remote ring's
+/// worth of messages several times over, and always for one largest message.
+fn window_limits(qos: &Qos) -> WindowLimits {
+    let bytes = (qos.ring_bytes.saturating_mul(4)).max(qos.max_msg.saturating_mul(2)).max(1 << 20);
+    WindowLimits { max_bytes: bytes.min(256 << 20).max(qos.max_msg), max_messages: 1 << 18 }
+}
+
+/// Puts queued remote messages into the local ring; returns how many.
+fn deliver(b: &mut Bridged) -> usize {
+    let mut moved = 0;
+    while let Some(msg) = b.inbound.front() {
+        match b.end.try_send(msg) {
+            Ok(()) => {
+                b.inbound.pop_front();
+                b.delivered += 1;
+                moved += 1;
+            }
+            Err(SendError::WouldBlock | SendError::Full) => break,
+            Err(_) => {
+                b.inbound.clear();
+                break;
+            }
+        }
+    }
+    moved
+}
+
+impl Bridge {
+    /// Moves messages between every flow's local end and its link.
+    pub(super) fn flows(&mut self) -> usize {
+        let mut moved = 0;
+        let mut finished = Vec::new();
+        let mut frames: Vec<(LinkId, Frame<'static>)> = Vec::new();
+        // The clock is read only when needed (it shows in a spinning profile).
+        let mut clock: Option<Instant> = None;
+        let mut now = || *clock.get_or_insert_with(Instant::now);
+        // SYNC: Relaxed; the flag orders nothing else. While draining, every
+        // consumption is acknowledged at once.
+        let urgent = self.shared.draining.load(std::sync::atomic::Ordering::Relaxed);
+        let Bridge { flows, links, conns, tcp, .. } = self;
+        for (&key, b) in flows.iter_mut() {
+            let (link, flow_id) = key;
+            moved += deliver(b);
+            // Acknowledge what the local application consumed.
+            let consumed = b.consumed().min(b.delivered);
+            if b.reliable
+                && consumed > b.acked
+                && (consumed - b.acked >= ACK_EVERY || urgent || b.rx != End::Open || now() - b.acked_at >= ACK_AFTER)
+            {
+                b.acked = consumed;
+                b.acked_at = now();
+                frames.push((link, Frame::Ack { flow_id, cumulative_seq: consumed }));
+            }
+            if b.rx == End::Open && b.end.peer_stopped_reading() {
+                b.rx = End::Reset;
+                b.inbound.clear();
+                frames.push((link, Frame::Reset { flow_id, consumed_seq: consumed }));
+            }
+            if let End::Gone(_) = b.rx {
+                if b.inbound.is_empty() {
+                    finished.push(key);
+                    continue;
+                }
+            }
+            if let End::Closed(_) = b.rx {
+                if b.inbound.is_empty() {
+                    b.end.close_tx();
+                }
+            }
+            if b.finished() {
+                finished.push(key);
+                continue;
+            }
+            // Local -> remote, once the remote side has accepted the flow
+            // and the link is up and resumed.
+            if b.opening.is_some() || b.paused || b.tx != End::Open {
+                continue;
+            }
+            let Some(conn) = links.get(&link).and_then(|l| l.conn).filter(|c| conns.get(c).is_some_and(|c| c.ready))
+            else {
+                continue;
+            };
+            let Some(tcp) = tcp.as_mut() else { continue };
+            let mut sent = 0;
+            for _ in 0..BATCH {
+                if tcp.unsent(conn).unwrap_or(0) > MAX_UNSENT {
+                    break;
+                }
+                let (end, window, next_seq) = (&mut b.end, &mut b.window, &mut b.next_seq);
+                let taken = end.forward(|payload| match window {
+                    Some(w) => match w.push(payload) {
+                        Ok(frame) => {
+                            let _ = tcp.append(conn, |out| wire::encode(&frame, Checksum::None, out));
+                            true
+                        }
+                        Err(
+                            PushError::WindowFull { .. } | PushError::TooLarge { .. } | PushError::SequenceExhausted,
+                        ) => false,
+                    },
+                    None => {
+                        let frame = Frame::Data { flow_id, seq: *next_seq, payload };
+                        let _ = tcp.append(conn, |out| wire::encode(&frame, Checksum::None, out));
+                        *next_seq += 1;
+                        true
+                    }
+                });
+                match taken {
+                    Ok(true) => {
+                        b.forwarded += 1;
+                        sent += 1;
+                    }
+                    Ok(false) | Err(RecvError::WouldBlock) => break,
+                    Err(e) => {
+                        let last = b.last_sent();
+                        let gone = matches!(e, RecvError::PeerGone { .. } | RecvError::CorruptPeer(_));
+                        b.tx = if gone { End::Gone(last) } else { End::Closed(last) };
+                        let frame = if gone {
+                            Frame::Gone { flow_id, last_seq: last }
+                        } else {
+                            Frame::Close { flow_id, last_seq: last }
+                        };
+                        let _ = tcp.append(conn, |out| wire::encode(&frame, Checksum::None, out));
+                        if gone && b.rx == End::Open {
+                            // Nobody will read what the peer sends.
+                            b.rx = End::Reset;
+                            b.inbound.clear();
+                            let frame = Frame::Reset { flow_id, consumed_seq: b.acked };
+                            let _ = tcp.append(conn, |out| wire::encode(&frame, Checksum::None, out));
+                        }
+                        sent += 1;
+                        break;
+                    }
+                }
+            }
+            if sent > 0 {
+                tcp.flush(conn);
+                if let Some(c) = conns.get_mut(&conn) {
+                    c.last_tx = now();
+                }
+                if b.window.is_none() {
+                    // Lossy: what left is as consumed as it will get.
+                    b.end.confirm_consumed(b.recv_base + b.forwarded);
+                }
+                moved += sent;
+            }
+        }
+        for (link, frame) in frames {
+            self.send_frame(link, &frame);
+        }
+        for key in finished {
+            if let Some(b) = self.flows.remove(&key) {
+                if let End::Gone(_) = b.rx {
+                    b.end.abandon();
+                }
+            }
+        }
+        moved
+    }
+}

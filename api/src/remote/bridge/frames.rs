@@ -1,0 +1,275 @@
+//! What arrives from the peer engine: frames decoded where they lie in
+//! the receive buffer, and opens allocated to local listeners.
+
+use super::*;
+
+impl Bridge {
+    /// Decodes what `conn` has received: the hello exchange, then frames,
+    /// each handled where it lies in the receive buffer.
+    pub(super) fn decode(&mut self, conn: ConnId) {
+        if !self.conns.get(&conn).is_some_and(|c| c.ready) && !self.handshake(conn) {
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(link) = c.link else { return };
+        let rx = std::mem::take(&mut c.rx);
+        let decoder = self.decoder;
+        let mut used = 0;
+        let mut broken = false;
+        loop {
+            match decoder.decode(&rx[used..]) {
+                Ok(Some((frame, n))) => {
+                    used += n;
+                    if !self.on_frame(link, &frame) {
+                        broken = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    broken = true;
+                    break;
+                }
+            }
+        }
+        if broken {
+            self.drop_conn(conn);
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            let mut rx = rx;
+            rx.drain(..used);
+            rx.extend_from_slice(&c.rx);
+            c.rx = rx;
+        }
+    }
+
+    /// Handles one frame from `link`; false if the peer broke the protocol.
+    pub(super) fn on_frame(&mut self, link: LinkId, frame: &Frame<'_>) -> bool {
+        match *frame {
+            Frame::Open { flow_id, name, qos } => self.open_local(link, flow_id, name, qos),
+            Frame::OpenAck { flow_id, result, qos } => self.on_open_ack(link, flow_id, result, qos),
+            Frame::Data { flow_id, seq, payload } => return self.on_data(link, flow_id, seq, payload),
+            Frame::Ack { flow_id, cumulative_seq } => {
+                let Some(b) = self.flows.get_mut(&(link, flow_id)) else {
+                    return self.reset_unknown(link, flow_id);
+                };
+                if let Some(w) = b.window.as_mut() {
+                    if w.on_ack(cumulative_seq).is_err() {
+                        return false;
+                    }
+                    b.end.confirm_consumed(b.recv_base + w.acked());
+                }
+            }
+            Frame::Close { flow_id, last_seq } | Frame::Gone { flow_id, last_seq } => {
+                let gone = matches!(frame, Frame::Gone { .. });
+                let Some(b) = self.flows.get_mut(&(link, flow_id)) else {
+                    return self.reset_unknown(link, flow_id);
+                };
+                if b.rx == End::Open {
+                    if b.seq.on_close(last_seq).is_err() && !gone {
+                        return false;
+                    }
+                    b.rx = if gone { End::Gone(last_seq) } else { End::Closed(last_seq) };
+                }
+            }
+            Frame::Reset { flow_id, consumed_seq } => {
+                if let Some(b) = self.flows.get_mut(&(link, flow_id)) {
+                    if let Some(w) = b.window.as_mut() {
+                        let _ = w.on_ack(consumed_seq.min(w.last_sent()));
+                        b.end.confirm_consumed(b.recv_base + w.acked());
+                    }
+                    b.window = None;
+                    b.tx = End::Reset;
+                    b.paused = false;
+                }
+            }
+            Frame::Resume { flow_id, next_expected_seq } => return self.on_resume(link, flow_id, next_expected_seq),
+            Frame::Keepalive { .. } => {}
+        }
+        true
+    }
+
+    /// The peer says it knows nothing of `flow_id`, or we do not.
+    pub(super) fn reset_unknown(&mut self, link: LinkId, flow_id: u32) -> bool {
+        if !self.opening.contains(&(link, flow_id)) {
+            self.send_frame(link, &Frame::Reset { flow_id, consumed_seq: 0 });
+        }
+        true
+    }
+
+    pub(super) fn on_open_ack(&mut self, link: LinkId, flow_id: u32, result: OpenResult, qos: [u8; wire::QOS_LEN]) {
+        let Some(b) = self.flows.get_mut(&(link, flow_id)) else {
+            if result == OpenResult::Accepted {
+                self.send_frame(link, &Frame::Reset { flow_id, consumed_seq: 0 });
+            }
+            return;
+        };
+        let Some(reply) = b.opening.take() else { return };
+        if result == OpenResult::Accepted {
+            let granted = Qos::decode(&qos).ok().filter(|g| g.max_msg <= b.end.qos().max_msg);
+            match granted {
+                Some(granted) => {
+                    reply.answer(&mut b.end, Ok(granted));
+                    // The answer (if written into the flow) is not a remote message.
+                    b.sent_base = b.end.stats().sent;
+                    return;
+                }
+                None => {
+                    let e = AllocError::CorruptPeer("remote engine granted a QoS it was not asked for".into());
+                    reply.answer(&mut b.end, Err(e));
+                    self.flows.remove(&(link, flow_id));
+                    self.send_frame(link, &Frame::Reset { flow_id, consumed_seq: 0 });
+                    return;
+                }
+            }
+        }
+        let name = b.name.clone();
+        let err = match result {
+            OpenResult::NameNotFound => AllocError::NotFound { name },
+            OpenResult::PermissionDenied => AllocError::PermissionDenied,
+            OpenResult::QosRefused => AllocError::Refused(ringflow_core::flow::handshake::Refusal::InvalidQos),
+            _ => AllocError::CorruptPeer(format!("remote engine refused the flow: {result:?}")),
+        };
+        reply.answer(&mut b.end, Err(err));
+        self.flows.remove(&(link, flow_id));
+    }
+
+    pub(super) fn on_data(&mut self, link: LinkId, flow_id: u32, seq: u64, payload: &[u8]) -> bool {
+        let Some(b) = self.flows.get_mut(&(link, flow_id)) else {
+            return self.reset_unknown(link, flow_id);
+        };
+        if b.rx != End::Open {
+            return true; // after Reset or Gone on our side: dropped
+        }
+        match b.seq.accept(seq) {
+            Ok(wire::Delivery::Stale) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+        if b.inbound.is_empty() {
+            match b.end.try_send(payload) {
+                Ok(()) => {
+                    b.delivered += 1;
+                    return true;
+                }
+                Err(SendError::WouldBlock | SendError::Full) => {}
+                Err(_) => return true, // the local application left; `flows` notices
+            }
+        }
+        if !b.reliable && b.inbound.len() >= LOSSY_QUEUE {
+            b.dropped += 1;
+            return true;
+        }
+        b.inbound.push_back(payload.to_vec());
+        true
+    }
+
+    pub(super) fn on_resume(&mut self, link: LinkId, flow_id: u32, next: u64) -> bool {
+        let Some(b) = self.flows.get_mut(&(link, flow_id)) else {
+            return self.reset_unknown(link, flow_id);
+        };
+        let Some(conn) = self.links.get(&link).and_then(|l| l.conn) else { return true };
+        let Some(tcp) = self.tcp.as_mut() else { return true };
+        if let Some(w) = b.window.as_ref() {
+            let Ok(resend) = w.resume_from(next) else { return false };
+            for frame in resend {
+                let _ = tcp.append(conn, |out| wire::encode(&frame, Checksum::None, out));
+            }
+        }
+        let last = b.last_sent();
+        let end = match b.tx {
+            End::Closed(_) => Some(Frame::Close { flow_id, last_seq: last }),
+            End::Gone(_) => Some(Frame::Gone { flow_id, last_seq: last }),
+            End::Open | End::Reset => None,
+        };
+        if let Some(end) = end {
+            let _ = tcp.append(conn, |out| wire::encode(&end, Checksum::None, out));
+        }
+        tcp.flush(conn);
+        b.paused = false;
+        true
+    }
+
+    /// Allocates an incoming flow to the local listener on a helper thread.
+    pub(super) fn open_local(&mut self, link: LinkId, flow_id: u32, name: &str, qos: [u8; wire::QOS_LEN]) {
+        if let Some(b) = self.flows.get(&(link, flow_id)) {
+            // A repeated Open (the link reconnected before our answer).
+            let qos = b.end.qos().encode();
+            self.send_frame(link, &Frame::OpenAck { flow_id, result: OpenResult::Accepted, qos });
+            return;
+        }
+        // SYNC: Relaxed; the flag orders nothing else.
+        if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            let refuse = Frame::OpenAck { flow_id, result: OpenResult::ShuttingDown, qos: [0; wire::QOS_LEN] };
+            self.send_frame(link, &refuse);
+            return;
+        }
+        if !self.opening.insert((link, flow_id)) {
+            return;
+        }
+        let tx = self.opened.0.clone();
+        let dir = self.runtime_dir.clone();
+        let invoker = self.shared.invoker.get().cloned();
+        let name = name.to_owned();
+        let spawned = std::thread::Builder::new().name("ringflow-open".into()).spawn(move || {
+            let result = Qos::decode(&qos).map_err(AllocError::InvalidQos).and_then(|qos| {
+                let mut opts = match dir {
+                    Some(d) => FlowOptions::new().runtime_dir(d),
+                    None => FlowOptions::new(),
+                };
+                // Invoker mode: the accepting application must find this
+                // engine again to drive it (see `invoker`).
+                let mut key = None;
+                if let Some(inv) = invoker {
+                    let segment = Flow::segment_for(&qos)?;
+                    key = invoker::inode_of(segment.fd());
+                    if let Some(k) = key {
+                        invoker::register_segment(k, inv);
+                    }
+                    opts = opts.memory(segment);
+                }
+                let r = Flow::alloc_with(&name, &qos, Deadline::after(Duration::from_secs(5)), opts);
+                if let (Err(_), Some(k)) = (&r, key) {
+                    invoker::forget_segment(k);
+                }
+                r
+            });
+            let _ = tx.send(Opened { link, flow_id, result });
+        });
+        if spawned.is_err() {
+            self.opening.remove(&(link, flow_id));
+            self.send_frame(
+                link,
+                &Frame::OpenAck { flow_id, result: OpenResult::ShuttingDown, qos: [0; wire::QOS_LEN] },
+            );
+        }
+    }
+
+    pub(super) fn opened(&mut self) -> usize {
+        if self.opening.is_empty() {
+            return 0;
+        }
+        let mut n = 0;
+        while let Ok(Opened { link, flow_id, result }) = self.opened.1.try_recv() {
+            n += 1;
+            self.opening.remove(&(link, flow_id));
+            let mut qos = [0; wire::QOS_LEN];
+            let answer = match result {
+                Ok(end) => {
+                    qos = end.qos().encode();
+                    if self.links.contains_key(&link) {
+                        self.flows.insert((link, flow_id), Bridged::new(end, String::new(), flow_id, None));
+                    }
+                    OpenResult::Accepted
+                }
+                Err(AllocError::NotFound { .. } | AllocError::InvalidName(_)) => OpenResult::NameNotFound,
+                Err(AllocError::PermissionDenied) => OpenResult::PermissionDenied,
+                Err(AllocError::InvalidQos(_) | AllocError::Refused(_)) => OpenResult::QosRefused,
+                Err(_) => OpenResult::NameNotFound,
+            };
+            self.send_frame(link, &Frame::OpenAck { flow_id, result: answer, qos });
+        }
+        n
+    }
+}

@@ -1,0 +1,302 @@
+//! Links: dialling and redialling, the hello exchange, finding a
+//! reconnecting peer again, resuming a link's flows, and the timers
+//! (keepalives, silent connections, flows that waited too long).
+
+use super::*;
+
+impl Bridge {
+    /// The link to the engine at `addr`, dialled if there is none.
+    pub(super) fn link_to(&mut self, addr: SocketAddr) -> std::io::Result<LinkId> {
+        if let Some((&id, _)) = self.links.iter().find(|(_, l)| l.addr == Some(addr)) {
+            return Ok(id);
+        }
+        let conn = self.dial(addr)?;
+        let id = self.next_link;
+        self.next_link = self.next_link.wrapping_add(1).max(1);
+        self.links.insert(id, Link::new(Some(addr), conn));
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.link = Some(id);
+        }
+        Ok(id)
+    }
+
+    /// Connects to `addr` and sends our hello.
+    pub(super) fn dial(&mut self, addr: SocketAddr) -> std::io::Result<ConnId> {
+        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+        stream.set_nodelay(true)?;
+        let tcp = self.tcp.as_mut().ok_or_else(|| std::io::Error::other("engine network not started"))?;
+        let conn = tcp.adopt(stream).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let now = Instant::now();
+        self.conns
+            .insert(conn, Conn { rx: Vec::new(), ready: false, dialled: true, link: None, last_rx: now, last_tx: now });
+        let mut hello = Vec::new();
+        self.hello.encode(&mut hello);
+        let _ = tcp.send(conn, &hello);
+        Ok(conn)
+    }
+
+    pub(super) fn network(&mut self) -> usize {
+        let Some(tcp) = self.tcp.as_mut() else { return 0 };
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        tcp.poll(&mut events);
+        let n = events.len();
+        for ev in events.drain(..) {
+            match ev {
+                TcpEvent::Accepted(conn) => {
+                    let now = Instant::now();
+                    let c =
+                        Conn { rx: Vec::new(), ready: false, dialled: false, link: None, last_rx: now, last_tx: now };
+                    self.conns.insert(conn, c);
+                }
+                TcpEvent::Received(conn, buf) => {
+                    let tcp = self.tcp.as_mut().expect("network started");
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.rx.extend_from_slice(tcp.data(&buf));
+                        c.last_rx = Instant::now();
+                    }
+                    tcp.recycle(buf);
+                    self.decode(conn);
+                }
+                TcpEvent::Sent(..) => {}
+                TcpEvent::Closed(conn, _) => self.lost(conn),
+            }
+        }
+        self.events = events;
+        n
+    }
+
+    /// Runs the hello exchange on `conn`'s received bytes; true once done.
+    pub(super) fn handshake(&mut self, conn: ConnId) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else { return false };
+        let (peer, used, ack) = if c.dialled {
+            match HelloAck::decode(&c.rx) {
+                Ok(Some((ack, n))) => (wire::accept_ack(&self.hello, &ack).ok().map(|a| a.peer_engine_id), n, None),
+                Ok(None) => return false,
+                Err(_) => (None, 0, None),
+            }
+        } else {
+            match Hello::decode(&c.rx) {
+                Ok(Some((theirs, n))) => {
+                    let (ack, agreed) = wire::respond(&self.hello, &theirs);
+                    (agreed.ok().map(|a| a.peer_engine_id), n, Some(ack))
+                }
+                Ok(None) => return false,
+                Err(_) => (None, 0, None),
+            }
+        };
+        c.rx.drain(..used);
+        if let (Some(ack), Some(tcp)) = (ack, self.tcp.as_mut()) {
+            let mut out = Vec::new();
+            ack.encode(&mut out);
+            let _ = tcp.send(conn, &out);
+        }
+        let Some(peer) = peer else {
+            self.drop_conn(conn);
+            return false;
+        };
+        c.ready = true;
+        let link = match c.link {
+            Some(link) => link,
+            None => self.adopt_link(conn, peer),
+        };
+        self.link_up(link, conn, peer);
+        true
+    }
+
+    /// The link of a connection that dialled us: the one of the same peer
+    /// engine if it had one (a reconnect), else a new one.
+    pub(super) fn adopt_link(&mut self, conn: ConnId, peer: u64) -> LinkId {
+        let old = self.links.iter().find(|(_, l)| l.addr.is_none() && l.peer_engine == Some(peer)).map(|(&id, _)| id);
+        let id = match old {
+            Some(id) => {
+                // A half-open old connection of the same peer goes.
+                if let Some(prev) = self.links.get_mut(&id).and_then(|l| l.conn.take()) {
+                    if let Some(tcp) = self.tcp.as_mut() {
+                        let _ = tcp.close(prev);
+                    }
+                    if let Some(c) = self.conns.get_mut(&prev) {
+                        c.link = None;
+                    }
+                }
+                id
+            }
+            None => {
+                let id = self.next_link;
+                self.next_link = self.next_link.wrapping_add(1).max(1);
+                let mut link = Link::new(None, conn);
+                link.peer_engine = Some(peer);
+                self.links.insert(id, link);
+                id
+            }
+        };
+        if let Some(l) = self.links.get_mut(&id) {
+            l.conn = Some(conn);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.link = Some(id);
+        }
+        id
+    }
+
+    /// The hello on `link`'s connection is done: resume its flows.
+    pub(super) fn link_up(&mut self, link: LinkId, conn: ConnId, peer: u64) {
+        let Some(l) = self.links.get_mut(&link) else { return };
+        let restarted = l.peer_engine.is_some_and(|p| p != peer);
+        l.peer_engine = Some(peer);
+        l.down_since = None;
+        l.backoff = REDIAL_FIRST;
+        let queued = std::mem::take(&mut l.queued);
+        if let Some(tcp) = self.tcp.as_mut() {
+            if !queued.is_empty() {
+                let _ = tcp.send(conn, &queued);
+            }
+        }
+        let keys: Vec<_> = self.flows.keys().filter(|(l, _)| *l == link).copied().collect();
+        for key in keys {
+            let (_, flow_id) = key;
+            let Some(b) = self.flows.get_mut(&key) else { continue };
+            if b.opening.is_some() {
+                if !queued.is_empty() {
+                    continue; // its Open just went out with the queue
+                }
+                let (name, qos) = (b.name.clone(), b.open_qos);
+                self.send_frame(link, &Frame::Open { flow_id, name: &name, qos });
+                continue;
+            }
+            if restarted {
+                // A new engine there: the flows of the old one are gone.
+                if let Some(b) = self.flows.remove(&key) {
+                    b.end.abandon();
+                }
+                continue;
+            }
+            b.paused = b.tx != End::Reset;
+            let resume = b.seq.resume_frame();
+            // What we said on the lost connection may not have arrived: say
+            // it again (both are idempotent). Without the ack a sender whose
+            // window filled would wait forever for consumption already done.
+            let ack = (b.reliable && b.acked > 0).then_some(Frame::Ack { flow_id, cumulative_seq: b.acked });
+            let reset = (b.rx == End::Reset).then_some(Frame::Reset { flow_id, consumed_seq: b.acked });
+            self.send_frame(link, &resume);
+            for frame in [ack, reset].into_iter().flatten() {
+                self.send_frame(link, &frame);
+            }
+        }
+    }
+
+    /// Closes a connection that broke the protocol.
+    pub(super) fn drop_conn(&mut self, conn: ConnId) {
+        if let Some(tcp) = self.tcp.as_mut() {
+            let _ = tcp.close(conn);
+        }
+        self.lost(conn);
+    }
+
+    /// Keepalives, silent connections, redials and flows that waited too
+    /// long for their link.
+    pub(super) fn timers(&mut self) -> usize {
+        // Every 32nd cycle: often enough for millisecond timers, rare
+        // enough to keep the clock out of a spinning duty cycle.
+        self.cycles = self.cycles.wrapping_add(1);
+        if self.cycles % 32 != 0 {
+            return 0;
+        }
+        let now = Instant::now();
+        if now - self.ticked < Duration::from_millis(5) {
+            return 0;
+        }
+        self.ticked = now;
+        let mut work = 0;
+        let mut silent = Vec::new();
+        let mut keepalive = Vec::new();
+        for (&id, c) in &self.conns {
+            if now - c.last_rx > SILENT_LIMIT {
+                silent.push(id);
+            } else if c.ready && now - c.last_tx >= KEEPALIVE {
+                keepalive.push(id);
+            }
+        }
+        for id in silent {
+            self.drop_conn(id);
+            work += 1;
+        }
+        if let Some(tcp) = self.tcp.as_mut() {
+            let frame = Frame::Keepalive { ts_ns: 0 };
+            for id in keepalive {
+                let _ = tcp.append(id, |out| wire::encode(&frame, Checksum::None, out));
+                tcp.flush(id);
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.last_tx = now;
+                }
+            }
+        }
+        // Redial links that lost their connection.
+        let due: Vec<(LinkId, SocketAddr)> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.conn.is_none() && l.next_dial <= now)
+            .filter_map(|(&id, l)| l.addr.map(|a| (id, a)))
+            .collect();
+        for (id, addr) in due {
+            work += 1;
+            match self.dial(addr) {
+                Ok(conn) => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.link = Some(id);
+                    }
+                    if let Some(l) = self.links.get_mut(&id) {
+                        l.conn = Some(conn);
+                    }
+                }
+                Err(_) => {
+                    if let Some(l) = self.links.get_mut(&id) {
+                        l.next_dial = now + l.backoff;
+                        l.backoff = (l.backoff * 2).min(REDIAL_MAX);
+                    }
+                }
+            }
+        }
+        // Flows whose link has been down longer than their peer timeout.
+        let expired: Vec<(LinkId, u32)> = self
+            .flows
+            .iter()
+            .filter(|((link, _), b)| {
+                self.links.get(link).is_none_or(|l| l.down_since.is_some_and(|since| now - since > b.peer_timeout))
+            })
+            .map(|(&k, _)| k)
+            .collect();
+        for key in expired {
+            work += 1;
+            if let Some(mut b) = self.flows.remove(&key) {
+                match b.opening.take() {
+                    Some(reply) => reply.answer(&mut b.end, Err(AllocError::PeerGone)),
+                    None => b.end.abandon(),
+                }
+            }
+        }
+        // Links with no flow left and no connection go.
+        let idle: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(id, l)| l.conn.is_none() && !self.flows.keys().any(|(fl, _)| fl == *id))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in idle {
+            self.links.remove(&id);
+        }
+        work
+    }
+
+    /// A connection is gone: its link waits for a new one.
+    pub(super) fn lost(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        let Some(link) = c.link else { return };
+        let Some(l) = self.links.get_mut(&link) else { return };
+        if l.conn == Some(conn) {
+            l.conn = None;
+            l.down_since.get_or_insert_with(Instant::now);
+            l.next_dial = Instant::now();
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The engine agent that bridges local flow ends and TCP connections to
+//! other engines. It runs on one engine thread (or the invoking
+//! application thread), which owns its io_uring, and never blocks there for
+//! long: connects use a short timeout, and allocations to local listeners
+//! (which wait for an `accept`) run on a helper thread and come back as
+//! results.
+//!
+//! **Links.** Everything between this engine and one other engine goes over
+//! one *link*: a TCP connection plus the state that outlives it. A link we
+//! dialled is redialled when its connection drops; a link that dialled us
+//! is found again by the peer engine's id (from the hello) when it
+//! reconnects. A flow gives up — its local application gets `PeerGone` —
+//! once its link has been down for longer than the flow's QoS peer timeout,
+//! or when the remote engine turns out to be a new one (it restarted).
+//!
+//! **Per flow** (`Open` / `OpenAck` first; the granted QoS is written back):
+//! - sending: messages are taken from the local ring and, on a reliable
+//!   flow, copied into a [`SendWindow`] until the remote engine
+//!   acknowledges that its *application* consumed them; those
+//!   acknowledgements are what the local sender's `dealloc` lingers on.
+//! - receiving: a [`RecvSequencer`] drops what a resend repeats; messages
+//!   go into the local ring (queued while it is full); consumption by the
+//!   local application is acknowledged (`Ack`).
+//! - after a reconnect each side sends `Resume { next_expected }` for every
+//!   flow it receives on, and sends nothing new on a flow until the peer's
+//!   `Resume` says where to start: nothing is lost, nothing duplicated.
+//! - the end: `Close` (the application closed its sending side; resent
+//!   after a reconnect until acknowledged), `Gone` (the application died:
+//!   the far side gets `PeerGone` after every message), `Reset` (the
+//!   application stopped reading, or the flow is unknown here).
+//!
+//! Lossy flows take the same path without the window: after a reconnect
+//! they continue where they are, and what was lost in between is counted by
+//! the receiver's sequencer.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use ringflow_core::config::IoUringSection;
+use ringflow_core::engine::Agent;
+use ringflow_core::flow::Qos;
+use ringflow_core::uring::{ConnId, TcpDriver, TcpEvent};
+use ringflow_core::wire::{
+    self, Checksum, Decoder, Features, Frame, Hello, HelloAck, OpenResult, PushError, RecvSequencer, SendWindow,
+    WindowLimits, FIRST_SEQ,
+};
+use ringflow_core::Deadline;
+
+use super::invoker::{self, Invoker};
+
+use crate::error::{AllocError, RecvError, SendError};
+use crate::{Flow, FlowOptions};
+
+mod data;
+mod frames;
+mod links;
+
+/// Messages moved per flow per duty cycle, so one busy flow cannot starve
+/// the others.
+const BATCH: usize = 64;
+/// Bytes queued for a connection beyond which flows stop draining into it:
+/// the back-pressure that reaches a sender through its full local ring.
+const MAX_UNSENT: usize = 4 << 20;
+/// How long the engine thread may wait for a TCP connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A connection with nothing to send sends a keepalive this often.
+const KEEPALIVE: Duration = Duration::from_millis(100);
+/// A connection silent this long (no frame, no keepalive) is taken for
+/// dead and dropped; its link reconnects.
+const SILENT_LIMIT: Duration = Duration::from_secs(3);
+/// First and longest pause between redials of a lost link.
+const REDIAL_FIRST: Duration = Duration::from_millis(10);
+const REDIAL_MAX: Duration = Duration::from_millis(500);
+/// Consumption is acknowledged after this many messages, or once this long
+/// has passed since the last acknowledgement.
+const ACK_EVERY: u64 = 64;
+const ACK_AFTER: Duration = Duration::from_micros(500);
+/// A lossy flow's queue of messages waiting for room in the local ring;
+/// beyond it messages are dropped (and counted).
+const LOSSY_QUEUE: usize = 4096;
+
+/// A reply to the application that asked to open a flow: the granted QoS.
+pub(super) type OpenReply = mpsc::Sender<Result<Qos, AllocError>>;
+
+/// Where the outcome of an `Open` goes.
+pub(super) enum Reply {
+    /// To an application thread of this process, waiting on the channel.
+    Channel(OpenReply),
+    /// Into the flow itself, as its first message (an application attached
+    /// to the host engine: see `host`).
+    Announce,
+}
+
+impl Shared {
+    /// Queues a command for the bridge (then wake it, if it has a thread).
+    pub(super) fn push(&self, command: Command) {
+        self.commands.lock().unwrap_or_else(|p| p.into_inner()).push(command);
+        // SYNC: Release; pairs with the Acquire swap in `Bridge::commands`.
+        self.pending.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Reply {
+    fn answer(self, end: &mut Flow, result: Result<Qos, AllocError>) {
+        match self {
+            Reply::Channel(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Announce => {
+                // The ring is empty: nothing was delivered before the outcome.
+                let _ = end.try_send(&super::host::encode_outcome(&result));
+            }
+        }
+    }
+}
+
+/// A request from an application thread.
+pub(super) enum Command {
+    Open { addr: SocketAddr, name: String, qos: Qos, end: Flow, reply: Reply },
+}
+
+/// What application threads share with the bridge.
+#[derive(Default)]
+pub(super) struct Shared {
+    pub commands: Mutex<Vec<Command>>,
+    /// Set in invoker mode: the engine that flows this bridge allocates to
+    /// local listeners must drive.
+    pub invoker: std::sync::OnceLock<Weak<Invoker>>,
+    /// Commands are waiting (so an idle duty cycle takes no lock).
+    pub pending: std::sync::atomic::AtomicBool,
+    /// Set by a clean shutdown: refuse new flows, finish what is in flight.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Set by the bridge while draining once every reliable message was
+    /// acknowledged and every received one delivered.
+    pub drained: std::sync::atomic::AtomicBool,
+}
+
+type LinkId = u32;
+
+/// Everything between this engine and one other engine.
+struct Link {
+    /// Where to redial (we dialled it); `None`: it dialled us.
+    addr: Option<SocketAddr>,
+    /// The current connection, if any (hello possibly still under way).
+    conn: Option<ConnId>,
+    /// The remote engine's id, once a hello told us.
+    peer_engine: Option<u64>,
+    /// When the link lost its connection (`None` while it has one).
+    down_since: Option<Instant>,
+    next_dial: Instant,
+    backoff: Duration,
+    /// Frames for the link once its hello is done (only `Open`s queue).
+    queued: Vec<u8>,
+}
+
+impl Link {
+    fn new(addr: Option<SocketAddr>, conn: ConnId) -> Link {
+        Link {
+            addr,
+            conn: Some(conn),
+            peer_engine: None,
+            down_since: None,
+            next_dial: Instant::now(),
+            backoff: REDIAL_FIRST,
+            queued: Vec::new(),
+        }
+    }
+}
+
+struct Conn {
+    /// Received bytes not yet decoded.
+    rx: Vec<u8>,
+    /// The hello exchange is done.
+    ready: bool,
+    /// We dialled it (we send the Hello; the peer answers).
+    dialled: bool,
+    /// Its link (for a connection that dialled us: once its hello names the
+    /// peer engine).
+    link: Option<LinkId>,
+    last_rx: Instant,
+    last_tx: Instant,
+}
+
+/// How one direction of a flow ended, or that it has not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Open,
+    /// Closed cleanly after this sequence number.
+    Closed(u64),
+    /// The application died after this sequence number.
+    Gone(u64),
+    /// The receiving application stopped reading.
+    Reset,
+}
+
+/// One flow carried over a link.
+struct Bridged {
+    end: Flow,
+    /// The remote name (for errors).
+    name: String,
+    reliable: bool,
+    peer_timeout: Duration,
+    /// The application waiting for the remote engine's answer to `Open`.
+    opening: Option<Reply>,
+    /// The request, resent if the link reconnects before the answer.
+    open_qos: [u8; wire::QOS_LEN],
+
+    // Local application -> remote.
+    /// Reliable flows: every message until the remote application consumed it.
+    window: Option<SendWindow>,
+    /// Lossy flows: the next sequence number.
+    next_seq: u64,
+    /// Messages taken from the local ring.
+    forwarded: u64,
+    /// After a reconnect: send nothing new until the peer's `Resume`.
+    paused: bool,
+    /// How our application's sending side ended (and so what we told the peer).
+    tx: End,
+
+    // Remote -> local application.
+    seq: RecvSequencer,
+    /// Messages waiting for room in the local ring.
+    inbound: VecDeque<Vec<u8>>,
+    /// Messages put into the local ring.
+    delivered: u64,
+    /// The consumption we last acknowledged.
+    acked: u64,
+    acked_at: Instant,
+    /// How the peer's sending side ended.
+    rx: End,
+    /// Lossy flows: messages dropped because the local ring stayed full.
+    dropped: u64,
+    /// Messages the end had sent / received before it was bridged (an
+    /// attached application's request and the engine's answer): not part
+    /// of the remote flow's numbering.
+    sent_base: u64,
+    recv_base: u64,
+}
+
+pub(super) struct Bridge {
+    cfg: IoUringSection,
+    listen: Option<SocketAddr>,
+    runtime_dir: Option<PathBuf>,
+    shared: Arc<Shared>,
+    ready: Option<mpsc::Sender<Result<Option<SocketAddr>, String>>>,
+    tcp: Option<TcpDriver>,
+    hello: Hello,
+    decoder: Decoder,
+    conns: HashMap<ConnId, Conn, Fast>,
+    links: HashMap<LinkId, Link, Fast>,
+    next_link: LinkId,
+    flows: HashMap<(LinkId, u32), Bridged, Fast>,
+    /// Incoming opens being allocated on a helper thread.
+    opening: HashSet<(LinkId, u32), Fast>,
+    next_flow: u32,
+    opened: (mpsc::Sender<Opened>, mpsc::Receiver<Opened>),
+    events: Vec<TcpEvent>,
+    /// When the timers last ran.
+    ticked: Instant,
+    /// Duty cycles so far.
+    cycles: u64,
+}
+
+/// An incoming `Open`, allocated to a local listener on a helper thread.
+struct Opened {
+    link: LinkId,
+    flow_id: u32,
+    result: Result<Flow, AllocError>,
+}
+
+impl Bridge {
+    pub(super) fn new(
+        cfg: IoUringSection,
+        listen: Option<SocketAddr>,
+        runtime_dir: Option<PathBuf>,
+        shared: Arc<Shared>,
+        ready: mpsc::Sender<Result<Option<SocketAddr>, String>>,
+    ) -> Bridge {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let engine_id = (std::process::id() as u64) << 32 ^ (nanos as u64) ^ (Arc::as_ptr(&shared) as u64);
+        Bridge {
+            cfg,
+            listen,
+            runtime_dir,
+            shared,
+            ready: Some(ready),
+            tcp: None,
+            hello: Hello::new(engine_id, Features::NONE, KEEPALIVE.as_millis() as u32),
+            decoder: Decoder::new(wire::DEFAULT_MAX_FRAME_LEN.max(64 << 20)),
+            conns: HashMap::default(),
+            links: HashMap::default(),
+            next_link: 1,
+            flows: HashMap::default(),
+            opening: HashSet::default(),
+            next_flow: 1,
+            opened: mpsc::channel(),
+            events: Vec::new(),
+            ticked: Instant::now(),
+            cycles: 0,
+        }
+    }
+
+    /// Builds the io_uring and the listener on the engine thread.
+    fn start_network(&mut self) {
+        let Some(ready) = self.ready.take() else { return };
+        let result = TcpDriver::new(&self.cfg).map_err(|e| e.to_string()).and_then(|mut tcp| {
+            let bound = match self.listen {
+                Some(addr) => Some(tcp.listen(addr).map_err(|e| format!("listen on {addr}: {e:?}"))?),
+                None => None,
+            };
+            self.tcp = Some(tcp);
+            Ok(bound)
+        });
+        let _ = ready.send(result);
+    }
+
+    /// The link's connection, if its hello is done.
+    fn ready_conn(&self, link: LinkId) -> Option<ConnId> {
+        let conn = self.links.get(&link)?.conn?;
+        self.conns.get(&conn).is_some_and(|c| c.ready).then_some(conn)
+    }
+
+    /// Sends `frame` on `link` if it is up. Only `Open`s are kept for a link
+    /// that is not (yet) up: every other frame is re-created by the flow's
+    /// state after a reconnect.
+    fn send_frame(&mut self, link: LinkId, frame: &Frame<'_>) {
+        match self.ready_conn(link) {
+            Some(conn) => {
+                if let Some(tcp) = self.tcp.as_mut() {
+                    let _ = tcp.append(conn, |out| wire::encode(frame, Checksum::None, out));
+                    tcp.flush(conn);
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.last_tx = Instant::now();
+                }
+            }
+            None if matches!(frame, Frame::Open { .. }) => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    let _ = wire::encode(frame, Checksum::None, &mut l.queued);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn commands(&mut self) -> usize {
+        // SYNC: Acquire; pairs with the Release in `Shared::push` (the
+        // command itself is then read under the mutex).
+        if !self.shared.pending.swap(false, std::sync::atomic::Ordering::Acquire) {
+            return 0;
+        }
+        let cmds = std::mem::take(&mut *self.shared.commands.lock().unwrap_or_else(|p| p.into_inner()));
+        let n = cmds.len();
+        for Command::Open { addr, name, qos, mut end, reply } in cmds {
+            // SYNC: Relaxed; the flag orders nothing else.
+            if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+                reply.answer(&mut end, Err(AllocError::Io(std::io::Error::other("the engine is shutting down"))));
+                continue;
+            }
+            let link = match self.link_to(addr) {
+                Ok(link) => link,
+                Err(e) => {
+                    reply.answer(&mut end, Err(AllocError::EngineUnreachable { addr: addr.to_string(), source: e }));
+                    continue;
+                }
+            };
+            let flow_id = self.next_flow;
+            self.next_flow = self.next_flow.wrapping_add(1).max(1);
+            self.send_frame(link, &Frame::Open { flow_id, name: &name, qos: qos.encode() });
+            self.flows.insert((link, flow_id), Bridged::new(end, name, flow_id, Some(reply)));
+        }
+        n
+    }
+}
+
+/// A hasher for the bridge's maps, keyed by small integers this engine
+/// chose (never by anything a peer picks freely: a flow id from the wire is
+/// only looked up, and a lookup of a colliding id costs a probe, not a
+/// denial of service worth SipHash on every duty cycle).
+type Fast = std::hash::BuildHasherDefault<FastHasher>;
+
+/// Multiply-rotate hashing of integer words (FxHash's scheme).
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+impl Agent for Bridge {
+    fn name(&self) -> &str {
+        "ringflow-bridge"
+    }
+
+    fn do_work(&mut self) -> usize {
+        if self.ready.is_some() {
+            self.start_network();
+        }
+        let work = self.commands() + self.opened() + self.network() + self.flows() + self.timers();
+        // SYNC: Relaxed (both flags); `RemoteEngine::shutdown` polls
+        // `drained` and then joins the engine thread, which orders the rest.
+        if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            // Drained: nothing of ours unacknowledged, nothing received left
+            // to deliver, and every consumption acknowledged to the sender.
+            let done = self.flows.values().all(|b| {
+                b.inbound.is_empty()
+                    && b.window.as_ref().is_none_or(SendWindow::is_drained)
+                    && b.opening.is_none()
+                    && (!b.reliable || b.consumed().min(b.delivered) == b.acked)
+            });
+            self.shared.drained.store(done, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(tcp) = self.tcp.as_mut() {
+            // Hand what this cycle queued to the kernel now, not next cycle.
+            tcp.submit();
+        }
+        work
+    }
+
+    fn wait(&mut self, timeout: Duration) {
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.park(timeout);
+        }
+    }
+
+    fn on_close(&mut self) {
+        self.flows.clear();
+        self.conns.clear();
+    }
+}
