@@ -110,18 +110,30 @@ impl<const N: usize> PingSide<N> for Side {
 impl<const N: usize> PongSide<N> for Side {
     #[inline]
     fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
-        let mut copy = [0u8; N];
-        let stop = recv_with(&mut self.flow, self.wait, w, |m| {
-            let n = m.len().min(N);
-            copy[..n].copy_from_slice(&m[..n]);
-            pingpong::is_stop(m)
-        });
-        if stop? {
-            return Ok(false);
-        }
-        self.flow.send(&copy).map_err(|e| err("Flow::send", e))?;
-        Ok(true)
+        echo_with::<N>(&mut self.flow, self.wait, w, |flow, copy, _| flow.send(copy).map_err(|e| err("Flow::send", e)))
     }
+}
+
+/// One pong: receives a message and sends it back with `send`; false once
+/// the stop message came (it is not echoed).
+#[inline]
+pub(crate) fn echo_with<const N: usize>(
+    flow: &mut Flow,
+    wait: Wait,
+    w: &mut Waiter<'_>,
+    send: impl FnOnce(&mut Flow, &mut [u8; N], &mut Waiter<'_>) -> Result<(), BenchError>,
+) -> Result<bool, BenchError> {
+    let mut copy = [0u8; N];
+    let stop = recv_with(flow, wait, w, |m| {
+        let n = m.len().min(N);
+        copy[..n].copy_from_slice(&m[..n]);
+        pingpong::is_stop(m)
+    })?;
+    if stop {
+        return Ok(false);
+    }
+    send(flow, &mut copy, w)?;
+    Ok(true)
 }
 
 /// Round trip of an N-byte message over a flow, both sides spinning on the

@@ -20,7 +20,7 @@ use ringflow_api::{Deadline, Flow, Listener, ListenerOptions, Qos, RecvError, Se
 use ringflow_core::config::{EngineConfig, IdleStrategy, ThreadingMode};
 
 use crate::error::BenchError;
-use crate::flow::{err, recv_with, DirGuard};
+use crate::flow::{echo_with, err, recv_with, DirGuard};
 use crate::measure::{Measurement, RunCtx};
 use crate::os::{check_after_timeout, Wait, BLOCK_TIMEOUT};
 use crate::pair::Waiter;
@@ -230,17 +230,8 @@ impl<const N: usize> PingSide<N> for End {
 impl<const N: usize> PongSide<N> for End {
     #[inline]
     fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
-        let mut copy = [0u8; N];
-        let stop = recv_with(&mut self.flow, self.wait, w, |m| {
-            let n = m.len().min(N);
-            copy[..n].copy_from_slice(&m[..n]);
-            pingpong::is_stop(m)
-        })?;
-        if stop {
-            return Ok(false);
-        }
-        send_with(&mut self.flow, self.wait, &mut copy, w, |_| {})?;
-        Ok(true)
+        let wait = self.wait;
+        echo_with::<N>(&mut self.flow, wait, w, |flow, copy, w| send_with(flow, wait, copy, w, |_| {}))
     }
 }
 
