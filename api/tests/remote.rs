@@ -195,3 +195,68 @@ fn dealloc_lingers_until_the_remote_application_consumed_and_qos_is_written_back
     near.shutdown().unwrap();
     far.shutdown().unwrap();
 }
+
+/// A lossy flow rides UDP once the path has proven to carry it; what the
+/// receiving engine must drop (its application does not read and the ring
+/// stays full) is counted and visible to that application.
+#[test]
+fn lossy_flows_ride_udp_and_their_losses_are_visible() {
+    let dir = test_dir();
+    let mut listener = Listener::bind_with("lossy", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let (near, far) = engines(&dir);
+    let addr = far.listen_addr().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, ringflow_api::FlowStats)>();
+    let server = thread::spawn(move || {
+        let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
+        // Phase 1: read everything as it comes.
+        let mut got = 0u64;
+        let mut buf = [0u8; 256];
+        while got < 200 {
+            flow.recv_into_timeout(&mut buf, Duration::from_secs(30)).unwrap();
+            got += 1;
+        }
+        // Phase 2: read nothing until told (the sender floods meanwhile).
+        go_rx.recv().unwrap();
+        loop {
+            match flow.recv_into_timeout(&mut buf, Duration::from_millis(500)) {
+                Ok(_) => got += 1,
+                Err(RecvError::TimedOut) => break,
+                Err(e) => panic!("server: {e}"),
+            }
+        }
+        done_tx.send((got, flow.stats())).unwrap();
+    });
+    let qos = Qos::voice();
+    assert!(!qos.reliable);
+    let mut flow = near.alloc(&format!("lossy@{addr}"), &qos, Deadline::after(Duration::from_secs(30))).unwrap();
+    // Phase 1: paced, so nothing is dropped at either ring.
+    for i in 0..200u32 {
+        flow.send_timeout(&i.to_le_bytes(), Duration::from_secs(30)).unwrap();
+        thread::sleep(Duration::from_micros(200));
+    }
+    let carried = far.stats().datagrams_received;
+    assert!(carried > 0, "the lossy flow's messages came by UDP: {:?} / {:?}", near.stats(), far.stats());
+    // Phase 2: far more than the receiving ring and engine hold.
+    let mut sent = 200u64;
+    for i in 0..100_000u32 {
+        match flow.try_send(&[i as u8; 100]) {
+            Ok(()) => sent += 1,
+            Err(ringflow_api::SendError::Full) => thread::sleep(Duration::from_micros(50)),
+            Err(e) => panic!("client: {e}"),
+        }
+    }
+    // A last message after a pause: a gap at the flood's tail (datagrams
+    // the socket buffers dropped) is counted when it arrives.
+    thread::sleep(Duration::from_millis(200));
+    flow.send_timeout(b"last", Duration::from_secs(30)).unwrap();
+    sent += 1;
+    thread::sleep(Duration::from_millis(300));
+    go_tx.send(()).unwrap();
+    let (got, stats) = done_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    server.join().unwrap();
+    assert!(stats.lost > 0, "the drops are visible: {stats:?}");
+    assert_eq!(got + stats.lost, sent, "every message was either received or counted lost: {stats:?}");
+    near.shutdown().unwrap();
+    far.shutdown().unwrap();
+}

@@ -98,6 +98,10 @@ pub struct FlowStats {
     pub received: u64,
     /// Messages refused because the ring was full (lossy QoS).
     pub dropped: u64,
+    /// Messages lost on their way to this side (a lossy flow between hosts:
+    /// lost on the network, or dropped by the receiving engine when this
+    /// side's ring stayed full), as the engine counted them.
+    pub lost: u64,
 }
 
 /// Futex words of the peer's sleepers, woken after we publish. Addresses in
@@ -255,7 +259,17 @@ impl Flow {
 
     /// This side's counters.
     pub fn stats(&self) -> FlowStats {
-        self.stats
+        // SYNC: Relaxed; a count for reports, nothing rides on it (its
+        // writer, `report_lost`, stores Relaxed too).
+        let lost = self.shared.memory.rx_lost(self.shared.role).load(std::sync::atomic::Ordering::Relaxed);
+        FlowStats { lost, ..self.stats }
+    }
+
+    /// Engine side: reports `total` messages lost on their way to the
+    /// local peer (see [`FlowStats::lost`]).
+    pub(crate) fn report_lost(&self, total: u64) {
+        // SYNC: Relaxed; see `stats`.
+        self.shared.memory.tx_lost(self.shared.role).store(total, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Largest message sent inline through the ring; larger ones travel

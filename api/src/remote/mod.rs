@@ -18,9 +18,10 @@
 //! With `engine.mode = "invoker"` no engine thread runs: the application's
 //! threads drive the engine inside their flow calls (see `invoker`).
 //!
-//! Not yet: lossy QoS over UDP (lossy flows ride TCP too, without
-//! retransmission), CRC32C on the wire, and file descriptors (a message
-//! carrying descriptors cannot leave the host and ends the flow).
+//! Lossy flows ride UDP once a datagram from the peer proved the path (see
+//! `bridge::udp`), else TCP; their losses show in the receiver's
+//! `FlowStats::lost`. Not yet: CRC32C on the wire, and file descriptors (a
+//! message carrying descriptors cannot leave the host and ends the flow).
 
 mod bridge;
 mod host;
@@ -43,6 +44,18 @@ use ringflow_core::Deadline;
 use crate::error::AllocError;
 use crate::Flow;
 use bridge::{Bridge, Command, Reply, Shared};
+
+/// Counters of a [`RemoteEngine`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemoteStats {
+    /// UDP datagrams carrying lossy flows' messages, sent.
+    pub datagrams_sent: u64,
+    /// UDP datagrams carrying messages, received.
+    pub datagrams_received: u64,
+    /// Datagrams the socket refused (its buffer full): their messages lost.
+    pub datagrams_dropped: u64,
+}
 
 /// An engine carrying flows to and from other hosts.
 pub struct RemoteEngine {
@@ -120,6 +133,17 @@ impl RemoteEngine {
         match &self.run {
             Run::Invoker(i) => i.invoke(),
             Run::Dedicated { .. } => 0,
+        }
+    }
+
+    /// Counters of the engine's traffic so far.
+    pub fn stats(&self) -> RemoteStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        // SYNC: Relaxed; see `Shared::count`.
+        RemoteStats {
+            datagrams_sent: self.shared.datagrams_sent.load(Relaxed),
+            datagrams_received: self.shared.datagrams_received.load(Relaxed),
+            datagrams_dropped: self.shared.datagrams_dropped.load(Relaxed),
         }
     }
 

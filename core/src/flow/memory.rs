@@ -109,6 +109,10 @@ const STATE_ARMED: [usize; 2] = [0, 64];
 /// exact on every message (its ring position is published lazily), on a
 /// line nobody else writes or polls.
 const STATE_CONSUMED: [usize; 2] = [128, 192];
+/// State area: messages of direction `d` lost before they reached its
+/// receiver (a remote lossy flow: the network, or a full ring at the
+/// receiving engine), as the sender of `d` reports.
+const STATE_LOST: [usize; 2] = [256, 320];
 
 /// The mapped segment and the regions of its rings. Shared (Arc) between a
 /// flow and the process's watcher, which wakes sleepers when the peer dies.
@@ -229,6 +233,16 @@ impl FlowMemory {
     /// figure for reports, never trusted for memory).
     pub fn tx_consumed(&self, role: Role) -> &AtomicU64 {
         self.regions.state.word(STATE_CONSUMED[role.tx()])
+    }
+
+    /// Messages lost before they reached us, as our peer (an engine) reports.
+    pub fn rx_lost(&self, role: Role) -> &AtomicU64 {
+        self.regions.state.word(STATE_LOST[1 - role.tx()])
+    }
+
+    /// Where we report messages lost on their way to our peer.
+    pub fn tx_lost(&self, role: Role) -> &AtomicU64 {
+        self.regions.state.word(STATE_LOST[role.tx()])
     }
 }
 

@@ -47,6 +47,11 @@ struct Conn {
     inflight_done: usize,
     send_armed: bool,
     zc_notifs: u32,
+    /// A datagram socket (receive only here): an empty datagram or an
+    /// ICMP-reported error is not the end of it.
+    datagram: bool,
+    /// The remote address of a stream.
+    peer: Option<SocketAddr>,
 }
 
 impl Conn {
@@ -124,14 +129,27 @@ impl TcpDriver {
     /// Takes over a connected stream (e.g. one this side dialled).
     pub fn adopt(&mut self, stream: TcpStream) -> Result<ConnId, TcpError> {
         stream.set_nodelay(true).map_err(io_err("TCP_NODELAY"))?;
-        Ok(self.insert(OwnedFd::from(stream)))
+        let peer = stream.peer_addr().ok();
+        Ok(self.insert(OwnedFd::from(stream), peer))
+    }
+
+    /// Receives datagrams on `sock` through the same multishot recv and
+    /// provided buffers as the streams: each `Received` event is one
+    /// datagram (cut at the buffer size). Sending on it is the caller's
+    /// (`sendto`); `send` refuses. Empty datagrams and ICMP errors are
+    /// skipped, never taken for the end of the socket.
+    pub fn adopt_datagram(&mut self, sock: std::net::UdpSocket) -> Result<ConnId, TcpError> {
+        sock.set_nonblocking(true).map_err(io_err("O_NONBLOCK"))?;
+        let id = self.insert(OwnedFd::from(sock), None);
+        self.conns[id.index as usize].datagram = true;
+        Ok(id)
     }
 
     /// Queues `data` for sending; see the module header for the copy.
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<(), TcpError> {
         let index = self.lookup(id)?;
         let conn = &mut self.conns[index as usize];
-        if !conn.open {
+        if !conn.open || conn.datagram {
             return Err(TcpError::Closed);
         }
         conn.out.extend_from_slice(data);
@@ -145,7 +163,7 @@ impl TcpDriver {
     pub fn append<R>(&mut self, id: ConnId, write: impl FnOnce(&mut Vec<u8>) -> R) -> Result<R, TcpError> {
         let index = self.lookup(id)?;
         let conn = &mut self.conns[index as usize];
-        if !conn.open {
+        if !conn.open || conn.datagram {
             return Err(TcpError::Closed);
         }
         Ok(write(&mut conn.out))
@@ -164,6 +182,11 @@ impl TcpDriver {
     pub fn submit(&mut self) {
         self.retry();
         self.uring.poll();
+    }
+
+    /// The remote address of stream `id` (as accepted or dialled).
+    pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
+        self.conns[self.lookup(id).ok()? as usize].peer
     }
 
     /// Bytes queued or in flight on `id`, not yet taken by the kernel.
@@ -259,7 +282,8 @@ impl TcpDriver {
             let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(cqe.result()) };
             let stream = TcpStream::from(fd);
             let _ = stream.set_nodelay(true);
-            events.push(TcpEvent::Accepted(self.insert(OwnedFd::from(stream))));
+            let peer = stream.peer_addr().ok();
+            events.push(TcpEvent::Accepted(self.insert(OwnedFd::from(stream), peer)));
         }
         if !self.listeners[li].armed && !self.shutting_down {
             self.stats.accept_rearms += 1;
@@ -296,6 +320,12 @@ impl TcpDriver {
                     self.stats.enobufs += 1;
                     if !more && !self.shutting_down {
                         self.starved.push(index);
+                    }
+                } else if conn.datagram && n != -libc::ECANCELED {
+                    // An empty datagram or an ICMP error: carry on receiving.
+                    if !more && !self.shutting_down {
+                        self.stats.recv_rearms += 1;
+                        self.arm_recv(index);
                     }
                 } else if n == 0 {
                     let reason = if conn.closed_locally { CloseReason::Local } else { CloseReason::Eof };
@@ -361,7 +391,7 @@ impl TcpDriver {
         }
     }
 
-    fn insert(&mut self, fd: OwnedFd) -> ConnId {
+    fn insert(&mut self, fd: OwnedFd, peer: Option<SocketAddr>) -> ConnId {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -376,6 +406,8 @@ impl TcpDriver {
                     inflight_done: 0,
                     send_armed: false,
                     zc_notifs: 0,
+                    datagram: false,
+                    peer: None,
                 });
                 (self.conns.len() - 1) as u32
             }
@@ -384,6 +416,8 @@ impl TcpDriver {
         conn.fd = Some(fd);
         conn.open = true;
         conn.closed_locally = false;
+        conn.datagram = false;
+        conn.peer = peer;
         let id = ConnId { index, generation: conn.generation };
         self.arm_recv(index);
         id

@@ -317,3 +317,35 @@ fn large_send_uses_send_zc_above_threshold_and_arrives_whole() {
     println!("send stats: {stats:?}");
     assert!(stats.zc_sends >= 1);
 }
+
+#[test]
+fn datagrams_arrive_one_per_event_and_an_empty_one_ends_nothing() {
+    let mut tcp = TcpDriver::new(&small_cfg()).expect("driver");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = sock.local_addr().expect("addr");
+    let id = tcp.adopt_datagram(sock).expect("adopt");
+    assert_eq!(tcp.send(id, b"x"), Err(TcpError::Closed), "a datagram socket is not written through the driver");
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer");
+    peer.send_to(b"first", addr).expect("send");
+    peer.send_to(b"", addr).expect("send empty");
+    peer.send_to(b"second datagram", addr).expect("send");
+    let mut got = Vec::new();
+    let mut events = Vec::new();
+    let guard = Instant::now() + Duration::from_secs(20);
+    while got.len() < 2 {
+        assert!(Instant::now() < guard, "datagrams did not arrive: {got:?}");
+        tcp.wait(Duration::from_millis(20), &mut events);
+        for ev in events.drain(..) {
+            match ev {
+                TcpEvent::Received(conn, buf) => {
+                    assert_eq!(conn, id);
+                    got.push(tcp.data(&buf).to_vec());
+                    tcp.recycle(buf);
+                }
+                TcpEvent::Closed(..) => panic!("an empty datagram closed the socket"),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(got, vec![b"first".to_vec(), b"second datagram".to_vec()]);
+}

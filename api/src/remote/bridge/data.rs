@@ -29,6 +29,8 @@ impl Bridged {
             dropped: 0,
             sent_base: 0,
             recv_base: 0,
+            reported_lost: 0,
+            closed_local: false,
         }
         .based()
     }
@@ -112,10 +114,16 @@ impl Bridge {
         // SYNC: Relaxed; the flag orders nothing else. While draining, every
         // consumption is acknowledged at once.
         let urgent = self.shared.draining.load(std::sync::atomic::Ordering::Relaxed);
-        let Bridge { flows, links, conns, tcp, .. } = self;
+        let engine_id = self.hello.engine_id;
+        let Bridge { flows, links, conns, tcp, udp, .. } = self;
         for (&key, b) in flows.iter_mut() {
             let (link, flow_id) = key;
             moved += deliver(b);
+            let lost = b.seq.lost() + b.dropped;
+            if lost != b.reported_lost {
+                b.end.report_lost(lost);
+                b.reported_lost = lost;
+            }
             // Acknowledge what the local application consumed.
             let consumed = b.consumed().min(b.delivered);
             if b.reliable
@@ -138,8 +146,9 @@ impl Bridge {
                 }
             }
             if let End::Closed(_) = b.rx {
-                if b.inbound.is_empty() {
+                if b.inbound.is_empty() && !b.closed_local {
                     b.end.close_tx();
+                    b.closed_local = true;
                 }
             }
             if b.finished() {
@@ -156,6 +165,7 @@ impl Bridge {
                 continue;
             };
             let Some(tcp) = tcp.as_mut() else { continue };
+            let mut link_state = links.get_mut(&link);
             let mut sent = 0;
             for _ in 0..BATCH {
                 if tcp.unsent(conn).unwrap_or(0) > MAX_UNSENT {
@@ -173,8 +183,12 @@ impl Bridge {
                         ) => false,
                     },
                     None => {
+                        // Lossy: over UDP when the link has it, else TCP.
                         let frame = Frame::Data { flow_id, seq: *next_seq, payload };
-                        let _ = tcp.append(conn, |out| wire::encode(&frame, Checksum::None, out));
+                        let l = link_state.as_deref_mut();
+                        if !l.is_some_and(|l| udp::queue_datagram(udp.as_mut(), engine_id, l, &frame)) {
+                            let _ = tcp.append(conn, |out| wire::encode(&frame, Checksum::None, out));
+                        }
                         *next_seq += 1;
                         true
                     }

@@ -49,6 +49,12 @@ impl Bridge {
                         Conn { rx: Vec::new(), ready: false, dialled: false, link: None, last_rx: now, last_tx: now };
                     self.conns.insert(conn, c);
                 }
+                TcpEvent::Received(conn, buf) if self.udp.as_ref().is_some_and(|u| u.conn == conn) => {
+                    let tcp = self.tcp.as_mut().expect("network started");
+                    let datagram = tcp.data(&buf).to_vec();
+                    tcp.recycle(buf);
+                    self.on_datagram(&datagram);
+                }
                 TcpEvent::Received(conn, buf) => {
                     let tcp = self.tcp.as_mut().expect("network started");
                     if let Some(c) = self.conns.get_mut(&conn) {
@@ -143,6 +149,9 @@ impl Bridge {
     pub(super) fn link_up(&mut self, link: LinkId, conn: ConnId, peer: u64) {
         let Some(l) = self.links.get_mut(&link) else { return };
         let restarted = l.peer_engine.is_some_and(|p| p != peer);
+        if restarted {
+            l.udp = udp::LinkUdp::default();
+        }
         l.peer_engine = Some(peer);
         l.down_since = None;
         l.backoff = REDIAL_FIRST;
@@ -183,6 +192,8 @@ impl Bridge {
                 self.send_frame(link, &frame);
             }
         }
+        // Prove the UDP path at once, so lossy flows move to it early.
+        self.udp_hellos();
     }
 
     /// Closes a connection that broke the protocol.
@@ -230,6 +241,10 @@ impl Bridge {
                     c.last_tx = now;
                 }
             }
+        }
+        if now - self.hellos_at >= KEEPALIVE {
+            self.hellos_at = now;
+            self.udp_hellos();
         }
         // Redial links that lost their connection.
         let due: Vec<(LinkId, SocketAddr)> = self

@@ -58,6 +58,7 @@ use crate::{Flow, FlowOptions};
 mod data;
 mod frames;
 mod links;
+mod udp;
 
 /// Messages moved per flow per duty cycle, so one busy flow cannot starve
 /// the others.
@@ -96,6 +97,12 @@ pub(super) enum Reply {
 }
 
 impl Shared {
+    /// Adds one to a counter.
+    pub(super) fn count(&self, which: impl Fn(&Shared) -> &std::sync::atomic::AtomicU64) {
+        // SYNC: Relaxed; counters for reports, nothing rides on them.
+        which(self).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Queues a command for the bridge (then wake it, if it has a thread).
     pub(super) fn push(&self, command: Command) {
         self.commands.lock().unwrap_or_else(|p| p.into_inner()).push(command);
@@ -137,6 +144,10 @@ pub(super) struct Shared {
     /// Set by the bridge while draining once every reliable message was
     /// acknowledged and every received one delivered.
     pub drained: std::sync::atomic::AtomicBool,
+    /// Lossy flows' datagrams sent, received, and dropped at sending.
+    pub datagrams_sent: std::sync::atomic::AtomicU64,
+    pub datagrams_received: std::sync::atomic::AtomicU64,
+    pub datagrams_dropped: std::sync::atomic::AtomicU64,
 }
 
 type LinkId = u32;
@@ -155,6 +166,8 @@ struct Link {
     backoff: Duration,
     /// Frames for the link once its hello is done (only `Open`s queue).
     queued: Vec<u8>,
+    /// Lossy flows' datagrams (see `udp`).
+    udp: udp::LinkUdp,
 }
 
 impl Link {
@@ -167,6 +180,7 @@ impl Link {
             next_dial: Instant::now(),
             backoff: REDIAL_FIRST,
             queued: Vec::new(),
+            udp: udp::LinkUdp::default(),
         }
     }
 }
@@ -239,6 +253,10 @@ struct Bridged {
     /// of the remote flow's numbering.
     sent_base: u64,
     recv_base: u64,
+    /// Lost messages last reported to the local application.
+    reported_lost: u64,
+    /// The peer's clean close was passed on (our sending side closed).
+    closed_local: bool,
 }
 
 pub(super) struct Bridge {
@@ -248,6 +266,8 @@ pub(super) struct Bridge {
     shared: Arc<Shared>,
     ready: Option<mpsc::Sender<Result<Option<SocketAddr>, String>>>,
     tcp: Option<TcpDriver>,
+    /// The UDP socket of lossy flows, if it could be bound.
+    udp: Option<udp::Udp>,
     hello: Hello,
     decoder: Decoder,
     conns: HashMap<ConnId, Conn, Fast>,
@@ -263,6 +283,8 @@ pub(super) struct Bridge {
     ticked: Instant,
     /// Duty cycles so far.
     cycles: u64,
+    /// When the UDP hellos last went out.
+    hellos_at: Instant,
 }
 
 /// An incoming `Open`, allocated to a local listener on a helper thread.
@@ -289,6 +311,7 @@ impl Bridge {
             shared,
             ready: Some(ready),
             tcp: None,
+            udp: None,
             hello: Hello::new(engine_id, Features::NONE, KEEPALIVE.as_millis() as u32),
             decoder: Decoder::new(wire::DEFAULT_MAX_FRAME_LEN.max(64 << 20)),
             conns: HashMap::default(),
@@ -301,6 +324,7 @@ impl Bridge {
             events: Vec::new(),
             ticked: Instant::now(),
             cycles: 0,
+            hellos_at: Instant::now(),
         }
     }
 
@@ -315,6 +339,9 @@ impl Bridge {
             self.tcp = Some(tcp);
             Ok(bound)
         });
+        if let Ok(bound) = result {
+            self.start_udp(bound);
+        }
         let _ = ready.send(result);
     }
 
@@ -421,6 +448,7 @@ impl Agent for Bridge {
             self.start_network();
         }
         let work = self.commands() + self.opened() + self.network() + self.flows() + self.timers();
+        self.flush_udp();
         // SYNC: Relaxed (both flags); `RemoteEngine::shutdown` polls
         // `drained` and then joins the engine thread, which orders the rest.
         if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
