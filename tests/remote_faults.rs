@@ -452,6 +452,50 @@ fn a_cut_connection_resumes_a_reliable_flow_towards_the_dialling_side() {
     far.shutdown().unwrap();
 }
 
+#[test]
+fn a_flipped_bit_on_a_checked_flow_breaks_the_connection_and_the_flow_resumes_intact() {
+    const COUNT: u64 = 20_000;
+    const FLIP_AT: u64 = 5_000;
+    let dir = TestDir::new("bitflip");
+    let mut listener = Listener::bind_with("sink", ListenerOptions::new().runtime_dir(dir.names())).unwrap();
+    let far = RemoteEngine::start(&engine_config(true), Some(dir.names())).unwrap();
+    let proxy = Proxy::start(far.listen_addr().unwrap());
+    let near = RemoteEngine::start(&engine_config(false), None).unwrap();
+    let target = format!("sink@{}", proxy.addr());
+    let (go_tx, go_rx) = mpsc::channel();
+    let sender = thread::spawn(move || {
+        let result = (|| -> Result<(), String> {
+            let qos = reliable_qos().with_checksum(true);
+            let mut flow = near.alloc(&target, &qos, Deadline::after(LONG)).map_err(|e| format!("{e}"))?;
+            send_numbered(&mut flow, STREAM, COUNT, &[FLIP_AT + IN_FLIGHT], &go_rx)?;
+            flow.dealloc(Deadline::after(LONG)).map_err(|e| format!("sender: dealloc: {e}"))
+        })();
+        (near, result)
+    });
+    let mut flow = listener.accept(Deadline::after(LONG)).unwrap();
+    // The sender waits at FLIP_AT + IN_FLIGHT: the next chunk upstream is
+    // data, and one of its bits flips on the way.
+    let received = recv_numbered(&mut flow, STREAM, COUNT, |n| {
+        if n == FLIP_AT {
+            proxy.flip_next_upstream();
+            let _ = go_tx.send(());
+        }
+    });
+    if let Err(why) = received {
+        panic!("{why} (proxy: {} connections, {} bits flipped)", proxy.connections(), proxy.flipped());
+    }
+    match recv_end(&mut flow) {
+        Err(RecvError::Closed) => {}
+        other => panic!("after all {COUNT} messages: {other:?}, expected the end of flow"),
+    }
+    let (near, sent) = sender.join().expect("sender thread");
+    sent.unwrap();
+    assert_eq!(proxy.flipped(), 1);
+    assert!(proxy.connections() >= 2, "the corrupt frame must break the connection, not pass");
+    near.shutdown().unwrap();
+    far.shutdown().unwrap();
+}
+
 // ---- c: kill -9 of a remote application ----------------------------------
 
 #[test]

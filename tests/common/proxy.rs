@@ -45,6 +45,10 @@ struct State {
     /// could not be reached).
     refused: usize,
     cuts: usize,
+    /// Flip one bit in the next chunk forwarded upstream (client to target).
+    flip_upstream: bool,
+    /// Bits flipped so far.
+    flipped: usize,
     next_id: u64,
     open: Vec<Link>,
     pumps: Vec<JoinHandle<()>>,
@@ -131,6 +135,17 @@ impl Proxy {
     pub fn pause(&self, paused: bool) {
         self.shared.state().paused = paused;
     }
+
+    /// Flips one bit in the next chunk forwarded from client to target: the
+    /// bit error a checksum must catch.
+    pub fn flip_next_upstream(&self) {
+        self.shared.state().flip_upstream = true;
+    }
+
+    /// Bits flipped so far.
+    pub fn flipped(&self) -> usize {
+        self.shared.state().flipped
+    }
 }
 
 impl Drop for Proxy {
@@ -214,7 +229,8 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             [("proxy-up", client_reader, server_writer), ("proxy-down", server_reader, client_writer)]
         {
             let for_pump = Arc::clone(&shared);
-            match thread::Builder::new().name(name.into()).spawn(move || pump(&for_pump, id, from, to)) {
+            let upstream = name == "proxy-up";
+            match thread::Builder::new().name(name.into()).spawn(move || pump(&for_pump, id, from, to, upstream)) {
                 Ok(handle) => st.pumps.push(handle),
                 Err(_) => {
                     // Without both threads the link is useless: cut it.
@@ -229,7 +245,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 /// Forwards `from` to `to` until `from` ends (passed on as a half-close) or
 /// either side fails (the whole link is then shut).
-fn pump(shared: &Shared, id: u64, mut from: TcpStream, mut to: TcpStream) {
+fn pump(shared: &Shared, id: u64, mut from: TcpStream, mut to: TcpStream, upstream: bool) {
     let mut buf = vec![0u8; CHUNK];
     loop {
         match from.read(&mut buf) {
@@ -238,6 +254,15 @@ fn pump(shared: &Shared, id: u64, mut from: TcpStream, mut to: TcpStream) {
                 break;
             }
             Ok(n) => {
+                if upstream {
+                    let mut st = shared.state();
+                    if st.flip_upstream && n > 0 {
+                        // Mid-chunk: most likely inside a message's payload.
+                        buf[n / 2] ^= 0x10;
+                        st.flip_upstream = false;
+                        st.flipped += 1;
+                    }
+                }
                 if to.write_all(&buf[..n]).is_err() {
                     let _ = from.shutdown(Shutdown::Both);
                     let _ = to.shutdown(Shutdown::Both);

@@ -20,8 +20,9 @@
 //!
 //! Lossy flows ride UDP once a datagram from the peer proved the path (see
 //! `bridge::udp`), else TCP; their losses show in the receiver's
-//! `FlowStats::lost`. Not yet: CRC32C on the wire, and file descriptors (a
-//! message carrying descriptors cannot leave the host and ends the flow).
+//! `FlowStats::lost`. A flow whose QoS asks for `checksum` has a CRC32C on
+//! every data frame. Not yet: file descriptors (a message carrying
+//! descriptors cannot leave the host and ends the flow).
 
 mod bridge;
 mod host;

@@ -36,6 +36,12 @@ pub struct Qos {
     /// (used by remote flows' keepalives; a local peer's death is seen at
     /// once through its control socket).
     pub peer_timeout: Duration,
+    /// No undetected bit errors (Ouroboros' `ber = 0`): between hosts, each
+    /// frame of the flow carries a CRC32C, and a frame that fails it breaks
+    /// the connection (a reliable flow then resumes; a lossy one counts the
+    /// loss). Costs a checksum pass over every byte on both engines. On
+    /// one host it changes nothing (memory does not flip bits).
+    pub checksum: bool,
 }
 
 impl Default for Qos {
@@ -48,27 +54,62 @@ impl Default for Qos {
 impl Qos {
     /// No guarantees, smallest footprint: lossy, 64 KiB messages.
     pub const fn raw() -> Qos {
-        Qos { in_order: false, reliable: false, max_msg: 64 << 10, ring_bytes: 64 << 10, peer_timeout: secs(10) }
+        Qos {
+            in_order: false,
+            reliable: false,
+            max_msg: 64 << 10,
+            ring_bytes: 64 << 10,
+            peer_timeout: secs(10),
+            checksum: false,
+        }
     }
 
     /// Lossy but ordered, 1 MiB messages.
     pub const fn best_effort() -> Qos {
-        Qos { in_order: true, reliable: false, max_msg: 1 << 20, ring_bytes: 256 << 10, peer_timeout: secs(10) }
+        Qos {
+            in_order: true,
+            reliable: false,
+            max_msg: 1 << 20,
+            ring_bytes: 256 << 10,
+            peer_timeout: secs(10),
+            checksum: false,
+        }
     }
 
     /// Reliable and ordered, 1 MiB messages: the default.
     pub const fn data() -> Qos {
-        Qos { in_order: true, reliable: true, max_msg: 1 << 20, ring_bytes: 256 << 10, peer_timeout: secs(10) }
+        Qos {
+            in_order: true,
+            reliable: true,
+            max_msg: 1 << 20,
+            ring_bytes: 256 << 10,
+            peer_timeout: secs(10),
+            checksum: false,
+        }
     }
 
     /// Small messages at a steady rate: lossy, ordered, a short peer timeout.
     pub const fn voice() -> Qos {
-        Qos { in_order: true, reliable: false, max_msg: 64 << 10, ring_bytes: 64 << 10, peer_timeout: secs(2) }
+        Qos {
+            in_order: true,
+            reliable: false,
+            max_msg: 64 << 10,
+            ring_bytes: 64 << 10,
+            peer_timeout: secs(2),
+            checksum: false,
+        }
     }
 
     /// Large frames at a steady rate: lossy, ordered, 16 MiB messages.
     pub const fn video() -> Qos {
-        Qos { in_order: true, reliable: false, max_msg: 16 << 20, ring_bytes: 1 << 20, peer_timeout: secs(3) }
+        Qos {
+            in_order: true,
+            reliable: false,
+            max_msg: 16 << 20,
+            ring_bytes: 1 << 20,
+            peer_timeout: secs(3),
+            checksum: false,
+        }
     }
 
     /// A preset by name: `raw`, `best-effort`, `data`, `voice`, `video`.
@@ -94,6 +135,13 @@ impl Qos {
     #[must_use]
     pub const fn with_ring_bytes(mut self, bytes: usize) -> Qos {
         self.ring_bytes = bytes;
+        self
+    }
+
+    /// Asks for frames checked by CRC32C between hosts (see [`Qos::checksum`]).
+    #[must_use]
+    pub const fn with_checksum(mut self, checksum: bool) -> Qos {
+        self.checksum = checksum;
         self
     }
 
@@ -128,6 +176,7 @@ impl Qos {
             peer_timeout: self.peer_timeout,
             in_order: true,
             reliable: self.reliable,
+            checksum: self.checksum,
         }
     }
 
@@ -137,6 +186,7 @@ impl Qos {
         granted.max_msg <= self.max_msg
             && granted.ring_bytes <= self.ring_bytes
             && granted.reliable == self.reliable
+            && granted.checksum == self.checksum
             && granted.validate().as_ref() == Ok(granted)
     }
 
@@ -145,6 +195,7 @@ impl Qos {
         let mut out = [0u8; ENCODED_LEN];
         out[0] = self.in_order as u8;
         out[1] = self.reliable as u8;
+        out[2] = self.checksum as u8;
         out[8..16].copy_from_slice(&(self.max_msg as u64).to_le_bytes());
         out[16..24].copy_from_slice(&(self.ring_bytes as u64).to_le_bytes());
         out[24..32].copy_from_slice(&(self.peer_timeout.as_millis().min(u64::MAX as u128) as u64).to_le_bytes());
@@ -170,6 +221,7 @@ impl Qos {
         let qos = Qos {
             in_order: flag(bytes[0])?,
             reliable: flag(bytes[1])?,
+            checksum: flag(bytes[2])?,
             max_msg: size(8)?,
             ring_bytes: size(16)?,
             peer_timeout: Duration::from_millis(word(24)),

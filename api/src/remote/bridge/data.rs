@@ -31,6 +31,7 @@ impl Bridged {
             recv_base: 0,
             reported_lost: 0,
             closed_local: false,
+            checksum: if qos.checksum { Checksum::Crc32c } else { Checksum::None },
         }
         .based()
     }
@@ -171,11 +172,11 @@ impl Bridge {
                 if tcp.unsent(conn).unwrap_or(0) > MAX_UNSENT {
                     break;
                 }
-                let (end, window, next_seq) = (&mut b.end, &mut b.window, &mut b.next_seq);
+                let (end, window, next_seq, sum) = (&mut b.end, &mut b.window, &mut b.next_seq, b.checksum);
                 let taken = end.forward(|payload| match window {
                     Some(w) => match w.push(payload) {
                         Ok(frame) => {
-                            let _ = tcp.append(conn, |out| wire::encode(&frame, Checksum::None, out));
+                            let _ = tcp.append(conn, |out| wire::encode(&frame, sum, out));
                             true
                         }
                         Err(
@@ -186,8 +187,8 @@ impl Bridge {
                         // Lossy: over UDP when the link has it, else TCP.
                         let frame = Frame::Data { flow_id, seq: *next_seq, payload };
                         let l = link_state.as_deref_mut();
-                        if !l.is_some_and(|l| udp::queue_datagram(udp.as_mut(), engine_id, l, &frame)) {
-                            let _ = tcp.append(conn, |out| wire::encode(&frame, Checksum::None, out));
+                        if !l.is_some_and(|l| udp::queue_datagram(udp.as_mut(), engine_id, l, &frame, sum)) {
+                            let _ = tcp.append(conn, |out| wire::encode(&frame, sum, out));
                         }
                         *next_seq += 1;
                         true

@@ -19,8 +19,9 @@ impl Bridge {
         loop {
             match decoder.decode(&rx[used..]) {
                 Ok(Some((frame, n))) => {
+                    let crc = rx[used + 5] & wire::FLAG_CRC32C != 0;
                     used += n;
-                    if !self.on_frame(link, &frame) {
+                    if !self.on_frame(link, &frame, crc) {
                         broken = true;
                         break;
                     }
@@ -45,11 +46,12 @@ impl Bridge {
     }
 
     /// Handles one frame from `link`; false if the peer broke the protocol.
-    pub(super) fn on_frame(&mut self, link: LinkId, frame: &Frame<'_>) -> bool {
+    /// `crc`: the frame carried a CRC32C (the decoder checked it).
+    pub(super) fn on_frame(&mut self, link: LinkId, frame: &Frame<'_>, crc: bool) -> bool {
         match *frame {
             Frame::Open { flow_id, name, qos } => self.open_local(link, flow_id, name, qos),
             Frame::OpenAck { flow_id, result, qos } => self.on_open_ack(link, flow_id, result, qos),
-            Frame::Data { flow_id, seq, payload } => return self.on_data(link, flow_id, seq, payload),
+            Frame::Data { flow_id, seq, payload } => return self.on_data(link, flow_id, seq, payload, crc),
             Frame::Ack { flow_id, cumulative_seq } => {
                 let Some(b) = self.flows.get_mut(&(link, flow_id)) else {
                     return self.reset_unknown(link, flow_id);
@@ -135,10 +137,16 @@ impl Bridge {
         self.flows.remove(&(link, flow_id));
     }
 
-    pub(super) fn on_data(&mut self, link: LinkId, flow_id: u32, seq: u64, payload: &[u8]) -> bool {
+    /// One message of a flow; `crc`: its frame was checked by CRC32C. A
+    /// flow that asked for checked frames refuses an unchecked one (a
+    /// flipped flag bit must not smuggle an unchecked payload in).
+    pub(super) fn on_data(&mut self, link: LinkId, flow_id: u32, seq: u64, payload: &[u8], crc: bool) -> bool {
         let Some(b) = self.flows.get_mut(&(link, flow_id)) else {
             return self.reset_unknown(link, flow_id);
         };
+        if b.checksum == Checksum::Crc32c && !crc {
+            return false;
+        }
         if b.rx != End::Open {
             return true; // after Reset or Gone on our side: dropped
         }
@@ -174,7 +182,7 @@ impl Bridge {
         if let Some(w) = b.window.as_ref() {
             let Ok(resend) = w.resume_from(next) else { return false };
             for frame in resend {
-                let _ = tcp.append(conn, |out| wire::encode(&frame, Checksum::None, out));
+                let _ = tcp.append(conn, |out| wire::encode(&frame, b.checksum, out));
             }
         }
         let last = b.last_sent();

@@ -257,6 +257,8 @@ struct Bridged {
     reported_lost: u64,
     /// The peer's clean close was passed on (our sending side closed).
     closed_local: bool,
+    /// Whether this flow's data frames carry a CRC32C (`Qos::checksum`).
+    checksum: Checksum,
 }
 
 pub(super) struct Bridge {

@@ -101,11 +101,16 @@ impl Bridge {
         let decoder = self.decoder;
         let mut rest = &datagram[HEADER_LEN..];
         while let Ok(Some((frame, n))) = decoder.decode(rest) {
+            let crc = rest[5] & wire::FLAG_CRC32C != 0;
             rest = &rest[n..];
-            // Only lossy data rides UDP; anything else is ignored.
+            // Only lossy data rides UDP; anything else is ignored, and a
+            // frame that fails its flow's checks ends the datagram (what it
+            // held is counted lost by the sequencer).
             if let Frame::Data { flow_id, seq, payload } = frame {
-                if self.flows.get(&(link, flow_id)).is_some_and(|b| !b.reliable) {
-                    self.on_data(link, flow_id, seq, payload);
+                if self.flows.get(&(link, flow_id)).is_some_and(|b| !b.reliable)
+                    && !self.on_data(link, flow_id, seq, payload, crc)
+                {
+                    break;
                 }
             }
         }
@@ -142,12 +147,18 @@ impl Bridge {
 
 /// Packs a lossy `Data` frame into `link`'s datagram if UDP works on it and
 /// the frame fits a datagram; false: send it over TCP instead.
-pub(super) fn queue_datagram(udp: Option<&mut Udp>, engine_id: u64, link: &mut Link, frame: &Frame<'_>) -> bool {
+pub(super) fn queue_datagram(
+    udp: Option<&mut Udp>,
+    engine_id: u64,
+    link: &mut Link,
+    frame: &Frame<'_>,
+    checksum: Checksum,
+) -> bool {
     let Some(udp) = udp else { return false };
     if !link.udp.proven || link.udp.peer.is_none() && link.addr.is_none() {
         return false;
     }
-    let Ok(len) = wire::encoded_len(frame, Checksum::None) else { return false };
+    let Ok(len) = wire::encoded_len(frame, checksum) else { return false };
     if HEADER_LEN + len > udp.max_datagram {
         return false;
     }
@@ -157,7 +168,7 @@ pub(super) fn queue_datagram(udp: Option<&mut Udp>, engine_id: u64, link: &mut L
     if link.udp.out.is_empty() {
         push_header(&mut link.udp.out, engine_id, link.addr.is_some(), udp.port);
     }
-    wire::encode(frame, Checksum::None, &mut link.udp.out).is_ok()
+    wire::encode(frame, checksum, &mut link.udp.out).is_ok()
 }
 
 /// Sends the datagram packed for `link`, if any (a full socket buffer
