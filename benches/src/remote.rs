@@ -296,7 +296,21 @@ impl StreamRx for Rx {
 /// the receiver reads each in place; `ring_bytes` per direction of each
 /// local flow.
 pub fn stream<const N: usize>(ctx: &RunCtx, mode: ThreadingMode, ring_bytes: usize) -> Result<Measurement, BenchError> {
-    let (alloc, accept) = builders(mode, Qos::data().with_ring_bytes(ring_bytes));
+    stream_with::<N>(ctx, mode, Qos::data().with_ring_bytes(ring_bytes))
+}
+
+/// [`stream`] with every frame checked by CRC32C (`Qos::checksum`): what
+/// the checksum costs, in the same run.
+pub fn stream_checksum<const N: usize>(
+    ctx: &RunCtx,
+    mode: ThreadingMode,
+    ring_bytes: usize,
+) -> Result<Measurement, BenchError> {
+    stream_with::<N>(ctx, mode, Qos::data().with_ring_bytes(ring_bytes).with_checksum(true))
+}
+
+fn stream_with<const N: usize>(ctx: &RunCtx, mode: ThreadingMode, qos: Qos) -> Result<Measurement, BenchError> {
+    let (alloc, accept) = builders(mode, qos);
     let make_tx = move || Ok(Tx::<N> { end: alloc()?, template: Template::new(), msg: vec![0; N].into_boxed_slice() });
     stream::run_built(ctx, make_tx, move || Ok(Rx { end: accept()? }))
 }

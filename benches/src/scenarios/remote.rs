@@ -86,6 +86,9 @@ fn cases() -> Vec<Case> {
                 vec![
                     Impl::new("tcp", |ctx| os::tcp::stream::<{ 64 << 10 }>(ctx, Wait::Block)),
                     Impl::new("ringflow", |ctx| remote::stream::<{ 64 << 10 }>(ctx, RINGFLOW_MODE, STREAM_64KIB_RING)),
+                    Impl::new("ringflow-checksum", |ctx| {
+                        remote::stream_checksum::<{ 64 << 10 }>(ctx, RINGFLOW_MODE, STREAM_64KIB_RING)
+                    }),
                 ],
                 tokio_stream::<{ 64 << 10 }>(),
             ),
