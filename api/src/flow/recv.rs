@@ -327,6 +327,11 @@ impl From<CtlRecvError> for RecvError {
 
 /// The engine's side of a bridged flow (see `crate::remote`).
 impl Flow {
+    /// Whether a message (or the end) waits to be read.
+    pub(crate) fn has_message(&self) -> bool {
+        !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty))
+    }
+
     /// Offers the next message to `take` without waiting; consumes it only
     /// if `take` returns true, and never counts it as consumed for the
     /// sender's linger (the engine confirms that once the remote

@@ -199,7 +199,15 @@ fn drive_until(
 /// Segments of flows an invoker-mode engine is allocating to a listener of
 /// this process, by (device, inode): the accepting side looks its segment
 /// up to find the engine it must drive.
-static SEGMENTS: Mutex<Option<HashMap<SegmentKey, Weak<Invoker>>>> = Mutex::new(None);
+static SEGMENTS: Mutex<Option<HashMap<SegmentKey, Driver>>> = Mutex::new(None);
+
+/// What an accepted flow of this process does for the engine that
+/// allocated it: drive it (invoker mode) or wake it (dedicated).
+#[derive(Clone)]
+pub(crate) enum Driver {
+    Invoker(Weak<Invoker>),
+    Poke(super::Poke),
+}
 
 /// A segment's (device, inode).
 type SegmentKey = (u64, u64);
@@ -213,8 +221,13 @@ pub(crate) fn inode_of(fd: std::os::fd::BorrowedFd<'_>) -> Option<SegmentKey> {
 }
 
 /// Records that the flow over the segment `key` belongs to `invoker`.
-pub(crate) fn register_segment(key: SegmentKey, invoker: Weak<Invoker>) {
-    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HashMap::new).insert(key, invoker);
+pub(crate) fn register_segment(key: SegmentKey, driver: Driver) {
+    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HashMap::new).insert(key, driver);
+}
+
+/// Whether any segment waits to be claimed (cheap; for accepts).
+pub(crate) fn segments_pending() -> bool {
+    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|m| !m.is_empty())
 }
 
 /// Forgets a segment (its allocation failed).
@@ -224,8 +237,8 @@ pub(crate) fn forget_segment(key: SegmentKey) {
     }
 }
 
-/// The invoker the accepted flow over segment `key` must drive (each
+/// What the accepted flow over segment `key` does for its engine (each
 /// segment is accepted once, so the entry goes).
-pub(crate) fn claim_segment(key: SegmentKey) -> Option<Arc<Invoker>> {
-    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).as_mut()?.remove(&key)?.upgrade()
+pub(crate) fn claim_segment(key: SegmentKey) -> Option<Driver> {
+    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).as_mut()?.remove(&key)
 }

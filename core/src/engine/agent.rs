@@ -35,6 +35,14 @@ pub trait Agent: Send {
     fn wait(&mut self, timeout: std::time::Duration) {
         let _ = timeout;
     }
+
+    /// Whether an idle engine thread should sleep in [`wait`](Agent::wait)
+    /// rather than park (the agent then wakes for its own events, and
+    /// whoever gives it work must wake it its own way: `Engine::wake`
+    /// unparks threads only).
+    fn sleeps(&self) -> bool {
+        false
+    }
 }
 
 /// Agent panics recorded by every thread of one engine. Locked only when an
@@ -108,6 +116,12 @@ impl AgentSet {
                 }
             }
         }
+    }
+
+    /// Whether an idle thread sleeps in the agents' `wait` (a single agent
+    /// that asks to: with several, the thread parks as usual).
+    pub(crate) fn sleeps(&self) -> bool {
+        matches!(&self.agents[..], [only] if only.sleeps())
     }
 
     /// Calls `on_close` once on every agent, empties the set and returns how

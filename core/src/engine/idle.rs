@@ -68,13 +68,24 @@ impl Idler {
     /// included) just before parking, so a reader sees a parked thread as
     /// parked rather than one park late.
     pub(crate) fn idle_with(&mut self, work_count: usize, before_park: impl FnOnce(IdleStats)) {
+        self.idle_sleeping(work_count, before_park, thread::park_timeout);
+    }
+
+    /// [`Idler::idle_with`] that parks by calling `sleep` (which must return
+    /// within the duration it is given) instead of `park_timeout`.
+    pub(crate) fn idle_sleeping(
+        &mut self,
+        work_count: usize,
+        before_park: impl FnOnce(IdleStats),
+        sleep: impl FnOnce(Duration),
+    ) {
         if work_count > 0 {
             self.reset();
             return;
         }
         match self.strategy {
             IdleStrategy::Spin => self.spin(),
-            IdleStrategy::Park => self.park(self.park_cap, before_park),
+            IdleStrategy::Park => self.park(self.park_cap, before_park, sleep),
             IdleStrategy::Backoff { spins, yields, park } => {
                 let spins = u64::from(spins);
                 if self.idle_calls < spins {
@@ -85,7 +96,7 @@ impl Idler {
                 } else {
                     let this_park = self.next_park.min(park);
                     self.next_park = this_park.saturating_mul(2).min(park);
-                    self.park(this_park, before_park);
+                    self.park(this_park, before_park, sleep);
                 }
                 self.idle_calls = self.idle_calls.saturating_add(1);
             }
@@ -108,9 +119,9 @@ impl Idler {
         hint::spin_loop();
     }
 
-    fn park(&mut self, at_most: Duration, before_park: impl FnOnce(IdleStats)) {
+    fn park(&mut self, at_most: Duration, before_park: impl FnOnce(IdleStats), sleep: impl FnOnce(Duration)) {
         self.stats.parks += 1;
         before_park(self.stats);
-        thread::park_timeout(at_most);
+        sleep(at_most);
     }
 }

@@ -344,3 +344,46 @@ fn engine_is_send_and_its_waker_is_shareable() {
     send::<Engine>();
     sync::<Waker>();
 }
+
+/// An agent that sleeps for its own events.
+struct Sleeper {
+    waits: Arc<AtomicUsize>,
+    longest: Arc<Mutex<Duration>>,
+}
+
+impl Agent for Sleeper {
+    fn name(&self) -> &str {
+        "sleeper"
+    }
+
+    fn do_work(&mut self) -> usize {
+        0
+    }
+
+    fn wait(&mut self, timeout: Duration) {
+        self.waits.fetch_add(1, SeqCst);
+        let mut longest = self.longest.lock().unwrap();
+        *longest = (*longest).max(timeout);
+        drop(longest);
+        thread::sleep(timeout.min(Duration::from_millis(1)));
+    }
+
+    fn sleeps(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn an_idle_thread_sleeps_in_its_sleeping_agent_not_in_a_park() {
+    let _serial = serial();
+    let waits = Arc::new(AtomicUsize::new(0));
+    let longest = Arc::new(Mutex::new(Duration::ZERO));
+    let cfg = config(|b| b.idle(IdleStrategy::Backoff { spins: 2, yields: 2, park: Duration::from_millis(3) }));
+    let agent = Sleeper { waits: Arc::clone(&waits), longest: Arc::clone(&longest) };
+    let engine = Engine::start(&cfg, vec![Box::new(agent)]).expect("start");
+    assert!(eventually(|| waits.load(SeqCst) >= 3), "the idle thread never slept in the agent");
+    let parks = engine.stats()[0].idle.parks;
+    assert!(parks >= 3, "each sleep counts as a park: {parks}");
+    assert!(*longest.lock().unwrap() <= Duration::from_millis(3), "the backoff bounds each sleep");
+    engine.shutdown(Duration::from_secs(5)).expect("shutdown");
+}

@@ -278,7 +278,15 @@ fn duty_cycle(context: &mut ThreadContext) {
             break;
         }
         let stats = &context.stats;
-        idler.idle_with(work, |idle: IdleStats| stats.publish(agents, cycles, work_items, idle));
+        let before_park = |idle: IdleStats| stats.publish(agents, cycles, work_items, idle);
+        if context.agents.sleeps() {
+            // The agent sleeps for its own events (its io_uring) and is
+            // woken its own way; see `Agent::sleeps`.
+            let (set, failures) = (&mut context.agents, &context.shared.failures);
+            idler.idle_sleeping(work, before_park, |d| set.wait(d, failures));
+        } else {
+            idler.idle_with(work, before_park);
+        }
     }
     context.stats.publish(context.agents.len(), cycles, work_items, idler.stats());
 }

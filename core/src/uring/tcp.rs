@@ -140,9 +140,15 @@ impl TcpDriver {
     /// skipped, never taken for the end of the socket.
     pub fn adopt_datagram(&mut self, sock: std::net::UdpSocket) -> Result<ConnId, TcpError> {
         sock.set_nonblocking(true).map_err(io_err("O_NONBLOCK"))?;
-        let id = self.insert(OwnedFd::from(sock), None);
+        Ok(self.adopt_datagram_fd(OwnedFd::from(sock)))
+    }
+
+    /// [`adopt_datagram`](Self::adopt_datagram) for any datagram socket
+    /// already in nonblocking mode (a Unix socketpair's end, say).
+    pub fn adopt_datagram_fd(&mut self, fd: OwnedFd) -> ConnId {
+        let id = self.insert(fd, None);
         self.conns[id.index as usize].datagram = true;
-        Ok(id)
+        id
     }
 
     /// Queues `data` for sending; see the module header for the copy.
@@ -513,10 +519,19 @@ impl Drop for TcpDriver {
     /// under the kernel.
     fn drop(&mut self) {
         self.shutting_down = true;
-        for conn in &self.conns {
+        for index in 0..self.conns.len() {
+            let conn = &self.conns[index];
             if let Some(fd) = &conn.fd {
-                // SAFETY: shutdown on an owned fd; ends its pending recv.
+                // SAFETY: shutdown on an owned fd; ends a stream's pending recv.
                 unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+            }
+            if conn.datagram && conn.recv_armed {
+                // Shutting a datagram socket down does not end its recv: cancel it.
+                let sqe = opcode::AsyncCancel::new(user_data(KIND_RECV, index as u32))
+                    .build()
+                    .user_data(user_data(KIND_CANCEL, 0));
+                // SAFETY: a cancel request names no memory.
+                let _ = unsafe { self.uring.push(&sqe) };
             }
         }
         for li in 0..self.listeners.len() {

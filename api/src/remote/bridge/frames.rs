@@ -218,27 +218,30 @@ impl Bridge {
         }
         let tx = self.opened.0.clone();
         let dir = self.runtime_dir.clone();
-        let invoker = self.shared.invoker.get().cloned();
+        // The accepting application (if in this process) must find this
+        // engine again, to drive it (invoker mode) or to wake it.
+        let driver = match self.shared.invoker.get() {
+            Some(inv) => invoker::Driver::Invoker(inv.clone()),
+            None => invoker::Driver::Poke(Poke(Arc::clone(&self.shared))),
+        };
         let name = name.to_owned();
         let spawned = std::thread::Builder::new().name("ringflow-open".into()).spawn(move || {
             let result = Qos::decode(&qos).map_err(AllocError::InvalidQos).and_then(|qos| {
-                let mut opts = match dir {
+                let opts = match dir {
                     Some(d) => FlowOptions::new().runtime_dir(d),
                     None => FlowOptions::new(),
                 };
-                // Invoker mode: the accepting application must find this
-                // engine again to drive it (see `invoker`).
-                let mut key = None;
-                if let Some(inv) = invoker {
-                    let segment = Flow::segment_for(&qos)?;
-                    key = invoker::inode_of(segment.fd());
-                    if let Some(k) = key {
-                        invoker::register_segment(k, inv);
-                    }
-                    opts = opts.memory(segment);
+                let segment = Flow::segment_for(&qos)?;
+                let key = invoker::inode_of(segment.fd());
+                if let Some(k) = key {
+                    invoker::register_segment(k, driver);
                 }
+                let opts = opts.memory(segment);
                 let r = Flow::alloc_with(&name, &qos, Deadline::after(Duration::from_secs(5)), opts);
-                if let (Err(_), Some(k)) = (&r, key) {
+                // Nobody here will claim it: the flow failed, or its
+                // acceptor is another process.
+                let unclaimed = r.as_ref().map_or(true, |f| f.peer_pid() != Some(std::process::id()));
+                if let (true, Some(k)) = (unclaimed, key) {
                     invoker::forget_segment(k);
                 }
                 r

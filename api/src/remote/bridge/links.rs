@@ -49,6 +49,10 @@ impl Bridge {
                         Conn { rx: Vec::new(), ready: false, dialled: false, link: None, last_rx: now, last_tx: now };
                     self.conns.insert(conn, c);
                 }
+                TcpEvent::Received(conn, buf) if self.poke_conn == Some(conn) => {
+                    // A wake-up: it has done its job by ending the sleep.
+                    self.tcp.as_mut().expect("network started").recycle(buf);
+                }
                 TcpEvent::Received(conn, buf) if self.udp.as_ref().is_some_and(|u| u.conn == conn) => {
                     let tcp = self.tcp.as_mut().expect("network started");
                     let datagram = tcp.data(&buf).to_vec();

@@ -96,6 +96,40 @@ pub(super) enum Reply {
     Announce,
 }
 
+/// Wakes a bridge asleep in its io_uring (an idle engine thread, or an
+/// invoker waiting) when an application thread of this process gives it
+/// work: a message in a flow's ring, a command. Costs the caller a fence and
+/// a load while the bridge is awake, one datagram send while it sleeps.
+#[derive(Clone)]
+pub(crate) struct Poke(pub(super) Arc<Shared>);
+
+impl Poke {
+    #[inline]
+    pub(crate) fn wake(&self) {
+        self.0.wake();
+    }
+}
+
+impl Shared {
+    /// Wakes the bridge if it sleeps in its io_uring (see [`Poke`]).
+    #[inline]
+    fn wake(&self) {
+        use std::os::fd::AsRawFd as _;
+        // SYNC: SeqCst fence; pairs with the fence in `Bridge::wait` between
+        // its `sleeping` store and its look at the rings (Dekker): either it
+        // sees our message, or we see it sleeping.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        if !self.sleeping.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        if let Some(fd) = self.poke.get() {
+            // SAFETY: a one-byte send from a live buffer on a socket we own;
+            // nonblocking (a full queue means a wake-up is pending anyway).
+            unsafe { libc::send(fd.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        }
+    }
+}
+
 impl Shared {
     /// Adds one to a counter.
     pub(super) fn count(&self, which: impl Fn(&Shared) -> &std::sync::atomic::AtomicU64) {
@@ -108,6 +142,7 @@ impl Shared {
         self.commands.lock().unwrap_or_else(|p| p.into_inner()).push(command);
         // SYNC: Release; pairs with the Acquire swap in `Bridge::commands`.
         self.pending.store(true, std::sync::atomic::Ordering::Release);
+        self.wake();
     }
 }
 
@@ -144,6 +179,10 @@ pub(super) struct Shared {
     /// Set by the bridge while draining once every reliable message was
     /// acknowledged and every received one delivered.
     pub drained: std::sync::atomic::AtomicBool,
+    /// The bridge sleeps in its io_uring (see [`Poke`]).
+    pub sleeping: std::sync::atomic::AtomicBool,
+    /// The end of the bridge's wake-up socketpair that [`Poke`] writes.
+    pub poke: std::sync::OnceLock<std::os::fd::OwnedFd>,
     /// Lossy flows' datagrams sent, received, and dropped at sending.
     pub datagrams_sent: std::sync::atomic::AtomicU64,
     pub datagrams_received: std::sync::atomic::AtomicU64,
@@ -268,6 +307,8 @@ pub(super) struct Bridge {
     shared: Arc<Shared>,
     ready: Option<mpsc::Sender<Result<Option<SocketAddr>, String>>>,
     tcp: Option<TcpDriver>,
+    /// The read end of the wake-up socketpair (see [`Poke`]).
+    poke_conn: Option<ConnId>,
     /// The UDP socket of lossy flows, if it could be bound.
     udp: Option<udp::Udp>,
     hello: Hello,
@@ -313,6 +354,7 @@ impl Bridge {
             shared,
             ready: Some(ready),
             tcp: None,
+            poke_conn: None,
             udp: None,
             hello: Hello::new(engine_id, Features::NONE, KEEPALIVE.as_millis() as u32),
             decoder: Decoder::new(wire::DEFAULT_MAX_FRAME_LEN.max(64 << 20)),
@@ -343,8 +385,24 @@ impl Bridge {
         });
         if let Ok(bound) = result {
             self.start_udp(bound);
+            // The wake-up socketpair: its read end is received through the
+            // io_uring, so a `Poke` ends the bridge's sleep there. Without
+            // it the bridge does not sleep in its ring (see `sleeps`).
+            if let (Ok((read, write)), Some(tcp)) = (ringflow_core::flow::readiness::new_pair(), self.tcp.as_mut()) {
+                self.poke_conn = Some(tcp.adopt_datagram_fd(read));
+                let _ = self.shared.poke.set(write);
+            }
         }
         let _ = ready.send(result);
+    }
+
+    /// Work the bridge would miss if it slept now: a command, a message in
+    /// a local flow's ring (the fence in `wait` orders this look after the
+    /// `sleeping` store).
+    fn local_work(&mut self) -> bool {
+        // SYNC: Relaxed; ordered by the caller's fence, see `Poke::wake`.
+        self.shared.pending.load(std::sync::atomic::Ordering::Relaxed)
+            || self.flows.values().any(|b| b.tx == End::Open && !b.paused && b.end.has_message())
     }
 
     /// The link's connection, if its hello is done.
@@ -472,9 +530,21 @@ impl Agent for Bridge {
     }
 
     fn wait(&mut self, timeout: Duration) {
-        if let Some(tcp) = self.tcp.as_mut() {
-            tcp.park(timeout);
+        use std::sync::atomic::{fence, Ordering};
+        // SYNC: Relaxed store then a SeqCst fence; pairs with `Poke::wake`.
+        self.shared.sleeping.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if !self.local_work() {
+            if let Some(tcp) = self.tcp.as_mut() {
+                tcp.park(timeout);
+            }
         }
+        // SYNC: Relaxed; a stale `true` costs a poker one needless send.
+        self.shared.sleeping.store(false, Ordering::Relaxed);
+    }
+
+    fn sleeps(&self) -> bool {
+        self.tcp.is_some() && self.shared.poke.get().is_some()
     }
 
     fn on_close(&mut self) {
