@@ -168,15 +168,10 @@ impl Listener {
                     match flow {
                         Ok(mut flow) => {
                             if flow.peer_pid() == Some(std::process::id()) && invoker::segments_pending() {
-                                // Allocated by an engine of this process? Then
-                                // this flow drives it (invoker mode) or wakes
-                                // it after each send (dedicated).
-                                let key = invoker::inode_of(flow.shared.memory.segment().fd());
-                                match key.and_then(invoker::claim_segment) {
-                                    Some(invoker::Driver::Invoker(w)) => flow.invoker = w.upgrade(),
-                                    Some(invoker::Driver::Poke(p)) => flow.poke = Some(p),
-                                    None => {}
-                                }
+                                // Allocated by an invoker-mode engine of this
+                                // process? Then this flow drives it.
+                                flow.invoker = invoker::inode_of(flow.shared.memory.segment().fd())
+                                    .and_then(invoker::claim_segment);
                             }
                             return Ok(flow);
                         }

@@ -29,8 +29,6 @@ pub struct SendBuf<'a> {
     pub(crate) loan: Loan<'a>,
     /// The invoker-mode engine to drive once the message is published.
     pub(crate) invoker: Option<&'a Invoker>,
-    /// The dedicated engine to wake once the message is published.
-    pub(crate) poke: Option<&'a crate::remote::Poke>,
     pub(crate) wakers: Wakers,
     pub(crate) sent: &'a mut u64,
     pub(crate) armed: &'a AtomicU64,
@@ -48,8 +46,6 @@ impl SendBuf<'_> {
         published(notify, &self.wakers, self.armed, self.peer_event);
         if let Some(invoker) = self.invoker {
             invoker.invoke_after_send();
-        } else if let Some(poke) = self.poke {
-            poke.wake();
         }
         Ok(())
     }

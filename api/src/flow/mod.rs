@@ -147,9 +147,6 @@ pub struct Flow {
     /// The invoker-mode engine this flow drives from its calls, if any
     /// (see [`crate::remote`]).
     pub(crate) invoker: Option<Arc<Invoker>>,
-    /// The dedicated engine to wake after a send, when this flow's peer is
-    /// its bridge in this process (see `remote::Poke`).
-    pub(crate) poke: Option<crate::remote::Poke>,
     /// Dropped as if dead (see `abandon`): the ring sides stay open.
     abandoned: bool,
 }
@@ -241,7 +238,6 @@ impl Flow {
             _watch: watch,
             conn,
             invoker: None,
-            poke: None,
             abandoned: false,
         })
     }

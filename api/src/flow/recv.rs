@@ -332,6 +332,12 @@ impl Flow {
         !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty))
     }
 
+    /// Where a reader of this flow sleeps for data: the peer's publish
+    /// wakes it when a sleeper is announced there.
+    pub(crate) fn data_wait(&self) -> ringflow_ring::WaitPoint<'_> {
+        self.sides.rx().0.data_wait()
+    }
+
     /// Offers the next message to `take` without waiting; consumes it only
     /// if `take` returns true, and never counts it as consumed for the
     /// sender's linger (the engine confirms that once the remote

@@ -116,7 +116,7 @@ impl Flow {
         let bulk = self.admit(len)?;
         self.wait_room(len, bulk, deadline)?;
         let wakers = self.wakers;
-        let Flow { sides, stats, shared, peer_event, invoker, poke, .. } = self;
+        let Flow { sides, stats, shared, peer_event, invoker, .. } = self;
         let s = sides.get();
         let loan = if bulk {
             let slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;
@@ -129,7 +129,6 @@ impl Flow {
         Ok(SendBuf {
             loan,
             invoker: invoker.as_deref(),
-            poke: poke.as_ref(),
             wakers,
             sent: &mut stats.sent,
             armed: shared.memory.tx_armed(shared.role),
@@ -186,8 +185,6 @@ impl Flow {
         published(notify, &self.wakers, self.shared.memory.tx_armed(self.shared.role), self.peer_event.as_raw_fd());
         if let Some(invoker) = &self.invoker {
             invoker.invoke_after_send();
-        } else if let Some(poke) = &self.poke {
-            poke.wake();
         }
     }
 

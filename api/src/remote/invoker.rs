@@ -199,15 +199,7 @@ fn drive_until(
 /// Segments of flows an invoker-mode engine is allocating to a listener of
 /// this process, by (device, inode): the accepting side looks its segment
 /// up to find the engine it must drive.
-static SEGMENTS: Mutex<Option<HashMap<SegmentKey, Driver>>> = Mutex::new(None);
-
-/// What an accepted flow of this process does for the engine that
-/// allocated it: drive it (invoker mode) or wake it (dedicated).
-#[derive(Clone)]
-pub(crate) enum Driver {
-    Invoker(Weak<Invoker>),
-    Poke(super::Poke),
-}
+static SEGMENTS: Mutex<Option<HashMap<SegmentKey, Weak<Invoker>>>> = Mutex::new(None);
 
 /// A segment's (device, inode).
 type SegmentKey = (u64, u64);
@@ -221,8 +213,8 @@ pub(crate) fn inode_of(fd: std::os::fd::BorrowedFd<'_>) -> Option<SegmentKey> {
 }
 
 /// Records that the flow over the segment `key` belongs to `invoker`.
-pub(crate) fn register_segment(key: SegmentKey, driver: Driver) {
-    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HashMap::new).insert(key, driver);
+pub(crate) fn register_segment(key: SegmentKey, invoker: Weak<Invoker>) {
+    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HashMap::new).insert(key, invoker);
 }
 
 /// Whether any segment waits to be claimed (cheap; for accepts).
@@ -237,8 +229,8 @@ pub(crate) fn forget_segment(key: SegmentKey) {
     }
 }
 
-/// What the accepted flow over segment `key` does for its engine (each
+/// The invoker the accepted flow over segment `key` must drive (each
 /// segment is accepted once, so the entry goes).
-pub(crate) fn claim_segment(key: SegmentKey) -> Option<Driver> {
-    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).as_mut()?.remove(&key)
+pub(crate) fn claim_segment(key: SegmentKey) -> Option<Arc<Invoker>> {
+    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).as_mut()?.remove(&key)?.upgrade()
 }

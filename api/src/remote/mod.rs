@@ -28,7 +28,6 @@ mod bridge;
 mod host;
 pub(crate) mod invoker;
 
-pub(crate) use bridge::Poke;
 pub use host::{HostService, ENGINE_NAME};
 pub use invoker::{Invoker, SEND_BATCH, WAIT_CAP};
 
@@ -204,9 +203,6 @@ impl RemoteEngine {
             }
         };
         let granted = answer.and_then(|r| r)?;
-        if app_end.invoker.is_none() {
-            app_end.poke = Some(Poke(Arc::clone(&self.shared)));
-        }
         app_end.qos.max_msg = granted.max_msg.min(app_end.qos.max_msg);
         app_end.qos.peer_timeout = granted.peer_timeout;
         Ok(app_end)

@@ -18,4 +18,4 @@ mod tests;
 pub use events::{CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
 pub use probe::{probe, probe_with, SetupFlags, Support, UringUnavailable};
 pub use ring::{DriverStats, UringDriver};
-pub use tcp::TcpDriver;
+pub use tcp::{TcpDriver, MAX_FUTEX_WAITS};

@@ -27,6 +27,11 @@ const KIND_ACCEPT: u64 = 1;
 const KIND_RECV: u64 = 2;
 const KIND_SEND: u64 = 3;
 const KIND_CANCEL: u64 = 4;
+const KIND_FUTEX: u64 = 5;
+/// The most futex words one `FUTEX_WAITV` takes (the kernel's limit).
+pub const MAX_FUTEX_WAITS: usize = 128;
+/// futex2 flag: a 32-bit word (not private: words live in shared memory).
+const FUTEX2_SIZE_U32: u32 = 0x02;
 const BGID: u16 = 0;
 
 fn user_data(kind: u64, index: u32) -> u64 {
@@ -78,6 +83,10 @@ pub struct TcpDriver {
     /// Connections whose next send could not be queued (full SQ).
     stalled: Vec<u32>,
     cqes: Vec<cqueue::Entry>,
+    /// The words of the armed `FUTEX_WAITV`; not touched while it is armed.
+    futexes: Box<[types::FutexWaitV]>,
+    futex_armed: bool,
+    futex_supported: bool,
     zc_threshold: usize,
     shutting_down: bool,
     stats: TcpStats,
@@ -103,6 +112,9 @@ impl TcpDriver {
             starved: Vec::new(),
             stalled: Vec::new(),
             cqes: Vec::with_capacity(cfg.entries as usize * 2),
+            futexes: vec![types::FutexWaitV::new(); MAX_FUTEX_WAITS].into_boxed_slice(),
+            futex_armed: false,
+            futex_supported: s.futex_wait,
             zc_threshold,
             shutting_down: false,
             stats: TcpStats::default(),
@@ -180,6 +192,51 @@ impl TcpDriver {
     pub fn flush(&mut self, id: ConnId) {
         if let Ok(index) = self.lookup(id) {
             self.start_send(index);
+        }
+    }
+
+    /// Arms one wait on futex words in memory shared with other processes:
+    /// (address of the u32, the value it must still hold); at most
+    /// [`MAX_FUTEX_WAITS`].
+    /// A wake on any of them (or a changed value) completes it, which ends a
+    /// [`park`](Self::park). Returns false (arming nothing) when the kernel
+    /// has no `FUTEX_WAITV` for io_uring (before Linux 6.7), when one is
+    /// still armed, or when there are no words or too many.
+    ///
+    /// # Safety
+    ///
+    /// Every address must point at a live, 4-byte aligned u32 until the
+    /// wait is submitted (by the next `park`, `poll` or `submit`): the kernel
+    /// reads the values and keys the wait when it starts.
+    pub unsafe fn arm_futexes(&mut self, words: &[(usize, u32)]) -> bool {
+        if !self.futex_supported || self.futex_armed || words.is_empty() || words.len() > MAX_FUTEX_WAITS {
+            return false;
+        }
+        for (slot, &(addr, val)) in self.futexes.iter_mut().zip(words) {
+            *slot = types::FutexWaitV::new().val(u64::from(val)).uaddr(addr as u64).flags(FUTEX2_SIZE_U32);
+        }
+        let sqe = opcode::FutexWaitV::new(self.futexes.as_ptr(), words.len() as u32)
+            .build()
+            .user_data(user_data(KIND_FUTEX, 0));
+        // SAFETY: `futexes` is neither written nor freed while `futex_armed`
+        // (Drop waits for the completion or leaks); the words are the
+        // caller's contract.
+        if unsafe { self.uring.push(&sqe) }.is_err() {
+            return false;
+        }
+        self.futex_armed = true;
+        true
+    }
+
+    /// Cancels the armed futex wait, if any. Its completion (reaped by a
+    /// later `poll`) ends it; until then [`arm_futexes`](Self::arm_futexes)
+    /// refuses. The kernel read the words when the wait began: they need not
+    /// outlive this call.
+    pub fn disarm_futexes(&mut self) {
+        if self.futex_armed {
+            let sqe = opcode::AsyncCancel::new(user_data(KIND_FUTEX, 0)).build().user_data(user_data(KIND_CANCEL, 0));
+            // SAFETY: a cancel request names no memory.
+            let _ = unsafe { self.uring.push(&sqe) };
         }
     }
 
@@ -271,6 +328,7 @@ impl TcpDriver {
                 KIND_ACCEPT => self.on_accept(index as usize, &cqe, events),
                 KIND_RECV => self.on_recv(index, &cqe, events),
                 KIND_SEND => self.on_send(index, &cqe, events),
+                KIND_FUTEX => self.futex_armed = false,
                 _ => {}
             }
         }
@@ -508,7 +566,7 @@ impl TcpDriver {
     }
 
     fn in_flight(&self) -> bool {
-        self.listeners.iter().any(|l| l.armed) || self.conns.iter().any(Conn::busy)
+        self.futex_armed || self.listeners.iter().any(|l| l.armed) || self.conns.iter().any(Conn::busy)
     }
 }
 
@@ -543,6 +601,11 @@ impl Drop for TcpDriver {
                 let _ = unsafe { self.uring.push(&sqe) };
             }
         }
+        if self.futex_armed {
+            let sqe = opcode::AsyncCancel::new(user_data(KIND_FUTEX, 0)).build().user_data(user_data(KIND_CANCEL, 0));
+            // SAFETY: a cancel request names no memory.
+            let _ = unsafe { self.uring.push(&sqe) };
+        }
         let mut events = Vec::new();
         for _ in 0..200 {
             if !self.in_flight() {
@@ -559,5 +622,6 @@ impl Drop for TcpDriver {
         for conn in &mut self.conns {
             std::mem::forget(std::mem::take(&mut conn.inflight));
         }
+        std::mem::forget(std::mem::take(&mut self.futexes));
     }
 }

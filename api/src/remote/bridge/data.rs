@@ -31,6 +31,7 @@ impl Bridged {
             recv_base: 0,
             reported_lost: 0,
             closed_local: false,
+            window_full: false,
             checksum: if qos.checksum { Checksum::Crc32c } else { Checksum::None },
         }
         .based()
@@ -199,7 +200,13 @@ impl Bridge {
                         b.forwarded += 1;
                         sent += 1;
                     }
-                    Ok(false) | Err(RecvError::WouldBlock) => break,
+                    Ok(false) => {
+                        // The window is full: only an Ack (from the network)
+                        // unblocks this flow.
+                        b.window_full = true;
+                        break;
+                    }
+                    Err(RecvError::WouldBlock) => break,
                     Err(e) => {
                         let last = b.last_sent();
                         let gone = matches!(e, RecvError::PeerGone { .. } | RecvError::CorruptPeer(_));

@@ -61,6 +61,7 @@ impl Bridge {
                         return false;
                     }
                     b.end.confirm_consumed(b.recv_base + w.acked());
+                    b.window_full = false;
                 }
             }
             Frame::Close { flow_id, last_seq } | Frame::Gone { flow_id, last_seq } => {
@@ -218,12 +219,9 @@ impl Bridge {
         }
         let tx = self.opened.0.clone();
         let dir = self.runtime_dir.clone();
-        // The accepting application (if in this process) must find this
-        // engine again, to drive it (invoker mode) or to wake it.
-        let driver = match self.shared.invoker.get() {
-            Some(inv) => invoker::Driver::Invoker(inv.clone()),
-            None => invoker::Driver::Poke(Poke(Arc::clone(&self.shared))),
-        };
+        // Invoker mode: the accepting application (if in this process)
+        // must find this engine again to drive it (see `invoker`).
+        let invoker = self.shared.invoker.get().cloned();
         let name = name.to_owned();
         let spawned = std::thread::Builder::new().name("ringflow-open".into()).spawn(move || {
             let result = Qos::decode(&qos).map_err(AllocError::InvalidQos).and_then(|qos| {
@@ -231,12 +229,16 @@ impl Bridge {
                     Some(d) => FlowOptions::new().runtime_dir(d),
                     None => FlowOptions::new(),
                 };
-                let segment = Flow::segment_for(&qos)?;
-                let key = invoker::inode_of(segment.fd());
-                if let Some(k) = key {
-                    invoker::register_segment(k, driver);
+                let mut key = None;
+                let mut opts = opts;
+                if let Some(inv) = invoker {
+                    let segment = Flow::segment_for(&qos)?;
+                    key = invoker::inode_of(segment.fd());
+                    if let Some(k) = key {
+                        invoker::register_segment(k, inv);
+                    }
+                    opts = opts.memory(segment);
                 }
-                let opts = opts.memory(segment);
                 let r = Flow::alloc_with(&name, &qos, Deadline::after(Duration::from_secs(5)), opts);
                 // Nobody here will claim it: the flow failed, or its
                 // acceptor is another process.

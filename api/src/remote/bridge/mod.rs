@@ -96,28 +96,16 @@ pub(super) enum Reply {
     Announce,
 }
 
-/// Wakes a bridge asleep in its io_uring (an idle engine thread, or an
-/// invoker waiting) when an application thread of this process gives it
-/// work: a message in a flow's ring, a command. Costs the caller a fence and
-/// a load while the bridge is awake, one datagram send while it sleeps.
-#[derive(Clone)]
-pub(crate) struct Poke(pub(super) Arc<Shared>);
-
-impl Poke {
-    #[inline]
-    pub(crate) fn wake(&self) {
-        self.0.wake();
-    }
-}
-
 impl Shared {
-    /// Wakes the bridge if it sleeps in its io_uring (see [`Poke`]).
+    /// Wakes the bridge if it sleeps in its io_uring (a command for it):
+    /// costs a fence and a load while it is awake, one datagram on its
+    /// wake-up socketpair while it sleeps.
     #[inline]
     fn wake(&self) {
         use std::os::fd::AsRawFd as _;
         // SYNC: SeqCst fence; pairs with the fence in `Bridge::wait` between
-        // its `sleeping` store and its look at the rings (Dekker): either it
-        // sees our message, or we see it sleeping.
+        // its `sleeping` store and its look at `pending` (Dekker): either it
+        // sees our command, or we see it sleeping.
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         if !self.sleeping.load(std::sync::atomic::Ordering::Relaxed) {
             return;
@@ -179,9 +167,9 @@ pub(super) struct Shared {
     /// Set by the bridge while draining once every reliable message was
     /// acknowledged and every received one delivered.
     pub drained: std::sync::atomic::AtomicBool,
-    /// The bridge sleeps in its io_uring (see [`Poke`]).
+    /// The bridge sleeps in its io_uring (see `Shared::wake`).
     pub sleeping: std::sync::atomic::AtomicBool,
-    /// The end of the bridge's wake-up socketpair that [`Poke`] writes.
+    /// The end of the bridge's wake-up socketpair that `Shared::wake` writes.
     pub poke: std::sync::OnceLock<std::os::fd::OwnedFd>,
     /// Lossy flows' datagrams sent, received, and dropped at sending.
     pub datagrams_sent: std::sync::atomic::AtomicU64,
@@ -298,6 +286,8 @@ struct Bridged {
     closed_local: bool,
     /// Whether this flow's data frames carry a CRC32C (`Qos::checksum`).
     checksum: Checksum,
+    /// The last forward found the retransmit window full (until an Ack).
+    window_full: bool,
 }
 
 pub(super) struct Bridge {
@@ -307,8 +297,11 @@ pub(super) struct Bridge {
     shared: Arc<Shared>,
     ready: Option<mpsc::Sender<Result<Option<SocketAddr>, String>>>,
     tcp: Option<TcpDriver>,
-    /// The read end of the wake-up socketpair (see [`Poke`]).
+    /// The read end of the wake-up socketpair (see `Shared::wake`).
     poke_conn: Option<ConnId>,
+    /// Scratch of `wait`: the futex words armed and whose flows they are.
+    futex_words: Vec<(usize, u32)>,
+    futex_flows: Vec<(LinkId, u32)>,
     /// The UDP socket of lossy flows, if it could be bound.
     udp: Option<udp::Udp>,
     hello: Hello,
@@ -355,6 +348,8 @@ impl Bridge {
             ready: Some(ready),
             tcp: None,
             poke_conn: None,
+            futex_words: Vec::new(),
+            futex_flows: Vec::new(),
             udp: None,
             hello: Hello::new(engine_id, Features::NONE, KEEPALIVE.as_millis() as u32),
             decoder: Decoder::new(wire::DEFAULT_MAX_FRAME_LEN.max(64 << 20)),
@@ -400,9 +395,19 @@ impl Bridge {
     /// a local flow's ring (the fence in `wait` orders this look after the
     /// `sleeping` store).
     fn local_work(&mut self) -> bool {
-        // SYNC: Relaxed; ordered by the caller's fence, see `Poke::wake`.
+        // SYNC: Relaxed; ordered by the caller's fence, see `Shared::wake`.
         self.shared.pending.load(std::sync::atomic::Ordering::Relaxed)
-            || self.flows.values().any(|b| b.tx == End::Open && !b.paused && b.end.has_message())
+            || self.flows.iter().any(|(&(link, _), b)| self.may_forward(link, b) && b.end.has_message())
+    }
+
+    /// Whether the data path would take a message of `b` now (what it waits
+    /// for otherwise comes from the network: an answer, a connection, an Ack).
+    fn may_forward(&self, link: LinkId, b: &Bridged) -> bool {
+        let open = b.tx == End::Open && !b.paused && b.opening.is_none() && !b.window_full;
+        open && self.ready_conn(link).is_some_and(|c| {
+            // A connection full of unsent bytes waits for its send completions.
+            self.tcp.as_ref().is_some_and(|t| t.unsent(c).unwrap_or(0) <= MAX_UNSENT)
+        })
     }
 
     /// The link's connection, if its hello is done.
@@ -529,17 +534,53 @@ impl Agent for Bridge {
         work
     }
 
+    /// Sleeps in the io_uring until a completion: a segment or connection
+    /// from the network, a command's wake-up datagram, or a publish into any
+    /// local flow's ring. For the last, every flow's data wait point
+    /// announces a sleeper (the flow protocol: its sender then wakes the
+    /// futex word, in whatever process it runs) and one `FUTEX_WAITV` on
+    /// the words joins the ring's wait. Bounded by `timeout` either way.
     fn wait(&mut self, timeout: Duration) {
         use std::sync::atomic::{fence, Ordering};
-        // SYNC: Relaxed store then a SeqCst fence; pairs with `Poke::wake`.
+        // SYNC: Relaxed store then a SeqCst fence; pairs with `Shared::wake`.
         self.shared.sleeping.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        if !self.local_work() {
+        let mut words = std::mem::take(&mut self.futex_words);
+        let mut armed = std::mem::take(&mut self.futex_flows);
+        let mut barrier = false;
+        for (&key, b) in &self.flows {
+            if words.len() == ringflow_core::uring::MAX_FUTEX_WAITS {
+                break; // the rest are seen at the end of the (bounded) sleep
+            }
+            if !self.may_forward(key.0, b) {
+                continue;
+            }
+            let wp = b.end.data_wait();
+            let token = wp.prepare();
+            barrier |= wp.needs_membarrier();
+            words.push((wp.futex_word() as usize, token));
+            armed.push(key);
+        }
+        // Publishers that skip their fence (membarrier wake mode) need ours,
+        // before the re-check below.
+        let barrier_failed = barrier && ringflow_core::membarrier::heavy_barrier().is_err();
+        if !barrier_failed && !self.local_work() {
             if let Some(tcp) = self.tcp.as_mut() {
+                // SAFETY: the words are in the rings of flows `self.flows`
+                // holds, which nothing removes before `park` submits the wait.
+                unsafe { tcp.arm_futexes(&words) };
                 tcp.park(timeout);
+                tcp.disarm_futexes();
             }
         }
-        // SYNC: Relaxed; a stale `true` costs a poker one needless send.
+        for key in armed.drain(..) {
+            if let Some(b) = self.flows.get(&key) {
+                b.end.data_wait().finish();
+            }
+        }
+        words.clear();
+        (self.futex_words, self.futex_flows) = (words, armed);
+        // SYNC: Relaxed; a stale `true` costs a command one needless datagram.
         self.shared.sleeping.store(false, Ordering::Relaxed);
     }
 
