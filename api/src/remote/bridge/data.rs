@@ -117,6 +117,8 @@ impl Bridge {
         // consumption is acknowledged at once.
         let urgent = self.shared.draining.load(std::sync::atomic::Ordering::Relaxed);
         let engine_id = self.hello.engine_id;
+        // `io_uring.batch`: messages per flow per duty cycle.
+        let batch = (self.cfg.batch as usize).max(1);
         let Bridge { flows, links, conns, tcp, udp, .. } = self;
         for (&key, b) in flows.iter_mut() {
             let (link, flow_id) = key;
@@ -169,7 +171,7 @@ impl Bridge {
             let Some(tcp) = tcp.as_mut() else { continue };
             let mut link_state = links.get_mut(&link);
             let mut sent = 0;
-            for _ in 0..BATCH {
+            for _ in 0..batch {
                 if tcp.unsent(conn).unwrap_or(0) > MAX_UNSENT {
                     break;
                 }

@@ -60,9 +60,6 @@ mod frames;
 mod links;
 mod udp;
 
-/// Messages moved per flow per duty cycle, so one busy flow cannot starve
-/// the others.
-const BATCH: usize = 64;
 /// Bytes queued for a connection beyond which flows stop draining into it:
 /// the back-pressure that reaches a sender through its full local ring.
 const MAX_UNSENT: usize = 4 << 20;
