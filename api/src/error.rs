@@ -88,7 +88,8 @@ pub enum SendError {
     Full,
     /// The message is larger than the flow's granted maximum.
     TooLarge { len: usize, max: usize },
-    /// More descriptors than one message can carry.
+    /// More descriptors than one message can carry (`max` is 0 on a flow
+    /// to another host: descriptors cannot leave their host).
     TooManyFds { count: usize, max: usize },
     /// The peer closed the flow (deallocated); nothing more can be sent.
     Closed,

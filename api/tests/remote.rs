@@ -56,6 +56,11 @@ fn a_remote_flow_carries_messages_both_ways() {
         }
     });
     let mut flow = near.alloc(&format!("svc@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30))).unwrap();
+    // Descriptors cannot leave their host: refused at once, nothing sent.
+    let stdin = std::io::stdin();
+    let fd = std::os::fd::AsFd::as_fd(&stdin);
+    let r = flow.try_send_fds(b"with a descriptor", &[fd]);
+    assert!(matches!(r, Err(ringflow_api::SendError::TooManyFds { count: 1, max: 0 })), "{r:?}");
     for i in 0..200u32 {
         let msg: Vec<u8> = if i % 50 == 7 { vec![i as u8; 300_000] } else { i.to_le_bytes().to_vec() };
         flow.send(&msg).unwrap();

@@ -149,6 +149,9 @@ pub struct Flow {
     pub(crate) invoker: Option<Arc<Invoker>>,
     /// Dropped as if dead (see `abandon`): the ring sides stay open.
     abandoned: bool,
+    /// The flow leads to another host: descriptors cannot go with its
+    /// messages (`send_fds` refuses them: `TooManyFds { max: 0 }`).
+    pub(crate) crosses_hosts: bool,
 }
 
 impl Flow {
@@ -239,6 +242,7 @@ impl Flow {
             conn,
             invoker: None,
             abandoned: false,
+            crosses_hosts: false,
         })
     }
 

@@ -139,8 +139,9 @@ impl Flow {
     /// The one copy path behind every send form.
     fn send_parts(&mut self, parts: &[&[u8]], fds: &[BorrowedFd<'_>], deadline: Deadline) -> Result<(), SendError> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        if fds.len() > SCM_MAX_FD {
-            return Err(SendError::TooManyFds { count: fds.len(), max: SCM_MAX_FD });
+        let max = if self.crosses_hosts { 0 } else { SCM_MAX_FD };
+        if fds.len() > max {
+            return Err(SendError::TooManyFds { count: fds.len(), max });
         }
         let bulk = self.admit(len)?;
         let meta = (fds.len() as u64) << FDS_SHIFT;

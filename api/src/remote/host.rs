@@ -132,6 +132,7 @@ pub(crate) fn alloc_attached(
     };
     flow.qos.max_msg = granted.max_msg.min(flow.qos.max_msg);
     flow.qos.peer_timeout = granted.peer_timeout;
+    flow.crosses_hosts = true;
     Ok(Some(flow))
 }
 

@@ -21,8 +21,8 @@
 //! Lossy flows ride UDP once a datagram from the peer proved the path (see
 //! `bridge::udp`), else TCP; their losses show in the receiver's
 //! `FlowStats::lost`. A flow whose QoS asks for `checksum` has a CRC32C on
-//! every data frame. Not yet: file descriptors (a message carrying
-//! descriptors cannot leave the host and ends the flow).
+//! every data frame. File descriptors cannot leave their host: `send_fds`
+//! on a remote flow refuses them (`TooManyFds { max: 0 }`).
 
 mod bridge;
 mod host;
@@ -203,6 +203,7 @@ impl RemoteEngine {
             }
         };
         let granted = answer.and_then(|r| r)?;
+        app_end.crosses_hosts = true;
         app_end.qos.max_msg = granted.max_msg.min(app_end.qos.max_msg);
         app_end.qos.peer_timeout = granted.peer_timeout;
         Ok(app_end)
