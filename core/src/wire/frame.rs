@@ -125,6 +125,8 @@ pub enum OpenResult {
     FlowIdInUse = 4,
     /// The remote engine is shutting down.
     ShuttingDown = 5,
+    /// The remote engine has too many opens under way: try again later.
+    Busy = 6,
 }
 
 impl OpenResult {
@@ -137,6 +139,7 @@ impl OpenResult {
             3 => OpenResult::PermissionDenied,
             4 => OpenResult::FlowIdInUse,
             5 => OpenResult::ShuttingDown,
+            6 => OpenResult::Busy,
             _ => return None,
         })
     }

@@ -132,6 +132,9 @@ impl Bridge {
             OpenResult::NameNotFound => AllocError::NotFound { name },
             OpenResult::PermissionDenied => AllocError::PermissionDenied,
             OpenResult::QosRefused => AllocError::Refused(ringflow_core::flow::handshake::Refusal::InvalidQos),
+            OpenResult::Busy | OpenResult::ShuttingDown => AllocError::ResourceLimit(std::io::Error::other(format!(
+                "the remote engine cannot open the flow now ({result:?}): try again later"
+            ))),
             _ => AllocError::CorruptPeer(format!("remote engine refused the flow: {result:?}")),
         };
         reply.answer(&mut b.end, Err(err));
@@ -214,9 +217,17 @@ impl Bridge {
             self.send_frame(link, &refuse);
             return;
         }
-        if !self.opening.insert((link, flow_id)) {
+        if self.opening.contains(&(link, flow_id)) {
             return;
         }
+        if self.opening.len() >= MAX_OPENING {
+            // Each open waits for a local accept on a thread of its own: a
+            // peer (or a flood of peers) gets no more of them than this.
+            let busy = Frame::OpenAck { flow_id, result: OpenResult::Busy, qos: [0; wire::QOS_LEN] };
+            self.send_frame(link, &busy);
+            return;
+        }
+        self.opening.insert((link, flow_id));
         let tx = self.opened.0.clone();
         let dir = self.runtime_dir.clone();
         // Invoker mode: the accepting application (if in this process)

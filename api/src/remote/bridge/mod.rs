@@ -60,6 +60,9 @@ mod frames;
 mod links;
 mod udp;
 
+/// Incoming opens under way at once (each on a helper thread until the
+/// local listener accepts); more are answered `Busy`.
+const MAX_OPENING: usize = 64;
 /// Bytes queued for a connection beyond which flows stop draining into it:
 /// the back-pressure that reaches a sender through its full local ring.
 const MAX_UNSENT: usize = 4 << 20;

@@ -53,13 +53,14 @@ impl Owned {
     }
 }
 
-pub(super) const ALL_RESULTS: [OpenResult; 6] = [
+pub(super) const ALL_RESULTS: [OpenResult; 7] = [
     OpenResult::Accepted,
     OpenResult::NameNotFound,
     OpenResult::QosRefused,
     OpenResult::PermissionDenied,
     OpenResult::FlowIdInUse,
     OpenResult::ShuttingDown,
+    OpenResult::Busy,
 ];
 
 /// Valid flow names, multi-byte characters included.
