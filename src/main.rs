@@ -1,5 +1,6 @@
 //! The `ringflow` command line: `ringflow bench [scenario] [--quick] [--json]`,
-//! `ringflow config [--file FILE]`, `ringflow engine [--config FILE]`.
+//! `ringflow config [--file FILE]`, `ringflow engine [--config FILE]`,
+//! `ringflow doctor [--config FILE] [--json]`.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -37,6 +38,18 @@ enum Command {
         /// A ringflow.toml to read instead of $RINGFLOW_CONFIG.
         #[arg(long)]
         file: Option<std::path::PathBuf>,
+    },
+    /// Inspect this host for ringflow, item by item with the fix: memfd,
+    /// io_uring and its features, locked memory, cores against the engine's
+    /// threads, isolated CPUs, frequency governor, huge pages, VM, /dev/shm.
+    /// Exits non-zero when something blocks ringflow.
+    Doctor {
+        /// A ringflow.toml to read instead of $RINGFLOW_CONFIG.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// One JSON object per item instead of the list.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the engine standalone: it carries flows to and from other hosts
     /// for every process of this host that attaches to it (they do when it
@@ -140,9 +153,37 @@ fn engine(file: Option<std::path::PathBuf>, flush: Duration) -> ExitCode {
     }
 }
 
+fn doctor(file: Option<std::path::PathBuf>, json: bool) -> ExitCode {
+    let config = match load_config(file) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "ringflow doctor: configuration refused: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = ringflow::doctor::examine(&config);
+    let mut out = io::stdout().lock();
+    if json {
+        let _ = write!(out, "{}", report.to_json_lines());
+    } else {
+        for item in &report.items {
+            let _ = writeln!(out, "{item}");
+        }
+        let verdict =
+            if report.blocked() { "something blocks ringflow (see BLOCKER)" } else { "nothing blocks ringflow" };
+        let _ = writeln!(out, "\n{verdict}");
+    }
+    if report.blocked() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Doctor { config, json } => doctor(config, json),
         Command::Config { file } => config(file),
         Command::Engine { config, flush_ms } => engine(config, Duration::from_millis(flush_ms)),
         Command::Bench { scenario, quick, json } => {

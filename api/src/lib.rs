@@ -23,6 +23,7 @@ pub use listener::{Listener, ListenerOptions};
 pub use ringflow_core::config;
 pub use ringflow_core::config::{ConfigError, EngineConfig};
 pub use ringflow_core::control::Permit;
+pub use ringflow_core::doctor;
 pub use ringflow_core::flow::handshake::Refusal;
 pub use ringflow_core::flow::{Qos, QosError, QosLimits};
 pub use ringflow_core::{Deadline, PeerWatch, WaitOutcome};

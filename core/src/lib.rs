@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod control;
+pub mod doctor;
 pub mod engine;
 pub mod flow;
 pub mod futex;

@@ -1,0 +1,443 @@
+//! `ringflow doctor`: what this host offers ringflow and what to change,
+//! item by item. Every check reads the system (procfs, sysfs, a probe
+//! ring, a throwaway memfd) and never changes it; a file that cannot be
+//! read is reported as unknown, never as a failure of the doctor.
+//!
+//! A [`Verdict::Blocker`] is something that stops ringflow from working
+//! (no memfd: no flows; io_uring unusable: no engine, so no flows between
+//! hosts); the command exits non-zero when there is one. A
+//! [`Verdict::Advice`] costs latency or throughput; [`Verdict::Info`] is
+//! what a person tuning the host wants to know.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::config::{EngineConfig, IdleStrategy, ThreadingMode};
+
+/// How an item stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// As ringflow wants it.
+    Ok,
+    /// Worth knowing; nothing to change.
+    Info,
+    /// Works, but costs latency or throughput: see the fix.
+    Advice,
+    /// Stops ringflow (or a part of it) from working: see the fix.
+    Blocker,
+}
+
+impl Verdict {
+    /// Lower-case name, as printed and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Info => "info",
+            Verdict::Advice => "advice",
+            Verdict::Blocker => "blocker",
+        }
+    }
+}
+
+/// One thing the doctor looked at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// Short, stable name (`io_uring`, `memlock`, ...).
+    pub name: &'static str,
+    pub verdict: Verdict,
+    /// What was found.
+    pub found: String,
+    /// What to do about it, when something should be done.
+    pub fix: Option<String>,
+}
+
+impl Item {
+    fn new(name: &'static str, verdict: Verdict, found: impl Into<String>, fix: Option<String>) -> Item {
+        Item { name, verdict, found: found.into(), fix }
+    }
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = match self.verdict {
+            Verdict::Ok => "ok     ",
+            Verdict::Info => "info   ",
+            Verdict::Advice => "ADVICE ",
+            Verdict::Blocker => "BLOCKER",
+        };
+        write!(f, "{mark} {:<16} {}", self.name, self.found)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "\n        {:<16} fix: {fix}", "")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything the doctor found, in a fixed order.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub items: Vec<Item>,
+}
+
+impl Report {
+    /// Whether anything blocks ringflow.
+    pub fn blocked(&self) -> bool {
+        self.items.iter().any(|i| i.verdict == Verdict::Blocker)
+    }
+
+    /// One JSON object per item, one per line.
+    pub fn to_json_lines(&self) -> String {
+        let mut out = String::new();
+        for i in &self.items {
+            out.push_str(&format!(
+                "{{\"item\":{},\"verdict\":{},\"found\":{},\"fix\":{}}}\n",
+                json_str(i.name),
+                json_str(i.verdict.name()),
+                json_str(&i.found),
+                i.fix.as_deref().map_or_else(|| "null".to_owned(), json_str)
+            ));
+        }
+        out
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Examines the host for an engine configured as `config`.
+pub fn examine(config: &EngineConfig) -> Report {
+    let items = vec![
+        memfd(),
+        io_uring(config),
+        memlock(config),
+        cores(config),
+        isolation(),
+        governor(),
+        huge_pages(),
+        virtual_machine(),
+        dev_shm(),
+    ];
+    Report { items }
+}
+
+fn read(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+}
+
+/// Flows live in memfds: without them nothing works.
+fn memfd() -> Item {
+    let opts = ringflow_shm::SegmentOptions::new("ringflow:doctor", 4096);
+    match ringflow_shm::Segment::create(&opts) {
+        Ok(_) => Item::new("memfd", Verdict::Ok, "memfd_create, sealing and mapping work", None),
+        Err(e) => Item::new(
+            "memfd",
+            Verdict::Blocker,
+            format!("a flow's shared memory cannot be created: {e}"),
+            Some("allow memfd_create, fcntl(F_ADD_SEALS) and mmap (a seccomp profile may forbid them)".into()),
+        ),
+    }
+}
+
+/// The engine (flows between hosts) needs io_uring; local flows do not.
+fn io_uring(config: &EngineConfig) -> Item {
+    match crate::uring::probe(config.io_uring()) {
+        Ok(s) => {
+            let mut missing = Vec::new();
+            for (ok, what) in [
+                (s.accept_multi, "multishot accept"),
+                (s.recv_multi, "multishot recv"),
+                (s.buf_ring, "provided-buffer rings"),
+            ] {
+                if !ok {
+                    missing.push(what);
+                }
+            }
+            let extras = format!(
+                "SEND_ZC {}, futex waits {}",
+                if s.send_zc { "yes" } else { "no" },
+                if s.futex_wait { "yes" } else { "no" }
+            );
+            if missing.is_empty() {
+                let (verdict, fix) = if s.futex_wait {
+                    (Verdict::Ok, None)
+                } else {
+                    (
+                        Verdict::Advice,
+                        Some("Linux 6.7 or later lets an idle engine sleep until a local flow has work".into()),
+                    )
+                };
+                Item::new(
+                    "io_uring",
+                    verdict,
+                    format!("available; multishot accept/recv, provided buffers, {extras}"),
+                    fix,
+                )
+            } else {
+                Item::new(
+                    "io_uring",
+                    Verdict::Blocker,
+                    format!("available but lacks {} ({extras}): the engine cannot run", missing.join(", ")),
+                    Some("Linux 6.0 or later (flows on one host work without it)".into()),
+                )
+            }
+        }
+        Err(e) => Item::new(
+            "io_uring",
+            Verdict::Blocker,
+            format!("unavailable: {e}"),
+            Some("see the cause above; flows on one host work without it, flows between hosts do not".into()),
+        ),
+    }
+}
+
+/// Provided and registered buffers and the rings count against RLIMIT_MEMLOCK.
+fn memlock(config: &EngineConfig) -> Item {
+    let u = config.io_uring();
+    let threads = if config.engine().mode == ThreadingMode::Invoker { 1 } else { config.engine().threads };
+    let per_thread = (u64::from(u.provided_buffers) + u64::from(u.registered_buffers)) * u.buffer_size as u64;
+    let need = per_thread * threads as u64;
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
+        return Item::new("memlock", Verdict::Info, "RLIMIT_MEMLOCK could not be read", None);
+    }
+    let show = |v: u64| if v == libc::RLIM_INFINITY { "unlimited".to_owned() } else { format!("{} KiB", v / 1024) };
+    let found = format!("limit {} (soft), engine buffers need about {} KiB", show(lim.rlim_cur), need / 1024);
+    if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < need {
+        Item::new(
+            "memlock",
+            Verdict::Advice,
+            found,
+            Some(format!(
+                "raise it (ulimit -l {} or LimitMEMLOCK= in a unit); recent kernels charge io_uring memory to the cgroup instead",
+                need / 1024 * 2
+            )),
+        )
+    } else {
+        Item::new("memlock", Verdict::Ok, found, None)
+    }
+}
+
+/// Engine threads and pinned cores against the cores there are.
+fn cores(config: &EngineConfig) -> Item {
+    let online = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let e = config.engine();
+    let missing: Vec<usize> =
+        e.cores.iter().copied().filter(|&c| !Path::new(&format!("/sys/devices/system/cpu/cpu{c}")).exists()).collect();
+    let spinning = e.mode == ThreadingMode::Dedicated && matches!(e.idle, IdleStrategy::Spin);
+    let found = format!(
+        "{online} CPUs usable; engine: {} mode, {} thread(s), cores {:?}, idle {}",
+        e.mode.name(),
+        e.threads,
+        e.cores,
+        e.idle.name()
+    );
+    if !missing.is_empty() {
+        return Item::new(
+            "cores",
+            Verdict::Blocker,
+            found,
+            Some(format!("engine.cores names CPUs this host does not have: {missing:?}")),
+        );
+    }
+    if spinning && e.threads >= online {
+        return Item::new(
+            "cores",
+            Verdict::Advice,
+            found,
+            Some(
+                "spinning engine threads on every CPU starve the application: use idle = \"backoff\" or fewer threads"
+                    .into(),
+            ),
+        );
+    }
+    Item::new("cores", Verdict::Ok, found, None)
+}
+
+/// isolcpus / nohz_full: cores the scheduler and the tick leave alone.
+fn isolation() -> Item {
+    let isolated = read("/sys/devices/system/cpu/isolated").unwrap_or_default();
+    let nohz = read("/sys/devices/system/cpu/nohz_full").unwrap_or_default();
+    let none = |s: &str| s.is_empty() || s == "(null)";
+    let found = format!(
+        "isolated CPUs: {}; nohz_full: {}",
+        if none(&isolated) { "none" } else { &isolated },
+        if none(&nohz) { "none" } else { &nohz }
+    );
+    if none(&isolated) {
+        Item::new(
+            "isolation",
+            Verdict::Info,
+            found,
+            Some(
+                "for the lowest tail, boot with isolcpus=N nohz_full=N and pin the engine there (engine.cores)".into(),
+            ),
+        )
+    } else {
+        Item::new("isolation", Verdict::Ok, found, None)
+    }
+}
+
+/// The CPU frequency governor: `performance` keeps cores from clocking down.
+fn governor() -> Item {
+    let govs: Vec<String> = (0..1024)
+        .map_while(|c| {
+            let dir = format!("/sys/devices/system/cpu/cpu{c}");
+            Path::new(&dir).exists().then(|| read(&format!("{dir}/cpufreq/scaling_governor")))
+        })
+        .flatten()
+        .collect();
+    if govs.is_empty() {
+        return Item::new("governor", Verdict::Info, "no cpufreq here (a VM, or fixed frequency)", None);
+    }
+    let mut kinds = govs.clone();
+    kinds.sort();
+    kinds.dedup();
+    let found = format!("scaling_governor: {}", kinds.join(", "));
+    if kinds.iter().all(|g| g == "performance") {
+        Item::new("governor", Verdict::Ok, found, None)
+    } else {
+        Item::new(
+            "governor",
+            Verdict::Advice,
+            found,
+            Some("cpupower frequency-set -g performance (a clocked-down core adds latency to every wake-up)".into()),
+        )
+    }
+}
+
+/// Transparent and reserved huge pages (for caller-supplied flow memory).
+fn huge_pages() -> Item {
+    let thp = read("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_else(|| "unknown".into());
+    let shmem = read("/sys/kernel/mm/transparent_hugepage/shmem_enabled").unwrap_or_else(|| "unknown".into());
+    let reserved = read("/proc/meminfo")
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("HugePages_Total:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    Item::new(
+        "huge_pages",
+        Verdict::Info,
+        format!("THP {thp}; THP for shared memory {shmem}; reserved huge pages {reserved}"),
+        (reserved == "0").then(|| {
+            "to put flows on huge pages (FlowOptions::memory with HugePages::Require), reserve some: sysctl vm.nr_hugepages=N"
+                .to_owned()
+        }),
+    )
+}
+
+/// A VM pays much more per wake-up (an IPI exits to the hypervisor).
+fn virtual_machine() -> Item {
+    let hypervisor =
+        read("/proc/cpuinfo").is_some_and(|c| c.lines().any(|l| l.starts_with("flags") && l.contains(" hypervisor")));
+    let vendor = read("/sys/class/dmi/id/sys_vendor").unwrap_or_default();
+    if hypervisor {
+        Item::new(
+            "virtualization",
+            Verdict::Info,
+            format!("running in a VM ({})", if vendor.is_empty() { "vendor unknown" } else { &vendor }),
+            Some("wake-ups cost tens of microseconds here: prefer spinning (a flow's spin time, engine idle) where a core is free".into()),
+        )
+    } else {
+        Item::new("virtualization", Verdict::Ok, "bare metal (no hypervisor flag)", None)
+    }
+}
+
+/// /dev/shm: ringflow needs none (memfds), but other IPC libraries do.
+fn dev_shm() -> Item {
+    let mut st: libc::statvfs = zeroed_statvfs();
+    let path = c"/dev/shm";
+    // SAFETY: statvfs writes into `st`; the path is a valid C string.
+    let ok = unsafe { libc::statvfs(path.as_ptr(), &mut st) } == 0;
+    if !ok {
+        return Item::new(
+            "dev_shm",
+            Verdict::Info,
+            "/dev/shm is absent (ringflow does not use it: flows are memfds)",
+            None,
+        );
+    }
+    // (u64 fields on this target.)
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    let size = st.f_blocks.saturating_mul(st.f_frsize);
+    Item::new(
+        "dev_shm",
+        Verdict::Info,
+        format!(
+            "/dev/shm {} MiB free of {} MiB (not used by ringflow: flows are memfds, gone with their last user)",
+            free >> 20,
+            size >> 20
+        ),
+        None,
+    )
+}
+
+fn zeroed_statvfs() -> libc::statvfs {
+    // SAFETY: statvfs is a plain C struct of integers; all-zero is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_covers_every_item_and_agrees_with_the_probe() {
+        let config = EngineConfig::default();
+        let report = examine(&config);
+        let names: Vec<&str> = report.items.iter().map(|i| i.name).collect();
+        assert_eq!(
+            names,
+            [
+                "memfd",
+                "io_uring",
+                "memlock",
+                "cores",
+                "isolation",
+                "governor",
+                "huge_pages",
+                "virtualization",
+                "dev_shm"
+            ]
+        );
+        let uring = &report.items[1];
+        let probed = crate::uring::probe(config.io_uring());
+        assert_eq!(probed.is_err(), uring.verdict == Verdict::Blocker, "{uring}");
+        assert!(
+            report.items.iter().all(|i| i.verdict != Verdict::Blocker || i.fix.is_some()),
+            "a blocker names its fix"
+        );
+        for line in report.to_json_lines().lines() {
+            assert!(line.starts_with("{\"item\":\"") && line.ends_with('}'), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_simulated_io_uring_failure_is_a_blocker_with_the_cause() {
+        let item = match crate::uring::probe_with(EngineConfig::default().io_uring(), Some(libc::EPERM)) {
+            Err(e) => Item::new("io_uring", Verdict::Blocker, format!("unavailable: {e}"), Some("x".into())),
+            Ok(_) => panic!("a simulated EPERM must fail"),
+        };
+        assert!(item.found.contains("EPERM") || item.found.contains("forbidden"), "{}", item.found);
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_str("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+    }
+}

@@ -1,0 +1,52 @@
+//! `ringflow doctor`: runs on any host, reports io_uring as the process
+//! itself finds it, and exits non-zero exactly when something blocks.
+
+use std::process::Command;
+
+fn doctor(env: &[(&str, &str)]) -> (bool, Vec<String>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringflow"));
+    cmd.args(["doctor", "--json"]);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RINGFLOW_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().expect("run ringflow doctor");
+    let lines = String::from_utf8(out.stdout).expect("UTF-8").lines().map(str::to_owned).collect();
+    (out.status.success(), lines)
+}
+
+fn item<'a>(lines: &'a [String], name: &str) -> &'a str {
+    let key = format!("{{\"item\":\"{name}\",");
+    lines.iter().find(|l| l.starts_with(&key)).unwrap_or_else(|| panic!("no item {name} in {lines:?}"))
+}
+
+#[test]
+fn every_item_is_reported_and_io_uring_matches_the_probe() {
+    let (ok, lines) = doctor(&[]);
+    for name in
+        ["memfd", "io_uring", "memlock", "cores", "isolation", "governor", "huge_pages", "virtualization", "dev_shm"]
+    {
+        let line = item(&lines, name);
+        assert!(
+            line.contains("\"verdict\":\"") && line.contains("\"found\":\"") && line.contains("\"fix\":"),
+            "{line}"
+        );
+    }
+    let probed = ringflow_core::uring::probe(ringflow::EngineConfig::default().io_uring());
+    let uring = item(&lines, "io_uring");
+    assert_eq!(uring.contains("\"verdict\":\"blocker\""), probed.is_err(), "{uring}");
+    let blocked = lines.iter().any(|l| l.contains("\"verdict\":\"blocker\""));
+    assert_eq!(ok, !blocked, "the exit status says whether something blocks");
+}
+
+#[test]
+fn io_uring_refused_is_a_blocker_with_its_cause_and_a_failing_exit() {
+    let (ok, lines) = doctor(&[("RINGFLOW_TEST_URING_ERRNO", "1")]);
+    let uring = item(&lines, "io_uring");
+    assert!(uring.contains("\"verdict\":\"blocker\"") && uring.contains("EPERM"), "{uring}");
+    assert!(!ok, "a blocker fails the command");
+    // Local flows still work, and the doctor says so about memfd.
+    assert!(item(&lines, "memfd").contains("\"verdict\":\"ok\""));
+}
