@@ -508,14 +508,22 @@ fn child_far_app_sends_then_sleeps() {
     let count: u64 = child_arg("COUNT").parse().unwrap();
     let mut listener = Listener::bind_with("src", ListenerOptions::new().runtime_dir(dir.join("names"))).unwrap();
     write_marker(&dir, "bound", "");
+    accept_and_send_numbered(&mut listener, count);
+    write_marker(&dir, "sent", "");
+    sleep_forever();
+}
+
+/// A child's far application: accepts one flow and sends `count` numbered
+/// messages on it.
+fn accept_and_send_numbered(listener: &mut Listener, count: u64) {
     let mut flow = listener.accept(Deadline::after(LONG)).unwrap();
     let mut msg = Vec::new();
     for seq in 0..count {
         make_message(STREAM, seq, MAX_MSG, &mut msg);
         flow.send_timeout(&msg, LONG).unwrap();
     }
-    write_marker(&dir, "sent", "");
-    sleep_forever();
+    // The flow stays open (leaked) until the parent kills this process.
+    std::mem::forget(flow);
 }
 
 #[test]
@@ -559,12 +567,7 @@ fn child_far_engine_and_app_send_then_sleep() {
     let mut listener = Listener::bind_with("src", ListenerOptions::new().runtime_dir(&names)).unwrap();
     let engine = RemoteEngine::start(&engine_config(true), Some(names)).unwrap();
     write_marker(&dir, "port", &engine.listen_addr().unwrap().port().to_string());
-    let mut flow = listener.accept(Deadline::after(LONG)).unwrap();
-    let mut msg = Vec::new();
-    for seq in 0..count {
-        make_message(STREAM, seq, MAX_MSG, &mut msg);
-        flow.send_timeout(&msg, LONG).unwrap();
-    }
+    accept_and_send_numbered(&mut listener, count);
     sleep_forever();
 }
 

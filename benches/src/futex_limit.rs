@@ -222,24 +222,13 @@ pub fn pingpong(ctx: &RunCtx) -> Result<Measurement, BenchError> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
     use crate::pair::run_pair;
-    use crate::pin::Pins;
-
-    fn ctx() -> RunCtx {
-        RunCtx {
-            pins: Pins::unpinned(),
-            warmup: Duration::from_millis(1),
-            measure: Duration::from_millis(4),
-            yielding: true,
-        }
-    }
 
     #[test]
     fn round_trips_complete() {
-        let m = pingpong(&ctx()).expect("futex ping-pong");
+        let m = pingpong(&RunCtx::for_tests()).expect("futex ping-pong");
         assert!(m.msgs > 0);
     }
 
@@ -249,7 +238,8 @@ mod tests {
         let lines = page.lines();
         let msg: [u8; 64] = std::array::from_fn(|i| i as u8 + 3);
         let mut pong = Pong { lines, stamp: 0 };
-        let ((), echoed) = run_pair(&ctx(), |_| lines.a.publish(&msg, 1), |w| pong.echo(w)).expect("echo");
+        let ((), echoed) =
+            run_pair(&RunCtx::for_tests(), |_| lines.a.publish(&msg, 1), |w| pong.echo(w)).expect("echo");
         assert!(echoed);
         for (i, w) in lines.b.words.iter().enumerate() {
             assert_eq!(w.load(Ordering::Relaxed), wire::word(&msg, 8 * i));
@@ -263,8 +253,11 @@ mod tests {
     fn a_sleeping_side_stops_when_the_other_side_fails() {
         let page = SharedPage::new().expect("page");
         let lines = page.lines();
-        let r =
-            run_pair(&ctx(), |_| -> Result<(), BenchError> { Err(BenchError::Stalled) }, |w| lines.a.wait_for(1, w));
+        let r = run_pair(
+            &RunCtx::for_tests(),
+            |_| -> Result<(), BenchError> { Err(BenchError::Stalled) },
+            |w| lines.a.wait_for(1, w),
+        );
         assert!(matches!(r, Err(BenchError::Stalled)), "{r:?}");
     }
 }

@@ -26,6 +26,17 @@ pub struct RunCtx {
 }
 
 impl RunCtx {
+    /// A run for unit tests: unpinned, yielding, a few milliseconds.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> RunCtx {
+        RunCtx {
+            pins: Pins::unpinned(),
+            warmup: Duration::from_millis(1),
+            measure: Duration::from_millis(4),
+            yielding: true,
+        }
+    }
+
     /// The latest moment a side may still be waiting: beyond it the run is
     /// declared stalled (a lost message would otherwise spin forever).
     pub fn hard_deadline(&self, start: Instant) -> Instant {

@@ -318,16 +318,6 @@ fn stream_with<const N: usize>(ctx: &RunCtx, mode: ThreadingMode, qos: Qos) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pin::Pins;
-
-    fn ctx() -> RunCtx {
-        RunCtx {
-            pins: Pins::unpinned(),
-            warmup: Duration::from_millis(1),
-            measure: Duration::from_millis(4),
-            yielding: true,
-        }
-    }
 
     /// Two dedicated-mode engines carry a ping-pong and streams of small
     /// and large messages end to end, and every run stops cleanly (the stop
@@ -335,11 +325,12 @@ mod tests {
     #[test]
     fn dedicated_engines_carry_pingpong_and_streams() {
         let mode = ThreadingMode::Dedicated;
-        let m = pingpong::<64>(&ctx(), mode).expect("pingpong");
+        let m = pingpong::<64>(&RunCtx::for_tests(), mode).expect("pingpong");
         assert!(m.msgs > 0);
-        for (size, m) in
-            [("64B", stream::<64>(&ctx(), mode, 256 << 10)), ("64KiB", stream::<{ 64 << 10 }>(&ctx(), mode, 1 << 20))]
-        {
+        for (size, m) in [
+            ("64B", stream::<64>(&RunCtx::for_tests(), mode, 256 << 10)),
+            ("64KiB", stream::<{ 64 << 10 }>(&RunCtx::for_tests(), mode, 1 << 20)),
+        ] {
             let m = m.unwrap_or_else(|e| panic!("{size}: {e}"));
             assert!(m.msgs > 0 && !m.hist.is_empty(), "{size}");
         }

@@ -197,9 +197,10 @@ impl Flow {
                 Err(RecvError::WouldBlock) => {}
                 other => return other,
             }
-            if let Some(invoker) = self.invoker.clone() {
+            if let Some(invoker) = &self.invoker {
                 // Invoker mode: messages arrive only as this thread runs
-                // the engine.
+                // the engine. (Borrowed, not cloned: this is a polling
+                // loop's path, and a clone is two atomic RMWs.)
                 let (rx, _) = self.sides.rx();
                 let shared = &self.shared;
                 let arrived = || !matches!(rx.peek(), Err(ReadError::Empty)) || shared.state() != LIVE;

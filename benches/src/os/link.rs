@@ -172,22 +172,11 @@ impl<L: Link, const N: usize> PongSide<N> for Ends<L, N> {
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
-    use std::time::Duration;
 
     use super::*;
     use crate::measure::RunCtx;
     use crate::pair::run_pair;
-    use crate::pin::Pins;
     use crate::wire::{set_word, MARK_AT, STOP};
-
-    fn ctx() -> RunCtx {
-        RunCtx {
-            pins: Pins::unpinned(),
-            warmup: Duration::from_millis(1),
-            measure: Duration::from_millis(4),
-            yielding: true,
-        }
-    }
 
     /// A link that moves at most `chunk` bytes per call and reports
     /// `WouldBlock` on every other call, over in-memory queues.
@@ -233,7 +222,7 @@ mod tests {
         let msg: [u8; 64] = std::array::from_fn(|i| i as u8 + 1);
         let choppy = Choppy { chunk: 7, inbox: msg.iter().copied().collect(), outbox: Vec::new(), calls: 0 };
         let mut pong = Ends::<_, 64>::new(choppy, Wait::Spin, "choppy");
-        let (echoed, ()) = run_pair(&ctx(), |w| pong.echo(w), |_| Ok(())).expect("echo");
+        let (echoed, ()) = run_pair(&RunCtx::for_tests(), |w| pong.echo(w), |_| Ok(())).expect("echo");
         assert!(echoed);
         assert_eq!(pong.link.outbox, msg);
         assert!(pong.link.inbox.is_empty());
@@ -245,7 +234,7 @@ mod tests {
         set_word(&mut msg, MARK_AT, STOP);
         let choppy = Choppy { chunk: 64, inbox: msg.iter().copied().collect(), outbox: Vec::new(), calls: 0 };
         let mut pong = Ends::<_, 64>::new(choppy, Wait::Spin, "choppy");
-        let (echoed, ()) = run_pair(&ctx(), |w| pong.echo(w), |_| Ok(())).expect("echo");
+        let (echoed, ()) = run_pair(&RunCtx::for_tests(), |w| pong.echo(w), |_| Ok(())).expect("echo");
         assert!(!echoed);
         assert!(pong.link.outbox.is_empty());
     }
@@ -256,7 +245,7 @@ mod tests {
             let (a, b) = super::super::fd::unix_socketpair().expect("socketpair");
             drop(b);
             let mut ping = Ends::<_, 64>::new(SocketLink::new(a, wait).expect("link"), wait, "unix-socket");
-            let r = run_pair(&ctx(), |w| PingSide::<64>::recv(&mut ping, w), |_| Ok(()));
+            let r = run_pair(&RunCtx::for_tests(), |w| PingSide::<64>::recv(&mut ping, w), |_| Ok(()));
             assert!(matches!(r, Err(BenchError::Disconnected { what: "unix-socket" })), "{wait:?}: {r:?}");
         }
     }
@@ -268,7 +257,11 @@ mod tests {
     fn a_blocked_side_stops_when_the_other_side_fails() {
         let (a, b) = super::super::fd::unix_socketpair().expect("socketpair");
         let mut pong = Ends::<_, 64>::new(SocketLink::new(a, Wait::Block).expect("link"), Wait::Block, "unix-socket");
-        let r = run_pair(&ctx(), |_| -> Result<(), BenchError> { Err(BenchError::Stalled) }, |w| pong.echo(w));
+        let r = run_pair(
+            &RunCtx::for_tests(),
+            |_| -> Result<(), BenchError> { Err(BenchError::Stalled) },
+            |w| pong.echo(w),
+        );
         assert!(matches!(r, Err(BenchError::Stalled)), "{r:?}");
         drop(b);
     }

@@ -156,26 +156,17 @@ pub fn stream<const N: usize>(ctx: &RunCtx) -> Result<Measurement, BenchError> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
-    use crate::pin::Pins;
-
-    fn ctx() -> RunCtx {
-        RunCtx {
-            pins: Pins::unpinned(),
-            warmup: Duration::from_millis(1),
-            measure: Duration::from_millis(4),
-            yielding: true,
-        }
-    }
 
     /// Ping-pong and both stream sizes complete and stop cleanly.
     #[test]
     fn tokio_round_trips_and_streams() {
-        let m = pingpong::<64>(&ctx()).expect("pingpong");
+        let m = pingpong::<64>(&RunCtx::for_tests()).expect("pingpong");
         assert!(m.msgs > 0);
-        for (size, m) in [("64B", stream::<64>(&ctx())), ("64KiB", stream::<{ 64 << 10 }>(&ctx()))] {
+        for (size, m) in
+            [("64B", stream::<64>(&RunCtx::for_tests())), ("64KiB", stream::<{ 64 << 10 }>(&RunCtx::for_tests()))]
+        {
             let m = m.unwrap_or_else(|e| panic!("{size}: {e}"));
             assert!(m.msgs > 0 && !m.hist.is_empty(), "{size}");
         }
@@ -187,7 +178,7 @@ mod tests {
         let (client, server) = connect().expect("connect");
         drop(server);
         let mut ping = Ends::<64> { end: End::new(client).expect("end"), buf: Box::new([0; 64]) };
-        let r = crate::pair::run_pair(&ctx(), |w| PingSide::<64>::recv(&mut ping, w), |_| Ok(()));
+        let r = crate::pair::run_pair(&RunCtx::for_tests(), |w| PingSide::<64>::recv(&mut ping, w), |_| Ok(()));
         assert!(matches!(r, Err(BenchError::Disconnected { what: "tokio" })), "{r:?}");
     }
 }

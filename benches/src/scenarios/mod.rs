@@ -20,3 +20,38 @@ pub fn all() -> Vec<Scenario> {
 pub fn names() -> Vec<&'static str> {
     all().iter().map(|s| s.name).collect()
 }
+
+/// What the scenarios' smoke tests share.
+#[cfg(test)]
+pub(crate) mod smoke {
+    use std::collections::BTreeSet;
+
+    use crate::harness::{run, Mode, Options};
+    use crate::report::ScenarioReport;
+    use crate::scenario::Scenario;
+
+    /// Runs scenario `name` in smoke mode and checks what holds for every
+    /// scenario: no impl failed, every declared (case, impl) was measured,
+    /// every check was evaluated and printed. Returns the report, the
+    /// scenario and what was printed, for the scenario's own assertions.
+    pub(crate) fn run_scenario(name: &str) -> (ScenarioReport, Scenario, String) {
+        let opts = Options { mode: Mode::Smoke, json: false };
+        let mut out = Vec::new();
+        let mut reports = run(Some(name), &opts, &mut out, &mut std::io::sink()).expect("run");
+        let report = reports.remove(0);
+        assert!(report.failures.is_empty(), "failures: {:?}", report.failures);
+        let scenario = super::all().into_iter().find(|s| s.name == name).expect("registered");
+        let declared: BTreeSet<_> = (scenario.cases)()
+            .iter()
+            .flat_map(|c| c.impls.iter().map(|i| (c.name, i.name)).collect::<Vec<_>>())
+            .collect();
+        let measured: BTreeSet<_> = report.records.iter().map(|r| (r.case, r.imp)).collect();
+        assert_eq!(measured, declared);
+        assert_eq!(report.checks.len(), scenario.checks.len());
+        let out = String::from_utf8(out).expect("utf-8");
+        for c in &report.checks {
+            assert!(out.contains(&c.line()), "{}", c.line());
+        }
+        (report, scenario, out)
+    }
+}

@@ -38,9 +38,10 @@ impl Bridge {
             return;
         }
         if let Some(c) = self.conns.get_mut(&conn) {
+            // Nothing appends to `c.rx` while its frames are handled: the
+            // undecoded rest goes back as it is.
             let mut rx = rx;
             rx.drain(..used);
-            rx.extend_from_slice(&c.rx);
             c.rx = rx;
         }
     }

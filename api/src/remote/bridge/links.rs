@@ -55,9 +55,14 @@ impl Bridge {
                 }
                 TcpEvent::Received(conn, buf) if self.udp.as_ref().is_some_and(|u| u.conn == conn) => {
                     let tcp = self.tcp.as_mut().expect("network started");
-                    let datagram = tcp.data(&buf).to_vec();
+                    // Copied out (the buffer goes back at once) into a
+                    // buffer kept across datagrams: no allocation per one.
+                    let mut datagram = std::mem::take(&mut self.datagram);
+                    datagram.clear();
+                    datagram.extend_from_slice(tcp.data(&buf));
                     tcp.recycle(buf);
                     self.on_datagram(&datagram);
+                    self.datagram = datagram;
                 }
                 TcpEvent::Received(conn, buf) => {
                     let tcp = self.tcp.as_mut().expect("network started");

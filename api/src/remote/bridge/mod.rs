@@ -302,6 +302,8 @@ pub(super) struct Bridge {
     /// Scratch of `wait`: the futex words armed and whose flows they are.
     futex_words: Vec<(usize, u32)>,
     futex_flows: Vec<(LinkId, u32)>,
+    /// Scratch of the network loop: the datagram being handled.
+    datagram: Vec<u8>,
     /// The UDP socket of lossy flows, if it could be bound.
     udp: Option<udp::Udp>,
     hello: Hello,
@@ -350,6 +352,7 @@ impl Bridge {
             poke_conn: None,
             futex_words: Vec::new(),
             futex_flows: Vec::new(),
+            datagram: Vec::new(),
             udp: None,
             hello: Hello::new(engine_id, Features::NONE, KEEPALIVE.as_millis() as u32),
             decoder: Decoder::new(wire::DEFAULT_MAX_FRAME_LEN.max(64 << 20)),
