@@ -1,6 +1,9 @@
 //! The `ringflow` command line: `ringflow bench [scenario] [--quick] [--json]`,
 //! `ringflow config [--file FILE]`, `ringflow engine [--config FILE]`,
-//! `ringflow doctor [--config FILE] [--json]`.
+//! `ringflow doctor [--config FILE] [--json]`, `ringflow stat [--json]`,
+//! `ringflow ls [--json]`.
+
+mod stat;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -50,6 +53,35 @@ enum Command {
         /// One JSON object per item instead of the list.
         #[arg(long)]
         json: bool,
+    },
+    /// List the running ringflow processes of this user with their flows
+    /// and engine threads: counts, rates and latency percentiles, read live
+    /// from their stats files. Refreshes like top; --json prints once.
+    Stat {
+        /// One JSON object per process and per flow or engine thread, once.
+        #[arg(long)]
+        json: bool,
+        /// Print once (rates over --window-ms) instead of refreshing.
+        #[arg(long)]
+        once: bool,
+        /// Refresh period of the live view.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Span over which rates are measured when printing once.
+        #[arg(long, default_value_t = 250)]
+        window_ms: u64,
+        /// The runtime directory to read (default: the user's).
+        #[arg(long)]
+        runtime_dir: Option<std::path::PathBuf>,
+    },
+    /// List the bound names and live flows of this user.
+    Ls {
+        /// One JSON object per name and per flow end.
+        #[arg(long)]
+        json: bool,
+        /// The runtime directory to read (default: the user's).
+        #[arg(long)]
+        runtime_dir: Option<std::path::PathBuf>,
     },
     /// Run the engine standalone: it carries flows to and from other hosts
     /// for every process of this host that attaches to it (they do when it
@@ -184,6 +216,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Doctor { config, json } => doctor(config, json),
+        Command::Stat { json, once, interval_ms, window_ms, runtime_dir } => stat::stat(stat::StatArgs {
+            dir: runtime_dir,
+            json,
+            every: (!json && !once).then(|| Duration::from_millis(interval_ms.max(50))),
+            window: Duration::from_millis(window_ms),
+        }),
+        Command::Ls { json, runtime_dir } => stat::ls(runtime_dir, json),
         Command::Config { file } => config(file),
         Command::Engine { config, flush_ms } => engine(config, Duration::from_millis(flush_ms)),
         Command::Bench { scenario, quick, json } => {

@@ -15,6 +15,7 @@ mod flow;
 mod listener;
 pub mod remote;
 mod set;
+pub mod stats;
 
 pub use error::{AcceptError, AllocError, BindError, DeallocError, RecvError, SendError};
 pub use flow::{Flow, FlowOptions, FlowStats, RecvBuf, SendBuf, DEFAULT_SPIN};

@@ -17,7 +17,7 @@ use ringflow_core::flow::{QosLimits, Role};
 use ringflow_core::Deadline;
 
 use crate::error::{is_resource_limit, AcceptError, BindError};
-use crate::flow::Flow;
+use crate::flow::{Flow, StatsSetup};
 use crate::remote::invoker;
 
 /// Longest a connecting peer may take over the handshake.
@@ -33,6 +33,7 @@ pub struct ListenerOptions {
     permit: Permit,
     spin: Option<Duration>,
     runtime_dir: Option<PathBuf>,
+    latency: Option<bool>,
 }
 
 impl ListenerOptions {
@@ -68,12 +69,22 @@ impl ListenerOptions {
         self.runtime_dir = Some(dir.into());
         self
     }
+
+    /// Whether accepted flows record latencies (see
+    /// [`FlowOptions::latency`](crate::FlowOptions::latency)).
+    #[must_use]
+    pub fn latency(mut self, on: bool) -> Self {
+        self.latency = Some(on);
+        self
+    }
 }
 
 /// A bound name, accepting flows.
 pub struct Listener {
     ctl: ControlListener,
     opts: ListenerOptions,
+    /// The runtime directory (its stats file takes accepted flows' slots).
+    dir: PathBuf,
     refused: u64,
 }
 
@@ -101,7 +112,7 @@ impl Listener {
             }
             control::BindError::Io { source, .. } => BindError::Io(source),
         })?;
-        Ok(Listener { ctl, opts, refused: 0 })
+        Ok(Listener { ctl, opts, dir: dir.path().to_path_buf(), refused: 0 })
     }
 
     /// The bound name.
@@ -164,7 +175,8 @@ impl Listener {
             };
             match handshake::respond(&conn, &self.opts.limits, setup) {
                 Ok(est) => {
-                    let flow = Flow::from_parts(conn, est, Role::Acceptor, self.ctl.name(), self.opts.spin);
+                    let stats = StatsSetup { dir: Some(&self.dir), latency: self.opts.latency };
+                    let flow = Flow::from_parts(conn, est, Role::Acceptor, self.ctl.name(), self.opts.spin, stats);
                     match flow {
                         Ok(mut flow) => {
                             if flow.peer_pid() == Some(std::process::id()) && invoker::segments_pending() {

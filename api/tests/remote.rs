@@ -67,6 +67,19 @@ fn a_remote_flow_carries_messages_both_ways() {
         let got = flow.recv_ref_timeout(Duration::from_secs(30)).unwrap();
         assert_eq!(&*got, &msg[..], "round trip {i}");
     }
+    // Every echo's one-way latency was recorded, from a stamp: the
+    // engines carry send stamps across (they share this host's clock).
+    let s = flow.stats();
+    assert_eq!((s.received, s.latency.len(), s.unstamped), (200, 200, 0));
+    // The engine's end of the flow, listed under the remote name in this
+    // process's stats file, timed round trips from acknowledgements.
+    let stats_dir = ringflow_api::stats::runtime_dir(None).unwrap();
+    let procs = ringflow_api::stats::read_dir(&stats_dir).unwrap();
+    let me = procs.iter().find(|p| p.pid == std::process::id()).expect("this process publishes");
+    let name = format!("svc@{addr}");
+    let engine_end = me.slots.iter().find(|s| s.name == name && s.info == 2).expect("the engine's end");
+    assert!(!engine_end.hists[1].is_empty(), "round trips timed: {:?}", engine_end.counters);
+    assert!(me.slots.iter().any(|s| s.kind == ringflow_api::stats::SlotKind::Engine), "engine threads publish");
     drop(flow);
     assert_eq!(server.join().unwrap(), 200);
     near.shutdown().unwrap();

@@ -47,9 +47,14 @@ impl Drop for DirGuard {
 /// A connected pair of flows (allocating side, accepting side) in a private
 /// runtime directory.
 fn pair(qos: Qos, spin: Duration) -> Result<(Flow, Flow, DirGuard), BenchError> {
+    pair_latency(qos, spin, true)
+}
+
+/// [`pair`] with latency recording on or off on both ends.
+fn pair_latency(qos: Qos, spin: Duration, latency: bool) -> Result<(Flow, Flow, DirGuard), BenchError> {
     let guard = DirGuard::new();
     let dir = guard.path().to_path_buf();
-    let mut l = Listener::bind_with("bench", ListenerOptions::new().runtime_dir(&dir).spin(spin))
+    let mut l = Listener::bind_with("bench", ListenerOptions::new().runtime_dir(&dir).spin(spin).latency(latency))
         .map_err(|e| err("Listener::bind", e))?;
     let d = dir.clone();
     let client = std::thread::spawn(move || {
@@ -57,7 +62,7 @@ fn pair(qos: Qos, spin: Duration) -> Result<(Flow, Flow, DirGuard), BenchError> 
             "bench",
             &qos,
             Deadline::after(Duration::from_secs(10)),
-            FlowOptions::new().runtime_dir(d).spin(spin),
+            FlowOptions::new().runtime_dir(d).spin(spin).latency(latency),
         )
     });
     let b = l.accept(Deadline::after(Duration::from_secs(10))).map_err(|e| err("Listener::accept", e))?;
@@ -140,7 +145,18 @@ pub(crate) fn echo_with<const N: usize>(
 /// `try_` forms ([`Wait::Spin`]) or in the blocking forms ([`Wait::Block`]),
 /// which spin for `spin` before they park on the flow's futex.
 pub fn pingpong<const N: usize>(ctx: &RunCtx, wait: Wait, spin: Duration) -> Result<Measurement, BenchError> {
-    let (a, b, _dir) = pair(Qos::data().with_ring_bytes(64 << 10), spin)?;
+    pingpong_latency::<N>(ctx, wait, spin, true)
+}
+
+/// [`pingpong`] with the flows' own latency recording on or off (what
+/// recording costs: the flows stamp every send and record every receive).
+pub fn pingpong_latency<const N: usize>(
+    ctx: &RunCtx,
+    wait: Wait,
+    spin: Duration,
+    latency: bool,
+) -> Result<Measurement, BenchError> {
+    let (a, b, _dir) = pair_latency(Qos::data().with_ring_bytes(64 << 10), spin, latency)?;
     pingpong::run::<N>(ctx, Side { flow: a, wait }, Side { flow: b, wait })
 }
 

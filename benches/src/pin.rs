@@ -20,8 +20,12 @@ pub struct Pins {
 
 impl Pins {
     /// Reads the cores this process may run on. Call from the main thread
-    /// before anything is pinned.
+    /// before anything is pinned. `RINGFLOW_BENCH_PIN=off` leaves the
+    /// threads unpinned (to measure what pinning buys; see tuning.md).
     pub fn detect() -> Self {
+        if std::env::var("RINGFLOW_BENCH_PIN").is_ok_and(|v| v == "off") {
+            return Pins::unpinned();
+        }
         match core_affinity::get_core_ids() {
             Some(ids) => {
                 let cores = match ids.as_slice() {

@@ -91,30 +91,14 @@ impl Report {
         for i in &self.items {
             out.push_str(&format!(
                 "{{\"item\":{},\"verdict\":{},\"found\":{},\"fix\":{}}}\n",
-                json_str(i.name),
-                json_str(i.verdict.name()),
-                json_str(&i.found),
-                i.fix.as_deref().map_or_else(|| "null".to_owned(), json_str)
+                crate::json::string(i.name),
+                crate::json::string(i.verdict.name()),
+                crate::json::string(&i.found),
+                i.fix.as_deref().map_or_else(|| "null".to_owned(), crate::json::string)
             ));
         }
         out
     }
-}
-
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Examines the host for an engine configured as `config`.
@@ -425,10 +409,5 @@ mod tests {
         for line in report.to_json_lines().lines() {
             assert!(line.starts_with("{\"item\":\"") && line.ends_with('}'), "{line}");
         }
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_str("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
     }
 }

@@ -10,14 +10,17 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod doctor;
 pub mod engine;
 pub mod flow;
 pub mod futex;
+pub mod json;
 pub mod membarrier;
 pub mod peer;
+pub mod stats;
 pub mod uring;
 pub mod wait;
 pub mod wire;

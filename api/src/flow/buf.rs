@@ -10,7 +10,9 @@ use ringflow_ring::spsc::{Claim, Consumer, Peeked};
 use ringflow_ring::Notify;
 use ringflow_ring::RawRegion;
 
-use super::send::published;
+use ringflow_core::stats::{self, FlowCounter};
+
+use super::send::{count_sent, published};
 use super::Wakers;
 use crate::error::SendError;
 use crate::remote::Invoker;
@@ -30,7 +32,9 @@ pub struct SendBuf<'a> {
     /// The invoker-mode engine to drive once the message is published.
     pub(crate) invoker: Option<&'a Invoker>,
     pub(crate) wakers: Wakers,
-    pub(crate) sent: &'a mut u64,
+    pub(crate) slot: &'a stats::Slot,
+    /// Stamp the message as it is published.
+    pub(crate) latency: bool,
     pub(crate) armed: &'a AtomicU64,
     pub(crate) peer_event: i32,
 }
@@ -38,12 +42,20 @@ pub struct SendBuf<'a> {
 impl SendBuf<'_> {
     /// Publishes the message. It never waits: the room was claimed by the loan.
     pub fn send(self) -> Result<(), SendError> {
+        let stamp = if self.latency { ringflow_core::clock::now() } else { 0 };
+        let len = self.len();
         let notify = match self.loan {
-            Loan::Inline(c) => c.commit(),
-            Loan::Bulk { pool, slot, desc } => commit_bulk(pool, &slot, desc),
+            Loan::Inline(mut c) => {
+                c.set_meta(stamp);
+                c.commit()
+            }
+            Loan::Bulk { pool, slot, mut desc } => {
+                desc.set_meta(stamp);
+                commit_bulk(pool, &slot, desc)
+            }
         };
-        *self.sent += 1;
-        published(notify, &self.wakers, self.armed, self.peer_event);
+        count_sent(self.slot, len);
+        published(notify, &self.wakers, self.slot, self.armed, self.peer_event);
         if let Some(invoker) = self.invoker {
             invoker.invoke_after_send();
         }
@@ -84,7 +96,7 @@ pub struct RecvBuf<'a> {
     pub(crate) frame: Peeked,
     pub(crate) bulk: Option<Slot>,
     pub(crate) wakers: Wakers,
-    pub(crate) received: &'a mut u64,
+    pub(crate) slot: &'a stats::Slot,
     pub(crate) consumed: &'a AtomicU64,
 }
 
@@ -101,7 +113,7 @@ impl Deref for RecvBuf<'_> {
 
 impl Drop for RecvBuf<'_> {
     fn drop(&mut self) {
-        count_consumed(self.received, self.consumed);
+        count_consumed(self.slot, self.consumed);
         if let Some(b) = &self.bulk {
             consume_bulk(self.rx_bulk, b, self.wakers.peer_space[1]);
         }
@@ -166,9 +178,10 @@ pub(crate) fn release(rx: &mut Consumer<RawRegion>, peer_space: usize) {
 /// line only we write. Called before the consume's release, whose wake-up
 /// tells a lingering sender to look at it.
 #[inline]
-pub(crate) fn count_consumed(received: &mut u64, consumed: &AtomicU64) {
-    *received += 1;
+pub(crate) fn count_consumed(slot: &stats::Slot, consumed: &AtomicU64) {
+    let received = slot.get(FlowCounter::Received as usize) + 1;
+    slot.set(FlowCounter::Received as usize, received);
     // SYNC: Release; pairs with the Acquire in `Flow::dealloc` and
     // `Flow::gone_error` (which also follow a hang-up or a wake-up).
-    consumed.store(*received, Ordering::Release);
+    consumed.store(received, Ordering::Release);
 }

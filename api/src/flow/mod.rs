@@ -13,6 +13,8 @@
 //! `WouldBlock`), `x_deadline(d)` and `x_timeout(dur)`.
 
 mod buf;
+#[cfg(test)]
+mod latency_tests;
 mod pair;
 mod recv;
 mod send;
@@ -20,7 +22,7 @@ pub(crate) mod shared;
 
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,10 +30,12 @@ use ringflow_core::control::{ConnectError, ControlConn, PeerCred, RuntimeDir};
 use ringflow_core::flow::handshake::{self, Established, HandshakeError, Refusal};
 use ringflow_core::flow::watch::{self, Watch};
 use ringflow_core::flow::{FlowSetupError, Geometry, Qos, Role, Sides};
+use ringflow_core::stats::{FlowCounter, Slot, SlotKind, FLOW_LATENCY, FLOW_RTT};
 use ringflow_core::Deadline;
 use ringflow_shm::Segment;
 
 pub use buf::{RecvBuf, SendBuf};
+pub use hdrhistogram::Histogram;
 
 use crate::error::{is_resource_limit, AllocError, DeallocError};
 use crate::remote::Invoker;
@@ -46,6 +50,9 @@ pub struct FlowOptions {
     pub(crate) spin: Option<Duration>,
     pub(crate) runtime_dir: Option<PathBuf>,
     pub(crate) memory: Option<Segment>,
+    pub(crate) latency: Option<bool>,
+    /// The name a pair's ends are listed under (default "(pair)").
+    pub(crate) name: Option<String>,
 }
 
 impl FlowOptions {
@@ -81,6 +88,23 @@ impl FlowOptions {
         self
     }
 
+    /// Whether this flow records the one-way latency of every message it
+    /// receives and stamps every message it sends (default: on, unless
+    /// `RINGFLOW_FLOW_LATENCY=false` or `ringflow::stats::set_latency_default`).
+    /// Off saves two clock readings per message (about 10 ns each here).
+    #[must_use]
+    pub fn latency(mut self, on: bool) -> Self {
+        self.latency = Some(on);
+        self
+    }
+
+    /// Lists a pair's ends under `name` (the engine names its ends after
+    /// the remote flow).
+    pub(crate) fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
     pub(crate) fn dir(&self) -> Result<RuntimeDir, ringflow_core::control::DirError> {
         match &self.runtime_dir {
             Some(p) => RuntimeDir::at(p.clone()),
@@ -89,19 +113,38 @@ impl FlowOptions {
     }
 }
 
-/// Counters of one flow (this side's view).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Counters and latency histograms of one flow (this side's view), as
+/// [`Flow::stats`] copies them. The same figures are published live in the
+/// process's stats file, where `ringflow stat` reads them.
+#[derive(Clone, Debug)]
 pub struct FlowStats {
     /// Messages sent.
     pub sent: u64,
     /// Messages received.
     pub received: u64,
+    /// Payload bytes sent.
+    pub bytes_sent: u64,
+    /// Payload bytes received.
+    pub bytes_received: u64,
     /// Messages refused because the ring was full (lossy QoS).
     pub dropped: u64,
     /// Messages lost on their way to this side (a lossy flow between hosts:
     /// lost on the network, or dropped by the receiving engine when this
     /// side's ring stayed full), as the engine counted them.
     pub lost: u64,
+    /// Times this side woke its sleeping peer (a futex wake each).
+    pub wakeups: u64,
+    /// Times this side slept, waiting for a message or for room.
+    pub parked: u64,
+    /// Times a send found the ring full (it waited, or failed).
+    pub backpressure: u64,
+    /// Received messages whose send stamp could not give a latency (not
+    /// stamped: the sender records no latency; or a clock not shared).
+    pub unstamped: u64,
+    /// One-way latency of every received message, in nanoseconds: from
+    /// the sender's stamp (taken as it published) to the moment a receive
+    /// call handed the message over. Empty when recording is off.
+    pub latency: Histogram<u64>,
 }
 
 /// Futex words of the peer's sleepers, woken after we publish. Addresses in
@@ -136,7 +179,10 @@ pub struct Flow {
     pub(crate) geometry: Geometry,
     pub(crate) qos: Qos,
     pub(crate) spin: Duration,
-    pub(crate) stats: FlowStats,
+    /// Counters and histograms, in the process's stats file.
+    pub(crate) slot: Slot,
+    /// Stamp sends and record receive latencies.
+    pub(crate) latency: bool,
     name: String,
     peer: Option<PeerCred>,
     /// The peer's readiness eventfd, signalled when we publish while its
@@ -187,7 +233,8 @@ impl Flow {
             HandshakeError::TimedOut if deadline == Deadline::Now => AllocError::WouldBlock,
             e => alloc_error(e),
         })?;
-        Ok(Flow::from_parts(conn, est, Role::Initiator, name, opts.spin)?)
+        let stats = StatsSetup { dir: Some(dir.path()), latency: opts.latency };
+        Ok(Flow::from_parts(conn, est, Role::Initiator, name, opts.spin, stats)?)
     }
 
     /// Segment bytes a flow granted `qos` needs (for caller-supplied memory).
@@ -211,6 +258,7 @@ impl Flow {
         role: Role,
         name: &str,
         spin: Option<Duration>,
+        stats: StatsSetup<'_>,
     ) -> Result<Flow, FromPartsError> {
         let Established { memory, qos, own_event, peer_event } = est;
         let sides = memory.sides(role)?;
@@ -227,6 +275,20 @@ impl Flow {
         let hook: Arc<dyn watch::HangUp> = shared.clone();
         let watch = watch::watch(conn.as_raw_fd(), Arc::downgrade(&hook))?;
         let peer = conn.peer_cred().ok();
+        let info = match role {
+            Role::Initiator => 1,
+            Role::Acceptor => 2,
+        };
+        let peer_pid = peer.map_or(0, |c| u64::from(c.pid));
+        let slot = match stats.dir {
+            Some(dir) => Slot::open(dir, SlotKind::Flow, name, info, peer_pid),
+            None => Slot::on_heap(),
+        };
+        let latency = stats.latency.unwrap_or_else(ringflow_core::stats::latency_default);
+        if latency {
+            // Calibrate the clock now, not on the first receive.
+            ringflow_core::clock::init();
+        }
         Ok(Flow {
             sides: ManuallyDrop::new(sides),
             wakers,
@@ -234,7 +296,8 @@ impl Flow {
             geometry,
             qos,
             spin: spin.unwrap_or(DEFAULT_SPIN),
-            stats: FlowStats::default(),
+            slot,
+            latency,
             name: name.to_owned(),
             peer,
             peer_event,
@@ -261,12 +324,54 @@ impl Flow {
         self.peer.map(|c| c.pid)
     }
 
-    /// This side's counters.
+    /// This side's counters and a snapshot of its latency histograms.
     pub fn stats(&self) -> FlowStats {
         // SYNC: Relaxed; a count for reports, nothing rides on it (its
         // writer, `report_lost`, stores Relaxed too).
         let lost = self.shared.memory.rx_lost(self.shared.role).load(std::sync::atomic::Ordering::Relaxed);
-        FlowStats { lost, ..self.stats }
+        self.slot.set(FlowCounter::Lost as usize, lost);
+        let c = |k: FlowCounter| self.slot.get(k as usize);
+        FlowStats {
+            sent: c(FlowCounter::Sent),
+            received: c(FlowCounter::Received),
+            bytes_sent: c(FlowCounter::BytesSent),
+            bytes_received: c(FlowCounter::BytesReceived),
+            dropped: c(FlowCounter::Dropped),
+            lost,
+            wakeups: c(FlowCounter::Wakeups),
+            parked: c(FlowCounter::Parked),
+            backpressure: c(FlowCounter::Backpressure),
+            unstamped: c(FlowCounter::Unstamped),
+            latency: self.slot.hist(FLOW_LATENCY).snapshot(),
+        }
+    }
+
+    /// Empties this side's latency histograms (counters keep counting):
+    /// the start of a new measurement interval.
+    pub fn reset_latency(&mut self) {
+        self.slot.reset_hists();
+    }
+
+    /// Whether this side stamps and records latencies.
+    pub fn records_latency(&self) -> bool {
+        self.latency
+    }
+
+    /// Messages sent so far (cheap: no histogram copy).
+    pub(crate) fn sent_count(&self) -> u64 {
+        self.slot.get(FlowCounter::Sent as usize)
+    }
+
+    /// Messages received so far.
+    pub(crate) fn received_count(&self) -> u64 {
+        self.slot.get(FlowCounter::Received as usize)
+    }
+
+    /// Engine side: records one round trip of this flow (a message's
+    /// departure to its acknowledgement), in the engine's end: `ringflow
+    /// stat` shows it with the engine's process.
+    pub(crate) fn record_rtt(&self, ns: u64) {
+        self.slot.hist(FLOW_RTT).record(ns);
     }
 
     /// Engine side: reports `total` messages lost on their way to the
@@ -292,7 +397,7 @@ impl Flow {
     /// peer leaves. The peer then reads everything and gets end of flow.
     pub fn dealloc(mut self, deadline: Deadline) -> Result<(), DeallocError> {
         self.close_tx();
-        let sent = self.stats.sent;
+        let sent = self.sent_count();
         let consumed = self.shared.memory.tx_consumed(self.shared.role);
         // SYNC: Acquire; pairs with the Release in `count_consumed` (a figure
         // the peer reports: trusted only for this wait).
@@ -340,7 +445,11 @@ impl Flow {
     /// consumed (never more than we sent).
     pub(crate) fn peer_consumed(&self) -> u64 {
         // SYNC: Acquire; pairs with the Release in `count_consumed` on the peer.
-        self.shared.memory.tx_consumed(self.shared.role).load(std::sync::atomic::Ordering::Acquire).min(self.stats.sent)
+        self.shared
+            .memory
+            .tx_consumed(self.shared.role)
+            .load(std::sync::atomic::Ordering::Acquire)
+            .min(self.sent_count())
     }
 
     /// Engine side: whether the local peer has closed its receiving side
@@ -365,6 +474,7 @@ impl Flow {
         send::published(
             notify,
             &self.wakers,
+            &self.slot,
             self.shared.memory.tx_armed(self.shared.role),
             self.peer_event.as_raw_fd(),
         );
@@ -413,8 +523,22 @@ impl Drop for Flow {
 
 impl std::fmt::Debug for Flow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Flow").field("name", &self.name).field("qos", &self.qos).field("stats", &self.stats).finish()
+        f.debug_struct("Flow")
+            .field("name", &self.name)
+            .field("qos", &self.qos)
+            .field("sent", &self.sent_count())
+            .field("received", &self.received_count())
+            .finish()
     }
+}
+
+/// Where a new flow's statistics go: the stats file of a runtime
+/// directory (or the heap), and whether it records latencies (`None`: the
+/// process default).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct StatsSetup<'a> {
+    pub dir: Option<&'a Path>,
+    pub latency: Option<bool>,
 }
 
 /// Why an accepted or allocated flow could not be assembled.

@@ -9,7 +9,7 @@ use ringflow_core::control::ControlConn;
 use ringflow_core::flow::handshake::Established;
 use ringflow_core::flow::{readiness, FlowMemory, Qos, Role};
 
-use super::{Flow, FlowOptions};
+use super::{Flow, FlowOptions, StatsSetup};
 use crate::error::AllocError;
 
 impl Flow {
@@ -25,6 +25,7 @@ impl Flow {
         // Both ends live in this process: fence-free publishing needs only
         // this process's registration.
         let mode = ringflow_core::membarrier::preferred_wake_mode();
+        let dir = opts.dir().ok();
         let memory = FlowMemory::create("pair", &qos, mode, opts.memory).map_err(AllocError::Memory)?;
         let io = |e: std::io::Error| {
             if crate::error::is_resource_limit(&e) {
@@ -39,8 +40,10 @@ impl Flow {
         let signal_a = ready_a.1.try_clone().map_err(io)?;
         let a = Established { memory: Arc::clone(&memory), qos, own_event: ready_a, peer_event: signal_b };
         let b = Established { memory, qos, own_event: ready_b, peer_event: signal_a };
-        let a = Flow::from_parts(conn_a, a, Role::Initiator, "(pair)", opts.spin)?;
-        let b = Flow::from_parts(conn_b, b, Role::Acceptor, "(pair)", opts.spin)?;
+        let stats = StatsSetup { dir: dir.as_ref().map(|d| d.path()), latency: opts.latency };
+        let name = opts.name.as_deref().unwrap_or("(pair)");
+        let a = Flow::from_parts(conn_a, a, Role::Initiator, name, opts.spin, stats)?;
+        let b = Flow::from_parts(conn_b, b, Role::Acceptor, name, opts.spin, stats)?;
         Ok((a, b))
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use ringflow_core::control::RecvError as CtlRecvError;
 use ringflow_core::flow::handshake::{self, HandshakeError, Kind};
 use ringflow_core::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
+use ringflow_core::stats::{FlowCounter, FLOW_LATENCY};
 use ringflow_core::{wait_until, Deadline, WaitOutcome};
 use ringflow_ring::pool::Slot;
 use ringflow_ring::spsc::Peeked;
@@ -123,6 +124,7 @@ impl Flow {
         if m.fds() > 0 {
             return Err(RecvError::FdSlots { needed: m.fds() });
         }
+        self.handed_over(&m);
         let s = self.sides.get();
         Ok(RecvBuf {
             rx: s.rx,
@@ -130,7 +132,7 @@ impl Flow {
             frame: m.frame,
             bulk: m.bulk,
             wakers: self.wakers,
-            received: &mut self.stats.received,
+            slot: &self.slot,
             consumed: self.shared.memory.rx_consumed(self.shared.role),
         })
     }
@@ -157,17 +159,33 @@ impl Flow {
         if nfds > 0 {
             self.take_fds(&mut slots[..nfds])?;
         }
+        self.handed_over(&m);
         let s = self.sides.get();
         match &m.bulk {
             Some(b) => s.rx_bulk.copy_to(b, buf),
             None => s.rx.view(&m.frame).copy_to(buf),
         }
-        count_consumed(&mut self.stats.received, self.shared.memory.rx_consumed(self.shared.role));
+        count_consumed(&self.slot, self.shared.memory.rx_consumed(self.shared.role));
         if let Some(b) = &m.bulk {
             consume_bulk(s.rx_bulk, b, self.wakers.peer_space[1]);
         }
         consume(s.rx, &m.frame, self.wakers.peer_space[0]);
         Ok((len, nfds))
+    }
+
+    /// Counts a message handed to the application and records its one-way
+    /// latency from the sender's stamp (the low bits of the frame's
+    /// metadata word; 0 when the sender does not stamp).
+    #[inline(always)]
+    fn handed_over(&self, m: &Located) {
+        self.slot.add(FlowCounter::BytesReceived as usize, m.len() as u64);
+        if self.latency {
+            let stamp = m.frame.meta() & ringflow_core::clock::TICKS_MASK;
+            match ringflow_core::clock::elapsed_ns(stamp, ringflow_core::clock::now()) {
+                Some(ns) if stamp != 0 => self.slot.hist(FLOW_LATENCY).record(ns),
+                _ => self.slot.add(FlowCounter::Unstamped as usize, 1),
+            }
+        }
     }
 
     /// Takes the descriptors the peer queued on the control socket before
@@ -228,8 +246,12 @@ impl Flow {
         {
             let (rx, _) = self.sides.rx();
             let shared = &self.shared;
+            let slot = &self.slot;
             let outcome = wait_until(
-                || rx.data_wait(),
+                || {
+                    slot.add(FlowCounter::Parked as usize, 1);
+                    rx.data_wait()
+                },
                 || !matches!(rx.peek(), Err(ReadError::Empty)) || shared.state() != LIVE,
                 self.spin,
                 deadline,
@@ -254,7 +276,7 @@ impl Flow {
                 // more; still nothing (and no clean close) means it died.
                 found = self.sides.rx().0.peek();
                 if matches!(found, Err(ReadError::Empty)) {
-                    return Err(RecvError::PeerGone { received: self.stats.received });
+                    return Err(RecvError::PeerGone { received: self.received_count() });
                 }
             }
         }
@@ -343,9 +365,10 @@ impl Flow {
     /// if `take` returns true, and never counts it as consumed for the
     /// sender's linger (the engine confirms that once the remote
     /// application has consumed it: [`Flow::confirm_consumed`]). Returns
-    /// whether a message was taken. A message that carries descriptors
-    /// cannot leave the host: `FdSlots`.
-    pub(crate) fn forward(&mut self, take: impl FnOnce(&[u8]) -> bool) -> Result<bool, RecvError> {
+    /// the taken message's send stamp (0: not stamped), or `None` if
+    /// `take` refused it. A message that carries descriptors cannot leave
+    /// the host: `FdSlots`.
+    pub(crate) fn forward(&mut self, take: impl FnOnce(&[u8], u64) -> bool) -> Result<Option<u64>, RecvError> {
         let m = match self.locate() {
             Ok(m) => m,
             Err(e) => self.wait_message(e, Deadline::Now)?,
@@ -358,13 +381,14 @@ impl Flow {
             Some(b) => s.rx_bulk.payload(b),
             None => s.rx.payload_of(&m.frame),
         };
-        if !take(payload) {
-            return Ok(false);
+        let stamp = m.frame.meta() & ringflow_core::clock::TICKS_MASK;
+        if !take(payload, stamp) {
+            return Ok(None);
         }
         if let Some(b) = &m.bulk {
             consume_bulk(s.rx_bulk, b, self.wakers.peer_space[1]);
         }
         consume(s.rx, &m.frame, self.wakers.peer_space[0]);
-        Ok(true)
+        Ok(Some(stamp))
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use ringflow_core::control::SCM_MAX_FD;
 use ringflow_core::flow::handshake::{self, Kind, Packet};
 use ringflow_core::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
+use ringflow_core::stats::{FlowCounter, Slot};
 use ringflow_core::{wait_until, Deadline, WaitOutcome};
 use ringflow_ring::spsc::Claim;
 use ringflow_ring::{ClaimError, Notify, RawRegion};
@@ -116,7 +117,8 @@ impl Flow {
         let bulk = self.admit(len)?;
         self.wait_room(len, bulk, deadline)?;
         let wakers = self.wakers;
-        let Flow { sides, stats, shared, peer_event, invoker, .. } = self;
+        let latency = self.latency;
+        let Flow { sides, slot, shared, peer_event, invoker, .. } = self;
         let s = sides.get();
         let loan = if bulk {
             let slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;
@@ -130,28 +132,52 @@ impl Flow {
             loan,
             invoker: invoker.as_deref(),
             wakers,
-            sent: &mut stats.sent,
+            slot,
+            latency,
             armed: shared.memory.tx_armed(shared.role),
             peer_event: peer_event.as_raw_fd(),
         })
     }
 
+    /// Engine side: [`try_send`](Self::try_send) of a message that arrived
+    /// from another host with its sender's `stamp` (0: none, stamp it now),
+    /// so the receiver's latency runs from the remote send.
+    pub(crate) fn try_send_stamped(&mut self, msg: &[u8], stamp: u64) -> Result<(), SendError> {
+        self.send_parts_at(&[msg], &[], Deadline::Now, stamp)
+    }
+
     /// The one copy path behind every send form.
+    #[inline]
     fn send_parts(&mut self, parts: &[&[u8]], fds: &[BorrowedFd<'_>], deadline: Deadline) -> Result<(), SendError> {
+        self.send_parts_at(parts, fds, deadline, 0)
+    }
+
+    /// [`send_parts`](Self::send_parts) with a given stamp (0: now).
+    #[inline]
+    fn send_parts_at(
+        &mut self,
+        parts: &[&[u8]],
+        fds: &[BorrowedFd<'_>],
+        deadline: Deadline,
+        stamp: u64,
+    ) -> Result<(), SendError> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let max = if self.crosses_hosts { 0 } else { SCM_MAX_FD };
         if fds.len() > max {
             return Err(SendError::TooManyFds { count: fds.len(), max });
         }
         let bulk = self.admit(len)?;
-        let meta = (fds.len() as u64) << FDS_SHIFT;
+        // A stamp from the network is masked to its bits: it must never
+        // reach the descriptor count above them.
+        let stamp = if stamp != 0 && self.latency { stamp & ringflow_core::clock::TICKS_MASK } else { self.stamp() };
+        let meta = (fds.len() as u64) << FDS_SHIFT | stamp;
         let flags = if fds.is_empty() { 0 } else { FLAG_FDS };
         if !bulk {
             // The common case first: room in the inline ring right now.
             match self.sides.get().tx.try_claim(len) {
                 Ok(c) => {
                     let notify = fill_and_commit(c, parts, flags, meta, &self.conn, fds, deadline)?;
-                    self.sent(notify);
+                    self.sent(notify, len);
                     return Ok(());
                 }
                 Err(ClaimError::Full) => {}
@@ -175,15 +201,26 @@ impl Flow {
             let c = s.tx.try_claim(len).map_err(claim_error)?;
             fill_and_commit(c, parts, flags, meta, &self.conn, fds, deadline)?
         };
-        self.sent(notify);
+        self.sent(notify, len);
         Ok(())
+    }
+
+    /// The send stamp of a message published now (0: not stamped).
+    #[inline(always)]
+    pub(crate) fn stamp(&self) -> u64 {
+        if self.latency {
+            ringflow_core::clock::now()
+        } else {
+            0
+        }
     }
 
     /// Counts a published message and wakes or signals the peer.
     #[inline]
-    fn sent(&mut self, notify: Notify) {
-        self.stats.sent += 1;
-        published(notify, &self.wakers, self.shared.memory.tx_armed(self.shared.role), self.peer_event.as_raw_fd());
+    fn sent(&mut self, notify: Notify, len: usize) {
+        count_sent(&self.slot, len);
+        let armed = self.shared.memory.tx_armed(self.shared.role);
+        published(notify, &self.wakers, &self.slot, armed, self.peer_event.as_raw_fd());
         if let Some(invoker) = &self.invoker {
             invoker.invoke_after_send();
         }
@@ -226,8 +263,9 @@ impl Flow {
                     Err(e) => return Err(self.claim_failed(e)),
                 }
             }
+            self.slot.add(FlowCounter::Backpressure as usize, 1);
             if !self.qos.reliable {
-                self.stats.dropped += 1;
+                self.slot.add(FlowCounter::Dropped as usize, 1);
                 return Err(SendError::Full);
             }
             let shared = &self.shared;
@@ -247,16 +285,23 @@ impl Flow {
                 }
                 continue;
             }
+            let slot = &self.slot;
             let outcome = if full_pool {
                 wait_until(
-                    || pool.space_wait(),
+                    || {
+                        slot.add(FlowCounter::Parked as usize, 1);
+                        pool.space_wait()
+                    },
                     || pool.fits(len) || pool.is_consumer_closed() || shared.state() != LIVE,
                     self.spin,
                     deadline,
                 )
             } else {
                 wait_until(
-                    || tx.space_wait(),
+                    || {
+                        slot.add(FlowCounter::Parked as usize, 1);
+                        tx.space_wait()
+                    },
                     || tx.fits(inline_need) || tx.is_consumer_closed() || shared.state() != LIVE,
                     self.spin,
                     deadline,
@@ -288,7 +333,7 @@ impl Flow {
         if !self.sides.tx().0.is_consumer_closed() {
             // SYNC: Acquire; pairs with the Release in `count_consumed`.
             let consumed = self.shared.memory.tx_consumed(self.shared.role).load(Ordering::Acquire);
-            SendError::PeerGone { delivered: consumed.min(self.stats.sent) }
+            SendError::PeerGone { delivered: consumed.min(self.sent_count()) }
         } else {
             SendError::Closed
         }
@@ -355,8 +400,15 @@ fn send_fd_packet(
 /// which orders the arm-word load below after it (Dekker with the reader's
 /// arm-then-recheck in `recv`).
 #[inline]
-pub(crate) fn published(notify: Notify, wakers: &Wakers, armed: &std::sync::atomic::AtomicU64, peer_event: i32) {
+pub(crate) fn published(
+    notify: Notify,
+    wakers: &Wakers,
+    slot: &Slot,
+    armed: &std::sync::atomic::AtomicU64,
+    peer_event: i32,
+) {
     if notify.is_wake() {
+        slot.add(FlowCounter::Wakeups as usize, 1);
         Wakers::wake(wakers.peer_data);
     }
     // SYNC: Relaxed; ordered after our commit by the SeqCst fence in the
@@ -364,4 +416,11 @@ pub(crate) fn published(notify: Notify, wakers: &Wakers, armed: &std::sync::atom
     if armed.load(Ordering::Relaxed) != 0 && armed.swap(0, Ordering::AcqRel) != 0 {
         readiness::signal(peer_event);
     }
+}
+
+/// Counts one message of `len` bytes sent.
+#[inline(always)]
+pub(crate) fn count_sent(slot: &Slot, len: usize) {
+    slot.add(FlowCounter::Sent as usize, 1);
+    slot.add(FlowCounter::BytesSent as usize, len as u64);
 }

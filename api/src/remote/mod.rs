@@ -89,6 +89,9 @@ impl RemoteEngine {
             None => None,
         };
         let shared = Arc::new(Shared::default());
+        // SYNC: Relaxed; a setting read when flows are set up, published to
+        // the engine thread by its spawn.
+        shared.latency.store(config.flow().latency, std::sync::atomic::Ordering::Relaxed);
         let (ready_tx, ready_rx) = mpsc::channel();
         let invoker_mode = config.engine().mode == ThreadingMode::Invoker;
         let mut uring = config.io_uring().clone();
@@ -168,7 +171,10 @@ impl RemoteEngine {
     /// listens on there ([`AllocError::NotFound`]).
     pub fn alloc(&self, target: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
         let (name, addr) = parse_target(target)?;
-        let (mut app_end, engine_end) = Flow::pair(qos)?;
+        // SYNC: Relaxed; see `start`.
+        let latency = self.shared.latency.load(std::sync::atomic::Ordering::Relaxed);
+        let opts = crate::FlowOptions::new().named(target).latency(latency);
+        let (mut app_end, engine_end) = Flow::pair_with(qos, opts)?;
         let (reply_tx, reply_rx) = mpsc::channel();
         let open = Command::Open { addr, name, qos: *app_end.qos(), end: engine_end, reply: Reply::Channel(reply_tx) };
         self.shared.push(open);

@@ -27,6 +27,14 @@ const CHECKS: &[CheckSpec] = &[
         stat: Stat::P50,
         target: Target::AtMost(0.05),
     },
+    // What the flows' built-in latency histograms cost a round trip.
+    CheckSpec {
+        case: "pingpong-spin-64B",
+        num: "ringflow",
+        den: "ringflow-nohist",
+        stat: Stat::P50,
+        target: Target::AtMost(1.10),
+    },
     CheckSpec {
         case: "pingpong-blocking-64B",
         num: "ringflow",
@@ -59,7 +67,8 @@ fn cases() -> Vec<Case> {
         Case {
             name: "pingpong-spin-64B",
             about: "round trip of a 64-byte message, ringflow spinning: limit = cache-line handoff; ringflow = a \
-                    flow, try_recv_ref busy-polled; unix-socket = a socketpair used as applications use it, \
+                    flow, try_recv_ref busy-polled, recording its latency histograms (the default); \
+                    ringflow-nohist = the same with recording off; unix-socket = a socketpair used as applications use it, \
                     blocking recv; unix-socket-spin, pipe (two pipes), tcp (127.0.0.1, TCP_NODELAY) = \
                     nonblocking fds, the receiver busy-polls recv/read; iceoryx2 = zero-copy \
                     publish-subscribe, receive() busy-polled",
@@ -107,6 +116,7 @@ fn pingpong_spin_impls() -> Vec<Impl> {
     let mut impls = vec![
         Impl::new(LIMIT, limit::pingpong),
         Impl::new("ringflow", |ctx| flow::pingpong::<64>(ctx, Wait::Spin, Duration::ZERO)),
+        Impl::new("ringflow-nohist", |ctx| flow::pingpong_latency::<64>(ctx, Wait::Spin, Duration::ZERO, false)),
         Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Block)),
         Impl::new("unix-socket-spin", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Spin)),
         Impl::new("pipe", |ctx| os::pipe::pingpong::<64>(ctx, Wait::Spin)),

@@ -213,6 +213,11 @@ impl EngineConfigBuilder {
         self.set(keys::FLOW_SPIN_US, int(micros))
     }
 
+    /// `flow.latency`.
+    pub fn latency(self, on: bool) -> Self {
+        self.set(keys::FLOW_LATENCY, Raw::Bool(on))
+    }
+
     /// The configuration, or the first value refused, or the first pair of
     /// keys that cannot go together.
     pub fn build(self) -> Result<EngineConfig, ConfigError> {

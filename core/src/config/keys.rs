@@ -37,6 +37,7 @@ pub(crate) const NET_PEERS: &str = "net.peers";
 pub(crate) const FLOW_RING_BYTES: &str = "flow.ring_bytes";
 pub(crate) const FLOW_MAX_MSG: &str = "flow.max_msg";
 pub(crate) const FLOW_SPIN_US: &str = "flow.spin_us";
+pub(crate) const FLOW_LATENCY: &str = "flow.latency";
 
 /// The word that stands for "not set" in an optional key, in every form.
 pub(crate) const NONE: &str = "none";
@@ -361,6 +362,12 @@ pub(crate) static KEYS: &[KeySpec] = &[
         kind: int(0, 1_000_000),
         get: |c| Raw::Int(c.flow.spin.as_micros() as i128),
         set: |c, v| c.flow.spin = Duration::from_micros(uint(v)),
+    },
+    KeySpec {
+        path: FLOW_LATENCY,
+        kind: Kind::Bool,
+        get: |c| Raw::Bool(c.flow.latency),
+        set: |c, v| c.flow.latency = boolean(v),
     },
 ];
 

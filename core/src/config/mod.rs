@@ -192,6 +192,9 @@ pub struct FlowDefaults {
     pub max_msg: usize,
     /// `flow.spin_us`: how long a blocking call spins before parking.
     pub spin: Duration,
+    /// `flow.latency`: flows stamp what they send and record the one-way
+    /// latency of what they receive.
+    pub latency: bool,
 }
 
 /// The whole engine configuration. Only [`EngineConfigBuilder::build`], the
@@ -233,7 +236,12 @@ impl Default for EngineConfig {
                 batch: 32,
             },
             net: NetSection::default(),
-            flow: FlowDefaults { ring_bytes: 256 << 10, max_msg: 1 << 20, spin: Duration::from_micros(20) },
+            flow: FlowDefaults {
+                ring_bytes: 256 << 10,
+                max_msg: 1 << 20,
+                spin: Duration::from_micros(20),
+                latency: true,
+            },
             origins: vec![Origin::Default; keys::KEYS.len()],
         }
     }

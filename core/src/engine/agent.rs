@@ -43,6 +43,15 @@ pub trait Agent: Send {
     fn sleeps(&self) -> bool {
         false
     }
+
+    /// Hands the agent its engine thread's statistics slot, before the
+    /// first duty cycle: an agent that can tell how long a wake-up took
+    /// (a stamped message found after a sleep) records it there. The slot
+    /// is written only from the engine thread, so the agent writes it only
+    /// from `do_work` and `wait`.
+    fn attach_stats(&mut self, slot: std::sync::Arc<crate::stats::Slot>) {
+        let _ = slot;
+    }
 }
 
 /// Agent panics recorded by every thread of one engine. Locked only when an
@@ -115,6 +124,13 @@ impl AgentSet {
                     failures.record(panicked(agent, "wait", payload));
                 }
             }
+        }
+    }
+
+    /// Hands every agent the thread's statistics slot.
+    pub(crate) fn attach_stats(&mut self, slot: &std::sync::Arc<crate::stats::Slot>) {
+        for agent in &mut self.agents {
+            agent.attach_stats(std::sync::Arc::clone(slot));
         }
     }
 

@@ -19,7 +19,9 @@ use super::agent::{panic_message, Agent, AgentSet, Failures};
 use super::error::EngineError;
 use super::idle::{IdleStats, Idler};
 use super::stats::StatsCell;
+use crate::clock;
 use crate::config::IdleStrategy;
+use crate::stats::{EngineCounter, Slot, SlotKind, ENGINE_DUTY, ENGINE_IDLE};
 
 /// What the threads of one engine are told: one entry of `cores` per thread.
 pub(crate) struct Plan {
@@ -239,6 +241,17 @@ fn abort(shared: &Shared, threads: Vec<EngineThread>, gos: Vec<Sender<bool>>) {
     }
 }
 
+/// The statistics slot of engine thread `index`, in the stats file of the
+/// user's runtime directory (on the heap if there is none).
+fn thread_slot(index: usize, core: Option<usize>) -> Slot {
+    let name = format!("ringflow-engine-{index}");
+    let core = core.map_or(u64::MAX, |c| c as u64);
+    match crate::control::RuntimeDir::resolve() {
+        Ok(dir) => Slot::open(dir.path(), SlotKind::Engine, &name, index as u64, core),
+        Err(_) => Slot::on_heap(),
+    }
+}
+
 /// Pins the calling thread to `core`.
 fn pin(core: Option<usize>) -> Result<(), EngineError> {
     let Some(core) = core else { return Ok(()) };
@@ -263,14 +276,37 @@ fn run(mut context: ThreadContext) -> usize {
     context.agents.close(&context.shared.failures)
 }
 
-/// loop { work = Σ do_work; if stopping, break; idle(work) }.
+/// loop { work = Σ do_work; if stopping, break; idle(work) }, recording
+/// in the thread's stats slot how long each cycle that did work took and
+/// how long each idle span lasted (one clock reading per cycle).
 fn duty_cycle(context: &mut ThreadContext) {
     let mut idler = Idler::with_park_cap(context.idle, context.park_cap);
     let (mut cycles, mut work_items) = (0u64, 0u64);
+    let slot = Arc::new(thread_slot(context.index, context.core));
+    context.agents.attach_stats(&slot);
+    let mut idle_since: Option<u64> = None;
     loop {
+        let start = clock::now();
+        if let Some(since) = idle_since.take() {
+            // The idle span ends where this cycle starts (it may find
+            // nothing again: then it is a new span, as it began here).
+            if let Some(ns) = clock::elapsed_ns(since, start) {
+                slot.hist(ENGINE_IDLE).record(ns);
+            }
+        }
         let work = context.agents.do_work(&context.shared.failures);
         cycles += 1;
         work_items = work_items.saturating_add(work as u64);
+        slot.set(EngineCounter::Cycles as usize, cycles);
+        if work > 0 {
+            slot.add(EngineCounter::Busy as usize, 1);
+            slot.set(EngineCounter::Work as usize, work_items);
+            if let Some(ns) = clock::elapsed_ns(start, clock::now()) {
+                slot.hist(ENGINE_DUTY).record(ns);
+            }
+        } else {
+            idle_since = Some(start);
+        }
         let agents = context.agents.len();
         context.stats.publish(agents, cycles, work_items, idler.stats());
         // SYNC: Acquire; pairs with the Release store in `ThreadGroup::stop`.
@@ -278,7 +314,11 @@ fn duty_cycle(context: &mut ThreadContext) {
             break;
         }
         let stats = &context.stats;
-        let before_park = |idle: IdleStats| stats.publish(agents, cycles, work_items, idle);
+        let slot = &slot;
+        let before_park = |idle: IdleStats| {
+            slot.add(EngineCounter::Sleeps as usize, 1);
+            stats.publish(agents, cycles, work_items, idle)
+        };
         if context.agents.sleeps() {
             // The agent sleeps for its own events (its io_uring) and is
             // woken its own way; see `Agent::sleeps`.

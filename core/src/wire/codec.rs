@@ -12,7 +12,8 @@ use super::bytes::{Reader, Writer};
 use super::crc32c::crc32c;
 use super::error::{EncodeError, WireError};
 use super::frame::{
-    Frame, Kind, OpenResult, CRC_LEN, DATA_FIXED, DATA_PREFIX_LEN, FLAG_CRC32C, HEADER_LEN, OPEN_FIXED, QOS_LEN,
+    Frame, Kind, OpenResult, CRC_LEN, DATA_FIXED, DATA_PREFIX_LEN, FLAG_CRC32C, FLAG_STAMP, HEADER_LEN, OPEN_FIXED,
+    QOS_LEN, STAMP_LEN,
 };
 use crate::control::validate_name;
 
@@ -79,7 +80,8 @@ pub fn encode_into(frame: &Frame<'_>, checksum: Checksum, out: &mut [u8]) -> Res
     let mut w = Writer::new(out);
     w.u32(body);
     w.u8(frame.kind() as u8);
-    w.u8(checksum.flags());
+    let stamped = matches!(frame, Frame::Data { stamp, .. } if *stamp != 0);
+    w.u8(checksum.flags() | if stamped { FLAG_STAMP } else { 0 });
     w.u16(0);
     match *frame {
         Frame::Open { flow_id, name, qos } => {
@@ -94,9 +96,12 @@ pub fn encode_into(frame: &Frame<'_>, checksum: Checksum, out: &mut [u8]) -> Res
             w.u16(result as u16);
             w.bytes(&qos);
         }
-        Frame::Data { flow_id, seq, payload } => {
+        Frame::Data { flow_id, seq, stamp, payload } => {
             w.u32(flow_id);
             w.u64(seq);
+            if stamp != 0 {
+                w.u64(stamp);
+            }
             w.bytes(payload);
         }
         Frame::Ack { flow_id, cumulative_seq: seq }
@@ -169,7 +174,10 @@ fn body_len(frame: &Frame<'_>) -> Result<u32, EncodeError> {
             validate_name(name).map_err(EncodeError::BadName)?;
             OPEN_FIXED as usize + name.len()
         }
-        Frame::Data { payload, .. } => payload.len().saturating_add(DATA_FIXED as usize),
+        Frame::Data { payload, stamp, .. } => {
+            let stamp_len = if *stamp != 0 { STAMP_LEN } else { 0 };
+            payload.len().saturating_add(DATA_FIXED as usize + stamp_len)
+        }
         other => other.kind().body_bounds().0 as usize,
     };
     u32::try_from(len).map_err(|_| EncodeError::TooLarge { body_len: len })
@@ -180,6 +188,8 @@ struct Header {
     len: u32,
     kind: Kind,
     crc: bool,
+    /// A `Data` frame carrying its sender's stamp.
+    stamped: bool,
     /// Header, body and trailer.
     total: usize,
 }
@@ -240,7 +250,7 @@ impl Decoder {
                 return Err(WireError::BadCrc { computed, carried });
             }
         }
-        let frame = body(header.kind, &bytes[HEADER_LEN..body_end])?;
+        let frame = body(header.kind, header.stamped, &bytes[HEADER_LEN..body_end])?;
         Ok(Some((frame, header.total)))
     }
 
@@ -259,9 +269,11 @@ impl Decoder {
         let mut r = Reader(bytes);
         let (len, code, flags, reserved) = (r.u32(), r.u8(), r.u8(), r.u16());
         let kind = Kind::from_code(code).ok_or(WireError::UnknownKind(code))?;
-        if flags & !FLAG_CRC32C != 0 {
+        let known = if kind == Kind::Data { FLAG_CRC32C | FLAG_STAMP } else { FLAG_CRC32C };
+        if flags & !known != 0 {
             return Err(WireError::UnknownFlags(flags));
         }
+        let stamped = flags & FLAG_STAMP != 0;
         if reserved != 0 {
             return Err(WireError::ReservedNotZero(reserved));
         }
@@ -273,7 +285,10 @@ impl Decoder {
         if len > self.max_frame_len {
             return Err(too_long);
         }
-        let (min, max) = kind.body_bounds();
+        let (mut min, max) = kind.body_bounds();
+        if stamped {
+            min += STAMP_LEN as u32;
+        }
         if len < min {
             return Err(WireError::BodyTooShort { kind, len, min });
         }
@@ -283,13 +298,13 @@ impl Decoder {
         let trailer = if crc { CRC_LEN } else { 0 };
         // Cannot overflow a 64-bit usize; a 32-bit one gets an error.
         let total = usize::try_from(len).ok().and_then(|l| l.checked_add(HEADER_LEN + trailer)).ok_or(too_long)?;
-        Ok(Some(Header { len, kind, crc, total }))
+        Ok(Some(Header { len, kind, crc, stamped, total }))
     }
 }
 
 /// Parses a body whose length the header check has put within the kind's
 /// bounds.
-fn body(kind: Kind, body: &[u8]) -> Result<Frame<'_>, WireError> {
+fn body(kind: Kind, stamped: bool, body: &[u8]) -> Result<Frame<'_>, WireError> {
     let mut r = Reader(body);
     Ok(match kind {
         Kind::Open => {
@@ -316,7 +331,10 @@ fn body(kind: Kind, body: &[u8]) -> Result<Frame<'_>, WireError> {
         }
         Kind::Data => {
             let (flow_id, seq) = (r.u32(), r.u64());
-            Frame::Data { flow_id, seq, payload: r.rest() }
+            // A zero stamp on the wire would read as "not stamped": keep it
+            // as the (harmless) smallest stamp instead.
+            let stamp = if stamped { r.u64().max(1) } else { 0 };
+            Frame::Data { flow_id, seq, stamp, payload: r.rest() }
         }
         Kind::Ack => Frame::Ack { flow_id: r.u32(), cumulative_seq: r.u64() },
         Kind::Close => Frame::Close { flow_id: r.u32(), last_seq: r.u64() },

@@ -16,7 +16,7 @@
 //! | --- | --- |
 //! | Open | flow_id u32, qos [32], name_len u8, name (UTF-8) |
 //! | OpenAck | flow_id u32, result u16, granted qos [32] (zero unless accepted) |
-//! | Data | flow_id u32, seq u64, payload (the rest) |
+//! | Data | flow_id u32, seq u64, [stamp u64 if flag STAMP], payload (the rest) |
 //! | Ack | flow_id u32, cumulative_seq u64 |
 //! | Close | flow_id u32, last_seq u64 |
 //! | Keepalive | ts_ns u64 |
@@ -32,6 +32,13 @@ pub const HEADER_LEN: usize = 8;
 pub const CRC_LEN: usize = 4;
 /// Header flag: a CRC32C of header and body follows the body.
 pub const FLAG_CRC32C: u8 = 1;
+/// Header flag of `Data`: the sender's send stamp (a clock reading of the
+/// host, see `crate::clock`) follows the sequence number. Sent only to an
+/// engine that announced [`crate::wire::Features::STAMPS`] and shares the
+/// sender's clock (the same host).
+pub const FLAG_STAMP: u8 = 2;
+/// Bytes of a `Data` frame's stamp, when present.
+pub const STAMP_LEN: usize = 8;
 /// Bytes of a flow's encoded QoS, carried opaquely by `Open`.
 pub const QOS_LEN: usize = crate::flow::qos::ENCODED_LEN;
 /// The name length field is one byte; [`crate::control::validate_name`]
@@ -175,6 +182,9 @@ pub enum Frame<'a> {
         flow_id: u32,
         /// Its position in the flow.
         seq: u64,
+        /// When its sender published it, on the sending host's clock (0:
+        /// not stamped; see [`FLAG_STAMP`]).
+        stamp: u64,
         /// The message.
         payload: &'a [u8],
     },

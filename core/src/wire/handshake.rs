@@ -92,6 +92,8 @@ impl Features {
     /// This side verifies CRC32C trailers, so frames to it may carry one
     /// (flows whose QoS asks for no bit errors need it).
     pub const CRC32C: Features = Features(1);
+    /// This side reads send stamps in `Data` frames ([`crate::wire::FLAG_STAMP`]).
+    pub const STAMPS: Features = Features(2);
 
     /// Features from raw bits, unknown bits included.
     pub const fn from_bits(bits: u32) -> Features {

@@ -124,6 +124,8 @@ struct Entry {
     len: usize,
     /// The first message placed at the front after the tail ran out of room.
     starts_front: bool,
+    /// Its send stamp (0: none).
+    stamp: u64,
 }
 
 /// The sender's side of a reliable flow.
@@ -148,12 +150,20 @@ pub struct SendWindow {
     /// Live bytes run from `head` towards the end, then from 0 to `tail`.
     wrapped: bool,
     in_flight_bytes: usize,
+    /// One message in flight timed for a round trip (seq, send clock
+    /// reading): one clock reading per round trip, not one per message.
+    probe: Option<(u64, u64)>,
+    /// The last round trip measured, not yet taken.
+    rtt_ns: Option<u64>,
 }
 
 impl SendWindow {
     /// An empty window for `flow_id`; allocates the store and the message
     /// queue now, so that pushing never allocates.
     pub fn new(flow_id: u32, limits: WindowLimits) -> SendWindow {
+        // The round-trip clock decides its source (reading /proc) now,
+        // not on the data path.
+        crate::clock::init();
         SendWindow {
             flow_id,
             store: vec![0u8; limits.max_bytes].into_boxed_slice(),
@@ -165,12 +175,20 @@ impl SendWindow {
             tail: 0,
             wrapped: false,
             in_flight_bytes: 0,
+            probe: None,
+            rtt_ns: None,
         }
     }
 
     /// Numbers `payload`, keeps a copy until it is acknowledged, and returns
     /// the `Data` frame to send now.
     pub fn push(&mut self, payload: &[u8]) -> Result<Frame<'_>, PushError> {
+        self.push_stamped(payload, 0)
+    }
+
+    /// [`push`](Self::push) with the message's send stamp (0: none), which
+    /// its frame (and any resend of it) carries.
+    pub fn push_stamped(&mut self, payload: &[u8], stamp: u64) -> Result<Frame<'_>, PushError> {
         let len = payload.len();
         if len > self.store.len() {
             return Err(PushError::TooLarge { len, max: self.store.len() });
@@ -189,13 +207,16 @@ impl SendWindow {
         if self.entries.is_empty() {
             self.head = offset;
         }
-        self.entries.push_back(Entry { offset, len, starts_front });
+        self.entries.push_back(Entry { offset, len, starts_front, stamp });
         self.wrapped |= starts_front;
         self.tail = end;
         self.in_flight_bytes += len;
         let seq = self.next_seq;
         self.next_seq = after;
-        Ok(Frame::Data { flow_id: self.flow_id, seq, payload: &self.store[offset..end] })
+        if self.probe.is_none() {
+            self.probe = Some((seq, crate::clock::now()));
+        }
+        Ok(Frame::Data { flow_id: self.flow_id, seq, stamp, payload: &self.store[offset..end] })
     }
 
     /// Where a payload of `len` bytes can go, if anywhere.
@@ -230,7 +251,20 @@ impl SendWindow {
             self.acked += 1;
             freed += 1;
         }
+        if let Some((seq, at)) = self.probe {
+            if seq <= cumulative {
+                self.probe = None;
+                self.rtt_ns = crate::clock::elapsed_ns(at, crate::clock::now());
+            }
+        }
         Ok(freed)
+    }
+
+    /// The round trip last measured, if one completed since the last call:
+    /// a timed message's departure to the acknowledgement that it was
+    /// consumed (so it includes the receiver's acknowledgement delay).
+    pub fn take_rtt_ns(&mut self) -> Option<u64> {
+        self.rtt_ns.take()
     }
 
     fn pop_front(&mut self) {
@@ -348,7 +382,7 @@ impl<'a> Iterator for Resend<'a> {
         let seq = self.seq;
         self.seq += 1;
         let payload = self.store.get(entry.offset..entry.offset + entry.len).unwrap_or_default();
-        Some(Frame::Data { flow_id: self.flow_id, seq, payload })
+        Some(Frame::Data { flow_id: self.flow_id, seq, stamp: entry.stamp, payload })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

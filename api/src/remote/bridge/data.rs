@@ -39,8 +39,7 @@ impl Bridged {
 
     /// Takes the end's counts so far as the base of the remote numbering.
     pub(super) fn based(mut self) -> Bridged {
-        let stats = self.end.stats();
-        (self.sent_base, self.recv_base) = (stats.sent, stats.received);
+        (self.sent_base, self.recv_base) = (self.end.sent_count(), self.end.received_count());
         self
     }
 
@@ -87,8 +86,8 @@ fn window_limits(qos: &Qos) -> WindowLimits {
 /// Puts queued remote messages into the local ring; returns how many.
 fn deliver(b: &mut Bridged) -> usize {
     let mut moved = 0;
-    while let Some(msg) = b.inbound.front() {
-        match b.end.try_send(msg) {
+    while let Some((stamp, msg)) = b.inbound.front() {
+        match b.end.try_send_stamped(msg, *stamp) {
             Ok(()) => {
                 b.inbound.pop_front();
                 b.delivered += 1;
@@ -119,7 +118,7 @@ impl Bridge {
         let engine_id = self.hello.engine_id;
         // `io_uring.batch`: messages per flow per duty cycle.
         let batch = (self.cfg.batch as usize).max(1);
-        let Bridge { flows, links, conns, tcp, udp, .. } = self;
+        let Bridge { flows, links, conns, tcp, udp, stats, woke, .. } = self;
         for (&key, b) in flows.iter_mut() {
             let (link, flow_id) = key;
             moved += deliver(b);
@@ -170,14 +169,15 @@ impl Bridge {
             };
             let Some(tcp) = tcp.as_mut() else { continue };
             let mut link_state = links.get_mut(&link);
+            let stamps = link_state.as_ref().is_some_and(|l| l.stamps);
             let mut sent = 0;
             for _ in 0..batch {
                 if tcp.unsent(conn).unwrap_or(0) > MAX_UNSENT {
                     break;
                 }
                 let (end, window, next_seq, sum) = (&mut b.end, &mut b.window, &mut b.next_seq, b.checksum);
-                let taken = end.forward(|payload| match window {
-                    Some(w) => match w.push(payload) {
+                let taken = end.forward(|payload, stamp| match window {
+                    Some(w) => match w.push_stamped(payload, if stamps { stamp } else { 0 }) {
                         Ok(frame) => {
                             let _ = tcp.append(conn, |out| wire::encode(&frame, sum, out));
                             true
@@ -188,7 +188,8 @@ impl Bridge {
                     },
                     None => {
                         // Lossy: over UDP when the link has it, else TCP.
-                        let frame = Frame::Data { flow_id, seq: *next_seq, payload };
+                        let stamp = if stamps { stamp } else { 0 };
+                        let frame = Frame::Data { flow_id, seq: *next_seq, stamp, payload };
                         let l = link_state.as_deref_mut();
                         if !l.is_some_and(|l| udp::queue_datagram(udp.as_mut(), engine_id, l, &frame, sum)) {
                             let _ = tcp.append(conn, |out| wire::encode(&frame, sum, out));
@@ -198,11 +199,14 @@ impl Bridge {
                     }
                 });
                 match taken {
-                    Ok(true) => {
+                    Ok(Some(stamp)) => {
                         b.forwarded += 1;
                         sent += 1;
+                        if std::mem::take(woke) {
+                            record_wake(stats.as_deref(), stamp);
+                        }
                     }
-                    Ok(false) => {
+                    Ok(None) => {
                         // The window is full: only an Ack (from the network)
                         // unblocks this flow.
                         b.window_full = true;
@@ -254,5 +258,16 @@ impl Bridge {
             }
         }
         moved
+    }
+}
+
+/// Records how long the engine took to pick up the message that woke it:
+/// from its sender's stamp (0: not stamped) to now.
+fn record_wake(slot: Option<&ringflow_core::stats::Slot>, stamp: u64) {
+    let Some(slot) = slot else { return };
+    if stamp != 0 {
+        if let Some(ns) = ringflow_core::clock::elapsed_ns(stamp, ringflow_core::clock::now()) {
+            slot.hist(ringflow_core::stats::ENGINE_WAKE).record(ns);
+        }
     }
 }

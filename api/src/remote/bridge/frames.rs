@@ -52,7 +52,9 @@ impl Bridge {
         match *frame {
             Frame::Open { flow_id, name, qos } => self.open_local(link, flow_id, name, qos),
             Frame::OpenAck { flow_id, result, qos } => self.on_open_ack(link, flow_id, result, qos),
-            Frame::Data { flow_id, seq, payload } => return self.on_data(link, flow_id, seq, payload, crc),
+            Frame::Data { flow_id, seq, stamp, payload } => {
+                return self.on_data(link, flow_id, seq, stamp, payload, crc)
+            }
             Frame::Ack { flow_id, cumulative_seq } => {
                 let Some(b) = self.flows.get_mut(&(link, flow_id)) else {
                     return self.reset_unknown(link, flow_id);
@@ -60,6 +62,9 @@ impl Bridge {
                 if let Some(w) = b.window.as_mut() {
                     if w.on_ack(cumulative_seq).is_err() {
                         return false;
+                    }
+                    if let Some(ns) = w.take_rtt_ns() {
+                        b.end.record_rtt(ns);
                     }
                     b.end.confirm_consumed(b.recv_base + w.acked());
                     b.window_full = false;
@@ -116,7 +121,7 @@ impl Bridge {
                 Some(granted) => {
                     reply.answer(&mut b.end, Ok(granted));
                     // The answer (if written into the flow) is not a remote message.
-                    b.sent_base = b.end.stats().sent;
+                    b.sent_base = b.end.sent_count();
                     return;
                 }
                 None => {
@@ -145,7 +150,15 @@ impl Bridge {
     /// One message of a flow; `crc`: its frame was checked by CRC32C. A
     /// flow that asked for checked frames refuses an unchecked one (a
     /// flipped flag bit must not smuggle an unchecked payload in).
-    pub(super) fn on_data(&mut self, link: LinkId, flow_id: u32, seq: u64, payload: &[u8], crc: bool) -> bool {
+    pub(super) fn on_data(
+        &mut self,
+        link: LinkId,
+        flow_id: u32,
+        seq: u64,
+        stamp: u64,
+        payload: &[u8],
+        crc: bool,
+    ) -> bool {
         let Some(b) = self.flows.get_mut(&(link, flow_id)) else {
             return self.reset_unknown(link, flow_id);
         };
@@ -174,7 +187,7 @@ impl Bridge {
             b.dropped += 1;
             return true;
         }
-        b.inbound.push_back(payload.to_vec());
+        b.inbound.push_back((stamp, payload.to_vec()));
         true
     }
 
@@ -235,12 +248,15 @@ impl Bridge {
         // must find this engine again to drive it (see `invoker`).
         let invoker = self.shared.invoker.get().cloned();
         let name = name.to_owned();
+        // SYNC: Relaxed; see `RemoteEngine::start`.
+        let latency = self.shared.latency.load(std::sync::atomic::Ordering::Relaxed);
         let spawned = std::thread::Builder::new().name("ringflow-open".into()).spawn(move || {
             let result = Qos::decode(&qos).map_err(AllocError::InvalidQos).and_then(|qos| {
                 let opts = match dir {
                     Some(d) => FlowOptions::new().runtime_dir(d),
                     None => FlowOptions::new(),
-                };
+                }
+                .latency(latency);
                 let mut key = None;
                 let mut opts = opts;
                 if let Some(inv) = invoker {

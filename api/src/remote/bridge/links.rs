@@ -86,7 +86,7 @@ impl Bridge {
         let Some(c) = self.conns.get_mut(&conn) else { return false };
         let (peer, used, ack) = if c.dialled {
             match HelloAck::decode(&c.rx) {
-                Ok(Some((ack, n))) => (wire::accept_ack(&self.hello, &ack).ok().map(|a| a.peer_engine_id), n, None),
+                Ok(Some((ack, n))) => (wire::accept_ack(&self.hello, &ack).ok(), n, None),
                 Ok(None) => return false,
                 Err(_) => (None, 0, None),
             }
@@ -94,7 +94,7 @@ impl Bridge {
             match Hello::decode(&c.rx) {
                 Ok(Some((theirs, n))) => {
                     let (ack, agreed) = wire::respond(&self.hello, &theirs);
-                    (agreed.ok().map(|a| a.peer_engine_id), n, Some(ack))
+                    (agreed.ok(), n, Some(ack))
                 }
                 Ok(None) => return false,
                 Err(_) => (None, 0, None),
@@ -106,15 +106,22 @@ impl Bridge {
             ack.encode(&mut out);
             let _ = tcp.send(conn, &out);
         }
-        let Some(peer) = peer else {
+        let Some(agreed) = peer else {
             self.drop_conn(conn);
             return false;
         };
+        let peer = agreed.peer_engine_id;
         c.ready = true;
         let link = match c.link {
             Some(link) => link,
             None => self.adopt_link(conn, peer),
         };
+        // Send stamps mean something only on the host that took them: stamp
+        // frames to an engine that reads them and is reached over loopback.
+        let local = self.tcp.as_ref().and_then(|t| t.peer_addr(conn)).is_some_and(|a| a.ip().is_loopback());
+        if let Some(l) = self.links.get_mut(&link) {
+            l.stamps = local && agreed.features.contains(Features::STAMPS);
+        }
         self.link_up(link, conn, peer);
         true
     }

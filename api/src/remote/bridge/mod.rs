@@ -157,6 +157,9 @@ pub(super) enum Command {
 #[derive(Default)]
 pub(super) struct Shared {
     pub commands: Mutex<Vec<Command>>,
+    /// `flow.latency` of the engine's configuration, for the flows it sets
+    /// up (its ends of remote flows, and the flows to local listeners).
+    pub latency: std::sync::atomic::AtomicBool,
     /// Set in invoker mode: the engine that flows this bridge allocates to
     /// local listeners must drive.
     pub invoker: std::sync::OnceLock<Weak<Invoker>>,
@@ -195,6 +198,9 @@ struct Link {
     queued: Vec<u8>,
     /// Lossy flows' datagrams (see `udp`).
     udp: udp::LinkUdp,
+    /// Data frames on this link carry their send stamps (the peer reads
+    /// them and shares this host's clock).
+    stamps: bool,
 }
 
 impl Link {
@@ -208,6 +214,7 @@ impl Link {
             backoff: REDIAL_FIRST,
             queued: Vec::new(),
             udp: udp::LinkUdp::default(),
+            stamps: false,
         }
     }
 }
@@ -265,7 +272,9 @@ struct Bridged {
     // Remote -> local application.
     seq: RecvSequencer,
     /// Messages waiting for room in the local ring.
-    inbound: VecDeque<Vec<u8>>,
+    /// Received messages not yet delivered, with their send stamps (0:
+    /// none; the delivery then stamps them).
+    inbound: VecDeque<(u64, Vec<u8>)>,
     /// Messages put into the local ring.
     delivered: u64,
     /// The consumption we last acknowledged.
@@ -323,6 +332,11 @@ pub(super) struct Bridge {
     cycles: u64,
     /// When the UDP hellos last went out.
     hellos_at: Instant,
+    /// The engine thread's statistics slot (for wake-up latencies).
+    stats: Option<Arc<ringflow_core::stats::Slot>>,
+    /// This duty cycle follows a sleep: the first message forwarded in it
+    /// (stamped by its sender) tells how long the wake-up took.
+    woke: bool,
 }
 
 /// An incoming `Open`, allocated to a local listener on a helper thread.
@@ -352,9 +366,11 @@ impl Bridge {
             poke_conn: None,
             futex_words: Vec::new(),
             futex_flows: Vec::new(),
+            stats: None,
+            woke: false,
             datagram: Vec::new(),
             udp: None,
-            hello: Hello::new(engine_id, Features::NONE, KEEPALIVE.as_millis() as u32),
+            hello: Hello::new(engine_id, Features::STAMPS, KEEPALIVE.as_millis() as u32),
             decoder: Decoder::new(wire::DEFAULT_MAX_FRAME_LEN.max(64 << 20)),
             conns: HashMap::default(),
             links: HashMap::default(),
@@ -516,6 +532,7 @@ impl Agent for Bridge {
             self.start_network();
         }
         let work = self.commands() + self.opened() + self.network() + self.flows() + self.timers();
+        self.woke = false;
         self.flush_udp();
         // SYNC: Relaxed (both flags); `RemoteEngine::shutdown` polls
         // `drained` and then joins the engine thread, which orders the rest.
@@ -585,10 +602,15 @@ impl Agent for Bridge {
         (self.futex_words, self.futex_flows) = (words, armed);
         // SYNC: Relaxed; a stale `true` costs a command one needless datagram.
         self.shared.sleeping.store(false, Ordering::Relaxed);
+        self.woke = true;
     }
 
     fn sleeps(&self) -> bool {
         self.tcp.is_some() && self.shared.poke.get().is_some()
+    }
+
+    fn attach_stats(&mut self, slot: Arc<ringflow_core::stats::Slot>) {
+        self.stats = Some(slot);
     }
 
     fn on_close(&mut self) {

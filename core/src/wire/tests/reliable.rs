@@ -14,7 +14,7 @@ fn window(max_bytes: usize, max_messages: usize) -> SendWindow {
 fn payloads(resend: Resend<'_>) -> Vec<(u64, Vec<u8>)> {
     resend
         .map(|f| match f {
-            Frame::Data { flow_id: 7, seq, payload } => (seq, payload.to_vec()),
+            Frame::Data { flow_id: 7, seq, payload, .. } => (seq, payload.to_vec()),
             other => panic!("resent {other:?}"),
         })
         .collect()

@@ -52,7 +52,7 @@ proptest! {
         payload in vec(any::<u8>(), 0..300),
         checksum in any_checksum(),
     ) {
-        let expected = encoded(&Owned::Data { flow_id, seq, payload: payload.clone() }, checksum);
+        let expected = encoded(&Owned::Data { flow_id, seq, stamp: 0, payload: payload.clone() }, checksum);
         let prefix = data_prefix(flow_id, seq, payload.len(), checksum).unwrap();
         let mut gathered = prefix.to_vec();
         gathered.extend_from_slice(&payload);
@@ -122,7 +122,7 @@ proptest! {
 
 #[test]
 fn decoded_data_borrows_its_payload_from_the_buffer() {
-    let bytes = encoded(&Owned::Data { flow_id: 1, seq: 2, payload: vec![9; 64] }, Checksum::None);
+    let bytes = encoded(&Owned::Data { flow_id: 1, seq: 2, stamp: 0, payload: vec![9; 64] }, Checksum::None);
     let Some((Frame::Data { payload, .. }, _)) = Decoder::default().decode(&bytes).unwrap() else {
         panic!("not a data frame");
     };
@@ -197,4 +197,30 @@ fn errors_display() {
     assert_eq!(e.to_string(), "frame needs 30 bytes, the buffer has 20");
     let e = WireError::BodyTooShort { kind: Kind::Ack, len: 3, min: 12 };
     assert_eq!(e.to_string(), "Ack frame body is 3 bytes, its fields need 12");
+}
+
+#[test]
+fn stamped_data_frames_carry_their_stamp_and_unstamped_ones_cost_nothing() {
+    let plain = Frame::Data { flow_id: 3, seq: 9, stamp: 0, payload: b"abc" };
+    let stamped = Frame::Data { flow_id: 3, seq: 9, stamp: 0x00AB_CDEF_0123, payload: b"abc" };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    encode(&plain, Checksum::None, &mut a).unwrap();
+    encode(&stamped, Checksum::Crc32c, &mut b).unwrap();
+    assert_eq!(b.len(), a.len() + STAMP_LEN + CRC_LEN);
+    assert_eq!(a[5], 0, "no flag without a stamp");
+    assert_eq!(b[5], FLAG_CRC32C | FLAG_STAMP);
+    let (back, _) = Decoder::default().decode(&b).unwrap().unwrap();
+    assert_eq!(back, stamped);
+    // The stamp flag on any other kind, or a stamped body too short for
+    // its stamp, is refused.
+    let mut ack = Vec::new();
+    encode(&Frame::Ack { flow_id: 1, cumulative_seq: 1 }, Checksum::None, &mut ack).unwrap();
+    ack[5] = FLAG_STAMP;
+    assert!(matches!(Decoder::default().decode(&ack), Err(WireError::UnknownFlags(_))));
+    let mut short = Vec::new();
+    encode(&plain, Checksum::None, &mut short).unwrap();
+    short[5] = FLAG_STAMP;
+    short.truncate(HEADER_LEN + 12);
+    short[..4].copy_from_slice(&12u32.to_le_bytes());
+    assert!(matches!(Decoder::default().decode(&short), Err(WireError::BodyTooShort { .. })));
 }

@@ -1,0 +1,90 @@
+//! Latency recording: stamps injected at known distances in the past land
+//! in the right buckets (lower bounds only: the test never assumes how
+//! fast the machine is), and the switches turn recording off.
+
+use ringflow_core::clock;
+use ringflow_core::flow::Qos;
+
+use super::{Flow, FlowOptions};
+
+/// Sends `msg` stamped as if published `ago_ns` ago (what `send` does,
+/// with a chosen stamp).
+fn send_stamped_ago(flow: &mut Flow, msg: &[u8], ago_ns: u64) {
+    let stamp = clock::now().wrapping_sub(clock::ns_to_ticks(ago_ns)) & clock::TICKS_MASK;
+    let mut c = flow.sides.get().tx.try_claim(msg.len()).expect("room");
+    c.payload_mut().copy_from_slice(msg);
+    c.set_meta(stamp);
+    let _ = c.commit();
+    super::send::count_sent(&flow.slot, msg.len());
+}
+
+#[test]
+fn injected_delays_land_in_their_buckets() {
+    let (mut a, mut b) = Flow::pair(&Qos::default()).unwrap();
+    const MS: u64 = 1_000_000;
+    for _ in 0..10 {
+        send_stamped_ago(&mut a, b"x", 2 * MS);
+    }
+    for _ in 0..5 {
+        send_stamped_ago(&mut a, b"y", 3_000 * MS);
+    }
+    let mut buf = [0u8; 8];
+    for _ in 0..15 {
+        b.recv_into(&mut buf).unwrap();
+    }
+    let h = b.stats().latency;
+    assert_eq!(h.len(), 15);
+    // Every value is at least its injected delay...
+    assert!(h.min() >= h.lowest_equivalent(2 * MS), "min {}", h.min());
+    assert!(h.max() >= h.lowest_equivalent(3_000 * MS), "max {}", h.max());
+    // ...and the two groups stay apart: a third of the samples at or
+    // above 3 s, the rest below it.
+    assert_eq!(h.count_between(3_000 * MS, u64::MAX), 5);
+    assert!(h.value_at_quantile(0.5) >= h.lowest_equivalent(2 * MS));
+    assert!(h.value_at_quantile(0.5) < 3_000 * MS);
+    // The sender's side recorded nothing and counted what it sent.
+    let sa = a.stats();
+    assert_eq!((sa.sent, sa.latency.len(), sa.bytes_sent), (15, 0, 15));
+    assert_eq!(b.stats().bytes_received, 15);
+    // Reset empties the histogram, counters stay.
+    b.reset_latency();
+    let sb = b.stats();
+    assert_eq!((sb.latency.len(), sb.received), (0, 15));
+}
+
+#[test]
+fn every_receive_form_records_and_zero_copy_sends_are_stamped() {
+    let (mut a, mut b) = Flow::pair(&Qos::default()).unwrap();
+    a.send(b"copy").unwrap();
+    let mut loan = a.loan(4).unwrap();
+    loan.copy_from_slice(b"loan");
+    loan.send().unwrap();
+    a.send_vectored(&[b"ve", b"ct"]).unwrap();
+    drop(b.recv_ref().unwrap());
+    let mut buf = [0u8; 8];
+    b.recv_into(&mut buf).unwrap();
+    b.recv_fds(&mut buf, &mut []).unwrap();
+    let s = b.stats();
+    assert_eq!((s.received, s.latency.len(), s.unstamped), (3, 3, 0));
+}
+
+#[test]
+fn recording_off_stamps_and_records_nothing() {
+    let opts = || FlowOptions::new().latency(false);
+    let (mut a, mut b) = Flow::pair_with(&Qos::default(), opts()).unwrap();
+    assert!(!a.records_latency());
+    a.send(b"x").unwrap();
+    let mut buf = [0u8; 8];
+    b.recv_into(&mut buf).unwrap();
+    let s = b.stats();
+    assert_eq!((s.received, s.latency.len(), s.unstamped), (1, 0, 0));
+
+    // A receiver that records, from a sender that does not stamp: counted
+    // as unstamped, never recorded as a made-up latency.
+    let (mut a, mut b) = Flow::pair(&Qos::default()).unwrap();
+    a.latency = false;
+    a.send(b"x").unwrap();
+    b.recv_into(&mut buf).unwrap();
+    let s = b.stats();
+    assert_eq!((s.latency.len(), s.unstamped), (0, 1));
+}

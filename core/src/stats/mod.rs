@@ -1,0 +1,189 @@
+//! Live statistics: counters and latency histograms that every flow and
+//! engine thread keeps in a stats file of its process, in shared memory, so
+//! that `ringflow stat` reads a running service from outside (as AeronStat
+//! reads Aeron's CnC file) and `Flow::stats` reads the same words inside.
+//!
+//! One file per process and runtime directory: `<dir>/stats/<pid>`, a
+//! header page then slots, grown by whole chunks of slots (earlier mappings
+//! stay valid: a file only grows). A slot belongs to one flow end or engine
+//! thread; its owner is its only writer. Recording is one relaxed load and
+//! store per counter — never a lock, fence or read-modify-write on the hot
+//! path — and a reader never makes the writer wait: counters and buckets
+//! only grow between resets, so a copy taken mid-way is a valid histogram
+//! of some moment, and every change of a slot's identity or reset is
+//! bracketed by the slot's sequence word (a seqlock), which tells a reader
+//! to take its copy again or skip the slot. Nothing a reader maps is
+//! trusted: headers, kinds and lengths are validated, garbage is skipped.
+//!
+//! If the file cannot be made (a read-only directory, no space), slots are
+//! kept on the heap: statistics still work in the process, unseen outside.
+
+pub mod hist;
+mod read;
+mod segment;
+
+use std::sync::atomic::AtomicU64;
+
+pub use read::{read_dir, ProcessStats, ReadError, SlotSnapshot};
+pub use segment::Slot;
+
+/// Counters per slot.
+pub const COUNTERS: usize = 16;
+/// Histograms per slot.
+pub const HISTS: usize = 3;
+/// Bytes of a slot's name.
+pub const NAME_LEN: usize = 64;
+
+/// What a slot describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum SlotKind {
+    /// One end of a flow (counters: [`FlowCounter`]; histograms: one-way
+    /// latency, round trip).
+    Flow = 1,
+    /// One engine thread (counters: [`EngineCounter`]; histograms: duty
+    /// cycle, idle span, wake-up).
+    Engine = 2,
+}
+
+impl SlotKind {
+    pub fn from_word(w: u64) -> Option<SlotKind> {
+        match w {
+            1 => Some(SlotKind::Flow),
+            2 => Some(SlotKind::Engine),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotKind::Flow => "flow",
+            SlotKind::Engine => "engine",
+        }
+    }
+
+    /// Names of the counters in use, by index.
+    pub fn counter_names(self) -> &'static [&'static str] {
+        match self {
+            SlotKind::Flow => FlowCounter::NAMES,
+            SlotKind::Engine => EngineCounter::NAMES,
+        }
+    }
+
+    /// Names of the histograms in use, by index.
+    pub fn hist_names(self) -> &'static [&'static str] {
+        match self {
+            SlotKind::Flow => &["latency", "rtt"],
+            SlotKind::Engine => &["duty", "idle", "wake"],
+        }
+    }
+}
+
+/// Counters of a flow end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowCounter {
+    Sent = 0,
+    Received = 1,
+    BytesSent = 2,
+    BytesReceived = 3,
+    /// Messages refused because the ring was full (lossy QoS).
+    Dropped = 4,
+    /// Messages lost on the way here (a lossy flow between hosts).
+    Lost = 5,
+    /// Times this side woke its sleeping peer (a futex wake).
+    Wakeups = 6,
+    /// Times this side slept waiting for the peer.
+    Parked = 7,
+    /// Times a send found no room.
+    Backpressure = 8,
+    /// Received stamps that could not be a latency (a clock not shared).
+    Unstamped = 9,
+}
+
+impl FlowCounter {
+    pub const NAMES: &'static [&'static str] = &[
+        "sent",
+        "received",
+        "bytes_sent",
+        "bytes_received",
+        "dropped",
+        "lost",
+        "wakeups",
+        "parked",
+        "backpressure",
+        "unstamped",
+    ];
+}
+
+/// Histogram indices of a flow end.
+pub const FLOW_LATENCY: usize = 0;
+pub const FLOW_RTT: usize = 1;
+
+/// Counters of an engine thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineCounter {
+    /// Duty cycles run.
+    Cycles = 0,
+    /// Cycles that did work.
+    Busy = 1,
+    /// Times the thread slept (parked, or waited in its io_uring).
+    Sleeps = 2,
+    /// Units of work done (the agents' sum).
+    Work = 3,
+}
+
+impl EngineCounter {
+    pub const NAMES: &'static [&'static str] = &["cycles", "busy_cycles", "sleeps", "work"];
+}
+
+/// Histogram indices of an engine thread.
+pub const ENGINE_DUTY: usize = 0;
+pub const ENGINE_IDLE: usize = 1;
+pub const ENGINE_WAKE: usize = 2;
+
+/// Words of a slot before its histograms: sequence, kind, info, peer pid,
+/// opened-at, name, counters, reserve.
+pub(crate) const SLOT_HEAD_WORDS: usize = 32;
+pub(crate) const W_SEQ: usize = 0;
+pub(crate) const W_KIND: usize = 1;
+pub(crate) const W_INFO: usize = 2;
+pub(crate) const W_PEER: usize = 3;
+pub(crate) const W_OPENED: usize = 4;
+pub(crate) const W_NAME: usize = 5;
+pub(crate) const W_COUNTERS: usize = W_NAME + NAME_LEN / 8;
+const _: () = assert!(W_COUNTERS + COUNTERS <= SLOT_HEAD_WORDS);
+
+/// Bytes of one slot, whole pages (so chunks map at page offsets).
+pub(crate) const SLOT_BYTES: usize = ((SLOT_HEAD_WORDS + HISTS * hist::COUNTS_LEN) * 8).div_ceil(4096) * 4096;
+pub(crate) const SLOT_WORDS: usize = SLOT_BYTES / 8;
+
+/// Whether recording latencies is on by default for new flows: on, unless
+/// `RINGFLOW_FLOW_LATENCY` (the environment form of the config key
+/// `flow.latency`) is `false` / `0` / `off`, or [`set_latency_default`]
+/// (which an engine calls with its `flow.latency`) says otherwise.
+pub fn latency_default() -> bool {
+    use std::sync::atomic::Ordering;
+    // SYNC: Relaxed; a setting read at flow setup, no data hangs off it.
+    match LATENCY_DEFAULT.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let off = std::env::var("RINGFLOW_FLOW_LATENCY").is_ok_and(|v| matches!(v.trim(), "off" | "0" | "false"));
+            set_latency_default(!off);
+            !off
+        }
+    }
+}
+
+/// Turns latency recording on or off for flows set up from now on (each
+/// flow can still choose with `FlowOptions::latency`).
+pub fn set_latency_default(on: bool) {
+    use std::sync::atomic::Ordering;
+    // SYNC: Relaxed; see `latency_default`.
+    LATENCY_DEFAULT.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+static LATENCY_DEFAULT: AtomicU64 = AtomicU64::new(0);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,282 @@
+//! `ringflow stat` and `ringflow ls`: what the running ringflow processes
+//! of this user publish in their stats files (see `ringflow::stats`),
+//! read from outside without ever making them wait.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use ringflow::stats::{self, Histogram, ProcessStats, SlotKind, SlotSnapshot};
+
+/// How `stat` shows what it reads.
+pub struct StatArgs {
+    pub dir: Option<PathBuf>,
+    pub json: bool,
+    /// Refresh period; `None`: print once.
+    pub every: Option<Duration>,
+    /// The span over which rates are measured when printing once.
+    pub window: Duration,
+}
+
+/// A slot's identity across reads (for rates).
+type Key = (u32, usize, String);
+
+pub fn stat(args: StatArgs) -> ExitCode {
+    let dir = match stats::runtime_dir(args.dir.as_deref()) {
+        Ok(d) => d,
+        Err(e) => return fail("stat", &e),
+    };
+    let mut previous = match read(&dir) {
+        Ok(p) => p,
+        Err(e) => return fail("stat", &e),
+    };
+    let mut at = Instant::now();
+    loop {
+        std::thread::sleep(args.every.unwrap_or(args.window));
+        let now = match read(&dir) {
+            Ok(p) => p,
+            Err(e) => return fail("stat", &e),
+        };
+        let elapsed = at.elapsed();
+        at = Instant::now();
+        let rates = rates(&previous, &now, elapsed);
+        let text = if args.json { json(&now, &rates) } else { table(&dir, &now, &rates, elapsed) };
+        let mut out = io::stdout().lock();
+        if args.every.is_some() && !args.json {
+            // Like top: home the cursor and clear the screen first.
+            let _ = write!(out, "\x1b[H\x1b[2J");
+        }
+        if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+            return ExitCode::SUCCESS; // stdout closed (a pipe's reader left)
+        }
+        if args.every.is_none() {
+            return ExitCode::SUCCESS;
+        }
+        previous = now;
+    }
+}
+
+pub fn ls(dir: Option<PathBuf>, json_out: bool) -> ExitCode {
+    let dir = match stats::runtime_dir(dir.as_deref()) {
+        Ok(d) => d,
+        Err(e) => return fail("ls", &e),
+    };
+    let names = match stats::bound_names(&dir) {
+        Ok(n) => n,
+        Err(e) => return fail("ls", &e),
+    };
+    let procs = match read(&dir) {
+        Ok(p) => p,
+        Err(e) => return fail("ls", &e),
+    };
+    let mut out = String::new();
+    if json_out {
+        for n in &names {
+            let _ = writeln!(out, "{{\"type\":\"name\",\"name\":{}}}", stats::json_string(n));
+        }
+        for p in &procs {
+            for s in p.slots.iter().filter(|s| s.kind == SlotKind::Flow) {
+                let _ = writeln!(
+                    out,
+                    "{{\"type\":\"flow\",\"name\":{},\"pid\":{},\"exe\":{},\"role\":{},\"peer_pid\":{}}}",
+                    stats::json_string(&s.name),
+                    p.pid,
+                    stats::json_string(&p.exe),
+                    stats::json_string(role(s)),
+                    s.peer
+                );
+            }
+        }
+    } else {
+        let _ = writeln!(out, "runtime directory {}", dir.display());
+        let _ = writeln!(out, "\nbound names ({}):", names.len());
+        for n in &names {
+            let _ = writeln!(out, "  {n}");
+        }
+        let flows: Vec<_> = procs
+            .iter()
+            .flat_map(|p| p.slots.iter().filter(|s| s.kind == SlotKind::Flow).map(move |s| (p, s)))
+            .collect();
+        let _ = writeln!(out, "\nlive flows ({}):", flows.len());
+        let _ = writeln!(out, "  {:<24} {:>8} {:<16} {:<9} {:>8}", "NAME", "PID", "PROCESS", "ROLE", "PEER");
+        for (p, s) in flows {
+            let _ = writeln!(out, "  {:<24} {:>8} {:<16} {:<9} {:>8}", s.name, p.pid, p.exe, role(s), s.peer);
+        }
+    }
+    let _ = io::stdout().lock().write_all(out.as_bytes());
+    ExitCode::SUCCESS
+}
+
+fn fail(cmd: &str, e: &dyn std::fmt::Display) -> ExitCode {
+    let _ = writeln!(io::stderr(), "ringflow {cmd}: {e}");
+    ExitCode::FAILURE
+}
+
+fn read(dir: &Path) -> Result<Vec<ProcessStats>, stats::ReadError> {
+    stats::read_dir(dir)
+}
+
+fn key(p: &ProcessStats, s: &SlotSnapshot) -> Key {
+    (p.pid, s.index, s.name.clone())
+}
+
+/// Per slot, per counter: the change per second between two reads.
+fn rates(before: &[ProcessStats], after: &[ProcessStats], elapsed: Duration) -> HashMap<Key, Vec<f64>> {
+    let old: HashMap<Key, &SlotSnapshot> =
+        before.iter().flat_map(|p| p.slots.iter().map(move |s| (key(p, s), s))).collect();
+    let secs = elapsed.as_secs_f64().max(1e-6);
+    let mut out = HashMap::new();
+    for p in after {
+        for s in &p.slots {
+            let k = key(p, s);
+            let r = match old.get(&k) {
+                Some(o) if o.opened_unix_ns == s.opened_unix_ns => {
+                    s.counters.iter().zip(o.counters.iter()).map(|(n, o)| n.saturating_sub(*o) as f64 / secs).collect()
+                }
+                _ => Vec::new(),
+            };
+            out.insert(k, r);
+        }
+    }
+    out
+}
+
+fn role(s: &SlotSnapshot) -> &'static str {
+    match (s.kind, s.info) {
+        (SlotKind::Flow, 1) => "allocator",
+        (SlotKind::Flow, 2) => "acceptor",
+        (SlotKind::Engine, _) => "engine",
+        _ => "-",
+    }
+}
+
+fn hist_json(h: &Histogram<u64>) -> String {
+    format!(
+        "{{\"n\":{},\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{}}}",
+        h.len(),
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max()
+    )
+}
+
+/// One JSON object per process, then one per slot.
+fn json(procs: &[ProcessStats], rates: &HashMap<Key, Vec<f64>>) -> String {
+    let mut out = String::new();
+    for p in procs {
+        let _ = writeln!(
+            out,
+            "{{\"type\":\"process\",\"pid\":{},\"exe\":{},\"clock\":{},\"slots\":{},\"skipped\":{},\"unpublished\":{}}}",
+            p.pid,
+            stats::json_string(&p.exe),
+            stats::json_string(p.clock),
+            p.slots.len(),
+            p.skipped,
+            p.unpublished
+        );
+        for s in &p.slots {
+            // The kind's own word: a flow's peer pid, an engine thread's core.
+            let peer = match s.kind {
+                SlotKind::Flow => format!("\"peer_pid\":{}", s.peer),
+                SlotKind::Engine if s.peer == u64::MAX => "\"core\":null".to_owned(),
+                SlotKind::Engine => format!("\"core\":{}", s.peer),
+            };
+            let mut line = format!(
+                "{{\"type\":{},\"pid\":{},\"name\":{},\"role\":{},{peer}",
+                stats::json_string(s.kind.as_str()),
+                p.pid,
+                stats::json_string(&s.name),
+                stats::json_string(role(s)),
+            );
+            let r = rates.get(&key(p, s));
+            for (i, name) in s.kind.counter_names().iter().enumerate() {
+                let _ = write!(line, ",\"{name}\":{}", s.counters[i]);
+                if let Some(rate) = r.and_then(|r| r.get(i)) {
+                    let _ = write!(line, ",\"{name}_per_sec\":{rate:.1}");
+                }
+            }
+            for (i, name) in s.kind.hist_names().iter().enumerate() {
+                let _ = write!(line, ",\"{name}\":{}", hist_json(&s.hists[i]));
+            }
+            line.push('}');
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out
+}
+
+fn ns(v: u64) -> String {
+    match v {
+        0 => "-".into(),
+        v if v < 10_000 => format!("{v}ns"),
+        v if v < 10_000_000 => format!("{:.1}us", v as f64 / 1e3),
+        v if v < 10_000_000_000 => format!("{:.1}ms", v as f64 / 1e6),
+        v => format!("{:.1}s", v as f64 / 1e9),
+    }
+}
+
+fn rate(r: Option<f64>) -> String {
+    match r {
+        None => "-".into(),
+        Some(r) if r >= 1e6 => format!("{:.2}M/s", r / 1e6),
+        Some(r) if r >= 1e3 => format!("{:.1}k/s", r / 1e3),
+        Some(r) => format!("{r:.0}/s"),
+    }
+}
+
+fn table(dir: &Path, procs: &[ProcessStats], rates: &HashMap<Key, Vec<f64>>, elapsed: Duration) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "ringflow stat: {} process(es) in {} (rates over {:.1} s)",
+        procs.len(),
+        dir.display(),
+        elapsed.as_secs_f64()
+    );
+    for p in procs {
+        let _ = writeln!(
+            out,
+            "\npid {} {} (clock {}{}{})",
+            p.pid,
+            p.exe,
+            p.clock,
+            if p.skipped > 0 { format!(", {} slot(s) skipped: changing or garbage", p.skipped) } else { String::new() },
+            if p.unpublished > 0 { format!(", {} flow(s) not published", p.unpublished) } else { String::new() }
+        );
+        let _ = writeln!(
+            out,
+            "  {:<7} {:<22} {:<9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+            "KIND", "NAME", "ROLE", "SENT", "RECEIVED", "SEND RATE", "RECV RATE", "P50", "P99", "P99.9", "MAX"
+        );
+        for s in &p.slots {
+            let r = rates.get(&key(p, s));
+            let h = &s.hists[0];
+            let (c0, c1) = (s.counters[0], s.counters[1]);
+            let _ = writeln!(
+                out,
+                "  {:<7} {:<22} {:<9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+                s.kind.as_str(),
+                s.name,
+                role(s),
+                c0,
+                c1,
+                rate(r.and_then(|r| r.first().copied())),
+                rate(r.and_then(|r| r.get(1).copied())),
+                ns(h.value_at_quantile(0.5)),
+                ns(h.value_at_quantile(0.99)),
+                ns(h.value_at_quantile(0.999)),
+                ns(h.max())
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nflows: SENT/RECEIVED messages, P50..MAX one-way latency of received messages; engines: SENT = duty \
+         cycles, RECEIVED = busy cycles, P50..MAX duty-cycle time"
+    );
+    out
+}
