@@ -3,23 +3,24 @@
 //! writers it is given, so tests can run it and read what it printed.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::BenchError;
 use crate::measure::RunCtx;
 use crate::pin::Pins;
-use crate::report::{self, CheckResult, Failure, Record, ScenarioReport};
-use crate::scenario::{Scenario, LIMIT};
+use crate::report::{self, CaseHistogram, CheckResult, Failure, Record, ScenarioReport};
+use crate::scenario::{Case, Scenario, LIMIT};
 use crate::scenarios;
 
 /// How long each (case, impl) runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
     /// A few milliseconds, yielding instead of spinning: proves it works (tests).
     Smoke,
     /// `--quick`: well under a second per (case, impl).
     Quick,
-    /// The default: five times the quick durations.
+    /// Five times the quick durations (the default of `ringflow bench <scenario>`).
+    #[default]
     Full,
 }
 
@@ -53,7 +54,7 @@ impl Mode {
 }
 
 /// What to run and how to print it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     pub mode: Mode,
     /// JSON lines instead of tables.
@@ -64,6 +65,31 @@ pub struct Options {
 /// progress and notes to `progress`. A failing impl is reported and the run
 /// goes on; the failures are in the returned reports.
 pub fn run(
+    only: Option<&str>,
+    opts: &Options,
+    out: &mut dyn Write,
+    progress: &mut dyn Write,
+) -> Result<Vec<ScenarioReport>, BenchError> {
+    run_scenarios(only, opts, out, progress)
+}
+
+/// The scenarios of one run with their cases, built before anything runs
+/// so the progress line can count the (case, impl)s ahead.
+struct Planned<'a> {
+    scenario: &'a Scenario,
+    cases: Vec<Case>,
+}
+
+/// Where the run is, for the progress line `[k/N] scenario/case/impl`.
+struct Progress<'a> {
+    out: &'a mut dyn Write,
+    done: usize,
+    total: usize,
+    started: Instant,
+}
+
+/// Runs the scenarios and prints their results.
+fn run_scenarios(
     only: Option<&str>,
     opts: &Options,
     out: &mut dyn Write,
@@ -80,6 +106,8 @@ pub fn run(
             })?]
         }
     };
+    let planned: Vec<Planned> = selected.into_iter().map(|s| Planned { scenario: s, cases: (s.cases)() }).collect();
+    let total = planned.iter().flat_map(|p| &p.cases).map(|c| c.impls.len()).sum();
     // Read the core list once, from this (unpinned) thread, before any
     // benchmark thread is pinned.
     let pins = Pins::detect();
@@ -89,19 +117,21 @@ pub fn run(
         measure: opts.mode.measure(),
         yielding: opts.mode == Mode::Smoke || pins.shares_one_core(),
     };
+    let mut progress = Progress { out: progress, done: 0, total, started: Instant::now() };
     let mut reports = Vec::new();
-    for scenario in selected {
-        reports.push(run_scenario(scenario, &ctx, opts, out, progress)?);
+    for p in planned {
+        reports.push(run_scenario(p.scenario, p.cases, &ctx, opts, out, &mut progress)?);
     }
     Ok(reports)
 }
 
 fn run_scenario(
     scenario: &Scenario,
+    cases: Vec<Case>,
     ctx: &RunCtx,
     opts: &Options,
     out: &mut dyn Write,
-    progress: &mut dyn Write,
+    progress: &mut Progress,
 ) -> Result<ScenarioReport, BenchError> {
     let header = format!(
         "== {}: {} ({}: {} ms warm-up + {} ms measured per impl; {})",
@@ -113,27 +143,46 @@ fn run_scenario(
         ctx.pins.describe()
     );
     if opts.json {
-        writeln!(progress, "{header}")?;
+        writeln!(progress.out, "{header}")?;
     }
-    let mut report = ScenarioReport { scenario: scenario.name, ..ScenarioReport::default() };
-    for case in (scenario.cases)() {
+    let mut report = ScenarioReport { scenario: scenario.name, header, ..ScenarioReport::default() };
+    for case in cases {
         for note in &case.notes {
-            writeln!(progress, "{}/{}: {note}", scenario.name, case.name)?;
+            writeln!(progress.out, "{}/{}: {note}", scenario.name, case.name)?;
         }
         let mut records = Vec::new();
         let mut failures = Vec::new();
         for imp in &case.impls {
-            write!(progress, "{}/{}/{} ... ", scenario.name, case.name, imp.name)?;
-            progress.flush()?;
+            progress.done += 1;
+            // One line per (case, impl), finished when it is: reads the
+            // same on a terminal and in a CI log (no carriage returns).
+            write!(
+                progress.out,
+                "[{}/{}] {}/{}/{} ... ",
+                progress.done, progress.total, scenario.name, case.name, imp.name
+            )?;
+            progress.out.flush()?;
+            let run_start = SystemTime::now();
             let started = Instant::now();
-            match (imp.run)(ctx) {
+            let result = (imp.run)(ctx);
+            let took = started.elapsed();
+            let run_secs = progress.started.elapsed().as_secs_f64();
+            match result {
                 Ok(m) => {
-                    writeln!(progress, "done in {:.2} s", started.elapsed().as_secs_f64())?;
+                    writeln!(progress.out, "done in {:.2} s ({run_secs:.1} s into the run)", took.as_secs_f64())?;
                     let pinned = ctx.pins.is_pinned();
                     records.push(Record::new(scenario.name, case.name, imp.name, case.metric, &m, pinned));
+                    report.histograms.push(CaseHistogram {
+                        case: case.name,
+                        imp: imp.name,
+                        hist: m.hist,
+                        run_start,
+                        window_offset: took.saturating_sub(m.elapsed),
+                        window: m.elapsed,
+                    });
                 }
                 Err(e) => {
-                    writeln!(progress, "FAILED: {e}")?;
+                    writeln!(progress.out, "FAILED after {:.2} s: {e}", took.as_secs_f64())?;
                     let error = e.to_string();
                     failures.push(Failure { scenario: scenario.name, case: case.name, imp: imp.name, error });
                 }
@@ -158,8 +207,30 @@ fn run_scenario(
             writeln!(out, "{}", c.to_json())?;
         }
     } else {
-        report::write_text(out, &header, &report)?;
+        report::write_text(out, &report)?;
     }
     out.flush()?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One progress line per (case, impl), counted against the run's total.
+    #[test]
+    fn progress_lines_count_every_case_and_impl() {
+        let opts = Options { mode: Mode::Smoke, ..Options::default() };
+        let mut progress = Vec::new();
+        let reports = run(Some("ring"), &opts, &mut std::io::sink(), &mut progress).expect("run");
+        let total = reports[0].records.len();
+        let progress = String::from_utf8(progress).expect("utf-8");
+        let lines: Vec<&str> = progress.lines().filter(|l| l.starts_with('[')).collect();
+        assert_eq!(lines.len(), total, "{progress}");
+        for (k, (line, r)) in lines.iter().zip(&reports[0].records).enumerate() {
+            let start = format!("[{}/{total}] ring/{}/{} ... done in ", k + 1, r.case, r.imp);
+            assert!(line.starts_with(&start), "{line:?} should start {start:?}");
+            assert!(line.ends_with(" s into the run)"), "{line}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The benchmark harness behind `ringflow bench`: scenarios of cases, each
 //! measured with ringflow, its peers and the physical limit in the same run,
 //! on two pinned threads, into HDR histograms; reported as a table or JSON
-//! lines with each impl's ratio to the limit.
+//! lines with each impl's ratio to the limit and a summary in words.
 //!
 //! Nothing printed is ever estimated or hard-coded: every figure is measured
 //! in the run that prints it. Checks against targets are informational and
@@ -30,6 +30,7 @@ mod ringflow;
 mod scenario;
 pub mod scenarios;
 mod stream;
+mod summary;
 mod wire;
 
 pub use error::BenchError;
@@ -37,5 +38,5 @@ pub use harness::{run, Mode, Options};
 pub use measure::{Measurement, RunCtx};
 pub use memory::{Heap, RingMemory};
 pub use pin::Pins;
-pub use report::{CheckResult, Failure, Record, ScenarioReport};
+pub use report::{CaseHistogram, CheckResult, Failure, Record, ScenarioReport};
 pub use scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target, LIMIT};

@@ -35,7 +35,7 @@ pub(crate) mod smoke {
     /// every check was evaluated and printed. Returns the report, the
     /// scenario and what was printed, for the scenario's own assertions.
     pub(crate) fn run_scenario(name: &str) -> (ScenarioReport, Scenario, String) {
-        let opts = Options { mode: Mode::Smoke, json: false };
+        let opts = Options { mode: Mode::Smoke, ..Options::default() };
         let mut out = Vec::new();
         let mut reports = run(Some(name), &opts, &mut out, &mut std::io::sink()).expect("run");
         let report = reports.remove(0);
