@@ -1,4 +1,5 @@
-//! The `ringflow` command line: `ringflow bench [scenario] [--quick] [--json]`,
+//! The `ringflow` command line: `ringflow bench [scenario] [--quick] [--json]
+//! [--hdr DIR]`,
 //! `ringflow config [--file FILE]`, `ringflow engine [--config FILE]`,
 //! `ringflow doctor [--config FILE] [--json]`.
 
@@ -30,6 +31,10 @@ enum Command {
         /// One JSON object per line instead of tables.
         #[arg(long)]
         json: bool,
+        /// Write each (case, impl) latency histogram as an HdrHistogram
+        /// interval log, <scenario>.<case>.<impl>.hlog, into DIR.
+        #[arg(long, value_name = "DIR")]
+        hdr: Option<std::path::PathBuf>,
     },
     /// Check the engine configuration and print it in full: defaults, then
     /// the file (--file, else $RINGFLOW_CONFIG), then RINGFLOW_* overrides.
@@ -186,8 +191,8 @@ fn main() -> ExitCode {
         Command::Doctor { config, json } => doctor(config, json),
         Command::Config { file } => config(file),
         Command::Engine { config, flush_ms } => engine(config, Duration::from_millis(flush_ms)),
-        Command::Bench { scenario, quick, json } => {
-            let opts = Options { mode: if quick { Mode::Quick } else { Mode::Full }, json };
+        Command::Bench { scenario, quick, json, hdr } => {
+            let opts = Options { mode: if quick { Mode::Quick } else { Mode::Full }, json, hdr_dir: hdr };
             let stdout = io::stdout();
             let stderr = io::stderr();
             let result = ringflow_bench::run(scenario.as_deref(), &opts, &mut stdout.lock(), &mut stderr.lock());

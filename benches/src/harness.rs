@@ -1,11 +1,15 @@
 //! Runs scenarios: every case, every impl one after the other in this
-//! process, then the report. Independent of the CLI: output goes to the
-//! writers it is given, so tests can run it and read what it printed.
+//! process, then the report, then the files asked for (interval logs) once
+//! nothing is being measured any more. Independent of the CLI:
+//! output goes to the writers it is given, so tests can run it and read
+//! what it printed.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::BenchError;
+use crate::hdr_log;
 use crate::measure::RunCtx;
 use crate::pin::Pins;
 use crate::report::{self, CaseHistogram, CheckResult, Failure, Record, ScenarioReport};
@@ -53,24 +57,42 @@ impl Mode {
     }
 }
 
-/// What to run and how to print it.
+/// What to run, how to print it and which files to write.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     pub mode: Mode,
     /// JSON lines instead of tables.
     pub json: bool,
+    /// Write each measured (case, impl) histogram as an HdrHistogram
+    /// interval log into this directory (created if missing).
+    pub hdr_dir: Option<PathBuf>,
 }
 
 /// Runs the scenario named `only` (or all), printing results to `out` and
-/// progress and notes to `progress`. A failing impl is reported and the run
-/// goes on; the failures are in the returned reports.
+/// progress and notes to `progress`, then writes the interval logs `opts`
+/// asks for. A failing impl is reported and the run goes on;
+/// the failures are in the returned reports.
 pub fn run(
     only: Option<&str>,
     opts: &Options,
     out: &mut dyn Write,
     progress: &mut dyn Write,
 ) -> Result<Vec<ScenarioReport>, BenchError> {
-    run_scenarios(only, opts, out, progress)
+    let reports = run_scenarios(only, opts, out, progress)?;
+    write_files(&reports, opts, progress)?;
+    Ok(reports)
+}
+
+/// Writes the interval logs `opts` asks for, saying where on `progress`.
+fn write_files(reports: &[ScenarioReport], opts: &Options, progress: &mut dyn Write) -> Result<(), BenchError> {
+    if let Some(dir) = &opts.hdr_dir {
+        let mut written = 0;
+        for report in reports {
+            written += hdr_log::write_logs(dir, report)?.len();
+        }
+        writeln!(progress, "wrote {written} interval logs (<scenario>.<case>.<impl>.hlog) to {}", dir.display())?;
+    }
+    Ok(())
 }
 
 /// The scenarios of one run with their cases, built before anything runs
@@ -88,7 +110,7 @@ struct Progress<'a> {
     started: Instant,
 }
 
-/// Runs the scenarios and prints their results.
+/// Runs the scenarios and prints their results; writes no files.
 fn run_scenarios(
     only: Option<&str>,
     opts: &Options,
@@ -215,7 +237,30 @@ fn run_scenario(
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
+    use crate::hdr_log;
+    use crate::scenarios::smoke;
+
+    /// A smoke run asked for interval logs writes one log per measured
+    /// (case, impl), holding that impl's samples.
+    #[test]
+    fn a_smoke_run_writes_interval_logs() {
+        let dir = smoke::fresh_dir("harness-files");
+        let opts = Options { mode: Mode::Smoke, hdr_dir: Some(dir.join("hdr")), ..Options::default() };
+        let (report, _, _) = smoke::run_scenario_with("ring", &opts);
+        let logs = fs::read_dir(dir.join("hdr")).expect("hdr dir").count();
+        assert_eq!(logs, report.records.len());
+        for r in &report.records {
+            let path = dir.join("hdr").join(hdr_log::file_name("ring", r.case, r.imp));
+            let back = hdr_log::tests::read_back(&fs::read(&path).expect("the log of a measured impl"));
+            assert_eq!(back.tag, Some(hdr_log::tag("ring", r.case, r.imp)));
+            assert_eq!(back.hist.len(), r.n, "{}", path.display());
+            assert_eq!(back.hist.value_at_quantile(0.5), r.p50_ns);
+        }
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
 
     /// One progress line per (case, impl), counted against the run's total.
     #[test]

@@ -1,7 +1,9 @@
 //! The benchmark harness behind `ringflow bench`: scenarios of cases, each
 //! measured with ringflow, its peers and the physical limit in the same run,
 //! on two pinned threads, into HDR histograms; reported as a table or JSON
-//! lines with each impl's ratio to the limit and a summary in words.
+//! lines with each impl's ratio to the limit and a summary in words, and
+//! on request as HdrHistogram interval logs (written after the run, never
+//! while measuring).
 //!
 //! Nothing printed is ever estimated or hard-coded: every figure is measured
 //! in the run that prints it. Checks against targets are informational and
@@ -15,6 +17,7 @@ mod flow;
 mod framing;
 mod futex_limit;
 mod harness;
+mod hdr_log;
 mod limit;
 mod measure;
 mod memory;
