@@ -1,5 +1,5 @@
 //! The `ringflow` command line: `ringflow bench [scenario] [--quick] [--json]
-//! [--hdr DIR]`,
+//! [--hdr DIR] [--plot FILE.svg]`,
 //! `ringflow config [--file FILE]`, `ringflow engine [--config FILE]`,
 //! `ringflow doctor [--config FILE] [--json]`.
 
@@ -35,6 +35,9 @@ enum Command {
         /// interval log, <scenario>.<case>.<impl>.hlog, into DIR.
         #[arg(long, value_name = "DIR")]
         hdr: Option<std::path::PathBuf>,
+        /// Draw every case into one SVG: latency by percentile, msgs/s bars.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<std::path::PathBuf>,
     },
     /// Check the engine configuration and print it in full: defaults, then
     /// the file (--file, else $RINGFLOW_CONFIG), then RINGFLOW_* overrides.
@@ -191,8 +194,8 @@ fn main() -> ExitCode {
         Command::Doctor { config, json } => doctor(config, json),
         Command::Config { file } => config(file),
         Command::Engine { config, flush_ms } => engine(config, Duration::from_millis(flush_ms)),
-        Command::Bench { scenario, quick, json, hdr } => {
-            let opts = Options { mode: if quick { Mode::Quick } else { Mode::Full }, json, hdr_dir: hdr };
+        Command::Bench { scenario, quick, json, hdr, plot } => {
+            let opts = Options { mode: if quick { Mode::Quick } else { Mode::Full }, json, hdr_dir: hdr, plot };
             let stdout = io::stdout();
             let stderr = io::stderr();
             let result = ringflow_bench::run(scenario.as_deref(), &opts, &mut stdout.lock(), &mut stderr.lock());

@@ -35,11 +35,13 @@ pub enum BenchError {
     Os { call: &'static str, source: std::io::Error },
     /// A peer library's call failed (set-up or mid-run), with its message.
     Peer { call: &'static str, error: String },
-    /// A file or directory of the run's output (interval logs) could not
-    /// be created or written.
+    /// A file or directory of the run's output (interval logs, plot) could
+    /// not be created or written.
     Output { path: PathBuf, source: std::io::Error },
     /// A histogram could not be encoded into its interval log.
     HdrLog { path: PathBuf, error: String },
+    /// The plot could not be drawn.
+    Plot(String),
 }
 
 impl fmt::Display for BenchError {
@@ -65,6 +67,7 @@ impl fmt::Display for BenchError {
             BenchError::Peer { call, error } => write!(f, "{call}: {error}"),
             BenchError::Output { path, source } => write!(f, "writing {}: {source}", path.display()),
             BenchError::HdrLog { path, error } => write!(f, "interval log {}: {error}", path.display()),
+            BenchError::Plot(e) => write!(f, "drawing the plot: {e}"),
         }
     }
 }

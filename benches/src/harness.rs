@@ -1,6 +1,6 @@
 //! Runs scenarios: every case, every impl one after the other in this
-//! process, then the report, then the files asked for (interval logs) once
-//! nothing is being measured any more. Independent of the CLI:
+//! process, then the report, then the files asked for (interval logs, the
+//! plot) once nothing is being measured any more. Independent of the CLI:
 //! output goes to the writers it is given, so tests can run it and read
 //! what it printed.
 
@@ -12,6 +12,7 @@ use crate::error::BenchError;
 use crate::hdr_log;
 use crate::measure::RunCtx;
 use crate::pin::Pins;
+use crate::plot;
 use crate::report::{self, CaseHistogram, CheckResult, Failure, Record, ScenarioReport};
 use crate::scenario::{Case, Scenario, LIMIT};
 use crate::scenarios;
@@ -66,11 +67,13 @@ pub struct Options {
     /// Write each measured (case, impl) histogram as an HdrHistogram
     /// interval log into this directory (created if missing).
     pub hdr_dir: Option<PathBuf>,
+    /// Draw every measured case into this SVG file.
+    pub plot: Option<PathBuf>,
 }
 
 /// Runs the scenario named `only` (or all), printing results to `out` and
-/// progress and notes to `progress`, then writes the interval logs `opts`
-/// asks for. A failing impl is reported and the run goes on;
+/// progress and notes to `progress`, then writes the interval logs and the
+/// plot `opts` asks for. A failing impl is reported and the run goes on;
 /// the failures are in the returned reports.
 pub fn run(
     only: Option<&str>,
@@ -83,7 +86,8 @@ pub fn run(
     Ok(reports)
 }
 
-/// Writes the interval logs `opts` asks for, saying where on `progress`.
+/// Writes the interval logs and the plot `opts` asks for, saying where on
+/// `progress`.
 fn write_files(reports: &[ScenarioReport], opts: &Options, progress: &mut dyn Write) -> Result<(), BenchError> {
     if let Some(dir) = &opts.hdr_dir {
         let mut written = 0;
@@ -91,6 +95,10 @@ fn write_files(reports: &[ScenarioReport], opts: &Options, progress: &mut dyn Wr
             written += hdr_log::write_logs(dir, report)?.len();
         }
         writeln!(progress, "wrote {written} interval logs (<scenario>.<case>.<impl>.hlog) to {}", dir.display())?;
+    }
+    if let Some(path) = &opts.plot {
+        plot::write_svg(path, reports)?;
+        writeln!(progress, "wrote the plot to {}", path.display())?;
     }
     Ok(())
 }
@@ -243,12 +251,18 @@ mod tests {
     use crate::hdr_log;
     use crate::scenarios::smoke;
 
-    /// A smoke run asked for interval logs writes one log per measured
-    /// (case, impl), holding that impl's samples.
+    /// A smoke run asked for interval logs and a plot writes one log per
+    /// measured (case, impl), holding that impl's samples, and one SVG
+    /// naming every impl.
     #[test]
-    fn a_smoke_run_writes_interval_logs() {
+    fn a_smoke_run_writes_interval_logs_and_the_plot() {
         let dir = smoke::fresh_dir("harness-files");
-        let opts = Options { mode: Mode::Smoke, hdr_dir: Some(dir.join("hdr")), ..Options::default() };
+        let opts = Options {
+            mode: Mode::Smoke,
+            hdr_dir: Some(dir.join("hdr")),
+            plot: Some(dir.join("plots/ring.svg")),
+            ..Options::default()
+        };
         let (report, _, _) = smoke::run_scenario_with("ring", &opts);
         let logs = fs::read_dir(dir.join("hdr")).expect("hdr dir").count();
         assert_eq!(logs, report.records.len());
@@ -258,6 +272,13 @@ mod tests {
             assert_eq!(back.tag, Some(hdr_log::tag("ring", r.case, r.imp)));
             assert_eq!(back.hist.len(), r.n, "{}", path.display());
             assert_eq!(back.hist.value_at_quantile(0.5), r.p50_ns);
+        }
+        let svg = fs::read_to_string(dir.join("plots/ring.svg")).expect("the plot");
+        let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+        let texts: Vec<&str> =
+            doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
+        for r in &report.records {
+            assert!(texts.contains(&r.imp), "{} not named in the plot", r.imp);
         }
         fs::remove_dir_all(&dir).expect("clean up");
     }

@@ -2,8 +2,8 @@
 //! measured with ringflow, its peers and the physical limit in the same run,
 //! on two pinned threads, into HDR histograms; reported as a table or JSON
 //! lines with each impl's ratio to the limit and a summary in words, and
-//! on request as HdrHistogram interval logs (written after the run, never
-//! while measuring).
+//! on request as HdrHistogram interval logs and one SVG plot (written
+//! after the run, never while measuring).
 //!
 //! Nothing printed is ever estimated or hard-coded: every figure is measured
 //! in the run that prints it. Checks against targets are informational and
@@ -27,6 +27,7 @@ mod pair;
 mod peers;
 mod pin;
 mod pingpong;
+mod plot;
 mod remote;
 mod report;
 mod ringflow;
