@@ -35,8 +35,8 @@ pub enum BenchError {
     Os { call: &'static str, source: std::io::Error },
     /// A peer library's call failed (set-up or mid-run), with its message.
     Peer { call: &'static str, error: String },
-    /// A file or directory of the run's output (interval logs, plot) could
-    /// not be created or written.
+    /// A file or directory of the run's output (report directory, interval
+    /// logs, plot) could not be created or written.
     Output { path: PathBuf, source: std::io::Error },
     /// A histogram could not be encoded into its interval log.
     HdrLog { path: PathBuf, error: String },

@@ -88,7 +88,11 @@ pub fn run(
 
 /// Writes the interval logs and the plot `opts` asks for, saying where on
 /// `progress`.
-fn write_files(reports: &[ScenarioReport], opts: &Options, progress: &mut dyn Write) -> Result<(), BenchError> {
+pub(crate) fn write_files(
+    reports: &[ScenarioReport],
+    opts: &Options,
+    progress: &mut dyn Write,
+) -> Result<(), BenchError> {
     if let Some(dir) = &opts.hdr_dir {
         let mut written = 0;
         for report in reports {
@@ -119,7 +123,7 @@ struct Progress<'a> {
 }
 
 /// Runs the scenarios and prints their results; writes no files.
-fn run_scenarios(
+pub(crate) fn run_scenarios(
     only: Option<&str>,
     opts: &Options,
     out: &mut dyn Write,
@@ -298,5 +302,17 @@ mod tests {
             assert!(line.starts_with(&start), "{line:?} should start {start:?}");
             assert!(line.ends_with(" s into the run)"), "{line}");
         }
+    }
+
+    /// The JSON of a whole report, as `report.jsonl` holds it, is what
+    /// `--json` streamed case by case.
+    #[test]
+    fn the_json_of_a_report_is_what_was_streamed() {
+        let opts = Options { mode: Mode::Smoke, json: true, ..Options::default() };
+        let mut out = Vec::new();
+        let reports = run(Some("ring"), &opts, &mut out, &mut std::io::sink()).expect("run");
+        let mut whole = Vec::new();
+        report::write_json(&mut whole, &reports[0]).expect("write");
+        assert_eq!(String::from_utf8(whole).expect("utf-8"), String::from_utf8(out).expect("utf-8"));
     }
 }

@@ -338,6 +338,20 @@ pub fn write_json_case(out: &mut dyn Write, records: &[Record], failures: &[Fail
     Ok(())
 }
 
+/// Writes a whole scenario's JSON lines as `--json` streams them while it
+/// runs: each case's records and failures, then the checks.
+pub fn write_json(out: &mut dyn Write, report: &ScenarioReport) -> io::Result<()> {
+    for (case, _) in &report.cases {
+        let records: Vec<Record> = report.records.iter().filter(|r| r.case == *case).cloned().collect();
+        let failures: Vec<Failure> = report.failures.iter().filter(|f| f.case == *case).cloned().collect();
+        write_json_case(out, &records, &failures)?;
+    }
+    for c in &report.checks {
+        writeln!(out, "{}", c.to_json())?;
+    }
+    Ok(())
+}
+
 /// 12345678.0 -> "12.35M".
 pub fn si(x: f64) -> String {
     match x {
