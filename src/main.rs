@@ -1,4 +1,5 @@
-//! The `ringflow` command line: `ringflow bench [scenario] [--quick] [--json]`,
+//! The `ringflow` command line: `ringflow bench [scenario] [--quick | --full]
+//! [--json] [--hdr DIR] [--plot FILE.svg] [--out DIR]`,
 //! `ringflow config [--file FILE]`, `ringflow engine [--config FILE]`,
 //! `ringflow doctor [--config FILE] [--json]`, `ringflow stat [--json]`,
 //! `ringflow ls [--json]`.
@@ -6,6 +7,7 @@
 mod stat;
 
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -23,16 +25,34 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Measure ringflow against its peers and the physical limit, in one run.
+    /// Without a scenario: every scenario, quick, and a report directory
+    /// (--out) with report.txt, report.jsonl, plots.svg and hdr/.
     Bench {
         /// Scenario to run (all when omitted).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(ringflow_bench::scenarios::names()))]
         scenario: Option<String>,
-        /// Short runs (about a fifth of the default duration).
-        #[arg(long)]
+        /// Short runs (about a fifth of the full duration); the default
+        /// without a scenario.
+        #[arg(long, conflicts_with = "full")]
         quick: bool,
+        /// Full-length runs; the default with a scenario.
+        #[arg(long)]
+        full: bool,
         /// One JSON object per line instead of tables.
         #[arg(long)]
         json: bool,
+        /// Write each (case, impl) latency histogram as an HdrHistogram
+        /// interval log, <scenario>.<case>.<impl>.hlog, into DIR.
+        #[arg(long, value_name = "DIR")]
+        hdr: Option<PathBuf>,
+        /// Draw every case into one SVG: latency by percentile, msgs/s bars.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+        /// Write the report directory here (report.txt, report.jsonl,
+        /// plots.svg, hdr/); without a scenario it defaults to
+        /// ./ringflow-report.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["hdr", "plot"])]
+        out: Option<PathBuf>,
     },
     /// Check the engine configuration and print it in full: defaults, then
     /// the file (--file, else $RINGFLOW_CONFIG), then RINGFLOW_* overrides.
@@ -212,6 +232,74 @@ fn doctor(file: Option<std::path::PathBuf>, json: bool) -> ExitCode {
     }
 }
 
+/// Why `ringflow bench --hdr/--plot` without a scenario is refused: the
+/// whole job's report directory already holds both.
+const NO_FILES_WITHOUT_A_SCENARIO: &str = "--hdr and --plot go with a scenario; without one, the report \
+     directory (--out DIR, default ./ringflow-report) holds hdr/ and plots.svg";
+
+/// What `ringflow bench` was asked.
+struct BenchArgs {
+    scenario: Option<String>,
+    quick: bool,
+    full: bool,
+    json: bool,
+    hdr: Option<PathBuf>,
+    plot: Option<PathBuf>,
+    out: Option<PathBuf>,
+}
+
+fn bench(args: BenchArgs) -> ExitCode {
+    let fail = |e: &dyn std::fmt::Display| {
+        let _ = writeln!(io::stderr(), "ringflow bench: {e}");
+        ExitCode::FAILURE
+    };
+    // The whole job (no scenario) is a quick look at everything; a named
+    // scenario is measured at full length unless asked otherwise.
+    let mode = match (args.quick, args.full) {
+        (true, _) => Mode::Quick,
+        (_, true) => Mode::Full,
+        _ if args.scenario.is_none() => Mode::Quick,
+        _ => Mode::Full,
+    };
+    let report_dir = match (&args.out, &args.scenario) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, None) if args.hdr.is_none() && args.plot.is_none() => Some(PathBuf::from(ringflow_bench::DEFAULT_DIR)),
+        (None, None) => return fail(&NO_FILES_WITHOUT_A_SCENARIO),
+        (None, Some(_)) => None,
+    };
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    let (mut out, mut progress) = (stdout.lock(), stderr.lock());
+    let result = match &report_dir {
+        Some(dir) => {
+            ringflow_bench::run_into_dir(args.scenario.as_deref(), mode, args.json, dir, &mut out, &mut progress)
+        }
+        None => {
+            let opts = Options { mode, json: args.json, hdr_dir: args.hdr, plot: args.plot };
+            ringflow_bench::run(args.scenario.as_deref(), &opts, &mut out, &mut progress)
+        }
+    };
+    let reports = match result {
+        Ok(reports) => reports,
+        Err(e) => return fail(&e),
+    };
+    if let Some(dir) = &report_dir {
+        report_written(dir, args.json, &mut out, &mut progress);
+    }
+    if reports.iter().all(|r| r.failures.is_empty()) {
+        ExitCode::SUCCESS
+    } else {
+        fail(&"some impls failed (see FAILED above)")
+    }
+}
+
+/// Says where the report is: last on stdout after the tables, or on
+/// stderr when stdout carries JSON lines (a parser reads every line).
+fn report_written(dir: &Path, json: bool, out: &mut dyn Write, progress: &mut dyn Write) {
+    let line = format!("report written to {}: report.txt, report.jsonl, plots.svg, hdr/", dir.display());
+    let _ = if json { writeln!(progress, "{line}") } else { writeln!(out, "{line}") };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -225,22 +313,8 @@ fn main() -> ExitCode {
         Command::Ls { json, runtime_dir } => stat::ls(runtime_dir, json),
         Command::Config { file } => config(file),
         Command::Engine { config, flush_ms } => engine(config, Duration::from_millis(flush_ms)),
-        Command::Bench { scenario, quick, json } => {
-            let opts = Options { mode: if quick { Mode::Quick } else { Mode::Full }, json };
-            let stdout = io::stdout();
-            let stderr = io::stderr();
-            let result = ringflow_bench::run(scenario.as_deref(), &opts, &mut stdout.lock(), &mut stderr.lock());
-            match result {
-                Ok(reports) if reports.iter().all(|r| r.failures.is_empty()) => ExitCode::SUCCESS,
-                Ok(_) => {
-                    let _ = writeln!(io::stderr(), "ringflow bench: some impls failed (see FAILED above)");
-                    ExitCode::FAILURE
-                }
-                Err(e) => {
-                    let _ = writeln!(io::stderr(), "ringflow bench: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Bench { scenario, quick, full, json, hdr, plot, out } => {
+            bench(BenchArgs { scenario, quick, full, json, hdr, plot, out })
         }
     }
 }

@@ -60,22 +60,42 @@ pub struct LoggedInterval {
     pub hist: Histogram<u64>,
 }
 
+/// The log format version HdrHistogram's Java writer declares (its reader
+/// picks the parser by it); the lines written here are that format.
+const FORMAT_VERSION_COMMENT: &str = "[Histogram log format version 1.3]";
+
+/// Values are nanoseconds; the informational max column is in
+/// milliseconds, as HdrHistogram's Java writer and its tools expect.
+const MAX_VALUE_DIVISOR: f64 = 1e6;
+
 /// Writes `intervals` as an HdrHistogram interval log (V2, compressed, as
-/// Java's `HistogramLogWriter` writes them) with `base` as its StartTime and
-/// BaseTime.
-pub fn write_interval_log(out: &mut dyn Write, base: SystemTime, intervals: &[Interval<'_>]) -> io::Result<()> {
+/// Java's `HistogramLogWriter` writes them), headed by `comments`, with
+/// `base` as its StartTime and BaseTime.
+pub fn write_interval_log(
+    out: &mut dyn Write,
+    base: SystemTime,
+    comments: &[&str],
+    intervals: &[Interval<'_>],
+) -> io::Result<()> {
     let mut serializer = V2DeflateSerializer::new();
     let mut out = out;
-    let mut writer = IntervalLogWriterBuilder::new()
-        .add_comment("ringflow latency histograms, values in nanoseconds")
+    let mut builder = IntervalLogWriterBuilder::new();
+    builder.add_comment(FORMAT_VERSION_COMMENT);
+    for c in comments {
+        builder.add_comment(c);
+    }
+    let mut writer = builder
+        .add_comment("values: nanoseconds")
         .with_start_time(base)
         .with_base_time(base)
+        .with_max_value_divisor(MAX_VALUE_DIVISOR)
         .begin_log_with(&mut out, &mut serializer)?;
     for i in intervals {
         let tag: String = i.tag.chars().map(|c| if matches!(c, ' ' | ',' | '\r' | '\n') { '_' } else { c }).collect();
-        writer
-            .write_histogram(i.hist, i.start, i.length, Tag::new(&tag))
-            .map_err(|e| io::Error::other(format!("interval log: {e}")))?;
+        writer.write_histogram(i.hist, i.start, i.length, Tag::new(&tag)).map_err(|e| match e {
+            hdrhistogram::serialization::interval_log::IntervalLogWriterError::IoError(e) => e,
+            e => io::Error::other(format!("interval log: {e}")),
+        })?;
     }
     Ok(())
 }
@@ -122,8 +142,9 @@ mod tests {
             Interval { tag: "rtt", start: Duration::from_secs(1), length: Duration::from_secs(1), hist: &b },
         ];
         let mut out = Vec::new();
-        write_interval_log(&mut out, base, &intervals).unwrap();
+        write_interval_log(&mut out, base, &["a test"], &intervals).unwrap();
         let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.starts_with("#[Histogram log format version 1.3]\n#a test\n"), "{text}");
         assert!(text.contains("#[StartTime: 1700000000.000"), "{text}");
         let back = read_interval_log(&out).unwrap();
         assert_eq!(back.len(), 2);

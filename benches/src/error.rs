@@ -2,6 +2,7 @@
 //! each with its own variant so the CLI can say plainly what went wrong.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// Why a benchmark (or one impl of one case) could not be measured.
 #[derive(Debug)]
@@ -34,6 +35,11 @@ pub enum BenchError {
     Os { call: &'static str, source: std::io::Error },
     /// A peer library's call failed (set-up or mid-run), with its message.
     Peer { call: &'static str, error: String },
+    /// A file or directory of the run's output (report directory, interval
+    /// logs, plot) could not be created or written.
+    Output { path: PathBuf, source: std::io::Error },
+    /// The plot could not be drawn.
+    Plot(String),
 }
 
 impl fmt::Display for BenchError {
@@ -57,6 +63,8 @@ impl fmt::Display for BenchError {
             BenchError::Io(e) => write!(f, "writing the report: {e}"),
             BenchError::Os { call, source } => write!(f, "{call}: {source}"),
             BenchError::Peer { call, error } => write!(f, "{call}: {error}"),
+            BenchError::Output { path, source } => write!(f, "writing {}: {source}", path.display()),
+            BenchError::Plot(e) => write!(f, "drawing the plot: {e}"),
         }
     }
 }
@@ -69,6 +77,7 @@ impl std::error::Error for BenchError {
             BenchError::Read(e) => Some(e),
             BenchError::Io(e) => Some(e),
             BenchError::Os { source, .. } => Some(source),
+            BenchError::Output { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -1,25 +1,31 @@
 //! Runs scenarios: every case, every impl one after the other in this
-//! process, then the report. Independent of the CLI: output goes to the
-//! writers it is given, so tests can run it and read what it printed.
+//! process, then the report, then the files asked for (interval logs, the
+//! plot) once nothing is being measured any more. Independent of the CLI:
+//! output goes to the writers it is given, so tests can run it and read
+//! what it printed.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::BenchError;
+use crate::hdr_log;
 use crate::measure::RunCtx;
 use crate::pin::Pins;
-use crate::report::{self, CheckResult, Failure, Record, ScenarioReport};
-use crate::scenario::{Scenario, LIMIT};
+use crate::plot;
+use crate::report::{self, CaseHistogram, CheckResult, Failure, Record, ScenarioReport};
+use crate::scenario::{Case, Scenario, LIMIT};
 use crate::scenarios;
 
 /// How long each (case, impl) runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
     /// A few milliseconds, yielding instead of spinning: proves it works (tests).
     Smoke,
     /// `--quick`: well under a second per (case, impl).
     Quick,
-    /// The default: five times the quick durations.
+    /// Five times the quick durations (the default of `ringflow bench <scenario>`).
+    #[default]
     Full,
 }
 
@@ -52,18 +58,72 @@ impl Mode {
     }
 }
 
-/// What to run and how to print it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What to run, how to print it and which files to write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     pub mode: Mode,
     /// JSON lines instead of tables.
     pub json: bool,
+    /// Write each measured (case, impl) histogram as an HdrHistogram
+    /// interval log into this directory (created if missing).
+    pub hdr_dir: Option<PathBuf>,
+    /// Draw every measured case into this SVG file.
+    pub plot: Option<PathBuf>,
 }
 
 /// Runs the scenario named `only` (or all), printing results to `out` and
-/// progress and notes to `progress`. A failing impl is reported and the run
-/// goes on; the failures are in the returned reports.
+/// progress and notes to `progress`, then writes the interval logs and the
+/// plot `opts` asks for. A failing impl is reported and the run goes on;
+/// the failures are in the returned reports.
 pub fn run(
+    only: Option<&str>,
+    opts: &Options,
+    out: &mut dyn Write,
+    progress: &mut dyn Write,
+) -> Result<Vec<ScenarioReport>, BenchError> {
+    let reports = run_scenarios(only, opts, out, progress)?;
+    write_files(&reports, opts, progress)?;
+    Ok(reports)
+}
+
+/// Writes the interval logs and the plot `opts` asks for, saying where on
+/// `progress`.
+pub(crate) fn write_files(
+    reports: &[ScenarioReport],
+    opts: &Options,
+    progress: &mut dyn Write,
+) -> Result<(), BenchError> {
+    if let Some(dir) = &opts.hdr_dir {
+        let mut written = 0;
+        for report in reports {
+            written += hdr_log::write_logs(dir, report)?.len();
+        }
+        writeln!(progress, "wrote {written} interval logs (<scenario>.<case>.<impl>.hlog) to {}", dir.display())?;
+    }
+    if let Some(path) = &opts.plot {
+        plot::write_svg(path, reports)?;
+        writeln!(progress, "wrote the plot to {}", path.display())?;
+    }
+    Ok(())
+}
+
+/// The scenarios of one run with their cases, built before anything runs
+/// so the progress line can count the (case, impl)s ahead.
+struct Planned<'a> {
+    scenario: &'a Scenario,
+    cases: Vec<Case>,
+}
+
+/// Where the run is, for the progress line `[k/N] scenario/case/impl`.
+struct Progress<'a> {
+    out: &'a mut dyn Write,
+    done: usize,
+    total: usize,
+    started: Instant,
+}
+
+/// Runs the scenarios and prints their results; writes no files.
+pub(crate) fn run_scenarios(
     only: Option<&str>,
     opts: &Options,
     out: &mut dyn Write,
@@ -80,6 +140,8 @@ pub fn run(
             })?]
         }
     };
+    let planned: Vec<Planned> = selected.into_iter().map(|s| Planned { scenario: s, cases: (s.cases)() }).collect();
+    let total = planned.iter().flat_map(|p| &p.cases).map(|c| c.impls.len()).sum();
     // Read the core list once, from this (unpinned) thread, before any
     // benchmark thread is pinned.
     let pins = Pins::detect();
@@ -89,19 +151,21 @@ pub fn run(
         measure: opts.mode.measure(),
         yielding: opts.mode == Mode::Smoke || pins.shares_one_core(),
     };
+    let mut progress = Progress { out: progress, done: 0, total, started: Instant::now() };
     let mut reports = Vec::new();
-    for scenario in selected {
-        reports.push(run_scenario(scenario, &ctx, opts, out, progress)?);
+    for p in planned {
+        reports.push(run_scenario(p.scenario, p.cases, &ctx, opts, out, &mut progress)?);
     }
     Ok(reports)
 }
 
 fn run_scenario(
     scenario: &Scenario,
+    cases: Vec<Case>,
     ctx: &RunCtx,
     opts: &Options,
     out: &mut dyn Write,
-    progress: &mut dyn Write,
+    progress: &mut Progress,
 ) -> Result<ScenarioReport, BenchError> {
     let header = format!(
         "== {}: {} ({}: {} ms warm-up + {} ms measured per impl; {})",
@@ -113,27 +177,46 @@ fn run_scenario(
         ctx.pins.describe()
     );
     if opts.json {
-        writeln!(progress, "{header}")?;
+        writeln!(progress.out, "{header}")?;
     }
-    let mut report = ScenarioReport { scenario: scenario.name, ..ScenarioReport::default() };
-    for case in (scenario.cases)() {
+    let mut report = ScenarioReport { scenario: scenario.name, header, ..ScenarioReport::default() };
+    for case in cases {
         for note in &case.notes {
-            writeln!(progress, "{}/{}: {note}", scenario.name, case.name)?;
+            writeln!(progress.out, "{}/{}: {note}", scenario.name, case.name)?;
         }
         let mut records = Vec::new();
         let mut failures = Vec::new();
         for imp in &case.impls {
-            write!(progress, "{}/{}/{} ... ", scenario.name, case.name, imp.name)?;
-            progress.flush()?;
+            progress.done += 1;
+            // One line per (case, impl), finished when it is: reads the
+            // same on a terminal and in a CI log (no carriage returns).
+            write!(
+                progress.out,
+                "[{}/{}] {}/{}/{} ... ",
+                progress.done, progress.total, scenario.name, case.name, imp.name
+            )?;
+            progress.out.flush()?;
+            let run_start = SystemTime::now();
             let started = Instant::now();
-            match (imp.run)(ctx) {
+            let result = (imp.run)(ctx);
+            let took = started.elapsed();
+            let run_secs = progress.started.elapsed().as_secs_f64();
+            match result {
                 Ok(m) => {
-                    writeln!(progress, "done in {:.2} s", started.elapsed().as_secs_f64())?;
+                    writeln!(progress.out, "done in {:.2} s ({run_secs:.1} s into the run)", took.as_secs_f64())?;
                     let pinned = ctx.pins.is_pinned();
                     records.push(Record::new(scenario.name, case.name, imp.name, case.metric, &m, pinned));
+                    report.histograms.push(CaseHistogram {
+                        case: case.name,
+                        imp: imp.name,
+                        hist: m.hist,
+                        run_start,
+                        window_offset: took.saturating_sub(m.elapsed),
+                        window: m.elapsed,
+                    });
                 }
                 Err(e) => {
-                    writeln!(progress, "FAILED: {e}")?;
+                    writeln!(progress.out, "FAILED after {:.2} s: {e}", took.as_secs_f64())?;
                     let error = e.to_string();
                     failures.push(Failure { scenario: scenario.name, case: case.name, imp: imp.name, error });
                 }
@@ -158,8 +241,78 @@ fn run_scenario(
             writeln!(out, "{}", c.to_json())?;
         }
     } else {
-        report::write_text(out, &header, &report)?;
+        report::write_text(out, &report)?;
     }
     out.flush()?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::hdr_log;
+    use crate::scenarios::smoke;
+
+    /// A smoke run asked for interval logs and a plot writes one log per
+    /// measured (case, impl), holding that impl's samples, and one SVG
+    /// naming every impl.
+    #[test]
+    fn a_smoke_run_writes_interval_logs_and_the_plot() {
+        let dir = smoke::fresh_dir("harness-files");
+        let opts = Options {
+            mode: Mode::Smoke,
+            hdr_dir: Some(dir.join("hdr")),
+            plot: Some(dir.join("plots/ring.svg")),
+            ..Options::default()
+        };
+        let (report, _, _) = smoke::run_scenario_with("ring", &opts);
+        let logs = fs::read_dir(dir.join("hdr")).expect("hdr dir").count();
+        assert_eq!(logs, report.records.len());
+        for r in &report.records {
+            let path = dir.join("hdr").join(hdr_log::file_name("ring", r.case, r.imp));
+            let back = hdr_log::tests::read_back(&fs::read(&path).expect("the log of a measured impl"));
+            assert_eq!(back.tag, Some(hdr_log::tag("ring", r.case, r.imp)));
+            assert_eq!(back.hist.len(), r.n, "{}", path.display());
+            assert_eq!(back.hist.value_at_quantile(0.5), r.p50_ns);
+        }
+        let svg = fs::read_to_string(dir.join("plots/ring.svg")).expect("the plot");
+        let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+        let texts: Vec<&str> =
+            doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
+        for r in &report.records {
+            assert!(texts.contains(&r.imp), "{} not named in the plot", r.imp);
+        }
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// One progress line per (case, impl), counted against the run's total.
+    #[test]
+    fn progress_lines_count_every_case_and_impl() {
+        let opts = Options { mode: Mode::Smoke, ..Options::default() };
+        let mut progress = Vec::new();
+        let reports = run(Some("ring"), &opts, &mut std::io::sink(), &mut progress).expect("run");
+        let total = reports[0].records.len();
+        let progress = String::from_utf8(progress).expect("utf-8");
+        let lines: Vec<&str> = progress.lines().filter(|l| l.starts_with('[')).collect();
+        assert_eq!(lines.len(), total, "{progress}");
+        for (k, (line, r)) in lines.iter().zip(&reports[0].records).enumerate() {
+            let start = format!("[{}/{total}] ring/{}/{} ... done in ", k + 1, r.case, r.imp);
+            assert!(line.starts_with(&start), "{line:?} should start {start:?}");
+            assert!(line.ends_with(" s into the run)"), "{line}");
+        }
+    }
+
+    /// The JSON of a whole report, as `report.jsonl` holds it, is what
+    /// `--json` streamed case by case.
+    #[test]
+    fn the_json_of_a_report_is_what_was_streamed() {
+        let opts = Options { mode: Mode::Smoke, json: true, ..Options::default() };
+        let mut out = Vec::new();
+        let reports = run(Some("ring"), &opts, &mut out, &mut std::io::sink()).expect("run");
+        let mut whole = Vec::new();
+        report::write_json(&mut whole, &reports[0]).expect("write");
+        assert_eq!(String::from_utf8(whole).expect("utf-8"), String::from_utf8(out).expect("utf-8"));
+    }
 }

@@ -1,7 +1,9 @@
 //! The benchmark harness behind `ringflow bench`: scenarios of cases, each
 //! measured with ringflow, its peers and the physical limit in the same run,
 //! on two pinned threads, into HDR histograms; reported as a table or JSON
-//! lines with each impl's ratio to the limit.
+//! lines with each impl's ratio to the limit and a summary in words, and
+//! on request as HdrHistogram interval logs and one SVG plot (written
+//! after the run, never while measuring).
 //!
 //! Nothing printed is ever estimated or hard-coded: every figure is measured
 //! in the run that prints it. Checks against targets are informational and
@@ -15,6 +17,7 @@ mod flow;
 mod framing;
 mod futex_limit;
 mod harness;
+mod hdr_log;
 mod limit;
 mod measure;
 mod memory;
@@ -24,12 +27,15 @@ mod pair;
 mod peers;
 mod pin;
 mod pingpong;
+mod plot;
 mod remote;
 mod report;
+mod report_dir;
 mod ringflow;
 mod scenario;
 pub mod scenarios;
 mod stream;
+mod summary;
 mod wire;
 
 pub use error::BenchError;
@@ -37,5 +43,6 @@ pub use harness::{run, Mode, Options};
 pub use measure::{Measurement, RunCtx};
 pub use memory::{Heap, RingMemory};
 pub use pin::Pins;
-pub use report::{CheckResult, Failure, Record, ScenarioReport};
+pub use report::{CaseHistogram, CheckResult, Failure, Record, ScenarioReport};
+pub use report_dir::{run_into_dir, DEFAULT_DIR};
 pub use scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target, LIMIT};

@@ -1,13 +1,20 @@
 //! Turning measurements into what `ringflow bench` prints: one record per
-//! measured (case, impl), as an aligned table or as JSON lines, one winner
-//! line per case, and the scenario's acceptance checks. Every figure printed
-//! comes from a record of this run; nothing here estimates or hard-codes.
+//! measured (case, impl), as an aligned table or as JSON lines, the
+//! scenario's acceptance checks and the summary in words (`summary.rs`).
+//! Every figure printed comes from a record of this run; nothing here
+//! estimates or hard-codes.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+
+use ringflow_core::json::string as json_str;
 
 use crate::measure::Measurement;
 use crate::scenario::{CheckSpec, Metric, Stat, Target, LIMIT};
+use crate::summary;
 
 /// The figures of one measured (case, impl).
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +66,26 @@ impl Record {
         }
     }
 
+    /// A record of scenario "t" whose percentiles are all `p50`.
+    #[cfg(test)]
+    pub(crate) fn for_tests(case: &'static str, imp: &'static str, metric: Metric, p50: u64, rate: f64) -> Record {
+        Record {
+            scenario: "t",
+            case,
+            imp,
+            metric,
+            p50_ns: p50,
+            p99_ns: p50,
+            p999_ns: p50,
+            max_ns: p50,
+            n: 1,
+            msgs: 1,
+            msgs_per_sec: rate,
+            ratio_to_limit: None,
+            pinned: true,
+        }
+    }
+
     /// The figure a ratio or a check uses.
     pub fn stat(&self, stat: Stat) -> f64 {
         match stat {
@@ -68,7 +95,7 @@ impl Record {
     }
 
     /// The case's headline figure for this record.
-    fn headline(&self) -> f64 {
+    pub(crate) fn headline(&self) -> f64 {
         self.stat(headline_stat(self.metric))
     }
 
@@ -94,7 +121,7 @@ impl Record {
     }
 }
 
-fn headline_stat(metric: Metric) -> Stat {
+pub(crate) fn headline_stat(metric: Metric) -> Stat {
     match metric {
         Metric::Latency => Stat::P50,
         Metric::Throughput => Stat::MsgsPerSec,
@@ -192,11 +219,34 @@ impl CheckResult {
     }
 }
 
+/// The latency histogram of one measured (case, impl), kept once its
+/// record is made so interval logs and plots see every sample, not only
+/// the percentiles of the record. Never printed in the tables or JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaseHistogram {
+    pub case: &'static str,
+    pub imp: &'static str,
+    /// Latency samples in ns, as measured (see [`Measurement::hist`]).
+    pub hist: Histogram<u64>,
+    /// Wall-clock time the impl's run began (set-up and warm-up included).
+    pub run_start: SystemTime,
+    /// Where the measured window began within that run. Impls report only
+    /// the window's length, so this is the run's length less the window:
+    /// late by the run's tear-down (joining its threads), never early.
+    pub window_offset: Duration,
+    /// Length of the measured window.
+    pub window: Duration,
+}
+
 /// Everything one scenario run produced.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ScenarioReport {
     pub scenario: &'static str,
+    /// The line that heads the scenario's table (mode, durations, cores).
+    pub header: String,
     pub records: Vec<Record>,
+    /// The histogram behind each record, in the same order.
+    pub histograms: Vec<CaseHistogram>,
     pub failures: Vec<Failure>,
     pub checks: Vec<CheckResult>,
     /// Case names with their metric, in run order.
@@ -211,11 +261,17 @@ impl ScenarioReport {
     pub fn reference(&self, case: &str) -> &'static str {
         self.references.iter().find(|(c, _)| *c == case).map_or(LIMIT, |(_, r)| r)
     }
+
+    /// The histogram of `imp` in `case`, if it was measured.
+    pub fn histogram(&self, case: &str, imp: &str) -> Option<&CaseHistogram> {
+        self.histograms.iter().find(|h| h.case == case && h.imp == imp)
+    }
 }
 
-/// Writes the aligned table, the winner lines and the check lines.
-pub fn write_text(out: &mut dyn Write, header: &str, report: &ScenarioReport) -> io::Result<()> {
-    writeln!(out, "{header}")?;
+/// Writes the scenario's header, the aligned table, the check lines and
+/// the summary in words: what `ringflow bench` prints and `report.txt` holds.
+pub fn write_text(out: &mut dyn Write, report: &ScenarioReport) -> io::Result<()> {
+    writeln!(out, "{}", report.header)?;
     let head = ["case", "impl", "p50_ns", "p99_ns", "p999_ns", "max_ns", "n", "msgs_per_sec", "ratio_to_limit"];
     let rows: Vec<[String; 9]> = report
         .records
@@ -263,11 +319,12 @@ pub fn write_text(out: &mut dyn Write, header: &str, report: &ScenarioReport) ->
     for f in &report.failures {
         writeln!(out, "FAILED {}/{}/{}: {}", f.scenario, f.case, f.imp, f.error)?;
     }
-    for (case, metric) in &report.cases {
-        writeln!(out, "{}", winner_line(case, *metric, report.reference(case), &report.records))?;
-    }
     for c in &report.checks {
         writeln!(out, "{}", c.line())?;
+    }
+    writeln!(out, "summary:")?;
+    for (case, metric) in &report.cases {
+        writeln!(out, "{}", summary::case_line(case, *metric, report.reference(case), &report.records))?;
     }
     Ok(())
 }
@@ -283,41 +340,18 @@ pub fn write_json_case(out: &mut dyn Write, records: &[Record], failures: &[Fail
     Ok(())
 }
 
-/// Which impl (other than the case's limit, or its `reference` when it has
-/// none) won a case, and by what factor over the runner-up.
-pub fn winner_line(case: &str, metric: Metric, reference: &str, records: &[Record]) -> String {
-    let mut rivals: Vec<&Record> = records.iter().filter(|r| r.case == case && r.imp != reference).collect();
-    let better_first = |a: &&Record, b: &&Record| match metric {
-        Metric::Latency => a.headline().total_cmp(&b.headline()),
-        Metric::Throughput => b.headline().total_cmp(&a.headline()),
-    };
-    rivals.sort_by(better_first);
-    let show = |r: &Record| match metric {
-        Metric::Latency => format!("p50 {} ns", r.p50_ns),
-        Metric::Throughput => format!("{} msgs/s", si(r.msgs_per_sec)),
-    };
-    let limit = records
-        .iter()
-        .find(|r| r.case == case && r.imp == reference)
-        .map_or_else(|| format!("{reference} not measured"), |l| format!("{reference} {}", show(l)));
-    let besides = if reference == LIMIT { "the limit" } else { reference };
-    match rivals.as_slice() {
-        [] => format!("{case}: nothing measured besides {besides}; {limit}"),
-        [only] => format!("{case}: {} is the only impl measured besides {besides} ({}); {limit}", only.imp, show(only)),
-        [win, next, ..] => {
-            let (factor, word) = match metric {
-                Metric::Latency => (next.headline() / win.headline(), "lower p50 than"),
-                Metric::Throughput => (win.headline() / next.headline(), "the msgs/s of"),
-            };
-            format!(
-                "{case}: {} wins ({}), {factor:.2}x {word} {} ({}); {limit}",
-                win.imp,
-                show(win),
-                next.imp,
-                show(next)
-            )
-        }
+/// Writes a whole scenario's JSON lines as `--json` streams them while it
+/// runs: each case's records and failures, then the checks.
+pub fn write_json(out: &mut dyn Write, report: &ScenarioReport) -> io::Result<()> {
+    for (case, _) in &report.cases {
+        let records: Vec<Record> = report.records.iter().filter(|r| r.case == *case).cloned().collect();
+        let failures: Vec<Failure> = report.failures.iter().filter(|f| f.case == *case).cloned().collect();
+        write_json_case(out, &records, &failures)?;
     }
+    for c in &report.checks {
+        writeln!(out, "{}", c.to_json())?;
+    }
+    Ok(())
 }
 
 /// 12345678.0 -> "12.35M".
@@ -337,43 +371,22 @@ fn json_num(v: Option<f64>) -> String {
     }
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn rec(case: &'static str, imp: &'static str, metric: Metric, p50: u64, rate: f64) -> Record {
-        Record {
-            scenario: "t",
-            case,
-            imp,
-            metric,
-            p50_ns: p50,
-            p99_ns: p50,
-            p999_ns: p50,
-            max_ns: p50,
-            n: 1,
-            msgs: 1,
-            msgs_per_sec: rate,
-            ratio_to_limit: None,
-            pinned: true,
-        }
+        Record::for_tests(case, imp, metric, p50, rate)
+    }
+
+    /// A case without a limit impl: ratios go against its reference.
+    #[test]
+    fn a_reference_stands_in_for_a_missing_limit() {
+        let mut recs = vec![rec("a", "floor", Metric::Latency, 200, 0.0), rec("a", "x", Metric::Latency, 300, 0.0)];
+        set_ratios(&mut recs, "floor");
+        assert_eq!(recs[1].ratio_to_limit, Some(1.5));
+        let report = ScenarioReport { references: vec![("a", "floor")], ..ScenarioReport::default() };
+        assert_eq!((report.reference("a"), report.reference("b")), ("floor", LIMIT));
     }
 
     #[test]
@@ -387,35 +400,6 @@ mod tests {
         let mut none = vec![rec("c", "x", Metric::Latency, 1, 1.0)];
         set_ratios(&mut none, LIMIT);
         assert_eq!(none[0].ratio_to_limit, None);
-    }
-
-    #[test]
-    fn winner_excludes_the_limit() {
-        let recs = [
-            rec("a", LIMIT, Metric::Latency, 50, 0.0),
-            rec("a", "slow", Metric::Latency, 300, 0.0),
-            rec("a", "fast", Metric::Latency, 100, 0.0),
-        ];
-        let line = winner_line("a", Metric::Latency, LIMIT, &recs);
-        assert!(line.starts_with("a: fast wins (p50 100 ns), 3.00x lower p50 than slow"), "{line}");
-        assert!(line.ends_with("; limit p50 50 ns"), "{line}");
-    }
-
-    /// A case without a limit impl: ratios and the winner line go against
-    /// its reference, which is not a rival.
-    #[test]
-    fn a_reference_stands_in_for_a_missing_limit() {
-        let mut recs = vec![
-            rec("a", "floor", Metric::Latency, 200, 0.0),
-            rec("a", "x", Metric::Latency, 300, 0.0),
-            rec("a", "y", Metric::Latency, 600, 0.0),
-        ];
-        set_ratios(&mut recs, "floor");
-        assert_eq!(recs[1].ratio_to_limit, Some(1.5));
-        let line = winner_line("a", Metric::Latency, "floor", &recs);
-        assert_eq!(line, "a: x wins (p50 300 ns), 2.00x lower p50 than y (p50 600 ns); floor p50 200 ns");
-        let report = ScenarioReport { references: vec![("a", "floor")], ..ScenarioReport::default() };
-        assert_eq!((report.reference("a"), report.reference("b")), ("floor", LIMIT));
     }
 
     #[test]
@@ -444,10 +428,5 @@ mod tests {
         assert_eq!(CheckResult::evaluate(missing, &recs).verdict(), "SKIP");
         let missing = CheckSpec { den: "small/absent", ..spec };
         assert_eq!(CheckResult::evaluate(missing, &recs).verdict(), "SKIP");
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
 }

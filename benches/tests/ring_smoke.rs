@@ -14,7 +14,7 @@ fn declared(scenario: &str) -> BTreeSet<(String, String)> {
 }
 
 fn run(json: bool) -> (ScenarioReport, String) {
-    let opts = Options { mode: Mode::Smoke, json };
+    let opts = Options { mode: Mode::Smoke, json, ..Options::default() };
     let mut out = Vec::new();
     let mut reports = ringflow_bench::run(Some("ring"), &opts, &mut out, &mut std::io::sink()).expect("run");
     assert_eq!(reports.len(), 1);
@@ -161,7 +161,7 @@ fn ring_scenario_smoke_table() {
 
 #[test]
 fn unknown_scenario_is_an_error() {
-    let opts = Options { mode: Mode::Smoke, json: true };
+    let opts = Options { mode: Mode::Smoke, json: true, ..Options::default() };
     let err = ringflow_bench::run(Some("nope"), &opts, &mut Vec::new(), &mut std::io::sink()).err();
     assert!(err.is_some_and(|e| e.to_string().contains("unknown scenario `nope`")));
 }

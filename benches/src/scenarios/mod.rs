@@ -30,14 +30,28 @@ pub(crate) mod smoke {
     use crate::report::ScenarioReport;
     use crate::scenario::Scenario;
 
+    /// An empty directory of its own for test `name` (a previous run's is
+    /// removed first); the test removes it when done.
+    pub(crate) fn fresh_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ringflow-bench-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the test directory");
+        dir
+    }
+
     /// Runs scenario `name` in smoke mode and checks what holds for every
     /// scenario: no impl failed, every declared (case, impl) was measured,
     /// every check was evaluated and printed. Returns the report, the
     /// scenario and what was printed, for the scenario's own assertions.
     pub(crate) fn run_scenario(name: &str) -> (ScenarioReport, Scenario, String) {
-        let opts = Options { mode: Mode::Smoke, json: false };
+        run_scenario_with(name, &Options { mode: Mode::Smoke, ..Options::default() })
+    }
+
+    /// [`run_scenario`] with other options (e.g. files to write); the
+    /// mode should stay [`Mode::Smoke`] and `json` off.
+    pub(crate) fn run_scenario_with(name: &str, opts: &Options) -> (ScenarioReport, Scenario, String) {
         let mut out = Vec::new();
-        let mut reports = run(Some(name), &opts, &mut out, &mut std::io::sink()).expect("run");
+        let mut reports = run(Some(name), opts, &mut out, &mut std::io::sink()).expect("run");
         let report = reports.remove(0);
         assert!(report.failures.is_empty(), "failures: {:?}", report.failures);
         let scenario = super::all().into_iter().find(|s| s.name == name).expect("registered");
