@@ -278,7 +278,8 @@ fn run(mut context: ThreadContext) -> usize {
 
 /// loop { work = Σ do_work; if stopping, break; idle(work) }, recording
 /// in the thread's stats slot how long each cycle that did work took and
-/// how long each idle span lasted (one clock reading per cycle).
+/// how long each idle span (from the first cycle without work to the next
+/// with some) lasted: one clock reading per idle cycle, two per busy one.
 fn duty_cycle(context: &mut ThreadContext) {
     let mut idler = Idler::with_park_cap(context.idle, context.park_cap);
     let (mut cycles, mut work_items) = (0u64, 0u64);
@@ -287,13 +288,6 @@ fn duty_cycle(context: &mut ThreadContext) {
     let mut idle_since: Option<u64> = None;
     loop {
         let start = clock::now();
-        if let Some(since) = idle_since.take() {
-            // The idle span ends where this cycle starts (it may find
-            // nothing again: then it is a new span, as it began here).
-            if let Some(ns) = clock::elapsed_ns(since, start) {
-                slot.hist(ENGINE_IDLE).record(ns);
-            }
-        }
         let work = context.agents.do_work(&context.shared.failures);
         cycles += 1;
         work_items = work_items.saturating_add(work as u64);
@@ -304,7 +298,11 @@ fn duty_cycle(context: &mut ThreadContext) {
             if let Some(ns) = clock::elapsed_ns(start, clock::now()) {
                 slot.hist(ENGINE_DUTY).record(ns);
             }
-        } else {
+            // An idle span ends where the first cycle with work starts.
+            if let Some(ns) = idle_since.take().and_then(|since| clock::elapsed_ns(since, start)) {
+                slot.hist(ENGINE_IDLE).record(ns);
+            }
+        } else if idle_since.is_none() {
             idle_since = Some(start);
         }
         let agents = context.agents.len();
