@@ -278,3 +278,56 @@ fn lossy_flows_ride_udp_and_their_losses_are_visible() {
     near.shutdown().unwrap();
     far.shutdown().unwrap();
 }
+
+#[test]
+fn with_send_zc_frames_leave_from_registered_buffers_intact_and_in_order() {
+    let dir = test_dir();
+    let mut listener = Listener::bind_with("zc", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let zc = |listen: Option<&str>| {
+        EngineConfig::builder()
+            .listen(listen)
+            .send_zc_threshold(4096)
+            .buffer_size(64 << 10)
+            .registered_buffers(4)
+            .build()
+            .unwrap()
+    };
+    if !ringflow_core::uring::probe(zc(None).io_uring()).is_ok_and(|s| s.send_zc) {
+        println!("SKIP: no SEND_ZC in this kernel");
+        return;
+    }
+    let far = RemoteEngine::start(&zc(Some("127.0.0.1:0")), Some(dir.clone())).unwrap();
+    let near = RemoteEngine::start(&zc(None), None).unwrap();
+    let addr = far.listen_addr().unwrap();
+    // Small messages coalesce into a registered buffer until it passes the
+    // threshold; 100 KB ones are larger than a buffer and take the heap.
+    let msg = |i: u32| -> Vec<u8> {
+        let len = match i % 16 {
+            0 => 100_000,
+            1..=9 => 24 + (i as usize * 13) % 200,
+            _ => 3000 + (i as usize * 71) % 20_000,
+        };
+        (0..len).map(|b| (b as u32 ^ i.wrapping_mul(2_654_435_761)) as u8).collect()
+    };
+    let count = 3000u32;
+    let server = thread::spawn(move || {
+        let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
+        for i in 0..count {
+            let got = flow.recv_ref_timeout(Duration::from_secs(30)).unwrap();
+            assert!(*got == msg(i)[..], "message {i} differs");
+        }
+        flow.recv_ref_timeout(Duration::from_secs(30)).map(|_| ()).expect_err("nothing after the last")
+    });
+    let mut flow = near.alloc(&format!("zc@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30))).unwrap();
+    for i in 0..count {
+        flow.send(&msg(i)).unwrap();
+    }
+    flow.dealloc(Deadline::after(Duration::from_secs(30))).unwrap();
+    assert!(matches!(server.join().unwrap(), RecvError::Closed));
+    let stats = near.stats();
+    println!("near engine: {stats:?}");
+    assert_eq!(stats.registered_buffers, 4);
+    assert!(stats.registered_sends > 0, "no send left from a registered buffer");
+    near.shutdown().unwrap();
+    far.shutdown().unwrap();
+}

@@ -56,6 +56,18 @@ pub struct RemoteStats {
     pub datagrams_received: u64,
     /// Datagrams the socket refused (its buffer full): their messages lost.
     pub datagrams_dropped: u64,
+    /// TCP sends that copied (plain `send`), as of the engine's last duty
+    /// cycle with network events.
+    pub plain_sends: u64,
+    /// TCP sends with SEND_ZC from the engine's own queue
+    /// (`io_uring.send_zc_threshold`).
+    pub zc_sends: u64,
+    /// TCP sends with SEND_ZC from registered buffers
+    /// (`io_uring.registered_buffers`).
+    pub registered_sends: u64,
+    /// Send buffers the engine registered with its io_uring: 0 unless
+    /// SEND_ZC is on and `io_uring.buffer_size` reaches its threshold.
+    pub registered_buffers: u64,
 }
 
 /// An engine carrying flows to and from other hosts.
@@ -148,6 +160,10 @@ impl RemoteEngine {
             datagrams_sent: self.shared.datagrams_sent.load(Relaxed),
             datagrams_received: self.shared.datagrams_received.load(Relaxed),
             datagrams_dropped: self.shared.datagrams_dropped.load(Relaxed),
+            plain_sends: self.shared.plain_sends.load(Relaxed),
+            zc_sends: self.shared.zc_sends.load(Relaxed),
+            registered_sends: self.shared.registered_sends.load(Relaxed),
+            registered_buffers: self.shared.registered_buffers.load(Relaxed),
         }
     }
 

@@ -37,7 +37,7 @@ pub(crate) struct BufRing {
 // driver's business, not the memory's).
 unsafe impl Send for BufRing {}
 
-fn map(bytes: usize, step: &'static str) -> Result<NonNull<u8>, UringUnavailable> {
+pub(crate) fn map(bytes: usize, step: &'static str) -> Result<NonNull<u8>, UringUnavailable> {
     // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
     let p = unsafe {
         libc::mmap(

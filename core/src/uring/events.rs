@@ -82,6 +82,12 @@ pub(crate) fn io_err(op: &'static str) -> impl Fn(std::io::Error) -> TcpError {
 pub struct TcpStats {
     pub plain_sends: u64,
     pub zc_sends: u64,
+    /// SEND_ZCs from registered buffers (`zc_sends` counts the others).
+    pub fixed_sends: u64,
+    /// Frames larger than a registered buffer, queued on the heap instead.
+    pub fixed_too_large: u64,
+    /// Times a frame found every registered buffer held and went to the heap.
+    pub fixed_busy: u64,
     /// Sends that took fewer bytes than offered and were resubmitted.
     pub short_sends: u64,
     /// Multishot recvs ended by ENOBUFS (every provided buffer lent out).

@@ -8,10 +8,13 @@
 
 mod bufring;
 pub mod events;
+mod fixed;
 pub mod probe;
 pub mod ring;
 pub mod tcp;
 
+#[cfg(test)]
+mod fixed_tests;
 #[cfg(test)]
 mod tests;
 

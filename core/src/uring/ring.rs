@@ -156,4 +156,16 @@ impl UringDriver {
         // SAFETY: forwarded from this function's contract.
         unsafe { self.ring.submitter().register_buf_ring_with_flags(ring_addr, entries, bgid, 0) }
     }
+
+    /// Registers fixed buffers (IORING_REGISTER_BUFFERS) for `*Fixed` ops
+    /// and SEND_ZC with a buffer index.
+    ///
+    /// # Safety
+    ///
+    /// Every iovec must describe memory that stays mapped until this driver
+    /// is dropped (which unregisters them with the ring).
+    pub(crate) unsafe fn register_buffers(&mut self, iovecs: &[libc::iovec]) -> io::Result<()> {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.ring.submitter().register_buffers(iovecs) }
+    }
 }

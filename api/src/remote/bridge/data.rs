@@ -179,7 +179,7 @@ impl Bridge {
                 let taken = end.forward(|payload, stamp| match window {
                     Some(w) => match w.push_stamped(payload, if stamps { stamp } else { 0 }) {
                         Ok(frame) => {
-                            let _ = tcp.append(conn, |out| wire::encode(&frame, sum, out));
+                            put_frame(tcp, conn, &frame, sum);
                             true
                         }
                         Err(
@@ -192,7 +192,7 @@ impl Bridge {
                         let frame = Frame::Data { flow_id, seq: *next_seq, stamp, payload };
                         let l = link_state.as_deref_mut();
                         if !l.is_some_and(|l| udp::queue_datagram(udp.as_mut(), engine_id, l, &frame, sum)) {
-                            let _ = tcp.append(conn, |out| wire::encode(&frame, sum, out));
+                            put_frame(tcp, conn, &frame, sum);
                         }
                         *next_seq += 1;
                         true
@@ -222,13 +222,13 @@ impl Bridge {
                         } else {
                             Frame::Close { flow_id, last_seq: last }
                         };
-                        let _ = tcp.append(conn, |out| wire::encode(&frame, Checksum::None, out));
+                        put_frame(tcp, conn, &frame, Checksum::None);
                         if gone && b.rx == End::Open {
                             // Nobody will read what the peer sends.
                             b.rx = End::Reset;
                             b.inbound.clear();
                             let frame = Frame::Reset { flow_id, consumed_seq: b.acked };
-                            let _ = tcp.append(conn, |out| wire::encode(&frame, Checksum::None, out));
+                            put_frame(tcp, conn, &frame, Checksum::None);
                         }
                         sent += 1;
                         break;

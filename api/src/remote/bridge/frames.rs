@@ -200,7 +200,7 @@ impl Bridge {
         if let Some(w) = b.window.as_ref() {
             let Ok(resend) = w.resume_from(next) else { return false };
             for frame in resend {
-                let _ = tcp.append(conn, |out| wire::encode(&frame, b.checksum, out));
+                put_frame(tcp, conn, &frame, b.checksum);
             }
         }
         let last = b.last_sent();
@@ -210,7 +210,7 @@ impl Bridge {
             End::Open | End::Reset => None,
         };
         if let Some(end) = end {
-            let _ = tcp.append(conn, |out| wire::encode(&end, Checksum::None, out));
+            put_frame(tcp, conn, &end, Checksum::None);
         }
         tcp.flush(conn);
         b.paused = false;

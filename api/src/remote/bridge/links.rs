@@ -41,6 +41,9 @@ impl Bridge {
         events.clear();
         tcp.poll(&mut events);
         let n = events.len();
+        if n > 0 {
+            self.shared.publish_sends(tcp);
+        }
         for ev in events.drain(..) {
             match ev {
                 TcpEvent::Accepted(conn) => {
@@ -251,7 +254,7 @@ impl Bridge {
         if let Some(tcp) = self.tcp.as_mut() {
             let frame = Frame::Keepalive { ts_ns: 0 };
             for id in keepalive {
-                let _ = tcp.append(id, |out| wire::encode(&frame, Checksum::None, out));
+                put_frame(tcp, id, &frame, Checksum::None);
                 tcp.flush(id);
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.last_tx = now;

@@ -125,6 +125,17 @@ impl Shared {
         which(self).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Publishes the driver's send counters for `RemoteEngine::stats`.
+    pub(super) fn publish_sends(&self, tcp: &TcpDriver) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = tcp.stats();
+        // SYNC: Relaxed; counters for reports, nothing rides on them.
+        self.plain_sends.store(stats.plain_sends, Relaxed);
+        self.zc_sends.store(stats.zc_sends, Relaxed);
+        self.registered_sends.store(stats.fixed_sends, Relaxed);
+        self.registered_buffers.store(tcp.registered_buffers() as u64, Relaxed);
+    }
+
     /// Queues a command for the bridge (then wake it, if it has a thread).
     pub(super) fn push(&self, command: Command) {
         self.commands.lock().unwrap_or_else(|p| p.into_inner()).push(command);
@@ -178,6 +189,12 @@ pub(super) struct Shared {
     pub datagrams_sent: std::sync::atomic::AtomicU64,
     pub datagrams_received: std::sync::atomic::AtomicU64,
     pub datagrams_dropped: std::sync::atomic::AtomicU64,
+    /// The TCP driver's send counters (see `TcpStats`), as of the bridge's
+    /// last duty cycle that saw a completion, and the buffers it registered.
+    pub plain_sends: std::sync::atomic::AtomicU64,
+    pub zc_sends: std::sync::atomic::AtomicU64,
+    pub registered_sends: std::sync::atomic::AtomicU64,
+    pub registered_buffers: std::sync::atomic::AtomicU64,
 }
 
 type LinkId = u32;
@@ -442,7 +459,7 @@ impl Bridge {
         match self.ready_conn(link) {
             Some(conn) => {
                 if let Some(tcp) = self.tcp.as_mut() {
-                    let _ = tcp.append(conn, |out| wire::encode(frame, Checksum::None, out));
+                    put_frame(tcp, conn, frame, Checksum::None);
                     tcp.flush(conn);
                 }
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -616,5 +633,14 @@ impl Agent for Bridge {
     fn on_close(&mut self) {
         self.flows.clear();
         self.conns.clear();
+    }
+}
+
+/// Appends `frame` to what `conn` has queued, encoded in place in the
+/// driver's send memory (a registered buffer when there is one). A frame
+/// that cannot be encoded (too large) is dropped whole, never sent half.
+fn put_frame(tcp: &mut TcpDriver, conn: ConnId, frame: &Frame<'_>, sum: Checksum) {
+    if let Ok(len) = wire::encoded_len(frame, sum) {
+        let _ = tcp.append_with(conn, len, |buf| wire::encode_into(frame, sum, buf));
     }
 }

@@ -3,14 +3,13 @@
 //! sends from driver-owned memory. The engine frames and acknowledges; this
 //! file only moves bytes and must never block or interpret them.
 //!
-//! Sends: `send` copies the bytes into the connection's queue, so the caller's
-//! slice is free at once and the kernel reads memory the driver owns until
-//! the completion (for SEND_ZC: until its notification). The trade is one
-//! memcpy per send; in return small frames queued while a send is in flight
-//! coalesce into one large write, one send per connection is in flight at a
-//! time (so short sends can be finished in order), and the two queue buffers
-//! per connection keep their capacity, so steady state allocates nothing.
+//! Sends (see the `send` module): callers write frames in place into memory
+//! the driver owns, so the kernel reads nothing of theirs and frames queued
+//! while a send is in flight coalesce into one large write. With SEND_ZC
+//! and registered buffers, that memory is registered and the send is
+//! zero-copy from it.
 
+use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
@@ -19,15 +18,20 @@ use io_uring::{cqueue, opcode, types};
 
 use super::bufring::BufRing;
 use super::events::{io_err, CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
+use super::fixed::FixedBufs;
 use super::probe::UringUnavailable;
 use super::ring::UringDriver;
 use crate::config::IoUringSection;
+
+mod send;
 
 const KIND_ACCEPT: u64 = 1;
 const KIND_RECV: u64 = 2;
 const KIND_SEND: u64 = 3;
 const KIND_CANCEL: u64 = 4;
 const KIND_FUTEX: u64 = 5;
+/// A send from a registered buffer; the buffer's index rides in bits 32..48.
+const KIND_FIXED: u64 = 6;
 /// The most futex words one `FUTEX_WAITV` takes (the kernel's limit).
 pub const MAX_FUTEX_WAITS: usize = 128;
 /// futex2 flag: a 32-bit word (not private: words live in shared memory).
@@ -52,6 +56,15 @@ struct Conn {
     inflight_done: usize,
     send_armed: bool,
     zc_notifs: u32,
+    /// Registered buffers filled and not yet sent, oldest first; the last
+    /// still takes frames while `fixed_open`. All of them were filled before
+    /// anything now in `out` (see `send::append_with`).
+    fixed_queue: VecDeque<send::Seg>,
+    fixed_open: bool,
+    /// The registered buffer being sent: its segment and the bytes taken.
+    fixed_sending: Option<(send::Seg, u32)>,
+    /// SEND_ZC notifications still to come for registered buffers.
+    fixed_notifs: u32,
     /// A datagram socket (receive only here): an empty datagram or an
     /// ICMP-reported error is not the end of it.
     datagram: bool,
@@ -61,7 +74,7 @@ struct Conn {
 
 impl Conn {
     fn busy(&self) -> bool {
-        self.recv_armed || self.send_armed || self.zc_notifs > 0
+        self.recv_armed || self.send_armed || self.zc_notifs > 0 || self.fixed_notifs > 0
     }
 }
 
@@ -75,6 +88,8 @@ pub struct TcpDriver {
     // Field order matters for Drop: the ring goes before the memory it used.
     uring: UringDriver,
     bufs: BufRing,
+    /// Registered send buffers: only with SEND_ZC (see `new`).
+    fixed: Option<FixedBufs>,
     listeners: Vec<Listener>,
     conns: Vec<Conn>,
     free: Vec<u32>,
@@ -103,9 +118,17 @@ impl TcpDriver {
         }
         let bufs = BufRing::new(&mut uring, cfg.provided_buffers, cfg.buffer_size, BGID)?;
         let zc_threshold = if s.send_zc { cfg.send_zc_threshold } else { 0 };
+        // Only SEND_ZC takes a registered buffer (a plain send with one is
+        // EINVAL on 6.18), and only a buffer that can reach the threshold.
+        let fixed = if cfg.registered_buffers > 0 && zc_threshold > 0 && cfg.buffer_size >= zc_threshold {
+            Some(FixedBufs::new(&mut uring, cfg.registered_buffers, cfg.buffer_size)?)
+        } else {
+            None
+        };
         Ok(TcpDriver {
             uring,
             bufs,
+            fixed,
             listeners: Vec::new(),
             conns: Vec::new(),
             free: Vec::new(),
@@ -127,6 +150,19 @@ impl TcpDriver {
 
     pub fn stats(&self) -> TcpStats {
         self.stats
+    }
+
+    /// Send buffers registered with the ring: `io_uring.registered_buffers`
+    /// when SEND_ZC is on and `buffer_size` reaches its threshold, else 0.
+    pub fn registered_buffers(&self) -> usize {
+        self.fixed.as_ref().map_or(0, FixedBufs::count)
+    }
+
+    /// Registered buffers nobody holds (the others wait to be sent, or for
+    /// the kernel to finish with them).
+    #[cfg(test)]
+    pub(crate) fn registered_free(&self) -> usize {
+        self.fixed.as_ref().map_or(0, FixedBufs::available)
     }
 
     /// Listens on `addr` with a multishot accept; returns the bound address.
@@ -161,38 +197,6 @@ impl TcpDriver {
         let id = self.insert(fd, None);
         self.conns[id.index as usize].datagram = true;
         id
-    }
-
-    /// Queues `data` for sending; see the module header for the copy.
-    pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<(), TcpError> {
-        let index = self.lookup(id)?;
-        let conn = &mut self.conns[index as usize];
-        if !conn.open || conn.datagram {
-            return Err(TcpError::Closed);
-        }
-        conn.out.extend_from_slice(data);
-        self.start_send(index);
-        Ok(())
-    }
-
-    /// Lets `write` append bytes to what `id` has queued, without starting
-    /// a send: frames written in place, sent by the next [`flush`](Self::flush)
-    /// (or `send`) as one write.
-    pub fn append<R>(&mut self, id: ConnId, write: impl FnOnce(&mut Vec<u8>) -> R) -> Result<R, TcpError> {
-        let index = self.lookup(id)?;
-        let conn = &mut self.conns[index as usize];
-        if !conn.open || conn.datagram {
-            return Err(TcpError::Closed);
-        }
-        Ok(write(&mut conn.out))
-    }
-
-    /// Starts sending what [`append`](Self::append) queued on `id`, unless a
-    /// send is already in flight (its completion sends the rest).
-    pub fn flush(&mut self, id: ConnId) {
-        if let Ok(index) = self.lookup(id) {
-            self.start_send(index);
-        }
     }
 
     /// Arms one wait on futex words in memory shared with other processes:
@@ -250,12 +254,6 @@ impl TcpDriver {
     /// The remote address of stream `id` (as accepted or dialled).
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
         self.conns[self.lookup(id).ok()? as usize].peer
-    }
-
-    /// Bytes queued or in flight on `id`, not yet taken by the kernel.
-    pub fn unsent(&self, id: ConnId) -> Result<usize, TcpError> {
-        let conn = &self.conns[self.lookup(id)? as usize];
-        Ok(conn.out.len() + conn.inflight.len() - conn.inflight_done)
     }
 
     /// Shuts the socket down; `Closed(id, Local)` follows from `poll`.
@@ -328,6 +326,7 @@ impl TcpDriver {
                 KIND_ACCEPT => self.on_accept(index as usize, &cqe, events),
                 KIND_RECV => self.on_recv(index, &cqe, events),
                 KIND_SEND => self.on_send(index, &cqe, events),
+                KIND_FIXED => self.on_fixed_send(index, (cqe.user_data() >> 32) as u16, &cqe, events),
                 KIND_FUTEX => self.futex_armed = false,
                 _ => {}
             }
@@ -402,32 +401,6 @@ impl TcpDriver {
         self.maybe_free(index);
     }
 
-    fn on_send(&mut self, index: u32, cqe: &cqueue::Entry, events: &mut Vec<TcpEvent>) {
-        let conn = &mut self.conns[index as usize];
-        let id = ConnId { index, generation: conn.generation };
-        if cqueue::notif(cqe.flags()) {
-            conn.zc_notifs -= 1;
-        } else {
-            conn.send_armed = false;
-            if cqueue::more(cqe.flags()) {
-                conn.zc_notifs += 1;
-            }
-            let res = cqe.result();
-            if res < 0 {
-                let reason = if conn.closed_locally { CloseReason::Local } else { CloseReason::Error(-res) };
-                self.mark_closed(index, reason, events);
-            } else if res > 0 {
-                conn.inflight_done += res as usize;
-                if conn.inflight_done < conn.inflight.len() {
-                    self.stats.short_sends += 1;
-                }
-                events.push(TcpEvent::Sent(id, res as usize));
-            }
-        }
-        self.start_send(index);
-        self.maybe_free(index);
-    }
-
     fn mark_closed(&mut self, index: u32, reason: CloseReason, events: &mut Vec<TcpEvent>) {
         let conn = &mut self.conns[index as usize];
         if !conn.open {
@@ -450,6 +423,13 @@ impl TcpDriver {
             conn.out.clear();
             conn.inflight.clear();
             conn.inflight_done = 0;
+            if let Some(fixed) = self.fixed.as_mut() {
+                let sending = conn.fixed_sending.take().map(|(seg, _)| seg);
+                for seg in conn.fixed_queue.drain(..).chain(sending) {
+                    fixed.release(seg.idx);
+                }
+            }
+            conn.fixed_open = false;
             conn.generation = conn.generation.wrapping_add(1);
             self.free.push(index);
         }
@@ -470,6 +450,10 @@ impl TcpDriver {
                     inflight_done: 0,
                     send_armed: false,
                     zc_notifs: 0,
+                    fixed_queue: VecDeque::new(),
+                    fixed_open: false,
+                    fixed_sending: None,
+                    fixed_notifs: 0,
                     datagram: false,
                     peer: None,
                 });
@@ -522,46 +506,6 @@ impl TcpDriver {
             conn.recv_armed = true;
         } else {
             self.starved.push(index);
-        }
-    }
-
-    /// Starts the next send on `index` if none is in flight.
-    fn start_send(&mut self, index: u32) {
-        let conn = &mut self.conns[index as usize];
-        let Some(fd) = &conn.fd else { return };
-        if conn.send_armed || !conn.open || self.shutting_down {
-            return;
-        }
-        if conn.inflight_done == conn.inflight.len() {
-            if conn.zc_notifs > 0 || conn.out.is_empty() {
-                return; // SEND_ZC may still read `inflight`; or nothing to send.
-            }
-            std::mem::swap(&mut conn.out, &mut conn.inflight);
-            conn.out.clear();
-            conn.inflight_done = 0;
-        }
-        let rest = &conn.inflight[conn.inflight_done..];
-        let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
-        let fd = types::Fd(fd.as_raw_fd());
-        let zc = self.zc_threshold > 0 && rest.len() >= self.zc_threshold;
-        let sqe = if zc {
-            opcode::SendZc::new(fd, rest.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
-        } else {
-            opcode::Send::new(fd, rest.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
-        };
-        let sqe = sqe.user_data(user_data(KIND_SEND, index));
-        // `inflight` is neither written nor reallocated while `send_armed` or
-        // `zc_notifs > 0` (only `out` grows), and the slot is not freed first.
-        // SAFETY: so the bytes outlive the send and its zero-copy notification.
-        if unsafe { self.uring.push(&sqe) }.is_ok() {
-            conn.send_armed = true;
-            if zc {
-                self.stats.zc_sends += 1;
-            } else {
-                self.stats.plain_sends += 1;
-            }
-        } else {
-            self.stalled.push(index);
         }
     }
 
@@ -619,6 +563,9 @@ impl Drop for TcpDriver {
             }
         }
         self.bufs.leak();
+        if let Some(fixed) = self.fixed.as_mut() {
+            fixed.leak();
+        }
         for conn in &mut self.conns {
             std::mem::forget(std::mem::take(&mut conn.inflight));
         }

@@ -1,0 +1,270 @@
+//! The send path of [`TcpDriver`]: frames written in place, coalesced, sent
+//! one write at a time per connection so short sends finish in order.
+//!
+//! Two kinds of driver memory hold what waits to be sent:
+//! - a connection's heap queue (`out`, swapped into `inflight` for the
+//!   send): always there, grows to the largest backlog and keeps its
+//!   capacity, so steady state allocates nothing. Sent with SEND_ZC at or
+//!   above the threshold, when the next send must wait for the kernel's
+//!   notification before `inflight` is reused.
+//! - registered buffers (only with SEND_ZC, see `TcpDriver::new`): frames are
+//!   written straight into one, and a full buffer goes out with SEND_ZC from
+//!   registered memory (or a plain send below the threshold). The next
+//!   buffer can go as soon as the send completes: the notification only
+//!   frees the buffer, it does not hold the connection up.
+//!
+//! Order on the wire is the order of appends: a frame goes to a registered
+//! buffer only while the heap queue is empty, and registered buffers are
+//! sent before the heap queue (they were all filled before it got bytes).
+
+use std::os::fd::AsRawFd;
+
+use io_uring::{cqueue, opcode, types};
+
+use super::{user_data, TcpDriver, KIND_FIXED, KIND_SEND};
+use crate::uring::events::{CloseReason, ConnId, TcpError, TcpEvent};
+
+/// A registered buffer holding `len` bytes of frames.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Seg {
+    pub(super) idx: u16,
+    pub(super) len: u32,
+}
+
+impl TcpDriver {
+    /// Queues a copy of `data` and starts sending it.
+    pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<(), TcpError> {
+        let appended = self.append_with(id, data.len(), |buf| {
+            buf.copy_from_slice(data);
+            Ok::<(), std::convert::Infallible>(())
+        })?;
+        let Ok(()) = appended;
+        self.flush(id);
+        Ok(())
+    }
+
+    /// Appends a frame of `len` bytes to what `id` has queued, without
+    /// starting a send: `fill` writes it in place (it gets exactly `len`
+    /// bytes and must write every one of them). If `fill` fails, nothing
+    /// is queued and its error comes back. The next
+    /// [`flush`](Self::flush) (or `send`) sends what was appended.
+    pub fn append_with<R, E>(
+        &mut self,
+        id: ConnId,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<R, E>,
+    ) -> Result<Result<R, E>, TcpError> {
+        let index = self.lookup(id)?;
+        let conn = &mut self.conns[index as usize];
+        if !conn.open || conn.datagram {
+            return Err(TcpError::Closed);
+        }
+        if let Some(fixed) = self.fixed.as_mut().filter(|_| conn.out.is_empty()) {
+            if len > fixed.size() {
+                self.stats.fixed_too_large += 1;
+            } else {
+                let fits = conn.fixed_open
+                    && conn.fixed_queue.back().is_some_and(|seg| seg.len as usize + len <= fixed.size());
+                if !fits {
+                    conn.fixed_open = false;
+                    match fixed.take() {
+                        Some(idx) => {
+                            conn.fixed_queue.push_back(Seg { idx, len: 0 });
+                            conn.fixed_open = true;
+                        }
+                        None => self.stats.fixed_busy += 1,
+                    }
+                }
+                if let Some(seg) = conn.fixed_queue.back_mut().filter(|_| conn.fixed_open) {
+                    // SAFETY: this connection holds `seg.idx`, and the buffer
+                    // is handed to the kernel only once it left the queue, so
+                    // nothing reads bytes `seg.len..` now.
+                    let window = unsafe { fixed.window(seg.idx, seg.len as usize, len) };
+                    let written = fill(window);
+                    if written.is_ok() {
+                        seg.len += len as u32;
+                    }
+                    return Ok(written);
+                }
+            }
+        }
+        let start = conn.out.len();
+        conn.out.resize(start + len, 0);
+        let written = fill(&mut conn.out[start..]);
+        if written.is_err() {
+            conn.out.truncate(start);
+        }
+        Ok(written)
+    }
+
+    /// Starts sending what [`append_with`](Self::append_with) queued on
+    /// `id`, unless a send is already in flight (its completion sends the
+    /// rest).
+    pub fn flush(&mut self, id: ConnId) {
+        if let Ok(index) = self.lookup(id) {
+            self.start_send(index);
+        }
+    }
+
+    /// Bytes queued or in flight on `id`, not yet taken by the kernel.
+    pub fn unsent(&self, id: ConnId) -> Result<usize, TcpError> {
+        let conn = &self.conns[self.lookup(id)? as usize];
+        let fixed: usize = conn.fixed_queue.iter().map(|seg| seg.len as usize).sum();
+        let sending = conn.fixed_sending.map_or(0, |(seg, done)| (seg.len - done) as usize);
+        Ok(conn.out.len() + conn.inflight.len() - conn.inflight_done + fixed + sending)
+    }
+
+    /// Starts the next send on `index` if none is in flight: the rest of a
+    /// short one first, then registered buffers, then the heap queue.
+    pub(super) fn start_send(&mut self, index: u32) {
+        let conn = &mut self.conns[index as usize];
+        let Some(fd) = &conn.fd else { return };
+        if conn.send_armed || !conn.open || self.shutting_down {
+            return;
+        }
+        let fd = types::Fd(fd.as_raw_fd());
+        if conn.inflight_done == conn.inflight.len() {
+            if let Some(fixed) = self.fixed.as_mut() {
+                while conn.fixed_sending.is_none() {
+                    let Some(seg) = conn.fixed_queue.pop_front() else { break };
+                    if conn.fixed_queue.is_empty() {
+                        conn.fixed_open = false;
+                    }
+                    if seg.len == 0 {
+                        fixed.release(seg.idx);
+                    } else {
+                        conn.fixed_sending = Some((seg, 0));
+                    }
+                }
+                if let Some((seg, done)) = conn.fixed_sending {
+                    let rest = seg.len - done;
+                    let ptr = fixed.ptr(seg.idx, done as usize);
+                    let zc = rest as usize >= self.zc_threshold;
+                    let sqe = if zc {
+                        opcode::SendZc::new(fd, ptr, rest).buf_index(Some(seg.idx)).flags(libc::MSG_NOSIGNAL).build()
+                    } else {
+                        opcode::Send::new(fd, ptr, rest).flags(libc::MSG_NOSIGNAL).build()
+                    };
+                    let sqe = sqe.user_data(user_data(KIND_FIXED, index) | u64::from(seg.idx) << 32);
+                    // The connection holds the buffer until the send has
+                    // taken all of it, and each SEND_ZC notification holds it
+                    // until it arrives; bytes `..seg.len` are not written
+                    // again before both (see `append_with`).
+                    // SAFETY: so the memory outlives the send and its notification.
+                    if unsafe { self.uring.push(&sqe) }.is_ok() {
+                        conn.send_armed = true;
+                        if zc {
+                            self.stats.fixed_sends += 1;
+                        } else {
+                            self.stats.plain_sends += 1;
+                        }
+                    } else {
+                        self.stalled.push(index);
+                    }
+                    return;
+                }
+            }
+            if conn.zc_notifs > 0 || conn.out.is_empty() {
+                return; // SEND_ZC may still read `inflight`; or nothing to send.
+            }
+            std::mem::swap(&mut conn.out, &mut conn.inflight);
+            conn.out.clear();
+            conn.inflight_done = 0;
+        }
+        let rest = &conn.inflight[conn.inflight_done..];
+        let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
+        let zc = self.zc_threshold > 0 && rest.len() >= self.zc_threshold;
+        let sqe = if zc {
+            opcode::SendZc::new(fd, rest.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
+        } else {
+            opcode::Send::new(fd, rest.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
+        };
+        let sqe = sqe.user_data(user_data(KIND_SEND, index));
+        // `inflight` is neither written nor reallocated while `send_armed` or
+        // `zc_notifs > 0` (only `out` grows), and the slot is not freed first.
+        // SAFETY: so the bytes outlive the send and its zero-copy notification.
+        if unsafe { self.uring.push(&sqe) }.is_ok() {
+            conn.send_armed = true;
+            if zc {
+                self.stats.zc_sends += 1;
+            } else {
+                self.stats.plain_sends += 1;
+            }
+        } else {
+            self.stalled.push(index);
+        }
+    }
+
+    /// A completion (or SEND_ZC notification) of a send from the heap queue.
+    pub(super) fn on_send(&mut self, index: u32, cqe: &cqueue::Entry, events: &mut Vec<TcpEvent>) {
+        let conn = &mut self.conns[index as usize];
+        if cqueue::notif(cqe.flags()) {
+            conn.zc_notifs -= 1;
+        } else {
+            conn.send_armed = false;
+            if cqueue::more(cqe.flags()) {
+                conn.zc_notifs += 1;
+            }
+            if let Some(n) = self.sent(index, cqe.result(), events) {
+                let conn = &mut self.conns[index as usize];
+                conn.inflight_done += n;
+                if conn.inflight_done < conn.inflight.len() {
+                    self.stats.short_sends += 1;
+                }
+            }
+        }
+        self.start_send(index);
+        self.maybe_free(index);
+    }
+
+    /// A completion (or SEND_ZC notification) of a send from registered
+    /// buffer `idx`.
+    pub(super) fn on_fixed_send(&mut self, index: u32, idx: u16, cqe: &cqueue::Entry, events: &mut Vec<TcpEvent>) {
+        let Some(fixed) = self.fixed.as_mut() else { return };
+        let conn = &mut self.conns[index as usize];
+        if cqueue::notif(cqe.flags()) {
+            conn.fixed_notifs -= 1;
+            fixed.release(idx);
+        } else {
+            conn.send_armed = false;
+            if cqueue::more(cqe.flags()) {
+                conn.fixed_notifs += 1;
+                fixed.hold(idx);
+            }
+            if let Some(n) = self.sent(index, cqe.result(), events) {
+                let conn = &mut self.conns[index as usize];
+                if let Some((seg, done)) = conn.fixed_sending.as_mut() {
+                    *done += n as u32;
+                    if *done >= seg.len {
+                        let idx = seg.idx;
+                        conn.fixed_sending = None;
+                        if let Some(fixed) = self.fixed.as_mut() {
+                            fixed.release(idx);
+                        }
+                    } else {
+                        self.stats.short_sends += 1;
+                    }
+                }
+            }
+        }
+        self.start_send(index);
+        self.maybe_free(index);
+    }
+
+    /// The outcome of a send's completion: bytes taken (and a `Sent` event),
+    /// or the connection closed on an error.
+    fn sent(&mut self, index: u32, res: i32, events: &mut Vec<TcpEvent>) -> Option<usize> {
+        let conn = &self.conns[index as usize];
+        let id = ConnId { index, generation: conn.generation };
+        if res < 0 {
+            let reason = if conn.closed_locally { CloseReason::Local } else { CloseReason::Error(-res) };
+            self.mark_closed(index, reason, events);
+            None
+        } else if res > 0 {
+            events.push(TcpEvent::Sent(id, res as usize));
+            Some(res as usize)
+        } else {
+            None
+        }
+    }
+}
