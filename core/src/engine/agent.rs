@@ -44,6 +44,24 @@ pub trait Agent: Send {
         false
     }
 
+    /// How long an idle engine thread may sleep in [`wait`](Agent::wait)
+    /// (for an agent that [`sleeps`](Agent::sleeps)) before this agent needs
+    /// a duty cycle for its own timers, when everything else that could
+    /// give it work wakes it. The thread then sleeps that long rather than
+    /// the idle strategy's shorter park. `None` (the default): the idle
+    /// strategy alone bounds the sleep.
+    fn idle_sleep(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// How to end this agent's [`wait`](Agent::wait) from another thread
+    /// (the engine stopping, `Engine::wake`): asked once, when the engine
+    /// starts, and called by every wake. `None` (the default): the agent's
+    /// wait ends by its timeout only.
+    fn wake_hook(&self) -> Option<WakeHook> {
+        None
+    }
+
     /// Hands the agent its engine thread's statistics slot, before the
     /// first duty cycle: an agent that can tell how long a wake-up took
     /// (a stamped message found after a sleep) records it there. The slot
@@ -53,6 +71,9 @@ pub trait Agent: Send {
         let _ = slot;
     }
 }
+
+/// Ends an agent's `wait` from any thread; see [`Agent::wake_hook`].
+pub type WakeHook = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// Agent panics recorded by every thread of one engine. Locked only when an
 /// agent panics and when the engine reports, never in the duty cycle.
@@ -138,6 +159,15 @@ impl AgentSet {
     /// that asks to: with several, the thread parks as usual).
     pub(crate) fn sleeps(&self) -> bool {
         matches!(&self.agents[..], [only] if only.sleeps())
+    }
+
+    /// The agent's [`Agent::idle_sleep`] when the thread sleeps in it
+    /// (see `sleeps`).
+    pub(crate) fn idle_sleep(&self) -> Option<std::time::Duration> {
+        match &self.agents[..] {
+            [only] if only.sleeps() => only.idle_sleep(),
+            _ => None,
+        }
     }
 
     /// Calls `on_close` once on every agent, empties the set and returns how

@@ -19,7 +19,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use agent::Agent;
+pub use agent::{Agent, WakeHook};
 pub use error::EngineError;
 pub use idle::{IdleStats, Idler, PARK_CAP};
 pub use stats::ThreadStats;

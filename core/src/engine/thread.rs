@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use core_affinity::CoreId;
 
-use super::agent::{panic_message, Agent, AgentSet, Failures};
+use super::agent::{panic_message, Agent, AgentSet, Failures, WakeHook};
 use super::error::EngineError;
 use super::idle::{IdleStats, Idler};
 use super::stats::StatsCell;
@@ -39,10 +39,18 @@ pub(crate) struct Shared {
 }
 
 /// Unparks engine threads: ends their park (or makes the next one return
-/// at once). Cheap to clone and to call from any thread.
-#[derive(Clone, Debug, Default)]
+/// at once), and ends the sleep of agents that sleep in their own `wait`
+/// (through their wake hooks). Cheap to clone and to call from any thread.
+#[derive(Clone, Default)]
 pub struct Waker {
     threads: Arc<[Thread]>,
+    hooks: Arc<[WakeHook]>,
+}
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waker").field("threads", &self.threads).field("hooks", &self.hooks.len()).finish()
+    }
 }
 
 impl Waker {
@@ -50,6 +58,9 @@ impl Waker {
     pub fn wake(&self) {
         for thread in self.threads.iter() {
             thread.unpark();
+        }
+        for hook in self.hooks.iter() {
+            hook();
         }
     }
 }
@@ -112,6 +123,7 @@ impl ThreadGroup {
         if count == 0 {
             return Err(EngineError::Config("engine.threads is 0; dedicated mode needs at least one thread".into()));
         }
+        let hooks: Arc<[WakeHook]> = agents.iter().filter_map(|a| a.wake_hook()).collect();
         let mut shares: Vec<Vec<Box<dyn Agent>>> = (0..count).map(|_| Vec::new()).collect();
         for (position, agent) in agents.into_iter().enumerate() {
             shares[position % count].push(agent);
@@ -170,7 +182,7 @@ impl ThreadGroup {
         }
         let handles: Vec<Thread> =
             threads.iter().filter_map(|t| t.handle.as_ref().map(|h| h.thread().clone())).collect();
-        Ok(ThreadGroup { shared, threads, exits, waker: Waker { threads: handles.into() } })
+        Ok(ThreadGroup { shared, threads, exits, waker: Waker { threads: handles.into(), hooks } })
     }
 
     pub(crate) fn waker(&self) -> &Waker {
@@ -320,8 +332,11 @@ fn duty_cycle(context: &mut ThreadContext) {
         if context.agents.sleeps() {
             // The agent sleeps for its own events (its io_uring) and is
             // woken its own way; see `Agent::sleeps`.
+            // With nothing left but its own timers, it sleeps until they
+            // are due rather than the strategy's short park.
+            let settled = context.agents.idle_sleep();
             let (set, failures) = (&mut context.agents, &context.shared.failures);
-            idler.idle_sleeping(work, before_park, |d| set.wait(d, failures));
+            idler.idle_sleeping(work, before_park, |d| set.wait(settled.map_or(d, |s| d.max(s)), failures));
         } else {
             idler.idle_with(work, before_park);
         }

@@ -83,6 +83,9 @@ const ACK_AFTER: Duration = Duration::from_micros(500);
 /// A lossy flow's queue of messages waiting for room in the local ring;
 /// beyond it messages are dropped (and counted).
 const LOSSY_QUEUE: usize = 4096;
+/// How long an idle engine sleeps when only its own timers (keepalives,
+/// the silence check) need it: every other source of work wakes it.
+const SETTLED_SLEEP: Duration = Duration::from_millis(50);
 
 /// A reply to the application that asked to open a flow: the granted QoS.
 pub(super) type OpenReply = mpsc::Sender<Result<Qos, AllocError>>;
@@ -436,6 +439,32 @@ impl Bridge {
             || self.flows.iter().any(|(&(link, _), b)| self.may_forward(link, b) && b.end.has_message())
     }
 
+    /// Whether nothing but the keepalive and silence timers needs a duty
+    /// cycle: no link waits to be redialled or for its hello, no open is
+    /// under way, no flow is closing, holds undelivered messages or
+    /// consumption to acknowledge (the application consuming wakes no one),
+    /// and every flow that can forward is covered by the sleep's futex wait.
+    fn settled(&self) -> bool {
+        // SYNC: Relaxed; a stale answer costs one short or one long sleep,
+        // and shutdown wakes the bridge through its hook anyway.
+        let draining = self.shared.draining.load(std::sync::atomic::Ordering::Relaxed);
+        if draining || self.tcp.is_none() || !self.opening.is_empty() {
+            return false;
+        }
+        if self.links.values().any(|l| l.conn.is_none()) || self.conns.values().any(|c| !c.ready) {
+            return false;
+        }
+        let mut forwarding = 0;
+        for (&(link, _), b) in &self.flows {
+            let busy = !b.inbound.is_empty() || b.opening.is_some() || b.tx != End::Open || b.rx != End::Open;
+            if busy || (b.reliable && b.consumed().min(b.delivered) != b.acked) {
+                return false;
+            }
+            forwarding += usize::from(self.may_forward(link, b));
+        }
+        forwarding <= ringflow_core::uring::MAX_FUTEX_WAITS
+    }
+
     /// Whether the data path would take a message of `b` now (what it waits
     /// for otherwise comes from the network: an answer, a connection, an Ack).
     fn may_forward(&self, link: LinkId, b: &Bridged) -> bool {
@@ -620,10 +649,28 @@ impl Agent for Bridge {
         // SYNC: Relaxed; a stale `true` costs a command one needless datagram.
         self.shared.sleeping.store(false, Ordering::Relaxed);
         self.woke = true;
+        // The timers run on the next duty cycle (they count cycles, and a
+        // sleep may have been long).
+        self.cycles |= 31;
     }
 
     fn sleeps(&self) -> bool {
         self.tcp.is_some() && self.shared.poke.get().is_some()
+    }
+
+    fn idle_sleep(&self) -> Option<Duration> {
+        self.settled().then_some(SETTLED_SLEEP)
+    }
+
+    fn wake_hook(&self) -> Option<ringflow_core::engine::WakeHook> {
+        let shared = Arc::clone(&self.shared);
+        Some(Arc::new(move || {
+            // As a command does (without one): a bridge about to sleep sees
+            // `pending` (or is poked), so the engine's stop flag is seen now.
+            // SYNC: Release; pairs with the Acquire swap in `Bridge::commands`.
+            shared.pending.store(true, std::sync::atomic::Ordering::Release);
+            shared.wake();
+        }))
     }
 
     fn attach_stats(&mut self, slot: Arc<ringflow_core::stats::Slot>) {
