@@ -24,26 +24,29 @@ fn zc_cfg(registered: u32) -> IoUringSection {
 /// Frame `i`: `len` bytes of a pattern that depends on `i`, so a frame out
 /// of place, twice or missing shows in the comparison.
 fn frame(i: usize) -> Vec<u8> {
-    let len = match i % 10 {
-        0 => 9000, // larger than a registered buffer
-        1..=4 => 40 + i % 97,
-        _ => 700 + (i * 37) % 2400,
-    };
+    let len = if i % 2 == 0 { 40 + i % 97 } else { 700 + (i * 37) % 2400 };
     (0..len).map(|b| (i * 31 + b) as u8).collect()
 }
 
 #[test]
 fn registered_sends_keep_every_byte_in_order_across_heap_fallbacks() {
-    let mut tcp = TcpDriver::new(&zc_cfg(2)).expect("driver");
+    let mut tcp = TcpDriver::new(&zc_cfg(4)).expect("driver");
     if !tcp.driver().support().send_zc {
         assert_eq!(tcp.registered_buffers(), 0);
         println!("SKIP: no SEND_ZC in this kernel");
         return;
     }
-    assert_eq!(tcp.registered_buffers(), 2);
+    assert_eq!(tcp.registered_buffers(), 4);
     let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
     let reader = std::thread::spawn(move || {
         let mut sock = TcpStream::connect(addr).expect("connect");
+        // Read nothing at first: the socket fills, so chains of sends wait
+        // in the kernel with MSG_WAITALL and finish as room appears.
+        sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        let mut first = [0u8; 1];
+        let _ = sock.peek(&mut first);
+        std::thread::sleep(Duration::from_millis(100));
+        sock.set_read_timeout(None).expect("timeout");
         let mut back = Vec::new();
         sock.read_to_end(&mut back).expect("read");
         back
@@ -51,29 +54,45 @@ fn registered_sends_keep_every_byte_in_order_across_heap_fallbacks() {
     let mut events = Vec::new();
     let id = accept(&mut tcp, &mut events);
     let mut expect = Vec::new();
-    for batch in 0..40 {
-        for i in batch * 25..(batch + 1) * 25 {
-            let f = frame(i);
-            let queued = tcp.append_with(id, f.len(), |buf| {
-                buf.copy_from_slice(&f);
-                Ok::<_, ()>(())
-            });
-            assert_eq!(queued, Ok(Ok(())));
-            expect.extend_from_slice(&f);
-            if i % 7 == 3 {
-                // A fill that fails queues nothing, wherever it would have gone.
-                let failed = tcp.append_with(id, 500, |buf| {
-                    buf.fill(0xEE);
-                    Err::<(), _>("no")
-                });
-                assert_eq!(failed, Ok(Err("no")));
+    let mut append = |tcp: &mut TcpDriver, f: &[u8]| {
+        let queued = tcp.append_with(id, f.len(), |buf| {
+            buf.copy_from_slice(f);
+            Ok::<_, ()>(())
+        });
+        assert_eq!(queued, Ok(Ok(())));
+        expect.extend_from_slice(f);
+    };
+    let mut i = 0;
+    for round in 0..10 {
+        // A batch fills every registered buffer before its flush (so they
+        // leave as one chain) and then spills to the heap queue.
+        for _ in 0..20 {
+            for _ in 0..25 {
+                append(&mut tcp, &frame(i));
+                if i % 7 == 3 {
+                    // A fill that fails queues nothing, wherever it would have gone.
+                    let failed = tcp.append_with(id, 500, |buf| {
+                        buf.fill(0xEE);
+                        Err::<(), _>("no")
+                    });
+                    assert_eq!(failed, Ok(Err("no")));
+                }
+                i += 1;
             }
+            tcp.flush(id);
+            tcp.poll(&mut events);
         }
+        // Drained, a frame larger than a buffer takes the heap queue.
+        let guard = Instant::now() + Duration::from_secs(20);
+        while tcp.unsent(id).expect("open") > 0 {
+            assert!(Instant::now() < guard, "round {round}: sends did not finish");
+            tcp.wait(Duration::from_millis(20), &mut events);
+        }
+        append(&mut tcp, &vec![round as u8; 9000]);
         tcp.flush(id);
-        tcp.poll(&mut events);
     }
     let guard = Instant::now() + Duration::from_secs(20);
-    while tcp.unsent(id).expect("open") > 0 || tcp.registered_free() < 2 {
+    while tcp.unsent(id).expect("open") > 0 || tcp.registered_free() < 4 {
         assert!(Instant::now() < guard, "sends or notifications did not finish");
         tcp.wait(Duration::from_millis(20), &mut events);
     }

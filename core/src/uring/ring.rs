@@ -83,6 +83,24 @@ impl UringDriver {
         Err(io::Error::from_raw_os_error(libc::EBUSY))
     }
 
+    /// Queues `sqes` together or not at all (a linked chain must never
+    /// end up half queued, linking its last entry to an unrelated one);
+    /// when the submission queue lacks room, submits first.
+    ///
+    /// # Safety
+    ///
+    /// As [`push`](Self::push), for every entry.
+    pub unsafe fn push_all(&mut self, sqes: &[squeue::Entry]) -> io::Result<()> {
+        for _ in 0..2 {
+            // SAFETY: forwarded from this function's contract.
+            if unsafe { self.ring.submission().push_multiple(sqes) }.is_ok() {
+                return Ok(());
+            }
+            self.enter(false);
+        }
+        Err(io::Error::from_raw_os_error(libc::EBUSY))
+    }
+
     /// One non-blocking duty-cycle step: submits pending SQEs and runs task
     /// work if, and only if, there is some; returns how many CQEs are ready.
     pub fn poll(&mut self) -> usize {

@@ -61,8 +61,11 @@ struct Conn {
     /// anything now in `out` (see `send::append_with`).
     fixed_queue: VecDeque<send::Seg>,
     fixed_open: bool,
-    /// The registered buffer being sent: its segment and the bytes taken.
-    fixed_sending: Option<(send::Seg, u32)>,
+    /// Registered buffers being sent, in order, with the bytes the kernel
+    /// took of each; one linked chain of sends is in flight at a time.
+    fixed_chain: VecDeque<(send::Seg, u32)>,
+    /// Sends of the chain whose completion has not arrived.
+    fixed_outstanding: u32,
     /// SEND_ZC notifications still to come for registered buffers.
     fixed_notifs: u32,
     /// A datagram socket (receive only here): an empty datagram or an
@@ -90,6 +93,8 @@ pub struct TcpDriver {
     bufs: BufRing,
     /// Registered send buffers: only with SEND_ZC (see `new`).
     fixed: Option<FixedBufs>,
+    /// Scratch for a chain of sends (kept to allocate nothing per send).
+    chain_sqes: Vec<io_uring::squeue::Entry>,
     listeners: Vec<Listener>,
     conns: Vec<Conn>,
     free: Vec<u32>,
@@ -129,6 +134,7 @@ impl TcpDriver {
             uring,
             bufs,
             fixed,
+            chain_sqes: Vec::with_capacity(send::MAX_CHAIN),
             listeners: Vec::new(),
             conns: Vec::new(),
             free: Vec::new(),
@@ -424,8 +430,8 @@ impl TcpDriver {
             conn.inflight.clear();
             conn.inflight_done = 0;
             if let Some(fixed) = self.fixed.as_mut() {
-                let sending = conn.fixed_sending.take().map(|(seg, _)| seg);
-                for seg in conn.fixed_queue.drain(..).chain(sending) {
+                let chain = conn.fixed_chain.drain(..).map(|(seg, _)| seg);
+                for seg in conn.fixed_queue.drain(..).chain(chain) {
                     fixed.release(seg.idx);
                 }
             }
@@ -452,7 +458,8 @@ impl TcpDriver {
                     zc_notifs: 0,
                     fixed_queue: VecDeque::new(),
                     fixed_open: false,
-                    fixed_sending: None,
+                    fixed_chain: VecDeque::new(),
+                    fixed_outstanding: 0,
                     fixed_notifs: 0,
                     datagram: false,
                     peer: None,

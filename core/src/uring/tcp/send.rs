@@ -8,10 +8,12 @@
 //!   above the threshold, when the next send must wait for the kernel's
 //!   notification before `inflight` is reused.
 //! - registered buffers (only with SEND_ZC, see `TcpDriver::new`): frames are
-//!   written straight into one, and a full buffer goes out with SEND_ZC from
-//!   registered memory (or a plain send below the threshold). The next
-//!   buffer can go as soon as the send completes: the notification only
-//!   frees the buffer, it does not hold the connection up.
+//!   written straight into one, and the buffers queued when a send starts
+//!   leave together as one linked chain of sends (SEND_ZC from registered
+//!   memory, or a plain send below the threshold), each with MSG_WAITALL so
+//!   the kernel finishes a short send itself and the link keeps them in
+//!   order. A buffer is free again once its send completed and its
+//!   notification arrived; the next chain does not wait for notifications.
 //!
 //! Order on the wire is the order of appends: a frame goes to a registered
 //! buffer only while the heap queue is empty, and registered buffers are
@@ -19,10 +21,13 @@
 
 use std::os::fd::AsRawFd;
 
-use io_uring::{cqueue, opcode, types};
+use io_uring::{cqueue, opcode, squeue, types};
 
 use super::{user_data, TcpDriver, KIND_FIXED, KIND_SEND};
 use crate::uring::events::{CloseReason, ConnId, TcpError, TcpEvent};
+
+/// The most registered buffers one chain of sends carries.
+pub(super) const MAX_CHAIN: usize = 16;
 
 /// A registered buffer holding `len` bytes of frames.
 #[derive(Clone, Copy, Debug)]
@@ -110,7 +115,7 @@ impl TcpDriver {
     pub fn unsent(&self, id: ConnId) -> Result<usize, TcpError> {
         let conn = &self.conns[self.lookup(id)? as usize];
         let fixed: usize = conn.fixed_queue.iter().map(|seg| seg.len as usize).sum();
-        let sending = conn.fixed_sending.map_or(0, |(seg, done)| (seg.len - done) as usize);
+        let sending: usize = conn.fixed_chain.iter().map(|(seg, done)| (seg.len - done) as usize).sum();
         Ok(conn.out.len() + conn.inflight.len() - conn.inflight_done + fixed + sending)
     }
 
@@ -125,7 +130,7 @@ impl TcpDriver {
         let fd = types::Fd(fd.as_raw_fd());
         if conn.inflight_done == conn.inflight.len() {
             if let Some(fixed) = self.fixed.as_mut() {
-                while conn.fixed_sending.is_none() {
+                while conn.fixed_chain.len() < MAX_CHAIN {
                     let Some(seg) = conn.fixed_queue.pop_front() else { break };
                     if conn.fixed_queue.is_empty() {
                         conn.fixed_open = false;
@@ -133,34 +138,47 @@ impl TcpDriver {
                     if seg.len == 0 {
                         fixed.release(seg.idx);
                     } else {
-                        conn.fixed_sending = Some((seg, 0));
+                        conn.fixed_chain.push_back((seg, 0));
                     }
                 }
-                if let Some((seg, done)) = conn.fixed_sending {
-                    let rest = seg.len - done;
-                    let ptr = fixed.ptr(seg.idx, done as usize);
-                    let zc = rest as usize >= self.zc_threshold;
-                    let sqe = if zc {
-                        opcode::SendZc::new(fd, ptr, rest).buf_index(Some(seg.idx)).flags(libc::MSG_NOSIGNAL).build()
-                    } else {
-                        opcode::Send::new(fd, ptr, rest).flags(libc::MSG_NOSIGNAL).build()
-                    };
-                    let sqe = sqe.user_data(user_data(KIND_FIXED, index) | u64::from(seg.idx) << 32);
-                    // The connection holds the buffer until the send has
+                if !conn.fixed_chain.is_empty() {
+                    let mut sqes = std::mem::take(&mut self.chain_sqes);
+                    sqes.clear();
+                    for &(seg, done) in conn.fixed_chain.iter().filter(|(seg, done)| *done < seg.len) {
+                        let rest = seg.len - done;
+                        let ptr = fixed.ptr(seg.idx, done as usize);
+                        let flags = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
+                        let sqe = if rest as usize >= self.zc_threshold {
+                            opcode::SendZc::new(fd, ptr, rest).buf_index(Some(seg.idx)).flags(flags).build()
+                        } else {
+                            opcode::Send::new(fd, ptr, rest).flags(flags).build()
+                        };
+                        sqes.push(sqe.user_data(user_data(KIND_FIXED, index) | u64::from(seg.idx) << 32));
+                    }
+                    // Each links to the next; the last links to nothing.
+                    let linked = sqes.len().saturating_sub(1);
+                    for sqe in &mut sqes[..linked] {
+                        *sqe = sqe.clone().flags(squeue::Flags::IO_LINK);
+                    }
+                    // The connection holds each buffer until its send has
                     // taken all of it, and each SEND_ZC notification holds it
                     // until it arrives; bytes `..seg.len` are not written
                     // again before both (see `append_with`).
-                    // SAFETY: so the memory outlives the send and its notification.
-                    if unsafe { self.uring.push(&sqe) }.is_ok() {
+                    // SAFETY: so the memory outlives the sends and their notifications.
+                    if unsafe { self.uring.push_all(&sqes) }.is_ok() {
                         conn.send_armed = true;
-                        if zc {
-                            self.stats.fixed_sends += 1;
-                        } else {
-                            self.stats.plain_sends += 1;
+                        conn.fixed_outstanding = sqes.len() as u32;
+                        for sqe in &sqes {
+                            if sqe.get_opcode() == u32::from(opcode::SendZc::CODE) {
+                                self.stats.fixed_sends += 1;
+                            } else {
+                                self.stats.plain_sends += 1;
+                            }
                         }
                     } else {
                         self.stalled.push(index);
                     }
+                    self.chain_sqes = sqes;
                     return;
                 }
             }
@@ -218,7 +236,9 @@ impl TcpDriver {
     }
 
     /// A completion (or SEND_ZC notification) of a send from registered
-    /// buffer `idx`.
+    /// buffer `idx`. A chain's completions arrive in order; once all are in,
+    /// what they sent is released and what they did not (a short send, the
+    /// sends its broken link cancelled) goes again in the next chain.
     pub(super) fn on_fixed_send(&mut self, index: u32, idx: u16, cqe: &cqueue::Entry, events: &mut Vec<TcpEvent>) {
         let Some(fixed) = self.fixed.as_mut() else { return };
         let conn = &mut self.conns[index as usize];
@@ -226,23 +246,29 @@ impl TcpDriver {
             conn.fixed_notifs -= 1;
             fixed.release(idx);
         } else {
-            conn.send_armed = false;
+            conn.fixed_outstanding = conn.fixed_outstanding.saturating_sub(1);
             if cqueue::more(cqe.flags()) {
                 conn.fixed_notifs += 1;
                 fixed.hold(idx);
             }
-            if let Some(n) = self.sent(index, cqe.result(), events) {
+            let res = cqe.result();
+            if res == -libc::ECANCELED {
+                // Cancelled by an earlier link's short send: sent again below.
+            } else if let Some(n) = self.sent(index, res, events) {
                 let conn = &mut self.conns[index as usize];
-                if let Some((seg, done)) = conn.fixed_sending.as_mut() {
+                if let Some((seg, done)) = conn.fixed_chain.iter_mut().find(|(seg, _)| seg.idx == idx) {
                     *done += n as u32;
-                    if *done >= seg.len {
-                        let idx = seg.idx;
-                        conn.fixed_sending = None;
-                        if let Some(fixed) = self.fixed.as_mut() {
-                            fixed.release(idx);
-                        }
-                    } else {
+                    if *done < seg.len {
                         self.stats.short_sends += 1;
+                    }
+                }
+            }
+            let conn = &mut self.conns[index as usize];
+            if conn.fixed_outstanding == 0 {
+                conn.send_armed = false;
+                while conn.fixed_chain.front().is_some_and(|(seg, done)| *done >= seg.len) {
+                    if let (Some((seg, _)), Some(fixed)) = (conn.fixed_chain.pop_front(), self.fixed.as_mut()) {
+                        fixed.release(seg.idx);
                     }
                 }
             }
