@@ -205,7 +205,9 @@ impl Flow {
     /// waits until the listener accepts or `deadline` passes. The granted
     /// QoS (sizes may be lowered) is [`qos`](Self::qos). A name of the form
     /// `name@host:port` reaches a listener on another host through the
-    /// process's embedded engine (see [`crate::remote`]).
+    /// process's embedded engine (see [`crate::remote`]); so does a plain
+    /// name no listener of this host has bound, when the engine
+    /// configuration's `net.peers` knows where it lives.
     pub fn alloc(name: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
         Flow::alloc_with(name, qos, deadline, FlowOptions::new())
     }
@@ -217,6 +219,22 @@ impl Flow {
         if crate::remote::is_remote(name) {
             return crate::remote::alloc_embedded(name, &qos, deadline, opts);
         }
+        let mut opts = opts;
+        match Flow::alloc_local(name, &qos, deadline, &mut opts) {
+            Err(AllocError::NotFound { .. }) => crate::remote::alloc_through_peers(name, &qos, deadline, opts),
+            done => done,
+        }
+    }
+
+    /// A flow to the listener bound to `name` on this host, never looked
+    /// for elsewhere. `opts` keeps its memory unless a listener was found.
+    pub(crate) fn alloc_local(
+        name: &str,
+        qos: &Qos,
+        deadline: Deadline,
+        opts: &mut FlowOptions,
+    ) -> Result<Flow, AllocError> {
+        let qos = qos.validate().map_err(AllocError::InvalidQos)?;
         ringflow_core::control::validate_name(name).map_err(AllocError::InvalidName)?;
         let dir = opts.dir().map_err(AllocError::RuntimeDir)?;
         let conn = ControlConn::connect_deadline(&dir, name, deadline).map_err(|e| match e {
@@ -229,7 +247,7 @@ impl Flow {
             ConnectError::Io { source, .. } if is_resource_limit(&source) => AllocError::ResourceLimit(source),
             ConnectError::Io { source, .. } => AllocError::Io(source),
         })?;
-        let est = handshake::initiate(&conn, name, &qos, opts.memory, deadline).map_err(|e| match e {
+        let est = handshake::initiate(&conn, name, &qos, opts.memory.take(), deadline).map_err(|e| match e {
             HandshakeError::TimedOut if deadline == Deadline::Now => AllocError::WouldBlock,
             e => alloc_error(e),
         })?;

@@ -113,7 +113,8 @@ pub(crate) fn alloc_attached(
     deadline: Deadline,
     opts: FlowOptions,
 ) -> Result<Option<Flow>, AllocError> {
-    let mut flow = match Flow::alloc_with(ENGINE_NAME, qos, deadline, opts) {
+    let mut opts = opts;
+    let mut flow = match Flow::alloc_local(ENGINE_NAME, qos, deadline, &mut opts) {
         Ok(flow) => flow,
         // No host engine (or no runtime directory to find one in).
         Err(AllocError::NotFound { .. } | AllocError::RuntimeDir(_)) => return Ok(None),

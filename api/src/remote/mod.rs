@@ -27,9 +27,13 @@
 mod bridge;
 mod host;
 pub(crate) mod invoker;
+mod peers;
+#[cfg(test)]
+mod peers_tests;
 
 pub use host::{HostService, ENGINE_NAME};
 pub use invoker::{Invoker, SEND_BATCH, WAIT_CAP};
+pub(crate) use peers::alloc_through_peers;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
