@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
 use common::{child_arg, is_child, spawn_flow_child};
-use ringflow::config::{EngineConfig, IdleStrategy, ThreadingMode};
+use ringflow::config::{EngineConfig, IdleStrategy, NetBackend, ThreadingMode};
+use ringflow::remote::Backend;
 use ringflow::remote::RemoteEngine;
 use ringflow::{AllocError, Deadline, Flow, Listener, ListenerOptions, Qos, RecvError, SendError};
 
@@ -616,24 +617,49 @@ fn child_without_io_uring() {
         Ok("1"),
         "the child should simulate EPERM from io_uring_setup"
     );
-    // An explicit engine refuses to start, naming the cause and the fix.
-    let why = match RemoteEngine::start(&engine_config(true), None) {
-        Ok(_) => panic!("an engine started although io_uring is unavailable"),
+    // An engine that must have io_uring refuses to start, naming the cause
+    // and the fix.
+    let strict = EngineConfig::builder().listen(Some("127.0.0.1:0")).backend(NetBackend::IoUring).build().unwrap();
+    let why = match RemoteEngine::start(&strict, None) {
+        Ok(_) => panic!("an engine started on io_uring although it is unavailable"),
         Err(e) => e.to_string(),
     };
     assert!(why.contains("io_uring"), "the error does not name io_uring: {why}");
     assert!(why.contains("EPERM") || why.contains("io_uring_disabled"), "the error does not name the cause: {why}");
     assert!(why.contains("fix"), "the error does not name a fix: {why}");
 
-    // The embedded engine cannot start either, and says so: this is not an
-    // unreachable engine (port 9 has no engine, but nothing was dialled).
-    match Flow::alloc("x@127.0.0.1:9", &Qos::data(), Deadline::after(LONG)) {
-        Ok(_) => panic!("a remote flow was allocated without io_uring"),
-        Err(e @ AllocError::EngineUnreachable { .. }) => panic!("dialled without an engine: {e}"),
-        Err(e) => {
-            let text = e.to_string();
-            assert!(text.contains("io_uring"), "the error does not say io_uring is unavailable: {text}");
+    // By default the engines fall back to plain sockets, say why, and carry
+    // remote flows: here between two of them.
+    let remote_dir = PathBuf::from(child_arg("DIR")).join("remote");
+    let far = RemoteEngine::start(&engine_config(true), Some(remote_dir.clone())).unwrap();
+    let near = RemoteEngine::start(&engine_config(false), None).unwrap();
+    for engine in [&far, &near] {
+        match engine.backend() {
+            Backend::Sockets { why } => assert!(why.contains("EPERM"), "the fallback does not say why: {why}"),
+            Backend::IoUring => panic!("io_uring in use although it is unavailable"),
         }
+    }
+    let mut far_listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(&remote_dir)).unwrap();
+    let addr = far.listen_addr().unwrap();
+    let echo = thread::spawn(move || {
+        let mut flow = far_listener.accept(Deadline::after(LONG)).unwrap();
+        let got = flow.recv_ref_timeout(LONG).unwrap().to_vec();
+        flow.send(&got).unwrap();
+        let _ = flow.recv_ref_timeout(LONG).map(|_| ());
+    });
+    let mut flow = near.alloc(&format!("svc@{addr}"), &Qos::data(), Deadline::after(LONG)).unwrap();
+    flow.send(b"without io_uring").unwrap();
+    assert_eq!(&*flow.recv_ref_timeout(LONG).unwrap(), b"without io_uring");
+    drop(flow);
+    echo.join().unwrap();
+    near.shutdown().unwrap();
+    far.shutdown().unwrap();
+
+    // The embedded engine falls back too, so a missing engine is what it is:
+    // unreachable (port 9 has no engine).
+    match Flow::alloc("x@127.0.0.1:9", &Qos::data(), Deadline::after(LONG)) {
+        Err(AllocError::EngineUnreachable { .. }) => {}
+        other => panic!("expected EngineUnreachable over plain sockets: {other:?}"),
     }
 
     // Local flows do not need io_uring: a pair ...
@@ -672,7 +698,7 @@ fn child_without_io_uring() {
 }
 
 #[test]
-fn io_uring_unavailable_is_a_clear_error_and_local_flows_still_work() {
+fn io_uring_unavailable_is_a_clear_error_or_a_fallback_and_local_flows_still_work() {
     let dir = TestDir::new("no-uring");
     // RINGFLOW_TEST_URING_ERRNO=1: io_uring_setup fails as with EPERM.
     let mut child = ChildGuard::spawn("child_without_io_uring", &dir, &[("URING_ERRNO", "1".into())]);

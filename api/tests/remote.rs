@@ -331,3 +331,58 @@ fn with_send_zc_frames_leave_from_registered_buffers_intact_and_in_order() {
     near.shutdown().unwrap();
     far.shutdown().unwrap();
 }
+
+#[test]
+fn plain_sockets_carry_remote_flows_and_talk_to_io_uring_engines() {
+    use ringflow_api::config::NetBackend;
+    use ringflow_api::remote::Backend;
+    let dir = test_dir();
+    let mut listener = Listener::bind_with("plain", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let sockets =
+        |listen: Option<&str>| EngineConfig::builder().listen(listen).backend(NetBackend::Sockets).build().unwrap();
+    // The far engine on plain sockets, the near ones on each transport.
+    let far = RemoteEngine::start(&sockets(Some("127.0.0.1:0")), Some(dir.clone())).unwrap();
+    assert!(matches!(far.backend(), Backend::Sockets { .. }), "{}", far.backend());
+    let addr = far.listen_addr().unwrap();
+    let near_plain = RemoteEngine::start(&sockets(None), None).unwrap();
+    let near_uring = RemoteEngine::start(&EngineConfig::builder().backend(NetBackend::IoUring).build().unwrap(), None);
+    let server = thread::spawn(move || {
+        let mut served = 0;
+        for _ in 0..2 {
+            let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                match flow.recv_into_timeout(&mut buf, Duration::from_secs(30)) {
+                    Ok(n) => flow.send(&buf[..n]).unwrap(),
+                    Err(RecvError::Closed) => break,
+                    Err(e) => panic!("server: {e}"),
+                }
+                served += 1;
+            }
+        }
+        served
+    });
+    let mut engines = vec![near_plain];
+    // Where io_uring is refused, the io_uring side of the interop check is moot.
+    engines.extend(near_uring.ok());
+    let rounds = engines.len();
+    for near in &engines {
+        let mut flow =
+            near.alloc(&format!("plain@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30))).unwrap();
+        for i in 0..500u32 {
+            let msg: Vec<u8> =
+                if i % 100 == 7 { vec![i as u8; 300_000] } else { i.to_le_bytes().repeat(1 + i as usize % 64) };
+            flow.send(&msg).unwrap();
+            let got = flow.recv_ref_timeout(Duration::from_secs(30)).unwrap();
+            assert_eq!(&*got, &msg[..], "round trip {i} via {}", near.backend());
+        }
+        flow.dealloc(Deadline::after(Duration::from_secs(30))).unwrap();
+    }
+    for near in engines {
+        near.shutdown().unwrap();
+    }
+    if rounds == 2 {
+        assert_eq!(server.join().unwrap(), 1000);
+    } // else the server still waits for the second flow: left to the process's end.
+    far.shutdown().unwrap();
+}

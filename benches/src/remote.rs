@@ -67,12 +67,13 @@ fn engine_config(mode: ThreadingMode, listen: Option<&str>) -> Result<EngineConf
         ThreadingMode::Invoker => builder.single_issuer(true).defer_taskrun(true),
     };
     let mut config = builder.build().map_err(|e| err("EngineConfig::build", e))?;
-    // The host's RINGFLOW_IO_URING_* / RINGFLOW_FLOW_* overrides apply, so
-    // `ringflow bench remote` measures them (tuning.md); the engine's mode,
-    // threads and addresses stay the scenario's.
+    // The host's RINGFLOW_IO_URING_* / RINGFLOW_FLOW_* / RINGFLOW_NET_BACKEND
+    // overrides apply, so `ringflow bench remote` measures them (tuning.md);
+    // the engine's mode, threads and addresses stay the scenario's.
     let vars = ringflow_core::config::process_vars().map_err(|e| err("RINGFLOW_* variables", e))?;
-    let tuning =
-        vars.into_iter().filter(|(k, _)| k.starts_with("RINGFLOW_IO_URING_") || k.starts_with("RINGFLOW_FLOW_"));
+    let tuning = vars.into_iter().filter(|(k, _)| {
+        k.starts_with("RINGFLOW_IO_URING_") || k.starts_with("RINGFLOW_FLOW_") || k == "RINGFLOW_NET_BACKEND"
+    });
     config.apply_env(tuning).map_err(|e| err("RINGFLOW_* variables", e))?;
     Ok(config)
 }

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::config::{EngineConfig, IdleStrategy, ThreadingMode};
+use crate::config::{EngineConfig, IdleStrategy, NetBackend, ThreadingMode};
 
 /// How an item stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,20 +170,30 @@ fn io_uring(config: &EngineConfig) -> Item {
                     fix,
                 )
             } else {
-                Item::new(
-                    "io_uring",
-                    Verdict::Blocker,
-                    format!("available but lacks {} ({extras}): the engine cannot run", missing.join(", ")),
-                    Some("Linux 6.0 or later (flows on one host work without it)".into()),
+                without_io_uring(
+                    config,
+                    format!("available but lacks {} ({extras})", missing.join(", ")),
+                    "Linux 6.0 or later",
                 )
             }
         }
-        Err(e) => Item::new(
+        Err(e) => without_io_uring(config, format!("unavailable: {e}"), "see the cause above"),
+    }
+}
+
+/// io_uring cannot serve the engine: with `net.backend = "io_uring"` the
+/// engine does not start (a blocker); otherwise it drives plain sockets.
+fn without_io_uring(config: &EngineConfig, found: String, fix: &str) -> Item {
+    if config.net().backend == NetBackend::IoUring {
+        let fix = format!("{fix}; or net.backend = \"auto\" for plain sockets (flows on one host work either way)");
+        Item::new("io_uring", Verdict::Blocker, format!("{found}: the engine cannot run"), Some(fix))
+    } else {
+        Item::new(
             "io_uring",
-            Verdict::Blocker,
-            format!("unavailable: {e}"),
-            Some("see the cause above; flows on one host work without it, flows between hosts do not".into()),
-        ),
+            Verdict::Advice,
+            format!("{found}: the engine drives plain sockets instead (slower; flows on one host are unaffected)"),
+            Some(format!("{fix}, to let the engine use io_uring")),
+        )
     }
 }
 
@@ -404,7 +414,9 @@ mod tests {
         );
         let uring = &report.items[1];
         let probed = crate::uring::probe(config.io_uring());
-        assert_eq!(probed.is_err(), uring.verdict == Verdict::Blocker, "{uring}");
+        // The default backend falls back to plain sockets: never a blocker.
+        assert_ne!(uring.verdict, Verdict::Blocker, "{uring}");
+        assert!(probed.is_ok() || uring.verdict == Verdict::Advice, "{uring}");
         assert!(
             report.items.iter().all(|i| i.verdict != Verdict::Blocker || i.fix.is_some()),
             "a blocker names its fix"

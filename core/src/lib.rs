@@ -19,6 +19,7 @@ pub mod flow;
 pub mod futex;
 pub mod json;
 pub mod membarrier;
+pub mod net;
 pub mod peer;
 pub mod stats;
 pub mod uring;

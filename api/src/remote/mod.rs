@@ -34,6 +34,7 @@ mod peers_tests;
 pub use host::{HostService, ENGINE_NAME};
 pub use invoker::{Invoker, SEND_BATCH, WAIT_CAP};
 pub(crate) use peers::alloc_through_peers;
+pub use ringflow_core::net::Backend;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -123,7 +124,7 @@ impl RemoteEngine {
             uring.coop_taskrun = !uring.sqpoll;
         }
         let owner = (invoker_mode && uring.single_issuer).then(invoker::this_thread);
-        let bridge = Bridge::new(uring, listen, runtime_dir, Arc::clone(&shared), ready_tx);
+        let bridge = Bridge::new(uring, config.net().backend, listen, runtime_dir, Arc::clone(&shared), ready_tx);
         let mut engine = Engine::start(config, vec![Box::new(bridge)])?;
         if invoker_mode {
             // The first duty cycle builds the network, here and now.
@@ -169,6 +170,12 @@ impl RemoteEngine {
             registered_sends: self.shared.registered_sends.load(Relaxed),
             registered_buffers: self.shared.registered_buffers.load(Relaxed),
         }
+    }
+
+    /// The transport the engine drives its sockets with: io_uring, or
+    /// plain sockets and why (`net.backend`).
+    pub fn backend(&self) -> Backend {
+        self.shared.backend.get().cloned().unwrap_or(Backend::IoUring)
     }
 
     /// The mode the engine runs in.

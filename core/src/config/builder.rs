@@ -9,7 +9,7 @@
 use super::error::{BadValue, ConfigError, Origin, UnknownKey, WrongType};
 use super::keys::{self, KeySpec, Raw};
 use super::validate::{self, Problem};
-use super::{EngineConfig, IdleStrategy, ThreadingMode};
+use super::{EngineConfig, IdleStrategy, NetBackend, ThreadingMode};
 
 /// Builds an [`EngineConfig`]; start with [`EngineConfig::builder`] or
 /// [`EngineConfig::to_builder`]. Each method names the key it sets.
@@ -196,6 +196,11 @@ impl EngineConfigBuilder {
     /// `net.peers`: `"host:port"` or `"name@host:port"` each.
     pub fn peers<S: AsRef<str>>(self, peers: impl IntoIterator<Item = S>) -> Self {
         self.set(keys::NET_PEERS, Raw::List(peers.into_iter().map(|p| Raw::Str(p.as_ref().to_owned())).collect()))
+    }
+
+    /// `net.backend`.
+    pub fn backend(self, backend: NetBackend) -> Self {
+        self.set(keys::NET_BACKEND, Raw::Str(backend.name().to_owned()))
     }
 
     /// `flow.ring_bytes`: a power of two.

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{EngineConfig, HostPort, IdleStrategy, Peer, ThreadingMode};
+use super::{EngineConfig, HostPort, IdleStrategy, NetBackend, Peer, ThreadingMode};
 use crate::flow::qos::{MAX_MSG_LIMIT, MAX_RING_BYTES, MIN_RING_BYTES};
 
 pub(crate) const ENGINE_THREADS: &str = "engine.threads";
@@ -34,6 +34,7 @@ pub(crate) const URING_SEND_ZC_THRESHOLD: &str = "io_uring.send_zc_threshold";
 pub(crate) const URING_BATCH: &str = "io_uring.batch";
 pub(crate) const NET_LISTEN: &str = "net.listen";
 pub(crate) const NET_PEERS: &str = "net.peers";
+pub(crate) const NET_BACKEND: &str = "net.backend";
 pub(crate) const FLOW_RING_BYTES: &str = "flow.ring_bytes";
 pub(crate) const FLOW_MAX_MSG: &str = "flow.max_msg";
 pub(crate) const FLOW_SPIN_US: &str = "flow.spin_us";
@@ -344,6 +345,18 @@ pub(crate) static KEYS: &[KeySpec] = &[
         kind: Kind::Peers,
         get: |c| Raw::List(c.net.peers.iter().map(|p| Raw::Str(p.to_string())).collect()),
         set: |c, v| c.net.peers = list(v).iter().filter_map(|p| Peer::parse(text(p)).ok()).collect(),
+    },
+    KeySpec {
+        path: NET_BACKEND,
+        kind: Kind::Choice(&["auto", "io_uring", "sockets"]),
+        get: |c| Raw::Str(c.net.backend.name().to_owned()),
+        set: |c, v| {
+            c.net.backend = match text(v) {
+                "io_uring" => NetBackend::IoUring,
+                "sockets" => NetBackend::Sockets,
+                _ => NetBackend::Auto,
+            }
+        },
     },
     KeySpec {
         path: FLOW_RING_BYTES,

@@ -64,6 +64,31 @@ impl ThreadingMode {
     }
 }
 
+/// How an engine drives its sockets (`net.backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NetBackend {
+    /// io_uring when this host lets the engine use it, else plain sockets
+    /// (and the engine says why).
+    #[default]
+    Auto,
+    /// io_uring or nothing: an engine that cannot set it up does not start,
+    /// and says why and how to fix it.
+    IoUring,
+    /// Plain nonblocking sockets and epoll, even where io_uring works.
+    Sockets,
+}
+
+impl NetBackend {
+    /// The word used in TOML and the environment.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetBackend::Auto => "auto",
+            NetBackend::IoUring => "io_uring",
+            NetBackend::Sockets => "sockets",
+        }
+    }
+}
+
 /// What an engine thread does when a pass over its work found nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdleStrategy {
@@ -180,6 +205,8 @@ pub struct NetSection {
     pub listen: Option<HostPort>,
     /// `net.peers`.
     pub peers: Vec<Peer>,
+    /// `net.backend`.
+    pub backend: NetBackend,
 }
 
 /// `[flow]`: defaults for flows that do not ask otherwise.

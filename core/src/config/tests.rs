@@ -165,6 +165,8 @@ fn every_key_maps_one_to_one() {
             vec![kv("net.peers", "[\"a@host.example:1\", \"10.0.0.1:2\"]", "a@host.example:1, 10.0.0.1:2")],
             b().peers(["a@host.example:1", "10.0.0.1:2"]),
         ),
+        (vec![kv("net.backend", "\"sockets\"", "sockets")], b().backend(NetBackend::Sockets)),
+        (vec![kv("net.backend", "\"io_uring\"", "io_uring")], b().backend(NetBackend::IoUring)),
         (vec![kv("flow.ring_bytes", 4096, 4096)], b().ring_bytes(4096)),
         (vec![kv("flow.max_msg", 1, 1)], b().max_msg(1)),
         (vec![kv("flow.spin_us", 0, 0)], b().spin_us(0)),

@@ -43,7 +43,8 @@ use std::time::{Duration, Instant};
 use ringflow_core::config::IoUringSection;
 use ringflow_core::engine::Agent;
 use ringflow_core::flow::Qos;
-use ringflow_core::uring::{ConnId, TcpDriver, TcpEvent};
+use ringflow_core::net::{Backend, NetDriver};
+use ringflow_core::uring::{ConnId, TcpEvent};
 use ringflow_core::wire::{
     self, Checksum, Decoder, Features, Frame, Hello, HelloAck, OpenResult, PushError, RecvSequencer, SendWindow,
     WindowLimits, FIRST_SEQ,
@@ -129,7 +130,7 @@ impl Shared {
     }
 
     /// Publishes the driver's send counters for `RemoteEngine::stats`.
-    pub(super) fn publish_sends(&self, tcp: &TcpDriver) {
+    pub(super) fn publish_sends(&self, tcp: &NetDriver) {
         use std::sync::atomic::Ordering::Relaxed;
         let stats = tcp.stats();
         // SYNC: Relaxed; counters for reports, nothing rides on them.
@@ -198,6 +199,8 @@ pub(super) struct Shared {
     pub zc_sends: std::sync::atomic::AtomicU64,
     pub registered_sends: std::sync::atomic::AtomicU64,
     pub registered_buffers: std::sync::atomic::AtomicU64,
+    /// The transport the bridge built.
+    pub backend: std::sync::OnceLock<Backend>,
 }
 
 type LinkId = u32;
@@ -325,7 +328,9 @@ pub(super) struct Bridge {
     runtime_dir: Option<PathBuf>,
     shared: Arc<Shared>,
     ready: Option<mpsc::Sender<Result<Option<SocketAddr>, String>>>,
-    tcp: Option<TcpDriver>,
+    tcp: Option<NetDriver>,
+    /// `net.backend`: which transport to build.
+    backend: ringflow_core::config::NetBackend,
     /// The read end of the wake-up socketpair (see `Shared::wake`).
     poke_conn: Option<ConnId>,
     /// Scratch of `wait`: the futex words armed and whose flows they are.
@@ -369,6 +374,7 @@ struct Opened {
 impl Bridge {
     pub(super) fn new(
         cfg: IoUringSection,
+        backend: ringflow_core::config::NetBackend,
         listen: Option<SocketAddr>,
         runtime_dir: Option<PathBuf>,
         shared: Arc<Shared>,
@@ -383,6 +389,7 @@ impl Bridge {
             shared,
             ready: Some(ready),
             tcp: None,
+            backend,
             poke_conn: None,
             futex_words: Vec::new(),
             futex_flows: Vec::new(),
@@ -409,21 +416,34 @@ impl Bridge {
     /// Builds the io_uring and the listener on the engine thread.
     fn start_network(&mut self) {
         let Some(ready) = self.ready.take() else { return };
-        let result = TcpDriver::new(&self.cfg).map_err(|e| e.to_string()).and_then(|mut tcp| {
-            let bound = match self.listen {
-                Some(addr) => Some(tcp.listen(addr).map_err(|e| format!("listen on {addr}: {e:?}"))?),
-                None => None,
-            };
-            self.tcp = Some(tcp);
-            Ok(bound)
-        });
+        let result =
+            NetDriver::new(&self.cfg, self.backend).map_err(|e| e.to_string()).and_then(|(mut tcp, backend)| {
+                if let Backend::Sockets { why } = &backend {
+                    if self.backend == ringflow_core::config::NetBackend::Auto {
+                        use std::io::Write as _;
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "ringflow: {why}\nringflow: this engine drives its sockets without io_uring \
+                         (net.backend = \"auto\"): remote flows work, slower; set net.backend = \"io_uring\" \
+                         to refuse instead"
+                        );
+                    }
+                }
+                let _ = self.shared.backend.set(backend);
+                let bound = match self.listen {
+                    Some(addr) => Some(tcp.listen(addr).map_err(|e| format!("listen on {addr}: {e:?}"))?),
+                    None => None,
+                };
+                self.tcp = Some(tcp);
+                Ok(bound)
+            });
         if let Ok(bound) = result {
             self.start_udp(bound);
             // The wake-up socketpair: its read end is received through the
             // io_uring, so a `Poke` ends the bridge's sleep there. Without
             // it the bridge does not sleep in its ring (see `sleeps`).
             if let (Ok((read, write)), Some(tcp)) = (ringflow_core::flow::readiness::new_pair(), self.tcp.as_mut()) {
-                self.poke_conn = Some(tcp.adopt_datagram_fd(read));
+                self.poke_conn = tcp.adopt_datagram_fd(read).ok();
                 let _ = self.shared.poke.set(write);
             }
         }
@@ -448,7 +468,9 @@ impl Bridge {
         // SYNC: Relaxed; a stale answer costs one short or one long sleep,
         // and shutdown wakes the bridge through its hook anyway.
         let draining = self.shared.draining.load(std::sync::atomic::Ordering::Relaxed);
-        if draining || self.tcp.is_none() || !self.opening.is_empty() {
+        // Without futex waits a local flow's publish does not end a sleep.
+        let futexes = self.tcp.as_ref().is_some_and(NetDriver::futex_waits);
+        if draining || !futexes || !self.opening.is_empty() {
             return false;
         }
         if self.links.values().any(|l| l.conn.is_none()) || self.conns.values().any(|c| !c.ready) {
@@ -686,7 +708,7 @@ impl Agent for Bridge {
 /// Appends `frame` to what `conn` has queued, encoded in place in the
 /// driver's send memory (a registered buffer when there is one). A frame
 /// that cannot be encoded (too large) is dropped whole, never sent half.
-fn put_frame(tcp: &mut TcpDriver, conn: ConnId, frame: &Frame<'_>, sum: Checksum) {
+fn put_frame(tcp: &mut NetDriver, conn: ConnId, frame: &Frame<'_>, sum: Checksum) {
     if let Ok(len) = wire::encoded_len(frame, sum) {
         let _ = tcp.append_with(conn, len, |buf| wire::encode_into(frame, sum, buf));
     }

@@ -158,6 +158,11 @@ impl TcpDriver {
         self.stats
     }
 
+    /// Whether [`arm_futexes`](Self::arm_futexes) can work here (Linux 6.7+).
+    pub fn futex_waits(&self) -> bool {
+        self.futex_supported
+    }
+
     /// Send buffers registered with the ring: `io_uring.registered_buffers`
     /// when SEND_ZC is on and `buffer_size` reaches its threshold, else 0.
     pub fn registered_buffers(&self) -> usize {

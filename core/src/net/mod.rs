@@ -1,0 +1,209 @@
+//! The engine's network transport, whichever drives it: io_uring
+//! ([`TcpDriver`]) or, where this host refuses io_uring or the
+//! configuration asks (`net.backend`), plain nonblocking sockets
+//! ([`SocketDriver`]). Both deliver the same events, ids and buffers;
+//! [`NetDriver`] picks one and forwards to it.
+
+pub mod sockets;
+#[cfg(test)]
+mod tests;
+
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+pub use sockets::SocketDriver;
+
+use crate::config::{IoUringSection, NetBackend};
+use crate::uring::{ConnId, RecvBuf, TcpDriver, TcpError, TcpEvent, TcpStats, UringUnavailable};
+
+/// Which transport an engine runs, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    IoUring,
+    /// Plain sockets: `why` is the io_uring failure that forced them (with
+    /// its cause and fix), or that the configuration asked for them.
+    Sockets {
+        why: String,
+    },
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::IoUring => f.write_str("io_uring"),
+            Backend::Sockets { why } => write!(f, "plain sockets ({why})"),
+        }
+    }
+}
+
+/// The transport an engine thread drives; see the module header.
+// One per engine thread: its size is irrelevant, and the io_uring variant
+// stays inline so the duty cycle does not chase a pointer.
+#[allow(clippy::large_enum_variant)]
+pub enum NetDriver {
+    IoUring(TcpDriver),
+    Sockets(SocketDriver),
+}
+
+/// Why no transport could be set up.
+#[derive(Debug)]
+pub enum NetError {
+    /// `net.backend = "io_uring"` and io_uring cannot be used here.
+    Uring(UringUnavailable),
+    /// Even plain sockets failed (epoll_create1).
+    Sockets(TcpError),
+}
+
+impl std::fmt::Display for NetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetError::Uring(e) => write!(f, "{e}"),
+            NetError::Sockets(e) => write!(f, "plain sockets: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for NetError {}
+
+macro_rules! both {
+    ($self:expr, $d:ident => $e:expr) => {
+        match $self {
+            NetDriver::IoUring($d) => $e,
+            NetDriver::Sockets($d) => $e,
+        }
+    };
+}
+
+impl NetDriver {
+    /// The transport `backend` asks for, built on the calling thread (the
+    /// one that drives it).
+    pub fn new(cfg: &IoUringSection, backend: NetBackend) -> Result<(NetDriver, Backend), NetError> {
+        let sockets = |why: String| {
+            SocketDriver::new(cfg).map(|d| (NetDriver::Sockets(d), Backend::Sockets { why })).map_err(NetError::Sockets)
+        };
+        match backend {
+            NetBackend::Sockets => sockets("net.backend = \"sockets\"".into()),
+            NetBackend::IoUring => {
+                TcpDriver::new(cfg).map(|d| (NetDriver::IoUring(d), Backend::IoUring)).map_err(NetError::Uring)
+            }
+            NetBackend::Auto => match TcpDriver::new(cfg) {
+                Ok(d) => Ok((NetDriver::IoUring(d), Backend::IoUring)),
+                Err(e) => sockets(format!("io_uring is unavailable: {e}")),
+            },
+        }
+    }
+
+    pub fn stats(&self) -> TcpStats {
+        both!(self, d => d.stats())
+    }
+
+    /// Send buffers registered with io_uring (0 on plain sockets).
+    pub fn registered_buffers(&self) -> usize {
+        match self {
+            NetDriver::IoUring(d) => d.registered_buffers(),
+            NetDriver::Sockets(_) => 0,
+        }
+    }
+
+    pub fn listen(&mut self, addr: SocketAddr) -> Result<SocketAddr, TcpError> {
+        both!(self, d => d.listen(addr))
+    }
+
+    pub fn adopt(&mut self, stream: TcpStream) -> Result<ConnId, TcpError> {
+        both!(self, d => d.adopt(stream))
+    }
+
+    pub fn adopt_datagram(&mut self, sock: std::net::UdpSocket) -> Result<ConnId, TcpError> {
+        both!(self, d => d.adopt_datagram(sock))
+    }
+
+    pub fn adopt_datagram_fd(&mut self, fd: OwnedFd) -> Result<ConnId, TcpError> {
+        match self {
+            NetDriver::IoUring(d) => Ok(d.adopt_datagram_fd(fd)),
+            NetDriver::Sockets(d) => d.adopt_datagram_fd(fd),
+        }
+    }
+
+    pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<(), TcpError> {
+        both!(self, d => d.send(id, data))
+    }
+
+    pub fn append_with<R, E>(
+        &mut self,
+        id: ConnId,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<R, E>,
+    ) -> Result<Result<R, E>, TcpError> {
+        both!(self, d => d.append_with(id, len, fill))
+    }
+
+    pub fn flush(&mut self, id: ConnId) {
+        both!(self, d => d.flush(id))
+    }
+
+    pub fn unsent(&self, id: ConnId) -> Result<usize, TcpError> {
+        both!(self, d => d.unsent(id))
+    }
+
+    pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
+        both!(self, d => d.peer_addr(id))
+    }
+
+    pub fn close(&mut self, id: ConnId) -> Result<(), TcpError> {
+        both!(self, d => d.close(id))
+    }
+
+    pub fn data(&self, buf: &RecvBuf) -> &[u8] {
+        both!(self, d => d.data(buf))
+    }
+
+    pub fn recycle(&mut self, buf: RecvBuf) {
+        both!(self, d => d.recycle(buf))
+    }
+
+    pub fn poll(&mut self, events: &mut Vec<TcpEvent>) -> usize {
+        both!(self, d => d.poll(events))
+    }
+
+    pub fn wait(&mut self, timeout: Duration, events: &mut Vec<TcpEvent>) -> usize {
+        both!(self, d => d.wait(timeout, events))
+    }
+
+    pub fn park(&mut self, timeout: Duration) {
+        both!(self, d => d.park(timeout))
+    }
+
+    /// Submits queued io_uring operations now (plain sockets write at once).
+    pub fn submit(&mut self) {
+        if let NetDriver::IoUring(d) = self {
+            d.submit();
+        }
+    }
+
+    /// See [`TcpDriver::arm_futexes`]; plain sockets cannot wait on futex
+    /// words with their epoll and return false (the caller's park is then
+    /// bounded by its timeout).
+    ///
+    /// # Safety
+    ///
+    /// As [`TcpDriver::arm_futexes`].
+    pub unsafe fn arm_futexes(&mut self, words: &[(usize, u32)]) -> bool {
+        match self {
+            // SAFETY: forwarded from this function's contract.
+            NetDriver::IoUring(d) => unsafe { d.arm_futexes(words) },
+            NetDriver::Sockets(_) => false,
+        }
+    }
+
+    /// Whether a park can also end on a futex word (`arm_futexes`).
+    pub fn futex_waits(&self) -> bool {
+        matches!(self, NetDriver::IoUring(d) if d.futex_waits())
+    }
+
+    pub fn disarm_futexes(&mut self) {
+        if let NetDriver::IoUring(d) = self {
+            d.disarm_futexes();
+        }
+    }
+}
