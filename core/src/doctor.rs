@@ -135,7 +135,8 @@ fn memfd() -> Item {
     }
 }
 
-/// The engine (flows between hosts) needs io_uring; local flows do not.
+/// The engine (flows between hosts) wants io_uring (without it, plain
+/// sockets unless `net.backend = "io_uring"`); local flows do not.
 fn io_uring(config: &EngineConfig) -> Item {
     match crate::uring::probe(config.io_uring()) {
         Ok(s) => {

@@ -1,6 +1,7 @@
 //! Flows between hosts, through an engine (first cut). The application's
 //! [`Flow`] is one end of an in-process [`Flow::pair`]; the engine holds the
-//! other and carries its messages over TCP (io_uring) to the engine at
+//! other and carries its messages over TCP (io_uring, or plain sockets where
+//! io_uring is refused: `net.backend`) to the engine at
 //! `host:port`, which allocates a flow to the local listener of that name
 //! and bridges it the same way. The application sees a local flow: every
 //! API form, zero-copy included, on its side.
