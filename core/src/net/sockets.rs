@@ -17,6 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::config::IoUringSection;
+use crate::uring::events::{append_in_place, copy_of, io_err, shutdown};
 use crate::uring::{CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
 
 /// Token kinds in an epoll event's data (kind << 32 | index).
@@ -166,11 +167,7 @@ impl SocketDriver {
 
     /// Queues a copy of `data` and starts writing it.
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<(), TcpError> {
-        let appended = self.append_with(id, data.len(), |buf| {
-            buf.copy_from_slice(data);
-            Ok::<(), std::convert::Infallible>(())
-        })?;
-        let Ok(()) = appended;
+        let Ok(()) = self.append_with(id, data.len(), copy_of(data))?;
         self.flush(id);
         Ok(())
     }
@@ -188,13 +185,7 @@ impl SocketDriver {
         if !conn.open || conn.datagram {
             return Err(TcpError::Closed);
         }
-        let start = conn.out.len();
-        conn.out.resize(start + len, 0);
-        let written = fill(&mut conn.out[start..]);
-        if written.is_err() {
-            conn.out.truncate(start);
-        }
-        Ok(written)
+        Ok(append_in_place(&mut conn.out, len, fill))
     }
 
     /// Writes what is queued on `id` until the socket would block; the rest
@@ -269,8 +260,7 @@ impl SocketDriver {
         let conn = &mut self.conns[index as usize];
         conn.closed_locally = true;
         if let Some(fd) = &conn.fd {
-            // SAFETY: shutdown on an fd this connection owns.
-            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+            shutdown(fd);
         }
         Ok(())
     }
@@ -415,8 +405,4 @@ impl SocketDriver {
         conn.generation = conn.generation.wrapping_add(1);
         self.free.push(index);
     }
-}
-
-fn io_err(op: &'static str) -> impl Fn(io::Error) -> TcpError {
-    move |e| TcpError::Io { op, errno: e.raw_os_error().unwrap_or(0) }
 }

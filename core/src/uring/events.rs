@@ -77,6 +77,37 @@ pub(crate) fn io_err(op: &'static str) -> impl Fn(std::io::Error) -> TcpError {
     move |e| TcpError::Io { op, errno: e.raw_os_error().unwrap_or(0) }
 }
 
+/// Appends `len` bytes to a send queue, written in place by `fill`; if it
+/// fails the queue is as it was (both transports' `append_with`).
+pub(crate) fn append_in_place<R, E>(
+    out: &mut Vec<u8>,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> Result<R, E>,
+) -> Result<R, E> {
+    let start = out.len();
+    out.resize(start + len, 0);
+    let written = fill(&mut out[start..]);
+    if written.is_err() {
+        out.truncate(start);
+    }
+    written
+}
+
+/// A fill for `append_with` that copies `data` (both transports' `send`).
+pub(crate) fn copy_of(data: &[u8]) -> impl FnOnce(&mut [u8]) -> Result<(), std::convert::Infallible> + '_ {
+    move |buf| {
+        buf.copy_from_slice(data);
+        Ok(())
+    }
+}
+
+/// Shuts both directions of a socket down (a pending recv then ends).
+pub(crate) fn shutdown(fd: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: shutdown on a descriptor the caller owns; no memory involved.
+    unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+}
+
 /// Counters of what the transport did, for tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpStats {

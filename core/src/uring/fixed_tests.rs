@@ -8,6 +8,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use super::tests::accept_one;
 use super::*;
 use crate::config::{EngineConfig, IoUringSection};
 
@@ -52,7 +53,7 @@ fn registered_sends_keep_every_byte_in_order_across_heap_fallbacks() {
         back
     });
     let mut events = Vec::new();
-    let id = accept(&mut tcp, &mut events);
+    let id = accept_one(&mut tcp, &mut events);
     let mut expect = Vec::new();
     let mut append = |tcp: &mut TcpDriver, f: &[u8]| {
         let queued = tcp.append_with(id, f.len(), |buf| {
@@ -117,17 +118,4 @@ fn nothing_is_registered_without_send_zc_or_with_buffers_below_its_threshold() {
     let mut none = zc_cfg(0);
     none.send_zc_threshold = 1024;
     assert_eq!(TcpDriver::new(&none).expect("driver").registered_buffers(), 0);
-}
-
-fn accept(tcp: &mut TcpDriver, events: &mut Vec<TcpEvent>) -> ConnId {
-    let guard = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < guard, "no connection accepted");
-        tcp.wait(Duration::from_millis(20), events);
-        if let Some(pos) = events.iter().position(|e| matches!(e, TcpEvent::Accepted(_))) {
-            if let TcpEvent::Accepted(id) = events.remove(pos) {
-                return id;
-            }
-        }
-    }
 }

@@ -224,7 +224,7 @@ fn poll_without_work_does_not_enter_the_kernel() {
 }
 
 /// Accepts one connection, parking between steps.
-fn accept_one(tcp: &mut TcpDriver, events: &mut Vec<TcpEvent>) -> ConnId {
+pub(super) fn accept_one(tcp: &mut TcpDriver, events: &mut Vec<TcpEvent>) -> ConnId {
     let guard = Instant::now() + Duration::from_secs(20);
     loop {
         assert!(Instant::now() < guard, "no connection accepted");

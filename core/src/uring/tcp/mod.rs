@@ -17,7 +17,7 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, types};
 
 use super::bufring::BufRing;
-use super::events::{io_err, CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
+use super::events::{io_err, shutdown, CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
 use super::fixed::FixedBufs;
 use super::probe::UringUnavailable;
 use super::ring::UringDriver;
@@ -66,6 +66,9 @@ struct Conn {
     fixed_chain: VecDeque<(send::Seg, u32)>,
     /// Sends of the chain whose completion has not arrived.
     fixed_outstanding: u32,
+    /// Bytes in registered buffers the kernel has not taken yet (queued or
+    /// in the chain): `unsent` is asked per message, so it is kept, not summed.
+    fixed_unsent: usize,
     /// SEND_ZC notifications still to come for registered buffers.
     fixed_notifs: u32,
     /// A datagram socket (receive only here): an empty datagram or an
@@ -273,8 +276,7 @@ impl TcpDriver {
         let conn = &mut self.conns[index as usize];
         conn.closed_locally = true;
         if let Some(fd) = &conn.fd {
-            // SAFETY: shutdown on an fd this connection owns; no memory involved.
-            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+            shutdown(fd);
         }
         Ok(())
     }
@@ -419,9 +421,8 @@ impl TcpDriver {
         }
         conn.open = false;
         if let Some(fd) = &conn.fd {
-            // SAFETY: shutdown on an fd this connection owns; it ends the
-            // pending recv so the slot can drain.
-            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+            // Ends the pending recv so the slot can drain.
+            shutdown(fd);
         }
         events.push(TcpEvent::Closed(ConnId { index, generation: conn.generation }, reason));
     }
@@ -441,6 +442,7 @@ impl TcpDriver {
                 }
             }
             conn.fixed_open = false;
+            conn.fixed_unsent = 0;
             conn.generation = conn.generation.wrapping_add(1);
             self.free.push(index);
         }
@@ -465,6 +467,7 @@ impl TcpDriver {
                     fixed_open: false,
                     fixed_chain: VecDeque::new(),
                     fixed_outstanding: 0,
+                    fixed_unsent: 0,
                     fixed_notifs: 0,
                     datagram: false,
                     peer: None,
@@ -536,8 +539,8 @@ impl Drop for TcpDriver {
         for index in 0..self.conns.len() {
             let conn = &self.conns[index];
             if let Some(fd) = &conn.fd {
-                // SAFETY: shutdown on an owned fd; ends a stream's pending recv.
-                unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+                // Ends a stream's pending recv.
+                shutdown(fd);
             }
             if conn.datagram && conn.recv_armed {
                 // Shutting a datagram socket down does not end its recv: cancel it.

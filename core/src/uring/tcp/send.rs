@@ -24,7 +24,7 @@ use std::os::fd::AsRawFd;
 use io_uring::{cqueue, opcode, squeue, types};
 
 use super::{user_data, TcpDriver, KIND_FIXED, KIND_SEND};
-use crate::uring::events::{CloseReason, ConnId, TcpError, TcpEvent};
+use crate::uring::events::{append_in_place, copy_of, CloseReason, ConnId, TcpError, TcpEvent};
 
 /// The most registered buffers one chain of sends carries.
 pub(super) const MAX_CHAIN: usize = 16;
@@ -39,11 +39,7 @@ pub(super) struct Seg {
 impl TcpDriver {
     /// Queues a copy of `data` and starts sending it.
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<(), TcpError> {
-        let appended = self.append_with(id, data.len(), |buf| {
-            buf.copy_from_slice(data);
-            Ok::<(), std::convert::Infallible>(())
-        })?;
-        let Ok(()) = appended;
+        let Ok(()) = self.append_with(id, data.len(), copy_of(data))?;
         self.flush(id);
         Ok(())
     }
@@ -88,18 +84,13 @@ impl TcpDriver {
                     let written = fill(window);
                     if written.is_ok() {
                         seg.len += len as u32;
+                        conn.fixed_unsent += len;
                     }
                     return Ok(written);
                 }
             }
         }
-        let start = conn.out.len();
-        conn.out.resize(start + len, 0);
-        let written = fill(&mut conn.out[start..]);
-        if written.is_err() {
-            conn.out.truncate(start);
-        }
-        Ok(written)
+        Ok(append_in_place(&mut conn.out, len, fill))
     }
 
     /// Starts sending what [`append_with`](Self::append_with) queued on
@@ -114,9 +105,7 @@ impl TcpDriver {
     /// Bytes queued or in flight on `id`, not yet taken by the kernel.
     pub fn unsent(&self, id: ConnId) -> Result<usize, TcpError> {
         let conn = &self.conns[self.lookup(id)? as usize];
-        let fixed: usize = conn.fixed_queue.iter().map(|seg| seg.len as usize).sum();
-        let sending: usize = conn.fixed_chain.iter().map(|(seg, done)| (seg.len - done) as usize).sum();
-        Ok(conn.out.len() + conn.inflight.len() - conn.inflight_done + fixed + sending)
+        Ok(conn.out.len() + conn.inflight.len() - conn.inflight_done + conn.fixed_unsent)
     }
 
     /// Starts the next send on `index` if none is in flight: the rest of a
@@ -258,6 +247,7 @@ impl TcpDriver {
                 let conn = &mut self.conns[index as usize];
                 if let Some((seg, done)) = conn.fixed_chain.iter_mut().find(|(seg, _)| seg.idx == idx) {
                     *done += n as u32;
+                    conn.fixed_unsent = conn.fixed_unsent.saturating_sub(n);
                     if *done < seg.len {
                         self.stats.short_sends += 1;
                     }
