@@ -333,10 +333,13 @@ fn duty_cycle(context: &mut ThreadContext) {
             // The agent sleeps for its own events (its io_uring) and is
             // woken its own way; see `Agent::sleeps`.
             // With nothing left but its own timers, it sleeps until they
-            // are due rather than the strategy's short park.
-            let settled = context.agents.idle_sleep();
+            // are due rather than the strategy's short park (asked only
+            // when it parks: the spin steps stay cheap).
             let (set, failures) = (&mut context.agents, &context.shared.failures);
-            idler.idle_sleeping(work, before_park, |d| set.wait(settled.map_or(d, |s| d.max(s)), failures));
+            idler.idle_sleeping(work, before_park, |d| {
+                let settled = set.idle_sleep();
+                set.wait(settled.map_or(d, |s| d.max(s)), failures)
+            });
         } else {
             idler.idle_with(work, before_park);
         }
