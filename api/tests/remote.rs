@@ -169,6 +169,17 @@ fn invoker_mode_carries_a_flow_with_no_engine_thread() {
     }
     flow.dealloc(Deadline::after(Duration::from_secs(30))).unwrap();
     assert_eq!(server.join().unwrap(), 500);
+    // The duty cycles the application ran are published like an engine
+    // thread's, under `ringflow-invoker`.
+    let stats_dir = ringflow_api::stats::runtime_dir(None).unwrap();
+    let procs = ringflow_api::stats::read_dir(&stats_dir).unwrap();
+    let me = procs.iter().find(|p| p.pid == std::process::id()).expect("this process publishes");
+    let invoked =
+        me.slots.iter().filter(|s| s.kind == ringflow_api::stats::SlotKind::Engine && s.name == "ringflow-invoker");
+    assert!(
+        invoked.into_iter().any(|s| s.counters[0] > 0 && !s.hists[0].is_empty()),
+        "no invoker duty cycles published"
+    );
     near.shutdown().unwrap();
 }
 

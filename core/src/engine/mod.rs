@@ -64,6 +64,9 @@ struct Invoker {
     duty_cycles: u64,
     work_items: u64,
     stats: StatsCell,
+    /// `ringflow-invoker` in `ringflow stat`: the duty cycles the
+    /// application's threads ran (one at a time: the caller holds `&mut`).
+    slot: Arc<crate::stats::Slot>,
 }
 
 impl Engine {
@@ -102,7 +105,10 @@ impl Engine {
 
     fn invoker(agents: Vec<Box<dyn Agent>>) -> Engine {
         let stats = StatsCell::new(0, None, agents.len());
-        let invoker = Invoker { agents: AgentSet::new(agents), duty_cycles: 0, work_items: 0, stats };
+        let slot = Arc::new(thread::engine_slot("ringflow-invoker", 0, None));
+        let mut agents = AgentSet::new(agents);
+        agents.attach_stats(&slot);
+        let invoker = Invoker { agents, duty_cycles: 0, work_items: 0, stats, slot };
         Engine { mode: Mode::Invoker(invoker), shared: Arc::new(Shared::default()) }
     }
 
@@ -114,9 +120,19 @@ impl Engine {
     /// does nothing and returns 0.
     pub fn invoke(&mut self) -> usize {
         let Mode::Invoker(invoker) = &mut self.mode else { return 0 };
+        let start = crate::clock::now();
         let work = invoker.agents.do_work(&self.shared.failures);
         invoker.duty_cycles += 1;
         invoker.work_items = invoker.work_items.saturating_add(work as u64);
+        let slot = &invoker.slot;
+        slot.set(crate::stats::EngineCounter::Cycles as usize, invoker.duty_cycles);
+        if work > 0 {
+            slot.add(crate::stats::EngineCounter::Busy as usize, 1);
+            slot.set(crate::stats::EngineCounter::Work as usize, invoker.work_items);
+            if let Some(ns) = crate::clock::elapsed_ns(start, crate::clock::now()) {
+                slot.hist(crate::stats::ENGINE_DUTY).record(ns);
+            }
+        }
         invoker.stats.publish(invoker.agents.len(), invoker.duty_cycles, invoker.work_items, IdleStats::default());
         work
     }

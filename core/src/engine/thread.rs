@@ -256,10 +256,15 @@ fn abort(shared: &Shared, threads: Vec<EngineThread>, gos: Vec<Sender<bool>>) {
 /// The statistics slot of engine thread `index`, in the stats file of the
 /// user's runtime directory (on the heap if there is none).
 fn thread_slot(index: usize, core: Option<usize>) -> Slot {
-    let name = format!("ringflow-engine-{index}");
+    engine_slot(&format!("ringflow-engine-{index}"), index, core)
+}
+
+/// A statistics slot of kind `Engine` in the process's stats file (on the
+/// heap when there is no runtime directory).
+pub(crate) fn engine_slot(name: &str, index: usize, core: Option<usize>) -> Slot {
     let core = core.map_or(u64::MAX, |c| c as u64);
     match crate::control::RuntimeDir::resolve() {
-        Ok(dir) => Slot::open(dir.path(), SlotKind::Engine, &name, index as u64, core),
+        Ok(dir) => Slot::open(dir.path(), SlotKind::Engine, name, index as u64, core),
         Err(_) => Slot::on_heap(),
     }
 }
