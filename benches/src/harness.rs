@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::BenchError;
 use crate::hdr_log;
-use crate::measure::RunCtx;
+use crate::measure::{Measurement, RunCtx};
 use crate::pin::Pins;
 use crate::plot;
 use crate::report::{self, CaseHistogram, CheckResult, Failure, Record, ScenarioReport};
@@ -45,6 +45,18 @@ impl Mode {
             Mode::Smoke => Duration::from_millis(8),
             Mode::Quick => Duration::from_millis(500),
             Mode::Full => Duration::from_millis(2500),
+        }
+    }
+
+    /// Rounds each case runs in: every impl of the case once per round, so
+    /// the impls compared share the machine's moods (this VM flips between
+    /// a fast and a slow state every few seconds) instead of each meeting
+    /// its own. A round runs a share of the warm-up and of the measured
+    /// time; the rounds' samples are merged.
+    pub fn rounds(self) -> u32 {
+        match self {
+            Mode::Smoke => 1,
+            Mode::Quick | Mode::Full => 3,
         }
     }
 
@@ -141,14 +153,15 @@ pub(crate) fn run_scenarios(
         }
     };
     let planned: Vec<Planned> = selected.into_iter().map(|s| Planned { scenario: s, cases: (s.cases)() }).collect();
-    let total = planned.iter().flat_map(|p| &p.cases).map(|c| c.impls.len()).sum();
+    let rounds = opts.mode.rounds();
+    let total = planned.iter().flat_map(|p| &p.cases).map(|c| c.impls.len()).sum::<usize>() * rounds as usize;
     // Read the core list once, from this (unpinned) thread, before any
     // benchmark thread is pinned.
     let pins = Pins::detect();
     let ctx = RunCtx {
         pins,
-        warmup: opts.mode.warmup(),
-        measure: opts.mode.measure(),
+        warmup: opts.mode.warmup() / rounds,
+        measure: opts.mode.measure() / rounds,
         yielding: opts.mode == Mode::Smoke || pins.shares_one_core(),
     };
     let mut progress = Progress { out: progress, done: 0, total, started: Instant::now() };
@@ -159,6 +172,33 @@ pub(crate) fn run_scenarios(
     Ok(reports)
 }
 
+/// One impl's rounds of a case, merged.
+struct ImplRun {
+    /// Samples and messages of every round; `elapsed` sums their windows.
+    m: Measurement,
+    /// When its first round began, and where that round's measured window
+    /// began in it (what an interval log is timed from).
+    run_start: SystemTime,
+    window_offset: Duration,
+}
+
+impl ImplRun {
+    fn merge(
+        so_far: Option<ImplRun>,
+        m: Measurement,
+        run_start: SystemTime,
+        took: Duration,
+    ) -> Result<ImplRun, BenchError> {
+        let Some(mut run) = so_far else {
+            return Ok(ImplRun { window_offset: took.saturating_sub(m.elapsed), m, run_start });
+        };
+        run.m.hist.add(&m.hist).map_err(|e| BenchError::Histogram(format!("merging the rounds' histograms: {e:?}")))?;
+        run.m.msgs += m.msgs;
+        run.m.elapsed += m.elapsed;
+        Ok(run)
+    }
+}
+
 fn run_scenario(
     scenario: &Scenario,
     cases: Vec<Case>,
@@ -167,13 +207,15 @@ fn run_scenario(
     out: &mut dyn Write,
     progress: &mut Progress,
 ) -> Result<ScenarioReport, BenchError> {
+    let rounds = opts.mode.rounds();
     let header = format!(
-        "== {}: {} ({}: {} ms warm-up + {} ms measured per impl; {})",
+        "== {}: {} ({}: {} ms warm-up + {} ms measured per impl{}; {})",
         scenario.name,
         scenario.about,
         opts.mode.as_str(),
         ctx.warmup.as_millis(),
         ctx.measure.as_millis(),
+        if rounds > 1 { format!(", in {rounds} rounds that take turns among the impls") } else { String::new() },
         ctx.pins.describe()
     );
     if opts.json {
@@ -184,42 +226,56 @@ fn run_scenario(
         for note in &case.notes {
             writeln!(progress.out, "{}/{}: {note}", scenario.name, case.name)?;
         }
+        // Per impl: the merged measurement so far, or why it failed.
+        let mut runs: Vec<Result<Option<ImplRun>, String>> = case.impls.iter().map(|_| Ok(None)).collect();
+        for round in 1..=rounds {
+            for (imp, run) in case.impls.iter().zip(runs.iter_mut()) {
+                let Ok(merged) = run else { continue };
+                progress.done += 1;
+                // One line per (case, impl, round), finished when it is: reads
+                // the same on a terminal and in a CI log (no carriage returns).
+                let of = if rounds > 1 { format!(" (round {round}/{rounds})") } else { String::new() };
+                write!(
+                    progress.out,
+                    "[{}/{}] {}/{}/{}{of} ... ",
+                    progress.done, progress.total, scenario.name, case.name, imp.name
+                )?;
+                progress.out.flush()?;
+                let run_start = SystemTime::now();
+                let started = Instant::now();
+                let result = (imp.run)(ctx);
+                let took = started.elapsed();
+                let run_secs = progress.started.elapsed().as_secs_f64();
+                match result.and_then(|m| ImplRun::merge(merged.take(), m, run_start, took)) {
+                    Ok(next) => {
+                        writeln!(progress.out, "done in {:.2} s ({run_secs:.1} s into the run)", took.as_secs_f64())?;
+                        *merged = Some(next);
+                    }
+                    Err(e) => {
+                        writeln!(progress.out, "FAILED after {:.2} s: {e}", took.as_secs_f64())?;
+                        *run = Err(e.to_string());
+                    }
+                }
+            }
+        }
         let mut records = Vec::new();
         let mut failures = Vec::new();
-        for imp in &case.impls {
-            progress.done += 1;
-            // One line per (case, impl), finished when it is: reads the
-            // same on a terminal and in a CI log (no carriage returns).
-            write!(
-                progress.out,
-                "[{}/{}] {}/{}/{} ... ",
-                progress.done, progress.total, scenario.name, case.name, imp.name
-            )?;
-            progress.out.flush()?;
-            let run_start = SystemTime::now();
-            let started = Instant::now();
-            let result = (imp.run)(ctx);
-            let took = started.elapsed();
-            let run_secs = progress.started.elapsed().as_secs_f64();
-            match result {
-                Ok(m) => {
-                    writeln!(progress.out, "done in {:.2} s ({run_secs:.1} s into the run)", took.as_secs_f64())?;
+        for (imp, run) in case.impls.iter().zip(runs) {
+            match run {
+                Ok(Some(r)) => {
                     let pinned = ctx.pins.is_pinned();
-                    records.push(Record::new(scenario.name, case.name, imp.name, case.metric, &m, pinned));
+                    records.push(Record::new(scenario.name, case.name, imp.name, case.metric, &r.m, pinned));
                     report.histograms.push(CaseHistogram {
                         case: case.name,
                         imp: imp.name,
-                        hist: m.hist,
-                        run_start,
-                        window_offset: took.saturating_sub(m.elapsed),
-                        window: m.elapsed,
+                        hist: r.m.hist,
+                        run_start: r.run_start,
+                        window_offset: r.window_offset,
+                        window: r.m.elapsed,
                     });
                 }
-                Err(e) => {
-                    writeln!(progress.out, "FAILED after {:.2} s: {e}", took.as_secs_f64())?;
-                    let error = e.to_string();
-                    failures.push(Failure { scenario: scenario.name, case: case.name, imp: imp.name, error });
-                }
+                Ok(None) => {}
+                Err(error) => failures.push(Failure { scenario: scenario.name, case: case.name, imp: imp.name, error }),
             }
         }
         let reference = case.reference();
