@@ -34,27 +34,31 @@ fn engines(dir: &std::path::Path) -> (RemoteEngine, RemoteEngine) {
     (near, far)
 }
 
+/// Accepts one flow on `listener` and echoes every message until the peer
+/// closes; returns how many it echoed.
+fn echo_one_flow(listener: &mut Listener) -> u32 {
+    let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut echoed = 0;
+    loop {
+        match flow.recv_into_timeout(&mut buf, Duration::from_secs(30)) {
+            Ok(n) => {
+                flow.send(&buf[..n]).unwrap();
+                echoed += 1;
+            }
+            Err(RecvError::Closed) => return echoed,
+            Err(e) => panic!("server: {e}"),
+        }
+    }
+}
+
 #[test]
 fn a_remote_flow_carries_messages_both_ways() {
     let dir = test_dir();
     let mut listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(&dir)).unwrap();
     let (near, far) = engines(&dir);
     let addr = far.listen_addr().unwrap();
-    let server = thread::spawn(move || {
-        let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut echoed = 0;
-        loop {
-            match flow.recv_into_timeout(&mut buf, Duration::from_secs(30)) {
-                Ok(n) => {
-                    flow.send(&buf[..n]).unwrap();
-                    echoed += 1;
-                }
-                Err(RecvError::Closed) => return echoed,
-                Err(e) => panic!("server: {e}"),
-            }
-        }
-    });
+    let server = thread::spawn(move || echo_one_flow(&mut listener));
     let mut flow = near.alloc(&format!("svc@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30))).unwrap();
     // Descriptors cannot leave their host: refused at once, nothing sent.
     let stdin = std::io::stdin();
@@ -137,19 +141,7 @@ fn invoker_mode_carries_a_flow_with_no_engine_thread() {
     assert_eq!(far.mode(), ThreadingMode::Invoker);
     let addr = far.listen_addr().unwrap();
     let server = thread::spawn(move || {
-        let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut echoed = 0u32;
-        loop {
-            match flow.recv_into_timeout(&mut buf, Duration::from_secs(30)) {
-                Ok(n) => {
-                    flow.send(&buf[..n]).unwrap();
-                    echoed += 1;
-                }
-                Err(RecvError::Closed) => break,
-                Err(e) => panic!("server: {e}"),
-            }
-        }
+        let echoed = echo_one_flow(&mut listener);
         far.shutdown().unwrap();
         echoed
     });
@@ -357,22 +349,7 @@ fn plain_sockets_carry_remote_flows_and_talk_to_io_uring_engines() {
     let addr = far.listen_addr().unwrap();
     let near_plain = RemoteEngine::start(&sockets(None), None).unwrap();
     let near_uring = RemoteEngine::start(&EngineConfig::builder().backend(NetBackend::IoUring).build().unwrap(), None);
-    let server = thread::spawn(move || {
-        let mut served = 0;
-        for _ in 0..2 {
-            let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                match flow.recv_into_timeout(&mut buf, Duration::from_secs(30)) {
-                    Ok(n) => flow.send(&buf[..n]).unwrap(),
-                    Err(RecvError::Closed) => break,
-                    Err(e) => panic!("server: {e}"),
-                }
-                served += 1;
-            }
-        }
-        served
-    });
+    let server = thread::spawn(move || echo_one_flow(&mut listener) + echo_one_flow(&mut listener));
     let mut engines = vec![near_plain];
     // Where io_uring is refused, the io_uring side of the interop check is moot.
     engines.extend(near_uring.ok());

@@ -203,8 +203,8 @@ fn memlock(config: &EngineConfig) -> Item {
     let u = config.io_uring();
     let threads = if config.engine().mode == ThreadingMode::Invoker { 1 } else { config.engine().threads };
     // Registered buffers exist only with SEND_ZC (see `TcpDriver::new`).
-    let registered =
-        if u.send_zc_threshold > 0 && u.buffer_size >= u.send_zc_threshold { u.registered_buffers } else { 0 };
+    // The most the engine could register (if the kernel has SEND_ZC).
+    let registered = u.send_buffers_to_register(true);
     let per_thread = (u64::from(u.provided_buffers) + u64::from(registered)) * u.buffer_size as u64;
     let need = per_thread * threads as u64;
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };

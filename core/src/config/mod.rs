@@ -197,6 +197,21 @@ pub struct IoUringSection {
     pub batch: u32,
 }
 
+impl IoUringSection {
+    /// Send buffers an engine thread registers with its ring, given whether
+    /// the kernel offers SEND_ZC: `registered_buffers` when SEND_ZC is on and
+    /// `buffer_size` reaches its threshold (only SEND_ZC can send from a
+    /// registered buffer; a plain send with one is EINVAL on 6.18), else 0.
+    pub fn send_buffers_to_register(&self, send_zc_supported: bool) -> u32 {
+        let on = send_zc_supported && self.send_zc_threshold > 0 && self.buffer_size >= self.send_zc_threshold;
+        if on {
+            self.registered_buffers
+        } else {
+            0
+        }
+    }
+}
+
 /// `[net]`: where the engine listens for remote engines, and the ones it knows.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]

@@ -126,12 +126,9 @@ impl TcpDriver {
         }
         let bufs = BufRing::new(&mut uring, cfg.provided_buffers, cfg.buffer_size, BGID)?;
         let zc_threshold = if s.send_zc { cfg.send_zc_threshold } else { 0 };
-        // Only SEND_ZC takes a registered buffer (a plain send with one is
-        // EINVAL on 6.18), and only a buffer that can reach the threshold.
-        let fixed = if cfg.registered_buffers > 0 && zc_threshold > 0 && cfg.buffer_size >= zc_threshold {
-            Some(FixedBufs::new(&mut uring, cfg.registered_buffers, cfg.buffer_size)?)
-        } else {
-            None
+        let fixed = match cfg.send_buffers_to_register(s.send_zc) {
+            0 => None,
+            count => Some(FixedBufs::new(&mut uring, count, cfg.buffer_size)?),
         };
         Ok(TcpDriver {
             uring,
