@@ -56,6 +56,9 @@ fn child_runs_a_flow_then_sleeps() {
     for _ in 0..COUNT {
         rx.recv_into(&mut buf).unwrap();
     }
+    // An idle receiver looks again: that records the last message's
+    // latency in shared memory (see `PendingLatency`).
+    assert!(matches!(rx.try_recv_into(&mut buf), Err(ringflow::RecvError::WouldBlock)));
     let _tx = sender.join().unwrap();
     std::fs::write(dir.join("ready"), b"").unwrap();
     loop {

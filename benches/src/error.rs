@@ -21,6 +21,8 @@ pub enum BenchError {
     Disconnected { what: &'static str },
     /// A message arrived out of order or an echo did not match.
     Protocol { expected: u64, got: u64 },
+    /// An impl returned another number of measurements than it has names.
+    Variants { expected: usize, got: usize },
     /// The run made no progress before its hard deadline (a lost message).
     Stalled,
     /// This side stopped because the other side failed.
@@ -55,6 +57,9 @@ impl fmt::Display for BenchError {
             BenchError::Disconnected { what } => write!(f, "{what}: other end disconnected mid-run"),
             BenchError::Protocol { expected, got } => {
                 write!(f, "message out of order: expected sequence {expected}, got {got}")
+            }
+            BenchError::Variants { expected, got } => {
+                write!(f, "the impl measured {got} variants, but names {expected}")
             }
             BenchError::Stalled => write!(f, "no progress before the run's hard deadline (message lost?)"),
             BenchError::Aborted => write!(f, "stopped because the other side failed"),

@@ -145,19 +145,24 @@ pub(crate) fn echo_with<const N: usize>(
 /// `try_` forms ([`Wait::Spin`]) or in the blocking forms ([`Wait::Block`]),
 /// which spin for `spin` before they park on the flow's futex.
 pub fn pingpong<const N: usize>(ctx: &RunCtx, wait: Wait, spin: Duration) -> Result<Measurement, BenchError> {
-    pingpong_latency::<N>(ctx, wait, spin, true)
+    let (a, b, _dir) = pair_latency(Qos::data().with_ring_bytes(PING_RING_BYTES), spin, true)?;
+    pingpong::run::<N>(ctx, Side { flow: a, wait }, Side { flow: b, wait })
 }
 
-/// [`pingpong`] with the flows' own latency recording on or off (what
-/// recording costs: the flows stamp every send and record every receive).
-pub fn pingpong_latency<const N: usize>(
-    ctx: &RunCtx,
-    wait: Wait,
-    spin: Duration,
-    latency: bool,
-) -> Result<Measurement, BenchError> {
-    let (a, b, _dir) = pair_latency(Qos::data().with_ring_bytes(64 << 10), spin, latency)?;
-    pingpong::run::<N>(ctx, Side { flow: a, wait }, Side { flow: b, wait })
+/// The ring of the ping-pong flows.
+const PING_RING_BYTES: usize = 64 << 10;
+
+/// [`pingpong`] over two pairs of flows in one run, taking turns block by
+/// block: the first records latency histograms, the second does not. Two
+/// measurements, in that order: what recording costs, with both variants
+/// under the same moods of the machine.
+pub fn pingpong_recording_ab<const N: usize>(ctx: &RunCtx, wait: Wait) -> Result<Vec<Measurement>, BenchError> {
+    let qos = Qos::data().with_ring_bytes(PING_RING_BYTES);
+    let (a_on, b_on, _dir_on) = pair_latency(qos, Duration::ZERO, true)?;
+    let (a_off, b_off, _dir_off) = pair_latency(qos, Duration::ZERO, false)?;
+    let pings = vec![Side { flow: a_on, wait }, Side { flow: a_off, wait }];
+    let pongs = vec![Side { flow: b_on, wait }, Side { flow: b_off, wait }];
+    pingpong::run_alternating::<N, _, _>(ctx, pings, pongs)
 }
 
 /// Messages per stream batch: the sender checks its clock and the receiver

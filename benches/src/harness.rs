@@ -197,6 +197,18 @@ impl ImplRun {
         run.m.elapsed += m.elapsed;
         Ok(run)
     }
+
+    /// [`merge`](Self::merge) of each of an impl's measurements into its
+    /// own run (none so far: the first round).
+    fn merge_all(
+        so_far: Vec<ImplRun>,
+        ms: Vec<Measurement>,
+        run_start: SystemTime,
+        took: Duration,
+    ) -> Result<Vec<ImplRun>, BenchError> {
+        let mut so_far = so_far.into_iter();
+        ms.into_iter().map(|m| ImplRun::merge(so_far.next(), m, run_start, took)).collect()
+    }
 }
 
 fn run_scenario(
@@ -226,8 +238,9 @@ fn run_scenario(
         for note in &case.notes {
             writeln!(progress.out, "{}/{}: {note}", scenario.name, case.name)?;
         }
-        // Per impl: the merged measurement so far, or why it failed.
-        let mut runs: Vec<Result<Option<ImplRun>, String>> = case.impls.iter().map(|_| Ok(None)).collect();
+        // Per impl: the merged measurements so far (one per name), or why
+        // it failed.
+        let mut runs: Vec<Result<Vec<ImplRun>, String>> = case.impls.iter().map(|_| Ok(Vec::new())).collect();
         for round in 1..=rounds {
             for (imp, run) in case.impls.iter().zip(runs.iter_mut()) {
                 let Ok(merged) = run else { continue };
@@ -238,18 +251,22 @@ fn run_scenario(
                 write!(
                     progress.out,
                     "[{}/{}] {}/{}/{}{of} ... ",
-                    progress.done, progress.total, scenario.name, case.name, imp.name
+                    progress.done,
+                    progress.total,
+                    scenario.name,
+                    case.name,
+                    imp.label()
                 )?;
                 progress.out.flush()?;
                 let run_start = SystemTime::now();
                 let started = Instant::now();
-                let result = (imp.run)(ctx);
+                let result = imp.measure(ctx);
                 let took = started.elapsed();
                 let run_secs = progress.started.elapsed().as_secs_f64();
-                match result.and_then(|m| ImplRun::merge(merged.take(), m, run_start, took)) {
+                match result.and_then(|m| ImplRun::merge_all(std::mem::take(merged), m, run_start, took)) {
                     Ok(next) => {
                         writeln!(progress.out, "done in {:.2} s ({run_secs:.1} s into the run)", took.as_secs_f64())?;
-                        *merged = Some(next);
+                        *merged = next;
                     }
                     Err(e) => {
                         writeln!(progress.out, "FAILED after {:.2} s: {e}", took.as_secs_f64())?;
@@ -262,20 +279,30 @@ fn run_scenario(
         let mut failures = Vec::new();
         for (imp, run) in case.impls.iter().zip(runs) {
             match run {
-                Ok(Some(r)) => {
-                    let pinned = ctx.pins.is_pinned();
-                    records.push(Record::new(scenario.name, case.name, imp.name, case.metric, &r.m, pinned));
-                    report.histograms.push(CaseHistogram {
-                        case: case.name,
-                        imp: imp.name,
-                        hist: r.m.hist,
-                        run_start: r.run_start,
-                        window_offset: r.window_offset,
-                        window: r.m.elapsed,
-                    });
+                Ok(merged) => {
+                    for (name, r) in imp.names().zip(merged) {
+                        let pinned = ctx.pins.is_pinned();
+                        records.push(Record::new(scenario.name, case.name, name, case.metric, &r.m, pinned));
+                        report.histograms.push(CaseHistogram {
+                            case: case.name,
+                            imp: name,
+                            hist: r.m.hist,
+                            run_start: r.run_start,
+                            window_offset: r.window_offset,
+                            window: r.m.elapsed,
+                        });
+                    }
                 }
-                Ok(None) => {}
-                Err(error) => failures.push(Failure { scenario: scenario.name, case: case.name, imp: imp.name, error }),
+                Err(error) => {
+                    for name in imp.names() {
+                        failures.push(Failure {
+                            scenario: scenario.name,
+                            case: case.name,
+                            imp: name,
+                            error: error.clone(),
+                        });
+                    }
+                }
             }
         }
         let reference = case.reference();

@@ -3,7 +3,7 @@
 //! [`PongSide`]); timing, warm-up and the histogram live here, identical for
 //! every impl. One histogram sample per round trip.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::BenchError;
 use crate::measure::{nanos_between, new_histogram, Measurement, RunCtx};
@@ -38,8 +38,38 @@ pub fn run<const N: usize>(
     ping: impl PingSide<N>,
     pong: impl PongSide<N>,
 ) -> Result<Measurement, BenchError> {
-    let (m, ()) = run_pair(ctx, move |w| ping_loop(ctx, ping, w), move |w| pong_loop(pong, w))?;
+    let (m, ()) = run_pair(ctx, move |w| ping_loop(ctx, &mut [ping], w), move |w| pong_loop(&mut [pong], w))?;
+    Ok(only(m))
+}
+
+/// Round trips alternating between variants of one transport (e.g. with
+/// and without a feature whose cost is measured): [`BLOCK`] round trips on
+/// the first pair of sides, then [`BLOCK`] on the next, and so on, so every
+/// variant meets the same moods of the machine (this VM's latency drifts
+/// 3x within seconds, far more than a small cost). One measurement per
+/// variant, in the order given; each variant's window is the time spent on
+/// its own round trips.
+pub fn run_alternating<const N: usize, P: PingSide<N>, Q: PongSide<N>>(
+    ctx: &RunCtx,
+    mut pings: Vec<P>,
+    mut pongs: Vec<Q>,
+) -> Result<Vec<Measurement>, BenchError> {
+    assert_eq!(pings.len(), pongs.len(), "one pong side per ping side");
+    let (m, ()) = run_pair(ctx, move |w| ping_loop(ctx, &mut pings, w), move |w| pong_loop(&mut pongs, w))?;
     Ok(m)
+}
+
+/// Round trips in a row on one variant before [`run_alternating`] moves to
+/// the next: long enough that switching costs nothing measurable (the
+/// first round trip after a switch touches cold lines), short enough
+/// (well under a millisecond here) that the variants take turns hundreds
+/// of times a second.
+pub const BLOCK: u64 = 512;
+
+/// The variant round trip `seq` runs on; both sides count the same way.
+#[inline]
+fn variant(seq: u64, variants: usize) -> usize {
+    (seq / BLOCK) as usize % variants
 }
 
 /// [`run`] for transports whose state belongs to the thread that drives it
@@ -52,52 +82,144 @@ pub fn run_built<const N: usize, P: PingSide<N>, Q: PongSide<N>>(
     make_ping: impl FnOnce() -> Result<P, BenchError> + Send,
     make_pong: impl FnOnce() -> Result<Q, BenchError> + Send,
 ) -> Result<Measurement, BenchError> {
-    let (m, ()) = run_pair(ctx, move |w| ping_loop(ctx, make_ping()?, w), move |w| pong_loop(make_pong()?, w))?;
-    Ok(m)
+    let (m, ()) =
+        run_pair(ctx, move |w| ping_loop(ctx, &mut [make_ping()?], w), move |w| pong_loop(&mut [make_pong()?], w))?;
+    Ok(only(m))
 }
 
-fn ping_loop<const N: usize>(
+/// The measurement of a run of one variant ([`ping_loop`] returns one per
+/// variant).
+fn only(mut m: Vec<Measurement>) -> Measurement {
+    assert_eq!(m.len(), 1, "one variant, one measurement");
+    m.remove(0)
+}
+
+/// Sends, waits for the echo and records the round trip, on the variant
+/// whose turn it is (one variant: always the same).
+fn ping_loop<const N: usize, P: PingSide<N>>(
     ctx: &RunCtx,
-    mut ping: impl PingSide<N>,
+    pings: &mut [P],
     w: &mut Waiter<'_>,
-) -> Result<Measurement, BenchError> {
+) -> Result<Vec<Measurement>, BenchError> {
+    let n = pings.len();
     let mut msg = *Template::<N>::new().bytes();
-    let mut hist = new_histogram()?;
+    let mut hists = (0..n).map(|_| new_histogram()).collect::<Result<Vec<_>, _>>()?;
+    let mut done = vec![0u64; n];
+    let mut spent = vec![Duration::ZERO; n];
     let start = Instant::now();
     let warm_end = start + ctx.warmup;
     let end = warm_end + ctx.measure;
-    let mut first = None;
-    let mut done = 0u64;
+    // The previous measured round trip's start and variant: each round
+    // trip's window runs to the next one's start (loop overhead included).
+    let mut prev: Option<(Instant, usize)> = None;
     let mut seq = 0u64;
     loop {
         let t0 = Instant::now();
-        // At least one sample, even if this thread missed the whole window.
-        if t0 >= end && done > 0 {
+        let v = variant(seq, n);
+        if let Some((p, pv)) = prev {
+            spent[pv] += t0.saturating_duration_since(p);
+        }
+        // At least one sample of each variant, even if this thread missed
+        // the whole window.
+        if t0 >= end && done.iter().all(|&d| d > 0) {
             set_word(&mut msg, 0, seq);
             set_word(&mut msg, MARK_AT, STOP);
-            ping.send(&msg, w)?;
-            let elapsed = t0.saturating_duration_since(first.unwrap_or(t0));
-            return Ok(Measurement { hist, msgs: done, elapsed });
+            pings[v].send(&msg, w)?;
+            let ms = hists.into_iter().zip(done).zip(spent);
+            return Ok(ms.map(|((hist, msgs), elapsed)| Measurement { hist, msgs, elapsed }).collect());
         }
         let measuring = t0 >= warm_end;
         set_word(&mut msg, 0, seq);
         set_word(&mut msg, MARK_AT, if measuring { MEASURED } else { WARMUP });
-        ping.send(&msg, w)?;
-        let got = ping.recv(w)?;
+        pings[v].send(&msg, w)?;
+        let got = pings[v].recv(w)?;
         let t1 = Instant::now();
         if got != seq {
             return Err(BenchError::Protocol { expected: seq, got });
         }
         if measuring {
-            first.get_or_insert(t0);
-            hist.saturating_record(nanos_between(t0, t1).max(1));
-            done += 1;
+            hists[v].saturating_record(nanos_between(t0, t1).max(1));
+            done[v] += 1;
+            prev = Some((t0, v));
         }
         seq += 1;
     }
 }
 
-fn pong_loop<const N: usize>(mut pong: impl PongSide<N>, w: &mut Waiter<'_>) -> Result<(), BenchError> {
-    while pong.echo(w)? {}
+/// Echoes on the variant whose turn it is, counting as the ping side does.
+fn pong_loop<const N: usize, Q: PongSide<N>>(pongs: &mut [Q], w: &mut Waiter<'_>) -> Result<(), BenchError> {
+    let mut seq = 0u64;
+    while pongs[variant(seq, pongs.len())].echo(w)? {
+        seq += 1;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+
+    use super::*;
+
+    /// One side of an in-process channel pair, knowing which variant it is.
+    struct End {
+        tx: Sender<[u8; 64]>,
+        rx: Receiver<[u8; 64]>,
+        index: usize,
+        variants: usize,
+    }
+
+    impl End {
+        fn take(&mut self, w: &mut Waiter<'_>) -> Result<[u8; 64], BenchError> {
+            loop {
+                match self.rx.try_recv() {
+                    Ok(m) => return Ok(m),
+                    Err(TryRecvError::Empty) => w.wait()?,
+                    Err(TryRecvError::Disconnected) => return Err(BenchError::Disconnected { what: "test channel" }),
+                }
+            }
+        }
+    }
+
+    impl PingSide<64> for End {
+        fn send(&mut self, msg: &[u8; 64], _w: &mut Waiter<'_>) -> Result<(), BenchError> {
+            self.tx.send(*msg).map_err(|_| BenchError::Disconnected { what: "test channel" })
+        }
+
+        fn recv(&mut self, w: &mut Waiter<'_>) -> Result<u64, BenchError> {
+            Ok(word(&self.take(w)?, 0))
+        }
+    }
+
+    impl PongSide<64> for End {
+        fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+            let m = self.take(w)?;
+            // Every message arrives on the variant whose turn it is.
+            assert_eq!(variant(word(&m, 0), self.variants), self.index, "sequence {}", word(&m, 0));
+            if is_stop(&m) {
+                return Ok(false);
+            }
+            self.tx.send(m).map_err(|_| BenchError::Disconnected { what: "test channel" })?;
+            Ok(true)
+        }
+    }
+
+    fn ends(index: usize, variants: usize) -> (End, End) {
+        let (a_tx, b_rx) = channel();
+        let (b_tx, a_rx) = channel();
+        (End { tx: a_tx, rx: a_rx, index, variants }, End { tx: b_tx, rx: b_rx, index, variants })
+    }
+
+    /// Variants take turns block by block, each measured on its own, and
+    /// the stop message ends every pong side's loop wherever it falls.
+    #[test]
+    fn alternating_variants_are_measured_apart() {
+        let ctx = RunCtx { measure: Duration::from_millis(30), ..RunCtx::for_tests() };
+        let (pings, pongs): (Vec<End>, Vec<End>) = (0..3).map(|i| ends(i, 3)).unzip();
+        let ms = run_alternating::<64, _, _>(&ctx, pings, pongs).expect("run");
+        assert_eq!(ms.len(), 3);
+        for m in &ms {
+            assert!(m.msgs > 0 && m.hist.len() == m.msgs && m.elapsed > Duration::ZERO);
+        }
+    }
 }

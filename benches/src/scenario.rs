@@ -27,19 +27,56 @@ impl Metric {
     }
 }
 
-/// How an impl measures one case.
-pub type RunFn = Box<dyn Fn(&RunCtx) -> Result<Measurement, BenchError>>;
+/// How an impl measures one case: one measurement per name it reports.
+pub type RunFn = Box<dyn Fn(&RunCtx) -> Result<Vec<Measurement>, BenchError>>;
 
-/// One implementation measured in a case.
+/// One implementation measured in a case, or several variants of one
+/// measured in the same run, taking turns ([`Impl::alternating`]).
 pub struct Impl {
+    /// The name of its (first) measurement.
     pub name: &'static str,
+    /// The names of the other variants measured in the same run, in the
+    /// order `run` returns their measurements after the first.
+    pub also: &'static [&'static str],
     pub run: RunFn,
 }
 
 impl Impl {
     /// An impl named `name` measured by `run`.
     pub fn new(name: &'static str, run: impl Fn(&RunCtx) -> Result<Measurement, BenchError> + 'static) -> Self {
-        Impl { name, run: Box::new(run) }
+        Impl { name, also: &[], run: Box::new(move |ctx| run(ctx).map(|m| vec![m])) }
+    }
+
+    /// Variants of one impl measured in one run, alternating block by
+    /// block (see `pingpong::run_alternating`): `run` returns one
+    /// measurement per name, in this order. For comparing variants whose
+    /// difference is smaller than the machine's drift between runs.
+    pub fn alternating(
+        names: &'static [&'static str],
+        run: impl Fn(&RunCtx) -> Result<Vec<Measurement>, BenchError> + 'static,
+    ) -> Self {
+        assert!(!names.is_empty(), "at least one variant");
+        Impl { name: names[0], also: &names[1..], run: Box::new(run) }
+    }
+
+    /// Every name this impl reports, its own first.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        std::iter::once(self.name).chain(self.also.iter().copied())
+    }
+
+    /// Runs it once, checking it returned one measurement per name.
+    pub fn measure(&self, ctx: &RunCtx) -> Result<Vec<Measurement>, BenchError> {
+        let m = (self.run)(ctx)?;
+        let names = self.names().count();
+        if m.len() != names {
+            return Err(BenchError::Variants { expected: names, got: m.len() });
+        }
+        Ok(m)
+    }
+
+    /// The label of its progress lines: its names joined by `+`.
+    pub fn label(&self) -> String {
+        self.names().collect::<Vec<_>>().join("+")
     }
 }
 

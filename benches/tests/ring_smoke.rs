@@ -10,7 +10,10 @@ use ringflow_bench::{scenarios, Metric, Mode, Options, ScenarioReport, LIMIT};
 fn declared(scenario: &str) -> BTreeSet<(String, String)> {
     let all = scenarios::all();
     let s = all.iter().find(|s| s.name == scenario).expect("scenario registered");
-    (s.cases)().iter().flat_map(|c| c.impls.iter().map(|i| (c.name.to_string(), i.name.to_string()))).collect()
+    (s.cases)()
+        .iter()
+        .flat_map(|c| c.impls.iter().flat_map(|i| i.names()).map(|n| (c.name.to_string(), n.to_string())))
+        .collect()
 }
 
 fn run(json: bool) -> (ScenarioReport, String) {

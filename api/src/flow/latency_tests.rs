@@ -88,3 +88,43 @@ fn recording_off_stamps_and_records_nothing() {
     let s = b.stats();
     assert_eq!((s.latency.len(), s.unstamped), (0, 1));
 }
+
+/// The last message's latency waits for the receiver's next call before it
+/// reaches the shared histogram (`ringflow stat`), and `stats` counts it in
+/// meanwhile, exactly once.
+#[test]
+fn the_last_latency_reaches_shared_memory_at_the_next_look() {
+    use ringflow_core::stats::{FlowCounter, FLOW_LATENCY};
+    let (mut a, mut b) = Flow::pair(&Qos::default()).unwrap();
+    let shared = |f: &Flow| (f.slot.hist(FLOW_LATENCY).snapshot().len(), f.slot.get(FlowCounter::Unstamped as usize));
+    for _ in 0..3 {
+        a.send(b"x").unwrap();
+    }
+    let mut buf = [0u8; 8];
+    for _ in 0..3 {
+        b.recv_into(&mut buf).unwrap();
+    }
+    assert_eq!(shared(&b), (2, 0));
+    assert_eq!(b.stats().latency.len(), 3);
+    assert!(matches!(b.try_recv_into(&mut buf), Err(crate::RecvError::WouldBlock)));
+    assert_eq!(shared(&b), (3, 0));
+    assert_eq!(b.stats().latency.len(), 3);
+
+    // An unstamped message likewise, as a count.
+    a.latency = false;
+    a.send(b"x").unwrap();
+    b.recv_into(&mut buf).unwrap();
+    assert_eq!(shared(&b), (3, 0));
+    assert_eq!((b.stats().latency.len(), b.stats().unstamped), (3, 1));
+    assert!(matches!(b.try_recv_into(&mut buf), Err(crate::RecvError::WouldBlock)));
+    assert_eq!(shared(&b), (3, 1));
+    assert_eq!(b.stats().unstamped, 1);
+
+    // A reset starts a new interval: the pending one belonged to the old.
+    a.latency = true;
+    a.send(b"x").unwrap();
+    b.recv_into(&mut buf).unwrap();
+    b.reset_latency();
+    assert!(matches!(b.try_recv_into(&mut buf), Err(crate::RecvError::WouldBlock)));
+    assert_eq!((shared(&b).0, b.stats().latency.len()), (0, 0));
+}

@@ -183,6 +183,9 @@ pub struct Flow {
     pub(crate) slot: Slot,
     /// Stamp sends and record receive latencies.
     pub(crate) latency: bool,
+    /// The last received message's latency, until the next receive call
+    /// records it.
+    pub(crate) pending: Option<recv::PendingLatency>,
     name: String,
     peer: Option<PeerCred>,
     /// The peer's readiness eventfd, signalled when we publish while its
@@ -316,6 +319,7 @@ impl Flow {
             spin: spin.unwrap_or(DEFAULT_SPIN),
             slot,
             latency,
+            pending: None,
             name: name.to_owned(),
             peer,
             peer_event,
@@ -349,7 +353,7 @@ impl Flow {
         let lost = self.shared.memory.rx_lost(self.shared.role).load(std::sync::atomic::Ordering::Relaxed);
         self.slot.set(FlowCounter::Lost as usize, lost);
         let c = |k: FlowCounter| self.slot.get(k as usize);
-        FlowStats {
+        let mut stats = FlowStats {
             sent: c(FlowCounter::Sent),
             received: c(FlowCounter::Received),
             bytes_sent: c(FlowCounter::BytesSent),
@@ -361,12 +365,20 @@ impl Flow {
             backpressure: c(FlowCounter::Backpressure),
             unstamped: c(FlowCounter::Unstamped),
             latency: self.slot.hist(FLOW_LATENCY).snapshot(),
+        };
+        // The last message's latency, not in shared memory yet.
+        match self.pending.map(|p| p.latency_ns()) {
+            Some(Some(ns)) => stats.latency.saturating_record(ns),
+            Some(None) => stats.unstamped += 1,
+            None => {}
         }
+        stats
     }
 
     /// Empties this side's latency histograms (counters keep counting):
     /// the start of a new measurement interval.
     pub fn reset_latency(&mut self) {
+        self.pending = None;
         self.slot.reset_hists();
     }
 
@@ -524,6 +536,7 @@ impl Drop for Flow {
             unsafe { ManuallyDrop::take(&mut self.sides) }.abandon();
             return;
         }
+        self.record_pending();
         self.close_tx();
         let s = self.sides.get();
         let a = s.rx.close();

@@ -176,15 +176,26 @@ impl Flow {
     /// Counts a message handed to the application and records its one-way
     /// latency from the sender's stamp (the low bits of the frame's
     /// metadata word; 0 when the sender does not stamp).
+    ///
+    /// Only the clock is read here; the histogram is written at the next
+    /// receive call (see [`PendingLatency`]).
     #[inline(always)]
-    fn handed_over(&self, m: &Located) {
+    fn handed_over(&mut self, m: &Located) {
         self.slot.add(FlowCounter::BytesReceived as usize, m.len() as u64);
         if self.latency {
             let stamp = m.frame.meta() & ringflow_core::clock::TICKS_MASK;
-            match ringflow_core::clock::elapsed_ns(stamp, ringflow_core::clock::now()) {
-                Some(ns) if stamp != 0 => self.slot.hist(FLOW_LATENCY).record(ns),
-                _ => self.slot.add(FlowCounter::Unstamped as usize, 1),
+            let at = ringflow_core::clock::now();
+            if let Some(before) = self.pending.replace(PendingLatency { stamp, at }) {
+                before.record(&self.slot);
             }
+        }
+    }
+
+    /// Records the latency of the last message handed over, if not yet.
+    #[inline]
+    pub(crate) fn record_pending(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.record(&self.slot);
         }
     }
 
@@ -313,6 +324,7 @@ impl Flow {
     /// released (cheap when there is none).
     #[inline]
     fn ran_dry(&mut self) {
+        self.record_pending();
         let s = self.sides.get();
         if s.rx.unreleased() > 0 {
             release(s.rx, self.wakers.peer_space[0]);
@@ -390,5 +402,39 @@ impl Flow {
         }
         consume(s.rx, &m.frame, self.wakers.peer_space[0]);
         Ok(Some(stamp))
+    }
+}
+
+/// A message's one-way latency, read but not yet recorded: its send stamp
+/// and the clock when it was handed over. Recording (a conversion, a
+/// bucket's index and its counter) waits for the receiver's next call, the
+/// first look that finds the ring empty or the next message: in a
+/// request/reply exchange that is after the reply went out, while the peer
+/// works, instead of between the receive and the reply. `Flow::stats`
+/// counts it in; an outside reader (`ringflow stat`) sees it once the
+/// receiver looks again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingLatency {
+    stamp: u64,
+    at: u64,
+}
+
+impl PendingLatency {
+    /// Counts it into `slot`'s latency histogram (or as unstamped).
+    #[inline]
+    pub(crate) fn record(self, slot: &ringflow_core::stats::Slot) {
+        match self.latency_ns() {
+            Some(ns) => slot.hist(FLOW_LATENCY).record(ns),
+            None => slot.add(FlowCounter::Unstamped as usize, 1),
+        }
+    }
+
+    /// The latency in nanoseconds, or `None` when the message was not
+    /// stamped (or the stamp is not from this host's clock).
+    pub(crate) fn latency_ns(self) -> Option<u64> {
+        if self.stamp == 0 {
+            return None;
+        }
+        ringflow_core::clock::elapsed_ns(self.stamp, self.at)
     }
 }

@@ -57,7 +57,7 @@ pub(crate) mod smoke {
         let scenario = super::all().into_iter().find(|s| s.name == name).expect("registered");
         let declared: BTreeSet<_> = (scenario.cases)()
             .iter()
-            .flat_map(|c| c.impls.iter().map(|i| (c.name, i.name)).collect::<Vec<_>>())
+            .flat_map(|c| c.impls.iter().flat_map(|i| i.names()).map(|n| (c.name, n)).collect::<Vec<_>>())
             .collect();
         let measured: BTreeSet<_> = report.records.iter().map(|r| (r.case, r.imp)).collect();
         assert_eq!(measured, declared);
