@@ -10,10 +10,11 @@ use std::time::Duration;
 use ringflow_api::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, RecvError, SendError};
 
 use crate::error::BenchError;
+use crate::limit;
 use crate::measure::{Measurement, RunCtx};
 use crate::os::{check_after_timeout, Wait, BLOCK_TIMEOUT};
 use crate::pair::Waiter;
-use crate::pingpong::{self, PingSide, PongSide};
+use crate::pingpong::{self, Either::Left, Either::Right, PingSide, PongSide};
 use crate::stream::{self, StreamRx, StreamTx};
 use crate::wire::{word, Msg, Sink, Source, Template};
 
@@ -152,17 +153,22 @@ pub fn pingpong<const N: usize>(ctx: &RunCtx, wait: Wait, spin: Duration) -> Res
 /// The ring of the ping-pong flows.
 const PING_RING_BYTES: usize = 64 << 10;
 
-/// [`pingpong`] over two pairs of flows in one run, taking turns block by
-/// block: the first records latency histograms, the second does not. Two
-/// measurements, in that order: what recording costs, with both variants
-/// under the same moods of the machine.
-pub fn pingpong_recording_ab<const N: usize>(ctx: &RunCtx, wait: Wait) -> Result<Vec<Measurement>, BenchError> {
+/// Case `pingpong-spin-64B`'s spinning impls (64-byte messages) in one run, taking turns
+/// every `pingpong::BLOCK` round trips: the limit (one cache line each
+/// way), then a pair of flows recording latency histograms, then a pair
+/// that does not. Three measurements, in that order, all under the same
+/// moods of the machine (what recording costs is a few percent; this VM
+/// drifts 3x within seconds).
+pub fn pingpong_spin_alternating(ctx: &RunCtx) -> Result<Vec<Measurement>, BenchError> {
     let qos = Qos::data().with_ring_bytes(PING_RING_BYTES);
     let (a_on, b_on, _dir_on) = pair_latency(qos, Duration::ZERO, true)?;
     let (a_off, b_off, _dir_off) = pair_latency(qos, Duration::ZERO, false)?;
-    let pings = vec![Side { flow: a_on, wait }, Side { flow: a_off, wait }];
-    let pongs = vec![Side { flow: b_on, wait }, Side { flow: b_off, wait }];
-    pingpong::run_alternating::<N, _, _>(ctx, pings, pongs)
+    let lines = Box::<limit::Lines>::default();
+    let (limit_ping, limit_pong) = limit::pingpong_sides(&lines);
+    let side = |flow| Side { flow, wait: Wait::Spin };
+    let pings = vec![Left(limit_ping), Right(side(a_on)), Right(side(a_off))];
+    let pongs = vec![Left(limit_pong), Right(side(b_on)), Right(side(b_off))];
+    pingpong::run_alternating::<64, _, _>(ctx, pings, pongs)
 }
 
 /// Messages per stream batch: the sender checks its clock and the receiver

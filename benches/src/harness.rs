@@ -370,21 +370,30 @@ mod tests {
         fs::remove_dir_all(&dir).expect("clean up");
     }
 
-    /// One progress line per (case, impl), counted against the run's total.
+    /// One progress line per (case, impl), counted against the run's total;
+    /// impls that take turns in one run share a line naming them all.
     #[test]
     fn progress_lines_count_every_case_and_impl() {
         let opts = Options { mode: Mode::Smoke, ..Options::default() };
         let mut progress = Vec::new();
         let reports = run(Some("ring"), &opts, &mut std::io::sink(), &mut progress).expect("run");
-        let total = reports[0].records.len();
+        let scenario = scenarios::all().into_iter().find(|s| s.name == "ring").expect("registered");
+        let labels: Vec<(&str, String)> = (scenario.cases)()
+            .iter()
+            .flat_map(|c| c.impls.iter().map(|i| (c.name, i.label())).collect::<Vec<_>>())
+            .collect();
+        assert!(labels.iter().any(|(_, l)| l.contains('+')), "ring's ping-pong impls take turns: {labels:?}");
+        let total = labels.len();
         let progress = String::from_utf8(progress).expect("utf-8");
         let lines: Vec<&str> = progress.lines().filter(|l| l.starts_with('[')).collect();
         assert_eq!(lines.len(), total, "{progress}");
-        for (k, (line, r)) in lines.iter().zip(&reports[0].records).enumerate() {
-            let start = format!("[{}/{total}] ring/{}/{} ... done in ", k + 1, r.case, r.imp);
+        for (k, (line, (case, label))) in lines.iter().zip(&labels).enumerate() {
+            let start = format!("[{}/{total}] ring/{case}/{label} ... done in ", k + 1);
             assert!(line.starts_with(&start), "{line:?} should start {start:?}");
             assert!(line.ends_with(" s into the run)"), "{line}");
         }
+        // Every name of every impl has its record.
+        assert_eq!(reports[0].records.len(), labels.iter().map(|(_, l)| l.split('+').count()).sum::<usize>());
     }
 
     /// The JSON of a whole report, as `report.jsonl` holds it, is what

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::BenchError;
 use crate::measure::{Measurement, RunCtx};
 use crate::pair::Waiter;
-use crate::pingpong::{self, PingSide, PongSide};
+use crate::pingpong::{PingSide, PongSide};
 use crate::stream::{self, StreamRx, StreamTx};
 use crate::wire::{self, Msg, Sink, Source, Template, MARK_AT, STOP};
 
@@ -50,6 +50,19 @@ impl Line {
         Ok(())
     }
 
+    /// Spins until the sequence word differs from `last`; returns it.
+    #[inline]
+    fn wait_change(&self, last: u64, w: &mut Waiter<'_>) -> Result<u64, BenchError> {
+        loop {
+            // SYNC: Acquire; pairs with the Release in `publish`.
+            let stamp = self.seq.load(Ordering::Acquire);
+            if stamp != last {
+                return Ok(stamp);
+            }
+            w.wait()?;
+        }
+    }
+
     /// The word after the sequence word (the message's mark).
     #[inline]
     fn first_word(&self) -> u64 {
@@ -60,7 +73,7 @@ impl Line {
 
 /// Both lines; ping writes `a` and pong writes `b`.
 #[derive(Default)]
-struct Lines {
+pub(crate) struct Lines {
     a: Line,
     b: Line,
 }
@@ -94,14 +107,15 @@ struct Pong<'a> {
 impl<const N: usize> PongSide<N> for Pong<'_> {
     #[inline]
     fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
-        self.stamp += 1;
-        self.lines.a.wait_for(self.stamp, w)?;
+        // The next message, whatever its number: among other variants
+        // (`pingpong::run_alternating`) this side does not see them all.
+        self.stamp = self.lines.a.wait_change(self.stamp, w)?;
         if self.lines.a.first_word() == STOP {
             return Ok(false);
         }
         for (src, dst) in self.lines.a.words.iter().zip(&self.lines.b.words) {
             // SYNC: Relaxed both; the load is ordered after the Acquire in
-            // `wait_for`, the store is published by the Release below.
+            // `wait_change`, the store is published by the Release below.
             dst.store(src.load(Ordering::Relaxed), Ordering::Relaxed);
         }
         // SYNC: Release; pairs with the Acquire in ping's `wait_for` on b.
@@ -110,10 +124,10 @@ impl<const N: usize> PongSide<N> for Pong<'_> {
     }
 }
 
-/// Raw cache-line ping-pong of a 64-byte message (sequence word + 56 bytes).
-pub fn pingpong(ctx: &RunCtx) -> Result<Measurement, BenchError> {
-    let lines = Box::<Lines>::default();
-    pingpong::run::<64>(ctx, Ping { lines: &lines, stamp: 0 }, Pong { lines: &lines, stamp: 0 })
+/// The two sides of [`pingpong`] over `lines`, for a driver that runs them
+/// among other variants.
+pub(crate) fn pingpong_sides(lines: &Lines) -> (impl PingSide<64> + '_, impl PongSide<64> + '_) {
+    (Ping { lines, stamp: 0 }, Pong { lines, stamp: 0 })
 }
 
 /// One N-byte message slot of the stream limit. Its first 8 bytes are the

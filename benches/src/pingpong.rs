@@ -48,13 +48,16 @@ pub fn run<const N: usize>(
 /// variant meets the same moods of the machine (this VM's latency drifts
 /// 3x within seconds, far more than a small cost). One measurement per
 /// variant, in the order given; each variant's window is the time spent on
-/// its own round trips.
+/// its own round trips, and the run lasts as long as the variants would
+/// one after the other (each gets the context's measured time).
 pub fn run_alternating<const N: usize, P: PingSide<N>, Q: PongSide<N>>(
     ctx: &RunCtx,
     mut pings: Vec<P>,
     mut pongs: Vec<Q>,
 ) -> Result<Vec<Measurement>, BenchError> {
     assert_eq!(pings.len(), pongs.len(), "one pong side per ping side");
+    let turns = pings.len().max(1) as u32;
+    let ctx = &RunCtx { warmup: ctx.warmup * turns, measure: ctx.measure * turns, ..*ctx };
     let (m, ()) = run_pair(ctx, move |w| ping_loop(ctx, &mut pings, w), move |w| pong_loop(&mut pongs, w))?;
     Ok(m)
 }
@@ -143,6 +146,42 @@ fn ping_loop<const N: usize, P: PingSide<N>>(
             prev = Some((t0, v));
         }
         seq += 1;
+    }
+}
+
+/// One of two transports, for [`run_alternating`] over variants of
+/// different types (a match per call, predicted: the variant changes once
+/// per [`BLOCK`]).
+pub enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+impl<const N: usize, A: PingSide<N>, B: PingSide<N>> PingSide<N> for Either<A, B> {
+    #[inline]
+    fn send(&mut self, msg: &[u8; N], w: &mut Waiter<'_>) -> Result<(), BenchError> {
+        match self {
+            Either::Left(a) => a.send(msg, w),
+            Either::Right(b) => b.send(msg, w),
+        }
+    }
+
+    #[inline]
+    fn recv(&mut self, w: &mut Waiter<'_>) -> Result<u64, BenchError> {
+        match self {
+            Either::Left(a) => a.recv(w),
+            Either::Right(b) => b.recv(w),
+        }
+    }
+}
+
+impl<const N: usize, A: PongSide<N>, B: PongSide<N>> PongSide<N> for Either<A, B> {
+    #[inline]
+    fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        match self {
+            Either::Left(a) => a.echo(w),
+            Either::Right(b) => b.echo(w),
+        }
     }
 }
 

@@ -105,17 +105,15 @@ impl<R: Region + Send, const N: usize> PongSide<N> for Pong<R> {
     }
 }
 
-/// Round trip of an N-byte message over two rings of `capacity` bytes.
-pub fn pingpong<M: RingMemory, const N: usize>(
-    ctx: &RunCtx,
+/// Round trip of an N-byte message over two rings of `capacity` bytes:
+/// its two sides, for `pingpong::run_alternating`.
+pub fn pingpong_sides<M: RingMemory, const N: usize>(
     memory: &M,
     capacity: usize,
-) -> Result<Measurement, BenchError> {
+) -> Result<(impl PingSide<N>, impl PongSide<N>), BenchError> {
     let (ping_tx, pong_rx) = ring(memory, capacity)?;
     let (pong_tx, ping_rx) = ring(memory, capacity)?;
-    let ping = Ping { tx: ping_tx, rx: ping_rx };
-    let pong = Pong { rx: pong_rx, tx: pong_tx };
-    pingpong::run::<N>(ctx, ping, pong)
+    Ok((Ping { tx: ping_tx, rx: ping_rx }, Pong { rx: pong_rx, tx: pong_tx }))
 }
 
 struct Tx<R: Region, const N: usize> {

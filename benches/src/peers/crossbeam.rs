@@ -68,11 +68,12 @@ impl<const N: usize> PongSide<N> for Ends<N> {
     }
 }
 
-/// Round trip of an N-byte message over two channels of `slots` messages.
-pub fn pingpong<const N: usize>(ctx: &RunCtx, slots: usize) -> Result<Measurement, BenchError> {
+/// Round trip of an N-byte message over two channels of `slots` messages:
+/// its two sides, for `pingpong::run_alternating`.
+pub fn pingpong_sides<const N: usize>(slots: usize) -> (impl PingSide<N>, impl PongSide<N>) {
     let (ping_tx, pong_rx) = bounded::<[u8; N]>(slots);
     let (pong_tx, ping_rx) = bounded::<[u8; N]>(slots);
-    pingpong::run::<N>(ctx, Ends { tx: ping_tx, rx: ping_rx }, Ends { tx: pong_tx, rx: pong_rx })
+    (Ends { tx: ping_tx, rx: ping_rx }, Ends { tx: pong_tx, rx: pong_rx })
 }
 
 struct Tx<const N: usize> {

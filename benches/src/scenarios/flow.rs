@@ -68,8 +68,8 @@ fn cases() -> Vec<Case> {
             name: "pingpong-spin-64B",
             about: "round trip of a 64-byte message, ringflow spinning: limit = cache-line handoff; ringflow = a \
                     flow, try_recv_ref busy-polled, recording its latency histograms (the default); \
-                    ringflow-nohist = the same with recording off, measured in the same run as ringflow, \
-                    the two taking turns every 512 round trips; unix-socket = a socketpair used as applications use it, \
+                    ringflow-nohist = the same with recording off (limit, ringflow and ringflow-nohist run \
+                    in one run, taking turns every 512 round trips); unix-socket = a socketpair used as applications use it, \
                     blocking recv; unix-socket-spin, pipe (two pipes), tcp (127.0.0.1, TCP_NODELAY) = \
                     nonblocking fds, the receiver busy-polls recv/read; iceoryx2 = zero-copy \
                     publish-subscribe, receive() busy-polled",
@@ -115,8 +115,7 @@ fn cases() -> Vec<Case> {
 fn pingpong_spin_impls() -> Vec<Impl> {
     #[allow(unused_mut)]
     let mut impls = vec![
-        Impl::new(LIMIT, limit::pingpong),
-        Impl::alternating(&["ringflow", "ringflow-nohist"], |ctx| flow::pingpong_recording_ab::<64>(ctx, Wait::Spin)),
+        Impl::alternating(&[LIMIT, "ringflow", "ringflow-nohist"], flow::pingpong_spin_alternating),
         Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Block)),
         Impl::new("unix-socket-spin", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Spin)),
         Impl::new("pipe", |ctx| os::pipe::pingpong::<64>(ctx, Wait::Spin)),

@@ -6,6 +6,7 @@
 
 use crate::limit;
 use crate::memory::Heap;
+use crate::pingpong::{self, Either::Left, Either::Right};
 use crate::ringflow;
 use crate::scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target, LIMIT};
 
@@ -57,7 +58,7 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "pingpong-64B",
-            about: "round trip of a 64-byte message",
+            about: "round trip of a 64-byte message; the impls take turns every 512 round trips in one run",
             metric: Metric::Latency,
             impls: pingpong_impls(),
             notes: peer_notes(),
@@ -79,19 +80,44 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// The impls of `pingpong-64B`, measured in one run taking turns every
+/// `pingpong::BLOCK` round trips: a ratio of two of them is then taken
+/// under the same moods of this VM (its round trips drift 3x within
+/// seconds), not under two moods that happened to follow each other.
+#[cfg(feature = "peers")]
+const PINGPONG: &[&str] = &[LIMIT, "ringflow", "rtrb", "crossbeam"];
+#[cfg(not(feature = "peers"))]
+const PINGPONG: &[&str] = &[LIMIT, "ringflow"];
+
 fn pingpong_impls() -> Vec<Impl> {
-    #[allow(unused_mut)]
-    let mut impls = vec![
-        Impl::new(LIMIT, limit::pingpong),
-        Impl::new("ringflow", |ctx| ringflow::pingpong::<_, 64>(ctx, &RING_MEMORY, PING_RING_BYTES)),
-    ];
-    #[cfg(feature = "peers")]
-    {
-        use crate::peers::{crossbeam, rtrb};
-        impls.push(Impl::new("rtrb", |ctx| rtrb::pingpong::<64>(ctx, PING_SLOTS)));
-        impls.push(Impl::new("crossbeam", |ctx| crossbeam::pingpong::<64>(ctx, PING_SLOTS)));
-    }
-    impls
+    vec![Impl::alternating(PINGPONG, |ctx| {
+        let lines = Box::<limit::Lines>::default();
+        let (limit_ping, limit_pong) = limit::pingpong_sides(&lines);
+        let (ring_ping, ring_pong) = ringflow::pingpong_sides::<_, 64>(&RING_MEMORY, PING_RING_BYTES)?;
+        #[cfg(feature = "peers")]
+        let (pings, pongs) = {
+            use crate::peers::{crossbeam, rtrb};
+            let (rtrb_ping, rtrb_pong) = rtrb::pingpong_sides::<64>(PING_SLOTS);
+            let (cb_ping, cb_pong) = crossbeam::pingpong_sides::<64>(PING_SLOTS);
+            (
+                vec![
+                    Left(limit_ping),
+                    Right(Left(ring_ping)),
+                    Right(Right(Left(rtrb_ping))),
+                    Right(Right(Right(cb_ping))),
+                ],
+                vec![
+                    Left(limit_pong),
+                    Right(Left(ring_pong)),
+                    Right(Right(Left(rtrb_pong))),
+                    Right(Right(Right(cb_pong))),
+                ],
+            )
+        };
+        #[cfg(not(feature = "peers"))]
+        let (pings, pongs) = (vec![Left(limit_ping), Right(ring_ping)], vec![Left(limit_pong), Right(ring_pong)]);
+        pingpong::run_alternating::<64, _, _>(ctx, pings, pongs)
+    })]
 }
 
 fn stream_impls<const N: usize>(shape: &'static StreamShape) -> Vec<Impl> {
