@@ -89,6 +89,15 @@ impl<'a> WaitPoint<'a> {
         self.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Whether anyone announced sleeping here: a hint (Relaxed, no fence),
+    /// for choices that are safe either way.
+    #[inline]
+    pub(crate) fn has_sleepers(&self) -> bool {
+        // SYNC: Relaxed; a hint with no data attached (see `notify` for the
+        // ordered form).
+        self.sleepers.load(Ordering::Relaxed) != 0
+    }
+
     /// Called by the side that just published: tells whether to wake.
     #[inline]
     pub(crate) fn notify(&self) -> Notify {

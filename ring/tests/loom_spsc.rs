@@ -15,10 +15,19 @@ fn frame(i: usize, len: usize) -> Vec<u8> {
 }
 
 fn run(lens: &'static [usize], batch: bool, read_batches: bool) {
+    run_with(64, None, lens, batch, read_batches)
+}
+
+/// [`run`] over a ring of `cap` bytes whose producer wraps early past
+/// `window` bytes when it finds the consumer caught up.
+fn run_with(cap: usize, window: Option<usize>, lens: &'static [usize], batch: bool, read_batches: bool) {
     loom::model(move || {
-        let region = Arc::new(HeapRegion::new(spsc::region_len(64)));
+        let region = Arc::new(HeapRegion::new(spsc::region_len(cap)));
         spsc::init(&*region).unwrap();
         let mut tx = Producer::attach(region.clone()).unwrap();
+        if let Some(w) = window {
+            tx.set_window(w);
+        }
         let mut rx = Consumer::attach(region).unwrap();
         let producer = thread::spawn(move || {
             for (i, &len) in lens.iter().enumerate() {
@@ -86,6 +95,20 @@ fn frames_wrap_and_arrive_intact() {
     // 24-byte frames in 64 bytes: the third wraps behind a padding frame and
     // must wait for the consumer.
     run(&[8, 3, 6], false, false);
+}
+
+#[test]
+fn early_wraps_past_the_window_skip_cleanly() {
+    // 24-byte frames, window 32 in 128 bytes: the third frame starts the
+    // next lap early when the consumer has read the first two by then, and
+    // must otherwise go on as usual; either way the consumer skips the
+    // padding and reads every frame once.
+    run_with(128, Some(32), &[8, 3, 6, 2], false, false);
+}
+
+#[test]
+fn early_wraps_inside_batches() {
+    run_with(128, Some(32), &[8, 3, 6, 2], true, true);
 }
 
 #[test]

@@ -314,8 +314,15 @@ proptest! {
     /// Random sends, batches, reads and releases against a queue model:
     /// what the ring delivers is exactly what was committed, in order.
     #[test]
-    fn matches_a_queue_model(ops in prop::collection::vec(op(), 1..300), cap_log in 8u32..12) {
+    fn matches_a_queue_model(
+        ops in prop::collection::vec(op(), 1..300),
+        cap_log in 8u32..12,
+        window in prop_oneof![Just(usize::MAX), 0usize..2048],
+    ) {
         let (mut tx, mut rx) = ring(1 << cap_log);
+        // Early wraps (whenever the consumer is caught up past `window`)
+        // change where frames go, never what is delivered.
+        tx.set_window(window);
         let mut committed: VecDeque<Vec<u8>> = VecDeque::new();
         let mut pending: Vec<Vec<u8>> = vec![];
         let mut seq = 0u64;
