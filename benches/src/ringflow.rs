@@ -105,14 +105,19 @@ impl<R: Region + Send, const N: usize> PongSide<N> for Pong<R> {
     }
 }
 
-/// Round trip of an N-byte message over two rings of `capacity` bytes:
-/// its two sides, for `pingpong::run_alternating`.
+/// Round trip of an N-byte message over two rings of `capacity` bytes
+/// whose producers wrap early past `window` bytes while the other side keeps
+/// up (`Producer::set_window`): its two sides, for
+/// `pingpong::run_alternating`.
 pub fn pingpong_sides<M: RingMemory, const N: usize>(
     memory: &M,
     capacity: usize,
+    window: usize,
 ) -> Result<(impl PingSide<N>, impl PongSide<N>), BenchError> {
-    let (ping_tx, pong_rx) = ring(memory, capacity)?;
-    let (pong_tx, ping_rx) = ring(memory, capacity)?;
+    let (mut ping_tx, pong_rx) = ring(memory, capacity)?;
+    let (mut pong_tx, ping_rx) = ring(memory, capacity)?;
+    ping_tx.set_window(window);
+    pong_tx.set_window(window);
     Ok((Ping { tx: ping_tx, rx: ping_rx }, Pong { rx: pong_rx, tx: pong_tx }))
 }
 

@@ -9,6 +9,7 @@ use crate::memory::Heap;
 use crate::pingpong::{self, Either::Left, Either::Right};
 use crate::ringflow;
 use crate::scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target, LIMIT};
+use ringflow_ring::spsc;
 
 /// Where the ringflow rings of this scenario live.
 const RING_MEMORY: Heap = Heap;
@@ -58,7 +59,8 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "pingpong-64B",
-            about: "round trip of a 64-byte message; the impls take turns every 512 round trips in one run",
+            about: "round trip of a 64-byte message; the impls take turns every 512 round trips in one run; \
+                    ringflow's 16 KiB rings are set up for request/reply (Producer::set_window(LATENCY_WINDOW))",
             metric: Metric::Latency,
             impls: pingpong_impls(),
             notes: peer_notes(),
@@ -93,7 +95,8 @@ fn pingpong_impls() -> Vec<Impl> {
     vec![Impl::alternating(PINGPONG, |ctx| {
         let lines = Box::<limit::Lines>::default();
         let (limit_ping, limit_pong) = limit::pingpong_sides(&lines);
-        let (ring_ping, ring_pong) = ringflow::pingpong_sides::<_, 64>(&RING_MEMORY, PING_RING_BYTES)?;
+        let (ring_ping, ring_pong) =
+            ringflow::pingpong_sides::<_, 64>(&RING_MEMORY, PING_RING_BYTES, spsc::LATENCY_WINDOW)?;
         #[cfg(feature = "peers")]
         let (pings, pongs) = {
             use crate::peers::{crossbeam, rtrb};

@@ -244,24 +244,22 @@ impl<R: Region> Consumer<R> {
         max: usize,
         mut f: impl FnMut(&FrameRef<'_, R>),
     ) -> Result<(usize, Notify), ReadError> {
-        // SYNC: Acquire; pairs with the Release tail store in
-        // `Producer::commit`, made after the commit words it covers.
-        let tail = self.region.word(OFF_TAIL).load(Ordering::Acquire);
+        // SYNC: Relaxed; a hint: the commit words below, loaded with Acquire,
+        // are the truth. The producer stores the tail before it publishes a
+        // batch's first commit word (Release), so a frame `try_read` would
+        // see is always below the tail: nothing is missed by not polling
+        // the commit word at the head, the line the producer is writing.
+        let tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
         if tail <= self.head {
-            // The producer stores the tail just after the commit words, so a
-            // frame can be visible before the tail says so: the commit word
-            // at the head decides (one load; no prefetch of the line being
-            // written). Empty here means what `try_read` would say.
-            let off = DATA + (self.head as usize & self.mask);
-            // SYNC: Acquire; pairs with the Release in `Producer::commit`.
-            if self.region.word(off).load(Ordering::Acquire) == 0 {
-                return Err(self.empty_or_closed(off));
-            }
+            return Err(self.empty_or_closed(DATA + (self.head as usize & self.mask)));
         }
         self.prefetch_range(tail);
         let (mut pos, mut seq, mut n) = (self.head, self.seq, 0);
         let mut failure = None;
-        while n < max {
+        // Up to the tail, not beyond: the word there is the one the producer
+        // zeroed and writes next; reading it would take its line away from
+        // the producer mid-batch.
+        while n < max && pos < tail {
             // SYNC: Acquire; pairs with the Release in `Producer::commit`.
             // A frame below the tail is committed; zero means the tail lied
             // (or the producer closed): stop there.

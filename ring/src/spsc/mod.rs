@@ -21,19 +21,21 @@
 //! end with a PAD frame and writes the frame at the start. Frames are at most
 //! half the capacity, so a frame always fits once the consumer catches up.
 //!
-//! The window: while the consumer keeps up, the producer wraps early, at
-//! [`DEFAULT_WINDOW`] bytes into the ring (a PAD frame to the end), so one
-//! message in flight at a time cycles through a few warm cache lines instead
-//! of the whole ring: on the bench's 2-core VM a 64-byte ping-pong over
-//! 16 KiB rings took 1.9–2.0x the physical limit, over 1 KiB rings 1.1–1.6x.
-//! Each time it passes the window it reads the consumer's position once: all
-//! published frames consumed (and the consumer not asleep) means wrap now;
-//! otherwise the rest of the ring is used as usual. The consumer sees
-//! nothing new: PAD frames to the end of the ring are what it always
-//! skipped. The price: until the consumer reads that padding, the producer
-//! has only as many bytes of room as it had written on that lap (at least
-//! the window), not the whole ring; a polling consumer reads it at its next
-//! look.
+//! The window (opt-in, [`Producer::set_window`]): while the consumer keeps
+//! up, the producer wraps early, a few hundred bytes into the ring (a PAD
+//! frame to the end), so one message in flight at a time cycles through a
+//! few warm cache lines instead of the whole ring: on the bench's 2-core VM
+//! a 64-byte ping-pong over 16 KiB rings took 1.9–2.0x the physical limit,
+//! over 1 KiB rings 1.1–1.6x. Each time it passes the window it reads the
+//! consumer's position once: all published frames consumed (and the
+//! consumer not asleep) means wrap now; otherwise the rest of the ring is
+//! used as usual. The consumer sees nothing new: PAD frames to the end of
+//! the ring are what it always skipped. The price, and why it is not the
+//! default: until the consumer reads that padding, the producer has only as
+//! many bytes of room as it had written on that lap (at least the window),
+//! not the whole ring. A polling consumer reads it at its next look; a
+//! consumer that is caught up but not looking (the same thread, about to
+//! send a burst before it reads) would see the ring full early.
 //!
 //! Every word read from the region is validated: a bad kind, length, padding
 //! or sequence number is [`Corrupt`], never an out-of-bounds access.
@@ -69,10 +71,9 @@ pub const fn region_len(capacity: usize) -> usize {
     CONTROL_LEN + capacity
 }
 
-/// Bytes into the ring past which the producer wraps early while the
-/// consumer keeps up (see the module documentation); larger than the ring:
-/// never. [`Producer::set_window`] changes it.
-pub const DEFAULT_WINDOW: usize = 1024;
+/// A window for request/reply rings ([`Producer::set_window`]): a dozen
+/// 64-byte messages per pass.
+pub const LATENCY_WINDOW: usize = 1024;
 
 /// Largest payload a ring of `capacity` bytes accepts: half the capacity,
 /// less a header and the next frame's commit word.
@@ -153,16 +154,19 @@ impl<R: Region> Producer<R> {
             cached_head: head,
             seq: 0,
             wake,
-            window: DEFAULT_WINDOW,
+            window: usize::MAX,
             window_lap: u64::MAX,
             caught_up: false,
         })
     }
 
     /// Wraps early past `bytes` into the ring while the consumer keeps up
-    /// (see the module documentation); `bytes` at or above the capacity
-    /// never does. Smaller keeps fewer lines warm, and reads the consumer's
-    /// position more often (once per pass).
+    /// and polls (see the module documentation; off by default, and
+    /// `usize::MAX` turns it off again). For rings that carry one request
+    /// or reply at a time: [`LATENCY_WINDOW`]. A smaller window keeps fewer
+    /// lines warm and reads the consumer's position more often (once per
+    /// pass); right after an early wrap, room is what was written on that
+    /// lap until the consumer reads on.
     pub fn set_window(&mut self, bytes: usize) {
         self.window = bytes;
     }
@@ -311,16 +315,20 @@ impl<R: Region> Producer<R> {
         // left there. The claim checks reserved these 8 bytes.
         let next = DATA + (self.pending as usize & self.mask);
         self.region.word(next).store(0, Ordering::Relaxed);
-        // SYNC: Release; pairs with the Acquire in `Consumer::locate`: payloads,
-        // metadata, the batch's later commit words and the zeroed next word
-        // are all visible to a consumer that sees this word.
-        self.region.word(off).store(word, Ordering::Release);
         self.tail = self.pending;
-        // SYNC: Release; pairs with the Acquire in `Consumer::read_batch`,
-        // which only uses it as a hint of how far to prefetch: the commit
-        // words stay the truth. Its own line, so pollers of frames never
-        // contend for it.
-        self.region.word(OFF_TAIL).store(self.tail, Ordering::Release);
+        // SYNC: Relaxed; published by the Release below. The tail goes first:
+        // a consumer that sees the batch's first commit word also sees a
+        // tail that covers it, so `Consumer::read_batch` can learn what is
+        // committed from the tail alone and never polls the line this
+        // producer is writing. A tail seen early only points at commit
+        // words still zero, which `read_batch` stops at. Its own line, so
+        // pollers of frames never contend for it.
+        self.region.word(OFF_TAIL).store(self.tail, Ordering::Relaxed);
+        // SYNC: Release; pairs with the Acquire in `Consumer::locate` and in
+        // `Consumer::read_batch`: payloads, metadata, the batch's later
+        // commit words, the zeroed next word and the tail are all visible to
+        // a consumer that sees this word.
+        self.region.word(off).store(word, Ordering::Release);
         self.data_wait().notify()
     }
 
@@ -488,9 +496,10 @@ mod tests {
     #[test]
     fn frames_stay_in_the_window_while_the_consumer_keeps_up() {
         let (mut tx, mut rx) = ring(16 << 10);
+        tx.set_window(LATENCY_WINDOW);
         for i in 0..1000u32 {
             let at = tx.pending as usize & tx.mask;
-            assert!(at < DEFAULT_WINDOW + frame_size(64), "message {i} at {at}");
+            assert!(at < LATENCY_WINDOW + frame_size(64), "message {i} at {at}");
             let _ = tx.try_send(&[i as u8; 64]).unwrap();
             assert_eq!(rx.try_read().unwrap().payload(), &[i as u8; 64]);
             let _ = rx.release();
@@ -500,11 +509,38 @@ mod tests {
         while tx.try_send(&[7; 64]).is_ok() {
             sent += 1;
         }
-        assert!(sent * frame_size(64) > (16 << 10) - DEFAULT_WINDOW - 2 * frame_size(64), "{sent} frames");
+        assert!(sent * frame_size(64) > (16 << 10) - LATENCY_WINDOW - 2 * frame_size(64), "{sent} frames");
         for _ in 0..sent {
             assert_eq!(rx.try_read().unwrap().payload(), &[7; 64]);
         }
         assert_eq!(rx.try_read().err(), Some(crate::ReadError::Empty));
+    }
+
+    /// The window's price, and why it is opt-in: a burst right after an
+    /// early wrap has the lap's written bytes as room until the consumer
+    /// reads on; without a window the same pattern gets the whole ring.
+    #[test]
+    fn a_burst_after_an_early_wrap_has_the_lap_as_room() {
+        let burst = |window: usize| {
+            let (mut tx, mut rx) = ring(16 << 10);
+            tx.set_window(window);
+            // One at a time up to the window, the consumer keeping up: the
+            // burst's first claim passes it.
+            for i in 0..13u8 {
+                let _ = tx.try_send(&[i; 64]).unwrap();
+                assert_eq!(rx.try_read().unwrap().payload(), &[i; 64]);
+                let _ = rx.release();
+            }
+            let mut sent = 0;
+            while tx.try_send(&[0; 64]).is_ok() {
+                sent += 1;
+            }
+            sent
+        };
+        let whole = (16 << 10) / frame_size(64);
+        assert!(burst(usize::MAX) >= whole - 2, "no window: the whole ring");
+        let after_wrap = burst(LATENCY_WINDOW);
+        assert!(after_wrap * frame_size(64) <= LATENCY_WINDOW + 2 * frame_size(64), "{after_wrap} frames");
     }
 
     /// The loom models' case (`early_wraps_*`): 24-byte frames, window 32
