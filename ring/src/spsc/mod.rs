@@ -114,6 +114,14 @@ pub fn is_fresh(region: &impl Region) -> bool {
     geometry(region).is_ok() && control::all_zero(region, &[OFF_PRODUCER, OFF_CONSUMER, OFF_HEAD, OFF_TAIL, DATA])
 }
 
+/// The position up to which a frame of `len` bytes starting at `start`
+/// needs room: +8 for the commit word after it, which must be free to be
+/// zeroed.
+#[inline(always)]
+const fn end_after(start: u64, len: usize) -> u64 {
+    start + frame_size(len) as u64 + 8
+}
+
 /// The writing side.
 pub struct Producer<R: Region> {
     region: R,
@@ -254,11 +262,10 @@ impl<R: Region> Producer<R> {
     #[inline]
     fn end_of(&self, len: usize) -> u64 {
         let (_, start) = self.place(len);
-        // +8: the commit word after the frame must be free, to be zeroed.
-        start + frame_size(len) as u64 + 8
+        end_after(start, len)
     }
 
-    #[inline]
+    #[inline(always)]
     fn room_for(&mut self, len: usize) -> Result<(u64, u64), ClaimError> {
         let max = self.max_payload();
         if len > max {
@@ -266,7 +273,7 @@ impl<R: Region> Producer<R> {
         }
         self.pass_window()?;
         let (pad, start) = self.place(len);
-        let end = self.end_of(len);
+        let end = end_after(start, len);
         if end > self.cached_head + self.capacity as u64 {
             self.refresh_head()?;
             if end > self.cached_head + self.capacity as u64 {
@@ -363,6 +370,7 @@ impl<R: Region> Producer<R> {
         self.data_wait().notify()
     }
 
+    #[inline]
     fn push_frame(&mut self, pad: u64, start: u64, len: usize, meta: u64, flags: u8) {
         let frame_off = DATA + (start as usize & self.mask);
         // SYNC: Relaxed; published by the batch's Release in `commit`.
