@@ -196,7 +196,7 @@ impl<const N: usize> StreamTx for CopyTx<N> {
                     Err(e) => return Err(err("Flow::try_send", e)),
                 }
             }
-            if msg.is_stop() {
+            if msg.ends_turn() {
                 return Ok(true);
             }
         }
@@ -226,7 +226,7 @@ impl StreamTx for LoanTx {
             msg.stamp(&mut loan[..16]);
             src.restamp(&mut loan[..16]);
             loan.send().map_err(|e| err("SendBuf::send", e))?;
-            if msg.is_stop() {
+            if msg.ends_turn() {
                 return Ok(true);
             }
         }

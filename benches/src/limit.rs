@@ -196,7 +196,7 @@ impl<const N: usize> Slot<N> {
 struct Position(AtomicU64);
 
 /// A power-of-two array of slots and the consumer's position.
-struct SlotRing<const N: usize> {
+pub(crate) struct SlotRing<const N: usize> {
     slots: Box<[Slot<N>]>,
     mask: u64,
     head: Position,
@@ -235,7 +235,7 @@ impl<const N: usize> StreamTx for Tx<'_, N> {
             // tail bytes are visible to a consumer that sees this word.
             slot.seq().store(self.pos + 1, Ordering::Release);
             self.pos += 1;
-            if msg.is_stop() {
+            if msg.ends_turn() {
                 return Ok(true);
             }
         }
@@ -282,13 +282,21 @@ impl<const N: usize> StreamRx for Rx<'_, N> {
 /// A raw stream of N-byte slots (`slots` a power of two), the consumer
 /// publishing its position every `batch` messages.
 pub fn stream<const N: usize>(ctx: &RunCtx, slots: usize, batch: usize) -> Result<Measurement, BenchError> {
-    let slots = slots.next_power_of_two();
-    let ring = SlotRing::<N> {
-        slots: (0..slots).map(|_| Slot::new()).collect(),
-        mask: slots as u64 - 1,
-        head: Position::default(),
-    };
-    let tx = Tx { ring: &ring, pos: 0, cached_head: 0, batch, template: Template::<N>::new() };
-    let rx = Rx { ring: &ring, pos: 0, batch };
+    let ring = stream_ring::<N>(slots);
+    let (tx, rx) = stream_sides(&ring, batch);
     stream::run(ctx, tx, rx)
+}
+
+/// The slots of [`stream`] (`slots` rounded up to a power of two).
+pub(crate) fn stream_ring<const N: usize>(slots: usize) -> SlotRing<N> {
+    let slots = slots.next_power_of_two();
+    SlotRing { slots: (0..slots).map(|_| Slot::new()).collect(), mask: slots as u64 - 1, head: Position::default() }
+}
+
+/// The two sides of [`stream`] over `ring`, for `stream::run_alternating`.
+pub(crate) fn stream_sides<const N: usize>(
+    ring: &SlotRing<N>,
+    batch: usize,
+) -> (impl StreamTx + '_, impl StreamRx + '_) {
+    (Tx { ring, pos: 0, cached_head: 0, batch, template: Template::<N>::new() }, Rx { ring, pos: 0, batch })
 }

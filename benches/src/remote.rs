@@ -256,7 +256,7 @@ impl<const N: usize> StreamTx for Tx<N> {
             let header = src.next_msg();
             header.write(&mut self.msg, self.template.bytes());
             send_with(&mut self.end.flow, self.end.wait, &mut self.msg, w, |m| src.restamp(m))?;
-            if header.is_stop() {
+            if header.ends_turn() {
                 self.end.sent_stop = true;
                 return Ok(true);
             }

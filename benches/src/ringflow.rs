@@ -6,11 +6,11 @@ use ringflow_ring::spsc::{self, Consumer, Producer};
 use ringflow_ring::{ClaimError, ReadError, Region};
 
 use crate::error::BenchError;
-use crate::measure::{Measurement, RunCtx};
+
 use crate::memory::RingMemory;
 use crate::pair::Waiter;
 use crate::pingpong::{self, PingSide, PongSide};
-use crate::stream::{self, StreamRx, StreamTx};
+use crate::stream::{StreamRx, StreamTx};
 use crate::wire::{Sink, Source, Template};
 
 /// Both attached ends of one ring.
@@ -138,7 +138,7 @@ impl<R: Region + Send, const N: usize> StreamTx for Tx<R, N> {
                     msg.write(claim.payload_mut(), self.template.bytes());
                     claim.push();
                     pushed += 1;
-                    if msg.is_stop() {
+                    if msg.ends_turn() {
                         let _ = self.tx.commit();
                         return Ok(true);
                     }
@@ -179,15 +179,13 @@ impl<R: Region + Send> StreamRx for Rx<R> {
 }
 
 /// One-way stream of N-byte messages over one ring of `capacity` bytes,
-/// committed and released in batches of `batch` frames.
-pub fn stream<M: RingMemory, const N: usize>(
-    ctx: &RunCtx,
+/// committed and released in batches of `batch` frames: its two sides, for
+/// `stream::run_alternating`.
+pub fn stream_sides<M: RingMemory, const N: usize>(
     memory: &M,
     capacity: usize,
     batch: usize,
-) -> Result<Measurement, BenchError> {
+) -> Result<(impl StreamTx, impl StreamRx), BenchError> {
     let (tx, rx) = ring(memory, capacity)?;
-    let tx = Tx { tx, batch, template: Template::<N>::new() };
-    let rx = Rx { rx, batch };
-    stream::run(ctx, tx, rx)
+    Ok((Tx { tx, batch, template: Template::<N>::new() }, Rx { rx, batch }))
 }

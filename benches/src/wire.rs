@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! bytes 0..8   sequence number (little-endian u64, from 0)
-//! bytes 8..16  mark: WARMUP, MEASURED, STOP, or STAMPED | send time in ns
+//! bytes 8..16  mark: WARMUP, MEASURED, STOP, SWITCH, or STAMPED | send time in ns
 //! bytes 16..N  filler copied from a prepared source buffer ([`Template`])
 //! ```
 //!
@@ -29,6 +29,9 @@ pub const WARMUP: u64 = 0;
 pub const MEASURED: u64 = 1;
 /// The last message of a run.
 pub const STOP: u64 = 2;
+/// The last message of a turn: the sender moves on to the next transport
+/// (`stream::run_alternating`), to come back to this one later.
+pub const SWITCH: u64 = 3;
 /// Set on a measured message carrying its send time in the low bits.
 pub const STAMPED: u64 = 1 << 63;
 
@@ -98,10 +101,11 @@ pub struct Msg {
 }
 
 impl Msg {
-    /// Whether this is the last message of the run.
+    /// Whether this is the last message the sender sends on this transport
+    /// for now: the end of the run, or of its turn among several.
     #[inline]
-    pub fn is_stop(&self) -> bool {
-        self.mark == STOP
+    pub fn ends_turn(&self) -> bool {
+        self.mark == STOP || self.mark == SWITCH
     }
 
     /// Fills a whole message in place: template, then the two words.
@@ -145,6 +149,14 @@ pub struct Source {
     stamp_mask: u64,
     measuring: bool,
     stamped: u64,
+    /// Messages per turn, the SWITCH included (`u64::MAX`: one turn).
+    turn_len: u64,
+    /// Messages sent in the current turn.
+    in_turn: u64,
+    /// Whether the end of the window may stop the run (an alternating
+    /// driver holds it back until every transport has its samples).
+    may_stop: bool,
+    stopped: bool,
 }
 
 impl Source {
@@ -159,7 +171,18 @@ impl Source {
             stamp_mask: stamp_every.max(1).next_power_of_two() - 1,
             measuring: false,
             stamped: 0,
+            turn_len: u64::MAX,
+            in_turn: 0,
+            may_stop: true,
+            stopped: false,
         }
+    }
+
+    /// [`new`](Self::new), ending a turn (SWITCH) every `turn_len`
+    /// messages.
+    pub fn with_turns(mut self, turn_len: u64) -> Self {
+        self.turn_len = turn_len.max(2);
+        self
     }
 
     /// The header of the next message.
@@ -167,13 +190,19 @@ impl Source {
     pub fn next_msg(&mut self) -> Msg {
         let seq = self.seq;
         self.seq += 1;
+        self.in_turn += 1;
         if seq & self.stamp_mask != 0 {
+            if self.in_turn >= self.turn_len {
+                self.in_turn = 0;
+                return Msg { seq, mark: SWITCH };
+            }
             return Msg { seq, mark: if self.measuring { MEASURED } else { WARMUP } };
         }
         let now = Instant::now();
         // At least one latency sample, even if this thread was descheduled
         // for the whole window (smoke tests on a loaded machine).
-        if now >= self.end && self.stamped > 0 {
+        if now >= self.end && self.stamped > 0 && self.may_stop {
+            self.stopped = true;
             return Msg { seq, mark: STOP };
         }
         self.measuring = self.measuring || now >= self.warm_end;
@@ -182,6 +211,21 @@ impl Source {
         }
         self.stamped += 1;
         Msg { seq, mark: STAMPED | nanos_between(self.epoch, now) }
+    }
+
+    /// Whether it sent the stop message.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Whether it sent a stamped message (a latency sample) yet.
+    pub fn has_samples(&self) -> bool {
+        self.stamped > 0
+    }
+
+    /// Lets (or not) the end of the window stop the run.
+    pub fn set_may_stop(&mut self, may: bool) {
+        self.may_stop = may;
     }
 
     /// Renews the timestamp of a stamped message still waiting for room
@@ -202,19 +246,31 @@ pub struct Sink {
     hist: Histogram<u64>,
     next_seq: u64,
     measured: u64,
-    first: Option<Instant>,
-    last: Option<Instant>,
+    /// When the current turn's first measured message came.
+    turn_first: Option<Instant>,
+    /// The measured turns' time so far.
+    spent: std::time::Duration,
+    stopped: bool,
     checksum: u64,
 }
 
 impl Sink {
     /// A sink sharing the sender's `epoch` (timestamps are ns since it).
     pub fn new(epoch: Instant) -> Result<Self, BenchError> {
-        Ok(Sink { epoch, hist: new_histogram()?, next_seq: 0, measured: 0, first: None, last: None, checksum: 0 })
+        Ok(Sink {
+            epoch,
+            hist: new_histogram()?,
+            next_seq: 0,
+            measured: 0,
+            turn_first: None,
+            spent: std::time::Duration::ZERO,
+            stopped: false,
+            checksum: 0,
+        })
     }
 
     /// Takes one message whose payload was read in place. Returns true on
-    /// the stop message.
+    /// the message that ends the turn (SWITCH) or the run (STOP).
     #[inline]
     pub fn on_bytes(&mut self, payload: &[u8]) -> Result<bool, BenchError> {
         let msg = Msg::read(payload);
@@ -232,8 +288,13 @@ impl Sink {
         match msg.mark {
             WARMUP => {}
             MEASURED => self.count(),
-            STOP => {
-                self.last = Some(Instant::now());
+            STOP | SWITCH => {
+                // The turn's window runs from its first measured message to
+                // this one.
+                if let Some(first) = self.turn_first.take() {
+                    self.spent += Instant::now().saturating_duration_since(first);
+                }
+                self.stopped = msg.mark == STOP;
                 return Ok(true);
             }
             stamped => {
@@ -248,20 +309,21 @@ impl Sink {
 
     #[inline]
     fn count(&mut self) {
-        if self.first.is_none() {
-            self.first = Some(Instant::now());
+        if self.turn_first.is_none() {
+            self.turn_first = Some(Instant::now());
         }
         self.measured += 1;
     }
 
-    /// The figures of the measured window.
+    /// Whether the stop message came (not just the end of a turn).
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// The figures of the measured window (of every turn).
     pub fn finish(self) -> Measurement {
         std::hint::black_box(self.checksum);
-        let elapsed = match (self.first, self.last) {
-            (Some(first), Some(last)) => last.saturating_duration_since(first),
-            _ => std::time::Duration::ZERO,
-        };
-        Measurement { hist: self.hist, msgs: self.measured, elapsed }
+        Measurement { hist: self.hist, msgs: self.measured, elapsed: self.spent }
     }
 }
 

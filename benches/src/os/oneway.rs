@@ -38,7 +38,7 @@ impl<L: Link, const N: usize> StreamTx for Tx<L, N> {
             let msg = src.next_msg();
             msg.write(&mut self.msg, self.template.bytes());
             send_all(&mut self.link, self.wait, self.what, &self.msg, w)?;
-            if msg.is_stop() {
+            if msg.ends_turn() {
                 return Ok(true);
             }
         }

@@ -4,10 +4,10 @@
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
 use crate::error::BenchError;
-use crate::measure::{Measurement, RunCtx};
+
 use crate::pair::Waiter;
 use crate::pingpong::{self, PingSide, PongSide};
-use crate::stream::{self, StreamRx, StreamTx};
+use crate::stream::{StreamRx, StreamTx};
 use crate::wire::{self, Sink, Source, Template};
 
 const GONE: BenchError = BenchError::Disconnected { what: "crossbeam-channel" };
@@ -101,7 +101,7 @@ impl<const N: usize> StreamTx for Tx<N> {
                     Err(TrySendError::Disconnected(_)) => return Err(GONE),
                 }
             }
-            if msg.is_stop() {
+            if msg.ends_turn() {
                 return Ok(true);
             }
         }
@@ -138,8 +138,9 @@ impl<const N: usize> StreamRx for Rx<N> {
 }
 
 /// One-way stream of N-byte messages over a channel of `slots` messages.
-/// `batch` only bounds how many messages one driver call handles.
-pub fn stream<const N: usize>(ctx: &RunCtx, slots: usize, batch: usize) -> Result<Measurement, BenchError> {
+/// `batch` only bounds how many messages one driver call handles. Its two
+/// sides, for `stream::run_alternating`.
+pub fn stream_sides<const N: usize>(slots: usize, batch: usize) -> (impl StreamTx, impl StreamRx) {
     let (tx, rx) = bounded::<[u8; N]>(slots);
-    stream::run(ctx, Tx { tx, batch, template: Template::new() }, Rx { rx, batch })
+    (Tx { tx, batch, template: Template::<N>::new() }, Rx { rx, batch })
 }

@@ -5,10 +5,10 @@ use rtrb::chunks::ChunkError;
 use rtrb::{Consumer, PopError, Producer, PushError, RingBuffer};
 
 use crate::error::BenchError;
-use crate::measure::{Measurement, RunCtx};
+
 use crate::pair::Waiter;
 use crate::pingpong::{self, PingSide, PongSide};
-use crate::stream::{self, StreamRx, StreamTx};
+use crate::stream::{StreamRx, StreamTx};
 use crate::wire::{self, Sink, Source, Template};
 
 #[inline]
@@ -117,7 +117,7 @@ impl<const N: usize> StreamTx for Tx<N> {
             // SAFETY: all N bytes of the slot were initialised just above.
             msg.stamp(unsafe { slot.assume_init_mut() });
             filled += 1;
-            if msg.is_stop() {
+            if msg.ends_turn() {
                 stop = true;
                 break;
             }
@@ -164,8 +164,8 @@ impl<const N: usize> StreamRx for Rx<N> {
 }
 
 /// One-way stream of N-byte messages over a ring of `slots` messages, in
-/// chunks of up to `batch`.
-pub fn stream<const N: usize>(ctx: &RunCtx, slots: usize, batch: usize) -> Result<Measurement, BenchError> {
+/// chunks of up to `batch`: its two sides, for `stream::run_alternating`.
+pub fn stream_sides<const N: usize>(slots: usize, batch: usize) -> (impl StreamTx, impl StreamRx) {
     let (tx, rx) = RingBuffer::<[u8; N]>::new(slots);
-    stream::run(ctx, Tx { tx, batch, template: Template::new() }, Rx { rx, batch })
+    (Tx { tx, batch, template: Template::<N>::new() }, Rx { rx, batch })
 }

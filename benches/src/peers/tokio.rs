@@ -121,7 +121,7 @@ impl<const N: usize> StreamTx for Tx<N> {
                 let header = src.next_msg();
                 header.write(msg, template.bytes());
                 stream.write_all(msg).await.map_err(|e| io_err("write_all", e))?;
-                if header.is_stop() {
+                if header.ends_turn() {
                     return Ok(true);
                 }
             }

@@ -9,6 +9,7 @@ use crate::memory::Heap;
 use crate::pingpong::{self, Either::Left, Either::Right};
 use crate::ringflow;
 use crate::scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target, LIMIT};
+use crate::stream;
 use ringflow_ring::spsc;
 
 /// Where the ringflow rings of this scenario live.
@@ -67,14 +68,16 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "stream-64B",
-            about: "one-way stream of 64-byte messages, batched; latency = one-way under load",
+            about: "one-way stream of 64-byte messages, batched; latency = one-way under load; the impls take turns \
+                    every 32768 messages in one run",
             metric: Metric::Throughput,
             impls: stream_impls::<64>(&STREAM_64B),
             notes: peer_notes(),
         },
         Case {
             name: "stream-4KiB",
-            about: "one-way stream of 4096-byte messages: filled from a source buffer, every line read",
+            about: "one-way stream of 4096-byte messages: filled from a source buffer, every line read; the impls \
+                    take turns every 32768 messages in one run",
             metric: Metric::Throughput,
             impls: stream_impls::<4096>(&STREAM_4KIB),
             notes: peer_notes(),
@@ -123,19 +126,32 @@ fn pingpong_impls() -> Vec<Impl> {
     })]
 }
 
+/// The impls of a stream case, in one run taking turns every
+/// `stream::TURN` messages (as the ping-pong's do).
+#[cfg(feature = "peers")]
+const STREAMS: &[&str] = &[LIMIT, "ringflow", "rtrb", "crossbeam"];
+#[cfg(not(feature = "peers"))]
+const STREAMS: &[&str] = &[LIMIT, "ringflow"];
+
 fn stream_impls<const N: usize>(shape: &'static StreamShape) -> Vec<Impl> {
-    #[allow(unused_mut)]
-    let mut impls = vec![
-        Impl::new(LIMIT, |ctx| limit::stream::<N>(ctx, shape.slots, shape.batch)),
-        Impl::new("ringflow", |ctx| ringflow::stream::<_, N>(ctx, &RING_MEMORY, shape.ring_bytes, shape.batch)),
-    ];
-    #[cfg(feature = "peers")]
-    {
-        use crate::peers::{crossbeam, rtrb};
-        impls.push(Impl::new("rtrb", |ctx| rtrb::stream::<N>(ctx, shape.slots, shape.batch)));
-        impls.push(Impl::new("crossbeam", |ctx| crossbeam::stream::<N>(ctx, shape.slots, shape.batch)));
-    }
-    impls
+    vec![Impl::alternating(STREAMS, move |ctx| {
+        let slots = limit::stream_ring::<N>(shape.slots);
+        let (limit_tx, limit_rx) = limit::stream_sides(&slots, shape.batch);
+        let (ring_tx, ring_rx) = ringflow::stream_sides::<_, N>(&RING_MEMORY, shape.ring_bytes, shape.batch)?;
+        #[cfg(feature = "peers")]
+        let (txs, rxs) = {
+            use crate::peers::{crossbeam, rtrb};
+            let (rtrb_tx, rtrb_rx) = rtrb::stream_sides::<N>(shape.slots, shape.batch);
+            let (cb_tx, cb_rx) = crossbeam::stream_sides::<N>(shape.slots, shape.batch);
+            (
+                vec![Left(limit_tx), Right(Left(ring_tx)), Right(Right(Left(rtrb_tx))), Right(Right(Right(cb_tx)))],
+                vec![Left(limit_rx), Right(Left(ring_rx)), Right(Right(Left(rtrb_rx))), Right(Right(Right(cb_rx)))],
+            )
+        };
+        #[cfg(not(feature = "peers"))]
+        let (txs, rxs) = (vec![Left(limit_tx), Right(ring_tx)], vec![Left(limit_rx), Right(ring_rx)]);
+        stream::run_alternating(ctx, txs, rxs)
+    })]
 }
 
 fn peer_notes() -> Vec<String> {
