@@ -225,21 +225,21 @@ impl<R: Region> Producer<R> {
         let need = frame_size(len) as u64;
         let at = self.pending as usize & self.mask;
         let room_to_end = (self.capacity - at) as u64;
-        let pad = if need <= room_to_end && !self.wraps_early(at, need) { 0 } else { room_to_end };
+        let pad = if need <= room_to_end && !self.wraps_early(at, len) { 0 } else { room_to_end };
         (pad, self.pending + pad)
     }
 
-    /// Whether a frame of `need` bytes at offset `at` starts the next lap
+    /// Whether a frame of `len` bytes at offset `at` starts the next lap
     /// now: past the window, on a lap whose pass found the consumer caught
     /// up, and only if the frame fits there by the position read then (else
     /// it goes where it would have anyway).
     #[inline]
-    fn wraps_early(&self, at: usize, need: u64) -> bool {
+    fn wraps_early(&self, at: usize, len: usize) -> bool {
         if at < self.window || !self.caught_up || self.window_lap != self.pending / self.capacity as u64 {
             return false;
         }
         let next_lap = self.pending - at as u64 + self.capacity as u64;
-        next_lap + need + 8 <= self.cached_head + self.capacity as u64
+        end_after(next_lap, len) <= self.cached_head + self.capacity as u64
     }
 
     /// Past the window for the first time this lap: reads the consumer's
