@@ -208,7 +208,7 @@ mod tests {
         let ms = run_alternating(&ctx, txs, rxs).expect("run");
         assert_eq!(ms.len(), 3);
         for m in &ms {
-            assert!(m.msgs > 0 && m.hist.len() > 0 && m.elapsed > Duration::ZERO, "{} msgs", m.msgs);
+            assert!(m.msgs > 0 && !m.hist.is_empty() && m.elapsed > Duration::ZERO, "{} msgs", m.msgs);
         }
     }
 }
