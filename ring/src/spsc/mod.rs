@@ -140,7 +140,7 @@ pub struct Producer<R: Region> {
     wake: WakeMode,
     /// Offset past which frames wrap early while the consumer keeps up.
     window: usize,
-    /// The lap (position / capacity) whose pass over the window was decided.
+    /// The start position of the lap whose pass over the window was decided.
     window_lap: u64,
     /// The decision of that lap: the consumer had consumed everything.
     caught_up: bool,
@@ -235,19 +235,24 @@ impl<R: Region> Producer<R> {
     /// it goes where it would have anyway).
     #[inline]
     fn wraps_early(&self, at: usize, len: usize) -> bool {
-        if at < self.window || !self.caught_up || self.window_lap != self.pending / self.capacity as u64 {
+        let lap = self.pending - at as u64;
+        if at < self.window || !self.caught_up || self.window_lap != lap {
             return false;
         }
-        let next_lap = self.pending - at as u64 + self.capacity as u64;
-        end_after(next_lap, len) <= self.cached_head + self.capacity as u64
+        end_after(lap + self.capacity as u64, len) <= self.cached_head + self.capacity as u64
     }
 
     /// Past the window for the first time this lap: reads the consumer's
     /// position once and decides whether this lap ends here.
     #[inline]
     fn pass_window(&mut self) -> Result<(), ClaimError> {
-        let lap = self.pending / self.capacity as u64;
-        if (self.pending as usize & self.mask) < self.window || self.window_lap == lap {
+        let at = self.pending as usize & self.mask;
+        // Off (the default): one compare per claim, nothing else.
+        if at < self.window {
+            return Ok(());
+        }
+        let lap = self.pending - at as u64;
+        if self.window_lap == lap {
             return Ok(());
         }
         self.window_lap = lap;
