@@ -130,29 +130,19 @@ struct Tx<R: Region, const N: usize> {
 impl<R: Region + Send, const N: usize> StreamTx for Tx<R, N> {
     #[inline]
     fn send_batch(&mut self, src: &mut Source, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
-        let mut pushed = 0;
-        while pushed < self.batch {
-            match self.tx.try_claim(N) {
-                Ok(mut claim) => {
-                    let msg = src.next_msg();
-                    msg.write(claim.payload_mut(), self.template.bytes());
-                    claim.push();
-                    pushed += 1;
-                    if msg.ends_turn() {
-                        let _ = self.tx.commit();
-                        return Ok(true);
-                    }
-                }
-                Err(ClaimError::Full) => {
-                    // Publish what is pending so the consumer can free space.
-                    let _ = self.tx.commit();
-                    w.wait()?;
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let template = self.template.bytes();
+        let mut stop = false;
+        let written = self.tx.write_batch(self.batch, N, |slot| {
+            let msg = src.next_msg();
+            msg.write(slot.payload_mut(), template);
+            stop = msg.ends_turn();
+            !stop
+        });
+        match written {
+            Ok(_) => Ok(stop),
+            Err(ClaimError::Full) => w.wait().map(|()| false),
+            Err(e) => Err(e.into()),
         }
-        let _ = self.tx.commit();
-        Ok(false)
     }
 }
 

@@ -57,8 +57,31 @@ pub unsafe trait Region {
 
 #[inline]
 fn check_range(region_len: usize, off: usize, len: usize) {
-    let fits = off.checked_add(len).is_some_and(|end| end <= region_len);
-    assert!(fits, "ring bug: range {off}+{len} outside region of {region_len} bytes");
+    if off.checked_add(len).is_none_or(|end| end > region_len) {
+        outside(region_len, off, len)
+    }
+}
+
+#[inline]
+fn check_word(off: usize) {
+    if off % 8 != 0 {
+        misaligned(off)
+    }
+}
+
+// The panics are out of line and cold: formatting them inline made the hot
+// paths store their arguments to the stack before every check, store-buffer
+// entries that a stream producer queues behind its stores into the ring.
+#[cold]
+#[inline(never)]
+fn outside(region_len: usize, off: usize, len: usize) -> ! {
+    panic!("ring bug: range {off}+{len} outside region of {region_len} bytes")
+}
+
+#[cold]
+#[inline(never)]
+fn misaligned(off: usize) -> ! {
+    panic!("ring bug: misaligned word offset {off}")
 }
 
 /// A region on the heap, zero-initialised.
@@ -85,7 +108,7 @@ unsafe impl Region for HeapRegion {
 
     #[inline]
     fn word(&self, off: usize) -> &AtomicU64 {
-        assert_eq!(off % 8, 0, "ring bug: misaligned word offset {off}");
+        check_word(off);
         &self.words[off / 8]
     }
 
@@ -219,7 +242,7 @@ unsafe impl Region for RawRegion {
 
     #[inline]
     fn word(&self, off: usize) -> &AtomicU64 {
-        assert_eq!(off % 8, 0, "ring bug: misaligned word offset {off}");
+        check_word(off);
         check_range(self.len, off, 8);
         // SAFETY: the word lies inside the region and is 8-byte aligned
         // (base is aligned and off % 8 == 0); AtomicU64 has the layout of u64;

@@ -14,13 +14,25 @@ fn frame(i: usize, len: usize) -> Vec<u8> {
     (0..len).map(|j| (i * 16 + j + 1) as u8).collect()
 }
 
-fn run(lens: &'static [usize], batch: bool, read_batches: bool) {
-    run_with(64, None, lens, batch, read_batches)
+/// How the producer sends.
+#[derive(Clone, Copy)]
+enum Sending {
+    /// A claim and a commit per frame.
+    Each,
+    /// Claims pushed in pairs, each pair committed at once.
+    Pairs,
+    /// `write_batch` of every frame left (all of one length), which places
+    /// frames after the first without a check per claim.
+    Batches,
+}
+
+fn run(lens: &'static [usize], send: Sending, read_batches: bool) {
+    run_with(64, None, lens, send, read_batches)
 }
 
 /// [`run`] over a ring of `cap` bytes whose producer wraps early past
 /// `window` bytes when it finds the consumer caught up.
-fn run_with(cap: usize, window: Option<usize>, lens: &'static [usize], batch: bool, read_batches: bool) {
+fn run_with(cap: usize, window: Option<usize>, lens: &'static [usize], send: Sending, read_batches: bool) {
     loom::model(move || {
         let region = Arc::new(HeapRegion::new(spsc::region_len(cap)));
         spsc::init(&*region).unwrap();
@@ -30,13 +42,17 @@ fn run_with(cap: usize, window: Option<usize>, lens: &'static [usize], batch: bo
         }
         let mut rx = Consumer::attach(region).unwrap();
         let producer = thread::spawn(move || {
+            if let Sending::Batches = send {
+                write_batches(&mut tx, lens);
+                return;
+            }
             for (i, &len) in lens.iter().enumerate() {
                 loop {
                     match tx.try_claim(len) {
                         Ok(mut c) => {
                             c.write(0, &frame(i, len));
                             c.set_meta(i as u64);
-                            if batch && i % 2 == 0 {
+                            if matches!(send, Sending::Pairs) && i % 2 == 0 {
                                 c.push();
                             } else {
                                 let _ = c.commit();
@@ -90,11 +106,32 @@ fn run_with(cap: usize, window: Option<usize>, lens: &'static [usize], batch: bo
     });
 }
 
+/// Sends `lens` (all one length) with `write_batch`, each call asking for
+/// every frame left.
+fn write_batches(tx: &mut Producer<Arc<HeapRegion>>, lens: &[usize]) {
+    let len = lens[0];
+    assert!(lens.iter().all(|&l| l == len), "write_batch frames share one length");
+    let mut i = 0;
+    while i < lens.len() {
+        let batch = tx.write_batch(lens.len() - i, len, |slot| {
+            slot.write(0, &frame(i, len));
+            slot.set_meta(i as u64);
+            i += 1;
+            true
+        });
+        match batch {
+            Ok((n, _)) => assert!(n >= 1),
+            Err(ClaimError::Full) => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 #[test]
 fn frames_wrap_and_arrive_intact() {
     // 24-byte frames in 64 bytes: the third wraps behind a padding frame and
     // must wait for the consumer.
-    run(&[8, 3, 6], false, false);
+    run(&[8, 3, 6], Sending::Each, false);
 }
 
 #[test]
@@ -103,22 +140,42 @@ fn early_wraps_past_the_window_skip_cleanly() {
     // next lap early when the consumer has read the first two by then, and
     // must otherwise go on as usual; either way the consumer skips the
     // padding and reads every frame once.
-    run_with(128, Some(32), &[8, 3, 6, 2], false, false);
+    run_with(128, Some(32), &[8, 3, 6, 2], Sending::Each, false);
 }
 
 #[test]
 fn early_wraps_inside_batches() {
-    run_with(128, Some(32), &[8, 3, 6, 2], true, true);
+    run_with(128, Some(32), &[8, 3, 6, 2], Sending::Pairs, true);
 }
 
 #[test]
 fn batches_publish_atomically() {
-    run(&[2, 5, 1], true, false);
+    run(&[2, 5, 1], Sending::Pairs, false);
 }
 
 #[test]
 fn batch_reads_trust_only_commit_words() {
-    run(&[8, 3, 6], true, true);
+    run(&[8, 3, 6], Sending::Pairs, true);
+}
+
+#[test]
+fn written_batches_wrap_and_arrive_intact() {
+    // Three 24-byte frames in 64 bytes: the second is placed by the run
+    // without checks, the third must wrap behind padding and wait for room,
+    // through the checked path.
+    run(&[8, 8, 8], Sending::Batches, false);
+}
+
+#[test]
+fn written_batches_meet_batch_reads() {
+    run(&[8, 8, 8], Sending::Batches, true);
+}
+
+#[test]
+fn written_batches_stop_at_the_window() {
+    // 24-byte frames, window 32 in 128 bytes: the run stops short of the
+    // window, and the checked path decides whether the lap ends there.
+    run_with(128, Some(32), &[8, 8, 8, 8], Sending::Batches, true);
 }
 
 #[test]

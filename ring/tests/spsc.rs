@@ -163,6 +163,81 @@ fn too_large_is_typed() {
     assert!(tx.try_claim(max).is_ok());
 }
 
+/// `write_batch` across many wraps: payload, metadata and flags of every
+/// frame arrive in order; a batch ends where `fill` says or where the ring
+/// is full, never earlier.
+#[test]
+fn written_batches_arrive_whole_across_wraps() {
+    let (mut tx, mut rx) = ring(1024);
+    let (mut sent, mut next_rx) = (0u64, 0u64);
+    let check = |rx: &mut Consumer<Arc<HeapRegion>>, next_rx: &mut u64| {
+        while let Ok(g) = rx.try_read() {
+            assert_eq!((g.meta(), g.flags()), (*next_rx, *next_rx as u8 & 7));
+            assert_eq!(g.payload(), &payload(*next_rx, g.len())[..]);
+            drop(g);
+            *next_rx += 1;
+        }
+        let _ = rx.release();
+    };
+    for round in 0..400usize {
+        let len = (round * 13) % 120;
+        let max = 1 + round % 9;
+        let stop_after = 1 + round % 7;
+        let mut filled = 0;
+        match tx.write_batch(max, len, |slot| {
+            assert_eq!(slot.len(), len);
+            slot.payload_mut().copy_from_slice(&payload(sent, len));
+            slot.set_meta(sent);
+            slot.set_flags(sent as u8 & 7);
+            sent += 1;
+            filled += 1;
+            filled < stop_after
+        }) {
+            Ok((n, _)) => {
+                assert_eq!(n, filled);
+                if n < max.min(stop_after) {
+                    assert!(!tx.fits(len), "round {round}: {n} frames of {max}, with room left");
+                }
+            }
+            Err(ClaimError::Full) => assert_eq!(filled, 0),
+            Err(e) => panic!("{e}"),
+        }
+        // Read every third round only, so that batches meet a full ring.
+        if round % 3 == 2 {
+            check(&mut rx, &mut next_rx);
+        }
+    }
+    check(&mut rx, &mut next_rx);
+    assert_eq!(next_rx, sent);
+}
+
+#[test]
+fn written_batches_publish_earlier_pushes_and_check_like_claims() {
+    let (mut tx, mut rx) = ring(256);
+    let max = tx.max_payload();
+    assert!(matches!(tx.write_batch(4, max + 1, |_| true), Err(ClaimError::TooLarge { .. })));
+    tx.try_claim(3).unwrap().push();
+    assert_eq!(rx.try_read().err(), Some(ReadError::Empty), "pushed, not yet published");
+    let (n, _) = tx
+        .write_batch(2, 5, |slot| {
+            slot.write(0, b"hello");
+            true
+        })
+        .unwrap();
+    assert_eq!(n, 2);
+    let mut lens = vec![];
+    let _ = rx.read_batch(8, |g| lens.push(g.len())).unwrap();
+    assert_eq!(lens, [3, 5, 5], "the pushed frame, then the batch");
+    // A batch that fills the ring: as many frames as fit, then Full.
+    let mut n = 0;
+    while let Ok((k, _)) = tx.write_batch(100, 8, |_| true) {
+        n += k;
+    }
+    assert_eq!(n, 256 / 24 - 1, "the ring's frames less the room for the next commit word");
+    drop(rx);
+    assert!(matches!(tx.write_batch(1, 8, |_| true), Err(ClaimError::Closed | ClaimError::Full)));
+}
+
 #[test]
 fn producer_close_is_seen_after_the_last_frame() {
     let (mut tx, mut rx) = ring(256);
@@ -297,6 +372,13 @@ enum Op {
     Read,
     ReadBatch(usize),
     Release,
+    /// `write_batch` of up to `max` frames of `len` bytes, `fill` asking to
+    /// stop after `stop_after` of them.
+    WriteBatch {
+        max: usize,
+        len: usize,
+        stop_after: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -307,6 +389,11 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::Read),
         (1usize..6).prop_map(Op::ReadBatch),
         Just(Op::Release),
+        (0usize..12, 0usize..200, 1usize..12).prop_map(|(max, len, stop_after)| Op::WriteBatch {
+            max,
+            len,
+            stop_after
+        }),
     ]
 }
 
@@ -372,6 +459,31 @@ proptest! {
                     }
                 }
                 Op::Release => { let _ = rx.release(); }
+                Op::WriteBatch { max, len, stop_after } => {
+                    let len = len.min(tx.max_payload());
+                    let mut filled = 0;
+                    let written = tx.write_batch(max, len, |slot| {
+                        let msg = payload(seq, len);
+                        slot.payload_mut().copy_from_slice(&msg);
+                        seq += 1;
+                        pending.push(msg);
+                        filled += 1;
+                        filled < stop_after
+                    });
+                    match written {
+                        Ok((n, _)) => {
+                            prop_assert_eq!(n, filled);
+                            prop_assert!(n <= max && (n >= 1 || max == 0));
+                            // Cut short only by its caller or a full ring.
+                            if n < max && n < stop_after {
+                                prop_assert!(!tx.fits(len), "batch of {} ended with room", n);
+                            }
+                            committed.extend(pending.drain(..));
+                        }
+                        Err(ClaimError::Full) => prop_assert_eq!(filled, 0),
+                        Err(e) => prop_assert!(false, "{}", e),
+                    }
+                }
             }
         }
     }

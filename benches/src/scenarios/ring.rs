@@ -68,8 +68,9 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "stream-64B",
-            about: "one-way stream of 64-byte messages, batched; latency = one-way under load; the impls take turns \
-                    every 32768 messages in one run",
+            about: "one-way stream of 64-byte messages, batched (ringflow: Producer::write_batch and \
+                    Consumer::read_batch of 32 frames); latency = one-way under load; the impls take turns every 32768 \
+                    messages in one run",
             metric: Metric::Throughput,
             impls: stream_impls::<64>(&STREAM_64B),
             notes: peer_notes(),
