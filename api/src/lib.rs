@@ -18,7 +18,7 @@ mod set;
 pub mod stats;
 
 pub use error::{AcceptError, AllocError, BindError, DeallocError, RecvError, SendError};
-pub use flow::{Flow, FlowOptions, FlowStats, RecvBuf, SendBuf, DEFAULT_SPIN};
+pub use flow::{Flow, FlowOptions, FlowStats, RecvBuf, SendBuf, DEFAULT_SPIN, REQUEST_REPLY_WINDOW};
 pub use listener::{Listener, ListenerOptions};
 /// The engine's configuration (`ringflow.toml`, `RINGFLOW_*`, builder).
 pub use ringflow_core::config;

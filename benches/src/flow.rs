@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ringflow_api::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, RecvError, SendError};
+use ringflow_api::{
+    Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, RecvError, SendError, REQUEST_REPLY_WINDOW,
+};
 
 use crate::error::BenchError;
 use crate::limit;
@@ -49,6 +51,15 @@ impl Drop for DirGuard {
 /// runtime directory.
 fn pair(qos: Qos, spin: Duration) -> Result<(Flow, Flow, DirGuard), BenchError> {
     pair_latency(qos, spin, true)
+}
+
+/// A [`pair_latency`] set up for request/reply: both sides send with
+/// [`REQUEST_REPLY_WINDOW`] (`Flow::set_send_window`).
+fn request_reply_pair(qos: Qos, spin: Duration, latency: bool) -> Result<(Flow, Flow, DirGuard), BenchError> {
+    let (mut a, mut b, dir) = pair_latency(qos, spin, latency)?;
+    a.set_send_window(Some(REQUEST_REPLY_WINDOW));
+    b.set_send_window(Some(REQUEST_REPLY_WINDOW));
+    Ok((a, b, dir))
 }
 
 /// [`pair`] with latency recording on or off on both ends.
@@ -146,7 +157,7 @@ pub(crate) fn echo_with<const N: usize>(
 /// `try_` forms ([`Wait::Spin`]) or in the blocking forms ([`Wait::Block`]),
 /// which spin for `spin` before they park on the flow's futex.
 pub fn pingpong<const N: usize>(ctx: &RunCtx, wait: Wait, spin: Duration) -> Result<Measurement, BenchError> {
-    let (a, b, _dir) = pair_latency(Qos::data().with_ring_bytes(PING_RING_BYTES), spin, true)?;
+    let (a, b, _dir) = request_reply_pair(Qos::data().with_ring_bytes(PING_RING_BYTES), spin, true)?;
     pingpong::run::<N>(ctx, Side { flow: a, wait }, Side { flow: b, wait })
 }
 
@@ -161,8 +172,8 @@ const PING_RING_BYTES: usize = 64 << 10;
 /// drifts 3x within seconds).
 pub fn pingpong_spin_alternating(ctx: &RunCtx) -> Result<Vec<Measurement>, BenchError> {
     let qos = Qos::data().with_ring_bytes(PING_RING_BYTES);
-    let (a_on, b_on, _dir_on) = pair_latency(qos, Duration::ZERO, true)?;
-    let (a_off, b_off, _dir_off) = pair_latency(qos, Duration::ZERO, false)?;
+    let (a_on, b_on, _dir_on) = request_reply_pair(qos, Duration::ZERO, true)?;
+    let (a_off, b_off, _dir_off) = request_reply_pair(qos, Duration::ZERO, false)?;
     let lines = Box::<limit::Lines>::default();
     let (limit_ping, limit_pong) = limit::pingpong_sides(&lines);
     let side = |flow| Side { flow, wait: Wait::Spin };

@@ -67,7 +67,8 @@ fn cases() -> Vec<Case> {
         Case {
             name: "pingpong-spin-64B",
             about: "round trip of a 64-byte message, ringflow spinning: limit = cache-line handoff; ringflow = a \
-                    flow, try_recv_ref busy-polled, recording its latency histograms (the default); \
+                    flow set up for request/reply (Flow::set_send_window(REQUEST_REPLY_WINDOW) on both sides), \
+                    try_recv_ref busy-polled, recording its latency histograms (the default); \
                     ringflow-nohist = the same with recording off (limit, ringflow and ringflow-nohist run \
                     in one run, taking turns every 512 round trips); unix-socket = a socketpair used as applications use it, \
                     blocking recv; unix-socket-spin, pipe (two pipes), tcp (127.0.0.1, TCP_NODELAY) = \
