@@ -343,7 +343,7 @@ impl<R: Region> Producer<R> {
     /// dozen stores to the store buffer, behind the frame's own stores to
     /// lines the consumer last held. A one-way stream is bound by exactly
     /// those stores: on the bench's 2-core VM, 64-byte frames in batches of
-    /// 32 went from 0.45–0.52x rtrb's throughput to 0.89–0.95x
+    /// 32 went from 0.45–0.52x rtrb's throughput to 0.87–0.95x
     /// (`ringflow bench ring --quick`, stream-64B).
     ///
     /// The first frame is claimed as by `try_claim`, with all its checks
