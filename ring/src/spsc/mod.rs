@@ -632,10 +632,9 @@ impl<R: Region> Slot<'_, R> {
     #[cfg(not(loom))]
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `write_batch` placed the frame inside the data area within
-        // the room the consumer handed back, the consumer reads it only after
-        // the batch's commit, and the slot lives only inside `fill` while the
-        // producer is borrowed mutably: this is the only view of those bytes.
+        // SAFETY: the frame lies in room the consumer handed back and reads
+        // again only after the commit; the slot lives inside `fill`, with the
+        // producer borrowed mutably: this is the only view of those bytes.
         unsafe { frame::claimed_payload_mut(self.region, self.off, self.len) }
     }
 
