@@ -400,7 +400,7 @@ impl Flow {
     /// ring, until the peer reads on. A peer that polls or parks on the flow
     /// does so at once; a burst of sends while the peer is busy elsewhere
     /// (sending to us, say, with its own ring full) waits for it sooner
-    /// than with the whole ring. The ring itself never moves a message the
+    /// than with the whole ring. The ring never overwrites a message the
     /// peer has not read: it wraps early only while the peer is awake and
     /// within one window of the last message.
     pub fn set_send_window(&mut self, bytes: Option<usize>) {
