@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use ringflow_core::futex::{self, WAITV_MAX};
 use ringflow_core::Deadline;
-use ringflow_ring::{ReadError, WaitPoint};
+use ringflow_ring::WaitPoint;
 
-use crate::flow::shared::LIVE;
 use crate::Flow;
 
 /// What a flow in a set is waited for.
@@ -194,8 +193,8 @@ impl FlowSet {
 
     fn wait_points(&self) -> impl Iterator<Item = WaitPoint<'_>> {
         self.flows().flat_map(|(_, f, i)| {
-            let read = i.reads().then(|| f.sides.rx().0.data_wait());
-            let write = i.writes().then(|| f.sides.tx().0.space_wait());
+            let read = i.reads().then(|| f.data_wait());
+            let write = i.writes().then(|| f.space_wait());
             read.into_iter().chain(write)
         })
     }
@@ -203,9 +202,9 @@ impl FlowSet {
     fn collect(&self, ready: &mut Vec<Ready>) {
         ready.clear();
         for (key, f, i) in self.flows() {
-            let closed = f.shared.state() != LIVE || f.sides.rx().0.is_producer_closed();
-            let readable = i.reads() && !matches!(f.sides.rx().0.peek(), Err(ReadError::Empty));
-            let writable = i.writes() && f.sides.tx().0.fits(f.geometry.inline_max);
+            let closed = f.is_ended();
+            let readable = i.reads() && f.has_message();
+            let writable = i.writes() && f.fits_inline();
             if readable || writable || closed {
                 ready.push(Ready { key, readable: readable || (closed && i.reads()), writable, closed });
             }

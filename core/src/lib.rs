@@ -10,6 +10,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+// The flow ends and the bridge came from ringflow-api and name this crate
+// by its package name; the alias keeps those paths valid here.
+extern crate self as ringflow_core;
+
 pub mod clock;
 pub mod config;
 pub mod control;
@@ -21,6 +25,7 @@ pub mod json;
 pub mod membarrier;
 pub mod net;
 pub mod peer;
+pub mod remote;
 pub mod stats;
 pub mod uring;
 pub mod wait;

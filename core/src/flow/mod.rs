@@ -3,7 +3,10 @@
 //! socket, and the watcher that notices a dead peer. The public `Flow` and
 //! `Listener` types (ringflow-api) are built from these.
 
+pub mod end;
+pub mod error;
 pub mod handshake;
+pub mod listener;
 pub mod memory;
 pub mod qos;
 pub mod readiness;

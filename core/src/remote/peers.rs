@@ -15,7 +15,9 @@ use ringflow_core::config::Peer;
 use ringflow_core::Deadline;
 
 use crate::config::EngineConfig;
-use crate::{AllocError, Flow, FlowOptions, Qos};
+use crate::flow::end::{Flow, FlowOptions};
+use crate::flow::error::AllocError;
+use crate::flow::Qos;
 
 /// `net.peers`, read once per process (as the embedded engine reads its
 /// configuration once).

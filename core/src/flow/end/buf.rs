@@ -14,7 +14,7 @@ use ringflow_core::stats::{self, FlowCounter};
 
 use super::send::{count_sent, published};
 use super::Wakers;
-use crate::error::SendError;
+use crate::flow::error::SendError;
 use crate::remote::Invoker;
 
 pub(crate) enum Loan<'a> {

@@ -12,7 +12,11 @@ use ringflow_core::config::Peer;
 use super::peers::resolve;
 use super::RemoteEngine;
 use crate::config::EngineConfig;
-use crate::{AllocError, Deadline, FlowOptions, Listener, ListenerOptions, Qos};
+use crate::flow::end::FlowOptions;
+use crate::flow::error::AllocError;
+use crate::flow::listener::{Listener, ListenerOptions};
+use crate::flow::Qos;
+use crate::Deadline;
 
 fn dir() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);

@@ -16,8 +16,8 @@ use ringflow_core::flow::handshake::{self, HandshakeError, Refusal};
 use ringflow_core::flow::{QosLimits, Role};
 use ringflow_core::Deadline;
 
-use crate::error::{is_resource_limit, AcceptError, BindError};
-use crate::flow::{Flow, StatsSetup};
+use crate::flow::end::{Flow, StatsSetup};
+use crate::flow::error::{is_resource_limit, AcceptError, BindError};
 use crate::remote::invoker;
 
 /// Longest a connecting peer may take over the handshake.
@@ -63,7 +63,7 @@ impl ListenerOptions {
         self
     }
 
-    /// Where names live (see [`FlowOptions::runtime_dir`](crate::FlowOptions::runtime_dir)).
+    /// Where names live (see [`FlowOptions::runtime_dir`](crate::flow::end::FlowOptions::runtime_dir)).
     #[must_use]
     pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.runtime_dir = Some(dir.into());
@@ -71,7 +71,7 @@ impl ListenerOptions {
     }
 
     /// Whether accepted flows record latencies (see
-    /// [`FlowOptions::latency`](crate::FlowOptions::latency)).
+    /// [`FlowOptions::latency`](crate::flow::end::FlowOptions::latency)).
     #[must_use]
     pub fn latency(mut self, on: bool) -> Self {
         self.latency = Some(on);

@@ -21,7 +21,7 @@ use ringflow_ring::{ClaimError, Notify, RawRegion};
 use super::buf::{commit_bulk, Loan, SendBuf};
 use super::shared::LIVE;
 use super::{Flow, Wakers};
-use crate::error::SendError;
+use crate::flow::error::SendError;
 
 /// Bits of a frame's metadata word that carry the descriptor count.
 pub(crate) const FDS_SHIFT: u32 = 56;

@@ -37,7 +37,7 @@ use ringflow_shm::Segment;
 pub use buf::{RecvBuf, SendBuf};
 pub use hdrhistogram::Histogram;
 
-use crate::error::{is_resource_limit, AllocError, DeallocError};
+use crate::flow::error::{is_resource_limit, AllocError, DeallocError};
 use crate::remote::Invoker;
 use shared::FlowShared;
 
@@ -533,6 +533,25 @@ impl Flow {
             self.shared.memory.tx_armed(self.shared.role),
             self.peer_event.as_raw_fd(),
         );
+    }
+}
+
+/// What a set of flows waits on (`FlowSet` in ringflow-api).
+impl Flow {
+    /// Where a writer of this flow sleeps for room in its inline ring.
+    pub fn space_wait(&self) -> ringflow_ring::WaitPoint<'_> {
+        self.sides.tx().0.space_wait()
+    }
+
+    /// Whether the flow has ended for this side's reader: the peer left,
+    /// or closed its sending side.
+    pub fn is_ended(&self) -> bool {
+        self.shared.state() != shared::LIVE || self.sides.rx().0.is_producer_closed()
+    }
+
+    /// Whether a message of the flow's inline size fits now.
+    pub fn fits_inline(&self) -> bool {
+        self.sides.tx().0.fits(self.geometry.inline_max)
     }
 }
 

@@ -53,8 +53,8 @@ use ringflow_core::Deadline;
 
 use super::invoker::{self, Invoker};
 
-use crate::error::{AllocError, RecvError, SendError};
-use crate::{Flow, FlowOptions};
+use crate::flow::end::{Flow, FlowOptions};
+use crate::flow::error::{AllocError, RecvError, SendError};
 
 mod data;
 mod frames;

@@ -21,8 +21,9 @@ use ringflow_core::flow::handshake::Refusal;
 use ringflow_core::flow::Qos;
 use ringflow_core::Deadline;
 
-use crate::error::{AcceptError, AllocError, BindError, RecvError};
-use crate::{Flow, FlowOptions, Listener, ListenerOptions};
+use crate::flow::end::{Flow, FlowOptions};
+use crate::flow::error::{AcceptError, AllocError, BindError, RecvError};
+use crate::flow::listener::{Listener, ListenerOptions};
 
 /// The name a host engine binds in the runtime directory.
 pub const ENGINE_NAME: &str = "ringflow-engine";

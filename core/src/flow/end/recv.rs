@@ -20,7 +20,7 @@ use super::buf::{consume, consume_bulk, count_consumed, release, release_bulk, R
 use super::send::FDS_SHIFT;
 use super::shared::LIVE;
 use super::Flow;
-use crate::error::RecvError;
+use crate::flow::error::RecvError;
 
 /// A located message: its inline frame and, for a large one, its bulk frame.
 #[derive(Clone, Copy)]
@@ -363,13 +363,13 @@ impl From<CtlRecvError> for RecvError {
 /// The engine's side of a bridged flow (see `crate::remote`).
 impl Flow {
     /// Whether a message (or the end) waits to be read.
-    pub(crate) fn has_message(&self) -> bool {
+    pub fn has_message(&self) -> bool {
         !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty))
     }
 
     /// Where a reader of this flow sleeps for data: the peer's publish
     /// wakes it when a sleeper is announced there.
-    pub(crate) fn data_wait(&self) -> ringflow_ring::WaitPoint<'_> {
+    pub fn data_wait(&self) -> ringflow_ring::WaitPoint<'_> {
         self.sides.rx().0.data_wait()
     }
 

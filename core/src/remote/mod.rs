@@ -48,8 +48,8 @@ use ringflow_core::engine::{Engine, EngineError, Waker};
 use ringflow_core::flow::Qos;
 use ringflow_core::Deadline;
 
-use crate::error::AllocError;
-use crate::Flow;
+use crate::flow::end::Flow;
+use crate::flow::error::AllocError;
 use bridge::{Bridge, Command, Reply, Shared};
 
 /// Counters of a [`RemoteEngine`].
@@ -201,7 +201,7 @@ impl RemoteEngine {
         let (name, addr) = parse_target(target)?;
         // SYNC: Relaxed; see `start`.
         let latency = self.shared.latency.load(std::sync::atomic::Ordering::Relaxed);
-        let opts = crate::FlowOptions::new().named(target).latency(latency);
+        let opts = crate::flow::end::FlowOptions::new().named(target).latency(latency);
         let (mut app_end, engine_end) = Flow::pair_with(qos, opts)?;
         let (reply_tx, reply_rx) = mpsc::channel();
         let open = Command::Open { addr, name, qos: *app_end.qos(), end: engine_end, reply: Reply::Channel(reply_tx) };
@@ -248,9 +248,9 @@ impl RemoteEngine {
     /// allocates a remote flow while it is bound attaches to this engine
     /// instead of starting its own (`ringflow engine` does this). Serving
     /// stops when the returned handle is dropped. Dedicated mode only.
-    pub fn serve_host(&self, runtime_dir: Option<PathBuf>) -> Result<HostService, crate::BindError> {
+    pub fn serve_host(&self, runtime_dir: Option<PathBuf>) -> Result<HostService, crate::flow::error::BindError> {
         let Run::Dedicated { waker, .. } = &self.run else {
-            return Err(crate::BindError::Io(std::io::Error::other(
+            return Err(crate::flow::error::BindError::Io(std::io::Error::other(
                 "an invoker-mode engine runs only inside its application; use engine.mode = \"dedicated\"",
             )));
         };
@@ -320,7 +320,7 @@ pub(crate) fn alloc_embedded(
     target: &str,
     qos: &Qos,
     deadline: Deadline,
-    opts: crate::FlowOptions,
+    opts: crate::flow::end::FlowOptions,
 ) -> Result<Flow, AllocError> {
     parse_target(target)?;
     if let Some(flow) = host::alloc_attached(target, qos, deadline, opts)? {

@@ -106,7 +106,7 @@ fn the_last_latency_reaches_shared_memory_at_the_next_look() {
     }
     assert_eq!(shared(&b), (2, 0));
     assert_eq!(b.stats().latency.len(), 3);
-    assert!(matches!(b.try_recv_into(&mut buf), Err(crate::RecvError::WouldBlock)));
+    assert!(matches!(b.try_recv_into(&mut buf), Err(crate::flow::error::RecvError::WouldBlock)));
     assert_eq!(shared(&b), (3, 0));
     assert_eq!(b.stats().latency.len(), 3);
 
@@ -116,7 +116,7 @@ fn the_last_latency_reaches_shared_memory_at_the_next_look() {
     b.recv_into(&mut buf).unwrap();
     assert_eq!(shared(&b), (3, 0));
     assert_eq!((b.stats().latency.len(), b.stats().unstamped), (3, 1));
-    assert!(matches!(b.try_recv_into(&mut buf), Err(crate::RecvError::WouldBlock)));
+    assert!(matches!(b.try_recv_into(&mut buf), Err(crate::flow::error::RecvError::WouldBlock)));
     assert_eq!(shared(&b), (3, 1));
     assert_eq!(b.stats().unstamped, 1);
 
@@ -125,6 +125,6 @@ fn the_last_latency_reaches_shared_memory_at_the_next_look() {
     a.send(b"x").unwrap();
     b.recv_into(&mut buf).unwrap();
     b.reset_latency();
-    assert!(matches!(b.try_recv_into(&mut buf), Err(crate::RecvError::WouldBlock)));
+    assert!(matches!(b.try_recv_into(&mut buf), Err(crate::flow::error::RecvError::WouldBlock)));
     assert_eq!((shared(&b).0, b.stats().latency.len()), (0, 0));
 }

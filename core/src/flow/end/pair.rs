@@ -10,7 +10,7 @@ use ringflow_core::flow::handshake::Established;
 use ringflow_core::flow::{readiness, FlowMemory, Qos, Role};
 
 use super::{Flow, FlowOptions, StatsSetup};
-use crate::error::AllocError;
+use crate::flow::error::AllocError;
 
 impl Flow {
     /// Two connected ends of a new flow with `qos` (granted as asked: there
@@ -28,7 +28,7 @@ impl Flow {
         let dir = opts.dir().ok();
         let memory = FlowMemory::create("pair", &qos, mode, opts.memory).map_err(AllocError::Memory)?;
         let io = |e: std::io::Error| {
-            if crate::error::is_resource_limit(&e) {
+            if crate::flow::error::is_resource_limit(&e) {
                 AllocError::ResourceLimit(e)
             } else {
                 AllocError::Io(e)
