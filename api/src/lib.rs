@@ -10,23 +10,22 @@
 //! This crate must never reach into ring internals that are not re-exported
 //! below, and never trust a byte of shared memory or of a peer's socket.
 
+mod flow;
+mod listener;
+pub mod remote;
 mod set;
 pub mod stats;
 
-/// Flows between hosts, through an engine.
-pub use ringflow_core::remote;
-
+pub use flow::Flow;
+pub use listener::{Listener, ListenerOptions};
 /// The engine's configuration (`ringflow.toml`, `RINGFLOW_*`, builder).
 pub use ringflow_core::config;
 pub use ringflow_core::config::{ConfigError, EngineConfig};
 pub use ringflow_core::control::Permit;
 pub use ringflow_core::doctor;
-pub use ringflow_core::flow::end::{
-    Flow, FlowOptions, FlowStats, RecvBuf, SendBuf, DEFAULT_SPIN, REQUEST_REPLY_WINDOW,
-};
+pub use ringflow_core::flow::end::{FlowOptions, FlowStats, RecvBuf, SendBuf, DEFAULT_SPIN, REQUEST_REPLY_WINDOW};
 pub use ringflow_core::flow::error::{AcceptError, AllocError, BindError, DeallocError, RecvError, SendError};
 pub use ringflow_core::flow::handshake::Refusal;
-pub use ringflow_core::flow::listener::{Listener, ListenerOptions};
 pub use ringflow_core::flow::{Qos, QosError, QosLimits};
 pub use ringflow_core::{Deadline, PeerWatch, WaitOutcome};
 /// Lock-free rings over a byte region (SPSC, MPSC, broadcast).

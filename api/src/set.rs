@@ -193,8 +193,8 @@ impl FlowSet {
 
     fn wait_points(&self) -> impl Iterator<Item = WaitPoint<'_>> {
         self.flows().flat_map(|(_, f, i)| {
-            let read = i.reads().then(|| f.data_wait());
-            let write = i.writes().then(|| f.space_wait());
+            let read = i.reads().then(|| f.end.data_wait());
+            let write = i.writes().then(|| f.end.space_wait());
             read.into_iter().chain(write)
         })
     }
@@ -202,9 +202,9 @@ impl FlowSet {
     fn collect(&self, ready: &mut Vec<Ready>) {
         ready.clear();
         for (key, f, i) in self.flows() {
-            let closed = f.is_ended();
-            let readable = i.reads() && f.has_message();
-            let writable = i.writes() && f.fits_inline();
+            let closed = f.end.is_ended();
+            let readable = i.reads() && f.end.has_message();
+            let writable = i.writes() && f.end.fits_inline();
             if readable || writable || closed {
                 ready.push(Ready { key, readable: readable || (closed && i.reads()), writable, closed });
             }

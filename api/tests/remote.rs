@@ -134,11 +134,12 @@ fn flow_alloc_of_a_remote_name_starts_the_embedded_engine() {
 fn invoker_mode_carries_a_flow_with_no_engine_thread() {
     use ringflow_api::config::ThreadingMode;
     let dir = test_dir();
-    let mut listener = Listener::bind_with("inv", ListenerOptions::new().runtime_dir(&dir)).unwrap();
     let invoker =
         |listen: Option<&str>| EngineConfig::builder().mode(ThreadingMode::Invoker).listen(listen).build().unwrap();
     let far = RemoteEngine::start(&invoker(Some("127.0.0.1:0")), Some(dir.clone())).unwrap();
     assert_eq!(far.mode(), ThreadingMode::Invoker);
+    // The listener is told of its engine: its accept drives it.
+    let mut listener = Listener::bind_with("inv", ListenerOptions::new().runtime_dir(&dir).engine(&far)).unwrap();
     let addr = far.listen_addr().unwrap();
     let server = thread::spawn(move || {
         let echoed = echo_one_flow(&mut listener);

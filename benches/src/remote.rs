@@ -186,11 +186,18 @@ fn builders(
     };
     let accept = move || {
         let dir = DirGuard::new();
-        let mut listener = Listener::bind_with(NAME, ListenerOptions::new().runtime_dir(dir.path()))
-            .map_err(|e| err("Listener::bind", e))?;
         let config = engine_config(mode, Some("127.0.0.1:0"))?;
         let engine =
             RemoteEngine::start(&config, Some(dir.path().to_path_buf())).map_err(|e| err("RemoteEngine::start", e))?;
+        // Told of its engine: in invoker mode the accept drives it.
+        let opts = ListenerOptions::new().runtime_dir(dir.path()).engine(&engine);
+        let mut listener = match Listener::bind_with(NAME, opts) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = engine.shutdown();
+                return Err(err("Listener::bind", e));
+            }
+        };
         let (flow, engine) = set_up(engine, |engine| {
             let addr =
                 engine.listen_addr().ok_or_else(|| err("RemoteEngine::listen_addr", "the engine does not listen"))?;

@@ -3,9 +3,11 @@
 //! Futex wait/wake across processes and the parking wait blocking
 //! operations build on; the control sockets and setup of named flows; and
 //! the engine's parts — configuration, threads and duty cycle, the io_uring
-//! driver, the wire protocol codec (the engine that joins them into remote
-//! flows is being built). It never interprets a ring's shared memory itself:
-//! the rings do, and hand it futex words.
+//! driver, the wire protocol codec; the flow end ([`flow::end::FlowEnd`])
+//! that implements every flow operation once, for ringflow-api's public
+//! `Flow` and for the engine alike; and the engine agent that bridges flows
+//! between hosts ([`remote`]). It never interprets a ring's shared memory
+//! itself: the rings do, and hand it futex words.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]

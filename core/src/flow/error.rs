@@ -10,7 +10,7 @@ use ringflow_core::flow::handshake::Refusal;
 use ringflow_core::flow::{FlowSetupError, QosError};
 use ringflow_ring::Corrupt;
 
-/// Why [`Listener::bind`](crate::Listener::bind) failed.
+/// Why `Listener::bind` failed.
 #[derive(Debug)]
 pub enum BindError {
     /// The name is empty, too long, or holds a path separator.
@@ -25,7 +25,7 @@ pub enum BindError {
     Io(io::Error),
 }
 
-/// Why [`Flow::alloc`](crate::Flow::alloc) failed.
+/// Why `Flow::alloc` failed.
 #[derive(Debug)]
 pub enum AllocError {
     /// The name is empty, too long, or holds a path separator.
@@ -62,7 +62,7 @@ pub enum AllocError {
     Io(io::Error),
 }
 
-/// Why [`Listener::accept`](crate::Listener::accept) failed. A connecting
+/// Why `Listener::accept` failed. A connecting
 /// peer that is refused (permissions) or breaks the handshake does not end
 /// the accept: it is counted and the listener waits for the next one.
 #[derive(Debug)]
@@ -125,7 +125,7 @@ pub enum RecvError {
     Io(io::Error),
 }
 
-/// Why [`Flow::dealloc`](crate::Flow::dealloc) ended before the peer had
+/// Why `Flow::dealloc` ended before the peer had
 /// consumed everything.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DeallocError {

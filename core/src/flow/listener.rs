@@ -9,6 +9,7 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringflow_core::control::{self, ControlListener, Permit, RuntimeDir};
@@ -16,9 +17,9 @@ use ringflow_core::flow::handshake::{self, HandshakeError, Refusal};
 use ringflow_core::flow::{QosLimits, Role};
 use ringflow_core::Deadline;
 
-use crate::flow::end::{Flow, StatsSetup};
+use crate::flow::end::{FlowEnd, StatsSetup};
 use crate::flow::error::{is_resource_limit, AcceptError, BindError};
-use crate::remote::invoker;
+use crate::remote::invoker::{self, Invoker};
 
 /// Longest a connecting peer may take over the handshake.
 const SETUP_LIMIT: Duration = Duration::from_secs(5);
@@ -34,6 +35,9 @@ pub struct ListenerOptions {
     spin: Option<Duration>,
     runtime_dir: Option<PathBuf>,
     latency: Option<bool>,
+    /// The invoker-mode engine the accepts drive, and whose flows to this
+    /// listener drive it.
+    invoker: Option<Arc<Invoker>>,
 }
 
 impl ListenerOptions {
@@ -77,10 +81,19 @@ impl ListenerOptions {
         self.latency = Some(on);
         self
     }
+
+    /// The invoker-mode engine this listener's application runs: a waiting
+    /// accept drives it (a remote flow can only arrive through it), and a
+    /// flow it allocates to this listener drives it from its calls.
+    #[must_use]
+    pub fn invoker(mut self, invoker: Arc<Invoker>) -> Self {
+        self.invoker = Some(invoker);
+        self
+    }
 }
 
 /// A bound name, accepting flows.
-pub struct Listener {
+pub struct FlowListener {
     ctl: ControlListener,
     opts: ListenerOptions,
     /// The runtime directory (its stats file takes accepted flows' slots).
@@ -88,15 +101,15 @@ pub struct Listener {
     refused: u64,
 }
 
-impl Listener {
+impl FlowListener {
     /// Binds `name` with default options. A name left behind by a crashed
     /// listener is reclaimed; a live one is `InUse`.
-    pub fn bind(name: &str) -> Result<Listener, BindError> {
-        Listener::bind_with(name, ListenerOptions::new())
+    pub fn bind(name: &str) -> Result<FlowListener, BindError> {
+        FlowListener::bind_with(name, ListenerOptions::new())
     }
 
     /// Binds `name` with `opts`.
-    pub fn bind_with(name: &str, opts: ListenerOptions) -> Result<Listener, BindError> {
+    pub fn bind_with(name: &str, opts: ListenerOptions) -> Result<FlowListener, BindError> {
         control::validate_name(name).map_err(BindError::InvalidName)?;
         let dir = match &opts.runtime_dir {
             Some(p) => RuntimeDir::at(p.clone()),
@@ -112,7 +125,7 @@ impl Listener {
             }
             control::BindError::Io { source, .. } => BindError::Io(source),
         })?;
-        Ok(Listener { ctl, opts, dir: dir.path().to_path_buf(), refused: 0 })
+        Ok(FlowListener { ctl, opts, dir: dir.path().to_path_buf(), refused: 0 })
     }
 
     /// The bound name.
@@ -125,15 +138,15 @@ impl Listener {
         self.refused
     }
 
-    /// Accepts the next flow, waiting until `deadline`. In a process that
-    /// runs an invoker-mode engine, the wait drives it (a remote flow can
-    /// only arrive through it).
-    pub fn accept(&mut self, deadline: Deadline) -> Result<Flow, AcceptError> {
-        if !invoker::any() {
+    /// Accepts the next flow, waiting until `deadline`. A listener given an
+    /// invoker-mode engine ([`ListenerOptions::invoker`]) drives it while
+    /// it waits.
+    pub fn accept(&mut self, deadline: Deadline) -> Result<FlowEnd, AcceptError> {
+        let Some(invoker) = self.opts.invoker.clone() else {
             return self.accept_now_or_wait(deadline);
-        }
+        };
         let mut outcome = None;
-        let accepted = invoker::drive_all_until(
+        let accepted = invoker.drive_until(
             || match self.accept_now_or_wait(Deadline::Now) {
                 Err(AcceptError::WouldBlock) => false,
                 other => {
@@ -150,7 +163,7 @@ impl Listener {
         }
     }
 
-    fn accept_now_or_wait(&mut self, deadline: Deadline) -> Result<Flow, AcceptError> {
+    fn accept_now_or_wait(&mut self, deadline: Deadline) -> Result<FlowEnd, AcceptError> {
         loop {
             let conn = self.ctl.accept(deadline.remaining()).map_err(|e| match e {
                 control::AcceptError::WouldBlock => AcceptError::WouldBlock,
@@ -176,14 +189,18 @@ impl Listener {
             match handshake::respond(&conn, &self.opts.limits, setup) {
                 Ok(est) => {
                     let stats = StatsSetup { dir: Some(&self.dir), latency: self.opts.latency };
-                    let flow = Flow::from_parts(conn, est, Role::Acceptor, self.ctl.name(), self.opts.spin, stats);
+                    let flow = FlowEnd::from_parts(conn, est, Role::Acceptor, self.ctl.name(), self.opts.spin, stats);
                     match flow {
                         Ok(mut flow) => {
-                            if flow.peer_pid() == Some(std::process::id()) && invoker::segments_pending() {
-                                // Allocated by an invoker-mode engine of this
-                                // process? Then this flow drives it.
-                                flow.invoker = invoker::inode_of(flow.shared.memory.segment().fd())
-                                    .and_then(invoker::claim_segment);
+                            if let Some(inv) = &self.opts.invoker {
+                                // Allocated by this listener's invoker-mode
+                                // engine? Then this flow drives it.
+                                let key = invoker::inode_of(flow.shared.memory.segment().fd());
+                                if flow.peer_pid() == Some(std::process::id())
+                                    && key.is_some_and(|k| inv.claim_segment(k))
+                                {
+                                    flow.invoker = Some(Arc::clone(inv));
+                                }
                             }
                             return Ok(flow);
                         }
@@ -205,24 +222,24 @@ impl Listener {
     }
 
     /// [`accept`](Self::accept) without waiting.
-    pub fn try_accept(&mut self) -> Result<Flow, AcceptError> {
+    pub fn try_accept(&mut self) -> Result<FlowEnd, AcceptError> {
         self.accept(Deadline::Now)
     }
 
     /// [`accept`](Self::accept), waiting at most `timeout`.
-    pub fn accept_timeout(&mut self, timeout: Duration) -> Result<Flow, AcceptError> {
+    pub fn accept_timeout(&mut self, timeout: Duration) -> Result<FlowEnd, AcceptError> {
         self.accept(Deadline::after(timeout))
     }
 }
 
-impl AsRawFd for Listener {
+impl AsRawFd for FlowListener {
     /// The listening socket: readable when a flow waits to be accepted.
     fn as_raw_fd(&self) -> RawFd {
         self.ctl.as_raw_fd()
     }
 }
 
-impl std::fmt::Debug for Listener {
+impl std::fmt::Debug for FlowListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Listener").field("name", &self.name()).field("refused", &self.refused).finish()
     }

@@ -1,7 +1,9 @@
 //! The machinery of named flows on one host: QoS and its negotiation, the
 //! flow's shared memory (rings per direction), the handshake on the control
-//! socket, and the watcher that notices a dead peer. The public `Flow` and
-//! `Listener` types (ringflow-api) are built from these.
+//! socket, the watcher that notices a dead peer, and the flow end and
+//! listener built from them. The public `Flow` and `Listener` types
+//! (ringflow-api) are thin wrappers of [`end::FlowEnd`] and
+//! [`listener::FlowListener`].
 
 pub mod end;
 pub mod error;

@@ -21,9 +21,9 @@ use ringflow_core::flow::handshake::Refusal;
 use ringflow_core::flow::Qos;
 use ringflow_core::Deadline;
 
-use crate::flow::end::{Flow, FlowOptions};
+use crate::flow::end::{FlowEnd, FlowOptions};
 use crate::flow::error::{AcceptError, AllocError, BindError, RecvError};
-use crate::flow::listener::{Listener, ListenerOptions};
+use crate::flow::listener::{FlowListener, ListenerOptions};
 
 /// The name a host engine binds in the runtime directory.
 pub const ENGINE_NAME: &str = "ringflow-engine";
@@ -113,9 +113,9 @@ pub(crate) fn alloc_attached(
     qos: &Qos,
     deadline: Deadline,
     opts: FlowOptions,
-) -> Result<Option<Flow>, AllocError> {
+) -> Result<Option<FlowEnd>, AllocError> {
     let mut opts = opts;
-    let mut flow = match Flow::alloc_local(ENGINE_NAME, qos, deadline, &mut opts) {
+    let mut flow = match FlowEnd::alloc_local(ENGINE_NAME, qos, deadline, &mut opts) {
         Ok(flow) => flow,
         // No host engine (or no runtime directory to find one in).
         Err(AllocError::NotFound { .. } | AllocError::RuntimeDir(_)) => return Ok(None),
@@ -139,7 +139,7 @@ pub(crate) fn alloc_attached(
 }
 
 /// An attach the engine refused at once: the flow, to answer on, and why.
-pub(super) type Refused = Box<(Flow, AllocError)>;
+pub(super) type Refused = Box<(FlowEnd, AllocError)>;
 
 /// A running host service: accepts attaching applications until dropped.
 pub struct HostService {
@@ -152,13 +152,13 @@ impl HostService {
     /// and hands every attaching application's flow to `open`.
     pub(super) fn start(
         runtime_dir: Option<PathBuf>,
-        open: impl Fn(&str, Flow) -> Result<(), Refused> + Send + 'static,
+        open: impl Fn(&str, FlowEnd) -> Result<(), Refused> + Send + 'static,
     ) -> Result<HostService, BindError> {
         let mut opts = ListenerOptions::new();
         if let Some(dir) = runtime_dir {
             opts = opts.runtime_dir(dir);
         }
-        let mut listener = Listener::bind_with(ENGINE_NAME, opts)?;
+        let mut listener = FlowListener::bind_with(ENGINE_NAME, opts)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -179,7 +179,7 @@ impl HostService {
 }
 
 /// Reads one application's request and passes its flow on.
-fn serve(mut flow: Flow, open: &impl Fn(&str, Flow) -> Result<(), Refused>) {
+fn serve(mut flow: FlowEnd, open: &impl Fn(&str, FlowEnd) -> Result<(), Refused>) {
     let request = match flow.recv_ref_timeout(REQUEST_WAIT) {
         Ok(m) => m.to_vec(),
         Err(_) => return, // gone or silent: nothing to answer

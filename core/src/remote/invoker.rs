@@ -5,18 +5,19 @@
 //! it: after every send, on every receive that finds nothing, and while a
 //! blocking call waits (where it spins for the flow's spin time, then
 //! sleeps in the engine's io_uring for at most [`WAIT_CAP`] at a time).
-//! A flow the engine allocated to a listener of this process (the far end
-//! of an incoming remote flow) is found again by its segment's inode when
-//! the listener accepts it, and drives the engine the same way; a waiting
-//! `Listener::accept` drives every invoker-mode engine of the process,
-//! since the next incoming flow can only arrive through one of them.
+//! A listener told of the engine (`ListenerOptions::invoker`) drives it
+//! while its accept waits, since an incoming remote flow can only arrive
+//! through it; the flow the engine allocated to that listener (the far end
+//! of the remote flow) is found again by its segment's inode in this
+//! engine's own set when the listener accepts it, and drives the engine the
+//! same way. There is no process-wide list of engines.
 //!
 //! Two threads never run one engine at once: a caller that finds the engine
 //! busy moves on (the other thread is making progress for both).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, TryLockError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use ringflow_core::engine::Engine;
@@ -44,20 +45,27 @@ pub struct Invoker {
     /// With io_uring's single issuer: the one thread that may drive it
     /// (see `this_thread`).
     owner: Option<usize>,
+    /// Segments of flows this engine is allocating to listeners of this
+    /// process, by (device, inode): the accepting side looks its segment up
+    /// to learn that it must drive this engine.
+    segments: Mutex<HashSet<SegmentKey>>,
+}
+
+impl std::fmt::Debug for Invoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invoker").field("owner", &self.owner).finish_non_exhaustive()
+    }
 }
 
 impl Invoker {
     pub(crate) fn new(engine: Engine, owner: Option<usize>) -> Arc<Invoker> {
-        let invoker = Arc::new(Invoker {
+        Arc::new(Invoker {
             engine: Mutex::new(Some(engine)),
             last: AtomicU64::new(0),
             born: Instant::now(),
             owner,
-        });
-        let mut all = ALL.lock().unwrap_or_else(PoisonError::into_inner);
-        all.retain(|w| w.strong_count() > 0);
-        all.push(Arc::downgrade(&invoker));
-        invoker
+            segments: Mutex::new(HashSet::new()),
+        })
     }
 
     fn now(&self) -> u64 {
@@ -129,35 +137,6 @@ pub(crate) fn this_thread() -> usize {
     MARK.with(|m| m as *const u8 as usize)
 }
 
-/// Every invoker-mode engine of this process.
-static ALL: Mutex<Vec<Weak<Invoker>>> = Mutex::new(Vec::new());
-
-/// Whether this process runs any invoker-mode engine (cheap enough for a
-/// listener's wait, not meant for a hot path).
-pub(crate) fn any() -> bool {
-    ALL.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|w| w.strong_count() > 0)
-}
-
-/// Runs one duty cycle of every invoker-mode engine of this process.
-fn invoke_all() -> usize {
-    let all: Vec<Arc<Invoker>> =
-        ALL.lock().unwrap_or_else(PoisonError::into_inner).iter().filter_map(Weak::upgrade).collect();
-    all.iter().map(|i| i.invoke()).sum()
-}
-
-/// Drives every invoker-mode engine of the process until `ready` or the
-/// deadline (for a listener waiting to accept).
-pub(crate) fn drive_all_until(mut ready: impl FnMut() -> bool, spin: Duration, deadline: Deadline) -> bool {
-    let wait = |t: Duration| {
-        let first = ALL.lock().unwrap_or_else(PoisonError::into_inner).iter().find_map(Weak::upgrade);
-        match first {
-            Some(i) => i.wait(t),
-            None => std::thread::sleep(t.min(WAIT_CAP)),
-        }
-    };
-    drive_until(invoke_all, wait, &mut ready, spin, deadline)
-}
-
 fn drive_until(
     mut invoke: impl FnMut() -> usize,
     mut wait: impl FnMut(Duration),
@@ -196,11 +175,6 @@ fn drive_until(
     }
 }
 
-/// Segments of flows an invoker-mode engine is allocating to a listener of
-/// this process, by (device, inode): the accepting side looks its segment
-/// up to find the engine it must drive.
-static SEGMENTS: Mutex<Option<HashMap<SegmentKey, Weak<Invoker>>>> = Mutex::new(None);
-
 /// A segment's (device, inode).
 type SegmentKey = (u64, u64);
 
@@ -212,25 +186,20 @@ pub(crate) fn inode_of(fd: std::os::fd::BorrowedFd<'_>) -> Option<SegmentKey> {
     Some((meta.dev(), meta.ino()))
 }
 
-/// Records that the flow over the segment `key` belongs to `invoker`.
-pub(crate) fn register_segment(key: SegmentKey, invoker: Weak<Invoker>) {
-    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HashMap::new).insert(key, invoker);
-}
-
-/// Whether any segment waits to be claimed (cheap; for accepts).
-pub(crate) fn segments_pending() -> bool {
-    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|m| !m.is_empty())
-}
-
-/// Forgets a segment (its allocation failed).
-pub(crate) fn forget_segment(key: SegmentKey) {
-    if let Some(map) = SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
-        map.remove(&key);
+impl Invoker {
+    /// Records that the flow over the segment `key` is this engine's.
+    pub(crate) fn register_segment(&self, key: SegmentKey) {
+        self.segments.lock().unwrap_or_else(PoisonError::into_inner).insert(key);
     }
-}
 
-/// The invoker the accepted flow over segment `key` must drive (each
-/// segment is accepted once, so the entry goes).
-pub(crate) fn claim_segment(key: SegmentKey) -> Option<Arc<Invoker>> {
-    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner).as_mut()?.remove(&key)?.upgrade()
+    /// Forgets a segment (its allocation failed, or nobody here accepts it).
+    pub(crate) fn forget_segment(&self, key: SegmentKey) {
+        self.segments.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+    }
+
+    /// Whether the accepted flow over segment `key` is this engine's (each
+    /// segment is accepted once, so the entry goes).
+    pub(crate) fn claim_segment(&self, key: SegmentKey) -> bool {
+        self.segments.lock().unwrap_or_else(PoisonError::into_inner).remove(&key)
+    }
 }

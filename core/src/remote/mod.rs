@@ -1,5 +1,7 @@
-//! Flows between hosts, through an engine (first cut). The application's
-//! [`Flow`] is one end of an in-process [`Flow::pair`]; the engine holds the
+//! Flows between hosts, through an engine: an engine agent (the bridge)
+//! and the engine's handle ([`RemoteEngine`]); ringflow-api's `remote`
+//! module is their public face. The application's flow is one end of an
+//! in-process [`FlowEnd::pair`]; the engine holds the
 //! other and carries its messages over TCP (io_uring, or plain sockets where
 //! io_uring is refused: `net.backend`) to the engine at
 //! `host:port`, which allocates a flow to the local listener of that name
@@ -17,7 +19,8 @@
 //! application dies, ends with `PeerGone` after every message that made it.
 //!
 //! With `engine.mode = "invoker"` no engine thread runs: the application's
-//! threads drive the engine inside their flow calls (see `invoker`).
+//! threads drive the engine inside their flow calls, and a listener told of
+//! the engine drives it while it waits (see `invoker`).
 //!
 //! Lossy flows ride UDP once a datagram from the peer proved the path (see
 //! `bridge::udp`), else TCP; their losses show in the receiver's
@@ -48,7 +51,7 @@ use ringflow_core::engine::{Engine, EngineError, Waker};
 use ringflow_core::flow::Qos;
 use ringflow_core::Deadline;
 
-use crate::flow::end::Flow;
+use crate::flow::end::FlowEnd;
 use crate::flow::error::AllocError;
 use bridge::{Bridge, Command, Reply, Shared};
 
@@ -187,6 +190,16 @@ impl RemoteEngine {
         }
     }
 
+    /// Invoker mode: the engine the application's calls drive (what
+    /// [`ListenerOptions::invoker`](crate::flow::listener::ListenerOptions::invoker)
+    /// takes); `None` in dedicated mode.
+    pub fn invoker(&self) -> Option<&Arc<Invoker>> {
+        match &self.run {
+            Run::Invoker(i) => Some(i),
+            Run::Dedicated { .. } => None,
+        }
+    }
+
     /// The address remote engines reach this one at (with the port chosen
     /// when `net.listen` said 0), if it listens.
     pub fn listen_addr(&self) -> Option<SocketAddr> {
@@ -197,12 +210,12 @@ impl RemoteEngine {
     /// whose engine listens at `host:port`. An engine that cannot be reached
     /// is [`AllocError::EngineUnreachable`], distinct from a name nobody
     /// listens on there ([`AllocError::NotFound`]).
-    pub fn alloc(&self, target: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
+    pub fn alloc(&self, target: &str, qos: &Qos, deadline: Deadline) -> Result<FlowEnd, AllocError> {
         let (name, addr) = parse_target(target)?;
         // SYNC: Relaxed; see `start`.
         let latency = self.shared.latency.load(std::sync::atomic::Ordering::Relaxed);
         let opts = crate::flow::end::FlowOptions::new().named(target).latency(latency);
-        let (mut app_end, engine_end) = Flow::pair_with(qos, opts)?;
+        let (mut app_end, engine_end) = FlowEnd::pair_with(qos, opts)?;
         let (reply_tx, reply_rx) = mpsc::channel();
         let open = Command::Open { addr, name, qos: *app_end.qos(), end: engine_end, reply: Reply::Channel(reply_tx) };
         self.shared.push(open);
@@ -321,7 +334,7 @@ pub(crate) fn alloc_embedded(
     qos: &Qos,
     deadline: Deadline,
     opts: crate::flow::end::FlowOptions,
-) -> Result<Flow, AllocError> {
+) -> Result<FlowEnd, AllocError> {
     parse_target(target)?;
     if let Some(flow) = host::alloc_attached(target, qos, deadline, opts)? {
         return Ok(flow);

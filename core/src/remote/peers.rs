@@ -15,7 +15,7 @@ use ringflow_core::config::Peer;
 use ringflow_core::Deadline;
 
 use crate::config::EngineConfig;
-use crate::flow::end::{Flow, FlowOptions};
+use crate::flow::end::{FlowEnd, FlowOptions};
 use crate::flow::error::AllocError;
 use crate::flow::Qos;
 
@@ -30,7 +30,7 @@ pub(crate) fn alloc_through_peers(
     qos: &Qos,
     deadline: Deadline,
     opts: FlowOptions,
-) -> Result<Flow, AllocError> {
+) -> Result<FlowEnd, AllocError> {
     let peers = PEERS.get_or_init(|| EngineConfig::load().map(|c| c.net().peers.clone()).map_err(|e| e.to_string()));
     let peers = match peers {
         Ok(peers) => peers,
@@ -49,7 +49,7 @@ pub(crate) fn resolve(
     qos: &Qos,
     deadline: Deadline,
     opts: FlowOptions,
-) -> Result<Flow, AllocError> {
+) -> Result<FlowEnd, AllocError> {
     if let Some(peer) = peers.iter().find(|p| p.name() == Some(name)) {
         return super::alloc_embedded(&format!("{name}@{}", peer.addr()), qos, deadline, opts);
     }

@@ -14,7 +14,7 @@ use super::RemoteEngine;
 use crate::config::EngineConfig;
 use crate::flow::end::FlowOptions;
 use crate::flow::error::AllocError;
-use crate::flow::listener::{Listener, ListenerOptions};
+use crate::flow::listener::{FlowListener, ListenerOptions};
 use crate::flow::Qos;
 use crate::Deadline;
 
@@ -39,7 +39,7 @@ fn far_engine() -> (RemoteEngine, PathBuf) {
 
 /// Accepts one flow on `name` in `dir` and echoes one message.
 fn echo_once(name: &str, dir: &std::path::Path) -> std::thread::JoinHandle<()> {
-    let mut listener = Listener::bind_with(name, ListenerOptions::new().runtime_dir(dir)).expect("bind");
+    let mut listener = FlowListener::bind_with(name, ListenerOptions::new().runtime_dir(dir)).expect("bind");
     std::thread::spawn(move || {
         let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).expect("accept");
         let mut buf = [0u8; 64];

@@ -125,7 +125,7 @@ impl Drop for RecvBuf<'_> {
 /// check for a sleeping sender) once a quarter of the ring has been consumed
 /// since the last release, or at once when the sender has closed (it may be
 /// lingering in `dealloc` until we have read everything). The receive paths
-/// also release whenever they find the ring empty (`Flow::locate`), so a
+/// also release whenever they find the ring empty (`FlowEnd::locate`), so a
 /// sender waiting for room learns of it at the latest when we run dry; a
 /// stream pays one release per quarter ring.
 #[inline]
@@ -181,7 +181,7 @@ pub(crate) fn release(rx: &mut Consumer<RawRegion>, peer_space: usize) {
 pub(crate) fn count_consumed(slot: &stats::Slot, consumed: &AtomicU64) {
     let received = slot.get(FlowCounter::Received as usize) + 1;
     slot.set(FlowCounter::Received as usize, received);
-    // SYNC: Release; pairs with the Acquire in `Flow::dealloc` and
-    // `Flow::gone_error` (which also follow a hang-up or a wake-up).
+    // SYNC: Release; pairs with the Acquire in `FlowEnd::dealloc` and
+    // `FlowEnd::gone_error` (which also follow a hang-up or a wake-up).
     consumed.store(received, Ordering::Release);
 }

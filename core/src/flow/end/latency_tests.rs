@@ -5,11 +5,11 @@
 use ringflow_core::clock;
 use ringflow_core::flow::Qos;
 
-use super::{Flow, FlowOptions};
+use super::{FlowEnd, FlowOptions};
 
 /// Sends `msg` stamped as if published `ago_ns` ago (what `send` does,
 /// with a chosen stamp).
-fn send_stamped_ago(flow: &mut Flow, msg: &[u8], ago_ns: u64) {
+fn send_stamped_ago(flow: &mut FlowEnd, msg: &[u8], ago_ns: u64) {
     let stamp = clock::now().wrapping_sub(clock::ns_to_ticks(ago_ns)) & clock::TICKS_MASK;
     let mut c = flow.sides.get().tx.try_claim(msg.len()).expect("room");
     c.payload_mut().copy_from_slice(msg);
@@ -20,7 +20,7 @@ fn send_stamped_ago(flow: &mut Flow, msg: &[u8], ago_ns: u64) {
 
 #[test]
 fn injected_delays_land_in_their_buckets() {
-    let (mut a, mut b) = Flow::pair(&Qos::default()).unwrap();
+    let (mut a, mut b) = FlowEnd::pair(&Qos::default()).unwrap();
     const MS: u64 = 1_000_000;
     for _ in 0..10 {
         send_stamped_ago(&mut a, b"x", 2 * MS);
@@ -54,7 +54,7 @@ fn injected_delays_land_in_their_buckets() {
 
 #[test]
 fn every_receive_form_records_and_zero_copy_sends_are_stamped() {
-    let (mut a, mut b) = Flow::pair(&Qos::default()).unwrap();
+    let (mut a, mut b) = FlowEnd::pair(&Qos::default()).unwrap();
     a.send(b"copy").unwrap();
     let mut loan = a.loan(4).unwrap();
     loan.copy_from_slice(b"loan");
@@ -71,7 +71,7 @@ fn every_receive_form_records_and_zero_copy_sends_are_stamped() {
 #[test]
 fn recording_off_stamps_and_records_nothing() {
     let opts = || FlowOptions::new().latency(false);
-    let (mut a, mut b) = Flow::pair_with(&Qos::default(), opts()).unwrap();
+    let (mut a, mut b) = FlowEnd::pair_with(&Qos::default(), opts()).unwrap();
     assert!(!a.records_latency());
     a.send(b"x").unwrap();
     let mut buf = [0u8; 8];
@@ -81,7 +81,7 @@ fn recording_off_stamps_and_records_nothing() {
 
     // A receiver that records, from a sender that does not stamp: counted
     // as unstamped, never recorded as a made-up latency.
-    let (mut a, mut b) = Flow::pair(&Qos::default()).unwrap();
+    let (mut a, mut b) = FlowEnd::pair(&Qos::default()).unwrap();
     a.latency = false;
     a.send(b"x").unwrap();
     b.recv_into(&mut buf).unwrap();
@@ -95,8 +95,9 @@ fn recording_off_stamps_and_records_nothing() {
 #[test]
 fn the_last_latency_reaches_shared_memory_at_the_next_look() {
     use ringflow_core::stats::{FlowCounter, FLOW_LATENCY};
-    let (mut a, mut b) = Flow::pair(&Qos::default()).unwrap();
-    let shared = |f: &Flow| (f.slot.hist(FLOW_LATENCY).snapshot().len(), f.slot.get(FlowCounter::Unstamped as usize));
+    let (mut a, mut b) = FlowEnd::pair(&Qos::default()).unwrap();
+    let shared =
+        |f: &FlowEnd| (f.slot.hist(FLOW_LATENCY).snapshot().len(), f.slot.get(FlowCounter::Unstamped as usize));
     for _ in 0..3 {
         a.send(b"x").unwrap();
     }

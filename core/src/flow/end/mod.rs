@@ -44,7 +44,7 @@ use shared::FlowShared;
 /// Default time a blocking operation spins before it parks.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
-/// The send window for request/reply flows ([`Flow::set_send_window`]):
+/// The send window for request/reply flows ([`FlowEnd::set_send_window`]):
 /// a few small messages per pass through the ring's first bytes.
 pub const REQUEST_REPLY_WINDOW: usize = ringflow_ring::spsc::LATENCY_WINDOW;
 
@@ -85,7 +85,7 @@ impl FlowOptions {
     /// Lays the flow's rings out in caller-supplied memory (libdill's `_mem`
     /// idea): a fresh segment from [`Segment::create`], for example on huge
     /// pages. It must be large enough for the granted QoS
-    /// ([`Flow::segment_len_for`]). Only the allocating side supplies memory.
+    /// ([`FlowEnd::segment_len_for`]). Only the allocating side supplies memory.
     #[must_use]
     pub fn memory(mut self, segment: Segment) -> Self {
         self.memory = Some(segment);
@@ -118,7 +118,7 @@ impl FlowOptions {
 }
 
 /// Counters and latency histograms of one flow (this side's view), as
-/// [`Flow::stats`] copies them. The same figures are published live in the
+/// [`FlowEnd::stats`] copies them. The same figures are published live in the
 /// process's stats file, where `ringflow stat` reads them.
 #[derive(Clone, Debug)]
 pub struct FlowStats {
@@ -173,7 +173,7 @@ impl Wakers {
 }
 
 /// One end of a flow.
-pub struct Flow {
+pub struct FlowEnd {
     // Field order is drop order: the ring sides close first, then the
     // watch registration goes, then the socket closes (telling the peer).
     /// Dropped by hand in `Drop` (closed, or abandoned), before the rest.
@@ -207,7 +207,7 @@ pub struct Flow {
     pub(crate) crosses_hosts: bool,
 }
 
-impl Flow {
+impl FlowEnd {
     /// Allocates a flow to the listener bound to `name`, asking for `qos`;
     /// waits until the listener accepts or `deadline` passes. The granted
     /// QoS (sizes may be lowered) is [`qos`](Self::qos). A name of the form
@@ -215,19 +215,19 @@ impl Flow {
     /// process's embedded engine (see [`crate::remote`]); so does a plain
     /// name no listener of this host has bound, when the engine
     /// configuration's `net.peers` knows where it lives.
-    pub fn alloc(name: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
-        Flow::alloc_with(name, qos, deadline, FlowOptions::new())
+    pub fn alloc(name: &str, qos: &Qos, deadline: Deadline) -> Result<FlowEnd, AllocError> {
+        FlowEnd::alloc_with(name, qos, deadline, FlowOptions::new())
     }
 
     /// [`alloc`](Self::alloc) with options (spin, runtime directory,
     /// caller-supplied memory).
-    pub fn alloc_with(name: &str, qos: &Qos, deadline: Deadline, opts: FlowOptions) -> Result<Flow, AllocError> {
+    pub fn alloc_with(name: &str, qos: &Qos, deadline: Deadline, opts: FlowOptions) -> Result<FlowEnd, AllocError> {
         let qos = qos.validate().map_err(AllocError::InvalidQos)?;
         if crate::remote::is_remote(name) {
             return crate::remote::alloc_embedded(name, &qos, deadline, opts);
         }
         let mut opts = opts;
-        match Flow::alloc_local(name, &qos, deadline, &mut opts) {
+        match FlowEnd::alloc_local(name, &qos, deadline, &mut opts) {
             Err(AllocError::NotFound { .. }) => crate::remote::alloc_through_peers(name, &qos, deadline, opts),
             done => done,
         }
@@ -240,7 +240,7 @@ impl Flow {
         qos: &Qos,
         deadline: Deadline,
         opts: &mut FlowOptions,
-    ) -> Result<Flow, AllocError> {
+    ) -> Result<FlowEnd, AllocError> {
         let qos = qos.validate().map_err(AllocError::InvalidQos)?;
         ringflow_core::control::validate_name(name).map_err(AllocError::InvalidName)?;
         let dir = opts.dir().map_err(AllocError::RuntimeDir)?;
@@ -259,7 +259,7 @@ impl Flow {
             e => alloc_error(e),
         })?;
         let stats = StatsSetup { dir: Some(dir.path()), latency: opts.latency };
-        Ok(Flow::from_parts(conn, est, Role::Initiator, name, opts.spin, stats)?)
+        Ok(FlowEnd::from_parts(conn, est, Role::Initiator, name, opts.spin, stats)?)
     }
 
     /// Segment bytes a flow granted `qos` needs (for caller-supplied memory).
@@ -271,7 +271,7 @@ impl Flow {
     /// A fresh segment for a flow granted at most `qos` (what
     /// [`FlowOptions::memory`] takes).
     pub(crate) fn segment_for(qos: &Qos) -> Result<Segment, AllocError> {
-        let len = Flow::segment_len_for(qos)?;
+        let len = FlowEnd::segment_len_for(qos)?;
         Segment::create(&ringflow_shm::SegmentOptions::new("ringflow:remote", len))
             .map_err(|e| AllocError::Memory(ringflow_core::flow::FlowSetupError::Create(e)))
     }
@@ -284,7 +284,7 @@ impl Flow {
         name: &str,
         spin: Option<Duration>,
         stats: StatsSetup<'_>,
-    ) -> Result<Flow, FromPartsError> {
+    ) -> Result<FlowEnd, FromPartsError> {
         let Established { memory, qos, own_event, peer_event } = est;
         let sides = memory.sides(role)?;
         let wakers = {
@@ -314,7 +314,7 @@ impl Flow {
             // Calibrate the clock now, not on the first receive.
             ringflow_core::clock::init();
         }
-        Ok(Flow {
+        Ok(FlowEnd {
             sides: ManuallyDrop::new(sides),
             wakers,
             shared,
@@ -489,8 +489,8 @@ impl Flow {
     /// Engine side: tells the local sender that `total` of its messages
     /// have been consumed (by the remote application), for its linger.
     pub(crate) fn confirm_consumed(&self, total: u64) {
-        // SYNC: Release; pairs with the Acquire in `Flow::dealloc` and
-        // `Flow::gone_error`, like `count_consumed`.
+        // SYNC: Release; pairs with the Acquire in `FlowEnd::dealloc` and
+        // `FlowEnd::gone_error`, like `count_consumed`.
         self.shared.memory.rx_consumed(self.shared.role).store(total, std::sync::atomic::Ordering::Release);
         // A sender lingering in `dealloc` sleeps on its space word.
         Wakers::wake(self.wakers.peer_space[0]);
@@ -537,7 +537,7 @@ impl Flow {
 }
 
 /// What a set of flows waits on (`FlowSet` in ringflow-api).
-impl Flow {
+impl FlowEnd {
     /// Where a writer of this flow sleeps for room in its inline ring.
     pub fn space_wait(&self) -> ringflow_ring::WaitPoint<'_> {
         self.sides.tx().0.space_wait()
@@ -555,7 +555,7 @@ impl Flow {
     }
 }
 
-impl AsRawFd for Flow {
+impl AsRawFd for FlowEnd {
     /// A descriptor (a datagram socket) that becomes readable when the flow may have
     /// a message to read or has ended, for epoll-based event loops (register
     /// it for `EPOLLIN`). It is edge-like: a receive that finds nothing
@@ -571,9 +571,9 @@ impl AsRawFd for Flow {
     }
 }
 
-impl Drop for Flow {
+impl Drop for FlowEnd {
     /// Closes every side at once, without waiting (use
-    /// [`dealloc`](Flow::dealloc) to linger), and wakes the peer's sleepers.
+    /// [`dealloc`](FlowEnd::dealloc) to linger), and wakes the peer's sleepers.
     fn drop(&mut self) {
         if self.abandoned {
             // SAFETY: `sides` is taken once, here in drop, and never used after.
@@ -596,7 +596,7 @@ impl Drop for Flow {
     }
 }
 
-impl std::fmt::Debug for Flow {
+impl std::fmt::Debug for FlowEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Flow")
             .field("name", &self.name)

@@ -9,18 +9,18 @@ use ringflow_core::control::ControlConn;
 use ringflow_core::flow::handshake::Established;
 use ringflow_core::flow::{readiness, FlowMemory, Qos, Role};
 
-use super::{Flow, FlowOptions, StatsSetup};
+use super::{FlowEnd, FlowOptions, StatsSetup};
 use crate::flow::error::AllocError;
 
-impl Flow {
+impl FlowEnd {
     /// Two connected ends of a new flow with `qos` (granted as asked: there
     /// is no listener to lower it).
-    pub fn pair(qos: &Qos) -> Result<(Flow, Flow), AllocError> {
-        Flow::pair_with(qos, FlowOptions::new())
+    pub fn pair(qos: &Qos) -> Result<(FlowEnd, FlowEnd), AllocError> {
+        FlowEnd::pair_with(qos, FlowOptions::new())
     }
 
     /// [`pair`](Self::pair) with options (spin, caller-supplied memory).
-    pub fn pair_with(qos: &Qos, opts: FlowOptions) -> Result<(Flow, Flow), AllocError> {
+    pub fn pair_with(qos: &Qos, opts: FlowOptions) -> Result<(FlowEnd, FlowEnd), AllocError> {
         let qos = qos.validate().map_err(AllocError::InvalidQos)?;
         // Both ends live in this process: fence-free publishing needs only
         // this process's registration.
@@ -42,8 +42,8 @@ impl Flow {
         let b = Established { memory, qos, own_event: ready_b, peer_event: signal_a };
         let stats = StatsSetup { dir: dir.as_ref().map(|d| d.path()), latency: opts.latency };
         let name = opts.name.as_deref().unwrap_or("(pair)");
-        let a = Flow::from_parts(conn_a, a, Role::Initiator, name, opts.spin, stats)?;
-        let b = Flow::from_parts(conn_b, b, Role::Acceptor, name, opts.spin, stats)?;
+        let a = FlowEnd::from_parts(conn_a, a, Role::Initiator, name, opts.spin, stats)?;
+        let b = FlowEnd::from_parts(conn_b, b, Role::Acceptor, name, opts.spin, stats)?;
         Ok((a, b))
     }
 }

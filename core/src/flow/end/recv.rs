@@ -19,7 +19,7 @@ use ringflow_ring::ReadError;
 use super::buf::{consume, consume_bulk, count_consumed, release, release_bulk, RecvBuf};
 use super::send::FDS_SHIFT;
 use super::shared::LIVE;
-use super::Flow;
+use super::FlowEnd;
 use crate::flow::error::RecvError;
 
 /// A located message: its inline frame and, for a large one, its bulk frame.
@@ -43,7 +43,7 @@ impl Located {
     }
 }
 
-impl Flow {
+impl FlowEnd {
     /// Receives the next message into `buf`, waiting for one; returns its
     /// length. A buffer too small gets `TooSmall` and the message stays.
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
@@ -361,7 +361,7 @@ impl From<CtlRecvError> for RecvError {
 }
 
 /// The engine's side of a bridged flow (see `crate::remote`).
-impl Flow {
+impl FlowEnd {
     /// Whether a message (or the end) waits to be read.
     pub fn has_message(&self) -> bool {
         !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty))
@@ -376,7 +376,7 @@ impl Flow {
     /// Offers the next message to `take` without waiting; consumes it only
     /// if `take` returns true, and never counts it as consumed for the
     /// sender's linger (the engine confirms that once the remote
-    /// application has consumed it: [`Flow::confirm_consumed`]). Returns
+    /// application has consumed it: [`FlowEnd::confirm_consumed`]). Returns
     /// the taken message's send stamp (0: not stamped), or `None` if
     /// `take` refused it. A message that carries descriptors cannot leave
     /// the host: `FdSlots`.
@@ -410,7 +410,7 @@ impl Flow {
 /// bucket's index and its counter) waits for the receiver's next call, the
 /// first look that finds the ring empty or the next message: in a
 /// request/reply exchange that is after the reply went out, while the peer
-/// works, instead of between the receive and the reply. `Flow::stats`
+/// works, instead of between the receive and the reply. `FlowEnd::stats`
 /// counts it in; an outside reader (`ringflow stat`) sees it once the
 /// receiver looks again.
 #[derive(Clone, Copy, Debug)]

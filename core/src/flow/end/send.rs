@@ -20,13 +20,13 @@ use ringflow_ring::{ClaimError, Notify, RawRegion};
 
 use super::buf::{commit_bulk, Loan, SendBuf};
 use super::shared::LIVE;
-use super::{Flow, Wakers};
+use super::{FlowEnd, Wakers};
 use crate::flow::error::SendError;
 
 /// Bits of a frame's metadata word that carry the descriptor count.
 pub(crate) const FDS_SHIFT: u32 = 56;
 
-impl Flow {
+impl FlowEnd {
     /// Sends `msg`, waiting for room (reliable QoS) — copy form.
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
         self.send_parts(&[msg], &[], Deadline::Never)
@@ -118,7 +118,7 @@ impl Flow {
         self.wait_room(len, bulk, deadline)?;
         let wakers = self.wakers;
         let latency = self.latency;
-        let Flow { sides, slot, shared, peer_event, invoker, .. } = self;
+        let FlowEnd { sides, slot, shared, peer_event, invoker, .. } = self;
         let s = sides.get();
         let loan = if bulk {
             let slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;

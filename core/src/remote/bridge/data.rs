@@ -4,7 +4,7 @@
 use super::*;
 
 impl Bridged {
-    pub(super) fn new(end: Flow, name: String, flow_id: u32, opening: Option<Reply>) -> Bridged {
+    pub(super) fn new(end: FlowEnd, name: String, flow_id: u32, opening: Option<Reply>) -> Bridged {
         let qos = *end.qos();
         let window = qos.reliable.then(|| SendWindow::new(flow_id, window_limits(&qos)));
         let seq = if qos.reliable { RecvSequencer::reliable(flow_id) } else { RecvSequencer::lossy(flow_id) };

@@ -259,20 +259,22 @@ impl Bridge {
                 .latency(latency);
                 let mut key = None;
                 let mut opts = opts;
-                if let Some(inv) = invoker {
-                    let segment = Flow::segment_for(&qos)?;
+                if let Some(inv) = invoker.as_ref().and_then(Weak::upgrade) {
+                    let segment = FlowEnd::segment_for(&qos)?;
                     key = invoker::inode_of(segment.fd());
                     if let Some(k) = key {
-                        invoker::register_segment(k, inv);
+                        inv.register_segment(k);
                     }
                     opts = opts.memory(segment);
                 }
-                let r = Flow::alloc_with(&name, &qos, Deadline::after(Duration::from_secs(5)), opts);
+                let r = FlowEnd::alloc_with(&name, &qos, Deadline::after(Duration::from_secs(5)), opts);
                 // Nobody here will claim it: the flow failed, or its
                 // acceptor is another process.
                 let unclaimed = r.as_ref().map_or(true, |f| f.peer_pid() != Some(std::process::id()));
                 if let (true, Some(k)) = (unclaimed, key) {
-                    invoker::forget_segment(k);
+                    if let Some(inv) = invoker.as_ref().and_then(Weak::upgrade) {
+                        inv.forget_segment(k);
+                    }
                 }
                 r
             });

@@ -53,7 +53,7 @@ use ringflow_core::Deadline;
 
 use super::invoker::{self, Invoker};
 
-use crate::flow::end::{Flow, FlowOptions};
+use crate::flow::end::{FlowEnd, FlowOptions};
 use crate::flow::error::{AllocError, RecvError, SendError};
 
 mod data;
@@ -150,7 +150,7 @@ impl Shared {
 }
 
 impl Reply {
-    fn answer(self, end: &mut Flow, result: Result<Qos, AllocError>) {
+    fn answer(self, end: &mut FlowEnd, result: Result<Qos, AllocError>) {
         match self {
             Reply::Channel(tx) => {
                 let _ = tx.send(result);
@@ -165,7 +165,7 @@ impl Reply {
 
 /// A request from an application thread.
 pub(super) enum Command {
-    Open { addr: SocketAddr, name: String, qos: Qos, end: Flow, reply: Reply },
+    Open { addr: SocketAddr, name: String, qos: Qos, end: FlowEnd, reply: Reply },
 }
 
 /// What application threads share with the bridge.
@@ -270,7 +270,7 @@ enum End {
 
 /// One flow carried over a link.
 struct Bridged {
-    end: Flow,
+    end: FlowEnd,
     /// The remote name (for errors).
     name: String,
     reliable: bool,
@@ -368,7 +368,7 @@ pub(super) struct Bridge {
 struct Opened {
     link: LinkId,
     flow_id: u32,
-    result: Result<Flow, AllocError>,
+    result: Result<FlowEnd, AllocError>,
 }
 
 impl Bridge {

@@ -1,0 +1,137 @@
+//! A listener: binds a name on this host and accepts flows allocated to it
+//! (Ouroboros `flow_accept`, libdill `ipc_listen` / `ipc_accept`).
+//!
+//! The name is a Unix socket in the per-user runtime directory (mode 0700;
+//! the socket 0600). Who may connect is checked by the peer's credentials
+//! ([`Permit`]: the same user by default). A peer that is refused or breaks
+//! the handshake never ends an accept: it is counted and the listener waits
+//! for the next one. The public face of ringflow-core's
+//! [`FlowListener`]: every method forwards.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringflow_core::control::Permit;
+use ringflow_core::flow::error::{AcceptError, BindError};
+use ringflow_core::flow::listener::{self, FlowListener};
+use ringflow_core::flow::QosLimits;
+use ringflow_core::Deadline;
+
+use crate::remote::RemoteEngine;
+use crate::Flow;
+
+/// Settings of a listener.
+#[derive(Clone, Debug, Default)]
+pub struct ListenerOptions {
+    inner: listener::ListenerOptions,
+}
+
+impl ListenerOptions {
+    /// Defaults: the same user only, default QoS limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most this listener grants (larger requests are lowered).
+    #[must_use]
+    pub fn limits(self, limits: QosLimits) -> Self {
+        ListenerOptions { inner: self.inner.limits(limits) }
+    }
+
+    /// Who may connect.
+    #[must_use]
+    pub fn permit(self, permit: Permit) -> Self {
+        ListenerOptions { inner: self.inner.permit(permit) }
+    }
+
+    /// Spin time of the accepted flows' blocking operations.
+    #[must_use]
+    pub fn spin(self, spin: Duration) -> Self {
+        ListenerOptions { inner: self.inner.spin(spin) }
+    }
+
+    /// Where names live (see [`FlowOptions::runtime_dir`](crate::FlowOptions::runtime_dir)).
+    #[must_use]
+    pub fn runtime_dir(self, dir: impl Into<PathBuf>) -> Self {
+        ListenerOptions { inner: self.inner.runtime_dir(dir) }
+    }
+
+    /// Whether accepted flows record latencies (see
+    /// [`FlowOptions::latency`](crate::FlowOptions::latency)).
+    #[must_use]
+    pub fn latency(self, on: bool) -> Self {
+        ListenerOptions { inner: self.inner.latency(on) }
+    }
+
+    /// The engine that brings this listener its remote flows. Needed only
+    /// for an invoker-mode engine (no engine thread runs): a waiting accept
+    /// then drives it, and the flows it brings drive it from their calls.
+    /// A dedicated engine runs on its own; nothing changes for it.
+    #[must_use]
+    pub fn engine(self, engine: &RemoteEngine) -> Self {
+        match engine.inner.invoker() {
+            Some(invoker) => ListenerOptions { inner: self.inner.invoker(Arc::clone(invoker)) },
+            None => self,
+        }
+    }
+}
+
+/// A bound name, accepting flows.
+pub struct Listener {
+    inner: FlowListener,
+}
+
+impl Listener {
+    /// Binds `name` with default options. A name left behind by a crashed
+    /// listener is reclaimed; a live one is `InUse`.
+    pub fn bind(name: &str) -> Result<Listener, BindError> {
+        Listener::bind_with(name, ListenerOptions::new())
+    }
+
+    /// Binds `name` with `opts`.
+    pub fn bind_with(name: &str, opts: ListenerOptions) -> Result<Listener, BindError> {
+        FlowListener::bind_with(name, opts.inner).map(|inner| Listener { inner })
+    }
+
+    /// The bound name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// Connections refused or broken off during setup so far.
+    pub fn refused(&self) -> u64 {
+        self.inner.refused()
+    }
+
+    /// Accepts the next flow, waiting until `deadline`. A listener given
+    /// an invoker-mode engine ([`ListenerOptions::engine`]) drives it while
+    /// it waits.
+    pub fn accept(&mut self, deadline: Deadline) -> Result<Flow, AcceptError> {
+        self.inner.accept(deadline).map(Flow::from_end)
+    }
+
+    /// [`accept`](Self::accept) without waiting.
+    pub fn try_accept(&mut self) -> Result<Flow, AcceptError> {
+        self.accept(Deadline::Now)
+    }
+
+    /// [`accept`](Self::accept), waiting at most `timeout`.
+    pub fn accept_timeout(&mut self, timeout: Duration) -> Result<Flow, AcceptError> {
+        self.accept(Deadline::after(timeout))
+    }
+}
+
+impl AsRawFd for Listener {
+    /// The listening socket: readable when a flow waits to be accepted.
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
