@@ -56,10 +56,16 @@ use super::invoker::{self, Invoker};
 use crate::flow::end::{FlowEnd, FlowOptions};
 use crate::flow::error::{AllocError, RecvError, SendError};
 
+mod agent;
 mod data;
+mod fast_hash;
 mod frames;
 mod links;
+mod shared;
 mod udp;
+
+use fast_hash::Fast;
+pub(in crate::remote) use shared::{Command, Reply, Shared};
 
 /// Incoming opens under way at once (each on a helper thread until the
 /// local listener accepts); more are answered `Busy`.
@@ -87,121 +93,6 @@ const LOSSY_QUEUE: usize = 4096;
 /// How long an idle engine sleeps when only its own timers (keepalives,
 /// the silence check) need it: every other source of work wakes it.
 const SETTLED_SLEEP: Duration = Duration::from_millis(50);
-
-/// A reply to the application that asked to open a flow: the granted QoS.
-pub(super) type OpenReply = mpsc::Sender<Result<Qos, AllocError>>;
-
-/// Where the outcome of an `Open` goes.
-pub(super) enum Reply {
-    /// To an application thread of this process, waiting on the channel.
-    Channel(OpenReply),
-    /// Into the flow itself, as its first message (an application attached
-    /// to the host engine: see `host`).
-    Announce,
-}
-
-impl Shared {
-    /// Wakes the bridge if it sleeps in its io_uring (a command for it):
-    /// costs a fence and a load while it is awake, one datagram on its
-    /// wake-up socketpair while it sleeps.
-    #[inline]
-    fn wake(&self) {
-        use std::os::fd::AsRawFd as _;
-        // SYNC: SeqCst fence; pairs with the fence in `Bridge::wait` between
-        // its `sleeping` store and its look at `pending` (Dekker): either it
-        // sees our command, or we see it sleeping.
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        if !self.sleeping.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
-        }
-        if let Some(fd) = self.poke.get() {
-            // SAFETY: a one-byte send from a live buffer on a socket we own;
-            // nonblocking (a full queue means a wake-up is pending anyway).
-            unsafe { libc::send(fd.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-        }
-    }
-}
-
-impl Shared {
-    /// Adds one to a counter.
-    pub(super) fn count(&self, which: impl Fn(&Shared) -> &std::sync::atomic::AtomicU64) {
-        // SYNC: Relaxed; counters for reports, nothing rides on them.
-        which(self).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Publishes the driver's send counters for `RemoteEngine::stats`.
-    pub(super) fn publish_sends(&self, tcp: &NetDriver) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let stats = tcp.stats();
-        // SYNC: Relaxed; counters for reports, nothing rides on them.
-        self.plain_sends.store(stats.plain_sends, Relaxed);
-        self.zc_sends.store(stats.zc_sends, Relaxed);
-        self.registered_sends.store(stats.fixed_sends, Relaxed);
-        self.registered_buffers.store(tcp.registered_buffers() as u64, Relaxed);
-    }
-
-    /// Queues a command for the bridge (then wake it, if it has a thread).
-    pub(super) fn push(&self, command: Command) {
-        self.commands.lock().unwrap_or_else(|p| p.into_inner()).push(command);
-        // SYNC: Release; pairs with the Acquire swap in `Bridge::commands`.
-        self.pending.store(true, std::sync::atomic::Ordering::Release);
-        self.wake();
-    }
-}
-
-impl Reply {
-    fn answer(self, end: &mut FlowEnd, result: Result<Qos, AllocError>) {
-        match self {
-            Reply::Channel(tx) => {
-                let _ = tx.send(result);
-            }
-            Reply::Announce => {
-                // The ring is empty: nothing was delivered before the outcome.
-                let _ = end.try_send(&super::host::encode_outcome(&result));
-            }
-        }
-    }
-}
-
-/// A request from an application thread.
-pub(super) enum Command {
-    Open { addr: SocketAddr, name: String, qos: Qos, end: FlowEnd, reply: Reply },
-}
-
-/// What application threads share with the bridge.
-#[derive(Default)]
-pub(super) struct Shared {
-    pub commands: Mutex<Vec<Command>>,
-    /// `flow.latency` of the engine's configuration, for the flows it sets
-    /// up (its ends of remote flows, and the flows to local listeners).
-    pub latency: std::sync::atomic::AtomicBool,
-    /// Set in invoker mode: the engine that flows this bridge allocates to
-    /// local listeners must drive.
-    pub invoker: std::sync::OnceLock<Weak<Invoker>>,
-    /// Commands are waiting (so an idle duty cycle takes no lock).
-    pub pending: std::sync::atomic::AtomicBool,
-    /// Set by a clean shutdown: refuse new flows, finish what is in flight.
-    pub draining: std::sync::atomic::AtomicBool,
-    /// Set by the bridge while draining once every reliable message was
-    /// acknowledged and every received one delivered.
-    pub drained: std::sync::atomic::AtomicBool,
-    /// The bridge sleeps in its io_uring (see `Shared::wake`).
-    pub sleeping: std::sync::atomic::AtomicBool,
-    /// The end of the bridge's wake-up socketpair that `Shared::wake` writes.
-    pub poke: std::sync::OnceLock<std::os::fd::OwnedFd>,
-    /// Lossy flows' datagrams sent, received, and dropped at sending.
-    pub datagrams_sent: std::sync::atomic::AtomicU64,
-    pub datagrams_received: std::sync::atomic::AtomicU64,
-    pub datagrams_dropped: std::sync::atomic::AtomicU64,
-    /// The TCP driver's send counters (see `TcpStats`), as of the bridge's
-    /// last duty cycle that saw a completion, and the buffers it registered.
-    pub plain_sends: std::sync::atomic::AtomicU64,
-    pub zc_sends: std::sync::atomic::AtomicU64,
-    pub registered_sends: std::sync::atomic::AtomicU64,
-    pub registered_buffers: std::sync::atomic::AtomicU64,
-    /// The transport the bridge built.
-    pub backend: std::sync::OnceLock<Backend>,
-}
 
 type LinkId = u32;
 
@@ -553,155 +444,6 @@ impl Bridge {
             self.flows.insert((link, flow_id), Bridged::new(end, name, flow_id, Some(reply)));
         }
         n
-    }
-}
-
-/// A hasher for the bridge's maps, keyed by small integers this engine
-/// chose (never by anything a peer picks freely: a flow id from the wire is
-/// only looked up, and a lookup of a colliding id costs a probe, not a
-/// denial of service worth SipHash on every duty cycle).
-type Fast = std::hash::BuildHasherDefault<FastHasher>;
-
-/// Multiply-rotate hashing of integer words (FxHash's scheme).
-#[derive(Default)]
-struct FastHasher(u64);
-
-impl std::hash::Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-impl Agent for Bridge {
-    fn name(&self) -> &str {
-        "ringflow-bridge"
-    }
-
-    fn do_work(&mut self) -> usize {
-        if self.ready.is_some() {
-            self.start_network();
-        }
-        let work = self.commands() + self.opened() + self.network() + self.flows() + self.timers();
-        self.woke = false;
-        self.flush_udp();
-        // SYNC: Relaxed (both flags); `RemoteEngine::shutdown` polls
-        // `drained` and then joins the engine thread, which orders the rest.
-        if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
-            // Drained: nothing of ours unacknowledged, nothing received left
-            // to deliver, and every consumption acknowledged to the sender.
-            let done = self.flows.values().all(|b| {
-                b.inbound.is_empty()
-                    && b.window.as_ref().is_none_or(SendWindow::is_drained)
-                    && b.opening.is_none()
-                    && (!b.reliable || b.consumed().min(b.delivered) == b.acked)
-            });
-            self.shared.drained.store(done, std::sync::atomic::Ordering::Relaxed);
-        }
-        if let Some(tcp) = self.tcp.as_mut() {
-            // Hand what this cycle queued to the kernel now, not next cycle.
-            tcp.submit();
-        }
-        work
-    }
-
-    /// Sleeps in the io_uring until a completion: a segment or connection
-    /// from the network, a command's wake-up datagram, or a publish into any
-    /// local flow's ring. For the last, every flow's data wait point
-    /// announces a sleeper (the flow protocol: its sender then wakes the
-    /// futex word, in whatever process it runs) and one `FUTEX_WAITV` on
-    /// the words joins the ring's wait. Bounded by `timeout` either way.
-    fn wait(&mut self, timeout: Duration) {
-        use std::sync::atomic::{fence, Ordering};
-        // SYNC: Relaxed store then a SeqCst fence; pairs with `Shared::wake`.
-        self.shared.sleeping.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        let mut words = std::mem::take(&mut self.futex_words);
-        let mut armed = std::mem::take(&mut self.futex_flows);
-        let mut barrier = false;
-        for (&key, b) in &self.flows {
-            if words.len() == ringflow_core::uring::MAX_FUTEX_WAITS {
-                break; // the rest are seen at the end of the (bounded) sleep
-            }
-            if !self.may_forward(key.0, b) {
-                continue;
-            }
-            let wp = b.end.data_wait();
-            let token = wp.prepare();
-            barrier |= wp.needs_membarrier();
-            words.push((wp.futex_word() as usize, token));
-            armed.push(key);
-        }
-        // Publishers that skip their fence (membarrier wake mode) need ours,
-        // before the re-check below.
-        let barrier_failed = barrier && ringflow_core::membarrier::heavy_barrier().is_err();
-        if !barrier_failed && !self.local_work() {
-            if let Some(tcp) = self.tcp.as_mut() {
-                // SAFETY: the words are in the rings of flows `self.flows`
-                // holds, which nothing removes before `park` submits the wait.
-                unsafe { tcp.arm_futexes(&words) };
-                tcp.park(timeout);
-                tcp.disarm_futexes();
-            }
-        }
-        for key in armed.drain(..) {
-            if let Some(b) = self.flows.get(&key) {
-                b.end.data_wait().finish();
-            }
-        }
-        words.clear();
-        (self.futex_words, self.futex_flows) = (words, armed);
-        // SYNC: Relaxed; a stale `true` costs a command one needless datagram.
-        self.shared.sleeping.store(false, Ordering::Relaxed);
-        self.woke = true;
-        // The timers run on the next duty cycle (they count cycles, and a
-        // sleep may have been long).
-        self.cycles |= 31;
-    }
-
-    fn sleeps(&self) -> bool {
-        self.tcp.is_some() && self.shared.poke.get().is_some()
-    }
-
-    fn idle_sleep(&self) -> Option<Duration> {
-        self.settled().then_some(SETTLED_SLEEP)
-    }
-
-    fn wake_hook(&self) -> Option<ringflow_core::engine::WakeHook> {
-        let shared = Arc::clone(&self.shared);
-        Some(Arc::new(move || {
-            // As a command does (without one): a bridge about to sleep sees
-            // `pending` (or is poked), so the engine's stop flag is seen now.
-            // SYNC: Release; pairs with the Acquire swap in `Bridge::commands`.
-            shared.pending.store(true, std::sync::atomic::Ordering::Release);
-            shared.wake();
-        }))
-    }
-
-    fn attach_stats(&mut self, slot: Arc<ringflow_core::stats::Slot>) {
-        self.stats = Some(slot);
-    }
-
-    fn on_close(&mut self) {
-        self.flows.clear();
-        self.conns.clear();
     }
 }
 

@@ -1,0 +1,92 @@
+//! Closing a flow end: the lingering `dealloc`, and the drop that closes
+//! every side at once.
+
+use std::mem::ManuallyDrop;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use ringflow_core::Deadline;
+
+use super::{send, shared, FlowEnd, Wakers};
+use crate::flow::error::DeallocError;
+
+impl FlowEnd {
+    /// Closes the flow, first waiting until the peer has consumed every
+    /// message sent (a reliable flow's linger), or `deadline` passes, or the
+    /// peer leaves. The peer then reads everything and gets end of flow.
+    pub fn dealloc(mut self, deadline: Deadline) -> Result<(), DeallocError> {
+        self.close_tx();
+        let sent = self.sent_count();
+        let consumed = self.shared.memory.tx_consumed(self.shared.role);
+        // SYNC: Acquire; pairs with the Release in `count_consumed` (a figure
+        // the peer reports: trusted only for this wait).
+        let unconsumed = || sent.saturating_sub(consumed.load(std::sync::atomic::Ordering::Acquire));
+        let outcome = if let Some(invoker) = self.invoker.clone() {
+            // Invoker mode: the acknowledgements arrive as this thread runs
+            // the engine.
+            let (tx, _) = self.sides.tx();
+            let shared = &self.shared;
+            let done = || unconsumed() == 0 || tx.is_consumer_closed() || shared.state() != shared::LIVE;
+            Ok(if invoker.drive_until(done, Duration::ZERO, deadline) {
+                ringflow_core::WaitOutcome::Ready
+            } else {
+                ringflow_core::WaitOutcome::TimedOut
+            })
+        } else {
+            let (tx, _) = self.sides.tx();
+            let shared = &self.shared;
+            ringflow_core::wait_until(
+                || tx.space_wait(),
+                || unconsumed() == 0 || tx.is_consumer_closed() || shared.state() != shared::LIVE,
+                Duration::ZERO,
+                deadline,
+            )
+        };
+        match (outcome, unconsumed()) {
+            (_, 0) => Ok(()),
+            (Ok(ringflow_core::WaitOutcome::TimedOut), n) => Err(DeallocError::TimedOut { unconsumed: n }),
+            (_, n) if self.sides.tx().0.is_consumer_closed() => Err(DeallocError::Closed { unconsumed: n }),
+            (_, n) => Err(DeallocError::PeerGone { unconsumed: n }),
+        }
+    }
+
+    /// Closes the sending sides and wakes a peer asleep waiting for data
+    /// (or waiting on its readiness descriptor).
+    pub(crate) fn close_tx(&mut self) {
+        let s = self.sides.get();
+        s.tx_bulk.close();
+        let notify = s.tx.close();
+        send::published(
+            notify,
+            &self.wakers,
+            &self.slot,
+            self.shared.memory.tx_armed(self.shared.role),
+            self.peer_event.as_raw_fd(),
+        );
+    }
+}
+
+impl Drop for FlowEnd {
+    /// Closes every side at once, without waiting (use
+    /// [`dealloc`](FlowEnd::dealloc) to linger), and wakes the peer's sleepers.
+    fn drop(&mut self) {
+        if self.abandoned {
+            // SAFETY: `sides` is taken once, here in drop, and never used after.
+            unsafe { ManuallyDrop::take(&mut self.sides) }.abandon();
+            return;
+        }
+        self.record_pending();
+        self.close_tx();
+        let s = self.sides.get();
+        let a = s.rx.close();
+        let b = s.rx_bulk.close();
+        if a.is_wake() {
+            Wakers::wake(self.wakers.peer_space[0]);
+        }
+        if b.is_wake() {
+            Wakers::wake(self.wakers.peer_space[1]);
+        }
+        // SAFETY: dropped once, here in drop, and never used after.
+        unsafe { ManuallyDrop::drop(&mut self.sides) };
+    }
+}

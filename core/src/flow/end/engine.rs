@@ -1,0 +1,57 @@
+//! The engine's side of a bridged flow: what the cross-host bridge
+//! (`crate::remote`) does with the end it holds, and nothing a user calls.
+
+use ringflow_core::stats::FLOW_RTT;
+
+use super::{FlowEnd, Wakers};
+
+/// The engine's side of a bridged flow.
+impl FlowEnd {
+    /// Engine side: records one round trip of this flow (a message's
+    /// departure to its acknowledgement), in the engine's end: `ringflow
+    /// stat` shows it with the engine's process.
+    pub(crate) fn record_rtt(&self, ns: u64) {
+        self.slot.hist(FLOW_RTT).record(ns);
+    }
+
+    /// Engine side: reports `total` messages lost on their way to the
+    /// local peer (see [`FlowStats::lost`](super::FlowStats::lost)).
+    pub(crate) fn report_lost(&self, total: u64) {
+        // SYNC: Relaxed; see `stats`.
+        self.shared.memory.tx_lost(self.shared.role).store(total, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Engine side: tells the local sender that `total` of its messages
+    /// have been consumed (by the remote application), for its linger.
+    pub(crate) fn confirm_consumed(&self, total: u64) {
+        // SYNC: Release; pairs with the Acquire in `FlowEnd::dealloc` and
+        // `FlowEnd::gone_error`, like `count_consumed`.
+        self.shared.memory.rx_consumed(self.shared.role).store(total, std::sync::atomic::Ordering::Release);
+        // A sender lingering in `dealloc` sleeps on its space word.
+        Wakers::wake(self.wakers.peer_space[0]);
+    }
+
+    /// Engine side: how many of our messages the local peer says it has
+    /// consumed (never more than we sent).
+    pub(crate) fn peer_consumed(&self) -> u64 {
+        // SYNC: Acquire; pairs with the Release in `count_consumed` on the peer.
+        self.shared
+            .memory
+            .tx_consumed(self.shared.role)
+            .load(std::sync::atomic::Ordering::Acquire)
+            .min(self.sent_count())
+    }
+
+    /// Engine side: whether the local peer has closed its receiving side
+    /// (it dropped its flow): nothing more we send will be read.
+    pub(crate) fn peer_stopped_reading(&self) -> bool {
+        self.sides.tx().0.is_consumer_closed()
+    }
+
+    /// Engine side: drops this end as if its process had died (the rings
+    /// stay open), so the local peer reads what is there and then gets
+    /// `PeerGone`: how the death of a remote application reaches it.
+    pub(crate) fn abandon(mut self) {
+        self.abandoned = true;
+    }
+}

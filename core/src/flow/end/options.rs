@@ -1,0 +1,76 @@
+//! A flow's settings beyond its QoS.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ringflow_core::control::RuntimeDir;
+use ringflow_shm::Segment;
+
+/// Settings of a flow beyond its QoS.
+#[derive(Debug, Default)]
+pub struct FlowOptions {
+    pub(crate) spin: Option<Duration>,
+    pub(crate) runtime_dir: Option<PathBuf>,
+    pub(crate) memory: Option<Segment>,
+    pub(crate) latency: Option<bool>,
+    /// The name a pair's ends are listed under (default "(pair)").
+    pub(crate) name: Option<String>,
+}
+
+impl FlowOptions {
+    /// Defaults: spin [`DEFAULT_SPIN`](super::DEFAULT_SPIN), the per-user runtime directory, a
+    /// new memfd for the rings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long a blocking operation spins before it parks on a futex
+    /// (zero: park at once).
+    #[must_use]
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = Some(spin);
+        self
+    }
+
+    /// Where names live (default: `$RINGFLOW_RUNTIME_DIR`, else
+    /// `$XDG_RUNTIME_DIR/ringflow`, else `/tmp/ringflow-<uid>`).
+    #[must_use]
+    pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runtime_dir = Some(dir.into());
+        self
+    }
+
+    /// Lays the flow's rings out in caller-supplied memory (libdill's `_mem`
+    /// idea): a fresh segment from [`Segment::create`], for example on huge
+    /// pages. It must be large enough for the granted QoS
+    /// (`Flow::segment_len_for`). Only the allocating side supplies memory.
+    #[must_use]
+    pub fn memory(mut self, segment: Segment) -> Self {
+        self.memory = Some(segment);
+        self
+    }
+
+    /// Whether this flow records the one-way latency of every message it
+    /// receives and stamps every message it sends (default: on, unless
+    /// `RINGFLOW_FLOW_LATENCY=false` or `ringflow::stats::set_latency_default`).
+    /// Off saves two clock readings per message (about 10 ns each here).
+    #[must_use]
+    pub fn latency(mut self, on: bool) -> Self {
+        self.latency = Some(on);
+        self
+    }
+
+    /// Lists a pair's ends under `name` (the engine names its ends after
+    /// the remote flow).
+    pub(crate) fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    pub(crate) fn dir(&self) -> Result<RuntimeDir, ringflow_core::control::DirError> {
+        match &self.runtime_dir {
+            Some(p) => RuntimeDir::at(p.clone()),
+            None => RuntimeDir::resolve(),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The bridge as an engine agent: its duty cycle, and how it sleeps in its
+//! io_uring (on the network, its wake-up socket and every local flow's
+//! futex word at once).
+
+use super::*;
+
+impl Agent for Bridge {
+    fn name(&self) -> &str {
+        "ringflow-bridge"
+    }
+
+    fn do_work(&mut self) -> usize {
+        if self.ready.is_some() {
+            self.start_network();
+        }
+        let work = self.commands() + self.opened() + self.network() + self.flows() + self.timers();
+        self.woke = false;
+        self.flush_udp();
+        // SYNC: Relaxed (both flags); `RemoteEngine::shutdown` polls
+        // `drained` and then joins the engine thread, which orders the rest.
+        if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            // Drained: nothing of ours unacknowledged, nothing received left
+            // to deliver, and every consumption acknowledged to the sender.
+            let done = self.flows.values().all(|b| {
+                b.inbound.is_empty()
+                    && b.window.as_ref().is_none_or(SendWindow::is_drained)
+                    && b.opening.is_none()
+                    && (!b.reliable || b.consumed().min(b.delivered) == b.acked)
+            });
+            self.shared.drained.store(done, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(tcp) = self.tcp.as_mut() {
+            // Hand what this cycle queued to the kernel now, not next cycle.
+            tcp.submit();
+        }
+        work
+    }
+
+    /// Sleeps in the io_uring until a completion: a segment or connection
+    /// from the network, a command's wake-up datagram, or a publish into any
+    /// local flow's ring. For the last, every flow's data wait point
+    /// announces a sleeper (the flow protocol: its sender then wakes the
+    /// futex word, in whatever process it runs) and one `FUTEX_WAITV` on
+    /// the words joins the ring's wait. Bounded by `timeout` either way.
+    fn wait(&mut self, timeout: Duration) {
+        use std::sync::atomic::{fence, Ordering};
+        // SYNC: Relaxed store then a SeqCst fence; pairs with `Shared::wake`.
+        self.shared.sleeping.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let mut words = std::mem::take(&mut self.futex_words);
+        let mut armed = std::mem::take(&mut self.futex_flows);
+        let mut barrier = false;
+        for (&key, b) in &self.flows {
+            if words.len() == ringflow_core::uring::MAX_FUTEX_WAITS {
+                break; // the rest are seen at the end of the (bounded) sleep
+            }
+            if !self.may_forward(key.0, b) {
+                continue;
+            }
+            let wp = b.end.data_wait();
+            let token = wp.prepare();
+            barrier |= wp.needs_membarrier();
+            words.push((wp.futex_word() as usize, token));
+            armed.push(key);
+        }
+        // Publishers that skip their fence (membarrier wake mode) need ours,
+        // before the re-check below.
+        let barrier_failed = barrier && ringflow_core::membarrier::heavy_barrier().is_err();
+        if !barrier_failed && !self.local_work() {
+            if let Some(tcp) = self.tcp.as_mut() {
+                // SAFETY: the words are in the rings of flows `self.flows`
+                // holds, which nothing removes before `park` submits the wait.
+                unsafe { tcp.arm_futexes(&words) };
+                tcp.park(timeout);
+                tcp.disarm_futexes();
+            }
+        }
+        for key in armed.drain(..) {
+            if let Some(b) = self.flows.get(&key) {
+                b.end.data_wait().finish();
+            }
+        }
+        words.clear();
+        (self.futex_words, self.futex_flows) = (words, armed);
+        // SYNC: Relaxed; a stale `true` costs a command one needless datagram.
+        self.shared.sleeping.store(false, Ordering::Relaxed);
+        self.woke = true;
+        // The timers run on the next duty cycle (they count cycles, and a
+        // sleep may have been long).
+        self.cycles |= 31;
+    }
+
+    fn sleeps(&self) -> bool {
+        self.tcp.is_some() && self.shared.poke.get().is_some()
+    }
+
+    fn idle_sleep(&self) -> Option<Duration> {
+        self.settled().then_some(SETTLED_SLEEP)
+    }
+
+    fn wake_hook(&self) -> Option<ringflow_core::engine::WakeHook> {
+        let shared = Arc::clone(&self.shared);
+        Some(Arc::new(move || {
+            // As a command does (without one): a bridge about to sleep sees
+            // `pending` (or is poked), so the engine's stop flag is seen now.
+            // SYNC: Release; pairs with the Acquire swap in `Bridge::commands`.
+            shared.pending.store(true, std::sync::atomic::Ordering::Release);
+            shared.wake();
+        }))
+    }
+
+    fn attach_stats(&mut self, slot: Arc<ringflow_core::stats::Slot>) {
+        self.stats = Some(slot);
+    }
+
+    fn on_close(&mut self) {
+        self.flows.clear();
+        self.conns.clear();
+    }
+}
