@@ -107,8 +107,8 @@ impl Bridge {
     /// Moves messages between every flow's local end and its link.
     pub(super) fn flows(&mut self) -> usize {
         let mut moved = 0;
-        let mut finished = Vec::new();
-        let mut frames: Vec<(LinkId, Frame<'static>)> = Vec::new();
+        let mut finished = std::mem::take(&mut self.scratch.finished);
+        let mut frames = std::mem::take(&mut self.scratch.frames);
         // The clock is read only when needed (it shows in a spinning profile).
         let mut clock: Option<Instant> = None;
         let mut now = || *clock.get_or_insert_with(Instant::now);
@@ -247,16 +247,17 @@ impl Bridge {
                 moved += sent;
             }
         }
-        for (link, frame) in frames {
+        for (link, frame) in frames.drain(..) {
             self.send_frame(link, &frame);
         }
-        for key in finished {
+        for key in finished.drain(..) {
             if let Some(b) = self.flows.remove(&key) {
                 if let End::Gone(_) = b.rx {
                     b.end.abandon();
                 }
             }
         }
+        (self.scratch.finished, self.scratch.frames) = (finished, frames);
         moved
     }
 }

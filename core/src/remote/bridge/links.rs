@@ -238,8 +238,8 @@ impl Bridge {
         }
         self.ticked = now;
         let mut work = 0;
-        let mut silent = Vec::new();
-        let mut keepalive = Vec::new();
+        let mut silent = std::mem::take(&mut self.scratch.silent);
+        let mut keepalive = std::mem::take(&mut self.scratch.keepalive);
         for (&id, c) in &self.conns {
             if now - c.last_rx > SILENT_LIMIT {
                 silent.push(id);
@@ -247,13 +247,13 @@ impl Bridge {
                 keepalive.push(id);
             }
         }
-        for id in silent {
+        for id in silent.drain(..) {
             self.drop_conn(id);
             work += 1;
         }
         if let Some(tcp) = self.tcp.as_mut() {
             let frame = Frame::Keepalive { ts_ns: 0 };
-            for id in keepalive {
+            for &id in &keepalive {
                 put_frame(tcp, id, &frame, Checksum::None);
                 tcp.flush(id);
                 if let Some(c) = self.conns.get_mut(&id) {
@@ -261,6 +261,8 @@ impl Bridge {
                 }
             }
         }
+        keepalive.clear();
+        (self.scratch.silent, self.scratch.keepalive) = (silent, keepalive);
         if now - self.hellos_at >= KEEPALIVE {
             self.hellos_at = now;
             self.udp_hellos();

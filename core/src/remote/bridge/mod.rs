@@ -248,11 +248,29 @@ pub(super) struct Bridge {
     cycles: u64,
     /// When the UDP hellos last went out.
     hellos_at: Instant,
+    /// Lists a duty cycle fills and empties again: kept, so that a steady
+    /// duty cycle allocates nothing.
+    scratch: Scratch,
     /// The engine thread's statistics slot (for wake-up latencies).
     stats: Option<Arc<ringflow_core::stats::Slot>>,
     /// This duty cycle follows a sleep: the first message forwarded in it
     /// (stamped by its sender) tells how long the wake-up took.
     woke: bool,
+}
+
+/// The bridge's reused lists (see `Bridge::scratch`): each is empty
+/// between uses and keeps its capacity.
+#[derive(Default)]
+struct Scratch {
+    /// Flows that ended in this cycle's walk over the flows.
+    finished: Vec<(LinkId, u32)>,
+    /// Frames that walk decided to send (they need `&mut self` to go).
+    frames: Vec<(LinkId, Frame<'static>)>,
+    /// The timers' connections: silent ones, and ones due a keepalive.
+    silent: Vec<ConnId>,
+    keepalive: Vec<ConnId>,
+    /// Links whose connection is up (for their UDP hellos).
+    links: Vec<LinkId>,
 }
 
 /// An incoming `Open`, allocated to a local listener on a helper thread.
@@ -301,6 +319,7 @@ impl Bridge {
             ticked: Instant::now(),
             cycles: 0,
             hellos_at: Instant::now(),
+            scratch: Scratch::default(),
         }
     }
 

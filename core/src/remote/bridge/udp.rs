@@ -119,21 +119,18 @@ impl Bridge {
     /// Sends every link's hello datagram (with the keepalives).
     pub(super) fn udp_hellos(&mut self) {
         let Some(udp) = self.udp.as_mut() else { return };
-        let ready: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.conn.is_some_and(|c| self.conns.get(&c).is_some_and(|c| c.ready)))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in ready {
+        let mut ready = std::mem::take(&mut self.scratch.links);
+        let up = self.links.iter().filter(|(_, l)| l.conn.is_some_and(|c| self.conns.get(&c).is_some_and(|c| c.ready)));
+        ready.extend(up.map(|(&id, _)| id));
+        for id in ready.drain(..) {
             let Some(l) = self.links.get_mut(&id) else { continue };
             let to = if l.addr.is_some() { l.addr } else { l.udp.peer };
             if let Some(to) = to {
-                let mut hello = Vec::with_capacity(HEADER_LEN);
-                push_header(&mut hello, self.hello.engine_id, l.addr.is_some(), udp.port);
+                let hello = header(self.hello.engine_id, l.addr.is_some(), udp.port);
                 let _ = udp.sock.send_to(&hello, to);
             }
         }
+        self.scratch.links = ready;
     }
 
     /// Flushes every link's packed datagram.
@@ -186,11 +183,17 @@ fn send_packed(udp: &mut Udp, link: &mut Link) {
 }
 
 fn push_header(out: &mut Vec<u8>, engine_id: u64, dialler: bool, port: u16) {
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&engine_id.to_le_bytes());
-    out.push(if dialler { FLAG_DIALLER } else { 0 });
-    out.push(0);
-    out.extend_from_slice(&port.to_le_bytes());
+    out.extend_from_slice(&header(engine_id, dialler, port));
+}
+
+/// A datagram header (a hello datagram is one alone).
+fn header(engine_id: u64, dialler: bool, port: u16) -> [u8; HEADER_LEN] {
+    let mut h = [0; HEADER_LEN];
+    h[..4].copy_from_slice(&MAGIC);
+    h[4..12].copy_from_slice(&engine_id.to_le_bytes());
+    h[12] = if dialler { FLAG_DIALLER } else { 0 };
+    h[14..16].copy_from_slice(&port.to_le_bytes());
+    h
 }
 
 /// (sender's engine id, whether it dialled the link, its UDP port); `None`

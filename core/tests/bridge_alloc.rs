@@ -1,0 +1,120 @@
+//! The bridge's steady duty cycle allocates nothing: an invoker-mode engine
+//! runs its duty cycles on the test thread (inside the flow's calls), so a
+//! counting allocator that counts this thread's allocations only sees every
+//! duty cycle of that engine, and nothing of the far engine, the echo
+//! thread or the watcher.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ringflow_core::config::{EngineConfig, ThreadingMode};
+use ringflow_core::flow::error::RecvError;
+use ringflow_core::flow::listener::{FlowListener, ListenerOptions};
+use ringflow_core::flow::Qos;
+use ringflow_core::remote::RemoteEngine;
+use ringflow_core::Deadline;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; the counter
+// is a const-initialised thread-local without a destructor, so touching it
+// never allocates or re-enters the allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: the caller's contract is passed through unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
+
+/// A runtime directory removed when the test ends, passed or failed.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A generous hang guard, never a measured bound.
+const GUARD: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_steady_bridge_duty_cycle_allocates_nothing() {
+    let dir = TempDir(std::env::temp_dir().join(format!("ringflow-bridge-alloc-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let far_config = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().expect("config");
+    let far = RemoteEngine::start(&far_config, Some(dir.0.clone())).expect("far engine");
+    let addr = far.listen_addr().expect("far engine listens");
+    let mut listener = FlowListener::bind_with("echo", ListenerOptions::new().runtime_dir(&dir.0)).expect("bind");
+    // The echo side: its own thread, behind its own (dedicated) engine.
+    let echo = thread::spawn(move || {
+        let mut flow = listener.accept(Deadline::after(GUARD)).expect("accept");
+        let mut buf = [0u8; 256];
+        loop {
+            match flow.recv_into_timeout(&mut buf, GUARD) {
+                Ok(n) => flow.send_timeout(&buf[..n], GUARD).expect("echo"),
+                Err(RecvError::Closed | RecvError::PeerGone { .. }) => break,
+                Err(e) => panic!("echo: {e}"),
+            }
+        }
+    });
+    let near_config = EngineConfig::builder().mode(ThreadingMode::Invoker).build().expect("config");
+    let near = RemoteEngine::start(&near_config, None).expect("near engine");
+    let mut flow = near.alloc(&format!("echo@{addr}"), &Qos::data(), Deadline::after(GUARD)).expect("alloc");
+
+    // Blocking calls: they run duty cycles while they spin, then sleep in
+    // the engine's io_uring (never a busy wait on both cores).
+    let mut buf = [0u8; 256];
+    let mut round_trip = |i: u64| {
+        let msg = i.to_le_bytes();
+        flow.send_timeout(&msg, GUARD).expect("send");
+        let n = flow.recv_into_timeout(&mut buf, GUARD).expect("recv");
+        assert_eq!(&buf[..n], &msg, "round trip {i}");
+    };
+    // Warm up: every buffer the bridge keeps grows to its working size.
+    for i in 0..2_000 {
+        round_trip(i);
+    }
+    // Steady state, long enough for the timers (UDP hellos every 100 ms)
+    // to run a few times: a loop bound, never an assertion about time.
+    let before = allocs();
+    let started = Instant::now();
+    let mut i = 2_000;
+    while i < 4_000 || started.elapsed() < Duration::from_millis(350) {
+        round_trip(i);
+        i += 1;
+    }
+    let allocated = allocs() - before;
+
+    flow.dealloc(Deadline::after(GUARD)).expect("dealloc");
+    near.shutdown().expect("near shutdown");
+    echo.join().expect("echo thread");
+    far.shutdown().expect("far shutdown");
+    assert_eq!(allocated, 0, "{allocated} allocations in {} steady round trips", i - 2_000);
+}
