@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringflow_core::config::{EngineConfig, ThreadingMode};
+use ringflow_core::config::{EngineConfig, NetBackend, ThreadingMode};
 use ringflow_core::flow::error::RecvError;
 use ringflow_core::flow::listener::{FlowListener, ListenerOptions};
 use ringflow_core::flow::Qos;
@@ -66,12 +66,24 @@ const GUARD: Duration = Duration::from_secs(60);
 
 #[test]
 fn a_steady_bridge_duty_cycle_allocates_nothing() {
-    let dir = TempDir(std::env::temp_dir().join(format!("ringflow-bridge-alloc-{}", std::process::id())));
+    // io_uring where the host allows it (else plain sockets, as `auto` says).
+    steady_duty_cycles_allocate_nothing(NetBackend::Auto, "auto");
+}
+
+#[test]
+fn a_steady_duty_cycle_over_plain_sockets_allocates_nothing() {
+    steady_duty_cycles_allocate_nothing(NetBackend::Sockets, "sockets");
+}
+
+/// Round trips through an invoker-mode engine (`backend`) to a dedicated
+/// one; counts the allocations of the steady ones.
+fn steady_duty_cycles_allocate_nothing(backend: NetBackend, tag: &str) {
+    let dir = TempDir(std::env::temp_dir().join(format!("ringflow-bridge-alloc-{tag}-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir.0);
     let far_config = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().expect("config");
     let far = RemoteEngine::start(&far_config, Some(dir.0.clone())).expect("far engine");
     let addr = far.listen_addr().expect("far engine listens");
-    let mut listener = FlowListener::bind_with("echo", ListenerOptions::new().runtime_dir(&dir.0)).expect("bind");
+    let mut listener = FlowListener::bind_with(tag, ListenerOptions::new().runtime_dir(&dir.0)).expect("bind");
     // The echo side: its own thread, behind its own (dedicated) engine.
     let echo = thread::spawn(move || {
         let mut flow = listener.accept(Deadline::after(GUARD)).expect("accept");
@@ -84,9 +96,9 @@ fn a_steady_bridge_duty_cycle_allocates_nothing() {
             }
         }
     });
-    let near_config = EngineConfig::builder().mode(ThreadingMode::Invoker).build().expect("config");
+    let near_config = EngineConfig::builder().mode(ThreadingMode::Invoker).backend(backend).build().expect("config");
     let near = RemoteEngine::start(&near_config, None).expect("near engine");
-    let mut flow = near.alloc(&format!("echo@{addr}"), &Qos::data(), Deadline::after(GUARD)).expect("alloc");
+    let mut flow = near.alloc(&format!("{tag}@{addr}"), &Qos::data(), Deadline::after(GUARD)).expect("alloc");
 
     // Blocking calls: they run duty cycles while they spin, then sleep in
     // the engine's io_uring (never a busy wait on both cores).
@@ -116,5 +128,5 @@ fn a_steady_bridge_duty_cycle_allocates_nothing() {
     near.shutdown().expect("near shutdown");
     echo.join().expect("echo thread");
     far.shutdown().expect("far shutdown");
-    assert_eq!(allocated, 0, "{allocated} allocations in {} steady round trips", i - 2_000);
+    assert_eq!(allocated, 0, "{tag}: {allocated} allocations in {} steady round trips", i - 2_000);
 }

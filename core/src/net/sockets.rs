@@ -17,7 +17,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::config::IoUringSection;
-use crate::uring::events::{append_in_place, copy_of, io_err, shutdown};
+use crate::uring::conns::ConnTable;
+use crate::uring::events::{append_in_place, copy_of, io_err};
 use crate::uring::{CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
 
 /// Token kinds in an epoll event's data (kind << 32 | index).
@@ -26,13 +27,9 @@ const TOKEN_CONN: u64 = 2;
 /// Reads per connection per step, so one busy socket cannot starve others.
 const READS_PER_STEP: usize = 16;
 
-struct Conn {
-    generation: u32,
-    fd: Option<OwnedFd>,
-    open: bool,
-    closed_locally: bool,
-    datagram: bool,
-    peer: Option<SocketAddr>,
+/// A connection's writing state (the rest is the shared table's).
+#[derive(Default)]
+struct Io {
     /// Queued bytes; `out[out_done..]` is not yet written.
     out: Vec<u8>,
     out_done: usize,
@@ -44,8 +41,7 @@ struct Conn {
 pub struct SocketDriver {
     epoll: OwnedFd,
     listeners: Vec<TcpListener>,
-    conns: Vec<Conn>,
-    free: Vec<u32>,
+    conns: ConnTable<Io>,
     /// Receive buffers: `count` of `size` bytes, handed out by id.
     pool: Vec<Box<[u8]>>,
     free_bufs: Vec<u16>,
@@ -74,8 +70,7 @@ impl SocketDriver {
         Ok(SocketDriver {
             epoll,
             listeners: Vec::new(),
-            conns: Vec::new(),
-            free: Vec::new(),
+            conns: ConnTable::new(),
             pool: (0..count).map(|_| vec![0u8; cfg.buffer_size].into_boxed_slice()).collect(),
             free_bufs: (0..count as u16).rev().collect(),
             pending: VecDeque::new(),
@@ -129,40 +124,12 @@ impl SocketDriver {
     }
 
     fn insert(&mut self, fd: OwnedFd, peer: Option<SocketAddr>, datagram: bool) -> Result<ConnId, TcpError> {
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.conns.push(Conn {
-                    generation: 0,
-                    fd: None,
-                    open: false,
-                    closed_locally: false,
-                    datagram: false,
-                    peer: None,
-                    out: Vec::new(),
-                    out_done: 0,
-                    want_write: false,
-                });
-                (self.conns.len() - 1) as u32
-            }
-        };
-        self.ctl(libc::EPOLL_CTL_ADD, fd.as_raw_fd(), libc::EPOLLIN as u32, TOKEN_CONN << 32 | u64::from(index))
-            .inspect_err(|_| self.free.push(index))?;
-        let conn = &mut self.conns[index as usize];
-        conn.fd = Some(fd);
-        conn.open = true;
-        conn.closed_locally = false;
-        conn.datagram = datagram;
-        conn.peer = peer;
-        conn.want_write = false;
-        Ok(ConnId { index, generation: conn.generation })
-    }
-
-    fn lookup(&self, id: ConnId) -> Result<u32, TcpError> {
-        match self.conns.get(id.index as usize) {
-            Some(c) if c.generation == id.generation && c.fd.is_some() => Ok(id.index),
-            _ => Err(TcpError::UnknownConn),
-        }
+        let raw = fd.as_raw_fd();
+        let id = self.conns.insert(fd, peer, datagram);
+        self.conns[id.index as usize].io.want_write = false;
+        self.ctl(libc::EPOLL_CTL_ADD, raw, libc::EPOLLIN as u32, TOKEN_CONN << 32 | u64::from(id.index))
+            .inspect_err(|_| self.conns.release(id.index))?;
+        Ok(id)
     }
 
     /// Queues a copy of `data` and starts writing it.
@@ -180,18 +147,18 @@ impl SocketDriver {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<R, E>,
     ) -> Result<Result<R, E>, TcpError> {
-        let index = self.lookup(id)?;
+        let index = self.conns.lookup(id)?;
         let conn = &mut self.conns[index as usize];
         if !conn.open || conn.datagram {
             return Err(TcpError::Closed);
         }
-        Ok(append_in_place(&mut conn.out, len, fill))
+        Ok(append_in_place(&mut conn.io.out, len, fill))
     }
 
     /// Writes what is queued on `id` until the socket would block; the rest
     /// goes when epoll says it can.
     pub fn flush(&mut self, id: ConnId) {
-        if let Ok(index) = self.lookup(id) {
+        if let Ok(index) = self.conns.lookup(id) {
             self.write_out(index);
         }
     }
@@ -203,14 +170,14 @@ impl SocketDriver {
             return;
         }
         let mut wrote = 0;
-        while conn.out_done < conn.out.len() {
-            let rest = &conn.out[conn.out_done..];
+        while conn.io.out_done < conn.io.out.len() {
+            let rest = &conn.io.out[conn.io.out_done..];
             // SAFETY: `rest` is a live slice of our queue; the fd is ours.
             let n =
                 unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
             if n >= 0 {
                 self.stats.plain_sends += 1;
-                conn.out_done += n as usize;
+                conn.io.out_done += n as usize;
                 wrote += n as usize;
                 continue;
             }
@@ -228,13 +195,13 @@ impl SocketDriver {
         }
         let conn = &mut self.conns[index as usize];
         let id = ConnId { index, generation: conn.generation };
-        if conn.out_done == conn.out.len() {
-            conn.out.clear();
-            conn.out_done = 0;
+        if conn.io.out_done == conn.io.out.len() {
+            conn.io.out.clear();
+            conn.io.out_done = 0;
         }
-        let want = conn.out_done < conn.out.len();
-        if want != conn.want_write {
-            conn.want_write = want;
+        let want = conn.io.out_done < conn.io.out.len();
+        if want != conn.io.want_write {
+            conn.io.want_write = want;
             let events = libc::EPOLLIN as u32 | if want { libc::EPOLLOUT as u32 } else { 0 };
             let _ = self.ctl(libc::EPOLL_CTL_MOD, fd, events, TOKEN_CONN << 32 | u64::from(index));
         }
@@ -245,24 +212,18 @@ impl SocketDriver {
 
     /// Bytes queued on `id`, not yet taken by the kernel.
     pub fn unsent(&self, id: ConnId) -> Result<usize, TcpError> {
-        let conn = &self.conns[self.lookup(id)? as usize];
-        Ok(conn.out.len() - conn.out_done)
+        let conn = &self.conns[self.conns.lookup(id)? as usize];
+        Ok(conn.io.out.len() - conn.io.out_done)
     }
 
     /// The remote address of stream `id`.
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
-        self.conns[self.lookup(id).ok()? as usize].peer
+        self.conns.peer_addr(id)
     }
 
     /// Shuts the socket down; `Closed(id, Local)` follows from `poll`.
     pub fn close(&mut self, id: ConnId) -> Result<(), TcpError> {
-        let index = self.lookup(id)?;
-        let conn = &mut self.conns[index as usize];
-        conn.closed_locally = true;
-        if let Some(fd) = &conn.fd {
-            shutdown(fd);
-        }
-        Ok(())
+        self.conns.close(id)
     }
 
     /// The bytes of a received buffer.
@@ -392,17 +353,15 @@ impl SocketDriver {
     /// Ends a connection: out of epoll, fd closed, slot reusable.
     fn close_slot(&mut self, index: u32) {
         let conn = &mut self.conns[index as usize];
-        conn.open = false;
-        if let Some(fd) = conn.fd.take() {
+        if let Some(fd) = &conn.fd {
             // SAFETY: removing an fd we own from our epoll; no memory involved.
             unsafe {
                 libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd.as_raw_fd(), std::ptr::null_mut())
             };
         }
-        conn.out.clear();
-        conn.out_done = 0;
-        conn.want_write = false;
-        conn.generation = conn.generation.wrapping_add(1);
-        self.free.push(index);
+        conn.io.out.clear();
+        conn.io.out_done = 0;
+        conn.io.want_write = false;
+        self.conns.release(index);
     }
 }

@@ -7,6 +7,7 @@
 //! when parking). Shared-memory flows never depend on this module.
 
 mod bufring;
+pub(crate) mod conns;
 pub mod events;
 mod fixed;
 pub mod probe;

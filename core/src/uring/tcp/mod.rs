@@ -17,6 +17,7 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, types};
 
 use super::bufring::BufRing;
+use super::conns::ConnTable;
 use super::events::{io_err, shutdown, CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
 use super::fixed::FixedBufs;
 use super::probe::UringUnavailable;
@@ -42,12 +43,9 @@ fn user_data(kind: u64, index: u32) -> u64 {
     kind << 56 | u64::from(index)
 }
 
-struct Conn {
-    generation: u32,
-    /// `None`: the slot is free.
-    fd: Option<OwnedFd>,
-    open: bool,
-    closed_locally: bool,
+/// A connection's I/O state (the rest is the shared table's).
+#[derive(Default)]
+struct Io {
     recv_armed: bool,
     /// Queued bytes, not yet handed to the kernel.
     out: Vec<u8>,
@@ -71,14 +69,9 @@ struct Conn {
     fixed_unsent: usize,
     /// SEND_ZC notifications still to come for registered buffers.
     fixed_notifs: u32,
-    /// A datagram socket (receive only here): an empty datagram or an
-    /// ICMP-reported error is not the end of it.
-    datagram: bool,
-    /// The remote address of a stream.
-    peer: Option<SocketAddr>,
 }
 
-impl Conn {
+impl Io {
     fn busy(&self) -> bool {
         self.recv_armed || self.send_armed || self.zc_notifs > 0 || self.fixed_notifs > 0
     }
@@ -99,8 +92,7 @@ pub struct TcpDriver {
     /// Scratch for a chain of sends (kept to allocate nothing per send).
     chain_sqes: Vec<io_uring::squeue::Entry>,
     listeners: Vec<Listener>,
-    conns: Vec<Conn>,
-    free: Vec<u32>,
+    conns: ConnTable<Io>,
     /// Connections whose recv needs (re-)arming: ENOBUFS, or a full SQ.
     starved: Vec<u32>,
     /// Connections whose next send could not be queued (full SQ).
@@ -136,8 +128,7 @@ impl TcpDriver {
             fixed,
             chain_sqes: Vec::with_capacity(send::MAX_CHAIN),
             listeners: Vec::new(),
-            conns: Vec::new(),
-            free: Vec::new(),
+            conns: ConnTable::new(),
             starved: Vec::new(),
             stalled: Vec::new(),
             cqes: Vec::with_capacity(cfg.entries as usize * 2),
@@ -189,7 +180,7 @@ impl TcpDriver {
     pub fn adopt(&mut self, stream: TcpStream) -> Result<ConnId, TcpError> {
         stream.set_nodelay(true).map_err(io_err("TCP_NODELAY"))?;
         let peer = stream.peer_addr().ok();
-        Ok(self.insert(OwnedFd::from(stream), peer))
+        Ok(self.insert(OwnedFd::from(stream), peer, false))
     }
 
     /// Receives datagrams on `sock` through the same multishot recv and
@@ -205,9 +196,7 @@ impl TcpDriver {
     /// [`adopt_datagram`](Self::adopt_datagram) for any datagram socket
     /// already in nonblocking mode (a Unix socketpair's end, say).
     pub fn adopt_datagram_fd(&mut self, fd: OwnedFd) -> ConnId {
-        let id = self.insert(fd, None);
-        self.conns[id.index as usize].datagram = true;
-        id
+        self.insert(fd, None, true)
     }
 
     /// Arms one wait on futex words in memory shared with other processes:
@@ -264,18 +253,12 @@ impl TcpDriver {
 
     /// The remote address of stream `id` (as accepted or dialled).
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
-        self.conns[self.lookup(id).ok()? as usize].peer
+        self.conns.peer_addr(id)
     }
 
     /// Shuts the socket down; `Closed(id, Local)` follows from `poll`.
     pub fn close(&mut self, id: ConnId) -> Result<(), TcpError> {
-        let index = self.lookup(id)?;
-        let conn = &mut self.conns[index as usize];
-        conn.closed_locally = true;
-        if let Some(fd) = &conn.fd {
-            shutdown(fd);
-        }
-        Ok(())
+        self.conns.close(id)
     }
 
     /// The bytes of a received buffer.
@@ -356,7 +339,7 @@ impl TcpDriver {
             let stream = TcpStream::from(fd);
             let _ = stream.set_nodelay(true);
             let peer = stream.peer_addr().ok();
-            events.push(TcpEvent::Accepted(self.insert(OwnedFd::from(stream), peer)));
+            events.push(TcpEvent::Accepted(self.insert(OwnedFd::from(stream), peer, false)));
         }
         if !self.listeners[li].armed && !self.shutting_down {
             self.stats.accept_rearms += 1;
@@ -370,7 +353,7 @@ impl TcpDriver {
         let bid = cqueue::buffer_select(cqe.flags());
         let conn = &mut self.conns[index as usize];
         if !more {
-            conn.recv_armed = false;
+            conn.io.recv_armed = false;
         }
         let id = ConnId { index, generation: conn.generation };
         match (res, bid) {
@@ -427,67 +410,27 @@ impl TcpDriver {
     /// Frees a closed slot once the kernel holds nothing of it.
     fn maybe_free(&mut self, index: u32) {
         let conn = &mut self.conns[index as usize];
-        if !conn.open && !conn.busy() && conn.fd.is_some() {
-            conn.fd = None;
-            conn.out.clear();
-            conn.inflight.clear();
-            conn.inflight_done = 0;
+        if !conn.open && !conn.io.busy() && conn.fd.is_some() {
+            let io = &mut conn.io;
+            io.out.clear();
+            io.inflight.clear();
+            io.inflight_done = 0;
             if let Some(fixed) = self.fixed.as_mut() {
-                let chain = conn.fixed_chain.drain(..).map(|(seg, _)| seg);
-                for seg in conn.fixed_queue.drain(..).chain(chain) {
+                let chain = io.fixed_chain.drain(..).map(|(seg, _)| seg);
+                for seg in io.fixed_queue.drain(..).chain(chain) {
                     fixed.release(seg.idx);
                 }
             }
-            conn.fixed_open = false;
-            conn.fixed_unsent = 0;
-            conn.generation = conn.generation.wrapping_add(1);
-            self.free.push(index);
+            io.fixed_open = false;
+            io.fixed_unsent = 0;
+            self.conns.release(index);
         }
     }
 
-    fn insert(&mut self, fd: OwnedFd, peer: Option<SocketAddr>) -> ConnId {
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.conns.push(Conn {
-                    generation: 0,
-                    fd: None,
-                    open: false,
-                    closed_locally: false,
-                    recv_armed: false,
-                    out: Vec::new(),
-                    inflight: Vec::new(),
-                    inflight_done: 0,
-                    send_armed: false,
-                    zc_notifs: 0,
-                    fixed_queue: VecDeque::new(),
-                    fixed_open: false,
-                    fixed_chain: VecDeque::new(),
-                    fixed_outstanding: 0,
-                    fixed_unsent: 0,
-                    fixed_notifs: 0,
-                    datagram: false,
-                    peer: None,
-                });
-                (self.conns.len() - 1) as u32
-            }
-        };
-        let conn = &mut self.conns[index as usize];
-        conn.fd = Some(fd);
-        conn.open = true;
-        conn.closed_locally = false;
-        conn.datagram = false;
-        conn.peer = peer;
-        let id = ConnId { index, generation: conn.generation };
-        self.arm_recv(index);
+    fn insert(&mut self, fd: OwnedFd, peer: Option<SocketAddr>, datagram: bool) -> ConnId {
+        let id = self.conns.insert(fd, peer, datagram);
+        self.arm_recv(id.index);
         id
-    }
-
-    fn lookup(&self, id: ConnId) -> Result<u32, TcpError> {
-        match self.conns.get(id.index as usize) {
-            Some(c) if c.generation == id.generation && c.fd.is_some() => Ok(id.index),
-            _ => Err(TcpError::UnknownConn),
-        }
     }
 
     fn arm_accept(&mut self, li: usize) -> Result<(), TcpError> {
@@ -505,7 +448,7 @@ impl TcpDriver {
     fn arm_recv(&mut self, index: u32) {
         let conn = &mut self.conns[index as usize];
         let Some(fd) = &conn.fd else { return };
-        if conn.recv_armed || !conn.open {
+        if conn.io.recv_armed || !conn.open {
             return;
         }
         let sqe = opcode::RecvMulti::new(types::Fd(fd.as_raw_fd()), self.bufs.bgid())
@@ -515,14 +458,14 @@ impl TcpDriver {
         // keeps mapped until every recv has ended (Drop drains or leaks); the
         // fd stays open while `recv_armed` (maybe_free waits for it).
         if unsafe { self.uring.push(&sqe) }.is_ok() {
-            conn.recv_armed = true;
+            conn.io.recv_armed = true;
         } else {
             self.starved.push(index);
         }
     }
 
     fn in_flight(&self) -> bool {
-        self.futex_armed || self.listeners.iter().any(|l| l.armed) || self.conns.iter().any(Conn::busy)
+        self.futex_armed || self.listeners.iter().any(|l| l.armed) || self.conns.iter().any(|c| c.io.busy())
     }
 }
 
@@ -539,7 +482,7 @@ impl Drop for TcpDriver {
                 // Ends a stream's pending recv.
                 shutdown(fd);
             }
-            if conn.datagram && conn.recv_armed {
+            if conn.datagram && conn.io.recv_armed {
                 // Shutting a datagram socket down does not end its recv: cancel it.
                 let sqe = opcode::AsyncCancel::new(user_data(KIND_RECV, index as u32))
                     .build()
@@ -578,8 +521,8 @@ impl Drop for TcpDriver {
         if let Some(fixed) = self.fixed.as_mut() {
             fixed.leak();
         }
-        for conn in &mut self.conns {
-            std::mem::forget(std::mem::take(&mut conn.inflight));
+        for conn in self.conns.iter_mut() {
+            std::mem::forget(std::mem::take(&mut conn.io.inflight));
         }
         std::mem::forget(std::mem::take(&mut self.futexes));
     }

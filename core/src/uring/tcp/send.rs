@@ -55,28 +55,28 @@ impl TcpDriver {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<R, E>,
     ) -> Result<Result<R, E>, TcpError> {
-        let index = self.lookup(id)?;
+        let index = self.conns.lookup(id)?;
         let conn = &mut self.conns[index as usize];
         if !conn.open || conn.datagram {
             return Err(TcpError::Closed);
         }
-        if let Some(fixed) = self.fixed.as_mut().filter(|_| conn.out.is_empty()) {
+        if let Some(fixed) = self.fixed.as_mut().filter(|_| conn.io.out.is_empty()) {
             if len > fixed.size() {
                 self.stats.fixed_too_large += 1;
             } else {
-                let fits = conn.fixed_open
-                    && conn.fixed_queue.back().is_some_and(|seg| seg.len as usize + len <= fixed.size());
+                let fits = conn.io.fixed_open
+                    && conn.io.fixed_queue.back().is_some_and(|seg| seg.len as usize + len <= fixed.size());
                 if !fits {
-                    conn.fixed_open = false;
+                    conn.io.fixed_open = false;
                     match fixed.take() {
                         Some(idx) => {
-                            conn.fixed_queue.push_back(Seg { idx, len: 0 });
-                            conn.fixed_open = true;
+                            conn.io.fixed_queue.push_back(Seg { idx, len: 0 });
+                            conn.io.fixed_open = true;
                         }
                         None => self.stats.fixed_busy += 1,
                     }
                 }
-                if let Some(seg) = conn.fixed_queue.back_mut().filter(|_| conn.fixed_open) {
+                if let Some(seg) = conn.io.fixed_queue.back_mut().filter(|_| conn.io.fixed_open) {
                     // SAFETY: this connection holds `seg.idx`, and the buffer
                     // is handed to the kernel only once it left the queue, so
                     // nothing reads bytes `seg.len..` now.
@@ -84,28 +84,28 @@ impl TcpDriver {
                     let written = fill(window);
                     if written.is_ok() {
                         seg.len += len as u32;
-                        conn.fixed_unsent += len;
+                        conn.io.fixed_unsent += len;
                     }
                     return Ok(written);
                 }
             }
         }
-        Ok(append_in_place(&mut conn.out, len, fill))
+        Ok(append_in_place(&mut conn.io.out, len, fill))
     }
 
     /// Starts sending what [`append_with`](Self::append_with) queued on
     /// `id`, unless a send is already in flight (its completion sends the
     /// rest).
     pub fn flush(&mut self, id: ConnId) {
-        if let Ok(index) = self.lookup(id) {
+        if let Ok(index) = self.conns.lookup(id) {
             self.start_send(index);
         }
     }
 
     /// Bytes queued or in flight on `id`, not yet taken by the kernel.
     pub fn unsent(&self, id: ConnId) -> Result<usize, TcpError> {
-        let conn = &self.conns[self.lookup(id)? as usize];
-        Ok(conn.out.len() + conn.inflight.len() - conn.inflight_done + conn.fixed_unsent)
+        let conn = &self.conns[self.conns.lookup(id)? as usize];
+        Ok(conn.io.out.len() + conn.io.inflight.len() - conn.io.inflight_done + conn.io.fixed_unsent)
     }
 
     /// Starts the next send on `index` if none is in flight: the rest of a
@@ -113,27 +113,27 @@ impl TcpDriver {
     pub(super) fn start_send(&mut self, index: u32) {
         let conn = &mut self.conns[index as usize];
         let Some(fd) = &conn.fd else { return };
-        if conn.send_armed || !conn.open || self.shutting_down {
+        if conn.io.send_armed || !conn.open || self.shutting_down {
             return;
         }
         let fd = types::Fd(fd.as_raw_fd());
-        if conn.inflight_done == conn.inflight.len() {
+        if conn.io.inflight_done == conn.io.inflight.len() {
             if let Some(fixed) = self.fixed.as_mut() {
-                while conn.fixed_chain.len() < MAX_CHAIN {
-                    let Some(seg) = conn.fixed_queue.pop_front() else { break };
-                    if conn.fixed_queue.is_empty() {
-                        conn.fixed_open = false;
+                while conn.io.fixed_chain.len() < MAX_CHAIN {
+                    let Some(seg) = conn.io.fixed_queue.pop_front() else { break };
+                    if conn.io.fixed_queue.is_empty() {
+                        conn.io.fixed_open = false;
                     }
                     if seg.len == 0 {
                         fixed.release(seg.idx);
                     } else {
-                        conn.fixed_chain.push_back((seg, 0));
+                        conn.io.fixed_chain.push_back((seg, 0));
                     }
                 }
-                if !conn.fixed_chain.is_empty() {
+                if !conn.io.fixed_chain.is_empty() {
                     let mut sqes = std::mem::take(&mut self.chain_sqes);
                     sqes.clear();
-                    for &(seg, done) in conn.fixed_chain.iter().filter(|(seg, done)| *done < seg.len) {
+                    for &(seg, done) in conn.io.fixed_chain.iter().filter(|(seg, done)| *done < seg.len) {
                         let rest = seg.len - done;
                         let ptr = fixed.ptr(seg.idx, done as usize);
                         let flags = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
@@ -155,8 +155,8 @@ impl TcpDriver {
                     // again before both (see `append_with`).
                     // SAFETY: so the memory outlives the sends and their notifications.
                     if unsafe { self.uring.push_all(&sqes) }.is_ok() {
-                        conn.send_armed = true;
-                        conn.fixed_outstanding = sqes.len() as u32;
+                        conn.io.send_armed = true;
+                        conn.io.fixed_outstanding = sqes.len() as u32;
                         for sqe in &sqes {
                             if sqe.get_opcode() == u32::from(opcode::SendZc::CODE) {
                                 self.stats.fixed_sends += 1;
@@ -171,14 +171,14 @@ impl TcpDriver {
                     return;
                 }
             }
-            if conn.zc_notifs > 0 || conn.out.is_empty() {
+            if conn.io.zc_notifs > 0 || conn.io.out.is_empty() {
                 return; // SEND_ZC may still read `inflight`; or nothing to send.
             }
-            std::mem::swap(&mut conn.out, &mut conn.inflight);
-            conn.out.clear();
-            conn.inflight_done = 0;
+            std::mem::swap(&mut conn.io.out, &mut conn.io.inflight);
+            conn.io.out.clear();
+            conn.io.inflight_done = 0;
         }
-        let rest = &conn.inflight[conn.inflight_done..];
+        let rest = &conn.io.inflight[conn.io.inflight_done..];
         let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
         let zc = self.zc_threshold > 0 && rest.len() >= self.zc_threshold;
         let sqe = if zc {
@@ -191,7 +191,7 @@ impl TcpDriver {
         // `zc_notifs > 0` (only `out` grows), and the slot is not freed first.
         // SAFETY: so the bytes outlive the send and its zero-copy notification.
         if unsafe { self.uring.push(&sqe) }.is_ok() {
-            conn.send_armed = true;
+            conn.io.send_armed = true;
             if zc {
                 self.stats.zc_sends += 1;
             } else {
@@ -206,16 +206,16 @@ impl TcpDriver {
     pub(super) fn on_send(&mut self, index: u32, cqe: &cqueue::Entry, events: &mut Vec<TcpEvent>) {
         let conn = &mut self.conns[index as usize];
         if cqueue::notif(cqe.flags()) {
-            conn.zc_notifs -= 1;
+            conn.io.zc_notifs -= 1;
         } else {
-            conn.send_armed = false;
+            conn.io.send_armed = false;
             if cqueue::more(cqe.flags()) {
-                conn.zc_notifs += 1;
+                conn.io.zc_notifs += 1;
             }
             if let Some(n) = self.sent(index, cqe.result(), events) {
                 let conn = &mut self.conns[index as usize];
-                conn.inflight_done += n;
-                if conn.inflight_done < conn.inflight.len() {
+                conn.io.inflight_done += n;
+                if conn.io.inflight_done < conn.io.inflight.len() {
                     self.stats.short_sends += 1;
                 }
             }
@@ -232,12 +232,12 @@ impl TcpDriver {
         let Some(fixed) = self.fixed.as_mut() else { return };
         let conn = &mut self.conns[index as usize];
         if cqueue::notif(cqe.flags()) {
-            conn.fixed_notifs -= 1;
+            conn.io.fixed_notifs -= 1;
             fixed.release(idx);
         } else {
-            conn.fixed_outstanding = conn.fixed_outstanding.saturating_sub(1);
+            conn.io.fixed_outstanding = conn.io.fixed_outstanding.saturating_sub(1);
             if cqueue::more(cqe.flags()) {
-                conn.fixed_notifs += 1;
+                conn.io.fixed_notifs += 1;
                 fixed.hold(idx);
             }
             let res = cqe.result();
@@ -245,19 +245,19 @@ impl TcpDriver {
                 // Cancelled by an earlier link's short send: sent again below.
             } else if let Some(n) = self.sent(index, res, events) {
                 let conn = &mut self.conns[index as usize];
-                if let Some((seg, done)) = conn.fixed_chain.iter_mut().find(|(seg, _)| seg.idx == idx) {
+                if let Some((seg, done)) = conn.io.fixed_chain.iter_mut().find(|(seg, _)| seg.idx == idx) {
                     *done += n as u32;
-                    conn.fixed_unsent = conn.fixed_unsent.saturating_sub(n);
+                    conn.io.fixed_unsent = conn.io.fixed_unsent.saturating_sub(n);
                     if *done < seg.len {
                         self.stats.short_sends += 1;
                     }
                 }
             }
             let conn = &mut self.conns[index as usize];
-            if conn.fixed_outstanding == 0 {
-                conn.send_armed = false;
-                while conn.fixed_chain.front().is_some_and(|(seg, done)| *done >= seg.len) {
-                    if let (Some((seg, _)), Some(fixed)) = (conn.fixed_chain.pop_front(), self.fixed.as_mut()) {
+            if conn.io.fixed_outstanding == 0 {
+                conn.io.send_armed = false;
+                while conn.io.fixed_chain.front().is_some_and(|(seg, done)| *done >= seg.len) {
+                    if let (Some((seg, _)), Some(fixed)) = (conn.io.fixed_chain.pop_front(), self.fixed.as_mut()) {
                         fixed.release(seg.idx);
                     }
                 }
