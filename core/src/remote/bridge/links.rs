@@ -26,9 +26,7 @@ impl Bridge {
         stream.set_nodelay(true)?;
         let tcp = self.tcp.as_mut().ok_or_else(|| std::io::Error::other("engine network not started"))?;
         let conn = tcp.adopt(stream).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-        let now = Instant::now();
-        self.conns
-            .insert(conn, Conn { rx: Vec::new(), ready: false, dialled: true, link: None, last_rx: now, last_tx: now });
+        self.conns.insert(conn, Conn::new(true));
         let mut hello = Vec::new();
         self.hello.encode(&mut hello);
         let _ = tcp.send(conn, &hello);
@@ -47,10 +45,7 @@ impl Bridge {
         for ev in events.drain(..) {
             match ev {
                 TcpEvent::Accepted(conn) => {
-                    let now = Instant::now();
-                    let c =
-                        Conn { rx: Vec::new(), ready: false, dialled: false, link: None, last_rx: now, last_tx: now };
-                    self.conns.insert(conn, c);
+                    self.conns.insert(conn, Conn::new(false));
                 }
                 TcpEvent::Received(conn, buf) if self.poke_conn == Some(conn) => {
                     // A wake-up: it has done its job by ending the sleep.

@@ -147,6 +147,14 @@ struct Conn {
     last_tx: Instant,
 }
 
+impl Conn {
+    /// A new connection, before its hello; `dialled`: we dialled it.
+    fn new(dialled: bool) -> Conn {
+        let now = Instant::now();
+        Conn { rx: Vec::new(), ready: false, dialled, link: None, last_rx: now, last_tx: now }
+    }
+}
+
 /// How one direction of a flow ended, or that it has not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum End {
