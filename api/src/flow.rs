@@ -97,9 +97,8 @@ impl Flow {
     /// Tunes this side's sending ring for request/reply traffic (one message
     /// or a few in flight): while the peer keeps up, messages cycle through
     /// the ring's first `bytes` (plus one message) instead of all of it, so
-    /// they travel through cache lines both cores already share. On the
-    /// bench's VM it took 0–9% off a 64-byte round trip over 64 KiB rings
-    /// (tuning.md, "Window"): the ring's share of a flow's round trip.
+    /// they travel through cache lines both cores already share (what that
+    /// gains a round trip: tuning.md, "Window").
     /// [`REQUEST_REPLY_WINDOW`] suits small messages; `None` turns it off
     /// (the default). Local to this side: the peer reads as before.
     ///

@@ -2,9 +2,8 @@
 //! one host, because a latency is one process's stamp subtracted from
 //! another's reading.
 //!
-//! Candidates measured on the 2-core VM of the bench (per reading, 5 M
-//! calls in a loop): `rdtsc` 10 ns, `clock_gettime(CLOCK_MONOTONIC_RAW)`
-//! 22 ns (vDSO), `Instant::now` 27 ns. With an invariant TSC (`constant_tsc`
+//! The cheapest reading wins (what each candidate costs: tuning.md,
+//! "Latency histograms"). With an invariant TSC (`constant_tsc`
 //! and `nonstop_tsc`: one rate on every core, never stopped, synchronised
 //! by the kernel at boot) the clock is the TSC, in ticks; without one it is
 //! `CLOCK_MONOTONIC_RAW` in nanoseconds. Either way a reading is a tick

@@ -1,9 +1,9 @@
 //! One io_uring and its duty cycle: queue SQEs, enter the kernel only when
 //! there is something for it to do, reap CQEs.
 //!
-//! Measured (DESIGN, "The engine"): spinning on the completion queue alone
-//! costs ~2.7× a nonblocking-recv spin, because socket completions wait for
-//! task work that only a kernel entry runs. So [`UringDriver::poll`] enters
+//! Spinning on the completion queue alone is slow (by how much: tuning.md,
+//! "Task run"), because socket completions wait for task work that only a
+//! kernel entry runs. So [`UringDriver::poll`] enters
 //! the kernel when SQEs are pending or when the ring's IORING_SQ_TASKRUN flag
 //! says task work waits (set up with COOP_TASKRUN or DEFER_TASKRUN plus
 //! TASKRUN_FLAG), and otherwise only reads the completion queue.

@@ -53,7 +53,8 @@ impl FlowOptions {
     /// Whether this flow records the one-way latency of every message it
     /// receives and stamps every message it sends (default: on, unless
     /// `RINGFLOW_FLOW_LATENCY=false` or `ringflow::stats::set_latency_default`).
-    /// Off saves two clock readings per message (about 10 ns each here).
+    /// Off saves two clock readings per message (their cost: tuning.md,
+    /// "Latency histograms").
     #[must_use]
     pub fn latency(mut self, on: bool) -> Self {
         self.latency = Some(on);
