@@ -99,7 +99,7 @@ impl Flow {
     /// the ring's first `bytes` (plus one message) instead of all of it, so
     /// they travel through cache lines both cores already share (what that
     /// gains a round trip: tuning.md, "Window").
-    /// [`REQUEST_REPLY_WINDOW`] suits small messages; `None` turns it off
+    /// [`REQUEST_REPLY_WINDOW`](crate::REQUEST_REPLY_WINDOW) suits small messages; `None` turns it off
     /// (the default). Local to this side: the peer reads as before.
     ///
     /// The price, and why it is off by default: right after the ring wraps

@@ -13,7 +13,7 @@
 //! process's watcher that the peer died.
 //!
 //! Every operation that can wait comes in four forms over one internal
-//! function taking a [`Deadline`]: `x` (blocks), `try_x` (never waits,
+//! function taking a [`Deadline`](crate::Deadline): `x` (blocks), `try_x` (never waits,
 //! `WouldBlock`), `x_deadline(d)` and `x_timeout(dur)`.
 
 mod alloc;
