@@ -67,17 +67,25 @@ const GUARD: Duration = Duration::from_secs(60);
 #[test]
 fn a_steady_bridge_duty_cycle_allocates_nothing() {
     // io_uring where the host allows it (else plain sockets, as `auto` says).
-    steady_duty_cycles_allocate_nothing(NetBackend::Auto, "auto");
+    steady_duty_cycles_allocate_nothing(NetBackend::Auto, "auto", 1);
 }
 
 #[test]
 fn a_steady_duty_cycle_over_plain_sockets_allocates_nothing() {
-    steady_duty_cycles_allocate_nothing(NetBackend::Sockets, "sockets");
+    steady_duty_cycles_allocate_nothing(NetBackend::Sockets, "sockets", 1);
 }
 
-/// Round trips through an invoker-mode engine (`backend`) to a dedicated
-/// one; counts the allocations of the steady ones.
-fn steady_duty_cycles_allocate_nothing(backend: NetBackend, tag: &str) {
+/// Each request is answered by a burst larger than the local ring holds:
+/// the bridge queues what does not fit until the application reads on.
+#[test]
+fn a_bridge_queueing_for_a_full_ring_allocates_nothing_once_warm() {
+    steady_duty_cycles_allocate_nothing(NetBackend::Auto, "burst", 64);
+}
+
+/// Requests through an invoker-mode engine (`backend`) to a dedicated one,
+/// each answered by `burst` echoes; counts the allocations of the steady
+/// ones.
+fn steady_duty_cycles_allocate_nothing(backend: NetBackend, tag: &str, burst: usize) {
     let dir = TempDir(std::env::temp_dir().join(format!("ringflow-bridge-alloc-{tag}-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir.0);
     let far_config = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().expect("config");
@@ -90,7 +98,11 @@ fn steady_duty_cycles_allocate_nothing(backend: NetBackend, tag: &str) {
         let mut buf = [0u8; 256];
         loop {
             match flow.recv_into_timeout(&mut buf, GUARD) {
-                Ok(n) => flow.send_timeout(&buf[..n], GUARD).expect("echo"),
+                Ok(n) => {
+                    for _ in 0..burst {
+                        flow.send_timeout(&buf[..n], GUARD).expect("echo");
+                    }
+                }
                 Err(RecvError::Closed | RecvError::PeerGone { .. }) => break,
                 Err(e) => panic!("echo: {e}"),
             }
@@ -98,28 +110,34 @@ fn steady_duty_cycles_allocate_nothing(backend: NetBackend, tag: &str) {
     });
     let near_config = EngineConfig::builder().mode(ThreadingMode::Invoker).backend(backend).build().expect("config");
     let near = RemoteEngine::start(&near_config, None).expect("near engine");
-    let mut flow = near.alloc(&format!("{tag}@{addr}"), &Qos::data(), Deadline::after(GUARD)).expect("alloc");
+    // The smallest ring: a burst of 64 messages of 200 bytes overflows it.
+    let qos = Qos::data().with_ring_bytes(4 << 10);
+    let mut flow = near.alloc(&format!("{tag}@{addr}"), &qos, Deadline::after(GUARD)).expect("alloc");
 
     // Blocking calls: they run duty cycles while they spin, then sleep in
     // the engine's io_uring (never a busy wait on both cores).
     let mut buf = [0u8; 256];
-    let mut round_trip = |i: u64| {
-        let msg = i.to_le_bytes();
+    let mut request = |i: u64| {
+        let mut msg = [0u8; 200];
+        msg[..8].copy_from_slice(&i.to_le_bytes());
         flow.send_timeout(&msg, GUARD).expect("send");
-        let n = flow.recv_into_timeout(&mut buf, GUARD).expect("recv");
-        assert_eq!(&buf[..n], &msg, "round trip {i}");
+        for _ in 0..burst {
+            let n = flow.recv_into_timeout(&mut buf, GUARD).expect("recv");
+            assert_eq!(&buf[..n], &msg, "request {i}");
+        }
     };
+    let rounds = 4_000 / burst as u64;
     // Warm up: every buffer the bridge keeps grows to its working size.
-    for i in 0..2_000 {
-        round_trip(i);
+    for i in 0..rounds {
+        request(i);
     }
     // Steady state, long enough for the timers (UDP hellos every 100 ms)
     // to run a few times: a loop bound, never an assertion about time.
     let before = allocs();
     let started = Instant::now();
-    let mut i = 2_000;
-    while i < 4_000 || started.elapsed() < Duration::from_millis(350) {
-        round_trip(i);
+    let mut i = rounds;
+    while i < 2 * rounds || started.elapsed() < Duration::from_millis(350) {
+        request(i);
         i += 1;
     }
     let allocated = allocs() - before;
@@ -128,5 +146,5 @@ fn steady_duty_cycles_allocate_nothing(backend: NetBackend, tag: &str) {
     near.shutdown().expect("near shutdown");
     echo.join().expect("echo thread");
     far.shutdown().expect("far shutdown");
-    assert_eq!(allocated, 0, "{tag}: {allocated} allocations in {} steady round trips", i - 2_000);
+    assert_eq!(allocated, 0, "{tag}: {allocated} allocations in {} steady requests", i - rounds);
 }

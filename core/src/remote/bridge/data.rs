@@ -22,6 +22,8 @@ impl Bridged {
             tx: End::Open,
             seq,
             inbound: VecDeque::new(),
+            spare: Vec::new(),
+            spare_bytes: 0,
             delivered: 0,
             acked: 0,
             acked_at: Instant::now(),
@@ -41,6 +43,25 @@ impl Bridged {
     pub(super) fn based(mut self) -> Bridged {
         (self.sent_base, self.recv_base) = (self.end.sent_count(), self.end.received_count());
         self
+    }
+
+    /// Queues a received message until the local ring has room, in a kept
+    /// buffer when there is one.
+    pub(super) fn queue_inbound(&mut self, stamp: u64, payload: &[u8]) {
+        let mut buf = self.spare.pop().unwrap_or_default();
+        self.spare_bytes -= buf.capacity();
+        buf.clear();
+        buf.extend_from_slice(payload);
+        self.inbound.push_back((stamp, buf));
+    }
+
+    /// Keeps the buffer of a delivered message for the next queued one,
+    /// within [`SPARE_BYTES`].
+    fn keep_spare(&mut self, buf: Vec<u8>) {
+        if self.spare_bytes + buf.capacity() <= SPARE_BYTES {
+            self.spare_bytes += buf.capacity();
+            self.spare.push(buf);
+        }
     }
 
     /// Remote messages the local application has consumed.
@@ -89,7 +110,9 @@ fn deliver(b: &mut Bridged) -> usize {
     while let Some((stamp, msg)) = b.inbound.front() {
         match b.end.try_send_stamped(msg, *stamp) {
             Ok(()) => {
-                b.inbound.pop_front();
+                if let Some((_, buf)) = b.inbound.pop_front() {
+                    b.keep_spare(buf);
+                }
                 b.delivered += 1;
                 moved += 1;
             }

@@ -187,7 +187,7 @@ impl Bridge {
             b.dropped += 1;
             return true;
         }
-        b.inbound.push_back((stamp, payload.to_vec()));
+        b.queue_inbound(stamp, payload);
         true
     }
 

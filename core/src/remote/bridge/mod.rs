@@ -90,6 +90,10 @@ const ACK_AFTER: Duration = Duration::from_micros(500);
 /// A lossy flow's queue of messages waiting for room in the local ring;
 /// beyond it messages are dropped (and counted).
 const LOSSY_QUEUE: usize = 4096;
+/// Bytes of buffers a flow keeps from delivered queued messages for the
+/// next ones: a flow whose local ring stays full queues without allocating
+/// once it has this many.
+const SPARE_BYTES: usize = 1 << 20;
 /// How long an idle engine sleeps when only its own timers (keepalives,
 /// the silence check) need it: every other source of work wakes it.
 const SETTLED_SLEEP: Duration = Duration::from_millis(50);
@@ -197,6 +201,10 @@ struct Bridged {
     /// Received messages not yet delivered, with their send stamps (0:
     /// none; the delivery then stamps them).
     inbound: VecDeque<(u64, Vec<u8>)>,
+    /// Buffers of delivered messages kept for the next queued ones (at most
+    /// [`SPARE_BYTES`] of them), and their capacity in bytes.
+    spare: Vec<Vec<u8>>,
+    spare_bytes: usize,
     /// Messages put into the local ring.
     delivered: u64,
     /// The consumption we last acknowledged.
