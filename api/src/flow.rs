@@ -27,6 +27,33 @@ use ringflow_core::flow::Qos;
 use ringflow_core::Deadline;
 
 /// One end of a flow.
+///
+/// Nothing engine-only is reachable from it: the engine's bridge holds a
+/// ringflow-core flow end of its own, and a `Flow` neither exposes that end
+/// nor the operations the bridge uses on it. Dropping an end as if its
+/// process had died, for one:
+///
+/// ```compile_fail
+/// fn f(flow: ringflow_api::Flow) {
+///     flow.abandon();
+/// }
+/// ```
+///
+/// or delivering a message with a stamp from another host:
+///
+/// ```compile_fail
+/// fn f(mut flow: ringflow_api::Flow) {
+///     let _ = flow.try_send_stamped(b"x", 1);
+/// }
+/// ```
+///
+/// or reaching the end underneath:
+///
+/// ```compile_fail
+/// fn f(flow: ringflow_api::Flow) {
+///     let _ = &flow.end;
+/// }
+/// ```
 pub struct Flow {
     pub(crate) end: FlowEnd,
 }
