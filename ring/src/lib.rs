@@ -24,6 +24,8 @@ pub mod broadcast;
 mod control;
 mod error;
 pub mod frame;
+#[cfg(all(test, not(loom)))]
+mod hostile_tests;
 pub mod mpsc;
 pub mod pool;
 mod region;

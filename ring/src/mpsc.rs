@@ -21,7 +21,7 @@
 //! dead (its control channel hung up, or a long stall): a live producer
 //! caught between its claim and its CLAIMED mark could otherwise lose a frame.
 
-use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
+use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode, CLAIM_ATTEMPTS};
 use crate::error::{AttachError, ClaimError, CommitError, Corrupt, ReadError};
 use crate::frame::{self, frame_size, FrameAt, FrameRef, FrameWord, HEADER, KIND_CLAIMED, KIND_DATA, KIND_PAD};
 use crate::region::Region;
@@ -34,13 +34,13 @@ const MAGIC: u64 = u64::from_le_bytes(*b"RFMPSC01");
 const OFF_CONSUMER: usize = 16;
 const OFF_NEXT_ID: usize = 24;
 const OFF_LIVE_PRODUCERS: usize = 32;
-const OFF_TAIL: usize = BLOCK;
-const OFF_HEAD: usize = 2 * BLOCK;
+pub(crate) const OFF_TAIL: usize = BLOCK;
+pub(crate) const OFF_HEAD: usize = 2 * BLOCK;
 const OFF_DATA_WAIT: usize = 3 * BLOCK;
 const OFF_SPACE_WAIT: usize = 4 * BLOCK;
 /// Bytes of control area in front of the data area.
 pub const CONTROL_LEN: usize = 5 * BLOCK;
-const DATA: usize = CONTROL_LEN;
+pub(crate) const DATA: usize = CONTROL_LEN;
 
 /// Region length needed for a ring with `capacity` bytes of data.
 pub const fn region_len(capacity: usize) -> usize {
@@ -116,6 +116,7 @@ impl<R: Region> Producer<R> {
         // claimed space are ordered after the consumer's zeroing by the
         // Acquire load of its head (in `refresh_head`), not by the tail.
         let mut tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
+        let mut attempts = 0;
         let (start, pad) = loop {
             let room_to_end = cap - (tail & self.mask as u64);
             let pad = if need <= room_to_end { 0 } else { room_to_end };
@@ -133,6 +134,12 @@ impl<R: Region> Producer<R> {
             match self.region.word(OFF_TAIL).compare_exchange(tail, end, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => break (tail + pad, pad),
                 Err(actual) => {
+                    // Bounded: a peer that keeps moving the tail cannot hold
+                    // a nonblocking claim here (see `CLAIM_ATTEMPTS`).
+                    attempts += 1;
+                    if attempts == CLAIM_ATTEMPTS {
+                        return Err(ClaimError::Full);
+                    }
                     tail = actual;
                     spin_hint();
                 }
@@ -326,7 +333,7 @@ impl<R: Region> Consumer<R> {
     pub fn attach(region: R) -> Result<Self, AttachError> {
         let (capacity, wake) = control::geometry(&region, MAGIC, CONTROL_LEN)?;
         attach_side(&region, OFF_CONSUMER)?;
-        let head = region.word(OFF_HEAD).load(Ordering::Acquire);
+        let head = control::start_position(&region, OFF_HEAD)?;
         Ok(Consumer { region, capacity, mask: capacity - 1, head, published: head, wake })
     }
 
@@ -339,8 +346,16 @@ impl<R: Region> Consumer<R> {
         ReadError::Corrupt(Corrupt { offset, value, what })
     }
 
+    /// Finds the frame at the read position, skipping padding (locally).
+    ///
+    /// Bounded whatever the region holds: producers claim only up to the
+    /// published head plus the capacity (less the separating word), so a
+    /// frame or padding that ends past that is corrupt, and every step
+    /// advances at least 8 bytes: at most one lap per call, and (since
+    /// `published` moves only in `release`) at most one lap between releases.
     fn locate(&self) -> Result<FrameAt, ReadError> {
         let mut pos = self.head;
+        let limit = self.published + self.capacity as u64;
         loop {
             let at = pos as usize & self.mask;
             let off = DATA + at;
@@ -359,6 +374,9 @@ impl<R: Region> Consumer<R> {
                     if size == 0 || size % 8 != 0 || size > room {
                         return Err(Self::corrupt(off, raw, "padding length out of bounds"));
                     }
+                    if pos + size > limit {
+                        return Err(Self::corrupt(off, raw, "padding runs more than a lap past the consumer"));
+                    }
                     pos += size;
                 }
                 KIND_DATA => {
@@ -366,6 +384,9 @@ impl<R: Region> Consumer<R> {
                     let size = frame_size(len) as u64;
                     if len > max_payload(self.capacity) || size > room {
                         return Err(Self::corrupt(off, raw, "frame length out of bounds"));
+                    }
+                    if pos + size > limit {
+                        return Err(Self::corrupt(off, raw, "frame more than a lap past the consumer"));
                     }
                     // SYNC: Relaxed; ordered by the Acquire above.
                     let meta = self.region.word(off + 8).load(Ordering::Relaxed);

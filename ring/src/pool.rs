@@ -24,11 +24,11 @@ use crate::BLOCK;
 const MAGIC: u64 = u64::from_le_bytes(*b"RFPOOL01");
 const OFF_PRODUCER: usize = 16;
 const OFF_CONSUMER: usize = 24;
-const OFF_HEAD: usize = BLOCK;
+pub(crate) const OFF_HEAD: usize = BLOCK;
 const OFF_SPACE_WAIT: usize = 2 * BLOCK;
 /// Bytes of control area in front of the arena.
 pub const CONTROL_LEN: usize = 3 * BLOCK;
-const DATA: usize = CONTROL_LEN;
+pub(crate) const DATA: usize = CONTROL_LEN;
 /// Slots start on cache-line boundaries.
 pub const ALIGN: usize = 64;
 

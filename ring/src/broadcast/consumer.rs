@@ -143,6 +143,14 @@ impl<R: Region> Consumer<R> {
             let word = FrameWord::decode(w1);
             let size = self.geo.frame_size(word, room).map_err(|what| corrupt(off + 8, w1, what))? as u64;
             if word.kind == KIND_PAD {
+                // Padding is committed under a claim, so it ends at or
+                // below the tail; padding past it leads the cursor where no
+                // producer wrote. (A load on the padding path only.)
+                // SYNC: Acquire; pairs with the Release claim CAS.
+                let tail = self.region.word(OFF_TAIL).load(Ordering::Acquire);
+                if c.wrapping_add(size) > tail {
+                    return Err(corrupt(off + 8, w1, "padding runs past the log's tail").into());
+                }
                 self.cursor = c.wrapping_add(size);
                 continue;
             }
@@ -160,6 +168,8 @@ impl<R: Region> Consumer<R> {
                 missed_before,
             });
         }
+        // A lap of padding below the tail (abandoned claims): legitimate;
+        // the next call goes on from here.
         Err(ReadError::Empty)
     }
 

@@ -86,9 +86,9 @@ const OFF_CAPACITY: usize = 8;
 const OFF_MODE: usize = 16;
 const OFF_MAX_CONSUMERS: usize = 24;
 const OFF_MAX_PRODUCERS: usize = 32;
-const OFF_SALT: usize = 40;
+pub(crate) const OFF_SALT: usize = 40;
 // One block per contended word.
-const OFF_TAIL: usize = BLOCK;
+pub(crate) const OFF_TAIL: usize = BLOCK;
 const OFF_LATEST: usize = 2 * BLOCK;
 /// Wait points (futex word, then sleeper count), as for the other rings.
 const OFF_DATA_WAIT: usize = 3 * BLOCK;
