@@ -140,6 +140,22 @@ pub(crate) unsafe fn claimed_payload_mut<R: crate::Region>(region: &R, off: usiz
     unsafe { std::slice::from_raw_parts_mut(region.base().add(off), len) }
 }
 
+/// The payload of a claimed (not yet committed) frame, read-only: a shared
+/// view built from the raw pointer directly (no `&mut` made first).
+///
+/// # Safety
+/// Nothing may write those bytes while the returned slice lives: the caller
+/// holds the claim (the only right to write them) and borrows it shared for
+/// the slice's lifetime.
+#[cfg(not(loom))]
+#[inline]
+pub(crate) unsafe fn claimed_payload<R: crate::Region>(region: &R, off: usize, len: usize) -> &[u8] {
+    assert!(off.checked_add(len).is_some_and(|end| end <= region.len()), "ring bug: claim outside the region");
+    // SAFETY: in bounds (asserted); no writer while the slice lives is the
+    // caller's contract.
+    unsafe { std::slice::from_raw_parts(region.base().add(off), len) }
+}
+
 /// Copies `bytes` at `at` into a claimed payload of `len` bytes at region
 /// offset `off`. Panics if it does not fit the claim.
 #[inline]

@@ -126,11 +126,14 @@ impl Flow {
         }
         self.handed_over(&m);
         let s = self.sides.get();
+        let bulk = match m.bulk {
+            Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(c.to_string()))?),
+            None => None,
+        };
         Ok(RecvBuf {
             rx: s.rx,
-            rx_bulk: s.rx_bulk,
             frame: m.frame,
-            bulk: m.bulk,
+            bulk,
             wakers: self.wakers,
             slot: &self.slot,
             consumed: self.shared.memory.rx_consumed(self.shared.role),
@@ -161,13 +164,17 @@ impl Flow {
         }
         self.handed_over(&m);
         let s = self.sides.get();
-        match &m.bulk {
-            Some(b) => s.rx_bulk.copy_to(b, buf),
+        let bulk = match m.bulk {
+            Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(c.to_string()))?),
+            None => None,
+        };
+        match &bulk {
+            Some(b) => b.copy_to(buf),
             None => s.rx.view(&m.frame).copy_to(buf),
         }
         count_consumed(&self.slot, self.shared.memory.rx_consumed(self.shared.role));
-        if let Some(b) = &m.bulk {
-            consume_bulk(s.rx_bulk, b, self.wakers.peer_space[1]);
+        if let Some(b) = bulk {
+            consume_bulk(b, self.wakers.peer_space[1]);
         }
         consume(s.rx, &m.frame, self.wakers.peer_space[0]);
         Ok((len, nfds))
@@ -389,16 +396,20 @@ impl Flow {
             return Err(RecvError::FdSlots { needed: m.fds() });
         }
         let s = self.sides.get();
-        let payload = match &m.bulk {
-            Some(b) => s.rx_bulk.payload(b),
+        let bulk = match m.bulk {
+            Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(c.to_string()))?),
+            None => None,
+        };
+        let payload = match &bulk {
+            Some(b) => b.payload(),
             None => s.rx.payload_of(&m.frame),
         };
         let stamp = m.frame.meta() & ringflow_core::clock::TICKS_MASK;
         if !take(payload, stamp) {
             return Ok(None);
         }
-        if let Some(b) = &m.bulk {
-            consume_bulk(s.rx_bulk, b, self.wakers.peer_space[1]);
+        if let Some(b) = bulk {
+            consume_bulk(b, self.wakers.peer_space[1]);
         }
         consume(s.rx, &m.frame, self.wakers.peer_space[0]);
         Ok(Some(stamp))

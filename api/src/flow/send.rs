@@ -124,7 +124,7 @@ impl Flow {
             let slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;
             let mut desc = s.tx.try_claim(DESCRIPTOR_LEN).map_err(claim_error)?;
             desc.set_flags(FLAG_BULK);
-            Loan::Bulk { pool: s.tx_bulk, slot, desc }
+            Loan::Bulk { slot, desc }
         } else {
             Loan::Inline(s.tx.try_claim(len).map_err(claim_error)?)
         };
@@ -187,16 +187,16 @@ impl Flow {
         self.wait_room(len, bulk, deadline)?;
         let s = self.sides.get();
         let notify = if bulk {
-            let slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;
+            let mut slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;
             let mut desc = s.tx.try_claim(DESCRIPTOR_LEN).map_err(claim_error)?;
-            write_parts(s.tx_bulk.payload_mut(&slot), parts);
+            write_parts(slot.payload_mut(), parts);
             desc.set_flags(FLAG_BULK | flags);
             desc.set_meta(meta);
             if !fds.is_empty() {
                 // Before the commit: a failure leaves nothing half sent.
                 send_fd_packet(&self.conn, fds, deadline)?;
             }
-            commit_bulk(s.tx_bulk, &slot, desc)
+            commit_bulk(slot, desc)
         } else {
             let c = s.tx.try_claim(len).map_err(claim_error)?;
             fill_and_commit(c, parts, flags, meta, &self.conn, fds, deadline)?

@@ -38,9 +38,10 @@ impl<R: Region> Claim<'_, R> {
     #[inline]
     pub fn payload(&self) -> &[u8] {
         let off = self.payload_offset();
-        // SAFETY: as in `payload_mut`; this shared view borrows `self`, so no
-        // write through the claim happens while it lives.
-        unsafe { frame::claimed_payload_mut(&self.producer.region, off, self.len) }
+        // SAFETY: `try_claim` reserved the frame inside the data area, the
+        // consumer reads it only after the commit, and this shared view
+        // borrows `self`, so no write through the claim happens while it lives.
+        unsafe { frame::claimed_payload(&self.producer.region, off, self.len) }
     }
 
     /// The payload, writable in place (zero-copy).
