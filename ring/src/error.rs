@@ -83,8 +83,10 @@ impl From<Corrupt> for ClaimError {
 /// Why a claimed frame could not be committed (many-producer rings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommitError {
-    /// The consumer declared this claim abandoned and skipped it
-    /// (see `mpsc::Consumer::unblock`); the frame was not delivered.
+    /// The claim is no longer this producer's: the consumer declared it
+    /// abandoned and skipped it (see `mpsc::Consumer::unblock`), or a
+    /// misbehaving peer overwrote its commit word. The frame was not
+    /// delivered, and the commit wrote nothing.
     Revoked,
     /// The ring is corrupt.
     Corrupt(Corrupt),

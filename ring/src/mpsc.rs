@@ -16,10 +16,14 @@
 //! consumer at its frame forever. [`Consumer::unblock`] skips such a claim
 //! (Aeron's "unblock"): a CLAIMED word names the producer and the length and
 //! becomes PAD; a zero word (death before the CLAIMED mark) is padded up to
-//! the next non-zero word. A producer that commits after being skipped gets
-//! [`CommitError::Revoked`]. Call `unblock` only for a producer known to be
-//! dead (its control channel hung up, or a long stall): a live producer
-//! caught between its claim and its CLAIMED mark could otherwise lose a frame.
+//! the next non-zero word. The skipped space is zeroed and handed back to
+//! producers like any other, so `unblock` is an `unsafe fn`: its caller
+//! promises the claimant is dead (a live one would write into space another
+//! producer now owns). A claim's commit is one compare-and-swap and writes
+//! nothing else (the metadata word is written, like the payload, while the
+//! claim is held): a claim that was revoked anyway (its holder was stalled,
+//! not dead) learns [`CommitError::Revoked`] from that CAS and has written
+//! nothing into the ring since the revocation.
 
 use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode, CLAIM_ATTEMPTS};
 use crate::error::{AttachError, ClaimError, CommitError, Corrupt, ReadError};
@@ -158,7 +162,9 @@ impl<R: Region> Producer<R> {
         if let Err(found) = self.region.word(off).compare_exchange(0, claimed, Ordering::Relaxed, Ordering::Relaxed) {
             return Err(ClaimError::Corrupt(Corrupt { offset: off, value: found, what: "claimed space is not free" }));
         }
-        Ok(Claim { producer: self, off, len, claimed, meta: 0, flags: 0, done: false })
+        // The metadata word starts at zero: released space is all zeros and
+        // the claim's own space was checked free (its first word) above.
+        Ok(Claim { producer: self, off, len, claimed, flags: 0, done: false })
     }
 
     #[cold]
@@ -230,7 +236,6 @@ pub struct Claim<'a, R: Region> {
     off: usize,
     len: usize,
     claimed: u64,
-    meta: u64,
     flags: u8,
     done: bool,
 }
@@ -260,9 +265,11 @@ impl<R: Region> Claim<'_, R> {
         frame::write_claimed(&self.producer.region, self.off + HEADER, self.len, at, bytes)
     }
 
-    /// Sets the frame's metadata word.
+    /// Sets the frame's metadata word (written in place now, like the
+    /// payload, so that the commit is a single compare-and-swap).
     pub fn set_meta(&mut self, meta: u64) {
-        self.meta = meta;
+        // SYNC: Relaxed; published by the Release commit CAS.
+        self.producer.region.word(self.off + 8).store(meta, Ordering::Relaxed);
     }
 
     /// Sets the frame's flags.
@@ -270,24 +277,23 @@ impl<R: Region> Claim<'_, R> {
         self.flags = flags;
     }
 
-    /// Publishes the frame.
+    /// Publishes the frame: one compare-and-swap of the commit word, and no
+    /// other write. If the claim was revoked ([`Consumer::unblock`]) the CAS
+    /// fails and nothing is written: `Revoked`, the frame is not delivered.
     pub fn commit(mut self) -> Result<Notify, CommitError> {
         self.done = true;
         let region = &self.producer.region;
-        // SYNC: Relaxed; published by the Release CAS below.
-        region.word(self.off + 8).store(self.meta, Ordering::Relaxed);
         let data =
             FrameWord { len: self.len as u32, kind: KIND_DATA, flags: self.flags, tag: self.producer.id }.encode();
         // SYNC: Release on success; pairs with the Acquire in
         // `Consumer::locate`: the payload and meta are visible with the word.
+        // Relaxed on failure: we only learn the claim is no longer ours.
         match region.word(self.off).compare_exchange(self.claimed, data, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => Ok(self.producer.data_wait().notify()),
-            Err(found) if FrameWord::decode(found).kind == KIND_PAD => Err(CommitError::Revoked),
-            Err(found) => Err(CommitError::Corrupt(Corrupt {
-                offset: self.off,
-                value: found,
-                what: "commit word changed under a claim",
-            })),
+            // Only `unblock` changes a CLAIMED word under its holder; once it
+            // did, the space may already be zeroed and claimed again, so any
+            // other value means the same: revoked.
+            Err(_) => Err(CommitError::Revoked),
         }
     }
 }
@@ -455,10 +461,22 @@ impl<R: Region> Consumer<R> {
         self.space_wait().notify()
     }
 
-    /// Skips a claim that blocks the consumer (see the module docs): call it
-    /// only when the claiming producer is known to be dead. Returns what was
-    /// skipped, or `None` when the consumer is not blocked.
-    pub fn unblock(&mut self) -> Option<Unblocked> {
+    /// Skips a claim that blocks the consumer (see the module docs). Returns
+    /// what was skipped, or `None` when the consumer is not blocked.
+    ///
+    /// # Safety
+    /// The producer holding the claim at the consumer's position must never
+    /// write into it again: its process has exited, or (within a process)
+    /// its [`Claim`] will from now on only be committed or dropped, both of
+    /// which write nothing once revoked. When that position still reads
+    /// zero (a producer won the tail but never wrote its CLAIMED mark), the
+    /// same promise covers every producer whose claim may lie between the
+    /// consumer's position and the next marked word: in practice, call it
+    /// only once the producer named by the blocking claim, or every
+    /// producer that could be mid-claim, is known dead (its control channel
+    /// hung up). The skipped space goes back to the producers: a live
+    /// claimant's later writes would race with a new frame there.
+    pub unsafe fn unblock(&mut self) -> Option<Unblocked> {
         // SYNC: Acquire; pairs with nothing in particular — we only need a
         // tail at least as new as the claims we are about to inspect, and
         // the claims' own words are read with Acquire below.
