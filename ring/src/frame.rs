@@ -108,16 +108,23 @@ impl<R: crate::Region> FrameRef<'_, R> {
         self.frame.flags
     }
 
-    /// The payload, in place (zero-copy). In shared memory a hostile
-    /// producer could change these bytes while they are read: they are plain
-    /// bytes, so that can garble the message but never break memory safety.
+    /// The payload, in place (zero-copy).
+    ///
+    /// In shared memory the producer's process can still write these bytes:
+    /// an honest producer does not until the frame is released, a
+    /// misbehaving one may change them while you read (a data race in
+    /// Rust's model; see the crate documentation, "What a peer can and
+    /// cannot do to you"). The ring takes nothing from them: parse them
+    /// once and copy out what you validate.
     #[cfg(not(loom))]
     #[inline]
     pub fn payload(&self) -> &[u8] {
         self.frame.payload(self.region)
     }
 
-    /// Copies the payload into `dst` (at least `len()` bytes).
+    /// Copies the payload into `dst` (at least `len()` bytes): one read of
+    /// each byte, which a misbehaving producer may still have been writing
+    /// (validate the copy, not the shared bytes).
     pub fn copy_to(&self, dst: &mut [u8]) {
         self.frame.copy_to(self.region, dst)
     }

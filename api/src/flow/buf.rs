@@ -86,10 +86,16 @@ impl DerefMut for SendBuf<'_> {
 /// A received message, read in place in the flow's shared memory. Dropping
 /// it consumes the message and hands its room back to the sender.
 ///
-/// The bytes live in memory the peer can write: a buggy or hostile peer may
-/// change them while you read. Treat them as untrusted input — validate what
-/// you use, or copy the message out (`recv_into`) first when the peer is not
-/// trusted. (ringflow's own bookkeeping never relies on them.)
+/// The bytes live in memory the peer's process maps writable. An honest
+/// peer never touches a message it sent until you drop this buffer; a buggy
+/// or hostile one may change the bytes while you read them (formally a data
+/// race in Rust's model, which no library can exclude for memory shared
+/// with a process it does not control). What ringflow guarantees: none of
+/// its own lengths, offsets or loop bounds comes from these bytes. What you
+/// may rely on: the length is fixed and checked, the bytes are not. With a
+/// peer you do not trust, read each byte once (parse once), copy out what
+/// you validate and act on the copy, or receive with `recv_into`, which
+/// copies the message out first.
 pub struct RecvBuf<'a> {
     pub(crate) rx: &'a mut Consumer<RawRegion>,
     pub(crate) frame: Peeked,

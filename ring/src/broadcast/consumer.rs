@@ -321,10 +321,15 @@ impl<R: Region> ReadGuard<'_, R> {
     }
 
     /// The payload in place (zero-copy), on a reliable log. `None` on a
-    /// lossy log, where the bytes may be overwritten while they are looked
-    /// at: use [`read_into`](Self::read_into) there. (A hostile producer can
-    /// garble bytes under a reliable reader too; they are plain bytes, so that
-    /// never breaks memory safety.)
+    /// lossy log, where honest producers overwrite frames a slow reader
+    /// still looks at: use [`read_into`](Self::read_into) there.
+    ///
+    /// On a reliable log honest producers leave the frame alone until this
+    /// consumer releases it; a misbehaving process that maps the log can
+    /// still change the bytes while you read (a data race in Rust's model;
+    /// see the crate documentation, "What a peer can and cannot do to
+    /// you"). The log takes nothing from them: parse them once and copy out
+    /// what you validate.
     #[cfg(not(loom))]
     pub fn payload(&self) -> Option<&[u8]> {
         if self.consumer.geo.lossy() {
@@ -337,7 +342,9 @@ impl<R: Region> ReadGuard<'_, R> {
     }
 
     /// Copies the first `min(len, dst.len())` payload bytes into `dst` and
-    /// returns how many. On a lossy log the copy is validated afterwards:
+    /// returns how many. On a lossy log the copy is validated afterwards (a
+    /// seqlock: the copy may race with a producer's overwrite, and is then
+    /// discarded, never delivered):
     /// if the frame was overwritten meanwhile, the cursor jumps as for any
     /// lapped read and the error is [`ReadError::Lapped`] (counting from this
     /// frame), or `Empty` if no jump target was found yet (the next read

@@ -26,7 +26,10 @@
 //!
 //! This module must never trust the region: headers, cursors, markers and
 //! slot states are validated before use; garbage gives [`Corrupt`], `Full` or
-//! `Empty`, never a panic, an out-of-bounds access or an endless loop.
+//! `Empty`, never a panic, an out-of-bounds access or an endless loop (a
+//! read skips at most one lap of padding, and padding that leads past the
+//! tail is `Corrupt`). Payload bytes are never trusted for anything and may
+//! change under a reader if a process misbehaves (see the crate docs).
 //!
 //! Deviations from the first design, with their reasons:
 //!

@@ -12,7 +12,7 @@ use crate::wake::Notify;
 impl<R: Region> Producer<R> {
     /// Writes up to `max` frames of `len` payload bytes each in place and
     /// publishes them, with any frames pushed before, with one Release: the
-    /// batch form of [`try_claim`](Self::try_claim), [`Claim::push`] and
+    /// batch form of [`try_claim`](Self::try_claim), [`Claim::push`](super::Claim::push) and
     /// [`commit`](Self::commit). `fill` writes each frame through its
     /// [`Slot`] and returns whether the batch goes on; the batch also ends
     /// when the ring is full.

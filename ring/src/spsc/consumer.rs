@@ -32,7 +32,7 @@ pub struct Consumer<R: Region> {
 }
 
 impl<R: Region> Consumer<R> {
-    /// Attaches the consumer side of a ring laid out by [`init`].
+    /// Attaches the consumer side of a ring laid out by [`init`](super::init).
     pub fn attach(region: R) -> Result<Self, AttachError> {
         let (capacity, wake) = geometry(&region)?;
         let head = control::start_position(&region, OFF_HEAD)?;

@@ -22,12 +22,12 @@ pub const CONTROL_LEN: usize = 5 * BLOCK;
 pub(crate) const DATA: usize = CONTROL_LEN;
 
 /// Region length needed for a ring with `capacity` bytes of data
-/// (a power of two, at least [`MIN_CAPACITY`]).
+/// (a power of two, at least [`MIN_CAPACITY`](crate::MIN_CAPACITY)).
 pub const fn region_len(capacity: usize) -> usize {
     CONTROL_LEN + capacity
 }
 
-/// A window for request/reply rings ([`Producer::set_window`]): four
+/// A window for request/reply rings ([`Producer::set_window`](super::Producer::set_window)): four
 /// 64-byte messages per pass. On the bench's 2-core VM a 64-byte ping-pong
 /// over 16 KiB rings took 1.12–1.31x the physical limit with 256 bytes,
 /// 1.21–1.38x with 1 KiB, in the same runs (tuning.md).

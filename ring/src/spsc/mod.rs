@@ -46,7 +46,12 @@
 //! burst before it reads) would see the ring full early.
 //!
 //! Every word read from the region is validated: a bad kind, length, padding
-//! or sequence number is [`Corrupt`], never an out-of-bounds access.
+//! or sequence number is [`Corrupt`](crate::Corrupt), never an out-of-bounds access. Every
+//! loop over it is bounded: padding is valid only from inside the ring to
+//! its end (never at offset 0), so a read skips at most one; a published
+//! tail behind the consumer or more than a lap ahead is `Corrupt`, so a
+//! batch walks at most one lap. Payloads are never trusted for anything
+//! (see the crate documentation on what a peer can change under a reader).
 
 mod batch;
 mod claim;

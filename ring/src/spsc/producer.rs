@@ -40,7 +40,7 @@ pub struct Producer<R: Region> {
 }
 
 impl<R: Region> Producer<R> {
-    /// Attaches the producer side of a ring laid out by [`init`].
+    /// Attaches the producer side of a ring laid out by [`init`](super::init).
     pub fn attach(region: R) -> Result<Self, AttachError> {
         let (capacity, wake) = geometry(&region)?;
         let head = control::start_position(&region, OFF_HEAD)?;
@@ -210,7 +210,7 @@ impl<R: Region> Producer<R> {
     }
 
     /// Closes the producer side: the consumer reads what was committed, then
-    /// gets [`ReadError::Closed`]. Pushed but uncommitted frames are dropped.
+    /// gets [`ReadError::Closed`](crate::ReadError::Closed). Pushed but uncommitted frames are dropped.
     pub fn close(&mut self) -> Notify {
         self.first = None;
         close_side(&self.region, OFF_PRODUCER);

@@ -13,7 +13,7 @@ impl<R: Region> Producer<R> {
     /// Wraps early past `bytes` into the ring while the consumer keeps up
     /// and polls (see the module documentation; off by default, and
     /// `usize::MAX` turns it off again). For rings that carry one request
-    /// or reply at a time: [`LATENCY_WINDOW`]. A smaller window keeps fewer
+    /// or reply at a time: [`LATENCY_WINDOW`](super::LATENCY_WINDOW). A smaller window keeps fewer
     /// lines warm and reads the consumer's position more often (once per
     /// pass); right after an early wrap, room is what was written on that
     /// lap until the consumer reads on.
