@@ -261,7 +261,10 @@ fn mpsc_producer_killed_inside_a_claim_is_unblocked() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(watch.is_gone().unwrap());
-    let skipped = rx.unblock().expect("a dead producer's claim is skippable");
+    // SAFETY: the claim at the consumer's position is the child's (marked
+    // CLAIMED before it raised the flag; `tx`'s frame was claimed after
+    // it), and the child is dead: killed, reaped, and its pidfd says gone.
+    let skipped = unsafe { rx.unblock() }.expect("a dead producer's claim is skippable");
     assert_eq!(skipped.bytes, 16 + 64);
     assert_eq!(rx.try_read().unwrap().payload(), b"behind the dead claim");
 }
