@@ -174,9 +174,13 @@ proptest! {
             })
             .collect();
         watchdog("spsc scribble", move || {
-            let (region, _tx, mut rx) = spsc_ring();
+            let (region, mut tx, mut rx) = spsc_ring();
             spsc_scribble(&region, &words, tail);
-            for _ in 0..8 {
+            // The consumer's position too, as the producer reads it.
+            region.word(spsc::OFF_HEAD).store(tail.rotate_left(7), Relaxed);
+            for i in 0..8 {
+                let _ = (tx.free_bytes(), tx.fits(i * 20), tx.ready_for(i * 20));
+                let _ = tx.try_send(&[i as u8; 24]);
                 let _ = rx.peek();
                 if let Ok(g) = rx.try_read() {
                     assert!(g.len() <= spsc::max_payload(SPSC_CAP));
@@ -249,6 +253,53 @@ fn mpsc_a_lap_of_valid_frames_is_read_at_most_once_per_release() {
     assert!(n <= MPSC_CAP / 32);
 }
 
+#[test]
+fn mpsc_producer_refuses_tails_and_heads_out_of_range() {
+    // (tail, head) as a peer could leave them: the claim must end in a
+    // typed error, never an overflow panic or a claim behind the consumer.
+    let cases = [
+        ("tail u64::MAX", u64::MAX, 0),
+        ("tail near u64::MAX", u64::MAX - 7, 0),
+        ("tail behind the head", 64, 128),
+        ("head u64::MAX", 1 << 20, u64::MAX),
+    ];
+    for (what, tail, head) in cases {
+        let r = watchdog(what, move || {
+            let (region, _rx) = mpsc_ring();
+            let mut tx = mpsc::Producer::attach(region.clone()).unwrap();
+            // A first claim reads the head (the ring looks full from 0).
+            let _ = tx.try_send(&[1; 8]);
+            region.word(mpsc::OFF_HEAD).store(head, Relaxed);
+            region.word(mpsc::OFF_TAIL).store(tail, Relaxed);
+            (0..8).map(|_| tx.try_send(&[2; 100])).last().unwrap()
+        });
+        assert!(matches!(r, Err(mpsc::SendError::Claim(ClaimError::Corrupt(_) | ClaimError::Full))), "{what}: {r:?}");
+    }
+}
+
+#[test]
+fn spsc_producer_reads_of_a_hostile_head_never_overflow() {
+    watchdog("free_bytes", || {
+        let (region, tx, _rx) = spsc_ring();
+        region.word(spsc::OFF_HEAD).store(u64::MAX, Relaxed);
+        assert!(tx.free_bytes() <= SPSC_CAP);
+        assert!(!tx.fits(1 << 20));
+    });
+}
+
+#[test]
+fn broadcast_producer_refuses_a_tail_out_of_range() {
+    for tail in [u64::MAX - 7, u64::MAX - 15, 12] {
+        let r = watchdog("broadcast tail", move || {
+            let (region, _rx, _, _) = bc_log();
+            let mut tx = broadcast::Producer::attach(region.clone()).unwrap();
+            region.word(broadcast::OFF_TAIL).store(tail, Relaxed);
+            tx.try_send(&[0; 40])
+        });
+        assert!(matches!(r, Err(ClaimError::Corrupt(_) | ClaimError::Full)), "{tail:#x}: {r:?}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
@@ -270,7 +321,10 @@ proptest! {
                 region.word(mpsc::DATA + i * 8).store(w, Relaxed);
             }
             region.word(mpsc::OFF_TAIL).store(tail, Relaxed);
+            let mut tx = mpsc::Producer::attach(region.clone()).unwrap();
+            region.word(mpsc::OFF_HEAD).store(tail.rotate_left(7), Relaxed);
             for _ in 0..8 {
+                let _ = tx.try_send(&[5; 40]);
                 let _ = rx.read_batch(usize::MAX, |f| assert!(f.len() <= mpsc::max_payload(MPSC_CAP)));
                 // SAFETY: no producer is attached: nobody holds a claim.
                 let _ = unsafe { rx.unblock() };

@@ -90,8 +90,9 @@ impl<R: Region> Producer<R> {
         let id = region.word(OFF_NEXT_ID).fetch_add(1, Ordering::Relaxed) as u16;
         // SYNC: Relaxed; a diagnostic count, read by `Consumer::producers`.
         region.word(OFF_LIVE_PRODUCERS).fetch_add(1, Ordering::Relaxed);
-        // SYNC: Acquire; pairs with the Release in `Consumer::release`.
-        let cached_head = region.word(OFF_HEAD).load(Ordering::Acquire);
+        // SYNC: Acquire (in `start_position`); pairs with the Release in
+        // `Consumer::release`. A head that could overflow is refused.
+        let cached_head = control::start_position(&region, OFF_HEAD)?;
         Ok(Producer { region, capacity, mask: capacity - 1, id, cached_head, wake })
     }
 
@@ -122,6 +123,15 @@ impl<R: Region> Producer<R> {
         let mut tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
         let mut attempts = 0;
         let (start, pad) = loop {
+            // The tail is peer-written: behind the consumer's position or
+            // where our arithmetic could overflow, it is a lie.
+            if tail < self.cached_head || tail > control::MAX_POSITION {
+                return Err(ClaimError::Corrupt(Corrupt {
+                    offset: OFF_TAIL,
+                    value: tail,
+                    what: "tail behind the consumer or out of range",
+                }));
+            }
             let room_to_end = cap - (tail & self.mask as u64);
             let pad = if need <= room_to_end { 0 } else { room_to_end };
             let end = tail + pad + need;
@@ -175,11 +185,11 @@ impl<R: Region> Producer<R> {
         // SYNC: Relaxed; the tail only grows, so a tail loaded after the head
         // is at least the tail the consumer saw: a head beyond it is a lie.
         let tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
-        if head > tail {
+        if head > tail || tail > control::MAX_POSITION {
             return Err(ClaimError::Corrupt(Corrupt {
                 offset: OFF_HEAD,
                 value: head,
-                what: "consumer ahead of the tail",
+                what: "consumer ahead of the tail, or the tail out of range",
             }));
         }
         self.cached_head = self.cached_head.max(head);

@@ -196,7 +196,7 @@ impl<R: Region> Producer<R> {
     pub fn free_bytes(&self) -> usize {
         // SYNC: Acquire; pairs with the Release in `Consumer::release`.
         let head = self.region.word(OFF_HEAD).load(Ordering::Acquire);
-        (head + self.capacity as u64).saturating_sub(self.pending).min(self.capacity as u64) as usize
+        head.saturating_add(self.capacity as u64).saturating_sub(self.pending).min(self.capacity as u64) as usize
     }
 
     /// Where a consumer waiting for data sleeps (for the caller's futex).
