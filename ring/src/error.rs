@@ -51,7 +51,9 @@ impl std::error::Error for AttachError {}
 /// Why space for a frame could not be claimed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClaimError {
-    /// No room now; retry after the consumer releases space.
+    /// No room now; retry after the consumer releases space. (On a ring
+    /// whose tail many producers share, also: the tail kept moving under
+    /// a bounded number of claim attempts; retry.)
     Full,
     /// The frame can never fit this ring.
     TooLarge { len: usize, max: usize },

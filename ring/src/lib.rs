@@ -22,8 +22,10 @@
 //! (where a frame starts, how long it is, when a loop ends, what is free)
 //! come only from control words read atomically and validated before use:
 //! a corrupt region yields [`Corrupt`] (or `Empty` / `Full`), never an
-//! access outside the region, a panic, or a loop that does not end (each
-//! loop over peer-written words is bounded by one lap of the ring or less).
+//! access outside the region, a panic, or a loop that does not end (a walk
+//! over peer-written frames covers at most one lap of the ring per call; a
+//! compare-and-swap retry on a shared tail gives up after a fixed number of
+//! attempts with `Full`).
 //!
 //! Payload bytes are different. A payload read in place
 //! ([`FrameRef::payload`], [`pool::ReadSlot::payload`],
