@@ -314,10 +314,14 @@ impl Flow {
     #[inline]
     fn bulk_slot(&self, frame: Peeked) -> Result<Located, RecvError> {
         let (rx, pool) = self.sides.rx();
-        let d = rx.payload_of(&frame);
-        if d.len() != DESCRIPTOR_LEN {
+        let view = rx.view(&frame);
+        if view.len() != DESCRIPTOR_LEN {
             return Err(RecvError::CorruptPeer("bulk descriptor of the wrong size".into()));
         }
+        // Copied out once, then validated: the peer can still write the
+        // frame's bytes, so the position and length come from our copy.
+        let mut d = [0u8; DESCRIPTOR_LEN];
+        view.copy_to(&mut d);
         let word = |at: usize| {
             u64::from_le_bytes([d[at], d[at + 1], d[at + 2], d[at + 3], d[at + 4], d[at + 5], d[at + 6], d[at + 7]])
         };
