@@ -476,10 +476,12 @@ impl<'a, R: Region> ReadSlot<'a, R> {
     /// never takes a length, offset or bound from them; a reader must not
     /// assume two reads of the same byte agree: parse once, and copy out
     /// what you validate before you act on it. In Rust's memory model such
-    /// a concurrent write under a `&[u8]` is a data race; it is one only a
-    /// misbehaving peer can cause, and it can garble what you read, never
-    /// ringflow's own bookkeeping. For untrusted peers prefer
-    /// [`copy_to`](Self::copy_to).
+    /// a concurrent write under a `&[u8]` is a data race, one that only a
+    /// misbehaving peer can cause and that no library can rule out for
+    /// memory shared with another process (see the crate documentation,
+    /// "What a peer can and cannot do to you"); ringflow's own bookkeeping
+    /// never depends on these bytes. For untrusted peers prefer
+    /// [`copy_to`](Self::copy_to) and validate the copy.
     #[cfg(not(loom))]
     #[inline]
     pub fn payload(&self) -> &[u8] {
