@@ -642,5 +642,6 @@ fn alloc_error(e: HandshakeError) -> AllocError {
         HandshakeError::Memory(m) | HandshakeError::OwnMemory(m) => AllocError::Memory(m),
         HandshakeError::Io(e) if is_resource_limit(&e) => AllocError::ResourceLimit(e),
         HandshakeError::Io(e) => AllocError::Io(e),
+        HandshakeError::Send(e) => AllocError::Io(std::io::Error::other(e)),
     }
 }

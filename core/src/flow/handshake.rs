@@ -198,6 +198,9 @@ pub enum HandshakeError {
     /// The memory this side supplies for the flow was refused (too small,
     /// not fresh) or could not be made: this side's failure, not the peer's.
     OwnMemory(FlowSetupError),
+    /// This side could not send a packet as it was made (a bug here, never
+    /// the peer's doing).
+    Send(SendError),
     /// The control socket failed.
     Io(std::io::Error),
 }
@@ -216,6 +219,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::PeerGone => f.write_str("peer hung up during the handshake"),
             HandshakeError::Memory(e) => write!(f, "flow memory: {e}"),
             HandshakeError::OwnMemory(e) => write!(f, "this side's flow memory: {e}"),
+            HandshakeError::Send(e) => write!(f, "control packet not sent: {e}"),
             HandshakeError::Io(e) => write!(f, "control socket: {e}"),
         }
     }
@@ -227,6 +231,7 @@ impl std::error::Error for HandshakeError {
             HandshakeError::Memory(e) | HandshakeError::OwnMemory(e) => Some(e),
             HandshakeError::Io(e) => Some(e),
             HandshakeError::Qos(e) => Some(e),
+            HandshakeError::Send(e) => Some(e),
             _ => None,
         }
     }
@@ -243,7 +248,10 @@ impl From<SendError> for HandshakeError {
         match e {
             SendError::PeerGone => HandshakeError::PeerGone,
             SendError::WouldBlock | SendError::TimedOut => HandshakeError::TimedOut,
-            other => HandshakeError::Io(std::io::Error::other(other)),
+            SendError::Io { source } => HandshakeError::Io(source),
+            e @ (SendError::Empty | SendError::TooManyFds { .. } | SendError::TooLarge { .. }) => {
+                HandshakeError::Send(e)
+            }
         }
     }
 }
@@ -255,7 +263,7 @@ fn from_recv(e: RecvError) -> HandshakeError {
         RecvError::Truncated { .. } | RecvError::FdsTruncated { .. } => {
             HandshakeError::Protocol("oversized control packet")
         }
-        other => HandshakeError::Io(std::io::Error::other(other)),
+        RecvError::Io { source, .. } => HandshakeError::Io(source),
     }
 }
 
