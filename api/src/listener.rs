@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ringflow_core::control::{self, ControlListener, Permit, RuntimeDir};
 use ringflow_core::flow::handshake::{self, HandshakeError, Refusal};
-use ringflow_core::flow::{QosLimits, Role};
+use ringflow_core::flow::{MemorySupply, QosLimits, Role};
 use ringflow_core::Deadline;
 
 use crate::error::{is_resource_limit, AcceptError, BindError};
@@ -34,6 +34,7 @@ pub struct ListenerOptions {
     spin: Option<Duration>,
     runtime_dir: Option<PathBuf>,
     latency: Option<bool>,
+    memory: Option<MemorySupply>,
 }
 
 impl ListenerOptions {
@@ -75,6 +76,20 @@ impl ListenerOptions {
     #[must_use]
     pub fn latency(mut self, on: bool) -> Self {
         self.latency = Some(on);
+        self
+    }
+
+    /// Lays each accepted flow's receiving direction out in memory this side
+    /// supplies (libdill's `ipc_accept_mem`; the allocating side's
+    /// counterpart is [`FlowOptions::memory`](crate::FlowOptions::memory)):
+    /// `supply` is called once per flow with the bytes the granted QoS needs
+    /// there and returns a fresh segment at least that large, for example on
+    /// huge pages. A segment that is refused (too small, already laid out)
+    /// or not made ends the accept with [`AcceptError::Memory`], and the
+    /// allocating side is refused with `ResourceLimit`.
+    #[must_use]
+    pub fn memory(mut self, supply: MemorySupply) -> Self {
+        self.memory = Some(supply);
         self
     }
 }
@@ -173,7 +188,7 @@ impl Listener {
                 Deadline::At(t) if t < limit => deadline,
                 _ => Deadline::At(limit),
             };
-            match handshake::respond(&conn, &self.opts.limits, setup) {
+            match handshake::respond(&conn, &self.opts.limits, self.opts.memory.as_ref(), setup) {
                 Ok(est) => {
                     let stats = StatsSetup { dir: Some(&self.dir), latency: self.opts.latency };
                     let flow = Flow::from_parts(conn, est, Role::Acceptor, self.ctl.name(), self.opts.spin, stats);
@@ -199,6 +214,7 @@ impl Listener {
                     });
                 }
                 Err(HandshakeError::Io(e)) if is_resource_limit(&e) => return Err(AcceptError::ResourceLimit(e)),
+                Err(HandshakeError::OwnMemory(e)) => return Err(AcceptError::Memory(e)),
                 Err(_) => self.refused += 1,
             }
         }

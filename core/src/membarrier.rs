@@ -29,18 +29,45 @@ fn membarrier(cmd: libc::c_int) -> io::Result<libc::c_long> {
 /// Registers this process for global expedited barriers (once; later calls
 /// return the first outcome). Fails where the kernel or a seccomp filter
 /// does not allow it.
-pub fn register() -> io::Result<()> {
-    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
-    let outcome = REGISTERED.get_or_init(|| {
-        let supported = membarrier(CMD_QUERY).map_err(|e| e.to_string())?;
+pub fn register() -> Result<(), MembarrierError> {
+    static REGISTERED: OnceLock<Result<(), MembarrierError>> = OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        let syscall = |cmd| move |e: io::Error| MembarrierError::Syscall { cmd, errno: e.raw_os_error().unwrap_or(0) };
+        let supported = membarrier(CMD_QUERY).map_err(syscall(CMD_QUERY))?;
         let needed = (CMD_GLOBAL_EXPEDITED | CMD_REGISTER_GLOBAL_EXPEDITED) as libc::c_long;
         if supported & needed != needed {
-            return Err(format!("membarrier: global expedited barriers unsupported (commands {supported:#x})"));
+            return Err(MembarrierError::Unsupported { supported: supported as i64 });
         }
-        membarrier(CMD_REGISTER_GLOBAL_EXPEDITED).map(|_| ()).map_err(|e| e.to_string())
-    });
-    outcome.clone().map_err(io::Error::other)
+        membarrier(CMD_REGISTER_GLOBAL_EXPEDITED).map(|_| ()).map_err(syscall(CMD_REGISTER_GLOBAL_EXPEDITED))
+    })
 }
+
+/// Why this process cannot take part in membarrier-based waking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MembarrierError {
+    /// The kernel lacks global expedited barriers; `supported` is the
+    /// bit set of commands it offers.
+    Unsupported { supported: i64 },
+    /// `membarrier(cmd)` failed with `errno` (a seccomp filter, a kernel
+    /// built without it).
+    Syscall { cmd: i32, errno: i32 },
+}
+
+impl std::fmt::Display for MembarrierError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MembarrierError::Unsupported { supported } => {
+                write!(f, "membarrier: global expedited barriers unsupported (commands {supported:#x})")
+            }
+            MembarrierError::Syscall { cmd, errno } => {
+                write!(f, "membarrier(cmd {cmd}): {}", io::Error::from_raw_os_error(*errno))
+            }
+        }
+    }
+}
+
+impl std::error::Error for MembarrierError {}
 
 /// Runs a full memory barrier on every running thread of every registered
 /// process (about half a microsecond here): the waiter's side of the

@@ -85,7 +85,9 @@ impl FlowOptions {
     /// Lays the flow's rings out in caller-supplied memory (libdill's `_mem`
     /// idea): a fresh segment from [`Segment::create`], for example on huge
     /// pages. It must be large enough for the granted QoS
-    /// ([`Flow::segment_len_for`]). Only the allocating side supplies memory.
+    /// ([`Flow::segment_len_for`]). The accepting side may supply the memory
+    /// of the direction it receives on ([`ListenerOptions::memory`](crate::ListenerOptions::memory));
+    /// this segment then holds the rest of the flow.
     #[must_use]
     pub fn memory(mut self, segment: Segment) -> Self {
         self.memory = Some(segment);
@@ -637,8 +639,9 @@ fn alloc_error(e: HandshakeError) -> AllocError {
         HandshakeError::Qos(q) => AllocError::InvalidQos(q),
         HandshakeError::TimedOut => AllocError::TimedOut,
         HandshakeError::PeerGone => AllocError::PeerGone,
-        HandshakeError::Memory(m) => AllocError::Memory(m),
+        HandshakeError::Memory(m) | HandshakeError::OwnMemory(m) => AllocError::Memory(m),
         HandshakeError::Io(e) if is_resource_limit(&e) => AllocError::ResourceLimit(e),
         HandshakeError::Io(e) => AllocError::Io(e),
+        HandshakeError::Send(e) => AllocError::Io(std::io::Error::other(e)),
     }
 }
