@@ -12,6 +12,7 @@ use std::io;
 use std::sync::OnceLock;
 
 const CMD_QUERY: libc::c_int = 0;
+const CMD_GLOBAL: libc::c_int = 1;
 const CMD_GLOBAL_EXPEDITED: libc::c_int = 1 << 1;
 const CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_int = 1 << 2;
 
@@ -47,6 +48,26 @@ pub fn register() -> io::Result<()> {
 /// asymmetric fence.
 pub fn heavy_barrier() -> io::Result<()> {
     membarrier(CMD_GLOBAL_EXPEDITED).map(|_| ())
+}
+
+/// A full memory barrier on every running thread of every process, for a
+/// waiter whose peer orders its stores with a compiler fence only (the
+/// linger handshake, `ringflow_ring::linger`). In membarrier mode (`expedited`:
+/// every process of the flow registered) this is [`heavy_barrier`]; else
+/// the slow unregistered `MEMBARRIER_CMD_GLOBAL` (a grace period, often
+/// milliseconds: for rare paths only). Fails where the kernel (or a
+/// seccomp filter, or `nohz_full`) has neither.
+pub fn barrier_all(expedited: bool) -> io::Result<()> {
+    if expedited {
+        return heavy_barrier();
+    }
+    static GLOBAL: OnceLock<bool> = OnceLock::new();
+    let supported =
+        *GLOBAL.get_or_init(|| membarrier(CMD_QUERY).is_ok_and(|cmds| cmds & CMD_GLOBAL as libc::c_long != 0));
+    if !supported {
+        return Err(io::Error::new(io::ErrorKind::Unsupported, "membarrier(MEMBARRIER_CMD_GLOBAL) unsupported"));
+    }
+    membarrier(CMD_GLOBAL).map(|_| ())
 }
 
 /// The wake mode rings created by this process should use: `Membarrier`

@@ -60,11 +60,38 @@ pub enum WaitOutcome {
 /// `wait_point()`'s futex word. `ready` must read the ring afresh (it is
 /// re-checked after announcing the sleep, which is what makes the protocol
 /// lose no wake-up).
+///
+/// The futex word is in memory a peer can write: a change only makes the
+/// sleep end early (then `ready` is re-checked and the wait resumes), so a
+/// scribbled word can cost wake-ups, never an endless sleep past a wake.
 pub fn wait_until<'a>(
+    wait_point: impl FnMut() -> WaitPoint<'a>,
+    ready: impl FnMut() -> bool,
+    spin: Duration,
+    deadline: Deadline,
+) -> io::Result<WaitOutcome> {
+    wait_until_with(wait_point, ready, spin, deadline, |wp| {
+        if wp.needs_membarrier() {
+            // The publishers skipped their fence: pay for it here, before
+            // the re-check (see ringflow_ring::wake).
+            crate::membarrier::heavy_barrier()?;
+        }
+        Ok(None)
+    })
+}
+
+/// [`wait_until`] with the caller's barrier: `barrier` runs after each
+/// sleeper announcement and before the re-check (it replaces the membarrier
+/// `wait_until` issues in membarrier mode, so it must cover that too). It
+/// returns `Ok(None)`, or `Ok(Some(cap))` when it could not do its job and
+/// the next sleep must last at most `cap` (the re-check then comes soon
+/// whatever the peer did); an error ends the wait.
+pub fn wait_until_with<'a>(
     mut wait_point: impl FnMut() -> WaitPoint<'a>,
     mut ready: impl FnMut() -> bool,
     spin: Duration,
     deadline: Deadline,
+    mut barrier: impl FnMut(&WaitPoint<'a>) -> io::Result<Option<Duration>>,
 ) -> io::Result<WaitOutcome> {
     if ready() {
         return Ok(WaitOutcome::Ready);
@@ -80,16 +107,16 @@ pub fn wait_until<'a>(
         }
     }
     loop {
-        let timeout = deadline.remaining();
+        let mut timeout = deadline.remaining();
         if timeout == Some(Duration::ZERO) {
             return Ok(if ready() { WaitOutcome::Ready } else { WaitOutcome::TimedOut });
         }
         let wp = wait_point();
         let token = wp.prepare();
-        if wp.needs_membarrier() {
-            // The publishers skipped their fence: pay for it here, before
-            // the re-check (see ringflow_ring::wake).
-            if let Err(e) = crate::membarrier::heavy_barrier() {
+        match barrier(&wp) {
+            Ok(None) => {}
+            Ok(Some(cap)) => timeout = Some(timeout.map_or(cap, |t| t.min(cap))),
+            Err(e) => {
                 wp.finish();
                 return Err(e);
             }

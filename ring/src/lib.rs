@@ -20,10 +20,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod arm;
 pub mod broadcast;
 mod control;
 mod error;
 pub mod frame;
+pub mod linger;
 pub mod mpsc;
 pub mod pool;
 mod region;

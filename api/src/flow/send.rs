@@ -396,9 +396,11 @@ fn send_fd_packet(
 }
 
 /// After a publish: wake a sleeping peer, and signal its readiness fd if it
-/// armed it. The commit's notify ran a SeqCst fence after the commit store,
-/// which orders the arm-word load below after it (Dekker with the reader's
-/// arm-then-recheck in `recv`).
+/// armed it (the arm handshake, `ringflow_ring::arm`). The commit's notify
+/// ordered the arm-word load below after the commit store: a SeqCst fence
+/// in fenced mode; in membarrier mode only a compiler fence, and the
+/// reader's membarrier between its arm and its re-check (`Flow::arm`) does
+/// the rest.
 #[inline]
 pub(crate) fn published(
     notify: Notify,
@@ -411,9 +413,7 @@ pub(crate) fn published(
         slot.add(FlowCounter::Wakeups as usize, 1);
         Wakers::wake(wakers.peer_data);
     }
-    // SYNC: Relaxed; ordered after our commit by the SeqCst fence in the
-    // ring's notify; pairs with the reader's SeqCst store + fence in `arm`.
-    if armed.load(Ordering::Relaxed) != 0 && armed.swap(0, Ordering::AcqRel) != 0 {
+    if ringflow_ring::arm::take_arm(armed) {
         readiness::signal(peer_event);
     }
 }

@@ -77,10 +77,11 @@ impl HangUp for FlowShared {
             // mapped while `self` lives. AtomicU64 may alias shared memory.
             let (seq, sleepers) = unsafe { (&*(seq as *const AtomicU64), &*(sleepers as *const AtomicU64)) };
             let wp = WaitPoint::from_words(seq, sleepers);
-            if wp.alert().is_wake() {
-                // SAFETY: the futex word is the low half of `seq`, alive as above.
-                let _ = unsafe { ringflow_core::futex::wake(wp.futex_word(), u32::MAX) };
-            }
+            // Always wake (`alert` says Wake whatever the peer-writable
+            // sleeper count holds): a death must reach every waiter.
+            let _ = wp.alert();
+            // SAFETY: the futex word is the low half of `seq`, alive as above.
+            let _ = unsafe { ringflow_core::futex::wake(wp.futex_word(), u32::MAX) };
         }
         self.signal_readiness();
     }
