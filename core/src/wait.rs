@@ -5,6 +5,7 @@
 
 use ringflow_ring::{Notify, WaitPoint};
 use std::io;
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 /// When to give up waiting (libdill's convention: `Now` tries once, `Never`
@@ -70,27 +71,40 @@ pub fn wait_until<'a>(
     spin: Duration,
     deadline: Deadline,
 ) -> io::Result<WaitOutcome> {
-    wait_until_with(wait_point, ready, spin, deadline, |wp| {
-        if wp.needs_membarrier() {
-            // The publishers skipped their fence: pay for it here, before
-            // the re-check (see ringflow_ring::wake).
-            crate::membarrier::heavy_barrier()?;
-        }
-        Ok(None)
-    })
+    wait_until_with(wait_point, ready, spin, deadline, None, membarrier_if_needed)
 }
 
-/// [`wait_until`] with the caller's barrier: `barrier` runs after each
-/// sleeper announcement and before the re-check (it replaces the membarrier
-/// `wait_until` issues in membarrier mode, so it must cover that too). It
-/// returns `Ok(None)`, or `Ok(Some(cap))` when it could not do its job and
-/// the next sleep must last at most `cap` (the re-check then comes soon
-/// whatever the peer did); an error ends the wait.
+/// The barrier [`wait_until`] runs after its sleeper announcement: in
+/// membarrier mode the publishers skipped their fence, so the waiter pays
+/// for it here, before the re-check (see `ringflow_ring::wake`).
+pub fn membarrier_if_needed(wp: &WaitPoint<'_>) -> io::Result<Option<Duration>> {
+    if wp.needs_membarrier() {
+        crate::membarrier::heavy_barrier()?;
+    }
+    Ok(None)
+}
+
+/// [`wait_until`] with a local alarm word and the caller's barrier.
+///
+/// `alarm`: a futex word in this process's own memory and its quiet value
+/// (a flow's peer state: live). The sleep also ends when it changes and is
+/// woken (`futex_waitv` on both words), so a third party in this process
+/// (the peer watcher) reaches the sleeper whatever a peer wrote into the
+/// shared word. On a kernel without `futex_waitv` (before 5.16) the sleep
+/// falls back to the shared word alone.
+///
+/// `barrier` runs after each sleeper announcement and before the re-check
+/// (it replaces the membarrier `wait_until` issues in membarrier mode, so
+/// it must cover that too: see [`membarrier_if_needed`]). It returns
+/// `Ok(None)`, or `Ok(Some(cap))` when it could not do its job and the next
+/// sleep must last at most `cap` (the re-check then comes soon whatever the
+/// peer did); an error ends the wait.
 pub fn wait_until_with<'a>(
     mut wait_point: impl FnMut() -> WaitPoint<'a>,
     mut ready: impl FnMut() -> bool,
     spin: Duration,
     deadline: Deadline,
+    alarm: Option<(&AtomicU32, u32)>,
     mut barrier: impl FnMut(&WaitPoint<'a>) -> io::Result<Option<Duration>>,
 ) -> io::Result<WaitOutcome> {
     if ready() {
@@ -125,9 +139,24 @@ pub fn wait_until_with<'a>(
             wp.finish();
             return Ok(WaitOutcome::Ready);
         }
-        // SAFETY: the futex word lives in the ring's region, which outlives
-        // this call (the WaitPoint borrows it).
-        let r = unsafe { crate::futex::wait(wp.futex_word(), token, timeout) };
+        let r = match alarm {
+            Some((word, quiet)) => {
+                let words = [(wp.futex_word(), token), (word.as_ptr() as *const u32, quiet)];
+                // SAFETY: the first word lives in the ring's region, which
+                // outlives this call (the WaitPoint borrows it); the second
+                // is borrowed for the call.
+                match unsafe { crate::futex::wait_any(&words, timeout) } {
+                    Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                        // SAFETY: as below.
+                        unsafe { crate::futex::wait(wp.futex_word(), token, timeout) }
+                    }
+                    r => r,
+                }
+            }
+            // SAFETY: the futex word lives in the ring's region, which
+            // outlives this call (the WaitPoint borrows it).
+            None => unsafe { crate::futex::wait(wp.futex_word(), token, timeout) },
+        };
         wp.finish();
         r?;
         if ready() {

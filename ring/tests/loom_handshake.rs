@@ -4,6 +4,10 @@
 //! - wake on death: a watcher stores "gone" and alerts (`WaitPoint::alert`)
 //!   while a waiter announces itself, re-checks and sleeps, and the peer
 //!   scribbles the sleeper count (zero, `u64::MAX`): the waiter always ends.
+//!   And when a process that still maps the segment after the hang-up
+//!   writes the futex word back to the value the waiter sleeps on, the
+//!   waiter still ends: it also sleeps on its process's own state word
+//!   (`futex_waitv`), which the watcher changes and wakes.
 //! - linger close versus wait (`ringflow_ring::linger`): a sender that
 //!   closed and waits for its last message to be consumed is always woken
 //!   or sees the count.
@@ -18,7 +22,7 @@
 //! Run: RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ringflow-ring --release --test loom_handshake
 #![cfg(loom)]
 
-use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 use ringflow_ring::spsc::{self, Consumer, Producer};
@@ -38,8 +42,16 @@ impl Futex {
     /// `futex_wait(word, token)`: returns at once if the word differs,
     /// else sleeps until a `wake` (never because the word changes later).
     fn wait(&self, wp: &WaitPoint<'_>, token: u32) {
+        self.wait_any(wp, token, None);
+    }
+
+    /// `futex_waitv` on the wait point's word and, if given, a local word
+    /// with its quiet value. (One queue stands for both words' queues: the
+    /// models wake both.)
+    fn wait_any(&self, wp: &WaitPoint<'_>, token: u32, local: Option<(&AtomicU32, u32)>) {
         let mut queue = self.queue.lock().unwrap();
-        if wp.current() != token {
+        // SYNC: Acquire; pairs with the watcher's Release store of the word.
+        if wp.current() != token || local.is_some_and(|(w, quiet)| w.load(Ordering::Acquire) != quiet) {
             return;
         }
         let generation = *queue;
@@ -110,6 +122,62 @@ fn death_wakes_a_waiter_whose_sleeper_count_was_zeroed() {
 fn death_wakes_a_waiter_whose_sleeper_count_was_maxed() {
     // `prepare` wraps u64::MAX to zero: the count then says nobody sleeps.
     wake_on_death(u64::MAX);
+}
+
+/// The flow's sleep (`wait_until_with` with the flow's state word as its
+/// alarm) against a watcher and a process that still maps the segment and
+/// restores the futex word to its old value around the watcher's bump.
+#[test]
+fn death_wakes_a_waiter_whose_futex_word_was_restored() {
+    const LIVE: u32 = 0;
+    const GONE: u32 = 1;
+    // The losing interleaving (restorer loads, watcher bumps and wakes,
+    // restorer stores, waiter queues) takes four preemptions: without the
+    // local word this model deadlocks at that bound, not at CI's 2.
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(4);
+    model.check(|| {
+        let seq = Arc::new(AtomicU64::new(0));
+        let sleepers = Arc::new(AtomicU64::new(0));
+        let state = Arc::new(AtomicU32::new(LIVE));
+        let futex = Arc::new(Futex::new());
+
+        let waiter = {
+            let (seq, sleepers, state, futex) = (seq.clone(), sleepers.clone(), state.clone(), futex.clone());
+            thread::spawn(move || {
+                let wp = WaitPoint::from_words(&seq, &sleepers);
+                loop {
+                    // SYNC: Acquire; pairs with the watcher's Release store.
+                    if state.load(Ordering::Acquire) != LIVE {
+                        return;
+                    }
+                    let token = wp.prepare();
+                    if state.load(Ordering::Acquire) != LIVE {
+                        wp.finish();
+                        return;
+                    }
+                    futex.wait_any(&wp, token, Some((&state, LIVE)));
+                    wp.finish();
+                }
+            })
+        };
+        let restorer = {
+            let seq = seq.clone();
+            thread::spawn(move || {
+                // SYNC: Relaxed; a peer's raw load and store.
+                let old = seq.load(Ordering::Relaxed);
+                seq.store(old, Ordering::Relaxed);
+            })
+        };
+        // The watcher (this thread): `FlowShared::hung_up`.
+        // SYNC: Release; pairs with the waiter's Acquire loads.
+        state.store(GONE, Ordering::Release);
+        futex.wake(); // the local word
+        let _ = WaitPoint::from_words(&seq, &sleepers).alert();
+        futex.wake(); // the shared word
+        restorer.join().unwrap();
+        waiter.join().unwrap();
+    });
 }
 
 /// A ring of 64 bytes in a loom heap region, both sides attached.

@@ -476,6 +476,7 @@ impl Flow {
                 || unconsumed() == 0 || tx.is_consumer_closed() || shared.state() != shared::LIVE,
                 Duration::ZERO,
                 deadline,
+                Some(shared.alarm()),
                 linger_barrier,
             )
         };

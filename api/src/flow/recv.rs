@@ -11,7 +11,7 @@ use ringflow_core::control::{RecvError as CtlRecvError, SCM_MAX_FD};
 use ringflow_core::flow::handshake::{self, HandshakeError, Kind};
 use ringflow_core::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
 use ringflow_core::stats::{FlowCounter, FLOW_LATENCY};
-use ringflow_core::{wait_until, Deadline, WaitOutcome};
+use ringflow_core::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
 use ringflow_ring::pool::Slot;
 use ringflow_ring::spsc::Peeked;
 use ringflow_ring::ReadError;
@@ -258,7 +258,7 @@ impl Flow {
             let (rx, _) = self.sides.rx();
             let shared = &self.shared;
             let slot = &self.slot;
-            let outcome = wait_until(
+            let outcome = wait_until_with(
                 || {
                     slot.add(FlowCounter::Parked as usize, 1);
                     rx.data_wait()
@@ -266,6 +266,8 @@ impl Flow {
                 || !matches!(rx.peek(), Err(ReadError::Empty)) || shared.state() != LIVE,
                 self.spin,
                 deadline,
+                Some(shared.alarm()),
+                membarrier_if_needed,
             )
             .map_err(RecvError::Io)?;
             if outcome == WaitOutcome::TimedOut {

@@ -14,7 +14,7 @@ use ringflow_core::control::SCM_MAX_FD;
 use ringflow_core::flow::handshake::{self, Kind, Packet};
 use ringflow_core::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
 use ringflow_core::stats::{FlowCounter, Slot};
-use ringflow_core::{wait_until, Deadline, WaitOutcome};
+use ringflow_core::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
 use ringflow_ring::spsc::Claim;
 use ringflow_ring::{ClaimError, Notify, RawRegion};
 
@@ -287,7 +287,7 @@ impl Flow {
             }
             let slot = &self.slot;
             let outcome = if full_pool {
-                wait_until(
+                wait_until_with(
                     || {
                         slot.add(FlowCounter::Parked as usize, 1);
                         pool.space_wait()
@@ -295,9 +295,11 @@ impl Flow {
                     || pool.fits(len) || pool.is_consumer_closed() || shared.state() != LIVE,
                     self.spin,
                     deadline,
+                    Some(shared.alarm()),
+                    membarrier_if_needed,
                 )
             } else {
-                wait_until(
+                wait_until_with(
                     || {
                         slot.add(FlowCounter::Parked as usize, 1);
                         tx.space_wait()
@@ -305,6 +307,8 @@ impl Flow {
                     || tx.fits(inline_need) || tx.is_consumer_closed() || shared.state() != LIVE,
                     self.spin,
                     deadline,
+                    Some(shared.alarm()),
+                    membarrier_if_needed,
                 )
             }
             .map_err(SendError::Io)?;
