@@ -167,9 +167,19 @@ fn within<T: Send + 'static>(what: &str, op: impl FnOnce() -> T + Send + 'static
     }
 }
 
+/// Receive outcomes of the random runs, printed per run (what the
+/// scribbling reached): [data, corrupt, other errors].
+static OUTCOMES: [AtomicUsize; 3] = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+
 /// Every receive outcome is valid data within the grant, or a typed error
 /// whose numbers are within the grant too.
 fn check_recv(r: &Result<usize, RecvError>) {
+    let kind = match r {
+        Ok(_) => 0,
+        Err(RecvError::CorruptPeer(_)) => 1,
+        Err(_) => 2,
+    };
+    OUTCOMES[kind].fetch_add(1, Ordering::Relaxed);
     match r {
         Ok(n) => assert!(*n <= MAX_MSG, "received {n} bytes on a flow granted {MAX_MSG}"),
         Err(RecvError::TooSmall { needed }) => assert!(*needed <= MAX_MSG, "TooSmall {{ needed: {needed} }}"),
@@ -443,8 +453,16 @@ fn random_child(mut flow: Flow, s: Scribbler, seed: u64) -> ! {
                 // the rings' positions.
                 2 | 3 => {
                     let r = if rng.below(3) == 0 { VICTIM_TX } else { VICTIM_RX };
-                    let at = (rng.below(capacity / 8) * 8) as usize;
-                    s.word(r, spsc::CONTROL_LEN + at)
+                    let at = if rng.below(2) == 0 {
+                        // At or just past the reader's published position
+                        // (the head word, one block into the control area).
+                        // SYNC: Relaxed; a peer's raw load.
+                        let head = s.word(r, ringflow::ring::BLOCK).load(Ordering::Relaxed);
+                        (head & !7).wrapping_add(rng.below(64) * 8) % capacity
+                    } else {
+                        rng.below(capacity / 8) * 8
+                    };
+                    s.word(r, spsc::CONTROL_LEN + at as usize)
                 }
                 // Anywhere: the layout header, the pools' data, padding.
                 _ => s.any_word((rng.below(s.whole.1 as u64 / 8) * 8) as usize),
@@ -673,6 +691,8 @@ fn random_run(seed: u64) {
     if let Err(p) = v.join() {
         std::panic::resume_unwind(p);
     }
+    let [data, corrupt, other] = OUTCOMES.each_ref().map(|c| c.swap(0, Ordering::Relaxed));
+    eprintln!("seed {seed}: {data} messages received, {corrupt} CorruptPeer, {other} other errors");
     assert_no_forged_allocation();
 }
 
