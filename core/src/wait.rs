@@ -90,8 +90,8 @@ pub fn membarrier_if_needed(wp: &WaitPoint<'_>) -> io::Result<Option<Duration>> 
 /// (a flow's peer state: live). The sleep also ends when it changes and is
 /// woken (`futex_waitv` on both words), so a third party in this process
 /// (the peer watcher) reaches the sleeper whatever a peer wrote into the
-/// shared word. On a kernel without `futex_waitv` (before 5.16) the sleep
-/// falls back to the shared word alone.
+/// shared word. Where `futex_waitv` fails (a kernel before 5.16, a seccomp
+/// filter) the sleep falls back to the shared word alone.
 ///
 /// `barrier` runs after each sleeper announcement and before the re-check
 /// (it replaces the membarrier `wait_until` issues in membarrier mode, so
@@ -146,10 +146,10 @@ pub fn wait_until_with<'a>(
                 // outlives this call (the WaitPoint borrows it); the second
                 // is borrowed for the call.
                 match unsafe { crate::futex::wait_any(&words, timeout) } {
-                    Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-                        // SAFETY: as below.
-                        unsafe { crate::futex::wait(wp.futex_word(), token, timeout) }
-                    }
+                    // No futex_waitv (ENOSYS before 5.16, or a seccomp
+                    // filter): the shared word alone, as `wait_until`.
+                    // SAFETY: as below.
+                    Err(_) => unsafe { crate::futex::wait(wp.futex_word(), token, timeout) },
                     r => r,
                 }
             }
@@ -173,4 +173,46 @@ pub fn notify(wait_point: WaitPoint<'_>, notify: Notify) -> io::Result<()> {
         unsafe { crate::futex::wake(wait_point.futex_word(), u32::MAX) }?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringflow_ring::spsc::{self, Consumer};
+    use ringflow_ring::HeapRegion;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    /// A sleeper with an alarm word is woken through that word alone: nobody
+    /// bumps or wakes the shared word (as when a peer restored it after the
+    /// watcher's alert), yet the wait ends, long before its deadline.
+    #[test]
+    fn the_alarm_word_wakes_a_sleeper_whatever_the_shared_words_say() {
+        let region = Arc::new(HeapRegion::new(spsc::region_len(64)));
+        spsc::init(&*region).unwrap();
+        let rx = Consumer::attach(region).unwrap();
+        let alarm = Arc::new(AtomicU32::new(0));
+        let waker = {
+            let alarm = alarm.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                // SYNC: Release; pairs with the Acquire in the ready check.
+                alarm.store(1, Ordering::Release);
+                // SAFETY: `alarm` is a live, aligned u32.
+                unsafe { crate::futex::wake(alarm.as_ptr(), u32::MAX) }.unwrap();
+            })
+        };
+        let outcome = wait_until_with(
+            || rx.data_wait(),
+            // SYNC: Acquire; pairs with the waker's Release store.
+            || alarm.load(Ordering::Acquire) != 0,
+            Duration::ZERO,
+            Deadline::after(Duration::from_secs(60)),
+            Some((&alarm, 0)),
+            membarrier_if_needed,
+        )
+        .unwrap();
+        assert_eq!(outcome, WaitOutcome::Ready);
+        waker.join().unwrap();
+    }
 }

@@ -23,8 +23,9 @@
 //!   loan, `dealloc`, `FlowSet::wait`) waits on it beside its shared futex
 //!   word (`futex_waitv`), and the
 //!   watcher changes it and wakes it first: a death ends every wait
-//!   whatever the peer wrote anywhere. (A kernel without `futex_waitv`,
-//!   before 5.16, falls back to the shared word alone: then a process that
+//!   whatever the peer wrote anywhere. (Where `futex_waitv` fails, before
+//!   Linux 5.16 or under a seccomp filter, a sleep falls back to the shared
+//!   word alone: then a process that
 //!   still maps the segment after the hang-up and restores the futex word
 //!   in the instant between the watcher's wake and a waiter's sleep could
 //!   keep that waiter asleep.)
