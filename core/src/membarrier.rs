@@ -85,6 +85,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_unregistered_global_barrier_runs_or_says_why_not() {
+        match barrier_all(false) {
+            Ok(()) => {}
+            Err(e) => assert!(e.to_string().contains("membarrier"), "{e}"),
+        }
+    }
+
+    #[test]
     fn registers_and_barriers_where_supported() {
         match register() {
             Ok(()) => {
