@@ -82,8 +82,9 @@ impl FlowShared {
 impl HangUp for FlowShared {
     /// Wakes every sleeper of this flow, whatever the shared words say:
     /// first through the local state word (its value and its futex queue
-    /// are this process's alone: a sleeper that queued before the store is
-    /// woken, one that comes later finds the value changed), then through
+    /// are this process's alone: a sleeper queued before the wake below is
+    /// woken, one that queues after the store finds the value changed),
+    /// then through
     /// the shared words for sleepers that wait on those alone (the engine's
     /// io_uring futex waits, a kernel without `futex_waitv`). Those wakes
     /// ignore the peer-writable sleeper counts; a peer that still maps the
