@@ -5,7 +5,8 @@
 //! futex words, closed flags, the consumed counters and arm words of the
 //! state area, the pool's words, the layout header — while the victim (this
 //! test process) uses every API form. It is killed with SIGKILL at random
-//! points, or dies after scribbling.
+//! points, dies after scribbling, or hangs up its control socket without
+//! dying and keeps writing.
 //!
 //! What must hold, for every value: the victim gets valid data or a typed
 //! error, never a hang (each victim operation runs under a watchdog that
@@ -354,6 +355,43 @@ fn child_hostile() {
             std::mem::forget(flow);
             die();
         }
+        "hang_up_and_restore" => {
+            let words = s.wait_words();
+            let end = Instant::now() + LONG;
+            while !words.iter().any(|&(r, _, sl)| s.word(r, sl).load(Ordering::Relaxed) != 0) {
+                assert!(Instant::now() < end, "the victim never slept");
+                thread::sleep(Duration::from_millis(1));
+            }
+            thread::sleep(Duration::from_millis(100));
+            // The futex words as the victim's sleep found them, written back
+            // again and again (and the sleeper counts zeroed) from now on,
+            // over the watcher's alerts to come.
+            let before: Vec<u64> = words.iter().map(|&(r, seq, _)| s.word(r, seq).load(Ordering::Relaxed)).collect();
+            let s = Arc::new(s);
+            let restorer = s.clone();
+            thread::spawn(move || loop {
+                for _ in 0..1000 {
+                    for (&(r, seq, sl), &old) in words.iter().zip(&before) {
+                        restorer.word(r, seq).store(old, Ordering::Relaxed);
+                        restorer.word(r, sl).store(0, Ordering::Relaxed);
+                    }
+                }
+                thread::yield_now();
+            });
+            // Hang up every socket of ours (the control socket among them)
+            // without dying: the victim's watcher sees a death while we keep
+            // the segment mapped and writing. The victim kills us after.
+            for e in std::fs::read_dir("/proc/self/fd").unwrap().filter_map(|e| e.ok()) {
+                if std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:")) {
+                    if let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) {
+                        // SAFETY: shutdown on a descriptor number; no memory.
+                        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                    }
+                }
+            }
+            std::mem::forget(flow);
+            sleep_forever();
+        }
         "random" => random_child(flow, s, child_arg("SEED").parse().unwrap()),
         other => panic!("unknown mode {other}"),
     }
@@ -554,6 +592,42 @@ fn death_wakes_every_sleeper_whose_count_was_maxed() {
     for form in [Sleeper::RecvInto, Sleeper::RecvRef, Sleeper::Send, Sleeper::Loan, Sleeper::SetWait, Sleeper::Dealloc]
     {
         death_wakes(form, u64::MAX);
+    }
+}
+
+/// A peer that hangs up its control socket without dying, and keeps
+/// writing the victim's futex words back to the values its sleep found
+/// (and zeroing the sleeper counts), cannot keep the victim asleep: the
+/// watcher's wake reaches it through its own process's state word.
+#[test]
+fn a_hang_up_wakes_a_sleeper_while_the_peer_restores_its_futex_word() {
+    for form in [Sleeper::RecvInto, Sleeper::Send, Sleeper::SetWait, Sleeper::Dealloc] {
+        let dir = TempDir::new("restore");
+        let name = format!("restore-{form:?}").to_lowercase();
+        let (mut flow, mut child, _l) = start(&dir, &name, "hang_up_and_restore", &[]);
+        match form {
+            Sleeper::Send => while flow.try_send(&[7u8; 1000]).is_ok() {},
+            Sleeper::Dealloc => flow.send(b"never read").unwrap(),
+            _ => {}
+        }
+        let what = format!("{form:?} while the peer hung up and restored the futex words");
+        let ok = within(&what, move || match form {
+            Sleeper::RecvInto => {
+                let mut buf = [0u8; 64];
+                matches!(flow.recv_into(&mut buf), Err(RecvError::PeerGone { received: 0 }))
+            }
+            Sleeper::Send => matches!(flow.send(&[7u8; 1000]), Err(SendError::PeerGone { .. })),
+            Sleeper::SetWait => {
+                let mut set = FlowSet::new();
+                let key = set.insert(flow, Interest::Readable);
+                let mut ready = Vec::new();
+                set.wait(&mut ready, Deadline::Never).unwrap() == 1 && ready[0].key == key && ready[0].closed
+            }
+            Sleeper::Dealloc => flow.dealloc(Deadline::Never) == Err(DeallocError::PeerGone { unconsumed: 1 }),
+            _ => unreachable!(),
+        });
+        assert!(ok, "{what}: the wrong outcome");
+        child.kill();
     }
 }
 
