@@ -21,14 +21,13 @@
 //!   this process, written by the peer watcher when the peer's control
 //!   socket hangs up. Every sleep in the flow's own calls (receive, send,
 //!   loan, `dealloc`, `FlowSet::wait`) waits on it beside its shared futex
-//!   word (`futex_waitv`), and the
-//!   watcher changes it and wakes it first: a death ends every wait
-//!   whatever the peer wrote anywhere. (Where `futex_waitv` fails, before
-//!   Linux 5.16 or under a seccomp filter, a sleep falls back to the shared
-//!   word alone: then a process that
-//!   still maps the segment after the hang-up and restores the futex word
-//!   in the instant between the watcher's wake and a waiter's sleep could
-//!   keep that waiter asleep.)
+//!   word (`futex_waitv`), and the watcher changes it and wakes it first:
+//!   a death ends every wait whatever the peer wrote anywhere. (Where
+//!   `futex_waitv` fails, before Linux 5.16 or under a seccomp filter, a
+//!   sleep falls back to the shared word alone: then a process that still
+//!   maps the segment after the hang-up and restores the futex word in the
+//!   instant between the watcher's wake and a waiter's sleep could keep
+//!   that waiter asleep.)
 //! - The rings' own positions and cached bounds (`Producer::tail`,
 //!   `Consumer::head`, capacity, wake mode), kept in process memory after
 //!   attach; the shared copies are only published for the peer.
