@@ -12,6 +12,7 @@ use std::io;
 use std::sync::OnceLock;
 
 const CMD_QUERY: libc::c_int = 0;
+const CMD_GLOBAL: libc::c_int = 1;
 const CMD_GLOBAL_EXPEDITED: libc::c_int = 1 << 1;
 const CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_int = 1 << 2;
 
@@ -76,6 +77,26 @@ pub fn heavy_barrier() -> io::Result<()> {
     membarrier(CMD_GLOBAL_EXPEDITED).map(|_| ())
 }
 
+/// A full memory barrier on every running thread of every process, for a
+/// waiter whose peer orders its stores with a compiler fence only (the
+/// linger handshake, `ringflow_ring::linger`). In membarrier mode (`expedited`:
+/// every process of the flow registered) this is [`heavy_barrier`]; else
+/// the slow unregistered `MEMBARRIER_CMD_GLOBAL` (a grace period, often
+/// milliseconds: for rare paths only). Fails where the kernel (or a
+/// seccomp filter, or `nohz_full`) has neither.
+pub fn barrier_all(expedited: bool) -> io::Result<()> {
+    if expedited {
+        return heavy_barrier();
+    }
+    static GLOBAL: OnceLock<bool> = OnceLock::new();
+    let supported =
+        *GLOBAL.get_or_init(|| membarrier(CMD_QUERY).is_ok_and(|cmds| cmds & CMD_GLOBAL as libc::c_long != 0));
+    if !supported {
+        return Err(io::Error::new(io::ErrorKind::Unsupported, "membarrier(MEMBARRIER_CMD_GLOBAL) unsupported"));
+    }
+    membarrier(CMD_GLOBAL).map(|_| ())
+}
+
 /// The wake mode rings created by this process should use: `Membarrier`
 /// when this process could register for it, `Fenced` otherwise. A process
 /// that attaches to an existing `Membarrier` ring must call [`register`].
@@ -89,6 +110,14 @@ pub fn preferred_wake_mode() -> WakeMode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unregistered_global_barrier_runs_or_says_why_not() {
+        match barrier_all(false) {
+            Ok(()) => {}
+            Err(e) => assert!(e.to_string().contains("membarrier"), "{e}"),
+        }
+    }
 
     #[test]
     fn registers_and_barriers_where_supported() {

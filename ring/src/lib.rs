@@ -45,12 +45,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod arm;
 pub mod broadcast;
 mod control;
 mod error;
 pub mod frame;
 #[cfg(all(test, not(loom)))]
 mod hostile_tests;
+pub mod linger;
 pub mod mpsc;
 pub mod pool;
 mod region;

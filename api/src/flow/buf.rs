@@ -3,7 +3,7 @@
 //! place and released on drop.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use ringflow_ring::pool::{self, ReadSlot, WriteSlot};
 use ringflow_ring::spsc::{Claim, Consumer, Peeked};
@@ -181,13 +181,12 @@ pub(crate) fn release(rx: &mut Consumer<RawRegion>, peer_space: usize) {
 
 /// Counts one more message consumed, where the sender can read it: exact on
 /// every message (for `PeerGone { delivered }` and `dealloc`'s linger), on a
-/// line only we write. Called before the consume's release, whose wake-up
-/// tells a lingering sender to look at it.
+/// line only we write. Called before the consume's load of the sender's
+/// closed flag and its release, whose wake-up tells a lingering sender to
+/// look at it (the linger handshake: `ringflow_ring::linger`).
 #[inline]
 pub(crate) fn count_consumed(slot: &stats::Slot, consumed: &AtomicU64) {
     let received = slot.get(FlowCounter::Received as usize) + 1;
     slot.set(FlowCounter::Received as usize, received);
-    // SYNC: Release; pairs with the Acquire in `Flow::dealloc` and
-    // `Flow::gone_error` (which also follow a hang-up or a wake-up).
-    consumed.store(received, Ordering::Release);
+    ringflow_ring::linger::store_consumed(consumed, received);
 }

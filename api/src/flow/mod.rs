@@ -456,9 +456,9 @@ impl Flow {
         self.close_tx();
         let sent = self.sent_count();
         let consumed = self.shared.memory.tx_consumed(self.shared.role);
-        // SYNC: Acquire; pairs with the Release in `count_consumed` (a figure
-        // the peer reports: trusted only for this wait).
-        let unconsumed = || sent.saturating_sub(consumed.load(std::sync::atomic::Ordering::Acquire));
+        // A figure the peer reports: trusted only for this wait (a lie ends
+        // the linger early, or lets it run to its deadline or the peer's end).
+        let unconsumed = || sent.saturating_sub(ringflow_ring::linger::consumed(consumed));
         let outcome = if let Some(invoker) = self.invoker.clone() {
             // Invoker mode: the acknowledgements arrive as this thread runs
             // the engine.
@@ -473,11 +473,13 @@ impl Flow {
         } else {
             let (tx, _) = self.sides.tx();
             let shared = &self.shared;
-            ringflow_core::wait_until(
+            ringflow_core::wait_until_with(
                 || tx.space_wait(),
                 || unconsumed() == 0 || tx.is_consumer_closed() || shared.state() != shared::LIVE,
                 Duration::ZERO,
                 deadline,
+                Some(shared.alarm()),
+                linger_barrier,
             )
         };
         match (outcome, unconsumed()) {
@@ -491,10 +493,9 @@ impl Flow {
     /// Engine side: tells the local sender that `total` of its messages
     /// have been consumed (by the remote application), for its linger.
     pub(crate) fn confirm_consumed(&self, total: u64) {
-        // SYNC: Release; pairs with the Acquire in `Flow::dealloc` and
-        // `Flow::gone_error`, like `count_consumed`.
-        self.shared.memory.rx_consumed(self.shared.role).store(total, std::sync::atomic::Ordering::Release);
-        // A sender lingering in `dealloc` sleeps on its space word.
+        ringflow_ring::linger::store_consumed(self.shared.memory.rx_consumed(self.shared.role), total);
+        // A sender lingering in `dealloc` sleeps on its space word: woken
+        // unconditionally here.
         Wakers::wake(self.wakers.peer_space[0]);
     }
 
@@ -624,6 +625,24 @@ impl From<FromPartsError> for AllocError {
 impl From<std::io::Error> for FromPartsError {
     fn from(e: std::io::Error) -> Self {
         FromPartsError::Watch(e)
+    }
+}
+
+/// How long a lingering `dealloc` sleeps at most between looks when no
+/// process-wide barrier is available (see [`linger_barrier`]).
+const LINGER_SLICE: Duration = Duration::from_millis(10);
+
+/// The lingering sender's side of the linger handshake
+/// (`ringflow_ring::linger`): the receiver orders its consumed count before
+/// its look at our closed flag with a compiler fence only, so after our
+/// sleeper announcement a process-wide barrier must put the missing fence
+/// into its instruction stream before we re-read the count. Without
+/// membarrier (seccomp, `nohz_full`), each sleep is capped instead, so a
+/// count the barrier would have shown is seen one slice later.
+fn linger_barrier(wp: &ringflow_ring::WaitPoint<'_>) -> std::io::Result<Option<Duration>> {
+    match ringflow_core::membarrier::barrier_all(wp.needs_membarrier()) {
+        Ok(()) => Ok(None),
+        Err(_) => Ok(Some(LINGER_SLICE)),
     }
 }
 

@@ -7,11 +7,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ringflow_core::control::RecvError as CtlRecvError;
+use ringflow_core::control::{RecvError as CtlRecvError, SCM_MAX_FD};
 use ringflow_core::flow::handshake::{self, HandshakeError, Kind};
 use ringflow_core::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
 use ringflow_core::stats::{FlowCounter, FLOW_LATENCY};
-use ringflow_core::{wait_until, Deadline, WaitOutcome};
+use ringflow_core::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
 use ringflow_ring::pool::Slot;
 use ringflow_ring::spsc::Peeked;
 use ringflow_ring::ReadError;
@@ -265,7 +265,7 @@ impl Flow {
             let (rx, _) = self.sides.rx();
             let shared = &self.shared;
             let slot = &self.slot;
-            let outcome = wait_until(
+            let outcome = wait_until_with(
                 || {
                     slot.add(FlowCounter::Parked as usize, 1);
                     rx.data_wait()
@@ -273,6 +273,8 @@ impl Flow {
                 || !matches!(rx.peek(), Err(ReadError::Empty)) || shared.state() != LIVE,
                 self.spin,
                 deadline,
+                Some(shared.alarm()),
+                membarrier_if_needed,
             )
             .map_err(RecvError::Io)?;
             if outcome == WaitOutcome::TimedOut {
@@ -299,8 +301,10 @@ impl Flow {
             }
         }
         match found {
-            Ok(frame) if frame.flags() & FLAG_BULK == 0 => Ok(Located { frame, bulk: None }),
-            Ok(frame) => self.bulk_slot(frame),
+            Ok(frame) if frame.flags() == 0 && frame.len() <= self.geometry.inline_max => {
+                Ok(Located { frame, bulk: None })
+            }
+            Ok(frame) => self.checked(frame),
             Err(ReadError::Empty) => Err(RecvError::WouldBlock),
             // The peer closed its sending side after its last message.
             Err(ReadError::Closed) => Err(RecvError::Closed),
@@ -309,8 +313,50 @@ impl Flow {
         }
     }
 
+    /// A frame with flags, or longer than the inline size: checked against
+    /// what this flow granted (the ring checked it only against its own
+    /// bounds). Every length and count a peer writes is one the sender
+    /// could have produced, or the frame is `CorruptPeer`: an inline
+    /// message at most the inline size, a bulk message longer than that and
+    /// at most `max_msg`, a descriptor count from 1 to `SCM_MAX_FD`, no
+    /// unknown flag.
+    #[inline(never)]
+    fn checked(&self, frame: Peeked) -> Result<Located, RecvError> {
+        let corrupt = |what: String| Err(RecvError::CorruptPeer(what));
+        let flags = frame.flags();
+        if flags & !(FLAG_BULK | FLAG_FDS) != 0 {
+            return corrupt(format!("unknown frame flags {flags:#04x}"));
+        }
+        if flags & FLAG_FDS != 0 {
+            let n = frame.meta() >> FDS_SHIFT;
+            if n == 0 || n > SCM_MAX_FD as u64 {
+                return corrupt(format!("{n} passed descriptors announced (1 to {SCM_MAX_FD} allowed)"));
+            }
+        }
+        if flags & FLAG_BULK == 0 {
+            if frame.len() > self.geometry.inline_max {
+                return corrupt(format!(
+                    "inline message of {} bytes on a flow whose inline size is {}",
+                    frame.len(),
+                    self.geometry.inline_max
+                ));
+            }
+            return Ok(Located { frame, bulk: None });
+        }
+        let located = self.bulk_slot(frame)?;
+        let len = located.len();
+        if len <= self.geometry.inline_max || len > self.qos.max_msg {
+            return corrupt(format!(
+                "bulk message of {len} bytes on a flow granted {} (inline up to {})",
+                self.qos.max_msg, self.geometry.inline_max
+            ));
+        }
+        Ok(located)
+    }
+
     /// The bulk slot a descriptor frame points to, validated against the
-    /// pool's own position.
+    /// pool's own position (its length is checked against the QoS by
+    /// [`checked`](Self::checked)).
     #[inline]
     fn bulk_slot(&self, frame: Peeked) -> Result<Located, RecvError> {
         let (rx, pool) = self.sides.rx();
@@ -325,7 +371,8 @@ impl Flow {
         let word = |at: usize| {
             u64::from_le_bytes([d[at], d[at + 1], d[at + 2], d[at + 3], d[at + 4], d[at + 5], d[at + 6], d[at + 7]])
         };
-        match pool.validate(word(0), word(8)) {
+        let (pos, len) = (word(0), word(8));
+        match pool.validate(pos, len) {
             Ok(slot) => Ok(Located { frame, bulk: Some(slot) }),
             Err(c) => Err(RecvError::CorruptPeer(c.to_string())),
         }
@@ -350,11 +397,7 @@ impl Flow {
     /// the announcement is not missed.
     fn arm(&mut self) {
         readiness::drain(self.shared.readiness.0.as_raw_fd());
-        let armed = self.shared.memory.rx_armed(self.shared.role);
-        // SYNC: SeqCst store + fence; pairs with the fence in the sender's
-        // commit before it loads this word (`send::published`), Dekker-style.
-        armed.store(1, Ordering::SeqCst);
-        std::sync::atomic::fence(Ordering::SeqCst);
+        ringflow_ring::arm::arm(self.shared.memory.rx_armed(self.shared.role));
         let barrier_failed = self.sides.rx().0.data_wait().needs_membarrier()
             // Senders publish without a fence: pay for theirs here (if that
             // fails, a spurious signal below is the safe answer).

@@ -14,7 +14,7 @@ use ringflow_core::control::SCM_MAX_FD;
 use ringflow_core::flow::handshake::{self, Kind, Packet};
 use ringflow_core::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
 use ringflow_core::stats::{FlowCounter, Slot};
-use ringflow_core::{wait_until, Deadline, WaitOutcome};
+use ringflow_core::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
 use ringflow_ring::spsc::Claim;
 use ringflow_ring::{ClaimError, Notify, RawRegion};
 
@@ -287,7 +287,7 @@ impl Flow {
             }
             let slot = &self.slot;
             let outcome = if full_pool {
-                wait_until(
+                wait_until_with(
                     || {
                         slot.add(FlowCounter::Parked as usize, 1);
                         pool.space_wait()
@@ -295,9 +295,11 @@ impl Flow {
                     || pool.fits(len) || pool.is_consumer_closed() || shared.state() != LIVE,
                     self.spin,
                     deadline,
+                    Some(shared.alarm()),
+                    membarrier_if_needed,
                 )
             } else {
-                wait_until(
+                wait_until_with(
                     || {
                         slot.add(FlowCounter::Parked as usize, 1);
                         tx.space_wait()
@@ -305,6 +307,8 @@ impl Flow {
                     || tx.fits(inline_need) || tx.is_consumer_closed() || shared.state() != LIVE,
                     self.spin,
                     deadline,
+                    Some(shared.alarm()),
+                    membarrier_if_needed,
                 )
             }
             .map_err(SendError::Io)?;
@@ -396,9 +400,11 @@ fn send_fd_packet(
 }
 
 /// After a publish: wake a sleeping peer, and signal its readiness fd if it
-/// armed it. The commit's notify ran a SeqCst fence after the commit store,
-/// which orders the arm-word load below after it (Dekker with the reader's
-/// arm-then-recheck in `recv`).
+/// armed it (the arm handshake, `ringflow_ring::arm`). The commit's notify
+/// ordered the arm-word load below after the commit store: a SeqCst fence
+/// in fenced mode; in membarrier mode only a compiler fence, and the
+/// reader's membarrier between its arm and its re-check (`Flow::arm`) does
+/// the rest.
 #[inline]
 pub(crate) fn published(
     notify: Notify,
@@ -411,9 +417,7 @@ pub(crate) fn published(
         slot.add(FlowCounter::Wakeups as usize, 1);
         Wakers::wake(wakers.peer_data);
     }
-    // SYNC: Relaxed; ordered after our commit by the SeqCst fence in the
-    // ring's notify; pairs with the reader's SeqCst store + fence in `arm`.
-    if armed.load(Ordering::Relaxed) != 0 && armed.swap(0, Ordering::AcqRel) != 0 {
+    if ringflow_ring::arm::take_arm(armed) {
         readiness::signal(peer_event);
     }
 }

@@ -9,6 +9,8 @@
 //! their place, so one FIFO order covers both and the descriptor's commit
 //! publishes the slot. Nothing here trusts the segment: a
 //! peer's segment is validated by its layout header, then by each ring.
+//! Every word a peer can write, with what its worst value does:
+//! [`super::hostile`].
 
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;

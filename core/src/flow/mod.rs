@@ -4,6 +4,7 @@
 //! `Listener` types (ringflow-api) are built from these.
 
 pub mod handshake;
+pub mod hostile;
 pub mod memory;
 pub mod qos;
 pub mod readiness;
