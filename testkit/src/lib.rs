@@ -1,0 +1,183 @@
+//! Test support shared by ringflow's test suites: temporary directories
+//! that remove themselves, a private runtime directory for code that uses
+//! the default one, and skips for kernel features a machine may refuse.
+//!
+//! Every test removes what it creates, also when it fails: a directory is a
+//! [`TempDir`] guard that removes it on drop, and a panicking test unwinds
+//! through its drop. A child process a test spawns or forks works in its
+//! parent's directory and never makes one of its own, so killing it leaves
+//! nothing behind. Everything lives under [`std::env::temp_dir`], so a run
+//! with `TMPDIR` set stays inside that directory.
+//!
+//! This crate is a dev-dependency only; it must never reach a library or
+//! binary target.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+pub use tempfile::TempDir;
+
+/// The variable naming the runtime directory (`ringflow_core::control::RUNTIME_DIR_ENV`;
+/// repeated here so this crate depends on none of ringflow's).
+const RUNTIME_DIR_ENV: &str = "RINGFLOW_RUNTIME_DIR";
+
+/// A fresh private (0700) directory `ringflow-<tag>-XXXXXX` in the temporary
+/// directory, removed with everything in it when the guard drops.
+///
+/// Its path is short enough for a Unix socket of a maximal flow name when
+/// the temporary directory itself is short (`/tmp`, or `mktemp -d`).
+pub fn temp_dir(tag: &str) -> TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(&format!("ringflow-{tag}-"))
+        // A runtime directory must grant nobody else anything; the umask can
+        // only take bits away.
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("creating a temporary directory in {}: {e}", std::env::temp_dir().display()))
+}
+
+/// Points `RINGFLOW_RUNTIME_DIR` of this process, and of every child it
+/// spawns afterwards, at a private directory removed when the process exits
+/// normally (the test harness exits normally whether its tests pass or
+/// fail). Code that uses the default runtime directory (an engine's
+/// statistics, `Flow::alloc` without options) then leaves nothing in the
+/// user's own.
+///
+/// Call it at the start of every test that may reach the default runtime
+/// directory, and before spawning a child. Idempotent. When the variable is
+/// already set (in a child: by its parent), that directory is used and left
+/// alone: its owner removes it.
+pub fn isolate_runtime_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os(RUNTIME_DIR_ENV).filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        let dir = temp_dir("runtime").keep();
+        // Setting a variable races with C code that reads the environment on
+        // other threads; ringflow's tests read it only through `std::env`,
+        // which serialises with this.
+        std::env::set_var(RUNTIME_DIR_ENV, &dir);
+        let _ = OWNED_RUNTIME_DIR.set(dir.clone());
+        // SAFETY: registers a plain `extern "C" fn` with no arguments.
+        unsafe { libc::atexit(remove_owned_runtime_dir) };
+        dir
+    })
+}
+
+/// The runtime directory this process made, to remove at exit.
+static OWNED_RUNTIME_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_owned_runtime_dir() {
+    if let Some(dir) = OWNED_RUNTIME_DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Why this kernel refuses io_uring, or `None` when a ring can be set up.
+///
+/// Only refusals count (`ENOSYS`: no io_uring in this kernel; `EPERM`/`EACCES`:
+/// a seccomp filter, a container or `kernel.io_uring_disabled`; `EINVAL`: a
+/// kernel too old for the setup); any other failure is not a reason to skip,
+/// so the test goes on and reports it.
+pub fn uring_unavailable() -> Option<&'static str> {
+    static WHY: OnceLock<Option<String>> = OnceLock::new();
+    WHY.get_or_init(|| match io_uring::IoUring::new(8) {
+        Ok(_) => None,
+        Err(e) => refusal(&e),
+    })
+    .as_deref()
+}
+
+/// Why `futex_waitv` (Linux 5.16, behind `FlowSet::wait`) is missing, or
+/// `None` when the kernel has it.
+pub fn futex_waitv_unavailable() -> Option<&'static str> {
+    static WHY: OnceLock<Option<String>> = OnceLock::new();
+    WHY.get_or_init(|| {
+        // An empty list is refused with EINVAL by a kernel that has the call,
+        // with ENOSYS (or a seccomp EPERM) by one that does not.
+        // SAFETY: a null list of zero waiters and no timeout: the kernel
+        // reads no memory of ours.
+        let r = unsafe {
+            libc::syscall(libc::SYS_futex_waitv, std::ptr::null::<u8>(), 0u32, 0u32, std::ptr::null::<u8>(), 0)
+        };
+        let err = std::io::Error::last_os_error();
+        if r < 0 && matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EPERM | libc::EACCES)) {
+            Some(format!("futex_waitv: {err}"))
+        } else {
+            None
+        }
+    })
+    .as_deref()
+}
+
+/// The skip reason for an error from setting up an io_uring, if it is a
+/// refusal by the kernel (see [`uring_unavailable`]).
+pub fn refusal(e: &std::io::Error) -> Option<String> {
+    let why = match e.raw_os_error()? {
+        libc::ENOSYS => "the kernel has no io_uring",
+        libc::EPERM | libc::EACCES => "not permitted (seccomp, a container, or kernel.io_uring_disabled)",
+        libc::EINVAL => "the kernel refuses this setup (too old)",
+        _ => return None,
+    };
+    Some(format!("{why}: {e}"))
+}
+
+/// Returns from the calling test, printing `skipped: io_uring unavailable:
+/// <reason>`, when the kernel refuses io_uring (see [`uring_unavailable`]).
+#[macro_export]
+macro_rules! require_uring {
+    () => {
+        if let Some(why) = $crate::uring_unavailable() {
+            eprintln!("skipped: io_uring unavailable: {why}");
+            return;
+        }
+    };
+}
+
+/// Returns from the calling test, printing `skipped: futex_waitv
+/// unavailable: <reason>`, when the kernel lacks `futex_waitv`.
+#[macro_export]
+macro_rules! require_futex_waitv {
+    () => {
+        if let Some(why) = $crate::futex_waitv_unavailable() {
+            eprintln!("skipped: futex_waitv unavailable: {why}");
+            return;
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temp_dir_is_private_and_removed_on_drop_even_in_a_panic() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("kit");
+        let path = dir.path().to_path_buf();
+        assert!(path.starts_with(std::env::temp_dir()));
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
+        std::fs::create_dir(path.join("inner")).unwrap();
+        std::fs::write(path.join("inner/file"), b"x").unwrap();
+        let panicked = std::panic::catch_unwind(move || {
+            let _dir = dir;
+            panic!("a failing test");
+        });
+        assert!(panicked.is_err());
+        assert!(!path.exists(), "{} outlived its guard", path.display());
+    }
+
+    #[test]
+    fn refusals_are_told_apart_from_other_failures() {
+        for errno in [libc::ENOSYS, libc::EPERM, libc::EACCES, libc::EINVAL] {
+            let why = refusal(&std::io::Error::from_raw_os_error(errno)).expect("a refusal");
+            assert!(why.contains(&std::io::Error::from_raw_os_error(errno).to_string()), "{why}");
+        }
+        for errno in [libc::ENOMEM, libc::EMFILE, libc::EFAULT] {
+            assert_eq!(refusal(&std::io::Error::from_raw_os_error(errno)), None);
+        }
+        assert_eq!(refusal(&std::io::Error::other("not the kernel's")), None);
+    }
+}
