@@ -75,6 +75,42 @@ extern "C" fn remove_owned_runtime_dir() {
     }
 }
 
+/// The calling thread's kernel id, for [`wait_until_blocked`].
+pub fn thread_id() -> i32 {
+    // SAFETY: gettid takes no arguments, cannot fail and touches no memory.
+    unsafe { libc::gettid() }
+}
+
+/// Waits until thread `tid` of this process sleeps in the kernel (state
+/// `S`: a futex wait, a poll, an accept), so that a test's event reaches a
+/// call that really blocks, instead of one that has not started yet.
+/// Polls every millisecond; panics after 30 s, a hang guard, not a
+/// measurement.
+pub fn wait_until_blocked(tid: i32) {
+    let path = format!("/proc/self/task/{tid}/stat");
+    let guard = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // "tid (comm) S ...": the name may hold spaces and parentheses.
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+        if state == Some("S") {
+            return;
+        }
+        assert!(std::time::Instant::now() < guard, "thread {tid} never blocked (state {state:?})");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Polls `condition` every millisecond until it holds; panics with `what`
+/// after 30 s, a hang guard, not a measurement.
+pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let guard = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !condition() {
+        assert!(std::time::Instant::now() < guard, "gave up waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Why this kernel refuses io_uring, or `None` when a ring can be set up.
 ///
 /// Only refusals count (`ENOSYS`: no io_uring in this kernel; `EPERM`/`EACCES`:
@@ -167,6 +203,24 @@ mod tests {
         });
         assert!(panicked.is_err());
         assert!(!path.exists(), "{} outlived its guard", path.display());
+    }
+
+    #[test]
+    fn a_thread_blocked_in_the_kernel_is_seen_blocked() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tid_tx.send(thread_id()).unwrap();
+            rx.recv().is_ok()
+        });
+        wait_until_blocked(tid_rx.recv().unwrap());
+        tx.send(()).unwrap();
+        assert!(t.join().unwrap());
+        let mut polls = 0;
+        wait_for("three polls", || {
+            polls += 1;
+            polls == 3
+        });
     }
 
     #[test]
