@@ -44,8 +44,10 @@ fn round(l: &mut Listener, dir: &Path, i: u32) {
 
 #[test]
 fn a_thousand_flows_open_and_close_without_leaking() {
-    let dir = std::env::temp_dir().join(format!("ringflow-many-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Flow::pair keeps its statistics in the default runtime directory.
+    ringflow_testkit::isolate_runtime_dir();
+    let tmp = ringflow_testkit::temp_dir("many");
+    let dir = tmp.path().to_path_buf();
     let shm_before = shm_entries();
     let mut l = Listener::bind_with("many", ListenerOptions::new().runtime_dir(&dir)).unwrap();
     // The first flow starts the process's peer watcher (an epoll fd and a

@@ -143,7 +143,8 @@ pub(crate) mod tests {
 
     #[test]
     fn one_file_per_measured_impl_named_after_it() {
-        let dir = crate::scenarios::smoke::fresh_dir("hdr-log");
+        let tmp = crate::scenarios::smoke::fresh_dir("hdr-log");
+        let dir = tmp.path();
         let other = CaseHistogram { imp: "limit", ..kept(latency_like()) };
         let report = ScenarioReport {
             scenario: "ring",
@@ -156,6 +157,5 @@ pub(crate) mod tests {
         let back = read_back(&fs::read(&paths[1]).expect("read"));
         assert_eq!(back.tag.as_deref(), Some("ring/pingpong-64B/limit"));
         assert_eq!(back.hist, report.histograms[1].hist);
-        fs::remove_dir_all(&dir).expect("clean up");
     }
 }
