@@ -151,7 +151,7 @@ pub(crate) mod tests {
             histograms: vec![kept(latency_like()), other],
             ..ScenarioReport::default()
         };
-        let paths = write_logs(&dir, &report).expect("write");
+        let paths = write_logs(dir, &report).expect("write");
         let names: Vec<_> = paths.iter().map(|p| p.file_name().and_then(|n| n.to_str()).unwrap_or("")).collect();
         assert_eq!(names, ["ring.pingpong-64B.ringflow.hlog", "ring.pingpong-64B.limit.hlog"]);
         let back = read_back(&fs::read(&paths[1]).expect("read"));

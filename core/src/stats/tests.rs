@@ -15,7 +15,7 @@ fn ours(dir: &std::path::Path) -> ProcessStats {
 #[test]
 fn a_slot_is_seen_from_outside_with_its_counts_and_histogram() {
     let tmp = temp_dir("seen");
-    let dir = tmp.path();
+    let dir = tmp.path().to_path_buf();
     let slot = Slot::open(&dir, SlotKind::Flow, "orders", 1, 4242);
     assert!(slot.is_published());
     slot.add(FlowCounter::Sent as usize, 7);
@@ -48,7 +48,7 @@ fn a_slot_is_seen_from_outside_with_its_counts_and_histogram() {
 #[test]
 fn files_grow_by_chunks_and_every_slot_stays_readable() {
     let tmp = temp_dir("grow");
-    let dir = tmp.path();
+    let dir = tmp.path().to_path_buf();
     let slots: Vec<Slot> = (0..20).map(|i| Slot::open(&dir, SlotKind::Flow, &format!("f{i}"), 0, 0)).collect();
     for (i, s) in slots.iter().enumerate() {
         s.add(FlowCounter::Sent as usize, i as u64);
@@ -64,7 +64,7 @@ fn files_grow_by_chunks_and_every_slot_stays_readable() {
 #[test]
 fn a_slot_changing_under_every_copy_is_skipped_not_misread() {
     let tmp = temp_dir("torn");
-    let dir = tmp.path();
+    let dir = tmp.path().to_path_buf();
     let slot = Slot::open(&dir, SlotKind::Flow, "torn", 0, 0);
     // Hold the slot in a write section (odd sequence) as a writer stopped
     // mid-change would.
@@ -83,7 +83,7 @@ fn a_slot_changing_under_every_copy_is_skipped_not_misread() {
 #[test]
 fn garbage_files_and_files_of_gone_processes_are_skipped() {
     let tmp = temp_dir("garbage");
-    let dir = tmp.path();
+    let dir = tmp.path().to_path_buf();
     let _slot = Slot::open(&dir, SlotKind::Flow, "real", 0, 0);
     let stats = dir.join("stats");
     // A file named after a live process (pid 1) but full of garbage.
