@@ -49,19 +49,21 @@ impl EngineProc {
                 let _ = tx.send(line);
             }
         });
-        let first = rx.recv_timeout(LONG).expect("the engine says it serves");
-        assert!(first.contains("serving this host"), "{first}");
-        let after = first.split("reach it at ").nth(1).unwrap_or("");
-        let addr = after.split_whitespace().next().unwrap_or("").trim_end_matches('.').to_owned();
-        EngineProc { child, addr, stderr: rx }
+        let mut proc = EngineProc { child, addr: String::new(), stderr: rx };
+        // Where io_uring is refused, a line saying so (and that plain
+        // sockets stand in) comes first.
+        let serving = proc.await_line("serving this host");
+        let after = serving.split("reach it at ").nth(1).unwrap_or("");
+        proc.addr = after.split_whitespace().next().unwrap_or("").trim_end_matches('.').to_owned();
+        proc
     }
 
-    /// Waits for a line on stderr that contains `needle`.
-    fn await_line(&self, needle: &str) {
+    /// Waits for a line on stderr that contains `needle`, and returns it.
+    fn await_line(&self, needle: &str) -> String {
         loop {
             let line = self.stderr.recv_timeout(LONG).unwrap_or_else(|e| panic!("no line with {needle:?}: {e}"));
             if line.contains(needle) {
-                return;
+                return line;
             }
         }
     }
