@@ -4,10 +4,10 @@
 //!
 //! Every test removes what it creates, also when it fails: a directory is a
 //! [`TempDir`] guard that removes it on drop, and a panicking test unwinds
-//! through its drop. A child process a test spawns or forks works in its
-//! parent's directory and never makes one of its own, so killing it leaves
-//! nothing behind. Everything lives under [`std::env::temp_dir`], so a run
-//! with `TMPDIR` set stays inside that directory.
+//! through its drop. A child process a test spawns or forks must work in
+//! its parent's directory and never make one of its own, so that killing it
+//! leaves nothing behind. Everything lives under [`std::env::temp_dir`], so
+//! a run with `TMPDIR` set stays inside that directory.
 //!
 //! This crate is a dev-dependency only; it must never reach a library or
 //! binary target.
@@ -24,8 +24,8 @@ const RUNTIME_DIR_ENV: &str = "RINGFLOW_RUNTIME_DIR";
 /// A fresh private (0700) directory `ringflow-<tag>-XXXXXX` in the temporary
 /// directory, removed with everything in it when the guard drops.
 ///
-/// Its path is short enough for a Unix socket of a maximal flow name when
-/// the temporary directory itself is short (`/tmp`, or `mktemp -d`).
+/// Keep `tag` short: a socket path in it (directory, name, `.sock`) must
+/// fit in the 107 bytes of `sun_path`.
 pub fn temp_dir(tag: &str) -> TempDir {
     use std::os::unix::fs::PermissionsExt;
     tempfile::Builder::new()
@@ -39,10 +39,10 @@ pub fn temp_dir(tag: &str) -> TempDir {
 
 /// Points `RINGFLOW_RUNTIME_DIR` of this process, and of every child it
 /// spawns afterwards, at a private directory removed when the process exits
-/// normally (the test harness exits normally whether its tests pass or
-/// fail). Code that uses the default runtime directory (an engine's
-/// statistics, `Flow::alloc` without options) then leaves nothing in the
-/// user's own.
+/// through `exit` (the test harness does, whether its tests pass or fail; a
+/// process killed by a signal leaves it behind). Code that uses the default
+/// runtime directory (an engine's statistics, `Flow::pair`, `Flow::alloc`
+/// without options) then leaves nothing in the user's own.
 ///
 /// Call it at the start of every test that may reach the default runtime
 /// directory, and before spawning a child. Idempotent. When the variable is
@@ -55,9 +55,9 @@ pub fn isolate_runtime_dir() -> &'static Path {
             return PathBuf::from(dir);
         }
         let dir = temp_dir("runtime").keep();
-        // Setting a variable races with C code that reads the environment on
-        // other threads; ringflow's tests read it only through `std::env`,
-        // which serialises with this.
+        // Setting a variable races with C code reading the environment on
+        // another thread at that instant; the tests read it through
+        // `std::env`, which serialises with this, and set it once, early.
         std::env::set_var(RUNTIME_DIR_ENV, &dir);
         let _ = OWNED_RUNTIME_DIR.set(dir.clone());
         // SAFETY: registers a plain `extern "C" fn` with no arguments.
@@ -83,9 +83,10 @@ pub fn thread_id() -> i32 {
 
 /// Waits until thread `tid` of this process sleeps in the kernel (state
 /// `S`: a futex wait, a poll, an accept), so that a test's event reaches a
-/// call that really blocks, instead of one that has not started yet.
-/// Polls every millisecond; panics after 30 s, a hang guard, not a
-/// measurement.
+/// call that really blocks, instead of one that has not started yet. (A
+/// thread seen in another brief sleep on its way there only makes the test
+/// check less, never fail.) Polls every millisecond; panics after 30 s, a
+/// hang guard, not a measurement.
 pub fn wait_until_blocked(tid: i32) {
     let path = format!("/proc/self/task/{tid}/stat");
     let guard = std::time::Instant::now() + std::time::Duration::from_secs(30);
