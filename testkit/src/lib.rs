@@ -224,6 +224,46 @@ mod tests {
         });
     }
 
+    /// In a child process: isolates its runtime directory, writes into it
+    /// and says where it is.
+    #[test]
+    #[ignore = "child of the runtime-directory tests"]
+    fn child_isolates_its_runtime_dir() {
+        if std::env::var_os("RINGFLOW_TESTKIT_CHILD").is_none() {
+            return;
+        }
+        let dir = isolate_runtime_dir();
+        std::fs::write(dir.join("stats-like"), b"x").unwrap();
+        println!("runtime dir: {}", dir.display());
+    }
+
+    /// Runs [`child_isolates_its_runtime_dir`] with `runtime` as its
+    /// `RINGFLOW_RUNTIME_DIR` (unset for `None`): the directory it used.
+    fn run_child(runtime: Option<&Path>) -> PathBuf {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["tests::child_isolates_its_runtime_dir", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("RINGFLOW_TESTKIT_CHILD", "1");
+        match runtime {
+            Some(dir) => cmd.env(RUNTIME_DIR_ENV, dir),
+            None => cmd.env_remove(RUNTIME_DIR_ENV),
+        };
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "child failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let line = stdout.lines().find_map(|l| Some(l.split_once("runtime dir: ")?.1)).expect("the child's directory");
+        PathBuf::from(line)
+    }
+
+    #[test]
+    fn a_private_runtime_dir_is_removed_at_exit_and_an_inherited_one_is_kept() {
+        let own = run_child(None);
+        assert!(own.starts_with(std::env::temp_dir()), "{}", own.display());
+        assert!(!own.exists(), "{} outlived the process that made it", own.display());
+        let parents = temp_dir("kit-parent");
+        assert_eq!(run_child(Some(parents.path())), parents.path());
+        assert!(parents.path().join("stats-like").exists(), "a child removed its parent's directory");
+    }
+
     #[test]
     fn refusals_are_told_apart_from_other_failures() {
         for errno in [libc::ENOSYS, libc::EPERM, libc::EACCES, libc::EINVAL] {
