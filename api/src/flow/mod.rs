@@ -75,7 +75,8 @@ impl FlowOptions {
     }
 
     /// Where names live (default: `$RINGFLOW_RUNTIME_DIR`, else
-    /// `$XDG_RUNTIME_DIR/ringflow`, else `/tmp/ringflow-<uid>`).
+    /// `$XDG_RUNTIME_DIR/ringflow`, else `$TMPDIR/ringflow-<uid>` with
+    /// `/tmp` for an unset `TMPDIR`).
     #[must_use]
     pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.runtime_dir = Some(dir.into());
