@@ -21,13 +21,13 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::Child;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{child_arg, is_child, spawn_flow_child};
+use common::{child_arg, is_child, spawn_flow_child, ChildProcess};
 use ringflow::ring::frame::{FrameWord, KIND_DATA, KIND_PAD};
 use ringflow::ring::{pool, spsc, RawRegion};
 use ringflow::{
@@ -89,29 +89,20 @@ fn qos() -> Qos {
 }
 
 /// A test directory, removed when dropped (also when the test fails).
-struct TempDir(PathBuf);
+struct TempDir(
+    PathBuf,
+    #[allow(dead_code, reason = "held for its Drop, which removes the directory")] ringflow_testkit::TempDir,
+);
 
 impl TempDir {
     fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "ringflow-hostile-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let guard = ringflow_testkit::temp_dir(&format!("hp-{tag}"));
+        TempDir(guard.path().to_path_buf(), guard)
     }
 }
 
 /// The hostile child, killed and reaped when dropped (also on failure).
-struct Hostile(Option<Child>);
+struct Hostile(Option<ChildProcess>);
 
 impl Hostile {
     fn kill(&mut self) {
