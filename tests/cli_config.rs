@@ -27,9 +27,8 @@ fn the_shipped_file_is_accepted_and_printed() {
 
 #[test]
 fn bad_values_and_unknown_variables_are_refused_with_what_is_allowed() {
-    let dir = std::env::temp_dir().join(format!("ringflow-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.toml");
+    let dir = ringflow_testkit::temp_dir("cli");
+    let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[engine]\nthreads = 99\n").unwrap();
     let out = ringflow_config(&["--file", bad.to_str().unwrap()], &[]);
     assert!(!out.status.success());
@@ -44,5 +43,4 @@ fn bad_values_and_unknown_variables_are_refused_with_what_is_allowed() {
     let out = ringflow_config(&[], &[("RINGFLOW_ENGINE_THREADS", "2")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("threads = 2"));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -68,9 +68,9 @@ fn child_runs_a_flow_then_sleeps() {
 
 #[test]
 fn stat_reads_a_live_process_and_survives_garbage() {
-    let dir = std::env::temp_dir().join(format!("ringflow-cli-stat-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    // Made by the runtime-directory rules (0700), as the child expects.
+    let tmp = ringflow_testkit::temp_dir("cli-stat");
+    let dir = tmp.path().to_path_buf();
+    // Accepted by the runtime-directory rules (0700), as the child expects.
     ringflow::stats::runtime_dir(Some(&dir)).unwrap();
     let mut child = spawn_flow_child("child_runs_a_flow_then_sleeps", &[("DIR", dir.display().to_string())]);
     let end = Instant::now() + LONG;
@@ -116,5 +116,4 @@ fn stat_reads_a_live_process_and_survives_garbage() {
     let lines = ringflow(&["stat", "--json", "--window-ms", "1"], &dir);
     assert!(lines.iter().all(|l| !l.contains("stat-test")), "{lines:#?}");
     assert!(!dir.join("stats").join(pid.to_string()).exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,7 +4,7 @@
 //! stop (SIGINT) flushes and exits 0; a second SIGINT exits at once.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -14,24 +14,9 @@ use ringflow::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, Recv
 
 const LONG: Duration = Duration::from_secs(30);
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!("ringflow-host-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        // The runtime directory must be private.
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
-        Dir(p)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A private (0700) directory, removed on drop.
+fn dir(tag: &str) -> ringflow_testkit::TempDir {
+    ringflow_testkit::temp_dir(&format!("host-{tag}"))
 }
 
 /// A `ringflow engine` child, killed if the test fails.
@@ -39,12 +24,16 @@ struct EngineProc {
     child: Child,
     /// Where remote engines reach it (from its first line on stderr).
     addr: String,
+    /// Its later lines on stderr.
+    stderr: mpsc::Receiver<String>,
 }
 
 impl EngineProc {
     fn start(runtime_dir: &Path, listen: bool) -> EngineProc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringflow"));
-        cmd.arg("engine").arg("--flush-ms").arg("3000");
+        // A stop that cannot flush waits this long: far beyond any test, so
+        // the second Ctrl-C, not the flush's end, is what ends it.
+        cmd.arg("engine").arg("--flush-ms").arg("120000");
         for (k, _) in std::env::vars() {
             if k.starts_with("RINGFLOW_") {
                 cmd.env_remove(k);
@@ -60,13 +49,23 @@ impl EngineProc {
                 let _ = tx.send(line);
             }
         });
-        let first = rx.recv_timeout(LONG).expect("the engine says it serves");
-        assert!(first.contains("serving this host"), "{first}");
-        let after = first.split("reach it at ").nth(1).unwrap_or("");
-        let addr = after.split_whitespace().next().unwrap_or("").trim_end_matches('.').to_owned();
-        // The stop messages go to the same reader; keep them.
-        thread::spawn(move || while rx.recv().is_ok() {});
-        EngineProc { child, addr }
+        let mut proc = EngineProc { child, addr: String::new(), stderr: rx };
+        // Where io_uring is refused, a line saying so (and that plain
+        // sockets stand in) comes first.
+        let serving = proc.await_line("serving this host");
+        let after = serving.split("reach it at ").nth(1).unwrap_or("");
+        proc.addr = after.split_whitespace().next().unwrap_or("").trim_end_matches('.').to_owned();
+        proc
+    }
+
+    /// Waits for a line on stderr that contains `needle`, and returns it.
+    fn await_line(&self, needle: &str) -> String {
+        loop {
+            let line = self.stderr.recv_timeout(LONG).unwrap_or_else(|e| panic!("no line with {needle:?}: {e}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
     }
 
     fn signal(&self, sig: i32) {
@@ -99,12 +98,12 @@ fn engine_threads() -> usize {
 
 #[test]
 fn applications_attach_to_the_host_engine_and_a_clean_stop_flushes() {
-    let (near_dir, far_dir) = (Dir::new("near"), Dir::new("far"));
-    let far = EngineProc::start(&far_dir.0, true);
-    let near = EngineProc::start(&near_dir.0, false);
+    let (near_dir, far_dir) = (dir("near"), dir("far"));
+    let far = EngineProc::start(far_dir.path(), true);
+    let near = EngineProc::start(near_dir.path(), false);
     assert!(far.addr.starts_with("127.0.0.1:"), "far engine address: {:?}", far.addr);
 
-    let mut listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(&far_dir.0)).unwrap();
+    let mut listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(far_dir.path())).unwrap();
     let server = thread::spawn(move || {
         let mut flow = listener.accept(Deadline::after(LONG)).unwrap();
         let mut buf = vec![0u8; 1 << 16];
@@ -120,7 +119,7 @@ fn applications_attach_to_the_host_engine_and_a_clean_stop_flushes() {
             }
         }
     });
-    let opts = FlowOptions::new().runtime_dir(&near_dir.0);
+    let opts = FlowOptions::new().runtime_dir(near_dir.path());
     let target = format!("svc@{}", far.addr);
     let mut flow = Flow::alloc_with(&target, &Qos::data(), Deadline::after(LONG), opts).unwrap();
     for i in 0..300u32 {
@@ -134,7 +133,7 @@ fn applications_attach_to_the_host_engine_and_a_clean_stop_flushes() {
         &format!("nobody@{}", far.addr),
         &Qos::data(),
         Deadline::after(LONG),
-        FlowOptions::new().runtime_dir(&near_dir.0),
+        FlowOptions::new().runtime_dir(near_dir.path()),
     );
     assert!(matches!(r, Err(ringflow::AllocError::NotFound { .. })), "{r:?}");
 
@@ -149,24 +148,25 @@ fn applications_attach_to_the_host_engine_and_a_clean_stop_flushes() {
 
 #[test]
 fn a_stop_waits_for_unacknowledged_data_and_a_second_ctrl_c_exits_at_once() {
-    let (near_dir, far_dir) = (Dir::new("near2"), Dir::new("far2"));
-    let far = EngineProc::start(&far_dir.0, true);
-    let near = EngineProc::start(&near_dir.0, false);
-    let mut listener = Listener::bind_with("deaf", ListenerOptions::new().runtime_dir(&far_dir.0)).unwrap();
+    let (near_dir, far_dir) = (dir("near2"), dir("far2"));
+    let far = EngineProc::start(far_dir.path(), true);
+    let mut near = EngineProc::start(near_dir.path(), false);
+    let mut listener = Listener::bind_with("deaf", ListenerOptions::new().runtime_dir(far_dir.path())).unwrap();
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let server = thread::spawn(move || {
         // Accepts, never reads: nothing sent to it is ever acknowledged.
         let _flow = listener.accept(Deadline::after(LONG)).unwrap();
         let _ = done_rx.recv_timeout(LONG);
     });
-    let opts = FlowOptions::new().runtime_dir(&near_dir.0);
+    let opts = FlowOptions::new().runtime_dir(near_dir.path());
     let mut flow = Flow::alloc_with(&format!("deaf@{}", far.addr), &Qos::data(), Deadline::after(LONG), opts).unwrap();
     for i in 0..50u32 {
         flow.send(&i.to_le_bytes()).unwrap();
     }
     // The clean stop cannot finish (the data is never consumed) ...
     near.signal(libc::SIGINT);
-    thread::sleep(Duration::from_millis(200));
+    near.await_line("stopping");
+    assert!(near.child.try_wait().unwrap().is_none(), "the stop did not wait for the unacknowledged data");
     // ... and a second Ctrl-C ends it at once.
     near.signal(libc::SIGINT);
     assert_eq!(near.wait().code(), Some(130));

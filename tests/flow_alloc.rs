@@ -45,8 +45,8 @@ fn allocs() -> u64 {
 
 #[test]
 fn send_receive_loan_and_recv_ref_allocate_nothing() {
-    let dir = std::env::temp_dir().join(format!("ringflow-alloc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = ringflow_testkit::temp_dir("alloc");
+    let dir = tmp.path().to_path_buf();
     let mut l = Listener::bind_with("alloc", ListenerOptions::new().runtime_dir(&dir)).unwrap();
     let d = dir.clone();
     let qos = Qos::data().with_ring_bytes(64 << 10).with_max_msg(1 << 20);

@@ -8,8 +8,9 @@
 //! engine pair.
 //!
 //! Children are this test binary re-run (see common/mod.rs). Nothing here
-//! asserts a duration: the sleeps only hold a link down or poll for a
-//! child's marker file, and every blocking call has a generous deadline so
+//! asserts a duration: a link is held down until a redial was refused, the
+//! sleeps only poll for a child's marker file or a counter, and every
+//! blocking call has a generous deadline so
 //! that a bug fails the test instead of hanging it. Engines park when idle;
 //! nothing spins.
 
@@ -17,16 +18,13 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
-use common::{child_arg, is_child, spawn_flow_child};
+use common::{child_arg, is_child, spawn_flow_child, ChildProcess};
 use ringflow::config::{EngineConfig, IdleStrategy, NetBackend, ThreadingMode};
 use ringflow::remote::Backend;
 use ringflow::remote::RemoteEngine;
@@ -47,39 +45,30 @@ const IN_FLIGHT: u64 = 2_000;
 // ---- helpers -------------------------------------------------------------
 
 /// A private (0700) directory under the system temp dir, removed on drop.
-struct TestDir(PathBuf);
+struct TestDir(ringflow_testkit::TempDir);
 
 impl TestDir {
     fn new(tag: &str) -> TestDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        // SYNC: Relaxed; only makes names unique, orders nothing.
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("ringflow-faults-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::DirBuilder::new().mode(0o700).recursive(true).create(&path).expect("create the test directory");
-        TestDir(path)
+        // Every test here starts engines, whose threads keep their
+        // statistics in the default runtime directory.
+        ringflow_testkit::isolate_runtime_dir();
+        TestDir(ringflow_testkit::temp_dir(&format!("faults-{tag}")))
     }
 
     fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     /// The runtime directory for names (made 0700 by the first bind).
     fn names(&self) -> PathBuf {
-        self.0.join("names")
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.path().join("names")
     }
 }
 
 /// A child process that is killed (SIGKILL) and reaped when dropped, so a
 /// failing test leaves nothing running.
 struct ChildGuard {
-    child: Option<Child>,
+    child: Option<ChildProcess>,
     entry: &'static str,
 }
 
@@ -271,16 +260,18 @@ fn recv_end(flow: &mut Flow) -> Result<usize, RecvError> {
     flow.recv_into_timeout(&mut buf, LONG)
 }
 
-/// Cuts every connection through `proxy`, holding the link down for a
-/// while when `hold_down` (new connections are refused meanwhile).
+/// Cuts every connection through `proxy`; when `hold_down`, keeps the link
+/// down (new connections refused) until the engine has tried to redial
+/// and been refused.
 fn cut_link(proxy: &Proxy, hold_down: bool) {
+    let refused = proxy.refused();
     if hold_down {
         proxy.pause(true);
     }
     let cut = proxy.cut();
     assert!(cut >= 1, "cut {}: no connection was open (the flow's traffic went elsewhere?)", proxy.cuts());
     if hold_down {
-        thread::sleep(Duration::from_millis(300));
+        ringflow_testkit::wait_for("a redial refused while the link is down", || proxy.refused() > refused);
         proxy.pause(false);
     }
 }

@@ -43,9 +43,8 @@ fn child_far_engine_with_an_echo_listener() {
 
 #[test]
 fn a_remote_flow_between_two_processes() {
-    let dir = std::env::temp_dir().join(format!("ringflow-remote-proc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = ringflow_testkit::temp_dir("remote-proc");
+    let dir = tmp.path().to_path_buf();
     let mut child = spawn_flow_child("child_far_engine_with_an_echo_listener", &[("DIR", dir.display().to_string())]);
     let port_file = dir.join("port");
     let end = Instant::now() + LONG;
@@ -64,5 +63,4 @@ fn a_remote_flow_between_two_processes() {
     drop(flow);
     assert!(child.wait().unwrap().success());
     near.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }

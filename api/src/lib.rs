@@ -26,7 +26,7 @@ pub use ringflow_core::doctor;
 pub use ringflow_core::flow::end::{FlowOptions, FlowStats, RecvBuf, SendBuf, DEFAULT_SPIN, REQUEST_REPLY_WINDOW};
 pub use ringflow_core::flow::error::{AcceptError, AllocError, BindError, DeallocError, RecvError, SendError};
 pub use ringflow_core::flow::handshake::Refusal;
-pub use ringflow_core::flow::{Qos, QosError, QosLimits};
+pub use ringflow_core::flow::{MemorySupply, Qos, QosError, QosLimits};
 pub use ringflow_core::{Deadline, PeerWatch, WaitOutcome};
 /// Lock-free rings over a byte region (SPSC, MPSC, broadcast).
 pub use ringflow_ring as ring;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use ringflow_core::control::Permit;
 use ringflow_core::flow::error::{AcceptError, BindError};
 use ringflow_core::flow::listener::{self, FlowListener};
-use ringflow_core::flow::QosLimits;
+use ringflow_core::flow::{MemorySupply, QosLimits};
 use ringflow_core::Deadline;
 
 use crate::remote::RemoteEngine;
@@ -63,6 +63,19 @@ impl ListenerOptions {
     #[must_use]
     pub fn latency(self, on: bool) -> Self {
         ListenerOptions { inner: self.inner.latency(on) }
+    }
+
+    /// Lays each accepted flow's receiving direction out in memory this side
+    /// supplies (libdill's `ipc_accept_mem`; the allocating side's
+    /// counterpart is [`FlowOptions::memory`](crate::FlowOptions::memory)):
+    /// `supply` is called once per flow with the bytes the granted QoS needs
+    /// there and returns a fresh segment at least that large, for example on
+    /// huge pages. A segment that is refused (too small, already laid out)
+    /// or not made ends the accept with [`AcceptError::Memory`], and the
+    /// allocating side is refused with `ResourceLimit`.
+    #[must_use]
+    pub fn memory(self, supply: MemorySupply) -> Self {
+        ListenerOptions { inner: self.inner.memory(supply) }
     }
 
     /// The engine that brings this listener its remote flows. Needed only

@@ -4,8 +4,10 @@
 //!
 //! It parks on all the flows' futex words with one `futex_waitv` call (the
 //! same kernel mechanism as io_uring's FutexWaitV, without a ring to set
-//! up), announcing itself on each word first, so a sender's publish — or
-//! the watcher's alert when a peer dies — wakes it.
+//! up), announcing itself on each word first, so a sender's publish wakes
+//! it. Each flow adds one word of this process's own memory, its peer
+//! state, which the watcher changes and wakes when the peer dies: a death
+//! wakes the set whatever the peer wrote into the shared words.
 
 use std::io;
 use std::time::Duration;
@@ -63,8 +65,8 @@ pub struct FlowSet {
 pub enum SetError {
     /// The set is empty.
     Empty,
-    /// More futex words than one wait can take (128: a flow waited for
-    /// reading and writing counts twice).
+    /// More futex words than one wait can take (128: a flow counts one
+    /// word for its peer state, one for reading and one for writing).
     TooMany { words: usize, max: usize },
     /// `futex_waitv` failed (a kernel older than 5.16 lacks it).
     Io(io::Error),
@@ -133,7 +135,7 @@ impl FlowSet {
         if self.len == 0 {
             return Err(SetError::Empty);
         }
-        let words: usize = self.flows().map(|(_, _, i)| usize::from(i.reads()) + usize::from(i.writes())).sum();
+        let words: usize = self.flows().map(|(_, _, i)| 1 + usize::from(i.reads()) + usize::from(i.writes())).sum();
         if words > WAITV_MAX {
             return Err(SetError::TooMany { words, max: WAITV_MAX });
         }
@@ -157,6 +159,11 @@ impl FlowSet {
                 barrier |= wp.needs_membarrier();
                 n += 1;
             }
+            for (_, f, _) in self.flows() {
+                let (word, quiet) = f.end.alarm();
+                tokens[n] = (word.as_ptr() as *const u32, quiet);
+                n += 1;
+            }
             if barrier {
                 // Some publishers skip their fence: pay for theirs here.
                 if let Err(e) = ringflow_core::membarrier::heavy_barrier() {
@@ -167,7 +174,8 @@ impl FlowSet {
             self.collect(ready);
             let slept = if ready.is_empty() {
                 // SAFETY: every word lies in the segment of a flow this set
-                // owns, mapped for the whole call (the set is borrowed).
+                // owns, mapped for the whole call (the set is borrowed), or
+                // is a flow's own state word, alive as long.
                 unsafe { futex::wait_any(&tokens[..n], timeout) }
             } else {
                 Ok(true)

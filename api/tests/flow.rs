@@ -3,33 +3,30 @@
 //! tests/ run them across real processes and crashes).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use ringflow_testkit::{thread_id, wait_until_blocked, TempDir};
 
 use ringflow_api::{
     AllocError, BindError, Deadline, Flow, FlowOptions, FlowSet, Interest, Listener, ListenerOptions, Qos, QosLimits,
     RecvError, SendError, REQUEST_REPLY_WINDOW,
 };
 
-fn test_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let p =
-        std::env::temp_dir().join(format!("ringflow-api-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-    let _ = std::fs::remove_dir_all(&p);
-    p
+fn test_dir() -> TempDir {
+    ringflow_testkit::temp_dir("api")
 }
 
 /// A connected pair: (allocating side, accepting side).
-fn pair_with(qos: Qos, limits: QosLimits) -> (Flow, Flow, PathBuf) {
-    let dir = test_dir();
+fn pair_with(qos: Qos, limits: QosLimits) -> (Flow, Flow, TempDir) {
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
     let mut l = Listener::bind_with("pair", ListenerOptions::new().runtime_dir(&dir).limits(limits)).unwrap();
     let d2 = dir.clone();
     let client =
         thread::spawn(move || Flow::alloc_with("pair", &qos, Deadline::Never, FlowOptions::new().runtime_dir(d2)));
     let server = l.accept(Deadline::Never).unwrap();
-    (client.join().unwrap().unwrap(), server, dir)
+    (client.join().unwrap().unwrap(), server, tmp)
 }
 
 fn pair() -> (Flow, Flow) {
@@ -39,7 +36,8 @@ fn pair() -> (Flow, Flow) {
 
 #[test]
 fn names_are_validated_and_unbound_names_are_not_found() {
-    let dir = test_dir();
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
     let opts = || FlowOptions::new().runtime_dir(&dir);
     for bad in ["", "a/b", &"x".repeat(300)] {
         assert!(matches!(Flow::alloc_with(bad, &Qos::data(), Deadline::Now, opts()), Err(AllocError::InvalidName(_))));
@@ -170,9 +168,10 @@ fn deadlines_now_past_and_never() {
     assert_eq!(Deadline::from_millis(0), Some(Deadline::Now));
     assert_eq!(Deadline::from_millis(-1), Some(Deadline::Never));
     assert_eq!(Deadline::from_millis(-7), None);
-    // Never is woken by data sent later.
+    // Never is woken by data sent once it sleeps.
+    let receiver = thread_id();
     let t = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(30));
+        wait_until_blocked(receiver);
         a.send(b"late").unwrap();
         a
     });
@@ -232,8 +231,10 @@ fn dealloc_lingers_until_the_peer_read_everything_then_end_of_flow() {
     for i in 0..50u32 {
         a.send(&i.to_le_bytes()).unwrap();
     }
+    let lingering = thread_id();
     let reader = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(20));
+        // Read only once dealloc lingers.
+        wait_until_blocked(lingering);
         let mut got = Vec::new();
         let mut buf = [0u8; 4];
         loop {
@@ -303,6 +304,7 @@ fn descriptors_travel_with_messages() {
 
 #[test]
 fn a_flow_set_wakes_for_the_flow_that_has_data() {
+    ringflow_testkit::require_futex_waitv!();
     let (a1, b1) = pair();
     let (mut a2, b2) = pair();
     let mut set = FlowSet::new();
@@ -311,8 +313,9 @@ fn a_flow_set_wakes_for_the_flow_that_has_data() {
     let mut ready = Vec::new();
     assert_eq!(set.wait(&mut ready, Deadline::Now).unwrap(), 0);
     assert_eq!(set.wait_timeout(&mut ready, Duration::from_millis(10)).unwrap(), 0);
+    let waiter = thread_id();
     let t = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(20));
+        wait_until_blocked(waiter);
         a2.send(b"two").unwrap();
         a2
     });
@@ -357,7 +360,8 @@ fn libc_pollfd(fd: i32) -> libc::pollfd {
 #[test]
 fn rings_can_live_in_caller_supplied_memory() {
     use ringflow_api::shm::{HugePages, Segment, SegmentOptions};
-    let dir = test_dir();
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
     let qos = Qos::data().with_ring_bytes(64 << 10).with_max_msg(1 << 20);
     let len = Flow::segment_len_for(&qos).unwrap();
     // Huge pages when the host has them reserved, normal pages otherwise.
@@ -380,8 +384,13 @@ fn rings_can_live_in_caller_supplied_memory() {
     let client = thread::spawn(move || {
         Flow::alloc_with("mem", &qos, Deadline::Never, FlowOptions::new().runtime_dir(d3).memory(small))
     });
-    // The listener sees that peer give up; it refuses nothing on its side.
-    let _ = l.accept(Deadline::after(Duration::from_millis(300)));
+    // The listener answers that peer, which gives up; the listener refuses
+    // nothing on its side and waits on for the next one.
+    let guard = Instant::now() + Duration::from_secs(30);
+    while !client.is_finished() {
+        assert!(Instant::now() < guard, "the client never gave up");
+        let _ = l.accept(Deadline::after(Duration::from_millis(10)));
+    }
     assert!(matches!(client.join().unwrap(), Err(AllocError::Memory(_))));
 }
 
@@ -406,6 +415,9 @@ fn passing_descriptors_never_blocks_a_try_send_on_a_peer_that_does_not_read() {
 
 #[test]
 fn an_in_process_pair_behaves_like_an_allocated_flow() {
+    ringflow_testkit::require_futex_waitv!();
+    // Flow::pair keeps its statistics in the default runtime directory.
+    ringflow_testkit::isolate_runtime_dir();
     let qos = Qos::data().with_ring_bytes(64 << 10);
     let (mut a, mut b) = Flow::pair(&qos).unwrap();
     assert_eq!(a.qos(), b.qos());

@@ -10,8 +10,11 @@ use ringflow_api::{AllocError, Deadline, Flow, Listener, ListenerOptions, Qos};
 
 #[test]
 fn a_plain_name_bound_on_a_configured_peer_is_found_there() {
-    let far_dir = std::env::temp_dir().join(format!("ringflow-peers-env-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&far_dir);
+    // The embedded engine and this process's flows use the default runtime
+    // directory: a private one, removed at exit.
+    ringflow_testkit::isolate_runtime_dir();
+    let far_tmp = ringflow_testkit::temp_dir("peers-env");
+    let far_dir = far_tmp.path().to_path_buf();
     let cfg = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().unwrap();
     let far = RemoteEngine::start(&cfg, Some(far_dir.clone())).unwrap();
     let addr = far.listen_addr().unwrap();

@@ -4,24 +4,22 @@
 //! directions, large messages included; unknown names and unreachable
 //! engines are told apart.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use ringflow_testkit::{wait_for, TempDir};
 
 use ringflow_api::config::EngineConfig;
 use ringflow_api::remote::RemoteEngine;
 use ringflow_api::{AllocError, Deadline, Listener, ListenerOptions, Qos, RecvError};
 
-fn test_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let p = std::env::temp_dir().join(format!(
-        "ringflow-remote-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&p);
-    p
+fn test_dir() -> TempDir {
+    // Every test here starts engines, whose threads keep their statistics in
+    // the default runtime directory.
+    ringflow_testkit::isolate_runtime_dir();
+    ringflow_testkit::temp_dir("remote")
 }
 
 fn engines(dir: &std::path::Path) -> (RemoteEngine, RemoteEngine) {
@@ -54,7 +52,8 @@ fn echo_one_flow(listener: &mut Listener) -> u32 {
 
 #[test]
 fn a_remote_flow_carries_messages_both_ways() {
-    let dir = test_dir();
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
     let mut listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(&dir)).unwrap();
     let (near, far) = engines(&dir);
     let addr = far.listen_addr().unwrap();
@@ -92,7 +91,8 @@ fn a_remote_flow_carries_messages_both_ways() {
 
 #[test]
 fn unknown_names_and_unreachable_engines_are_distinct_errors() {
-    let dir = test_dir();
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
     let (near, far) = engines(&dir);
     let addr = far.listen_addr().unwrap();
     let r = near.alloc(&format!("nobody@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30)));
@@ -107,7 +107,8 @@ fn unknown_names_and_unreachable_engines_are_distinct_errors() {
 
 #[test]
 fn flow_alloc_of_a_remote_name_starts_the_embedded_engine() {
-    let dir = test_dir();
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
     let mut listener = Listener::bind_with("embedded", ListenerOptions::new().runtime_dir(&dir)).unwrap();
     let far_cfg = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().unwrap();
     let far = RemoteEngine::start(&far_cfg, Some(dir.clone())).unwrap();
@@ -133,7 +134,8 @@ fn flow_alloc_of_a_remote_name_starts_the_embedded_engine() {
 #[test]
 fn invoker_mode_carries_a_flow_with_no_engine_thread() {
     use ringflow_api::config::ThreadingMode;
-    let dir = test_dir();
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
     let invoker =
         |listen: Option<&str>| EngineConfig::builder().mode(ThreadingMode::Invoker).listen(listen).build().unwrap();
     let far = RemoteEngine::start(&invoker(Some("127.0.0.1:0")), Some(dir.clone())).unwrap();
@@ -181,7 +183,8 @@ fn invoker_mode_carries_a_flow_with_no_engine_thread() {
 /// QoS the remote listener granted is written back.
 #[test]
 fn dealloc_lingers_until_the_remote_application_consumed_and_qos_is_written_back() {
-    let dir = test_dir();
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
     let limits = ringflow_api::QosLimits { max_msg: 4096, ..Default::default() };
     let mut listener = Listener::bind_with("slow", ListenerOptions::new().runtime_dir(&dir).limits(limits)).unwrap();
     let (near, far) = engines(&dir);
@@ -223,44 +226,76 @@ fn dealloc_lingers_until_the_remote_application_consumed_and_qos_is_written_back
 /// stays full) is counted and visible to that application.
 #[test]
 fn lossy_flows_ride_udp_and_their_losses_are_visible() {
-    let dir = test_dir();
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
     let mut listener = Listener::bind_with("lossy", ListenerOptions::new().runtime_dir(&dir)).unwrap();
     let (near, far) = engines(&dir);
     let addr = far.listen_addr().unwrap();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, ringflow_api::FlowStats)>();
-    let server = thread::spawn(move || {
-        let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
-        // Phase 1: read everything as it comes.
-        let mut got = 0u64;
-        let mut buf = [0u8; 256];
-        while got < 200 {
-            flow.recv_into_timeout(&mut buf, Duration::from_secs(30)).unwrap();
-            got += 1;
-        }
-        // Phase 2: read nothing until told (the sender floods meanwhile).
-        go_rx.recv().unwrap();
-        loop {
-            match flow.recv_into_timeout(&mut buf, Duration::from_millis(500)) {
-                Ok(_) => got += 1,
-                Err(RecvError::TimedOut) => break,
-                Err(e) => panic!("server: {e}"),
+    // What the server has read in phase 1, for the client to pace by.
+    let read = Arc::new(AtomicU64::new(0));
+    let phase_one_over = Arc::new(AtomicBool::new(false));
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (saw_last_tx, saw_last_rx) = mpsc::channel::<()>();
+    let (sent_tx, sent_rx) = mpsc::channel::<u64>();
+    let (done_tx, done_rx) = mpsc::channel::<(u64, ringflow_api::FlowStats)>();
+    let server = thread::spawn({
+        let (read, phase_one_over) = (Arc::clone(&read), Arc::clone(&phase_one_over));
+        move || {
+            let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
+            // Phase 1: read everything as it comes.
+            let mut got = 0u64;
+            let mut buf = [0u8; 256];
+            while !phase_one_over.load(SeqCst) {
+                match flow.recv_into_timeout(&mut buf, Duration::from_millis(10)) {
+                    Ok(_) => {
+                        got += 1;
+                        read.store(got, SeqCst);
+                    }
+                    Err(RecvError::TimedOut) => {}
+                    Err(e) => panic!("server: {e}"),
+                }
             }
+            // Phase 2: read nothing until told (the sender floods meanwhile),
+            // then read until every message sent is received or counted lost.
+            go_rx.recv().unwrap();
+            let mut sent = None;
+            let guard = Instant::now() + Duration::from_secs(60);
+            loop {
+                sent = sent.or_else(|| sent_rx.try_recv().ok());
+                let lost = flow.stats().lost;
+                if sent.is_some_and(|sent| got + lost >= sent) {
+                    break;
+                }
+                assert!(Instant::now() < guard, "received {got} + lost {lost} never reached the {sent:?} sent");
+                match flow.recv_into_timeout(&mut buf, Duration::from_millis(10)) {
+                    Ok(n) => {
+                        got += 1;
+                        if &buf[..n] == b"last" {
+                            let _ = saw_last_tx.send(());
+                        }
+                    }
+                    Err(RecvError::TimedOut) => {}
+                    Err(e) => panic!("server: {e}"),
+                }
+            }
+            done_tx.send((got, flow.stats())).unwrap();
         }
-        done_tx.send((got, flow.stats())).unwrap();
     });
     let qos = Qos::voice();
     assert!(!qos.reliable);
     let mut flow = near.alloc(&format!("lossy@{addr}"), &qos, Deadline::after(Duration::from_secs(30))).unwrap();
-    // Phase 1: paced, so nothing is dropped at either ring.
-    for i in 0..200u32 {
-        flow.send_timeout(&i.to_le_bytes(), Duration::from_secs(30)).unwrap();
-        thread::sleep(Duration::from_micros(200));
+    // Phase 1: each message read before the next is sent, so nothing is
+    // dropped at either ring, until datagrams have carried some.
+    let mut sent = 0u64;
+    let guard = Instant::now() + Duration::from_secs(30);
+    while sent < 200 || far.stats().datagrams_received == 0 {
+        assert!(Instant::now() < guard, "no datagram came: {:?} / {:?}", near.stats(), far.stats());
+        flow.send_timeout(&(sent as u32).to_le_bytes(), Duration::from_secs(30)).unwrap();
+        sent += 1;
+        wait_for("the server to read each phase-1 message", || read.load(SeqCst) == sent);
     }
-    let carried = far.stats().datagrams_received;
-    assert!(carried > 0, "the lossy flow's messages came by UDP: {:?} / {:?}", near.stats(), far.stats());
+    phase_one_over.store(true, SeqCst);
     // Phase 2: far more than the receiving ring and engine hold.
-    let mut sent = 200u64;
     for i in 0..100_000u32 {
         match flow.try_send(&[i as u8; 100]) {
             Ok(()) => sent += 1,
@@ -268,14 +303,22 @@ fn lossy_flows_ride_udp_and_their_losses_are_visible() {
             Err(e) => panic!("client: {e}"),
         }
     }
-    // A last message after a pause: a gap at the flood's tail (datagrams
-    // the socket buffers dropped) is counted when it arrives.
-    thread::sleep(Duration::from_millis(200));
-    flow.send_timeout(b"last", Duration::from_secs(30)).unwrap();
-    sent += 1;
-    thread::sleep(Duration::from_millis(300));
     go_tx.send(()).unwrap();
-    let (got, stats) = done_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    // The socket buffers may have dropped the flood's tail, a gap counted
+    // only when a later message arrives: send "last" until one is read.
+    let guard = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < guard, "no \"last\" was ever read");
+        flow.send_timeout(b"last", Duration::from_secs(30)).unwrap();
+        sent += 1;
+        match saw_last_rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(()) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the server ended early"),
+        }
+    }
+    sent_tx.send(sent).unwrap();
+    let (got, stats) = done_rx.recv_timeout(Duration::from_secs(90)).unwrap();
     server.join().unwrap();
     assert!(stats.lost > 0, "the drops are visible: {stats:?}");
     assert_eq!(got + stats.lost, sent, "every message was either received or counted lost: {stats:?}");
@@ -285,7 +328,8 @@ fn lossy_flows_ride_udp_and_their_losses_are_visible() {
 
 #[test]
 fn with_send_zc_frames_leave_from_registered_buffers_intact_and_in_order() {
-    let dir = test_dir();
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
     let mut listener = Listener::bind_with("zc", ListenerOptions::new().runtime_dir(&dir)).unwrap();
     let zc = |listen: Option<&str>| {
         EngineConfig::builder()
@@ -296,8 +340,9 @@ fn with_send_zc_frames_leave_from_registered_buffers_intact_and_in_order() {
             .build()
             .unwrap()
     };
+    ringflow_testkit::require_uring!();
     if !ringflow_core::uring::probe(zc(None).io_uring()).is_ok_and(|s| s.send_zc) {
-        println!("SKIP: no SEND_ZC in this kernel");
+        eprintln!("skipped: this kernel has no SEND_ZC");
         return;
     }
     let far = RemoteEngine::start(&zc(Some("127.0.0.1:0")), Some(dir.clone())).unwrap();
@@ -340,7 +385,8 @@ fn with_send_zc_frames_leave_from_registered_buffers_intact_and_in_order() {
 fn plain_sockets_carry_remote_flows_and_talk_to_io_uring_engines() {
     use ringflow_api::config::NetBackend;
     use ringflow_api::remote::Backend;
-    let dir = test_dir();
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
     let mut listener = Listener::bind_with("plain", ListenerOptions::new().runtime_dir(&dir)).unwrap();
     let sockets =
         |listen: Option<&str>| EngineConfig::builder().listen(listen).backend(NetBackend::Sockets).build().unwrap();

@@ -343,7 +343,8 @@ mod tests {
     /// naming every impl.
     #[test]
     fn a_smoke_run_writes_interval_logs_and_the_plot() {
-        let dir = smoke::fresh_dir("harness-files");
+        let tmp = smoke::fresh_dir("harness-files");
+        let dir = tmp.path();
         let opts = Options {
             mode: Mode::Smoke,
             hdr_dir: Some(dir.join("hdr")),
@@ -367,7 +368,6 @@ mod tests {
         for r in &report.records {
             assert!(texts.contains(&r.imp), "{} not named in the plot", r.imp);
         }
-        fs::remove_dir_all(&dir).expect("clean up");
     }
 
     /// One progress line per (case, impl), counted against the run's total;

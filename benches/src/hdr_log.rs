@@ -143,19 +143,19 @@ pub(crate) mod tests {
 
     #[test]
     fn one_file_per_measured_impl_named_after_it() {
-        let dir = crate::scenarios::smoke::fresh_dir("hdr-log");
+        let tmp = crate::scenarios::smoke::fresh_dir("hdr-log");
+        let dir = tmp.path();
         let other = CaseHistogram { imp: "limit", ..kept(latency_like()) };
         let report = ScenarioReport {
             scenario: "ring",
             histograms: vec![kept(latency_like()), other],
             ..ScenarioReport::default()
         };
-        let paths = write_logs(&dir, &report).expect("write");
+        let paths = write_logs(dir, &report).expect("write");
         let names: Vec<_> = paths.iter().map(|p| p.file_name().and_then(|n| n.to_str()).unwrap_or("")).collect();
         assert_eq!(names, ["ring.pingpong-64B.ringflow.hlog", "ring.pingpong-64B.limit.hlog"]);
         let back = read_back(&fs::read(&paths[1]).expect("read"));
         assert_eq!(back.tag.as_deref(), Some("ring/pingpong-64B/limit"));
         assert_eq!(back.hist, report.histograms[1].hist);
-        fs::remove_dir_all(&dir).expect("clean up");
     }
 }

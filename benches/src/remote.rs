@@ -332,6 +332,8 @@ mod tests {
     /// message gets through before the sender's engine stops).
     #[test]
     fn dedicated_engines_carry_pingpong_and_streams() {
+        // Engine threads keep their statistics in the default runtime directory.
+        ringflow_testkit::isolate_runtime_dir();
         let mode = ThreadingMode::Dedicated;
         let m = pingpong::<64>(&RunCtx::for_tests(), mode).expect("pingpong");
         assert!(m.msgs > 0);

@@ -69,7 +69,8 @@ mod tests {
     /// the plot.
     #[test]
     fn a_report_directory_holds_what_was_printed() {
-        let dir = smoke::fresh_dir("report-dir").join("report");
+        let tmp = smoke::fresh_dir("report-dir");
+        let dir = tmp.path().join("report");
         let mut out = Vec::new();
         let reports =
             run_into_dir(Some("ring"), Mode::Smoke, false, &dir, &mut out, &mut std::io::sink()).expect("run");
@@ -84,6 +85,5 @@ mod tests {
         assert_eq!(fs::read_dir(dir.join(HDR_DIR)).expect("hdr/").count(), report.records.len());
         let svg = fs::read_to_string(dir.join(PLOT_FILE)).expect("plots.svg");
         roxmltree::Document::parse(&svg).expect("well-formed SVG");
-        fs::remove_dir_all(dir.parent().expect("the test directory")).expect("clean up");
     }
 }

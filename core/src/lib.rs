@@ -34,4 +34,4 @@ pub mod wait;
 pub mod wire;
 
 pub use peer::PeerWatch;
-pub use wait::{notify, wait_until, Deadline, WaitOutcome};
+pub use wait::{membarrier_if_needed, notify, wait_until, wait_until_with, Deadline, WaitOutcome};

@@ -12,6 +12,7 @@ use std::io;
 use std::sync::OnceLock;
 
 const CMD_QUERY: libc::c_int = 0;
+const CMD_GLOBAL: libc::c_int = 1;
 const CMD_GLOBAL_EXPEDITED: libc::c_int = 1 << 1;
 const CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_int = 1 << 2;
 
@@ -29,24 +30,71 @@ fn membarrier(cmd: libc::c_int) -> io::Result<libc::c_long> {
 /// Registers this process for global expedited barriers (once; later calls
 /// return the first outcome). Fails where the kernel or a seccomp filter
 /// does not allow it.
-pub fn register() -> io::Result<()> {
-    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
-    let outcome = REGISTERED.get_or_init(|| {
-        let supported = membarrier(CMD_QUERY).map_err(|e| e.to_string())?;
+pub fn register() -> Result<(), MembarrierError> {
+    static REGISTERED: OnceLock<Result<(), MembarrierError>> = OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        let syscall = |cmd| move |e: io::Error| MembarrierError::Syscall { cmd, errno: e.raw_os_error().unwrap_or(0) };
+        let supported = membarrier(CMD_QUERY).map_err(syscall(CMD_QUERY))?;
         let needed = (CMD_GLOBAL_EXPEDITED | CMD_REGISTER_GLOBAL_EXPEDITED) as libc::c_long;
         if supported & needed != needed {
-            return Err(format!("membarrier: global expedited barriers unsupported (commands {supported:#x})"));
+            return Err(MembarrierError::Unsupported { supported: supported as i64 });
         }
-        membarrier(CMD_REGISTER_GLOBAL_EXPEDITED).map(|_| ()).map_err(|e| e.to_string())
-    });
-    outcome.clone().map_err(io::Error::other)
+        membarrier(CMD_REGISTER_GLOBAL_EXPEDITED).map(|_| ()).map_err(syscall(CMD_REGISTER_GLOBAL_EXPEDITED))
+    })
 }
+
+/// Why this process cannot take part in membarrier-based waking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MembarrierError {
+    /// The kernel lacks global expedited barriers; `supported` is the
+    /// bit set of commands it offers.
+    Unsupported { supported: i64 },
+    /// `membarrier(cmd)` failed with `errno` (a seccomp filter, a kernel
+    /// built without it).
+    Syscall { cmd: i32, errno: i32 },
+}
+
+impl std::fmt::Display for MembarrierError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MembarrierError::Unsupported { supported } => {
+                write!(f, "membarrier: global expedited barriers unsupported (commands {supported:#x})")
+            }
+            MembarrierError::Syscall { cmd, errno } => {
+                write!(f, "membarrier(cmd {cmd}): {}", io::Error::from_raw_os_error(*errno))
+            }
+        }
+    }
+}
+
+impl std::error::Error for MembarrierError {}
 
 /// Runs a full memory barrier on every running thread of every registered
 /// process (about half a microsecond here): the waiter's side of the
 /// asymmetric fence.
 pub fn heavy_barrier() -> io::Result<()> {
     membarrier(CMD_GLOBAL_EXPEDITED).map(|_| ())
+}
+
+/// A full memory barrier on every running thread of every process, for a
+/// waiter whose peer orders its stores with a compiler fence only (the
+/// linger handshake, `ringflow_ring::linger`). In membarrier mode (`expedited`:
+/// every process of the flow registered) this is [`heavy_barrier`]; else
+/// the slow unregistered `MEMBARRIER_CMD_GLOBAL` (a grace period, often
+/// milliseconds: for rare paths only). Fails where the kernel (or a
+/// seccomp filter, or `nohz_full`) has neither.
+pub fn barrier_all(expedited: bool) -> io::Result<()> {
+    if expedited {
+        return heavy_barrier();
+    }
+    static GLOBAL: OnceLock<bool> = OnceLock::new();
+    let supported =
+        *GLOBAL.get_or_init(|| membarrier(CMD_QUERY).is_ok_and(|cmds| cmds & CMD_GLOBAL as libc::c_long != 0));
+    if !supported {
+        return Err(io::Error::new(io::ErrorKind::Unsupported, "membarrier(MEMBARRIER_CMD_GLOBAL) unsupported"));
+    }
+    membarrier(CMD_GLOBAL).map(|_| ())
 }
 
 /// The wake mode rings created by this process should use: `Membarrier`
@@ -62,6 +110,14 @@ pub fn preferred_wake_mode() -> WakeMode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unregistered_global_barrier_runs_or_says_why_not() {
+        match barrier_all(false) {
+            Ok(()) => {}
+            Err(e) => assert!(e.to_string().contains("membarrier"), "{e}"),
+        }
+    }
 
     #[test]
     fn registers_and_barriers_where_supported() {

@@ -113,6 +113,13 @@ pub(crate) fn attach_side(region: &impl Region, off: usize) -> Result<(), Attach
 /// never overflow; a larger one can only come from a corrupt or hostile peer.
 pub(crate) const MAX_POSITION: u64 = 1 << 62;
 
+/// Most compare-and-swap attempts a claim on a shared tail makes before it
+/// reports `Full` (try again later). Each failure means another producer
+/// moved the tail, so honest contention ends long before this; the bound
+/// keeps a peer that rewrites the tail in a loop from holding a nonblocking
+/// claim forever.
+pub(crate) const CLAIM_ATTEMPTS: usize = 1 << 16;
+
 /// Loads a position word (Acquire) a side starts from, refusing one that
 /// could overflow.
 pub(crate) fn start_position(region: &impl Region, off: usize) -> Result<u64, AttachError> {

@@ -51,7 +51,9 @@ impl std::error::Error for AttachError {}
 /// Why space for a frame could not be claimed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClaimError {
-    /// No room now; retry after the consumer releases space.
+    /// No room now; retry after the consumer releases space. (On a ring
+    /// whose tail many producers share, also: the tail kept moving under
+    /// a bounded number of claim attempts; retry.)
     Full,
     /// The frame can never fit this ring.
     TooLarge { len: usize, max: usize },
@@ -83,8 +85,10 @@ impl From<Corrupt> for ClaimError {
 /// Why a claimed frame could not be committed (many-producer rings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommitError {
-    /// The consumer declared this claim abandoned and skipped it
-    /// (see `mpsc::Consumer::unblock`); the frame was not delivered.
+    /// The claim is no longer this producer's: the consumer declared it
+    /// abandoned and skipped it (see `mpsc::Consumer::unblock`), or a
+    /// misbehaving peer overwrote its commit word. The frame was not
+    /// delivered, and the commit wrote nothing.
     Revoked,
     /// The ring is corrupt.
     Corrupt(Corrupt),

@@ -108,16 +108,23 @@ impl<R: crate::Region> FrameRef<'_, R> {
         self.frame.flags
     }
 
-    /// The payload, in place (zero-copy). In shared memory a hostile
-    /// producer could change these bytes while they are read: they are plain
-    /// bytes, so that can garble the message but never break memory safety.
+    /// The payload, in place (zero-copy).
+    ///
+    /// In shared memory the producer's process can still write these bytes:
+    /// an honest producer does not until the frame is released, a
+    /// misbehaving one may change them while you read (a data race in
+    /// Rust's model; see the crate documentation, "What a peer can and
+    /// cannot do to you"). The ring takes nothing from them: parse them
+    /// once and copy out what you validate.
     #[cfg(not(loom))]
     #[inline]
     pub fn payload(&self) -> &[u8] {
         self.frame.payload(self.region)
     }
 
-    /// Copies the payload into `dst` (at least `len()` bytes).
+    /// Copies the payload into `dst` (at least `len()` bytes): one read of
+    /// each byte, which a misbehaving producer may still have been writing
+    /// (validate the copy, not the shared bytes).
     pub fn copy_to(&self, dst: &mut [u8]) {
         self.frame.copy_to(self.region, dst)
     }
@@ -138,6 +145,22 @@ pub(crate) unsafe fn claimed_payload_mut<R: crate::Region>(region: &R, off: usiz
     assert!(off.checked_add(len).is_some_and(|end| end <= region.len()), "ring bug: claim outside the region");
     // SAFETY: in bounds (asserted); exclusive access is the caller's contract.
     unsafe { std::slice::from_raw_parts_mut(region.base().add(off), len) }
+}
+
+/// The payload of a claimed (not yet committed) frame, read-only: a shared
+/// view built from the raw pointer directly (no `&mut` made first).
+///
+/// # Safety
+/// Nothing may write those bytes while the returned slice lives: the caller
+/// holds the claim (the only right to write them) and borrows it shared for
+/// the slice's lifetime.
+#[cfg(not(loom))]
+#[inline]
+pub(crate) unsafe fn claimed_payload<R: crate::Region>(region: &R, off: usize, len: usize) -> &[u8] {
+    assert!(off.checked_add(len).is_some_and(|end| end <= region.len()), "ring bug: claim outside the region");
+    // SAFETY: in bounds (asserted); no writer while the slice lives is the
+    // caller's contract.
+    unsafe { std::slice::from_raw_parts(region.base().add(off), len) }
 }
 
 /// Copies `bytes` at `at` into a claimed payload of `len` bytes at region

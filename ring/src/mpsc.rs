@@ -16,12 +16,16 @@
 //! consumer at its frame forever. [`Consumer::unblock`] skips such a claim
 //! (Aeron's "unblock"): a CLAIMED word names the producer and the length and
 //! becomes PAD; a zero word (death before the CLAIMED mark) is padded up to
-//! the next non-zero word. A producer that commits after being skipped gets
-//! [`CommitError::Revoked`]. Call `unblock` only for a producer known to be
-//! dead (its control channel hung up, or a long stall): a live producer
-//! caught between its claim and its CLAIMED mark could otherwise lose a frame.
+//! the next non-zero word. The skipped space is zeroed and handed back to
+//! producers like any other, so `unblock` is an `unsafe fn`: its caller
+//! promises the claimant is dead (a live one would write into space another
+//! producer now owns). A claim's commit is one compare-and-swap and writes
+//! nothing else (the metadata word is written, like the payload, while the
+//! claim is held): a claim that was revoked anyway (its holder was stalled,
+//! not dead) learns [`CommitError::Revoked`] from that CAS and has written
+//! nothing into the ring since the revocation.
 
-use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
+use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode, CLAIM_ATTEMPTS};
 use crate::error::{AttachError, ClaimError, CommitError, Corrupt, ReadError};
 use crate::frame::{self, frame_size, FrameAt, FrameRef, FrameWord, HEADER, KIND_CLAIMED, KIND_DATA, KIND_PAD};
 use crate::region::Region;
@@ -34,13 +38,13 @@ const MAGIC: u64 = u64::from_le_bytes(*b"RFMPSC01");
 const OFF_CONSUMER: usize = 16;
 const OFF_NEXT_ID: usize = 24;
 const OFF_LIVE_PRODUCERS: usize = 32;
-const OFF_TAIL: usize = BLOCK;
-const OFF_HEAD: usize = 2 * BLOCK;
+pub(crate) const OFF_TAIL: usize = BLOCK;
+pub(crate) const OFF_HEAD: usize = 2 * BLOCK;
 const OFF_DATA_WAIT: usize = 3 * BLOCK;
 const OFF_SPACE_WAIT: usize = 4 * BLOCK;
 /// Bytes of control area in front of the data area.
 pub const CONTROL_LEN: usize = 5 * BLOCK;
-const DATA: usize = CONTROL_LEN;
+pub(crate) const DATA: usize = CONTROL_LEN;
 
 /// Region length needed for a ring with `capacity` bytes of data.
 pub const fn region_len(capacity: usize) -> usize {
@@ -86,8 +90,9 @@ impl<R: Region> Producer<R> {
         let id = region.word(OFF_NEXT_ID).fetch_add(1, Ordering::Relaxed) as u16;
         // SYNC: Relaxed; a diagnostic count, read by `Consumer::producers`.
         region.word(OFF_LIVE_PRODUCERS).fetch_add(1, Ordering::Relaxed);
-        // SYNC: Acquire; pairs with the Release in `Consumer::release`.
-        let cached_head = region.word(OFF_HEAD).load(Ordering::Acquire);
+        // SYNC: Acquire (in `start_position`); pairs with the Release in
+        // `Consumer::release`. A head that could overflow is refused.
+        let cached_head = control::start_position(&region, OFF_HEAD)?;
         Ok(Producer { region, capacity, mask: capacity - 1, id, cached_head, wake })
     }
 
@@ -116,7 +121,17 @@ impl<R: Region> Producer<R> {
         // claimed space are ordered after the consumer's zeroing by the
         // Acquire load of its head (in `refresh_head`), not by the tail.
         let mut tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
+        let mut attempts = 0;
         let (start, pad) = loop {
+            // The tail is peer-written: behind the consumer's position or
+            // where our arithmetic could overflow, it is a lie.
+            if tail < self.cached_head || tail > control::MAX_POSITION {
+                return Err(ClaimError::Corrupt(Corrupt {
+                    offset: OFF_TAIL,
+                    value: tail,
+                    what: "tail behind the consumer or out of range",
+                }));
+            }
             let room_to_end = cap - (tail & self.mask as u64);
             let pad = if need <= room_to_end { 0 } else { room_to_end };
             let end = tail + pad + need;
@@ -133,6 +148,12 @@ impl<R: Region> Producer<R> {
             match self.region.word(OFF_TAIL).compare_exchange(tail, end, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => break (tail + pad, pad),
                 Err(actual) => {
+                    // Bounded: a peer that keeps moving the tail cannot hold
+                    // a nonblocking claim here (see `CLAIM_ATTEMPTS`).
+                    attempts += 1;
+                    if attempts == CLAIM_ATTEMPTS {
+                        return Err(ClaimError::Full);
+                    }
                     tail = actual;
                     spin_hint();
                 }
@@ -151,7 +172,9 @@ impl<R: Region> Producer<R> {
         if let Err(found) = self.region.word(off).compare_exchange(0, claimed, Ordering::Relaxed, Ordering::Relaxed) {
             return Err(ClaimError::Corrupt(Corrupt { offset: off, value: found, what: "claimed space is not free" }));
         }
-        Ok(Claim { producer: self, off, len, claimed, meta: 0, flags: 0, done: false })
+        // The metadata word starts at zero: released space is all zeros and
+        // the claim's own space was checked free (its first word) above.
+        Ok(Claim { producer: self, off, len, claimed, flags: 0, done: false })
     }
 
     #[cold]
@@ -162,11 +185,11 @@ impl<R: Region> Producer<R> {
         // SYNC: Relaxed; the tail only grows, so a tail loaded after the head
         // is at least the tail the consumer saw: a head beyond it is a lie.
         let tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
-        if head > tail {
+        if head > tail || tail > control::MAX_POSITION {
             return Err(ClaimError::Corrupt(Corrupt {
                 offset: OFF_HEAD,
                 value: head,
-                what: "consumer ahead of the tail",
+                what: "consumer ahead of the tail, or the tail out of range",
             }));
         }
         self.cached_head = self.cached_head.max(head);
@@ -223,7 +246,6 @@ pub struct Claim<'a, R: Region> {
     off: usize,
     len: usize,
     claimed: u64,
-    meta: u64,
     flags: u8,
     done: bool,
 }
@@ -253,9 +275,11 @@ impl<R: Region> Claim<'_, R> {
         frame::write_claimed(&self.producer.region, self.off + HEADER, self.len, at, bytes)
     }
 
-    /// Sets the frame's metadata word.
+    /// Sets the frame's metadata word (written in place now, like the
+    /// payload, so that the commit is a single compare-and-swap).
     pub fn set_meta(&mut self, meta: u64) {
-        self.meta = meta;
+        // SYNC: Relaxed; published by the Release commit CAS.
+        self.producer.region.word(self.off + 8).store(meta, Ordering::Relaxed);
     }
 
     /// Sets the frame's flags.
@@ -263,24 +287,23 @@ impl<R: Region> Claim<'_, R> {
         self.flags = flags;
     }
 
-    /// Publishes the frame.
+    /// Publishes the frame: one compare-and-swap of the commit word, and no
+    /// other write. If the claim was revoked ([`Consumer::unblock`]) the CAS
+    /// fails and nothing is written: `Revoked`, the frame is not delivered.
     pub fn commit(mut self) -> Result<Notify, CommitError> {
         self.done = true;
         let region = &self.producer.region;
-        // SYNC: Relaxed; published by the Release CAS below.
-        region.word(self.off + 8).store(self.meta, Ordering::Relaxed);
         let data =
             FrameWord { len: self.len as u32, kind: KIND_DATA, flags: self.flags, tag: self.producer.id }.encode();
         // SYNC: Release on success; pairs with the Acquire in
         // `Consumer::locate`: the payload and meta are visible with the word.
+        // Relaxed on failure: we only learn the claim is no longer ours.
         match region.word(self.off).compare_exchange(self.claimed, data, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => Ok(self.producer.data_wait().notify()),
-            Err(found) if FrameWord::decode(found).kind == KIND_PAD => Err(CommitError::Revoked),
-            Err(found) => Err(CommitError::Corrupt(Corrupt {
-                offset: self.off,
-                value: found,
-                what: "commit word changed under a claim",
-            })),
+            // Only `unblock` changes a CLAIMED word under its holder; once it
+            // did, the space may already be zeroed and claimed again, so any
+            // other value means the same: revoked.
+            Err(_) => Err(CommitError::Revoked),
         }
     }
 }
@@ -326,7 +349,7 @@ impl<R: Region> Consumer<R> {
     pub fn attach(region: R) -> Result<Self, AttachError> {
         let (capacity, wake) = control::geometry(&region, MAGIC, CONTROL_LEN)?;
         attach_side(&region, OFF_CONSUMER)?;
-        let head = region.word(OFF_HEAD).load(Ordering::Acquire);
+        let head = control::start_position(&region, OFF_HEAD)?;
         Ok(Consumer { region, capacity, mask: capacity - 1, head, published: head, wake })
     }
 
@@ -339,8 +362,16 @@ impl<R: Region> Consumer<R> {
         ReadError::Corrupt(Corrupt { offset, value, what })
     }
 
+    /// Finds the frame at the read position, skipping padding (locally).
+    ///
+    /// Bounded whatever the region holds: producers claim only up to the
+    /// published head plus the capacity (less the separating word), so a
+    /// frame or padding that ends past that is corrupt, and every step
+    /// advances at least 8 bytes: at most one lap per call, and (since
+    /// `published` moves only in `release`) at most one lap between releases.
     fn locate(&self) -> Result<FrameAt, ReadError> {
         let mut pos = self.head;
+        let limit = self.published + self.capacity as u64;
         loop {
             let at = pos as usize & self.mask;
             let off = DATA + at;
@@ -359,6 +390,9 @@ impl<R: Region> Consumer<R> {
                     if size == 0 || size % 8 != 0 || size > room {
                         return Err(Self::corrupt(off, raw, "padding length out of bounds"));
                     }
+                    if pos + size > limit {
+                        return Err(Self::corrupt(off, raw, "padding runs more than a lap past the consumer"));
+                    }
                     pos += size;
                 }
                 KIND_DATA => {
@@ -366,6 +400,9 @@ impl<R: Region> Consumer<R> {
                     let size = frame_size(len) as u64;
                     if len > max_payload(self.capacity) || size > room {
                         return Err(Self::corrupt(off, raw, "frame length out of bounds"));
+                    }
+                    if pos + size > limit {
+                        return Err(Self::corrupt(off, raw, "frame more than a lap past the consumer"));
                     }
                     // SYNC: Relaxed; ordered by the Acquire above.
                     let meta = self.region.word(off + 8).load(Ordering::Relaxed);
@@ -434,10 +471,22 @@ impl<R: Region> Consumer<R> {
         self.space_wait().notify()
     }
 
-    /// Skips a claim that blocks the consumer (see the module docs): call it
-    /// only when the claiming producer is known to be dead. Returns what was
-    /// skipped, or `None` when the consumer is not blocked.
-    pub fn unblock(&mut self) -> Option<Unblocked> {
+    /// Skips a claim that blocks the consumer (see the module docs). Returns
+    /// what was skipped, or `None` when the consumer is not blocked.
+    ///
+    /// # Safety
+    /// The producer holding the claim at the consumer's position must never
+    /// write into it again: its process has exited, or (within a process)
+    /// its [`Claim`] will from now on only be committed or dropped, both of
+    /// which write nothing once revoked. When that position still reads
+    /// zero (a producer won the tail but never wrote its CLAIMED mark), the
+    /// same promise covers every producer whose claim may lie between the
+    /// consumer's position and the next marked word: in practice, call it
+    /// only once the producer named by the blocking claim, or every
+    /// producer that could be mid-claim, is known dead (its control channel
+    /// hung up). The skipped space goes back to the producers: a live
+    /// claimant's later writes would race with a new frame there.
+    pub unsafe fn unblock(&mut self) -> Option<Unblocked> {
         // SYNC: Acquire; pairs with nothing in particular — we only need a
         // tail at least as new as the claims we are about to inspect, and
         // the claims' own words are read with Acquire below.

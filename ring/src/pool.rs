@@ -13,6 +13,87 @@
 //! Every descriptor is validated against the consumer's own position (slots
 //! come in order, contiguous, inside the arena): a hostile or buggy producer
 //! gets [`Corrupt`], never an out-of-bounds read.
+//!
+//! Access to the bytes is a move-only token bound to a borrow of its side:
+//! [`Producer::try_alloc`] hands out a [`WriteSlot`], consumed by
+//! [`WriteSlot::commit`]; [`Consumer::read`] hands out a [`ReadSlot`],
+//! consumed by [`ReadSlot::consume`]. The descriptor that travels between
+//! the sides, [`Slot`], is `Copy` and grants no access. So safe code cannot
+//! keep a view of a slot past its commit or its consumption:
+//!
+//! ```compile_fail
+//! # use ringflow_ring::{pool, HeapRegion, WakeMode};
+//! # let region = HeapRegion::new(pool::region_len(1024));
+//! # pool::init(&region, WakeMode::Fenced).unwrap();
+//! # let mut tx = pool::Producer::attach(&region).unwrap();
+//! let mut slot = tx.try_alloc(64).unwrap();
+//! let bytes = slot.payload_mut();
+//! slot.commit();
+//! bytes[0] = 1; // the view does not outlive the commit
+//! ```
+//!
+//! ```compile_fail
+//! # use ringflow_ring::{pool, HeapRegion, WakeMode};
+//! # let region = HeapRegion::new(pool::region_len(1024));
+//! # pool::init(&region, WakeMode::Fenced).unwrap();
+//! # let mut tx = pool::Producer::attach(&region).unwrap();
+//! let mut slot = tx.try_alloc(64).unwrap();
+//! slot.commit();
+//! slot.payload_mut()[0] = 1; // a committed slot is gone
+//! ```
+//!
+//! ```compile_fail
+//! # use ringflow_ring::{pool, HeapRegion, WakeMode};
+//! # let region = HeapRegion::new(pool::region_len(1024));
+//! # pool::init(&region, WakeMode::Fenced).unwrap();
+//! # let mut tx = pool::Producer::attach(&region).unwrap();
+//! let a = tx.try_alloc(64).unwrap();
+//! let b = tx.try_alloc(64).unwrap(); // two live tokens over the same bytes
+//! drop(a);
+//! ```
+//!
+//! ```compile_fail
+//! # use ringflow_ring::{pool, HeapRegion, WakeMode};
+//! # let region = HeapRegion::new(pool::region_len(1024));
+//! # pool::init(&region, WakeMode::Fenced).unwrap();
+//! # let mut rx = pool::Consumer::attach(&region).unwrap();
+//! let slot = rx.validate(0, 64).unwrap();
+//! let token = rx.read(slot).unwrap();
+//! let bytes = token.payload();
+//! let rx = token.consume();
+//! let _ = rx.release();
+//! assert_eq!(bytes[0], 0); // reading after release
+//! ```
+//!
+//! ```compile_fail
+//! # use ringflow_ring::{pool, HeapRegion, WakeMode};
+//! # let region = HeapRegion::new(pool::region_len(1024));
+//! # pool::init(&region, WakeMode::Fenced).unwrap();
+//! # let mut rx = pool::Consumer::attach(&region).unwrap();
+//! let slot = rx.validate(0, 64).unwrap();
+//! let token = rx.read(slot).unwrap();
+//! token.consume();
+//! let _ = token.payload(); // a consumed slot is gone
+//! ```
+//!
+//! The same steps, in order, compile:
+//!
+//! ```
+//! # use ringflow_ring::{pool, HeapRegion, WakeMode};
+//! # let region = HeapRegion::new(pool::region_len(1024));
+//! # pool::init(&region, WakeMode::Fenced).unwrap();
+//! # let mut tx = pool::Producer::attach(&region).unwrap();
+//! # let mut rx = pool::Consumer::attach(&region).unwrap();
+//! let mut slot = tx.try_alloc(64).unwrap();
+//! slot.payload_mut()[0] = 7;
+//! let desc = slot.commit(); // (the descriptor travels in a frame ring)
+//! let token = rx.read(rx.validate(desc.pos(), desc.len() as u64).unwrap()).unwrap();
+//! assert_eq!(token.payload()[0], 7);
+//! let _ = token.consume().release();
+//! ```
+//!
+//! The consumer's view is of memory the producer's process can write: see
+//! [`ReadSlot::payload`] for what that means and what a reader may rely on.
 
 use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
 use crate::error::{AttachError, ClaimError, Corrupt};
@@ -24,11 +105,11 @@ use crate::BLOCK;
 const MAGIC: u64 = u64::from_le_bytes(*b"RFPOOL01");
 const OFF_PRODUCER: usize = 16;
 const OFF_CONSUMER: usize = 24;
-const OFF_HEAD: usize = BLOCK;
+pub(crate) const OFF_HEAD: usize = BLOCK;
 const OFF_SPACE_WAIT: usize = 2 * BLOCK;
 /// Bytes of control area in front of the arena.
 pub const CONTROL_LEN: usize = 3 * BLOCK;
-const DATA: usize = CONTROL_LEN;
+pub(crate) const DATA: usize = CONTROL_LEN;
 /// Slots start on cache-line boundaries.
 pub const ALIGN: usize = 64;
 
@@ -54,8 +135,9 @@ pub fn init(region: &impl Region, mode: WakeMode) -> Result<usize, AttachError> 
     control::init(region, MAGIC, CONTROL_LEN, mode, Some(0))
 }
 
-/// A slot: where a message lies in the arena. Its two words travel in the
-/// descriptor.
+/// A slot's descriptor: where a message lies in the arena. Its two words
+/// travel in a frame ring; it grants no access to the bytes (that takes a
+/// [`WriteSlot`] or a [`ReadSlot`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot {
     pos: u64,
@@ -154,47 +236,21 @@ impl<R: Region> Producer<R> {
         len <= max_slot(self.capacity) && self.place(len).1 <= head.saturating_add(self.capacity as u64)
     }
 
-    /// Allocates a slot of `len` bytes. Nothing is published: write it with
-    /// [`payload_mut`](Self::payload_mut), announce it in a descriptor,
-    /// then [`commit`](Self::commit) it. A slot never committed is simply
-    /// reused by the next allocation.
+    /// Allocates a slot of `len` bytes. Nothing is published: write it
+    /// through the returned token, announce its [`descriptor`](WriteSlot::descriptor)
+    /// in a frame, then [`commit`](WriteSlot::commit) it. A slot dropped
+    /// without a commit is simply reused by the next allocation.
     #[inline]
-    pub fn try_alloc(&mut self, len: usize) -> Result<Slot, ClaimError> {
+    pub fn try_alloc(&mut self, len: usize) -> Result<WriteSlot<'_, R>, ClaimError> {
         self.ready_for(len)?;
-        Ok(Slot { pos: self.place(len).0, len })
+        let slot = Slot { pos: self.place(len).0, len };
+        Ok(WriteSlot { producer: self, slot })
     }
 
-    /// The slot's bytes, writable in place.
-    #[cfg(not(loom))]
+    /// Region offset of the slot's first byte.
     #[inline]
-    pub fn payload_mut(&mut self, slot: &Slot) -> &mut [u8] {
-        let off = DATA + (slot.pos as usize & self.mask);
-        // The consumer reads the slot only after its descriptor is published.
-        // SAFETY: allocated here inside the arena (`place` keeps it whole);
-        // `&mut self` makes this the only writable view.
-        unsafe { crate::frame::claimed_payload_mut(&self.region, off, slot.len) }
-    }
-
-    /// The slot's bytes as written so far.
-    #[cfg(not(loom))]
-    #[inline]
-    pub fn payload(&self, slot: &Slot) -> &[u8] {
-        let off = DATA + (slot.pos as usize & self.mask);
-        // SAFETY: as in `payload_mut`; this shared view borrows `self`, so no
-        // write through the producer happens while it lives.
-        unsafe { crate::frame::claimed_payload_mut(&self.region, off, slot.len) }
-    }
-
-    /// Copies `bytes` into the slot at `at`. Panics if it does not fit.
-    pub fn write(&mut self, slot: &Slot, at: usize, bytes: &[u8]) {
-        let off = DATA + (slot.pos as usize & self.mask);
-        crate::frame::write_claimed(&self.region, off, slot.len, at, bytes);
-    }
-
-    /// Marks `slot` allocated for good, once its descriptor is published.
-    #[inline]
-    pub fn commit(&mut self, slot: &Slot) {
-        self.pending = slot.pos + rounded(slot.len);
+    fn offset(&self, slot: &Slot) -> usize {
+        DATA + (slot.pos as usize & self.mask)
     }
 
     /// Whether the consumer has closed its side.
@@ -265,29 +321,13 @@ impl<R: Region> Consumer<R> {
         Ok(Slot { pos, len })
     }
 
-    /// The slot's bytes, in place. In shared memory a hostile producer could
-    /// change them while they are read: plain bytes, so that can garble the
-    /// message but never break memory safety.
-    #[cfg(not(loom))]
+    /// The slot `slot` describes, to read in place: the token borrows the
+    /// consumer, so no release can hand the bytes back while it lives. The
+    /// descriptor is validated again (a stale or forged one is `Corrupt`).
     #[inline]
-    pub fn payload(&self, slot: &Slot) -> &[u8] {
-        let off = DATA + (slot.pos as usize & self.mask);
-        assert!(off.checked_add(slot.len).is_some_and(|end| end <= self.region.len()), "unvalidated pool slot");
-        // SAFETY: in bounds (asserted; `validate` keeps slots contiguous in
-        // the arena); the producer does not reuse the slot before we release
-        // it, and the slice borrows `self`, so it cannot outlive a release.
-        unsafe { std::slice::from_raw_parts(self.region.base().add(off), slot.len) }
-    }
-
-    /// Copies the slot's bytes into `dst` (at least `slot.len()` bytes).
-    pub fn copy_to(&self, slot: &Slot, dst: &mut [u8]) {
-        self.region.read(DATA + (slot.pos as usize & self.mask), &mut dst[..slot.len]);
-    }
-
-    /// Consumes `slot` (locally; [`release`](Self::release) hands it back).
-    #[inline]
-    pub fn consume(&mut self, slot: &Slot) {
-        self.head = self.head.max(slot.pos + rounded(slot.len));
+    pub fn read(&mut self, slot: Slot) -> Result<ReadSlot<'_, R>, Corrupt> {
+        let slot = self.validate(slot.pos, slot.len as u64)?;
+        Ok(ReadSlot { consumer: self, slot })
     }
 
     /// Bytes consumed since the last release.
@@ -334,6 +374,138 @@ impl<R: Region> Consumer<R> {
 impl<R: Region> Drop for Consumer<R> {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+/// A slot being written: the only view of its bytes, bound to a borrow of
+/// the producer. [`commit`](Self::commit) makes the allocation final and
+/// consumes the token.
+pub struct WriteSlot<'a, R: Region> {
+    producer: &'a mut Producer<R>,
+    slot: Slot,
+}
+
+impl<'a, R: Region> WriteSlot<'a, R> {
+    /// The descriptor to announce (position and length; grants no access).
+    pub fn descriptor(&self) -> Slot {
+        self.slot
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.slot.len
+    }
+
+    /// Whether the slot is empty.
+    pub fn is_empty(&self) -> bool {
+        self.slot.len == 0
+    }
+
+    /// The slot's bytes as written so far.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        let off = self.producer.offset(&self.slot);
+        // SAFETY: `try_alloc` placed the slot inside the arena and the
+        // consumer reads it only once its descriptor is published (after
+        // this token is gone); the view borrows the token, so no write
+        // through it happens while the view lives.
+        unsafe { crate::frame::claimed_payload(&self.producer.region, off, self.slot.len) }
+    }
+
+    /// The slot's bytes, writable in place.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let off = self.producer.offset(&self.slot);
+        // SAFETY: as in `payload`; the token borrows the producer mutably
+        // and is the only token (a second `try_alloc` needs that borrow),
+        // so this is the only view of those bytes.
+        unsafe { crate::frame::claimed_payload_mut(&self.producer.region, off, self.slot.len) }
+    }
+
+    /// Copies `bytes` into the slot at `at`. Panics if it does not fit.
+    pub fn write(&mut self, at: usize, bytes: &[u8]) {
+        let off = self.producer.offset(&self.slot);
+        crate::frame::write_claimed(&self.producer.region, off, self.slot.len, at, bytes);
+    }
+
+    /// Makes the allocation final, once the descriptor is published (the
+    /// frame's Release commit publishes the slot's bytes): the next
+    /// allocation starts after it. Returns the descriptor.
+    #[inline]
+    pub fn commit(self) -> Slot {
+        self.producer.pending = self.slot.pos + rounded(self.slot.len);
+        self.slot
+    }
+}
+
+/// A slot being read in place, bound to a borrow of the consumer.
+/// [`consume`](Self::consume) consumes it; dropping it leaves the slot
+/// unconsumed (a later [`Consumer::read`] of the same descriptor sees it
+/// again).
+pub struct ReadSlot<'a, R: Region> {
+    consumer: &'a mut Consumer<R>,
+    slot: Slot,
+}
+
+impl<'a, R: Region> ReadSlot<'a, R> {
+    /// The descriptor (position and length).
+    pub fn descriptor(&self) -> Slot {
+        self.slot
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.slot.len
+    }
+
+    /// Whether the slot is empty.
+    pub fn is_empty(&self) -> bool {
+        self.slot.len == 0
+    }
+
+    fn offset(&self) -> usize {
+        DATA + (self.slot.pos as usize & self.consumer.mask)
+    }
+
+    /// The slot's bytes, in place (zero-copy).
+    ///
+    /// They lie in memory the producer's process maps writable: a buggy or
+    /// hostile producer can change them while this view lives. ringflow
+    /// never takes a length, offset or bound from them; a reader must not
+    /// assume two reads of the same byte agree: parse once, and copy out
+    /// what you validate before you act on it. In Rust's memory model such
+    /// a concurrent write under a `&[u8]` is a data race, one that only a
+    /// misbehaving peer can cause and that no library can rule out for
+    /// memory shared with another process (see the crate documentation,
+    /// "What a peer can and cannot do to you"); ringflow's own bookkeeping
+    /// never depends on these bytes. For untrusted peers prefer
+    /// [`copy_to`](Self::copy_to) and validate the copy.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        let off = self.offset();
+        assert!(off.checked_add(self.slot.len).is_some_and(|end| end <= self.consumer.region.len()), "pool slot");
+        // SAFETY: in bounds (asserted; `validate` keeps slots whole inside
+        // the arena); an honest producer does not reuse the slot before we
+        // release it, and the view borrows this token, which borrows the
+        // consumer: no release can happen while it lives.
+        unsafe { std::slice::from_raw_parts(self.consumer.region.base().add(off), self.slot.len) }
+    }
+
+    /// Copies the slot's bytes into `dst` (at least `len()` bytes).
+    pub fn copy_to(&self, dst: &mut [u8]) {
+        self.consumer.region.read(self.offset(), &mut dst[..self.slot.len]);
+    }
+
+    /// Consumes the slot (locally; [`Consumer::release`] hands it back) and
+    /// returns the consumer for that release.
+    #[inline]
+    pub fn consume(self) -> &'a mut Consumer<R> {
+        let c = self.consumer;
+        c.head = c.head.max(self.slot.pos + rounded(self.slot.len));
+        c
     }
 }
 

@@ -126,19 +126,22 @@ impl<'a> WaitPoint<'a> {
     /// Wakes whoever sleeps here although nothing was published: for a third
     /// party that changed a condition the sleepers re-check (a watcher that
     /// learned the peer died). Store the condition first; then either a
-    /// sleeper's re-check after `prepare` sees it, or this call sees the
-    /// sleeper and changes the word it sleeps on.
+    /// sleeper's re-check after `prepare` sees it, or its token predates the
+    /// bump here, so its `futex_wait` returns at once or is woken by the
+    /// caller's `futex_wake`.
+    ///
+    /// Always [`Notify::Wake`]: the caller must wake the futex word whatever
+    /// the sleeper count says. The count sits in memory the peer can write
+    /// (zeroed, or wrapped to zero from `u64::MAX` by a `prepare`), and a
+    /// death must wake every waiter: a count may only ever cause extra wakes.
     pub fn alert(&self) -> Notify {
         // SYNC: SeqCst fence; pairs with the fence in `prepare` (Dekker), as
-        // in `notify`, ordering the caller's condition store before the load.
+        // in `notify`, ordering the caller's condition store before the bump.
         fence(Ordering::SeqCst);
-        // SYNC: Release; pairs with the Acquire load of the token in `prepare`.
+        // SYNC: Release; pairs with the Acquire load of the token in `prepare`:
+        // a token that includes this bump also sees the caller's condition.
         self.seq.fetch_add(1, Ordering::Release);
-        if self.sleepers.load(Ordering::Relaxed) == 0 {
-            Notify::None
-        } else {
-            Notify::Wake
-        }
+        Notify::Wake
     }
 
     /// The two words of this wait point (sequence, sleepers), for a holder

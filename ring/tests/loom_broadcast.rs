@@ -14,6 +14,12 @@
 //! torn frame as valid, only intact frames in order, `Lapped` or `Empty`,
 //! also with two producers racing (one may not lap the other's claim).
 //!
+//! Eviction: a producer that died mid-claim is evicted while a live
+//! producer sends past its hole (and waits on its marker), and a consumer
+//! that died holding back a reliable log is evicted while the producer
+//! waits on it; every live frame arrives exactly once, in order, intact,
+//! nothing of the dead producer's.
+//!
 //! Run: RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ringflow-ring --release --test loom_broadcast
 #![cfg(loom)]
 
@@ -286,5 +292,53 @@ fn reliable_consumer_joins_while_producing() {
         let seqs = got.of(0);
         let first = seqs.first().copied().unwrap_or(4);
         assert_eq!(seqs, (first..4).collect::<Vec<_>>(), "no gap after joining");
+    });
+}
+
+/// A producer dies mid-claim (its claim and itself forgotten: no drop, no
+/// padding); a live producer's second frame needs the dead claim's space
+/// (it waits on the dead marker) while the main thread evicts the dead
+/// producer and consumes.
+#[test]
+fn evicting_a_dead_producer_unblocks_the_live_one() {
+    model(|| {
+        let region = log(Mode::Reliable, 1, 2);
+        let mut rx = Consumer::attach(region.clone()).unwrap();
+        let mut dead = Producer::attach(region.clone()).unwrap();
+        let mut live = Producer::attach(region.clone()).unwrap();
+        let dead_slot = dead.id() as usize;
+        let mut claim = dead.try_claim(LEN).unwrap();
+        claim.write(0, &[0xDD]);
+        std::mem::forget(claim);
+        std::mem::forget(dead);
+        let writer = thread::spawn(move || send(&mut live, 2));
+        // SAFETY: the dead producer and its claim were forgotten: neither
+        // writes again, and its slot was never freed, so nobody else holds it.
+        let _ = unsafe { broadcast::evict_producer(&*region, dead_slot) }.unwrap();
+        let got = Received::default().take(&mut rx, 2);
+        writer.join().unwrap();
+        assert_all(&got, &mut rx, &[0, 2]);
+    });
+}
+
+/// A consumer dies holding back a reliable log (forgotten: its cursor
+/// stays); the producer's third frame waits on it while the main thread
+/// evicts it and consumes with the live consumer.
+#[test]
+fn evicting_a_dead_consumer_unblocks_the_producer() {
+    model(|| {
+        let region = log(Mode::Reliable, 2, 1);
+        let mut rx = Consumer::attach(region.clone()).unwrap();
+        let dead = Consumer::attach(region.clone()).unwrap();
+        let dead_slot = dead.slot();
+        std::mem::forget(dead);
+        let mut tx = Producer::attach(region.clone()).unwrap();
+        let writer = thread::spawn(move || send(&mut tx, 3));
+        // SAFETY: the dead consumer was forgotten: it never reads again, and
+        // its slot was never freed, so nobody else holds it.
+        let _ = unsafe { broadcast::evict_consumer(&*region, dead_slot) }.unwrap();
+        let got = Received::default().take(&mut rx, 3);
+        writer.join().unwrap();
+        assert_all(&got, &mut rx, &[3]);
     });
 }

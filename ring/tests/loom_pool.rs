@@ -32,14 +32,14 @@ fn run(lens: &'static [usize]) {
             (pool::Producer::attach(arena.clone()).unwrap(), pool::Consumer::attach(arena).unwrap());
         let producer = thread::spawn(move || {
             for (i, &len) in lens.iter().enumerate() {
-                let slot = loop {
+                let mut slot = loop {
                     match pool_tx.try_alloc(len) {
                         Ok(slot) => break slot,
                         Err(ClaimError::Full) => thread::yield_now(),
                         Err(e) => panic!("{e}"),
                     }
                 };
-                pool_tx.write(&slot, 0, &message(i, len));
+                slot.write(0, &message(i, len));
                 let mut d = loop {
                     match desc_tx.try_claim(16) {
                         Ok(d) => break d,
@@ -47,10 +47,10 @@ fn run(lens: &'static [usize]) {
                         Err(e) => panic!("{e}"),
                     }
                 };
-                d.write(0, &slot.pos().to_le_bytes());
+                d.write(0, &slot.descriptor().pos().to_le_bytes());
                 d.write(8, &(slot.len() as u64).to_le_bytes());
                 let _ = d.commit();
-                pool_tx.commit(&slot);
+                let _ = slot.commit();
             }
         });
         for (i, &len) in lens.iter().enumerate() {
@@ -68,11 +68,11 @@ fn run(lens: &'static [usize]) {
             };
             let _ = desc_rx.release();
             let slot = pool_rx.validate(pos, dlen).expect("descriptor in order and in bounds");
+            let slot = pool_rx.read(slot).expect("a validated descriptor opens");
             let mut buf = vec![0u8; slot.len()];
-            pool_rx.copy_to(&slot, &mut buf);
+            slot.copy_to(&mut buf);
             assert_eq!(buf, message(i, len), "message {i} torn or out of order");
-            pool_rx.consume(&slot);
-            let _ = pool_rx.release();
+            let _ = slot.consume().release();
         }
         producer.join().unwrap();
     });

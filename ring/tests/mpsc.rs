@@ -98,11 +98,14 @@ fn unblock_skips_a_dead_producers_claim_and_revokes_it() {
     let claim = dead.try_claim(24).unwrap();
     let _ = live.try_send(b"live").unwrap();
     assert_eq!(rx.try_read().err(), Some(ReadError::Empty));
-    let skipped = rx.unblock().unwrap();
+    // SAFETY: the blocking claim is `dead`'s, which from here on is only
+    // committed (a CAS that writes nothing once revoked), never written.
+    let skipped = unsafe { rx.unblock() }.unwrap();
     assert_eq!(skipped, Unblocked { producer: Some(dead_id), bytes: 40 });
     assert_eq!(rx.try_read().unwrap().payload(), b"live");
     assert_eq!(claim.commit().err(), Some(CommitError::Revoked));
-    assert_eq!(rx.unblock(), None, "nothing blocks any more");
+    // SAFETY: no claim is outstanding.
+    assert_eq!(unsafe { rx.unblock() }, None, "nothing blocks any more");
 }
 
 #[test]
@@ -115,7 +118,8 @@ fn unblock_pads_a_claim_that_never_got_its_mark() {
     let mut live = Producer::attach(region.clone()).unwrap();
     let _ = live.try_send(b"later").unwrap();
     assert_eq!(rx.try_read().err(), Some(ReadError::Empty));
-    assert_eq!(rx.unblock(), Some(Unblocked { producer: None, bytes: 48 }));
+    // SAFETY: the space was claimed by hand, by no producer: nobody writes it.
+    assert_eq!(unsafe { rx.unblock() }, Some(Unblocked { producer: None, bytes: 48 }));
     assert_eq!(rx.try_read().unwrap().payload(), b"later");
 }
 
@@ -169,7 +173,9 @@ fn scribbled_ring_errors_without_panicking() {
             }
         }
         let _ = rx.release();
-        let _ = rx.unblock();
+        // SAFETY: `tx`'s sends are complete (`try_send` commits or drops
+        // its claim before returning): no producer holds a claim.
+        let _ = unsafe { rx.unblock() };
         let _ = tx.try_send(b"more");
     }
 }

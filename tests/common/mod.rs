@@ -1,12 +1,18 @@
 //! Helpers for tests that run several real processes: a child is this same
 //! test binary re-executed to run one `#[ignore]`d entry test, with a memfd
 //! segment handed over as file descriptor 3.
+//!
+//! A test's files live in a `ringflow_testkit::temp_dir` guard the parent
+//! test owns; a child only works in the directory it is handed, is killed
+//! when its [`ChildProcess`] drops, and inherits the parent's private
+//! runtime directory, so a killed child leaves nothing behind.
 #![allow(dead_code)]
 
 pub mod proxy;
 
 use ringflow_ring::RawRegion;
 use ringflow_shm::{Layout, LayoutBuilder, Segment, SegmentOptions};
+use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
@@ -28,19 +34,49 @@ pub fn child_arg(name: &str) -> String {
     std::env::var(format!("RINGFLOW_TEST_{name}")).unwrap_or_default()
 }
 
+/// A child process that is killed (SIGKILL) and reaped when dropped, so a
+/// test that fails leaves nothing running, and nothing that could write
+/// into (or make again) its directory once the guard removed it: create the
+/// directory guard first, since locals drop in reverse order.
+pub struct ChildProcess(Child);
+
+impl Deref for ChildProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for ChildProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        // Both fail harmlessly for a child already reaped.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Re-executes this test binary to run the ignored test `entry`, with
 /// `segment` at fd 3 and `args` as RINGFLOW_TEST_<name> variables.
-pub fn spawn_child(entry: &str, segment: &Segment, args: &[(&str, String)]) -> Child {
+pub fn spawn_child(entry: &str, segment: &Segment, args: &[(&str, String)]) -> ChildProcess {
     spawn(entry, Some(segment.fd().as_raw_fd()), args)
 }
 
 /// Re-executes this test binary to run the ignored test `entry` with `args`
 /// (no segment: flow tests find each other by name).
-pub fn spawn_flow_child(entry: &str, args: &[(&str, String)]) -> Child {
+pub fn spawn_flow_child(entry: &str, args: &[(&str, String)]) -> ChildProcess {
     spawn(entry, None, args)
 }
 
-fn spawn(entry: &str, fd: Option<i32>, args: &[(&str, String)]) -> Child {
+fn spawn(entry: &str, fd: Option<i32>, args: &[(&str, String)]) -> ChildProcess {
+    // The child inherits this process's private runtime directory (for what
+    // it does with the default one), which this process removes at exit.
+    ringflow_testkit::isolate_runtime_dir();
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([entry, "--exact", "--ignored", "--nocapture", "--test-threads=1"]).env(CHILD_ENV, "1");
     // The child's own "test result" lines would mix with the parent's; its
@@ -66,7 +102,7 @@ fn spawn(entry: &str, fd: Option<i32>, args: &[(&str, String)]) -> Child {
             Ok(())
         });
     }
-    cmd.spawn().expect("spawn child test process")
+    ChildProcess(cmd.spawn().expect("spawn child test process"))
 }
 
 /// A segment holding `regions` (lengths), with a validated layout header.

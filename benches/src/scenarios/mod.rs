@@ -30,13 +30,10 @@ pub(crate) mod smoke {
     use crate::report::ScenarioReport;
     use crate::scenario::Scenario;
 
-    /// An empty directory of its own for test `name` (a previous run's is
-    /// removed first); the test removes it when done.
-    pub(crate) fn fresh_dir(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("ringflow-bench-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the test directory");
-        dir
+    /// An empty directory of its own for test `name`, removed with
+    /// everything in it when dropped (also when the test fails).
+    pub(crate) fn fresh_dir(name: &str) -> ringflow_testkit::TempDir {
+        ringflow_testkit::temp_dir(&format!("bench-{name}"))
     }
 
     /// Runs scenario `name` in smoke mode and checks what holds for every
@@ -50,6 +47,9 @@ pub(crate) mod smoke {
     /// [`run_scenario`] with other options (e.g. files to write); the
     /// mode should stay [`Mode::Smoke`] and `json` off.
     pub(crate) fn run_scenario_with(name: &str, opts: &Options) -> (ScenarioReport, Scenario, String) {
+        // Engines and flows keep their statistics in the default runtime
+        // directory.
+        ringflow_testkit::isolate_runtime_dir();
         let mut out = Vec::new();
         let mut reports = run(Some(name), opts, &mut out, &mut std::io::sink()).expect("run");
         let report = reports.remove(0);

@@ -322,7 +322,8 @@ fn syntax_errors_say_where() {
 
 #[test]
 fn files_are_named_in_errors() {
-    let path = std::env::temp_dir().join(format!("ringflow-config-test-{}.toml", std::process::id()));
+    let tmp = ringflow_testkit::temp_dir("config");
+    let path = tmp.path().join("ringflow.toml");
     std::fs::write(&path, "[io_uring]\nentries = 512\nsqpoll = true\n").unwrap();
     let err = EngineConfig::from_file(&path).unwrap_err();
     assert_mentions(&err, &[&path.display().to_string(), "io_uring.sqpoll", "io_uring.defer_taskrun"]);

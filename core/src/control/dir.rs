@@ -90,11 +90,12 @@ impl std::error::Error for ListError {
 impl RuntimeDir {
     /// The user's runtime directory: `$RINGFLOW_RUNTIME_DIR` if set, else
     /// `$XDG_RUNTIME_DIR/ringflow` if that variable names an existing
-    /// directory, else `/tmp/ringflow-<euid>`. Created if missing.
+    /// directory, else `ringflow-<euid>` in the temporary directory
+    /// (`$TMPDIR`, else `/tmp`). Created if missing.
     pub fn resolve() -> Result<Self, DirError> {
         let explicit = std::env::var_os(RUNTIME_DIR_ENV);
         let xdg = std::env::var_os("XDG_RUNTIME_DIR");
-        Self::at(default_path(explicit, xdg, effective_uid()))
+        Self::at(default_path(explicit, xdg, &std::env::temp_dir(), effective_uid()))
     }
 
     /// The runtime directory at `path` (made absolute against the current
@@ -158,14 +159,14 @@ fn effective_uid() -> u32 {
 
 /// Chooses the directory from the environment (pure, so tests need not set
 /// process-wide variables).
-fn default_path(explicit: Option<OsString>, xdg: Option<OsString>, euid: u32) -> PathBuf {
+fn default_path(explicit: Option<OsString>, xdg: Option<OsString>, tmp: &Path, euid: u32) -> PathBuf {
     if let Some(path) = explicit.filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }
     if let Some(xdg) = xdg.map(PathBuf::from).filter(|p| p.is_absolute() && p.is_dir()) {
         return xdg.join("ringflow");
     }
-    PathBuf::from(format!("/tmp/ringflow-{euid}"))
+    tmp.join(format!("ringflow-{euid}"))
 }
 
 fn create(path: &Path) -> Result<(), DirError> {
@@ -272,13 +273,14 @@ mod tests {
         let tmp = TestDir::new();
         let xdg = Some(tmp.path().as_os_str().to_owned());
         let explicit = Some(OsString::from("/somewhere/else"));
-        assert_eq!(default_path(explicit, xdg.clone(), 7), PathBuf::from("/somewhere/else"));
-        assert_eq!(default_path(Some(OsString::new()), xdg.clone(), 7), tmp.path().join("ringflow"));
-        assert_eq!(default_path(None, xdg, 7), tmp.path().join("ringflow"));
+        let t = Path::new("/var/tmp");
+        assert_eq!(default_path(explicit, xdg.clone(), t, 7), PathBuf::from("/somewhere/else"));
+        assert_eq!(default_path(Some(OsString::new()), xdg.clone(), t, 7), tmp.path().join("ringflow"));
+        assert_eq!(default_path(None, xdg, t, 7), tmp.path().join("ringflow"));
         let missing = Some(tmp.path().join("missing").into_os_string());
-        assert_eq!(default_path(None, missing, 7), PathBuf::from("/tmp/ringflow-7"));
-        assert_eq!(default_path(None, Some(OsString::from("relative")), 7), PathBuf::from("/tmp/ringflow-7"));
-        assert_eq!(default_path(None, None, 1000), PathBuf::from("/tmp/ringflow-1000"));
+        assert_eq!(default_path(None, missing, t, 7), PathBuf::from("/var/tmp/ringflow-7"));
+        assert_eq!(default_path(None, Some(OsString::from("relative")), t, 7), PathBuf::from("/var/tmp/ringflow-7"));
+        assert_eq!(default_path(None, None, Path::new("/tmp"), 1000), PathBuf::from("/tmp/ringflow-1000"));
     }
 
     #[test]

@@ -9,8 +9,9 @@ use std::fmt;
 /// Longest name, in bytes. With the ".sock" suffix and a separator a name
 /// takes at most 70 of the 107 usable bytes of `sun_path`, which leaves 37
 /// for the directory: `/tmp/ringflow-4294967295` and
-/// `/run/user/4294967295/ringflow` both fit. Longer explicit directories are
-/// refused when binding or connecting, with a typed error.
+/// `/run/user/4294967295/ringflow` both fit. Longer directories (explicit
+/// ones, or a long `$TMPDIR`) are refused when binding or connecting, with a
+/// typed error.
 pub const MAX_NAME_LEN: usize = 64;
 
 /// Why a name was refused.

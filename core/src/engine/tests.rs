@@ -17,6 +17,8 @@ use crate::config::{configured_cpus, EngineConfig, EngineConfigBuilder, IdleStra
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
+    // Engine threads keep their statistics in the default runtime directory.
+    ringflow_testkit::isolate_runtime_dir();
     let guard = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     // A thread an earlier test detached (a stuck agent it then released)
     // may still be on its way out: start from none.

@@ -73,6 +73,10 @@ pub enum AcceptError {
     WouldBlock,
     /// Out of descriptors or memory.
     ResourceLimit(io::Error),
+    /// The memory supplied for the flow ([`ListenerOptions::memory`](crate::ListenerOptions::memory))
+    /// was refused (too small for the granted QoS, already laid out) or
+    /// could not be made; the allocating side was refused.
+    Memory(FlowSetupError),
     /// Another system error.
     Io(io::Error),
 }
@@ -177,6 +181,7 @@ impl fmt::Display for AcceptError {
             AcceptError::TimedOut => f.write_str("timed out waiting for a flow"),
             AcceptError::WouldBlock => f.write_str("no flow is waiting to be accepted"),
             AcceptError::ResourceLimit(e) => write!(f, "resource limit: {e}"),
+            AcceptError::Memory(e) => write!(f, "{e}"),
             AcceptError::Io(e) => write!(f, "accept: {e}"),
         }
     }
@@ -248,7 +253,7 @@ macro_rules! error_with_sources {
 error_with_sources! {
     BindError { InvalidName, RuntimeDir, PermissionDenied, Io }
     AllocError { InvalidName, InvalidQos, ResourceLimit, RuntimeDir, Memory, Io }
-    AcceptError { ResourceLimit, Io }
+    AcceptError { ResourceLimit, Memory, Io }
     SendError { CorruptPeer, Io }
     RecvError { Io }
     DeallocError {}

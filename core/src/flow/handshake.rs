@@ -6,8 +6,15 @@
 //!   HELLO(requested qos)            ──▶
 //!                                   ◀──    GRANT(granted qos) | REFUSE(reason)
 //!   SEGMENT(len) + memfd + signal   ──▶
-//!                                   ◀──    READY + signal | REFUSE(reason)
+//!                                   ◀──    READY(len) + signal [+ memfd] | REFUSE(reason)
 //! ```
+//!
+//! An acceptor that supplies the memory of the direction it receives on
+//! says so in its GRANT (code bit `ACCEPTOR_MEMORY`): the initiator's
+//! segment then holds the rest of the flow, and READY carries the
+//! acceptor's segment (its length in the body, its memfd after the signal
+//! descriptor), which the initiator validates as the acceptor validated its
+//! own: sealed, of the announced size, with the geometry the grant implies.
 //!
 //! The signal descriptors are the sending ends of each side's readiness pair
 //! (see `readiness`): the peer signals it when it publishes to an armed
@@ -24,7 +31,7 @@ use std::sync::Arc;
 use ringflow_ring::WakeMode;
 use ringflow_shm::Segment;
 
-use super::memory::FlowMemory;
+use super::memory::{FlowMemory, Fresh, Geometry, Holds, MemorySupply};
 use super::qos::{Qos, QosError, QosLimits, ENCODED_LEN};
 use super::FlowSetupError;
 use crate::control::{ControlConn, RecvError, SendError};
@@ -188,6 +195,12 @@ pub enum HandshakeError {
     PeerGone,
     /// The flow's memory could not be made or mapped.
     Memory(FlowSetupError),
+    /// The memory this side supplies for the flow was refused (too small,
+    /// not fresh) or could not be made: this side's failure, not the peer's.
+    OwnMemory(FlowSetupError),
+    /// This side could not send a packet as it was made (a bug here, never
+    /// the peer's doing).
+    Send(SendError),
     /// The control socket failed.
     Io(std::io::Error),
 }
@@ -205,6 +218,8 @@ impl fmt::Display for HandshakeError {
             HandshakeError::TimedOut => f.write_str("handshake timed out"),
             HandshakeError::PeerGone => f.write_str("peer hung up during the handshake"),
             HandshakeError::Memory(e) => write!(f, "flow memory: {e}"),
+            HandshakeError::OwnMemory(e) => write!(f, "this side's flow memory: {e}"),
+            HandshakeError::Send(e) => write!(f, "control packet not sent: {e}"),
             HandshakeError::Io(e) => write!(f, "control socket: {e}"),
         }
     }
@@ -213,9 +228,10 @@ impl fmt::Display for HandshakeError {
 impl std::error::Error for HandshakeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            HandshakeError::Memory(e) => Some(e),
+            HandshakeError::Memory(e) | HandshakeError::OwnMemory(e) => Some(e),
             HandshakeError::Io(e) => Some(e),
             HandshakeError::Qos(e) => Some(e),
+            HandshakeError::Send(e) => Some(e),
             _ => None,
         }
     }
@@ -232,7 +248,10 @@ impl From<SendError> for HandshakeError {
         match e {
             SendError::PeerGone => HandshakeError::PeerGone,
             SendError::WouldBlock | SendError::TimedOut => HandshakeError::TimedOut,
-            other => HandshakeError::Io(std::io::Error::other(other)),
+            SendError::Io { source } => HandshakeError::Io(source),
+            e @ (SendError::Empty | SendError::TooManyFds { .. } | SendError::TooLarge { .. }) => {
+                HandshakeError::Send(e)
+            }
         }
     }
 }
@@ -244,7 +263,7 @@ fn from_recv(e: RecvError) -> HandshakeError {
         RecvError::Truncated { .. } | RecvError::FdsTruncated { .. } => {
             HandshakeError::Protocol("oversized control packet")
         }
-        other => HandshakeError::Io(std::io::Error::other(other)),
+        RecvError::Io { source, .. } => HandshakeError::Io(source),
     }
 }
 
@@ -277,6 +296,11 @@ fn expect(p: Packet, kind: Kind) -> Result<Packet, HandshakeError> {
 /// HELLO / GRANT code bit: this side's process is registered for
 /// `membarrier(GLOBAL_EXPEDITED)`, so its publishers may skip their fence.
 const CAN_MEMBARRIER: u32 = 1;
+/// GRANT code bit: the acceptor supplies the memory of the direction it
+/// receives on, and sends it with READY.
+const ACCEPTOR_MEMORY: u32 = 2;
+/// Every GRANT code bit this version knows.
+const GRANT_BITS: u32 = CAN_MEMBARRIER | ACCEPTOR_MEMORY;
 
 fn offer_membarrier() -> u32 {
     if crate::membarrier::preferred_wake_mode() == WakeMode::Membarrier {
@@ -327,24 +351,46 @@ pub fn initiate(
     }
     let grant = expect(recv(conn, &mut [], deadline)?, Kind::Grant)?;
     let granted = Qos::decode(&grant.body).map_err(|_| HandshakeError::BadGrant)?;
-    if !qos.admits(&granted) {
+    if !qos.admits(&granted) || grant.code & !GRANT_BITS != 0 {
         return Err(HandshakeError::BadGrant);
     }
     // Fence-free publishing only when both processes are registered.
     let mode = if grant.code & offer & CAN_MEMBARRIER != 0 { WakeMode::Membarrier } else { WakeMode::Fenced };
-    let memory = FlowMemory::create(name, &granted, mode, memory)?;
+    let split = grant.code & ACCEPTOR_MEMORY != 0;
+    let holds = if split { Holds::InitiatorPart } else { Holds::Whole };
+    let segment = FlowMemory::lay_out(name, &granted, mode, memory, holds).map_err(HandshakeError::OwnMemory)?;
     let own_event = readiness_pair()?;
-    send(conn, &Packet::segment(memory.segment().len()), &[memory.segment().fd(), own_event.1.as_fd()], deadline)?;
-    let mut fds = [None];
-    expect(recv(conn, &mut fds, deadline)?, Kind::Ready)?;
-    let peer_event = fds[0].take().ok_or(HandshakeError::Protocol("ready packet without a signal descriptor"))?;
+    send(conn, &Packet::segment(segment.len()), &[segment.fd(), own_event.1.as_fd()], deadline)?;
+    let mut fds = [None, None];
+    let ready = expect(recv(conn, &mut fds, deadline)?, Kind::Ready)?;
+    let [signal, rx_fd] = fds;
+    let peer_event = signal.ok_or(HandshakeError::Protocol("ready packet without a signal descriptor"))?;
+    let acceptor_rx = match (split, rx_fd) {
+        (false, None) => None,
+        (true, Some(fd)) => {
+            let len = ready.segment_len().ok_or(HandshakeError::Protocol("segment length out of range"))?;
+            Some(Segment::from_fd(fd, Some(len)).map_err(FlowSetupError::from)?)
+        }
+        (false, Some(_)) => return Err(HandshakeError::Protocol("ready packet with memory that was not granted")),
+        (true, None) => return Err(HandshakeError::Protocol("ready packet without the memory the grant announced")),
+    };
+    // The acceptor may have attached its sides since READY: not fresh.
+    let memory = FlowMemory::assemble(segment, acceptor_rx, &granted, mode, Fresh::No)?;
     Ok(Established { memory, qos: granted, own_event, peer_event })
 }
 
 /// The accepting side: reads the request, grants within `limits`, maps the
-/// segment the initiator sends and confirms. A refusal is sent to the peer
-/// before the error is returned.
-pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Result<Established, HandshakeError> {
+/// segment the initiator sends and confirms. With `rx_memory` the direction
+/// this side receives on lives in a segment it supplies, sized for the
+/// grant; a supplied segment that is refused (too small, not fresh) refuses
+/// the flow (`ResourceLimit` to the peer, `OwnMemory` here). A refusal is sent to the
+/// peer before the error is returned.
+pub fn respond(
+    conn: &ControlConn,
+    limits: &QosLimits,
+    rx_memory: Option<&MemorySupply>,
+    deadline: Deadline,
+) -> Result<Established, HandshakeError> {
     let refuse = |r: Refusal| {
         let _ = send(conn, &Packet::new(Kind::Refuse, r.code()), &[], deadline);
         r
@@ -362,7 +408,24 @@ pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Re
     let granted = asked.grant(limits);
     let both = hello.code & offer_membarrier() & CAN_MEMBARRIER;
     let mode = if both != 0 { WakeMode::Membarrier } else { WakeMode::Fenced };
-    send(conn, &Packet { code: both, ..Packet::with_qos(Kind::Grant, &granted) }, &[], deadline)?;
+    let own_rx = match rx_memory {
+        Some(supply) => {
+            let supplied = Geometry::for_qos(&granted)
+                .segment_len_holding(Holds::AcceptorRx)
+                .and_then(|len| supply.get(len).map_err(FlowSetupError::from))
+                .and_then(|seg| FlowMemory::lay_out("", &granted, mode, Some(seg), Holds::AcceptorRx));
+            match supplied {
+                Ok(seg) => Some(seg),
+                Err(e) => {
+                    refuse(Refusal::ResourceLimit);
+                    return Err(HandshakeError::OwnMemory(e));
+                }
+            }
+        }
+        None => None,
+    };
+    let code = both | if own_rx.is_some() { ACCEPTOR_MEMORY } else { 0 };
+    send(conn, &Packet { code, ..Packet::with_qos(Kind::Grant, &granted) }, &[], deadline)?;
     let mut fds = [None, None];
     let seg = expect(recv(conn, &mut fds, deadline)?, Kind::Segment)?;
     let [Some(fd), Some(peer_event)] = fds else {
@@ -373,14 +436,18 @@ pub fn respond(conn: &ControlConn, limits: &QosLimits, deadline: Deadline) -> Re
         refuse(Refusal::BadSegment);
         return Err(HandshakeError::Protocol("segment length out of range"));
     };
+    let ready = Packet { kind: Kind::Ready, ..Packet::segment(own_rx.as_ref().map_or(0, Segment::len)) };
     let memory = Segment::from_fd(fd, Some(len))
         .map_err(FlowSetupError::from)
-        .and_then(|s| FlowMemory::attach(s, &granted, mode))
+        .and_then(|s| FlowMemory::assemble(s, own_rx, &granted, mode, Fresh::Yes))
         .inspect_err(|_| {
             refuse(Refusal::BadSegment);
         })?;
     let own_event = readiness_pair()?;
-    send(conn, &Packet::new(Kind::Ready, 0), &[own_event.1.as_fd()], deadline)?;
+    match memory.acceptor_segment() {
+        Some(rx) => send(conn, &ready, &[own_event.1.as_fd(), rx.fd()], deadline)?,
+        None => send(conn, &ready, &[own_event.1.as_fd()], deadline)?,
+    }
     Ok(Established { memory, qos: granted, own_event, peer_event })
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ringflow_core::control::{self, ControlListener, Permit, RuntimeDir};
 use ringflow_core::flow::handshake::{self, HandshakeError, Refusal};
-use ringflow_core::flow::{QosLimits, Role};
+use ringflow_core::flow::{MemorySupply, QosLimits, Role};
 use ringflow_core::Deadline;
 
 use crate::flow::end::{FlowEnd, StatsSetup};
@@ -38,6 +38,8 @@ pub struct ListenerOptions {
     /// The invoker-mode engine the accepts drive, and whose flows to this
     /// listener drive it.
     invoker: Option<Arc<Invoker>>,
+    /// Supplies each accepted flow's receiving direction, if set.
+    memory: Option<MemorySupply>,
 }
 
 impl ListenerOptions {
@@ -88,6 +90,14 @@ impl ListenerOptions {
     #[must_use]
     pub fn invoker(mut self, invoker: Arc<Invoker>) -> Self {
         self.invoker = Some(invoker);
+        self
+    }
+
+    /// Lays each accepted flow's receiving direction out in memory `supply`
+    /// makes (see `ringflow_api::ListenerOptions::memory`).
+    #[must_use]
+    pub fn memory(mut self, supply: MemorySupply) -> Self {
+        self.memory = Some(supply);
         self
     }
 }
@@ -186,7 +196,7 @@ impl FlowListener {
                 Deadline::At(t) if t < limit => deadline,
                 _ => Deadline::At(limit),
             };
-            match handshake::respond(&conn, &self.opts.limits, setup) {
+            match handshake::respond(&conn, &self.opts.limits, self.opts.memory.as_ref(), setup) {
                 Ok(est) => {
                     let stats = StatsSetup { dir: Some(&self.dir), latency: self.opts.latency };
                     let flow = FlowEnd::from_parts(conn, est, Role::Acceptor, self.ctl.name(), self.opts.spin, stats);
@@ -216,6 +226,7 @@ impl FlowListener {
                     });
                 }
                 Err(HandshakeError::Io(e)) if is_resource_limit(&e) => return Err(AcceptError::ResourceLimit(e)),
+                Err(HandshakeError::OwnMemory(e)) => return Err(AcceptError::Memory(e)),
                 Err(_) => self.refused += 1,
             }
         }

@@ -9,6 +9,8 @@
 //! their place, so one FIFO order covers both and the descriptor's commit
 //! publishes the slot. Nothing here trusts the segment: a
 //! peer's segment is validated by its layout header, then by each ring.
+//! Every word a peer can write, with what its worst value does:
+//! [`super::hostile`].
 
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
@@ -17,13 +19,16 @@ use std::sync::Arc;
 use ringflow_ring::pool;
 use ringflow_ring::spsc::{self, Consumer, Producer};
 use ringflow_ring::{AttachError, RawRegion, Region, WaitPoint, WakeMode};
-use ringflow_shm::{Layout, LayoutBuilder, Segment, SegmentOptions};
+use ringflow_shm::{CreateError, Layout, LayoutBuilder, Segment, SegmentOptions};
 
 use super::qos::Qos;
 use crate::flow::FlowSetupError;
 
 /// Layout kind of a flow segment.
 pub const FLOW_KIND: u32 = u32::from_le_bytes(*b"FLOW");
+/// Layout kind of the segment an accepting side supplies for the direction
+/// it receives on.
+pub const FLOW_RX_KIND: u32 = u32::from_le_bytes(*b"FLRX");
 const REGION_INLINE: [u32; 2] = [1, 2];
 const REGION_BULK: [u32; 2] = [3, 4];
 const REGION_STATE: u32 = 5;
@@ -79,19 +84,58 @@ impl Geometry {
         Geometry { inline_bytes, bulk_bytes, inline_max }
     }
 
-    fn layout(&self) -> Result<LayoutBuilder, FlowSetupError> {
-        let mut b = LayoutBuilder::new(FLOW_KIND);
-        for dir in 0..2 {
+    fn layout(&self, holds: Holds) -> Result<LayoutBuilder, FlowSetupError> {
+        let mut b = LayoutBuilder::new(holds.kind());
+        for dir in holds.directions() {
             b.add_region(REGION_INLINE[dir], spsc::region_len(self.inline_bytes))?;
             b.add_region(REGION_BULK[dir], pool::region_len(self.bulk_bytes))?;
         }
-        b.add_region(REGION_STATE, STATE_LEN)?;
+        if holds != Holds::AcceptorRx {
+            b.add_region(REGION_STATE, STATE_LEN)?;
+        }
         Ok(b)
     }
 
-    /// Segment bytes this geometry needs.
+    /// Segment bytes this geometry needs for a whole flow.
     pub fn segment_len(&self) -> Result<usize, FlowSetupError> {
-        Ok(self.layout()?.total_len())
+        self.segment_len_holding(Holds::Whole)
+    }
+
+    /// Segment bytes a segment holding `holds` of this geometry needs.
+    pub fn segment_len_holding(&self, holds: Holds) -> Result<usize, FlowSetupError> {
+        Ok(self.layout(holds)?.total_len())
+    }
+}
+
+/// What one segment of a flow holds. A flow lives in one segment (the
+/// initiator's, or a new memfd), unless the accepting side supplies the
+/// memory of the direction it receives on (libdill's `ipc_accept_mem`):
+/// then that direction lives in the acceptor's segment and the rest in the
+/// initiator's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holds {
+    /// Both directions and the state area.
+    Whole,
+    /// The state area and the direction the initiator receives on.
+    InitiatorPart,
+    /// The direction the acceptor receives on (initiator to acceptor).
+    AcceptorRx,
+}
+
+impl Holds {
+    fn kind(self) -> u32 {
+        match self {
+            Holds::Whole | Holds::InitiatorPart => FLOW_KIND,
+            Holds::AcceptorRx => FLOW_RX_KIND,
+        }
+    }
+
+    fn directions(self) -> std::ops::Range<usize> {
+        match self {
+            Holds::Whole => 0..2,
+            Holds::InitiatorPart => 1..2,
+            Holds::AcceptorRx => 0..1,
+        }
     }
 }
 
@@ -120,19 +164,38 @@ pub struct FlowMemory {
     regions: Regions,
     geometry: Geometry,
     segment: Segment,
+    /// The acceptor's segment, when it supplied the memory of the direction
+    /// it receives on.
+    acceptor_rx: Option<Segment>,
 }
 
 impl FlowMemory {
-    /// Lays out a new flow in `segment` (fresh from `Segment::create`, e.g.
-    /// caller-supplied memory on huge pages), or in a new memfd if `None`.
+    /// Lays out a new flow, whole, in `segment` (fresh from
+    /// `Segment::create`, e.g. caller-supplied memory on huge pages), or in
+    /// a new memfd if `None`.
     pub fn create(
         name: &str,
         qos: &Qos,
         mode: WakeMode,
         segment: Option<Segment>,
     ) -> Result<Arc<FlowMemory>, FlowSetupError> {
+        let segment = FlowMemory::lay_out(name, qos, mode, segment, Holds::Whole)?;
+        FlowMemory::assemble(segment, None, qos, mode, Fresh::No)
+    }
+
+    /// Lays out the part `holds` of a flow granted `qos` in `segment` (or a
+    /// new memfd if `None`), and returns the segment, to be sent to the peer
+    /// and then [assembled](Self::assemble). A segment too small for the
+    /// part, or not fresh, is refused (`WriteHeader`).
+    pub fn lay_out(
+        name: &str,
+        qos: &Qos,
+        mode: WakeMode,
+        segment: Option<Segment>,
+        holds: Holds,
+    ) -> Result<Segment, FlowSetupError> {
         let geometry = Geometry::for_qos(qos);
-        let plan = geometry.layout()?;
+        let plan = geometry.layout(holds)?;
         let segment = match segment {
             Some(s) => s,
             None => {
@@ -141,28 +204,72 @@ impl FlowMemory {
             }
         };
         let layout = plan.write_header(&segment)?;
-        let regions = regions(&segment, &layout)?;
-        regions.state.zero(0, regions.state.len());
-        for dir in 0..2 {
-            spsc::init_with(&regions.inline[dir], mode)?;
-            pool::init(&regions.bulk[dir], mode)?;
+        for (kind, region) in
+            layout.regions().iter().enumerate().map(|(i, r)| (r.kind(), region_at(&segment, &layout, i)))
+        {
+            let region = region?;
+            match kind {
+                REGION_STATE => region.zero(0, region.len()),
+                k if REGION_INLINE.contains(&k) => {
+                    spsc::init_with(&region, mode)?;
+                }
+                k if REGION_BULK.contains(&k) => {
+                    pool::init(&region, mode)?;
+                }
+                _ => return Err(FlowSetupError::Geometry),
+            }
         }
-        Ok(Arc::new(FlowMemory { regions, geometry, segment }))
+        Ok(segment)
     }
 
-    /// Maps a peer's segment for a flow granted `qos`, validating its header
-    /// and that its rings have exactly the geometry `qos` implies and the
-    /// wake mode agreed on.
+    /// Maps a peer's whole-flow segment for a flow granted `qos`, validating
+    /// its header and that its rings are fresh, with exactly the geometry
+    /// `qos` implies and the wake mode agreed on.
     pub fn attach(segment: Segment, qos: &Qos, mode: WakeMode) -> Result<Arc<FlowMemory>, FlowSetupError> {
+        FlowMemory::assemble(segment, None, qos, mode, Fresh::Yes)
+    }
+
+    /// Builds a flow from the initiator's segment and, when the acceptor
+    /// supplied the memory it receives on, the acceptor's. Every region must
+    /// be found exactly once across the two, with exactly the geometry `qos`
+    /// implies and the wake mode agreed on; with [`Fresh::Yes`] no ring may
+    /// have been attached yet (a peer lays a flow out; nothing may have run
+    /// on it).
+    pub fn assemble(
+        segment: Segment,
+        acceptor_rx: Option<Segment>,
+        qos: &Qos,
+        mode: WakeMode,
+        fresh: Fresh,
+    ) -> Result<Arc<FlowMemory>, FlowSetupError> {
         let geometry = Geometry::for_qos(qos);
         let layout = Layout::read(&segment, FLOW_KIND)?;
-        let regions = regions(&segment, &layout)?;
+        let rx_layout = match &acceptor_rx {
+            Some(s) => Some(Layout::read(s, FLOW_RX_KIND)?),
+            None => None,
+        };
+        let find = |kind: u32| -> Result<RawRegion, FlowSetupError> {
+            let here = layout.find(kind).map(|(i, _)| region_at(&segment, &layout, i));
+            let there = match (&acceptor_rx, &rx_layout) {
+                (Some(s), Some(l)) => l.find(kind).map(|(i, _)| region_at(s, l, i)),
+                _ => None,
+            };
+            match (here, there) {
+                (Some(r), None) | (None, Some(r)) => r,
+                // Missing, or claimed by both segments.
+                _ => Err(FlowSetupError::Geometry),
+            }
+        };
+        let regions = Regions {
+            inline: [find(REGION_INLINE[0])?, find(REGION_INLINE[1])?],
+            bulk: [find(REGION_BULK[0])?, find(REGION_BULK[1])?],
+            state: find(REGION_STATE)?,
+        };
         if regions.state.len() < STATE_LEN {
             return Err(FlowSetupError::Geometry);
         }
         for dir in 0..2 {
-            // A peer lays the flow out; nothing may have run on it yet.
-            if !spsc::is_fresh(&regions.inline[dir]) || !pool::is_fresh(&regions.bulk[dir]) {
+            if fresh == Fresh::Yes && (!spsc::is_fresh(&regions.inline[dir]) || !pool::is_fresh(&regions.bulk[dir])) {
                 return Err(FlowSetupError::Geometry);
             }
             if regions.inline[dir].len() != spsc::region_len(geometry.inline_bytes)
@@ -177,7 +284,7 @@ impl FlowMemory {
                 return Err(FlowSetupError::Geometry);
             }
         }
-        Ok(Arc::new(FlowMemory { regions, geometry, segment }))
+        Ok(Arc::new(FlowMemory { regions, geometry, segment, acceptor_rx }))
     }
 
     /// The sizes of this flow's rings.
@@ -185,9 +292,15 @@ impl FlowMemory {
         self.geometry
     }
 
-    /// The segment (to send its fd to the peer).
+    /// The initiator's segment (the whole flow, unless the acceptor
+    /// supplied the memory it receives on).
     pub fn segment(&self) -> &Segment {
         &self.segment
+    }
+
+    /// The acceptor's segment, if it supplied the memory it receives on.
+    pub fn acceptor_segment(&self) -> Option<&Segment> {
+        self.acceptor_rx.as_ref()
     }
 
     /// Attaches this role's four ring sides.
@@ -246,25 +359,57 @@ impl FlowMemory {
     }
 }
 
-fn regions(segment: &Segment, layout: &Layout) -> Result<Regions, FlowSetupError> {
-    let get = |kind: u32| -> Result<RawRegion, FlowSetupError> {
-        let (index, _) = layout.find(kind).ok_or(FlowSetupError::Geometry)?;
-        let (ptr, len) = layout.region_ptr(segment, index).ok_or(FlowSetupError::Geometry)?;
-        let base = NonNull::new(ptr).ok_or(FlowSetupError::Geometry)?;
-        if base.as_ptr() as usize % 8 != 0 {
-            return Err(FlowSetupError::Geometry);
-        }
-        // The region and its clones live in FlowMemory (which owns the
-        // segment) or in Sides (which holds an Arc of it): the mapping
-        // outlives them all, and the bytes are accessed only through rings.
-        // SAFETY: validated inside the mapping, 8-byte aligned (checked).
-        Ok(unsafe { RawRegion::new(base, len) })
-    };
-    Ok(Regions {
-        inline: [get(REGION_INLINE[0])?, get(REGION_INLINE[1])?],
-        bulk: [get(REGION_BULK[0])?, get(REGION_BULK[1])?],
-        state: get(REGION_STATE)?,
-    })
+/// Supplies the memory of the direction an accepting side receives on
+/// (libdill's `ipc_accept_mem`): called once per accepted flow with the
+/// bytes its granted QoS needs there, it returns a fresh segment at least
+/// that large, for example on huge pages.
+#[derive(Clone)]
+pub struct MemorySupply(Arc<SupplyFn>);
+
+type SupplyFn = dyn Fn(usize) -> Result<Segment, CreateError> + Send + Sync;
+
+impl MemorySupply {
+    /// A supply that calls `f(len)`.
+    pub fn new(f: impl Fn(usize) -> Result<Segment, CreateError> + Send + Sync + 'static) -> Self {
+        MemorySupply(Arc::new(f))
+    }
+
+    /// A segment of at least `len` bytes, as the supplier makes it.
+    pub fn get(&self, len: usize) -> Result<Segment, CreateError> {
+        (self.0)(len)
+    }
+}
+
+impl std::fmt::Debug for MemorySupply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemorySupply(..)")
+    }
+}
+
+/// Whether [`FlowMemory::assemble`] requires rings nobody attached yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fresh {
+    /// The peer laid the memory out and nobody may have used it: check.
+    Yes,
+    /// Laid out here, or the peer may already have attached its sides.
+    No,
+}
+
+/// The `index`th region of `layout` in `segment`, as a ring region.
+fn region_at(segment: &Segment, layout: &Layout, index: usize) -> Result<RawRegion, FlowSetupError> {
+    let (ptr, len) = layout.region_ptr(segment, index).ok_or(FlowSetupError::Geometry)?;
+    let base = NonNull::new(ptr).ok_or(FlowSetupError::Geometry)?;
+    if base.as_ptr() as usize % 8 != 0 {
+        return Err(FlowSetupError::Geometry);
+    }
+    // The region and its clones live in FlowMemory (which owns the
+    // segments) or in Sides (which holds an Arc of it): the mapping outlives
+    // them all, and the bytes are accessed only through rings. A region of
+    // a segment only laid out (not yet in a FlowMemory) is used during
+    // `lay_out` alone, while its segment is borrowed.
+    // SAFETY: `region_ptr` checked that [ptr, ptr + len) lies inside the
+    // segment's mapping; 8-byte alignment is checked above.
+    Ok(unsafe { RawRegion::new(base, len) })
 }
 
 /// One role's ring sides. They keep the memory mapped: the regions are

@@ -8,6 +8,7 @@
 pub mod end;
 pub mod error;
 pub mod handshake;
+pub mod hostile;
 pub mod listener;
 pub mod memory;
 pub mod qos;
@@ -19,7 +20,9 @@ use std::fmt;
 use ringflow_ring::AttachError;
 use ringflow_shm::{BuildError, CreateError, LayoutError, OpenError, WriteHeaderError};
 
-pub use memory::{FlowMemory, Geometry, Role, Sides, SidesMut, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
+pub use memory::{
+    FlowMemory, Fresh, Geometry, Holds, MemorySupply, Role, Sides, SidesMut, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS,
+};
 pub use qos::{Qos, QosError, QosLimits};
 
 /// Why a flow's shared memory could not be made or mapped.

@@ -38,10 +38,12 @@ fn backed_up_writes_and_reads_keep_every_byte_in_order() {
     let addr = d.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
     let blob: Vec<u8> = (0..(4usize << 20)).map(|i| (i % 251) as u8).collect();
     let expect = blob.clone();
+    let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
     let peer = std::thread::spawn(move || {
         let mut sock = TcpStream::connect(addr).expect("connect");
-        // Let the driver's writes back up before reading anything.
-        std::thread::sleep(Duration::from_millis(100));
+        // Read nothing until the driver has taken the whole blob, so its
+        // writes back up. (A test that fails first drops `go`: no hang.)
+        let _ = wait_for_go.recv();
         let mut back = vec![0u8; expect.len()];
         sock.read_exact(&mut back).expect("read");
         assert!(back == expect, "the stream arrived damaged");
@@ -51,6 +53,7 @@ fn backed_up_writes_and_reads_keep_every_byte_in_order() {
     let mut events = Vec::new();
     let id = accept(&mut d, &mut events);
     d.send(id, &blob).expect("send");
+    let _ = go.send(());
     let mut got = Vec::new();
     let guard = Instant::now() + Duration::from_secs(20);
     while got.len() < blob.len() {

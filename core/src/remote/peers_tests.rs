@@ -3,9 +3,9 @@
 //! one that lacks the name; a name nobody has is `NotFound`, or
 //! `EngineUnreachable` when an engine could not be asked.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use ringflow_testkit::TempDir;
 
 use ringflow_core::config::Peer;
 
@@ -18,23 +18,14 @@ use crate::flow::listener::{FlowListener, ListenerOptions};
 use crate::flow::Qos;
 use crate::Deadline;
 
-fn dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let p = std::env::temp_dir().join(format!(
-        "ringflow-peers-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&p);
-    p
-}
-
 /// An engine listening on loopback for the listeners bound in its own
-/// runtime directory, and that directory.
-fn far_engine() -> (RemoteEngine, PathBuf) {
-    let d = dir();
+/// runtime directory, and that directory (removed when dropped).
+fn far_engine() -> (RemoteEngine, TempDir) {
+    // Engine threads keep their statistics in the default runtime directory.
+    ringflow_testkit::isolate_runtime_dir();
+    let d = ringflow_testkit::temp_dir("peers");
     let cfg = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().expect("config");
-    (RemoteEngine::start(&cfg, Some(d.clone())).expect("engine"), d)
+    (RemoteEngine::start(&cfg, Some(d.path().to_path_buf())).expect("engine"), d)
 }
 
 /// Accepts one flow on `name` in `dir` and echoes one message.
@@ -66,8 +57,8 @@ fn named_and_unnamed_peers_resolve_plain_names() {
     let peers =
         [peer(&format!("orders@{a_addr}")), peer("127.0.0.1:1"), peer(&a_addr.to_string()), peer(&b_addr.to_string())];
 
-    let orders = echo_once("peers-orders", &a_dir);
-    let stock = echo_once("peers-stock", &b_dir);
+    let orders = echo_once("peers-orders", a_dir.path());
+    let stock = echo_once("peers-stock", b_dir.path());
     let named = [peer(&format!("peers-orders@{a_addr}"))];
     for (name, list, server) in [("peers-orders", &named[..], orders), ("peers-stock", &peers[..], stock)] {
         let mut flow = resolve(name, list, &Qos::data(), soon(), FlowOptions::new()).expect(name);

@@ -231,7 +231,7 @@ impl StatsFile {
     /// none is free; `None` when the file cannot grow.
     fn take(&self) -> Option<(usize, NonNull<AtomicU64>)> {
         let mut inner = self.inner.lock().ok()?;
-        if inner.free.is_empty() && self.grow(&mut inner).is_err() {
+        if inner.free.is_empty() && self.grow(&mut inner).is_none() {
             // SYNC: Relaxed; a statistic of the header, read by `ringflow stat`.
             let unpublished = self.header_word(H_UNPUBLISHED);
             unpublished.store(unpublished.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -245,21 +245,23 @@ impl StatsFile {
         Some((index, NonNull::new(ptr)?))
     }
 
-    fn grow(&self, inner: &mut Chunks) -> std::io::Result<()> {
+    /// Adds a chunk of slots; `None` once the file holds `MAX_SLOTS` or the
+    /// file cannot grow (a flow then goes unpublished, never fails).
+    fn grow(&self, inner: &mut Chunks) -> Option<()> {
         if inner.slots + CHUNK_SLOTS > MAX_SLOTS {
-            return Err(std::io::Error::other("stats file full"));
+            return None;
         }
         let offset = HEADER_BYTES + inner.slots * SLOT_BYTES;
         let len = CHUNK_SLOTS * SLOT_BYTES;
-        self.file.set_len((offset + len) as u64)?;
-        let map = MmapOptions::new().offset(offset as u64).len(len).map_raw(&self.file)?;
+        self.file.set_len((offset + len) as u64).ok()?;
+        let map = MmapOptions::new().offset(offset as u64).len(len).map_raw(&self.file).ok()?;
         inner.maps.push(map);
         inner.free.extend((inner.slots..inner.slots + CHUNK_SLOTS).rev());
         inner.slots += CHUNK_SLOTS;
         // SYNC: Release; pairs with the reader's Acquire load of the slot
         // count (the new slots are zero: free).
         self.header_word(H_SLOTS).store(inner.slots as u64, Ordering::Release);
-        Ok(())
+        Some(())
     }
 }
 

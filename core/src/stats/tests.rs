@@ -3,11 +3,8 @@ use std::sync::atomic::Ordering;
 
 use super::*;
 
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("ringflow-stats-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn temp_dir(tag: &str) -> ringflow_testkit::TempDir {
+    ringflow_testkit::temp_dir(&format!("stats-{tag}"))
 }
 
 fn ours(dir: &std::path::Path) -> ProcessStats {
@@ -17,7 +14,8 @@ fn ours(dir: &std::path::Path) -> ProcessStats {
 
 #[test]
 fn a_slot_is_seen_from_outside_with_its_counts_and_histogram() {
-    let dir = temp_dir("seen");
+    let tmp = temp_dir("seen");
+    let dir = tmp.path().to_path_buf();
     let slot = Slot::open(&dir, SlotKind::Flow, "orders", 1, 4242);
     assert!(slot.is_published());
     slot.add(FlowCounter::Sent as usize, 7);
@@ -49,7 +47,8 @@ fn a_slot_is_seen_from_outside_with_its_counts_and_histogram() {
 
 #[test]
 fn files_grow_by_chunks_and_every_slot_stays_readable() {
-    let dir = temp_dir("grow");
+    let tmp = temp_dir("grow");
+    let dir = tmp.path().to_path_buf();
     let slots: Vec<Slot> = (0..20).map(|i| Slot::open(&dir, SlotKind::Flow, &format!("f{i}"), 0, 0)).collect();
     for (i, s) in slots.iter().enumerate() {
         s.add(FlowCounter::Sent as usize, i as u64);
@@ -64,7 +63,8 @@ fn files_grow_by_chunks_and_every_slot_stays_readable() {
 
 #[test]
 fn a_slot_changing_under_every_copy_is_skipped_not_misread() {
-    let dir = temp_dir("torn");
+    let tmp = temp_dir("torn");
+    let dir = tmp.path().to_path_buf();
     let slot = Slot::open(&dir, SlotKind::Flow, "torn", 0, 0);
     // Hold the slot in a write section (odd sequence) as a writer stopped
     // mid-change would.
@@ -82,7 +82,8 @@ fn a_slot_changing_under_every_copy_is_skipped_not_misread() {
 
 #[test]
 fn garbage_files_and_files_of_gone_processes_are_skipped() {
-    let dir = temp_dir("garbage");
+    let tmp = temp_dir("garbage");
+    let dir = tmp.path().to_path_buf();
     let _slot = Slot::open(&dir, SlotKind::Flow, "real", 0, 0);
     let stats = dir.join("stats");
     // A file named after a live process (pid 1) but full of garbage.

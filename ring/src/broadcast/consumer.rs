@@ -143,6 +143,14 @@ impl<R: Region> Consumer<R> {
             let word = FrameWord::decode(w1);
             let size = self.geo.frame_size(word, room).map_err(|what| corrupt(off + 8, w1, what))? as u64;
             if word.kind == KIND_PAD {
+                // Padding is committed under a claim, so it ends at or
+                // below the tail; padding past it leads the cursor where no
+                // producer wrote. (A load on the padding path only.)
+                // SYNC: Acquire; pairs with the Release claim CAS.
+                let tail = self.region.word(OFF_TAIL).load(Ordering::Acquire);
+                if c.wrapping_add(size) > tail {
+                    return Err(corrupt(off + 8, w1, "padding runs past the log's tail").into());
+                }
                 self.cursor = c.wrapping_add(size);
                 continue;
             }
@@ -160,6 +168,8 @@ impl<R: Region> Consumer<R> {
                 missed_before,
             });
         }
+        // A lap of padding below the tail (abandoned claims): legitimate;
+        // the next call goes on from here.
         Err(ReadError::Empty)
     }
 
@@ -311,10 +321,15 @@ impl<R: Region> ReadGuard<'_, R> {
     }
 
     /// The payload in place (zero-copy), on a reliable log. `None` on a
-    /// lossy log, where the bytes may be overwritten while they are looked
-    /// at: use [`read_into`](Self::read_into) there. (A hostile producer can
-    /// garble bytes under a reliable reader too; they are plain bytes, so that
-    /// never breaks memory safety.)
+    /// lossy log, where honest producers overwrite frames a slow reader
+    /// still looks at: use [`read_into`](Self::read_into) there.
+    ///
+    /// On a reliable log honest producers leave the frame alone until this
+    /// consumer releases it; a misbehaving process that maps the log can
+    /// still change the bytes while you read (a data race in Rust's model;
+    /// see the crate documentation, "What a peer can and cannot do to
+    /// you"). The log takes nothing from them: parse them once and copy out
+    /// what you validate.
     #[cfg(not(loom))]
     pub fn payload(&self) -> Option<&[u8]> {
         if self.consumer.geo.lossy() {
@@ -327,7 +342,9 @@ impl<R: Region> ReadGuard<'_, R> {
     }
 
     /// Copies the first `min(len, dst.len())` payload bytes into `dst` and
-    /// returns how many. On a lossy log the copy is validated afterwards:
+    /// returns how many. On a lossy log the copy is validated afterwards (a
+    /// seqlock: the copy may race with a producer's overwrite, and is then
+    /// discarded, never delivered):
     /// if the frame was overwritten meanwhile, the cursor jumps as for any
     /// lapped read and the error is [`ReadError::Lapped`] (counting from this
     /// frame), or `Empty` if no jump target was found yet (the next read

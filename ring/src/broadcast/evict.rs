@@ -49,10 +49,18 @@ pub struct Wakes {
     pub space: Notify,
 }
 
-/// Frees the slot of a consumer known to be dead (its process exited), so
-/// producers stop waiting for it. Evicting a live consumer breaks its
-/// guarantees: it may then read overwritten frames.
-pub fn evict_consumer(region: &impl Region, slot: usize) -> Result<Notify, EvictError> {
+/// Frees the slot of a dead consumer, so producers stop waiting for it.
+///
+/// # Safety
+/// The consumer that held `slot` must be dead: its process has exited, or
+/// (within a process) its [`Consumer`](super::Consumer) is gone or will
+/// never read again. On a reliable log producers then overwrite the frames
+/// its cursor held back; a live consumer reading one in place
+/// ([`ReadGuard::payload`](super::ReadGuard::payload)) would race with
+/// those writes. The slot must also not have been freed and taken again by
+/// a new consumer since that death (a slot freed by its holder's `Drop`
+/// can be reattached; evict only slots whose holder died without freeing).
+pub unsafe fn evict_consumer(region: &impl Region, slot: usize) -> Result<Notify, EvictError> {
     let geo = geometry(region)?;
     if slot >= geo.max_consumers {
         return Err(EvictError::NoSuchSlot { slot, slots: geo.max_consumers });
@@ -61,10 +69,18 @@ pub fn evict_consumer(region: &impl Region, slot: usize) -> Result<Notify, Evict
     Ok(wait_point(region, OFF_SPACE_WAIT).notify())
 }
 
-/// Frees the slot of a producer known to be dead. A claim it left half
-/// written becomes padding, so consumers move past it and producers stop
-/// holding back for it. Never call it for a live producer.
-pub fn evict_producer(region: &impl Region, slot: usize) -> Result<Wakes, EvictError> {
+/// Frees the slot of a dead producer. A claim it left half written becomes
+/// padding, so consumers move past it and producers stop holding back for it.
+///
+/// # Safety
+/// The producer that held `slot` must be dead: its process has exited, or
+/// (within a process) its [`Producer`](super::Producer) and any claim of it
+/// will never write to the log again (a forgotten claim, a thread that
+/// stopped for good). Its claim's space is padded here and handed to other
+/// producers: a live holder's later writes would race with their frames,
+/// and consumers could read a torn frame. As for [`evict_consumer`], the
+/// slot must not have been freed and taken by a new producer since.
+pub unsafe fn evict_producer(region: &impl Region, slot: usize) -> Result<Wakes, EvictError> {
     let geo = geometry(region)?;
     if slot >= geo.max_producers {
         return Err(EvictError::NoSuchSlot { slot, slots: geo.max_producers });

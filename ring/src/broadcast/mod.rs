@@ -26,7 +26,10 @@
 //!
 //! This module must never trust the region: headers, cursors, markers and
 //! slot states are validated before use; garbage gives [`Corrupt`], `Full` or
-//! `Empty`, never a panic, an out-of-bounds access or an endless loop.
+//! `Empty`, never a panic, an out-of-bounds access or an endless loop (a
+//! read skips at most one lap of padding, and padding that leads past the
+//! tail is `Corrupt`). Payload bytes are never trusted for anything and may
+//! change under a reader if a process misbehaves (see the crate docs).
 //!
 //! Deviations from the first design, with their reasons:
 //!
@@ -86,9 +89,9 @@ const OFF_CAPACITY: usize = 8;
 const OFF_MODE: usize = 16;
 const OFF_MAX_CONSUMERS: usize = 24;
 const OFF_MAX_PRODUCERS: usize = 32;
-const OFF_SALT: usize = 40;
+pub(crate) const OFF_SALT: usize = 40;
 // One block per contended word.
-const OFF_TAIL: usize = BLOCK;
+pub(crate) const OFF_TAIL: usize = BLOCK;
 const OFF_LATEST: usize = 2 * BLOCK;
 /// Wait points (futex word, then sleeper count), as for the other rings.
 const OFF_DATA_WAIT: usize = 3 * BLOCK;

@@ -5,6 +5,7 @@ use super::{
     HEADER, IDLE, OFF_DATA_WAIT, OFF_LATEST, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_CURSOR,
     SLOT_NEXT_SEQ, SLOT_STATE,
 };
+use crate::control::CLAIM_ATTEMPTS;
 use crate::error::{AttachError, ClaimError};
 use crate::frame::{FrameWord, KIND_DATA, KIND_PAD};
 use crate::region::Region;
@@ -80,6 +81,7 @@ impl<R: Region> Producer<R> {
         let tail = self.region.word(OFF_TAIL);
         // SYNC: Relaxed; a guess, checked by the CAS below.
         let mut t = tail.load(Ordering::Relaxed);
+        let mut attempts = 0;
         let pad = loop {
             if t % 8 != 0 {
                 self.end_claim();
@@ -109,7 +111,16 @@ impl<R: Region> Producer<R> {
             // later tail sees the marker stored above.
             match tail.compare_exchange(t, end, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => break pad,
-                Err(now) => t = now,
+                Err(now) => {
+                    // Bounded: a peer that keeps moving the tail cannot hold
+                    // a nonblocking claim here (see `CLAIM_ATTEMPTS`).
+                    attempts += 1;
+                    if attempts == CLAIM_ATTEMPTS {
+                        self.end_claim();
+                        return Err(ClaimError::Full);
+                    }
+                    t = now;
+                }
             }
         };
         if self.geo.lossy() {

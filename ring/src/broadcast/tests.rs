@@ -96,8 +96,11 @@ fn reliable_back_pressure_until_release_close_or_evict() {
     assert_eq!(tx.try_send(&big).err(), Some(ClaimError::Full), "the other consumer holds it back");
     let slot = gone.slot();
     std::mem::forget(gone); // dies without closing
-    assert_eq!(evict_consumer(&*region, 9).err(), Some(EvictError::NoSuchSlot { slot: 9, slots: 2 }));
-    let _ = evict_consumer(&*region, slot).unwrap();
+                            // SAFETY: no slot 9 exists; nothing is evicted.
+    assert_eq!(unsafe { evict_consumer(&*region, 9) }.err(), Some(EvictError::NoSuchSlot { slot: 9, slots: 2 }));
+    // SAFETY: `gone` was forgotten: it never reads again, and its slot was
+    // never freed, so nobody else holds it.
+    let _ = unsafe { evict_consumer(&*region, slot) }.unwrap();
     assert!(tx.try_send(&big).is_ok());
     assert_eq!(tx.try_send(&big).err(), Some(ClaimError::Full));
     let _ = slow.close();
@@ -170,7 +173,9 @@ fn dead_producer_hole_is_padded_by_eviction() {
     assert_eq!(rx.try_read().err(), Some(ReadError::Empty));
     let id = dead.id() as usize;
     std::mem::forget(dead);
-    let _ = evict_producer(&*region, id).unwrap();
+    // SAFETY: `dead` and its claim were forgotten: neither writes again, and
+    // its slot was never freed, so nobody else holds it.
+    let _ = unsafe { evict_producer(&*region, id) }.unwrap();
     let g = rx.try_read().unwrap();
     assert_eq!((g.payload(), g.producer()), (Some(&b"behind the hole"[..]), live.id()));
     drop(g);
@@ -244,8 +249,14 @@ fn scribbled_region_never_panics() {
             }
             let _ = rx.release();
             if round % 97 == 0 {
-                let _ = evict_producer(&*region, rng.next() as usize % 3);
-                let _ = evict_consumer(&*region, rng.next() as usize % 3);
+                // Slots not held by `tx` or `rx` (free, or out of range).
+                let mut other = |held: usize| if rng.next() % 2 == 0 { 1 - held } else { 2 };
+                let (p, c) = (other(tx.id() as usize), other(rx.slot()));
+                // SAFETY: no live producer or consumer holds them (the
+                // attaches below drop theirs before the next eviction).
+                let _ = unsafe { evict_producer(&*region, p) };
+                // SAFETY: as above.
+                let _ = unsafe { evict_consumer(&*region, c) };
                 let _ = Consumer::attach(region.clone()).map(|mut c| c.try_read().is_ok());
                 let _ = Producer::attach(region.clone()).map(|mut p| p.try_send(b"x").is_ok());
             }

@@ -32,7 +32,7 @@ pub struct Consumer<R: Region> {
 }
 
 impl<R: Region> Consumer<R> {
-    /// Attaches the consumer side of a ring laid out by [`init`].
+    /// Attaches the consumer side of a ring laid out by [`init`](super::init).
     pub fn attach(region: R) -> Result<Self, AttachError> {
         let (capacity, wake) = geometry(&region)?;
         let head = control::start_position(&region, OFF_HEAD)?;
@@ -65,6 +65,11 @@ impl<R: Region> Consumer<R> {
     }
 
     /// Finds the frame at the read position, skipping padding (locally).
+    ///
+    /// Bounded whatever the region holds: padding is valid only where it
+    /// ends at the end of the ring and does not start at offset 0 (a whole
+    /// lap of padding is never written), so after one padding the next word
+    /// is at offset 0 and cannot be padding: at most two words per call.
     #[inline(always)]
     fn locate(&self) -> Result<FrameAt, ReadError> {
         let mut pos = self.head;
@@ -100,8 +105,11 @@ impl<R: Region> Consumer<R> {
         let word = FrameWord::decode(raw);
         let room = self.capacity - at;
         match word.kind {
-            KIND_PAD if word.len as usize == room => Ok(Found::Pad(room as u64)),
-            KIND_PAD => Err(self.corrupt(off, raw, "padding does not end at the end of the ring")),
+            // A producer pads only from inside the ring to its end (never a
+            // whole lap: frames fit at offset 0), so padding at offset 0 is
+            // a hostile loop back to itself.
+            KIND_PAD if word.len as usize == room && at != 0 => Ok(Found::Pad(room as u64)),
+            KIND_PAD => Err(self.corrupt(off, raw, "padding does not end at the end of the ring, or fills a lap")),
             KIND_DATA => {
                 let len = word.len as usize;
                 if len > max_payload(self.capacity) || frame_size(len) > room {
@@ -251,7 +259,12 @@ impl<R: Region> Consumer<R> {
         // the commit word at the head, the line the producer is writing.
         let tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
         if tail <= self.head {
-            return Err(self.empty_or_closed(DATA + (self.head as usize & self.mask)));
+            return Err(self.tail_behind(tail));
+        }
+        // At most one lap per call: the producer never publishes more than
+        // a capacity past what we consumed. (One compare per batch.)
+        if tail - self.head > self.capacity as u64 {
+            return Err(self.corrupt(OFF_TAIL, tail, "producer tail more than a lap ahead of the consumer"));
         }
         self.prefetch_range(tail);
         let (mut pos, mut seq, mut n) = (self.head, self.seq, 0);
@@ -289,6 +302,17 @@ impl<R: Region> Consumer<R> {
             _ if n == 0 => Err(self.empty_or_closed(DATA + (pos as usize & self.mask))),
             _ => Ok((n, self.release())),
         }
+    }
+
+    /// A tail at or behind the read position: empty (or closed) when equal;
+    /// behind is a lie, because the producer stores its tail before the
+    /// commit word that let us read up to our position.
+    #[cold]
+    fn tail_behind(&self, tail: u64) -> ReadError {
+        if tail < self.head {
+            return self.corrupt(OFF_TAIL, tail, "producer tail behind the consumer");
+        }
+        self.empty_or_closed(DATA + (self.head as usize & self.mask))
     }
 
     /// Frames form a dependent chain (each header says where the next one

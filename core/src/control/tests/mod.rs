@@ -8,50 +8,34 @@ mod privilege;
 
 use super::conn::ControlConn;
 use super::dir::RuntimeDir;
-use std::fs::{self, DirBuilder, File};
+use std::fs::{self, File};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
-/// A fresh private directory, removed with everything in it on drop.
+/// A fresh private (0700) directory, removed with everything in it on drop.
 pub(crate) struct TestDir {
-    path: PathBuf,
+    dir: ringflow_testkit::TempDir,
 }
 
 impl TestDir {
     pub(crate) fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        // SYNC: Relaxed; the counter only has to hand out distinct numbers.
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("rfctl-{}-{n}", std::process::id()));
-        // A crashed earlier run whose pid we reuse may have left it behind.
-        let _ = fs::remove_dir_all(&path);
-        DirBuilder::new().mode(0o700).create(&path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
-        TestDir { path }
+        TestDir { dir: ringflow_testkit::temp_dir("ctl") }
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     pub(crate) fn runtime(&self) -> RuntimeDir {
-        RuntimeDir::at(&self.path).unwrap()
+        RuntimeDir::at(self.path()).unwrap()
     }
 
     /// The directory's entries, sorted.
     pub(crate) fn entries(&self) -> Vec<String> {
         let mut names: Vec<String> =
-            fs::read_dir(&self.path).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            fs::read_dir(self.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         names
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
     }
 }
 

@@ -198,8 +198,9 @@ fn alloc_error(e: HandshakeError) -> AllocError {
         HandshakeError::Qos(q) => AllocError::InvalidQos(q),
         HandshakeError::TimedOut => AllocError::TimedOut,
         HandshakeError::PeerGone => AllocError::PeerGone,
-        HandshakeError::Memory(m) => AllocError::Memory(m),
+        HandshakeError::Memory(m) | HandshakeError::OwnMemory(m) => AllocError::Memory(m),
         HandshakeError::Io(e) if is_resource_limit(&e) => AllocError::ResourceLimit(e),
         HandshakeError::Io(e) => AllocError::Io(e),
+        HandshakeError::Send(e) => AllocError::Io(std::io::Error::other(e)),
     }
 }

@@ -3,9 +3,9 @@
 //! place and released on drop.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-use ringflow_ring::pool::{self, Slot};
+use ringflow_ring::pool::{self, ReadSlot, WriteSlot};
 use ringflow_ring::spsc::{Claim, Consumer, Peeked};
 use ringflow_ring::Notify;
 use ringflow_ring::RawRegion;
@@ -19,7 +19,7 @@ use crate::remote::Invoker;
 
 pub(crate) enum Loan<'a> {
     Inline(Claim<'a, RawRegion>),
-    Bulk { pool: &'a mut pool::Producer<RawRegion>, slot: Slot, desc: Claim<'a, RawRegion> },
+    Bulk { slot: WriteSlot<'a, RawRegion>, desc: Claim<'a, RawRegion> },
 }
 
 /// Shared memory lent for one outgoing message (Ouroboros/iceoryx2 `loan`):
@@ -49,9 +49,9 @@ impl SendBuf<'_> {
                 c.set_meta(stamp);
                 c.commit()
             }
-            Loan::Bulk { pool, slot, mut desc } => {
+            Loan::Bulk { slot, mut desc } => {
                 desc.set_meta(stamp);
-                commit_bulk(pool, &slot, desc)
+                commit_bulk(slot, desc)
             }
         };
         count_sent(self.slot, len);
@@ -69,7 +69,7 @@ impl Deref for SendBuf<'_> {
     fn deref(&self) -> &[u8] {
         match &self.loan {
             Loan::Inline(c) => c.payload(),
-            Loan::Bulk { pool, slot, .. } => pool.payload(slot),
+            Loan::Bulk { slot, .. } => slot.payload(),
         }
     }
 }
@@ -78,7 +78,7 @@ impl DerefMut for SendBuf<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         match &mut self.loan {
             Loan::Inline(c) => c.payload_mut(),
-            Loan::Bulk { pool, slot, .. } => pool.payload_mut(slot),
+            Loan::Bulk { slot, .. } => slot.payload_mut(),
         }
     }
 }
@@ -86,15 +86,20 @@ impl DerefMut for SendBuf<'_> {
 /// A received message, read in place in the flow's shared memory. Dropping
 /// it consumes the message and hands its room back to the sender.
 ///
-/// The bytes live in memory the peer can write: a buggy or hostile peer may
-/// change them while you read. Treat them as untrusted input — validate what
-/// you use, or copy the message out (`recv_into`) first when the peer is not
-/// trusted. (ringflow's own bookkeeping never relies on them.)
+/// The bytes live in memory the peer's process maps writable. An honest
+/// peer never touches a message it sent until you drop this buffer; a buggy
+/// or hostile one may change the bytes while you read them (formally a data
+/// race in Rust's model, which no library can exclude for memory shared
+/// with a process it does not control). What ringflow guarantees: none of
+/// its own lengths, offsets or loop bounds comes from these bytes. What you
+/// may rely on: the length is fixed and checked, the bytes are not. With a
+/// peer you do not trust, read each byte once (parse once), copy out what
+/// you validate and act on the copy, or receive with `recv_into`, which
+/// copies the message out first.
 pub struct RecvBuf<'a> {
     pub(crate) rx: &'a mut Consumer<RawRegion>,
-    pub(crate) rx_bulk: &'a mut pool::Consumer<RawRegion>,
     pub(crate) frame: Peeked,
-    pub(crate) bulk: Option<Slot>,
+    pub(crate) bulk: Option<ReadSlot<'a, RawRegion>>,
     pub(crate) wakers: Wakers,
     pub(crate) slot: &'a stats::Slot,
     pub(crate) consumed: &'a AtomicU64,
@@ -105,7 +110,7 @@ impl Deref for RecvBuf<'_> {
 
     fn deref(&self) -> &[u8] {
         match &self.bulk {
-            Some(b) => self.rx_bulk.payload(b),
+            Some(b) => b.payload(),
             None => self.rx.payload_of(&self.frame),
         }
     }
@@ -114,8 +119,8 @@ impl Deref for RecvBuf<'_> {
 impl Drop for RecvBuf<'_> {
     fn drop(&mut self) {
         count_consumed(self.slot, self.consumed);
-        if let Some(b) = &self.bulk {
-            consume_bulk(self.rx_bulk, b, self.wakers.peer_space[1]);
+        if let Some(b) = self.bulk.take() {
+            consume_bulk(b, self.wakers.peer_space[1]);
         }
         consume(self.rx, &self.frame, self.wakers.peer_space[0]);
     }
@@ -138,8 +143,8 @@ pub(crate) fn consume(rx: &mut Consumer<RawRegion>, frame: &Peeked, peer_space: 
 
 /// [`consume`] for a bulk slot.
 #[inline]
-pub(crate) fn consume_bulk(pool: &mut pool::Consumer<RawRegion>, slot: &Slot, peer_space: usize) {
-    pool.consume(slot);
+pub(crate) fn consume_bulk(slot: ReadSlot<'_, RawRegion>, peer_space: usize) {
+    let pool = slot.consume();
     if pool.unreleased() >= pool.capacity() / 4 {
         release_bulk(pool, peer_space);
     }
@@ -157,11 +162,12 @@ pub(crate) fn release_bulk(pool: &mut pool::Consumer<RawRegion>, peer_space: usi
 /// length) is written into the inline frame, whose Release commit publishes
 /// the slot's bytes too; then the slot is the pool's for good.
 #[inline]
-pub(crate) fn commit_bulk(pool: &mut pool::Producer<RawRegion>, slot: &Slot, mut desc: Claim<'_, RawRegion>) -> Notify {
-    desc.write(0, &slot.pos().to_le_bytes());
-    desc.write(8, &(slot.len() as u64).to_le_bytes());
+pub(crate) fn commit_bulk(slot: WriteSlot<'_, RawRegion>, mut desc: Claim<'_, RawRegion>) -> Notify {
+    let d = slot.descriptor();
+    desc.write(0, &d.pos().to_le_bytes());
+    desc.write(8, &(d.len() as u64).to_le_bytes());
     let notify = desc.commit();
-    pool.commit(slot);
+    let _ = slot.commit();
     notify
 }
 
@@ -175,13 +181,12 @@ pub(crate) fn release(rx: &mut Consumer<RawRegion>, peer_space: usize) {
 
 /// Counts one more message consumed, where the sender can read it: exact on
 /// every message (for `PeerGone { delivered }` and `dealloc`'s linger), on a
-/// line only we write. Called before the consume's release, whose wake-up
-/// tells a lingering sender to look at it.
+/// line only we write. Called before the consume's load of the sender's
+/// closed flag and its release, whose wake-up tells a lingering sender to
+/// look at it (the linger handshake: `ringflow_ring::linger`).
 #[inline]
 pub(crate) fn count_consumed(slot: &stats::Slot, consumed: &AtomicU64) {
     let received = slot.get(FlowCounter::Received as usize) + 1;
     slot.set(FlowCounter::Received as usize, received);
-    // SYNC: Release; pairs with the Acquire in `FlowEnd::dealloc` and
-    // `FlowEnd::gone_error` (which also follow a hang-up or a wake-up).
-    consumed.store(received, Ordering::Release);
+    ringflow_ring::linger::store_consumed(consumed, received);
 }

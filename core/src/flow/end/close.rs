@@ -10,6 +10,24 @@ use ringflow_core::Deadline;
 use super::{send, shared, FlowEnd, Wakers};
 use crate::flow::error::DeallocError;
 
+/// How long a lingering `dealloc` sleeps at most between looks when no
+/// process-wide barrier is available (see [`linger_barrier`]).
+const LINGER_SLICE: Duration = Duration::from_millis(10);
+
+/// The lingering sender's side of the linger handshake
+/// (`ringflow_ring::linger`): the receiver orders its consumed count before
+/// its look at our closed flag with a compiler fence only, so after our
+/// sleeper announcement a process-wide barrier must put the missing fence
+/// into its instruction stream before we re-read the count. Without
+/// membarrier (seccomp, `nohz_full`), each sleep is capped instead, so a
+/// count the barrier would have shown is seen one slice later.
+fn linger_barrier(wp: &ringflow_ring::WaitPoint<'_>) -> std::io::Result<Option<Duration>> {
+    match ringflow_core::membarrier::barrier_all(wp.needs_membarrier()) {
+        Ok(()) => Ok(None),
+        Err(_) => Ok(Some(LINGER_SLICE)),
+    }
+}
+
 impl FlowEnd {
     /// Closes the flow, first waiting until the peer has consumed every
     /// message sent (a reliable flow's linger), or `deadline` passes, or the
@@ -18,9 +36,9 @@ impl FlowEnd {
         self.close_tx();
         let sent = self.sent_count();
         let consumed = self.shared.memory.tx_consumed(self.shared.role);
-        // SYNC: Acquire; pairs with the Release in `count_consumed` (a figure
-        // the peer reports: trusted only for this wait).
-        let unconsumed = || sent.saturating_sub(consumed.load(std::sync::atomic::Ordering::Acquire));
+        // A figure the peer reports: trusted only for this wait (a lie ends
+        // the linger early, or lets it run to its deadline or the peer's end).
+        let unconsumed = || sent.saturating_sub(ringflow_ring::linger::consumed(consumed));
         let outcome = if let Some(invoker) = self.invoker.clone() {
             // Invoker mode: the acknowledgements arrive as this thread runs
             // the engine.
@@ -35,11 +53,13 @@ impl FlowEnd {
         } else {
             let (tx, _) = self.sides.tx();
             let shared = &self.shared;
-            ringflow_core::wait_until(
+            ringflow_core::wait_until_with(
                 || tx.space_wait(),
                 || unconsumed() == 0 || tx.is_consumer_closed() || shared.state() != shared::LIVE,
                 Duration::ZERO,
                 deadline,
+                Some(shared.alarm()),
+                linger_barrier,
             )
         };
         match (outcome, unconsumed()) {

@@ -24,10 +24,9 @@ impl FlowEnd {
     /// Engine side: tells the local sender that `total` of its messages
     /// have been consumed (by the remote application), for its linger.
     pub(crate) fn confirm_consumed(&self, total: u64) {
-        // SYNC: Release; pairs with the Acquire in `FlowEnd::dealloc` and
-        // `FlowEnd::gone_error`, like `count_consumed`.
-        self.shared.memory.rx_consumed(self.shared.role).store(total, std::sync::atomic::Ordering::Release);
-        // A sender lingering in `dealloc` sleeps on its space word.
+        ringflow_ring::linger::store_consumed(self.shared.memory.rx_consumed(self.shared.role), total);
+        // A sender lingering in `dealloc` sleeps on its space word: woken
+        // unconditionally here.
         Wakers::wake(self.wakers.peer_space[0]);
     }
 

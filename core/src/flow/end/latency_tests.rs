@@ -20,6 +20,8 @@ fn send_stamped_ago(flow: &mut FlowEnd, msg: &[u8], ago_ns: u64) {
 
 #[test]
 fn injected_delays_land_in_their_buckets() {
+    // FlowEnd::pair keeps its statistics in the default runtime directory.
+    ringflow_testkit::isolate_runtime_dir();
     let (mut a, mut b) = FlowEnd::pair(&Qos::default()).unwrap();
     const MS: u64 = 1_000_000;
     for _ in 0..10 {
@@ -54,6 +56,8 @@ fn injected_delays_land_in_their_buckets() {
 
 #[test]
 fn every_receive_form_records_and_zero_copy_sends_are_stamped() {
+    // FlowEnd::pair keeps its statistics in the default runtime directory.
+    ringflow_testkit::isolate_runtime_dir();
     let (mut a, mut b) = FlowEnd::pair(&Qos::default()).unwrap();
     a.send(b"copy").unwrap();
     let mut loan = a.loan(4).unwrap();
@@ -70,6 +74,8 @@ fn every_receive_form_records_and_zero_copy_sends_are_stamped() {
 
 #[test]
 fn recording_off_stamps_and_records_nothing() {
+    // Flow::pair keeps its statistics in the default runtime directory.
+    ringflow_testkit::isolate_runtime_dir();
     let opts = || FlowOptions::new().latency(false);
     let (mut a, mut b) = FlowEnd::pair_with(&Qos::default(), opts()).unwrap();
     assert!(!a.records_latency());
@@ -94,6 +100,8 @@ fn recording_off_stamps_and_records_nothing() {
 /// meanwhile, exactly once.
 #[test]
 fn the_last_latency_reaches_shared_memory_at_the_next_look() {
+    // Flow::pair keeps its statistics in the default runtime directory.
+    ringflow_testkit::isolate_runtime_dir();
     use ringflow_core::stats::{FlowCounter, FLOW_LATENCY};
     let (mut a, mut b) = FlowEnd::pair(&Qos::default()).unwrap();
     let shared =

@@ -33,7 +33,8 @@ impl FlowOptions {
     }
 
     /// Where names live (default: `$RINGFLOW_RUNTIME_DIR`, else
-    /// `$XDG_RUNTIME_DIR/ringflow`, else `/tmp/ringflow-<uid>`).
+    /// `$XDG_RUNTIME_DIR/ringflow`, else `$TMPDIR/ringflow-<uid>` with
+    /// `/tmp` for an unset `TMPDIR`).
     #[must_use]
     pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.runtime_dir = Some(dir.into());
@@ -43,7 +44,9 @@ impl FlowOptions {
     /// Lays the flow's rings out in caller-supplied memory (libdill's `_mem`
     /// idea): a fresh segment from [`Segment::create`], for example on huge
     /// pages. It must be large enough for the granted QoS
-    /// (`Flow::segment_len_for`). Only the allocating side supplies memory.
+    /// (`Flow::segment_len_for`). The accepting side may supply the memory
+    /// of the direction it receives on (`ListenerOptions::memory`); this
+    /// segment then holds the rest of the flow.
     #[must_use]
     pub fn memory(mut self, segment: Segment) -> Self {
         self.memory = Some(segment);

@@ -7,11 +7,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ringflow_core::control::RecvError as CtlRecvError;
+use ringflow_core::control::{RecvError as CtlRecvError, SCM_MAX_FD};
 use ringflow_core::flow::handshake::{self, HandshakeError, Kind};
 use ringflow_core::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
 use ringflow_core::stats::{FlowCounter, FLOW_LATENCY};
-use ringflow_core::{wait_until, Deadline, WaitOutcome};
+use ringflow_core::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
 use ringflow_ring::pool::Slot;
 use ringflow_ring::spsc::Peeked;
 use ringflow_ring::ReadError;
@@ -126,11 +126,14 @@ impl FlowEnd {
         }
         self.handed_over(&m);
         let s = self.sides.get();
+        let bulk = match m.bulk {
+            Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(c.to_string()))?),
+            None => None,
+        };
         Ok(RecvBuf {
             rx: s.rx,
-            rx_bulk: s.rx_bulk,
             frame: m.frame,
-            bulk: m.bulk,
+            bulk,
             wakers: self.wakers,
             slot: &self.slot,
             consumed: self.shared.memory.rx_consumed(self.shared.role),
@@ -161,13 +164,17 @@ impl FlowEnd {
         }
         self.handed_over(&m);
         let s = self.sides.get();
-        match &m.bulk {
-            Some(b) => s.rx_bulk.copy_to(b, buf),
+        let bulk = match m.bulk {
+            Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(c.to_string()))?),
+            None => None,
+        };
+        match &bulk {
+            Some(b) => b.copy_to(buf),
             None => s.rx.view(&m.frame).copy_to(buf),
         }
         count_consumed(&self.slot, self.shared.memory.rx_consumed(self.shared.role));
-        if let Some(b) = &m.bulk {
-            consume_bulk(s.rx_bulk, b, self.wakers.peer_space[1]);
+        if let Some(b) = bulk {
+            consume_bulk(b, self.wakers.peer_space[1]);
         }
         consume(s.rx, &m.frame, self.wakers.peer_space[0]);
         Ok((len, nfds))
@@ -258,7 +265,7 @@ impl FlowEnd {
             let (rx, _) = self.sides.rx();
             let shared = &self.shared;
             let slot = &self.slot;
-            let outcome = wait_until(
+            let outcome = wait_until_with(
                 || {
                     slot.add(FlowCounter::Parked as usize, 1);
                     rx.data_wait()
@@ -266,6 +273,8 @@ impl FlowEnd {
                 || !matches!(rx.peek(), Err(ReadError::Empty)) || shared.state() != LIVE,
                 self.spin,
                 deadline,
+                Some(shared.alarm()),
+                membarrier_if_needed,
             )
             .map_err(RecvError::Io)?;
             if outcome == WaitOutcome::TimedOut {
@@ -292,8 +301,10 @@ impl FlowEnd {
             }
         }
         match found {
-            Ok(frame) if frame.flags() & FLAG_BULK == 0 => Ok(Located { frame, bulk: None }),
-            Ok(frame) => self.bulk_slot(frame),
+            Ok(frame) if frame.flags() == 0 && frame.len() <= self.geometry.inline_max => {
+                Ok(Located { frame, bulk: None })
+            }
+            Ok(frame) => self.checked(frame),
             Err(ReadError::Empty) => Err(RecvError::WouldBlock),
             // The peer closed its sending side after its last message.
             Err(ReadError::Closed) => Err(RecvError::Closed),
@@ -302,19 +313,66 @@ impl FlowEnd {
         }
     }
 
+    /// A frame with flags, or longer than the inline size: checked against
+    /// what this flow granted (the ring checked it only against its own
+    /// bounds). Every length and count a peer writes is one the sender
+    /// could have produced, or the frame is `CorruptPeer`: an inline
+    /// message at most the inline size, a bulk message longer than that and
+    /// at most `max_msg`, a descriptor count from 1 to `SCM_MAX_FD`, no
+    /// unknown flag.
+    #[inline(never)]
+    fn checked(&self, frame: Peeked) -> Result<Located, RecvError> {
+        let corrupt = |what: String| Err(RecvError::CorruptPeer(what));
+        let flags = frame.flags();
+        if flags & !(FLAG_BULK | FLAG_FDS) != 0 {
+            return corrupt(format!("unknown frame flags {flags:#04x}"));
+        }
+        if flags & FLAG_FDS != 0 {
+            let n = frame.meta() >> FDS_SHIFT;
+            if n == 0 || n > SCM_MAX_FD as u64 {
+                return corrupt(format!("{n} passed descriptors announced (1 to {SCM_MAX_FD} allowed)"));
+            }
+        }
+        if flags & FLAG_BULK == 0 {
+            if frame.len() > self.geometry.inline_max {
+                return corrupt(format!(
+                    "inline message of {} bytes on a flow whose inline size is {}",
+                    frame.len(),
+                    self.geometry.inline_max
+                ));
+            }
+            return Ok(Located { frame, bulk: None });
+        }
+        let located = self.bulk_slot(frame)?;
+        let len = located.len();
+        if len <= self.geometry.inline_max || len > self.qos.max_msg {
+            return corrupt(format!(
+                "bulk message of {len} bytes on a flow granted {} (inline up to {})",
+                self.qos.max_msg, self.geometry.inline_max
+            ));
+        }
+        Ok(located)
+    }
+
     /// The bulk slot a descriptor frame points to, validated against the
-    /// pool's own position.
+    /// pool's own position (its length is checked against the QoS by
+    /// [`checked`](Self::checked)).
     #[inline]
     fn bulk_slot(&self, frame: Peeked) -> Result<Located, RecvError> {
         let (rx, pool) = self.sides.rx();
-        let d = rx.payload_of(&frame);
-        if d.len() != DESCRIPTOR_LEN {
+        let view = rx.view(&frame);
+        if view.len() != DESCRIPTOR_LEN {
             return Err(RecvError::CorruptPeer("bulk descriptor of the wrong size".into()));
         }
+        // Copied out once, then validated: the peer can still write the
+        // frame's bytes, so the position and length come from our copy.
+        let mut d = [0u8; DESCRIPTOR_LEN];
+        view.copy_to(&mut d);
         let word = |at: usize| {
             u64::from_le_bytes([d[at], d[at + 1], d[at + 2], d[at + 3], d[at + 4], d[at + 5], d[at + 6], d[at + 7]])
         };
-        match pool.validate(word(0), word(8)) {
+        let (pos, len) = (word(0), word(8));
+        match pool.validate(pos, len) {
             Ok(slot) => Ok(Located { frame, bulk: Some(slot) }),
             Err(c) => Err(RecvError::CorruptPeer(c.to_string())),
         }
@@ -339,11 +397,7 @@ impl FlowEnd {
     /// the announcement is not missed.
     fn arm(&mut self) {
         readiness::drain(self.shared.readiness.0.as_raw_fd());
-        let armed = self.shared.memory.rx_armed(self.shared.role);
-        // SYNC: SeqCst store + fence; pairs with the fence in the sender's
-        // commit before it loads this word (`send::published`), Dekker-style.
-        armed.store(1, Ordering::SeqCst);
-        std::sync::atomic::fence(Ordering::SeqCst);
+        ringflow_ring::arm::arm(self.shared.memory.rx_armed(self.shared.role));
         let barrier_failed = self.sides.rx().0.data_wait().needs_membarrier()
             // Senders publish without a fence: pay for theirs here (if that
             // fails, a spurious signal below is the safe answer).
@@ -389,16 +443,20 @@ impl FlowEnd {
             return Err(RecvError::FdSlots { needed: m.fds() });
         }
         let s = self.sides.get();
-        let payload = match &m.bulk {
-            Some(b) => s.rx_bulk.payload(b),
+        let bulk = match m.bulk {
+            Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(c.to_string()))?),
+            None => None,
+        };
+        let payload = match &bulk {
+            Some(b) => b.payload(),
             None => s.rx.payload_of(&m.frame),
         };
         let stamp = m.frame.meta() & ringflow_core::clock::TICKS_MASK;
         if !take(payload, stamp) {
             return Ok(None);
         }
-        if let Some(b) = &m.bulk {
-            consume_bulk(s.rx_bulk, b, self.wakers.peer_space[1]);
+        if let Some(b) = bulk {
+            consume_bulk(b, self.wakers.peer_space[1]);
         }
         consume(s.rx, &m.frame, self.wakers.peer_space[0]);
         Ok(Some(stamp))

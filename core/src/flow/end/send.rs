@@ -14,7 +14,7 @@ use ringflow_core::control::SCM_MAX_FD;
 use ringflow_core::flow::handshake::{self, Kind, Packet};
 use ringflow_core::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
 use ringflow_core::stats::{FlowCounter, Slot};
-use ringflow_core::{wait_until, Deadline, WaitOutcome};
+use ringflow_core::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
 use ringflow_ring::spsc::Claim;
 use ringflow_ring::{ClaimError, Notify, RawRegion};
 
@@ -124,7 +124,7 @@ impl FlowEnd {
             let slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;
             let mut desc = s.tx.try_claim(DESCRIPTOR_LEN).map_err(claim_error)?;
             desc.set_flags(FLAG_BULK);
-            Loan::Bulk { pool: s.tx_bulk, slot, desc }
+            Loan::Bulk { slot, desc }
         } else {
             Loan::Inline(s.tx.try_claim(len).map_err(claim_error)?)
         };
@@ -187,16 +187,16 @@ impl FlowEnd {
         self.wait_room(len, bulk, deadline)?;
         let s = self.sides.get();
         let notify = if bulk {
-            let slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;
+            let mut slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;
             let mut desc = s.tx.try_claim(DESCRIPTOR_LEN).map_err(claim_error)?;
-            write_parts(s.tx_bulk.payload_mut(&slot), parts);
+            write_parts(slot.payload_mut(), parts);
             desc.set_flags(FLAG_BULK | flags);
             desc.set_meta(meta);
             if !fds.is_empty() {
                 // Before the commit: a failure leaves nothing half sent.
                 send_fd_packet(&self.conn, fds, deadline)?;
             }
-            commit_bulk(s.tx_bulk, &slot, desc)
+            commit_bulk(slot, desc)
         } else {
             let c = s.tx.try_claim(len).map_err(claim_error)?;
             fill_and_commit(c, parts, flags, meta, &self.conn, fds, deadline)?
@@ -287,7 +287,7 @@ impl FlowEnd {
             }
             let slot = &self.slot;
             let outcome = if full_pool {
-                wait_until(
+                wait_until_with(
                     || {
                         slot.add(FlowCounter::Parked as usize, 1);
                         pool.space_wait()
@@ -295,9 +295,11 @@ impl FlowEnd {
                     || pool.fits(len) || pool.is_consumer_closed() || shared.state() != LIVE,
                     self.spin,
                     deadline,
+                    Some(shared.alarm()),
+                    membarrier_if_needed,
                 )
             } else {
-                wait_until(
+                wait_until_with(
                     || {
                         slot.add(FlowCounter::Parked as usize, 1);
                         tx.space_wait()
@@ -305,6 +307,8 @@ impl FlowEnd {
                     || tx.fits(inline_need) || tx.is_consumer_closed() || shared.state() != LIVE,
                     self.spin,
                     deadline,
+                    Some(shared.alarm()),
+                    membarrier_if_needed,
                 )
             }
             .map_err(SendError::Io)?;
@@ -396,9 +400,11 @@ fn send_fd_packet(
 }
 
 /// After a publish: wake a sleeping peer, and signal its readiness fd if it
-/// armed it. The commit's notify ran a SeqCst fence after the commit store,
-/// which orders the arm-word load below after it (Dekker with the reader's
-/// arm-then-recheck in `recv`).
+/// armed it (the arm handshake, `ringflow_ring::arm`). The commit's notify
+/// ordered the arm-word load below after the commit store: a SeqCst fence
+/// in fenced mode; in membarrier mode only a compiler fence, and the
+/// reader's membarrier between its arm and its re-check (`Flow::arm`) does
+/// the rest.
 #[inline]
 pub(crate) fn published(
     notify: Notify,
@@ -411,9 +417,7 @@ pub(crate) fn published(
         slot.add(FlowCounter::Wakeups as usize, 1);
         Wakers::wake(wakers.peer_data);
     }
-    // SYNC: Relaxed; ordered after our commit by the SeqCst fence in the
-    // ring's notify; pairs with the reader's SeqCst store + fence in `arm`.
-    if armed.load(Ordering::Relaxed) != 0 && armed.swap(0, Ordering::AcqRel) != 0 {
+    if ringflow_ring::arm::take_arm(armed) {
         readiness::signal(peer_event);
     }
 }

@@ -2,7 +2,7 @@
 //! sleepers) and the peer's state as the watcher last saw it.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ringflow_core::flow::watch::HangUp;
@@ -10,16 +10,20 @@ use ringflow_core::flow::{readiness, FlowMemory, Role};
 use ringflow_ring::WaitPoint;
 
 /// The peer's process holds its end (as far as anyone knows).
-pub(crate) const LIVE: u8 = 0;
+pub(crate) const LIVE: u32 = 0;
 /// The peer's control socket hung up. Whether it left cleanly is a
 /// question per direction, answered by the ring sides it closed (a peer may
 /// close one direction and die lingering in the other).
-pub(crate) const GONE: u8 = 1;
+pub(crate) const GONE: u32 = 1;
 
 pub(crate) struct FlowShared {
     pub memory: Arc<FlowMemory>,
     pub role: Role,
-    state: AtomicU8,
+    /// [`LIVE`] or [`GONE`]; also a futex word in this process's own
+    /// memory, which every sleeper of this flow waits on beside the shared
+    /// word it parks on (`futex_waitv`): the watcher's wake on it reaches
+    /// them whatever the peer wrote into the shared words (see `hung_up`).
+    state: AtomicU32,
     /// This side's readiness pair (see `ringflow_core::flow::readiness`):
     /// the end the application polls, and the end that signals it.
     pub readiness: (OwnedFd, OwnedFd),
@@ -44,16 +48,23 @@ impl FlowShared {
             let (seq, sleepers) = wp.words();
             (seq as *const AtomicU64 as usize, sleepers as *const AtomicU64 as usize)
         });
-        Ok(FlowShared { memory, role, state: AtomicU8::new(LIVE), readiness, fd_mode: AtomicBool::new(false), alerts })
+        Ok(FlowShared { memory, role, state: AtomicU32::new(LIVE), readiness, fd_mode: AtomicBool::new(false), alerts })
     }
 
     /// The peer's state.
     #[inline]
-    pub fn state(&self) -> u8 {
+    pub fn state(&self) -> u32 {
         // SYNC: Acquire; pairs with the Release store in `hung_up`. (Wait
         // conditions re-read it after their sleeper announcement, whose
         // SeqCst fence pairs with the one in WaitPoint::alert.)
         self.state.load(Ordering::Acquire)
+    }
+
+    /// The local futex word a sleeper of this flow also waits on, with its
+    /// value while the peer lives: `(word, LIVE)` for `wait_until_with`
+    /// and `FlowSet::wait`.
+    pub fn alarm(&self) -> (&AtomicU32, u32) {
+        (&self.state, LIVE)
     }
 
     /// Marks the peer's process gone.
@@ -69,18 +80,30 @@ impl FlowShared {
 }
 
 impl HangUp for FlowShared {
+    /// Wakes every sleeper of this flow, whatever the shared words say:
+    /// first through the local state word (its value and its futex queue
+    /// are this process's alone: a sleeper queued before the wake below is
+    /// woken, one that queues after the store finds the value changed),
+    /// then through
+    /// the shared words for sleepers that wait on those alone (the engine's
+    /// io_uring futex waits, a kernel without `futex_waitv`). Those wakes
+    /// ignore the peer-writable sleeper counts; a peer that still maps the
+    /// segment can only make them spurious, never cancel the local one.
     fn hung_up(&self) {
         self.mark_gone();
+        // SAFETY: the word is our own field, alive while `self` is.
+        let _ = unsafe { ringflow_core::futex::wake(self.state.as_ptr(), u32::MAX) };
         for &(seq, sleepers) in &self.alerts {
             // SAFETY: both addresses are words of the flow's segment, taken
             // from a validated layout at setup; `self.memory` keeps it
             // mapped while `self` lives. AtomicU64 may alias shared memory.
             let (seq, sleepers) = unsafe { (&*(seq as *const AtomicU64), &*(sleepers as *const AtomicU64)) };
             let wp = WaitPoint::from_words(seq, sleepers);
-            if wp.alert().is_wake() {
-                // SAFETY: the futex word is the low half of `seq`, alive as above.
-                let _ = unsafe { ringflow_core::futex::wake(wp.futex_word(), u32::MAX) };
-            }
+            // Always wake (`alert` says Wake whatever the peer-writable
+            // sleeper count holds): a death must reach every waiter.
+            let _ = wp.alert();
+            // SAFETY: the futex word is the low half of `seq`, alive as above.
+            let _ = unsafe { ringflow_core::futex::wake(wp.futex_word(), u32::MAX) };
         }
         self.signal_readiness();
     }
