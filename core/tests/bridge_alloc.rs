@@ -86,6 +86,8 @@ fn a_bridge_queueing_for_a_full_ring_allocates_nothing_once_warm() {
 /// each answered by `burst` echoes; counts the allocations of the steady
 /// ones.
 fn steady_duty_cycles_allocate_nothing(backend: NetBackend, tag: &str, burst: usize) {
+    // The near engine keeps its statistics in the default runtime directory.
+    ringflow_testkit::isolate_runtime_dir();
     let dir = TempDir(std::env::temp_dir().join(format!("ringflow-bridge-alloc-{tag}-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir.0);
     let far_config = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().expect("config");
