@@ -12,10 +12,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-// The flow ends and the bridge came from ringflow-api and name this crate
-// by its package name; the alias keeps those paths valid here.
-extern crate self as ringflow_core;
-
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -5,9 +5,9 @@
 use std::fmt;
 use std::io;
 
-use ringflow_core::control::{DirError, NameError};
-use ringflow_core::flow::handshake::Refusal;
-use ringflow_core::flow::{FlowSetupError, QosError};
+use crate::control::{DirError, NameError};
+use crate::flow::handshake::Refusal;
+use crate::flow::{FlowSetupError, QosError};
 use ringflow_ring::Corrupt;
 
 /// Why `Listener::bind` failed.

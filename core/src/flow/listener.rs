@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringflow_core::control::{self, ControlListener, Permit, RuntimeDir};
-use ringflow_core::flow::handshake::{self, HandshakeError, Refusal};
-use ringflow_core::flow::{MemorySupply, QosLimits, Role};
-use ringflow_core::Deadline;
+use crate::control::{self, ControlListener, Permit, RuntimeDir};
+use crate::flow::handshake::{self, HandshakeError, Refusal};
+use crate::flow::{MemorySupply, QosLimits, Role};
+use crate::Deadline;
 
 use crate::flow::end::{FlowEnd, StatsSetup};
 use crate::flow::error::{is_resource_limit, AcceptError, BindError};

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ringflow_core::flow::handshake::Refusal;
-use ringflow_core::flow::Qos;
-use ringflow_core::Deadline;
+use crate::flow::handshake::Refusal;
+use crate::flow::Qos;
+use crate::Deadline;
 
 use crate::flow::end::{FlowEnd, FlowOptions};
 use crate::flow::error::{AcceptError, AllocError, BindError, RecvError};
@@ -33,7 +33,7 @@ const REQUEST_VERSION: u8 = 1;
 /// How long the engine waits for an attached application's request.
 const REQUEST_WAIT: Duration = Duration::from_secs(5);
 /// Bytes before the free-text part of an outcome: code u8, qos.
-const OUTCOME_FIXED: usize = 1 + ringflow_core::wire::QOS_LEN;
+const OUTCOME_FIXED: usize = 1 + crate::wire::QOS_LEN;
 /// Longest free text in an outcome.
 const MAX_TEXT: usize = 1024;
 
@@ -69,7 +69,7 @@ pub(super) fn encode_outcome(result: &Result<Qos, AllocError>) -> Vec<u8> {
                 AllocError::InvalidTarget { target } => target.clone(),
                 other => other.to_string(),
             };
-            (c, [0; ringflow_core::wire::QOS_LEN], text)
+            (c, [0; crate::wire::QOS_LEN], text)
         }
     };
     let mut out = Vec::with_capacity(OUTCOME_FIXED + text.len());

@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
-use ringflow_core::engine::Engine;
-use ringflow_core::Deadline;
+use crate::engine::Engine;
+use crate::Deadline;
 
 /// The longest one idle wait in the engine's io_uring. Bounds how late a
 /// message sent by another thread of this process (which found the engine

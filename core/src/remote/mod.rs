@@ -35,10 +35,10 @@ mod peers;
 #[cfg(test)]
 mod peers_tests;
 
+pub use crate::net::Backend;
 pub use host::{HostService, ENGINE_NAME};
 pub use invoker::{Invoker, SEND_BATCH, WAIT_CAP};
 pub(crate) use peers::alloc_through_peers;
-pub use ringflow_core::net::Backend;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -46,10 +46,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ringflow_core::config::{EngineConfig, ThreadingMode};
-use ringflow_core::engine::{Engine, EngineError, Waker};
-use ringflow_core::flow::Qos;
-use ringflow_core::Deadline;
+use crate::config::{EngineConfig, ThreadingMode};
+use crate::engine::{Engine, EngineError, Waker};
+use crate::flow::Qos;
+use crate::Deadline;
 
 use crate::flow::end::FlowEnd;
 use crate::flow::error::AllocError;
@@ -116,7 +116,7 @@ impl RemoteEngine {
         let (ready_tx, ready_rx) = mpsc::channel();
         let invoker_mode = config.engine().mode == ThreadingMode::Invoker;
         let mut uring = config.io_uring().clone();
-        let set = |key: &str| !matches!(config.origin(key), None | Some(ringflow_core::config::Origin::Default));
+        let set = |key: &str| !matches!(config.origin(key), None | Some(crate::config::Origin::Default));
         if invoker_mode && !set("io_uring.single_issuer") && !set("io_uring.defer_taskrun") {
             // By default any application thread may drive the ring: no
             // single issuer, so no deferred task run either; cooperative
@@ -358,7 +358,7 @@ pub(crate) fn is_remote(target: &str) -> bool {
 fn parse_target(target: &str) -> Result<(String, SocketAddr), AllocError> {
     let bad = || AllocError::InvalidTarget { target: target.to_owned() };
     let (name, hostport) = target.split_once('@').ok_or_else(bad)?;
-    ringflow_core::control::validate_name(name).map_err(AllocError::InvalidName)?;
+    crate::control::validate_name(name).map_err(AllocError::InvalidName)?;
     let addr = hostport.to_socket_addrs().map_err(|_| bad())?.next().ok_or_else(bad)?;
     Ok((name.to_owned(), addr))
 }

@@ -11,8 +11,8 @@
 
 use std::sync::OnceLock;
 
-use ringflow_core::config::Peer;
-use ringflow_core::Deadline;
+use crate::config::Peer;
+use crate::Deadline;
 
 use crate::config::EngineConfig;
 use crate::flow::end::{FlowEnd, FlowOptions};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ringflow_testkit::TempDir;
 
-use ringflow_core::config::Peer;
+use crate::config::Peer;
 
 use super::peers::resolve;
 use super::RemoteEngine;

@@ -8,12 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringflow_core::control::{ConnectError, ControlConn};
-use ringflow_core::flow::handshake::{self, Established, HandshakeError, Refusal};
-use ringflow_core::flow::watch;
-use ringflow_core::flow::{FlowSetupError, Geometry, Qos, Role};
-use ringflow_core::stats::{Slot, SlotKind};
-use ringflow_core::Deadline;
+use crate::control::{ConnectError, ControlConn};
+use crate::flow::handshake::{self, Established, HandshakeError, Refusal};
+use crate::flow::watch;
+use crate::flow::{FlowSetupError, Geometry, Qos, Role};
+use crate::stats::{Slot, SlotKind};
+use crate::Deadline;
 use ringflow_shm::Segment;
 
 use super::shared::FlowShared;
@@ -55,7 +55,7 @@ impl FlowEnd {
         opts: &mut FlowOptions,
     ) -> Result<FlowEnd, AllocError> {
         let qos = qos.validate().map_err(AllocError::InvalidQos)?;
-        ringflow_core::control::validate_name(name).map_err(AllocError::InvalidName)?;
+        crate::control::validate_name(name).map_err(AllocError::InvalidName)?;
         let dir = opts.dir().map_err(AllocError::RuntimeDir)?;
         let conn = ControlConn::connect_deadline(&dir, name, deadline).map_err(|e| match e {
             ConnectError::Name(n) => AllocError::InvalidName(n),
@@ -86,7 +86,7 @@ impl FlowEnd {
     pub(crate) fn segment_for(qos: &Qos) -> Result<Segment, AllocError> {
         let len = FlowEnd::segment_len_for(qos)?;
         Segment::create(&ringflow_shm::SegmentOptions::new("ringflow:remote", len))
-            .map_err(|e| AllocError::Memory(ringflow_core::flow::FlowSetupError::Create(e)))
+            .map_err(|e| AllocError::Memory(crate::flow::FlowSetupError::Create(e)))
     }
 
     /// Builds a flow over memory both sides have mapped.
@@ -122,10 +122,10 @@ impl FlowEnd {
             Some(dir) => Slot::open(dir, SlotKind::Flow, name, info, peer_pid),
             None => Slot::on_heap(),
         };
-        let latency = stats.latency.unwrap_or_else(ringflow_core::stats::latency_default);
+        let latency = stats.latency.unwrap_or_else(crate::stats::latency_default);
         if latency {
             // Calibrate the clock now, not on the first receive.
-            ringflow_core::clock::init();
+            crate::clock::init();
         }
         Ok(FlowEnd {
             sides: ManuallyDrop::new(sides),

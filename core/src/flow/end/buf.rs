@@ -10,7 +10,7 @@ use ringflow_ring::spsc::{Claim, Consumer, Peeked};
 use ringflow_ring::Notify;
 use ringflow_ring::RawRegion;
 
-use ringflow_core::stats::{self, FlowCounter};
+use crate::stats::{self, FlowCounter};
 
 use super::send::{count_sent, published};
 use super::Wakers;
@@ -42,7 +42,7 @@ pub struct SendBuf<'a> {
 impl SendBuf<'_> {
     /// Publishes the message. It never waits: the room was claimed by the loan.
     pub fn send(self) -> Result<(), SendError> {
-        let stamp = if self.latency { ringflow_core::clock::now() } else { 0 };
+        let stamp = if self.latency { crate::clock::now() } else { 0 };
         let len = self.len();
         let notify = match self.loan {
             Loan::Inline(mut c) => {

@@ -5,7 +5,7 @@ use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use ringflow_core::Deadline;
+use crate::Deadline;
 
 use super::{send, shared, FlowEnd, Wakers};
 use crate::flow::error::DeallocError;
@@ -22,7 +22,7 @@ const LINGER_SLICE: Duration = Duration::from_millis(10);
 /// membarrier (seccomp, `nohz_full`), each sleep is capped instead, so a
 /// count the barrier would have shown is seen one slice later.
 fn linger_barrier(wp: &ringflow_ring::WaitPoint<'_>) -> std::io::Result<Option<Duration>> {
-    match ringflow_core::membarrier::barrier_all(wp.needs_membarrier()) {
+    match crate::membarrier::barrier_all(wp.needs_membarrier()) {
         Ok(()) => Ok(None),
         Err(_) => Ok(Some(LINGER_SLICE)),
     }
@@ -46,14 +46,14 @@ impl FlowEnd {
             let shared = &self.shared;
             let done = || unconsumed() == 0 || tx.is_consumer_closed() || shared.state() != shared::LIVE;
             Ok(if invoker.drive_until(done, Duration::ZERO, deadline) {
-                ringflow_core::WaitOutcome::Ready
+                crate::WaitOutcome::Ready
             } else {
-                ringflow_core::WaitOutcome::TimedOut
+                crate::WaitOutcome::TimedOut
             })
         } else {
             let (tx, _) = self.sides.tx();
             let shared = &self.shared;
-            ringflow_core::wait_until_with(
+            crate::wait_until_with(
                 || tx.space_wait(),
                 || unconsumed() == 0 || tx.is_consumer_closed() || shared.state() != shared::LIVE,
                 Duration::ZERO,
@@ -64,7 +64,7 @@ impl FlowEnd {
         };
         match (outcome, unconsumed()) {
             (_, 0) => Ok(()),
-            (Ok(ringflow_core::WaitOutcome::TimedOut), n) => Err(DeallocError::TimedOut { unconsumed: n }),
+            (Ok(crate::WaitOutcome::TimedOut), n) => Err(DeallocError::TimedOut { unconsumed: n }),
             (_, n) if self.sides.tx().0.is_consumer_closed() => Err(DeallocError::Closed { unconsumed: n }),
             (_, n) => Err(DeallocError::PeerGone { unconsumed: n }),
         }

@@ -1,7 +1,7 @@
 //! The engine's side of a bridged flow: what the cross-host bridge
 //! (`crate::remote`) does with the end it holds, and nothing a user calls.
 
-use ringflow_core::stats::FLOW_RTT;
+use crate::stats::FLOW_RTT;
 
 use super::{FlowEnd, Wakers};
 

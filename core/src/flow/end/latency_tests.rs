@@ -2,8 +2,8 @@
 //! in the right buckets (lower bounds only: the test never assumes how
 //! fast the machine is), and the switches turn recording off.
 
-use ringflow_core::clock;
-use ringflow_core::flow::Qos;
+use crate::clock;
+use crate::flow::Qos;
 
 use super::{FlowEnd, FlowOptions};
 
@@ -102,7 +102,7 @@ fn recording_off_stamps_and_records_nothing() {
 fn the_last_latency_reaches_shared_memory_at_the_next_look() {
     // Flow::pair keeps its statistics in the default runtime directory.
     ringflow_testkit::isolate_runtime_dir();
-    use ringflow_core::stats::{FlowCounter, FLOW_LATENCY};
+    use crate::stats::{FlowCounter, FLOW_LATENCY};
     let (mut a, mut b) = FlowEnd::pair(&Qos::default()).unwrap();
     let shared =
         |f: &FlowEnd| (f.slot.hist(FLOW_LATENCY).snapshot().len(), f.slot.get(FlowCounter::Unstamped as usize));

@@ -35,10 +35,10 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringflow_core::control::{ControlConn, PeerCred};
-use ringflow_core::flow::watch::Watch;
-use ringflow_core::flow::{Geometry, Qos, Sides};
-use ringflow_core::stats::Slot;
+use crate::control::{ControlConn, PeerCred};
+use crate::flow::watch::Watch;
+use crate::flow::{Geometry, Qos, Sides};
+use crate::stats::Slot;
 
 pub(crate) use alloc::StatsSetup;
 pub use buf::{RecvBuf, SendBuf};
@@ -73,7 +73,7 @@ impl Wakers {
     pub fn wake(word: usize) {
         // SAFETY: `word` is a futex word of the flow's segment, which the
         // flow (and so every caller holding these Wakers) keeps mapped.
-        let _ = unsafe { ringflow_core::futex::wake(word as *const u32, u32::MAX) };
+        let _ = unsafe { crate::futex::wake(word as *const u32, u32::MAX) };
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ringflow_core::control::RuntimeDir;
+use crate::control::RuntimeDir;
 use ringflow_shm::Segment;
 
 /// Settings of a flow beyond its QoS.
@@ -71,7 +71,7 @@ impl FlowOptions {
         self
     }
 
-    pub(crate) fn dir(&self) -> Result<RuntimeDir, ringflow_core::control::DirError> {
+    pub(crate) fn dir(&self) -> Result<RuntimeDir, crate::control::DirError> {
         match &self.runtime_dir {
             Some(p) => RuntimeDir::at(p.clone()),
             None => RuntimeDir::resolve(),

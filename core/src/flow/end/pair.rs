@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use ringflow_core::control::ControlConn;
-use ringflow_core::flow::handshake::Established;
-use ringflow_core::flow::{readiness, FlowMemory, Qos, Role};
+use crate::control::ControlConn;
+use crate::flow::handshake::Established;
+use crate::flow::{readiness, FlowMemory, Qos, Role};
 
 use super::{FlowEnd, FlowOptions, StatsSetup};
 use crate::flow::error::AllocError;
@@ -24,7 +24,7 @@ impl FlowEnd {
         let qos = qos.validate().map_err(AllocError::InvalidQos)?;
         // Both ends live in this process: fence-free publishing needs only
         // this process's registration.
-        let mode = ringflow_core::membarrier::preferred_wake_mode();
+        let mode = crate::membarrier::preferred_wake_mode();
         let dir = opts.dir().ok();
         let memory = FlowMemory::create("pair", &qos, mode, opts.memory).map_err(AllocError::Memory)?;
         let io = |e: std::io::Error| {

@@ -7,11 +7,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ringflow_core::control::{RecvError as CtlRecvError, SCM_MAX_FD};
-use ringflow_core::flow::handshake::{self, HandshakeError, Kind};
-use ringflow_core::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
-use ringflow_core::stats::{FlowCounter, FLOW_LATENCY};
-use ringflow_core::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
+use crate::control::{RecvError as CtlRecvError, SCM_MAX_FD};
+use crate::flow::handshake::{self, HandshakeError, Kind};
+use crate::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
+use crate::stats::{FlowCounter, FLOW_LATENCY};
+use crate::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
 use ringflow_ring::pool::Slot;
 use ringflow_ring::spsc::Peeked;
 use ringflow_ring::ReadError;
@@ -190,8 +190,8 @@ impl FlowEnd {
     fn handed_over(&mut self, m: &Located) {
         self.slot.add(FlowCounter::BytesReceived as usize, m.len() as u64);
         if self.latency {
-            let stamp = m.frame.meta() & ringflow_core::clock::TICKS_MASK;
-            let at = ringflow_core::clock::now();
+            let stamp = m.frame.meta() & crate::clock::TICKS_MASK;
+            let at = crate::clock::now();
             if let Some(before) = self.pending.replace(PendingLatency { stamp, at }) {
                 before.record(&self.slot);
             }
@@ -401,7 +401,7 @@ impl FlowEnd {
         let barrier_failed = self.sides.rx().0.data_wait().needs_membarrier()
             // Senders publish without a fence: pay for theirs here (if that
             // fails, a spurious signal below is the safe answer).
-            && ringflow_core::membarrier::heavy_barrier().is_err();
+            && crate::membarrier::heavy_barrier().is_err();
         if barrier_failed || !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty)) || self.shared.state() != LIVE {
             self.shared.signal_readiness();
         }
@@ -451,7 +451,7 @@ impl FlowEnd {
             Some(b) => b.payload(),
             None => s.rx.payload_of(&m.frame),
         };
-        let stamp = m.frame.meta() & ringflow_core::clock::TICKS_MASK;
+        let stamp = m.frame.meta() & crate::clock::TICKS_MASK;
         if !take(payload, stamp) {
             return Ok(None);
         }
@@ -480,7 +480,7 @@ pub(crate) struct PendingLatency {
 impl PendingLatency {
     /// Counts it into `slot`'s latency histogram (or as unstamped).
     #[inline]
-    pub(crate) fn record(self, slot: &ringflow_core::stats::Slot) {
+    pub(crate) fn record(self, slot: &crate::stats::Slot) {
         match self.latency_ns() {
             Some(ns) => slot.hist(FLOW_LATENCY).record(ns),
             None => slot.add(FlowCounter::Unstamped as usize, 1),
@@ -493,6 +493,6 @@ impl PendingLatency {
         if self.stamp == 0 {
             return None;
         }
-        ringflow_core::clock::elapsed_ns(self.stamp, self.at)
+        crate::clock::elapsed_ns(self.stamp, self.at)
     }
 }

@@ -10,11 +10,11 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ringflow_core::control::SCM_MAX_FD;
-use ringflow_core::flow::handshake::{self, Kind, Packet};
-use ringflow_core::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
-use ringflow_core::stats::{FlowCounter, Slot};
-use ringflow_core::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
+use crate::control::SCM_MAX_FD;
+use crate::flow::handshake::{self, Kind, Packet};
+use crate::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
+use crate::stats::{FlowCounter, Slot};
+use crate::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
 use ringflow_ring::spsc::Claim;
 use ringflow_ring::{ClaimError, Notify, RawRegion};
 
@@ -169,7 +169,7 @@ impl FlowEnd {
         let bulk = self.admit(len)?;
         // A stamp from the network is masked to its bits: it must never
         // reach the descriptor count above them.
-        let stamp = if stamp != 0 && self.latency { stamp & ringflow_core::clock::TICKS_MASK } else { self.stamp() };
+        let stamp = if stamp != 0 && self.latency { stamp & crate::clock::TICKS_MASK } else { self.stamp() };
         let meta = (fds.len() as u64) << FDS_SHIFT | stamp;
         let flags = if fds.is_empty() { 0 } else { FLAG_FDS };
         if !bulk {
@@ -209,7 +209,7 @@ impl FlowEnd {
     #[inline(always)]
     pub(crate) fn stamp(&self) -> u64 {
         if self.latency {
-            ringflow_core::clock::now()
+            crate::clock::now()
         } else {
             0
         }
@@ -361,7 +361,7 @@ fn fill_and_commit(
     parts: &[&[u8]],
     flags: u8,
     meta: u64,
-    conn: &ringflow_core::control::ControlConn,
+    conn: &crate::control::ControlConn,
     fds: &[BorrowedFd<'_>],
     deadline: Deadline,
 ) -> Result<Notify, SendError> {
@@ -387,7 +387,7 @@ fn write_parts(dst: &mut [u8], parts: &[&[u8]]) {
 /// the peer's socket queue before the frame is visible, so a receiver that
 /// sees `FLAG_FDS` finds them there.
 fn send_fd_packet(
-    conn: &ringflow_core::control::ControlConn,
+    conn: &crate::control::ControlConn,
     fds: &[BorrowedFd<'_>],
     deadline: Deadline,
 ) -> Result<(), SendError> {

@@ -5,8 +5,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ringflow_core::flow::watch::HangUp;
-use ringflow_core::flow::{readiness, FlowMemory, Role};
+use crate::flow::watch::HangUp;
+use crate::flow::{readiness, FlowMemory, Role};
 use ringflow_ring::WaitPoint;
 
 /// The peer's process holds its end (as far as anyone knows).
@@ -24,7 +24,7 @@ pub(crate) struct FlowShared {
     /// word it parks on (`futex_waitv`): the watcher's wake on it reaches
     /// them whatever the peer wrote into the shared words (see `hung_up`).
     state: AtomicU32,
-    /// This side's readiness pair (see `ringflow_core::flow::readiness`):
+    /// This side's readiness pair (see `crate::flow::readiness`):
     /// the end the application polls, and the end that signals it.
     pub readiness: (OwnedFd, OwnedFd),
     /// Whether the application asked for the readiness fd: only then does a
@@ -92,7 +92,7 @@ impl HangUp for FlowShared {
     fn hung_up(&self) {
         self.mark_gone();
         // SAFETY: the word is our own field, alive while `self` is.
-        let _ = unsafe { ringflow_core::futex::wake(self.state.as_ptr(), u32::MAX) };
+        let _ = unsafe { crate::futex::wake(self.state.as_ptr(), u32::MAX) };
         for &(seq, sleepers) in &self.alerts {
             // SAFETY: both addresses are words of the flow's segment, taken
             // from a validated layout at setup; `self.memory` keeps it
@@ -103,7 +103,7 @@ impl HangUp for FlowShared {
             // sleeper count holds): a death must reach every waiter.
             let _ = wp.alert();
             // SAFETY: the futex word is the low half of `seq`, alive as above.
-            let _ = unsafe { ringflow_core::futex::wake(wp.futex_word(), u32::MAX) };
+            let _ = unsafe { crate::futex::wake(wp.futex_word(), u32::MAX) };
         }
         self.signal_readiness();
     }

@@ -2,7 +2,7 @@
 
 use hdrhistogram::Histogram;
 
-use ringflow_core::stats::{FlowCounter, FLOW_LATENCY};
+use crate::stats::{FlowCounter, FLOW_LATENCY};
 
 use super::FlowEnd;
 

@@ -51,7 +51,7 @@ impl Agent for Bridge {
         let mut armed = std::mem::take(&mut self.futex_flows);
         let mut barrier = false;
         for (&key, b) in &self.flows {
-            if words.len() == ringflow_core::uring::MAX_FUTEX_WAITS {
+            if words.len() == crate::uring::MAX_FUTEX_WAITS {
                 break; // the rest are seen at the end of the (bounded) sleep
             }
             if !self.may_forward(key.0, b) {
@@ -65,7 +65,7 @@ impl Agent for Bridge {
         }
         // Publishers that skip their fence (membarrier wake mode) need ours,
         // before the re-check below.
-        let barrier_failed = barrier && ringflow_core::membarrier::heavy_barrier().is_err();
+        let barrier_failed = barrier && crate::membarrier::heavy_barrier().is_err();
         if !barrier_failed && !self.local_work() {
             if let Some(tcp) = self.tcp.as_mut() {
                 // SAFETY: the words are in the rings of flows `self.flows`
@@ -98,7 +98,7 @@ impl Agent for Bridge {
         self.settled().then_some(SETTLED_SLEEP)
     }
 
-    fn wake_hook(&self) -> Option<ringflow_core::engine::WakeHook> {
+    fn wake_hook(&self) -> Option<crate::engine::WakeHook> {
         let shared = Arc::clone(&self.shared);
         Some(Arc::new(move || {
             // As a command does (without one): a bridge about to sleep sees
@@ -109,7 +109,7 @@ impl Agent for Bridge {
         }))
     }
 
-    fn attach_stats(&mut self, slot: Arc<ringflow_core::stats::Slot>) {
+    fn attach_stats(&mut self, slot: Arc<crate::stats::Slot>) {
         self.stats = Some(slot);
     }
 

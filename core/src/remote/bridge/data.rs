@@ -287,11 +287,11 @@ impl Bridge {
 
 /// Records how long the engine took to pick up the message that woke it:
 /// from its sender's stamp (0: not stamped) to now.
-fn record_wake(slot: Option<&ringflow_core::stats::Slot>, stamp: u64) {
+fn record_wake(slot: Option<&crate::stats::Slot>, stamp: u64) {
     let Some(slot) = slot else { return };
     if stamp != 0 {
-        if let Some(ns) = ringflow_core::clock::elapsed_ns(stamp, ringflow_core::clock::now()) {
-            slot.hist(ringflow_core::stats::ENGINE_WAKE).record(ns);
+        if let Some(ns) = crate::clock::elapsed_ns(stamp, crate::clock::now()) {
+            slot.hist(crate::stats::ENGINE_WAKE).record(ns);
         }
     }
 }

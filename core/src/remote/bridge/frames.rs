@@ -137,7 +137,7 @@ impl Bridge {
         let err = match result {
             OpenResult::NameNotFound => AllocError::NotFound { name },
             OpenResult::PermissionDenied => AllocError::PermissionDenied,
-            OpenResult::QosRefused => AllocError::Refused(ringflow_core::flow::handshake::Refusal::InvalidQos),
+            OpenResult::QosRefused => AllocError::Refused(crate::flow::handshake::Refusal::InvalidQos),
             OpenResult::Busy | OpenResult::ShuttingDown => AllocError::ResourceLimit(std::io::Error::other(format!(
                 "the remote engine cannot open the flow now ({result:?}): try again later"
             ))),

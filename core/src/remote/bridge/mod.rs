@@ -40,16 +40,16 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use ringflow_core::config::IoUringSection;
-use ringflow_core::engine::Agent;
-use ringflow_core::flow::Qos;
-use ringflow_core::net::{Backend, NetDriver};
-use ringflow_core::uring::{ConnId, TcpEvent};
-use ringflow_core::wire::{
+use crate::config::IoUringSection;
+use crate::engine::Agent;
+use crate::flow::Qos;
+use crate::net::{Backend, NetDriver};
+use crate::uring::{ConnId, TcpEvent};
+use crate::wire::{
     self, Checksum, Decoder, Features, Frame, Hello, HelloAck, OpenResult, PushError, RecvSequencer, SendWindow,
     WindowLimits, FIRST_SEQ,
 };
-use ringflow_core::Deadline;
+use crate::Deadline;
 
 use super::invoker::{self, Invoker};
 
@@ -237,7 +237,7 @@ pub(super) struct Bridge {
     ready: Option<mpsc::Sender<Result<Option<SocketAddr>, String>>>,
     tcp: Option<NetDriver>,
     /// `net.backend`: which transport to build.
-    backend: ringflow_core::config::NetBackend,
+    backend: crate::config::NetBackend,
     /// The read end of the wake-up socketpair (see `Shared::wake`).
     poke_conn: Option<ConnId>,
     /// Scratch of `wait`: the futex words armed and whose flows they are.
@@ -268,7 +268,7 @@ pub(super) struct Bridge {
     /// duty cycle allocates nothing.
     scratch: Scratch,
     /// The engine thread's statistics slot (for wake-up latencies).
-    stats: Option<Arc<ringflow_core::stats::Slot>>,
+    stats: Option<Arc<crate::stats::Slot>>,
     /// This duty cycle follows a sleep: the first message forwarded in it
     /// (stamped by its sender) tells how long the wake-up took.
     woke: bool,
@@ -299,7 +299,7 @@ struct Opened {
 impl Bridge {
     pub(super) fn new(
         cfg: IoUringSection,
-        backend: ringflow_core::config::NetBackend,
+        backend: crate::config::NetBackend,
         listen: Option<SocketAddr>,
         runtime_dir: Option<PathBuf>,
         shared: Arc<Shared>,
@@ -345,7 +345,7 @@ impl Bridge {
         let result =
             NetDriver::new(&self.cfg, self.backend).map_err(|e| e.to_string()).and_then(|(mut tcp, backend)| {
                 if let Backend::Sockets { why } = &backend {
-                    if self.backend == ringflow_core::config::NetBackend::Auto {
+                    if self.backend == crate::config::NetBackend::Auto {
                         use std::io::Write as _;
                         let _ = writeln!(
                             std::io::stderr(),
@@ -368,7 +368,7 @@ impl Bridge {
             // The wake-up socketpair: its read end is received through the
             // io_uring, so a `Poke` ends the bridge's sleep there. Without
             // it the bridge does not sleep in its ring (see `sleeps`).
-            if let (Ok((read, write)), Some(tcp)) = (ringflow_core::flow::readiness::new_pair(), self.tcp.as_mut()) {
+            if let (Ok((read, write)), Some(tcp)) = (crate::flow::readiness::new_pair(), self.tcp.as_mut()) {
                 self.poke_conn = tcp.adopt_datagram_fd(read).ok();
                 let _ = self.shared.poke.set(write);
             }
@@ -410,7 +410,7 @@ impl Bridge {
             }
             forwarding += usize::from(self.may_forward(link, b));
         }
-        forwarding <= ringflow_core::uring::MAX_FUTEX_WAITS
+        forwarding <= crate::uring::MAX_FUTEX_WAITS
     }
 
     /// Whether the data path would take a message of `b` now (what it waits
