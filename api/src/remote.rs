@@ -138,7 +138,16 @@ impl RemoteEngine {
     /// received one to be delivered, then stops (flows still open end; their
     /// local peers see end of flow). Returns whether everything was flushed.
     pub fn shutdown_within(self, flush: Duration) -> Result<bool, EngineError> {
-        self.inner.shutdown_within(flush)
+        self.shutdown_deadline(Deadline::after(flush))
+    }
+
+    /// [`shutdown_within`](Self::shutdown_within), flushing until `deadline`
+    /// ([`Deadline::Never`]: as long as it takes, [`Deadline::Now`]: one
+    /// look): the one implementation under it. There is no blocking
+    /// `shutdown` that flushes: [`shutdown`](Self::shutdown) stops at once.
+    #[inline]
+    pub fn shutdown_deadline(self, deadline: Deadline) -> Result<bool, EngineError> {
+        self.inner.shutdown_deadline(deadline)
     }
 
     /// Stops the engine at once: its flows end (their local peers see end

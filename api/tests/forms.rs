@@ -377,3 +377,37 @@ fn remote_alloc_blocks_until_the_far_listener_accepts_on_another_thread() {
     connected(&mut a2, &mut b2);
     connected(&mut a3, &mut b3);
 }
+
+// RemoteEngine shutdown: `shutdown` stops at once; flushing first takes a
+// deadline (`shutdown_deadline`) or a timeout (`shutdown_within`).
+
+#[test]
+fn an_engine_with_nothing_in_flight_flushes_and_stops_under_every_deadline() {
+    assert!(near_engine().shutdown_deadline(Deadline::Never).unwrap());
+    assert!(near_engine().shutdown_deadline(Deadline::after(LONG)).unwrap());
+    assert!(near_engine().shutdown_within(LONG).unwrap());
+}
+
+#[test]
+fn an_engine_shutdown_gives_up_flushing_at_its_deadline_while_a_message_stays_unacknowledged() {
+    for deadline_form in [true, false] {
+        let dir = test_dir();
+        let mut l = listener(&dir, "svc");
+        let near = near_engine();
+        let far_cfg = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().unwrap();
+        let far = RemoteEngine::start(&far_cfg, Some(dir.path().to_path_buf())).unwrap();
+        let target = format!("svc@{}", far.listen_addr().unwrap());
+        let acceptor = thread::spawn(move || l.accept_timeout(LONG).unwrap());
+        let mut a = near.alloc_timeout(&target, &Qos::data(), LONG).unwrap();
+        let mut b = acceptor.join().unwrap();
+        connected(&mut a, &mut b);
+        // The far application keeps its end and never reads again: what is
+        // sent now is never consumed, so never acknowledged.
+        a.send(b"never acknowledged").unwrap();
+        let flushed =
+            if deadline_form { near.shutdown_deadline(Deadline::after(SHORT)) } else { near.shutdown_within(SHORT) };
+        assert!(!flushed.unwrap());
+        drop((a, b));
+        far.shutdown().unwrap();
+    }
+}
