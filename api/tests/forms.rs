@@ -411,3 +411,78 @@ fn an_engine_shutdown_gives_up_flushing_at_its_deadline_while_a_message_stays_un
         far.shutdown().unwrap();
     }
 }
+
+// Invoker mode: no engine thread; the waiting calls drive the engine, under
+// the same four forms.
+
+fn invoker_engine(listen: Option<&str>, dir: Option<&TempDir>) -> RemoteEngine {
+    use ringflow_api::config::ThreadingMode;
+    ringflow_testkit::isolate_runtime_dir();
+    let cfg = EngineConfig::builder().mode(ThreadingMode::Invoker).listen(listen).build().unwrap();
+    RemoteEngine::start(&cfg, dir.map(|d| d.path().to_path_buf())).unwrap()
+}
+
+#[test]
+fn invoker_mode_alloc_and_accept_would_block_or_time_out_when_nothing_comes() {
+    let dir = test_dir();
+    let near = invoker_engine(None, None);
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("svc@{}", silent.local_addr().unwrap());
+    let r = near.try_alloc(&target, &Qos::data());
+    assert!(matches!(r, Err(AllocError::WouldBlock)), "{r:?}");
+    let r = near.alloc_deadline(&target, &Qos::data(), Deadline::after(SHORT));
+    assert!(matches!(r, Err(AllocError::TimedOut)), "{r:?}");
+    let r = near.alloc_timeout(&target, &Qos::data(), SHORT);
+    assert!(matches!(r, Err(AllocError::TimedOut)), "{r:?}");
+    let far = invoker_engine(Some("127.0.0.1:0"), Some(&dir));
+    let opts = ListenerOptions::new().runtime_dir(dir.path()).engine(&far);
+    let mut l = Listener::bind_with("inv", opts).unwrap();
+    let r = l.try_accept();
+    assert!(matches!(r, Err(AcceptError::WouldBlock)), "{r:?}");
+    let r = l.accept_deadline(Deadline::after(SHORT));
+    assert!(matches!(r, Err(AcceptError::TimedOut)), "{r:?}");
+    let r = l.accept_timeout(SHORT);
+    assert!(matches!(r, Err(AcceptError::TimedOut)), "{r:?}");
+}
+
+#[test]
+fn invoker_mode_alloc_blocks_until_an_accept_on_another_thread_drives_the_far_engine() {
+    let dir = test_dir();
+    let far = invoker_engine(Some("127.0.0.1:0"), Some(&dir));
+    let target = format!("inv@{}", far.listen_addr().unwrap());
+    let opts = ListenerOptions::new().runtime_dir(dir.path()).engine(&far);
+    let mut l = Listener::bind_with("inv", opts).unwrap();
+    let near = invoker_engine(None, None);
+    let allocating = thread_id();
+    let (done, until_done) = mpsc::channel::<()>();
+    // The far engine runs only inside this thread's calls: its accept, its
+    // receives until the flow ends, then plain duty cycles until the near
+    // side is done (the acknowledgement of the last consumption is still
+    // to go out).
+    let acceptor = thread::spawn(move || {
+        wait_until_blocked(allocating);
+        let mut b = l.accept().unwrap();
+        let mut got = Vec::new();
+        loop {
+            match b.recv_ref_timeout(LONG) {
+                Ok(m) => got.push(m.to_vec()),
+                Err(RecvError::Closed) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        drop(b);
+        while until_done.recv_timeout(Duration::from_millis(1)) == Err(mpsc::RecvTimeoutError::Timeout) {
+            far.invoke();
+        }
+        far.shutdown().unwrap();
+        got
+    });
+    let mut a = near.alloc(&target, &Qos::data()).unwrap();
+    a.send(b"driven").unwrap();
+    // The lingering dealloc drives the near engine until the far
+    // application has consumed the message.
+    let r = a.dealloc();
+    done.send(()).unwrap();
+    assert_eq!(r, Ok(()));
+    assert_eq!(acceptor.join().unwrap(), [b"driven".to_vec()]);
+}
