@@ -1,6 +1,7 @@
 //! The four forms of every control operation that can wait (`alloc`,
-//! `accept`, `dealloc`, `FlowSet::wait`, `RemoteEngine::alloc`): the
-//! blocking form returns when the event comes from another thread, `try_`
+//! `accept`, `dealloc`, `FlowSet::wait`, `RemoteEngine::alloc`, with an
+//! engine thread and in invoker mode; and the engine's flushing shutdown):
+//! the blocking form returns when the event comes from another thread, `try_`
 //! returns `WouldBlock` at once where it would wait, and the deadline and
 //! timeout forms return `TimedOut` when nothing comes. Short deadlines are
 //! only the trigger of a timeout; no test measures how long anything took.
