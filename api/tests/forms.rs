@@ -455,11 +455,10 @@ fn invoker_mode_alloc_blocks_until_an_accept_on_another_thread_drives_the_far_en
     let mut l = Listener::bind_with("inv", opts).unwrap();
     let near = invoker_engine(None, None);
     let allocating = thread_id();
-    let (done, until_done) = mpsc::channel::<()>();
     // The far engine runs only inside this thread's calls: its accept, its
-    // receives until the flow ends, then plain duty cycles until the near
-    // side is done (the acknowledgement of the last consumption is still
-    // to go out).
+    // receives until the flow ends, then its flushing shutdown, which must
+    // not end before the acknowledgement of the last consumption has left
+    // (else the near side's linger runs to its peer timeout: `PeerGone`).
     let acceptor = thread::spawn(move || {
         wait_until_blocked(allocating);
         let mut b = l.accept().unwrap();
@@ -472,18 +471,13 @@ fn invoker_mode_alloc_blocks_until_an_accept_on_another_thread_drives_the_far_en
             }
         }
         drop(b);
-        while until_done.recv_timeout(Duration::from_millis(1)) == Err(mpsc::RecvTimeoutError::Timeout) {
-            far.invoke();
-        }
-        far.shutdown().unwrap();
+        assert!(far.shutdown_deadline(Deadline::after(LONG)).unwrap(), "the far engine flushed");
         got
     });
     let mut a = near.alloc(&target, &Qos::data()).unwrap();
     a.send(b"driven").unwrap();
     // The lingering dealloc drives the near engine until the far
     // application has consumed the message.
-    let r = a.dealloc();
-    done.send(()).unwrap();
-    assert_eq!(r, Ok(()));
+    assert_eq!(a.dealloc(), Ok(()));
     assert_eq!(acceptor.join().unwrap(), [b"driven".to_vec()]);
 }
