@@ -62,6 +62,7 @@ pub struct FlowSet {
 
 /// Why a wait on a set failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SetError {
     /// The set is empty.
     Empty,
@@ -70,6 +71,9 @@ pub enum SetError {
     TooMany { words: usize, max: usize },
     /// `futex_waitv` failed (a kernel older than 5.16 lacks it).
     Io(io::Error),
+    /// The process-wide barrier that stands in for the publishers' fence
+    /// (`membarrier`) failed.
+    Membarrier(io::Error),
 }
 
 impl std::fmt::Display for SetError {
@@ -78,11 +82,19 @@ impl std::fmt::Display for SetError {
             SetError::Empty => f.write_str("the flow set is empty"),
             SetError::TooMany { words, max } => write!(f, "{words} wait words exceed the {max} one wait can take"),
             SetError::Io(e) => write!(f, "futex_waitv: {e}"),
+            SetError::Membarrier(e) => write!(f, "membarrier: {e}"),
         }
     }
 }
 
-impl std::error::Error for SetError {}
+impl std::error::Error for SetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SetError::Io(e) | SetError::Membarrier(e) => Some(e),
+            SetError::Empty | SetError::TooMany { .. } => None,
+        }
+    }
+}
 
 impl FlowSet {
     /// An empty set.
@@ -168,7 +180,7 @@ impl FlowSet {
                 // Some publishers skip their fence: pay for theirs here.
                 if let Err(e) = ringflow_core::membarrier::heavy_barrier() {
                     self.wait_points().for_each(|wp| wp.finish());
-                    return Err(SetError::Io(e));
+                    return Err(SetError::Membarrier(e));
                 }
             }
             self.collect(ready);

@@ -263,9 +263,7 @@ impl RemoteEngine {
     /// stops when the returned handle is dropped. Dedicated mode only.
     pub fn serve_host(&self, runtime_dir: Option<PathBuf>) -> Result<HostService, crate::flow::error::BindError> {
         let Run::Dedicated { waker, .. } = &self.run else {
-            return Err(crate::flow::error::BindError::Io(std::io::Error::other(
-                "an invoker-mode engine runs only inside its application; use engine.mode = \"dedicated\"",
-            )));
+            return Err(crate::flow::error::BindError::InvokerEngine);
         };
         let shared = Arc::clone(&self.shared);
         let waker = waker.clone();
@@ -324,8 +322,15 @@ impl RemoteEngine {
     }
 }
 
-/// The process's embedded engine, started on the first remote alloc.
-static EMBEDDED: std::sync::OnceLock<Result<RemoteEngine, String>> = std::sync::OnceLock::new();
+/// The process's embedded engine, started on the first remote alloc; or
+/// why it did not start (kept, so every later alloc says so too).
+static EMBEDDED: std::sync::OnceLock<Result<RemoteEngine, NotStarted>> = std::sync::OnceLock::new();
+
+/// Why the embedded engine did not start.
+enum NotStarted {
+    Config(Arc<crate::config::ConfigError>),
+    Engine(Arc<EngineError>),
+}
 
 /// Allocates through the host engine if one serves this runtime directory,
 /// else through the embedded engine (see the module header).
@@ -340,12 +345,13 @@ pub(crate) fn alloc_embedded(
         return Ok(flow);
     }
     let engine = EMBEDDED.get_or_init(|| {
-        let config = EngineConfig::load().map_err(|e| e.to_string())?;
-        RemoteEngine::start(&config, None).map_err(|e| e.to_string())
+        let config = EngineConfig::load().map_err(|e| NotStarted::Config(Arc::new(e)))?;
+        RemoteEngine::start(&config, None).map_err(|e| NotStarted::Engine(Arc::new(e)))
     });
     match engine {
         Ok(engine) => engine.alloc(target, qos, deadline),
-        Err(why) => Err(AllocError::Io(std::io::Error::other(format!("the embedded engine did not start: {why}")))),
+        Err(NotStarted::Config(e)) => Err(AllocError::Config(Arc::clone(e))),
+        Err(NotStarted::Engine(e)) => Err(AllocError::EngineNotStarted(Arc::clone(e))),
     }
 }
 

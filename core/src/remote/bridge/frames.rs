@@ -125,7 +125,9 @@ impl Bridge {
                     return;
                 }
                 None => {
-                    let e = AllocError::CorruptPeer("remote engine granted a QoS it was not asked for".into());
+                    let e = AllocError::CorruptPeer(Corruption::Protocol(
+                        "remote engine granted a QoS it was not asked for".into(),
+                    ));
                     reply.answer(&mut b.end, Err(e));
                     self.flows.remove(&(link, flow_id));
                     self.send_frame(link, &Frame::Reset { flow_id, consumed_seq: 0 });
@@ -138,10 +140,11 @@ impl Bridge {
             OpenResult::NameNotFound => AllocError::NotFound { name },
             OpenResult::PermissionDenied => AllocError::PermissionDenied,
             OpenResult::QosRefused => AllocError::Refused(crate::flow::handshake::Refusal::InvalidQos),
-            OpenResult::Busy | OpenResult::ShuttingDown => AllocError::ResourceLimit(std::io::Error::other(format!(
-                "the remote engine cannot open the flow now ({result:?}): try again later"
-            ))),
-            _ => AllocError::CorruptPeer(format!("remote engine refused the flow: {result:?}")),
+            OpenResult::Busy => AllocError::RemoteBusy,
+            OpenResult::ShuttingDown => AllocError::RemoteShuttingDown,
+            OpenResult::Accepted | OpenResult::FlowIdInUse => {
+                AllocError::CorruptPeer(Corruption::Protocol(format!("remote engine refused the flow: {result:?}")))
+            }
         };
         reply.answer(&mut b.end, Err(err));
         self.flows.remove(&(link, flow_id));

@@ -4,9 +4,46 @@
 
 use super::*;
 
+/// Why dialling an engine failed.
+#[derive(Debug)]
+pub(super) enum DialError {
+    /// Connecting (or setting up) the TCP socket failed.
+    Connect(std::io::Error),
+    /// The engine's network did not start.
+    NoNetwork,
+    /// The network driver refused the connected socket.
+    Adopt(crate::uring::TcpError),
+}
+
+impl DialError {
+    /// What an alloc to the engine at `addr` that needed this dial says.
+    pub(super) fn into_alloc_error(self, addr: SocketAddr) -> AllocError {
+        match self {
+            DialError::Connect(source) => AllocError::EngineUnreachable { addr: addr.to_string(), source },
+            DialError::NoNetwork => AllocError::EngineNetworkDown,
+            DialError::Adopt(crate::uring::TcpError::Io { errno, .. }) => {
+                let e = std::io::Error::from_raw_os_error(errno);
+                if crate::flow::error::is_resource_limit(&e) {
+                    AllocError::ResourceLimit(e)
+                } else {
+                    AllocError::Io(e)
+                }
+            }
+            // A socket just connected is neither unknown nor closed to the
+            // driver; were it, the connection is as good as refused.
+            DialError::Adopt(crate::uring::TcpError::UnknownConn | crate::uring::TcpError::Closed) => {
+                AllocError::EngineUnreachable {
+                    addr: addr.to_string(),
+                    source: std::io::Error::from(std::io::ErrorKind::NotConnected),
+                }
+            }
+        }
+    }
+}
+
 impl Bridge {
     /// The link to the engine at `addr`, dialled if there is none.
-    pub(super) fn link_to(&mut self, addr: SocketAddr) -> std::io::Result<LinkId> {
+    pub(super) fn link_to(&mut self, addr: SocketAddr) -> Result<LinkId, DialError> {
         if let Some((&id, _)) = self.links.iter().find(|(_, l)| l.addr == Some(addr)) {
             return Ok(id);
         }
@@ -21,11 +58,11 @@ impl Bridge {
     }
 
     /// Connects to `addr` and sends our hello.
-    pub(super) fn dial(&mut self, addr: SocketAddr) -> std::io::Result<ConnId> {
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-        stream.set_nodelay(true)?;
-        let tcp = self.tcp.as_mut().ok_or_else(|| std::io::Error::other("engine network not started"))?;
-        let conn = tcp.adopt(stream).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+    pub(super) fn dial(&mut self, addr: SocketAddr) -> Result<ConnId, DialError> {
+        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(DialError::Connect)?;
+        stream.set_nodelay(true).map_err(DialError::Connect)?;
+        let tcp = self.tcp.as_mut().ok_or(DialError::NoNetwork)?;
+        let conn = tcp.adopt(stream).map_err(DialError::Adopt)?;
         self.conns.insert(conn, Conn::new(true));
         let mut hello = Vec::new();
         self.hello.encode(&mut hello);

@@ -54,7 +54,7 @@ use crate::Deadline;
 use super::invoker::{self, Invoker};
 
 use crate::flow::end::{FlowEnd, FlowOptions};
-use crate::flow::error::{AllocError, RecvError, SendError};
+use crate::flow::error::{AllocError, Corruption, RecvError, SendError};
 
 mod agent;
 mod data;
@@ -463,13 +463,13 @@ impl Bridge {
         for Command::Open { addr, name, qos, mut end, reply } in cmds {
             // SYNC: Relaxed; the flag orders nothing else.
             if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
-                reply.answer(&mut end, Err(AllocError::Io(std::io::Error::other("the engine is shutting down"))));
+                reply.answer(&mut end, Err(AllocError::EngineShuttingDown));
                 continue;
             }
             let link = match self.link_to(addr) {
                 Ok(link) => link,
                 Err(e) => {
-                    reply.answer(&mut end, Err(AllocError::EngineUnreachable { addr: addr.to_string(), source: e }));
+                    reply.answer(&mut end, Err(e.into_alloc_error(addr)));
                     continue;
                 }
             };
