@@ -426,3 +426,105 @@ impl std::error::Error for AllocError {
 pub(crate) fn is_resource_limit(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS | libc::ENOSPC))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn os(errno: i32) -> io::Error {
+        io::Error::from_raw_os_error(errno)
+    }
+
+    /// The OS error a variant carries comes back from `source()`.
+    fn source_errno(e: &dyn std::error::Error) -> Option<i32> {
+        e.source()?.downcast_ref::<io::Error>()?.raw_os_error()
+    }
+
+    #[test]
+    fn a_wait_failure_is_not_a_control_socket_failure() {
+        let send = SendError::Wait(os(libc::EINVAL)).to_string();
+        assert!(send.contains("futex") && !send.contains("control socket"), "{send}");
+        let recv = RecvError::Wait(os(libc::EINVAL)).to_string();
+        assert!(recv.contains("futex") && !recv.contains("control socket"), "{recv}");
+        assert!(SendError::Io(os(libc::EPIPE)).to_string().starts_with("control socket"));
+        assert!(RecvError::Io(os(libc::EPIPE)).to_string().starts_with("control socket"));
+        assert_eq!(source_errno(&SendError::Wait(os(libc::EINVAL))), Some(libc::EINVAL));
+        assert_eq!(source_errno(&RecvError::Wait(os(libc::EINTR))), Some(libc::EINTR));
+        assert_eq!(source_errno(&RecvError::Io(os(libc::EBADF))), Some(libc::EBADF));
+        let d = DeallocError::Wait { unconsumed: 3, errno: libc::EINVAL };
+        let text = d.to_string();
+        assert!(text.contains("futex") && text.contains('3'), "{text}");
+        assert!(text.contains(&os(libc::EINVAL).to_string()), "{text}");
+    }
+
+    #[test]
+    fn one_corruption_type_for_send_receive_and_alloc() {
+        let c = Corruption::Memory(Corrupt { offset: 64, value: 0xdead, what: "head beyond tail" });
+        for e in [
+            &SendError::CorruptPeer(c.clone()) as &dyn std::error::Error,
+            &RecvError::CorruptPeer(c.clone()),
+            &AllocError::CorruptPeer(c.clone()),
+        ] {
+            assert!(e.to_string().contains("head beyond tail"), "{e}");
+            let inner = e.source().and_then(|s| s.downcast_ref::<Corruption>()).expect("the corruption");
+            assert_eq!(inner, &c);
+            // And the corruption's own source is the ring's report.
+            let ring = inner.source().and_then(|s| s.downcast_ref::<Corrupt>()).expect("the ring's report");
+            assert_eq!(ring.offset, 64);
+        }
+        assert!(Corruption::Frame("unknown frame flags 0x80".into()).to_string().contains("frame"));
+        assert!(Corruption::Protocol("oversized control packet".into()).to_string().contains("protocol"));
+        assert!(Corruption::Frame(String::new()).source().is_none());
+        assert_eq!(
+            Corruption::from(Corrupt { offset: 1, value: 2, what: "x" }),
+            Corruption::Memory(Corrupt { offset: 1, value: 2, what: "x" })
+        );
+    }
+
+    #[test]
+    fn each_new_alloc_variant_says_its_cause_and_keeps_its_source() {
+        let long = PathBuf::from(format!("/run/{}", "d".repeat(120)));
+        let e = AllocError::PathTooLong { path: long.clone(), len: 125, max: 107 };
+        assert!(e.to_string().contains("125 bytes") && e.to_string().contains(&*long.to_string_lossy()), "{e}");
+        assert!(e.source().is_none());
+        let e = BindError::PathTooLong { path: long, len: 125, max: 107 };
+        assert!(e.to_string().contains("the limit is 107"), "{e}");
+        assert!(BindError::InvokerEngine.to_string().contains("invoker"));
+
+        let e = AllocError::ControlSend(ControlSendError::TooLarge { len: 9 });
+        assert!(e.to_string().contains("9 bytes"), "{e}");
+        assert!(e.source().and_then(|s| s.downcast_ref::<ControlSendError>()).is_some());
+
+        assert!(AllocError::RemoteBusy.to_string().contains("try again"));
+        assert!(AllocError::RemoteShuttingDown.to_string().contains("remote engine is shutting down"));
+        assert_eq!(AllocError::EngineShuttingDown.to_string(), "the engine is shutting down");
+        assert!(AllocError::EngineNetworkDown.to_string().contains("network"));
+
+        let engine = Arc::new(EngineError::Pin { core: 999 });
+        let e = AllocError::EngineNotStarted(Arc::clone(&engine));
+        assert!(e.to_string().starts_with("the embedded engine did not start: cannot pin"), "{e}");
+        assert!(matches!(
+            e.source().and_then(|s| s.downcast_ref::<EngineError>()),
+            Some(EngineError::Pin { core: 999 })
+        ));
+
+        let config = crate::config::EngineConfig::from_toml_str("engine = 5").expect_err("not a table");
+        let e = AllocError::Config(Arc::new(config));
+        assert!(e.to_string().starts_with("the engine configuration could not be read"), "{e}");
+        assert!(e.source().and_then(|s| s.downcast_ref::<ConfigError>()).is_some());
+
+        let e = AllocError::HostEngine { message: "no listener thread".into() };
+        assert!(e.to_string().contains("host engine") && e.to_string().contains("no listener thread"), "{e}");
+        let e = AllocError::RemoteUnreachable { addr: "10.1.1.1:7".into(), reported: "timed out".into() };
+        assert!(e.to_string().contains("10.1.1.1:7") && e.to_string().contains("timed out"), "{e}");
+        let e = AllocError::HostRequest(Box::new(SendError::Wait(os(libc::EINVAL))));
+        assert!(e.to_string().contains("host engine") && e.to_string().contains("futex"), "{e}");
+        assert!(e.source().and_then(|s| s.downcast_ref::<SendError>()).is_some());
+        let e = AllocError::HostAnswer(Box::new(RecvError::Io(os(libc::EBADF))));
+        assert!(e.source().and_then(|s| s.downcast_ref::<RecvError>()).is_some());
+        let e = AllocError::EngineUnreachable { addr: "a".into(), source: os(libc::ECONNREFUSED) };
+        assert_eq!(source_errno(&e), Some(libc::ECONNREFUSED));
+        assert!(AllocError::Refused(Refusal::Version).source().is_some());
+    }
+}

@@ -276,7 +276,9 @@ mod tests {
         }
         let e = AllocError::RemoteUnreachable { addr: "10.0.0.2:7000".into(), reported: "no route".into() };
         let back = decode_outcome(&encode_outcome(&Err(e))).unwrap_err();
-        assert!(matches!(&back, AllocError::RemoteUnreachable { addr, reported } if addr == "10.0.0.2:7000" && reported == "no route"));
+        assert!(
+            matches!(&back, AllocError::RemoteUnreachable { addr, reported } if addr == "10.0.0.2:7000" && reported == "no route")
+        );
         let text = back.to_string();
         assert!(text.contains("host engine") && text.contains("10.0.0.2:7000") && text.contains("no route"), "{text}");
     }
@@ -314,7 +316,10 @@ mod tests {
         let inner = e.source().expect("the send error");
         assert!(inner.downcast_ref::<SendError>().is_some());
         assert!(matches!(answer_error(RecvError::Closed), AllocError::PeerGone));
-        assert!(matches!(answer_error(RecvError::FdSlots { needed: 1 }), AllocError::CorruptPeer(Corruption::Protocol(_))));
+        assert!(matches!(
+            answer_error(RecvError::FdSlots { needed: 1 }),
+            AllocError::CorruptPeer(Corruption::Protocol(_))
+        ));
         let c = Corruption::Frame("x".into());
         assert!(matches!(answer_error(RecvError::CorruptPeer(c.clone())), AllocError::CorruptPeer(k) if k == c));
         let e = answer_error(RecvError::Io(io::Error::from_raw_os_error(libc::EBADF)));

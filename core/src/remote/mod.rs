@@ -29,6 +29,8 @@
 //! on a remote flow refuses them (`TooManyFds { max: 0 }`).
 
 mod bridge;
+#[cfg(test)]
+mod errors_tests;
 mod host;
 pub(crate) mod invoker;
 mod peers;

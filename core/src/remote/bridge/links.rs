@@ -368,3 +368,31 @@ impl Bridge {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_dial_names_its_cause() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        match DialError::Connect(refused).into_alloc_error(addr) {
+            AllocError::EngineUnreachable { addr: a, source } => {
+                assert_eq!(a, "127.0.0.1:9");
+                assert_eq!(source.raw_os_error(), Some(libc::ECONNREFUSED));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(DialError::NoNetwork.into_alloc_error(addr), AllocError::EngineNetworkDown));
+        let adopt = |errno| DialError::Adopt(crate::uring::TcpError::Io { op: "epoll_ctl", errno });
+        assert!(matches!(
+            adopt(libc::EMFILE).into_alloc_error(addr),
+            AllocError::ResourceLimit(e) if e.raw_os_error() == Some(libc::EMFILE)
+        ));
+        assert!(matches!(
+            adopt(libc::EBADF).into_alloc_error(addr),
+            AllocError::Io(e) if e.raw_os_error() == Some(libc::EBADF)
+        ));
+    }
+}
