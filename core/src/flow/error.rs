@@ -72,6 +72,9 @@ pub enum BindError {
     /// `serve_host` on an engine in invoker mode: such an engine runs only
     /// inside its application's calls and cannot serve other processes.
     InvokerEngine,
+    /// The thread that serves the bound name (`serve_host`) could not be
+    /// started.
+    Spawn(io::Error),
     /// No permission to create the socket.
     PermissionDenied(io::Error),
     /// Another system error.
@@ -253,6 +256,7 @@ impl fmt::Display for BindError {
                 "an invoker-mode engine runs only inside its application and cannot serve the host; use \
                  engine.mode = \"dedicated\"",
             ),
+            BindError::Spawn(e) => write!(f, "cannot start the thread that serves the name: {e}"),
             BindError::PermissionDenied(e) => write!(f, "permission denied: {e}"),
             BindError::Io(e) => write!(f, "bind: {e}"),
         }
@@ -382,7 +386,7 @@ macro_rules! error_with_sources {
 }
 
 error_with_sources! {
-    BindError { InvalidName, RuntimeDir, PermissionDenied, Io }
+    BindError { InvalidName, RuntimeDir, Spawn, PermissionDenied, Io }
     AcceptError { ResourceLimit, Memory, Io }
     SendError { CorruptPeer, Wait, Io }
     RecvError { CorruptPeer, Wait, Io }

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use super::RemoteEngine;
 use crate::config::{EngineConfig, ThreadingMode};
+use crate::engine::EngineError;
 use crate::flow::error::{AllocError, BindError};
 use crate::flow::Qos;
+use crate::uring::TcpError;
 use crate::Deadline;
 
 /// An engine that is shutting down answers a new alloc with
@@ -35,4 +37,28 @@ fn an_invoker_engine_cannot_serve_the_host() {
     let r = engine.serve_host(Some(tmp.path().to_path_buf()));
     assert!(matches!(r, Err(BindError::InvokerEngine)), "{:?}", r.as_ref().map(|_| ()));
     engine.shutdown().expect("shutdown");
+}
+
+/// An address another socket holds: the engine says it cannot listen
+/// there, with the socket call's error, not a configuration complaint.
+#[test]
+fn a_listen_address_in_use_is_a_listen_error() {
+    ringflow_testkit::isolate_runtime_dir();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("its address");
+    let cfg = EngineConfig::builder().listen(Some(&addr.to_string())).build().expect("config");
+    match RemoteEngine::start(&cfg, None) {
+        Err(e @ EngineError::Listen { .. }) => {
+            let EngineError::Listen { addr: at, source } = &e else { unreachable!() };
+            assert_eq!(*at, addr);
+            assert!(matches!(source, TcpError::Io { errno, .. } if *errno == libc::EADDRINUSE), "{source:?}");
+            assert!(e.to_string().contains(&addr.to_string()), "{e}");
+            assert!(std::error::Error::source(&e).is_some());
+        }
+        Err(e) => panic!("expected Listen: {e:?}"),
+        Ok(engine) => {
+            let _ = engine.shutdown();
+            panic!("an engine listened on a taken address");
+        }
+    }
 }

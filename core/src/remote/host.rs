@@ -205,7 +205,7 @@ impl HostService {
                     }
                 }
             })
-            .map_err(BindError::Io)?;
+            .map_err(BindError::Spawn)?;
         Ok(HostService { stop, thread: Some(thread) })
     }
 }

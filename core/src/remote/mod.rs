@@ -138,10 +138,7 @@ impl RemoteEngine {
         }
         // The bridge builds its io_uring and listener on the thread that
         // runs it (io_uring's single-issuer rule) and reports how that went.
-        let bound = ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| EngineError::Config("the engine did not start its network".into()))?
-            .map_err(EngineError::Config)?;
+        let bound = ready_rx.recv_timeout(Duration::from_secs(10)).map_err(|_| EngineError::NetworkNotReported)??;
         let run = if invoker_mode {
             let invoker = Invoker::new(engine, owner);
             let _ = shared.invoker.set(Arc::downgrade(&invoker));

@@ -51,7 +51,7 @@ pub enum TcpEvent {
 }
 
 /// Errors of `listen`, `adopt`, `send` and `close`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TcpError {
     /// The id never existed or its connection is gone.
     UnknownConn,
