@@ -93,7 +93,8 @@ pub enum AllocError {
     NotFound { name: String },
     /// A remote flow's engine could not be reached (no engine listens at
     /// that address, or the network failed): distinct from a name nobody
-    /// listens on over there.
+    /// listens on over there. (Through a host engine, whose socket errors
+    /// are not this process's, it is [`RemoteUnreachable`](Self::RemoteUnreachable).)
     EngineUnreachable { addr: String, source: io::Error },
     /// A host engine (`ringflow engine`) could not reach the engine at
     /// `addr`; `reported` is its own account of why.
@@ -163,7 +164,7 @@ pub enum AcceptError {
     WouldBlock,
     /// Out of descriptors or memory.
     ResourceLimit(io::Error),
-    /// The memory supplied for the flow ([`ListenerOptions::memory`](crate::ListenerOptions::memory))
+    /// The memory supplied for the flow ([`ListenerOptions::memory`](crate::flow::listener::ListenerOptions::memory))
     /// was refused (too small for the granted QoS, already laid out) or
     /// could not be made; the allocating side was refused.
     Memory(FlowSetupError),
