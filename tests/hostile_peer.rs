@@ -133,7 +133,7 @@ fn start(dir: &TempDir, name: &str, mode: &str, extra: &[(&str, String)]) -> (Fl
     let mut args = vec![("DIR", dir.0.display().to_string()), ("NAME", name.to_string()), ("MODE", mode.to_string())];
     args.extend(extra.iter().cloned());
     let child = Hostile(Some(spawn_flow_child("child_hostile", &args)));
-    let flow = l.accept(Deadline::after(LONG)).unwrap();
+    let flow = l.accept_timeout(LONG).unwrap();
     assert_eq!(flow.qos().max_msg, MAX_MSG);
     (flow, child, l)
 }
@@ -562,9 +562,9 @@ fn death_wakes(form: Sleeper, value: u64) {
             let mut set = FlowSet::new();
             let key = set.insert(flow, Interest::Readable);
             let mut ready = Vec::new();
-            set.wait(&mut ready, Deadline::Never).unwrap() == 1 && ready[0].key == key && ready[0].closed
+            set.wait(&mut ready).unwrap() == 1 && ready[0].key == key && ready[0].closed
         }
-        Sleeper::Dealloc => flow.dealloc(Deadline::Never) == Err(DeallocError::PeerGone { unconsumed: 1 }),
+        Sleeper::Dealloc => flow.dealloc() == Err(DeallocError::PeerGone { unconsumed: 1 }),
     });
     assert!(ok, "{what}: the wrong outcome");
     child.reap();
@@ -612,9 +612,9 @@ fn a_hang_up_wakes_a_sleeper_while_the_peer_restores_its_futex_word() {
                 let mut set = FlowSet::new();
                 let key = set.insert(flow, Interest::Readable);
                 let mut ready = Vec::new();
-                set.wait(&mut ready, Deadline::Never).unwrap() == 1 && ready[0].key == key && ready[0].closed
+                set.wait(&mut ready).unwrap() == 1 && ready[0].key == key && ready[0].closed
             }
-            Sleeper::Dealloc => flow.dealloc(Deadline::Never) == Err(DeallocError::PeerGone { unconsumed: 1 }),
+            Sleeper::Dealloc => flow.dealloc() == Err(DeallocError::PeerGone { unconsumed: 1 }),
             _ => unreachable!(),
         });
         assert!(ok, "{what}: the wrong outcome");
@@ -728,7 +728,7 @@ fn victim(mut flow: Flow, seed: u64, gone: Arc<AtomicBool>) {
         let mut set = FlowSet::new();
         let key = set.insert(flow, Interest::Both);
         let mut ready = Vec::new();
-        let _ = set.wait(&mut ready, deadline);
+        let _ = set.wait_deadline(&mut ready, deadline);
         flow = set.remove(key).unwrap();
         if last_round {
             break;
@@ -736,7 +736,7 @@ fn victim(mut flow: Flow, seed: u64, gone: Arc<AtomicBool>) {
         thread::sleep(Duration::from_micros(200));
     }
     doing("dealloc");
-    let _ = flow.dealloc(Deadline::Never);
+    let _ = flow.dealloc();
     doing("done");
 }
 

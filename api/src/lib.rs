@@ -2,9 +2,15 @@
 //!
 //! - [`Listener`] / [`Flow`]: named flows between processes of one host
 //!   (Ouroboros flows, libdill IPC): allocate by name with a [`Qos`], send
-//!   and receive in blocking, deadline and nonblocking forms, zero-copy
-//!   loans and in-place receives, passed descriptors, lingering dealloc.
+//!   and receive, zero-copy loans and in-place receives, passed
+//!   descriptors, lingering dealloc.
 //! - [`FlowSet`]: wait on many flows at once.
+//!
+//! Every operation that can wait, control operations included (alloc,
+//! accept, dealloc, a set's wait), has four forms over one implementation
+//! (crossbeam-channel's convention): `op` blocks, `try_op` never waits
+//! (`WouldBlock`), `op_deadline` takes a [`Deadline`], `op_timeout` a
+//! [`Duration`](std::time::Duration) (`TimedOut` after either).
 //! - The foundation (rings, segments, waiting primitives) under stable paths.
 //!
 //! This crate must never reach into ring internals that are not re-exported

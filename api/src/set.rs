@@ -1,6 +1,7 @@
 //! Waiting on many flows at once (Ouroboros `fset` / `fqueue`): a set of
 //! flows, each with an interest (readable, writable, or both), and one wait
-//! with a deadline that returns which flows are ready or closed.
+//! (in the four forms: blocking, `try_`, `_deadline`, `_timeout`) that
+//! returns which flows are ready or closed.
 //!
 //! It parks on all the flows' futex words with one `futex_waitv` call (the
 //! same kernel mechanism as io_uring's FutexWaitV, without a ring to set
@@ -69,6 +70,10 @@ pub enum SetError {
     /// More futex words than one wait can take (128: a flow counts one
     /// word for its peer state, one for reading and one for writing).
     TooMany { words: usize, max: usize },
+    /// `try_wait`, or a deadline of now: no flow is ready.
+    WouldBlock,
+    /// The deadline passed with no flow ready.
+    TimedOut,
     /// `futex_waitv` failed (a kernel older than 5.16 lacks it).
     Io(io::Error),
     /// The process-wide barrier that stands in for the publishers' fence
@@ -81,6 +86,8 @@ impl std::fmt::Display for SetError {
         match self {
             SetError::Empty => f.write_str("the flow set is empty"),
             SetError::TooMany { words, max } => write!(f, "{words} wait words exceed the {max} one wait can take"),
+            SetError::WouldBlock => f.write_str("no flow in the set is ready"),
+            SetError::TimedOut => f.write_str("timed out waiting for a flow in the set"),
             SetError::Io(e) => write!(f, "futex_waitv: {e}"),
             SetError::Membarrier(e) => write!(f, "membarrier: {e}"),
         }
@@ -91,7 +98,7 @@ impl std::error::Error for SetError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SetError::Io(e) | SetError::Membarrier(e) => Some(e),
-            SetError::Empty | SetError::TooMany { .. } => None,
+            SetError::Empty | SetError::TooMany { .. } | SetError::WouldBlock | SetError::TimedOut => None,
         }
     }
 }
@@ -139,10 +146,32 @@ impl FlowSet {
         self.len == 0
     }
 
-    /// Waits until at least one flow is ready or `deadline` passes; fills
+    /// Waits as long as it takes until at least one flow is ready; fills
     /// `ready` (cleared first; its capacity is reused) and returns how many
-    /// are ready (0 on timeout).
-    pub fn wait(&mut self, ready: &mut Vec<Ready>, deadline: Deadline) -> Result<usize, SetError> {
+    /// are ready (at least one).
+    #[inline]
+    pub fn wait(&mut self, ready: &mut Vec<Ready>) -> Result<usize, SetError> {
+        self.wait_deadline(ready, Deadline::Never)
+    }
+
+    /// [`wait`](Self::wait) without waiting: [`SetError::WouldBlock`] (and
+    /// `ready` empty) when no flow is ready now.
+    #[inline]
+    pub fn try_wait(&mut self, ready: &mut Vec<Ready>) -> Result<usize, SetError> {
+        self.wait_deadline(ready, Deadline::Now)
+    }
+
+    /// [`wait`](Self::wait) at most `timeout` ([`SetError::TimedOut`], and
+    /// `ready` empty, after it).
+    #[inline]
+    pub fn wait_timeout(&mut self, ready: &mut Vec<Ready>, timeout: Duration) -> Result<usize, SetError> {
+        self.wait_deadline(ready, Deadline::after(timeout))
+    }
+
+    /// [`wait`](Self::wait) until `deadline` ([`SetError::TimedOut`], and
+    /// `ready` empty, after it; [`SetError::WouldBlock`] for
+    /// [`Deadline::Now`]): the one implementation the other wait forms call.
+    pub fn wait_deadline(&mut self, ready: &mut Vec<Ready>, deadline: Deadline) -> Result<usize, SetError> {
         ready.clear();
         if self.len == 0 {
             return Err(SetError::Empty);
@@ -158,7 +187,7 @@ impl FlowSet {
             }
             let timeout = deadline.remaining();
             if timeout == Some(Duration::ZERO) {
-                return Ok(0);
+                return Err(if deadline == Deadline::Now { SetError::WouldBlock } else { SetError::TimedOut });
             }
             // Announce a sleeper on every word, then look again (the same
             // Dekker protocol as a single wait: a publish after our look
@@ -200,11 +229,6 @@ impl FlowSet {
                 return Ok(ready.len());
             }
         }
-    }
-
-    /// [`wait`](Self::wait) at most `timeout`.
-    pub fn wait_timeout(&mut self, ready: &mut Vec<Ready>, timeout: Duration) -> Result<usize, SetError> {
-        self.wait(ready, Deadline::after(timeout))
     }
 
     fn flows(&self) -> impl Iterator<Item = (usize, &Flow, Interest)> {

@@ -231,6 +231,10 @@ pub enum RecvError {
 #[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DeallocError {
+    /// `try_dealloc`, or a deadline of now: the flow is closed without
+    /// lingering, `unconsumed` messages still unread (the peer can still
+    /// read them all).
+    WouldBlock { unconsumed: u64 },
     /// The deadline passed; `unconsumed` messages were still unread.
     TimedOut { unconsumed: u64 },
     /// The peer closed the flow first, leaving `unconsumed` messages unread.
@@ -354,6 +358,9 @@ impl fmt::Display for RecvError {
 impl fmt::Display for DeallocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DeallocError::WouldBlock { unconsumed } => {
+                write!(f, "closed without lingering, {unconsumed} messages not yet consumed by the peer")
+            }
             DeallocError::TimedOut { unconsumed } => {
                 write!(f, "timed out with {unconsumed} messages not yet consumed by the peer")
             }

@@ -283,11 +283,16 @@ impl RemoteEngine {
     /// received one to be delivered, then stops (flows still open end; their
     /// local peers see end of flow). Returns whether everything was flushed.
     pub fn shutdown_within(self, flush: Duration) -> Result<bool, EngineError> {
+        self.shutdown_deadline(Deadline::after(flush))
+    }
+
+    /// [`shutdown_within`](Self::shutdown_within), flushing until `deadline`
+    /// (`Deadline::Never`: as long as it takes; `Deadline::Now`: one look).
+    pub fn shutdown_deadline(self, deadline: Deadline) -> Result<bool, EngineError> {
         use std::sync::atomic::Ordering::Relaxed;
         // SYNC: Relaxed (both flags): see the bridge's duty cycle.
         self.shared.draining.store(true, Relaxed);
         let drained = || self.shared.drained.load(Relaxed);
-        let deadline = Deadline::after(flush);
         let flushed = match &self.run {
             Run::Invoker(invoker) => invoker.drive_until(drained, Duration::ZERO, deadline),
             Run::Dedicated { waker, .. } => loop {

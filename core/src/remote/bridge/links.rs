@@ -63,7 +63,7 @@ impl Bridge {
         stream.set_nodelay(true).map_err(DialError::Connect)?;
         let tcp = self.tcp.as_mut().ok_or(DialError::NoNetwork)?;
         let conn = tcp.adopt(stream).map_err(DialError::Adopt)?;
-        self.conns.insert(conn, Conn::new(true));
+        self.conns.insert(conn, Conn::new(true, self.cfg.buffer_size));
         let mut hello = Vec::new();
         self.hello.encode(&mut hello);
         let _ = tcp.send(conn, &hello);
@@ -82,7 +82,7 @@ impl Bridge {
         for ev in events.drain(..) {
             match ev {
                 TcpEvent::Accepted(conn) => {
-                    self.conns.insert(conn, Conn::new(false));
+                    self.conns.insert(conn, Conn::new(false, self.cfg.buffer_size));
                 }
                 TcpEvent::Received(conn, buf) if self.poke_conn == Some(conn) => {
                     // A wake-up: it has done its job by ending the sleep.

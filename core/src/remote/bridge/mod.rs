@@ -153,9 +153,13 @@ struct Conn {
 
 impl Conn {
     /// A new connection, before its hello; `dialled`: we dialled it.
-    fn new(dialled: bool) -> Conn {
+    /// `buffer_size`: bytes one receive hands over at most; the reassembly
+    /// buffer starts large enough for a partial frame plus one of them, so
+    /// a steady stream of frames smaller than a receive never grows it.
+    fn new(dialled: bool, buffer_size: usize) -> Conn {
         let now = Instant::now();
-        Conn { rx: Vec::new(), ready: false, dialled, link: None, last_rx: now, last_tx: now }
+        let rx = Vec::with_capacity(2 * buffer_size);
+        Conn { rx, ready: false, dialled, link: None, last_rx: now, last_tx: now }
     }
 }
 
@@ -276,7 +280,6 @@ pub(super) struct Bridge {
 
 /// The bridge's reused lists (see `Bridge::scratch`): each is empty
 /// between uses and keeps its capacity.
-#[derive(Default)]
 struct Scratch {
     /// Flows that ended in this cycle's walk over the flows.
     finished: Vec<(LinkId, u32)>,
@@ -288,6 +291,25 @@ struct Scratch {
     /// Links whose connection is up (for their UDP hellos).
     links: Vec<LinkId>,
 }
+
+impl Scratch {
+    /// Lists that hold `n` entries before they first grow: a list first
+    /// used late (a timer, a flow ending) then allocates nothing for the
+    /// flows and connections of an engine of that size.
+    fn with_capacity(n: usize) -> Scratch {
+        Scratch {
+            finished: Vec::with_capacity(n),
+            frames: Vec::with_capacity(n),
+            silent: Vec::with_capacity(n),
+            keepalive: Vec::with_capacity(n),
+            links: Vec::with_capacity(n),
+        }
+    }
+}
+
+/// Entries the bridge's per-cycle lists hold before they first grow (they
+/// keep whatever they grow to).
+const WAIT_WORDS: usize = 64;
 
 /// An incoming `Open`, allocated to a local listener on a helper thread.
 struct Opened {
@@ -316,8 +338,10 @@ impl Bridge {
             tcp: None,
             backend,
             poke_conn: None,
-            futex_words: Vec::new(),
-            futex_flows: Vec::new(),
+            // Sized for the flows of a busy engine, so a first sleep with
+            // many flows armed does not allocate in a steady state.
+            futex_words: Vec::with_capacity(WAIT_WORDS),
+            futex_flows: Vec::with_capacity(WAIT_WORDS),
             stats: None,
             woke: false,
             datagram: Vec::new(),
@@ -335,7 +359,7 @@ impl Bridge {
             ticked: Instant::now(),
             cycles: 0,
             hellos_at: Instant::now(),
-            scratch: Scratch::default(),
+            scratch: Scratch::with_capacity(WAIT_WORDS),
         }
     }
 
