@@ -613,7 +613,12 @@ fn child_without_io_uring() {
     let strict = EngineConfig::builder().listen(Some("127.0.0.1:0")).backend(NetBackend::IoUring).build().unwrap();
     let why = match RemoteEngine::start(&strict, None) {
         Ok(_) => panic!("an engine started on io_uring although it is unavailable"),
-        Err(e) => e.to_string(),
+        Err(e) => {
+            let network =
+                matches!(e, ringflow_core::engine::EngineError::Network(ringflow_core::net::NetError::Uring(_)));
+            assert!(network, "not the network's own error: {e:?}");
+            e.to_string()
+        }
     };
     assert!(why.contains("io_uring"), "the error does not name io_uring: {why}");
     assert!(why.contains("EPERM") || why.contains("io_uring_disabled"), "the error does not name the cause: {why}");

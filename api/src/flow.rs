@@ -193,7 +193,8 @@ impl Flow {
     /// peer then reads everything and gets end of flow. Whatever the outcome,
     /// the flow is closed when this returns: the error only says what the
     /// peer had not consumed ([`DeallocError::Closed`] or
-    /// [`DeallocError::PeerGone`]).
+    /// [`DeallocError::PeerGone`]; [`DeallocError::Wait`] if the wait itself
+    /// failed).
     #[inline]
     pub fn dealloc(self) -> Result<(), DeallocError> {
         self.dealloc_deadline(Deadline::Never)

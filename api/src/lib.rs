@@ -28,11 +28,15 @@ pub use listener::{Listener, ListenerOptions};
 pub use ringflow_core::config;
 pub use ringflow_core::config::{ConfigError, EngineConfig};
 pub use ringflow_core::control::Permit;
+pub use ringflow_core::control::{DirError, NameError, SendError as ControlSendError};
 pub use ringflow_core::doctor;
+pub use ringflow_core::engine::EngineError;
 pub use ringflow_core::flow::end::{FlowOptions, FlowStats, RecvBuf, SendBuf, DEFAULT_SPIN, REQUEST_REPLY_WINDOW};
-pub use ringflow_core::flow::error::{AcceptError, AllocError, BindError, DeallocError, RecvError, SendError};
+pub use ringflow_core::flow::error::{
+    AcceptError, AllocError, BindError, Corruption, DeallocError, RecvError, SendError,
+};
 pub use ringflow_core::flow::handshake::Refusal;
-pub use ringflow_core::flow::{MemorySupply, Qos, QosError, QosLimits};
+pub use ringflow_core::flow::{FlowSetupError, MemorySupply, Qos, QosError, QosLimits};
 pub use ringflow_core::{Deadline, PeerWatch, WaitOutcome};
 /// Lock-free rings over a byte region (SPSC, MPSC, broadcast).
 pub use ringflow_ring as ring;

@@ -63,6 +63,7 @@ pub struct FlowSet {
 
 /// Why a wait on a set failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SetError {
     /// The set is empty.
     Empty,
@@ -75,6 +76,9 @@ pub enum SetError {
     TimedOut,
     /// `futex_waitv` failed (a kernel older than 5.16 lacks it).
     Io(io::Error),
+    /// The process-wide barrier that stands in for the publishers' fence
+    /// (`membarrier`) failed.
+    Membarrier(io::Error),
 }
 
 impl std::fmt::Display for SetError {
@@ -85,11 +89,19 @@ impl std::fmt::Display for SetError {
             SetError::WouldBlock => f.write_str("no flow in the set is ready"),
             SetError::TimedOut => f.write_str("timed out waiting for a flow in the set"),
             SetError::Io(e) => write!(f, "futex_waitv: {e}"),
+            SetError::Membarrier(e) => write!(f, "membarrier: {e}"),
         }
     }
 }
 
-impl std::error::Error for SetError {}
+impl std::error::Error for SetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SetError::Io(e) | SetError::Membarrier(e) => Some(e),
+            SetError::Empty | SetError::TooMany { .. } | SetError::WouldBlock | SetError::TimedOut => None,
+        }
+    }
+}
 
 impl FlowSet {
     /// An empty set.
@@ -197,7 +209,7 @@ impl FlowSet {
                 // Some publishers skip their fence: pay for theirs here.
                 if let Err(e) = ringflow_core::membarrier::heavy_barrier() {
                     self.wait_points().for_each(|wp| wp.finish());
-                    return Err(SetError::Io(e));
+                    return Err(SetError::Membarrier(e));
                 }
             }
             self.collect(ready);

@@ -70,6 +70,7 @@ impl FlowEnd {
                 Err(DeallocError::WouldBlock { unconsumed: n })
             }
             (Ok(crate::WaitOutcome::TimedOut), n) => Err(DeallocError::TimedOut { unconsumed: n }),
+            (Err(e), n) => Err(DeallocError::Wait { unconsumed: n, errno: e.raw_os_error().unwrap_or(0) }),
             (_, n) if self.sides.tx().0.is_consumer_closed() => Err(DeallocError::Closed { unconsumed: n }),
             (_, n) => Err(DeallocError::PeerGone { unconsumed: n }),
         }

@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::config::IoUringSection;
-use crate::engine::Agent;
+use crate::engine::{Agent, EngineError};
 use crate::flow::Qos;
 use crate::net::{Backend, NetDriver};
 use crate::uring::{ConnId, TcpEvent};
@@ -54,7 +54,7 @@ use crate::Deadline;
 use super::invoker::{self, Invoker};
 
 use crate::flow::end::{FlowEnd, FlowOptions};
-use crate::flow::error::{AllocError, RecvError, SendError};
+use crate::flow::error::{AllocError, Corruption, RecvError, SendError};
 
 mod agent;
 mod data;
@@ -238,7 +238,7 @@ pub(super) struct Bridge {
     listen: Option<SocketAddr>,
     runtime_dir: Option<PathBuf>,
     shared: Arc<Shared>,
-    ready: Option<mpsc::Sender<Result<Option<SocketAddr>, String>>>,
+    ready: Option<mpsc::Sender<Result<Option<SocketAddr>, EngineError>>>,
     tcp: Option<NetDriver>,
     /// `net.backend`: which transport to build.
     backend: crate::config::NetBackend,
@@ -325,7 +325,7 @@ impl Bridge {
         listen: Option<SocketAddr>,
         runtime_dir: Option<PathBuf>,
         shared: Arc<Shared>,
-        ready: mpsc::Sender<Result<Option<SocketAddr>, String>>,
+        ready: mpsc::Sender<Result<Option<SocketAddr>, EngineError>>,
     ) -> Bridge {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let engine_id = (std::process::id() as u64) << 32 ^ (nanos as u64) ^ (Arc::as_ptr(&shared) as u64);
@@ -367,7 +367,7 @@ impl Bridge {
     fn start_network(&mut self) {
         let Some(ready) = self.ready.take() else { return };
         let result =
-            NetDriver::new(&self.cfg, self.backend).map_err(|e| e.to_string()).and_then(|(mut tcp, backend)| {
+            NetDriver::new(&self.cfg, self.backend).map_err(EngineError::Network).and_then(|(mut tcp, backend)| {
                 if let Backend::Sockets { why } = &backend {
                     if self.backend == crate::config::NetBackend::Auto {
                         use std::io::Write as _;
@@ -381,7 +381,7 @@ impl Bridge {
                 }
                 let _ = self.shared.backend.set(backend);
                 let bound = match self.listen {
-                    Some(addr) => Some(tcp.listen(addr).map_err(|e| format!("listen on {addr}: {e:?}"))?),
+                    Some(addr) => Some(tcp.listen(addr).map_err(|source| EngineError::Listen { addr, source })?),
                     None => None,
                 };
                 self.tcp = Some(tcp);
@@ -487,13 +487,13 @@ impl Bridge {
         for Command::Open { addr, name, qos, mut end, reply } in cmds {
             // SYNC: Relaxed; the flag orders nothing else.
             if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
-                reply.answer(&mut end, Err(AllocError::Io(std::io::Error::other("the engine is shutting down"))));
+                reply.answer(&mut end, Err(AllocError::EngineShuttingDown));
                 continue;
             }
             let link = match self.link_to(addr) {
                 Ok(link) => link,
                 Err(e) => {
-                    reply.answer(&mut end, Err(AllocError::EngineUnreachable { addr: addr.to_string(), source: e }));
+                    reply.answer(&mut end, Err(e.into_alloc_error(addr)));
                     continue;
                 }
             };
