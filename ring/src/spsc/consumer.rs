@@ -176,29 +176,62 @@ impl<R: Region> Consumer<R> {
 
     /// Where the frame `peeked` lies (rebuilt from its three words: it is
     /// kept that small so handing it around costs registers, not memory).
-    /// A `Peeked` that no longer describes an unconsumed committed frame of
-    /// this ring — consumed already, or taken from another ring — is an
-    /// empty frame: its bytes may already be the producer's again.
+    /// A `Peeked` that no longer describes the next committed frame of this
+    /// ring (see [`is_next`](Self::is_next)) is an empty frame: its bytes
+    /// may already be the producer's again.
     #[inline(always)]
     fn frame_of(&self, peeked: &Peeked) -> FrameAt {
         let w = FrameWord::decode(peeked.word);
-        let payload = DATA + (peeked.pos as usize & self.mask) + HEADER;
-        let mut frame = FrameAt {
+        let next = self.is_next(peeked);
+        let len = if next { w.len as usize } else { 0 };
+        FrameAt {
             pos: peeked.pos,
-            payload,
-            len: w.len as usize,
-            size: frame_size(w.len as usize) as u64,
+            // An empty frame points at the start of the data area: a stale
+            // or foreign position may lie anywhere, even past its end.
+            payload: if next { DATA + (peeked.pos as usize & self.mask) + HEADER } else { DATA },
+            len,
+            size: frame_size(len) as u64,
             meta: peeked.meta,
             flags: w.flags,
             tag: w.tag,
-        };
-        // SYNC: Acquire; pairs with the Release in `Producer::commit`, as in
-        // `locate`: the frame is still the committed one we located.
-        let still = self.region.word(payload - HEADER).load(Ordering::Acquire) == peeked.word;
-        if peeked.pos < self.head || !still || frame.len > max_payload(self.capacity) {
-            frame.len = 0;
         }
-        frame
+    }
+
+    /// Whether `peeked` describes the next frame to read in this ring, as
+    /// [`peek`](Self::peek) would return it now: at the read position (or,
+    /// past padding there, at the start of the next lap), carrying the
+    /// expected sequence tag, fitting the ring there, and with the commit
+    /// word there still the one it was built from. A `Peeked` that fails
+    /// this (consumed already, or taken from another ring) must give no
+    /// view of bytes the producer may be writing, and must not move the
+    /// read position past what the producer published.
+    #[inline(always)]
+    fn is_next(&self, peeked: &Peeked) -> bool {
+        let w = FrameWord::decode(peeked.word);
+        let at = peeked.pos as usize & self.mask;
+        let placed = peeked.pos == self.head || self.pads_to(peeked.pos);
+        // SYNC: Acquire; pairs with the Release in `Producer::commit`, as
+        // in `locate`: the frame is still the committed one we located.
+        placed
+            && w.kind == KIND_DATA
+            && w.tag == self.seq
+            && (w.len as usize) <= max_payload(self.capacity)
+            && frame_size(w.len as usize) <= self.capacity - at
+            && self.region.word(DATA + at).load(Ordering::Acquire) == peeked.word
+    }
+
+    /// Whether `pos` is where [`locate`](Self::locate) goes after padding
+    /// at the read position: the start of the next lap, with padding from
+    /// the read position to the end of the ring (once per lap: cold).
+    #[cold]
+    fn pads_to(&self, pos: u64) -> bool {
+        let at = self.head as usize & self.mask;
+        if at == 0 || pos != self.head + (self.capacity - at) as u64 {
+            return false;
+        }
+        // SYNC: Acquire; pairs with the Release in `Producer::commit`.
+        let w = FrameWord::decode(self.region.word(DATA + at).load(Ordering::Acquire));
+        w.kind == KIND_PAD && w.len as usize == self.capacity - at
     }
 
     /// The frame `peeked` describes, read in place.
@@ -216,13 +249,14 @@ impl<R: Region> Consumer<R> {
 
     /// Consumes the frame `peeked` (locally; [`release`](Self::release)
     /// hands the space back). Returns false, doing nothing, for a frame that
-    /// is not the next one (consumed already, or of another ring).
+    /// is not the next one (consumed already, or of another ring, or whose
+    /// commit word a misbehaving producer rewrote since the peek).
     #[inline]
     pub fn consume(&mut self, peeked: &Peeked) -> bool {
-        let w = FrameWord::decode(peeked.word);
-        if peeked.pos < self.head || w.tag != self.seq {
+        if !self.is_next(peeked) {
             return false;
         }
+        let w = FrameWord::decode(peeked.word);
         self.head = peeked.pos + frame_size(w.len as usize) as u64;
         self.seq = self.seq.wrapping_add(1);
         true

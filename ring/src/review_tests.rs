@@ -1,0 +1,93 @@
+//! A hostile review's findings (issue 14, sections 1 and 2), one test per
+//! hole, each failing before its fix: misuse of the safe API from this
+//! process (a `Peeked` of another ring, a descriptor of a slot not yet
+//! committed), and words a peer writes.
+
+use std::sync::Arc;
+
+use crate::{pool, spsc, HeapRegion, WakeMode};
+
+fn ring(cap: usize) -> (Arc<HeapRegion>, spsc::Producer<Arc<HeapRegion>>, spsc::Consumer<Arc<HeapRegion>>) {
+    let region = Arc::new(HeapRegion::new(spsc::region_len(cap)));
+    spsc::init(&*region).unwrap();
+    let tx = spsc::Producer::attach(region.clone()).unwrap();
+    let rx = spsc::Consumer::attach(region.clone()).unwrap();
+    (region, tx, rx)
+}
+
+/// Sends and reads `n` frames of `len` bytes.
+fn cycle(tx: &mut spsc::Producer<Arc<HeapRegion>>, rx: &mut spsc::Consumer<Arc<HeapRegion>>, n: usize, len: usize) {
+    for i in 0..n {
+        let _ = tx.try_send(&vec![i as u8; len]).unwrap();
+        let p = rx.peek().unwrap();
+        assert!(rx.consume(&p));
+        let _ = rx.release();
+    }
+}
+
+/// A `Peeked` of another ring, at this ring's read position and with its
+/// next sequence tag but of another length, once moved the read position
+/// past what the producer published: the consumer then handed the
+/// producer a head beyond its tail (`Corrupt` on its next refresh), and a
+/// later read could view stale frames in room the producer was writing.
+#[test]
+fn spsc_a_peeked_of_another_ring_is_not_consumed() {
+    let (_ra, mut txa, mut rxa) = ring(256);
+    let (_rb, mut txb, mut rxb) = ring(256);
+    cycle(&mut txa, &mut rxa, 1, 8);
+    cycle(&mut txb, &mut rxb, 1, 8);
+    let _ = txb.try_send(&[9; 100]).unwrap();
+    let foreign = rxb.peek().unwrap();
+    assert!(!rxa.consume(&foreign), "a frame ring A never held was consumed");
+    assert!(rxa.view(&foreign).is_empty());
+    let _ = rxa.release();
+    // Ring A goes on as if nothing happened.
+    for i in 0..40u8 {
+        let _ = txa.try_send(&[i; 8]).unwrap();
+        assert_eq!(rxa.try_read().unwrap().payload(), &[i; 8]);
+        let _ = rxa.release();
+    }
+}
+
+/// A `Peeked` whose position falls 8 bytes short of the end of this
+/// (smaller) ring: its view was empty but pointed past the region, and
+/// copying or reading that empty view panicked.
+#[test]
+fn spsc_a_peeked_past_the_end_of_this_ring_gives_an_empty_view_without_panicking() {
+    let (_ra, _txa, rxa) = ring(128);
+    let (_rb, mut txb, mut rxb) = ring(256);
+    cycle(&mut txb, &mut rxb, 5, 8);
+    let _ = txb.try_send(&[3; 8]).unwrap();
+    let foreign = rxb.peek().unwrap();
+    let view = rxa.view(&foreign);
+    assert!(view.is_empty());
+    view.copy_to(&mut []);
+    assert!(view.payload().is_empty());
+    assert!(rxa.payload_of(&foreign).is_empty());
+}
+
+/// A stale `Peeked` of this ring (consumed already) is neither viewed nor
+/// consumed again; the one past padding, at the start of the next lap, is.
+#[test]
+fn spsc_stale_and_past_padding_peeks() {
+    let (_r, mut tx, mut rx) = ring(128);
+    let _ = tx.try_send(&[1; 8]).unwrap();
+    let first = rx.peek().unwrap();
+    assert!(rx.consume(&first));
+    assert!(!rx.consume(&first));
+    assert!(rx.view(&first).is_empty());
+    let _ = rx.release();
+    let _ = tx.try_send(&[2; 32]).unwrap();
+    let second = rx.peek().unwrap();
+    assert!(rx.consume(&second));
+    let _ = rx.release();
+    cycle(&mut tx, &mut rx, 1, 8);
+    // 24 + 48 + 24 bytes used; a 40-byte frame (56 bytes) does not fit
+    // before the end: padding, then the frame at the start of the next lap.
+    let _ = tx.try_send(&[4; 40]).unwrap();
+    let next = rx.peek().unwrap();
+    assert_eq!(rx.view(&next).payload(), &[4; 40]);
+    assert!(rx.consume(&next));
+    let _ = rx.release();
+    assert_eq!(rx.try_read().err(), Some(crate::ReadError::Empty));
+}
