@@ -91,3 +91,31 @@ fn spsc_stale_and_past_padding_peeks() {
     let _ = rx.release();
     assert_eq!(rx.try_read().err(), Some(crate::ReadError::Empty));
 }
+
+fn pool_pair(cap: usize) -> (pool::Producer<Arc<HeapRegion>>, pool::Consumer<Arc<HeapRegion>>) {
+    let region = Arc::new(HeapRegion::new(pool::region_len(cap)));
+    pool::init(&*region, WakeMode::Fenced).unwrap();
+    (pool::Producer::attach(region.clone()).unwrap(), pool::Consumer::attach(region).unwrap())
+}
+
+/// The consumer opened any descriptor in order, committed or not: safe
+/// code held a `WriteSlot`'s `&mut [u8]` and a `ReadSlot`'s `&[u8]` over
+/// the same bytes at once (and a peer's descriptor announced before its
+/// slot was written got a view of bytes still being written).
+#[test]
+fn pool_a_slot_still_being_written_does_not_open() {
+    let (mut tx, mut rx) = pool_pair(1024);
+    let mut w = tx.try_alloc(64).unwrap();
+    let d = w.descriptor();
+    w.payload_mut()[0] = 1;
+    let slot = rx.validate(d.pos(), d.len() as u64).unwrap();
+    assert!(rx.read(slot).is_err(), "a slot under a live WriteSlot was opened for reading");
+    // Committed, it opens.
+    let d = w.commit();
+    let r = rx.read(rx.validate(d.pos(), d.len() as u64).unwrap()).unwrap();
+    assert_eq!(r.payload()[0], 1);
+    let _ = r.consume().release();
+    // A forged descriptor of the next slot, nothing committed there: refused.
+    let next = rx.validate(d.pos() + 64, 64).unwrap();
+    assert!(rx.read(next).is_err());
+}
