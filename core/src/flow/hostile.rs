@@ -20,9 +20,14 @@
 //! - A flow's peer state (`FlowShared::state`, live or gone): a word of
 //!   this process, written by the peer watcher when the peer's control
 //!   socket hangs up. Every sleep in the flow's own calls (receive, send,
-//!   loan, `dealloc`, `FlowSet::wait`) waits on it beside its shared futex
-//!   word (`futex_waitv`), and the watcher changes it and wakes it first:
-//!   a death ends every wait whatever the peer wrote anywhere. (Where
+//!   loan, `dealloc`) waits on it beside its shared futex word
+//!   (`futex_waitv`), and the watcher changes it and wakes it first: a
+//!   death ends every wait whatever the peer wrote anywhere.
+//! - The process's death word (`watch::deaths`): bumped and woken by the
+//!   watcher on every hang-up, after the flow's state word is marked. A
+//!   `FlowSet::wait` sleeps on it once (not on each flow's state word, so
+//!   many flows fit one `futex_waitv`), having read it before its last look
+//!   at the flows' states. (Where
 //!   `futex_waitv` fails, before Linux 5.16 or under a seccomp filter, a
 //!   sleep falls back to the shared word alone: then a process that still
 //!   maps the segment after the hang-up and restores the futex word in the
@@ -50,7 +55,15 @@
 //!
 //! Control area:
 //!
-//! - Magic, capacity, wake mode: read at attach only (validated there).
+//! - Magic, capacity, wake mode: validated when the flow is assembled,
+//!   then read once more as each side attaches (`FlowMemory::sides`, the
+//!   wait points), and never after. Capacity must still match the
+//!   region's length. A wake mode flipped between the two reads puts our
+//!   side in the other mode: in membarrier mode our publishes skip the
+//!   fence the peer's sleeper needs (the peer's loss) and our sleeps issue
+//!   the membarrier (an error if this process cannot); in fenced mode a
+//!   peer that skips its fence can make us miss its wake, which it could
+//!   withhold anyway (our waits still end at the deadline or its death).
 //!   Later scribbles do nothing.
 //! - Producer side word (open / closed). Theirs: a false "closed" ends our
 //!   reading early with `Closed` once the ring is empty (the peer could
@@ -125,6 +138,16 @@
 //!   allocated range) or `CorruptPeer`; `fits` saturates as above. Theirs:
 //!   never read back.
 //! - Space wait point: as the rings' wait points.
+//! - Committed position (end of the last slot the producer committed,
+//!   stored before the descriptor frame is published). Theirs: a slot is
+//!   opened for reading only below it, or `CorruptPeer`; a value too high
+//!   only opens a slot the peer has not finished writing (its bytes, as
+//!   any payload, are the peer's to garble), never one outside the arena
+//!   or out of order (the descriptor checks above still hold). Ours: read
+//!   by nobody on our side. (Before: nothing told a consumer whether a
+//!   slot was committed, so safe code in one process could hold a
+//!   `WriteSlot`'s `&mut [u8]` and a `ReadSlot`'s `&[u8]` over the same
+//!   bytes.)
 //! - Arena bytes: payload only, bounds from the checked descriptor and our
 //!   own position.
 //!
@@ -151,6 +174,19 @@
 //! - The control socket: a descriptor packet must match the frame's count
 //!   (`CorruptPeer` otherwise). The readiness socket the peer hands over is
 //!   only ever sent to with `MSG_DONTWAIT`.
+//! - Our readiness socket's queue: the peer holds its signalling end and
+//!   can send any number of datagrams. Worst case: our descriptor stays
+//!   readable (spurious wakes of the application's event loop). A receive
+//!   that arms it drains at most `readiness::MAX_DRAIN` datagrams (before:
+//!   until the queue ran dry, which a peer refilling it as fast kept a
+//!   `try_recv` from ever reaching).
+//! - The `Peeked` handles a flow keeps between locating a frame and
+//!   consuming it are ours, but the ring re-checks each against the ring
+//!   (`Consumer::consume`, `Consumer::view`: at the read position, the
+//!   expected tag, the commit word there unchanged): a commit word the
+//!   peer rewrote between our look and our consume leaves the message
+//!   unconsumed (the next receive looks again), never moves our position
+//!   by a length it did not publish.
 //! - The stats files (`ringflow stat`) are written by their own process,
 //!   not by a flow's peer; their reader treats them as untrusted (bounded
 //!   slot counts, seqlocked copies, unknown kinds skipped).
