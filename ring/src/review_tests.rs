@@ -92,6 +92,28 @@ fn spsc_stale_and_past_padding_peeks() {
     assert_eq!(rx.try_read().err(), Some(crate::ReadError::Empty));
 }
 
+/// A producer that rewrites a frame's commit word after the consumer found
+/// it changes neither what the consumer hands out (the length it
+/// validated) nor where it goes next: before, a `RecvBuf` over the frame
+/// went from its length to empty and back as the peer wrote, and the
+/// consume that followed was refused.
+#[test]
+fn spsc_a_commit_word_rewritten_after_the_peek_changes_nothing() {
+    use crate::frame::{FrameWord, KIND_DATA};
+    use crate::Region;
+    use std::sync::atomic::Ordering::Relaxed;
+    let (region, mut tx, mut rx) = ring(256);
+    let _ = tx.try_send(&[5; 40]).unwrap();
+    let _ = tx.try_send(&[6; 8]).unwrap();
+    let p = rx.peek().unwrap();
+    for forged in [0, FrameWord { len: 200, kind: KIND_DATA, flags: 0, tag: 0 }.encode(), u64::MAX] {
+        region.word(spsc::CONTROL_LEN).store(forged, Relaxed);
+        assert_eq!(rx.view(&p).payload(), &[5; 40]);
+    }
+    assert!(rx.consume(&p));
+    assert_eq!(rx.try_read().unwrap().payload(), &[6; 8]);
+}
+
 fn pool_pair(cap: usize) -> (pool::Producer<Arc<HeapRegion>>, pool::Consumer<Arc<HeapRegion>>) {
     let region = Arc::new(HeapRegion::new(pool::region_len(cap)));
     pool::init(&*region, WakeMode::Fenced).unwrap();

@@ -181,12 +181,14 @@
 //!   until the queue ran dry, which a peer refilling it as fast kept a
 //!   `try_recv` from ever reaching).
 //! - The `Peeked` handles a flow keeps between locating a frame and
-//!   consuming it are ours, but the ring re-checks each against the ring
-//!   (`Consumer::consume`, `Consumer::view`: at the read position, the
-//!   expected tag, the commit word there unchanged): a commit word the
-//!   peer rewrote between our look and our consume leaves the message
-//!   unconsumed (the next receive looks again), never moves our position
-//!   by a length it did not publish.
+//!   consuming it are ours: the ring takes one only from the consumer that
+//!   found it, at the read position, with the expected tag
+//!   (`Consumer::consume`, `Consumer::view`), and then trusts the length
+//!   it validated when it found the frame, not the commit word now. A
+//!   commit word the peer rewrites after our look changes nothing we hand
+//!   out or where we read next (before: a `RecvBuf`'s length went to 0 and
+//!   back, and a `Peeked` of another ring moved our position past what the
+//!   producer published).
 //! - The stats files (`ringflow stat`) are written by their own process,
 //!   not by a flow's peer; their reader treats them as untrusted (bounded
 //!   slot counts, seqlocked copies, unknown kinds skipped).

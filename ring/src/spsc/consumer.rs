@@ -29,7 +29,13 @@ pub struct Consumer<R: Region> {
     wake: WakeMode,
     /// Position up to which `read_batch` has prefetched.
     prefetched: u64,
+    /// This consumer's own number, carried by every [`Peeked`] it hands
+    /// out, so that one of another ring is never taken for its own.
+    id: u64,
 }
+
+/// The numbers [`Consumer`]s carry (never reused, unlike addresses).
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl<R: Region> Consumer<R> {
     /// Attaches the consumer side of a ring laid out by [`init`](super::init).
@@ -47,6 +53,8 @@ impl<R: Region> Consumer<R> {
             seq: 0,
             wake,
             prefetched: head,
+            // SYNC: Relaxed; only distinctness matters, which the RMW gives.
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -171,14 +179,14 @@ impl<R: Region> Consumer<R> {
             pos: f.pos,
             word: FrameWord { len: f.len as u32, kind: KIND_DATA, flags: f.flags, tag: f.tag }.encode(),
             meta: f.meta,
+            ring: self.id,
         })
     }
 
-    /// Where the frame `peeked` lies (rebuilt from its three words: it is
-    /// kept that small so handing it around costs registers, not memory).
-    /// A `Peeked` that no longer describes the next committed frame of this
-    /// ring (see [`is_next`](Self::is_next)) is an empty frame: its bytes
-    /// may already be the producer's again.
+    /// Where the frame `peeked` lies (rebuilt from its words). A `Peeked`
+    /// that is not the next frame of this ring (see
+    /// [`is_next`](Self::is_next)) is an empty frame: its bytes may
+    /// already be the producer's again.
     #[inline(always)]
     fn frame_of(&self, peeked: &Peeked) -> FrameAt {
         let w = FrameWord::decode(peeked.word);
@@ -187,7 +195,7 @@ impl<R: Region> Consumer<R> {
         FrameAt {
             pos: peeked.pos,
             // An empty frame points at the start of the data area: a stale
-            // or foreign position may lie anywhere, even past its end.
+            // position may lie anywhere in the ring.
             payload: if next { DATA + (peeked.pos as usize & self.mask) + HEADER } else { DATA },
             len,
             size: frame_size(len) as u64,
@@ -197,41 +205,20 @@ impl<R: Region> Consumer<R> {
         }
     }
 
-    /// Whether `peeked` describes the next frame to read in this ring, as
-    /// [`peek`](Self::peek) would return it now: at the read position (or,
-    /// past padding there, at the start of the next lap), carrying the
-    /// expected sequence tag, fitting the ring there, and with the commit
-    /// word there still the one it was built from. A `Peeked` that fails
-    /// this (consumed already, or taken from another ring) must give no
-    /// view of bytes the producer may be writing, and must not move the
+    /// Whether `peeked` is the next frame to read, as [`peek`](Self::peek)
+    /// found it: handed out by this consumer (not another ring's), at the
+    /// read position or, past padding there, at the start of the next lap,
+    /// with the expected sequence tag. Such a frame was validated against
+    /// this ring when it was found and stays the producer's until released,
+    /// so its length holds whatever the peer writes since: no load, only
+    /// compares. Anything else (consumed already, another ring's) must give
+    /// no view of bytes the producer may be writing and must not move the
     /// read position past what the producer published.
     #[inline(always)]
     fn is_next(&self, peeked: &Peeked) -> bool {
-        let w = FrameWord::decode(peeked.word);
-        let at = peeked.pos as usize & self.mask;
-        let placed = peeked.pos == self.head || self.pads_to(peeked.pos);
-        // SYNC: Acquire; pairs with the Release in `Producer::commit`, as
-        // in `locate`: the frame is still the committed one we located.
-        placed
-            && w.kind == KIND_DATA
-            && w.tag == self.seq
-            && (w.len as usize) <= max_payload(self.capacity)
-            && frame_size(w.len as usize) <= self.capacity - at
-            && self.region.word(DATA + at).load(Ordering::Acquire) == peeked.word
-    }
-
-    /// Whether `pos` is where [`locate`](Self::locate) goes after padding
-    /// at the read position: the start of the next lap, with padding from
-    /// the read position to the end of the ring (once per lap: cold).
-    #[cold]
-    fn pads_to(&self, pos: u64) -> bool {
         let at = self.head as usize & self.mask;
-        if at == 0 || pos != self.head + (self.capacity - at) as u64 {
-            return false;
-        }
-        // SYNC: Acquire; pairs with the Release in `Producer::commit`.
-        let w = FrameWord::decode(self.region.word(DATA + at).load(Ordering::Acquire));
-        w.kind == KIND_PAD && w.len as usize == self.capacity - at
+        let placed = peeked.pos == self.head || (at != 0 && peeked.pos == self.head + (self.capacity - at) as u64);
+        peeked.ring == self.id && placed && FrameWord::decode(peeked.word).tag == self.seq
     }
 
     /// The frame `peeked` describes, read in place.
@@ -249,8 +236,7 @@ impl<R: Region> Consumer<R> {
 
     /// Consumes the frame `peeked` (locally; [`release`](Self::release)
     /// hands the space back). Returns false, doing nothing, for a frame that
-    /// is not the next one (consumed already, or of another ring, or whose
-    /// commit word a misbehaving producer rewrote since the peek).
+    /// is not the next one (consumed already, or of another ring).
     #[inline]
     pub fn consume(&mut self, peeked: &Peeked) -> bool {
         if !self.is_next(peeked) {
@@ -419,12 +405,14 @@ impl<R: Region> Drop for Consumer<R> {
 }
 
 /// A frame located by [`Consumer::peek`], not yet consumed: its position,
-/// its (validated) commit word and its metadata word.
+/// its (validated) commit word, its metadata word, and which consumer found
+/// it (another consumer treats it as no frame).
 #[derive(Clone, Copy, Debug)]
 pub struct Peeked {
     pos: u64,
     word: u64,
     meta: u64,
+    ring: u64,
 }
 
 impl Peeked {
