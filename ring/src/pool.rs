@@ -228,7 +228,13 @@ impl<R: Region> Producer<R> {
             }
             self.cached_head = head;
             if end > head + self.capacity as u64 {
-                return Err(ClaimError::Full);
+                // A closed consumer never makes room: `Closed`, not `Full`
+                // (a waiter would be told `Full` again and again).
+                return Err(if side_closed(&self.region, OFF_CONSUMER) {
+                    ClaimError::Closed
+                } else {
+                    ClaimError::Full
+                });
             }
         }
         if side_closed(&self.region, OFF_CONSUMER) {

@@ -141,3 +141,37 @@ fn pool_a_slot_still_being_written_does_not_open() {
     let next = rx.validate(d.pos() + 64, 64).unwrap();
     assert!(rx.read(next).is_err());
 }
+
+/// A full ring whose consumer has closed said `Full`, a promise of room
+/// that never comes: a sender waiting for room (woken by the close) was
+/// told `Full` again and again, and spun until its deadline, for ever
+/// with none. (A peer can write the consumer's side word at will.)
+#[test]
+fn spsc_a_full_ring_with_a_closed_consumer_is_closed_not_full() {
+    use crate::{ClaimError, Region};
+    use std::sync::atomic::Ordering::Relaxed;
+    let (region, mut tx, _rx) = ring(256);
+    while tx.try_send(&[1; 40]).is_ok() {}
+    assert_eq!(tx.try_claim(40).err(), Some(ClaimError::Full));
+    // The consumer's side word (`OFF_CONSUMER`), as a peer would close it.
+    region.word(24).store(2, Relaxed);
+    assert_eq!(tx.try_claim(40).err(), Some(ClaimError::Closed));
+    assert_eq!(tx.ready_for(40).err(), Some(ClaimError::Closed));
+    assert!(matches!(tx.write_batch(4, 40, |_| true), Err(ClaimError::Closed)));
+}
+
+#[test]
+fn pool_a_full_arena_with_a_closed_consumer_is_closed_not_full() {
+    use crate::{ClaimError, Region};
+    use std::sync::atomic::Ordering::Relaxed;
+    let region = Arc::new(HeapRegion::new(pool::region_len(1024)));
+    pool::init(&*region, WakeMode::Fenced).unwrap();
+    let mut tx = pool::Producer::attach(region.clone()).unwrap();
+    let _rx = pool::Consumer::attach(region.clone()).unwrap();
+    while let Ok(s) = tx.try_alloc(256) {
+        let _ = s.commit();
+    }
+    assert_eq!(tx.ready_for(256).err(), Some(ClaimError::Full));
+    region.word(24).store(2, Relaxed);
+    assert_eq!(tx.ready_for(256).err(), Some(ClaimError::Closed));
+}

@@ -70,7 +70,10 @@
 //!   equally have closed); never "closed" means its death is learnt from
 //!   the hang-up (`PeerGone`). Ours: read by nobody on our side.
 //! - Consumer side word. Ours (they consume): a false "closed" makes our
-//!   sends `Closed` and ends a lingering `dealloc` with `Closed`; a missing
+//!   sends `Closed` (a full ring too: the ring says `Closed`, not `Full`,
+//!   once the consumer closed; before, a blocking send woken by the close
+//!   was told `Full` again and again and spun without end,
+//!   `tests/hostile_review.rs`) and ends a lingering `dealloc` with `Closed`; a missing
 //!   "closed" leaves our sends waiting until their deadline or the peer's
 //!   death. Theirs: read by nobody on our side.
 //! - Head (consumer position). Ours: checked on every refresh
@@ -133,7 +136,7 @@
 //!
 //! - Magic, capacity, wake mode: attach only.
 //! - Producer and consumer side words: as for the inline rings (ours: a
-//!   false "closed" makes a bulk send `Closed`).
+//!   false "closed" makes a bulk send `Closed`, a full pool too).
 //! - Head (consumer position). Ours: checked on every refresh (in the
 //!   allocated range) or `CorruptPeer`; `fits` saturates as above. Theirs:
 //!   never read back.
