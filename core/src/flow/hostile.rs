@@ -192,6 +192,11 @@
 //!   out or where we read next (before: a `RecvBuf`'s length went to 0 and
 //!   back, and a `Peeked` of another ring moved our position past what the
 //!   producer published).
+//! - Clients of a listener: each connection that is refused or breaks off
+//!   its setup costs at most the setup limit; an accept stops taking them
+//!   at its deadline, a `try_accept` after `NOW_SETUP_ATTEMPTS` (before:
+//!   clients that kept connecting and failing held any accept, a
+//!   `try_accept` included, for as long as they kept coming).
 //! - The stats files (`ringflow stat`) are written by their own process,
 //!   not by a flow's peer; their reader treats them as untrusted (bounded
 //!   slot counts, seqlocked copies, unknown kinds skipped).
