@@ -175,3 +175,63 @@ fn pool_a_full_arena_with_a_closed_consumer_is_closed_not_full() {
     region.word(24).store(2, Relaxed);
     assert_eq!(tx.ready_for(256).err(), Some(ClaimError::Closed));
 }
+
+proptest::proptest! {
+    /// Two rings driven by random sends and reads, and at random points
+    /// the second ring's next frame offered to the first (consume, view):
+    /// the first ring never consumes it, never views a byte of it, and
+    /// delivers its own frames whole and in order, its producer never
+    /// seeing a consumer position out of range.
+    #[test]
+    fn spsc_peeks_of_another_ring_never_disturb_this_one(
+        ops in proptest::collection::vec((0u8..4, 0usize..60), 1..200),
+    ) {
+        let (_ra, mut txa, mut rxa) = ring(256);
+        let (_rb, mut txb, mut rxb) = ring(256);
+        let (mut sent, mut got) = (0u32, 0u32);
+        for (op, len) in ops {
+            match op {
+                0 => {
+                    let mut msg = vec![sent as u8; len.max(4)];
+                    msg[..4].copy_from_slice(&sent.to_le_bytes());
+                    match txa.try_send(&msg) {
+                        Ok(_) => sent += 1,
+                        Err(crate::ClaimError::Full) => {}
+                        Err(e) => proptest::prop_assert!(false, "producer: {e}"),
+                    }
+                }
+                1 => {
+                    if let Ok(p) = rxa.peek() {
+                        let v = rxa.view(&p);
+                        proptest::prop_assert_eq!(&v.payload()[..4], &got.to_le_bytes()[..]);
+                        proptest::prop_assert!(rxa.consume(&p));
+                        got += 1;
+                        let _ = rxa.release();
+                    }
+                }
+                2 => {
+                    let _ = txb.try_send(&vec![9; len]);
+                    if let Ok(p) = rxb.peek() {
+                        if len % 2 == 0 {
+                            proptest::prop_assert!(rxb.consume(&p));
+                            let _ = rxb.release();
+                        }
+                    }
+                }
+                _ => {
+                    if let Ok(p) = rxb.peek() {
+                        proptest::prop_assert!(rxa.view(&p).is_empty());
+                        proptest::prop_assert!(!rxa.consume(&p));
+                    }
+                }
+            }
+        }
+        while let Ok(p) = rxa.peek() {
+            let v = rxa.view(&p);
+            proptest::prop_assert_eq!(&v.payload()[..4], &got.to_le_bytes()[..]);
+            proptest::prop_assert!(rxa.consume(&p));
+            got += 1;
+        }
+        proptest::prop_assert_eq!(got, sent);
+    }
+}
