@@ -39,8 +39,9 @@
 //! - The addresses of the wait points the watcher alerts, taken once at
 //!   setup from the validated layout (`FlowShared::alerts`).
 //! - The segment's size: the creator seals the memfd against shrinking and
-//!   growing, and an attaching side refuses one that is not sealed, so no
-//!   peer can turn a mapped page into SIGBUS.
+//!   growing, and an attaching side refuses one not sealed against
+//!   shrinking (growing cannot fault a mapping), so no peer can turn a
+//!   mapped page into SIGBUS.
 //!
 //! # Layout header (`ringflow_shm::Layout`)
 //!
