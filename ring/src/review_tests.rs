@@ -235,3 +235,41 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, sent);
     }
 }
+
+/// A ring position a side starts from, not a multiple of 8 (a peer's
+/// write between the freshness check and the attach, or memory the peer
+/// supplied): it was accepted, and the first frame's commit word then lay
+/// at a misaligned offset, where the region panics. (Found by writing 3.)
+#[test]
+fn a_misaligned_start_position_is_refused_at_attach() {
+    use crate::Region;
+    use std::sync::atomic::Ordering::Relaxed;
+    for off in [spsc::OFF_HEAD] {
+        let region = Arc::new(HeapRegion::new(spsc::region_len(256)));
+        spsc::init(&*region).unwrap();
+        region.word(off).store(3, Relaxed);
+        let tx = spsc::Producer::attach(region.clone());
+        assert!(tx.is_err(), "a producer attached at position 3");
+        let rx = spsc::Consumer::attach(region.clone());
+        assert!(rx.is_err(), "a consumer attached at position 3");
+    }
+    let region = Arc::new(HeapRegion::new(crate::mpsc::region_len(256)));
+    crate::mpsc::init(&*region).unwrap();
+    region.word(crate::mpsc::OFF_HEAD).store(5, Relaxed);
+    assert!(crate::mpsc::Consumer::attach(region.clone()).is_err());
+}
+
+/// A many-producer ring's shared tail, not a multiple of 8: the claim used
+/// it as a frame position and panicked on the misaligned commit word.
+#[test]
+fn mpsc_a_misaligned_tail_is_corrupt_not_a_panic() {
+    use crate::{mpsc, ClaimError, Region};
+    use std::sync::atomic::Ordering::Relaxed;
+    let region = Arc::new(HeapRegion::new(mpsc::region_len(256)));
+    mpsc::init(&*region).unwrap();
+    let _rx = mpsc::Consumer::attach(region.clone()).unwrap();
+    let mut tx = mpsc::Producer::attach(region.clone()).unwrap();
+    region.word(mpsc::OFF_TAIL).store(12, Relaxed);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.try_send(&[1; 8])));
+    assert!(matches!(r, Ok(Err(mpsc::SendError::Claim(ClaimError::Corrupt(_))))), "{r:?}");
+}

@@ -83,7 +83,12 @@
 //!   only keeps the ring full (waits end at the deadline or the death). The
 //!   wait condition `fits` reads it unchecked but saturating: a huge value
 //!   only says "room", and the claim that follows finds the corruption.
-//!   Theirs: we never read it back (our head is local).
+//!   Theirs: we never read it back (our head is local). Both: read once
+//!   as each side attaches, as the position it starts from (a peer may
+//!   write it after the freshness check, or supply the memory): above
+//!   2^62 or not a multiple of 8 refuses the flow at setup (before: a
+//!   misaligned start put the first frame's commit word off the 8-byte
+//!   grid, where the region panics).
 //! - Tail (producer position, a hint for batch reads): read only by
 //!   `Consumer::read_batch`, which flows do not use.
 //! - Wait points (futex sequence word, sleeper count), for data and for
