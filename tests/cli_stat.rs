@@ -51,7 +51,7 @@ fn child_runs_a_flow_then_sleeps() {
         }
         f
     });
-    let mut rx = listener.accept(Deadline::after(LONG)).unwrap();
+    let mut rx = listener.accept_timeout(LONG).unwrap();
     let mut buf = [0u8; 8];
     for _ in 0..COUNT {
         rx.recv_into(&mut buf).unwrap();

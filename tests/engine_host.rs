@@ -105,7 +105,7 @@ fn applications_attach_to_the_host_engine_and_a_clean_stop_flushes() {
 
     let mut listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(far_dir.path())).unwrap();
     let server = thread::spawn(move || {
-        let mut flow = listener.accept(Deadline::after(LONG)).unwrap();
+        let mut flow = listener.accept_timeout(LONG).unwrap();
         let mut buf = vec![0u8; 1 << 16];
         let mut n = 0u32;
         loop {
@@ -137,7 +137,7 @@ fn applications_attach_to_the_host_engine_and_a_clean_stop_flushes() {
     );
     assert!(matches!(r, Err(ringflow::AllocError::NotFound { .. })), "{r:?}");
 
-    flow.dealloc(Deadline::after(LONG)).unwrap();
+    flow.dealloc_timeout(LONG).unwrap();
     assert_eq!(server.join().unwrap(), 300);
     // A clean stop: both engines flush (nothing is in flight) and exit 0.
     near.signal(libc::SIGINT);
@@ -155,7 +155,7 @@ fn a_stop_waits_for_unacknowledged_data_and_a_second_ctrl_c_exits_at_once() {
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let server = thread::spawn(move || {
         // Accepts, never reads: nothing sent to it is ever acknowledged.
-        let _flow = listener.accept(Deadline::after(LONG)).unwrap();
+        let _flow = listener.accept_timeout(LONG).unwrap();
         let _ = done_rx.recv_timeout(LONG);
     });
     let opts = FlowOptions::new().runtime_dir(near_dir.path());

@@ -62,7 +62,7 @@ fn send_receive_loan_and_recv_ref_allocate_nothing() {
             }
         }
     });
-    let mut flow = l.accept(Deadline::Never).unwrap();
+    let mut flow = l.accept().unwrap();
     let small = [5u8; 64];
     let large = vec![9u8; 300_000];
     let mut buf = vec![0u8; 1 << 20];

@@ -153,7 +153,7 @@ fn child_sends_a_descriptor() {
     // Wait for the reply so the message is consumed before we go.
     let mut buf = [0u8; 8];
     flow.recv_into(&mut buf).unwrap();
-    flow.dealloc(Deadline::after(LONG)).unwrap();
+    flow.dealloc_timeout(LONG).unwrap();
 }
 
 #[test]
@@ -215,7 +215,7 @@ fn peer_killed_while_we_are_blocked_in_recv() {
     let dir = tmp.path().to_path_buf();
     let mut l = listen(&dir, "recv-kill");
     let c = child("child_sends_then_sleeps", &dir, "recv-kill", &[("COUNT", "200".into())]);
-    let mut flow = l.accept(Deadline::after(LONG)).unwrap();
+    let mut flow = l.accept_timeout(LONG).unwrap();
     let killer = kill_later(c, dir.join("sent"));
     let mut buf = vec![0u8; 4096];
     let mut expect = Vec::new();
@@ -240,7 +240,7 @@ fn peer_killed_while_we_are_blocked_in_send() {
     let dir = tmp.path().to_path_buf();
     let mut l = listen(&dir, "send-kill");
     let c = child("child_reads_some_then_sleeps", &dir, "send-kill", &[]);
-    let mut flow = l.accept(Deadline::after(LONG)).unwrap();
+    let mut flow = l.accept_timeout(LONG).unwrap();
     let killer = kill_later(c, dir.join("read"));
     let msg = [3u8; 1000];
     let err = loop {
@@ -262,7 +262,7 @@ fn peer_killed_while_we_are_idle() {
     let dir = tmp.path().to_path_buf();
     let mut l = listen(&dir, "idle-kill");
     let c = child("child_sends_then_sleeps", &dir, "idle-kill", &[("COUNT", "3".into())]);
-    let flow = l.accept(Deadline::after(LONG)).unwrap();
+    let flow = l.accept_timeout(LONG).unwrap();
     await_file(&dir.join("sent"));
     kill(c);
     // A set waiting on the idle flow learns it, and so does its readiness fd.
@@ -272,7 +272,7 @@ fn peer_killed_while_we_are_idle() {
     let mut ready = Vec::new();
     let mut closed = false;
     while !closed {
-        assert!(set.wait(&mut ready, Deadline::after(LONG)).unwrap() > 0);
+        assert!(set.wait_timeout(&mut ready, LONG).unwrap() > 0);
         closed = ready.iter().any(|r| r.key == key && r.closed);
         if !closed {
             thread::sleep(Duration::from_millis(1)); // readable, not yet known closed
@@ -295,7 +295,7 @@ fn garbage_in_the_shared_ring_is_an_error_not_a_crash() {
     let dir = tmp.path().to_path_buf();
     let mut l = listen(&dir, "garbage");
     let c = child("child_scribbles_over_its_rings", &dir, "garbage", &[]);
-    let mut flow = l.accept(Deadline::after(LONG)).unwrap();
+    let mut flow = l.accept_timeout(LONG).unwrap();
     flow.send(b"go").unwrap();
     await_file(&dir.join("scribbled"));
     let mut buf = vec![0u8; 1 << 16];
@@ -317,7 +317,7 @@ fn descriptors_cross_processes() {
     let dir = tmp.path().to_path_buf();
     let mut l = listen(&dir, "fds");
     let c = child("child_sends_a_descriptor", &dir, "fds", &[]);
-    let mut flow = l.accept(Deadline::after(LONG)).unwrap();
+    let mut flow = l.accept_timeout(LONG).unwrap();
     let mut buf = [0u8; 16];
     let mut none: [Option<OwnedFd>; 0] = [];
     assert!(matches!(
@@ -342,7 +342,7 @@ fn ping_pong_across_processes_in_every_form() {
     let dir = tmp.path().to_path_buf();
     let mut l = listen(&dir, "echo");
     let mut c = child("child_echoes", &dir, "echo", &[]);
-    let mut flow = l.accept(Deadline::after(LONG)).unwrap();
+    let mut flow = l.accept_timeout(LONG).unwrap();
     let mut msg = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     for seq in 0..3000u64 {
@@ -375,7 +375,7 @@ fn ping_pong_across_processes_in_every_form() {
         };
         assert_eq!(got, checksum(&msg), "round trip {seq}");
     }
-    flow.dealloc(Deadline::after(LONG)).unwrap();
+    flow.dealloc_timeout(LONG).unwrap();
     assert!(c.wait().unwrap().success());
 }
 
@@ -412,7 +412,7 @@ fn other_users_are_refused() {
     let guard = Instant::now() + LONG;
     while !t.is_finished() {
         assert!(Instant::now() < guard, "the refused client never returned");
-        let r = l.accept(Deadline::after(Duration::from_millis(10)));
+        let r = l.accept_timeout(Duration::from_millis(10));
         assert!(matches!(r, Err(ringflow::AcceptError::TimedOut)), "{r:?}");
     }
     let r = t.join().unwrap();

@@ -49,9 +49,9 @@ fn round(l: &mut Listener, dir: &Path, i: u32) {
     let client = thread::spawn(move || {
         let mut f = Flow::alloc_with("many", &qos, Deadline::Never, FlowOptions::new().runtime_dir(d)).unwrap();
         f.send(&i.to_le_bytes()).unwrap();
-        f.dealloc(Deadline::Never).unwrap();
+        f.dealloc().unwrap();
     });
-    let mut server = l.accept(Deadline::Never).unwrap();
+    let mut server = l.accept().unwrap();
     assert_eq!(&*server.recv_ref().unwrap(), &i.to_le_bytes());
     client.join().unwrap();
     assert!(matches!(server.recv_ref(), Err(ringflow::RecvError::Closed)));

@@ -374,14 +374,14 @@ fn a_cut_connection_resumes_a_reliable_flow() {
     let (go_tx, go_rx) = mpsc::channel();
     let sender = thread::spawn(move || {
         let result = (|| -> Result<(), String> {
-            let mut flow = near.alloc(&target, &reliable_qos(), Deadline::after(LONG)).map_err(|e| format!("{e}"))?;
+            let mut flow = near.alloc_timeout(&target, &reliable_qos(), LONG).map_err(|e| format!("{e}"))?;
             send_numbered(&mut flow, STREAM, COUNT, &CUT_AT.map(|c| c + IN_FLIGHT), &go_rx)?;
-            flow.dealloc(Deadline::after(LONG)).map_err(|e| format!("sender: dealloc: {e}"))
+            flow.dealloc_timeout(LONG).map_err(|e| format!("sender: dealloc: {e}"))
         })();
         (near, result)
     });
 
-    let mut flow = listener.accept(Deadline::after(LONG)).unwrap();
+    let mut flow = listener.accept_timeout(LONG).unwrap();
     let received = recv_numbered(&mut flow, STREAM, COUNT, |n| {
         if let Some(k) = CUT_AT.iter().position(|&at| at == n) {
             cut_link(&proxy, k == HELD_DOWN);
@@ -418,13 +418,13 @@ fn a_cut_connection_resumes_a_reliable_flow_towards_the_dialling_side() {
     // engine has not acknowledged and send it again on the new connection.
     let (go_tx, go_rx) = mpsc::channel();
     let sender = thread::spawn(move || -> Result<(), String> {
-        let mut flow = listener.accept(Deadline::after(LONG)).map_err(|e| format!("accept: {e}"))?;
+        let mut flow = listener.accept_timeout(LONG).map_err(|e| format!("accept: {e}"))?;
         send_numbered(&mut flow, STREAM, COUNT, &[CUT_AT + IN_FLIGHT], &go_rx)?;
-        flow.dealloc(Deadline::after(LONG)).map_err(|e| format!("sender: dealloc: {e}"))
+        flow.dealloc_timeout(LONG).map_err(|e| format!("sender: dealloc: {e}"))
     });
 
     let target = format!("source@{}", proxy.addr());
-    let mut flow = near.alloc(&target, &reliable_qos(), Deadline::after(LONG)).unwrap();
+    let mut flow = near.alloc_timeout(&target, &reliable_qos(), LONG).unwrap();
     let received = recv_numbered(&mut flow, STREAM, COUNT, |n| {
         if n == CUT_AT {
             cut_link(&proxy, false);
@@ -458,13 +458,13 @@ fn a_flipped_bit_on_a_checked_flow_breaks_the_connection_and_the_flow_resumes_in
     let sender = thread::spawn(move || {
         let result = (|| -> Result<(), String> {
             let qos = reliable_qos().with_checksum(true);
-            let mut flow = near.alloc(&target, &qos, Deadline::after(LONG)).map_err(|e| format!("{e}"))?;
+            let mut flow = near.alloc_timeout(&target, &qos, LONG).map_err(|e| format!("{e}"))?;
             send_numbered(&mut flow, STREAM, COUNT, &[FLIP_AT + IN_FLIGHT], &go_rx)?;
-            flow.dealloc(Deadline::after(LONG)).map_err(|e| format!("sender: dealloc: {e}"))
+            flow.dealloc_timeout(LONG).map_err(|e| format!("sender: dealloc: {e}"))
         })();
         (near, result)
     });
-    let mut flow = listener.accept(Deadline::after(LONG)).unwrap();
+    let mut flow = listener.accept_timeout(LONG).unwrap();
     // The sender waits at FLIP_AT + IN_FLIGHT: the next chunk upstream is
     // data, and one of its bits flips on the way.
     let received = recv_numbered(&mut flow, STREAM, COUNT, |n| {
@@ -508,7 +508,7 @@ fn child_far_app_sends_then_sleeps() {
 /// A child's far application: accepts one flow and sends `count` numbered
 /// messages on it.
 fn accept_and_send_numbered(listener: &mut Listener, count: u64) {
-    let mut flow = listener.accept(Deadline::after(LONG)).unwrap();
+    let mut flow = listener.accept_timeout(LONG).unwrap();
     let mut msg = Vec::new();
     for seq in 0..count {
         make_message(STREAM, seq, MAX_MSG, &mut msg);
@@ -528,7 +528,7 @@ fn kill_9_of_a_remote_application_is_peer_gone_after_every_message() {
     let near = RemoteEngine::start(&engine_config(false), None).unwrap();
     child.await_marker(&dir.path().join("bound"));
     let target = format!("src@{}", far.listen_addr().unwrap());
-    let mut flow = near.alloc(&target, &reliable_qos(), Deadline::after(LONG)).unwrap();
+    let mut flow = near.alloc_timeout(&target, &reliable_qos(), LONG).unwrap();
     // Received meanwhile: the child's sends may wait for the reader.
     let receiver = thread::spawn(move || -> Result<Result<usize, RecvError>, String> {
         recv_numbered(&mut flow, STREAM, COUNT, |_| {})?;
@@ -576,7 +576,7 @@ fn kill_9_of_the_remote_engine_is_peer_gone() {
     // A short peer timeout: the flow is declared dead soon after the far
     // engine stops answering (reconnects are refused).
     let qos = Qos { peer_timeout: Duration::from_secs(2), ..Qos::data() };
-    let mut flow = near.alloc(&format!("src@127.0.0.1:{port}"), &qos, Deadline::after(LONG)).unwrap();
+    let mut flow = near.alloc_timeout(&format!("src@127.0.0.1:{port}"), &qos, LONG).unwrap();
     if let Err(why) = recv_numbered(&mut flow, STREAM, COUNT, |_| {}) {
         panic!("{why}");
     }
@@ -613,7 +613,12 @@ fn child_without_io_uring() {
     let strict = EngineConfig::builder().listen(Some("127.0.0.1:0")).backend(NetBackend::IoUring).build().unwrap();
     let why = match RemoteEngine::start(&strict, None) {
         Ok(_) => panic!("an engine started on io_uring although it is unavailable"),
-        Err(e) => e.to_string(),
+        Err(e) => {
+            let network =
+                matches!(e, ringflow_core::engine::EngineError::Network(ringflow_core::net::NetError::Uring(_)));
+            assert!(network, "not the network's own error: {e:?}");
+            e.to_string()
+        }
     };
     assert!(why.contains("io_uring"), "the error does not name io_uring: {why}");
     assert!(why.contains("EPERM") || why.contains("io_uring_disabled"), "the error does not name the cause: {why}");
@@ -633,12 +638,12 @@ fn child_without_io_uring() {
     let mut far_listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(&remote_dir)).unwrap();
     let addr = far.listen_addr().unwrap();
     let echo = thread::spawn(move || {
-        let mut flow = far_listener.accept(Deadline::after(LONG)).unwrap();
+        let mut flow = far_listener.accept_timeout(LONG).unwrap();
         let got = flow.recv_ref_timeout(LONG).unwrap().to_vec();
         flow.send(&got).unwrap();
         let _ = flow.recv_ref_timeout(LONG).map(|_| ());
     });
-    let mut flow = near.alloc(&format!("svc@{addr}"), &Qos::data(), Deadline::after(LONG)).unwrap();
+    let mut flow = near.alloc_timeout(&format!("svc@{addr}"), &Qos::data(), LONG).unwrap();
     flow.send(b"without io_uring").unwrap();
     assert_eq!(&*flow.recv_ref_timeout(LONG).unwrap(), b"without io_uring");
     drop(flow);
@@ -648,7 +653,7 @@ fn child_without_io_uring() {
 
     // The embedded engine falls back too, so a missing engine is what it is:
     // unreachable (port 9 has no engine).
-    match Flow::alloc("x@127.0.0.1:9", &Qos::data(), Deadline::after(LONG)) {
+    match Flow::alloc_timeout("x@127.0.0.1:9", &Qos::data(), LONG) {
         Err(AllocError::EngineUnreachable { .. }) => {}
         other => panic!("expected EngineUnreachable over plain sockets: {other:?}"),
     }
@@ -675,9 +680,9 @@ fn child_without_io_uring() {
         let mut buf = [0u8; 64];
         let n = flow.recv_into_timeout(&mut buf, LONG).unwrap();
         assert_eq!(&buf[..n], b"welcome");
-        flow.dealloc(Deadline::after(LONG)).unwrap();
+        flow.dealloc_timeout(LONG).unwrap();
     });
-    let mut flow = listener.accept(Deadline::after(LONG)).unwrap();
+    let mut flow = listener.accept_timeout(LONG).unwrap();
     let n = flow.recv_into_timeout(&mut buf, LONG).unwrap();
     assert_eq!(&buf[..n], b"hello");
     flow.send(b"welcome").unwrap();
@@ -743,7 +748,7 @@ fn accept_indexed(mut listener: Listener, count: usize) -> thread::JoinHandle<Re
         let mut slots: Vec<Option<Flow>> = (0..count).map(|_| None).collect();
         let mut buf = [0u8; 64];
         for _ in 0..count {
-            let mut flow = listener.accept(Deadline::after(LONG)).map_err(|e| format!("accept: {e}"))?;
+            let mut flow = listener.accept_timeout(LONG).map_err(|e| format!("accept: {e}"))?;
             let n = flow.recv_into_timeout(&mut buf, LONG).map_err(|e| format!("index message: {e}"))?;
             let index = <[u8; 4]>::try_from(&buf[..n]).map(u32::from_le_bytes).map_err(|_| "bad index message")?;
             let slot = slots.get_mut(index as usize).ok_or("index out of range")?;
@@ -779,7 +784,7 @@ fn many_flows_over_one_engine_pair() {
     let to_near = format!("n-sink@{}", near.listen_addr().unwrap());
     for (engine, target) in [(&near, &to_far), (&far, &to_near)] {
         for index in 0..FLOWS_EACH_WAY as u32 {
-            let mut flow = engine.alloc(target, &qos, Deadline::after(LONG)).unwrap();
+            let mut flow = engine.alloc_timeout(target, &qos, LONG).unwrap();
             flow.send(&index.to_le_bytes()).unwrap();
             allocated.push(flow);
         }

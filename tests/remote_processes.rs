@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{child_arg, is_child, spawn_flow_child};
 use ringflow::config::EngineConfig;
 use ringflow::remote::RemoteEngine;
-use ringflow::{Deadline, Listener, ListenerOptions, Qos, RecvError};
+use ringflow::{Listener, ListenerOptions, Qos, RecvError};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -29,7 +29,7 @@ fn child_far_engine_with_an_echo_listener() {
     let port = engine.listen_addr().unwrap().port();
     std::fs::write(dir.join("port.tmp"), port.to_string()).unwrap();
     std::fs::rename(dir.join("port.tmp"), dir.join("port")).unwrap();
-    let mut flow = listener.accept(Deadline::after(LONG)).unwrap();
+    let mut flow = listener.accept_timeout(LONG).unwrap();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         match flow.recv_into_timeout(&mut buf, LONG) {
@@ -54,7 +54,7 @@ fn a_remote_flow_between_two_processes() {
     }
     let port: u16 = std::fs::read_to_string(&port_file).unwrap().trim().parse().unwrap();
     let near = RemoteEngine::start(&EngineConfig::default(), None).unwrap();
-    let mut flow = near.alloc(&format!("echo@127.0.0.1:{port}"), &Qos::data(), Deadline::after(LONG)).unwrap();
+    let mut flow = near.alloc_timeout(&format!("echo@127.0.0.1:{port}"), &Qos::data(), LONG).unwrap();
     for i in 0..100u32 {
         let msg = if i % 25 == 3 { vec![i as u8; 200_000] } else { i.to_le_bytes().to_vec() };
         flow.send(&msg).unwrap();

@@ -66,19 +66,46 @@ impl Flow {
     }
 
     /// Allocates a flow to the listener bound to `name`, asking for `qos`;
-    /// waits until the listener accepts or `deadline` passes. The granted
-    /// QoS (sizes may be lowered) is [`qos`](Self::qos). A name of the form
-    /// `name@host:port` reaches a listener on another host through the
-    /// process's embedded engine (see [`crate::remote`]); so does a plain
-    /// name no listener of this host has bound, when the engine
+    /// waits until the listener accepts (or refuses, or is not there). The
+    /// granted QoS (sizes may be lowered) is [`qos`](Self::qos). A name of
+    /// the form `name@host:port` reaches a listener on another host through
+    /// the process's embedded engine (see [`crate::remote`]); so does a
+    /// plain name no listener of this host has bound, when the engine
     /// configuration's `net.peers` knows where it lives.
     #[inline]
-    pub fn alloc(name: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
-        FlowEnd::alloc(name, qos, deadline).map(Flow::from_end)
+    pub fn alloc(name: &str, qos: &Qos) -> Result<Flow, AllocError> {
+        Flow::alloc_with(name, qos, Deadline::Never, FlowOptions::new())
     }
 
-    /// [`alloc`](Self::alloc) with options (spin, runtime directory,
-    /// caller-supplied memory).
+    /// [`alloc`](Self::alloc) without waiting. What needs no answer from a
+    /// listener comes back at once ([`AllocError::NotFound`], an invalid
+    /// name or QoS, ...); but setting a flow up is a round trip with the
+    /// listener, which a call that never waits cannot make, so where a
+    /// listener is bound this is [`AllocError::WouldBlock`] unless its
+    /// answer is already there. The abandoned request is counted by the
+    /// listener as refused ([`Listener::refused`](crate::Listener::refused)).
+    #[inline]
+    pub fn try_alloc(name: &str, qos: &Qos) -> Result<Flow, AllocError> {
+        Flow::alloc_with(name, qos, Deadline::Now, FlowOptions::new())
+    }
+
+    /// [`alloc`](Self::alloc), waiting until `deadline`
+    /// ([`AllocError::TimedOut`] after it).
+    #[inline]
+    pub fn alloc_deadline(name: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
+        Flow::alloc_with(name, qos, deadline, FlowOptions::new())
+    }
+
+    /// [`alloc`](Self::alloc), waiting at most `timeout`
+    /// ([`AllocError::TimedOut`] after it).
+    #[inline]
+    pub fn alloc_timeout(name: &str, qos: &Qos, timeout: Duration) -> Result<Flow, AllocError> {
+        Flow::alloc_with(name, qos, Deadline::after(timeout), FlowOptions::new())
+    }
+
+    /// [`alloc_deadline`](Self::alloc_deadline) with options (spin, runtime
+    /// directory, caller-supplied memory): the one implementation the other
+    /// alloc forms call.
     #[inline]
     pub fn alloc_with(name: &str, qos: &Qos, deadline: Deadline, opts: FlowOptions) -> Result<Flow, AllocError> {
         FlowEnd::alloc_with(name, qos, deadline, opts).map(Flow::from_end)
@@ -161,12 +188,43 @@ impl Flow {
         self.end.is_peer_gone()
     }
 
-    /// Closes the flow, first waiting until the peer has consumed every
-    /// message sent (a reliable flow's linger), or `deadline` passes, or the
-    /// peer leaves. The peer then reads everything and gets end of flow.
+    /// Closes the flow, first waiting as long as it takes until the peer has
+    /// consumed every message sent (a reliable flow's linger) or leaves. The
+    /// peer then reads everything and gets end of flow. Whatever the outcome,
+    /// the flow is closed when this returns: the error only says what the
+    /// peer had not consumed ([`DeallocError::Closed`] or
+    /// [`DeallocError::PeerGone`]; [`DeallocError::Wait`] if the wait itself
+    /// failed).
     #[inline]
-    pub fn dealloc(self, deadline: Deadline) -> Result<(), DeallocError> {
+    pub fn dealloc(self) -> Result<(), DeallocError> {
+        self.dealloc_deadline(Deadline::Never)
+    }
+
+    /// Closes the flow at once, without lingering. `Ok(())` when the peer
+    /// had already consumed every message sent;
+    /// [`DeallocError::WouldBlock`] with the count still unread when a
+    /// lingering [`dealloc`](Self::dealloc) would have waited. Either way the
+    /// flow is closed and nothing is lost: the peer still reads every
+    /// message sent, then gets end of flow (unlike the lingering forms, the
+    /// sender just does not learn whether it did).
+    #[inline]
+    pub fn try_dealloc(self) -> Result<(), DeallocError> {
+        self.dealloc_deadline(Deadline::Now)
+    }
+
+    /// [`dealloc`](Self::dealloc), lingering until `deadline` at most
+    /// ([`DeallocError::TimedOut`] with the count still unread after it; the
+    /// flow is closed all the same).
+    #[inline]
+    pub fn dealloc_deadline(self, deadline: Deadline) -> Result<(), DeallocError> {
         self.end.dealloc(deadline)
+    }
+
+    /// [`dealloc`](Self::dealloc), lingering at most `timeout`
+    /// ([`DeallocError::TimedOut`] after it).
+    #[inline]
+    pub fn dealloc_timeout(self, timeout: Duration) -> Result<(), DeallocError> {
+        self.dealloc_deadline(Deadline::after(timeout))
     }
 
     /// Two connected ends of a new flow with `qos` (granted as asked: there

@@ -2,9 +2,15 @@
 //!
 //! - [`Listener`] / [`Flow`]: named flows between processes of one host
 //!   (Ouroboros flows, libdill IPC): allocate by name with a [`Qos`], send
-//!   and receive in blocking, deadline and nonblocking forms, zero-copy
-//!   loans and in-place receives, passed descriptors, lingering dealloc.
+//!   and receive, zero-copy loans and in-place receives, passed
+//!   descriptors, lingering dealloc.
 //! - [`FlowSet`]: wait on many flows at once.
+//!
+//! Every operation that can wait, control operations included (alloc,
+//! accept, dealloc, a set's wait), has four forms over one implementation
+//! (crossbeam-channel's convention): `op` blocks, `try_op` never waits
+//! (`WouldBlock`), `op_deadline` takes a [`Deadline`], `op_timeout` a
+//! [`Duration`](std::time::Duration) (`TimedOut` after either).
 //! - The foundation (rings, segments, waiting primitives) under stable paths.
 //!
 //! This crate must never reach into ring internals that are not re-exported
@@ -22,11 +28,15 @@ pub use listener::{Listener, ListenerOptions};
 pub use ringflow_core::config;
 pub use ringflow_core::config::{ConfigError, EngineConfig};
 pub use ringflow_core::control::Permit;
+pub use ringflow_core::control::{DirError, NameError, SendError as ControlSendError};
 pub use ringflow_core::doctor;
+pub use ringflow_core::engine::EngineError;
 pub use ringflow_core::flow::end::{FlowOptions, FlowStats, RecvBuf, SendBuf, DEFAULT_SPIN, REQUEST_REPLY_WINDOW};
-pub use ringflow_core::flow::error::{AcceptError, AllocError, BindError, DeallocError, RecvError, SendError};
+pub use ringflow_core::flow::error::{
+    AcceptError, AllocError, BindError, Corruption, DeallocError, RecvError, SendError,
+};
 pub use ringflow_core::flow::handshake::Refusal;
-pub use ringflow_core::flow::{MemorySupply, Qos, QosError, QosLimits};
+pub use ringflow_core::flow::{FlowSetupError, MemorySupply, Qos, QosError, QosLimits};
 pub use ringflow_core::{Deadline, PeerWatch, WaitOutcome};
 /// Lock-free rings over a byte region (SPSC, MPSC, broadcast).
 pub use ringflow_ring as ring;

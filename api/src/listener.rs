@@ -118,21 +118,36 @@ impl Listener {
         self.inner.refused()
     }
 
-    /// Accepts the next flow, waiting until `deadline`. A listener given
+    /// Accepts the next flow, waiting as long as it takes. A listener given
     /// an invoker-mode engine ([`ListenerOptions::engine`]) drives it while
     /// it waits.
-    pub fn accept(&mut self, deadline: Deadline) -> Result<Flow, AcceptError> {
+    #[inline]
+    pub fn accept(&mut self) -> Result<Flow, AcceptError> {
+        self.accept_deadline(Deadline::Never)
+    }
+
+    /// [`accept`](Self::accept) without waiting for a flow to be allocated:
+    /// [`AcceptError::WouldBlock`] when no request is queued. A queued one is
+    /// still set up, which takes a round trip with the allocating side: it
+    /// gets a short grace (a fraction of a second) to answer.
+    #[inline]
+    pub fn try_accept(&mut self) -> Result<Flow, AcceptError> {
+        self.accept_deadline(Deadline::Now)
+    }
+
+    /// [`accept`](Self::accept), waiting until `deadline`
+    /// ([`AcceptError::TimedOut`] after it): the one implementation the
+    /// other accept forms call.
+    #[inline]
+    pub fn accept_deadline(&mut self, deadline: Deadline) -> Result<Flow, AcceptError> {
         self.inner.accept(deadline).map(Flow::from_end)
     }
 
-    /// [`accept`](Self::accept) without waiting.
-    pub fn try_accept(&mut self) -> Result<Flow, AcceptError> {
-        self.accept(Deadline::Now)
-    }
-
-    /// [`accept`](Self::accept), waiting at most `timeout`.
+    /// [`accept`](Self::accept), waiting at most `timeout`
+    /// ([`AcceptError::TimedOut`] after it).
+    #[inline]
     pub fn accept_timeout(&mut self, timeout: Duration) -> Result<Flow, AcceptError> {
-        self.accept(Deadline::after(timeout))
+        self.accept_deadline(Deadline::after(timeout))
     }
 }
 

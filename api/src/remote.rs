@@ -89,11 +89,39 @@ impl RemoteEngine {
     }
 
     /// Allocates a flow to `name@host:port`: the listener `name` on the host
-    /// whose engine listens at `host:port`. An engine that cannot be reached
-    /// is [`AllocError::EngineUnreachable`], distinct from a name nobody
+    /// whose engine listens at `host:port`; waits as long as it takes for
+    /// the far side's answer. An engine that cannot be reached is
+    /// [`AllocError::EngineUnreachable`], distinct from a name nobody
     /// listens on there ([`AllocError::NotFound`]).
-    pub fn alloc(&self, target: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
+    #[inline]
+    pub fn alloc(&self, target: &str, qos: &Qos) -> Result<Flow, AllocError> {
+        self.alloc_deadline(target, qos, Deadline::Never)
+    }
+
+    /// [`alloc`](Self::alloc) without waiting. A malformed target comes back
+    /// at once ([`AllocError::InvalidTarget`]); otherwise setting the flow
+    /// up is a round trip with the far engine, which a call that never
+    /// waits cannot make, so this is [`AllocError::WouldBlock`] unless the
+    /// answer is already there. A `host` given by name rather than address
+    /// is resolved first, which may wait for the system's resolver.
+    #[inline]
+    pub fn try_alloc(&self, target: &str, qos: &Qos) -> Result<Flow, AllocError> {
+        self.alloc_deadline(target, qos, Deadline::Now)
+    }
+
+    /// [`alloc`](Self::alloc), waiting until `deadline`
+    /// ([`AllocError::TimedOut`] after it): the one implementation the other
+    /// alloc forms call.
+    #[inline]
+    pub fn alloc_deadline(&self, target: &str, qos: &Qos, deadline: Deadline) -> Result<Flow, AllocError> {
         self.inner.alloc(target, qos, deadline).map(Flow::from_end)
+    }
+
+    /// [`alloc`](Self::alloc), waiting at most `timeout`
+    /// ([`AllocError::TimedOut`] after it).
+    #[inline]
+    pub fn alloc_timeout(&self, target: &str, qos: &Qos, timeout: Duration) -> Result<Flow, AllocError> {
+        self.alloc_deadline(target, qos, Deadline::after(timeout))
     }
 
     /// Serves every process of the host: binds [`ENGINE_NAME`] in
@@ -110,7 +138,16 @@ impl RemoteEngine {
     /// received one to be delivered, then stops (flows still open end; their
     /// local peers see end of flow). Returns whether everything was flushed.
     pub fn shutdown_within(self, flush: Duration) -> Result<bool, EngineError> {
-        self.inner.shutdown_within(flush)
+        self.shutdown_deadline(Deadline::after(flush))
+    }
+
+    /// [`shutdown_within`](Self::shutdown_within), flushing until `deadline`
+    /// ([`Deadline::Never`]: as long as it takes, [`Deadline::Now`]: one
+    /// look): the one implementation under it. There is no blocking
+    /// `shutdown` that flushes: [`shutdown`](Self::shutdown) stops at once.
+    #[inline]
+    pub fn shutdown_deadline(self, deadline: Deadline) -> Result<bool, EngineError> {
+        self.inner.shutdown_deadline(deadline)
     }
 
     /// Stops the engine at once: its flows end (their local peers see end

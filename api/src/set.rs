@@ -1,6 +1,7 @@
 //! Waiting on many flows at once (Ouroboros `fset` / `fqueue`): a set of
 //! flows, each with an interest (readable, writable, or both), and one wait
-//! with a deadline that returns which flows are ready or closed.
+//! (in the four forms: blocking, `try_`, `_deadline`, `_timeout`) that
+//! returns which flows are ready or closed.
 //!
 //! It parks on all the flows' futex words with one `futex_waitv` call (the
 //! same kernel mechanism as io_uring's FutexWaitV, without a ring to set
@@ -65,6 +66,7 @@ pub struct FlowSet {
 
 /// Why a wait on a set failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SetError {
     /// The set is empty.
     Empty,
@@ -72,8 +74,15 @@ pub enum SetError {
     /// word for reading and one for writing, and the wait one more for
     /// the process's death word).
     TooMany { words: usize, max: usize },
+    /// `try_wait`, or a deadline of now: no flow is ready.
+    WouldBlock,
+    /// The deadline passed with no flow ready.
+    TimedOut,
     /// `futex_waitv` failed (a kernel older than 5.16 lacks it).
     Io(io::Error),
+    /// The process-wide barrier that stands in for the publishers' fence
+    /// (`membarrier`) failed.
+    Membarrier(io::Error),
 }
 
 impl std::fmt::Display for SetError {
@@ -81,12 +90,22 @@ impl std::fmt::Display for SetError {
         match self {
             SetError::Empty => f.write_str("the flow set is empty"),
             SetError::TooMany { words, max } => write!(f, "{words} wait words exceed the {max} one wait can take"),
+            SetError::WouldBlock => f.write_str("no flow in the set is ready"),
+            SetError::TimedOut => f.write_str("timed out waiting for a flow in the set"),
             SetError::Io(e) => write!(f, "futex_waitv: {e}"),
+            SetError::Membarrier(e) => write!(f, "membarrier: {e}"),
         }
     }
 }
 
-impl std::error::Error for SetError {}
+impl std::error::Error for SetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SetError::Io(e) | SetError::Membarrier(e) => Some(e),
+            SetError::Empty | SetError::TooMany { .. } | SetError::WouldBlock | SetError::TimedOut => None,
+        }
+    }
+}
 
 impl FlowSet {
     /// An empty set.
@@ -131,10 +150,32 @@ impl FlowSet {
         self.len == 0
     }
 
-    /// Waits until at least one flow is ready or `deadline` passes; fills
+    /// Waits as long as it takes until at least one flow is ready; fills
     /// `ready` (cleared first; its capacity is reused) and returns how many
-    /// are ready (0 on timeout).
-    pub fn wait(&mut self, ready: &mut Vec<Ready>, deadline: Deadline) -> Result<usize, SetError> {
+    /// are ready (at least one).
+    #[inline]
+    pub fn wait(&mut self, ready: &mut Vec<Ready>) -> Result<usize, SetError> {
+        self.wait_deadline(ready, Deadline::Never)
+    }
+
+    /// [`wait`](Self::wait) without waiting: [`SetError::WouldBlock`] (and
+    /// `ready` empty) when no flow is ready now.
+    #[inline]
+    pub fn try_wait(&mut self, ready: &mut Vec<Ready>) -> Result<usize, SetError> {
+        self.wait_deadline(ready, Deadline::Now)
+    }
+
+    /// [`wait`](Self::wait) at most `timeout` ([`SetError::TimedOut`], and
+    /// `ready` empty, after it).
+    #[inline]
+    pub fn wait_timeout(&mut self, ready: &mut Vec<Ready>, timeout: Duration) -> Result<usize, SetError> {
+        self.wait_deadline(ready, Deadline::after(timeout))
+    }
+
+    /// [`wait`](Self::wait) until `deadline` ([`SetError::TimedOut`], and
+    /// `ready` empty, after it; [`SetError::WouldBlock`] for
+    /// [`Deadline::Now`]): the one implementation the other wait forms call.
+    pub fn wait_deadline(&mut self, ready: &mut Vec<Ready>, deadline: Deadline) -> Result<usize, SetError> {
         ready.clear();
         if self.len == 0 {
             return Err(SetError::Empty);
@@ -151,7 +192,7 @@ impl FlowSet {
             }
             let timeout = deadline.remaining();
             if timeout == Some(Duration::ZERO) {
-                return Ok(0);
+                return Err(if deadline == Deadline::Now { SetError::WouldBlock } else { SetError::TimedOut });
             }
             // Announce a sleeper on every word, then look again (the same
             // Dekker protocol as a single wait: a publish after our look
@@ -178,7 +219,7 @@ impl FlowSet {
                 // Some publishers skip their fence: pay for theirs here.
                 if let Err(e) = ringflow_core::membarrier::heavy_barrier() {
                     self.wait_points().for_each(|wp| wp.finish());
-                    return Err(SetError::Io(e));
+                    return Err(SetError::Membarrier(e));
                 }
             }
             self.collect(ready);
@@ -198,11 +239,6 @@ impl FlowSet {
                 return Ok(ready.len());
             }
         }
-    }
-
-    /// [`wait`](Self::wait) at most `timeout`.
-    pub fn wait_timeout(&mut self, ready: &mut Vec<Ready>, timeout: Duration) -> Result<usize, SetError> {
-        self.wait(ready, Deadline::after(timeout))
     }
 
     fn flows(&self) -> impl Iterator<Item = (usize, &Flow, Interest)> {

@@ -8,18 +8,23 @@
 //! significant digits, 1 ns ..= 68.7 s), so they merge with
 //! [`Histogram::add`] and reset with [`Flow::reset_latency`](crate::Flow::reset_latency).
 
+use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 
-use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag};
+use hdrhistogram::serialization::interval_log::{
+    IntervalLogIterator, IntervalLogWriterBuilder, IntervalLogWriterError, LogEntry, LogIteratorError, Tag,
+};
+pub use hdrhistogram::serialization::{DeserializeError, V2DeflateSerializeError};
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 
 pub use hdrhistogram::Histogram;
 pub use ringflow_core::clock::ClockSource;
 use ringflow_core::control::RuntimeDir;
+pub use ringflow_core::control::{DirError, ListError};
 /// A JSON string literal (for tools printing statistics as JSON lines).
 pub use ringflow_core::json::string as json_string;
 pub use ringflow_core::stats::{latency_default, read_dir, set_latency_default};
@@ -27,17 +32,95 @@ pub use ringflow_core::stats::{ProcessStats, ReadError, SlotKind, SlotSnapshot};
 
 /// The runtime directory whose processes `ringflow stat` lists: `dir`, or
 /// the default one (see [`FlowOptions::runtime_dir`](crate::FlowOptions::runtime_dir)).
-pub fn runtime_dir(dir: Option<&Path>) -> io::Result<PathBuf> {
+pub fn runtime_dir(dir: Option<&Path>) -> Result<PathBuf, DirError> {
     let d = match dir {
         Some(p) => RuntimeDir::at(p),
         None => RuntimeDir::resolve(),
     };
-    d.map(|d| d.path().to_path_buf()).map_err(io::Error::other)
+    d.map(|d| d.path().to_path_buf())
+}
+
+/// Why the names bound in a runtime directory could not be listed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BoundNamesError {
+    /// The runtime directory is unusable (missing, wrong owner or mode).
+    RuntimeDir(DirError),
+    /// Reading the directory failed.
+    List(ListError),
+}
+
+impl fmt::Display for BoundNamesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BoundNamesError::RuntimeDir(e) => write!(f, "{e}"),
+            BoundNamesError::List(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for BoundNamesError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BoundNamesError::RuntimeDir(e) => Some(e),
+            BoundNamesError::List(e) => Some(e),
+        }
+    }
 }
 
 /// The names bound in runtime directory `dir` (listeners' sockets).
-pub fn bound_names(dir: &Path) -> io::Result<Vec<String>> {
-    RuntimeDir::at(dir).map_err(io::Error::other)?.list_names().map_err(io::Error::other)
+pub fn bound_names(dir: &Path) -> Result<Vec<String>, BoundNamesError> {
+    RuntimeDir::at(dir).map_err(BoundNamesError::RuntimeDir)?.list_names().map_err(BoundNamesError::List)
+}
+
+/// Why an interval log could not be written or read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum IntervalLogError {
+    /// Writing to the output failed.
+    Io(io::Error),
+    /// A histogram could not be serialized.
+    Serialize(V2DeflateSerializeError),
+    /// The text at byte `offset` is not an interval log line.
+    Syntax { offset: usize },
+    /// The histogram of interval `index` (from 0) is not valid base64.
+    Base64 { index: usize },
+    /// The histogram of interval `index` (from 0) could not be decoded.
+    Histogram { index: usize, source: DeserializeError },
+}
+
+impl fmt::Display for IntervalLogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IntervalLogError::Io(e) => write!(f, "writing the interval log: {e}"),
+            IntervalLogError::Serialize(e) => write!(f, "serializing a histogram: {e}"),
+            IntervalLogError::Syntax { offset } => write!(f, "interval log: not a log line at byte {offset}"),
+            IntervalLogError::Base64 { index } => write!(f, "interval log: histogram {index} is not valid base64"),
+            IntervalLogError::Histogram { index, source } => {
+                write!(f, "interval log: histogram {index} does not decode: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for IntervalLogError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            IntervalLogError::Io(e) => Some(e),
+            IntervalLogError::Serialize(e) => Some(e),
+            IntervalLogError::Histogram { source, .. } => Some(source),
+            IntervalLogError::Syntax { .. } | IntervalLogError::Base64 { .. } => None,
+        }
+    }
+}
+
+impl From<IntervalLogWriterError<V2DeflateSerializeError>> for IntervalLogError {
+    fn from(e: IntervalLogWriterError<V2DeflateSerializeError>) -> Self {
+        match e {
+            IntervalLogWriterError::IoError(e) => IntervalLogError::Io(e),
+            IntervalLogWriterError::SerializeError(e) => IntervalLogError::Serialize(e),
+        }
+    }
 }
 
 /// One histogram of an interval log.
@@ -76,7 +159,7 @@ pub fn write_interval_log(
     base: SystemTime,
     comments: &[&str],
     intervals: &[Interval<'_>],
-) -> io::Result<()> {
+) -> Result<(), IntervalLogError> {
     let mut serializer = V2DeflateSerializer::new();
     let mut out = out;
     let mut builder = IntervalLogWriterBuilder::new();
@@ -89,30 +172,29 @@ pub fn write_interval_log(
         .with_start_time(base)
         .with_base_time(base)
         .with_max_value_divisor(MAX_VALUE_DIVISOR)
-        .begin_log_with(&mut out, &mut serializer)?;
+        .begin_log_with(&mut out, &mut serializer)
+        .map_err(IntervalLogError::Io)?;
     for i in intervals {
         let tag: String = i.tag.chars().map(|c| if matches!(c, ' ' | ',' | '\r' | '\n') { '_' } else { c }).collect();
-        writer.write_histogram(i.hist, i.start, i.length, Tag::new(&tag)).map_err(|e| match e {
-            hdrhistogram::serialization::interval_log::IntervalLogWriterError::IoError(e) => e,
-            e => io::Error::other(format!("interval log: {e}")),
-        })?;
+        writer.write_histogram(i.hist, i.start, i.length, Tag::new(&tag))?;
     }
     Ok(())
 }
 
 /// Reads an interval log (every histogram; comments and headers skipped).
-pub fn read_interval_log(bytes: &[u8]) -> io::Result<Vec<LoggedInterval>> {
+pub fn read_interval_log(bytes: &[u8]) -> Result<Vec<LoggedInterval>, IntervalLogError> {
     let mut deserializer = Deserializer::new();
     let mut out = Vec::new();
     for entry in IntervalLogIterator::new(bytes) {
-        let entry = entry.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("interval log: {e:?}")))?;
+        let entry = entry.map_err(|LogIteratorError::ParseError { offset }| IntervalLogError::Syntax { offset })?;
         if let LogEntry::Interval(h) = entry {
+            let index = out.len();
             let encoded = base64::engine::general_purpose::STANDARD
                 .decode(h.encoded_histogram())
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("interval log: {e}")))?;
+                .map_err(|_| IntervalLogError::Base64 { index })?;
             let hist: Histogram<u64> = deserializer
                 .deserialize(&mut &encoded[..])
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("interval log: {e:?}")))?;
+                .map_err(|source| IntervalLogError::Histogram { index, source })?;
             out.push(LoggedInterval {
                 tag: h.tag().map(|t| t.as_str().to_owned()),
                 start: h.start_timestamp(),
@@ -152,5 +234,64 @@ mod tests {
         assert_eq!(back[0].hist, a);
         assert_eq!(back[1].hist, b);
         assert_eq!(back[1].start, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn unreadable_logs_say_where_and_why() {
+        use std::error::Error as _;
+        match read_interval_log(b"this is not a log line\n") {
+            Err(IntervalLogError::Syntax { offset }) => assert_eq!(offset, 0),
+            other => panic!("{other:?}"),
+        }
+        let h = Histogram::<u64>::new_with_bounds(1, (1 << 36) - 1, 3).unwrap();
+        let at = |s| Interval { tag: "t", start: Duration::from_secs(s), length: Duration::from_secs(1), hist: &h };
+        let mut out = Vec::new();
+        write_interval_log(&mut out, SystemTime::UNIX_EPOCH, &[], &[at(0), at(1)]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // The second interval's histogram: base64 with a byte outside it.
+        let last = text.lines().last().unwrap();
+        let broken = text.replace(last, &format!("{},!!!!", &last[..last.rfind(',').unwrap()]));
+        match read_interval_log(broken.as_bytes()) {
+            Err(e @ IntervalLogError::Base64 { index: 1 }) => assert!(e.to_string().contains("histogram 1"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        // Valid base64 of bytes that are no histogram.
+        let broken = text.replace(last, &format!("{},AAAAAAAA", &last[..last.rfind(',').unwrap()]));
+        match read_interval_log(broken.as_bytes()) {
+            Err(e @ IntervalLogError::Histogram { index: 1, .. }) => {
+                assert!(e.source().and_then(|s| s.downcast_ref::<DeserializeError>()).is_some(), "{e:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A writer that fails is an I/O error, kept whole.
+        struct Refuses;
+        impl Write for Refuses {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::from_raw_os_error(libc::ENOSPC))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        match write_interval_log(&mut Refuses, SystemTime::UNIX_EPOCH, &[], &[at(0)]) {
+            Err(IntervalLogError::Io(e)) => assert_eq!(e.raw_os_error(), Some(libc::ENOSPC)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unusable_runtime_directory_is_a_dir_error() {
+        let tmp = ringflow_testkit::temp_dir("stats-dir");
+        let file = tmp.path().join("not-a-dir");
+        std::fs::write(&file, b"").unwrap();
+        assert!(runtime_dir(Some(&file)).is_err());
+        match bound_names(&file) {
+            Err(e @ BoundNamesError::RuntimeDir(_)) => {
+                use std::error::Error as _;
+                assert!(e.source().and_then(|s| s.downcast_ref::<DirError>()).is_some(), "{e:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(bound_names(tmp.path()).unwrap(), Vec::<String>::new());
     }
 }

@@ -57,7 +57,7 @@ fn connect(
 ) -> (Result<Flow, AllocError>, Result<Flow, AcceptError>) {
     let d = dir.0.clone();
     let client = thread::spawn(move || Flow::alloc_with("accmem", &qos(), Deadline::Never, opts.runtime_dir(d)));
-    let accepted = l.accept(Deadline::Never);
+    let accepted = l.accept();
     (client.join().unwrap(), accepted)
 }
 
@@ -113,7 +113,7 @@ fn both_sides_may_supply_memory_at_once() {
         b.send(&(i + 1).to_le_bytes()).unwrap();
         assert_eq!(&*a.recv_ref().unwrap(), &(i + 1).to_le_bytes());
     }
-    a.dealloc(Deadline::Never).unwrap();
+    a.dealloc().unwrap();
     assert_eq!(made.lock().unwrap().len(), 1);
 }
 

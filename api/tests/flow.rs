@@ -10,7 +10,7 @@ use ringflow_testkit::{thread_id, wait_until_blocked, TempDir};
 
 use ringflow_api::{
     AllocError, BindError, Deadline, Flow, FlowOptions, FlowSet, Interest, Listener, ListenerOptions, Qos, QosLimits,
-    RecvError, SendError, REQUEST_REPLY_WINDOW,
+    RecvError, SendError, SetError, REQUEST_REPLY_WINDOW,
 };
 
 fn test_dir() -> TempDir {
@@ -25,7 +25,7 @@ fn pair_with(qos: Qos, limits: QosLimits) -> (Flow, Flow, TempDir) {
     let d2 = dir.clone();
     let client =
         thread::spawn(move || Flow::alloc_with("pair", &qos, Deadline::Never, FlowOptions::new().runtime_dir(d2)));
-    let server = l.accept(Deadline::Never).unwrap();
+    let server = l.accept().unwrap();
     (client.join().unwrap().unwrap(), server, tmp)
 }
 
@@ -245,7 +245,7 @@ fn dealloc_lingers_until_the_peer_read_everything_then_end_of_flow() {
             }
         }
     });
-    a.dealloc(Deadline::after(Duration::from_secs(10))).unwrap();
+    a.dealloc_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(reader.join().unwrap(), (0..50).collect::<Vec<_>>());
 }
 
@@ -260,7 +260,7 @@ fn dealloc_returns_once_everything_was_read_even_if_the_peer_then_idles() {
         b.recv_into(&mut buf).unwrap();
     }
     // b keeps its end open and never receives again.
-    a.dealloc(Deadline::after(Duration::from_secs(10))).unwrap();
+    a.dealloc_timeout(Duration::from_secs(10)).unwrap();
     drop(b);
 }
 
@@ -268,7 +268,7 @@ fn dealloc_returns_once_everything_was_read_even_if_the_peer_then_idles() {
 fn dealloc_times_out_when_nobody_reads() {
     let (mut a, _b) = pair();
     a.send(b"unread").unwrap();
-    let r = a.dealloc(Deadline::after(Duration::from_millis(20)));
+    let r = a.dealloc_timeout(Duration::from_millis(20));
     assert_eq!(r, Err(ringflow_api::DeallocError::TimedOut { unconsumed: 1 }));
 }
 
@@ -311,22 +311,22 @@ fn a_flow_set_wakes_for_the_flow_that_has_data() {
     let k1 = set.insert(b1, Interest::Readable);
     let k2 = set.insert(b2, Interest::Readable);
     let mut ready = Vec::new();
-    assert_eq!(set.wait(&mut ready, Deadline::Now).unwrap(), 0);
-    assert_eq!(set.wait_timeout(&mut ready, Duration::from_millis(10)).unwrap(), 0);
+    assert!(matches!(set.try_wait(&mut ready), Err(SetError::WouldBlock)));
+    assert!(matches!(set.wait_timeout(&mut ready, Duration::from_millis(10)), Err(SetError::TimedOut)));
     let waiter = thread_id();
     let t = thread::spawn(move || {
         wait_until_blocked(waiter);
         a2.send(b"two").unwrap();
         a2
     });
-    assert_eq!(set.wait(&mut ready, Deadline::Never).unwrap(), 1);
+    assert_eq!(set.wait(&mut ready).unwrap(), 1);
     assert_eq!(ready[0].key, k2);
     assert!(ready[0].readable && !ready[0].closed);
     assert_eq!(&*set.get_mut(k2).unwrap().recv_ref().unwrap(), b"two");
     let _a2 = t.join().unwrap();
     // A peer that leaves makes its flow ready too.
     drop(a1);
-    set.wait(&mut ready, Deadline::after(Duration::from_secs(10))).unwrap();
+    set.wait_timeout(&mut ready, Duration::from_secs(10)).unwrap();
     assert_eq!(ready.iter().map(|r| (r.key, r.closed)).collect::<Vec<_>>(), vec![(k1, true)]);
 }
 
@@ -371,7 +371,7 @@ fn rings_can_live_in_caller_supplied_memory() {
     let client = thread::spawn(move || {
         Flow::alloc_with("mem", &qos, Deadline::Never, FlowOptions::new().runtime_dir(d2).memory(seg))
     });
-    let mut b = l.accept(Deadline::Never).unwrap();
+    let mut b = l.accept().unwrap();
     let mut a = client.join().unwrap().unwrap();
     a.send(&[1u8; 500_000]).unwrap();
     assert_eq!(b.recv_ref().unwrap().len(), 500_000);
@@ -389,7 +389,7 @@ fn rings_can_live_in_caller_supplied_memory() {
     let guard = Instant::now() + Duration::from_secs(30);
     while !client.is_finished() {
         assert!(Instant::now() < guard, "the client never gave up");
-        let _ = l.accept(Deadline::after(Duration::from_millis(10)));
+        let _ = l.accept_timeout(Duration::from_millis(10));
     }
     assert!(matches!(client.join().unwrap(), Err(AllocError::Memory(_))));
 }
@@ -429,7 +429,7 @@ fn an_in_process_pair_behaves_like_an_allocated_flow() {
     let key = set.insert(b, Interest::Readable);
     drop(a);
     let mut ready = Vec::new();
-    set.wait(&mut ready, Deadline::after(Duration::from_secs(10))).unwrap();
+    set.wait_timeout(&mut ready, Duration::from_secs(10)).unwrap();
     assert!(ready.iter().any(|r| r.key == key && r.closed));
     assert!(matches!(set.get_mut(key).unwrap().recv_ref(), Err(RecvError::Closed)));
 }

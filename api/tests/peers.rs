@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ringflow_api::config::EngineConfig;
 use ringflow_api::remote::RemoteEngine;
-use ringflow_api::{AllocError, Deadline, Flow, Listener, ListenerOptions, Qos};
+use ringflow_api::{AllocError, Flow, Listener, ListenerOptions, Qos};
 
 #[test]
 fn a_plain_name_bound_on_a_configured_peer_is_found_there() {
@@ -20,7 +20,7 @@ fn a_plain_name_bound_on_a_configured_peer_is_found_there() {
     let addr = far.listen_addr().unwrap();
     let mut listener = Listener::bind_with("peers-env-svc", ListenerOptions::new().runtime_dir(&far_dir)).unwrap();
     let server = std::thread::spawn(move || {
-        let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
+        let mut flow = listener.accept_timeout(Duration::from_secs(30)).unwrap();
         let got = flow.recv_ref_timeout(Duration::from_secs(30)).unwrap().to_vec();
         flow.send(&got).unwrap();
         let _ = flow.recv_ref_timeout(Duration::from_secs(30)).map(|_| ());
@@ -28,13 +28,13 @@ fn a_plain_name_bound_on_a_configured_peer_is_found_there() {
     // Before anything in this process reads its configuration.
     std::env::set_var("RINGFLOW_NET_PEERS", format!("peers-env-svc@{addr}"));
 
-    let mut flow = Flow::alloc("peers-env-svc", &Qos::data(), Deadline::after(Duration::from_secs(30))).unwrap();
+    let mut flow = Flow::alloc_timeout("peers-env-svc", &Qos::data(), Duration::from_secs(30)).unwrap();
     flow.send(b"over there").unwrap();
     assert_eq!(&*flow.recv_ref_timeout(Duration::from_secs(30)).unwrap(), b"over there");
     drop(flow);
     server.join().unwrap();
     // A name neither here nor listed is still not found.
-    let r = Flow::alloc("peers-env-unknown", &Qos::data(), Deadline::after(Duration::from_secs(5)));
+    let r = Flow::alloc_timeout("peers-env-unknown", &Qos::data(), Duration::from_secs(5));
     assert!(matches!(r, Err(AllocError::NotFound { .. })), "{r:?}");
     far.shutdown().unwrap();
 }

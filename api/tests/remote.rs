@@ -13,7 +13,7 @@ use ringflow_testkit::{wait_for, TempDir};
 
 use ringflow_api::config::EngineConfig;
 use ringflow_api::remote::RemoteEngine;
-use ringflow_api::{AllocError, Deadline, Listener, ListenerOptions, Qos, RecvError};
+use ringflow_api::{AllocError, Listener, ListenerOptions, Qos, RecvError};
 
 fn test_dir() -> TempDir {
     // Every test here starts engines, whose threads keep their statistics in
@@ -35,7 +35,7 @@ fn engines(dir: &std::path::Path) -> (RemoteEngine, RemoteEngine) {
 /// Accepts one flow on `listener` and echoes every message until the peer
 /// closes; returns how many it echoed.
 fn echo_one_flow(listener: &mut Listener) -> u32 {
-    let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
+    let mut flow = listener.accept_timeout(Duration::from_secs(30)).unwrap();
     let mut buf = vec![0u8; 1 << 20];
     let mut echoed = 0;
     loop {
@@ -58,7 +58,7 @@ fn a_remote_flow_carries_messages_both_ways() {
     let (near, far) = engines(&dir);
     let addr = far.listen_addr().unwrap();
     let server = thread::spawn(move || echo_one_flow(&mut listener));
-    let mut flow = near.alloc(&format!("svc@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30))).unwrap();
+    let mut flow = near.alloc_timeout(&format!("svc@{addr}"), &Qos::data(), Duration::from_secs(30)).unwrap();
     // Descriptors cannot leave their host: refused at once, nothing sent.
     let stdin = std::io::stdin();
     let fd = std::os::fd::AsFd::as_fd(&stdin);
@@ -95,13 +95,13 @@ fn unknown_names_and_unreachable_engines_are_distinct_errors() {
     let dir = tmp.path().to_path_buf();
     let (near, far) = engines(&dir);
     let addr = far.listen_addr().unwrap();
-    let r = near.alloc(&format!("nobody@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30)));
+    let r = near.alloc_timeout(&format!("nobody@{addr}"), &Qos::data(), Duration::from_secs(30));
     assert!(matches!(r, Err(AllocError::NotFound { .. })), "{r:?}");
     // A port nobody listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let r = near.alloc(&format!("svc@{closed}"), &Qos::data(), Deadline::after(Duration::from_secs(30)));
+    let r = near.alloc_timeout(&format!("svc@{closed}"), &Qos::data(), Duration::from_secs(30));
     assert!(matches!(r, Err(AllocError::EngineUnreachable { .. })), "{r:?}");
-    let r = near.alloc("no-at-sign", &Qos::data(), Deadline::Now);
+    let r = near.try_alloc("no-at-sign", &Qos::data());
     assert!(matches!(r, Err(AllocError::InvalidTarget { .. })), "{r:?}");
 }
 
@@ -114,14 +114,13 @@ fn flow_alloc_of_a_remote_name_starts_the_embedded_engine() {
     let far = RemoteEngine::start(&far_cfg, Some(dir.clone())).unwrap();
     let addr = far.listen_addr().unwrap();
     let server = thread::spawn(move || {
-        let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
+        let mut flow = listener.accept_timeout(Duration::from_secs(30)).unwrap();
         let got = flow.recv_ref_timeout(Duration::from_secs(30)).unwrap().to_vec();
         flow.send(&got).unwrap();
-        flow.dealloc(Deadline::after(Duration::from_secs(30))).unwrap();
+        flow.dealloc_timeout(Duration::from_secs(30)).unwrap();
     });
     let mut flow =
-        ringflow_api::Flow::alloc(&format!("embedded@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30)))
-            .unwrap();
+        ringflow_api::Flow::alloc_timeout(&format!("embedded@{addr}"), &Qos::data(), Duration::from_secs(30)).unwrap();
     flow.send(b"through the embedded engine").unwrap();
     assert_eq!(&*flow.recv_ref_timeout(Duration::from_secs(30)).unwrap(), b"through the embedded engine");
     assert!(matches!(flow.recv_ref_timeout(Duration::from_secs(30)), Err(RecvError::Closed)));
@@ -149,7 +148,7 @@ fn invoker_mode_carries_a_flow_with_no_engine_thread() {
         echoed
     });
     let near = RemoteEngine::start(&invoker(None), None).unwrap();
-    let mut flow = near.alloc(&format!("inv@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30))).unwrap();
+    let mut flow = near.alloc_timeout(&format!("inv@{addr}"), &Qos::data(), Duration::from_secs(30)).unwrap();
     for i in 0..500u32 {
         flow.send(&i.to_le_bytes()).unwrap();
         // Nonblocking receive drives the engine too: poll it until the echo.
@@ -162,7 +161,7 @@ fn invoker_mode_carries_a_flow_with_no_engine_thread() {
         };
         assert_eq!(got, i.to_le_bytes(), "round trip {i}");
     }
-    flow.dealloc(Deadline::after(Duration::from_secs(30))).unwrap();
+    flow.dealloc_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!(server.join().unwrap(), 500);
     // The duty cycles the application ran are published like an engine
     // thread's, under `ringflow-invoker`.
@@ -191,7 +190,7 @@ fn dealloc_lingers_until_the_remote_application_consumed_and_qos_is_written_back
     let addr = far.listen_addr().unwrap();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     let server = thread::spawn(move || {
-        let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
+        let mut flow = listener.accept_timeout(Duration::from_secs(30)).unwrap();
         // Read nothing until told to.
         go_rx.recv().unwrap();
         let mut n = 0u32;
@@ -204,7 +203,7 @@ fn dealloc_lingers_until_the_remote_application_consumed_and_qos_is_written_back
             }
         }
     });
-    let mut flow = near.alloc(&format!("slow@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30))).unwrap();
+    let mut flow = near.alloc_timeout(&format!("slow@{addr}"), &Qos::data(), Duration::from_secs(30)).unwrap();
     assert_eq!(flow.qos().max_msg, 4096, "the listener's limit is written back");
     assert!(matches!(flow.try_send(&[0u8; 5000]), Err(ringflow_api::SendError::TooLarge { .. })));
     for i in 0..100u32 {
@@ -213,7 +212,7 @@ fn dealloc_lingers_until_the_remote_application_consumed_and_qos_is_written_back
     // Nobody has read anything: a short linger times out with all 100 unconsumed...
     // Nobody has read anything: a short linger times out with all 100
     // unconsumed (the messages are still delivered afterwards).
-    let r = flow.dealloc(Deadline::after(Duration::from_millis(300)));
+    let r = flow.dealloc_timeout(Duration::from_millis(300));
     assert!(matches!(r, Err(ringflow_api::DeallocError::TimedOut { unconsumed: 100 })), "{r:?}");
     go_tx.send(()).unwrap();
     assert_eq!(server.join().unwrap(), 100, "every message reached the remote application");
@@ -241,7 +240,7 @@ fn lossy_flows_ride_udp_and_their_losses_are_visible() {
     let server = thread::spawn({
         let (read, phase_one_over) = (Arc::clone(&read), Arc::clone(&phase_one_over));
         move || {
-            let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
+            let mut flow = listener.accept_timeout(Duration::from_secs(30)).unwrap();
             // Phase 1: read everything as it comes.
             let mut got = 0u64;
             let mut buf = [0u8; 256];
@@ -283,7 +282,7 @@ fn lossy_flows_ride_udp_and_their_losses_are_visible() {
     });
     let qos = Qos::voice();
     assert!(!qos.reliable);
-    let mut flow = near.alloc(&format!("lossy@{addr}"), &qos, Deadline::after(Duration::from_secs(30))).unwrap();
+    let mut flow = near.alloc_timeout(&format!("lossy@{addr}"), &qos, Duration::from_secs(30)).unwrap();
     // Phase 1: each message read before the next is sent, so nothing is
     // dropped at either ring, until datagrams have carried some.
     let mut sent = 0u64;
@@ -360,18 +359,18 @@ fn with_send_zc_frames_leave_from_registered_buffers_intact_and_in_order() {
     };
     let count = 3000u32;
     let server = thread::spawn(move || {
-        let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).unwrap();
+        let mut flow = listener.accept_timeout(Duration::from_secs(30)).unwrap();
         for i in 0..count {
             let got = flow.recv_ref_timeout(Duration::from_secs(30)).unwrap();
             assert!(*got == msg(i)[..], "message {i} differs");
         }
         flow.recv_ref_timeout(Duration::from_secs(30)).map(|_| ()).expect_err("nothing after the last")
     });
-    let mut flow = near.alloc(&format!("zc@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30))).unwrap();
+    let mut flow = near.alloc_timeout(&format!("zc@{addr}"), &Qos::data(), Duration::from_secs(30)).unwrap();
     for i in 0..count {
         flow.send(&msg(i)).unwrap();
     }
-    flow.dealloc(Deadline::after(Duration::from_secs(30))).unwrap();
+    flow.dealloc_timeout(Duration::from_secs(30)).unwrap();
     assert!(matches!(server.join().unwrap(), RecvError::Closed));
     let stats = near.stats();
     println!("near engine: {stats:?}");
@@ -402,8 +401,7 @@ fn plain_sockets_carry_remote_flows_and_talk_to_io_uring_engines() {
     engines.extend(near_uring.ok());
     let rounds = engines.len();
     for near in &engines {
-        let mut flow =
-            near.alloc(&format!("plain@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(30))).unwrap();
+        let mut flow = near.alloc_timeout(&format!("plain@{addr}"), &Qos::data(), Duration::from_secs(30)).unwrap();
         for i in 0..500u32 {
             let msg: Vec<u8> =
                 if i % 100 == 7 { vec![i as u8; 300_000] } else { i.to_le_bytes().repeat(1 + i as usize % 64) };
@@ -411,7 +409,7 @@ fn plain_sockets_carry_remote_flows_and_talk_to_io_uring_engines() {
             let got = flow.recv_ref_timeout(Duration::from_secs(30)).unwrap();
             assert_eq!(&*got, &msg[..], "round trip {i} via {}", near.backend());
         }
-        flow.dealloc(Deadline::after(Duration::from_secs(30))).unwrap();
+        flow.dealloc_timeout(Duration::from_secs(30)).unwrap();
     }
     for near in engines {
         near.shutdown().unwrap();

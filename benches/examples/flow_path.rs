@@ -19,7 +19,7 @@ fn main() {
             FlowOptions::new().runtime_dir(d),
         )
     });
-    let mut b = l.accept(Deadline::Never).expect("accept");
+    let mut b = l.accept().expect("accept");
     let mut a = t.join().expect("join").expect("alloc");
     let msg = [7u8; 64];
     let mut buf = [0u8; 64];

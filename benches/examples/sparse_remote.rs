@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ringflow_api::remote::RemoteEngine;
-use ringflow_api::{Deadline, EngineConfig, Listener, ListenerOptions, Qos};
+use ringflow_api::{EngineConfig, Listener, ListenerOptions, Qos};
 
 fn main() {
     let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -22,7 +22,7 @@ fn main() {
     let near = RemoteEngine::start(&EngineConfig::default(), None).expect("near engine");
     let addr = far.listen_addr().expect("listening");
     let server = thread::spawn(move || {
-        let mut flow = listener.accept(Deadline::after(Duration::from_secs(10))).expect("accept");
+        let mut flow = listener.accept_timeout(Duration::from_secs(10)).expect("accept");
         let mut buf = [0u8; 64];
         while let Ok(n) = flow.recv_into(&mut buf) {
             if flow.send(&buf[..n]).is_err() {
@@ -30,8 +30,7 @@ fn main() {
             }
         }
     });
-    let mut flow =
-        near.alloc(&format!("echo@{addr}"), &Qos::data(), Deadline::after(Duration::from_secs(10))).expect("alloc");
+    let mut flow = near.alloc_timeout(&format!("echo@{addr}"), &Qos::data(), Duration::from_secs(10)).expect("alloc");
     let mut rtts = Vec::with_capacity(rounds);
     let mut buf = [0u8; 64];
     for i in 0..rounds {

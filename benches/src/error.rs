@@ -40,6 +40,8 @@ pub enum BenchError {
     /// A file or directory of the run's output (report directory, interval
     /// logs, plot) could not be created or written.
     Output { path: PathBuf, source: std::io::Error },
+    /// An interval log could not be written.
+    IntervalLog { path: PathBuf, source: ringflow_api::stats::IntervalLogError },
     /// The plot could not be drawn.
     Plot(String),
 }
@@ -69,6 +71,7 @@ impl fmt::Display for BenchError {
             BenchError::Os { call, source } => write!(f, "{call}: {source}"),
             BenchError::Peer { call, error } => write!(f, "{call}: {error}"),
             BenchError::Output { path, source } => write!(f, "writing {}: {source}", path.display()),
+            BenchError::IntervalLog { path, source } => write!(f, "{}: {source}", path.display()),
             BenchError::Plot(e) => write!(f, "drawing the plot: {e}"),
         }
     }
@@ -83,6 +86,7 @@ impl std::error::Error for BenchError {
             BenchError::Io(e) => Some(e),
             BenchError::Os { source, .. } => Some(source),
             BenchError::Output { source, .. } => Some(source),
+            BenchError::IntervalLog { source, .. } => Some(source),
             _ => None,
         }
     }

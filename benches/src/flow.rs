@@ -77,7 +77,7 @@ fn pair_latency(qos: Qos, spin: Duration, latency: bool) -> Result<(Flow, Flow, 
             FlowOptions::new().runtime_dir(d).spin(spin).latency(latency),
         )
     });
-    let b = l.accept(Deadline::after(Duration::from_secs(10))).map_err(|e| err("Listener::accept", e))?;
+    let b = l.accept_timeout(Duration::from_secs(10)).map_err(|e| err("Listener::accept", e))?;
     let a =
         client.join().map_err(|_| BenchError::Panicked { side: "flow setup" })?.map_err(|e| err("Flow::alloc", e))?;
     Ok((a, b, guard))

@@ -8,7 +8,7 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use ringflow_api::stats::{write_interval_log, Interval};
+use ringflow_api::stats::{write_interval_log, Interval, IntervalLogError};
 
 use crate::error::BenchError;
 use crate::report::{CaseHistogram, ScenarioReport};
@@ -33,7 +33,8 @@ pub fn write_logs(dir: &Path, report: &ScenarioReport) -> Result<Vec<PathBuf>, B
         let path = dir.join(file_name(report.scenario, h.case, h.imp));
         let output = |source| BenchError::Output { path: path.clone(), source };
         let mut file = BufWriter::new(fs::File::create(&path).map_err(output)?);
-        write_log(&mut file, report.scenario, h).map_err(output)?;
+        write_log(&mut file, report.scenario, h)
+            .map_err(|source| BenchError::IntervalLog { path: path.clone(), source })?;
         file.flush().map_err(output)?;
         paths.push(path);
     }
@@ -44,7 +45,7 @@ pub fn write_logs(dir: &Path, report: &ScenarioReport) -> Result<Vec<PathBuf>, B
 /// StartTime and a BaseTime (both the start of the impl's run, warm-up
 /// included), then one interval tagged `<scenario>/<case>/<impl>`: the
 /// measured window.
-pub fn write_log(out: &mut dyn Write, scenario: &str, h: &CaseHistogram) -> std::io::Result<()> {
+pub fn write_log(out: &mut dyn Write, scenario: &str, h: &CaseHistogram) -> Result<(), IntervalLogError> {
     let about = format!("ringflow bench: scenario {scenario}, case {}, impl {}", h.case, h.imp);
     let comments = [
         about.as_str(),

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ringflow_api::remote::RemoteEngine;
-use ringflow_api::{Deadline, Flow, Listener, ListenerOptions, Qos, RecvError, SendError};
+use ringflow_api::{Flow, Listener, ListenerOptions, Qos, RecvError, SendError};
 use ringflow_core::config::{EngineConfig, IdleStrategy, ThreadingMode};
 
 use crate::error::BenchError;
@@ -178,9 +178,7 @@ fn builders(
         let engine =
             RemoteEngine::start(&engine_config(mode, None)?, None).map_err(|e| err("RemoteEngine::start", e))?;
         let (flow, engine) = set_up(engine, |engine| {
-            engine
-                .alloc(&format!("{NAME}@{addr}"), &qos, Deadline::after(SETUP))
-                .map_err(|e| err("RemoteEngine::alloc", e))
+            engine.alloc_timeout(&format!("{NAME}@{addr}"), &qos, SETUP).map_err(|e| err("RemoteEngine::alloc", e))
         })?;
         Ok(End { flow, wait, sent_stop: false, _engine: engine, _listener: None })
     };
@@ -202,7 +200,7 @@ fn builders(
             let addr =
                 engine.listen_addr().ok_or_else(|| err("RemoteEngine::listen_addr", "the engine does not listen"))?;
             addr_tx.send(addr).map_err(|_| BenchError::Aborted)?;
-            listener.accept(Deadline::after(SETUP)).map_err(|e| err("Listener::accept", e))
+            listener.accept_timeout(SETUP).map_err(|e| err("Listener::accept", e))
         })?;
         Ok(End { flow, wait, sent_stop: false, _engine: engine, _listener: Some((listener, dir)) })
     };

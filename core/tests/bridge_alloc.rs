@@ -119,10 +119,18 @@ fn steady_duty_cycles_allocate_nothing(backend: NetBackend, tag: &str, burst: us
     // Blocking calls: they run duty cycles while they spin, then sleep in
     // the engine's io_uring (never a busy wait on both cores).
     let mut buf = [0u8; 256];
-    let mut request = |i: u64| {
+    let mut request = |i: u64, pause: bool| {
         let mut msg = [0u8; 200];
         msg[..8].copy_from_slice(&i.to_le_bytes());
         flow.send_timeout(&msg, GUARD).expect("send");
+        if pause {
+            // Let the whole burst reach this host before the engine runs
+            // again, so the next duty cycle queues as much as a burst ever
+            // can: the kept buffers reach their high-water mark while warm-up
+            // lasts, whatever the machine's load. (Not a synchronisation:
+            // a round that queues less only reaches the mark later.)
+            thread::sleep(Duration::from_millis(2));
+        }
         for _ in 0..burst {
             let n = flow.recv_into_timeout(&mut buf, GUARD).expect("recv");
             assert_eq!(&buf[..n], &msg, "request {i}");
@@ -131,7 +139,7 @@ fn steady_duty_cycles_allocate_nothing(backend: NetBackend, tag: &str, burst: us
     let rounds = 4_000 / burst as u64;
     // Warm up: every buffer the bridge keeps grows to its working size.
     for i in 0..rounds {
-        request(i);
+        request(i, burst > 1);
     }
     // Steady state, long enough for the timers (UDP hellos every 100 ms)
     // to run a few times: a loop bound, never an assertion about time.
@@ -139,7 +147,7 @@ fn steady_duty_cycles_allocate_nothing(backend: NetBackend, tag: &str, burst: us
     let started = Instant::now();
     let mut i = rounds;
     while i < 2 * rounds || started.elapsed() < Duration::from_millis(350) {
-        request(i);
+        request(i, false);
         i += 1;
     }
     let allocated = allocs() - before;

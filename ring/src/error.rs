@@ -24,6 +24,7 @@ impl std::error::Error for Corrupt {}
 
 /// Why a ring could not be attached to a region.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AttachError {
     /// The region is too small or its size does not match the ring geometry.
     BadSize { len: usize, what: &'static str },
@@ -50,6 +51,7 @@ impl std::error::Error for AttachError {}
 
 /// Why space for a frame could not be claimed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClaimError {
     /// No room now; retry after the consumer releases space. (On a ring
     /// whose tail many producers share, also: the tail kept moving under
@@ -84,6 +86,7 @@ impl From<Corrupt> for ClaimError {
 
 /// Why a claimed frame could not be committed (many-producer rings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CommitError {
     /// The claim is no longer this producer's: the consumer declared it
     /// abandoned and skipped it (see `mpsc::Consumer::unblock`), or a
@@ -107,6 +110,7 @@ impl std::error::Error for CommitError {}
 
 /// Why no frame could be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReadError {
     /// Nothing committed yet; retry later.
     Empty,

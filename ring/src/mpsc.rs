@@ -224,6 +224,7 @@ impl<R: Region> Drop for Producer<R> {
 
 /// Why `try_send` failed: in the claim, or in the commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     Claim(ClaimError),
     Commit(CommitError),

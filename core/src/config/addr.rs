@@ -25,6 +25,7 @@ pub struct HostPort {
 
 /// Why a `host:port` or `name@host:port` string was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AddrError {
     /// No `:port` after the host.
     MissingPort,

@@ -32,6 +32,7 @@ pub struct PeerCred {
 
 /// Why connecting to a name failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// The name is not a valid flow name.
     Name(NameError),

@@ -26,6 +26,7 @@ pub struct RuntimeDir {
 
 /// Why a runtime directory was refused.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum DirError {
     /// The path exists but is not a directory; a symlink counts, since it is
     /// not followed.
@@ -66,6 +67,7 @@ impl std::error::Error for DirError {
 
 /// Why listing the bound names failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ListError {
     /// Reading the directory failed.
     ReadDir { path: PathBuf, source: io::Error },

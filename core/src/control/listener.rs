@@ -22,6 +22,7 @@ const BACKLOG: libc::c_int = 64;
 
 /// Why binding a name failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum BindError {
     /// The name is not a valid flow name.
     Name(NameError),
@@ -57,6 +58,7 @@ impl std::error::Error for BindError {
 
 /// Why accepting a connection failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum AcceptError {
     /// `Some(Duration::ZERO)` was given and nobody was waiting to connect.
     WouldBlock,

@@ -28,6 +28,7 @@ pub struct Received {
 
 /// Why sending a message failed. Nothing was sent.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SendError {
     /// Messages must carry at least one byte: an empty one would read as a
     /// hang-up at the other end.
@@ -75,6 +76,7 @@ impl std::error::Error for SendError {
 /// was consumed: what fitted is in the buffer and the slots (the slots hold
 /// `OwnedFd`s, so dropping them closes the descriptors).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum RecvError {
     /// `Some(Duration::ZERO)` was given and no message was waiting.
     WouldBlock,

@@ -16,6 +16,7 @@ pub const MAX_NAME_LEN: usize = 64;
 
 /// Why a name was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NameError {
     /// The name is the empty string.
     Empty,

@@ -33,6 +33,7 @@ impl std::error::Error for Denied {}
 
 /// Why checking a connected peer failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum CheckPeerError {
     /// The peer is not allowed.
     Denied(Denied),

@@ -1,9 +1,13 @@
 //! The engine's error: what can go wrong starting, running and stopping it.
 //! Each cause has its own variant; `io::Error` appears only where a system
-//! call (thread creation) failed.
+//! call (thread creation) failed, the network's errors where it failed.
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
+
+use crate::net::NetError;
+use crate::uring::TcpError;
 
 /// Why the engine could not start, or what went wrong while it ran.
 #[derive(Debug)]
@@ -34,6 +38,20 @@ pub enum EngineError {
         /// Threads left running.
         threads: usize,
     },
+    /// An engine thread ended before it reported whether it started.
+    ThreadLost,
+    /// The engine's network (io_uring, or plain sockets) could not be set up.
+    Network(NetError),
+    /// The engine could not listen on `net.listen`.
+    Listen {
+        /// The resolved `net.listen` address.
+        addr: SocketAddr,
+        /// What the socket calls said.
+        source: TcpError,
+    },
+    /// The engine did not report whether its network started (its thread
+    /// stopped, or is stuck in an agent).
+    NetworkNotReported,
 }
 
 impl EngineError {
@@ -47,6 +65,10 @@ impl EngineError {
             }
             EngineError::Config(reason) => EngineError::Config(reason.clone()),
             EngineError::ShutdownTimedOut { threads } => EngineError::ShutdownTimedOut { threads: *threads },
+            EngineError::ThreadLost => EngineError::ThreadLost,
+            EngineError::Network(e) => EngineError::Network(e.clone()),
+            EngineError::Listen { addr, source } => EngineError::Listen { addr: *addr, source: source.clone() },
+            EngineError::NetworkNotReported => EngineError::NetworkNotReported,
         }
     }
 }
@@ -70,6 +92,12 @@ impl fmt::Display for EngineError {
                 "{threads} engine thread(s) did not stop before the shutdown deadline (an agent is blocking); \
                  they were detached"
             ),
+            EngineError::ThreadLost => f.write_str("an engine thread ended before reporting its start"),
+            EngineError::Network(e) => write!(f, "the engine's network could not be set up: {e}"),
+            EngineError::Listen { addr, source } => write!(f, "the engine cannot listen on {addr}: {source}"),
+            EngineError::NetworkNotReported => {
+                f.write_str("the engine did not report its network started (its thread stopped or is stuck)")
+            }
         }
     }
 }
@@ -78,6 +106,8 @@ impl std::error::Error for EngineError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             EngineError::Spawn(e) => Some(e),
+            EngineError::Network(e) => Some(e),
+            EngineError::Listen { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -164,9 +164,7 @@ impl ThreadGroup {
         drop((ready_tx, exit_tx));
         let mut first_error: Option<(usize, EngineError)> = None;
         for _ in 0..count {
-            let report = ready_rx.recv().unwrap_or_else(|_| {
-                (usize::MAX, Err(EngineError::Config("an engine thread ended before reporting its start".into())))
-            });
+            let report = ready_rx.recv().unwrap_or((usize::MAX, Err(EngineError::ThreadLost)));
             if let Err(e) = report.1 {
                 if first_error.as_ref().is_none_or(|(index, _)| report.0 < *index) {
                     first_error = Some((report.0, e));

@@ -4,14 +4,61 @@
 
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::control::{DirError, NameError};
+use crate::config::ConfigError;
+use crate::control::{DirError, NameError, SendError as ControlSendError};
+use crate::engine::EngineError;
 use crate::flow::handshake::Refusal;
 use crate::flow::{FlowSetupError, QosError};
 use ringflow_ring::Corrupt;
 
+/// What a peer corrupted: the one payload of every `CorruptPeer` variant
+/// (send, receive, alloc). The flow (or the setup) is unusable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// A word of the flow's shared memory (a ring or pool index, a frame
+    /// header, a descriptor's position) breaks its invariant.
+    Memory(Corrupt),
+    /// A frame the ring accepted that this flow never allows: unknown
+    /// flags, a length beyond the inline size or the granted `max_msg`, a
+    /// descriptor count out of range, a ring that claims it lapped.
+    Frame(String),
+    /// The control stream or a handshake (with the listener, a host
+    /// engine, or a remote engine) broke the protocol.
+    Protocol(String),
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Corruption::Memory(c) => write!(f, "shared memory: {c}"),
+            Corruption::Frame(what) => write!(f, "frame outside what the flow allows: {what}"),
+            Corruption::Protocol(what) => write!(f, "protocol: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Corruption {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Corruption::Memory(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl From<Corrupt> for Corruption {
+    fn from(c: Corrupt) -> Self {
+        Corruption::Memory(c)
+    }
+}
+
 /// Why `Listener::bind` failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum BindError {
     /// The name is empty, too long, or holds a path separator.
     InvalidName(NameError),
@@ -19,6 +66,15 @@ pub enum BindError {
     InUse { name: String },
     /// The per-user runtime directory is unusable (wrong owner, mode).
     RuntimeDir(DirError),
+    /// The name's socket path (runtime directory and name) is longer than
+    /// a Unix socket address holds (`len` bytes, at most `max`).
+    PathTooLong { path: PathBuf, len: usize, max: usize },
+    /// `serve_host` on an engine in invoker mode: such an engine runs only
+    /// inside its application's calls and cannot serve other processes.
+    InvokerEngine,
+    /// The thread that serves the bound name (`serve_host`) could not be
+    /// started.
+    Spawn(io::Error),
     /// No permission to create the socket.
     PermissionDenied(io::Error),
     /// Another system error.
@@ -27,6 +83,7 @@ pub enum BindError {
 
 /// Why `Flow::alloc` failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum AllocError {
     /// The name is empty, too long, or holds a path separator.
     InvalidName(NameError),
@@ -36,8 +93,12 @@ pub enum AllocError {
     NotFound { name: String },
     /// A remote flow's engine could not be reached (no engine listens at
     /// that address, or the network failed): distinct from a name nobody
-    /// listens on over there.
+    /// listens on over there. (Through a host engine, whose socket errors
+    /// are not this process's, it is [`RemoteUnreachable`](Self::RemoteUnreachable).)
     EngineUnreachable { addr: String, source: io::Error },
+    /// A host engine (`ringflow engine`) could not reach the engine at
+    /// `addr`; `reported` is its own account of why.
+    RemoteUnreachable { addr: String, reported: String },
     /// A remote target that is not `name@host:port`.
     InvalidTarget { target: String },
     /// The listener's socket or policy does not admit this user.
@@ -48,8 +109,9 @@ pub enum AllocError {
     WouldBlock,
     /// The listener refused for another reason (limits, version).
     Refused(Refusal),
-    /// The listener broke the protocol or sent nonsense.
-    CorruptPeer(String),
+    /// The listener (or an engine on the way) broke the protocol or sent
+    /// nonsense.
+    CorruptPeer(Corruption),
     /// The listener hung up during setup.
     PeerGone,
     /// Out of memory, descriptors, or another limit.
@@ -58,6 +120,34 @@ pub enum AllocError {
     RuntimeDir(DirError),
     /// The flow's shared memory could not be made.
     Memory(FlowSetupError),
+    /// The name's socket path (runtime directory and name) is longer than
+    /// a Unix socket address holds (`len` bytes, at most `max`).
+    PathTooLong { path: PathBuf, len: usize, max: usize },
+    /// This side could not send a handshake packet as it was made (a bug
+    /// in ringflow, never the peer's doing).
+    ControlSend(ControlSendError),
+    /// The remote engine is at its limit of opening flows: try again later.
+    RemoteBusy,
+    /// The remote engine is shutting down and opens no more flows.
+    RemoteShuttingDown,
+    /// This process's engine (or the host engine) is shutting down and
+    /// opens no more flows.
+    EngineShuttingDown,
+    /// The engine's network is not running (it failed to start).
+    EngineNetworkDown,
+    /// The process's embedded engine, started on the first remote alloc,
+    /// did not start (every later remote alloc of the process says so too).
+    EngineNotStarted(Arc<EngineError>),
+    /// The engine configuration (needed for a remote flow or to look a name
+    /// up in `net.peers`) could not be read.
+    Config(Arc<ConfigError>),
+    /// The host engine failed the open for a reason it could only describe
+    /// (`message` is its text).
+    HostEngine { message: String },
+    /// The request to the host engine could not be sent.
+    HostRequest(Box<SendError>),
+    /// The host engine's answer could not be received.
+    HostAnswer(Box<RecvError>),
     /// Another system error.
     Io(io::Error),
 }
@@ -66,6 +156,7 @@ pub enum AllocError {
 /// peer that is refused (permissions) or breaks the handshake does not end
 /// the accept: it is counted and the listener waits for the next one.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum AcceptError {
     /// The deadline passed.
     TimedOut,
@@ -73,7 +164,7 @@ pub enum AcceptError {
     WouldBlock,
     /// Out of descriptors or memory.
     ResourceLimit(io::Error),
-    /// The memory supplied for the flow ([`ListenerOptions::memory`](crate::ListenerOptions::memory))
+    /// The memory supplied for the flow ([`ListenerOptions::memory`](crate::flow::listener::ListenerOptions::memory))
     /// was refused (too small for the granted QoS, already laid out) or
     /// could not be made; the allocating side was refused.
     Memory(FlowSetupError),
@@ -83,6 +174,7 @@ pub enum AcceptError {
 
 /// Why a send failed. The message was not sent.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SendError {
     /// `try_` form, or a deadline of now: the ring is full.
     WouldBlock,
@@ -100,7 +192,9 @@ pub enum SendError {
     /// The peer process died. `delivered` of the messages sent were read.
     PeerGone { delivered: u64 },
     /// The peer corrupted the flow's shared memory.
-    CorruptPeer(Corrupt),
+    CorruptPeer(Corruption),
+    /// Waiting for room failed: a `futex` or `membarrier` call.
+    Wait(io::Error),
     /// The control socket failed.
     Io(io::Error),
 }
@@ -108,6 +202,7 @@ pub enum SendError {
 /// Why a receive failed. Unless the variant says otherwise, no message was
 /// consumed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum RecvError {
     /// `try_` form, or a deadline of now: nothing to read.
     WouldBlock,
@@ -124,7 +219,9 @@ pub enum RecvError {
     /// The peer process died; every message it committed was read first.
     PeerGone { received: u64 },
     /// The peer corrupted the flow's shared memory or control stream.
-    CorruptPeer(String),
+    CorruptPeer(Corruption),
+    /// Waiting for a message failed: a `futex` or `membarrier` call.
+    Wait(io::Error),
     /// The control socket failed.
     Io(io::Error),
 }
@@ -132,13 +229,21 @@ pub enum RecvError {
 /// Why `Flow::dealloc` ended before the peer had
 /// consumed everything.
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DeallocError {
+    /// `try_dealloc`, or a deadline of now: the flow is closed without
+    /// lingering, `unconsumed` messages still unread (the peer can still
+    /// read them all).
+    WouldBlock { unconsumed: u64 },
     /// The deadline passed; `unconsumed` messages were still unread.
     TimedOut { unconsumed: u64 },
     /// The peer closed the flow first, leaving `unconsumed` messages unread.
     Closed { unconsumed: u64 },
     /// The peer died first, leaving `unconsumed` messages unread.
     PeerGone { unconsumed: u64 },
+    /// Waiting for the peer to consume failed (`futex_wait` returned the
+    /// OS error `errno`), with `unconsumed` messages still unread.
+    Wait { unconsumed: u64, errno: i32 },
 }
 
 impl fmt::Display for BindError {
@@ -147,6 +252,16 @@ impl fmt::Display for BindError {
             BindError::InvalidName(e) => write!(f, "invalid flow name: {e}"),
             BindError::InUse { name } => write!(f, "name {name:?} is bound by a live listener"),
             BindError::RuntimeDir(e) => write!(f, "runtime directory: {e}"),
+            BindError::PathTooLong { path, len, max } => write!(
+                f,
+                "socket path {} is {len} bytes long, the limit is {max} (use a shorter runtime directory or name)",
+                path.display()
+            ),
+            BindError::InvokerEngine => f.write_str(
+                "an invoker-mode engine runs only inside its application and cannot serve the host; use \
+                 engine.mode = \"dedicated\"",
+            ),
+            BindError::Spawn(e) => write!(f, "cannot start the thread that serves the name: {e}"),
             BindError::PermissionDenied(e) => write!(f, "permission denied: {e}"),
             BindError::Io(e) => write!(f, "bind: {e}"),
         }
@@ -160,6 +275,9 @@ impl fmt::Display for AllocError {
             AllocError::InvalidQos(e) => write!(f, "invalid QoS: {e}"),
             AllocError::NotFound { name } => write!(f, "nobody listens on {name:?}"),
             AllocError::EngineUnreachable { addr, source } => write!(f, "no engine reachable at {addr}: {source}"),
+            AllocError::RemoteUnreachable { addr, reported } => {
+                write!(f, "the host engine could not reach the engine at {addr}: {reported}")
+            }
             AllocError::InvalidTarget { target } => write!(f, "{target:?} is not name@host:port"),
             AllocError::PermissionDenied => f.write_str("permission denied by the listener"),
             AllocError::TimedOut => f.write_str("timed out waiting for the listener to accept"),
@@ -170,6 +288,21 @@ impl fmt::Display for AllocError {
             AllocError::ResourceLimit(e) => write!(f, "resource limit: {e}"),
             AllocError::RuntimeDir(e) => write!(f, "runtime directory: {e}"),
             AllocError::Memory(e) => write!(f, "{e}"),
+            AllocError::PathTooLong { path, len, max } => write!(
+                f,
+                "socket path {} is {len} bytes long, the limit is {max} (use a shorter runtime directory or name)",
+                path.display()
+            ),
+            AllocError::ControlSend(e) => write!(f, "handshake packet not sent (a bug in ringflow): {e}"),
+            AllocError::RemoteBusy => f.write_str("the remote engine cannot open the flow now: try again later"),
+            AllocError::RemoteShuttingDown => f.write_str("the remote engine is shutting down"),
+            AllocError::EngineShuttingDown => f.write_str("the engine is shutting down"),
+            AllocError::EngineNetworkDown => f.write_str("the engine's network is not running"),
+            AllocError::EngineNotStarted(e) => write!(f, "the embedded engine did not start: {e}"),
+            AllocError::Config(e) => write!(f, "the engine configuration could not be read: {e}"),
+            AllocError::HostEngine { message } => write!(f, "the host engine failed the open: {message}"),
+            AllocError::HostRequest(e) => write!(f, "request to the host engine not sent: {e}"),
+            AllocError::HostAnswer(e) => write!(f, "the host engine's answer not received: {e}"),
             AllocError::Io(e) => write!(f, "alloc: {e}"),
         }
     }
@@ -198,6 +331,7 @@ impl fmt::Display for SendError {
             SendError::Closed => f.write_str("the peer closed the flow"),
             SendError::PeerGone { delivered } => write!(f, "the peer died after reading {delivered} messages"),
             SendError::CorruptPeer(c) => write!(f, "the peer corrupted the flow: {c}"),
+            SendError::Wait(e) => write!(f, "waiting for room in the flow (futex or membarrier): {e}"),
             SendError::Io(e) => write!(f, "control socket: {e}"),
         }
     }
@@ -214,7 +348,8 @@ impl fmt::Display for RecvError {
             }
             RecvError::Closed => f.write_str("end of flow"),
             RecvError::PeerGone { received } => write!(f, "the peer died; all {received} messages it sent were read"),
-            RecvError::CorruptPeer(what) => write!(f, "the peer corrupted the flow: {what}"),
+            RecvError::CorruptPeer(c) => write!(f, "the peer corrupted the flow: {c}"),
+            RecvError::Wait(e) => write!(f, "waiting for a message (futex or membarrier): {e}"),
             RecvError::Io(e) => write!(f, "control socket: {e}"),
         }
     }
@@ -223,6 +358,9 @@ impl fmt::Display for RecvError {
 impl fmt::Display for DeallocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DeallocError::WouldBlock { unconsumed } => {
+                write!(f, "closed without lingering, {unconsumed} messages not yet consumed by the peer")
+            }
             DeallocError::TimedOut { unconsumed } => {
                 write!(f, "timed out with {unconsumed} messages not yet consumed by the peer")
             }
@@ -232,6 +370,11 @@ impl fmt::Display for DeallocError {
             DeallocError::PeerGone { unconsumed } => {
                 write!(f, "the peer died with {unconsumed} messages unread")
             }
+            DeallocError::Wait { unconsumed, errno } => write!(
+                f,
+                "waiting for the peer to consume (futex): {}; {unconsumed} messages not yet consumed",
+                io::Error::from_raw_os_error(*errno)
+            ),
         }
     }
 }
@@ -251,15 +394,149 @@ macro_rules! error_with_sources {
 }
 
 error_with_sources! {
-    BindError { InvalidName, RuntimeDir, PermissionDenied, Io }
-    AllocError { InvalidName, InvalidQos, ResourceLimit, RuntimeDir, Memory, Io }
+    BindError { InvalidName, RuntimeDir, Spawn, PermissionDenied, Io }
     AcceptError { ResourceLimit, Memory, Io }
-    SendError { CorruptPeer, Io }
-    RecvError { Io }
+    SendError { CorruptPeer, Wait, Io }
+    RecvError { CorruptPeer, Wait, Io }
     DeallocError {}
+}
+
+impl std::error::Error for AllocError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AllocError::InvalidName(e) => Some(e),
+            AllocError::InvalidQos(e) => Some(e),
+            AllocError::EngineUnreachable { source, .. } => Some(source),
+            AllocError::Refused(r) => Some(r),
+            AllocError::CorruptPeer(c) => Some(c),
+            AllocError::ResourceLimit(e) | AllocError::Io(e) => Some(e),
+            AllocError::RuntimeDir(e) => Some(e),
+            AllocError::Memory(e) => Some(e),
+            AllocError::ControlSend(e) => Some(e),
+            AllocError::EngineNotStarted(e) => Some(&**e),
+            AllocError::Config(e) => Some(&**e),
+            AllocError::HostRequest(e) => Some(&**e),
+            AllocError::HostAnswer(e) => Some(&**e),
+            AllocError::NotFound { .. }
+            | AllocError::RemoteUnreachable { .. }
+            | AllocError::InvalidTarget { .. }
+            | AllocError::PermissionDenied
+            | AllocError::TimedOut
+            | AllocError::WouldBlock
+            | AllocError::PeerGone
+            | AllocError::PathTooLong { .. }
+            | AllocError::RemoteBusy
+            | AllocError::RemoteShuttingDown
+            | AllocError::EngineShuttingDown
+            | AllocError::EngineNetworkDown
+            | AllocError::HostEngine { .. } => None,
+        }
+    }
 }
 
 /// Whether an OS error means a resource limit (descriptors, memory).
 pub(crate) fn is_resource_limit(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS | libc::ENOSPC))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn os(errno: i32) -> io::Error {
+        io::Error::from_raw_os_error(errno)
+    }
+
+    /// The OS error a variant carries comes back from `source()`.
+    fn source_errno(e: &dyn std::error::Error) -> Option<i32> {
+        e.source()?.downcast_ref::<io::Error>()?.raw_os_error()
+    }
+
+    #[test]
+    fn a_wait_failure_is_not_a_control_socket_failure() {
+        let send = SendError::Wait(os(libc::EINVAL)).to_string();
+        assert!(send.contains("futex") && !send.contains("control socket"), "{send}");
+        let recv = RecvError::Wait(os(libc::EINVAL)).to_string();
+        assert!(recv.contains("futex") && !recv.contains("control socket"), "{recv}");
+        assert!(SendError::Io(os(libc::EPIPE)).to_string().starts_with("control socket"));
+        assert!(RecvError::Io(os(libc::EPIPE)).to_string().starts_with("control socket"));
+        assert_eq!(source_errno(&SendError::Wait(os(libc::EINVAL))), Some(libc::EINVAL));
+        assert_eq!(source_errno(&RecvError::Wait(os(libc::EINTR))), Some(libc::EINTR));
+        assert_eq!(source_errno(&RecvError::Io(os(libc::EBADF))), Some(libc::EBADF));
+        let d = DeallocError::Wait { unconsumed: 3, errno: libc::EINVAL };
+        let text = d.to_string();
+        assert!(text.contains("futex") && text.contains('3'), "{text}");
+        assert!(text.contains(&os(libc::EINVAL).to_string()), "{text}");
+    }
+
+    #[test]
+    fn one_corruption_type_for_send_receive_and_alloc() {
+        let c = Corruption::Memory(Corrupt { offset: 64, value: 0xdead, what: "head beyond tail" });
+        for e in [
+            &SendError::CorruptPeer(c.clone()) as &dyn std::error::Error,
+            &RecvError::CorruptPeer(c.clone()),
+            &AllocError::CorruptPeer(c.clone()),
+        ] {
+            assert!(e.to_string().contains("head beyond tail"), "{e}");
+            let inner = e.source().and_then(|s| s.downcast_ref::<Corruption>()).expect("the corruption");
+            assert_eq!(inner, &c);
+            // And the corruption's own source is the ring's report.
+            let ring = inner.source().and_then(|s| s.downcast_ref::<Corrupt>()).expect("the ring's report");
+            assert_eq!(ring.offset, 64);
+        }
+        assert!(Corruption::Frame("unknown frame flags 0x80".into()).to_string().contains("frame"));
+        assert!(Corruption::Protocol("oversized control packet".into()).to_string().contains("protocol"));
+        assert!(Corruption::Frame(String::new()).source().is_none());
+        assert_eq!(
+            Corruption::from(Corrupt { offset: 1, value: 2, what: "x" }),
+            Corruption::Memory(Corrupt { offset: 1, value: 2, what: "x" })
+        );
+    }
+
+    #[test]
+    fn each_new_alloc_variant_says_its_cause_and_keeps_its_source() {
+        let long = PathBuf::from(format!("/run/{}", "d".repeat(120)));
+        let e = AllocError::PathTooLong { path: long.clone(), len: 125, max: 107 };
+        assert!(e.to_string().contains("125 bytes") && e.to_string().contains(&*long.to_string_lossy()), "{e}");
+        assert!(e.source().is_none());
+        let e = BindError::PathTooLong { path: long, len: 125, max: 107 };
+        assert!(e.to_string().contains("the limit is 107"), "{e}");
+        assert!(BindError::InvokerEngine.to_string().contains("invoker"));
+
+        let e = AllocError::ControlSend(ControlSendError::TooLarge { len: 9 });
+        assert!(e.to_string().contains("9 bytes"), "{e}");
+        assert!(e.source().and_then(|s| s.downcast_ref::<ControlSendError>()).is_some());
+
+        assert!(AllocError::RemoteBusy.to_string().contains("try again"));
+        assert!(AllocError::RemoteShuttingDown.to_string().contains("remote engine is shutting down"));
+        assert_eq!(AllocError::EngineShuttingDown.to_string(), "the engine is shutting down");
+        assert!(AllocError::EngineNetworkDown.to_string().contains("network"));
+
+        let engine = Arc::new(EngineError::Pin { core: 999 });
+        let e = AllocError::EngineNotStarted(Arc::clone(&engine));
+        assert!(e.to_string().starts_with("the embedded engine did not start: cannot pin"), "{e}");
+        assert!(matches!(
+            e.source().and_then(|s| s.downcast_ref::<EngineError>()),
+            Some(EngineError::Pin { core: 999 })
+        ));
+
+        let config = crate::config::EngineConfig::from_toml_str("engine = 5").expect_err("not a table");
+        let e = AllocError::Config(Arc::new(config));
+        assert!(e.to_string().starts_with("the engine configuration could not be read"), "{e}");
+        assert!(e.source().and_then(|s| s.downcast_ref::<ConfigError>()).is_some());
+
+        let e = AllocError::HostEngine { message: "no listener thread".into() };
+        assert!(e.to_string().contains("host engine") && e.to_string().contains("no listener thread"), "{e}");
+        let e = AllocError::RemoteUnreachable { addr: "10.1.1.1:7".into(), reported: "timed out".into() };
+        assert!(e.to_string().contains("10.1.1.1:7") && e.to_string().contains("timed out"), "{e}");
+        let e = AllocError::HostRequest(Box::new(SendError::Wait(os(libc::EINVAL))));
+        assert!(e.to_string().contains("host engine") && e.to_string().contains("futex"), "{e}");
+        assert!(e.source().and_then(|s| s.downcast_ref::<SendError>()).is_some());
+        let e = AllocError::HostAnswer(Box::new(RecvError::Io(os(libc::EBADF))));
+        assert!(e.source().and_then(|s| s.downcast_ref::<RecvError>()).is_some());
+        let e = AllocError::EngineUnreachable { addr: "a".into(), source: os(libc::ECONNREFUSED) };
+        assert_eq!(source_errno(&e), Some(libc::ECONNREFUSED));
+        assert!(AllocError::Refused(Refusal::Version).source().is_some());
+    }
 }

@@ -58,6 +58,7 @@ pub enum Kind {
 
 /// Why a side refused a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Refusal {
     /// The peer's credentials are not allowed to connect.
     PermissionDenied,
@@ -109,6 +110,8 @@ impl fmt::Display for Refusal {
         }
     }
 }
+
+impl std::error::Error for Refusal {}
 
 /// A decoded control packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,6 +181,7 @@ impl Packet {
 
 /// Why a handshake failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The peer said no.
     Refused(Refusal),

@@ -51,6 +51,14 @@
 //!   QoS implies, fresh rings, the agreed wake mode). Worst value: the
 //!   flow is refused at setup (`AllocError`/`AcceptError`). Never read
 //!   again: a later scribble does nothing.
+//! - The accepting side's own segment, when it supplies the memory of the
+//!   direction it receives on (`ListenerOptions::memory`, kind `FLRX`):
+//!   its header is read once by the allocating side when READY brings the
+//!   memfd, and validated the same way (sealed, the size READY announced,
+//!   each region found exactly once across the two segments, the exact
+//!   sizes and wake mode) except freshness, since the acceptor may already
+//!   have attached its side. Worst value: the allocation fails with
+//!   `AllocError::Memory`; never read again.
 //!
 //! # Inline rings (`ringflow_ring::spsc`), one per direction
 //!

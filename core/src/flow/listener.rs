@@ -129,7 +129,7 @@ impl FlowListener {
         let ctl = ControlListener::bind(&dir, name).map_err(|e| match e {
             control::BindError::Name(n) => BindError::InvalidName(n),
             control::BindError::InUse { name } => BindError::InUse { name },
-            control::BindError::PathTooLong(p) => BindError::Io(std::io::Error::other(p)),
+            control::BindError::PathTooLong(p) => BindError::PathTooLong { path: p.path, len: p.len, max: p.max },
             control::BindError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 BindError::PermissionDenied(source)
             }

@@ -27,6 +27,7 @@ pub use qos::{Qos, QosError, QosLimits};
 
 /// Why a flow's shared memory could not be made or mapped.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum FlowSetupError {
     /// Creating the memfd failed (or caller-supplied memory was unusable).
     Create(CreateError),

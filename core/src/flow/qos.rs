@@ -254,6 +254,7 @@ impl Default for QosLimits {
 
 /// A QoS outside what ringflow supports.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QosError {
     /// Ring size out of range.
     RingBytes { got: usize, min: usize, max: usize },

@@ -47,7 +47,8 @@ pub enum NetDriver {
 }
 
 /// Why no transport could be set up.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NetError {
     /// `net.backend = "io_uring"` and io_uring cannot be used here.
     Uring(UringUnavailable),
@@ -64,7 +65,14 @@ impl std::fmt::Display for NetError {
     }
 }
 
-impl std::error::Error for NetError {}
+impl std::error::Error for NetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NetError::Uring(e) => Some(e),
+            NetError::Sockets(e) => Some(e),
+        }
+    }
+}
 
 macro_rules! both {
     ($self:expr, $d:ident => $e:expr) => {

@@ -10,7 +10,6 @@
 //! QoS, or the error). From then on it is the application's flow, and the
 //! engine bridges it like one of its own.
 
-use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use crate::flow::Qos;
 use crate::Deadline;
 
 use crate::flow::end::{FlowEnd, FlowOptions};
-use crate::flow::error::{AcceptError, AllocError, BindError, RecvError};
+use crate::flow::error::{AcceptError, AllocError, BindError, Corruption, RecvError, SendError};
 use crate::flow::listener::{FlowListener, ListenerOptions};
 
 /// The name a host engine binds in the runtime directory.
@@ -47,6 +46,9 @@ mod code {
     pub const PEER_GONE: u8 = 5;
     pub const INVALID_TARGET: u8 = 6;
     pub const OTHER: u8 = 7;
+    pub const REMOTE_BUSY: u8 = 8;
+    pub const REMOTE_SHUTTING_DOWN: u8 = 9;
+    pub const SHUTTING_DOWN: u8 = 10;
 }
 
 /// The engine's answer to an attached open, as the first message.
@@ -58,14 +60,18 @@ pub(super) fn encode_outcome(result: &Result<Qos, AllocError>) -> Vec<u8> {
                 AllocError::NotFound { .. } => code::NOT_FOUND,
                 AllocError::PermissionDenied => code::PERMISSION_DENIED,
                 AllocError::Refused(_) | AllocError::InvalidQos(_) => code::QOS_REFUSED,
-                AllocError::EngineUnreachable { .. } => code::UNREACHABLE,
+                AllocError::EngineUnreachable { .. } | AllocError::RemoteUnreachable { .. } => code::UNREACHABLE,
                 AllocError::PeerGone => code::PEER_GONE,
                 AllocError::InvalidTarget { .. } => code::INVALID_TARGET,
+                AllocError::RemoteBusy => code::REMOTE_BUSY,
+                AllocError::RemoteShuttingDown => code::REMOTE_SHUTTING_DOWN,
+                AllocError::EngineShuttingDown => code::SHUTTING_DOWN,
                 _ => code::OTHER,
             };
             let text = match e {
                 AllocError::NotFound { name } => name.clone(),
                 AllocError::EngineUnreachable { addr, source } => format!("{addr}\n{source}"),
+                AllocError::RemoteUnreachable { addr, reported } => format!("{addr}\n{reported}"),
                 AllocError::InvalidTarget { target } => target.clone(),
                 other => other.to_string(),
             };
@@ -85,7 +91,8 @@ pub(super) fn encode_outcome(result: &Result<Qos, AllocError>) -> Vec<u8> {
 
 /// Reads the engine's answer (untrusted: a malformed one is `CorruptPeer`).
 fn decode_outcome(msg: &[u8]) -> Result<Qos, AllocError> {
-    let corrupt = |why: &str| AllocError::CorruptPeer(format!("host engine answered badly: {why}"));
+    let corrupt =
+        |why: &str| AllocError::CorruptPeer(Corruption::Protocol(format!("host engine answered badly: {why}")));
     if msg.len() < OUTCOME_FIXED || msg.len() > OUTCOME_FIXED + MAX_TEXT {
         return Err(corrupt("wrong length"));
     }
@@ -97,11 +104,14 @@ fn decode_outcome(msg: &[u8]) -> Result<Qos, AllocError> {
         code::QOS_REFUSED => Err(AllocError::Refused(Refusal::InvalidQos)),
         code::UNREACHABLE => {
             let (addr, why) = text.split_once('\n').unwrap_or((&text, ""));
-            Err(AllocError::EngineUnreachable { addr: addr.to_owned(), source: io::Error::other(why.to_owned()) })
+            Err(AllocError::RemoteUnreachable { addr: addr.to_owned(), reported: why.to_owned() })
         }
         code::PEER_GONE => Err(AllocError::PeerGone),
         code::INVALID_TARGET => Err(AllocError::InvalidTarget { target: text }),
-        code::OTHER => Err(AllocError::Io(io::Error::other(format!("host engine: {text}")))),
+        code::REMOTE_BUSY => Err(AllocError::RemoteBusy),
+        code::REMOTE_SHUTTING_DOWN => Err(AllocError::RemoteShuttingDown),
+        code::SHUTTING_DOWN => Err(AllocError::EngineShuttingDown),
+        code::OTHER => Err(AllocError::HostEngine { message: text }),
         c => Err(corrupt(&format!("unknown code {c}"))),
     }
 }
@@ -124,18 +134,40 @@ pub(crate) fn alloc_attached(
     let mut request = Vec::with_capacity(1 + target.len());
     request.push(REQUEST_VERSION);
     request.extend_from_slice(target.as_bytes());
-    flow.send_deadline(&request, deadline).map_err(|e| AllocError::Io(io::Error::other(e.to_string())))?;
+    flow.send_deadline(&request, deadline).map_err(request_error)?;
     let granted = match flow.recv_ref_deadline(deadline) {
         Ok(answer) => decode_outcome(&answer)?,
-        Err(RecvError::TimedOut) => return Err(AllocError::TimedOut),
-        Err(RecvError::WouldBlock) => return Err(AllocError::WouldBlock),
-        Err(RecvError::PeerGone { .. } | RecvError::Closed) => return Err(AllocError::PeerGone),
-        Err(e) => return Err(AllocError::CorruptPeer(e.to_string())),
+        Err(e) => return Err(answer_error(e)),
     };
     flow.qos.max_msg = granted.max_msg.min(flow.qos.max_msg);
     flow.qos.peer_timeout = granted.peer_timeout;
     flow.crosses_hosts = true;
     Ok(Some(flow))
+}
+
+/// Why the request to the host engine was not sent, as the alloc's error.
+fn request_error(e: SendError) -> AllocError {
+    match e {
+        SendError::TimedOut => AllocError::TimedOut,
+        SendError::WouldBlock => AllocError::WouldBlock,
+        SendError::Closed | SendError::PeerGone { .. } => AllocError::PeerGone,
+        SendError::CorruptPeer(c) => AllocError::CorruptPeer(c),
+        e => AllocError::HostRequest(Box::new(e)),
+    }
+}
+
+/// Why the host engine's answer was not received, as the alloc's error.
+fn answer_error(e: RecvError) -> AllocError {
+    match e {
+        RecvError::TimedOut => AllocError::TimedOut,
+        RecvError::WouldBlock => AllocError::WouldBlock,
+        RecvError::PeerGone { .. } | RecvError::Closed => AllocError::PeerGone,
+        RecvError::CorruptPeer(c) => AllocError::CorruptPeer(c),
+        RecvError::FdSlots { .. } => {
+            AllocError::CorruptPeer(Corruption::Protocol("the host engine's answer carries descriptors".into()))
+        }
+        e => AllocError::HostAnswer(Box::new(e)),
+    }
 }
 
 /// An attach the engine refused at once: the flow, to answer on, and why.
@@ -173,7 +205,7 @@ impl HostService {
                     }
                 }
             })
-            .map_err(BindError::Io)?;
+            .map_err(BindError::Spawn)?;
         Ok(HostService { stop, thread: Some(thread) })
     }
 }
@@ -187,7 +219,7 @@ fn serve(mut flow: FlowEnd, open: &impl Fn(&str, FlowEnd) -> Result<(), Refused>
     let target = match request.split_first() {
         Some((&REQUEST_VERSION, rest)) => String::from_utf8_lossy(rest).into_owned(),
         _ => {
-            let e = AllocError::CorruptPeer("attach request of an unknown version".into());
+            let e = AllocError::CorruptPeer(Corruption::Protocol("attach request of an unknown version".into()));
             let _ = flow.try_send(&encode_outcome(&Err(e)));
             return;
         }
@@ -211,6 +243,7 @@ impl Drop for HostService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
 
     #[test]
     fn outcomes_round_trip_and_garbage_is_corrupt() {
@@ -220,16 +253,77 @@ mod tests {
         assert!(
             matches!(decode_outcome(&encode_outcome(&Err(e))), Err(AllocError::NotFound { name }) if name == "svc")
         );
+        assert!(matches!(decode_outcome(&[]), Err(AllocError::CorruptPeer(Corruption::Protocol(_)))));
+        assert!(matches!(decode_outcome(&[99; OUTCOME_FIXED]), Err(AllocError::CorruptPeer(Corruption::Protocol(_)))));
+        assert!(matches!(
+            decode_outcome(&vec![0; OUTCOME_FIXED + MAX_TEXT + 1]),
+            Err(AllocError::CorruptPeer(Corruption::Protocol(_)))
+        ));
+    }
+
+    /// The host engine's "could not reach" is its report, not an OS error
+    /// of this process: it comes back as `RemoteUnreachable` with the
+    /// address and the engine's own words, from either unreachable variant.
+    #[test]
+    fn unreachable_is_the_host_engines_report() {
         let e = AllocError::EngineUnreachable { addr: "10.0.0.1:7000".into(), source: io::Error::other("refused") };
         match decode_outcome(&encode_outcome(&Err(e))) {
-            Err(AllocError::EngineUnreachable { addr, source }) => {
+            Err(AllocError::RemoteUnreachable { addr, reported }) => {
                 assert_eq!(addr, "10.0.0.1:7000");
-                assert_eq!(source.to_string(), "refused");
+                assert_eq!(reported, "refused");
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(decode_outcome(&[]), Err(AllocError::CorruptPeer(_))));
-        assert!(matches!(decode_outcome(&[99; OUTCOME_FIXED]), Err(AllocError::CorruptPeer(_))));
-        assert!(matches!(decode_outcome(&vec![0; OUTCOME_FIXED + MAX_TEXT + 1]), Err(AllocError::CorruptPeer(_))));
+        let e = AllocError::RemoteUnreachable { addr: "10.0.0.2:7000".into(), reported: "no route".into() };
+        let back = decode_outcome(&encode_outcome(&Err(e))).unwrap_err();
+        assert!(
+            matches!(&back, AllocError::RemoteUnreachable { addr, reported } if addr == "10.0.0.2:7000" && reported == "no route")
+        );
+        let text = back.to_string();
+        assert!(text.contains("host engine") && text.contains("10.0.0.2:7000") && text.contains("no route"), "{text}");
+    }
+
+    /// Every outcome code decodes to the variant that names its cause.
+    #[test]
+    fn each_code_decodes_to_its_own_variant() {
+        let round = |e: AllocError| decode_outcome(&encode_outcome(&Err(e))).unwrap_err();
+        assert!(matches!(round(AllocError::PermissionDenied), AllocError::PermissionDenied));
+        assert!(matches!(round(AllocError::Refused(Refusal::InvalidQos)), AllocError::Refused(Refusal::InvalidQos)));
+        assert!(matches!(round(AllocError::PeerGone), AllocError::PeerGone));
+        assert!(matches!(
+            round(AllocError::InvalidTarget { target: "x@y".into() }),
+            AllocError::InvalidTarget { target } if target == "x@y"
+        ));
+        assert!(matches!(round(AllocError::RemoteBusy), AllocError::RemoteBusy));
+        assert!(matches!(round(AllocError::RemoteShuttingDown), AllocError::RemoteShuttingDown));
+        assert!(matches!(round(AllocError::EngineShuttingDown), AllocError::EngineShuttingDown));
+        // Anything else travels as the engine's text, not as an OS error.
+        match round(AllocError::EngineNetworkDown) {
+            AllocError::HostEngine { message } => assert_eq!(message, AllocError::EngineNetworkDown.to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A request or answer that fails for a reason with a variant of its
+    /// own keeps it; the rest keep the flow error whole, as its source.
+    #[test]
+    fn request_and_answer_errors_keep_their_cause() {
+        use std::error::Error as _;
+        assert!(matches!(request_error(SendError::TimedOut), AllocError::TimedOut));
+        assert!(matches!(request_error(SendError::PeerGone { delivered: 0 }), AllocError::PeerGone));
+        let e = request_error(SendError::Wait(io::Error::from_raw_os_error(libc::EINVAL)));
+        assert!(matches!(&e, AllocError::HostRequest(b) if matches!(**b, SendError::Wait(_))));
+        let inner = e.source().expect("the send error");
+        assert!(inner.downcast_ref::<SendError>().is_some());
+        assert!(matches!(answer_error(RecvError::Closed), AllocError::PeerGone));
+        assert!(matches!(
+            answer_error(RecvError::FdSlots { needed: 1 }),
+            AllocError::CorruptPeer(Corruption::Protocol(_))
+        ));
+        let c = Corruption::Frame("x".into());
+        assert!(matches!(answer_error(RecvError::CorruptPeer(c.clone())), AllocError::CorruptPeer(k) if k == c));
+        let e = answer_error(RecvError::Io(io::Error::from_raw_os_error(libc::EBADF)));
+        assert!(matches!(&e, AllocError::HostAnswer(b) if matches!(**b, RecvError::Io(_))));
+        assert!(e.source().and_then(|s| s.downcast_ref::<RecvError>()).is_some());
     }
 }

@@ -29,6 +29,8 @@
 //! on a remote flow refuses them (`TooManyFds { max: 0 }`).
 
 mod bridge;
+#[cfg(test)]
+mod errors_tests;
 mod host;
 pub(crate) mod invoker;
 mod peers;
@@ -136,10 +138,7 @@ impl RemoteEngine {
         }
         // The bridge builds its io_uring and listener on the thread that
         // runs it (io_uring's single-issuer rule) and reports how that went.
-        let bound = ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| EngineError::Config("the engine did not start its network".into()))?
-            .map_err(EngineError::Config)?;
+        let bound = ready_rx.recv_timeout(Duration::from_secs(10)).map_err(|_| EngineError::NetworkNotReported)??;
         let run = if invoker_mode {
             let invoker = Invoker::new(engine, owner);
             let _ = shared.invoker.set(Arc::downgrade(&invoker));
@@ -263,9 +262,7 @@ impl RemoteEngine {
     /// stops when the returned handle is dropped. Dedicated mode only.
     pub fn serve_host(&self, runtime_dir: Option<PathBuf>) -> Result<HostService, crate::flow::error::BindError> {
         let Run::Dedicated { waker, .. } = &self.run else {
-            return Err(crate::flow::error::BindError::Io(std::io::Error::other(
-                "an invoker-mode engine runs only inside its application; use engine.mode = \"dedicated\"",
-            )));
+            return Err(crate::flow::error::BindError::InvokerEngine);
         };
         let shared = Arc::clone(&self.shared);
         let waker = waker.clone();
@@ -286,11 +283,16 @@ impl RemoteEngine {
     /// received one to be delivered, then stops (flows still open end; their
     /// local peers see end of flow). Returns whether everything was flushed.
     pub fn shutdown_within(self, flush: Duration) -> Result<bool, EngineError> {
+        self.shutdown_deadline(Deadline::after(flush))
+    }
+
+    /// [`shutdown_within`](Self::shutdown_within), flushing until `deadline`
+    /// (`Deadline::Never`: as long as it takes; `Deadline::Now`: one look).
+    pub fn shutdown_deadline(self, deadline: Deadline) -> Result<bool, EngineError> {
         use std::sync::atomic::Ordering::Relaxed;
         // SYNC: Relaxed (both flags): see the bridge's duty cycle.
         self.shared.draining.store(true, Relaxed);
         let drained = || self.shared.drained.load(Relaxed);
-        let deadline = Deadline::after(flush);
         let flushed = match &self.run {
             Run::Invoker(invoker) => invoker.drive_until(drained, Duration::ZERO, deadline),
             Run::Dedicated { waker, .. } => loop {
@@ -324,8 +326,15 @@ impl RemoteEngine {
     }
 }
 
-/// The process's embedded engine, started on the first remote alloc.
-static EMBEDDED: std::sync::OnceLock<Result<RemoteEngine, String>> = std::sync::OnceLock::new();
+/// The process's embedded engine, started on the first remote alloc; or
+/// why it did not start (kept, so every later alloc says so too).
+static EMBEDDED: std::sync::OnceLock<Result<RemoteEngine, NotStarted>> = std::sync::OnceLock::new();
+
+/// Why the embedded engine did not start.
+enum NotStarted {
+    Config(Arc<crate::config::ConfigError>),
+    Engine(Arc<EngineError>),
+}
 
 /// Allocates through the host engine if one serves this runtime directory,
 /// else through the embedded engine (see the module header).
@@ -340,12 +349,13 @@ pub(crate) fn alloc_embedded(
         return Ok(flow);
     }
     let engine = EMBEDDED.get_or_init(|| {
-        let config = EngineConfig::load().map_err(|e| e.to_string())?;
-        RemoteEngine::start(&config, None).map_err(|e| e.to_string())
+        let config = EngineConfig::load().map_err(|e| NotStarted::Config(Arc::new(e)))?;
+        RemoteEngine::start(&config, None).map_err(|e| NotStarted::Engine(Arc::new(e)))
     });
     match engine {
         Ok(engine) => engine.alloc(target, qos, deadline),
-        Err(why) => Err(AllocError::Io(std::io::Error::other(format!("the embedded engine did not start: {why}")))),
+        Err(NotStarted::Config(e)) => Err(AllocError::Config(Arc::clone(e))),
+        Err(NotStarted::Engine(e)) => Err(AllocError::EngineNotStarted(Arc::clone(e))),
     }
 }
 

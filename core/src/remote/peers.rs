@@ -9,19 +9,19 @@
 //! A name bound on this host always wins, and `name@host:port` never looks
 //! here. Nothing is contacted until a flow needs it.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::config::Peer;
 use crate::Deadline;
 
-use crate::config::EngineConfig;
+use crate::config::{ConfigError, EngineConfig};
 use crate::flow::end::{FlowEnd, FlowOptions};
 use crate::flow::error::AllocError;
 use crate::flow::Qos;
 
 /// `net.peers`, read once per process (as the embedded engine reads its
 /// configuration once).
-static PEERS: OnceLock<Result<Vec<Peer>, String>> = OnceLock::new();
+static PEERS: OnceLock<Result<Vec<Peer>, Arc<ConfigError>>> = OnceLock::new();
 
 /// Allocates `name` through the configured peers; `NotFound` when none
 /// lists it or has it.
@@ -31,13 +31,11 @@ pub(crate) fn alloc_through_peers(
     deadline: Deadline,
     opts: FlowOptions,
 ) -> Result<FlowEnd, AllocError> {
-    let peers = PEERS.get_or_init(|| EngineConfig::load().map(|c| c.net().peers.clone()).map_err(|e| e.to_string()));
+    let peers = PEERS.get_or_init(|| EngineConfig::load().map(|c| c.net().peers.clone()).map_err(Arc::new));
     let peers = match peers {
         Ok(peers) => peers,
-        Err(why) => {
-            let why = format!("{name:?} is not bound here, and net.peers could not be read: {why}");
-            return Err(AllocError::Io(std::io::Error::other(why)));
-        }
+        // The name is not bound here, and where else it might be is unknown.
+        Err(e) => return Err(AllocError::Config(Arc::clone(e))),
     };
     resolve(name, peers, qos, deadline, opts)
 }
@@ -61,7 +59,7 @@ pub(crate) fn resolve(
         let attempt = first.take().unwrap_or_else(|| options_like(&template));
         match super::alloc_embedded(&format!("{name}@{}", peer.addr()), qos, deadline, attempt) {
             Err(AllocError::NotFound { .. }) => {}
-            Err(e @ AllocError::EngineUnreachable { .. }) => {
+            Err(e @ (AllocError::EngineUnreachable { .. } | AllocError::RemoteUnreachable { .. })) => {
                 unreachable.get_or_insert(e);
             }
             done => return done,

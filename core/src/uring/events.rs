@@ -51,7 +51,8 @@ pub enum TcpEvent {
 }
 
 /// Errors of `listen`, `adopt`, `send` and `close`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TcpError {
     /// The id never existed or its connection is gone.
     UnknownConn,

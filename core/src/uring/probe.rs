@@ -96,6 +96,7 @@ impl Support {
 /// Why io_uring cannot be used, with the fix. Shared-memory flows keep working
 /// either way; only the network engine needs io_uring.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UringUnavailable {
     /// `kernel.io_uring_disabled` is 1 (only `kernel.io_uring_group`) or 2 (nobody).
     DisabledBySysctl { value: u8 },

@@ -13,6 +13,7 @@ use std::fmt;
 
 /// Why a slot could not be evicted.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EvictError {
     /// The region holds no valid log.
     Region(AttachError),

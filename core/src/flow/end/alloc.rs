@@ -18,7 +18,7 @@ use ringflow_shm::Segment;
 
 use super::shared::FlowShared;
 use super::{FlowEnd, FlowOptions, Wakers, DEFAULT_SPIN};
-use crate::flow::error::{is_resource_limit, AllocError};
+use crate::flow::error::{is_resource_limit, AllocError, Corruption};
 
 impl FlowEnd {
     /// Allocates a flow to the listener bound to `name`, asking for `qos`;
@@ -61,7 +61,7 @@ impl FlowEnd {
             ConnectError::Name(n) => AllocError::InvalidName(n),
             ConnectError::NotFound { name } => AllocError::NotFound { name },
             ConnectError::PermissionDenied { .. } => AllocError::PermissionDenied,
-            ConnectError::PathTooLong(p) => AllocError::Io(std::io::Error::other(p)),
+            ConnectError::PathTooLong(p) => AllocError::PathTooLong { path: p.path, len: p.len, max: p.max },
             ConnectError::TimedOut if deadline == Deadline::Now => AllocError::WouldBlock,
             ConnectError::TimedOut => AllocError::TimedOut,
             ConnectError::Io { source, .. } if is_resource_limit(&source) => AllocError::ResourceLimit(source),
@@ -191,16 +191,18 @@ fn alloc_error(e: HandshakeError) -> AllocError {
         HandshakeError::Refused(Refusal::PermissionDenied) => AllocError::PermissionDenied,
         HandshakeError::Refused(r) => AllocError::Refused(r),
         HandshakeError::Version { found } => {
-            AllocError::CorruptPeer(format!("listener speaks control protocol version {found}"))
+            AllocError::CorruptPeer(Corruption::Protocol(format!("listener speaks control protocol version {found}")))
         }
-        HandshakeError::Protocol(what) => AllocError::CorruptPeer(what.to_owned()),
-        HandshakeError::BadGrant => AllocError::CorruptPeer("granted a QoS that was not asked for".into()),
+        HandshakeError::Protocol(what) => AllocError::CorruptPeer(Corruption::Protocol(what.to_owned())),
+        HandshakeError::BadGrant => {
+            AllocError::CorruptPeer(Corruption::Protocol("granted a QoS that was not asked for".into()))
+        }
         HandshakeError::Qos(q) => AllocError::InvalidQos(q),
         HandshakeError::TimedOut => AllocError::TimedOut,
         HandshakeError::PeerGone => AllocError::PeerGone,
         HandshakeError::Memory(m) | HandshakeError::OwnMemory(m) => AllocError::Memory(m),
         HandshakeError::Io(e) if is_resource_limit(&e) => AllocError::ResourceLimit(e),
         HandshakeError::Io(e) => AllocError::Io(e),
-        HandshakeError::Send(e) => AllocError::Io(std::io::Error::other(e)),
+        HandshakeError::Send(e) => AllocError::ControlSend(e),
     }
 }

@@ -32,6 +32,8 @@ impl FlowEnd {
     /// Closes the flow, first waiting until the peer has consumed every
     /// message sent (a reliable flow's linger), or `deadline` passes, or the
     /// peer leaves. The peer then reads everything and gets end of flow.
+    /// Under [`Deadline::Now`] it does not linger: messages still unread are
+    /// [`DeallocError::WouldBlock`] rather than `TimedOut`.
     pub fn dealloc(mut self, deadline: Deadline) -> Result<(), DeallocError> {
         self.close_tx();
         let sent = self.sent_count();
@@ -64,7 +66,11 @@ impl FlowEnd {
         };
         match (outcome, unconsumed()) {
             (_, 0) => Ok(()),
+            (Ok(crate::WaitOutcome::TimedOut), n) if deadline == Deadline::Now => {
+                Err(DeallocError::WouldBlock { unconsumed: n })
+            }
             (Ok(crate::WaitOutcome::TimedOut), n) => Err(DeallocError::TimedOut { unconsumed: n }),
+            (Err(e), n) => Err(DeallocError::Wait { unconsumed: n, errno: e.raw_os_error().unwrap_or(0) }),
             (_, n) if self.sides.tx().0.is_consumer_closed() => Err(DeallocError::Closed { unconsumed: n }),
             (_, n) => Err(DeallocError::PeerGone { unconsumed: n }),
         }

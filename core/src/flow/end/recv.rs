@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::control::{RecvError as CtlRecvError, SCM_MAX_FD};
+use crate::control::SCM_MAX_FD;
 use crate::flow::handshake::{self, HandshakeError, Kind};
 use crate::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
 use crate::stats::{FlowCounter, FLOW_LATENCY};
@@ -20,7 +20,7 @@ use super::buf::{consume, consume_bulk, count_consumed, release, release_bulk, R
 use super::send::FDS_SHIFT;
 use super::shared::LIVE;
 use super::FlowEnd;
-use crate::flow::error::RecvError;
+use crate::flow::error::{Corruption, RecvError};
 
 /// A located message: its inline frame and, for a large one, its bulk frame.
 #[derive(Clone, Copy)]
@@ -127,7 +127,7 @@ impl FlowEnd {
         self.handed_over(&m);
         let s = self.sides.get();
         let bulk = match m.bulk {
-            Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(c.to_string()))?),
+            Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(Corruption::Memory(c)))?),
             None => None,
         };
         Ok(RecvBuf {
@@ -165,7 +165,7 @@ impl FlowEnd {
         self.handed_over(&m);
         let s = self.sides.get();
         let bulk = match m.bulk {
-            Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(c.to_string()))?),
+            Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(Corruption::Memory(c)))?),
             None => None,
         };
         match &bulk {
@@ -209,11 +209,14 @@ impl FlowEnd {
     /// Takes the descriptors the peer queued on the control socket before
     /// it committed the message.
     fn take_fds(&mut self, slots: &mut [Option<OwnedFd>]) -> Result<(), RecvError> {
-        let corrupt = |what: &str| RecvError::CorruptPeer(format!("passed descriptors: {what}"));
+        let corrupt = |what: &str| RecvError::CorruptPeer(Corruption::Protocol(format!("passed descriptors: {what}")));
         let p = handshake::recv(&self.conn, slots, Deadline::Now).map_err(|e| match e {
             HandshakeError::TimedOut => corrupt("announced but not sent"),
             HandshakeError::PeerGone => corrupt("announced but the peer hung up first"),
             HandshakeError::Io(e) => RecvError::Io(e),
+            HandshakeError::Protocol(what) => corrupt(what),
+            // `handshake::recv` gives nothing else; any other is a packet
+            // the peer should not have sent here.
             e => corrupt(&e.to_string()),
         })?;
         if p.kind != Kind::Fds || p.code as usize != slots.len() || slots.iter().any(Option::is_none) {
@@ -276,7 +279,7 @@ impl FlowEnd {
                 Some(shared.alarm()),
                 membarrier_if_needed,
             )
-            .map_err(RecvError::Io)?;
+            .map_err(RecvError::Wait)?;
             if outcome == WaitOutcome::TimedOut {
                 return Err(RecvError::TimedOut);
             }
@@ -308,8 +311,13 @@ impl FlowEnd {
             Err(ReadError::Empty) => Err(RecvError::WouldBlock),
             // The peer closed its sending side after its last message.
             Err(ReadError::Closed) => Err(RecvError::Closed),
-            Err(ReadError::Corrupt(c)) => Err(RecvError::CorruptPeer(c.to_string())),
-            Err(ReadError::Lapped { .. }) => Err(RecvError::CorruptPeer("lapped on a flow ring".into())),
+            Err(ReadError::Corrupt(c)) => Err(RecvError::CorruptPeer(Corruption::Memory(c))),
+            Err(ReadError::Lapped { .. }) => {
+                Err(RecvError::CorruptPeer(Corruption::Frame("the ring claims it lapped the reader".into())))
+            }
+            // No other state comes from a flow's ring today (the enum is
+            // non-exhaustive): whatever it is, the ring cannot be read.
+            Err(other) => Err(RecvError::CorruptPeer(Corruption::Frame(format!("unreadable ring: {other}")))),
         }
     }
 
@@ -322,7 +330,7 @@ impl FlowEnd {
     /// unknown flag.
     #[inline(never)]
     fn checked(&self, frame: Peeked) -> Result<Located, RecvError> {
-        let corrupt = |what: String| Err(RecvError::CorruptPeer(what));
+        let corrupt = |what: String| Err(RecvError::CorruptPeer(Corruption::Frame(what)));
         let flags = frame.flags();
         if flags & !(FLAG_BULK | FLAG_FDS) != 0 {
             return corrupt(format!("unknown frame flags {flags:#04x}"));
@@ -362,7 +370,7 @@ impl FlowEnd {
         let (rx, pool) = self.sides.rx();
         let view = rx.view(&frame);
         if view.len() != DESCRIPTOR_LEN {
-            return Err(RecvError::CorruptPeer("bulk descriptor of the wrong size".into()));
+            return Err(RecvError::CorruptPeer(Corruption::Frame("bulk descriptor of the wrong size".into())));
         }
         // Copied out once, then validated: the peer can still write the
         // frame's bytes, so the position and length come from our copy.
@@ -374,7 +382,7 @@ impl FlowEnd {
         let (pos, len) = (word(0), word(8));
         match pool.validate(pos, len) {
             Ok(slot) => Ok(Located { frame, bulk: Some(slot) }),
-            Err(c) => Err(RecvError::CorruptPeer(c.to_string())),
+            Err(c) => Err(RecvError::CorruptPeer(Corruption::Memory(c))),
         }
     }
 
@@ -408,12 +416,6 @@ impl FlowEnd {
     }
 }
 
-impl From<CtlRecvError> for RecvError {
-    fn from(e: CtlRecvError) -> Self {
-        RecvError::Io(std::io::Error::other(e))
-    }
-}
-
 /// The engine's side of a bridged flow (see `crate::remote`).
 impl FlowEnd {
     /// Whether a message (or the end) waits to be read.
@@ -444,7 +446,7 @@ impl FlowEnd {
         }
         let s = self.sides.get();
         let bulk = match m.bulk {
-            Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(c.to_string()))?),
+            Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(Corruption::Memory(c)))?),
             None => None,
         };
         let payload = match &bulk {

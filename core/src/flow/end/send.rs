@@ -10,8 +10,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::control::SCM_MAX_FD;
-use crate::flow::handshake::{self, Kind, Packet};
+use crate::control::{SendError as CtlSendError, SCM_MAX_FD};
+use crate::flow::handshake::{Kind, Packet};
 use crate::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
 use crate::stats::{FlowCounter, Slot};
 use crate::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
@@ -21,7 +21,7 @@ use ringflow_ring::{ClaimError, Notify, RawRegion};
 use super::buf::{commit_bulk, Loan, SendBuf};
 use super::shared::LIVE;
 use super::{FlowEnd, Wakers};
-use crate::flow::error::SendError;
+use crate::flow::error::{Corruption, SendError};
 
 /// Bits of a frame's metadata word that carry the descriptor count.
 pub(crate) const FDS_SHIFT: u32 = 56;
@@ -311,7 +311,7 @@ impl FlowEnd {
                     membarrier_if_needed,
                 )
             }
-            .map_err(SendError::Io)?;
+            .map_err(SendError::Wait)?;
             if outcome == WaitOutcome::TimedOut {
                 return Err(if deadline == Deadline::Now { SendError::WouldBlock } else { SendError::TimedOut });
             }
@@ -349,7 +349,10 @@ fn claim_error(e: ClaimError) -> SendError {
         ClaimError::Full => SendError::WouldBlock,
         ClaimError::TooLarge { len, max } => SendError::TooLarge { len, max },
         ClaimError::Closed => SendError::Closed,
-        ClaimError::Corrupt(c) => SendError::CorruptPeer(c),
+        ClaimError::Corrupt(c) => SendError::CorruptPeer(Corruption::Memory(c)),
+        // No other failure comes from a flow's ring today (the enum is
+        // non-exhaustive): whatever it is, the ring cannot be written.
+        other => SendError::CorruptPeer(Corruption::Frame(format!("unwritable ring: {other}"))),
     }
 }
 
@@ -391,11 +394,19 @@ fn send_fd_packet(
     fds: &[BorrowedFd<'_>],
     deadline: Deadline,
 ) -> Result<(), SendError> {
-    handshake::send(conn, &Packet::new(Kind::Fds, fds.len() as u32), fds, deadline).map_err(|e| match e {
-        handshake::HandshakeError::PeerGone => SendError::Closed,
-        handshake::HandshakeError::TimedOut if deadline == Deadline::Now => SendError::WouldBlock,
-        handshake::HandshakeError::TimedOut => SendError::TimedOut,
-        e => SendError::Io(std::io::Error::other(e)),
+    let packet = Packet::new(Kind::Fds, fds.len() as u32).encode();
+    conn.send_deadline(&packet, fds, deadline).map_err(|e| match e {
+        CtlSendError::PeerGone => SendError::Closed,
+        CtlSendError::WouldBlock => SendError::WouldBlock,
+        CtlSendError::TimedOut => SendError::TimedOut,
+        CtlSendError::TooManyFds { count, max } => SendError::TooManyFds { count, max },
+        CtlSendError::Io { source } => SendError::Io(source),
+        // The kernel's EMSGSIZE (a packet of fixed size, far below any
+        // socket buffer, never meets it); `Empty` cannot happen (the
+        // packet has a fixed, non-zero size).
+        CtlSendError::TooLarge { .. } | CtlSendError::Empty => {
+            SendError::Io(std::io::Error::from_raw_os_error(libc::EMSGSIZE))
+        }
     })
 }
 

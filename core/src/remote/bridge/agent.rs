@@ -16,22 +16,29 @@ impl Agent for Bridge {
         let work = self.commands() + self.opened() + self.network() + self.flows() + self.timers();
         self.woke = false;
         self.flush_udp();
+        if let Some(tcp) = self.tcp.as_mut() {
+            // Hand what this cycle queued to the kernel now, not next cycle.
+            tcp.submit();
+        }
         // SYNC: Relaxed (both flags); `RemoteEngine::shutdown` polls
         // `drained` and then joins the engine thread, which orders the rest.
         if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
             // Drained: nothing of ours unacknowledged, nothing received left
-            // to deliver, and every consumption acknowledged to the sender.
-            let done = self.flows.values().all(|b| {
+            // to deliver, every consumption acknowledged to the sender, and
+            // every frame saying so taken by the kernel (an acknowledgement
+            // queued in this very cycle must leave before the connections
+            // close, or the sender lingers until its peer timeout).
+            let flows_done = self.flows.values().all(|b| {
                 b.inbound.is_empty()
                     && b.window.as_ref().is_none_or(SendWindow::is_drained)
                     && b.opening.is_none()
                     && (!b.reliable || b.consumed().min(b.delivered) == b.acked)
             });
-            self.shared.drained.store(done, std::sync::atomic::Ordering::Relaxed);
-        }
-        if let Some(tcp) = self.tcp.as_mut() {
-            // Hand what this cycle queued to the kernel now, not next cycle.
-            tcp.submit();
+            let sent = match self.tcp.as_ref() {
+                Some(tcp) => self.conns.keys().all(|&id| tcp.unsent(id).map_or(true, |n| n == 0)),
+                None => true,
+            };
+            self.shared.drained.store(flows_done && sent, std::sync::atomic::Ordering::Relaxed);
         }
         work
     }

@@ -125,7 +125,9 @@ impl Bridge {
                     return;
                 }
                 None => {
-                    let e = AllocError::CorruptPeer("remote engine granted a QoS it was not asked for".into());
+                    let e = AllocError::CorruptPeer(Corruption::Protocol(
+                        "remote engine granted a QoS it was not asked for".into(),
+                    ));
                     reply.answer(&mut b.end, Err(e));
                     self.flows.remove(&(link, flow_id));
                     self.send_frame(link, &Frame::Reset { flow_id, consumed_seq: 0 });
@@ -133,16 +135,7 @@ impl Bridge {
                 }
             }
         }
-        let name = b.name.clone();
-        let err = match result {
-            OpenResult::NameNotFound => AllocError::NotFound { name },
-            OpenResult::PermissionDenied => AllocError::PermissionDenied,
-            OpenResult::QosRefused => AllocError::Refused(crate::flow::handshake::Refusal::InvalidQos),
-            OpenResult::Busy | OpenResult::ShuttingDown => AllocError::ResourceLimit(std::io::Error::other(format!(
-                "the remote engine cannot open the flow now ({result:?}): try again later"
-            ))),
-            _ => AllocError::CorruptPeer(format!("remote engine refused the flow: {result:?}")),
-        };
+        let err = refusal(result, b.name.clone());
         reply.answer(&mut b.end, Err(err));
         self.flows.remove(&(link, flow_id));
     }
@@ -314,5 +307,39 @@ impl Bridge {
             self.send_frame(link, &Frame::OpenAck { flow_id, result: answer, qos });
         }
         n
+    }
+}
+
+/// What the application's alloc says when the remote engine answered an
+/// open of `name` with `result` (not `Accepted`).
+fn refusal(result: OpenResult, name: String) -> AllocError {
+    match result {
+        OpenResult::NameNotFound => AllocError::NotFound { name },
+        OpenResult::PermissionDenied => AllocError::PermissionDenied,
+        OpenResult::QosRefused => AllocError::Refused(crate::flow::handshake::Refusal::InvalidQos),
+        OpenResult::Busy => AllocError::RemoteBusy,
+        OpenResult::ShuttingDown => AllocError::RemoteShuttingDown,
+        // Refusing with "accepted", or over a flow id we chose fresh: not
+        // the protocol.
+        OpenResult::Accepted | OpenResult::FlowIdInUse => {
+            AllocError::CorruptPeer(Corruption::Protocol(format!("remote engine refused the flow: {result:?}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_open_refusal_is_its_own_alloc_error() {
+        let r = |result| refusal(result, "svc".into());
+        assert!(matches!(r(OpenResult::NameNotFound), AllocError::NotFound { name } if name == "svc"));
+        assert!(matches!(r(OpenResult::PermissionDenied), AllocError::PermissionDenied));
+        assert!(matches!(r(OpenResult::QosRefused), AllocError::Refused(_)));
+        assert!(matches!(r(OpenResult::Busy), AllocError::RemoteBusy));
+        assert!(matches!(r(OpenResult::ShuttingDown), AllocError::RemoteShuttingDown));
+        assert!(matches!(r(OpenResult::FlowIdInUse), AllocError::CorruptPeer(Corruption::Protocol(_))));
+        assert!(matches!(r(OpenResult::Accepted), AllocError::CorruptPeer(Corruption::Protocol(_))));
     }
 }

@@ -4,9 +4,46 @@
 
 use super::*;
 
+/// Why dialling an engine failed.
+#[derive(Debug)]
+pub(super) enum DialError {
+    /// Connecting (or setting up) the TCP socket failed.
+    Connect(std::io::Error),
+    /// The engine's network did not start.
+    NoNetwork,
+    /// The network driver refused the connected socket.
+    Adopt(crate::uring::TcpError),
+}
+
+impl DialError {
+    /// What an alloc to the engine at `addr` that needed this dial says.
+    pub(super) fn into_alloc_error(self, addr: SocketAddr) -> AllocError {
+        match self {
+            DialError::Connect(source) => AllocError::EngineUnreachable { addr: addr.to_string(), source },
+            DialError::NoNetwork => AllocError::EngineNetworkDown,
+            DialError::Adopt(crate::uring::TcpError::Io { errno, .. }) => {
+                let e = std::io::Error::from_raw_os_error(errno);
+                if crate::flow::error::is_resource_limit(&e) {
+                    AllocError::ResourceLimit(e)
+                } else {
+                    AllocError::Io(e)
+                }
+            }
+            // A socket just connected is neither unknown nor closed to the
+            // driver; were it, the connection is as good as refused.
+            DialError::Adopt(crate::uring::TcpError::UnknownConn | crate::uring::TcpError::Closed) => {
+                AllocError::EngineUnreachable {
+                    addr: addr.to_string(),
+                    source: std::io::Error::from(std::io::ErrorKind::NotConnected),
+                }
+            }
+        }
+    }
+}
+
 impl Bridge {
     /// The link to the engine at `addr`, dialled if there is none.
-    pub(super) fn link_to(&mut self, addr: SocketAddr) -> std::io::Result<LinkId> {
+    pub(super) fn link_to(&mut self, addr: SocketAddr) -> Result<LinkId, DialError> {
         if let Some((&id, _)) = self.links.iter().find(|(_, l)| l.addr == Some(addr)) {
             return Ok(id);
         }
@@ -21,12 +58,12 @@ impl Bridge {
     }
 
     /// Connects to `addr` and sends our hello.
-    pub(super) fn dial(&mut self, addr: SocketAddr) -> std::io::Result<ConnId> {
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-        stream.set_nodelay(true)?;
-        let tcp = self.tcp.as_mut().ok_or_else(|| std::io::Error::other("engine network not started"))?;
-        let conn = tcp.adopt(stream).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-        self.conns.insert(conn, Conn::new(true));
+    pub(super) fn dial(&mut self, addr: SocketAddr) -> Result<ConnId, DialError> {
+        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(DialError::Connect)?;
+        stream.set_nodelay(true).map_err(DialError::Connect)?;
+        let tcp = self.tcp.as_mut().ok_or(DialError::NoNetwork)?;
+        let conn = tcp.adopt(stream).map_err(DialError::Adopt)?;
+        self.conns.insert(conn, Conn::new(true, self.cfg.buffer_size));
         let mut hello = Vec::new();
         self.hello.encode(&mut hello);
         let _ = tcp.send(conn, &hello);
@@ -45,7 +82,7 @@ impl Bridge {
         for ev in events.drain(..) {
             match ev {
                 TcpEvent::Accepted(conn) => {
-                    self.conns.insert(conn, Conn::new(false));
+                    self.conns.insert(conn, Conn::new(false, self.cfg.buffer_size));
                 }
                 TcpEvent::Received(conn, buf) if self.poke_conn == Some(conn) => {
                     // A wake-up: it has done its job by ending the sleep.
@@ -329,5 +366,33 @@ impl Bridge {
             l.down_since.get_or_insert_with(Instant::now);
             l.next_dial = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_dial_names_its_cause() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        match DialError::Connect(refused).into_alloc_error(addr) {
+            AllocError::EngineUnreachable { addr: a, source } => {
+                assert_eq!(a, "127.0.0.1:9");
+                assert_eq!(source.raw_os_error(), Some(libc::ECONNREFUSED));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(DialError::NoNetwork.into_alloc_error(addr), AllocError::EngineNetworkDown));
+        let adopt = |errno| DialError::Adopt(crate::uring::TcpError::Io { op: "epoll_ctl", errno });
+        assert!(matches!(
+            adopt(libc::EMFILE).into_alloc_error(addr),
+            AllocError::ResourceLimit(e) if e.raw_os_error() == Some(libc::EMFILE)
+        ));
+        assert!(matches!(
+            adopt(libc::EBADF).into_alloc_error(addr),
+            AllocError::Io(e) if e.raw_os_error() == Some(libc::EBADF)
+        ));
     }
 }

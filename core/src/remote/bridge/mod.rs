@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::config::IoUringSection;
-use crate::engine::Agent;
+use crate::engine::{Agent, EngineError};
 use crate::flow::Qos;
 use crate::net::{Backend, NetDriver};
 use crate::uring::{ConnId, TcpEvent};
@@ -54,7 +54,7 @@ use crate::Deadline;
 use super::invoker::{self, Invoker};
 
 use crate::flow::end::{FlowEnd, FlowOptions};
-use crate::flow::error::{AllocError, RecvError, SendError};
+use crate::flow::error::{AllocError, Corruption, RecvError, SendError};
 
 mod agent;
 mod data;
@@ -153,9 +153,13 @@ struct Conn {
 
 impl Conn {
     /// A new connection, before its hello; `dialled`: we dialled it.
-    fn new(dialled: bool) -> Conn {
+    /// `buffer_size`: bytes one receive hands over at most; the reassembly
+    /// buffer starts large enough for a partial frame plus one of them, so
+    /// a steady stream of frames smaller than a receive never grows it.
+    fn new(dialled: bool, buffer_size: usize) -> Conn {
         let now = Instant::now();
-        Conn { rx: Vec::new(), ready: false, dialled, link: None, last_rx: now, last_tx: now }
+        let rx = Vec::with_capacity(2 * buffer_size);
+        Conn { rx, ready: false, dialled, link: None, last_rx: now, last_tx: now }
     }
 }
 
@@ -234,7 +238,7 @@ pub(super) struct Bridge {
     listen: Option<SocketAddr>,
     runtime_dir: Option<PathBuf>,
     shared: Arc<Shared>,
-    ready: Option<mpsc::Sender<Result<Option<SocketAddr>, String>>>,
+    ready: Option<mpsc::Sender<Result<Option<SocketAddr>, EngineError>>>,
     tcp: Option<NetDriver>,
     /// `net.backend`: which transport to build.
     backend: crate::config::NetBackend,
@@ -276,7 +280,6 @@ pub(super) struct Bridge {
 
 /// The bridge's reused lists (see `Bridge::scratch`): each is empty
 /// between uses and keeps its capacity.
-#[derive(Default)]
 struct Scratch {
     /// Flows that ended in this cycle's walk over the flows.
     finished: Vec<(LinkId, u32)>,
@@ -288,6 +291,25 @@ struct Scratch {
     /// Links whose connection is up (for their UDP hellos).
     links: Vec<LinkId>,
 }
+
+impl Scratch {
+    /// Lists that hold `n` entries before they first grow: a list first
+    /// used late (a timer, a flow ending) then allocates nothing for the
+    /// flows and connections of an engine of that size.
+    fn with_capacity(n: usize) -> Scratch {
+        Scratch {
+            finished: Vec::with_capacity(n),
+            frames: Vec::with_capacity(n),
+            silent: Vec::with_capacity(n),
+            keepalive: Vec::with_capacity(n),
+            links: Vec::with_capacity(n),
+        }
+    }
+}
+
+/// Entries the bridge's per-cycle lists hold before they first grow (they
+/// keep whatever they grow to).
+const WAIT_WORDS: usize = 64;
 
 /// An incoming `Open`, allocated to a local listener on a helper thread.
 struct Opened {
@@ -303,7 +325,7 @@ impl Bridge {
         listen: Option<SocketAddr>,
         runtime_dir: Option<PathBuf>,
         shared: Arc<Shared>,
-        ready: mpsc::Sender<Result<Option<SocketAddr>, String>>,
+        ready: mpsc::Sender<Result<Option<SocketAddr>, EngineError>>,
     ) -> Bridge {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let engine_id = (std::process::id() as u64) << 32 ^ (nanos as u64) ^ (Arc::as_ptr(&shared) as u64);
@@ -316,8 +338,10 @@ impl Bridge {
             tcp: None,
             backend,
             poke_conn: None,
-            futex_words: Vec::new(),
-            futex_flows: Vec::new(),
+            // Sized for the flows of a busy engine, so a first sleep with
+            // many flows armed does not allocate in a steady state.
+            futex_words: Vec::with_capacity(WAIT_WORDS),
+            futex_flows: Vec::with_capacity(WAIT_WORDS),
             stats: None,
             woke: false,
             datagram: Vec::new(),
@@ -335,7 +359,7 @@ impl Bridge {
             ticked: Instant::now(),
             cycles: 0,
             hellos_at: Instant::now(),
-            scratch: Scratch::default(),
+            scratch: Scratch::with_capacity(WAIT_WORDS),
         }
     }
 
@@ -343,7 +367,7 @@ impl Bridge {
     fn start_network(&mut self) {
         let Some(ready) = self.ready.take() else { return };
         let result =
-            NetDriver::new(&self.cfg, self.backend).map_err(|e| e.to_string()).and_then(|(mut tcp, backend)| {
+            NetDriver::new(&self.cfg, self.backend).map_err(EngineError::Network).and_then(|(mut tcp, backend)| {
                 if let Backend::Sockets { why } = &backend {
                     if self.backend == crate::config::NetBackend::Auto {
                         use std::io::Write as _;
@@ -357,7 +381,7 @@ impl Bridge {
                 }
                 let _ = self.shared.backend.set(backend);
                 let bound = match self.listen {
-                    Some(addr) => Some(tcp.listen(addr).map_err(|e| format!("listen on {addr}: {e:?}"))?),
+                    Some(addr) => Some(tcp.listen(addr).map_err(|source| EngineError::Listen { addr, source })?),
                     None => None,
                 };
                 self.tcp = Some(tcp);
@@ -463,13 +487,13 @@ impl Bridge {
         for Command::Open { addr, name, qos, mut end, reply } in cmds {
             // SYNC: Relaxed; the flag orders nothing else.
             if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
-                reply.answer(&mut end, Err(AllocError::Io(std::io::Error::other("the engine is shutting down"))));
+                reply.answer(&mut end, Err(AllocError::EngineShuttingDown));
                 continue;
             }
             let link = match self.link_to(addr) {
                 Ok(link) => link,
                 Err(e) => {
-                    reply.answer(&mut end, Err(AllocError::EngineUnreachable { addr: addr.to_string(), source: e }));
+                    reply.answer(&mut end, Err(e.into_alloc_error(addr)));
                     continue;
                 }
             };

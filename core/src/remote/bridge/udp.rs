@@ -42,6 +42,15 @@ pub(super) struct Udp {
     counters: Arc<Shared>,
 }
 
+/// Why the UDP socket could not be set up (lossy flows then ride TCP).
+#[derive(Debug)]
+enum UdpStartError {
+    /// A socket call failed.
+    Socket(#[allow(dead_code)] std::io::Error),
+    /// The network driver refused the socket.
+    Adopt(#[allow(dead_code)] crate::uring::TcpError),
+}
+
 /// A link's UDP state.
 #[derive(Default)]
 pub(super) struct LinkUdp {
@@ -58,11 +67,11 @@ impl Bridge {
     pub(super) fn start_udp(&mut self, bound: Option<SocketAddr>) {
         let Some(tcp) = self.tcp.as_mut() else { return };
         let at = bound.unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
-        let started = UdpSocket::bind(at).and_then(|sock| {
-            sock.set_nonblocking(true)?;
-            let port = sock.local_addr()?.port();
-            let recv = sock.try_clone()?;
-            let conn = tcp.adopt_datagram(recv).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let started = UdpSocket::bind(at).map_err(UdpStartError::Socket).and_then(|sock| {
+            sock.set_nonblocking(true).map_err(UdpStartError::Socket)?;
+            let port = sock.local_addr().map_err(UdpStartError::Socket)?.port();
+            let recv = sock.try_clone().map_err(UdpStartError::Socket)?;
+            let conn = tcp.adopt_datagram(recv).map_err(UdpStartError::Adopt)?;
             let counters = Arc::clone(&self.shared);
             Ok(Udp { sock, conn, port, max_datagram: self.cfg.buffer_size, counters })
         });
