@@ -138,7 +138,7 @@ fn start(dir: &Path, name: &str, mode: &str) -> (Flow, ChildProcess, Listener) {
     let mut l = Listener::bind_with(name, ListenerOptions::new().runtime_dir(dir)).unwrap();
     let args = [("DIR", dir.display().to_string()), ("NAME", name.to_string()), ("MODE", mode.to_string())];
     let child = spawn_flow_child("child_review", &args);
-    let flow = l.accept(Deadline::after(LONG)).unwrap();
+    let flow = l.accept_deadline(Deadline::after(LONG)).unwrap();
     (flow, child, l)
 }
 

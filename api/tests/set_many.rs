@@ -6,7 +6,7 @@
 use std::thread;
 use std::time::Duration;
 
-use ringflow_api::{Deadline, Flow, FlowOptions, FlowSet, Interest, Listener, ListenerOptions, Qos};
+use ringflow_api::{Deadline, Flow, FlowOptions, FlowSet, Interest, Listener, ListenerOptions, Qos, SetError};
 use ringflow_testkit::{thread_id, wait_until_blocked};
 
 /// 60 flows waited for both directions: 121 words (120 ring words and the
@@ -32,7 +32,7 @@ fn a_set_of_sixty_flows_waits_both_ways_and_a_hang_up_wakes_it() {
     let mut set = FlowSet::new();
     let mut keys = Vec::new();
     for _ in 0..FLOWS {
-        let mut flow = l.accept(Deadline::Never).unwrap();
+        let mut flow = l.accept().unwrap();
         // Fill the flow's sending ring: not writable until the peer reads.
         while flow.try_send(&[1u8; 256]).is_ok() {}
         keys.push(set.insert(flow, Interest::Both));
@@ -41,7 +41,7 @@ fn a_set_of_sixty_flows_waits_both_ways_and_a_hang_up_wakes_it() {
     let mut ready = Vec::new();
     // The wait fits: nothing is ready, so it times out (it used to be
     // refused as too many words).
-    assert_eq!(set.wait(&mut ready, Deadline::after(Duration::from_millis(20))).unwrap(), 0);
+    assert!(matches!(set.wait_timeout(&mut ready, Duration::from_millis(20)), Err(SetError::TimedOut)));
     // Asleep on all sixty, woken when one peer hangs up.
     let victim = FLOWS / 2;
     let waiter = thread_id();
@@ -51,7 +51,7 @@ fn a_set_of_sixty_flows_waits_both_ways_and_a_hang_up_wakes_it() {
         drop(gone);
         peers
     });
-    let n = set.wait(&mut ready, Deadline::after(Duration::from_secs(60))).unwrap();
+    let n = set.wait_timeout(&mut ready, Duration::from_secs(60)).unwrap();
     let _peers = killer.join().unwrap();
     assert_eq!(n, 1, "{ready:?}");
     assert_eq!(ready[0].key, keys[victim]);
