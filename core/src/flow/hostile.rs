@@ -22,12 +22,7 @@
 //!   socket hangs up. Every sleep in the flow's own calls (receive, send,
 //!   loan, `dealloc`) waits on it beside its shared futex word
 //!   (`futex_waitv`), and the watcher changes it and wakes it first: a
-//!   death ends every wait whatever the peer wrote anywhere.
-//! - The process's death word (`watch::deaths`): bumped and woken by the
-//!   watcher on every hang-up, after the flow's state word is marked. A
-//!   `FlowSet::wait` sleeps on it once (not on each flow's state word, so
-//!   many flows fit one `futex_waitv`), having read it before its last look
-//!   at the flows' states. (Where
+//!   death ends every wait whatever the peer wrote anywhere. (Where
 //!   `futex_waitv` fails, before Linux 5.16 or under a seccomp filter, a
 //!   sleep falls back to the shared word alone: then a process that still
 //!   maps the segment after the hang-up and restores the futex word in the
@@ -36,6 +31,12 @@
 //! - The rings' own positions and cached bounds (`Producer::tail`,
 //!   `Consumer::head`, capacity, wake mode), kept in process memory after
 //!   attach; the shared copies are only published for the peer.
+//! - The process's death word (`watch::deaths`): bumped and woken by the
+//!   watcher on every hang-up, after the flow's state word is marked. A
+//!   `FlowSet::wait` sleeps on it once (not on each flow's state word, so
+//!   many flows fit one `futex_waitv`), having read it before its last look
+//!   at the flows' states. A set has no fallback: without `futex_waitv`
+//!   its wait fails (`SetError::Io`).
 //! - The addresses of the wait points the watcher alerts, taken once at
 //!   setup from the validated layout (`FlowShared::alerts`).
 //! - The segment's size: the creator seals the memfd against shrinking and
@@ -82,9 +83,9 @@
 //!   sends `Closed` (a full ring too: the ring says `Closed`, not `Full`,
 //!   once the consumer closed; before, a blocking send woken by the close
 //!   was told `Full` again and again and spun without end,
-//!   `tests/hostile_review.rs`) and ends a lingering `dealloc` with `Closed`; a missing
-//!   "closed" leaves our sends waiting until their deadline or the peer's
-//!   death. Theirs: read by nobody on our side.
+//!   `tests/hostile_review.rs`) and ends a lingering `dealloc` with
+//!   `Closed`; a missing "closed" leaves our sends waiting until their
+//!   deadline or the peer's death. Theirs: read by nobody on our side.
 //! - Head (consumer position). Ours: checked on every refresh
 //!   (`Producer::refresh_head`: never behind what we saw, never past what
 //!   we published) or `CorruptPeer`; a value in range that does not move
