@@ -6,13 +6,16 @@
 //! It parks on all the flows' futex words with one `futex_waitv` call (the
 //! same kernel mechanism as io_uring's FutexWaitV, without a ring to set
 //! up), announcing itself on each word first, so a sender's publish wakes
-//! it. Each flow adds one word of this process's own memory, its peer
-//! state, which the watcher changes and wakes when the peer dies: a death
-//! wakes the set whatever the peer wrote into the shared words.
+//! it. One more word, of this process's own memory, is the process's death
+//! word (`ringflow_core::flow::watch::deaths`), which the watcher bumps and
+//! wakes on every hang-up after marking that flow's peer gone: a death
+//! wakes the set whatever the peer wrote into the shared words, at the
+//! price of one word per wait, not one per flow.
 
 use std::io;
 use std::time::Duration;
 
+use ringflow_core::flow::watch;
 use ringflow_core::futex::{self, WAITV_MAX};
 use ringflow_core::Deadline;
 use ringflow_ring::WaitPoint;
@@ -68,7 +71,8 @@ pub enum SetError {
     /// The set is empty.
     Empty,
     /// More futex words than one wait can take (128: a flow counts one
-    /// word for its peer state, one for reading and one for writing).
+    /// word for reading and one for writing, and the wait one more for
+    /// the process's death word).
     TooMany { words: usize, max: usize },
     /// `try_wait`, or a deadline of now: no flow is ready.
     WouldBlock,
@@ -176,7 +180,8 @@ impl FlowSet {
         if self.len == 0 {
             return Err(SetError::Empty);
         }
-        let words: usize = self.flows().map(|(_, _, i)| 1 + usize::from(i.reads()) + usize::from(i.writes())).sum();
+        let words: usize =
+            1 + self.flows().map(|(_, _, i)| usize::from(i.reads()) + usize::from(i.writes())).sum::<usize>();
         if words > WAITV_MAX {
             return Err(SetError::TooMany { words, max: WAITV_MAX });
         }
@@ -200,11 +205,16 @@ impl FlowSet {
                 barrier |= wp.needs_membarrier();
                 n += 1;
             }
-            for (_, f, _) in self.flows() {
-                let (word, quiet) = f.end.alarm();
-                tokens[n] = (word.as_ptr() as *const u32, quiet);
-                n += 1;
-            }
+            // SYNC: the death word's value is read here, before the last
+            // look at the flows' states below (`collect`); the watcher marks
+            // a flow gone before it bumps the word (`FlowShared::hung_up`).
+            // So either that look sees the flow gone (the bump we read came
+            // after its mark: Release/Acquire in `watch::death`/`deaths`),
+            // or the bump comes after our read, and the kernel's compare in
+            // `wait_any` sees it or its wake finds us queued.
+            let (deaths, seen) = watch::deaths();
+            tokens[n] = (deaths.as_ptr() as *const u32, seen);
+            n += 1;
             if barrier {
                 // Some publishers skip their fence: pay for theirs here.
                 if let Err(e) = ringflow_core::membarrier::heavy_barrier() {
@@ -216,7 +226,7 @@ impl FlowSet {
             let slept = if ready.is_empty() {
                 // SAFETY: every word lies in the segment of a flow this set
                 // owns, mapped for the whole call (the set is borrowed), or
-                // is a flow's own state word, alive as long.
+                // is the process's death word, a static.
                 unsafe { futex::wait_any(&tokens[..n], timeout) }
             } else {
                 Ok(true)

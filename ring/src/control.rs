@@ -121,12 +121,14 @@ pub(crate) const MAX_POSITION: u64 = 1 << 62;
 pub(crate) const CLAIM_ATTEMPTS: usize = 1 << 16;
 
 /// Loads a position word (Acquire) a side starts from, refusing one that
-/// could overflow.
+/// could overflow, or that is not a multiple of 8 (frames, and the words
+/// that start them, lie on 8-byte boundaries: a side starting elsewhere
+/// would address a misaligned word).
 pub(crate) fn start_position(region: &impl Region, off: usize) -> Result<u64, AttachError> {
     // SYNC: Acquire; pairs with the Release stores of that position.
     let pos = region.word(off).load(Ordering::Acquire);
-    if pos > MAX_POSITION {
-        return Err(AttachError::BadGeometry { what: "ring position out of range", value: pos });
+    if pos > MAX_POSITION || pos % 8 != 0 {
+        return Err(AttachError::BadGeometry { what: "ring position out of range or misaligned", value: pos });
     }
     Ok(pos)
 }

@@ -56,6 +56,8 @@ pub mod linger;
 pub mod mpsc;
 pub mod pool;
 mod region;
+#[cfg(all(test, not(loom)))]
+mod review_tests;
 pub mod spsc;
 mod sync;
 pub mod wake;

@@ -123,13 +123,14 @@ impl<R: Region> Producer<R> {
         let mut tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
         let mut attempts = 0;
         let (start, pad) = loop {
-            // The tail is peer-written: behind the consumer's position or
-            // where our arithmetic could overflow, it is a lie.
-            if tail < self.cached_head || tail > control::MAX_POSITION {
+            // The tail is peer-written: behind the consumer's position,
+            // where our arithmetic could overflow, or off the 8-byte grid
+            // frames lie on (its commit word would be misaligned), it is a lie.
+            if tail < self.cached_head || tail > control::MAX_POSITION || tail % 8 != 0 {
                 return Err(ClaimError::Corrupt(Corrupt {
                     offset: OFF_TAIL,
                     value: tail,
-                    what: "tail behind the consumer or out of range",
+                    what: "tail behind the consumer, out of range or misaligned",
                 }));
             }
             let room_to_end = cap - (tail & self.mask as u64);

@@ -4,15 +4,21 @@
 //! carried in an SPSC frame ring; the consumer reads the slot in place and
 //! frees slots in the same order.
 //!
-//! Nothing in the arena itself is a commit word: the descriptor frame's
-//! Release commit publishes the slot's bytes, and the consumer's released
-//! position (Release, read with Acquire) hands space back. So a message costs
-//! the lines its payload spans and a 32-byte descriptor, nothing else — no
-//! header or next-frame word to pull back from the consumer's cache.
+//! Nothing in the arena itself is a commit word: the producer's committed
+//! position (one word of the control area, stored with Release by
+//! [`WriteSlot::commit`]) publishes the slot's bytes, and the consumer's
+//! released position (Release, read with Acquire) hands space back. So a
+//! message costs the lines its payload spans, a 32-byte descriptor and that
+//! one word, nothing else — no header or next-frame word to pull back from
+//! the consumer's cache. Commit the slot before the frame that announces it.
 //!
 //! Every descriptor is validated against the consumer's own position (slots
 //! come in order, contiguous, inside the arena): a hostile or buggy producer
-//! gets [`Corrupt`], never an out-of-bounds read.
+//! gets [`Corrupt`], never an out-of-bounds read. A slot is opened for
+//! reading ([`Consumer::read`]) only below the committed position, so a
+//! descriptor of a slot still being written (one read from a live
+//! [`WriteSlot`], or forged) gives no view of bytes a `WriteSlot` may be
+//! writing.
 //!
 //! Access to the bytes is a move-only token bound to a borrow of its side:
 //! [`Producer::try_alloc`] hands out a [`WriteSlot`], consumed by
@@ -102,9 +108,12 @@ use crate::sync::Ordering;
 use crate::wake::{Notify, WaitPoint};
 use crate::BLOCK;
 
-const MAGIC: u64 = u64::from_le_bytes(*b"RFPOOL01");
+// 02: the committed position at `OFF_COMMITTED`.
+const MAGIC: u64 = u64::from_le_bytes(*b"RFPOOL02");
 const OFF_PRODUCER: usize = 16;
 const OFF_CONSUMER: usize = 24;
+/// The producer's committed position (end of the last committed slot).
+const OFF_COMMITTED: usize = 32;
 pub(crate) const OFF_HEAD: usize = BLOCK;
 const OFF_SPACE_WAIT: usize = 2 * BLOCK;
 /// Bytes of control area in front of the arena.
@@ -219,7 +228,13 @@ impl<R: Region> Producer<R> {
             }
             self.cached_head = head;
             if end > head + self.capacity as u64 {
-                return Err(ClaimError::Full);
+                // A closed consumer never makes room: `Closed`, not `Full`
+                // (a waiter would be told `Full` again and again).
+                return Err(if side_closed(&self.region, OFF_CONSUMER) {
+                    ClaimError::Closed
+                } else {
+                    ClaimError::Full
+                });
             }
         }
         if side_closed(&self.region, OFF_CONSUMER) {
@@ -323,10 +338,20 @@ impl<R: Region> Consumer<R> {
 
     /// The slot `slot` describes, to read in place: the token borrows the
     /// consumer, so no release can hand the bytes back while it lives. The
-    /// descriptor is validated again (a stale or forged one is `Corrupt`).
+    /// descriptor is validated again (a stale or forged one is `Corrupt`),
+    /// and the slot must lie below the producer's committed position: a
+    /// slot still being written through a [`WriteSlot`] is `Corrupt`, never
+    /// a view of bytes written under it.
     #[inline]
     pub fn read(&mut self, slot: Slot) -> Result<ReadSlot<'_, R>, Corrupt> {
         let slot = self.validate(slot.pos, slot.len as u64)?;
+        // SYNC: Acquire; pairs with the Release in `WriteSlot::commit`: the
+        // slot's bytes, written before its commit, are visible.
+        let committed = self.region.word(OFF_COMMITTED).load(Ordering::Acquire);
+        // No overflow: `validate` placed the slot within a lap of our head.
+        if slot.pos + rounded(slot.len) > committed {
+            return Err(Corrupt { offset: OFF_COMMITTED, value: committed, what: "pool slot not committed yet" });
+        }
         Ok(ReadSlot { consumer: self, slot })
     }
 
@@ -430,12 +455,17 @@ impl<'a, R: Region> WriteSlot<'a, R> {
         crate::frame::write_claimed(&self.producer.region, off, self.slot.len, at, bytes);
     }
 
-    /// Makes the allocation final, once the descriptor is published (the
-    /// frame's Release commit publishes the slot's bytes): the next
-    /// allocation starts after it. Returns the descriptor.
+    /// Makes the allocation final and publishes the slot's bytes (one
+    /// Release store): the next allocation starts after it, and the
+    /// consumer may open it. Returns the descriptor, to announce after
+    /// this (a consumer refuses a slot not yet committed).
     #[inline]
     pub fn commit(self) -> Slot {
-        self.producer.pending = self.slot.pos + rounded(self.slot.len);
+        let end = self.slot.pos + rounded(self.slot.len);
+        self.producer.pending = end;
+        // SYNC: Release; pairs with the Acquire in `Consumer::read`: the
+        // slot's bytes are visible to a consumer that sees its end here.
+        self.producer.region.word(OFF_COMMITTED).store(end, Ordering::Release);
         self.slot
     }
 }
@@ -513,7 +543,7 @@ impl<'a, R: Region> ReadSlot<'a, R> {
 /// nothing released).
 pub fn is_fresh(region: &impl Region) -> bool {
     control::geometry(region, MAGIC, CONTROL_LEN).is_ok()
-        && control::all_zero(region, &[OFF_PRODUCER, OFF_CONSUMER, OFF_HEAD])
+        && control::all_zero(region, &[OFF_PRODUCER, OFF_CONSUMER, OFF_COMMITTED, OFF_HEAD])
 }
 
 /// The space wait point of the arena in `region`, for a third party that

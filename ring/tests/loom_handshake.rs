@@ -7,7 +7,9 @@
 //!   And when a process that still maps the segment after the hang-up
 //!   writes the futex word back to the value the waiter sleeps on, the
 //!   waiter still ends: it also sleeps on its process's own state word
-//!   (`futex_waitv`), which the watcher changes and wakes.
+//!   (`futex_waitv`), which the watcher changes and wakes; a wait on many
+//!   flows sleeps instead on the process's one death word, read before its
+//!   last look at the flows, bumped by the watcher after marking the flow.
 //! - linger close versus wait (`ringflow_ring::linger`): a sender that
 //!   closed and waits for its last message to be consumed is always woken
 //!   or sees the count.
@@ -177,6 +179,71 @@ fn death_wakes_a_waiter_whose_futex_word_was_restored() {
         futex.wake(); // the shared word
         restorer.join().unwrap();
         waiter.join().unwrap();
+    });
+}
+
+/// A wait on many flows (`FlowSet::wait`) sleeps on the process's one
+/// death word instead of each flow's state word: it reads the word's value
+/// before its last look at the flows' states, and the watcher marks the
+/// dead flow gone before it bumps the word (`watch::deaths`,
+/// `watch::death`). Two flows, the peer of the second dies while a process
+/// restores the shared futex word around the watcher's alert: the set
+/// still ends, woken through the death word or seeing the flow gone.
+#[test]
+fn death_wakes_a_set_through_the_process_death_word() {
+    const LIVE: u32 = 0;
+    const GONE: u32 = 1;
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let seq = Arc::new(AtomicU64::new(0));
+        let sleepers = Arc::new(AtomicU64::new(0));
+        let states = Arc::new([AtomicU32::new(LIVE), AtomicU32::new(LIVE)]);
+        let deaths = Arc::new(AtomicU32::new(0));
+        let futex = Arc::new(Futex::new());
+
+        let set = {
+            let (seq, sleepers, states, deaths, futex) =
+                (seq.clone(), sleepers.clone(), states.clone(), deaths.clone(), futex.clone());
+            thread::spawn(move || {
+                let wp = WaitPoint::from_words(&seq, &sleepers);
+                // SYNC: Acquire (states); pairs with the watcher's Release.
+                let ended = || states.iter().any(|s| s.load(Ordering::Acquire) != LIVE);
+                loop {
+                    if ended() {
+                        return;
+                    }
+                    // SYNC: Acquire; pairs with the watcher's Release bump.
+                    // Read before the last look below, as `FlowSet::wait`.
+                    let seen = deaths.load(Ordering::Acquire);
+                    let token = wp.prepare();
+                    if ended() {
+                        wp.finish();
+                        return;
+                    }
+                    futex.wait_any(&wp, token, Some((&deaths, seen)));
+                    wp.finish();
+                }
+            })
+        };
+        let restorer = {
+            let seq = seq.clone();
+            thread::spawn(move || {
+                // SYNC: Relaxed; a peer's raw load and store.
+                let old = seq.load(Ordering::Relaxed);
+                seq.store(old, Ordering::Relaxed);
+            })
+        };
+        // The watcher (this thread): `FlowShared::hung_up` for the second
+        // flow. SYNC: Release (both); pair with the set's Acquire loads.
+        states[1].store(GONE, Ordering::Release);
+        futex.wake(); // the flow's own word (nobody in the set sleeps on it)
+        deaths.fetch_add(1, Ordering::Release);
+        futex.wake(); // the death word
+        let _ = WaitPoint::from_words(&seq, &sleepers).alert();
+        futex.wake(); // the shared word
+        restorer.join().unwrap();
+        set.join().unwrap();
     });
 }
 

@@ -47,10 +47,10 @@ fn run(lens: &'static [usize]) {
                         Err(e) => panic!("{e}"),
                     }
                 };
-                d.write(0, &slot.descriptor().pos().to_le_bytes());
+                let slot = slot.commit();
+                d.write(0, &slot.pos().to_le_bytes());
                 d.write(8, &(slot.len() as u64).to_le_bytes());
                 let _ = d.commit();
-                let _ = slot.commit();
             }
         });
         for (i, &len) in lens.iter().enumerate() {

@@ -20,9 +20,9 @@
 //! - A flow's peer state (`FlowShared::state`, live or gone): a word of
 //!   this process, written by the peer watcher when the peer's control
 //!   socket hangs up. Every sleep in the flow's own calls (receive, send,
-//!   loan, `dealloc`, `FlowSet::wait`) waits on it beside its shared futex
-//!   word (`futex_waitv`), and the watcher changes it and wakes it first:
-//!   a death ends every wait whatever the peer wrote anywhere. (Where
+//!   loan, `dealloc`) waits on it beside its shared futex word
+//!   (`futex_waitv`), and the watcher changes it and wakes it first: a
+//!   death ends every wait whatever the peer wrote anywhere. (Where
 //!   `futex_waitv` fails, before Linux 5.16 or under a seccomp filter, a
 //!   sleep falls back to the shared word alone: then a process that still
 //!   maps the segment after the hang-up and restores the futex word in the
@@ -31,11 +31,18 @@
 //! - The rings' own positions and cached bounds (`Producer::tail`,
 //!   `Consumer::head`, capacity, wake mode), kept in process memory after
 //!   attach; the shared copies are only published for the peer.
+//! - The process's death word (`watch::deaths`): bumped and woken by the
+//!   watcher on every hang-up, after the flow's state word is marked. A
+//!   `FlowSet::wait` sleeps on it once (not on each flow's state word, so
+//!   many flows fit one `futex_waitv`), having read it before its last look
+//!   at the flows' states. A set has no fallback: without `futex_waitv`
+//!   its wait fails (`SetError::Io`).
 //! - The addresses of the wait points the watcher alerts, taken once at
 //!   setup from the validated layout (`FlowShared::alerts`).
 //! - The segment's size: the creator seals the memfd against shrinking and
-//!   growing, and an attaching side refuses one that is not sealed, so no
-//!   peer can turn a mapped page into SIGBUS.
+//!   growing, and an attaching side refuses one not sealed against
+//!   shrinking (growing cannot fault a mapping), so no peer can turn a
+//!   mapped page into SIGBUS.
 //!
 //! # Layout header (`ringflow_shm::Layout`)
 //!
@@ -58,23 +65,39 @@
 //!
 //! Control area:
 //!
-//! - Magic, capacity, wake mode: read at attach only (validated there).
+//! - Magic, capacity, wake mode: validated when the flow is assembled,
+//!   then read once more as each side attaches (`FlowMemory::sides`, the
+//!   wait points), and never after. Capacity must still match the
+//!   region's length. A wake mode flipped between the two reads puts our
+//!   side in the other mode: in membarrier mode our publishes skip the
+//!   fence the peer's sleeper needs (the peer's loss) and our sleeps issue
+//!   the membarrier (an error if this process cannot); in fenced mode a
+//!   peer that skips its fence can make us miss its wake, which it could
+//!   withhold anyway (our waits still end at the deadline or its death).
 //!   Later scribbles do nothing.
 //! - Producer side word (open / closed). Theirs: a false "closed" ends our
 //!   reading early with `Closed` once the ring is empty (the peer could
 //!   equally have closed); never "closed" means its death is learnt from
 //!   the hang-up (`PeerGone`). Ours: read by nobody on our side.
 //! - Consumer side word. Ours (they consume): a false "closed" makes our
-//!   sends `Closed` and ends a lingering `dealloc` with `Closed`; a missing
-//!   "closed" leaves our sends waiting until their deadline or the peer's
-//!   death. Theirs: read by nobody on our side.
+//!   sends `Closed` (a full ring too: the ring says `Closed`, not `Full`,
+//!   once the consumer closed; before, a blocking send woken by the close
+//!   was told `Full` again and again and spun without end,
+//!   `tests/hostile_review.rs`) and ends a lingering `dealloc` with
+//!   `Closed`; a missing "closed" leaves our sends waiting until their
+//!   deadline or the peer's death. Theirs: read by nobody on our side.
 //! - Head (consumer position). Ours: checked on every refresh
 //!   (`Producer::refresh_head`: never behind what we saw, never past what
 //!   we published) or `CorruptPeer`; a value in range that does not move
 //!   only keeps the ring full (waits end at the deadline or the death). The
 //!   wait condition `fits` reads it unchecked but saturating: a huge value
 //!   only says "room", and the claim that follows finds the corruption.
-//!   Theirs: we never read it back (our head is local).
+//!   Theirs: we never read it back (our head is local). Both: read once
+//!   as each side attaches, as the position it starts from (a peer may
+//!   write it after the freshness check, or supply the memory): above
+//!   2^62 or not a multiple of 8 refuses the flow at setup (before: a
+//!   misaligned start put the first frame's commit word off the 8-byte
+//!   grid, where the region panics).
 //! - Tail (producer position, a hint for batch reads): read only by
 //!   `Consumer::read_batch`, which flows do not use.
 //! - Wait points (futex sequence word, sleeper count), for data and for
@@ -128,11 +151,21 @@
 //!
 //! - Magic, capacity, wake mode: attach only.
 //! - Producer and consumer side words: as for the inline rings (ours: a
-//!   false "closed" makes a bulk send `Closed`).
+//!   false "closed" makes a bulk send `Closed`, a full pool too).
 //! - Head (consumer position). Ours: checked on every refresh (in the
 //!   allocated range) or `CorruptPeer`; `fits` saturates as above. Theirs:
 //!   never read back.
 //! - Space wait point: as the rings' wait points.
+//! - Committed position (end of the last slot the producer committed,
+//!   stored before the descriptor frame is published). Theirs: a slot is
+//!   opened for reading only below it, or `CorruptPeer`; a value too high
+//!   only opens a slot the peer has not finished writing (its bytes, as
+//!   any payload, are the peer's to garble), never one outside the arena
+//!   or out of order (the descriptor checks above still hold). Ours: read
+//!   by nobody on our side. (Before: nothing told a consumer whether a
+//!   slot was committed, so safe code in one process could hold a
+//!   `WriteSlot`'s `&mut [u8]` and a `ReadSlot`'s `&[u8]` over the same
+//!   bytes.)
 //! - Arena bytes: payload only, bounds from the checked descriptor and our
 //!   own position.
 //!
@@ -159,6 +192,26 @@
 //! - The control socket: a descriptor packet must match the frame's count
 //!   (`CorruptPeer` otherwise). The readiness socket the peer hands over is
 //!   only ever sent to with `MSG_DONTWAIT`.
+//! - Our readiness socket's queue: the peer holds its signalling end and
+//!   can send any number of datagrams. Worst case: our descriptor stays
+//!   readable (spurious wakes of the application's event loop). A receive
+//!   that arms it drains at most `readiness::MAX_DRAIN` datagrams (before:
+//!   until the queue ran dry, which a peer refilling it as fast kept a
+//!   `try_recv` from ever reaching).
+//! - The `Peeked` handles a flow keeps between locating a frame and
+//!   consuming it are ours: the ring takes one only from the consumer that
+//!   found it, at the read position, with the expected tag
+//!   (`Consumer::consume`, `Consumer::view`), and then trusts the length
+//!   it validated when it found the frame, not the commit word now. A
+//!   commit word the peer rewrites after our look changes nothing we hand
+//!   out or where we read next (before: a `RecvBuf`'s length went to 0 and
+//!   back, and a `Peeked` of another ring moved our position past what the
+//!   producer published).
+//! - Clients of a listener: each connection that is refused or breaks off
+//!   its setup costs at most the setup limit; an accept stops taking them
+//!   at its deadline, a `try_accept` after `NOW_SETUP_ATTEMPTS` (before:
+//!   clients that kept connecting and failing held any accept, a
+//!   `try_accept` included, for as long as they kept coming).
 //! - The stats files (`ringflow stat`) are written by their own process,
 //!   not by a flow's peer; their reader treats them as untrusted (bounded
 //!   slot counts, seqlocked copies, unknown kinds skipped).

@@ -174,7 +174,15 @@ impl FlowListener {
     }
 
     fn accept_now_or_wait(&mut self, deadline: Deadline) -> Result<FlowEnd, AcceptError> {
+        let mut failed = 0;
         loop {
+            // Connections refused or broken off in setup do not hold the
+            // call past its deadline: clients that keep connecting and
+            // failing (a flood of bad requests) would otherwise keep it in
+            // this loop for ever, a `try_accept` included.
+            if failed > 0 && setup_gave_up(deadline, failed) {
+                return Err(if deadline == Deadline::Now { AcceptError::WouldBlock } else { AcceptError::TimedOut });
+            }
             let conn = self.ctl.accept(deadline.remaining()).map_err(|e| match e {
                 control::AcceptError::WouldBlock => AcceptError::WouldBlock,
                 control::AcceptError::TimedOut => AcceptError::TimedOut,
@@ -186,6 +194,7 @@ impl FlowListener {
             if self.opts.permit.check_peer(&conn).is_err() {
                 handshake::refuse(&conn, Refusal::PermissionDenied);
                 self.refused += 1;
+                failed += 1;
                 continue;
             }
             // The peer sends its request right after connecting: give it a
@@ -214,7 +223,10 @@ impl FlowListener {
                             }
                             return Ok(flow);
                         }
-                        Err(_) => self.refused += 1,
+                        Err(_) => {
+                            self.refused += 1;
+                            failed += 1;
+                        }
                     }
                 }
                 Err(HandshakeError::TimedOut) if deadline.remaining() == Some(Duration::ZERO) => {
@@ -227,7 +239,10 @@ impl FlowListener {
                 }
                 Err(HandshakeError::Io(e)) if is_resource_limit(&e) => return Err(AcceptError::ResourceLimit(e)),
                 Err(HandshakeError::OwnMemory(e)) => return Err(AcceptError::Memory(e)),
-                Err(_) => self.refused += 1,
+                Err(_) => {
+                    self.refused += 1;
+                    failed += 1;
+                }
             }
         }
     }
@@ -240,6 +255,21 @@ impl FlowListener {
     /// [`accept`](Self::accept), waiting at most `timeout`.
     pub fn accept_timeout(&mut self, timeout: Duration) -> Result<FlowEnd, AcceptError> {
         self.accept(Deadline::after(timeout))
+    }
+}
+
+/// Connections one `try_accept` sets up at most: past this many refused
+/// or broken ones it reports `WouldBlock` (the listening socket stays
+/// readable while more wait).
+pub const NOW_SETUP_ATTEMPTS: usize = 8;
+
+/// Whether an accept that saw `failed` connections fail in setup stops:
+/// `Deadline::Now` after [`NOW_SETUP_ATTEMPTS`], a deadline once it passed.
+fn setup_gave_up(deadline: Deadline, failed: usize) -> bool {
+    match deadline {
+        Deadline::Now => failed >= NOW_SETUP_ATTEMPTS,
+        Deadline::At(t) => Instant::now() >= t,
+        Deadline::Never => false,
     }
 }
 

@@ -41,14 +41,66 @@ pub fn signal(fd: RawFd) {
     let _ = unsafe { libc::send(fd, one.as_ptr().cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
 }
 
-/// Resets the polled end to not readable.
+/// Most datagrams one [`drain`] takes. The queue holds one per arming from
+/// an honest peer (and at most `net.unix.max_dgram_qlen` + 1 from anyone),
+/// but a peer holding the signalling end can refill it as fast as we empty
+/// it: past this many the descriptor is left readable (a spurious wake for
+/// the application, whose next empty receive drains again), never a
+/// receive held in the loop.
+pub const MAX_DRAIN: usize = 1024;
+
+/// Resets the polled end to not readable (at most [`MAX_DRAIN`] datagrams).
 pub fn drain(fd: RawFd) {
     let mut buf = [0u8; 64];
-    loop {
+    drain_with(|| {
         // SAFETY: receives into a local buffer; MSG_DONTWAIT never blocks.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if n <= 0 {
+        unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) }
+    });
+}
+
+/// [`drain`]'s loop over `recv` (a `recv(2)` result per call), bounded.
+fn drain_with(mut recv: impl FnMut() -> isize) {
+    for _ in 0..MAX_DRAIN {
+        if recv() <= 0 {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that refills the queue as fast as it is drained (here: a
+    /// queue that never runs dry) held a receive in `drain` forever.
+    #[test]
+    fn a_queue_that_never_runs_dry_is_drained_a_bounded_number_of_times() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut calls = 0usize;
+            drain_with(|| {
+                calls += 1;
+                1
+            });
+            let _ = done.send(calls);
+        });
+        // A hang guard, not a timing assertion.
+        let calls = finished.recv_timeout(std::time::Duration::from_secs(60)).expect("drain never returned");
+        assert_eq!(calls, MAX_DRAIN);
+    }
+
+    /// An honest queue (a few signals) is drained to empty.
+    #[test]
+    fn a_few_signals_are_drained_to_empty() {
+        let (poll_end, signal_end) = new_pair().unwrap();
+        use std::os::fd::AsRawFd;
+        for _ in 0..3 {
+            signal(signal_end.as_raw_fd());
+        }
+        drain(poll_end.as_raw_fd());
+        let mut b = [0u8; 1];
+        // SAFETY: a local buffer; MSG_DONTWAIT never blocks.
+        let n = unsafe { libc::recv(poll_end.as_raw_fd(), b.as_mut_ptr().cast(), 1, libc::MSG_DONTWAIT) };
+        assert_eq!(n, -1, "drained to empty");
     }
 }

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Told when the peer behind a watched socket hung up.
@@ -28,6 +29,39 @@ struct Watcher {
 struct Registry {
     next: u64,
     hooks: HashMap<u64, Weak<dyn HangUp>>,
+}
+
+/// The process's death word: bumped and woken once per hang-up, after the
+/// flow's own state word is marked gone (`FlowShared::hung_up`). A wait
+/// on many flows (`FlowSet::wait`) sleeps on it once instead of on one
+/// state word per flow, so a set of many flows stays within
+/// `futex_waitv`'s 128 words. A death of an unrelated flow's peer only
+/// wakes such a wait spuriously: its re-check of the flows decides.
+static DEATHS: AtomicU32 = AtomicU32::new(0);
+
+/// The death word and its value now, to sleep on beside other words.
+///
+/// Read it *before* the last check of the flows' states (the one a sleep
+/// follows): a death marked after that check bumps the word after this
+/// read, so the sleep finds the value changed or is woken.
+pub fn deaths() -> (&'static AtomicU32, u32) {
+    // SYNC: Acquire; pairs with the Release of the bump in `death`: a
+    // waiter that reads a bumped value sees the state word the watcher
+    // marked gone before it (so the check that follows finds the flow
+    // ended). A waiter that read the old value sleeps with it: the
+    // kernel's compare finds the bump, or the wake in `death` finds the
+    // waiter queued.
+    (&DEATHS, DEATHS.load(Ordering::Acquire))
+}
+
+/// Bumps the death word and wakes every wait asleep on it. The caller
+/// has marked the dead peer's flow gone already (see [`deaths`]).
+pub(crate) fn death() {
+    // SYNC: Release; pairs with the Acquire in `deaths`: the flow's state
+    // store, made before, is visible to a waiter that sees the bump.
+    DEATHS.fetch_add(1, Ordering::Release);
+    // SAFETY: a static word, alive for the whole process.
+    let _ = unsafe { crate::futex::wake(DEATHS.as_ptr(), u32::MAX) };
 }
 
 static WATCHER: OnceLock<Result<Arc<Watcher>, io::ErrorKind>> = OnceLock::new();

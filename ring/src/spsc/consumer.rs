@@ -29,7 +29,13 @@ pub struct Consumer<R: Region> {
     wake: WakeMode,
     /// Position up to which `read_batch` has prefetched.
     prefetched: u64,
+    /// This consumer's own number, carried by every [`Peeked`] it hands
+    /// out, so that one of another ring is never taken for its own.
+    id: u64,
 }
+
+/// The numbers [`Consumer`]s carry (never reused, unlike addresses).
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl<R: Region> Consumer<R> {
     /// Attaches the consumer side of a ring laid out by [`init`](super::init).
@@ -47,6 +53,8 @@ impl<R: Region> Consumer<R> {
             seq: 0,
             wake,
             prefetched: head,
+            // SYNC: Relaxed; only distinctness matters, which the RMW gives.
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -171,34 +179,46 @@ impl<R: Region> Consumer<R> {
             pos: f.pos,
             word: FrameWord { len: f.len as u32, kind: KIND_DATA, flags: f.flags, tag: f.tag }.encode(),
             meta: f.meta,
+            ring: self.id,
         })
     }
 
-    /// Where the frame `peeked` lies (rebuilt from its three words: it is
-    /// kept that small so handing it around costs registers, not memory).
-    /// A `Peeked` that no longer describes an unconsumed committed frame of
-    /// this ring — consumed already, or taken from another ring — is an
-    /// empty frame: its bytes may already be the producer's again.
+    /// Where the frame `peeked` lies (rebuilt from its words). A `Peeked`
+    /// that is not the next frame of this ring (see
+    /// [`is_next`](Self::is_next)) is an empty frame: its bytes may
+    /// already be the producer's again.
     #[inline(always)]
     fn frame_of(&self, peeked: &Peeked) -> FrameAt {
         let w = FrameWord::decode(peeked.word);
-        let payload = DATA + (peeked.pos as usize & self.mask) + HEADER;
-        let mut frame = FrameAt {
+        let next = self.is_next(peeked);
+        let len = if next { w.len as usize } else { 0 };
+        FrameAt {
             pos: peeked.pos,
-            payload,
-            len: w.len as usize,
-            size: frame_size(w.len as usize) as u64,
+            // An empty frame points at the start of the data area: a stale
+            // position may lie anywhere in the ring.
+            payload: if next { DATA + (peeked.pos as usize & self.mask) + HEADER } else { DATA },
+            len,
+            size: frame_size(len) as u64,
             meta: peeked.meta,
             flags: w.flags,
             tag: w.tag,
-        };
-        // SYNC: Acquire; pairs with the Release in `Producer::commit`, as in
-        // `locate`: the frame is still the committed one we located.
-        let still = self.region.word(payload - HEADER).load(Ordering::Acquire) == peeked.word;
-        if peeked.pos < self.head || !still || frame.len > max_payload(self.capacity) {
-            frame.len = 0;
         }
-        frame
+    }
+
+    /// Whether `peeked` is the next frame to read, as [`peek`](Self::peek)
+    /// found it: handed out by this consumer (not another ring's), at the
+    /// read position or, past padding there, at the start of the next lap,
+    /// with the expected sequence tag. Such a frame was validated against
+    /// this ring when it was found and stays the producer's until released,
+    /// so its length holds whatever the peer writes since: no load, only
+    /// compares. Anything else (consumed already, another ring's) must give
+    /// no view of bytes the producer may be writing and must not move the
+    /// read position past what the producer published.
+    #[inline(always)]
+    fn is_next(&self, peeked: &Peeked) -> bool {
+        let at = self.head as usize & self.mask;
+        let placed = peeked.pos == self.head || (at != 0 && peeked.pos == self.head + (self.capacity - at) as u64);
+        peeked.ring == self.id && placed && FrameWord::decode(peeked.word).tag == self.seq
     }
 
     /// The frame `peeked` describes, read in place.
@@ -219,10 +239,10 @@ impl<R: Region> Consumer<R> {
     /// is not the next one (consumed already, or of another ring).
     #[inline]
     pub fn consume(&mut self, peeked: &Peeked) -> bool {
-        let w = FrameWord::decode(peeked.word);
-        if peeked.pos < self.head || w.tag != self.seq {
+        if !self.is_next(peeked) {
             return false;
         }
+        let w = FrameWord::decode(peeked.word);
         self.head = peeked.pos + frame_size(w.len as usize) as u64;
         self.seq = self.seq.wrapping_add(1);
         true
@@ -385,12 +405,14 @@ impl<R: Region> Drop for Consumer<R> {
 }
 
 /// A frame located by [`Consumer::peek`], not yet consumed: its position,
-/// its (validated) commit word and its metadata word.
+/// its (validated) commit word, its metadata word, and which consumer found
+/// it (another consumer treats it as no frame).
 #[derive(Clone, Copy, Debug)]
 pub struct Peeked {
     pos: u64,
     word: u64,
     meta: u64,
+    ring: u64,
 }
 
 impl Peeked {

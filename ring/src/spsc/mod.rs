@@ -52,6 +52,100 @@
 //! tail behind the consumer or more than a lap ahead is `Corrupt`, so a
 //! batch walks at most one lap. Payloads are never trusted for anything
 //! (see the crate documentation on what a peer can change under a reader).
+//!
+//! Access to a frame's bytes is bound to a borrow: a [`Claim`] (or a
+//! [`Slot`] of [`Producer::write_batch`]) borrows the producer mutably and
+//! is consumed by its commit; a [`ReadGuard`] or a [`FrameRef`](crate::FrameRef)
+//! from [`Consumer::view`] borrows the consumer, so nothing consumes or
+//! releases the frame while its bytes are viewed. A [`Peeked`] is `Copy` and
+//! grants no access: the consumer checks it is its own next frame. So safe
+//! code cannot write a frame after its commit, read it after its release,
+//! or hold two views of one frame's bytes of which one writes:
+//!
+//! ```compile_fail
+//! # use ringflow_ring::{spsc, HeapRegion};
+//! # let region = HeapRegion::new(spsc::region_len(256));
+//! # spsc::init(&region).unwrap();
+//! # let mut tx = spsc::Producer::attach(&region).unwrap();
+//! let mut claim = tx.try_claim(8).unwrap();
+//! let bytes = claim.payload_mut();
+//! let _ = claim.commit();
+//! bytes[0] = 1; // the view does not outlive the commit
+//! ```
+//!
+//! ```compile_fail
+//! # use ringflow_ring::{spsc, HeapRegion};
+//! # let region = HeapRegion::new(spsc::region_len(256));
+//! # spsc::init(&region).unwrap();
+//! # let mut tx = spsc::Producer::attach(&region).unwrap();
+//! let a = tx.try_claim(8).unwrap();
+//! let b = tx.try_claim(8).unwrap(); // two claims at once
+//! drop(a);
+//! ```
+//!
+//! ```compile_fail
+//! # use ringflow_ring::{spsc, HeapRegion};
+//! # let region = HeapRegion::new(spsc::region_len(256));
+//! # spsc::init(&region).unwrap();
+//! # let mut tx = spsc::Producer::attach(&region).unwrap();
+//! let mut kept = None;
+//! let _ = tx.write_batch(2, 8, |slot| {
+//!     kept = Some(slot.payload_mut()); // a slot's bytes do not leave `fill`
+//!     true
+//! });
+//! ```
+//!
+//! ```compile_fail
+//! # use ringflow_ring::{spsc, HeapRegion};
+//! # let region = HeapRegion::new(spsc::region_len(256));
+//! # spsc::init(&region).unwrap();
+//! # let mut tx = spsc::Producer::attach(&region).unwrap();
+//! # let mut rx = spsc::Consumer::attach(&region).unwrap();
+//! # let _ = tx.try_send(b"hello").unwrap();
+//! let guard = rx.try_read().unwrap();
+//! let bytes = guard.payload();
+//! drop(guard);
+//! let _ = rx.release();
+//! assert_eq!(bytes[0], b'h'); // reading after the release
+//! ```
+//!
+//! ```compile_fail
+//! # use ringflow_ring::{spsc, HeapRegion};
+//! # let region = HeapRegion::new(spsc::region_len(256));
+//! # spsc::init(&region).unwrap();
+//! # let mut tx = spsc::Producer::attach(&region).unwrap();
+//! # let mut rx = spsc::Consumer::attach(&region).unwrap();
+//! # let _ = tx.try_send(b"hello").unwrap();
+//! let peeked = rx.peek().unwrap();
+//! let view = rx.view(&peeked);
+//! rx.consume(&peeked);
+//! let _ = rx.release();
+//! assert_eq!(view.payload()[0], b'h'); // a view across the consume
+//! ```
+//!
+//! The same steps, in order, compile:
+//!
+//! ```
+//! # use ringflow_ring::{spsc, HeapRegion};
+//! # let region = HeapRegion::new(spsc::region_len(256));
+//! # spsc::init(&region).unwrap();
+//! # let mut tx = spsc::Producer::attach(&region).unwrap();
+//! # let mut rx = spsc::Consumer::attach(&region).unwrap();
+//! let mut claim = tx.try_claim(5).unwrap();
+//! claim.payload_mut().copy_from_slice(b"hello");
+//! let _ = claim.commit();
+//! let _ = tx.write_batch(1, 5, |slot| {
+//!     slot.payload_mut().copy_from_slice(b"world");
+//!     false
+//! });
+//! let guard = rx.try_read().unwrap();
+//! assert_eq!(guard.payload(), b"hello");
+//! drop(guard);
+//! let peeked = rx.peek().unwrap();
+//! assert_eq!(rx.view(&peeked).payload(), b"world");
+//! assert!(rx.consume(&peeked));
+//! let _ = rx.release();
+//! ```
 
 mod batch;
 mod claim;

@@ -119,13 +119,25 @@ impl<R: Region> Producer<R> {
         if end > self.cached_head + self.capacity as u64 {
             self.refresh_head()?;
             if end > self.cached_head + self.capacity as u64 {
-                return Err(ClaimError::Full);
+                return Err(self.full_or_closed());
             }
         }
         if side_closed(&self.region, OFF_CONSUMER) {
             return Err(ClaimError::Closed);
         }
         Ok((pad, start))
+    }
+
+    /// No room: `Full`, unless the consumer has closed, which will never
+    /// make room (a waiter told `Full` would wait for nothing, and one
+    /// whose wait ends at the close would be told `Full` again and again).
+    #[cold]
+    fn full_or_closed(&self) -> ClaimError {
+        if side_closed(&self.region, OFF_CONSUMER) {
+            ClaimError::Closed
+        } else {
+            ClaimError::Full
+        }
     }
 
     #[cold]

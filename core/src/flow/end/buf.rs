@@ -158,17 +158,16 @@ pub(crate) fn release_bulk(pool: &mut pool::Consumer<RawRegion>, peer_space: usi
     }
 }
 
-/// Publishes a bulk message: its descriptor (the slot's position and
-/// length) is written into the inline frame, whose Release commit publishes
-/// the slot's bytes too; then the slot is the pool's for good.
+/// Publishes a bulk message: the slot is committed (its bytes published,
+/// the pool's for good), then its descriptor (the slot's position and
+/// length) is written into the inline frame and committed.
 #[inline]
 pub(crate) fn commit_bulk(slot: WriteSlot<'_, RawRegion>, mut desc: Claim<'_, RawRegion>) -> Notify {
-    let d = slot.descriptor();
+    // The slot first: the pool's consumer opens only committed slots.
+    let d = slot.commit();
     desc.write(0, &d.pos().to_le_bytes());
     desc.write(8, &(d.len() as u64).to_le_bytes());
-    let notify = desc.commit();
-    let _ = slot.commit();
-    notify
+    desc.commit()
 }
 
 /// Releases what was consumed and wakes a sender asleep for room.

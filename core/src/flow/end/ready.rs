@@ -18,13 +18,6 @@ impl FlowEnd {
         self.shared.state() != shared::LIVE || self.sides.rx().0.is_producer_closed()
     }
 
-    /// The local futex word a sleeper on this flow also waits on, and its
-    /// value while the peer lives: a death changes and wakes it, whatever
-    /// the peer wrote into the shared words (see `shared::FlowShared::alarm`).
-    pub fn alarm(&self) -> (&std::sync::atomic::AtomicU32, u32) {
-        self.shared.alarm()
-    }
-
     /// Whether a message of the flow's inline size fits now.
     pub fn fits_inline(&self) -> bool {
         self.sides.tx().0.fits(self.geometry.inline_max)

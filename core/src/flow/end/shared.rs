@@ -84,8 +84,9 @@ impl HangUp for FlowShared {
     /// first through the local state word (its value and its futex queue
     /// are this process's alone: a sleeper queued before the wake below is
     /// woken, one that queues after the store finds the value changed),
-    /// then through
-    /// the shared words for sleepers that wait on those alone (the engine's
+    /// then through the process's death word (waits on many flows sleep on
+    /// it once instead of on each flow's state word), then through the
+    /// shared words for sleepers that wait on those alone (the engine's
     /// io_uring futex waits, a kernel without `futex_waitv`). Those wakes
     /// ignore the peer-writable sleeper counts; a peer that still maps the
     /// segment can only make them spurious, never cancel the local one.
@@ -93,6 +94,9 @@ impl HangUp for FlowShared {
         self.mark_gone();
         // SAFETY: the word is our own field, alive while `self` is.
         let _ = unsafe { crate::futex::wake(self.state.as_ptr(), u32::MAX) };
+        // After the state store above: a wait on many flows sleeps on the
+        // process's one death word instead of this flow's state word.
+        crate::flow::watch::death();
         for &(seq, sleepers) in &self.alerts {
             // SAFETY: both addresses are words of the flow's segment, taken
             // from a validated layout at setup; `self.memory` keeps it
