@@ -126,10 +126,10 @@
 //!   `SCM_MAX_FD`; a bulk descriptor exactly 16 bytes. So no receive
 //!   returns, and no `TooSmall { needed }` / `FdSlots { needed }` names, a
 //!   length or count the flow did not grant. Padding that points back at
-//!   itself (a PAD frame the length of the whole ring at position 0) makes
-//!   the padding skip loop endless until the ring's loops are bounded
-//!   (wp-ring's part of issue 14: one padding frame per lap); with that,
-//!   `CorruptPeer`. Ours: we only write them (and the zeroed next word);
+//!   itself (a PAD frame the length of the whole ring at position 0) is
+//!   `CorruptPeer`: padding is valid only where it starts inside the ring
+//!   and ends at its end, so a read skips at most one padding frame and
+//!   looks at two words. Ours: we only write them (and the zeroed next word);
 //!   a peer's scribble there garbles only what the peer reads.
 //! - Metadata word. Low bits: the send stamp, turned into one latency
 //!   sample (a stamp "from the future" counts as unstamped; any other
