@@ -51,7 +51,14 @@ pub const fn max_payload(capacity: usize) -> usize {
 /// nobody in this process uses the region concurrently: `init` rewrites the
 /// control words on which the sides' exclusive grants rest, so re-running it
 /// under attached sides could grant the same bytes twice. A fresh region (a
-/// new `HeapRegion`, a newly created segment) satisfies this.
+/// new `HeapRegion`, a newly created segment) satisfies this. Safe code
+/// cannot re-run it under attached sides:
+///
+/// ```compile_fail
+/// use ringflow_ring::{spsc, HeapRegion};
+/// let region = HeapRegion::new(spsc::region_len(64));
+/// spsc::init(&region).unwrap();
+/// ```
 pub unsafe fn init(region: &impl Region) -> Result<usize, AttachError> {
     // SAFETY: forwarded from our caller.
     unsafe { init_with(region, WakeMode::Fenced) }
