@@ -13,10 +13,12 @@ use crate::sync::Ordering;
 /// [`RawRegion`], or a reference or `Arc` to one.
 ///
 /// The trait is sealed and its public face is the length only. Byte and
-/// word access is private to this crate, so the only code that reads or
-/// writes a region's bytes is the rings' own protocol code: safe code
-/// outside the crate cannot race two byte copies, reset a ring's side words
-/// or forge a commit word. Neither can it implement the trait:
+/// word access is private to this crate, so safe code outside it cannot
+/// race two byte copies, reset a ring's side words or forge a commit word.
+/// (The one safe door is [`RawRegion::atomic_word`], for regions that hold
+/// no ring; whoever made the `RawRegion` promised, in `unsafe`
+/// [`RawRegion::new`], that no ring's words are written that way.) Nor can
+/// it implement the trait:
 ///
 /// ```compile_fail
 /// struct Mine;
@@ -64,9 +66,9 @@ pub(crate) mod sealed {
     use crate::sync::AtomicU64;
 
     /// Proof that the caller is this crate: only the crate can make one, so
-    /// the sealed methods that take it cannot be called from outside, not
-    /// even through a generic `R: Region` bound (which brings a supertrait's
-    /// methods into scope). A zero-sized value: passing it costs nothing.
+    /// the sealed methods that take it cannot run on behalf of code outside
+    /// (not even through a generic `R: Region` bound, which brings a
+    /// supertrait's methods into scope). Zero-sized: passing it costs nothing.
     pub struct Token(pub(crate) ());
 
     /// The byte access behind [`Region`](super::Region). Reached inside
