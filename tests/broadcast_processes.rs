@@ -46,7 +46,8 @@ fn reliable_log_two_producer_processes_two_consumers_one_order() {
     const N: u64 = 50_000;
     let (seg, layout) = create_segment(&[log_region_len(1 << 16)]);
     let region = region(&seg, &layout, 0);
-    broadcast::init(&region, Mode::Reliable, 4, 4, 0x5eed_1234_abcd_0001).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { broadcast::init(&region, Mode::Reliable, 4, 4, 0x5eed_1234_abcd_0001) }.unwrap();
     let mut consumers = [broadcast::Consumer::attach(&region).unwrap(), broadcast::Consumer::attach(&region).unwrap()];
     let children: Vec<_> =
         (0..PRODUCERS).map(|_| spawn_child("bcast_producer_child", &seg, &[("N", N.to_string())])).collect();
@@ -104,7 +105,8 @@ fn lossy_log_slow_consumer_learns_what_it_missed_and_reads_nothing_torn() {
     const N: u64 = 200_000;
     let (seg, layout) = create_segment(&[log_region_len(1 << 12)]);
     let region = region(&seg, &layout, 0);
-    broadcast::init(&region, Mode::Lossy, 4, 4, 0x5eed_1234_abcd_0002).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { broadcast::init(&region, Mode::Lossy, 4, 4, 0x5eed_1234_abcd_0002) }.unwrap();
     let mut rx = broadcast::Consumer::attach(&region).unwrap();
     let mut child = spawn_child("bcast_producer_child", &seg, &[("N", N.to_string())]);
     let (mut laps, mut missed_bytes, mut delivered, mut missed_frames) = (0u64, 0u64, 0u64, 0u64);

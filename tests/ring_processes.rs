@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use ringflow_core::{notify, wait_until, Deadline, PeerWatch, WaitOutcome};
-use ringflow_ring::{mpsc, spsc, ClaimError, ReadError, Region, WakeMode};
+use ringflow_ring::{mpsc, spsc, ClaimError, ReadError, WakeMode};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -59,7 +59,8 @@ fn spsc_two_processes_two_million_frames(mode: &str) {
     const N: u64 = 2_000_000;
     let (seg, layout) = create_segment(&[spsc::region_len(1 << 16)]);
     let region = region(&seg, &layout, 0);
-    spsc::init_with(&region, wake_mode(mode)).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { spsc::init_with(&region, wake_mode(mode)) }.unwrap();
     let mut rx = spsc::Consumer::attach(&region).unwrap();
     let mut child = spawn_child("spsc_producer_child", &seg, &[("N", N.to_string()), ("MODE", mode.to_string())]);
     let mut want = Vec::new();
@@ -127,7 +128,8 @@ fn spsc_killed_producer_every_committed_frame_arrives() {
     let (seg, layout) = create_segment(&[spsc::region_len(1 << 14), 4096]);
     let region = region(&seg, &layout, 0);
     let progress = common::region(&seg, &layout, 1);
-    spsc::init(&region).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { spsc::init(&region) }.unwrap();
     let mut rx = spsc::Consumer::attach(&region).unwrap();
     let mut child = spawn_child("spsc_endless_producer_child", &seg, &[]);
     let watch = PeerWatch::open(child.id()).unwrap();
@@ -156,7 +158,7 @@ fn spsc_killed_producer_every_committed_frame_arrives() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(watch.is_gone().unwrap(), "the consumer learns the producer is gone");
-    let committed = progress.word(0).load(Ordering::Acquire);
+    let committed = progress.atomic_word(0).load(Ordering::Acquire);
     read(&mut rx, &mut next, &mut want);
     // The count is bumped just after each commit: the ring may hold one more.
     assert!(next == committed || next == committed + 1, "read {next}, producer had committed {committed}");
@@ -176,7 +178,7 @@ fn spsc_endless_producer_child() {
         loop {
             match tx.try_send(&buf) {
                 Ok(wake) => {
-                    progress.word(0).store(seq + 1, Ordering::Release);
+                    progress.atomic_word(0).store(seq + 1, Ordering::Release);
                     notify(tx.data_wait(), wake).unwrap();
                     break;
                 }
@@ -200,7 +202,8 @@ fn mpsc_two_producer_processes_each_in_order() {
     const N: u64 = 300_000;
     let (seg, layout) = create_segment(&[mpsc::region_len(1 << 16)]);
     let region = region(&seg, &layout, 0);
-    mpsc::init_with(&region, wake_mode("membarrier")).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { mpsc::init_with(&region, wake_mode("membarrier")) }.unwrap();
     let mut rx = mpsc::Consumer::attach(&region).unwrap();
     let children: Vec<_> = (0..2).map(|_| spawn_child("mpsc_producer_child", &seg, &[("N", N.to_string())])).collect();
     let mut next = std::collections::HashMap::<u16, u64>::new();
@@ -262,14 +265,15 @@ fn mpsc_producer_killed_inside_a_claim_is_unblocked() {
     let (seg, layout) = create_segment(&[mpsc::region_len(1 << 12), 4096]);
     let region = region(&seg, &layout, 0);
     let flag = common::region(&seg, &layout, 1);
-    mpsc::init(&region).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { mpsc::init(&region) }.unwrap();
     let mut rx = mpsc::Consumer::attach(&region).unwrap();
     let mut child = spawn_child("mpsc_claim_and_hang_child", &seg, &[]);
     let watch = PeerWatch::open(child.id()).unwrap();
     // Wait (parked, with a deadline) until the child holds its claim.
     let held = wait_until(
         || rx.data_wait(),
-        || flag.word(0).load(Ordering::Acquire) == 1,
+        || flag.atomic_word(0).load(Ordering::Acquire) == 1,
         SPIN,
         Deadline::after(Duration::from_secs(60)),
     );
@@ -298,7 +302,7 @@ fn mpsc_claim_and_hang_child() {
     let parent_futex = tx.data_wait().futex_word();
     let mut claim = tx.try_claim(64).unwrap();
     claim.payload_mut().fill(0xee);
-    flag.word(0).store(1, Ordering::Release);
+    flag.atomic_word(0).store(1, Ordering::Release);
     // The parent waits on the consumer's data futex; wake it.
     // SAFETY: the futex word lives in the segment, mapped for this process's life.
     unsafe { ringflow_core::futex::wake(parent_futex, u32::MAX) }.unwrap();

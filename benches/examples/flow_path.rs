@@ -40,7 +40,9 @@ fn main() {
     }
     // The bare ring, for comparison: claim + copy + commit, read + release.
     let region = std::sync::Arc::new(ringflow_ring::HeapRegion::new(ringflow_ring::spsc::region_len(64 << 10)));
-    ringflow_ring::spsc::init_with(&*region, ringflow_core::membarrier::preferred_wake_mode()).expect("init");
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { ringflow_ring::spsc::init_with(&*region, ringflow_core::membarrier::preferred_wake_mode()) }
+        .expect("init");
     let mut tx = ringflow_ring::spsc::Producer::attach(region.clone()).expect("tx");
     let mut rx = ringflow_ring::spsc::Consumer::attach(region).expect("rx");
     let start = Instant::now();

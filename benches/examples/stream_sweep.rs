@@ -22,7 +22,8 @@ fn pin(id: usize) -> bool {
 /// Streams MESSAGES 64-byte messages; returns msgs/s.
 fn stream(capacity: usize, batch: usize, mode: WakeMode) -> Result<f64, String> {
     let region = Arc::new(HeapRegion::new(spsc::region_len(capacity)));
-    spsc::init_with(&*region, mode).map_err(|e| e.to_string())?;
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { spsc::init_with(&*region, mode) }.map_err(|e| e.to_string())?;
     let mut tx = Producer::attach(region.clone()).map_err(|e| e.to_string())?;
     let mut rx = Consumer::attach(region).map_err(|e| e.to_string())?;
     let producer = std::thread::spawn(move || {

@@ -21,7 +21,9 @@ fn ring<M: RingMemory>(memory: &M, capacity: usize) -> Result<Ends<M>, BenchErro
     let (a, b) = memory.region_pair(spsc::region_len(capacity))?;
     // The mode the library will use: membarrier where this process can
     // register for it (publishers then skip their SeqCst fence), else fenced.
-    spsc::init_with(&a, ringflow_core::membarrier::preferred_wake_mode())?;
+    // SAFETY: `region_pair` maps or allocates new memory each call, and no
+    // side is attached yet.
+    unsafe { spsc::init_with(&a, ringflow_core::membarrier::preferred_wake_mode()) }?;
     Ok((Producer::attach(a)?, Consumer::attach(b)?))
 }
 

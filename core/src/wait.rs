@@ -189,7 +189,8 @@ mod tests {
     #[test]
     fn the_alarm_word_wakes_a_sleeper_whatever_the_shared_words_say() {
         let region = Arc::new(HeapRegion::new(spsc::region_len(64)));
-        spsc::init(&*region).unwrap();
+        // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+        unsafe { spsc::init(&*region) }.unwrap();
         let rx = Consumer::attach(region).unwrap();
         let alarm = Arc::new(AtomicU32::new(0));
         let waker = {

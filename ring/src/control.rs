@@ -2,6 +2,7 @@
 //! wait points, validated before any ring trusts them.
 
 use crate::error::AttachError;
+use crate::region::Access;
 use crate::region::Region;
 use crate::sync::Ordering;
 use crate::wake::WaitPoint;

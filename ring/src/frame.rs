@@ -22,6 +22,8 @@ pub const KIND_PAD: u8 = 2;
 /// Space claimed by a producer that has not committed yet (MPSC only).
 pub const KIND_CLAIMED: u8 = 3;
 
+use crate::region::Access;
+
 /// The decoded commit word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameWord {

@@ -13,7 +13,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use crate::frame::{FrameWord, KIND_CLAIMED, KIND_DATA, KIND_PAD};
-use crate::{broadcast, mpsc, pool, spsc, ClaimError, HeapRegion, ReadError, Region, WakeMode};
+use crate::region::Access;
+use crate::{broadcast, mpsc, pool, spsc, ClaimError, HeapRegion, ReadError, WakeMode};
 
 /// Runs `f` on its own thread and fails if it does not return within a
 /// generous deadline (a hang guard, not a timing assertion) or panics.
@@ -47,7 +48,8 @@ const SPSC_CAP: usize = 256;
 
 fn spsc_ring() -> (Arc<HeapRegion>, spsc::Producer<Arc<HeapRegion>>, spsc::Consumer<Arc<HeapRegion>>) {
     let region = Arc::new(HeapRegion::new(spsc::region_len(SPSC_CAP)));
-    spsc::init(&*region).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { spsc::init(&*region) }.unwrap();
     let tx = spsc::Producer::attach(region.clone()).unwrap();
     let rx = spsc::Consumer::attach(region.clone()).unwrap();
     (region, tx, rx)
@@ -198,7 +200,8 @@ const MPSC_CAP: usize = 256;
 
 fn mpsc_ring() -> (Arc<HeapRegion>, mpsc::Consumer<Arc<HeapRegion>>) {
     let region = Arc::new(HeapRegion::new(mpsc::region_len(MPSC_CAP)));
-    mpsc::init(&*region).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { mpsc::init(&*region) }.unwrap();
     let rx = mpsc::Consumer::attach(region.clone()).unwrap();
     (region, rx)
 }
@@ -339,7 +342,8 @@ const BC_CAP: usize = 256;
 
 fn bc_log() -> (Arc<HeapRegion>, broadcast::Consumer<Arc<HeapRegion>>, usize, u64) {
     let region = Arc::new(HeapRegion::new(broadcast::region_len(BC_CAP, 2, 2)));
-    broadcast::init(&*region, broadcast::Mode::Reliable, 2, 2, 0x1234_5678).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { broadcast::init(&*region, broadcast::Mode::Reliable, 2, 2, 0x1234_5678) }.unwrap();
     let rx = broadcast::Consumer::attach(region.clone()).unwrap();
     let salt = region.word(broadcast::OFF_SALT).load(Relaxed);
     (region, rx, broadcast::control_len(2, 2), salt)
@@ -414,7 +418,8 @@ fn pool_consumer_position_out_of_range_is_corrupt_for_the_producer() {
     for (what, head) in [("ahead of the allocation", 4096u64), ("u64::MAX", u64::MAX)] {
         let r = watchdog(what, move || {
             let region = Arc::new(HeapRegion::new(pool::region_len(1024)));
-            pool::init(&*region, WakeMode::Fenced).unwrap();
+            // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+            unsafe { pool::init(&*region, WakeMode::Fenced) }.unwrap();
             let mut tx = pool::Producer::attach(region.clone()).unwrap();
             let _rx = pool::Consumer::attach(region.clone()).unwrap();
             for _ in 0..2 {

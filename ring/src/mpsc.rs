@@ -28,6 +28,7 @@
 use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode, CLAIM_ATTEMPTS};
 use crate::error::{AttachError, ClaimError, CommitError, Corrupt, ReadError};
 use crate::frame::{self, frame_size, FrameAt, FrameRef, FrameWord, HEADER, KIND_CLAIMED, KIND_DATA, KIND_PAD};
+use crate::region::Access;
 use crate::region::Region;
 use crate::sync::{spin_hint, Ordering};
 use crate::wake::{Notify, WaitPoint};
@@ -59,12 +60,27 @@ pub const fn max_payload(capacity: usize) -> usize {
 }
 
 /// Lays out a fresh ring over `region`, zeroing it.
-pub fn init(region: &impl Region) -> Result<usize, AttachError> {
-    init_with(region, WakeMode::Fenced)
+///
+/// # Safety
+/// No side of a ring in `region` (or in a clone of it) is attached, and
+/// nobody in this process uses the region concurrently: `init` rewrites the
+/// control words on which the sides' exclusive grants rest, so re-running it
+/// under attached sides could grant the same bytes twice. A fresh region (a
+/// new `HeapRegion`, a newly created segment) satisfies this.
+pub unsafe fn init(region: &impl Region) -> Result<usize, AttachError> {
+    // SAFETY: forwarded from our caller.
+    unsafe { init_with(region, WakeMode::Fenced) }
 }
 
 /// Lays out a fresh ring over `region` with the given wake mode.
-pub fn init_with(region: &impl Region, mode: WakeMode) -> Result<usize, AttachError> {
+///
+/// # Safety
+/// No side of a ring in `region` (or in a clone of it) is attached, and
+/// nobody in this process uses the region concurrently: `init_with` rewrites the
+/// control words on which the sides' exclusive grants rest, so re-running it
+/// under attached sides could grant the same bytes twice. A fresh region (a
+/// new `HeapRegion`, a newly created segment) satisfies this.
+pub unsafe fn init_with(region: &impl Region, mode: WakeMode) -> Result<usize, AttachError> {
     control::init(region, MAGIC, CONTROL_LEN, mode, None)
 }
 

@@ -30,7 +30,7 @@
 //! ```compile_fail
 //! # use ringflow_ring::{pool, HeapRegion, WakeMode};
 //! # let region = HeapRegion::new(pool::region_len(1024));
-//! # pool::init(&region, WakeMode::Fenced).unwrap();
+//! # unsafe { pool::init(&region, WakeMode::Fenced) }.unwrap();
 //! # let mut tx = pool::Producer::attach(&region).unwrap();
 //! let mut slot = tx.try_alloc(64).unwrap();
 //! let bytes = slot.payload_mut();
@@ -41,7 +41,7 @@
 //! ```compile_fail
 //! # use ringflow_ring::{pool, HeapRegion, WakeMode};
 //! # let region = HeapRegion::new(pool::region_len(1024));
-//! # pool::init(&region, WakeMode::Fenced).unwrap();
+//! # unsafe { pool::init(&region, WakeMode::Fenced) }.unwrap();
 //! # let mut tx = pool::Producer::attach(&region).unwrap();
 //! let mut slot = tx.try_alloc(64).unwrap();
 //! slot.commit();
@@ -51,7 +51,7 @@
 //! ```compile_fail
 //! # use ringflow_ring::{pool, HeapRegion, WakeMode};
 //! # let region = HeapRegion::new(pool::region_len(1024));
-//! # pool::init(&region, WakeMode::Fenced).unwrap();
+//! # unsafe { pool::init(&region, WakeMode::Fenced) }.unwrap();
 //! # let mut tx = pool::Producer::attach(&region).unwrap();
 //! let a = tx.try_alloc(64).unwrap();
 //! let b = tx.try_alloc(64).unwrap(); // two live tokens over the same bytes
@@ -61,7 +61,7 @@
 //! ```compile_fail
 //! # use ringflow_ring::{pool, HeapRegion, WakeMode};
 //! # let region = HeapRegion::new(pool::region_len(1024));
-//! # pool::init(&region, WakeMode::Fenced).unwrap();
+//! # unsafe { pool::init(&region, WakeMode::Fenced) }.unwrap();
 //! # let mut rx = pool::Consumer::attach(&region).unwrap();
 //! let slot = rx.validate(0, 64).unwrap();
 //! let token = rx.read(slot).unwrap();
@@ -74,7 +74,7 @@
 //! ```compile_fail
 //! # use ringflow_ring::{pool, HeapRegion, WakeMode};
 //! # let region = HeapRegion::new(pool::region_len(1024));
-//! # pool::init(&region, WakeMode::Fenced).unwrap();
+//! # unsafe { pool::init(&region, WakeMode::Fenced) }.unwrap();
 //! # let mut rx = pool::Consumer::attach(&region).unwrap();
 //! let slot = rx.validate(0, 64).unwrap();
 //! let token = rx.read(slot).unwrap();
@@ -87,7 +87,7 @@
 //! ```
 //! # use ringflow_ring::{pool, HeapRegion, WakeMode};
 //! # let region = HeapRegion::new(pool::region_len(1024));
-//! # pool::init(&region, WakeMode::Fenced).unwrap();
+//! # unsafe { pool::init(&region, WakeMode::Fenced) }.unwrap();
 //! # let mut tx = pool::Producer::attach(&region).unwrap();
 //! # let mut rx = pool::Consumer::attach(&region).unwrap();
 //! let mut slot = tx.try_alloc(64).unwrap();
@@ -103,6 +103,7 @@
 
 use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
 use crate::error::{AttachError, ClaimError, Corrupt};
+use crate::region::Access;
 use crate::region::Region;
 use crate::sync::Ordering;
 use crate::wake::{Notify, WaitPoint};
@@ -140,7 +141,14 @@ const fn rounded(len: usize) -> u64 {
 
 /// Lays out a fresh arena over `region`. Only the control area is zeroed:
 /// the arena's bytes are never interpreted.
-pub fn init(region: &impl Region, mode: WakeMode) -> Result<usize, AttachError> {
+///
+/// # Safety
+/// No side of the arena in `region` (or in a clone of it) is attached, and
+/// nobody in this process uses the region concurrently: `init` rewrites the
+/// control words on which the sides' exclusive grants rest, so re-running it
+/// under attached sides could grant the same bytes twice. A fresh region (a
+/// new `HeapRegion`, a newly created segment) satisfies this.
+pub unsafe fn init(region: &impl Region, mode: WakeMode) -> Result<usize, AttachError> {
     control::init(region, MAGIC, CONTROL_LEN, mode, Some(0))
 }
 

@@ -9,15 +9,50 @@ use crate::sync::AtomicU64;
 #[cfg(loom)]
 use crate::sync::Ordering;
 
-/// A byte region usable by the rings.
+/// A byte region usable by the rings: ring's own [`HeapRegion`] and
+/// [`RawRegion`], or a reference or `Arc` to one.
 ///
-/// # Safety
-/// Implementors guarantee that `len()` is a multiple of 8, that the memory
-/// stays mapped and valid for as long as the region value lives, that every
-/// 8-byte aligned word at offset `off < len()` may be accessed as an
-/// `AtomicU64` through [`Region::word`], and that `base()` (outside loom)
-/// points to the first of `len()` bytes, 8-byte aligned.
-pub unsafe trait Region {
+/// The trait is sealed and its public face is the length only. Byte and
+/// word access is private to this crate, so safe code outside it cannot
+/// race two byte copies, reset a ring's side words or forge a commit word.
+/// (The one safe door is [`RawRegion::atomic_word`], for regions that hold
+/// no ring; whoever made the `RawRegion` promised, in `unsafe`
+/// [`RawRegion::new`], that no ring's words are written that way.) Nor can
+/// it implement the trait:
+///
+/// ```compile_fail
+/// struct Mine;
+/// impl ringflow_ring::Region for Mine {
+///     fn len(&self) -> usize { 0 }
+/// }
+/// ```
+///
+/// ```compile_fail
+/// use ringflow_ring::{HeapRegion, Region};
+/// let region = HeapRegion::new(64);
+/// region.write(0, &[1, 2, 3]);
+/// ```
+///
+/// ```compile_fail
+/// use ringflow_ring::{HeapRegion, Region};
+/// let region = HeapRegion::new(64);
+/// region.word(0).store(0, std::sync::atomic::Ordering::Relaxed);
+/// ```
+///
+/// ```compile_fail
+/// use ringflow_ring::{HeapRegion, Region};
+/// let region = HeapRegion::new(64);
+/// region.zero(0, 64);
+/// ```
+///
+/// Generic code gets no further through the bound than concrete code:
+///
+/// ```compile_fail
+/// fn scribble<R: ringflow_ring::Region>(region: &R) {
+///     region.word(0);
+/// }
+/// ```
+pub trait Region: sealed::Sealed {
     /// Length in bytes, a multiple of 8.
     fn len(&self) -> usize;
 
@@ -25,35 +60,87 @@ pub unsafe trait Region {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
 
+pub(crate) mod sealed {
+    use crate::sync::AtomicU64;
+
+    /// Proof that the caller is this crate: only the crate can make one, so
+    /// the sealed methods that take it cannot run on behalf of code outside
+    /// (not even through a generic `R: Region` bound, which brings a
+    /// supertrait's methods into scope). Zero-sized: passing it costs nothing.
+    pub struct Token(pub(crate) ());
+
+    /// The byte access behind [`Region`](super::Region). Reached inside
+    /// the crate through [`Access`](super::Access).
+    ///
+    /// # Safety
+    /// Implementors guarantee that `len()` is a multiple of 8, that the
+    /// memory stays mapped and valid for as long as the region value lives,
+    /// that every 8-byte aligned word at offset `off < len()` may be
+    /// accessed as an `AtomicU64` through `sealed_word`, and that
+    /// `sealed_base()` (outside loom) points to the first of `len()` bytes,
+    /// 8-byte aligned.
+    pub unsafe trait Sealed {
+        fn sealed_word(&self, off: usize, _: Token) -> &AtomicU64;
+        fn sealed_write(&self, off: usize, src: &[u8], _: Token);
+        fn sealed_read(&self, off: usize, dst: &mut [u8], _: Token);
+        fn sealed_zero(&self, off: usize, len: usize, _: Token);
+        fn sealed_prefetch(&self, off: usize, _: Token);
+        #[cfg(not(loom))]
+        fn sealed_base(&self, _: Token) -> *mut u8;
+    }
+}
+
+use sealed::{Sealed, Token};
+
+/// Byte and word access to a region, for this crate's rings only.
+pub(crate) trait Access: Region {
     /// The atomic word at byte offset `off` (8-aligned, `off + 8 <= len`).
     /// Panics on a misaligned or out-of-bounds offset: that is a ring bug,
     /// because rings validate every offset they derive from shared data.
-    fn word(&self, off: usize) -> &AtomicU64;
+    #[inline]
+    fn word(&self, off: usize) -> &AtomicU64 {
+        self.sealed_word(off, Token(()))
+    }
 
     /// Copies `src` into the region at `off`. Panics if the range
     /// does not fit.
-    fn write(&self, off: usize, src: &[u8]);
+    #[inline]
+    fn write(&self, off: usize, src: &[u8]) {
+        self.sealed_write(off, src, Token(()))
+    }
 
     /// Copies bytes at `off` into `dst`. Panics if the range does
     /// not fit.
-    fn read(&self, off: usize, dst: &mut [u8]);
+    #[inline]
+    fn read(&self, off: usize, dst: &mut [u8]) {
+        self.sealed_read(off, dst, Token(()))
+    }
 
     /// Zeroes `len` bytes at `off` (both multiples of 8).
-    fn zero(&self, off: usize, len: usize);
+    #[inline]
+    fn zero(&self, off: usize, len: usize) {
+        self.sealed_zero(off, len, Token(()))
+    }
 
     /// Hints that the cache line holding `off` will be read soon. Never
     /// faults and has no visible effect; a no-op where unsupported.
     #[inline]
     fn prefetch(&self, off: usize) {
-        let _ = off;
+        self.sealed_prefetch(off, Token(()))
     }
 
     /// The first byte of the region, for zero-copy access (not under loom,
     /// whose atomics are not plain memory).
     #[cfg(not(loom))]
-    fn base(&self) -> *mut u8;
+    #[inline]
+    fn base(&self) -> *mut u8 {
+        self.sealed_base(Token(()))
+    }
 }
+
+impl<R: Region + ?Sized> Access for R {}
 
 #[inline]
 fn check_range(region_len: usize, off: usize, len: usize) {
@@ -95,47 +182,66 @@ impl HeapRegion {
         let words = (0..len.div_ceil(8)).map(|_| AtomicU64::new(0)).collect();
         HeapRegion { words }
     }
+
+    /// The atomic word at byte offset `off`, for tests that play a hostile
+    /// or buggy peer scribbling over a ring's control words or frames.
+    /// Panics on a misaligned or out-of-bounds offset.
+    ///
+    /// # Safety
+    /// A store through the word may break a ring's invariants (reset a side
+    /// word, forge a commit word), and the rings' exclusive grants
+    /// (`Claim::payload_mut`, `WriteSlot::payload_mut`) rest on them. The
+    /// caller promises that nothing it writes can let two sides in this
+    /// process hold access to the same bytes at once: it writes only what a
+    /// hostile peer could write, while the sides it attacks hold no borrow
+    /// of payload bytes the write re-grants.
+    #[doc(hidden)]
+    pub unsafe fn scribble_word(&self, off: usize) -> &AtomicU64 {
+        self.word(off)
+    }
 }
 
-// SAFETY: `words` is a live boxed slice of AtomicU64 for as long as the
-// HeapRegion lives; its length in bytes is a multiple of 8; `word` hands out
-// references to its elements; `base` points at its first element, which is
-// 8-byte aligned because AtomicU64 is.
-unsafe impl Region for HeapRegion {
+impl Region for HeapRegion {
     fn len(&self) -> usize {
         self.words.len() * 8
     }
+}
 
+// SAFETY: `words` is a live boxed slice of AtomicU64 for as long as the
+// HeapRegion lives; its length in bytes is a multiple of 8; `sealed_word`
+// hands out references to its elements; `sealed_base` points at its first
+// element, which is 8-byte aligned because AtomicU64 is.
+unsafe impl Sealed for HeapRegion {
     #[inline]
-    fn word(&self, off: usize) -> &AtomicU64 {
+    fn sealed_word(&self, off: usize, _: Token) -> &AtomicU64 {
         check_word(off);
         &self.words[off / 8]
     }
 
     #[cfg(not(loom))]
-    fn write(&self, off: usize, src: &[u8]) {
+    fn sealed_write(&self, off: usize, src: &[u8], _: Token) {
         check_range(self.len(), off, src.len());
         // The bytes live in AtomicU64 cells (UnsafeCell), so writing through
         // a pointer derived from a shared reference is permitted.
         // SAFETY: range checked inside the region; `src` is a separate borrow
         // and cannot overlap it.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base().add(off), src.len()) }
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.sealed_base(Token(())).add(off), src.len()) }
     }
 
     #[cfg(not(loom))]
-    fn read(&self, off: usize, dst: &mut [u8]) {
+    fn sealed_read(&self, off: usize, dst: &mut [u8], _: Token) {
         check_range(self.len(), off, dst.len());
         // SAFETY: the range was checked to lie inside the region; `dst` is an
         // exclusive borrow and so cannot overlap it.
-        unsafe { std::ptr::copy_nonoverlapping(self.base().add(off), dst.as_mut_ptr(), dst.len()) }
+        unsafe { std::ptr::copy_nonoverlapping(self.sealed_base(Token(())).add(off), dst.as_mut_ptr(), dst.len()) }
     }
 
     #[cfg(not(loom))]
-    fn zero(&self, off: usize, len: usize) {
+    fn sealed_zero(&self, off: usize, len: usize, _: Token) {
         check_range(self.len(), off, len);
         // SAFETY: the range was checked to lie inside the region, whose
         // bytes are AtomicU64 cells and so may be written through `base`.
-        unsafe { std::ptr::write_bytes(self.base().add(off), 0, len) }
+        unsafe { std::ptr::write_bytes(self.sealed_base(Token(())).add(off), 0, len) }
     }
 
     // Under loom every byte lives in a model-checked atomic, written and read
@@ -143,7 +249,7 @@ unsafe impl Region for HeapRegion {
     // right happens-before edge may see stale words, and the model's content
     // checks catch it.
     #[cfg(loom)]
-    fn write(&self, off: usize, src: &[u8]) {
+    fn sealed_write(&self, off: usize, src: &[u8], _: Token) {
         check_range(self.len(), off, src.len());
         for (i, &b) in src.iter().enumerate() {
             let w = &self.words[(off + i) / 8];
@@ -154,7 +260,7 @@ unsafe impl Region for HeapRegion {
     }
 
     #[cfg(loom)]
-    fn read(&self, off: usize, dst: &mut [u8]) {
+    fn sealed_read(&self, off: usize, dst: &mut [u8], _: Token) {
         check_range(self.len(), off, dst.len());
         for (i, b) in dst.iter_mut().enumerate() {
             *b = self.words[(off + i) / 8].load(Ordering::Relaxed).to_le_bytes()[(off + i) % 8];
@@ -162,7 +268,7 @@ unsafe impl Region for HeapRegion {
     }
 
     #[cfg(loom)]
-    fn zero(&self, off: usize, len: usize) {
+    fn sealed_zero(&self, off: usize, len: usize, _: Token) {
         check_range(self.len(), off, len);
         for w in &self.words[off / 8..(off + len) / 8] {
             w.store(0, Ordering::Relaxed);
@@ -170,14 +276,20 @@ unsafe impl Region for HeapRegion {
     }
 
     #[cfg(not(loom))]
-    fn base(&self) -> *mut u8 {
+    fn sealed_base(&self, _: Token) -> *mut u8 {
         self.words.as_ptr() as *mut u8
     }
 
     #[cfg(not(loom))]
     #[inline]
-    fn prefetch(&self, off: usize) {
-        prefetch_at(self.base(), self.len(), off)
+    fn sealed_prefetch(&self, off: usize, _: Token) {
+        prefetch_at(self.sealed_base(Token(())), self.len(), off)
+    }
+
+    #[cfg(loom)]
+    #[inline]
+    fn sealed_prefetch(&self, off: usize, _: Token) {
+        let _ = off;
     }
 }
 
@@ -214,34 +326,84 @@ impl RawRegion {
     /// # Safety
     /// `base` must be 8-byte aligned and valid for reads and writes of `len`
     /// bytes for as long as the returned region, its clones, and every ring
-    /// built on them live, and nothing may access those bytes except through atomics or
-    /// through rings built on this region (other processes included).
+    /// built on them live. In this process, nothing may access those bytes
+    /// except through atomics or through rings built on this region, and
+    /// nothing may write a ring's control words or frames except that ring's
+    /// own sides: the rings' exclusive grants (`Claim::payload_mut`,
+    /// `WriteSlot::payload_mut`) rest on the invariants those words carry.
+    /// (Another process that maps the memory may write anything: the rings
+    /// treat what they read as untrusted, see the crate docs.)
     pub unsafe fn new(base: std::ptr::NonNull<u8>, len: usize) -> Self {
         debug_assert_eq!(base.as_ptr() as usize % 8, 0);
         RawRegion { base, len: len & !7 }
     }
+
+    /// The atomic word at byte offset `off` (8-aligned, inside the region),
+    /// for a region that holds plain atomic words and no ring (a flow's
+    /// state area). Panics on a misaligned or out-of-bounds offset.
+    ///
+    /// Safe because an atomic access cannot race; but a store into a region
+    /// that holds a ring would break the promise made to [`RawRegion::new`],
+    /// so use it only on regions no ring is built on.
+    #[inline]
+    pub fn atomic_word(&self, off: usize) -> &AtomicU64 {
+        self.word(off)
+    }
+
+    /// Zeroes `len` bytes at `off` (both multiples of 8), to lay out a
+    /// region before anyone uses it. Panics if the range does not fit.
+    ///
+    /// # Safety
+    /// No one in this process uses the range concurrently: no ring built on
+    /// the region has a side attached, and no reference from
+    /// [`RawRegion::atomic_word`] into the range is in use by another thread.
+    pub unsafe fn zero_fill(&self, off: usize, len: usize) {
+        self.zero(off, len)
+    }
+
+    /// The atomic word at byte offset `off`, for tests that play a hostile
+    /// or buggy peer scribbling over a ring's control words or frames.
+    /// Panics on a misaligned or out-of-bounds offset.
+    ///
+    /// # Safety
+    /// A store through the word may break a ring's invariants (reset a side
+    /// word, forge a commit word), and the rings' exclusive grants rest on
+    /// them. The caller promises that nothing it writes can let two sides in
+    /// this process hold access to the same bytes at once: it writes only
+    /// what a peer in another process could write, to sides whose payload
+    /// borrows the write cannot re-grant.
+    #[doc(hidden)]
+    pub unsafe fn scribble_word(&self, off: usize) -> &AtomicU64 {
+        self.word(off)
+    }
 }
 
-// SAFETY: the memory is valid shared memory accessed only through atomics and
-// ring protocols (the contract of `RawRegion::new`), so it may be used from
-// any thread.
+// SAFETY: a RawRegion is a pointer and a length. Every access to the bytes
+// goes through this crate: whole words through atomics (which cannot race),
+// byte copies and payload slices only where a ring protocol grants a range
+// to one side at a time. Those grants hold because no code in this process
+// writes a ring's control words except the ring's own sides (the contract
+// of `RawRegion::new`, and the byte access is private to this crate), so
+// the region may move to and be shared with any thread.
 #[cfg(not(loom))]
 unsafe impl Send for RawRegion {}
-// SAFETY: as for Send: all concurrent access goes through atomics or through
-// ranges a ring protocol hands to one side at a time.
+// SAFETY: as for Send.
 #[cfg(not(loom))]
 unsafe impl Sync for RawRegion {}
+
+#[cfg(not(loom))]
+impl Region for RawRegion {
+    fn len(&self) -> usize {
+        self.len
+    }
+}
 
 // SAFETY: `new`'s contract gives validity, alignment and lifetime; len was
 // rounded down to a multiple of 8.
 #[cfg(not(loom))]
-unsafe impl Region for RawRegion {
-    fn len(&self) -> usize {
-        self.len
-    }
-
+unsafe impl Sealed for RawRegion {
     #[inline]
-    fn word(&self, off: usize) -> &AtomicU64 {
+    fn sealed_word(&self, off: usize, _: Token) -> &AtomicU64 {
         check_word(off);
         check_range(self.len, off, 8);
         // SAFETY: the word lies inside the region and is 8-byte aligned
@@ -250,95 +412,101 @@ unsafe impl Region for RawRegion {
         unsafe { &*(self.base.as_ptr().add(off) as *const AtomicU64) }
     }
 
-    fn write(&self, off: usize, src: &[u8]) {
+    fn sealed_write(&self, off: usize, src: &[u8], _: Token) {
         check_range(self.len, off, src.len());
         // SAFETY: the range lies inside the region (checked); `src` is a
         // separate borrow and cannot overlap memory the region owns.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(off), src.len()) }
     }
 
-    fn read(&self, off: usize, dst: &mut [u8]) {
+    fn sealed_read(&self, off: usize, dst: &mut [u8], _: Token) {
         check_range(self.len, off, dst.len());
         // SAFETY: the range lies inside the region (checked); `dst` is an
         // exclusive borrow and cannot overlap it.
         unsafe { std::ptr::copy_nonoverlapping(self.base.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) }
     }
 
-    fn zero(&self, off: usize, len: usize) {
+    fn sealed_zero(&self, off: usize, len: usize, _: Token) {
         check_range(self.len, off, len);
         // SAFETY: the range lies inside the region (checked).
         unsafe { std::ptr::write_bytes(self.base.as_ptr().add(off), 0, len) }
     }
 
-    fn base(&self) -> *mut u8 {
+    fn sealed_base(&self, _: Token) -> *mut u8 {
         self.base.as_ptr()
     }
 
     #[inline]
-    fn prefetch(&self, off: usize) {
+    fn sealed_prefetch(&self, off: usize, _: Token) {
         prefetch_at(self.base.as_ptr(), self.len, off)
     }
 }
 
 // SAFETY: forwards to the borrowed region, which upholds the contract and
 // outlives the borrow.
-unsafe impl<R: Region + ?Sized> Region for &R {
-    fn len(&self) -> usize {
-        (**self).len()
+unsafe impl<R: Region + ?Sized> Sealed for &R {
+    #[inline]
+    fn sealed_word(&self, off: usize, t: Token) -> &AtomicU64 {
+        (**self).sealed_word(off, t)
     }
     #[inline]
-    fn word(&self, off: usize) -> &AtomicU64 {
-        (**self).word(off)
+    fn sealed_write(&self, off: usize, src: &[u8], t: Token) {
+        (**self).sealed_write(off, src, t)
     }
     #[inline]
-    fn write(&self, off: usize, src: &[u8]) {
-        (**self).write(off, src)
+    fn sealed_read(&self, off: usize, dst: &mut [u8], t: Token) {
+        (**self).sealed_read(off, dst, t)
+    }
+    fn sealed_zero(&self, off: usize, len: usize, t: Token) {
+        (**self).sealed_zero(off, len, t)
     }
     #[inline]
-    fn read(&self, off: usize, dst: &mut [u8]) {
-        (**self).read(off, dst)
-    }
-    fn zero(&self, off: usize, len: usize) {
-        (**self).zero(off, len)
-    }
-    #[inline]
-    fn prefetch(&self, off: usize) {
-        (**self).prefetch(off)
+    fn sealed_prefetch(&self, off: usize, t: Token) {
+        (**self).sealed_prefetch(off, t)
     }
     #[cfg(not(loom))]
     #[inline]
-    fn base(&self) -> *mut u8 {
-        (**self).base()
+    fn sealed_base(&self, t: Token) -> *mut u8 {
+        (**self).sealed_base(t)
+    }
+}
+
+impl<R: Region + ?Sized> Region for &R {
+    fn len(&self) -> usize {
+        (**self).len()
     }
 }
 
 // SAFETY: forwards to the shared region, which upholds the contract.
-unsafe impl<R: Region + ?Sized> Region for std::sync::Arc<R> {
-    fn len(&self) -> usize {
-        (**self).len()
+unsafe impl<R: Region + ?Sized> Sealed for std::sync::Arc<R> {
+    #[inline]
+    fn sealed_word(&self, off: usize, t: Token) -> &AtomicU64 {
+        (**self).sealed_word(off, t)
     }
     #[inline]
-    fn word(&self, off: usize) -> &AtomicU64 {
-        (**self).word(off)
+    fn sealed_write(&self, off: usize, src: &[u8], t: Token) {
+        (**self).sealed_write(off, src, t)
     }
     #[inline]
-    fn write(&self, off: usize, src: &[u8]) {
-        (**self).write(off, src)
+    fn sealed_read(&self, off: usize, dst: &mut [u8], t: Token) {
+        (**self).sealed_read(off, dst, t)
+    }
+    fn sealed_zero(&self, off: usize, len: usize, t: Token) {
+        (**self).sealed_zero(off, len, t)
     }
     #[inline]
-    fn read(&self, off: usize, dst: &mut [u8]) {
-        (**self).read(off, dst)
-    }
-    fn zero(&self, off: usize, len: usize) {
-        (**self).zero(off, len)
-    }
-    #[inline]
-    fn prefetch(&self, off: usize) {
-        (**self).prefetch(off)
+    fn sealed_prefetch(&self, off: usize, t: Token) {
+        (**self).sealed_prefetch(off, t)
     }
     #[cfg(not(loom))]
     #[inline]
-    fn base(&self) -> *mut u8 {
-        (**self).base()
+    fn sealed_base(&self, t: Token) -> *mut u8 {
+        (**self).sealed_base(t)
+    }
+}
+
+impl<R: Region + ?Sized> Region for std::sync::Arc<R> {
+    fn len(&self) -> usize {
+        (**self).len()
     }
 }

@@ -9,7 +9,8 @@ use crate::{pool, spsc, HeapRegion, WakeMode};
 
 fn ring(cap: usize) -> (Arc<HeapRegion>, spsc::Producer<Arc<HeapRegion>>, spsc::Consumer<Arc<HeapRegion>>) {
     let region = Arc::new(HeapRegion::new(spsc::region_len(cap)));
-    spsc::init(&*region).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { spsc::init(&*region) }.unwrap();
     let tx = spsc::Producer::attach(region.clone()).unwrap();
     let rx = spsc::Consumer::attach(region.clone()).unwrap();
     (region, tx, rx)
@@ -100,7 +101,7 @@ fn spsc_stale_and_past_padding_peeks() {
 #[test]
 fn spsc_a_commit_word_rewritten_after_the_peek_changes_nothing() {
     use crate::frame::{FrameWord, KIND_DATA};
-    use crate::Region;
+    use crate::region::Access;
     use std::sync::atomic::Ordering::Relaxed;
     let (region, mut tx, mut rx) = ring(256);
     let _ = tx.try_send(&[5; 40]).unwrap();
@@ -116,7 +117,8 @@ fn spsc_a_commit_word_rewritten_after_the_peek_changes_nothing() {
 
 fn pool_pair(cap: usize) -> (pool::Producer<Arc<HeapRegion>>, pool::Consumer<Arc<HeapRegion>>) {
     let region = Arc::new(HeapRegion::new(pool::region_len(cap)));
-    pool::init(&*region, WakeMode::Fenced).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { pool::init(&*region, WakeMode::Fenced) }.unwrap();
     (pool::Producer::attach(region.clone()).unwrap(), pool::Consumer::attach(region).unwrap())
 }
 
@@ -148,7 +150,7 @@ fn pool_a_slot_still_being_written_does_not_open() {
 /// with none. (A peer can write the consumer's side word at will.)
 #[test]
 fn spsc_a_full_ring_with_a_closed_consumer_is_closed_not_full() {
-    use crate::{ClaimError, Region};
+    use crate::{region::Access, ClaimError};
     use std::sync::atomic::Ordering::Relaxed;
     let (region, mut tx, _rx) = ring(256);
     while tx.try_send(&[1; 40]).is_ok() {}
@@ -162,10 +164,11 @@ fn spsc_a_full_ring_with_a_closed_consumer_is_closed_not_full() {
 
 #[test]
 fn pool_a_full_arena_with_a_closed_consumer_is_closed_not_full() {
-    use crate::{ClaimError, Region};
+    use crate::{region::Access, ClaimError};
     use std::sync::atomic::Ordering::Relaxed;
     let region = Arc::new(HeapRegion::new(pool::region_len(1024)));
-    pool::init(&*region, WakeMode::Fenced).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { pool::init(&*region, WakeMode::Fenced) }.unwrap();
     let mut tx = pool::Producer::attach(region.clone()).unwrap();
     let _rx = pool::Consumer::attach(region.clone()).unwrap();
     while let Ok(s) = tx.try_alloc(256) {
@@ -242,17 +245,19 @@ proptest::proptest! {
 /// at a misaligned offset, where the region panics. (Found by writing 3.)
 #[test]
 fn a_misaligned_start_position_is_refused_at_attach() {
-    use crate::Region;
+    use crate::region::Access;
     use std::sync::atomic::Ordering::Relaxed;
     let region = Arc::new(HeapRegion::new(spsc::region_len(256)));
-    spsc::init(&*region).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { spsc::init(&*region) }.unwrap();
     region.word(spsc::OFF_HEAD).store(3, Relaxed);
     let tx = spsc::Producer::attach(region.clone());
     assert!(tx.is_err(), "a producer attached at position 3");
     let rx = spsc::Consumer::attach(region.clone());
     assert!(rx.is_err(), "a consumer attached at position 3");
     let region = Arc::new(HeapRegion::new(crate::mpsc::region_len(256)));
-    crate::mpsc::init(&*region).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { crate::mpsc::init(&*region) }.unwrap();
     region.word(crate::mpsc::OFF_HEAD).store(5, Relaxed);
     assert!(crate::mpsc::Consumer::attach(region.clone()).is_err());
 }
@@ -261,10 +266,11 @@ fn a_misaligned_start_position_is_refused_at_attach() {
 /// it as a frame position and panicked on the misaligned commit word.
 #[test]
 fn mpsc_a_misaligned_tail_is_corrupt_not_a_panic() {
-    use crate::{mpsc, ClaimError, Region};
+    use crate::{mpsc, region::Access, ClaimError};
     use std::sync::atomic::Ordering::Relaxed;
     let region = Arc::new(HeapRegion::new(mpsc::region_len(256)));
-    mpsc::init(&*region).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { mpsc::init(&*region) }.unwrap();
     let _rx = mpsc::Consumer::attach(region.clone()).unwrap();
     let mut tx = mpsc::Producer::attach(region.clone()).unwrap();
     region.word(mpsc::OFF_TAIL).store(12, Relaxed);

@@ -250,7 +250,8 @@ fn death_wakes_a_set_through_the_process_death_word() {
 /// A ring of 64 bytes in a loom heap region, both sides attached.
 fn ring() -> (Producer<std::sync::Arc<HeapRegion>>, Consumer<std::sync::Arc<HeapRegion>>) {
     let region = std::sync::Arc::new(HeapRegion::new(spsc::region_len(64)));
-    spsc::init(&*region).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { spsc::init(&*region) }.unwrap();
     (Producer::attach(region.clone()).unwrap(), Consumer::attach(region).unwrap())
 }
 

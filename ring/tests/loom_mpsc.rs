@@ -14,7 +14,7 @@
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use ringflow_ring::mpsc::{self, Consumer, Producer, SendError};
-use ringflow_ring::{ClaimError, CommitError, HeapRegion, ReadError, Region};
+use ringflow_ring::{ClaimError, CommitError, HeapRegion, ReadError};
 use std::sync::Arc;
 
 fn run(counts: [u8; 2], len: usize) {
@@ -23,7 +23,8 @@ fn run(counts: [u8; 2], len: usize) {
     builder.max_branches = 20_000;
     builder.check(move || {
         let region = Arc::new(HeapRegion::new(mpsc::region_len(64)));
-        mpsc::init(&*region).unwrap();
+        // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+        unsafe { mpsc::init(&*region) }.unwrap();
         let mut rx = Consumer::attach(region.clone()).unwrap();
         let producers: Vec<_> = counts
             .iter()
@@ -132,7 +133,8 @@ fn a_revoked_commit_writes_nothing() {
         // 64 bytes, 24-byte frames: A's claim at 0, B1 at 24, B2 wraps to
         // A's old space once the consumer has released past it.
         let region = Arc::new(HeapRegion::new(mpsc::region_len(64)));
-        mpsc::init(&*region).unwrap();
+        // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+        unsafe { mpsc::init(&*region) }.unwrap();
         let mut rx = Consumer::attach(region.clone()).unwrap();
         let mut b = Producer::attach(region.clone()).unwrap();
         let mut a = Producer::attach(region.clone()).unwrap();
@@ -184,10 +186,13 @@ fn unblock_pads_a_dead_claim_while_a_live_producer_sends() {
     builder.max_branches = 20_000;
     builder.check(|| {
         let region = Arc::new(HeapRegion::new(mpsc::region_len(64)));
-        mpsc::init(&*region).unwrap();
+        // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+        unsafe { mpsc::init(&*region) }.unwrap();
         let mut rx = Consumer::attach(region.clone()).unwrap();
         // A producer won 16 bytes of tail and died before its CLAIMED mark.
-        region.word(128).fetch_add(16, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: plays a producer that died after winning the tail: a
+        // write a peer could make; no claim or payload borrow is live yet.
+        unsafe { region.scribble_word(128) }.fetch_add(16, std::sync::atomic::Ordering::Relaxed);
         let mut b = Producer::attach(region.clone()).unwrap();
         let first_sent = Arc::new(AtomicBool::new(false));
         let sent = first_sent.clone();

@@ -24,9 +24,11 @@ fn run(lens: &'static [usize]) {
     builder.max_branches = 100_000;
     builder.check(move || {
         let ring = Arc::new(HeapRegion::new(spsc::region_len(128)));
-        spsc::init(&*ring).unwrap();
+        // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+        unsafe { spsc::init(&*ring) }.unwrap();
         let arena = Arc::new(HeapRegion::new(pool::region_len(256)));
-        pool::init(&*arena, WakeMode::Fenced).unwrap();
+        // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+        unsafe { pool::init(&*arena, WakeMode::Fenced) }.unwrap();
         let (mut desc_tx, mut desc_rx) = (Producer::attach(ring.clone()).unwrap(), Consumer::attach(ring).unwrap());
         let (mut pool_tx, mut pool_rx) =
             (pool::Producer::attach(arena.clone()).unwrap(), pool::Consumer::attach(arena).unwrap());

@@ -35,7 +35,8 @@ fn run(lens: &'static [usize], send: Sending, read_batches: bool) {
 fn run_with(cap: usize, window: Option<usize>, lens: &'static [usize], send: Sending, read_batches: bool) {
     loom::model(move || {
         let region = Arc::new(HeapRegion::new(spsc::region_len(cap)));
-        spsc::init(&*region).unwrap();
+        // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+        unsafe { spsc::init(&*region) }.unwrap();
         let mut tx = Producer::attach(region.clone()).unwrap();
         if let Some(w) = window {
             tx.set_window(w);
@@ -184,7 +185,8 @@ fn read_batch_sees_whatever_try_read_would() {
     // a frame before the tail covers it. read_batch must not call that Empty.
     loom::model(|| {
         let region = Arc::new(HeapRegion::new(spsc::region_len(64)));
-        spsc::init(&*region).unwrap();
+        // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+        unsafe { spsc::init(&*region) }.unwrap();
         let mut tx = Producer::attach(region.clone()).unwrap();
         let mut rx = Consumer::attach(region).unwrap();
         let producer = thread::spawn(move || {

@@ -15,7 +15,8 @@ use std::sync::Arc;
 fn no_lost_wakeup() {
     loom::model(|| {
         let region = Arc::new(HeapRegion::new(spsc::region_len(64)));
-        spsc::init(&*region).unwrap();
+        // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+        unsafe { spsc::init(&*region) }.unwrap();
         let mut tx = Producer::attach(region.clone()).unwrap();
         let mut rx = Consumer::attach(region).unwrap();
         let producer = thread::spawn(move || {

@@ -3,12 +3,13 @@
 #![cfg(not(loom))]
 
 use ringflow_ring::mpsc::{self, Consumer, Producer, Unblocked};
-use ringflow_ring::{ClaimError, CommitError, HeapRegion, ReadError, Region};
+use ringflow_ring::{ClaimError, CommitError, HeapRegion, ReadError};
 use std::sync::Arc;
 
 fn ring(cap: usize) -> (Arc<HeapRegion>, Consumer<Arc<HeapRegion>>) {
     let region = Arc::new(HeapRegion::new(mpsc::region_len(cap)));
-    mpsc::init(&*region).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { mpsc::init(&*region) }.unwrap();
     let rx = Consumer::attach(region.clone()).unwrap();
     (region, rx)
 }
@@ -113,7 +114,9 @@ fn unblock_pads_a_claim_that_never_got_its_mark() {
     // A producer that died between winning the tail and writing its CLAIMED
     // mark leaves zeros; simulate it by advancing the tail by hand.
     let (region, mut rx) = ring(1024);
-    let tail = region.word(128).fetch_add(48, std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: plays a producer that died after winning the tail: a
+    // write a peer could make; no claim or payload borrow is live.
+    let tail = unsafe { region.scribble_word(128) }.fetch_add(48, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(tail, 0);
     let mut live = Producer::attach(region.clone()).unwrap();
     let _ = live.try_send(b"later").unwrap();
@@ -164,7 +167,9 @@ fn scribbled_ring_errors_without_panicking() {
             rng ^= rng << 17;
             let off =
                 if round % 9 == 0 { rng as usize % mpsc::CONTROL_LEN } else { mpsc::CONTROL_LEN + rng as usize % 512 };
-            region.word(off & !7).store(rng, std::sync::atomic::Ordering::Relaxed);
+            // SAFETY: plays a hostile peer; one thread, and no payload
+            // borrow is live while it scribbles, and no second side attaches.
+            unsafe { region.scribble_word(off & !7) }.store(rng, std::sync::atomic::Ordering::Relaxed);
         }
         for _ in 0..20 {
             match rx.try_read() {

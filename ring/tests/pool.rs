@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 fn pool(cap: usize) -> (Producer<Arc<HeapRegion>>, Consumer<Arc<HeapRegion>>) {
     let region = Arc::new(HeapRegion::new(pool::region_len(cap)));
-    pool::init(&*region, WakeMode::Fenced).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { pool::init(&*region, WakeMode::Fenced) }.unwrap();
     (Producer::attach(region.clone()).unwrap(), Consumer::attach(region).unwrap())
 }
 

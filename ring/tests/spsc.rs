@@ -5,13 +5,14 @@
 
 use proptest::prelude::*;
 use ringflow_ring::spsc::{self, Consumer, Producer};
-use ringflow_ring::{ClaimError, HeapRegion, ReadError, Region};
+use ringflow_ring::{ClaimError, HeapRegion, ReadError};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 fn ring(cap: usize) -> (Producer<Arc<HeapRegion>>, Consumer<Arc<HeapRegion>>) {
     let region = Arc::new(HeapRegion::new(spsc::region_len(cap)));
-    spsc::init(&*region).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { spsc::init(&*region) }.unwrap();
     (Producer::attach(region.clone()).unwrap(), Consumer::attach(region).unwrap())
 }
 
@@ -54,8 +55,13 @@ fn init_needs_only_the_first_commit_word_zeroed() {
     let cap = 512;
     let region = Arc::new(HeapRegion::new(spsc::region_len(cap)));
     let garbage: Vec<u8> = (0..spsc::region_len(cap)).map(|i| (i * 37 + 11) as u8 | 1).collect();
-    region.write(0, &garbage);
-    spsc::init(&*region).unwrap();
+    for (i, w) in garbage.chunks_exact(8).enumerate() {
+        // SAFETY: the ring is not laid out yet and no side is attached.
+        unsafe { region.scribble_word(i * 8) }
+            .store(u64::from_le_bytes(w.try_into().unwrap()), std::sync::atomic::Ordering::Relaxed);
+    }
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { spsc::init(&*region) }.unwrap();
     let (mut tx, mut rx) = (Producer::attach(region.clone()).unwrap(), Consumer::attach(region).unwrap());
     assert!(matches!(rx.try_read(), Err(ReadError::Empty)));
     let mut next_rx = 0u64;
@@ -264,7 +270,8 @@ fn consumer_close_is_seen_by_the_producer() {
 #[test]
 fn sides_attach_once() {
     let region = Arc::new(HeapRegion::new(spsc::region_len(256)));
-    spsc::init(&*region).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { spsc::init(&*region) }.unwrap();
     let _tx = Producer::attach(region.clone()).unwrap();
     assert!(Producer::attach(region.clone()).is_err());
     assert!(Consumer::attach(region.clone()).is_ok());
@@ -274,9 +281,13 @@ fn sides_attach_once() {
 fn bad_regions_are_refused() {
     let region = HeapRegion::new(spsc::region_len(256));
     assert!(Producer::attach(&region).is_err(), "uninitialised");
-    assert!(spsc::init(&HeapRegion::new(spsc::region_len(100))).is_err(), "not a power of two");
-    spsc::init(&region).unwrap();
-    region.word(8).store(1 << 20, std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    assert!(unsafe { spsc::init(&HeapRegion::new(spsc::region_len(100))) }.is_err(), "not a power of two");
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    unsafe { spsc::init(&region) }.unwrap();
+    // SAFETY: the ring is laid out but no side is attached, so no
+    // grant rests on the capacity word; attach must refuse it.
+    unsafe { region.scribble_word(8) }.store(1 << 20, std::sync::atomic::Ordering::Relaxed);
     assert!(Consumer::attach(&region).is_err(), "capacity beyond the region");
 }
 
@@ -332,7 +343,8 @@ fn scribbled_ring_errors_without_panicking() {
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     for round in 0..200 {
         let region = Arc::new(HeapRegion::new(spsc::region_len(512)));
-        spsc::init(&*region).unwrap();
+        // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+        unsafe { spsc::init(&*region) }.unwrap();
         let mut tx = Producer::attach(region.clone()).unwrap();
         let mut rx = Consumer::attach(region.clone()).unwrap();
         for i in 0..(round % 7) {
@@ -344,7 +356,9 @@ fn scribbled_ring_errors_without_panicking() {
             rng ^= rng << 17;
             let off = (spsc::CONTROL_LEN + (rng as usize % 512)) & !7;
             let off = if round % 10 == 0 { (rng as usize % spsc::CONTROL_LEN) & !7 } else { off };
-            region.word(off).store(rng, std::sync::atomic::Ordering::Relaxed);
+            // SAFETY: plays a hostile peer; one thread, and no payload
+            // borrow is live while it scribbles, and no second side attaches.
+            unsafe { region.scribble_word(off) }.store(rng, std::sync::atomic::Ordering::Relaxed);
         }
         for i in 0..20 {
             // Both read paths: read_batch also trusts (only as a hint) the

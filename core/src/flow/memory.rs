@@ -209,12 +209,19 @@ impl FlowMemory {
         {
             let region = region?;
             match kind {
-                REGION_STATE => region.zero(0, region.len()),
+                // SAFETY: `write_header` refuses a segment that already has a
+                // header, and we own the segment: no region of it exists
+                // anywhere else in this process yet, so nothing uses the range.
+                REGION_STATE => unsafe { region.zero_fill(0, region.len()) },
                 k if REGION_INLINE.contains(&k) => {
-                    spsc::init_with(&region, mode)?;
+                    // SAFETY: as for the state area: the segment is fresh and
+                    // ours, so no side of this ring exists yet.
+                    unsafe { spsc::init_with(&region, mode) }?;
                 }
                 k if REGION_BULK.contains(&k) => {
-                    pool::init(&region, mode)?;
+                    // SAFETY: as for the state area: the segment is fresh and
+                    // ours, so no side of this arena exists yet.
+                    unsafe { pool::init(&region, mode) }?;
                 }
                 _ => return Err(FlowSetupError::Geometry),
             }
@@ -328,34 +335,34 @@ impl FlowMemory {
     /// The readiness arm word `role` sets when it waits for data through its
     /// readiness fd.
     pub fn rx_armed(&self, role: Role) -> &AtomicU64 {
-        self.regions.state.word(STATE_ARMED[1 - role.tx()])
+        self.regions.state.atomic_word(STATE_ARMED[1 - role.tx()])
     }
 
     /// The readiness arm word of the peer's receiving direction, which
     /// `role` checks after publishing.
     pub fn tx_armed(&self, role: Role) -> &AtomicU64 {
-        self.regions.state.word(STATE_ARMED[role.tx()])
+        self.regions.state.atomic_word(STATE_ARMED[role.tx()])
     }
 
     /// The count of messages `role` has consumed, which it keeps current.
     pub fn rx_consumed(&self, role: Role) -> &AtomicU64 {
-        self.regions.state.word(STATE_CONSUMED[1 - role.tx()])
+        self.regions.state.atomic_word(STATE_CONSUMED[1 - role.tx()])
     }
 
     /// The count of our messages the peer has consumed (as it says: a
     /// figure for reports, never trusted for memory).
     pub fn tx_consumed(&self, role: Role) -> &AtomicU64 {
-        self.regions.state.word(STATE_CONSUMED[role.tx()])
+        self.regions.state.atomic_word(STATE_CONSUMED[role.tx()])
     }
 
     /// Messages lost before they reached us, as our peer (an engine) reports.
     pub fn rx_lost(&self, role: Role) -> &AtomicU64 {
-        self.regions.state.word(STATE_LOST[1 - role.tx()])
+        self.regions.state.atomic_word(STATE_LOST[1 - role.tx()])
     }
 
     /// Where we report messages lost on their way to our peer.
     pub fn tx_lost(&self, role: Role) -> &AtomicU64 {
-        self.regions.state.word(STATE_LOST[role.tx()])
+        self.regions.state.atomic_word(STATE_LOST[role.tx()])
     }
 }
 

@@ -6,6 +6,7 @@ use super::{
 };
 use crate::error::{AttachError, ReadError};
 use crate::frame::{FrameWord, KIND_PAD};
+use crate::region::Access;
 use crate::region::Region;
 use crate::sync::{fence, spin_hint, Ordering};
 use crate::wake::{Notify, WaitPoint};

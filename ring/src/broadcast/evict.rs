@@ -6,6 +6,7 @@ use super::{
 };
 use crate::error::{AttachError, Corrupt};
 use crate::frame::{FrameWord, KIND_PAD};
+use crate::region::Access;
 use crate::region::Region;
 use crate::sync::Ordering;
 use crate::wake::Notify;

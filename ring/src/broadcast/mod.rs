@@ -66,6 +66,7 @@
 
 use crate::error::{AttachError, Corrupt};
 use crate::frame::{align8, FrameWord, KIND_DATA, KIND_PAD};
+use crate::region::Access;
 use crate::region::Region;
 use crate::sync::Ordering;
 use crate::wake::WaitPoint;
@@ -181,7 +182,14 @@ const fn frame_bytes(len: usize) -> usize {
 /// Lays out a fresh log over `region`, zeroing it. The data capacity is what
 /// the slots leave of the region and must be a power of two. `salt` should
 /// be random (its top bit is forced on); returns the capacity.
-pub fn init(
+///
+/// # Safety
+/// No side of the log in `region` (or in a clone of it) is attached, and
+/// nobody in this process uses the region concurrently: `init` rewrites the
+/// control words on which the sides' exclusive grants rest, so re-running it
+/// under attached sides could grant the same bytes twice. A fresh region (a
+/// new `HeapRegion`, a newly created segment) satisfies this.
+pub unsafe fn init(
     region: &impl Region,
     mode: Mode,
     max_consumers: usize,

@@ -8,6 +8,7 @@ use super::{
 use crate::control::CLAIM_ATTEMPTS;
 use crate::error::{AttachError, ClaimError};
 use crate::frame::{FrameWord, KIND_DATA, KIND_PAD};
+use crate::region::Access;
 use crate::region::Region;
 use crate::sync::{fence, Ordering};
 use crate::wake::{Notify, WaitPoint};

@@ -10,7 +10,8 @@ const SALT: u64 = 0x5eed_1234_abcd_0042;
 
 fn log(mode: Mode, capacity: usize, consumers: usize, producers: usize) -> Arc<HeapRegion> {
     let region = Arc::new(HeapRegion::new(region_len(capacity, consumers, producers)));
-    assert_eq!(init(&*region, mode, consumers, producers, SALT), Ok(capacity));
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+    assert_eq!(unsafe { init(&*region, mode, consumers, producers, SALT) }, Ok(capacity));
     region
 }
 
@@ -186,8 +187,11 @@ fn dead_producer_hole_is_padded_by_eviction() {
 fn attach_validates_and_slots_run_out() {
     let region = Arc::new(HeapRegion::new(region_len(256, 1, 1)));
     assert!(matches!(Consumer::attach(region.clone()), Err(AttachError::BadMagic { .. })));
-    assert!(matches!(init(&*region, Mode::Lossy, 2, 1, 0), Err(AttachError::BadSize { .. })));
-    init(&*region, Mode::Lossy, 1, 1, 0).unwrap();
+    // SAFETY: a fresh region: no side attached, nobody else uses it yet (the
+    // refused init writes nothing).
+    assert!(matches!(unsafe { init(&*region, Mode::Lossy, 2, 1, 0) }, Err(AttachError::BadSize { .. })));
+    // SAFETY: as above.
+    unsafe { init(&*region, Mode::Lossy, 1, 1, 0) }.unwrap();
     let _rx = Consumer::attach(region.clone()).unwrap();
     assert_eq!(Consumer::attach(region.clone()).err(), Some(AttachError::Busy));
     let tx = Producer::attach(region.clone()).unwrap();

@@ -5,6 +5,7 @@ use super::layout::DATA;
 use super::producer::Producer;
 use crate::error::ClaimError;
 use crate::frame::{self, frame_size, FrameWord, HEADER, KIND_DATA};
+use crate::region::Access;
 use crate::region::Region;
 use crate::sync::Ordering;
 use crate::wake::Notify;

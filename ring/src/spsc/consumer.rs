@@ -9,6 +9,7 @@ use super::{
 use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
 use crate::error::{AttachError, Corrupt, ReadError};
 use crate::frame::{frame_size, FrameAt, FrameRef, FrameWord, HEADER, KIND_DATA, KIND_PAD};
+use crate::region::Access;
 use crate::region::Region;
 use crate::sync::Ordering;
 use crate::wake::{Notify, WaitPoint};

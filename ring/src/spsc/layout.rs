@@ -45,12 +45,34 @@ pub const fn max_payload(capacity: usize) -> usize {
 /// commit word before it publishes, so whatever else the data area holds is
 /// never read as a frame (and a fresh memfd's data pages stay untouched until
 /// frames reach them).
-pub fn init(region: &impl Region) -> Result<usize, AttachError> {
-    init_with(region, WakeMode::Fenced)
+///
+/// # Safety
+/// No side of a ring in `region` (or in a clone of it) is attached, and
+/// nobody in this process uses the region concurrently: `init` rewrites the
+/// control words on which the sides' exclusive grants rest, so re-running it
+/// under attached sides could grant the same bytes twice. A fresh region (a
+/// new `HeapRegion`, a newly created segment) satisfies this. Safe code
+/// cannot re-run it under attached sides:
+///
+/// ```compile_fail
+/// use ringflow_ring::{spsc, HeapRegion};
+/// let region = HeapRegion::new(spsc::region_len(64));
+/// spsc::init(&region).unwrap();
+/// ```
+pub unsafe fn init(region: &impl Region) -> Result<usize, AttachError> {
+    // SAFETY: forwarded from our caller.
+    unsafe { init_with(region, WakeMode::Fenced) }
 }
 
 /// Lays out a fresh ring over `region` with the given wake mode.
-pub fn init_with(region: &impl Region, mode: WakeMode) -> Result<usize, AttachError> {
+///
+/// # Safety
+/// No side of a ring in `region` (or in a clone of it) is attached, and
+/// nobody in this process uses the region concurrently: `init_with` rewrites the
+/// control words on which the sides' exclusive grants rest, so re-running it
+/// under attached sides could grant the same bytes twice. A fresh region (a
+/// new `HeapRegion`, a newly created segment) satisfies this.
+pub unsafe fn init_with(region: &impl Region, mode: WakeMode) -> Result<usize, AttachError> {
     control::init(region, MAGIC, CONTROL_LEN, mode, Some(8))
 }
 

@@ -65,7 +65,7 @@
 //! ```compile_fail
 //! # use ringflow_ring::{spsc, HeapRegion};
 //! # let region = HeapRegion::new(spsc::region_len(256));
-//! # spsc::init(&region).unwrap();
+//! # unsafe { spsc::init(&region) }.unwrap();
 //! # let mut tx = spsc::Producer::attach(&region).unwrap();
 //! let mut claim = tx.try_claim(8).unwrap();
 //! let bytes = claim.payload_mut();
@@ -76,7 +76,7 @@
 //! ```compile_fail
 //! # use ringflow_ring::{spsc, HeapRegion};
 //! # let region = HeapRegion::new(spsc::region_len(256));
-//! # spsc::init(&region).unwrap();
+//! # unsafe { spsc::init(&region) }.unwrap();
 //! # let mut tx = spsc::Producer::attach(&region).unwrap();
 //! let a = tx.try_claim(8).unwrap();
 //! let b = tx.try_claim(8).unwrap(); // two claims at once
@@ -86,7 +86,7 @@
 //! ```compile_fail
 //! # use ringflow_ring::{spsc, HeapRegion};
 //! # let region = HeapRegion::new(spsc::region_len(256));
-//! # spsc::init(&region).unwrap();
+//! # unsafe { spsc::init(&region) }.unwrap();
 //! # let mut tx = spsc::Producer::attach(&region).unwrap();
 //! let mut kept = None;
 //! let _ = tx.write_batch(2, 8, |slot| {
@@ -98,7 +98,7 @@
 //! ```compile_fail
 //! # use ringflow_ring::{spsc, HeapRegion};
 //! # let region = HeapRegion::new(spsc::region_len(256));
-//! # spsc::init(&region).unwrap();
+//! # unsafe { spsc::init(&region) }.unwrap();
 //! # let mut tx = spsc::Producer::attach(&region).unwrap();
 //! # let mut rx = spsc::Consumer::attach(&region).unwrap();
 //! # let _ = tx.try_send(b"hello").unwrap();
@@ -112,7 +112,7 @@
 //! ```compile_fail
 //! # use ringflow_ring::{spsc, HeapRegion};
 //! # let region = HeapRegion::new(spsc::region_len(256));
-//! # spsc::init(&region).unwrap();
+//! # unsafe { spsc::init(&region) }.unwrap();
 //! # let mut tx = spsc::Producer::attach(&region).unwrap();
 //! # let mut rx = spsc::Consumer::attach(&region).unwrap();
 //! # let _ = tx.try_send(b"hello").unwrap();
@@ -128,7 +128,7 @@
 //! ```
 //! # use ringflow_ring::{spsc, HeapRegion};
 //! # let region = HeapRegion::new(spsc::region_len(256));
-//! # spsc::init(&region).unwrap();
+//! # unsafe { spsc::init(&region) }.unwrap();
 //! # let mut tx = spsc::Producer::attach(&region).unwrap();
 //! # let mut rx = spsc::Consumer::attach(&region).unwrap();
 //! let mut claim = tx.try_claim(5).unwrap();

@@ -10,6 +10,7 @@ use super::layout::{
 use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
 use crate::error::{AttachError, ClaimError, Corrupt};
 use crate::frame::{frame_size, FrameWord, HEADER, KIND_DATA, KIND_PAD};
+use crate::region::Access;
 use crate::region::Region;
 use crate::sync::Ordering;
 use crate::wake::{Notify, WaitPoint};
