@@ -27,17 +27,15 @@
 //! The window (opt-in, [`Producer::set_window`]): while the consumer keeps
 //! up, the producer wraps early, a few hundred bytes into the ring (a PAD
 //! frame to the end), so one message in flight at a time cycles through a
-//! few warm cache lines instead of the whole ring: on the bench's 2-core VM
-//! a 64-byte ping-pong over 16 KiB rings took 1.9–2.0x the physical limit,
-//! over 1 KiB rings 1.1–1.6x. Each time it passes the window it reads the
+//! few warm cache lines instead of the whole ring (what that does to a
+//! ping-pong is measured in tuning.md, "Window"). Each time it passes the window it reads the
 //! consumer's position once: the consumer within one window of the last
 //! published frame (and not asleep) means wrap now, as soon as the start of
 //! the ring is free; otherwise the rest of the ring is used as usual. Within
 //! a window, not exactly caught up: a request/reply peer typically replies
 //! before it releases the request, so the position read at the pass is one
-//! frame behind, and an exact rule sent whole laps through cold lines (the
-//! exact rule measured 1.14–1.55x the limit, within a window 1.08–1.36x, in
-//! the same runs). The consumer sees nothing new: PAD frames to the end of
+//! frame behind, and an exact rule sent whole laps through cold lines
+//! (both rules are compared in tuning.md). The consumer sees nothing new: PAD frames to the end of
 //! the ring are what it always skipped. The price, and why it is not the
 //! default: until the consumer reads that padding, the producer's room is
 //! at most what it had written on that lap (at least the window), not the
