@@ -2,46 +2,14 @@
 //! and large messages, blocking and nonblocking forms) run under a counting
 //! allocator that counts this thread's allocations only.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::thread;
 
 use ringflow::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, RecvError};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; the
-// counter is a const-initialised thread-local without a destructor, so
-// touching it never allocates or re-enters the allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: the caller's contract is passed through unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: ringflow_testkit::ThreadCounting = ringflow_testkit::ThreadCounting;
 
-fn allocs() -> u64 {
-    ALLOCS.with(|c| c.get())
-}
+use ringflow_testkit::thread_allocs as allocs;
 
 #[test]
 fn send_receive_loan_and_recv_ref_allocate_nothing() {

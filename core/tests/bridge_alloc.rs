@@ -4,8 +4,6 @@
 //! duty cycle of that engine, and nothing of the far engine, the echo
 //! thread or the watcher.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,40 +15,10 @@ use ringflow_core::flow::Qos;
 use ringflow_core::remote::RemoteEngine;
 use ringflow_core::Deadline;
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; the counter
-// is a const-initialised thread-local without a destructor, so touching it
-// never allocates or re-enters the allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: the caller's contract is passed through unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: ringflow_testkit::ThreadCounting = ringflow_testkit::ThreadCounting;
 
-fn allocs() -> u64 {
-    ALLOCS.with(|c| c.get())
-}
+use ringflow_testkit::thread_allocs as allocs;
 
 /// A runtime directory removed when the test ends, passed or failed.
 struct TempDir(PathBuf);

@@ -17,6 +17,9 @@ use std::sync::OnceLock;
 
 pub use tempfile::TempDir;
 
+mod alloc;
+pub use alloc::{thread_allocs, ThreadCounting};
+
 /// The variable naming the runtime directory (`ringflow_core::control::RUNTIME_DIR_ENV`;
 /// repeated here so this crate depends on none of ringflow's).
 const RUNTIME_DIR_ENV: &str = "RINGFLOW_RUNTIME_DIR";
