@@ -29,7 +29,7 @@ fn produce(region: &RawRegion, n: u64) {
         loop {
             match tx.try_claim(buf.len()) {
                 Ok(mut claim) => {
-                    claim.payload_mut().copy_from_slice(&buf);
+                    claim.write(0, &buf);
                     claim.set_meta(checksum(&buf));
                     let _ = claim.commit();
                     break;

@@ -118,6 +118,48 @@ pub(crate) trait Access: Region {
         self.sealed_read(off, dst, Token(()))
     }
 
+    /// Copies `src` into the region at `off` through relaxed atomic stores
+    /// of the 8-byte words that cover it, for bytes a reader may copy at the
+    /// same moment (a lossy log's seqlock): the race is then between
+    /// atomics of one size, never a data race. The covering words (from
+    /// `off` rounded down to `off + len` rounded up) must lie in memory the
+    /// caller alone writes (its claimed frame: frames are 8-aligned); a word
+    /// only partly covered keeps its other bytes (load, merge, store).
+    /// Panics if a word is outside the region.
+    fn write_words(&self, off: usize, src: &[u8]) {
+        let end = off + src.len();
+        let mut w = off & !7;
+        while w < end {
+            let (lo, hi) = (w.max(off), (w + 8).min(end));
+            let word = self.word(w);
+            // SYNC: Relaxed (both); the claim owns this word, and the
+            // commit's Release (or the claim's Release fence, for a lapped
+            // reader's check) orders these stores for readers.
+            let mut bytes = if hi - lo == 8 { [0; 8] } else { word.load(crate::sync::Ordering::Relaxed).to_le_bytes() };
+            bytes[lo - w..hi - w].copy_from_slice(&src[lo - off..hi - off]);
+            word.store(u64::from_le_bytes(bytes), crate::sync::Ordering::Relaxed);
+            w += 8;
+        }
+    }
+
+    /// Copies the bytes at `off` into `dst` through relaxed atomic loads of
+    /// the 8-byte words that cover them: the reading half of
+    /// [`write_words`](Self::write_words). Panics if a word is outside the
+    /// region.
+    fn read_words(&self, off: usize, dst: &mut [u8]) {
+        let end = off + dst.len();
+        let mut w = off & !7;
+        while w < end {
+            let (lo, hi) = (w.max(off), (w + 8).min(end));
+            // SYNC: Relaxed; the reader's Acquire fence before it re-checks
+            // the tail (`Consumer::overwritten`) orders these loads: a word
+            // a later claim wrote makes that check see the claim.
+            let bytes = self.word(w).load(crate::sync::Ordering::Relaxed).to_le_bytes();
+            dst[lo - off..hi - off].copy_from_slice(&bytes[lo - w..hi - w]);
+            w += 8;
+        }
+    }
+
     /// Zeroes `len` bytes at `off` (both multiples of 8).
     #[inline]
     fn zero(&self, off: usize, len: usize) {

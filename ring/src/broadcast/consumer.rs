@@ -355,8 +355,14 @@ impl<R: Region> ReadGuard<'_, R> {
             return Err(ReadError::Empty);
         }
         let n = self.frame.len.min(dst.len());
-        self.consumer.region.read(self.frame.payload, &mut dst[..n]);
-        if self.consumer.geo.lossy() && self.consumer.overwritten(self.frame.pos) {
+        if !self.consumer.geo.lossy() {
+            self.consumer.region.read(self.frame.payload, &mut dst[..n]);
+            return Ok(n);
+        }
+        // A producer may be rewriting this frame (it lapped us): copy
+        // through atomic words, then check (a seqlock without a data race).
+        self.consumer.region.read_words(self.frame.payload, &mut dst[..n]);
+        if self.consumer.overwritten(self.frame.pos) {
             self.lost = true;
             return Err(self.consumer.jump(self.frame.pos));
         }

@@ -12,8 +12,10 @@
 //! - [`Mode::Lossy`]: producers ignore consumers. A lapped consumer learns
 //!   exactly how many bytes of log it missed ([`ReadError::Lapped`]), jumps to
 //!   the most recently committed frame and continues. Payloads are copied
-//!   out and validated after the copy (a seqlock): a frame overwritten while
-//!   it was read is never delivered.
+//!   in and out through relaxed atomic 8-byte words (no writable or readable
+//!   slice is lent: `payload_mut` and `payload` are `None`) and validated
+//!   after the copy (a seqlock whose race is between atomics, never a data
+//!   race): a frame overwritten while it was read is never delivered.
 //!
 //! A frame is a 32-byte header and its payload, 8-aligned, never straddling
 //! the end of the data area. Header words: the commit word `pos ^ salt`

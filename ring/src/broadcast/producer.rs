@@ -262,20 +262,35 @@ impl<R: Region> Claim<'_, R> {
         self.producer.id
     }
 
-    /// The payload, writable in place (zero-copy).
+    /// The payload, writable in place (zero-copy), on a reliable log.
+    /// `None` on a lossy log, whose readers may copy a frame while a
+    /// lapping producer rewrites it: there every payload byte travels
+    /// through atomic words ([`write`](Self::write)), so that race is never
+    /// a data race.
     #[cfg(not(loom))]
-    pub fn payload_mut(&mut self) -> &mut [u8] {
+    pub fn payload_mut(&mut self) -> Option<&mut [u8]> {
+        if self.producer.geo.lossy() {
+            return None;
+        }
         let off = self.payload_offset();
         // The tail CAS gave this claim the frame inside the data area; a lapped
         // lossy reader validates after copying.
         // SAFETY: no producer writes there until this claim's marker is cleared,
         // and `self` borrows the producer mutably: the only writable view.
-        unsafe { crate::frame::claimed_payload_mut(&self.producer.region, off, self.len) }
+        Some(unsafe { crate::frame::claimed_payload_mut(&self.producer.region, off, self.len) })
     }
 
-    /// Copies `bytes` into the payload at `at`. Panics if it does not fit.
+    /// Copies `bytes` into the payload at `at` (on a lossy log through
+    /// atomic words: see [`payload_mut`](Self::payload_mut)). Panics if it
+    /// does not fit.
     pub fn write(&mut self, at: usize, bytes: &[u8]) {
-        crate::frame::write_claimed(&self.producer.region, self.payload_offset(), self.len, at, bytes)
+        let (region, off) = (&self.producer.region, self.payload_offset());
+        if self.producer.geo.lossy() {
+            assert!(at.checked_add(bytes.len()).is_some_and(|end| end <= self.len), "write past the claimed payload");
+            region.write_words(off + at, bytes);
+        } else {
+            crate::frame::write_claimed(region, off, self.len, at, bytes)
+        }
     }
 
     /// Sets the metadata word (a send timestamp, for instance).

@@ -24,7 +24,7 @@ fn send(tx: &mut Producer<Arc<HeapRegion>>, bytes: &[u8], meta: u64) -> u64 {
     loop {
         match tx.try_claim(bytes.len()) {
             Ok(mut c) => {
-                c.payload_mut().copy_from_slice(bytes);
+                c.write(0, bytes);
                 c.set_meta(meta);
                 let pos = c.position();
                 let _ = c.commit();
@@ -265,5 +265,30 @@ fn scribbled_region_never_panics() {
                 let _ = Producer::attach(region.clone()).map(|mut p| p.try_send(b"x").is_ok());
             }
         }
+    }
+}
+
+/// A lossy log lends no writable slice (a lapped reader may be copying the
+/// frame), and its word-wise copies keep every byte, whatever the offsets
+/// and lengths, partial words included.
+#[test]
+fn lossy_payloads_travel_through_words_intact() {
+    let region = log(Mode::Lossy, 1024, 1, 1);
+    let mut tx = Producer::attach(region.clone()).unwrap();
+    let mut rx = Consumer::attach(region.clone()).unwrap();
+    for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 63] {
+        let bytes: Vec<u8> = (0..len).map(|k| (k * 37 + len) as u8).collect();
+        let mut claim = tx.try_claim(len).unwrap();
+        assert!(claim.payload_mut().is_none(), "no in-place writable view on a lossy log");
+        // Written in two parts at an unaligned split, as a gather would.
+        let split = len / 3;
+        claim.write(split, &bytes[split..]);
+        claim.write(0, &bytes[..split]);
+        let _ = claim.commit();
+        let mut g = rx.try_read().unwrap();
+        let mut got = vec![0xAA; len + 5];
+        assert_eq!(g.read_into(&mut got), Ok(len));
+        assert_eq!(&got[..len], &bytes[..], "len {len}");
+        assert!(got[len..].iter().all(|&b| b == 0xAA), "nothing written past the payload");
     }
 }
