@@ -23,11 +23,11 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{child_arg, is_child, spawn_flow_child, ChildProcess};
+use common::{await_file, child_arg, is_child, spawn_flow_child, within, ChildProcess, WATCHDOG};
 use ringflow::ring::frame::{FrameWord, KIND_DATA, KIND_PAD};
 use ringflow::ring::{pool, spsc, RawRegion};
 use ringflow::{
@@ -39,7 +39,6 @@ use ringflow_core::flow::{FLAG_BULK, FLAG_FDS};
 use ringflow_shm::{Layout, Segment};
 
 /// Hang guard for one victim operation (generous: a loaded CI machine).
-const WATCHDOG: Duration = Duration::from_secs(20);
 /// Setup steps (accept, a child reaching a state).
 const LONG: Duration = Duration::from_secs(30);
 const RING: usize = 16 << 10;
@@ -136,28 +135,6 @@ fn start(dir: &TempDir, name: &str, mode: &str, extra: &[(&str, String)]) -> (Fl
     let flow = l.accept_timeout(LONG).unwrap();
     assert_eq!(flow.qos().max_msg, MAX_MSG);
     (flow, child, l)
-}
-
-fn await_file(file: &Path) {
-    let end = Instant::now() + LONG;
-    while !file.exists() {
-        assert!(Instant::now() < end, "the hostile child never reached {file:?}");
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Runs `op` on another thread and fails the test if it has not returned
-/// within the watchdog's time: a hang is a failure, never a stuck run.
-fn within<T: Send + 'static>(what: &str, op: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(op());
-    });
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: no return within {WATCHDOG:?} (a hang)"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the operation panicked"),
-    }
 }
 
 /// Receive outcomes of the random runs, printed per run (what the

@@ -13,17 +13,15 @@ mod common;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{child_arg, is_child, spawn_flow_child, ChildProcess};
+use common::{await_file, child_arg, is_child, spawn_flow_child, within, ChildProcess};
 use ringflow::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, SendError};
 use ringflow_core::flow::memory::FLOW_KIND;
 use ringflow_shm::{Layout, Segment};
 
 /// Hang guard for one victim operation (generous: a loaded CI machine).
-const WATCHDOG: Duration = Duration::from_secs(20);
 /// Setup steps (accept, a child reaching a state).
 const LONG: Duration = Duration::from_secs(30);
 const RING: usize = 16 << 10;
@@ -40,28 +38,6 @@ const SIDE_CLOSED: u64 = 2;
 
 fn qos() -> Qos {
     Qos { max_msg: MAX_MSG, ring_bytes: RING, ..Qos::data() }
-}
-
-fn await_file(file: &Path) {
-    let end = Instant::now() + LONG;
-    while !file.exists() {
-        assert!(Instant::now() < end, "the hostile child never reached {file:?}");
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Runs `op` on another thread and fails the test if it has not returned
-/// within the watchdog's time.
-fn within<T: Send + 'static>(what: &str, op: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(op());
-    });
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: no return within {WATCHDOG:?} (a hang)"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the operation panicked"),
-    }
 }
 
 /// The child's second mapping of the flow's segment: (base, length) of

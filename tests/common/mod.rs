@@ -155,3 +155,26 @@ pub fn frame_payload(seq: u64, max: usize, buf: &mut Vec<u8>) {
         buf.push(x as u8);
     }
 }
+
+/// Waits until `file` exists (a child announcing a stage), failing the test
+/// after the kit's hang guard.
+pub fn await_file(file: &std::path::Path) {
+    ringflow_testkit::wait_for(&format!("the child to reach {file:?}"), || file.exists());
+}
+
+/// How long [`within`] lets an operation run before calling it a hang.
+pub const WATCHDOG: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Runs `op` on another thread and fails the test if it has not returned
+/// within [`WATCHDOG`]: a hang is a failure, never a stuck run.
+pub fn within<T: Send + 'static>(what: &str, op: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(op());
+    });
+    match rx.recv_timeout(WATCHDOG) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{what}: no return within {WATCHDOG:?} (a hang)"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the operation panicked"),
+    }
+}
