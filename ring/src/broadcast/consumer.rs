@@ -51,43 +51,81 @@ impl<R: Region> Consumer<R> {
     pub fn attach(region: R) -> Result<Self, AttachError> {
         let geo = geometry(&region)?;
         for index in 0..geo.max_consumers {
-            let slot = geo.consumer_slot(index);
-            // SYNC: AcqRel; one attacher wins the slot (pairs with the
-            // Release in `free_slot` of an earlier holder).
-            let won =
-                region.word(slot + SLOT_STATE).compare_exchange(FREE, ACTIVE, Ordering::AcqRel, Ordering::Relaxed);
-            if won.is_err() {
-                continue;
+            match take_slot(&region, &geo, index) {
+                Err(AttachError::Busy) => continue,
+                r => return r.map(|cursor| Consumer::at(region, geo, index, cursor)),
             }
-            let tail = region.word(OFF_TAIL);
-            // SYNC: Relaxed (load and store); a provisional cursor, published
-            // by the Release RMW below. Not needed for safety (a previous
-            // holder's cursor is older still, hence more conservative); it
-            // narrows the window in which producers see that old cursor.
-            region.word(slot + SLOT_CURSOR).store(tail.load(Ordering::Relaxed), Ordering::Relaxed);
-            // SYNC: Release RMW; pairs with the Acquire tail load in
-            // `Producer::refreshed_limit` (release sequence, see `try_claim`): a
-            // refresh that misses the cursor read a tail before this one.
-            let t = tail.fetch_add(0, Ordering::Release);
-            if t % 8 != 0 {
-                free_slot(&region, slot);
-                return Err(AttachError::BadGeometry { what: "log tail misaligned", value: t });
-            }
-            // SYNC: Release; pairs with the Acquire in `Producer::refreshed_limit`.
-            region.word(slot + SLOT_CURSOR).store(t, Ordering::Release);
-            let expected = vec![UNKNOWN_SEQ; geo.max_producers];
-            return Ok(Consumer {
-                region,
-                geo,
-                index,
-                slot_off: slot,
-                cursor: t,
-                published: t,
-                expected,
-                closed: false,
-            });
         }
         Err(AttachError::Busy)
+    }
+
+    /// Attaches to consumer slot `index` itself, joining at the current
+    /// tail: [`AttachError::Busy`] if the slot is taken, `BadGeometry` if
+    /// the log has no such slot. (A group's keeper takes the slot of the
+    /// member it admits, then hands it over: [`detach`](Self::detach),
+    /// [`adopt`](Self::adopt).)
+    pub fn attach_slot(region: R, index: usize) -> Result<Self, AttachError> {
+        let geo = geometry(&region)?;
+        if index >= geo.max_consumers {
+            return Err(AttachError::BadGeometry { what: "no such consumer slot", value: index as u64 });
+        }
+        take_slot(&region, &geo, index).map(|cursor| Consumer::at(region, geo, index, cursor))
+    }
+
+    fn at(region: R, geo: Geometry, index: usize, cursor: u64) -> Self {
+        let expected = vec![UNKNOWN_SEQ; geo.max_producers];
+        let slot_off = geo.consumer_slot(index);
+        Consumer { region, geo, index, slot_off, cursor, published: cursor, expected, closed: false }
+    }
+    /// Gives this side up without freeing its slot: the slot stays taken
+    /// and (reliable mode) its published cursor keeps holding producers
+    /// back, until someone [adopts](Self::adopt) or evicts it. Returns the
+    /// slot index. Frames read but not [released](Self::release) stay
+    /// unreleased.
+    pub fn detach(mut self) -> usize {
+        self.closed = true;
+        self.index
+    }
+
+    /// Takes over slot `index`, held for the caller by a side that
+    /// [detached](Self::detach) it, and starts reading at `start`: a frame
+    /// position at or after the slot's published cursor and at or before
+    /// the tail (`BadGeometry` otherwise). The new cursor is published at
+    /// once, so producers may reuse what lies before `start`.
+    ///
+    /// # Safety
+    /// The slot was detached for the caller, and no other side uses it
+    /// until this one is dropped, closed or detached: no other `Consumer`
+    /// in this process holds the slot. Two sides on one slot publish one
+    /// cursor; on a reliable log the one ahead lets producers overwrite
+    /// frames the one behind still reads in place.
+    pub unsafe fn adopt(region: R, index: usize, start: u64) -> Result<Self, AttachError> {
+        let geo = geometry(&region)?;
+        if index >= geo.max_consumers {
+            return Err(AttachError::BadGeometry { what: "no such consumer slot", value: index as u64 });
+        }
+        let slot = geo.consumer_slot(index);
+        // SYNC: Acquire; pairs with the AcqRel CAS that took the slot (and
+        // the Release in `free_slot`): a slot nobody holds is refused.
+        if region.word(slot + SLOT_STATE).load(Ordering::Acquire) != ACTIVE {
+            return Err(AttachError::BadGeometry { what: "consumer slot not held", value: index as u64 });
+        }
+        // SYNC: Relaxed; our own slot's word, written by the side that
+        // detached it (ordered by the handover that told us of it).
+        let published = region.word(slot + SLOT_CURSOR).load(Ordering::Relaxed);
+        // SYNC: Acquire; pairs with the Release claim CAS: frames below the
+        // tail we read were claimed.
+        let tail = region.word(OFF_TAIL).load(Ordering::Acquire);
+        if start % 8 != 0 || start < published || start > tail {
+            return Err(AttachError::BadGeometry {
+                what: "start outside the slot's cursor and the tail",
+                value: start,
+            });
+        }
+        // SYNC: Release; pairs with the Acquire in `Producer::refreshed_limit`.
+        region.word(slot + SLOT_CURSOR).store(start, Ordering::Release);
+        let expected = vec![UNKNOWN_SEQ; geo.max_producers];
+        Ok(Consumer { region, geo, index, slot_off: slot, cursor: start, published: start, expected, closed: false })
     }
 
     /// This consumer's slot index (for [`evict_consumer`](super::evict_consumer)).
@@ -381,4 +419,33 @@ impl<R: Region> Drop for ReadGuard<'_, R> {
             *e = self.frame.seq.wrapping_add(1);
         }
     }
+}
+
+/// Takes consumer slot `index` (FREE → ACTIVE) and publishes a cursor at
+/// the tail; returns the cursor. `Busy` if the slot is taken.
+fn take_slot<R: Region>(region: &R, geo: &Geometry, index: usize) -> Result<u64, AttachError> {
+    let slot = geo.consumer_slot(index);
+    // SYNC: AcqRel; one attacher wins the slot (pairs with the Release in
+    // `free_slot` of an earlier holder).
+    let won = region.word(slot + SLOT_STATE).compare_exchange(FREE, ACTIVE, Ordering::AcqRel, Ordering::Relaxed);
+    if won.is_err() {
+        return Err(AttachError::Busy);
+    }
+    let tail = region.word(OFF_TAIL);
+    // SYNC: Relaxed (load and store); a provisional cursor, published by the
+    // Release RMW below. Not needed for safety (a previous holder's cursor is
+    // older still, hence more conservative); it narrows the window in which
+    // producers see that old cursor.
+    region.word(slot + SLOT_CURSOR).store(tail.load(Ordering::Relaxed), Ordering::Relaxed);
+    // SYNC: Release RMW; pairs with the Acquire tail load in
+    // `Producer::refreshed_limit` (release sequence, see `try_claim`): a
+    // refresh that misses the cursor read a tail before this one.
+    let t = tail.fetch_add(0, Ordering::Release);
+    if t % 8 != 0 {
+        free_slot(region, slot);
+        return Err(AttachError::BadGeometry { what: "log tail misaligned", value: t });
+    }
+    // SYNC: Release; pairs with the Acquire in `Producer::refreshed_limit`.
+    region.word(slot + SLOT_CURSOR).store(t, Ordering::Release);
+    Ok(t)
 }

@@ -76,12 +76,14 @@ use crate::BLOCK;
 
 mod consumer;
 mod evict;
+mod inspect;
 mod producer;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
 pub use consumer::{Consumer, ReadGuard};
 pub use evict::{evict_consumer, evict_producer, EvictError, Wakes};
+pub use inspect::{consumer_cursor, producer_next_seq, tail};
 pub use producer::{Claim, Producer};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"RFBCAST1");

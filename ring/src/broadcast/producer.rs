@@ -34,20 +34,61 @@ impl<R: Region> Producer<R> {
     pub fn attach(region: R) -> Result<Self, AttachError> {
         let geo = geometry(&region)?;
         for j in 0..geo.max_producers {
-            let slot = geo.producer_slot(j);
-            // SYNC: AcqRel; one attacher wins the slot. Acquire pairs with the
-            // Release in `free_slot` of an earlier holder (its next_seq).
-            let won =
-                region.word(slot + SLOT_STATE).compare_exchange(FREE, ACTIVE, Ordering::AcqRel, Ordering::Relaxed);
-            if won.is_ok() {
-                // SYNC: Relaxed; ordered by the CAS above.
-                let seq = region.word(slot + SLOT_NEXT_SEQ).load(Ordering::Relaxed);
-                // SYNC: Release; pairs with the Acquire in `refreshed_limit`.
-                region.word(slot + SLOT_CLAIM_START).store(IDLE, Ordering::Release);
-                return Ok(Producer { region, geo, id: j as u16, slot_off: slot, seq, limit: 0, closed: false });
+            match take_slot(&region, &geo, j) {
+                Err(AttachError::Busy) => continue,
+                r => return r.map(|seq| Producer::at(region, geo, j, seq)),
             }
         }
         Err(AttachError::Busy)
+    }
+
+    /// Attaches to producer slot `j` itself: `Busy` if it is taken,
+    /// `BadGeometry` if the log has no such slot.
+    pub fn attach_slot(region: R, j: usize) -> Result<Self, AttachError> {
+        let geo = geometry(&region)?;
+        if j >= geo.max_producers {
+            return Err(AttachError::BadGeometry { what: "no such producer slot", value: j as u64 });
+        }
+        take_slot(&region, &geo, j).map(|seq| Producer::at(region, geo, j, seq))
+    }
+
+    fn at(region: R, geo: Geometry, j: usize, seq: u64) -> Self {
+        Producer { region, geo, id: j as u16, slot_off: geo.producer_slot(j), seq, limit: 0, closed: false }
+    }
+
+    /// Gives this side up without freeing its slot (no claim is open: a
+    /// claim borrows the producer), for a process to hand it to another.
+    /// Returns the slot index.
+    pub fn detach(mut self) -> usize {
+        self.closed = true;
+        self.id as usize
+    }
+
+    /// Takes over producer slot `j`, held for the caller by a side that
+    /// [detached](Self::detach) it. Its frames go on with the slot's
+    /// sequence numbers.
+    ///
+    /// # Safety
+    /// The slot was detached for the caller, and no other side uses it
+    /// until this one is dropped, closed or detached: no other `Producer`
+    /// in this process holds the slot. Two sides on one slot share one
+    /// in-flight marker, so other producers could miss a claim still being
+    /// written and overwrite it a lap later.
+    pub unsafe fn adopt(region: R, j: usize) -> Result<Self, AttachError> {
+        let geo = geometry(&region)?;
+        if j >= geo.max_producers {
+            return Err(AttachError::BadGeometry { what: "no such producer slot", value: j as u64 });
+        }
+        let slot = geo.producer_slot(j);
+        // SYNC: Acquire; pairs with the CAS that took the slot.
+        if region.word(slot + SLOT_STATE).load(Ordering::Acquire) != ACTIVE {
+            return Err(AttachError::BadGeometry { what: "producer slot not held", value: j as u64 });
+        }
+        // SYNC: Relaxed; the slot's own word, ordered by the handover.
+        let seq = region.word(slot + SLOT_NEXT_SEQ).load(Ordering::Relaxed);
+        // SYNC: Release; pairs with the Acquire in `refreshed_limit`.
+        region.word(slot + SLOT_CLAIM_START).store(IDLE, Ordering::Release);
+        Ok(Producer::at(region, geo, j, seq))
     }
 
     /// This producer's id (its slot index), carried by its frames.
@@ -212,6 +253,23 @@ impl<R: Region> Producer<R> {
             free_slot(&self.region, self.slot_off);
         }
     }
+}
+
+/// Takes producer slot `j` (FREE → ACTIVE) and clears its in-flight
+/// marker; returns the slot's next sequence number. `Busy` if taken.
+fn take_slot<R: Region>(region: &R, geo: &Geometry, j: usize) -> Result<u64, AttachError> {
+    let slot = geo.producer_slot(j);
+    // SYNC: AcqRel; one attacher wins the slot. Acquire pairs with the
+    // Release in `free_slot` of an earlier holder (its next_seq).
+    let won = region.word(slot + SLOT_STATE).compare_exchange(FREE, ACTIVE, Ordering::AcqRel, Ordering::Relaxed);
+    if won.is_err() {
+        return Err(AttachError::Busy);
+    }
+    // SYNC: Relaxed; ordered by the CAS above.
+    let seq = region.word(slot + SLOT_NEXT_SEQ).load(Ordering::Relaxed);
+    // SYNC: Release; pairs with the Acquire in `refreshed_limit`.
+    region.word(slot + SLOT_CLAIM_START).store(IDLE, Ordering::Release);
+    Ok(seq)
 }
 
 impl<R: Region> Drop for Producer<R> {

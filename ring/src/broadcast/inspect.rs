@@ -1,0 +1,46 @@
+//! Read-only views of a log for observers (a group's keeper, statistics,
+//! `ringflow stat`): the tail, a consumer's published cursor, a producer's
+//! next sequence number. Every value is what the region says now, which a
+//! peer may have written: use them for lag and loss accounting, never to
+//! grant access to bytes.
+
+use super::{geometry, ACTIVE, OFF_TAIL, SLOT_CURSOR, SLOT_NEXT_SEQ, SLOT_STATE};
+use crate::error::AttachError;
+use crate::region::Access;
+use crate::region::Region;
+use crate::sync::Ordering;
+
+/// The log's tail: the end of the last claim.
+pub fn tail(region: &impl Region) -> Result<u64, AttachError> {
+    geometry(region)?;
+    // SYNC: Acquire; pairs with the Release claim CAS (a figure, not a grant).
+    Ok(region.word(OFF_TAIL).load(Ordering::Acquire))
+}
+
+/// The published cursor of consumer slot `slot`, or `None` if the slot is
+/// not held (or does not exist).
+pub fn consumer_cursor(region: &impl Region, slot: usize) -> Result<Option<u64>, AttachError> {
+    let geo = geometry(region)?;
+    if slot >= geo.max_consumers {
+        return Ok(None);
+    }
+    let off = geo.consumer_slot(slot);
+    // SYNC: Acquire (both loads); pair with the Release stores of the slot's
+    // holder (`take_slot`, `Consumer::release`).
+    if region.word(off + SLOT_STATE).load(Ordering::Acquire) != ACTIVE {
+        return Ok(None);
+    }
+    Ok(Some(region.word(off + SLOT_CURSOR).load(Ordering::Acquire)))
+}
+
+/// The sequence number producer slot `slot` gives its next frame: how many
+/// frames the slot has committed since the log was laid out. `None` if the
+/// slot does not exist.
+pub fn producer_next_seq(region: &impl Region, slot: usize) -> Result<Option<u64>, AttachError> {
+    let geo = geometry(region)?;
+    if slot >= geo.max_producers {
+        return Ok(None);
+    }
+    // SYNC: Relaxed; a count the slot's holder stores after each commit.
+    Ok(Some(region.word(geo.producer_slot(slot) + SLOT_NEXT_SEQ).load(Ordering::Relaxed)))
+}
