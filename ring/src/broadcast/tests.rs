@@ -320,8 +320,8 @@ fn detached_slots_are_adopted_where_the_keeper_said() {
     assert_eq!(consumer_cursor(&*r, 1).unwrap(), Some(0));
     // A start behind the published cursor, past the tail or misaligned is refused.
     let t = tail(&*r).unwrap();
-    // SAFETY: slot 1 was detached above and nothing else in this test holds it.
     for bad in [t + 8, start + 4] {
+        // SAFETY: slot 1 was detached above and nothing else in this test holds it.
         assert!(matches!(unsafe { Consumer::adopt(r.clone(), 1, bad) }, Err(AttachError::BadGeometry { .. })));
     }
     // SAFETY: as above; the failed attempts created no side.
@@ -338,7 +338,7 @@ fn detached_slots_are_adopted_where_the_keeper_said() {
     assert_eq!(early.detach(), 2);
     // SAFETY: slot 2 was detached just above and nothing else holds it.
     let mut again = unsafe { Producer::adopt(r.clone(), 2) }.unwrap();
-    rx.release();
+    let _ = rx.release();
     let claim = again.try_claim(1).unwrap();
     assert_eq!(claim.seq(), seq);
     drop(claim);
