@@ -326,6 +326,12 @@ impl Keeper {
                 }
             }
             Ok(Msg::Rejoin { index, member_id, token }) => self.rejoin(conn, index, member_id, token),
+            // An outside tool (`ringflow stat`): the memory, then hang up.
+            Ok(Msg::Inspect) => {
+                let mut b = Vec::new();
+                Msg::Inspected.encode(&mut b);
+                let _ = conn.send_deadline(&b, &[self.mem.segment().fd()], crate::Deadline::Now);
+            }
             _ => {}
         }
     }
