@@ -70,6 +70,14 @@ fn members_see_joins_messages_and_leaves_in_one_order() {
     assert_eq!(next(&mut a), Owned::View(4, vec![ida, idc], vec![(idc, ChangeKind::Joined)]));
     assert_eq!(next(&mut a), Owned::View(5, vec![ida], vec![(idc, ChangeKind::Left)]));
     a.leave().expect("last leave");
+    // The last member's going removes the name's socket, lock and presence
+    // files: nothing of the group is left in the runtime directory.
+    let left: Vec<_> = std::fs::read_dir(ringflow_testkit::isolate_runtime_dir())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .filter(|n| n.to_string_lossy().starts_with("g-order"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
