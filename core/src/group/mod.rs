@@ -38,6 +38,7 @@ mod join;
 mod keeper;
 mod memory;
 mod options;
+mod presence;
 mod stats;
 mod table;
 mod view;
