@@ -52,6 +52,7 @@ pub fn stat(args: StatArgs) -> ExitCode {
             stat_group::stat_json(&mut text, &groups, &now, &rates);
         } else {
             stat_group::stat_table(&mut text, &groups, &now, &rates);
+            text.push_str(LEGEND);
         }
         let mut out = io::stdout().lock();
         if args.every.is_some() && !args.json {
@@ -289,11 +290,10 @@ fn table(dir: &Path, procs: &[ProcessStats], rates: &HashMap<Key, Vec<f64>>, ela
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "\nflows: SENT/RECEIVED messages, P50..MAX one-way latency of received messages; engines: SENT = duty \
-         cycles, RECEIVED = busy cycles, P50..MAX duty-cycle time; groups: LAG bytes of log behind the tail, \
-         P50..MAX one-way latency of received messages"
-    );
     out
 }
+
+/// The last lines of the table.
+const LEGEND: &str = "\nflows: SENT/RECEIVED messages, P50..MAX one-way latency of received messages; engines: SENT = \
+     duty cycles, RECEIVED = busy cycles, P50..MAX duty-cycle time; groups: LAG bytes of log a member has not handed \
+     back, P50..MAX one-way latency of received messages\n";
