@@ -322,7 +322,7 @@ impl GroupEnd {
         loop {
             match self.poll_event()? {
                 Polled::Ready => break,
-                Polled::Empty => {}
+                Polled::Empty => self.release_read(),
             }
             if deadline == Deadline::Now {
                 return Err(RecvError::WouldBlock);
@@ -349,6 +349,15 @@ impl GroupEnd {
             }
         }
         self.take_event()
+    }
+
+    /// Ran dry: publishes our cursor, so the frames we read become room
+    /// for senders on Block and Evict groups (and wakes one that waits).
+    fn release_read(&mut self) {
+        let n = self.rx.release();
+        if let Ok((_, space)) = ringflow_ring::broadcast::wait_points(&self.shared.mem.log) {
+            let _ = crate::wait::notify(space, n);
+        }
     }
 
     /// Reads ahead until an event is ready (queued, or a frame to deliver).
