@@ -37,6 +37,7 @@ mod join;
 mod keeper;
 mod memory;
 mod options;
+mod ready;
 mod table;
 mod view;
 mod wire;
