@@ -470,6 +470,13 @@ impl GroupEnd {
             return Ok(match q {
                 Queued::View(v) => {
                     let out = v.to_view();
+                    if self.view.id == 0 {
+                        // Our join view: count losses from each member's
+                        // first frame after it.
+                        for seat in &v.seats {
+                            self.rx.expect(seat.slot + 1, seat.next_seq);
+                        }
+                    }
                     self.view = v;
                     self.store_counters();
                     Event::View(out)

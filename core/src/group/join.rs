@@ -18,6 +18,7 @@ use super::error::JoinError;
 use super::keeper::{random_u64, Keeper};
 use super::memory::{GroupConfig, GroupMemory};
 use super::options::GroupOptions;
+use super::presence::Presence;
 use super::wire::{Msg, Refusal, MAX_LEN, VERSION};
 use crate::control::{validate_name, ConnectError, ControlConn, ControlListener, Permit, RuntimeDir};
 use crate::wait::Deadline;
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     pub slot: usize,
     pub member_id: u64,
     pub token: u64,
+    /// Our shared presence lock (see `presence.rs`), held while we are a member.
+    pub _presence: Presence,
 }
 
 /// Alarm values.
@@ -63,6 +66,11 @@ pub(crate) fn control_name(name: &str) -> Result<String, JoinError> {
     Ok(c)
 }
 
+/// Where the presence file of the group with control name `cname` lives.
+fn presence_path(dir: &RuntimeDir, cname: &str) -> std::path::PathBuf {
+    dir.path().join(format!("{cname}.members"))
+}
+
 /// The whole join, until `deadline`.
 pub(crate) fn join(name: &str, opts: &GroupOptions, deadline: Deadline) -> Result<Seated, JoinError> {
     let cname = control_name(name)?;
@@ -73,7 +81,7 @@ pub(crate) fn join(name: &str, opts: &GroupOptions, deadline: Deadline) -> Resul
     loop {
         match ControlConn::connect_deadline(&dir, &cname, deadline) {
             Ok(conn) => match ask(conn, opts, deadline) {
-                Ok((conn, grant, segment)) => return seat(name, &dir, opts, conn, grant, segment, None),
+                Ok((conn, grant, segment)) => return seat(name, &dir, opts, conn, grant, segment, None, None),
                 Err(JoinError::KeeperGone) => {}
                 Err(e) => return Err(e),
             },
@@ -109,6 +117,12 @@ fn create(
         Err(crate::control::BindError::InUse { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    let io = |op| move |source| JoinError::Io { op, source };
+    // Members alive although nobody keeps the name: one of them is taking
+    // the keeper's role over. Do not lay out a second group under its name.
+    let Some(presence) = Presence::creator(presence_path(dir, cname)).map_err(io("presence lock"))? else {
+        return Ok(None);
+    };
     let mem = Arc::new(GroupMemory::create(name, config, random_u64())?);
     let keeper = Keeper::new(mem.clone(), listener, opts.permit.clone()).map_err(|e| JoinError::Setup(e.into()))?;
     // The keeper runs on this member's agent; our own join goes through
@@ -131,7 +145,8 @@ fn create(
             return Err(e);
         }
     };
-    seat(name, dir, opts, conn, grant, None, Some((mem, stop, keeper_thread))).map(Some)
+    presence.share().map_err(io("presence lock"))?;
+    seat(name, dir, opts, conn, grant, None, Some((mem, stop, keeper_thread)), Some(presence)).map(Some)
 }
 
 /// The grant of a JOIN.
@@ -226,7 +241,13 @@ fn seat(
     grant: Grant,
     segment: Option<Segment>,
     created: Option<(Arc<GroupMemory>, OwnedFd, std::thread::JoinHandle<()>)>,
+    presence: Option<Presence>,
 ) -> Result<Seated, JoinError> {
+    let presence = match presence {
+        Some(p) => p,
+        None => Presence::member(presence_path(dir, &control_name(name)?))
+            .map_err(|source| JoinError::Io { op: "presence lock", source })?,
+    };
     let (mem, stop, keeper) = match created {
         Some((mem, stop, keeper)) => (mem, stop, Some(keeper)),
         None => {
@@ -268,6 +289,7 @@ fn seat(
         slot: grant.index,
         member_id: grant.member_id,
         token: grant.token,
+        _presence: presence,
     });
     let agent = {
         let shared = shared.clone();

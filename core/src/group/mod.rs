@@ -37,6 +37,7 @@ mod join;
 mod keeper;
 mod memory;
 mod options;
+mod presence;
 mod ready;
 mod table;
 mod view;
