@@ -322,3 +322,37 @@ fn a_block_group_carries_many_logs_worth_when_members_read() {
     drop(b);
     a.leave().expect("leave");
 }
+
+/// A member blocked in `recv` while another writes a loan sleeps until the
+/// loan is sent (it used to spin on the claimed tail until then).
+#[test]
+fn a_blocked_receive_sleeps_through_a_loan_being_written() {
+    let _serial = serial();
+    ringflow_testkit::isolate_runtime_dir();
+    let mut a = Group::join("r-loan", &opts()).expect("create");
+    let mut b = Group::join("r-loan", &opts()).expect("join");
+    assert_eq!(drain(&mut a), vec![Got::View(1), Got::View(2)]);
+    let idb = b.local_member().id;
+    let mut loan = b.loan(5).unwrap();
+    loan.write(0, b"slow!");
+    let (tell, told) = mpsc::channel();
+    thread::scope(|s| {
+        let receiver = s.spawn(|| {
+            tell.send(thread_id()).unwrap();
+            match a.recv_timeout(Duration::from_secs(60)).expect("the loan's message") {
+                Event::Message(mut m) => {
+                    let mut buf = [0u8; 5];
+                    m.read_into(&mut buf).unwrap();
+                    (m.sender().id, buf)
+                }
+                _ => panic!("not the message"),
+            }
+        });
+        // Asleep (not spinning) while the claim is open.
+        wait_until_blocked(told.recv().unwrap());
+        loan.send().unwrap();
+        assert_eq!(receiver.join().unwrap(), (idb, *b"slow!"));
+    });
+    drop(b);
+    a.leave().expect("leave");
+}

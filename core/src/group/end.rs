@@ -340,7 +340,9 @@ impl GroupEnd {
                     _ => RecvError::Left,
                 })?
                 .0;
-            let tail_now = || ringflow_ring::broadcast::tail(&shared.mem.log).unwrap_or(0) != rx.cursor();
+            // A committed frame (or a lap), not a claim still being written:
+            // a long loan elsewhere must not make this wait spin.
+            let tail_now = || ringflow_ring::broadcast::readable_at(&shared.mem.log, rx.cursor()).unwrap_or(true);
             let outcome = wait_until_with(
                 || data,
                 || tail_now() || shared.alarm.load(Ordering::Acquire) != ALARM_QUIET,
@@ -625,6 +627,10 @@ impl GroupEnd {
     /// member's watcher thread; an error says it could not (the descriptor
     /// is then left readable for good).
     pub fn ready_fd(&self) -> std::io::Result<std::os::fd::BorrowedFd<'_>> {
+        if self.left {
+            // Stopped, and left readable (a receive reports the leave).
+            return Ok(self.ready.fd());
+        }
         self.ready.start(&self.shared, self.rx.cursor(), !self.events.is_empty())
     }
 
