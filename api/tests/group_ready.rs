@@ -356,3 +356,43 @@ fn a_blocked_receive_sleeps_through_a_loan_being_written() {
     drop(b);
     a.leave().expect("leave");
 }
+
+/// No lost wake: a member that sleeps in epoll between bursts of another
+/// member's messages, arriving at every point of its arm–check–sleep
+/// cycle, receives them all, each wait ending in a wake (a lost one would
+/// leave it asleep with messages waiting, until the hang guard).
+#[test]
+fn epoll_loses_no_wake_under_a_stream_of_messages() {
+    const N: usize = 3000;
+    let _serial = serial();
+    ringflow_testkit::isolate_runtime_dir();
+    let mut a = Group::join("r-stream", &opts()).expect("create");
+    let mut b = Group::join("r-stream", &opts()).expect("join");
+    let ep = Epoll::on(a.as_raw_fd());
+    let idb = b.local_member().id;
+    let sender = thread::spawn(move || {
+        for i in 0..N {
+            b.mcast(&(i as u64).to_le_bytes()).unwrap();
+            // Vary the spacing so arrivals hit every phase.
+            for _ in 0..(i % 7) {
+                thread::yield_now();
+            }
+            drain(&mut b);
+        }
+        b
+    });
+    let mut next = 0u64;
+    while next < N as u64 {
+        assert!(ep.wait(GUARD_MS), "asleep with message {next} on its way: a lost wake");
+        for e in drain(&mut a) {
+            if let Got::Msg(from, bytes) = e {
+                assert_eq!(from, idb);
+                assert_eq!(bytes, next.to_le_bytes(), "in order, none missing");
+                next += 1;
+            }
+        }
+    }
+    let b = sender.join().unwrap();
+    drop(b);
+    a.leave().expect("leave");
+}
