@@ -25,9 +25,11 @@
 //! data word (the Dekker pair of `ringflow_ring::wake`), and a member that
 //! re-arms changes the word the watcher sleeps on. The member moves the word
 //! to ARMED (bumping a generation), the watcher moves it from that ARMED to
-//! FIRED, after its signal: so a readable descriptor always ends in FIRED
-//! (drained by the next receive that finds nothing), and a signal whose
-//! arming was replaced meanwhile is drained by the watcher itself. A frame
+//! FIRED, after its signal: a signal either ends in FIRED (drained by the
+//! member's next receive that finds nothing) or, when the member re-armed
+//! meanwhile, is drained by the watcher itself. So the descriptor can read
+//! ready for a moment after an empty receive (a spurious wake), never stay
+//! ready with nothing to receive, and never stay quiet with an event. A frame
 //! claimed but not yet committed (a loan being written) is not an event
 //! (`broadcast::readable_at`), so a long loan does not make every
 //! descriptor of the group spin.
