@@ -12,7 +12,7 @@ use std::sync::{mpsc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use ringflow_api::{Event, Flow, FlowSet, Group, GroupOptions, GroupRecvError, Interest, Qos, SetError};
+use ringflow_api::{Event, Flow, FlowSet, Group, GroupOptions, GroupRecvError, Interest, Qos, SetError, SlowMember};
 use ringflow_testkit::{thread_id, wait_for, wait_until_blocked};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -395,4 +395,44 @@ fn epoll_loses_no_wake_under_a_stream_of_messages() {
     let b = sender.join().unwrap();
     drop(b);
     a.leave().expect("leave");
+}
+
+/// An Evict group: a member in a set that stops reading is evicted while
+/// the set sleeps; the set reports it closed, its descriptor reads ready,
+/// and its receive says why.
+#[test]
+fn a_set_reports_an_evicted_member_closed() {
+    ringflow_testkit::require_futex_waitv!();
+    let _serial = serial();
+    ringflow_testkit::isolate_runtime_dir();
+    let evict = opts().slow_member(SlowMember::Evict { after: Duration::from_millis(20) });
+    let mut set = FlowSet::new();
+    let ka = set.insert_group(Group::join("r-evict", &evict).expect("create"), Interest::Writable);
+    let fd = set.get_group_mut(ka).unwrap().as_raw_fd();
+    let mut b = Group::join("r-evict", &evict).expect("join");
+    drain(&mut b);
+    // b fills the log, reading its own share; a reads nothing.
+    while b.try_mcast(&[0u8; 1024]).is_ok() {
+        drain(&mut b);
+    }
+    let mut ready = Vec::new();
+    assert!(matches!(set.try_wait(&mut ready), Err(SetError::WouldBlock)));
+    assert_eq!(set.wait_timeout(&mut ready, Duration::from_secs(60)).unwrap(), 1);
+    assert_eq!((ready[0].key, ready[0].closed), (ka, true), "{ready:?}");
+    assert!(Epoll::on(fd).wait(GUARD_MS), "an evicted member's descriptor reads ready");
+    let a = set.get_group_mut(ka).unwrap();
+    let mut evicted = false;
+    for _ in 0..10_000 {
+        match a.try_recv() {
+            Ok(_) => continue,
+            Err(GroupRecvError::Evicted) => {
+                evicted = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(evicted, "the receive says the member was evicted");
+    drop(b);
+    drop(set);
 }
