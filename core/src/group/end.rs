@@ -364,8 +364,10 @@ impl GroupEnd {
     /// for senders on Block and Evict groups (and wakes one that waits).
     fn release_read(&mut self) {
         let n = self.rx.release();
-        if let Ok((_, space)) = ringflow_ring::broadcast::wait_points(&self.shared.mem.log) {
-            let _ = crate::wait::notify(space, n);
+        if n.is_wake() {
+            if let Ok((_, space)) = ringflow_ring::broadcast::wait_points(&self.shared.mem.log) {
+                let _ = crate::wait::notify(space, n);
+            }
         }
     }
 
