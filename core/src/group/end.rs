@@ -21,6 +21,7 @@ use super::error::{JoinError, LeaveError, McastError, RecvError};
 use super::join::{self, signal, Shared, ALARM_EXPELLED, ALARM_QUIET};
 use super::options::{GroupOptions, SlowMember};
 use super::ready::{self, Readiness};
+use super::stats::Published;
 use super::table::{self, Counters};
 use super::view::{self, Member, RawView, View, FLAG_VIEW};
 use super::wire::{Msg, MAX_LEN};
@@ -104,6 +105,7 @@ impl Drop for Message<'_> {
 pub struct GroupLoan<'a> {
     claim: Claim<'a, RawRegion>,
     counters: &'a mut Counters,
+    published: &'a Published,
     data: WaitPoint<'a>,
 }
 
@@ -132,6 +134,7 @@ impl GroupLoan<'_> {
     pub fn send(mut self) -> Result<(), McastError> {
         self.claim.set_meta(crate::clock::now());
         self.counters.sent += 1;
+        self.published.sent();
         let n = self.claim.commit();
         crate::wait::notify(self.data, n).map_err(McastError::Io)
     }
@@ -164,7 +167,12 @@ pub struct GroupEnd {
     /// (producer, seq) of a frame whose loss was reported, not yet delivered.
     reported: Option<(u16, u64)>,
     counters: Counters,
-    latency: Option<Histogram<u64>>,
+    /// Our cursor when we last published it, and how far we read before
+    /// publishing it again.
+    released: u64,
+    release_every: u64,
+    /// Counters and latency in this process's stats file (`stats.rs`).
+    published: Published,
     buf: Vec<u8>,
     left: bool,
     agent: Option<std::thread::JoinHandle<()>>,
@@ -186,7 +194,13 @@ impl GroupEnd {
         let ready = Readiness::new()?;
         let s = join::join(name, opts, deadline)?;
         let config = s.shared.mem.config;
-        let latency = opts.record_latency.then(|| Histogram::new_with_bounds(1, 60_000_000_000, 3).ok()).flatten();
+        let published = Published::open(
+            s.shared.dir.path(),
+            &s.shared.name,
+            s.shared.member_id,
+            s.shared.slot,
+            opts.record_latency,
+        );
         let mut end = GroupEnd {
             rx: ManuallyDrop::new(s.rx),
             tx: ManuallyDrop::new(s.tx),
@@ -198,7 +212,9 @@ impl GroupEnd {
             events: VecDeque::new(),
             reported: None,
             counters: Counters::default(),
-            latency,
+            released: 0,
+            release_every: (config.capacity / 8) as u64,
+            published,
             buf: Vec::with_capacity(view::max_len(config.max_members)),
             left: false,
             agent: Some(s.agent),
@@ -206,6 +222,7 @@ impl GroupEnd {
             shared: s.shared,
         };
         end.me.pid = std::process::id();
+        end.released = end.rx.cursor();
         Ok(end)
     }
 
@@ -242,7 +259,7 @@ impl GroupEnd {
             received: self.counters.received,
             lost: self.counters.lost,
             lag_bytes: tail.saturating_sub(self.rx.cursor()),
-            latency: self.latency.clone(),
+            latency: self.published.latency(),
         }
     }
 
@@ -312,7 +329,7 @@ impl GroupEnd {
         }
         let data = wait_points(&self.shared.mem.log)?.0;
         match self.tx.try_claim(len) {
-            Ok(claim) => Ok(GroupLoan { claim, counters: &mut self.counters, data }),
+            Ok(claim) => Ok(GroupLoan { claim, counters: &mut self.counters, published: &self.published, data }),
             Err(ClaimError::Full) => {
                 Err(if deadline == Deadline::Now { McastError::WouldBlock } else { McastError::TimedOut })
             }
@@ -325,9 +342,19 @@ impl GroupEnd {
     /// The next event, waiting until `deadline`.
     pub fn recv(&mut self, deadline: Deadline) -> Result<Event<'_>, RecvError> {
         loop {
-            match self.poll_event()? {
+            let polled = self.poll_event()?;
+            // Publish our cursor (what we consumed is room for senders
+            // again on Block and Evict groups, and our lag as others see
+            // it) before we would wait, and every eighth of the log while
+            // we keep reading: a store and a fence per batch, not per message.
+            if matches!(polled, Polled::Empty) || self.rx.cursor().wrapping_sub(self.released) >= self.release_every {
+                self.released = self.rx.cursor();
+                let n = self.rx.release();
+                let _ = crate::wait::notify(self.rx.space_wait(), n);
+            }
+            match polled {
                 Polled::Ready => break,
-                Polled::Empty => self.release_read(),
+                Polled::Empty => {}
             }
             if deadline == Deadline::Now {
                 self.ready.arm(self.rx.cursor());
@@ -358,17 +385,6 @@ impl GroupEnd {
             }
         }
         self.take_event()
-    }
-
-    /// Ran dry: publishes our cursor, so the frames we read become room
-    /// for senders on Block and Evict groups (and wakes one that waits).
-    fn release_read(&mut self) {
-        let n = self.rx.release();
-        if n.is_wake() {
-            if let Ok((_, space)) = ringflow_ring::broadcast::wait_points(&self.shared.mem.log) {
-                let _ = crate::wait::notify(space, n);
-            }
-        }
     }
 
     /// Reads ahead until an event is ready (queued, or a frame to deliver).
@@ -445,6 +461,7 @@ impl GroupEnd {
                 std::mem::forget(guard); // keep the frame for the next call
                 self.reported = Some(key);
                 self.counters.lost += missed;
+                self.published.lost(missed);
                 self.events.push_back(Queued::Lost(missed));
                 continue;
             }
@@ -519,11 +536,7 @@ impl GroupEnd {
             .find(|s| s.slot as usize == sender_slot)
             .map(|s| s.member)
             .unwrap_or(Member { id: 0, pid: 0 });
-        if let Some(h) = self.latency.as_mut() {
-            if let Some(ns) = crate::clock::elapsed_ns(guard.meta(), crate::clock::now()) {
-                let _ = h.record(ns.max(1));
-            }
-        }
+        self.published.received(guard.meta());
         Ok(Event::Message(Message { guard, sender, entry: evict.then_some((table, slot)) }))
     }
 
