@@ -294,9 +294,9 @@ fn leaving_or_dropping_a_member_takes_its_watcher_and_descriptor_along() {
     wait_for("the descriptors to be back as they were", || open_fds() == before);
 }
 
-/// Members that read free the log for senders (their cursors are
-/// published when a receive runs dry): a Block group carries many logs'
-/// worth of messages, never stuck after the first.
+/// Members that read free the log for senders (a receive publishes its
+/// cursor before it would wait and as it reads): a Block group carries
+/// many logs' worth of messages, never stuck after the first.
 #[test]
 fn a_block_group_carries_many_logs_worth_when_members_read() {
     let _serial = serial();
