@@ -13,7 +13,7 @@
 //! subscriber may miss any message, the stop message too: once the
 //! publisher is done, a subscriber that finds nothing more stops.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Barrier;
 use std::time::Instant;
 
@@ -68,17 +68,26 @@ pub fn run_built<T: FanTx, R: FanRx>(
     let epoch = Instant::now();
     let built = Barrier::new(subscribers + 1);
     let finished = AtomicBool::new(false);
-    let (built, finished) = (&built, &finished);
+    let running = AtomicUsize::new(subscribers);
+    let (built, finished, running) = (&built, &finished, &running);
     let publish = move |w: &mut Waiter<'_>| {
         let tx = make_tx();
         // Every side passes the barrier, built or not, so that no thread
         // waits for one that failed.
         built.wait();
-        let window = publish_loop(ctx, epoch, tx?, w);
+        let mut tx = tx?;
+        let window = publish_loop(ctx, epoch, &mut tx, w)?;
         // SYNC: Release; pairs with the Acquire in `subscribe_loop`: every
         // message published is visible to a subscriber that sees this.
         finished.store(true, Ordering::Release);
-        window
+        // The transport stays open until every subscriber is done: closing
+        // it under one that lost the stop message would read as an error.
+        // SYNC: Acquire; pairs with the Release in `Running::drop`.
+        while running.load(Ordering::Acquire) > 0 {
+            w.wait()?;
+        }
+        drop(tx);
+        Ok(window)
     };
     let sinks = (0..subscribers)
         .map(|_| Sink::new(epoch).map(|s| if lossy { s.lossy() } else { s }))
@@ -88,6 +97,7 @@ pub fn run_built<T: FanTx, R: FanRx>(
         .zip(sinks)
         .map(|(make, sink)| {
             move |w: &mut Waiter<'_>| {
+                let _done = Running(running);
                 let rx = make();
                 built.wait();
                 subscribe_loop(rx?, sink, finished, w)
@@ -110,7 +120,7 @@ pub fn run_built<T: FanTx, R: FanRx>(
 fn publish_loop(
     ctx: &RunCtx,
     epoch: Instant,
-    mut tx: impl FanTx,
+    tx: &mut impl FanTx,
     w: &mut Waiter<'_>,
 ) -> Result<(u64, std::time::Duration), BenchError> {
     // Timestamps stay relative to `epoch`, shared with the sinks; the
@@ -130,6 +140,16 @@ fn publish_loop(
             let (start, from) = first.unwrap_or((end, msg.seq));
             return Ok((msg.seq - from, end.saturating_duration_since(start)));
         }
+    }
+}
+
+/// Counts a subscriber out when it ends, however it ends.
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        // SYNC: Release; pairs with the publisher's Acquire in `run_built`.
+        self.0.fetch_sub(1, Ordering::Release);
     }
 }
 

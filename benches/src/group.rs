@@ -40,17 +40,22 @@ pub fn members(opts: &GroupOptions, count: usize) -> Result<Vec<Group>, BenchErr
 
 /// Hands the payload of message `m` to `f`: in place where the group
 /// lends it, else copied into `buf` (a lapping group lends nothing).
+/// `None` when the copy was overwritten while it was made (a lapped
+/// member): the message is lost, the next receive says so.
 #[inline]
 fn with_payload<T>(
     m: &mut ringflow_api::Message<'_>,
     buf: &mut [u8],
     f: impl FnOnce(&[u8]) -> T,
-) -> Result<T, BenchError> {
+) -> Result<Option<T>, BenchError> {
     if let Some(p) = m.payload() {
-        return Ok(f(p));
+        return Ok(Some(f(p)));
     }
-    let n = m.read_into(buf).map_err(|e| err("Message::read_into", e))?;
-    Ok(f(&buf[..n]))
+    match m.read_into(buf) {
+        Ok(n) => Ok(Some(f(&buf[..n]))),
+        Err(GroupRecvError::Overwritten) => Ok(None),
+        Err(e) => Err(err("Message::read_into", e)),
+    }
 }
 
 /// One member of a ping-pong.
@@ -73,7 +78,9 @@ impl Side {
         loop {
             match self.group.try_recv() {
                 Ok(Event::Message(mut m)) if m.sender() != self.me => {
-                    return with_payload(&mut m, &mut self.buf, &mut f)
+                    if let Some(v) = with_payload(&mut m, &mut self.buf, &mut f)? {
+                        return Ok(v);
+                    }
                 }
                 Ok(_) => {}
                 Err(GroupRecvError::WouldBlock) => w.wait()?,
@@ -141,7 +148,9 @@ fn drain_own(group: &mut Group) -> Result<usize, BenchError> {
     let mut took = 0;
     loop {
         match group.try_recv() {
-            Ok(_) => took += 1,
+            // Overwritten: lapped (a lossy group), a loss the next receive
+            // reports.
+            Ok(_) | Err(GroupRecvError::Overwritten) => took += 1,
             Err(GroupRecvError::WouldBlock) => return Ok(took),
             Err(e) => return Err(err("Group::try_recv", e)),
         }
@@ -151,11 +160,10 @@ fn drain_own(group: &mut Group) -> Result<usize, BenchError> {
 /// What a publisher does while the log is full: reads its own messages if
 /// that frees room, else waits once.
 #[inline]
-fn make_room(group: &mut Group, src: &Source, bytes: &mut [u8], w: &mut Waiter<'_>) -> Result<(), BenchError> {
+fn make_room(group: &mut Group, w: &mut Waiter<'_>) -> Result<(), BenchError> {
     if drain_own(group)? == 0 {
         w.wait()?;
     }
-    src.restamp(bytes);
     Ok(())
 }
 
@@ -173,7 +181,10 @@ impl<const N: usize> FanTx for McastTx<N> {
         loop {
             match self.group.try_mcast(&bytes) {
                 Ok(()) => return Ok(()),
-                Err(McastError::WouldBlock) => make_room(&mut self.group, src, &mut bytes, w)?,
+                Err(McastError::WouldBlock) => {
+                    make_room(&mut self.group, w)?;
+                    src.restamp(&mut bytes);
+                }
                 Err(e) => return Err(err("Group::try_mcast", e)),
             }
         }
@@ -190,18 +201,26 @@ pub struct LoanTx {
 impl FanTx for LoanTx {
     #[inline]
     fn publish(&mut self, msg: Msg, src: &Source, w: &mut Waiter<'_>) -> Result<(), BenchError> {
-        let mut head = [0u8; 16];
         loop {
-            match self.group.try_loan(self.source.len()) {
+            let full = match self.group.try_loan(self.source.len()) {
                 Ok(mut loan) => {
-                    loan.write(0, &self.source);
+                    // In place where the group lends the slice (a reliable
+                    // group does), else through `write`.
+                    match loan.payload_mut() {
+                        Some(p) => p.copy_from_slice(&self.source),
+                        None => loan.write(0, &self.source),
+                    }
+                    let mut head = [0u8; 16];
                     msg.stamp(&mut head);
                     src.restamp(&mut head);
                     loan.write(0, &head);
-                    return loan.send().map_err(|e| err("Loan::send", e));
+                    return loan.send().map_err(|e| err("GroupLoan::send", e));
                 }
-                Err(McastError::WouldBlock) => make_room(&mut self.group, src, &mut head, w)?,
+                Err(McastError::WouldBlock) => true,
                 Err(e) => return Err(err("Group::try_loan", e)),
+            };
+            if full {
+                make_room(&mut self.group, w)?;
             }
         }
     }
@@ -235,9 +254,13 @@ impl FanRx for Rx {
                         } else {
                             sink.on_msg(Msg::read(&p[..16]), 0)
                         }
-                    })??
+                    })?
+                    .transpose()?
+                    .unwrap_or(false)
                 }
-                Ok(_) => false,
+                // Views, losses, and a message overwritten as it was
+                // found (a lapped member: the next receive reports it).
+                Ok(_) | Err(GroupRecvError::Overwritten) => false,
                 Err(GroupRecvError::WouldBlock) => return Ok(took),
                 Err(e) => return Err(err("Group::try_recv", e)),
             };

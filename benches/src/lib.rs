@@ -18,7 +18,6 @@ mod flow;
 mod flows_fanout;
 mod framing;
 mod futex_limit;
-#[cfg(feature = "group-core")]
 mod group;
 mod harness;
 mod hdr_log;

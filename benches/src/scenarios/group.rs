@@ -10,13 +10,11 @@
 //! against the N unicast flows (see [`Case::reference`]).
 
 use ringflow_api::Qos;
-#[cfg(feature = "group-core")]
 use ringflow_api::{GroupOptions, SlowMember};
 
 use crate::fanout;
 use crate::flow;
 use crate::flows_fanout::{self, CopyTx, Flows, LoanTx};
-#[cfg(feature = "group-core")]
 use crate::group;
 use crate::limit;
 use crate::measure::{Measurement, RunCtx};
@@ -25,7 +23,6 @@ use crate::scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target, LIM
 use crate::wire::{large_template, Template};
 use crate::BenchError;
 
-#[cfg(feature = "group-core")]
 /// The ping-pong group's log: the bytes of the flow ping-pong's ring
 /// (both keep their messages in as few lines as a round trip touches).
 const PING_LOG_BYTES: usize = 64 << 10;
@@ -83,7 +80,7 @@ fn cases() -> Vec<Case> {
                     flow = scenario flow's pingpong-spin-64B ringflow impl (a request/reply flow); limit = one \
                     cache line each way. The three take turns every 512 round trips in one run",
             metric: Metric::Latency,
-            impls: vec![Impl::alternating(PINGPONG, pingpong_alternating)],
+            impls: vec![Impl::alternating(&[LIMIT, "ringflow", "flow"], pingpong_alternating)],
             notes: Vec::new(),
         },
         fanout_case("fanout-64B-x1", 1),
@@ -99,7 +96,6 @@ fn cases() -> Vec<Case> {
             metric: Metric::Throughput,
             impls: vec![
                 Impl::new("flows", |ctx| flows_copy(ctx, SUBSCRIBERS, true)),
-                #[cfg(feature = "group-core")]
                 Impl::new("ringflow", |ctx| group_copy(ctx, SUBSCRIBERS, SlowMember::Block)),
             ],
             notes: vec![reference_note()],
@@ -113,7 +109,6 @@ fn cases() -> Vec<Case> {
             metric: Metric::Throughput,
             impls: vec![
                 Impl::new("flows", |ctx| flows_zerocopy(ctx, SUBSCRIBERS)),
-                #[cfg(feature = "group-core")]
                 Impl::new("ringflow", |ctx| group_zerocopy(ctx, SUBSCRIBERS)),
             ],
             notes: vec![reference_note()],
@@ -121,26 +116,14 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-#[cfg(feature = "group-core")]
-const PINGPONG: &[&str] = &[LIMIT, "ringflow", "flow"];
-#[cfg(not(feature = "group-core"))]
-const PINGPONG: &[&str] = &[LIMIT, "flow"];
-
 /// `pingpong-64B`'s impls in one run, taking turns.
 fn pingpong_alternating(ctx: &RunCtx) -> Result<Vec<Measurement>, BenchError> {
     let lines = Box::<limit::Lines>::default();
     let (limit_ping, limit_pong) = limit::pingpong_sides(&lines);
     let (flow_ping, flow_pong, _dir) = flow::spin_pingpong_sides(true)?;
-    #[cfg(feature = "group-core")]
-    let (pings, pongs) = {
-        let (group_ping, group_pong) = group::pingpong_sides(&GroupOptions::new().log_capacity(PING_LOG_BYTES))?;
-        (
-            vec![Left(limit_ping), Right(Left(group_ping)), Right(Right(flow_ping))],
-            vec![Left(limit_pong), Right(Left(group_pong)), Right(Right(flow_pong))],
-        )
-    };
-    #[cfg(not(feature = "group-core"))]
-    let (pings, pongs) = (vec![Left(limit_ping), Right(flow_ping)], vec![Left(limit_pong), Right(flow_pong)]);
+    let (group_ping, group_pong) = group::pingpong_sides(&GroupOptions::new().log_capacity(PING_LOG_BYTES))?;
+    let pings = vec![Left(limit_ping), Right(Left(group_ping)), Right(Right(flow_ping))];
+    let pongs = vec![Left(limit_pong), Right(Left(group_pong)), Right(Right(flow_pong))];
     pingpong::run_alternating::<64, _, _>(ctx, pings, pongs)
 }
 
@@ -149,7 +132,6 @@ fn fanout_case(name: &'static str, subscribers: usize) -> Case {
     #[allow(unused_mut)]
     let mut impls = vec![
         Impl::new("flows", move |ctx| flows_copy(ctx, subscribers, false)),
-        #[cfg(feature = "group-core")]
         Impl::new("ringflow", move |ctx| group_copy(ctx, subscribers, SlowMember::Lap)),
     ];
     #[cfg(feature = "iceoryx2")]
@@ -185,7 +167,6 @@ fn flows_copy(ctx: &RunCtx, subscribers: usize, reliable: bool) -> Result<Measur
     fanout::run(ctx, CopyTx::<64> { flows: txs, template: Template::new() }, rxs, !reliable)
 }
 
-#[cfg(feature = "group-core")]
 /// 64-byte messages through a group of `subscribers` + 1 members.
 fn group_copy(ctx: &RunCtx, subscribers: usize, slow: SlowMember) -> Result<Measurement, BenchError> {
     let opts = GroupOptions::new().slow_member(slow).log_capacity(FANOUT_BYTES);
@@ -202,7 +183,6 @@ fn flows_zerocopy(ctx: &RunCtx, subscribers: usize) -> Result<Measurement, Bench
     fanout::run(ctx, LoanTx { flows: txs, source: large_template(LARGE) }, rxs, false)
 }
 
-#[cfg(feature = "group-core")]
 /// 1 MiB loaned messages through a reliable group of `subscribers` + 1.
 fn group_zerocopy(ctx: &RunCtx, subscribers: usize) -> Result<Measurement, BenchError> {
     let opts = GroupOptions::new().max_message(LARGE);
