@@ -1,8 +1,8 @@
 //! The fan-out driver: one publisher, pinned to the first core, sends
 //! back-to-back messages for the measured window while several subscribers,
 //! sharing the second core, each take what reached them in batches and
-//! yield the core between batches (on a two-core host they cannot all
-//! spin). An impl supplies its transport ([`FanTx`], [`FanRx`]);
+//! sleep [`IDLE`] once they emptied their queue (on a two-core host they
+//! cannot all spin). An impl supplies its transport ([`FanTx`], [`FanRx`]);
 //! numbering, timestamps and the window come from [`Source`] and [`Sink`],
 //! as in the stream driver.
 //!
@@ -15,7 +15,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Barrier;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::BenchError;
 use crate::measure::{new_histogram, Measurement, RunCtx};
@@ -24,8 +24,14 @@ use crate::stream::STAMP_EVERY;
 use crate::wire::{Msg, Sink, Source, STOP, WARMUP};
 
 /// The most messages a subscriber takes before it looks at the run again
-/// (finding fewer means it emptied its queue, and it yields).
+/// (finding fewer means it emptied its queue, and it sleeps).
 pub const DRAIN_MAX: usize = 256;
+
+/// How long a subscriber that emptied its queue sleeps before it looks
+/// again: far less than the time the publisher takes to fill a queue of a
+/// few thousand messages, long enough that idle subscribers do not keep
+/// the publisher's lines moving between the cores.
+pub const IDLE: Duration = Duration::from_micros(50);
 
 /// The publishing side.
 pub trait FanTx {
@@ -171,6 +177,10 @@ fn subscribe_loop(
             return Ok(sink.finish());
         }
         if took < DRAIN_MAX {
+            // Emptied: sleep a little (not runnable, the others on this
+            // core and the scheduler's balancing see an idle thread), then
+            // look at the run again.
+            std::thread::sleep(IDLE);
             w.wait()?;
         }
     }

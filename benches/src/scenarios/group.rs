@@ -5,7 +5,7 @@
 //!
 //! The fan-out cases run one publisher pinned to the first core, spinning,
 //! and the subscribers on the second core, taking what reached them in
-//! batches and yielding between batches (`fanout.rs`): on a two-core host
+//! batches and sleeping 50 µs once empty (`fanout.rs`): on a two-core host
 //! they cannot all spin. No physical limit is measured there: each ratio is
 //! against the N unicast flows (see [`Case::reference`]).
 
@@ -148,7 +148,7 @@ fn fanout_case(name: &'static str, subscribers: usize) -> Case {
                 = one lossy flow per subscriber, each message offered to every flow with try_send (a full ring \
                 drops it: skip-on-full, the publisher never waits); iceoryx2 = one publisher and a subscriber \
                 buffer of 2048 samples each, safe overflow. Subscribers drain with try_ forms until there is \
-                nothing, then yield",
+                nothing, then sleep 50 us (fanout::IDLE)",
         metric: Metric::Throughput,
         impls,
         notes,
