@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ringflow_api::{
-    Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, RecvError, SendError, REQUEST_REPLY_WINDOW,
+    Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, RecvError, SendBuf, SendError, REQUEST_REPLY_WINDOW,
 };
 
 use crate::error::BenchError;
@@ -49,7 +49,7 @@ impl Drop for DirGuard {
 
 /// A connected pair of flows (allocating side, accepting side) in a private
 /// runtime directory.
-fn pair(qos: Qos, spin: Duration) -> Result<(Flow, Flow, DirGuard), BenchError> {
+pub(crate) fn pair(qos: Qos, spin: Duration) -> Result<(Flow, Flow, DirGuard), BenchError> {
     pair_latency(qos, spin, true)
 }
 
@@ -171,15 +171,25 @@ const PING_RING_BYTES: usize = 64 << 10;
 /// moods of the machine (what recording costs is a few percent; this VM
 /// drifts 3x within seconds).
 pub fn pingpong_spin_alternating(ctx: &RunCtx) -> Result<Vec<Measurement>, BenchError> {
-    let qos = Qos::data().with_ring_bytes(PING_RING_BYTES);
-    let (a_on, b_on, _dir_on) = request_reply_pair(qos, Duration::ZERO, true)?;
-    let (a_off, b_off, _dir_off) = request_reply_pair(qos, Duration::ZERO, false)?;
+    let (ping_on, pong_on, _dir_on) = spin_pingpong_sides(true)?;
+    let (ping_off, pong_off, _dir_off) = spin_pingpong_sides(false)?;
     let lines = Box::<limit::Lines>::default();
     let (limit_ping, limit_pong) = limit::pingpong_sides(&lines);
-    let side = |flow| Side { flow, wait: Wait::Spin };
-    let pings = vec![Left(limit_ping), Right(side(a_on)), Right(side(a_off))];
-    let pongs = vec![Left(limit_pong), Right(side(b_on)), Right(side(b_off))];
+    let pings = vec![Left(limit_ping), Right(ping_on), Right(ping_off)];
+    let pongs = vec![Left(limit_pong), Right(pong_on), Right(pong_off)];
     pingpong::run_alternating::<64, _, _>(ctx, pings, pongs)
+}
+
+/// The two sides of case `pingpong-spin-64B`'s ringflow impl (a flow set up
+/// for request/reply, `try_` forms busy-polled), recording latency
+/// histograms or not, for a driver that runs them among other variants;
+/// the flow's runtime directory lives as long as the guard.
+pub(crate) fn spin_pingpong_sides(
+    latency: bool,
+) -> Result<(impl PingSide<64>, impl PongSide<64>, DirGuard), BenchError> {
+    let qos = Qos::data().with_ring_bytes(PING_RING_BYTES);
+    let (a, b, dir) = request_reply_pair(qos, Duration::ZERO, latency)?;
+    Ok((Side { flow: a, wait: Wait::Spin }, Side { flow: b, wait: Wait::Spin }, dir))
 }
 
 /// Messages per stream batch: the sender checks its clock and the receiver
@@ -191,22 +201,53 @@ struct CopyTx<const N: usize> {
     template: Template<N>,
 }
 
+/// Sends `bytes` with `try_send`, waiting with `w` while the ring is full
+/// (renewing the timestamp with `src` each time). On a lossy flow a full
+/// ring drops the message instead (`SendError::Full`): that is no error.
+#[inline]
+pub(crate) fn send_waiting(
+    flow: &mut Flow,
+    bytes: &mut [u8],
+    src: &Source,
+    w: &mut Waiter<'_>,
+) -> Result<(), BenchError> {
+    loop {
+        match flow.try_send(bytes) {
+            Ok(()) | Err(SendError::Full) => return Ok(()),
+            Err(SendError::WouldBlock) => {
+                w.wait()?;
+                src.restamp(bytes);
+            }
+            Err(e) => return Err(err("Flow::try_send", e)),
+        }
+    }
+}
+
+/// Loans `len` bytes with `try_loan`, waiting with `w` while there is no
+/// room, and hands the loan to `fill` (which sends it).
+#[inline]
+pub(crate) fn with_loan<T>(
+    flow: &mut Flow,
+    len: usize,
+    w: &mut Waiter<'_>,
+    fill: impl FnOnce(SendBuf<'_>) -> Result<T, BenchError>,
+) -> Result<T, BenchError> {
+    loop {
+        match flow.try_loan(len) {
+            Ok(loan) => return fill(loan),
+            Err(SendError::WouldBlock) => w.wait()?,
+            Err(e) => return Err(err("Flow::try_loan", e)),
+        }
+    }
+}
+
 impl<const N: usize> StreamTx for CopyTx<N> {
     #[inline]
     fn send_batch(&mut self, src: &mut Source, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
         for _ in 0..BATCH {
             let msg = src.next_msg();
             let mut bytes = msg.to_array(&self.template);
-            loop {
-                match self.flow.try_send(&bytes) {
-                    Ok(()) => break,
-                    Err(SendError::WouldBlock) => {
-                        w.wait()?;
-                        src.restamp(&mut bytes);
-                    }
-                    Err(e) => return Err(err("Flow::try_send", e)),
-                }
-            }
+            send_waiting(&mut self.flow, &mut bytes, src, w)?;
             if msg.ends_turn() {
                 return Ok(true);
             }
@@ -225,18 +266,13 @@ impl StreamTx for LoanTx {
     fn send_batch(&mut self, src: &mut Source, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
         for _ in 0..BATCH {
             let msg = src.next_msg();
-            let mut loan = loop {
-                match self.flow.try_loan(self.len) {
-                    Ok(loan) => break loan,
-                    Err(SendError::WouldBlock) => w.wait()?,
-                    Err(e) => return Err(err("Flow::try_loan", e)),
-                }
-            };
-            // Zero-copy: only the header is written; the rest of the
-            // message is whatever the shared memory holds.
-            msg.stamp(&mut loan[..16]);
-            src.restamp(&mut loan[..16]);
-            loan.send().map_err(|e| err("SendBuf::send", e))?;
+            with_loan(&mut self.flow, self.len, w, |mut loan| {
+                // Zero-copy: only the header is written; the rest of the
+                // message is whatever the shared memory holds.
+                msg.stamp(&mut loan[..16]);
+                src.restamp(&mut loan[..16]);
+                loan.send().map_err(|e| err("SendBuf::send", e))
+            })?;
             if msg.ends_turn() {
                 return Ok(true);
             }
@@ -245,34 +281,43 @@ impl StreamTx for LoanTx {
     }
 }
 
-struct Rx {
-    flow: Flow,
+/// A receiving flow of a stream or a fan-out.
+pub(crate) struct Rx {
+    pub(crate) flow: Flow,
     /// Read every line of each message (copy streams) or only its header
     /// (zero-copy streams, where nobody touches the payload).
-    touch_all: bool,
+    pub(crate) touch_all: bool,
+}
+
+impl Rx {
+    /// Hands the messages there now, at most `max`, to `sink`, in place.
+    /// Returns how many it took and whether the last one ended the turn.
+    #[inline]
+    pub(crate) fn take(&mut self, sink: &mut Sink, max: usize) -> Result<(usize, bool), BenchError> {
+        for took in 0..max {
+            match self.flow.try_recv_ref() {
+                Ok(m) => {
+                    let stop = if self.touch_all { sink.on_bytes(&m)? } else { sink.on_msg(Msg::read(&m[..16]), 0)? };
+                    if stop {
+                        return Ok((took + 1, true));
+                    }
+                }
+                Err(RecvError::WouldBlock) => return Ok((took, false)),
+                Err(e) => return Err(err("Flow::try_recv_ref", e)),
+            }
+        }
+        Ok((max, false))
+    }
 }
 
 impl StreamRx for Rx {
     #[inline]
     fn recv_batch(&mut self, sink: &mut Sink, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
-        for got in 0..BATCH {
-            match self.flow.try_recv_ref() {
-                Ok(m) => {
-                    let stop = if self.touch_all { sink.on_bytes(&m)? } else { sink.on_msg(Msg::read(&m[..16]), 0)? };
-                    if stop {
-                        return Ok(true);
-                    }
-                }
-                Err(RecvError::WouldBlock) => {
-                    if got == 0 {
-                        w.wait()?;
-                    }
-                    return Ok(false);
-                }
-                Err(e) => return Err(err("Flow::try_recv_ref", e)),
-            }
+        let (took, ended) = self.take(sink, BATCH)?;
+        if took == 0 {
+            w.wait()?;
         }
-        Ok(false)
+        Ok(ended)
     }
 }
 

@@ -195,6 +195,10 @@ impl ImplRun {
         run.m.hist.add(&m.hist).map_err(|e| BenchError::Histogram(format!("merging the rounds' histograms: {e:?}")))?;
         run.m.msgs += m.msgs;
         run.m.elapsed += m.elapsed;
+        run.m.delivered = match (run.m.delivered, m.delivered) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
         Ok(run)
     }
 

@@ -13,9 +13,12 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;
+mod fanout;
 mod flow;
+mod flows_fanout;
 mod framing;
 mod futex_limit;
+mod group;
 mod harness;
 mod hdr_log;
 mod limit;

@@ -52,6 +52,9 @@ pub struct Measurement {
     pub msgs: u64,
     /// Length of the measured window.
     pub elapsed: Duration,
+    /// Fan-out cases: messages of the window each subscriber received, on
+    /// average (beside `msgs`, what the publisher sent); none elsewhere.
+    pub delivered: Option<u64>,
 }
 
 impl Measurement {
@@ -63,6 +66,12 @@ impl Measurement {
         } else {
             0.0
         }
+    }
+
+    /// [`delivered`](Self::delivered) per second of the measured window.
+    pub fn delivered_per_sec(&self) -> Option<f64> {
+        let secs = self.elapsed.as_secs_f64();
+        self.delivered.map(|d| if secs > 0.0 { d as f64 / secs } else { 0.0 })
     }
 }
 

@@ -1,5 +1,6 @@
 //! Runs the two sides of a measurement on two threads, each pinned to its
-//! own core, while the calling thread only waits (join).
+//! own core, while the calling thread only waits (join); or one side and
+//! several on the other core ([`run_fan`]).
 //!
 //! A side that fails or panics raises a shared abort flag; the other side
 //! sees it in its [`Waiter`] and stops instead of spinning forever. Each side
@@ -74,13 +75,14 @@ impl Drop for AbortOnFailure<'_> {
 fn side<T>(
     ctx: &RunCtx,
     index: usize,
+    yielding: bool,
     abort: &AtomicBool,
     deadline: Instant,
     body: impl FnOnce(&mut Waiter<'_>) -> Result<T, BenchError>,
 ) -> Result<T, BenchError> {
     let mut guard = AbortOnFailure { abort, ok: false };
     ctx.pins.pin_current(index)?;
-    let mut waiter = Waiter { abort, deadline, spins: 0, yielding: ctx.yielding };
+    let mut waiter = Waiter { abort, deadline, spins: 0, yielding };
     let result = body(&mut waiter);
     guard.ok = result.is_ok();
     result
@@ -95,18 +97,59 @@ where
     FA: FnOnce(&mut Waiter<'_>) -> Result<A, BenchError> + Send,
     FB: FnOnce(&mut Waiter<'_>) -> Result<B, BenchError> + Send,
 {
+    let (a, mut bs) = run_sides(ctx, a, vec![b], ctx.yielding)?;
+    let b = bs.pop().ok_or(BenchError::Aborted)?;
+    Ok((a, b))
+}
+
+/// Runs `a` on core 0 and every one of `bs` on core 1, each on its own
+/// thread, and returns all results (`bs`' in order). The threads sharing
+/// core 1 always wait by yielding, whatever the context says: several
+/// spinning threads on one core would measure the scheduler's time slices.
+/// When one fails, its error is returned (not the others' `Aborted`).
+pub fn run_fan<A, B, FA, FB>(ctx: &RunCtx, a: FA, bs: Vec<FB>) -> Result<(A, Vec<B>), BenchError>
+where
+    A: Send,
+    B: Send,
+    FA: FnOnce(&mut Waiter<'_>) -> Result<A, BenchError> + Send,
+    FB: FnOnce(&mut Waiter<'_>) -> Result<B, BenchError> + Send,
+{
+    run_sides(ctx, a, bs, true)
+}
+
+/// [`run_fan`], the threads of core 1 yielding as `yielding` says.
+fn run_sides<A, B, FA, FB>(ctx: &RunCtx, a: FA, bs: Vec<FB>, yielding: bool) -> Result<(A, Vec<B>), BenchError>
+where
+    A: Send,
+    B: Send,
+    FA: FnOnce(&mut Waiter<'_>) -> Result<A, BenchError> + Send,
+    FB: FnOnce(&mut Waiter<'_>) -> Result<B, BenchError> + Send,
+{
     let abort = AtomicBool::new(false);
     let deadline = ctx.hard_deadline(Instant::now());
-    let (ra, rb) = thread::scope(|s| {
+    let (ra, rbs) = thread::scope(|s| {
         let abort = &abort;
-        let ha = s.spawn(move || side(ctx, 0, abort, deadline, a));
-        let hb = s.spawn(move || side(ctx, 1, abort, deadline, b));
+        let ha = s.spawn(move || side(ctx, 0, ctx.yielding, abort, deadline, a));
+        let hbs: Vec<_> = bs.into_iter().map(|b| s.spawn(move || side(ctx, 1, yielding, abort, deadline, b))).collect();
         let ra = ha.join().unwrap_or(Err(BenchError::Panicked { side: "first" }));
-        let rb = hb.join().unwrap_or(Err(BenchError::Panicked { side: "second" }));
-        (ra, rb)
+        let rbs: Vec<_> =
+            hbs.into_iter().map(|h| h.join().unwrap_or(Err(BenchError::Panicked { side: "second" }))).collect();
+        (ra, rbs)
     });
-    match (ra, rb) {
-        (Ok(a), Ok(b)) => Ok((a, b)),
-        (Err(BenchError::Aborted), Err(e)) | (Err(e), _) | (_, Err(e)) => Err(e),
+    // A real error wins over the `Aborted` it caused elsewhere.
+    let mut failure = None;
+    let a = ra.map_err(|e| keep_cause(&mut failure, e)).ok();
+    let bs: Vec<B> = rbs.into_iter().filter_map(|r| r.map_err(|e| keep_cause(&mut failure, e)).ok()).collect();
+    match (failure, a) {
+        (Some(e), _) => Err(e),
+        (None, Some(a)) => Ok((a, bs)),
+        (None, None) => Err(BenchError::Aborted),
+    }
+}
+
+/// Keeps the first error that is not `Aborted` (or `Aborted` if all are).
+fn keep_cause(failure: &mut Option<BenchError>, e: BenchError) {
+    if failure.as_ref().is_none_or(|f| matches!(f, BenchError::Aborted)) {
+        *failure = Some(e);
     }
 }

@@ -129,7 +129,9 @@ fn ping_loop<const N: usize, P: PingSide<N>>(
             set_word(&mut msg, MARK_AT, STOP);
             pings[v].send(&msg, w)?;
             let ms = hists.into_iter().zip(done).zip(spent);
-            return Ok(ms.map(|((hist, msgs), elapsed)| Measurement { hist, msgs, elapsed }).collect());
+            return Ok(ms
+                .map(|((hist, msgs), elapsed)| Measurement { hist, msgs, elapsed, delivered: None })
+                .collect());
         }
         let measuring = t0 >= warm_end;
         set_word(&mut msg, 0, seq);

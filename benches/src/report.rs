@@ -32,6 +32,9 @@ pub struct Record {
     /// Messages (round trips for ping-pong) in the measured window.
     pub msgs: u64,
     pub msgs_per_sec: f64,
+    /// Fan-out cases: what each subscriber received per second, on average
+    /// (`msgs_per_sec` is then the publisher's rate); none elsewhere.
+    pub delivered_per_sec: Option<f64>,
     /// p50 / limit p50 (latency) or msgs/s / limit msgs/s (throughput);
     /// none when the limit was not measured. In a case without a limit
     /// impl, against the case's reference ([`crate::Case::reference`]).
@@ -61,6 +64,7 @@ impl Record {
             n: m.hist.len(),
             msgs: m.msgs,
             msgs_per_sec: m.msgs_per_sec(),
+            delivered_per_sec: m.delivered_per_sec(),
             ratio_to_limit: None,
             pinned,
         }
@@ -81,6 +85,7 @@ impl Record {
             n: 1,
             msgs: 1,
             msgs_per_sec: rate,
+            delivered_per_sec: None,
             ratio_to_limit: None,
             pinned: true,
         }
@@ -99,11 +104,15 @@ impl Record {
         self.stat(headline_stat(self.metric))
     }
 
-    /// One JSON object (no trailing newline).
+    /// One JSON object (no trailing newline). `delivered_per_sub_per_sec`
+    /// only where there is one (fan-out cases).
     pub fn to_json(&self) -> String {
+        let delivered = self
+            .delivered_per_sec
+            .map_or_else(String::new, |d| format!(",\"delivered_per_sub_per_sec\":{}", json_num(Some(d))));
         format!(
             "{{\"scenario\":{},\"case\":{},\"impl\":{},\"metric\":{},\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\
-             \"max_ns\":{},\"n\":{},\"msgs\":{},\"msgs_per_sec\":{},\"ratio_to_limit\":{},\"pinned\":{}}}",
+             \"max_ns\":{},\"n\":{},\"msgs\":{},\"msgs_per_sec\":{}{delivered},\"ratio_to_limit\":{},\"pinned\":{}}}",
             json_str(self.scenario),
             json_str(self.case),
             json_str(self.imp),
@@ -272,12 +281,18 @@ impl ScenarioReport {
 /// the summary in words: what `ringflow bench` prints and `report.txt` holds.
 pub fn write_text(out: &mut dyn Write, report: &ScenarioReport) -> io::Result<()> {
     writeln!(out, "{}", report.header)?;
-    let head = ["case", "impl", "p50_ns", "p99_ns", "p999_ns", "max_ns", "n", "msgs_per_sec", "ratio_to_limit"];
-    let rows: Vec<[String; 9]> = report
+    // The fan-out column only in a report that has fan-out records.
+    let fanout = report.records.iter().any(|r| r.delivered_per_sec.is_some());
+    let mut head = vec!["case", "impl", "p50_ns", "p99_ns", "p999_ns", "max_ns", "n", "msgs_per_sec"];
+    if fanout {
+        head.push("delivered_per_sub");
+    }
+    head.push("ratio_to_limit");
+    let rows: Vec<Vec<String>> = report
         .records
         .iter()
         .map(|r| {
-            [
+            let mut row = vec![
                 r.case.to_string(),
                 r.imp.to_string(),
                 r.p50_ns.to_string(),
@@ -286,11 +301,15 @@ pub fn write_text(out: &mut dyn Write, report: &ScenarioReport) -> io::Result<()
                 r.max_ns.to_string(),
                 r.n.to_string(),
                 si(r.msgs_per_sec),
-                r.ratio_to_limit.map_or_else(|| "-".to_string(), |v| format!("{v:.2}")),
-            ]
+            ];
+            if fanout {
+                row.push(r.delivered_per_sec.map_or_else(|| "-".to_string(), si));
+            }
+            row.push(r.ratio_to_limit.map_or_else(|| "-".to_string(), |v| format!("{v:.2}")));
+            row
         })
         .collect();
-    let mut width = head.map(str::len);
+    let mut width: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in width.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
@@ -298,7 +317,7 @@ pub fn write_text(out: &mut dyn Write, report: &ScenarioReport) -> io::Result<()
     }
     let line = |cells: &[&str]| {
         let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(width).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(&width).enumerate() {
             // Names left-aligned, figures right-aligned.
             let _ = if i < 2 { write!(s, "{cell:<w$}  ") } else { write!(s, "{cell:>w$}  ") };
         }
@@ -306,7 +325,14 @@ pub fn write_text(out: &mut dyn Write, report: &ScenarioReport) -> io::Result<()
     };
     writeln!(out, "{}", line(&head))?;
     for row in &rows {
-        writeln!(out, "{}", line(&row.each_ref().map(String::as_str)))?;
+        writeln!(out, "{}", line(&row.iter().map(String::as_str).collect::<Vec<_>>()))?;
+    }
+    if fanout {
+        writeln!(
+            out,
+            "delivered_per_sub: fan-out cases, what each subscriber received per second on average \
+             (msgs_per_sec is then the publisher's rate)"
+        )?;
     }
     writeln!(
         out,

@@ -11,6 +11,9 @@
 //! bytes 16..N  filler copied from a prepared source buffer ([`Template`])
 //! ```
 //!
+//! A lossy transport's [`Sink`] ([`Sink::lossy`]) accepts gaps in the
+//! numbering (never a step back).
+//!
 //! Every impl does the same work per message: the sender copies the whole
 //! template and writes the two words; the receiver reads the two words and
 //! one u64 per 64-byte line ([`touch`]). Nothing here may allocate after
@@ -65,6 +68,21 @@ pub fn touch(bytes: &[u8]) -> u64 {
     sum
 }
 
+/// Writes the templates' recognisable non-zero pattern into `bytes`.
+fn fill(bytes: &mut [u8]) {
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = (i % 251) as u8 + 1;
+    }
+}
+
+/// A [`Template`] of `len` bytes sized at run time (large messages, whose
+/// array would not fit on a thread's stack).
+pub fn large_template(len: usize) -> Box<[u8]> {
+    let mut bytes = vec![0u8; len].into_boxed_slice();
+    fill(&mut bytes);
+    bytes
+}
+
 /// The prepared source buffer every sender copies from.
 pub struct Template<const N: usize> {
     bytes: Box<[u8; N]>,
@@ -74,9 +92,7 @@ impl<const N: usize> Template<N> {
     /// A buffer with a recognisable non-zero pattern.
     pub fn new() -> Self {
         let mut bytes = Box::new([0u8; N]);
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = (i % 251) as u8 + 1;
-        }
+        fill(&mut bytes[..]);
         Template { bytes }
     }
 
@@ -252,6 +268,8 @@ pub struct Sink {
     spent: std::time::Duration,
     stopped: bool,
     checksum: u64,
+    /// Gaps in the numbering are losses, not errors.
+    lossy: bool,
 }
 
 impl Sink {
@@ -266,7 +284,15 @@ impl Sink {
             spent: std::time::Duration::ZERO,
             stopped: false,
             checksum: 0,
+            lossy: false,
         })
+    }
+
+    /// A sink for a lossy transport: a message may skip the numbers of the
+    /// ones that were lost, but never come before one already taken.
+    pub fn lossy(mut self) -> Self {
+        self.lossy = true;
+        self
     }
 
     /// Takes one message whose payload was read in place. Returns true on
@@ -280,10 +306,10 @@ impl Sink {
     /// Takes one message given its header and the sum [`touch`] returned.
     #[inline]
     pub fn on_msg(&mut self, msg: Msg, touched: u64) -> Result<bool, BenchError> {
-        if msg.seq != self.next_seq {
+        if msg.seq != self.next_seq && !(self.lossy && msg.seq > self.next_seq) {
             return Err(BenchError::Protocol { expected: self.next_seq, got: msg.seq });
         }
-        self.next_seq += 1;
+        self.next_seq = msg.seq + 1;
         self.checksum = self.checksum.wrapping_add(touched);
         match msg.mark {
             WARMUP => {}
@@ -323,7 +349,7 @@ impl Sink {
     /// The figures of the measured window (of every turn).
     pub fn finish(self) -> Measurement {
         std::hint::black_box(self.checksum);
-        Measurement { hist: self.hist, msgs: self.measured, elapsed: self.spent }
+        Measurement { hist: self.hist, msgs: self.measured, elapsed: self.spent, delivered: None }
     }
 }
 
@@ -355,6 +381,19 @@ mod tests {
         assert!(sink.on_msg(Msg { seq: 3, mark: STOP }, 0).unwrap());
         let m = sink.finish();
         assert_eq!((m.msgs, m.hist.len()), (2, 1));
+    }
+
+    #[test]
+    fn a_lossy_sink_takes_gaps_but_not_steps_back() {
+        let mut sink = Sink::new(Instant::now()).unwrap().lossy();
+        assert!(!sink.on_msg(Msg { seq: 0, mark: MEASURED }, 0).unwrap());
+        assert!(!sink.on_msg(Msg { seq: 5, mark: MEASURED }, 0).unwrap());
+        assert!(matches!(
+            sink.on_msg(Msg { seq: 5, mark: MEASURED }, 0),
+            Err(BenchError::Protocol { expected: 6, got: 5 })
+        ));
+        assert!(sink.on_msg(Msg { seq: 9, mark: STOP }, 0).unwrap());
+        assert_eq!(sink.finish().msgs, 2);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! [`all`]. The harness, report, JSON and CLI pick it up by name.
 
 pub mod flow;
+pub mod group;
 pub mod remote;
 pub mod ring;
 
@@ -13,7 +14,7 @@ use crate::scenario::Scenario;
 
 /// Every scenario, in the order `ringflow bench` runs them.
 pub fn all() -> Vec<Scenario> {
-    vec![ring::scenario(), flow::scenario(), remote::scenario()]
+    vec![ring::scenario(), flow::scenario(), group::scenario(), remote::scenario()]
 }
 
 /// The names of all scenarios.

@@ -417,7 +417,10 @@ impl GroupEnd {
             };
             match err {
                 None => {}
-                Some(ReadError::Empty) => return Ok(Polled::Empty),
+                Some(ReadError::Empty) => {
+                    self.release_read()?;
+                    return Ok(Polled::Empty);
+                }
                 Some(ReadError::Lapped { .. }) => {
                     self.replay_views();
                     continue;
@@ -471,6 +474,23 @@ impl GroupEnd {
         Ok(Polled::Empty)
     }
 
+    /// Hands the frames read so far back to senders (reliable groups; a
+    /// no-op on a lossy log) and wakes a sender asleep for room. Called
+    /// when this member has read everything, and every 64 messages.
+    fn release_read(&mut self) -> Result<(), RecvError> {
+        let n = self.rx.release();
+        if n.is_wake() {
+            let space = wait_points(&self.shared.mem.log)
+                .map_err(|e| match e {
+                    McastError::Corrupt(c) => RecvError::Corrupt(c),
+                    _ => RecvError::Left,
+                })?
+                .1;
+            crate::wait::notify(space, n).map_err(RecvError::Io)?;
+        }
+        Ok(())
+    }
+
     /// After a lap: deliver the views we may have skipped, from the history.
     fn replay_views(&mut self) {
         let latest = self.shared.mem.param(P_LATEST_VIEW).load(Ordering::Acquire);
@@ -516,15 +536,23 @@ impl GroupEnd {
         self.counters.received += 1;
         if self.counters.received % 64 == 0 {
             self.store_counters();
+            self.release_read()?;
         }
         let (view, table, slot) = (&self.view, &self.shared.mem.table, self.slot);
+        let lossy = self.config.slow.is_lossy();
         let guard = match self.rx.try_read() {
             Ok(g) => g,
-            Err(_) => {
+            Err(e) => {
                 if evict {
                     if let Some(e) = table::entry(table, slot) {
                         e.leave_guard();
                     }
+                }
+                // Lap groups: a sender overtook the frame since the poll
+                // found it; the next receive reports the loss.
+                if lossy && matches!(e, ReadError::Lapped { .. } | ReadError::Empty) {
+                    self.counters.received -= 1;
+                    return Err(RecvError::Overwritten);
                 }
                 return Err(RecvError::Corrupt(ringflow_ring::Corrupt { offset: 0, value: 0, what: "frame vanished" }));
             }
