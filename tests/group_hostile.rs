@@ -211,7 +211,6 @@ fn check_event(r: Result<Event<'_>, String>, buf: &mut [u8]) -> String {
             "view".into()
         }
         Ok(Event::Lost { .. }) => "lost".into(),
-        Ok(_) => "other event".into(),
         Err(e) => e,
     }
 }
