@@ -17,12 +17,14 @@
 //! below, and never trust a byte of shared memory or of a peer's socket.
 
 mod flow;
+mod group;
 mod listener;
 pub mod remote;
 mod set;
 pub mod stats;
 
 pub use flow::Flow;
+pub use group::{flow_join, Group};
 pub use listener::{Listener, ListenerOptions};
 /// The engine's configuration (`ringflow.toml`, `RINGFLOW_*`, builder).
 pub use ringflow_core::config;
@@ -37,6 +39,10 @@ pub use ringflow_core::flow::error::{
 };
 pub use ringflow_core::flow::handshake::Refusal;
 pub use ringflow_core::flow::{FlowSetupError, MemorySupply, Qos, QosError, QosLimits};
+pub use ringflow_core::group::{
+    Change, ChangeKind, Event, GroupLoan, GroupOptions, GroupStats, Guarantee, JoinError, LeaveError, McastError,
+    Member, Message, RecvError as GroupRecvError, SlowMember, View,
+};
 pub use ringflow_core::{Deadline, PeerWatch, WaitOutcome};
 /// Lock-free rings over a byte region (SPSC, MPSC, broadcast).
 pub use ringflow_ring as ring;

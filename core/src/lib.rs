@@ -19,6 +19,7 @@ pub mod doctor;
 pub mod engine;
 pub mod flow;
 pub mod futex;
+pub mod group;
 pub mod json;
 pub mod membarrier;
 pub mod net;

@@ -86,10 +86,16 @@ impl Drop for NameClaim {
 
 /// `flock(LOCK_EX | LOCK_NB)`: `Ok(false)` if another open file holds it.
 fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    try_flock(file, libc::LOCK_EX)
+}
+
+/// `flock(op | LOCK_NB)` (`op`: LOCK_EX or LOCK_SH): `Ok(false)` if a
+/// conflicting lock is held through another open file.
+pub(crate) fn try_flock(file: &File, op: libc::c_int) -> io::Result<bool> {
     loop {
         // SAFETY: flock takes an fd we own (borrowed from `file`) and flags;
         // it touches no memory of ours.
-        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let r = unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) };
         if r == 0 {
             return Ok(true);
         }
@@ -103,7 +109,7 @@ fn try_lock_exclusive(file: &File) -> io::Result<bool> {
 }
 
 /// Whether `path` still names the inode `file` has open.
-fn names_same_inode(file: &File, path: &Path) -> io::Result<bool> {
+pub(crate) fn names_same_inode(file: &File, path: &Path) -> io::Result<bool> {
     let held = file.metadata()?;
     match fs::symlink_metadata(path) {
         Ok(named) => Ok(named.dev() == held.dev() && named.ino() == held.ino()),

@@ -9,7 +9,7 @@
 //! sockets 0600, and a [`Permit`] checks peer credentials on top.
 
 mod addr;
-mod claim;
+pub(crate) mod claim;
 mod cmsg;
 mod conn;
 mod dir;

@@ -403,7 +403,7 @@ pub enum Fresh {
 }
 
 /// The `index`th region of `layout` in `segment`, as a ring region.
-fn region_at(segment: &Segment, layout: &Layout, index: usize) -> Result<RawRegion, FlowSetupError> {
+pub(crate) fn region_at(segment: &Segment, layout: &Layout, index: usize) -> Result<RawRegion, FlowSetupError> {
     let (ptr, len) = layout.region_ptr(segment, index).ok_or(FlowSetupError::Geometry)?;
     let base = NonNull::new(ptr).ok_or(FlowSetupError::Geometry)?;
     if base.as_ptr() as usize % 8 != 0 {

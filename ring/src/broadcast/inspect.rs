@@ -4,11 +4,14 @@
 //! peer may have written: use them for lag and loss accounting, never to
 //! grant access to bytes.
 
-use super::{geometry, ACTIVE, OFF_TAIL, SLOT_CURSOR, SLOT_NEXT_SEQ, SLOT_STATE};
+use super::{
+    geometry, wait_point, ACTIVE, OFF_DATA_WAIT, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CURSOR, SLOT_NEXT_SEQ, SLOT_STATE,
+};
 use crate::error::AttachError;
 use crate::region::Access;
 use crate::region::Region;
 use crate::sync::Ordering;
+use crate::wake::WaitPoint;
 
 /// The log's tail: the end of the last claim.
 pub fn tail(region: &impl Region) -> Result<u64, AttachError> {
@@ -43,4 +46,12 @@ pub fn producer_next_seq(region: &impl Region, slot: usize) -> Result<Option<u64
     }
     // SYNC: Relaxed; a count the slot's holder stores after each commit.
     Ok(Some(region.word(geo.producer_slot(slot) + SLOT_NEXT_SEQ).load(Ordering::Relaxed)))
+}
+
+/// The log's two wait points (consumers waiting for frames, producers
+/// waiting for room), for a third party that wakes sleepers after it
+/// changed something they re-check (an eviction, a member's removal).
+pub fn wait_points(region: &impl Region) -> Result<(WaitPoint<'_>, WaitPoint<'_>), AttachError> {
+    geometry(region)?;
+    Ok((wait_point(region, OFF_DATA_WAIT), wait_point(region, OFF_SPACE_WAIT)))
 }

@@ -178,6 +178,23 @@ impl<R: Region> Producer<R> {
         Ok(Claim { producer: self, start: t + pad, len, meta: 0, flags: 0, done: false })
     }
 
+    /// Whether a claim of `len` payload bytes would find room now (to wait
+    /// for room without claiming). `false` for a length the log never takes.
+    pub fn would_fit(&mut self, len: usize) -> bool {
+        if len > max_payload(self.geo.capacity) {
+            return false;
+        }
+        // SYNC: Relaxed; a guess, as in `try_claim` (the claim re-checks).
+        let t = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
+        let size = frame_bytes(len) as u64;
+        let room = self.geo.room(t) as u64;
+        let end = t.saturating_add(if size <= room { size } else { room + size });
+        if end > self.limit {
+            self.limit = self.refreshed_limit();
+        }
+        end <= self.limit
+    }
+
     /// Recomputes the claim limit: the minimum of the tail, the claims other
     /// producers are writing and (reliable mode) the consumer cursors, plus
     /// the capacity. Garbage never loops or panics: a value beyond the tail

@@ -1,0 +1,146 @@
+//! Process groups (Corosync CPG, Ouroboros `flow_join`): a thin face over
+//! `ringflow_core::group::GroupEnd`, with every waiting operation in four
+//! forms: blocking, `try_`, `_deadline`, `_timeout`.
+
+use std::time::Duration;
+
+use ringflow_core::group::{
+    Event, GroupEnd, GroupLoan, GroupOptions, GroupStats, JoinError, LeaveError, McastError, Member, RecvError,
+};
+use ringflow_core::Deadline;
+
+/// A member of a process group.
+pub struct Group {
+    end: GroupEnd,
+}
+
+/// Joins group `name`, creating it if nobody keeps it (Ouroboros' name for
+/// joining a broadcast layer; the same as [`Group::join`]).
+pub fn flow_join(name: &str, opts: &GroupOptions) -> Result<Group, JoinError> {
+    Group::join(name, opts)
+}
+
+impl Group {
+    /// Joins group `name`, creating it if nobody keeps it; returns once our
+    /// join view is committed (it is our first event).
+    pub fn join(name: &str, opts: &GroupOptions) -> Result<Group, JoinError> {
+        Group::join_deadline(name, opts, Deadline::Never)
+    }
+
+    /// [`join`](Self::join) without waiting on a busy keeper (`WouldBlock`).
+    pub fn try_join(name: &str, opts: &GroupOptions) -> Result<Group, JoinError> {
+        Group::join_deadline(name, opts, Deadline::Now)
+    }
+
+    /// [`join`](Self::join) until `timeout` from now.
+    pub fn join_timeout(name: &str, opts: &GroupOptions, timeout: Duration) -> Result<Group, JoinError> {
+        Group::join_deadline(name, opts, Deadline::after(timeout))
+    }
+
+    /// [`join`](Self::join) until `deadline`.
+    pub fn join_deadline(name: &str, opts: &GroupOptions, deadline: Deadline) -> Result<Group, JoinError> {
+        GroupEnd::join(name, opts, deadline).map(|end| Group { end })
+    }
+
+    /// Multicasts a copy of `payload` to every member (ourselves included),
+    /// waiting for room on Block and Evict groups.
+    pub fn mcast(&mut self, payload: &[u8]) -> Result<(), McastError> {
+        self.end.mcast(payload, Deadline::Never)
+    }
+
+    /// [`mcast`](Self::mcast) without waiting (`WouldBlock`).
+    pub fn try_mcast(&mut self, payload: &[u8]) -> Result<(), McastError> {
+        self.end.mcast(payload, Deadline::Now)
+    }
+
+    /// [`mcast`](Self::mcast) until `timeout` from now.
+    pub fn mcast_timeout(&mut self, payload: &[u8], timeout: Duration) -> Result<(), McastError> {
+        self.end.mcast(payload, Deadline::after(timeout))
+    }
+
+    /// [`mcast`](Self::mcast) until `deadline`.
+    pub fn mcast_deadline(&mut self, payload: &[u8], deadline: Deadline) -> Result<(), McastError> {
+        self.end.mcast(payload, deadline)
+    }
+
+    /// Multicasts the concatenation of `parts` as one message.
+    pub fn mcast_gather(&mut self, parts: &[&[u8]]) -> Result<(), McastError> {
+        self.end.mcast_gather(parts, Deadline::Never)
+    }
+
+    /// [`mcast_gather`](Self::mcast_gather) until `deadline`.
+    pub fn mcast_gather_deadline(&mut self, parts: &[&[u8]], deadline: Deadline) -> Result<(), McastError> {
+        self.end.mcast_gather(parts, deadline)
+    }
+
+    /// Loans `len` bytes of the log: write the message in place, then
+    /// `send()` it; dropping the loan aborts it.
+    pub fn loan(&mut self, len: usize) -> Result<GroupLoan<'_>, McastError> {
+        self.end.loan(len, Deadline::Never)
+    }
+
+    /// [`loan`](Self::loan) without waiting (`WouldBlock`).
+    pub fn try_loan(&mut self, len: usize) -> Result<GroupLoan<'_>, McastError> {
+        self.end.loan(len, Deadline::Now)
+    }
+
+    /// [`loan`](Self::loan) until `deadline`.
+    pub fn loan_deadline(&mut self, len: usize, deadline: Deadline) -> Result<GroupLoan<'_>, McastError> {
+        self.end.loan(len, deadline)
+    }
+
+    /// The next event: a message, a view, or (Lap groups) a loss.
+    pub fn recv(&mut self) -> Result<Event<'_>, RecvError> {
+        self.end.recv(Deadline::Never)
+    }
+
+    /// [`recv`](Self::recv) without waiting (`WouldBlock`).
+    pub fn try_recv(&mut self) -> Result<Event<'_>, RecvError> {
+        self.end.recv(Deadline::Now)
+    }
+
+    /// [`recv`](Self::recv) until `timeout` from now.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Event<'_>, RecvError> {
+        self.end.recv(Deadline::after(timeout))
+    }
+
+    /// [`recv`](Self::recv) until `deadline`.
+    pub fn recv_deadline(&mut self, deadline: Deadline) -> Result<Event<'_>, RecvError> {
+        self.end.recv(deadline)
+    }
+
+    /// Leaves the group, waiting for the keeper to commit our Left view.
+    pub fn leave(self) -> Result<(), LeaveError> {
+        self.leave_deadline(Deadline::Never)
+    }
+
+    /// [`leave`](Self::leave) until `deadline`; the member is out either way.
+    pub fn leave_deadline(mut self, deadline: Deadline) -> Result<(), LeaveError> {
+        self.end.leave(deadline)
+    }
+
+    /// The members as of the last view this member received.
+    pub fn members(&self) -> Vec<Member> {
+        self.end.members()
+    }
+
+    /// This member.
+    pub fn local_member(&self) -> Member {
+        self.end.local_member()
+    }
+
+    /// The id of the last view this member received.
+    pub fn view_id(&self) -> u64 {
+        self.end.view_id()
+    }
+
+    /// The group's largest message.
+    pub fn max_message(&self) -> usize {
+        self.end.max_message()
+    }
+
+    /// This member's counters, lag and latency histogram.
+    pub fn stats(&self) -> GroupStats {
+        self.end.stats()
+    }
+}

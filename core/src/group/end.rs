@@ -1,0 +1,591 @@
+//! A member's end of a group: multicast (copy, gather, loan), receive one
+//! stream of events (messages, views, losses), leave. Every operation that
+//! can wait has one internal form taking a [`Deadline`].
+//!
+//! The data path is the broadcast log's: a multicast is one claim on the
+//! shared tail, whatever the number of members; a receive reads the frame
+//! in place. The keeper is not involved; the only system call is a futex
+//! wake when someone sleeps.
+
+use std::collections::VecDeque;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use ringflow_ring::broadcast::{Claim, Consumer, Producer, ReadGuard};
+use ringflow_ring::{ClaimError, RawRegion, ReadError, WaitPoint};
+
+use super::error::{JoinError, LeaveError, McastError, RecvError};
+use super::join::{self, signal, Shared, ALARM_EXPELLED, ALARM_QUIET};
+use super::options::{GroupOptions, SlowMember};
+use super::table::{self, Counters};
+use super::view::{self, Member, RawView, View, FLAG_VIEW};
+use super::wire::{Msg, MAX_LEN};
+use super::{history, memory::GroupConfig, memory::P_LATEST_VIEW};
+use crate::wait::{wait_until_with, Deadline, WaitOutcome};
+
+/// One event of the stream.
+pub enum Event<'a> {
+    /// A message, read in place until dropped.
+    Message(Message<'a>),
+    /// The membership changed (the first event of every member is the
+    /// view of its own join).
+    View(View),
+    /// Lap groups: this member was overtaken and lost `count` messages.
+    Lost { count: u64 },
+}
+
+/// A message being read. Dropping it consumes it.
+pub struct Message<'a> {
+    guard: ReadGuard<'a, RawRegion>,
+    sender: Member,
+    /// Evict groups: the table entry whose guard we hold.
+    entry: Option<(&'a RawRegion, usize)>,
+}
+
+impl Message<'_> {
+    /// Who sent it.
+    pub fn sender(&self) -> Member {
+        self.sender
+    }
+
+    /// The sender's sequence number of it (per sender slot, increasing by one).
+    pub fn seq(&self) -> u64 {
+        self.guard.seq()
+    }
+
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.guard.len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.guard.is_empty()
+    }
+
+    /// The payload in place (zero-copy); `None` on a Lap group, whose
+    /// senders may overwrite a frame while a lapped member reads it (use
+    /// [`read_into`](Self::read_into) there). Other members cannot change
+    /// it unless they misbehave: see "What a peer can and cannot do to
+    /// you" in the crate docs.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.guard.payload()
+    }
+
+    /// Copies the payload (up to `buf.len()` bytes) and returns how many.
+    /// On a Lap group a message overwritten during the copy is
+    /// `RecvError::Overwritten` (the next receive reports the loss).
+    pub fn read_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.guard.read_into(buf).map_err(|_| RecvError::Overwritten)
+    }
+
+    /// The sender's clock reading when it sent (see `crate::clock`).
+    pub fn sent_at(&self) -> u64 {
+        self.guard.meta()
+    }
+}
+
+impl Drop for Message<'_> {
+    fn drop(&mut self) {
+        if let Some((table, slot)) = self.entry {
+            if let Some(e) = table::entry(table, slot) {
+                e.leave_guard();
+            }
+        }
+    }
+}
+
+/// A loaned frame of the log: write it in place, then [`send`](Self::send).
+/// Dropping it aborts cleanly (the space becomes padding).
+pub struct GroupLoan<'a> {
+    claim: Claim<'a, RawRegion>,
+    counters: &'a mut Counters,
+    data: WaitPoint<'a>,
+}
+
+impl GroupLoan<'_> {
+    /// The payload, writable in place; `None` on a Lap group (use `write`).
+    pub fn payload_mut(&mut self) -> Option<&mut [u8]> {
+        self.claim.payload_mut()
+    }
+
+    /// Copies `bytes` into the payload at `at`. Panics if it does not fit.
+    pub fn write(&mut self, at: usize, bytes: &[u8]) {
+        self.claim.write(at, bytes)
+    }
+
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.claim.len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.claim.is_empty()
+    }
+
+    /// Publishes the message to every member.
+    pub fn send(mut self) -> Result<(), McastError> {
+        self.claim.set_meta(crate::clock::now());
+        self.counters.sent += 1;
+        let n = self.claim.commit();
+        crate::wait::notify(self.data, n).map_err(McastError::Io)
+    }
+}
+
+/// Statistics of one member.
+#[derive(Clone, Debug)]
+pub struct GroupStats {
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    /// Bytes of log between this member's cursor and the tail.
+    pub lag_bytes: u64,
+    /// One-way latency, send to receive, in nanoseconds.
+    pub latency: Option<Histogram<u64>>,
+}
+
+/// A member of a group.
+pub struct GroupEnd {
+    /// Detached (never freed) in `Drop`: the keeper frees the slots when
+    /// our socket closes.
+    rx: ManuallyDrop<Consumer<RawRegion>>,
+    tx: ManuallyDrop<Producer<RawRegion>>,
+    config: GroupConfig,
+    me: Member,
+    slot: usize,
+    spin: Duration,
+    view: RawView,
+    events: VecDeque<Queued>,
+    /// (producer, seq) of a frame whose loss was reported, not yet delivered.
+    reported: Option<(u16, u64)>,
+    counters: Counters,
+    latency: Option<Histogram<u64>>,
+    buf: Vec<u8>,
+    left: bool,
+    agent: Option<std::thread::JoinHandle<()>>,
+    /// Declared last: the sides above live in its memory.
+    shared: Arc<Shared>,
+}
+
+enum Queued {
+    View(RawView),
+    Lost(u64),
+}
+
+impl GroupEnd {
+    /// Joins group `name` (creating it if nobody keeps it) until `deadline`.
+    pub fn join(name: &str, opts: &GroupOptions, deadline: Deadline) -> Result<GroupEnd, JoinError> {
+        crate::clock::init();
+        let s = join::join(name, opts, deadline)?;
+        let config = s.shared.mem.config;
+        let latency = opts.record_latency.then(|| Histogram::new_with_bounds(1, 60_000_000_000, 3).ok()).flatten();
+        let mut end = GroupEnd {
+            rx: ManuallyDrop::new(s.rx),
+            tx: ManuallyDrop::new(s.tx),
+            config,
+            me: Member { id: s.shared.member_id, pid: std::process::id() },
+            slot: s.shared.slot,
+            spin: opts.spin,
+            view: RawView { id: 0, seats: Vec::new(), changes: Vec::new() },
+            events: VecDeque::new(),
+            reported: None,
+            counters: Counters::default(),
+            latency,
+            buf: Vec::with_capacity(view::max_len(config.max_members)),
+            left: false,
+            agent: Some(s.agent),
+            shared: s.shared,
+        };
+        end.me.pid = std::process::id();
+        Ok(end)
+    }
+
+    /// This member.
+    pub fn local_member(&self) -> Member {
+        self.me
+    }
+
+    /// The members as of the last view delivered.
+    pub fn members(&self) -> Vec<Member> {
+        self.view.seats.iter().map(|s| s.member).collect()
+    }
+
+    /// The id of the last view delivered.
+    pub fn view_id(&self) -> u64 {
+        self.view.id
+    }
+
+    /// The group's largest message.
+    pub fn max_message(&self) -> usize {
+        self.config.max_message
+    }
+
+    /// The group's slow-member policy.
+    pub fn slow_member(&self) -> SlowMember {
+        self.config.slow
+    }
+
+    /// This member's statistics.
+    pub fn stats(&self) -> GroupStats {
+        let tail = ringflow_ring::broadcast::tail(&self.shared.mem.log).unwrap_or(0);
+        GroupStats {
+            sent: self.counters.sent,
+            received: self.counters.received,
+            lost: self.counters.lost,
+            lag_bytes: tail.saturating_sub(self.rx.cursor()),
+            latency: self.latency.clone(),
+        }
+    }
+
+    fn check_member(&self) -> Result<(), McastError> {
+        if self.left {
+            return Err(McastError::Left);
+        }
+        // SYNC: Acquire; pairs with the Release in `join::expel`.
+        if self.shared.alarm.load(Ordering::Acquire) == ALARM_EXPELLED {
+            return Err(McastError::Evicted);
+        }
+        if let Some(e) = table::entry(&self.shared.mem.table, self.slot) {
+            if matches!(e.state(), table::EVICTING | table::EVICTED) {
+                return Err(McastError::Evicted);
+            }
+        }
+        Ok(())
+    }
+
+    /// Multicasts `payload` (a copy into the log), waiting for room until
+    /// `deadline` on Block and Evict groups.
+    pub fn mcast(&mut self, payload: &[u8], deadline: Deadline) -> Result<(), McastError> {
+        self.mcast_gather(&[payload], deadline)
+    }
+
+    /// Multicasts the concatenation of `parts` as one message.
+    pub fn mcast_gather(&mut self, parts: &[&[u8]], deadline: Deadline) -> Result<(), McastError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut loan = self.loan(len, deadline)?;
+        let mut at = 0;
+        for p in parts {
+            loan.write(at, p);
+            at += p.len();
+        }
+        loan.send()
+    }
+
+    /// Loans `len` bytes of the log for a message written in place.
+    pub fn loan(&mut self, len: usize, deadline: Deadline) -> Result<GroupLoan<'_>, McastError> {
+        if len > self.config.max_message {
+            return Err(McastError::TooLarge { len, max: self.config.max_message });
+        }
+        self.check_member()?;
+        // Bounded: each pass either claims, or waits until room or the deadline.
+        loop {
+            if self.tx.would_fit(len) {
+                break;
+            }
+            if deadline == Deadline::Now {
+                return Err(McastError::WouldBlock);
+            }
+            let (tx, shared) = (&mut self.tx, &self.shared);
+            let space = wait_points(&shared.mem.log)?.1;
+            let outcome = wait_until_with(
+                || space,
+                || tx.would_fit(len) || shared.alarm.load(Ordering::Acquire) != ALARM_QUIET,
+                self.spin,
+                deadline,
+                Some((&shared.alarm, ALARM_QUIET)),
+                crate::wait::membarrier_if_needed,
+            )
+            .map_err(McastError::Io)?;
+            self.check_member()?;
+            if outcome == WaitOutcome::TimedOut {
+                return Err(McastError::TimedOut);
+            }
+        }
+        let data = wait_points(&self.shared.mem.log)?.0;
+        match self.tx.try_claim(len) {
+            Ok(claim) => Ok(GroupLoan { claim, counters: &mut self.counters, data }),
+            Err(ClaimError::Full) => {
+                Err(if deadline == Deadline::Now { McastError::WouldBlock } else { McastError::TimedOut })
+            }
+            Err(ClaimError::TooLarge { len, max }) => Err(McastError::TooLarge { len, max }),
+            Err(ClaimError::Corrupt(c)) => Err(McastError::Corrupt(c)),
+            Err(_) => Err(McastError::Left),
+        }
+    }
+
+    /// The next event, waiting until `deadline`.
+    pub fn recv(&mut self, deadline: Deadline) -> Result<Event<'_>, RecvError> {
+        loop {
+            match self.poll_event()? {
+                Polled::Ready => break,
+                Polled::Empty => {}
+            }
+            if deadline == Deadline::Now {
+                return Err(RecvError::WouldBlock);
+            }
+            let (rx, shared) = (&self.rx, &self.shared);
+            let data = wait_points(&shared.mem.log)
+                .map_err(|e| match e {
+                    McastError::Corrupt(c) => RecvError::Corrupt(c),
+                    _ => RecvError::Left,
+                })?
+                .0;
+            let tail_now = || ringflow_ring::broadcast::tail(&shared.mem.log).unwrap_or(0) != rx.cursor();
+            let outcome = wait_until_with(
+                || data,
+                || tail_now() || shared.alarm.load(Ordering::Acquire) != ALARM_QUIET,
+                self.spin,
+                deadline,
+                Some((&shared.alarm, ALARM_QUIET)),
+                crate::wait::membarrier_if_needed,
+            )
+            .map_err(RecvError::Io)?;
+            if outcome == WaitOutcome::TimedOut && !tail_now() {
+                return Err(RecvError::TimedOut);
+            }
+        }
+        self.take_event()
+    }
+
+    /// Reads ahead until an event is ready (queued, or a frame to deliver).
+    fn poll_event(&mut self) -> Result<Polled, RecvError> {
+        // Bounded: each pass consumes a frame, or returns.
+        for _ in 0..1024 {
+            if !self.events.is_empty() {
+                return Ok(Polled::Ready);
+            }
+            if self.left {
+                return Err(RecvError::Left);
+            }
+            if self.shared.alarm.load(Ordering::Acquire) == ALARM_EXPELLED {
+                return Err(RecvError::Evicted);
+            }
+            if let Some(e) = table::entry(&self.shared.mem.table, self.slot) {
+                if e.state() == table::EVICTED || e.state() == table::EVICTING {
+                    return Err(RecvError::Evicted);
+                }
+            }
+            let max_view = view::max_len(self.config.max_members);
+            // Errors first, with the frame left in place (a guard forgotten
+            // consumes nothing), then the frame itself.
+            let err = match self.rx.try_read() {
+                Ok(g) => {
+                    std::mem::forget(g);
+                    None
+                }
+                Err(e) => Some(e),
+            };
+            match err {
+                None => {}
+                Some(ReadError::Empty) => return Ok(Polled::Empty),
+                Some(ReadError::Lapped { .. }) => {
+                    self.replay_views();
+                    continue;
+                }
+                Some(ReadError::Corrupt(c)) => return Err(RecvError::Corrupt(c)),
+                Some(ReadError::Closed) => return Err(RecvError::Left),
+                Some(_) => return Ok(Polled::Empty),
+            }
+            let Ok(mut guard) = self.rx.try_read() else { continue };
+            if guard.producer() == 0 {
+                if guard.flags() != FLAG_VIEW || guard.len() > max_view {
+                    return Err(RecvError::Corrupt(ringflow_ring::Corrupt {
+                        offset: 0,
+                        value: guard.len() as u64,
+                        what: "keeper frame that is not a view",
+                    }));
+                }
+                self.buf.resize(guard.len(), 0);
+                if guard.read_into(&mut self.buf).is_err() {
+                    drop(guard);
+                    self.replay_views();
+                    continue;
+                }
+                drop(guard);
+                let v = view::decode(&self.buf, self.config.max_members)
+                    .map_err(|what| RecvError::Corrupt(ringflow_ring::Corrupt { offset: 0, value: 0, what }))?;
+                if v.id > self.view.id {
+                    self.events.push_back(Queued::View(v));
+                }
+                continue;
+            }
+            // A message: from a member of the current view?
+            let sender_slot = guard.producer() as usize - 1;
+            if !self.view.seats.iter().any(|s| s.slot as usize == sender_slot) {
+                drop(guard); // not a member here (evicted, or before its join): not ours
+                continue;
+            }
+            let missed = guard.missed_before();
+            let key = (guard.producer(), guard.seq());
+            if missed > 0 && self.reported != Some(key) {
+                std::mem::forget(guard); // keep the frame for the next call
+                self.reported = Some(key);
+                self.counters.lost += missed;
+                self.events.push_back(Queued::Lost(missed));
+                continue;
+            }
+            std::mem::forget(guard);
+            return Ok(Polled::Ready);
+        }
+        Ok(Polled::Empty)
+    }
+
+    /// After a lap: deliver the views we may have skipped, from the history.
+    fn replay_views(&mut self) {
+        let latest = self.shared.mem.param(P_LATEST_VIEW).load(Ordering::Acquire);
+        let from = (self.view.id + 1).max(latest.saturating_sub(super::memory::HISTORY as u64 - 1));
+        for id in from..=latest {
+            if history::load(&self.shared.mem.history, self.shared.mem.history_entry_len(), id, &mut self.buf) {
+                if let Ok(v) = view::decode(&self.buf, self.config.max_members) {
+                    if v.id == id && !self.events.iter().any(|e| matches!(e, Queued::View(q) if q.id >= id)) {
+                        self.events.push_back(Queued::View(v));
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_event(&mut self) -> Result<Event<'_>, RecvError> {
+        if let Some(q) = self.events.pop_front() {
+            return Ok(match q {
+                Queued::View(v) => {
+                    let out = v.to_view();
+                    self.view = v;
+                    self.store_counters();
+                    Event::View(out)
+                }
+                Queued::Lost(n) => Event::Lost { count: n },
+            });
+        }
+        let evict = matches!(self.config.slow, SlowMember::Evict { .. });
+        if evict {
+            let e = table::entry(&self.shared.mem.table, self.slot).ok_or(RecvError::Evicted)?;
+            if !e.enter_guard() {
+                return Err(RecvError::Evicted);
+            }
+        }
+        self.reported = None;
+        self.counters.received += 1;
+        if self.counters.received % 64 == 0 {
+            self.store_counters();
+        }
+        let (view, table, slot) = (&self.view, &self.shared.mem.table, self.slot);
+        let guard = match self.rx.try_read() {
+            Ok(g) => g,
+            Err(_) => {
+                if evict {
+                    if let Some(e) = table::entry(table, slot) {
+                        e.leave_guard();
+                    }
+                }
+                return Err(RecvError::Corrupt(ringflow_ring::Corrupt { offset: 0, value: 0, what: "frame vanished" }));
+            }
+        };
+        let sender_slot = guard.producer() as usize - 1;
+        let sender = view
+            .seats
+            .iter()
+            .find(|s| s.slot as usize == sender_slot)
+            .map(|s| s.member)
+            .unwrap_or(Member { id: 0, pid: 0 });
+        if let Some(h) = self.latency.as_mut() {
+            if let Some(ns) = crate::clock::elapsed_ns(guard.meta(), crate::clock::now()) {
+                let _ = h.record(ns.max(1));
+            }
+        }
+        Ok(Event::Message(Message { guard, sender, entry: evict.then_some((table, slot)) }))
+    }
+
+    fn store_counters(&self) {
+        if let Some(e) = table::entry(&self.shared.mem.table, self.slot) {
+            e.store_counters(self.counters);
+        }
+    }
+
+    /// Leaves the group: the keeper commits our Left view and confirms
+    /// (until `deadline`). Our slots are given up either way.
+    pub fn leave(&mut self, deadline: Deadline) -> Result<(), LeaveError> {
+        if self.left {
+            return Ok(());
+        }
+        self.left = true;
+        self.store_counters();
+        let mut result = Ok(());
+        let conn = self.shared.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(conn) = conn {
+            let mut b = Vec::new();
+            Msg::Leave.encode(&mut b);
+            if conn.send_deadline(&b, &[], Deadline::Now).is_err() {
+                result = Err(LeaveError::KeeperGone);
+            } else {
+                let mut buf = [0u8; MAX_LEN];
+                let timeout = match deadline {
+                    Deadline::Now => Some(Duration::ZERO),
+                    d => d.remaining(),
+                };
+                result = match conn.recv(&mut buf, &mut [], timeout) {
+                    Ok(r) if Msg::decode(&buf[..r.len]) == Ok(Msg::Left) => Ok(()),
+                    Err(crate::control::RecvError::WouldBlock) => Err(LeaveError::WouldBlock),
+                    Err(crate::control::RecvError::TimedOut) => Err(LeaveError::TimedOut),
+                    _ => Err(LeaveError::KeeperGone),
+                };
+            }
+            self.shutdown(Some(conn));
+        } else {
+            self.shutdown(None);
+        }
+        result
+    }
+
+    /// Stops using the slots (they are detached when the end drops; the
+    /// keeper frees them once our socket closes), closes the socket, stops
+    /// the agent.
+    fn shutdown(&mut self, conn: Option<crate::control::ControlConn>) {
+        join::release_adoption(&self.shared.mem, self.slot);
+        drop(conn);
+        signal(&self.shared.stop);
+        if let Some(a) = self.agent.take() {
+            // The agent returns at once (stop is readable); a keeper
+            // agent answers what is pending first.
+            let _ = a.join();
+        }
+    }
+}
+
+fn wait_points(log: &RawRegion) -> Result<(WaitPoint<'_>, WaitPoint<'_>), McastError> {
+    ringflow_ring::broadcast::wait_points(log).map_err(|e| {
+        McastError::Corrupt(ringflow_ring::Corrupt {
+            offset: 0,
+            value: 0,
+            what: match e {
+                ringflow_ring::AttachError::BadMagic { .. } => "group log magic overwritten",
+                _ => "group log control area overwritten",
+            },
+        })
+    })
+}
+
+enum Polled {
+    Ready,
+    Empty,
+}
+
+impl Drop for GroupEnd {
+    /// Never blocks: announces the leave, gives the slots up, closes.
+    fn drop(&mut self) {
+        if !self.left {
+            let _ = self.leave(Deadline::Now);
+        }
+        // SAFETY: the field is not used after this (Drop runs once), and
+        // `left` has kept every operation off it since `leave`.
+        let rx = unsafe { ManuallyDrop::take(&mut self.rx) };
+        // SAFETY: as above.
+        let tx = unsafe { ManuallyDrop::take(&mut self.tx) };
+        rx.detach();
+        tx.detach();
+    }
+}
