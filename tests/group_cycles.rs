@@ -7,7 +7,6 @@
 //!
 //! The tests of this file share the process-wide counts, so they run one
 //! at a time. Each prints how long its cycles took (never asserted).
-#![cfg(any())] // Until the group core lands on main.
 
 mod common;
 

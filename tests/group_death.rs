@@ -10,7 +10,6 @@
 //! records everything with the monotonic time of each event, which gives
 //! the time from the kill to the view at the others: printed, never
 //! asserted.
-#![cfg(any())] // Until the group core lands on main.
 
 mod common;
 

@@ -16,7 +16,6 @@
 //! dropping the member does not block.
 //!
 //! The random runs print their seed; `RINGFLOW_GROUP_SEED=<n>` replays one.
-#![cfg(any())] // Until the group core lands on main.
 
 mod common;
 

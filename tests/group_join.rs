@@ -10,7 +10,6 @@
 //!   none after (messages carry their sender's count, so a gap or an extra
 //!   one shows);
 //! - a group whose permit admits nobody refuses a joiner with a typed error.
-#![cfg(any())] // Until the group core lands on main.
 
 mod common;
 

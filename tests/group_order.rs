@@ -13,7 +13,6 @@
 //!
 //! The log is small (64 KiB) so that it wraps many times and senders meet
 //! back-pressure: `Block` holds them at the slowest member.
-#![cfg(any())] // Until the group core lands on main.
 
 mod common;
 

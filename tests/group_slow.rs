@@ -10,7 +10,6 @@
 //! - `Evict { after }`: the slow member is removed, the others see a view
 //!   saying `Evicted`, the sender goes on, and the evicted member is told so
 //!   (`Evicted` from its receive and its multicast).
-#![cfg(any())] // Until the group core lands on main.
 
 mod common;
 

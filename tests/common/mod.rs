@@ -8,8 +8,6 @@
 //! runtime directory, so a killed child leaves nothing behind.
 #![allow(dead_code)]
 
-// Until the group core lands on main.
-#[cfg(any())]
 pub mod group;
 pub mod numbered;
 pub mod proxy;
