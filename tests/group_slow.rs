@@ -6,7 +6,8 @@
 //!   member is gone the sender goes on.
 //! - `Lap`: the slow member is overtaken and told `Lost { count }`, exactly:
 //!   each count is the gap in the sender's numbering it stands for, so
-//!   delivered + lost = sent.
+//!   delivered + lost = sent; also when it is overtaken before it read a
+//!   single message of the sender.
 //! - `Evict { after }`: the slow member is removed, the others see a view
 //!   saying `Evicted`, the sender goes on, and the evicted member is told so
 //!   (`Evicted` from its receive and its multicast).
@@ -63,20 +64,26 @@ fn block_a_deadline_ends_the_wait_for_a_slow_member() {
     g.leave().unwrap();
 }
 
-#[test]
-fn lap_a_slow_member_is_told_exactly_how_many_it_lost() {
+/// A Lap group's slow member reads `primed` messages, then none while the
+/// sender sends `SENT` in all, then everything: each `Lost` count must be
+/// the exact gap it stands for, and delivered + lost = sent.
+fn lap_exact_loss(name: &str, primed: u64) {
     ringflow_testkit::isolate_runtime_dir();
     let tmp = ringflow_testkit::temp_dir("glap");
-    let (dir, name, spec) = (tmp.path(), "slow-lap", Spec::new("agreed", "lap", LOG));
+    let (dir, spec) = (tmp.path(), Spec::new("agreed", "lap", LOG));
     const SENT: u64 = 3000;
     let (mut g, mut rec) = setup(name, &spec, &tmp);
-    let mut slow = spawn_member(ENTRY, dir, name, &spec, "slow", "late_reader", &[]);
+    let extra = [("PRIMED", primed.to_string())];
+    let mut slow = spawn_member(ENTRY, dir, name, &spec, "slow", "late_reader", &extra);
     await_stage(dir, "slow", "joined");
     let pid = slow.id();
     rec.until(&mut g, |r| r.iter().any(|(_, r)| r.view_change_pid(pid, "Joined")));
     // Never held back by the slow member: a lossy log laps it.
     let mut buf = Vec::new();
     for n in 0..SENT {
+        if n == primed {
+            await_stage(dir, "slow", "primed");
+        }
         payload(OWN, n, if n + 1 == SENT { LAST } else { 0 }, &mut buf);
         g.mcast_timeout(&buf, LONG).unwrap();
         rec.drain(&mut g);
@@ -110,6 +117,18 @@ fn lap_a_slow_member_is_told_exactly_how_many_it_lost() {
     let stats_lost: u64 = std::fs::read_to_string(dir.join("slow-stats")).unwrap().trim().parse().unwrap();
     assert_eq!(stats_lost, lost, "the slow member's statistics count what it was told it lost");
     g.leave().unwrap();
+}
+
+#[test]
+fn lap_a_slow_member_is_told_exactly_how_many_it_lost() {
+    lap_exact_loss("slow-lap", 1);
+}
+
+/// The same for a member overtaken before it read a single message of
+/// the sender: its losses count as much.
+#[test]
+fn lap_a_member_overtaken_before_its_first_message_is_told_too() {
+    lap_exact_loss("slow-lap-first", 0);
 }
 
 #[test]
@@ -163,6 +182,9 @@ fn group_slow_child() {
     let mut rec = Recorder::new(&g);
     rec.next(&mut g);
     ctx.mark("joined");
+    let primed: usize = ctx.arg("PRIMED").parse().unwrap_or(0);
+    rec.until(&mut g, |r| r.iter().filter(|(_, r)| r.is_msg()).count() >= primed);
+    ctx.mark("primed");
     // Not reading until told to.
     await_file(&ctx.dir.join("read"));
     match role.as_str() {

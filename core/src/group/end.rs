@@ -281,6 +281,8 @@ impl GroupEnd {
             return Err(McastError::TooLarge { len, max: self.config.max_message });
         }
         self.check_member()?;
+        // Our own cursor may be what holds the log.
+        self.release();
         // Bounded: each pass either claims, or waits until room or the deadline.
         loop {
             if self.tx.would_fit(len) {
@@ -351,8 +353,21 @@ impl GroupEnd {
         self.take_event()
     }
 
+    /// Publishes how far this member has read (the frames its dropped
+    /// messages consumed), so that producers held back by its cursor on a
+    /// Block or Evict group may reuse the space, and wakes them. Without
+    /// it a reliable log never gets past its first lap.
+    fn release(&mut self) {
+        let n = self.rx.release();
+        if let Ok((_, space)) = wait_points(&self.shared.mem.log) {
+            // A failed wake only leaves a producer to its own deadline.
+            let _ = crate::wait::notify(space, n);
+        }
+    }
+
     /// Reads ahead until an event is ready (queued, or a frame to deliver).
     fn poll_event(&mut self) -> Result<Polled, RecvError> {
+        self.release();
         // Bounded: each pass consumes a frame, or returns.
         for _ in 0..1024 {
             if !self.events.is_empty() {
@@ -523,15 +538,26 @@ impl GroupEnd {
                 result = Err(LeaveError::KeeperGone);
             } else {
                 let mut buf = [0u8; MAX_LEN];
-                let timeout = match deadline {
-                    Deadline::Now => Some(Duration::ZERO),
-                    d => d.remaining(),
-                };
-                result = match conn.recv(&mut buf, &mut [], timeout) {
-                    Ok(r) if Msg::decode(&buf[..r.len]) == Ok(Msg::Left) => Ok(()),
-                    Err(crate::control::RecvError::WouldBlock) => Err(LeaveError::WouldBlock),
-                    Err(crate::control::RecvError::TimedOut) => Err(LeaveError::TimedOut),
-                    _ => Err(LeaveError::KeeperGone),
+                // A member that took the keeper's role over rejoined its own
+                // keeper without reading the answer (`join::succeed`): that
+                // `Rejoined` may come first. Skipped once, so a keeper
+                // repeating it cannot hold us.
+                let mut skipped = false;
+                result = loop {
+                    let timeout = match deadline {
+                        Deadline::Now => Some(Duration::ZERO),
+                        d => d.remaining(),
+                    };
+                    break match conn.recv(&mut buf, &mut [], timeout) {
+                        Ok(r) if Msg::decode(&buf[..r.len]) == Ok(Msg::Left) => Ok(()),
+                        Ok(r) if !skipped && Msg::decode(&buf[..r.len]) == Ok(Msg::Rejoined) => {
+                            skipped = true;
+                            continue;
+                        }
+                        Err(crate::control::RecvError::WouldBlock) => Err(LeaveError::WouldBlock),
+                        Err(crate::control::RecvError::TimedOut) => Err(LeaveError::TimedOut),
+                        _ => Err(LeaveError::KeeperGone),
+                    };
                 };
             }
             self.shutdown(Some(conn));
