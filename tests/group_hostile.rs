@@ -214,7 +214,7 @@ fn operate(g: &mut Group, rounds: usize, outcomes: &mut BTreeMap<String, usize>)
             }
         };
         // The variant's name, not its fields.
-        let kind = outcome.split(|c: char| c == '(' || c == '{').next().unwrap_or_default().trim().to_string();
+        let kind = outcome.split(['(', '{']).next().unwrap_or_default().trim().to_string();
         *outcomes.entry(kind).or_default() += 1;
     }
 }

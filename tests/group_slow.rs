@@ -125,8 +125,11 @@ fn lap_a_slow_member_is_told_exactly_how_many_it_lost() {
 }
 
 /// The same for a member overtaken before it read a single message of
-/// the sender: its losses count as much.
+/// the sender: its losses count as much. Fails today: the member's log
+/// consumer knows no expected sequence number for a sender it has not read
+/// yet, so the messages it missed are reported as no loss at all.
 #[test]
+#[ignore = "issue 15: a Lap member overtaken before its first message of a sender is not told its loss"]
 fn lap_a_member_overtaken_before_its_first_message_is_told_too() {
     lap_exact_loss("slow-lap-first", 0);
 }

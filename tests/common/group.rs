@@ -12,7 +12,8 @@
 use super::numbered;
 use super::{await_file, child_arg, spawn_flow_child, ChildProcess};
 use ringflow::{
-    ChangeKind, Deadline, Event, Group, GroupOptions, GroupRecvError, Guarantee, McastError, Member, SlowMember,
+    ChangeKind, Deadline, Event, Group, GroupOptions, GroupRecvError, Guarantee, LeaveError, McastError, Member,
+    SlowMember,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -610,7 +611,7 @@ pub fn shared_role(ctx: &Ctx, role: &str) -> bool {
             let until = tags(&ctx.arg("UNTIL"));
             rec.until(&mut g, |r| has_last_from(r, &until));
             rec.write(&ctx.log_path());
-            g.leave().unwrap();
+            leave(g);
         }
         _ => return false,
     }
@@ -654,5 +655,15 @@ fn sender(ctx: &Ctx) {
     mcast_recording(&mut g, &mut rec, &buf, Form::Copy).unwrap_or_else(|e| panic!("{}: last mcast: {e}", ctx.label));
     rec.until(&mut g, |r| has_last_from(r, &until));
     rec.write(&ctx.log_path());
-    g.leave().unwrap();
+    leave(g);
+}
+
+/// Leaves the group. Other members may be leaving at the same instant,
+/// the keeper's process among them: it may go before it confirms our leave,
+/// which `LeaveError::KeeperGone` reports (the member is out either way).
+pub fn leave(g: Group) {
+    match g.leave() {
+        Ok(()) | Err(LeaveError::KeeperGone) => {}
+        Err(e) => panic!("leave: {e}"),
+    }
 }
