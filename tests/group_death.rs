@@ -46,7 +46,7 @@ impl Scene {
         rec.next(&mut g);
         let observer = spawn_member(ENTRY, tmp.path(), name, &SPEC, "obs", "recorder", &[("UNTIL", OWN.to_string())]);
         let pid = observer.id();
-        rec.until(&mut g, |r| r.iter().any(|(_, r)| r.view_change_pid(pid, "Joined")));
+        rec.until_any(&mut g, |r| r.view_change_pid(pid, "Joined"));
         Scene { tmp, name, g, rec, observer, sent: 0, buf: Vec::new() }
     }
 
@@ -59,7 +59,7 @@ impl Scene {
         let c = spawn_member(ENTRY, self.dir(), self.name, &SPEC, label, role, extra);
         await_stage(self.dir(), label, "joined");
         let pid = c.id();
-        self.rec.until(&mut self.g, |r| r.iter().any(|(_, r)| r.view_change_pid(pid, "Joined")));
+        self.rec.until_any(&mut self.g, |r| r.view_change_pid(pid, "Joined"));
         c
     }
 
@@ -72,7 +72,7 @@ impl Scene {
 
     /// Records until the view telling of `pid`'s death; its arrival time.
     fn await_down(&mut self, pid: u32) -> u64 {
-        self.rec.until(&mut self.g, |r| r.iter().any(|(_, r)| r.view_change_pid(pid, "ProcessDown")));
+        self.rec.until_any(&mut self.g, |r| r.view_change_pid(pid, "ProcessDown"));
         self.rec.recs.last().unwrap().0
     }
 
@@ -82,7 +82,7 @@ impl Scene {
     /// the kill → view times.
     fn finish(mut self, what: &str, dead: &[(u32, u64)], first: &[(u32, u64)]) {
         self.send(LAST);
-        self.rec.until(&mut self.g, |r| has_last_from(r, &[OWN]));
+        self.rec.until_lasts(&mut self.g, &[OWN]);
         wait_success(&mut self.observer, "the observer");
         let (obs_me, obs) = read_log(&self.dir().join("obs.log"));
         check_joined_log("the observer", &strip(&self.rec.recs), obs_me, &strip(&obs));
@@ -131,19 +131,18 @@ fn the_keeper_killed_while_members_send_the_group_goes_on() {
     rec.next(&mut g);
     let mut senders: Vec<_> =
         (1..=2u32).map(|t| spawn_member(ENTRY, dir, name, &SPEC, &format!("s{t}"), "sender", &sender(t))).collect();
-    rec.until(&mut g, |r| (0..3).all(|t| count_of(r, t) >= 100));
+    rec.until_any(&mut g, at_least(100, &[0, 1, 2]));
     let killed = kill9(&mut keeper);
-    rec.until(&mut g, |r| r.iter().any(|(_, r)| r.view_change_pid(keeper_pid, "ProcessDown")));
+    rec.until_any(&mut g, |r| r.view_change_pid(keeper_pid, "ProcessDown"));
     let down = rec.recs.len() - 1;
     eprintln!("kill -9 -> view, the keeper: {:.3} ms here", rec.recs[down].0.saturating_sub(killed) as f64 / 1e6);
     // The group goes on: a new joiner is admitted, messages keep flowing.
     let mut joiner = spawn_member(ENTRY, dir, name, &SPEC, "j", "recorder", &[("UNTIL", "1,2".to_string())]);
     let jpid = joiner.id();
-    rec.until(&mut g, |r| r.iter().any(|(_, r)| r.view_change_pid(jpid, "Joined")));
-    let mark = rec.recs.len();
-    rec.until(&mut g, |r| (1..3).all(|t| count_of(&r[mark..], t) >= 100));
+    rec.until_any(&mut g, |r| r.view_change_pid(jpid, "Joined"));
+    rec.until_next(&mut g, at_least(100, &[1, 2]));
     std::fs::write(dir.join("stop"), b"").unwrap();
-    rec.until(&mut g, |r| has_last_from(r, &[1, 2]));
+    rec.until_lasts(&mut g, &[1, 2]);
     for (i, c) in senders.iter_mut().enumerate() {
         wait_success(c, &format!("sender {}", i + 1));
     }
@@ -250,7 +249,7 @@ fn members_killed_at_random_points_of_a_busy_send_loop() {
         let mut v = s.member(&format!("v{round}"), "sender", &extra);
         let pid = v.id();
         // Wait until it is sending, then a little more, chosen at random.
-        s.rec.until(&mut s.g, |r| count_of(r, round) > 0);
+        s.rec.until_any(&mut s.g, |r| matches!(r, Rec::Msg { tag, .. } if *tag == round));
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;

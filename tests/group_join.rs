@@ -37,20 +37,18 @@ fn a_joiner_sees_exactly_what_follows_its_join() {
     let mut joiners = Vec::new();
     // Each joiner comes while both senders are in full flow: after 100 more
     // messages of each since the previous step.
-    let mut mark = rec.recs.len();
     for j in 0..JOINERS {
-        rec.until(&mut g, |r| (0..2).all(|t| count_of(&r[mark..], t) >= 100));
+        rec.until_next(&mut g, at_least(100, &[0, 1]));
         let label = format!("j{j}");
         let child =
             spawn_member("group_join_child", dir, name, &SPEC, &label, "recorder", &[("UNTIL", "0,1".to_string())]);
         let pid = child.id();
         joiners.push(child);
-        rec.until(&mut g, |r| r.iter().any(|(_, r)| r.view_change_pid(pid, "Joined")));
-        mark = rec.recs.len();
+        rec.until_any(&mut g, |r| r.view_change_pid(pid, "Joined"));
     }
-    rec.until(&mut g, |r| (0..2).all(|t| count_of(&r[mark..], t) >= 100));
+    rec.until_next(&mut g, at_least(100, &[0, 1]));
     std::fs::write(dir.join("stop"), b"").unwrap();
-    rec.until(&mut g, |r| has_last_from(r, &[0, 1]));
+    rec.until_lasts(&mut g, &[0, 1]);
     for (i, c) in senders.iter_mut().enumerate() {
         wait_success(c, &format!("sender {i}"));
     }

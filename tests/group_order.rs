@@ -46,7 +46,7 @@ fn run(name: &str, spec: Spec) -> Vec<(Key, Vec<Rec>)> {
             spawn_member("group_order_child", dir, name, &spec, &format!("s{i}"), "sender", &args)
         })
         .collect();
-    rec.until(&mut g, |r| has_last_from(r, &all));
+    rec.until_lasts(&mut g, &all);
     for (i, c) in children.iter_mut().enumerate() {
         wait_success(c, &format!("sender {i}"));
     }

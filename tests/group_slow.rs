@@ -41,7 +41,7 @@ fn block_a_deadline_ends_the_wait_for_a_slow_member() {
     let mut slow = spawn_member(ENTRY, dir, name, &spec, "slow", "idle", &[]);
     await_stage(dir, "slow", "joined");
     let pid = slow.id();
-    rec.until(&mut g, |r| r.iter().any(|(_, r)| r.view_change_pid(pid, "Joined")));
+    rec.until_any(&mut g, |r| r.view_change_pid(pid, "Joined"));
     let sent = fill_until_held(&mut g, &mut rec, OWN, 0, LOG);
     let mut buf = Vec::new();
     payload(OWN, sent, 0, &mut buf);
@@ -55,11 +55,11 @@ fn block_a_deadline_ends_the_wait_for_a_slow_member() {
         assert_eq!(rec.drain(&mut g), 0, "a multicast that timed out was delivered");
     }
     kill9(&mut slow);
-    rec.until(&mut g, |r| r.iter().any(|(_, r)| r.view_change_pid(pid, "ProcessDown")));
+    rec.until_any(&mut g, |r| r.view_change_pid(pid, "ProcessDown"));
     mcast_recording(&mut g, &mut rec, &buf, Form::Copy).unwrap();
     payload(OWN, sent + 1, LAST, &mut buf);
     mcast_recording(&mut g, &mut rec, &buf, Form::Copy).unwrap();
-    rec.until(&mut g, |r| has_last_from(r, &[OWN]));
+    rec.until_lasts(&mut g, &[OWN]);
     assert_contiguous(&counts_by_tag(&rec.recs)[&OWN], 0, "this member's messages");
     g.leave().unwrap();
 }
@@ -77,7 +77,7 @@ fn lap_exact_loss(name: &str, primed: u64) {
     let mut slow = spawn_member(ENTRY, dir, name, &spec, "slow", "late_reader", &extra);
     await_stage(dir, "slow", "joined");
     let pid = slow.id();
-    rec.until(&mut g, |r| r.iter().any(|(_, r)| r.view_change_pid(pid, "Joined")));
+    rec.until_any(&mut g, |r| r.view_change_pid(pid, "Joined"));
     // Never held back by the slow member: a lossy log laps it.
     let mut buf = Vec::new();
     for n in 0..SENT {
@@ -88,7 +88,7 @@ fn lap_exact_loss(name: &str, primed: u64) {
         g.mcast_timeout(&buf, LONG).unwrap();
         rec.drain(&mut g);
     }
-    rec.until(&mut g, |r| has_last_from(r, &[OWN]));
+    rec.until_lasts(&mut g, &[OWN]);
     assert_contiguous(&counts_by_tag(&rec.recs)[&OWN], 0, "the sender, reading as it sends, loses nothing");
     std::fs::write(dir.join("read"), b"").unwrap();
     wait_success(&mut slow, "the slow member");
@@ -146,7 +146,7 @@ fn evict_a_slow_member_is_removed_and_told() {
     let mut slow = spawn_member(ENTRY, dir, name, &spec, "slow", "evictee", &[]);
     await_stage(dir, "slow", "joined");
     let pid = slow.id();
-    rec.until(&mut g, |r| r.iter().any(|(_, r)| r.view_change_pid(pid, "Joined")));
+    rec.until_any(&mut g, |r| r.view_change_pid(pid, "Joined"));
     // Far more than the log holds: the sender waits for the slow member
     // until it is evicted, then goes on.
     let mut buf = Vec::new();
@@ -157,7 +157,7 @@ fn evict_a_slow_member_is_removed_and_told() {
         g.mcast_timeout(&buf, LONG).unwrap();
         rec.drain(&mut g);
     }
-    rec.until(&mut g, |r| has_last_from(r, &[OWN]));
+    rec.until_lasts(&mut g, &[OWN]);
     let evicted = rec.recs.iter().find(|(_, r)| r.view_change_pid(pid, "Evicted"));
     let (_, view) = evicted.expect("a view evicting the slow member");
     let Rec::View { members, .. } = view else { unreachable!() };
@@ -186,13 +186,19 @@ fn group_slow_child() {
     rec.next(&mut g);
     ctx.mark("joined");
     let primed: usize = ctx.arg("PRIMED").parse().unwrap_or(0);
-    rec.until(&mut g, |r| r.iter().filter(|(_, r)| r.is_msg()).count() >= primed);
+    if primed > 0 {
+        let mut read = 0;
+        rec.until_next(&mut g, |r| {
+            read += usize::from(r.is_msg());
+            read >= primed
+        });
+    }
     ctx.mark("primed");
     // Not reading until told to.
     await_file(&ctx.dir.join("read"));
     match role.as_str() {
         "late_reader" => {
-            rec.until(&mut g, |r| has_last_from(r, &[OWN]));
+            rec.until_lasts(&mut g, &[OWN]);
             rec.write(&ctx.log_path());
             std::fs::write(ctx.dir.join("slow-stats"), g.stats().lost.to_string()).unwrap();
             g.leave().unwrap();

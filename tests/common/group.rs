@@ -263,11 +263,29 @@ impl Recorder {
         }
     }
 
-    /// Records events until `done` holds for the records so far.
-    pub fn until(&mut self, g: &mut Group, mut done: impl FnMut(&[(u64, Rec)]) -> bool) {
-        while !done(&self.recs) {
-            self.next(g);
+    /// Records events until `done` holds for one of them, those recorded
+    /// already included (`done` sees each once, in order, so it may count).
+    pub fn until_any(&mut self, g: &mut Group, mut done: impl FnMut(&Rec) -> bool) {
+        if self.recs.iter().any(|(_, r)| done(r)) {
+            return;
         }
+        self.until_next(g, done);
+    }
+
+    /// Records events until `done` holds for one recorded from now on.
+    pub fn until_next(&mut self, g: &mut Group, mut done: impl FnMut(&Rec) -> bool) {
+        while !done(self.next(g)) {}
+    }
+
+    /// Records events until it holds the last message of every tag in `tags`.
+    pub fn until_lasts(&mut self, g: &mut Group, tags: &[u32]) {
+        let mut missing: BTreeSet<u32> = tags.iter().copied().collect();
+        self.until_any(g, |r| {
+            if let Rec::Msg { tag, last: true, .. } = r {
+                missing.remove(tag);
+            }
+            missing.is_empty()
+        });
     }
 
     /// Writes the records to `path` (whole, through a rename).
@@ -301,6 +319,20 @@ pub fn read_log(path: &Path) -> (Key, Vec<(u64, Rec)>) {
         })
         .collect();
     (me, recs)
+}
+
+/// A predicate for [`Recorder::until_any`] / [`Recorder::until_next`]:
+/// true once it has seen `n` messages of each tag in `tags`.
+pub fn at_least(n: usize, tags: &[u32]) -> impl FnMut(&Rec) -> bool {
+    let mut counts: HashMap<u32, usize> = tags.iter().map(|t| (*t, 0)).collect();
+    move |r| {
+        if let Rec::Msg { tag, .. } = r {
+            if let Some(c) = counts.get_mut(tag) {
+                *c += 1;
+            }
+        }
+        counts.values().all(|c| *c >= n)
+    }
 }
 
 /// Has a message flagged last from every tag in `tags`.
@@ -609,7 +641,7 @@ pub fn shared_role(ctx: &Ctx, role: &str) -> bool {
             rec.next(&mut g);
             ctx.mark("joined");
             let until = tags(&ctx.arg("UNTIL"));
-            rec.until(&mut g, |r| has_last_from(r, &until));
+            rec.until_lasts(&mut g, &until);
             rec.write(&ctx.log_path());
             leave(g);
         }
@@ -637,7 +669,7 @@ fn sender(ctx: &Ctx) {
     }
     rec.next(&mut g);
     ctx.mark("joined");
-    rec.until(&mut g, |r| r.iter().any(|(_, r)| matches!(r, Rec::View { members: m, .. } if m.len() >= members)));
+    rec.until_any(&mut g, |r| matches!(r, Rec::View { members: m, .. } if m.len() >= members));
     let stop = ctx.dir.join("stop");
     let mut buf = Vec::new();
     let mut n = 0u64;
@@ -653,7 +685,7 @@ fn sender(ctx: &Ctx) {
     }
     payload(tag, n, LAST, &mut buf);
     mcast_recording(&mut g, &mut rec, &buf, Form::Copy).unwrap_or_else(|e| panic!("{}: last mcast: {e}", ctx.label));
-    rec.until(&mut g, |r| has_last_from(r, &until));
+    rec.until_lasts(&mut g, &until);
     rec.write(&ctx.log_path());
     leave(g);
 }
