@@ -5,6 +5,7 @@
 //! `ringflow ls [--json]`.
 
 mod stat;
+mod stat_group;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -76,9 +77,12 @@ enum Command {
     },
     /// List the running ringflow processes of this user with their flows
     /// and engine threads: counts, rates and latency percentiles, read live
-    /// from their stats files. Refreshes like top; --json prints once.
+    /// from their stats files; and the groups with their members, each
+    /// member's lag behind the log's tail, the slowest named. Refreshes
+    /// like top; --json prints once.
     Stat {
-        /// One JSON object per process and per flow or engine thread, once.
+        /// One JSON object per process, per flow or engine thread, per group
+        /// and per group member, once.
         #[arg(long)]
         json: bool,
         /// Print once (rates over --window-ms) instead of refreshing.
@@ -94,9 +98,9 @@ enum Command {
         #[arg(long)]
         runtime_dir: Option<std::path::PathBuf>,
     },
-    /// List the bound names and live flows of this user.
+    /// List the bound names, live flows, and groups with their members.
     Ls {
-        /// One JSON object per name and per flow end.
+        /// One JSON object per name, per flow end, per group and per member.
         #[arg(long)]
         json: bool,
         /// The runtime directory to read (default: the user's).

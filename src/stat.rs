@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use ringflow::stats::{self, Histogram, ProcessStats, SlotKind, SlotSnapshot};
 
+use crate::stat_group;
+
 /// How `stat` shows what it reads.
 pub struct StatArgs {
     pub dir: Option<PathBuf>,
@@ -22,7 +24,7 @@ pub struct StatArgs {
 }
 
 /// A slot's identity across reads (for rates).
-type Key = (u32, usize, String);
+pub(crate) type Key = (u32, usize, String);
 
 pub fn stat(args: StatArgs) -> ExitCode {
     let dir = match stats::runtime_dir(args.dir.as_deref()) {
@@ -43,7 +45,15 @@ pub fn stat(args: StatArgs) -> ExitCode {
         let elapsed = at.elapsed();
         at = Instant::now();
         let rates = rates(&previous, &now, elapsed);
-        let text = if args.json { json(&now, &rates) } else { table(&dir, &now, &rates, elapsed) };
+        // Groups are asked at each print (their lag is the log's, now).
+        let groups = stats::bound_names(&dir).map(|n| stat_group::groups(&dir, &n)).unwrap_or_default();
+        let mut text = if args.json { json(&now, &rates) } else { table(&dir, &now, &rates, elapsed) };
+        if args.json {
+            stat_group::stat_json(&mut text, &groups, &now, &rates);
+        } else {
+            stat_group::stat_table(&mut text, &groups, &now, &rates);
+            text.push_str(LEGEND);
+        }
         let mut out = io::stdout().lock();
         if args.every.is_some() && !args.json {
             // Like top: home the cursor and clear the screen first.
@@ -72,6 +82,9 @@ pub fn ls(dir: Option<PathBuf>, json_out: bool) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail("ls", &e),
     };
+    let groups = stat_group::groups(&dir, &names);
+    // A group's control name (`<group>.group`) is listed under groups.
+    let names: Vec<&String> = names.iter().filter(|n| stats::group_of_bound_name(n).is_none()).collect();
     let mut out = String::new();
     if json_out {
         for n in &names {
@@ -90,6 +103,7 @@ pub fn ls(dir: Option<PathBuf>, json_out: bool) -> ExitCode {
                 );
             }
         }
+        stat_group::ls_json(&mut out, &groups, &procs);
     } else {
         let _ = writeln!(out, "runtime directory {}", dir.display());
         let _ = writeln!(out, "\nbound names ({}):", names.len());
@@ -105,6 +119,7 @@ pub fn ls(dir: Option<PathBuf>, json_out: bool) -> ExitCode {
         for (p, s) in flows {
             let _ = writeln!(out, "  {:<24} {:>8} {:<16} {:<9} {:>8}", s.name, p.pid, p.exe, role(s), s.peer);
         }
+        stat_group::ls_table(&mut out, &groups, &procs);
     }
     let _ = io::stdout().lock().write_all(out.as_bytes());
     ExitCode::SUCCESS
@@ -153,7 +168,7 @@ fn role(s: &SlotSnapshot) -> &'static str {
     }
 }
 
-fn hist_json(h: &Histogram<u64>) -> String {
+pub(crate) fn hist_json(h: &Histogram<u64>) -> String {
     format!(
         "{{\"n\":{},\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{}}}",
         h.len(),
@@ -178,12 +193,14 @@ fn json(procs: &[ProcessStats], rates: &HashMap<Key, Vec<f64>>) -> String {
             p.skipped,
             p.unpublished
         );
-        for s in &p.slots {
+        // A group member's slot is shown with its group (`stat_group`).
+        for s in p.slots.iter().filter(|s| s.kind != SlotKind::Group) {
             // The kind's own word: a flow's peer pid, an engine thread's core.
             let peer = match s.kind {
                 SlotKind::Flow => format!("\"peer_pid\":{}", s.peer),
                 SlotKind::Engine if s.peer == u64::MAX => "\"core\":null".to_owned(),
                 SlotKind::Engine => format!("\"core\":{}", s.peer),
+                SlotKind::Group => format!("\"member_id\":{}", s.info),
             };
             let mut line = format!(
                 "{{\"type\":{},\"pid\":{},\"name\":{},\"role\":{},{peer}",
@@ -209,7 +226,7 @@ fn json(procs: &[ProcessStats], rates: &HashMap<Key, Vec<f64>>) -> String {
     out
 }
 
-fn ns(v: u64) -> String {
+pub(crate) fn ns(v: u64) -> String {
     match v {
         0 => "-".into(),
         v if v < 10_000 => format!("{v}ns"),
@@ -219,7 +236,7 @@ fn ns(v: u64) -> String {
     }
 }
 
-fn rate(r: Option<f64>) -> String {
+pub(crate) fn rate(r: Option<f64>) -> String {
     match r {
         None => "-".into(),
         Some(r) if r >= 1e6 => format!("{:.2}M/s", r / 1e6),
@@ -252,7 +269,7 @@ fn table(dir: &Path, procs: &[ProcessStats], rates: &HashMap<Key, Vec<f64>>, ela
             "  {:<7} {:<22} {:<9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
             "KIND", "NAME", "ROLE", "SENT", "RECEIVED", "SEND RATE", "RECV RATE", "P50", "P99", "P99.9", "MAX"
         );
-        for s in &p.slots {
+        for s in p.slots.iter().filter(|s| s.kind != SlotKind::Group) {
             let r = rates.get(&key(p, s));
             let h = &s.hists[0];
             let (c0, c1) = (s.counters[0], s.counters[1]);
@@ -273,10 +290,10 @@ fn table(dir: &Path, procs: &[ProcessStats], rates: &HashMap<Key, Vec<f64>>, ela
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "\nflows: SENT/RECEIVED messages, P50..MAX one-way latency of received messages; engines: SENT = duty \
-         cycles, RECEIVED = busy cycles, P50..MAX duty-cycle time"
-    );
     out
 }
+
+/// The last lines of the table.
+const LEGEND: &str = "\nflows: SENT/RECEIVED messages, P50..MAX one-way latency of received messages; engines: SENT = \
+     duty cycles, RECEIVED = busy cycles, P50..MAX duty-cycle time; groups: LAG bytes of log a member has not handed \
+     back, P50..MAX one-way latency of received messages\n";

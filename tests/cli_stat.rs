@@ -1,7 +1,8 @@
 //! `ringflow stat --json` and `ringflow ls --json` read a flow opened by
 //! another process: its counts match what was sent, its latency histogram
 //! holds every received message, and a garbage stats file next to it is
-//! skipped, not fatal.
+//! skipped, not fatal. They show a group, its members, each member's
+//! counters, latency and lag behind the log's tail, and name the slowest.
 
 mod common;
 
@@ -10,7 +11,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{child_arg, is_child, spawn_flow_child};
-use ringflow::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos};
+use ringflow::{
+    Deadline, Event, Flow, FlowOptions, Group, GroupOptions, GroupRecvError, Listener, ListenerOptions, Qos,
+};
 
 const COUNT: u64 = 1000;
 const LONG: Duration = Duration::from_secs(60);
@@ -116,4 +119,77 @@ fn stat_reads_a_live_process_and_survives_garbage() {
     let lines = ringflow(&["stat", "--json", "--window-ms", "1"], &dir);
     assert!(lines.iter().all(|l| !l.contains("stat-test")), "{lines:#?}");
     assert!(!dir.join("stats").join(pid.to_string()).exists());
+}
+
+/// The line of `lines` of JSON type `ty` with `"key":value` in it.
+fn line_with<'a>(lines: &'a [String], ty: &str, key: &str, value: &str) -> &'a String {
+    let (t, kv) = (format!("\"type\":\"{ty}\""), format!("\"{key}\":{value}"));
+    lines
+        .iter()
+        .find(|l| l.contains(&t) && l.contains(&kv))
+        .unwrap_or_else(|| panic!("no {ty} with {kv} in {lines:#?}"))
+}
+
+#[test]
+fn ls_and_stat_show_a_group_its_members_their_lag_and_the_slowest() {
+    const SENT: u64 = 100;
+    let dir = ringflow_testkit::isolate_runtime_dir();
+    let opts = GroupOptions::new().log_capacity(1 << 16).max_message(1024).max_members(4).spin(Duration::ZERO);
+    let mut reader = Group::join("stat-group", &opts).unwrap();
+    let mut idle = Group::join("stat-group", &opts).unwrap();
+    let (r, i) = (reader.local_member().id, idle.local_member().id);
+    let events = |g: &mut Group, n: u64| {
+        let mut messages = 0;
+        for _ in 0..n {
+            if let Event::Message(_) = g.recv_timeout(LONG).unwrap() {
+                messages += 1;
+            }
+        }
+        assert!(matches!(g.try_recv(), Err(GroupRecvError::WouldBlock)));
+        messages
+    };
+    // Their joins, then every message from the reader (its own too); the
+    // idle member reads only its join.
+    assert_eq!(events(&mut idle, 1), 0);
+    for n in 0..SENT {
+        reader.mcast(&n.to_le_bytes()).unwrap();
+    }
+    assert_eq!(events(&mut reader, 2 + SENT), SENT);
+    // A name bound by nobody any more: shown, with why it is not read.
+    drop(std::os::unix::net::UnixListener::bind(dir.join("ghost.group.sock")).unwrap());
+
+    let ls = ringflow(&["ls", "--json"], dir);
+    assert!(!ls.iter().any(|l| l.contains("\"type\":\"name\"") && l.contains("group")), "{ls:#?}");
+    let group = line_with(&ls, "group", "name", "\"stat-group\"");
+    assert_eq!((field(group, "members"), field(group, "keeper_pid")), (2, u64::from(std::process::id())));
+    for id in [r, i] {
+        let m = line_with(&ls, "member", "member_id", &id.to_string());
+        assert!(m.contains("\"group\":\"stat-group\"") && m.contains("\"state\":\"active\""), "{m}");
+        assert_eq!(field(m, "pid"), u64::from(std::process::id()));
+    }
+    assert!(line_with(&ls, "group", "name", "\"ghost\"").contains("\"error\":"), "{ls:#?}");
+
+    let stat = ringflow(&["stat", "--json", "--window-ms", "1"], dir);
+    let group = line_with(&stat, "group", "name", "\"stat-group\"");
+    let slowest = &group[group.find("\"slowest\":").unwrap()..];
+    assert_eq!(field(slowest, "member_id"), i, "{group}");
+    let laggard = line_with(&stat, "member", "member_id", &i.to_string());
+    let tail = field(group, "tail");
+    assert!(field(laggard, "lag_bytes") >= SENT * 8 && field(laggard, "lag_bytes") <= tail, "{laggard}");
+    assert!(laggard.contains("\"slowest\":true") && laggard.contains("\"published\":true"), "{laggard}");
+    assert_eq!((field(laggard, "sent"), field(laggard, "received")), (0, 0));
+    let caught_up = line_with(&stat, "member", "member_id", &r.to_string());
+    assert_eq!(field(caught_up, "lag_bytes"), 0, "{caught_up}");
+    assert!(caught_up.contains("\"slowest\":false"), "{caught_up}");
+    assert_eq!((field(caught_up, "sent"), field(caught_up, "received"), field(caught_up, "lost")), (SENT, SENT, 0));
+    // Every message the reader received has its one-way latency recorded.
+    let latency = &caught_up[caught_up.find("\"latency\":").unwrap()..];
+    assert_eq!(field(latency, "n"), SENT, "{caught_up}");
+    // Member slots are shown with their group, not as slots of the process.
+    assert!(!stat.iter().any(|l| l.starts_with("{\"type\":\"group\",\"pid\"")), "{stat:#?}");
+
+    idle.leave().unwrap();
+    reader.leave().unwrap();
+    let ls = ringflow(&["ls", "--json"], dir);
+    assert!(!ls.iter().any(|l| l.contains("stat-group")), "{ls:#?}");
 }

@@ -25,8 +25,10 @@ pub use hdrhistogram::Histogram;
 pub use ringflow_core::clock::ClockSource;
 use ringflow_core::control::RuntimeDir;
 pub use ringflow_core::control::{DirError, ListError};
+pub use ringflow_core::group::{group_of_bound_name, GroupSnapshot, InspectError, MemberSnapshot, MemberState};
 /// A JSON string literal (for tools printing statistics as JSON lines).
 pub use ringflow_core::json::string as json_string;
+pub use ringflow_core::stats::GroupCounter;
 pub use ringflow_core::stats::{latency_default, read_dir, set_latency_default};
 pub use ringflow_core::stats::{ProcessStats, ReadError, SlotKind, SlotSnapshot};
 
@@ -71,6 +73,15 @@ impl std::error::Error for BoundNamesError {
 /// The names bound in runtime directory `dir` (listeners' sockets).
 pub fn bound_names(dir: &Path) -> Result<Vec<String>, BoundNamesError> {
     RuntimeDir::at(dir).map_err(BoundNamesError::RuntimeDir)?.list_names().map_err(BoundNamesError::List)
+}
+
+/// Group `name` of runtime directory `dir` as its memory shows it now:
+/// keeper, latest view, members with their state, counters and lag behind
+/// the log's tail (see [`GroupSnapshot::slowest`]). Asks the group's keeper
+/// (which checks this process against the group's permit, as for a
+/// joiner), waiting for its answer up to `timeout`.
+pub fn inspect_group(dir: &Path, name: &str, timeout: Duration) -> Result<GroupSnapshot, InspectError> {
+    ringflow_core::group::inspect(dir, name, ringflow_core::Deadline::after(timeout))
 }
 
 /// Why an interval log could not be written or read.

@@ -20,6 +20,7 @@ use ringflow_ring::{ClaimError, RawRegion, ReadError, WaitPoint};
 use super::error::{JoinError, LeaveError, McastError, RecvError};
 use super::join::{self, signal, Shared, ALARM_EXPELLED, ALARM_QUIET};
 use super::options::{GroupOptions, SlowMember};
+use super::stats::Published;
 use super::table::{self, Counters};
 use super::view::{self, Member, RawView, View, FLAG_VIEW};
 use super::wire::{Msg, MAX_LEN};
@@ -103,6 +104,7 @@ impl Drop for Message<'_> {
 pub struct GroupLoan<'a> {
     claim: Claim<'a, RawRegion>,
     counters: &'a mut Counters,
+    published: &'a Published,
     data: WaitPoint<'a>,
 }
 
@@ -131,6 +133,7 @@ impl GroupLoan<'_> {
     pub fn send(mut self) -> Result<(), McastError> {
         self.claim.set_meta(crate::clock::now());
         self.counters.sent += 1;
+        self.published.sent();
         let n = self.claim.commit();
         crate::wait::notify(self.data, n).map_err(McastError::Io)
     }
@@ -163,7 +166,8 @@ pub struct GroupEnd {
     /// (producer, seq) of a frame whose loss was reported, not yet delivered.
     reported: Option<(u16, u64)>,
     counters: Counters,
-    latency: Option<Histogram<u64>>,
+    /// Counters and latency in this process's stats file (`stats.rs`).
+    published: Published,
     buf: Vec<u8>,
     left: bool,
     agent: Option<std::thread::JoinHandle<()>>,
@@ -182,7 +186,13 @@ impl GroupEnd {
         crate::clock::init();
         let s = join::join(name, opts, deadline)?;
         let config = s.shared.mem.config;
-        let latency = opts.record_latency.then(|| Histogram::new_with_bounds(1, 60_000_000_000, 3).ok()).flatten();
+        let published = Published::open(
+            s.shared.dir.path(),
+            &s.shared.name,
+            s.shared.member_id,
+            s.shared.slot,
+            opts.record_latency,
+        );
         let mut end = GroupEnd {
             rx: ManuallyDrop::new(s.rx),
             tx: ManuallyDrop::new(s.tx),
@@ -194,7 +204,7 @@ impl GroupEnd {
             events: VecDeque::new(),
             reported: None,
             counters: Counters::default(),
-            latency,
+            published,
             buf: Vec::with_capacity(view::max_len(config.max_members)),
             left: false,
             agent: Some(s.agent),
@@ -237,7 +247,7 @@ impl GroupEnd {
             received: self.counters.received,
             lost: self.counters.lost,
             lag_bytes: tail.saturating_sub(self.rx.cursor()),
-            latency: self.latency.clone(),
+            latency: self.published.latency(),
         }
     }
 
@@ -309,7 +319,7 @@ impl GroupEnd {
         }
         let data = wait_points(&self.shared.mem.log)?.0;
         match self.tx.try_claim(len) {
-            Ok(claim) => Ok(GroupLoan { claim, counters: &mut self.counters, data }),
+            Ok(claim) => Ok(GroupLoan { claim, counters: &mut self.counters, published: &self.published, data }),
             Err(ClaimError::Full) => {
                 Err(if deadline == Deadline::Now { McastError::WouldBlock } else { McastError::TimedOut })
             }
@@ -322,7 +332,12 @@ impl GroupEnd {
     /// The next event, waiting until `deadline`.
     pub fn recv(&mut self, deadline: Deadline) -> Result<Event<'_>, RecvError> {
         loop {
-            match self.poll_event()? {
+            let polled = self.poll_event()?;
+            // Publish our cursor: what we consumed is room for senders
+            // again (Block, Evict) and our lag as others see it.
+            let n = self.rx.release();
+            let _ = crate::wait::notify(self.rx.space_wait(), n);
+            match polled {
                 Polled::Ready => break,
                 Polled::Empty => {}
             }
@@ -440,6 +455,7 @@ impl GroupEnd {
                 std::mem::forget(guard); // keep the frame for the next call
                 self.reported = Some(key);
                 self.counters.lost += missed;
+                self.published.lost(missed);
                 self.events.push_back(Queued::Lost(missed));
                 continue;
             }
@@ -469,6 +485,13 @@ impl GroupEnd {
             return Ok(match q {
                 Queued::View(v) => {
                     let out = v.to_view();
+                    if self.view.id == 0 {
+                        // Our join view: count losses from each member's
+                        // first frame after it.
+                        for seat in &v.seats {
+                            self.rx.expect(seat.slot + 1, seat.next_seq);
+                        }
+                    }
                     self.view = v;
                     self.store_counters();
                     Event::View(out)
@@ -507,11 +530,7 @@ impl GroupEnd {
             .find(|s| s.slot as usize == sender_slot)
             .map(|s| s.member)
             .unwrap_or(Member { id: 0, pid: 0 });
-        if let Some(h) = self.latency.as_mut() {
-            if let Some(ns) = crate::clock::elapsed_ns(guard.meta(), crate::clock::now()) {
-                let _ = h.record(ns.max(1));
-            }
-        }
+        self.published.received(guard.meta());
         Ok(Event::Message(Message { guard, sender, entry: evict.then_some((table, slot)) }))
     }
 

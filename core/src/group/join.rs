@@ -24,7 +24,7 @@ use crate::control::{validate_name, ConnectError, ControlConn, ControlListener, 
 use crate::wait::Deadline;
 
 /// Suffix that puts group names in a namespace of their own.
-const GROUP_SUFFIX: &str = ".group";
+pub(crate) const GROUP_SUFFIX: &str = ".group";
 
 /// What a member's agent and its group end share.
 pub(crate) struct Shared {

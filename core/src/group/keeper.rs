@@ -144,7 +144,8 @@ impl Keeper {
                 continue;
             }
             let holder = e.holder();
-            let seat = Seat { member: Member { id: holder.member_id, pid: holder.pid }, slot: slot as u16 };
+            let seat =
+                Seat { member: Member { id: holder.member_id, pid: holder.pid }, slot: slot as u16, next_seq: 0 };
             match state {
                 table::ACTIVE | table::EVICTING | table::EVICTED => {
                     let pidfd = live_process(holder.pid, holder.start);
@@ -330,6 +331,12 @@ impl Keeper {
                 }
             }
             Ok(Msg::Rejoin { index, member_id, token }) => self.rejoin(conn, index, member_id, token),
+            // An outside tool (`ringflow stat`): the memory, then hang up.
+            Ok(Msg::Inspect) => {
+                let mut b = Vec::new();
+                Msg::Inspected.encode(&mut b);
+                let _ = conn.send_deadline(&b, &[self.mem.segment().fd()], crate::Deadline::Now);
+            }
             _ => {}
         }
     }
@@ -367,7 +374,7 @@ impl Keeper {
         };
         rx.detach();
         tx.detach();
-        let seat = Seat { member: Member { id, pid: cred.pid }, slot: slot as u16 };
+        let seat = Seat { member: Member { id, pid: cred.pid }, slot: slot as u16, next_seq: 0 };
         self.seats[slot] =
             Some(Seated { seat, holder, conn: None, leaving: false, awaiting: None, stalled: None, evicted: false });
         self.order.push(slot);
@@ -471,14 +478,23 @@ impl Keeper {
     /// Commits queued views while the log has room.
     fn flush_views(&mut self) {
         while let Some((v, _)) = self.queue.front() {
-            view::encode(v, &mut self.buf);
-            let id = v.id;
-            let pos = match self.views.try_claim(self.buf.len()) {
+            let (id, len) = (v.id, view::encoded_len(v));
+            let pos = match self.views.try_claim(len) {
                 Ok(mut claim) => {
+                    let pos = claim.position();
+                    // Each member's baseline: the sequence number of its
+                    // first frame after the view. Claims a member placed
+                    // before the view finish first (bounded wait; a dead
+                    // member's claim is padded when it is evicted).
+                    let Some((v, _)) = self.queue.front_mut() else { return };
+                    for seat in &mut v.seats {
+                        seat.next_seq = settled_next_seq(&self.mem.log, seat.slot as usize + 1, pos);
+                    }
+                    view::encode(v, &mut self.buf);
+                    debug_assert_eq!(self.buf.len(), len);
                     claim.write(0, &self.buf);
                     claim.set_flags(FLAG_VIEW);
                     claim.set_meta(crate::clock::now());
-                    let pos = claim.position();
                     history::store(&self.mem.history, self.mem.history_entry_len(), id, &self.buf);
                     // SYNC: Release; pairs with the Acquire loads of members
                     // (lapped readers) and of a new keeper: the history entry
@@ -598,6 +614,20 @@ impl Keeper {
             }
         }
     }
+}
+
+/// Producer slot `slot`'s next sequence number once none of its claims
+/// placed before `pos` is still being written (bounded: a claim that stays
+/// open past the bound is a stalled or dead producer's; its baseline may
+/// then be one short, which only miscounts a joiner's first loss).
+fn settled_next_seq(log: &RawRegion, slot: usize, pos: u64) -> u64 {
+    for _ in 0..100_000 {
+        match broadcast::producer_in_flight(log, slot) {
+            Ok(Some(start)) if start < pos => std::hint::spin_loop(),
+            _ => break,
+        }
+    }
+    broadcast::producer_next_seq(log, slot).ok().flatten().unwrap_or(0)
 }
 
 #[derive(Clone, Copy)]

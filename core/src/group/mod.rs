@@ -33,17 +33,20 @@
 mod end;
 mod error;
 mod history;
+mod inspect;
 mod join;
 mod keeper;
 mod memory;
 mod options;
 mod presence;
+mod stats;
 mod table;
 mod view;
 mod wire;
 
 pub use end::{Event, GroupEnd, GroupLoan, GroupStats, Message};
 pub use error::{JoinError, LeaveError, McastError, RecvError};
+pub use inspect::{group_of_bound_name, inspect, GroupSnapshot, InspectError, MemberSnapshot, MemberState};
 pub use keeper::REJOIN_GRACE;
 pub use memory::{GroupConfig, GroupMemory};
 pub use options::{GroupOptions, Guarantee, SlowMember, MAX_LOG_CAPACITY, MAX_MEMBERS, MIN_LOG_CAPACITY};

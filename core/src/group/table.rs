@@ -149,6 +149,14 @@ impl Entry<'_> {
         self.w(RECEIVED).store(c.received, Ordering::Relaxed);
         self.w(LOST).store(c.lost, Ordering::Relaxed);
     }
+
+    /// The counters the member last published (observers: any value).
+    pub fn counters(&self) -> Counters {
+        // SYNC: Relaxed (three loads); pair with `store_counters`'s Relaxed
+        // stores: figures, no data depends on them.
+        let r = |off| self.w(off).load(Ordering::Relaxed);
+        Counters { sent: r(SENT), received: r(RECEIVED), lost: r(LOST) }
+    }
 }
 
 /// The start time of process `pid` (field 22 of `/proc/<pid>/stat`), or

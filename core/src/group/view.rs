@@ -6,7 +6,7 @@
 //! the known ones.
 //!
 //! Encoding, little-endian: `[view id u64][members u32][changes u32]`, then
-//! per member `[id u64][pid u32][slot u16][0 u16]`, then per change
+//! per member `[id u64][pid u32][slot u16][0 u16][next seq u64]`, then per change
 //! `[id u64][pid u32][kind u8][0 u8][slot u16][final seq u64]`.
 
 use std::fmt;
@@ -16,7 +16,7 @@ pub const FLAG_VIEW: u8 = 1;
 /// Most changes one view carries (the keeper writes more views if needed).
 pub const MAX_CHANGES: usize = 8;
 const HEAD: usize = 16;
-const MEMBER: usize = 16;
+const MEMBER: usize = 24;
 const CHANGE: usize = 24;
 
 /// A member of a group: an id unique for the group's lifetime, and the
@@ -96,6 +96,9 @@ pub struct View {
 pub(crate) struct Seat {
     pub member: Member,
     pub slot: u16,
+    /// The sequence number of the member's first frame after the view (the
+    /// baseline a joiner counts losses from).
+    pub next_seq: u64,
 }
 
 /// A change as the log knows it: with the slot and, for a member that went,
@@ -132,7 +135,6 @@ pub(crate) const fn max_len(max_members: usize) -> usize {
 }
 
 /// Bytes `view` encodes to.
-#[cfg(test)]
 pub(crate) fn encoded_len(view: &RawView) -> usize {
     HEAD + MEMBER * view.seats.len() + CHANGE * view.changes.len()
 }
@@ -148,6 +150,7 @@ pub(crate) fn encode(view: &RawView, out: &mut Vec<u8>) {
         out.extend_from_slice(&s.member.pid.to_le_bytes());
         out.extend_from_slice(&s.slot.to_le_bytes());
         out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&s.next_seq.to_le_bytes());
     }
     for c in &view.changes {
         out.extend_from_slice(&c.seat.member.id.to_le_bytes());
@@ -193,12 +196,13 @@ pub(crate) fn decode(b: &[u8], max_members: usize) -> Result<RawView, &'static s
         if slot as usize >= max_members {
             return Err("view names a slot out of range");
         }
-        Ok(Seat { member: Member { id: u64_at(b, at), pid: u32_at(b, at + 8) }, slot })
+        Ok(Seat { member: Member { id: u64_at(b, at), pid: u32_at(b, at + 8) }, slot, next_seq: 0 })
     };
     let mut seats = Vec::with_capacity(n);
     for k in 0..n {
         let at = HEAD + k * MEMBER;
-        let s = seat(at, at + 12)?;
+        let mut s = seat(at, at + 12)?;
+        s.next_seq = u64_at(b, at + 16);
         if b[at + 14..at + 16] != [0, 0] {
             return Err("view member padding not zero");
         }
@@ -224,11 +228,15 @@ mod tests {
     use super::*;
 
     fn sample() -> RawView {
-        let s = |id, pid, slot| Seat { member: Member { id, pid }, slot };
+        let s = |id, pid, slot| Seat { member: Member { id, pid }, slot, next_seq: id * 3 };
         RawView {
             id: 7,
             seats: vec![s(1, 100, 0), s(4, 101, 3)],
-            changes: vec![SeatChange { seat: s(5, 102, 1), kind: ChangeKind::ProcessDown, final_seq: 9 }],
+            changes: vec![SeatChange {
+                seat: Seat { next_seq: 0, ..s(5, 102, 1) },
+                kind: ChangeKind::ProcessDown,
+                final_seq: 9,
+            }],
         }
     }
 

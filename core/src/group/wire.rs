@@ -27,6 +27,11 @@ pub(crate) enum Msg {
     Leave,
     /// Keeper → member: your Left view is committed.
     Left,
+    /// Anyone the permit lets in → keeper: show me the group (`ringflow
+    /// stat`; see `inspect.rs`).
+    Inspect,
+    /// Keeper → inspector (with the segment's memfd): here it is.
+    Inspected,
 }
 
 /// Why a keeper refused a join or a rejoin.
@@ -78,6 +83,8 @@ impl Msg {
             Msg::Rejoined => put(out, 5, 0, &[]),
             Msg::Leave => put(out, 6, 0, &[]),
             Msg::Left => put(out, 7, 0, &[]),
+            Msg::Inspect => put(out, 8, 0, &[]),
+            Msg::Inspected => put(out, 9, 0, &[]),
         }
     }
 
@@ -119,6 +126,8 @@ impl Msg {
             5 => want(0).map(|_| Msg::Rejoined)?,
             6 => want(0).map(|_| Msg::Leave)?,
             7 => want(0).map(|_| Msg::Left)?,
+            8 => want(0).map(|_| Msg::Inspect)?,
+            9 => want(0).map(|_| Msg::Inspected)?,
             _ => return Err("unknown control message"),
         })
     }
@@ -138,6 +147,8 @@ mod tests {
             Msg::Rejoined,
             Msg::Leave,
             Msg::Left,
+            Msg::Inspect,
+            Msg::Inspected,
         ];
         let mut b = Vec::new();
         for m in all {
@@ -148,7 +159,7 @@ mod tests {
                 assert!(Msg::decode(&b[..cut]).is_err() || cut == 8 && b.len() == 8);
             }
         }
-        assert!(Msg::decode(&[9, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(Msg::decode(&[10, 0, 0, 0, 0, 0, 0, 0]).is_err());
         for r in 1..=8 {
             assert_eq!(Refusal::from_code(r).map(Refusal::code), Some(r));
         }

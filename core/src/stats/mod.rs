@@ -44,6 +44,10 @@ pub enum SlotKind {
     /// One engine thread (counters: [`EngineCounter`]; histograms: duty
     /// cycle, idle span, wake-up).
     Engine = 2,
+    /// One member of a process group (name: the group; info: the member
+    /// id; peer word: its seat in the group's member table; counters:
+    /// [`GroupCounter`]; histogram: one-way latency).
+    Group = 3,
 }
 
 impl SlotKind {
@@ -51,6 +55,7 @@ impl SlotKind {
         match w {
             1 => Some(SlotKind::Flow),
             2 => Some(SlotKind::Engine),
+            3 => Some(SlotKind::Group),
             _ => None,
         }
     }
@@ -59,6 +64,7 @@ impl SlotKind {
         match self {
             SlotKind::Flow => "flow",
             SlotKind::Engine => "engine",
+            SlotKind::Group => "group",
         }
     }
 
@@ -67,6 +73,7 @@ impl SlotKind {
         match self {
             SlotKind::Flow => FlowCounter::NAMES,
             SlotKind::Engine => EngineCounter::NAMES,
+            SlotKind::Group => GroupCounter::NAMES,
         }
     }
 
@@ -75,6 +82,7 @@ impl SlotKind {
         match self {
             SlotKind::Flow => &["latency", "rtt"],
             SlotKind::Engine => &["duty", "idle", "wake"],
+            SlotKind::Group => &["latency"],
         }
     }
 }
@@ -140,6 +148,24 @@ impl EngineCounter {
 pub const ENGINE_DUTY: usize = 0;
 pub const ENGINE_IDLE: usize = 1;
 pub const ENGINE_WAKE: usize = 2;
+
+/// Counters of a group member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupCounter {
+    /// Messages this member multicast.
+    Sent = 0,
+    /// Messages handed to this member's application.
+    Received = 1,
+    /// Messages this member lost (lapped on a Lap group).
+    Lost = 2,
+}
+
+impl GroupCounter {
+    pub const NAMES: &'static [&'static str] = &["sent", "received", "lost"];
+}
+
+/// Histogram index of a group member: one-way latency, send to receive.
+pub const GROUP_LATENCY: usize = 0;
 
 /// Words of a slot before its histograms: sequence, kind, info, peer pid,
 /// opened-at, name, counters, reserve.

@@ -133,6 +133,19 @@ impl<R: Region> Consumer<R> {
         self.index
     }
 
+    /// Tells the consumer the sequence number of `producer`'s next frame
+    /// it will find, if it has not heard from that producer yet, so that
+    /// [`ReadGuard::missed_before`] counts a loss before the first frame
+    /// too. Ignored for a known producer or an id out of range. (A figure
+    /// for loss accounting only: a wrong one miscounts, nothing else.)
+    pub fn expect(&mut self, producer: u16, seq: u64) {
+        if let Some(e) = self.expected.get_mut(producer as usize) {
+            if *e == UNKNOWN_SEQ {
+                *e = seq;
+            }
+        }
+    }
+
     /// Position of the next frame to read.
     pub fn cursor(&self) -> u64 {
         self.cursor

@@ -5,7 +5,8 @@
 //! grant access to bytes.
 
 use super::{
-    geometry, wait_point, ACTIVE, OFF_DATA_WAIT, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CURSOR, SLOT_NEXT_SEQ, SLOT_STATE,
+    geometry, wait_point, ACTIVE, IDLE, OFF_DATA_WAIT, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CLAIM_START, SLOT_CURSOR,
+    SLOT_NEXT_SEQ, SLOT_STATE,
 };
 use crate::error::AttachError;
 use crate::region::Access;
@@ -54,4 +55,18 @@ pub fn producer_next_seq(region: &impl Region, slot: usize) -> Result<Option<u64
 pub fn wait_points(region: &impl Region) -> Result<(WaitPoint<'_>, WaitPoint<'_>), AttachError> {
     geometry(region)?;
     Ok((wait_point(region, OFF_DATA_WAIT), wait_point(region, OFF_SPACE_WAIT)))
+}
+
+/// Where producer slot `slot`'s claim being written starts, or `None` if
+/// it writes none now (or the slot does not exist).
+pub fn producer_in_flight(region: &impl Region, slot: usize) -> Result<Option<u64>, AttachError> {
+    let geo = geometry(region)?;
+    if slot >= geo.max_producers {
+        return Ok(None);
+    }
+    // SYNC: Acquire; pairs with the Release marker stores of the producer
+    // (`try_claim`, `end_claim`): a marker seen idle follows the commit (and
+    // the next-sequence store) of the claim before it.
+    let start = region.word(geo.producer_slot(slot) + SLOT_CLAIM_START).load(Ordering::Acquire);
+    Ok((start != IDLE).then_some(start))
 }
