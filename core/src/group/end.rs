@@ -291,8 +291,10 @@ impl GroupEnd {
             return Err(McastError::TooLarge { len, max: self.config.max_message });
         }
         self.check_member()?;
-        // Our own cursor may be what holds the log.
-        self.release();
+        // Our own cursor may be what holds the log: a message dropped since
+        // our last receive consumed a frame that only a receive publishes.
+        let n = self.rx.release();
+        let _ = crate::wait::notify(self.rx.space_wait(), n);
         // Bounded: each pass either claims, or waits until room or the deadline.
         loop {
             if self.tx.would_fit(len) {
@@ -368,21 +370,8 @@ impl GroupEnd {
         self.take_event()
     }
 
-    /// Publishes how far this member has read (the frames its dropped
-    /// messages consumed), so that producers held back by its cursor on a
-    /// Block or Evict group may reuse the space, and wakes them. Without
-    /// it a reliable log never gets past its first lap.
-    fn release(&mut self) {
-        let n = self.rx.release();
-        if let Ok((_, space)) = wait_points(&self.shared.mem.log) {
-            // A failed wake only leaves a producer to its own deadline.
-            let _ = crate::wait::notify(space, n);
-        }
-    }
-
     /// Reads ahead until an event is ready (queued, or a frame to deliver).
     fn poll_event(&mut self) -> Result<Polled, RecvError> {
-        self.release();
         // Bounded: each pass consumes a frame, or returns.
         for _ in 0..1024 {
             if !self.events.is_empty() {
