@@ -3,7 +3,9 @@
 //! leave ends it) and beside a member process that keeps the group, and
 //! fifty member processes killed with SIGKILL, leave this process's
 //! descriptors and ringflow mappings, `/dev/shm` and the runtime directory
-//! as they were; the keeping member's own descriptors and mappings too.
+//! as they were (once a statistics reader has removed the files of killed
+//! processes, as `ringflow stat` does); the keeping member's own
+//! descriptors and mappings too.
 //!
 //! The tests of this file share the process-wide counts, so they run one
 //! at a time. Each prints how long its cycles took (never asserted).
@@ -87,9 +89,25 @@ fn assert_as_before(before: &Snapshot, what: &str) {
     let maps_now = settled(before.maps, ringflow_mappings);
     assert!(fds_now <= before.fds, "{what}: descriptors {} before, {fds_now} after", before.fds);
     assert!(maps_now <= before.maps, "{what}: ringflow mappings {} before, {maps_now} after", before.maps);
+    reap_stats_of_the_dead(what);
     let after = snapshot();
     assert_eq!(after.shm, before.shm, "{what}: /dev/shm changed");
     assert_eq!(after.runtime, before.runtime, "{what}: the runtime directory changed");
+}
+
+/// A process killed with SIGKILL cannot remove its statistics file
+/// (`stats/<pid>` in the runtime directory); by design the next reader that
+/// finds the process gone does (`ringflow stat`, through
+/// `ringflow_core::stats::read_dir`). Read as it does, and say how many
+/// such files there were.
+fn reap_stats_of_the_dead(what: &str) {
+    let dir = ringflow_testkit::isolate_runtime_dir();
+    let before = listing(dir).len();
+    ringflow_core::stats::read_dir(dir).unwrap();
+    let reaped = before - listing(dir).len();
+    if reaped > 0 {
+        eprintln!("{what}: {reaped} statistics files of killed processes, removed by a reader");
+    }
 }
 
 /// Joins, checks its own join, multicasts message `n` and receives it,

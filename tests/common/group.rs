@@ -224,6 +224,11 @@ impl Recorder {
                 let sender = key(&m.sender());
                 let seq = m.seq();
                 let len = m.read_into(&mut self.buf)?;
+                // Read in place where the group lends it (not on Lap groups):
+                // the same bytes as the copy.
+                if let Some(p) = m.payload() {
+                    assert_eq!(p, &self.buf[..len], "member {:?}: message {seq} in place and copied differ", self.me);
+                }
                 let (tag, n, flags) = decode(&self.buf[..len], &mut self.expect)
                     .unwrap_or_else(|e| panic!("member {:?}: message {seq} of {sender:?}: {e}", self.me));
                 Rec::Msg { sender, seq, tag, n, last: flags & LAST != 0 }
