@@ -166,6 +166,10 @@ pub struct GroupEnd {
     /// (producer, seq) of a frame whose loss was reported, not yet delivered.
     reported: Option<(u16, u64)>,
     counters: Counters,
+    /// Our cursor when we last published it, and how far we read before
+    /// publishing it again.
+    released: u64,
+    release_every: u64,
     /// Counters and latency in this process's stats file (`stats.rs`).
     published: Published,
     buf: Vec<u8>,
@@ -204,6 +208,8 @@ impl GroupEnd {
             events: VecDeque::new(),
             reported: None,
             counters: Counters::default(),
+            released: 0,
+            release_every: (config.capacity / 8) as u64,
             published,
             buf: Vec::with_capacity(view::max_len(config.max_members)),
             left: false,
@@ -211,6 +217,7 @@ impl GroupEnd {
             shared: s.shared,
         };
         end.me.pid = std::process::id();
+        end.released = end.rx.cursor();
         Ok(end)
     }
 
@@ -335,10 +342,15 @@ impl GroupEnd {
     pub fn recv(&mut self, deadline: Deadline) -> Result<Event<'_>, RecvError> {
         loop {
             let polled = self.poll_event()?;
-            // Publish our cursor: what we consumed is room for senders
-            // again (Block, Evict) and our lag as others see it.
-            let n = self.rx.release();
-            let _ = crate::wait::notify(self.rx.space_wait(), n);
+            // Publish our cursor (what we consumed is room for senders
+            // again on Block and Evict groups, and our lag as others see
+            // it) before we would wait, and every eighth of the log while
+            // we keep reading: a store and a fence per batch, not per message.
+            if matches!(polled, Polled::Empty) || self.rx.cursor().wrapping_sub(self.released) >= self.release_every {
+                self.released = self.rx.cursor();
+                let n = self.rx.release();
+                let _ = crate::wait::notify(self.rx.space_wait(), n);
+            }
             match polled {
                 Polled::Ready => break,
                 Polled::Empty => {}

@@ -382,8 +382,17 @@ fn rejoin(shared: &Shared, cname: &str, wait: bool) -> bool {
         return false;
     }
     if wait {
+        // Wait for the answer, or for our own stop (a Drop must not wait).
+        let mut fds = [
+            libc::pollfd { fd: shared.stop.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: conn.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: two initialised pollfds over descriptors open for the call.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, 5000) } <= 0 || fds[0].revents != 0 {
+            return false;
+        }
         let mut buf = [0u8; MAX_LEN];
-        match conn.recv(&mut buf, &mut [], Some(Duration::from_secs(5))) {
+        match conn.recv(&mut buf, &mut [], Some(Duration::ZERO)) {
             Ok(r) if Msg::decode(&buf[..r.len]) == Ok(Msg::Rejoined) => {}
             Ok(_) => {
                 expel(shared);

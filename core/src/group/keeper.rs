@@ -250,8 +250,10 @@ impl Keeper {
         }
         let timeout = if stop.is_none() {
             0
-        } else if !self.queue.is_empty() || self.evicting() {
+        } else if !self.queue.is_empty() {
             TICK.as_millis() as i32
+        } else if let Some(tick) = self.eviction_tick() {
+            tick.as_millis() as i32
         } else if !self.pending.is_empty() || self.seats.iter().flatten().any(|s| s.awaiting.is_some()) {
             100
         } else {
@@ -286,8 +288,15 @@ impl Keeper {
         stopping
     }
 
-    fn evicting(&self) -> bool {
-        matches!(self.mem.config.slow, SlowMember::Evict { .. }) && !self.order.is_empty()
+    /// Evict groups with members: how often to look for stalled members (a
+    /// quarter of the eviction time, between 1 ms and 100 ms).
+    fn eviction_tick(&self) -> Option<Duration> {
+        match self.mem.config.slow {
+            SlowMember::Evict { after } if !self.order.is_empty() => {
+                Some((after / 4).clamp(TICK, Duration::from_millis(100)))
+            }
+            _ => None,
+        }
     }
 
     fn accept_all(&mut self) {
