@@ -298,14 +298,20 @@ impl GroupEnd {
             return Err(McastError::TooLarge { len, max: self.config.max_message });
         }
         self.check_member()?;
-        // Our own cursor may be what holds the log: a message dropped since
-        // our last receive consumed a frame that only a receive publishes.
-        let n = self.rx.release();
-        let _ = crate::wait::notify(self.rx.space_wait(), n);
+        let mut published = false;
         // Bounded: each pass either claims, or waits until room or the deadline.
         loop {
             if self.tx.would_fit(len) {
                 break;
+            }
+            // Our own cursor may be what holds the log: what this member
+            // consumed since it last published its cursor (a message
+            // dropped after its receive) is room too. Once, before waiting.
+            if !published {
+                published = true;
+                let n = self.rx.release();
+                let _ = crate::wait::notify(self.rx.space_wait(), n);
+                continue;
             }
             if deadline == Deadline::Now {
                 return Err(McastError::WouldBlock);
