@@ -2,6 +2,8 @@
 //! `ringflow_core::group::GroupEnd`, with every waiting operation in four
 //! forms: blocking, `try_`, `_deadline`, `_timeout`.
 
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use ringflow_core::group::{
@@ -11,7 +13,7 @@ use ringflow_core::Deadline;
 
 /// A member of a process group.
 pub struct Group {
-    end: GroupEnd,
+    pub(crate) end: GroupEnd,
 }
 
 /// Joins group `name`, creating it if nobody keeps it (Ouroboros' name for
@@ -142,5 +144,36 @@ impl Group {
     /// This member's counters, lag and latency histogram.
     pub fn stats(&self) -> GroupStats {
         self.end.stats()
+    }
+
+    /// The readiness descriptor (Corosync's `cpg_fd_get`), as
+    /// [`as_fd`](AsFd::as_fd) gives it, with the reason when it cannot
+    /// work: the first call starts a small watcher thread for this member,
+    /// which can fail (the descriptor is then left readable for good).
+    pub fn ready_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        self.end.ready_fd()
+    }
+}
+
+impl AsFd for Group {
+    /// A descriptor (an eventfd) that becomes readable when a receive may
+    /// return an event: a message, a view, a loss, or an error such as an
+    /// eviction. Register it for `EPOLLIN`. It is edge-like: a receive that
+    /// finds nothing (`WouldBlock`) resets and re-arms it, so after it
+    /// fires, receive with [`try_recv`](Group::try_recv) until
+    /// `WouldBlock`. The first call starts this member's watcher thread
+    /// (publishers pay nothing for descriptors nobody asked for); if it
+    /// cannot start, the descriptor stays readable (see
+    /// [`ready_fd`](Group::ready_fd)). Leaving stops the watcher; dropping
+    /// the member closes the descriptor.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.end.as_fd()
+    }
+}
+
+impl AsRawFd for Group {
+    /// [`as_fd`](AsFd::as_fd), raw.
+    fn as_raw_fd(&self) -> RawFd {
+        self.end.as_fd().as_raw_fd()
     }
 }

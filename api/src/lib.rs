@@ -4,7 +4,9 @@
 //!   (Ouroboros flows, libdill IPC): allocate by name with a [`Qos`], send
 //!   and receive, zero-copy loans and in-place receives, passed
 //!   descriptors, lingering dealloc.
-//! - [`FlowSet`]: wait on many flows at once.
+//! - [`Group`]: process groups on one host (join, multicast, one stream of
+//!   events, a readiness descriptor).
+//! - [`FlowSet`]: wait on many flows and group members at once.
 //!
 //! Every operation that can wait, control operations included (alloc,
 //! accept, dealloc, a set's wait), has four forms over one implementation

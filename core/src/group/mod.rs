@@ -39,6 +39,7 @@ mod keeper;
 mod memory;
 mod options;
 mod presence;
+mod ready;
 mod stats;
 mod table;
 mod view;

@@ -5,7 +5,7 @@
 //! grant access to bytes.
 
 use super::{
-    geometry, wait_point, ACTIVE, IDLE, OFF_DATA_WAIT, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CLAIM_START, SLOT_CURSOR,
+    geometry, wait_point, ACTIVE, HEADER, IDLE, OFF_DATA_WAIT, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CLAIM_START, SLOT_CURSOR,
     SLOT_NEXT_SEQ, SLOT_STATE,
 };
 use crate::error::AttachError;
@@ -47,6 +47,31 @@ pub fn producer_next_seq(region: &impl Region, slot: usize) -> Result<Option<u64
     }
     // SYNC: Relaxed; a count the slot's holder stores after each commit.
     Ok(Some(region.word(geo.producer_slot(slot) + SLOT_NEXT_SEQ).load(Ordering::Relaxed)))
+}
+
+/// Whether a consumer whose cursor is at `pos` would find something to
+/// read now: a committed frame (data or padding) at `pos`, past the short
+/// end of the data area a frame never straddles, or, on a lossy log, a lap.
+/// `false` while the frame at `pos` is claimed but not yet committed (a
+/// loan being written). For a third party that waits on a consumer's
+/// behalf without its side (a readiness descriptor): a hint that grants no
+/// access, which the consumer's own read confirms or not.
+pub fn readable_at(region: &impl Region, pos: u64) -> Result<bool, AttachError> {
+    let geo = geometry(region)?;
+    // SYNC: Acquire; pairs with the Release claim CAS (bounds the look only).
+    let tail = region.word(OFF_TAIL).load(Ordering::Acquire);
+    let room = geo.room(pos);
+    let at = if room < HEADER { pos.wrapping_add(room as u64) } else { pos };
+    if tail == pos || tail == at {
+        return Ok(false);
+    }
+    if geo.lossy() && tail > at.saturating_add(geo.capacity as u64) {
+        return Ok(true);
+    }
+    // SYNC: Acquire; pairs with the Release of the commit word in
+    // `write_header`. A waiter that announced itself (`WaitPoint::prepare`)
+    // before this load either sees the commit or is seen by its notify.
+    Ok(region.word(geo.offset(at)).load(Ordering::Acquire) == geo.commit_word(at))
 }
 
 /// The log's two wait points (consumers waiting for frames, producers

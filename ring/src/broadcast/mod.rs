@@ -83,7 +83,7 @@ mod tests;
 
 pub use consumer::{Consumer, ReadGuard};
 pub use evict::{evict_consumer, evict_producer, EvictError, Wakes};
-pub use inspect::{consumer_cursor, producer_in_flight, producer_next_seq, tail, wait_points};
+pub use inspect::{consumer_cursor, producer_in_flight, producer_next_seq, readable_at, tail, wait_points};
 pub use producer::{Claim, Producer};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"RFBCAST1");

@@ -346,3 +346,46 @@ fn detached_slots_are_adopted_where_the_keeper_said() {
     // SAFETY: slot 0 is free: adopt must refuse it without creating a side.
     assert!(matches!(unsafe { Consumer::adopt(r.clone(), 0, 0) }, Err(AttachError::BadGeometry { .. })));
 }
+
+/// `readable_at` answers for a consumer's cursor what its read would find:
+/// nothing at the tail, nothing while the next claim is being written,
+/// something once it is committed (padding too, and past the short end of
+/// the data area), and a lap on a lossy log.
+#[test]
+fn readable_at_sees_commits_not_claims() {
+    for mode in [Mode::Reliable, Mode::Lossy] {
+        let r = log(mode, 256, 1, 1);
+        let mut tx = Producer::attach(r.clone()).unwrap();
+        let mut rx = Consumer::attach(r.clone()).unwrap();
+        assert!(!readable_at(&*r, rx.cursor()).unwrap(), "empty log");
+        let claim = tx.try_claim(8).unwrap();
+        assert!(!readable_at(&*r, rx.cursor()).unwrap(), "a claim being written");
+        let _ = claim.commit();
+        assert!(readable_at(&*r, rx.cursor()).unwrap(), "a committed frame");
+        drop(rx.try_read().unwrap());
+        assert!(!readable_at(&*r, rx.cursor()).unwrap(), "read to the tail");
+        drop(tx.try_claim(8).unwrap());
+        assert!(readable_at(&*r, rx.cursor()).unwrap(), "an aborted claim is committed padding");
+        assert!(rx.try_read().is_err());
+        assert!(!readable_at(&*r, rx.cursor()).unwrap(), "padding skipped to the tail");
+        // Fill to 8 bytes short of the end: the next frame starts past the short end.
+        let mut left = 256 - (rx.cursor() as usize % 256) - 8;
+        while left > 0 {
+            let frame = if left > 128 { 64 } else { left };
+            send(&mut tx, &vec![1u8; frame - HEADER], 0);
+            drop(rx.try_read().unwrap());
+            let _ = rx.release();
+            left -= frame;
+        }
+        assert_eq!(rx.cursor() % 256, 248);
+        assert!(!readable_at(&*r, rx.cursor()).unwrap(), "the short end, nothing after it");
+        send(&mut tx, b"wrapped", 0);
+        assert!(readable_at(&*r, rx.cursor()).unwrap(), "a frame past the short end");
+        if mode == Mode::Lossy {
+            for _ in 0..16 {
+                send(&mut tx, &[2u8; 40], 0);
+            }
+            assert!(readable_at(&*r, rx.cursor()).unwrap(), "lapped");
+        }
+    }
+}
