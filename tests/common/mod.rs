@@ -8,6 +8,7 @@
 //! runtime directory, so a killed child leaves nothing behind.
 #![allow(dead_code)]
 
+pub mod group;
 pub mod numbered;
 pub mod proxy;
 

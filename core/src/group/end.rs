@@ -303,10 +303,20 @@ impl GroupEnd {
             return Err(McastError::TooLarge { len, max: self.config.max_message });
         }
         self.check_member()?;
+        let mut published = false;
         // Bounded: each pass either claims, or waits until room or the deadline.
         loop {
             if self.tx.would_fit(len) {
                 break;
+            }
+            // Our own cursor may be what holds the log: what this member
+            // consumed since it last published its cursor (a message
+            // dropped after its receive) is room too. Once, before waiting.
+            if !published {
+                published = true;
+                let n = self.rx.release();
+                let _ = crate::wait::notify(self.rx.space_wait(), n);
+                continue;
             }
             if deadline == Deadline::Now {
                 return Err(McastError::WouldBlock);
@@ -591,15 +601,26 @@ impl GroupEnd {
                 result = Err(LeaveError::KeeperGone);
             } else {
                 let mut buf = [0u8; MAX_LEN];
-                let timeout = match deadline {
-                    Deadline::Now => Some(Duration::ZERO),
-                    d => d.remaining(),
-                };
-                result = match conn.recv(&mut buf, &mut [], timeout) {
-                    Ok(r) if Msg::decode(&buf[..r.len]) == Ok(Msg::Left) => Ok(()),
-                    Err(crate::control::RecvError::WouldBlock) => Err(LeaveError::WouldBlock),
-                    Err(crate::control::RecvError::TimedOut) => Err(LeaveError::TimedOut),
-                    _ => Err(LeaveError::KeeperGone),
+                // A member that took the keeper's role over rejoined its own
+                // keeper without reading the answer (`join::succeed`): that
+                // `Rejoined` may come first. Skipped once, so a keeper
+                // repeating it cannot hold us.
+                let mut skipped = false;
+                result = loop {
+                    let timeout = match deadline {
+                        Deadline::Now => Some(Duration::ZERO),
+                        d => d.remaining(),
+                    };
+                    break match conn.recv(&mut buf, &mut [], timeout) {
+                        Ok(r) if Msg::decode(&buf[..r.len]) == Ok(Msg::Left) => Ok(()),
+                        Ok(r) if !skipped && Msg::decode(&buf[..r.len]) == Ok(Msg::Rejoined) => {
+                            skipped = true;
+                            continue;
+                        }
+                        Err(crate::control::RecvError::WouldBlock) => Err(LeaveError::WouldBlock),
+                        Err(crate::control::RecvError::TimedOut) => Err(LeaveError::TimedOut),
+                        _ => Err(LeaveError::KeeperGone),
+                    };
                 };
             }
             self.shutdown(Some(conn));

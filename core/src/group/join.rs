@@ -173,16 +173,20 @@ fn ask(
         max_message: opts.max_message as u64,
     }
     .encode(&mut b);
-    conn.send_deadline(&b, &[], deadline).map_err(|_| JoinError::KeeperGone)?;
+    // A keeper that refuses us at once (its permit) may have hung up
+    // before our JOIN went out: its refusal is still in our socket.
+    let sent = conn.send_deadline(&b, &[], deadline).is_ok();
     let mut buf = [0u8; MAX_LEN];
     let mut fds = [None];
     // `Now` still lets the keeper answer a join it can decide at once.
     let timeout = match deadline {
+        _ if !sent => Some(Duration::ZERO),
         Deadline::Now => Some(Duration::from_millis(100)),
         d => d.remaining(),
     };
     let got = match conn.recv(&mut buf, &mut fds, timeout) {
         Ok(r) => r,
+        Err(_) if !sent => return Err(JoinError::KeeperGone),
         Err(crate::control::RecvError::TimedOut | crate::control::RecvError::WouldBlock) => {
             return Err(if deadline == Deadline::Now { JoinError::WouldBlock } else { JoinError::TimedOut })
         }

@@ -301,9 +301,13 @@ impl Keeper {
 
     fn accept_all(&mut self) {
         while let Ok(conn) = self.listener.accept(Some(Duration::ZERO)) {
-            match self.permit.check_peer(&conn) {
-                Ok(_) => self.pending.push((conn, Instant::now())),
-                Err(_) => send(&conn, Msg::Refuse { reason: Refusal::Permission.code(), detail: 0 }),
+            // Our own process maps the group and keeps it already: its joins
+            // pass whatever the permit says (a creator whose permit admits
+            // nobody must still be able to join the group it made).
+            let own = conn.peer_cred().is_ok_and(|c| c.pid == std::process::id());
+            match own || self.permit.check_peer(&conn).is_ok() {
+                true => self.pending.push((conn, Instant::now())),
+                false => send(&conn, Msg::Refuse { reason: Refusal::Permission.code(), detail: 0 }),
             }
         }
     }
