@@ -163,6 +163,8 @@ pub struct GroupEnd {
     slot: usize,
     spin: Duration,
     view: RawView,
+    /// The current view's members by slot (a message's sender, at once).
+    senders: Vec<Option<Member>>,
     events: VecDeque<Queued>,
     /// (producer, seq) of a frame whose loss was reported, not yet delivered.
     reported: Option<(u16, u64)>,
@@ -209,6 +211,7 @@ impl GroupEnd {
             slot: s.shared.slot,
             spin: opts.spin,
             view: RawView { id: 0, seats: Vec::new(), changes: Vec::new() },
+            senders: vec![None; config.max_members],
             events: VecDeque::new(),
             reported: None,
             counters: Counters::default(),
@@ -411,94 +414,75 @@ impl GroupEnd {
                 return Err(RecvError::Evicted);
             }
             if let Some(e) = table::entry(&self.shared.mem.table, self.slot) {
-                if e.state() == table::EVICTED || e.state() == table::EVICTING {
+                if matches!(e.state(), table::EVICTED | table::EVICTING) {
                     return Err(RecvError::Evicted);
                 }
             }
-            let max_view = view::max_len(self.config.max_members);
-            // Errors first, with the frame left in place (a guard forgotten
-            // consumes nothing), then the frame itself.
-            let err = match self.rx.try_read() {
-                Ok(g) => {
-                    std::mem::forget(g);
-                    None
+            // The frame's header, left in place (the receive that delivers
+            // it reads it from the consumer's cache, not the log again).
+            let info = match self.rx.peek_frame() {
+                Ok(info) => info,
+                Err(ReadError::Empty) => return Ok(Polled::Empty),
+                Err(ReadError::Lapped { .. }) => {
+                    self.replay_views();
+                    continue;
                 }
-                Err(e) => Some(e),
+                Err(ReadError::Corrupt(c)) => return Err(RecvError::Corrupt(c)),
+                Err(ReadError::Closed) => return Err(RecvError::Left),
+                Err(_) => return Ok(Polled::Empty),
             };
-            match err {
-                None => {}
-                Some(ReadError::Empty) => {
-                    self.release_read()?;
-                    return Ok(Polled::Empty);
-                }
-                Some(ReadError::Lapped { .. }) => {
-                    self.replay_views();
-                    continue;
-                }
-                Some(ReadError::Corrupt(c)) => return Err(RecvError::Corrupt(c)),
-                Some(ReadError::Closed) => return Err(RecvError::Left),
-                Some(_) => return Ok(Polled::Empty),
-            }
-            let Ok(mut guard) = self.rx.try_read() else { continue };
-            if guard.producer() == 0 {
-                if guard.flags() != FLAG_VIEW || guard.len() > max_view {
-                    return Err(RecvError::Corrupt(ringflow_ring::Corrupt {
-                        offset: 0,
-                        value: guard.len() as u64,
-                        what: "keeper frame that is not a view",
-                    }));
-                }
-                self.buf.resize(guard.len(), 0);
-                if guard.read_into(&mut self.buf).is_err() {
-                    drop(guard);
-                    self.replay_views();
-                    continue;
-                }
-                drop(guard);
-                let v = view::decode(&self.buf, self.config.max_members)
-                    .map_err(|what| RecvError::Corrupt(ringflow_ring::Corrupt { offset: 0, value: 0, what }))?;
-                if v.id > self.view.id {
-                    self.events.push_back(Queued::View(v));
-                }
+            if info.producer == 0 {
+                self.take_view(info.flags, info.len)?;
                 continue;
             }
             // A message: from a member of the current view?
-            let sender_slot = guard.producer() as usize - 1;
-            if !self.view.seats.iter().any(|s| s.slot as usize == sender_slot) {
-                drop(guard); // not a member here (evicted, or before its join): not ours
+            if self.sender_of(info.producer).is_none() {
+                // Not a member here (evicted, or before its join): not ours.
+                if let Ok(g) = self.rx.try_read() {
+                    drop(g);
+                }
                 continue;
             }
-            let missed = guard.missed_before();
-            let key = (guard.producer(), guard.seq());
-            if missed > 0 && self.reported != Some(key) {
-                std::mem::forget(guard); // keep the frame for the next call
+            let key = (info.producer, info.seq);
+            if info.missed_before > 0 && self.reported != Some(key) {
                 self.reported = Some(key);
-                self.counters.lost += missed;
-                self.published.lost(missed);
-                self.events.push_back(Queued::Lost(missed));
+                self.counters.lost += info.missed_before;
+                self.published.lost(info.missed_before);
+                self.events.push_back(Queued::Lost(info.missed_before));
                 continue;
             }
-            std::mem::forget(guard);
             return Ok(Polled::Ready);
         }
         Ok(Polled::Empty)
     }
 
-    /// Hands the frames read so far back to senders (reliable groups; a
-    /// no-op on a lossy log) and wakes a sender asleep for room. Called
-    /// when this member has read everything, and every 64 messages.
-    fn release_read(&mut self) -> Result<(), RecvError> {
-        let n = self.rx.release();
-        if n.is_wake() {
-            let space = wait_points(&self.shared.mem.log)
-                .map_err(|e| match e {
-                    McastError::Corrupt(c) => RecvError::Corrupt(c),
-                    _ => RecvError::Left,
-                })?
-                .1;
-            crate::wait::notify(space, n).map_err(RecvError::Io)?;
+    /// Reads the keeper's frame at the cursor (a view) and queues it.
+    fn take_view(&mut self, flags: u8, len: usize) -> Result<(), RecvError> {
+        let corrupt = |what, value| RecvError::Corrupt(ringflow_ring::Corrupt { offset: 0, value, what });
+        if flags != FLAG_VIEW || len > view::max_len(self.config.max_members) {
+            return Err(corrupt("keeper frame that is not a view", len as u64));
+        }
+        self.buf.resize(len, 0);
+        let copied = match self.rx.try_read() {
+            Ok(mut guard) => guard.read_into(&mut self.buf).is_ok(),
+            Err(_) => false,
+        };
+        if !copied {
+            self.replay_views();
+            return Ok(());
+        }
+        let v = view::decode(&self.buf, self.config.max_members).map_err(|what| corrupt(what, 0))?;
+        if v.id > self.view.id {
+            self.events.push_back(Queued::View(v));
         }
         Ok(())
+    }
+
+    /// The member that sends through producer slot `producer`, in the
+    /// current view.
+    fn sender_of(&self, producer: u16) -> Option<Member> {
+        let slot = (producer as usize).checked_sub(1)?;
+        self.senders.get(slot).copied().flatten()
     }
 
     /// After a lap: deliver the views we may have skipped, from the history.
@@ -521,6 +505,12 @@ impl GroupEnd {
             return Ok(match q {
                 Queued::View(v) => {
                     let out = v.to_view();
+                    self.senders.iter_mut().for_each(|m| *m = None);
+                    for seat in &v.seats {
+                        if let Some(m) = self.senders.get_mut(seat.slot as usize) {
+                            *m = Some(seat.member);
+                        }
+                    }
                     if self.view.id == 0 {
                         // Our join view: count losses from each member's
                         // first frame after it.
@@ -546,9 +536,8 @@ impl GroupEnd {
         self.counters.received += 1;
         if self.counters.received % 64 == 0 {
             self.store_counters();
-            self.release_read()?;
         }
-        let (view, table, slot) = (&self.view, &self.shared.mem.table, self.slot);
+        let (senders, table, slot) = (&self.senders, &self.shared.mem.table, self.slot);
         let lossy = self.config.slow.is_lossy();
         let guard = match self.rx.try_read() {
             Ok(g) => g,
@@ -567,12 +556,9 @@ impl GroupEnd {
                 return Err(RecvError::Corrupt(ringflow_ring::Corrupt { offset: 0, value: 0, what: "frame vanished" }));
             }
         };
-        let sender_slot = guard.producer() as usize - 1;
-        let sender = view
-            .seats
-            .iter()
-            .find(|s| s.slot as usize == sender_slot)
-            .map(|s| s.member)
+        let sender = (guard.producer() as usize)
+            .checked_sub(1)
+            .and_then(|s| senders.get(s).copied().flatten())
             .unwrap_or(Member { id: 0, pid: 0 });
         self.published.received(guard.meta());
         Ok(Event::Message(Message { guard, sender, entry: evict.then_some((table, slot)) }))

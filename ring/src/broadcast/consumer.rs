@@ -42,7 +42,30 @@ pub struct Consumer<R: Region> {
     published: u64,
     /// Next expected sequence number per producer id.
     expected: Vec<u64>,
+    /// The frame [`peek_frame`](Self::peek_frame) found at the cursor, for
+    /// the `try_read` that follows (valid while the cursor stays there).
+    peeked: Option<FrameAt>,
     closed: bool,
+}
+
+/// What [`Consumer::peek_frame`] tells of the next frame, without
+/// consuming it or lending its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// The frame's position in the log.
+    pub position: u64,
+    /// Payload length.
+    pub len: usize,
+    /// Id of the producer that sent it.
+    pub producer: u16,
+    /// The producer's flags.
+    pub flags: u8,
+    /// The producer's sequence number of it.
+    pub seq: u64,
+    /// Frames of this producer lost just before it.
+    pub missed_before: u64,
+    /// The metadata word.
+    pub meta: u64,
 }
 
 impl<R: Region> Consumer<R> {
@@ -75,7 +98,7 @@ impl<R: Region> Consumer<R> {
     fn at(region: R, geo: Geometry, index: usize, cursor: u64) -> Self {
         let expected = vec![UNKNOWN_SEQ; geo.max_producers];
         let slot_off = geo.consumer_slot(index);
-        Consumer { region, geo, index, slot_off, cursor, published: cursor, expected, closed: false }
+        Consumer { region, geo, index, slot_off, cursor, published: cursor, expected, peeked: None, closed: false }
     }
     /// Gives this side up without freeing its slot: the slot stays taken
     /// and (reliable mode) its published cursor keeps holding producers
@@ -125,7 +148,17 @@ impl<R: Region> Consumer<R> {
         // SYNC: Release; pairs with the Acquire in `Producer::refreshed_limit`.
         region.word(slot + SLOT_CURSOR).store(start, Ordering::Release);
         let expected = vec![UNKNOWN_SEQ; geo.max_producers];
-        Ok(Consumer { region, geo, index, slot_off: slot, cursor: start, published: start, expected, closed: false })
+        Ok(Consumer {
+            region,
+            geo,
+            index,
+            slot_off: slot,
+            cursor: start,
+            published: start,
+            expected,
+            peeked: None,
+            closed: false,
+        })
     }
 
     /// This consumer's slot index (for [`evict_consumer`](super::evict_consumer)).
@@ -164,8 +197,33 @@ impl<R: Region> Consumer<R> {
     /// The next frame. Dropping the guard consumes it locally;
     /// [`release`](Self::release) hands the space back to producers.
     pub fn try_read(&mut self) -> Result<ReadGuard<'_, R>, ReadError> {
-        let frame = self.peek()?;
+        let frame = match self.peeked.take() {
+            Some(f) if f.pos == self.cursor => f,
+            _ => self.peek()?,
+        };
         Ok(ReadGuard { consumer: self, frame, lost: false })
+    }
+
+    /// The next frame's header, validated as [`try_read`](Self::try_read)
+    /// validates it, without consuming the frame: the `try_read` that
+    /// follows (with the cursor unchanged) returns this frame without
+    /// reading its header again. Skips padding and reports errors as
+    /// `try_read` does.
+    pub fn peek_frame(&mut self) -> Result<FrameInfo, ReadError> {
+        let f = match self.peeked {
+            Some(f) if f.pos == self.cursor => f,
+            _ => self.peek()?,
+        };
+        self.peeked = Some(f);
+        Ok(FrameInfo {
+            position: f.pos,
+            len: f.len,
+            producer: f.producer,
+            flags: f.flags,
+            seq: f.seq,
+            missed_before: f.missed_before,
+            meta: f.meta,
+        })
     }
 
     fn peek(&mut self) -> Result<FrameAt, ReadError> {

@@ -81,7 +81,7 @@ mod producer;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-pub use consumer::{Consumer, ReadGuard};
+pub use consumer::{Consumer, FrameInfo, ReadGuard};
 pub use evict::{evict_consumer, evict_producer, EvictError, Wakes};
 pub use inspect::{consumer_cursor, producer_in_flight, producer_next_seq, readable_at, tail, wait_points};
 pub use producer::{Claim, Producer};

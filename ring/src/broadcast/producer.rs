@@ -388,10 +388,14 @@ impl<R: Region> Claim<'_, R> {
         // SYNC: Relaxed; read by the slot's next holder after our Release in
         // `free_slot`.
         p.region.word(p.slot_off + SLOT_NEXT_SEQ).store(p.seq, Ordering::Relaxed);
-        // SYNC: Release; pairs with the Acquire in `Consumer::jump` (which
-        // still re-validates the commit word: other producers may store an
-        // older position after us).
-        p.region.word(OFF_LATEST).store(self.start, Ordering::Release);
+        if p.geo.lossy() {
+            // Only lapped readers jump (lossy logs): a reliable log spares
+            // every commit this shared line.
+            // SYNC: Release; pairs with the Acquire in `Consumer::jump`
+            // (which still re-validates the commit word: other producers
+            // may store an older position after us).
+            p.region.word(OFF_LATEST).store(self.start, Ordering::Release);
+        }
         p.end_claim();
         p.data_wait().notify()
     }
