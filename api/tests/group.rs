@@ -151,3 +151,21 @@ fn a_block_group_times_out_on_a_member_that_does_not_read_and_a_lap_group_counts
     assert!(lost > 0, "500 messages overflow an 8 KiB log");
     assert_eq!(got + lost, total, "delivered and lost add up to what was sent");
 }
+
+#[test]
+fn a_member_without_loopback_receives_the_others_messages_only() {
+    ringflow_testkit::isolate_runtime_dir();
+    let mut a = Group::join("g-loop", &opts().loopback(false)).unwrap();
+    let mut b = Group::join("g-loop", &opts()).unwrap();
+    let (ida, idb) = (a.local_member().id, b.local_member().id);
+    assert!(matches!(next(&mut a), Owned::View(1, ..)));
+    assert!(matches!(next(&mut a), Owned::View(2, ..)));
+    assert!(matches!(next(&mut b), Owned::View(2, ..)));
+    a.mcast(b"from a").unwrap();
+    b.mcast(b"from b").unwrap();
+    // a skips its own message; b (loopback on, the default) gets both.
+    assert_eq!(next(&mut a), Owned::Msg(idb, b"from b".to_vec()));
+    assert!(matches!(a.try_recv(), Err(GroupRecvError::WouldBlock)));
+    assert_eq!(next(&mut b), Owned::Msg(ida, b"from a".to_vec()));
+    assert_eq!(next(&mut b), Owned::Msg(idb, b"from b".to_vec()));
+}

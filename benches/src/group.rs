@@ -2,8 +2,10 @@
 //! public API (`Group::join`, `mcast` / `loan`, `try_recv`), every member
 //! a thread of this process, as the flow scenario runs its flows.
 //!
-//! A member receives its own messages too (as in CPG): the ping-pong sides
-//! skip theirs; a publisher skips reading its own unless the group is
+//! A member receives its own messages too (as in CPG) unless it joins with
+//! `loopback(false)` (JGroups' DONT_LOOPBACK), as the ping-pong members do:
+//! each reads only the other's messages (the sides still skip their own,
+//! should any arrive); a publisher skips reading its own unless the group is
 //! reliable (`SlowMember::Block`), where its unread messages would hold the
 //! log (and the pool) for everyone: then it drains them whenever the log is
 //! full.

@@ -135,8 +135,14 @@ pub(crate) trait Access: Region {
             // SYNC: Relaxed (both); the claim owns this word, and the
             // commit's Release (or the claim's Release fence, for a lapped
             // reader's check) orders these stores for readers.
-            let mut bytes = if hi - lo == 8 { [0; 8] } else { word.load(crate::sync::Ordering::Relaxed).to_le_bytes() };
-            bytes[lo - w..hi - w].copy_from_slice(&src[lo - off..hi - off]);
+            let mut bytes = [0u8; 8];
+            if hi - lo == 8 {
+                // A whole word: a fixed-size copy (one load, no memcpy call).
+                bytes.copy_from_slice(&src[lo - off..lo - off + 8]);
+            } else {
+                bytes = word.load(crate::sync::Ordering::Relaxed).to_le_bytes();
+                bytes[lo - w..hi - w].copy_from_slice(&src[lo - off..hi - off]);
+            }
             word.store(u64::from_le_bytes(bytes), crate::sync::Ordering::Relaxed);
             w += 8;
         }
@@ -155,7 +161,11 @@ pub(crate) trait Access: Region {
             // the tail (`Consumer::overwritten`) orders these loads: a word
             // a later claim wrote makes that check see the claim.
             let bytes = self.word(w).load(crate::sync::Ordering::Relaxed).to_le_bytes();
-            dst[lo - off..hi - off].copy_from_slice(&bytes[lo - w..hi - w]);
+            if hi - lo == 8 {
+                dst[lo - off..lo - off + 8].copy_from_slice(&bytes);
+            } else {
+                dst[lo - off..hi - off].copy_from_slice(&bytes[lo - w..hi - w]);
+            }
             w += 8;
         }
     }

@@ -163,6 +163,8 @@ pub struct GroupEnd {
     slot: usize,
     spin: Duration,
     view: RawView,
+    /// Whether we deliver our own messages.
+    loopback: bool,
     /// The current view's members by slot (a message's sender, at once).
     senders: Vec<Option<Member>>,
     events: VecDeque<Queued>,
@@ -212,6 +214,7 @@ impl GroupEnd {
             spin: opts.spin,
             view: RawView { id: 0, seats: Vec::new(), changes: Vec::new() },
             senders: vec![None; config.max_members],
+            loopback: opts.loopback,
             events: VecDeque::new(),
             reported: None,
             counters: Counters::default(),
@@ -435,8 +438,9 @@ impl GroupEnd {
                 self.take_view(info.flags, info.len)?;
                 continue;
             }
-            // A message: from a member of the current view?
-            if self.sender_of(info.producer).is_none() {
+            // A message: from a member of the current view (and not our
+            // own, if we do not loop back)?
+            if self.sender_of(info.producer).is_none() || (!self.loopback && info.producer as usize == self.slot + 1) {
                 // Not a member here (evicted, or before its join): not ours.
                 if let Ok(g) = self.rx.try_read() {
                     drop(g);

@@ -101,6 +101,7 @@ pub struct GroupOptions {
     pub(crate) spin: Duration,
     pub(crate) record_latency: bool,
     pub(crate) permit: Permit,
+    pub(crate) loopback: bool,
 }
 
 impl Default for GroupOptions {
@@ -122,6 +123,7 @@ impl GroupOptions {
             spin: crate::flow::end::DEFAULT_SPIN,
             record_latency: true,
             permit: Permit::same_user(),
+            loopback: true,
         }
     }
 
@@ -167,6 +169,15 @@ impl GroupOptions {
     /// Whether receives record one-way latency.
     pub fn record_latency(mut self, on: bool) -> Self {
         self.record_latency = on;
+        self
+    }
+
+    /// Whether this member receives its own messages (on by default, as in
+    /// CPG; off is JGroups' `DONT_LOOPBACK`: the member skips its own
+    /// frames without delivering them). A member's own choice, not the
+    /// group's.
+    pub fn loopback(mut self, on: bool) -> Self {
+        self.loopback = on;
         self
     }
 
