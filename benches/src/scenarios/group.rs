@@ -122,7 +122,8 @@ fn pingpong_alternating(ctx: &RunCtx) -> Result<Vec<Measurement>, BenchError> {
     let lines = Box::<limit::Lines>::default();
     let (limit_ping, limit_pong) = limit::pingpong_sides(&lines);
     let (flow_ping, flow_pong, _dir) = flow::spin_pingpong_sides(true)?;
-    let (group_ping, group_pong) = group::pingpong_sides(&GroupOptions::new().log_capacity(PING_LOG_BYTES).loopback(false))?;
+    let (group_ping, group_pong) =
+        group::pingpong_sides(&GroupOptions::new().log_capacity(PING_LOG_BYTES).loopback(false))?;
     let pings = vec![Left(limit_ping), Right(Left(group_ping)), Right(Right(flow_ping))];
     let pongs = vec![Left(limit_pong), Right(Left(group_pong)), Right(Right(flow_pong))];
     pingpong::run_alternating::<64, _, _>(ctx, pings, pongs)

@@ -259,6 +259,16 @@ fn seat(
             (Arc::new(GroupMemory::attach(segment)?), eventfd()?, None)
         }
     };
+    // A log laid out for membarrier wakes needs every member process
+    // registered before it attaches a side (`ringflow_ring::WakeMode`).
+    if ringflow_ring::broadcast::wake_mode(&mem.log).map_err(|e| JoinError::Setup(e.into()))?
+        == ringflow_ring::WakeMode::Membarrier
+    {
+        crate::membarrier::register().map_err(|e| JoinError::Io {
+            op: "membarrier registration (the group's log needs it)",
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    }
     if grant.index >= mem.config.max_members {
         return Err(JoinError::Corrupt { what: "grant slot out of range" });
     }

@@ -132,8 +132,13 @@ impl GroupMemory {
             table.zero_fill(0, table.len());
             history.zero_fill(0, history.len());
         }
+        // Fence-free commits where every member can take part in membarrier
+        // (joiners register before they attach: `join.rs`).
+        let wake = crate::membarrier::preferred_wake_mode();
         // SAFETY: as above: no side of this log exists yet.
-        unsafe { broadcast::init(&log, config.mode(), config.max_members, config.max_members + 1, salt) }?;
+        unsafe {
+            broadcast::init_with_wake(&log, config.mode(), config.max_members, config.max_members + 1, salt, wake)
+        }?;
         let w = |off: usize, v: u64| params.atomic_word(off).store(v, std::sync::atomic::Ordering::Relaxed);
         w(P_GUARANTEE, config.guarantee.code() as u64);
         let (slow, after) = config.slow.code();

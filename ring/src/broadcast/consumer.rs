@@ -349,12 +349,12 @@ impl<R: Region> Consumer<R> {
 
     /// Where this consumer sleeps when no frame is ready.
     pub fn data_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_DATA_WAIT)
+        wait_point(&self.region, &self.geo, OFF_DATA_WAIT)
     }
 
     /// Where producers waiting for space sleep.
     pub fn space_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_SPACE_WAIT)
+        wait_point(&self.region, &self.geo, OFF_SPACE_WAIT)
     }
 
     /// Frees the consumer slot; producers stop waiting for it.

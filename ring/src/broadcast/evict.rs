@@ -68,7 +68,7 @@ pub unsafe fn evict_consumer(region: &impl Region, slot: usize) -> Result<Notify
         return Err(EvictError::NoSuchSlot { slot, slots: geo.max_consumers });
     }
     free_slot(region, geo.consumer_slot(slot));
-    Ok(wait_point(region, OFF_SPACE_WAIT).notify())
+    Ok(wait_point(region, &geo, OFF_SPACE_WAIT).notify())
 }
 
 /// Frees the slot of a dead producer. A claim it left half written becomes
@@ -102,7 +102,10 @@ pub unsafe fn evict_producer(region: &impl Region, slot: usize) -> Result<Wakes,
     region.word(base + SLOT_CLAIM_START).store(IDLE, Ordering::Release);
     free_slot(region, base);
     repaired.map_err(EvictError::Corrupt)?;
-    Ok(Wakes { data: wait_point(region, OFF_DATA_WAIT).notify(), space: wait_point(region, OFF_SPACE_WAIT).notify() })
+    Ok(Wakes {
+        data: wait_point(region, &geo, OFF_DATA_WAIT).notify(),
+        space: wait_point(region, &geo, OFF_SPACE_WAIT).notify(),
+    })
 }
 
 /// Pads the uncommitted parts of a dead producer's claim [start, end).

@@ -78,8 +78,8 @@ pub fn readable_at(region: &impl Region, pos: u64) -> Result<bool, AttachError> 
 /// waiting for room), for a third party that wakes sleepers after it
 /// changed something they re-check (an eviction, a member's removal).
 pub fn wait_points(region: &impl Region) -> Result<(WaitPoint<'_>, WaitPoint<'_>), AttachError> {
-    geometry(region)?;
-    Ok((wait_point(region, OFF_DATA_WAIT), wait_point(region, OFF_SPACE_WAIT)))
+    let geo = geometry(region)?;
+    Ok((wait_point(region, &geo, OFF_DATA_WAIT), wait_point(region, &geo, OFF_SPACE_WAIT)))
 }
 
 /// Where producer slot `slot`'s claim being written starts, or `None` if

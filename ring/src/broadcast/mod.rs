@@ -72,6 +72,7 @@ use crate::region::Access;
 use crate::region::Region;
 use crate::sync::Ordering;
 use crate::wake::WaitPoint;
+use crate::WakeMode;
 use crate::BLOCK;
 
 mod consumer;
@@ -95,6 +96,8 @@ const OFF_MODE: usize = 16;
 const OFF_MAX_CONSUMERS: usize = 24;
 const OFF_MAX_PRODUCERS: usize = 32;
 pub(crate) const OFF_SALT: usize = 40;
+/// How publishers make sure they see a sleeper (0 fenced, 1 membarrier).
+const OFF_WAKE: usize = 48;
 // One block per contended word.
 pub(crate) const OFF_TAIL: usize = BLOCK;
 const OFF_LATEST: usize = 2 * BLOCK;
@@ -200,6 +203,26 @@ pub unsafe fn init(
     max_producers: usize,
     salt: u64,
 ) -> Result<usize, AttachError> {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { init_with_wake(region, mode, max_consumers, max_producers, salt, WakeMode::Fenced) }
+}
+
+/// [`init`] with the way publishers see sleepers: [`WakeMode::Membarrier`]
+/// spares every commit its SeqCst fence, and then every process that
+/// attaches a side must have registered for global expedited membarriers
+/// first (ringflow-core does), and every waiter must issue one between
+/// announcing itself and its re-check ([`WaitPoint::needs_membarrier`]).
+///
+/// # Safety
+/// As for [`init`].
+pub unsafe fn init_with_wake(
+    region: &impl Region,
+    mode: Mode,
+    max_consumers: usize,
+    max_producers: usize,
+    salt: u64,
+    wake: WakeMode,
+) -> Result<usize, AttachError> {
     if !(1..=MAX_CONSUMERS).contains(&max_consumers) {
         return Err(AttachError::BadGeometry { what: "consumer slots out of range", value: max_consumers as u64 });
     }
@@ -222,6 +245,11 @@ pub unsafe fn init(
     region.word(OFF_MAX_CONSUMERS).store(max_consumers as u64, relaxed);
     region.word(OFF_MAX_PRODUCERS).store(max_producers as u64, relaxed);
     region.word(OFF_SALT).store(salt | SALT_MARK, relaxed);
+    let wake_word = match wake {
+        WakeMode::Fenced => 0,
+        WakeMode::Membarrier => 1,
+    };
+    region.word(OFF_WAKE).store(wake_word, relaxed);
     for j in 0..max_producers {
         region.word(OFF_SLOTS + (max_consumers + j) * BLOCK + SLOT_CLAIM_START).store(IDLE, relaxed);
     }
@@ -241,6 +269,7 @@ struct Geometry {
     max_producers: usize,
     salt: u64,
     data: usize,
+    wake: WakeMode,
 }
 
 impl Geometry {
@@ -302,6 +331,11 @@ fn geometry(region: &impl Region) -> Result<Geometry, AttachError> {
     let load = |off: usize| region.word(off).load(Ordering::Relaxed);
     let (cap, mode, consumers, producers, salt) =
         (load(OFF_CAPACITY), load(OFF_MODE), load(OFF_MAX_CONSUMERS), load(OFF_MAX_PRODUCERS), load(OFF_SALT));
+    let wake = match load(OFF_WAKE) {
+        0 => WakeMode::Fenced,
+        1 => WakeMode::Membarrier,
+        w => return Err(AttachError::BadGeometry { what: "unknown wake mode", value: w }),
+    };
     let bad = |what, value| Err(AttachError::BadGeometry { what, value });
     let Some(mode) = Mode::from_word(mode) else { return bad("unknown mode", mode) };
     if consumers == 0 || consumers > MAX_CONSUMERS as u64 {
@@ -321,12 +355,17 @@ fn geometry(region: &impl Region) -> Result<Geometry, AttachError> {
         return bad("capacity and slots do not match the region", cap);
     }
     let data = control_len(max_consumers, max_producers);
-    Ok(Geometry { capacity, mask: capacity - 1, mode, max_consumers, max_producers, salt, data })
+    Ok(Geometry { capacity, mask: capacity - 1, mode, max_consumers, max_producers, salt, data, wake })
 }
 
-/// The log's wait point at `off`: the broadcast log always runs fenced.
-fn wait_point(region: &impl Region, off: usize) -> WaitPoint<'_> {
-    crate::control::wait_point(region, off, crate::WakeMode::Fenced)
+/// The log's wait point at `off`, in the log's wake mode.
+fn wait_point<'a>(region: &'a impl Region, geo: &Geometry, off: usize) -> WaitPoint<'a> {
+    crate::control::wait_point(region, off, geo.wake)
+}
+
+/// The wake mode the log was laid out with.
+pub fn wake_mode(region: &impl Region) -> Result<WakeMode, AttachError> {
+    geometry(region).map(|g| g.wake)
 }
 
 /// Writes a frame header at `pos`, commit word last.

@@ -249,13 +249,13 @@ impl<R: Region> Producer<R> {
 
     /// Where consumers waiting for frames sleep.
     pub fn data_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_DATA_WAIT)
+        wait_point(&self.region, &self.geo, OFF_DATA_WAIT)
     }
 
     /// Where producers waiting for space sleep (reliable mode; consumers
     /// notify it when they release).
     pub fn space_wait(&self) -> WaitPoint<'_> {
-        wait_point(&self.region, OFF_SPACE_WAIT)
+        wait_point(&self.region, &self.geo, OFF_SPACE_WAIT)
     }
 
     /// Frees the producer slot.
