@@ -343,7 +343,7 @@ impl GroupEnd {
                 return Err(McastError::TimedOut);
             }
         }
-        let data = wait_points(&self.shared.mem.log)?.0;
+        let data = self.rx.data_wait();
         match self.tx.try_claim(len) {
             Ok(claim) => Ok(GroupLoan { claim, counters: &mut self.counters, published: &self.published, data }),
             Err(ClaimError::Full) => {
