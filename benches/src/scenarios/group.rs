@@ -77,11 +77,24 @@ fn cases() -> Vec<Case> {
         Case {
             name: "pingpong-64B",
             about: "round trip of a 64-byte message, both sides spinning on try_ forms: ringflow = two members of \
-                    one group (Agreed, Block, a 64 KiB log asked, 256 KiB granted) answering each other, each skipping its own messages; \
+                    one group (Agreed, Block, a 64 KiB log asked, 256 KiB granted) answering each other, each joined with \
+                    loopback(false) (it never receives its own messages); \
                     flow = scenario flow's pingpong-spin-64B ringflow impl (a request/reply flow); limit = one \
                     cache line each way. The three take turns every 512 round trips in one run",
             metric: Metric::Latency,
             impls: vec![Impl::alternating(&[LIMIT, "ringflow", "flow"], pingpong_alternating)],
+            notes: Vec::new(),
+        },
+        Case {
+            name: "pingpong-64B-knobs",
+            about: "the group ping-pong of pingpong-64B (messages up to 1 KiB) with the log capacity and the \
+                    slow-member policy varied, for tuning.md: Block with a 16 KiB, 256 KiB and 4 MiB log, and \
+                    Lap with 256 KiB; the five take turns every 512 round trips in one run",
+            metric: Metric::Latency,
+            impls: vec![Impl::alternating(
+                &[LIMIT, "block-16KiB", "block-256KiB", "block-4MiB", "lap-256KiB"],
+                pingpong_knobs,
+            )],
             notes: Vec::new(),
         },
         fanout_case("fanout-64B-x1", 1),
@@ -126,6 +139,26 @@ fn pingpong_alternating(ctx: &RunCtx) -> Result<Vec<Measurement>, BenchError> {
         group::pingpong_sides(&GroupOptions::new().log_capacity(PING_LOG_BYTES).loopback(false))?;
     let pings = vec![Left(limit_ping), Right(Left(group_ping)), Right(Right(flow_ping))];
     let pongs = vec![Left(limit_pong), Right(Left(group_pong)), Right(Right(flow_pong))];
+    pingpong::run_alternating::<64, _, _>(ctx, pings, pongs)
+}
+
+/// `pingpong-64B-knobs`'s impls in one run, taking turns.
+fn pingpong_knobs(ctx: &RunCtx) -> Result<Vec<Measurement>, BenchError> {
+    let lines = Box::<limit::Lines>::default();
+    let (limit_ping, limit_pong) = limit::pingpong_sides(&lines);
+    let (mut pings, mut pongs) = (vec![Left(limit_ping)], vec![Left(limit_pong)]);
+    let knobs = [
+        (16 << 10, SlowMember::Block),
+        (256 << 10, SlowMember::Block),
+        (4 << 20, SlowMember::Block),
+        (256 << 10, SlowMember::Lap),
+    ];
+    for (log, slow) in knobs {
+        let opts = GroupOptions::new().log_capacity(log).max_message(1024).slow_member(slow).loopback(false);
+        let (ping, pong) = group::pingpong_sides(&opts)?;
+        pings.push(Right(ping));
+        pongs.push(Right(pong));
+    }
     pingpong::run_alternating::<64, _, _>(ctx, pings, pongs)
 }
 

@@ -312,8 +312,22 @@ impl GroupEnd {
         let mut published = false;
         // Bounded: each pass either claims, or waits until room or the deadline.
         loop {
-            if self.tx.would_fit(len) {
-                break;
+            let tx: *mut Producer<RawRegion> = &mut *self.tx;
+            // SAFETY: `tx` is `self.tx`, which `&mut self` lets us borrow
+            // mutably. On success the claim keeps that borrow for the loan's
+            // life, tied to `&mut self` by the return type; on every other
+            // path the claim attempt is over before `self.tx` is used again.
+            // (The borrow checker cannot yet see that a borrow returned on
+            // one path ends on the others: NLL's "problem case #3".)
+            match unsafe { &mut *tx }.try_claim(len) {
+                Ok(claim) => {
+                    let data = self.rx.data_wait();
+                    return Ok(GroupLoan { claim, counters: &mut self.counters, published: &self.published, data });
+                }
+                Err(ClaimError::Full) => {}
+                Err(ClaimError::TooLarge { len, max }) => return Err(McastError::TooLarge { len, max }),
+                Err(ClaimError::Corrupt(c)) => return Err(McastError::Corrupt(c)),
+                Err(_) => return Err(McastError::Left),
             }
             // Our own cursor may be what holds the log: what this member
             // consumed since it last published its cursor (a message
@@ -339,19 +353,9 @@ impl GroupEnd {
             )
             .map_err(McastError::Io)?;
             self.check_member()?;
-            if outcome == WaitOutcome::TimedOut {
+            if outcome == WaitOutcome::TimedOut && !self.tx.would_fit(len) {
                 return Err(McastError::TimedOut);
             }
-        }
-        let data = self.rx.data_wait();
-        match self.tx.try_claim(len) {
-            Ok(claim) => Ok(GroupLoan { claim, counters: &mut self.counters, published: &self.published, data }),
-            Err(ClaimError::Full) => {
-                Err(if deadline == Deadline::Now { McastError::WouldBlock } else { McastError::TimedOut })
-            }
-            Err(ClaimError::TooLarge { len, max }) => Err(McastError::TooLarge { len, max }),
-            Err(ClaimError::Corrupt(c)) => Err(McastError::Corrupt(c)),
-            Err(_) => Err(McastError::Left),
         }
     }
 
