@@ -1,8 +1,8 @@
 //! The reading side of the broadcast log: [`Consumer`] and its [`ReadGuard`].
 
 use super::{
-    corrupt, free_slot, geometry, wait_point, Geometry, Mode, ACTIVE, FREE, HEADER, JUMP_TRIES, OFF_DATA_WAIT,
-    OFF_LATEST, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CURSOR, SLOT_STATE,
+    corrupt, free_slot, geometry, wait_point, Geometry, Mode, ACTIVE, FREE, HEADER, JUMP_TRIES, OFF_CONSUMERS_USED,
+    OFF_DATA_WAIT, OFF_LATEST, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CURSOR, SLOT_STATE,
 };
 use crate::error::{AttachError, ReadError};
 use crate::frame::{FrameWord, KIND_PAD};
@@ -496,6 +496,9 @@ impl<R: Region> Drop for ReadGuard<'_, R> {
 /// the tail; returns the cursor. `Busy` if the slot is taken.
 fn take_slot<R: Region>(region: &R, geo: &Geometry, index: usize) -> Result<u64, AttachError> {
     let slot = geo.consumer_slot(index);
+    // SYNC: Relaxed; published to producers by the Release RMW on the tail
+    // below, as the cursor is: a refresh that sees that tail sees the mark.
+    region.word(OFF_CONSUMERS_USED).fetch_max(index as u64 + 1, Ordering::Relaxed);
     // SYNC: AcqRel; one attacher wins the slot (pairs with the Release in
     // `free_slot` of an earlier holder).
     let won = region.word(slot + SLOT_STATE).compare_exchange(FREE, ACTIVE, Ordering::AcqRel, Ordering::Relaxed);

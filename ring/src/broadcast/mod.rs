@@ -98,6 +98,12 @@ const OFF_MAX_PRODUCERS: usize = 32;
 pub(crate) const OFF_SALT: usize = 40;
 /// How publishers make sure they see a sleeper (0 fenced, 1 membarrier).
 const OFF_WAKE: usize = 48;
+/// High-water marks: one more than the highest consumer (producer) slot
+/// ever taken. A refresh of a producer's limit scans the slots below them
+/// only, so a log with room for many members but few of them pays for the
+/// few. Raised (`fetch_max`) by `take_slot` before the slot is used.
+pub(crate) const OFF_CONSUMERS_USED: usize = 64;
+pub(crate) const OFF_PRODUCERS_USED: usize = 72;
 // One block per contended word.
 pub(crate) const OFF_TAIL: usize = BLOCK;
 const OFF_LATEST: usize = 2 * BLOCK;

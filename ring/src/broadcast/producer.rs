@@ -2,8 +2,8 @@
 
 use super::{
     corrupt, frame_bytes, free_slot, geometry, max_payload, wait_point, write_header, Geometry, Mode, ACTIVE, FREE,
-    HEADER, IDLE, OFF_DATA_WAIT, OFF_LATEST, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_CURSOR,
-    SLOT_NEXT_SEQ, SLOT_STATE,
+    HEADER, IDLE, OFF_CONSUMERS_USED, OFF_DATA_WAIT, OFF_LATEST, OFF_PRODUCERS_USED, OFF_SPACE_WAIT, OFF_TAIL,
+    SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_CURSOR, SLOT_NEXT_SEQ, SLOT_STATE,
 };
 use crate::control::CLAIM_ATTEMPTS;
 use crate::error::{AttachError, ClaimError};
@@ -208,7 +208,12 @@ impl<R: Region> Producer<R> {
         // What the scans miss starts at or after `s`.
         let s = r.word(OFF_TAIL).load(Ordering::Acquire);
         let mut min = s;
-        for j in (0..self.geo.max_producers).filter(|&j| j != self.id as usize) {
+        // SYNC: Relaxed (both marks); ordered by the Acquire tail load above
+        // (see `take_slot`). A forged mark only narrows or widens the scan
+        // within the log's slots, as a forged slot state already can.
+        let producers = (r.word(OFF_PRODUCERS_USED).load(Ordering::Relaxed) as usize).min(self.geo.max_producers);
+        let consumers = (r.word(OFF_CONSUMERS_USED).load(Ordering::Relaxed) as usize).min(self.geo.max_consumers);
+        for j in (0..producers).filter(|&j| j != self.id as usize) {
             let slot = self.geo.producer_slot(j);
             // SYNC: Acquire; pairs with the Release in `free_slot`.
             if r.word(slot + SLOT_STATE).load(Ordering::Acquire) == FREE {
@@ -220,7 +225,7 @@ impl<R: Region> Producer<R> {
             min = min.min(r.word(slot + SLOT_CLAIM_START).load(Ordering::Acquire));
         }
         if self.geo.mode == Mode::Reliable {
-            for i in 0..self.geo.max_consumers {
+            for i in 0..consumers {
                 let slot = self.geo.consumer_slot(i);
                 // SYNC: Acquire; pairs with the Release in `free_slot`.
                 if r.word(slot + SLOT_STATE).load(Ordering::Acquire) != ACTIVE {
@@ -276,6 +281,10 @@ impl<R: Region> Producer<R> {
 /// marker; returns the slot's next sequence number. `Busy` if taken.
 fn take_slot<R: Region>(region: &R, geo: &Geometry, j: usize) -> Result<u64, AttachError> {
     let slot = geo.producer_slot(j);
+    // SYNC: Relaxed; published to other producers by the Release marker
+    // store and claim CAS that precede any claim of this slot: a refresh
+    // that sees such a claim's tail sees the mark.
+    region.word(OFF_PRODUCERS_USED).fetch_max(j as u64 + 1, Ordering::Relaxed);
     // SYNC: AcqRel; one attacher wins the slot. Acquire pairs with the
     // Release in `free_slot` of an earlier holder (its next_seq).
     let won = region.word(slot + SLOT_STATE).compare_exchange(FREE, ACTIVE, Ordering::AcqRel, Ordering::Relaxed);
