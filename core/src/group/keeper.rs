@@ -84,22 +84,7 @@ impl Keeper {
         permit: Permit,
     ) -> Result<Self, ringflow_ring::AttachError> {
         let views = Producer::attach_slot(mem.log.clone(), 0)?;
-        let seats = (0..mem.config.max_members).map(|_| None).collect();
-        let salt = random_u64();
-        mem.param(P_KEEPER_PID).store(std::process::id() as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(Keeper {
-            mem,
-            listener,
-            permit,
-            views,
-            seats,
-            order: Vec::new(),
-            pending: Vec::new(),
-            queue: VecDeque::new(),
-            view_id: 0,
-            buf: Vec::new(),
-            salt,
-        })
+        Ok(Keeper::new_with(mem, listener, permit, views))
     }
 
     /// A new keeper of a running group, after its keeper's process died or
@@ -176,7 +161,6 @@ impl Keeper {
                         k.queue_view(
                             vec![SeatChange { seat, kind: ChangeKind::ProcessDown, final_seq: 0 }],
                             After::Nothing,
-                            &[],
                         );
                     }
                 }
@@ -387,11 +371,7 @@ impl Keeper {
         self.seats[slot] =
             Some(Seated { seat, holder, conn: None, leaving: false, awaiting: None, stalled: None, evicted: false });
         self.order.push(slot);
-        self.queue_view(
-            vec![SeatChange { seat, kind: ChangeKind::Joined, final_seq: 0 }],
-            After::Grant { slot, conn },
-            &[],
-        );
+        self.queue_view(vec![SeatChange { seat, kind: ChangeKind::Joined, final_seq: 0 }], After::Grant { slot, conn });
     }
 
     fn rejoin(&mut self, conn: ControlConn, index: u64, member_id: u64, token: u64) {
@@ -425,7 +405,6 @@ impl Keeper {
                     self.queue_view(
                         vec![SeatChange { seat, kind: ChangeKind::Left, final_seq }],
                         After::Left { conn_of: slot },
-                        &[],
                     );
                     return;
                 }
@@ -446,7 +425,7 @@ impl Keeper {
         self.release_slots(slot);
         if !announced && self.order.contains(&slot) {
             self.order.retain(|&o| o != slot);
-            self.queue_view(vec![SeatChange { seat: s.seat, kind, final_seq }], After::Nothing, &[]);
+            self.queue_view(vec![SeatChange { seat: s.seat, kind, final_seq }], After::Nothing);
         }
     }
 
@@ -477,7 +456,7 @@ impl Keeper {
     }
 
     /// Queues the view that applies `changes` to the membership in `order`.
-    fn queue_view(&mut self, changes: Vec<SeatChange>, after: After, _: &[()]) {
+    fn queue_view(&mut self, changes: Vec<SeatChange>, after: After) {
         self.view_id += 1;
         let seats = self.order.iter().filter_map(|&s| self.seats[s].as_ref().map(|x| x.seat)).collect();
         self.queue.push_back((RawView { id: self.view_id, seats, changes }, after));
@@ -616,7 +595,7 @@ impl Keeper {
             let seat = s.seat;
             let final_seq = self.final_seq(slot);
             self.order.retain(|&o| o != slot);
-            self.queue_view(vec![SeatChange { seat, kind: ChangeKind::Evicted, final_seq }], After::Nothing, &[]);
+            self.queue_view(vec![SeatChange { seat, kind: ChangeKind::Evicted, final_seq }], After::Nothing);
             // The member may sleep in recv: wake it to see its state.
             if let Ok((d, _)) = broadcast::wait_points(&self.mem.log) {
                 notify(d, d.alert()).ok();
