@@ -519,11 +519,10 @@ impl Keeper {
                     };
                     let mut b = Vec::new();
                     grant.encode(&mut b);
-                    if conn.send_deadline(&b, &[self.mem.segment().fd()], crate::Deadline::Now).is_ok() {
-                        s.conn = Some(conn);
-                    } else {
-                        s.conn = Some(conn); // its hang-up is noticed by the poll
-                    }
+                    // A joiner that went meanwhile fails the send; the poll then
+                    // sees its socket hang up and frees the seat.
+                    let _ = conn.send_deadline(&b, &[self.mem.segment().fd()], crate::Deadline::Now);
+                    s.conn = Some(conn);
                 }
                 After::Left { conn_of } => {
                     if let Some(c) = self.seats[conn_of].as_ref().and_then(|s| s.conn.as_ref()) {
