@@ -17,7 +17,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::group::*;
-use common::is_child;
 use ringflow::Group;
 
 const SPEC: Spec = Spec::new("agreed", "block", 1 << 16);
@@ -220,14 +219,7 @@ fn fifty_killed_members_leave_nothing() {
 #[test]
 #[ignore = "child process of the group cycle tests"]
 fn group_cycles_child() {
-    if !is_child() {
-        return;
-    }
-    let ctx = Ctx::from_env();
-    let role = ctx.arg("ROLE");
-    if shared_role(&ctx, &role) {
-        return;
-    }
+    let Some((ctx, role)) = own_child_role() else { return };
     assert_eq!(role, "watcher");
     let cycles: usize = ctx.arg("CYCLES").parse().unwrap();
     let parent = std::os::unix::process::parent_id();

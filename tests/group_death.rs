@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::group::*;
-use common::{is_child, ChildProcess};
+use common::ChildProcess;
 use ringflow::{Deadline, Group};
 
 const SPEC: Spec = Spec::new("agreed", "block", 1 << 16);
@@ -265,14 +265,7 @@ fn members_killed_at_random_points_of_a_busy_send_loop() {
 #[test]
 #[ignore = "child process of the group death tests"]
 fn group_death_child() {
-    if !is_child() {
-        return;
-    }
-    let ctx = Ctx::from_env();
-    let role = ctx.arg("ROLE");
-    if shared_role(&ctx, &role) {
-        return;
-    }
+    let Some((ctx, role)) = own_child_role() else { return };
     match role.as_str() {
         "loan" => {
             let mut g = ctx.join();

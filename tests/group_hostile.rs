@@ -19,7 +19,6 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -39,33 +38,10 @@ const SHORT: Duration = Duration::from_millis(10);
 
 // ---- the largest allocation, and panics on any thread --------------------------
 
-struct Counting;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: forwards to the system allocator unchanged; only records sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's promise for `layout` is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
-        // SAFETY: `ptr` came from `alloc` above with this `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: AllocLayout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        // SAFETY: the caller's promise is passed on unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: ringflow_testkit::LargestAlloc = ringflow_testkit::LargestAlloc;
 
 fn count_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -291,7 +267,7 @@ fn run(mode: &str) {
     // forged size.
     eprintln!("{mode}: after its death: a view of it: {down}; {after:?}");
     within(&format!("{mode}: dropping the member"), move || drop(g));
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let largest = ringflow_testkit::largest_alloc();
     assert!(largest <= ALLOC_LIMIT, "an allocation of {largest} bytes (a forged size?)");
     assert_eq!(PANICS.load(Ordering::Relaxed), 0, "a thread panicked");
 }

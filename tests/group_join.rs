@@ -14,7 +14,6 @@
 mod common;
 
 use common::group::*;
-use common::is_child;
 use ringflow::{Group, JoinError, Permit};
 
 const SPEC: Spec = Spec::new("agreed", "block", 1 << 16);
@@ -104,14 +103,7 @@ fn a_group_that_permits_nobody_refuses_a_joiner() {
 #[test]
 #[ignore = "child process of the group join tests"]
 fn group_join_child() {
-    if !is_child() {
-        return;
-    }
-    let ctx = Ctx::from_env();
-    let role = ctx.arg("ROLE");
-    if shared_role(&ctx, &role) {
-        return;
-    }
+    let Some((ctx, role)) = own_child_role() else { return };
     match role.as_str() {
         "refused" => {
             let r = Group::join_timeout(&ctx.name, &ctx.spec.options(), LONG);

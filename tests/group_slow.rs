@@ -16,8 +16,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::await_file;
 use common::group::*;
-use common::{await_file, is_child};
 use ringflow::{Deadline, Event, Group, GroupRecvError, McastError};
 
 const OWN: u32 = 9;
@@ -203,14 +203,7 @@ fn block_a_consumed_message_is_room_for_the_consumers_own_multicast() {
 #[test]
 #[ignore = "child process of the slow-member tests"]
 fn group_slow_child() {
-    if !is_child() {
-        return;
-    }
-    let ctx = Ctx::from_env();
-    let role = ctx.arg("ROLE");
-    if shared_role(&ctx, &role) {
-        return;
-    }
+    let Some((ctx, role)) = own_child_role() else { return };
     let mut g = ctx.join();
     let mut rec = Recorder::new(&g);
     rec.next(&mut g);

@@ -18,7 +18,6 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -50,35 +49,11 @@ const SCM_MAX_FD: usize = 253;
 
 // ---- the largest allocation ------------------------------------------------
 
-struct Counting;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only records sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's promise for `layout` is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
-        // SAFETY: `ptr` came from `alloc` above with this `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: AllocLayout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        // SAFETY: the caller's promise is passed on unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: ringflow_testkit::LargestAlloc = ringflow_testkit::LargestAlloc;
 
 fn assert_no_forged_allocation() {
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let largest = ringflow_testkit::largest_alloc();
     assert!(largest <= ALLOC_LIMIT, "an allocation of {largest} bytes (a forged size?)");
 }
 

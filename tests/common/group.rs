@@ -10,7 +10,7 @@
 //! do sleeps in a receive or a short blocking multicast, never spins.
 
 use super::numbered;
-use super::{await_file, child_arg, spawn_flow_child, ChildProcess};
+use super::{await_file, child_arg, is_child, spawn_flow_child, ChildProcess};
 use ringflow::{
     ChangeKind, Deadline, Event, Group, GroupOptions, GroupRecvError, Guarantee, LeaveError, McastError, Member,
     SlowMember,
@@ -619,6 +619,21 @@ pub fn fill_until_held(g: &mut Group, rec: &mut Recorder, tag: u32, mut n: u64, 
 }
 
 // ---- roles several tests share -----------------------------------------------
+
+/// A child's entry: `None` in the parent (the test binary run normally) or
+/// when `shared_role` ran the child's role; otherwise the context and the
+/// role for the test file's own roles.
+pub fn own_child_role() -> Option<(Ctx, String)> {
+    if !is_child() {
+        return None;
+    }
+    let ctx = Ctx::from_env();
+    let role = ctx.arg("ROLE");
+    if shared_role(&ctx, &role) {
+        return None;
+    }
+    Some((ctx, role))
+}
 
 /// Runs one of the shared roles; false if `role` is not one of them.
 ///

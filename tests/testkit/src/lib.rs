@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 pub use tempfile::TempDir;
 
 mod alloc;
-pub use alloc::{thread_allocs, ThreadCounting};
+pub use alloc::{largest_alloc, thread_allocs, LargestAlloc, ThreadCounting};
 
 /// The variable naming the runtime directory (`ringflow_core::control::RUNTIME_DIR_ENV`;
 /// repeated here so this crate depends on none of ringflow's).
