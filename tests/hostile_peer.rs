@@ -34,7 +34,7 @@ use ringflow::{
     RecvError, SendError,
 };
 use ringflow_core::flow::memory::FLOW_KIND;
-use ringflow_core::flow::{FLAG_BULK, FLAG_FDS};
+use ringflow_core::flow::{FLAG_BULK, FLAG_FDS, FLAG_PART, FLAG_TURN};
 use ringflow_shm::{Layout, Segment};
 
 /// Hang guard for one victim operation (generous: a loaded CI machine).
@@ -359,6 +359,8 @@ fn forged(kind: &str) -> (FrameWord, u64, Vec<u64>) {
         "fd_count" => (data(8, FLAG_FDS), 255 << 56, vec![0]),
         "fd_zero" => (data(8, FLAG_FDS), 0, vec![0]),
         "unknown_flag" => (data(8, 0x80), 0, vec![0]),
+        // A call's last frame that also announces more pieces.
+        "both_call_flags" => (data(8, FLAG_TURN | FLAG_PART), 0, vec![0]),
         other => panic!("unknown forgery {other}"),
     }
 }
@@ -616,7 +618,15 @@ fn an_oversized_bulk_descriptor_is_corrupt() {
 
 #[test]
 fn every_length_and_count_is_checked_against_the_grant() {
-    for kind in ["undersized_bulk", "bulk_out_of_range", "long_inline", "fd_count", "fd_zero", "unknown_flag"] {
+    for kind in [
+        "undersized_bulk",
+        "bulk_out_of_range",
+        "long_inline",
+        "fd_count",
+        "fd_zero",
+        "unknown_flag",
+        "both_call_flags",
+    ] {
         forged_frame_is_corrupt(kind);
     }
 }
