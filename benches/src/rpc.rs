@@ -1,0 +1,150 @@
+//! The ringflow impls of scenario `rpc`: request/reply with `Flow::call`
+//! on the client and `reply` / `receive_request` on the server, between
+//! the two pinned threads of the ping-pong driver, on the same flow setup
+//! as the `flow` scenario's ping-pong (a listener, an allocated flow, the
+//! request/reply send window on both sides).
+//!
+//! The driver asks a ping side to send, then to receive; a call is one
+//! operation, so the client's `send` starts it (`try_call`, or the blocking
+//! `call` in [`recv`](PingSide::recv) for the parked case) and its `recv`
+//! finishes it (`try_receive_more`). The server replies to each request as
+//! it takes it (`reply`, then `receive_request` for the next), which is
+//! what `reply_and_receive` does in one step: the same frames, flags and
+//! wakes; the driver needs each echo to end with its reply (variants take
+//! turns block by block).
+
+use std::time::Duration;
+
+use ringflow_api::{CallError, Flow, Phase, Qos};
+
+use crate::error::BenchError;
+use crate::flow::{err, request_reply_pair, spin_pingpong_sides, DirGuard, PING_RING_BYTES};
+use crate::limit;
+use crate::measure::{Measurement, RunCtx};
+use crate::os::{check_after_timeout, Wait, BLOCK_TIMEOUT};
+use crate::pair::Waiter;
+use crate::pingpong::{self, Either::Left, Either::Right, PingSide, PongSide};
+use crate::wire::word;
+
+/// The client: calls with the request the driver hands to `send`.
+struct Client<const N: usize> {
+    flow: Flow,
+    wait: Wait,
+    request: [u8; N],
+    reply: [u8; N],
+    /// A reply that came with the call's first look (spinning).
+    replied: bool,
+}
+
+impl<const N: usize> PingSide<N> for Client<N> {
+    #[inline]
+    fn send(&mut self, msg: &[u8; N], _w: &mut Waiter<'_>) -> Result<(), BenchError> {
+        match self.wait {
+            // Sends and hands the turn over; the reply is rarely there yet.
+            Wait::Spin => match self.flow.try_call(msg, &mut self.reply) {
+                Ok(_) => self.replied = true,
+                Err(CallError::WouldBlock { phase: Phase::Over | Phase::Recv, .. }) => {}
+                Err(e) => return Err(err("Flow::try_call", e)),
+            },
+            // The stop message gets no reply: it is only sent.
+            Wait::Block if pingpong::is_stop(msg) => match self.flow.try_call(msg, &mut self.reply) {
+                Err(CallError::WouldBlock { phase: Phase::Over, .. }) => {}
+                Ok(_) => self.replied = true,
+                Err(e) => return Err(err("Flow::try_call", e)),
+            },
+            // The blocking call sends and waits in one step, in `recv`.
+            Wait::Block => self.request = *msg,
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn recv(&mut self, w: &mut Waiter<'_>) -> Result<u64, BenchError> {
+        if std::mem::take(&mut self.replied) {
+            return Ok(word(&self.reply, 0));
+        }
+        if self.wait == Wait::Block {
+            match self.flow.call_timeout(&self.request, &mut self.reply, BLOCK_TIMEOUT) {
+                Ok(_) => return Ok(word(&self.reply, 0)),
+                // The request went: wait on for the reply below.
+                Err(CallError::TimedOut { phase: Phase::Over | Phase::Recv, .. }) => check_after_timeout(w)?,
+                Err(e) => return Err(err("Flow::call", e)),
+            }
+        }
+        loop {
+            let r = match self.wait {
+                Wait::Spin => self.flow.try_receive_more(&mut self.reply),
+                Wait::Block => self.flow.receive_more_timeout(&mut self.reply, BLOCK_TIMEOUT),
+            };
+            match r {
+                Ok(_) => return Ok(word(&self.reply, 0)),
+                Err(CallError::WouldBlock { .. }) => w.wait()?,
+                Err(CallError::TimedOut { .. }) => check_after_timeout(w)?,
+                Err(e) => return Err(err("Flow::receive_more", e)),
+            }
+        }
+    }
+}
+
+/// The server: takes a request and replies to it.
+struct Server<const N: usize> {
+    flow: Flow,
+    wait: Wait,
+}
+
+impl<const N: usize> PongSide<N> for Server<N> {
+    #[inline]
+    fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        let mut request = [0u8; N];
+        loop {
+            let r = match self.wait {
+                Wait::Spin => self.flow.try_receive_request(&mut request),
+                Wait::Block => self.flow.receive_request_timeout(&mut request, BLOCK_TIMEOUT),
+            };
+            match r {
+                Ok(_) => break,
+                Err(CallError::WouldBlock { .. }) => w.wait()?,
+                Err(CallError::TimedOut { .. }) => check_after_timeout(w)?,
+                Err(e) => return Err(err("Flow::receive_request", e)),
+            }
+        }
+        if pingpong::is_stop(&request) {
+            return Ok(false);
+        }
+        // One reply in flight: there is always room, it never waits.
+        self.flow.reply(&request).map_err(|e| err("Flow::reply", e))?;
+        Ok(true)
+    }
+}
+
+/// A client and a server on a flow set up as the `flow` scenario's
+/// ping-pong is.
+fn sides<const N: usize>(
+    wait: Wait,
+    spin: Duration,
+    latency: bool,
+) -> Result<(Client<N>, Server<N>, DirGuard), BenchError> {
+    let (a, b, dir) = request_reply_pair(Qos::data().with_ring_bytes(PING_RING_BYTES), spin, latency)?;
+    let client = Client { flow: a, wait, request: [0; N], reply: [0; N], replied: false };
+    Ok((client, Server { flow: b, wait }, dir))
+}
+
+/// Case `call-64B`: the limit, calls, and a flow's send + receive ping-pong,
+/// spinning, taking turns every `pingpong::BLOCK` round trips (three
+/// measurements, in that order).
+pub fn call_spin_alternating(ctx: &RunCtx) -> Result<Vec<Measurement>, BenchError> {
+    let (client, server, _dir_call) = sides::<64>(Wait::Spin, Duration::ZERO, true)?;
+    let (ping, pong, _dir_flow) = spin_pingpong_sides(true)?;
+    let lines = Box::<limit::Lines>::default();
+    let (limit_ping, limit_pong) = limit::pingpong_sides(&lines);
+    let pings = vec![Left(limit_ping), Right(Left(client)), Right(Right(ping))];
+    let pongs = vec![Left(limit_pong), Right(Left(server)), Right(Right(pong))];
+    pingpong::run_alternating::<64, _, _>(ctx, pings, pongs)
+}
+
+/// Case `call-64B-blocking`: a blocking call against a server parked in
+/// `receive_request`, neither spinning before it parks.
+pub fn call_blocking(ctx: &RunCtx) -> Result<Measurement, BenchError> {
+    let (client, server, _dir) = sides::<64>(Wait::Block, Duration::ZERO, true)?;
+    pingpong::run::<64>(ctx, client, server)
+}

@@ -1,0 +1,76 @@
+//! Scenario `rpc`: request/reply (issue 16) between two pinned threads:
+//! `Flow::call` against a server that replies, next to the same flow used
+//! as a send + receive ping-pong in the same run, and to a Unix socket.
+use std::time::Duration;
+
+use crate::flow;
+use crate::os::{self, Wait};
+use crate::rpc;
+use crate::scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target, LIMIT};
+
+const CHECKS: &[CheckSpec] = &[
+    // A call costs what a send and a receive cost (issue 16's target).
+    CheckSpec { case: "call-64B", num: "ringflow", den: "flow-pingpong", stat: Stat::P50, target: Target::AtMost(1.1) },
+    CheckSpec { case: "call-64B", num: "ringflow", den: "unix-socket", stat: Stat::P50, target: Target::AtMost(0.05) },
+    CheckSpec {
+        case: "call-64B-blocking",
+        num: "ringflow",
+        den: "flow-pingpong",
+        stat: Stat::P50,
+        target: Target::AtMost(1.1),
+    },
+];
+
+/// The `rpc` scenario.
+pub fn scenario() -> Scenario {
+    Scenario {
+        name: "rpc",
+        about: "request/reply: Flow::call against a flow's send + receive ping-pong and kernel IPC",
+        cases,
+        checks: CHECKS,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "call-64B",
+            about: "one call with a 64-byte request and reply, both threads spinning: limit = cache-line handoff; \
+                    ringflow = Flow::try_call then try_receive_more busy-polled on the client, try_receive_request \
+                    and reply on the server; flow-pingpong = the same flow setup used with try_recv_ref + send \
+                    (the flow scenario's pingpong-spin-64B); limit, ringflow and flow-pingpong take turns every 512 \
+                    round trips in one run; unix-socket = a socketpair, blocking recv",
+            metric: Metric::Latency,
+            impls: vec![
+                Impl::alternating(&[LIMIT, "ringflow", "flow-pingpong"], rpc::call_spin_alternating),
+                Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Block)),
+            ],
+            notes: Vec::new(),
+        },
+        Case {
+            name: "call-64B-blocking",
+            about: "one call with a 64-byte request and reply, both sides sleeping in the kernel until woken: \
+                    ringflow = the blocking Flow::call against a server in receive_request, no spin phase; \
+                    flow-pingpong = a flow's blocking recv_ref + send, no spin phase; limit = shared futex \
+                    wait/wake",
+            metric: Metric::Latency,
+            impls: vec![
+                Impl::new(LIMIT, crate::futex_limit::pingpong),
+                Impl::new("ringflow", rpc::call_blocking),
+                Impl::new("flow-pingpong", |ctx| flow::pingpong::<64>(ctx, Wait::Block, Duration::ZERO)),
+            ],
+            notes: Vec::new(),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every declared (case, impl) is measured in smoke mode.
+    #[test]
+    fn every_impl_runs_in_smoke_mode() {
+        let (report, _, _) = crate::scenarios::smoke::run_scenario("rpc");
+        assert!(report.records.iter().all(|r| r.n > 0 && r.ratio_to_limit.is_some()));
+        assert!(report.checks.iter().all(|c| c.value.is_some()), "every check is measured");
+    }
+}
