@@ -21,8 +21,10 @@
 //! flow's: `x` blocks, `try_x` never waits (`WouldBlock { phase, .. }`,
 //! with how far it got), `x_deadline(.., Deadline)` and
 //! `x_timeout(.., Duration)` (`TimedOut { phase, .. }`). One deadline
-//! covers every phase of the operation. Calls need a reliable flow on one
-//! host (between hosts: [`CallError::Unsupported`] for now).
+//! covers every phase of the operation. Calls need a reliable flow
+//! ([`CallError::Unsupported`] on a lossy one); between hosts they ride the
+//! engines like any message, the turn flag with each frame (descriptors
+//! cannot leave their host: [`CallError::TooManyFds`]).
 //!
 //! ```
 //! use ringflow_api::{Flow, Qos};

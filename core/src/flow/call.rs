@@ -135,8 +135,8 @@ pub enum CallError {
     TooLarge { len: usize, max: usize },
     /// More descriptors than one message can carry. Nothing sent.
     TooManyFds { count: usize, max: usize },
-    /// Calls need what this flow lacks: a reliable QoS, and (for now) a
-    /// peer on this host.
+    /// Calls need what this flow lacks: a reliable QoS (a lossy flow may
+    /// drop a request or a reply).
     Unsupported { reason: &'static str },
     /// The peer corrupted the flow's shared memory or control stream.
     CorruptPeer(Corruption),

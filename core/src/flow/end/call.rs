@@ -218,9 +218,6 @@ impl FlowEnd {
         if !self.holds_turn() {
             return Err(CallError::NotYourTurn);
         }
-        if self.crosses_hosts || self.invoker.is_some() {
-            return Err(CallError::Unsupported { reason: "calls between hosts are not implemented yet" });
-        }
         if !self.qos.reliable {
             return Err(CallError::Unsupported { reason: "a lossy flow may drop a request or a reply" });
         }

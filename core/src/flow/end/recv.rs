@@ -470,11 +470,13 @@ impl FlowEnd {
     /// application has consumed it: [`FlowEnd::confirm_consumed`]). Returns
     /// the taken message's send stamp (0: not stamped), or `None` if
     /// `take` refused it. A message that carries descriptors cannot leave
-    /// the host: `FdSlots`.
-    pub(crate) fn forward(&mut self, take: impl FnOnce(&[u8], u64) -> bool) -> Result<Option<u64>, RecvError> {
-        let m = match self.locate() {
+    /// the host: `FdSlots`. A call's frames go like plain ones, with their
+    /// call flags (`FLAG_TURN`, `FLAG_PART`, or 0) handed to `take`: the
+    /// turn travels with the frames, and this end's own turn never moves.
+    pub(crate) fn forward(&mut self, take: impl FnOnce(&[u8], u64, u8) -> bool) -> Result<Option<u64>, RecvError> {
+        let m = match self.locate_as::<true>() {
             Ok(m) => m,
-            Err(e) => self.wait_message(e, Deadline::Now)?,
+            Err(e) => self.wait_message_as::<true>(e, Deadline::Now)?,
         };
         if m.fds() > 0 {
             return Err(RecvError::FdSlots { needed: m.fds() });
@@ -489,7 +491,7 @@ impl FlowEnd {
             None => s.rx.payload_of(&m.frame),
         };
         let stamp = m.frame.meta() & crate::clock::TICKS_MASK;
-        if !take(payload, stamp) {
+        if !take(payload, stamp, m.frame.flags() & (FLAG_TURN | FLAG_PART)) {
             return Ok(None);
         }
         if let Some(b) = bulk {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::control::{SendError as CtlSendError, SCM_MAX_FD};
 use crate::flow::handshake::{Kind, Packet};
-use crate::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS, FLAG_TURN};
+use crate::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS, FLAG_PART, FLAG_TURN};
 use crate::stats::{FlowCounter, Slot};
 use crate::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
 use ringflow_ring::spsc::Claim;
@@ -152,9 +152,11 @@ impl FlowEnd {
 
     /// Engine side: [`try_send`](Self::try_send) of a message that arrived
     /// from another host with its sender's `stamp` (0: none, stamp it now),
-    /// so the receiver's latency runs from the remote send.
-    pub(crate) fn try_send_stamped(&mut self, msg: &[u8], stamp: u64) -> Result<(), SendError> {
-        self.send_parts_at(&[msg], &[], Deadline::Now, stamp, 0)
+    /// so the receiver's latency runs from the remote send, and its call
+    /// flags (`call`: 0, `FLAG_TURN` or `FLAG_PART`, as the remote frame
+    /// carried them: the turn travels with the frames).
+    pub(crate) fn try_send_stamped(&mut self, msg: &[u8], stamp: u64, call: u8) -> Result<(), SendError> {
+        self.send_parts_at(&[msg], &[], Deadline::Now, stamp, call & (FLAG_TURN | FLAG_PART))
     }
 
     /// The one copy path behind every send form.
