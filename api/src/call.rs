@@ -27,6 +27,7 @@
 //! cannot leave their host: [`CallError::TooManyFds`]).
 //!
 //! ```
+//! # ringflow_testkit::isolate_runtime_dir(); // as a test: a private runtime directory, removed at exit
 //! use ringflow_api::{Flow, Qos};
 //!
 //! let (mut client, mut server) = Flow::pair(&Qos::data()).unwrap();
