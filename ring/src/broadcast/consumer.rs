@@ -247,7 +247,7 @@ impl<R: Region> Consumer<R> {
             let w1 = self.region.word(off + 8).load(Ordering::Relaxed);
             let seq = self.region.word(off + 16).load(Ordering::Relaxed);
             let meta = self.region.word(off + 24).load(Ordering::Relaxed);
-            if self.geo.lossy() && self.overwritten(c) {
+            if self.geo.lossy() && self.overwritten(c, c.saturating_add(HEADER as u64)) {
                 return Err(self.jump(c));
             }
             let word = FrameWord::decode(w1);
@@ -290,24 +290,36 @@ impl<R: Region> Consumer<R> {
         }
         // SYNC: Relaxed; it only decides between Empty and Lapped, and `jump`
         // re-validates everything it trusts with its own Acquire loads.
-        let tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
-        if tail > c.saturating_add(self.geo.capacity as u64) {
+        // The claim that covers `c` a lap later raised the lap word of
+        // `c`'s chunk before it wrote there.
+        if self.laps_over(c, c.saturating_add(8)) {
             self.jump(c)
         } else {
             ReadError::Empty
         }
     }
 
-    /// Whether a producer has claimed past the frame at `c` one lap later, so
-    /// that what was read at `c` may be torn (the reader half of the seqlock).
-    fn overwritten(&self, c: u64) -> bool {
-        // SYNC: Acquire fence; pairs with the Release fence after the claim
-        // CAS in `Producer::try_claim`: if any byte we read was written by a
-        // later claim, the tail load below sees that claim.
+    /// Whether a producer of a later lap may have written into positions
+    /// `[c, end)` (one lap), so that what was read there may be torn (the
+    /// reader half of the seqlock). Conservative by up to a chunk: a write
+    /// a lap later into the chunk before `c` counts too, which makes a
+    /// reader that close to being lapped skip ahead a little early (the
+    /// loss count stays exact: it counts what was not delivered).
+    fn overwritten(&self, c: u64, end: u64) -> bool {
+        // SYNC: Acquire fence; pairs with the Release fence after the lap
+        // words are raised in `Producer::try_claim` (and `repair_claim`):
+        // if any byte we read was written by a later claim, the loads in
+        // `laps_over` see its lap word.
         fence(Ordering::Acquire);
-        // SYNC: Relaxed; ordered by the fence above.
-        let tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
-        tail > c.saturating_add(self.geo.capacity as u64)
+        self.laps_over(c, end)
+    }
+
+    /// Whether a lap word of the chunks of `[c, end)` is past `c`'s lap.
+    fn laps_over(&self, c: u64, end: u64) -> bool {
+        let lap = c >> self.geo.cap_shift;
+        // SYNC: Relaxed; ordered by the caller (the fence in `overwritten`,
+        // or a hint only in `not_committed`).
+        self.geo.chunks(c, end).any(|(off, _)| self.region.word(off).load(Ordering::Relaxed) > lap)
     }
 
     /// Lapped at `c`: moves the cursor to the most recently committed frame
@@ -471,7 +483,7 @@ impl<R: Region> ReadGuard<'_, R> {
         // A producer may be rewriting this frame (it lapped us): copy
         // through atomic words, then check (a seqlock without a data race).
         self.consumer.region.read_words(self.frame.payload, &mut dst[..n]);
-        if self.consumer.overwritten(self.frame.pos) {
+        if self.consumer.overwritten(self.frame.pos, self.frame.pos.saturating_add(self.frame.size)) {
             self.lost = true;
             return Err(self.consumer.jump(self.frame.pos));
         }

@@ -1,9 +1,9 @@
 //! The writing side of the broadcast log: [`Producer`] and its [`Claim`].
 
 use super::{
-    corrupt, frame_bytes, free_slot, geometry, max_payload, wait_point, write_header, Geometry, Mode, ACTIVE, FREE,
-    HEADER, IDLE, OFF_CONSUMERS_USED, OFF_DATA_WAIT, OFF_LATEST, OFF_PRODUCERS_USED, OFF_SPACE_WAIT, OFF_TAIL,
-    SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_CURSOR, SLOT_NEXT_SEQ, SLOT_STATE,
+    corrupt, frame_bytes, free_slot, geometry, mark_chunks, max_payload, wait_point, write_header, Geometry, Mode,
+    ACTIVE, FREE, HEADER, IDLE, OFF_CONSUMERS_USED, OFF_DATA_WAIT, OFF_LATEST, OFF_PRODUCERS_USED, OFF_SPACE_WAIT,
+    OFF_TAIL, SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_CURSOR, SLOT_NEXT_SEQ, SLOT_STATE,
 };
 use crate::control::CLAIM_ATTEMPTS;
 use crate::error::{AttachError, ClaimError};
@@ -166,9 +166,11 @@ impl<R: Region> Producer<R> {
             }
         };
         if self.geo.lossy() {
+            let end = t + pad + size;
+            mark_chunks(&self.region, &self.geo, t, end);
             // SYNC: Release fence; pairs with the Acquire fence in
             // `Consumer::overwritten` (a seqlock): a consumer that reads any
-            // byte we write from here on also sees our tail CAS.
+            // byte we write from here on also sees the lap words above.
             fence(Ordering::Release);
         }
         if pad as usize >= HEADER {
