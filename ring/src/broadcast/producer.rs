@@ -391,10 +391,14 @@ impl<R: Region> Claim<'_, R> {
 
     /// Publishes the frame.
     pub fn commit(mut self) -> Notify {
+        // The fields are read before `done` is written: a wide load of
+        // `flags` right after a byte store beside it would stall on store
+        // forwarding.
+        let (start, len, flags, meta) = (self.start, self.len, self.flags, self.meta);
         self.done = true;
         let p = &mut *self.producer;
-        let word = FrameWord { len: self.len as u32, kind: KIND_DATA, flags: self.flags, tag: p.id };
-        write_header(&p.region, &p.geo, self.start, word, p.seq, self.meta);
+        let word = FrameWord { len: len as u32, kind: KIND_DATA, flags, tag: p.id };
+        write_header(&p.region, &p.geo, start, word, p.seq, meta);
         p.seq = p.seq.wrapping_add(1);
         // SYNC: Relaxed; read by the slot's next holder after our Release in
         // `free_slot`.
@@ -405,7 +409,7 @@ impl<R: Region> Claim<'_, R> {
             // SYNC: Release; pairs with the Acquire in `Consumer::jump`
             // (which still re-validates the commit word: other producers
             // may store an older position after us).
-            p.region.word(OFF_LATEST).store(self.start, Ordering::Release);
+            p.region.word(OFF_LATEST).store(start, Ordering::Release);
         }
         p.end_claim();
         p.data_wait().notify()
