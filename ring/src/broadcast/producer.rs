@@ -314,7 +314,10 @@ pub struct Claim<'a, R: Region> {
     start: u64,
     len: usize,
     meta: u64,
-    flags: u8,
+    /// A frame flag byte, kept in a word of its own: read back as part of
+    /// a wider load, a byte stored beside `done` stalled every commit on
+    /// store forwarding.
+    flags: u32,
     done: bool,
 }
 
@@ -386,18 +389,15 @@ impl<R: Region> Claim<'_, R> {
 
     /// Sets the frame's flags (free for the layers above).
     pub fn set_flags(&mut self, flags: u8) {
-        self.flags = flags;
+        self.flags = flags.into();
     }
 
     /// Publishes the frame.
     pub fn commit(mut self) -> Notify {
-        // The fields are read before `done` is written: a wide load of
-        // `flags` right after a byte store beside it would stall on store
-        // forwarding.
         let (start, len, flags, meta) = (self.start, self.len, self.flags, self.meta);
         self.done = true;
         let p = &mut *self.producer;
-        let word = FrameWord { len: len as u32, kind: KIND_DATA, flags, tag: p.id };
+        let word = FrameWord { len: len as u32, kind: KIND_DATA, flags: flags as u8, tag: p.id };
         write_header(&p.region, &p.geo, start, word, p.seq, meta);
         p.seq = p.seq.wrapping_add(1);
         // SYNC: Relaxed; read by the slot's next holder after our Release in
