@@ -26,9 +26,24 @@ use crate::pair::Waiter;
 use crate::pingpong::{self, Either::Left, Either::Right, PingSide, PongSide};
 use crate::wire::word;
 
+/// What holds a side's flow: the flow itself, or a remote side's end
+/// (which must know when the stop message went, see `crate::remote`).
+pub(crate) trait Holds: Send {
+    fn flow(&mut self) -> &mut Flow;
+    /// The stop message was sent.
+    fn sent_stop(&mut self) {}
+}
+
+impl Holds for Flow {
+    #[inline]
+    fn flow(&mut self) -> &mut Flow {
+        self
+    }
+}
+
 /// The client: calls with the request the driver hands to `send`.
-struct Client<const N: usize> {
-    flow: Flow,
+pub(crate) struct Client<const N: usize, F: Holds = Flow> {
+    end: F,
     wait: Wait,
     request: [u8; N],
     reply: [u8; N],
@@ -36,18 +51,27 @@ struct Client<const N: usize> {
     replied: bool,
 }
 
-impl<const N: usize> PingSide<N> for Client<N> {
+impl<const N: usize, F: Holds> Client<N, F> {
+    pub(crate) fn new(end: F, wait: Wait) -> Self {
+        Client { end, wait, request: [0; N], reply: [0; N], replied: false }
+    }
+}
+
+impl<const N: usize, F: Holds> PingSide<N> for Client<N, F> {
     #[inline]
     fn send(&mut self, msg: &[u8; N], _w: &mut Waiter<'_>) -> Result<(), BenchError> {
+        if pingpong::is_stop(msg) {
+            self.end.sent_stop();
+        }
         match self.wait {
             // Sends and hands the turn over; the reply is rarely there yet.
-            Wait::Spin => match self.flow.try_call(msg, &mut self.reply) {
+            Wait::Spin => match self.end.flow().try_call(msg, &mut self.reply) {
                 Ok(_) => self.replied = true,
                 Err(CallError::WouldBlock { phase: Phase::Over | Phase::Recv, .. }) => {}
                 Err(e) => return Err(err("Flow::try_call", e)),
             },
             // The stop message gets no reply: it is only sent.
-            Wait::Block if pingpong::is_stop(msg) => match self.flow.try_call(msg, &mut self.reply) {
+            Wait::Block if pingpong::is_stop(msg) => match self.end.flow().try_call(msg, &mut self.reply) {
                 Err(CallError::WouldBlock { phase: Phase::Over, .. }) => {}
                 Ok(_) => self.replied = true,
                 Err(e) => return Err(err("Flow::try_call", e)),
@@ -64,7 +88,7 @@ impl<const N: usize> PingSide<N> for Client<N> {
             return Ok(word(&self.reply, 0));
         }
         if self.wait == Wait::Block {
-            match self.flow.call_timeout(&self.request, &mut self.reply, BLOCK_TIMEOUT) {
+            match self.end.flow().call_timeout(&self.request, &mut self.reply, BLOCK_TIMEOUT) {
                 Ok(_) => return Ok(word(&self.reply, 0)),
                 // The request went: wait on for the reply below.
                 Err(CallError::TimedOut { phase: Phase::Over | Phase::Recv, .. }) => check_after_timeout(w)?,
@@ -73,8 +97,8 @@ impl<const N: usize> PingSide<N> for Client<N> {
         }
         loop {
             let r = match self.wait {
-                Wait::Spin => self.flow.try_receive_more(&mut self.reply),
-                Wait::Block => self.flow.receive_more_timeout(&mut self.reply, BLOCK_TIMEOUT),
+                Wait::Spin => self.end.flow().try_receive_more(&mut self.reply),
+                Wait::Block => self.end.flow().receive_more_timeout(&mut self.reply, BLOCK_TIMEOUT),
             };
             match r {
                 Ok(_) => return Ok(word(&self.reply, 0)),
@@ -87,19 +111,25 @@ impl<const N: usize> PingSide<N> for Client<N> {
 }
 
 /// The server: takes a request and replies to it.
-struct Server<const N: usize> {
-    flow: Flow,
+pub(crate) struct Server<const N: usize, F: Holds = Flow> {
+    end: F,
     wait: Wait,
 }
 
-impl<const N: usize> PongSide<N> for Server<N> {
+impl<const N: usize, F: Holds> Server<N, F> {
+    pub(crate) fn new(end: F, wait: Wait) -> Self {
+        Server { end, wait }
+    }
+}
+
+impl<const N: usize, F: Holds> PongSide<N> for Server<N, F> {
     #[inline]
     fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
         let mut request = [0u8; N];
         loop {
             let r = match self.wait {
-                Wait::Spin => self.flow.try_receive_request(&mut request),
-                Wait::Block => self.flow.receive_request_timeout(&mut request, BLOCK_TIMEOUT),
+                Wait::Spin => self.end.flow().try_receive_request(&mut request),
+                Wait::Block => self.end.flow().receive_request_timeout(&mut request, BLOCK_TIMEOUT),
             };
             match r {
                 Ok(_) => break,
@@ -112,7 +142,7 @@ impl<const N: usize> PongSide<N> for Server<N> {
             return Ok(false);
         }
         // One reply in flight: there is always room, it never waits.
-        self.flow.reply(&request).map_err(|e| err("Flow::reply", e))?;
+        self.end.flow().reply(&request).map_err(|e| err("Flow::reply", e))?;
         Ok(true)
     }
 }
@@ -125,8 +155,7 @@ fn sides<const N: usize>(
     latency: bool,
 ) -> Result<(Client<N>, Server<N>, DirGuard), BenchError> {
     let (a, b, dir) = request_reply_pair(Qos::data().with_ring_bytes(PING_RING_BYTES), spin, latency)?;
-    let client = Client { flow: a, wait, request: [0; N], reply: [0; N], replied: false };
-    Ok((client, Server { flow: b, wait }, dir))
+    Ok((Client::new(a, wait), Server::new(b, wait), dir))
 }
 
 /// Case `call-64B`: the limit, calls, and a flow's send + receive ping-pong,

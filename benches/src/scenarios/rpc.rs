@@ -3,8 +3,11 @@
 //! as a send + receive ping-pong in the same run, and to a Unix socket.
 use std::time::Duration;
 
+use ringflow_core::config::ThreadingMode;
+
 use crate::flow;
 use crate::os::{self, Wait};
+use crate::remote;
 use crate::rpc;
 use crate::scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target, LIMIT};
 
@@ -12,6 +15,13 @@ const CHECKS: &[CheckSpec] = &[
     // A call costs what a send and a receive cost (issue 16's target).
     CheckSpec { case: "call-64B", num: "ringflow", den: "flow-pingpong", stat: Stat::P50, target: Target::AtMost(1.1) },
     CheckSpec { case: "call-64B", num: "ringflow", den: "unix-socket", stat: Stat::P50, target: Target::AtMost(0.05) },
+    CheckSpec {
+        case: "call-64B-remote",
+        num: "ringflow",
+        den: "tcp-spin",
+        stat: Stat::P50,
+        target: Target::AtMost(1.3),
+    },
     CheckSpec {
         case: "call-64B-blocking",
         num: "ringflow",
@@ -46,6 +56,22 @@ fn cases() -> Vec<Case> {
                 Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Block)),
             ],
             notes: Vec::new(),
+        },
+        Case {
+            name: "call-64B-remote",
+            about: "one call with a 64-byte request and reply between two engines over TCP loopback, one per \
+                    pinned core, each run by its application's thread (invoker mode): tcp-spin = nonblocking \
+                    sockets, both sides busy-poll recv (the syscall floor); ringflow = try_call / \
+                    try_receive_more against try_receive_request / reply on a flow allocated as name@host:port; \
+                    flow-pingpong = the same remote flow with try_send / try_recv_ref (scenario remote's \
+                    pingpong-64B)",
+            metric: Metric::Latency,
+            impls: vec![
+                Impl::new("tcp-spin", |ctx| os::tcp::pingpong::<64>(ctx, Wait::Spin)),
+                Impl::new("ringflow", |ctx| remote::call::<64>(ctx, ThreadingMode::Invoker)),
+                Impl::new("flow-pingpong", |ctx| remote::pingpong::<64>(ctx, ThreadingMode::Invoker)),
+            ],
+            notes: vec!["ratio_to_limit is against tcp-spin, the syscall floor; no physical limit is measured".into()],
         },
         Case {
             name: "call-64B-blocking",
