@@ -177,3 +177,81 @@ pub fn call_blocking(ctx: &RunCtx) -> Result<Measurement, BenchError> {
     let (client, server, _dir) = sides::<64>(Wait::Block, Duration::ZERO, true)?;
     pingpong::run::<64>(ctx, client, server)
 }
+
+/// Bytes of the driver's message a zero-copy side writes into its loan (the
+/// sequence number and the mark): the rest of the loan is left as it is.
+const HEADER: usize = 16;
+
+/// The zero-copy client: the request written in a loan
+/// (`loan_request`), the reply read in place (`receive_more_ref`).
+struct LoanClient {
+    flow: Flow,
+    len: usize,
+}
+
+impl PingSide<HEADER> for LoanClient {
+    #[inline]
+    fn send(&mut self, msg: &[u8; HEADER], w: &mut Waiter<'_>) -> Result<(), BenchError> {
+        loop {
+            match self.flow.try_loan_request(self.len) {
+                Ok(mut loan) => {
+                    loan[..HEADER].copy_from_slice(msg);
+                    return loan.send().map_err(|e| err("SendBuf::send", e));
+                }
+                Err(CallError::WouldBlock { .. }) => w.wait()?,
+                Err(e) => return Err(err("Flow::try_loan_request", e)),
+            }
+        }
+    }
+
+    #[inline]
+    fn recv(&mut self, w: &mut Waiter<'_>) -> Result<u64, BenchError> {
+        loop {
+            match self.flow.try_receive_more_ref() {
+                Ok(reply) => return Ok(word(&reply, 0)),
+                Err(CallError::WouldBlock { .. }) => w.wait()?,
+                Err(e) => return Err(err("Flow::try_receive_more_ref", e)),
+            }
+        }
+    }
+}
+
+/// The zero-copy server: the request read in place
+/// (`receive_request_ref`), the reply written in a loan (`loan_reply`).
+struct LoanServer {
+    flow: Flow,
+    len: usize,
+}
+
+impl PongSide<HEADER> for LoanServer {
+    #[inline]
+    fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        let mut header = [0u8; HEADER];
+        loop {
+            match self.flow.try_receive_request_ref() {
+                Ok(request) => {
+                    header.copy_from_slice(&request[..HEADER]);
+                    break;
+                }
+                Err(CallError::WouldBlock { .. }) => w.wait()?,
+                Err(e) => return Err(err("Flow::try_receive_request_ref", e)),
+            }
+        }
+        if pingpong::is_stop(&header) {
+            return Ok(false);
+        }
+        // One reply in flight: there is always room.
+        let mut loan = self.flow.try_loan_reply(self.len).map_err(|e| err("Flow::try_loan_reply", e))?;
+        loan[..HEADER].copy_from_slice(&header);
+        loan.send().map_err(|e| err("SendBuf::send", e))?;
+        Ok(true)
+    }
+}
+
+/// Case `call-4KiB-zerocopy`: calls of `len`-byte requests and replies,
+/// both written in loans and read in place (only their headers touched),
+/// both threads spinning.
+pub fn call_zerocopy(ctx: &RunCtx, len: usize) -> Result<Measurement, BenchError> {
+    let (a, b, _dir) = request_reply_pair(Qos::data().with_ring_bytes(PING_RING_BYTES), Duration::ZERO, true)?;
+    pingpong::run::<HEADER>(ctx, LoanClient { flow: a, len }, LoanServer { flow: b, len })
+}

@@ -58,6 +58,21 @@ fn cases() -> Vec<Case> {
             notes: Vec::new(),
         },
         Case {
+            name: "call-4KiB-zerocopy",
+            about: "one call with a 4 KiB request and reply, both threads spinning: flow-pingpong = a flow's \
+                    ping-pong of 4 KiB messages, each copied in (send) and read in place (try_recv_ref); ringflow = \
+                    the request written in a loan (loan_request), the reply read in place (receive_more_ref) and \
+                    the reply loaned likewise (loan_reply): only each message's 16-byte header is written and read; \
+                    unix-socket = a socketpair, blocking recv",
+            metric: Metric::Latency,
+            impls: vec![
+                Impl::new("flow-pingpong", |ctx| flow::pingpong::<4096>(ctx, Wait::Spin, Duration::ZERO)),
+                Impl::new("ringflow", |ctx| rpc::call_zerocopy(ctx, 4096)),
+                Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<4096>(ctx, Wait::Block)),
+            ],
+            notes: vec!["ratio_to_limit is against flow-pingpong (copying); no physical limit is measured".into()],
+        },
+        Case {
             name: "call-64B-remote",
             about: "one call with a 64-byte request and reply between two engines over TCP loopback, one per \
                     pinned core, each run by its application's thread (invoker mode): tcp-spin = nonblocking \
