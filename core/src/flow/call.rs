@@ -19,8 +19,9 @@
 //! way the message stays in the flow for the receive that fits it.
 //!
 //! Nothing here must ever trust a flag a peer wrote: a frame that carries
-//! both turn flags is corrupt, and the turn moves only on frames this side
-//! consumed whole.
+//! both turn flags is corrupt, and this side's turn is its own local state,
+//! which comes back only with the last frame of the peer's message,
+//! delivered whole (copied out, or handed out in place).
 
 use std::fmt;
 use std::io;

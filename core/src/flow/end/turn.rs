@@ -4,10 +4,11 @@
 //!
 //! The state is this side's alone (nothing of it is in shared memory):
 //! the turn moves to this side only when the last frame of the peer's
-//! message (flag `FLAG_TURN`) has been consumed and every descriptor of it
-//! delivered. A frame is consumed only once all its bytes were delivered;
-//! until then it stays in the ring and `offset` says how far the caller
-//! got, so a buffer too small loses nothing.
+//! message (flag `FLAG_TURN`) has been delivered whole, with every
+//! descriptor of it: copied out and consumed, or handed out in place (a
+//! `RecvBuf`, consumed when dropped). A frame is consumed only once all its
+//! bytes were delivered; until then it stays in the ring and `offset` says
+//! how far the caller got, so a buffer too small loses nothing.
 
 use std::os::fd::OwnedFd;
 
