@@ -5,7 +5,7 @@
 //! look once for the next request) until it would wait. A client that left
 //! is taken out of the set.
 //!
-//! Run with `cargo run --example rpc_one_thread`.
+//! Run with `cargo run -p ringflow --example rpc_one_thread`.
 
 use std::thread;
 use std::time::Duration;

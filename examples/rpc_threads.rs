@@ -3,7 +3,7 @@
 //! the classic server loop, `receive_request` then `reply_and_receive`
 //! until the client leaves.
 //!
-//! Run with `cargo run --example rpc_threads`.
+//! Run with `cargo run -p ringflow --example rpc_threads`.
 
 use std::thread;
 use std::time::Duration;
