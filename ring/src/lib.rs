@@ -50,6 +50,7 @@ pub mod broadcast;
 mod control;
 mod error;
 pub mod frame;
+pub mod guard;
 #[cfg(all(test, not(loom)))]
 mod hostile_tests;
 pub mod linger;
