@@ -56,6 +56,7 @@ mod hostile_tests;
 pub mod linger;
 pub mod mpsc;
 pub mod pool;
+pub mod ready;
 mod region;
 #[cfg(all(test, not(loom)))]
 mod review_tests;
