@@ -77,3 +77,28 @@ pub fn leave(guard: &AtomicU64) {
     // reads of the frame happen before the evicter takes our cursor away.
     guard.store(0, Ordering::SeqCst);
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    const OPEN: u64 = 2;
+    const CLOSED: u64 = 3;
+
+    #[test]
+    fn a_reader_inside_holds_the_evicter_off_until_it_leaves() {
+        let (state, guard) = (AtomicU64::new(OPEN), AtomicU64::new(0));
+        assert!(enter(&guard, &state, OPEN));
+        assert!(close(&state, CLOSED, &guard), "the reader is inside");
+        leave(&guard);
+        assert!(!close(&state, CLOSED, &guard));
+    }
+
+    #[test]
+    fn a_closed_state_keeps_the_reader_out_with_its_guard_down() {
+        let (state, guard) = (AtomicU64::new(OPEN), AtomicU64::new(0));
+        assert!(!close(&state, CLOSED, &guard));
+        assert!(!enter(&guard, &state, OPEN));
+        assert_eq!(guard.load(Ordering::SeqCst), 0);
+    }
+}

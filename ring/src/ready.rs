@@ -164,8 +164,9 @@ pub trait WatchIo {
     fn may_have_event(&self, at: u64) -> bool;
 
     /// Sleeps until the data word leaves the sleep's token or `word`
-    /// leaves `armed` (or is woken); false if it cannot wait on both words
-    /// at once (it then did not sleep).
+    /// leaves `armed` (or is woken; an implementation may also wake for
+    /// words of its own, as a member's alarm); false if it cannot wait on
+    /// both words at once (it then did not sleep).
     fn sleep(&self, sleep: &Self::Sleep, word: &AtomicU32, armed: u32) -> bool;
 
     /// Sleeps on the data word alone, until it leaves the sleep's token.
@@ -239,5 +240,32 @@ fn fire(arm: &Arm, io: &impl WatchIo, w: u32) {
     // that sees FIRED drains the signal made above.
     if arm.word.compare_exchange(w, fired, Ordering::Release, Ordering::Relaxed).is_err() {
         io.drain();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn arming_again_at_the_same_cursor_costs_nothing() {
+        let arm = Arm::new();
+        arm.start_armed(8);
+        let drained = Cell::new(0);
+        assert_eq!(arm.arm(8, || drained.set(drained.get() + 1)), Notify::None);
+        assert_eq!(arm.arm(16, || drained.set(drained.get() + 1)), Notify::Wake);
+        assert_eq!(drained.get(), 0, "nothing fired: nothing to drain");
+    }
+
+    #[test]
+    fn a_fired_arming_is_drained_by_the_next_one_and_a_stop_ends_arming() {
+        let arm = Arm::new();
+        arm.start_fired();
+        let drained = Cell::new(0);
+        assert_eq!(arm.arm(8, || drained.set(drained.get() + 1)), Notify::Wake);
+        assert_eq!(drained.get(), 1);
+        assert_eq!(arm.stop(), Notify::None, "the watcher never slept on the data word alone");
+        assert_eq!(arm.arm(16, || drained.set(drained.get() + 1)), Notify::None);
     }
 }
