@@ -411,6 +411,45 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A lossy log's lap words (what readers validate copies against) and
+    /// its tail, scribbled: readers get frames, losses or nothing, producers
+    /// claims or `Full`; never a panic or a hang.
+    #[test]
+    fn broadcast_lossy_scribbled_lap_words_end_in_a_frame_or_an_error(
+        laps in prop::collection::vec(any::<u64>(), broadcast::CHUNKS),
+        tail in prop::option::of(any::<u64>()),
+        sent in 0usize..40,
+    ) {
+        watchdog("broadcast lap-word scribble", move || {
+            let region = Arc::new(HeapRegion::new(broadcast::region_len(BC_CAP, 2, 2)));
+            // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+            unsafe { broadcast::init(&*region, broadcast::Mode::Lossy, 2, 2, 0x1234_5678) }.unwrap();
+            let mut rx = broadcast::Consumer::attach(region.clone()).unwrap();
+            let mut tx = broadcast::Producer::attach(region.clone()).unwrap();
+            for i in 0..sent {
+                let _ = tx.try_send(&[i as u8; 24]);
+            }
+            for (k, lap) in laps.iter().enumerate() {
+                region.word(broadcast::OFF_CHUNKS + 8 * k).store(*lap, Relaxed);
+            }
+            if let Some(t) = tail {
+                region.word(broadcast::OFF_TAIL).store(t, Relaxed);
+            }
+            for i in 0..8 {
+                let mut buf = [0u8; 64];
+                if let Ok(mut g) = rx.try_read() {
+                    assert!(g.len() <= broadcast::max_payload(BC_CAP));
+                    let _ = g.read_into(&mut buf);
+                }
+                let _ = tx.try_send(&[i as u8; 40]);
+            }
+        });
+    }
+}
+
 // ---------------------------------------------------------------- pool
 
 #[test]

@@ -12,7 +12,7 @@ use crate::sync::{fence, spin_hint, Ordering};
 use crate::wake::{Notify, WaitPoint};
 
 /// A frame as found by a consumer (header fields validated).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct FrameAt {
     pos: u64,
     payload: usize,
@@ -45,6 +45,9 @@ pub struct Consumer<R: Region> {
     /// The frame [`peek_frame`](Self::peek_frame) found at the cursor, for
     /// the `try_read` that follows (valid while the cursor stays there).
     peeked: Option<FrameAt>,
+    /// The frame a [`ReadGuard`] reads (kept here, so that a guard is a
+    /// reference that moves cheaply through the layers above).
+    reading: FrameAt,
     closed: bool,
 }
 
@@ -98,7 +101,18 @@ impl<R: Region> Consumer<R> {
     fn at(region: R, geo: Geometry, index: usize, cursor: u64) -> Self {
         let expected = vec![UNKNOWN_SEQ; geo.max_producers];
         let slot_off = geo.consumer_slot(index);
-        Consumer { region, geo, index, slot_off, cursor, published: cursor, expected, peeked: None, closed: false }
+        Consumer {
+            region,
+            geo,
+            index,
+            slot_off,
+            cursor,
+            published: cursor,
+            expected,
+            peeked: None,
+            reading: FrameAt::default(),
+            closed: false,
+        }
     }
     /// Gives this side up without freeing its slot: the slot stays taken
     /// and (reliable mode) its published cursor keeps holding producers
@@ -157,6 +171,7 @@ impl<R: Region> Consumer<R> {
             published: start,
             expected,
             peeked: None,
+            reading: FrameAt::default(),
             closed: false,
         })
     }
@@ -201,7 +216,8 @@ impl<R: Region> Consumer<R> {
             Some(f) if f.pos == self.cursor => f,
             _ => self.peek()?,
         };
-        Ok(ReadGuard { consumer: self, frame, lost: false })
+        self.reading = frame;
+        Ok(ReadGuard { consumer: self, lost: false })
     }
 
     /// The next frame's header, validated as [`try_read`](Self::try_read)
@@ -247,7 +263,7 @@ impl<R: Region> Consumer<R> {
             let w1 = self.region.word(off + 8).load(Ordering::Relaxed);
             let seq = self.region.word(off + 16).load(Ordering::Relaxed);
             let meta = self.region.word(off + 24).load(Ordering::Relaxed);
-            if self.geo.lossy() && self.overwritten(c) {
+            if self.geo.lossy() && self.overwritten(c, c.saturating_add(HEADER as u64)) {
                 return Err(self.jump(c));
             }
             let word = FrameWord::decode(w1);
@@ -290,24 +306,36 @@ impl<R: Region> Consumer<R> {
         }
         // SYNC: Relaxed; it only decides between Empty and Lapped, and `jump`
         // re-validates everything it trusts with its own Acquire loads.
-        let tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
-        if tail > c.saturating_add(self.geo.capacity as u64) {
+        // The claim that covers `c` a lap later raised the lap word of
+        // `c`'s chunk before it wrote there.
+        if self.laps_over(c, c.saturating_add(8)) {
             self.jump(c)
         } else {
             ReadError::Empty
         }
     }
 
-    /// Whether a producer has claimed past the frame at `c` one lap later, so
-    /// that what was read at `c` may be torn (the reader half of the seqlock).
-    fn overwritten(&self, c: u64) -> bool {
-        // SYNC: Acquire fence; pairs with the Release fence after the claim
-        // CAS in `Producer::try_claim`: if any byte we read was written by a
-        // later claim, the tail load below sees that claim.
+    /// Whether a producer of a later lap may have written into positions
+    /// `[c, end)` (one lap), so that what was read there may be torn (the
+    /// reader half of the seqlock). Conservative by up to a chunk: a write
+    /// a lap later into the chunk before `c` counts too, which makes a
+    /// reader that close to being lapped skip ahead a little early (the
+    /// loss count stays exact: it counts what was not delivered).
+    fn overwritten(&self, c: u64, end: u64) -> bool {
+        // SYNC: Acquire fence; pairs with the Release fence after the lap
+        // words are raised in `Producer::try_claim` (and `repair_claim`):
+        // if any byte we read was written by a later claim, the loads in
+        // `laps_over` see its lap word.
         fence(Ordering::Acquire);
-        // SYNC: Relaxed; ordered by the fence above.
-        let tail = self.region.word(OFF_TAIL).load(Ordering::Relaxed);
-        tail > c.saturating_add(self.geo.capacity as u64)
+        self.laps_over(c, end)
+    }
+
+    /// Whether a lap word of the chunks of `[c, end)` is past `c`'s lap.
+    fn laps_over(&self, c: u64, end: u64) -> bool {
+        let lap = c >> self.geo.cap_shift;
+        // SYNC: Relaxed; ordered by the caller (the fence in `overwritten`,
+        // or a hint only in `not_committed`).
+        self.geo.chunks(c, end).any(|(off, _)| self.region.word(off).load(Ordering::Relaxed) > lap)
     }
 
     /// Lapped at `c`: moves the cursor to the most recently committed frame
@@ -382,8 +410,8 @@ impl<R: Region> Drop for Consumer<R> {
 
 /// A frame being read. Dropping it consumes the frame (locally).
 pub struct ReadGuard<'a, R: Region> {
+    /// Its frame is `consumer.reading`.
     consumer: &'a mut Consumer<R>,
-    frame: FrameAt,
     /// The frame was overwritten while read; the cursor has moved already.
     lost: bool,
 }
@@ -391,43 +419,43 @@ pub struct ReadGuard<'a, R: Region> {
 impl<R: Region> ReadGuard<'_, R> {
     /// Payload length.
     pub fn len(&self) -> usize {
-        self.frame.len
+        self.consumer.reading.len
     }
 
     /// Whether the payload is empty.
     pub fn is_empty(&self) -> bool {
-        self.frame.len == 0
+        self.consumer.reading.len == 0
     }
 
     /// The frame's position in the log.
     pub fn position(&self) -> u64 {
-        self.frame.pos
+        self.consumer.reading.pos
     }
 
     /// Id of the producer that sent it.
     pub fn producer(&self) -> u16 {
-        self.frame.producer
+        self.consumer.reading.producer
     }
 
     /// The producer's sequence number of this frame.
     pub fn seq(&self) -> u64 {
-        self.frame.seq
+        self.consumer.reading.seq
     }
 
     /// Frames of this producer lost just before this one (0 normally; also
     /// 0 for the first frame heard from a producer).
     pub fn missed_before(&self) -> u64 {
-        self.frame.missed_before
+        self.consumer.reading.missed_before
     }
 
     /// The metadata word the producer set.
     pub fn meta(&self) -> u64 {
-        self.frame.meta
+        self.consumer.reading.meta
     }
 
     /// The flags the producer set.
     pub fn flags(&self) -> u8 {
-        self.frame.flags
+        self.consumer.reading.flags
     }
 
     /// The payload in place (zero-copy), on a reliable log. `None` on a
@@ -445,10 +473,11 @@ impl<R: Region> ReadGuard<'_, R> {
         if self.consumer.geo.lossy() {
             return None;
         }
+        let f = &self.consumer.reading;
         // SAFETY: `peek` checked that the frame lies inside the data area; on a reliable log producers do not
         // claim past the published cursor plus the capacity, and the cursor cannot pass this frame while the
         // guard borrows the consumer.
-        Some(unsafe { std::slice::from_raw_parts(self.consumer.region.base().add(self.frame.payload), self.frame.len) })
+        Some(unsafe { std::slice::from_raw_parts(self.consumer.region.base().add(f.payload), f.len) })
     }
 
     /// Copies the first `min(len, dst.len())` payload bytes into `dst` and
@@ -463,17 +492,18 @@ impl<R: Region> ReadGuard<'_, R> {
         if self.lost {
             return Err(ReadError::Empty);
         }
-        let n = self.frame.len.min(dst.len());
+        let f = self.consumer.reading;
+        let n = f.len.min(dst.len());
         if !self.consumer.geo.lossy() {
-            self.consumer.region.read(self.frame.payload, &mut dst[..n]);
+            self.consumer.region.read(f.payload, &mut dst[..n]);
             return Ok(n);
         }
         // A producer may be rewriting this frame (it lapped us): copy
         // through atomic words, then check (a seqlock without a data race).
-        self.consumer.region.read_words(self.frame.payload, &mut dst[..n]);
-        if self.consumer.overwritten(self.frame.pos) {
+        self.consumer.region.read_words(f.payload, &mut dst[..n]);
+        if self.consumer.overwritten(f.pos, f.pos.saturating_add(f.size)) {
             self.lost = true;
-            return Err(self.consumer.jump(self.frame.pos));
+            return Err(self.consumer.jump(f.pos));
         }
         Ok(n)
     }
@@ -485,9 +515,10 @@ impl<R: Region> Drop for ReadGuard<'_, R> {
             return;
         }
         let c = &mut *self.consumer;
-        c.cursor = self.frame.pos.wrapping_add(self.frame.size);
-        if let Some(e) = c.expected.get_mut(self.frame.producer as usize) {
-            *e = self.frame.seq.wrapping_add(1);
+        let f = c.reading;
+        c.cursor = f.pos.wrapping_add(f.size);
+        if let Some(e) = c.expected.get_mut(f.producer as usize) {
+            *e = f.seq.wrapping_add(1);
         }
     }
 }

@@ -1,14 +1,14 @@
 //! Eviction of dead consumers and producers: [`evict_consumer`], [`evict_producer`].
 
 use super::{
-    corrupt, free_slot, geometry, wait_point, write_header, Geometry, FREE, HEADER, IDLE, OFF_DATA_WAIT,
+    corrupt, free_slot, geometry, mark_chunks, wait_point, write_header, Geometry, FREE, HEADER, IDLE, OFF_DATA_WAIT,
     OFF_SPACE_WAIT, OFF_TAIL, SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_STATE,
 };
 use crate::error::{AttachError, Corrupt};
 use crate::frame::{FrameWord, KIND_PAD};
 use crate::region::Access;
 use crate::region::Region;
-use crate::sync::Ordering;
+use crate::sync::{fence, Ordering};
 use crate::wake::Notify;
 use std::fmt;
 
@@ -128,6 +128,14 @@ fn repair_claim(region: &impl Region, geo: &Geometry, slot: usize, start: u64, e
         {
             return Ok(());
         }
+    }
+    if geo.lossy() {
+        // The claim may have died before it marked its chunks: readers of
+        // the lap before must see the padding's lap before its bytes.
+        mark_chunks(region, geo, start, end);
+        // SYNC: Release fence; pairs with the Acquire fence in
+        // `Consumer::overwritten`, as in `Producer::try_claim`.
+        fence(Ordering::Release);
     }
     let (mut pos, mut first) = (start, true);
     while pos < end {

@@ -57,21 +57,23 @@ pub fn producer_next_seq(region: &impl Region, slot: usize) -> Result<Option<u64
 /// behalf without its side (a readiness descriptor): a hint that grants no
 /// access, which the consumer's own read confirms or not.
 pub fn readable_at(region: &impl Region, pos: u64) -> Result<bool, AttachError> {
+    // It never reads the tail: a waiter spinning here would take its line
+    // from every producer's claim.
     let geo = geometry(region)?;
-    // SYNC: Acquire; pairs with the Release claim CAS (bounds the look only).
-    let tail = region.word(OFF_TAIL).load(Ordering::Acquire);
     let room = geo.room(pos);
     let at = if room < HEADER { pos.wrapping_add(room as u64) } else { pos };
-    if tail == pos || tail == at {
-        return Ok(false);
-    }
-    if geo.lossy() && tail > at.saturating_add(geo.capacity as u64) {
-        return Ok(true);
-    }
     // SYNC: Acquire; pairs with the Release of the commit word in
     // `write_header`. A waiter that announced itself (`WaitPoint::prepare`)
     // before this load either sees the commit or is seen by its notify.
-    Ok(region.word(geo.offset(at)).load(Ordering::Acquire) == geo.commit_word(at))
+    if region.word(geo.offset(at)).load(Ordering::Acquire) == geo.commit_word(at) {
+        return Ok(true);
+    }
+    // Lapped (lossy): a claim a lap later raised the lap word of `at`'s
+    // chunk, as the consumer's own read would find.
+    // SYNC: Relaxed; a hint (see above), confirmed by the consumer's read.
+    let lap = at >> geo.cap_shift;
+    Ok(geo.lossy()
+        && geo.chunks(at, at.saturating_add(8)).any(|(off, _)| region.word(off).load(Ordering::Relaxed) > lap))
 }
 
 /// The log's two wait points (consumers waiting for frames, producers

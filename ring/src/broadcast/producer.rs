@@ -1,9 +1,9 @@
 //! The writing side of the broadcast log: [`Producer`] and its [`Claim`].
 
 use super::{
-    corrupt, frame_bytes, free_slot, geometry, max_payload, wait_point, write_header, Geometry, Mode, ACTIVE, FREE,
-    HEADER, IDLE, OFF_CONSUMERS_USED, OFF_DATA_WAIT, OFF_LATEST, OFF_PRODUCERS_USED, OFF_SPACE_WAIT, OFF_TAIL,
-    SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_CURSOR, SLOT_NEXT_SEQ, SLOT_STATE,
+    corrupt, frame_bytes, free_slot, geometry, mark_chunks, max_payload, wait_point, write_header, Geometry, Mode,
+    ACTIVE, FREE, HEADER, IDLE, OFF_CONSUMERS_USED, OFF_DATA_WAIT, OFF_LATEST, OFF_PRODUCERS_USED, OFF_SPACE_WAIT,
+    OFF_TAIL, SLOT_CLAIM_END, SLOT_CLAIM_START, SLOT_CURSOR, SLOT_NEXT_SEQ, SLOT_STATE,
 };
 use crate::control::CLAIM_ATTEMPTS;
 use crate::error::{AttachError, ClaimError};
@@ -166,9 +166,11 @@ impl<R: Region> Producer<R> {
             }
         };
         if self.geo.lossy() {
+            let end = t + pad + size;
+            mark_chunks(&self.region, &self.geo, t, end);
             // SYNC: Release fence; pairs with the Acquire fence in
             // `Consumer::overwritten` (a seqlock): a consumer that reads any
-            // byte we write from here on also sees our tail CAS.
+            // byte we write from here on also sees the lap words above.
             fence(Ordering::Release);
         }
         if pad as usize >= HEADER {
@@ -312,7 +314,10 @@ pub struct Claim<'a, R: Region> {
     start: u64,
     len: usize,
     meta: u64,
-    flags: u8,
+    /// A frame flag byte, kept in a word of its own: read back as part of
+    /// a wider load, a byte stored beside `done` stalled every commit on
+    /// store forwarding.
+    flags: u32,
     done: bool,
 }
 
@@ -384,15 +389,16 @@ impl<R: Region> Claim<'_, R> {
 
     /// Sets the frame's flags (free for the layers above).
     pub fn set_flags(&mut self, flags: u8) {
-        self.flags = flags;
+        self.flags = flags.into();
     }
 
     /// Publishes the frame.
     pub fn commit(mut self) -> Notify {
+        let (start, len, flags, meta) = (self.start, self.len, self.flags, self.meta);
         self.done = true;
         let p = &mut *self.producer;
-        let word = FrameWord { len: self.len as u32, kind: KIND_DATA, flags: self.flags, tag: p.id };
-        write_header(&p.region, &p.geo, self.start, word, p.seq, self.meta);
+        let word = FrameWord { len: len as u32, kind: KIND_DATA, flags: flags as u8, tag: p.id };
+        write_header(&p.region, &p.geo, start, word, p.seq, meta);
         p.seq = p.seq.wrapping_add(1);
         // SYNC: Relaxed; read by the slot's next holder after our Release in
         // `free_slot`.
@@ -403,7 +409,7 @@ impl<R: Region> Claim<'_, R> {
             // SYNC: Release; pairs with the Acquire in `Consumer::jump`
             // (which still re-validates the commit word: other producers
             // may store an older position after us).
-            p.region.word(OFF_LATEST).store(self.start, Ordering::Release);
+            p.region.word(OFF_LATEST).store(start, Ordering::Release);
         }
         p.end_claim();
         p.data_wait().notify()
