@@ -25,9 +25,11 @@
 //! reader can no longer enter, so an evicter that retries sees the guard
 //! down once the reader leaves its guard.
 //!
-//! The fences make the pair checkable by loom, which models SeqCst fences
-//! but treats SeqCst accesses as AcqRel (a Dekker built on SeqCst stores
-//! and loads alone is correct, but loom would report it broken).
+//! The pair is built on fences, not on SeqCst stores and loads: one full
+//! barrier per side either way (a SeqCst store is one on x86), and loom
+//! models SeqCst fences but treats SeqCst accesses as AcqRel (a Dekker
+//! built on SeqCst stores and loads alone is correct, but loom would
+//! report it broken).
 //!
 //! Both words are input: a guard forged to 1 delays an eviction; one forged
 //! to 0 lets the evicter take the cursor of a reader that reads in place,
@@ -44,14 +46,14 @@ use crate::sync::{fence, AtomicU64, Ordering};
 /// never will again while `state` stays closed.
 #[must_use = "true means the reader reads in place: do not evict it yet"]
 pub fn close(state: &AtomicU64, closed: u64, guard: &AtomicU64) -> bool {
-    // SYNC: SeqCst store + fence; pairs with the fence in `enter` (Dekker):
-    // either the reader's load of `state` sees `closed`, or our load of the
-    // guard below sees its 1.
-    state.store(closed, Ordering::SeqCst);
+    // SYNC: Relaxed store, then a SeqCst fence; pairs with the fence in
+    // `enter` (Dekker): either the reader's load of `state` after its fence
+    // sees `closed`, or our load of the guard after ours sees its 1.
+    state.store(closed, Ordering::Relaxed);
     fence(Ordering::SeqCst);
-    // SYNC: Acquire (SeqCst); pairs with the Release (SeqCst) store in
-    // `leave`: the reader's reads in place happen before our eviction.
-    guard.load(Ordering::SeqCst) != 0
+    // SYNC: Acquire; pairs with the Release store in `leave`: the reader's
+    // reads in place happen before our eviction.
+    guard.load(Ordering::Acquire) != 0
 }
 
 /// Reader: announces a read in place; true if `state` is still `open`.
@@ -59,12 +61,13 @@ pub fn close(state: &AtomicU64, closed: u64, guard: &AtomicU64) -> bool {
 /// reader must not read in place.
 #[must_use = "false means the reader is being evicted: it must not read in place"]
 pub fn enter(guard: &AtomicU64, state: &AtomicU64, open: u64) -> bool {
-    // SYNC: SeqCst store + fence; pairs with the fence in `close` (Dekker).
-    guard.store(1, Ordering::SeqCst);
+    // SYNC: Relaxed store, then a SeqCst fence; pairs with the fence in
+    // `close` (Dekker).
+    guard.store(1, Ordering::Relaxed);
     fence(Ordering::SeqCst);
-    // SYNC: Acquire (SeqCst); pairs with the evicter's store in `close`,
-    // and with whatever Release store made the state `open`.
-    if state.load(Ordering::SeqCst) == open {
+    // SYNC: Acquire; ordered after our store by the fence above, and pairs
+    // with whatever Release store made the state `open`.
+    if state.load(Ordering::Acquire) == open {
         return true;
     }
     leave(guard);
@@ -73,9 +76,9 @@ pub fn enter(guard: &AtomicU64, state: &AtomicU64, open: u64) -> bool {
 
 /// Reader: the read in place is over.
 pub fn leave(guard: &AtomicU64) {
-    // SYNC: Release (SeqCst); pairs with the Acquire load in `close`: our
-    // reads of the frame happen before the evicter takes our cursor away.
-    guard.store(0, Ordering::SeqCst);
+    // SYNC: Release; pairs with the Acquire load in `close`: our reads of
+    // the frame happen before the evicter takes our cursor away.
+    guard.store(0, Ordering::Release);
 }
 
 #[cfg(all(test, not(loom)))]
