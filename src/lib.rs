@@ -1,6 +1,7 @@
 //! ringflow: a lock-free shared-memory and io_uring message transport for
 //! latency-sensitive services. This facade re-exports the public API
-//! (`ringflow-api`); the `ringflow` binary runs benchmarks and tools.
+//! (`ringflow-api`), and nothing else: the `ringflow` command (benchmarks,
+//! engine, doctor, stat) is the package `ringflow-cli` (`cli/`).
 
 pub use ringflow_api::*;
 

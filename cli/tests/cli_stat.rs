@@ -4,6 +4,7 @@
 //! skipped, not fatal. They show a group, its members, each member's
 //! counters, latency and lag behind the log's tail, and name the slowest.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
