@@ -600,15 +600,20 @@ impl Keeper {
             // SAFETY: the member saw EVICTING or will before its next read
             // in place (the guard handshake in `table.rs`), and it is not in
             // one now: nothing of it reads the frames its cursor holds.
-            if let Ok(n) = unsafe { broadcast::evict_consumer(&self.mem.log, slot) } {
-                wake_log(&self.mem, ringflow_ring::Notify::None, n);
-            }
+            let space = unsafe { broadcast::evict_consumer(&self.mem.log, slot) };
             e.set_state(table::EVICTED);
             s.evicted = true;
             let seat = s.seat;
             let final_seq = self.final_seq(slot);
             self.order.retain(|&o| o != slot);
             self.queue_view(vec![SeatChange { seat, kind: ChangeKind::Evicted, final_seq }], After::Nothing);
+            // Only now wake the producers it held: woken before, they
+            // could take the room before the view, which a sender that
+            // keeps the log full then holds out for long (the eviction
+            // reaching members after messages sent well after it).
+            if let Ok(n) = space {
+                wake_log(&self.mem, ringflow_ring::Notify::None, n);
+            }
             // The member may sleep in recv: wake it to see its state.
             if let Ok((d, _)) = broadcast::wait_points(&self.mem.log) {
                 notify(d, d.alert()).ok();
