@@ -14,10 +14,11 @@
 //!
 //! Checked in every interleaving: the join view always gets in (the keeper
 //! never waits for ever on room only its joiner could make); the joiner's
-//! first frame is its join view, then it receives every frame committed after the view, intact and
-//! in order, and none from before it (the frames it receives are the last
-//! ones sent, consecutive); while the slot is held for it, producers never
-//! overwrite a frame at or after the cursor the keeper published.
+//! first frame is its join view, then it receives every frame committed
+//! after the view, intact and in order, and none from before it (the
+//! frames it receives are the last ones sent, consecutive); while the slot
+//! is held for it, producers never overwrite a frame at or after the
+//! cursor the keeper published.
 //!
 //! What the model abstracts: the keeper and the joiner are one thread (the
 //! grant is a message between them: it orders the adopt after the view's
