@@ -128,11 +128,15 @@ impl Arm {
     /// [`word`](Self::word), and on [`Notify::Wake`] also the data word
     /// (the watcher may sleep on it alone), then joins the watcher.
     pub fn stop(&self) -> Notify {
-        // SYNC: SeqCst store + fence; pairs with the fence after the store
+        // SYNC: SeqCst swap + fence; pairs with the fence after the store
         // of `plain_sleep` in `watch` (Dekker): either the watcher's load of
         // the word sees STOP before it sleeps on the data word alone, or our
-        // load below sees it does.
-        self.word.store(STOP, Ordering::SeqCst);
+        // load below sees it does. A swap, not a store: the same instruction
+        // on x86 (a SeqCst store is an xchg), and loom 0.7 modelled a plain
+        // store racing the watcher's FIRED compare-exchange with the STOP
+        // lost behind it (an execution C11 forbids: a deadlock reported in
+        // a correct stop).
+        let _ = self.word.swap(STOP, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         // SYNC: SeqCst; see above.
         if self.plain_sleep.load(Ordering::SeqCst) {

@@ -30,7 +30,7 @@
 //! Run: RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ringflow-ring --release --test loom_ready
 #![cfg(loom)]
 
-use loom::sync::atomic::{AtomicU32, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 use ringflow_ring::broadcast::{self, Consumer, Mode, Producer};
@@ -110,9 +110,38 @@ struct World {
     futex: Futexes,
     /// Whether the watcher has `futex_waitv`.
     waitv: bool,
+    /// The member's table state says evicted (core's `ready::closed`).
+    evicted: AtomicBool,
 }
 
 impl World {
+    /// An empty reliable log with one consumer and one producer slot.
+    fn new(waitv: bool) -> World {
+        let log = HeapRegion::new(broadcast::region_len(CAPACITY, 1, 1));
+        // SAFETY: a fresh region: no side attached, nobody else uses it yet.
+        unsafe { broadcast::init(&log, Mode::Reliable, 1, 1, SALT) }.unwrap();
+        World {
+            log,
+            arm: Arm::new(),
+            event: EventFd { count: Mutex::new(0), readable: Condvar::new() },
+            futex: Futexes { queues: Mutex::new([0; 2]), woken: Condvar::new() },
+            waitv,
+            evicted: AtomicBool::new(false),
+        }
+    }
+
+    /// `Readiness::stop` up to its final signal: stops the watcher, wakes
+    /// it and joins it.
+    fn stop(&self, watcher: thread::JoinHandle<()>) {
+        let plain_sleeper = self.arm.stop();
+        self.futex.wake(ARM);
+        if plain_sleeper.is_wake() {
+            let _ = self.data().alert();
+            self.futex.wake(DATA);
+        }
+        watcher.join().unwrap();
+    }
+
     /// The data word's wait point, as the watcher finds it in the log.
     fn data(&self) -> ringflow_ring::WaitPoint<'_> {
         broadcast::wait_points(&self.log).unwrap().0
@@ -132,7 +161,8 @@ impl WatchIo for World {
     }
 
     fn may_have_event(&self, at: u64) -> bool {
-        broadcast::readable_at(&self.log, at).unwrap()
+        // SYNC: Acquire; pairs with the keeper's Release store.
+        self.evicted.load(Ordering::Acquire) || broadcast::readable_at(&self.log, at).unwrap()
     }
 
     fn sleep(&self, &token: &u32, word: &AtomicU32, armed: u32) -> bool {
@@ -176,16 +206,7 @@ fn member_event_loop(frames: usize, waitv: bool) {
     let counter = runs.clone();
     model.check(move || {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = HeapRegion::new(broadcast::region_len(CAPACITY, 1, 1));
-        // SAFETY: a fresh region: no side attached, nobody else uses it yet.
-        unsafe { broadcast::init(&log, Mode::Reliable, 1, 1, SALT) }.unwrap();
-        let world = Arc::new(World {
-            log,
-            arm: Arm::new(),
-            event: EventFd { count: Mutex::new(0), readable: Condvar::new() },
-            futex: Futexes { queues: Mutex::new([0; 2]), woken: Condvar::new() },
-            waitv,
-        });
+        let world = Arc::new(World::new(waitv));
         let mut rx = Consumer::attach(&world.log).unwrap();
         world.arm.start_armed(rx.cursor());
 
@@ -241,15 +262,7 @@ fn member_event_loop(frames: usize, waitv: bool) {
         }
         publisher.join().unwrap();
 
-        // `Readiness::stop`, up to its final signal.
-        let plain_sleeper = world.arm.stop();
-        world.futex.wake(ARM);
-        if plain_sleeper.is_wake() {
-            let data = world.data();
-            let _ = data.alert();
-            world.futex.wake(DATA);
-        }
-        watcher.join().unwrap();
+        world.stop(watcher);
         assert!(!world.event.readable(), "readiness left behind with nothing to receive");
     });
     eprintln!("{} executions", runs.load(std::sync::atomic::Ordering::Relaxed));
@@ -275,6 +288,45 @@ fn two_frames_with_futex_waitv() {
 #[test]
 fn two_frames_on_the_data_word_alone() {
     member_event_loop(2, false);
+}
+
+/// The keeper evicts the member while its watcher is armed with nothing
+/// to read (`Keeper::evict_stalled`: the member's table state, then an
+/// alert of the log's data word): the descriptor is signalled, so the
+/// member's next receive learns of its eviction.
+fn eviction_signals_an_armed_member(waitv: bool) {
+    loom::model(move || {
+        let world = Arc::new(World::new(waitv));
+        let rx = Consumer::attach(&world.log).unwrap();
+        world.arm.start_armed(rx.cursor());
+        let watcher = {
+            let world = world.clone();
+            thread::spawn(move || ready::watch(&world.arm, &*world))
+        };
+        let keeper = {
+            let world = world.clone();
+            thread::spawn(move || {
+                // SYNC: Release; pairs with the watcher's Acquire load.
+                world.evicted.store(true, Ordering::Release);
+                let _ = world.data().alert();
+                world.futex.wake(DATA);
+            })
+        };
+        // A lost wakeup blocks here for ever.
+        world.event.poll();
+        keeper.join().unwrap();
+        world.stop(watcher);
+    });
+}
+
+#[test]
+fn eviction_signals_an_armed_member_with_futex_waitv() {
+    eviction_signals_an_armed_member(true);
+}
+
+#[test]
+fn eviction_signals_an_armed_member_on_the_data_word_alone() {
+    eviction_signals_an_armed_member(false);
 }
 
 /// No publisher: the watcher goes to sleep armed, and the stop must still
