@@ -30,11 +30,11 @@ use common::{await_file, child_arg, is_child, spawn_flow_child, within, ChildPro
 use ringflow::ring::frame::{FrameWord, KIND_DATA, KIND_PAD};
 use ringflow::ring::{pool, spsc, RawRegion};
 use ringflow::{
-    Corruption, Deadline, DeallocError, Flow, FlowOptions, FlowSet, Interest, Listener, ListenerOptions, Qos,
-    RecvError, SendError,
+    CallError, Corruption, Deadline, DeallocError, Flow, FlowOptions, FlowSet, Interest, Listener, ListenerOptions,
+    Qos, RecvError, SendError,
 };
 use ringflow_core::flow::memory::FLOW_KIND;
-use ringflow_core::flow::{FLAG_BULK, FLAG_FDS};
+use ringflow_core::flow::{FLAG_BULK, FLAG_FDS, FLAG_PART, FLAG_TURN};
 use ringflow_shm::{Layout, Segment};
 
 /// Hang guard for one victim operation (generous: a loaded CI machine).
@@ -130,6 +130,20 @@ fn check_recv(r: &Result<usize, RecvError>) {
         Err(RecvError::TooSmall { needed }) => assert!(*needed <= MAX_MSG, "TooSmall {{ needed: {needed} }}"),
         Err(RecvError::FdSlots { needed }) => assert!(*needed <= SCM_MAX_FD, "FdSlots {{ needed: {needed} }}"),
         Err(_) => {}
+    }
+}
+
+/// Counts a call's outcome like a receive's and checks what it reports
+/// stays within what the caller's buffers hold.
+fn check_call(r: &Result<(usize, usize), CallError>, buf: usize, slots: usize) {
+    let kind = match r {
+        Ok(_) => 0,
+        Err(CallError::CorruptPeer(_)) => 1,
+        Err(_) => 2,
+    };
+    OUTCOMES[kind].fetch_add(1, Ordering::Relaxed);
+    if let Ok((n, fds)) = r {
+        assert!(*n <= buf && *fds <= slots, "({n}, {fds}) into {buf} bytes and {slots} slots");
     }
 }
 
@@ -359,6 +373,8 @@ fn forged(kind: &str) -> (FrameWord, u64, Vec<u64>) {
         "fd_count" => (data(8, FLAG_FDS), 255 << 56, vec![0]),
         "fd_zero" => (data(8, FLAG_FDS), 0, vec![0]),
         "unknown_flag" => (data(8, 0x80), 0, vec![0]),
+        // A call's last frame that also announces more pieces.
+        "both_call_flags" => (data(8, FLAG_TURN | FLAG_PART), 0, vec![0]),
         other => panic!("unknown forgery {other}"),
     }
 }
@@ -413,7 +429,8 @@ fn random_child(mut flow: Flow, s: Scribbler, seed: u64) -> ! {
                 4 => FrameWord {
                     len: [0, 8, 16, 2049, 4000, RING as u32, (RING / 2) as u32, u32::MAX][rng.below(8) as usize],
                     kind: rng.below(5) as u8,
-                    flags: [0, FLAG_BULK, FLAG_FDS, FLAG_BULK | FLAG_FDS, 0xff][rng.below(5) as usize],
+                    flags: [0, FLAG_BULK, FLAG_FDS, FLAG_BULK | FLAG_FDS, 0xff, FLAG_TURN, FLAG_PART | FLAG_BULK]
+                        [rng.below(7) as usize],
                     tag: rng.below(4) as u16,
                 }
                 .encode(),
@@ -616,7 +633,15 @@ fn an_oversized_bulk_descriptor_is_corrupt() {
 
 #[test]
 fn every_length_and_count_is_checked_against_the_grant() {
-    for kind in ["undersized_bulk", "bulk_out_of_range", "long_inline", "fd_count", "fd_zero", "unknown_flag"] {
+    for kind in [
+        "undersized_bulk",
+        "bulk_out_of_range",
+        "long_inline",
+        "fd_count",
+        "fd_zero",
+        "unknown_flag",
+        "both_call_flags",
+    ] {
         forged_frame_is_corrupt(kind);
     }
 }
@@ -675,6 +700,25 @@ fn victim(mut flow: Flow, seed: u64, gone: Arc<AtomicBool>) {
         if let Ok(mut loan) = flow.loan_deadline(1 + rng.below(3000) as usize, deadline) {
             loan.fill(9);
             let _ = loan.send();
+        }
+        // A call's forms: a call when this side holds the turn, else the
+        // wait for (the rest of) an answer, whatever the peer's frames say.
+        let len = buf.len();
+        if flow.holds_turn() {
+            doing("call_deadline");
+            let (req, rest) = buf.split_at_mut(1 + rng.below(200) as usize);
+            check_call(&flow.call_deadline(req, rest, deadline).map(|n| (n, 0)), len, 0);
+        } else {
+            doing("receive_more_fds_deadline");
+            check_call(&flow.receive_more_fds_deadline(&mut buf, &mut slots, deadline), len, slots.len());
+            slots.iter_mut().for_each(|s| *s = None);
+            doing("receive_more_ref_deadline");
+            let r = flow.receive_more_ref_deadline(deadline).map(|b| {
+                // Read every byte: the view must stay inside the mapping.
+                std::hint::black_box(b.iter().fold(0u8, |a, &x| a ^ x));
+                (b.len(), 0)
+            });
+            check_call(&r, MAX_MSG, 0);
         }
         doing("FlowSet::wait");
         let mut set = FlowSet::new();

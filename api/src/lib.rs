@@ -3,7 +3,9 @@
 //! - [`Listener`] / [`Flow`]: named flows between processes of one host
 //!   (Ouroboros flows, libdill IPC): allocate by name with a [`Qos`], send
 //!   and receive, zero-copy loans and in-place receives, passed
-//!   descriptors, lingering dealloc.
+//!   descriptors, lingering dealloc; request/reply that turns a flow
+//!   around ([`Flow::call`], [`Flow::reply_and_receive`]: Fluke's reliable
+//!   IPC, with errors that name the [`Phase`] a call broke in).
 //! - [`Group`]: process groups on one host (join, multicast, one stream of
 //!   events, a readiness descriptor).
 //! - [`FlowSet`]: wait on many flows and group members at once.
@@ -18,6 +20,7 @@
 //! This crate must never reach into ring internals that are not re-exported
 //! below, and never trust a byte of shared memory or of a peer's socket.
 
+mod call;
 mod flow;
 mod group;
 mod listener;
@@ -40,7 +43,7 @@ pub use ringflow_core::flow::error::{
     AcceptError, AllocError, BindError, Corruption, DeallocError, RecvError, SendError,
 };
 pub use ringflow_core::flow::handshake::Refusal;
-pub use ringflow_core::flow::{FlowSetupError, MemorySupply, Qos, QosError, QosLimits};
+pub use ringflow_core::flow::{CallError, FlowSetupError, MemorySupply, Phase, Qos, QosError, QosLimits};
 pub use ringflow_core::group::{
     Change, ChangeKind, Event, GroupLoan, GroupOptions, GroupStats, Guarantee, JoinError, LeaveError, McastError,
     Member, Message, RecvError as GroupRecvError, SlowMember, View,

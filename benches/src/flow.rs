@@ -55,7 +55,11 @@ pub(crate) fn pair(qos: Qos, spin: Duration) -> Result<(Flow, Flow, DirGuard), B
 
 /// A [`pair_latency`] set up for request/reply: both sides send with
 /// [`REQUEST_REPLY_WINDOW`] (`Flow::set_send_window`).
-fn request_reply_pair(qos: Qos, spin: Duration, latency: bool) -> Result<(Flow, Flow, DirGuard), BenchError> {
+pub(crate) fn request_reply_pair(
+    qos: Qos,
+    spin: Duration,
+    latency: bool,
+) -> Result<(Flow, Flow, DirGuard), BenchError> {
     let (mut a, mut b, dir) = pair_latency(qos, spin, latency)?;
     a.set_send_window(Some(REQUEST_REPLY_WINDOW));
     b.set_send_window(Some(REQUEST_REPLY_WINDOW));
@@ -162,7 +166,7 @@ pub fn pingpong<const N: usize>(ctx: &RunCtx, wait: Wait, spin: Duration) -> Res
 }
 
 /// The ring of the ping-pong flows.
-const PING_RING_BYTES: usize = 64 << 10;
+pub(crate) const PING_RING_BYTES: usize = 64 << 10;
 
 /// Case `pingpong-spin-64B`'s spinning impls (64-byte messages) in one run, taking turns
 /// every `pingpong::BLOCK` round trips: the limit (one cache line each

@@ -35,6 +35,7 @@ mod remote;
 mod report;
 mod report_dir;
 mod ringflow;
+mod rpc;
 mod scenario;
 pub mod scenarios;
 mod stream;

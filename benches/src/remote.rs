@@ -247,6 +247,28 @@ pub fn pingpong<const N: usize>(ctx: &RunCtx, mode: ThreadingMode) -> Result<Mea
     pingpong::run_built::<N, End, End>(ctx, alloc, accept)
 }
 
+impl crate::rpc::Holds for End {
+    #[inline]
+    fn flow(&mut self) -> &mut Flow {
+        &mut self.flow
+    }
+
+    fn sent_stop(&mut self) {
+        self.sent_stop = true;
+    }
+}
+
+/// A call with an N-byte request and reply between two engines running in
+/// `mode`: `rpc`'s client and server on the two ends of a remote flow.
+pub fn call<const N: usize>(ctx: &RunCtx, mode: ThreadingMode) -> Result<Measurement, BenchError> {
+    use crate::rpc::{Client, Server};
+    let (alloc, accept) = builders(mode, Qos::data());
+    let wait = wait_for(mode);
+    let client = move || alloc().map(|end| Client::<N, End>::new(end, wait));
+    let server = move || accept().map(|end| Server::<N, End>::new(end, wait));
+    pingpong::run_built::<N, _, _>(ctx, client, server)
+}
+
 struct Tx<const N: usize> {
     end: End,
     template: Template<N>,

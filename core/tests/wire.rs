@@ -75,7 +75,8 @@ fn the_data_path_allocates_nothing() {
 #[test]
 fn encoding_into_a_vector_allocates_only_to_grow_it() {
     let mut out = Vec::with_capacity(4096);
-    let frame = Frame::Data { flow_id: 1, seq: 1, stamp: 0, payload: &[5; 1000] };
+    let frame =
+        Frame::Data { flow_id: 1, seq: 1, stamp: 0, call: ringflow_core::wire::CallMark::Plain, payload: &[5; 1000] };
     let before = allocs();
     for _ in 0..3 {
         encode(&frame, Checksum::None, &mut out).unwrap();

@@ -9,12 +9,13 @@ pub mod flow;
 pub mod group;
 pub mod remote;
 pub mod ring;
+pub mod rpc;
 
 use crate::scenario::Scenario;
 
 /// Every scenario, in the order `ringflow bench` runs them.
 pub fn all() -> Vec<Scenario> {
-    vec![ring::scenario(), flow::scenario(), group::scenario(), remote::scenario()]
+    vec![ring::scenario(), flow::scenario(), rpc::scenario(), group::scenario(), remote::scenario()]
 }
 
 /// The names of all scenarios.

@@ -214,6 +214,10 @@ pub enum RecvError {
     /// The message carries `needed` file descriptors and fewer slots were
     /// offered (or a form without slots was used). It stays in the flow.
     FdSlots { needed: usize },
+    /// The next message is part of a call (a request or a reply: sent with
+    /// `call`, `reply` or `send_part`): it stays in the flow; receive it
+    /// with `receive_request` or `receive_more`.
+    CallMessage { len: usize },
     /// End of flow: the peer deallocated and every message it sent was read.
     Closed,
     /// The peer process died; every message it committed was read first.
@@ -345,6 +349,9 @@ impl fmt::Display for RecvError {
             RecvError::TooSmall { needed } => write!(f, "buffer too small: the message needs {needed} bytes"),
             RecvError::FdSlots { needed } => {
                 write!(f, "the message carries {needed} descriptors: offer that many slots")
+            }
+            RecvError::CallMessage { len } => {
+                write!(f, "the next message ({len} bytes) is part of a call: receive it with receive_more")
             }
             RecvError::Closed => f.write_str("end of flow"),
             RecvError::PeerGone { received } => write!(f, "the peer died; all {received} messages it sent were read"),

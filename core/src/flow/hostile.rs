@@ -123,7 +123,14 @@
 //!   anything else is `CorruptPeer`. Then the flow checks the frame against
 //!   the grant (`Flow::checked`): no unknown flag; an inline message at
 //!   most the inline size; a descriptor count (`FLAG_FDS`) from 1 to
-//!   `SCM_MAX_FD`; a bulk descriptor exactly 16 bytes. So no receive
+//!   `SCM_MAX_FD`; a bulk descriptor exactly 16 bytes; never both call
+//!   flags (`FLAG_TURN`, `FLAG_PART`) on one frame. A call flag a peer
+//!   sets or clears at will moves only its own turn: the frame is still
+//!   checked as above, a plain receive leaves it (`CallMessage`) and a
+//!   call's receive leaves a plain frame (`PlainMessage`), and this side's
+//!   turn is its own local state, taken only by consuming a whole frame
+//!   flagged `FLAG_TURN` (a peer that never sends one makes a call wait to
+//!   its deadline, like a peer that never answers). So no receive
 //!   returns, and no `TooSmall { needed }` / `FdSlots { needed }` names, a
 //!   length or count the flow did not grant. Padding that points back at
 //!   itself (a PAD frame the length of the whole ring at position 0) is

@@ -5,6 +5,7 @@
 //! (ringflow-api) are thin wrappers of [`end::FlowEnd`] and
 //! [`listener::FlowListener`].
 
+pub mod call;
 pub mod end;
 pub mod error;
 pub mod handshake;
@@ -20,6 +21,7 @@ use std::fmt;
 use ringflow_ring::AttachError;
 use ringflow_shm::{BuildError, CreateError, LayoutError, OpenError, WriteHeaderError};
 
+pub use call::{CallError, Phase, FLAG_PART, FLAG_TURN};
 pub use memory::{
     FlowMemory, Fresh, Geometry, Holds, MemorySupply, Role, Sides, SidesMut, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS,
 };

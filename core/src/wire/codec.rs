@@ -12,8 +12,8 @@ use super::bytes::{Reader, Writer};
 use super::crc32c::crc32c;
 use super::error::{EncodeError, WireError};
 use super::frame::{
-    Frame, Kind, OpenResult, CRC_LEN, DATA_FIXED, DATA_PREFIX_LEN, FLAG_CRC32C, FLAG_STAMP, HEADER_LEN, OPEN_FIXED,
-    QOS_LEN, STAMP_LEN,
+    CallMark, Frame, Kind, OpenResult, CRC_LEN, DATA_FIXED, DATA_PREFIX_LEN, FLAG_CALL_PART, FLAG_CALL_TURN,
+    FLAG_CRC32C, FLAG_STAMP, HEADER_LEN, OPEN_FIXED, QOS_LEN, STAMP_LEN,
 };
 use crate::control::validate_name;
 
@@ -81,7 +81,8 @@ pub fn encode_into(frame: &Frame<'_>, checksum: Checksum, out: &mut [u8]) -> Res
     w.u32(body);
     w.u8(frame.kind() as u8);
     let stamped = matches!(frame, Frame::Data { stamp, .. } if *stamp != 0);
-    w.u8(checksum.flags() | if stamped { FLAG_STAMP } else { 0 });
+    let call = if let Frame::Data { call, .. } = frame { call.wire_flags() } else { 0 };
+    w.u8(checksum.flags() | call | if stamped { FLAG_STAMP } else { 0 });
     w.u16(0);
     match *frame {
         Frame::Open { flow_id, name, qos } => {
@@ -96,7 +97,7 @@ pub fn encode_into(frame: &Frame<'_>, checksum: Checksum, out: &mut [u8]) -> Res
             w.u16(result as u16);
             w.bytes(&qos);
         }
-        Frame::Data { flow_id, seq, stamp, payload } => {
+        Frame::Data { flow_id, seq, stamp, payload, .. } => {
             w.u32(flow_id);
             w.u64(seq);
             if stamp != 0 {
@@ -190,6 +191,8 @@ struct Header {
     crc: bool,
     /// A `Data` frame carrying its sender's stamp.
     stamped: bool,
+    /// A `Data` frame's call mark.
+    call: CallMark,
     /// Header, body and trailer.
     total: usize,
 }
@@ -250,7 +253,7 @@ impl Decoder {
                 return Err(WireError::BadCrc { computed, carried });
             }
         }
-        let frame = body(header.kind, header.stamped, &bytes[HEADER_LEN..body_end])?;
+        let frame = body(header.kind, header.stamped, header.call, &bytes[HEADER_LEN..body_end])?;
         Ok(Some((frame, header.total)))
     }
 
@@ -269,10 +272,20 @@ impl Decoder {
         let mut r = Reader(bytes);
         let (len, code, flags, reserved) = (r.u32(), r.u8(), r.u8(), r.u16());
         let kind = Kind::from_code(code).ok_or(WireError::UnknownKind(code))?;
-        let known = if kind == Kind::Data { FLAG_CRC32C | FLAG_STAMP } else { FLAG_CRC32C };
-        if flags & !known != 0 {
+        let known =
+            if kind == Kind::Data { FLAG_CRC32C | FLAG_STAMP | FLAG_CALL_TURN | FLAG_CALL_PART } else { FLAG_CRC32C };
+        // Both call marks at once is no frame an encoder makes.
+        let both = FLAG_CALL_TURN | FLAG_CALL_PART;
+        if flags & !known != 0 || flags & both == both {
             return Err(WireError::UnknownFlags(flags));
         }
+        let call = if flags & FLAG_CALL_TURN != 0 {
+            CallMark::Turn
+        } else if flags & FLAG_CALL_PART != 0 {
+            CallMark::Part
+        } else {
+            CallMark::Plain
+        };
         let stamped = flags & FLAG_STAMP != 0;
         if reserved != 0 {
             return Err(WireError::ReservedNotZero(reserved));
@@ -298,13 +311,13 @@ impl Decoder {
         let trailer = if crc { CRC_LEN } else { 0 };
         // Cannot overflow a 64-bit usize; a 32-bit one gets an error.
         let total = usize::try_from(len).ok().and_then(|l| l.checked_add(HEADER_LEN + trailer)).ok_or(too_long)?;
-        Ok(Some(Header { len, kind, crc, stamped, total }))
+        Ok(Some(Header { len, kind, crc, stamped, call, total }))
     }
 }
 
 /// Parses a body whose length the header check has put within the kind's
 /// bounds.
-fn body(kind: Kind, stamped: bool, body: &[u8]) -> Result<Frame<'_>, WireError> {
+fn body(kind: Kind, stamped: bool, call: CallMark, body: &[u8]) -> Result<Frame<'_>, WireError> {
     let mut r = Reader(body);
     Ok(match kind {
         Kind::Open => {
@@ -334,7 +347,7 @@ fn body(kind: Kind, stamped: bool, body: &[u8]) -> Result<Frame<'_>, WireError> 
             // A zero stamp on the wire would read as "not stamped": keep it
             // as the (harmless) smallest stamp instead.
             let stamp = if stamped { r.u64().max(1) } else { 0 };
-            Frame::Data { flow_id, seq, stamp, payload: r.rest() }
+            Frame::Data { flow_id, seq, stamp, call, payload: r.rest() }
         }
         Kind::Ack => Frame::Ack { flow_id: r.u32(), cumulative_seq: r.u64() },
         Kind::Close => Frame::Close { flow_id: r.u32(), last_seq: r.u64() },

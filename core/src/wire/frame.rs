@@ -16,7 +16,7 @@
 //! | --- | --- |
 //! | Open | flow_id u32, qos [32], name_len u8, name (UTF-8) |
 //! | OpenAck | flow_id u32, result u16, granted qos [32] (zero unless accepted) |
-//! | Data | flow_id u32, seq u64, [stamp u64 if flag STAMP], payload (the rest) |
+//! | Data | flow_id u32, seq u64, [stamp u64 if flag STAMP], payload (the rest); flag CALL_TURN or CALL_PART: a call's message ([`CallMark`]) |
 //! | Ack | flow_id u32, cumulative_seq u64 |
 //! | Close | flow_id u32, last_seq u64 |
 //! | Keepalive | ts_ns u64 |
@@ -37,6 +37,12 @@ pub const FLAG_CRC32C: u8 = 1;
 /// engine that announced [`crate::wire::Features::STAMPS`] and shares the
 /// sender's clock (the same host).
 pub const FLAG_STAMP: u8 = 2;
+/// Header flag of `Data`: the last frame of a call's request or reply,
+/// which hands the flow's turn over ([`CallMark::Turn`]).
+pub const FLAG_CALL_TURN: u8 = 4;
+/// Header flag of `Data`: a piece of a call's request or reply, more to
+/// come ([`CallMark::Part`]). Never with [`FLAG_CALL_TURN`].
+pub const FLAG_CALL_PART: u8 = 8;
 /// Bytes of a `Data` frame's stamp, when present.
 pub const STAMP_LEN: usize = 8;
 /// Bytes of a flow's encoded QoS, carried opaquely by `Open`.
@@ -185,6 +191,9 @@ pub enum Frame<'a> {
         /// When its sender published it, on the sending host's clock (0:
         /// not stamped; see [`FLAG_STAMP`]).
         stamp: u64,
+        /// What the message is to a call (`crate::flow::call`): the turn
+        /// and the pieces travel with the frames.
+        call: CallMark,
         /// The message.
         payload: &'a [u8],
     },
@@ -259,6 +268,52 @@ impl Frame<'_> {
             | Frame::Gone { flow_id, .. }
             | Frame::Reset { flow_id, .. } => Some(flow_id),
             Frame::Keepalive { .. } => None,
+        }
+    }
+}
+
+/// What a `Data` frame's message is to a call on its flow
+/// (`crate::flow::call`), carried in the header's flags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CallMark {
+    /// A plain message.
+    #[default]
+    Plain,
+    /// A piece of a request or reply ([`FLAG_CALL_PART`]).
+    Part,
+    /// The last frame of a request or reply: it hands the turn over
+    /// ([`FLAG_CALL_TURN`]).
+    Turn,
+}
+
+impl CallMark {
+    /// The header flags that carry it.
+    pub fn wire_flags(self) -> u8 {
+        match self {
+            CallMark::Plain => 0,
+            CallMark::Part => FLAG_CALL_PART,
+            CallMark::Turn => FLAG_CALL_TURN,
+        }
+    }
+
+    /// The mark of a flow frame's flags (`crate::flow::FLAG_TURN`,
+    /// `crate::flow::FLAG_PART`; a flow never sets both).
+    pub fn from_flow_flags(flags: u8) -> CallMark {
+        if flags & crate::flow::FLAG_TURN != 0 {
+            CallMark::Turn
+        } else if flags & crate::flow::FLAG_PART != 0 {
+            CallMark::Part
+        } else {
+            CallMark::Plain
+        }
+    }
+
+    /// The flow frame flags that carry it on the receiving host.
+    pub fn flow_flags(self) -> u8 {
+        match self {
+            CallMark::Plain => 0,
+            CallMark::Part => crate::flow::FLAG_PART,
+            CallMark::Turn => crate::flow::FLAG_TURN,
         }
     }
 }

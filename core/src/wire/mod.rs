@@ -44,8 +44,8 @@ pub use codec::{
 pub use crc32c::crc32c;
 pub use error::{EncodeError, WireError};
 pub use frame::{
-    Frame, Kind, OpenResult, CRC_LEN, DATA_PREFIX_LEN, FLAG_CRC32C, FLAG_STAMP, HEADER_LEN, MAX_WIRE_NAME_LEN, QOS_LEN,
-    STAMP_LEN,
+    CallMark, Frame, Kind, OpenResult, CRC_LEN, DATA_PREFIX_LEN, FLAG_CALL_PART, FLAG_CALL_TURN, FLAG_CRC32C,
+    FLAG_STAMP, HEADER_LEN, MAX_WIRE_NAME_LEN, QOS_LEN, STAMP_LEN,
 };
 pub use handshake::{
     accept_ack, negotiate, respond, Agreed, Features, Hello, HelloAck, RejectReason, VersionRange, MAGIC,

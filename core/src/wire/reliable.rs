@@ -17,7 +17,7 @@
 use std::collections::vec_deque::{self, VecDeque};
 use std::fmt;
 
-use super::frame::Frame;
+use super::frame::{CallMark, Frame};
 
 /// The sequence number of a flow's first message.
 pub const FIRST_SEQ: u64 = 1;
@@ -126,6 +126,8 @@ struct Entry {
     starts_front: bool,
     /// Its send stamp (0: none).
     stamp: u64,
+    /// What it is to a call.
+    call: CallMark,
 }
 
 /// The sender's side of a reliable flow.
@@ -189,6 +191,12 @@ impl SendWindow {
     /// [`push`](Self::push) with the message's send stamp (0: none), which
     /// its frame (and any resend of it) carries.
     pub fn push_stamped(&mut self, payload: &[u8], stamp: u64) -> Result<Frame<'_>, PushError> {
+        self.push_call(payload, stamp, CallMark::Plain)
+    }
+
+    /// [`push_stamped`](Self::push_stamped) of a call's message: its frame
+    /// (and any resend of it) carries `call`.
+    pub fn push_call(&mut self, payload: &[u8], stamp: u64, call: CallMark) -> Result<Frame<'_>, PushError> {
         let len = payload.len();
         if len > self.store.len() {
             return Err(PushError::TooLarge { len, max: self.store.len() });
@@ -207,7 +215,7 @@ impl SendWindow {
         if self.entries.is_empty() {
             self.head = offset;
         }
-        self.entries.push_back(Entry { offset, len, starts_front, stamp });
+        self.entries.push_back(Entry { offset, len, starts_front, stamp, call });
         self.wrapped |= starts_front;
         self.tail = end;
         self.in_flight_bytes += len;
@@ -216,7 +224,7 @@ impl SendWindow {
         if self.probe.is_none() {
             self.probe = Some((seq, crate::clock::now()));
         }
-        Ok(Frame::Data { flow_id: self.flow_id, seq, stamp, payload: &self.store[offset..end] })
+        Ok(Frame::Data { flow_id: self.flow_id, seq, stamp, call, payload: &self.store[offset..end] })
     }
 
     /// Where a payload of `len` bytes can go, if anywhere.
@@ -382,7 +390,7 @@ impl<'a> Iterator for Resend<'a> {
         let seq = self.seq;
         self.seq += 1;
         let payload = self.store.get(entry.offset..entry.offset + entry.len).unwrap_or_default();
-        Some(Frame::Data { flow_id: self.flow_id, seq, stamp: entry.stamp, payload })
+        Some(Frame::Data { flow_id: self.flow_id, seq, stamp: entry.stamp, call: entry.call, payload })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

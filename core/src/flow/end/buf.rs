@@ -13,8 +13,10 @@ use ringflow_ring::RawRegion;
 use crate::stats::{self, FlowCounter};
 
 use super::send::{count_sent, published};
+use super::turn::Turn;
 use super::Wakers;
 use crate::flow::error::SendError;
+use crate::flow::FLAG_PART;
 use crate::remote::Invoker;
 
 pub(crate) enum Loan<'a> {
@@ -29,6 +31,9 @@ pub(crate) enum Loan<'a> {
 /// what you write here before you send it.
 pub struct SendBuf<'a> {
     pub(crate) loan: Loan<'a>,
+    /// A call's loan (`loan_request`, `loan_reply`): its send hands the
+    /// turn over, which this state records.
+    pub(crate) turn: Option<&'a mut Turn>,
     /// The invoker-mode engine to drive once the message is published.
     pub(crate) invoker: Option<&'a Invoker>,
     pub(crate) wakers: Wakers,
@@ -40,7 +45,10 @@ pub struct SendBuf<'a> {
 }
 
 impl SendBuf<'_> {
-    /// Publishes the message. It never waits: the room was claimed by the loan.
+    /// Publishes the message. It never waits: the room was claimed by the
+    /// loan. A call's loan (`loan_request`, `loan_reply`) hands the turn
+    /// over with it: wait for the answer with `receive_more` (or its
+    /// in-place and descriptor forms).
     pub fn send(self) -> Result<(), SendError> {
         let stamp = if self.latency { crate::clock::now() } else { 0 };
         let len = self.len();
@@ -54,6 +62,9 @@ impl SendBuf<'_> {
                 commit_bulk(slot, desc)
             }
         };
+        if let Some(turn) = self.turn {
+            turn.handed_over(len);
+        }
         count_sent(self.slot, len);
         published(notify, &self.wakers, self.slot, self.armed, self.peer_event);
         if let Some(invoker) = self.invoker {
@@ -99,6 +110,9 @@ impl DerefMut for SendBuf<'_> {
 pub struct RecvBuf<'a> {
     pub(crate) rx: &'a mut Consumer<RawRegion>,
     pub(crate) frame: Peeked,
+    /// Where the bytes handed out begin (a call's answer resumed in place
+    /// after part of it was copied out: `receive_more_ref`).
+    pub(crate) start: usize,
     pub(crate) bulk: Option<ReadSlot<'a, RawRegion>>,
     pub(crate) wakers: Wakers,
     pub(crate) slot: &'a stats::Slot,
@@ -109,10 +123,22 @@ impl Deref for RecvBuf<'_> {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        match &self.bulk {
+        let all = match &self.bulk {
             Some(b) => b.payload(),
             None => self.rx.payload_of(&self.frame),
-        }
+        };
+        // `start` is at most the frame's length (see `FlowEnd::receive_turn_ref`).
+        all.get(self.start..).unwrap_or_default()
+    }
+}
+
+impl RecvBuf<'_> {
+    /// Whether this is a piece of a call's request or reply that more
+    /// pieces follow (sent with `send_part`): read them with
+    /// `receive_more_ref`. False for plain messages and for the last frame
+    /// of a call's message.
+    pub fn more_follows(&self) -> bool {
+        self.frame.flags() & FLAG_PART != 0
     }
 }
 

@@ -18,6 +18,7 @@
 
 mod alloc;
 mod buf;
+mod call;
 mod close;
 mod engine;
 #[cfg(test)]
@@ -29,6 +30,7 @@ mod recv;
 mod send;
 pub(crate) mod shared;
 mod stats;
+mod turn;
 
 use std::mem::ManuallyDrop;
 use std::os::fd::OwnedFd;
@@ -110,6 +112,9 @@ pub struct FlowEnd {
     /// The flow leads to another host: descriptors cannot go with its
     /// messages (`send_fds` refuses them: `TooManyFds { max: 0 }`).
     pub(crate) crosses_hosts: bool,
+    /// Who holds the flow's turn for calls, and how far the message in
+    /// flight has come (local state: nothing of it is shared).
+    pub(crate) turn: turn::Turn,
 }
 
 impl FlowEnd {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::control::SCM_MAX_FD;
 use crate::flow::handshake::{self, HandshakeError, Kind};
-use crate::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
+use crate::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS, FLAG_PART, FLAG_TURN};
 use crate::stats::{FlowCounter, FLOW_LATENCY};
 use crate::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
 use ringflow_ring::pool::Slot;
@@ -24,17 +24,17 @@ use crate::flow::error::{Corruption, RecvError};
 
 /// A located message: its inline frame and, for a large one, its bulk frame.
 #[derive(Clone, Copy)]
-struct Located {
-    frame: Peeked,
-    bulk: Option<Slot>,
+pub(super) struct Located {
+    pub(super) frame: Peeked,
+    pub(super) bulk: Option<Slot>,
 }
 
 impl Located {
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.bulk.as_ref().map_or(self.frame.len(), |b| b.len())
     }
 
-    fn fds(&self) -> usize {
+    pub(super) fn fds(&self) -> usize {
         if self.frame.flags() & FLAG_FDS != 0 {
             (self.frame.meta() >> FDS_SHIFT) as usize
         } else {
@@ -133,6 +133,7 @@ impl FlowEnd {
         Ok(RecvBuf {
             rx: s.rx,
             frame: m.frame,
+            start: 0,
             bulk,
             wakers: self.wakers,
             slot: &self.slot,
@@ -187,7 +188,7 @@ impl FlowEnd {
     /// Only the clock is read here; the histogram is written at the next
     /// receive call (see [`PendingLatency`]).
     #[inline(always)]
-    fn handed_over(&mut self, m: &Located) {
+    pub(super) fn handed_over(&mut self, m: &Located) {
         self.slot.add(FlowCounter::BytesReceived as usize, m.len() as u64);
         if self.latency {
             let stamp = m.frame.meta() & crate::clock::TICKS_MASK;
@@ -208,7 +209,7 @@ impl FlowEnd {
 
     /// Takes the descriptors the peer queued on the control socket before
     /// it committed the message.
-    fn take_fds(&mut self, slots: &mut [Option<OwnedFd>]) -> Result<(), RecvError> {
+    pub(super) fn take_fds(&mut self, slots: &mut [Option<OwnedFd>]) -> Result<(), RecvError> {
         let corrupt = |what: &str| RecvError::CorruptPeer(Corruption::Protocol(format!("passed descriptors: {what}")));
         let p = handshake::recv(&self.conn, slots, Deadline::Now).map_err(|e| match e {
             HandshakeError::TimedOut => corrupt("announced but not sent"),
@@ -230,6 +231,17 @@ impl FlowEnd {
     /// next message (or the end of the flow).
     #[inline(never)]
     fn wait_message(&mut self, first: RecvError, deadline: Deadline) -> Result<Located, RecvError> {
+        self.wait_message_as::<false>(first, deadline)
+    }
+
+    /// [`wait_message`](Self::wait_message), for a call's message when
+    /// `CALL` (see [`locate_as`](Self::locate_as)).
+    #[inline(never)]
+    pub(super) fn wait_message_as<const CALL: bool>(
+        &mut self,
+        first: RecvError,
+        deadline: Deadline,
+    ) -> Result<Located, RecvError> {
         let mut found = Err(first);
         loop {
             match found {
@@ -246,7 +258,7 @@ impl FlowEnd {
                 if !invoker.drive_until(arrived, self.spin, deadline) {
                     return Err(if deadline == Deadline::Now { RecvError::WouldBlock } else { RecvError::TimedOut });
                 }
-                found = self.locate();
+                found = self.locate_as::<CALL>();
                 continue;
             }
             if deadline == Deadline::Now {
@@ -257,7 +269,7 @@ impl FlowEnd {
                 return Err(RecvError::WouldBlock);
             }
             self.park_for_message(deadline)?;
-            found = self.locate();
+            found = self.locate_as::<CALL>();
         }
     }
 
@@ -290,6 +302,15 @@ impl FlowEnd {
     /// The next message, if one is there.
     #[inline(always)]
     fn locate(&mut self) -> Result<Located, RecvError> {
+        self.locate_as::<false>()
+    }
+
+    /// The next message, if one is there. `CALL`: for a call's receive,
+    /// which takes the frames of a call (`FLAG_TURN`, `FLAG_PART`) and
+    /// leaves the sorting out of plain ones to its caller; otherwise a
+    /// frame of a call is `CallMessage`, and stays.
+    #[inline(always)]
+    pub(super) fn locate_as<const CALL: bool>(&mut self) -> Result<Located, RecvError> {
         let mut found = self.sides.rx().0.peek();
         if found.is_err() {
             self.ran_dry();
@@ -304,10 +325,15 @@ impl FlowEnd {
             }
         }
         match found {
-            Ok(frame) if frame.flags() == 0 && frame.len() <= self.geometry.inline_max => {
+            // A call's fast path also takes the last frame of a call
+            // (`FLAG_TURN`) inline; for a plain receive the mask is 0.
+            Ok(frame)
+                if frame.flags() & !(if CALL { FLAG_TURN } else { 0 }) == 0
+                    && frame.len() <= self.geometry.inline_max =>
+            {
                 Ok(Located { frame, bulk: None })
             }
-            Ok(frame) => self.checked(frame),
+            Ok(frame) => self.checked(frame, CALL),
             Err(ReadError::Empty) => Err(RecvError::WouldBlock),
             // The peer closed its sending side after its last message.
             Err(ReadError::Closed) => Err(RecvError::Closed),
@@ -329,11 +355,14 @@ impl FlowEnd {
     /// at most `max_msg`, a descriptor count from 1 to `SCM_MAX_FD`, no
     /// unknown flag.
     #[inline(never)]
-    fn checked(&self, frame: Peeked) -> Result<Located, RecvError> {
+    fn checked(&self, frame: Peeked, call: bool) -> Result<Located, RecvError> {
         let corrupt = |what: String| Err(RecvError::CorruptPeer(Corruption::Frame(what)));
         let flags = frame.flags();
-        if flags & !(FLAG_BULK | FLAG_FDS) != 0 {
+        if flags & !(FLAG_BULK | FLAG_FDS | FLAG_TURN | FLAG_PART) != 0 {
             return corrupt(format!("unknown frame flags {flags:#04x}"));
+        }
+        if flags & (FLAG_TURN | FLAG_PART) == FLAG_TURN | FLAG_PART {
+            return corrupt("a frame both hands the turn over and announces more pieces".into());
         }
         if flags & FLAG_FDS != 0 {
             let n = frame.meta() >> FDS_SHIFT;
@@ -349,6 +378,9 @@ impl FlowEnd {
                     self.geometry.inline_max
                 ));
             }
+            if !call && flags & (FLAG_TURN | FLAG_PART) != 0 {
+                return Err(RecvError::CallMessage { len: frame.len() });
+            }
             return Ok(Located { frame, bulk: None });
         }
         let located = self.bulk_slot(frame)?;
@@ -358,6 +390,9 @@ impl FlowEnd {
                 "bulk message of {len} bytes on a flow granted {} (inline up to {})",
                 self.qos.max_msg, self.geometry.inline_max
             ));
+        }
+        if !call && flags & (FLAG_TURN | FLAG_PART) != 0 {
+            return Err(RecvError::CallMessage { len });
         }
         Ok(located)
     }
@@ -435,11 +470,13 @@ impl FlowEnd {
     /// application has consumed it: [`FlowEnd::confirm_consumed`]). Returns
     /// the taken message's send stamp (0: not stamped), or `None` if
     /// `take` refused it. A message that carries descriptors cannot leave
-    /// the host: `FdSlots`.
-    pub(crate) fn forward(&mut self, take: impl FnOnce(&[u8], u64) -> bool) -> Result<Option<u64>, RecvError> {
-        let m = match self.locate() {
+    /// the host: `FdSlots`. A call's frames go like plain ones, with their
+    /// call flags (`FLAG_TURN`, `FLAG_PART`, or 0) handed to `take`: the
+    /// turn travels with the frames, and this end's own turn never moves.
+    pub(crate) fn forward(&mut self, take: impl FnOnce(&[u8], u64, u8) -> bool) -> Result<Option<u64>, RecvError> {
+        let m = match self.locate_as::<true>() {
             Ok(m) => m,
-            Err(e) => self.wait_message(e, Deadline::Now)?,
+            Err(e) => self.wait_message_as::<true>(e, Deadline::Now)?,
         };
         if m.fds() > 0 {
             return Err(RecvError::FdSlots { needed: m.fds() });
@@ -454,7 +491,7 @@ impl FlowEnd {
             None => s.rx.payload_of(&m.frame),
         };
         let stamp = m.frame.meta() & crate::clock::TICKS_MASK;
-        if !take(payload, stamp) {
+        if !take(payload, stamp, m.frame.flags() & (FLAG_TURN | FLAG_PART)) {
             return Ok(None);
         }
         if let Some(b) = bulk {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::control::{SendError as CtlSendError, SCM_MAX_FD};
 use crate::flow::handshake::{Kind, Packet};
-use crate::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS};
+use crate::flow::{readiness, DESCRIPTOR_LEN, FLAG_BULK, FLAG_FDS, FLAG_PART, FLAG_TURN};
 use crate::stats::{FlowCounter, Slot};
 use crate::{membarrier_if_needed, wait_until_with, Deadline, WaitOutcome};
 use ringflow_ring::spsc::Claim;
@@ -114,22 +114,33 @@ impl FlowEnd {
 
     /// [`loan`](Self::loan), waiting until `deadline`.
     pub fn loan_deadline(&mut self, len: usize, deadline: Deadline) -> Result<SendBuf<'_>, SendError> {
+        self.loan_with(len, deadline, false)
+    }
+
+    /// The one loan path: `turn` makes the loan the last frame of a call's
+    /// message, whose `send` hands the turn over (`crate::flow::call`).
+    #[inline]
+    pub(crate) fn loan_with(&mut self, len: usize, deadline: Deadline, turn: bool) -> Result<SendBuf<'_>, SendError> {
         let bulk = self.admit(len)?;
         self.wait_room(len, bulk, deadline)?;
         let wakers = self.wakers;
         let latency = self.latency;
-        let FlowEnd { sides, slot, shared, peer_event, invoker, .. } = self;
+        let FlowEnd { sides, slot, shared, peer_event, invoker, turn: state, .. } = self;
         let s = sides.get();
+        let flag = if turn { FLAG_TURN } else { 0 };
         let loan = if bulk {
             let slot = s.tx_bulk.try_alloc(len).map_err(claim_error)?;
             let mut desc = s.tx.try_claim(DESCRIPTOR_LEN).map_err(claim_error)?;
-            desc.set_flags(FLAG_BULK);
+            desc.set_flags(FLAG_BULK | flag);
             Loan::Bulk { slot, desc }
         } else {
-            Loan::Inline(s.tx.try_claim(len).map_err(claim_error)?)
+            let mut c = s.tx.try_claim(len).map_err(claim_error)?;
+            c.set_flags(flag);
+            Loan::Inline(c)
         };
         Ok(SendBuf {
             loan,
+            turn: if turn { Some(state) } else { None },
             invoker: invoker.as_deref(),
             wakers,
             slot,
@@ -141,25 +152,30 @@ impl FlowEnd {
 
     /// Engine side: [`try_send`](Self::try_send) of a message that arrived
     /// from another host with its sender's `stamp` (0: none, stamp it now),
-    /// so the receiver's latency runs from the remote send.
-    pub(crate) fn try_send_stamped(&mut self, msg: &[u8], stamp: u64) -> Result<(), SendError> {
-        self.send_parts_at(&[msg], &[], Deadline::Now, stamp)
+    /// so the receiver's latency runs from the remote send, and its call
+    /// flags (`call`: 0, `FLAG_TURN` or `FLAG_PART`, as the remote frame
+    /// carried them: the turn travels with the frames).
+    pub(crate) fn try_send_stamped(&mut self, msg: &[u8], stamp: u64, call: u8) -> Result<(), SendError> {
+        self.send_parts_at(&[msg], &[], Deadline::Now, stamp, call & (FLAG_TURN | FLAG_PART))
     }
 
     /// The one copy path behind every send form.
     #[inline]
     fn send_parts(&mut self, parts: &[&[u8]], fds: &[BorrowedFd<'_>], deadline: Deadline) -> Result<(), SendError> {
-        self.send_parts_at(parts, fds, deadline, 0)
+        self.send_parts_at(parts, fds, deadline, 0, 0)
     }
 
-    /// [`send_parts`](Self::send_parts) with a given stamp (0: now).
+    /// [`send_parts`](Self::send_parts) with a given stamp (0: now) and
+    /// call flags (`turn`: 0, or `FLAG_TURN` / `FLAG_PART` for a call's
+    /// message, see `crate::flow::call`) on its frame.
     #[inline]
-    fn send_parts_at(
+    pub(crate) fn send_parts_at(
         &mut self,
         parts: &[&[u8]],
         fds: &[BorrowedFd<'_>],
         deadline: Deadline,
         stamp: u64,
+        turn: u8,
     ) -> Result<(), SendError> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let max = if self.crosses_hosts { 0 } else { SCM_MAX_FD };
@@ -171,7 +187,7 @@ impl FlowEnd {
         // reach the descriptor count above them.
         let stamp = if stamp != 0 && self.latency { stamp & crate::clock::TICKS_MASK } else { self.stamp() };
         let meta = (fds.len() as u64) << FDS_SHIFT | stamp;
-        let flags = if fds.is_empty() { 0 } else { FLAG_FDS };
+        let flags = turn | if fds.is_empty() { 0 } else { FLAG_FDS };
         if !bulk {
             // The common case first: room in the inline ring right now.
             match self.sides.get().tx.try_claim(len) {

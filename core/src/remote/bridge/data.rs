@@ -47,12 +47,12 @@ impl Bridged {
 
     /// Queues a received message until the local ring has room, in a kept
     /// buffer when there is one.
-    pub(super) fn queue_inbound(&mut self, stamp: u64, payload: &[u8]) {
+    pub(super) fn queue_inbound(&mut self, stamp: u64, call: CallMark, payload: &[u8]) {
         let mut buf = self.spare.pop().unwrap_or_default();
         self.spare_bytes -= buf.capacity();
         buf.clear();
         buf.extend_from_slice(payload);
-        self.inbound.push_back((stamp, buf));
+        self.inbound.push_back((stamp, call, buf));
     }
 
     /// Keeps the buffer of a delivered message for the next queued one,
@@ -107,10 +107,10 @@ fn window_limits(qos: &Qos) -> WindowLimits {
 /// Puts queued remote messages into the local ring; returns how many.
 fn deliver(b: &mut Bridged) -> usize {
     let mut moved = 0;
-    while let Some((stamp, msg)) = b.inbound.front() {
-        match b.end.try_send_stamped(msg, *stamp) {
+    while let Some((stamp, call, msg)) = b.inbound.front() {
+        match b.end.try_send_stamped(msg, *stamp, call.flow_flags()) {
             Ok(()) => {
-                if let Some((_, buf)) = b.inbound.pop_front() {
+                if let Some((_, _, buf)) = b.inbound.pop_front() {
                     b.keep_spare(buf);
                 }
                 b.delivered += 1;
@@ -199,20 +199,25 @@ impl Bridge {
                     break;
                 }
                 let (end, window, next_seq, sum) = (&mut b.end, &mut b.window, &mut b.next_seq, b.checksum);
-                let taken = end.forward(|payload, stamp| match window {
-                    Some(w) => match w.push_stamped(payload, if stamps { stamp } else { 0 }) {
-                        Ok(frame) => {
-                            put_frame(tcp, conn, &frame, sum);
-                            true
+                let taken = end.forward(|payload, stamp, call| match window {
+                    Some(w) => {
+                        match w.push_call(payload, if stamps { stamp } else { 0 }, CallMark::from_flow_flags(call)) {
+                            Ok(frame) => {
+                                put_frame(tcp, conn, &frame, sum);
+                                true
+                            }
+                            Err(
+                                PushError::WindowFull { .. }
+                                | PushError::TooLarge { .. }
+                                | PushError::SequenceExhausted,
+                            ) => false,
                         }
-                        Err(
-                            PushError::WindowFull { .. } | PushError::TooLarge { .. } | PushError::SequenceExhausted,
-                        ) => false,
-                    },
+                    }
                     None => {
                         // Lossy: over UDP when the link has it, else TCP.
                         let stamp = if stamps { stamp } else { 0 };
-                        let frame = Frame::Data { flow_id, seq: *next_seq, stamp, payload };
+                        let call = CallMark::from_flow_flags(call);
+                        let frame = Frame::Data { flow_id, seq: *next_seq, stamp, call, payload };
                         let l = link_state.as_deref_mut();
                         if !l.is_some_and(|l| udp::queue_datagram(udp.as_mut(), engine_id, l, &frame, sum)) {
                             put_frame(tcp, conn, &frame, sum);

@@ -52,9 +52,7 @@ impl Bridge {
         match *frame {
             Frame::Open { flow_id, name, qos } => self.open_local(link, flow_id, name, qos),
             Frame::OpenAck { flow_id, result, qos } => self.on_open_ack(link, flow_id, result, qos),
-            Frame::Data { flow_id, seq, stamp, payload } => {
-                return self.on_data(link, flow_id, seq, stamp, payload, crc)
-            }
+            Frame::Data { .. } => return self.on_data(link, frame, crc),
             Frame::Ack { flow_id, cumulative_seq } => {
                 let Some(b) = self.flows.get_mut(&(link, flow_id)) else {
                     return self.reset_unknown(link, flow_id);
@@ -140,18 +138,12 @@ impl Bridge {
         self.flows.remove(&(link, flow_id));
     }
 
-    /// One message of a flow; `crc`: its frame was checked by CRC32C. A
-    /// flow that asked for checked frames refuses an unchecked one (a
-    /// flipped flag bit must not smuggle an unchecked payload in).
-    pub(super) fn on_data(
-        &mut self,
-        link: LinkId,
-        flow_id: u32,
-        seq: u64,
-        stamp: u64,
-        payload: &[u8],
-        crc: bool,
-    ) -> bool {
+    /// One message of a flow (a `Data` frame; any other is ignored);
+    /// `crc`: its frame was checked by CRC32C. A flow that asked for checked
+    /// frames refuses an unchecked one (a flipped flag bit must not smuggle
+    /// an unchecked payload in).
+    pub(super) fn on_data(&mut self, link: LinkId, frame: &Frame<'_>, crc: bool) -> bool {
+        let Frame::Data { flow_id, seq, stamp, call, payload } = *frame else { return true };
         let Some(b) = self.flows.get_mut(&(link, flow_id)) else {
             return self.reset_unknown(link, flow_id);
         };
@@ -167,7 +159,7 @@ impl Bridge {
             Err(_) => return false,
         }
         if b.inbound.is_empty() {
-            match b.end.try_send(payload) {
+            match b.end.try_send_stamped(payload, 0, call.flow_flags()) {
                 Ok(()) => {
                     b.delivered += 1;
                     return true;
@@ -180,7 +172,7 @@ impl Bridge {
             b.dropped += 1;
             return true;
         }
-        b.queue_inbound(stamp, payload);
+        b.queue_inbound(stamp, call, payload);
         true
     }
 

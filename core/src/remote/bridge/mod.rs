@@ -46,8 +46,8 @@ use crate::flow::Qos;
 use crate::net::{Backend, NetDriver};
 use crate::uring::{ConnId, TcpEvent};
 use crate::wire::{
-    self, Checksum, Decoder, Features, Frame, Hello, HelloAck, OpenResult, PushError, RecvSequencer, SendWindow,
-    WindowLimits, FIRST_SEQ,
+    self, CallMark, Checksum, Decoder, Features, Frame, Hello, HelloAck, OpenResult, PushError, RecvSequencer,
+    SendWindow, WindowLimits, FIRST_SEQ,
 };
 use crate::Deadline;
 
@@ -204,7 +204,8 @@ struct Bridged {
     /// Messages waiting for room in the local ring.
     /// Received messages not yet delivered, with their send stamps (0:
     /// none; the delivery then stamps them).
-    inbound: VecDeque<(u64, Vec<u8>)>,
+    /// And what each is to a call (the flags its local frame gets).
+    inbound: VecDeque<(u64, CallMark, Vec<u8>)>,
     /// Buffers of delivered messages kept for the next queued ones (at most
     /// [`SPARE_BYTES`] of them), and their capacity in bytes.
     spare: Vec<Vec<u8>>,

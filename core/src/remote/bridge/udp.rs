@@ -115,10 +115,8 @@ impl Bridge {
             // Only lossy data rides UDP; anything else is ignored, and a
             // frame that fails its flow's checks ends the datagram (what it
             // held is counted lost by the sequencer).
-            if let Frame::Data { flow_id, seq, stamp, payload } = frame {
-                if self.flows.get(&(link, flow_id)).is_some_and(|b| !b.reliable)
-                    && !self.on_data(link, flow_id, seq, stamp, payload, crc)
-                {
+            if let Frame::Data { flow_id, .. } = frame {
+                if self.flows.get(&(link, flow_id)).is_some_and(|b| !b.reliable) && !self.on_data(link, &frame, crc) {
                     break;
                 }
             }

@@ -246,14 +246,14 @@ fn mutated_streams_never_panic_or_stall() {
     let mut frames: Vec<Owned> = vec![
         Owned::Open { flow_id: 1, name: "orders".into(), qos: [1; QOS_LEN] },
         Owned::OpenAck { flow_id: 1, result: OpenResult::Accepted, qos: [0; QOS_LEN] },
-        Owned::Data { flow_id: 1, seq: 1, stamp: 0, payload: vec![0xAB; 100] },
-        Owned::Data { flow_id: 1, seq: 2, stamp: 123_456, payload: vec![0xCD; 10] },
+        Owned::Data { flow_id: 1, seq: 1, stamp: 0, call: CallMark::Plain, payload: vec![0xAB; 100] },
+        Owned::Data { flow_id: 1, seq: 2, stamp: 123_456, call: CallMark::Turn, payload: vec![0xCD; 10] },
         Owned::Ack { flow_id: 1, cumulative_seq: 1 },
         Owned::Close { flow_id: 1, last_seq: 1 },
         Owned::Keepalive { ts_ns: 99 },
         Owned::Resume { flow_id: 1, next_expected_seq: 2 },
     ];
-    frames.push(Owned::Data { flow_id: 2, seq: 7, stamp: 0, payload: Vec::new() });
+    frames.push(Owned::Data { flow_id: 2, seq: 7, stamp: 0, call: CallMark::Plain, payload: Vec::new() });
     let iterations = if cfg!(miri) { 50 } else { 20_000 };
     for i in 0..iterations {
         let checksum = if i % 2 == 0 { Checksum::Crc32c } else { Checksum::None };

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 pub(super) enum Owned {
     Open { flow_id: u32, name: String, qos: [u8; QOS_LEN] },
     OpenAck { flow_id: u32, result: OpenResult, qos: [u8; QOS_LEN] },
-    Data { flow_id: u32, seq: u64, stamp: u64, payload: Vec<u8> },
+    Data { flow_id: u32, seq: u64, stamp: u64, call: CallMark, payload: Vec<u8> },
     Ack { flow_id: u32, cumulative_seq: u64 },
     Close { flow_id: u32, last_seq: u64 },
     Keepalive { ts_ns: u64 },
@@ -28,7 +28,9 @@ impl Owned {
         match *self {
             Owned::Open { flow_id, ref name, qos } => Frame::Open { flow_id, name, qos },
             Owned::OpenAck { flow_id, result, qos } => Frame::OpenAck { flow_id, result, qos },
-            Owned::Data { flow_id, seq, stamp, ref payload } => Frame::Data { flow_id, seq, stamp, payload },
+            Owned::Data { flow_id, seq, stamp, call, ref payload } => {
+                Frame::Data { flow_id, seq, stamp, call, payload }
+            }
             Owned::Ack { flow_id, cumulative_seq } => Frame::Ack { flow_id, cumulative_seq },
             Owned::Close { flow_id, last_seq } => Frame::Close { flow_id, last_seq },
             Owned::Keepalive { ts_ns } => Frame::Keepalive { ts_ns },
@@ -42,8 +44,8 @@ impl Owned {
         match *frame {
             Frame::Open { flow_id, name, qos } => Owned::Open { flow_id, name: name.to_owned(), qos },
             Frame::OpenAck { flow_id, result, qos } => Owned::OpenAck { flow_id, result, qos },
-            Frame::Data { flow_id, seq, stamp, payload } => {
-                Owned::Data { flow_id, seq, stamp, payload: payload.to_vec() }
+            Frame::Data { flow_id, seq, stamp, call, payload } => {
+                Owned::Data { flow_id, seq, stamp, call, payload: payload.to_vec() }
             }
             Frame::Ack { flow_id, cumulative_seq } => Owned::Ack { flow_id, cumulative_seq },
             Frame::Close { flow_id, last_seq } => Owned::Close { flow_id, last_seq },
@@ -84,9 +86,16 @@ pub(super) fn any_frame(max_payload: usize) -> impl Strategy<Value = Owned> {
             any::<u32>(),
             any::<u64>(),
             prop_oneof![Just(0u64), 1..u64::MAX],
+            proptest::sample::select(&[CallMark::Plain, CallMark::Part, CallMark::Turn][..]),
             proptest::collection::vec(any::<u8>(), 0..=max_payload)
         )
-            .prop_map(|(flow_id, seq, stamp, payload)| Owned::Data { flow_id, seq, stamp, payload }),
+            .prop_map(|(flow_id, seq, stamp, call, payload)| Owned::Data {
+                flow_id,
+                seq,
+                stamp,
+                call,
+                payload
+            }),
         (any::<u32>(), any::<u64>()).prop_map(|(flow_id, cumulative_seq)| Owned::Ack { flow_id, cumulative_seq }),
         (any::<u32>(), any::<u64>()).prop_map(|(flow_id, last_seq)| Owned::Close { flow_id, last_seq }),
         any::<u64>().prop_map(|ts_ns| Owned::Keepalive { ts_ns }),

@@ -52,7 +52,7 @@ proptest! {
         payload in vec(any::<u8>(), 0..300),
         checksum in any_checksum(),
     ) {
-        let expected = encoded(&Owned::Data { flow_id, seq, stamp: 0, payload: payload.clone() }, checksum);
+        let expected = encoded(&Owned::Data { flow_id, seq, stamp: 0, call: CallMark::Plain, payload: payload.clone() }, checksum);
         let prefix = data_prefix(flow_id, seq, payload.len(), checksum).unwrap();
         let mut gathered = prefix.to_vec();
         gathered.extend_from_slice(&payload);
@@ -122,7 +122,10 @@ proptest! {
 
 #[test]
 fn decoded_data_borrows_its_payload_from_the_buffer() {
-    let bytes = encoded(&Owned::Data { flow_id: 1, seq: 2, stamp: 0, payload: vec![9; 64] }, Checksum::None);
+    let bytes = encoded(
+        &Owned::Data { flow_id: 1, seq: 2, stamp: 0, call: CallMark::Plain, payload: vec![9; 64] },
+        Checksum::None,
+    );
     let Some((Frame::Data { payload, .. }, _)) = Decoder::default().decode(&bytes).unwrap() else {
         panic!("not a data frame");
     };
@@ -201,8 +204,8 @@ fn errors_display() {
 
 #[test]
 fn stamped_data_frames_carry_their_stamp_and_unstamped_ones_cost_nothing() {
-    let plain = Frame::Data { flow_id: 3, seq: 9, stamp: 0, payload: b"abc" };
-    let stamped = Frame::Data { flow_id: 3, seq: 9, stamp: 0x00AB_CDEF_0123, payload: b"abc" };
+    let plain = Frame::Data { flow_id: 3, seq: 9, stamp: 0, call: CallMark::Plain, payload: b"abc" };
+    let stamped = Frame::Data { flow_id: 3, seq: 9, stamp: 0x00AB_CDEF_0123, call: CallMark::Plain, payload: b"abc" };
     let (mut a, mut b) = (Vec::new(), Vec::new());
     encode(&plain, Checksum::None, &mut a).unwrap();
     encode(&stamped, Checksum::Crc32c, &mut b).unwrap();
@@ -223,4 +226,27 @@ fn stamped_data_frames_carry_their_stamp_and_unstamped_ones_cost_nothing() {
     short.truncate(HEADER_LEN + 12);
     short[..4].copy_from_slice(&12u32.to_le_bytes());
     assert!(matches!(Decoder::default().decode(&short), Err(WireError::BodyTooShort { .. })));
+}
+
+#[test]
+fn a_calls_mark_travels_in_the_data_header_and_never_both_at_once() {
+    for (call, flag) in [(CallMark::Plain, 0), (CallMark::Part, FLAG_CALL_PART), (CallMark::Turn, FLAG_CALL_TURN)] {
+        let frame = Frame::Data { flow_id: 3, seq: 9, stamp: 5, call, payload: b"abc" };
+        let mut bytes = Vec::new();
+        encode(&frame, Checksum::None, &mut bytes).unwrap();
+        assert_eq!(bytes[5], FLAG_STAMP | flag);
+        let (back, _) = Decoder::default().decode(&bytes).unwrap().unwrap();
+        assert_eq!(back, frame);
+        assert_eq!(CallMark::from_flow_flags(call.flow_flags()), call);
+    }
+    let mut both = Vec::new();
+    let frame = Frame::Data { flow_id: 3, seq: 9, stamp: 0, call: CallMark::Turn, payload: b"abc" };
+    encode(&frame, Checksum::None, &mut both).unwrap();
+    both[5] |= FLAG_CALL_PART;
+    assert!(matches!(Decoder::default().decode(&both), Err(WireError::UnknownFlags(_))));
+    // On any other kind the marks are unknown flags.
+    let mut ack = Vec::new();
+    encode(&Frame::Ack { flow_id: 1, cumulative_seq: 1 }, Checksum::None, &mut ack).unwrap();
+    ack[5] = FLAG_CALL_TURN;
+    assert!(matches!(Decoder::default().decode(&ack), Err(WireError::UnknownFlags(_))));
 }
