@@ -60,19 +60,23 @@ impl<const N: usize, F: Holds> Client<N, F> {
 impl<const N: usize, F: Holds> PingSide<N> for Client<N, F> {
     #[inline]
     fn send(&mut self, msg: &[u8; N], _w: &mut Waiter<'_>) -> Result<(), BenchError> {
-        if pingpong::is_stop(msg) {
+        let stop = pingpong::is_stop(msg);
+        if stop {
             self.end.sent_stop();
         }
         match self.wait {
             // Sends and hands the turn over; the reply is rarely there yet.
+            // The stop message gets no reply, and the server may leave as
+            // soon as it took it (`OverDisconnected`, before or after our
+            // look for an answer).
             Wait::Spin => match self.end.flow().try_call(msg, &mut self.reply) {
                 Ok(_) => self.replied = true,
                 Err(CallError::WouldBlock { phase: Phase::Over | Phase::Recv, .. }) => {}
+                Err(CallError::OverDisconnected) if stop => {}
                 Err(e) => return Err(err("Flow::try_call", e)),
             },
-            // The stop message gets no reply: it is only sent.
-            Wait::Block if pingpong::is_stop(msg) => match self.end.flow().try_call(msg, &mut self.reply) {
-                Err(CallError::WouldBlock { phase: Phase::Over, .. }) => {}
+            Wait::Block if stop => match self.end.flow().try_call(msg, &mut self.reply) {
+                Err(CallError::WouldBlock { phase: Phase::Over, .. } | CallError::OverDisconnected) => {}
                 Ok(_) => self.replied = true,
                 Err(e) => return Err(err("Flow::try_call", e)),
             },

@@ -50,11 +50,13 @@ pub mod broadcast;
 mod control;
 mod error;
 pub mod frame;
+pub mod guard;
 #[cfg(all(test, not(loom)))]
 mod hostile_tests;
 pub mod linger;
 pub mod mpsc;
 pub mod pool;
+pub mod ready;
 mod region;
 #[cfg(all(test, not(loom)))]
 mod review_tests;

@@ -2,9 +2,9 @@
 //! Ring code imports atomics only from here, never from std directly.
 
 #[cfg(loom)]
-pub use loom::sync::atomic::{fence, AtomicU64, Ordering};
+pub use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 #[cfg(not(loom))]
-pub use std::sync::atomic::{fence, AtomicU64, Ordering};
+pub use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// What a retry loop does between attempts: a CPU hint on real hardware, a
 /// yield under loom so the model checker can schedule the other threads.

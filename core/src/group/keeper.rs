@@ -465,6 +465,7 @@ impl Keeper {
 
     /// Commits queued views while the log has room.
     fn flush_views(&mut self) {
+        let mut reheld = false;
         while let Some((v, _)) = self.queue.front() {
             let (id, len) = (v.id, view::encoded_len(v));
             let pos = match self.views.try_claim(len) {
@@ -494,7 +495,20 @@ impl Keeper {
                     }
                     pos
                 }
-                Err(ClaimError::Full) => return,
+                Err(ClaimError::Full) => {
+                    // A joiner's slot is held for it at the tail it was
+                    // taken at (`admit`): if producers filled the log
+                    // since, that cursor can be what leaves no room for
+                    // its own join view, and nothing else would ever move
+                    // it. Joiners waiting for their grant have read
+                    // nothing: move their cursors to the tail, try again
+                    // (model: ring/tests/loom_handover.rs).
+                    if !reheld && rehold_joiners(&self.mem, &self.queue) {
+                        reheld = true;
+                        continue;
+                    }
+                    return;
+                }
                 Err(_) => {
                     // A corrupt log: drop the view (members see the
                     // corruption themselves).
@@ -586,21 +600,45 @@ impl Keeper {
             // SAFETY: the member saw EVICTING or will before its next read
             // in place (the guard handshake in `table.rs`), and it is not in
             // one now: nothing of it reads the frames its cursor holds.
-            if let Ok(n) = unsafe { broadcast::evict_consumer(&self.mem.log, slot) } {
-                wake_log(&self.mem, ringflow_ring::Notify::None, n);
-            }
+            let space = unsafe { broadcast::evict_consumer(&self.mem.log, slot) };
             e.set_state(table::EVICTED);
             s.evicted = true;
             let seat = s.seat;
             let final_seq = self.final_seq(slot);
             self.order.retain(|&o| o != slot);
             self.queue_view(vec![SeatChange { seat, kind: ChangeKind::Evicted, final_seq }], After::Nothing);
+            // Only now wake the producers it held: woken before, they
+            // could take the room before the view, which a sender that
+            // keeps the log full then holds out for long (the eviction
+            // reaching members after messages sent well after it).
+            if let Ok(n) = space {
+                wake_log(&self.mem, ringflow_ring::Notify::None, n);
+            }
             // The member may sleep in recv: wake it to see its state.
             if let Ok((d, _)) = broadcast::wait_points(&self.mem.log) {
                 notify(d, d.alert()).ok();
             }
         }
     }
+}
+
+/// Moves the cursors of the slots held for joiners that wait for their
+/// grant (the `After::Grant`s in the keeper's `queue`) to the log's tail;
+/// true if there were any.
+fn rehold_joiners(mem: &GroupMemory, queue: &VecDeque<(RawView, After)>) -> bool {
+    let Ok(tail) = broadcast::tail(&mem.log) else { return false };
+    let mut any = false;
+    for (_, after) in queue {
+        if let After::Grant { slot, .. } = after {
+            // SAFETY: `admit` took and detached the slot for this joiner,
+            // whose grant is not sent yet: nobody else uses it.
+            if let Ok(rx) = unsafe { Consumer::adopt(mem.log.clone(), *slot, tail) } {
+                rx.detach();
+                any = true;
+            }
+        }
+    }
+    any
 }
 
 /// Producer slot `slot`'s next sequence number once none of its claims

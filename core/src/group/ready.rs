@@ -11,53 +11,35 @@
 //! not *armed*, and is a registered sleeper on the log's data word (with
 //! the member's alarm word, through `futex_waitv`) only while it is armed
 //! — that is when publishers pay their wake, as for a member blocked in
-//! `recv`:
+//! `recv`.
 //!
-//! ```text
-//! member (receive found nothing at cursor c):   watcher (armed at c):
-//!   FIRED? drain the eventfd                      prepare() on the data word
-//!   at := c; word := ARMED (gen + 1); wake          re-check: armed still? an event at c?
-//!                                                 yes: signal; word := FIRED (else drain)
-//!                                                 no:  sleep on data, word, alarm
-//! ```
-//!
-//! No wake is lost: the watcher re-checks after announcing itself on the
-//! data word (the Dekker pair of `ringflow_ring::wake`), and a member that
-//! re-arms changes the word the watcher sleeps on. The member moves the word
-//! to ARMED (bumping a generation), the watcher moves it from that ARMED to
-//! FIRED, after its signal: a signal either ends in FIRED (drained by the
-//! member's next receive that finds nothing) or, when the member re-armed
-//! meanwhile, is drained by the watcher itself. So the descriptor can read
-//! ready for a moment after an empty receive (a spurious wake), never stay
-//! ready with nothing to receive, and never stay quiet with an event. A frame
-//! claimed but not yet committed (a loan being written) is not an event
-//! (`broadcast::readable_at`), so a long loan does not make every
-//! descriptor of the group spin.
+//! The handshake between the member and its watcher (the arm word, the
+//! watcher's loop, the stop) is `ringflow_ring::ready`, model-checked with
+//! loom in ring/tests/loom_ready.rs; this file gives it its system calls
+//! (futex waits and wakes, the eventfd) and the member's view of the log.
+//! So the descriptor can read ready for a moment after an empty receive (a
+//! spurious wake), never stay ready with nothing to receive, and never stay
+//! quiet with an event. A frame claimed but not yet committed (a loan being
+//! written) is not an event (`broadcast::readable_at`), so a long loan does
+//! not make every descriptor of the group spin.
 //!
 //! It must never keep a thread or a descriptor past the member: leaving
 //! stops and joins the watcher, dropping closes the eventfd.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ringflow_ring::broadcast;
+use ringflow_ring::ready::{self as protocol, WatchIo};
+use ringflow_ring::{broadcast, WaitPoint};
 
 use super::error::JoinError;
 use super::join::{self, Shared, ALARM_EXPELLED, ALARM_QUIET};
 use super::table;
 use crate::futex;
-
-/// Kinds of the arm word (its low two bits; the rest is a generation that
-/// each arming bumps).
-const ARMED: u32 = 1;
-const FIRED: u32 = 2;
-const STOP: u32 = 3;
-const KIND: u32 = 3;
-const GENERATION: u32 = 4;
 
 /// How long the watcher sleeps at most when the membarrier that stands in
 /// for publishers' fences failed: a late wake-up instead of a lost one.
@@ -65,15 +47,10 @@ const BARRIER_FAILED_NAP: Duration = Duration::from_millis(10);
 
 /// What the member and its watcher share.
 struct Arm {
-    /// Kind and generation (see the module docs). Local memory.
-    word: AtomicU32,
-    /// The member's cursor when it armed.
-    at: AtomicU64,
+    /// The handshake's words.
+    state: protocol::Arm,
     /// The descriptor the application polls.
     event: OwnedFd,
-    /// The watcher sleeps on the log's data word alone (no `futex_waitv`
-    /// here): a stop must wake that word too.
-    plain_sleep: AtomicBool,
 }
 
 /// A member's readiness descriptor and its watcher (started on first use).
@@ -93,12 +70,7 @@ impl Readiness {
     /// The eventfd (created with the member: the descriptor a caller gets
     /// must exist whatever happens later); no thread yet.
     pub(crate) fn new() -> Result<Readiness, JoinError> {
-        let arm = Arm {
-            word: AtomicU32::new(0),
-            at: AtomicU64::new(0),
-            event: join::eventfd()?,
-            plain_sleep: AtomicBool::new(false),
-        };
+        let arm = Arm { state: protocol::Arm::new(), event: join::eventfd()? };
         Ok(Readiness { arm: Arc::new(arm), watcher: OnceLock::new() })
     }
 
@@ -112,12 +84,9 @@ impl Readiness {
             let arm = &self.arm;
             if queued {
                 join::signal(&arm.event);
-                // SYNC: Relaxed; published to the watcher by its spawn.
-                arm.word.store(FIRED, Ordering::Relaxed);
+                arm.state.start_fired();
             } else {
-                // SYNC: Relaxed (both); published to the watcher by its spawn.
-                arm.at.store(cursor, Ordering::Relaxed);
-                arm.word.store(GENERATION | ARMED, Ordering::Relaxed);
+                arm.state.start_armed(cursor);
             }
             let (a, s) = (self.arm.clone(), shared.clone());
             std::thread::Builder::new()
@@ -150,29 +119,9 @@ impl Readiness {
             return;
         }
         let arm = &*self.arm;
-        // Bounded: a compare-exchange fails only when the watcher fired the
-        // arming we saw (ARMED to FIRED, once); the next pass sees FIRED.
-        for _ in 0..4 {
-            // SYNC: Acquire; pairs with the Release of the watcher's FIRED
-            // compare-exchange: its signal, made before, is drained below.
-            let w = arm.word.load(Ordering::Acquire);
-            match w & KIND {
-                STOP => return,
-                // SYNC: Relaxed; only this member stores `at`.
-                ARMED if arm.at.load(Ordering::Relaxed) == cursor => return,
-                FIRED => drain(&arm.event),
-                _ => {}
-            }
-            // SYNC: Relaxed; published by the Release below.
-            arm.at.store(cursor, Ordering::Relaxed);
-            let next = (w & !KIND).wrapping_add(GENERATION) | ARMED;
-            // SYNC: Release; pairs with the watcher's Acquire loads of the
-            // word: who sees this generation sees `at`.
-            if arm.word.compare_exchange(w, next, Ordering::Release, Ordering::Relaxed).is_ok() {
-                // SAFETY: a word of `arm`, alive for the call.
-                let _ = unsafe { futex::wake(arm.word.as_ptr(), 1) };
-                return;
-            }
+        if arm.state.arm(cursor, || drain(&arm.event)).is_wake() {
+            // SAFETY: a word of `arm`, alive for the call.
+            let _ = unsafe { futex::wake(arm.state.word().as_ptr(), 1) };
         }
     }
 
@@ -181,15 +130,10 @@ impl Readiness {
     pub(crate) fn stop(&mut self) {
         if let Some(Ok(Watcher { thread, shared })) = self.watcher.take() {
             let arm = &*self.arm;
-            // SYNC: SeqCst; pairs with the SeqCst store of `plain_sleep` and
-            // load of the word in `watch` (Dekker): either the watcher sees
-            // STOP before it sleeps on the data word alone, or we see it
-            // does and wake that word.
-            arm.word.store(STOP, Ordering::SeqCst);
+            let plain_sleeper = arm.state.stop();
             // SAFETY: a word of `arm`, alive for the call.
-            let _ = unsafe { futex::wake(arm.word.as_ptr(), 1) };
-            // SYNC: SeqCst; see above.
-            if arm.plain_sleep.load(Ordering::SeqCst) {
+            let _ = unsafe { futex::wake(arm.state.word().as_ptr(), 1) };
+            if plain_sleeper.is_wake() {
                 if let Ok((d, _)) = broadcast::wait_points(&shared.mem.log) {
                     let _ = crate::wait::notify(d, d.alert());
                 }
@@ -229,77 +173,77 @@ pub(crate) fn closed(shared: &Shared) -> bool {
     table::entry(&shared.mem.table, shared.slot).is_some_and(|e| matches!(e.state(), table::EVICTING | table::EVICTED))
 }
 
-/// The watcher: fires the descriptor once per arming that finds an event.
+/// The watcher: `ringflow_ring::ready::watch` with this member's system
+/// calls.
 fn watch(shared: &Shared, arm: &Arm) {
-    loop {
-        // SYNC: Acquire; pairs with the Release compare-exchange in
-        // `Readiness::arm` (the armed position is visible).
-        let w = arm.word.load(Ordering::Acquire);
-        match w & KIND {
-            STOP => return,
-            ARMED => {}
-            _ => {
-                // SAFETY: a word of `arm`, alive for the call.
-                let _ = unsafe { futex::wait(arm.word.as_ptr(), w, None) };
-                continue;
-            }
-        }
-        // SYNC: Relaxed; ordered by the Acquire above.
-        let at = arm.at.load(Ordering::Relaxed);
-        let Ok((data, _)) = broadcast::wait_points(&shared.mem.log) else {
-            // Garbage in the log's control area: a receive reports it.
-            fire(arm, w);
-            continue;
-        };
-        // Announce, then look (a publish after the look sees us and
-        // changes the data word we sleep on).
+    protocol::watch(&arm.state, &Io { shared, arm });
+}
+
+/// The watcher's system calls and its view of the log.
+struct Io<'a> {
+    shared: &'a Shared,
+    arm: &'a Arm,
+}
+
+/// The watcher announced on the log's data word.
+struct Sleep<'a> {
+    data: WaitPoint<'a>,
+    token: u32,
+    /// Set when the membarrier that stands in for publishers' fences
+    /// failed: the sleep ends by itself, late rather than never.
+    nap: Option<Duration>,
+}
+
+impl<'a> WatchIo for Io<'a> {
+    type Sleep = Sleep<'a>;
+
+    fn prepare(&self) -> Option<Sleep<'a>> {
+        // Garbage in the log's control area: fire, a receive reports it.
+        let (data, _) = broadcast::wait_points(&self.shared.mem.log).ok()?;
         let token = data.prepare();
         let nap = match crate::wait::membarrier_if_needed(&data) {
             Ok(_) => None,
             Err(_) => Some(BARRIER_FAILED_NAP),
         };
-        // SYNC: Acquire; as above (re-armed or stopped meanwhile?).
-        if arm.word.load(Ordering::Acquire) != w {
-            data.finish();
-            continue;
-        }
-        if may_have_event(shared, at) {
-            data.finish();
-            fire(arm, w);
-            continue;
-        }
+        Some(Sleep { data, token, nap })
+    }
+
+    fn finish(&self, sleep: &Sleep<'a>) {
+        sleep.data.finish();
+    }
+
+    fn may_have_event(&self, at: u64) -> bool {
+        may_have_event(self.shared, at)
+    }
+
+    fn sleep(&self, sleep: &Sleep<'a>, word: &AtomicU32, armed: u32) -> bool {
         let words = [
-            (data.futex_word(), token),
-            (arm.word.as_ptr() as *const u32, w),
-            (shared.alarm.as_ptr() as *const u32, ALARM_QUIET),
+            (sleep.data.futex_word(), sleep.token),
+            (word.as_ptr() as *const u32, armed),
+            (self.shared.alarm.as_ptr() as *const u32, ALARM_QUIET),
         ];
         // SAFETY: the data word lies in the log, mapped while `shared`
         // lives (we hold it); the other two are local words we borrow.
-        if unsafe { futex::wait_any(&words, nap) }.is_err() {
-            // No futex_waitv (before Linux 5.16, or a seccomp filter): the
-            // data word alone. A re-arm needs a commit at the old position
-            // (which wakes this word), an expulsion alerts it, and a stop
-            // does too once it sees `plain_sleep`.
-            // SYNC: SeqCst (both); the Dekker pair with `Readiness::stop`.
-            arm.plain_sleep.store(true, Ordering::SeqCst);
-            if arm.word.load(Ordering::SeqCst) == w {
-                // SAFETY: as above.
-                let _ = unsafe { futex::wait(data.futex_word(), token, nap) };
-            }
-        }
-        data.finish();
+        // An error: no futex_waitv (before Linux 5.16, or a seccomp filter).
+        unsafe { futex::wait_any(&words, sleep.nap) }.is_ok()
     }
-}
 
-/// Signals the descriptor for the arming `w`, and marks it fired; a signal
-/// for an arming replaced meanwhile (or a stop) is taken back.
-fn fire(arm: &Arm, w: u32) {
-    join::signal(&arm.event);
-    let fired = (w & !KIND) | FIRED;
-    // SYNC: Release; pairs with the Acquire load in `Readiness::arm`: a
-    // member that sees FIRED drains the signal made above.
-    if arm.word.compare_exchange(w, fired, Ordering::Release, Ordering::Relaxed).is_err() {
-        drain(&arm.event);
+    fn sleep_on_data(&self, sleep: &Sleep<'a>) {
+        // SAFETY: as in `sleep`.
+        let _ = unsafe { futex::wait(sleep.data.futex_word(), sleep.token, sleep.nap) };
+    }
+
+    fn wait_word(&self, word: &AtomicU32, current: u32) {
+        // SAFETY: a word of `arm`, alive for the call.
+        let _ = unsafe { futex::wait(word.as_ptr(), current, None) };
+    }
+
+    fn signal(&self) {
+        join::signal(&self.arm.event);
+    }
+
+    fn drain(&self) {
+        drain(&self.arm.event);
     }
 }
 

@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ringflow_ring::{RawRegion, Region};
+use ringflow_ring::{guard, RawRegion, Region};
 
 use super::memory::ENTRY_LEN;
 
@@ -88,33 +88,23 @@ impl Entry<'_> {
     }
 
     /// Keeper, Evict groups: marks the member EVICTING and tells whether it
-    /// is reading in place now (Dekker with `enter_guard`: SeqCst on both
-    /// sides, so either the member sees EVICTING or we see its guard).
+    /// is reading in place now (the guard handshake of
+    /// `ringflow_ring::guard`, model-checked in ring/tests/loom_guard.rs):
+    /// either the member sees EVICTING or we see its guard.
     pub fn mark_evicting(&self) -> bool {
-        // SYNC: SeqCst; pairs with the SeqCst load in `enter_guard`.
-        self.w(STATE).store(EVICTING, Ordering::SeqCst);
-        // SYNC: SeqCst; pairs with the SeqCst store in `enter_guard`.
-        self.w(GUARD).load(Ordering::SeqCst) != 0
+        guard::close(self.w(STATE), EVICTING, self.w(GUARD))
     }
 
     /// Member, Evict groups: announces a read in place; false (and no
     /// guard) if the keeper is evicting us.
     pub fn enter_guard(&self) -> bool {
-        // SYNC: SeqCst; pairs with the SeqCst load in `mark_evicting`.
-        self.w(GUARD).store(1, Ordering::SeqCst);
-        // SYNC: SeqCst; pairs with the SeqCst store in `mark_evicting`.
-        if self.w(STATE).load(Ordering::SeqCst) == ACTIVE {
-            return true;
-        }
-        self.leave_guard();
-        false
+        guard::enter(self.w(GUARD), self.w(STATE), ACTIVE)
     }
 
-    /// Member: the read in place is over.
+    /// Member: the read in place is over (our reads of the frame happen
+    /// before the keeper, seeing the guard down, evicts our cursor).
     pub fn leave_guard(&self) {
-        // SYNC: SeqCst; pairs with the load in `guarded`: our reads of the
-        // frame happen before the keeper evicts our cursor.
-        self.w(GUARD).store(0, Ordering::SeqCst);
+        guard::leave(self.w(GUARD))
     }
 
     pub fn holder(&self) -> Holder {
