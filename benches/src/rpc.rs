@@ -171,9 +171,10 @@ pub fn call_spin_alternating(ctx: &RunCtx) -> Result<Vec<Measurement>, BenchErro
     call_spin_alternating_with::<Client<64>, Server<64>>(ctx, Vec::new())
 }
 
-/// [`call_spin_alternating`] with `peers` (each a client and a server of
-/// another library, all spinning) taking turns after its three variants:
-/// one measurement per variant, the peers' last, in their order.
+/// Case `call-64B`'s three variants (limit, ringflow, flow-pingpong), then
+/// `peers` (each a client and a server of another library, all spinning),
+/// taking turns every `pingpong::BLOCK` round trips: one measurement per
+/// variant, the peers' last, in their order.
 pub(crate) fn call_spin_alternating_with<P: PingSide<64>, Q: PongSide<64>>(
     ctx: &RunCtx,
     peers: Vec<(P, Q)>,

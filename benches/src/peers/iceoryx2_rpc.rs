@@ -9,10 +9,11 @@
 //! `Response` from the pending response and releases both. Both sides
 //! busy-poll, as every impl of the case does.
 //!
-//! Each run's service lives only as long as its factory and its ports: when
-//! they drop (at the end of the impl), iceoryx2 removes the service's files
-//! under its root (`/tmp/iceoryx2/services`) and its shared memory in
-//! `/dev/shm`, and the node's entry under `/tmp/iceoryx2/nodes`.
+//! Each run's node and service live only as long as the impl: when they and
+//! the ports drop, iceoryx2 removes what they made under its root
+//! (`/tmp/iceoryx2`) and in `/dev/shm` (the service's files, data segments
+//! and connections, the node's monitor), as it does for the other iceoryx2
+//! impls.
 
 use std::mem::MaybeUninit;
 
@@ -157,9 +158,9 @@ impl<const N: usize> PongSide<N> for CallServer<[u8; N]> {
     }
 }
 
-/// Case `call-64B`'s iceoryx2 impl, taking turns with the case's other
-/// impls every `pingpong::BLOCK` round trips (see
-/// `rpc::call_spin_alternating`): limit, ringflow, flow-pingpong, iceoryx2.
+/// Case `call-64B`'s spinning variants with iceoryx2 among them, taking
+/// turns every `pingpong::BLOCK` round trips (`rpc::call_spin_alternating_with`):
+/// four measurements, limit, ringflow, flow-pingpong, iceoryx2.
 pub fn call_spin_alternating(ctx: &RunCtx) -> Result<Vec<Measurement>, BenchError> {
     let (node, run) = node()?;
     let service = service::<[u8; 64]>(&node, &format!("{run}/call"))?;
