@@ -164,14 +164,32 @@ fn sides<const N: usize>(
 
 /// Case `call-64B`: the limit, calls, and a flow's send + receive ping-pong,
 /// spinning, taking turns every `pingpong::BLOCK` round trips (three
-/// measurements, in that order).
+/// measurements, in that order). With feature `iceoryx2` the case runs
+/// `peers::iceoryx2_rpc::call_spin_alternating` instead, these and one more.
+#[cfg(not(feature = "iceoryx2"))]
 pub fn call_spin_alternating(ctx: &RunCtx) -> Result<Vec<Measurement>, BenchError> {
+    call_spin_alternating_with::<Client<64>, Server<64>>(ctx, Vec::new())
+}
+
+/// Case `call-64B`'s three variants (limit, ringflow, flow-pingpong), then
+/// `peers` (each a client and a server of another library, all spinning),
+/// taking turns every `pingpong::BLOCK` round trips: one measurement per
+/// variant, the peers' last, in their order.
+pub(crate) fn call_spin_alternating_with<P: PingSide<64>, Q: PongSide<64>>(
+    ctx: &RunCtx,
+    peers: Vec<(P, Q)>,
+) -> Result<Vec<Measurement>, BenchError> {
     let (client, server, _dir_call) = sides::<64>(Wait::Spin, Duration::ZERO, true)?;
     let (ping, pong, _dir_flow) = spin_pingpong_sides(true)?;
     let lines = Box::<limit::Lines>::default();
     let (limit_ping, limit_pong) = limit::pingpong_sides(&lines);
-    let pings = vec![Left(limit_ping), Right(Left(client)), Right(Right(ping))];
-    let pongs = vec![Left(limit_pong), Right(Left(server)), Right(Right(pong))];
+    // ringflow and flow-pingpong sit as deep in the nesting as each other.
+    let mut pings = vec![Left(limit_ping), Right(Left(Left(client))), Right(Left(Right(ping)))];
+    let mut pongs = vec![Left(limit_pong), Right(Left(Left(server))), Right(Left(Right(pong)))];
+    for (p, q) in peers {
+        pings.push(Right(Right(p)));
+        pongs.push(Right(Right(q)));
+    }
     pingpong::run_alternating::<64, _, _>(ctx, pings, pongs)
 }
 
@@ -184,7 +202,7 @@ pub fn call_blocking(ctx: &RunCtx) -> Result<Measurement, BenchError> {
 
 /// Bytes of the driver's message a zero-copy side writes into its loan (the
 /// sequence number and the mark): the rest of the loan is left as it is.
-const HEADER: usize = 16;
+pub(crate) const HEADER: usize = 16;
 
 /// The zero-copy client: the request written in a loan
 /// (`loan_request`), the reply read in place (`receive_more_ref`).

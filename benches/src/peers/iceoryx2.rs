@@ -28,7 +28,7 @@ use crate::wire::{self, Msg, Sink, Source, Template};
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
 /// Maps an iceoryx2 error to [`BenchError::Peer`], naming the call.
-fn peer<E: Display>(call: &'static str) -> impl FnOnce(E) -> BenchError {
+pub(super) fn peer<E: Display>(call: &'static str) -> impl FnOnce(E) -> BenchError {
     move |e| BenchError::Peer { call, error: e.to_string() }
 }
 
@@ -124,7 +124,7 @@ fn service<const N: usize>(
 }
 
 /// A node of this process and a service-name prefix of its own for this run.
-fn node() -> Result<(Node<ipc::Service>, String), BenchError> {
+pub(super) fn node() -> Result<(Node<ipc::Service>, String), BenchError> {
     // Errors only, as iceoryx2's own benchmark does: its warning that no
     // config file was found (defaults used) would cut into the progress lines.
     set_log_level(LogLevel::Error);

@@ -6,6 +6,8 @@
 pub mod crossbeam;
 #[cfg(feature = "iceoryx2")]
 pub mod iceoryx2;
+#[cfg(feature = "iceoryx2")]
+pub mod iceoryx2_rpc;
 #[cfg(feature = "peers")]
 pub mod rtrb;
 #[cfg(feature = "peers")]

@@ -1,6 +1,7 @@
 //! Scenario `rpc`: request/reply (issue 16) between two pinned threads:
 //! `Flow::call` against a server that replies, next to the same flow used
-//! as a send + receive ping-pong in the same run, and to a Unix socket.
+//! as a send + receive ping-pong in the same run, to a Unix socket and,
+//! with feature `iceoryx2`, to iceoryx2's request-response.
 use std::time::Duration;
 
 use ringflow_core::config::ThreadingMode;
@@ -48,14 +49,16 @@ fn cases() -> Vec<Case> {
             about: "one call with a 64-byte request and reply, both threads spinning: limit = cache-line handoff; \
                     ringflow = Flow::try_call then try_receive_more busy-polled on the client, try_receive_request \
                     and reply on the server; flow-pingpong = the same flow setup used with try_recv_ref + send \
-                    (the flow scenario's pingpong-spin-64B); limit, ringflow and flow-pingpong take turns every 512 \
+                    (the flow scenario's pingpong-spin-64B); iceoryx2 = its request-response: Client::send_copy, \
+                    then PendingResponse::receive busy-polled, on the server Server::receive busy-polled and \
+                    ActiveRequest::send_copy; limit, ringflow, flow-pingpong (and iceoryx2) take turns every 512 \
                     round trips in one run; unix-socket = a socketpair, blocking recv",
             metric: Metric::Latency,
             impls: vec![
-                Impl::alternating(&[LIMIT, "ringflow", "flow-pingpong"], rpc::call_spin_alternating),
+                call_spin_impl(),
                 Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Block)),
             ],
-            notes: Vec::new(),
+            notes: iceoryx2_notes(),
         },
         Case {
             name: "call-4KiB-zerocopy",
@@ -63,14 +66,15 @@ fn cases() -> Vec<Case> {
                     ping-pong of 4 KiB messages, each copied in (send) and read in place (try_recv_ref); ringflow = \
                     the request written in a loan (loan_request), the reply read in place (receive_more_ref) and \
                     the reply loaned likewise (loan_reply): only each message's 16-byte header is written and read; \
-                    unix-socket = a socketpair, blocking recv",
+                    iceoryx2 = its request-response with the request and the reply loaned (loan_uninit) and read in \
+                    place, likewise only their headers touched; unix-socket = a socketpair, blocking recv",
             metric: Metric::Latency,
-            impls: vec![
-                Impl::new("flow-pingpong", |ctx| flow::pingpong::<4096>(ctx, Wait::Spin, Duration::ZERO)),
-                Impl::new("ringflow", |ctx| rpc::call_zerocopy(ctx, 4096)),
-                Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<4096>(ctx, Wait::Block)),
-            ],
-            notes: vec!["ratio_to_limit is against flow-pingpong (copying); no physical limit is measured".into()],
+            impls: zerocopy_impls(),
+            notes: [
+                vec!["ratio_to_limit is against flow-pingpong (copying); no physical limit is measured".to_string()],
+                iceoryx2_notes(),
+            ]
+            .concat(),
         },
         Case {
             name: "call-64B-remote",
@@ -103,6 +107,38 @@ fn cases() -> Vec<Case> {
             notes: Vec::new(),
         },
     ]
+}
+
+/// Case `call-64B`'s spinning variants, taking turns in one run: with
+/// feature `iceoryx2`, iceoryx2's request-response among them.
+fn call_spin_impl() -> Impl {
+    #[cfg(feature = "iceoryx2")]
+    return Impl::alternating(
+        &[LIMIT, "ringflow", "flow-pingpong", "iceoryx2"],
+        crate::peers::iceoryx2_rpc::call_spin_alternating,
+    );
+    #[cfg(not(feature = "iceoryx2"))]
+    Impl::alternating(&[LIMIT, "ringflow", "flow-pingpong"], rpc::call_spin_alternating)
+}
+
+fn zerocopy_impls() -> Vec<Impl> {
+    #[allow(unused_mut)]
+    let mut impls = vec![
+        Impl::new("flow-pingpong", |ctx| flow::pingpong::<4096>(ctx, Wait::Spin, Duration::ZERO)),
+        Impl::new("ringflow", |ctx| rpc::call_zerocopy(ctx, 4096)),
+        Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<4096>(ctx, Wait::Block)),
+    ];
+    #[cfg(feature = "iceoryx2")]
+    impls.push(Impl::new("iceoryx2", crate::peers::iceoryx2_rpc::call_zerocopy::<{ 4096 - rpc::HEADER }>));
+    impls
+}
+
+fn iceoryx2_notes() -> Vec<String> {
+    if cfg!(feature = "iceoryx2") {
+        Vec::new()
+    } else {
+        vec!["iceoryx2 skipped: built without feature `iceoryx2`".to_string()]
+    }
 }
 
 #[cfg(test)]
