@@ -78,6 +78,47 @@ fn serve_numbered(flow: &mut Flow, cut_before: &[u64], cut: &mpsc::Sender<mpsc::
     }
 }
 
+/// A client leaves while its link is breaking: its engine's `Close` is lost
+/// with the link, and the engine forgets the finished flow. After the
+/// reconnect the server's engine asks to resume the flow; the client's
+/// engine answers with the `Close` again (not "unknown flow"), so the server
+/// learns the client left instead of waiting for a request for ever.
+#[test]
+fn a_close_lost_in_a_cut_link_reaches_the_server_after_the_resume() {
+    let tmp = test_dir("lost-close");
+    let names = tmp.path().join("names");
+    let mut listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(&names)).unwrap();
+    let far = engine(true, Some(names));
+    let proxy = Proxy::start(far.listen_addr().unwrap());
+    let near = engine(false, None);
+    let (served_tx, served_rx) = mpsc::channel();
+    let server = thread::spawn(move || {
+        let mut flow = listener.accept_timeout(LONG).unwrap();
+        let mut buf = [0u8; 64];
+        let n = flow.receive_request_timeout(&mut buf, LONG).unwrap();
+        let request = buf[..n].to_vec();
+        let r = flow.reply_and_receive_timeout(&request, &mut buf, Duration::from_secs(10));
+        served_tx.send(()).unwrap();
+        r
+    });
+    let mut flow = near.alloc_timeout(&format!("svc@{}", proxy.addr()), &qos(), LONG).unwrap();
+    let mut reply = [0u8; 64];
+    assert_eq!(flow.call_timeout(b"hello", &mut reply, LONG).unwrap(), 5);
+    // From now on nothing the client's engine sends arrives: the Close of
+    // the dealloc below is lost, and the engine finishes the flow.
+    proxy.swallow_upstream(true);
+    flow.dealloc_timeout(LONG).unwrap();
+    thread::sleep(Duration::from_millis(300));
+    proxy.swallow_upstream(false);
+    assert!(proxy.cut() > 0, "the link was up");
+    // No duration asserted: the server's own timeout only ends a hang.
+    let r = server.join().unwrap();
+    assert!(matches!(r, Err(CallError::OverDisconnected)), "the server's wait for the next request: {r:?}");
+    served_rx.recv().unwrap();
+    near.shutdown().unwrap();
+    far.shutdown().unwrap();
+}
+
 #[test]
 fn a_cut_link_resumes_calls_exactly_once() {
     const CALLS: u64 = 3_000;

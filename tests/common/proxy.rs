@@ -47,6 +47,9 @@ struct State {
     cuts: usize,
     /// Flip one bit in the next chunk forwarded upstream (client to target).
     flip_upstream: bool,
+    /// Read what comes upstream and drop it (frames lost in a link that is
+    /// about to be cut).
+    swallow_upstream: bool,
     /// Bits flipped so far.
     flipped: usize,
     next_id: u64,
@@ -140,6 +143,13 @@ impl Proxy {
     /// bit error a checksum must catch.
     pub fn flip_next_upstream(&self) {
         self.shared.state().flip_upstream = true;
+    }
+
+    /// While on, what the client sends is read and dropped (as frames are
+    /// lost in a link that breaks before they arrive); the target's side
+    /// still flows. A [`cut`](Self::cut) then makes the loss final.
+    pub fn swallow_upstream(&self, on: bool) {
+        self.shared.state().swallow_upstream = on;
     }
 
     /// Bits flipped so far.
@@ -256,6 +266,9 @@ fn pump(shared: &Shared, id: u64, mut from: TcpStream, mut to: TcpStream, upstre
             Ok(n) => {
                 if upstream {
                     let mut st = shared.state();
+                    if st.swallow_upstream {
+                        continue;
+                    }
                     if st.flip_upstream && n > 0 {
                         // Mid-chunk: most likely inside a message's payload.
                         buf[n / 2] ^= 0x10;

@@ -283,6 +283,12 @@ impl Bridge {
                 if let End::Gone(_) = b.rx {
                     b.end.abandon();
                 }
+                if let End::Closed(last) | End::Gone(last) = b.tx {
+                    if self.ended.len() == super::ENDED_KEPT {
+                        self.ended.pop_front();
+                    }
+                    self.ended.push_back((key, matches!(b.tx, End::Gone(_)), last));
+                }
             }
         }
         (self.scratch.finished, self.scratch.frames) = (finished, frames);

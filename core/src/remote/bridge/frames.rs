@@ -178,6 +178,12 @@ impl Bridge {
 
     pub(super) fn on_resume(&mut self, link: LinkId, flow_id: u32, next: u64) -> bool {
         let Some(b) = self.flows.get_mut(&(link, flow_id)) else {
+            // Finished here, its last frame perhaps lost in the cut: again.
+            if let Some(&(_, gone, last_seq)) = self.ended.iter().rev().find(|e| e.0 == (link, flow_id)) {
+                let end = if gone { Frame::Gone { flow_id, last_seq } } else { Frame::Close { flow_id, last_seq } };
+                self.send_frame(link, &end);
+                return true;
+            }
             return self.reset_unknown(link, flow_id);
         };
         let Some(conn) = self.links.get(&link).and_then(|l| l.conn) else { return true };

@@ -207,6 +207,11 @@ impl Bridge {
         l.down_since = None;
         l.backoff = REDIAL_FIRST;
         let queued = std::mem::take(&mut l.queued);
+        if restarted {
+            // The new engine numbers its flows afresh: the ends of the old
+            // one's are nobody's now.
+            self.ended.retain(|e| e.0 .0 != link);
+        }
         if let Some(tcp) = self.tcp.as_mut() {
             if !queued.is_empty() {
                 let _ = tcp.send(conn, &queued);

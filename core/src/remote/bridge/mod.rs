@@ -25,7 +25,9 @@
 //!   flow it receives on, and sends nothing new on a flow until the peer's
 //!   `Resume` says where to start: nothing is lost, nothing duplicated.
 //! - the end: `Close` (the application closed its sending side; resent
-//!   after a reconnect until acknowledged), `Gone` (the application died:
+//!   after a reconnect until acknowledged, and on the peer's `Resume` even
+//!   after the flow finished here: the last finished flows' ends are kept
+//!   for that), `Gone` (the application died:
 //!   the far side gets `PeerGone` after every message), `Reset` (the
 //!   application stopped reading, or the flow is unknown here).
 //!
@@ -70,6 +72,9 @@ pub(in crate::remote) use shared::{Command, Reply, Shared};
 /// Incoming opens under way at once (each on a helper thread until the
 /// local listener accepts); more are answered `Busy`.
 const MAX_OPENING: usize = 64;
+/// Finished flows whose last frame (`Close` or `Gone`) a resume may still
+/// ask for (see `Bridge::ended`): the most recent this many are kept.
+const ENDED_KEPT: usize = 1024;
 /// Bytes queued for a connection beyond which flows stop draining into it:
 /// the back-pressure that reaches a sender through its full local ring.
 const MAX_UNSENT: usize = 4 << 20;
@@ -260,6 +265,12 @@ pub(super) struct Bridge {
     flows: HashMap<(LinkId, u32), Bridged, Fast>,
     /// Incoming opens being allocated on a helper thread.
     opening: HashSet<(LinkId, u32), Fast>,
+    /// Flows finished here whose last frame, `Close` (false) or `Gone`
+    /// (true) with its last sequence number, went out once: sent into a
+    /// link that was cut, it never arrived, and the peer's reader would
+    /// wait for it for ever. A `Resume` for such a flow re-sends it.
+    /// Oldest first, at most [`ENDED_KEPT`].
+    ended: VecDeque<((LinkId, u32), bool, u64)>,
     next_flow: u32,
     opened: (mpsc::Sender<Opened>, mpsc::Receiver<Opened>),
     events: Vec<TcpEvent>,
@@ -354,6 +365,7 @@ impl Bridge {
             next_link: 1,
             flows: HashMap::default(),
             opening: HashSet::default(),
+            ended: VecDeque::new(),
             next_flow: 1,
             opened: mpsc::channel(),
             events: Vec::new(),
