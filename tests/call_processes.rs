@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use common::{await_file, child_arg, is_child, spawn_flow_child, ChildProcess};
 use ringflow::{CallError, Deadline, Flow, FlowOptions, Listener, ListenerOptions, Phase, Qos};
+use ringflow_testkit::Rng;
 use ringflow_testkit::{thread_id, wait_until_blocked, TempDir};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -62,22 +63,6 @@ fn kill_later(c: ChildProcess, file: PathBuf, seed: u64) -> thread::JoinHandle<(
 fn reply_for(req: &[u8]) -> Vec<u8> {
     let seed = req.iter().fold(7u8, |h, &b| h.wrapping_mul(31).wrapping_add(b));
     (0..PIECE * PIECES + 5).map(|i| seed.wrapping_add(i as u8)).collect()
-}
-
-/// xorshift64*: a seeded, reproducible stream.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 fn seeds(n: u64) -> impl Iterator<Item = u64> {

@@ -28,6 +28,7 @@ use common::group::*;
 use common::{is_child, within};
 use ringflow::{Deadline, Event, Group};
 use ringflow_shm::{Layout, Segment};
+use ringflow_testkit::Rng;
 
 const ENTRY: &str = "group_hostile_child";
 const LOG: usize = 1 << 16;
@@ -104,31 +105,6 @@ impl Scribbler {
     }
 }
 
-/// xorshift64*: a seeded, reproducible stream.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A value a shared word might be forged to: small, huge, around
-    /// powers of two, or random.
-    fn forged(&mut self) -> u64 {
-        match self.next() % 6 {
-            0 => 0,
-            1 => u64::MAX - self.next() % 4,
-            2 => 1 << (self.next() % 64),
-            3 => (1 << (self.next() % 64)) - 1,
-            4 => self.next() % 4096,
-            _ => self.next(),
-        }
-    }
-}
-
 /// The 8-byte word at `addr` of the scribbler's mapping.
 fn word(addr: usize) -> &'static AtomicU64 {
     // SAFETY: `addr` is 8-aligned (regions and the mapping are) inside the
@@ -149,7 +125,7 @@ fn scribble(s: &Scribbler, mode: &str, rng: &mut Rng) {
         }
         "storm" => {
             for _ in 0..64 {
-                let i = (rng.next() % words as u64) as usize;
+                let i = (rng.next_u64() % words as u64) as usize;
                 word(base + 8 * i).store(rng.forged(), Ordering::Relaxed);
             }
         }

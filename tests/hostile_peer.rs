@@ -36,6 +36,7 @@ use ringflow::{
 use ringflow_core::flow::memory::FLOW_KIND;
 use ringflow_core::flow::{FLAG_BULK, FLAG_FDS, FLAG_PART, FLAG_TURN};
 use ringflow_shm::{Layout, Segment};
+use ringflow_testkit::Rng;
 
 /// Hang guard for one victim operation (generous: a loaded CI machine).
 /// Setup steps (accept, a child reaching a state).
@@ -379,22 +380,6 @@ fn forged(kind: &str) -> (FrameWord, u64, Vec<u64>) {
     }
 }
 
-/// xorshift64*: a seeded, reproducible stream.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// The random hostile: one thread keeps legitimate traffic going (so the
 /// rings move), this one scribbles chosen and random values into chosen
 /// and random words, a few at a time, until the victim kills us.
@@ -435,7 +420,7 @@ fn random_child(mut flow: Flow, s: Scribbler, seed: u64) -> ! {
                 }
                 .encode(),
                 5 => 1 << rng.below(64),
-                _ => rng.next(),
+                _ => rng.next_u64(),
             };
             let target = match rng.below(5) {
                 // Sleeper counts and futex words.

@@ -152,6 +152,38 @@ pub fn futex_waitv_unavailable() -> Option<&'static str> {
     .as_deref()
 }
 
+/// xorshift64*: a seeded, reproducible stream, for tests that print their
+/// seed so that a failure replays.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value below `n` (0 if `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// A value a hostile peer might forge a shared word to: small, huge,
+    /// around powers of two, or random.
+    pub fn forged(&mut self) -> u64 {
+        match self.next_u64() % 6 {
+            0 => 0,
+            1 => u64::MAX - self.next_u64() % 4,
+            2 => 1 << (self.next_u64() % 64),
+            3 => (1 << (self.next_u64() % 64)) - 1,
+            4 => self.next_u64() % 4096,
+            _ => self.next_u64(),
+        }
+    }
+}
+
 /// The skip reason for an error from setting up an io_uring, if it is a
 /// refusal by the kernel (see [`uring_unavailable`]).
 pub fn refusal(e: &std::io::Error) -> Option<String> {
