@@ -3,6 +3,8 @@
 //! (`ringflow-api`), and nothing else: the `ringflow` command (benchmarks,
 //! engine, doctor, stat) is the package `ringflow-cli` (`cli/`).
 
+#![deny(missing_docs)]
+
 pub use ringflow_api::*;
 
 // The README's example is compiled and run as a doctest, so it stays true.

@@ -20,6 +20,8 @@
 //! This crate must never reach into ring internals that are not re-exported
 //! below, and never trust a byte of shared memory or of a peer's socket.
 
+#![deny(missing_docs)]
+
 mod call;
 mod flow;
 mod group;

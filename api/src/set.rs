@@ -95,7 +95,12 @@ pub enum SetError {
     /// word for reading and one for writing, a group member the same and
     /// one more for its alarm word, and the wait one more for the
     /// process's death word).
-    TooMany { words: usize, max: usize },
+    TooMany {
+        /// The words the set's entries would arm.
+        words: usize,
+        /// The most one wait takes.
+        max: usize,
+    },
     /// `try_wait`, or a deadline of now: no flow is ready.
     WouldBlock,
     /// The deadline passed with no flow ready.

@@ -93,11 +93,22 @@ pub enum IntervalLogError {
     /// A histogram could not be serialized.
     Serialize(V2DeflateSerializeError),
     /// The text at byte `offset` is not an interval log line.
-    Syntax { offset: usize },
+    Syntax {
+        /// Where the line starts, in bytes from the log's start.
+        offset: usize,
+    },
     /// The histogram of interval `index` (from 0) is not valid base64.
-    Base64 { index: usize },
+    Base64 {
+        /// The interval, from 0.
+        index: usize,
+    },
     /// The histogram of interval `index` (from 0) could not be decoded.
-    Histogram { index: usize, source: DeserializeError },
+    Histogram {
+        /// The interval, from 0.
+        index: usize,
+        /// What the decoder said.
+        source: DeserializeError,
+    },
 }
 
 impl fmt::Display for IntervalLogError {
@@ -141,16 +152,22 @@ pub struct Interval<'a> {
     pub tag: &'a str,
     /// When the interval began, after the log's base time.
     pub start: Duration,
+    /// How long the interval lasted.
     pub length: Duration,
+    /// The latencies recorded in it.
     pub hist: &'a Histogram<u64>,
 }
 
 /// An interval read back from a log.
 #[derive(Clone, Debug)]
 pub struct LoggedInterval {
+    /// Its label, if the line had one.
     pub tag: Option<String>,
+    /// When the interval began, after the log's base time.
     pub start: Duration,
+    /// How long the interval lasted.
     pub length: Duration,
+    /// The latencies recorded in it.
     pub hist: Histogram<u64>,
 }
 

@@ -27,11 +27,24 @@ impl std::error::Error for Corrupt {}
 #[non_exhaustive]
 pub enum AttachError {
     /// The region is too small or its size does not match the ring geometry.
-    BadSize { len: usize, what: &'static str },
+    BadSize {
+        /// The region's length in bytes.
+        len: usize,
+        /// What does not fit.
+        what: &'static str,
+    },
     /// The region does not start with this ring kind's magic.
-    BadMagic { found: u64 },
+    BadMagic {
+        /// The word found where the magic belongs.
+        found: u64,
+    },
     /// The stored geometry is inconsistent with the region.
-    BadGeometry { what: &'static str, value: u64 },
+    BadGeometry {
+        /// Which value is out of place.
+        what: &'static str,
+        /// The value found.
+        value: u64,
+    },
     /// That side of the ring is already attached (or all slots are taken).
     Busy,
 }
@@ -58,7 +71,12 @@ pub enum ClaimError {
     /// a bounded number of claim attempts; retry.)
     Full,
     /// The frame can never fit this ring.
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// The frame's payload length.
+        len: usize,
+        /// The largest payload this ring takes.
+        max: usize,
+    },
     /// The consumer side has closed; nothing sent will be read.
     Closed,
     /// The ring is corrupt.
@@ -118,7 +136,10 @@ pub enum ReadError {
     Closed,
     /// (Lossy broadcast) producers overwrote frames before this consumer read
     /// them; the cursor jumped forward past `missed_bytes` bytes of log.
-    Lapped { missed_bytes: u64 },
+    Lapped {
+        /// Bytes of log skipped.
+        missed_bytes: u64,
+    },
     /// The ring is corrupt.
     Corrupt(Corrupt),
 }

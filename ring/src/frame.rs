@@ -27,9 +27,13 @@ use crate::region::Access;
 /// The decoded commit word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameWord {
+    /// Payload length (a padding frame's: its whole length).
     pub len: u32,
+    /// Data or padding (`KIND_DATA`, `KIND_PAD`).
     pub kind: u8,
+    /// Flags free for the layers above.
     pub flags: u8,
+    /// The writer's tag (a broadcast log's producer id).
     pub tag: u16,
 }
 

@@ -43,6 +43,7 @@
 //! the copy, never on a second read of the shared bytes.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod arm;

@@ -242,7 +242,9 @@ impl<R: Region> Drop for Producer<R> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendError {
+    /// The claim failed.
     Claim(ClaimError),
+    /// The commit failed.
     Commit(CommitError),
 }
 

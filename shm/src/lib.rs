@@ -10,6 +10,8 @@
 //! Rust reference into shared memory, and know nothing of what the regions
 //! contain (rings live in `ringflow-ring`, which this crate does not use).
 
+#![deny(missing_docs)]
+
 mod header;
 mod layout;
 mod layout_builder;

@@ -19,7 +19,12 @@ pub enum EvictError {
     /// The region holds no valid log.
     Region(AttachError),
     /// There is no slot with that index.
-    NoSuchSlot { slot: usize, slots: usize },
+    NoSuchSlot {
+        /// The slot asked for.
+        slot: usize,
+        /// How many slots the log has.
+        slots: usize,
+    },
     /// The log is corrupt.
     Corrupt(Corrupt),
 }
