@@ -76,7 +76,7 @@ fn cases() -> Vec<Case> {
                     publish-subscribe, receive() busy-polled",
             metric: Metric::Latency,
             impls: pingpong_spin_impls(),
-            notes: iceoryx2_notes(),
+            notes: super::iceoryx2_notes(),
         },
         Case {
             name: "pingpong-blocking-64B",
@@ -125,14 +125,6 @@ fn pingpong_spin_impls() -> Vec<Impl> {
     #[cfg(feature = "iceoryx2")]
     impls.push(Impl::new("iceoryx2", crate::peers::iceoryx2::pingpong::<64>));
     impls
-}
-
-fn iceoryx2_notes() -> Vec<String> {
-    if cfg!(feature = "iceoryx2") {
-        Vec::new()
-    } else {
-        vec!["iceoryx2 skipped: built without feature `iceoryx2`".to_string()]
-    }
 }
 
 fn pingpong_blocking_impls() -> Vec<Impl> {

@@ -23,6 +23,15 @@ pub fn names() -> Vec<&'static str> {
     all().iter().map(|s| s.name).collect()
 }
 
+/// The note of a case that has an iceoryx2 impl, when the build left it out.
+pub(crate) fn iceoryx2_notes() -> Vec<String> {
+    if cfg!(feature = "iceoryx2") {
+        Vec::new()
+    } else {
+        vec!["iceoryx2 skipped: built without feature `iceoryx2`".to_string()]
+    }
+}
+
 /// What the scenarios' smoke tests share.
 #[cfg(test)]
 pub(crate) mod smoke {

@@ -58,7 +58,7 @@ fn cases() -> Vec<Case> {
                 call_spin_impl(),
                 Impl::new("unix-socket", |ctx| os::unix_socket::pingpong::<64>(ctx, Wait::Block)),
             ],
-            notes: iceoryx2_notes(),
+            notes: super::iceoryx2_notes(),
         },
         Case {
             name: "call-4KiB-zerocopy",
@@ -72,7 +72,7 @@ fn cases() -> Vec<Case> {
             impls: zerocopy_impls(),
             notes: [
                 vec!["ratio_to_limit is against flow-pingpong (copying); no physical limit is measured".to_string()],
-                iceoryx2_notes(),
+                super::iceoryx2_notes(),
             ]
             .concat(),
         },
@@ -131,14 +131,6 @@ fn zerocopy_impls() -> Vec<Impl> {
     #[cfg(feature = "iceoryx2")]
     impls.push(Impl::new("iceoryx2", crate::peers::iceoryx2_rpc::call_zerocopy::<{ 4096 - rpc::HEADER }>));
     impls
-}
-
-fn iceoryx2_notes() -> Vec<String> {
-    if cfg!(feature = "iceoryx2") {
-        Vec::new()
-    } else {
-        vec!["iceoryx2 skipped: built without feature `iceoryx2`".to_string()]
-    }
 }
 
 #[cfg(test)]
