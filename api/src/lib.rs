@@ -22,6 +22,7 @@
 
 #![deny(missing_docs)]
 
+mod batch;
 mod call;
 mod flow;
 mod group;
