@@ -110,9 +110,10 @@ pub(crate) fn recv_with<T>(
     }
 }
 
-struct Side {
-    flow: Flow,
-    wait: Wait,
+/// One end of a ping-pong over a flow, waiting as `wait` says.
+pub(crate) struct Side {
+    pub(crate) flow: Flow,
+    pub(crate) wait: Wait,
 }
 
 impl<const N: usize> PingSide<N> for Side {
