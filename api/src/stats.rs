@@ -75,6 +75,36 @@ pub fn bound_names(dir: &Path) -> Result<Vec<String>, BoundNamesError> {
     RuntimeDir::at(dir).map_err(BoundNamesError::RuntimeDir)?.list_names().map_err(BoundNamesError::List)
 }
 
+/// The process that holds bound name `name` of runtime directory `dir`:
+/// the pid the kernel's lock table gives for the name's lock (a listener
+/// holds it for as long as it lives), or `None` when no live process
+/// holds it (a crashed listener's leftover files, or no such name).
+pub fn name_holder(dir: &Path, name: &str) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let lock = RuntimeDir::at(dir).ok()?.lock_path(name).ok()?;
+    let meta = std::fs::symlink_metadata(lock).ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    holder_in(&locks, meta.dev(), meta.ino())
+}
+
+/// The pid of the `FLOCK` entry of `/proc/locks` (text `locks`) on the
+/// file of device `dev` and inode `ino`. The kernel prints a device as
+/// `major:minor` in hex (`MAJOR`/`MINOR` of the new encoding).
+fn holder_in(locks: &str, dev: u64, ino: u64) -> Option<u32> {
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    locks.lines().find_map(|line| {
+        let mut f = line.split_whitespace().skip(1);
+        let (kind, pid, file) = (f.next()?, f.nth(2)?, f.next()?);
+        let mut parts = file.split(':');
+        let (maj, min, i) = (parts.next()?, parts.next()?, parts.next()?);
+        let same = kind == "FLOCK"
+            && u32::from_str_radix(maj, 16).ok()? == major
+            && u32::from_str_radix(min, 16).ok()? == minor
+            && i.parse::<u64>().ok()? == ino;
+        same.then(|| pid.parse().ok()).flatten()
+    })
+}
+
 /// Group `name` of runtime directory `dir` as its memory shows it now:
 /// keeper, latest view, members with their state, counters and lag behind
 /// the log's tail (see [`GroupSnapshot::slowest`]). Asks the group's keeper
@@ -237,6 +267,22 @@ pub fn read_interval_log(bytes: &[u8]) -> Result<Vec<LoggedInterval>, IntervalLo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listener's name is held by this process while it lives, and by
+    /// nobody once it is dropped; lines of other kinds and devices never
+    /// match.
+    #[test]
+    fn a_bound_name_is_held_by_its_listener_process() {
+        let tmp = ringflow_testkit::temp_dir("holder");
+        let l = crate::Listener::bind_with("held", crate::ListenerOptions::new().runtime_dir(tmp.path())).unwrap();
+        assert_eq!(name_holder(tmp.path(), "held"), Some(std::process::id()));
+        drop(l);
+        assert_eq!(name_holder(tmp.path(), "held"), None);
+        let locks = "1: POSIX  ADVISORY  WRITE 10 fe:00:77 0 EOF\n2: FLOCK  ADVISORY  WRITE 11 fe:01:77 0 EOF\n\
+                     3: FLOCK  ADVISORY  WRITE 12 fe:00:77 0 EOF\n";
+        assert_eq!(holder_in(locks, libc::makedev(0xfe, 0), 77), Some(12));
+        assert_eq!(holder_in(locks, libc::makedev(0xfe, 0), 78), None);
+    }
 
     #[test]
     fn interval_logs_round_trip() {

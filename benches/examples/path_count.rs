@@ -7,7 +7,12 @@ fn main() {
     let mut l = Listener::bind_with("c", ListenerOptions::new().runtime_dir(&dir)).expect("bind");
     let d = dir.clone();
     let t = std::thread::spawn(move || {
-        Flow::alloc_with("c", &Qos::data().with_ring_bytes(64 << 10), Deadline::Never, FlowOptions::new().runtime_dir(d))
+        Flow::alloc_with(
+            "c",
+            &Qos::data().with_ring_bytes(64 << 10),
+            Deadline::Never,
+            FlowOptions::new().runtime_dir(d),
+        )
     });
     let mut b = l.accept().expect("accept");
     let mut a = t.join().expect("join").expect("alloc");

@@ -88,7 +88,13 @@ pub fn ls(dir: Option<PathBuf>, json_out: bool) -> ExitCode {
     let mut out = String::new();
     if json_out {
         for n in &names {
-            let _ = writeln!(out, "{{\"type\":\"name\",\"name\":{}}}", stats::json_string(n));
+            let pid = stats::name_holder(&dir, n).map_or_else(|| "null".to_string(), |p| p.to_string());
+            let _ = writeln!(
+                out,
+                "{{\"type\":\"name\",\"name\":{},\"live\":{},\"pid\":{pid}}}",
+                stats::json_string(n),
+                pid != "null"
+            );
         }
         for p in &procs {
             for s in p.slots.iter().filter(|s| s.kind == SlotKind::Flow) {
@@ -107,8 +113,15 @@ pub fn ls(dir: Option<PathBuf>, json_out: bool) -> ExitCode {
     } else {
         let _ = writeln!(out, "runtime directory {}", dir.display());
         let _ = writeln!(out, "\nbound names ({}):", names.len());
+        let _ = writeln!(out, "  {:<24} {:>8} {:<16}", "NAME", "PID", "PROCESS");
         for n in &names {
-            let _ = writeln!(out, "  {n}");
+            // A name nobody holds is a crashed listener's leftover: the
+            // next bind of the name replaces it.
+            let (pid, exe) = match stats::name_holder(&dir, n) {
+                Some(pid) => (pid.to_string(), process_name(pid)),
+                None => ("-".to_string(), "(dead: leftover)".to_string()),
+            };
+            let _ = writeln!(out, "  {n:<24} {pid:>8} {exe:<16}");
         }
         let flows: Vec<_> = procs
             .iter()
@@ -123,6 +136,11 @@ pub fn ls(dir: Option<PathBuf>, json_out: bool) -> ExitCode {
     }
     let _ = io::stdout().lock().write_all(out.as_bytes());
     ExitCode::SUCCESS
+}
+
+/// The command name of process `pid` (its `comm`), or `?`.
+fn process_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).map_or_else(|_| "?".to_string(), |s| s.trim().to_string())
 }
 
 fn fail(cmd: &str, e: &dyn std::fmt::Display) -> ExitCode {

@@ -111,11 +111,16 @@ fn stat_reads_a_live_process_and_survives_garbage() {
     assert!(receiver.contains("\"received_per_sec\":0.0"), "{receiver}");
 
     let ls = ringflow(&["ls", "--json"], &dir);
-    assert!(ls.iter().any(|l| l == "{\"type\":\"name\",\"name\":\"stat-test\"}"), "{ls:#?}");
+    let bound = format!("{{\"type\":\"name\",\"name\":\"stat-test\",\"live\":true,\"pid\":{pid}}}");
+    assert!(ls.contains(&bound), "the listener's process holds the name: {ls:#?}");
     assert_eq!(ls.iter().filter(|l| l.contains("\"type\":\"flow\"") && l.contains("stat-test")).count(), 2);
 
     let _ = child.kill();
     let _ = child.wait();
+    // Its name's files stay behind, held by nobody: ls says so.
+    let ls = ringflow(&["ls", "--json"], &dir);
+    let leftover = "{\"type\":\"name\",\"name\":\"stat-test\",\"live\":false,\"pid\":null}";
+    assert!(ls.iter().any(|l| l == leftover), "{ls:#?}");
     // The dead child's file is removed by the next reader.
     let lines = ringflow(&["stat", "--json", "--window-ms", "1"], &dir);
     assert!(lines.iter().all(|l| !l.contains("stat-test")), "{lines:#?}");
