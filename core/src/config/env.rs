@@ -70,14 +70,22 @@ pub fn process_vars() -> Result<Vec<(String, String)>, ConfigError> {
     Ok(vars)
 }
 
+/// A boolean variable's value: `true` / `on` / `1` or `false` / `off` /
+/// `0` (spaces around ignored); `None` for anything else. The one reading
+/// of a `RINGFLOW_*` boolean, for the configuration and for the library's
+/// own variables (`RINGFLOW_FLOW_LATENCY`) alike.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim() {
+        "true" | "on" | "1" => Some(true),
+        "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 /// A variable's text as the raw value its key's kind reads.
 fn to_raw(kind: Kind, value: &str) -> Raw {
     match kind {
-        Kind::Bool => match value {
-            "true" => Raw::Bool(true),
-            "false" => Raw::Bool(false),
-            _ => Raw::Str(value.to_owned()),
-        },
+        Kind::Bool => parse_bool(value).map_or_else(|| Raw::Str(value.to_owned()), Raw::Bool),
         Kind::Int { .. } | Kind::OptCore => number(value),
         Kind::Choice(_) | Kind::OptAddr => Raw::Str(value.to_owned()),
         Kind::Cores => Raw::List(items(value).map(number).collect()),

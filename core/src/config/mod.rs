@@ -17,6 +17,7 @@
 mod addr;
 mod builder;
 mod env;
+pub(crate) use env::parse_bool as parse_env_bool;
 mod error;
 mod keys;
 mod parse;

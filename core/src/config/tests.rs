@@ -233,6 +233,22 @@ fn unknown_keys_are_named_with_their_place_and_the_allowed_ones() {
     assert_mentions(&err_env(&[("RINGFLOW_NOPE", "1")]), &["RINGFLOW_NOPE", "RINGFLOW_FLOW_SPIN_US"]);
 }
 
+/// One reading of a `RINGFLOW_*` boolean for the configuration and the
+/// library's own variables: the words a person writes, and nothing else.
+#[test]
+fn boolean_variables_read_the_same_everywhere() {
+    for (text, value) in [("true", true), (" on", true), ("1", true), ("false", false), ("off ", false), ("0", false)] {
+        assert_eq!(super::parse_env_bool(text), Some(value), "{text:?}");
+        let mut config = EngineConfig::default();
+        config.apply_env([("RINGFLOW_FLOW_LATENCY".to_string(), text.to_string())].into_iter()).unwrap();
+        assert_eq!(config.flow().latency, value, "{text:?}");
+    }
+    for text in ["nope", "yes", "", "2", "TRUE"] {
+        assert_eq!(super::parse_env_bool(text), None, "{text:?}");
+        assert_mentions(&err_env(&[("RINGFLOW_FLOW_LATENCY", text)]), &["RINGFLOW_FLOW_LATENCY"]);
+    }
+}
+
 #[test]
 fn other_variables_are_left_alone() {
     let mut config = EngineConfig::default();

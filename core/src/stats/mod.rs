@@ -194,9 +194,20 @@ pub fn latency_default() -> bool {
         1 => true,
         2 => false,
         _ => {
-            let off = std::env::var("RINGFLOW_FLOW_LATENCY").is_ok_and(|v| matches!(v.trim(), "off" | "0" | "false"));
-            set_latency_default(!off);
-            !off
+            let on = match std::env::var("RINGFLOW_FLOW_LATENCY") {
+                Err(_) => true,
+                Ok(v) => crate::config::parse_env_bool(&v).unwrap_or_else(|| {
+                    // `ringflow config` refuses this value; a flow cannot,
+                    // so it says so once and keeps the default.
+                    eprintln!(
+                        "ringflow: RINGFLOW_FLOW_LATENCY={v:?} is not true/false/on/off/1/0 \
+                         (`ringflow config` refuses it): latency recording stays on"
+                    );
+                    true
+                }),
+            };
+            set_latency_default(on);
+            on
         }
     }
 }
