@@ -56,11 +56,12 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Check the engine configuration and print it in full: defaults, then
-    /// the file (--file, else $RINGFLOW_CONFIG), then RINGFLOW_* overrides.
+    /// the file (--config, else $RINGFLOW_CONFIG), then RINGFLOW_* overrides.
     /// Exits non-zero with the key, value and what is allowed when refused.
     Config {
-        /// A ringflow.toml to read instead of $RINGFLOW_CONFIG.
-        #[arg(long)]
+        /// A ringflow.toml to read instead of $RINGFLOW_CONFIG (`--file`,
+        /// its old name, still works).
+        #[arg(long = "config", alias = "file")]
         file: Option<std::path::PathBuf>,
     },
     /// Inspect this host for ringflow, item by item with the fix: memfd,

@@ -19,7 +19,7 @@ fn ringflow_config(args: &[&str], env: &[(&str, &str)]) -> std::process::Output 
 
 #[test]
 fn the_shipped_file_is_accepted_and_printed() {
-    let out = ringflow_config(&["--file", concat!(env!("CARGO_MANIFEST_DIR"), "/../ringflow.toml")], &[]);
+    let out = ringflow_config(&["--config", concat!(env!("CARGO_MANIFEST_DIR"), "/../ringflow.toml")], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("[engine]") && text.contains("threads = 1"), "{text}");
