@@ -47,7 +47,7 @@ pub fn stat(args: StatArgs) -> ExitCode {
         let rates = rates(&previous, &now, elapsed);
         // Groups are asked at each print (their lag is the log's, now).
         let groups = stats::bound_names(&dir).map(|n| stat_group::groups(&dir, &n)).unwrap_or_default();
-        let mut text = if args.json { json(&now, &rates) } else { table(&dir, &now, &rates, elapsed) };
+        let mut text = if args.json { json(&now, &rates) } else { table(&dir, &previous, &now, &rates, elapsed) };
         if args.json {
             stat_group::stat_json(&mut text, &groups, &now, &rates);
         } else {
@@ -263,15 +263,23 @@ pub(crate) fn rate(r: Option<f64>) -> String {
     }
 }
 
-fn table(dir: &Path, procs: &[ProcessStats], rates: &HashMap<Key, Vec<f64>>, elapsed: Duration) -> String {
+fn table(
+    dir: &Path,
+    before: &[ProcessStats],
+    procs: &[ProcessStats],
+    rates: &HashMap<Key, Vec<f64>>,
+    elapsed: Duration,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "ringflow stat: {} process(es) in {} (rates over {:.1} s)",
+        "ringflow stat: {} process(es) in {} (rates and LAST over {:.1} s)",
         procs.len(),
         dir.display(),
         elapsed.as_secs_f64()
     );
+    let old: HashMap<Key, &SlotSnapshot> =
+        before.iter().flat_map(|p| p.slots.iter().map(move |s| (key(p, s), s))).collect();
     for p in procs {
         let _ = writeln!(
             out,
@@ -282,36 +290,93 @@ fn table(dir: &Path, procs: &[ProcessStats], rates: &HashMap<Key, Vec<f64>>, ela
             if p.skipped > 0 { format!(", {} slot(s) skipped: changing or garbage", p.skipped) } else { String::new() },
             if p.unpublished > 0 { format!(", {} flow(s) not published", p.unpublished) } else { String::new() }
         );
+        // 100 columns: name, role and peer, counts and rates, then the
+        // latency of the last interval beside the totals.
         let _ = writeln!(
             out,
-            "  {:<7} {:<22} {:<9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
-            "KIND", "NAME", "ROLE", "SENT", "RECEIVED", "SEND RATE", "RECV RATE", "P50", "P99", "P99.9", "MAX"
+            "  {:<6} {:<15} {:<5} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>6} {:>6} {:>6}",
+            "KIND", "NAME", "ROLE", "PEER", "SENT", "RECV", "SENT/s", "RECV/s", "LAST50", "LAST99", "P50", "P99"
         );
         for s in p.slots.iter().filter(|s| s.kind != SlotKind::Group) {
             let r = rates.get(&key(p, s));
             let h = &s.hists[0];
-            let (c0, c1) = (s.counters[0], s.counters[1]);
+            // The interval's own histogram: now less the last read (the same
+            // slot owner only; `None` for a slot opened since).
+            let last = old.get(&key(p, s)).filter(|o| o.opened_unix_ns == s.opened_unix_ns).and_then(|o| {
+                let mut d = h.clone();
+                d.subtract(&o.hists[0]).ok().map(|()| d)
+            });
+            let quantile =
+                |h: Option<&Histogram<u64>>, q: f64| h.filter(|h| !h.is_empty()).map_or(0, |h| h.value_at_quantile(q));
+            let peer = match s.kind {
+                SlotKind::Flow if s.peer != 0 => s.peer.to_string(),
+                SlotKind::Engine if s.peer != u64::MAX => format!("core{}", s.peer),
+                _ => "-".to_string(),
+            };
             let _ = writeln!(
                 out,
-                "  {:<7} {:<22} {:<9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+                "  {:<6} {:<15} {:<5} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>6} {:>6} {:>6}",
                 s.kind.as_str(),
-                s.name,
-                role(s),
-                c0,
-                c1,
+                cut(&s.name, 15),
+                short_role(s),
+                peer,
+                count(s.counters[0]),
+                count(s.counters[1]),
                 rate(r.and_then(|r| r.first().copied())),
                 rate(r.and_then(|r| r.get(1).copied())),
-                ns(h.value_at_quantile(0.5)),
-                ns(h.value_at_quantile(0.99)),
-                ns(h.value_at_quantile(0.999)),
-                ns(h.max())
+                ns_short(quantile(last.as_ref(), 0.5)),
+                ns_short(quantile(last.as_ref(), 0.99)),
+                ns_short(quantile(Some(h), 0.5)),
+                ns_short(quantile(Some(h), 0.99)),
             );
         }
     }
     out
 }
 
+/// `name` cut to `width` characters (the last one a `~` when cut).
+fn cut(name: &str, width: usize) -> String {
+    if name.chars().count() <= width {
+        return name.to_string();
+    }
+    let mut s: String = name.chars().take(width - 1).collect();
+    s.push('~');
+    s
+}
+
+fn short_role(s: &SlotSnapshot) -> &'static str {
+    match role(s) {
+        "allocator" => "alloc",
+        "acceptor" => "accpt",
+        "engine" => "eng",
+        _ => "-",
+    }
+}
+
+/// A count in at most 7 characters.
+fn count(n: u64) -> String {
+    match n {
+        n if n < 10_000_000 => n.to_string(),
+        n if n < 10_000_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n => format!("{:.1}G", n as f64 / 1e9),
+    }
+}
+
+/// A duration in nanoseconds in at most 6 characters.
+fn ns_short(v: u64) -> String {
+    match v {
+        0 => "-".into(),
+        v if v < 10_000 => format!("{v}n"),
+        v if v < 1_000_000 => format!("{}u", v / 1_000),
+        v if v < 1_000_000_000 => format!("{}m", v / 1_000_000),
+        v => format!("{:.0}s", v as f64 / 1e9),
+    }
+}
+
 /// The last lines of the table.
-const LEGEND: &str = "\nflows: SENT/RECEIVED messages, P50..MAX one-way latency of received messages; engines: SENT = \
-     duty cycles, RECEIVED = busy cycles, P50..MAX duty-cycle time; groups: LAG bytes of log a member has not handed \
-     back, P50..MAX one-way latency of received messages\n";
+const LEGEND: &str = "
+flows: PEER pid, SENT/RECV messages, P50/P99 one-way latency of received messages since the flow
+       opened, LAST50/LAST99 over the last interval (n ns, u us, m ms)
+engines: SENT = duty cycles, RECV = busy cycles, latency = duty-cycle time
+groups: LAG bytes of log a member has not handed back, P50..MAX one-way latency of received messages
+";

@@ -110,6 +110,14 @@ fn stat_reads_a_live_process_and_survives_garbage() {
     // Nothing changed during the window: the rates say so.
     assert!(receiver.contains("\"received_per_sec\":0.0"), "{receiver}");
 
+    // The table fits 100 columns and names each flow's peer.
+    let table = ringflow(&["stat", "--once", "--window-ms", "50"], &dir);
+    assert!(table.iter().all(|l| l.chars().count() <= 100), "{table:#?}");
+    assert!(table.iter().any(|l| l.contains("PEER") && l.contains("LAST50")), "{table:#?}");
+    let rows: Vec<&String> = table.iter().filter(|l| l.contains("stat-test")).collect();
+    assert_eq!(rows.len(), 2, "{table:#?}");
+    assert!(rows.iter().all(|l| l.split_whitespace().nth(3) == Some(&pid.to_string()[..])), "{rows:#?}");
+
     let ls = ringflow(&["ls", "--json"], &dir);
     let bound = format!("{{\"type\":\"name\",\"name\":\"stat-test\",\"live\":true,\"pid\":{pid}}}");
     assert!(ls.contains(&bound), "the listener's process holds the name: {ls:#?}");
