@@ -142,6 +142,8 @@ pub(crate) fn alloc_attached(
     flow.qos.max_msg = granted.max_msg.min(flow.qos.max_msg);
     flow.qos.peer_timeout = granted.peer_timeout;
     flow.crosses_hosts = true;
+    // The request and the answer are the attach's, not the flow's.
+    flow.preamble = crate::flow::end::Preamble { sent: flow.sent_count(), received: flow.received_count() };
     Ok(Some(flow))
 }
 

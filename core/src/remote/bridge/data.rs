@@ -252,9 +252,12 @@ impl Bridge {
                         };
                         put_frame(tcp, conn, &frame, Checksum::None);
                         if gone && b.rx == End::Open {
-                            // Nobody will read what the peer sends.
+                            // Nobody will read what the peer sends. What the
+                            // dead application consumed is final: all of it
+                            // is acknowledged, not only the last Ack's worth.
                             b.rx = End::Reset;
                             b.inbound.clear();
+                            b.acked = b.acked.max(b.consumed().min(b.delivered));
                             let frame = Frame::Reset { flow_id, consumed_seq: b.acked };
                             put_frame(tcp, conn, &frame, Checksum::None);
                         }

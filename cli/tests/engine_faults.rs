@@ -1,0 +1,151 @@
+//! Standalone engines (`ringflow engine`) under faults: the counts a
+//! `PeerGone` reports through them are exact in both directions; an
+//! application killed while it sends leaves nothing held in its engine;
+//! an engine out of descriptors says so instead of "nobody listens"; a flow
+//! addressed through this host's own engine works; a port in use is said
+//! in words.
+//!
+//! Engines are `ringflow engine` processes; applications are this test
+//! process or children (this binary re-run), killed with SIGKILL. Every
+//! process is killed and reaped when its guard drops, every wait polls
+//! with a hang guard, nothing asserts a duration.
+
+mod support;
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ringflow::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, RecvError, SendError};
+use support::{child_arg, child_dir, is_child, private_dir, sleep_forever, write_marker, AppProc, EngineSpec, LONG};
+
+/// Messages of the counted streams.
+const COUNT: u64 = 1000;
+
+fn dir(tag: &str) -> ringflow_testkit::TempDir {
+    ringflow_testkit::temp_dir(&format!("ef-{tag}"))
+}
+
+/// Message `i` of a counted stream: its number, then a few bytes more.
+fn message(i: u64) -> Vec<u8> {
+    let mut m = i.to_le_bytes().to_vec();
+    m.resize(8 + (i as usize * 7) % 200, i as u8);
+    m
+}
+
+fn listener_in(dir: &Path, name: &str) -> Listener {
+    Listener::bind_with(name, ListenerOptions::new().runtime_dir(dir)).expect("bind")
+}
+
+/// An attached application's flow to `target` through the host engine of
+/// `near` (no engine of this process's own).
+fn alloc_attached(near: &Path, target: &str) -> Flow {
+    let opts = FlowOptions::new().runtime_dir(near);
+    Flow::alloc_with(target, &Qos::data(), Deadline::after(LONG), opts).expect("alloc through the host engine")
+}
+
+// ---- exact counts through standalone engines -----------------------------
+
+#[test]
+#[ignore]
+fn child_sends_counted_then_sleeps() {
+    if !is_child() {
+        return;
+    }
+    let dir = child_dir();
+    let count: u64 = child_arg("COUNT").parse().unwrap();
+    let mut listener = listener_in(&dir.join("far"), "src");
+    write_marker(&dir, "bound", "");
+    let mut flow = listener.accept_timeout(LONG).unwrap();
+    for i in 0..count {
+        flow.send_timeout(&message(i), LONG).unwrap();
+    }
+    write_marker(&dir, "sent", "");
+    std::mem::forget(flow);
+    sleep_forever();
+}
+
+#[test]
+#[ignore]
+fn child_reads_counted_then_sleeps() {
+    if !is_child() {
+        return;
+    }
+    let dir = child_dir();
+    let count: u64 = child_arg("COUNT").parse().unwrap();
+    let mut listener = listener_in(&dir.join("far"), "sink");
+    write_marker(&dir, "bound", "");
+    let mut flow = listener.accept_timeout(LONG).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    for i in 0..count {
+        let n = flow.recv_into_timeout(&mut buf, LONG).unwrap();
+        assert_eq!(&buf[..n], &message(i)[..], "message {i}");
+    }
+    write_marker(&dir, "read", "");
+    std::mem::forget(flow);
+    sleep_forever();
+}
+
+/// The far application sends exactly [`COUNT`] messages and is killed: the
+/// near one, attached to a standalone engine, reads them all and then
+/// `PeerGone { received: COUNT }` (the attach's own request and answer
+/// are no messages of the flow).
+#[test]
+fn through_standalone_engines_a_killed_senders_count_is_exact() {
+    let top = dir("recv");
+    let (near_dir, far_dir) = (private_dir(top.path(), "near"), private_dir(top.path(), "far"));
+    let far = EngineSpec::new(&far_dir, "127.0.0.1:0").start();
+    let _near = EngineSpec::new(&near_dir, "none").start();
+    let args = [("DIR", top.path().display().to_string()), ("COUNT", COUNT.to_string())];
+    let mut app = AppProc::spawn("child_sends_counted_then_sleeps", &args);
+    app.await_marker(&top.path().join("bound"));
+    let mut flow = alloc_attached(&near_dir, &format!("src@{}", far.addr));
+    let mut buf = vec![0u8; 1 << 16];
+    for i in 0..COUNT {
+        let n = flow.recv_into_timeout(&mut buf, LONG).unwrap_or_else(|e| panic!("message {i}: {e}"));
+        assert_eq!(&buf[..n], &message(i)[..], "message {i}");
+    }
+    app.await_marker(&top.path().join("sent"));
+    app.kill();
+    match flow.recv_into_timeout(&mut buf, LONG) {
+        Err(RecvError::PeerGone { received }) => assert_eq!(received, COUNT, "PeerGone's count"),
+        other => panic!("after all {COUNT} messages and the sender's kill -9: {other:?}"),
+    }
+    assert_eq!(flow.stats().received, COUNT, "the flow's own count");
+}
+
+/// The mirror: the near application sends [`COUNT`] messages, the far one
+/// reads exactly those and is killed: the next sends end in
+/// `PeerGone { delivered: COUNT }`, never more than the peer read.
+#[test]
+fn through_standalone_engines_a_killed_readers_count_is_exact() {
+    let top = dir("send");
+    let (near_dir, far_dir) = (private_dir(top.path(), "near"), private_dir(top.path(), "far"));
+    let far = EngineSpec::new(&far_dir, "127.0.0.1:0").start();
+    let _near = EngineSpec::new(&near_dir, "none").start();
+    let args = [("DIR", top.path().display().to_string()), ("COUNT", COUNT.to_string())];
+    let mut app = AppProc::spawn("child_reads_counted_then_sleeps", &args);
+    app.await_marker(&top.path().join("bound"));
+    let mut flow = alloc_attached(&near_dir, &format!("sink@{}", far.addr));
+    for i in 0..COUNT {
+        flow.send_timeout(&message(i), LONG).unwrap_or_else(|e| panic!("message {i}: {e}"));
+    }
+    assert_eq!(flow.stats().sent, COUNT, "the flow's own count");
+    app.await_marker(&top.path().join("read"));
+    app.kill();
+    // Sends go on (nobody reads them) until the death reaches this side.
+    let end = Instant::now() + LONG;
+    let outcome = loop {
+        match flow.send_timeout(b"after the death", LONG) {
+            Ok(()) => {
+                assert!(Instant::now() < end, "the reader's death never reached the sender");
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => break e,
+        }
+    };
+    match outcome {
+        SendError::PeerGone { delivered } => assert_eq!(delivered, COUNT, "PeerGone's count"),
+        other => panic!("after the reader's kill -9: {other:?}"),
+    }
+}
