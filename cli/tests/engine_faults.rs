@@ -17,7 +17,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ringflow::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, RecvError, SendError};
-use support::{child_arg, child_dir, is_child, private_dir, sleep_forever, write_marker, AppProc, EngineSpec, LONG};
+use support::{
+    child_arg, child_dir, fds_of, is_child, private_dir, sleep_forever, write_marker, AppProc, EngineProc, EngineSpec,
+    Fds, LONG,
+};
 
 /// Messages of the counted streams.
 const COUNT: u64 = 1000;
@@ -148,4 +151,110 @@ fn through_standalone_engines_a_killed_readers_count_is_exact() {
         SendError::PeerGone { delivered } => assert_eq!(delivered, COUNT, "PeerGone's count"),
         other => panic!("after the reader's kill -9: {other:?}"),
     }
+}
+
+// ---- nothing held after a death -------------------------------------------
+
+#[test]
+#[ignore]
+fn child_sends_until_killed() {
+    if !is_child() {
+        return;
+    }
+    let dir = child_dir();
+    let marker = child_arg("MARKER");
+    let mut listener = listener_in(&dir.join("far"), "src");
+    write_marker(&dir, &marker, "");
+    let mut flow = listener.accept_timeout(LONG).unwrap();
+    for i in 0.. {
+        flow.send_timeout(&message(i), LONG).unwrap();
+    }
+    unreachable!();
+}
+
+/// Descriptors of both engines, for messages.
+fn both(far: &EngineProc, near: &EngineProc) -> (Fds, Fds) {
+    (fds_of(far.pid()), fds_of(near.pid()))
+}
+
+/// Applications killed while they send (their engine forwarding, the flow
+/// full of unread messages): once each death has reached the other side,
+/// both engines hold as many memfds and sockets as before the first.
+#[test]
+fn an_application_killed_while_it_sends_leaves_nothing_in_either_engine() {
+    const KILLS: u64 = 4;
+    let top = dir("leak");
+    let (near_dir, far_dir) = (private_dir(top.path(), "near"), private_dir(top.path(), "far"));
+    let far = EngineSpec::new(&far_dir, "127.0.0.1:0").start();
+    let near = EngineSpec::new(&near_dir, "none").start();
+    let mut buf = vec![0u8; 1 << 16];
+    // One clean flow first: the link between the engines is up, and stays.
+    {
+        let mut listener = listener_in(&far_dir, "clean");
+        let server = thread::spawn(move || {
+            let mut flow = listener.accept_timeout(LONG).unwrap();
+            flow.send_timeout(b"hello", LONG).unwrap();
+            flow.dealloc_timeout(LONG).unwrap();
+        });
+        let mut flow = alloc_attached(&near_dir, &format!("clean@{}", far.addr));
+        assert_eq!(&*flow.recv_ref_timeout(LONG).unwrap(), b"hello");
+        assert!(matches!(flow.recv_into_timeout(&mut buf, LONG), Err(RecvError::Closed)));
+        drop(flow);
+        server.join().unwrap();
+    }
+    // Settled: the clean flow is gone from both engines.
+    let mut before = both(&far, &near);
+    support::wait_until("the clean flow's descriptors to settle", || {
+        thread::sleep(Duration::from_millis(100));
+        let now = both(&far, &near);
+        let was = std::mem::replace(&mut before, now);
+        if was == now {
+            Ok(())
+        } else {
+            Err(format!("{was:?} then {now:?}"))
+        }
+    });
+    println!("baseline: far {:?}, near {:?}", before.0, before.1);
+    for kill in 0..KILLS {
+        let marker = format!("bound{kill}");
+        let args = [("DIR", top.path().display().to_string()), ("MARKER", marker.clone())];
+        let mut app = AppProc::spawn("child_sends_until_killed", &args);
+        app.await_marker(&top.path().join(&marker));
+        let mut flow = alloc_attached(&near_dir, &format!("src@{}", far.addr));
+        for i in 0..100 {
+            let n = flow.recv_into_timeout(&mut buf, LONG).unwrap();
+            assert_eq!(&buf[..n], &message(i)[..]);
+        }
+        app.kill();
+        // Read on (the ring and the engines hold more) until the death.
+        let mut read = 100;
+        loop {
+            match flow.recv_into_timeout(&mut buf, LONG) {
+                Ok(n) => {
+                    assert_eq!(&buf[..n], &message(read)[..]);
+                    read += 1;
+                }
+                Err(RecvError::PeerGone { received }) => {
+                    assert_eq!(received, read);
+                    break;
+                }
+                Err(e) => panic!("kill {kill}: {e}"),
+            }
+        }
+        drop(flow);
+        let now = both(&far, &near);
+        println!("after kill {kill} ({read} read): far {:?}, near {:?}", now.0, now.1);
+    }
+    let baseline = before;
+    let memfds_and_sockets = |(far, near): (Fds, Fds)| (far.memfds, far.sockets, near.memfds, near.sockets);
+    let mut last = baseline;
+    support::wait_until("both engines back to their memfds and sockets", || {
+        last = both(&far, &near);
+        if memfds_and_sockets(last) == memfds_and_sockets(baseline) {
+            Ok(())
+        } else {
+            Err(format!("baseline {baseline:?}, now {last:?}"))
+        }
+    });
+    println!("settled: far {:?}, near {:?}", last.0, last.1);
 }

@@ -206,12 +206,16 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Polls `condition` (sleeping between looks) until it holds; panics with
-/// `what()` after [`LONG`]: a hang guard, not a measurement.
-pub fn wait_until(mut what: impl FnMut() -> String, mut condition: impl FnMut() -> bool) {
+/// Polls `check` (sleeping between looks) until it passes; panics with
+/// `what` and its last complaint after [`LONG`]: a hang guard, not a
+/// measurement.
+pub fn wait_until(what: &str, mut check: impl FnMut() -> Result<(), String>) {
     let end = Instant::now() + LONG;
-    while !condition() {
-        assert!(Instant::now() < end, "gave up waiting: {}", what());
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(why) => assert!(Instant::now() < end, "gave up waiting for {what}: {why}"),
+        }
         thread::sleep(Duration::from_millis(20));
     }
 }

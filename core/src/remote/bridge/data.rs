@@ -167,6 +167,12 @@ impl Bridge {
             }
             if let End::Gone(_) = b.rx {
                 if b.inbound.is_empty() {
+                    // The peer's engine keeps the dead application's
+                    // messages for a resend until they are acknowledged,
+                    // and nothing here will acknowledge them once the flow
+                    // is gone: say it is over, so that the far end lets go
+                    // of the flow (its window, memfd and sockets).
+                    frames.push((link, Frame::Reset { flow_id, consumed_seq: consumed }));
                     finished.push(key);
                     continue;
                 }
