@@ -148,6 +148,11 @@ impl EngineProc {
         }
     }
 
+    /// The lines it wrote to stderr since the last look (for messages).
+    pub fn said(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -130,7 +130,9 @@ impl RemoteEngine {
             uring.coop_taskrun = !uring.sqpoll;
         }
         let owner = (invoker_mode && uring.single_issuer).then(invoker::this_thread);
-        let bridge = Bridge::new(uring, config.net().backend, listen, runtime_dir, Arc::clone(&shared), ready_tx);
+        let net = config.net();
+        let bridge =
+            Bridge::new(uring, net.backend, net.memory_budget, listen, runtime_dir, Arc::clone(&shared), ready_tx);
         let mut engine = Engine::start(config, vec![Box::new(bridge)])?;
         if invoker_mode {
             // The first duty cycle builds the network, here and now.

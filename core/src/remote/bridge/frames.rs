@@ -3,6 +3,8 @@
 
 use super::*;
 
+use super::data::window_limits;
+
 impl Bridge {
     /// Decodes what `conn` has received: the hello exchange, then frames,
     /// each handled where it lies in the receive buffer.
@@ -16,7 +18,36 @@ impl Bridge {
         let decoder = self.decoder;
         let mut used = 0;
         let mut broken = false;
+        let mut skip = 0;
         loop {
+            // Each frame is judged at its header, before its body is waited for.
+            match decoder.frame_len(&rx[used..]) {
+                Ok(Some(total)) => match self.admit(link, &rx[used..], total) {
+                    budget::Admit::Take => {}
+                    budget::Admit::Wait => break,
+                    budget::Admit::Refuse => {
+                        broken = true;
+                        break;
+                    }
+                    budget::Admit::Skip { flow_id } if rx.len() - used < total => {
+                        // For a flow not here (ended, or never was): its
+                        // bytes are dropped as they arrive, never held. The
+                        // connection stays: a peer's frames for a flow that
+                        // just ended here are in flight legitimately.
+                        skip = total - (rx.len() - used);
+                        used = rx.len();
+                        self.reset_unknown(link, flow_id);
+                        break;
+                    }
+                    // Whole already: answered as any frame of an unknown flow.
+                    budget::Admit::Skip { .. } => {}
+                },
+                Ok(None) => break,
+                Err(_) => {
+                    broken = true;
+                    break;
+                }
+            }
             match decoder.decode(&rx[used..]) {
                 Ok(Some((frame, n))) => {
                     let crc = rx[used + 5] & wire::FLAG_CRC32C != 0;
@@ -43,7 +74,10 @@ impl Bridge {
             let mut rx = rx;
             rx.drain(..used);
             c.rx = rx;
+            // (A skip still running left nothing to decode: this adds to 0.)
+            c.skip += skip;
         }
+        self.settle_rx(conn);
     }
 
     /// Handles one frame from `link`; false if the peer broke the protocol.
@@ -153,6 +187,18 @@ impl Bridge {
         if b.rx != End::Open {
             return true; // after Reset or Gone on our side: dropped
         }
+        if b.reliable && !b.inbound.is_empty() {
+            // It will queue: within what the sender may have unacknowledged
+            // (its window), and within the engine's budget; else the
+            // connection goes, this message unaccepted (a resume resends it).
+            let limit = window_limits(b.end.qos()).max_bytes;
+            let more = payload.len();
+            // SYNC: Relaxed; see `Inbound::push_back`.
+            let held = self.rx_held + self.inbound_held.load(std::sync::atomic::Ordering::Relaxed);
+            if b.inbound.bytes() + more > limit || held.saturating_add(more) > self.budget {
+                return false;
+            }
+        }
         match b.seq.accept(seq) {
             Ok(wire::Delivery::Stale) => return true,
             Ok(_) => {}
@@ -168,7 +214,11 @@ impl Bridge {
                 Err(_) => return true, // the local application left; `flows` notices
             }
         }
-        if !b.reliable && b.inbound.len() >= LOSSY_QUEUE {
+        let room = b.inbound.bytes() + payload.len() <= window_limits(b.end.qos()).max_bytes;
+        // SYNC: Relaxed; see `Inbound::push_back`.
+        let held = self.rx_held + self.inbound_held.load(std::sync::atomic::Ordering::Relaxed);
+        let room = room && held.saturating_add(payload.len()) <= self.budget;
+        if !b.reliable && (b.inbound.len() >= LOSSY_QUEUE || !room) {
             b.dropped += 1;
             return true;
         }
@@ -293,7 +343,8 @@ impl Bridge {
                 Ok(end) => {
                     qos = end.qos().encode();
                     if self.links.contains_key(&link) {
-                        self.flows.insert((link, flow_id), Bridged::new(end, String::new(), flow_id, None));
+                        let held = Arc::clone(&self.inbound_held);
+                        self.flows.insert((link, flow_id), Bridged::new(end, String::new(), flow_id, None, held));
                     }
                     OpenResult::Accepted
                 }

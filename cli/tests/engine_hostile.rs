@@ -1,0 +1,279 @@
+//! A standalone engine (`ringflow engine`) against a hostile peer that has
+//! completed the hello: frames for flows that do not exist, lengths beyond
+//! what a flow admits, bodies trickled and never finished, floods of
+//! opens. After each, the engine is up, answers a legitimate remote flow,
+//! and its resident memory stays within its budget
+//! (`net.memory_budget`) plus a margin.
+//!
+//! The hostile peer is a raw TCP client speaking the wire codec
+//! (`ringflow_core::wire`); the legitimate flow goes through a second
+//! engine process, as an application attached to it. Every process is
+//! killed and reaped when its guard drops; every wait has a hang guard;
+//! nothing asserts a duration.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::thread;
+
+use ringflow::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos};
+use ringflow_core::wire::{self, Checksum, Frame, Hello, HelloAck, OpenResult};
+use support::{private_dir, rss_kib, EngineProc, EngineSpec, LONG};
+
+/// The far engine's budget in these tests (its default is far larger).
+const BUDGET: usize = 16 << 20;
+/// What the engine's resident memory may exceed its idle size by, besides
+/// the budget: allocator slack, thread stacks, flows' own state.
+const MARGIN: usize = 24 << 20;
+
+fn dir(tag: &str) -> ringflow_testkit::TempDir {
+    ringflow_testkit::temp_dir(&format!("eh-{tag}"))
+}
+
+/// A peer engine that is not one: the hello, then whatever the test writes.
+struct RawPeer {
+    sock: TcpStream,
+    /// Bytes read past the hello answer.
+    rx: Vec<u8>,
+}
+
+impl RawPeer {
+    /// Connects to `addr` and completes the hello as engine `engine_id`.
+    fn connect(addr: &str, engine_id: u64) -> RawPeer {
+        let mut sock = TcpStream::connect(addr).expect("connect to the engine");
+        sock.set_read_timeout(Some(LONG)).unwrap();
+        let mut hello = Vec::new();
+        Hello::new(engine_id, wire::Features::NONE, 100).encode(&mut hello);
+        sock.write_all(&hello).unwrap();
+        let mut rx = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some((_, n)) = HelloAck::decode(&rx).expect("a well-formed hello answer") {
+                rx.drain(..n);
+                break;
+            }
+            let n = sock.read(&mut buf).expect("the hello answer");
+            assert!(n > 0, "the engine closed the connection during the hello");
+            rx.extend_from_slice(&buf[..n]);
+        }
+        RawPeer { sock, rx }
+    }
+
+    fn send(&mut self, frame: &Frame<'_>) {
+        let mut out = Vec::new();
+        wire::encode(frame, Checksum::None, &mut out).unwrap();
+        self.sock.write_all(&out).unwrap();
+    }
+
+    /// Writes raw bytes; false if the engine has closed the connection.
+    fn write(&mut self, bytes: &[u8]) -> bool {
+        self.sock.write_all(bytes).is_ok()
+    }
+
+    /// The next frame the engine sends that is not a keepalive.
+    fn next_frame(&mut self) -> Option<Frame<'static>> {
+        let decoder = wire::Decoder::new(1 << 20);
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some((frame, n)) = decoder.decode(&self.rx).expect("a well-formed frame") {
+                let owned = own(&frame);
+                self.rx.drain(..n);
+                match owned {
+                    Frame::Keepalive { .. } => continue,
+                    f => return Some(f),
+                }
+            }
+            match self.sock.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.rx.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("reading from the engine: {e}"),
+            }
+        }
+    }
+
+    /// Opens flow `flow_id` to `name` with `qos`; the engine's answer.
+    fn open(&mut self, flow_id: u32, name: &str, qos: &Qos) -> OpenResult {
+        self.send(&Frame::Open { flow_id, name, qos: qos.encode() });
+        loop {
+            match self.next_frame() {
+                Some(Frame::OpenAck { flow_id: id, result, .. }) if id == flow_id => return result,
+                Some(_) => {}
+                None => panic!("the engine closed the connection instead of answering the open"),
+            }
+        }
+    }
+
+    /// Whether the engine closes the connection: reads (dropping what it
+    /// sends) until the end, or the hang guard.
+    fn closed_by_engine(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.sock.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// A frame without borrows (the tests only look at fixed-size kinds).
+fn own(frame: &Frame<'_>) -> Frame<'static> {
+    match *frame {
+        Frame::OpenAck { flow_id, result, qos } => Frame::OpenAck { flow_id, result, qos },
+        Frame::Ack { flow_id, cumulative_seq } => Frame::Ack { flow_id, cumulative_seq },
+        Frame::Close { flow_id, last_seq } => Frame::Close { flow_id, last_seq },
+        Frame::Gone { flow_id, last_seq } => Frame::Gone { flow_id, last_seq },
+        Frame::Reset { flow_id, consumed_seq } => Frame::Reset { flow_id, consumed_seq },
+        Frame::Resume { flow_id, next_expected_seq } => Frame::Resume { flow_id, next_expected_seq },
+        Frame::Keepalive { ts_ns } => Frame::Keepalive { ts_ns },
+        Frame::Open { flow_id, .. } | Frame::Data { flow_id, .. } => Frame::Reset { flow_id, consumed_seq: u64::MAX },
+    }
+}
+
+/// The header and fixed fields of a `Data` frame of `flow_id` claiming a
+/// payload of `payload_len` bytes (its body to follow, or never).
+fn data_header(flow_id: u32, payload_len: usize) -> Vec<u8> {
+    wire::data_prefix(flow_id, wire::FIRST_SEQ, payload_len, Checksum::None).unwrap().to_vec()
+}
+
+/// The far engine, with a small budget, and a listener `echo` in its
+/// runtime directory served by this process: every flow accepted is
+/// echoed on a thread of its own until it ends.
+struct Far {
+    engine: EngineProc,
+    _echo: thread::JoinHandle<()>,
+}
+
+fn far_engine(far_dir: &Path) -> Far {
+    let engine = EngineSpec::new(far_dir, "127.0.0.1:0").env("RINGFLOW_NET_MEMORY_BUDGET", &BUDGET.to_string()).start();
+    let mut listener = Listener::bind_with("echo", ListenerOptions::new().runtime_dir(far_dir)).unwrap();
+    let echo = thread::spawn(move || {
+        // Ends when the engine dies (its flows and the accept fail) or the
+        // hang guard passes.
+        while let Ok(mut flow) = listener.accept_timeout(LONG) {
+            thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 20];
+                while let Ok(n) = flow.recv_into_timeout(&mut buf, LONG) {
+                    if flow.send_timeout(&buf[..n], LONG).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Far { engine, _echo: echo }
+}
+
+/// A legitimate remote flow to `echo` through an engine of its own
+/// (`near_dir`), and a few round trips on it.
+fn legitimate_round_trips(near_dir: &Path, far: &EngineProc) {
+    let opts = FlowOptions::new().runtime_dir(near_dir);
+    let mut flow = Flow::alloc_with(&format!("echo@{}", far.addr), &Qos::data(), Deadline::after(LONG), opts)
+        .expect("a legitimate flow after the attack");
+    for i in 0..20u32 {
+        let msg = vec![i as u8; 1 + i as usize * 100];
+        flow.send_timeout(&msg, LONG).unwrap();
+        assert_eq!(&*flow.recv_ref_timeout(LONG).unwrap(), &msg[..], "round trip {i}");
+    }
+    flow.dealloc_timeout(LONG).unwrap();
+}
+
+fn assert_rss_within_budget(far: &EngineProc, idle_kib: u64, after: &str) {
+    let rss = rss_kib(far.pid());
+    println!("far engine VmRSS: idle {idle_kib} KiB, {after}: {rss} KiB (budget {} KiB)", BUDGET >> 10);
+    assert!(
+        rss <= idle_kib + ((BUDGET + MARGIN) >> 10) as u64,
+        "{after}: VmRSS {rss} KiB, idle {idle_kib} KiB, budget {} KiB + margin {} KiB",
+        BUDGET >> 10,
+        MARGIN >> 10
+    );
+}
+
+/// Eight connections each send the header of a 48 MiB `Data` frame for a
+/// flow that does not exist and trickle 8 MiB of its body: nothing of it is
+/// kept (the frame is refused at its header, its bytes dropped as they
+/// come), each gets `Reset`, and the engine's memory does not move.
+#[test]
+fn frames_for_flows_that_do_not_exist_are_refused_at_their_header() {
+    let top = dir("unknown");
+    let (near_dir, far_dir) = (private_dir(top.path(), "near"), private_dir(top.path(), "far"));
+    let far = far_engine(&far_dir);
+    let _near = EngineSpec::new(&near_dir, "none").start();
+    let idle = rss_kib(far.engine.pid());
+    let mut peers: Vec<RawPeer> = (0..8).map(|i| RawPeer::connect(&far.engine.addr, 0xbad0 + i)).collect();
+    let chunk = vec![0x5a; 64 << 10];
+    for (i, p) in peers.iter_mut().enumerate() {
+        assert!(p.write(&data_header(1000 + i as u32, 48 << 20)));
+    }
+    for _ in 0..(8 << 20) / chunk.len() {
+        for p in peers.iter_mut() {
+            assert!(
+                p.write(&chunk),
+                "the engine closed a connection that only sent bytes of a skipped frame; it said {:?}",
+                far.engine.said()
+            );
+        }
+    }
+    for (i, p) in peers.iter_mut().enumerate() {
+        match p.next_frame() {
+            Some(Frame::Reset { flow_id, .. }) => assert_eq!(flow_id, 1000 + i as u32),
+            other => panic!("connection {i}: {other:?}, expected Reset of the unknown flow"),
+        }
+    }
+    assert_rss_within_budget(&far.engine, idle, "8 × 8 MiB trickled for flows that do not exist");
+    legitimate_round_trips(&near_dir, &far.engine);
+}
+
+/// A `Data` frame longer than its flow's largest message is refused at its
+/// header: the connection is closed before any of the body is kept.
+#[test]
+fn a_frame_longer_than_its_flow_admits_closes_the_connection() {
+    let top = dir("long");
+    let (near_dir, far_dir) = (private_dir(top.path(), "near"), private_dir(top.path(), "far"));
+    let far = far_engine(&far_dir);
+    let _near = EngineSpec::new(&near_dir, "none").start();
+    let mut peer = RawPeer::connect(&far.engine.addr, 0x10f6);
+    let qos = Qos { max_msg: 64 << 10, ..Qos::data() };
+    assert_eq!(peer.open(7, "echo", &qos), OpenResult::Accepted);
+    assert!(peer.write(&data_header(7, (64 << 10) + 1)));
+    assert!(peer.closed_by_engine(), "a frame beyond the flow's max_msg was waited for");
+    legitimate_round_trips(&near_dir, &far.engine);
+}
+
+/// Flows that admit large messages, and connections that each trickle a
+/// frame as large as that and never finish it: a connection is closed once
+/// it holds a quarter of the budget, and together they never hold more
+/// than the budget.
+#[test]
+fn unfinished_large_frames_stay_within_the_memory_budget() {
+    let top = dir("budget");
+    let (near_dir, far_dir) = (private_dir(top.path(), "near"), private_dir(top.path(), "far"));
+    let far = far_engine(&far_dir);
+    let _near = EngineSpec::new(&near_dir, "none").start();
+    let idle = rss_kib(far.engine.pid());
+    let big = 32 << 20;
+    let qos = Qos { max_msg: big, ..Qos::data() };
+    let mut peers: Vec<RawPeer> = (0..6).map(|i| RawPeer::connect(&far.engine.addr, 0xb16 + i)).collect();
+    for p in peers.iter_mut() {
+        assert_eq!(p.open(1, "echo", &qos), OpenResult::Accepted);
+        assert!(p.write(&data_header(1, big)));
+    }
+    // Each trickles up to 6 MiB (more than its quarter of the budget).
+    let chunk = vec![0xa5; 64 << 10];
+    let mut open = vec![true; peers.len()];
+    for _ in 0..(6 << 20) / chunk.len() {
+        for (p, open) in peers.iter_mut().zip(open.iter_mut()) {
+            *open = *open && p.write(&chunk);
+        }
+    }
+    for (i, p) in peers.iter_mut().enumerate() {
+        assert!(p.closed_by_engine(), "connection {i} trickled past its share and was kept");
+    }
+    assert_rss_within_budget(&far.engine, idle, "6 connections trickling 32 MiB frames");
+    legitimate_round_trips(&near_dir, &far.engine);
+}
