@@ -16,7 +16,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringflow::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, RecvError, SendError};
+use ringflow::{AllocError, Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, RecvError, SendError};
 use support::{
     child_arg, child_dir, fds_of, is_child, private_dir, sleep_forever, write_marker, AppProc, EngineProc, EngineSpec,
     Fds, LONG,
@@ -257,4 +257,86 @@ fn an_application_killed_while_it_sends_leaves_nothing_in_either_engine() {
         }
     });
     println!("settled: far {:?}, near {:?}", last.0, last.1);
+}
+
+// ---- out of descriptors ----------------------------------------------------
+
+/// Sets the soft RLIMIT_NOFILE of process `pid` (keeping its hard limit);
+/// returns the soft limit it had.
+fn set_nofile(pid: u32, soft: u64) -> u64 {
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: reads the limit into `old`, a live local; no new limit.
+    let r = unsafe { libc::prlimit(pid as i32, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) };
+    assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+    let new = libc::rlimit { rlim_cur: soft, rlim_max: old.rlim_max };
+    // SAFETY: `new` is a live local; the old value is not asked for.
+    let r = unsafe { libc::prlimit(pid as i32, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
+    assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+    old.rlim_cur
+}
+
+/// An echo listener `name` in `dir`, served on threads of this process:
+/// ends with its flows when their engine goes, or at the hang guard.
+fn echo_listener(dir: &Path, name: &str) -> thread::JoinHandle<()> {
+    let mut listener = listener_in(dir, name);
+    thread::spawn(move || {
+        while let Ok(mut flow) = listener.accept_timeout(LONG) {
+            thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                while let Ok(n) = flow.recv_into_timeout(&mut buf, LONG) {
+                    if flow.send_timeout(&buf[..n], LONG).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    })
+}
+
+fn round_trip(flow: &mut Flow) {
+    flow.send_timeout(b"ping", LONG).unwrap();
+    assert_eq!(&*flow.recv_ref_timeout(LONG).unwrap(), b"ping");
+}
+
+/// The far engine at its descriptor limit: an open of a bound name fails
+/// as a resource limit with its cause (EMFILE), not as `NotFound`; once
+/// the limit is raised, the same open works.
+#[test]
+fn an_engine_out_of_descriptors_says_so_not_that_nobody_listens() {
+    let top = dir("nofile");
+    let (near_dir, far_dir) = (private_dir(top.path(), "near"), private_dir(top.path(), "far"));
+    let far = EngineSpec::new(&far_dir, "127.0.0.1:0").start();
+    let _near = EngineSpec::new(&near_dir, "none").start();
+    let _echo = echo_listener(&far_dir, "echo");
+    let target = format!("echo@{}", far.addr);
+    // The link between the engines is up before the limit bites.
+    let mut first = alloc_attached(&near_dir, &target);
+    round_trip(&mut first);
+    first.dealloc_timeout(LONG).unwrap();
+    let mut open = fds_of(far.pid()).total;
+    support::wait_until("the far engine's descriptors to settle", || {
+        thread::sleep(Duration::from_millis(100));
+        let now = fds_of(far.pid()).total;
+        let was = std::mem::replace(&mut open, now);
+        if was == now {
+            Ok(())
+        } else {
+            Err(format!("{was} then {now}"))
+        }
+    });
+    // No descriptor above those open now.
+    let old = set_nofile(far.pid(), open as u64);
+    let opts = FlowOptions::new().runtime_dir(&near_dir);
+    let r = Flow::alloc_with(&target, &Qos::data(), Deadline::after(LONG), opts);
+    match &r {
+        Err(AllocError::RemoteResourceLimit { errno }) => {
+            assert_eq!(*errno, libc::EMFILE, "the cause");
+            let text = r.as_ref().unwrap_err().to_string();
+            assert!(text.contains("resource") && text.contains("open files"), "{text}");
+        }
+        other => panic!("the far engine out of descriptors: {:?}, expected RemoteResourceLimit", other.as_ref().err()),
+    }
+    set_nofile(far.pid(), old);
+    let mut again = alloc_attached(&near_dir, &target);
+    round_trip(&mut again);
 }

@@ -38,13 +38,11 @@ pub struct EngineSpec<'a> {
     pub listen: &'a str,
     /// More `RINGFLOW_*` variables.
     pub env: Vec<(String, String)>,
-    /// RLIMIT_NOFILE of the engine process (set before exec), if any.
-    pub nofile: Option<u64>,
 }
 
 impl<'a> EngineSpec<'a> {
     pub fn new(runtime_dir: &'a Path, listen: &'a str) -> EngineSpec<'a> {
-        EngineSpec { runtime_dir, listen, env: Vec::new(), nofile: None }
+        EngineSpec { runtime_dir, listen, env: Vec::new() }
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -68,19 +66,12 @@ impl<'a> EngineSpec<'a> {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let nofile = self.nofile;
         // SAFETY: the closure runs in the forked child before exec and only
-        // calls prctl and setrlimit, async-signal-safe; it touches no Rust state.
+        // calls prctl, async-signal-safe; it touches no Rust state.
         unsafe {
-            cmd.pre_exec(move || {
+            cmd.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
                     return Err(std::io::Error::last_os_error());
-                }
-                if let Some(n) = nofile {
-                    let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
                 }
                 Ok(())
             });

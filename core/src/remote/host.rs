@@ -49,6 +49,7 @@ mod code {
     pub const REMOTE_BUSY: u8 = 8;
     pub const REMOTE_SHUTTING_DOWN: u8 = 9;
     pub const SHUTTING_DOWN: u8 = 10;
+    pub const REMOTE_RESOURCE_LIMIT: u8 = 11;
 }
 
 /// The engine's answer to an attached open, as the first message.
@@ -66,6 +67,7 @@ pub(super) fn encode_outcome(result: &Result<Qos, AllocError>) -> Vec<u8> {
                 AllocError::RemoteBusy => code::REMOTE_BUSY,
                 AllocError::RemoteShuttingDown => code::REMOTE_SHUTTING_DOWN,
                 AllocError::EngineShuttingDown => code::SHUTTING_DOWN,
+                AllocError::RemoteResourceLimit { .. } => code::REMOTE_RESOURCE_LIMIT,
                 _ => code::OTHER,
             };
             let text = match e {
@@ -73,6 +75,7 @@ pub(super) fn encode_outcome(result: &Result<Qos, AllocError>) -> Vec<u8> {
                 AllocError::EngineUnreachable { addr, source } => format!("{addr}\n{source}"),
                 AllocError::RemoteUnreachable { addr, reported } => format!("{addr}\n{reported}"),
                 AllocError::InvalidTarget { target } => target.clone(),
+                AllocError::RemoteResourceLimit { errno } => errno.to_string(),
                 other => other.to_string(),
             };
             (c, [0; crate::wire::QOS_LEN], text)
@@ -111,6 +114,7 @@ fn decode_outcome(msg: &[u8]) -> Result<Qos, AllocError> {
         code::REMOTE_BUSY => Err(AllocError::RemoteBusy),
         code::REMOTE_SHUTTING_DOWN => Err(AllocError::RemoteShuttingDown),
         code::SHUTTING_DOWN => Err(AllocError::EngineShuttingDown),
+        code::REMOTE_RESOURCE_LIMIT => Err(AllocError::RemoteResourceLimit { errno: text.parse().unwrap_or(0) }),
         code::OTHER => Err(AllocError::HostEngine { message: text }),
         c => Err(corrupt(&format!("unknown code {c}"))),
     }
@@ -299,6 +303,10 @@ mod tests {
         assert!(matches!(round(AllocError::RemoteBusy), AllocError::RemoteBusy));
         assert!(matches!(round(AllocError::RemoteShuttingDown), AllocError::RemoteShuttingDown));
         assert!(matches!(round(AllocError::EngineShuttingDown), AllocError::EngineShuttingDown));
+        assert!(matches!(
+            round(AllocError::RemoteResourceLimit { errno: libc::EMFILE }),
+            AllocError::RemoteResourceLimit { errno } if errno == libc::EMFILE
+        ));
         // Anything else travels as the engine's text, not as an OS error.
         match round(AllocError::EngineNetworkDown) {
             AllocError::HostEngine { message } => assert_eq!(message, AllocError::EngineNetworkDown.to_string()),

@@ -167,7 +167,7 @@ impl Bridge {
                 }
             }
         }
-        let err = refusal(result, b.name.clone());
+        let err = refusal(result, b.name.clone(), &qos);
         reply.answer(&mut b.end, Err(err));
         self.flows.remove(&(link, flow_id));
     }
@@ -321,12 +321,11 @@ impl Bridge {
             });
             let _ = tx.send(Opened { link, flow_id, result });
         });
-        if spawned.is_err() {
+        if let Err(e) = spawned {
+            // No thread for the open (EAGAIN: out of threads or memory).
             self.opening.remove(&(link, flow_id));
-            self.send_frame(
-                link,
-                &Frame::OpenAck { flow_id, result: OpenResult::ShuttingDown, qos: [0; wire::QOS_LEN] },
-            );
+            let errno = e.raw_os_error().unwrap_or(0);
+            self.send_frame(link, &resource_limit(flow_id, errno));
         }
     }
 
@@ -351,7 +350,15 @@ impl Bridge {
                 Err(AllocError::NotFound { .. } | AllocError::InvalidName(_)) => OpenResult::NameNotFound,
                 Err(AllocError::PermissionDenied) => OpenResult::PermissionDenied,
                 Err(AllocError::InvalidQos(_) | AllocError::Refused(_)) => OpenResult::QosRefused,
-                Err(_) => OpenResult::NameNotFound,
+                Err(e) => match resource_errno(&e) {
+                    // Out of descriptors, memory, threads: said as such,
+                    // with the cause, never as a missing name.
+                    Some(errno) => {
+                        self.send_frame(link, &resource_limit(flow_id, errno));
+                        continue;
+                    }
+                    None => OpenResult::NameNotFound,
+                },
             };
             self.send_frame(link, &Frame::OpenAck { flow_id, result: answer, qos });
         }
@@ -359,10 +366,41 @@ impl Bridge {
     }
 }
 
+/// The answer to an open that failed for want of a resource; the errno
+/// rides in the answer's QoS field (see [`OpenResult::ResourceLimit`]).
+fn resource_limit(flow_id: u32, errno: i32) -> Frame<'static> {
+    let mut qos = [0; wire::QOS_LEN];
+    qos[..4].copy_from_slice(&(errno.max(0) as u32).to_le_bytes());
+    Frame::OpenAck { flow_id, result: OpenResult::ResourceLimit, qos }
+}
+
+/// The errno of an alloc that failed for want of a resource (descriptors,
+/// memory, threads), found anywhere in its chain of causes.
+fn resource_errno(e: &AllocError) -> Option<i32> {
+    if let AllocError::ResourceLimit(io) = e {
+        return Some(io.raw_os_error().unwrap_or(0));
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if crate::flow::error::is_resource_limit(io) || io.raw_os_error() == Some(libc::EAGAIN) {
+                return io.raw_os_error();
+            }
+        }
+        cause = c.source();
+    }
+    None
+}
+
 /// What the application's alloc says when the remote engine answered an
-/// open of `name` with `result` (not `Accepted`).
-fn refusal(result: OpenResult, name: String) -> AllocError {
+/// open of `name` with `result` (not `Accepted`); `qos` is the answer's
+/// QoS field.
+fn refusal(result: OpenResult, name: String, qos: &[u8; wire::QOS_LEN]) -> AllocError {
     match result {
+        OpenResult::ResourceLimit => {
+            let errno = u32::from_le_bytes([qos[0], qos[1], qos[2], qos[3]]);
+            AllocError::RemoteResourceLimit { errno: i32::try_from(errno).unwrap_or(0) }
+        }
         OpenResult::NameNotFound => AllocError::NotFound { name },
         OpenResult::PermissionDenied => AllocError::PermissionDenied,
         OpenResult::QosRefused => AllocError::Refused(crate::flow::handshake::Refusal::InvalidQos),
@@ -382,7 +420,7 @@ mod tests {
 
     #[test]
     fn each_open_refusal_is_its_own_alloc_error() {
-        let r = |result| refusal(result, "svc".into());
+        let r = |result| refusal(result, "svc".into(), &[0; wire::QOS_LEN]);
         assert!(matches!(r(OpenResult::NameNotFound), AllocError::NotFound { name } if name == "svc"));
         assert!(matches!(r(OpenResult::PermissionDenied), AllocError::PermissionDenied));
         assert!(matches!(r(OpenResult::QosRefused), AllocError::Refused(_)));
@@ -390,5 +428,22 @@ mod tests {
         assert!(matches!(r(OpenResult::ShuttingDown), AllocError::RemoteShuttingDown));
         assert!(matches!(r(OpenResult::FlowIdInUse), AllocError::CorruptPeer(Corruption::Protocol(_))));
         assert!(matches!(r(OpenResult::Accepted), AllocError::CorruptPeer(Corruption::Protocol(_))));
+        assert!(matches!(r(OpenResult::ResourceLimit), AllocError::RemoteResourceLimit { errno: 0 }));
+        let Frame::OpenAck { result, qos, .. } = resource_limit(3, libc::EMFILE) else { panic!() };
+        assert!(matches!(
+            refusal(result, "svc".into(), &qos),
+            AllocError::RemoteResourceLimit { errno } if errno == libc::EMFILE
+        ));
+    }
+
+    /// An alloc that ran out of descriptors is a resource limit, wherever
+    /// in its causes the errno is; a missing name is not.
+    #[test]
+    fn resource_limits_are_found_in_the_causes() {
+        let emfile = || std::io::Error::from_raw_os_error(libc::EMFILE);
+        assert_eq!(resource_errno(&AllocError::ResourceLimit(emfile())), Some(libc::EMFILE));
+        assert_eq!(resource_errno(&AllocError::Io(emfile())), Some(libc::EMFILE));
+        assert_eq!(resource_errno(&AllocError::Io(std::io::Error::from_raw_os_error(libc::EBADF))), None);
+        assert_eq!(resource_errno(&AllocError::NotFound { name: "x".into() }), None);
     }
 }
