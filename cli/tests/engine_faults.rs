@@ -340,3 +340,41 @@ fn an_engine_out_of_descriptors_says_so_not_that_nobody_listens() {
     let mut again = alloc_attached(&near_dir, &target);
     round_trip(&mut again);
 }
+
+// ---- a flow through this host's own engine ---------------------------------
+
+/// A flow addressed to this host's engine by its own listening address
+/// (the name bound in the same runtime directory) works both ways.
+#[test]
+fn a_flow_addressed_through_this_hosts_own_engine_works() {
+    let top = dir("self");
+    let host_dir = private_dir(top.path(), "host");
+    let engine = EngineSpec::new(&host_dir, "127.0.0.1:0").start();
+    let _echo = echo_listener(&host_dir, "hello");
+    let mut flow = alloc_attached(&host_dir, &format!("hello@{}", engine.addr));
+    for i in 0..50u64 {
+        flow.send_timeout(&message(i), LONG).unwrap();
+        assert_eq!(&*flow.recv_ref_timeout(LONG).unwrap(), &message(i)[..], "round trip {i}");
+    }
+    flow.dealloc_timeout(LONG).unwrap();
+}
+
+/// The same with an engine of this process's own: `RemoteEngine::alloc`
+/// to its own address reaches the listener of its runtime directory.
+#[test]
+fn a_flow_addressed_to_an_engines_own_address_works() {
+    let top = dir("selfemb");
+    let host_dir = private_dir(top.path(), "host");
+    ringflow_testkit::isolate_runtime_dir();
+    let config = ringflow::config::EngineConfig::builder().listen(Some("127.0.0.1:0")).build().unwrap();
+    let engine = ringflow::remote::RemoteEngine::start(&config, Some(host_dir.clone())).unwrap();
+    let addr = engine.listen_addr().expect("it listens");
+    let _echo = echo_listener(&host_dir, "hello");
+    let mut flow = engine.alloc_timeout(&format!("hello@{addr}"), &Qos::data(), LONG).unwrap();
+    for i in 0..50u64 {
+        flow.send_timeout(&message(i), LONG).unwrap();
+        assert_eq!(&*flow.recv_ref_timeout(LONG).unwrap(), &message(i)[..], "round trip {i}");
+    }
+    flow.dealloc_timeout(LONG).unwrap();
+    engine.shutdown().unwrap();
+}

@@ -50,6 +50,26 @@ mod code {
     pub const REMOTE_SHUTTING_DOWN: u8 = 9;
     pub const SHUTTING_DOWN: u8 = 10;
     pub const REMOTE_RESOURCE_LIMIT: u8 = 11;
+    /// Not an error: the target is this host engine's own address, and the
+    /// name is to be allocated here, as a local flow (the text is the name).
+    pub const LOCAL: u8 = 12;
+}
+
+/// The host engine's answer to an attach whose target is its own address:
+/// allocate `name` locally (see [`code::LOCAL`]).
+pub(super) fn encode_local(name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(OUTCOME_FIXED + name.len());
+    out.push(code::LOCAL);
+    out.extend_from_slice(&[0; crate::wire::QOS_LEN]);
+    out.extend_from_slice(name.as_bytes());
+    out
+}
+
+/// What the host engine answered an attach: the flow is bridged (with the
+/// granted QoS), or the name is to be allocated here.
+enum Outcome {
+    Bridged(Qos),
+    Local(String),
 }
 
 /// The engine's answer to an attached open, as the first message.
@@ -92,8 +112,19 @@ pub(super) fn encode_outcome(result: &Result<Qos, AllocError>) -> Vec<u8> {
     out
 }
 
-/// Reads the engine's answer (untrusted: a malformed one is `CorruptPeer`).
-fn decode_outcome(msg: &[u8]) -> Result<Qos, AllocError> {
+/// Reads the engine's answer, a local flow included.
+fn decode_answer(msg: &[u8]) -> Result<Outcome, AllocError> {
+    if msg.first() == Some(&code::LOCAL) && msg.len() > OUTCOME_FIXED && msg.len() <= OUTCOME_FIXED + MAX_TEXT {
+        let name = String::from_utf8_lossy(&msg[OUTCOME_FIXED..]).into_owned();
+        crate::control::validate_name(&name).map_err(AllocError::InvalidName)?;
+        return Ok(Outcome::Local(name));
+    }
+    decode_bridged(msg).map(Outcome::Bridged)
+}
+
+/// Reads an answer that is not `LOCAL` (untrusted: a malformed one is
+/// `CorruptPeer`).
+fn decode_bridged(msg: &[u8]) -> Result<Qos, AllocError> {
     let corrupt =
         |why: &str| AllocError::CorruptPeer(Corruption::Protocol(format!("host engine answered badly: {why}")));
     if msg.len() < OUTCOME_FIXED || msg.len() > OUTCOME_FIXED + MAX_TEXT {
@@ -140,8 +171,17 @@ pub(crate) fn alloc_attached(
     request.extend_from_slice(target.as_bytes());
     flow.send_deadline(&request, deadline).map_err(request_error)?;
     let granted = match flow.recv_ref_deadline(deadline) {
-        Ok(answer) => decode_outcome(&answer)?,
+        Ok(answer) => decode_answer(&answer)?,
         Err(e) => return Err(answer_error(e)),
+    };
+    let granted = match granted {
+        Outcome::Bridged(qos) => qos,
+        Outcome::Local(name) => {
+            // The target is the host engine itself: the listener is here,
+            // reached as any local flow (shared memory, no engine between).
+            drop(flow);
+            return FlowEnd::alloc_local(&name, qos, deadline, &mut opts).map(Some);
+        }
     };
     flow.qos.max_msg = granted.max_msg.min(flow.qos.max_msg);
     flow.qos.peer_timeout = granted.peer_timeout;
@@ -249,6 +289,15 @@ impl Drop for HostService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use decode_bridged as decode_outcome;
+
+    #[test]
+    fn a_local_answer_names_the_flow_to_allocate_here() {
+        assert!(matches!(decode_answer(&encode_local("hello")), Ok(Outcome::Local(n)) if n == "hello"));
+        assert!(matches!(decode_answer(&encode_local("../x")), Err(AllocError::InvalidName(_))));
+        // Only where the application asked for it.
+        assert!(matches!(decode_outcome(&encode_local("hello")), Err(AllocError::CorruptPeer(_))));
+    }
     use std::io;
 
     #[test]
