@@ -378,3 +378,18 @@ fn a_flow_addressed_to_an_engines_own_address_works() {
     flow.dealloc_timeout(LONG).unwrap();
     engine.shutdown().unwrap();
 }
+
+// ---- a port in use ---------------------------------------------------------
+
+/// A second engine on a port the first holds says so in words, with the
+/// address, and exits non-zero.
+#[test]
+fn an_engine_on_a_port_in_use_says_so_in_words() {
+    let top = dir("inuse");
+    let (a, b) = (private_dir(top.path(), "a"), private_dir(top.path(), "b"));
+    let first = EngineSpec::new(&a, "127.0.0.1:0").start();
+    let (status, stderr) = EngineSpec::new(&b, &first.addr).run_to_end();
+    assert!(!status.success(), "the second engine started: {stderr}");
+    assert!(stderr.contains("already in use") && stderr.contains(&first.addr), "{stderr}");
+    assert!(!stderr.contains("errno") && !stderr.contains("Io {"), "{stderr}");
+}
