@@ -10,6 +10,7 @@
 //! QoS, or the error). From then on it is the application's flow, and the
 //! engine bridges it like one of its own.
 
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub const ENGINE_NAME: &str = "ringflow-engine";
 const REQUEST_VERSION: u8 = 1;
 /// How long the engine waits for an attached application's request.
 const REQUEST_WAIT: Duration = Duration::from_secs(5);
+/// How long an accept may take once a connection is there (its setup).
+const ACCEPT_SETUP: Duration = Duration::from_secs(1);
 /// Bytes before the free-text part of an outcome: code u8, qos.
 const OUTCOME_FIXED: usize = 1 + crate::wire::QOS_LEN;
 /// Longest free text in an outcome.
@@ -244,7 +247,20 @@ impl HostService {
             .spawn(move || {
                 // SYNC: Relaxed; a flag polled between accepts, no data rides on it.
                 while !stopping.load(Ordering::Relaxed) {
-                    match listener.accept_timeout(Duration::from_millis(100)) {
+                    // Waits for a connection before accepting it: a short
+                    // deadline on the accept itself would also cut short
+                    // the setup of a connection that arrived just before it
+                    // (the application would see the engine hang up).
+                    let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                    // SAFETY: one pollfd, a live local, for the call's length.
+                    let ready = unsafe { libc::poll(&mut pfd, 1, 100) };
+                    if ready <= 0 {
+                        if ready < 0 {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        continue;
+                    }
+                    match listener.accept_timeout(ACCEPT_SETUP) {
                         Ok(flow) => serve(flow, &open),
                         Err(AcceptError::TimedOut | AcceptError::WouldBlock) => {}
                         Err(_) => std::thread::sleep(Duration::from_millis(100)),
