@@ -277,3 +277,153 @@ fn unfinished_large_frames_stay_within_the_memory_budget() {
     assert_rss_within_budget(&far.engine, idle, "6 connections trickling 32 MiB frames");
     legitimate_round_trips(&near_dir, &far.engine);
 }
+
+/// A listener `name` in `dir` that accepts every flow and drops it at once.
+fn dropping_listener(dir: &Path, name: &str) -> thread::JoinHandle<()> {
+    let mut listener = Listener::bind_with(name, ListenerOptions::new().runtime_dir(dir)).unwrap();
+    thread::spawn(move || {
+        while let Ok(flow) = listener.accept_timeout(LONG) {
+            drop(flow);
+        }
+    })
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("RINGFLOW_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1
+    });
+    println!("seed {seed} (RINGFLOW_TEST_SEED={seed} replays it)");
+    seed
+}
+
+/// Connections that complete the hello and then write headers with forged
+/// kinds, flags and lengths, and random bytes: the engine stays up, keeps
+/// its memory, and answers a legitimate flow afterwards.
+#[test]
+fn forged_headers_after_the_hello_leave_the_engine_serving() {
+    let mut rng = ringflow_testkit::Rng(seed());
+    let top = dir("forged");
+    let (near_dir, far_dir) = (private_dir(top.path(), "near"), private_dir(top.path(), "far"));
+    let far = far_engine(&far_dir);
+    let _near = EngineSpec::new(&near_dir, "none").start();
+    let idle = rss_kib(far.engine.pid());
+    for i in 0..200u64 {
+        let mut peer = RawPeer::connect(&far.engine.addr, 0xf0f0_0000 + i);
+        let mut header = Vec::with_capacity(wire::HEADER_LEN + 4);
+        header.extend_from_slice(&(rng.forged() as u32).to_le_bytes());
+        header.push(rng.below(12) as u8);
+        header.push(rng.next_u64() as u8);
+        header.extend_from_slice(&(rng.forged() as u16).to_le_bytes());
+        header.extend_from_slice(&(rng.forged() as u32).to_le_bytes());
+        let tail: Vec<u8> = (0..rng.below(64 << 10)).map(|_| rng.next_u64() as u8).collect();
+        // The engine may close the connection at any byte: writes may fail.
+        let _ = peer.write(&header) && peer.write(&tail);
+    }
+    assert_rss_within_budget(&far.engine, idle, "200 connections of forged headers");
+    legitimate_round_trips(&near_dir, &far.engine);
+}
+
+/// A frame written one byte at a time is still a frame: an `Open` trickled
+/// byte by byte is answered.
+#[test]
+fn a_trickled_open_is_answered() {
+    let top = dir("trickle");
+    let far_dir = private_dir(top.path(), "far");
+    let far = far_engine(&far_dir);
+    let mut peer = RawPeer::connect(&far.engine.addr, 0x7e1c);
+    let mut open = Vec::new();
+    let frame = Frame::Open { flow_id: 9, name: "echo", qos: Qos::data().encode() };
+    wire::encode(&frame, Checksum::None, &mut open).unwrap();
+    for byte in open {
+        assert!(peer.write(&[byte]));
+        thread::sleep(std::time::Duration::from_millis(2));
+    }
+    loop {
+        match peer.next_frame() {
+            Some(Frame::OpenAck { flow_id: 9, result, .. }) => {
+                assert_eq!(result, OpenResult::Accepted);
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the engine closed a connection that trickled an open"),
+        }
+    }
+}
+
+/// Thousands of opens on one connection, for names nobody binds and for
+/// one that accepts and drops every flow: each is answered (refused,
+/// `Busy`, or accepted and then ended), and once the connection is gone
+/// the engine holds no more descriptors than before, keeps its memory,
+/// and answers a legitimate flow.
+#[test]
+fn a_flood_of_opens_is_answered_and_leaves_nothing() {
+    const MISSING: u32 = 3000;
+    // Each flow accepted holds a statistics slot of the engine's (for
+    // `ringflow stat`, some 70 KiB, reused by later flows, resident once
+    // touched) until it ends: kept few enough for the margin.
+    const DROPPED: u32 = 120;
+    let top = dir("flood");
+    let (near_dir, far_dir) = (private_dir(top.path(), "near"), private_dir(top.path(), "far"));
+    let far = far_engine(&far_dir);
+    let _near = EngineSpec::new(&near_dir, "none").start();
+    let _sink = dropping_listener(&far_dir, "sink");
+    let idle = rss_kib(far.engine.pid());
+    let before = support::fds_of(far.engine.pid());
+    let mut peer = RawPeer::connect(&far.engine.addr, 0xf100d);
+    // A short peer timeout: what the engine keeps for the connection goes
+    // soon after it does.
+    let qos = Qos { peer_timeout: std::time::Duration::from_millis(500), ..Qos::data() }.encode();
+    // All the missing names in one burst (most find the engine busy),
+    // then the bound one in batches that are answered before the next.
+    let open = |flow_id: u32, out: &mut Vec<u8>| {
+        let name = if flow_id <= MISSING { format!("nobody-{flow_id}") } else { "sink".to_owned() };
+        wire::encode(&Frame::Open { flow_id, name: &name, qos }, Checksum::None, out).unwrap();
+    };
+    let mut answered = std::collections::HashSet::new();
+    let (mut missing, mut busy, mut accepted) = (0, 0, 0);
+    let batches =
+        std::iter::once(1..=MISSING).chain((0..DROPPED / 30).map(|b| MISSING + 1 + b * 30..=MISSING + 30 + b * 30));
+    for batch in batches {
+        let mut burst = Vec::new();
+        for flow_id in batch.clone() {
+            open(flow_id, &mut burst);
+        }
+        assert!(peer.write(&burst));
+        while answered.len() < *batch.end() as usize {
+            match peer.next_frame() {
+                Some(Frame::OpenAck { flow_id, result, .. }) => {
+                    assert!(answered.insert(flow_id), "flow {flow_id} answered twice");
+                    match result {
+                        OpenResult::NameNotFound => {
+                            assert!(flow_id <= MISSING, "{flow_id}: sink is bound");
+                            missing += 1;
+                        }
+                        OpenResult::Busy => busy += 1,
+                        OpenResult::Accepted => {
+                            assert!(flow_id > MISSING, "{flow_id}: nobody binds that name");
+                            accepted += 1;
+                        }
+                        other => panic!("flow {flow_id}: {other:?}"),
+                    }
+                }
+                Some(_) => {}
+                None => panic!("the engine closed the connection after {} answers", answered.len()),
+            }
+        }
+    }
+    assert!(accepted > 0, "no open of the bound name was accepted");
+    println!("{missing} not found, {busy} busy, {accepted} accepted (and dropped by the listener)");
+    drop(peer);
+    let mut now = before;
+    support::wait_until("the far engine to let go of the flood's flows", || {
+        now = support::fds_of(far.engine.pid());
+        if now.memfds == before.memfds && now.sockets <= before.sockets {
+            Ok(())
+        } else {
+            Err(format!("before {before:?}, now {now:?}"))
+        }
+    });
+    println!("far engine descriptors before {before:?}, after {now:?}");
+    assert_rss_within_budget(&far.engine, idle, "a flood of opens");
+    legitimate_round_trips(&near_dir, &far.engine);
+}

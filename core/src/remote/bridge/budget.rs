@@ -109,4 +109,26 @@ impl Bridge {
     pub(super) fn uncount(&mut self, c: &Conn) {
         self.rx_held -= c.counted;
     }
+
+    /// After flows ended or opens were answered (`churn`), at most once a
+    /// [`TRIM_EVERY`]: gives the memory they freed back to the system. The
+    /// allocator keeps what threads freed in their arenas (the helper
+    /// threads of opens, this thread's), so a burst of hundreds of flows
+    /// would otherwise stay resident long after they ended.
+    pub(super) fn give_back(&mut self, now: Instant) {
+        if self.churn == 0 || now.duration_since(self.trimmed_at) < TRIM_EVERY {
+            return;
+        }
+        self.churn = 0;
+        self.trimmed_at = now;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free memory of the allocator's
+        // arenas to the system; it touches no memory in use.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
+
+/// See [`Bridge::give_back`].
+const TRIM_EVERY: Duration = Duration::from_secs(1);

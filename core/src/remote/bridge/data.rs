@@ -357,6 +357,7 @@ impl Bridge {
         for (link, frame) in frames.drain(..) {
             self.send_frame(link, &frame);
         }
+        self.churn += finished.len();
         for key in finished.drain(..) {
             if let Some(b) = self.flows.remove(&key) {
                 if let End::Gone(_) = b.rx {

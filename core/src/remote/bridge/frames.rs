@@ -336,6 +336,7 @@ impl Bridge {
         let mut n = 0;
         while let Ok(Opened { link, flow_id, result }) = self.opened.1.try_recv() {
             n += 1;
+            self.churn += 1;
             self.opening.remove(&(link, flow_id));
             let mut qos = [0; wire::QOS_LEN];
             let answer = match result {

@@ -281,6 +281,7 @@ impl Bridge {
             return 0;
         }
         self.ticked = now;
+        self.give_back(now);
         let mut work = 0;
         let mut silent = std::mem::take(&mut self.scratch.silent);
         let mut keepalive = std::mem::take(&mut self.scratch.keepalive);
@@ -346,6 +347,7 @@ impl Bridge {
             })
             .map(|(&k, _)| k)
             .collect();
+        self.churn += expired.len();
         for key in expired {
             work += 1;
             if let Some(mut b) = self.flows.remove(&key) {

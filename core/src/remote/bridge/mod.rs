@@ -298,6 +298,10 @@ pub(super) struct Bridge {
     /// Bytes of messages queued for full local rings, over every flow
     /// (each flow's `Inbound` keeps it).
     inbound_held: Arc<std::sync::atomic::AtomicUsize>,
+    /// Flows ended and opens answered since memory was last given back
+    /// (see `give_back`), and when that was.
+    churn: usize,
+    trimmed_at: Instant,
     /// Lists a duty cycle fills and empties again: kept, so that a steady
     /// duty cycle allocates nothing.
     scratch: Scratch,
@@ -394,6 +398,8 @@ impl Bridge {
             budget,
             rx_held: 0,
             inbound_held: Arc::default(),
+            churn: 0,
+            trimmed_at: Instant::now(),
             scratch: Scratch::with_capacity(WAIT_WORDS),
         }
     }
