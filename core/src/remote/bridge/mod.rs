@@ -28,8 +28,17 @@
 //!   after a reconnect until acknowledged, and on the peer's `Resume` even
 //!   after the flow finished here: the last finished flows' ends are kept
 //!   for that), `Gone` (the application died:
-//!   the far side gets `PeerGone` after every message), `Reset` (the
-//!   application stopped reading, or the flow is unknown here).
+//!   the far side gets `PeerGone` after every message, and its engine,
+//!   once it delivered them, answers `Reset` so that the dead side's
+//!   engine lets go of the flow), `Reset` (the application stopped reading,
+//!   or the flow is unknown here).
+//!
+//! **What a peer can make this engine hold** (see `budget`): a frame is
+//! judged at its header (a `Data` frame of a flow not here is dropped as
+//! its bytes arrive; one longer than its flow's `max_msg` closes the
+//! connection); a flow's queued messages stay within its sender's window;
+//! everything held stays within `net.memory_budget`, a quarter of it per
+//! connection.
 //!
 //! Lossy flows take the same path without the window: after a reconnect
 //! they continue where they are, and what was lost in between is counted by
