@@ -151,6 +151,12 @@ impl Bridge {
             let granted = Qos::decode(&qos).ok().filter(|g| g.max_msg <= b.end.qos().max_msg);
             match granted {
                 Some(granted) => {
+                    if b.reliable {
+                        // Sized for what was granted, as the remote engine
+                        // bounds what it queues for this flow (see `on_data`):
+                        // nothing was pushed yet (no data before the answer).
+                        b.window = Some(SendWindow::new(flow_id, window_limits(&granted)));
+                    }
                     reply.answer(&mut b.end, Ok(granted));
                     // The answer (if written into the flow) is not a remote message.
                     b.sent_base = b.end.sent_count();
