@@ -433,3 +433,104 @@ fn a_flood_of_opens_is_answered_and_leaves_nothing() {
     assert_rss_within_budget(&far.engine, idle, "a flood of opens");
     legitimate_round_trips(&near_dir, &far.engine);
 }
+
+/// An engine (this test, raw) that grants less than was asked: the
+/// sending engine keeps no more unacknowledged than the granted QoS's
+/// window, the figure the granting engine bounds its queue of the flow by
+/// (more would have it close the connection as a peer over its bounds).
+#[test]
+fn a_sender_keeps_in_flight_no_more_than_the_granted_qos_allows() {
+    use std::sync::mpsc;
+    let top = dir("granted");
+    let near_dir = private_dir(top.path(), "near");
+    let _near = EngineSpec::new(&near_dir, "none").start();
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let asked = Qos { peer_timeout: std::time::Duration::from_millis(500), ..Qos::data() };
+    let granted = Qos { max_msg: 64 << 10, ..asked };
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let app = thread::spawn(move || {
+        let opts = FlowOptions::new().runtime_dir(&near_dir);
+        let mut flow = Flow::alloc_with(&format!("sink@{addr}"), &asked, Deadline::after(LONG), opts).unwrap();
+        let _ = tid_tx.send(ringflow_testkit::thread_id());
+        let msg = vec![7u8; 64 << 10];
+        // Until the engine takes no more (nothing is ever acknowledged):
+        // then blocked, until the flow ends with the connection.
+        while flow.send_timeout(&msg, LONG).is_ok() {}
+    });
+    let (mut sock, _) = server.accept().unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    let ours = Hello::new(0x6a47, wire::Features::NONE, 100);
+    let mut rx = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut read_more = |sock: &mut TcpStream, rx: &mut Vec<u8>| -> bool {
+        match sock.read(&mut buf) {
+            Ok(0) => panic!("the engine closed the connection"),
+            Ok(n) => {
+                rx.extend_from_slice(&buf[..n]);
+                true
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let theirs = loop {
+        if let Some((hello, n)) = Hello::decode(&rx).unwrap() {
+            rx.drain(..n);
+            break hello;
+        }
+        read_more(&mut sock, &mut rx);
+    };
+    let (ack, agreed) = wire::respond(&ours, &theirs);
+    agreed.expect("a hello we agree with");
+    let mut out = Vec::new();
+    ack.encode(&mut out);
+    sock.write_all(&out).unwrap();
+    let decoder = wire::Decoder::new(1 << 21);
+    let mut in_flight = 0usize;
+    let mut blocked = false;
+    // Reads (each ends with a byte, a keepalive at least every 100 ms, or
+    // 300 ms of silence) without a new message since the sender blocked.
+    let mut quiet = 0;
+    loop {
+        let before = in_flight;
+        while let Some((frame, n)) = decoder.decode(&rx).unwrap() {
+            match frame {
+                Frame::Open { flow_id, .. } => {
+                    let answer = Frame::OpenAck { flow_id, result: OpenResult::Accepted, qos: granted.encode() };
+                    let mut out = Vec::new();
+                    wire::encode(&answer, Checksum::None, &mut out).unwrap();
+                    sock.write_all(&out).unwrap();
+                }
+                Frame::Data { payload, .. } => in_flight += payload.len(),
+                _ => {}
+            }
+            rx.drain(..n);
+        }
+        let mut keepalive = Vec::new();
+        wire::encode(&Frame::Keepalive { ts_ns: 0 }, Checksum::None, &mut keepalive).unwrap();
+        sock.write_all(&keepalive).unwrap();
+        read_more(&mut sock, &mut rx);
+        if blocked {
+            quiet = if in_flight == before { quiet + 1 } else { 0 };
+            if quiet == 5 {
+                break; // the sender waits, and its engine sends nothing more
+            }
+        } else {
+            if let Ok(tid) = tid_rx.try_recv() {
+                ringflow_testkit::wait_until_blocked(tid);
+                blocked = true;
+            }
+        }
+    }
+    // The window of the granted QoS: 4 rings' worth (1 MiB here).
+    let window = (granted.ring_bytes * 4).max(granted.max_msg * 2).max(1 << 20);
+    println!("in flight unacknowledged: {in_flight} bytes (granted window {window})");
+    assert!(in_flight >= granted.max_msg, "the sender sent nearly nothing: {in_flight}");
+    assert!(in_flight <= window, "{in_flight} bytes in flight, the granted QoS's window is {window}");
+    // The connection and the listener go: the flow ends at its peer
+    // timeout, and the blocked sender with it.
+    drop(sock);
+    drop(server);
+    app.join().unwrap();
+}
