@@ -203,6 +203,11 @@ impl EngineConfigBuilder {
         self.set(keys::NET_BACKEND, Raw::Str(backend.name().to_owned()))
     }
 
+    /// `net.memory_budget`, in bytes.
+    pub fn memory_budget(self, bytes: usize) -> Self {
+        self.set(keys::NET_MEMORY_BUDGET, Raw::Int(bytes as i128))
+    }
+
     /// `flow.ring_bytes`: a power of two.
     pub fn ring_bytes(self, bytes: usize) -> Self {
         self.set(keys::FLOW_RING_BYTES, int(bytes))

@@ -35,6 +35,7 @@ pub(crate) const URING_BATCH: &str = "io_uring.batch";
 pub(crate) const NET_LISTEN: &str = "net.listen";
 pub(crate) const NET_PEERS: &str = "net.peers";
 pub(crate) const NET_BACKEND: &str = "net.backend";
+pub(crate) const NET_MEMORY_BUDGET: &str = "net.memory_budget";
 pub(crate) const FLOW_RING_BYTES: &str = "flow.ring_bytes";
 pub(crate) const FLOW_MAX_MSG: &str = "flow.max_msg";
 pub(crate) const FLOW_SPIN_US: &str = "flow.spin_us";
@@ -357,6 +358,12 @@ pub(crate) static KEYS: &[KeySpec] = &[
                 _ => NetBackend::Auto,
             }
         },
+    },
+    KeySpec {
+        path: NET_MEMORY_BUDGET,
+        kind: int(1 << 20, 1 << 40),
+        get: |c| Raw::Int(c.net.memory_budget as i128),
+        set: |c, v| c.net.memory_budget = uint(v),
     },
     KeySpec {
         path: FLOW_RING_BYTES,

@@ -214,7 +214,7 @@ impl IoUringSection {
 }
 
 /// `[net]`: where the engine listens for remote engines, and the ones it knows.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NetSection {
     /// `net.listen`; `None` accepts no remote flows (outgoing ones still work).
@@ -223,6 +223,24 @@ pub struct NetSection {
     pub peers: Vec<Peer>,
     /// `net.backend`.
     pub backend: NetBackend,
+    /// `net.memory_budget`: bytes of received data the engine holds for
+    /// all connections together (frames not yet whole, messages waiting
+    /// for room in a local ring); one connection may hold a quarter.
+    pub memory_budget: usize,
+}
+
+/// `net.memory_budget`'s default: 256 MiB.
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
+
+impl Default for NetSection {
+    fn default() -> Self {
+        NetSection {
+            listen: None,
+            peers: Vec::new(),
+            backend: NetBackend::default(),
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+        }
+    }
 }
 
 /// `[flow]`: defaults for flows that do not ask otherwise.

@@ -94,7 +94,29 @@ impl fmt::Display for EngineError {
             ),
             EngineError::ThreadLost => f.write_str("an engine thread ended before reporting its start"),
             EngineError::Network(e) => write!(f, "the engine's network could not be set up: {e}"),
-            EngineError::Listen { addr, source } => write!(f, "the engine cannot listen on {addr}: {source}"),
+            EngineError::Listen { addr, source } => {
+                let errno = match source {
+                    crate::uring::TcpError::Io { errno, .. } => *errno,
+                    _ => 0,
+                };
+                match errno {
+                    libc::EADDRINUSE => write!(
+                        f,
+                        "the engine cannot listen on {addr}: the address is already in use (another engine, or \
+                         another program, listens there: stop it, or choose another net.listen / RINGFLOW_NET_LISTEN)"
+                    ),
+                    libc::EADDRNOTAVAIL => write!(
+                        f,
+                        "the engine cannot listen on {addr}: that address is not one of this host's (check net.listen)"
+                    ),
+                    libc::EACCES | libc::EPERM => write!(
+                        f,
+                        "the engine cannot listen on {addr}: permission denied (ports below 1024 need privileges: \
+                         choose another port)"
+                    ),
+                    _ => write!(f, "the engine cannot listen on {addr}: {source}"),
+                }
+            }
             EngineError::NetworkNotReported => {
                 f.write_str("the engine did not report its network started (its thread stopped or is stuck)")
             }

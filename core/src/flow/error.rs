@@ -130,6 +130,10 @@ pub enum AllocError {
     RemoteBusy,
     /// The remote engine is shutting down and opens no more flows.
     RemoteShuttingDown,
+    /// The remote engine could not set the flow up for want of a resource
+    /// (descriptors, memory, threads): the name may well be bound there.
+    /// `errno` is the cause the remote engine reported (0: unknown).
+    RemoteResourceLimit { errno: i32 },
     /// This process's engine (or the host engine) is shutting down and
     /// opens no more flows.
     EngineShuttingDown,
@@ -300,6 +304,14 @@ impl fmt::Display for AllocError {
             AllocError::ControlSend(e) => write!(f, "handshake packet not sent (a bug in ringflow): {e}"),
             AllocError::RemoteBusy => f.write_str("the remote engine cannot open the flow now: try again later"),
             AllocError::RemoteShuttingDown => f.write_str("the remote engine is shutting down"),
+            AllocError::RemoteResourceLimit { errno: 0 } => {
+                f.write_str("the remote engine ran out of a resource setting the flow up")
+            }
+            AllocError::RemoteResourceLimit { errno } => write!(
+                f,
+                "the remote engine ran out of a resource setting the flow up: {}",
+                io::Error::from_raw_os_error(*errno)
+            ),
             AllocError::EngineShuttingDown => f.write_str("the engine is shutting down"),
             AllocError::EngineNetworkDown => f.write_str("the engine's network is not running"),
             AllocError::EngineNotStarted(e) => write!(f, "the embedded engine did not start: {e}"),
@@ -434,6 +446,7 @@ impl std::error::Error for AllocError {
             | AllocError::PathTooLong { .. }
             | AllocError::RemoteBusy
             | AllocError::RemoteShuttingDown
+            | AllocError::RemoteResourceLimit { .. }
             | AllocError::EngineShuttingDown
             | AllocError::EngineNetworkDown
             | AllocError::HostEngine { .. } => None,

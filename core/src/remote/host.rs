@@ -10,6 +10,7 @@
 //! QoS, or the error). From then on it is the application's flow, and the
 //! engine bridges it like one of its own.
 
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub const ENGINE_NAME: &str = "ringflow-engine";
 const REQUEST_VERSION: u8 = 1;
 /// How long the engine waits for an attached application's request.
 const REQUEST_WAIT: Duration = Duration::from_secs(5);
+/// How long an accept may take once a connection is there (its setup).
+const ACCEPT_SETUP: Duration = Duration::from_secs(1);
 /// Bytes before the free-text part of an outcome: code u8, qos.
 const OUTCOME_FIXED: usize = 1 + crate::wire::QOS_LEN;
 /// Longest free text in an outcome.
@@ -49,6 +52,27 @@ mod code {
     pub const REMOTE_BUSY: u8 = 8;
     pub const REMOTE_SHUTTING_DOWN: u8 = 9;
     pub const SHUTTING_DOWN: u8 = 10;
+    pub const REMOTE_RESOURCE_LIMIT: u8 = 11;
+    /// Not an error: the target is this host engine's own address, and the
+    /// name is to be allocated here, as a local flow (the text is the name).
+    pub const LOCAL: u8 = 12;
+}
+
+/// The host engine's answer to an attach whose target is its own address:
+/// allocate `name` locally (see [`code::LOCAL`]).
+pub(super) fn encode_local(name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(OUTCOME_FIXED + name.len());
+    out.push(code::LOCAL);
+    out.extend_from_slice(&[0; crate::wire::QOS_LEN]);
+    out.extend_from_slice(name.as_bytes());
+    out
+}
+
+/// What the host engine answered an attach: the flow is bridged (with the
+/// granted QoS), or the name is to be allocated here.
+enum Outcome {
+    Bridged(Qos),
+    Local(String),
 }
 
 /// The engine's answer to an attached open, as the first message.
@@ -66,6 +90,7 @@ pub(super) fn encode_outcome(result: &Result<Qos, AllocError>) -> Vec<u8> {
                 AllocError::RemoteBusy => code::REMOTE_BUSY,
                 AllocError::RemoteShuttingDown => code::REMOTE_SHUTTING_DOWN,
                 AllocError::EngineShuttingDown => code::SHUTTING_DOWN,
+                AllocError::RemoteResourceLimit { .. } => code::REMOTE_RESOURCE_LIMIT,
                 _ => code::OTHER,
             };
             let text = match e {
@@ -73,6 +98,7 @@ pub(super) fn encode_outcome(result: &Result<Qos, AllocError>) -> Vec<u8> {
                 AllocError::EngineUnreachable { addr, source } => format!("{addr}\n{source}"),
                 AllocError::RemoteUnreachable { addr, reported } => format!("{addr}\n{reported}"),
                 AllocError::InvalidTarget { target } => target.clone(),
+                AllocError::RemoteResourceLimit { errno } => errno.to_string(),
                 other => other.to_string(),
             };
             (c, [0; crate::wire::QOS_LEN], text)
@@ -89,8 +115,19 @@ pub(super) fn encode_outcome(result: &Result<Qos, AllocError>) -> Vec<u8> {
     out
 }
 
-/// Reads the engine's answer (untrusted: a malformed one is `CorruptPeer`).
-fn decode_outcome(msg: &[u8]) -> Result<Qos, AllocError> {
+/// Reads the engine's answer, a local flow included.
+fn decode_answer(msg: &[u8]) -> Result<Outcome, AllocError> {
+    if msg.first() == Some(&code::LOCAL) && msg.len() > OUTCOME_FIXED && msg.len() <= OUTCOME_FIXED + MAX_TEXT {
+        let name = String::from_utf8_lossy(&msg[OUTCOME_FIXED..]).into_owned();
+        crate::control::validate_name(&name).map_err(AllocError::InvalidName)?;
+        return Ok(Outcome::Local(name));
+    }
+    decode_bridged(msg).map(Outcome::Bridged)
+}
+
+/// Reads an answer that is not `LOCAL` (untrusted: a malformed one is
+/// `CorruptPeer`).
+fn decode_bridged(msg: &[u8]) -> Result<Qos, AllocError> {
     let corrupt =
         |why: &str| AllocError::CorruptPeer(Corruption::Protocol(format!("host engine answered badly: {why}")));
     if msg.len() < OUTCOME_FIXED || msg.len() > OUTCOME_FIXED + MAX_TEXT {
@@ -111,6 +148,7 @@ fn decode_outcome(msg: &[u8]) -> Result<Qos, AllocError> {
         code::REMOTE_BUSY => Err(AllocError::RemoteBusy),
         code::REMOTE_SHUTTING_DOWN => Err(AllocError::RemoteShuttingDown),
         code::SHUTTING_DOWN => Err(AllocError::EngineShuttingDown),
+        code::REMOTE_RESOURCE_LIMIT => Err(AllocError::RemoteResourceLimit { errno: text.parse().unwrap_or(0) }),
         code::OTHER => Err(AllocError::HostEngine { message: text }),
         c => Err(corrupt(&format!("unknown code {c}"))),
     }
@@ -136,12 +174,23 @@ pub(crate) fn alloc_attached(
     request.extend_from_slice(target.as_bytes());
     flow.send_deadline(&request, deadline).map_err(request_error)?;
     let granted = match flow.recv_ref_deadline(deadline) {
-        Ok(answer) => decode_outcome(&answer)?,
+        Ok(answer) => decode_answer(&answer)?,
         Err(e) => return Err(answer_error(e)),
+    };
+    let granted = match granted {
+        Outcome::Bridged(qos) => qos,
+        Outcome::Local(name) => {
+            // The target is the host engine itself: the listener is here,
+            // reached as any local flow (shared memory, no engine between).
+            drop(flow);
+            return FlowEnd::alloc_local(&name, qos, deadline, &mut opts).map(Some);
+        }
     };
     flow.qos.max_msg = granted.max_msg.min(flow.qos.max_msg);
     flow.qos.peer_timeout = granted.peer_timeout;
     flow.crosses_hosts = true;
+    // The request and the answer are the attach's, not the flow's.
+    flow.preamble = crate::flow::end::Preamble { sent: flow.sent_count(), received: flow.received_count() };
     Ok(Some(flow))
 }
 
@@ -198,7 +247,20 @@ impl HostService {
             .spawn(move || {
                 // SYNC: Relaxed; a flag polled between accepts, no data rides on it.
                 while !stopping.load(Ordering::Relaxed) {
-                    match listener.accept_timeout(Duration::from_millis(100)) {
+                    // Waits for a connection before accepting it: a short
+                    // deadline on the accept itself would also cut short
+                    // the setup of a connection that arrived just before it
+                    // (the application would see the engine hang up).
+                    let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                    // SAFETY: one pollfd, a live local, for the call's length.
+                    let ready = unsafe { libc::poll(&mut pfd, 1, 100) };
+                    if ready <= 0 {
+                        if ready < 0 {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        continue;
+                    }
+                    match listener.accept_timeout(ACCEPT_SETUP) {
                         Ok(flow) => serve(flow, &open),
                         Err(AcceptError::TimedOut | AcceptError::WouldBlock) => {}
                         Err(_) => std::thread::sleep(Duration::from_millis(100)),
@@ -243,6 +305,15 @@ impl Drop for HostService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use decode_bridged as decode_outcome;
+
+    #[test]
+    fn a_local_answer_names_the_flow_to_allocate_here() {
+        assert!(matches!(decode_answer(&encode_local("hello")), Ok(Outcome::Local(n)) if n == "hello"));
+        assert!(matches!(decode_answer(&encode_local("../x")), Err(AllocError::InvalidName(_))));
+        // Only where the application asked for it.
+        assert!(matches!(decode_outcome(&encode_local("hello")), Err(AllocError::CorruptPeer(_))));
+    }
     use std::io;
 
     #[test]
@@ -297,6 +368,10 @@ mod tests {
         assert!(matches!(round(AllocError::RemoteBusy), AllocError::RemoteBusy));
         assert!(matches!(round(AllocError::RemoteShuttingDown), AllocError::RemoteShuttingDown));
         assert!(matches!(round(AllocError::EngineShuttingDown), AllocError::EngineShuttingDown));
+        assert!(matches!(
+            round(AllocError::RemoteResourceLimit { errno: libc::EMFILE }),
+            AllocError::RemoteResourceLimit { errno } if errno == libc::EMFILE
+        ));
         // Anything else travels as the engine's text, not as an OS error.
         match round(AllocError::EngineNetworkDown) {
             AllocError::HostEngine { message } => assert_eq!(message, AllocError::EngineNetworkDown.to_string()),

@@ -86,6 +86,9 @@ pub struct RemoteEngine {
     run: Run,
     shared: Arc<Shared>,
     listen: Option<SocketAddr>,
+    /// Where its listeners are (`None`: the default runtime directory):
+    /// a flow addressed to this engine itself goes to them directly.
+    runtime_dir: Option<PathBuf>,
 }
 
 enum Run {
@@ -130,7 +133,16 @@ impl RemoteEngine {
             uring.coop_taskrun = !uring.sqpoll;
         }
         let owner = (invoker_mode && uring.single_issuer).then(invoker::this_thread);
-        let bridge = Bridge::new(uring, config.net().backend, listen, runtime_dir, Arc::clone(&shared), ready_tx);
+        let net = config.net();
+        let bridge = Bridge::new(
+            uring,
+            net.backend,
+            net.memory_budget,
+            listen,
+            runtime_dir.clone(),
+            Arc::clone(&shared),
+            ready_tx,
+        );
         let mut engine = Engine::start(config, vec![Box::new(bridge)])?;
         if invoker_mode {
             // The first duty cycle builds the network, here and now.
@@ -147,7 +159,7 @@ impl RemoteEngine {
             let waker = engine.waker();
             Run::Dedicated { engine: Mutex::new(Some(engine)), waker }
         };
-        Ok(RemoteEngine { run, shared, listen: bound })
+        Ok(RemoteEngine { run, shared, listen: bound, runtime_dir })
     }
 
     /// Invoker mode: runs one duty cycle of the engine on this thread and
@@ -211,6 +223,16 @@ impl RemoteEngine {
     /// listens on there ([`AllocError::NotFound`]).
     pub fn alloc(&self, target: &str, qos: &Qos, deadline: Deadline) -> Result<FlowEnd, AllocError> {
         let (name, addr) = parse_target(target)?;
+        if is_own_addr(self.listen, addr) {
+            // This engine itself (it does not connect to itself): the
+            // listener is on this host, reached as any local flow.
+            let opts = crate::flow::end::FlowOptions::new();
+            let mut opts = match &self.runtime_dir {
+                Some(dir) => opts.runtime_dir(dir.clone()),
+                None => opts,
+            };
+            return FlowEnd::alloc_local(&name, qos, deadline, &mut opts);
+        }
         // SYNC: Relaxed; see `start`.
         let latency = self.shared.latency.load(std::sync::atomic::Ordering::Relaxed);
         let opts = crate::flow::end::FlowOptions::new().named(target).latency(latency);
@@ -266,11 +288,18 @@ impl RemoteEngine {
         };
         let shared = Arc::clone(&self.shared);
         let waker = waker.clone();
-        HostService::start(runtime_dir, move |target, end| {
+        let listen = self.listen;
+        HostService::start(runtime_dir, move |target, mut end| {
             let (name, addr) = match parse_target(target) {
                 Ok(t) => t,
                 Err(e) => return Err(Box::new((end, e))),
             };
+            if is_own_addr(listen, addr) {
+                // This engine itself: the application allocates the name
+                // here (an engine does not connect to itself).
+                let _ = end.try_send(&host::encode_local(&name));
+                return Ok(());
+            }
             let open = Command::Open { addr, name, qos: *end.qos(), end, reply: Reply::Announce };
             shared.push(open);
             waker.wake();
@@ -357,6 +386,18 @@ pub(crate) fn alloc_embedded(
         Err(NotStarted::Config(e)) => Err(AllocError::Config(Arc::clone(e))),
         Err(NotStarted::Engine(e)) => Err(AllocError::EngineNotStarted(Arc::clone(e))),
     }
+}
+
+/// Whether `addr` reaches the engine listening at `listen`: the same
+/// address, or its port on a loopback address when it listens on all of
+/// this host's addresses or on loopback.
+fn is_own_addr(listen: Option<SocketAddr>, addr: SocketAddr) -> bool {
+    let Some(listen) = listen else { return false };
+    if addr == listen {
+        return true;
+    }
+    let local_ip = |ip: std::net::IpAddr| ip.is_loopback() || ip.is_unspecified();
+    addr.port() == listen.port() && local_ip(addr.ip()) && local_ip(listen.ip())
 }
 
 /// Whether a flow name addresses another host (`name@host:port`).

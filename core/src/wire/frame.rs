@@ -140,6 +140,12 @@ pub enum OpenResult {
     ShuttingDown = 5,
     /// The remote engine has too many opens under way: try again later.
     Busy = 6,
+    /// The remote engine ran out of a resource (descriptors, memory,
+    /// threads) setting the flow up: not a missing name. The answer's
+    /// `qos` field carries the cause, an errno as a little-endian u32 in
+    /// its first four bytes (0: unknown). An engine of before this code
+    /// answered `NameNotFound` instead.
+    ResourceLimit = 7,
 }
 
 impl OpenResult {
@@ -153,6 +159,7 @@ impl OpenResult {
             4 => OpenResult::FlowIdInUse,
             5 => OpenResult::ShuttingDown,
             6 => OpenResult::Busy,
+            7 => OpenResult::ResourceLimit,
             _ => return None,
         })
     }

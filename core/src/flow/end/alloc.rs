@@ -147,6 +147,7 @@ impl FlowEnd {
             invoker: None,
             abandoned: false,
             crosses_hosts: false,
+            preamble: super::Preamble::default(),
             turn: super::turn::Turn::new(role == Role::Initiator),
         })
     }

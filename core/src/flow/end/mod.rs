@@ -133,9 +133,23 @@ pub struct FlowEnd {
     /// The flow leads to another host: descriptors cannot go with its
     /// messages (`send_fds` refuses them: `TooManyFds { max: 0 }`).
     pub(crate) crosses_hosts: bool,
+    /// Messages this end sent and received before the flow was the
+    /// application's: an attached application's request to the host engine
+    /// and the engine's answer (see `remote::host`). They travel in the
+    /// rings and count there (the linger compares the ring's figures), but
+    /// are no message of the flow: the counts a `PeerGone` reports and
+    /// `stats` shows leave them out.
+    pub(crate) preamble: Preamble,
     /// Who holds the flow's turn for calls, and how far the message in
     /// flight has come (local state: nothing of it is shared).
     pub(crate) turn: turn::Turn,
+}
+
+/// See [`FlowEnd::preamble`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Preamble {
+    pub(crate) sent: u64,
+    pub(crate) received: u64,
 }
 
 impl FlowEnd {

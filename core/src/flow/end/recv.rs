@@ -320,7 +320,9 @@ impl FlowEnd {
                 // more; still nothing (and no clean close) means it died.
                 found = self.sides.rx().0.peek();
                 if matches!(found, Err(ReadError::Empty)) {
-                    return Err(RecvError::PeerGone { received: self.received_count() });
+                    return Err(RecvError::PeerGone {
+                        received: self.received_count().saturating_sub(self.preamble.received),
+                    });
                 }
             }
         }

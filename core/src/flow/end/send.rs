@@ -353,7 +353,7 @@ impl FlowEnd {
         if !self.sides.tx().0.is_consumer_closed() {
             // SYNC: Acquire; pairs with the Release in `count_consumed`.
             let consumed = self.shared.memory.tx_consumed(self.shared.role).load(Ordering::Acquire);
-            SendError::PeerGone { delivered: consumed.min(self.sent_count()) }
+            SendError::PeerGone { delivered: consumed.min(self.sent_count()).saturating_sub(self.preamble.sent) }
         } else {
             SendError::Closed
         }

@@ -49,8 +49,8 @@ impl FlowEnd {
         self.slot.set(FlowCounter::Lost as usize, lost);
         let c = |k: FlowCounter| self.slot.get(k as usize);
         let mut stats = FlowStats {
-            sent: c(FlowCounter::Sent),
-            received: c(FlowCounter::Received),
+            sent: c(FlowCounter::Sent).saturating_sub(self.preamble.sent),
+            received: c(FlowCounter::Received).saturating_sub(self.preamble.received),
             bytes_sent: c(FlowCounter::BytesSent),
             bytes_received: c(FlowCounter::BytesReceived),
             dropped: c(FlowCounter::Dropped),

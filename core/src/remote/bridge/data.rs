@@ -3,8 +3,78 @@
 
 use super::*;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A flow's received messages waiting for room in its local ring, with
+/// their bytes counted here and in the engine's total (`held`, shared by
+/// every flow of the bridge) for the memory budget. Dropping it takes its
+/// bytes off the total, however the flow ends.
+pub(super) struct Inbound {
+    queue: VecDeque<(u64, CallMark, Vec<u8>)>,
+    bytes: usize,
+    held: Arc<AtomicUsize>,
+}
+
+impl Inbound {
+    pub(super) fn new(held: Arc<AtomicUsize>) -> Inbound {
+        Inbound { queue: VecDeque::new(), bytes: 0, held }
+    }
+
+    /// Payload bytes queued.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(super) fn front(&self) -> Option<&(u64, CallMark, Vec<u8>)> {
+        self.queue.front()
+    }
+
+    fn push_back(&mut self, entry: (u64, CallMark, Vec<u8>)) {
+        self.bytes += entry.2.len();
+        // SYNC: Relaxed; a count only the bridge's thread reads and writes
+        // (atomic so that the bridge stays `Send`).
+        self.held.fetch_add(entry.2.len(), Ordering::Relaxed);
+        self.queue.push_back(entry);
+    }
+
+    fn pop_front(&mut self) -> Option<(u64, CallMark, Vec<u8>)> {
+        let entry = self.queue.pop_front()?;
+        self.bytes -= entry.2.len();
+        // SYNC: Relaxed; see `push_back`.
+        self.held.fetch_sub(entry.2.len(), Ordering::Relaxed);
+        Some(entry)
+    }
+
+    pub(super) fn clear(&mut self) {
+        // SYNC: Relaxed; see `push_back`.
+        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.bytes = 0;
+        self.queue.clear();
+    }
+}
+
+impl Drop for Inbound {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
 impl Bridged {
-    pub(super) fn new(end: FlowEnd, name: String, flow_id: u32, opening: Option<Reply>) -> Bridged {
+    pub(super) fn new(
+        end: FlowEnd,
+        name: String,
+        flow_id: u32,
+        opening: Option<Reply>,
+        held: Arc<AtomicUsize>,
+    ) -> Bridged {
         let qos = *end.qos();
         let window = qos.reliable.then(|| SendWindow::new(flow_id, window_limits(&qos)));
         let seq = if qos.reliable { RecvSequencer::reliable(flow_id) } else { RecvSequencer::lossy(flow_id) };
@@ -21,7 +91,7 @@ impl Bridged {
             paused: false,
             tx: End::Open,
             seq,
-            inbound: VecDeque::new(),
+            inbound: Inbound::new(held),
             spare: Vec::new(),
             spare_bytes: 0,
             delivered: 0,
@@ -99,7 +169,7 @@ impl Bridged {
 
 /// The retransmit window of a reliable flow: room for the remote ring's
 /// worth of messages several times over, and always for one largest message.
-fn window_limits(qos: &Qos) -> WindowLimits {
+pub(super) fn window_limits(qos: &Qos) -> WindowLimits {
     let bytes = (qos.ring_bytes.saturating_mul(4)).max(qos.max_msg.saturating_mul(2)).max(1 << 20);
     WindowLimits { max_bytes: bytes.min(256 << 20).max(qos.max_msg), max_messages: 1 << 18 }
 }
@@ -167,6 +237,12 @@ impl Bridge {
             }
             if let End::Gone(_) = b.rx {
                 if b.inbound.is_empty() {
+                    // The peer's engine keeps the dead application's
+                    // messages for a resend until they are acknowledged,
+                    // and nothing here will acknowledge them once the flow
+                    // is gone: say it is over, so that the far end lets go
+                    // of the flow (its window, memfd and sockets).
+                    frames.push((link, Frame::Reset { flow_id, consumed_seq: consumed }));
                     finished.push(key);
                     continue;
                 }
@@ -252,9 +328,12 @@ impl Bridge {
                         };
                         put_frame(tcp, conn, &frame, Checksum::None);
                         if gone && b.rx == End::Open {
-                            // Nobody will read what the peer sends.
+                            // Nobody will read what the peer sends. What the
+                            // dead application consumed is final: all of it
+                            // is acknowledged, not only the last Ack's worth.
                             b.rx = End::Reset;
                             b.inbound.clear();
+                            b.acked = b.acked.max(b.consumed().min(b.delivered));
                             let frame = Frame::Reset { flow_id, consumed_seq: b.acked };
                             put_frame(tcp, conn, &frame, Checksum::None);
                         }
@@ -278,6 +357,7 @@ impl Bridge {
         for (link, frame) in frames.drain(..) {
             self.send_frame(link, &frame);
         }
+        self.churn += finished.len();
         for key in finished.drain(..) {
             if let Some(b) = self.flows.remove(&key) {
                 if let End::Gone(_) = b.rx {

@@ -3,6 +3,8 @@
 
 use super::*;
 
+use super::data::window_limits;
+
 impl Bridge {
     /// Decodes what `conn` has received: the hello exchange, then frames,
     /// each handled where it lies in the receive buffer.
@@ -16,7 +18,36 @@ impl Bridge {
         let decoder = self.decoder;
         let mut used = 0;
         let mut broken = false;
+        let mut skip = 0;
         loop {
+            // Each frame is judged at its header, before its body is waited for.
+            match decoder.frame_len(&rx[used..]) {
+                Ok(Some(total)) => match self.admit(link, &rx[used..], total) {
+                    budget::Admit::Take => {}
+                    budget::Admit::Wait => break,
+                    budget::Admit::Refuse => {
+                        broken = true;
+                        break;
+                    }
+                    budget::Admit::Skip { flow_id } if rx.len() - used < total => {
+                        // For a flow not here (ended, or never was): its
+                        // bytes are dropped as they arrive, never held. The
+                        // connection stays: a peer's frames for a flow that
+                        // just ended here are in flight legitimately.
+                        skip = total - (rx.len() - used);
+                        used = rx.len();
+                        self.reset_unknown(link, flow_id);
+                        break;
+                    }
+                    // Whole already: answered as any frame of an unknown flow.
+                    budget::Admit::Skip { .. } => {}
+                },
+                Ok(None) => break,
+                Err(_) => {
+                    broken = true;
+                    break;
+                }
+            }
             match decoder.decode(&rx[used..]) {
                 Ok(Some((frame, n))) => {
                     let crc = rx[used + 5] & wire::FLAG_CRC32C != 0;
@@ -43,7 +74,10 @@ impl Bridge {
             let mut rx = rx;
             rx.drain(..used);
             c.rx = rx;
+            // (A skip still running left nothing to decode: this adds to 0.)
+            c.skip += skip;
         }
+        self.settle_rx(conn);
     }
 
     /// Handles one frame from `link`; false if the peer broke the protocol.
@@ -117,6 +151,12 @@ impl Bridge {
             let granted = Qos::decode(&qos).ok().filter(|g| g.max_msg <= b.end.qos().max_msg);
             match granted {
                 Some(granted) => {
+                    if b.reliable {
+                        // Sized for what was granted, as the remote engine
+                        // bounds what it queues for this flow (see `on_data`):
+                        // nothing was pushed yet (no data before the answer).
+                        b.window = Some(SendWindow::new(flow_id, window_limits(&granted)));
+                    }
                     reply.answer(&mut b.end, Ok(granted));
                     // The answer (if written into the flow) is not a remote message.
                     b.sent_base = b.end.sent_count();
@@ -133,7 +173,7 @@ impl Bridge {
                 }
             }
         }
-        let err = refusal(result, b.name.clone());
+        let err = refusal(result, b.name.clone(), &qos);
         reply.answer(&mut b.end, Err(err));
         self.flows.remove(&(link, flow_id));
     }
@@ -153,6 +193,18 @@ impl Bridge {
         if b.rx != End::Open {
             return true; // after Reset or Gone on our side: dropped
         }
+        if b.reliable && !b.inbound.is_empty() {
+            // It will queue: within what the sender may have unacknowledged
+            // (its window), and within the engine's budget; else the
+            // connection goes, this message unaccepted (a resume resends it).
+            let limit = window_limits(b.end.qos()).max_bytes;
+            let more = payload.len();
+            // SYNC: Relaxed; see `Inbound::push_back`.
+            let held = self.rx_held + self.inbound_held.load(std::sync::atomic::Ordering::Relaxed);
+            if b.inbound.bytes() + more > limit || held.saturating_add(more) > self.budget {
+                return false;
+            }
+        }
         match b.seq.accept(seq) {
             Ok(wire::Delivery::Stale) => return true,
             Ok(_) => {}
@@ -168,7 +220,11 @@ impl Bridge {
                 Err(_) => return true, // the local application left; `flows` notices
             }
         }
-        if !b.reliable && b.inbound.len() >= LOSSY_QUEUE {
+        let room = b.inbound.bytes() + payload.len() <= window_limits(b.end.qos()).max_bytes;
+        // SYNC: Relaxed; see `Inbound::push_back`.
+        let held = self.rx_held + self.inbound_held.load(std::sync::atomic::Ordering::Relaxed);
+        let room = room && held.saturating_add(payload.len()) <= self.budget;
+        if !b.reliable && (b.inbound.len() >= LOSSY_QUEUE || !room) {
             b.dropped += 1;
             return true;
         }
@@ -271,12 +327,11 @@ impl Bridge {
             });
             let _ = tx.send(Opened { link, flow_id, result });
         });
-        if spawned.is_err() {
+        if let Err(e) = spawned {
+            // No thread for the open (EAGAIN: out of threads or memory).
             self.opening.remove(&(link, flow_id));
-            self.send_frame(
-                link,
-                &Frame::OpenAck { flow_id, result: OpenResult::ShuttingDown, qos: [0; wire::QOS_LEN] },
-            );
+            let errno = e.raw_os_error().unwrap_or(0);
+            self.send_frame(link, &resource_limit(flow_id, errno));
         }
     }
 
@@ -287,20 +342,30 @@ impl Bridge {
         let mut n = 0;
         while let Ok(Opened { link, flow_id, result }) = self.opened.1.try_recv() {
             n += 1;
+            self.churn += 1;
             self.opening.remove(&(link, flow_id));
             let mut qos = [0; wire::QOS_LEN];
             let answer = match result {
                 Ok(end) => {
                     qos = end.qos().encode();
                     if self.links.contains_key(&link) {
-                        self.flows.insert((link, flow_id), Bridged::new(end, String::new(), flow_id, None));
+                        let held = Arc::clone(&self.inbound_held);
+                        self.flows.insert((link, flow_id), Bridged::new(end, String::new(), flow_id, None, held));
                     }
                     OpenResult::Accepted
                 }
                 Err(AllocError::NotFound { .. } | AllocError::InvalidName(_)) => OpenResult::NameNotFound,
                 Err(AllocError::PermissionDenied) => OpenResult::PermissionDenied,
                 Err(AllocError::InvalidQos(_) | AllocError::Refused(_)) => OpenResult::QosRefused,
-                Err(_) => OpenResult::NameNotFound,
+                Err(e) => match resource_errno(&e) {
+                    // Out of descriptors, memory, threads: said as such,
+                    // with the cause, never as a missing name.
+                    Some(errno) => {
+                        self.send_frame(link, &resource_limit(flow_id, errno));
+                        continue;
+                    }
+                    None => OpenResult::NameNotFound,
+                },
             };
             self.send_frame(link, &Frame::OpenAck { flow_id, result: answer, qos });
         }
@@ -308,10 +373,41 @@ impl Bridge {
     }
 }
 
+/// The answer to an open that failed for want of a resource; the errno
+/// rides in the answer's QoS field (see [`OpenResult::ResourceLimit`]).
+fn resource_limit(flow_id: u32, errno: i32) -> Frame<'static> {
+    let mut qos = [0; wire::QOS_LEN];
+    qos[..4].copy_from_slice(&(errno.max(0) as u32).to_le_bytes());
+    Frame::OpenAck { flow_id, result: OpenResult::ResourceLimit, qos }
+}
+
+/// The errno of an alloc that failed for want of a resource (descriptors,
+/// memory, threads), found anywhere in its chain of causes.
+fn resource_errno(e: &AllocError) -> Option<i32> {
+    if let AllocError::ResourceLimit(io) = e {
+        return Some(io.raw_os_error().unwrap_or(0));
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if crate::flow::error::is_resource_limit(io) || io.raw_os_error() == Some(libc::EAGAIN) {
+                return io.raw_os_error();
+            }
+        }
+        cause = c.source();
+    }
+    None
+}
+
 /// What the application's alloc says when the remote engine answered an
-/// open of `name` with `result` (not `Accepted`).
-fn refusal(result: OpenResult, name: String) -> AllocError {
+/// open of `name` with `result` (not `Accepted`); `qos` is the answer's
+/// QoS field.
+fn refusal(result: OpenResult, name: String, qos: &[u8; wire::QOS_LEN]) -> AllocError {
     match result {
+        OpenResult::ResourceLimit => {
+            let errno = u32::from_le_bytes([qos[0], qos[1], qos[2], qos[3]]);
+            AllocError::RemoteResourceLimit { errno: i32::try_from(errno).unwrap_or(0) }
+        }
         OpenResult::NameNotFound => AllocError::NotFound { name },
         OpenResult::PermissionDenied => AllocError::PermissionDenied,
         OpenResult::QosRefused => AllocError::Refused(crate::flow::handshake::Refusal::InvalidQos),
@@ -331,7 +427,7 @@ mod tests {
 
     #[test]
     fn each_open_refusal_is_its_own_alloc_error() {
-        let r = |result| refusal(result, "svc".into());
+        let r = |result| refusal(result, "svc".into(), &[0; wire::QOS_LEN]);
         assert!(matches!(r(OpenResult::NameNotFound), AllocError::NotFound { name } if name == "svc"));
         assert!(matches!(r(OpenResult::PermissionDenied), AllocError::PermissionDenied));
         assert!(matches!(r(OpenResult::QosRefused), AllocError::Refused(_)));
@@ -339,5 +435,22 @@ mod tests {
         assert!(matches!(r(OpenResult::ShuttingDown), AllocError::RemoteShuttingDown));
         assert!(matches!(r(OpenResult::FlowIdInUse), AllocError::CorruptPeer(Corruption::Protocol(_))));
         assert!(matches!(r(OpenResult::Accepted), AllocError::CorruptPeer(Corruption::Protocol(_))));
+        assert!(matches!(r(OpenResult::ResourceLimit), AllocError::RemoteResourceLimit { errno: 0 }));
+        let Frame::OpenAck { result, qos, .. } = resource_limit(3, libc::EMFILE) else { panic!() };
+        assert!(matches!(
+            refusal(result, "svc".into(), &qos),
+            AllocError::RemoteResourceLimit { errno } if errno == libc::EMFILE
+        ));
+    }
+
+    /// An alloc that ran out of descriptors is a resource limit, wherever
+    /// in its causes the errno is; a missing name is not.
+    #[test]
+    fn resource_limits_are_found_in_the_causes() {
+        let emfile = || std::io::Error::from_raw_os_error(libc::EMFILE);
+        assert_eq!(resource_errno(&AllocError::ResourceLimit(emfile())), Some(libc::EMFILE));
+        assert_eq!(resource_errno(&AllocError::Io(emfile())), Some(libc::EMFILE));
+        assert_eq!(resource_errno(&AllocError::Io(std::io::Error::from_raw_os_error(libc::EBADF))), None);
+        assert_eq!(resource_errno(&AllocError::NotFound { name: "x".into() }), None);
     }
 }

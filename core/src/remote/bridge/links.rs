@@ -100,12 +100,19 @@ impl Bridge {
                     self.datagram = datagram;
                 }
                 TcpEvent::Received(conn, buf) => {
+                    let share = self.budget / CONN_SHARE;
                     let tcp = self.tcp.as_mut().expect("network started");
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.rx.extend_from_slice(tcp.data(&buf));
+                    let kept = self.conns.get_mut(&conn).is_none_or(|c| {
                         c.last_rx = Instant::now();
-                    }
+                        budget::take_received(c, tcp.data(&buf), share)
+                    });
                     tcp.recycle(buf);
+                    if !kept {
+                        // More than one connection may hold: it goes.
+                        self.drop_conn(conn);
+                        continue;
+                    }
+                    self.recount(conn);
                     self.decode(conn);
                 }
                 TcpEvent::Sent(..) => {}
@@ -274,6 +281,7 @@ impl Bridge {
             return 0;
         }
         self.ticked = now;
+        self.give_back(now);
         let mut work = 0;
         let mut silent = std::mem::take(&mut self.scratch.silent);
         let mut keepalive = std::mem::take(&mut self.scratch.keepalive);
@@ -339,6 +347,7 @@ impl Bridge {
             })
             .map(|(&k, _)| k)
             .collect();
+        self.churn += expired.len();
         for key in expired {
             work += 1;
             if let Some(mut b) = self.flows.remove(&key) {
@@ -364,6 +373,7 @@ impl Bridge {
     /// A connection is gone: its link waits for a new one.
     pub(super) fn lost(&mut self, conn: ConnId) {
         let Some(c) = self.conns.remove(&conn) else { return };
+        self.uncount(&c);
         let Some(link) = c.link else { return };
         let Some(l) = self.links.get_mut(&link) else { return };
         if l.conn == Some(conn) {

@@ -28,8 +28,17 @@
 //!   after a reconnect until acknowledged, and on the peer's `Resume` even
 //!   after the flow finished here: the last finished flows' ends are kept
 //!   for that), `Gone` (the application died:
-//!   the far side gets `PeerGone` after every message), `Reset` (the
-//!   application stopped reading, or the flow is unknown here).
+//!   the far side gets `PeerGone` after every message, and its engine,
+//!   once it delivered them, answers `Reset` so that the dead side's
+//!   engine lets go of the flow), `Reset` (the application stopped reading,
+//!   or the flow is unknown here).
+//!
+//! **What a peer can make this engine hold** (see `budget`): a frame is
+//! judged at its header (a `Data` frame of a flow not here is dropped as
+//! its bytes arrive; one longer than its flow's `max_msg` closes the
+//! connection); a flow's queued messages stay within its sender's window;
+//! everything held stays within `net.memory_budget`, a quarter of it per
+//! connection.
 //!
 //! Lossy flows take the same path without the window: after a reconnect
 //! they continue where they are, and what was lost in between is counted by
@@ -59,6 +68,7 @@ use crate::flow::end::{FlowEnd, FlowOptions};
 use crate::flow::error::{AllocError, Corruption, RecvError, SendError};
 
 mod agent;
+mod budget;
 mod data;
 mod fast_hash;
 mod frames;
@@ -102,6 +112,9 @@ const SPARE_BYTES: usize = 1 << 20;
 /// How long an idle engine sleeps when only its own timers (keepalives,
 /// the silence check) need it: every other source of work wakes it.
 const SETTLED_SLEEP: Duration = Duration::from_millis(50);
+/// One connection may hold this share of `net.memory_budget` (1/4): a
+/// single peer cannot spend it all.
+const CONN_SHARE: usize = 4;
 
 type LinkId = u32;
 
@@ -154,6 +167,12 @@ struct Conn {
     link: Option<LinkId>,
     last_rx: Instant,
     last_tx: Instant,
+    /// Bytes of a frame for a flow not here still to come: dropped as
+    /// they arrive, never buffered.
+    skip: usize,
+    /// What `rx` holds beyond its idle size, as counted in
+    /// `Bridge::rx_held`.
+    counted: usize,
 }
 
 impl Conn {
@@ -164,7 +183,7 @@ impl Conn {
     fn new(dialled: bool, buffer_size: usize) -> Conn {
         let now = Instant::now();
         let rx = Vec::with_capacity(2 * buffer_size);
-        Conn { rx, ready: false, dialled, link: None, last_rx: now, last_tx: now }
+        Conn { rx, ready: false, dialled, link: None, last_rx: now, last_tx: now, skip: 0, counted: 0 }
     }
 }
 
@@ -210,7 +229,7 @@ struct Bridged {
     /// Received messages not yet delivered, with their send stamps (0:
     /// none; the delivery then stamps them).
     /// And what each is to a call (the flags its local frame gets).
-    inbound: VecDeque<(u64, CallMark, Vec<u8>)>,
+    inbound: data::Inbound,
     /// Buffers of delivered messages kept for the next queued ones (at most
     /// [`SPARE_BYTES`] of them), and their capacity in bytes.
     spare: Vec<Vec<u8>>,
@@ -280,6 +299,18 @@ pub(super) struct Bridge {
     cycles: u64,
     /// When the UDP hellos last went out.
     hellos_at: Instant,
+    /// `net.memory_budget`: bytes of received data held for every
+    /// connection together (see `admit` and `held_over_budget`).
+    budget: usize,
+    /// What the connections' receive buffers hold beyond their idle size.
+    rx_held: usize,
+    /// Bytes of messages queued for full local rings, over every flow
+    /// (each flow's `Inbound` keeps it).
+    inbound_held: Arc<std::sync::atomic::AtomicUsize>,
+    /// Flows ended and opens answered since memory was last given back
+    /// (see `give_back`), and when that was.
+    churn: usize,
+    trimmed_at: Instant,
     /// Lists a duty cycle fills and empties again: kept, so that a steady
     /// duty cycle allocates nothing.
     scratch: Scratch,
@@ -334,6 +365,7 @@ impl Bridge {
     pub(super) fn new(
         cfg: IoUringSection,
         backend: crate::config::NetBackend,
+        budget: usize,
         listen: Option<SocketAddr>,
         runtime_dir: Option<PathBuf>,
         shared: Arc<Shared>,
@@ -372,6 +404,11 @@ impl Bridge {
             ticked: Instant::now(),
             cycles: 0,
             hellos_at: Instant::now(),
+            budget,
+            rx_held: 0,
+            inbound_held: Arc::default(),
+            churn: 0,
+            trimmed_at: Instant::now(),
             scratch: Scratch::with_capacity(WAIT_WORDS),
         }
     }
@@ -513,7 +550,8 @@ impl Bridge {
             let flow_id = self.next_flow;
             self.next_flow = self.next_flow.wrapping_add(1).max(1);
             self.send_frame(link, &Frame::Open { flow_id, name: &name, qos: qos.encode() });
-            self.flows.insert((link, flow_id), Bridged::new(end, name, flow_id, Some(reply)));
+            let held = Arc::clone(&self.inbound_held);
+            self.flows.insert((link, flow_id), Bridged::new(end, name, flow_id, Some(reply), held));
         }
         n
     }

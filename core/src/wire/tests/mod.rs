@@ -57,7 +57,7 @@ impl Owned {
     }
 }
 
-pub(super) const ALL_RESULTS: [OpenResult; 7] = [
+pub(super) const ALL_RESULTS: [OpenResult; 8] = [
     OpenResult::Accepted,
     OpenResult::NameNotFound,
     OpenResult::QosRefused,
@@ -65,6 +65,7 @@ pub(super) const ALL_RESULTS: [OpenResult; 7] = [
     OpenResult::FlowIdInUse,
     OpenResult::ShuttingDown,
     OpenResult::Busy,
+    OpenResult::ResourceLimit,
 ];
 
 /// Valid flow names, multi-byte characters included.
