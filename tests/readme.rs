@@ -36,3 +36,10 @@ fn readme_points_only_inside_the_repository() {
         }
     }
 }
+
+#[test]
+fn readme_names_the_declared_rust_version() {
+    let readme = include_str!("../README.md");
+    let declared = format!("`rust-version` in `Cargo.toml` ({})", env!("CARGO_PKG_RUST_VERSION"));
+    assert!(readme.contains(&declared), "the README's supported Rust version differs from Cargo.toml's");
+}
