@@ -30,13 +30,35 @@ pub struct RuntimeDir {
 pub enum DirError {
     /// The path exists but is not a directory; a symlink counts, since it is
     /// not followed.
-    NotADirectory { path: PathBuf },
+    NotADirectory {
+        /// The path refused.
+        path: PathBuf,
+    },
     /// The directory belongs to another user.
-    WrongOwner { path: PathBuf, owner: u32, expected: u32 },
+    WrongOwner {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// This process's effective uid.
+        expected: u32,
+    },
     /// The directory grants group or other users some access.
-    TooPermissive { path: PathBuf, mode: u32 },
+    TooPermissive {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A system call on the directory failed.
-    Io { op: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        /// The system call that failed.
+        op: &'static str,
+        /// The path it was called on.
+        path: PathBuf,
+        /// Its error.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for DirError {
@@ -70,7 +92,12 @@ impl std::error::Error for DirError {
 #[non_exhaustive]
 pub enum ListError {
     /// Reading the directory failed.
-    ReadDir { path: PathBuf, source: io::Error },
+    ReadDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why reading it failed.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for ListError {

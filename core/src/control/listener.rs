@@ -29,9 +29,17 @@ pub enum BindError {
     /// The runtime directory is too long for this name's socket path.
     PathTooLong(PathTooLong),
     /// A live listener holds the name.
-    InUse { name: String },
+    InUse {
+        /// The name.
+        name: String,
+    },
     /// A system call failed.
-    Io { op: &'static str, source: io::Error },
+    Io {
+        /// The system call that failed.
+        op: &'static str,
+        /// Its error.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for BindError {
@@ -65,7 +73,12 @@ pub enum AcceptError {
     /// Nobody connected within the timeout.
     TimedOut,
     /// A system call failed.
-    Io { op: &'static str, source: io::Error },
+    Io {
+        /// The system call that failed.
+        op: &'static str,
+        /// Its error.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for AcceptError {

@@ -276,9 +276,21 @@ impl Default for QosLimits {
 #[non_exhaustive]
 pub enum QosError {
     /// Ring size out of range.
-    RingBytes { got: usize, min: usize, max: usize },
+    RingBytes {
+        /// The ring size asked for.
+        got: usize,
+        /// The smallest allowed.
+        min: usize,
+        /// The largest allowed.
+        max: usize,
+    },
     /// Message size zero or too large.
-    MaxMsg { got: usize, max: usize },
+    MaxMsg {
+        /// The message size asked for.
+        got: usize,
+        /// The largest allowed.
+        max: usize,
+    },
     /// A zero peer timeout.
     PeerTimeout,
     /// Bytes from a peer that do not encode a QoS.
