@@ -55,3 +55,8 @@ pub use ringflow_api::*;
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+// So is the sharing guide's.
+#[doc = include_str!("../docs/sharing-and-containers.md")]
+#[cfg(doctest)]
+pub struct SharingDoctests;

@@ -58,6 +58,16 @@ impl ListenerOptions {
         ListenerOptions { inner: self.inner.runtime_dir(dir) }
     }
 
+    /// Binds in a runtime directory shared with other users: an existing
+    /// directory this user owns that nobody else can write; its mode says
+    /// who reaches the name, and [`permit`](Self::permit) who is admitted
+    /// (see [`FlowOptions::shared_runtime_dir`](crate::FlowOptions::shared_runtime_dir)
+    /// for the other side).
+    #[must_use]
+    pub fn shared_runtime_dir(self, dir: impl Into<PathBuf>) -> Self {
+        ListenerOptions { inner: self.inner.shared_runtime_dir(dir) }
+    }
+
     /// Whether accepted flows record latencies (see
     /// [`FlowOptions::latency`](crate::FlowOptions::latency)).
     #[must_use]
