@@ -37,6 +37,7 @@
 
 #![deny(missing_docs)]
 
+mod batch;
 mod call;
 mod flow;
 mod group;

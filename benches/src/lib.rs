@@ -31,6 +31,7 @@ mod peers;
 mod pin;
 mod pingpong;
 mod plot;
+pub mod processes;
 mod remote;
 mod report;
 mod report_dir;

@@ -140,6 +140,12 @@ impl RecvBuf<'_> {
     pub fn more_follows(&self) -> bool {
         self.frame.flags() & FLAG_PART != 0
     }
+
+    /// A plain message in the inline ring (no descriptors, no call, not in
+    /// the bulk area): one a receive batch may go on after.
+    pub(crate) fn is_plain_inline(&self) -> bool {
+        self.bulk.is_none() && self.frame.flags() == 0
+    }
 }
 
 impl Drop for RecvBuf<'_> {

@@ -17,6 +17,7 @@
 //! `WouldBlock`), `x_deadline(d)` and `x_timeout(dur)`.
 
 mod alloc;
+mod batch;
 mod buf;
 mod call;
 mod close;
