@@ -13,6 +13,7 @@
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # ringflow_testkit::isolate_runtime_dir(); // as a test: a private runtime directory, removed at exit
 //! use ringflow_api::{Flow, Qos};
 //!
 //! let (mut tx, mut rx) = Flow::pair(&Qos::data())?;
