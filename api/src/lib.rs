@@ -42,6 +42,7 @@ mod call;
 mod flow;
 mod group;
 mod listener;
+mod poller;
 pub mod remote;
 mod set;
 pub mod stats;

@@ -234,12 +234,16 @@ impl FlowEnd {
                 if notify.is_wake() {
                     super::Wakers::wake(self.wakers.peer_space[0]);
                 }
+                if n > 0 {
+                    // Frames were taken: the release handed room back.
+                    self.wakers.room_released();
+                }
                 n
             }
             Err(_) => {
                 // Nothing more there (or a corrupt frame, left for the next
                 // receive to report): hand back what the first message left.
-                release(rx, self.wakers.peer_space[0]);
+                release(rx, &self.wakers);
                 0
             }
         }
