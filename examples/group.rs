@@ -54,7 +54,9 @@ fn first() -> Result<(), Box<dyn std::error::Error>> {
                     println!("view {}: {} {:?}", view.id, change.member, change.kind);
                     if change.member != me && change.kind == ChangeKind::Joined {
                         joined += 1;
-                    } else if change.kind == ChangeKind::Left {
+                    } else if matches!(change.kind, ChangeKind::Left | ChangeKind::ProcessDown) {
+                        // Left: it called `leave` (or dropped its Group);
+                        // ProcessDown: its process died.
                         left += 1;
                     }
                 }
