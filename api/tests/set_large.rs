@@ -18,8 +18,8 @@ fn qos() -> Qos {
     Qos::data().with_ring_bytes(4096)
 }
 
-/// `FLOWS` pairs: the set's ends and their peers. (A pair's ends publish
-/// their statistics in the runtime directory: a private one.)
+/// `FLOWS` pairs: the set's ends and their peers (their statistics in a
+/// private runtime directory, removed at exit).
 fn pairs() -> (Vec<Flow>, Vec<Flow>) {
     ringflow_testkit::isolate_runtime_dir();
     (0..FLOWS).map(|_| Flow::pair(&qos()).unwrap()).unzip()

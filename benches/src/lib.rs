@@ -39,6 +39,7 @@ mod ringflow;
 mod rpc;
 mod scenario;
 pub mod scenarios;
+mod set_wake;
 mod stream;
 mod summary;
 mod wire;

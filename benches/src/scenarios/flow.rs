@@ -12,6 +12,7 @@ use crate::futex_limit;
 use crate::limit;
 use crate::os::{self, Wait};
 use crate::scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target, LIMIT};
+use crate::set_wake;
 
 /// The flow ring of stream-64B (128 KiB: 1638 frames of 80 bytes) and the
 /// slots of its limit.
@@ -57,6 +58,14 @@ const CHECKS: &[CheckSpec] = &[
         stat: Stat::MsgsPerSec,
         target: Target::AtLeast(0.7),
     },
+    // Waking one flow among 10,000 in a set against one among 1 (issue 18).
+    CheckSpec {
+        case: "set-wake-64B-x10000",
+        num: "ringflow",
+        den: "set-wake-64B-x1/ringflow",
+        stat: Stat::P50,
+        target: Target::AtMost(2.0),
+    },
     // Across cases: 1 MiB zero-copy messages against 64-byte ones.
     CheckSpec {
         case: "stream-1MiB-zerocopy",
@@ -78,7 +87,7 @@ pub fn scenario() -> Scenario {
 }
 
 fn cases() -> Vec<Case> {
-    vec![
+    let mut cases = vec![
         Case {
             name: "pingpong-spin-64B",
             about: "round trip of a 64-byte message, ringflow spinning: limit = cache-line handoff; ringflow = a \
@@ -140,7 +149,38 @@ fn cases() -> Vec<Case> {
             ],
             notes: vec!["limit: the 64-byte fixed-slot stream, the most messages per second memory allows".into()],
         },
-    ]
+    ];
+    cases.extend(set_wake_cases());
+    cases
+}
+
+/// Cases `set-wake-64B-x1` .. `-x10000` (see `set_wake.rs`).
+fn set_wake_cases() -> Vec<Case> {
+    set_wake::SIZES
+        .iter()
+        .map(|&n| {
+            let skipped = set_wake::unavailable(n);
+            Case {
+                name: match n {
+                    1 => "set-wake-64B-x1",
+                    100 => "set-wake-64B-x100",
+                    1000 => "set-wake-64B-x1000",
+                    _ => "set-wake-64B-x10000",
+                },
+                about: "round trip through a FlowSet of N flows: the pong side sleeps in the set's blocking \
+                        wait, the ping side sends 64 bytes on one flow (another each time, striding through all \
+                        N) and busy-polls it for the echo; up to 127 flows the set sleeps in futex_waitv, past \
+                        that in epoll on the flows' readiness descriptors",
+                metric: Metric::Latency,
+                impls: if skipped.is_some() {
+                    Vec::new()
+                } else {
+                    vec![Impl::new("ringflow", move |ctx| set_wake::run(ctx, n))]
+                },
+                notes: skipped.into_iter().collect(),
+            }
+        })
+        .collect()
 }
 
 fn pingpong_spin_impls() -> Vec<Impl> {
