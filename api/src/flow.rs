@@ -28,6 +28,36 @@ use ringflow_core::Deadline;
 
 /// One end of a flow.
 ///
+/// A listener accepts flows allocated to its name; each end sends and
+/// receives (here the client is a thread; across processes it is the same
+/// code in another program):
+///
+/// ```
+/// # extern crate ringflow_api as ringflow; // (the `ringflow` package re-exports this crate)
+/// # ringflow_testkit::isolate_runtime_dir(); // as a test: a private runtime directory, removed at exit
+/// use std::time::Duration;
+/// use ringflow::{Flow, Listener, Qos, RecvError};
+///
+/// let mut listener = Listener::bind("doc-flow")?;
+/// let client = std::thread::spawn(|| {
+///     let mut flow = Flow::alloc_timeout("doc-flow", &Qos::data(), Duration::from_secs(5)).expect("listening");
+///     flow.send(b"ping").expect("send");
+///     let mut buf = [0u8; 16];
+///     let n = flow.recv_into(&mut buf).expect("reply");
+///     assert_eq!(&buf[..n], b"pong");
+///     flow.dealloc().expect("dealloc"); // returns once the peer has read everything
+/// });
+/// let mut flow = listener.accept_timeout(Duration::from_secs(5))?;
+/// let mut buf = [0u8; 16];
+/// let n = flow.recv_into(&mut buf)?;
+/// assert_eq!(&buf[..n], b"ping");
+/// flow.send(b"pong")?;
+/// // The client deallocated the flow: the next receive says so.
+/// assert!(matches!(flow.recv_into(&mut buf), Err(RecvError::Closed)));
+/// client.join().expect("client thread");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// Nothing engine-only is reachable from it: the engine's bridge holds a
 /// ringflow-core flow end of its own, and a `Flow` neither exposes that end
 /// nor the operations the bridge uses on it. Dropping an end as if its

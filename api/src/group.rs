@@ -12,6 +12,37 @@ use ringflow_core::group::{
 use ringflow_core::Deadline;
 
 /// A member of a process group.
+///
+/// Members of one group are usually in different processes (see the
+/// repository's `examples/group.rs`); two in one process behave the same:
+///
+/// ```
+/// # extern crate ringflow_api as ringflow; // (the `ringflow` package re-exports this crate)
+/// # ringflow_testkit::isolate_runtime_dir(); // as a test: a private runtime directory, removed at exit
+/// use ringflow::{ChangeKind, Event, Group, GroupOptions, Guarantee, SlowMember};
+///
+/// let opts = GroupOptions::new().guarantee(Guarantee::Agreed).slow_member(SlowMember::Block);
+/// let mut a = Group::join("doc-prices", &opts)?; // creates the group and keeps it
+/// let mut b = ringflow::flow_join("doc-prices", &opts)?; // Ouroboros' name for the same join
+///
+/// // A member's first event is the view of its own join.
+/// match b.recv()? {
+///     Event::View(v) => assert_eq!(v.changes[0].kind, ChangeKind::Joined),
+///     _ => unreachable!("a joiner's first event is its join"),
+/// }
+/// a.mcast(b"EURUSD 1.0842")?; // one claim on the log, whatever the number of members
+/// let mut loan = a.loan(5)?; // zero copy: write in place, then send
+/// loan.write(0, b"bid 1");
+/// loan.send()?;
+/// for expected in [&b"EURUSD 1.0842"[..], b"bid 1"] {
+///     match b.recv()? {
+///         Event::Message(m) => assert_eq!(m.payload(), Some(expected)), // read in place
+///         _ => unreachable!("no view or loss in between"),
+///     }
+/// }
+/// b.leave()?; // a's next events: its own messages, then a view saying b left
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Group {
     pub(crate) end: GroupEnd,
 }

@@ -17,6 +17,21 @@
 //! [`Duration`](std::time::Duration) (`TimedOut` after either).
 //! - The foundation (rings, segments, waiting primitives) under stable paths.
 //!
+//! ```
+//! # extern crate ringflow_api as ringflow; // (the `ringflow` package re-exports this crate)
+//! # ringflow_testkit::isolate_runtime_dir(); // as a test: a private runtime directory, removed at exit
+//! use ringflow::{Flow, Qos};
+//!
+//! // Both ends of a flow in one process (libdill's `ipc_pair`); across
+//! // processes, one side binds a `Listener` and the other `Flow::alloc`s.
+//! let (mut a, mut b) = Flow::pair(&Qos::data())?;
+//! let mut loan = a.loan(5)?; // zero copy: write in place, then send
+//! loan.copy_from_slice(b"hello");
+//! loan.send()?;
+//! assert_eq!(&*b.recv_ref()?, b"hello"); // read in place
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! This crate must never reach into ring internals that are not re-exported
 //! below, and never trust a byte of shared memory or of a peer's socket.
 

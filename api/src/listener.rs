@@ -58,6 +58,16 @@ impl ListenerOptions {
         ListenerOptions { inner: self.inner.runtime_dir(dir) }
     }
 
+    /// Binds in a runtime directory shared with other users: an existing
+    /// directory this user owns that nobody else can write; its mode says
+    /// who reaches the name, and [`permit`](Self::permit) who is admitted
+    /// (see [`FlowOptions::shared_runtime_dir`](crate::FlowOptions::shared_runtime_dir)
+    /// for the other side).
+    #[must_use]
+    pub fn shared_runtime_dir(self, dir: impl Into<PathBuf>) -> Self {
+        ListenerOptions { inner: self.inner.shared_runtime_dir(dir) }
+    }
+
     /// Whether accepted flows record latencies (see
     /// [`FlowOptions::latency`](crate::FlowOptions::latency)).
     #[must_use]
@@ -92,6 +102,50 @@ impl ListenerOptions {
 }
 
 /// A bound name, accepting flows.
+///
+/// A server's loop: accept each flow and serve it until its client closes
+/// it (one at a time here; a thread per flow, or a [`FlowSet`](crate::FlowSet),
+/// serves many at once):
+///
+/// ```
+/// # extern crate ringflow_api as ringflow; // (the `ringflow` package re-exports this crate)
+/// # ringflow_testkit::isolate_runtime_dir(); // as a test: a private runtime directory, removed at exit
+/// use std::time::Duration;
+/// use ringflow::{AcceptError, Flow, Listener, ListenerOptions, Permit, Qos, RecvError};
+///
+/// // Same user only (the default Permit), said explicitly.
+/// let mut listener = Listener::bind_with("doc-upper", ListenerOptions::new().permit(Permit::same_user()))?;
+/// let clients = std::thread::spawn(|| {
+///     for word in ["one", "two"] {
+///         let mut flow = Flow::alloc("doc-upper", &Qos::data()).expect("listening");
+///         flow.send(word.as_bytes()).expect("send");
+///         let mut buf = [0u8; 16];
+///         let n = flow.recv_into(&mut buf).expect("reply");
+///         assert_eq!(&buf[..n], word.to_uppercase().as_bytes());
+///     } // dropping a flow closes it
+/// });
+/// let mut served = 0;
+/// loop {
+///     let mut flow = match listener.accept_timeout(Duration::from_millis(500)) {
+///         Ok(flow) => flow,
+///         Err(AcceptError::TimedOut) if clients.is_finished() => break,
+///         Err(AcceptError::TimedOut) => continue,
+///         Err(e) => return Err(e.into()),
+///     };
+///     let mut buf = [0u8; 16];
+///     loop {
+///         match flow.recv_into(&mut buf) {
+///             Ok(n) => flow.send(&buf[..n].to_ascii_uppercase())?,
+///             Err(RecvError::Closed) => break,
+///             Err(e) => return Err(e.into()),
+///         }
+///     }
+///     served += 1;
+/// }
+/// assert_eq!(served, 2);
+/// clients.join().expect("client thread");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Listener {
     inner: FlowListener,
 }

@@ -79,6 +79,30 @@ pub struct Ready {
 /// A set of flows and group members to wait on. It owns them; borrow one
 /// with [`get_mut`](Self::get_mut) ([`get_group_mut`](Self::get_group_mut)),
 /// take it back with [`remove`](Self::remove) ([`remove_group`](Self::remove_group)).
+///
+/// ```
+/// # extern crate ringflow_api as ringflow; // (the `ringflow` package re-exports this crate)
+/// # ringflow_testkit::isolate_runtime_dir(); // as a test: a private runtime directory, removed at exit
+/// use ringflow::{Flow, FlowSet, Interest, Qos, RecvError};
+///
+/// let mut set = FlowSet::new();
+/// let mut senders = Vec::new();
+/// for _ in 0..3 {
+///     let (sender, receiver) = Flow::pair(&Qos::data())?;
+///     set.insert(receiver, Interest::Readable); // returns the flow's key
+///     senders.push(sender);
+/// }
+/// senders[1].send(b"to the second")?;
+/// let mut ready = Vec::new();
+/// set.wait(&mut ready)?; // sleeps until at least one flow is ready
+/// assert_eq!(ready.len(), 1);
+/// let flow = set.get_mut(ready[0].key).expect("in the set");
+/// let mut buf = [0u8; 32];
+/// let n = flow.try_recv_into(&mut buf)?;
+/// assert_eq!(&buf[..n], b"to the second");
+/// assert!(matches!(flow.try_recv_into(&mut buf), Err(RecvError::WouldBlock)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Default)]
 pub struct FlowSet {
     slots: Vec<Option<(Entry, Interest)>>,

@@ -35,6 +35,7 @@ pub enum ClockSource {
 }
 
 impl ClockSource {
+    /// The clock's name, as `ringflow stat` and the stats file show it.
     pub fn as_str(self) -> &'static str {
         match self {
             ClockSource::Tsc => "tsc",

@@ -44,6 +44,7 @@ impl Verdict {
 pub struct Item {
     /// Short, stable name (`io_uring`, `memlock`, ...).
     pub name: &'static str,
+    /// How much the finding matters.
     pub verdict: Verdict,
     /// What was found.
     pub found: String,
@@ -76,6 +77,7 @@ impl fmt::Display for Item {
 /// Everything the doctor found, in a fixed order.
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// The items, in the order they were checked.
     pub items: Vec<Item>,
 }
 

@@ -49,10 +49,18 @@ pub fn register() -> Result<(), MembarrierError> {
 pub enum MembarrierError {
     /// The kernel lacks global expedited barriers; `supported` is the
     /// bit set of commands it offers.
-    Unsupported { supported: i64 },
+    Unsupported {
+        /// The commands the kernel offers (`MEMBARRIER_CMD_QUERY`'s mask).
+        supported: i64,
+    },
     /// `membarrier(cmd)` failed with `errno` (a seccomp filter, a kernel
     /// built without it).
-    Syscall { cmd: i32, errno: i32 },
+    Syscall {
+        /// The membarrier command.
+        cmd: i32,
+        /// The OS error number.
+        errno: i32,
+    },
 }
 
 impl std::fmt::Display for MembarrierError {

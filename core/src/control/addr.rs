@@ -13,8 +13,11 @@ pub const MAX_SOCKET_PATH: usize = 107;
 /// is too long for this name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathTooLong {
+    /// The socket path that does not fit.
     pub path: PathBuf,
+    /// Its length in bytes.
     pub len: usize,
+    /// The most a Unix socket address (`sun_path`) holds.
     pub max: usize,
 }
 

@@ -25,8 +25,11 @@ pub struct ControlConn {
 /// The peer's credentials as the kernel recorded them at connect time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerCred {
+    /// The peer's process id.
     pub pid: u32,
+    /// The peer's effective user id.
     pub uid: u32,
+    /// The peer's effective (primary) group id.
     pub gid: u32,
 }
 
@@ -40,13 +43,24 @@ pub enum ConnectError {
     PathTooLong(PathTooLong),
     /// Nobody listens under this name (no socket file, or a crashed
     /// listener's leftover).
-    NotFound { name: String },
+    NotFound {
+        /// The name looked up.
+        name: String,
+    },
     /// The socket or its directory is not ours to use.
-    PermissionDenied { path: PathBuf },
+    PermissionDenied {
+        /// The socket that refused the connection.
+        path: PathBuf,
+    },
     /// The listener's backlog stayed full until the deadline.
     TimedOut,
     /// A system call failed.
-    Io { op: &'static str, source: io::Error },
+    Io {
+        /// The system call that failed.
+        op: &'static str,
+        /// Its error.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for ConnectError {

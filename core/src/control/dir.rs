@@ -22,6 +22,8 @@ const LOCK_SUFFIX: &str = ".lock";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuntimeDir {
     path: PathBuf,
+    /// Opened with [`RuntimeDir::shared`]: other users may reach its names.
+    shared: bool,
 }
 
 /// Why a runtime directory was refused.
@@ -30,13 +32,36 @@ pub struct RuntimeDir {
 pub enum DirError {
     /// The path exists but is not a directory; a symlink counts, since it is
     /// not followed.
-    NotADirectory { path: PathBuf },
+    NotADirectory {
+        /// The path refused.
+        path: PathBuf,
+    },
     /// The directory belongs to another user.
-    WrongOwner { path: PathBuf, owner: u32, expected: u32 },
-    /// The directory grants group or other users some access.
-    TooPermissive { path: PathBuf, mode: u32 },
+    WrongOwner {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// This process's effective uid.
+        expected: u32,
+    },
+    /// The directory grants group or other users some access (a shared
+    /// one: lets someone other than its owner write).
+    TooPermissive {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A system call on the directory failed.
-    Io { op: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        /// The system call that failed.
+        op: &'static str,
+        /// The path it was called on.
+        path: PathBuf,
+        /// Its error.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for DirError {
@@ -49,7 +74,7 @@ impl fmt::Display for DirError {
                 write!(f, "runtime directory {}: owned by uid {owner}, expected uid {expected}", path.display())
             }
             DirError::TooPermissive { path, mode } => {
-                write!(f, "runtime directory {}: mode {mode:04o} lets other users in, expected 0700", path.display())
+                write!(f, "runtime directory {}: mode {mode:04o} lets other users in (expected 0700; a shared one: no group or other write)", path.display())
             }
             DirError::Io { op, path, source } => write!(f, "runtime directory {}: {op}: {source}", path.display()),
         }
@@ -70,7 +95,12 @@ impl std::error::Error for DirError {
 #[non_exhaustive]
 pub enum ListError {
     /// Reading the directory failed.
-    ReadDir { path: PathBuf, source: io::Error },
+    ReadDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why reading it failed.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for ListError {
@@ -110,7 +140,37 @@ impl RuntimeDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => create(&path)?,
             Err(source) => return Err(DirError::Io { op: "lstat", path, source }),
         }
-        Ok(RuntimeDir { path })
+        Ok(RuntimeDir { path, shared: false })
+    }
+
+    /// A runtime directory shared between users: an existing directory
+    /// (not a symlink) that nobody but its owner can write (no group or
+    /// other write bit), owned by this process's effective uid (a listener
+    /// binding names there) or by another user (whose names this process
+    /// means to reach: choosing the directory is trusting its owner). It is
+    /// never created here: its owner makes it with the group and mode that
+    /// say who may reach its names, say `install -d -m 0750 -g clients DIR`.
+    /// Sockets bound in it are made mode 0666, so the directory's
+    /// permissions decide who reaches a name and each listener's
+    /// [`Permit`](super::Permit) who is admitted.
+    pub fn shared(path: impl Into<PathBuf>) -> Result<Self, DirError> {
+        let path = path.into();
+        let path = std::path::absolute(&path).map_err(|source| DirError::Io { op: "absolute", path, source })?;
+        let meta =
+            fs::symlink_metadata(&path).map_err(|source| DirError::Io { op: "lstat", path: path.clone(), source })?;
+        if !meta.file_type().is_dir() {
+            return Err(DirError::NotADirectory { path });
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(DirError::TooPermissive { path, mode: meta.mode() & 0o7777 });
+        }
+        Ok(RuntimeDir { path, shared: true })
+    }
+
+    /// Whether other users may reach this directory's names (it was opened
+    /// with [`RuntimeDir::shared`]).
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// The directory's path.
@@ -261,6 +321,48 @@ mod tests {
             Err(DirError::WrongOwner { owner, expected, .. }) => assert_eq!((owner, expected), (65534, 0)),
             other => panic!("expected WrongOwner, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_shared_directory_lets_nobody_but_its_owner_write() {
+        let tmp = TestDir::new();
+        let dir = tmp.path().join("shared");
+        DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        for mode in [0o750, 0o711, 0o755, 0o2750] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+            let rt = RuntimeDir::shared(&dir).unwrap();
+            assert!(rt.is_shared() && rt.path() == dir, "mode {mode:o}");
+        }
+        for mode in [0o770, 0o757, 0o1777] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+            match RuntimeDir::shared(&dir) {
+                Err(DirError::TooPermissive { mode: m, .. }) => assert_eq!(m, mode),
+                other => panic!("mode {mode:o}: expected TooPermissive, got {other:?}"),
+            }
+        }
+        // Not a symlink, and never created.
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(matches!(RuntimeDir::shared(&link), Err(DirError::NotADirectory { .. })));
+        let missing = RuntimeDir::shared(tmp.path().join("missing")).unwrap_err();
+        assert!(matches!(missing, DirError::Io { op: "lstat", .. }), "{missing:?}");
+        assert!(!tmp.path().join("missing").exists());
+        // A private directory is not a shared one.
+        assert!(!RuntimeDir::at(tmp.path().join("private")).unwrap().is_shared());
+    }
+
+    #[test]
+    fn a_shared_directory_may_be_another_users() {
+        if effective_uid() != 0 {
+            eprintln!("skipped: only root can give a directory to another user");
+            return;
+        }
+        let tmp = TestDir::new();
+        let dir = tmp.path().join("theirs");
+        DirBuilder::new().mode(0o755).create(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        assert!(RuntimeDir::shared(&dir).unwrap().is_shared());
     }
 
     #[test]

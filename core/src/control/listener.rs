@@ -29,9 +29,17 @@ pub enum BindError {
     /// The runtime directory is too long for this name's socket path.
     PathTooLong(PathTooLong),
     /// A live listener holds the name.
-    InUse { name: String },
+    InUse {
+        /// The name.
+        name: String,
+    },
     /// A system call failed.
-    Io { op: &'static str, source: io::Error },
+    Io {
+        /// The system call that failed.
+        op: &'static str,
+        /// Its error.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for BindError {
@@ -65,7 +73,12 @@ pub enum AcceptError {
     /// Nobody connected within the timeout.
     TimedOut,
     /// A system call failed.
-    Io { op: &'static str, source: io::Error },
+    Io {
+        /// The system call that failed.
+        op: &'static str,
+        /// Its error.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for AcceptError {
@@ -119,11 +132,13 @@ impl ControlListener {
         if r < 0 {
             return Err(BindError::Io { op: "bind", source: io::Error::last_os_error() });
         }
-        // The directory is 0700 already; 0600 keeps the socket private even if
-        // someone loosens it. Nobody can connect before `listen`, so the
+        // A private directory is 0700 already; 0600 keeps the socket private
+        // even if someone loosens it. In a shared directory the socket is
+        // 0666: the directory's mode says who reaches it, the listener's
+        // Permit who gets in. Nobody can connect before `listen`, so the
         // umask-derived mode it was bound with is never usable.
-        fs::set_permissions(claim.socket_path(), fs::Permissions::from_mode(0o600))
-            .map_err(io_error("chmod socket"))?;
+        let mode = if dir.is_shared() { 0o666 } else { 0o600 };
+        fs::set_permissions(claim.socket_path(), fs::Permissions::from_mode(mode)).map_err(io_error("chmod socket"))?;
         // SAFETY: listen takes our fd and a backlog; it touches no memory.
         if unsafe { libc::listen(socket.as_raw_fd(), BACKLOG) } < 0 {
             return Err(BindError::Io { op: "listen", source: io::Error::last_os_error() });

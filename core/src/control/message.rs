@@ -34,9 +34,17 @@ pub enum SendError {
     /// hang-up at the other end.
     Empty,
     /// More descriptors than one message may carry.
-    TooManyFds { count: usize, max: usize },
+    TooManyFds {
+        /// Descriptors offered.
+        count: usize,
+        /// The most one message carries.
+        max: usize,
+    },
     /// The message is larger than the socket's send buffer allows.
-    TooLarge { len: usize },
+    TooLarge {
+        /// The message's length in bytes.
+        len: usize,
+    },
     /// The peer closed its end.
     PeerGone,
     /// The peer's queue stayed full and the deadline was now.
@@ -44,7 +52,10 @@ pub enum SendError {
     /// The peer's queue stayed full until the deadline.
     TimedOut,
     /// A system call failed.
-    Io { source: io::Error },
+    Io {
+        /// The socket error.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for SendError {
@@ -86,13 +97,30 @@ pub enum RecvError {
     PeerGone,
     /// The message was `len` bytes, more than the buffer's `capacity`; the
     /// rest was discarded. `nfds` descriptors arrived.
-    Truncated { len: usize, capacity: usize, nfds: usize },
+    Truncated {
+        /// Bytes received (the buffer's worth).
+        len: usize,
+        /// The buffer's size.
+        capacity: usize,
+        /// Descriptors received with it.
+        nfds: usize,
+    },
     /// The message carried more descriptors than slots were offered; the
     /// kernel closed the excess. The `len` bytes and `nfds` that fitted
     /// arrived.
-    FdsTruncated { len: usize, nfds: usize },
+    FdsTruncated {
+        /// Bytes received.
+        len: usize,
+        /// Descriptors received (the slots' worth).
+        nfds: usize,
+    },
     /// A system call failed.
-    Io { op: &'static str, source: io::Error },
+    Io {
+        /// The system call that failed.
+        op: &'static str,
+        /// Its error.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for RecvError {

@@ -21,7 +21,12 @@ pub enum NameError {
     /// The name is the empty string.
     Empty,
     /// The name is longer than [`MAX_NAME_LEN`] bytes.
-    TooLong { len: usize, max: usize },
+    TooLong {
+        /// The name's length in bytes.
+        len: usize,
+        /// The longest name allowed.
+        max: usize,
+    },
     /// The name contains '/', which would make it a path rather than a name.
     PathSeparator,
     /// The name contains NUL or another control character.

@@ -18,8 +18,11 @@ pub struct Permit {
 /// A peer the permit does not allow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Denied {
+    /// The peer's process id.
     pub pid: u32,
+    /// The peer's effective user id.
     pub uid: u32,
+    /// The peer's effective (primary) group id.
     pub gid: u32,
 }
 
@@ -38,7 +41,10 @@ pub enum CheckPeerError {
     /// The peer is not allowed.
     Denied(Denied),
     /// Its credentials could not be read.
-    Credentials { source: io::Error },
+    Credentials {
+        /// Why `SO_PEERCRED` or `SO_PEERGROUPS` failed.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for CheckPeerError {

@@ -104,7 +104,10 @@ pub enum CallError {
     AckDisconnected,
     /// The peer left while the request was being sent; `sent` bytes of it
     /// (its pieces) were committed, its last frame was not.
-    SendDisconnected { sent: usize },
+    SendDisconnected {
+        /// Bytes of the request committed before the peer left.
+        sent: usize,
+    },
     /// The request was sent whole and the peer left before answering. Its
     /// outcome is unknown: the peer may or may not have acted on it. (For a
     /// server: the client left after the last reply, the usual end.)
@@ -112,33 +115,74 @@ pub enum CallError {
     /// The answer does not fit the buffer: the buffer is full, `received`
     /// bytes of the answer were delivered in all, the rest waits for
     /// `receive_more`.
-    RecvMoreData { received: usize },
+    RecvMoreData {
+        /// Bytes of the answer delivered so far.
+        received: usize,
+    },
     /// The answer carries more descriptors than the slots offered (or an
     /// in-place receive met descriptors): `received_refs` were delivered,
     /// the rest (and any bytes left, `received` delivered so far) wait for
     /// `receive_more_fds`.
-    RecvMoreRefs { received: usize, received_refs: usize },
+    RecvMoreRefs {
+        /// Bytes of the answer delivered so far.
+        received: usize,
+        /// Descriptors of the answer delivered so far.
+        received_refs: usize,
+    },
     /// The peer left while its answer was arriving; `received` bytes of it
     /// were delivered (its last frame was not).
-    RecvDisconnected { received: usize },
+    RecvDisconnected {
+        /// Bytes of the answer delivered before the peer left.
+        received: usize,
+    },
     /// The deadline passed in `phase`; `sent` bytes of the outgoing message
     /// and `received` of the answer had gone through. Resumable (see the
     /// enum's docs).
-    TimedOut { phase: Phase, sent: usize, received: usize },
+    TimedOut {
+        /// The phase the deadline passed in.
+        phase: Phase,
+        /// Bytes of the outgoing message committed.
+        sent: usize,
+        /// Bytes of the answer delivered.
+        received: usize,
+    },
     /// A form that never waits (`try_`, `Deadline::Now`) would have waited
     /// in `phase`. Resumable like [`TimedOut`](Self::TimedOut).
-    WouldBlock { phase: Phase, sent: usize, received: usize },
+    WouldBlock {
+        /// The phase that would have waited.
+        phase: Phase,
+        /// Bytes of the outgoing message committed.
+        sent: usize,
+        /// Bytes of the answer delivered.
+        received: usize,
+    },
     /// Where the answer (or a request) was due, the peer's next message is
     /// a plain one (`send`): it stays in the flow; read it with `recv`, then
     /// go on with `receive_more`.
-    PlainMessage { len: usize },
+    PlainMessage {
+        /// The plain message's length in bytes.
+        len: usize,
+    },
     /// The message is larger than the flow's granted maximum. Nothing sent.
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// The message's length in bytes.
+        len: usize,
+        /// The flow's granted maximum.
+        max: usize,
+    },
     /// More descriptors than one message can carry. Nothing sent.
-    TooManyFds { count: usize, max: usize },
+    TooManyFds {
+        /// Descriptors offered.
+        count: usize,
+        /// The most one message carries.
+        max: usize,
+    },
     /// Calls need what this flow lacks: a reliable QoS (a lossy flow may
     /// drop a request or a reply).
-    Unsupported { reason: &'static str },
+    Unsupported {
+        /// What the flow lacks.
+        reason: &'static str,
+    },
     /// The peer corrupted the flow's shared memory or control stream.
     CorruptPeer(Corruption),
     /// Waiting failed: a `futex` or `membarrier` call.

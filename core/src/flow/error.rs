@@ -63,12 +63,22 @@ pub enum BindError {
     /// The name is empty, too long, or holds a path separator.
     InvalidName(NameError),
     /// A live listener has this name.
-    InUse { name: String },
+    InUse {
+        /// The name.
+        name: String,
+    },
     /// The per-user runtime directory is unusable (wrong owner, mode).
     RuntimeDir(DirError),
     /// The name's socket path (runtime directory and name) is longer than
     /// a Unix socket address holds (`len` bytes, at most `max`).
-    PathTooLong { path: PathBuf, len: usize, max: usize },
+    PathTooLong {
+        /// The socket path that does not fit.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+        /// The most a Unix socket address holds.
+        max: usize,
+    },
     /// `serve_host` on an engine in invoker mode: such an engine runs only
     /// inside its application's calls and cannot serve other processes.
     InvokerEngine,
@@ -90,17 +100,33 @@ pub enum AllocError {
     /// The requested QoS is out of range.
     InvalidQos(QosError),
     /// Nobody listens under this name.
-    NotFound { name: String },
+    NotFound {
+        /// The name looked up (in the runtime directory, then in `net.peers`).
+        name: String,
+    },
     /// A remote flow's engine could not be reached (no engine listens at
     /// that address, or the network failed): distinct from a name nobody
     /// listens on over there. (Through a host engine, whose socket errors
     /// are not this process's, it is [`RemoteUnreachable`](Self::RemoteUnreachable).)
-    EngineUnreachable { addr: String, source: io::Error },
+    EngineUnreachable {
+        /// The engine's address, as dialled.
+        addr: String,
+        /// Why the connection failed.
+        source: io::Error,
+    },
     /// A host engine (`ringflow engine`) could not reach the engine at
     /// `addr`; `reported` is its own account of why.
-    RemoteUnreachable { addr: String, reported: String },
+    RemoteUnreachable {
+        /// The far engine's address, as the host engine dialled it.
+        addr: String,
+        /// The host engine's account of the failure.
+        reported: String,
+    },
     /// A remote target that is not `name@host:port`.
-    InvalidTarget { target: String },
+    InvalidTarget {
+        /// The target as given.
+        target: String,
+    },
     /// The listener's socket or policy does not admit this user.
     PermissionDenied,
     /// The deadline passed before the listener accepted.
@@ -122,7 +148,14 @@ pub enum AllocError {
     Memory(FlowSetupError),
     /// The name's socket path (runtime directory and name) is longer than
     /// a Unix socket address holds (`len` bytes, at most `max`).
-    PathTooLong { path: PathBuf, len: usize, max: usize },
+    PathTooLong {
+        /// The socket path that does not fit.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+        /// The most a Unix socket address holds.
+        max: usize,
+    },
     /// This side could not send a handshake packet as it was made (a bug
     /// in ringflow, never the peer's doing).
     ControlSend(ControlSendError),
@@ -147,7 +180,10 @@ pub enum AllocError {
     Config(Arc<ConfigError>),
     /// The host engine failed the open for a reason it could only describe
     /// (`message` is its text).
-    HostEngine { message: String },
+    HostEngine {
+        /// The host engine's text.
+        message: String,
+    },
     /// The request to the host engine could not be sent.
     HostRequest(Box<SendError>),
     /// The host engine's answer could not be received.
@@ -187,14 +223,27 @@ pub enum SendError {
     /// Lossy QoS: the ring was full, the message was dropped (counted).
     Full,
     /// The message is larger than the flow's granted maximum.
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// The message's length in bytes.
+        len: usize,
+        /// The flow's granted maximum (`Qos::max_msg`).
+        max: usize,
+    },
     /// More descriptors than one message can carry (`max` is 0 on a flow
     /// to another host: descriptors cannot leave their host).
-    TooManyFds { count: usize, max: usize },
+    TooManyFds {
+        /// Descriptors offered.
+        count: usize,
+        /// The most one message carries.
+        max: usize,
+    },
     /// The peer closed the flow (deallocated); nothing more can be sent.
     Closed,
     /// The peer process died. `delivered` of the messages sent were read.
-    PeerGone { delivered: u64 },
+    PeerGone {
+        /// Messages of this side that the peer read before it died.
+        delivered: u64,
+    },
     /// The peer corrupted the flow's shared memory.
     CorruptPeer(Corruption),
     /// Waiting for room failed: a `futex` or `membarrier` call.
@@ -214,18 +263,30 @@ pub enum RecvError {
     TimedOut,
     /// The buffer is smaller than the message, which stays in the flow:
     /// retry with at least `needed` bytes.
-    TooSmall { needed: usize },
+    TooSmall {
+        /// The message's length: a buffer this large receives it.
+        needed: usize,
+    },
     /// The message carries `needed` file descriptors and fewer slots were
     /// offered (or a form without slots was used). It stays in the flow.
-    FdSlots { needed: usize },
+    FdSlots {
+        /// The descriptors the message carries.
+        needed: usize,
+    },
     /// The next message is part of a call (a request or a reply: sent with
     /// `call`, `reply` or `send_part`): it stays in the flow; receive it
     /// with `receive_request` or `receive_more`.
-    CallMessage { len: usize },
+    CallMessage {
+        /// The call message's length in bytes.
+        len: usize,
+    },
     /// End of flow: the peer deallocated and every message it sent was read.
     Closed,
     /// The peer process died; every message it committed was read first.
-    PeerGone { received: u64 },
+    PeerGone {
+        /// Messages this side received from the peer in all.
+        received: u64,
+    },
     /// The peer corrupted the flow's shared memory or control stream.
     CorruptPeer(Corruption),
     /// Waiting for a message failed: a `futex` or `membarrier` call.
@@ -242,16 +303,33 @@ pub enum DeallocError {
     /// `try_dealloc`, or a deadline of now: the flow is closed without
     /// lingering, `unconsumed` messages still unread (the peer can still
     /// read them all).
-    WouldBlock { unconsumed: u64 },
+    WouldBlock {
+        /// Messages sent on the flow that the peer had not read.
+        unconsumed: u64,
+    },
     /// The deadline passed; `unconsumed` messages were still unread.
-    TimedOut { unconsumed: u64 },
+    TimedOut {
+        /// Messages sent on the flow that the peer had not read.
+        unconsumed: u64,
+    },
     /// The peer closed the flow first, leaving `unconsumed` messages unread.
-    Closed { unconsumed: u64 },
+    Closed {
+        /// Messages sent on the flow that the peer had not read.
+        unconsumed: u64,
+    },
     /// The peer died first, leaving `unconsumed` messages unread.
-    PeerGone { unconsumed: u64 },
+    PeerGone {
+        /// Messages sent on the flow that the peer had not read.
+        unconsumed: u64,
+    },
     /// Waiting for the peer to consume failed (`futex_wait` returned the
     /// OS error `errno`), with `unconsumed` messages still unread.
-    Wait { unconsumed: u64, errno: i32 },
+    Wait {
+        /// Messages sent on the flow that the peer had not read.
+        unconsumed: u64,
+        /// The OS error number of the failed wait.
+        errno: i32,
+    },
 }
 
 impl fmt::Display for BindError {

@@ -47,10 +47,16 @@ pub const PACKET_LEN: usize = 48;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
+    /// The initiator's opening: the QoS it asks for.
     Hello = 1,
+    /// The acceptor's yes: the granted QoS.
     Grant = 2,
+    /// The acceptor's no: a refusal code.
     Refuse = 3,
+    /// The initiator's segment: its length, with the memfd and the signal descriptor.
     Segment = 4,
+    /// The acceptor mapped and checked the segment: the flow is up (with its
+    /// signal descriptor, and its own segment when it supplies memory).
     Ready = 5,
     /// Data phase: file descriptors of the next message carrying `FLAG_FDS`.
     Fds = 6,
@@ -116,6 +122,7 @@ impl std::error::Error for Refusal {}
 /// A decoded control packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packet {
+    /// The packet type.
     pub kind: Kind,
     /// Refusal code, fd count, or 0.
     pub code: u32,
@@ -125,6 +132,7 @@ pub struct Packet {
 }
 
 impl Packet {
+    /// A packet of `kind` with `code` and an empty body.
     pub fn new(kind: Kind, code: u32) -> Packet {
         Packet { kind, code, body: [0; ENCODED_LEN] }
     }
@@ -186,7 +194,10 @@ pub enum HandshakeError {
     /// The peer said no.
     Refused(Refusal),
     /// The peer speaks another protocol version.
-    Version { found: u16 },
+    Version {
+        /// The version the peer speaks.
+        found: u16,
+    },
     /// The peer sent something that is not the protocol.
     Protocol(&'static str),
     /// The peer granted something we did not ask for.
@@ -316,6 +327,7 @@ fn offer_membarrier() -> u32 {
 
 /// A flow both sides have mapped.
 pub struct Established {
+    /// The flow's mapped memory (both directions' rings and pools).
     pub memory: Arc<FlowMemory>,
     /// The granted QoS.
     pub qos: Qos,

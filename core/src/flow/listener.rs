@@ -17,7 +17,7 @@ use crate::flow::handshake::{self, HandshakeError, Refusal};
 use crate::flow::{MemorySupply, QosLimits, Role};
 use crate::Deadline;
 
-use crate::flow::end::{FlowEnd, StatsSetup};
+use crate::flow::end::{DirChoice, FlowEnd, StatsSetup};
 use crate::flow::error::{is_resource_limit, AcceptError, BindError};
 use crate::remote::invoker::{self, Invoker};
 
@@ -33,7 +33,7 @@ pub struct ListenerOptions {
     limits: QosLimits,
     permit: Permit,
     spin: Option<Duration>,
-    runtime_dir: Option<PathBuf>,
+    runtime_dir: Option<DirChoice>,
     latency: Option<bool>,
     /// The invoker-mode engine the accepts drive, and whose flows to this
     /// listener drive it.
@@ -72,7 +72,17 @@ impl ListenerOptions {
     /// Where names live (see [`FlowOptions::runtime_dir`](crate::flow::end::FlowOptions::runtime_dir)).
     #[must_use]
     pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.runtime_dir = Some(dir.into());
+        self.runtime_dir = Some(DirChoice { path: dir.into(), shared: false });
+        self
+    }
+
+    /// Binds in a runtime directory shared with other users (see
+    /// [`RuntimeDir::shared`]): an existing directory this user owns that
+    /// nobody else can write; its mode says who reaches the name, and
+    /// [`permit`](Self::permit) who is admitted (add their uids or a gid).
+    #[must_use]
+    pub fn shared_runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runtime_dir = Some(DirChoice { path: dir.into(), shared: true });
         self
     }
 
@@ -122,7 +132,7 @@ impl FlowListener {
     pub fn bind_with(name: &str, opts: ListenerOptions) -> Result<FlowListener, BindError> {
         control::validate_name(name).map_err(BindError::InvalidName)?;
         let dir = match &opts.runtime_dir {
-            Some(p) => RuntimeDir::at(p.clone()),
+            Some(choice) => choice.open(),
             None => RuntimeDir::resolve(),
         }
         .map_err(BindError::RuntimeDir)?;

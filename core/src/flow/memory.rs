@@ -450,9 +450,13 @@ pub struct Sides {
 
 /// Mutable views of the four sides at once.
 pub struct SidesMut<'a> {
+    /// The sending ring.
     pub tx: &'a mut Producer<RawRegion>,
+    /// The sending pool (messages too large for the ring).
     pub tx_bulk: &'a mut pool::Producer<RawRegion>,
+    /// The receiving ring.
     pub rx: &'a mut Consumer<RawRegion>,
+    /// The receiving pool.
     pub rx_bulk: &'a mut pool::Consumer<RawRegion>,
 }
 

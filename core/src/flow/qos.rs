@@ -18,6 +18,25 @@ pub const MAX_MSG_LIMIT: usize = 1 << 30;
 pub const MIN_MSG: usize = 64;
 
 /// A flow's quality of service.
+///
+/// The allocating side asks for one (a preset, adjusted); the listener
+/// grants it within its [`QosLimits`] (sizes may be lowered, never
+/// raised) and both ends see the granted one (`Flow::qos`).
+///
+/// ```
+/// # use ringflow_core::flow::{Qos, QosLimits};
+/// // Reliable and ordered (the default), with messages up to 8 MiB.
+/// let asked = Qos::data().with_max_msg(8 << 20);
+/// assert!(asked.reliable && asked.in_order);
+/// // Lossy: a full ring refuses a message at once instead of waiting.
+/// assert!(!Qos::voice().reliable);
+/// // Presets by name, as a config file or a command line gives them.
+/// assert_eq!(Qos::preset("best-effort"), Some(Qos::best_effort()));
+/// // A listener that allows messages of 1 MiB at most lowers the ask.
+/// let granted = asked.grant(&QosLimits { max_msg: 1 << 20, ..QosLimits::default() });
+/// assert_eq!(granted.max_msg, 1 << 20);
+/// assert!(asked.validate().is_ok());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Qos {
     /// Messages arrive in the order they were sent. Always granted on one
@@ -257,9 +276,21 @@ impl Default for QosLimits {
 #[non_exhaustive]
 pub enum QosError {
     /// Ring size out of range.
-    RingBytes { got: usize, min: usize, max: usize },
+    RingBytes {
+        /// The ring size asked for.
+        got: usize,
+        /// The smallest allowed.
+        min: usize,
+        /// The largest allowed.
+        max: usize,
+    },
     /// Message size zero or too large.
-    MaxMsg { got: usize, max: usize },
+    MaxMsg {
+        /// The message size asked for.
+        got: usize,
+        /// The largest allowed.
+        max: usize,
+    },
     /// A zero peer timeout.
     PeerTimeout,
     /// Bytes from a peer that do not encode a QoS.

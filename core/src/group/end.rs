@@ -36,7 +36,10 @@ pub enum Event<'a> {
     /// view of its own join).
     View(View),
     /// Lap groups: this member was overtaken and lost `count` messages.
-    Lost { count: u64 },
+    Lost {
+        /// Messages lost (exact).
+        count: u64,
+    },
 }
 
 /// A message being read. Dropping it consumes it.
@@ -143,8 +146,11 @@ impl GroupLoan<'_> {
 /// Statistics of one member.
 #[derive(Clone, Debug)]
 pub struct GroupStats {
+    /// Messages this member multicast.
     pub sent: u64,
+    /// Messages handed to this member's application.
     pub received: u64,
+    /// Messages this member lost (lapped on a Lap group).
     pub lost: u64,
     /// Bytes of log between this member's cursor and the tail.
     pub lag_bytes: u64,

@@ -17,12 +17,21 @@ pub enum JoinError {
     /// The name cannot name a group.
     Name(NameError),
     /// The options are unusable (`what` says which).
-    BadOptions { what: &'static str },
+    BadOptions {
+        /// Which option, and why.
+        what: &'static str,
+    },
     /// The group exists with another guarantee or slow-member policy, or
     /// carries smaller messages than asked for (`what` says which).
-    OptionsDiffer { what: &'static str },
+    OptionsDiffer {
+        /// Which option differs.
+        what: &'static str,
+    },
     /// The group has as many members as it can hold.
-    Full { max: usize },
+    Full {
+        /// The group's member limit.
+        max: usize,
+    },
     /// The group's keeper does not let this process in (its `Permit`).
     PermissionDenied,
     /// Nothing could be decided before the deadline.
@@ -32,11 +41,19 @@ pub enum JoinError {
     /// The keeper went away during the join and no other took over in time.
     KeeperGone,
     /// The group's memory or the keeper's answers are invalid.
-    Corrupt { what: &'static str },
+    Corrupt {
+        /// What was found wrong.
+        what: &'static str,
+    },
     /// The group's memory could not be made or mapped.
     Setup(FlowSetupError),
     /// The runtime directory or a system call failed.
-    Io { op: &'static str, source: io::Error },
+    Io {
+        /// The system call that failed.
+        op: &'static str,
+        /// Its error.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for JoinError {
@@ -105,7 +122,12 @@ pub enum McastError {
     /// No room before the deadline.
     TimedOut,
     /// Larger than the group's largest message.
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// The message's length in bytes.
+        len: usize,
+        /// The group's largest message.
+        max: usize,
+    },
     /// This member was evicted; it is no longer in the group.
     Evicted,
     /// This member has left the group.

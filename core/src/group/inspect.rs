@@ -63,6 +63,7 @@ impl MemberState {
         })
     }
 
+    /// The state's name, as `ringflow stat` shows it.
     pub fn as_str(self) -> &'static str {
         match self {
             MemberState::Joining => "joining",
@@ -76,9 +77,11 @@ impl MemberState {
 /// One member as the group's memory shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberSnapshot {
+    /// Who.
     pub member: Member,
     /// Its seat: member table entry and consumer slot of the log.
     pub seat: usize,
+    /// Where it is in its life in the group.
     pub state: MemberState,
     /// Its counters as it last wrote them into the table (every 64
     /// receives and at each view; its process's stats slot has them live).
@@ -93,16 +96,21 @@ pub struct MemberSnapshot {
 /// A group as its memory shows it at one moment.
 #[derive(Clone, Debug)]
 pub struct GroupSnapshot {
+    /// The group's name.
     pub name: String,
     /// The process that keeps the group now.
     pub keeper_pid: u32,
     /// The id of the latest view committed.
     pub view_id: u64,
+    /// The group's delivery guarantee.
     pub guarantee: Guarantee,
+    /// What the group does with a slow member.
     pub slow: SlowMember,
     /// Bytes of log.
     pub capacity: u64,
+    /// The most members the group takes.
     pub max_members: usize,
+    /// The group's largest message, in bytes.
     pub max_message: usize,
     /// The log's tail (bytes claimed since it was laid out).
     pub tail: u64,
@@ -130,7 +138,10 @@ pub enum InspectError {
     /// The runtime directory is unusable (missing, wrong owner or mode).
     RuntimeDir(DirError),
     /// Nobody keeps a group of this name.
-    NotFound { name: String },
+    NotFound {
+        /// The group name looked up.
+        name: String,
+    },
     /// Connecting to the keeper failed otherwise.
     Connect(ConnectError),
     /// The keeper does not let this process look (the group's `Permit`).
@@ -141,11 +152,19 @@ pub enum InspectError {
     /// without INSPECT).
     KeeperGone,
     /// The keeper's answer or the group's memory is invalid.
-    Corrupt { what: &'static str },
+    Corrupt {
+        /// What was found wrong.
+        what: &'static str,
+    },
     /// The group's memory could not be mapped or does not check out.
     Setup(FlowSetupError),
     /// A system call failed.
-    Io { op: &'static str, source: io::Error },
+    Io {
+        /// The system call that failed.
+        op: &'static str,
+        /// Its error.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for InspectError {

@@ -53,10 +53,15 @@ pub(crate) const HISTORY: usize = 32;
 /// What the creator chose, validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupConfig {
+    /// The delivery guarantee.
     pub guarantee: Guarantee,
+    /// What to do with a slow member.
     pub slow: SlowMember,
+    /// The largest message, in bytes.
     pub max_message: usize,
+    /// The most members.
     pub max_members: usize,
+    /// Bytes of log.
     pub capacity: usize,
 }
 

@@ -56,7 +56,10 @@ pub enum SlowMember {
     Lap,
     /// Reliable, but a member that holds senders back for longer than
     /// `after` is removed from the group (it is told so: `Evicted`).
-    Evict { after: Duration },
+    Evict {
+        /// How long a member may hold the others back before it is evicted.
+        after: Duration,
+    },
 }
 
 impl SlowMember {

@@ -60,8 +60,11 @@ pub(crate) struct Holder {
 /// The counters a member keeps in its entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
+    /// Messages the member multicast.
     pub sent: u64,
+    /// Messages handed to the member's application.
     pub received: u64,
+    /// Messages the member lost (lapped on a Lap group).
     pub lost: u64,
 }
 

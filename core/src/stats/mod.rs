@@ -51,6 +51,7 @@ pub enum SlotKind {
 }
 
 impl SlotKind {
+    /// The kind a slot's kind word names; `None` for a free slot (0) or garbage.
     pub fn from_word(w: u64) -> Option<SlotKind> {
         match w {
             1 => Some(SlotKind::Flow),
@@ -60,6 +61,7 @@ impl SlotKind {
         }
     }
 
+    /// The kind's name, as `ringflow stat` shows it.
     pub fn as_str(self) -> &'static str {
         match self {
             SlotKind::Flow => "flow",
@@ -90,9 +92,13 @@ impl SlotKind {
 /// Counters of a flow end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlowCounter {
+    /// Messages sent.
     Sent = 0,
+    /// Messages received.
     Received = 1,
+    /// Payload bytes sent.
     BytesSent = 2,
+    /// Payload bytes received.
     BytesReceived = 3,
     /// Messages refused because the ring was full (lossy QoS).
     Dropped = 4,
@@ -109,6 +115,7 @@ pub enum FlowCounter {
 }
 
 impl FlowCounter {
+    /// The counters' names, in their order (as `ringflow stat --json` prints them).
     pub const NAMES: &'static [&'static str] = &[
         "sent",
         "received",
@@ -125,6 +132,7 @@ impl FlowCounter {
 
 /// Histogram indices of a flow end.
 pub const FLOW_LATENCY: usize = 0;
+/// A flow end bridged to another host: round trips measured from acknowledgements.
 pub const FLOW_RTT: usize = 1;
 
 /// Counters of an engine thread.
@@ -141,12 +149,15 @@ pub enum EngineCounter {
 }
 
 impl EngineCounter {
+    /// The counters' names, in their order.
     pub const NAMES: &'static [&'static str] = &["cycles", "busy_cycles", "sleeps", "work"];
 }
 
 /// Histogram indices of an engine thread.
 pub const ENGINE_DUTY: usize = 0;
+/// Idle spans: from the first cycle without work to the next with some.
 pub const ENGINE_IDLE: usize = 1;
+/// How long a wake-up took, from the wake to the thread running.
 pub const ENGINE_WAKE: usize = 2;
 
 /// Counters of a group member.
@@ -161,6 +172,7 @@ pub enum GroupCounter {
 }
 
 impl GroupCounter {
+    /// The counters' names, in their order.
     pub const NAMES: &'static [&'static str] = &["sent", "received", "lost"];
 }
 

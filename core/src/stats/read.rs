@@ -25,14 +25,17 @@ const ATTEMPTS: usize = 4;
 /// What one process publishes.
 #[derive(Debug)]
 pub struct ProcessStats {
+    /// The process id.
     pub pid: u32,
     /// The executable's file name.
     pub exe: String,
     /// The clock of its stamps (`tsc` or `monotonic-raw`).
     pub clock: &'static str,
+    /// When the process made its stats file (Unix time, ns).
     pub created_unix_ns: u64,
     /// Flows beyond what its file holds (counted, not shown).
     pub unpublished: u64,
+    /// Its flows, engine threads and group members.
     pub slots: Vec<SlotSnapshot>,
     /// Slots skipped: torn (changing under every copy) or garbage.
     pub skipped: usize,
@@ -41,14 +44,19 @@ pub struct ProcessStats {
 /// A copy of one slot.
 #[derive(Debug)]
 pub struct SlotSnapshot {
+    /// The slot's index in the file.
     pub index: usize,
+    /// What the slot describes.
     pub kind: SlotKind,
+    /// The flow's, thread's or group's name.
     pub name: String,
     /// The kind's info word (a flow: its role and whether it is bridged).
     pub info: u64,
     /// The peer's pid, if known (0 otherwise).
     pub peer: u64,
+    /// When the slot was taken (Unix time, ns).
     pub opened_unix_ns: u64,
+    /// The kind's counters, in its order (`SlotKind::counter_names`).
     pub counters: [u64; COUNTERS],
     /// Every histogram of the slot, in the kind's order.
     pub hists: Vec<Histogram<u64>>,
@@ -65,7 +73,9 @@ impl SlotSnapshot {
 /// Reading a runtime directory's stats failed as a whole.
 #[derive(Debug)]
 pub struct ReadError {
+    /// The directory read.
     pub path: PathBuf,
+    /// Why it could not be read.
     pub source: std::io::Error,
 }
 

@@ -19,10 +19,12 @@ pub struct RecvBuf {
 }
 
 impl RecvBuf {
+    /// Bytes received into the buffer.
     pub fn len(&self) -> usize {
         self.len as usize
     }
 
+    /// No bytes (the peer closed its side).
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -42,7 +44,9 @@ pub enum CloseReason {
 /// What a duty-cycle step observed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TcpEvent {
+    /// A listener accepted a connection, now known by this id.
     Accepted(ConnId),
+    /// Bytes arrived on a connection, in a provided buffer to recycle.
     Received(ConnId, RecvBuf),
     /// The kernel took this many more bytes of the connection's queue.
     Sent(ConnId, usize),
@@ -59,7 +63,12 @@ pub enum TcpError {
     /// The connection has closed; nothing more can be sent.
     Closed,
     /// A socket call failed.
-    Io { op: &'static str, errno: i32 },
+    Io {
+        /// The socket call that failed.
+        op: &'static str,
+        /// The OS error number.
+        errno: i32,
+    },
 }
 
 impl std::fmt::Display for TcpError {
@@ -112,7 +121,9 @@ pub(crate) fn shutdown(fd: &std::os::fd::OwnedFd) {
 /// Counters of what the transport did, for tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpStats {
+    /// Sends by plain SEND.
     pub plain_sends: u64,
+    /// SEND_ZCs from unregistered memory.
     pub zc_sends: u64,
     /// SEND_ZCs from registered buffers (`zc_sends` counts the others).
     pub fixed_sends: u64,

@@ -1,5 +1,5 @@
 //! io_uring for the engine: whether it is usable here and why not
-//! ([`probe`]), one ring's duty cycle ([`UringDriver`]), and a TCP transport
+//! ([`mod@probe`]), one ring's duty cycle ([`UringDriver`]), and a TCP transport
 //! over it ([`TcpDriver`]: multishot accept, multishot recv into provided
 //! buffers, sends from driver-owned memory).
 //!

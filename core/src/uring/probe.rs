@@ -21,13 +21,17 @@ pub const TEST_ERRNO_ENV: &str = "RINGFLOW_TEST_URING_ERRNO";
 /// Setup flags the kernel accepted for a ring.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SetupFlags {
+    /// IORING_SETUP_SINGLE_ISSUER: one thread submits.
     pub single_issuer: bool,
+    /// IORING_SETUP_DEFER_TASKRUN: task work runs only when the ring is entered.
     pub defer_taskrun: bool,
+    /// IORING_SETUP_COOP_TASKRUN: task work does not interrupt the thread.
     pub coop_taskrun: bool,
     /// IORING_SETUP_TASKRUN_FLAG: the ring tells user space when task work
     /// waits, so a poller enters the kernel only then. Set whenever
     /// COOP_TASKRUN or DEFER_TASKRUN is.
     pub taskrun_flag: bool,
+    /// IORING_SETUP_SQPOLL: a kernel thread polls the submission queue.
     pub sqpoll: bool,
 }
 
@@ -68,12 +72,19 @@ impl SetupFlags {
 /// from the opcode of the same release.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Support {
+    /// The setup flags the kernel accepted.
     pub setup: SetupFlags,
+    /// Multishot accept.
     pub accept_multi: bool,
+    /// Multishot receive.
     pub recv_multi: bool,
+    /// IORING_OP_SEND_ZC (zero-copy send).
     pub send_zc: bool,
+    /// IORING_OP_PROVIDE_BUFFERS.
     pub provide_buffers: bool,
+    /// Provided-buffer rings.
     pub buf_ring: bool,
+    /// IORING_OP_FUTEX_WAIT.
     pub futex_wait: bool,
 }
 
@@ -99,20 +110,37 @@ impl Support {
 #[non_exhaustive]
 pub enum UringUnavailable {
     /// `kernel.io_uring_disabled` is 1 (only `kernel.io_uring_group`) or 2 (nobody).
-    DisabledBySysctl { value: u8 },
+    DisabledBySysctl {
+        /// The sysctl's value.
+        value: u8,
+    },
     /// EPERM with the sysctl at 0: a seccomp filter (a container runtime's
     /// default profile) or an LSM forbids `io_uring_setup`.
     Forbidden,
     /// ENOSYS: the kernel predates io_uring (5.1) or was built without it.
     NotInKernel,
     /// ENOMEM: the ring or its buffers do not fit in the locked-memory limit.
-    LockedMemory { limit_bytes: Option<u64> },
+    LockedMemory {
+        /// The soft `RLIMIT_MEMLOCK`, if it could be read (`None`: unlimited or unknown).
+        limit_bytes: Option<u64>,
+    },
     /// EINVAL: the kernel rejects this combination of setup flags.
-    InvalidFlags { flags: String },
+    InvalidFlags {
+        /// The flags asked for.
+        flags: String,
+    },
     /// The kernel lacks an operation the transport needs.
-    MissingFeature { what: &'static str },
+    MissingFeature {
+        /// The operation missing.
+        what: &'static str,
+    },
     /// Anything else, with the step that failed.
-    Other { step: &'static str, errno: i32 },
+    Other {
+        /// The step that failed.
+        step: &'static str,
+        /// The OS error number.
+        errno: i32,
+    },
 }
 
 impl fmt::Display for UringUnavailable {

@@ -55,6 +55,7 @@ impl UringDriver {
         &self.support
     }
 
+    /// Counters of what the driver did so far.
     pub fn stats(&self) -> DriverStats {
         self.stats
     }

@@ -46,6 +46,7 @@ use crate::stats::Slot;
 pub(crate) use alloc::StatsSetup;
 pub use buf::{RecvBuf, SendBuf};
 pub use hdrhistogram::Histogram;
+pub(crate) use options::DirChoice;
 pub use options::FlowOptions;
 pub use stats::FlowStats;
 

@@ -10,7 +10,7 @@ use ringflow_shm::Segment;
 #[derive(Debug, Default)]
 pub struct FlowOptions {
     pub(crate) spin: Option<Duration>,
-    pub(crate) runtime_dir: Option<PathBuf>,
+    pub(crate) runtime_dir: Option<DirChoice>,
     pub(crate) memory: Option<Segment>,
     pub(crate) latency: Option<bool>,
     /// The name a pair's ends are listed under (default "(pair)").
@@ -37,7 +37,19 @@ impl FlowOptions {
     /// `/tmp` for an unset `TMPDIR`).
     #[must_use]
     pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.runtime_dir = Some(dir.into());
+        self.runtime_dir = Some(DirChoice { path: dir.into(), shared: false });
+        self
+    }
+
+    /// Looks the name up in a runtime directory shared between users (see
+    /// [`RuntimeDir::shared`]): an existing directory that nobody but its
+    /// owner can write, which may be another user's (naming it trusts that
+    /// user). The listener's `Permit` must admit this process's uid or one
+    /// of its groups. This process's statistics for the flow are published
+    /// only if it may write there (`ringflow stat` of that directory).
+    #[must_use]
+    pub fn shared_runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runtime_dir = Some(DirChoice { path: dir.into(), shared: true });
         self
     }
 
@@ -73,8 +85,28 @@ impl FlowOptions {
 
     pub(crate) fn dir(&self) -> Result<RuntimeDir, crate::control::DirError> {
         match &self.runtime_dir {
-            Some(p) => RuntimeDir::at(p.clone()),
+            Some(choice) => choice.open(),
             None => RuntimeDir::resolve(),
+        }
+    }
+}
+
+/// A runtime directory an option names: private (checked, created if
+/// missing: [`RuntimeDir::at`]) or shared between users
+/// ([`RuntimeDir::shared`]).
+#[derive(Clone, Debug)]
+pub(crate) struct DirChoice {
+    pub path: PathBuf,
+    pub shared: bool,
+}
+
+impl DirChoice {
+    /// Checks (and for a private one, creates) the directory.
+    pub(crate) fn open(&self) -> Result<RuntimeDir, crate::control::DirError> {
+        if self.shared {
+            RuntimeDir::shared(self.path.clone())
+        } else {
+            RuntimeDir::at(self.path.clone())
         }
     }
 }

@@ -141,10 +141,12 @@ impl TcpDriver {
         })
     }
 
+    /// The io_uring driver underneath.
     pub fn driver(&self) -> &UringDriver {
         &self.uring
     }
 
+    /// Counters of what the transport did so far.
     pub fn stats(&self) -> TcpStats {
         self.stats
     }
