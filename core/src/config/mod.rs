@@ -26,7 +26,7 @@ mod validate;
 mod tests;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use addr::{AddrError, HostPort, Peer};
@@ -212,8 +212,9 @@ impl IoUringSection {
     }
 }
 
-/// `[net]`: where the engine listens for remote engines, and the ones it knows.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+/// `[net]`: where the engine listens for remote engines, the ones it
+/// knows, and what a connection must do before it is trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NetSection {
     /// `net.listen`; `None` accepts no remote flows (outgoing ones still work).
@@ -222,6 +223,33 @@ pub struct NetSection {
     pub peers: Vec<Peer>,
     /// `net.backend`.
     pub backend: NetBackend,
+    /// `net.key_file`: the pre-shared key engines prove to each other
+    /// (`None`: no key; such an engine talks only to unkeyed ones).
+    pub key_file: Option<PathBuf>,
+    /// `net.hello_timeout_ms`: a connection that has not finished its hello
+    /// (and proof of the key) this long after it opened is dropped.
+    pub hello_timeout: Duration,
+    /// `net.max_hellos`: connections in their hello at once; a new one
+    /// beyond it drops the oldest.
+    pub max_hellos: usize,
+}
+
+/// Default of `net.hello_timeout_ms`.
+pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default of `net.max_hellos`.
+pub const DEFAULT_MAX_HELLOS: usize = 128;
+
+impl Default for NetSection {
+    fn default() -> Self {
+        NetSection {
+            listen: None,
+            peers: Vec::new(),
+            backend: NetBackend::Auto,
+            key_file: None,
+            hello_timeout: DEFAULT_HELLO_TIMEOUT,
+            max_hellos: DEFAULT_MAX_HELLOS,
+        }
+    }
 }
 
 /// `[flow]`: defaults for flows that do not ask otherwise.

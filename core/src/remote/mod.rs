@@ -28,6 +28,7 @@
 //! every data frame. File descriptors cannot leave their host: `send_fds`
 //! on a remote flow refuses them (`TooManyFds { max: 0 }`).
 
+mod authkey;
 mod bridge;
 #[cfg(test)]
 mod errors_tests;
@@ -38,6 +39,7 @@ mod peers;
 mod peers_tests;
 
 pub use crate::net::Backend;
+pub use authkey::{load_key_file, random_nonce, KeyFileError};
 pub use host::{HostService, ENGINE_NAME};
 pub use invoker::{Invoker, SEND_BATCH, WAIT_CAP};
 pub(crate) use peers::alloc_through_peers;
@@ -130,7 +132,15 @@ impl RemoteEngine {
             uring.coop_taskrun = !uring.sqpoll;
         }
         let owner = (invoker_mode && uring.single_issuer).then(invoker::this_thread);
-        let bridge = Bridge::new(uring, config.net().backend, listen, runtime_dir, Arc::clone(&shared), ready_tx);
+        let key = match &config.net().key_file {
+            Some(path) => Some(load_key_file(path).map_err(EngineError::AuthKey)?),
+            None => None,
+        };
+        let hellos =
+            bridge::HelloPolicy { key, timeout: config.net().hello_timeout, max_pending: config.net().max_hellos };
+        let keyed = hellos.key.is_some();
+        let bridge =
+            Bridge::new(uring, config.net().backend, listen, runtime_dir, Arc::clone(&shared), ready_tx, hellos);
         let mut engine = Engine::start(config, vec![Box::new(bridge)])?;
         if invoker_mode {
             // The first duty cycle builds the network, here and now.
@@ -139,6 +149,15 @@ impl RemoteEngine {
         // The bridge builds its io_uring and listener on the thread that
         // runs it (io_uring's single-issuer rule) and reports how that went.
         let bound = ready_rx.recv_timeout(Duration::from_secs(10)).map_err(|_| EngineError::NetworkNotReported)??;
+        if let Some(addr) = bound.filter(|a| !keyed && !a.ip().is_loopback()) {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "ringflow: warning: this engine listens on {addr}, beyond loopback, without a key \
+                 (net.key_file): any host that reaches this port can open flows to this host's listeners that \
+                 take remote flows"
+            );
+        }
         let run = if invoker_mode {
             let invoker = Invoker::new(engine, owner);
             let _ = shared.invoker.set(Arc::downgrade(&invoker));
