@@ -28,8 +28,9 @@ const LONG: Duration = Duration::from_secs(30);
 /// The far engine with an echoing listener `echo`. Arguments: DIR, KEY (a
 /// path or "none"), REMOTE ("1": the listener takes flows from other
 /// hosts), LISTEN, HELLO_MS, MAX_HELLOS. Its stderr goes to DIR/far.stderr;
-/// it writes its port to DIR/port and its listener's `refused()` to
-/// DIR/refused whenever that changes. It runs until killed.
+/// it writes its port to DIR/port, the flows its listener accepted to
+/// DIR/accepted, and its listener's `refused()` to DIR/refused when an
+/// accept returns with it changed. It runs until killed.
 #[test]
 #[ignore]
 fn child_far_engine() {
@@ -57,9 +58,12 @@ fn child_far_engine() {
     let mut refused = u64::MAX;
     let mut flows = 0u64;
     loop {
-        // Not too short: a flow whose setup straddles the accept's deadline
-        // is cut off (and counted as refused).
-        let accepted = listener.accept_timeout(Duration::from_millis(500));
+        // A flow whose setup straddles the accept's deadline is cut off
+        // (and counted as refused): a listener that takes remote flows
+        // waits long (only `accepted` is read of it); one that refuses them
+        // returns often, to report its refusals.
+        let wait = if remote { LONG } else { Duration::from_millis(200) };
+        let accepted = listener.accept_timeout(wait);
         if listener.refused() != refused {
             refused = listener.refused();
             write_count(&dir, "refused", refused);
@@ -155,7 +159,8 @@ impl Far {
         ringflow_testkit::wait_for(&format!("the far engine to say {what:?}"), || self.stderr().contains(what));
     }
 
-    /// The listener's `refused()`, as last written (it may lag by one accept).
+    /// The listener's `refused()`, as last written after an accept returned
+    /// (a listener that refuses remote flows returns every 200 ms).
     fn refused(&self) -> u64 {
         self.count("refused")
     }
@@ -267,7 +272,7 @@ fn a_wrong_key_is_refused_at_both_ends_with_the_reason() {
     let reason = refused_with(near.alloc_timeout(&far.target(), &Qos::data(), LONG));
     assert_eq!(reason, RejectReason::BadProof);
     far.await_stderr("keys (net.key_file) differ");
-    assert_eq!((far.accepted(), far.refused()), (0, 0), "no flow reached the listener");
+    assert_eq!(far.accepted(), 0, "no flow reached the listener");
     near.shutdown().unwrap();
 }
 
@@ -367,7 +372,7 @@ fn a_replayed_or_reflected_proof_is_refused_and_nothing_after_it_is_read() {
     sock.write_all(&out).unwrap();
     await_closed(&mut sock);
 
-    assert_eq!((far.accepted(), far.refused()), (0, 0), "the replayed Open never reached the listener");
+    assert_eq!(far.accepted(), 0, "the replayed Open never reached the listener");
     assert!(far.alive());
     let near = near_engine(Some(&path));
     echo_works(&near, &far);
@@ -460,7 +465,7 @@ fn garbage_before_the_hello_is_refused_and_the_engine_stays_up() {
         await_closed(&mut sock);
     }
     assert!(far.alive());
-    assert_eq!((far.accepted(), far.refused()), (0, 0));
+    assert_eq!(far.accepted(), 0, "no flow reached the listener");
     let near = near_engine(Some(&key));
     echo_works(&near, &far);
     near.shutdown().unwrap();

@@ -567,11 +567,18 @@ impl Bridge {
                 }
             }
         }
-        // Links with no flow left and no connection go.
+        // Links with no flow left, none being opened for the peer, and no
+        // connection go. (An open under way keeps its link: were the link
+        // dropped during a cut, the reconnecting peer's repeated Open would
+        // come in on a new link and open the flow a second time.)
         let idle: Vec<LinkId> = self
             .links
             .iter()
-            .filter(|(id, l)| l.conn.is_none() && !self.flows.keys().any(|(fl, _)| fl == *id))
+            .filter(|(id, l)| {
+                l.conn.is_none()
+                    && !self.flows.keys().any(|(fl, _)| fl == *id)
+                    && !self.opening.iter().any(|(fl, _)| fl == *id)
+            })
             .map(|(&id, _)| id)
             .collect();
         for id in idle {
