@@ -22,10 +22,12 @@
 
 #![deny(missing_docs)]
 
+mod batch;
 mod call;
 mod flow;
 mod group;
 mod listener;
+mod poller;
 pub mod remote;
 mod set;
 pub mod stats;

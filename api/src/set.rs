@@ -6,14 +6,22 @@
 //! return an event, and sleeps on its group log's data (and space) word and
 //! its local alarm word, which an expulsion changes.
 //!
-//! It parks on all the flows' futex words with one `futex_waitv` call (the
-//! same kernel mechanism as io_uring's FutexWaitV, without a ring to set
-//! up), announcing itself on each word first, so a sender's publish wakes
-//! it. One more word, of this process's own memory, is the process's death
-//! word (`ringflow_core::flow::watch::deaths`), which the watcher bumps and
-//! wakes on every hang-up after marking that flow's peer gone: a death
-//! wakes the set whatever the peer wrote into the shared words, at the
-//! price of one word per wait, not one per flow.
+//! A small set parks on all the flows' futex words with one `futex_waitv`
+//! call (the same kernel mechanism as io_uring's FutexWaitV, without a ring
+//! to set up), announcing itself on each word first, so a sender's publish
+//! wakes it. One more word, of this process's own memory, is the process's
+//! death word (`ringflow_core::flow::watch::deaths`), which the watcher
+//! bumps and wakes on every hang-up after marking that flow's peer gone: a
+//! death wakes the set whatever the peer wrote into the shared words, at
+//! the price of one word per wait, not one per flow.
+//!
+//! A set of flows larger than one `futex_waitv` takes (more than 128 words)
+//! waits through epoll on the flows' readiness descriptors instead, with
+//! each flow armed once it was found with nothing to offer, so that the
+//! peer's next publish (or release of room, or death) signals it: a wait
+//! costs what the active flows cost, whatever the number of idle ones (see
+//! `poller.rs`). Such a set holds any number of flows; group members count
+//! against the 128 words (a set with members waits through `futex_waitv`).
 
 use std::io;
 use std::sync::atomic::AtomicU32;
@@ -24,6 +32,7 @@ use ringflow_core::futex::{self, WAITV_MAX};
 use ringflow_core::Deadline;
 use ringflow_ring::WaitPoint;
 
+use crate::poller::Poller;
 use crate::{Flow, Group};
 
 /// What a flow (or group member) in a set is waited for.
@@ -74,6 +83,12 @@ pub struct Ready {
 pub struct FlowSet {
     slots: Vec<Option<(Entry, Interest)>>,
     len: usize,
+    /// The epoll side, while the set is too large for one `futex_waitv`.
+    poller: Option<Poller>,
+    /// Keys a polled wait looks at (reused).
+    looking: Vec<usize>,
+    /// Keys a polled wait armed (reused).
+    armed: Vec<usize>,
 }
 
 /// What a key of the set holds. Both variants are ends of some hundreds
@@ -91,10 +106,11 @@ enum Entry {
 pub enum SetError {
     /// The set is empty.
     Empty,
-    /// More futex words than one wait can take (128: a flow counts one
-    /// word for reading and one for writing, a group member the same and
-    /// one more for its alarm word, and the wait one more for the
-    /// process's death word).
+    /// A set with group members needs more futex words than one wait can
+    /// take (128: a flow counts one word for reading and one for writing, a
+    /// group member the same and one more for its alarm word, and the wait
+    /// one more for the process's death word). Sets of flows alone have no
+    /// such limit.
     TooMany {
         /// The words the set's entries would arm.
         words: usize,
@@ -107,6 +123,10 @@ pub enum SetError {
     TimedOut,
     /// `futex_waitv` failed (a kernel older than 5.16 lacks it).
     Io(io::Error),
+    /// epoll failed, in the wait of a set too large for one `futex_waitv`
+    /// (`epoll_create1`, `epoll_ctl` or `epoll_wait`: out of descriptors,
+    /// or past `fs.epoll.max_user_watches`).
+    Poll(io::Error),
     /// The process-wide barrier that stands in for the publishers' fence
     /// (`membarrier`) failed.
     Membarrier(io::Error),
@@ -120,6 +140,7 @@ impl std::fmt::Display for SetError {
             SetError::WouldBlock => f.write_str("no flow in the set is ready"),
             SetError::TimedOut => f.write_str("timed out waiting for a flow in the set"),
             SetError::Io(e) => write!(f, "futex_waitv: {e}"),
+            SetError::Poll(e) => write!(f, "epoll: {e}"),
             SetError::Membarrier(e) => write!(f, "membarrier: {e}"),
         }
     }
@@ -128,7 +149,7 @@ impl std::fmt::Display for SetError {
 impl std::error::Error for SetError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            SetError::Io(e) | SetError::Membarrier(e) => Some(e),
+            SetError::Io(e) | SetError::Poll(e) | SetError::Membarrier(e) => Some(e),
             SetError::Empty | SetError::TooMany { .. } | SetError::WouldBlock | SetError::TimedOut => None,
         }
     }
@@ -153,7 +174,7 @@ impl FlowSet {
 
     fn put(&mut self, entry: Entry, interest: Interest) -> usize {
         self.len += 1;
-        match self.slots.iter().position(Option::is_none) {
+        let key = match self.slots.iter().position(Option::is_none) {
             Some(key) => {
                 self.slots[key] = Some((entry, interest));
                 key
@@ -162,7 +183,14 @@ impl FlowSet {
                 self.slots.push(Some((entry, interest)));
                 self.slots.len() - 1
             }
+        };
+        if let (Some(poller), Some((Entry::Flow(f), _))) = (&mut self.poller, &self.slots[key]) {
+            if poller.add(key, f.end.readiness_fd()).is_err() {
+                // Rebuilt (or its error reported) by the next wait.
+                self.poller = None;
+            }
         }
+        key
     }
 
     /// Takes the flow at `key` out of the set (`None`, and the set
@@ -174,6 +202,9 @@ impl FlowSet {
         }
         let (Entry::Flow(flow), _) = slot.take()? else { return None };
         self.len -= 1;
+        if let Some(poller) = &mut self.poller {
+            poller.remove(key, flow.end.readiness_fd());
+        }
         Some(flow)
     }
 
@@ -252,8 +283,14 @@ impl FlowSet {
             })
             .sum::<usize>();
         if words > WAITV_MAX {
-            return Err(SetError::TooMany { words, max: WAITV_MAX });
+            if self.entries().any(|(_, e, _)| matches!(e, Entry::Group(_))) {
+                return Err(SetError::TooMany { words, max: WAITV_MAX });
+            }
+            return self.wait_polled(ready, deadline);
         }
+        // Small again: the futex words do it (flows still armed from a
+        // polled wait cost their peer one signal, once).
+        self.poller = None;
         loop {
             self.collect(ready);
             if !ready.is_empty() {
@@ -316,6 +353,68 @@ impl FlowSet {
             if !ready.is_empty() {
                 return Ok(ready.len());
             }
+        }
+    }
+
+    /// The wait of a large set (flows only): looks at the queued flows,
+    /// arms those with nothing to offer, and sleeps in epoll until one is
+    /// signalled (see `poller.rs`).
+    fn wait_polled(&mut self, ready: &mut Vec<Ready>, deadline: Deadline) -> Result<usize, SetError> {
+        if self.poller.is_none() {
+            let mut poller = Poller::new().map_err(SetError::Poll)?;
+            for (key, slot) in self.slots.iter().enumerate() {
+                if let Some((Entry::Flow(f), _)) = slot {
+                    poller.add(key, f.end.readiness_fd()).map_err(SetError::Poll)?;
+                }
+            }
+            self.poller = Some(poller);
+        }
+        let FlowSet { slots, poller: Some(poller), looking, armed, .. } = self else {
+            unreachable!("built above");
+        };
+        let flow_at = |slots: &[Option<(Entry, Interest)>], key: usize| match slots.get(key) {
+            Some(Some((Entry::Flow(f), i))) => Some((f.end.set_check(i.reads(), i.writes()), *i)),
+            _ => None,
+        };
+        loop {
+            poller.take_queue(looking);
+            armed.clear();
+            let mut barrier = false;
+            for &key in looking.iter() {
+                let Some(((readable, writable, closed), i)) = flow_at(slots, key) else { continue };
+                if readable || writable || closed {
+                    ready.push(Ready { key, readable: readable || (closed && i.reads()), writable, closed });
+                    // Not armed: looked at again on the next wait.
+                    poller.queue(key);
+                } else if let Some(Some((Entry::Flow(f), _))) = slots.get(key) {
+                    barrier |= f.end.set_arm(i.reads(), i.writes());
+                    armed.push(key);
+                }
+            }
+            if barrier {
+                // Some publishers skip their fence: pay for theirs here.
+                if let Err(e) = ringflow_core::membarrier::heavy_barrier() {
+                    armed.iter().for_each(|&k| poller.queue(k));
+                    return Err(SetError::Membarrier(e));
+                }
+            }
+            // The look after the arm (the handshake's re-check): what came
+            // in between is seen here, or signals the descriptor.
+            for &key in armed.iter() {
+                let Some(((readable, writable, closed), i)) = flow_at(slots, key) else { continue };
+                if readable || writable || closed {
+                    ready.push(Ready { key, readable: readable || (closed && i.reads()), writable, closed });
+                    poller.queue(key);
+                }
+            }
+            if !ready.is_empty() {
+                return Ok(ready.len());
+            }
+            let timeout = deadline.remaining();
+            if timeout == Some(Duration::ZERO) {
+                return Err(if deadline == Deadline::Now { SetError::WouldBlock } else { SetError::TimedOut });
+            }
+            poller.wait(timeout).map_err(SetError::Poll)?;
         }
     }
 

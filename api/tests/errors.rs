@@ -16,7 +16,9 @@ fn a_set_names_the_call_that_failed() {
     assert!(futex.to_string().starts_with("futex_waitv"), "{futex}");
     let barrier = SetError::Membarrier(io::Error::from_raw_os_error(libc::EPERM));
     assert!(barrier.to_string().starts_with("membarrier"), "{barrier}");
-    for (e, errno) in [(&futex, libc::ENOSYS), (&barrier, libc::EPERM)] {
+    let poll = SetError::Poll(io::Error::from_raw_os_error(libc::EMFILE));
+    assert!(poll.to_string().starts_with("epoll"), "{poll}");
+    for (e, errno) in [(&futex, libc::ENOSYS), (&barrier, libc::EPERM), (&poll, libc::EMFILE)] {
         let inner = e.source().and_then(|s| s.downcast_ref::<io::Error>()).expect("the OS error");
         assert_eq!(inner.raw_os_error(), Some(errno));
     }

@@ -38,6 +38,22 @@ fn main() {
         std::hint::black_box(sum);
         println!("{name:>18}: {per:.1} ns per message");
     }
+    // Batches of 32: `send_batch_with` writes them in place, `recv_batch`
+    // reads them in place.
+    let lens = [64usize; 32];
+    let start = Instant::now();
+    let mut sum = 0u64;
+    for _ in 0..5_000_000u32 / 32 {
+        let n = a.try_send_batch_with(&lens, |_, dst| {
+            dst.copy_from_slice(&msg);
+            true
+        });
+        assert_eq!(n.expect("send batch"), 32);
+        let n = b.try_recv_batch(32, |m| sum += m[0] as u64).expect("recv batch");
+        assert_eq!(n, 32);
+    }
+    std::hint::black_box(sum);
+    println!("{:>18}: {:.1} ns per message", "batches of 32", start.elapsed().as_nanos() as f64 / 5e6);
     // The bare ring, for comparison: claim + copy + commit, read + release.
     let region = std::sync::Arc::new(ringflow_ring::HeapRegion::new(ringflow_ring::spsc::region_len(64 << 10)));
     // SAFETY: a fresh region: no side attached, nobody else uses it yet.
@@ -54,6 +70,20 @@ fn main() {
     }
     std::hint::black_box(sum);
     println!("{:>18}: {:.1} ns per message", "bare ring", start.elapsed().as_nanos() as f64 / 5e6);
+    let start = Instant::now();
+    for _ in 0..5_000_000u32 / 32 {
+        let (n, _) = tx
+            .write_batch(32, 64, |slot| {
+                slot.payload_mut().copy_from_slice(&msg);
+                true
+            })
+            .expect("write batch");
+        assert_eq!(n, 32);
+        let (n, _) = rx.read_batch(32, |f| sum += f.payload()[0] as u64).expect("read batch");
+        assert_eq!(n, 32);
+    }
+    std::hint::black_box(sum);
+    println!("{:>18}: {:.1} ns per message", "bare ring batches", start.elapsed().as_nanos() as f64 / 5e6);
     drop((a, b, l));
     let _ = std::fs::remove_dir_all(&dir);
     let _ = Duration::ZERO;

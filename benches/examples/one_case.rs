@@ -7,6 +7,10 @@ use std::time::Duration;
 use ringflow_bench::{scenarios, Pins, RunCtx};
 
 fn main() {
+    if let Some(code) = ringflow_bench::processes::serve_if_peer() {
+        std::process::exit(if code == std::process::ExitCode::SUCCESS { 0 } else { 1 });
+    }
+    ringflow_bench::processes::enable_peer_binary();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [scenario, case, imp] = [0, 1, 2].map(|i| args.get(i).cloned().unwrap_or_default());
     let secs: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3.0);

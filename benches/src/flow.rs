@@ -110,9 +110,10 @@ pub(crate) fn recv_with<T>(
     }
 }
 
-struct Side {
-    flow: Flow,
-    wait: Wait,
+/// One end of a ping-pong over a flow, waiting as `wait` says.
+pub(crate) struct Side {
+    pub(crate) flow: Flow,
+    pub(crate) wait: Wait,
 }
 
 impl<const N: usize> PingSide<N> for Side {
@@ -285,6 +286,56 @@ impl StreamTx for LoanTx {
     }
 }
 
+/// The batch form: `send_batch_with` writes each message of a batch in
+/// place (its header and template, as the ring's own stream does) and
+/// publishes the batch with one commit.
+struct BatchTx<const N: usize> {
+    flow: Flow,
+    template: Template<N>,
+}
+
+impl<const N: usize> StreamTx for BatchTx<N> {
+    #[inline]
+    fn send_batch(&mut self, src: &mut Source, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        let template = self.template.bytes();
+        let mut stop = false;
+        let sent = self.flow.try_send_batch_with(&[N; BATCH], |_, buf| {
+            let msg = src.next_msg();
+            msg.write(buf, template);
+            stop = msg.ends_turn();
+            !stop
+        });
+        match sent {
+            Ok(_) => Ok(stop),
+            Err(SendError::WouldBlock) => w.wait().map(|()| false),
+            Err(e) => Err(err("Flow::try_send_batch_with", e)),
+        }
+    }
+}
+
+/// The batch form's receiving side: `try_recv_batch`, every line of each
+/// message read in place.
+struct BatchRx {
+    flow: Flow,
+}
+
+impl StreamRx for BatchRx {
+    #[inline]
+    fn recv_batch(&mut self, sink: &mut Sink, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        let mut outcome = Ok(false);
+        let read = self.flow.try_recv_batch(BATCH, |m| {
+            if matches!(outcome, Ok(false)) {
+                outcome = sink.on_bytes(m);
+            }
+        });
+        match read {
+            Ok(_) => outcome,
+            Err(RecvError::WouldBlock) => w.wait().map(|()| false),
+            Err(e) => Err(err("Flow::try_recv_batch", e)),
+        }
+    }
+}
+
 /// A receiving flow of a stream or a fan-out.
 pub(crate) struct Rx {
     pub(crate) flow: Flow,
@@ -330,6 +381,13 @@ impl StreamRx for Rx {
 pub fn stream_copy<const N: usize>(ctx: &RunCtx, ring_bytes: usize) -> Result<Measurement, BenchError> {
     let (a, b, _dir) = pair(Qos::data().with_ring_bytes(ring_bytes), Duration::ZERO)?;
     stream::run(ctx, CopyTx::<N> { flow: a, template: Template::new() }, Rx { flow: b, touch_all: true })
+}
+
+/// One-way stream of N-byte messages in batches: `try_send_batch_with`
+/// writes each in place, `try_recv_batch` reads each in place.
+pub fn stream_batch<const N: usize>(ctx: &RunCtx, ring_bytes: usize) -> Result<Measurement, BenchError> {
+    let (a, b, _dir) = pair(Qos::data().with_ring_bytes(ring_bytes), Duration::ZERO)?;
+    stream::run(ctx, BatchTx::<N> { flow: a, template: Template::new() }, BatchRx { flow: b })
 }
 
 /// One-way stream of `len`-byte messages: the sender loans each in the

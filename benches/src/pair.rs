@@ -23,7 +23,19 @@ pub struct Waiter<'a> {
     yielding: bool,
 }
 
-impl Waiter<'_> {
+impl<'a> Waiter<'a> {
+    /// A waiter of a side the harness does not run (a child process's):
+    /// `abort` stops it, as does `deadline`.
+    pub(crate) fn new(abort: &'a AtomicBool, deadline: Instant, yielding: bool) -> Self {
+        Waiter { abort, deadline, spins: 0, yielding }
+    }
+
+    /// Whether the other side failed (for a side that waits in its own way).
+    pub(crate) fn aborted(&self) -> bool {
+        // SYNC: Relaxed; as in `check`.
+        self.abort.load(Ordering::Relaxed)
+    }
+
     /// One round of waiting. Every few thousand rounds (every few when
     /// yielding) checks whether the other side failed or the run is stalled.
     #[inline]

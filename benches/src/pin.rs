@@ -72,6 +72,11 @@ impl Pins {
         }
     }
 
+    /// The core of `side` (0 or 1), if pinned.
+    pub fn core_of(&self, side: usize) -> Option<usize> {
+        self.cores.map(|c| c[side % 2])
+    }
+
     /// One line for the report header.
     pub fn describe(&self) -> String {
         match self.cores {

@@ -62,6 +62,20 @@ pub fn run_alternating<const N: usize, P: PingSide<N>, Q: PongSide<N>>(
     Ok(m)
 }
 
+/// [`run_alternating`] whose pong sides run elsewhere (in another process):
+/// the harness's second thread runs `elsewhere`, which waits for them to
+/// end without taking their core.
+pub fn run_alternating_remote<const N: usize, P: PingSide<N>>(
+    ctx: &RunCtx,
+    mut pings: Vec<P>,
+    elsewhere: impl FnOnce(&mut Waiter<'_>) -> Result<(), BenchError> + Send,
+) -> Result<Vec<Measurement>, BenchError> {
+    let turns = pings.len().max(1) as u32;
+    let ctx = &RunCtx { warmup: ctx.warmup * turns, measure: ctx.measure * turns, ..*ctx };
+    let (m, ()) = run_pair(ctx, move |w| ping_loop(ctx, &mut pings, w), elsewhere)?;
+    Ok(m)
+}
+
 /// Round trips in a row on one variant before [`run_alternating`] moves to
 /// the next: long enough that switching costs nothing measurable (the
 /// first round trip after a switch touches cold lines), short enough
@@ -188,7 +202,7 @@ impl<const N: usize, A: PongSide<N>, B: PongSide<N>> PongSide<N> for Either<A, B
 }
 
 /// Echoes on the variant whose turn it is, counting as the ping side does.
-fn pong_loop<const N: usize, Q: PongSide<N>>(pongs: &mut [Q], w: &mut Waiter<'_>) -> Result<(), BenchError> {
+pub(crate) fn pong_loop<const N: usize, Q: PongSide<N>>(pongs: &mut [Q], w: &mut Waiter<'_>) -> Result<(), BenchError> {
     let mut seq = 0u64;
     while pongs[variant(seq, pongs.len())].echo(w)? {
         seq += 1;

@@ -305,6 +305,11 @@ fn report_written(dir: &Path, json: bool, out: &mut dyn Write, progress: &mut dy
 }
 
 fn main() -> ExitCode {
+    // A child of a cross-process bench case serves its side and nothing else.
+    if let Some(code) = ringflow_bench::processes::serve_if_peer() {
+        return code;
+    }
+    ringflow_bench::processes::enable_peer_binary();
     let cli = Cli::parse();
     match cli.command {
         Command::Doctor { config, json } => doctor(config, json),

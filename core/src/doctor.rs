@@ -109,6 +109,7 @@ pub fn examine(config: &EngineConfig) -> Report {
         memfd(),
         io_uring(config),
         memlock(config),
+        descriptors(),
         cores(config),
         isolation(),
         governor(),
@@ -230,6 +231,47 @@ fn memlock(config: &EngineConfig) -> Item {
     } else {
         Item::new("memlock", Verdict::Ok, found, None)
     }
+}
+
+/// Descriptors a flow end holds: its memfd, its control socket, its
+/// readiness socket and the peer's (to signal it). A `Flow::pair` holds
+/// nine for its two ends.
+pub const FDS_PER_FLOW_END: u64 = 4;
+/// The descriptor limit the doctor recommends: room for 16,000 flow ends
+/// (a server with 10,000 clients and room to spare).
+pub const RECOMMENDED_NOFILE: u64 = 65_536;
+
+/// RLIMIT_NOFILE against the descriptors flows hold: the limit caps how
+/// many flows one process can have open.
+fn descriptors() -> Item {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Item::new("descriptors", Verdict::Info, "RLIMIT_NOFILE could not be read", None);
+    }
+    let show = |v: u64| if v == libc::RLIM_INFINITY { "unlimited".to_owned() } else { v.to_string() };
+    let found = format!(
+        "limit {} (soft), {} (hard): room for about {} flow ends ({FDS_PER_FLOW_END} descriptors each)",
+        show(lim.rlim_cur),
+        show(lim.rlim_max),
+        lim.rlim_cur / FDS_PER_FLOW_END
+    );
+    if lim.rlim_cur >= RECOMMENDED_NOFILE {
+        return Item::new("descriptors", Verdict::Ok, found, None);
+    }
+    let fix = if lim.rlim_max >= RECOMMENDED_NOFILE {
+        format!(
+            "a process may raise its soft limit up to the hard one itself (setrlimit), or start it with \
+             ulimit -n {RECOMMENDED_NOFILE} (LimitNOFILE={RECOMMENDED_NOFILE} in a unit)"
+        )
+    } else {
+        format!(
+            "raise the hard limit to {RECOMMENDED_NOFILE} or more (LimitNOFILE={RECOMMENDED_NOFILE} in a unit, \
+             nofile in /etc/security/limits.conf) for up to {} flow ends",
+            RECOMMENDED_NOFILE / FDS_PER_FLOW_END
+        )
+    };
+    Item::new("descriptors", Verdict::Advice, found, Some(fix))
 }
 
 /// Engine threads and pinned cores against the cores there are.
@@ -458,6 +500,7 @@ mod tests {
                 "memfd",
                 "io_uring",
                 "memlock",
+                "descriptors",
                 "cores",
                 "isolation",
                 "governor",

@@ -21,8 +21,8 @@ enum Sending {
     Each,
     /// Claims pushed in pairs, each pair committed at once.
     Pairs,
-    /// `write_batch` of every frame left (all of one length), which places
-    /// frames after the first without a check per claim.
+    /// `write_batch_sized` of every frame left (of any lengths), which
+    /// places frames after the first without a check per claim.
     Batches,
 }
 
@@ -107,19 +107,21 @@ fn run_with(cap: usize, window: Option<usize>, lens: &'static [usize], send: Sen
     });
 }
 
-/// Sends `lens` (all one length) with `write_batch`, each call asking for
-/// every frame left.
+/// Sends `lens` with `write_batch_sized`, each call asking for every frame
+/// left (`write_batch` is the same path with one length).
 fn write_batches(tx: &mut Producer<Arc<HeapRegion>>, lens: &[usize]) {
-    let len = lens[0];
-    assert!(lens.iter().all(|&l| l == len), "write_batch frames share one length");
     let mut i = 0;
     while i < lens.len() {
-        let batch = tx.write_batch(lens.len() - i, len, |slot| {
-            slot.write(0, &frame(i, len));
-            slot.set_meta(i as u64);
-            i += 1;
-            true
-        });
+        let base = i;
+        let batch = tx.write_batch_sized(
+            |k| lens.get(base + k).copied(),
+            |slot| {
+                slot.write(0, &frame(i, lens[i]));
+                slot.set_meta(i as u64);
+                i += 1;
+                true
+            },
+        );
         match batch {
             Ok((n, _)) => assert!(n >= 1),
             Err(ClaimError::Full) => thread::yield_now(),
@@ -165,6 +167,14 @@ fn written_batches_wrap_and_arrive_intact() {
     // without checks, the third must wrap behind padding and wait for room,
     // through the checked path.
     run(&[8, 8, 8], Sending::Batches, false);
+}
+
+#[test]
+fn written_batches_of_mixed_lengths_wrap_and_arrive_intact() {
+    // 16-, 24-, 24- and 16-byte frames in 64 bytes: the run places the
+    // second inside the room it knows; the third does not fit before the
+    // end and wraps behind padding through the checked path.
+    run(&[0, 8, 4, 0], Sending::Batches, true);
 }
 
 #[test]

@@ -247,6 +247,85 @@ fn written_batches_publish_earlier_pushes_and_check_like_claims() {
     assert_eq!(tx.write_batch(1, 8, |_| true).err(), Some(ClaimError::Closed));
 }
 
+/// `write_batch_sized` of mixed lengths across many wraps: every frame
+/// arrives whole and in order; a batch stops at a length the ring never
+/// takes (the next call reports it) and at the first `None`.
+#[test]
+fn sized_batches_of_mixed_lengths_arrive_whole() {
+    let (mut tx, mut rx) = ring(1024);
+    let max = tx.max_payload();
+    let (mut sent, mut next_rx) = (0u64, 0u64);
+    for round in 0..400usize {
+        let lens: Vec<usize> = (0..1 + round % 11).map(|k| (round * 7 + k * 29) % 120).collect();
+        let mut filled = 0;
+        match tx.write_batch_sized(
+            |k| lens.get(k).copied(),
+            |slot| {
+                assert_eq!(slot.len(), lens[filled]);
+                let bytes = payload(sent, slot.len());
+                slot.payload_mut().copy_from_slice(&bytes);
+                slot.set_meta(sent);
+                sent += 1;
+                filled += 1;
+                true
+            },
+        ) {
+            Ok((n, _)) => {
+                assert_eq!(n, filled);
+                if n < lens.len() {
+                    assert!(!tx.fits(lens[n]), "round {round}: {n} of {} frames, with room left", lens.len());
+                }
+            }
+            Err(ClaimError::Full) => assert_eq!(filled, 0),
+            Err(e) => panic!("{e}"),
+        }
+        if round % 3 == 2 {
+            let _ = rx.read_batch(usize::MAX, |g| {
+                assert_eq!(g.meta(), next_rx);
+                assert_eq!(g.payload(), &payload(next_rx, g.len())[..]);
+                next_rx += 1;
+            });
+        }
+    }
+    while rx.read_batch(usize::MAX, |_| next_rx += 1).is_ok() {}
+    assert_eq!(next_rx, sent);
+    // A length the ring never takes ends the batch before it; alone, it is
+    // the error.
+    let lens = [4, max + 1, 4];
+    let (n, _) = tx.write_batch_sized(|k| lens.get(k).copied(), |_| true).unwrap();
+    assert_eq!(n, 1);
+    let rest = &lens[1..];
+    let too_large = tx.write_batch_sized(|k| rest.get(k).copied(), |_| true);
+    assert!(matches!(too_large, Err(ClaimError::TooLarge { .. })));
+}
+
+/// `read_batch_while`: the first frame refused stays, unconsumed, and ends
+/// the batch; refused at once, the batch is 0 frames, not an error.
+#[test]
+fn a_refused_frame_stays_for_the_next_read() {
+    let (mut tx, mut rx) = ring(256);
+    for len in [1, 2, 30, 3] {
+        let _ = tx.try_send(&vec![7; len]).unwrap();
+    }
+    let mut seen = vec![];
+    let (n, _) = rx
+        .read_batch_while(8, |g| {
+            let take = g.len() < 10;
+            if take {
+                seen.push(g.len());
+            }
+            take
+        })
+        .unwrap();
+    assert_eq!((n, &seen[..]), (2, &[1, 2][..]));
+    let (n, _) = rx.read_batch_while(8, |g| g.len() < 10).unwrap();
+    assert_eq!(n, 0, "the long frame is refused again, and stays");
+    assert_eq!(rx.try_read().unwrap().len(), 30);
+    let (n, _) = rx.read_batch_while(8, |_| true).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(rx.read_batch_while(8, |_| true).err(), Some(ReadError::Empty));
+}
+
 #[test]
 fn producer_close_is_seen_after_the_last_frame() {
     let (mut tx, mut rx) = ring(256);

@@ -12,6 +12,7 @@ use crate::futex_limit;
 use crate::limit;
 use crate::os::{self, Wait};
 use crate::scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target, LIMIT};
+use crate::set_wake;
 
 /// The flow ring of stream-64B (128 KiB: 1638 frames of 80 bytes) and the
 /// slots of its limit.
@@ -19,7 +20,14 @@ const STREAM_RING_BYTES: usize = 128 << 10;
 const STREAM_SLOTS: usize = 2048;
 
 const CHECKS: &[CheckSpec] = &[
-    CheckSpec { case: "pingpong-spin-64B", num: "ringflow", den: LIMIT, stat: Stat::P50, target: Target::AtMost(2.0) },
+    CheckSpec { case: "pingpong-spin-64B", num: "ringflow", den: LIMIT, stat: Stat::P50, target: Target::AtMost(1.4) },
+    CheckSpec {
+        case: "pingpong-spin-64B-processes",
+        num: "ringflow",
+        den: LIMIT,
+        stat: Stat::P50,
+        target: Target::AtMost(1.4),
+    },
     CheckSpec {
         case: "pingpong-spin-64B",
         num: "ringflow",
@@ -42,6 +50,22 @@ const CHECKS: &[CheckSpec] = &[
         stat: Stat::P50,
         target: Target::AtMost(1.3),
     },
+    // The batch forms against the limit (issue 18).
+    CheckSpec {
+        case: "stream-64B",
+        num: "ringflow-batch",
+        den: LIMIT,
+        stat: Stat::MsgsPerSec,
+        target: Target::AtLeast(0.7),
+    },
+    // Waking one flow among 10,000 in a set against one among 1 (issue 18).
+    CheckSpec {
+        case: "set-wake-64B-x10000",
+        num: "ringflow",
+        den: "set-wake-64B-x1/ringflow",
+        stat: Stat::P50,
+        target: Target::AtMost(2.0),
+    },
     // Across cases: 1 MiB zero-copy messages against 64-byte ones.
     CheckSpec {
         case: "stream-1MiB-zerocopy",
@@ -63,7 +87,7 @@ pub fn scenario() -> Scenario {
 }
 
 fn cases() -> Vec<Case> {
-    vec![
+    let mut cases = vec![
         Case {
             name: "pingpong-spin-64B",
             about: "round trip of a 64-byte message, ringflow spinning: limit = cache-line handoff; ringflow = a \
@@ -79,6 +103,17 @@ fn cases() -> Vec<Case> {
             notes: super::iceoryx2_notes(),
         },
         Case {
+            name: "pingpong-spin-64B-processes",
+            about: "round trip of a 64-byte message between two processes, as users run ringflow: the ping side \
+                    in the bench's process, the pong side in a child process pinned to the other core; limit = \
+                    cache-line handoff through a file both map; ringflow = a flow the child allocates to the \
+                    parent's listener, set up for request/reply, try_ forms busy-polled, histograms recorded \
+                    (limit and ringflow take turns every 512 round trips)",
+            metric: Metric::Latency,
+            impls: vec![Impl::alternating(&[LIMIT, "ringflow"], crate::processes::pingpong_spin)],
+            notes: Vec::new(),
+        },
+        Case {
             name: "pingpong-blocking-64B",
             about: "round trip of a 64-byte message, both sides sleeping in the kernel until woken: limit = shared \
                     futex wait/wake, no spinning; ringflow = a flow's blocking recv_ref with no spin phase (parks on \
@@ -90,12 +125,16 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "stream-64B",
-            about: "one-way stream of 64-byte messages through a flow: try_send copies each in, try_recv_ref \
-                    reads each in place (every line touched); limit = raw stream of fixed slots",
+            about: "one-way stream of 64-byte messages through a flow: ringflow = try_send copies each in, \
+                    try_recv_ref reads each in place (every line touched); ringflow-batch = the batch forms, \
+                    try_send_batch_with writes up to 32 in place and publishes them with one commit, \
+                    try_recv_batch reads up to 32 in place and releases them together; limit = raw stream \
+                    of fixed slots",
             metric: Metric::Throughput,
             impls: vec![
                 Impl::new(LIMIT, |ctx| limit::stream::<64>(ctx, STREAM_SLOTS, 32)),
                 Impl::new("ringflow", |ctx| flow::stream_copy::<64>(ctx, STREAM_RING_BYTES)),
+                Impl::new("ringflow-batch", |ctx| flow::stream_batch::<64>(ctx, STREAM_RING_BYTES)),
             ],
             notes: Vec::new(),
         },
@@ -110,7 +149,38 @@ fn cases() -> Vec<Case> {
             ],
             notes: vec!["limit: the 64-byte fixed-slot stream, the most messages per second memory allows".into()],
         },
-    ]
+    ];
+    cases.extend(set_wake_cases());
+    cases
+}
+
+/// Cases `set-wake-64B-x1` .. `-x10000` (see `set_wake.rs`).
+fn set_wake_cases() -> Vec<Case> {
+    set_wake::SIZES
+        .iter()
+        .map(|&n| {
+            let skipped = set_wake::unavailable(n);
+            Case {
+                name: match n {
+                    1 => "set-wake-64B-x1",
+                    100 => "set-wake-64B-x100",
+                    1000 => "set-wake-64B-x1000",
+                    _ => "set-wake-64B-x10000",
+                },
+                about: "round trip through a FlowSet of N flows: the pong side sleeps in the set's blocking \
+                        wait, the ping side sends 64 bytes on one flow (another each time, striding through all \
+                        N) and busy-polls it for the echo; up to 127 flows the set sleeps in futex_waitv, past \
+                        that in epoll on the flows' readiness descriptors",
+                metric: Metric::Latency,
+                impls: if skipped.is_some() {
+                    Vec::new()
+                } else {
+                    vec![Impl::new("ringflow", move |ctx| set_wake::run(ctx, n))]
+                },
+                notes: skipped.into_iter().collect(),
+            }
+        })
+        .collect()
 }
 
 fn pingpong_spin_impls() -> Vec<Impl> {

@@ -157,6 +157,11 @@ const STATE_CONSUMED: [usize; 2] = [128, 192];
 /// receiver (a remote lossy flow: the network, or a full ring at the
 /// receiving engine), as the sender of `d` reports.
 const STATE_LOST: [usize; 2] = [256, 320];
+/// State area: the space arm word of direction `d` (the sender of `d` arms
+/// it when it waits for room through its readiness descriptor, as a set of
+/// flows does; the receiver of `d` disarms it after a release and signals
+/// the sender), one 128-byte block each.
+const STATE_SPACE_ARMED: [usize; 2] = [512, 640];
 
 /// The mapped segment and the regions of its rings. Shared (Arc) between a
 /// flow and the process's watcher, which wakes sleepers when the peer dies.
@@ -342,6 +347,18 @@ impl FlowMemory {
     /// `role` checks after publishing.
     pub fn tx_armed(&self, role: Role) -> &AtomicU64 {
         self.regions.state.atomic_word(STATE_ARMED[role.tx()])
+    }
+
+    /// The space arm word of `role`'s sending direction, which `role` sets
+    /// when it waits for room through its readiness descriptor.
+    pub fn tx_space_armed(&self, role: Role) -> &AtomicU64 {
+        self.regions.state.atomic_word(STATE_SPACE_ARMED[role.tx()])
+    }
+
+    /// The space arm word of `role`'s receiving direction, which `role`
+    /// checks after it hands room back.
+    pub fn rx_space_armed(&self, role: Role) -> &AtomicU64 {
+        self.regions.state.atomic_word(STATE_SPACE_ARMED[1 - role.tx()])
     }
 
     /// The count of messages `role` has consumed, which it keeps current.

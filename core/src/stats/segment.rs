@@ -54,6 +54,11 @@ struct Chunks {
     maps: Vec<MmapRaw>,
     free: Vec<usize>,
     slots: usize,
+    /// By slot index: used before (its words may be non-zero). A slot of a
+    /// new chunk is zero and is handed out without a write to its
+    /// histograms, so their pages stay untouched until something is
+    /// recorded (a slot's histograms are about 650 KiB of address space).
+    used: Vec<bool>,
 }
 
 static FILES: Mutex<Vec<&'static StatsFile>> = Mutex::new(Vec::new());
@@ -66,13 +71,18 @@ pub struct Slot {
 }
 
 enum Home {
-    File { file: &'static StatsFile, index: usize },
+    File {
+        file: &'static StatsFile,
+        index: usize,
+    },
+    /// Anonymous memory: zero pages, touched only where written.
+    Anon(#[allow(dead_code)] memmap2::MmapMut),
     Heap(#[allow(dead_code)] Box<[AtomicU64]>),
 }
 
 // SAFETY: `words` points at SLOT_WORDS atomics that `home` keeps alive (a
-// file mapping never unmapped, or the owned heap block); atomics may be
-// shared between threads.
+// file mapping never unmapped, or the owned anonymous map or heap block);
+// atomics may be shared between threads.
 unsafe impl Send for Slot {}
 // SAFETY: as for Send; every access goes through atomics.
 unsafe impl Sync for Slot {}
@@ -81,16 +91,24 @@ impl Slot {
     /// A slot of `kind` named `name` in the stats file of `dir`. `info` and
     /// `peer` are the kind's own words (role, peer pid).
     pub fn open(dir: &Path, kind: SlotKind, name: &str, info: u64, peer: u64) -> Slot {
-        let slot = match file_for(dir).and_then(|f| f.take().map(|(index, words)| (f, index, words))) {
-            Some((file, index, words)) => Slot { words, home: Home::File { file, index } },
-            None => Slot::on_heap(),
-        };
-        slot.claim(kind, name, info, peer);
+        let (slot, used) =
+            match file_for(dir).and_then(|f| f.take().map(|(index, words, used)| (f, index, words, used))) {
+                Some((file, index, words, used)) => (Slot { words, home: Home::File { file, index } }, used),
+                None => (Slot::on_heap(), false),
+            };
+        slot.claim(kind, name, info, peer, used);
         slot
     }
 
     /// A slot only this process sees.
     pub fn on_heap() -> Slot {
+        if let Ok(mut map) = MmapOptions::new().len(SLOT_BYTES).map_anon() {
+            // Zero pages, untouched until written (page-aligned, so aligned
+            // for atomics; a zero word is a zero atomic).
+            if let Some(words) = NonNull::new(map.as_mut_ptr().cast::<AtomicU64>()) {
+                return Slot { words, home: Home::Anon(map) };
+            }
+        }
         let block: Box<[AtomicU64]> = (0..SLOT_WORDS).map(|_| AtomicU64::new(0)).collect();
         let words = NonNull::from(&block[0]);
         Slot { words, home: Home::Heap(block) }
@@ -168,12 +186,16 @@ impl Slot {
         seq.store(s + 1, Ordering::Release);
     }
 
-    fn claim(&self, kind: SlotKind, name: &str, info: u64, peer: u64) {
+    /// Names the slot and, if it was `used` before, zeroes what its last
+    /// owner left (a fresh slot is zero: its histograms stay untouched).
+    fn claim(&self, kind: SlotKind, name: &str, info: u64, peer: u64, used: bool) {
         self.change(|| {
             for i in 0..COUNTERS {
                 self.set(i, 0);
             }
-            (0..HISTS).for_each(|h| self.hist(h).clear());
+            if used {
+                (0..HISTS).for_each(|h| self.hist(h).clear());
+            }
             // SYNC: Relaxed, inside the write section (see `change`).
             self.word(W_INFO).store(info, Ordering::Relaxed);
             self.word(W_PEER).store(peer, Ordering::Relaxed);
@@ -193,6 +215,9 @@ impl Drop for Slot {
             self.change(|| self.word(W_KIND).store(0, Ordering::Relaxed));
             if let Ok(mut inner) = file.inner.lock() {
                 inner.free.push(index);
+                if let Some(u) = inner.used.get_mut(index) {
+                    *u = true;
+                }
             }
         }
     }
@@ -229,7 +254,7 @@ impl StatsFile {
 
     /// A free slot (index, first word), growing the file by a chunk if
     /// none is free; `None` when the file cannot grow.
-    fn take(&self) -> Option<(usize, NonNull<AtomicU64>)> {
+    fn take(&self) -> Option<(usize, NonNull<AtomicU64>, bool)> {
         let mut inner = self.inner.lock().ok()?;
         if inner.free.is_empty() && self.grow(&mut inner).is_none() {
             // SYNC: Relaxed; a statistic of the header, read by `ringflow stat`.
@@ -242,7 +267,8 @@ impl StatsFile {
         let base = inner.maps[chunk].as_mut_ptr();
         // SAFETY: chunk maps are CHUNK_SLOTS * SLOT_BYTES long; `at` is in range.
         let ptr = unsafe { base.add(at * SLOT_BYTES) } as *mut AtomicU64;
-        Some((index, NonNull::new(ptr)?))
+        let used = inner.used.get(index).copied().unwrap_or(true);
+        Some((index, NonNull::new(ptr)?, used))
     }
 
     /// Adds a chunk of slots; `None` once the file holds `MAX_SLOTS` or the
@@ -258,6 +284,7 @@ impl StatsFile {
         inner.maps.push(map);
         inner.free.extend((inner.slots..inner.slots + CHUNK_SLOTS).rev());
         inner.slots += CHUNK_SLOTS;
+        inner.used.resize(inner.slots, false);
         // SYNC: Release; pairs with the reader's Acquire load of the slot
         // count (the new slots are zero: free).
         self.header_word(H_SLOTS).store(inner.slots as u64, Ordering::Release);
@@ -297,7 +324,7 @@ fn create(dir: &Path) -> std::io::Result<StatsFile> {
         path,
         file,
         header,
-        inner: Mutex::new(Chunks { maps: Vec::new(), free: Vec::new(), slots: 0 }),
+        inner: Mutex::new(Chunks { maps: Vec::new(), free: Vec::new(), slots: 0, used: Vec::new() }),
     };
     let w = |i: usize, v: u64| {
         // SYNC: Relaxed; published by the Release store of the magic below.

@@ -107,3 +107,37 @@ fn heap_slots_work_unseen() {
     assert_eq!(slot.hist(FLOW_RTT).snapshot().len(), 1);
     assert!(!slot.is_published());
 }
+
+/// A slot taken again after its owner dropped it starts empty (its
+/// histograms are zeroed because it was used), while a fresh one is handed
+/// out without a write to its histograms: their pages stay untouched.
+#[test]
+fn a_reused_slot_starts_empty_and_a_fresh_one_is_not_touched() {
+    let tmp = temp_dir("reuse");
+    let dir = tmp.path().to_path_buf();
+    let first = Slot::open(&dir, SlotKind::Flow, "first", 0, 0);
+    first.add(FlowCounter::Sent as usize, 9);
+    for ns in [10, 1_000, 100_000, 10_000_000] {
+        first.hist(FLOW_LATENCY).record(ns);
+    }
+    drop(first);
+    let again = Slot::open(&dir, SlotKind::Flow, "again", 0, 0);
+    assert_eq!(again.get(FlowCounter::Sent as usize), 0);
+    assert_eq!(again.hist(FLOW_LATENCY).snapshot().len(), 0, "the last owner's latencies are gone");
+    // Fresh slots (a new process-local one, here) cost their histograms no
+    // resident memory until something is recorded.
+    let before = resident_kib();
+    // Touched, 256 slots would be about 166 MiB; the bound leaves room for
+    // what other tests of this process allocate meanwhile.
+    let fresh: Vec<Slot> = (0..256).map(|_| Slot::on_heap()).collect();
+    let grown = resident_kib().saturating_sub(before);
+    assert!(grown < 256 * 128, "256 fresh slots made {grown} KiB resident");
+    drop((again, fresh));
+}
+
+/// This process's resident memory (VmRSS), in KiB.
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}

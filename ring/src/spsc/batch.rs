@@ -38,13 +38,28 @@ impl<R: Region> Producer<R> {
     /// An error after the first frame ends the batch early; the next call
     /// reports it.
     #[inline]
-    pub fn write_batch<F>(&mut self, max: usize, len: usize, mut fill: F) -> Result<(usize, Notify), ClaimError>
+    pub fn write_batch<F>(&mut self, max: usize, len: usize, fill: F) -> Result<(usize, Notify), ClaimError>
     where
+        F: FnMut(&mut Slot<'_, R>) -> bool,
+    {
+        self.write_batch_sized(|i| (i < max).then_some(len), fill)
+    }
+
+    /// [`write_batch`](Self::write_batch) of frames of any lengths: frame
+    /// `i` of the batch (from 0) has `len_of(i)` payload bytes, and the
+    /// batch ends at the first `None`. `len_of` must give the same answer
+    /// each time it is asked about one `i`; `fill` is called once per frame
+    /// written, in order (count the calls to know which frame it is).
+    #[inline]
+    pub fn write_batch_sized<L, F>(&mut self, len_of: L, mut fill: F) -> Result<(usize, Notify), ClaimError>
+    where
+        L: Fn(usize) -> Option<usize>,
         F: FnMut(&mut Slot<'_, R>) -> bool,
     {
         let mut written = 0;
         let mut go_on = true;
-        while go_on && written < max {
+        while go_on {
+            let Some(len) = len_of(written) else { break };
             // The general path: the first frame, and whatever the run below
             // cannot place (the end of the ring, the window, room to read).
             let (pad, start) = match self.room_for(len) {
@@ -57,8 +72,8 @@ impl<R: Region> Producer<R> {
             let (meta, flags) = (slot.meta, slot.flags);
             self.push_frame(pad, start, len, meta, flags);
             written += 1;
-            if go_on && written < max {
-                let (n, more) = self.push_run(max - written, len, &mut fill);
+            if go_on {
+                let (n, more) = self.push_run(written, &len_of, &mut fill);
                 written += n;
                 go_on = more;
             }
@@ -66,26 +81,33 @@ impl<R: Region> Producer<R> {
         Ok((written, self.commit()))
     }
 
-    /// Pushes up to `max` frames that need no check beyond the room already
-    /// known: the state lives in locals and is stored back once. Returns the
-    /// frames pushed and whether `fill` wants more.
+    /// Pushes frames `from`, `from + 1`, ... while they need no check beyond
+    /// the room already known: the state lives in locals and is stored back
+    /// once. Returns the frames pushed and whether `fill` wants more.
     #[inline(always)]
-    fn push_run<F>(&mut self, max: usize, len: usize, fill: &mut F) -> (usize, bool)
+    fn push_run<L, F>(&mut self, from: usize, len_of: &L, fill: &mut F) -> (usize, bool)
     where
+        L: Fn(usize) -> Option<usize>,
         F: FnMut(&mut Slot<'_, R>) -> bool,
     {
-        let size = frame_size(len) as u64;
         let mut pos = self.pending;
         let lap = pos - (pos & self.mask as u64);
-        // The last start position that fits: before the end of this lap,
-        // inside the room (+8 for the next commit word, as `end_after`), and
-        // short of the window, past which the general path decides.
-        let last =
-            (lap + self.capacity as u64 - size).min((self.cached_head + self.capacity as u64).saturating_sub(size + 8));
+        // Where frames of this run may end: before the end of this lap, and
+        // inside the room (less 8 bytes for the next commit word, as
+        // `end_after`); each frame must also start short of the window, past
+        // which the general path decides.
+        let end_limit = (lap + self.capacity as u64).min((self.cached_head + self.capacity as u64).saturating_sub(8));
         let window_end = lap.saturating_add(self.window as u64);
+        let max_payload = self.max_payload();
         let (mask, region) = (self.mask, &self.region);
         let (mut seq, mut first, mut n, mut go_on) = (self.seq, self.first, 0, true);
-        while go_on && n < max && pos <= last && pos < window_end {
+        while go_on && pos < window_end {
+            let Some(len) = len_of(from + n) else { break };
+            // The length first: `frame_size` of a huge one would overflow.
+            if len > max_payload || pos + frame_size(len) as u64 > end_limit {
+                break;
+            }
+            let size = frame_size(len) as u64;
             let frame_off = DATA + (pos as usize & mask);
             let mut slot = Slot { region, off: frame_off + HEADER, len, meta: 0, flags: 0 };
             go_on = fill(&mut slot);

@@ -273,6 +273,23 @@ impl<R: Region> Consumer<R> {
         max: usize,
         mut f: impl FnMut(&FrameRef<'_, R>),
     ) -> Result<(usize, Notify), ReadError> {
+        self.read_batch_while(max, |frame| {
+            f(frame);
+            true
+        })
+    }
+
+    /// [`read_batch`](Self::read_batch) that `take` can stop: it sees each
+    /// frame and returns whether it takes it. The first frame it refuses is
+    /// left in the ring, unconsumed, and ends the batch (a layer above
+    /// hands such a frame to a path of its own). Returns how many frames
+    /// were taken: `Ok` with 0 when the first frame is refused.
+    #[inline]
+    pub fn read_batch_while(
+        &mut self,
+        max: usize,
+        mut take: impl FnMut(&FrameRef<'_, R>) -> bool,
+    ) -> Result<(usize, Notify), ReadError> {
         // SYNC: Relaxed; a hint: the commit words below, loaded with Acquire,
         // are the truth. The producer stores the tail before it publishes a
         // batch's first commit word (Release), so a frame `try_read` would
@@ -289,7 +306,7 @@ impl<R: Region> Consumer<R> {
         }
         self.prefetch_range(tail);
         let (mut pos, mut seq, mut n) = (self.head, self.seq, 0);
-        let mut failure = None;
+        let (mut failure, mut refused) = (None, false);
         // Up to the tail, not beyond: the word there is the one the producer
         // zeroed and writes next; reading it would take its line away from
         // the producer mid-batch.
@@ -304,7 +321,10 @@ impl<R: Region> Consumer<R> {
             match self.classify(pos, raw, seq) {
                 Ok(Found::Pad(size)) => pos += size,
                 Ok(Found::Frame(frame)) => {
-                    f(&FrameRef { region: &self.region, frame });
+                    if !take(&FrameRef { region: &self.region, frame }) {
+                        refused = true;
+                        break;
+                    }
                     pos = frame.pos + frame.size;
                     seq = seq.wrapping_add(1);
                     n += 1;
@@ -320,7 +340,7 @@ impl<R: Region> Consumer<R> {
         match failure {
             // A corrupt frame after good ones is reported by the next call.
             Some(e) if n == 0 => Err(e),
-            _ if n == 0 => Err(self.empty_or_closed(DATA + (pos as usize & self.mask))),
+            _ if n == 0 && !refused => Err(self.empty_or_closed(DATA + (pos as usize & self.mask))),
             _ => Ok((n, self.release())),
         }
     }

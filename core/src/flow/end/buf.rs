@@ -140,6 +140,12 @@ impl RecvBuf<'_> {
     pub fn more_follows(&self) -> bool {
         self.frame.flags() & FLAG_PART != 0
     }
+
+    /// A plain message in the inline ring (no descriptors, no call, not in
+    /// the bulk area): one a receive batch may go on after.
+    pub(crate) fn is_plain_inline(&self) -> bool {
+        self.bulk.is_none() && self.frame.flags() == 0
+    }
 }
 
 impl Drop for RecvBuf<'_> {
@@ -148,7 +154,7 @@ impl Drop for RecvBuf<'_> {
         if let Some(b) = self.bulk.take() {
             consume_bulk(b, self.wakers.peer_space[1]);
         }
-        consume(self.rx, &self.frame, self.wakers.peer_space[0]);
+        consume(self.rx, &self.frame, &self.wakers);
     }
 }
 
@@ -160,10 +166,10 @@ impl Drop for RecvBuf<'_> {
 /// sender waiting for room learns of it at the latest when we run dry; a
 /// stream pays one release per quarter ring.
 #[inline]
-pub(crate) fn consume(rx: &mut Consumer<RawRegion>, frame: &Peeked, peer_space: usize) {
+pub(crate) fn consume(rx: &mut Consumer<RawRegion>, frame: &Peeked, wakers: &Wakers) {
     rx.consume(frame);
     if rx.unreleased() >= rx.capacity() / 4 || rx.is_producer_closed() {
-        release(rx, peer_space);
+        release(rx, wakers);
     }
 }
 
@@ -196,11 +202,16 @@ pub(crate) fn commit_bulk(slot: WriteSlot<'_, RawRegion>, mut desc: Claim<'_, Ra
     desc.commit()
 }
 
-/// Releases what was consumed and wakes a sender asleep for room.
+/// Releases what was consumed, wakes a sender asleep for room and signals
+/// one that waits for room through its readiness descriptor.
 #[inline]
-pub(crate) fn release(rx: &mut Consumer<RawRegion>, peer_space: usize) {
+pub(crate) fn release(rx: &mut Consumer<RawRegion>, wakers: &Wakers) {
+    let released = rx.unreleased() > 0;
     if rx.release().is_wake() {
-        Wakers::wake(peer_space);
+        Wakers::wake(wakers.peer_space[0]);
+    }
+    if released {
+        wakers.room_released();
     }
 }
 

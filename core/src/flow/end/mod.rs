@@ -17,6 +17,7 @@
 //! `WouldBlock`), `x_deadline(d)` and `x_timeout(dur)`.
 
 mod alloc;
+mod batch;
 mod buf;
 mod call;
 mod close;
@@ -67,9 +68,29 @@ pub(crate) struct Wakers {
     pub peer_data: usize,
     /// Where the peer sleeps for room (its inline and bulk rings).
     pub peer_space: [usize; 2],
+    /// The space arm word of our receiving direction (an `AtomicU64` of the
+    /// flow's state area): the peer set it if it waits for room through its
+    /// readiness descriptor, and we signal `peer_event` after a release.
+    pub space_armed: usize,
+    /// The peer's readiness descriptor's signalling end (owned by the flow).
+    pub peer_event: i32,
 }
 
 impl Wakers {
+    /// After handing room back: signals the peer's readiness descriptor if
+    /// it armed for room (`ringflow_ring::arm`, the release's notify ran
+    /// the fence the handshake needs).
+    #[inline]
+    pub fn room_released(&self) {
+        // SAFETY: `space_armed` is the address of an `AtomicU64` in the
+        // flow's state area, which the flow (and so every holder of these
+        // Wakers, which borrows or owns the flow) keeps mapped.
+        let armed = unsafe { &*(self.space_armed as *const std::sync::atomic::AtomicU64) };
+        if ringflow_ring::arm::take_arm(armed) {
+            crate::flow::readiness::signal(self.peer_event);
+        }
+    }
+
     /// Wakes sleepers on `word`.
     #[inline]
     pub fn wake(word: usize) {

@@ -1,9 +1,10 @@
 //! What waits on a flow from outside its calls: a set of flows (its wait
 //! points and readiness), and an event loop (the readiness descriptor).
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use super::{shared, FlowEnd};
+use crate::flow::readiness;
 
 /// What a set of flows waits on (`FlowSet` in ringflow-api).
 impl FlowEnd {
@@ -21,6 +22,41 @@ impl FlowEnd {
     /// Whether a message of the flow's inline size fits now.
     pub fn fits_inline(&self) -> bool {
         self.sides.tx().0.fits(self.geometry.inline_max)
+    }
+
+    /// The readiness descriptor, for a set that polls many flows (it is not
+    /// put in descriptor mode, as [`as_raw_fd`](AsRawFd::as_raw_fd) puts it:
+    /// the set arms the flow itself, with [`set_arm`](Self::set_arm)).
+    pub fn readiness_fd(&self) -> BorrowedFd<'_> {
+        self.shared.readiness.0.as_fd()
+    }
+
+    /// What the flow offers now, for a set waiting for `reads` and
+    /// `writes`: (a message to read, room for one of the inline size, the
+    /// flow ended).
+    pub fn set_check(&self, reads: bool, writes: bool) -> (bool, bool, bool) {
+        (reads && self.has_message(), writes && self.fits_inline(), self.is_ended())
+    }
+
+    /// For a set that found nothing on this flow: resets the readiness
+    /// descriptor, then arms the directions waited for, so that the peer's
+    /// next publish (`reads`) or release of room (`writes`) signals it
+    /// (`ringflow_ring::arm`). The set must then look again with
+    /// [`set_check`](Self::set_check), after a heavy barrier
+    /// (`membarrier`) when this returns true. A death signals the
+    /// descriptor whatever was armed.
+    pub fn set_arm(&self, reads: bool, writes: bool) -> bool {
+        readiness::drain(self.shared.readiness.0.as_raw_fd());
+        let memory = &self.shared.memory;
+        if reads {
+            ringflow_ring::arm::arm(memory.rx_armed(self.shared.role));
+        }
+        if writes {
+            ringflow_ring::arm::arm(memory.tx_space_armed(self.shared.role));
+        }
+        // Senders and receivers publish without a fence in membarrier mode:
+        // the heavy barrier between the arm and the look pays for theirs.
+        (reads || writes) && self.sides.rx().0.data_wait().needs_membarrier()
     }
 }
 

@@ -177,7 +177,7 @@ impl FlowEnd {
         if let Some(b) = bulk {
             consume_bulk(b, self.wakers.peer_space[1]);
         }
-        consume(s.rx, &m.frame, self.wakers.peer_space[0]);
+        consume(s.rx, &m.frame, &self.wakers);
         Ok((len, nfds))
     }
 
@@ -428,7 +428,7 @@ impl FlowEnd {
         self.record_pending();
         let s = self.sides.get();
         if s.rx.unreleased() > 0 {
-            release(s.rx, self.wakers.peer_space[0]);
+            release(s.rx, &self.wakers);
         }
         if s.rx_bulk.unreleased() > 0 {
             release_bulk(s.rx_bulk, self.wakers.peer_space[1]);
@@ -497,7 +497,7 @@ impl FlowEnd {
         if let Some(b) = bulk {
             consume_bulk(b, self.wakers.peer_space[1]);
         }
-        consume(s.rx, &m.frame, self.wakers.peer_space[0]);
+        consume(s.rx, &m.frame, &self.wakers);
         Ok(Some(stamp))
     }
 }

@@ -245,7 +245,7 @@ impl FlowEnd {
     /// Checks a message of `len` bytes may be sent; returns whether it goes
     /// to the bulk ring.
     #[inline]
-    fn admit(&self, len: usize) -> Result<bool, SendError> {
+    pub(super) fn admit(&self, len: usize) -> Result<bool, SendError> {
         if len > self.qos.max_msg {
             return Err(SendError::TooLarge { len, max: self.qos.max_msg });
         }
@@ -259,7 +259,7 @@ impl FlowEnd {
     /// room in the inline ring (for the message or its descriptor) and, for
     /// a bulk message, in the bulk pool.
     #[inline]
-    fn wait_room(&mut self, len: usize, bulk: bool, deadline: Deadline) -> Result<(), SendError> {
+    pub(super) fn wait_room(&mut self, len: usize, bulk: bool, deadline: Deadline) -> Result<(), SendError> {
         loop {
             let s = self.sides.get();
             let inline_need = if bulk { DESCRIPTOR_LEN } else { len };
@@ -338,7 +338,7 @@ impl FlowEnd {
     }
 
     #[cold]
-    fn claim_failed(&self, e: ClaimError) -> SendError {
+    pub(super) fn claim_failed(&self, e: ClaimError) -> SendError {
         match e {
             ClaimError::Closed => self.gone_error(),
             e => claim_error(e),

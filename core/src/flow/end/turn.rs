@@ -149,7 +149,7 @@ impl FlowEnd {
             if let Some(b) = bulk {
                 consume_bulk(b, self.wakers.peer_space[1]);
             }
-            consume(s.rx, &m.frame, self.wakers.peer_space[0]);
+            consume(s.rx, &m.frame, &self.wakers);
             self.turn.offset = 0;
             self.turn.fds_taken = false;
             let last = flags & FLAG_TURN != 0;
