@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ringflow::remote::RemoteEngine;
-use ringflow::{EngineConfig, Flow, Listener, Qos, RecvError};
+use ringflow::{EngineConfig, Flow, Listener, ListenerOptions, Qos, RecvError};
 
 /// How long any single step may wait (a hang guard).
 const GUARD: Duration = Duration::from_secs(10);
@@ -30,7 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// The far host: a listener and an engine that accepts remote flows.
 fn far() -> Result<(), Box<dyn std::error::Error>> {
-    let mut listener = Listener::bind("echo")?;
+    // Flows from other hosts reach a listener only if it says so.
+    let mut listener = Listener::bind_with("echo", ListenerOptions::new().remote(true))?;
     // Port 0: the system picks a free port; `listen_addr` says which.
     let config = EngineConfig::builder().listen(Some("127.0.0.1:0")).build()?;
     let engine = RemoteEngine::start(&config, None)?;

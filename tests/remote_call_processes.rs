@@ -87,7 +87,7 @@ fn serve_numbered(flow: &mut Flow, cut_before: &[u64], cut: &mpsc::Sender<mpsc::
 fn a_close_lost_in_a_cut_link_reaches_the_server_after_the_resume() {
     let tmp = test_dir("lost-close");
     let names = tmp.path().join("names");
-    let mut listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(&names)).unwrap();
+    let mut listener = Listener::bind_with("svc", ListenerOptions::new().remote(true).runtime_dir(&names)).unwrap();
     let far = engine(true, Some(names));
     let proxy = Proxy::start(far.listen_addr().unwrap());
     let near = engine(false, None);
@@ -127,7 +127,7 @@ fn a_cut_link_resumes_calls_exactly_once() {
     const CUT_BEFORE: [u64; 3] = [100, 1_000, 2_000];
     let tmp = test_dir("cut");
     let names = tmp.path().join("names");
-    let mut listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(&names)).unwrap();
+    let mut listener = Listener::bind_with("svc", ListenerOptions::new().remote(true).runtime_dir(&names)).unwrap();
     let far = engine(true, Some(names));
     let proxy = Arc::new(Proxy::start(far.listen_addr().unwrap()));
     let near = engine(false, None);
@@ -190,7 +190,8 @@ fn child_remote_server() {
         return;
     }
     let dir = PathBuf::from(child_arg("DIR"));
-    let mut listener = Listener::bind_with("srv", ListenerOptions::new().runtime_dir(dir.join("names"))).unwrap();
+    let mut listener =
+        Listener::bind_with("srv", ListenerOptions::new().remote(true).runtime_dir(dir.join("names"))).unwrap();
     std::fs::write(dir.join("bound"), b"").unwrap();
     let mut flow = listener.accept_timeout(LONG).unwrap();
     let mut buf = [0u8; 64];

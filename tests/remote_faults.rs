@@ -305,7 +305,8 @@ fn a_cut_connection_resumes_a_reliable_flow() {
     const CUT_AT: [u64; 3] = [10_000, 25_000, 40_000];
     const HELD_DOWN: usize = 1;
     let dir = TestDir::new("resume");
-    let mut listener = Listener::bind_with("sink", ListenerOptions::new().runtime_dir(dir.names())).unwrap();
+    let mut listener =
+        Listener::bind_with("sink", ListenerOptions::new().remote(true).runtime_dir(dir.names())).unwrap();
     let far = RemoteEngine::start(&engine_config(true), Some(dir.names())).unwrap();
     let proxy = Proxy::start(far.listen_addr().unwrap());
     let near = RemoteEngine::start(&engine_config(false), None).unwrap();
@@ -349,7 +350,8 @@ fn a_cut_connection_resumes_a_reliable_flow_towards_the_dialling_side() {
     const COUNT: u64 = 20_000;
     const CUT_AT: u64 = 10_000;
     let dir = TestDir::new("resume-back");
-    let mut listener = Listener::bind_with("source", ListenerOptions::new().runtime_dir(dir.names())).unwrap();
+    let mut listener =
+        Listener::bind_with("source", ListenerOptions::new().remote(true).runtime_dir(dir.names())).unwrap();
     let far = RemoteEngine::start(&engine_config(true), Some(dir.names())).unwrap();
     let proxy = Proxy::start(far.listen_addr().unwrap());
     let near = RemoteEngine::start(&engine_config(false), None).unwrap();
@@ -389,7 +391,8 @@ fn a_flipped_bit_on_a_checked_flow_breaks_the_connection_and_the_flow_resumes_in
     const COUNT: u64 = 20_000;
     const FLIP_AT: u64 = 5_000;
     let dir = TestDir::new("bitflip");
-    let mut listener = Listener::bind_with("sink", ListenerOptions::new().runtime_dir(dir.names())).unwrap();
+    let mut listener =
+        Listener::bind_with("sink", ListenerOptions::new().remote(true).runtime_dir(dir.names())).unwrap();
     let far = RemoteEngine::start(&engine_config(true), Some(dir.names())).unwrap();
     let proxy = Proxy::start(far.listen_addr().unwrap());
     let near = RemoteEngine::start(&engine_config(false), None).unwrap();
@@ -438,7 +441,8 @@ fn child_far_app_sends_then_sleeps() {
     }
     let dir = PathBuf::from(child_arg("DIR"));
     let count: u64 = child_arg("COUNT").parse().unwrap();
-    let mut listener = Listener::bind_with("src", ListenerOptions::new().runtime_dir(dir.join("names"))).unwrap();
+    let mut listener =
+        Listener::bind_with("src", ListenerOptions::new().remote(true).runtime_dir(dir.join("names"))).unwrap();
     write_marker(&dir, "bound", "");
     accept_and_send_numbered(&mut listener, count);
     write_marker(&dir, "sent", "");
@@ -496,7 +500,7 @@ fn child_far_engine_and_app_send_then_sleep() {
     let dir = PathBuf::from(child_arg("DIR"));
     let count: u64 = child_arg("COUNT").parse().unwrap();
     let names = dir.join("names");
-    let mut listener = Listener::bind_with("src", ListenerOptions::new().runtime_dir(&names)).unwrap();
+    let mut listener = Listener::bind_with("src", ListenerOptions::new().remote(true).runtime_dir(&names)).unwrap();
     let engine = RemoteEngine::start(&engine_config(true), Some(names)).unwrap();
     write_marker(&dir, "port", &engine.listen_addr().unwrap().port().to_string());
     accept_and_send_numbered(&mut listener, count);
@@ -575,7 +579,8 @@ fn child_without_io_uring() {
             Backend::IoUring => panic!("io_uring in use although it is unavailable"),
         }
     }
-    let mut far_listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(&remote_dir)).unwrap();
+    let mut far_listener =
+        Listener::bind_with("svc", ListenerOptions::new().remote(true).runtime_dir(&remote_dir)).unwrap();
     let addr = far.listen_addr().unwrap();
     let echo = thread::spawn(move || {
         let mut flow = far_listener.accept_timeout(LONG).unwrap();
@@ -612,7 +617,7 @@ fn child_without_io_uring() {
 
     // ... and a named flow through a listener.
     let names = PathBuf::from(child_arg("DIR")).join("names");
-    let mut listener = Listener::bind_with("local", ListenerOptions::new().runtime_dir(&names)).unwrap();
+    let mut listener = Listener::bind_with("local", ListenerOptions::new().remote(true).runtime_dir(&names)).unwrap();
     let client = thread::spawn(move || {
         let opts = ringflow::FlowOptions::new().runtime_dir(names);
         let mut flow = Flow::alloc_with("local", &Qos::data(), Deadline::after(LONG), opts).unwrap();
@@ -711,8 +716,10 @@ fn many_flows_over_one_engine_pair() {
     // the ring, so a send never waits on a slow reader.
     let qos = Qos::data().with_max_msg(4096);
     let (near_dir, far_dir) = (TestDir::new("many-near"), TestDir::new("many-far"));
-    let near_listener = Listener::bind_with("n-sink", ListenerOptions::new().runtime_dir(near_dir.names())).unwrap();
-    let far_listener = Listener::bind_with("f-sink", ListenerOptions::new().runtime_dir(far_dir.names())).unwrap();
+    let near_listener =
+        Listener::bind_with("n-sink", ListenerOptions::new().remote(true).runtime_dir(near_dir.names())).unwrap();
+    let far_listener =
+        Listener::bind_with("f-sink", ListenerOptions::new().remote(true).runtime_dir(far_dir.names())).unwrap();
     let near = RemoteEngine::start(&engine_config(true), Some(near_dir.names())).unwrap();
     let far = RemoteEngine::start(&engine_config(true), Some(far_dir.names())).unwrap();
     let accepted_at_far = accept_indexed(far_listener, FLOWS_EACH_WAY);

@@ -23,7 +23,7 @@ fn child_far_engine_with_an_echo_listener() {
     let dir = PathBuf::from(child_arg("DIR"));
     // The names' directory must be private (0700): a subdirectory made for it.
     let names = dir.join("names");
-    let mut listener = Listener::bind_with("echo", ListenerOptions::new().runtime_dir(&names)).unwrap();
+    let mut listener = Listener::bind_with("echo", ListenerOptions::new().remote(true).runtime_dir(&names)).unwrap();
     let cfg = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().unwrap();
     let engine = RemoteEngine::start(&cfg, Some(names)).unwrap();
     let port = engine.listen_addr().unwrap().port();

@@ -75,6 +75,18 @@ impl ListenerOptions {
         ListenerOptions { inner: self.inner.latency(on) }
     }
 
+    /// Whether flows from other hosts may reach this listener (default:
+    /// no). A flow from another host arrives through this host's engine
+    /// (`name@host:port` on the far side); a listener that does not take
+    /// them refuses it, counts it in [`Listener::refused`], and the far
+    /// side's alloc gets `AllocError::PermissionDenied`. Which engines may
+    /// ask at all is the engines' key's business (`net.key_file`); this
+    /// option decides whether this name is offered to them.
+    #[must_use]
+    pub fn remote(self, on: bool) -> Self {
+        ListenerOptions { inner: self.inner.remote(on) }
+    }
+
     /// Lays each accepted flow's receiving direction out in memory this side
     /// supplies (libdill's `ipc_accept_mem`; the allocating side's
     /// counterpart is [`FlowOptions::memory`](crate::FlowOptions::memory)):

@@ -30,7 +30,7 @@ fn test_dir() -> TempDir {
 }
 
 fn listener(dir: &TempDir, name: &str) -> Listener {
-    Listener::bind_with(name, ListenerOptions::new().runtime_dir(dir.path())).unwrap()
+    Listener::bind_with(name, ListenerOptions::new().remote(true).runtime_dir(dir.path())).unwrap()
 }
 
 /// A connected pair through a listener in `dir`: (allocating side,
@@ -436,7 +436,7 @@ fn invoker_mode_alloc_and_accept_would_block_or_time_out_when_nothing_comes() {
     let r = near.alloc_timeout(&target, &Qos::data(), SHORT);
     assert!(matches!(r, Err(AllocError::TimedOut)), "{r:?}");
     let far = invoker_engine(Some("127.0.0.1:0"), Some(&dir));
-    let opts = ListenerOptions::new().runtime_dir(dir.path()).engine(&far);
+    let opts = ListenerOptions::new().remote(true).runtime_dir(dir.path()).engine(&far);
     let mut l = Listener::bind_with("inv", opts).unwrap();
     let r = l.try_accept();
     assert!(matches!(r, Err(AcceptError::WouldBlock)), "{r:?}");
@@ -451,7 +451,7 @@ fn invoker_mode_alloc_blocks_until_an_accept_on_another_thread_drives_the_far_en
     let dir = test_dir();
     let far = invoker_engine(Some("127.0.0.1:0"), Some(&dir));
     let target = format!("inv@{}", far.listen_addr().unwrap());
-    let opts = ListenerOptions::new().runtime_dir(dir.path()).engine(&far);
+    let opts = ListenerOptions::new().remote(true).runtime_dir(dir.path()).engine(&far);
     let mut l = Listener::bind_with("inv", opts).unwrap();
     let near = invoker_engine(None, None);
     let allocating = thread_id();

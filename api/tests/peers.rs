@@ -18,7 +18,8 @@ fn a_plain_name_bound_on_a_configured_peer_is_found_there() {
     let cfg = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().unwrap();
     let far = RemoteEngine::start(&cfg, Some(far_dir.clone())).unwrap();
     let addr = far.listen_addr().unwrap();
-    let mut listener = Listener::bind_with("peers-env-svc", ListenerOptions::new().runtime_dir(&far_dir)).unwrap();
+    let mut listener =
+        Listener::bind_with("peers-env-svc", ListenerOptions::new().remote(true).runtime_dir(&far_dir)).unwrap();
     let server = std::thread::spawn(move || {
         let mut flow = listener.accept_timeout(Duration::from_secs(30)).unwrap();
         let got = flow.recv_ref_timeout(Duration::from_secs(30)).unwrap().to_vec();

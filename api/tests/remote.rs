@@ -54,7 +54,7 @@ fn echo_one_flow(listener: &mut Listener) -> u32 {
 fn a_remote_flow_carries_messages_both_ways() {
     let tmp = test_dir();
     let dir = tmp.path().to_path_buf();
-    let mut listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let mut listener = Listener::bind_with("svc", ListenerOptions::new().remote(true).runtime_dir(&dir)).unwrap();
     let (near, far) = engines(&dir);
     let addr = far.listen_addr().unwrap();
     let server = thread::spawn(move || echo_one_flow(&mut listener));
@@ -109,7 +109,7 @@ fn unknown_names_and_unreachable_engines_are_distinct_errors() {
 fn flow_alloc_of_a_remote_name_starts_the_embedded_engine() {
     let tmp = test_dir();
     let dir = tmp.path().to_path_buf();
-    let mut listener = Listener::bind_with("embedded", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let mut listener = Listener::bind_with("embedded", ListenerOptions::new().remote(true).runtime_dir(&dir)).unwrap();
     let far_cfg = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().unwrap();
     let far = RemoteEngine::start(&far_cfg, Some(dir.clone())).unwrap();
     let addr = far.listen_addr().unwrap();
@@ -140,7 +140,8 @@ fn invoker_mode_carries_a_flow_with_no_engine_thread() {
     let far = RemoteEngine::start(&invoker(Some("127.0.0.1:0")), Some(dir.clone())).unwrap();
     assert_eq!(far.mode(), ThreadingMode::Invoker);
     // The listener is told of its engine: its accept drives it.
-    let mut listener = Listener::bind_with("inv", ListenerOptions::new().runtime_dir(&dir).engine(&far)).unwrap();
+    let mut listener =
+        Listener::bind_with("inv", ListenerOptions::new().remote(true).runtime_dir(&dir).engine(&far)).unwrap();
     let addr = far.listen_addr().unwrap();
     let server = thread::spawn(move || {
         let echoed = echo_one_flow(&mut listener);
@@ -185,7 +186,8 @@ fn dealloc_lingers_until_the_remote_application_consumed_and_qos_is_written_back
     let tmp = test_dir();
     let dir = tmp.path().to_path_buf();
     let limits = ringflow_api::QosLimits { max_msg: 4096, ..Default::default() };
-    let mut listener = Listener::bind_with("slow", ListenerOptions::new().runtime_dir(&dir).limits(limits)).unwrap();
+    let mut listener =
+        Listener::bind_with("slow", ListenerOptions::new().remote(true).runtime_dir(&dir).limits(limits)).unwrap();
     let (near, far) = engines(&dir);
     let addr = far.listen_addr().unwrap();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
@@ -227,7 +229,7 @@ fn dealloc_lingers_until_the_remote_application_consumed_and_qos_is_written_back
 fn lossy_flows_ride_udp_and_their_losses_are_visible() {
     let tmp = test_dir();
     let dir = tmp.path().to_path_buf();
-    let mut listener = Listener::bind_with("lossy", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let mut listener = Listener::bind_with("lossy", ListenerOptions::new().remote(true).runtime_dir(&dir)).unwrap();
     let (near, far) = engines(&dir);
     let addr = far.listen_addr().unwrap();
     // What the server has read in phase 1, for the client to pace by.
@@ -329,7 +331,7 @@ fn lossy_flows_ride_udp_and_their_losses_are_visible() {
 fn with_send_zc_frames_leave_from_registered_buffers_intact_and_in_order() {
     let tmp = test_dir();
     let dir = tmp.path().to_path_buf();
-    let mut listener = Listener::bind_with("zc", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let mut listener = Listener::bind_with("zc", ListenerOptions::new().remote(true).runtime_dir(&dir)).unwrap();
     let zc = |listen: Option<&str>| {
         EngineConfig::builder()
             .listen(listen)
@@ -386,7 +388,7 @@ fn plain_sockets_carry_remote_flows_and_talk_to_io_uring_engines() {
     use ringflow_api::remote::Backend;
     let tmp = test_dir();
     let dir = tmp.path().to_path_buf();
-    let mut listener = Listener::bind_with("plain", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let mut listener = Listener::bind_with("plain", ListenerOptions::new().remote(true).runtime_dir(&dir)).unwrap();
     let sockets =
         |listen: Option<&str>| EngineConfig::builder().listen(listen).backend(NetBackend::Sockets).build().unwrap();
     // The far engine on plain sockets, the near ones on each transport.

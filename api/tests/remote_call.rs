@@ -118,7 +118,7 @@ fn calls(flow: &mut Flow) {
 fn calls_cross_hosts_with_their_turn_and_pieces() {
     let tmp = test_dir();
     let dir = tmp.path().to_path_buf();
-    let mut listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let mut listener = Listener::bind_with("svc", ListenerOptions::new().remote(true).runtime_dir(&dir)).unwrap();
     let (near, far) = engines(&dir);
     let addr = far.listen_addr().unwrap();
     let server = thread::spawn(move || serve(&mut listener));
@@ -142,7 +142,7 @@ fn calls_cross_hosts_with_their_turn_and_pieces() {
 fn a_remote_server_that_leaves_is_reported_in_its_phase() {
     let tmp = test_dir();
     let dir = tmp.path().to_path_buf();
-    let mut listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(&dir)).unwrap();
+    let mut listener = Listener::bind_with("svc", ListenerOptions::new().remote(true).runtime_dir(&dir)).unwrap();
     let (near, far) = engines(&dir);
     let addr = far.listen_addr().unwrap();
     let server = thread::spawn(move || {
@@ -179,7 +179,8 @@ fn calls_cross_hosts_between_invoker_mode_engines() {
     let invoker =
         |listen: Option<&str>| EngineConfig::builder().mode(ThreadingMode::Invoker).listen(listen).build().unwrap();
     let far = RemoteEngine::start(&invoker(Some("127.0.0.1:0")), Some(dir.clone())).unwrap();
-    let mut listener = Listener::bind_with("inv", ListenerOptions::new().runtime_dir(&dir).engine(&far)).unwrap();
+    let mut listener =
+        Listener::bind_with("inv", ListenerOptions::new().remote(true).runtime_dir(&dir).engine(&far)).unwrap();
     let addr = far.listen_addr().unwrap();
     let server = thread::spawn(move || {
         let served = serve(&mut listener);

@@ -16,7 +16,8 @@ fn main() {
     let rounds = args.first().copied().unwrap_or(200) as usize;
     let gap = Duration::from_millis(args.get(1).copied().unwrap_or(10));
     let dir = std::env::temp_dir().join(format!("ringflow-sparse-{}", std::process::id()));
-    let mut listener = Listener::bind_with("echo", ListenerOptions::new().runtime_dir(&dir)).expect("bind");
+    let mut listener =
+        Listener::bind_with("echo", ListenerOptions::new().remote(true).runtime_dir(&dir)).expect("bind");
     let far_cfg = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().expect("config");
     let far = RemoteEngine::start(&far_cfg, Some(dir.clone())).expect("far engine");
     let near = RemoteEngine::start(&EngineConfig::default(), None).expect("near engine");

@@ -56,8 +56,8 @@ fn wait_for(mode: ThreadingMode) -> Wait {
 /// One engine's configuration: `mode`, listening at `listen` if given. A
 /// dedicated engine thread backs off and parks (at most 50 us, so an idle
 /// engine notices new work soon), never spins: two cores are all there is.
-fn engine_config(mode: ThreadingMode, listen: Option<&str>) -> Result<EngineConfig, BenchError> {
-    let builder = EngineConfig::builder().mode(mode).listen(listen);
+fn engine_config(mode: ThreadingMode, listen: Option<&str>, key: Option<&KeyFile>) -> Result<EngineConfig, BenchError> {
+    let builder = EngineConfig::builder().mode(mode).listen(listen).key_file(key.map(KeyFile::path));
     let builder = match mode {
         ThreadingMode::Dedicated => {
             builder.idle(IdleStrategy::Backoff { spins: 100, yields: 10, park: Duration::from_micros(50) })
@@ -76,6 +76,47 @@ fn engine_config(mode: ThreadingMode, listen: Option<&str>) -> Result<EngineConf
     });
     config.apply_env(tuning).map_err(|e| err("RINGFLOW_* variables", e))?;
     Ok(config)
+}
+
+/// Whether the two engines share a key (`net.key_file`): the `-key` impls
+/// measure what proving it costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// No key.
+    None,
+    /// Both engines hold the same fresh key.
+    Key,
+}
+
+/// A fresh key in a file only this user can read, removed on drop.
+struct KeyFile {
+    path: std::path::PathBuf,
+    _dir: DirGuard,
+}
+
+impl KeyFile {
+    fn new() -> Result<KeyFile, BenchError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        let dir = DirGuard::new();
+        let made = std::fs::DirBuilder::new().mode(0o700).create(dir.path()).map_err(|e| err("mkdir (key)", e));
+        made?;
+        let random = |_| ringflow_core::remote::random_nonce().map_err(|e| err("getrandom", e));
+        let bytes: Vec<u8> = (0..2).map(random).collect::<Result<Vec<_>, _>>()?.concat();
+        let path = dir.path().join("key");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| err("create (key)", e))?;
+        file.write_all(&bytes).map_err(|e| err("write (key)", e))?;
+        Ok(KeyFile { path, _dir: dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.path
+    }
 }
 
 /// One side: its end of the flow and everything that carries it. Fields
@@ -169,14 +210,22 @@ fn send_with(
 fn builders(
     mode: ThreadingMode,
     qos: Qos,
+    auth: Auth,
 ) -> (impl FnOnce() -> Result<End, BenchError> + Send, impl FnOnce() -> Result<End, BenchError> + Send) {
     let (addr_tx, addr_rx) = mpsc::channel::<SocketAddr>();
     let wait = wait_for(mode);
+    // Made here, before either side runs; each engine reads it as it starts.
+    let key: Result<Option<std::sync::Arc<KeyFile>>, String> = match auth {
+        Auth::Key => KeyFile::new().map(|k| Some(std::sync::Arc::new(k))).map_err(|e| e.to_string()),
+        Auth::None => Ok(None),
+    };
+    let key_b = key.clone();
     let alloc = move || {
         // B gone before it said where: B's own error is the one reported.
         let addr = addr_rx.recv().map_err(|_| BenchError::Aborted)?;
-        let engine =
-            RemoteEngine::start(&engine_config(mode, None)?, None).map_err(|e| err("RemoteEngine::start", e))?;
+        let key = key.map_err(|e| err("key file", e))?;
+        let config = engine_config(mode, None, key.as_deref())?;
+        let engine = RemoteEngine::start(&config, None).map_err(|e| err("RemoteEngine::start", e))?;
         let (flow, engine) = set_up(engine, |engine| {
             engine.alloc_timeout(&format!("{NAME}@{addr}"), &qos, SETUP).map_err(|e| err("RemoteEngine::alloc", e))
         })?;
@@ -184,11 +233,12 @@ fn builders(
     };
     let accept = move || {
         let dir = DirGuard::new();
-        let config = engine_config(mode, Some("127.0.0.1:0"))?;
+        let key = key_b.map_err(|e| err("key file", e))?;
+        let config = engine_config(mode, Some("127.0.0.1:0"), key.as_deref())?;
         let engine =
             RemoteEngine::start(&config, Some(dir.path().to_path_buf())).map_err(|e| err("RemoteEngine::start", e))?;
         // Told of its engine: in invoker mode the accept drives it.
-        let opts = ListenerOptions::new().runtime_dir(dir.path()).engine(&engine);
+        let opts = ListenerOptions::new().remote(true).runtime_dir(dir.path()).engine(&engine);
         let mut listener = match Listener::bind_with(NAME, opts) {
             Ok(l) => l,
             Err(e) => {
@@ -242,8 +292,8 @@ impl<const N: usize> PongSide<N> for End {
 }
 
 /// Round trip of an N-byte message between two engines running in `mode`.
-pub fn pingpong<const N: usize>(ctx: &RunCtx, mode: ThreadingMode) -> Result<Measurement, BenchError> {
-    let (alloc, accept) = builders(mode, Qos::data());
+pub fn pingpong<const N: usize>(ctx: &RunCtx, mode: ThreadingMode, auth: Auth) -> Result<Measurement, BenchError> {
+    let (alloc, accept) = builders(mode, Qos::data(), auth);
     pingpong::run_built::<N, End, End>(ctx, alloc, accept)
 }
 
@@ -262,7 +312,7 @@ impl crate::rpc::Holds for End {
 /// `mode`: `rpc`'s client and server on the two ends of a remote flow.
 pub fn call<const N: usize>(ctx: &RunCtx, mode: ThreadingMode) -> Result<Measurement, BenchError> {
     use crate::rpc::{Client, Server};
-    let (alloc, accept) = builders(mode, Qos::data());
+    let (alloc, accept) = builders(mode, Qos::data(), Auth::None);
     let wait = wait_for(mode);
     let client = move || alloc().map(|end| Client::<N, End>::new(end, wait));
     let server = move || accept().map(|end| Server::<N, End>::new(end, wait));
@@ -323,8 +373,13 @@ impl StreamRx for Rx {
 /// `mode`: the sender copies each in with `try_send` (or `send_timeout`),
 /// the receiver reads each in place; `ring_bytes` per direction of each
 /// local flow.
-pub fn stream<const N: usize>(ctx: &RunCtx, mode: ThreadingMode, ring_bytes: usize) -> Result<Measurement, BenchError> {
-    stream_with::<N>(ctx, mode, Qos::data().with_ring_bytes(ring_bytes))
+pub fn stream<const N: usize>(
+    ctx: &RunCtx,
+    mode: ThreadingMode,
+    ring_bytes: usize,
+    auth: Auth,
+) -> Result<Measurement, BenchError> {
+    stream_with::<N>(ctx, mode, Qos::data().with_ring_bytes(ring_bytes), auth)
 }
 
 /// [`stream`] with every frame checked by CRC32C (`Qos::checksum`): what
@@ -334,11 +389,16 @@ pub fn stream_checksum<const N: usize>(
     mode: ThreadingMode,
     ring_bytes: usize,
 ) -> Result<Measurement, BenchError> {
-    stream_with::<N>(ctx, mode, Qos::data().with_ring_bytes(ring_bytes).with_checksum(true))
+    stream_with::<N>(ctx, mode, Qos::data().with_ring_bytes(ring_bytes).with_checksum(true), Auth::None)
 }
 
-fn stream_with<const N: usize>(ctx: &RunCtx, mode: ThreadingMode, qos: Qos) -> Result<Measurement, BenchError> {
-    let (alloc, accept) = builders(mode, qos);
+fn stream_with<const N: usize>(
+    ctx: &RunCtx,
+    mode: ThreadingMode,
+    qos: Qos,
+    auth: Auth,
+) -> Result<Measurement, BenchError> {
+    let (alloc, accept) = builders(mode, qos, auth);
     let make_tx = move || Ok(Tx::<N> { end: alloc()?, template: Template::new(), msg: vec![0; N].into_boxed_slice() });
     stream::run_built(ctx, make_tx, move || Ok(Rx { end: accept()? }))
 }
@@ -355,11 +415,13 @@ mod tests {
         // Engine threads keep their statistics in the default runtime directory.
         ringflow_testkit::isolate_runtime_dir();
         let mode = ThreadingMode::Dedicated;
-        let m = pingpong::<64>(&RunCtx::for_tests(), mode).expect("pingpong");
+        let m = pingpong::<64>(&RunCtx::for_tests(), mode, Auth::None).expect("pingpong");
+        assert!(m.msgs > 0);
+        let m = pingpong::<64>(&RunCtx::for_tests(), mode, Auth::Key).expect("pingpong with a key");
         assert!(m.msgs > 0);
         for (size, m) in [
-            ("64B", stream::<64>(&RunCtx::for_tests(), mode, 256 << 10)),
-            ("64KiB", stream::<{ 64 << 10 }>(&RunCtx::for_tests(), mode, 1 << 20)),
+            ("64B", stream::<64>(&RunCtx::for_tests(), mode, 256 << 10, Auth::None)),
+            ("64KiB", stream::<{ 64 << 10 }>(&RunCtx::for_tests(), mode, 1 << 20, Auth::Key)),
         ] {
             let m = m.unwrap_or_else(|e| panic!("{size}: {e}"));
             assert!(m.msgs > 0 && !m.hist.is_empty(), "{size}");

@@ -25,9 +25,18 @@ fn item<'a>(lines: &'a [String], name: &str) -> &'a str {
 #[test]
 fn every_item_is_reported_and_io_uring_matches_the_probe() {
     let (ok, lines) = doctor(&[]);
-    for name in
-        ["memfd", "io_uring", "memlock", "cores", "isolation", "governor", "huge_pages", "virtualization", "dev_shm"]
-    {
+    for name in [
+        "memfd",
+        "io_uring",
+        "memlock",
+        "cores",
+        "isolation",
+        "governor",
+        "huge_pages",
+        "virtualization",
+        "dev_shm",
+        "engine_key",
+    ] {
         let line = item(&lines, name);
         assert!(
             line.contains("\"verdict\":\"") && line.contains("\"found\":\"") && line.contains("\"fix\":"),
@@ -57,4 +66,14 @@ fn io_uring_refused_is_advice_by_default_and_a_blocker_when_required() {
     assert!(!ok, "a blocker fails the command");
     // Local flows still work, and the doctor says so about memfd.
     assert!(item(&lines, "memfd").contains("\"verdict\":\"ok\""));
+}
+
+#[test]
+fn an_engine_listening_beyond_loopback_without_a_key_is_flagged() {
+    let (_, lines) = doctor(&[("RINGFLOW_NET_LISTEN", "0.0.0.0:7070")]);
+    let key = item(&lines, "engine_key");
+    assert!(key.contains("\"verdict\":\"advice\"") && key.contains("without a key"), "{key}");
+    assert!(key.contains("net.key_file"), "the fix names the key: {key}");
+    let (_, lines) = doctor(&[("RINGFLOW_NET_LISTEN", "127.0.0.1:7070")]);
+    assert!(item(&lines, "engine_key").contains("\"verdict\":\"info\""), "{lines:?}");
 }

@@ -37,7 +37,7 @@ fn message(i: u64) -> Vec<u8> {
 }
 
 fn listener_in(dir: &Path, name: &str) -> Listener {
-    Listener::bind_with(name, ListenerOptions::new().runtime_dir(dir)).expect("bind")
+    Listener::bind_with(name, ListenerOptions::new().remote(true).runtime_dir(dir)).expect("bind")
 }
 
 /// An attached application's flow to `target` through the host engine of

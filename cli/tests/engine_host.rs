@@ -103,7 +103,8 @@ fn applications_attach_to_the_host_engine_and_a_clean_stop_flushes() {
     let near = EngineProc::start(near_dir.path(), false);
     assert!(far.addr.starts_with("127.0.0.1:"), "far engine address: {:?}", far.addr);
 
-    let mut listener = Listener::bind_with("svc", ListenerOptions::new().runtime_dir(far_dir.path())).unwrap();
+    let mut listener =
+        Listener::bind_with("svc", ListenerOptions::new().remote(true).runtime_dir(far_dir.path())).unwrap();
     let server = thread::spawn(move || {
         let mut flow = listener.accept_timeout(LONG).unwrap();
         let mut buf = vec![0u8; 1 << 16];
@@ -151,7 +152,8 @@ fn a_stop_waits_for_unacknowledged_data_and_a_second_ctrl_c_exits_at_once() {
     let (near_dir, far_dir) = (dir("near2"), dir("far2"));
     let far = EngineProc::start(far_dir.path(), true);
     let mut near = EngineProc::start(near_dir.path(), false);
-    let mut listener = Listener::bind_with("deaf", ListenerOptions::new().runtime_dir(far_dir.path())).unwrap();
+    let mut listener =
+        Listener::bind_with("deaf", ListenerOptions::new().remote(true).runtime_dir(far_dir.path())).unwrap();
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let server = thread::spawn(move || {
         // Accepts, never reads: nothing sent to it is ever acknowledged.

@@ -45,7 +45,7 @@ impl RawPeer {
         let mut sock = TcpStream::connect(addr).expect("connect to the engine");
         sock.set_read_timeout(Some(LONG)).unwrap();
         let mut hello = Vec::new();
-        Hello::new(engine_id, wire::Features::NONE, 100).encode(&mut hello);
+        Hello::new(engine_id, wire::Features::NONE, 100, None).encode(&mut hello);
         sock.write_all(&hello).unwrap();
         let mut rx = Vec::new();
         let mut buf = [0u8; 4096];
@@ -151,7 +151,7 @@ struct Far {
 
 fn far_engine(far_dir: &Path) -> Far {
     let engine = EngineSpec::new(far_dir, "127.0.0.1:0").env("RINGFLOW_NET_MEMORY_BUDGET", &BUDGET.to_string()).start();
-    let mut listener = Listener::bind_with("echo", ListenerOptions::new().runtime_dir(far_dir)).unwrap();
+    let mut listener = Listener::bind_with("echo", ListenerOptions::new().remote(true).runtime_dir(far_dir)).unwrap();
     let echo = thread::spawn(move || {
         // Ends when the engine dies (its flows and the accept fail) or the
         // hang guard passes.
@@ -286,7 +286,7 @@ fn unfinished_large_frames_stay_within_the_memory_budget() {
 
 /// A listener `name` in `dir` that accepts every flow and drops it at once.
 fn dropping_listener(dir: &Path, name: &str) -> thread::JoinHandle<()> {
-    let mut listener = Listener::bind_with(name, ListenerOptions::new().runtime_dir(dir)).unwrap();
+    let mut listener = Listener::bind_with(name, ListenerOptions::new().remote(true).runtime_dir(dir)).unwrap();
     thread::spawn(move || {
         while let Ok(flow) = listener.accept_timeout(LONG) {
             drop(flow);
@@ -460,7 +460,7 @@ fn a_sender_keeps_in_flight_no_more_than_the_granted_qos_allows() {
     });
     let (mut sock, _) = server.accept().unwrap();
     sock.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
-    let ours = Hello::new(0x6a47, wire::Features::NONE, 100);
+    let ours = Hello::new(0x6a47, wire::Features::NONE, 100, None);
     let mut rx = Vec::new();
     let mut buf = vec![0u8; 64 << 10];
     let mut read_more = |sock: &mut TcpStream, rx: &mut Vec<u8>| -> bool {
@@ -481,7 +481,7 @@ fn a_sender_keeps_in_flight_no_more_than_the_granted_qos_allows() {
         }
         read_more(&mut sock, &mut rx);
     };
-    let (ack, agreed) = wire::respond(&ours, &theirs);
+    let (ack, agreed) = wire::respond(&ours, &theirs, None);
     agreed.expect("a hello we agree with");
     let mut out = Vec::new();
     ack.encode(&mut out);

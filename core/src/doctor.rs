@@ -6,7 +6,8 @@
 //! A [`Verdict::Blocker`] is something that stops ringflow from working
 //! (no memfd: no flows; io_uring unusable: no engine, so no flows between
 //! hosts); the command exits non-zero when there is one. A
-//! [`Verdict::Advice`] costs latency or throughput; [`Verdict::Info`] is
+//! [`Verdict::Advice`] costs latency or throughput, or leaves the engine
+//! open to any host (a listening engine without a key); [`Verdict::Info`] is
 //! what a person tuning the host wants to know.
 
 use std::fmt;
@@ -21,7 +22,8 @@ pub enum Verdict {
     Ok,
     /// Worth knowing; nothing to change.
     Info,
-    /// Works, but costs latency or throughput: see the fix.
+    /// Works, but costs latency or throughput, or leaves the engine open to
+    /// strangers: see the fix.
     Advice,
     /// Stops ringflow (or a part of it) from working: see the fix.
     Blocker,
@@ -116,6 +118,7 @@ pub fn examine(config: &EngineConfig) -> Report {
         huge_pages(),
         virtual_machine(),
         dev_shm(),
+        engine_key(config),
     ];
     Report { items }
 }
@@ -429,6 +432,56 @@ fn dev_shm() -> Item {
     )
 }
 
+/// Who may talk to the engine: its key (`net.key_file`), and whether it
+/// listens beyond loopback without one.
+fn engine_key(config: &EngineConfig) -> Item {
+    let net = config.net();
+    if let Some(path) = &net.key_file {
+        return match crate::remote::load_key_file(path) {
+            Ok(key) => Item::new(
+                "engine_key",
+                Verdict::Ok,
+                format!("{} ({key:?}, owner only): engines prove it to each other in the hello", path.display()),
+                None,
+            ),
+            Err(e) => Item::new(
+                "engine_key",
+                Verdict::Blocker,
+                format!("{e}; an engine with this configuration does not start"),
+                Some("fix the key file as said, or unset net.key_file".to_owned()),
+            ),
+        };
+    }
+    let Some(listen) = &net.listen else {
+        return Item::new("engine_key", Verdict::Info, "no key (net.key_file); the engine listens nowhere", None);
+    };
+    use std::net::ToSocketAddrs as _;
+    let loopback_only = (listen.host(), listen.port())
+        .to_socket_addrs()
+        .is_ok_and(|addrs| addrs.collect::<Vec<_>>().iter().all(|a| a.ip().is_loopback()));
+    if loopback_only {
+        return Item::new(
+            "engine_key",
+            Verdict::Info,
+            format!("no key (net.key_file); the engine listens on {listen}, loopback only"),
+            None,
+        );
+    }
+    Item::new(
+        "engine_key",
+        Verdict::Advice,
+        format!(
+            "the engine listens on {listen}, beyond loopback, without a key (net.key_file): any host that reaches \
+             the port can talk to it"
+        ),
+        Some(
+            "make a key (`head -c 64 /dev/urandom > /etc/ringflow/key && chmod 600 /etc/ringflow/key`), copy it \
+             to every engine that may talk to this one, and set net.key_file"
+                .to_owned(),
+        ),
+    )
+}
+
 fn zeroed_statvfs() -> libc::statvfs {
     // SAFETY: statvfs is a plain C struct of integers; all-zero is valid.
     unsafe { std::mem::zeroed() }
@@ -455,7 +508,8 @@ mod tests {
                 "governor",
                 "huge_pages",
                 "virtualization",
-                "dev_shm"
+                "dev_shm",
+                "engine_key"
             ]
         );
         let uring = &report.items[1];
@@ -470,5 +524,30 @@ mod tests {
         for line in report.to_json_lines().lines() {
             assert!(line.starts_with("{\"item\":\"") && line.ends_with('}'), "{line}");
         }
+    }
+
+    #[test]
+    fn a_listening_engine_without_a_key_is_flagged() {
+        let key_item = |c: &EngineConfig| engine_key(c);
+        let nowhere = EngineConfig::default();
+        assert_eq!(key_item(&nowhere).verdict, Verdict::Info);
+        let open = EngineConfig::builder().listen(Some("0.0.0.0:7070")).build().unwrap();
+        let item = key_item(&open);
+        assert_eq!(item.verdict, Verdict::Advice, "{item}");
+        assert!(item.fix.as_deref().is_some_and(|f| f.contains("net.key_file")), "{item}");
+        let loopback = EngineConfig::builder().listen(Some("127.0.0.1:7070")).build().unwrap();
+        assert_eq!(key_item(&loopback).verdict, Verdict::Info);
+
+        let dir = ringflow_testkit::temp_dir("doctor-key");
+        let path = dir.path().join("key");
+        std::fs::write(&path, [3u8; 48]).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let keyed = EngineConfig::builder().listen(Some("0.0.0.0:7070")).key_file(Some(&path)).build().unwrap();
+        assert_eq!(key_item(&keyed).verdict, Verdict::Ok, "{}", key_item(&keyed));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let item = key_item(&keyed);
+        assert_eq!(item.verdict, Verdict::Blocker, "{item}");
+        assert!(item.found.contains("0644"), "{item}");
     }
 }

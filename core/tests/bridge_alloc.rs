@@ -61,7 +61,8 @@ fn steady_duty_cycles_allocate_nothing(backend: NetBackend, tag: &str, burst: us
     let far_config = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().expect("config");
     let far = RemoteEngine::start(&far_config, Some(dir.0.clone())).expect("far engine");
     let addr = far.listen_addr().expect("far engine listens");
-    let mut listener = FlowListener::bind_with(tag, ListenerOptions::new().runtime_dir(&dir.0)).expect("bind");
+    let mut listener =
+        FlowListener::bind_with(tag, ListenerOptions::new().remote(true).runtime_dir(&dir.0)).expect("bind");
     // The echo side: its own thread, behind its own (dedicated) engine.
     let echo = thread::spawn(move || {
         let mut flow = listener.accept(Deadline::after(GUARD)).expect("accept");

@@ -7,7 +7,7 @@
 use ringflow_core::config::ThreadingMode;
 
 use crate::os::{self, Wait};
-use crate::remote;
+use crate::remote::{self, Auth};
 use crate::scenario::{Case, CheckSpec, Impl, Metric, Scenario, Stat, Target};
 
 /// How the ringflow impls run their engines: in invoker mode the
@@ -50,13 +50,15 @@ fn cases() -> Vec<Case> {
             name: "pingpong-64B",
             about: "round trip of a 64-byte message over 127.0.0.1 (TCP_NODELAY): tcp-spin = nonblocking sockets, \
                     both sides busy-poll recv (the syscall floor); ringflow = a flow allocated as name@host:port \
-                    through two engines, try_send / try_recv_ref busy-polled; tcp = blocking sockets; tokio = \
+                    through two engines, try_send / try_recv_ref busy-polled; ringflow-key = the same with both \
+                    engines holding a key (net.key_file), proved in the hello; tcp = blocking sockets; tokio = \
                     write_all / read_exact on a current-thread runtime per side",
             metric: Metric::Latency,
             impls: impls(
                 vec![
                     Impl::new("tcp-spin", |ctx| os::tcp::pingpong::<64>(ctx, Wait::Spin)),
-                    Impl::new("ringflow", |ctx| remote::pingpong::<64>(ctx, RINGFLOW_MODE)),
+                    Impl::new("ringflow", |ctx| remote::pingpong::<64>(ctx, RINGFLOW_MODE, Auth::None)),
+                    Impl::new("ringflow-key", |ctx| remote::pingpong::<64>(ctx, RINGFLOW_MODE, Auth::Key)),
                     Impl::new("tcp", |ctx| os::tcp::pingpong::<64>(ctx, Wait::Block)),
                 ],
                 tokio_pingpong(),
@@ -72,7 +74,7 @@ fn cases() -> Vec<Case> {
             impls: impls(
                 vec![
                     Impl::new("tcp", |ctx| os::tcp::stream::<64>(ctx, Wait::Block)),
-                    Impl::new("ringflow", |ctx| remote::stream::<64>(ctx, RINGFLOW_MODE, STREAM_64B_RING)),
+                    Impl::new("ringflow", |ctx| remote::stream::<64>(ctx, RINGFLOW_MODE, STREAM_64B_RING, Auth::None)),
                 ],
                 tokio_stream::<64>(),
             ),
@@ -85,7 +87,12 @@ fn cases() -> Vec<Case> {
             impls: impls(
                 vec![
                     Impl::new("tcp", |ctx| os::tcp::stream::<{ 64 << 10 }>(ctx, Wait::Block)),
-                    Impl::new("ringflow", |ctx| remote::stream::<{ 64 << 10 }>(ctx, RINGFLOW_MODE, STREAM_64KIB_RING)),
+                    Impl::new("ringflow", |ctx| {
+                        remote::stream::<{ 64 << 10 }>(ctx, RINGFLOW_MODE, STREAM_64KIB_RING, Auth::None)
+                    }),
+                    Impl::new("ringflow-key", |ctx| {
+                        remote::stream::<{ 64 << 10 }>(ctx, RINGFLOW_MODE, STREAM_64KIB_RING, Auth::Key)
+                    }),
                     Impl::new("ringflow-checksum", |ctx| {
                         remote::stream_checksum::<{ 64 << 10 }>(ctx, RINGFLOW_MODE, STREAM_64KIB_RING)
                     }),

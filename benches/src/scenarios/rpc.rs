@@ -88,7 +88,9 @@ fn cases() -> Vec<Case> {
             impls: vec![
                 Impl::new("tcp-spin", |ctx| os::tcp::pingpong::<64>(ctx, Wait::Spin)),
                 Impl::new("ringflow", |ctx| remote::call::<64>(ctx, ThreadingMode::Invoker)),
-                Impl::new("flow-pingpong", |ctx| remote::pingpong::<64>(ctx, ThreadingMode::Invoker)),
+                Impl::new("flow-pingpong", |ctx| {
+                    remote::pingpong::<64>(ctx, ThreadingMode::Invoker, remote::Auth::None)
+                }),
             ],
             notes: vec!["ratio_to_limit is against tcp-spin, the syscall floor; no physical limit is measured".into()],
         },

@@ -208,6 +208,22 @@ impl EngineConfigBuilder {
         self.set(keys::NET_MEMORY_BUDGET, Raw::Int(bytes as i128))
     }
 
+    /// `net.key_file`: the engines' pre-shared key, or `None` for no key.
+    pub fn key_file(self, path: Option<&std::path::Path>) -> Self {
+        let raw = path.map_or_else(|| keys::NONE.to_owned(), |p| p.display().to_string());
+        self.set(keys::NET_KEY_FILE, Raw::Str(raw))
+    }
+
+    /// `net.hello_timeout_ms`: how long a connection may take over its hello.
+    pub fn hello_timeout_ms(self, millis: u64) -> Self {
+        self.set(keys::NET_HELLO_TIMEOUT_MS, int(millis))
+    }
+
+    /// `net.max_hellos`: connections in their hello at once.
+    pub fn max_hellos(self, count: usize) -> Self {
+        self.set(keys::NET_MAX_HELLOS, int(count))
+    }
+
     /// `flow.ring_bytes`: a power of two.
     pub fn ring_bytes(self, bytes: usize) -> Self {
         self.set(keys::FLOW_RING_BYTES, int(bytes))

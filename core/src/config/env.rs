@@ -87,7 +87,7 @@ fn to_raw(kind: Kind, value: &str) -> Raw {
     match kind {
         Kind::Bool => parse_bool(value).map_or_else(|| Raw::Str(value.to_owned()), Raw::Bool),
         Kind::Int { .. } | Kind::OptCore => number(value),
-        Kind::Choice(_) | Kind::OptAddr => Raw::Str(value.to_owned()),
+        Kind::Choice(_) | Kind::OptAddr | Kind::OptPath => Raw::Str(value.to_owned()),
         Kind::Cores => Raw::List(items(value).map(number).collect()),
         Kind::Peers => Raw::List(items(value).map(|item| Raw::Str(item.to_owned())).collect()),
     }

@@ -36,6 +36,9 @@ pub(crate) const NET_LISTEN: &str = "net.listen";
 pub(crate) const NET_PEERS: &str = "net.peers";
 pub(crate) const NET_BACKEND: &str = "net.backend";
 pub(crate) const NET_MEMORY_BUDGET: &str = "net.memory_budget";
+pub(crate) const NET_KEY_FILE: &str = "net.key_file";
+pub(crate) const NET_HELLO_TIMEOUT_MS: &str = "net.hello_timeout_ms";
+pub(crate) const NET_MAX_HELLOS: &str = "net.max_hellos";
 pub(crate) const FLOW_RING_BYTES: &str = "flow.ring_bytes";
 pub(crate) const FLOW_MAX_MSG: &str = "flow.max_msg";
 pub(crate) const FLOW_SPIN_US: &str = "flow.spin_us";
@@ -129,6 +132,8 @@ pub(crate) enum Kind {
     OptAddr,
     /// A list of `host:port` / `name@host:port`.
     Peers,
+    /// A file path, or "none".
+    OptPath,
 }
 
 impl Kind {
@@ -137,7 +142,7 @@ impl Kind {
         match self {
             Kind::Bool => "a boolean",
             Kind::Int { .. } => "an integer",
-            Kind::Choice(_) | Kind::OptAddr => "a string",
+            Kind::Choice(_) | Kind::OptAddr | Kind::OptPath => "a string",
             Kind::OptCore => "an integer or \"none\"",
             Kind::Cores => "an array of integers",
             Kind::Peers => "an array of strings",
@@ -167,6 +172,7 @@ impl Kind {
             Kind::Peers => {
                 "a list of \"host:port\" or \"name@host:port\" (port 1..=65535, distinct entries)".to_owned()
             }
+            Kind::OptPath => format!("a file path, or \"{NONE}\""),
         }
     }
 }
@@ -364,6 +370,24 @@ pub(crate) static KEYS: &[KeySpec] = &[
         kind: int(1 << 20, 1 << 40),
         get: |c| Raw::Int(c.net.memory_budget as i128),
         set: |c, v| c.net.memory_budget = uint(v),
+    },
+    KeySpec {
+        path: NET_KEY_FILE,
+        kind: Kind::OptPath,
+        get: |c| Raw::Str(c.net.key_file.as_ref().map_or_else(|| NONE.to_owned(), |p| p.display().to_string())),
+        set: |c, v| c.net.key_file = if is_none(v) { None } else { Some(text(v).into()) },
+    },
+    KeySpec {
+        path: NET_HELLO_TIMEOUT_MS,
+        kind: int(10, 600_000),
+        get: |c| Raw::Int(c.net.hello_timeout.as_millis() as i128),
+        set: |c, v| c.net.hello_timeout = Duration::from_millis(uint(v)),
+    },
+    KeySpec {
+        path: NET_MAX_HELLOS,
+        kind: int(1, 65_536),
+        get: |c| Raw::Int(c.net.max_hellos as i128),
+        set: |c, v| c.net.max_hellos = uint(v),
     },
     KeySpec {
         path: FLOW_RING_BYTES,

@@ -27,7 +27,7 @@ mod validate;
 mod tests;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use addr::{AddrError, HostPort, Peer};
@@ -213,7 +213,9 @@ impl IoUringSection {
     }
 }
 
-/// `[net]`: where the engine listens for remote engines, and the ones it knows.
+/// `[net]`: where the engine listens for remote engines, the ones it
+/// knows, what a connection must do before it is trusted, and how much of
+/// what other engines send it may hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NetSection {
@@ -227,8 +229,21 @@ pub struct NetSection {
     /// all connections together (frames not yet whole, messages waiting
     /// for room in a local ring); one connection may hold a quarter.
     pub memory_budget: usize,
+    /// `net.key_file`: the pre-shared key engines prove to each other
+    /// (`None`: no key; such an engine talks only to unkeyed ones).
+    pub key_file: Option<PathBuf>,
+    /// `net.hello_timeout_ms`: a connection that has not finished its hello
+    /// (and proof of the key) this long after it opened is dropped.
+    pub hello_timeout: Duration,
+    /// `net.max_hellos`: connections in their hello at once; a new one
+    /// beyond it drops the oldest.
+    pub max_hellos: usize,
 }
 
+/// Default of `net.hello_timeout_ms`.
+pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default of `net.max_hellos`.
+pub const DEFAULT_MAX_HELLOS: usize = 128;
 /// `net.memory_budget`'s default: 256 MiB.
 pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
 
@@ -239,6 +254,9 @@ impl Default for NetSection {
             peers: Vec::new(),
             backend: NetBackend::default(),
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            key_file: None,
+            hello_timeout: DEFAULT_HELLO_TIMEOUT,
+            max_hellos: DEFAULT_MAX_HELLOS,
         }
     }
 }

@@ -168,6 +168,12 @@ fn every_key_maps_one_to_one() {
         (vec![kv("net.backend", "\"sockets\"", "sockets")], b().backend(NetBackend::Sockets)),
         (vec![kv("net.backend", "\"io_uring\"", "io_uring")], b().backend(NetBackend::IoUring)),
         (vec![kv("net.memory_budget", 1 << 24, 1 << 24)], b().memory_budget(1 << 24)),
+        (
+            vec![kv("net.key_file", "\"/etc/ringflow/key\"", "/etc/ringflow/key")],
+            b().key_file(Some(std::path::Path::new("/etc/ringflow/key"))),
+        ),
+        (vec![kv("net.hello_timeout_ms", 250, 250)], b().hello_timeout_ms(250)),
+        (vec![kv("net.max_hellos", 16, 16)], b().max_hellos(16)),
         (vec![kv("flow.ring_bytes", 4096, 4096)], b().ring_bytes(4096)),
         (vec![kv("flow.max_msg", 1, 1)], b().max_msg(1)),
         (vec![kv("flow.spin_us", 0, 0)], b().spin_us(0)),

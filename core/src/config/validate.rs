@@ -63,6 +63,10 @@ pub(crate) fn check(kind: Kind, raw: &Raw) -> Result<(), Problem> {
         (Kind::OptAddr, Raw::Str(_)) if keys::is_none(raw) => Ok(()),
         (Kind::OptAddr, Raw::Str(s)) => HostPort::parse(s).map(drop).map_err(|e| Problem::Bad(Some(e.to_string()))),
         (Kind::Peers, Raw::List(items)) => check_peers(items),
+        (Kind::OptPath, Raw::Str(s)) if s.contains('\0') => {
+            Err(Problem::Bad(Some("a path cannot hold a NUL byte".to_owned())))
+        }
+        (Kind::OptPath, Raw::Str(_)) => Ok(()),
         _ => Err(Problem::WrongType),
     }
 }

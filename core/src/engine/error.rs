@@ -52,6 +52,9 @@ pub enum EngineError {
     /// The engine did not report whether its network started (its thread
     /// stopped, or is stuck in an agent).
     NetworkNotReported,
+    /// The engines' key (`net.key_file`) was refused: unreadable, open to
+    /// group or others, or of a bad length.
+    AuthKey(crate::remote::KeyFileError),
 }
 
 impl EngineError {
@@ -69,6 +72,7 @@ impl EngineError {
             EngineError::Network(e) => EngineError::Network(e.clone()),
             EngineError::Listen { addr, source } => EngineError::Listen { addr: *addr, source: source.clone() },
             EngineError::NetworkNotReported => EngineError::NetworkNotReported,
+            EngineError::AuthKey(e) => EngineError::AuthKey(e.duplicate()),
         }
     }
 }
@@ -120,6 +124,7 @@ impl fmt::Display for EngineError {
             EngineError::NetworkNotReported => {
                 f.write_str("the engine did not report its network started (its thread stopped or is stuck)")
             }
+            EngineError::AuthKey(e) => write!(f, "the engine's key was refused: {e}"),
         }
     }
 }
@@ -130,6 +135,7 @@ impl std::error::Error for EngineError {
             EngineError::Spawn(e) => Some(e),
             EngineError::Network(e) => Some(e),
             EngineError::Listen { source, .. } => Some(source),
+            EngineError::AuthKey(e) => Some(e),
             _ => None,
         }
     }

@@ -172,6 +172,10 @@ pub enum AllocError {
     EngineShuttingDown,
     /// The engine's network is not running (it failed to start).
     EngineNetworkDown,
+    /// The engine at `addr` and this one did not agree to talk: their keys
+    /// (`net.key_file`) differ, only one of them has one, or they share no
+    /// protocol version (`reason` says which).
+    EngineRefused { addr: String, reason: crate::wire::RejectReason },
     /// The process's embedded engine, started on the first remote alloc,
     /// did not start (every later remote alloc of the process says so too).
     EngineNotStarted(Arc<EngineError>),
@@ -366,6 +370,9 @@ impl fmt::Display for AllocError {
             }
             AllocError::InvalidTarget { target } => write!(f, "{target:?} is not name@host:port"),
             AllocError::PermissionDenied => f.write_str("permission denied by the listener"),
+            AllocError::EngineRefused { addr, reason } => {
+                write!(f, "the engine at {addr} and this one refused each other: {reason}")
+            }
             AllocError::TimedOut => f.write_str("timed out waiting for the listener to accept"),
             AllocError::WouldBlock => f.write_str("the flow could not be set up without waiting"),
             AllocError::Refused(r) => write!(f, "listener refused: {r}"),
@@ -527,6 +534,7 @@ impl std::error::Error for AllocError {
             | AllocError::RemoteResourceLimit { .. }
             | AllocError::EngineShuttingDown
             | AllocError::EngineNetworkDown
+            | AllocError::EngineRefused { .. }
             | AllocError::HostEngine { .. } => None,
         }
     }

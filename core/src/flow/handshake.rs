@@ -9,6 +9,12 @@
 //!                                   ◀──    READY(len) + signal [+ memfd] | REFUSE(reason)
 //! ```
 //!
+//! A flow an engine allocates for a remote open says so in its HELLO (code
+//! bit `FROM_OTHER_HOST`); a listener that does not take flows from other
+//! hosts refuses it with `PermissionDenied`. The bit is the engine's word:
+//! the engine runs as a user the listener's permit already admits, and a
+//! local process that leaves the bit out gains nothing it did not have.
+//!
 //! An acceptor that supplies the memory of the direction it receives on
 //! says so in its GRANT (code bit `ACCEPTOR_MEMORY`): the initiator's
 //! segment then holds the rest of the flow, and READY carries the
@@ -314,6 +320,18 @@ const CAN_MEMBARRIER: u32 = 1;
 /// GRANT code bit: the acceptor supplies the memory of the direction it
 /// receives on, and sends it with READY.
 const ACCEPTOR_MEMORY: u32 = 2;
+/// HELLO code bit: an engine allocates this flow for an open that came
+/// from another host.
+const FROM_OTHER_HOST: u32 = 4;
+
+/// Where a flow being allocated comes from, as the listener is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A process of this host.
+    ThisHost,
+    /// Another host, through this host's engine.
+    OtherHost,
+}
 /// Every GRANT code bit this version knows.
 const GRANT_BITS: u32 = CAN_MEMBARRIER | ACCEPTOR_MEMORY;
 
@@ -352,11 +370,13 @@ pub fn initiate(
     name: &str,
     qos: &Qos,
     memory: Option<Segment>,
+    origin: Origin,
     deadline: Deadline,
 ) -> Result<Established, HandshakeError> {
     let qos = qos.validate().map_err(HandshakeError::Qos)?;
     let offer = offer_membarrier();
-    let hello = Packet { code: offer, ..Packet::with_qos(Kind::Hello, &qos) };
+    let from = if origin == Origin::OtherHost { FROM_OTHER_HOST } else { 0 };
+    let hello = Packet { code: offer | from, ..Packet::with_qos(Kind::Hello, &qos) };
     if let Err(e) = send(conn, &hello, &[], deadline) {
         // A listener that refuses us at once (permissions) may have hung
         // up before our request went out: its refusal is still queued.
@@ -399,12 +419,14 @@ pub fn initiate(
 /// segment the initiator sends and confirms. With `rx_memory` the direction
 /// this side receives on lives in a segment it supplies, sized for the
 /// grant; a supplied segment that is refused (too small, not fresh) refuses
-/// the flow (`ResourceLimit` to the peer, `OwnMemory` here). A refusal is sent to the
-/// peer before the error is returned.
+/// the flow (`ResourceLimit` to the peer, `OwnMemory` here). A flow from
+/// another host is refused (`PermissionDenied`) unless `other_hosts`. A
+/// refusal is sent to the peer before the error is returned.
 pub fn respond(
     conn: &ControlConn,
     limits: &QosLimits,
     rx_memory: Option<&MemorySupply>,
+    other_hosts: bool,
     deadline: Deadline,
 ) -> Result<Established, HandshakeError> {
     let refuse = |r: Refusal| {
@@ -418,6 +440,9 @@ pub fn respond(
         }
         other => expect(other?, Kind::Hello)?,
     };
+    if hello.code & FROM_OTHER_HOST != 0 && !other_hosts {
+        return Err(HandshakeError::Refused(refuse(Refusal::PermissionDenied)));
+    }
     let Ok(asked) = Qos::decode(&hello.body) else {
         return Err(HandshakeError::Refused(refuse(Refusal::InvalidQos)));
     };

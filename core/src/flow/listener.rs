@@ -40,6 +40,8 @@ pub struct ListenerOptions {
     invoker: Option<Arc<Invoker>>,
     /// Supplies each accepted flow's receiving direction, if set.
     memory: Option<MemorySupply>,
+    /// Flows from other hosts (through an engine) are accepted.
+    remote: bool,
 }
 
 impl ListenerOptions {
@@ -100,6 +102,16 @@ impl ListenerOptions {
     #[must_use]
     pub fn invoker(mut self, invoker: Arc<Invoker>) -> Self {
         self.invoker = Some(invoker);
+        self
+    }
+
+    /// Whether flows from other hosts, which this host's engine allocates
+    /// for remote opens, are accepted (default: no; a refused one is
+    /// counted in [`FlowListener::refused`] and its opener gets
+    /// `PermissionDenied`).
+    #[must_use]
+    pub fn remote(mut self, on: bool) -> Self {
+        self.remote = on;
         self
     }
 
@@ -215,7 +227,7 @@ impl FlowListener {
                 Deadline::At(t) if t < limit => deadline,
                 _ => Deadline::At(limit),
             };
-            match handshake::respond(&conn, &self.opts.limits, self.opts.memory.as_ref(), setup) {
+            match handshake::respond(&conn, &self.opts.limits, self.opts.memory.as_ref(), self.opts.remote, setup) {
                 Ok(est) => {
                     let stats = StatsSetup { dir: Some(&self.dir), latency: self.opts.latency };
                     let flow = FlowEnd::from_parts(conn, est, Role::Acceptor, self.ctl.name(), self.opts.spin, stats);

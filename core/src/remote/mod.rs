@@ -28,6 +28,7 @@
 //! every data frame. File descriptors cannot leave their host: `send_fds`
 //! on a remote flow refuses them (`TooManyFds { max: 0 }`).
 
+mod authkey;
 mod bridge;
 #[cfg(test)]
 mod errors_tests;
@@ -38,6 +39,7 @@ mod peers;
 mod peers_tests;
 
 pub use crate::net::Backend;
+pub use authkey::{load_key_file, random_nonce, KeyFileError};
 pub use host::{HostService, ENGINE_NAME};
 pub use invoker::{Invoker, SEND_BATCH, WAIT_CAP};
 pub(crate) use peers::alloc_through_peers;
@@ -134,6 +136,12 @@ impl RemoteEngine {
         }
         let owner = (invoker_mode && uring.single_issuer).then(invoker::this_thread);
         let net = config.net();
+        let key = match &net.key_file {
+            Some(path) => Some(load_key_file(path).map_err(EngineError::AuthKey)?),
+            None => None,
+        };
+        let hellos = bridge::HelloPolicy { key, timeout: net.hello_timeout, max_pending: net.max_hellos };
+        let keyed = hellos.key.is_some();
         let bridge = Bridge::new(
             uring,
             net.backend,
@@ -142,6 +150,7 @@ impl RemoteEngine {
             runtime_dir.clone(),
             Arc::clone(&shared),
             ready_tx,
+            hellos,
         );
         let mut engine = Engine::start(config, vec![Box::new(bridge)])?;
         if invoker_mode {
@@ -151,6 +160,15 @@ impl RemoteEngine {
         // The bridge builds its io_uring and listener on the thread that
         // runs it (io_uring's single-issuer rule) and reports how that went.
         let bound = ready_rx.recv_timeout(Duration::from_secs(10)).map_err(|_| EngineError::NetworkNotReported)??;
+        if let Some(addr) = bound.filter(|a| !keyed && !a.ip().is_loopback()) {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "ringflow: warning: this engine listens on {addr}, beyond loopback, without a key \
+                 (net.key_file): any host that reaches this port can open flows to this host's listeners that \
+                 take remote flows"
+            );
+        }
         let run = if invoker_mode {
             let invoker = Invoker::new(engine, owner);
             let _ = shared.invoker.set(Arc::downgrade(&invoker));

@@ -76,5 +76,6 @@ fn options_like(o: &FlowOptions) -> FlowOptions {
         memory: None,
         latency: o.latency,
         name: o.name.clone(),
+        from_other_host: o.from_other_host,
     }
 }

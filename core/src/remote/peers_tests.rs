@@ -30,7 +30,8 @@ fn far_engine() -> (RemoteEngine, TempDir) {
 
 /// Accepts one flow on `name` in `dir` and echoes one message.
 fn echo_once(name: &str, dir: &std::path::Path) -> std::thread::JoinHandle<()> {
-    let mut listener = FlowListener::bind_with(name, ListenerOptions::new().runtime_dir(dir)).expect("bind");
+    let mut listener =
+        FlowListener::bind_with(name, ListenerOptions::new().remote(true).runtime_dir(dir)).expect("bind");
     std::thread::spawn(move || {
         let mut flow = listener.accept(Deadline::after(Duration::from_secs(30))).expect("accept");
         let mut buf = [0u8; 64];

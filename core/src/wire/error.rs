@@ -50,6 +50,18 @@ pub enum WireError {
         /// The versions it speaks.
         theirs: VersionRange,
     },
+    /// An auth kind this version does not know.
+    UnknownAuth(u8),
+    /// One engine holds a key and the other none (`reason` says which, as
+    /// this engine would tell the peer).
+    KeyMismatch {
+        /// [`RejectReason::KeyRequired`]: this engine has a key, the peer
+        /// none; [`RejectReason::NoKey`]: the other way round.
+        reason: RejectReason,
+    },
+    /// The peer's proof of the key is wrong: the keys differ, or the proof
+    /// was replayed, reflected or forged.
+    BadProof,
     /// The peer accepted with a version this engine did not offer.
     AckVersionNotOffered {
         /// The version it chose.
@@ -142,6 +154,12 @@ impl fmt::Display for WireError {
             WireError::Rejected { reason, theirs } => {
                 write!(f, "peer rejected the handshake: {reason} (it speaks {theirs})")
             }
+            WireError::UnknownAuth(a) => write!(f, "handshake names unknown auth kind {a}"),
+            WireError::KeyMismatch { reason } => write!(f, "engines' keys do not match: {reason}"),
+            WireError::BadProof => f.write_str(
+                "the peer's proof of the key is wrong: the engines' keys (net.key_file) differ, or the proof was \
+                 replayed or forged",
+            ),
             WireError::AckVersionNotOffered { version, ours } => {
                 write!(f, "peer chose protocol version {version}, this engine offered {ours}")
             }

@@ -13,6 +13,9 @@
 //! 1. The connecting engine sends a [`Hello`]; the accepting one answers with
 //!    a [`HelloAck`] made by [`respond`]; the connecting one checks it with
 //!    [`accept_ack`]. Both now hold the same [`Agreed`] version and features.
+//!    Engines with a key then finish proving it: the dialler sends a
+//!    [`HelloProof`], the acceptor checks it with [`check_proof`] (see
+//!    [`auth`]). No frame is read before.
 //! 2. Then both sides exchange [`Frame`]s: [`encode`] / [`encode_into`] on the
 //!    way out, a [`Decoder`] over the receive buffer on the way in (zero-copy:
 //!    a decoded frame borrows its payload from that buffer).
@@ -25,6 +28,7 @@
 //! ends are engines of this project and every target it runs on is
 //! little-endian, so no byte is ever swapped on the data path.
 
+pub mod auth;
 mod bytes;
 mod codec;
 mod crc32c;
@@ -37,6 +41,7 @@ mod sequencer;
 #[cfg(test)]
 mod tests;
 
+pub use auth::AuthKey;
 pub use codec::{
     data_crc, data_prefix, encode, encode_into, encoded_len, Checksum, CrcPolicy, Decoder, Frames,
     DEFAULT_MAX_FRAME_LEN,
@@ -48,8 +53,8 @@ pub use frame::{
     FLAG_STAMP, HEADER_LEN, MAX_WIRE_NAME_LEN, QOS_LEN, STAMP_LEN,
 };
 pub use handshake::{
-    accept_ack, negotiate, respond, Agreed, Features, Hello, HelloAck, RejectReason, VersionRange, MAGIC,
-    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    accept_ack, check_proof, negotiate, respond, Agreed, Features, Hello, HelloAck, HelloProof, RejectReason,
+    VersionRange, MAGIC, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use reliable::{AckError, PushError, Resend, SendWindow, WindowLimits, FIRST_SEQ};
 pub use sequencer::{Delivery, RecvSequencer, SequenceError};

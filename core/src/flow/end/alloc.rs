@@ -41,7 +41,11 @@ impl FlowEnd {
         }
         let mut opts = opts;
         match FlowEnd::alloc_local(name, &qos, deadline, &mut opts) {
-            Err(AllocError::NotFound { .. }) => crate::remote::alloc_through_peers(name, &qos, deadline, opts),
+            // A flow from another host is for this host's listeners only:
+            // the engine never relays a stranger's open to its peers.
+            Err(AllocError::NotFound { .. }) if !opts.from_other_host => {
+                crate::remote::alloc_through_peers(name, &qos, deadline, opts)
+            }
             done => done,
         }
     }
@@ -67,10 +71,12 @@ impl FlowEnd {
             ConnectError::Io { source, .. } if is_resource_limit(&source) => AllocError::ResourceLimit(source),
             ConnectError::Io { source, .. } => AllocError::Io(source),
         })?;
-        let est = handshake::initiate(&conn, name, &qos, opts.memory.take(), deadline).map_err(|e| match e {
-            HandshakeError::TimedOut if deadline == Deadline::Now => AllocError::WouldBlock,
-            e => alloc_error(e),
-        })?;
+        let origin = if opts.from_other_host { handshake::Origin::OtherHost } else { handshake::Origin::ThisHost };
+        let est =
+            handshake::initiate(&conn, name, &qos, opts.memory.take(), origin, deadline).map_err(|e| match e {
+                HandshakeError::TimedOut if deadline == Deadline::Now => AllocError::WouldBlock,
+                e => alloc_error(e),
+            })?;
         let stats = StatsSetup { dir: Some(dir.path()), latency: opts.latency };
         Ok(FlowEnd::from_parts(conn, est, Role::Initiator, name, opts.spin, stats)?)
     }

@@ -15,6 +15,9 @@ pub struct FlowOptions {
     pub(crate) latency: Option<bool>,
     /// The name a pair's ends are listed under (default "(pair)").
     pub(crate) name: Option<String>,
+    /// The flow comes from another host (an engine allocates it for a
+    /// remote open): the listener admits it only if it takes remote flows.
+    pub(crate) from_other_host: bool,
 }
 
 impl FlowOptions {
@@ -80,6 +83,12 @@ impl FlowOptions {
     /// the remote flow).
     pub(crate) fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Marks the flow as one for another host's open (see `from_other_host`).
+    pub(crate) fn for_other_host(mut self) -> Self {
+        self.from_other_host = true;
         self
     }
 

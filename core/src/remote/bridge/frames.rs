@@ -303,7 +303,8 @@ impl Bridge {
                     Some(d) => FlowOptions::new().runtime_dir(d),
                     None => FlowOptions::new(),
                 }
-                .latency(latency);
+                .latency(latency)
+                .for_other_host();
                 let mut key = None;
                 let mut opts = opts;
                 if let Some(inv) = invoker.as_ref().and_then(Weak::upgrade) {

@@ -1,6 +1,13 @@
-//! Links: dialling and redialling, the hello exchange, finding a
-//! reconnecting peer again, resuming a link's flows, and the timers
-//! (keepalives, silent connections, flows that waited too long).
+//! Links: dialling and redialling, the hello exchange (with the proof of
+//! the key, see `wire::auth`), finding a reconnecting peer again, resuming
+//! a link's flows, and the timers (keepalives, silent connections, hellos
+//! past their deadline, flows that waited too long).
+//!
+//! A connection is a stranger until its hello is done: nothing it sends
+//! is read as a frame before, it holds no reassembly buffer, it is dropped
+//! at `net.hello_timeout_ms`, and at most `net.max_hellos` strangers are
+//! kept at once (one more drops the oldest: an honest hello takes one
+//! round trip, so the oldest is the likeliest to be idle).
 
 use super::*;
 
@@ -41,6 +48,19 @@ impl DialError {
     }
 }
 
+/// Where a hello stands after one message.
+enum Step {
+    /// More bytes are needed.
+    Wait,
+    /// A message was handled and another is due (the proof of the key).
+    Again,
+    /// The connection is trusted, with these settings.
+    Done(Agreed),
+    /// The hello failed; the connection goes. True if the peer was told
+    /// why (a refusal went out).
+    Failed(wire::WireError, bool),
+}
+
 impl Bridge {
     /// The link to the engine at `addr`, dialled if there is none.
     pub(super) fn link_to(&mut self, addr: SocketAddr) -> Result<LinkId, DialError> {
@@ -62,10 +82,16 @@ impl Bridge {
         let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(DialError::Connect)?;
         stream.set_nodelay(true).map_err(DialError::Connect)?;
         let tcp = self.tcp.as_mut().ok_or(DialError::NoNetwork)?;
+        let nonce = match &self.hellos.key {
+            Some(_) => Some(super::super::random_nonce().map_err(DialError::Connect)?),
+            None => None,
+        };
         let conn = tcp.adopt(stream).map_err(DialError::Adopt)?;
-        self.conns.insert(conn, Conn::new(true, self.cfg.buffer_size));
+        let mut c = Conn::new(true, self.cfg.buffer_size);
+        c.nonce = nonce;
+        self.conns.insert(conn, c);
         let mut hello = Vec::new();
-        self.hello.encode(&mut hello);
+        Hello { auth: nonce, ..self.hello }.encode(&mut hello);
         let _ = tcp.send(conn, &hello);
         Ok(conn)
     }
@@ -81,9 +107,7 @@ impl Bridge {
         }
         for ev in events.drain(..) {
             match ev {
-                TcpEvent::Accepted(conn) => {
-                    self.conns.insert(conn, Conn::new(false, self.cfg.buffer_size));
-                }
+                TcpEvent::Accepted(conn) => self.accepted(conn),
                 TcpEvent::Received(conn, buf) if self.poke_conn == Some(conn) => {
                     // A wake-up: it has done its job by ending the sleep.
                     self.tcp.as_mut().expect("network started").recycle(buf);
@@ -123,37 +147,232 @@ impl Bridge {
         n
     }
 
+    /// A connection dialled us: a stranger until its hello is done. Past
+    /// `net.max_hellos` strangers the oldest goes.
+    fn accepted(&mut self, conn: ConnId) {
+        let nonce = match &self.hellos.key {
+            Some(_) => match super::super::random_nonce() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    // No nonce, no proof: the connection cannot be trusted.
+                    self.drop_conn(conn);
+                    return;
+                }
+            },
+            None => None,
+        };
+        let strangers = self.conns.values().filter(|c| !c.ready && !c.dialled).count();
+        if strangers >= self.hellos.max_pending {
+            let oldest = self
+                .conns
+                .iter()
+                .filter(|(_, c)| !c.ready && !c.dialled)
+                .min_by_key(|(_, c)| c.opened)
+                .map(|(&id, _)| id);
+            if let Some(oldest) = oldest {
+                self.drop_conn(oldest);
+            }
+        }
+        let mut c = Conn::new(false, self.cfg.buffer_size);
+        c.nonce = nonce;
+        self.conns.insert(conn, c);
+    }
+
     /// Runs the hello exchange on `conn`'s received bytes; true once done.
+    /// Each step decodes one handshake message only: whatever follows it
+    /// stays unread until the connection is trusted.
     pub(super) fn handshake(&mut self, conn: ConnId) -> bool {
-        let Some(c) = self.conns.get_mut(&conn) else { return false };
-        let (peer, used, ack) = if c.dialled {
+        loop {
+            match self.hello_step(conn) {
+                Step::Wait => return false,
+                Step::Again => continue,
+                Step::Failed(e, told) => {
+                    self.hello_failed(conn, &e, told);
+                    return false;
+                }
+                Step::Done(agreed) => {
+                    self.hello_done(conn, agreed);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// One message of the hello: the answer to our hello (we dialled), the
+    /// peer's hello, or the dialler's proof of the key (it dialled us).
+    fn hello_step(&mut self, conn: ConnId) -> Step {
+        let Some(c) = self.conns.get_mut(&conn) else { return Step::Wait };
+        if c.refused {
+            c.rx = Vec::new();
+            return Step::Wait;
+        }
+        let key = self.hellos.key.as_ref();
+        let ours = Hello { auth: c.nonce, ..self.hello };
+        let mut out = Vec::new();
+        let step = if c.dialled {
             match HelloAck::decode(&c.rx) {
-                Ok(Some((ack, n))) => (wire::accept_ack(&self.hello, &ack).ok(), n, None),
-                Ok(None) => return false,
-                Err(_) => (None, 0, None),
+                Ok(None) => return Step::Wait,
+                Err(e) => Step::Failed(e, false),
+                Ok(Some((ack, n))) => {
+                    c.rx.drain(..n);
+                    match wire::accept_ack(&ours, &ack, key) {
+                        Ok(agreed) => {
+                            if let (Some(key), Some(t)) = (key, agreed.transcript.as_ref()) {
+                                let proof = key.prove(wire::auth::Role::Dialler, t);
+                                HelloProof::Proof(proof).encode(&mut out);
+                            }
+                            Step::Done(agreed)
+                        }
+                        Err(e) => {
+                            if let wire::WireError::BadProof = e {
+                                // Say why before hanging up: the acceptor's
+                                // operator learns that the keys differ.
+                                HelloProof::Refuse(wire::RejectReason::BadProof).encode(&mut out);
+                            }
+                            Step::Failed(e, false)
+                        }
+                    }
+                }
+            }
+        } else if let Some(agreed) = c.proof_due {
+            match HelloProof::decode(&c.rx) {
+                Ok(None) => return Step::Wait,
+                Err(e) => Step::Failed(e, false),
+                Ok(Some((msg, n))) => {
+                    c.rx.drain(..n);
+                    let checked = match (key, agreed.transcript.as_ref()) {
+                        (Some(key), Some(t)) => wire::check_proof(key, t, &msg),
+                        _ => Err(wire::WireError::BadProof),
+                    };
+                    match checked {
+                        Ok(()) => Step::Done(agreed),
+                        Err(e) => Step::Failed(e, false),
+                    }
+                }
             }
         } else {
             match Hello::decode(&c.rx) {
+                Ok(None) => return Step::Wait,
+                Err(e) => Step::Failed(e, false),
                 Ok(Some((theirs, n))) => {
-                    let (ack, agreed) = wire::respond(&self.hello, &theirs);
-                    (agreed.ok(), n, Some(ack))
+                    c.rx.drain(..n);
+                    let (ack, agreed) = wire::respond(&ours, &theirs, key);
+                    ack.encode(&mut out);
+                    match agreed {
+                        Ok(agreed) if agreed.transcript.is_some() => {
+                            c.proof_due = Some(agreed);
+                            Step::Again
+                        }
+                        Ok(agreed) => Step::Done(agreed),
+                        Err(e) => Step::Failed(e, false),
+                    }
                 }
-                Ok(None) => return false,
-                Err(_) => (None, 0, None),
             }
         };
-        c.rx.drain(..used);
-        if let (Some(ack), Some(tcp)) = (ack, self.tcp.as_mut()) {
-            let mut out = Vec::new();
-            ack.encode(&mut out);
+        let told = !out.is_empty();
+        if let (true, Some(tcp)) = (told, self.tcp.as_mut()) {
             let _ = tcp.send(conn, &out);
         }
-        let Some(agreed) = peer else {
-            self.drop_conn(conn);
-            return false;
+        match step {
+            Step::Failed(e, _) => Step::Failed(e, told),
+            step => step,
+        }
+    }
+
+    /// The hello on `conn` failed: it goes (once the refusal we `told` the
+    /// peer is out, see `Conn::refused`), and a refusal that says the
+    /// engines will not talk (keys, versions) is told: on stderr, and to
+    /// the opens waiting on a link we dialled, which is then redialled no
+    /// sooner than its backoff says (and dropped if no flow needs it).
+    fn hello_failed(&mut self, conn: ConnId, e: &wire::WireError, told: bool) {
+        use wire::{RejectReason as R, WireError as W};
+        let reason = match *e {
+            W::Rejected { reason, .. } | W::KeyMismatch { reason } => Some(reason),
+            W::BadProof => Some(R::BadProof),
+            W::NoCommonVersion { .. } => Some(R::NoCommonVersion),
+            _ => None,
         };
+        let dialled = self.conns.get(&conn).and_then(|c| c.dialled.then_some(c.link)).flatten();
+        let peer = self.tcp.as_ref().and_then(|t| t.peer_addr(conn));
+        if let Some(reason) = reason.filter(|r| !matches!(r, R::SelfConnect | R::ShuttingDown)) {
+            let whose = match (dialled.is_some(), peer) {
+                (true, Some(a)) => format!("the connection to the engine at {a}"),
+                (false, Some(a)) => format!("a connection from {a}"),
+                (_, None) => "a connection".to_owned(),
+            };
+            self.report(&format!("{whose} was refused: {e}"));
+            if let Some(link) = dialled {
+                self.refuse_opens(link, reason);
+            }
+        }
+        if told {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.refused = true;
+                c.rx = Vec::new();
+            }
+            // The link no longer counts on it.
+            let link = self.conns.get_mut(&conn).and_then(|c| c.link.take());
+            if let Some(l) = link.and_then(|link| self.links.get_mut(&link)) {
+                if l.conn == Some(conn) {
+                    l.conn = None;
+                    l.down_since.get_or_insert_with(Instant::now);
+                }
+            }
+        } else {
+            self.drop_conn(conn);
+        }
+        if let Some(link) = dialled {
+            if !self.flows.keys().any(|(l, _)| *l == link) {
+                self.links.remove(&link);
+            } else if let Some(l) = self.links.get_mut(&link) {
+                l.next_dial = Instant::now() + l.backoff;
+                l.backoff = (l.backoff * 2).min(REDIAL_MAX);
+            }
+        }
+    }
+
+    /// Opens waiting on `link` fail with the reason its engine and this one
+    /// refused each other (rather than waiting out their peer timeout).
+    fn refuse_opens(&mut self, link: LinkId, reason: wire::RejectReason) {
+        let addr = self.links.get(&link).and_then(|l| l.addr).map_or_else(String::new, |a| a.to_string());
+        let waiting: Vec<_> =
+            self.flows.iter().filter(|((l, _), b)| *l == link && b.opening.is_some()).map(|(&k, _)| k).collect();
+        for key in waiting {
+            if let Some(mut b) = self.flows.remove(&key) {
+                if let Some(reply) = b.opening.take() {
+                    reply.answer(&mut b.end, Err(AllocError::EngineRefused { addr: addr.clone(), reason }));
+                }
+            }
+        }
+        if let Some(l) = self.links.get_mut(&link) {
+            l.queued.clear();
+        }
+    }
+
+    /// Writes one line about refused hellos to stderr, at most one a second
+    /// (a flood of bad hellos must not flood the log): the lines held back
+    /// are counted in the next.
+    fn report(&mut self, what: &str) {
+        use std::io::Write as _;
+        let now = Instant::now();
+        let (last, held) = &mut self.reported;
+        if last.is_some_and(|t| now - t < Duration::from_secs(1)) {
+            *held += 1;
+            return;
+        }
+        let more = if *held > 0 { format!(" ({held} more refusals since the last line)") } else { String::new() };
+        let _ = writeln!(std::io::stderr(), "ringflow engine: {what}{more}");
+        (*last, *held) = (Some(now), 0);
+    }
+
+    /// The hello on `conn` is done: it is trusted, its link comes up.
+    fn hello_done(&mut self, conn: ConnId, agreed: Agreed) {
+        let buffer = 2 * self.cfg.buffer_size;
+        let Some(c) = self.conns.get_mut(&conn) else { return };
         let peer = agreed.peer_engine_id;
         c.ready = true;
+        c.proof_due = None;
+        c.rx.reserve(buffer.saturating_sub(c.rx.len()));
         let link = match c.link {
             Some(link) => link,
             None => self.adopt_link(conn, peer),
@@ -165,7 +384,6 @@ impl Bridge {
             l.stamps = local && agreed.features.contains(Features::STAMPS);
         }
         self.link_up(link, conn, peer);
-        true
     }
 
     /// The link of a connection that dialled us: the one of the same peer
@@ -285,8 +503,9 @@ impl Bridge {
         let mut work = 0;
         let mut silent = std::mem::take(&mut self.scratch.silent);
         let mut keepalive = std::mem::take(&mut self.scratch.keepalive);
+        let hello_deadline = self.hellos.timeout;
         for (&id, c) in &self.conns {
-            if now - c.last_rx > SILENT_LIMIT {
+            if now - c.last_rx > SILENT_LIMIT || (!c.ready && now - c.opened > hello_deadline) {
                 silent.push(id);
             } else if c.ready && now - c.last_tx >= KEEPALIVE {
                 keepalive.push(id);
@@ -357,11 +576,18 @@ impl Bridge {
                 }
             }
         }
-        // Links with no flow left and no connection go.
+        // Links with no flow left, none being opened for the peer, and no
+        // connection go. (An open under way keeps its link: were the link
+        // dropped during a cut, the reconnecting peer's repeated Open would
+        // come in on a new link and open the flow a second time.)
         let idle: Vec<LinkId> = self
             .links
             .iter()
-            .filter(|(id, l)| l.conn.is_none() && !self.flows.keys().any(|(fl, _)| fl == *id))
+            .filter(|(id, l)| {
+                l.conn.is_none()
+                    && !self.flows.keys().any(|(fl, _)| fl == *id)
+                    && !self.opening.iter().any(|(fl, _)| fl == *id)
+            })
             .map(|(&id, _)| id)
             .collect();
         for id in idle {

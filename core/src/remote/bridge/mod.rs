@@ -57,8 +57,8 @@ use crate::flow::Qos;
 use crate::net::{Backend, NetDriver};
 use crate::uring::{ConnId, TcpEvent};
 use crate::wire::{
-    self, CallMark, Checksum, Decoder, Features, Frame, Hello, HelloAck, OpenResult, PushError, RecvSequencer,
-    SendWindow, WindowLimits, FIRST_SEQ,
+    self, Agreed, AuthKey, CallMark, Checksum, Decoder, Features, Frame, Hello, HelloAck, HelloProof, OpenResult,
+    PushError, RecvSequencer, SendWindow, WindowLimits, FIRST_SEQ,
 };
 use crate::Deadline;
 
@@ -155,11 +155,34 @@ impl Link {
     }
 }
 
+/// What a connection must do before it is trusted (`net.key_file`,
+/// `net.hello_timeout_ms`, `net.max_hellos`).
+pub(in crate::remote) struct HelloPolicy {
+    /// The engines' pre-shared key, if this engine has one.
+    pub(in crate::remote) key: Option<AuthKey>,
+    /// A connection still in its hello this long after it opened is dropped.
+    pub(in crate::remote) timeout: Duration,
+    /// Connections in their hello at once; one more drops the oldest.
+    pub(in crate::remote) max_pending: usize,
+}
+
 struct Conn {
     /// Received bytes not yet decoded.
     rx: Vec<u8>,
-    /// The hello exchange is done.
+    /// The hello exchange (and the proof of the key, if any) is done: only
+    /// now are its frames read.
     ready: bool,
+    /// When it opened (the hello's deadline runs from here).
+    opened: Instant,
+    /// Our nonce on this connection (with a key).
+    nonce: Option<wire::auth::Nonce>,
+    /// Accepted, keyed: we answered the hello and wait for the dialler's
+    /// proof of the key; what was agreed.
+    proof_due: Option<Agreed>,
+    /// Its hello failed and we told the peer why: nothing more is read, and
+    /// it is closed once the peer hangs up or at the hello's deadline
+    /// (closing at once could drop the refusal before it is sent).
+    refused: bool,
     /// We dialled it (we send the Hello; the peer answers).
     dialled: bool,
     /// Its link (for a connection that dialled us: once its hello names the
@@ -180,10 +203,25 @@ impl Conn {
     /// `buffer_size`: bytes one receive hands over at most; the reassembly
     /// buffer starts large enough for a partial frame plus one of them, so
     /// a steady stream of frames smaller than a receive never grows it.
+    /// A connection that dialled us starts with no reassembly buffer: a
+    /// stranger's connection costs no memory until its hello is done.
     fn new(dialled: bool, buffer_size: usize) -> Conn {
         let now = Instant::now();
-        let rx = Vec::with_capacity(2 * buffer_size);
-        Conn { rx, ready: false, dialled, link: None, last_rx: now, last_tx: now, skip: 0, counted: 0 }
+        let rx = Vec::with_capacity(if dialled { 2 * buffer_size } else { 0 });
+        Conn {
+            rx,
+            ready: false,
+            opened: now,
+            nonce: None,
+            proof_due: None,
+            refused: false,
+            dialled,
+            link: None,
+            last_rx: now,
+            last_tx: now,
+            skip: 0,
+            counted: 0,
+        }
     }
 }
 
@@ -276,7 +314,13 @@ pub(super) struct Bridge {
     datagram: Vec<u8>,
     /// The UDP socket of lossy flows, if it could be bound.
     udp: Option<udp::Udp>,
+    /// Our hello, without this connection's nonce.
     hello: Hello,
+    /// The key, the hello's deadline, the bound on connections in their hello.
+    hellos: HelloPolicy,
+    /// Refusals of hellos written to stderr: when the last went out, and
+    /// how many were held back since (at most one line a second).
+    reported: (Option<Instant>, u64),
     decoder: Decoder,
     conns: HashMap<ConnId, Conn, Fast>,
     links: HashMap<LinkId, Link, Fast>,
@@ -370,6 +414,7 @@ impl Bridge {
         runtime_dir: Option<PathBuf>,
         shared: Arc<Shared>,
         ready: mpsc::Sender<Result<Option<SocketAddr>, EngineError>>,
+        hellos: HelloPolicy,
     ) -> Bridge {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let engine_id = (std::process::id() as u64) << 32 ^ (nanos as u64) ^ (Arc::as_ptr(&shared) as u64);
@@ -390,7 +435,9 @@ impl Bridge {
             woke: false,
             datagram: Vec::new(),
             udp: None,
-            hello: Hello::new(engine_id, Features::STAMPS, KEEPALIVE.as_millis() as u32),
+            hello: Hello::new(engine_id, Features::STAMPS, KEEPALIVE.as_millis() as u32, None),
+            hellos,
+            reported: (None, 0),
             decoder: Decoder::new(wire::DEFAULT_MAX_FRAME_LEN.max(64 << 20)),
             conns: HashMap::default(),
             links: HashMap::default(),

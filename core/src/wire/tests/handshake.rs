@@ -2,9 +2,17 @@
 //! features and keepalive.
 
 use super::*;
+use crate::wire::auth::NONCE_LEN;
 
 fn hello(min: u16, max: u16, engine_id: u64, features: u32) -> Hello {
-    Hello { version: max, min_version: min, engine_id, features: Features::from_bits(features), keepalive_ms: 0 }
+    Hello {
+        version: max,
+        min_version: min,
+        engine_id,
+        features: Features::from_bits(features),
+        keepalive_ms: 0,
+        auth: None,
+    }
 }
 
 fn bytes_of(h: &Hello) -> Vec<u8> {
@@ -24,7 +32,7 @@ proptest! {
     fn hello_round_trips_and_needs_every_byte(
         min in 1u16..10, span in 0u16..10, engine_id in any::<u64>(), features in any::<u32>(), keepalive_ms in any::<u32>(),
     ) {
-        let h = Hello { version: min + span, min_version: min, engine_id, features: Features::from_bits(features), keepalive_ms };
+        let h = Hello { version: min + span, min_version: min, engine_id, features: Features::from_bits(features), keepalive_ms, auth: None };
         let bytes = bytes_of(&h);
         prop_assert_eq!(Hello::decode(&bytes), Ok(Some((h, bytes.len()))));
         for cut in 0..bytes.len() {
@@ -34,7 +42,7 @@ proptest! {
 
     #[test]
     fn acks_round_trip(version in 1u16..100, features in any::<u32>(), engine_id in any::<u64>(), keepalive_ms in any::<u32>()) {
-        let accept = HelloAck::Accept { version, features: Features::from_bits(features), engine_id, keepalive_ms };
+        let accept = HelloAck::Accept { version, features: Features::from_bits(features), engine_id, keepalive_ms, auth: None };
         let bytes = ack_bytes(&accept);
         prop_assert_eq!(HelloAck::decode(&bytes), Ok(Some((accept, bytes.len()))));
         let reject = HelloAck::Reject { reason: RejectReason::ShuttingDown, versions: VersionRange { min: 1, max: version } };
@@ -132,18 +140,24 @@ fn bad_ranges_and_self_connects_are_refused() {
 
 #[test]
 fn a_full_exchange_agrees_on_both_sides() {
-    let client = Hello::new(0xC1, Features::CRC32C, 1000);
-    let server = Hello::new(0x5E, Features::CRC32C, 250);
+    let client = Hello::new(0xC1, Features::CRC32C, 1000, None);
+    let server = Hello::new(0x5E, Features::CRC32C, 250, None);
     let hello_bytes = bytes_of(&client);
-    assert_eq!(hello_bytes.len(), 28);
+    assert_eq!(hello_bytes.len(), 61);
     let (theirs, _) = Hello::decode(&hello_bytes).unwrap().unwrap();
-    let (ack, outcome) = respond(&server, &theirs);
+    let (ack, outcome) = respond(&server, &theirs, None);
     let server_side = outcome.unwrap();
     let (ack, _) = HelloAck::decode(&ack_bytes(&ack)).unwrap().unwrap();
-    let client_side = accept_ack(&client, &ack).unwrap();
+    let client_side = accept_ack(&client, &ack, None).unwrap();
     assert_eq!(
         client_side,
-        Agreed { version: PROTOCOL_VERSION, features: Features::CRC32C, keepalive_ms: 250, peer_engine_id: 0x5E }
+        Agreed {
+            version: PROTOCOL_VERSION,
+            features: Features::CRC32C,
+            keepalive_ms: 250,
+            peer_engine_id: 0x5E,
+            transcript: None
+        }
     );
     assert_eq!(server_side, Agreed { peer_engine_id: 0xC1, ..client_side });
 }
@@ -152,10 +166,10 @@ fn a_full_exchange_agrees_on_both_sides() {
 fn a_rejection_reaches_the_client_as_a_clear_error() {
     let client = hello(1, 2, 1, 0);
     let server = hello(5, 6, 2, 0);
-    let (ack, outcome) = respond(&server, &client);
+    let (ack, outcome) = respond(&server, &client, None);
     assert!(matches!(outcome, Err(WireError::NoCommonVersion { .. })));
     let (ack, _) = HelloAck::decode(&ack_bytes(&ack)).unwrap().unwrap();
-    let err = accept_ack(&client, &ack).unwrap_err();
+    let err = accept_ack(&client, &ack, None).unwrap_err();
     assert_eq!(
         err,
         WireError::Rejected { reason: RejectReason::NoCommonVersion, theirs: VersionRange { min: 5, max: 6 } }
@@ -166,17 +180,17 @@ fn a_rejection_reaches_the_client_as_a_clear_error() {
 #[test]
 fn an_ack_outside_the_offer_is_refused() {
     let client = hello(1, 2, 1, Features::CRC32C.bits());
-    let accept = |version, features| HelloAck::Accept { version, features, engine_id: 2, keepalive_ms: 0 };
+    let accept = |version, features| HelloAck::Accept { version, features, engine_id: 2, keepalive_ms: 0, auth: None };
     assert_eq!(
-        accept_ack(&client, &accept(3, Features::NONE)),
+        accept_ack(&client, &accept(3, Features::NONE), None),
         Err(WireError::AckVersionNotOffered { version: 3, ours: VersionRange { min: 1, max: 2 } })
     );
     assert_eq!(
-        accept_ack(&client, &accept(2, Features::from_bits(0b11))),
+        accept_ack(&client, &accept(2, Features::from_bits(0b11)), None),
         Err(WireError::AckFeaturesNotOffered { agreed: 0b11, offered: 0b01 })
     );
-    let own_id = HelloAck::Accept { version: 1, features: Features::NONE, engine_id: 1, keepalive_ms: 0 };
-    assert_eq!(accept_ack(&client, &own_id), Err(WireError::SelfConnect { engine_id: 1 }));
+    let own_id = HelloAck::Accept { version: 1, features: Features::NONE, engine_id: 1, keepalive_ms: 0, auth: None };
+    assert_eq!(accept_ack(&client, &own_id, None), Err(WireError::SelfConnect { engine_id: 1 }));
 }
 
 #[test]
@@ -198,10 +212,15 @@ fn handshake_lengths_are_bounded_and_extensions_skipped() {
     // A newer peer's longer hello: the known fields are read, the rest skipped.
     let h = hello(1, 4, 3, 0);
     let mut longer = bytes_of(&h);
-    longer[6..8].copy_from_slice(&30u16.to_le_bytes());
+    longer[6..8].copy_from_slice(&63u16.to_le_bytes());
     longer.extend_from_slice(&[0xEE; 10]);
     longer.extend_from_slice(b"next");
-    assert_eq!(Hello::decode(&longer), Ok(Some((h, 38))));
+    assert_eq!(Hello::decode(&longer), Ok(Some((h, 71))));
+    // A version-3 hello without its auth fields is malformed, not unkeyed.
+    let mut bare = bytes_of(&h);
+    bare.truncate(28);
+    bare[6..8].copy_from_slice(&20u16.to_le_bytes());
+    assert_eq!(Hello::decode(&bare), Err(WireError::BadHandshakeLength { len: 20, min: 53, max: 256 }));
     // An accept too short for its status, and unknown codes.
     let mut ack = MAGIC.to_vec();
     ack.extend_from_slice(&6u16.to_le_bytes());
@@ -211,4 +230,202 @@ fn handshake_lengths_are_bounded_and_extensions_skipped() {
     assert_eq!(HelloAck::decode(&ack), Err(WireError::UnknownAckStatus(9)));
     ack[8..].copy_from_slice(&[1, 77, 1, 0, 1, 0]);
     assert_eq!(HelloAck::decode(&ack), Err(WireError::UnknownRejectReason(77)));
+}
+
+// ---- Keys: the challenge and response of version 3. ----
+
+fn key(byte: u8) -> AuthKey {
+    AuthKey::from_bytes(&[byte; 32]).unwrap()
+}
+
+fn keyed(engine_id: u64, nonce: u8) -> Hello {
+    Hello::new(engine_id, Features::STAMPS, 100, Some([nonce; NONCE_LEN]))
+}
+
+fn proof_bytes(p: &HelloProof) -> Vec<u8> {
+    let mut out = Vec::new();
+    p.encode(&mut out);
+    out
+}
+
+/// Runs a keyed exchange through the codec: the acceptor's outcome, the
+/// dialler's, and the dialler's proof as the acceptor decoded it.
+fn exchange(
+    dialler: &Hello,
+    dkey: Option<&AuthKey>,
+    acceptor: &Hello,
+    akey: Option<&AuthKey>,
+) -> (Result<Agreed, WireError>, Result<Agreed, WireError>) {
+    let (theirs, _) = Hello::decode(&bytes_of(dialler)).unwrap().unwrap();
+    let (ack, at_acceptor) = respond(acceptor, &theirs, akey);
+    let (ack, _) = HelloAck::decode(&ack_bytes(&ack)).unwrap().unwrap();
+    (at_acceptor, accept_ack(dialler, &ack, dkey))
+}
+
+#[test]
+fn keyed_engines_prove_the_key_both_ways() {
+    let (k, dialler, acceptor) = (key(7), keyed(0xD, 1), keyed(0xA, 2));
+    let (at_acceptor, at_dialler) = exchange(&dialler, Some(&k), &acceptor, Some(&k));
+    let (at_acceptor, at_dialler) = (at_acceptor.unwrap(), at_dialler.unwrap());
+    let t = at_dialler.transcript.expect("a keyed dialler gets the transcript");
+    assert_eq!(at_acceptor.transcript, Some(t));
+    assert_eq!((t.dialler_id, t.acceptor_id), (0xD, 0xA));
+    assert_eq!((t.dialler_nonce, t.acceptor_nonce), ([1; NONCE_LEN], [2; NONCE_LEN]));
+    let proof = HelloProof::Proof(k.prove(auth::Role::Dialler, &t));
+    let (proof, n) = HelloProof::decode(&proof_bytes(&proof)).unwrap().unwrap();
+    assert_eq!(n, 8 + 33);
+    assert_eq!(check_proof(&k, &t, &proof), Ok(()));
+}
+
+#[test]
+fn a_wrong_key_fails_at_the_dialler_first_and_at_the_acceptor_too() {
+    let (dialler, acceptor) = (keyed(0xD, 1), keyed(0xA, 2));
+    let (at_acceptor, at_dialler) = exchange(&dialler, Some(&key(1)), &acceptor, Some(&key(2)));
+    assert!(at_acceptor.is_ok(), "the acceptor cannot know yet");
+    assert_eq!(at_dialler, Err(WireError::BadProof));
+    // The dialler refuses; the acceptor reads why.
+    let t = at_acceptor.unwrap().transcript.unwrap();
+    let refusal = HelloProof::decode(&proof_bytes(&HelloProof::Refuse(RejectReason::BadProof))).unwrap().unwrap().0;
+    let err = check_proof(&key(2), &t, &refusal).unwrap_err();
+    assert!(matches!(err, WireError::Rejected { reason: RejectReason::BadProof, .. }), "{err:?}");
+    assert!(err.to_string().contains("keys"), "{err}");
+    // A dialler with the wrong key that proved anyway is caught by the acceptor.
+    let forged = HelloProof::Proof(key(1).prove(auth::Role::Dialler, &t));
+    assert_eq!(check_proof(&key(2), &t, &forged), Err(WireError::BadProof));
+}
+
+#[test]
+fn keyed_and_unkeyed_engines_refuse_each_other_saying_who_lacks_the_key() {
+    let k = key(3);
+    let unkeyed_dialler = Hello::new(0xD, Features::NONE, 0, None);
+    let (at_acceptor, at_dialler) = exchange(&unkeyed_dialler, None, &keyed(0xA, 2), Some(&k));
+    assert_eq!(at_acceptor, Err(WireError::KeyMismatch { reason: RejectReason::KeyRequired }));
+    let err = at_dialler.unwrap_err();
+    assert!(matches!(err, WireError::Rejected { reason: RejectReason::KeyRequired, .. }), "{err:?}");
+    assert!(err.to_string().contains("requires a key"), "{err}");
+
+    let unkeyed_acceptor = Hello::new(0xA, Features::NONE, 0, None);
+    let (at_acceptor, at_dialler) = exchange(&keyed(0xD, 1), Some(&k), &unkeyed_acceptor, None);
+    assert_eq!(at_acceptor, Err(WireError::KeyMismatch { reason: RejectReason::NoKey }));
+    assert!(matches!(at_dialler, Err(WireError::Rejected { reason: RejectReason::NoKey, .. })), "{at_dialler:?}");
+
+    // An unkeyed acceptor that accepts anyway (an older or lax build) is
+    // refused by the keyed dialler.
+    let lax = HelloAck::Accept { version: 3, features: Features::NONE, engine_id: 0xA, keepalive_ms: 0, auth: None };
+    assert_eq!(
+        accept_ack(&keyed(0xD, 1), &lax, Some(&k)),
+        Err(WireError::KeyMismatch { reason: RejectReason::KeyRequired })
+    );
+}
+
+#[test]
+fn a_replayed_or_reflected_proof_is_refused() {
+    let k = key(9);
+    // A recorded connection: its dialler proof, and its acceptor proof.
+    let (old_acc, old_dial) = exchange(&keyed(0xD, 1), Some(&k), &keyed(0xA, 2), Some(&k));
+    let old_t = old_dial.unwrap().transcript.unwrap();
+    let recorded = HelloProof::Proof(k.prove(auth::Role::Dialler, &old_t));
+    assert_eq!(old_acc.unwrap().transcript, Some(old_t));
+    // Replayed with the same hello on a new connection: the acceptor's nonce
+    // is new, so the recorded proof is worthless.
+    let (new_acc, _) = exchange(&keyed(0xD, 1), Some(&k), &keyed(0xA, 3), Some(&k));
+    let new_t = new_acc.unwrap().transcript.unwrap();
+    assert_eq!(check_proof(&k, &new_t, &recorded), Err(WireError::BadProof));
+    // Reflected: the acceptor's own proof handed back to it as the dialler's.
+    let reflected = HelloProof::Proof(k.prove(auth::Role::Acceptor, &new_t));
+    assert_eq!(check_proof(&k, &new_t, &reflected), Err(WireError::BadProof));
+    // And the acceptor's proof is bound to both nonces and both ids.
+    let acceptor_proof = k.prove(auth::Role::Acceptor, &new_t);
+    for t in [
+        auth::Transcript { dialler_nonce: [7; NONCE_LEN], ..new_t },
+        auth::Transcript { acceptor_nonce: [7; NONCE_LEN], ..new_t },
+        auth::Transcript { dialler_id: 0xE, ..new_t },
+        auth::Transcript { acceptor_id: 0xE, ..new_t },
+        auth::Transcript { version: 4, ..new_t },
+        auth::Transcript { features: 0, ..new_t },
+    ] {
+        assert!(!k.verify(auth::Role::Acceptor, &t, &acceptor_proof), "{t:?}");
+    }
+}
+
+#[test]
+fn keys_of_a_bad_length_are_refused_and_never_shown() {
+    assert_eq!(AuthKey::from_bytes(&[1; 31]).unwrap_err(), auth::BadKeyLength { len: 31 });
+    assert!(AuthKey::from_bytes(&[1; auth::MAX_KEY_LEN + 1]).is_err());
+    let k = AuthKey::from_bytes(&[0x41; 40]).unwrap();
+    assert_eq!(format!("{k:?}"), "AuthKey(40 bytes)");
+}
+
+#[test]
+fn a_version_2_hello_is_told_there_is_no_common_version() {
+    // Version 2's layout: no auth fields.
+    let mut v2 = MAGIC.to_vec();
+    v2.extend_from_slice(&20u16.to_le_bytes());
+    v2.extend_from_slice(&2u16.to_le_bytes());
+    v2.extend_from_slice(&2u16.to_le_bytes());
+    v2.extend_from_slice(&5u64.to_le_bytes());
+    v2.extend_from_slice(&[0; 8]);
+    let (theirs, n) = Hello::decode(&v2).unwrap().unwrap();
+    assert_eq!((n, theirs.auth), (28, None));
+    let (ack, outcome) = respond(&keyed(0xA, 2), &theirs, Some(&key(1)));
+    assert!(matches!(outcome, Err(WireError::NoCommonVersion { .. })), "{outcome:?}");
+    assert!(matches!(ack, HelloAck::Reject { reason: RejectReason::NoCommonVersion, .. }));
+}
+
+proptest! {
+    #[test]
+    fn keyed_messages_round_trip_and_need_every_byte(
+        engine_id in any::<u64>(), nonce in any::<[u8; NONCE_LEN]>(), proof in any::<[u8; 32]>(), version in 3u16..9,
+    ) {
+        let h = Hello { version, min_version: 3, engine_id, features: Features::STAMPS, keepalive_ms: 5, auth: Some(nonce) };
+        let bytes = bytes_of(&h);
+        prop_assert_eq!(Hello::decode(&bytes), Ok(Some((h, bytes.len()))));
+        for cut in 0..bytes.len() {
+            prop_assert_eq!(Hello::decode(&bytes[..cut]), Ok(None));
+        }
+        let a = HelloAck::Accept { version, features: Features::NONE, engine_id, keepalive_ms: 0, auth: Some((nonce, proof)) };
+        let bytes = ack_bytes(&a);
+        prop_assert_eq!(HelloAck::decode(&bytes), Ok(Some((a, bytes.len()))));
+        for cut in 0..bytes.len() {
+            prop_assert_eq!(HelloAck::decode(&bytes[..cut]), Ok(None));
+        }
+        for p in [HelloProof::Proof(proof), HelloProof::Refuse(RejectReason::BadProof)] {
+            let bytes = proof_bytes(&p);
+            prop_assert_eq!(HelloProof::decode(&bytes), Ok(Some((p, bytes.len()))));
+            for cut in 0..bytes.len() {
+                prop_assert_eq!(HelloProof::decode(&bytes[..cut]), Ok(None));
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_proofs_never_panic_nor_pass(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+        let _ = HelloProof::decode(&bytes);
+        let mut with_magic = MAGIC.to_vec();
+        with_magic.extend_from_slice(&bytes);
+        let k = key(4);
+        let (acc, _) = exchange(&keyed(0xD, 1), Some(&k), &keyed(0xA, 2), Some(&k));
+        let t = acc.unwrap().transcript.unwrap();
+        if let Ok(Some((msg, n))) = HelloProof::decode(&with_magic) {
+            prop_assert!(n <= with_magic.len());
+            prop_assert!(check_proof(&k, &t, &msg).is_err());
+        }
+    }
+}
+
+#[test]
+fn bad_auth_fields_are_refused() {
+    let mut h = bytes_of(&keyed(1, 1));
+    h[8 + 20] = 9;
+    assert_eq!(Hello::decode(&h), Err(WireError::UnknownAuth(9)));
+    let mut short = MAGIC.to_vec();
+    short.extend_from_slice(&20u16.to_le_bytes());
+    short.extend_from_slice(&[0; 20]);
+    assert_eq!(HelloProof::decode(&short), Err(WireError::BadHandshakeLength { len: 20, min: 33, max: 256 }));
+    let mut bad = MAGIC.to_vec();
+    bad.extend_from_slice(&2u16.to_le_bytes());
+    bad.extend_from_slice(&[1, 99]);
+    assert_eq!(HelloProof::decode(&bad), Err(WireError::UnknownRejectReason(99)));
+    bad[8] = 5;
+    assert_eq!(HelloProof::decode(&bad), Err(WireError::UnknownAckStatus(5)));
 }
