@@ -142,16 +142,9 @@ impl RemoteEngine {
         };
         let hellos = bridge::HelloPolicy { key, timeout: net.hello_timeout, max_pending: net.max_hellos };
         let keyed = hellos.key.is_some();
-        let bridge = Bridge::new(
-            uring,
-            net.backend,
-            net.memory_budget,
-            listen,
-            runtime_dir.clone(),
-            Arc::clone(&shared),
-            ready_tx,
-            hellos,
-        );
+        let admission = bridge::Admission { hellos, budget: net.memory_budget };
+        let bridge =
+            Bridge::new(uring, net.backend, listen, runtime_dir.clone(), Arc::clone(&shared), ready_tx, admission);
         let mut engine = Engine::start(config, vec![Box::new(bridge)])?;
         if invoker_mode {
             // The first duty cycle builds the network, here and now.

@@ -166,6 +166,14 @@ pub(in crate::remote) struct HelloPolicy {
     pub(in crate::remote) max_pending: usize,
 }
 
+/// What the engine admits from other engines: connections that pass
+/// `hellos`, and at most `budget` bytes (`net.memory_budget`) of what they
+/// send held at once (see `budget.rs`).
+pub(in crate::remote) struct Admission {
+    pub(in crate::remote) hellos: HelloPolicy,
+    pub(in crate::remote) budget: usize,
+}
+
 struct Conn {
     /// Received bytes not yet decoded.
     rx: Vec<u8>,
@@ -409,13 +417,13 @@ impl Bridge {
     pub(super) fn new(
         cfg: IoUringSection,
         backend: crate::config::NetBackend,
-        budget: usize,
         listen: Option<SocketAddr>,
         runtime_dir: Option<PathBuf>,
         shared: Arc<Shared>,
         ready: mpsc::Sender<Result<Option<SocketAddr>, EngineError>>,
-        hellos: HelloPolicy,
+        admission: Admission,
     ) -> Bridge {
+        let Admission { hellos, budget } = admission;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let engine_id = (std::process::id() as u64) << 32 ^ (nanos as u64) ^ (Arc::as_ptr(&shared) as u64);
         Bridge {
