@@ -16,6 +16,11 @@ pub trait PingSide<const N: usize>: Send {
     fn send(&mut self, msg: &[u8; N], w: &mut Waiter<'_>) -> Result<(), BenchError>;
     /// Waits for the next reply and returns its sequence number.
     fn recv(&mut self, w: &mut Waiter<'_>) -> Result<u64, BenchError>;
+
+    /// Runs between two round trips, outside their timing (a pause that
+    /// lets the other side fall asleep, for a case that measures waking).
+    #[inline]
+    fn between(&mut self) {}
 }
 
 /// The side that echoes.
@@ -161,6 +166,7 @@ fn ping_loop<const N: usize, P: PingSide<N>>(
             done[v] += 1;
             prev = Some((t0, v));
         }
+        pings[v].between();
         seq += 1;
     }
 }

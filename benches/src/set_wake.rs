@@ -2,9 +2,10 @@
 //! grows. The pong side holds the receiving ends of N flows in one
 //! `FlowSet` and sleeps in its blocking wait; the ping side sends a 64-byte
 //! message on one flow (a different one each round trip, striding through
-//! all N) and busy-polls that flow for the echo. A round trip is the
-//! set's wake-up on the one active flow, its receive and its reply: up to
-//! 127 flows the set sleeps in `futex_waitv`, past that in epoll.
+//! all N), busy-polls that flow for the echo, then pauses (untimed) so the
+//! pong side is asleep again before the next. A round trip is the set's
+//! wake-up on the one active flow, its receive and its reply: up to 127
+//! flows the set sleeps in `futex_waitv`, past that in epoll.
 
 use ringflow_api::{Flow, FlowSet, Interest, Qos, Ready, RecvError, SetError};
 
@@ -87,7 +88,20 @@ impl PingSide<64> for Ping {
     fn recv(&mut self, w: &mut Waiter<'_>) -> Result<u64, BenchError> {
         recv_with(&mut self.flows[self.at], Wait::Spin, w, |m| word(m, 0))
     }
+
+    /// Lets the pong side fall asleep in its set before the next message,
+    /// so every round trip measures a wake-up (otherwise a small set often
+    /// finds the next message in its last look before sleeping).
+    fn between(&mut self) {
+        let until = std::time::Instant::now() + GAP;
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
 }
+
+/// The pause between round trips: well past a set's way into its sleep.
+const GAP: std::time::Duration = std::time::Duration::from_micros(200);
 
 struct Pong {
     set: FlowSet,
