@@ -401,14 +401,61 @@ pub(crate) fn alloc_embedded(
 
 /// Whether `addr` reaches the engine listening at `listen`: the same
 /// address, or its port on a loopback address when it listens on all of
-/// this host's addresses or on loopback.
+/// this host's addresses or on loopback, or its port on any address of
+/// this host when it listens on all of them.
 fn is_own_addr(listen: Option<SocketAddr>, addr: SocketAddr) -> bool {
     let Some(listen) = listen else { return false };
     if addr == listen {
         return true;
     }
+    if addr.port() != listen.port() {
+        return false;
+    }
     let local_ip = |ip: std::net::IpAddr| ip.is_loopback() || ip.is_unspecified();
-    addr.port() == listen.port() && local_ip(addr.ip()) && local_ip(listen.ip())
+    (local_ip(addr.ip()) && local_ip(listen.ip())) || (listen.ip().is_unspecified() && host_has_ip(addr.ip()))
+}
+
+/// Whether `ip` is an address of one of this host's interfaces
+/// (`getifaddrs`); false when they cannot be listed.
+fn host_has_ip(ip: std::net::IpAddr) -> bool {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head into `list`, freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return false;
+    }
+    let mut found = false;
+    let mut at = list;
+    while !at.is_null() {
+        // SAFETY: `at` is a node of the list getifaddrs returned, alive
+        // until freeifaddrs; the kernel's list is finite and null-ended.
+        let node = unsafe { &*at };
+        if !node.ifa_addr.is_null() {
+            // SAFETY: a non-null ifa_addr points at a sockaddr whose family
+            // says which struct it is (checked before each cast).
+            let family = i32::from(unsafe { (*node.ifa_addr).sa_family });
+            let this = match family {
+                libc::AF_INET => {
+                    // SAFETY: family AF_INET: a sockaddr_in.
+                    let a = unsafe { &*(node.ifa_addr as *const libc::sockaddr_in) };
+                    Some(std::net::IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()))
+                }
+                libc::AF_INET6 => {
+                    // SAFETY: family AF_INET6: a sockaddr_in6.
+                    let a = unsafe { &*(node.ifa_addr as *const libc::sockaddr_in6) };
+                    Some(std::net::IpAddr::from(a.sin6_addr.s6_addr))
+                }
+                _ => None,
+            };
+            if this == Some(ip) {
+                found = true;
+                break;
+            }
+        }
+        at = node.ifa_next;
+    }
+    // SAFETY: the list getifaddrs returned, freed once.
+    unsafe { libc::freeifaddrs(list) };
+    found
 }
 
 /// Whether a flow name addresses another host (`name@host:port`).
@@ -423,4 +470,39 @@ fn parse_target(target: &str) -> Result<(String, SocketAddr), AllocError> {
     crate::control::validate_name(name).map_err(AllocError::InvalidName)?;
     let addr = hostport.to_socket_addrs().map_err(|_| bad())?.next().ok_or_else(bad)?;
     Ok((name.to_owned(), addr))
+}
+
+#[cfg(test)]
+mod own_addr_tests {
+    use super::*;
+
+    /// An engine listening on all addresses is reached at its port on
+    /// loopback and on any address of this host's interfaces, never on
+    /// another host's address or another port.
+    #[test]
+    fn every_address_of_this_host_is_the_engine_listening_on_all() {
+        let all: SocketAddr = "0.0.0.0:7788".parse().unwrap();
+        assert!(is_own_addr(Some(all), "127.0.0.1:7788".parse().unwrap()));
+        assert!(!is_own_addr(Some(all), "127.0.0.1:7789".parse().unwrap()));
+        // A documentation address (RFC 5737's TEST-NET-3) is no address of
+        // this host.
+        assert!(!is_own_addr(Some(all), "203.0.113.77:7788".parse().unwrap()));
+        // This host's first non-loopback IPv4 address, if it has one.
+        let lan = std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.connect("203.0.113.77:9").map(|()| s))
+            .and_then(|s| s.local_addr())
+            .map(|a| a.ip())
+            .ok()
+            .filter(|ip| !ip.is_loopback() && !ip.is_unspecified());
+        match lan {
+            Some(ip) => {
+                assert!(host_has_ip(ip), "{ip} is this host's");
+                assert!(is_own_addr(Some(all), SocketAddr::new(ip, 7788)));
+                let one: SocketAddr = "127.0.0.1:7788".parse().unwrap();
+                assert!(!is_own_addr(Some(one), SocketAddr::new(ip, 7788)), "listening on loopback only");
+            }
+            None => eprintln!("skipped the LAN address: this host routes to no network"),
+        }
+        assert!(!is_own_addr(None, "127.0.0.1:7788".parse().unwrap()));
+    }
 }
