@@ -38,11 +38,19 @@ pub struct EngineSpec<'a> {
     pub listen: &'a str,
     /// More `RINGFLOW_*` variables.
     pub env: Vec<(String, String)>,
+    /// How long a clean stop waits to flush (`--flush-ms`).
+    pub flush_ms: u64,
 }
 
 impl<'a> EngineSpec<'a> {
     pub fn new(runtime_dir: &'a Path, listen: &'a str) -> EngineSpec<'a> {
-        EngineSpec { runtime_dir, listen, env: Vec::new() }
+        EngineSpec { runtime_dir, listen, env: Vec::new(), flush_ms: 100 }
+    }
+
+    /// A clean stop that waits up to `ms` to flush.
+    pub fn flush_ms(mut self, ms: u64) -> Self {
+        self.flush_ms = ms;
+        self
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -53,7 +61,7 @@ impl<'a> EngineSpec<'a> {
     /// The command, with a clean `RINGFLOW_*` environment.
     fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringflow"));
-        cmd.arg("engine").arg("--flush-ms").arg("100");
+        cmd.arg("engine").arg("--flush-ms").arg(self.flush_ms.to_string());
         for (k, _) in std::env::vars() {
             if k.starts_with("RINGFLOW_") {
                 cmd.env_remove(k);
@@ -151,6 +159,20 @@ impl EngineProc {
     /// Whether the process still runs.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().ok().flatten().is_none()
+    }
+
+    /// Sends signal `sig` to the engine.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid; no memory involved.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for the engine to exit; its status.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        let status = self.child.wait().expect("wait for the engine");
+        // Reaped: nothing left for Drop to kill.
+        std::mem::forget(self);
+        status
     }
 
     /// kill -9 and reap.
