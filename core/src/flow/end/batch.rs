@@ -13,13 +13,11 @@
 //! in a batch, it is handed over on its own (or refused as `recv_ref`
 //! refuses it: `FdSlots`, `CallMessage`).
 
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use ringflow_ring::ClaimError;
 
 use super::buf::release;
-use super::send::published;
 use super::FlowEnd;
 use crate::flow::error::{RecvError, SendError};
 use crate::stats::{FlowCounter, FLOW_LATENCY};
@@ -129,13 +127,7 @@ impl FlowEnd {
             });
             match batch {
                 Ok((n, notify)) => {
-                    self.slot.add(FlowCounter::Sent as usize, n as u64);
-                    self.slot.add(FlowCounter::BytesSent as usize, bytes);
-                    let armed = self.shared.memory.tx_armed(self.shared.role);
-                    published(notify, &self.wakers, &self.slot, armed, self.peer_event.as_raw_fd());
-                    if let Some(invoker) = &self.invoker {
-                        invoker.invoke_after_send();
-                    }
+                    self.sent_n(notify, n as u64, bytes);
                     return Ok(n);
                 }
                 Err(ClaimError::Full) => self.wait_room(first, false, deadline)?,

@@ -234,7 +234,15 @@ impl FlowEnd {
     /// Counts a published message and wakes or signals the peer.
     #[inline]
     fn sent(&mut self, notify: Notify, len: usize) {
-        count_sent(&self.slot, len);
+        self.sent_n(notify, 1, len as u64);
+    }
+
+    /// Counts `n` messages of `bytes` in all, published together, and
+    /// wakes or signals the peer.
+    #[inline]
+    pub(super) fn sent_n(&mut self, notify: Notify, n: u64, bytes: u64) {
+        self.slot.add(FlowCounter::Sent as usize, n);
+        self.slot.add(FlowCounter::BytesSent as usize, bytes);
         let armed = self.shared.memory.tx_armed(self.shared.role);
         published(notify, &self.wakers, &self.slot, armed, self.peer_event.as_raw_fd());
         if let Some(invoker) = &self.invoker {
