@@ -9,6 +9,7 @@
 //! between hosts ([`remote`]). It never interprets a ring's shared memory
 //! itself: the rings do, and hand it futex words.
 
+#![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

@@ -166,7 +166,10 @@ pub enum AllocError {
     /// The remote engine could not set the flow up for want of a resource
     /// (descriptors, memory, threads): the name may well be bound there.
     /// `errno` is the cause the remote engine reported (0: unknown).
-    RemoteResourceLimit { errno: i32 },
+    RemoteResourceLimit {
+        /// The remote engine's errno (0: unknown).
+        errno: i32,
+    },
     /// This process's engine (or the host engine) is shutting down and
     /// opens no more flows.
     EngineShuttingDown,
@@ -175,7 +178,12 @@ pub enum AllocError {
     /// The engine at `addr` and this one did not agree to talk: their keys
     /// (`net.key_file`) differ, only one of them has one, or they share no
     /// protocol version (`reason` says which).
-    EngineRefused { addr: String, reason: crate::wire::RejectReason },
+    EngineRefused {
+        /// The remote engine's address, as dialled.
+        addr: String,
+        /// Why the hello failed.
+        reason: crate::wire::RejectReason,
+    },
     /// The process's embedded engine, started on the first remote alloc,
     /// did not start (every later remote alloc of the process says so too).
     EngineNotStarted(Arc<EngineError>),

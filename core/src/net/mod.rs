@@ -20,10 +20,13 @@ use crate::uring::{ConnId, RecvBuf, TcpDriver, TcpError, TcpEvent, TcpStats, Uri
 /// Which transport an engine runs, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backend {
+    /// io_uring (multishot receives, provided buffers, SEND_ZC where the
+    /// kernel has it).
     IoUring,
     /// Plain sockets: `why` is the io_uring failure that forced them (with
     /// its cause and fix), or that the configuration asked for them.
     Sockets {
+        /// Why: the io_uring failure, or the configuration's choice.
         why: String,
     },
 }
@@ -42,7 +45,9 @@ impl std::fmt::Display for Backend {
 // stays inline so the duty cycle does not chase a pointer.
 #[allow(clippy::large_enum_variant)]
 pub enum NetDriver {
+    /// Connections driven through an io_uring.
     IoUring(TcpDriver),
+    /// Nonblocking sockets and epoll.
     Sockets(SocketDriver),
 }
 
@@ -102,6 +107,7 @@ impl NetDriver {
         }
     }
 
+    /// The driver's send counters.
     pub fn stats(&self) -> TcpStats {
         both!(self, d => d.stats())
     }
@@ -114,18 +120,22 @@ impl NetDriver {
         }
     }
 
+    /// Listens on `addr` (port 0: any free port); returns the bound address.
     pub fn listen(&mut self, addr: SocketAddr) -> Result<SocketAddr, TcpError> {
         both!(self, d => d.listen(addr))
     }
 
+    /// Takes over a connected stream (one this engine dialled).
     pub fn adopt(&mut self, stream: TcpStream) -> Result<ConnId, TcpError> {
         both!(self, d => d.adopt(stream))
     }
 
+    /// Takes over a UDP socket (the lossy flows' datagrams).
     pub fn adopt_datagram(&mut self, sock: std::net::UdpSocket) -> Result<ConnId, TcpError> {
         both!(self, d => d.adopt_datagram(sock))
     }
 
+    /// [`adopt_datagram`](Self::adopt_datagram) from a raw descriptor.
     pub fn adopt_datagram_fd(&mut self, fd: OwnedFd) -> Result<ConnId, TcpError> {
         match self {
             NetDriver::IoUring(d) => Ok(d.adopt_datagram_fd(fd)),
@@ -133,10 +143,14 @@ impl NetDriver {
         }
     }
 
+    /// Queues a copy of `data` on connection `id` and starts sending it.
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<(), TcpError> {
         both!(self, d => d.send(id, data))
     }
 
+    /// Appends a frame of `len` bytes to what `id` has queued, without
+    /// starting a send: `fill` writes it in place; if `fill` fails, nothing
+    /// is queued. The next [`flush`](Self::flush) (or `send`) sends it.
     pub fn append_with<R, E>(
         &mut self,
         id: ConnId,
@@ -146,38 +160,49 @@ impl NetDriver {
         both!(self, d => d.append_with(id, len, fill))
     }
 
+    /// Starts sending what [`append_with`](Self::append_with) queued on `id`.
     pub fn flush(&mut self, id: ConnId) {
         both!(self, d => d.flush(id))
     }
 
+    /// Bytes queued on connection `id` and not yet written.
     pub fn unsent(&self, id: ConnId) -> Result<usize, TcpError> {
         both!(self, d => d.unsent(id))
     }
 
+    /// The address of connection `id`'s peer, if known.
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
         both!(self, d => d.peer_addr(id))
     }
 
+    /// Closes connection `id`.
     pub fn close(&mut self, id: ConnId) -> Result<(), TcpError> {
         both!(self, d => d.close(id))
     }
 
+    /// The bytes a receive handed over.
     pub fn data(&self, buf: &RecvBuf) -> &[u8] {
         both!(self, d => d.data(buf))
     }
 
+    /// Gives a receive's buffer back to the driver.
     pub fn recycle(&mut self, buf: RecvBuf) {
         both!(self, d => d.recycle(buf))
     }
 
+    /// Collects what happened (receives, accepts, closes) without waiting;
+    /// returns how many events were added.
     pub fn poll(&mut self, events: &mut Vec<TcpEvent>) -> usize {
         both!(self, d => d.poll(events))
     }
 
+    /// [`poll`](Self::poll), waiting up to `timeout` for something to happen.
     pub fn wait(&mut self, timeout: Duration, events: &mut Vec<TcpEvent>) -> usize {
         both!(self, d => d.wait(timeout, events))
     }
 
+    /// Blocks up to `timeout` until the network (or an armed futex word)
+    /// has something, without collecting it (the next `poll` does).
     pub fn park(&mut self, timeout: Duration) {
         both!(self, d => d.park(timeout))
     }
@@ -209,6 +234,7 @@ impl NetDriver {
         matches!(self, NetDriver::IoUring(d) if d.futex_waits())
     }
 
+    /// Cancels the futex waits [`arm_futexes`](Self::arm_futexes) armed.
     pub fn disarm_futexes(&mut self) {
         if let NetDriver::IoUring(d) = self {
             d.disarm_futexes();

@@ -79,6 +79,7 @@ impl SocketDriver {
         })
     }
 
+    /// The driver's send counters.
     pub fn stats(&self) -> TcpStats {
         self.stats
     }
