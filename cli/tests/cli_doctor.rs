@@ -29,6 +29,7 @@ fn every_item_is_reported_and_io_uring_matches_the_probe() {
         "memfd",
         "io_uring",
         "memlock",
+        "descriptors",
         "cores",
         "isolation",
         "governor",

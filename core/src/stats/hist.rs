@@ -80,11 +80,7 @@ impl<'a> Counts<'a> {
     /// load and store, no read-modify-write.
     #[inline(always)]
     pub fn record(&self, ns: u64) {
-        let c = &self.counts[index_of(ns)];
-        // SYNC: Relaxed; single writer, and readers tolerate a snapshot
-        // taken mid-way (each counter is read whole, counts only grow
-        // between resets; see `Slot::read`).
-        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.record_n(ns, 1);
     }
 
     /// Counts `n` values of `ns` at once (a batch of messages sent
@@ -92,7 +88,9 @@ impl<'a> Counts<'a> {
     #[inline(always)]
     pub fn record_n(&self, ns: u64, n: u64) {
         let c = &self.counts[index_of(ns)];
-        // SYNC: Relaxed; as in `record`.
+        // SYNC: Relaxed; single writer, and readers tolerate a snapshot
+        // taken mid-way (each counter is read whole, counts only grow
+        // between resets; see `Slot::read`).
         c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 
