@@ -19,7 +19,7 @@ use crate::Deadline;
 
 use crate::flow::end::{DirChoice, FlowEnd, StatsSetup};
 use crate::flow::error::{is_resource_limit, AcceptError, BindError};
-use crate::remote::invoker::{self, Invoker};
+use crate::remote::invoker::Invoker;
 
 /// Longest a connecting peer may take over the handshake.
 const SETUP_LIMIT: Duration = Duration::from_secs(5);
@@ -236,7 +236,7 @@ impl FlowListener {
                             if let Some(inv) = &self.opts.invoker {
                                 // Allocated by this listener's invoker-mode
                                 // engine? Then this flow drives it.
-                                let key = invoker::inode_of(flow.shared.memory.segment().fd());
+                                let key = flow.shared.memory.segment().identity();
                                 if flow.peer_pid() == Some(std::process::id())
                                     && key.is_some_and(|k| inv.claim_segment(k))
                                 {

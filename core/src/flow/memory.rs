@@ -19,7 +19,7 @@ use std::sync::Arc;
 use ringflow_ring::pool;
 use ringflow_ring::spsc::{self, Consumer, Producer};
 use ringflow_ring::{AttachError, RawRegion, Region, WaitPoint, WakeMode};
-use ringflow_shm::{CreateError, Layout, LayoutBuilder, Segment, SegmentOptions};
+use ringflow_shm::{CreateError, Layout, LayoutBuilder, Mapping, Segment, SegmentOptions};
 
 use super::qos::Qos;
 use crate::flow::FlowSetupError;
@@ -165,13 +165,17 @@ const STATE_SPACE_ARMED: [usize; 2] = [512, 640];
 
 /// The mapped segment and the regions of its rings. Shared (Arc) between a
 /// flow and the process's watcher, which wakes sleepers when the peer dies.
+///
+/// It holds the mappings only: the memfds close once assembled (no flow
+/// hands its memory on after the handshake; the memory lives as long as a
+/// process maps it), so a flow end costs no descriptor for its memory.
 pub struct FlowMemory {
     regions: Regions,
     geometry: Geometry,
-    segment: Segment,
+    segment: Mapping,
     /// The acceptor's segment, when it supplied the memory of the direction
     /// it receives on.
-    acceptor_rx: Option<Segment>,
+    acceptor_rx: Option<Mapping>,
 }
 
 impl FlowMemory {
@@ -296,6 +300,9 @@ impl FlowMemory {
                 return Err(FlowSetupError::Geometry);
             }
         }
+        // The regions point into the mappings, which moving them into
+        // `Mapping`s leaves in place; the memfds close here.
+        let (segment, acceptor_rx) = (segment.into_mapping(), acceptor_rx.map(Segment::into_mapping));
         Ok(Arc::new(FlowMemory { regions, geometry, segment, acceptor_rx }))
     }
 
@@ -305,13 +312,13 @@ impl FlowMemory {
     }
 
     /// The initiator's segment (the whole flow, unless the acceptor
-    /// supplied the memory it receives on).
-    pub fn segment(&self) -> &Segment {
+    /// supplied the memory it receives on), mapped.
+    pub fn segment(&self) -> &Mapping {
         &self.segment
     }
 
     /// The acceptor's segment, if it supplied the memory it receives on.
-    pub fn acceptor_segment(&self) -> Option<&Segment> {
+    pub fn acceptor_segment(&self) -> Option<&Mapping> {
         self.acceptor_rx.as_ref()
     }
 

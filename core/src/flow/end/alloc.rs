@@ -104,7 +104,7 @@ impl FlowEnd {
         spin: Option<Duration>,
         stats: StatsSetup<'_>,
     ) -> Result<FlowEnd, FromPartsError> {
-        let Established { memory, qos, own_event, peer_event } = est;
+        let Established { memory, qos } = est;
         let sides = memory.sides(role)?;
         let wakers = {
             let (tx, _) = sides.tx();
@@ -113,11 +113,11 @@ impl FlowEnd {
                 peer_data: tx.data_wait().futex_word() as usize,
                 peer_space: [rx.space_wait().futex_word() as usize, rx_bulk.space_wait().futex_word() as usize],
                 space_armed: memory.rx_space_armed(role) as *const _ as usize,
-                peer_event: peer_event.as_raw_fd(),
+                peer_event: conn.as_raw_fd(),
             }
         };
         let geometry = memory.geometry();
-        let shared = Arc::new(FlowShared::new(memory, role, own_event)?);
+        let shared = Arc::new(FlowShared::new(memory, role)?);
         let hook: Arc<dyn watch::HangUp> = shared.clone();
         let watch = watch::watch(conn.as_raw_fd(), Arc::downgrade(&hook))?;
         let peer = conn.peer_cred().ok();
@@ -147,7 +147,6 @@ impl FlowEnd {
             pending: None,
             name: name.to_owned(),
             peer,
-            peer_event,
             _watch: watch,
             conn,
             invoker: None,

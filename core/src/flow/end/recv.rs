@@ -211,6 +211,10 @@ impl FlowEnd {
     /// it committed the message.
     pub(super) fn take_fds(&mut self, slots: &mut [Option<OwnedFd>]) -> Result<(), RecvError> {
         let corrupt = |what: &str| RecvError::CorruptPeer(Corruption::Protocol(format!("passed descriptors: {what}")));
+        // Readiness signals may be queued before the packet: taken (every
+        // wait on the descriptor arms and looks again first, so none is
+        // lost to it).
+        readiness::drain(self.conn.as_raw_fd());
         let p = handshake::recv(&self.conn, slots, Deadline::Now).map_err(|e| match e {
             HandshakeError::TimedOut => corrupt("announced but not sent"),
             HandshakeError::PeerGone => corrupt("announced but the peer hung up first"),
@@ -441,7 +445,7 @@ impl FlowEnd {
     /// it after its next publish), then look again so a message that raced
     /// the announcement is not missed.
     fn arm(&mut self) {
-        readiness::drain(self.shared.readiness.0.as_raw_fd());
+        self.reset_readiness();
         ringflow_ring::arm::arm(self.shared.memory.rx_armed(self.shared.role));
         let barrier_failed = self.sides.rx().0.data_wait().needs_membarrier()
             // Senders publish without a fence: pay for theirs here (if that
