@@ -77,7 +77,7 @@ impl FlowEnd {
                 HandshakeError::TimedOut if deadline == Deadline::Now => AllocError::WouldBlock,
                 e => alloc_error(e),
             })?;
-        let stats = StatsSetup { dir: Some(dir.path()), latency: opts.latency };
+        let stats = StatsSetup { dir: Some(dir.path()), latency: opts.latency, prefault: opts.prefault };
         Ok(FlowEnd::from_parts(conn, est, Role::Initiator, name, opts.spin, stats)?)
     }
 
@@ -117,6 +117,10 @@ impl FlowEnd {
             }
         };
         let geometry = memory.geometry();
+        if stats.prefault.unwrap_or_else(crate::flow::memory::prefault_default) {
+            // Best effort: without it the pages fault in as they are touched.
+            let _ = memory.prefault();
+        }
         let shared = Arc::new(FlowShared::new(memory, role)?);
         let hook: Arc<dyn watch::HangUp> = shared.clone();
         let watch = watch::watch(conn.as_raw_fd(), Arc::downgrade(&hook))?;
@@ -159,12 +163,13 @@ impl FlowEnd {
 }
 
 /// Where a new flow's statistics go: the stats file of a runtime
-/// directory (or the heap), and whether it records latencies (`None`: the
-/// process default).
+/// directory (or the heap), and whether it records latencies; and whether
+/// its rings are prefaulted (`None`: the process defaults).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct StatsSetup<'a> {
     pub dir: Option<&'a Path>,
     pub latency: Option<bool>,
+    pub prefault: Option<bool>,
 }
 
 /// Why an accepted or allocated flow could not be assembled.

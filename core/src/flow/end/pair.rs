@@ -39,7 +39,7 @@ impl FlowEnd {
         let (conn_a, conn_b) = ControlConn::pair().map_err(io)?;
         let a = Established { memory: Arc::clone(&memory), qos };
         let b = Established { memory, qos };
-        let stats = StatsSetup { dir: dir.as_ref().map(|d| d.path()), latency: opts.latency };
+        let stats = StatsSetup { dir: dir.as_ref().map(|d| d.path()), latency: opts.latency, prefault: opts.prefault };
         let name = opts.name.as_deref().unwrap_or("(pair)");
         let a = FlowEnd::from_parts(conn_a, a, Role::Initiator, name, opts.spin, stats)?;
         let b = FlowEnd::from_parts(conn_b, b, Role::Acceptor, name, opts.spin, stats)?;
