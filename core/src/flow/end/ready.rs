@@ -84,9 +84,11 @@ impl AsRawFd for FlowEnd {
     /// eventfd, `crate::flow::readiness::Polled`) on top of the flow's one,
     /// kept until the flow is dropped. If the process has none left for
     /// them, the descriptor is the flow's control socket itself, which
-    /// works the same except that it does not start readable and is not
-    /// re-signalled when a message races the re-arm: receive with the
-    /// `try_` forms until `WouldBlock` before every wait then.
+    /// works the same except that it does not start readable (receive with
+    /// the `try_` forms until `WouldBlock` before the first wait then) and
+    /// cannot be re-signalled by this side when the process-wide barrier
+    /// of a re-arm fails (`membarrier`, which a registered process only
+    /// sees fail out of memory).
     fn as_raw_fd(&self) -> RawFd {
         // SYNC: Relaxed; read only by this flow's own receive path, which
         // the caller orders after this call.

@@ -280,6 +280,7 @@ impl FlowEnd {
         deadline: Deadline,
     ) -> Result<Located, RecvError> {
         let mut found = Err(first);
+        let mut armed = false;
         loop {
             match found {
                 Err(RecvError::WouldBlock) => {}
@@ -300,8 +301,15 @@ impl FlowEnd {
             }
             if deadline == Deadline::Now {
                 // SYNC: Relaxed; set by `as_raw_fd` on this flow.
-                if self.shared.fd_mode.load(Ordering::Relaxed) {
-                    self.arm();
+                if !armed && self.shared.fd_mode.load(Ordering::Relaxed) {
+                    armed = true;
+                    if self.arm() {
+                        // It raced the arm: hand it out now (a descriptor
+                        // that cannot be signalled by this side, the
+                        // control socket itself, would miss it).
+                        found = self.locate_as::<CALL>();
+                        continue;
+                    }
                 }
                 return Err(RecvError::WouldBlock);
             }
@@ -483,17 +491,20 @@ impl FlowEnd {
 
     /// Arms the readiness fd: reset it, announce we wait (the sender signals
     /// it after its next publish), then look again so a message that raced
-    /// the announcement is not missed.
-    fn arm(&mut self) {
+    /// the announcement is not missed: returns whether one (or the end) is
+    /// there, after signalling the descriptor for it.
+    fn arm(&mut self) -> bool {
         self.reset_readiness();
         ringflow_ring::arm::arm(self.shared.memory.rx_armed(self.shared.role));
         let barrier_failed = self.sides.rx().0.data_wait().needs_membarrier()
             // Senders publish without a fence: pay for theirs here (if that
             // fails, a spurious signal below is the safe answer).
             && crate::membarrier::heavy_barrier().is_err();
-        if barrier_failed || !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty)) || self.shared.state() != LIVE {
+        let there = !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty)) || self.shared.state() != LIVE;
+        if barrier_failed || there {
             self.shared.signal_readiness();
         }
+        there
     }
 }
 
