@@ -119,20 +119,20 @@ fn child_scribbles_over_its_rings() {
     // Wait until the parent holds its end (it attached before writing).
     let mut go = [0u8; 2];
     flow.recv_into(&mut go).unwrap();
-    // Find our flow's memfd, map it ourselves and scribble past the header.
-    let name = format!("ringflow:{}", child_arg("NAME"));
-    let fd_dir = std::fs::read_dir("/proc/self/fd").unwrap();
-    let memfd = fd_dir
-        .filter_map(|e| e.ok())
-        .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().contains(&name)))
-        .expect("the flow's memfd");
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(memfd.path()).unwrap();
-    let len = file.metadata().unwrap().len() as usize;
-    // SAFETY: a fresh shared mapping of the memfd; only bytes are written.
-    let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
-    let mut map = map;
-    for (i, b) in map[4096..len].iter_mut().enumerate() {
-        *b = 0xA5 ^ (i as u8);
+    // Find our flow's mapping (its memfd is closed once mapped) and
+    // scribble past the header.
+    let name = format!("memfd:ringflow:{}", child_arg("NAME"));
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let range = maps.lines().find(|l| l.contains(&name)).expect("the flow's mapping");
+    let (start, end) = range.split(' ').next().unwrap().split_once('-').unwrap();
+    let (start, end) = (usize::from_str_radix(start, 16).unwrap(), usize::from_str_radix(end, 16).unwrap());
+    for (i, at) in (start + 4096..end).enumerate() {
+        // SAFETY: inside the flow's shared mapping, which the flow keeps
+        // (it lives until this process is killed). This is the hostile
+        // peer: bytes written over the rings as another process could
+        // write them, while this process's flow sits idle (its thread
+        // sleeps below and never touches it again).
+        unsafe { (at as *mut u8).write_volatile(0xA5 ^ (i as u8)) };
     }
     std::fs::write(dir.join("scribbled"), b"").unwrap();
     sleep_forever();

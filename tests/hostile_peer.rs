@@ -35,7 +35,7 @@ use ringflow::{
 };
 use ringflow_core::flow::memory::FLOW_KIND;
 use ringflow_core::flow::{FLAG_BULK, FLAG_FDS, FLAG_PART, FLAG_TURN};
-use ringflow_shm::{Layout, Segment};
+use ringflow_shm::{Layout, Segment, SegmentOptions};
 use ringflow_testkit::Rng;
 
 /// Hang guard for one victim operation (generous: a loaded CI machine).
@@ -170,16 +170,9 @@ const VICTIM_TX_BULK: usize = 3;
 const STATE: usize = 4;
 
 impl Scribbler {
-    /// Finds our flow's memfd among our descriptors and maps it again.
-    fn open(name: &str) -> Scribbler {
-        let label = format!("ringflow:{name}");
-        let entry = std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().contains(&label)))
-            .expect("the flow's memfd");
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(entry.path()).unwrap();
-        let segment = Segment::from_fd(OwnedFd::from(file), None).unwrap();
+    /// Maps our flow's memfd again.
+    fn open(memfd: OwnedFd) -> Scribbler {
+        let segment = Segment::from_fd(memfd, None).unwrap();
         let layout = Layout::read(&segment, FLOW_KIND).unwrap();
         let regions = std::array::from_fn(|i| {
             let (index, _) = layout.find(i as u32 + 1).expect("flow region");
@@ -274,14 +267,18 @@ fn child_hostile() {
     }
     let dir = PathBuf::from(child_arg("DIR"));
     let name = child_arg("NAME");
+    // The flow's memfd closes once mapped: keep a copy of it to map again.
+    let len = Flow::segment_len_for(&qos()).unwrap();
+    let segment = Segment::create(&SegmentOptions::new(format!("ringflow:{name}"), len)).unwrap();
+    let memfd = segment.try_clone_fd().unwrap();
     let flow = Flow::alloc_with(
         &name,
         &qos(),
         Deadline::after(LONG),
-        FlowOptions::new().runtime_dir(&dir).spin(Duration::ZERO),
+        FlowOptions::new().runtime_dir(&dir).spin(Duration::ZERO).memory(segment),
     )
     .unwrap();
-    let s = Scribbler::open(&name);
+    let s = Scribbler::open(memfd);
     match child_arg("MODE").as_str() {
         "pad_loop" => {
             // Padding at position 0 whose length is the whole ring: it ends

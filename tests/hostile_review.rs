@@ -19,7 +19,7 @@ use std::time::Duration;
 use common::{await_file, child_arg, is_child, spawn_flow_child, within, ChildProcess};
 use ringflow::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, SendError};
 use ringflow_core::flow::memory::FLOW_KIND;
-use ringflow_shm::{Layout, Segment};
+use ringflow_shm::{Layout, Segment, SegmentOptions};
 
 /// Hang guard for one victim operation (generous: a loaded CI machine).
 /// Setup steps (accept, a child reaching a state).
@@ -48,15 +48,8 @@ struct Scribbler {
 }
 
 impl Scribbler {
-    fn open(name: &str) -> Scribbler {
-        let label = format!("ringflow:{name}");
-        let entry = std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().contains(&label)))
-            .expect("the flow's memfd");
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(entry.path()).unwrap();
-        let segment = Segment::from_fd(OwnedFd::from(file), None).unwrap();
+    fn open(memfd: OwnedFd) -> Scribbler {
+        let segment = Segment::from_fd(memfd, None).unwrap();
         let layout = Layout::read(&segment, FLOW_KIND).unwrap();
         let regions = std::array::from_fn(|i| {
             let (index, _) = layout.find(i as u32 + 1).expect("flow region");
@@ -84,14 +77,18 @@ fn child_review() {
     }
     let dir = PathBuf::from(child_arg("DIR"));
     let name = child_arg("NAME");
+    // The flow's memfd closes once mapped: keep a copy of it to map again.
+    let len = Flow::segment_len_for(&qos()).unwrap();
+    let segment = Segment::create(&SegmentOptions::new(format!("ringflow:{name}"), len)).unwrap();
+    let memfd = segment.try_clone_fd().unwrap();
     let flow = Flow::alloc_with(
         &name,
         &qos(),
         Deadline::after(LONG),
-        FlowOptions::new().runtime_dir(&dir).spin(Duration::ZERO),
+        FlowOptions::new().runtime_dir(&dir).spin(Duration::ZERO).memory(segment),
     )
     .unwrap();
-    let s = Scribbler::open(&name);
+    let s = Scribbler::open(memfd);
     match child_arg("MODE").as_str() {
         "close_consumer" => {
             await_file(&dir.join("full"));

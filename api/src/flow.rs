@@ -464,11 +464,15 @@ impl Flow {
 }
 
 impl AsRawFd for Flow {
-    /// A descriptor (a datagram socket) that becomes readable when the flow may have
-    /// a message to read or has ended, for epoll-based event loops (register
-    /// it for `EPOLLIN`). It is edge-like: a receive that finds nothing
-    /// (`WouldBlock`) resets it and re-arms it, so after it fires, receive
-    /// with the `try_` forms until `WouldBlock`.
+    /// A descriptor (an epoll instance) that becomes readable when the flow
+    /// may have a message to read or has ended, for epoll-based event loops
+    /// (register it for `EPOLLIN`). It starts readable and is edge-like: a
+    /// receive that finds nothing (`WouldBlock`) resets it and re-arms it,
+    /// so after it fires, receive with the `try_` forms until `WouldBlock`.
+    /// The first call makes it (two descriptors, kept until the flow is
+    /// dropped; a flow holds one otherwise). If the process has none left,
+    /// it is the flow's control socket instead, which does not start
+    /// readable: receive until `WouldBlock` before the first wait then.
     #[inline]
     fn as_raw_fd(&self) -> RawFd {
         self.end.as_raw_fd()

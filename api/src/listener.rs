@@ -75,6 +75,13 @@ impl ListenerOptions {
         ListenerOptions { inner: self.inner.latency(on) }
     }
 
+    /// Whether accepted flows fault their rings in at setup (see
+    /// [`FlowOptions::prefault`](crate::FlowOptions::prefault)).
+    #[must_use]
+    pub fn prefault(self, on: bool) -> Self {
+        ListenerOptions { inner: self.inner.prefault(on) }
+    }
+
     /// Whether flows from other hosts may reach this listener (default:
     /// no). A flow from another host arrives through this host's engine
     /// (`name@host:port` on the far side); a listener that does not take

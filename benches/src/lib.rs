@@ -16,6 +16,7 @@ mod error;
 mod fanout;
 mod flow;
 mod flows_fanout;
+pub mod footprint;
 mod framing;
 mod futex_limit;
 mod group;

@@ -45,7 +45,12 @@ pub fn enable_peer_binary() {
 /// the exit code for `main`. `None` in any other process.
 pub fn serve_if_peer() -> Option<ExitCode> {
     let spec = std::env::var(PEER_ENV).ok()?;
-    Some(match Spec::parse(&spec).and_then(|s| s.serve()) {
+    let served = if spec.starts_with(crate::set_wake::PEER_SPEC) {
+        crate::set_wake::serve(&spec)
+    } else {
+        Spec::parse(&spec).and_then(|s| s.serve())
+    };
+    Some(match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ringflow bench peer ({spec}): {e}");
@@ -145,7 +150,7 @@ fn lines_of(map: &MmapMut) -> &Lines {
 }
 
 /// Kills and reaps the child on every way out.
-struct ChildGuard(Child);
+pub(crate) struct ChildGuard(Child);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
@@ -154,8 +159,32 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Starts this executable as a child serving `spec` (what
+/// [`serve_if_peer`] reads).
+pub(crate) fn spawn_peer(spec: &str) -> Result<ChildGuard, BenchError> {
+    let child =
+        peer_command(spec)?.spawn().map_err(|e| BenchError::Os { call: "spawn the pong process", source: e })?;
+    Ok(ChildGuard(child))
+}
+
+/// Waits (checking every few milliseconds, so without taking a core) for
+/// the child to end, successfully, or for the other side to fail.
+pub(crate) fn reap(child: &mut ChildGuard, w: &mut Waiter<'_>) -> Result<(), BenchError> {
+    loop {
+        match child.0.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                return Err(BenchError::Peer { call: "the pong process", error: format!("ended with {status}") })
+            }
+            Ok(None) if w.aborted() => return Err(BenchError::Aborted),
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(BenchError::Os { call: "waitpid", source: e }),
+        }
+    }
+}
+
 /// The command that starts this executable as a child serving `spec`.
-fn peer_command(spec: &Spec) -> Result<Command, BenchError> {
+fn peer_command(spec: &str) -> Result<Command, BenchError> {
     let exe = std::env::current_exe().map_err(|e| BenchError::Os { call: "current_exe", source: e })?;
     let mut cmd = Command::new(exe);
     // SYNC: Relaxed; see `enable_peer_binary`.
@@ -169,7 +198,7 @@ fn peer_command(spec: &Spec) -> Result<Command, BenchError> {
         // The crate's test binary: run only the test that serves.
         cmd.args(["--exact", "processes::tests::peer_entry", "--nocapture", "--test-threads=1"]);
     }
-    cmd.env(PEER_ENV, spec.encode()).stdin(Stdio::null()).stdout(Stdio::null());
+    cmd.env(PEER_ENV, spec).stdin(Stdio::null()).stdout(Stdio::null());
     Ok(cmd)
 }
 
@@ -189,27 +218,14 @@ pub fn pingpong_spin(ctx: &RunCtx) -> Result<Vec<Measurement>, BenchError> {
         yielding: ctx.yielding,
         deadline: ctx.hard_deadline(start) - start + Duration::from_secs(10),
     };
-    let child =
-        peer_command(&spec)?.spawn().map_err(|e| BenchError::Os { call: "spawn the pong process", source: e })?;
-    let mut child = ChildGuard(child);
+    let mut child = spawn_peer(&spec.encode())?;
     let mut flow = listener.accept_timeout(Duration::from_secs(10)).map_err(|e| err("Listener::accept", e))?;
     flow.set_send_window(Some(REQUEST_REPLY_WINDOW));
     let (limit_ping, _) = limit::pingpong_sides(lines);
     let pings = vec![Left(limit_ping), Right(Side { flow, wait: Wait::Spin })];
     // The harness's second core belongs to the child: this side's second
     // thread only waits for it to end (checking every few milliseconds).
-    let reap = |w: &mut Waiter<'_>| loop {
-        match child.0.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => {
-                return Err(BenchError::Peer { call: "the pong process", error: format!("ended with {status}") })
-            }
-            Ok(None) if w.aborted() => return Err(BenchError::Aborted),
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(BenchError::Os { call: "waitpid", source: e }),
-        }
-    };
-    pingpong::run_alternating_remote::<64, _>(ctx, pings, reap)
+    pingpong::run_alternating_remote::<64, _>(ctx, pings, |w| reap(&mut child, w))
 }
 
 #[cfg(test)]

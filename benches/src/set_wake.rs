@@ -1,28 +1,37 @@
 //! Cases `set-wake-64B-xN`: what waking one flow of a set costs as the set
-//! grows. The pong side holds the receiving ends of N flows in one
-//! `FlowSet` and sleeps in its blocking wait; the ping side sends a 64-byte
-//! message on one flow (a different one each round trip, striding through
-//! all N), busy-polls that flow for the echo, then pauses (untimed) so the
-//! pong side is asleep again before the next. A round trip is the set's
-//! wake-up on the one active flow, its receive and its reply: up to 127
-//! flows the set sleeps in `futex_waitv`, past that in epoll.
+//! grows. The pong side, a process of its own (this executable started
+//! again, as `processes.rs` does), holds the receiving ends of N flows in
+//! one `FlowSet` and sleeps in its blocking wait; the ping side (the
+//! bench's process) sends a 64-byte message on one flow (a different one
+//! each round trip, striding through all N), busy-polls that flow for the
+//! echo, then pauses (untimed) so the pong side is asleep again before the
+//! next. A round trip is the set's wake-up on the one active flow, its
+//! receive and its reply: up to 127 flows the set sleeps in `futex_waitv`,
+//! past that in epoll. Two processes, as a server and its clients run, and
+//! so each process holds one descriptor per flow: 10,000 flows fit a
+//! descriptor limit of 20,000 (a pair in one process holds two).
 
-use ringflow_api::{Flow, FlowSet, Interest, Qos, Ready, RecvError, SetError};
+use std::time::{Duration, Instant};
+
+use ringflow_api::{
+    Deadline, Flow, FlowOptions, FlowSet, Interest, Listener, ListenerOptions, Qos, Ready, RecvError, SetError,
+};
 
 use crate::error::BenchError;
-use crate::flow::{err, recv_with};
+use crate::flow::{err, recv_with, DirGuard};
 use crate::measure::{Measurement, RunCtx};
 use crate::os::{check_after_timeout, Wait, BLOCK_TIMEOUT};
 use crate::pair::Waiter;
 use crate::pingpong::{self, PingSide, PongSide};
+use crate::processes;
 use crate::wire::word;
 
 /// The flow sizes of the cases.
 pub const SIZES: [usize; 4] = [1, 100, 1000, 10_000];
 
-/// Descriptors one flow pair holds (measured: 9,008 for 1,000 pairs), and
-/// a margin for the rest of the process.
-const FDS_PER_PAIR: u64 = 9;
+/// Descriptors one flow end holds (its control socket), and a margin for
+/// the rest of the process.
+const FDS_PER_END: u64 = 1;
 const FDS_MARGIN: u64 = 512;
 
 /// Small rings: the cases measure waking, and N of them live at once.
@@ -31,14 +40,15 @@ fn qos() -> Qos {
 }
 
 /// Why a case of `n` flows cannot run here (the descriptor limit, after
-/// raising the soft limit as far as this process may), or `None`.
+/// raising the soft limit as far as this process may), or `None`. Each of
+/// the two processes holds `n` flow ends.
 pub fn unavailable(n: usize) -> Option<String> {
-    let need = FDS_PER_PAIR * n as u64 + FDS_MARGIN;
+    let need = FDS_PER_END * n as u64 + FDS_MARGIN;
     match raise_fd_limit(need) {
         Ok(()) => None,
         Err(have) => Some(format!(
-            "set-wake-64B-x{n} skipped: it needs {need} descriptors and the limit is {have} \
-             (raise `ulimit -n`; `ringflow doctor` shows the limit)"
+            "set-wake-64B-x{n} skipped: it needs {need} descriptors in each of its two processes and the limit \
+             is {have} (raise `ulimit -n`; `ringflow doctor` shows the limit)"
         )),
     }
 }
@@ -141,20 +151,72 @@ impl PongSide<64> for Pong {
     }
 }
 
+/// The listener the pong process binds.
+const LISTENER: &str = "set-wake";
+/// What a pong process's spec starts with (see [`serve`]).
+pub(crate) const PEER_SPEC: &str = "setwake ";
+
 /// Case `set-wake-64B-x{n}`.
 pub fn run(ctx: &RunCtx, n: usize) -> Result<Measurement, BenchError> {
+    let dir = DirGuard::new();
+    let start = Instant::now();
+    let deadline = ctx.hard_deadline(start) - start + SETUP + Duration::from_secs(10);
+    let core = ctx.pins.core_of(1).map_or("-".to_string(), |c| c.to_string());
+    let spec =
+        format!("{PEER_SPEC}{} {core} {} {} {n}", dir.path().display(), u8::from(ctx.yielding), deadline.as_millis());
+    let mut child = processes::spawn_peer(&spec)?;
+    let opts = || FlowOptions::new().runtime_dir(dir.path());
+    let until = Instant::now() + SETUP;
     let mut pings = Vec::with_capacity(n);
-    let mut set = FlowSet::new();
-    for _ in 0..n {
-        let (a, b) = Flow::pair(&qos()).map_err(|e| err("Flow::pair", e))?;
-        pings.push(a);
-        set.insert(b, Interest::Readable);
+    while pings.len() < n {
+        match Flow::alloc_with(LISTENER, &qos(), Deadline::At(until), opts()) {
+            Ok(f) => pings.push(f),
+            // Not bound yet: the child is starting.
+            Err(ringflow_api::AllocError::NotFound { .. }) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+            Err(e) => return Err(err("Flow::alloc", e)),
+        }
     }
     // A stride prime to every size: each round trip wakes another flow,
     // and all N take turns.
     let stride = if n > 1 { 7919 % n } else { 0 };
     let stride = if stride == 0 && n > 1 { 1 } else { stride };
     let ping = Ping { flows: pings, at: 0, stride };
-    let pong = Pong { set, ready: Vec::with_capacity(4) };
-    pingpong::run::<64>(ctx, ping, pong)
+    let mut m = pingpong::run_alternating_remote::<64, _>(ctx, vec![ping], |w| processes::reap(&mut child, w))?;
+    m.pop().ok_or(BenchError::Aborted)
+}
+
+/// How long the flows' setup may take (10,000 handshakes).
+const SETUP: Duration = Duration::from_secs(60);
+
+/// The pong process: `setwake <dir> <core|-> <yield 0|1> <deadline ms> <n>`.
+/// Binds the listener, accepts the `n` flows into one set, and echoes
+/// until the stop message (or its deadline, should the parent vanish).
+pub(crate) fn serve(spec: &str) -> Result<(), BenchError> {
+    let bad = || BenchError::Peer { call: "set-wake peer spec", error: format!("cannot parse {spec:?}") };
+    let parts: Vec<&str> = spec.strip_prefix(PEER_SPEC).ok_or_else(bad)?.split(' ').collect();
+    let [dir, core, yielding, deadline, n] = parts[..] else { return Err(bad()) };
+    let n: usize = n.parse().map_err(|_| bad())?;
+    let deadline = Duration::from_millis(deadline.parse().map_err(|_| bad())?);
+    if core != "-" {
+        let id = core.parse().map_err(|_| bad())?;
+        if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+            return Err(BenchError::Pin { core: id });
+        }
+    }
+    if let Some(why) = unavailable(n) {
+        return Err(BenchError::Peer { call: "set-wake peer", error: why });
+    }
+    let opts = ListenerOptions::new().runtime_dir(dir).spin(Duration::ZERO);
+    let mut listener = Listener::bind_with(LISTENER, opts).map_err(|e| err("Listener::bind", e))?;
+    let mut set = FlowSet::new();
+    for _ in 0..n {
+        let flow = listener.accept_timeout(SETUP).map_err(|e| err("Listener::accept", e))?;
+        set.insert(flow, Interest::Readable);
+    }
+    drop(listener);
+    let abort = std::sync::atomic::AtomicBool::new(false);
+    let mut w = Waiter::new(&abort, Instant::now() + deadline, yielding == "1");
+    pingpong::pong_loop::<64, _>(&mut [Pong { set, ready: Vec::with_capacity(4) }], &mut w)
 }

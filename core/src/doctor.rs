@@ -235,12 +235,17 @@ fn memlock(config: &EngineConfig) -> Item {
     }
 }
 
-/// Descriptors a flow end holds: its memfd, its control socket, its
-/// readiness socket and the peer's (to signal it). A `Flow::pair` holds
-/// nine for its two ends.
-pub const FDS_PER_FLOW_END: u64 = 4;
-/// The descriptor limit the doctor recommends: room for 16,000 flow ends
-/// (a server with 10,000 clients and room to spare).
+/// Descriptors a flow end holds: its control socket, which also carries
+/// its readiness signals (its memory's memfd is closed once mapped). A
+/// `Flow::pair` holds two. An end whose application polls it through
+/// `as_raw_fd` holds [`FDS_PER_POLLED_END`] instead.
+pub const FDS_PER_FLOW_END: u64 = 1;
+/// Descriptors of a flow end polled through `as_raw_fd`: its control
+/// socket, and the epoll instance and eventfd made on the first call.
+pub const FDS_PER_POLLED_END: u64 = 3;
+/// The descriptor limit the doctor recommends: room for 65,000 flow ends,
+/// or 21,000 polled through `as_raw_fd` (a server with 10,000 clients and
+/// room to spare, either way).
 pub const RECOMMENDED_NOFILE: u64 = 65_536;
 
 /// RLIMIT_NOFILE against the descriptors flows hold: the limit caps how
@@ -253,10 +258,12 @@ fn descriptors() -> Item {
     }
     let show = |v: u64| if v == libc::RLIM_INFINITY { "unlimited".to_owned() } else { v.to_string() };
     let found = format!(
-        "limit {} (soft), {} (hard): room for about {} flow ends ({FDS_PER_FLOW_END} descriptors each)",
+        "limit {} (soft), {} (hard): room for about {} flow ends ({FDS_PER_FLOW_END} descriptor each; \
+         {} polled through as_raw_fd, {FDS_PER_POLLED_END} each)",
         show(lim.rlim_cur),
         show(lim.rlim_max),
-        lim.rlim_cur / FDS_PER_FLOW_END
+        lim.rlim_cur / FDS_PER_FLOW_END,
+        lim.rlim_cur / FDS_PER_POLLED_END
     );
     if lim.rlim_cur >= RECOMMENDED_NOFILE {
         return Item::new("descriptors", Verdict::Ok, found, None);

@@ -28,5 +28,5 @@ pub use layout_builder::LayoutBuilder;
 pub use layout_error::{BuildError, LayoutError, WriteHeaderError};
 pub use offset::Offset;
 pub use options::{HugePages, SegmentOptions, HUGE_PAGE_SIZE};
-pub use segment::{Segment, MAX_NAME_LEN, MAX_SEGMENT_LEN, MIN_SEGMENT_LEN};
+pub use segment::{Mapping, Segment, MAX_NAME_LEN, MAX_SEGMENT_LEN, MIN_SEGMENT_LEN};
 pub use segment_error::{CreateError, OpenError};

@@ -228,6 +228,88 @@ impl Segment {
     pub fn try_clone_fd(&self) -> io::Result<OwnedFd> {
         self.file.as_fd().try_clone_to_owned()
     }
+
+    /// Keeps the mapping and closes the memfd: for a process that will
+    /// never hand this segment to another one. The memory lives as long as
+    /// any process maps it (or holds a descriptor of it), so closing the
+    /// descriptor costs nothing but the ability to pass it on, and frees
+    /// one slot of the process's descriptor limit.
+    pub fn into_mapping(self) -> Mapping {
+        let identity = self.file.metadata().ok().map(|m| (m.dev(), m.ino()));
+        Mapping { map: self.map, huge_pages_used: self.huge_pages_used, identity }
+    }
+}
+
+/// A segment's mapping without its descriptor ([`Segment::into_mapping`]).
+///
+/// As for a [`Segment`], the mapping lives exactly as long as the
+/// `Mapping`, other processes may write it at any time, and only raw
+/// pointers into it leave this type.
+pub struct Mapping {
+    map: MmapRaw,
+    huge_pages_used: bool,
+    identity: Option<(u64, u64)>,
+}
+
+impl Mapping {
+    /// Start of the mapping, page-aligned, valid for [`len`](Self::len)
+    /// bytes while `self` lives. Other processes may write this memory at
+    /// any time.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
+    /// Length of the mapping in bytes (never 0).
+    #[allow(clippy::len_without_is_empty, reason = "a mapping is never empty: its segment was not")]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the segment is backed by huge pages.
+    pub fn huge_pages_used(&self) -> bool {
+        self.huge_pages_used
+    }
+
+    /// Faults in the pages of `len` bytes at `offset` now, writable (for
+    /// every page the range touches), so that the first accesses to them
+    /// take no page fault: what a latency-sensitive user wants of memory
+    /// its first messages will cross. The pages count as resident from now
+    /// on. A range past the end is cut at it.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel cannot (`madvise(MADV_POPULATE_WRITE)` needs Linux
+    /// 5.14; `ENOMEM` when memory runs out): the memory then faults in as
+    /// it is touched, as it would without this call.
+    pub fn prefault(&self, offset: usize, len: usize) -> io::Result<()> {
+        let page = sys::page_size();
+        let start = (offset / page * page).min(self.len());
+        let end = offset.saturating_add(len).min(self.len());
+        if end <= start {
+            return Ok(());
+        }
+        // SAFETY: `start` is a page multiple and `[start, end)` lies
+        // inside our mapping, which `&self` keeps for the call.
+        unsafe { sys::populate_write(self.as_ptr().add(start), end - start) }
+    }
+
+    /// The memfd's (device, inode) as it was before the descriptor closed:
+    /// the same for every process that maps this segment (`None` if
+    /// `fstat` failed).
+    pub fn identity(&self) -> Option<(u64, u64)> {
+        self.identity
+    }
+}
+
+impl fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mapping")
+            .field("ptr", &self.as_ptr())
+            .field("len", &self.len())
+            .field("huge_pages_used", &self.huge_pages_used)
+            .field("identity", &self.identity)
+            .finish()
+    }
 }
 
 impl AsFd for Segment {
@@ -262,6 +344,52 @@ mod tests {
     #[test]
     fn segment_is_send_and_sync() {
         assert_send_sync::<Segment>();
+    }
+
+    #[test]
+    fn mapping_is_send_and_sync() {
+        assert_send_sync::<Mapping>();
+    }
+
+    /// The memory stays: what was written before
+    /// reads back through the mapping, and the identity is the memfd's.
+    #[test]
+    fn into_mapping_closes_the_descriptor_and_keeps_the_memory() {
+        let segment = Segment::create(&SegmentOptions::new("ringflow:test-mapping", 4096)).unwrap();
+        let ino = segment.file.metadata().unwrap().ino();
+        // SAFETY: the segment is ours alone; one byte inside the mapping.
+        unsafe { segment.as_ptr().add(100).write_volatile(42) };
+        // (That the descriptor is gone is counted where no other test runs
+        // beside: the flows' descriptor tests.)
+        let mapping = segment.into_mapping();
+        assert_eq!(mapping.identity().map(|(_, i)| i), Some(ino));
+        // SAFETY: as above; the mapping outlived the descriptor.
+        assert_eq!(unsafe { mapping.as_ptr().add(100).read_volatile() }, 42);
+        assert_eq!(mapping.len(), sys::page_size());
+    }
+
+    fn resident_pages(m: &Mapping) -> usize {
+        let page = sys::page_size();
+        let mut vec = vec![0u8; m.len() / page];
+        // SAFETY: mincore reads the page state of our own mapping into a
+        // vector of one byte per page.
+        assert_eq!(unsafe { libc::mincore(m.as_ptr().cast(), m.len(), vec.as_mut_ptr()) }, 0);
+        vec.iter().filter(|&&b| b & 1 != 0).count()
+    }
+
+    /// Prefaulting makes the pages of the range resident, and only those
+    /// (a fresh memfd has none); a range past the end is cut.
+    #[test]
+    fn prefault_makes_exactly_the_range_resident() {
+        let page = sys::page_size();
+        let m = Segment::create(&SegmentOptions::new("ringflow:test-prefault", 16 * page)).unwrap().into_mapping();
+        assert_eq!(resident_pages(&m), 0);
+        m.prefault(page + 10, 2 * page).unwrap();
+        assert_eq!(resident_pages(&m), 3, "the three pages the range touches");
+        m.prefault(15 * page, 10 * page).unwrap();
+        assert_eq!(resident_pages(&m), 4);
+        m.prefault(20 * page, page).unwrap();
+        assert_eq!(resident_pages(&m), 4, "past the end: nothing");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Thin, safe wrappers around the few Linux system calls that `std` does not
-//! offer: `memfd_create`, the sealing `fcntl`s and `sysconf(_SC_PAGESIZE)`.
+//! offer: `memfd_create`, the sealing `fcntl`s, `sysconf(_SC_PAGESIZE)` and
+//! the `madvise` that prefaults a range.
 //!
 //! This module is the crate's syscall boundary: it returns raw `io::Error`s
 //! and lets the callers add context. It must never interpret what a segment
@@ -57,4 +58,24 @@ pub(crate) fn page_size() -> usize {
         Ok(size) if size.is_power_of_two() => size,
         _ => 4096,
     }
+}
+
+/// `MADV_POPULATE_WRITE` (Linux 5.14; not in the libc crate yet).
+const MADV_POPULATE_WRITE: libc::c_int = 23;
+
+/// Faults in `[ptr, ptr + len)` writable (`madvise(MADV_POPULATE_WRITE)`):
+/// pages allocated, page-table entries filled, contents unchanged.
+///
+/// # Safety
+/// `ptr` is page-aligned and `[ptr, ptr + len)` lies inside one mapping
+/// this process owns and keeps for the call.
+pub(crate) unsafe fn populate_write(ptr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: forwarded from our caller; MADV_POPULATE_WRITE changes no
+    // byte of the range (it faults pages in as a write would, without
+    // writing), so a peer writing the memory meanwhile is unaffected.
+    let rc = unsafe { libc::madvise(ptr.cast(), len, MADV_POPULATE_WRITE) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ringflow_api::DEFAULT_SPIN;
 
 use crate::flow;
+use crate::footprint;
 use crate::futex_limit;
 use crate::limit;
 use crate::os::{self, Wait};
@@ -151,6 +152,15 @@ fn cases() -> Vec<Case> {
         },
     ];
     cases.extend(set_wake_cases());
+    cases.push(Case {
+        name: "footprint",
+        about: "descriptors and resident memory per 1,000 flows (Flow::pairs opened in this process and counted \
+                in /proc/self/fd and /proc/self/statm), rings prefaulted at setup (the default) or touched lazily \
+                (FlowOptions::prefault(false)); nothing is timed",
+        metric: Metric::Latency,
+        impls: Vec::new(),
+        notes: footprint::lines(),
+    });
     cases
 }
 

@@ -244,6 +244,11 @@ impl EngineConfigBuilder {
         self.set(keys::FLOW_LATENCY, Raw::Bool(on))
     }
 
+    /// `flow.prefault`.
+    pub fn prefault(self, on: bool) -> Self {
+        self.set(keys::FLOW_PREFAULT, Raw::Bool(on))
+    }
+
     /// The configuration, or the first value refused, or the first pair of
     /// keys that cannot go together.
     pub fn build(self) -> Result<EngineConfig, ConfigError> {

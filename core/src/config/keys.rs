@@ -43,6 +43,7 @@ pub(crate) const FLOW_RING_BYTES: &str = "flow.ring_bytes";
 pub(crate) const FLOW_MAX_MSG: &str = "flow.max_msg";
 pub(crate) const FLOW_SPIN_US: &str = "flow.spin_us";
 pub(crate) const FLOW_LATENCY: &str = "flow.latency";
+pub(crate) const FLOW_PREFAULT: &str = "flow.prefault";
 
 /// The word that stands for "not set" in an optional key, in every form.
 pub(crate) const NONE: &str = "none";
@@ -412,6 +413,12 @@ pub(crate) static KEYS: &[KeySpec] = &[
         kind: Kind::Bool,
         get: |c| Raw::Bool(c.flow.latency),
         set: |c, v| c.flow.latency = boolean(v),
+    },
+    KeySpec {
+        path: FLOW_PREFAULT,
+        kind: Kind::Bool,
+        get: |c| Raw::Bool(c.flow.prefault),
+        set: |c, v| c.flow.prefault = boolean(v),
     },
 ];
 

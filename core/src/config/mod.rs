@@ -274,6 +274,9 @@ pub struct FlowDefaults {
     /// `flow.latency`: flows stamp what they send and record the one-way
     /// latency of what they receive.
     pub latency: bool,
+    /// `flow.prefault`: flows fault their rings in at setup (no page fault
+    /// on the first messages) instead of as messages reach them.
+    pub prefault: bool,
 }
 
 /// The whole engine configuration. Only [`EngineConfigBuilder::build`], the
@@ -320,6 +323,7 @@ impl Default for EngineConfig {
                 max_msg: 1 << 20,
                 spin: Duration::from_micros(20),
                 latency: true,
+                prefault: true,
             },
             origins: vec![Origin::Default; keys::KEYS.len()],
         }

@@ -178,6 +178,7 @@ fn every_key_maps_one_to_one() {
         (vec![kv("flow.max_msg", 1, 1)], b().max_msg(1)),
         (vec![kv("flow.spin_us", 0, 0)], b().spin_us(0)),
         (vec![kv("flow.latency", false, false)], b().latency(false)),
+        (vec![kv("flow.prefault", false, false)], b().prefault(false)),
     ];
     let mut covered = Vec::new();
     for (entries, builder) in cases {

@@ -5,8 +5,8 @@
 //! initiator                               acceptor
 //!   HELLO(requested qos)            ──▶
 //!                                   ◀──    GRANT(granted qos) | REFUSE(reason)
-//!   SEGMENT(len) + memfd + signal   ──▶
-//!                                   ◀──    READY(len) + signal [+ memfd] | REFUSE(reason)
+//!   SEGMENT(len) + memfd            ──▶
+//!                                   ◀──    READY(len) [+ memfd] | REFUSE(reason)
 //! ```
 //!
 //! A flow an engine allocates for a remote open says so in its HELLO (code
@@ -18,17 +18,18 @@
 //! An acceptor that supplies the memory of the direction it receives on
 //! says so in its GRANT (code bit `ACCEPTOR_MEMORY`): the initiator's
 //! segment then holds the rest of the flow, and READY carries the
-//! acceptor's segment (its length in the body, its memfd after the signal
-//! descriptor), which the initiator validates as the acceptor validated its
-//! own: sealed, of the announced size, with the geometry the grant implies.
-//!
-//! The signal descriptors are the sending ends of each side's readiness pair
-//! (see `readiness`): the peer signals it when it publishes to an armed
-//! reader.
+//! acceptor's segment (its length in the body, its memfd), which the
+//! initiator validates as the acceptor validated its own: sealed, of the
+//! announced size, with the geometry the grant implies.
 //!
 //! Every packet is a fixed 48-byte record (magic and version first), sent as
 //! one SOCK_SEQPACKET message. Everything received is validated: a peer may
-//! be buggy, hostile or another version.
+//! be buggy, hostile or another version. After the handshake the socket
+//! also carries 1-byte readiness signals (see `readiness`), which are
+//! never a packet.
+//!
+//! Version 2 dropped the readiness descriptors version 1 passed with
+//! SEGMENT and READY (the control socket is the readiness channel now).
 
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
@@ -45,7 +46,7 @@ use crate::wait::Deadline;
 
 const MAGIC: [u8; 6] = *b"RFLOW\0";
 /// Version of the control protocol; a peer of another version is refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Bytes of every control packet.
 pub const PACKET_LEN: usize = 48;
 
@@ -59,10 +60,10 @@ pub enum Kind {
     Grant = 2,
     /// The acceptor's no: a refusal code.
     Refuse = 3,
-    /// The initiator's segment: its length, with the memfd and the signal descriptor.
+    /// The initiator's segment: its length, with the memfd.
     Segment = 4,
-    /// The acceptor mapped and checked the segment: the flow is up (with its
-    /// signal descriptor, and its own segment when it supplies memory).
+    /// The acceptor mapped and checked the segment: the flow is up (with
+    /// its own segment when it supplies memory).
     Ready = 5,
     /// Data phase: file descriptors of the next message carrying `FLAG_FDS`.
     Fds = 6,
@@ -349,17 +350,6 @@ pub struct Established {
     pub memory: Arc<FlowMemory>,
     /// The granted QoS.
     pub qos: Qos,
-    /// This side's readiness pair: (the end the application polls, the end
-    /// that signals it).
-    pub own_event: (OwnedFd, OwnedFd),
-    /// The signal end of the peer's readiness pair, signalled when we
-    /// publish to it armed (with `MSG_DONTWAIT`: whatever it really is, it
-    /// cannot block us).
-    pub peer_event: OwnedFd,
-}
-
-fn readiness_pair() -> Result<(OwnedFd, OwnedFd), HandshakeError> {
-    super::readiness::new_pair().map_err(HandshakeError::Io)
 }
 
 /// The allocating side: asks for `qos`, lays the flow out in `memory` (or a
@@ -395,12 +385,10 @@ pub fn initiate(
     let split = grant.code & ACCEPTOR_MEMORY != 0;
     let holds = if split { Holds::InitiatorPart } else { Holds::Whole };
     let segment = FlowMemory::lay_out(name, &granted, mode, memory, holds).map_err(HandshakeError::OwnMemory)?;
-    let own_event = readiness_pair()?;
-    send(conn, &Packet::segment(segment.len()), &[segment.fd(), own_event.1.as_fd()], deadline)?;
-    let mut fds = [None, None];
+    send(conn, &Packet::segment(segment.len()), &[segment.fd()], deadline)?;
+    let mut fds = [None];
     let ready = expect(recv(conn, &mut fds, deadline)?, Kind::Ready)?;
-    let [signal, rx_fd] = fds;
-    let peer_event = signal.ok_or(HandshakeError::Protocol("ready packet without a signal descriptor"))?;
+    let [rx_fd] = fds;
     let acceptor_rx = match (split, rx_fd) {
         (false, None) => None,
         (true, Some(fd)) => {
@@ -412,7 +400,7 @@ pub fn initiate(
     };
     // The acceptor may have attached its sides since READY: not fresh.
     let memory = FlowMemory::assemble(segment, acceptor_rx, &granted, mode, Fresh::No)?;
-    Ok(Established { memory, qos: granted, own_event, peer_event })
+    Ok(Established { memory, qos: granted })
 }
 
 /// The accepting side: reads the request, grants within `limits`, maps the
@@ -467,29 +455,37 @@ pub fn respond(
     };
     let code = both | if own_rx.is_some() { ACCEPTOR_MEMORY } else { 0 };
     send(conn, &Packet { code, ..Packet::with_qos(Kind::Grant, &granted) }, &[], deadline)?;
-    let mut fds = [None, None];
+    let mut fds = [None];
     let seg = expect(recv(conn, &mut fds, deadline)?, Kind::Segment)?;
-    let [Some(fd), Some(peer_event)] = fds else {
+    let [Some(fd)] = fds else {
         refuse(Refusal::BadSegment);
-        return Err(HandshakeError::Protocol("segment packet without a memfd and a signal descriptor"));
+        return Err(HandshakeError::Protocol("segment packet without a memfd"));
     };
     let Some(len) = seg.segment_len() else {
         refuse(Refusal::BadSegment);
         return Err(HandshakeError::Protocol("segment length out of range"));
     };
     let ready = Packet { kind: Kind::Ready, ..Packet::segment(own_rx.as_ref().map_or(0, Segment::len)) };
+    // The supplied segment's memfd goes with READY, after the flow is
+    // assembled (which closes the segments' own descriptors): a copy for it.
+    let rx_fd = match own_rx.as_ref().map(Segment::try_clone_fd).transpose() {
+        Ok(fd) => fd,
+        Err(e) => {
+            refuse(Refusal::ResourceLimit);
+            return Err(HandshakeError::Io(e));
+        }
+    };
     let memory = Segment::from_fd(fd, Some(len))
         .map_err(FlowSetupError::from)
         .and_then(|s| FlowMemory::assemble(s, own_rx, &granted, mode, Fresh::Yes))
         .inspect_err(|_| {
             refuse(Refusal::BadSegment);
         })?;
-    let own_event = readiness_pair()?;
-    match memory.acceptor_segment() {
-        Some(rx) => send(conn, &ready, &[own_event.1.as_fd(), rx.fd()], deadline)?,
-        None => send(conn, &ready, &[own_event.1.as_fd()], deadline)?,
+    match &rx_fd {
+        Some(rx) => send(conn, &ready, &[rx.as_fd()], deadline)?,
+        None => send(conn, &ready, &[], deadline)?,
     }
-    Ok(Established { memory, qos: granted, own_event, peer_event })
+    Ok(Established { memory, qos: granted })
 }
 
 /// Tells a peer that just connected that it is refused (permission,

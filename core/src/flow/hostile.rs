@@ -180,10 +180,11 @@
 //!
 //! - Readiness arm word per direction (`ringflow_ring::arm`). Theirs (they
 //!   set it when their receive found nothing): any nonzero value makes our
-//!   next publish send one byte to their readiness socket (`MSG_DONTWAIT`,
-//!   never blocking): an extra signal per message at worst. Ours: zeroing
-//!   it withholds a signal the peer could withhold anyway; the peer's
-//!   death signals our readiness descriptor regardless.
+//!   next publish send a 1-byte datagram on the control socket
+//!   (`MSG_DONTWAIT`, never blocking): an extra signal per message at
+//!   worst. Ours: zeroing it withholds a signal the peer could withhold
+//!   anyway; the peer's death makes our control socket (our readiness
+//!   descriptor) readable regardless: the kernel's hang-up, not a word.
 //! - Consumed count per direction (`ringflow_ring::linger`). Ours (their
 //!   report of how many of our messages they consumed): a lie ends a
 //!   lingering `dealloc` early (`Ok`), or keeps it waiting until its
@@ -197,14 +198,20 @@
 //! # Outside the segment
 //!
 //! - The control socket: a descriptor packet must match the frame's count
-//!   (`CorruptPeer` otherwise). The readiness socket the peer hands over is
-//!   only ever sent to with `MSG_DONTWAIT`.
-//! - Our readiness socket's queue: the peer holds its signalling end and
-//!   can send any number of datagrams. Worst case: our descriptor stays
-//!   readable (spurious wakes of the application's event loop). A receive
+//!   (`CorruptPeer` otherwise). We signal on it with `MSG_DONTWAIT` only:
+//!   a peer that never reads its queue cannot block our data path.
+//! - Our control socket's queue, which is also our readiness descriptor:
+//!   the peer can send any number of datagrams of any size. Worst case: our
+//!   descriptor stays readable (spurious wakes of the application's event
+//!   loop), for example behind a packet-sized datagram that is no
+//!   descriptor packet (a drain stops at it, for the receive of the frame
+//!   it would belong to, which then reports it `CorruptPeer`). A receive
 //!   that arms it drains at most `readiness::MAX_DRAIN` datagrams (before:
 //!   until the queue ran dry, which a peer refilling it as fast kept a
-//!   `try_recv` from ever reaching).
+//!   `try_recv` from ever reaching); datagrams of other sizes are dropped
+//!   with whatever descriptors they carried. Version 1 of the handshake
+//!   had the peer hand over a readiness socket we sent to: gone, so is
+//!   what the peer could do with it.
 //! - The `Peeked` handles a flow keeps between locating a frame and
 //!   consuming it are ours: the ring takes one only from the consumer that
 //!   found it, at the read position, with the expected tag

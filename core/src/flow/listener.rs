@@ -19,7 +19,7 @@ use crate::Deadline;
 
 use crate::flow::end::{DirChoice, FlowEnd, StatsSetup};
 use crate::flow::error::{is_resource_limit, AcceptError, BindError};
-use crate::remote::invoker::{self, Invoker};
+use crate::remote::invoker::Invoker;
 
 /// Longest a connecting peer may take over the handshake.
 const SETUP_LIMIT: Duration = Duration::from_secs(5);
@@ -35,6 +35,7 @@ pub struct ListenerOptions {
     spin: Option<Duration>,
     runtime_dir: Option<DirChoice>,
     latency: Option<bool>,
+    prefault: Option<bool>,
     /// The invoker-mode engine the accepts drive, and whose flows to this
     /// listener drive it.
     invoker: Option<Arc<Invoker>>,
@@ -93,6 +94,14 @@ impl ListenerOptions {
     #[must_use]
     pub fn latency(mut self, on: bool) -> Self {
         self.latency = Some(on);
+        self
+    }
+
+    /// Whether accepted flows fault their rings in at setup (see
+    /// [`FlowOptions::prefault`](crate::flow::end::FlowOptions::prefault)).
+    #[must_use]
+    pub fn prefault(mut self, on: bool) -> Self {
+        self.prefault = Some(on);
         self
     }
 
@@ -229,14 +238,15 @@ impl FlowListener {
             };
             match handshake::respond(&conn, &self.opts.limits, self.opts.memory.as_ref(), self.opts.remote, setup) {
                 Ok(est) => {
-                    let stats = StatsSetup { dir: Some(&self.dir), latency: self.opts.latency };
+                    let stats =
+                        StatsSetup { dir: Some(&self.dir), latency: self.opts.latency, prefault: self.opts.prefault };
                     let flow = FlowEnd::from_parts(conn, est, Role::Acceptor, self.ctl.name(), self.opts.spin, stats);
                     match flow {
                         Ok(mut flow) => {
                             if let Some(inv) = &self.opts.invoker {
                                 // Allocated by this listener's invoker-mode
                                 // engine? Then this flow drives it.
-                                let key = invoker::inode_of(flow.shared.memory.segment().fd());
+                                let key = flow.shared.memory.segment().identity();
                                 if flow.peer_pid() == Some(std::process::id())
                                     && key.is_some_and(|k| inv.claim_segment(k))
                                 {

@@ -13,13 +13,13 @@
 //! [`super::hostile`].
 
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use ringflow_ring::pool;
 use ringflow_ring::spsc::{self, Consumer, Producer};
 use ringflow_ring::{AttachError, RawRegion, Region, WaitPoint, WakeMode};
-use ringflow_shm::{CreateError, Layout, LayoutBuilder, Segment, SegmentOptions};
+use ringflow_shm::{CreateError, Layout, LayoutBuilder, Mapping, Segment, SegmentOptions};
 
 use super::qos::Qos;
 use crate::flow::FlowSetupError;
@@ -165,13 +165,20 @@ const STATE_SPACE_ARMED: [usize; 2] = [512, 640];
 
 /// The mapped segment and the regions of its rings. Shared (Arc) between a
 /// flow and the process's watcher, which wakes sleepers when the peer dies.
+///
+/// It holds the mappings only: the memfds close once assembled (no flow
+/// hands its memory on after the handshake; the memory lives as long as a
+/// process maps it), so a flow end costs no descriptor for its memory.
 pub struct FlowMemory {
     regions: Regions,
     geometry: Geometry,
-    segment: Segment,
+    /// Where the inline rings and the state area lie: (in the acceptor's
+    /// segment, offset, length), for [`prefault`](Self::prefault).
+    hot: Vec<(bool, usize, usize)>,
+    segment: Mapping,
     /// The acceptor's segment, when it supplied the memory of the direction
     /// it receives on.
-    acceptor_rx: Option<Segment>,
+    acceptor_rx: Option<Mapping>,
 }
 
 impl FlowMemory {
@@ -296,7 +303,17 @@ impl FlowMemory {
                 return Err(FlowSetupError::Geometry);
             }
         }
-        Ok(Arc::new(FlowMemory { regions, geometry, segment, acceptor_rx }))
+        let mut hot = Vec::with_capacity(3);
+        for kind in [REGION_INLINE[0], REGION_INLINE[1], REGION_STATE] {
+            let there = rx_layout.as_ref().and_then(|l| l.find(kind)).map(|(_, r)| (true, r));
+            if let Some((acceptor, r)) = layout.find(kind).map(|(_, r)| (false, r)).or(there) {
+                hot.push((acceptor, r.offset(), r.len()));
+            }
+        }
+        // The regions point into the mappings, which moving them into
+        // `Mapping`s leaves in place; the memfds close here.
+        let (segment, acceptor_rx) = (segment.into_mapping(), acceptor_rx.map(Segment::into_mapping));
+        Ok(Arc::new(FlowMemory { regions, geometry, hot, segment, acceptor_rx }))
     }
 
     /// The sizes of this flow's rings.
@@ -304,14 +321,36 @@ impl FlowMemory {
         self.geometry
     }
 
+    /// Faults in this process's pages of the inline rings (both
+    /// directions) and the state area now, so that the first messages take
+    /// no page fault ([`prefault_default`]). The bulk pools stay touched
+    /// as messages reach them: four of the largest message each, too large
+    /// to make resident up front, and crossed by messages whose copy costs
+    /// more than their faults. Each process maps the memory itself, so each
+    /// side prefaults its own mapping.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel cannot (see `Mapping::prefault`): the pages then
+    /// fault in as they are touched.
+    pub fn prefault(&self) -> std::io::Result<()> {
+        for &(acceptor, offset, len) in &self.hot {
+            let mapping = if acceptor { self.acceptor_rx.as_ref() } else { Some(&self.segment) };
+            if let Some(m) = mapping {
+                m.prefault(offset, len)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The initiator's segment (the whole flow, unless the acceptor
-    /// supplied the memory it receives on).
-    pub fn segment(&self) -> &Segment {
+    /// supplied the memory it receives on), mapped.
+    pub fn segment(&self) -> &Mapping {
         &self.segment
     }
 
     /// The acceptor's segment, if it supplied the memory it receives on.
-    pub fn acceptor_segment(&self) -> Option<&Segment> {
+    pub fn acceptor_segment(&self) -> Option<&Mapping> {
         self.acceptor_rx.as_ref()
     }
 
@@ -485,5 +524,100 @@ impl Sides {
     /// The receiving sides, read-only.
     pub fn rx(&self) -> (&Consumer<RawRegion>, &pool::Consumer<RawRegion>) {
         (&self.rx, &self.rx_bulk)
+    }
+}
+
+/// Whether new flows fault their rings in at setup (`FlowOptions::prefault`
+/// decides per flow): on, unless `RINGFLOW_FLOW_PREFAULT` (the environment
+/// form of the config key `flow.prefault`) is `false` / `0` / `off`, or
+/// [`set_prefault_default`] says otherwise. A latency transport's default:
+/// no page fault on a flow's first messages (a fault costs microseconds,
+/// a 64-byte round trip a fraction of one), for the price of the rings'
+/// pages resident from the start (tuning.md, "Prefaulted rings").
+pub fn prefault_default() -> bool {
+    // SYNC: Relaxed; a setting read at flow setup, no data hangs off it.
+    match PREFAULT_DEFAULT.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = match std::env::var("RINGFLOW_FLOW_PREFAULT") {
+                Err(_) => true,
+                Ok(v) => crate::config::parse_env_bool(&v).unwrap_or_else(|| {
+                    // `ringflow config` refuses this value; a flow cannot,
+                    // so it says so once and keeps the default.
+                    eprintln!(
+                        "ringflow: RINGFLOW_FLOW_PREFAULT={v:?} is not true/false/on/off/1/0 \
+                         (`ringflow config` refuses it): rings stay prefaulted"
+                    );
+                    true
+                }),
+            };
+            set_prefault_default(on);
+            on
+        }
+    }
+}
+
+/// Turns prefaulting on or off for flows set up from now on (each flow can
+/// still choose with `FlowOptions::prefault`).
+pub fn set_prefault_default(on: bool) {
+    // SYNC: Relaxed; see `prefault_default`.
+    PREFAULT_DEFAULT.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+static PREFAULT_DEFAULT: AtomicU8 = AtomicU8::new(0);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::end::{FlowEnd, FlowOptions};
+
+    /// Pages of `[offset, offset + len)` of `m` the memfd holds (mincore).
+    fn resident(m: &Mapping, offset: usize, len: usize) -> (usize, usize) {
+        let page = 4096;
+        let (start, end) = (offset / page * page, (offset + len).div_ceil(page) * page);
+        let mut vec = vec![0u8; (end - start) / page];
+        // SAFETY: mincore reads the page state of a range of our own
+        // mapping (page-aligned, inside it) into one byte per page.
+        let rc = unsafe { libc::mincore(m.as_ptr().add(start).cast(), end - start, vec.as_mut_ptr()) };
+        assert_eq!(rc, 0);
+        (vec.iter().filter(|&&b| b & 1 != 0).count(), vec.len())
+    }
+
+    /// (resident, all) pages of the flow's inline rings and state area.
+    fn hot_pages(memory: &FlowMemory) -> (usize, usize) {
+        memory.hot.iter().fold((0, 0), |(r, a), &(acceptor, off, len)| {
+            assert!(!acceptor, "one segment here");
+            let (r2, a2) = resident(memory.segment(), off, len);
+            (r + r2, a + a2)
+        })
+    }
+
+    #[test]
+    fn prefault_makes_the_rings_resident_and_only_then() {
+        let qos = Qos::data().with_ring_bytes(64 << 10).validate().unwrap();
+        let memory = FlowMemory::create("prefault", &qos, WakeMode::Fenced, None).unwrap();
+        assert_eq!(memory.hot.len(), 3, "two inline rings and the state area");
+        let (before, all) = hot_pages(&memory);
+        assert!(all >= 2 * (64 << 10) / 4096, "{all} pages");
+        assert!(before < all / 2, "laid out, not touched: {before} of {all} pages resident");
+        memory.prefault().unwrap();
+        assert_eq!(hot_pages(&memory), (all, all));
+        // The bulk pools are left as they were: far from resident.
+        assert!(resident(memory.segment(), 0, memory.segment().len()).0 < 2 * all);
+    }
+
+    #[test]
+    fn flow_options_choose_prefaulted_or_lazy_rings() {
+        let qos = Qos::data().with_ring_bytes(64 << 10);
+        for on in [true, false] {
+            let (a, _b) = FlowEnd::pair_with(&qos, FlowOptions::new().prefault(on)).unwrap();
+            let (resident, all) = hot_pages(&a.shared.memory);
+            if on {
+                assert_eq!(resident, all, "prefaulted");
+            } else {
+                assert!(resident < all / 2, "lazy: {resident} of {all} pages resident");
+            }
+        }
     }
 }

@@ -120,6 +120,9 @@ impl RemoteEngine {
         // SYNC: Relaxed; a setting read when flows are set up, published to
         // the engine thread by its spawn.
         shared.latency.store(config.flow().latency, std::sync::atomic::Ordering::Relaxed);
+        if !matches!(config.origin("flow.prefault"), None | Some(crate::config::Origin::Default)) {
+            crate::flow::memory::set_prefault_default(config.flow().prefault);
+        }
         let (ready_tx, ready_rx) = mpsc::channel();
         let invoker_mode = config.engine().mode == ThreadingMode::Invoker;
         let mut uring = config.io_uring().clone();

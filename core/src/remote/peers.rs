@@ -75,6 +75,7 @@ fn options_like(o: &FlowOptions) -> FlowOptions {
         runtime_dir: o.runtime_dir.clone(),
         memory: None,
         latency: o.latency,
+        prefault: o.prefault,
         name: o.name.clone(),
         from_other_host: o.from_other_host,
     }

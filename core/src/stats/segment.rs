@@ -3,6 +3,7 @@
 //! flows and engine threads. A slot's owner is its only writer.
 
 use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -213,13 +214,49 @@ impl Drop for Slot {
         if let Home::File { file, index } = self.home {
             // SYNC: Relaxed, inside the write section (see `change`).
             self.change(|| self.word(W_KIND).store(0, Ordering::Relaxed));
+            // Give the histograms' pages back (a slot of 10,000 flows come
+            // and gone would otherwise stay resident whole, as the next
+            // owner's clear touched it all), and hand the slot on as zero.
+            let zero = self.release_pages(file, index);
             if let Ok(mut inner) = file.inner.lock() {
                 inner.free.push(index);
                 if let Some(u) = inner.used.get_mut(index) {
-                    *u = true;
+                    *u = !zero;
                 }
             }
         }
+    }
+}
+
+impl Slot {
+    /// Zeroes the histogram words of the slot's first page (which also
+    /// holds its head) and punches the pages after it out of the file
+    /// (`fallocate(PUNCH_HOLE)`: they read as zero again and hold no
+    /// memory). Whether the histograms are zero now; if the punch failed
+    /// they are left as they are, for the next owner's clear.
+    fn release_pages(&self, file: &StatsFile, index: usize) -> bool {
+        const PAGE: usize = 4096;
+        let offset = HEADER_BYTES + index * SLOT_BYTES;
+        // SAFETY: fallocate on our own file, over the slot's pages after
+        // its first (the slot is page-aligned: HEADER_BYTES and SLOT_BYTES
+        // are page multiples); no memory of ours is passed.
+        let punched = unsafe {
+            libc::fallocate(
+                file.file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                (offset + PAGE) as libc::off_t,
+                (SLOT_BYTES - PAGE) as libc::off_t,
+            )
+        } == 0;
+        if punched {
+            self.change(|| {
+                for i in SLOT_HEAD_WORDS..PAGE / 8 {
+                    // SYNC: Relaxed, inside the write section (see `change`).
+                    self.word(i).store(0, Ordering::Relaxed);
+                }
+            });
+        }
+        punched
     }
 }
 

@@ -141,3 +141,37 @@ fn resident_kib() -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// Pages of the slot's histograms resident in its file (mincore over the
+/// slot's words after its first page).
+fn resident_hist_pages(slot: &Slot) -> usize {
+    let first = slot.counter(0) as *const _ as usize - W_COUNTERS * 8;
+    let (start, len) = (first + 4096, SLOT_BYTES - 4096);
+    let mut vec = vec![0u8; len / 4096];
+    // SAFETY: mincore reads the page state of the slot's own mapped pages
+    // (page-aligned, inside the stats file's chunk map, never unmapped).
+    assert_eq!(unsafe { libc::mincore(start as *mut libc::c_void, len, vec.as_mut_ptr()) }, 0);
+    vec.iter().filter(|&&b| b & 1 != 0).count()
+}
+
+/// A slot handed back gives its histograms' pages back, and the next owner
+/// of the slot gets zero histograms without touching them.
+#[test]
+fn a_freed_slot_gives_its_pages_back_and_comes_back_zero() {
+    let tmp = temp_dir("punch");
+    let dir = tmp.path().to_path_buf();
+    let slot = Slot::open(&dir, SlotKind::Flow, "churn", 0, 0);
+    for h in 0..HISTS {
+        for ns in (1..40).map(|i| 1u64 << i) {
+            slot.hist(h).record(ns);
+        }
+    }
+    assert!(resident_hist_pages(&slot) > 0);
+    drop(slot);
+    // The slot is the free list's last: the next open takes it again.
+    let again = Slot::open(&dir, SlotKind::Flow, "churn-again", 0, 0);
+    assert_eq!(resident_hist_pages(&again), 0, "nothing resident after the first page");
+    for h in 0..HISTS {
+        assert_eq!(again.hist(h).snapshot().len(), 0, "histogram {h} starts empty");
+    }
+}

@@ -77,7 +77,7 @@ impl FlowEnd {
                 HandshakeError::TimedOut if deadline == Deadline::Now => AllocError::WouldBlock,
                 e => alloc_error(e),
             })?;
-        let stats = StatsSetup { dir: Some(dir.path()), latency: opts.latency };
+        let stats = StatsSetup { dir: Some(dir.path()), latency: opts.latency, prefault: opts.prefault };
         Ok(FlowEnd::from_parts(conn, est, Role::Initiator, name, opts.spin, stats)?)
     }
 
@@ -104,7 +104,7 @@ impl FlowEnd {
         spin: Option<Duration>,
         stats: StatsSetup<'_>,
     ) -> Result<FlowEnd, FromPartsError> {
-        let Established { memory, qos, own_event, peer_event } = est;
+        let Established { memory, qos } = est;
         let sides = memory.sides(role)?;
         let wakers = {
             let (tx, _) = sides.tx();
@@ -114,11 +114,15 @@ impl FlowEnd {
                 peer_space: [rx.space_wait().futex_word() as usize, rx_bulk.space_wait().futex_word() as usize],
                 space_armed: memory.rx_space_armed(role) as *const _ as usize,
                 consumed: memory.rx_consumed(role) as *const _ as usize,
-                peer_event: peer_event.as_raw_fd(),
+                peer_event: conn.as_raw_fd(),
             }
         };
         let geometry = memory.geometry();
-        let shared = Arc::new(FlowShared::new(memory, role, own_event)?);
+        if stats.prefault.unwrap_or_else(crate::flow::memory::prefault_default) {
+            // Best effort: without it the pages fault in as they are touched.
+            let _ = memory.prefault();
+        }
+        let shared = Arc::new(FlowShared::new(memory, role)?);
         let hook: Arc<dyn watch::HangUp> = shared.clone();
         let watch = watch::watch(conn.as_raw_fd(), Arc::downgrade(&hook))?;
         let peer = conn.peer_cred().ok();
@@ -148,7 +152,6 @@ impl FlowEnd {
             pending: None,
             name: name.to_owned(),
             peer,
-            peer_event,
             _watch: watch,
             conn,
             invoker: None,
@@ -161,12 +164,13 @@ impl FlowEnd {
 }
 
 /// Where a new flow's statistics go: the stats file of a runtime
-/// directory (or the heap), and whether it records latencies (`None`: the
-/// process default).
+/// directory (or the heap), and whether it records latencies; and whether
+/// its rings are prefaulted (`None`: the process defaults).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct StatsSetup<'a> {
     pub dir: Option<&'a Path>,
     pub latency: Option<bool>,
+    pub prefault: Option<bool>,
 }
 
 /// Why an accepted or allocated flow could not be assembled.

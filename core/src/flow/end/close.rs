@@ -87,7 +87,7 @@ impl FlowEnd {
             &self.wakers,
             &self.slot,
             self.shared.memory.tx_armed(self.shared.role),
-            self.peer_event.as_raw_fd(),
+            self.conn.as_raw_fd(),
         );
     }
 }

@@ -34,7 +34,6 @@ mod stats;
 mod turn;
 
 use std::mem::ManuallyDrop;
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,7 +72,8 @@ pub(crate) struct Wakers {
     /// flow's state area): the peer set it if it waits for room through its
     /// readiness descriptor, and we signal `peer_event` after a release.
     pub space_armed: usize,
-    /// The peer's readiness descriptor's signalling end (owned by the flow).
+    /// Where we signal the peer's readiness: our end of the control socket
+    /// (owned by the flow; see `crate::flow::readiness`).
     pub peer_event: i32,
     /// Our count of messages consumed (an `AtomicU64` of the flow's state
     /// area), which the peer reads when we die or close.
@@ -134,10 +134,12 @@ pub struct FlowEnd {
     pub(crate) pending: Option<recv::PendingLatency>,
     name: String,
     peer: Option<PeerCred>,
-    /// The peer's readiness eventfd, signalled when we publish while its
-    /// receiving direction is armed.
-    pub(crate) peer_event: OwnedFd,
     _watch: Watch,
+    /// The control socket: passed descriptors travel on it, its hang-up
+    /// tells the watcher that the peer died, and readiness signals travel
+    /// on it both ways (we signal the peer when we publish while its
+    /// receiving direction is armed; it is our readiness descriptor). The
+    /// flow end's one descriptor (`crate::flow::readiness`).
     pub(crate) conn: ControlConn,
     /// The invoker-mode engine this flow drives from its calls, if any
     /// (see [`crate::remote`]).

@@ -13,6 +13,7 @@ pub struct FlowOptions {
     pub(crate) runtime_dir: Option<DirChoice>,
     pub(crate) memory: Option<Segment>,
     pub(crate) latency: Option<bool>,
+    pub(crate) prefault: Option<bool>,
     /// The name a pair's ends are listed under (default "(pair)").
     pub(crate) name: Option<String>,
     /// The flow comes from another host (an engine allocates it for a
@@ -76,6 +77,19 @@ impl FlowOptions {
     #[must_use]
     pub fn latency(mut self, on: bool) -> Self {
         self.latency = Some(on);
+        self
+    }
+
+    /// Whether this side faults the flow's rings in at setup (default: on,
+    /// unless `RINGFLOW_FLOW_PREFAULT=false` or
+    /// `ringflow_core::flow::memory::set_prefault_default`): on, the first
+    /// messages take no page fault; off, a flow's rings become resident as
+    /// messages reach their pages, which suits many mostly idle flows. The
+    /// bulk area is touched lazily either way. Its measured effect:
+    /// tuning.md, "Prefaulted rings".
+    #[must_use]
+    pub fn prefault(mut self, on: bool) -> Self {
+        self.prefault = Some(on);
         self
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::control::ControlConn;
 use crate::flow::handshake::Established;
-use crate::flow::{readiness, FlowMemory, Qos, Role};
+use crate::flow::{FlowMemory, Qos, Role};
 
 use super::{FlowEnd, FlowOptions, StatsSetup};
 use crate::flow::error::AllocError;
@@ -34,13 +34,12 @@ impl FlowEnd {
                 AllocError::Io(e)
             }
         };
+        // The pair's only descriptors: one control socket per end (the
+        // memory's memfd closed once mapped).
         let (conn_a, conn_b) = ControlConn::pair().map_err(io)?;
-        let (ready_a, ready_b) = (readiness::new_pair().map_err(io)?, readiness::new_pair().map_err(io)?);
-        let signal_b = ready_b.1.try_clone().map_err(io)?;
-        let signal_a = ready_a.1.try_clone().map_err(io)?;
-        let a = Established { memory: Arc::clone(&memory), qos, own_event: ready_a, peer_event: signal_b };
-        let b = Established { memory, qos, own_event: ready_b, peer_event: signal_a };
-        let stats = StatsSetup { dir: dir.as_ref().map(|d| d.path()), latency: opts.latency };
+        let a = Established { memory: Arc::clone(&memory), qos };
+        let b = Established { memory, qos };
+        let stats = StatsSetup { dir: dir.as_ref().map(|d| d.path()), latency: opts.latency, prefault: opts.prefault };
         let name = opts.name.as_deref().unwrap_or("(pair)");
         let a = FlowEnd::from_parts(conn_a, a, Role::Initiator, name, opts.spin, stats)?;
         let b = FlowEnd::from_parts(conn_b, b, Role::Acceptor, name, opts.spin, stats)?;

@@ -24,11 +24,24 @@ impl FlowEnd {
         self.sides.tx().0.fits(self.geometry.inline_max)
     }
 
-    /// The readiness descriptor, for a set that polls many flows (it is not
-    /// put in descriptor mode, as [`as_raw_fd`](AsRawFd::as_raw_fd) puts it:
-    /// the set arms the flow itself, with [`set_arm`](Self::set_arm)).
+    /// The readiness descriptor, for a set that polls many flows: the
+    /// flow's control socket, no descriptor of its own (see
+    /// `crate::flow::readiness`). It is not put in descriptor mode, as
+    /// [`as_raw_fd`](AsRawFd::as_raw_fd) puts the flow: the set arms the
+    /// flow itself, with [`set_arm`](Self::set_arm), and looks again after.
+    /// It is readable for good once the peer hung up.
     pub fn readiness_fd(&self) -> BorrowedFd<'_> {
-        self.shared.readiness.0.as_fd()
+        self.conn.as_fd()
+    }
+
+    /// Resets the readiness descriptors to not readable: takes the peer's
+    /// signals off the control socket (a control packet stays for its
+    /// frame's receive) and this side's own signal.
+    pub(crate) fn reset_readiness(&self) {
+        if let Some(p) = self.shared.polled.get() {
+            p.reset();
+        }
+        readiness::drain(self.conn.as_raw_fd());
     }
 
     /// What the flow offers now, for a set waiting for `reads` and
@@ -46,7 +59,7 @@ impl FlowEnd {
     /// (`membarrier`) when this returns true. A death signals the
     /// descriptor whatever was armed.
     pub fn set_arm(&self, reads: bool, writes: bool) -> bool {
-        readiness::drain(self.shared.readiness.0.as_raw_fd());
+        readiness::drain(self.conn.as_raw_fd());
         let memory = &self.shared.memory;
         if reads {
             ringflow_ring::arm::arm(memory.rx_armed(self.shared.role));
@@ -61,17 +74,40 @@ impl FlowEnd {
 }
 
 impl AsRawFd for FlowEnd {
-    /// A descriptor (a datagram socket) that becomes readable when the flow may have
-    /// a message to read or has ended, for epoll-based event loops (register
-    /// it for `EPOLLIN`). It is edge-like: a receive that finds nothing
-    /// (`WouldBlock`) resets it and re-arms it, so after it fires, receive
-    /// with the `try_` forms until `WouldBlock`.
+    /// A descriptor (an epoll instance) that becomes readable when the flow
+    /// may have a message to read or has ended, for epoll-based event loops
+    /// (register it for `EPOLLIN`). It starts readable and is edge-like: a
+    /// receive that finds nothing (`WouldBlock`) resets it and re-arms it,
+    /// so after it fires, receive with the `try_` forms until `WouldBlock`.
+    ///
+    /// The first call makes it: two descriptors (the epoll instance and an
+    /// eventfd, `crate::flow::readiness::Polled`) on top of the flow's one,
+    /// kept until the flow is dropped. If the process has none left for
+    /// them, the descriptor is the flow's control socket itself, which
+    /// works the same except that it does not start readable (receive with
+    /// the `try_` forms until `WouldBlock` before the first wait then) and
+    /// cannot be re-signalled by this side when the process-wide barrier
+    /// of a re-arm fails (`membarrier`, which a registered process only
+    /// sees fail out of memory).
     fn as_raw_fd(&self) -> RawFd {
         // SYNC: Relaxed; read only by this flow's own receive path, which
         // the caller orders after this call.
         self.shared.fd_mode.store(true, std::sync::atomic::Ordering::Relaxed);
-        // Start readable: the caller's first look decides, then re-arms.
-        self.shared.signal_readiness();
-        self.shared.readiness.0.as_raw_fd()
+        let polled = match self.shared.polled.get() {
+            Some(p) => Some(p),
+            None => match readiness::Polled::new(self.conn.as_raw_fd()) {
+                // Another thread's, if it made one first (ours is dropped).
+                Ok(p) => Some(self.shared.polled.get_or_init(|| p)),
+                Err(_) => None,
+            },
+        };
+        match polled {
+            Some(p) => {
+                // Start readable: the caller's first look decides, then re-arms.
+                p.signal();
+                p.fd()
+            }
+            None => self.conn.as_raw_fd(),
+        }
     }
 }

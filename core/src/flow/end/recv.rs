@@ -244,6 +244,10 @@ impl FlowEnd {
     /// it committed the message.
     pub(super) fn take_fds(&mut self, slots: &mut [Option<OwnedFd>]) -> Result<(), RecvError> {
         let corrupt = |what: &str| RecvError::CorruptPeer(Corruption::Protocol(format!("passed descriptors: {what}")));
+        // Readiness signals may be queued before the packet: taken (every
+        // wait on the descriptor arms and looks again first, so none is
+        // lost to it).
+        readiness::drain(self.conn.as_raw_fd());
         let p = handshake::recv(&self.conn, slots, Deadline::Now).map_err(|e| match e {
             HandshakeError::TimedOut => corrupt("announced but not sent"),
             HandshakeError::PeerGone => corrupt("announced but the peer hung up first"),
@@ -276,6 +280,7 @@ impl FlowEnd {
         deadline: Deadline,
     ) -> Result<Located, RecvError> {
         let mut found = Err(first);
+        let mut armed = false;
         loop {
             match found {
                 Err(RecvError::WouldBlock) => {}
@@ -296,8 +301,15 @@ impl FlowEnd {
             }
             if deadline == Deadline::Now {
                 // SYNC: Relaxed; set by `as_raw_fd` on this flow.
-                if self.shared.fd_mode.load(Ordering::Relaxed) {
-                    self.arm();
+                if !armed && self.shared.fd_mode.load(Ordering::Relaxed) {
+                    armed = true;
+                    if self.arm() {
+                        // It raced the arm: hand it out now (a descriptor
+                        // that cannot be signalled by this side, the
+                        // control socket itself, would miss it).
+                        found = self.locate_as::<CALL>();
+                        continue;
+                    }
                 }
                 return Err(RecvError::WouldBlock);
             }
@@ -479,17 +491,20 @@ impl FlowEnd {
 
     /// Arms the readiness fd: reset it, announce we wait (the sender signals
     /// it after its next publish), then look again so a message that raced
-    /// the announcement is not missed.
-    fn arm(&mut self) {
-        readiness::drain(self.shared.readiness.0.as_raw_fd());
+    /// the announcement is not missed: returns whether one (or the end) is
+    /// there, after signalling the descriptor for it.
+    fn arm(&mut self) -> bool {
+        self.reset_readiness();
         ringflow_ring::arm::arm(self.shared.memory.rx_armed(self.shared.role));
         let barrier_failed = self.sides.rx().0.data_wait().needs_membarrier()
             // Senders publish without a fence: pay for theirs here (if that
             // fails, a spurious signal below is the safe answer).
             && crate::membarrier::heavy_barrier().is_err();
-        if barrier_failed || !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty)) || self.shared.state() != LIVE {
+        let there = !matches!(self.sides.rx().0.peek(), Err(ReadError::Empty)) || self.shared.state() != LIVE;
+        if barrier_failed || there {
             self.shared.signal_readiness();
         }
+        there
     }
 }
 

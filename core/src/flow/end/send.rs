@@ -125,7 +125,7 @@ impl FlowEnd {
         self.wait_room(len, bulk, deadline)?;
         let wakers = self.wakers;
         let latency = self.latency;
-        let FlowEnd { sides, slot, shared, peer_event, invoker, turn: state, .. } = self;
+        let FlowEnd { sides, slot, shared, conn, invoker, turn: state, .. } = self;
         let s = sides.get();
         let flag = if turn { FLAG_TURN } else { 0 };
         let loan = if bulk {
@@ -146,7 +146,7 @@ impl FlowEnd {
             slot,
             latency,
             armed: shared.memory.tx_armed(shared.role),
-            peer_event: peer_event.as_raw_fd(),
+            peer_event: conn.as_raw_fd(),
         })
     }
 
@@ -263,7 +263,7 @@ impl FlowEnd {
         self.slot.add(FlowCounter::Sent as usize, n);
         self.slot.add(FlowCounter::BytesSent as usize, bytes);
         let armed = self.shared.memory.tx_armed(self.shared.role);
-        published(notify, &self.wakers, &self.slot, armed, self.peer_event.as_raw_fd());
+        published(notify, &self.wakers, &self.slot, armed, self.conn.as_raw_fd());
         if let Some(invoker) = &self.invoker {
             invoker.invoke_after_send();
         }

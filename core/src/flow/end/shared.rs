@@ -1,12 +1,12 @@
 //! What a flow shares with the process's peer watcher: its memory (to wake
 //! sleepers) and the peer's state as the watcher last saw it.
 
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use crate::flow::readiness::Polled;
 use crate::flow::watch::HangUp;
-use crate::flow::{readiness, FlowMemory, Role};
+use crate::flow::{FlowMemory, Role};
 use ringflow_ring::WaitPoint;
 
 /// The peer's process holds its end (as far as anyone knows).
@@ -24,9 +24,9 @@ pub(crate) struct FlowShared {
     /// word it parks on (`futex_waitv`): the watcher's wake on it reaches
     /// them whatever the peer wrote into the shared words (see `hung_up`).
     state: AtomicU32,
-    /// This side's readiness pair (see `crate::flow::readiness`):
-    /// the end the application polls, and the end that signals it.
-    pub readiness: (OwnedFd, OwnedFd),
+    /// The descriptor the application polls, once it asked for one
+    /// (`AsRawFd`; see `crate::flow::readiness::Polled`).
+    pub polled: OnceLock<Polled>,
     /// Whether the application asked for the readiness fd: only then does a
     /// receive that finds nothing arm it (a system call).
     pub fd_mode: AtomicBool,
@@ -38,17 +38,20 @@ pub(crate) struct FlowShared {
 }
 
 impl FlowShared {
-    pub fn new(
-        memory: Arc<FlowMemory>,
-        role: Role,
-        readiness: (OwnedFd, OwnedFd),
-    ) -> Result<Self, ringflow_ring::AttachError> {
+    pub fn new(memory: Arc<FlowMemory>, role: Role) -> Result<Self, ringflow_ring::AttachError> {
         let points = memory.wait_points(role)?;
         let alerts = points.map(|wp| {
             let (seq, sleepers) = wp.words();
             (seq as *const AtomicU64 as usize, sleepers as *const AtomicU64 as usize)
         });
-        Ok(FlowShared { memory, role, state: AtomicU32::new(LIVE), readiness, fd_mode: AtomicBool::new(false), alerts })
+        Ok(FlowShared {
+            memory,
+            role,
+            state: AtomicU32::new(LIVE),
+            polled: OnceLock::new(),
+            fd_mode: AtomicBool::new(false),
+            alerts,
+        })
     }
 
     /// The peer's state.
@@ -73,9 +76,12 @@ impl FlowShared {
         self.state.store(GONE, Ordering::Release);
     }
 
-    /// Makes this side's readiness fd readable.
+    /// Makes the descriptor the application polls readable (if it asked
+    /// for one; a set of flows looks again itself instead).
     pub fn signal_readiness(&self) {
-        readiness::signal(self.readiness.1.as_raw_fd());
+        if let Some(p) = self.polled.get() {
+            p.signal();
+        }
     }
 }
 
@@ -90,6 +96,9 @@ impl HangUp for FlowShared {
     /// io_uring futex waits, a kernel without `futex_waitv`). Those wakes
     /// ignore the peer-writable sleeper counts; a peer that still maps the
     /// segment can only make them spurious, never cancel the local one.
+    /// Whoever waits through the readiness descriptors needs nothing here:
+    /// the hang-up that called this made the control socket readable for
+    /// good (and with it the descriptor an application polls).
     fn hung_up(&self) {
         self.mark_gone();
         // SAFETY: the word is our own field, alive while `self` is.
@@ -109,6 +118,5 @@ impl HangUp for FlowShared {
             // SAFETY: the futex word is the low half of `seq`, alive as above.
             let _ = unsafe { crate::futex::wake(wp.futex_word(), u32::MAX) };
         }
-        self.signal_readiness();
     }
 }
