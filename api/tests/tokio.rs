@@ -520,3 +520,21 @@ async fn a_large_send_is_woken_by_a_partial_release_of_bulk_room() {
     }
     assert_eq!(read, sent + 1);
 }
+
+/// Every future can move between the threads of a multi-thread runtime
+/// (`tokio::spawn` asks for `Send`). Compiled, not run.
+#[allow(dead_code, clippy::let_underscore_future)]
+fn the_futures_are_send(flow: &mut AsyncFlow, listener: &mut AsyncListener, group: &mut AsyncGroup) {
+    fn send<T: Send>(_: T) {}
+    let mut buf = [0u8; 8];
+    send(flow.send(b""));
+    send(flow.recv_into(&mut buf));
+    send(flow.recv_ref());
+    send(flow.loan(1));
+    send(flow.call(b"", &mut buf));
+    send(flow.reply_and_receive(b"", &mut buf));
+    send(flow.receive_more(&mut buf));
+    send(listener.accept());
+    send(AsyncFlow::alloc("x", &Qos::data()));
+    send(group.recv());
+}

@@ -44,12 +44,24 @@ use crate::Flow;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
+/// How it waits: each operation tries the nonblocking form; when that
+/// would block, it arms the flow's readiness descriptor (the peer's next
+/// publish, or release of room, signals it), tries once more, and only
+/// then awaits the descriptor. So no message or room that comes meanwhile
+/// is missed, and a sender pays a system call only while a receiver is
+/// armed. A peer's death signals the descriptor whatever was armed.
+///
 /// Every future here may be dropped before it completes (in a `select!`,
 /// under a timeout); what that loses is written on each. Deadlines are
 /// tokio's: wrap a future in `tokio::time::timeout`.
+///
+/// A flow accepted by a listener served by an invoker-mode engine
+/// ([`ListenerOptions::engine`](crate::ListenerOptions::engine)) moves only
+/// while a thread drives that engine in a blocking call: its async forms
+/// would wait for ever. Use the blocking forms there.
 pub struct AsyncFlow {
-    // Field order is drop order: the registration goes before the flow
-    // closes the descriptor.
+    // The registration, over a duplicate of the descriptor it owns (see
+    // `register`).
     fd: AsyncFd<OwnedFd>,
     pub(super) flow: Flow,
     /// Bytes of the peer's call message (a reply, a request) delivered so
@@ -59,9 +71,10 @@ pub struct AsyncFlow {
 
 impl AsyncFlow {
     /// Wraps `flow`, registering its readiness descriptor with the current
-    /// runtime's reactor. Fails outside a runtime with I/O enabled (tokio
-    /// panics there: call it from a task or within `Runtime::enter`), or
-    /// when the reactor cannot register the descriptor.
+    /// runtime's reactor. Like tokio's own types, it panics outside a
+    /// runtime with I/O enabled (call it from a task, or within
+    /// `Runtime::enter`). Fails when the descriptor cannot be duplicated
+    /// (the registration holds a duplicate of its own) or registered.
     pub fn new(flow: Flow) -> io::Result<AsyncFlow> {
         let fd = register(flow.end.readiness_fd())?;
         Ok(AsyncFlow { fd, flow, answer: 0 })

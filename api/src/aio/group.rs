@@ -18,15 +18,16 @@ use crate::Group;
 /// and the descriptor says nothing about room, so that wait has no async
 /// form.
 pub struct AsyncGroup {
-    // Field order is drop order: the registration goes before the member
-    // closes its descriptor.
+    // The registration, over a duplicate of the descriptor it owns (see
+    // `register`).
     fd: AsyncFd<OwnedFd>,
     group: Group,
 }
 
 impl AsyncGroup {
     /// Wraps `group`, registering its readiness descriptor with the current
-    /// runtime's reactor (call it from a task, or within `Runtime::enter`).
+    /// runtime's reactor (call it from a task, or within `Runtime::enter`:
+    /// like tokio's own types, it panics elsewhere).
     /// This starts the member's watcher thread
     /// ([`Group::ready_fd`]), which is where an error comes from.
     pub fn new(group: Group) -> io::Result<AsyncGroup> {

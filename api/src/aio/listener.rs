@@ -33,15 +33,16 @@ use crate::Listener;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct AsyncListener {
-    // Field order is drop order: the registration goes before the
-    // listener closes its socket.
+    // The registration, over a duplicate of the descriptor it owns (see
+    // `register`).
     fd: AsyncFd<OwnedFd>,
     listener: Listener,
 }
 
 impl AsyncListener {
     /// Wraps `listener`, registering its socket with the current runtime's
-    /// reactor (call it from a task, or within `Runtime::enter`).
+    /// reactor (call it from a task, or within `Runtime::enter`: like
+    /// tokio's own types, it panics elsewhere).
     pub fn new(listener: Listener) -> io::Result<AsyncListener> {
         let fd = register(listener_fd(&listener))?;
         Ok(AsyncListener { fd, listener })

@@ -66,6 +66,15 @@ const CHECKS: &[CheckSpec] = &[
         stat: Stat::P50,
         target: Target::AtMost(2.0),
     },
+    // The async forms (feature `tokio`) against tokio's own Unix socket,
+    // both woken through a runtime's epoll (issue 19).
+    CheckSpec {
+        case: "pingpong-async-64B",
+        num: "ringflow-async",
+        den: "tokio-uds",
+        stat: Stat::P50,
+        target: Target::AtMost(1.0),
+    },
     // Across cases: 1 MiB zero-copy messages against 64-byte ones.
     CheckSpec {
         case: "stream-1MiB-zerocopy",
