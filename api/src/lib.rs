@@ -9,6 +9,10 @@
 //! - [`Group`]: process groups on one host (join, multicast, one stream of
 //!   events, a readiness descriptor).
 //! - [`FlowSet`]: wait on many flows and group members at once.
+//! - With feature `tokio`: `AsyncFlow`, `AsyncListener` and `AsyncGroup`,
+//!   async forms of every waiting operation, woken through the readiness
+//!   descriptors (a runtime thread never parks in ringflow), each future
+//!   cancel-safe or saying exactly what dropping it loses.
 //!
 //! Every operation that can wait, control operations included (alloc,
 //! accept, dealloc, a set's wait), has four forms over one implementation
@@ -37,6 +41,8 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod batch;
 mod call;
 mod flow;
@@ -47,6 +53,8 @@ pub mod remote;
 mod set;
 pub mod stats;
 
+#[cfg(feature = "tokio")]
+pub use aio::{AsyncFlow, AsyncGroup, AsyncListener};
 pub use flow::Flow;
 pub use group::{flow_join, Group};
 pub use listener::{Listener, ListenerOptions};

@@ -12,6 +12,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "peers")]
+mod async_pingpong;
 mod error;
 mod fanout;
 mod flow;

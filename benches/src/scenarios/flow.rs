@@ -67,6 +67,15 @@ const CHECKS: &[CheckSpec] = &[
         stat: Stat::P50,
         target: Target::AtMost(2.0),
     },
+    // The async forms (feature `tokio`) against tokio's own Unix socket,
+    // both woken through a runtime's epoll (issue 19).
+    CheckSpec {
+        case: "pingpong-async-64B",
+        num: "ringflow-async",
+        den: "tokio-uds",
+        stat: Stat::P50,
+        target: Target::AtMost(1.0),
+    },
     // Across cases: 1 MiB zero-copy messages against 64-byte ones.
     CheckSpec {
         case: "stream-1MiB-zerocopy",
@@ -152,6 +161,8 @@ fn cases() -> Vec<Case> {
         },
     ];
     cases.extend(set_wake_cases());
+    #[cfg(feature = "peers")]
+    cases.push(pingpong_async_case());
     cases.push(Case {
         name: "footprint",
         about: "descriptors and resident memory per 1,000 flows (Flow::pairs opened in this process and counted \
@@ -162,6 +173,27 @@ fn cases() -> Vec<Case> {
         notes: footprint::lines(),
     });
     cases
+}
+
+/// Case `pingpong-async-64B`: the async forms (feature `tokio`) against
+/// tokio's own Unix socket, in one run (see `async_pingpong.rs`).
+#[cfg(feature = "peers")]
+fn pingpong_async_case() -> Case {
+    Case {
+        name: "pingpong-async-64B",
+        about: "round trip of a 64-byte message through async APIs, each side a tokio current-thread runtime on \
+                its own pinned core, one block_on per send or receive (the pong side: one per echo): \
+                ringflow-async = AsyncFlow::send / recv_into on a flow (Qos::data, histograms recorded), \
+                which sleep in the runtime's epoll on the flow's readiness descriptor; tokio-uds = tokio's \
+                UnixStream (a socketpair), write_all / read_exact (the two take turns every 512 round trips); \
+                limit = shared futex wait/wake, the cost of waking a sleeping thread at all",
+        metric: Metric::Latency,
+        impls: vec![
+            Impl::new(LIMIT, futex_limit::pingpong),
+            Impl::alternating(crate::async_pingpong::NAMES, crate::async_pingpong::pingpong::<64>),
+        ],
+        notes: Vec::new(),
+    }
 }
 
 /// Cases `set-wake-64B-x1` .. `-x10000` (see `set_wake.rs`).

@@ -153,7 +153,7 @@ impl Drop for RecvBuf<'_> {
     fn drop(&mut self) {
         count_consumed(self.slot, self.wakers.consumed());
         if let Some(b) = self.bulk.take() {
-            consume_bulk(b, self.wakers.peer_space[1]);
+            consume_bulk(b, self.wakers);
         }
         consume(self.rx, &self.frame, self.wakers);
     }
@@ -176,19 +176,22 @@ pub(crate) fn consume(rx: &mut Consumer<RawRegion>, frame: &Peeked, wakers: &Wak
 
 /// [`consume`] for a bulk slot.
 #[inline]
-pub(crate) fn consume_bulk(slot: ReadSlot<'_, RawRegion>, peer_space: usize) {
+pub(crate) fn consume_bulk(slot: ReadSlot<'_, RawRegion>, wakers: &Wakers) {
     let pool = slot.consume();
     if pool.unreleased() >= pool.capacity() / 4 {
-        release_bulk(pool, peer_space);
+        release_bulk(pool, wakers);
     }
 }
 
-/// Releases the bulk slots consumed and wakes a sender asleep for room.
+/// Releases the bulk slots consumed, wakes a sender asleep for room and
+/// signals one that waits for room through its readiness descriptor (as
+/// [`release`] does for the ring: a large send waits for either).
 #[inline]
-pub(crate) fn release_bulk(pool: &mut pool::Consumer<RawRegion>, peer_space: usize) {
+pub(crate) fn release_bulk(pool: &mut pool::Consumer<RawRegion>, wakers: &Wakers) {
     if pool.release().is_wake() {
-        Wakers::wake(peer_space);
+        Wakers::wake(wakers.peer_space[1]);
     }
+    wakers.room_released();
 }
 
 /// Publishes a bulk message: the slot is committed (its bytes published,

@@ -194,7 +194,7 @@ impl FlowEnd {
         }
         count_consumed(&self.slot, self.wakers.consumed());
         if let Some(b) = bulk {
-            consume_bulk(b, self.wakers.peer_space[1]);
+            consume_bulk(b, &self.wakers);
         }
         consume(s.rx, &m.frame, &self.wakers);
         Ok((len, nfds))
@@ -485,7 +485,7 @@ impl FlowEnd {
             release(s.rx, &self.wakers);
         }
         if s.rx_bulk.unreleased() > 0 {
-            release_bulk(s.rx_bulk, self.wakers.peer_space[1]);
+            release_bulk(s.rx_bulk, &self.wakers);
         }
     }
 
@@ -552,7 +552,7 @@ impl FlowEnd {
             return Ok(None);
         }
         if let Some(b) = bulk {
-            consume_bulk(b, self.wakers.peer_space[1]);
+            consume_bulk(b, &self.wakers);
         }
         consume(s.rx, &m.frame, &self.wakers);
         Ok(Some(stamp))

@@ -147,7 +147,7 @@ impl FlowEnd {
             }
             count_consumed(&self.slot, self.wakers.consumed());
             if let Some(b) = bulk {
-                consume_bulk(b, self.wakers.peer_space[1]);
+                consume_bulk(b, &self.wakers);
             }
             consume(s.rx, &m.frame, &self.wakers);
             self.turn.offset = 0;
