@@ -4,6 +4,7 @@
 //! `ringflow doctor [--config FILE] [--json]`, `ringflow stat [--json]`,
 //! `ringflow ls [--json]`.
 
+mod log;
 mod stat;
 mod stat_group;
 
@@ -21,6 +22,11 @@ use ringflow_bench::{Mode, Options};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log more of what the engine does on stderr: -v info (connections,
+    /// links, flows), -vv debug, -vvv trace. RINGFLOW_LOG (an EnvFilter,
+    /// e.g. "ringflow_core::remote=debug") overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
 }
 
 #[derive(Subcommand)]
@@ -312,6 +318,10 @@ fn main() -> ExitCode {
     }
     ringflow_bench::processes::enable_peer_binary();
     let cli = Cli::parse();
+    if let Err(e) = log::init(cli.verbose) {
+        let _ = writeln!(io::stderr(), "ringflow: {e}");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Doctor { config, json } => doctor(config, json),
         Command::Stat { json, once, interval_ms, window_ms, runtime_dir } => stat::stat(stat::StatArgs {

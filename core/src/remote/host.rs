@@ -286,8 +286,11 @@ fn serve(mut flow: FlowEnd, open: &impl Fn(&str, FlowEnd) -> Result<(), Refused>
             return;
         }
     };
+    let pid = flow.peer_pid();
+    tracing::info!(to = %target, pid = ?pid, "an application opens a flow through this host's engine");
     if let Err(refused) = open(&target, flow) {
         let (mut flow, e) = *refused;
+        tracing::info!(to = %target, pid = ?pid, reason = %e, "the application's flow was refused");
         let _ = flow.try_send(&encode_outcome(&Err(e)));
     }
 }

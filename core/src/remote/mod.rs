@@ -153,14 +153,18 @@ impl RemoteEngine {
         // The bridge builds its io_uring and listener on the thread that
         // runs it (io_uring's single-issuer rule) and reports how that went.
         let bound = ready_rx.recv_timeout(Duration::from_secs(10)).map_err(|_| EngineError::NetworkNotReported)??;
+        tracing::info!(listen = ?bound, keyed, invoker = invoker_mode, "remote engine started");
         if let Some(addr) = bound.filter(|a| !keyed && !a.ip().is_loopback()) {
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
+            tracing::warn!(
+                listen = %addr,
+                "listening beyond loopback without a key (net.key_file): any host that reaches this port can \
+                 open flows to this host's listeners that take remote flows"
+            );
+            crate::log::stderr_if_unheard(format_args!(
                 "ringflow: warning: this engine listens on {addr}, beyond loopback, without a key \
                  (net.key_file): any host that reaches this port can open flows to this host's listeners that \
                  take remote flows"
-            );
+            ));
         }
         let run = if invoker_mode {
             let invoker = Invoker::new(engine, owner);

@@ -157,6 +157,7 @@ impl Bridge {
                         // nothing was pushed yet (no data before the answer).
                         b.window = Some(SendWindow::new(flow_id, window_limits(&granted)));
                     }
+                    tracing::info!(flow = %b.name, flow_id, link, "remote flow opened");
                     reply.answer(&mut b.end, Ok(granted));
                     // The answer (if written into the flow) is not a remote message.
                     b.sent_base = b.end.sent_count();
@@ -174,6 +175,7 @@ impl Bridge {
             }
         }
         let err = refusal(result, b.name.clone(), &qos);
+        tracing::info!(flow = %b.name, flow_id, link, reason = %err, "remote flow refused");
         reply.answer(&mut b.end, Err(err));
         self.flows.remove(&(link, flow_id));
     }
@@ -289,6 +291,7 @@ impl Bridge {
             return;
         }
         self.opening.insert((link, flow_id));
+        tracing::debug!(flow = %name, flow_id, link, "a remote engine opens a flow");
         let tx = self.opened.0.clone();
         let dir = self.runtime_dir.clone();
         // Invoker mode: the accepting application (if in this process)
@@ -346,6 +349,10 @@ impl Bridge {
             self.churn += 1;
             self.opening.remove(&(link, flow_id));
             let mut qos = [0; wire::QOS_LEN];
+            match &result {
+                Ok(_) => tracing::info!(flow_id, link, "flow from a remote engine accepted"),
+                Err(e) => tracing::info!(flow_id, link, reason = %e, "flow from a remote engine refused"),
+            }
             let answer = match result {
                 Ok(end) => {
                     qos = end.qos().encode();
