@@ -467,12 +467,23 @@ pub(crate) fn is_remote(target: &str) -> bool {
     target.contains('@')
 }
 
-/// Splits `name@host:port` and resolves the address.
-fn parse_target(target: &str) -> Result<(String, SocketAddr), AllocError> {
+/// Splits `name@host:port` and resolves the address: a target of the
+/// wrong form is [`AllocError::InvalidTarget`], a well-formed host that
+/// does not resolve [`AllocError::UnresolvedHost`].
+pub(crate) fn parse_target(target: &str) -> Result<(String, SocketAddr), AllocError> {
     let bad = || AllocError::InvalidTarget { target: target.to_owned() };
     let (name, hostport) = target.split_once('@').ok_or_else(bad)?;
     crate::control::validate_name(name).map_err(AllocError::InvalidName)?;
-    let addr = hostport.to_socket_addrs().map_err(|_| bad())?.next().ok_or_else(bad)?;
+    let parsed = crate::config::HostPort::parse(hostport).map_err(|_| bad())?;
+    if let Some(addr) = parsed.socket_addr() {
+        return Ok((name.to_owned(), addr));
+    }
+    let unresolved = |reason: String| AllocError::UnresolvedHost { host: parsed.host().to_owned(), reason };
+    let addr = (parsed.host(), parsed.port())
+        .to_socket_addrs()
+        .map_err(|e| unresolved(e.to_string()))?
+        .next()
+        .ok_or_else(|| unresolved("the resolver returned no address".to_owned()))?;
     Ok((name.to_owned(), addr))
 }
 

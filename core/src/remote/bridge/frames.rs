@@ -416,7 +416,7 @@ fn refusal(result: OpenResult, name: String, qos: &[u8; wire::QOS_LEN]) -> Alloc
             let errno = u32::from_le_bytes([qos[0], qos[1], qos[2], qos[3]]);
             AllocError::RemoteResourceLimit { errno: i32::try_from(errno).unwrap_or(0) }
         }
-        OpenResult::NameNotFound => AllocError::NotFound { name },
+        OpenResult::NameNotFound => AllocError::NotFound { name, dir: None },
         OpenResult::PermissionDenied => AllocError::PermissionDenied,
         OpenResult::QosRefused => AllocError::Refused(crate::flow::handshake::Refusal::InvalidQos),
         OpenResult::Busy => AllocError::RemoteBusy,
@@ -436,7 +436,7 @@ mod tests {
     #[test]
     fn each_open_refusal_is_its_own_alloc_error() {
         let r = |result| refusal(result, "svc".into(), &[0; wire::QOS_LEN]);
-        assert!(matches!(r(OpenResult::NameNotFound), AllocError::NotFound { name } if name == "svc"));
+        assert!(matches!(r(OpenResult::NameNotFound), AllocError::NotFound { name, dir: None } if name == "svc"));
         assert!(matches!(r(OpenResult::PermissionDenied), AllocError::PermissionDenied));
         assert!(matches!(r(OpenResult::QosRefused), AllocError::Refused(_)));
         assert!(matches!(r(OpenResult::Busy), AllocError::RemoteBusy));
@@ -459,6 +459,6 @@ mod tests {
         assert_eq!(resource_errno(&AllocError::ResourceLimit(emfile())), Some(libc::EMFILE));
         assert_eq!(resource_errno(&AllocError::Io(emfile())), Some(libc::EMFILE));
         assert_eq!(resource_errno(&AllocError::Io(std::io::Error::from_raw_os_error(libc::EBADF))), None);
-        assert_eq!(resource_errno(&AllocError::NotFound { name: "x".into() }), None);
+        assert_eq!(resource_errno(&AllocError::NotFound { name: "x".into(), dir: None }), None);
     }
 }
