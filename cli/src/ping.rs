@@ -32,8 +32,8 @@ pub(crate) struct PingArgs {
 }
 
 /// A latency histogram from 1 ns to a minute, 3 significant digits.
-pub(crate) fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds are valid")
+pub(crate) fn histogram() -> Result<Histogram<u64>, String> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| format!("a latency histogram: {e:?}"))
 }
 
 /// `ns` for a person: ns, µs or ms with three significant digits.
@@ -103,7 +103,10 @@ pub(crate) fn ping(args: PingArgs) -> ExitCode {
 
     let mut payload = vec![0u8; size];
     let mut echo = vec![0u8; flow.qos().max_msg];
-    let (mut total, mut second) = (histogram(), histogram());
+    let (mut total, mut second) = match (histogram(), histogram()) {
+        (Ok(t), Ok(s)) => (t, s),
+        (Err(e), _) | (_, Err(e)) => return fail(&e),
+    };
     let start = Instant::now();
     let mut last_line = start;
     let mut done = 0u64;
@@ -191,7 +194,7 @@ mod tests {
         assert_eq!(human_ns(850), "850 ns");
         assert_eq!(human_ns(12_345), "12.345 µs");
         assert_eq!(human_ns(2_500_000), "2.500 ms");
-        let mut h = histogram();
+        let mut h = histogram().unwrap();
         for ns in 1..=1000u64 {
             h.record(ns * 1000).unwrap();
         }
