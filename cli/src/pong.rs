@@ -1,7 +1,8 @@
 //! `ringflow pong NAME`: binds NAME and echoes every message of every flow
 //! allocated to it (one thread per flow), saying on stdout when a flow
-//! arrives and when it leaves, with its peer and how many messages it
-//! echoed. `--remote` takes flows from other hosts too (through this
+//! arrives and when it leaves, with its peer's pid (for a flow from
+//! another host, the pid of the engine that carries it) and how many
+//! messages it echoed. `--remote` takes flows from other hosts too (through this
 //! host's engine); `--once` exits after the first flow leaves. Ctrl-C
 //! stops it.
 

@@ -10,6 +10,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+mod support;
+
 /// A hang guard, never a measurement.
 const LONG: Duration = Duration::from_secs(60);
 
@@ -21,9 +23,14 @@ struct Pong {
 
 impl Pong {
     fn start(dir: &Path, name: &str) -> Pong {
+        Pong::start_with(dir, name, &[])
+    }
+
+    fn start_with(dir: &Path, name: &str, more: &[&str]) -> Pong {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringflow"))
             .args(["pong", name, "--once", "--runtime-dir"])
             .arg(dir)
+            .args(more)
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn ringflow pong");
@@ -109,4 +116,37 @@ fn ping_to_a_name_nobody_binds_fails_naming_the_directory() {
         stderr.contains(&*tmp.path().to_string_lossy()) || stderr.contains(&*canonical.to_string_lossy()),
         "{stderr}"
     );
+}
+
+/// Through engines: pong takes remote flows on the far engine's host, ping
+/// allocates `name@host:port` (its own embedded engine carries the flow).
+#[test]
+fn ping_reaches_a_pong_on_another_host_through_the_engines() {
+    let top = ringflow_testkit::temp_dir("ping-remote");
+    let (near, far_dir) = (support::private_dir(top.path(), "near"), support::private_dir(top.path(), "far"));
+    let far = support::EngineSpec::new(&far_dir, "127.0.0.1:0").start();
+    let pong = Pong::start_with(&far_dir, "remote-echo", &["--remote"]);
+    pong.await_line("PONG listening");
+    let target = format!("remote-echo@{}", far.addr);
+    let mut ping = Command::new(env!("CARGO_BIN_EXE_ringflow"));
+    ping.args(["ping", &target, "-c", "200", "--runtime-dir"]).arg(&near);
+    // The embedded engine reads no RINGFLOW_* of the test's environment,
+    // and parks when idle (two engines share 2 cores).
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RINGFLOW_") {
+            ping.env_remove(k);
+        }
+    }
+    let out = ping
+        .env("RINGFLOW_ENGINE_IDLE", "park")
+        .env("RINGFLOW_RUNTIME_DIR", &near)
+        .output()
+        .expect("run ringflow ping");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ping failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("200 round trips of 64 B"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("round trip ") && l.contains("p99.9 ")), "{stdout}");
+    let left = pong.await_line("left after");
+    // The flow's peer on pong's host is the far engine that carries it.
+    assert!(left.contains(&format!("from pid {} left after 200 messages", far.pid())), "{left}");
 }
