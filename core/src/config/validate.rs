@@ -26,7 +26,7 @@ pub(crate) enum Problem {
 
 /// The number of CPUs configured on the host (`sysconf(_SC_NPROCESSORS_CONF)`),
 /// at least 1. Not the calling thread's affinity mask, which may be narrower
-/// (`sched_getaffinity` reports only that).
+/// (`core_affinity::get_core_ids()` reports only that).
 pub fn configured_cpus() -> usize {
     static CPUS: OnceLock<usize> = OnceLock::new();
     *CPUS.get_or_init(|| {

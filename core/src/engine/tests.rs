@@ -159,9 +159,11 @@ fn an_unpinnable_core_fails_start_and_no_agent_runs() {
 #[test]
 fn a_configured_cpu_outside_the_allowed_set_is_a_pin_error() {
     let _serial = serial();
-    let refused = thread::spawn(|| (0..configured_cpus()).find(|&id| !super::thread::pin_current_thread(id)))
-        .join()
-        .expect("probe thread");
+    let refused = thread::spawn(|| {
+        (0..configured_cpus()).find(|&id| !core_affinity::set_for_current(core_affinity::CoreId { id }))
+    })
+    .join()
+    .expect("probe thread");
     let Some(core) = refused else {
         eprintln!("skipped: every configured CPU can be pinned here, so no unpinnable core can be configured");
         return;

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
+use core_affinity::CoreId;
+
 use super::agent::{panic_message, Agent, AgentSet, Failures, WakeHook};
 use super::error::EngineError;
 use super::idle::{IdleStats, Idler};
@@ -268,30 +270,13 @@ pub(crate) fn engine_slot(name: &str, index: usize, core: Option<usize>) -> Slot
 /// Pins the calling thread to `core`.
 fn pin(core: Option<usize>) -> Result<(), EngineError> {
     let Some(core) = core else { return Ok(()) };
-    if pin_current_thread(core) {
+    // core_affinity's CPU_SET would index past the cpu_set_t beyond this.
+    let fits = usize::try_from(libc::CPU_SETSIZE).is_ok_and(|size| core < size);
+    if fits && core_affinity::set_for_current(CoreId { id: core }) {
         Ok(())
     } else {
         Err(EngineError::Pin { core })
     }
-}
-
-/// Pins the calling thread to CPU `core` (`sched_setaffinity` with a set of
-/// one); false when the kernel refuses (a CPU outside the allowed set, or
-/// offline) or `core` does not fit a `cpu_set_t`. Written here rather than
-/// taken from `core_affinity`: ten lines of libc, where the crate and its
-/// `num_cpus` were two more crates in every user's tree (issue 19 counts them).
-pub(crate) fn pin_current_thread(core: usize) -> bool {
-    // CPU_SET would index past the cpu_set_t beyond this.
-    if !usize::try_from(libc::CPU_SETSIZE).is_ok_and(|size| core < size) {
-        return false;
-    }
-    // SAFETY: cpu_set_t is a plain bit array: all zeroes is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `core` < CPU_SETSIZE (checked above), so CPU_SET stays inside `set`.
-    unsafe { libc::CPU_SET(core, &mut set) };
-    // SAFETY: pid 0 is the calling thread; the size and pointer are those of
-    // `set`, which lives across the call and is only read by the kernel.
-    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 }
 }
 
 /// An engine thread's whole life; returns how many agents it closed.
