@@ -47,8 +47,29 @@ fn names_are_validated_and_unbound_names_are_not_found() {
         ));
     }
     match Flow::alloc_with("nobody-here", &Qos::data(), Deadline::Never, opts()) {
-        Err(AllocError::NotFound { name }) => assert_eq!(name, "nobody-here"),
+        Err(e @ AllocError::NotFound { .. }) => {
+            let AllocError::NotFound { name, dir: looked_in } = &e else { unreachable!() };
+            assert_eq!(name, "nobody-here");
+            // It names the directory it looked in, in its text too.
+            let looked_in = looked_in.as_deref().expect("a local lookup names its directory");
+            assert_eq!(looked_in.canonicalize().unwrap(), dir.canonicalize().unwrap());
+            let text = e.to_string();
+            assert!(text.contains("\"nobody-here\"") && text.contains(&*looked_in.to_string_lossy()), "{text}");
+        }
         other => panic!("{other:?}"),
+    }
+    // A host that does not resolve is said as such, not as a bad target
+    // (RFC 6761: .invalid never resolves); a malformed one is InvalidTarget.
+    match Flow::alloc_with("svc@nosuchhost.invalid:7000", &Qos::data(), Deadline::Never, opts()) {
+        Err(e @ AllocError::UnresolvedHost { .. }) => {
+            assert!(matches!(&e, AllocError::UnresolvedHost { host, .. } if host == "nosuchhost.invalid"));
+            assert!(e.to_string().contains("\"nosuchhost.invalid\" does not resolve"), "{e}");
+        }
+        other => panic!("{:?}", other.map(|_| "a flow")),
+    }
+    for malformed in ["svc@nosuchhost", "svc@bad host:7000", "svc@host:port"] {
+        let r = Flow::alloc_with(malformed, &Qos::data(), Deadline::Never, opts());
+        assert!(matches!(r, Err(AllocError::InvalidTarget { .. })), "{malformed}: {:?}", r.map(|_| "a flow"));
     }
     let _l = Listener::bind_with("taken", ListenerOptions::new().runtime_dir(&dir)).unwrap();
     assert!(matches!(

@@ -316,6 +316,7 @@ fn run_scenario(
             out.flush()?;
         }
         report.cases.push((case.name, case.metric));
+        report.limits.push((case.name, crate::summary::limit_of(case.about, case.metric, reference)));
         if reference != LIMIT {
             report.references.push((case.name, reference));
         }

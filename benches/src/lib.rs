@@ -27,6 +27,7 @@ mod hdr_log;
 mod limit;
 mod measure;
 mod memory;
+mod meta;
 mod os;
 mod pair;
 #[cfg(any(feature = "peers", feature = "iceoryx2"))]
@@ -51,6 +52,7 @@ pub use error::BenchError;
 pub use harness::{run, Mode, Options};
 pub use measure::{Measurement, RunCtx};
 pub use memory::{Heap, RingMemory};
+pub use meta::RunMeta;
 pub use pin::Pins;
 pub use report::{CaseHistogram, CheckResult, Failure, Record, ScenarioReport};
 pub use report_dir::{run_into_dir, DEFAULT_DIR};

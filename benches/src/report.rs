@@ -105,14 +105,16 @@ impl Record {
     }
 
     /// One JSON object (no trailing newline). `delivered_per_sub_per_sec`
-    /// only where there is one (fan-out cases).
+    /// only where there is one (fan-out cases); `latency_is` says whether
+    /// the latency figures are of a round trip or one way.
     pub fn to_json(&self) -> String {
         let delivered = self
             .delivered_per_sec
             .map_or_else(String::new, |d| format!(",\"delivered_per_sub_per_sec\":{}", json_num(Some(d))));
         format!(
             "{{\"scenario\":{},\"case\":{},\"impl\":{},\"metric\":{},\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\
-             \"max_ns\":{},\"n\":{},\"msgs\":{},\"msgs_per_sec\":{}{delivered},\"ratio_to_limit\":{},\"pinned\":{}}}",
+             \"max_ns\":{},\"n\":{},\"msgs\":{},\"msgs_per_sec\":{}{delivered},\"ratio_to_limit\":{},\"pinned\":{},\
+             \"latency_is\":{}}}",
             json_str(self.scenario),
             json_str(self.case),
             json_str(self.imp),
@@ -126,6 +128,7 @@ impl Record {
             json_num(Some(self.msgs_per_sec)),
             json_num(self.ratio_to_limit),
             self.pinned,
+            json_str(summary::latency_is(self.metric)),
         )
     }
 }
@@ -263,12 +266,19 @@ pub struct ScenarioReport {
     /// (case, reference impl) of each case whose ratios are not against an
     /// impl named [`LIMIT`] (see [`crate::Case::reference`]).
     pub references: Vec<(&'static str, &'static str)>,
+    /// (case, what its ratios are against, in words: [`summary::limit_of`]).
+    pub limits: Vec<(&'static str, String)>,
 }
 
 impl ScenarioReport {
     /// The impl `case`'s ratios are against.
     pub fn reference(&self, case: &str) -> &'static str {
         self.references.iter().find(|(c, _)| *c == case).map_or(LIMIT, |(_, r)| r)
+    }
+
+    /// What `case`'s ratios are against, in words ("limit" when unknown).
+    pub fn limit(&self, case: &str) -> &str {
+        self.limits.iter().find(|(c, _)| *c == case).map_or(LIMIT, |(_, l)| l.as_str())
     }
 
     /// The histogram of `imp` in `case`, if it was measured.
@@ -350,7 +360,8 @@ pub fn write_text(out: &mut dyn Write, report: &ScenarioReport) -> io::Result<()
     }
     writeln!(out, "summary:")?;
     for (case, metric) in &report.cases {
-        writeln!(out, "{}", summary::case_line(case, *metric, report.reference(case), &report.records))?;
+        let line = summary::case_line(case, *metric, report.reference(case), report.limit(case), &report.records);
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }

@@ -1,25 +1,69 @@
 //! The summary in words that ends a scenario's text report: for each case,
-//! which impl won and by what factor over the runner-up, how far behind the
-//! winner ringflow is when it did not win, and ringflow against the case's
-//! limit. Built from the records of this run only; nothing is estimated.
+//! ringflow against its best peer (another transport: sockets, pipes,
+//! rtrb, crossbeam, tokio, iceoryx2), never against its own variants
+//! (`ringflow-batch`, `flow`, a group's knobs: they are ringflow too), and
+//! ringflow against the case's limit, with what that limit is and whether
+//! the latency is a round trip or one way. Built from the records of this
+//! run only; nothing is estimated.
 
 use crate::report::{si, Record};
 use crate::scenario::{Metric, LIMIT};
 
-/// The impl the summary follows when it does not win.
+/// The impl the summary follows.
 pub const RINGFLOW: &str = "ringflow";
 
-/// One sentence for `case`: the winner among the impls other than its
-/// limit (or its `reference` when it has none), its factor over the
-/// runner-up and over ringflow when ringflow is further behind, then the
-/// reference's figure with ringflow's ratio to it.
-pub fn case_line(case: &str, metric: Metric, reference: &str, records: &[Record]) -> String {
+/// The impl names of ringflow's peers (a name or its `-variant`, e.g.
+/// `tcp-spin`). Every other impl but the limit is ringflow's own.
+pub const PEERS: &[&str] = &["unix-socket", "tcp", "pipe", "tokio", "rtrb", "crossbeam", "iceoryx2"];
+
+/// Whether `imp` is a peer of ringflow rather than ringflow or one of its
+/// variants.
+pub fn is_peer(imp: &str) -> bool {
+    PEERS.iter().any(|p| imp == *p || imp.strip_prefix(p).is_some_and(|rest| rest.starts_with('-')))
+}
+
+/// What a case's latency figures are: a latency case times round trips
+/// (ping-pong, calls), a throughput case one-way latency under load.
+pub fn latency_is(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Latency => "round trip",
+        Metric::Throughput => "one way",
+    }
+}
+
+/// What `case`'s ratios are taken against, in words: what its `about` says
+/// the limit is (`limit = …`), else the limit impl of its kind; for a case
+/// without a limit impl, its reference.
+pub fn limit_of(about: &str, metric: Metric, reference: &str) -> String {
+    if reference != LIMIT {
+        return format!("no physical limit measured, ratios against {reference}");
+    }
+    if let Some(said) = about.split("limit = ").nth(1) {
+        let end = said.find([';', ',']).unwrap_or(said.len());
+        return format!("limit = {}", said[..end].trim());
+    }
+    match metric {
+        Metric::Latency => "limit = two threads handing a cache line back and forth".to_owned(),
+        Metric::Throughput => "limit = a raw ring of slots, one sequence word per slot".to_owned(),
+    }
+}
+
+/// One sentence for `case`: ringflow's headline figure against the best
+/// peer's (which is ahead, by what factor), then ringflow against the
+/// reference (`limit` says what it is), and what the latency measures.
+pub fn case_line(case: &str, metric: Metric, reference: &str, limit: &str, records: &[Record]) -> String {
     let in_case = |imp: &str| records.iter().find(|r| r.case == case && r.imp == imp);
-    let mut rivals: Vec<&Record> = records.iter().filter(|r| r.case == case && r.imp != reference).collect();
-    rivals.sort_by(|a, b| match metric {
-        Metric::Latency => a.headline().total_cmp(&b.headline()),
-        Metric::Throughput => b.headline().total_cmp(&a.headline()),
-    });
+    let better = |a: &Record, b: &Record| match metric {
+        Metric::Latency => a.headline() < b.headline(),
+        Metric::Throughput => a.headline() > b.headline(),
+    };
+    let best_peer = records.iter().filter(|r| r.case == case && r.imp != reference && is_peer(r.imp)).fold(
+        None::<&Record>,
+        |best, r| match best {
+            Some(b) if !better(r, b) => Some(b),
+            _ => Some(r),
+        },
+    );
     let show = |r: &Record| match metric {
         Metric::Latency => format!("p50 {} ns", r.p50_ns),
         Metric::Throughput => format!("{} msgs/s", si(r.msgs_per_sec)),
@@ -33,37 +77,33 @@ pub fn case_line(case: &str, metric: Metric, reference: &str, records: &[Record]
         Metric::Latency => "lower p50 than",
         Metric::Throughput => "the msgs/s of",
     };
-    let against_reference = match (in_case(reference), in_case(RINGFLOW)) {
+    let ours = in_case(RINGFLOW);
+    let versus = match (ours, best_peer) {
+        (Some(o), Some(p)) if o.headline() > 0.0 && p.headline() > 0.0 => {
+            let (win, lose) = if better(p, o) { (p, o) } else { (o, p) };
+            format!(
+                "{RINGFLOW} ({}) vs its best peer {} ({}): {} {:.2}x {word} {}",
+                show(o),
+                p.imp,
+                show(p),
+                win.imp,
+                factor(win, lose),
+                lose.imp
+            )
+        }
+        (Some(o), Some(p)) => format!("{RINGFLOW} ({}) vs its best peer {} ({})", show(o), p.imp, show(p)),
+        (Some(o), None) => format!("{RINGFLOW} ({}), no peer measured", show(o)),
+        (None, Some(p)) => format!("{RINGFLOW} not measured; best peer {} ({})", p.imp, show(p)),
+        (None, None) => format!("{RINGFLOW} not measured, no peer measured"),
+    };
+    let against_reference = match (in_case(reference), ours) {
         (None, _) => format!("{reference} not measured"),
-        (Some(r), Some(ours)) if reference != RINGFLOW && r.headline() > 0.0 => {
-            format!("{RINGFLOW} {:.2}x {reference} ({})", ours.headline() / r.headline(), show(r))
+        (Some(r), Some(o)) if reference != RINGFLOW && r.headline() > 0.0 => {
+            format!("{RINGFLOW} {:.2}x {reference} ({})", o.headline() / r.headline(), show(r))
         }
         (Some(r), _) => format!("{reference} {}", show(r)),
     };
-    let besides = if reference == LIMIT { "the limit" } else { reference };
-    match rivals.as_slice() {
-        [] => format!("{case}: nothing measured besides {besides}; {against_reference}"),
-        [only] => format!(
-            "{case}: {} is the only impl measured besides {besides} ({}); {against_reference}",
-            only.imp,
-            show(only)
-        ),
-        [win, next, rest @ ..] => {
-            let mut line = format!(
-                "{case}: {} wins ({}), {:.2}x {word} {} ({})",
-                win.imp,
-                show(win),
-                factor(win, next),
-                next.imp,
-                show(next)
-            );
-            // Ringflow further back than the runner-up: say by how much.
-            if let Some(ours) = rest.iter().find(|r| r.imp == RINGFLOW) {
-                line.push_str(&format!(", {:.2}x {word} {RINGFLOW} ({})", factor(win, ours), show(ours)));
-            }
-            format!("{line}; {against_reference}")
-        }
-    }
+    format!("{case}: {versus}; {against_reference} [{limit}; latency = {}]", latency_is(metric))
 }
 
 #[cfg(test)]
@@ -74,69 +114,97 @@ mod tests {
         Record::for_tests(case, imp, metric, p50, rate)
     }
 
-    #[test]
-    fn the_winner_excludes_the_limit() {
-        let recs = [
-            rec("a", LIMIT, Metric::Latency, 50, 0.0),
-            rec("a", "slow", Metric::Latency, 300, 0.0),
-            rec("a", "fast", Metric::Latency, 100, 0.0),
-        ];
-        let line = case_line("a", Metric::Latency, LIMIT, &recs);
-        assert_eq!(line, "a: fast wins (p50 100 ns), 3.00x lower p50 than slow (p50 300 ns); limit p50 50 ns");
-    }
-
-    /// A case without a limit impl: the line goes against its reference,
-    /// which is not a rival.
-    #[test]
-    fn a_reference_stands_in_for_a_missing_limit() {
-        let recs = [
-            rec("a", "floor", Metric::Latency, 200, 0.0),
-            rec("a", "x", Metric::Latency, 300, 0.0),
-            rec("a", "y", Metric::Latency, 600, 0.0),
-        ];
-        let line = case_line("a", Metric::Latency, "floor", &recs);
-        assert_eq!(line, "a: x wins (p50 300 ns), 2.00x lower p50 than y (p50 600 ns); floor p50 200 ns");
-    }
+    const LAT: &str = "limit = cache-line handoff";
 
     #[test]
-    fn ringflow_winning_is_set_against_the_limit() {
+    fn peers_are_other_transports_and_variants_are_ringflow() {
+        for peer in
+            ["tcp", "tcp-spin", "unix-socket", "unix-socket-spin", "pipe", "tokio", "rtrb", "crossbeam", "iceoryx2"]
+        {
+            assert!(is_peer(peer), "{peer}");
+        }
+        for own in [RINGFLOW, "ringflow-batch", "ringflow-key", "flow", "flows", "flow-pingpong", "block-16KiB", LIMIT]
+        {
+            assert!(!is_peer(own), "{own}");
+        }
+        assert!(!is_peer("tcpx"), "a prefix alone is not a peer");
+    }
+
+    /// Ringflow's own variants never stand in for a peer, even when faster.
+    #[test]
+    fn ringflow_is_set_against_its_best_peer_not_its_variants() {
         let recs = [
             rec("a", LIMIT, Metric::Latency, 100, 0.0),
+            rec("a", "ringflow-nohist", Metric::Latency, 120, 0.0),
             rec("a", RINGFLOW, Metric::Latency, 140, 0.0),
             rec("a", "crossbeam", Metric::Latency, 448, 0.0),
+            rec("a", "rtrb", Metric::Latency, 280, 0.0),
         ];
-        let line = case_line("a", Metric::Latency, LIMIT, &recs);
+        let line = case_line("a", Metric::Latency, LIMIT, LAT, &recs);
         assert_eq!(
             line,
-            "a: ringflow wins (p50 140 ns), 3.20x lower p50 than crossbeam (p50 448 ns); ringflow 1.40x limit (p50 100 ns)"
+            "a: ringflow (p50 140 ns) vs its best peer rtrb (p50 280 ns): ringflow 2.00x lower p50 than rtrb; \
+             ringflow 1.40x limit (p50 100 ns) [limit = cache-line handoff; latency = round trip]"
         );
     }
 
-    /// Ringflow third: the winner's factor over it is said too.
     #[test]
-    fn ringflow_behind_the_runner_up_is_named() {
+    fn a_peer_ahead_of_ringflow_is_said_so() {
         let recs = [
             rec("s", LIMIT, Metric::Throughput, 1, 100e6),
             rec("s", "rtrb", Metric::Throughput, 1, 60e6),
             rec("s", "crossbeam", Metric::Throughput, 1, 50e6),
+            rec("s", "ringflow-batch", Metric::Throughput, 1, 90e6),
             rec("s", RINGFLOW, Metric::Throughput, 1, 30e6),
         ];
-        let line = case_line("s", Metric::Throughput, LIMIT, &recs);
+        let line = case_line("s", Metric::Throughput, LIMIT, "limit = a raw ring", &recs);
         assert_eq!(
             line,
-            "s: rtrb wins (60.00M msgs/s), 1.20x the msgs/s of crossbeam (50.00M msgs/s), \
-             2.00x the msgs/s of ringflow (30.00M msgs/s); ringflow 0.30x limit (100.00M msgs/s)"
+            "s: ringflow (30.00M msgs/s) vs its best peer rtrb (60.00M msgs/s): rtrb 2.00x the msgs/s of ringflow; \
+             ringflow 0.30x limit (100.00M msgs/s) [limit = a raw ring; latency = one way]"
+        );
+    }
+
+    /// A case without a limit impl: the line goes against its reference,
+    /// which is not counted as a peer.
+    #[test]
+    fn a_reference_stands_in_for_a_missing_limit() {
+        let recs = [
+            rec("a", "tcp-spin", Metric::Latency, 200, 0.0),
+            rec("a", RINGFLOW, Metric::Latency, 300, 0.0),
+            rec("a", "tokio", Metric::Latency, 600, 0.0),
+        ];
+        let limit = limit_of("round trip over TCP", Metric::Latency, "tcp-spin");
+        assert_eq!(limit, "no physical limit measured, ratios against tcp-spin");
+        let line = case_line("a", Metric::Latency, "tcp-spin", &limit, &recs);
+        assert_eq!(
+            line,
+            "a: ringflow (p50 300 ns) vs its best peer tokio (p50 600 ns): ringflow 2.00x lower p50 than tokio; \
+             ringflow 1.50x tcp-spin (p50 200 ns) [no physical limit measured, ratios against tcp-spin; \
+             latency = round trip]"
         );
     }
 
     #[test]
-    fn a_lone_impl_and_an_unmeasured_limit() {
-        let recs = [rec("s", RINGFLOW, Metric::Throughput, 1, 5e3)];
-        let line = case_line("s", Metric::Throughput, LIMIT, &recs);
-        assert_eq!(line, "s: ringflow is the only impl measured besides the limit (5.00k msgs/s); limit not measured");
+    fn no_peer_and_nothing_measured() {
+        let recs = [rec("s", RINGFLOW, Metric::Throughput, 1, 5e3), rec("s", "flows", Metric::Throughput, 1, 9e3)];
         assert_eq!(
-            case_line("t", Metric::Latency, LIMIT, &recs),
-            "t: nothing measured besides the limit; limit not measured"
+            case_line("s", Metric::Throughput, LIMIT, "limit = x", &recs),
+            "s: ringflow (5.00k msgs/s), no peer measured; limit not measured [limit = x; latency = one way]"
+        );
+        assert_eq!(
+            case_line("t", Metric::Latency, LIMIT, "limit = y", &recs),
+            "t: ringflow not measured, no peer measured; limit not measured [limit = y; latency = round trip]"
+        );
+    }
+
+    #[test]
+    fn the_limit_is_what_the_case_says_it_is() {
+        let about = "round trip, both asleep: limit = shared futex wait/wake, no spinning; ringflow = a flow";
+        assert_eq!(limit_of(about, Metric::Latency, LIMIT), "limit = shared futex wait/wake");
+        assert_eq!(
+            limit_of("one-way stream", Metric::Throughput, LIMIT),
+            "limit = a raw ring of slots, one sequence word per slot"
         );
     }
 }

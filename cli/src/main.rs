@@ -2,8 +2,12 @@
 //! [--json] [--hdr DIR] [--plot FILE.svg] [--out DIR]`,
 //! `ringflow config [--file FILE]`, `ringflow engine [--config FILE]`,
 //! `ringflow doctor [--config FILE] [--json]`, `ringflow stat [--json]`,
-//! `ringflow ls [--json]`.
+//! `ringflow ls [--json]`, `ringflow ping NAME [-c COUNT] [-s SIZE] [-i INTERVAL]`,
+//! `ringflow pong NAME [--remote] [--once]`; `-v` / RINGFLOW_LOG for the log.
 
+mod log;
+mod ping;
+mod pong;
 mod stat;
 mod stat_group;
 
@@ -21,6 +25,11 @@ use ringflow_bench::{Mode, Options};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log more of what the engine does on stderr: -v info (connections,
+    /// links, flows), -vv debug, -vvv trace. RINGFLOW_LOG (an EnvFilter,
+    /// e.g. "ringflow_core::remote=debug") overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
 }
 
 #[derive(Subcommand)]
@@ -108,6 +117,44 @@ enum Command {
         #[arg(long)]
         runtime_dir: Option<std::path::PathBuf>,
     },
+    /// Measure a path's round trip, like ping(8) with percentiles: allocate
+    /// a flow to NAME (local, or name@host:port through an engine), send,
+    /// time each echo; a line per second, then p50/p90/p99/p99.9/max.
+    Ping {
+        /// The name to allocate (`ringflow pong NAME` echoes).
+        name: String,
+        /// Round trips to make (default: until Ctrl-C).
+        #[arg(short = 'c', long)]
+        count: Option<u64>,
+        /// Bytes per message.
+        #[arg(short = 's', long, default_value_t = 64)]
+        size: usize,
+        /// Pause from one round trip's start to the next: seconds as ping(8)
+        /// takes them, or with a unit (200us, 1ms); 0 is back to back.
+        #[arg(short = 'i', long, default_value = "0", value_parser = ping::parse_interval)]
+        interval: Duration,
+        /// How long to wait for the flow and for each echo, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+        /// The runtime directory to use (default: the user's).
+        #[arg(long)]
+        runtime_dir: Option<std::path::PathBuf>,
+    },
+    /// Bind NAME and echo every message of every flow to it (for `ringflow
+    /// ping`), saying when each flow arrives and leaves.
+    Pong {
+        /// The name to bind.
+        name: String,
+        /// Take flows from other hosts too (through this host's engine).
+        #[arg(long)]
+        remote: bool,
+        /// Exit once the first flow has left.
+        #[arg(long)]
+        once: bool,
+        /// The runtime directory to use (default: the user's).
+        #[arg(long)]
+        runtime_dir: Option<std::path::PathBuf>,
+    },
     /// Run the engine standalone: it carries flows to and from other hosts
     /// for every process of this host that attaches to it (they do when it
     /// runs), and accepts flows from remote engines at `net.listen`.
@@ -159,6 +206,22 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
     }
 }
 
+/// Makes SIGINT and SIGTERM ask for a clean stop ([`stopped`]); a second
+/// one exits at once.
+fn install_stop_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches an atomic and calls _exit, both
+        // async-signal-safe.
+        unsafe { libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+/// Whether a stop was asked for (SIGINT or SIGTERM).
+fn stopped() -> bool {
+    // SYNC: Relaxed; see `on_stop_signal`.
+    STOPS.load(Ordering::Relaxed) > 0
+}
+
 fn engine(file: Option<std::path::PathBuf>, flush: Duration) -> ExitCode {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         let _ = writeln!(io::stderr(), "ringflow engine: {what}: {e}");
@@ -182,19 +245,14 @@ fn engine(file: Option<std::path::PathBuf>, flush: Duration) -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail("cannot serve this host", &e),
     };
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only touches an atomic and calls _exit, both
-        // async-signal-safe.
-        unsafe { libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t) };
-    }
+    install_stop_handlers();
     let listen = engine.listen_addr().map_or_else(|| "nowhere (net.listen unset)".to_owned(), |a| a.to_string());
     let _ = writeln!(
         io::stderr(),
         "ringflow engine: serving this host as {:?}; remote engines reach it at {listen}. Ctrl-C stops.",
         ringflow::remote::ENGINE_NAME
     );
-    // SYNC: Relaxed; see `on_stop_signal`.
-    while STOPS.load(Ordering::Relaxed) == 0 {
+    while !stopped() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ =
@@ -312,6 +370,10 @@ fn main() -> ExitCode {
     }
     ringflow_bench::processes::enable_peer_binary();
     let cli = Cli::parse();
+    if let Err(e) = log::init(cli.verbose) {
+        let _ = writeln!(io::stderr(), "ringflow: {e}");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Doctor { config, json } => doctor(config, json),
         Command::Stat { json, once, interval_ms, window_ms, runtime_dir } => stat::stat(stat::StatArgs {
@@ -322,6 +384,17 @@ fn main() -> ExitCode {
         }),
         Command::Ls { json, runtime_dir } => stat::ls(runtime_dir, json),
         Command::Config { file } => config(file),
+        Command::Ping { name, count, size, interval, timeout_ms, runtime_dir } => ping::ping(ping::PingArgs {
+            name,
+            count,
+            size,
+            interval,
+            timeout: Duration::from_millis(timeout_ms),
+            runtime_dir,
+        }),
+        Command::Pong { name, remote, once, runtime_dir } => {
+            pong::pong(pong::PongArgs { name, remote, once, runtime_dir })
+        }
         Command::Engine { config, flush_ms } => engine(config, Duration::from_millis(flush_ms)),
         Command::Bench { scenario, quick, full, json, hdr, plot, out } => {
             bench(BenchArgs { scenario, quick, full, json, hdr, plot, out })

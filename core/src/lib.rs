@@ -22,6 +22,7 @@ pub mod flow;
 pub mod futex;
 pub mod group;
 pub mod json;
+mod log;
 pub mod membarrier;
 pub mod net;
 pub mod peer;

@@ -40,16 +40,23 @@ pub struct EngineSpec<'a> {
     pub env: Vec<(String, String)>,
     /// How long a clean stop waits to flush (`--flush-ms`).
     pub flush_ms: u64,
+    /// More arguments (`-v`).
+    pub args: Vec<String>,
 }
 
 impl<'a> EngineSpec<'a> {
     pub fn new(runtime_dir: &'a Path, listen: &'a str) -> EngineSpec<'a> {
-        EngineSpec { runtime_dir, listen, env: Vec::new(), flush_ms: 100 }
+        EngineSpec { runtime_dir, listen, env: Vec::new(), flush_ms: 100, args: Vec::new() }
     }
 
     /// A clean stop that waits up to `ms` to flush.
     pub fn flush_ms(mut self, ms: u64) -> Self {
         self.flush_ms = ms;
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
         self
     }
 
@@ -61,7 +68,7 @@ impl<'a> EngineSpec<'a> {
     /// The command, with a clean `RINGFLOW_*` environment.
     fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringflow"));
-        cmd.arg("engine").arg("--flush-ms").arg(self.flush_ms.to_string());
+        cmd.arg("engine").arg("--flush-ms").arg(self.flush_ms.to_string()).args(&self.args);
         for (k, _) in std::env::vars() {
             if k.starts_with("RINGFLOW_") {
                 cmd.env_remove(k);

@@ -3,7 +3,7 @@
 //! comma-separated, `none` (or empty) for an optional key left unset.
 //!
 //! A `RINGFLOW_*` variable that names no key is an error, so a typo cannot
-//! silently leave a default in place; `RINGFLOW_CONFIG`,
+//! silently leave a default in place; `RINGFLOW_CONFIG`, `RINGFLOW_LOG`,
 //! `RINGFLOW_RUNTIME_DIR` and `RINGFLOW_TEST_*` belong to other parts and
 //! are skipped. This module reads the process environment only in
 //! [`process_vars`], and never writes it.
@@ -11,7 +11,7 @@
 use super::builder::EngineConfigBuilder;
 use super::error::{BadValue, ConfigError, Origin, UnknownKey};
 use super::keys::{self, Kind, Raw, KEYS};
-use super::{CONFIG_ENV, ENV_PREFIX};
+use super::{CONFIG_ENV, ENV_PREFIX, LOG_ENV};
 use crate::control::RUNTIME_DIR_ENV;
 
 /// Prefix of variables that tests of other parts use.
@@ -42,7 +42,11 @@ pub(crate) fn apply(
 
 /// Whether `name` is one this module must understand.
 fn is_config_var(name: &str) -> bool {
-    name.starts_with(ENV_PREFIX) && name != CONFIG_ENV && name != RUNTIME_DIR_ENV && !name.starts_with(TEST_PREFIX)
+    name.starts_with(ENV_PREFIX)
+        && name != CONFIG_ENV
+        && name != LOG_ENV
+        && name != RUNTIME_DIR_ENV
+        && !name.starts_with(TEST_PREFIX)
 }
 
 /// The `RINGFLOW_*` variables of the process. A value that is not UTF-8

@@ -37,11 +37,14 @@ pub use error::{BadValue, ConfigError, Conflict, Origin, UnknownKey, WrongType};
 pub use validate::configured_cpus;
 
 /// Prefix of the override variables. A variable with this prefix that names
-/// no key is an error, except [`CONFIG_ENV`], `RINGFLOW_RUNTIME_DIR` and
-/// `RINGFLOW_TEST_*`, which other parts of ringflow read.
+/// no key is an error, except [`CONFIG_ENV`], [`LOG_ENV`], `RINGFLOW_RUNTIME_DIR`
+/// and `RINGFLOW_TEST_*`, which other parts of ringflow read.
 pub const ENV_PREFIX: &str = "RINGFLOW_";
 /// The variable naming the configuration file that [`EngineConfig::load`] reads.
 pub const CONFIG_ENV: &str = "RINGFLOW_CONFIG";
+/// The variable holding the `ringflow` command's log filter (a
+/// `tracing-subscriber` `EnvFilter`); no configuration key.
+pub const LOG_ENV: &str = "RINGFLOW_LOG";
 
 /// Who runs the engine's duty cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -401,7 +404,7 @@ impl EngineConfig {
     }
 
     /// Applies `RINGFLOW_*` overrides from `vars` (other names are ignored,
-    /// as are `RINGFLOW_CONFIG`, `RINGFLOW_RUNTIME_DIR` and `RINGFLOW_TEST_*`).
+    /// as are `RINGFLOW_CONFIG`, `RINGFLOW_LOG`, `RINGFLOW_RUNTIME_DIR` and `RINGFLOW_TEST_*`).
     /// On error the configuration is left as it was.
     pub fn apply_env(&mut self, vars: impl Iterator<Item = (String, String)>) -> Result<(), ConfigError> {
         let mut builder = self.to_builder();

@@ -263,6 +263,7 @@ fn other_variables_are_left_alone() {
     let vars = [
         ("RINGFLOW_CONFIG", "/nonexistent"),
         ("RINGFLOW_RUNTIME_DIR", "/tmp"),
+        ("RINGFLOW_LOG", "ringflow_core=debug"),
         ("RINGFLOW_TEST_CHILD", "1"),
         ("PATH", "/bin"),
         ("ringflow_engine_threads", "x"),

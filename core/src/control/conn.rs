@@ -46,6 +46,8 @@ pub enum ConnectError {
     NotFound {
         /// The name looked up.
         name: String,
+        /// The runtime directory it was looked up in.
+        dir: PathBuf,
     },
     /// The socket or its directory is not ours to use.
     PermissionDenied {
@@ -68,7 +70,9 @@ impl fmt::Display for ConnectError {
         match self {
             ConnectError::Name(e) => write!(f, "cannot connect: {e}"),
             ConnectError::PathTooLong(e) => write!(f, "cannot connect: {e}"),
-            ConnectError::NotFound { name } => write!(f, "cannot connect: nobody listens on {name:?}"),
+            ConnectError::NotFound { name, dir } => {
+                write!(f, "cannot connect: nobody listens on {name:?} in {}", dir.display())
+            }
             ConnectError::PermissionDenied { path } => {
                 write!(f, "cannot connect: permission denied on {}", path.display())
             }
@@ -127,7 +131,9 @@ impl ControlConn {
                         }
                     }
                 }
-                Some(libc::ENOENT | libc::ECONNREFUSED) => ConnectError::NotFound { name: name.to_owned() },
+                Some(libc::ENOENT | libc::ECONNREFUSED) => {
+                    ConnectError::NotFound { name: name.to_owned(), dir: dir.path().to_owned() }
+                }
                 Some(libc::EACCES | libc::EPERM) => ConnectError::PermissionDenied { path },
                 _ => ConnectError::Io { op: "connect", source },
             };

@@ -82,6 +82,7 @@ pub(crate) struct Failures(Mutex<Vec<EngineError>>);
 
 impl Failures {
     pub(crate) fn record(&self, failure: EngineError) {
+        tracing::error!(error = %failure, "engine agent failed");
         self.0.lock().unwrap_or_else(PoisonError::into_inner).push(failure);
     }
 

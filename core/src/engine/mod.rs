@@ -92,7 +92,15 @@ impl Engine {
                         engine.threads
                     )));
                 };
-                Engine::dedicated(&Plan { cores, idle: engine.idle, park_cap: PARK_CAP }, agents)
+                let started =
+                    Engine::dedicated(&Plan { cores: cores.clone(), idle: engine.idle, park_cap: PARK_CAP }, agents);
+                match &started {
+                    Ok(_) => {
+                        tracing::info!(threads = engine.threads, cores = ?cores, idle = ?engine.idle, "engine started")
+                    }
+                    Err(e) => tracing::error!(error = %e, "engine failed to start"),
+                }
+                started
             }
         }
     }
@@ -200,6 +208,7 @@ impl Engine {
         // A deadline too far to represent waits a year instead: forever, in practice.
         let until = now.checked_add(deadline).unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
         let (report, still_running) = self.stop(until);
+        tracing::info!(still_running, "engine stopped");
         let mut failures = self.shared.failures.take().into_iter();
         if still_running > 0 {
             return Err(EngineError::ShutdownTimedOut { threads: still_running });
@@ -227,20 +236,30 @@ impl Engine {
 }
 
 /// Stops the engine like [`Engine::shutdown`], waiting at most
-/// [`DROP_JOIN_DEADLINE`]. Threads still running then are detached. Agent
-/// failures not yet reported are written to stderr rather than lost.
+/// [`DROP_JOIN_DEADLINE`]. Threads still running then are detached. Each
+/// agent failure was logged (an error event) when it happened; those not
+/// yet reported by a shutdown are also written to stderr when no
+/// subscriber listens, rather than lost.
 impl Drop for Engine {
     fn drop(&mut self) {
         if let Mode::Stopped = self.mode {
             return;
         }
         let (_, still_running) = self.stop(Instant::now() + DROP_JOIN_DEADLINE);
+        tracing::info!(still_running, "engine stopped");
         let mut failures = self.shared.failures.take();
         if still_running > 0 {
             failures.push(EngineError::ShutdownTimedOut { threads: still_running });
         }
         if failures.is_empty() {
             // Nothing to say: never touch stderr (a caller may hold its lock).
+            return;
+        }
+        if still_running > 0 {
+            tracing::error!(threads = still_running, "engine dropped: threads still running were detached");
+        }
+        if !crate::log::unheard() {
+            // Each agent failure was logged when it happened.
             return;
         }
         let mut stderr = std::io::stderr().lock();

@@ -103,6 +103,10 @@ pub enum AllocError {
     NotFound {
         /// The name looked up (in the runtime directory, then in `net.peers`).
         name: String,
+        /// The runtime directory it was looked up in on this host; `None`
+        /// when another host's engine looked (`name@host:port`), in a
+        /// directory of its own.
+        dir: Option<PathBuf>,
     },
     /// A remote flow's engine could not be reached (no engine listens at
     /// that address, or the network failed): distinct from a name nobody
@@ -126,6 +130,15 @@ pub enum AllocError {
     InvalidTarget {
         /// The target as given.
         target: String,
+    },
+    /// The host of `name@host:port` is well formed but does not resolve to
+    /// an address (DNS has no such name, or the resolver failed): not a
+    /// syntax error.
+    UnresolvedHost {
+        /// The host as given (without the port).
+        host: String,
+        /// The resolver's account of the failure.
+        reason: String,
     },
     /// The listener's socket or policy does not admit this user.
     PermissionDenied,
@@ -371,7 +384,14 @@ impl fmt::Display for AllocError {
         match self {
             AllocError::InvalidName(e) => write!(f, "invalid flow name: {e}"),
             AllocError::InvalidQos(e) => write!(f, "invalid QoS: {e}"),
-            AllocError::NotFound { name } => write!(f, "nobody listens on {name:?}"),
+            AllocError::NotFound { name, dir: Some(dir) } => write!(
+                f,
+                "nobody listens on {name:?} in {} (a listener in another runtime directory, \
+                 RINGFLOW_RUNTIME_DIR, is not seen)",
+                dir.display()
+            ),
+            AllocError::NotFound { name, dir: None } => write!(f, "nobody listens on {name:?} on that host"),
+            AllocError::UnresolvedHost { host, reason } => write!(f, "host {host:?} does not resolve: {reason}"),
             AllocError::EngineUnreachable { addr, source } => write!(f, "no engine reachable at {addr}: {source}"),
             AllocError::RemoteUnreachable { addr, reported } => {
                 write!(f, "the host engine could not reach the engine at {addr}: {reported}")
@@ -532,6 +552,7 @@ impl std::error::Error for AllocError {
             AllocError::NotFound { .. }
             | AllocError::RemoteUnreachable { .. }
             | AllocError::InvalidTarget { .. }
+            | AllocError::UnresolvedHost { .. }
             | AllocError::PermissionDenied
             | AllocError::TimedOut
             | AllocError::WouldBlock

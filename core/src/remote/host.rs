@@ -56,6 +56,8 @@ mod code {
     /// Not an error: the target is this host engine's own address, and the
     /// name is to be allocated here, as a local flow (the text is the name).
     pub const LOCAL: u8 = 12;
+    /// The host of `name@host:port` does not resolve; text "host\nreason".
+    pub const UNRESOLVED_HOST: u8 = 13;
 }
 
 /// The host engine's answer to an attach whose target is its own address:
@@ -87,6 +89,7 @@ pub(super) fn encode_outcome(result: &Result<Qos, AllocError>) -> Vec<u8> {
                 AllocError::EngineUnreachable { .. } | AllocError::RemoteUnreachable { .. } => code::UNREACHABLE,
                 AllocError::PeerGone => code::PEER_GONE,
                 AllocError::InvalidTarget { .. } => code::INVALID_TARGET,
+                AllocError::UnresolvedHost { .. } => code::UNRESOLVED_HOST,
                 AllocError::RemoteBusy => code::REMOTE_BUSY,
                 AllocError::RemoteShuttingDown => code::REMOTE_SHUTTING_DOWN,
                 AllocError::EngineShuttingDown => code::SHUTTING_DOWN,
@@ -94,7 +97,9 @@ pub(super) fn encode_outcome(result: &Result<Qos, AllocError>) -> Vec<u8> {
                 _ => code::OTHER,
             };
             let text = match e {
-                AllocError::NotFound { name } => name.clone(),
+                AllocError::NotFound { name, dir: None } => name.clone(),
+                AllocError::NotFound { name, dir: Some(dir) } => format!("{name}\n{}", dir.display()),
+                AllocError::UnresolvedHost { host, reason } => format!("{host}\n{reason}"),
                 AllocError::EngineUnreachable { addr, source } => format!("{addr}\n{source}"),
                 AllocError::RemoteUnreachable { addr, reported } => format!("{addr}\n{reported}"),
                 AllocError::InvalidTarget { target } => target.clone(),
@@ -136,7 +141,14 @@ fn decode_bridged(msg: &[u8]) -> Result<Qos, AllocError> {
     let text = String::from_utf8_lossy(&msg[OUTCOME_FIXED..]).into_owned();
     match msg[0] {
         code::OK => Qos::decode(&msg[1..OUTCOME_FIXED]).map_err(|_| corrupt("bad QoS")),
-        code::NOT_FOUND => Err(AllocError::NotFound { name: text }),
+        code::NOT_FOUND => Err(match text.split_once('\n') {
+            Some((name, dir)) => AllocError::NotFound { name: name.to_owned(), dir: Some(PathBuf::from(dir)) },
+            None => AllocError::NotFound { name: text, dir: None },
+        }),
+        code::UNRESOLVED_HOST => {
+            let (host, reason) = text.split_once('\n').unwrap_or((&text, ""));
+            Err(AllocError::UnresolvedHost { host: host.to_owned(), reason: reason.to_owned() })
+        }
         code::PERMISSION_DENIED => Err(AllocError::PermissionDenied),
         code::QOS_REFUSED => Err(AllocError::Refused(Refusal::InvalidQos)),
         code::UNREACHABLE => {
@@ -286,8 +298,11 @@ fn serve(mut flow: FlowEnd, open: &impl Fn(&str, FlowEnd) -> Result<(), Refused>
             return;
         }
     };
+    let pid = flow.peer_pid();
+    tracing::info!(to = %target, pid = ?pid, "an application opens a flow through this host's engine");
     if let Err(refused) = open(&target, flow) {
         let (mut flow, e) = *refused;
+        tracing::info!(to = %target, pid = ?pid, reason = %e, "the application's flow was refused");
         let _ = flow.try_send(&encode_outcome(&Err(e)));
     }
 }
@@ -320,10 +335,11 @@ mod tests {
     fn outcomes_round_trip_and_garbage_is_corrupt() {
         let ok = decode_outcome(&encode_outcome(&Ok(Qos::data()))).unwrap();
         assert_eq!(ok, Qos::data());
-        let e = AllocError::NotFound { name: "svc".into() };
-        assert!(
-            matches!(decode_outcome(&encode_outcome(&Err(e))), Err(AllocError::NotFound { name }) if name == "svc")
-        );
+        let e = AllocError::NotFound { name: "svc".into(), dir: None };
+        assert!(matches!(
+            decode_outcome(&encode_outcome(&Err(e))),
+            Err(AllocError::NotFound { name, dir: None }) if name == "svc"
+        ));
         assert!(matches!(decode_outcome(&[]), Err(AllocError::CorruptPeer(Corruption::Protocol(_)))));
         assert!(matches!(decode_outcome(&[99; OUTCOME_FIXED]), Err(AllocError::CorruptPeer(Corruption::Protocol(_)))));
         assert!(matches!(
@@ -365,6 +381,17 @@ mod tests {
             round(AllocError::InvalidTarget { target: "x@y".into() }),
             AllocError::InvalidTarget { target } if target == "x@y"
         ));
+        assert!(matches!(
+            round(AllocError::NotFound { name: "svc".into(), dir: Some("/run/x/ringflow".into()) }),
+            AllocError::NotFound { name, dir: Some(d) } if name == "svc" && d == std::path::Path::new("/run/x/ringflow")
+        ));
+        // A host that does not resolve is its own code, not a syntax error.
+        let e = round(AllocError::UnresolvedHost { host: "nosuchhost".into(), reason: "no such name".into() });
+        assert!(
+            matches!(&e, AllocError::UnresolvedHost { host, reason } if host == "nosuchhost" && reason == "no such name"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("\"nosuchhost\" does not resolve: no such name"), "{e}");
         assert!(matches!(round(AllocError::RemoteBusy), AllocError::RemoteBusy));
         assert!(matches!(round(AllocError::RemoteShuttingDown), AllocError::RemoteShuttingDown));
         assert!(matches!(round(AllocError::EngineShuttingDown), AllocError::EngineShuttingDown));

@@ -156,14 +156,18 @@ impl RemoteEngine {
         // The bridge builds its io_uring and listener on the thread that
         // runs it (io_uring's single-issuer rule) and reports how that went.
         let bound = ready_rx.recv_timeout(Duration::from_secs(10)).map_err(|_| EngineError::NetworkNotReported)??;
+        tracing::info!(listen = ?bound, keyed, invoker = invoker_mode, "remote engine started");
         if let Some(addr) = bound.filter(|a| !keyed && !a.ip().is_loopback()) {
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
+            tracing::warn!(
+                listen = %addr,
+                "listening beyond loopback without a key (net.key_file): any host that reaches this port can \
+                 open flows to this host's listeners that take remote flows"
+            );
+            crate::log::stderr_if_unheard(format_args!(
                 "ringflow: warning: this engine listens on {addr}, beyond loopback, without a key \
                  (net.key_file): any host that reaches this port can open flows to this host's listeners that \
                  take remote flows"
-            );
+            ));
         }
         let run = if invoker_mode {
             let invoker = Invoker::new(engine, owner);
@@ -466,12 +470,23 @@ pub(crate) fn is_remote(target: &str) -> bool {
     target.contains('@')
 }
 
-/// Splits `name@host:port` and resolves the address.
-fn parse_target(target: &str) -> Result<(String, SocketAddr), AllocError> {
+/// Splits `name@host:port` and resolves the address: a target of the
+/// wrong form is [`AllocError::InvalidTarget`], a well-formed host that
+/// does not resolve [`AllocError::UnresolvedHost`].
+pub(crate) fn parse_target(target: &str) -> Result<(String, SocketAddr), AllocError> {
     let bad = || AllocError::InvalidTarget { target: target.to_owned() };
     let (name, hostport) = target.split_once('@').ok_or_else(bad)?;
     crate::control::validate_name(name).map_err(AllocError::InvalidName)?;
-    let addr = hostport.to_socket_addrs().map_err(|_| bad())?.next().ok_or_else(bad)?;
+    let parsed = crate::config::HostPort::parse(hostport).map_err(|_| bad())?;
+    if let Some(addr) = parsed.socket_addr() {
+        return Ok((name.to_owned(), addr));
+    }
+    let unresolved = |reason: String| AllocError::UnresolvedHost { host: parsed.host().to_owned(), reason };
+    let addr = (parsed.host(), parsed.port())
+        .to_socket_addrs()
+        .map_err(|e| unresolved(e.to_string()))?
+        .next()
+        .ok_or_else(|| unresolved("the resolver returned no address".to_owned()))?;
     Ok((name.to_owned(), addr))
 }
 

@@ -51,6 +51,8 @@ pub(crate) fn resolve(
     if let Some(peer) = peers.iter().find(|p| p.name() == Some(name)) {
         return super::alloc_embedded(&format!("{name}@{}", peer.addr()), qos, deadline, opts);
     }
+    // Where the name was looked for on this host (before the peers).
+    let dir = opts.dir().ok().map(|d| d.path().to_owned());
     let template = options_like(&opts);
     let mut first = Some(opts);
     let mut unreachable = None;
@@ -65,7 +67,7 @@ pub(crate) fn resolve(
             done => return done,
         }
     }
-    Err(unreachable.unwrap_or_else(|| AllocError::NotFound { name: name.to_owned() }))
+    Err(unreachable.unwrap_or_else(|| AllocError::NotFound { name: name.to_owned(), dir }))
 }
 
 /// `opts` without its memory (which can go with one flow only).

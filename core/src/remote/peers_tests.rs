@@ -73,7 +73,7 @@ fn named_and_unnamed_peers_resolve_plain_names() {
 
     let reachable = [peer(&a_addr.to_string()), peer(&b_addr.to_string())];
     let r = resolve("peers-nowhere", &reachable, &Qos::data(), soon(), FlowOptions::new());
-    assert!(matches!(r, Err(AllocError::NotFound { ref name }) if name == "peers-nowhere"), "{r:?}");
+    assert!(matches!(r, Err(AllocError::NotFound { ref name, .. }) if name == "peers-nowhere"), "{r:?}");
     let r = resolve("peers-nowhere", &peers, &Qos::data(), soon(), FlowOptions::new());
     assert!(matches!(r, Err(AllocError::EngineUnreachable { .. })), "not everyone could be asked: {r:?}");
     let r = resolve("peers-nowhere", &[], &Qos::data(), soon(), FlowOptions::new());

@@ -211,10 +211,11 @@ pub fn latency_default() -> bool {
                 Ok(v) => crate::config::parse_env_bool(&v).unwrap_or_else(|| {
                     // `ringflow config` refuses this value; a flow cannot,
                     // so it says so once and keeps the default.
-                    eprintln!(
+                    tracing::warn!(value = ?v, "RINGFLOW_FLOW_LATENCY is not a boolean: latency recording stays on");
+                    crate::log::stderr_if_unheard(format_args!(
                         "ringflow: RINGFLOW_FLOW_LATENCY={v:?} is not true/false/on/off/1/0 \
                          (`ringflow config` refuses it): latency recording stays on"
-                    );
+                    ));
                     true
                 }),
             };

@@ -64,7 +64,10 @@ fn accept_with_nobody_connecting() {
 fn connect_to_an_unbound_name_is_not_found() {
     let tmp = TestDir::new();
     match ControlConn::connect(&tmp.runtime(), "nobody") {
-        Err(ConnectError::NotFound { name }) => assert_eq!(name, "nobody"),
+        Err(ConnectError::NotFound { name, dir }) => {
+            assert_eq!(name, "nobody");
+            assert_eq!(dir, tmp.runtime().path(), "the directory looked in");
+        }
         other => panic!("expected NotFound, got {other:?}"),
     }
 }

@@ -63,7 +63,7 @@ impl FlowEnd {
         let dir = opts.dir().map_err(AllocError::RuntimeDir)?;
         let conn = ControlConn::connect_deadline(&dir, name, deadline).map_err(|e| match e {
             ConnectError::Name(n) => AllocError::InvalidName(n),
-            ConnectError::NotFound { name } => AllocError::NotFound { name },
+            ConnectError::NotFound { name, dir } => AllocError::NotFound { name, dir: Some(dir) },
             ConnectError::PermissionDenied { .. } => AllocError::PermissionDenied,
             ConnectError::PathTooLong(p) => AllocError::PathTooLong { path: p.path, len: p.len, max: p.max },
             ConnectError::TimedOut if deadline == Deadline::Now => AllocError::WouldBlock,

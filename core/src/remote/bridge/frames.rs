@@ -157,6 +157,7 @@ impl Bridge {
                         // nothing was pushed yet (no data before the answer).
                         b.window = Some(SendWindow::new(flow_id, window_limits(&granted)));
                     }
+                    tracing::info!(flow = %b.name, flow_id, link, "remote flow opened");
                     reply.answer(&mut b.end, Ok(granted));
                     // The answer (if written into the flow) is not a remote message.
                     b.sent_base = b.end.sent_count();
@@ -174,6 +175,7 @@ impl Bridge {
             }
         }
         let err = refusal(result, b.name.clone(), &qos);
+        tracing::info!(flow = %b.name, flow_id, link, reason = %err, "remote flow refused");
         reply.answer(&mut b.end, Err(err));
         self.flows.remove(&(link, flow_id));
     }
@@ -289,6 +291,7 @@ impl Bridge {
             return;
         }
         self.opening.insert((link, flow_id));
+        tracing::debug!(flow = %name, flow_id, link, "a remote engine opens a flow");
         let tx = self.opened.0.clone();
         let dir = self.runtime_dir.clone();
         // Invoker mode: the accepting application (if in this process)
@@ -346,6 +349,10 @@ impl Bridge {
             self.churn += 1;
             self.opening.remove(&(link, flow_id));
             let mut qos = [0; wire::QOS_LEN];
+            match &result {
+                Ok(_) => tracing::info!(flow_id, link, "flow from a remote engine accepted"),
+                Err(e) => tracing::info!(flow_id, link, reason = %e, "flow from a remote engine refused"),
+            }
             let answer = match result {
                 Ok(end) => {
                     qos = end.qos().encode();
@@ -409,7 +416,7 @@ fn refusal(result: OpenResult, name: String, qos: &[u8; wire::QOS_LEN]) -> Alloc
             let errno = u32::from_le_bytes([qos[0], qos[1], qos[2], qos[3]]);
             AllocError::RemoteResourceLimit { errno: i32::try_from(errno).unwrap_or(0) }
         }
-        OpenResult::NameNotFound => AllocError::NotFound { name },
+        OpenResult::NameNotFound => AllocError::NotFound { name, dir: None },
         OpenResult::PermissionDenied => AllocError::PermissionDenied,
         OpenResult::QosRefused => AllocError::Refused(crate::flow::handshake::Refusal::InvalidQos),
         OpenResult::Busy => AllocError::RemoteBusy,
@@ -429,7 +436,7 @@ mod tests {
     #[test]
     fn each_open_refusal_is_its_own_alloc_error() {
         let r = |result| refusal(result, "svc".into(), &[0; wire::QOS_LEN]);
-        assert!(matches!(r(OpenResult::NameNotFound), AllocError::NotFound { name } if name == "svc"));
+        assert!(matches!(r(OpenResult::NameNotFound), AllocError::NotFound { name, dir: None } if name == "svc"));
         assert!(matches!(r(OpenResult::PermissionDenied), AllocError::PermissionDenied));
         assert!(matches!(r(OpenResult::QosRefused), AllocError::Refused(_)));
         assert!(matches!(r(OpenResult::Busy), AllocError::RemoteBusy));
@@ -452,6 +459,6 @@ mod tests {
         assert_eq!(resource_errno(&AllocError::ResourceLimit(emfile())), Some(libc::EMFILE));
         assert_eq!(resource_errno(&AllocError::Io(emfile())), Some(libc::EMFILE));
         assert_eq!(resource_errno(&AllocError::Io(std::io::Error::from_raw_os_error(libc::EBADF))), None);
-        assert_eq!(resource_errno(&AllocError::NotFound { name: "x".into() }), None);
+        assert_eq!(resource_errno(&AllocError::NotFound { name: "x".into(), dir: None }), None);
     }
 }

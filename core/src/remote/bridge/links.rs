@@ -173,6 +173,8 @@ impl Bridge {
                 self.drop_conn(oldest);
             }
         }
+        let peer = self.tcp.as_ref().and_then(|t| t.peer_addr(conn));
+        tracing::debug!(peer = ?peer, conn = ?conn, "connection accepted");
         let mut c = Conn::new(false, self.cfg.buffer_size);
         c.nonce = nonce;
         self.conns.insert(conn, c);
@@ -281,7 +283,7 @@ impl Bridge {
 
     /// The hello on `conn` failed: it goes (once the refusal we `told` the
     /// peer is out, see `Conn::refused`), and a refusal that says the
-    /// engines will not talk (keys, versions) is told: on stderr, and to
+    /// engines will not talk (keys, versions) is told: in the log, and to
     /// the opens waiting on a link we dialled, which is then redialled no
     /// sooner than its backoff says (and dropped if no flow needs it).
     fn hello_failed(&mut self, conn: ConnId, e: &wire::WireError, told: bool) {
@@ -349,11 +351,11 @@ impl Bridge {
         }
     }
 
-    /// Writes one line about refused hellos to stderr, at most one a second
+    /// Logs one warning about refused hellos (and writes it to stderr when
+    /// no subscriber listens), at most one a second
     /// (a flood of bad hellos must not flood the log): the lines held back
     /// are counted in the next.
     fn report(&mut self, what: &str) {
-        use std::io::Write as _;
         let now = Instant::now();
         let (last, held) = &mut self.reported;
         if last.is_some_and(|t| now - t < Duration::from_secs(1)) {
@@ -361,7 +363,8 @@ impl Bridge {
             return;
         }
         let more = if *held > 0 { format!(" ({held} more refusals since the last line)") } else { String::new() };
-        let _ = writeln!(std::io::stderr(), "ringflow engine: {what}{more}");
+        tracing::warn!(held_back = *held, "{what}");
+        crate::log::stderr_if_unheard(format_args!("ringflow engine: {what}{more}"));
         (*last, *held) = (Some(now), 0);
     }
 
@@ -383,6 +386,8 @@ impl Bridge {
         if let Some(l) = self.links.get_mut(&link) {
             l.stamps = local && agreed.features.contains(Features::STAMPS);
         }
+        let addr = self.tcp.as_ref().and_then(|t| t.peer_addr(conn));
+        tracing::info!(peer = ?addr, peer_engine = peer, link, conn = ?conn, "link up: hello done");
         self.link_up(link, conn, peer);
     }
 
@@ -549,8 +554,9 @@ impl Bridge {
                         l.conn = Some(conn);
                     }
                 }
-                Err(_) => {
+                Err(e) => {
                     if let Some(l) = self.links.get_mut(&id) {
+                        tracing::debug!(peer = %addr, error = ?e, retry_in = ?l.backoff, "redial failed");
                         l.next_dial = now + l.backoff;
                         l.backoff = (l.backoff * 2).min(REDIAL_MAX);
                     }
@@ -570,6 +576,8 @@ impl Bridge {
         for key in expired {
             work += 1;
             if let Some(mut b) = self.flows.remove(&key) {
+                let peer = self.links.get(&key.0).and_then(|l| l.addr);
+                tracing::warn!(peer = ?peer, flow = %b.name, flow_id = key.1, "flow ended: its link was down longer than its peer timeout");
                 match b.opening.take() {
                     Some(reply) => reply.answer(&mut b.end, Err(AllocError::PeerGone)),
                     None => b.end.abandon(),
@@ -603,6 +611,7 @@ impl Bridge {
         let Some(link) = c.link else { return };
         let Some(l) = self.links.get_mut(&link) else { return };
         if l.conn == Some(conn) {
+            tracing::info!(peer = ?l.addr, peer_engine = ?l.peer_engine, link, conn = ?conn, "link down: connection lost");
             l.conn = None;
             l.down_since.get_or_insert_with(Instant::now);
             l.next_dial = Instant::now();

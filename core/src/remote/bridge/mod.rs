@@ -475,13 +475,12 @@ impl Bridge {
             NetDriver::new(&self.cfg, self.backend).map_err(EngineError::Network).and_then(|(mut tcp, backend)| {
                 if let Backend::Sockets { why } = &backend {
                     if self.backend == crate::config::NetBackend::Auto {
-                        use std::io::Write as _;
-                        let _ = writeln!(
-                            std::io::stderr(),
+                        tracing::warn!(reason = %why, "no io_uring: sockets driven without it (net.backend = \"auto\")");
+                        crate::log::stderr_if_unheard(format_args!(
                             "ringflow: {why}\nringflow: this engine drives its sockets without io_uring \
                          (net.backend = \"auto\"): remote flows work, slower; set net.backend = \"io_uring\" \
                          to refuse instead"
-                        );
+                        ));
                     }
                 }
                 let _ = self.shared.backend.set(backend);
@@ -598,12 +597,15 @@ impl Bridge {
             let link = match self.link_to(addr) {
                 Ok(link) => link,
                 Err(e) => {
-                    reply.answer(&mut end, Err(e.into_alloc_error(addr)));
+                    let e = e.into_alloc_error(addr);
+                    tracing::warn!(peer = %addr, flow = %name, error = %e, "flow open failed: no connection");
+                    reply.answer(&mut end, Err(e));
                     continue;
                 }
             };
             let flow_id = self.next_flow;
             self.next_flow = self.next_flow.wrapping_add(1).max(1);
+            tracing::debug!(peer = %addr, flow = %name, flow_id, "opening a flow on a remote engine");
             self.send_frame(link, &Frame::Open { flow_id, name: &name, qos: qos.encode() });
             let held = Arc::clone(&self.inbound_held);
             self.flows.insert((link, flow_id), Bridged::new(end, name, flow_id, Some(reply), held));
