@@ -104,8 +104,20 @@ pub fn run_built<const N: usize, P: PingSide<N>, Q: PongSide<N>>(
     make_ping: impl FnOnce() -> Result<P, BenchError> + Send,
     make_pong: impl FnOnce() -> Result<Q, BenchError> + Send,
 ) -> Result<Measurement, BenchError> {
-    let (m, ()) =
-        run_pair(ctx, move |w| ping_loop(ctx, &mut [make_ping()?], w), move |w| pong_loop(&mut [make_pong()?], w))?;
+    // The set-up is no stall: each side's deadline moves by its own.
+    let ping = move |w: &mut Waiter<'_>| {
+        let started = Instant::now();
+        let side = make_ping()?;
+        w.allow_setup(started.elapsed());
+        ping_loop(ctx, &mut [side], w)
+    };
+    let pong = move |w: &mut Waiter<'_>| {
+        let started = Instant::now();
+        let side = make_pong()?;
+        w.allow_setup(started.elapsed());
+        pong_loop(&mut [side], w)
+    };
+    let (m, ()) = run_pair(ctx, ping, pong)?;
     Ok(only(m))
 }
 

@@ -38,6 +38,9 @@ const LINGER: Duration = Duration::from_secs(5);
 /// How long a stopping engine may take to flush what is in flight (the
 /// other side's acknowledgements, this side's `Close`).
 const FLUSH: Duration = Duration::from_secs(2);
+/// The QoS of the flows a case opens beside the measured one: reliable,
+/// as the measured one, with the smallest rings (they carry nothing).
+const IDLE_QOS: Qos = Qos::data().with_ring_bytes(4 << 10).with_max_msg(64);
 /// Messages per stream batch, as in scenario `flow`.
 const BATCH: usize = 32;
 
@@ -129,6 +132,10 @@ struct End {
     /// [`LINGER`]) for the other side to hang up, so its engine still runs
     /// until the stop message is through.
     sent_stop: bool,
+    /// Flows opened beside the measured one and never used (the cases
+    /// that show an engine's cost with many flows open); closed before
+    /// the engine stops.
+    _idle: Vec<Flow>,
     _engine: Stopping,
     /// Side B's listener and its runtime directory.
     _listener: Option<(Listener, DirGuard)>,
@@ -207,10 +214,13 @@ fn send_with(
 
 /// The two sides' builders: side A (allocating) and side B (listening),
 /// each run on its own thread; B tells A its engine's address.
+/// `idle` more flows are opened after the measured one (with the smallest
+/// rings: they carry nothing) and kept open, unused, while it runs.
 fn builders(
     mode: ThreadingMode,
     qos: Qos,
     auth: Auth,
+    idle: usize,
 ) -> (impl FnOnce() -> Result<End, BenchError> + Send, impl FnOnce() -> Result<End, BenchError> + Send) {
     let (addr_tx, addr_rx) = mpsc::channel::<SocketAddr>();
     let wait = wait_for(mode);
@@ -226,10 +236,15 @@ fn builders(
         let key = key.map_err(|e| err("key file", e))?;
         let config = engine_config(mode, None, key.as_deref())?;
         let engine = RemoteEngine::start(&config, None).map_err(|e| err("RemoteEngine::start", e))?;
-        let (flow, engine) = set_up(engine, |engine| {
-            engine.alloc_timeout(&format!("{NAME}@{addr}"), &qos, SETUP).map_err(|e| err("RemoteEngine::alloc", e))
+        let ((flow, idle), engine) = set_up(engine, |engine| {
+            let alloc = |qos: &Qos| {
+                engine.alloc_timeout(&format!("{NAME}@{addr}"), qos, SETUP).map_err(|e| err("RemoteEngine::alloc", e))
+            };
+            let flow = alloc(&qos)?;
+            let idle = (0..idle).map(|_| alloc(&IDLE_QOS)).collect::<Result<Vec<_>, _>>()?;
+            Ok((flow, idle))
         })?;
-        Ok(End { flow, wait, sent_stop: false, _engine: engine, _listener: None })
+        Ok(End { flow, wait, sent_stop: false, _idle: idle, _engine: engine, _listener: None })
     };
     let accept = move || {
         let dir = DirGuard::new();
@@ -246,13 +261,16 @@ fn builders(
                 return Err(err("Listener::bind", e));
             }
         };
-        let (flow, engine) = set_up(engine, |engine| {
+        let ((flow, idle), engine) = set_up(engine, |engine| {
             let addr =
                 engine.listen_addr().ok_or_else(|| err("RemoteEngine::listen_addr", "the engine does not listen"))?;
             addr_tx.send(addr).map_err(|_| BenchError::Aborted)?;
-            listener.accept_timeout(SETUP).map_err(|e| err("Listener::accept", e))
+            let mut accept = || listener.accept_timeout(SETUP).map_err(|e| err("Listener::accept", e));
+            let flow = accept()?;
+            let idle = (0..idle).map(|_| accept()).collect::<Result<Vec<_>, _>>()?;
+            Ok((flow, idle))
         })?;
-        Ok(End { flow, wait, sent_stop: false, _engine: engine, _listener: Some((listener, dir)) })
+        Ok(End { flow, wait, sent_stop: false, _idle: idle, _engine: engine, _listener: Some((listener, dir)) })
     };
     (alloc, accept)
 }
@@ -293,7 +311,18 @@ impl<const N: usize> PongSide<N> for End {
 
 /// Round trip of an N-byte message between two engines running in `mode`.
 pub fn pingpong<const N: usize>(ctx: &RunCtx, mode: ThreadingMode, auth: Auth) -> Result<Measurement, BenchError> {
-    let (alloc, accept) = builders(mode, Qos::data(), auth);
+    pingpong_among::<N>(ctx, mode, auth, 0)
+}
+
+/// [`pingpong`] over one flow among `idle + 1` open between the two
+/// engines: what the other, silent flows cost the one that carries.
+pub fn pingpong_among<const N: usize>(
+    ctx: &RunCtx,
+    mode: ThreadingMode,
+    auth: Auth,
+    idle: usize,
+) -> Result<Measurement, BenchError> {
+    let (alloc, accept) = builders(mode, Qos::data(), auth, idle);
     pingpong::run_built::<N, End, End>(ctx, alloc, accept)
 }
 
@@ -312,7 +341,7 @@ impl crate::rpc::Holds for End {
 /// `mode`: `rpc`'s client and server on the two ends of a remote flow.
 pub fn call<const N: usize>(ctx: &RunCtx, mode: ThreadingMode) -> Result<Measurement, BenchError> {
     use crate::rpc::{Client, Server};
-    let (alloc, accept) = builders(mode, Qos::data(), Auth::None);
+    let (alloc, accept) = builders(mode, Qos::data(), Auth::None, 0);
     let wait = wait_for(mode);
     let client = move || alloc().map(|end| Client::<N, End>::new(end, wait));
     let server = move || accept().map(|end| Server::<N, End>::new(end, wait));
@@ -398,7 +427,7 @@ fn stream_with<const N: usize>(
     qos: Qos,
     auth: Auth,
 ) -> Result<Measurement, BenchError> {
-    let (alloc, accept) = builders(mode, qos, auth);
+    let (alloc, accept) = builders(mode, qos, auth, 0);
     let make_tx = move || Ok(Tx::<N> { end: alloc()?, template: Template::new(), msg: vec![0; N].into_boxed_slice() });
     stream::run_built(ctx, make_tx, move || Ok(Rx { end: accept()? }))
 }

@@ -23,8 +23,20 @@ const RINGFLOW_MODE: ThreadingMode = ThreadingMode::Invoker;
 const STREAM_64B_RING: usize = 256 << 10;
 const STREAM_64KIB_RING: usize = 1 << 20;
 
+/// Flows open beside the measured one in case `pingpong-64B-x1000`.
+const IDLE_FLOWS: usize = 999;
+
 const CHECKS: &[CheckSpec] = &[
     CheckSpec { case: "pingpong-64B", num: "ringflow", den: "tcp-spin", stat: Stat::P50, target: Target::AtMost(1.5) },
+    // An engine's per-message cost stays flat with the number of flows it
+    // carries (issue 18, "Scale").
+    CheckSpec {
+        case: "pingpong-64B-x1000",
+        num: "ringflow-x1000",
+        den: "ringflow",
+        stat: Stat::P50,
+        target: Target::AtMost(1.2),
+    },
     CheckSpec {
         case: "stream-64B",
         num: "ringflow",
@@ -64,6 +76,20 @@ fn cases() -> Vec<Case> {
                 tokio_pingpong(),
             ),
             notes: notes("tcp-spin, the syscall floor"),
+        },
+        Case {
+            name: "pingpong-64B-x1000",
+            about: "pingpong-64B's ringflow over one flow (ringflow) and over one flow among 1,000 open between \
+                    the same two engines, the other 999 silent (ringflow-x1000): what an engine's per-message \
+                    cost owes to the flows it carries",
+            metric: Metric::Latency,
+            impls: vec![
+                Impl::new("ringflow", |ctx| remote::pingpong::<64>(ctx, RINGFLOW_MODE, Auth::None)),
+                Impl::new("ringflow-x1000", |ctx| {
+                    remote::pingpong_among::<64>(ctx, RINGFLOW_MODE, Auth::None, IDLE_FLOWS)
+                }),
+            ],
+            notes: vec!["ratio_to_limit is against ringflow over a single flow".to_string()],
         },
         Case {
             name: "stream-64B",

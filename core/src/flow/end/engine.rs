@@ -47,6 +47,22 @@ impl FlowEnd {
         self.sides.tx().0.is_consumer_closed()
     }
 
+    /// Engine side: the descriptor that becomes readable once the local
+    /// peer publishes after [`arm_doorbell`](Self::arm_doorbell), or the
+    /// flow ends (this end's readiness descriptor): how an engine learns of
+    /// a message on a flow it stopped looking at.
+    pub(crate) fn doorbell(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd as _;
+        self.shared.readiness.0.as_fd()
+    }
+
+    /// Engine side: asks the local peer's next publish to make
+    /// [`doorbell`](Self::doorbell) readable (at once if a message or
+    /// the end is already there).
+    pub(crate) fn arm_doorbell(&mut self) {
+        self.arm();
+    }
+
     /// Engine side: drops this end as if its process had died (the rings
     /// stay open), so the local peer reads what is there and then gets
     /// `PeerGone`: how the death of a remote application reaches it.

@@ -440,7 +440,7 @@ impl FlowEnd {
     /// Arms the readiness fd: reset it, announce we wait (the sender signals
     /// it after its next publish), then look again so a message that raced
     /// the announcement is not missed.
-    fn arm(&mut self) {
+    pub(super) fn arm(&mut self) {
         readiness::drain(self.shared.readiness.0.as_raw_fd());
         ringflow_ring::arm::arm(self.shared.memory.rx_armed(self.shared.role));
         let barrier_failed = self.sides.rx().0.data_wait().needs_membarrier()
