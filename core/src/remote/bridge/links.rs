@@ -146,6 +146,9 @@ impl Bridge {
                     // ended): the data path looks at it again. A watch
                     // that ended is set up anew when the flow next cools.
                     let Some(&key) = self.doorbells.get(&token) else { continue };
+                    if more {
+                        self.shared.count(|s| &s.doorbells_rung);
+                    }
                     if !more {
                         self.doorbells.remove(&token);
                         if let Some(b) = self.flows.get_mut(&key) {
