@@ -440,7 +440,7 @@ fn silent_flows_among_many_are_woken_by_their_doorbells() {
         let mut flows: Vec<_> = (0..FLOWS).map(|_| listener.accept_timeout(Duration::from_secs(30)).unwrap()).collect();
         // Echoes whatever arrives on any flow until every flow echoed one
         // message; sleeps between rounds that found nothing.
-        let mut echoed = vec![false; FLOWS];
+        let mut echoed = [false; FLOWS];
         let guard = Instant::now() + Duration::from_secs(120);
         while echoed.iter().any(|e| !e) {
             assert!(Instant::now() < guard, "server: not every flow carried its message");
