@@ -19,6 +19,7 @@ pub struct Claim<'a, R: Region> {
 }
 
 impl<R: Region> Claim<'_, R> {
+    #[inline(always)]
     fn payload_offset(&self) -> usize {
         self.producer.payload_off(self.start)
     }
@@ -46,7 +47,7 @@ impl<R: Region> Claim<'_, R> {
 
     /// The payload, writable in place (zero-copy).
     #[cfg(not(loom))]
-    #[inline]
+    #[inline(always)]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let off = self.payload_offset();
         // SAFETY: `try_claim` reserved the frame inside the data area, the
@@ -62,11 +63,13 @@ impl<R: Region> Claim<'_, R> {
     }
 
     /// Sets the frame's metadata word (a send timestamp, for instance).
+    #[inline(always)]
     pub fn set_meta(&mut self, meta: u64) {
         self.meta = meta;
     }
 
     /// Sets the frame's flags (free for the layers above).
+    #[inline(always)]
     pub fn set_flags(&mut self, flags: u8) {
         self.flags = flags;
     }
@@ -79,7 +82,7 @@ impl<R: Region> Claim<'_, R> {
     }
 
     /// Publishes the frame, with any frames pushed before it.
-    #[inline]
+    #[inline(always)]
     pub fn commit(self) -> Notify {
         let Claim { producer, pad, start, len, meta, flags } = self;
         producer.push_frame(pad, start, len, meta, flags);

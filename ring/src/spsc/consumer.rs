@@ -230,7 +230,7 @@ impl<R: Region> Consumer<R> {
 
     /// The payload of the frame `peeked`, in place (as [`FrameRef::payload`]).
     #[cfg(not(loom))]
-    #[inline]
+    #[inline(always)]
     pub fn payload_of<'a>(&'a self, peeked: &Peeked) -> &'a [u8] {
         self.frame_of(peeked).payload(&self.region)
     }
@@ -238,7 +238,7 @@ impl<R: Region> Consumer<R> {
     /// Consumes the frame `peeked` (locally; [`release`](Self::release)
     /// hands the space back). Returns false, doing nothing, for a frame that
     /// is not the next one (consumed already, or of another ring).
-    #[inline]
+    #[inline(always)]
     pub fn consume(&mut self, peeked: &Peeked) -> bool {
         if !self.is_next(peeked) {
             return false;

@@ -80,7 +80,7 @@ impl<R: Region> Producer<R> {
     /// Claims room for a frame of `len` payload bytes. The frame is written
     /// in place through the returned [`Claim`], then pushed or committed;
     /// dropping the claim abandons it with no trace in the ring.
-    #[inline]
+    #[inline(always)]
     pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_, R>, ClaimError> {
         let (pad, start) = self.room_for(len)?;
         Ok(Claim { producer: self, pad, start, len, meta: 0, flags: 0 })
@@ -162,9 +162,20 @@ impl<R: Region> Producer<R> {
     /// Copies `payload` into one frame and publishes it (with any frames
     /// pushed before it).
     pub fn try_send(&mut self, payload: &[u8]) -> Result<Notify, ClaimError> {
-        let mut claim = self.try_claim(payload.len())?;
-        claim.write(0, payload);
-        Ok(claim.commit())
+        self.try_send_with(payload, 0, 0)
+    }
+
+    /// [`try_send`](Self::try_send) with the frame's metadata word and
+    /// flags: a claim, its write and its commit in one step, for the copy
+    /// path of the layers above (the same stores in the same order as
+    /// through a [`Claim`]).
+    #[inline(always)]
+    pub fn try_send_with(&mut self, payload: &[u8], meta: u64, flags: u8) -> Result<Notify, ClaimError> {
+        let len = payload.len();
+        let (pad, start) = self.room_for(len)?;
+        crate::frame::write_claimed(&self.region, self.payload_off(start), len, 0, payload);
+        self.push_frame(pad, start, len, meta, flags);
+        Ok(self.commit())
     }
 
     #[inline(always)]
@@ -173,7 +184,7 @@ impl<R: Region> Producer<R> {
     }
 
     /// Publishes every pushed frame with one Release store.
-    #[inline]
+    #[inline(always)]
     pub fn commit(&mut self) -> Notify {
         let Some((off, word)) = self.first.take() else {
             return Notify::None;
@@ -230,7 +241,7 @@ impl<R: Region> Producer<R> {
         self.data_wait().notify()
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn push_frame(&mut self, pad: u64, start: u64, len: usize, meta: u64, flags: u8) {
         let frame_off = DATA + (start as usize & self.mask);
         // SYNC: Relaxed; published by the batch's Release in `commit`.
@@ -245,7 +256,7 @@ impl<R: Region> Producer<R> {
         self.seq = self.seq.wrapping_add(1);
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn hold_or_store(&mut self, off: usize, word: u64) {
         if self.first.is_none() {
             self.first = Some((off, word));

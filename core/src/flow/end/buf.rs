@@ -114,14 +114,14 @@ pub struct RecvBuf<'a> {
     /// after part of it was copied out: `receive_more_ref`).
     pub(crate) start: usize,
     pub(crate) bulk: Option<ReadSlot<'a, RawRegion>>,
-    pub(crate) wakers: Wakers,
+    pub(crate) wakers: &'a Wakers,
     pub(crate) slot: &'a stats::Slot,
-    pub(crate) consumed: &'a AtomicU64,
 }
 
 impl Deref for RecvBuf<'_> {
     type Target = [u8];
 
+    #[inline(always)]
     fn deref(&self) -> &[u8] {
         let all = match &self.bulk {
             Some(b) => b.payload(),
@@ -149,12 +149,13 @@ impl RecvBuf<'_> {
 }
 
 impl Drop for RecvBuf<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
-        count_consumed(self.slot, self.consumed);
+        count_consumed(self.slot, self.wakers.consumed());
         if let Some(b) = self.bulk.take() {
             consume_bulk(b, self.wakers.peer_space[1]);
         }
-        consume(self.rx, &self.frame, &self.wakers);
+        consume(self.rx, &self.frame, self.wakers);
     }
 }
 
@@ -165,7 +166,7 @@ impl Drop for RecvBuf<'_> {
 /// also release whenever they find the ring empty (`FlowEnd::locate`), so a
 /// sender waiting for room learns of it at the latest when we run dry; a
 /// stream pays one release per quarter ring.
-#[inline]
+#[inline(always)]
 pub(crate) fn consume(rx: &mut Consumer<RawRegion>, frame: &Peeked, wakers: &Wakers) {
     rx.consume(frame);
     if rx.unreleased() >= rx.capacity() / 4 || rx.is_producer_closed() {
@@ -220,7 +221,7 @@ pub(crate) fn release(rx: &mut Consumer<RawRegion>, wakers: &Wakers) {
 /// line only we write. Called before the consume's load of the sender's
 /// closed flag and its release, whose wake-up tells a lingering sender to
 /// look at it (the linger handshake: `ringflow_ring::linger`).
-#[inline]
+#[inline(always)]
 pub(crate) fn count_consumed(slot: &stats::Slot, consumed: &AtomicU64) {
     let received = slot.get(FlowCounter::Received as usize) + 1;
     slot.set(FlowCounter::Received as usize, received);

@@ -75,6 +75,9 @@ pub(crate) struct Wakers {
     pub space_armed: usize,
     /// The peer's readiness descriptor's signalling end (owned by the flow).
     pub peer_event: i32,
+    /// Our count of messages consumed (an `AtomicU64` of the flow's state
+    /// area), which the peer reads when we die or close.
+    pub consumed: usize,
 }
 
 impl Wakers {
@@ -90,6 +93,16 @@ impl Wakers {
         if ringflow_ring::arm::take_arm(armed) {
             crate::flow::readiness::signal(self.peer_event);
         }
+    }
+
+    /// Our count of messages consumed, in the flow's state area.
+    #[inline(always)]
+    pub fn consumed(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: `consumed` is the address of an `AtomicU64` in the flow's
+        // state area (`FlowMemory::rx_consumed`), which the flow (and so
+        // every holder of these Wakers, which borrows or owns the flow)
+        // keeps mapped; the returned reference borrows `self`.
+        unsafe { &*(self.consumed as *const std::sync::atomic::AtomicU64) }
     }
 
     /// Wakes sleepers on `word`.

@@ -115,9 +115,36 @@ impl FlowEnd {
     }
 
     /// [`recv_ref`](Self::recv_ref), waiting until `deadline`.
-    #[inline]
+    #[inline(always)]
     pub fn recv_ref_deadline(&mut self, deadline: Deadline) -> Result<RecvBuf<'_>, RecvError> {
-        let m = match self.locate() {
+        // The ping-pong's path: a plain inline message is there now. It is
+        // the first case of `locate_as`, taken without the rest.
+        let found = self.sides.rx().0.peek();
+        if let Ok(frame) = found {
+            if frame.flags() == 0 && frame.len() <= self.geometry.inline_max {
+                self.handed_over_frame(&frame);
+                return Ok(RecvBuf {
+                    rx: self.sides.get().rx,
+                    frame,
+                    start: 0,
+                    bulk: None,
+                    wakers: &self.wakers,
+                    slot: &self.slot,
+                });
+            }
+        }
+        self.recv_ref_found(found, deadline)
+    }
+
+    /// [`recv_ref_deadline`](Self::recv_ref_deadline) past its first look,
+    /// which `found` anything but a plain inline message.
+    #[inline(never)]
+    fn recv_ref_found(
+        &mut self,
+        found: Result<Peeked, ReadError>,
+        deadline: Deadline,
+    ) -> Result<RecvBuf<'_>, RecvError> {
+        let m = match self.locate_from::<false>(found) {
             Ok(m) => m,
             Err(e) => self.wait_message(e, deadline)?,
         };
@@ -130,15 +157,7 @@ impl FlowEnd {
             Some(b) => Some(s.rx_bulk.read(b).map_err(|c| RecvError::CorruptPeer(Corruption::Memory(c)))?),
             None => None,
         };
-        Ok(RecvBuf {
-            rx: s.rx,
-            frame: m.frame,
-            start: 0,
-            bulk,
-            wakers: self.wakers,
-            slot: &self.slot,
-            consumed: self.shared.memory.rx_consumed(self.shared.role),
-        })
+        Ok(RecvBuf { rx: s.rx, frame: m.frame, start: 0, bulk, wakers: &self.wakers, slot: &self.slot })
     }
 
     /// The copy path behind `recv_into` and `recv_fds`.
@@ -173,7 +192,7 @@ impl FlowEnd {
             Some(b) => b.copy_to(buf),
             None => s.rx.view(&m.frame).copy_to(buf),
         }
-        count_consumed(&self.slot, self.shared.memory.rx_consumed(self.shared.role));
+        count_consumed(&self.slot, self.wakers.consumed());
         if let Some(b) = bulk {
             consume_bulk(b, self.wakers.peer_space[1]);
         }
@@ -190,8 +209,22 @@ impl FlowEnd {
     #[inline(always)]
     pub(super) fn handed_over(&mut self, m: &Located) {
         self.slot.add(FlowCounter::BytesReceived as usize, m.len() as u64);
+        self.stamp_received(&m.frame);
+    }
+
+    /// [`handed_over`](Self::handed_over) of an inline message.
+    #[inline(always)]
+    fn handed_over_frame(&mut self, frame: &Peeked) {
+        self.slot.add(FlowCounter::BytesReceived as usize, frame.len() as u64);
+        self.stamp_received(frame);
+    }
+
+    /// Reads the clock for the latency of the message in `frame`, and
+    /// records the one before it (if not yet).
+    #[inline(always)]
+    fn stamp_received(&mut self, frame: &Peeked) {
         if self.latency {
-            let stamp = m.frame.meta() & crate::clock::TICKS_MASK;
+            let stamp = frame.meta() & crate::clock::TICKS_MASK;
             let at = crate::clock::now();
             if let Some(before) = self.pending.replace(PendingLatency { stamp, at }) {
                 before.record(&self.slot);
@@ -311,7 +344,14 @@ impl FlowEnd {
     /// frame of a call is `CallMessage`, and stays.
     #[inline(always)]
     pub(super) fn locate_as<const CALL: bool>(&mut self) -> Result<Located, RecvError> {
-        let mut found = self.sides.rx().0.peek();
+        let found = self.sides.rx().0.peek();
+        self.locate_from::<CALL>(found)
+    }
+
+    /// [`locate_as`](Self::locate_as), given what the ring's first look
+    /// `found`.
+    #[inline(always)]
+    fn locate_from<const CALL: bool>(&mut self, mut found: Result<Peeked, ReadError>) -> Result<Located, RecvError> {
         if found.is_err() {
             self.ran_dry();
             if matches!(found, Err(ReadError::Empty)) && self.shared.state() != LIVE {

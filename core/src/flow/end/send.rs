@@ -29,22 +29,22 @@ pub(crate) const FDS_SHIFT: u32 = 56;
 impl FlowEnd {
     /// Sends `msg`, waiting for room (reliable QoS) — copy form.
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        self.send_parts(&[msg], &[], Deadline::Never)
+        self.send_one(msg, Deadline::Never)
     }
 
     /// Sends `msg` if there is room now (`WouldBlock` otherwise).
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        self.send_parts(&[msg], &[], Deadline::Now)
+        self.send_one(msg, Deadline::Now)
     }
 
     /// Sends `msg`, waiting for room until `deadline`.
     pub fn send_deadline(&mut self, msg: &[u8], deadline: Deadline) -> Result<(), SendError> {
-        self.send_parts(&[msg], &[], deadline)
+        self.send_one(msg, deadline)
     }
 
     /// Sends `msg`, waiting for room at most `timeout`.
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
-        self.send_parts(&[msg], &[], Deadline::after(timeout))
+        self.send_one(msg, Deadline::after(timeout))
     }
 
     /// Gather form: sends the concatenation of `parts` as one message,
@@ -159,6 +159,25 @@ impl FlowEnd {
         self.send_parts_at(&[msg], &[], Deadline::Now, stamp, call & (FLAG_TURN | FLAG_PART))
     }
 
+    /// One message, no descriptors: straight into the inline ring when it
+    /// fits there now (the ping-pong's path: nothing on it but the checks,
+    /// the stamp, the copy and the commit), else the one copy path.
+    #[inline(always)]
+    fn send_one(&mut self, msg: &[u8], deadline: Deadline) -> Result<(), SendError> {
+        // Both bounds: a remote flow's QoS can be lowered after its rings
+        // were sized (the far listener's grant is written back).
+        let len = msg.len();
+        if len <= self.geometry.inline_max && len <= self.qos.max_msg && self.shared.state() == LIVE {
+            let meta = self.stamp();
+            if let Ok(notify) = self.sides.get().tx.try_send_with(msg, meta, 0) {
+                self.sent(notify, len);
+                return Ok(());
+            }
+            // Full, or an error the general path reports as it should.
+        }
+        self.send_parts(&[msg], &[], deadline)
+    }
+
     /// The one copy path behind every send form.
     #[inline]
     fn send_parts(&mut self, parts: &[&[u8]], fds: &[BorrowedFd<'_>], deadline: Deadline) -> Result<(), SendError> {
@@ -239,7 +258,7 @@ impl FlowEnd {
 
     /// Counts `n` messages of `bytes` in all, published together, and
     /// wakes or signals the peer.
-    #[inline]
+    #[inline(always)]
     pub(super) fn sent_n(&mut self, notify: Notify, n: u64, bytes: u64) {
         self.slot.add(FlowCounter::Sent as usize, n);
         self.slot.add(FlowCounter::BytesSent as usize, bytes);
@@ -382,7 +401,7 @@ fn claim_error(e: ClaimError) -> SendError {
 
 /// Writes `parts` into a claimed frame, sends its descriptors (if any) and
 /// commits it.
-#[inline]
+#[inline(always)]
 fn fill_and_commit(
     mut c: Claim<'_, RawRegion>,
     parts: &[&[u8]],
@@ -401,7 +420,7 @@ fn fill_and_commit(
     Ok(c.commit())
 }
 
-#[inline]
+#[inline(always)]
 fn write_parts(dst: &mut [u8], parts: &[&[u8]]) {
     let mut at = 0;
     for p in parts {
@@ -440,7 +459,7 @@ fn send_fd_packet(
 /// in fenced mode; in membarrier mode only a compiler fence, and the
 /// reader's membarrier between its arm and its re-check (`Flow::arm`) does
 /// the rest.
-#[inline]
+#[inline(always)]
 pub(crate) fn published(
     notify: Notify,
     wakers: &Wakers,

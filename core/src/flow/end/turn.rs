@@ -145,7 +145,7 @@ impl FlowEnd {
                 self.turn.offset = from + n;
                 return Err(CallError::RecvMoreData { received: self.turn.received });
             }
-            count_consumed(&self.slot, self.shared.memory.rx_consumed(self.shared.role));
+            count_consumed(&self.slot, self.wakers.consumed());
             if let Some(b) = bulk {
                 consume_bulk(b, self.wakers.peer_space[1]);
             }
@@ -196,15 +196,7 @@ impl FlowEnd {
             Some(b) => Some(s.rx_bulk.read(b).map_err(|c| CallError::CorruptPeer(Corruption::Memory(c)))?),
             None => None,
         };
-        Ok(RecvBuf {
-            rx: s.rx,
-            frame: m.frame,
-            start,
-            bulk,
-            wakers: self.wakers,
-            slot: &self.slot,
-            consumed: self.shared.memory.rx_consumed(self.shared.role),
-        })
+        Ok(RecvBuf { rx: s.rx, frame: m.frame, start, bulk, wakers: &self.wakers, slot: &self.slot })
     }
 
     /// The next frame of the peer's message, waiting until `deadline`; a
