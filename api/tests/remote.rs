@@ -421,3 +421,62 @@ fn plain_sockets_carry_remote_flows_and_talk_to_io_uring_engines() {
     } // else the server still waits for the second flow: left to the process's end.
     far.shutdown().unwrap();
 }
+
+/// An engine walks its busy flows only; a flow silent for a while is
+/// brought back by its doorbell when its application publishes. Among 200
+/// open flows (more than one futex wait of the engine's sleep holds),
+/// after a quiet spell, one message on each in turn still makes the round
+/// trip, and the near engine's doorbells rang.
+#[test]
+fn silent_flows_among_many_are_woken_by_their_doorbells() {
+    const FLOWS: usize = 200;
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
+    let mut listener = Listener::bind_with("many", ListenerOptions::new().remote(true).runtime_dir(&dir)).unwrap();
+    let (near, far) = engines(&dir);
+    let addr = far.listen_addr().unwrap();
+    let small = Qos::data().with_ring_bytes(4 << 10).with_max_msg(64);
+    let server = thread::spawn(move || {
+        let mut flows: Vec<_> = (0..FLOWS).map(|_| listener.accept_timeout(Duration::from_secs(30)).unwrap()).collect();
+        // Echoes whatever arrives on any flow until every flow echoed one
+        // message; sleeps between rounds that found nothing.
+        let mut echoed = [false; FLOWS];
+        let guard = Instant::now() + Duration::from_secs(120);
+        while echoed.iter().any(|e| !e) {
+            assert!(Instant::now() < guard, "server: not every flow carried its message");
+            let mut found = false;
+            for (flow, done) in flows.iter_mut().zip(echoed.iter_mut()) {
+                let got = match flow.try_recv_ref() {
+                    Ok(m) => Some(m.to_vec()),
+                    Err(RecvError::WouldBlock) => None,
+                    Err(e) => panic!("server: {e}"),
+                };
+                if let Some(msg) = got {
+                    flow.send(&msg).unwrap();
+                    (*done, found) = (true, true);
+                }
+            }
+            if !found {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        flows
+    });
+    let mut flows: Vec<_> = (0..FLOWS)
+        .map(|_| near.alloc_timeout(&format!("many@{addr}"), &small, Duration::from_secs(30)).unwrap())
+        .collect();
+    // A quiet spell: the engines stop walking the silent flows.
+    thread::sleep(Duration::from_secs(2));
+    for (i, flow) in flows.iter_mut().enumerate().rev() {
+        let msg = (i as u64).to_le_bytes();
+        flow.send(&msg).unwrap();
+        let got = flow.recv_ref_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(&*got, &msg[..], "flow {i}");
+    }
+    let rung = near.stats().doorbells_rung;
+    assert!(rung > 0, "the silent flows' publishes rang no doorbell");
+    drop(flows);
+    drop(server.join().unwrap());
+    near.shutdown().unwrap();
+    far.shutdown().unwrap();
+}

@@ -30,6 +30,12 @@ impl<'a> Waiter<'a> {
         Waiter { abort, deadline, spins: 0, yielding }
     }
 
+    /// Moves the stall deadline later by `setup`: what a side spent
+    /// building its transport (opening many flows, say) is no stall.
+    pub(crate) fn allow_setup(&mut self, setup: std::time::Duration) {
+        self.deadline += setup;
+    }
+
     /// Whether the other side failed (for a side that waits in its own way).
     pub(crate) fn aborted(&self) -> bool {
         // SYNC: Relaxed; as in `check`.

@@ -99,14 +99,83 @@ fn variant(seq: u64, variants: usize) -> usize {
 /// closure on its own pinned thread, before its clock starts. The two
 /// closures run at once and may talk to each other (one tells the other
 /// where to connect).
+// Only tests measure one such transport alone now (scenario remote's
+// impls take turns: `run_built_alternating`).
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn run_built<const N: usize, P: PingSide<N>, Q: PongSide<N>>(
     ctx: &RunCtx,
     make_ping: impl FnOnce() -> Result<P, BenchError> + Send,
     make_pong: impl FnOnce() -> Result<Q, BenchError> + Send,
 ) -> Result<Measurement, BenchError> {
-    let (m, ()) =
-        run_pair(ctx, move |w| ping_loop(ctx, &mut [make_ping()?], w), move |w| pong_loop(&mut [make_pong()?], w))?;
+    // The set-up is no stall: each side's deadline moves by its own.
+    let ping = move |w: &mut Waiter<'_>| {
+        let started = Instant::now();
+        let side = make_ping()?;
+        w.allow_setup(started.elapsed());
+        ping_loop(ctx, &mut [side], w)
+    };
+    let pong = move |w: &mut Waiter<'_>| {
+        let started = Instant::now();
+        let side = make_pong()?;
+        w.allow_setup(started.elapsed());
+        pong_loop(&mut [side], w)
+    };
+    let (m, ()) = run_pair(ctx, ping, pong)?;
     Ok(only(m))
+}
+
+/// [`run_alternating`] for transports whose state belongs to the thread
+/// that drives it: each side builds its variants (`turns` of them, in the
+/// same order on both sides) on its own pinned thread, as
+/// [`run_built`] does.
+pub fn run_built_alternating<const N: usize, P: PingSide<N>, Q: PongSide<N>>(
+    ctx: &RunCtx,
+    turns: usize,
+    make_pings: impl FnOnce() -> Result<Vec<P>, BenchError> + Send,
+    make_pongs: impl FnOnce() -> Result<Vec<Q>, BenchError> + Send,
+) -> Result<Vec<Measurement>, BenchError> {
+    let turns = turns.max(1) as u32;
+    let ctx = &RunCtx { warmup: ctx.warmup * turns, measure: ctx.measure * turns, ..*ctx };
+    let ping = move |w: &mut Waiter<'_>| {
+        let started = Instant::now();
+        let mut sides = make_pings()?;
+        w.allow_setup(started.elapsed());
+        ping_loop(ctx, &mut sides, w)
+    };
+    let pong = move |w: &mut Waiter<'_>| {
+        let started = Instant::now();
+        let mut sides = make_pongs()?;
+        w.allow_setup(started.elapsed());
+        pong_loop(&mut sides, w)
+    };
+    let (m, ()) = run_pair(ctx, ping, pong)?;
+    Ok(m)
+}
+
+/// A side of any transport, for [`run_built_alternating`] over variants
+/// of different types.
+impl<const N: usize> PingSide<N> for Box<dyn PingSide<N>> {
+    #[inline]
+    fn send(&mut self, msg: &[u8; N], w: &mut Waiter<'_>) -> Result<(), BenchError> {
+        (**self).send(msg, w)
+    }
+
+    #[inline]
+    fn recv(&mut self, w: &mut Waiter<'_>) -> Result<u64, BenchError> {
+        (**self).recv(w)
+    }
+
+    #[inline]
+    fn between(&mut self) {
+        (**self).between()
+    }
+}
+
+impl<const N: usize> PongSide<N> for Box<dyn PongSide<N>> {
+    #[inline]
+    fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        (**self).echo(w)
+    }
 }
 
 /// The measurement of a run of one variant ([`ping_loop`] returns one per

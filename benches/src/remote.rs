@@ -5,11 +5,13 @@
 //! application ends are ordinary flows, used through the public API as in
 //! scenario `flow`.
 //!
-//! Each side is built on its own pinned thread ([`pingpong::run_built`],
-//! [`stream::run_built`]): in invoker mode that thread runs its engine, so
-//! the engine must be made there. Neither set-up nor teardown is ever
-//! measured, and a side never drops its engine while its last message may
-//! still be on its way (see [`End`]'s `Drop`).
+//! Each side is built on its own pinned thread
+//! ([`pingpong::run_built_alternating`], [`stream::run_built`]): in invoker
+//! mode that thread runs its engine, so the engine must be made there. A
+//! case's ping-pong impls take turns in one run, kernel TCP and tokio
+//! included. Neither set-up nor teardown is ever measured (side A's first
+//! message, [`READY`], ends the set-up), and a side never drops its engine
+//! while its last message may still be on its way (see [`End`]'s `Drop`).
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -38,6 +40,11 @@ const LINGER: Duration = Duration::from_secs(5);
 /// How long a stopping engine may take to flush what is in flight (the
 /// other side's acknowledgements, this side's `Close`).
 const FLUSH: Duration = Duration::from_secs(2);
+/// What side A sends once its flows are open, before anything measured.
+const READY: &[u8] = b"ready";
+/// The QoS of the flows a case opens beside the measured one: reliable,
+/// as the measured one, with the smallest rings (they carry nothing).
+const IDLE_QOS: Qos = Qos::data().with_ring_bytes(4 << 10).with_max_msg(64);
 /// Messages per stream batch, as in scenario `flow`.
 const BATCH: usize = 32;
 
@@ -129,6 +136,10 @@ struct End {
     /// [`LINGER`]) for the other side to hang up, so its engine still runs
     /// until the stop message is through.
     sent_stop: bool,
+    /// Flows opened beside the measured one and never used (the cases
+    /// that show an engine's cost with many flows open); closed before
+    /// the engine stops.
+    _idle: Vec<Flow>,
     _engine: Stopping,
     /// Side B's listener and its runtime directory.
     _listener: Option<(Listener, DirGuard)>,
@@ -207,10 +218,13 @@ fn send_with(
 
 /// The two sides' builders: side A (allocating) and side B (listening),
 /// each run on its own thread; B tells A its engine's address.
+/// `idle` more flows are opened after the measured one (with the smallest
+/// rings: they carry nothing) and kept open, unused, while it runs.
 fn builders(
     mode: ThreadingMode,
     qos: Qos,
     auth: Auth,
+    idle: usize,
 ) -> (impl FnOnce() -> Result<End, BenchError> + Send, impl FnOnce() -> Result<End, BenchError> + Send) {
     let (addr_tx, addr_rx) = mpsc::channel::<SocketAddr>();
     let wait = wait_for(mode);
@@ -226,10 +240,17 @@ fn builders(
         let key = key.map_err(|e| err("key file", e))?;
         let config = engine_config(mode, None, key.as_deref())?;
         let engine = RemoteEngine::start(&config, None).map_err(|e| err("RemoteEngine::start", e))?;
-        let (flow, engine) = set_up(engine, |engine| {
-            engine.alloc_timeout(&format!("{NAME}@{addr}"), &qos, SETUP).map_err(|e| err("RemoteEngine::alloc", e))
+        let ((flow, idle), engine) = set_up(engine, |engine| {
+            let alloc = |qos: &Qos| {
+                engine.alloc_timeout(&format!("{NAME}@{addr}"), qos, SETUP).map_err(|e| err("RemoteEngine::alloc", e))
+            };
+            let mut flow = alloc(&qos)?;
+            let idle = (0..idle).map(|_| alloc(&IDLE_QOS)).collect::<Result<Vec<_>, _>>()?;
+            // Every open answered: B may stop driving its engine for them.
+            flow.send_timeout(READY, SETUP).map_err(|e| err("Flow::send (ready)", e))?;
+            Ok((flow, idle))
         })?;
-        Ok(End { flow, wait, sent_stop: false, _engine: engine, _listener: None })
+        Ok(End { flow, wait, sent_stop: false, _idle: idle, _engine: engine, _listener: None })
     };
     let accept = move || {
         let dir = DirGuard::new();
@@ -246,13 +267,24 @@ fn builders(
                 return Err(err("Listener::bind", e));
             }
         };
-        let (flow, engine) = set_up(engine, |engine| {
+        let ((flow, idle), engine) = set_up(engine, |engine| {
             let addr =
                 engine.listen_addr().ok_or_else(|| err("RemoteEngine::listen_addr", "the engine does not listen"))?;
             addr_tx.send(addr).map_err(|_| BenchError::Aborted)?;
-            listener.accept_timeout(SETUP).map_err(|e| err("Listener::accept", e))
+            let mut accept = || listener.accept_timeout(SETUP).map_err(|e| err("Listener::accept", e));
+            let mut flow = accept()?;
+            let idle = (0..idle).map(|_| accept()).collect::<Result<Vec<_>, _>>()?;
+            // Drives this engine until A has the answers to all its opens
+            // (in invoker mode nothing else would, should this thread build
+            // another transport next).
+            let ready = flow.recv_ref_timeout(SETUP).map_err(|e| err("Flow::recv (ready)", e))?;
+            if &*ready != READY {
+                return Err(err("Flow::recv (ready)", "the first message is not the set-up's"));
+            }
+            drop(ready);
+            Ok((flow, idle))
         })?;
-        Ok(End { flow, wait, sent_stop: false, _engine: engine, _listener: Some((listener, dir)) })
+        Ok(End { flow, wait, sent_stop: false, _idle: idle, _engine: engine, _listener: Some((listener, dir)) })
     };
     (alloc, accept)
 }
@@ -291,10 +323,59 @@ impl<const N: usize> PongSide<N> for End {
     }
 }
 
-/// Round trip of an N-byte message between two engines running in `mode`.
-pub fn pingpong<const N: usize>(ctx: &RunCtx, mode: ThreadingMode, auth: Auth) -> Result<Measurement, BenchError> {
-    let (alloc, accept) = builders(mode, Qos::data(), auth);
+/// Round trip of an N-byte message between two engines running in `mode`
+/// (the impls of the scenario take turns: [`pingpong_turns`]).
+#[cfg(test)]
+fn pingpong<const N: usize>(ctx: &RunCtx, mode: ThreadingMode, auth: Auth) -> Result<Measurement, BenchError> {
+    let (alloc, accept) = builders(mode, Qos::data(), auth, 0);
     pingpong::run_built::<N, End, End>(ctx, alloc, accept)
+}
+
+/// Case `pingpong-64B`'s impls taking turns every `pingpong::BLOCK` round
+/// trips in one run, so that their ratios are taken under the same moods
+/// of the machine: kernel TCP busy-polled (`tcp-spin`), ringflow without
+/// and with a key, blocking TCP, and tokio when built in; one measurement
+/// each, in that order.
+pub fn pingpong_turns<const N: usize>(ctx: &RunCtx, mode: ThreadingMode) -> Result<Vec<Measurement>, BenchError> {
+    use crate::pingpong::{PingSide as P, PongSide as Q};
+    let (spin_ping, spin_pong) = crate::os::tcp::pingpong_sides::<N>(Wait::Spin)?;
+    let (block_ping, block_pong) = crate::os::tcp::pingpong_sides::<N>(Wait::Block)?;
+    #[cfg(feature = "peers")]
+    let (tokio_ping, tokio_pong) = crate::peers::tokio::pingpong_sides::<N>().map(|(p, q)| (Some(p), Some(q)))?;
+    #[cfg(not(feature = "peers"))]
+    let (tokio_ping, tokio_pong): (Option<End>, Option<End>) = (None, None);
+    let turns = 4 + usize::from(tokio_ping.is_some());
+    let (alloc, accept) = builders(mode, Qos::data(), Auth::None, 0);
+    let (alloc_key, accept_key) = builders(mode, Qos::data(), Auth::Key, 0);
+    let make_pings = move || -> Result<Vec<Box<dyn P<N>>>, BenchError> {
+        let mut sides: Vec<Box<dyn P<N>>> =
+            vec![Box::new(spin_ping), Box::new(alloc()?), Box::new(alloc_key()?), Box::new(block_ping)];
+        sides.extend(tokio_ping.map(|t| Box::new(t) as Box<dyn P<N>>));
+        Ok(sides)
+    };
+    let make_pongs = move || -> Result<Vec<Box<dyn Q<N>>>, BenchError> {
+        let mut sides: Vec<Box<dyn Q<N>>> =
+            vec![Box::new(spin_pong), Box::new(accept()?), Box::new(accept_key()?), Box::new(block_pong)];
+        sides.extend(tokio_pong.map(|t| Box::new(t) as Box<dyn Q<N>>));
+        Ok(sides)
+    };
+    pingpong::run_built_alternating::<N, _, _>(ctx, turns, make_pings, make_pongs)
+}
+
+/// Case `pingpong-64B-x1000`'s impls taking turns in one run: one flow
+/// alone between two engines, and one flow among `idle + 1` between two
+/// other engines (the others opened after it and never used): what the
+/// silent flows cost the one that carries.
+pub fn pingpong_among_turns<const N: usize>(
+    ctx: &RunCtx,
+    mode: ThreadingMode,
+    idle: usize,
+) -> Result<Vec<Measurement>, BenchError> {
+    let (alloc, accept) = builders(mode, Qos::data(), Auth::None, 0);
+    let (alloc_many, accept_many) = builders(mode, Qos::data(), Auth::None, idle);
+    let make_pings = move || Ok(vec![alloc()?, alloc_many()?]);
+    let make_pongs = move || Ok(vec![accept()?, accept_many()?]);
+    pingpong::run_built_alternating::<N, End, End>(ctx, 2, make_pings, make_pongs)
 }
 
 impl crate::rpc::Holds for End {
@@ -308,15 +389,27 @@ impl crate::rpc::Holds for End {
     }
 }
 
-/// A call with an N-byte request and reply between two engines running in
-/// `mode`: `rpc`'s client and server on the two ends of a remote flow.
-pub fn call<const N: usize>(ctx: &RunCtx, mode: ThreadingMode) -> Result<Measurement, BenchError> {
+/// Case `call-64B-remote`'s impls (scenario `rpc`) taking turns every
+/// `pingpong::BLOCK` round trips in one run: kernel TCP busy-polled
+/// (`tcp-spin`), a call over a remote flow (`ringflow`), and a ping-pong
+/// over another remote flow (`flow-pingpong`); one measurement each, in
+/// that order.
+pub fn call_turns<const N: usize>(ctx: &RunCtx, mode: ThreadingMode) -> Result<Vec<Measurement>, BenchError> {
+    use crate::pingpong::{PingSide as P, PongSide as Q};
     use crate::rpc::{Client, Server};
-    let (alloc, accept) = builders(mode, Qos::data(), Auth::None);
+    let (spin_ping, spin_pong) = crate::os::tcp::pingpong_sides::<N>(Wait::Spin)?;
+    let (alloc_call, accept_call) = builders(mode, Qos::data(), Auth::None, 0);
+    let (alloc, accept) = builders(mode, Qos::data(), Auth::None, 0);
     let wait = wait_for(mode);
-    let client = move || alloc().map(|end| Client::<N, End>::new(end, wait));
-    let server = move || accept().map(|end| Server::<N, End>::new(end, wait));
-    pingpong::run_built::<N, _, _>(ctx, client, server)
+    let make_pings = move || -> Result<Vec<Box<dyn P<N>>>, BenchError> {
+        let client = Client::<N, End>::new(alloc_call()?, wait);
+        Ok(vec![Box::new(spin_ping), Box::new(client), Box::new(alloc()?)])
+    };
+    let make_pongs = move || -> Result<Vec<Box<dyn Q<N>>>, BenchError> {
+        let server = Server::<N, End>::new(accept_call()?, wait);
+        Ok(vec![Box::new(spin_pong), Box::new(server), Box::new(accept()?)])
+    };
+    pingpong::run_built_alternating::<N, _, _>(ctx, 3, make_pings, make_pongs)
 }
 
 struct Tx<const N: usize> {
@@ -398,7 +491,7 @@ fn stream_with<const N: usize>(
     qos: Qos,
     auth: Auth,
 ) -> Result<Measurement, BenchError> {
-    let (alloc, accept) = builders(mode, qos, auth);
+    let (alloc, accept) = builders(mode, qos, auth, 0);
     let make_tx = move || Ok(Tx::<N> { end: alloc()?, template: Template::new(), msg: vec![0; N].into_boxed_slice() });
     stream::run_built(ctx, make_tx, move || Ok(Rx { end: accept()? }))
 }

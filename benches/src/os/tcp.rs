@@ -28,6 +28,17 @@ pub(crate) fn connect() -> Result<(TcpStream, TcpStream), BenchError> {
     Ok((client, server))
 }
 
+/// The two sides of [`pingpong`] over a fresh connection, for a driver
+/// that runs them in turns with other transports.
+pub(crate) fn pingpong_sides<const N: usize>(
+    wait: Wait,
+) -> Result<(impl pingpong::PingSide<N>, impl pingpong::PongSide<N>), BenchError> {
+    let (client, server) = connect()?;
+    let ping = Ends::<_, N>::new(SocketLink::new(OwnedFd::from(client).into(), wait)?, wait, "tcp");
+    let pong = Ends::<_, N>::new(SocketLink::new(OwnedFd::from(server).into(), wait)?, wait, "tcp");
+    Ok((ping, pong))
+}
+
 /// Round trip of an N-byte message over TCP loopback, both sides waiting as
 /// `wait` says.
 pub fn pingpong<const N: usize>(ctx: &RunCtx, wait: Wait) -> Result<Measurement, BenchError> {

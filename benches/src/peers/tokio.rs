@@ -97,12 +97,14 @@ impl<const N: usize> PongSide<N> for Ends<N> {
     }
 }
 
-/// Round trip of an N-byte message over TCP loopback through tokio.
-pub fn pingpong<const N: usize>(ctx: &RunCtx) -> Result<Measurement, BenchError> {
+/// The two sides of a round trip of an N-byte message over TCP loopback
+/// through tokio, for a driver that runs them in turns with other
+/// transports (scenario `remote`, `remote::pingpong_turns`).
+pub(crate) fn pingpong_sides<const N: usize>() -> Result<(impl PingSide<N>, impl PongSide<N>), BenchError> {
     let (client, server) = connect()?;
     let ping = Ends::<N> { end: End::new(client)?, buf: Box::new([0; N]) };
     let pong = Ends::<N> { end: End::new(server)?, buf: Box::new([0; N]) };
-    pingpong::run::<N>(ctx, ping, pong)
+    Ok((ping, pong))
 }
 
 struct Tx<const N: usize> {
@@ -162,7 +164,8 @@ mod tests {
     /// Ping-pong and both stream sizes complete and stop cleanly.
     #[test]
     fn tokio_round_trips_and_streams() {
-        let m = pingpong::<64>(&RunCtx::for_tests()).expect("pingpong");
+        let (ping, pong) = pingpong_sides::<64>().expect("sides");
+        let m = pingpong::run::<64>(&RunCtx::for_tests(), ping, pong).expect("pingpong");
         assert!(m.msgs > 0);
         for (size, m) in
             [("64B", stream::<64>(&RunCtx::for_tests())), ("64KiB", stream::<{ 64 << 10 }>(&RunCtx::for_tests()))]

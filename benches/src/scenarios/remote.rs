@@ -23,8 +23,29 @@ const RINGFLOW_MODE: ThreadingMode = ThreadingMode::Invoker;
 const STREAM_64B_RING: usize = 256 << 10;
 const STREAM_64KIB_RING: usize = 1 << 20;
 
+/// Case `pingpong-64B`'s impls, taking turns in one run (see
+/// `remote::pingpong_turns`).
+#[cfg(feature = "peers")]
+const PINGPONG_TURNS: &[&str] = &["tcp-spin", "ringflow", "ringflow-key", "tcp", "tokio"];
+#[cfg(not(feature = "peers"))]
+const PINGPONG_TURNS: &[&str] = &["tcp-spin", "ringflow", "ringflow-key", "tcp"];
+
+/// Flows open beside the measured one in case `pingpong-64B-x1000`.
+const IDLE_FLOWS: usize = 999;
+/// The same in a run that yields instead of spinning (smoke tests).
+const IDLE_FLOWS_SMOKE: usize = 99;
+
 const CHECKS: &[CheckSpec] = &[
     CheckSpec { case: "pingpong-64B", num: "ringflow", den: "tcp-spin", stat: Stat::P50, target: Target::AtMost(1.5) },
+    // An engine's per-message cost stays flat with the number of flows it
+    // carries (issue 18, "Scale").
+    CheckSpec {
+        case: "pingpong-64B-x1000",
+        num: "ringflow-x1000",
+        den: "ringflow",
+        stat: Stat::P50,
+        target: Target::AtMost(1.2),
+    },
     CheckSpec {
         case: "stream-64B",
         num: "ringflow",
@@ -54,16 +75,22 @@ fn cases() -> Vec<Case> {
                     engines holding a key (net.key_file), proved in the hello; tcp = blocking sockets; tokio = \
                     write_all / read_exact on a current-thread runtime per side",
             metric: Metric::Latency,
-            impls: impls(
-                vec![
-                    Impl::new("tcp-spin", |ctx| os::tcp::pingpong::<64>(ctx, Wait::Spin)),
-                    Impl::new("ringflow", |ctx| remote::pingpong::<64>(ctx, RINGFLOW_MODE, Auth::None)),
-                    Impl::new("ringflow-key", |ctx| remote::pingpong::<64>(ctx, RINGFLOW_MODE, Auth::Key)),
-                    Impl::new("tcp", |ctx| os::tcp::pingpong::<64>(ctx, Wait::Block)),
-                ],
-                tokio_pingpong(),
-            ),
+            impls: vec![Impl::alternating(PINGPONG_TURNS, |ctx| remote::pingpong_turns::<64>(ctx, RINGFLOW_MODE))],
             notes: notes("tcp-spin, the syscall floor"),
+        },
+        Case {
+            name: "pingpong-64B-x1000",
+            about: "pingpong-64B's ringflow over one flow (ringflow) and over one flow among 1,000 open between \
+                    the same two engines, the other 999 silent (ringflow-x1000): what an engine's per-message \
+                    cost owes to the flows it carries",
+            metric: Metric::Latency,
+            impls: vec![Impl::alternating(&["ringflow", "ringflow-x1000"], |ctx| {
+                // A smoke run (tests, in a process that opens descriptors
+                // for other tests at once) proves the case with fewer.
+                let idle = if ctx.yielding { IDLE_FLOWS_SMOKE } else { IDLE_FLOWS };
+                remote::pingpong_among_turns::<64>(ctx, RINGFLOW_MODE, idle)
+            })],
+            notes: vec!["ratio_to_limit is against ringflow over a single flow".to_string()],
         },
         Case {
             name: "stream-64B",
@@ -121,18 +148,8 @@ fn notes(reference: &str) -> Vec<String> {
 }
 
 #[cfg(feature = "peers")]
-fn tokio_pingpong() -> Option<Impl> {
-    Some(Impl::new("tokio", crate::peers::tokio::pingpong::<64>))
-}
-
-#[cfg(feature = "peers")]
 fn tokio_stream<const N: usize>() -> Option<Impl> {
     Some(Impl::new("tokio", crate::peers::tokio::stream::<N>))
-}
-
-#[cfg(not(feature = "peers"))]
-fn tokio_pingpong() -> Option<Impl> {
-    None
 }
 
 #[cfg(not(feature = "peers"))]

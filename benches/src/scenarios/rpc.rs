@@ -85,13 +85,10 @@ fn cases() -> Vec<Case> {
                     flow-pingpong = the same remote flow with try_send / try_recv_ref (scenario remote's \
                     pingpong-64B)",
             metric: Metric::Latency,
-            impls: vec![
-                Impl::new("tcp-spin", |ctx| os::tcp::pingpong::<64>(ctx, Wait::Spin)),
-                Impl::new("ringflow", |ctx| remote::call::<64>(ctx, ThreadingMode::Invoker)),
-                Impl::new("flow-pingpong", |ctx| {
-                    remote::pingpong::<64>(ctx, ThreadingMode::Invoker, remote::Auth::None)
-                }),
-            ],
+            // Taking turns in one run, as the local cases' impls do.
+            impls: vec![Impl::alternating(&["tcp-spin", "ringflow", "flow-pingpong"], |ctx| {
+                remote::call_turns::<64>(ctx, ThreadingMode::Invoker)
+            })],
             notes: vec!["ratio_to_limit is against tcp-spin, the syscall floor; no physical limit is measured".into()],
         },
         Case {

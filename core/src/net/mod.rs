@@ -229,6 +229,27 @@ impl NetDriver {
         }
     }
 
+    /// See [`TcpDriver::watch`]; plain sockets have no watches and return
+    /// false (the caller keeps looking at what it would have watched).
+    ///
+    /// # Safety
+    ///
+    /// As [`TcpDriver::watch`].
+    pub unsafe fn watch(&mut self, fd: std::os::fd::RawFd, token: u32) -> bool {
+        match self {
+            // SAFETY: forwarded from this function's contract.
+            NetDriver::IoUring(d) => unsafe { d.watch(fd, token) },
+            NetDriver::Sockets(_) => false,
+        }
+    }
+
+    /// See [`TcpDriver::unwatch`].
+    pub fn unwatch(&mut self, token: u32) {
+        if let NetDriver::IoUring(d) = self {
+            d.unwatch(token);
+        }
+    }
+
     /// Whether a park can also end on a futex word (`arm_futexes`).
     pub fn futex_waits(&self) -> bool {
         matches!(self, NetDriver::IoUring(d) if d.futex_waits())

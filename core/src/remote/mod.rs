@@ -81,6 +81,11 @@ pub struct RemoteStats {
     /// Send buffers the engine registered with its io_uring: 0 unless
     /// SEND_ZC is on and `io_uring.buffer_size` reaches its threshold.
     pub registered_buffers: u64,
+    /// Times a flow the engine had stopped looking at (silent for a while:
+    /// its doorbell armed) was brought back by its doorbell: a publish of
+    /// its local application, or its end. An engine carrying many flows
+    /// looks at the busy ones only (tuning.md, "Many flows").
+    pub doorbells_rung: u64,
 }
 
 /// An engine carrying flows to and from other hosts.
@@ -202,6 +207,7 @@ impl RemoteEngine {
             zc_sends: self.shared.zc_sends.load(Relaxed),
             registered_sends: self.shared.registered_sends.load(Relaxed),
             registered_buffers: self.shared.registered_buffers.load(Relaxed),
+            doorbells_rung: self.shared.doorbells_rung.load(Relaxed),
         }
     }
 

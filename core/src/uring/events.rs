@@ -52,6 +52,14 @@ pub enum TcpEvent {
     Sent(ConnId, usize),
     /// Reported once; the id is dead afterwards.
     Closed(ConnId, CloseReason),
+    /// A watched descriptor became readable (`TcpDriver::watch`); with
+    /// `more: false`, the watch has ended and is reported no more.
+    Rang {
+        /// The watch's token.
+        token: u32,
+        /// Whether the watch goes on.
+        more: bool,
+    },
 }
 
 /// Errors of `listen`, `adopt`, `send` and `close`.

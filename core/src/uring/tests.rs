@@ -138,6 +138,7 @@ fn echo(cfg: &IoUringSection) -> Option<EchoReport> {
                 }
                 TcpEvent::Sent(_, n) => report.sent_bytes += n,
                 TcpEvent::Closed(id, reason) => closed = Some((id, reason)),
+                TcpEvent::Rang { .. } => panic!("nothing is watched"),
             }
         }
         if held.len() >= cfg.provided_buffers as usize || n == 0 || closed.is_some() {
@@ -385,4 +386,49 @@ fn datagrams_arrive_one_per_event_and_an_empty_one_ends_nothing() {
         }
     }
     assert_eq!(got, vec![b"first".to_vec(), b"second datagram".to_vec()]);
+}
+
+/// Waits (parking in the ring) until `tcp` reports the next watch event.
+fn next_rang(tcp: &mut TcpDriver) -> (u32, bool) {
+    let mut events = Vec::new();
+    let guard = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < guard, "no watch event");
+        tcp.wait(Duration::from_millis(20), &mut events);
+        if let Some(ev) = events.drain(..).find_map(|ev| match ev {
+            TcpEvent::Rang { token, more } => Some((token, more)),
+            _ => None,
+        }) {
+            return ev;
+        }
+    }
+}
+
+/// A watched descriptor rings once it becomes readable, again on the next
+/// datagram (the bytes are left to its owner), and a last time, saying
+/// so, once unwatched; the driver then holds nothing of it and drops
+/// without waiting.
+#[test]
+fn a_watched_descriptor_rings_until_unwatched() {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::net::UnixDatagram;
+    if refused(&small_cfg()) {
+        return;
+    }
+    let mut tcp = TcpDriver::new(&small_cfg()).expect("driver");
+    let (bell, ringer) = UnixDatagram::pair().expect("socketpair");
+    bell.set_nonblocking(true).expect("nonblocking");
+    // SAFETY: `bell` stays open for the whole test.
+    assert!(unsafe { tcp.watch(bell.as_raw_fd(), 7) });
+    // SAFETY: as above.
+    assert!(!unsafe { tcp.watch(bell.as_raw_fd(), 7) }, "a token is watched once");
+    ringer.send(b"!").expect("ring");
+    assert_eq!(next_rang(&mut tcp), (7, true));
+    let mut byte = [0u8; 1];
+    assert_eq!(bell.recv(&mut byte).expect("the byte is still there"), 1);
+    ringer.send(b"!").expect("ring again");
+    assert_eq!(next_rang(&mut tcp), (7, true));
+    tcp.unwatch(7);
+    assert_eq!(next_rang(&mut tcp), (7, false));
+    assert!(!tcp.in_flight(), "an ended watch holds nothing");
 }

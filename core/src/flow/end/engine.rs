@@ -47,6 +47,23 @@ impl FlowEnd {
         self.sides.tx().0.is_consumer_closed()
     }
 
+    /// Engine side: the descriptor that becomes readable once the local
+    /// peer publishes after [`arm_doorbell`](Self::arm_doorbell), or the
+    /// flow ends (the control socket, which carries the peer's readiness
+    /// signals and hangs up when it dies): how an engine learns of a
+    /// message on a flow it stopped looking at.
+    pub(crate) fn doorbell(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.readiness_fd()
+    }
+
+    /// Engine side: asks the local peer's next publish to make
+    /// [`doorbell`](Self::doorbell) readable. False if a message (or the
+    /// end) is already there: the signal for it may never come, so the
+    /// caller looks at the flow now instead of waiting for the doorbell.
+    pub(crate) fn arm_doorbell(&mut self) -> bool {
+        !self.arm()
+    }
+
     /// Engine side: drops this end as if its process had died (the rings
     /// stay open), so the local peer reads what is there and then gets
     /// `PeerGone`: how the death of a remote application reaches it.

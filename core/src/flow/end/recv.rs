@@ -493,7 +493,7 @@ impl FlowEnd {
     /// it after its next publish), then look again so a message that raced
     /// the announcement is not missed: returns whether one (or the end) is
     /// there, after signalling the descriptor for it.
-    fn arm(&mut self) -> bool {
+    pub(super) fn arm(&mut self) -> bool {
         self.reset_readiness();
         ringflow_ring::arm::arm(self.shared.memory.rx_armed(self.shared.role));
         let barrier_failed = self.sides.rx().0.data_wait().needs_membarrier()

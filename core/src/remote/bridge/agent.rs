@@ -44,8 +44,8 @@ impl Agent for Bridge {
     }
 
     /// Sleeps in the io_uring until a completion: a segment or connection
-    /// from the network, a command's wake-up datagram, or a publish into any
-    /// local flow's ring. For the last, every flow's data wait point
+    /// from the network, a command's wake-up datagram, a doorbell, or a
+    /// publish into any hot local flow's ring. For the last, every such flow's data wait point
     /// announces a sleeper (the flow protocol: its sender then wakes the
     /// futex word, in whatever process it runs) and one `FUTEX_WAITV` on
     /// the words joins the ring's wait. Bounded by `timeout` either way.
@@ -57,10 +57,13 @@ impl Agent for Bridge {
         let mut words = std::mem::take(&mut self.futex_words);
         let mut armed = std::mem::take(&mut self.futex_flows);
         let mut barrier = false;
-        for (&key, b) in &self.flows {
+        // Hot flows only: the others' doorbells are armed, and their
+        // descriptors are received in the same ring.
+        for &key in &self.hot {
             if words.len() == crate::uring::MAX_FUTEX_WAITS {
                 break; // the rest are seen at the end of the (bounded) sleep
             }
+            let Some(b) = self.flows.get(&key) else { continue };
             if !self.may_forward(key.0, b) {
                 continue;
             }

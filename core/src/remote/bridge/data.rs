@@ -104,6 +104,9 @@ impl Bridged {
             reported_lost: 0,
             closed_local: false,
             window_full: false,
+            hot: false,
+            quiet: 0,
+            doorbell: None,
             checksum: if qos.checksum { Checksum::Crc32c } else { Checksum::None },
         }
         .based()
@@ -132,6 +135,47 @@ impl Bridged {
             self.spare_bytes += buf.capacity();
             self.spare.push(buf);
         }
+    }
+
+    /// Whether the data path has something to finish for this flow that no
+    /// frame from the network and no new local message will announce: it
+    /// stays hot meanwhile.
+    pub(super) fn needs_attention(&self) -> bool {
+        !self.inbound.is_empty()
+            || self.opening.is_some()
+            || self.paused
+            || self.window_full
+            || self.tx != End::Open
+            || self.rx != End::Open
+            || (self.reliable && self.delivered > self.acked)
+    }
+
+    /// Arms the flow's doorbell (setting it up with the network driver the
+    /// first time) as it leaves the hot list; false if it has none, or if a
+    /// message or the end is already there (the flow then stays hot).
+    fn arm_doorbell(
+        &mut self,
+        key: (LinkId, u32),
+        tcp: Option<&mut NetDriver>,
+        doorbells: &mut HashMap<u32, (LinkId, u32), Fast>,
+        next: &mut u32,
+    ) -> bool {
+        if self.doorbell.is_none() {
+            use std::os::fd::AsRawFd as _;
+            let Some(tcp) = tcp else { return false };
+            let token = *next;
+            // SAFETY: the descriptor is the end's, which `self` holds
+            // through the submit right below.
+            if !unsafe { tcp.watch(self.end.doorbell().as_raw_fd(), token) } {
+                return false;
+            }
+            tcp.submit();
+            *next = next.wrapping_add(1);
+            doorbells.insert(token, key);
+            self.doorbell = Some(token);
+        }
+        // Something already there: stay hot (no signal will announce it).
+        self.end.arm_doorbell()
     }
 
     /// Remote messages the local application has consumed.
@@ -211,149 +255,177 @@ impl Bridge {
         let engine_id = self.hello.engine_id;
         // `io_uring.batch`: messages per flow per duty cycle.
         let batch = (self.cfg.batch as usize).max(1);
-        let Bridge { flows, links, conns, tcp, udp, stats, woke, .. } = self;
-        for (&key, b) in flows.iter_mut() {
+        let mut visit = std::mem::take(&mut self.scratch.visit);
+        self.pick_visits(&mut visit);
+        let Bridge { flows, links, conns, tcp, udp, stats, woke, hot, doorbells, next_doorbell, .. } = self;
+        for &key in &visit {
+            let Some(b) = flows.get_mut(&key) else { continue };
             let (link, flow_id) = key;
-            moved += deliver(b);
-            let lost = b.seq.lost() + b.dropped;
-            if lost != b.reported_lost {
-                b.end.report_lost(lost);
-                b.reported_lost = lost;
-            }
-            // Acknowledge what the local application consumed.
-            let consumed = b.consumed().min(b.delivered);
-            if b.reliable
-                && consumed > b.acked
-                && (consumed - b.acked >= ACK_EVERY || urgent || b.rx != End::Open || now() - b.acked_at >= ACK_AFTER)
-            {
-                b.acked = consumed;
-                b.acked_at = now();
-                frames.push((link, Frame::Ack { flow_id, cumulative_seq: consumed }));
-            }
-            if b.rx == End::Open && b.end.peer_stopped_reading() {
-                b.rx = End::Reset;
-                b.inbound.clear();
-                frames.push((link, Frame::Reset { flow_id, consumed_seq: consumed }));
-            }
-            if let End::Gone(_) = b.rx {
-                if b.inbound.is_empty() {
-                    // The peer's engine keeps the dead application's
-                    // messages for a resend until they are acknowledged,
-                    // and nothing here will acknowledge them once the flow
-                    // is gone: say it is over, so that the far end lets go
-                    // of the flow (its window, memfd and sockets).
+            let before = (moved, frames.len(), finished.len());
+            'body: {
+                moved += deliver(b);
+                let lost = b.seq.lost() + b.dropped;
+                if lost != b.reported_lost {
+                    b.end.report_lost(lost);
+                    b.reported_lost = lost;
+                }
+                // Acknowledge what the local application consumed.
+                let consumed = b.consumed().min(b.delivered);
+                if b.reliable
+                    && consumed > b.acked
+                    && (consumed - b.acked >= ACK_EVERY
+                        || urgent
+                        || b.rx != End::Open
+                        || now() - b.acked_at >= ACK_AFTER)
+                {
+                    b.acked = consumed;
+                    b.acked_at = now();
+                    frames.push((link, Frame::Ack { flow_id, cumulative_seq: consumed }));
+                }
+                if b.rx == End::Open && b.end.peer_stopped_reading() {
+                    b.rx = End::Reset;
+                    b.inbound.clear();
                     frames.push((link, Frame::Reset { flow_id, consumed_seq: consumed }));
+                }
+                if let End::Gone(_) = b.rx {
+                    if b.inbound.is_empty() {
+                        // The peer's engine keeps the dead application's
+                        // messages for a resend until they are acknowledged,
+                        // and nothing here will acknowledge them once the flow
+                        // is gone: say it is over, so that the far end lets go
+                        // of the flow (its window, memfd and sockets).
+                        frames.push((link, Frame::Reset { flow_id, consumed_seq: consumed }));
+                        finished.push(key);
+                        break 'body;
+                    }
+                }
+                if let End::Closed(_) = b.rx {
+                    if b.inbound.is_empty() && !b.closed_local {
+                        b.end.close_tx();
+                        b.closed_local = true;
+                    }
+                }
+                if b.finished() {
                     finished.push(key);
-                    continue;
+                    break 'body;
                 }
-            }
-            if let End::Closed(_) = b.rx {
-                if b.inbound.is_empty() && !b.closed_local {
-                    b.end.close_tx();
-                    b.closed_local = true;
+                // Local -> remote, once the remote side has accepted the flow
+                // and the link is up and resumed.
+                if b.opening.is_some() || b.paused || b.tx != End::Open {
+                    break 'body;
                 }
-            }
-            if b.finished() {
-                finished.push(key);
-                continue;
-            }
-            // Local -> remote, once the remote side has accepted the flow
-            // and the link is up and resumed.
-            if b.opening.is_some() || b.paused || b.tx != End::Open {
-                continue;
-            }
-            let Some(conn) = links.get(&link).and_then(|l| l.conn).filter(|c| conns.get(c).is_some_and(|c| c.ready))
-            else {
-                continue;
-            };
-            let Some(tcp) = tcp.as_mut() else { continue };
-            let mut link_state = links.get_mut(&link);
-            let stamps = link_state.as_ref().is_some_and(|l| l.stamps);
-            let mut sent = 0;
-            for _ in 0..batch {
-                if tcp.unsent(conn).unwrap_or(0) > MAX_UNSENT {
-                    break;
-                }
-                let (end, window, next_seq, sum) = (&mut b.end, &mut b.window, &mut b.next_seq, b.checksum);
-                let taken = end.forward(|payload, stamp, call| match window {
-                    Some(w) => {
-                        match w.push_call(payload, if stamps { stamp } else { 0 }, CallMark::from_flow_flags(call)) {
-                            Ok(frame) => {
-                                put_frame(tcp, conn, &frame, sum);
-                                true
+                let Some(conn) =
+                    links.get(&link).and_then(|l| l.conn).filter(|c| conns.get(c).is_some_and(|c| c.ready))
+                else {
+                    break 'body;
+                };
+                let Some(tcp) = tcp.as_mut() else { break 'body };
+                let mut link_state = links.get_mut(&link);
+                let stamps = link_state.as_ref().is_some_and(|l| l.stamps);
+                let mut sent = 0;
+                for _ in 0..batch {
+                    if tcp.unsent(conn).unwrap_or(0) > MAX_UNSENT {
+                        break;
+                    }
+                    let (end, window, next_seq, sum) = (&mut b.end, &mut b.window, &mut b.next_seq, b.checksum);
+                    let taken = end.forward(|payload, stamp, call| match window {
+                        Some(w) => {
+                            match w.push_call(payload, if stamps { stamp } else { 0 }, CallMark::from_flow_flags(call))
+                            {
+                                Ok(frame) => {
+                                    put_frame(tcp, conn, &frame, sum);
+                                    true
+                                }
+                                Err(
+                                    PushError::WindowFull { .. }
+                                    | PushError::TooLarge { .. }
+                                    | PushError::SequenceExhausted,
+                                ) => false,
                             }
-                            Err(
-                                PushError::WindowFull { .. }
-                                | PushError::TooLarge { .. }
-                                | PushError::SequenceExhausted,
-                            ) => false,
                         }
-                    }
-                    None => {
-                        // Lossy: over UDP when the link has it, else TCP.
-                        let stamp = if stamps { stamp } else { 0 };
-                        let call = CallMark::from_flow_flags(call);
-                        let frame = Frame::Data { flow_id, seq: *next_seq, stamp, call, payload };
-                        let l = link_state.as_deref_mut();
-                        if !l.is_some_and(|l| udp::queue_datagram(udp.as_mut(), engine_id, l, &frame, sum)) {
-                            put_frame(tcp, conn, &frame, sum);
+                        None => {
+                            // Lossy: over UDP when the link has it, else TCP.
+                            let stamp = if stamps { stamp } else { 0 };
+                            let call = CallMark::from_flow_flags(call);
+                            let frame = Frame::Data { flow_id, seq: *next_seq, stamp, call, payload };
+                            let l = link_state.as_deref_mut();
+                            if !l.is_some_and(|l| udp::queue_datagram(udp.as_mut(), engine_id, l, &frame, sum)) {
+                                put_frame(tcp, conn, &frame, sum);
+                            }
+                            *next_seq += 1;
+                            true
                         }
-                        *next_seq += 1;
-                        true
-                    }
-                });
-                match taken {
-                    Ok(Some(stamp)) => {
-                        b.forwarded += 1;
-                        sent += 1;
-                        if std::mem::take(woke) {
-                            record_wake(stats.as_deref(), stamp);
+                    });
+                    match taken {
+                        Ok(Some(stamp)) => {
+                            b.forwarded += 1;
+                            sent += 1;
+                            if std::mem::take(woke) {
+                                record_wake(stats.as_deref(), stamp);
+                            }
                         }
-                    }
-                    Ok(None) => {
-                        // The window is full: only an Ack (from the network)
-                        // unblocks this flow.
-                        b.window_full = true;
-                        break;
-                    }
-                    Err(RecvError::WouldBlock) => break,
-                    Err(e) => {
-                        let last = b.last_sent();
-                        let gone = matches!(e, RecvError::PeerGone { .. } | RecvError::CorruptPeer(_));
-                        b.tx = if gone { End::Gone(last) } else { End::Closed(last) };
-                        let frame = if gone {
-                            Frame::Gone { flow_id, last_seq: last }
-                        } else {
-                            Frame::Close { flow_id, last_seq: last }
-                        };
-                        put_frame(tcp, conn, &frame, Checksum::None);
-                        if gone && b.rx == End::Open {
-                            // Nobody will read what the peer sends. What the
-                            // dead application consumed is final: all of it
-                            // is acknowledged, not only the last Ack's worth.
-                            b.rx = End::Reset;
-                            b.inbound.clear();
-                            b.acked = b.acked.max(b.consumed().min(b.delivered));
-                            let frame = Frame::Reset { flow_id, consumed_seq: b.acked };
+                        Ok(None) => {
+                            // The window is full: only an Ack (from the network)
+                            // unblocks this flow.
+                            b.window_full = true;
+                            break;
+                        }
+                        Err(RecvError::WouldBlock) => break,
+                        Err(e) => {
+                            let last = b.last_sent();
+                            let gone = matches!(e, RecvError::PeerGone { .. } | RecvError::CorruptPeer(_));
+                            b.tx = if gone { End::Gone(last) } else { End::Closed(last) };
+                            let frame = if gone {
+                                Frame::Gone { flow_id, last_seq: last }
+                            } else {
+                                Frame::Close { flow_id, last_seq: last }
+                            };
                             put_frame(tcp, conn, &frame, Checksum::None);
+                            if gone && b.rx == End::Open {
+                                // Nobody will read what the peer sends. What the
+                                // dead application consumed is final: all of it
+                                // is acknowledged, not only the last Ack's worth.
+                                b.rx = End::Reset;
+                                b.inbound.clear();
+                                b.acked = b.acked.max(b.consumed().min(b.delivered));
+                                let frame = Frame::Reset { flow_id, consumed_seq: b.acked };
+                                put_frame(tcp, conn, &frame, Checksum::None);
+                            }
+                            sent += 1;
+                            break;
                         }
-                        sent += 1;
-                        break;
                     }
+                }
+                if sent > 0 {
+                    tcp.flush(conn);
+                    if let Some(c) = conns.get_mut(&conn) {
+                        c.last_tx = now();
+                    }
+                    if b.window.is_none() {
+                        // Lossy: what left is as consumed as it will get.
+                        b.end.confirm_consumed(b.recv_base + b.forwarded);
+                    }
+                    moved += sent;
                 }
             }
-            if sent > 0 {
-                tcp.flush(conn);
-                if let Some(c) = conns.get_mut(&conn) {
-                    c.last_tx = now();
+            // Activity, or a state only the data path moves on, keeps the
+            // flow hot; a flow quiet for long enough leaves the list.
+            let active = (moved, frames.len(), finished.len()) != before;
+            if active || b.needs_attention() {
+                b.quiet = 0;
+                if !b.hot {
+                    b.hot = true;
+                    hot.push(key);
                 }
-                if b.window.is_none() {
-                    // Lossy: what left is as consumed as it will get.
-                    b.end.confirm_consumed(b.recv_base + b.forwarded);
+            } else if b.hot {
+                b.quiet += 1;
+                if b.quiet >= QUIET_CYCLES {
+                    b.hot = !b.arm_doorbell(key, tcp.as_mut(), doorbells, next_doorbell);
                 }
-                moved += sent;
             }
         }
+        visit.clear();
+        self.scratch.visit = visit;
         for (link, frame) in frames.drain(..) {
             self.send_frame(link, &frame);
         }
@@ -372,7 +444,46 @@ impl Bridge {
             }
         }
         (self.scratch.finished, self.scratch.frames) = (finished, frames);
+        let flows = &self.flows;
+        self.hot.retain(|k| flows.get(k).is_some_and(|b| b.hot));
         moved
+    }
+
+    /// The flows this duty cycle walks: every hot one, and every
+    /// [`SWEEP_EVERY`] cycles one other, taken in turn from a list of every
+    /// flow's key that is rebuilt whenever the sweep reaches its end.
+    fn pick_visits(&mut self, visit: &mut Vec<(LinkId, u32)>) {
+        visit.clear();
+        visit.extend_from_slice(&self.hot);
+        if self.flows.len() == self.hot.len() || self.cycles % SWEEP_EVERY != 0 {
+            return;
+        }
+        // Bounded: one pass over the list, rebuilt at most once.
+        for _ in 0..=self.flows.len() {
+            if self.sweep_at >= self.sweep.len() {
+                self.sweep.clear();
+                self.sweep.extend(self.flows.keys());
+                self.sweep_at = 0;
+            }
+            let Some(&key) = self.sweep.get(self.sweep_at) else { break };
+            self.sweep_at += 1;
+            if self.flows.get(&key).is_some_and(|b| !b.hot) {
+                visit.push(key);
+                break;
+            }
+        }
+    }
+
+    /// Doorbells of flows that are gone: their watches end.
+    pub(super) fn close_doorbells(&mut self) {
+        let Bridge { doorbells, flows, tcp, .. } = self;
+        doorbells.retain(|&token, key| {
+            let live = flows.contains_key(key);
+            if let (false, Some(tcp)) = (live, tcp.as_mut()) {
+                tcp.unwatch(token);
+            }
+            live
+        });
     }
 }
 

@@ -83,6 +83,15 @@ impl Bridge {
     /// Handles one frame from `link`; false if the peer broke the protocol.
     /// `crc`: the frame carried a CRC32C (the decoder checked it).
     pub(super) fn on_frame(&mut self, link: LinkId, frame: &Frame<'_>, crc: bool) -> bool {
+        // Whatever a frame says about a flow, the data path looks at it next.
+        let ok = self.handle_frame(link, frame, crc);
+        if let Some(flow_id) = frame.flow_id() {
+            self.mark_hot((link, flow_id));
+        }
+        ok
+    }
+
+    fn handle_frame(&mut self, link: LinkId, frame: &Frame<'_>, crc: bool) -> bool {
         match *frame {
             Frame::Open { flow_id, name, qos } => self.open_local(link, flow_id, name, qos),
             Frame::OpenAck { flow_id, result, qos } => self.on_open_ack(link, flow_id, result, qos),
@@ -300,6 +309,7 @@ impl Bridge {
         let name = name.to_owned();
         // SYNC: Relaxed; see `RemoteEngine::start`.
         let latency = self.shared.latency.load(std::sync::atomic::Ordering::Relaxed);
+        let shared = Arc::clone(&self.shared);
         let spawned = std::thread::Builder::new().name("ringflow-open".into()).spawn(move || {
             let result = Qos::decode(&qos).map_err(AllocError::InvalidQos).and_then(|qos| {
                 let opts = match dir {
@@ -330,6 +340,12 @@ impl Bridge {
                 r
             });
             let _ = tx.send(Opened { link, flow_id, result });
+            // The answer leaves now, not at the end of the engine's sleep:
+            // as a command does (`pending` keeps a bridge about to sleep
+            // awake, the poke ends a sleep under way).
+            // SYNC: Release; pairs with the Acquire swap in `Bridge::commands`.
+            shared.pending.store(true, std::sync::atomic::Ordering::Release);
+            shared.wake();
         });
         if let Err(e) = spawned {
             // No thread for the open (EAGAIN: out of threads or memory).
@@ -358,7 +374,7 @@ impl Bridge {
                     qos = end.qos().encode();
                     if self.links.contains_key(&link) {
                         let held = Arc::clone(&self.inbound_held);
-                        self.flows.insert((link, flow_id), Bridged::new(end, String::new(), flow_id, None, held));
+                        self.insert_flow((link, flow_id), Bridged::new(end, String::new(), flow_id, None, held));
                     }
                     OpenResult::Accepted
                 }

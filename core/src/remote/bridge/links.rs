@@ -141,6 +141,22 @@ impl Bridge {
                 }
                 TcpEvent::Sent(..) => {}
                 TcpEvent::Closed(conn, _) => self.lost(conn),
+                TcpEvent::Rang { token, more } => {
+                    // A silent flow's application published (or the flow
+                    // ended): the data path looks at it again. A watch
+                    // that ended is set up anew when the flow next cools.
+                    let Some(&key) = self.doorbells.get(&token) else { continue };
+                    if more {
+                        self.shared.count(|s| &s.doorbells_rung);
+                    }
+                    if !more {
+                        self.doorbells.remove(&token);
+                        if let Some(b) = self.flows.get_mut(&key) {
+                            b.doorbell = None;
+                        }
+                    }
+                    self.mark_hot(key);
+                }
             }
         }
         self.events = events;
@@ -450,6 +466,8 @@ impl Bridge {
         let keys: Vec<_> = self.flows.keys().filter(|(l, _)| *l == link).copied().collect();
         for key in keys {
             let (_, flow_id) = key;
+            // What the flow does now (resend, resume) is the data path's.
+            self.mark_hot(key);
             let Some(b) = self.flows.get_mut(&key) else { continue };
             if b.opening.is_some() {
                 if !queued.is_empty() {
@@ -505,6 +523,7 @@ impl Bridge {
         }
         self.ticked = now;
         self.give_back(now);
+        self.close_doorbells();
         let mut work = 0;
         let mut silent = std::mem::take(&mut self.scratch.silent);
         let mut keepalive = std::mem::take(&mut self.scratch.keepalive);

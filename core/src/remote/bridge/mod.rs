@@ -115,6 +115,14 @@ const SETTLED_SLEEP: Duration = Duration::from_millis(50);
 /// One connection may hold this share of `net.memory_budget` (1/4): a
 /// single peer cannot spend it all.
 const CONN_SHARE: usize = 4;
+/// Duty cycles a flow stays on the hot list after its last activity (see
+/// `Bridge::hot`): long against the gaps of a ping-pong, short against a
+/// flow that went quiet.
+const QUIET_CYCLES: u32 = 256;
+/// One flow off the hot list is looked at every this many duty cycles
+/// (see `Bridge::sweep`): a safety net under the doorbells, at a cost a
+/// busy flow does not see.
+const SWEEP_EVERY: u64 = 64;
 
 type LinkId = u32;
 
@@ -302,6 +310,13 @@ struct Bridged {
     checksum: Checksum,
     /// The last forward found the retransmit window full (until an Ack).
     window_full: bool,
+    /// On the bridge's hot list (see `Bridge::hot`).
+    hot: bool,
+    /// Duty cycles since it last did something, while hot.
+    quiet: u32,
+    /// The token of the network driver's watch on the end's doorbell
+    /// descriptor, set up when the flow first left the hot list.
+    doorbell: Option<u32>,
 }
 
 pub(super) struct Bridge {
@@ -334,6 +349,23 @@ pub(super) struct Bridge {
     links: HashMap<LinkId, Link, Fast>,
     next_link: LinkId,
     flows: HashMap<(LinkId, u32), Bridged, Fast>,
+    /// The flows every duty cycle walks: those that did something in the
+    /// last [`QUIET_CYCLES`] cycles, were told something by the network (a
+    /// frame for them) or rang their doorbell, or were just opened. A flow
+    /// leaves the list with its doorbell armed (`FlowEnd::arm_doorbell`:
+    /// the local application's next publish, or the flow's end, makes a
+    /// descriptor readable that the network driver receives on), so an
+    /// engine carrying thousands of silent flows spends on a busy one what
+    /// it would alone. A flow whose doorbell cannot be set up stays hot.
+    hot: Vec<(LinkId, u32)>,
+    /// The doorbells' watch tokens and their flows (see `Bridged::doorbell`),
+    /// and the next token.
+    doorbells: HashMap<u32, (LinkId, u32), Fast>,
+    next_doorbell: u32,
+    /// Every flow's key as of the sweep's last start, and how far the
+    /// sweep has come through it.
+    sweep: Vec<(LinkId, u32)>,
+    sweep_at: usize,
     /// Incoming opens being allocated on a helper thread.
     opening: HashSet<(LinkId, u32), Fast>,
     /// Flows finished here whose last frame, `Close` (false) or `Gone`
@@ -380,6 +412,8 @@ struct Scratch {
     finished: Vec<(LinkId, u32)>,
     /// Frames that walk decided to send (they need `&mut self` to go).
     frames: Vec<(LinkId, Frame<'static>)>,
+    /// The flows that walk visits: the hot ones and a few others.
+    visit: Vec<(LinkId, u32)>,
     /// The timers' connections: silent ones, and ones due a keepalive.
     silent: Vec<ConnId>,
     keepalive: Vec<ConnId>,
@@ -395,6 +429,7 @@ impl Scratch {
         Scratch {
             finished: Vec::with_capacity(n),
             frames: Vec::with_capacity(n),
+            visit: Vec::with_capacity(n),
             silent: Vec::with_capacity(n),
             keepalive: Vec::with_capacity(n),
             links: Vec::with_capacity(n),
@@ -451,6 +486,11 @@ impl Bridge {
             links: HashMap::default(),
             next_link: 1,
             flows: HashMap::default(),
+            hot: Vec::new(),
+            doorbells: HashMap::default(),
+            next_doorbell: 0,
+            sweep: Vec::new(),
+            sweep_at: 0,
             opening: HashSet::default(),
             ended: VecDeque::new(),
             next_flow: 1,
@@ -505,12 +545,15 @@ impl Bridge {
     }
 
     /// Work the bridge would miss if it slept now: a command, a message in
-    /// a local flow's ring (the fence in `wait` orders this look after the
-    /// `sleeping` store).
+    /// a hot local flow's ring (the fence in `wait` orders this look after
+    /// the `sleeping` store; the other flows' doorbells are armed).
     fn local_work(&mut self) -> bool {
         // SYNC: Relaxed; ordered by the caller's fence, see `Shared::wake`.
         self.shared.pending.load(std::sync::atomic::Ordering::Relaxed)
-            || self.flows.iter().any(|(&(link, _), b)| self.may_forward(link, b) && b.end.has_message())
+            || self
+                .hot
+                .iter()
+                .any(|key| self.flows.get(key).is_some_and(|b| self.may_forward(key.0, b) && b.end.has_message()))
     }
 
     /// Whether nothing but the keepalive and silence timers needs a duty
@@ -536,7 +579,8 @@ impl Bridge {
             if busy || (b.reliable && b.consumed().min(b.delivered) != b.acked) {
                 return false;
             }
-            forwarding += usize::from(self.may_forward(link, b));
+            // A flow off the hot list sleeps on its doorbell, not its futex.
+            forwarding += usize::from(b.hot && self.may_forward(link, b));
         }
         forwarding <= crate::uring::MAX_FUTEX_WAITS
     }
@@ -608,9 +652,27 @@ impl Bridge {
             tracing::debug!(peer = %addr, flow = %name, flow_id, "opening a flow on a remote engine");
             self.send_frame(link, &Frame::Open { flow_id, name: &name, qos: qos.encode() });
             let held = Arc::clone(&self.inbound_held);
-            self.flows.insert((link, flow_id), Bridged::new(end, name, flow_id, Some(reply), held));
+            self.insert_flow((link, flow_id), Bridged::new(end, name, flow_id, Some(reply), held));
         }
         n
+    }
+
+    /// Adds a flow, on the hot list.
+    fn insert_flow(&mut self, key: (LinkId, u32), b: Bridged) {
+        self.flows.insert(key, b);
+        self.mark_hot(key);
+    }
+
+    /// Puts flow `key` (if it exists) on the hot list: something happened
+    /// to it that the data path must look at.
+    fn mark_hot(&mut self, key: (LinkId, u32)) {
+        if let Some(b) = self.flows.get_mut(&key) {
+            b.quiet = 0;
+            if !b.hot {
+                b.hot = true;
+                self.hot.push(key);
+            }
+        }
     }
 }
 

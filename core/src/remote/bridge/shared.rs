@@ -115,6 +115,9 @@ pub(in crate::remote) struct Shared {
     pub zc_sends: std::sync::atomic::AtomicU64,
     pub registered_sends: std::sync::atomic::AtomicU64,
     pub registered_buffers: std::sync::atomic::AtomicU64,
+    /// Doorbells rung: silent flows the engine looked at again because
+    /// their application published (or their flow ended).
+    pub doorbells_rung: std::sync::atomic::AtomicU64,
     /// The transport the bridge built.
     pub backend: std::sync::OnceLock<Backend>,
 }

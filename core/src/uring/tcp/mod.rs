@@ -33,6 +33,9 @@ const KIND_CANCEL: u64 = 4;
 const KIND_FUTEX: u64 = 5;
 /// A send from a registered buffer; the buffer's index rides in bits 32..48.
 const KIND_FIXED: u64 = 6;
+/// A multishot poll on a descriptor the caller owns (`watch`); the
+/// caller's token rides in the low bits.
+const KIND_WATCH: u64 = 7;
 /// The most futex words one `FUTEX_WAITV` takes (the kernel's limit).
 pub const MAX_FUTEX_WAITS: usize = 128;
 /// futex2 flag: a 32-bit word (not private: words live in shared memory).
@@ -102,6 +105,8 @@ pub struct TcpDriver {
     futexes: Box<[types::FutexWaitV]>,
     futex_armed: bool,
     futex_supported: bool,
+    /// Tokens of the watches (`watch`) whose poll has not ended.
+    watches: std::collections::HashSet<u32>,
     zc_threshold: usize,
     shutting_down: bool,
     stats: TcpStats,
@@ -135,6 +140,7 @@ impl TcpDriver {
             futexes: vec![types::FutexWaitV::new(); MAX_FUTEX_WAITS].into_boxed_slice(),
             futex_armed: false,
             futex_supported: s.futex_wait,
+            watches: std::collections::HashSet::new(),
             zc_threshold,
             shutting_down: false,
             stats: TcpStats::default(),
@@ -234,6 +240,44 @@ impl TcpDriver {
         true
     }
 
+    /// Watches a descriptor the caller keeps (a flow's doorbell) with a
+    /// multishot poll: each time it becomes readable, `poll` reports
+    /// [`TcpEvent::Rang`] with `token`, and once the poll ends (`unwatch`,
+    /// an error), a last one with `more: false`. Reads nothing from it.
+    /// Returns false if it was not queued (shutting down, the token is
+    /// watched already, a full submission queue).
+    ///
+    /// # Safety
+    ///
+    /// `fd` must stay open until the next `poll`, `park` or `submit` has
+    /// submitted the poll (the kernel then holds its own reference to the
+    /// file, so closing `fd` later only leaves the poll to `unwatch`).
+    pub unsafe fn watch(&mut self, fd: std::os::fd::RawFd, token: u32) -> bool {
+        if self.shutting_down || self.watches.contains(&token) {
+            return false;
+        }
+        let sqe = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(user_data(KIND_WATCH, token));
+        // SAFETY: a poll names no memory; `fd` is the caller's contract.
+        if unsafe { self.uring.push(&sqe) }.is_err() {
+            return false;
+        }
+        self.watches.insert(token);
+        true
+    }
+
+    /// Ends the watch `token` (its last [`TcpEvent::Rang`] follows).
+    pub fn unwatch(&mut self, token: u32) {
+        if self.watches.contains(&token) {
+            let sqe =
+                opcode::AsyncCancel::new(user_data(KIND_WATCH, token)).build().user_data(user_data(KIND_CANCEL, 0));
+            // SAFETY: a cancel request names no memory.
+            let _ = unsafe { self.uring.push(&sqe) };
+        }
+    }
+
     /// Cancels the armed futex wait, if any. Its completion (reaped by a
     /// later `poll`) ends it; until then [`arm_futexes`](Self::arm_futexes)
     /// refuses. The kernel read the words when the wait began: they need not
@@ -323,6 +367,13 @@ impl TcpDriver {
                 KIND_SEND => self.on_send(index, &cqe, events),
                 KIND_FIXED => self.on_fixed_send(index, (cqe.user_data() >> 32) as u16, &cqe, events),
                 KIND_FUTEX => self.futex_armed = false,
+                KIND_WATCH => {
+                    let more = cqueue::more(cqe.flags());
+                    if !more {
+                        self.watches.remove(&index);
+                    }
+                    events.push(TcpEvent::Rang { token: index, more });
+                }
                 _ => {}
             }
         }
@@ -466,8 +517,11 @@ impl TcpDriver {
         }
     }
 
-    fn in_flight(&self) -> bool {
-        self.futex_armed || self.listeners.iter().any(|l| l.armed) || self.conns.iter().any(|c| c.io.busy())
+    pub(crate) fn in_flight(&self) -> bool {
+        self.futex_armed
+            || !self.watches.is_empty()
+            || self.listeners.iter().any(|l| l.armed)
+            || self.conns.iter().any(|c| c.io.busy())
     }
 }
 
@@ -504,6 +558,12 @@ impl Drop for TcpDriver {
         }
         if self.futex_armed {
             let sqe = opcode::AsyncCancel::new(user_data(KIND_FUTEX, 0)).build().user_data(user_data(KIND_CANCEL, 0));
+            // SAFETY: a cancel request names no memory.
+            let _ = unsafe { self.uring.push(&sqe) };
+        }
+        for &token in &self.watches {
+            let sqe =
+                opcode::AsyncCancel::new(user_data(KIND_WATCH, token)).build().user_data(user_data(KIND_CANCEL, 0));
             // SAFETY: a cancel request names no memory.
             let _ = unsafe { self.uring.push(&sqe) };
         }
