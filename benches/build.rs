@@ -1,9 +1,13 @@
 //! Records the commit the bench was built from, for its report's head:
-//! `RINGFLOW_BENCH_COMMIT` is `git rev-parse HEAD` when built in a git
+//! `BENCH_BUILD_COMMIT` is `git rev-parse HEAD` when built in a git
 //! checkout, else "unknown"; with "+changes" when tracked files differed
 //! from that commit when this script last ran (it reruns when HEAD or its
 //! branch moves, not on every edit: a build from an edited tree may say
 //! the commit alone).
+//!
+//! Not a `RINGFLOW_*` name: cargo also sets it in the environment of what
+//! it runs (tests, `cargo run`), and every `RINGFLOW_*` variable there is
+//! read as configuration, an unknown one refused.
 
 use std::process::Command;
 
@@ -21,7 +25,7 @@ fn main() {
         Some(c) => c,
         None => "unknown".to_owned(),
     };
-    println!("cargo:rustc-env=RINGFLOW_BENCH_COMMIT={text}");
+    println!("cargo:rustc-env=BENCH_BUILD_COMMIT={text}");
     if let Some(p) = git(&["rev-parse", "--git-path", "HEAD"]) {
         println!("cargo:rerun-if-changed={p}");
     }

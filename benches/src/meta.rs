@@ -28,7 +28,7 @@ impl RunMeta {
     /// This machine and build, measured in `mode`.
     pub fn detect(mode: Mode) -> RunMeta {
         RunMeta {
-            commit: env!("RINGFLOW_BENCH_COMMIT").to_owned(),
+            commit: env!("BENCH_BUILD_COMMIT").to_owned(),
             kernel: kernel(),
             cpu: cpu_model(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()),
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
