@@ -219,7 +219,7 @@ impl<R: Region> Producer<R> {
             }
         }
         #[cfg(not(all(target_arch = "x86_64", not(loom))))]
-        let _ = at;
+        let _ = (at, self.prefetchw);
     }
 
     /// Whether a claim of `len` payload bytes would find room now (to wait
