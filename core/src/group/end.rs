@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use ringflow_ring::broadcast::{Claim, Consumer, Producer, ReadGuard};
+use ringflow_ring::broadcast::{Claim, Consumer, FrameMark, Producer, ReadGuard};
 use ringflow_ring::{ClaimError, RawRegion, ReadError, WaitPoint};
 
 use super::error::{JoinError, LeaveError, McastError, RecvError};
@@ -107,6 +107,10 @@ impl Drop for Message<'_> {
 /// Dropping it aborts cleanly (the space becomes padding).
 pub struct GroupLoan<'a> {
     claim: Claim<'a, RawRegion>,
+    /// Where the member keeps its last own frame (None: it loops back).
+    own: Option<&'a mut Option<FrameMark>>,
+    /// The member's `answering`.
+    answering: &'a mut bool,
     counters: &'a mut Counters,
     published: &'a Published,
     data: WaitPoint<'a>,
@@ -138,7 +142,12 @@ impl GroupLoan<'_> {
         self.claim.set_meta(crate::clock::now());
         self.counters.sent += 1;
         self.published.sent();
+        let mark = self.claim.mark();
         let n = self.claim.commit();
+        if let Some(own) = self.own {
+            *own = Some(mark);
+        }
+        *self.answering = true;
         crate::wait::notify(self.data, n).map_err(McastError::Io)
     }
 }
@@ -171,6 +180,13 @@ pub struct GroupEnd {
     view: RawView,
     /// Whether we deliver our own messages.
     loopback: bool,
+    /// Our last message (without loopback): the receive steps over it
+    /// unread when the cursor reaches it (a header we wrote ourselves).
+    own: Option<FrameMark>,
+    /// Whether we multicast since our last message received: then we
+    /// likely answer the next one, and fetch the claim's line as we
+    /// receive it (`Producer::prefetch_claim`).
+    answering: bool,
     /// The current view's members by slot (a message's sender, at once).
     senders: Vec<Option<Member>>,
     events: VecDeque<Queued>,
@@ -221,6 +237,8 @@ impl GroupEnd {
             view: RawView { id: 0, seats: Vec::new(), changes: Vec::new() },
             senders: vec![None; config.max_members],
             loopback: opts.loopback,
+            own: None,
+            answering: false,
             events: VecDeque::new(),
             reported: None,
             counters: Counters::default(),
@@ -321,7 +339,12 @@ impl GroupEnd {
                         at += p.len();
                     }
                     claim.set_meta(crate::clock::now());
+                    let mark = claim.mark();
                     let n = claim.commit();
+                    if !self.loopback {
+                        self.own = Some(mark);
+                    }
+                    self.answering = true;
                     self.counters.sent += 1;
                     self.published.sent();
                     return crate::wait::notify(self.rx.data_wait(), n).map_err(McastError::Io);
@@ -348,7 +371,15 @@ impl GroupEnd {
             match unsafe { &mut *tx }.try_claim(len) {
                 Ok(claim) => {
                     let data = self.rx.data_wait();
-                    return Ok(GroupLoan { claim, counters: &mut self.counters, published: &self.published, data });
+                    let own = (!self.loopback).then_some(&mut self.own);
+                    return Ok(GroupLoan {
+                        claim,
+                        own,
+                        answering: &mut self.answering,
+                        counters: &mut self.counters,
+                        published: &self.published,
+                        data,
+                    });
                 }
                 Err(e) => self.no_room(e, len, deadline, &mut released)?,
             }
@@ -474,6 +505,14 @@ impl GroupEnd {
             }
             if self.evicted() {
                 return Err(RecvError::Evicted);
+            }
+            // Our own last message (without loopback): stepped over
+            // without reading the header we wrote.
+            if let Some(mark) = self.own {
+                if self.rx.skip_frame(mark) {
+                    self.own = None;
+                    continue;
+                }
             }
             // The frame's header, left in place (the receive that delivers
             // it reads it from the consumer's cache, not the log again).
@@ -614,6 +653,12 @@ impl GroupEnd {
                 return Err(RecvError::Corrupt(ringflow_ring::Corrupt { offset: 0, value: 0, what: "frame vanished" }));
             }
         };
+        if std::mem::take(&mut self.answering) {
+            // Our answer's claim takes the tail's line and likely the lines
+            // after this frame: fetched now, their transfers overlap the
+            // delivery instead of delaying the answer.
+            self.tx.prefetch_claim(guard.end());
+        }
         let sender = (guard.producer() as usize)
             .checked_sub(1)
             .and_then(|s| senders.get(s).copied().flatten())

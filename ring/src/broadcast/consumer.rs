@@ -1,8 +1,8 @@
 //! The reading side of the broadcast log: [`Consumer`] and its [`ReadGuard`].
 
 use super::{
-    corrupt, free_slot, geometry, wait_point, Geometry, Mode, ACTIVE, FREE, HEADER, JUMP_TRIES, OFF_CONSUMERS_USED,
-    OFF_DATA_WAIT, OFF_LATEST, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CURSOR, SLOT_STATE,
+    corrupt, free_slot, geometry, wait_point, FrameMark, Geometry, Mode, ACTIVE, FREE, HEADER, JUMP_TRIES,
+    OFF_CONSUMERS_USED, OFF_DATA_WAIT, OFF_LATEST, OFF_SPACE_WAIT, OFF_TAIL, SLOT_CURSOR, SLOT_STATE,
 };
 use crate::error::{AttachError, ReadError};
 use crate::frame::{FrameWord, KIND_PAD};
@@ -242,6 +242,26 @@ impl<R: Region> Consumer<R> {
         })
     }
 
+    /// Steps over the frame `mark` without reading it, if the cursor is at
+    /// its position: for a side that wrote the frame itself and committed
+    /// it (a group member that does not receive its own messages), which
+    /// spares it validating a header it wrote. Returns whether it stepped.
+    /// A mark of a frame that is not there only misplaces this consumer's
+    /// cursor (its next reads find nothing, or a corrupt log); a mark
+    /// whose extent is not a plausible frame is refused.
+    pub fn skip_frame(&mut self, mark: FrameMark) -> bool {
+        let size = mark.end.wrapping_sub(mark.position);
+        let plausible = size >= HEADER as u64 && size % 8 == 0 && size <= self.geo.room(mark.position) as u64;
+        if mark.position != self.cursor || !plausible {
+            return false;
+        }
+        self.cursor = mark.end;
+        if let Some(e) = self.expected.get_mut(mark.producer as usize) {
+            *e = mark.seq.wrapping_add(1);
+        }
+        true
+    }
+
     fn peek(&mut self) -> Result<FrameAt, ReadError> {
         let start = self.cursor;
         // A log full of committed padding cannot keep us here: at most one
@@ -430,6 +450,12 @@ impl<R: Region> ReadGuard<'_, R> {
     /// The frame's position in the log.
     pub fn position(&self) -> u64 {
         self.consumer.reading.pos
+    }
+
+    /// The position just past this frame (where the next one starts,
+    /// unless the data area's end is too close).
+    pub fn end(&self) -> u64 {
+        self.consumer.reading.pos.wrapping_add(self.consumer.reading.size)
     }
 
     /// Id of the producer that sent it.

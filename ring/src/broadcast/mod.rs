@@ -96,7 +96,7 @@ mod tests;
 pub use consumer::{Consumer, FrameInfo, ReadGuard};
 pub use evict::{evict_consumer, evict_producer, EvictError, Wakes};
 pub use inspect::{consumer_cursor, producer_in_flight, producer_next_seq, readable_at, tail, wait_points};
-pub use producer::{Claim, Producer};
+pub use producer::{Claim, FrameMark, Producer};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"RFBCAST2");
 

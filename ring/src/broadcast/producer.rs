@@ -25,6 +25,8 @@ pub struct Producer<R: Region> {
     seq: u64,
     /// Claims may end at or before this position, as last computed.
     limit: u64,
+    /// Whether the CPU prefetches for writing (see `prefetch_claim`).
+    prefetchw: bool,
     closed: bool,
 }
 
@@ -53,7 +55,16 @@ impl<R: Region> Producer<R> {
     }
 
     fn at(region: R, geo: Geometry, j: usize, seq: u64) -> Self {
-        Producer { region, geo, id: j as u16, slot_off: geo.producer_slot(j), seq, limit: 0, closed: false }
+        Producer {
+            region,
+            geo,
+            id: j as u16,
+            slot_off: geo.producer_slot(j),
+            seq,
+            limit: 0,
+            prefetchw: has_prefetchw(),
+            closed: false,
+        }
     }
 
     /// Gives this side up without freeing its slot (no claim is open: a
@@ -180,6 +191,37 @@ impl<R: Region> Producer<R> {
         Ok(Claim { producer: self, start: t + pad, len, meta: 0, flags: 0, done: false })
     }
 
+    /// A hint that this producer claims soon, likely at position `at`:
+    /// fetches the line of the log's tail and the first two lines from
+    /// `at` for writing now, so that the claim's compare-and-swap and the
+    /// frame's first writes find them in this core's cache instead of
+    /// waiting for them then. For a side that answers what it reads
+    /// (`at`: the end of the frame it reads, [`ReadGuard::end`](super::ReadGuard::end)):
+    /// called as it reads, the lines' transfers overlap the work before
+    /// the answer. It changes nothing in the log (a no-op where the CPU has
+    /// no such prefetch; any `at` stays inside the data area). Call it
+    /// once per answer, never in a loop: it takes the lines from producers
+    /// writing them meanwhile.
+    #[inline]
+    pub fn prefetch_claim(&self, at: u64) {
+        #[cfg(all(target_arch = "x86_64", not(loom)))]
+        if self.prefetchw {
+            let base = self.region.base();
+            let lines = [OFF_TAIL, self.geo.offset(at), self.geo.offset(at.wrapping_add(64))];
+            for off in lines {
+                // SAFETY: the CPU has `prefetchw` (checked at attach), a
+                // hint: it never faults, writes no memory, flag or
+                // register; `off` is inside the region (the tail word, or
+                // an offset of the data area), so the address is too.
+                unsafe {
+                    std::arch::asm!("prefetchw [{0}]", in(reg) base.add(off), options(nostack, preserves_flags, readonly));
+                }
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+        let _ = (at, self.prefetchw);
+    }
+
     /// Whether a claim of `len` payload bytes would find room now (to wait
     /// for room without claiming). `false` for a length the log never takes.
     pub fn would_fit(&mut self, len: usize) -> bool {
@@ -279,6 +321,20 @@ impl<R: Region> Producer<R> {
     }
 }
 
+/// Whether the CPU has `prefetchw` (CPUID 0x8000_0001, ECX bit 8:
+/// PRFCHW, "3DNowPrefetch").
+fn has_prefetchw() -> bool {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    {
+        // Every x86_64 CPU has the extended leaf 0x8000_0001 (the leaf
+        // that reports long mode itself).
+        let ecx = std::arch::x86_64::__cpuid(0x8000_0001).ecx;
+        ecx & (1 << 8) != 0
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    false
+}
+
 /// Takes producer slot `j` (FREE → ACTIVE) and clears its in-flight
 /// marker; returns the slot's next sequence number. `Busy` if taken.
 fn take_slot<R: Region>(region: &R, geo: &Geometry, j: usize) -> Result<u64, AttachError> {
@@ -304,6 +360,21 @@ impl<R: Region> Drop for Producer<R> {
     fn drop(&mut self) {
         self.free();
     }
+}
+
+/// A frame a producer wrote ([`Claim::mark`]): its extent in the log, its
+/// producer and sequence number. A figure, not a grant: it gives no access
+/// to the log's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameMark {
+    /// The frame's position.
+    pub position: u64,
+    /// The position just past the frame.
+    pub end: u64,
+    /// Id of the producer that wrote it.
+    pub producer: u16,
+    /// Its sequence number.
+    pub seq: u64,
 }
 
 /// Room for one frame, claimed and not yet committed. Dropping it (or
@@ -349,6 +420,14 @@ impl<R: Region> Claim<'_, R> {
     /// Id of the producer that claimed it.
     pub fn producer(&self) -> u16 {
         self.producer.id
+    }
+
+    /// Where the frame lies and what it carries, for the producer's own
+    /// consumer to step over it unread once committed
+    /// ([`Consumer::skip_frame`](super::Consumer::skip_frame)).
+    pub fn mark(&self) -> FrameMark {
+        let end = self.start + frame_bytes(self.len) as u64;
+        FrameMark { position: self.start, end, producer: self.producer.id, seq: self.producer.seq }
     }
 
     /// The payload, writable in place (zero-copy), on a reliable log.

@@ -389,3 +389,47 @@ fn readable_at_sees_commits_not_claims() {
         }
     }
 }
+
+/// A producer's own consumer steps over the frames it marked, unread, only
+/// where its cursor is, and only over a plausible extent; the producer's
+/// next frame then counts no loss. The claim prefetch, at any position,
+/// changes nothing.
+#[test]
+fn own_frames_are_skipped_by_their_marks() {
+    let region = log(Mode::Reliable, 256, 2, 2);
+    let mut me = Producer::attach(region.clone()).unwrap();
+    let mut peer = Producer::attach(region.clone()).unwrap();
+    let mut rx = Consumer::attach(region.clone()).unwrap();
+    let mut other = Consumer::attach(region.clone()).unwrap();
+    let mut claim = me.try_claim(24).unwrap();
+    claim.write(0, &[5u8; 24]);
+    let mark = claim.mark();
+    let _ = claim.commit();
+    assert_eq!((mark.position, mark.end, mark.producer, mark.seq), (0, 56, me.id(), 0));
+    send(&mut peer, b"from the peer", 0);
+    for at in [0, 3, 56, u64::MAX, 1 << 40] {
+        me.prefetch_claim(at);
+    }
+    // Not at the cursor, or not a frame's extent: refused, cursor unchanged.
+    for bad in [
+        FrameMark { position: 8, ..mark },
+        FrameMark { end: mark.position + 8, ..mark },
+        FrameMark { end: mark.end + 4, ..mark },
+        FrameMark { end: mark.position + 512, ..mark },
+    ] {
+        assert!(!rx.skip_frame(bad), "{bad:?}");
+        assert_eq!(rx.cursor(), 0);
+    }
+    assert!(rx.skip_frame(mark));
+    assert!(!rx.skip_frame(mark), "only where the cursor is");
+    let g = rx.try_read().unwrap();
+    assert_eq!((g.payload(), g.producer(), g.position(), g.end()), (Some(&b"from the peer"[..]), peer.id(), 56, 104));
+    drop(g);
+    send(&mut me, b"again", 0);
+    let g = rx.try_read().unwrap();
+    assert_eq!((g.producer(), g.seq(), g.missed_before()), (me.id(), 1, 0), "the skipped frame counts as read");
+    drop(g);
+    // A consumer that did not skip reads the marked frame intact.
+    let g = other.try_read().unwrap();
+    assert_eq!((g.payload(), g.end()), (Some(&[5u8; 24][..]), mark.end));
+}
