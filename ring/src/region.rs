@@ -183,12 +183,58 @@ pub(crate) trait Access: Region {
         self.sealed_prefetch(off, Token(()))
     }
 
+    /// Hints that the cache line holding `off` will be written soon: fetches
+    /// it for writing now (`prefetchw`), so that a line the other core holds
+    /// travels while this one does other work. Never faults, changes no
+    /// memory; a no-op where the CPU lacks it, under loom, and outside the
+    /// region.
+    #[inline]
+    fn prefetch_write(&self, off: usize) {
+        #[cfg(all(target_arch = "x86_64", not(loom)))]
+        if off < self.len() && has_prefetchw() {
+            // SAFETY: the CPU has `prefetchw` (checked), a hint: it never
+            // faults and writes no memory, flag or register; the address is
+            // inside the region (checked above).
+            unsafe {
+                std::arch::asm!(
+                    "prefetchw [{0}]",
+                    in(reg) self.base().add(off),
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+        let _ = off;
+    }
+
     /// The first byte of the region, for zero-copy access (not under loom,
     /// whose atomics are not plain memory).
     #[cfg(not(loom))]
     #[inline]
     fn base(&self) -> *mut u8 {
         self.sealed_base(Token(()))
+    }
+}
+
+/// Whether the CPU has `prefetchw` (CPUID 0x8000_0001, ECX bit 8: PRFCHW,
+/// "3DNowPrefetch"), asked once per process (CPUID leaves a VM).
+#[cfg(all(target_arch = "x86_64", not(loom)))]
+#[inline]
+fn has_prefetchw() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static PRFCHW: AtomicU8 = AtomicU8::new(0);
+    // SYNC: Relaxed; a cache of a fact that never changes: a thread that
+    // sees 0 asks the CPU itself.
+    match PRFCHW.load(Ordering::Relaxed) {
+        0 => {
+            // Every x86_64 CPU has the extended leaf 0x8000_0001 (the leaf
+            // that reports long mode itself).
+            let has = std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0;
+            // SYNC: Relaxed; see the load.
+            PRFCHW.store(if has { 2 } else { 1 }, Ordering::Relaxed);
+            has
+        }
+        v => v == 2,
     }
 }
 

@@ -25,8 +25,6 @@ pub struct Producer<R: Region> {
     seq: u64,
     /// Claims may end at or before this position, as last computed.
     limit: u64,
-    /// Whether the CPU prefetches for writing (see `prefetch_claim`).
-    prefetchw: bool,
     closed: bool,
 }
 
@@ -62,7 +60,6 @@ impl<R: Region> Producer<R> {
             slot_off: geo.producer_slot(j),
             seq,
             limit: 0,
-            prefetchw: has_prefetchw(),
             closed: false,
         }
     }
@@ -204,22 +201,9 @@ impl<R: Region> Producer<R> {
     /// writing them meanwhile.
     #[inline]
     pub fn prefetch_claim(&self, at: u64) {
-        #[cfg(all(target_arch = "x86_64", not(loom)))]
-        if self.prefetchw {
-            let base = self.region.base();
-            let lines = [OFF_TAIL, self.geo.offset(at), self.geo.offset(at.wrapping_add(64))];
-            for off in lines {
-                // SAFETY: the CPU has `prefetchw` (checked at attach), a
-                // hint: it never faults, writes no memory, flag or
-                // register; `off` is inside the region (the tail word, or
-                // an offset of the data area), so the address is too.
-                unsafe {
-                    std::arch::asm!("prefetchw [{0}]", in(reg) base.add(off), options(nostack, preserves_flags, readonly));
-                }
-            }
+        for off in [OFF_TAIL, self.geo.offset(at), self.geo.offset(at.wrapping_add(64))] {
+            self.region.prefetch_write(off);
         }
-        #[cfg(not(all(target_arch = "x86_64", not(loom))))]
-        let _ = (at, self.prefetchw);
     }
 
     /// Whether a claim of `len` payload bytes would find room now (to wait
@@ -319,20 +303,6 @@ impl<R: Region> Producer<R> {
             free_slot(&self.region, self.slot_off);
         }
     }
-}
-
-/// Whether the CPU has `prefetchw` (CPUID 0x8000_0001, ECX bit 8:
-/// PRFCHW, "3DNowPrefetch").
-fn has_prefetchw() -> bool {
-    #[cfg(all(target_arch = "x86_64", not(loom)))]
-    {
-        // Every x86_64 CPU has the extended leaf 0x8000_0001 (the leaf
-        // that reports long mode itself).
-        let ecx = std::arch::x86_64::__cpuid(0x8000_0001).ecx;
-        ecx & (1 << 8) != 0
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
-    false
 }
 
 /// Takes producer slot `j` (FREE → ACTIVE) and clears its in-flight
