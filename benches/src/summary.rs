@@ -77,12 +77,18 @@ pub fn case_line(case: &str, metric: Metric, reference: &str, limit: &str, recor
         Metric::Latency => "lower p50 than",
         Metric::Throughput => "the msgs/s of",
     };
-    let ours = in_case(RINGFLOW);
+    // ringflow's own impl; in a case that has only one variant of it (the
+    // async ping-pong's `ringflow-async`), that variant.
+    let ours = in_case(RINGFLOW).or_else(|| {
+        let mut variants = records.iter().filter(|r| r.case == case && r.imp.starts_with("ringflow-"));
+        variants.next().filter(|_| variants.next().is_none())
+    });
     let versus = match (ours, best_peer) {
         (Some(o), Some(p)) if o.headline() > 0.0 && p.headline() > 0.0 => {
             let (win, lose) = if better(p, o) { (p, o) } else { (o, p) };
             format!(
-                "{RINGFLOW} ({}) vs its best peer {} ({}): {} {:.2}x {word} {}",
+                "{} ({}) vs its best peer {} ({}): {} {:.2}x {word} {}",
+                o.imp,
                 show(o),
                 p.imp,
                 show(p),
@@ -91,15 +97,15 @@ pub fn case_line(case: &str, metric: Metric, reference: &str, limit: &str, recor
                 lose.imp
             )
         }
-        (Some(o), Some(p)) => format!("{RINGFLOW} ({}) vs its best peer {} ({})", show(o), p.imp, show(p)),
-        (Some(o), None) => format!("{RINGFLOW} ({}), no peer measured", show(o)),
+        (Some(o), Some(p)) => format!("{} ({}) vs its best peer {} ({})", o.imp, show(o), p.imp, show(p)),
+        (Some(o), None) => format!("{} ({}), no peer measured", o.imp, show(o)),
         (None, Some(p)) => format!("{RINGFLOW} not measured; best peer {} ({})", p.imp, show(p)),
         (None, None) => format!("{RINGFLOW} not measured, no peer measured"),
     };
     let against_reference = match (in_case(reference), ours) {
         (None, _) => format!("{reference} not measured"),
-        (Some(r), Some(o)) if reference != RINGFLOW && r.headline() > 0.0 => {
-            format!("{RINGFLOW} {:.2}x {reference} ({})", o.headline() / r.headline(), show(r))
+        (Some(r), Some(o)) if reference != o.imp && r.headline() > 0.0 => {
+            format!("{} {:.2}x {reference} ({})", o.imp, o.headline() / r.headline(), show(r))
         }
         (Some(r), _) => format!("{reference} {}", show(r)),
     };
@@ -146,6 +152,23 @@ mod tests {
             "a: ringflow (p50 140 ns) vs its best peer rtrb (p50 280 ns): ringflow 2.00x lower p50 than rtrb; \
              ringflow 1.40x limit (p50 100 ns) [limit = cache-line handoff; latency = round trip]"
         );
+    }
+
+    /// A case whose only ringflow impl is a variant (the async ping-pong's
+    /// `ringflow-async`) is summed up by it; with several variants and no
+    /// plain impl, none is picked.
+    #[test]
+    fn a_lone_variant_stands_for_ringflow() {
+        let recs = [
+            rec("z", LIMIT, Metric::Latency, 70_000, 0.0),
+            rec("z", "ringflow-async", Metric::Latency, 65_000, 0.0),
+            rec("z", "tokio-uds", Metric::Latency, 61_000, 0.0),
+        ];
+        let line = case_line("z", Metric::Latency, LIMIT, LAT, &recs);
+        assert!(line.starts_with("z: ringflow-async (p50 65000 ns) vs its best peer tokio-uds"), "{line}");
+        assert!(line.contains("ringflow-async 0.93x limit"), "{line}");
+        let two = [recs[0].clone(), recs[1].clone(), rec("z", "ringflow-batch", Metric::Latency, 1, 0.0)];
+        assert!(case_line("z", Metric::Latency, LIMIT, LAT, &two).contains("ringflow not measured"));
     }
 
     #[test]

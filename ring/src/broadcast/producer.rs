@@ -53,15 +53,7 @@ impl<R: Region> Producer<R> {
     }
 
     fn at(region: R, geo: Geometry, j: usize, seq: u64) -> Self {
-        Producer {
-            region,
-            geo,
-            id: j as u16,
-            slot_off: geo.producer_slot(j),
-            seq,
-            limit: 0,
-            closed: false,
-        }
+        Producer { region, geo, id: j as u16, slot_off: geo.producer_slot(j), seq, limit: 0, closed: false }
     }
 
     /// Gives this side up without freeing its slot (no claim is open: a
