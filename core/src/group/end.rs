@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use ringflow_ring::broadcast::{Claim, Consumer, FrameMark, Producer, ReadGuard};
+use ringflow_ring::broadcast::{Consumer, FrameMark, Producer, ReadGuard};
 use ringflow_ring::{ClaimError, RawRegion, ReadError, WaitPoint};
 
 use super::error::{JoinError, LeaveError, McastError, RecvError};
 use super::join::{self, signal, Shared, ALARM_EXPELLED, ALARM_QUIET};
+use super::loan::GroupLoan;
 use super::options::{GroupOptions, SlowMember};
 use super::ready::{self, Readiness};
 use super::stats::Published;
@@ -100,55 +101,6 @@ impl Drop for Message<'_> {
                 e.leave_guard();
             }
         }
-    }
-}
-
-/// A loaned frame of the log: write it in place, then [`send`](Self::send).
-/// Dropping it aborts cleanly (the space becomes padding).
-pub struct GroupLoan<'a> {
-    claim: Claim<'a, RawRegion>,
-    /// Where the member keeps its last own frame (None: it loops back).
-    own: Option<&'a mut Option<FrameMark>>,
-    /// The member's `answering`.
-    answering: &'a mut bool,
-    counters: &'a mut Counters,
-    published: &'a Published,
-    data: WaitPoint<'a>,
-}
-
-impl GroupLoan<'_> {
-    /// The payload, writable in place; `None` on a Lap group (use `write`).
-    pub fn payload_mut(&mut self) -> Option<&mut [u8]> {
-        self.claim.payload_mut()
-    }
-
-    /// Copies `bytes` into the payload at `at`. Panics if it does not fit.
-    pub fn write(&mut self, at: usize, bytes: &[u8]) {
-        self.claim.write(at, bytes)
-    }
-
-    /// Payload length.
-    pub fn len(&self) -> usize {
-        self.claim.len()
-    }
-
-    /// Whether the payload is empty.
-    pub fn is_empty(&self) -> bool {
-        self.claim.is_empty()
-    }
-
-    /// Publishes the message to every member.
-    pub fn send(mut self) -> Result<(), McastError> {
-        self.claim.set_meta(crate::clock::now());
-        self.counters.sent += 1;
-        self.published.sent();
-        let mark = self.claim.mark();
-        let n = self.claim.commit();
-        if let Some(own) = self.own {
-            *own = Some(mark);
-        }
-        *self.answering = true;
-        crate::wait::notify(self.data, n).map_err(McastError::Io)
     }
 }
 
