@@ -54,9 +54,15 @@ fn small() -> Qos {
 /// Fills `flow`'s sending ring with numbered 64-byte messages; returns how
 /// many went.
 fn fill(flow: &mut AsyncFlow) -> u32 {
+    fill_with(flow, numbered)
+}
+
+/// Sends message `msg(n)` for n = 0, 1, .. until the flow has no room for
+/// another; how many went.
+fn fill_with<M: AsRef<[u8]>>(flow: &mut AsyncFlow, mut msg: impl FnMut(u32) -> M) -> u32 {
     let mut n = 0u32;
     loop {
-        match flow.get_mut().try_send(&numbered(n)) {
+        match flow.get_mut().try_send(msg(n).as_ref()) {
             Ok(()) => n += 1,
             Err(SendError::WouldBlock) => return n,
             Err(e) => panic!("filling: {e}"),
@@ -451,14 +457,7 @@ async fn two_processes_echo_then_the_childs_death_wakes_the_parent() {
 async fn a_large_send_waits_for_bulk_room_until_the_reader_drains() {
     let (mut a, mut b) = async_pair(&Qos::data().with_ring_bytes(16 << 10).with_max_msg(64 << 10));
     let big = vec![7u8; a.get_ref().inline_max() + 1];
-    let mut sent = 0usize;
-    loop {
-        match a.get_mut().try_send(&big) {
-            Ok(()) => sent += 1,
-            Err(SendError::WouldBlock) => break,
-            Err(e) => panic!("filling: {e}"),
-        }
-    }
+    let sent = fill_with(&mut a, |_| big.as_slice());
     assert!(sent > 0);
     {
         let mut send = pin!(a.send(&big));
@@ -484,14 +483,7 @@ async fn a_large_send_waits_for_bulk_room_until_the_reader_drains() {
 async fn a_large_send_is_woken_by_a_partial_release_of_bulk_room() {
     let (mut a, mut b) = async_pair(&Qos::data().with_ring_bytes(64 << 10).with_max_msg(64 << 10));
     let big = vec![3u8; a.get_ref().inline_max() + 1];
-    let mut sent = 0usize;
-    loop {
-        match a.get_mut().try_send(&big) {
-            Ok(()) => sent += 1,
-            Err(SendError::WouldBlock) => break,
-            Err(e) => panic!("filling: {e}"),
-        }
-    }
+    let sent = fill_with(&mut a, |_| big.as_slice());
     let mut buf = vec![0u8; big.len()];
     let mut read = 0;
     {
