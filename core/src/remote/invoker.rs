@@ -28,19 +28,52 @@ use crate::Deadline;
 /// busy with this thread's wait) leaves.
 pub const WAIT_CAP: Duration = Duration::from_millis(1);
 
-/// A send runs a duty cycle only if the last one started at least this
-/// long ago; otherwise its message leaves with the next call into ringflow
+/// A send runs a duty cycle only if at least this long has passed since
+/// the last send-triggered one *ended*, and at least as long as that one
+/// took; otherwise its message leaves with the next call into ringflow
 /// (any send, receive or wait, or [`super::RemoteEngine::invoke`]). A stream
-/// of sends thus pays one socket write per this much time, not one per
-/// message; a lone send, or one after a receive, leaves at once.
+/// of sends thus pays one socket write per this much of its own time, not
+/// one per message, however long a socket write takes (the sending thread
+/// keeps at least half its time for sending); a lone send, or one after a
+/// receive, leaves at once.
 pub const SEND_BATCH: Duration = Duration::from_micros(5);
+
+/// When a send may run a duty cycle (see [`SEND_BATCH`]): times are
+/// nanoseconds on the invoker's clock.
+#[derive(Debug, Default)]
+struct SendGate {
+    /// The first time a send may run a duty cycle again.
+    next: AtomicU64,
+}
+
+impl SendGate {
+    /// Whether a send at `now` runs a duty cycle.
+    #[inline]
+    fn due(&self, now: u64) -> bool {
+        // SYNC: Relaxed; a hint for batching, no data rides on it (pairs
+        // with the Relaxed store in `ran`).
+        now >= self.next.load(Ordering::Relaxed)
+    }
+
+    /// A send-triggered duty cycle ran from `start` to `end`: the next one
+    /// waits for [`SEND_BATCH`] or the cycle's own length, whichever is
+    /// longer, counted from its end. (Counted from its start, a cycle
+    /// longer than `SEND_BATCH` made the very next send run another: one
+    /// socket write per message.)
+    #[inline]
+    fn ran(&self, start: u64, end: u64) {
+        let gap = (end.saturating_sub(start)).max(SEND_BATCH.as_nanos() as u64);
+        // SYNC: Relaxed; see `due`.
+        self.next.store(end.saturating_add(gap), Ordering::Relaxed);
+    }
+}
 
 /// An engine in invoker mode, driven by whoever calls.
 pub struct Invoker {
     /// `None` once shut down.
     engine: Mutex<Option<Engine>>,
-    /// When the last duty cycle started (nanoseconds since `born`).
-    last: AtomicU64,
+    /// When a send may run the next duty cycle (nanoseconds since `born`).
+    gate: SendGate,
     born: Instant,
     /// With io_uring's single issuer: the one thread that may drive it
     /// (see `this_thread`).
@@ -61,7 +94,7 @@ impl Invoker {
     pub(crate) fn new(engine: Engine, owner: Option<usize>) -> Arc<Invoker> {
         Arc::new(Invoker {
             engine: Mutex::new(Some(engine)),
-            last: AtomicU64::new(0),
+            gate: SendGate::default(),
             born: Instant::now(),
             owner,
             segments: Mutex::new(HashSet::new()),
@@ -72,15 +105,14 @@ impl Invoker {
         u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// After a send: one duty cycle, unless one started less than
-    /// [`SEND_BATCH`] ago.
+    /// After a send: one duty cycle, unless the last send-triggered one
+    /// ended too recently (see [`SEND_BATCH`]).
     #[inline]
     pub fn invoke_after_send(&self) {
         let now = self.now();
-        // SYNC: Relaxed (load and store); a hint for batching, no data rides on it.
-        if now.saturating_sub(self.last.load(Ordering::Relaxed)) >= SEND_BATCH.as_nanos() as u64 {
-            self.last.store(now, Ordering::Relaxed);
+        if self.gate.due(now) {
             self.invoke();
+            self.gate.ran(now, self.now());
         }
     }
 
@@ -201,5 +233,56 @@ impl Invoker {
     /// segment is accepted once, so the entry goes).
     pub(crate) fn claim_segment(&self, key: SegmentKey) -> bool {
         self.segments.lock().unwrap_or_else(PoisonError::into_inner).remove(&key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BATCH: u64 = SEND_BATCH.as_nanos() as u64;
+
+    #[test]
+    fn a_send_waits_for_send_batch_after_a_short_cycle_ends() {
+        let gate = SendGate::default();
+        assert!(gate.due(0), "the first send runs a cycle");
+        gate.ran(1_000, 2_000);
+        assert!(!gate.due(2_000 + BATCH - 1));
+        assert!(gate.due(2_000 + BATCH));
+    }
+
+    #[test]
+    fn a_send_waits_as_long_as_a_long_cycle_took() {
+        let gate = SendGate::default();
+        gate.ran(0, 4 * BATCH);
+        assert!(!gate.due(8 * BATCH - 1));
+        assert!(gate.due(8 * BATCH));
+    }
+
+    /// What made the remote 64-byte stream run at one socket write per
+    /// message on a host where a write took longer than `SEND_BATCH`: a
+    /// sender whose sends cost 100 ns and whose duty cycles cost 1.2x
+    /// `SEND_BATCH` must still carry many messages per cycle.
+    #[test]
+    fn slow_cycles_still_carry_batches_of_sends() {
+        let (send, cycle) = (100, BATCH * 6 / 5);
+        let gate = SendGate::default();
+        let (mut now, mut cycles) = (0u64, 0u64);
+        let sends = 100_000u64;
+        for _ in 0..sends {
+            now += send;
+            if gate.due(now) {
+                let start = now;
+                now += cycle;
+                cycles += 1;
+                gate.ran(start, now);
+            }
+        }
+        let per_cycle = sends / cycles;
+        // The gap after a cycle is its own length (6 us): 60 sends of 100 ns.
+        assert!(per_cycle >= 50, "{per_cycle} sends per duty cycle");
+        // And the engine still runs often: the sender spends at most about
+        // half its time in duty cycles.
+        assert!(cycles * cycle <= now / 2 + cycle, "{cycles} cycles in {now} ns");
     }
 }
