@@ -28,43 +28,56 @@ use crate::Deadline;
 /// busy with this thread's wait) leaves.
 pub const WAIT_CAP: Duration = Duration::from_millis(1);
 
-/// A send runs a duty cycle only if at least this long has passed since
-/// the last send-triggered one *ended*, and at least as long as that one
-/// took; otherwise its message leaves with the next call into ringflow
-/// (any send, receive or wait, or [`super::RemoteEngine::invoke`]). A stream
-/// of sends thus pays one socket write per this much of its own time, not
-/// one per message, however long a socket write takes (the sending thread
-/// keeps at least half its time for sending); a lone send, or one after a
-/// receive, leaves at once.
+/// How long sends batch in invoker mode. A send runs a duty cycle if the
+/// last send-triggered one started at least this long ago and the
+/// application has had at least this long (or that cycle's own length, if
+/// shorter) to itself since it ended. Otherwise its message leaves with the
+/// next call into ringflow (any send, receive or wait, or
+/// [`super::RemoteEngine::invoke`]). A stream of sends thus pays one socket
+/// write per this much of its own time, not one per message, however long
+/// a socket write takes; a lone send, or one after a receive, leaves at
+/// once.
 pub const SEND_BATCH: Duration = Duration::from_micros(5);
 
-/// When a send may run a duty cycle (see [`SEND_BATCH`]): times are
-/// nanoseconds on the invoker's clock.
+/// When a send runs a duty cycle (see [`SEND_BATCH`]): times are
+/// nanoseconds on the invoker's clock. Only the sending thread's calls
+/// read and write it in a stream; another thread's send at worst runs a
+/// cycle more or less.
 #[derive(Debug, Default)]
 struct SendGate {
-    /// The first time a send may run a duty cycle again.
-    next: AtomicU64,
+    /// When the last send-triggered duty cycle started and ended.
+    start: AtomicU64,
+    end: AtomicU64,
 }
 
 impl SendGate {
     /// Whether a send at `now` runs a duty cycle.
+    ///
+    /// Counted from the last cycle's start alone (as before 2026-12-07), a
+    /// cycle longer than `SEND_BATCH` (a slow socket write) made the very
+    /// next send of a stream run another: one write per message. Counted
+    /// from its end alone, a ping-pong's answer on a fast host (its round
+    /// trip less its own cycle under `SEND_BATCH`) stayed in the ring until
+    /// the application's next call. A stream's next send comes right after
+    /// the cycle; an answer comes after the far side's cycles, each about
+    /// as long as this side's.
     #[inline]
     fn due(&self, now: u64) -> bool {
-        // SYNC: Relaxed; a hint for batching, no data rides on it (pairs
-        // with the Relaxed store in `ran`).
-        now >= self.next.load(Ordering::Relaxed)
+        let batch = SEND_BATCH.as_nanos() as u64;
+        // SYNC: Relaxed (both); a hint for batching, no data rides on it
+        // (pairs with the Relaxed stores in `ran`).
+        let (start, end) = (self.start.load(Ordering::Relaxed), self.end.load(Ordering::Relaxed));
+        let cost = end.saturating_sub(start);
+        let own = now.saturating_sub(end);
+        now.saturating_sub(start) >= batch && own >= cost.min(batch)
     }
 
-    /// A send-triggered duty cycle ran from `start` to `end`: the next one
-    /// waits for [`SEND_BATCH`] or the cycle's own length, whichever is
-    /// longer, counted from its end. (Counted from its start, a cycle
-    /// longer than `SEND_BATCH` made the very next send run another: one
-    /// socket write per message.)
+    /// A send-triggered duty cycle ran from `start` to `end`.
     #[inline]
     fn ran(&self, start: u64, end: u64) {
-        let gap = (end.saturating_sub(start)).max(SEND_BATCH.as_nanos() as u64);
         // SYNC: Relaxed; see `due`.
-        self.next.store(end.saturating_add(gap), Ordering::Relaxed);
+        self.start.store(start, Ordering::Relaxed);
+        self.end.store(end, Ordering::Relaxed);
     }
 }
 
@@ -242,21 +255,53 @@ mod tests {
 
     const BATCH: u64 = SEND_BATCH.as_nanos() as u64;
 
-    #[test]
-    fn a_send_waits_for_send_batch_after_a_short_cycle_ends() {
-        let gate = SendGate::default();
-        assert!(gate.due(0), "the first send runs a cycle");
-        gate.ran(1_000, 2_000);
-        assert!(!gate.due(2_000 + BATCH - 1));
-        assert!(gate.due(2_000 + BATCH));
+    /// Sends of a stream, `gap` ns apart from `from` until (excluding) `to`:
+    /// the first that runs a cycle, if any.
+    fn first_due(gate: &SendGate, from: u64, to: u64, gap: u64) -> Option<u64> {
+        (from..to).step_by(gap as usize).find(|&t| gate.due(t))
     }
 
     #[test]
-    fn a_send_waits_as_long_as_a_long_cycle_took() {
+    fn a_stream_batches_as_before_after_a_short_cycle() {
         let gate = SendGate::default();
-        gate.ran(0, 4 * BATCH);
-        assert!(!gate.due(8 * BATCH - 1));
-        assert!(gate.due(8 * BATCH));
+        assert!(gate.due(BATCH), "the first send runs a cycle");
+        let end = BATCH + 1_000;
+        gate.ran(BATCH, end);
+        // As before: SEND_BATCH after the cycle's start.
+        assert_eq!(first_due(&gate, end + 100, end + 2 * BATCH, 100), Some(2 * BATCH));
+    }
+
+    #[test]
+    fn a_stream_has_send_batch_to_itself_after_a_long_cycle() {
+        let gate = SendGate::default();
+        gate.ran(BATCH, 5 * BATCH);
+        assert_eq!(first_due(&gate, 5 * BATCH + 100, 10 * BATCH, 100), Some(6 * BATCH));
+    }
+
+    /// A ping-pong's answer runs a cycle at once: the far side's cycles
+    /// make the round trip at least as long as this side's cycle plus
+    /// `SEND_BATCH`, fast host or slow.
+    #[test]
+    fn an_answer_runs_a_cycle_at_once() {
+        // A fast host: a 1.5 us cycle, a 6.4 us round trip.
+        let gate = SendGate::default();
+        gate.ran(0, 1_500);
+        assert!(gate.due(6_400));
+        // A slow host: an 8 us cycle, a 20 us round trip.
+        gate.ran(100_000, 108_000);
+        assert!(gate.due(120_000));
+        // A cycle preempted for 4 ms, answered 10 us after it ended.
+        gate.ran(200_000, 4_200_000);
+        assert!(gate.due(4_210_000));
+    }
+
+    /// Sends 3 us apart with 1 us cycles batch in pairs, as before.
+    #[test]
+    fn sparse_sends_with_fast_cycles_batch_as_before() {
+        let gate = SendGate::default();
+        gate.ran(0, 1_000);
+        assert!(!gate.due(3_000));
+        assert!(gate.due(6_000));
     }
 
     /// What made the remote 64-byte stream run at one socket write per
@@ -279,10 +324,9 @@ mod tests {
             }
         }
         let per_cycle = sends / cycles;
-        // The gap after a cycle is its own length (6 us): 60 sends of 100 ns.
-        assert!(per_cycle >= 50, "{per_cycle} sends per duty cycle");
-        // And the engine still runs often: the sender spends at most about
-        // half its time in duty cycles.
-        assert!(cycles * cycle <= now / 2 + cycle, "{cycles} cycles in {now} ns");
+        // SEND_BATCH (5 us) of sending after each cycle: 50 sends of 100 ns.
+        assert!(per_cycle >= 45, "{per_cycle} sends per duty cycle");
+        // The sender keeps over 40% of its time for sending.
+        assert!(cycles * cycle * 10 <= now * 6, "{cycles} cycles in {now} ns");
     }
 }
