@@ -56,11 +56,12 @@ impl SendGate {
     /// Counted from the last cycle's start alone (as before 2026-12-07), a
     /// cycle longer than `SEND_BATCH` (a slow socket write) made the very
     /// next send of a stream run another: one write per message. Counted
-    /// from its end alone, a ping-pong's answer on a fast host (its round
-    /// trip less its own cycle under `SEND_BATCH`) stayed in the ring until
-    /// the application's next call. A stream's next send comes right after
-    /// the cycle; an answer comes after the far side's cycles, each about
-    /// as long as this side's.
+    /// from its end alone, and for as long as the cycle took, an answer
+    /// sent after a long (preempted) cycle stayed in the ring until the
+    /// application's next call, which at the end of a bench's turn never
+    /// came. A stream's next send comes right after the cycle; an answer
+    /// comes after the far side's cycles, each about as long as this
+    /// side's, and the network's way back.
     #[inline]
     fn due(&self, now: u64) -> bool {
         let batch = SEND_BATCH.as_nanos() as u64;
