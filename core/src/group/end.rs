@@ -394,8 +394,16 @@ impl GroupEnd {
     /// The next event, waiting until `deadline`.
     #[inline]
     pub fn recv(&mut self, deadline: Deadline) -> Result<Event<'_>, RecvError> {
-        if self.straight() {
-            return self.take_message();
+        match self.straight() {
+            Straight::Message => return self.take_message(),
+            // Nothing at the cursor and nothing to publish: what the full
+            // path would find too, without its second look (a receive
+            // polled in a loop notices the next message sooner).
+            Straight::Empty if deadline == Deadline::Now && self.rx.cursor() == self.released => {
+                self.ready.arm(self.rx.cursor());
+                return Err(RecvError::WouldBlock);
+            }
+            Straight::Empty | Straight::No => {}
         }
         self.recv_slow(deadline)
     }
@@ -407,9 +415,10 @@ impl GroupEnd {
     /// path (`recv_slow`) decides every other case, and checks this one
     /// again: a frame peeked here is not read twice (the consumer keeps
     /// it), and nothing here consumes or skips anything another path would
-    /// not.
+    /// not. `Empty`: under the same conditions, nothing is committed at
+    /// the cursor.
     #[inline]
-    fn straight(&mut self) -> bool {
+    fn straight(&mut self) -> Straight {
         // SYNC: Acquire; pairs with the Release in `join::expel` (as in
         // `poll_event`).
         if !self.events.is_empty()
@@ -418,7 +427,7 @@ impl GroupEnd {
             || self.shared.alarm.load(Ordering::Acquire) == ALARM_EXPELLED
             || self.rx.cursor().wrapping_sub(self.released) >= self.release_every
         {
-            return false;
+            return Straight::No;
         }
         if let Some(mark) = self.own {
             if self.rx.skip_frame(mark) {
@@ -426,18 +435,22 @@ impl GroupEnd {
             }
         }
         match self.rx.peek_frame() {
-            Ok(info) => {
-                info.missed_before == 0
+            Ok(info)
+                if info.missed_before == 0
                     && self.sender_of(info.producer).is_some()
-                    && (self.loopback || info.producer as usize != self.slot + 1)
+                    && (self.loopback || info.producer as usize != self.slot + 1) =>
+            {
+                Straight::Message
             }
+            Ok(_) => Straight::No,
+            Err(ReadError::Empty) => Straight::Empty,
             Err(ReadError::Lapped { .. }) => {
                 // The cursor jumped: the views it may have passed come
                 // first (as `poll_event` does on a lap).
                 self.replay_views();
-                false
+                Straight::No
             }
-            Err(_) => false,
+            Err(_) => Straight::No,
         }
     }
 
@@ -764,6 +777,17 @@ fn wait_points(log: &RawRegion) -> Result<(WaitPoint<'_>, WaitPoint<'_>), McastE
 enum Polled {
     Ready,
     Empty,
+}
+
+/// What [`GroupEnd::straight`] found.
+enum Straight {
+    /// A plain message at the cursor.
+    Message,
+    /// Nothing committed at the cursor (no event queued, nothing to
+    /// publish).
+    Empty,
+    /// Anything else: the full path decides.
+    No,
 }
 
 impl Drop for GroupEnd {

@@ -299,7 +299,8 @@ impl<R: Region> Consumer<R> {
     /// The frame found at `c` (region offset `off`), with its loss count.
     #[inline(always)]
     fn frame_at(&self, c: u64, off: usize, word: FrameWord, size: u64, seq: u64, meta: u64) -> FrameAt {
-        // In range: `frame_size` checked the producer id.
+        // In range (the header's check refused ids past the log's producer
+        // slots); `get` keeps an id out of range a figure, not a panic.
         let expected = self.expected.get(word.tag as usize).copied().unwrap_or(UNKNOWN_SEQ);
         let missed_before = if expected == UNKNOWN_SEQ { 0 } else { seq.saturating_sub(expected) };
         FrameAt {
