@@ -77,11 +77,13 @@ impl Group {
 
     /// Multicasts a copy of `payload` to every member (ourselves included),
     /// waiting for room on Block and Evict groups.
+    #[inline]
     pub fn mcast(&mut self, payload: &[u8]) -> Result<(), McastError> {
         self.end.mcast(payload, Deadline::Never)
     }
 
     /// [`mcast`](Self::mcast) without waiting (`WouldBlock`).
+    #[inline]
     pub fn try_mcast(&mut self, payload: &[u8]) -> Result<(), McastError> {
         self.end.mcast(payload, Deadline::Now)
     }
@@ -123,11 +125,13 @@ impl Group {
     }
 
     /// The next event: a message, a view, or (Lap groups) a loss.
+    #[inline]
     pub fn recv(&mut self) -> Result<Event<'_>, RecvError> {
         self.end.recv(Deadline::Never)
     }
 
     /// [`recv`](Self::recv) without waiting (`WouldBlock`).
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Event<'_>, RecvError> {
         self.end.recv(Deadline::Now)
     }

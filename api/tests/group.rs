@@ -215,3 +215,59 @@ fn members_without_loopback_answer_each_other_for_laps() {
         assert_eq!(s.lost, 0);
     }
 }
+
+/// A member that only polls (`try_recv`: a plain message at the cursor is
+/// handed out on the receive's straight path) still gets a join's view
+/// between the messages around it, in the log's order, never its own
+/// messages without loopback, and on a Lap group the exact loss before the
+/// message that follows it.
+#[test]
+fn a_polling_member_gets_views_and_losses_in_the_log_order() {
+    ringflow_testkit::isolate_runtime_dir();
+    let lap = opts().log_capacity(8192).max_message(256).slow_member(SlowMember::Lap).loopback(false);
+    let mut p = Group::join("g-poll", &lap).unwrap();
+    let mut q = Group::join("g-poll", &lap).unwrap();
+    let idp = p.local_member().id;
+    let poll = |g: &mut Group| {
+        let mut got = Vec::new();
+        loop {
+            match g.try_recv() {
+                Ok(Event::Message(mut m)) => {
+                    let mut b = [0u8; 8];
+                    m.read_into(&mut b).expect("not overwritten: nothing laps it here");
+                    got.push(Owned::Msg(m.sender().id, b.to_vec()));
+                }
+                Ok(Event::View(v)) => got.push(Owned::View(v.id, Vec::new(), Vec::new())),
+                Ok(Event::Lost { count }) => got.push(Owned::Lost(count)),
+                Err(GroupRecvError::WouldBlock) => return got,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let view = |id| Owned::View(id, Vec::new(), Vec::new());
+    let msg = |k: u64| Owned::Msg(idp, k.to_le_bytes().to_vec());
+    for k in 0..3u64 {
+        p.mcast(&k.to_le_bytes()).unwrap();
+    }
+    let r = Group::join("g-poll", &lap).unwrap();
+    for k in 3..6u64 {
+        p.mcast(&k.to_le_bytes()).unwrap();
+    }
+    let expected: Vec<_> = [view(2), msg(0), msg(1), msg(2), view(3), msg(3), msg(4), msg(5)].into();
+    assert_eq!(poll(&mut q), expected);
+    assert_eq!(poll(&mut p), [view(1), view(2), view(3)], "its own messages skipped");
+    drop(r);
+    let leave = poll(&mut q);
+    assert!(matches!(leave[..], [] | [Owned::View(4, ..)]), "{leave:?}");
+    // Past a lap: losses counted exactly, before the message after them.
+    let total = 500u64;
+    for k in 0..total {
+        p.mcast(&k.to_le_bytes()).unwrap();
+    }
+    let events = poll(&mut q);
+    let got = events.iter().filter(|e| matches!(e, Owned::Msg(..))).count() as u64;
+    let lost: u64 = events.iter().map(|e| if let Owned::Lost(n) = e { *n } else { 0 }).sum();
+    assert!(lost > 0, "500 messages overflow an 8 KiB log");
+    assert_eq!(got + lost, total, "delivered and lost add up to what was sent");
+    assert!(matches!(events.last(), Some(Owned::Msg(_, b)) if b[..] == (total - 1).to_le_bytes()), "the newest last");
+}

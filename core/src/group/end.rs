@@ -245,6 +245,7 @@ impl GroupEnd {
         }
     }
 
+    #[inline]
     fn check_member(&self) -> Result<(), McastError> {
         if self.left {
             return Err(McastError::Left);
@@ -270,29 +271,25 @@ impl GroupEnd {
 
     /// Multicasts `payload` (a copy into the log), waiting for room until
     /// `deadline` on Block and Evict groups.
+    #[inline]
     pub fn mcast(&mut self, payload: &[u8], deadline: Deadline) -> Result<(), McastError> {
         self.mcast_gather(&[payload], deadline)
     }
 
     /// Multicasts the concatenation of `parts` as one message. It claims,
-    /// copies and commits in one pass: no loan is built and moved on this
-    /// path (it cost a ping-pong a tenth of its round trip).
+    /// copies and commits in one step of the log
+    /// (`Producer::try_send_parts`): no claim or loan is built and moved on
+    /// this path (a loan cost a ping-pong a tenth of its round trip).
+    #[inline]
     pub fn mcast_gather(&mut self, parts: &[&[u8]], deadline: Deadline) -> Result<(), McastError> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         self.check_send(len)?;
         let mut released = false;
         // Bounded: each pass either publishes, or waits until room or the deadline.
         loop {
-            let e = match self.tx.try_claim(len) {
-                Ok(mut claim) => {
-                    let mut at = 0;
-                    for p in parts {
-                        claim.write(at, p);
-                        at += p.len();
-                    }
-                    claim.set_meta(crate::clock::now());
-                    let mark = claim.mark();
-                    let n = claim.commit();
+            // The stamp is taken as the claim begins (`Message::sent_at`).
+            match self.tx.try_send_parts(parts, crate::clock::now(), 0) {
+                Ok((n, mark)) => {
                     if !self.loopback {
                         self.own = Some(mark);
                     }
@@ -301,9 +298,8 @@ impl GroupEnd {
                     self.published.sent();
                     return crate::wait::notify(self.rx.data_wait(), n).map_err(McastError::Io);
                 }
-                Err(e) => e,
-            };
-            self.no_room(e, len, deadline, &mut released)?;
+                Err(e) => self.no_room(e, len, deadline, &mut released)?,
+            }
         }
     }
 
@@ -339,6 +335,7 @@ impl GroupEnd {
     }
 
     /// Whether this member may multicast `len` bytes.
+    #[inline]
     fn check_send(&self, len: usize) -> Result<(), McastError> {
         if len > self.config.max_message {
             return Err(McastError::TooLarge { len, max: self.config.max_message });
@@ -395,7 +392,72 @@ impl GroupEnd {
     }
 
     /// The next event, waiting until `deadline`.
+    #[inline]
     pub fn recv(&mut self, deadline: Deadline) -> Result<Event<'_>, RecvError> {
+        match self.straight() {
+            Straight::Message => return self.take_message(),
+            // Nothing at the cursor and nothing to publish: what the full
+            // path would find too, without its second look (a receive
+            // polled in a loop notices the next message sooner).
+            Straight::Empty if deadline == Deadline::Now && self.rx.cursor() == self.released => {
+                self.ready.arm(self.rx.cursor());
+                return Err(RecvError::WouldBlock);
+            }
+            Straight::Empty | Straight::No => {}
+        }
+        self.recv_slow(deadline)
+    }
+
+    /// Whether the next event is a plain message, found at once: no event
+    /// queued, nothing to publish, and at the cursor (past our own last
+    /// message, stepped over) a committed frame of a member of the view
+    /// with no loss before it. Then `take_message` hands it out; the full
+    /// path (`recv_slow`) decides every other case, and checks this one
+    /// again: a frame peeked here is not read twice (the consumer keeps
+    /// it), and nothing here consumes or skips anything another path would
+    /// not. `Empty`: under the same conditions, nothing is committed at
+    /// the cursor.
+    #[inline]
+    fn straight(&mut self) -> Straight {
+        // SYNC: Acquire; pairs with the Release in `join::expel` (as in
+        // `poll_event`).
+        if !self.events.is_empty()
+            || self.left
+            || matches!(self.config.slow, SlowMember::Evict { .. })
+            || self.shared.alarm.load(Ordering::Acquire) == ALARM_EXPELLED
+            || self.rx.cursor().wrapping_sub(self.released) >= self.release_every
+        {
+            return Straight::No;
+        }
+        if let Some(mark) = self.own {
+            if self.rx.skip_frame(mark) {
+                self.own = None;
+            }
+        }
+        match self.rx.peek_frame() {
+            Ok(info)
+                if info.missed_before == 0
+                    && self.sender_of(info.producer).is_some()
+                    && (self.loopback || info.producer as usize != self.slot + 1) =>
+            {
+                Straight::Message
+            }
+            Ok(_) => Straight::No,
+            Err(ReadError::Empty) => Straight::Empty,
+            Err(ReadError::Lapped { .. }) => {
+                // The cursor jumped: the views it may have passed come
+                // first (as `poll_event` does on a lap).
+                self.replay_views();
+                Straight::No
+            }
+            Err(_) => Straight::No,
+        }
+    }
+
+    /// [`recv`](Self::recv)'s full path: views, losses, skipped frames,
+    /// publishing the cursor, waiting.
+    #[inline(never)]
+    fn recv_slow(&mut self, deadline: Deadline) -> Result<Event<'_>, RecvError> {
         loop {
             let polled = self.poll_event()?;
             // Publish our cursor (what we consumed is room for senders
@@ -551,29 +613,41 @@ impl GroupEnd {
 
     fn take_event(&mut self) -> Result<Event<'_>, RecvError> {
         if let Some(q) = self.events.pop_front() {
-            return Ok(match q {
-                Queued::View(v) => {
-                    let out = v.to_view();
-                    self.senders.iter_mut().for_each(|m| *m = None);
-                    for seat in &v.seats {
-                        if let Some(m) = self.senders.get_mut(seat.slot as usize) {
-                            *m = Some(seat.member);
-                        }
-                    }
-                    if self.view.id == 0 {
-                        // Our join view: count losses from each member's
-                        // first frame after it.
-                        for seat in &v.seats {
-                            self.rx.expect(seat.slot + 1, seat.next_seq);
-                        }
-                    }
-                    self.view = v;
-                    self.store_counters();
-                    Event::View(out)
-                }
-                Queued::Lost(n) => Event::Lost { count: n },
-            });
+            return Ok(self.deliver_queued(q));
         }
+        self.take_message()
+    }
+
+    /// Delivers queued event `q`: a view becomes the current one.
+    fn deliver_queued(&mut self, q: Queued) -> Event<'static> {
+        match q {
+            Queued::View(v) => {
+                let out = v.to_view();
+                self.senders.iter_mut().for_each(|m| *m = None);
+                for seat in &v.seats {
+                    if let Some(m) = self.senders.get_mut(seat.slot as usize) {
+                        *m = Some(seat.member);
+                    }
+                }
+                if self.view.id == 0 {
+                    // Our join view: count losses from each member's
+                    // first frame after it.
+                    for seat in &v.seats {
+                        self.rx.expect(seat.slot + 1, seat.next_seq);
+                    }
+                }
+                self.view = v;
+                self.store_counters();
+                Event::View(out)
+            }
+            Queued::Lost(n) => Event::Lost { count: n },
+        }
+    }
+
+    /// Hands out the message at the cursor, which a peek found (and
+    /// checked its sender).
+    #[inline]
+    fn take_message(&mut self) -> Result<Event<'_>, RecvError> {
         let evict = matches!(self.config.slow, SlowMember::Evict { .. });
         if evict {
             let e = table::entry(&self.shared.mem.table, self.slot).ok_or(RecvError::Evicted)?;
@@ -703,6 +777,17 @@ fn wait_points(log: &RawRegion) -> Result<(WaitPoint<'_>, WaitPoint<'_>), McastE
 enum Polled {
     Ready,
     Empty,
+}
+
+/// What [`GroupEnd::straight`] found.
+enum Straight {
+    /// A plain message at the cursor.
+    Message,
+    /// Nothing committed at the cursor (no event queued, nothing to
+    /// publish).
+    Empty,
+    /// Anything else: the full path decides.
+    No,
 }
 
 impl Drop for GroupEnd {

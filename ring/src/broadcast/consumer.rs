@@ -42,11 +42,14 @@ pub struct Consumer<R: Region> {
     published: u64,
     /// Next expected sequence number per producer id.
     expected: Vec<u64>,
-    /// The frame [`peek_frame`](Self::peek_frame) found at the cursor, for
-    /// the `try_read` that follows (valid while the cursor stays there).
-    peeked: Option<FrameAt>,
-    /// The frame a [`ReadGuard`] reads (kept here, so that a guard is a
-    /// reference that moves cheaply through the layers above).
+    /// Whether `reading` holds the frame [`peek_frame`](Self::peek_frame)
+    /// found, for the `try_read` that follows (valid while the cursor stays
+    /// at `reading.pos`).
+    peeked: bool,
+    /// The frame a [`ReadGuard`] reads, or the one a peek found (kept
+    /// here, so that a guard is a reference that moves cheaply through the
+    /// layers above, and a peek followed by a read validates and copies
+    /// the header once).
     reading: FrameAt,
     closed: bool,
 }
@@ -109,7 +112,7 @@ impl<R: Region> Consumer<R> {
             cursor,
             published: cursor,
             expected,
-            peeked: None,
+            peeked: false,
             reading: FrameAt::default(),
             closed: false,
         }
@@ -170,7 +173,7 @@ impl<R: Region> Consumer<R> {
             cursor: start,
             published: start,
             expected,
-            peeked: None,
+            peeked: false,
             reading: FrameAt::default(),
             closed: false,
         })
@@ -195,6 +198,7 @@ impl<R: Region> Consumer<R> {
     }
 
     /// Position of the next frame to read.
+    #[inline]
     pub fn cursor(&self) -> u64 {
         self.cursor
     }
@@ -211,12 +215,12 @@ impl<R: Region> Consumer<R> {
 
     /// The next frame. Dropping the guard consumes it locally;
     /// [`release`](Self::release) hands the space back to producers.
+    #[inline]
     pub fn try_read(&mut self) -> Result<ReadGuard<'_, R>, ReadError> {
-        let frame = match self.peeked.take() {
-            Some(f) if f.pos == self.cursor => f,
-            _ => self.peek()?,
-        };
-        self.reading = frame;
+        if !(self.peeked && self.reading.pos == self.cursor) {
+            self.peek()?;
+        }
+        self.peeked = false;
         Ok(ReadGuard { consumer: self, lost: false })
     }
 
@@ -225,12 +229,13 @@ impl<R: Region> Consumer<R> {
     /// follows (with the cursor unchanged) returns this frame without
     /// reading its header again. Skips padding and reports errors as
     /// `try_read` does.
+    #[inline]
     pub fn peek_frame(&mut self) -> Result<FrameInfo, ReadError> {
-        let f = match self.peeked {
-            Some(f) if f.pos == self.cursor => f,
-            _ => self.peek()?,
-        };
-        self.peeked = Some(f);
+        if !(self.peeked && self.reading.pos == self.cursor) {
+            self.peek()?;
+            self.peeked = true;
+        }
+        let f = &self.reading;
         Ok(FrameInfo {
             position: f.pos,
             len: f.len,
@@ -262,7 +267,57 @@ impl<R: Region> Consumer<R> {
         true
     }
 
-    fn peek(&mut self) -> Result<FrameAt, ReadError> {
+    /// Validates the frame at the cursor into `reading` (skipping
+    /// padding). The common case, a committed data frame of a reliable log
+    /// with a header's room before the data area's end, is taken here
+    /// inline; everything else by [`peek_slow`](Self::peek_slow), which
+    /// validates as thoroughly.
+    #[inline]
+    fn peek(&mut self) -> Result<(), ReadError> {
+        let c = self.cursor;
+        let room = self.geo.room(c);
+        if room >= HEADER && !self.geo.lossy() {
+            let off = self.geo.offset(c);
+            // SYNC: Acquire; pairs with the Release in `write_header`.
+            let w0 = self.region.word(off).load(Ordering::Acquire);
+            if w0 != self.geo.commit_word(c) {
+                return Err(ReadError::Empty);
+            }
+            // SYNC: Relaxed (three loads); ordered by the Acquire above.
+            let w1 = self.region.word(off + 8).load(Ordering::Relaxed);
+            let word = FrameWord::decode(w1);
+            if let Some(size) = self.geo.data_frame_size(word, room) {
+                let seq = self.region.word(off + 16).load(Ordering::Relaxed);
+                let meta = self.region.word(off + 24).load(Ordering::Relaxed);
+                self.reading = self.frame_at(c, off, word, size as u64, seq, meta);
+                return Ok(());
+            }
+        }
+        self.peek_slow()
+    }
+
+    /// The frame found at `c` (region offset `off`), with its loss count.
+    #[inline(always)]
+    fn frame_at(&self, c: u64, off: usize, word: FrameWord, size: u64, seq: u64, meta: u64) -> FrameAt {
+        // In range (the header's check refused ids past the log's producer
+        // slots); `get` keeps an id out of range a figure, not a panic.
+        let expected = self.expected.get(word.tag as usize).copied().unwrap_or(UNKNOWN_SEQ);
+        let missed_before = if expected == UNKNOWN_SEQ { 0 } else { seq.saturating_sub(expected) };
+        FrameAt {
+            pos: c,
+            payload: off + HEADER,
+            len: word.len as usize,
+            size,
+            producer: word.tag,
+            flags: word.flags,
+            seq,
+            meta,
+            missed_before,
+        }
+    }
+
+    #[cold]
+    fn peek_slow(&mut self) -> Result<(), ReadError> {
         let start = self.cursor;
         // A log full of committed padding cannot keep us here: at most one
         // lap of skipping per call.
@@ -300,19 +355,8 @@ impl<R: Region> Consumer<R> {
                 self.cursor = c.wrapping_add(size);
                 continue;
             }
-            let expected = self.expected[word.tag as usize];
-            let missed_before = if expected == UNKNOWN_SEQ { 0 } else { seq.saturating_sub(expected) };
-            return Ok(FrameAt {
-                pos: c,
-                payload: off + HEADER,
-                len: word.len as usize,
-                size,
-                producer: word.tag,
-                flags: word.flags,
-                seq,
-                meta,
-                missed_before,
-            });
+            self.reading = self.frame_at(c, off, word, size, seq, meta);
+            return Ok(());
         }
         // A lap of padding below the tail (abandoned claims): legitimate;
         // the next call goes on from here.
@@ -438,48 +482,57 @@ pub struct ReadGuard<'a, R: Region> {
 
 impl<R: Region> ReadGuard<'_, R> {
     /// Payload length.
+    #[inline]
     pub fn len(&self) -> usize {
         self.consumer.reading.len
     }
 
     /// Whether the payload is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.consumer.reading.len == 0
     }
 
     /// The frame's position in the log.
+    #[inline]
     pub fn position(&self) -> u64 {
         self.consumer.reading.pos
     }
 
     /// The position just past this frame (where the next one starts,
     /// unless the data area's end is too close).
+    #[inline]
     pub fn end(&self) -> u64 {
         self.consumer.reading.pos.wrapping_add(self.consumer.reading.size)
     }
 
     /// Id of the producer that sent it.
+    #[inline]
     pub fn producer(&self) -> u16 {
         self.consumer.reading.producer
     }
 
     /// The producer's sequence number of this frame.
+    #[inline]
     pub fn seq(&self) -> u64 {
         self.consumer.reading.seq
     }
 
     /// Frames of this producer lost just before this one (0 normally; also
     /// 0 for the first frame heard from a producer).
+    #[inline]
     pub fn missed_before(&self) -> u64 {
         self.consumer.reading.missed_before
     }
 
     /// The metadata word the producer set.
+    #[inline]
     pub fn meta(&self) -> u64 {
         self.consumer.reading.meta
     }
 
     /// The flags the producer set.
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.consumer.reading.flags
     }
@@ -495,6 +548,7 @@ impl<R: Region> ReadGuard<'_, R> {
     /// you"). The log takes nothing from them: parse them once and copy out
     /// what you validate.
     #[cfg(not(loom))]
+    #[inline]
     pub fn payload(&self) -> Option<&[u8]> {
         if self.consumer.geo.lossy() {
             return None;
@@ -536,6 +590,7 @@ impl<R: Region> ReadGuard<'_, R> {
 }
 
 impl<R: Region> Drop for ReadGuard<'_, R> {
+    #[inline]
     fn drop(&mut self) {
         if self.lost {
             return;

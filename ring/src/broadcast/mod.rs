@@ -299,6 +299,8 @@ struct Geometry {
     cap_shift: u32,
     /// log2 of a lossy log's chunk size (see [`OFF_CHUNKS`]).
     chunk_shift: u32,
+    /// `max_payload(capacity)`, computed once.
+    max_payload: usize,
 }
 
 impl Geometry {
@@ -311,19 +313,23 @@ impl Geometry {
     }
 
     /// Region offset of position `pos` (in bounds for any `pos`).
+    #[inline(always)]
     fn offset(&self, pos: u64) -> usize {
         self.data + (pos as usize & self.mask)
     }
 
     /// Bytes from `pos` to the end of the data area.
+    #[inline(always)]
     fn room(&self, pos: u64) -> usize {
         self.capacity - (pos as usize & self.mask)
     }
 
+    #[inline(always)]
     fn commit_word(&self, pos: u64) -> u64 {
         pos ^ self.salt
     }
 
+    #[inline(always)]
     fn lossy(&self) -> bool {
         self.mode == Mode::Lossy
     }
@@ -345,6 +351,18 @@ impl Geometry {
         .take(CHUNKS + 1)
     }
 
+    /// [`frame_size`](Self::frame_size) of a data frame, inline: `None`
+    /// for any other header (padding, or one `frame_size` refuses).
+    #[inline(always)]
+    fn data_frame_size(&self, word: FrameWord, room: usize) -> Option<usize> {
+        let len = word.len as usize;
+        let ok = word.kind == KIND_DATA
+            && (word.tag as usize) < self.max_producers
+            && len <= self.max_payload
+            && frame_bytes(len) <= room;
+        ok.then(|| frame_bytes(len))
+    }
+
     /// Checks a header found at a position with `room` bytes to the end and
     /// returns the frame's size in the log.
     fn frame_size(&self, word: FrameWord, room: usize) -> Result<usize, &'static str> {
@@ -355,7 +373,7 @@ impl Geometry {
         match word.kind {
             KIND_PAD if len % 8 == 0 && (HEADER..=room).contains(&len) => Ok(len),
             KIND_PAD => Err("padding length out of bounds"),
-            KIND_DATA if len <= max_payload(self.capacity) && frame_bytes(len) <= room => Ok(frame_bytes(len)),
+            KIND_DATA if len <= self.max_payload && frame_bytes(len) <= room => Ok(frame_bytes(len)),
             KIND_DATA => Err("frame length out of bounds"),
             _ => Err("unknown frame kind"),
         }
@@ -414,6 +432,7 @@ fn geometry(region: &impl Region) -> Result<Geometry, AttachError> {
         wake,
         cap_shift,
         chunk_shift,
+        max_payload: max_payload(capacity),
     })
 }
 
@@ -428,6 +447,7 @@ pub fn wake_mode(region: &impl Region) -> Result<WakeMode, AttachError> {
 }
 
 /// Writes a frame header at `pos`, commit word last.
+#[inline(always)]
 fn write_header(region: &impl Region, geo: &Geometry, pos: u64, word: FrameWord, seq: u64, meta: u64) {
     let off = geo.offset(pos);
     // SYNC: Relaxed (three stores); published by the Release store below.

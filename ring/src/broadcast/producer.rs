@@ -114,8 +114,19 @@ impl<R: Region> Producer<R> {
     /// Claims room for a frame of `len` payload bytes. Write the payload in
     /// place, then [`commit`](Claim::commit) it; a claim dropped or
     /// [`abandon`](Claim::abandon)ed becomes padding.
+    #[inline]
     pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_, R>, ClaimError> {
-        let max = max_payload(self.geo.capacity);
+        let start = self.claim_space(len)?;
+        Ok(Claim { producer: self, start, len, meta: 0, flags: 0, done: false })
+    }
+
+    /// Claims room for a frame of `len` payload bytes (padding out the
+    /// data area's end first if the frame does not fit before it) and
+    /// returns the frame's position. The in-flight marker is left set:
+    /// the caller commits or pads the frame, then calls `end_claim`.
+    #[inline]
+    fn claim_space(&mut self, len: usize) -> Result<u64, ClaimError> {
+        let max = self.geo.max_payload;
         if len > max {
             return Err(ClaimError::TooLarge { len, max });
         }
@@ -177,7 +188,58 @@ impl<R: Region> Producer<R> {
             let word = FrameWord { len: pad as u32, kind: KIND_PAD, flags: 0, tag: self.id };
             write_header(&self.region, &self.geo, t, word, 0, 0);
         }
-        Ok(Claim { producer: self, start: t + pad, len, meta: 0, flags: 0, done: false })
+        Ok(t + pad)
+    }
+
+    /// Claims, copies the concatenation of `parts` and commits it as one
+    /// frame with metadata word `meta` and `flags`, in one step: what
+    /// [`try_claim`](Self::try_claim), [`Claim::write`] and
+    /// [`Claim::commit`] do, without a claim built and moved between them
+    /// (the path of a small message sent by copy). Returns the wake to
+    /// pass on and the frame's [`mark`](Claim::mark).
+    #[inline]
+    pub fn try_send_parts(&mut self, parts: &[&[u8]], meta: u64, flags: u8) -> Result<(Notify, FrameMark), ClaimError> {
+        let len = parts.iter().try_fold(0usize, |n, p| n.checked_add(p.len()));
+        let len = len.ok_or(ClaimError::TooLarge { len: usize::MAX, max: self.geo.max_payload })?;
+        let start = self.claim_space(len)?;
+        // In the data area: the claim holds `[start, start + frame_bytes(len))`,
+        // which never straddles its end, and the parts add up to `len`.
+        let off = self.geo.offset(start) + HEADER;
+        let mut at = 0;
+        for p in parts {
+            if self.geo.lossy() {
+                self.region.write_words(off + at, p);
+            } else {
+                self.region.write(off + at, p);
+            }
+            at += p.len();
+        }
+        let mark =
+            FrameMark { position: start, end: start + frame_bytes(len) as u64, producer: self.id, seq: self.seq };
+        Ok((self.publish(start, len, flags, meta), mark))
+    }
+
+    /// Commits the claimed frame at `start`: its header (commit word
+    /// last), the slot's next sequence number, (lossy) the latest frame;
+    /// clears the in-flight marker. Returns whether to wake sleepers.
+    #[inline(always)]
+    fn publish(&mut self, start: u64, len: usize, flags: u8, meta: u64) -> Notify {
+        let word = FrameWord { len: len as u32, kind: KIND_DATA, flags, tag: self.id };
+        write_header(&self.region, &self.geo, start, word, self.seq, meta);
+        self.seq = self.seq.wrapping_add(1);
+        // SYNC: Relaxed; read by the slot's next holder after our Release in
+        // `free_slot`.
+        self.region.word(self.slot_off + SLOT_NEXT_SEQ).store(self.seq, Ordering::Relaxed);
+        if self.geo.lossy() {
+            // Only lapped readers jump (lossy logs): a reliable log spares
+            // every commit this shared line.
+            // SYNC: Release; pairs with the Acquire in `Consumer::jump`
+            // (which still re-validates the commit word: other producers
+            // may store an older position after us).
+            self.region.word(OFF_LATEST).store(start, Ordering::Release);
+        }
+        self.end_claim();
+        self.data_wait().notify()
     }
 
     /// A hint that this producer claims soon, likely at position `at`:
@@ -201,7 +263,7 @@ impl<R: Region> Producer<R> {
     /// Whether a claim of `len` payload bytes would find room now (to wait
     /// for room without claiming). `false` for a length the log never takes.
     pub fn would_fit(&mut self, len: usize) -> bool {
-        if len > max_payload(self.geo.capacity) {
+        if len > self.geo.max_payload {
             return false;
         }
         // SYNC: Relaxed; a guess, as in `try_claim` (the claim re-checks).
@@ -260,6 +322,7 @@ impl<R: Region> Producer<R> {
         min.saturating_add(self.geo.capacity as u64)
     }
 
+    #[inline(always)]
     fn end_claim(&self) {
         // SYNC: Release; pairs with the Acquire in `refreshed_limit`.
         self.region.word(self.slot_off + SLOT_CLAIM_START).store(IDLE, Ordering::Release);
@@ -273,6 +336,7 @@ impl<R: Region> Producer<R> {
     }
 
     /// Where consumers waiting for frames sleep.
+    #[inline]
     pub fn data_wait(&self) -> WaitPoint<'_> {
         wait_point(&self.region, &self.geo, OFF_DATA_WAIT)
     }
@@ -434,26 +498,11 @@ impl<R: Region> Claim<'_, R> {
     }
 
     /// Publishes the frame.
+    #[inline]
     pub fn commit(mut self) -> Notify {
         let (start, len, flags, meta) = (self.start, self.len, self.flags, self.meta);
         self.done = true;
-        let p = &mut *self.producer;
-        let word = FrameWord { len: len as u32, kind: KIND_DATA, flags: flags as u8, tag: p.id };
-        write_header(&p.region, &p.geo, start, word, p.seq, meta);
-        p.seq = p.seq.wrapping_add(1);
-        // SYNC: Relaxed; read by the slot's next holder after our Release in
-        // `free_slot`.
-        p.region.word(p.slot_off + SLOT_NEXT_SEQ).store(p.seq, Ordering::Relaxed);
-        if p.geo.lossy() {
-            // Only lapped readers jump (lossy logs): a reliable log spares
-            // every commit this shared line.
-            // SYNC: Release; pairs with the Acquire in `Consumer::jump`
-            // (which still re-validates the commit word: other producers
-            // may store an older position after us).
-            p.region.word(OFF_LATEST).store(start, Ordering::Release);
-        }
-        p.end_claim();
-        p.data_wait().notify()
+        self.producer.publish(start, len, flags as u8, meta)
     }
 
     /// Gives the space up: it becomes padding that consumers skip.

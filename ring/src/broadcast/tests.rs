@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::error::{ClaimError, ReadError};
+use crate::wake::Notify;
 use crate::HeapRegion;
 use std::sync::Arc;
 use std::thread;
@@ -432,4 +433,71 @@ fn own_frames_are_skipped_by_their_marks() {
     // A consumer that did not skip reads the marked frame intact.
     let g = other.try_read().unwrap();
     assert_eq!((g.payload(), g.end()), (Some(&[5u8; 24][..]), mark.end));
+}
+
+#[test]
+fn sent_parts_are_one_frame_read_once_after_a_peek_in_both_modes() {
+    for mode in [Mode::Reliable, Mode::Lossy] {
+        // 512 bytes: the frames below wrap the data area many times, so
+        // claims pad its end and readers step over padding and abandoned
+        // claims on the inline path's fallback.
+        let region = log(mode, 512, 2, 2);
+        let mut tx = Producer::attach(region.clone()).unwrap();
+        let mut rx = Consumer::attach(region.clone()).unwrap();
+        let mut marks = Consumer::attach(region.clone()).unwrap();
+        for seq in 0..200u64 {
+            if seq % 7 == 3 {
+                let _ = tx.try_claim(40).unwrap().abandon();
+            }
+            let body = content(tx.id(), seq);
+            let (a, b) = body.split_at(body.len() / 3);
+            let (n, mark) = tx.try_send_parts(&[a, &[], b], seq * 10, seq as u8).unwrap();
+            assert_eq!(n, Notify::None, "nobody sleeps");
+            assert_eq!((mark.producer, mark.seq), (tx.id(), seq));
+            // A peek, then the read: the same frame, validated once.
+            let info = rx.peek_frame().unwrap();
+            assert_eq!(
+                (info.position, info.len, info.seq, info.meta, info.flags),
+                (mark.position, body.len(), seq, seq * 10, seq as u8)
+            );
+            let mut g = rx.try_read().unwrap();
+            assert_eq!((g.position(), g.end(), g.seq(), g.missed_before()), (mark.position, mark.end, seq, 0));
+            let mut got = vec![0u8; body.len()];
+            assert_eq!(g.read_into(&mut got), Ok(body.len()));
+            assert_eq!(got, body, "{mode:?} frame {seq}");
+            drop(g);
+            assert!(matches!(rx.try_read(), Err(ReadError::Empty)), "read once");
+            let _ = rx.release();
+            // The sender's mark is the frame's extent (skipped unread, once
+            // a peek stepped over the padding in front of it).
+            assert_eq!(marks.peek_frame().map(|i| i.position), Ok(mark.position));
+            assert!(marks.skip_frame(mark), "{mode:?} frame {seq}");
+            let _ = marks.release();
+        }
+        // A part too large for the log is refused, and the log goes on.
+        let big = vec![0u8; tx.max_payload() + 1];
+        assert!(matches!(tx.try_send_parts(&[&big], 0, 0), Err(ClaimError::TooLarge { .. })));
+        let (_, mark) = tx.try_send_parts(&[b"after"], 0, 0).unwrap();
+        let g = rx.try_read().unwrap();
+        assert_eq!((g.position(), g.len(), g.seq()), (mark.position, 5, 200));
+    }
+}
+
+#[test]
+fn sent_parts_wait_for_the_slowest_reader_of_a_reliable_log() {
+    let region = log(Mode::Reliable, 256, 1, 1);
+    let mut tx = Producer::attach(region.clone()).unwrap();
+    let mut rx = Consumer::attach(region.clone()).unwrap();
+    let msg = [9u8; 40];
+    let mut sent = 0;
+    while tx.try_send_parts(&[&msg], 0, 0).is_ok() {
+        sent += 1;
+        assert!(sent < 10, "a 256-byte log holds fewer than ten 72-byte frames");
+    }
+    assert!(matches!(tx.try_send_parts(&[&msg], 0, 0), Err(ClaimError::Full)));
+    for _ in 0..sent {
+        assert_eq!(rx.try_read().unwrap().payload(), Some(&msg[..]));
+    }
+    let _ = rx.release();
+    assert!(tx.try_send_parts(&[&msg], 0, 0).is_ok(), "room again once the reader released");
 }
