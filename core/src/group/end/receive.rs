@@ -1,0 +1,330 @@
+//! A member's receive path: the straight path for a plain message at the
+//! cursor, and the full one (views, losses, skipped frames, publishing the
+//! cursor, waiting).
+
+use std::sync::atomic::Ordering;
+
+use ringflow_ring::ReadError;
+
+use super::*;
+
+impl GroupEnd {
+    /// The next event, waiting until `deadline`.
+    #[inline]
+    pub fn recv(&mut self, deadline: Deadline) -> Result<Event<'_>, RecvError> {
+        match self.straight() {
+            Straight::Message => return self.take_message(),
+            // Nothing at the cursor and nothing to publish: what the full
+            // path would find too, without its second look (a receive
+            // polled in a loop notices the next message sooner).
+            Straight::Empty if deadline == Deadline::Now && self.rx.cursor() == self.released => {
+                self.ready.arm(self.rx.cursor());
+                return Err(RecvError::WouldBlock);
+            }
+            Straight::Empty | Straight::No => {}
+        }
+        self.recv_slow(deadline)
+    }
+
+    /// Whether the next event is a plain message, found at once: no event
+    /// queued, nothing to publish, and at the cursor (past our own last
+    /// message, stepped over) a committed frame of a member of the view
+    /// with no loss before it. Then `take_message` hands it out; the full
+    /// path (`recv_slow`) decides every other case, and checks this one
+    /// again: a frame peeked here is not read twice (the consumer keeps
+    /// it), and nothing here consumes or skips anything another path would
+    /// not. `Empty`: under the same conditions, nothing is committed at
+    /// the cursor.
+    #[inline]
+    fn straight(&mut self) -> Straight {
+        // SYNC: Acquire; pairs with the Release in `join::expel` (as in
+        // `poll_event`).
+        if !self.events.is_empty()
+            || self.left
+            || matches!(self.config.slow, SlowMember::Evict { .. })
+            || self.shared.alarm.load(Ordering::Acquire) == ALARM_EXPELLED
+            || self.rx.cursor().wrapping_sub(self.released) >= self.release_every
+        {
+            return Straight::No;
+        }
+        if let Some(mark) = self.own {
+            if self.rx.skip_frame(mark) {
+                self.own = None;
+            }
+        }
+        match self.rx.peek_frame() {
+            Ok(info)
+                if info.missed_before == 0
+                    && self.sender_of(info.producer).is_some()
+                    && (self.loopback || info.producer as usize != self.slot + 1) =>
+            {
+                Straight::Message
+            }
+            Ok(_) => Straight::No,
+            Err(ReadError::Empty) => Straight::Empty,
+            Err(ReadError::Lapped { .. }) => {
+                // The cursor jumped: the views it may have passed come
+                // first (as `poll_event` does on a lap).
+                self.replay_views();
+                Straight::No
+            }
+            Err(_) => Straight::No,
+        }
+    }
+
+    /// [`recv`](Self::recv)'s full path: views, losses, skipped frames,
+    /// publishing the cursor, waiting.
+    #[inline(never)]
+    fn recv_slow(&mut self, deadline: Deadline) -> Result<Event<'_>, RecvError> {
+        loop {
+            let polled = self.poll_event()?;
+            // Publish our cursor (what we consumed is room for senders
+            // again on Block and Evict groups, and our lag as others see
+            // it) before we would wait, and every eighth of the log while
+            // we keep reading: a store and a fence per batch, not per message.
+            if matches!(polled, Polled::Empty) || self.rx.cursor().wrapping_sub(self.released) >= self.release_every {
+                self.released = self.rx.cursor();
+                let n = self.rx.release();
+                let _ = crate::wait::notify(self.rx.space_wait(), n);
+            }
+            match polled {
+                Polled::Ready => break,
+                Polled::Empty => {}
+            }
+            if deadline == Deadline::Now {
+                self.ready.arm(self.rx.cursor());
+                return Err(RecvError::WouldBlock);
+            }
+            let (rx, shared) = (&self.rx, &self.shared);
+            let data = wait_points(&shared.mem.log)
+                .map_err(|e| match e {
+                    McastError::Corrupt(c) => RecvError::Corrupt(c),
+                    _ => RecvError::Left,
+                })?
+                .0;
+            // A committed frame (or a lap), not a claim still being written:
+            // a long loan elsewhere must not make this wait spin.
+            let tail_now = || ringflow_ring::broadcast::readable_at(&shared.mem.log, rx.cursor()).unwrap_or(true);
+            let outcome = wait_until_with(
+                || data,
+                || tail_now() || shared.alarm.load(Ordering::Acquire) != ALARM_QUIET,
+                self.spin,
+                deadline,
+                Some((&shared.alarm, ALARM_QUIET)),
+                crate::wait::membarrier_if_needed,
+            )
+            .map_err(RecvError::Io)?;
+            if outcome == WaitOutcome::TimedOut && !tail_now() {
+                self.ready.arm(rx.cursor());
+                return Err(RecvError::TimedOut);
+            }
+        }
+        self.take_event()
+    }
+
+    /// Reads ahead until an event is ready (queued, or a frame to deliver).
+    fn poll_event(&mut self) -> Result<Polled, RecvError> {
+        // Bounded: each pass consumes a frame, or returns.
+        for _ in 0..1024 {
+            if !self.events.is_empty() {
+                return Ok(Polled::Ready);
+            }
+            if self.left {
+                return Err(RecvError::Left);
+            }
+            if self.shared.alarm.load(Ordering::Acquire) == ALARM_EXPELLED {
+                return Err(RecvError::Evicted);
+            }
+            if self.evicted() {
+                return Err(RecvError::Evicted);
+            }
+            // Our own last message (without loopback): stepped over
+            // without reading the header we wrote.
+            if let Some(mark) = self.own {
+                if self.rx.skip_frame(mark) {
+                    self.own = None;
+                    continue;
+                }
+            }
+            // The frame's header, left in place (the receive that delivers
+            // it reads it from the consumer's cache, not the log again).
+            let info = match self.rx.peek_frame() {
+                Ok(info) => info,
+                Err(ReadError::Empty) => return Ok(Polled::Empty),
+                Err(ReadError::Lapped { .. }) => {
+                    self.replay_views();
+                    continue;
+                }
+                Err(ReadError::Corrupt(c)) => return Err(RecvError::Corrupt(c)),
+                Err(ReadError::Closed) => return Err(RecvError::Left),
+                Err(_) => return Ok(Polled::Empty),
+            };
+            if info.producer == 0 {
+                self.take_view(info.flags, info.len)?;
+                continue;
+            }
+            // A message: from a member of the current view (and not our
+            // own, if we do not loop back)?
+            if self.sender_of(info.producer).is_none() || (!self.loopback && info.producer as usize == self.slot + 1) {
+                // Not a member here (evicted, or before its join): not ours.
+                if let Ok(g) = self.rx.try_read() {
+                    drop(g);
+                }
+                continue;
+            }
+            let key = (info.producer, info.seq);
+            if info.missed_before > 0 && self.reported != Some(key) {
+                self.reported = Some(key);
+                self.counters.lost += info.missed_before;
+                self.published.lost(info.missed_before);
+                self.events.push_back(Queued::Lost(info.missed_before));
+                continue;
+            }
+            return Ok(Polled::Ready);
+        }
+        Ok(Polled::Empty)
+    }
+
+    /// Reads the keeper's frame at the cursor (a view) and queues it.
+    fn take_view(&mut self, flags: u8, len: usize) -> Result<(), RecvError> {
+        let corrupt = |what, value| RecvError::Corrupt(ringflow_ring::Corrupt { offset: 0, value, what });
+        if flags != FLAG_VIEW || len > view::max_len(self.config.max_members) {
+            return Err(corrupt("keeper frame that is not a view", len as u64));
+        }
+        self.buf.resize(len, 0);
+        let copied = match self.rx.try_read() {
+            Ok(mut guard) => guard.read_into(&mut self.buf).is_ok(),
+            Err(_) => false,
+        };
+        if !copied {
+            self.replay_views();
+            return Ok(());
+        }
+        let v = view::decode(&self.buf, self.config.max_members).map_err(|what| corrupt(what, 0))?;
+        if v.id > self.view.id {
+            self.events.push_back(Queued::View(v));
+        }
+        Ok(())
+    }
+
+    /// The member that sends through producer slot `producer`, in the
+    /// current view.
+    fn sender_of(&self, producer: u16) -> Option<Member> {
+        let slot = (producer as usize).checked_sub(1)?;
+        self.senders.get(slot).copied().flatten()
+    }
+
+    /// After a lap: deliver the views we may have skipped, from the history.
+    fn replay_views(&mut self) {
+        let latest = self.shared.mem.param(P_LATEST_VIEW).load(Ordering::Acquire);
+        let from = (self.view.id + 1).max(latest.saturating_sub(crate::group::memory::HISTORY as u64 - 1));
+        for id in from..=latest {
+            if history::load(&self.shared.mem.history, self.shared.mem.history_entry_len(), id, &mut self.buf) {
+                if let Ok(v) = view::decode(&self.buf, self.config.max_members) {
+                    if v.id == id && !self.events.iter().any(|e| matches!(e, Queued::View(q) if q.id >= id)) {
+                        self.events.push_back(Queued::View(v));
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_event(&mut self) -> Result<Event<'_>, RecvError> {
+        if let Some(q) = self.events.pop_front() {
+            return Ok(self.deliver_queued(q));
+        }
+        self.take_message()
+    }
+
+    /// Delivers queued event `q`: a view becomes the current one.
+    fn deliver_queued(&mut self, q: Queued) -> Event<'static> {
+        match q {
+            Queued::View(v) => {
+                let out = v.to_view();
+                self.senders.iter_mut().for_each(|m| *m = None);
+                for seat in &v.seats {
+                    if let Some(m) = self.senders.get_mut(seat.slot as usize) {
+                        *m = Some(seat.member);
+                    }
+                }
+                if self.view.id == 0 {
+                    // Our join view: count losses from each member's
+                    // first frame after it.
+                    for seat in &v.seats {
+                        self.rx.expect(seat.slot + 1, seat.next_seq);
+                    }
+                }
+                self.view = v;
+                self.store_counters();
+                Event::View(out)
+            }
+            Queued::Lost(n) => Event::Lost { count: n },
+        }
+    }
+
+    /// Hands out the message at the cursor, which a peek found (and
+    /// checked its sender).
+    #[inline]
+    fn take_message(&mut self) -> Result<Event<'_>, RecvError> {
+        let evict = matches!(self.config.slow, SlowMember::Evict { .. });
+        if evict {
+            let e = table::entry(&self.shared.mem.table, self.slot).ok_or(RecvError::Evicted)?;
+            if !e.enter_guard() {
+                return Err(RecvError::Evicted);
+            }
+        }
+        self.reported = None;
+        self.counters.received += 1;
+        if self.counters.received % 64 == 0 {
+            self.store_counters();
+        }
+        let (senders, table, slot) = (&self.senders, &self.shared.mem.table, self.slot);
+        let lossy = self.config.slow.is_lossy();
+        let guard = match self.rx.try_read() {
+            Ok(g) => g,
+            Err(e) => {
+                if evict {
+                    if let Some(e) = table::entry(table, slot) {
+                        e.leave_guard();
+                    }
+                }
+                // Lap groups: a sender overtook the frame since the poll
+                // found it; the next receive reports the loss.
+                if lossy && matches!(e, ReadError::Lapped { .. } | ReadError::Empty) {
+                    self.counters.received -= 1;
+                    return Err(RecvError::Overwritten);
+                }
+                return Err(RecvError::Corrupt(ringflow_ring::Corrupt { offset: 0, value: 0, what: "frame vanished" }));
+            }
+        };
+        if std::mem::take(&mut self.answering) {
+            // Our answer's claim takes the tail's line and likely the lines
+            // after this frame: fetched now, their transfers overlap the
+            // delivery instead of delaying the answer.
+            self.tx.prefetch_claim(guard.end());
+        }
+        let sender = (guard.producer() as usize)
+            .checked_sub(1)
+            .and_then(|s| senders.get(s).copied().flatten())
+            .unwrap_or(Member { id: 0, pid: 0 });
+        self.published.received(guard.meta());
+        Ok(Event::Message(Message { guard, sender, entry: evict.then_some((table, slot)) }))
+    }
+}
+
+/// What [`GroupEnd::poll_event`] found.
+enum Polled {
+    Ready,
+    Empty,
+}
+
+/// What [`GroupEnd::straight`] found.
+enum Straight {
+    /// A plain message at the cursor.
+    Message,
+    /// Nothing committed at the cursor (no event queued, nothing to
+    /// publish).
+    Empty,
+    /// Anything else: the full path decides.
+    No,
+}
