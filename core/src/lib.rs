@@ -16,6 +16,7 @@
 pub mod clock;
 #[cfg(feature = "cluster")]
 pub mod cluster;
+pub mod cluster_port;
 pub mod config;
 pub mod control;
 pub mod doctor;
