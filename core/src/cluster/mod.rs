@@ -28,6 +28,7 @@
 
 mod entry;
 mod node;
+mod run;
 mod state;
 mod status;
 mod storage;
@@ -40,6 +41,7 @@ use std::time::Duration;
 
 pub use entry::{decode as decode_entry, encode as encode_entry, Command, EncodeError, EntryError, MAX_GROUP_NAME};
 pub use node::{ClusterHandle, ClusterNode, NodeError, ProposeError, Transport, ENVELOPE_LEN, ENVELOPE_VERSION};
+pub use run::{start as start_node, ClusterRun, LinkTransport};
 pub use state::{Applied, Directory, Member};
 pub use status::ClusterStatus;
 pub use storage::MemLog;

@@ -448,7 +448,8 @@ impl<T: Transport> ClusterNode<T> {
         self.directory_stale |= !self.applied.is_empty();
         for applied in self.applied.drain(..) {
             let committed = Committed { index: entry.index, term: entry.term, applied };
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.committed.try_send(committed) {
+            // Nobody reading (the receiver dropped): nothing to count.
+            if let Err(TrySendError::Full(_)) = self.committed.try_send(committed) {
                 Published::bump(&self.published.committed_dropped);
             }
         }
@@ -484,6 +485,11 @@ impl<T: Transport> ClusterNode<T> {
                 self.directory_stale = false;
             }
         }
+    }
+
+    /// When the next tick is due (`None` before the first cycle).
+    pub fn next_tick(&self) -> Option<Instant> {
+        self.next_tick
     }
 
     /// The last index of the log (for tests).
