@@ -175,7 +175,19 @@ pub struct ClusterNode<T: Transport> {
     snapshots_sent: Vec<u64>,
     /// The last incarnation heard from each peer.
     peers: HashMap<u64, u64>,
+    /// This run's join of [`NODES_GROUP`] was applied.
+    announced: bool,
+    /// When to propose that join (again): a proposal lost with a leader
+    /// is made again after an election timeout.
+    announce_at: Option<Instant>,
+    /// The leader and term last logged.
+    logged: (u64, u64),
 }
+
+/// The group every node joins once a leader is known (host: its id,
+/// member: its incarnation): the log's "node up", so that every node learns
+/// of every run of every other in log order.
+pub const NODES_GROUP: &str = "ringflow.nodes";
 
 impl<T: Transport> ClusterNode<T> {
     /// A node with `settings` talking through `transport`, its handle, and
@@ -229,6 +241,9 @@ impl<T: Transport> ClusterNode<T> {
             applied: Vec::new(),
             snapshots_sent: Vec::new(),
             peers: HashMap::new(),
+            announced: false,
+            announce_at: None,
+            logged: (0, 0),
         };
         Ok((node, handle, committed_rx))
     }
@@ -265,9 +280,25 @@ impl<T: Transport> ClusterNode<T> {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        self.announce(now);
         work += self.on_ready();
         self.publish();
         work
+    }
+
+    /// Proposes this run's join of [`NODES_GROUP`] once a leader is known,
+    /// again every election timeout until it is applied.
+    fn announce(&mut self, now: Instant) {
+        if self.announced || self.raw.raft.leader_id == 0 || self.announce_at.is_some_and(|at| now < at) {
+            return;
+        }
+        let join =
+            Command::Join { group: NODES_GROUP.to_owned(), host: self.settings.id, member: self.settings.incarnation };
+        if let Ok(data) = entry::encode(&[join]) {
+            let _ = self.raw.propose(Vec::new(), data);
+        }
+        let timeout = self.settings.tick.saturating_mul(self.settings.election_ticks.max(1) as u32);
+        self.announce_at = Some(now + timeout);
     }
 
     fn tick_until(&mut self, now: Instant) {
@@ -443,10 +474,15 @@ impl<T: Transport> ClusterNode<T> {
             }
         };
         for command in commands {
+            if let Command::Join { group, host, member } = &command {
+                self.announced |=
+                    group == NODES_GROUP && *host == self.settings.id && *member == self.settings.incarnation;
+            }
             self.directory.apply(command, &mut self.applied);
         }
         self.directory_stale |= !self.applied.is_empty();
         for applied in self.applied.drain(..) {
+            tracing::debug!(node = self.settings.id, index = entry.index, term = entry.term, applied = ?applied, "cluster committed");
             let committed = Committed { index: entry.index, term: entry.term, applied };
             // Nobody reading (the receiver dropped): nothing to count.
             if let Err(TrySendError::Full(_)) = self.committed.try_send(committed) {
@@ -472,6 +508,11 @@ impl<T: Transport> ClusterNode<T> {
     fn publish(&mut self) {
         let p = &self.published;
         let raft = &self.raw.raft;
+        if self.logged != (raft.leader_id, raft.term) {
+            self.logged = (raft.leader_id, raft.term);
+            let (leader, term, commit) = (raft.leader_id, raft.term, raft.raft_log.committed);
+            tracing::info!(node = self.settings.id, leader, term, commit, "cluster leader");
+        }
         Published::set(&p.term, raft.term);
         Published::set(&p.leader, raft.leader_id);
         Published::set(&p.commit, raft.raft_log.committed);

@@ -232,7 +232,9 @@ fn a_fresh_follower_catches_up_from_a_snapshot() {
         sim.step();
     }
     sim.run_until("thirty joins applied everywhere", |s| {
-        s.live().all(|n| n.node.directory().groups().map(|(_, count)| count).sum::<usize>() == 30)
+        s.live().all(|n| {
+            n.node.directory().groups().filter(|(g, _)| *g != NODES_GROUP).map(|(_, c)| c).sum::<usize>() == 30
+        })
     });
     assert!(sim.node(leader).handle.status().compacted_to > 0, "the leader never compacted");
     let log_len = sim.node(leader).handle.status().log_len;
@@ -241,8 +243,13 @@ fn a_fresh_follower_catches_up_from_a_snapshot() {
     sim.kill(victim);
     let fresh = sim.make(victim);
     sim.nodes[victim as usize] = Some(fresh);
-    let expected = sim.node(leader).node.directory().clone();
-    sim.run_until("the fresh node holds the directory", |s| s.node(victim).node.directory() == &expected);
+    let groups = |d: &Directory| (0..4).map(|g| d.members(&format!("g{g}"))).collect::<Vec<_>>();
+    let expected = groups(sim.node(leader).node.directory());
+    sim.run_until("the fresh node holds the directory", |s| groups(s.node(victim).node.directory()) == expected);
+    // Its new run joined the nodes' group, beside the three first runs.
+    sim.run_until("the fresh run's join applied everywhere", |s| {
+        s.live().all(|n| n.node.directory().members(NODES_GROUP).len() == 4)
+    });
     // And it goes on with the others from there.
     sim.node(victim).handle.propose(&[Command::Join { group: "late".into(), host: victim, member: 99 }]).expect("q");
     sim.run_until("its own join applied everywhere", |s| {
@@ -257,9 +264,13 @@ fn a_minority_cannot_commit_and_the_majority_goes_on() {
     sim.run_until("a leader", |s| s.agreed_leader().is_some());
     let old = sim.agreed_leader().expect("leader");
     // The new leader's own (empty) entry committed everywhere: nothing is
-    // in flight that could still commit on the minority side.
-    let last = sim.node(old).node.last_index();
-    sim.run_until("the leader's entry applied everywhere", |s| s.live().all(|n| n.handle.status().applied == last));
+    // in flight that could still commit on the minority side
+    // (and every node's join of the nodes' group) applied everywhere.
+    sim.run_until("the leader's log applied everywhere", |s| {
+        let last = s.node(old).node.last_index();
+        s.live()
+            .all(|n| n.node.directory().members(NODES_GROUP).len() == N as usize && n.handle.status().applied == last)
+    });
     // The leader alone on its side: a minority of one.
     sim.partition(&[old]);
     let commit_before = sim.node(old).handle.status().commit;
