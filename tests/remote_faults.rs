@@ -21,7 +21,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::numbered::{check_message, make_message};
 use common::proxy::Proxy;
@@ -66,65 +66,13 @@ impl TestDir {
     }
 }
 
-/// A child process that is killed (SIGKILL) and reaped when dropped, so a
-/// failing test leaves nothing running.
-struct ChildGuard {
-    child: Option<ChildProcess>,
-    entry: &'static str,
-}
-
-impl ChildGuard {
-    /// Re-runs this binary as `entry` with `dir` as RINGFLOW_TEST_DIR. Must
-    /// be called on the test's own thread: the child is killed when the
-    /// thread that spawned it ends (PR_SET_PDEATHSIG).
-    fn spawn(entry: &'static str, dir: &TestDir, extra: &[(&str, String)]) -> ChildGuard {
-        let mut args = vec![("DIR", dir.path().display().to_string())];
-        args.extend(extra.iter().cloned());
-        ChildGuard { child: Some(spawn_flow_child(entry, &args)), entry }
-    }
-
-    /// kill -9, then reap.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Waits (sleeping between looks) until the child has written `file`;
-    /// fails if the child exits first or it takes longer than [`LONG`].
-    fn await_marker(&mut self, file: &Path) {
-        let end = Instant::now() + LONG;
-        while !file.exists() {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("child {} exited ({status}) before writing {}", self.entry, file.display());
-            }
-            assert!(Instant::now() < end, "child {} never wrote {}", self.entry, file.display());
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Waits (sleeping between looks) for the child to exit and asserts it
-    /// succeeded.
-    fn assert_succeeds(&mut self) {
-        let child = self.child.as_mut().expect("child still running");
-        let end = Instant::now() + LONG;
-        loop {
-            if let Some(status) = child.try_wait().expect("wait for the child") {
-                self.child = None;
-                assert!(status.success(), "child {} failed ({status}); its panic is above", self.entry);
-                return;
-            }
-            assert!(Instant::now() < end, "child {} did not finish", self.entry);
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Re-runs this binary as `entry` with `dir` as RINGFLOW_TEST_DIR. Must be
+/// called on the test's own thread: the child is killed when the thread
+/// that spawned it ends (PR_SET_PDEATHSIG).
+fn spawn_in(entry: &'static str, dir: &TestDir, extra: &[(&str, String)]) -> ChildProcess {
+    let mut args = vec![("DIR", dir.path().display().to_string())];
+    args.extend(extra.iter().cloned());
+    spawn_flow_child(entry, &args)
 }
 
 /// Writes the marker `name` into `dir` so that it appears whole (rename).
@@ -466,11 +414,11 @@ fn accept_and_send_numbered(listener: &mut Listener, count: u64) {
 fn kill_9_of_a_remote_application_is_peer_gone_after_every_message() {
     const COUNT: u64 = 10_000;
     let dir = TestDir::new("app-kill");
-    let mut child = ChildGuard::spawn("child_far_app_sends_then_sleeps", &dir, &[("COUNT", COUNT.to_string())]);
+    let mut child = spawn_in("child_far_app_sends_then_sleeps", &dir, &[("COUNT", COUNT.to_string())]);
     // The far engine runs here and reaches the child's listener by name.
     let far = RemoteEngine::start(&engine_config(true), Some(dir.names())).unwrap();
     let near = RemoteEngine::start(&engine_config(false), None).unwrap();
-    child.await_marker(&dir.path().join("bound"));
+    child.await_marker(&dir.path().join("bound"), LONG);
     let target = format!("src@{}", far.listen_addr().unwrap());
     let mut flow = near.alloc_timeout(&target, &reliable_qos(), LONG).unwrap();
     // Received meanwhile: the child's sends may wait for the reader.
@@ -478,8 +426,8 @@ fn kill_9_of_a_remote_application_is_peer_gone_after_every_message() {
         recv_numbered(&mut flow, STREAM, COUNT, |_| {})?;
         Ok(recv_end(&mut flow))
     });
-    child.await_marker(&dir.path().join("sent"));
-    child.kill();
+    child.await_marker(&dir.path().join("sent"), LONG);
+    child.kill_and_reap();
     match receiver.join().expect("receiver thread") {
         Err(why) => panic!("{why}"),
         Ok(Err(RecvError::PeerGone { received })) => assert_eq!(received, COUNT),
@@ -511,10 +459,9 @@ fn child_far_engine_and_app_send_then_sleep() {
 fn kill_9_of_the_remote_engine_is_peer_gone() {
     const COUNT: u64 = 200;
     let dir = TestDir::new("engine-kill");
-    let mut child =
-        ChildGuard::spawn("child_far_engine_and_app_send_then_sleep", &dir, &[("COUNT", COUNT.to_string())]);
+    let mut child = spawn_in("child_far_engine_and_app_send_then_sleep", &dir, &[("COUNT", COUNT.to_string())]);
     let port_file = dir.path().join("port");
-    child.await_marker(&port_file);
+    child.await_marker(&port_file, LONG);
     let port: u16 = std::fs::read_to_string(&port_file).unwrap().trim().parse().unwrap();
     let near = RemoteEngine::start(&engine_config(false), None).unwrap();
     // A short peer timeout: the flow is declared dead soon after the far
@@ -524,7 +471,7 @@ fn kill_9_of_the_remote_engine_is_peer_gone() {
     if let Err(why) = recv_numbered(&mut flow, STREAM, COUNT, |_| {}) {
         panic!("{why}");
     }
-    child.kill();
+    child.kill_and_reap();
     // Blocked until the engine gives up on the far engine.
     match recv_end(&mut flow) {
         Err(RecvError::PeerGone { received }) => assert_eq!(received, COUNT),
@@ -642,8 +589,8 @@ fn child_without_io_uring() {
 fn io_uring_unavailable_is_a_clear_error_or_a_fallback_and_local_flows_still_work() {
     let dir = TestDir::new("no-uring");
     // RINGFLOW_TEST_URING_ERRNO=1: io_uring_setup fails as with EPERM.
-    let mut child = ChildGuard::spawn("child_without_io_uring", &dir, &[("URING_ERRNO", "1".into())]);
-    child.assert_succeeds();
+    let mut child = spawn_in("child_without_io_uring", &dir, &[("URING_ERRNO", "1".into())]);
+    child.assert_succeeds(LONG);
     assert!(dir.path().join("checked").exists(), "the child did not run its checks");
 }
 

@@ -178,6 +178,51 @@ fn invoker_mode_carries_a_flow_with_no_engine_thread() {
     near.shutdown().unwrap();
 }
 
+/// In invoker mode a stream of sends batches its messages into few socket
+/// writes, however long the engine's duty cycle takes (`SEND_BATCH` counts
+/// from the end of the last send-triggered cycle): when the gap counted
+/// from its start, a cycle longer than the gap (a slow socket write, a
+/// debug build) made every send write a message of its own.
+#[test]
+fn invoker_mode_batches_a_stream_of_sends_into_few_socket_writes() {
+    use ringflow_api::config::ThreadingMode;
+    const MESSAGES: u32 = 20_000;
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
+    let invoker =
+        |listen: Option<&str>| EngineConfig::builder().mode(ThreadingMode::Invoker).listen(listen).build().unwrap();
+    let far = RemoteEngine::start(&invoker(Some("127.0.0.1:0")), Some(dir.clone())).unwrap();
+    let mut listener =
+        Listener::bind_with("batch", ListenerOptions::new().remote(true).runtime_dir(&dir).engine(&far)).unwrap();
+    let addr = far.listen_addr().unwrap();
+    let server = thread::spawn(move || {
+        let mut flow = listener.accept_timeout(Duration::from_secs(30)).unwrap();
+        let mut buf = [0u8; 64];
+        for i in 0..MESSAGES {
+            let n = flow.recv_into_timeout(&mut buf, Duration::from_secs(30)).unwrap();
+            assert_eq!(buf[..n], [i.to_le_bytes(); 16].concat()[..], "message {i}");
+        }
+        // Driving the engine until the sender's close acknowledges the last
+        // messages, which its dealloc waits for.
+        assert!(matches!(flow.recv_ref_timeout(Duration::from_secs(30)), Err(RecvError::Closed)));
+        // The last acknowledgements leave before the engine stops.
+        assert!(far.shutdown_within(Duration::from_secs(30)).unwrap());
+    });
+    let near = RemoteEngine::start(&invoker(None), None).unwrap();
+    let mut flow = near.alloc_timeout(&format!("batch@{addr}"), &Qos::data(), Duration::from_secs(30)).unwrap();
+    let before = near.stats().plain_sends;
+    for i in 0..MESSAGES {
+        flow.send_timeout(&[i.to_le_bytes(); 16].concat(), Duration::from_secs(30)).unwrap();
+    }
+    flow.dealloc_timeout(Duration::from_secs(30)).unwrap();
+    server.join().unwrap();
+    let writes = near.stats().plain_sends - before;
+    // A debug build's send costs well under its duty cycle, so each cycle
+    // carries several messages; one write per message was the defect.
+    assert!(writes * 3 <= u64::from(MESSAGES), "{writes} socket writes for {MESSAGES} messages: sends are not batched");
+    near.shutdown().unwrap();
+}
+
 /// `dealloc` of a reliable remote flow returns once the remote application
 /// has consumed every message, not when the engines have them; and the
 /// QoS the remote listener granted is written back.

@@ -13,7 +13,6 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::{pin, Pin};
-use std::process::{Child, Command};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use ringflow_api::{
     AcceptError, AsyncFlow, AsyncGroup, AsyncListener, Deadline, Event, Flow, FlowOptions, Group, GroupOptions,
     Listener, ListenerOptions, Qos, RecvError, SendError, SlowMember,
 };
-use ringflow_testkit::TempDir;
+use ringflow_testkit::{ChildCommand, ChildProcess, TempDir};
 
 /// A hang guard, not a measurement.
 const LONG: Duration = Duration::from_secs(60);
@@ -377,35 +376,9 @@ async fn group_recv_waits_for_a_multicast_and_a_dropped_one_takes_nothing() {
 
 const CHILD_ENV: &str = "RINGFLOW_TOKIO_TEST_CHILD";
 
-/// A child test process, killed and reaped when dropped.
-struct ChildProcess(Child);
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn_child(entry: &str, dir: &Path) -> ChildProcess {
     ringflow_testkit::isolate_runtime_dir();
-    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args([entry, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir)
-        .stdout(std::process::Stdio::null());
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the forked child before exec and only
-    // calls prctl, which is async-signal-safe; it touches no Rust state.
-    unsafe {
-        cmd.pre_exec(|| {
-            // A child must never outlive the test that spawned it.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    ChildProcess(cmd.spawn().expect("spawn the child"))
+    ChildCommand::reexec(entry).env(CHILD_ENV, dir).spawn()
 }
 
 /// The child of `two_processes_echo_then_the_childs_death_wakes_the_parent`:

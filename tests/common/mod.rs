@@ -14,10 +14,8 @@ pub mod proxy;
 
 use ringflow_ring::RawRegion;
 use ringflow_shm::{Layout, LayoutBuilder, Segment, SegmentOptions};
-use std::ops::{Deref, DerefMut};
+use ringflow_testkit::ChildCommand;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
 use std::ptr::NonNull;
 
 /// The descriptor number a child finds its segment at.
@@ -36,32 +34,10 @@ pub fn child_arg(name: &str) -> String {
     std::env::var(format!("RINGFLOW_TEST_{name}")).unwrap_or_default()
 }
 
-/// A child process that is killed (SIGKILL) and reaped when dropped, so a
-/// test that fails leaves nothing running, and nothing that could write
-/// into (or make again) its directory once the guard removed it: create the
-/// directory guard first, since locals drop in reverse order.
-pub struct ChildProcess(Child);
-
-impl Deref for ChildProcess {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl DerefMut for ChildProcess {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        // Both fail harmlessly for a child already reaped.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// A child process, killed (SIGKILL) and reaped when dropped (testkit's
+/// guard): create the directory guard first, since locals drop in reverse
+/// order.
+pub use ringflow_testkit::ChildProcess;
 
 /// Re-executes this test binary to run the ignored test `entry`, with
 /// `segment` at fd 3 and `args` as RINGFLOW_TEST_<name> variables.
@@ -79,32 +55,14 @@ fn spawn(entry: &str, fd: Option<i32>, args: &[(&str, String)]) -> ChildProcess 
     // The child inherits this process's private runtime directory (for what
     // it does with the default one), which this process removes at exit.
     ringflow_testkit::isolate_runtime_dir();
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([entry, "--exact", "--ignored", "--nocapture", "--test-threads=1"]).env(CHILD_ENV, "1");
-    // The child's own "test result" lines would mix with the parent's; its
-    // panics still reach stderr.
-    cmd.stdout(std::process::Stdio::null());
+    let mut cmd = ChildCommand::reexec(entry).env(CHILD_ENV, "1");
     for (k, v) in args {
-        cmd.env(format!("RINGFLOW_TEST_{k}"), v);
+        cmd = cmd.env(format!("RINGFLOW_TEST_{k}"), v);
     }
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // prctl/dup2/fcntl, which are async-signal-safe; it touches no Rust state.
-    unsafe {
-        cmd.pre_exec(move || {
-            // A child must never outlive the test that spawned it (a failed
-            // test would leave it blocked forever, holding the test's pipes).
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let Some(fd) = fd else { return Ok(()) };
-            let r = if fd == SEGMENT_FD { libc::fcntl(fd, libc::F_SETFD, 0) } else { libc::dup2(fd, SEGMENT_FD) };
-            if r < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    if let Some(fd) = fd {
+        cmd = cmd.fd_at(fd, SEGMENT_FD);
     }
-    ChildProcess(cmd.spawn().expect("spawn child test process"))
+    cmd.spawn()
 }
 
 /// A segment holding `regions` (lengths), with a validated layout header.

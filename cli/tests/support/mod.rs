@@ -15,6 +15,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ringflow_testkit::{ChildCommand, ChildProcess};
+
 /// The deadline of every blocking call: a hang guard, never a measurement.
 pub const LONG: Duration = Duration::from_secs(30);
 
@@ -257,58 +259,27 @@ pub fn child_arg(name: &str) -> String {
 
 /// An application process (this test binary re-run as the ignored test
 /// `entry`), killed (SIGKILL) and reaped on drop.
-pub struct AppProc {
-    child: Option<Child>,
-    entry: &'static str,
-}
+pub struct AppProc(ChildProcess);
 
 impl AppProc {
     /// Re-runs this binary as `entry` with `args` as RINGFLOW_TEST_<name>
     /// variables; it dies with the thread that spawned it (PDEATHSIG).
     pub fn spawn(entry: &'static str, args: &[(&str, String)]) -> AppProc {
-        let mut cmd = Command::new(std::env::current_exe().expect("this test binary"));
-        cmd.args([entry, "--exact", "--ignored", "--nocapture", "--test-threads=1"]).env(CHILD_ENV, "1");
-        cmd.stdout(Stdio::null());
+        let mut cmd = ChildCommand::reexec(entry).env(CHILD_ENV, "1");
         for (k, v) in args {
-            cmd.env(format!("RINGFLOW_TEST_{k}"), v);
+            cmd = cmd.env(format!("RINGFLOW_TEST_{k}"), v);
         }
-        // SAFETY: the closure runs in the forked child before exec and only
-        // calls prctl, async-signal-safe; it touches no Rust state.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        AppProc { child: Some(cmd.spawn().expect("spawn a child application")), entry }
+        AppProc(cmd.spawn())
     }
 
     /// kill -9, then reap.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.0.kill_and_reap();
     }
 
     /// Waits until the child wrote the marker `file`; fails if it exits first.
     pub fn await_marker(&mut self, file: &Path) {
-        let end = Instant::now() + LONG;
-        while !file.exists() {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("child {} exited ({status}) before writing {}", self.entry, file.display());
-            }
-            assert!(Instant::now() < end, "child {} never wrote {}", self.entry, file.display());
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for AppProc {
-    fn drop(&mut self) {
-        self.kill();
+        self.0.await_marker(file, LONG);
     }
 }
 

@@ -28,19 +28,66 @@ use crate::Deadline;
 /// busy with this thread's wait) leaves.
 pub const WAIT_CAP: Duration = Duration::from_millis(1);
 
-/// A send runs a duty cycle only if the last one started at least this
-/// long ago; otherwise its message leaves with the next call into ringflow
-/// (any send, receive or wait, or [`super::RemoteEngine::invoke`]). A stream
-/// of sends thus pays one socket write per this much time, not one per
-/// message; a lone send, or one after a receive, leaves at once.
+/// How long sends batch in invoker mode. A send runs a duty cycle if the
+/// last send-triggered one started at least this long ago and the
+/// application has had at least this long (or that cycle's own length, if
+/// shorter) to itself since it ended. Otherwise its message leaves with the
+/// next call into ringflow (any send, receive or wait, or
+/// [`super::RemoteEngine::invoke`]). A stream of sends thus pays one socket
+/// write per this much of its own time, not one per message, however long
+/// a socket write takes; a lone send, or one after a receive, leaves at
+/// once.
 pub const SEND_BATCH: Duration = Duration::from_micros(5);
+
+/// When a send runs a duty cycle (see [`SEND_BATCH`]): times are
+/// nanoseconds on the invoker's clock. Only the sending thread's calls
+/// read and write it in a stream; another thread's send at worst runs a
+/// cycle more or less.
+#[derive(Debug, Default)]
+struct SendGate {
+    /// When the last send-triggered duty cycle started and ended.
+    start: AtomicU64,
+    end: AtomicU64,
+}
+
+impl SendGate {
+    /// Whether a send at `now` runs a duty cycle.
+    ///
+    /// Counted from the last cycle's start alone (as before 2026-12-07), a
+    /// cycle longer than `SEND_BATCH` (a slow socket write) made the very
+    /// next send of a stream run another: one write per message. Counted
+    /// from its end alone, and for as long as the cycle took, an answer
+    /// sent after a long (preempted) cycle stayed in the ring until the
+    /// application's next call, which at the end of a bench's turn never
+    /// came. A stream's next send comes right after the cycle; an answer
+    /// comes after the far side's cycles, each about as long as this
+    /// side's, and the network's way back.
+    #[inline]
+    fn due(&self, now: u64) -> bool {
+        let batch = SEND_BATCH.as_nanos() as u64;
+        // SYNC: Relaxed (both); a hint for batching, no data rides on it
+        // (pairs with the Relaxed stores in `ran`).
+        let (start, end) = (self.start.load(Ordering::Relaxed), self.end.load(Ordering::Relaxed));
+        let cost = end.saturating_sub(start);
+        let own = now.saturating_sub(end);
+        now.saturating_sub(start) >= batch && own >= cost.min(batch)
+    }
+
+    /// A send-triggered duty cycle ran from `start` to `end`.
+    #[inline]
+    fn ran(&self, start: u64, end: u64) {
+        // SYNC: Relaxed; see `due`.
+        self.start.store(start, Ordering::Relaxed);
+        self.end.store(end, Ordering::Relaxed);
+    }
+}
 
 /// An engine in invoker mode, driven by whoever calls.
 pub struct Invoker {
     /// `None` once shut down.
     engine: Mutex<Option<Engine>>,
-    /// When the last duty cycle started (nanoseconds since `born`).
-    last: AtomicU64,
+    /// When a send may run the next duty cycle (nanoseconds since `born`).
+    gate: SendGate,
     born: Instant,
     /// With io_uring's single issuer: the one thread that may drive it
     /// (see `this_thread`).
@@ -61,7 +108,7 @@ impl Invoker {
     pub(crate) fn new(engine: Engine, owner: Option<usize>) -> Arc<Invoker> {
         Arc::new(Invoker {
             engine: Mutex::new(Some(engine)),
-            last: AtomicU64::new(0),
+            gate: SendGate::default(),
             born: Instant::now(),
             owner,
             segments: Mutex::new(HashSet::new()),
@@ -72,15 +119,14 @@ impl Invoker {
         u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// After a send: one duty cycle, unless one started less than
-    /// [`SEND_BATCH`] ago.
+    /// After a send: one duty cycle, unless the last send-triggered one
+    /// ended too recently (see [`SEND_BATCH`]).
     #[inline]
     pub fn invoke_after_send(&self) {
         let now = self.now();
-        // SYNC: Relaxed (load and store); a hint for batching, no data rides on it.
-        if now.saturating_sub(self.last.load(Ordering::Relaxed)) >= SEND_BATCH.as_nanos() as u64 {
-            self.last.store(now, Ordering::Relaxed);
+        if self.gate.due(now) {
             self.invoke();
+            self.gate.ran(now, self.now());
         }
     }
 
@@ -201,5 +247,87 @@ impl Invoker {
     /// segment is accepted once, so the entry goes).
     pub(crate) fn claim_segment(&self, key: SegmentKey) -> bool {
         self.segments.lock().unwrap_or_else(PoisonError::into_inner).remove(&key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BATCH: u64 = SEND_BATCH.as_nanos() as u64;
+
+    /// Sends of a stream, `gap` ns apart from `from` until (excluding) `to`:
+    /// the first that runs a cycle, if any.
+    fn first_due(gate: &SendGate, from: u64, to: u64, gap: u64) -> Option<u64> {
+        (from..to).step_by(gap as usize).find(|&t| gate.due(t))
+    }
+
+    #[test]
+    fn a_stream_batches_as_before_after_a_short_cycle() {
+        let gate = SendGate::default();
+        assert!(gate.due(BATCH), "the first send runs a cycle");
+        let end = BATCH + 1_000;
+        gate.ran(BATCH, end);
+        // As before: SEND_BATCH after the cycle's start.
+        assert_eq!(first_due(&gate, end + 100, end + 2 * BATCH, 100), Some(2 * BATCH));
+    }
+
+    #[test]
+    fn a_stream_has_send_batch_to_itself_after_a_long_cycle() {
+        let gate = SendGate::default();
+        gate.ran(BATCH, 5 * BATCH);
+        assert_eq!(first_due(&gate, 5 * BATCH + 100, 10 * BATCH, 100), Some(6 * BATCH));
+    }
+
+    /// A ping-pong's answer runs a cycle at once: the far side's cycles
+    /// make the round trip at least as long as this side's cycle plus
+    /// `SEND_BATCH`, fast host or slow.
+    #[test]
+    fn an_answer_runs_a_cycle_at_once() {
+        // A fast host: a 1.5 us cycle, a 6.4 us round trip.
+        let gate = SendGate::default();
+        gate.ran(0, 1_500);
+        assert!(gate.due(6_400));
+        // A slow host: an 8 us cycle, a 20 us round trip.
+        gate.ran(100_000, 108_000);
+        assert!(gate.due(120_000));
+        // A cycle preempted for 4 ms, answered 10 us after it ended.
+        gate.ran(200_000, 4_200_000);
+        assert!(gate.due(4_210_000));
+    }
+
+    /// Sends 3 us apart with 1 us cycles batch in pairs, as before.
+    #[test]
+    fn sparse_sends_with_fast_cycles_batch_as_before() {
+        let gate = SendGate::default();
+        gate.ran(0, 1_000);
+        assert!(!gate.due(3_000));
+        assert!(gate.due(6_000));
+    }
+
+    /// What made the remote 64-byte stream run at one socket write per
+    /// message on a host where a write took longer than `SEND_BATCH`: a
+    /// sender whose sends cost 100 ns and whose duty cycles cost 1.2x
+    /// `SEND_BATCH` must still carry many messages per cycle.
+    #[test]
+    fn slow_cycles_still_carry_batches_of_sends() {
+        let (send, cycle) = (100, BATCH * 6 / 5);
+        let gate = SendGate::default();
+        let (mut now, mut cycles) = (0u64, 0u64);
+        let sends = 100_000u64;
+        for _ in 0..sends {
+            now += send;
+            if gate.due(now) {
+                let start = now;
+                now += cycle;
+                cycles += 1;
+                gate.ran(start, now);
+            }
+        }
+        let per_cycle = sends / cycles;
+        // SEND_BATCH (5 us) of sending after each cycle: 50 sends of 100 ns.
+        assert!(per_cycle >= 45, "{per_cycle} sends per duty cycle");
+        // The sender keeps over 40% of its time for sending.
+        assert!(cycles * cycle * 10 <= now * 6, "{cycles} cycles in {now} ns");
     }
 }

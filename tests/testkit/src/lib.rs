@@ -20,6 +20,9 @@ pub use tempfile::TempDir;
 mod alloc;
 pub use alloc::{largest_alloc, thread_allocs, LargestAlloc, ThreadCounting};
 
+mod child;
+pub use child::{ChildCommand, ChildProcess};
+
 /// The variable naming the runtime directory (`ringflow_core::control::RUNTIME_DIR_ENV`;
 /// repeated here so this crate depends on none of ringflow's).
 const RUNTIME_DIR_ENV: &str = "RINGFLOW_RUNTIME_DIR";
