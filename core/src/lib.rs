@@ -14,6 +14,9 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod clock;
+#[cfg(feature = "cluster")]
+pub mod cluster;
+pub mod cluster_port;
 pub mod config;
 pub mod control;
 pub mod doctor;

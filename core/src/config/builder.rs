@@ -224,6 +224,36 @@ impl EngineConfigBuilder {
         self.set(keys::NET_MAX_HELLOS, int(count))
     }
 
+    /// `cluster.enabled`: the engine runs a cluster node.
+    pub fn cluster(self, enabled: bool) -> Self {
+        self.set(keys::CLUSTER_ENABLED, Raw::Bool(enabled))
+    }
+
+    /// `cluster.tick_ms`: one raft tick.
+    pub fn cluster_tick_ms(self, millis: u64) -> Self {
+        self.set(keys::CLUSTER_TICK_MS, int(millis))
+    }
+
+    /// `cluster.election_ticks`.
+    pub fn cluster_election_ticks(self, ticks: usize) -> Self {
+        self.set(keys::CLUSTER_ELECTION_TICKS, int(ticks))
+    }
+
+    /// `cluster.heartbeat_ticks`.
+    pub fn cluster_heartbeat_ticks(self, ticks: usize) -> Self {
+        self.set(keys::CLUSTER_HEARTBEAT_TICKS, int(ticks))
+    }
+
+    /// `cluster.compact_after`: applied entries held before compaction.
+    pub fn cluster_compact_after(self, entries: u64) -> Self {
+        self.set(keys::CLUSTER_COMPACT_AFTER, int(entries))
+    }
+
+    /// `cluster.max_message_bytes`.
+    pub fn cluster_max_message_bytes(self, bytes: usize) -> Self {
+        self.set(keys::CLUSTER_MAX_MESSAGE_BYTES, int(bytes))
+    }
+
     /// `flow.ring_bytes`: a power of two.
     pub fn ring_bytes(self, bytes: usize) -> Self {
         self.set(keys::FLOW_RING_BYTES, int(bytes))

@@ -39,6 +39,12 @@ pub(crate) const NET_MEMORY_BUDGET: &str = "net.memory_budget";
 pub(crate) const NET_KEY_FILE: &str = "net.key_file";
 pub(crate) const NET_HELLO_TIMEOUT_MS: &str = "net.hello_timeout_ms";
 pub(crate) const NET_MAX_HELLOS: &str = "net.max_hellos";
+pub(crate) const CLUSTER_ENABLED: &str = "cluster.enabled";
+pub(crate) const CLUSTER_TICK_MS: &str = "cluster.tick_ms";
+pub(crate) const CLUSTER_ELECTION_TICKS: &str = "cluster.election_ticks";
+pub(crate) const CLUSTER_HEARTBEAT_TICKS: &str = "cluster.heartbeat_ticks";
+pub(crate) const CLUSTER_COMPACT_AFTER: &str = "cluster.compact_after";
+pub(crate) const CLUSTER_MAX_MESSAGE_BYTES: &str = "cluster.max_message_bytes";
 pub(crate) const FLOW_RING_BYTES: &str = "flow.ring_bytes";
 pub(crate) const FLOW_MAX_MSG: &str = "flow.max_msg";
 pub(crate) const FLOW_SPIN_US: &str = "flow.spin_us";
@@ -419,6 +425,42 @@ pub(crate) static KEYS: &[KeySpec] = &[
         kind: Kind::Bool,
         get: |c| Raw::Bool(c.flow.prefault),
         set: |c, v| c.flow.prefault = boolean(v),
+    },
+    KeySpec {
+        path: CLUSTER_ENABLED,
+        kind: Kind::Bool,
+        get: |c| Raw::Bool(c.cluster.enabled),
+        set: |c, v| c.cluster.enabled = boolean(v),
+    },
+    KeySpec {
+        path: CLUSTER_TICK_MS,
+        kind: int(1, 10_000),
+        get: |c| Raw::Int(c.cluster.tick.as_millis() as i128),
+        set: |c, v| c.cluster.tick = Duration::from_millis(uint(v)),
+    },
+    KeySpec {
+        path: CLUSTER_ELECTION_TICKS,
+        kind: int(2, 100_000),
+        get: |c| Raw::Int(c.cluster.election_ticks as i128),
+        set: |c, v| c.cluster.election_ticks = uint(v),
+    },
+    KeySpec {
+        path: CLUSTER_HEARTBEAT_TICKS,
+        kind: int(1, 100_000),
+        get: |c| Raw::Int(c.cluster.heartbeat_ticks as i128),
+        set: |c, v| c.cluster.heartbeat_ticks = uint(v),
+    },
+    KeySpec {
+        path: CLUSTER_COMPACT_AFTER,
+        kind: int(1, 1 << 24),
+        get: |c| Raw::Int(c.cluster.compact_after as i128),
+        set: |c, v| c.cluster.compact_after = uint(v),
+    },
+    KeySpec {
+        path: CLUSTER_MAX_MESSAGE_BYTES,
+        kind: int(4096, crate::wire::MAX_CLUSTER_LEN as u64),
+        get: |c| Raw::Int(c.cluster.max_message_bytes as i128),
+        set: |c, v| c.cluster.max_message_bytes = uint(v),
     },
 ];
 

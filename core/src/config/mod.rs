@@ -264,6 +264,42 @@ impl Default for NetSection {
     }
 }
 
+/// `[cluster]`: the Raft node the engine runs with the other engines of
+/// `net.peers` (feature `cluster` of ringflow-core; issue 17).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterSection {
+    /// `cluster.enabled`: the engine runs a cluster node (needs
+    /// `net.listen`: its address and the peers' number the nodes).
+    pub enabled: bool,
+    /// `cluster.tick_ms`: one raft tick.
+    pub tick: Duration,
+    /// `cluster.election_ticks`: ticks without a leader's word before a
+    /// follower stands for election (raft randomises up to twice this).
+    pub election_ticks: usize,
+    /// `cluster.heartbeat_ticks`: ticks between a leader's heartbeats.
+    pub heartbeat_ticks: usize,
+    /// `cluster.compact_after`: applied entries held before the log is
+    /// compacted into a snapshot.
+    pub compact_after: u64,
+    /// `cluster.max_message_bytes`: the largest raft message taken from a
+    /// peer (and made for one).
+    pub max_message_bytes: usize,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            enabled: false,
+            tick: Duration::from_millis(10),
+            election_ticks: 50,
+            heartbeat_ticks: 5,
+            compact_after: 1024,
+            max_message_bytes: 1 << 20,
+        }
+    }
+}
+
 /// `[flow]`: defaults for flows that do not ask otherwise.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -291,6 +327,7 @@ pub struct EngineConfig {
     io_uring: IoUringSection,
     net: NetSection,
     flow: FlowDefaults,
+    cluster: ClusterSection,
     /// Where each key's value came from, by index in `keys::KEYS`.
     origins: Vec<Origin>,
 }
@@ -321,6 +358,7 @@ impl Default for EngineConfig {
                 batch: 32,
             },
             net: NetSection::default(),
+            cluster: ClusterSection::default(),
             flow: FlowDefaults {
                 ring_bytes: 256 << 10,
                 max_msg: 1 << 20,
@@ -340,6 +378,7 @@ impl PartialEq for EngineConfig {
             && self.io_uring == other.io_uring
             && self.net == other.net
             && self.flow == other.flow
+            && self.cluster == other.cluster
     }
 }
 
@@ -352,6 +391,7 @@ impl fmt::Debug for EngineConfig {
             .field("io_uring", &self.io_uring)
             .field("net", &self.net)
             .field("flow", &self.flow)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -466,6 +506,11 @@ impl EngineConfig {
     /// `[flow]`.
     pub fn flow(&self) -> &FlowDefaults {
         &self.flow
+    }
+
+    /// `[cluster]`.
+    pub fn cluster(&self) -> &ClusterSection {
+        &self.cluster
     }
 }
 

@@ -179,6 +179,15 @@ fn every_key_maps_one_to_one() {
         (vec![kv("flow.spin_us", 0, 0)], b().spin_us(0)),
         (vec![kv("flow.latency", false, false)], b().latency(false)),
         (vec![kv("flow.prefault", false, false)], b().prefault(false)),
+        (
+            vec![kv("cluster.enabled", true, true), kv("net.listen", "\"127.0.0.1:7070\"", "127.0.0.1:7070")],
+            b().cluster(true).listen(Some("127.0.0.1:7070")),
+        ),
+        (vec![kv("cluster.tick_ms", 5, 5)], b().cluster_tick_ms(5)),
+        (vec![kv("cluster.election_ticks", 20, 20)], b().cluster_election_ticks(20)),
+        (vec![kv("cluster.heartbeat_ticks", 2, 2)], b().cluster_heartbeat_ticks(2)),
+        (vec![kv("cluster.compact_after", 64, 64)], b().cluster_compact_after(64)),
+        (vec![kv("cluster.max_message_bytes", 65536, 65536)], b().cluster_max_message_bytes(65536)),
     ];
     let mut covered = Vec::new();
     for (entries, builder) in cases {
@@ -427,4 +436,14 @@ fn sysfs_cpu_count() -> usize {
         })
         .unwrap_or(0)
         .max(1)
+}
+
+#[test]
+fn cluster_keys_are_checked_against_each_other() {
+    let e = EngineConfig::builder().cluster_heartbeat_ticks(50).build().unwrap_err().to_string();
+    assert!(e.contains("cluster.heartbeat_ticks") && e.contains("cluster.election_ticks"), "{e}");
+    let e = EngineConfig::builder().cluster(true).build().unwrap_err().to_string();
+    assert!(e.contains("cluster.enabled") && e.contains("net.listen"), "{e}");
+    let ok = EngineConfig::builder().cluster(true).listen(Some("127.0.0.1:0")).build().unwrap();
+    assert!(ok.cluster().enabled);
 }

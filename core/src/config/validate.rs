@@ -201,6 +201,27 @@ pub(crate) fn cross_check(cfg: &EngineConfig) -> Result<(), ConfigError> {
             ),
         ));
     }
+    let cluster = &cfg.cluster;
+    if cluster.heartbeat_ticks >= cluster.election_ticks {
+        return Err(conflict(
+            cfg,
+            keys::CLUSTER_HEARTBEAT_TICKS,
+            keys::CLUSTER_ELECTION_TICKS,
+            format!(
+                "a leader must be heard from before followers stand for election: cluster.heartbeat_ticks must be \
+                 below cluster.election_ticks = {}",
+                cluster.election_ticks
+            ),
+        ));
+    }
+    if cluster.enabled && cfg.net.listen.is_none() {
+        return Err(conflict(
+            cfg,
+            keys::CLUSTER_ENABLED,
+            keys::NET_LISTEN,
+            "a cluster node is reached at its engine's address and numbered by it: set net.listen".to_owned(),
+        ));
+    }
     Ok(())
 }
 

@@ -96,6 +96,9 @@ pub struct RemoteEngine {
     /// Where its listeners are (`None`: the default runtime directory):
     /// a flow addressed to this engine itself goes to them directly.
     runtime_dir: Option<PathBuf>,
+    /// Its cluster node (`cluster.enabled`; wp-raft's, issue 17).
+    #[cfg(feature = "cluster")]
+    cluster: Option<crate::cluster::ClusterRun>,
 }
 
 enum Run {
@@ -151,9 +154,32 @@ impl RemoteEngine {
         let hellos = bridge::HelloPolicy { key, timeout: net.hello_timeout, max_pending: net.max_hellos };
         let keyed = hellos.key.is_some();
         let admission = bridge::Admission { hellos, budget: net.memory_budget };
-        let bridge =
+        #[allow(unused_mut)]
+        let mut bridge =
             Bridge::new(uring, net.backend, listen, runtime_dir.clone(), Arc::clone(&shared), ready_tx, admission);
+        #[cfg(feature = "cluster")]
+        let cluster = match (config.cluster().enabled, listen) {
+            (true, _) if invoker_mode => {
+                return Err(EngineError::Config("cluster: needs engine.mode = \"dedicated\"".to_owned()))
+            }
+            (true, Some(addr)) => {
+                let (run, port) = crate::cluster::start_node(config, addr)?;
+                bridge.attach_cluster(bridge::ClusterHook::new(port));
+                Some(run)
+            }
+            _ => None,
+        };
+        #[cfg(not(feature = "cluster"))]
+        if config.cluster().enabled {
+            return Err(EngineError::Config(
+                "cluster.enabled: this build has no cluster (ringflow-core's feature `cluster`)".to_owned(),
+            ));
+        }
         let mut engine = Engine::start(config, vec![Box::new(bridge)])?;
+        #[cfg(feature = "cluster")]
+        if let Some(run) = &cluster {
+            run.set_bridge_waker(engine.waker());
+        }
         if invoker_mode {
             // The first duty cycle builds the network, here and now.
             engine.invoke();
@@ -182,7 +208,27 @@ impl RemoteEngine {
             let waker = engine.waker();
             Run::Dedicated { engine: Mutex::new(Some(engine)), waker }
         };
-        Ok(RemoteEngine { run, shared, listen: bound, runtime_dir })
+        Ok(RemoteEngine {
+            run,
+            shared,
+            listen: bound,
+            runtime_dir,
+            #[cfg(feature = "cluster")]
+            cluster,
+        })
+    }
+
+    /// Its cluster node's handle, when `cluster.enabled`.
+    #[cfg(feature = "cluster")]
+    pub fn cluster(&self) -> Option<&crate::cluster::ClusterHandle> {
+        self.cluster.as_ref().map(crate::cluster::ClusterRun::handle)
+    }
+
+    /// What its cluster node commits, in log order (see
+    /// [`ClusterRun::take_committed`](crate::cluster::ClusterRun::take_committed)).
+    #[cfg(feature = "cluster")]
+    pub fn take_cluster_committed(&self) -> Option<std::sync::mpsc::Receiver<crate::cluster::Committed>> {
+        self.cluster.as_ref().and_then(crate::cluster::ClusterRun::take_committed)
     }
 
     /// Invoker mode: runs one duty cycle of the engine on this thread and
@@ -365,6 +411,10 @@ impl RemoteEngine {
     /// Stops the engine at once: its flows end (their local peers see end
     /// of flow); see [`shutdown_within`](Self::shutdown_within) to flush first.
     pub fn shutdown(self) -> Result<(), EngineError> {
+        #[cfg(feature = "cluster")]
+        if let Some(run) = self.cluster {
+            run.shutdown()?;
+        }
         match self.run {
             Run::Dedicated { engine, .. } => match engine.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 Some(e) => e.shutdown(Duration::from_secs(5)).map(|_| ()),

@@ -114,6 +114,7 @@ pub fn encode_into(frame: &Frame<'_>, checksum: Checksum, out: &mut [u8]) -> Res
             w.u64(seq);
         }
         Frame::Keepalive { ts_ns } => w.u64(ts_ns),
+        Frame::Cluster { payload } => w.bytes(payload),
     }
     if checksum == Checksum::Crc32c {
         let (covered, trailer) = out.split_at_mut(total - CRC_LEN);
@@ -178,6 +179,13 @@ fn body_len(frame: &Frame<'_>) -> Result<u32, EncodeError> {
         Frame::Data { payload, stamp, .. } => {
             let stamp_len = if *stamp != 0 { STAMP_LEN } else { 0 };
             payload.len().saturating_add(DATA_FIXED as usize + stamp_len)
+        }
+        Frame::Cluster { payload } => {
+            let (min, max) = Kind::Cluster.body_bounds();
+            if payload.len() < min as usize || payload.len() > max as usize {
+                return Err(EncodeError::ClusterLen { len: payload.len() });
+            }
+            payload.len()
         }
         other => other.kind().body_bounds().0 as usize,
     };
@@ -355,6 +363,7 @@ fn body(kind: Kind, stamped: bool, call: CallMark, body: &[u8]) -> Result<Frame<
         Kind::Gone => Frame::Gone { flow_id: r.u32(), last_seq: r.u64() },
         Kind::Reset => Frame::Reset { flow_id: r.u32(), consumed_seq: r.u64() },
         Kind::Keepalive => Frame::Keepalive { ts_ns: r.u64() },
+        Kind::Cluster => Frame::Cluster { payload: r.rest() },
     })
 }
 

@@ -215,6 +215,12 @@ pub enum EncodeError {
     },
     /// An `Open` frame's name is not a valid flow name.
     BadName(NameError),
+    /// A `Cluster` frame's message is empty or longer than
+    /// [`crate::wire::MAX_CLUSTER_LEN`].
+    ClusterLen {
+        /// The message's length.
+        len: usize,
+    },
 }
 
 impl fmt::Display for EncodeError {
@@ -227,6 +233,9 @@ impl fmt::Display for EncodeError {
                 write!(f, "frame body of {body_len} bytes does not fit the 32-bit length field")
             }
             EncodeError::BadName(e) => write!(f, "cannot encode Open: {e}"),
+            EncodeError::ClusterLen { len } => {
+                write!(f, "cluster message of {len} bytes (1 to {} allowed)", crate::wire::MAX_CLUSTER_LEN)
+            }
         }
     }
 }

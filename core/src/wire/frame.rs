@@ -23,6 +23,7 @@
 //! | Resume | flow_id u32, next_expected_seq u64 |
 //! | Gone | flow_id u32, last_seq u64 |
 //! | Reset | flow_id u32, consumed_seq u64 |
+//! | Cluster | an encoded message of the engines' cluster (opaque here; 1 to [`MAX_CLUSTER_LEN`] bytes) |
 
 use std::fmt;
 
@@ -60,6 +61,9 @@ pub(crate) const OPEN_ACK_LEN: u32 = 4 + 2 + QOS_LEN as u32;
 pub(crate) const DATA_FIXED: u32 = 4 + 8;
 pub(crate) const FLOW_SEQ_LEN: u32 = 4 + 8;
 pub(crate) const KEEPALIVE_LEN: u32 = 8;
+/// Largest body of a `Cluster` frame: a raft message (with its entries or
+/// a snapshot) of the cluster's `max_message_bytes` at most.
+pub const MAX_CLUSTER_LEN: u32 = 1 << 20;
 
 /// What a frame is. Zero is not a kind, so an all-zero header is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,6 +89,9 @@ pub enum Kind {
     /// The receiver's application closed the flow (or the flow is unknown):
     /// nothing more will be consumed; the sender stops.
     Reset = 9,
+    /// A message between the engines' cluster nodes (`crate::cluster`):
+    /// opaque bytes the cluster decodes and checks itself.
+    Cluster = 10,
 }
 
 impl Kind {
@@ -100,6 +107,7 @@ impl Kind {
             7 => Kind::Resume,
             8 => Kind::Gone,
             9 => Kind::Reset,
+            10 => Kind::Cluster,
             _ => return None,
         })
     }
@@ -112,6 +120,7 @@ impl Kind {
             Kind::Data => (DATA_FIXED, u32::MAX),
             Kind::Ack | Kind::Close | Kind::Resume | Kind::Gone | Kind::Reset => (FLOW_SEQ_LEN, FLOW_SEQ_LEN),
             Kind::Keepalive => (KEEPALIVE_LEN, KEEPALIVE_LEN),
+            Kind::Cluster => (1, MAX_CLUSTER_LEN),
         }
     }
 }
@@ -245,6 +254,11 @@ pub enum Frame<'a> {
         /// Every message up to this one was consumed (0: none).
         consumed_seq: u64,
     },
+    /// A message of the engines' cluster, for its node on this engine.
+    Cluster {
+        /// The encoded message (1 to [`MAX_CLUSTER_LEN`] bytes).
+        payload: &'a [u8],
+    },
 }
 
 impl Frame<'_> {
@@ -260,6 +274,7 @@ impl Frame<'_> {
             Frame::Resume { .. } => Kind::Resume,
             Frame::Gone { .. } => Kind::Gone,
             Frame::Reset { .. } => Kind::Reset,
+            Frame::Cluster { .. } => Kind::Cluster,
         }
     }
 
@@ -274,7 +289,7 @@ impl Frame<'_> {
             | Frame::Resume { flow_id, .. }
             | Frame::Gone { flow_id, .. }
             | Frame::Reset { flow_id, .. } => Some(flow_id),
-            Frame::Keepalive { .. } => None,
+            Frame::Keepalive { .. } | Frame::Cluster { .. } => None,
         }
     }
 }

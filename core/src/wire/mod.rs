@@ -50,7 +50,7 @@ pub use crc32c::crc32c;
 pub use error::{EncodeError, WireError};
 pub use frame::{
     CallMark, Frame, Kind, OpenResult, CRC_LEN, DATA_PREFIX_LEN, FLAG_CALL_PART, FLAG_CALL_TURN, FLAG_CRC32C,
-    FLAG_STAMP, HEADER_LEN, MAX_WIRE_NAME_LEN, QOS_LEN, STAMP_LEN,
+    FLAG_STAMP, HEADER_LEN, MAX_CLUSTER_LEN, MAX_WIRE_NAME_LEN, QOS_LEN, STAMP_LEN,
 };
 pub use handshake::{
     accept_ack, check_proof, negotiate, respond, Agreed, Features, Hello, HelloAck, HelloProof, RejectReason,

@@ -13,7 +13,7 @@ impl Agent for Bridge {
         if self.ready.is_some() {
             self.start_network();
         }
-        let work = self.commands() + self.opened() + self.network() + self.flows() + self.timers();
+        let work = self.commands() + self.opened() + self.network() + self.flows() + self.timers() + self.cluster_out();
         self.woke = false;
         self.flush_udp();
         if let Some(tcp) = self.tcp.as_mut() {

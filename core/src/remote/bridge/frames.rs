@@ -136,6 +136,7 @@ impl Bridge {
             }
             Frame::Resume { flow_id, next_expected_seq } => return self.on_resume(link, flow_id, next_expected_seq),
             Frame::Keepalive { .. } => {}
+            Frame::Cluster { payload } => self.on_cluster(payload),
         }
         true
     }

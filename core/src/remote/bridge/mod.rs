@@ -69,6 +69,7 @@ use crate::flow::error::{AllocError, Corruption, RecvError, SendError};
 
 mod agent;
 mod budget;
+mod cluster;
 mod data;
 mod fast_hash;
 mod frames;
@@ -76,6 +77,7 @@ mod links;
 mod shared;
 mod udp;
 
+pub(in crate::remote) use cluster::ClusterHook;
 use fast_hash::Fast;
 pub(in crate::remote) use shared::{Command, Reply, Shared};
 
@@ -398,6 +400,8 @@ pub(super) struct Bridge {
     /// Lists a duty cycle fills and empties again: kept, so that a steady
     /// duty cycle allocates nothing.
     scratch: Scratch,
+    /// The cluster node's port (`cluster.rs`), when the engine runs one.
+    cluster: Option<ClusterHook>,
     /// The engine thread's statistics slot (for wake-up latencies).
     stats: Option<Arc<crate::stats::Slot>>,
     /// This duty cycle follows a sleep: the first message forwarded in it
@@ -505,7 +509,15 @@ impl Bridge {
             churn: 0,
             trimmed_at: Instant::now(),
             scratch: Scratch::with_capacity(WAIT_WORDS),
+            cluster: None,
         }
+    }
+
+    /// Hands `Cluster` frames to the cluster node and sends its messages
+    /// (see `cluster.rs`).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(in crate::remote) fn attach_cluster(&mut self, hook: ClusterHook) {
+        self.cluster = Some(hook);
     }
 
     /// Builds the io_uring and the listener on the engine thread.

@@ -74,7 +74,7 @@ proptest! {
     /// Garbage behind a plausible header reaches the body checks.
     #[test]
     fn garbage_bodies_behind_plausible_headers(
-        kind in 0u8..9,
+        kind in 0u8..=10,
         flags in prop_oneof![Just(0u8), Just(FLAG_CRC32C)],
         body in vec(any::<u8>(), 0..120),
         extra in 0u32..3,
@@ -128,7 +128,7 @@ proptest! {
     }
 
     #[test]
-    fn lengths_within_the_limit_are_checked_against_the_kind(len in 0u32..=SMALL_LIMIT, kind in 1u8..=9) {
+    fn lengths_within_the_limit_are_checked_against_the_kind(len in 0u32..=SMALL_LIMIT, kind in 1u8..=10) {
         let kind = Kind::from_code(kind).unwrap();
         let (min, max) = kind.body_bounds();
         let bytes = raw(len, kind as u8, 0, 0, &[]);
@@ -301,4 +301,49 @@ fn mutated_streams_never_panic_or_stall() {
         }
         assert!(rx.len() <= SMALL_LIMIT as usize + HEADER_LEN + CRC_LEN);
     }
+}
+
+/// A `Cluster` frame is opaque to the wire, but bounded: never empty,
+/// never past `MAX_CLUSTER_LEN`, even where the decoder's own limit is
+/// larger; and the encoder refuses what the decoder would.
+#[test]
+fn cluster_frames_are_bounded_both_ways() {
+    let lax = Decoder::new(u32::MAX);
+    let code = Kind::Cluster as u8;
+    assert_eq!(Kind::from_code(code), Some(Kind::Cluster));
+    assert_eq!(
+        lax.decode(&raw(0, code, 0, 0, &[])),
+        Err(WireError::BodyTooShort { kind: Kind::Cluster, len: 0, min: 1 })
+    );
+    let over = MAX_CLUSTER_LEN + 1;
+    assert_eq!(
+        lax.decode(&raw(over, code, 0, 0, &[])),
+        Err(WireError::TrailingBytes { kind: Kind::Cluster, extra: 1 })
+    );
+    // Refused at its header: the body is never waited for.
+    assert_eq!(
+        lax.frame_len(&raw(over, code, 0, 0, &[])),
+        Err(WireError::TrailingBytes { kind: Kind::Cluster, extra: 1 })
+    );
+    // Flags other than the CRC's are refused as for every kind but Data.
+    assert_eq!(lax.decode(&raw(1, code, FLAG_STAMP, 0, &[7])), Err(WireError::UnknownFlags(FLAG_STAMP)));
+
+    let mut out = Vec::new();
+    assert_eq!(
+        encode(&Frame::Cluster { payload: &[] }, Checksum::None, &mut out),
+        Err(EncodeError::ClusterLen { len: 0 })
+    );
+    let big = vec![0u8; MAX_CLUSTER_LEN as usize + 1];
+    assert_eq!(
+        encode(&Frame::Cluster { payload: &big }, Checksum::Crc32c, &mut out),
+        Err(EncodeError::ClusterLen { len: big.len() })
+    );
+    assert!(out.is_empty(), "a refused frame left bytes behind");
+    // The largest one goes through, checked, and comes back the same.
+    let largest = vec![0xa5u8; MAX_CLUSTER_LEN as usize];
+    encode(&Frame::Cluster { payload: &largest }, Checksum::Crc32c, &mut out).unwrap();
+    let decoder = Decoder::new(MAX_CLUSTER_LEN).crc_policy(CrcPolicy::Required);
+    let (frame, used) = decoder.decode(&out).unwrap().unwrap();
+    assert_eq!((frame, used), (Frame::Cluster { payload: &largest }, out.len()));
+    assert_eq!(frame.flow_id(), None);
 }

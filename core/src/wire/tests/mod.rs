@@ -21,6 +21,7 @@ pub(super) enum Owned {
     Resume { flow_id: u32, next_expected_seq: u64 },
     Gone { flow_id: u32, last_seq: u64 },
     Reset { flow_id: u32, consumed_seq: u64 },
+    Cluster { payload: Vec<u8> },
 }
 
 impl Owned {
@@ -37,6 +38,7 @@ impl Owned {
             Owned::Resume { flow_id, next_expected_seq } => Frame::Resume { flow_id, next_expected_seq },
             Owned::Gone { flow_id, last_seq } => Frame::Gone { flow_id, last_seq },
             Owned::Reset { flow_id, consumed_seq } => Frame::Reset { flow_id, consumed_seq },
+            Owned::Cluster { ref payload } => Frame::Cluster { payload },
         }
     }
 
@@ -53,6 +55,7 @@ impl Owned {
             Frame::Resume { flow_id, next_expected_seq } => Owned::Resume { flow_id, next_expected_seq },
             Frame::Gone { flow_id, last_seq } => Owned::Gone { flow_id, last_seq },
             Frame::Reset { flow_id, consumed_seq } => Owned::Reset { flow_id, consumed_seq },
+            Frame::Cluster { payload } => Owned::Cluster { payload: payload.to_vec() },
         }
     }
 }
@@ -104,6 +107,7 @@ pub(super) fn any_frame(max_payload: usize) -> impl Strategy<Value = Owned> {
             .prop_map(|(flow_id, next_expected_seq)| Owned::Resume { flow_id, next_expected_seq }),
         (any::<u32>(), any::<u64>()).prop_map(|(flow_id, last_seq)| Owned::Gone { flow_id, last_seq }),
         (any::<u32>(), any::<u64>()).prop_map(|(flow_id, consumed_seq)| Owned::Reset { flow_id, consumed_seq }),
+        proptest::collection::vec(any::<u8>(), 1..=max_payload.max(1)).prop_map(|payload| Owned::Cluster { payload }),
     ]
 }
 

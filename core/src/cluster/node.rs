@@ -1,0 +1,562 @@
+//! The cluster node: an engine agent driving raft-rs' `RawNode` from the
+//! duty cycle (ticks from the clock, received messages stepped, queued
+//! proposals proposed, then raft's `Ready` handled), and the handle other
+//! threads propose through.
+//!
+//! It must never block: everything it reads arrives through bounded
+//! channels read with `try_recv` (at most `DRAIN` per cycle each), what it
+//! sends goes to its [`Transport`] (which queues), and what it publishes
+//! goes through atomics, a bounded channel and a lock only tried.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
+
+use protobuf::Message as PbMessage;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, MessageType};
+use raft::{RawNode, StateRole, Storage};
+
+use super::entry::{self, Command, EncodeError};
+use super::state::{Applied, Directory};
+use super::status::{ClusterStatus, Published};
+use super::storage::MemLog;
+use super::{ClusterSettings, Committed};
+use crate::engine::{Agent, Waker};
+
+/// At most this many received messages and this many proposals are taken
+/// per duty cycle (the rest wait for the next): one cycle stays short.
+const DRAIN: usize = 256;
+
+/// The envelope's version (see [`ClusterNode`]'s wire form).
+pub const ENVELOPE_VERSION: u8 = 1;
+/// Bytes of the envelope before the raft message.
+pub const ENVELOPE_LEN: usize = 9;
+
+/// How raft messages reach the other nodes and arrive from them: the
+/// engines' links (a `Cluster` frame each), or anything else that carries
+/// bytes (a test's channels). Both calls must return at once.
+pub trait Transport: Send {
+    /// Queues an encoded raft message for node `to`. It may be dropped
+    /// (the link is down, its queue full): raft resends what matters.
+    fn send(&mut self, to: u64, message: Vec<u8>);
+
+    /// The next encoded message received, if one is there.
+    fn try_recv(&mut self) -> Option<Vec<u8>>;
+}
+
+/// Why a node could not be made.
+#[derive(Debug)]
+pub enum NodeError {
+    /// The settings are not a valid raft configuration (an id of 0 or not
+    /// among the voters, ticks out of order).
+    Config(String),
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeError::Config(why) => write!(f, "invalid cluster configuration: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+/// Why a proposal was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    /// The commands cannot be encoded.
+    Encode(EncodeError),
+    /// The encoded entry is larger than `cluster.max_message_bytes`.
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The node's proposal queue is full: try again later.
+    Full,
+    /// The node is gone (its engine stopped).
+    NodeGone,
+}
+
+impl std::fmt::Display for ProposeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProposeError::Encode(e) => write!(f, "cannot encode the proposal: {e}"),
+            ProposeError::TooLarge { bytes, max } => write!(f, "proposal of {bytes} bytes (at most {max})"),
+            ProposeError::Full => write!(f, "the cluster node's proposal queue is full"),
+            ProposeError::NodeGone => write!(f, "the cluster node is gone"),
+        }
+    }
+}
+
+impl std::error::Error for ProposeError {}
+
+/// Proposes commands to the cluster and reads what its node publishes;
+/// cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    proposals: SyncSender<Vec<u8>>,
+    published: Arc<Published>,
+    directory: Arc<Mutex<Directory>>,
+    waker: Arc<OnceLock<Waker>>,
+    max_bytes: usize,
+}
+
+impl ClusterHandle {
+    /// Queues `commands` as one log entry. Queued is not committed: the
+    /// node proposes it to the leader, and a proposal made while there is
+    /// none, or lost with a leader, is dropped (the sender re-proposes what
+    /// it does not see committed; `Message`s' sequence numbers make that
+    /// safe).
+    pub fn propose(&self, commands: &[Command]) -> Result<(), ProposeError> {
+        let data = entry::encode(commands).map_err(ProposeError::Encode)?;
+        if data.len() > self.max_bytes {
+            return Err(ProposeError::TooLarge { bytes: data.len(), max: self.max_bytes });
+        }
+        match self.proposals.try_send(data) {
+            Ok(()) => {
+                if let Some(waker) = self.waker.get() {
+                    waker.wake();
+                }
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => Err(ProposeError::Full),
+            Err(TrySendError::Disconnected(_)) => Err(ProposeError::NodeGone),
+        }
+    }
+
+    /// What the node publishes now.
+    pub fn status(&self) -> ClusterStatus {
+        self.published.read()
+    }
+
+    /// The directory as last published (at most a duty cycle behind the
+    /// node's own).
+    pub fn directory(&self) -> Directory {
+        self.directory.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The engine to wake when a proposal is queued (once; later calls are
+    /// ignored).
+    pub fn set_waker(&self, waker: Waker) {
+        let _ = self.waker.set(waker);
+    }
+}
+
+/// A raft node in the engine's duty cycle.
+///
+/// What it sends to a peer (the body of a `Cluster` frame between engines)
+/// is an envelope: version u8 (=1), the sender's incarnation u64 (LE), then
+/// the raft message (protobuf). The incarnation tells a restarted node
+/// from the one it replaces: nothing here is durable, so a node that comes
+/// back under its old id has an empty log, and a leader that still counted
+/// its old log as held would never send it again (raft assumes a node
+/// keeps its log). On a new incarnation the leader probes the node from
+/// the start (its log, or a snapshot once compacted).
+pub struct ClusterNode<T: Transport> {
+    name: String,
+    raw: RawNode<MemLog>,
+    transport: T,
+    settings: ClusterSettings,
+    proposals: Receiver<Vec<u8>>,
+    committed: SyncSender<Committed>,
+    published: Arc<Published>,
+    directory: Directory,
+    shared_directory: Arc<Mutex<Directory>>,
+    /// The shared directory is behind the node's (a tried lock failed).
+    directory_stale: bool,
+    next_tick: Option<Instant>,
+    /// Scratch for what applying one entry changed.
+    applied: Vec<Applied>,
+    /// Snapshots sent this cycle, reported to raft after the `Ready`.
+    snapshots_sent: Vec<u64>,
+    /// The last incarnation heard from each peer.
+    peers: HashMap<u64, u64>,
+    /// This run's join of [`NODES_GROUP`] was applied.
+    announced: bool,
+    /// When to propose that join (again): a proposal lost with a leader
+    /// is made again after an election timeout.
+    announce_at: Option<Instant>,
+    /// The leader and term last logged.
+    logged: (u64, u64),
+}
+
+/// The group every node joins once a leader is known (host: its id,
+/// member: its incarnation): the log's "node up", so that every node learns
+/// of every run of every other in log order.
+pub const NODES_GROUP: &str = "ringflow.nodes";
+
+impl<T: Transport> ClusterNode<T> {
+    /// A node with `settings` talking through `transport`, its handle, and
+    /// the queue of what it commits (every command applied, in log order;
+    /// bounded by `committed_queue`: what the consumer does not take in
+    /// time is dropped and counted).
+    pub fn new(
+        settings: ClusterSettings,
+        transport: T,
+    ) -> Result<(ClusterNode<T>, ClusterHandle, Receiver<Committed>), NodeError> {
+        let config = raft::Config {
+            id: settings.id,
+            election_tick: settings.election_ticks,
+            heartbeat_tick: settings.heartbeat_ticks,
+            max_size_per_msg: settings.max_message_bytes as u64 / 2,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        config.validate().map_err(|e| NodeError::Config(e.to_string()))?;
+        if !settings.voters.contains(&settings.id) {
+            return Err(NodeError::Config(format!("node {} is not among the voters", settings.id)));
+        }
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raw = RawNode::new(&config, MemLog::new(&settings.voters), &logger)
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let (proposals_tx, proposals) = mpsc::sync_channel(settings.proposal_queue.max(1));
+        let (committed, committed_rx) = mpsc::sync_channel(settings.committed_queue.max(1));
+        let published = Arc::new(Published { id: settings.id, voters: settings.voters.clone(), ..Default::default() });
+        let shared_directory = Arc::new(Mutex::new(Directory::default()));
+        let handle = ClusterHandle {
+            proposals: proposals_tx,
+            published: Arc::clone(&published),
+            directory: Arc::clone(&shared_directory),
+            waker: Arc::new(OnceLock::new()),
+            max_bytes: settings.max_message_bytes,
+        };
+        let node = ClusterNode {
+            name: format!("cluster node {}", settings.id),
+            raw,
+            transport,
+            settings,
+            proposals,
+            committed,
+            published,
+            directory: Directory::default(),
+            shared_directory,
+            directory_stale: false,
+            next_tick: None,
+            applied: Vec::new(),
+            snapshots_sent: Vec::new(),
+            peers: HashMap::new(),
+            announced: false,
+            announce_at: None,
+            logged: (0, 0),
+        };
+        Ok((node, handle, committed_rx))
+    }
+
+    /// The node's directory (the state machine at the applied index).
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Its transport (a test's, to cut or mend links).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// One duty cycle at time `now`: ticks due, messages received,
+    /// proposals queued, then raft's `Ready`. Returns the work done (0:
+    /// nothing but time passed).
+    pub fn poll(&mut self, now: Instant) -> usize {
+        let mut work = 0;
+        self.tick_until(now);
+        for _ in 0..DRAIN {
+            let Some(bytes) = self.transport.try_recv() else { break };
+            work += 1;
+            self.receive(&bytes);
+        }
+        for _ in 0..DRAIN {
+            match self.proposals.try_recv() {
+                Ok(data) => {
+                    work += 1;
+                    // No leader known (an election, a minority side): raft
+                    // drops it; the proposer sees it never commit.
+                    let _ = self.raw.propose(Vec::new(), data);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        self.announce(now);
+        work += self.on_ready();
+        self.publish();
+        work
+    }
+
+    /// Proposes this run's join of [`NODES_GROUP`] once a leader is known,
+    /// again every election timeout until it is applied.
+    fn announce(&mut self, now: Instant) {
+        if self.announced || self.raw.raft.leader_id == 0 || self.announce_at.is_some_and(|at| now < at) {
+            return;
+        }
+        let join =
+            Command::Join { group: NODES_GROUP.to_owned(), host: self.settings.id, member: self.settings.incarnation };
+        if let Ok(data) = entry::encode(&[join]) {
+            let _ = self.raw.propose(Vec::new(), data);
+        }
+        let timeout = self.settings.tick.saturating_mul(self.settings.election_ticks.max(1) as u32);
+        self.announce_at = Some(now + timeout);
+    }
+
+    fn tick_until(&mut self, now: Instant) {
+        let tick = self.settings.tick.max(std::time::Duration::from_micros(100));
+        let next = *self.next_tick.get_or_insert(now + tick);
+        if now < next {
+            return;
+        }
+        // Every tick that passed, but no more than an election's worth: a
+        // thread that was descheduled for long does not replay them all.
+        let due = ((now - next).as_nanos() / tick.as_nanos()) as usize + 1;
+        for _ in 0..due.min(self.settings.election_ticks.max(1)) {
+            self.raw.tick();
+        }
+        self.next_tick = Some(now + tick);
+    }
+
+    /// A message from a peer: untrusted bytes, bounded and checked before
+    /// raft sees them.
+    fn receive(&mut self, bytes: &[u8]) {
+        if self.accept(bytes).is_none() {
+            Published::bump(&self.published.bad_messages);
+        }
+    }
+
+    fn accept(&mut self, bytes: &[u8]) -> Option<()> {
+        if bytes.len() > self.settings.max_message_bytes {
+            return None;
+        }
+        let (head, body) = bytes.split_first_chunk::<ENVELOPE_LEN>()?;
+        if head[0] != ENVELOPE_VERSION {
+            return None;
+        }
+        let incarnation = u64::from_le_bytes(head[1..].try_into().ok()?);
+        let mut message = Message::parse_from_bytes(body).ok()?;
+        let from_voter = self.settings.voters.contains(&message.from) && message.from != self.settings.id;
+        if message.to != self.settings.id || !from_voter || is_local(message.get_msg_type()) {
+            return None;
+        }
+        let known = self.peers.insert(message.from, incarnation);
+        if known.is_some_and(|k| k != incarnation) {
+            self.peer_restarted(message.from);
+        }
+        if message.get_msg_type() == MessageType::MsgHeartbeat {
+            // A leader that has not heard of our restart yet may announce a
+            // commit past our (empty) log; raft would take that for a
+            // corrupt log and panic. Committing less is always safe.
+            message.commit = message.commit.min(self.raw.raft.raft_log.last_index());
+        }
+        self.raw.step(message).ok()
+    }
+
+    /// `peer` came back with an empty log: a leader forgets what it held
+    /// and probes it from the start.
+    fn peer_restarted(&mut self, peer: u64) {
+        tracing::info!(node = self.settings.id, peer, "cluster peer restarted");
+        if self.raw.raft.state != StateRole::Leader {
+            return;
+        }
+        if let Some(progress) = self.raw.raft.mut_prs().get_mut(peer) {
+            // Lowering a match index never lowers the commit index (raft
+            // never moves it back), so this is safe whatever the peer holds.
+            progress.matched = 0;
+            progress.become_probe();
+        }
+    }
+
+    fn send_all(&mut self, messages: Vec<Message>) {
+        for message in messages {
+            if message.get_msg_type() == MessageType::MsgSnapshot {
+                self.snapshots_sent.push(message.to);
+            }
+            let mut bytes = Vec::with_capacity(ENVELOPE_LEN + message.compute_size() as usize);
+            bytes.push(ENVELOPE_VERSION);
+            bytes.extend_from_slice(&self.settings.incarnation.to_le_bytes());
+            match message.write_to_writer(&mut bytes) {
+                Ok(()) => self.transport.send(message.to, bytes),
+                Err(e) => tracing::warn!(error = %e, to = message.to, "cluster message not encoded"),
+            }
+        }
+    }
+
+    /// Raft's `Ready`: send, persist (in memory), apply, advance.
+    fn on_ready(&mut self) -> usize {
+        if !self.raw.has_ready() {
+            return 0;
+        }
+        let mut ready = self.raw.ready();
+        self.send_all(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            match Directory::decode(&snapshot.data) {
+                Ok(directory) => {
+                    self.directory = directory;
+                    self.directory_stale = true;
+                }
+                Err(e) => {
+                    Published::bump(&self.published.bad_entries);
+                    tracing::error!(error = %e, "cluster snapshot's directory did not decode");
+                }
+            }
+            if let Err(e) = self.raw.mut_store().apply_snapshot(snapshot) {
+                tracing::warn!(error = %e, "cluster snapshot not applied");
+            }
+        }
+        self.apply(ready.take_committed_entries());
+        if !ready.entries().is_empty() {
+            if let Err(e) = self.raw.mut_store().append(ready.entries()) {
+                tracing::error!(error = %e, "cluster entries not appended");
+            }
+        }
+        if let Some(hs) = ready.hs() {
+            self.raw.mut_store().set_hard_state(hs.clone());
+        }
+        self.send_all(ready.take_persisted_messages());
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().set_commit(commit);
+        }
+        self.send_all(light.take_messages());
+        self.apply(light.take_committed_entries());
+        self.raw.advance_apply();
+        for to in std::mem::take(&mut self.snapshots_sent) {
+            // Sent is all this node knows; a lost snapshot is asked for again.
+            self.raw.report_snapshot(to, raft::SnapshotStatus::Finish);
+        }
+        self.compact();
+        1
+    }
+
+    /// Applies committed entries in log order.
+    fn apply(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            if entry.data.is_empty() {
+                // A new leader's empty entry: no command.
+                continue;
+            }
+            match entry.get_entry_type() {
+                EntryType::EntryNormal => self.apply_commands(&entry),
+                EntryType::EntryConfChange => {
+                    if let Ok(cc) = ConfChange::parse_from_bytes(&entry.data) {
+                        let applied = self.raw.apply_conf_change(&cc);
+                        self.on_conf_change(applied);
+                    }
+                }
+                EntryType::EntryConfChangeV2 => {
+                    if let Ok(cc) = ConfChangeV2::parse_from_bytes(&entry.data) {
+                        let applied = self.raw.apply_conf_change(&cc);
+                        self.on_conf_change(applied);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a configuration raft applied (none is proposed yet: every
+    /// node starts with the same voters).
+    fn on_conf_change(&mut self, applied: raft::Result<raft::eraftpb::ConfState>) {
+        match applied {
+            Ok(cs) => self.raw.mut_store().set_conf_state(cs),
+            Err(e) => tracing::warn!(error = %e, "cluster configuration change refused"),
+        }
+    }
+
+    fn apply_commands(&mut self, entry: &Entry) {
+        let commands = match entry::decode(&entry.data) {
+            Ok(commands) => commands,
+            Err(e) => {
+                // Committed everywhere alike: every node skips it alike.
+                Published::bump(&self.published.bad_entries);
+                tracing::warn!(error = %e, index = entry.index, "cluster entry skipped");
+                return;
+            }
+        };
+        for command in commands {
+            if let Command::Join { group, host, member } = &command {
+                self.announced |=
+                    group == NODES_GROUP && *host == self.settings.id && *member == self.settings.incarnation;
+            }
+            self.directory.apply(command, &mut self.applied);
+        }
+        self.directory_stale |= !self.applied.is_empty();
+        for applied in self.applied.drain(..) {
+            tracing::debug!(node = self.settings.id, index = entry.index, term = entry.term, applied = ?applied, "cluster committed");
+            let committed = Committed { index: entry.index, term: entry.term, applied };
+            // Nobody reading (the receiver dropped): nothing to count.
+            if let Err(TrySendError::Full(_)) = self.committed.try_send(committed) {
+                Published::bump(&self.published.committed_dropped);
+            }
+        }
+    }
+
+    /// Once enough applied entries are held, snapshots the directory at the
+    /// applied index and drops them.
+    fn compact(&mut self) {
+        let applied = self.raw.raft.raft_log.applied;
+        let store = self.raw.store();
+        if applied.saturating_sub(store.compacted_to()) < self.settings.compact_after.max(1) {
+            return;
+        }
+        let data = self.directory.encode();
+        if let Err(e) = self.raw.mut_store().compact(applied, data) {
+            tracing::warn!(error = %e, applied, "cluster log not compacted");
+        }
+    }
+
+    fn publish(&mut self) {
+        let p = &self.published;
+        let raft = &self.raw.raft;
+        if self.logged != (raft.leader_id, raft.term) {
+            self.logged = (raft.leader_id, raft.term);
+            let (leader, term, commit) = (raft.leader_id, raft.term, raft.raft_log.committed);
+            tracing::info!(node = self.settings.id, leader, term, commit, "cluster leader");
+        }
+        Published::set(&p.term, raft.term);
+        Published::set(&p.leader, raft.leader_id);
+        Published::set(&p.commit, raft.raft_log.committed);
+        Published::set(&p.applied, raft.raft_log.applied);
+        let store = self.raw.store();
+        Published::set(&p.compacted_to, store.compacted_to());
+        Published::set(&p.log_len, store.len() as u64);
+        if self.directory_stale {
+            if let Ok(mut shared) = self.shared_directory.try_lock() {
+                shared.clone_from(&self.directory);
+                self.directory_stale = false;
+            }
+        }
+    }
+
+    /// When the next tick is due (`None` before the first cycle).
+    pub fn next_tick(&self) -> Option<Instant> {
+        self.next_tick
+    }
+
+    /// The last index of the log (for tests).
+    pub fn last_index(&self) -> u64 {
+        self.raw.store().last_index().unwrap_or(0)
+    }
+}
+
+/// Message types raft makes for itself: never accepted from a peer.
+fn is_local(t: MessageType) -> bool {
+    matches!(
+        t,
+        MessageType::MsgHup
+            | MessageType::MsgBeat
+            | MessageType::MsgUnreachable
+            | MessageType::MsgSnapStatus
+            | MessageType::MsgCheckQuorum
+    )
+}
+
+impl<T: Transport> Agent for ClusterNode<T> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn do_work(&mut self) -> usize {
+        self.poll(Instant::now())
+    }
+}

@@ -1,0 +1,150 @@
+//! The cluster node of a [`crate::remote::RemoteEngine`] (`cluster.enabled`):
+//! numbered from `net.listen` and `net.peers`, talking through the bridge's
+//! links (`crate::cluster_port`), run on an engine thread of its own that
+//! parks between ticks (it never shares the bridge's thread, which sleeps
+//! in its io_uring).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::mpsc::Receiver;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use super::node::{ClusterHandle, ClusterNode, Transport};
+use super::{ClusterSettings, Committed};
+use crate::cluster_port::{cluster_port, BridgePort, NodePort, PortWakers};
+use crate::config::{EngineConfig, IdleStrategy};
+use crate::engine::{Agent, Engine, EngineError, Waker};
+
+/// The node's transport: raft ids to engine addresses, over the port.
+pub struct LinkTransport {
+    port: NodePort,
+    addrs: HashMap<u64, SocketAddr>,
+}
+
+impl Transport for LinkTransport {
+    fn send(&mut self, to: u64, message: Vec<u8>) {
+        if let Some(addr) = self.addrs.get(&to) {
+            self.port.send_to(*addr, message);
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Vec<u8>> {
+        self.port.try_recv()
+    }
+}
+
+/// The node as its thread runs it: parks until its next tick or a wake.
+struct Parked(ClusterNode<LinkTransport>);
+
+impl Agent for Parked {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn do_work(&mut self) -> usize {
+        self.0.do_work()
+    }
+
+    fn sleeps(&self) -> bool {
+        true
+    }
+
+    fn wait(&mut self, timeout: std::time::Duration) {
+        let until_tick = self.0.next_tick().map_or(timeout, |t| t.saturating_duration_since(Instant::now()));
+        // Ended early by the port's wake (an unpark of this thread).
+        std::thread::park_timeout(timeout.min(until_tick));
+    }
+}
+
+/// A running cluster node: its engine thread and its handle.
+pub struct ClusterRun {
+    /// Behind a mutex only so the run is `Sync` (the embedded engine is a
+    /// static); taken once, at shutdown.
+    engine: Mutex<Option<Engine>>,
+    handle: ClusterHandle,
+    wakers: PortWakers,
+    committed: Mutex<Option<Receiver<Committed>>>,
+}
+
+impl ClusterRun {
+    /// The handle to propose through and read the node's state.
+    pub fn handle(&self) -> &ClusterHandle {
+        &self.handle
+    }
+
+    /// What the node commits, in log order (once: the first caller takes
+    /// it). Until someone does, and once they stop reading, what does not
+    /// fit the bounded queue is dropped and counted
+    /// (`ClusterStatus::committed_dropped`).
+    pub fn take_committed(&self) -> Option<Receiver<Committed>> {
+        self.committed.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// The bridge's engine, woken when the node queued messages.
+    pub fn set_bridge_waker(&self, waker: Waker) {
+        self.wakers.set_bridge(waker);
+    }
+
+    /// Stops the node's thread.
+    pub fn shutdown(self) -> Result<(), EngineError> {
+        match self.take_engine() {
+            Some(engine) => engine.shutdown(std::time::Duration::from_secs(5)).map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
+impl ClusterRun {
+    fn take_engine(&self) -> Option<Engine> {
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl Drop for ClusterRun {
+    fn drop(&mut self) {
+        if let Some(engine) = self.take_engine() {
+            let _ = engine.shutdown(std::time::Duration::from_secs(5));
+        }
+    }
+}
+
+/// Starts the node `config` describes for the engine listening at
+/// `listen`; returns it and the bridge's end of its port.
+pub fn start(config: &EngineConfig, listen: SocketAddr) -> Result<(ClusterRun, BridgePort), EngineError> {
+    let bad = |why: String| EngineError::Config(format!("cluster: {why}"));
+    if listen.port() == 0 {
+        return Err(bad("net.listen needs a fixed port: it numbers the cluster's nodes".to_owned()));
+    }
+    let mut peers = Vec::new();
+    for peer in &config.net().peers {
+        let addr = peer.addr();
+        let resolved = (addr.host(), addr.port()).to_socket_addrs().ok().and_then(|mut a| a.next());
+        peers.push(resolved.ok_or_else(|| bad(format!("net.peers entry {addr} does not resolve")))?);
+    }
+    let (id, numbered) = super::node_ids(listen, &peers);
+    let c = config.cluster();
+    let mut settings = ClusterSettings::new(id, numbered.iter().map(|(id, _)| *id).collect());
+    settings.tick = c.tick;
+    settings.election_ticks = c.election_ticks;
+    settings.heartbeat_ticks = c.heartbeat_ticks;
+    settings.compact_after = c.compact_after;
+    settings.max_message_bytes = c.max_message_bytes;
+    let (bridge_port, node_port) = cluster_port();
+    let wakers = node_port.wakers();
+    let addrs = numbered.iter().filter(|(n, _)| *n != id).copied().collect();
+    let transport = LinkTransport { port: node_port, addrs };
+    let (node, handle, committed) = ClusterNode::new(settings, transport).map_err(|e| bad(e.to_string()))?;
+    // One thread that parks: the cluster's clock is coarse (ticks of ms).
+    let thread = EngineConfig::builder()
+        .threads(1)
+        .idle(IdleStrategy::Park)
+        .build()
+        .map_err(|e| bad(format!("its thread's configuration: {e}")))?;
+    let engine = Engine::start(&thread, vec![Box::new(Parked(node))])?;
+    wakers.set_node(engine.waker());
+    handle.set_waker(engine.waker());
+    tracing::info!(node = id, nodes = ?numbered, "cluster node started");
+    let committed = Mutex::new(Some(committed));
+    Ok((ClusterRun { engine: Mutex::new(Some(engine)), handle, wakers, committed }, bridge_port))
+}

@@ -1,0 +1,152 @@
+//! The hook between the bridge (which owns the engines' links) and the
+//! cluster node (`crate::cluster`, feature `cluster`): `Cluster` frames
+//! the bridge receives go to the node, and what the node sends to a peer's
+//! address goes out on the bridge's link to it as a `Cluster` frame.
+//!
+//! Both directions are bounded channels used with `try_send` and
+//! `try_recv` only: neither agent ever waits for the other, and what a full
+//! queue drops is counted (raft resends what matters). It never looks
+//! inside the messages: the node checks them.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, OnceLock};
+
+use crate::engine::Waker;
+
+/// Messages each direction holds before it drops.
+pub const PORT_QUEUE: usize = 4096;
+
+/// The bridge's end: hands received messages over, takes messages to send.
+pub struct BridgePort {
+    inbound: SyncSender<Vec<u8>>,
+    outbound: Receiver<(SocketAddr, Vec<u8>)>,
+    shared: Arc<PortShared>,
+}
+
+/// The cluster node's end (its `Transport` with the `cluster` feature).
+pub struct NodePort {
+    inbound: Receiver<Vec<u8>>,
+    outbound: SyncSender<(SocketAddr, Vec<u8>)>,
+    shared: Arc<PortShared>,
+}
+
+#[derive(Default)]
+struct PortShared {
+    /// Wakes the other agent's engine thread after a hand-over.
+    bridge_waker: OnceLock<Waker>,
+    node_waker: OnceLock<Waker>,
+    /// Messages dropped because a queue was full (either direction).
+    dropped: AtomicU64,
+}
+
+impl PortShared {
+    fn count_drop(&self) {
+        // SYNC: Relaxed; a counter read alone (`BridgePort::dropped`).
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A connected pair of ends.
+pub fn cluster_port() -> (BridgePort, NodePort) {
+    let (inbound_tx, inbound_rx) = mpsc::sync_channel(PORT_QUEUE);
+    let (outbound_tx, outbound_rx) = mpsc::sync_channel(PORT_QUEUE);
+    let shared = Arc::new(PortShared::default());
+    (
+        BridgePort { inbound: inbound_tx, outbound: outbound_rx, shared: Arc::clone(&shared) },
+        NodePort { inbound: inbound_rx, outbound: outbound_tx, shared },
+    )
+}
+
+impl BridgePort {
+    /// A `Cluster` frame's body arrived: queued for the node (copied: the
+    /// frame borrows the receive buffer), or dropped and counted if full.
+    pub fn deliver(&self, payload: &[u8]) {
+        if self.inbound.try_send(payload.to_vec()).is_err() {
+            self.shared.count_drop();
+            return;
+        }
+        if let Some(waker) = self.shared.node_waker.get() {
+            waker.wake();
+        }
+    }
+
+    /// The next message the node queued for a peer, if any.
+    pub fn next_outbound(&self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.outbound.try_recv().ok()
+    }
+
+    /// Messages dropped so far on a full queue.
+    pub fn dropped(&self) -> u64 {
+        // SYNC: Relaxed; see `PortShared::count_drop`.
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Sets the engines each end wakes after a hand-over (known only once the
+/// engines run): the bridge's (the node sent), the node's (the bridge
+/// delivered). Each is set once; later calls are ignored.
+pub struct PortWakers(Arc<PortShared>);
+
+impl PortWakers {
+    /// The bridge's engine.
+    pub fn set_bridge(&self, waker: Waker) {
+        let _ = self.0.bridge_waker.set(waker);
+    }
+
+    /// The node's engine.
+    pub fn set_node(&self, waker: Waker) {
+        let _ = self.0.node_waker.set(waker);
+    }
+}
+
+impl NodePort {
+    /// Where to set the engines to wake.
+    pub fn wakers(&self) -> PortWakers {
+        PortWakers(Arc::clone(&self.shared))
+    }
+
+    /// Queues `message` for the engine at `to`; dropped and counted if the
+    /// bridge's queue is full.
+    pub fn send_to(&self, to: SocketAddr, message: Vec<u8>) {
+        if self.outbound.try_send((to, message)).is_err() {
+            self.shared.count_drop();
+            return;
+        }
+        if let Some(waker) = self.shared.bridge_waker.get() {
+            waker.wake();
+        }
+    }
+
+    /// The next message the bridge delivered, if any.
+    pub fn try_recv(&self) -> Option<Vec<u8>> {
+        self.inbound.try_recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_cross_both_ways_and_a_full_queue_drops_and_counts() {
+        let (bridge, node) = cluster_port();
+        let addr: SocketAddr = "127.0.0.1:7001".parse().expect("addr");
+        bridge.deliver(b"in");
+        assert_eq!(node.try_recv(), Some(b"in".to_vec()));
+        assert_eq!(node.try_recv(), None);
+        node.send_to(addr, b"out".to_vec());
+        assert_eq!(bridge.next_outbound(), Some((addr, b"out".to_vec())));
+        assert_eq!(bridge.next_outbound(), None);
+        for _ in 0..PORT_QUEUE + 3 {
+            bridge.deliver(b"x");
+        }
+        assert_eq!(bridge.dropped(), 3);
+        // The other end gone: nothing blocks, everything is dropped.
+        drop(node);
+        assert_eq!(bridge.next_outbound(), None);
+        bridge.deliver(b"y");
+        assert_eq!(bridge.dropped(), 4);
+    }
+}
