@@ -1,7 +1,7 @@
 //! The SPSC producer's batch writer, [`Producer::write_batch`], and the
 //! [`Slot`] each of its frames is written through.
 
-use super::layout::DATA;
+use super::layout::data_off;
 use super::producer::Producer;
 use crate::error::ClaimError;
 use crate::frame::{self, frame_size, FrameWord, HEADER, KIND_DATA};
@@ -108,7 +108,7 @@ impl<R: Region> Producer<R> {
                 break;
             }
             let size = frame_size(len) as u64;
-            let frame_off = DATA + (pos as usize & mask);
+            let frame_off = data_off(pos, mask);
             let mut slot = Slot { region, off: frame_off + HEADER, len, meta: 0, flags: 0 };
             go_on = fill(&mut slot);
             // SYNC: Relaxed; published by the batch's Release in `commit`.

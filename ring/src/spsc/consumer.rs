@@ -3,6 +3,7 @@
 //! (`read_batch`) follows the producer's published tail. Everything read
 //! from the region is validated (see the ring's module documentation).
 
+use super::layout::data_off;
 use super::{
     geometry, max_payload, DATA, OFF_CONSUMER, OFF_DATA_WAIT, OFF_HEAD, OFF_PRODUCER, OFF_SPACE_WAIT, OFF_TAIL,
 };
@@ -33,6 +34,51 @@ pub struct Consumer<R: Region> {
     /// This consumer's own number, carried by every [`Peeked`] it hands
     /// out, so that one of another ring is never taken for its own.
     id: u64,
+}
+
+/// [`Consumer::classify`] with the ring's capacity passed in: the batch
+/// loop keeps it in a register across the frames (a field would be
+/// reloaded after every Acquire load and every store the caller's closure
+/// makes).
+#[inline(always)]
+fn classify_in<R: Region>(region: &R, capacity: usize, pos: u64, raw: u64, seq: u16) -> Result<Found, ReadError> {
+    // `& !7`: as in `data_off`.
+    let at = pos as usize & (capacity - 1) & !7;
+    let off = DATA + at;
+    let word = FrameWord::decode(raw);
+    let room = capacity - at;
+    match word.kind {
+        // A producer pads only from inside the ring to its end (never a
+        // whole lap: frames fit at offset 0), so padding at offset 0 is
+        // a hostile loop back to itself.
+        KIND_PAD if word.len as usize == room && at != 0 => Ok(Found::Pad(room as u64)),
+        KIND_PAD => Err(corrupt(off, raw, "padding does not end at the end of the ring, or fills a lap")),
+        KIND_DATA => {
+            let len = word.len as usize;
+            if len > max_payload(capacity) || frame_size(len) > room {
+                return Err(corrupt(off, raw, "frame length out of bounds"));
+            }
+            if word.tag != seq {
+                return Err(corrupt(off, raw, "frame sequence number out of order"));
+            }
+            // SYNC: Relaxed; ordered by the Acquire that found `raw`.
+            let meta = region.word(off + 8).load(Ordering::Relaxed);
+            Ok(Found::Frame(FrameAt {
+                pos,
+                payload: off + HEADER,
+                len,
+                size: frame_size(len) as u64,
+                meta,
+                flags: word.flags,
+                tag: word.tag,
+            }))
+        }
+        _ => Err(corrupt(off, raw, "unknown frame kind")),
+    }
+}
+
+fn corrupt(offset: usize, value: u64, what: &'static str) -> ReadError {
+    ReadError::Corrupt(Corrupt { offset, value, what })
 }
 
 /// The numbers [`Consumer`]s carry (never reused, unlike addresses).
@@ -70,7 +116,7 @@ impl<R: Region> Consumer<R> {
     }
 
     fn corrupt(&self, offset: usize, value: u64, what: &'static str) -> ReadError {
-        ReadError::Corrupt(Corrupt { offset, value, what })
+        corrupt(offset, value, what)
     }
 
     /// Finds the frame at the read position, skipping padding (locally).
@@ -83,8 +129,8 @@ impl<R: Region> Consumer<R> {
     fn locate(&self) -> Result<FrameAt, ReadError> {
         let mut pos = self.head;
         loop {
-            let at = pos as usize & self.mask;
-            let off = DATA + at;
+            let off = data_off(pos, self.mask);
+            let at = off - DATA;
             // SYNC: Acquire; pairs with the Release in `Producer::commit`.
             let raw = self.region.word(off).load(Ordering::Acquire);
             if raw == 0 {
@@ -109,38 +155,7 @@ impl<R: Region> Consumer<R> {
     /// carry sequence tag `seq`.
     #[inline(always)]
     fn classify(&self, pos: u64, raw: u64, seq: u16) -> Result<Found, ReadError> {
-        let at = pos as usize & self.mask;
-        let off = DATA + at;
-        let word = FrameWord::decode(raw);
-        let room = self.capacity - at;
-        match word.kind {
-            // A producer pads only from inside the ring to its end (never a
-            // whole lap: frames fit at offset 0), so padding at offset 0 is
-            // a hostile loop back to itself.
-            KIND_PAD if word.len as usize == room && at != 0 => Ok(Found::Pad(room as u64)),
-            KIND_PAD => Err(self.corrupt(off, raw, "padding does not end at the end of the ring, or fills a lap")),
-            KIND_DATA => {
-                let len = word.len as usize;
-                if len > max_payload(self.capacity) || frame_size(len) > room {
-                    return Err(self.corrupt(off, raw, "frame length out of bounds"));
-                }
-                if word.tag != seq {
-                    return Err(self.corrupt(off, raw, "frame sequence number out of order"));
-                }
-                // SYNC: Relaxed; ordered by the Acquire that found `raw`.
-                let meta = self.region.word(off + 8).load(Ordering::Relaxed);
-                Ok(Found::Frame(FrameAt {
-                    pos,
-                    payload: off + HEADER,
-                    len,
-                    size: frame_size(len) as u64,
-                    meta,
-                    flags: word.flags,
-                    tag: word.tag,
-                }))
-            }
-            _ => Err(self.corrupt(off, raw, "unknown frame kind")),
-        }
+        classify_in(&self.region, self.capacity, pos, raw, seq)
     }
 
     #[cold]
@@ -197,7 +212,7 @@ impl<R: Region> Consumer<R> {
             pos: peeked.pos,
             // An empty frame points at the start of the data area: a stale
             // position may lie anywhere in the ring.
-            payload: if next { DATA + (peeked.pos as usize & self.mask) + HEADER } else { DATA },
+            payload: if next { data_off(peeked.pos, self.mask) + HEADER } else { DATA },
             len,
             size: frame_size(len) as u64,
             meta: peeked.meta,
@@ -305,6 +320,7 @@ impl<R: Region> Consumer<R> {
             return Err(self.corrupt(OFF_TAIL, tail, "producer tail more than a lap ahead of the consumer"));
         }
         self.prefetch_range(tail);
+        let (region, capacity, mask) = (&self.region, self.capacity, self.mask);
         let (mut pos, mut seq, mut n) = (self.head, self.seq, 0);
         let (mut failure, mut refused) = (None, false);
         // Up to the tail, not beyond: the word there is the one the producer
@@ -314,14 +330,14 @@ impl<R: Region> Consumer<R> {
             // SYNC: Acquire; pairs with the Release in `Producer::commit`.
             // A frame below the tail is committed; zero means the tail lied
             // (or the producer closed): stop there.
-            let raw = self.region.word(DATA + (pos as usize & self.mask)).load(Ordering::Acquire);
+            let raw = region.word(data_off(pos, mask)).load(Ordering::Acquire);
             if raw == 0 {
                 break;
             }
-            match self.classify(pos, raw, seq) {
+            match classify_in(region, capacity, pos, raw, seq) {
                 Ok(Found::Pad(size)) => pos += size,
                 Ok(Found::Frame(frame)) => {
-                    if !take(&FrameRef { region: &self.region, frame }) {
+                    if !take(&FrameRef { region, frame }) {
                         refused = true;
                         break;
                     }

@@ -101,3 +101,13 @@ pub fn is_fresh(region: &impl Region) -> bool {
 pub(super) const fn end_after(start: u64, len: usize) -> u64 {
     start + frame_size(len) as u64 + 8
 }
+
+/// Region offset of ring position `pos` (`mask`: the capacity less one).
+/// Positions are 8-aligned (checked at attach, advanced only by frame and
+/// padding sizes, multiples of 8), so `& !7` changes none of them: it tells
+/// the compiler the words there are aligned, which drops the word accesses'
+/// alignment checks from the hot paths.
+#[inline(always)]
+pub(super) const fn data_off(pos: u64, mask: usize) -> usize {
+    DATA + (pos as usize & mask & !7)
+}

@@ -4,7 +4,7 @@
 
 use super::claim::Claim;
 use super::layout::{
-    end_after, geometry, max_payload, DATA, OFF_CONSUMER, OFF_DATA_WAIT, OFF_HEAD, OFF_PRODUCER, OFF_SPACE_WAIT,
+    data_off, end_after, geometry, max_payload, OFF_CONSUMER, OFF_DATA_WAIT, OFF_HEAD, OFF_PRODUCER, OFF_SPACE_WAIT,
     OFF_TAIL,
 };
 use crate::control::{self, attach_side, close_side, side_closed, wait_point, WakeMode};
@@ -180,7 +180,7 @@ impl<R: Region> Producer<R> {
 
     #[inline(always)]
     pub(super) fn payload_off(&self, start: u64) -> usize {
-        DATA + (start as usize & self.mask) + HEADER
+        data_off(start, self.mask) + HEADER
     }
 
     /// Publishes every pushed frame with one Release store.
@@ -191,7 +191,7 @@ impl<R: Region> Producer<R> {
         };
         // The consumer stops at the next position: clear what an earlier lap
         // left there. The claim checks reserved these 8 bytes.
-        let next = DATA + (self.pending as usize & self.mask);
+        let next = data_off(self.pending, self.mask);
         self.region.word(next).store(0, Ordering::Relaxed);
         self.tail = self.pending;
         // SYNC: Relaxed; published by the Release below. The tail goes first:
@@ -243,11 +243,11 @@ impl<R: Region> Producer<R> {
 
     #[inline(always)]
     pub(super) fn push_frame(&mut self, pad: u64, start: u64, len: usize, meta: u64, flags: u8) {
-        let frame_off = DATA + (start as usize & self.mask);
+        let frame_off = data_off(start, self.mask);
         // SYNC: Relaxed; published by the batch's Release in `commit`.
         self.region.word(frame_off + 8).store(meta, Ordering::Relaxed);
         if pad > 0 {
-            let pad_off = DATA + (self.pending as usize & self.mask);
+            let pad_off = data_off(self.pending, self.mask);
             self.hold_or_store(pad_off, FrameWord { len: pad as u32, kind: KIND_PAD, flags: 0, tag: 0 }.encode());
         }
         let word = FrameWord { len: len as u32, kind: KIND_DATA, flags, tag: self.seq }.encode();

@@ -247,21 +247,33 @@ impl FlowEnd {
 /// update.
 #[derive(Default)]
 struct Stamps {
-    /// The clock when the batch was handed over (read at its first message).
+    /// The clock when the batch was handed over (read at its first stamped
+    /// message).
     at: Option<u64>,
     stamp: u64,
     run: u64,
 }
 
 impl Stamps {
-    #[inline]
+    /// Counts a message stamped `stamp`: one compare and one add while the
+    /// run goes on (a batch's messages share their stamp).
+    #[inline(always)]
     fn add(&mut self, stamp: u64, slot: &crate::stats::Slot) {
-        self.at.get_or_insert_with(crate::clock::now);
         if stamp != self.stamp {
-            self.flush(slot);
-            self.stamp = stamp;
+            self.start_run(stamp, slot);
         }
         self.run += 1;
+    }
+
+    /// A message with another stamp than the run's: records the run and
+    /// starts one (reading the clock at the first stamped message).
+    #[inline(never)]
+    fn start_run(&mut self, stamp: u64, slot: &crate::stats::Slot) {
+        self.flush(slot);
+        if stamp != 0 {
+            self.at.get_or_insert_with(crate::clock::now);
+        }
+        self.stamp = stamp;
     }
 
     #[inline]

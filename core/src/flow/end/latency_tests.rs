@@ -54,6 +54,36 @@ fn injected_delays_land_in_their_buckets() {
     assert_eq!((sb.latency.len(), sb.received), (0, 15));
 }
 
+/// Sends `msg` with the send stamp `stamp` (0: unstamped).
+fn send_with_stamp(flow: &mut FlowEnd, msg: &[u8], stamp: u64) {
+    let mut c = flow.sides.get().tx.try_claim(msg.len()).expect("room");
+    c.payload_mut().copy_from_slice(msg);
+    c.set_meta(stamp);
+    let _ = c.commit();
+    super::send::count_sent(&flow.slot, msg.len());
+}
+
+#[test]
+fn a_batch_records_each_run_of_stamps_and_counts_the_unstamped() {
+    // FlowEnd::pair keeps its statistics in the default runtime directory.
+    ringflow_testkit::isolate_runtime_dir();
+    let (mut a, mut b) = FlowEnd::pair(&Qos::default()).unwrap();
+    const MS: u64 = 1_000_000;
+    let ago = |ns: u64| clock::now().wrapping_sub(clock::ns_to_ticks(ns)) & clock::TICKS_MASK;
+    let (near, far) = (ago(2 * MS), ago(3_000 * MS));
+    // Runs of equal stamps (a batch's messages share one), and unstamped
+    // messages first, between runs and last: one receive batch takes all.
+    for stamp in [0, near, near, near, far, far, 0, near, 0] {
+        send_with_stamp(&mut a, b"z", stamp);
+    }
+    assert_eq!(b.try_recv_batch(usize::MAX, |m| assert_eq!(m, b"z")).unwrap(), 9);
+    let s = b.stats();
+    assert_eq!((s.latency.len(), s.unstamped, s.received), (6, 3, 9));
+    let h = s.latency;
+    assert!(h.min() >= h.lowest_equivalent(2 * MS), "min {}", h.min());
+    assert_eq!(h.count_between(3_000 * MS, u64::MAX), 2);
+}
+
 #[test]
 fn every_receive_form_records_and_zero_copy_sends_are_stamped() {
     // FlowEnd::pair keeps its statistics in the default runtime directory.

@@ -104,7 +104,9 @@ impl FlowEnd {
         self.recv_ref_deadline(Deadline::Never)
     }
 
-    /// [`recv_ref`](Self::recv_ref) without waiting.
+    /// [`recv_ref`](Self::recv_ref) without waiting. Inlinable into other
+    /// crates, as [`try_send`](Self::try_send) is.
+    #[inline]
     pub fn try_recv_ref(&mut self) -> Result<RecvBuf<'_>, RecvError> {
         self.recv_ref_deadline(Deadline::Now)
     }

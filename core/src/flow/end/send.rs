@@ -33,6 +33,9 @@ impl FlowEnd {
     }
 
     /// Sends `msg` if there is room now (`WouldBlock` otherwise).
+    /// Inlinable into other crates (the API's `Flow` and its callers): the
+    /// ping-pong's send, without a call's prologue and epilogue.
+    #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
         self.send_one(msg, Deadline::Now)
     }
