@@ -330,9 +330,10 @@ fn bench(args: BenchArgs) -> ExitCode {
         (None, None) => return fail(&NO_FILES_WITHOUT_A_SCENARIO),
         (None, Some(_)) => None,
     };
-    let stdout = io::stdout();
-    let stderr = io::stderr();
-    let (mut out, mut progress) = (stdout.lock(), stderr.lock());
+    // Neither stream is held locked for the run: the engines' threads log
+    // through tracing to stderr while it runs, and a side thread blocked on
+    // a lock this thread holds, while this thread joins it, hung the bench.
+    let (mut out, mut progress) = (io::stdout(), io::stderr());
     let result = match &report_dir {
         Some(dir) => {
             ringflow_bench::run_into_dir(args.scenario.as_deref(), mode, args.json, dir, &mut out, &mut progress)
