@@ -11,11 +11,7 @@ use super::{FlowEnd, FlowOptions};
 /// with a chosen stamp).
 fn send_stamped_ago(flow: &mut FlowEnd, msg: &[u8], ago_ns: u64) {
     let stamp = clock::now().wrapping_sub(clock::ns_to_ticks(ago_ns)) & clock::TICKS_MASK;
-    let mut c = flow.sides.get().tx.try_claim(msg.len()).expect("room");
-    c.payload_mut().copy_from_slice(msg);
-    c.set_meta(stamp);
-    let _ = c.commit();
-    super::send::count_sent(&flow.slot, msg.len());
+    send_with_stamp(flow, msg, stamp);
 }
 
 #[test]
