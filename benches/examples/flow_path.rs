@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use ringflow_api::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos};
 
+#[path = "shared/batch.rs"]
+mod batch;
+
 fn main() {
     let dir = std::env::temp_dir().join(format!("ringflow-path-{}", std::process::id()));
     let mut l = Listener::bind_with("path", ListenerOptions::new().runtime_dir(&dir)).expect("bind");
@@ -40,17 +43,10 @@ fn main() {
     }
     // Batches of 32: `send_batch_with` writes them in place, `recv_batch`
     // reads them in place.
-    let lens = [64usize; 32];
     let start = Instant::now();
     let mut sum = 0u64;
-    for _ in 0..5_000_000u32 / 32 {
-        let n = a.try_send_batch_with(&lens, |_, dst| {
-            dst.copy_from_slice(&msg);
-            true
-        });
-        assert_eq!(n.expect("send batch"), 32);
-        let n = b.try_recv_batch(32, |m| sum += m[0] as u64).expect("recv batch");
-        assert_eq!(n, 32);
+    for _ in 0..5_000_000 / batch::BATCH {
+        sum += batch::round(&mut a, &mut b, &msg);
     }
     std::hint::black_box(sum);
     println!("{:>18}: {:.1} ns per message", "batches of 32", start.elapsed().as_nanos() as f64 / 5e6);

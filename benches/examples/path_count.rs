@@ -4,6 +4,10 @@
 //! messages instead: `try_send_batch_with` and `try_recv_batch`, on a flow
 //! without a window (a stream's).
 use ringflow_api::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, REQUEST_REPLY_WINDOW};
+
+#[path = "shared/batch.rs"]
+mod batch;
+
 fn main() {
     let rounds: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(200_000);
     let batch = std::env::args().nth(2).is_some_and(|a| a == "batch");
@@ -23,15 +27,8 @@ fn main() {
     let msg = [7u8; 64];
     let mut sum = 0u64;
     if batch {
-        let lens = [64usize; 32];
         for _ in 0..rounds {
-            let n = a.try_send_batch_with(&lens, |_, dst| {
-                dst.copy_from_slice(&msg);
-                true
-            });
-            assert_eq!(n.expect("send batch"), 32);
-            let n = b.try_recv_batch(32, |m| sum += m[0] as u64).expect("recv batch");
-            assert_eq!(n, 32);
+            sum += batch::round(&mut a, &mut b, &msg);
         }
     } else {
         a.set_send_window(Some(REQUEST_REPLY_WINDOW));
