@@ -105,7 +105,7 @@ pub struct ClusterSettings {
     /// proposes the node down (`cluster.node_timeout_ms`; longer than an
     /// election timeout).
     pub node_timeout: Duration,
-    /// The test feed's interval (`RINGFLOW_CLUSTER_TEST_FEED`, ms): the
+    /// The test feed's interval (`RINGFLOW_TEST_CLUSTER_FEED`, ms): the
     /// node proposes AGREED messages of its own to [`FEED_GROUP`]. Tests
     /// only; `None` in every real configuration.
     pub test_feed: Option<Duration>,

@@ -123,7 +123,7 @@ pub struct ClusterNode<T: Transport> {
     pub(super) in_flight: InFlight,
     /// Ids of the node's own proposals (shared with its handles).
     pub(super) next_id: Arc<AtomicU64>,
-    /// The test feed, when `RINGFLOW_CLUSTER_TEST_FEED` asks for one.
+    /// The test feed, when `RINGFLOW_TEST_CLUSTER_FEED` asks for one.
     pub(super) feed: Option<Feed>,
 }
 
