@@ -125,6 +125,8 @@ pub struct ClusterNode<T: Transport> {
     pub(super) next_id: Arc<AtomicU64>,
     /// The test feed, when `RINGFLOW_TEST_CLUSTER_FEED` asks for one.
     pub(super) feed: Option<Feed>,
+    /// Its statistics slots (`ringflow stat`), when attached.
+    pub(super) slots: Option<super::watch::StatSlots>,
 }
 
 /// The group every node joins once a leader is known (host: its id,
@@ -209,6 +211,7 @@ impl<T: Transport> ClusterNode<T> {
             in_flight: InFlight::new(lost_tx),
             next_id,
             feed,
+            slots: None,
         };
         Ok((node, handle, committed_rx))
     }

@@ -150,7 +150,10 @@ pub fn start(config: &EngineConfig, listen: SocketAddr) -> Result<(ClusterRun, B
     let addrs =
         numbered.iter().filter(|(n, _)| *n != id).map(|(n, a)| (*n, via.get(a).copied().unwrap_or(*a))).collect();
     let transport = LinkTransport { port: node_port, addrs };
-    let (node, handle, committed) = ClusterNode::new(settings, transport).map_err(|e| bad(e.to_string()))?;
+    let (mut node, handle, committed) = ClusterNode::new(settings, transport).map_err(|e| bad(e.to_string()))?;
+    if let Ok(dir) = crate::control::RuntimeDir::resolve() {
+        node.attach_stats(dir.path());
+    }
     // One thread that parks: the cluster's clock is coarse (ticks of ms).
     let thread = EngineConfig::builder()
         .threads(1)
