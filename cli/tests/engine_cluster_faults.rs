@@ -315,9 +315,9 @@ fn engines_survive_link_cuts_partitions_and_kills_with_one_log() {
     c.await_flow(&all, 10);
     c.check("after the partition");
 
-    // 3. kill -9 of a follower, then of the leader, mid-stream, twice
+    // 3. kill -9 of a follower, then of the leader, mid-stream, three times
     // each; a fresh engine takes each one's place.
-    for round in 0..2 {
+    for round in 0..3 {
         for kill_leader in [false, true] {
             let live = c.live();
             let leader = c.await_leader(&live, 0);
