@@ -9,6 +9,7 @@ mod log;
 mod ping;
 mod pong;
 mod stat;
+mod stat_cluster;
 mod stat_group;
 
 use std::io::{self, Write};

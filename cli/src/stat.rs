@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ringflow::stats::{self, Histogram, ProcessStats, SlotKind, SlotSnapshot};
 
-use crate::stat_group;
+use crate::{stat_cluster, stat_group};
 
 /// How `stat` shows what it reads.
 pub struct StatArgs {
@@ -219,6 +219,8 @@ fn json(procs: &[ProcessStats], rates: &HashMap<Key, Vec<f64>>) -> String {
                 SlotKind::Engine if s.peer == u64::MAX => "\"core\":null".to_owned(),
                 SlotKind::Engine => format!("\"core\":{}", s.peer),
                 SlotKind::Group => format!("\"member_id\":{}", s.info),
+                SlotKind::Cluster => format!("\"node\":{}", s.info),
+                SlotKind::ClusterPeer => format!("\"node\":{},\"peer\":{}", s.peer, s.info),
             };
             let mut line = format!(
                 "{{\"type\":{},\"pid\":{},\"name\":{},\"role\":{},{peer}",
@@ -297,7 +299,7 @@ fn table(
             "  {:<6} {:<15} {:<5} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>6} {:>6} {:>6}",
             "KIND", "NAME", "ROLE", "PEER", "SENT", "RECV", "SENT/s", "RECV/s", "LAST50", "LAST99", "P50", "P99"
         );
-        for s in p.slots.iter().filter(|s| s.kind != SlotKind::Group) {
+        for s in p.slots.iter().filter(|s| s.kind != SlotKind::Group && !stat_cluster::is_cluster(s.kind)) {
             let r = rates.get(&key(p, s));
             let h = &s.hists[0];
             // The interval's own histogram: now less the last read (the same
@@ -330,6 +332,7 @@ fn table(
                 ns_short(quantile(Some(h), 0.99)),
             );
         }
+        stat_cluster::text(p, &mut out);
     }
     out
 }

@@ -92,6 +92,30 @@ fn engines_agree_and_a_killed_leader_is_replaced_and_its_engine_caught_up() {
     for s in &seen[1..] {
         assert_eq!(s.committed[..3], seen[0].committed[..3], "another order on another engine");
     }
+    // `ringflow stat` shows each engine's node: its id, the leader, the
+    // quorum, and its peers (the leader's with their match indexes).
+    for (i, dir) in dirs.iter().enumerate() {
+        let id = id_of(all[i], &all);
+        let leader = seen[i].leader;
+        wait_until("the cluster in `ringflow stat`", || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringflow"))
+                .args(["stat", "--once", "--window-ms", "1", "--runtime-dir"])
+                .arg(dir.path())
+                .output()
+                .expect("run ringflow stat");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let node = format!("cluster node {id}: term ");
+            let peers = text.matches("    peer ").count();
+            let shown =
+                text.contains(&node) && text.contains(&format!("leader {leader},")) && text.contains("quorum yes");
+            let matched = id != leader || !text.contains("match -");
+            if shown && peers == 2 && matched && text.contains(": up, match") {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        });
+    }
     let old = seen[0].leader;
     let old_term = seen[0].term;
     let gone = (0..3).find(|i| id_of(all[*i], &all) == old).expect("the leader is one of them");

@@ -19,6 +19,22 @@
 //! engines (this engine's and `net.peers`'): every engine given the same
 //! set numbers it the same way ([`node_ids`]).
 //!
+//! **Under faults** (`watch.rs`, `liveness.rs`): the leader proposes
+//! `NodeDown` of a node it has not heard from for `cluster.node_timeout_ms`
+//! (a new leader gives every node a full timeout from its election); every
+//! member of that node leaves every view ([`ViewReason::NodeDown`]). A node
+//! comes back up by itself: once it applies its own removal (or, new run,
+//! once it starts) it joins [`NODES_GROUP`] again, and that join is its
+//! node-up ([`ViewReason::NodeUp`]; a new run's join first takes the run
+//! before it down). A node publishes whether it has the quorum (a leader
+//! hearing from a majority, a follower hearing from its leader within an
+//! election timeout) and refuses proposals without it
+//! ([`ProposeError::NoQuorum`]). The SAFE index (`safe.rs`) is the least
+//! match index over the nodes not down, computed by the leader and carried
+//! to the followers by a message of ringflow's own. Each proposal has an
+//! id, echoed on what it commits, and a proposal that may be lost is
+//! reported ([`Lost`]).
+//!
 //! **Nothing is durable.** A node that restarts starts with an empty log
 //! under its old id and catches up from the others (log or snapshot). Raft
 //! assumes a node keeps its vote across a restart; a restarted node that
@@ -105,7 +121,7 @@ pub struct ClusterSettings {
     /// proposes the node down (`cluster.node_timeout_ms`; longer than an
     /// election timeout).
     pub node_timeout: Duration,
-    /// The test feed's interval (`RINGFLOW_CLUSTER_TEST_FEED`, ms): the
+    /// The test feed's interval (`RINGFLOW_TEST_CLUSTER_FEED`, ms): the
     /// node proposes AGREED messages of its own to [`FEED_GROUP`]. Tests
     /// only; `None` in every real configuration.
     pub test_feed: Option<Duration>,

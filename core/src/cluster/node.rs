@@ -123,8 +123,10 @@ pub struct ClusterNode<T: Transport> {
     pub(super) in_flight: InFlight,
     /// Ids of the node's own proposals (shared with its handles).
     pub(super) next_id: Arc<AtomicU64>,
-    /// The test feed, when `RINGFLOW_CLUSTER_TEST_FEED` asks for one.
+    /// The test feed, when `RINGFLOW_TEST_CLUSTER_FEED` asks for one.
     pub(super) feed: Option<Feed>,
+    /// Its statistics slots (`ringflow stat`), when attached.
+    pub(super) slots: Option<super::watch::StatSlots>,
 }
 
 /// The group every node joins once a leader is known (host: its id,
@@ -209,6 +211,7 @@ impl<T: Transport> ClusterNode<T> {
             in_flight: InFlight::new(lost_tx),
             next_id,
             feed,
+            slots: None,
         };
         Ok((node, handle, committed_rx))
     }

@@ -8,7 +8,7 @@
 //! reached the new leader): the commands are idempotent (a join twice, a
 //! message twice by its sequence number), so re-proposing is safe.
 //!
-//! Also the test feed (`RINGFLOW_CLUSTER_TEST_FEED`): a node that proposes
+//! Also the test feed (`RINGFLOW_TEST_CLUSTER_FEED`): a node that proposes
 //! AGREED messages of its own, one in flight at a time, re-proposing what
 //! is lost, so that tests of engine processes have proposals flowing
 //! through every fault.

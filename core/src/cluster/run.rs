@@ -17,15 +17,15 @@ use crate::cluster_port::{cluster_port, BridgePort, NodePort, PortWakers};
 use crate::config::{EngineConfig, IdleStrategy};
 use crate::engine::{Agent, Engine, EngineError, Waker};
 
-/// A test hook: `RINGFLOW_CLUSTER_TEST_FEED=<ms>` makes the node propose
+/// A test hook: `RINGFLOW_TEST_CLUSTER_FEED=<ms>` makes the node propose
 /// AGREED messages of its own every `<ms>` (see `FEED_GROUP`), so that
 /// tests of engine processes have proposals flowing through their faults.
-pub const TEST_FEED_ENV: &str = "RINGFLOW_CLUSTER_TEST_FEED";
+pub const TEST_FEED_ENV: &str = "RINGFLOW_TEST_CLUSTER_FEED";
 
-/// A test hook: `RINGFLOW_CLUSTER_VIA=<addr>=<via>,...` dials the node whose
+/// A test hook: `RINGFLOW_TEST_CLUSTER_VIA=<addr>=<via>,...` dials the node whose
 /// address is `<addr>` at `<via>` instead (a proxy that cuts links), while
 /// the nodes are still numbered by their own addresses.
-pub const VIA_ENV: &str = "RINGFLOW_CLUSTER_VIA";
+pub const VIA_ENV: &str = "RINGFLOW_TEST_CLUSTER_VIA";
 
 /// The node's transport: raft ids to engine addresses, over the port.
 pub struct LinkTransport {
@@ -150,7 +150,10 @@ pub fn start(config: &EngineConfig, listen: SocketAddr) -> Result<(ClusterRun, B
     let addrs =
         numbered.iter().filter(|(n, _)| *n != id).map(|(n, a)| (*n, via.get(a).copied().unwrap_or(*a))).collect();
     let transport = LinkTransport { port: node_port, addrs };
-    let (node, handle, committed) = ClusterNode::new(settings, transport).map_err(|e| bad(e.to_string()))?;
+    let (mut node, handle, committed) = ClusterNode::new(settings, transport).map_err(|e| bad(e.to_string()))?;
+    if let Ok(dir) = crate::control::RuntimeDir::resolve() {
+        node.attach_stats(dir.path());
+    }
     // One thread that parks: the cluster's clock is coarse (ticks of ms).
     let thread = EngineConfig::builder()
         .threads(1)
@@ -165,7 +168,7 @@ pub fn start(config: &EngineConfig, listen: SocketAddr) -> Result<(ClusterRun, B
     Ok((ClusterRun { engine: Mutex::new(Some(engine)), handle, wakers, committed }, bridge_port))
 }
 
-/// `RINGFLOW_CLUSTER_VIA`'s value: `addr=via` pairs, comma-separated.
+/// `RINGFLOW_TEST_CLUSTER_VIA`'s value: `addr=via` pairs, comma-separated.
 fn parse_via(text: &str) -> Result<HashMap<SocketAddr, SocketAddr>, String> {
     let mut out = HashMap::new();
     for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {

@@ -214,3 +214,37 @@ fn the_feed_loses_and_duplicates_nothing_through_leader_kills() {
     }
     assert_eq!(killed.len(), 2);
 }
+
+#[test]
+fn forged_safe_messages_never_move_the_safe_index() {
+    let mut sim = Sim::new(DEFAULT_COMPACT_AFTER);
+    let leader = settled(&mut sim);
+    let target = (1..=N).find(|id| *id != leader).expect("a follower");
+    let other = (1..=N).find(|id| *id != leader && *id != target).expect("another");
+    sim.partition(&[target]);
+    let before = sim.node(target).handle.safe_index();
+    let bad_before = sim.node(target).handle.status().bad_messages;
+    let term = sim.node(target).handle.status().term;
+    let forge = |from, to, term| SafeMessage { incarnation: 1, from, to, term, safe: 1 << 40 }.encode();
+    {
+        let mut net = sim.net.lock().expect("net");
+        let inbox = &mut net.inbox[target as usize];
+        // Malformed or not for it: counted.
+        inbox.push_back(forge(leader, other, term));
+        inbox.push_back(forge(42, target, term));
+        inbox.push_back(forge(target, target, term));
+        let mut short = forge(leader, target, term);
+        short.pop();
+        inbox.push_back(short);
+        // Well-formed, but from a node that is not its leader, or from a
+        // past term, or from an incarnation it never heard: ignored.
+        inbox.push_back(forge(other, target, term));
+        inbox.push_back(forge(leader, target, term.saturating_sub(1)));
+        inbox.push_back(forge(leader, target, term));
+    }
+    sim.step();
+    let status = sim.node(target).handle.status();
+    assert_eq!(status.bad_messages - bad_before, 4);
+    assert_eq!(status.safe, before, "a forged safe index was taken");
+    assert!(status.safe <= status.commit);
+}

@@ -19,6 +19,30 @@ use super::node::{ClusterNode, Transport};
 use super::proposals::FEED_GROUP;
 use super::safe::{leader_safe, SafeMessage};
 use super::status::Published;
+use crate::stats::{ClusterCounter, ClusterPeerCounter, Slot, SlotKind};
+
+/// The node's slots in the process's stats file: its own and one per peer.
+pub(super) struct StatSlots {
+    node: Slot,
+    peers: Vec<(u64, Slot)>,
+}
+
+impl<T: Transport> ClusterNode<T> {
+    /// Publishes the node in the process's stats file under `dir` (for
+    /// `ringflow stat`), updated every duty cycle.
+    pub fn attach_stats(&mut self, dir: &std::path::Path) {
+        let id = self.settings.id;
+        let node = Slot::open(dir, SlotKind::Cluster, &format!("cluster node {id}"), id, 0);
+        let peers = self
+            .settings
+            .voters
+            .iter()
+            .filter(|v| **v != id)
+            .map(|v| (*v, Slot::open(dir, SlotKind::ClusterPeer, &format!("cluster node {v}"), *v, id)))
+            .collect();
+        self.slots = Some(StatSlots { node, peers });
+    }
+}
 
 impl<T: Transport> ClusterNode<T> {
     /// Liveness, quorum, lost proposals, node-down proposals, the feed.
@@ -178,6 +202,36 @@ impl<T: Transport> ClusterNode<T> {
                 u64::try_from(now.saturating_duration_since(h).as_millis()).unwrap_or(u64::MAX - 1)
             });
             Published::set(&cells.silent_ms, silent);
+        }
+        let Some(slots) = &self.slots else { return };
+        let raft = &self.raw.raft;
+        let last = raft.raft_log.last_index();
+        for (i, v) in [
+            (ClusterCounter::Term, raft.term),
+            (ClusterCounter::Leader, raft.leader_id),
+            (ClusterCounter::Commit, raft.raft_log.committed),
+            (ClusterCounter::Applied, raft.raft_log.applied),
+            (ClusterCounter::Safe, self.safe),
+            (ClusterCounter::Quorum, u64::from(self.quorum)),
+            (ClusterCounter::LastIndex, last),
+        ] {
+            slots.node.set(i as usize, v);
+        }
+        for (peer, slot) in &slots.peers {
+            let Some(cells) = p.peers.iter().find(|c| c.id == *peer) else { continue };
+            // SYNC: Relaxed; the gauges this thread just stored.
+            let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let matched = get(&cells.matched);
+            let lag = if leader { last.saturating_sub(matched) } else { 0 };
+            for (i, v) in [
+                (ClusterPeerCounter::Matched, matched),
+                (ClusterPeerCounter::Lag, lag),
+                (ClusterPeerCounter::Up, get(&cells.up)),
+                (ClusterPeerCounter::Down, get(&cells.down)),
+                (ClusterPeerCounter::SilentMs, get(&cells.silent_ms)),
+            ] {
+                slot.set(i as usize, v);
+            }
         }
     }
 }

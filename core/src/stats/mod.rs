@@ -48,6 +48,12 @@ pub enum SlotKind {
     /// id; peer word: its seat in the group's member table; counters:
     /// [`GroupCounter`]; histogram: one-way latency).
     Group = 3,
+    /// A cluster node (info: its id; counters: [`ClusterCounter`]; no
+    /// histogram).
+    Cluster = 4,
+    /// One peer of a cluster node, as the node sees it (info: the peer's
+    /// id; peer word: the node's id; counters: [`ClusterPeerCounter`]).
+    ClusterPeer = 5,
 }
 
 impl SlotKind {
@@ -57,6 +63,8 @@ impl SlotKind {
             1 => Some(SlotKind::Flow),
             2 => Some(SlotKind::Engine),
             3 => Some(SlotKind::Group),
+            4 => Some(SlotKind::Cluster),
+            5 => Some(SlotKind::ClusterPeer),
             _ => None,
         }
     }
@@ -67,6 +75,8 @@ impl SlotKind {
             SlotKind::Flow => "flow",
             SlotKind::Engine => "engine",
             SlotKind::Group => "group",
+            SlotKind::Cluster => "cluster",
+            SlotKind::ClusterPeer => "cluster-peer",
         }
     }
 
@@ -76,6 +86,8 @@ impl SlotKind {
             SlotKind::Flow => FlowCounter::NAMES,
             SlotKind::Engine => EngineCounter::NAMES,
             SlotKind::Group => GroupCounter::NAMES,
+            SlotKind::Cluster => ClusterCounter::NAMES,
+            SlotKind::ClusterPeer => ClusterPeerCounter::NAMES,
         }
     }
 
@@ -85,6 +97,7 @@ impl SlotKind {
             SlotKind::Flow => &["latency", "rtt"],
             SlotKind::Engine => &["duty", "idle", "wake"],
             SlotKind::Group => &["latency"],
+            SlotKind::Cluster | SlotKind::ClusterPeer => &[],
         }
     }
 }
@@ -174,6 +187,50 @@ pub enum GroupCounter {
 impl GroupCounter {
     /// The counters' names, in their order.
     pub const NAMES: &'static [&'static str] = &["sent", "received", "lost"];
+}
+
+/// Counters of a cluster node (gauges, set every duty cycle).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterCounter {
+    /// The current term.
+    Term = 0,
+    /// The leader it knows (0: none).
+    Leader = 1,
+    /// The commit index.
+    Commit = 2,
+    /// The applied index.
+    Applied = 3,
+    /// The SAFE index.
+    Safe = 4,
+    /// 1 while it has the quorum.
+    Quorum = 5,
+    /// The last index of its log.
+    LastIndex = 6,
+}
+
+impl ClusterCounter {
+    /// The counters' names, in their order.
+    pub const NAMES: &'static [&'static str] = &["term", "leader", "commit", "applied", "safe", "quorum", "last_index"];
+}
+
+/// Counters of a cluster node's peer (gauges).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterPeerCounter {
+    /// The leader's match index of it (0 when this node is not the leader).
+    Matched = 0,
+    /// This node's last index less the match index (the leader's view).
+    Lag = 1,
+    /// 1: heard from within an election timeout.
+    Up = 2,
+    /// 1: the log says it is down.
+    Down = 3,
+    /// Milliseconds since it was heard from (`u64::MAX`: never).
+    SilentMs = 4,
+}
+
+impl ClusterPeerCounter {
+    /// The counters' names, in their order.
+    pub const NAMES: &'static [&'static str] = &["matched", "lag", "up", "down", "silent_ms"];
 }
 
 /// Histogram index of a group member: one-way latency, send to receive.

@@ -23,6 +23,9 @@ pub use alloc::{largest_alloc, thread_allocs, LargestAlloc, ThreadCounting};
 mod child;
 pub use child::{ChildCommand, ChildProcess};
 
+mod proxy;
+pub use proxy::Proxy;
+
 /// The variable naming the runtime directory (`ringflow_core::control::RUNTIME_DIR_ENV`;
 /// repeated here so this crate depends on none of ringflow's).
 const RUNTIME_DIR_ENV: &str = "RINGFLOW_RUNTIME_DIR";

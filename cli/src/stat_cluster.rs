@@ -1,0 +1,49 @@
+//! `ringflow stat`'s lines for a cluster node (an engine with
+//! `cluster.enabled`): its id, term, leader, commit, applied and SAFE
+//! indexes, quorum, and each peer's match index, lag and liveness, read
+//! from the node's slots (kinds `cluster` and `cluster-peer`). The JSON
+//! form prints these slots like any other, counter by counter.
+
+use std::fmt::Write as _;
+
+use ringflow::stats::{ProcessStats, SlotKind};
+
+/// Whether a slot is shown here rather than in the flows' table.
+pub(crate) fn is_cluster(kind: SlotKind) -> bool {
+    matches!(kind, SlotKind::Cluster | SlotKind::ClusterPeer)
+}
+
+/// The cluster lines of process `p` (nothing if it runs no node).
+pub(crate) fn text(p: &ProcessStats, out: &mut String) {
+    for node in p.slots.iter().filter(|s| s.kind == SlotKind::Cluster) {
+        let c = &node.counters;
+        let leader = if c[1] == 0 { "none".to_owned() } else { c[1].to_string() };
+        let _ = writeln!(
+            out,
+            "  cluster node {}: term {}, leader {leader}, commit {}, applied {}, safe {}, last {}, quorum {}",
+            node.info,
+            c[0],
+            c[2],
+            c[3],
+            c[4],
+            c[6],
+            if c[5] == 1 { "yes" } else { "LOST" }
+        );
+        for peer in p.slots.iter().filter(|s| s.kind == SlotKind::ClusterPeer && s.peer == node.info) {
+            let c = &peer.counters;
+            let state = match (c[3], c[2]) {
+                (1, _) => "down (removed)",
+                (_, 1) => "up",
+                _ => "silent",
+            };
+            let silent = if c[4] == u64::MAX { "never heard".to_owned() } else { format!("heard {} ms ago", c[4]) };
+            // Match indexes and lags are the leader's knowledge only.
+            let (matched, lag) = if node.counters[1] == node.info {
+                (c[0].to_string(), c[1].to_string())
+            } else {
+                ("-".to_owned(), "-".to_owned())
+            };
+            let _ = writeln!(out, "    peer {}: {state}, match {matched}, lag {lag}, {silent}", peer.info);
+        }
+    }
+}
