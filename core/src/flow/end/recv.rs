@@ -216,7 +216,7 @@ impl FlowEnd {
 
     /// [`handed_over`](Self::handed_over) of an inline message.
     #[inline(always)]
-    fn handed_over_frame(&mut self, frame: &Peeked) {
+    pub(super) fn handed_over_frame(&mut self, frame: &Peeked) {
         self.slot.add(FlowCounter::BytesReceived as usize, frame.len() as u64);
         self.stamp_received(frame);
     }
@@ -365,7 +365,10 @@ impl FlowEnd {
     /// [`locate_as`](Self::locate_as), given what the ring's first look
     /// `found`.
     #[inline(always)]
-    fn locate_from<const CALL: bool>(&mut self, mut found: Result<Peeked, ReadError>) -> Result<Located, RecvError> {
+    pub(super) fn locate_from<const CALL: bool>(
+        &mut self,
+        mut found: Result<Peeked, ReadError>,
+    ) -> Result<Located, RecvError> {
         if found.is_err() {
             self.ran_dry();
             if matches!(found, Err(ReadError::Empty)) && self.shared.state() != LIVE {

@@ -255,7 +255,7 @@ impl FlowEnd {
 
     /// Counts a published message and wakes or signals the peer.
     #[inline]
-    fn sent(&mut self, notify: Notify, len: usize) {
+    pub(super) fn sent(&mut self, notify: Notify, len: usize) {
         self.sent_n(notify, 1, len as u64);
     }
 
