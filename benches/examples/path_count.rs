@@ -16,6 +16,9 @@
 //!   `call` round does it: each side sends with `try_send`, looks once for
 //!   the answer (`try_recv_ref`, nothing yet), and the other side copies
 //!   the message out of `try_recv_ref`. What `call` should cost.
+//! - `look`, `call-look`: a look that finds nothing, as a spinning
+//!   receiver repeats it: `try_recv_ref` on an empty flow, and
+//!   `try_receive_more` of a call whose reply has not come.
 //!
 //! `cargo run --release -p ringflow-bench --example path_count -- ROUNDS [MODE]`
 use ringflow_api::{
@@ -59,7 +62,20 @@ fn main() {
             }
             "call" => sum = call_rounds(&mut a, &mut b, &msg, rounds),
             "pingpong" => sum = pingpong_rounds(&mut a, &mut b, &msg, rounds),
-            other => panic!("unknown mode {other}: flow, batch, call or pingpong"),
+            "look" => {
+                for _ in 0..rounds {
+                    sum += b.try_recv_ref().is_err() as u64;
+                }
+            }
+            "call-look" => {
+                let mut reply = [0u8; 64];
+                over(a.try_call(&msg, &mut reply));
+                for _ in 0..rounds {
+                    over(a.try_receive_more(&mut reply));
+                    sum += 1;
+                }
+            }
+            other => panic!("unknown mode {other}: flow, batch, call, pingpong, look or call-look"),
         }
     }
     std::hint::black_box(sum);
