@@ -104,6 +104,28 @@ pub(crate) trait Access: Region {
         self.sealed_word(off, Token(()))
     }
 
+    /// [`word`](Self::word) without its checks, for a ring's hot paths:
+    /// offsets it derived so that they hold by construction (a data
+    /// position masked by the capacity, a control word's constant offset)
+    /// on a region whose length it checked at attach.
+    ///
+    /// # Safety
+    /// `off` is a multiple of 8 and `off + 8 <= self.len()`.
+    #[inline(always)]
+    unsafe fn word_unchecked(&self, off: usize) -> &AtomicU64 {
+        #[cfg(not(loom))]
+        {
+            debug_assert!(off % 8 == 0 && off.checked_add(8).is_some_and(|end| end <= self.len()));
+            // SAFETY: inside the region and 8-aligned (the caller's promise;
+            // every region's base is 8-aligned, `Sealed`'s contract); the
+            // region's memory lives as long as `self`, and its words are
+            // accessed only as atomics (as `word` hands them out).
+            unsafe { &*(self.base().add(off) as *const AtomicU64) }
+        }
+        #[cfg(loom)]
+        self.word(off)
+    }
+
     /// Copies `src` into the region at `off`. Panics if the range
     /// does not fit.
     #[inline]
