@@ -20,7 +20,8 @@
 //!   receiver repeats it: `try_recv_ref` on an empty flow, and
 //!   `try_receive_more` of a call whose reply has not come.
 //!
-//! `cargo run --release -p ringflow-bench --example path_count -- ROUNDS [MODE]`
+//! `cargo run --release -p ringflow-bench --example path_count -- ROUNDS [MODE [nohist]]`
+//! (`nohist`: both ends without latency histograms).
 use ringflow_api::{
     CallError, Deadline, Flow, FlowOptions, Listener, ListenerOptions, Phase, Qos, RecvError, REQUEST_REPLY_WINDOW,
 };
@@ -31,15 +32,17 @@ mod batch;
 fn main() {
     let rounds: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(200_000);
     let mode = std::env::args().nth(2).unwrap_or_else(|| "flow".into());
+    // A third argument `nohist`: both ends without latency histograms.
+    let latency = std::env::args().nth(3).is_none_or(|a| a != "nohist");
     let dir = std::env::temp_dir().join(format!("ringflow-count-{}", std::process::id()));
-    let mut l = Listener::bind_with("c", ListenerOptions::new().runtime_dir(&dir)).expect("bind");
+    let mut l = Listener::bind_with("c", ListenerOptions::new().runtime_dir(&dir).latency(latency)).expect("bind");
     let d = dir.clone();
     let t = std::thread::spawn(move || {
         Flow::alloc_with(
             "c",
             &Qos::data().with_ring_bytes(64 << 10),
             Deadline::Never,
-            FlowOptions::new().runtime_dir(d),
+            FlowOptions::new().runtime_dir(d).latency(latency),
         )
     });
     let mut b = l.accept().expect("accept");

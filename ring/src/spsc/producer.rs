@@ -215,7 +215,12 @@ impl<R: Region> Producer<R> {
         // SAFETY: `off` is a `data_off` (`push_frame`, `write_batch`): as
         // for `next` above.
         unsafe { self.region.word_unchecked(off) }.store(word, Ordering::Release);
-        self.data_wait().notify()
+        // SAFETY: control words: OFF_DATA_WAIT + 16 <= CONTROL_LEN, inside
+        // the region (attach checked its length, `geometry`). The same wait
+        // point as `data_wait`, without its two checked lookups.
+        let (seq, sleepers) =
+            unsafe { (self.region.word_unchecked(OFF_DATA_WAIT), self.region.word_unchecked(OFF_DATA_WAIT + 8)) };
+        WaitPoint::with_mode(seq, sleepers, self.wake).notify()
     }
 
     /// Frames pushed but not yet committed.
