@@ -62,7 +62,12 @@ fn classify_in<R: Region>(region: &R, capacity: usize, pos: u64, raw: u64, seq: 
                 return Err(corrupt(off, raw, "frame sequence number out of order"));
             }
             // SYNC: Relaxed; ordered by the Acquire that found `raw`.
-            let meta = region.word(off + 8).load(Ordering::Relaxed);
+            // SAFETY: `off` is DATA + `at` (8-aligned, `at` masked by the
+            // capacity) and the frame, at least 16 bytes, fits in the `room`
+            // to the ring's end (checked above): its second word ends at
+            // most at DATA + capacity, the region's length (checked at
+            // attach, `geometry`; `capacity` is the one it read).
+            let meta = unsafe { region.word_unchecked(off + 8) }.load(Ordering::Relaxed);
             Ok(Found::Frame(FrameAt {
                 pos,
                 payload: off + HEADER,
@@ -132,7 +137,10 @@ impl<R: Region> Consumer<R> {
             let off = data_off(pos, self.mask);
             let at = off - DATA;
             // SYNC: Acquire; pairs with the Release in `Producer::commit`.
-            let raw = self.region.word(off).load(Ordering::Acquire);
+            // SAFETY: `data_off` is DATA plus `pos & mask & !7`: 8-aligned,
+            // at most DATA + capacity - 8; attach checked (`geometry`) that
+            // the region is DATA + capacity bytes, `mask` capacity - 1.
+            let raw = unsafe { self.region.word_unchecked(off) }.load(Ordering::Acquire);
             if raw == 0 {
                 // Touch the next line while waiting: a frame that arrives
                 // usually spans it, and fetching it now overlaps its miss

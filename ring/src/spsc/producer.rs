@@ -192,7 +192,11 @@ impl<R: Region> Producer<R> {
         // The consumer stops at the next position: clear what an earlier lap
         // left there. The claim checks reserved these 8 bytes.
         let next = data_off(self.pending, self.mask);
-        self.region.word(next).store(0, Ordering::Relaxed);
+        // SAFETY: `data_off` is DATA plus `pos & mask & !7`: 8-aligned and
+        // at most DATA + capacity - 8; attach checked (`geometry`) that the
+        // region is CONTROL_LEN (= DATA) + capacity bytes, `mask` capacity - 1.
+        let next_word = unsafe { self.region.word_unchecked(next) };
+        next_word.store(0, Ordering::Relaxed);
         self.tail = self.pending;
         // SYNC: Relaxed; published by the Release below. The tail goes first:
         // a consumer that sees the batch's first commit word also sees a
@@ -201,13 +205,22 @@ impl<R: Region> Producer<R> {
         // producer is writing. A tail seen early only points at commit
         // words still zero, which `read_batch` stops at. Its own line, so
         // pollers of frames never contend for it.
-        self.region.word(OFF_TAIL).store(self.tail, Ordering::Relaxed);
+        // SAFETY: a control word: OFF_TAIL + 8 <= CONTROL_LEN, inside the
+        // region (attach checked its length, `geometry`).
+        unsafe { self.region.word_unchecked(OFF_TAIL) }.store(self.tail, Ordering::Relaxed);
         // SYNC: Release; pairs with the Acquire in `Consumer::locate` and in
         // `Consumer::read_batch`: payloads, metadata, the batch's later
         // commit words, the zeroed next word and the tail are all visible to
         // a consumer that sees this word.
-        self.region.word(off).store(word, Ordering::Release);
-        self.data_wait().notify()
+        // SAFETY: `off` is a `data_off` (`push_frame`, `write_batch`): as
+        // for `next` above.
+        unsafe { self.region.word_unchecked(off) }.store(word, Ordering::Release);
+        // SAFETY: control words: OFF_DATA_WAIT + 16 <= CONTROL_LEN, inside
+        // the region (attach checked its length, `geometry`). The same wait
+        // point as `data_wait`, without its two checked lookups.
+        let (seq, sleepers) =
+            unsafe { (self.region.word_unchecked(OFF_DATA_WAIT), self.region.word_unchecked(OFF_DATA_WAIT + 8)) };
+        WaitPoint::with_mode(seq, sleepers, self.wake).notify()
     }
 
     /// Frames pushed but not yet committed.
@@ -245,7 +258,11 @@ impl<R: Region> Producer<R> {
     pub(super) fn push_frame(&mut self, pad: u64, start: u64, len: usize, meta: u64, flags: u8) {
         let frame_off = data_off(start, self.mask);
         // SYNC: Relaxed; published by the batch's Release in `commit`.
-        self.region.word(frame_off + 8).store(meta, Ordering::Relaxed);
+        // SAFETY: `frame_off` is a `data_off` (8-aligned) where the claim
+        // placed a frame of at least 16 bytes whole before the ring's end
+        // (`place` pads otherwise), so its second word ends at most at DATA
+        // + capacity, the region's length (checked at attach).
+        unsafe { self.region.word_unchecked(frame_off + 8) }.store(meta, Ordering::Relaxed);
         if pad > 0 {
             let pad_off = data_off(self.pending, self.mask);
             self.hold_or_store(pad_off, FrameWord { len: pad as u32, kind: KIND_PAD, flags: 0, tag: 0 }.encode());
@@ -264,7 +281,9 @@ impl<R: Region> Producer<R> {
             // SYNC: Relaxed; the consumer reaches this word only after the
             // Acquire of the batch's first word, which `commit` stores later
             // with Release.
-            self.region.word(off).store(word, Ordering::Relaxed);
+            // SAFETY: `off` is a `data_off` (`push_frame`): 8-aligned, at
+            // most DATA + capacity - 8, inside the region (checked at attach).
+            unsafe { self.region.word_unchecked(off) }.store(word, Ordering::Relaxed);
         }
     }
 }

@@ -113,6 +113,7 @@ impl FlowEnd {
                 peer_data: tx.data_wait().futex_word() as usize,
                 peer_space: [rx.space_wait().futex_word() as usize, rx_bulk.space_wait().futex_word() as usize],
                 space_armed: memory.rx_space_armed(role) as *const _ as usize,
+                data_armed: memory.tx_armed(role) as *const _ as usize,
                 consumed: memory.rx_consumed(role) as *const _ as usize,
                 peer_event: conn.as_raw_fd(),
             }

@@ -24,8 +24,8 @@ impl FlowEnd {
     /// the reply into `reply`; returns its length.
     #[inline]
     pub fn call_deadline(&mut self, request: &[u8], reply: &mut [u8], deadline: Deadline) -> Result<usize, CallError> {
-        self.send_turn(&[request], &[], deadline, FLAG_TURN)?;
-        self.receive_turn(reply, &mut [], deadline).map(|(n, _)| n)
+        self.send_turn_one(request, deadline)?;
+        self.receive_turn_one(reply, deadline)
     }
 
     /// [`call_deadline`](Self::call_deadline) with descriptors sent with the
@@ -46,14 +46,14 @@ impl FlowEnd {
     /// [`call_deadline`](Self::call_deadline) with the reply read in place.
     #[inline]
     pub fn call_ref_deadline(&mut self, request: &[u8], deadline: Deadline) -> Result<RecvBuf<'_>, CallError> {
-        self.send_turn(&[request], &[], deadline, FLAG_TURN)?;
+        self.send_turn_one(request, deadline)?;
         self.receive_turn_ref(deadline)
     }
 
     /// Waits for the next request (the turn then is ours) into `buf`.
     #[inline]
     pub fn receive_request_deadline(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, CallError> {
-        self.receive_turn(buf, &mut [], deadline).map(|(n, _)| n)
+        self.receive_turn_one(buf, deadline)
     }
 
     /// [`receive_request_deadline`](Self::receive_request_deadline) with
@@ -82,8 +82,8 @@ impl FlowEnd {
         next: &mut [u8],
         deadline: Deadline,
     ) -> Result<usize, CallError> {
-        self.send_turn(&[reply], &[], deadline, FLAG_TURN)?;
-        self.receive_turn(next, &mut [], deadline).map(|(n, _)| n)
+        self.send_turn_one(reply, deadline)?;
+        self.receive_turn_one(next, deadline)
     }
 
     /// [`reply_and_receive_deadline`](Self::reply_and_receive_deadline)
@@ -108,14 +108,14 @@ impl FlowEnd {
         reply: &[u8],
         deadline: Deadline,
     ) -> Result<RecvBuf<'_>, CallError> {
-        self.send_turn(&[reply], &[], deadline, FLAG_TURN)?;
+        self.send_turn_one(reply, deadline)?;
         self.receive_turn_ref(deadline)
     }
 
     /// Replies and hands the turn back without waiting for a request.
     #[inline]
     pub fn reply_deadline(&mut self, reply: &[u8], deadline: Deadline) -> Result<(), CallError> {
-        self.send_turn(&[reply], &[], deadline, FLAG_TURN)
+        self.send_turn_one(reply, deadline)
     }
 
     /// [`reply_deadline`](Self::reply_deadline) with descriptors.
@@ -166,7 +166,7 @@ impl FlowEnd {
     /// into `buf`, returning the bytes written there.
     #[inline]
     pub fn receive_more_deadline(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, CallError> {
-        self.receive_turn(buf, &mut [], deadline).map(|(n, _)| n)
+        self.receive_turn_one(buf, deadline)
     }
 
     /// [`receive_more_deadline`](Self::receive_more_deadline) with
@@ -187,9 +187,37 @@ impl FlowEnd {
         self.receive_turn_ref(deadline)
     }
 
+    /// Sends the last frame of a call's message, `msg` without descriptors,
+    /// handing the turn over: straight into the inline ring when it fits
+    /// there now (a flow's `try_send` with the turn flag on the frame: the
+    /// same checks, stamp, copy and commit, and the turn handed over), else
+    /// [`send_turn`](Self::send_turn), which tells the phase of whatever
+    /// stopped it. The Ack phase's checks are the fast path's conditions:
+    /// the turn is ours, the flow reliable and live; the ring's claim
+    /// refuses a closed receiving side.
+    #[inline(always)]
+    fn send_turn_one(&mut self, msg: &[u8], deadline: Deadline) -> Result<(), CallError> {
+        let len = msg.len();
+        if self.holds_turn()
+            && self.qos.reliable
+            && len <= self.geometry.inline_max
+            && len <= self.qos.max_msg
+            && self.shared.state() == LIVE
+        {
+            let meta = self.stamp();
+            if let Ok(notify) = self.sides.get().tx.try_send_with(msg, meta, FLAG_TURN) {
+                self.sent(notify, len);
+                self.turn.handed_over(len);
+                return Ok(());
+            }
+            // Full, closed or corrupt: the general path reports it in its phase.
+        }
+        self.send_turn(&[msg], &[], deadline, FLAG_TURN)
+    }
+
     /// Sends a frame of a call's message (`flag`: `FLAG_TURN` for the last,
     /// `FLAG_PART` for a piece): the phases Ack and Send.
-    #[inline]
+    #[inline(never)]
     fn send_turn(
         &mut self,
         parts: &[&[u8]],

@@ -163,3 +163,63 @@ fn the_last_latency_reaches_shared_memory_at_the_next_look() {
     assert!(matches!(b.try_recv_into(&mut buf), Err(crate::flow::error::RecvError::WouldBlock)));
     assert_eq!((shared(&b).0, b.stats().latency.len()), (0, 0));
 }
+
+/// The quick empty look (`FlowEnd::idle`) of the in-place receive and of a
+/// call's receive is taken only when nothing is due: the first look after
+/// a message still records its latency and hands its room back, and only
+/// the looks after it return at once, changing nothing.
+#[test]
+fn an_empty_look_records_and_hands_room_back_before_it_idles() {
+    ringflow_testkit::isolate_runtime_dir();
+    use crate::flow::call::{CallError, Phase};
+    use crate::flow::error::RecvError;
+    use crate::stats::FLOW_LATENCY;
+    use crate::Deadline;
+    let (mut a, mut b) = FlowEnd::pair(&Qos::data()).unwrap();
+    let recorded = |f: &FlowEnd| f.slot.hist(FLOW_LATENCY).snapshot().len();
+    let room = |f: &FlowEnd| f.sides.tx().0.free_bytes();
+    let (whole, whole_b) = (room(&a), room(&b));
+
+    // Plain messages, received in place.
+    a.try_send(b"ping").unwrap();
+    assert_eq!(&*b.try_recv_ref().unwrap(), b"ping");
+    assert_eq!((recorded(&b), room(&a) < whole), (0, true), "recorded and released at the next look only");
+    assert!(!b.idle(), "a latency is pending and the frame's room unreleased");
+    assert!(matches!(b.try_recv_ref(), Err(RecvError::WouldBlock)));
+    assert_eq!((recorded(&b), room(&a)), (1, whole));
+    assert!(b.idle());
+    for _ in 0..3 {
+        assert!(matches!(b.try_recv_ref(), Err(RecvError::WouldBlock)));
+    }
+    assert_eq!((recorded(&b), room(&a)), (1, whole));
+
+    // A call: the server's look for the next request after its reply
+    // records the request's latency and releases it; the client's look
+    // after the reply does the same for the reply.
+    let mut buf = [0u8; 8];
+    assert!(matches!(
+        a.call_deadline(b"req", &mut buf, Deadline::Now),
+        Err(CallError::WouldBlock { phase: Phase::Over, sent: 3, received: 0 })
+    ));
+    assert_eq!(b.receive_request_deadline(&mut buf, Deadline::Now).unwrap(), 3);
+    assert!(matches!(
+        b.reply_and_receive_deadline(b"rep", &mut buf, Deadline::Now),
+        Err(CallError::WouldBlock { phase: Phase::Over, sent: 3, received: 0 })
+    ));
+    assert_eq!((recorded(&b), room(&a)), (2, whole));
+    assert!(b.idle());
+    assert_eq!(a.receive_more_deadline(&mut buf, Deadline::Now).unwrap(), 3);
+    assert_eq!(&buf[..3], b"rep");
+    assert!(a.holds_turn());
+    assert_eq!(recorded(&a), 0);
+    // The client's next call's look records the reply's latency.
+    assert!(matches!(
+        a.call_deadline(b"req", &mut buf, Deadline::Now),
+        Err(CallError::WouldBlock { phase: Phase::Over, sent: 3, received: 0 })
+    ));
+    assert_eq!((recorded(&a), room(&b)), (1, whole_b));
+    assert!(matches!(
+        a.receive_more_deadline(&mut buf, Deadline::Now),
+        Err(CallError::WouldBlock { phase: Phase::Over, sent: 3, received: 0 })
+    ));
+}

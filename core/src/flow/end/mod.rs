@@ -72,6 +72,12 @@ pub(crate) struct Wakers {
     /// flow's state area): the peer set it if it waits for room through its
     /// readiness descriptor, and we signal `peer_event` after a release.
     pub space_armed: usize,
+    /// The data arm word of our sending direction (an `AtomicU64` of the
+    /// flow's state area, `FlowMemory::tx_armed`): the peer set it if it
+    /// waits for data through its readiness descriptor, and we signal
+    /// `peer_event` after a publish. Kept as an address, as `consumed` is,
+    /// so a send does not look it up in the memory's regions each time.
+    pub data_armed: usize,
     /// Where we signal the peer's readiness: our end of the control socket
     /// (owned by the flow; see `crate::flow::readiness`).
     pub peer_event: i32,
@@ -93,6 +99,16 @@ impl Wakers {
         if ringflow_ring::arm::take_arm(armed) {
             crate::flow::readiness::signal(self.peer_event);
         }
+    }
+
+    /// The data arm word of our sending direction, in the flow's state area.
+    #[inline(always)]
+    pub fn data_armed(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: `data_armed` is the address of an `AtomicU64` in the
+        // flow's state area (`FlowMemory::tx_armed`), which the flow (and
+        // so every holder of these Wakers, which borrows or owns the flow)
+        // keeps mapped; the returned reference borrows `self`.
+        unsafe { &*(self.data_armed as *const std::sync::atomic::AtomicU64) }
     }
 
     /// Our count of messages consumed, in the flow's state area.

@@ -135,7 +135,29 @@ impl FlowEnd {
                 });
             }
         }
+        if matches!(found, Err(ReadError::Empty)) && deadline == Deadline::Now && self.idle() {
+            return Err(RecvError::WouldBlock);
+        }
         self.recv_ref_found(found, deadline)
+    }
+
+    /// Whether a look that found the ring empty has nothing else to do and
+    /// may say `WouldBlock` at once (a spinning receiver's repeated look):
+    /// no latency to record, nothing consumed to hand back, the peer alive,
+    /// no engine to drive and no readiness descriptor to arm. Otherwise the
+    /// general path does what is due ([`locate_from`](Self::locate_from),
+    /// [`wait_message_as`](Self::wait_message_as)).
+    #[inline(always)]
+    pub(super) fn idle(&self) -> bool {
+        let (rx, pool) = self.sides.rx();
+        self.pending.is_none()
+            && rx.unreleased() == 0
+            && pool.unreleased() == 0
+            && self.invoker.is_none()
+            // SYNC: Relaxed; set by `as_raw_fd` on this flow (as in
+            // `wait_message_as`).
+            && !self.shared.fd_mode.load(Ordering::Relaxed)
+            && self.shared.state() == LIVE
     }
 
     /// [`recv_ref_deadline`](Self::recv_ref_deadline) past its first look,
@@ -216,7 +238,7 @@ impl FlowEnd {
 
     /// [`handed_over`](Self::handed_over) of an inline message.
     #[inline(always)]
-    fn handed_over_frame(&mut self, frame: &Peeked) {
+    pub(super) fn handed_over_frame(&mut self, frame: &Peeked) {
         self.slot.add(FlowCounter::BytesReceived as usize, frame.len() as u64);
         self.stamp_received(frame);
     }
@@ -365,7 +387,10 @@ impl FlowEnd {
     /// [`locate_as`](Self::locate_as), given what the ring's first look
     /// `found`.
     #[inline(always)]
-    fn locate_from<const CALL: bool>(&mut self, mut found: Result<Peeked, ReadError>) -> Result<Located, RecvError> {
+    pub(super) fn locate_from<const CALL: bool>(
+        &mut self,
+        mut found: Result<Peeked, ReadError>,
+    ) -> Result<Located, RecvError> {
         if found.is_err() {
             self.ran_dry();
             if matches!(found, Err(ReadError::Empty)) && self.shared.state() != LIVE {

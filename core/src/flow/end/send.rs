@@ -255,7 +255,7 @@ impl FlowEnd {
 
     /// Counts a published message and wakes or signals the peer.
     #[inline]
-    fn sent(&mut self, notify: Notify, len: usize) {
+    pub(super) fn sent(&mut self, notify: Notify, len: usize) {
         self.sent_n(notify, 1, len as u64);
     }
 
@@ -265,8 +265,7 @@ impl FlowEnd {
     pub(super) fn sent_n(&mut self, notify: Notify, n: u64, bytes: u64) {
         self.slot.add(FlowCounter::Sent as usize, n);
         self.slot.add(FlowCounter::BytesSent as usize, bytes);
-        let armed = self.shared.memory.tx_armed(self.shared.role);
-        published(notify, &self.wakers, &self.slot, armed, self.conn.as_raw_fd());
+        published(notify, &self.wakers, &self.slot, self.wakers.data_armed(), self.wakers.peer_event);
         if let Some(invoker) = &self.invoker {
             invoker.invoke_after_send();
         }

@@ -16,6 +16,9 @@ use crate::flow::call::{CallError, Phase, FLAG_PART, FLAG_TURN};
 use crate::flow::error::{Corruption, RecvError};
 use crate::Deadline;
 
+use ringflow_ring::spsc::Peeked;
+use ringflow_ring::ReadError;
+
 use super::buf::{consume, consume_bulk, count_consumed, RecvBuf};
 use super::recv::Located;
 use super::FlowEnd;
@@ -54,9 +57,18 @@ impl Turn {
 
     /// This side published the last frame of a message of `len` bytes:
     /// the peer holds the turn, and its answer is awaited from scratch.
+    /// (Field by field: `held` stays as it is, and is empty, since the turn
+    /// comes back only once every held descriptor was handed out.)
+    #[inline(always)]
     pub(crate) fn handed_over(&mut self, len: usize) {
-        let sent = self.sent + len;
-        *self = Turn { sent, held: std::mem::take(&mut self.held), ..Turn::default() };
+        self.mine = false;
+        self.sent += len;
+        self.received = 0;
+        self.received_refs = 0;
+        self.offset = 0;
+        self.fds_taken = false;
+        self.started = false;
+        self.last_taken = false;
     }
 
     /// The peer's message was delivered whole: the turn is ours.
@@ -84,8 +96,45 @@ impl FlowEnd {
     /// Whether this side holds the flow's turn (may call or reply). The
     /// allocating side holds it first; the accepting side waits for a
     /// request.
+    #[inline]
     pub fn holds_turn(&self) -> bool {
         self.turn.mine
+    }
+
+    /// Receives the peer's message into `buf`, without descriptors;
+    /// returns its length. When nothing of the answer was delivered yet and
+    /// the whole answer is there now as one inline frame that fits `buf`
+    /// (the ping-pong's case), it is taken straight, as a flow's in-place
+    /// receive takes a plain message, without the rest of
+    /// [`receive_turn`](Self::receive_turn)'s bookkeeping; anything else
+    /// goes there. `!started` (and the turn not ours) means the receive
+    /// state is fresh: no piece delivered, no descriptor taken or held.
+    #[inline(always)]
+    pub(super) fn receive_turn_one(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, CallError> {
+        if self.turn.mine || self.turn.started {
+            return self.receive_turn(buf, &mut [], deadline).map(|(n, _)| n);
+        }
+        let found = self.sides.rx().0.peek();
+        if let Ok(frame) = found {
+            let len = frame.len();
+            if frame.flags() == FLAG_TURN && len <= self.geometry.inline_max && len <= buf.len() {
+                self.handed_over_frame(&frame);
+                let s = self.sides.get();
+                buf[..len].copy_from_slice(s.rx.payload_of(&frame));
+                count_consumed(&self.slot, self.wakers.consumed());
+                consume(s.rx, &frame, &self.wakers);
+                self.turn.started = true;
+                self.turn.received = len;
+                self.turn.taken_back();
+                return Ok(len);
+            }
+        }
+        if matches!(found, Err(ReadError::Empty)) && deadline == Deadline::Now && self.idle() {
+            // What the general path says there (phase Over: nothing of the
+            // answer seen yet), without its bookkeeping.
+            return Err(CallError::WouldBlock { phase: Phase::Over, sent: self.turn.sent, received: 0 });
+        }
+        self.receive_turn_at(buf, &mut [], deadline, Some(found)).map(|(n, _)| n)
     }
 
     /// Receives (the rest of) the peer's message into `buf`, its
@@ -96,6 +145,19 @@ impl FlowEnd {
         buf: &mut [u8],
         slots: &mut [Option<OwnedFd>],
         deadline: Deadline,
+    ) -> Result<(usize, usize), CallError> {
+        self.receive_turn_at(buf, slots, deadline, None)
+    }
+
+    /// [`receive_turn`](Self::receive_turn), given what a first look at the
+    /// ring `found` (if one was taken).
+    #[inline(never)]
+    fn receive_turn_at(
+        &mut self,
+        buf: &mut [u8],
+        slots: &mut [Option<OwnedFd>],
+        deadline: Deadline,
+        mut first: Option<Result<Peeked, ReadError>>,
     ) -> Result<(usize, usize), CallError> {
         if self.turn.mine {
             return Err(CallError::NotYourTurn);
@@ -116,7 +178,7 @@ impl FlowEnd {
             return Ok((0, given));
         }
         loop {
-            let m = self.locate_turn(deadline)?;
+            let m = self.locate_turn(first.take(), deadline)?;
             let flags = m.frame.flags();
             if self.turn.offset == 0 && !self.turn.fds_taken {
                 self.handed_over(&m);
@@ -175,7 +237,7 @@ impl FlowEnd {
         if !self.turn.held.is_empty() || self.turn.last_taken {
             return Err(self.turn.more_refs());
         }
-        let m = self.locate_turn(deadline)?;
+        let m = self.locate_turn(None, deadline)?;
         if m.fds() > 0 && !self.turn.fds_taken {
             // Descriptors need slots: the frame stays for receive_more_fds.
             return Err(self.turn.more_refs());
@@ -200,10 +262,19 @@ impl FlowEnd {
     }
 
     /// The next frame of the peer's message, waiting until `deadline`; a
-    /// plain message there is `PlainMessage` (it stays).
+    /// plain message there is `PlainMessage` (it stays). `first`: what a
+    /// look at the ring just found, if the caller took one.
     #[inline(always)]
-    fn locate_turn(&mut self, deadline: Deadline) -> Result<Located, CallError> {
-        let m = match self.locate_as::<true>() {
+    fn locate_turn(
+        &mut self,
+        first: Option<Result<Peeked, ReadError>>,
+        deadline: Deadline,
+    ) -> Result<Located, CallError> {
+        let found = match first {
+            Some(found) => self.locate_from::<true>(found),
+            None => self.locate_as::<true>(),
+        };
+        let m = match found {
             Ok(m) => m,
             Err(e) => match self.wait_message_as::<true>(e, deadline) {
                 Ok(m) => m,
