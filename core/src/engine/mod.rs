@@ -135,7 +135,7 @@ impl Engine {
         let Mode::Invoker(invoker) = &mut self.mode else { return 0 };
         // Only one cycle in INVOKER_DUTY_SAMPLE is timed: an application
         // that polls runs this in its loop, where a clock read each time
-        // was a tenth of an idle cycle (tuning.md, "Invoker duty cycle").
+        // was a tenth of an idle cycle (tuning.md, "The invoker's duty cycle").
         let timed = invoker.duty_cycles % INVOKER_DUTY_SAMPLE == 0;
         let start = if timed { crate::clock::now() } else { 0 };
         let work = invoker.agents.do_work(&self.shared.failures);

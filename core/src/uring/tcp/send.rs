@@ -26,6 +26,12 @@ use io_uring::{cqueue, opcode, squeue, types};
 use super::{user_data, TcpDriver, KIND_FIXED, KIND_SEND};
 use crate::uring::events::{append_in_place, copy_of, CloseReason, ConnId, TcpError, TcpEvent};
 
+/// The largest queue a direct `send(2)` writes (see `TcpDriver::flush`):
+/// larger ones, which a socket often takes only in part (a large message's
+/// stream), go as SENDs, which wait for room in the kernel rather than
+/// costing a second call.
+pub(super) const DIRECT_MAX: usize = 16 << 10;
+
 /// The most registered buffers one chain of sends carries.
 pub(super) const MAX_CHAIN: usize = 16;
 
@@ -100,7 +106,8 @@ impl TcpDriver {
     /// flushed in between leave together.
     ///
     /// When that entry finds a single connection flushed, nothing of it in
-    /// flight and a heap queue below the SEND_ZC threshold, it writes the
+    /// flight and a heap queue of at most 16 KiB (below the SEND_ZC
+    /// threshold), it writes the
     /// queue with a nonblocking `send(2)` instead of a submission: a
     /// request/reply's answer then costs one system call where a SEND
     /// cost an entry, a completion and its reaping (tuning.md, "Direct
@@ -137,7 +144,8 @@ impl TcpDriver {
         let idle = !io.send_armed && io.zc_notifs == 0 && io.inflight_done == io.inflight.len();
         let zc = self.zc_threshold > 0 && io.out.len() >= self.zc_threshold;
         let (Some(fd), true) = (&conn.fd, conn.open && !conn.datagram && !self.shutting_down) else { return };
-        if !idle || zc || io.out.is_empty() || !io.fixed_queue.is_empty() || !io.fixed_chain.is_empty() {
+        let size = io.out.len();
+        if !idle || zc || size == 0 || size > DIRECT_MAX || !io.fixed_queue.is_empty() || !io.fixed_chain.is_empty() {
             return;
         }
         // SAFETY: a nonblocking send from a live buffer of `out.len()`
