@@ -129,8 +129,11 @@ pub(crate) fn shutdown(fd: &std::os::fd::OwnedFd) {
 /// Counters of what the transport did, for tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpStats {
-    /// Sends by plain SEND.
+    /// Plain (copying) sends: io_uring SENDs and direct `send(2)`s.
     pub plain_sends: u64,
+    /// Of those, `send(2)`s made directly (see `TcpDriver::flush`): the
+    /// socket took the queued bytes at once, with no submission.
+    pub direct_sends: u64,
     /// SEND_ZCs from unregistered memory.
     pub zc_sends: u64,
     /// SEND_ZCs from registered buffers (`zc_sends` counts the others).

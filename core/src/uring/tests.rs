@@ -432,3 +432,61 @@ fn a_watched_descriptor_rings_until_unwatched() {
     assert_eq!(next_rang(&mut tcp), (7, false));
     assert!(!tcp.in_flight(), "an ended watch holds nothing");
 }
+
+/// Frames flushed on one connection between two kernel entries leave in
+/// one direct `send(2)` (no submission, no completion); a queue larger
+/// than a direct send takes goes as SENDs, and a frame flushed while one
+/// is in flight waits for it: all in order.
+#[test]
+fn a_lone_flush_is_one_direct_send_and_the_rest_follows_in_order() {
+    let cfg = small_cfg();
+    if refused(&cfg) {
+        return;
+    }
+    let mut tcp = TcpDriver::new(&cfg).expect("driver");
+    let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    // Larger than the socket's buffers on either side while nobody reads.
+    let blob: Vec<u8> = (0..(16usize << 20)).map(|i| (i % 239) as u8).collect();
+    let expect = [&b"first"[..], b"second", &blob, b"tail"].concat();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let mut sock = TcpStream::connect(addr).expect("connect");
+        go_rx.recv().expect("go");
+        let mut back = Vec::new();
+        sock.read_to_end(&mut back).expect("read");
+        back
+    });
+    let mut events = Vec::new();
+    let id = accept_one(&mut tcp, &mut events);
+    tcp.submit(); // the new connection's recv
+    let before = tcp.stats();
+    tcp.send(id, b"first").expect("send");
+    tcp.send(id, b"second").expect("send");
+    let enters = tcp.driver().stats().enters;
+    tcp.submit();
+    let after = tcp.stats();
+    assert_eq!(after.direct_sends - before.direct_sends, 1, "{after:?}");
+    assert_eq!(after.plain_sends - before.plain_sends, 1, "{after:?}");
+    assert_eq!(tcp.unsent(id).expect("open"), 0, "the socket took both frames");
+    assert_eq!(tcp.driver().stats().enters, enters, "nothing was submitted");
+    tcp.send(id, &blob).expect("send");
+    tcp.submit();
+    assert_eq!(tcp.stats().direct_sends, after.direct_sends, "a large queue goes as a SEND");
+    // The socket cannot hold it all: the SEND is in flight, and a frame
+    // flushed now waits for it (never a direct send past it).
+    tcp.send(id, b"tail").expect("send");
+    tcp.submit();
+    go_tx.send(()).expect("go");
+    let guard = Instant::now() + Duration::from_secs(20);
+    while tcp.unsent(id).expect("open") > 0 {
+        assert!(Instant::now() < guard, "send did not finish");
+        tcp.wait(Duration::from_millis(20), &mut events);
+    }
+    tcp.close(id).expect("close");
+    let back = reader.join().expect("reader");
+    assert_eq!(back.len(), expect.len());
+    assert!(back == expect, "bytes lost or reordered");
+    let stats = tcp.stats();
+    println!("send stats: {stats:?}");
+    assert_eq!(stats.direct_sends - before.direct_sends, 1, "{stats:?}");
+}

@@ -40,6 +40,9 @@ pub(super) struct Udp {
     /// The largest datagram the receive buffers take.
     max_datagram: usize,
     counters: Arc<Shared>,
+    /// Some link's datagram holds frames not sent yet (`flush_udp` has
+    /// something to do; a duty cycle without lossy traffic skips it).
+    queued: bool,
 }
 
 /// Why the UDP socket could not be set up (lossy flows then ride TCP).
@@ -73,7 +76,7 @@ impl Bridge {
             let recv = sock.try_clone().map_err(UdpStartError::Socket)?;
             let conn = tcp.adopt_datagram(recv).map_err(UdpStartError::Adopt)?;
             let counters = Arc::clone(&self.shared);
-            Ok(Udp { sock, conn, port, max_datagram: self.cfg.buffer_size, counters })
+            Ok(Udp { sock, conn, port, max_datagram: self.cfg.buffer_size, counters, queued: false })
         });
         // Without UDP, lossy flows ride TCP: worse under loss, never wrong.
         self.udp = started.ok();
@@ -142,7 +145,8 @@ impl Bridge {
 
     /// Flushes every link's packed datagram.
     pub(super) fn flush_udp(&mut self) {
-        let Some(udp) = self.udp.as_mut() else { return };
+        let Some(udp) = self.udp.as_mut().filter(|u| u.queued) else { return };
+        udp.queued = false;
         for l in self.links.values_mut() {
             send_packed(udp, l);
         }
@@ -172,6 +176,7 @@ pub(super) fn queue_datagram(
     if link.udp.out.is_empty() {
         push_header(&mut link.udp.out, engine_id, link.addr.is_some(), udp.port);
     }
+    udp.queued = true;
     wire::encode(frame, checksum, &mut link.udp.out).is_ok()
 }
 

@@ -50,6 +50,8 @@ fn user_data(kind: u64, index: u32) -> u64 {
 #[derive(Default)]
 struct Io {
     recv_armed: bool,
+    /// On `TcpDriver::flushed`.
+    flushed: bool,
     /// Queued bytes, not yet handed to the kernel.
     out: Vec<u8>,
     /// Bytes of the send in progress; never touched while the kernel may read them.
@@ -100,6 +102,11 @@ pub struct TcpDriver {
     starved: Vec<u32>,
     /// Connections whose next send could not be queued (full SQ).
     stalled: Vec<u32>,
+    /// Connections flushed since the last kernel entry, whose sends start
+    /// just before it (see `send::flush`).
+    flushed: Vec<u32>,
+    /// Direct sends not yet reported as [`TcpEvent::Sent`] (by `handle`).
+    sent_direct: Vec<(ConnId, usize)>,
     cqes: Vec<cqueue::Entry>,
     /// The words of the armed `FUTEX_WAITV`; not touched while it is armed.
     futexes: Box<[types::FutexWaitV]>,
@@ -136,6 +143,8 @@ impl TcpDriver {
             conns: ConnTable::new(),
             starved: Vec::new(),
             stalled: Vec::new(),
+            flushed: Vec::new(),
+            sent_direct: Vec::new(),
             cqes: Vec::with_capacity(cfg.entries as usize * 2),
             futexes: vec![types::FutexWaitV::new(); MAX_FUTEX_WAITS].into_boxed_slice(),
             futex_armed: false,
@@ -320,14 +329,16 @@ impl TcpDriver {
     /// One non-blocking duty-cycle step; appends what happened to `events`.
     pub fn poll(&mut self, events: &mut Vec<TcpEvent>) -> usize {
         self.retry();
-        self.uring.poll();
+        if self.uring.poll() == 0 && self.sent_direct.is_empty() {
+            return 0; // nothing to reap: a spinning caller's usual case
+        }
         self.handle(events)
     }
 
     /// Like `poll`, but parks up to `timeout` when nothing is ready.
     pub fn wait(&mut self, timeout: Duration, events: &mut Vec<TcpEvent>) -> usize {
         self.retry();
-        if self.uring.poll() == 0 {
+        if self.uring.poll() == 0 && self.sent_direct.is_empty() {
             self.uring.wait(timeout);
         }
         self.handle(events)
@@ -338,7 +349,7 @@ impl TcpDriver {
     /// application that found nothing to do.
     pub fn park(&mut self, timeout: Duration) {
         self.retry();
-        if self.uring.poll() == 0 {
+        if self.uring.poll() == 0 && self.sent_direct.is_empty() {
             self.uring.wait(timeout);
         }
     }
@@ -350,13 +361,17 @@ impl TcpDriver {
                 self.arm_recv(index);
             }
         }
-        for index in std::mem::take(&mut self.stalled) {
-            self.start_send(index);
+        if !self.stalled.is_empty() {
+            for index in std::mem::take(&mut self.stalled) {
+                self.start_send(index);
+            }
         }
+        self.start_flushed();
     }
 
     fn handle(&mut self, events: &mut Vec<TcpEvent>) -> usize {
         let before = events.len();
+        events.extend(self.sent_direct.drain(..).map(|(id, n)| TcpEvent::Sent(id, n)));
         let mut cqes = std::mem::take(&mut self.cqes);
         self.uring.reap_into(&mut cqes);
         for cqe in cqes.drain(..) {

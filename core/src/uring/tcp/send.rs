@@ -26,6 +26,12 @@ use io_uring::{cqueue, opcode, squeue, types};
 use super::{user_data, TcpDriver, KIND_FIXED, KIND_SEND};
 use crate::uring::events::{append_in_place, copy_of, CloseReason, ConnId, TcpError, TcpEvent};
 
+/// The largest queue a direct `send(2)` writes (see `TcpDriver::flush`):
+/// larger ones, which a socket often takes only in part (a large message's
+/// stream), go as SENDs, which wait for room in the kernel rather than
+/// costing a second call.
+pub(super) const DIRECT_MAX: usize = 16 << 10;
+
 /// The most registered buffers one chain of sends carries.
 pub(super) const MAX_CHAIN: usize = 16;
 
@@ -37,7 +43,8 @@ pub(super) struct Seg {
 }
 
 impl TcpDriver {
-    /// Queues a copy of `data` and starts sending it.
+    /// Queues a copy of `data` and sends it before the next kernel entry
+    /// (see [`flush`](Self::flush)).
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<(), TcpError> {
         let Ok(()) = self.append_with(id, data.len(), copy_of(data))?;
         self.flush(id);
@@ -93,12 +100,73 @@ impl TcpDriver {
         Ok(append_in_place(&mut conn.io.out, len, fill))
     }
 
-    /// Starts sending what [`append_with`](Self::append_with) queued on
-    /// `id`, unless a send is already in flight (its completion sends the
-    /// rest).
+    /// Sends what [`append_with`](Self::append_with) queued on `id` before
+    /// the next kernel entry (`poll`, `wait`, `park` or `submit`), unless a
+    /// send is already in flight (its completion sends the rest). Frames
+    /// flushed in between leave together.
+    ///
+    /// When that entry finds a single connection flushed, nothing of it in
+    /// flight and a heap queue of at most 16 KiB (below the SEND_ZC
+    /// threshold), it writes the
+    /// queue with a nonblocking `send(2)` instead of a submission: a
+    /// request/reply's answer then costs one system call where a SEND
+    /// cost an entry, a completion and its reaping (tuning.md, "Direct
+    /// sends"). What the socket does not take at once goes as a SEND.
     pub fn flush(&mut self, id: ConnId) {
         if let Ok(index) = self.conns.lookup(id) {
+            let conn = &mut self.conns[index as usize];
+            if !conn.io.flushed && !conn.io.send_armed {
+                conn.io.flushed = true;
+                self.flushed.push(index);
+            }
+        }
+    }
+
+    /// Starts the sends of the connections flushed since the last entry.
+    pub(super) fn start_flushed(&mut self) {
+        let direct = self.flushed.len() == 1;
+        while let Some(index) = self.flushed.pop() {
+            self.conns[index as usize].io.flushed = false;
+            if direct {
+                self.send_direct(index);
+            }
             self.start_send(index);
+        }
+    }
+
+    /// Writes connection `index`'s heap queue with `send(2)` if nothing of
+    /// it is in flight or waits in registered buffers (order on the wire),
+    /// it is below the SEND_ZC threshold, and the socket takes any of it
+    /// now; `start_send` then sends the rest, if any.
+    fn send_direct(&mut self, index: u32) {
+        let conn = &mut self.conns[index as usize];
+        let io = &mut conn.io;
+        let idle = !io.send_armed && io.zc_notifs == 0 && io.inflight_done == io.inflight.len();
+        let zc = self.zc_threshold > 0 && io.out.len() >= self.zc_threshold;
+        let (Some(fd), true) = (&conn.fd, conn.open && !conn.datagram && !self.shutting_down) else { return };
+        let size = io.out.len();
+        if !idle || zc || size == 0 || size > DIRECT_MAX || !io.fixed_queue.is_empty() || !io.fixed_chain.is_empty() {
+            return;
+        }
+        // SAFETY: a nonblocking send from a live buffer of `out.len()`
+        // bytes on a socket this driver owns; the kernel keeps no reference.
+        let n = unsafe {
+            libc::send(fd.as_raw_fd(), io.out.as_ptr().cast(), io.out.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+        };
+        // Nothing taken (EAGAIN, or an error a SEND will meet and report
+        // as the connection's end): the SEND takes over.
+        let Ok(n @ 1..) = usize::try_from(n) else { return };
+        self.stats.plain_sends += 1;
+        self.stats.direct_sends += 1;
+        self.sent_direct.push((ConnId { index, generation: conn.generation }, n));
+        if n == io.out.len() {
+            io.out.clear();
+        } else {
+            // The rest leaves from `inflight` as a short send's would.
+            self.stats.short_sends += 1;
+            std::mem::swap(&mut io.out, &mut io.inflight);
+            io.out.clear();
+            io.inflight_done = n;
         }
     }
 
