@@ -45,6 +45,7 @@ pub(crate) const CLUSTER_ELECTION_TICKS: &str = "cluster.election_ticks";
 pub(crate) const CLUSTER_HEARTBEAT_TICKS: &str = "cluster.heartbeat_ticks";
 pub(crate) const CLUSTER_COMPACT_AFTER: &str = "cluster.compact_after";
 pub(crate) const CLUSTER_MAX_MESSAGE_BYTES: &str = "cluster.max_message_bytes";
+pub(crate) const CLUSTER_GROUPS: &str = "cluster.groups";
 pub(crate) const FLOW_RING_BYTES: &str = "flow.ring_bytes";
 pub(crate) const FLOW_MAX_MSG: &str = "flow.max_msg";
 pub(crate) const FLOW_SPIN_US: &str = "flow.spin_us";
@@ -141,6 +142,8 @@ pub(crate) enum Kind {
     Peers,
     /// A file path, or "none".
     OptPath,
+    /// A list of distinct group names.
+    Groups,
 }
 
 impl Kind {
@@ -152,7 +155,7 @@ impl Kind {
             Kind::Choice(_) | Kind::OptAddr | Kind::OptPath => "a string",
             Kind::OptCore => "an integer or \"none\"",
             Kind::Cores => "an array of integers",
-            Kind::Peers => "an array of strings",
+            Kind::Peers | Kind::Groups => "an array of strings",
         }
     }
 
@@ -180,6 +183,10 @@ impl Kind {
                 "a list of \"host:port\" or \"name@host:port\" (port 1..=65535, distinct entries)".to_owned()
             }
             Kind::OptPath => format!("a file path, or \"{NONE}\""),
+            Kind::Groups => format!(
+                "a list of distinct group names (as `Group::join` takes them, at most {} bytes each)",
+                crate::config::MAX_CLUSTER_GROUP_NAME
+            ),
         }
     }
 }
@@ -461,6 +468,12 @@ pub(crate) static KEYS: &[KeySpec] = &[
         kind: int(4096, crate::wire::MAX_CLUSTER_LEN as u64),
         get: |c| Raw::Int(c.cluster.max_message_bytes as i128),
         set: |c, v| c.cluster.max_message_bytes = uint(v),
+    },
+    KeySpec {
+        path: CLUSTER_GROUPS,
+        kind: Kind::Groups,
+        get: |c| Raw::List(c.cluster.groups.iter().map(|g| Raw::Str(g.clone())).collect()),
+        set: |c, v| c.cluster.groups = list(v).iter().map(|g| text(g).to_owned()).collect(),
     },
 ];
 

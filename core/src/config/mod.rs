@@ -285,7 +285,14 @@ pub struct ClusterSection {
     /// `cluster.max_message_bytes`: the largest raft message taken from a
     /// peer (and made for one).
     pub max_message_bytes: usize,
+    /// `cluster.groups`: the groups whose members live on several hosts.
+    /// The engine joins each on this host as its gateway (issue 17) and
+    /// carries its views and messages through the cluster.
+    pub groups: Vec<String>,
 }
+
+/// Longest name `cluster.groups` takes (what a cluster command carries).
+pub const MAX_CLUSTER_GROUP_NAME: usize = 255;
 
 impl Default for ClusterSection {
     fn default() -> Self {
@@ -296,6 +303,7 @@ impl Default for ClusterSection {
             heartbeat_ticks: 5,
             compact_after: 1024,
             max_message_bytes: 1 << 20,
+            groups: Vec::new(),
         }
     }
 }

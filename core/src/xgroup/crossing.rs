@@ -1,0 +1,295 @@
+//! One group that crosses hosts, as this host's gateway runs it: what it
+//! read in the local log becomes cluster commands (one batch in flight at
+//! a time), and what the cluster committed becomes frames of the local
+//! log, in the cluster log's order.
+//!
+//! Why one batch in flight: the directory drops a message whose seq is not
+//! above the last one applied for its sender (this gateway), so a batch
+//! proposed while an earlier one was lost with a leader would make the
+//! earlier one's re-proposal a "duplicate". The next batch is proposed
+//! once the previous one's last message is seen committed; meanwhile what
+//! arrives gathers into it.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, ProposeError};
+use crate::group::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED};
+use crate::group::{ChangeKind, GatewayFrame, GroupEnd, McastError, Member};
+
+use super::note::Note;
+
+/// A batch proposed and not yet seen committed is proposed again after
+/// this long (or at once when the term changes: a new leader).
+const REPROPOSE_AFTER: Duration = Duration::from_secs(2);
+/// Frames read from the local log per duty cycle.
+const READ_PER_CYCLE: usize = 256;
+
+struct InFlight {
+    commands: Vec<Command>,
+    last_seq: u64,
+    term: u64,
+    at: Instant,
+}
+
+/// The gateway's state of one group.
+pub(crate) struct Crossing {
+    pub(crate) name: String,
+    end: GroupEnd,
+    host: u64,
+    /// The last sequence number this gateway gave a message of the group.
+    seq: u64,
+    /// Whether the first keeper view (which seats members that joined
+    /// before the gateway) was read.
+    seated: bool,
+    pending: Vec<Command>,
+    in_flight: Option<InFlight>,
+    /// Frames for the local log, in the cluster's order (a slow member of
+    /// a Block group may hold them).
+    out: VecDeque<(u8, u64, Vec<u8>)>,
+    /// The members of the last cluster view.
+    members: Vec<Member>,
+    /// What notes said of members: their pid, why they went.
+    pids: HashMap<(u64, u64), u32>,
+    reasons: HashMap<(u64, u64), ChangeKind>,
+    frames: Vec<GatewayFrame>,
+}
+
+impl Crossing {
+    pub(crate) fn new(name: String, end: GroupEnd, host: u64) -> Crossing {
+        Crossing {
+            name,
+            end,
+            host,
+            seq: 0,
+            seated: false,
+            pending: Vec::new(),
+            in_flight: None,
+            out: VecDeque::new(),
+            members: Vec::new(),
+            pids: HashMap::new(),
+            reasons: HashMap::new(),
+            frames: Vec::new(),
+        }
+    }
+
+    /// Reads the local log: keeper views become joins and leaves, submits
+    /// become messages, all queued for the next batch. Returns the work done.
+    pub(crate) fn read_local(&mut self) -> usize {
+        self.frames.clear();
+        let n = match self.end.gateway_poll(&mut self.frames, READ_PER_CYCLE) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(group = %self.name, error = %e, "group gateway cannot read the local log");
+                return 0;
+            }
+        };
+        for frame in std::mem::take(&mut self.frames) {
+            match frame {
+                GatewayFrame::View { members, changes } => {
+                    if !self.seated {
+                        self.seated = true;
+                        for m in members {
+                            self.joined(m);
+                        }
+                        continue;
+                    }
+                    for (m, kind) in changes {
+                        match kind {
+                            ChangeKind::Joined => self.joined(m),
+                            kind => self.gone(m, kind),
+                        }
+                    }
+                }
+                GatewayFrame::Submit { member, seq, sent_at, bytes } => {
+                    self.note(Note::Message { member, seq, sent_at, bytes });
+                }
+            }
+        }
+        n
+    }
+
+    fn joined(&mut self, m: Member) {
+        self.note(Note::Joined { member: m.id, pid: m.pid });
+        self.pending.push(Command::Join { group: self.name.clone(), host: self.host, member: m.id });
+    }
+
+    fn gone(&mut self, m: Member, kind: ChangeKind) {
+        self.note(Note::Gone { member: m.id, kind });
+        self.pending.push(Command::Leave { group: self.name.clone(), host: self.host, member: m.id });
+    }
+
+    /// Queues `note` (its seq is given when its batch is formed).
+    fn note(&mut self, note: Note) {
+        self.pending.push(Command::Message {
+            group: self.name.clone(),
+            sender: self.host,
+            seq: 0,
+            bytes: note.encode(),
+        });
+    }
+
+    /// Proposes the next batch, or the one in flight again after a leader
+    /// change or a long silence. Returns the work done.
+    pub(crate) fn propose(&mut self, cluster: &ClusterHandle, max_bytes: usize) -> usize {
+        let term = cluster.status().term;
+        if let Some(f) = &mut self.in_flight {
+            if f.term == term && f.at.elapsed() < REPROPOSE_AFTER {
+                return 0;
+            }
+            match cluster.propose(&f.commands) {
+                Ok(()) => {
+                    f.term = term;
+                    f.at = Instant::now();
+                    return 1;
+                }
+                Err(e) => {
+                    tracing::debug!(group = %self.name, error = %e, "group gateway cannot re-propose yet");
+                    return 0;
+                }
+            }
+        }
+        if self.pending.is_empty() {
+            return 0;
+        }
+        // A batch within the cluster's message limit (half of it: raft's
+        // own framing and other entries ride in the same message).
+        let budget = max_bytes / 2;
+        let mut size = 0;
+        let mut take = 0;
+        for c in &self.pending {
+            let len = match c {
+                Command::Message { bytes, .. } => bytes.len() + self.name.len() + 32,
+                _ => self.name.len() + 32,
+            };
+            if take > 0 && size + len > budget {
+                break;
+            }
+            size += len;
+            take += 1;
+        }
+        let mut commands: Vec<Command> = self.pending.drain(..take).collect();
+        if !matches!(commands.last(), Some(Command::Message { .. })) {
+            commands.push(Command::Message {
+                group: self.name.clone(),
+                sender: self.host,
+                seq: 0,
+                bytes: Note::Mark.encode(),
+            });
+        }
+        // Sequence numbers that grow across this engine's restarts too:
+        // the clock's microseconds, or one more than the last.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+        for c in &mut commands {
+            if let Command::Message { seq, .. } = c {
+                self.seq = (self.seq + 1).max(now as u64);
+                *seq = self.seq;
+            }
+        }
+        let last_seq = self.seq;
+        let result = cluster.propose(&commands);
+        if let Err(e) = &result {
+            match e {
+                ProposeError::Full => {}
+                e => tracing::warn!(group = %self.name, error = %e, "group gateway's proposal refused"),
+            }
+        }
+        // In flight either way: a refused proposal goes again at once (its
+        // `at` is long past), with the same sequence numbers.
+        let at = if result.is_ok() { Instant::now() } else { Instant::now() - REPROPOSE_AFTER };
+        self.in_flight = Some(InFlight { commands, last_seq, term, at });
+        1
+    }
+
+    /// Turns one committed change of this group into local frames.
+    pub(crate) fn committed(&mut self, index: u64, applied: Applied) {
+        match applied {
+            Applied::Message { sender, seq, bytes, .. } => {
+                if sender == self.host && self.in_flight.as_ref().is_some_and(|f| f.last_seq <= seq) {
+                    self.in_flight = None;
+                }
+                let note = match Note::decode(&bytes) {
+                    Ok(n) => n,
+                    Err(why) => {
+                        tracing::warn!(group = %self.name, sender, why, "group gateway skips a bad cluster message");
+                        return;
+                    }
+                };
+                match note {
+                    Note::Message { member, seq, sent_at, bytes } => {
+                        let Some(meta) = cross::origin_word(sender, member) else { return };
+                        let mut payload = cross::relay_header(seq, sent_at).to_vec();
+                        payload.extend_from_slice(&bytes);
+                        self.out.push_back((FLAG_RELAYED, meta, payload));
+                    }
+                    Note::Joined { member, pid } => {
+                        self.pids.insert((sender, member), pid);
+                    }
+                    Note::Gone { member, kind } => {
+                        self.reasons.insert((sender, member), kind);
+                    }
+                    Note::Mark => {}
+                }
+            }
+            Applied::View { members, .. } => self.view(index, &members),
+        }
+    }
+
+    fn view(&mut self, index: u64, now: &[NodeMember]) {
+        let members: Vec<Member> = now
+            .iter()
+            .filter(|m| m.host <= cross::MAX_HOST && m.member <= cross::MAX_MEMBER_ID)
+            .map(|m| Member {
+                id: m.member,
+                pid: self.pids.get(&(m.host, m.member)).copied().unwrap_or(0),
+                host: m.host,
+            })
+            .collect();
+        let key = |m: &Member| (m.host, m.id);
+        let mut changes = Vec::new();
+        for old in &self.members {
+            if !members.iter().any(|m| key(m) == key(old)) {
+                // No note said why: its host's node was taken down.
+                let kind = self.reasons.remove(&key(old)).unwrap_or(ChangeKind::NodeDown);
+                self.pids.remove(&key(old));
+                changes.push((*old, kind));
+            }
+        }
+        for m in &members {
+            if !self.members.iter().any(|o| key(o) == key(m)) {
+                changes.push((*m, ChangeKind::Joined));
+            }
+        }
+        self.members = members.clone();
+        let view = ClusterView { id: index, members, changes };
+        let mut bytes = Vec::new();
+        match cross::encode_view(&view, self.end.config().max_members, &mut bytes) {
+            Ok(()) => self.out.push_back((FLAG_CLUSTER_VIEW, 0, bytes)),
+            Err(e) => tracing::error!(group = %self.name, error = ?e, "a cluster view too large for this host's log"),
+        }
+    }
+
+    /// Writes what the cluster committed into the local log, in order,
+    /// while it has room. Returns the work done.
+    pub(crate) fn write_local(&mut self) -> usize {
+        let mut n = 0;
+        while let Some((flags, meta, payload)) = self.out.front() {
+            match self.end.gateway_write(*flags, *meta, &[payload]) {
+                Ok(()) => {
+                    self.out.pop_front();
+                    n += 1;
+                }
+                Err(McastError::WouldBlock) => break,
+                Err(McastError::TooLarge { len, max }) => {
+                    tracing::error!(group = %self.name, len, max, "a committed frame too large for this host's log");
+                    self.out.pop_front();
+                }
+                Err(e) => {
+                    tracing::warn!(group = %self.name, error = %e, "group gateway cannot write the local log");
+                    break;
+                }
+            }
+        }
+        n
+    }
+}

@@ -1,0 +1,156 @@
+//! The engine's group agent: for each group of `cluster.groups`, this
+//! host's engine is the group's gateway (issue 17; DESIGN.md, "Groups",
+//! "Across hosts"). It joins the group on this host as a member whose seat
+//! the keeper records, so members find that the group crosses hosts
+//! (`crate::group::cross`), and then, every duty cycle:
+//!
+//! 1. reads the local log: the keeper's views become `Join`/`Leave`
+//!    commands (with a note saying why a member went), members' submit
+//!    frames become messages; all of it gathers into one batch;
+//! 2. proposes that batch to the cluster's log when the previous one is
+//!    committed (`crossing.rs` says why one at a time), and proposes it
+//!    again after a leader change;
+//! 3. writes every committed view and message of the group into the local
+//!    log, in the cluster log's order, this host's own senders' included:
+//!    members read views and AGREED messages in one order at every host.
+//!
+//! It runs on an engine thread of its own that parks between duty cycles
+//! (a millisecond at most: it is not yet woken by a commit or a local
+//! submit). It never blocks: the log is written without waiting (what does
+//! not fit waits in the agent's queue), proposals are `try_send`s.
+//! Everything it reads (local frames, committed commands) is input: sizes,
+//! hosts and member ids are checked, a bad item is logged and skipped.
+//!
+//! Not yet: FIFO and UNORDERED relayed without a consensus round trip (a
+//! crossing group of those guarantees orders its messages through the
+//! cluster like AGREED ones are not: they stay on their host), and SAFE's
+//! "every node holds it" (a SAFE group is carried as AGREED).
+
+mod crossing;
+mod note;
+
+use std::sync::mpsc::Receiver;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::cluster::{Applied, ClusterHandle, Committed};
+use crate::config::{EngineConfig, IdleStrategy};
+use crate::engine::{Agent, Engine, EngineError};
+use crate::group::{GroupEnd, GroupOptions};
+use crate::wait::Deadline;
+
+use crossing::Crossing;
+
+/// The longest the agent's thread parks between duty cycles.
+const PARK: Duration = Duration::from_millis(1);
+/// How long the engine's start waits for each group's join.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Committed entries handled per duty cycle.
+const COMMITTED_PER_CYCLE: usize = 4096;
+
+/// The running group agent: its engine thread.
+pub struct GroupAgent {
+    /// Behind a mutex only so the engine handle is `Sync`.
+    engine: Mutex<Option<Engine>>,
+}
+
+impl GroupAgent {
+    /// Stops the agent (its groups' gateway ends leave: every member of
+    /// other hosts is gone for this host's members).
+    pub fn shutdown(self) -> Result<(), EngineError> {
+        match self.engine.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            Some(engine) => engine.shutdown(Duration::from_secs(5)).map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for GroupAgent {
+    fn drop(&mut self) {
+        if let Some(engine) = self.engine.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = engine.shutdown(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Why the group agent did not start.
+fn bad(why: String) -> EngineError {
+    EngineError::Config(format!("cluster.groups: {why}"))
+}
+
+/// Joins every group of `config`'s `cluster.groups` as this host's
+/// gateway and starts the agent on a thread of its own; `committed` is the
+/// cluster node's stream of committed commands (the agent is its reader).
+pub fn start(
+    config: &EngineConfig,
+    cluster: ClusterHandle,
+    committed: Receiver<Committed>,
+) -> Result<GroupAgent, EngineError> {
+    let host = cluster.status().id;
+    let host16 = u16::try_from(host)
+        .ok()
+        .filter(|h| u64::from(*h) <= crate::group::cross::MAX_HOST && *h != 0)
+        .ok_or_else(|| bad(format!("cluster node id {host} is beyond what a group's frames can name")))?;
+    let mut groups = Vec::new();
+    for name in &config.cluster().groups {
+        let end = GroupEnd::join_gateway(name, &GroupOptions::new(), host16, Deadline::after(JOIN_TIMEOUT))
+            .map_err(|e| bad(format!("cannot join group {name:?} as its gateway: {e}")))?;
+        if end.slow_member().is_lossy() {
+            return Err(bad(format!("group {name:?} is a Lap group: a group that crosses hosts must not lose")));
+        }
+        groups.push(Crossing::new(name.clone(), end, host));
+    }
+    let max_bytes = config.cluster().max_message_bytes;
+    let agent = Gateways { groups, cluster, committed, max_bytes };
+    let thread = EngineConfig::builder()
+        .threads(1)
+        .idle(IdleStrategy::Park)
+        .build()
+        .map_err(|e| bad(format!("its thread's configuration: {e}")))?;
+    let engine = Engine::start(&thread, vec![Box::new(agent)])?;
+    tracing::info!(host, groups = ?config.cluster().groups, "group gateways started");
+    Ok(GroupAgent { engine: Mutex::new(Some(engine)) })
+}
+
+/// The agent: every crossing group of this host.
+struct Gateways {
+    groups: Vec<Crossing>,
+    cluster: ClusterHandle,
+    committed: Receiver<Committed>,
+    max_bytes: usize,
+}
+
+impl Agent for Gateways {
+    fn name(&self) -> &str {
+        "group-gateways"
+    }
+
+    fn do_work(&mut self) -> usize {
+        let mut work = 0;
+        for g in &mut self.groups {
+            work += g.read_local();
+        }
+        for c in self.committed.try_iter().take(COMMITTED_PER_CYCLE) {
+            work += 1;
+            let group = match &c.applied {
+                Applied::View { group, .. } | Applied::Message { group, .. } => group,
+            };
+            if let Some(g) = self.groups.iter_mut().find(|g| g.name == *group) {
+                g.committed(c.index, c.applied);
+            }
+        }
+        for g in &mut self.groups {
+            work += g.write_local();
+            work += g.propose(&self.cluster, self.max_bytes);
+        }
+        work
+    }
+
+    fn sleeps(&self) -> bool {
+        true
+    }
+
+    fn wait(&mut self, timeout: Duration) {
+        std::thread::park_timeout(timeout.min(PARK));
+    }
+}
