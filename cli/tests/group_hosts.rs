@@ -1,0 +1,182 @@
+//! A group whose members live on three hosts: three `ringflow engine`
+//! processes on loopback with the cluster on and `cluster.groups = ["xg"]`
+//! (each engine is the group's gateway on its host, each host its own
+//! runtime directory), and a member process on each host. Every member
+//! multicasts AGREED messages: every member delivers the same sequence of
+//! views and messages from the view that holds all three on; a member's
+//! kill -9 is a process-down view at the other two hosts. Members write
+//! what they deliver, one line per event, to a file the test reads.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod support;
+
+use ringflow::{Deadline, Event, Group, GroupOptions};
+use support::{child_arg, child_dir, is_child, private_dir, wait_until, AppProc, EngineProc, EngineSpec, LONG};
+
+/// Messages each member multicasts.
+const EACH: usize = 20;
+
+fn ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+}
+
+fn engine(runtime: &Path, port: u16, all: &[u16]) -> EngineProc {
+    let listen = format!("127.0.0.1:{port}");
+    let peers: Vec<String> = all.iter().filter(|p| **p != port).map(|p| format!("127.0.0.1:{p}")).collect();
+    EngineSpec::new(runtime, &listen)
+        .env("RINGFLOW_NET_PEERS", &peers.join(", "))
+        .env("RINGFLOW_CLUSTER_ENABLED", "true")
+        .env("RINGFLOW_CLUSTER_GROUPS", "xg")
+        .env("RINGFLOW_CLUSTER_TICK_MS", "10")
+        .env("RINGFLOW_CLUSTER_ELECTION_TICKS", "30")
+        .env("RINGFLOW_CLUSTER_HEARTBEAT_TICKS", "3")
+        .start()
+}
+
+/// One event as a line: views list members and changes as host/id.
+fn line(e: &Event<'_>) -> String {
+    match e {
+        Event::Message(m) => {
+            let s = m.sender();
+            format!("msg {}/{} #{} {}", s.host, s.id, m.seq(), String::from_utf8_lossy(m.payload().unwrap_or(b"?")))
+        }
+        Event::View(v) => {
+            let ms: Vec<String> = v.members.iter().map(|m| format!("{}/{}", m.host, m.id)).collect();
+            let cs: Vec<String> =
+                v.changes.iter().map(|c| format!("{:?} {}/{}", c.kind, c.member.host, c.member.id)).collect();
+            format!("view {} [{}] ({})", v.id, ms.join(" "), cs.join(", "))
+        }
+        Event::Lost { count } => format!("lost {count}"),
+    }
+}
+
+/// A member on one host: joins "xg" in the host's runtime directory,
+/// waits for a view of three, multicasts its messages, and writes every
+/// event it delivers (until killed).
+#[test]
+#[ignore]
+fn child_member_of_three_hosts() {
+    if !is_child() {
+        return;
+    }
+    let dir = child_dir();
+    let me = child_arg("NAME");
+    std::env::set_var("RINGFLOW_RUNTIME_DIR", child_arg("RUNTIME"));
+    let mut group = Group::join_timeout("xg", &GroupOptions::new(), LONG).expect("join");
+    let mut out = std::fs::File::create(dir.join(format!("events-{me}"))).expect("events file");
+    let mut sent = 0;
+    let mut three = false;
+    loop {
+        let text = match group.recv_deadline(Deadline::after(Duration::from_millis(200))) {
+            Ok(e) => {
+                if let Event::View(v) = &e {
+                    three |= v.members.len() == 3;
+                }
+                line(&e)
+            }
+            Err(ringflow::GroupRecvError::TimedOut) => String::new(),
+            Err(e) => panic!("{me}: receive: {e}"),
+        };
+        if !text.is_empty() {
+            writeln!(out, "{text}").expect("write an event");
+        }
+        // One message per event once all three are in: senders on every
+        // host interleave.
+        if three && sent < EACH {
+            sent += 1;
+            group.mcast_timeout(format!("{me}-{sent}").as_bytes(), LONG).expect("mcast");
+        }
+    }
+}
+
+/// The events member `name` wrote so far.
+fn events(dir: &Path, name: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(format!("events-{name}"))).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+/// `events` from the first view of three members on.
+fn from_three(events: &[String]) -> Vec<String> {
+    let three = |l: &String| {
+        l.starts_with("view ")
+            && l.split('[').nth(1).and_then(|m| m.split(']').next()).is_some_and(|m| m.split_whitespace().count() == 3)
+    };
+    let at = events.iter().position(three).unwrap_or(events.len());
+    events[at..].to_vec()
+}
+
+#[test]
+fn agreed_messages_and_views_are_one_sequence_on_three_hosts() {
+    if is_child() {
+        return;
+    }
+    let top = ringflow_testkit::temp_dir("group-hosts");
+    let runtimes: Vec<PathBuf> = (0..3).map(|i| private_dir(top.path(), &format!("host{i}"))).collect();
+    let all = ports(3);
+    let engines: Vec<EngineProc> = (0..3).map(|i| engine(&runtimes[i], all[i], &all)).collect();
+    let names = ["a", "b", "c"];
+    let mut members: Vec<AppProc> = (0..3)
+        .map(|i| {
+            let args = [
+                ("DIR", top.path().display().to_string()),
+                ("NAME", names[i].to_owned()),
+                ("RUNTIME", runtimes[i].display().to_string()),
+            ];
+            AppProc::spawn("child_member_of_three_hosts", &args)
+        })
+        .collect();
+
+    // Every member delivers all 3 × EACH messages.
+    wait_until("every member delivered every message", || {
+        let counts: Vec<usize> =
+            names.iter().map(|n| events(top.path(), n).iter().filter(|l| l.starts_with("msg ")).count()).collect();
+        if counts.iter().all(|c| *c >= 3 * EACH) {
+            Ok(())
+        } else {
+            Err(format!("messages delivered {counts:?}"))
+        }
+    });
+    let seqs: Vec<Vec<String>> = names.iter().map(|n| from_three(&events(top.path(), n))).collect();
+    for (n, s) in names.iter().zip(&seqs) {
+        assert!(!s.is_empty(), "{n} never saw a view of three");
+    }
+    let shortest = seqs.iter().map(Vec::len).min().unwrap_or(0);
+    for (n, s) in names.iter().zip(&seqs) {
+        assert_eq!(&s[..shortest], &seqs[0][..shortest], "{n} delivered another sequence than a");
+    }
+    // Each sender's messages once each, in its order, with its host.
+    for sender in names {
+        let texts: Vec<String> = seqs[0]
+            .iter()
+            .filter(|l| l.starts_with("msg "))
+            .filter_map(|l| l.rsplit(' ').next())
+            .filter(|t| t.starts_with(&format!("{sender}-")))
+            .map(str::to_owned)
+            .collect();
+        let want: Vec<String> = (1..=EACH).map(|k| format!("{sender}-{k}")).collect();
+        assert_eq!(texts, want, "{sender}'s messages at a");
+    }
+
+    // kill -9 of b's member: a process-down view at a and c.
+    members[1].kill();
+    wait_until("a process-down view of b's member at a and c", || {
+        let seen: Vec<bool> = ["a", "c"]
+            .iter()
+            .map(|n| events(top.path(), n).iter().any(|l| l.starts_with("view ") && l.contains("ProcessDown")))
+            .collect();
+        if seen.iter().all(|s| *s) {
+            Ok(())
+        } else {
+            Err(format!("seen at a, c: {seen:?}"))
+        }
+    });
+    let (a, c) = (events(top.path(), "a"), events(top.path(), "c"));
+    let down = |e: &[String]| e.iter().find(|l| l.contains("ProcessDown")).cloned();
+    assert_eq!(down(&a), down(&c), "the same view at both");
+    drop(members);
+    drop(engines);
+}
