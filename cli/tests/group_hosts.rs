@@ -4,7 +4,9 @@
 //! runtime directory), and a member process on each host. Every member
 //! multicasts AGREED messages: every member delivers the same sequence of
 //! views and messages from the view that holds all three on; a member's
-//! kill -9 is a process-down view at the other two hosts. Members write
+//! kill -9 is a process-down view at the other two hosts; an engine's
+//! kill -9 leaves its host's member on one host, every member of the
+//! others gone with a node-down view. Members write
 //! what they deliver, one line per event, to a file the test reads.
 
 use std::io::Write as _;
@@ -177,6 +179,24 @@ fn agreed_messages_and_views_are_one_sequence_on_three_hosts() {
     let (a, c) = (events(top.path(), "a"), events(top.path(), "c"));
     let down = |e: &[String]| e.iter().find(|l| l.contains("ProcessDown")).cloned();
     assert_eq!(down(&a), down(&c), "the same view at both");
+
+    // kill -9 of c's engine (its gateway, and the group's first keeper):
+    // c's member is on its own host again, every member of other hosts
+    // gone with a node-down view.
+    let mut engines = engines;
+    engines[2].kill();
+    wait_until("c's member back on one host", || {
+        let e = events(top.path(), "c");
+        match e.iter().rev().find(|l| l.starts_with("view ")) {
+            Some(l) if l.contains("NodeDown 1/") || l.contains("NodeDown 2/") || l.contains("NodeDown 3/") => Ok(()),
+            other => Err(format!("c's last view {other:?}")),
+        }
+    });
+    let e = events(top.path(), "c");
+    let last = e.iter().rev().find(|l| l.starts_with("view ")).cloned().unwrap_or_default();
+    let kept = last.split('[').nth(1).and_then(|m| m.split(']').next()).unwrap_or("").to_owned();
+    assert!(kept.split_whitespace().all(|m| m.starts_with("0/")), "only c's host is left, as host 0: {last}");
+    assert_eq!(last.matches("NodeDown").count(), 1, "a's member went with its host: {last}");
     drop(members);
     drop(engines);
 }

@@ -3,7 +3,7 @@
 //! a member of the log like any other, whose seat the keeper records
 //! (`memory::P_GATEWAY_*`). Frames, by producer and flag:
 //!
-//! - a member's AGREED or SAFE multicast is a *submit* frame
+//! - a member's multicast is a *submit* frame
 //!   ([`FLAG_SUBMIT`]): only the gateway reads it, and proposes it to the
 //!   cluster's log; the other members step over it;
 //! - the keeper's views (producer 0) stay what the log uses for seats, and

@@ -22,7 +22,6 @@ use super::error::{JoinError, LeaveError, McastError, RecvError};
 use super::join::{self, signal, Shared, ALARM_EXPELLED, ALARM_QUIET};
 use super::loan::GroupLoan;
 use super::memory::{P_GATEWAY_HOST, P_GATEWAY_MEMBER, P_GATEWAY_SLOT};
-use super::options::Guarantee;
 use super::options::{GroupOptions, SlowMember};
 use super::ready::{self, Readiness};
 use super::stats::Published;
@@ -408,13 +407,17 @@ impl GroupEnd {
         }
     }
 
-    /// The flags of this member's messages: a submit for the gateway in an
-    /// AGREED or SAFE group that crosses hosts, plain otherwise.
+    /// The flags of this member's messages: a submit for the gateway in a
+    /// group that crosses hosts, plain otherwise. (FIFO and UNORDERED
+    /// groups are carried through the cluster's log too for now: ordered
+    /// more than they ask, one consensus round trip slower than a direct
+    /// relay would be; see `crate::xgroup`.)
     #[inline]
     fn send_flags(&self) -> u8 {
-        match self.cross {
-            Some(_) if matches!(self.config.guarantee, Guarantee::Agreed | Guarantee::Safe) => FLAG_SUBMIT,
-            _ => 0,
+        if self.cross.is_some() {
+            FLAG_SUBMIT
+        } else {
+            0
         }
     }
 

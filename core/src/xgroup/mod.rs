@@ -21,10 +21,12 @@
 //! Everything it reads (local frames, committed commands) is input: sizes,
 //! hosts and member ids are checked, a bad item is logged and skipped.
 //!
-//! Not yet: FIFO and UNORDERED relayed without a consensus round trip (a
-//! crossing group of those guarantees orders its messages through the
-//! cluster like AGREED ones are not: they stay on their host), and SAFE's
-//! "every node holds it" (a SAFE group is carried as AGREED).
+//! Not yet: FIFO and UNORDERED relayed without a consensus round trip
+//! (a crossing group of those guarantees is carried through the cluster's
+//! log like an AGREED one: every message reaches every host once and in
+//! its sender's order, one consensus round trip later than a direct relay
+//! would deliver it), and SAFE's "every node holds it" (the engine refuses
+//! to carry a SAFE group rather than deliver it as AGREED).
 
 mod crossing;
 mod note;
@@ -36,7 +38,7 @@ use std::time::Duration;
 use crate::cluster::{Applied, ClusterHandle, Committed};
 use crate::config::{EngineConfig, IdleStrategy};
 use crate::engine::{Agent, Engine, EngineError};
-use crate::group::{GroupEnd, GroupOptions};
+use crate::group::{GroupEnd, GroupOptions, Guarantee};
 use crate::wait::Deadline;
 
 use crossing::Crossing;
@@ -97,6 +99,10 @@ pub fn start(
             .map_err(|e| bad(format!("cannot join group {name:?} as its gateway: {e}")))?;
         if end.slow_member().is_lossy() {
             return Err(bad(format!("group {name:?} is a Lap group: a group that crosses hosts must not lose")));
+        }
+        if end.config().guarantee == Guarantee::Safe {
+            // Never a silent downgrade to AGREED (DESIGN.md, "Groups").
+            return Err(bad(format!("group {name:?} is SAFE: SAFE across hosts is not there yet (AGREED is)")));
         }
         groups.push(Crossing::new(name.clone(), end, host));
     }
