@@ -37,7 +37,31 @@ fn engine(runtime: &Path, port: u16, all: &[u16]) -> EngineProc {
         .env("RINGFLOW_CLUSTER_TICK_MS", "10")
         .env("RINGFLOW_CLUSTER_ELECTION_TICKS", "30")
         .env("RINGFLOW_CLUSTER_HEARTBEAT_TICKS", "3")
+        .env("RINGFLOW_LOG", "ringflow_core::cluster=debug")
         .start()
+}
+
+/// The node id of the engine at `port` (ids follow the sorted addresses).
+fn id_of(port: u16, all: &[u16]) -> u64 {
+    let mut sorted = all.to_vec();
+    sorted.sort();
+    sorted.iter().position(|p| *p == port).expect("known port") as u64 + 1
+}
+
+/// The latest leader an engine's log lines named (0: none yet).
+fn leader_said(proc: &EngineProc, last: &mut u64) -> u64 {
+    for line in proc.said() {
+        if line.contains("cluster leader") {
+            if let Some(at) = line.find(" leader=") {
+                *last = line[at + 8..]
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    *last
 }
 
 /// One event as a line: views list members and changes as host/id.
@@ -71,6 +95,7 @@ fn child_member_of_three_hosts() {
     std::env::set_var("RINGFLOW_RUNTIME_DIR", child_arg("RUNTIME"));
     let mut group = Group::join_timeout("xg", &GroupOptions::new(), LONG).expect("join");
     let mut out = std::fs::File::create(dir.join(format!("events-{me}"))).expect("events file");
+    let each: usize = child_arg("EACH").parse().unwrap_or(EACH);
     let mut sent = 0;
     let mut three = false;
     loop {
@@ -89,7 +114,7 @@ fn child_member_of_three_hosts() {
         }
         // One message per event once all three are in: senders on every
         // host interleave.
-        if three && sent < EACH {
+        if three && sent < each {
             sent += 1;
             group.mcast_timeout(format!("{me}-{sent}").as_bytes(), LONG).expect("mcast");
         }
@@ -197,6 +222,84 @@ fn agreed_messages_and_views_are_one_sequence_on_three_hosts() {
     let kept = last.split('[').nth(1).and_then(|m| m.split(']').next()).unwrap_or("").to_owned();
     assert!(kept.split_whitespace().all(|m| m.starts_with("0/")), "only c's host is left, as host 0: {last}");
     assert_eq!(last.matches("NodeDown").count(), 1, "a's member went with its host: {last}");
+    drop(members);
+    drop(engines);
+}
+
+/// Spawns the member of host `i` of `names`.
+fn member(top: &Path, runtime: &Path, name: &str, each: usize) -> AppProc {
+    let args = [
+        ("DIR", top.display().to_string()),
+        ("NAME", name.to_owned()),
+        ("RUNTIME", runtime.display().to_string()),
+        ("EACH", each.to_string()),
+    ];
+    AppProc::spawn("child_member_of_three_hosts", &args)
+}
+
+/// The payloads of `sender`'s messages in `events`, in delivery order.
+fn texts_of(events: &[String], sender: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|l| l.starts_with("msg "))
+        .filter_map(|l| l.rsplit(' ').next())
+        .filter(|t| t.starts_with(&format!("{sender}-")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// kill -9 of the Raft leader's engine while every member multicasts: a
+/// new leader is elected, the survivors' gateways propose again what was
+/// not committed, and the members of the two hosts left deliver every one
+/// of their senders' messages once, in order, in one sequence.
+#[test]
+fn the_leaders_engine_killed_mid_stream_loses_nothing_of_the_survivors() {
+    if is_child() {
+        return;
+    }
+    const MANY: usize = 150;
+    let top = ringflow_testkit::temp_dir("group-hosts-leader");
+    let runtimes: Vec<PathBuf> = (0..3).map(|i| private_dir(top.path(), &format!("host{i}"))).collect();
+    let all = ports(3);
+    let mut engines: Vec<EngineProc> = (0..3).map(|i| engine(&runtimes[i], all[i], &all)).collect();
+    let names = ["a", "b", "c"];
+    let members: Vec<AppProc> = (0..3).map(|i| member(top.path(), &runtimes[i], names[i], MANY)).collect();
+    let mut leaders = [0u64; 3];
+    // Mid-stream: some messages delivered, a leader known to all.
+    wait_until("a leader known to all and the stream under way", || {
+        let l: Vec<u64> = (0..3).map(|i| leader_said(&engines[i], &mut leaders[i])).collect();
+        let delivered = events(top.path(), "a").iter().filter(|l| l.starts_with("msg ")).count();
+        if l[0] != 0 && l.iter().all(|x| *x == l[0]) && delivered >= 20 {
+            Ok(())
+        } else {
+            Err(format!("leaders {l:?}, delivered at a {delivered}"))
+        }
+    });
+    let gone = (0..3).find(|i| id_of(all[*i], &all) == leaders[0]).expect("the leader is one of them");
+    engines[gone].kill();
+    let left: Vec<usize> = (0..3).filter(|i| *i != gone).collect();
+    wait_until("the survivors delivered all their senders' messages", || {
+        let counts: Vec<usize> = left
+            .iter()
+            .flat_map(|r| left.iter().map(move |s| (r, s)))
+            .map(|(r, s)| texts_of(&events(top.path(), names[*r]), names[*s]).len())
+            .collect();
+        if counts.iter().all(|c| *c >= MANY) {
+            Ok(())
+        } else {
+            Err(format!("survivors' messages delivered {counts:?}"))
+        }
+    });
+    let seqs: Vec<Vec<String>> = left.iter().map(|i| from_three(&events(top.path(), names[*i]))).collect();
+    let shortest = seqs.iter().map(Vec::len).min().unwrap_or(0);
+    assert_eq!(seqs[0][..shortest], seqs[1][..shortest], "the survivors delivered different sequences");
+    for r in &left {
+        let e = events(top.path(), names[*r]);
+        for s in &left {
+            let want: Vec<String> = (1..=MANY).map(|k| format!("{}-{k}", names[*s])).collect();
+            assert_eq!(texts_of(&e, names[*s]), want, "{}'s messages at {}", names[*s], names[*r]);
+        }
+    }
     drop(members);
     drop(engines);
 }

@@ -20,7 +20,7 @@ use crate::group::{ChangeKind, GatewayFrame, GroupEnd, McastError, Member};
 use super::note::Note;
 
 /// A batch proposed and not yet seen committed is proposed again after
-/// this long (or at once when the term changes: a new leader).
+/// this long (or at once when another leader is known).
 const REPROPOSE_AFTER: Duration = Duration::from_secs(2);
 /// Frames read from the local log per duty cycle.
 const READ_PER_CYCLE: usize = 256;
@@ -28,7 +28,8 @@ const READ_PER_CYCLE: usize = 256;
 struct InFlight {
     commands: Vec<Command>,
     last_seq: u64,
-    term: u64,
+    /// The (term, leader) it was proposed under.
+    leader: (u64, u64),
     at: Instant,
 }
 
@@ -132,14 +133,17 @@ impl Crossing {
     /// Proposes the next batch, or the one in flight again after a leader
     /// change or a long silence. Returns the work done.
     pub(crate) fn propose(&mut self, cluster: &ClusterHandle, max_bytes: usize) -> usize {
-        let term = cluster.status().term;
+        let status = cluster.status();
+        let leader = (status.term, status.leader);
         if let Some(f) = &mut self.in_flight {
-            if f.term == term && f.at.elapsed() < REPROPOSE_AFTER {
+            // Without a leader a proposal is dropped: wait for one. A new
+            // leader (or term) may have lost what the old one had.
+            if status.leader == 0 || (f.leader == leader && f.at.elapsed() < REPROPOSE_AFTER) {
                 return 0;
             }
             match cluster.propose(&f.commands) {
                 Ok(()) => {
-                    f.term = term;
+                    f.leader = leader;
                     f.at = Instant::now();
                     return 1;
                 }
@@ -197,7 +201,7 @@ impl Crossing {
         // In flight either way: a refused proposal goes again at once (its
         // `at` is long past), with the same sequence numbers.
         let at = if result.is_ok() { Instant::now() } else { Instant::now() - REPROPOSE_AFTER };
-        self.in_flight = Some(InFlight { commands, last_seq, term, at });
+        self.in_flight = Some(InFlight { commands, last_seq, leader, at });
         1
     }
 
