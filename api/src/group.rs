@@ -167,7 +167,8 @@ impl Group {
     }
 
     /// The id of the last view this member received (in a group that
-    /// crosses hosts, the index of its entry in the cluster's log).
+    /// crosses hosts, the index of its entry in the cluster's log times 256
+    /// plus its rank there: the same at every host).
     pub fn view_id(&self) -> u64 {
         self.end.view_id()
     }

@@ -222,6 +222,19 @@ fn agreed_messages_and_views_are_one_sequence_on_three_hosts() {
     let kept = last.split('[').nth(1).and_then(|m| m.split(']').next()).unwrap_or("").to_owned();
     assert!(kept.split_whitespace().all(|m| m.starts_with("0/")), "only c's host is left, as host 0: {last}");
     assert_eq!(last.matches("NodeDown").count(), 1, "a's member went with its host: {last}");
+
+    // A fresh engine in its place (same address, empty log): it joins the
+    // group c's member kept, which crosses hosts again; c's member (still
+    // listed by the cluster) joins again, and a and c see the same view.
+    engines[2] = engine(&runtimes[2], all[2], &all);
+    let host_c = id_of(all[2], &all);
+    wait_until("c's member in the cluster again, the same view at a and c", || {
+        let last = |n: &str| events(top.path(), n).iter().rev().find(|l| l.starts_with("view ")).cloned();
+        match (last("a"), last("c")) {
+            (Some(a), Some(c)) if a == c && c.contains(&format!("(Joined {host_c}/")) => Ok(()),
+            other => Err(format!("last views at a and c: {other:?}")),
+        }
+    });
     drop(members);
     drop(engines);
 }

@@ -65,7 +65,9 @@ pub(crate) const fn max_len(max_members: usize) -> usize {
 /// A view the cluster committed: members of every host, and what changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterView {
-    /// The view's entry in the cluster's log (the same at every host).
+    /// The index of the view's entry in the cluster's log times 256, plus
+    /// its rank among that entry's views of the group (the same at every
+    /// host, increasing).
     pub id: u64,
     /// The members, ordered by (host, id).
     pub members: Vec<Member>,

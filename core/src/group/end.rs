@@ -282,7 +282,9 @@ impl GroupEnd {
     }
 
     /// The id of the last view delivered (in a group that crosses hosts,
-    /// the index of its entry in the cluster's log).
+    /// the index of its entry in the cluster's log times 256 plus its rank
+    /// there: the same at every host; after the gateway goes, the keeper's
+    /// ids again).
     pub fn view_id(&self) -> u64 {
         self.cluster_view.as_ref().map_or(self.view.id, |v| v.id)
     }

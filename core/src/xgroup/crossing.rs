@@ -10,7 +10,7 @@
 //! once the previous one's last message is seen committed; meanwhile what
 //! arrives gathers into it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, ProposeError};
@@ -53,6 +53,13 @@ pub(crate) struct Crossing {
     /// What notes said of members: their pid, why they went.
     pids: HashMap<(u64, u64), u32>,
     reasons: HashMap<(u64, u64), ChangeKind>,
+    /// This host's members as the keeper's views say (ids).
+    local: HashSet<u64>,
+    /// Members of this host the cluster still lists, though they are not
+    /// here (an earlier run of this engine had them), already asked out.
+    stale: HashSet<u64>,
+    /// The entry index of the last view written, and its rank there.
+    last_view: (u64, u64),
     frames: Vec<GatewayFrame>,
 }
 
@@ -70,6 +77,9 @@ impl Crossing {
             members: Vec::new(),
             pids: HashMap::new(),
             reasons: HashMap::new(),
+            local: HashSet::new(),
+            stale: HashSet::new(),
+            last_view: (0, 0),
             frames: Vec::new(),
         }
     }
@@ -111,11 +121,15 @@ impl Crossing {
     }
 
     fn joined(&mut self, m: Member) {
+        self.local.insert(m.id);
         self.note(Note::Joined { member: m.id, pid: m.pid });
         self.pending.push(Command::Join { group: self.name.clone(), host: self.host, member: m.id });
     }
 
     fn gone(&mut self, m: Member, kind: ChangeKind) {
+        self.local.remove(&m.id);
+        // Asked out: a view committed before its Leave does not make it stale.
+        self.stale.insert(m.id);
         self.note(Note::Gone { member: m.id, kind });
         self.pending.push(Command::Leave { group: self.name.clone(), host: self.host, member: m.id });
     }
@@ -228,6 +242,21 @@ impl Crossing {
                     }
                     Note::Joined { member, pid } => {
                         self.pids.insert((sender, member), pid);
+                        if let Some(m) = self.members.iter_mut().find(|m| (m.host, m.id) == (sender, member)) {
+                            // A member the cluster lists already joins
+                            // again: its host's engine restarted while it
+                            // lived. Its `Join` changes nothing, so this
+                            // view (the same at every host) is the one of
+                            // its join there.
+                            m.pid = pid;
+                            let m = *m;
+                            let view = ClusterView {
+                                id: index,
+                                members: self.members.clone(),
+                                changes: vec![(m, ChangeKind::Joined)],
+                            };
+                            self.write_view(&view);
+                        }
                     }
                     Note::Gone { member, kind } => {
                         self.reasons.insert((sender, member), kind);
@@ -264,8 +293,36 @@ impl Crossing {
                 changes.push((*m, ChangeKind::Joined));
             }
         }
+        // Members of this host that are not here: an earlier run of this
+        // engine had them (nothing is durable: it restarted with an empty
+        // log and replays the cluster's). Asked out once, as gone with
+        // their node. Only once this gateway read its first keeper view
+        // (before it, `local` is not known yet).
+        if self.seated {
+            let host = self.host;
+            let stale: Vec<Member> = members
+                .iter()
+                .filter(|m| m.host == host && !self.local.contains(&m.id) && !self.stale.contains(&m.id))
+                .copied()
+                .collect();
+            for m in stale {
+                self.stale.insert(m.id);
+                self.note(Note::Gone { member: m.id, kind: ChangeKind::NodeDown });
+                self.pending.push(Command::Leave { group: self.name.clone(), host, member: m.id });
+            }
+        }
         self.members = members.clone();
-        let view = ClusterView { id: index, members, changes };
+        self.write_view(&ClusterView { id: index, members, changes });
+    }
+
+    /// Writes `view` (its `id` the index of its entry) as a cluster view
+    /// frame. One entry may hold several views of the group (a batch of
+    /// joins): a view's id is its entry's index times 256 plus its rank in
+    /// the entry, the same at every host, increasing.
+    fn write_view(&mut self, view: &ClusterView) {
+        let rank = if self.last_view.0 == view.id { self.last_view.1 + 1 } else { 0 };
+        self.last_view = (view.id, rank);
+        let view = ClusterView { id: view.id.saturating_mul(256).saturating_add(rank.min(255)), ..view.clone() };
         let mut bytes = Vec::new();
         match cross::encode_view(&view, self.end.config().max_members, &mut bytes) {
             Ok(()) => self.out.push_back((FLAG_CLUSTER_VIEW, 0, bytes)),
