@@ -41,7 +41,8 @@ use std::time::Duration;
 
 pub use entry::{decode as decode_entry, encode as encode_entry, Command, EncodeError, EntryError, MAX_GROUP_NAME};
 pub use node::{
-    ClusterHandle, ClusterNode, NodeError, ProposeError, Transport, ENVELOPE_LEN, ENVELOPE_VERSION, NODES_GROUP,
+    ClusterHandle, ClusterNode, CommittedHook, NodeError, ProposeError, Transport, ENVELOPE_LEN, ENVELOPE_VERSION,
+    NODES_GROUP,
 };
 pub use run::{start as start_node, ClusterRun, LinkTransport};
 pub use state::{Applied, Directory, Member};

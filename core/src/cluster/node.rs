@@ -102,8 +102,14 @@ pub struct ClusterHandle {
     published: Arc<Published>,
     directory: Arc<Mutex<Directory>>,
     waker: Arc<OnceLock<Waker>>,
+    /// Called after the node queued committed commands (the group agent's
+    /// wake: `crate::xgroup`).
+    on_committed: Arc<OnceLock<CommittedHook>>,
     max_bytes: usize,
 }
+
+/// What [`ClusterHandle::set_committed_hook`] takes.
+pub type CommittedHook = Box<dyn Fn() + Send + Sync>;
 
 impl ClusterHandle {
     /// Queues `commands` as one log entry. Queued is not committed: the
@@ -139,6 +145,12 @@ impl ClusterHandle {
         self.directory.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// `hook` runs on the node's thread after it queued committed commands
+    /// (once; later calls are ignored). It must not block.
+    pub fn set_committed_hook(&self, hook: CommittedHook) {
+        let _ = self.on_committed.set(hook);
+    }
+
     /// The engine to wake when a proposal is queued (once; later calls are
     /// ignored).
     pub fn set_waker(&self, waker: Waker) {
@@ -163,6 +175,7 @@ pub struct ClusterNode<T: Transport> {
     settings: ClusterSettings,
     proposals: Receiver<Vec<u8>>,
     committed: SyncSender<Committed>,
+    on_committed: Arc<OnceLock<CommittedHook>>,
     published: Arc<Published>,
     directory: Directory,
     shared_directory: Arc<Mutex<Directory>>,
@@ -224,6 +237,7 @@ impl<T: Transport> ClusterNode<T> {
             published: Arc::clone(&published),
             directory: Arc::clone(&shared_directory),
             waker: Arc::new(OnceLock::new()),
+            on_committed: Arc::new(OnceLock::new()),
             max_bytes: settings.max_message_bytes,
         };
         let node = ClusterNode {
@@ -233,6 +247,7 @@ impl<T: Transport> ClusterNode<T> {
             settings,
             proposals,
             committed,
+            on_committed: Arc::clone(&handle.on_committed),
             published,
             directory: Directory::default(),
             shared_directory,
@@ -431,6 +446,16 @@ impl<T: Transport> ClusterNode<T> {
 
     /// Applies committed entries in log order.
     fn apply(&mut self, entries: Vec<Entry>) {
+        let any = !entries.is_empty();
+        self.apply_entries(entries);
+        if any {
+            if let Some(hook) = self.on_committed.get() {
+                hook();
+            }
+        }
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) {
         for entry in entries {
             if entry.data.is_empty() {
                 // A new leader's empty entry: no command.

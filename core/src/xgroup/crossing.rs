@@ -330,6 +330,17 @@ impl Crossing {
         }
     }
 
+    /// Whether frames wait for room in the local log.
+    pub(crate) fn holding(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Sleeps until the local log has a frame for the gateway, `alarm`
+    /// is raised, or `timeout` passes.
+    pub(crate) fn wait(&self, alarm: &std::sync::atomic::AtomicU32, timeout: Duration) {
+        self.end.gateway_wait(alarm, super::QUIET, timeout);
+    }
+
     /// Writes what the cluster committed into the local log, in order,
     /// while it has room. Returns the work done.
     pub(crate) fn write_local(&mut self) -> usize {

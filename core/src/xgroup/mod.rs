@@ -14,9 +14,11 @@
 //!    log, in the cluster log's order, this host's own senders' included:
 //!    members read views and AGREED messages in one order at every host.
 //!
-//! It runs on an engine thread of its own that parks between duty cycles
-//! (a millisecond at most: it is not yet woken by a commit or a local
-//! submit). It never blocks: the log is written without waiting (what does
+//! It runs on an engine thread of its own that sleeps between duty cycles
+//! on its group's log (a frame for it) and on an alarm word the cluster
+//! node raises after it queued committed commands; with several groups,
+//! or frames waiting for room, it polls every millisecond instead. It
+//! never blocks: the log is written without waiting (what does
 //! not fit waits in the agent's queue), proposals are `try_send`s.
 //! Everything it reads (local frames, committed commands) is input: sizes,
 //! hosts and member ids are checked, a bad item is logged and skipped.
@@ -32,7 +34,8 @@ mod crossing;
 mod note;
 
 use std::sync::mpsc::Receiver;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::cluster::{Applied, ClusterHandle, Committed};
@@ -43,8 +46,15 @@ use crate::wait::Deadline;
 
 use crossing::Crossing;
 
-/// The longest the agent's thread parks between duty cycles.
+/// The longest the agent's thread parks between duty cycles when it
+/// cannot sleep on its group's log (several groups, or frames held).
 const PARK: Duration = Duration::from_millis(1);
+/// The longest it sleeps on its group's log (a batch in flight is looked
+/// at again, for a leader change, at least this often).
+const SLEEP: Duration = Duration::from_millis(10);
+/// The alarm word's values.
+const QUIET: u32 = 0;
+const RAISED: u32 = 1;
 /// How long the engine's start waits for each group's join.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Committed entries handled per duty cycle.
@@ -107,7 +117,16 @@ pub fn start(
         groups.push(Crossing::new(name.clone(), end, host));
     }
     let max_bytes = config.cluster().max_message_bytes;
-    let agent = Gateways { groups, cluster, committed, max_bytes };
+    let alarm = Arc::new(AtomicU32::new(QUIET));
+    let raise = Arc::clone(&alarm);
+    cluster.set_committed_hook(Box::new(move || {
+        // SYNC: Release; pairs with the Acquire in the agent's wait and its
+        // swap: the commands queued before are in the channel by then.
+        raise.store(RAISED, Ordering::Release);
+        // SAFETY: a word of ours, alive as long as this hook (an Arc).
+        let _ = unsafe { crate::futex::wake(raise.as_ptr(), u32::MAX) };
+    }));
+    let agent = Gateways { groups, cluster, committed, max_bytes, alarm };
     let thread = EngineConfig::builder()
         .threads(1)
         .idle(IdleStrategy::Park)
@@ -124,6 +143,8 @@ struct Gateways {
     cluster: ClusterHandle,
     committed: Receiver<Committed>,
     max_bytes: usize,
+    /// Raised by the cluster node after it queued committed commands.
+    alarm: Arc<AtomicU32>,
 }
 
 impl Agent for Gateways {
@@ -136,6 +157,9 @@ impl Agent for Gateways {
         for g in &mut self.groups {
             work += g.read_local();
         }
+        // SYNC: Acquire; pairs with the hook's Release (lowered before the
+        // channel is read: a commit queued after this raises it again).
+        self.alarm.swap(QUIET, Ordering::Acquire);
         for c in self.committed.try_iter().take(COMMITTED_PER_CYCLE) {
             work += 1;
             let group = match &c.applied {
@@ -157,6 +181,9 @@ impl Agent for Gateways {
     }
 
     fn wait(&mut self, timeout: Duration) {
-        std::thread::park_timeout(timeout.min(PARK));
+        match self.groups.as_slice() {
+            [one] if !one.holding() => one.wait(&self.alarm, timeout.min(SLEEP)),
+            _ => std::thread::park_timeout(timeout.min(PARK)),
+        }
     }
 }

@@ -134,6 +134,29 @@ impl GroupEnd {
         }
     }
 
+    /// Sleeps until a frame is committed at the gateway's cursor, `alarm`
+    /// leaves `quiet` (and is woken), or `timeout` passes.
+    pub(crate) fn gateway_wait(&self, alarm: &std::sync::atomic::AtomicU32, quiet: u32, timeout: Duration) {
+        let log = &self.shared.mem.log;
+        let Ok((data, _)) = ringflow_ring::broadcast::wait_points(log) else {
+            // A garbage control area: the next poll reports it.
+            std::thread::sleep(timeout.min(Duration::from_millis(1)));
+            return;
+        };
+        let cursor = self.rx.cursor();
+        let _ = wait_until_with(
+            || data,
+            // SYNC: Acquire; pairs with the Release of whoever raises the alarm.
+            || {
+                ringflow_ring::broadcast::readable_at(log, cursor).unwrap_or(true) || alarm.load(Ordering::Acquire) != quiet
+            },
+            Duration::ZERO,
+            Deadline::after(timeout),
+            Some((alarm, quiet)),
+            crate::wait::membarrier_if_needed,
+        );
+    }
+
     /// The group's configuration (the gateway checks sizes against it).
     pub(crate) fn config(&self) -> GroupConfig {
         self.config
