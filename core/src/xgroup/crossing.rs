@@ -235,7 +235,15 @@ impl Crossing {
                 };
                 match note {
                     Note::Message { member, seq, sent_at, bytes } => {
-                        let Some(meta) = cross::origin_word(sender, member) else { return };
+                        let max = self.end.config().max_message;
+                        if bytes.len() > max {
+                            tracing::warn!(group = %self.name, sender, len = bytes.len(), max, "group gateway skips a message larger than the group allows");
+                            return;
+                        }
+                        let Some(meta) = cross::origin_word(sender, member) else {
+                            tracing::warn!(group = %self.name, sender, member, "group gateway skips a message of an origin out of range");
+                            return;
+                        };
                         let mut payload = cross::relay_header(seq, sent_at).to_vec();
                         payload.extend_from_slice(&bytes);
                         self.out.push_back((FLAG_RELAYED, meta, payload));
@@ -363,5 +371,66 @@ impl Crossing {
             }
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::{Event, GroupOptions};
+    use crate::wait::Deadline;
+
+    fn message(sender: u64, member: u64, bytes: Vec<u8>) -> Applied {
+        let note = Note::Message { member, seq: 1, sent_at: 0, bytes };
+        Applied::Message { group: "xg-hostile".into(), sender, seq: 1, bytes: note.encode() }
+    }
+
+    /// What other engines commit is input: garbage notes, origins out of
+    /// range, messages larger than the group allows and members of hosts
+    /// out of range are skipped; the member delivers only what is valid.
+    #[test]
+    fn hostile_commits_reach_no_member() {
+        ringflow_testkit::isolate_runtime_dir();
+        let opts = GroupOptions::new().max_message(64);
+        let gw = GroupEnd::join_gateway("xg-hostile", &opts, 1, Deadline::Never).expect("gateway");
+        let mut member = GroupEnd::join("xg-hostile", &opts, Deadline::Never).expect("member");
+        let me = member.local_member().id;
+        let mut x = Crossing::new("xg-hostile".into(), gw, 1);
+        // The gateway reads the member's join (it queues its Join).
+        for _ in 0..10_000 {
+            x.read_local();
+            if x.local.contains(&me) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(x.local.contains(&me));
+        let node = |host, member| NodeMember { host, member };
+        x.committed(
+            5,
+            Applied::View {
+                group: "xg-hostile".into(),
+                members: vec![node(1, me), node(1 << 20, 1), node(2, 1 << 50)],
+            },
+        );
+        x.committed(6, Applied::Message { group: "xg-hostile".into(), sender: 2, seq: 1, bytes: vec![9; 40] });
+        x.committed(7, message(1 << 20, 1, b"far host".to_vec()));
+        x.committed(8, message(2, 1 << 50, b"far member".to_vec()));
+        x.committed(9, message(2, 3, vec![7; 65]));
+        x.committed(10, message(2, 3, b"valid".to_vec()));
+        assert_eq!(x.out.len(), 2, "one view, one message");
+        assert_eq!(x.write_local(), 2);
+        match member.recv(Deadline::Never).expect("view") {
+            Event::View(v) => assert_eq!(v.members, vec![Member { id: me, pid: 0, host: 1 }]),
+            _ => panic!("a view first"),
+        }
+        match member.recv(Deadline::Never).expect("message") {
+            Event::Message(m) => {
+                assert_eq!(m.payload(), Some(&b"valid"[..]));
+                assert_eq!((m.sender().host, m.sender().id), (2, 3));
+            }
+            _ => panic!("the valid message"),
+        }
+        assert!(matches!(member.recv(Deadline::Now), Err(crate::group::RecvError::WouldBlock)));
     }
 }

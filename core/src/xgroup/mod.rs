@@ -33,8 +33,8 @@
 mod crossing;
 mod note;
 
-use std::sync::mpsc::Receiver;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 

@@ -148,7 +148,8 @@ impl GroupEnd {
             || data,
             // SYNC: Acquire; pairs with the Release of whoever raises the alarm.
             || {
-                ringflow_ring::broadcast::readable_at(log, cursor).unwrap_or(true) || alarm.load(Ordering::Acquire) != quiet
+                ringflow_ring::broadcast::readable_at(log, cursor).unwrap_or(true)
+                    || alarm.load(Ordering::Acquire) != quiet
             },
             Duration::ZERO,
             Deadline::after(timeout),
