@@ -27,26 +27,33 @@
 //! that loses a majority of nodes at once loses what they committed.
 
 mod entry;
+mod handle;
+mod liveness;
 mod node;
+mod proposals;
 mod run;
+mod safe;
 mod state;
 mod status;
 mod storage;
+mod watch;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_faults;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use entry::{decode as decode_entry, encode as encode_entry, Command, EncodeError, EntryError, MAX_GROUP_NAME};
-pub use node::{
-    ClusterHandle, ClusterNode, CommittedHook, NodeError, ProposeError, Transport, ENVELOPE_LEN, ENVELOPE_VERSION,
-    NODES_GROUP,
-};
-pub use run::{start as start_node, ClusterRun, LinkTransport};
-pub use state::{Applied, Directory, Member};
-pub use status::ClusterStatus;
+pub use handle::{ClusterHandle, CommittedHook, ProposeError};
+pub use node::{ClusterNode, NodeError, Transport, ENVELOPE_LEN, ENVELOPE_VERSION, NODES_GROUP};
+pub use proposals::{Lost, LostReason, ProposalId, FEED_GROUP};
+pub use run::{start as start_node, ClusterRun, LinkTransport, TEST_FEED_ENV, VIA_ENV};
+pub use safe::{SafeMessage, SAFE_KIND, SAFE_LEN};
+pub use state::{Applied, Directory, Member, ViewReason};
+pub use status::{ClusterStatus, PeerStatus};
 pub use storage::MemLog;
 
 /// A committed command as the node applied it: where it sits in the log
@@ -59,6 +66,9 @@ pub struct Committed {
     pub term: u64,
     /// What applying it changed.
     pub applied: Applied,
+    /// The id of the proposal it came from, when this node's run proposed
+    /// it (every `Committed` of that entry carries it).
+    pub proposal: Option<ProposalId>,
 }
 
 /// The cluster node's settings (`cluster.*` in the engine configuration).
@@ -91,6 +101,14 @@ pub struct ClusterSettings {
     /// Committed commands queued for the local consumer
     /// ([`ClusterNode::committed`]); beyond it they are counted as dropped.
     pub committed_queue: usize,
+    /// How long the leader waits without a word from a node before it
+    /// proposes the node down (`cluster.node_timeout_ms`; longer than an
+    /// election timeout).
+    pub node_timeout: Duration,
+    /// The test feed's interval (`RINGFLOW_CLUSTER_TEST_FEED`, ms): the
+    /// node proposes AGREED messages of its own to [`FEED_GROUP`]. Tests
+    /// only; `None` in every real configuration.
+    pub test_feed: Option<Duration>,
 }
 
 impl ClusterSettings {
@@ -114,6 +132,8 @@ impl ClusterSettings {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             proposal_queue: DEFAULT_PROPOSAL_QUEUE,
             committed_queue: DEFAULT_COMMITTED_QUEUE,
+            node_timeout: Duration::from_millis(DEFAULT_NODE_TIMEOUT_MS),
+            test_feed: None,
         }
     }
 }
@@ -125,6 +145,9 @@ pub const DEFAULT_TICK_MS: u64 = 10;
 pub const DEFAULT_ELECTION_TICKS: usize = 50;
 /// `cluster.heartbeat_ticks`' default (a heartbeat every 50 ms).
 pub const DEFAULT_HEARTBEAT_TICKS: usize = 5;
+/// `cluster.node_timeout_ms`' default: twice the longest election timeout
+/// at the default tick.
+pub const DEFAULT_NODE_TIMEOUT_MS: u64 = 2000;
 /// `cluster.compact_after`'s default.
 pub const DEFAULT_COMPACT_AFTER: u64 = 1024;
 /// `cluster.max_message_bytes`' default.

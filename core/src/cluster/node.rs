@@ -1,7 +1,8 @@
 //! The cluster node: an engine agent driving raft-rs' `RawNode` from the
 //! duty cycle (ticks from the clock, received messages stepped, queued
-//! proposals proposed, then raft's `Ready` handled), and the handle other
-//! threads propose through.
+//! proposals proposed, then raft's `Ready` handled). What it watches besides
+//! (peers' liveness, quorum, the SAFE index, the test feed) is `watch.rs`;
+//! the handle other threads propose through is `handle.rs`.
 //!
 //! It must never block: everything it reads arrives through bounded
 //! channels read with `try_recv` (at most `DRAIN` per cycle each), what it
@@ -9,20 +10,25 @@
 //! goes through atomics, a bounded channel and a lock only tried.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use protobuf::Message as PbMessage;
 use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, MessageType};
 use raft::{RawNode, StateRole, Storage};
 
-use super::entry::{self, Command, EncodeError};
+use super::entry::{self, Command};
+use super::handle::{ClusterHandle, CommittedHook, Queued};
+use super::liveness::Liveness;
+use super::proposals::{self, Feed, InFlight, LostReason};
+use super::safe::SafeMessage;
 use super::state::{Applied, Directory};
-use super::status::{ClusterStatus, Published};
+use super::status::{PeerCells, Published};
 use super::storage::MemLog;
 use super::{ClusterSettings, Committed};
-use crate::engine::{Agent, Waker};
+use crate::engine::Agent;
 
 /// At most this many received messages and this many proposals are taken
 /// per duty cycle (the rest wait for the next): one cycle stays short.
@@ -63,101 +69,6 @@ impl std::fmt::Display for NodeError {
 
 impl std::error::Error for NodeError {}
 
-/// Why a proposal was not queued.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ProposeError {
-    /// The commands cannot be encoded.
-    Encode(EncodeError),
-    /// The encoded entry is larger than `cluster.max_message_bytes`.
-    TooLarge {
-        /// Its size.
-        bytes: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The node's proposal queue is full: try again later.
-    Full,
-    /// The node is gone (its engine stopped).
-    NodeGone,
-}
-
-impl std::fmt::Display for ProposeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ProposeError::Encode(e) => write!(f, "cannot encode the proposal: {e}"),
-            ProposeError::TooLarge { bytes, max } => write!(f, "proposal of {bytes} bytes (at most {max})"),
-            ProposeError::Full => write!(f, "the cluster node's proposal queue is full"),
-            ProposeError::NodeGone => write!(f, "the cluster node is gone"),
-        }
-    }
-}
-
-impl std::error::Error for ProposeError {}
-
-/// Proposes commands to the cluster and reads what its node publishes;
-/// cheap to clone, usable from any thread.
-#[derive(Clone)]
-pub struct ClusterHandle {
-    proposals: SyncSender<Vec<u8>>,
-    published: Arc<Published>,
-    directory: Arc<Mutex<Directory>>,
-    waker: Arc<OnceLock<Waker>>,
-    /// Called after the node queued committed commands (the group agent's
-    /// wake: `crate::xgroup`).
-    on_committed: Arc<OnceLock<CommittedHook>>,
-    max_bytes: usize,
-}
-
-/// What [`ClusterHandle::set_committed_hook`] takes.
-pub type CommittedHook = Box<dyn Fn() + Send + Sync>;
-
-impl ClusterHandle {
-    /// Queues `commands` as one log entry. Queued is not committed: the
-    /// node proposes it to the leader, and a proposal made while there is
-    /// none, or lost with a leader, is dropped (the sender re-proposes what
-    /// it does not see committed; `Message`s' sequence numbers make that
-    /// safe).
-    pub fn propose(&self, commands: &[Command]) -> Result<(), ProposeError> {
-        let data = entry::encode(commands).map_err(ProposeError::Encode)?;
-        if data.len() > self.max_bytes {
-            return Err(ProposeError::TooLarge { bytes: data.len(), max: self.max_bytes });
-        }
-        match self.proposals.try_send(data) {
-            Ok(()) => {
-                if let Some(waker) = self.waker.get() {
-                    waker.wake();
-                }
-                Ok(())
-            }
-            Err(TrySendError::Full(_)) => Err(ProposeError::Full),
-            Err(TrySendError::Disconnected(_)) => Err(ProposeError::NodeGone),
-        }
-    }
-
-    /// What the node publishes now.
-    pub fn status(&self) -> ClusterStatus {
-        self.published.read()
-    }
-
-    /// The directory as last published (at most a duty cycle behind the
-    /// node's own).
-    pub fn directory(&self) -> Directory {
-        self.directory.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    /// `hook` runs on the node's thread after it queued committed commands
-    /// (once; later calls are ignored). It must not block.
-    pub fn set_committed_hook(&self, hook: CommittedHook) {
-        let _ = self.on_committed.set(hook);
-    }
-
-    /// The engine to wake when a proposal is queued (once; later calls are
-    /// ignored).
-    pub fn set_waker(&self, waker: Waker) {
-        let _ = self.waker.set(waker);
-    }
-}
-
 /// A raft node in the engine's duty cycle.
 ///
 /// What it sends to a peer (the body of a `Cluster` frame between engines)
@@ -170,14 +81,14 @@ impl ClusterHandle {
 /// the start (its log, or a snapshot once compacted).
 pub struct ClusterNode<T: Transport> {
     name: String,
-    raw: RawNode<MemLog>,
-    transport: T,
-    settings: ClusterSettings,
-    proposals: Receiver<Vec<u8>>,
+    pub(super) raw: RawNode<MemLog>,
+    pub(super) transport: T,
+    pub(super) settings: ClusterSettings,
+    proposals: Receiver<Queued>,
     committed: SyncSender<Committed>,
     on_committed: Arc<OnceLock<CommittedHook>>,
-    published: Arc<Published>,
-    directory: Directory,
+    pub(super) published: Arc<Published>,
+    pub(super) directory: Directory,
     shared_directory: Arc<Mutex<Directory>>,
     /// The shared directory is behind the node's (a tried lock failed).
     directory_stale: bool,
@@ -187,14 +98,34 @@ pub struct ClusterNode<T: Transport> {
     /// Snapshots sent this cycle, reported to raft after the `Ready`.
     snapshots_sent: Vec<u64>,
     /// The last incarnation heard from each peer.
-    peers: HashMap<u64, u64>,
-    /// This run's join of [`NODES_GROUP`] was applied.
+    pub(super) peers: HashMap<u64, u64>,
+    /// This run's join of [`NODES_GROUP`] was applied (and no `NodeDown`
+    /// of this node since).
     announced: bool,
     /// When to propose that join (again): a proposal lost with a leader
     /// is made again after an election timeout.
     announce_at: Option<Instant>,
     /// The leader and term last logged.
     logged: (u64, u64),
+    /// The others' liveness as heard here.
+    pub(super) liveness: Liveness,
+    /// Whether the node had the quorum at the last cycle (logged on change).
+    pub(super) quorum: bool,
+    /// The role at the last cycle (a new leader re-checks its peers).
+    pub(super) was_leader: bool,
+    /// The SAFE index published (never goes back).
+    pub(super) safe: u64,
+    /// The leader's safe index last sent, and when (sent again with
+    /// heartbeats).
+    pub(super) safe_sent: (u64, Option<Instant>),
+    /// The safe index the leader last told this follower, and its term.
+    pub(super) safe_heard: (u64, u64),
+    /// This node's proposals not yet committed.
+    pub(super) in_flight: InFlight,
+    /// Ids of the node's own proposals (shared with its handles).
+    pub(super) next_id: Arc<AtomicU64>,
+    /// The test feed, when `RINGFLOW_CLUSTER_TEST_FEED` asks for one.
+    pub(super) feed: Option<Feed>,
 }
 
 /// The group every node joins once a leader is known (host: its id,
@@ -230,16 +161,29 @@ impl<T: Transport> ClusterNode<T> {
             .map_err(|e| NodeError::Config(e.to_string()))?;
         let (proposals_tx, proposals) = mpsc::sync_channel(settings.proposal_queue.max(1));
         let (committed, committed_rx) = mpsc::sync_channel(settings.committed_queue.max(1));
-        let published = Arc::new(Published { id: settings.id, voters: settings.voters.clone(), ..Default::default() });
+        let (lost_tx, lost_rx) = mpsc::sync_channel(settings.proposal_queue.max(1));
+        let peers = settings
+            .voters
+            .iter()
+            .filter(|v| **v != settings.id)
+            .map(|v| PeerCells { id: *v, silent_ms: AtomicU64::new(u64::MAX), ..Default::default() })
+            .collect();
+        let published =
+            Arc::new(Published { id: settings.id, voters: settings.voters.clone(), peers, ..Default::default() });
         let shared_directory = Arc::new(Mutex::new(Directory::default()));
+        let next_id = Arc::new(AtomicU64::new(0));
         let handle = ClusterHandle {
             proposals: proposals_tx,
             published: Arc::clone(&published),
             directory: Arc::clone(&shared_directory),
             waker: Arc::new(OnceLock::new()),
-            on_committed: Arc::new(OnceLock::new()),
             max_bytes: settings.max_message_bytes,
+            next_id: Arc::clone(&next_id),
+            lost: Arc::new(Mutex::new(Some(lost_rx))),
+            on_committed: Arc::new(OnceLock::new()),
         };
+        let liveness = Liveness::new(settings.id, &settings.voters);
+        let feed = settings.test_feed.map(Feed::new);
         let node = ClusterNode {
             name: format!("cluster node {}", settings.id),
             raw,
@@ -259,6 +203,15 @@ impl<T: Transport> ClusterNode<T> {
             announced: false,
             announce_at: None,
             logged: (0, 0),
+            liveness,
+            quorum: false,
+            was_leader: false,
+            safe: 0,
+            safe_sent: (0, None),
+            safe_heard: (0, 0),
+            in_flight: InFlight::new(lost_tx),
+            next_id,
+            feed,
         };
         Ok((node, handle, committed_rx))
     }
@@ -282,23 +235,44 @@ impl<T: Transport> ClusterNode<T> {
         for _ in 0..DRAIN {
             let Some(bytes) = self.transport.try_recv() else { break };
             work += 1;
-            self.receive(&bytes);
+            self.receive(&bytes, now);
         }
         for _ in 0..DRAIN {
             match self.proposals.try_recv() {
-                Ok(data) => {
+                Ok((id, data)) => {
                     work += 1;
-                    // No leader known (an election, a minority side): raft
-                    // drops it; the proposer sees it never commit.
-                    let _ = self.raw.propose(Vec::new(), data);
+                    self.propose_own(id, data, now);
                 }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        self.watch(now);
         self.announce(now);
         work += self.on_ready();
-        self.publish();
+        self.after_ready(now);
+        self.publish(now);
         work
+    }
+
+    /// Proposes this run's proposal `id`: tracked until it commits; raft
+    /// refuses it at once when no leader is known (an election, a minority
+    /// side), and then it is reported lost.
+    pub(super) fn propose_own(&mut self, id: u64, data: Vec<u8>, now: Instant) {
+        let context = proposals::context(self.settings.incarnation, id);
+        match self.raw.propose(context, data) {
+            Ok(()) => self.in_flight.proposed(id, self.raw.raft.term, now),
+            Err(_) => {
+                self.in_flight.report(id, LostReason::NoLeader);
+                if let Some(feed) = &mut self.feed {
+                    feed.lost(id);
+                }
+            }
+        }
+    }
+
+    /// One election timeout (raft randomises it up to twice this).
+    pub(super) fn election_timeout(&self) -> Duration {
+        self.settings.tick.saturating_mul(self.settings.election_ticks.max(1) as u32)
     }
 
     /// Proposes this run's join of [`NODES_GROUP`] once a leader is known,
@@ -312,8 +286,7 @@ impl<T: Transport> ClusterNode<T> {
         if let Ok(data) = entry::encode(&[join]) {
             let _ = self.raw.propose(Vec::new(), data);
         }
-        let timeout = self.settings.tick.saturating_mul(self.settings.election_ticks.max(1) as u32);
-        self.announce_at = Some(now + timeout);
+        self.announce_at = Some(now + self.election_timeout());
     }
 
     fn tick_until(&mut self, now: Instant) {
@@ -333,13 +306,17 @@ impl<T: Transport> ClusterNode<T> {
 
     /// A message from a peer: untrusted bytes, bounded and checked before
     /// raft sees them.
-    fn receive(&mut self, bytes: &[u8]) {
-        if self.accept(bytes).is_none() {
+    fn receive(&mut self, bytes: &[u8], now: Instant) {
+        let accepted = match SafeMessage::decode(bytes) {
+            Some(safe) => self.accept_safe(safe, now),
+            None => self.accept(bytes, now),
+        };
+        if accepted.is_none() {
             Published::bump(&self.published.bad_messages);
         }
     }
 
-    fn accept(&mut self, bytes: &[u8]) -> Option<()> {
+    fn accept(&mut self, bytes: &[u8], now: Instant) -> Option<()> {
         if bytes.len() > self.settings.max_message_bytes {
             return None;
         }
@@ -353,6 +330,7 @@ impl<T: Transport> ClusterNode<T> {
         if message.to != self.settings.id || !from_voter || is_local(message.get_msg_type()) {
             return None;
         }
+        self.liveness.heard(message.from, now);
         let known = self.peers.insert(message.from, incarnation);
         if known.is_some_and(|k| k != incarnation) {
             self.peer_restarted(message.from);
@@ -489,26 +467,46 @@ impl<T: Transport> ClusterNode<T> {
     }
 
     fn apply_commands(&mut self, entry: &Entry) {
+        let proposal = proposals::own_proposal(&entry.context, self.settings.incarnation);
+        if let Some(id) = proposal {
+            self.in_flight.committed(id);
+            if let Some(feed) = &mut self.feed {
+                feed.committed(id, Instant::now());
+            }
+        }
         let commands = match entry::decode(&entry.data) {
             Ok(commands) => commands,
             Err(e) => {
                 // Committed everywhere alike: every node skips it alike.
                 Published::bump(&self.published.bad_entries);
                 tracing::warn!(error = %e, index = entry.index, "cluster entry skipped");
-                return;
+                Vec::new()
             }
         };
         for command in commands {
-            if let Command::Join { group, host, member } = &command {
-                self.announced |=
-                    group == NODES_GROUP && *host == self.settings.id && *member == self.settings.incarnation;
-            }
             self.directory.apply(command, &mut self.applied);
         }
+        // Announced while the log holds this run in the nodes' group: a
+        // `NodeDown` of this node (a link down too long) takes it out, and
+        // the node joins again once it reaches a leader (its node-up).
+        let own = self.directory.has_node(self.settings.id, self.settings.incarnation);
+        if self.announced && !own {
+            tracing::info!(
+                node = self.settings.id,
+                index = entry.index,
+                "cluster: this node was taken down; rejoining"
+            );
+            self.announce_at = None;
+        }
+        self.announced = own;
         self.directory_stale |= !self.applied.is_empty();
+        if self.applied.is_empty() && proposal.is_some() {
+            // Its proposer waits for the echo of its id.
+            self.applied.push(Applied::Unchanged);
+        }
         for applied in self.applied.drain(..) {
             tracing::debug!(node = self.settings.id, index = entry.index, term = entry.term, applied = ?applied, "cluster committed");
-            let committed = Committed { index: entry.index, term: entry.term, applied };
+            let committed = Committed { index: entry.index, term: entry.term, applied, proposal };
             // Nobody reading (the receiver dropped): nothing to count.
             if let Err(TrySendError::Full(_)) = self.committed.try_send(committed) {
                 Published::bump(&self.published.committed_dropped);
@@ -530,7 +528,8 @@ impl<T: Transport> ClusterNode<T> {
         }
     }
 
-    fn publish(&mut self) {
+    fn publish(&mut self, now: Instant) {
+        self.publish_watch(now);
         let p = &self.published;
         let raft = &self.raw.raft;
         if self.logged != (raft.leader_id, raft.term) {

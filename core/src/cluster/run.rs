@@ -8,13 +8,24 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::mpsc::Receiver;
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::node::{ClusterHandle, ClusterNode, Transport};
+use super::handle::ClusterHandle;
+use super::node::{ClusterNode, Transport};
 use super::{ClusterSettings, Committed};
 use crate::cluster_port::{cluster_port, BridgePort, NodePort, PortWakers};
 use crate::config::{EngineConfig, IdleStrategy};
 use crate::engine::{Agent, Engine, EngineError, Waker};
+
+/// A test hook: `RINGFLOW_CLUSTER_TEST_FEED=<ms>` makes the node propose
+/// AGREED messages of its own every `<ms>` (see `FEED_GROUP`), so that
+/// tests of engine processes have proposals flowing through their faults.
+pub const TEST_FEED_ENV: &str = "RINGFLOW_CLUSTER_TEST_FEED";
+
+/// A test hook: `RINGFLOW_CLUSTER_VIA=<addr>=<via>,...` dials the node whose
+/// address is `<addr>` at `<via>` instead (a proxy that cuts links), while
+/// the nodes are still numbered by their own addresses.
+pub const VIA_ENV: &str = "RINGFLOW_CLUSTER_VIA";
 
 /// The node's transport: raft ids to engine addresses, over the port.
 pub struct LinkTransport {
@@ -130,9 +141,14 @@ pub fn start(config: &EngineConfig, listen: SocketAddr) -> Result<(ClusterRun, B
     settings.heartbeat_ticks = c.heartbeat_ticks;
     settings.compact_after = c.compact_after;
     settings.max_message_bytes = c.max_message_bytes;
+    settings.node_timeout = c.node_timeout;
+    settings.test_feed =
+        std::env::var(TEST_FEED_ENV).ok().and_then(|v| v.trim().parse().ok()).map(Duration::from_millis);
+    let via = parse_via(&std::env::var(VIA_ENV).unwrap_or_default()).map_err(bad)?;
     let (bridge_port, node_port) = cluster_port();
     let wakers = node_port.wakers();
-    let addrs = numbered.iter().filter(|(n, _)| *n != id).copied().collect();
+    let addrs =
+        numbered.iter().filter(|(n, _)| *n != id).map(|(n, a)| (*n, via.get(a).copied().unwrap_or(*a))).collect();
     let transport = LinkTransport { port: node_port, addrs };
     let (node, handle, committed) = ClusterNode::new(settings, transport).map_err(|e| bad(e.to_string()))?;
     // One thread that parks: the cluster's clock is coarse (ticks of ms).
@@ -147,4 +163,28 @@ pub fn start(config: &EngineConfig, listen: SocketAddr) -> Result<(ClusterRun, B
     tracing::info!(node = id, nodes = ?numbered, "cluster node started");
     let committed = Mutex::new(Some(committed));
     Ok((ClusterRun { engine: Mutex::new(Some(engine)), handle, wakers, committed }, bridge_port))
+}
+
+/// `RINGFLOW_CLUSTER_VIA`'s value: `addr=via` pairs, comma-separated.
+fn parse_via(text: &str) -> Result<HashMap<SocketAddr, SocketAddr>, String> {
+    let mut out = HashMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let parsed = pair.split_once('=').and_then(|(a, v)| Some((a.trim().parse().ok()?, v.trim().parse().ok()?)));
+        let (addr, via) = parsed.ok_or_else(|| format!("{VIA_ENV}: `{pair}` is not addr=via"))?;
+        out.insert(addr, via);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn via_pairs_parse_and_garbage_is_refused() {
+        let via = super::parse_via(" 127.0.0.1:1=127.0.0.1:2 ,127.0.0.1:3=127.0.0.1:4").expect("parses");
+        assert_eq!(via.len(), 2);
+        assert_eq!(via.get(&"127.0.0.1:1".parse().expect("addr")), Some(&"127.0.0.1:2".parse().expect("addr")));
+        assert!(super::parse_via("").expect("empty").is_empty());
+        assert!(super::parse_via("127.0.0.1:1").is_err());
+        assert!(super::parse_via("x=y").is_err());
+    }
 }

@@ -1,5 +1,6 @@
 //! What a cluster node publishes for `stat` and for its handles: the
-//! committed index, the term, the leader, the cluster's members, and
+//! committed index, the term, the leader, the cluster's members, whether it
+//! has the quorum, the SAFE index, each peer as this node sees it, and
 //! counters of what it refused. Written by the node's engine thread only,
 //! read from anywhere.
 
@@ -19,6 +20,26 @@ pub(super) struct Published {
     pub(super) bad_messages: AtomicU64,
     pub(super) bad_entries: AtomicU64,
     pub(super) committed_dropped: AtomicU64,
+    /// 1 while the node has the quorum.
+    pub(super) quorum: AtomicU64,
+    pub(super) safe: AtomicU64,
+    pub(super) last_index: AtomicU64,
+    pub(super) lost_unreported: AtomicU64,
+    /// One per other voter, by id.
+    pub(super) peers: Vec<PeerCells>,
+}
+
+/// What a node publishes of one peer.
+#[derive(Default)]
+pub(super) struct PeerCells {
+    pub(super) id: u64,
+    pub(super) matched: AtomicU64,
+    /// 1: heard from within an election timeout.
+    pub(super) up: AtomicU64,
+    /// 1: the log says it is down.
+    pub(super) down: AtomicU64,
+    /// Milliseconds since it was last heard from (`u64::MAX`: never).
+    pub(super) silent_ms: AtomicU64,
 }
 
 impl Published {
@@ -33,6 +54,16 @@ impl Published {
     pub(super) fn bump(cell: &AtomicU64) {
         // SYNC: Relaxed; a counter read by `read` alone.
         cell.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn has_quorum(&self) -> bool {
+        // SYNC: Relaxed; pairs with the Relaxed store in `set`: a gauge.
+        self.quorum.load(Ordering::Relaxed) == 1
+    }
+
+    pub(super) fn safe(&self) -> u64 {
+        // SYNC: Relaxed; pairs with the Relaxed store in `set`: a gauge.
+        self.safe.load(Ordering::Relaxed)
     }
 
     pub(super) fn read(&self) -> ClusterStatus {
@@ -51,8 +82,39 @@ impl Published {
             bad_messages: load(&self.bad_messages),
             bad_entries: load(&self.bad_entries),
             committed_dropped: load(&self.committed_dropped),
+            quorum: load(&self.quorum) == 1,
+            safe: load(&self.safe),
+            last_index: load(&self.last_index),
+            lost_unreported: load(&self.lost_unreported),
+            peers: self
+                .peers
+                .iter()
+                .map(|p| PeerStatus {
+                    id: p.id,
+                    matched: load(&p.matched),
+                    up: load(&p.up) == 1,
+                    down: load(&p.down) == 1,
+                    silent_ms: Some(load(&p.silent_ms)).filter(|ms| *ms != u64::MAX),
+                })
+                .collect(),
         }
     }
+}
+
+/// One peer as a node sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// Its id.
+    pub id: u64,
+    /// The highest log index it is known to hold: the leader's match index
+    /// of it (0 on a node that is not the leader: only the leader knows).
+    pub matched: u64,
+    /// Heard from within an election timeout.
+    pub up: bool,
+    /// The log says it is down (a `NodeDown` applied, no node-up since).
+    pub down: bool,
+    /// Since it was last heard from, in milliseconds (`None`: never).
+    pub silent_ms: Option<u64>,
 }
 
 /// One reading of a node's state (each field read on its own: they may be
@@ -81,4 +143,15 @@ pub struct ClusterStatus {
     pub bad_entries: u64,
     /// Committed commands the local consumer did not take in time.
     pub committed_dropped: u64,
+    /// In touch with a majority (see `ClusterHandle::has_quorum`).
+    pub quorum: bool,
+    /// The SAFE index (see `ClusterHandle::safe_index`).
+    pub safe: u64,
+    /// The last index of this node's log.
+    pub last_index: u64,
+    /// Lost proposals not reported (nobody took the lost-stream, or it
+    /// was full).
+    pub lost_unreported: u64,
+    /// Every other node, by id.
+    pub peers: Vec<PeerStatus>,
 }

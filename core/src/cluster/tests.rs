@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use super::*;
 
 #[derive(Default)]
-struct Net {
-    inbox: Vec<VecDeque<Vec<u8>>>,
+pub(super) struct Net {
+    pub(super) inbox: Vec<VecDeque<Vec<u8>>>,
     /// Directed links that drop everything.
-    cut: HashSet<(u64, u64)>,
+    pub(super) cut: HashSet<(u64, u64)>,
 }
 
-struct SimTransport {
+pub(super) struct SimTransport {
     id: u64,
     net: Arc<Mutex<Net>>,
 }
@@ -38,28 +38,30 @@ impl Transport for SimTransport {
     }
 }
 
-struct Sim {
-    net: Arc<Mutex<Net>>,
+pub(super) struct Sim {
+    pub(super) net: Arc<Mutex<Net>>,
     /// Index = node id (0 unused); `None`: killed.
-    nodes: Vec<Option<Node>>,
-    now: Instant,
+    pub(super) nodes: Vec<Option<Node>>,
+    pub(super) now: Instant,
     compact_after: u64,
 }
 
-struct Node {
-    node: ClusterNode<SimTransport>,
-    handle: ClusterHandle,
-    committed: Receiver<Committed>,
-    seen: Vec<Committed>,
+pub(super) struct Node {
+    pub(super) node: ClusterNode<SimTransport>,
+    pub(super) handle: ClusterHandle,
+    pub(super) committed: Receiver<Committed>,
+    pub(super) seen: Vec<Committed>,
 }
 
-const N: u64 = 3;
+pub(super) const N: u64 = 3;
 const TICK: Duration = Duration::from_millis(10);
+/// Three times the longest election (10 ticks, randomised up to 20).
+const NODE_TIMEOUT: Duration = Duration::from_millis(600);
 /// A hang guard in simulated ticks (no real time): far past any election.
 const MAX_STEPS: usize = 20_000;
 
 impl Sim {
-    fn new(compact_after: u64) -> Sim {
+    pub(super) fn new(compact_after: u64) -> Sim {
         let net = Arc::new(Mutex::new(Net { inbox: vec![VecDeque::new(); N as usize + 1], cut: HashSet::new() }));
         let mut sim = Sim { net, nodes: Vec::new(), now: Instant::now(), compact_after };
         sim.nodes.push(None);
@@ -70,18 +72,19 @@ impl Sim {
         sim
     }
 
-    fn make(&self, id: u64) -> Node {
+    pub(super) fn make(&self, id: u64) -> Node {
         let mut settings = ClusterSettings::new(id, (1..=N).collect());
         settings.tick = TICK;
         settings.election_ticks = 10;
         settings.heartbeat_ticks = 2;
         settings.compact_after = self.compact_after;
+        settings.node_timeout = NODE_TIMEOUT;
         let transport = SimTransport { id, net: Arc::clone(&self.net) };
         let (node, handle, committed) = ClusterNode::new(settings, transport).expect("node");
         Node { node, handle, committed, seen: Vec::new() }
     }
 
-    fn step(&mut self) {
+    pub(super) fn step(&mut self) {
         self.now += TICK / 2;
         for node in self.nodes.iter_mut().flatten() {
             node.node.poll(self.now);
@@ -89,7 +92,7 @@ impl Sim {
         }
     }
 
-    fn run_until(&mut self, what: &str, mut done: impl FnMut(&Sim) -> bool) {
+    pub(super) fn run_until(&mut self, what: &str, mut done: impl FnMut(&Sim) -> bool) {
         for _ in 0..MAX_STEPS {
             if done(self) {
                 return;
@@ -99,28 +102,32 @@ impl Sim {
         panic!("not reached in {MAX_STEPS} steps: {what}");
     }
 
-    fn live(&self) -> impl Iterator<Item = &Node> {
+    pub(super) fn live(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().flatten()
     }
 
-    fn node(&self, id: u64) -> &Node {
+    pub(super) fn node(&self, id: u64) -> &Node {
         self.nodes[id as usize].as_ref().expect("live node")
     }
 
+    pub(super) fn node_mut(&mut self, id: u64) -> &mut Node {
+        self.nodes[id as usize].as_mut().expect("live node")
+    }
+
     /// The leader every live node agrees on, if they do.
-    fn agreed_leader(&self) -> Option<u64> {
+    pub(super) fn agreed_leader(&self) -> Option<u64> {
         let leaders: HashSet<u64> = self.live().map(|n| n.handle.status().leader).collect();
         let leader = *leaders.iter().next()?;
         (leaders.len() == 1 && leader != 0 && self.nodes[leader as usize].is_some()).then_some(leader)
     }
 
-    fn kill(&mut self, id: u64) {
+    pub(super) fn kill(&mut self, id: u64) {
         self.nodes[id as usize] = None;
         self.net.lock().expect("net").inbox[id as usize].clear();
     }
 
     /// Cuts every link between `side` and the other nodes, both ways.
-    fn partition(&mut self, side: &[u64]) {
+    pub(super) fn partition(&mut self, side: &[u64]) {
         let mut net = self.net.lock().expect("net");
         for a in 1..=N {
             for b in 1..=N {
@@ -131,22 +138,22 @@ impl Sim {
         }
     }
 
-    fn heal(&mut self) {
+    pub(super) fn heal(&mut self) {
         self.net.lock().expect("net").cut.clear();
     }
 
-    fn messages(node: &Node) -> Vec<(u64, u64, u64)> {
+    pub(super) fn messages(node: &Node) -> Vec<(u64, u64, u64)> {
         node.seen
             .iter()
             .filter_map(|c| match &c.applied {
                 Applied::Message { sender, seq, .. } => Some((c.index, *sender, *seq)),
-                Applied::View { .. } => None,
+                Applied::View { .. } | Applied::Unchanged => None,
             })
             .collect()
     }
 }
 
-fn message(sender: u64, seq: u64) -> Command {
+pub(super) fn message(sender: u64, seq: u64) -> Command {
     Command::Message { group: "g".into(), sender, seq, bytes: seq.to_le_bytes().to_vec() }
 }
 
@@ -246,10 +253,12 @@ fn a_fresh_follower_catches_up_from_a_snapshot() {
     let groups = |d: &Directory| (0..4).map(|g| d.members(&format!("g{g}"))).collect::<Vec<_>>();
     let expected = groups(sim.node(leader).node.directory());
     sim.run_until("the fresh node holds the directory", |s| groups(s.node(victim).node.directory()) == expected);
-    // Its new run joined the nodes' group, beside the three first runs.
+    // Its new run joined the nodes' group in place of the run before.
+    let run = sim.node(victim).node.settings.incarnation;
     sim.run_until("the fresh run's join applied everywhere", |s| {
-        s.live().all(|n| n.node.directory().members(NODES_GROUP).len() == 4)
+        s.live().all(|n| n.node.directory().has_node(victim, run))
     });
+    assert!(sim.live().all(|n| n.node.directory().members(NODES_GROUP).len() == N as usize));
     // And it goes on with the others from there.
     sim.node(victim).handle.propose(&[Command::Join { group: "late".into(), host: victim, member: 99 }]).expect("q");
     sim.run_until("its own join applied everywhere", |s| {
@@ -347,7 +356,18 @@ fn proposals_are_bounded_and_checked() {
     settings.proposal_queue = 1;
     settings.max_message_bytes = 64;
     let net = Arc::new(Mutex::new(Net { inbox: vec![VecDeque::new(); 2], cut: HashSet::new() }));
-    let (node, handle, _committed) = ClusterNode::new(settings, SimTransport { id: 1, net }).expect("node");
+    let (mut node, handle, _committed) = ClusterNode::new(settings, SimTransport { id: 1, net }).expect("node");
+    // Without a leader (none elected yet) nothing is taken.
+    assert_eq!(handle.propose(&[message(1, 1)]), Err(ProposeError::NoQuorum));
+    let mut now = Instant::now();
+    for _ in 0..MAX_STEPS {
+        if handle.has_quorum() {
+            break;
+        }
+        now += TICK;
+        node.poll(now);
+    }
+    assert!(handle.has_quorum(), "a node alone is its own majority");
     let big = Command::Message { group: "g".into(), sender: 1, seq: 1, bytes: vec![0; 100] };
     assert!(matches!(handle.propose(&[big]), Err(ProposeError::TooLarge { max: 64, .. })));
     handle.propose(&[message(1, 1)]).expect("queued");

@@ -249,6 +249,12 @@ impl EngineConfigBuilder {
         self.set(keys::CLUSTER_COMPACT_AFTER, int(entries))
     }
 
+    /// `cluster.node_timeout_ms`: silence before the leader proposes a
+    /// node down.
+    pub fn cluster_node_timeout_ms(self, millis: u64) -> Self {
+        self.set(keys::CLUSTER_NODE_TIMEOUT_MS, int(millis))
+    }
+
     /// `cluster.max_message_bytes`.
     pub fn cluster_max_message_bytes(self, bytes: usize) -> Self {
         self.set(keys::CLUSTER_MAX_MESSAGE_BYTES, int(bytes))

@@ -45,6 +45,7 @@ pub(crate) const CLUSTER_ELECTION_TICKS: &str = "cluster.election_ticks";
 pub(crate) const CLUSTER_HEARTBEAT_TICKS: &str = "cluster.heartbeat_ticks";
 pub(crate) const CLUSTER_COMPACT_AFTER: &str = "cluster.compact_after";
 pub(crate) const CLUSTER_MAX_MESSAGE_BYTES: &str = "cluster.max_message_bytes";
+pub(crate) const CLUSTER_NODE_TIMEOUT_MS: &str = "cluster.node_timeout_ms";
 pub(crate) const CLUSTER_GROUPS: &str = "cluster.groups";
 pub(crate) const FLOW_RING_BYTES: &str = "flow.ring_bytes";
 pub(crate) const FLOW_MAX_MSG: &str = "flow.max_msg";
@@ -468,6 +469,12 @@ pub(crate) static KEYS: &[KeySpec] = &[
         kind: int(4096, crate::wire::MAX_CLUSTER_LEN as u64),
         get: |c| Raw::Int(c.cluster.max_message_bytes as i128),
         set: |c, v| c.cluster.max_message_bytes = uint(v),
+    },
+    KeySpec {
+        path: CLUSTER_NODE_TIMEOUT_MS,
+        kind: int(10, 3_600_000),
+        get: |c| Raw::Int(c.cluster.node_timeout.as_millis() as i128),
+        set: |c, v| c.cluster.node_timeout = Duration::from_millis(uint(v)),
     },
     KeySpec {
         path: CLUSTER_GROUPS,

@@ -285,6 +285,10 @@ pub struct ClusterSection {
     /// `cluster.max_message_bytes`: the largest raft message taken from a
     /// peer (and made for one).
     pub max_message_bytes: usize,
+    /// `cluster.node_timeout_ms`: how long the leader hears nothing from a
+    /// node before it proposes the node down (its members leave every
+    /// view with a node-down reason).
+    pub node_timeout: Duration,
     /// `cluster.groups`: the groups whose members live on several hosts.
     /// The engine joins each on this host as its gateway (issue 17) and
     /// carries its views and messages through the cluster.
@@ -303,6 +307,7 @@ impl Default for ClusterSection {
             heartbeat_ticks: 5,
             compact_after: 1024,
             max_message_bytes: 1 << 20,
+            node_timeout: Duration::from_millis(2000),
             groups: Vec::new(),
         }
     }

@@ -188,6 +188,7 @@ fn every_key_maps_one_to_one() {
         (vec![kv("cluster.heartbeat_ticks", 2, 2)], b().cluster_heartbeat_ticks(2)),
         (vec![kv("cluster.compact_after", 64, 64)], b().cluster_compact_after(64)),
         (vec![kv("cluster.max_message_bytes", 65536, 65536)], b().cluster_max_message_bytes(65536)),
+        (vec![kv("cluster.node_timeout_ms", 5000, 5000)], b().cluster_node_timeout_ms(5000)),
         (
             vec![
                 kv("cluster.groups", "[\"orders\", \"trades\"]", "orders, trades"),
@@ -450,6 +451,8 @@ fn sysfs_cpu_count() -> usize {
 fn cluster_keys_are_checked_against_each_other() {
     let e = EngineConfig::builder().cluster_heartbeat_ticks(50).build().unwrap_err().to_string();
     assert!(e.contains("cluster.heartbeat_ticks") && e.contains("cluster.election_ticks"), "{e}");
+    let e = EngineConfig::builder().cluster_node_timeout_ms(1000).build().unwrap_err().to_string();
+    assert!(e.contains("cluster.node_timeout_ms") && e.contains("cluster.election_ticks"), "{e}");
     let e = EngineConfig::builder().cluster(true).build().unwrap_err().to_string();
     assert!(e.contains("cluster.enabled") && e.contains("net.listen"), "{e}");
     let ok = EngineConfig::builder().cluster(true).listen(Some("127.0.0.1:0")).build().unwrap();

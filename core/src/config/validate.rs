@@ -232,6 +232,19 @@ pub(crate) fn cross_check(cfg: &EngineConfig) -> Result<(), ConfigError> {
             ),
         ));
     }
+    let longest_election = cluster.tick.saturating_mul(cluster.election_ticks.saturating_mul(2) as u32);
+    if cluster.node_timeout <= longest_election {
+        return Err(conflict(
+            cfg,
+            keys::CLUSTER_NODE_TIMEOUT_MS,
+            keys::CLUSTER_ELECTION_TICKS,
+            format!(
+                "a node is taken for down only after an election could have replaced its leader: \
+                 cluster.node_timeout_ms must exceed twice cluster.election_ticks x cluster.tick_ms = {} ms",
+                longest_election.as_millis()
+            ),
+        ));
+    }
     if cluster.enabled && cfg.net.listen.is_none() {
         return Err(conflict(
             cfg,

@@ -156,7 +156,7 @@ impl Crossing {
                 return 0;
             }
             match cluster.propose(&f.commands) {
-                Ok(()) => {
+                Ok(_) => {
                     f.leader = leader;
                     f.at = Instant::now();
                     return 1;
@@ -208,7 +208,7 @@ impl Crossing {
         let result = cluster.propose(&commands);
         if let Err(e) = &result {
             match e {
-                ProposeError::Full => {}
+                ProposeError::Full | ProposeError::NoQuorum => {}
                 e => tracing::warn!(group = %self.name, error = %e, "group gateway's proposal refused"),
             }
         }
@@ -273,6 +273,7 @@ impl Crossing {
                 }
             }
             Applied::View { members, .. } => self.view(index, &members),
+            Applied::Unchanged => {}
         }
     }
 
@@ -411,6 +412,7 @@ mod tests {
             Applied::View {
                 group: "xg-hostile".into(),
                 members: vec![node(1, me), node(1 << 20, 1), node(2, 1 << 50)],
+                reason: crate::cluster::ViewReason::Join { member: node(1, me) },
             },
         );
         x.committed(6, Applied::Message { group: "xg-hostile".into(), sender: 2, seq: 1, bytes: vec![9; 40] });

@@ -164,6 +164,7 @@ impl Agent for Gateways {
             work += 1;
             let group = match &c.applied {
                 Applied::View { group, .. } | Applied::Message { group, .. } => group,
+                Applied::Unchanged => continue,
             };
             if let Some(g) = self.groups.iter_mut().find(|g| g.name == *group) {
                 g.committed(c.index, c.applied);

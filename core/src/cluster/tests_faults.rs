@@ -1,0 +1,216 @@
+//! The cluster under faults, on the simulated network of `tests.rs`: a
+//! node silent past the node timeout is proposed down by the leader and
+//! comes back up when it heals; a minority loses the quorum and refuses
+//! proposals; the SAFE index never runs ahead of any node of the view; a
+//! proposal in flight when its leader dies is reported and, re-proposed,
+//! commits once; the test feed loses and duplicates nothing through it all.
+
+use std::collections::HashSet;
+
+use super::proposals::Feed;
+use super::tests::{message, Sim, N};
+use super::*;
+
+/// Every view the node saw, as (group, reason).
+fn views(sim: &Sim, id: u64) -> Vec<(String, ViewReason)> {
+    sim.node(id)
+        .seen
+        .iter()
+        .filter_map(|c| match &c.applied {
+            Applied::View { group, reason, .. } => Some((group.clone(), *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn settled(sim: &mut Sim) -> u64 {
+    sim.run_until("a leader", |s| s.agreed_leader().is_some());
+    let leader = sim.agreed_leader().expect("leader");
+    sim.run_until("every node up in every directory", |s| {
+        s.live().all(|n| n.node.directory().members(NODES_GROUP).len() == N as usize)
+    });
+    leader
+}
+
+#[test]
+fn a_silent_node_is_proposed_down_and_comes_back_up_when_it_heals() {
+    let mut sim = Sim::new(DEFAULT_COMPACT_AFTER);
+    let leader = settled(&mut sim);
+    let victim = (1..=N).find(|id| *id != leader).expect("a follower");
+    let other = (1..=N).find(|id| *id != leader && *id != victim).expect("the other follower");
+    sim.node(victim).handle.propose(&[Command::Join { group: "g".into(), host: victim, member: 5 }]).expect("q");
+    sim.run_until("its member joined everywhere", |s| s.live().all(|n| n.node.directory().members("g").len() == 1));
+
+    sim.partition(&[victim]);
+    sim.run_until("the victim is down at the majority", |s| {
+        s.node(leader).node.directory().is_down(victim) && s.node(other).node.directory().is_down(victim)
+    });
+    for id in [leader, other] {
+        let seen = views(&sim, id);
+        assert!(seen.contains(&("g".to_owned(), ViewReason::NodeDown { host: victim })), "{seen:?}");
+        assert!(seen.contains(&(NODES_GROUP.to_owned(), ViewReason::NodeDown { host: victim })), "{seen:?}");
+        assert!(sim.node(id).handle.has_quorum());
+        let peer = sim.node(id).handle.status().peers.into_iter().find(|p| p.id == victim).expect("peer");
+        assert!(peer.down && !peer.up, "{peer:?}");
+    }
+    // The victim, alone, has no quorum and refuses proposals.
+    assert!(!sim.node(victim).handle.has_quorum());
+    assert_eq!(sim.node(victim).handle.propose(&[message(9, 1)]), Err(ProposeError::NoQuorum));
+    assert!(!sim.node(victim).node.directory().is_down(victim), "a minority cannot commit its own removal");
+
+    sim.heal();
+    sim.run_until("the victim is up again everywhere", |s| {
+        s.live().all(|n| !n.node.directory().is_down(victim) && n.node.directory().members(NODES_GROUP).len() == 3)
+    });
+    sim.run_until("the victim has the quorum", |s| s.node(victim).handle.has_quorum());
+    let run = sim.node(victim).node.settings.incarnation;
+    let up = ViewReason::NodeUp { host: victim, member: Member { host: victim, member: run } };
+    for id in 1..=N {
+        let seen = views(&sim, id);
+        assert!(seen.contains(&(NODES_GROUP.to_owned(), up)), "node {id}: {seen:?}");
+        // Its group member rejoins by its own join: a node-up view.
+        assert!(sim.node(id).node.directory().members("g").is_empty());
+    }
+    sim.node(victim).handle.propose(&[Command::Join { group: "g".into(), host: victim, member: 5 }]).expect("q");
+    sim.run_until("the member is back", |s| s.live().all(|n| n.node.directory().members("g").len() == 1));
+    let back = views(&sim, other).last().cloned().expect("a view");
+    assert!(matches!(back, (ref g, ViewReason::NodeUp { host, .. }) if g == "g" && host == victim), "{back:?}");
+}
+
+#[test]
+fn a_minority_loses_the_quorum_and_gets_it_back() {
+    let mut sim = Sim::new(DEFAULT_COMPACT_AFTER);
+    let leader = settled(&mut sim);
+    assert!(sim.live().all(|n| n.handle.has_quorum() && n.handle.status().quorum));
+    // The leader alone on its side.
+    sim.partition(&[leader]);
+    let majority: Vec<u64> = (1..=N).filter(|id| *id != leader).collect();
+    sim.run_until("the old leader lost the quorum", |s| !s.node(leader).handle.has_quorum());
+    assert_eq!(sim.node(leader).handle.propose(&[message(1, 1)]), Err(ProposeError::NoQuorum));
+    sim.run_until("the majority has a leader and the quorum", |s| {
+        majority.iter().all(|id| s.node(*id).handle.has_quorum())
+    });
+    sim.node(majority[0]).handle.propose(&[message(2, 1)]).expect("the majority takes proposals");
+    sim.run_until("the majority commits", |s| majority.iter().all(|id| Sim::messages(s.node(*id)).len() == 1));
+    sim.heal();
+    sim.run_until("the quorum is back everywhere", |s| s.live().all(|n| n.handle.has_quorum()));
+    sim.run_until("the old leader catches up", |s| Sim::messages(s.node(leader)).len() == 1);
+}
+
+#[test]
+fn the_safe_index_never_runs_ahead_of_a_node_of_the_view() {
+    let mut sim = Sim::new(DEFAULT_COMPACT_AFTER);
+    let leader = settled(&mut sim);
+    let victim = (1..=N).find(|id| *id != leader).expect("a follower");
+    for seq in 1..=5 {
+        sim.node(leader).handle.propose(&[message(3, seq)]).expect("q");
+    }
+    sim.run_until("five messages safe everywhere", |s| {
+        let last = Sim::messages(s.node(leader)).last().map(|m| m.0);
+        last.is_some_and(|i| s.live().all(|n| n.handle.safe_index() >= i))
+    });
+    // The victim cut off: what the others commit now is not safe until
+    // the victim holds it or is down.
+    sim.partition(&[victim]);
+    let held = sim.node(victim).node.last_index();
+    for seq in 6..=10 {
+        sim.node(leader).handle.propose(&[message(3, seq)]).expect("q");
+    }
+    let mut checked = 0;
+    sim.run_until("the victim is down at the leader", |s| {
+        for n in s.live() {
+            if !s.node(leader).node.directory().is_down(victim) {
+                assert!(n.handle.safe_index() <= held, "safe {} past the victim's {held}", n.handle.safe_index());
+            }
+            let status = n.handle.status();
+            assert!(status.safe <= status.commit, "safe past commit: {status:?}");
+        }
+        checked += 1;
+        s.node(leader).node.directory().is_down(victim)
+    });
+    assert!(checked > 10, "the victim's removal came before anything was checked");
+    let tenth = Sim::messages(sim.node(leader)).iter().find(|m| m.2 == 10).map(|m| m.0).expect("committed");
+    assert!(tenth > held);
+    // Down, it no longer holds the view back.
+    sim.run_until("the tenth message safe at the majority", |s| {
+        s.live().filter(|n| n.node.settings.id != victim).all(|n| n.handle.safe_index() >= tenth)
+    });
+    sim.heal();
+    sim.run_until("the victim catches up and is safe too", |s| s.node(victim).handle.safe_index() >= tenth);
+}
+
+#[test]
+fn a_proposal_lost_with_its_leader_is_reported_and_commits_once_when_re_proposed() {
+    let mut sim = Sim::new(DEFAULT_COMPACT_AFTER);
+    let leader = settled(&mut sim);
+    let follower = (1..=N).find(|id| *id != leader).expect("a follower");
+    let lost = sim.node(follower).handle.take_lost().expect("the lost stream");
+    assert!(sim.node(follower).handle.take_lost().is_none(), "taken once");
+    // Proposed through the follower, then its leader dies before it commits.
+    let id = sim.node(follower).handle.propose(&[message(4, 1)]).expect("q");
+    let now = sim.now;
+    sim.node_mut(follower).node.poll(now);
+    sim.kill(leader);
+    sim.run_until("a new leader", |s| s.agreed_leader().is_some_and(|l| l != leader));
+    let mut reports = Vec::new();
+    sim.run_until("the proposal reported lost", |_| {
+        reports.extend(lost.try_iter());
+        !reports.is_empty()
+    });
+    assert_eq!(reports[0].proposal, id);
+    assert!(matches!(reports[0].reason, LostReason::LeaderChanged | LostReason::TimedOut), "{reports:?}");
+    // Re-proposed (twice, as a careless proposer might): applied once, and
+    // each proposal's id echoed on what the follower commits.
+    let again = sim.node(follower).handle.propose(&[message(4, 1)]).expect("q");
+    let twice = sim.node(follower).handle.propose(&[message(4, 1)]).expect("q");
+    sim.run_until("both echoed", |s| {
+        let echoed: HashSet<u64> = s.node(follower).seen.iter().filter_map(|c| c.proposal).collect();
+        echoed.contains(&again) && echoed.contains(&twice)
+    });
+    for _ in 0..50 {
+        sim.step();
+    }
+    for n in sim.live() {
+        assert_eq!(Sim::messages(n).iter().filter(|m| m.1 == 4).count(), 1);
+    }
+    let dup = sim.node(follower).seen.iter().find(|c| c.proposal == Some(twice)).expect("echoed");
+    assert_eq!(dup.applied, Applied::Unchanged);
+}
+
+#[test]
+fn the_feed_loses_and_duplicates_nothing_through_leader_kills() {
+    let mut sim = Sim::new(DEFAULT_COMPACT_AFTER);
+    for node in sim.nodes.iter_mut().flatten() {
+        node.node.feed = Some(Feed::new(std::time::Duration::from_millis(10)));
+    }
+    let mut killed = Vec::new();
+    for round in 0..3 {
+        let leader = settled(&mut sim);
+        let before = Sim::messages(sim.node(leader)).len();
+        sim.run_until("the feed flows", |s| Sim::messages(s.node(leader)).len() >= before + 20);
+        if round < 2 {
+            sim.kill(leader);
+            killed.push(leader);
+            // A fresh run in its place (empty log), so that a majority stays.
+            let fresh = sim.make(leader);
+            sim.nodes[leader as usize] = Some(fresh);
+            sim.node_mut(leader).node.feed = Some(Feed::new(std::time::Duration::from_millis(10)));
+        }
+    }
+    // The same log everywhere where it overlaps; each sender's sequence
+    // numbers 1, 2, 3... without a gap or a repeat.
+    let logs: Vec<Vec<(u64, u64, u64)>> = sim.live().map(Sim::messages).collect();
+    let longest = logs.iter().max_by_key(|l| l.len()).expect("logs").clone();
+    for log in &logs {
+        for m in log {
+            assert!(longest.contains(m), "{m:?} is not in the longest log");
+        }
+    }
+    let senders: HashSet<u64> = longest.iter().map(|m| m.1).collect();
+    assert!(senders.len() >= N as usize + 2, "every run fed: {senders:?}");
+    for sender in senders {
+        let seqs: Vec<u64> = longest.iter().filter(|m| m.1 == sender).map(|m| m.2).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "sender {sender}");
+    }
+    assert_eq!(killed.len(), 2);
+}
