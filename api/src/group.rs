@@ -166,9 +166,19 @@ impl Group {
         self.end.local_member()
     }
 
-    /// The id of the last view this member received.
+    /// The id of the last view this member received (in a group that
+    /// crosses hosts, the index of its entry in the cluster's log times 256
+    /// plus its rank there: the same at every host).
     pub fn view_id(&self) -> u64 {
         self.end.view_id()
+    }
+
+    /// Whether the group crosses hosts (this host's engine is its gateway:
+    /// `cluster.groups`), and this host's cluster node id if so. Known once
+    /// this member read the keeper's view of its join (after its first
+    /// receive).
+    pub fn crossing_host(&self) -> Option<u64> {
+        self.end.crossing_host()
     }
 
     /// The group's largest message.

@@ -34,6 +34,8 @@ pub mod stats;
 pub mod uring;
 pub mod wait;
 pub mod wire;
+#[cfg(feature = "cluster")]
+pub mod xgroup;
 
 pub use peer::PeerWatch;
 pub use wait::{membarrier_if_needed, notify, wait_until, wait_until_with, Deadline, WaitOutcome};

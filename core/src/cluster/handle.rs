@@ -67,7 +67,13 @@ pub struct ClusterHandle {
     /// The last proposal id handed out (shared with the node's own).
     pub(super) next_id: Arc<AtomicU64>,
     pub(super) lost: Arc<Mutex<Option<Receiver<Lost>>>>,
+    /// Called after the node queued committed commands (the group agent's
+    /// wake: `crate::xgroup`).
+    pub(super) on_committed: Arc<OnceLock<CommittedHook>>,
 }
+
+/// What [`ClusterHandle::set_committed_hook`] takes.
+pub type CommittedHook = Box<dyn Fn() + Send + Sync>;
 
 impl ClusterHandle {
     /// Queues `commands` as one log entry; returns the proposal's id.
@@ -110,6 +116,12 @@ impl ClusterHandle {
     /// (`ClusterStatus::lost_unreported`).
     pub fn take_lost(&self) -> Option<Receiver<Lost>> {
         self.lost.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// `hook` runs on the node's thread after it queued committed commands
+    /// (once; later calls are ignored). It must not block.
+    pub fn set_committed_hook(&self, hook: CommittedHook) {
+        let _ = self.on_committed.set(hook);
     }
 
     /// What the node publishes now.

@@ -63,7 +63,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use entry::{decode as decode_entry, encode as encode_entry, Command, EncodeError, EntryError, MAX_GROUP_NAME};
-pub use handle::{ClusterHandle, ProposeError};
+pub use handle::{ClusterHandle, CommittedHook, ProposeError};
 pub use node::{ClusterNode, NodeError, Transport, ENVELOPE_LEN, ENVELOPE_VERSION, NODES_GROUP};
 pub use proposals::{Lost, LostReason, ProposalId, FEED_GROUP};
 pub use run::{start as start_node, ClusterRun, LinkTransport, TEST_FEED_ENV, VIA_ENV};

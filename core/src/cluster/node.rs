@@ -20,7 +20,7 @@ use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Message
 use raft::{RawNode, StateRole, Storage};
 
 use super::entry::{self, Command};
-use super::handle::{ClusterHandle, Queued};
+use super::handle::{ClusterHandle, CommittedHook, Queued};
 use super::liveness::Liveness;
 use super::proposals::{self, Feed, InFlight, LostReason};
 use super::safe::SafeMessage;
@@ -86,6 +86,7 @@ pub struct ClusterNode<T: Transport> {
     pub(super) settings: ClusterSettings,
     proposals: Receiver<Queued>,
     committed: SyncSender<Committed>,
+    on_committed: Arc<OnceLock<CommittedHook>>,
     pub(super) published: Arc<Published>,
     pub(super) directory: Directory,
     shared_directory: Arc<Mutex<Directory>>,
@@ -181,6 +182,7 @@ impl<T: Transport> ClusterNode<T> {
             max_bytes: settings.max_message_bytes,
             next_id: Arc::clone(&next_id),
             lost: Arc::new(Mutex::new(Some(lost_rx))),
+            on_committed: Arc::new(OnceLock::new()),
         };
         let liveness = Liveness::new(settings.id, &settings.voters);
         let feed = settings.test_feed.map(Feed::new);
@@ -191,6 +193,7 @@ impl<T: Transport> ClusterNode<T> {
             settings,
             proposals,
             committed,
+            on_committed: Arc::clone(&handle.on_committed),
             published,
             directory: Directory::default(),
             shared_directory,
@@ -424,6 +427,16 @@ impl<T: Transport> ClusterNode<T> {
 
     /// Applies committed entries in log order.
     fn apply(&mut self, entries: Vec<Entry>) {
+        let any = !entries.is_empty();
+        self.apply_entries(entries);
+        if any {
+            if let Some(hook) = self.on_committed.get() {
+                hook();
+            }
+        }
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) {
         for entry in entries {
             if entry.data.is_empty() {
                 // A new leader's empty entry: no command.

@@ -260,6 +260,11 @@ impl EngineConfigBuilder {
         self.set(keys::CLUSTER_MAX_MESSAGE_BYTES, int(bytes))
     }
 
+    /// `cluster.groups`: the groups whose members live on several hosts.
+    pub fn cluster_groups<S: AsRef<str>>(self, groups: impl IntoIterator<Item = S>) -> Self {
+        self.set(keys::CLUSTER_GROUPS, Raw::List(groups.into_iter().map(|g| Raw::Str(g.as_ref().to_owned())).collect()))
+    }
+
     /// `flow.ring_bytes`: a power of two.
     pub fn ring_bytes(self, bytes: usize) -> Self {
         self.set(keys::FLOW_RING_BYTES, int(bytes))

@@ -93,7 +93,7 @@ fn to_raw(kind: Kind, value: &str) -> Raw {
         Kind::Int { .. } | Kind::OptCore => number(value),
         Kind::Choice(_) | Kind::OptAddr | Kind::OptPath => Raw::Str(value.to_owned()),
         Kind::Cores => Raw::List(items(value).map(number).collect()),
-        Kind::Peers => Raw::List(items(value).map(|item| Raw::Str(item.to_owned())).collect()),
+        Kind::Peers | Kind::Groups => Raw::List(items(value).map(|item| Raw::Str(item.to_owned())).collect()),
     }
 }
 

@@ -46,6 +46,7 @@ pub(crate) const CLUSTER_HEARTBEAT_TICKS: &str = "cluster.heartbeat_ticks";
 pub(crate) const CLUSTER_COMPACT_AFTER: &str = "cluster.compact_after";
 pub(crate) const CLUSTER_MAX_MESSAGE_BYTES: &str = "cluster.max_message_bytes";
 pub(crate) const CLUSTER_NODE_TIMEOUT_MS: &str = "cluster.node_timeout_ms";
+pub(crate) const CLUSTER_GROUPS: &str = "cluster.groups";
 pub(crate) const FLOW_RING_BYTES: &str = "flow.ring_bytes";
 pub(crate) const FLOW_MAX_MSG: &str = "flow.max_msg";
 pub(crate) const FLOW_SPIN_US: &str = "flow.spin_us";
@@ -142,6 +143,8 @@ pub(crate) enum Kind {
     Peers,
     /// A file path, or "none".
     OptPath,
+    /// A list of distinct group names.
+    Groups,
 }
 
 impl Kind {
@@ -153,7 +156,7 @@ impl Kind {
             Kind::Choice(_) | Kind::OptAddr | Kind::OptPath => "a string",
             Kind::OptCore => "an integer or \"none\"",
             Kind::Cores => "an array of integers",
-            Kind::Peers => "an array of strings",
+            Kind::Peers | Kind::Groups => "an array of strings",
         }
     }
 
@@ -181,6 +184,10 @@ impl Kind {
                 "a list of \"host:port\" or \"name@host:port\" (port 1..=65535, distinct entries)".to_owned()
             }
             Kind::OptPath => format!("a file path, or \"{NONE}\""),
+            Kind::Groups => format!(
+                "a list of distinct group names (as `Group::join` takes them, at most {} bytes each)",
+                crate::config::MAX_CLUSTER_GROUP_NAME
+            ),
         }
     }
 }
@@ -468,6 +475,12 @@ pub(crate) static KEYS: &[KeySpec] = &[
         kind: int(10, 3_600_000),
         get: |c| Raw::Int(c.cluster.node_timeout.as_millis() as i128),
         set: |c, v| c.cluster.node_timeout = Duration::from_millis(uint(v)),
+    },
+    KeySpec {
+        path: CLUSTER_GROUPS,
+        kind: Kind::Groups,
+        get: |c| Raw::List(c.cluster.groups.iter().map(|g| Raw::Str(g.clone())).collect()),
+        set: |c, v| c.cluster.groups = list(v).iter().map(|g| text(g).to_owned()).collect(),
     },
 ];
 

@@ -289,7 +289,14 @@ pub struct ClusterSection {
     /// node before it proposes the node down (its members leave every
     /// view with a node-down reason).
     pub node_timeout: Duration,
+    /// `cluster.groups`: the groups whose members live on several hosts.
+    /// The engine joins each on this host as its gateway (issue 17) and
+    /// carries its views and messages through the cluster.
+    pub groups: Vec<String>,
 }
+
+/// Longest name `cluster.groups` takes (what a cluster command carries).
+pub const MAX_CLUSTER_GROUP_NAME: usize = 255;
 
 impl Default for ClusterSection {
     fn default() -> Self {
@@ -301,6 +308,7 @@ impl Default for ClusterSection {
             compact_after: 1024,
             max_message_bytes: 1 << 20,
             node_timeout: Duration::from_millis(2000),
+            groups: Vec::new(),
         }
     }
 }

@@ -189,6 +189,14 @@ fn every_key_maps_one_to_one() {
         (vec![kv("cluster.compact_after", 64, 64)], b().cluster_compact_after(64)),
         (vec![kv("cluster.max_message_bytes", 65536, 65536)], b().cluster_max_message_bytes(65536)),
         (vec![kv("cluster.node_timeout_ms", 5000, 5000)], b().cluster_node_timeout_ms(5000)),
+        (
+            vec![
+                kv("cluster.groups", "[\"orders\", \"trades\"]", "orders, trades"),
+                kv("cluster.enabled", true, true),
+                kv("net.listen", "\"127.0.0.1:7070\"", "127.0.0.1:7070"),
+            ],
+            b().cluster_groups(["orders", "trades"]).cluster(true).listen(Some("127.0.0.1:7070")),
+        ),
     ];
     let mut covered = Vec::new();
     for (entries, builder) in cases {
@@ -449,4 +457,11 @@ fn cluster_keys_are_checked_against_each_other() {
     assert!(e.contains("cluster.enabled") && e.contains("net.listen"), "{e}");
     let ok = EngineConfig::builder().cluster(true).listen(Some("127.0.0.1:0")).build().unwrap();
     assert!(ok.cluster().enabled);
+    // Crossing groups need the cluster; their names are checked like a join's.
+    let e = EngineConfig::builder().cluster_groups(["g"]).build().unwrap_err().to_string();
+    assert!(e.contains("cluster.groups") && e.contains("cluster.enabled"), "{e}");
+    for bad in [vec!["g", "g"], vec![""], vec!["a/b"]] {
+        let e = EngineConfig::builder().cluster_groups(bad.clone()).build();
+        assert!(e.is_err(), "{bad:?} accepted");
+    }
 }

@@ -63,6 +63,7 @@ pub(crate) fn check(kind: Kind, raw: &Raw) -> Result<(), Problem> {
         (Kind::OptAddr, Raw::Str(_)) if keys::is_none(raw) => Ok(()),
         (Kind::OptAddr, Raw::Str(s)) => HostPort::parse(s).map(drop).map_err(|e| Problem::Bad(Some(e.to_string()))),
         (Kind::Peers, Raw::List(items)) => check_peers(items),
+        (Kind::Groups, Raw::List(items)) => check_groups(items),
         (Kind::OptPath, Raw::Str(s)) if s.contains('\0') => {
             Err(Problem::Bad(Some("a path cannot hold a NUL byte".to_owned())))
         }
@@ -99,6 +100,23 @@ fn check_peers(items: &[Raw]) -> Result<(), Problem> {
         let name = peer.name().map_or_else(|| peer.to_string(), str::to_owned);
         if !seen.insert(name) {
             return Err(Problem::Bad(Some(format!("{text:?} repeats an earlier peer's name or address"))));
+        }
+    }
+    Ok(())
+}
+
+fn check_groups(items: &[Raw]) -> Result<(), Problem> {
+    let mut seen = HashSet::new();
+    for item in items {
+        let Raw::Str(name) = item else { return Err(Problem::WrongType) };
+        if name.len() > super::MAX_CLUSTER_GROUP_NAME {
+            return Err(Problem::Bad(Some(format!("{name:?} is longer than {} bytes", super::MAX_CLUSTER_GROUP_NAME))));
+        }
+        // The name a group's keeper binds, as `Group::join` checks it.
+        crate::control::validate_name(&format!("{name}.group"))
+            .map_err(|e| Problem::Bad(Some(format!("{name:?}: {e}"))))?;
+        if !seen.insert(name.as_str()) {
+            return Err(Problem::Bad(Some(format!("{name:?} is named twice"))));
         }
     }
     Ok(())
@@ -233,6 +251,15 @@ pub(crate) fn cross_check(cfg: &EngineConfig) -> Result<(), ConfigError> {
             keys::CLUSTER_ENABLED,
             keys::NET_LISTEN,
             "a cluster node is reached at its engine's address and numbered by it: set net.listen".to_owned(),
+        ));
+    }
+    if !cluster.groups.is_empty() && !cluster.enabled {
+        return Err(conflict(
+            cfg,
+            keys::CLUSTER_GROUPS,
+            keys::CLUSTER_ENABLED,
+            "a group crosses hosts through the cluster's log: set cluster.enabled = true, or empty cluster.groups"
+                .to_owned(),
         ));
     }
     Ok(())

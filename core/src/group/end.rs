@@ -17,19 +17,26 @@ use hdrhistogram::Histogram;
 use ringflow_ring::broadcast::{Consumer, FrameMark, Producer, ReadGuard};
 use ringflow_ring::{ClaimError, RawRegion, WaitPoint};
 
+use super::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED, FLAG_SUBMIT};
 use super::error::{JoinError, LeaveError, McastError, RecvError};
 use super::join::{self, signal, Shared, ALARM_EXPELLED, ALARM_QUIET};
 use super::loan::GroupLoan;
+use super::memory::{P_GATEWAY_HOST, P_GATEWAY_MEMBER, P_GATEWAY_SLOT};
 use super::options::{GroupOptions, SlowMember};
 use super::ready::{self, Readiness};
 use super::stats::Published;
 use super::table::{self, Counters};
-use super::view::{self, Member, RawView, View, FLAG_VIEW};
+use super::view::{self, ChangeKind, Member, RawView, View, FLAG_VIEW};
 use super::wire::{Msg, MAX_LEN};
 use super::{history, memory::GroupConfig, memory::P_LATEST_VIEW};
 use crate::wait::{wait_until_with, Deadline, WaitOutcome};
 
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+mod gateway;
 mod receive;
+
+#[cfg(feature = "cluster")]
+pub(crate) use gateway::GatewayFrame;
 
 /// One event of the stream.
 pub enum Event<'a> {
@@ -51,6 +58,9 @@ pub struct Message<'a> {
     sender: Member,
     /// Evict groups: the table entry whose guard we hold.
     entry: Option<(&'a RawRegion, usize)>,
+    /// A message relayed by the gateway of a group that crosses hosts: its
+    /// origin's (seq, send stamp); the payload follows the relay header.
+    relayed: Option<(u64, u64)>,
 }
 
 impl Message<'_> {
@@ -59,19 +69,29 @@ impl Message<'_> {
         self.sender
     }
 
-    /// The sender's sequence number of it (per sender slot, increasing by one).
+    /// The sender's sequence number of it (per sender, increasing by one;
+    /// in a group that crosses hosts, the one its own host's log gave it).
     pub fn seq(&self) -> u64 {
-        self.guard.seq()
+        self.relayed.map_or_else(|| self.guard.seq(), |(seq, _)| seq)
     }
 
     /// Payload length.
     pub fn len(&self) -> usize {
-        self.guard.len()
+        self.guard.len() - self.skip()
     }
 
     /// Whether the payload is empty.
     pub fn is_empty(&self) -> bool {
-        self.guard.is_empty()
+        self.len() == 0
+    }
+
+    /// Bytes of the frame's payload before the message (the relay header).
+    fn skip(&self) -> usize {
+        if self.relayed.is_some() {
+            cross::RELAY_HEADER
+        } else {
+            0
+        }
     }
 
     /// The payload in place (zero-copy); `None` on a Lap group, whose
@@ -80,19 +100,28 @@ impl Message<'_> {
     /// it unless they misbehave: see "What a peer can and cannot do to
     /// you" in the crate docs.
     pub fn payload(&self) -> Option<&[u8]> {
-        self.guard.payload()
+        self.guard.payload().and_then(|p| p.get(self.skip()..))
     }
 
     /// Copies the payload (up to `buf.len()` bytes) and returns how many.
     /// On a Lap group a message overwritten during the copy is
     /// `RecvError::Overwritten` (the next receive reports the loss).
     pub fn read_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        if self.relayed.is_some() {
+            // Relayed frames are on Block and Evict groups only (the
+            // gateway refuses Lap ones): the payload is in place.
+            let p = self.payload().ok_or(RecvError::Overwritten)?;
+            let n = p.len().min(buf.len());
+            buf[..n].copy_from_slice(&p[..n]);
+            return Ok(n);
+        }
         self.guard.read_into(buf).map_err(|_| RecvError::Overwritten)
     }
 
-    /// The sender's clock reading when it sent (see `crate::clock`).
+    /// The sender's clock reading when it sent (see `crate::clock`; across
+    /// hosts, the sender's host's clock).
     pub fn sent_at(&self) -> u64 {
-        self.guard.meta()
+        self.relayed.map_or_else(|| self.guard.meta(), |(_, stamp)| stamp)
     }
 }
 
@@ -158,6 +187,14 @@ pub struct GroupEnd {
     agent: Option<std::thread::JoinHandle<()>>,
     /// The readiness descriptor (`ready.rs`).
     ready: Readiness,
+    /// The group crosses hosts: its gateway's seat and this host's id.
+    cross: Option<Cross>,
+    /// The last cluster view delivered (crossing groups).
+    cluster_view: Option<ClusterView>,
+    /// Whether the last cluster view queued names this member: until then
+    /// it delivers nothing of the cluster (its first event is the cluster
+    /// view of its join).
+    in_cluster: bool,
     /// Declared last: the sides above live in its memory.
     shared: Arc<Shared>,
 }
@@ -165,6 +202,23 @@ pub struct GroupEnd {
 enum Queued {
     View(RawView),
     Lost(u64),
+    /// A view of a group that crosses hosts.
+    Cluster(ClusterView),
+    /// The gateway went: the group is one host's again (members of the
+    /// keeper's view, every member of other hosts gone).
+    Local(View),
+}
+
+/// The gateway of a group that crosses hosts, as the keeper recorded it
+/// and the current keeper view confirms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cross {
+    /// Its seat (producer slot `slot + 1`).
+    pub slot: usize,
+    /// Its member id.
+    pub member: u64,
+    /// This host's cluster node id.
+    pub host: u64,
 }
 
 impl GroupEnd {
@@ -185,7 +239,7 @@ impl GroupEnd {
             rx: ManuallyDrop::new(s.rx),
             tx: ManuallyDrop::new(s.tx),
             config,
-            me: Member { id: s.shared.member_id, pid: std::process::id() },
+            me: Member::local(s.shared.member_id, std::process::id()),
             slot: s.shared.slot,
             spin: opts.spin,
             view: RawView { id: 0, seats: Vec::new(), changes: Vec::new() },
@@ -203,6 +257,9 @@ impl GroupEnd {
             left: false,
             agent: Some(s.agent),
             ready,
+            cross: None,
+            cluster_view: None,
+            in_cluster: false,
             shared: s.shared,
         };
         end.me.pid = std::process::id();
@@ -215,14 +272,27 @@ impl GroupEnd {
         self.me
     }
 
-    /// The members as of the last view delivered.
+    /// The members as of the last view delivered (of every host, in a
+    /// group that crosses hosts).
     pub fn members(&self) -> Vec<Member> {
-        self.view.seats.iter().map(|s| s.member).collect()
+        match &self.cluster_view {
+            Some(v) => v.members.clone(),
+            None => self.view.seats.iter().map(|s| s.member).collect(),
+        }
     }
 
-    /// The id of the last view delivered.
+    /// The id of the last view delivered (in a group that crosses hosts,
+    /// the index of its entry in the cluster's log times 256 plus its rank
+    /// there: the same at every host; after the gateway goes, the keeper's
+    /// ids again).
     pub fn view_id(&self) -> u64 {
-        self.view.id
+        self.cluster_view.as_ref().map_or(self.view.id, |v| v.id)
+    }
+
+    /// Whether the group crosses hosts now (its host's engine is its
+    /// gateway: `cluster.groups`), and this host's cluster node id if so.
+    pub fn crossing_host(&self) -> Option<u64> {
+        self.cross.map(|c| c.host)
     }
 
     /// The group's largest message.
@@ -287,10 +357,11 @@ impl GroupEnd {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         self.check_send(len)?;
         let mut released = false;
+        let flags = self.send_flags();
         // Bounded: each pass either publishes, or waits until room or the deadline.
         loop {
             // The stamp is taken as the claim begins (`Message::sent_at`).
-            match self.tx.try_send_parts(parts, crate::clock::now(), 0) {
+            match self.tx.try_send_parts(parts, crate::clock::now(), flags) {
                 Ok((n, mark)) => {
                     if !self.loopback {
                         self.own = Some(mark);
@@ -310,6 +381,7 @@ impl GroupEnd {
         self.check_send(len)?;
         let mut released = false;
         // Bounded: each pass either claims, or waits until room or the deadline.
+        let flags = self.send_flags();
         loop {
             let tx: *mut Producer<RawRegion> = &mut *self.tx;
             // SAFETY: `tx` is `self.tx`, which `&mut self` lets us borrow
@@ -319,7 +391,8 @@ impl GroupEnd {
             // (The borrow checker cannot yet see that a borrow returned on
             // one path ends on the others: NLL's "problem case #3".)
             match unsafe { &mut *tx }.try_claim(len) {
-                Ok(claim) => {
+                Ok(mut claim) => {
+                    claim.set_flags(flags);
                     let data = self.rx.data_wait();
                     let own = (!self.loopback).then_some(&mut self.own);
                     return Ok(GroupLoan {
@@ -333,6 +406,20 @@ impl GroupEnd {
                 }
                 Err(e) => self.no_room(e, len, deadline, &mut released)?,
             }
+        }
+    }
+
+    /// The flags of this member's messages: a submit for the gateway in a
+    /// group that crosses hosts, plain otherwise. (FIFO and UNORDERED
+    /// groups are carried through the cluster's log too for now: ordered
+    /// more than they ask, one consensus round trip slower than a direct
+    /// relay would be; see `crate::xgroup`.)
+    #[inline]
+    fn send_flags(&self) -> u8 {
+        if self.cross.is_some() {
+            FLAG_SUBMIT
+        } else {
+            0
         }
     }
 

@@ -259,7 +259,7 @@ pub(crate) fn snapshot(name: &str, mem: &GroupMemory) -> GroupSnapshot {
             _ => None,
         };
         members.push(MemberSnapshot {
-            member: Member { id: holder.member_id, pid: holder.pid },
+            member: Member::local(holder.member_id, holder.pid),
             seat,
             state,
             counters: e.counters(),

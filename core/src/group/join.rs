@@ -171,6 +171,7 @@ fn ask(
         slow,
         evict_ns,
         max_message: opts.max_message as u64,
+        gateway: opts.gateway,
     }
     .encode(&mut b);
     // A keeper that refuses us at once (its permit) may have hung up

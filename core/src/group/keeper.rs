@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use ringflow_ring::broadcast::{self, Consumer, Producer};
 use ringflow_ring::{ClaimError, RawRegion};
 
-use super::memory::{GroupMemory, P_KEEPER_PID, P_LATEST_VIEW, P_NEXT_MEMBER};
+use super::memory::{
+    GroupMemory, P_GATEWAY_HOST, P_GATEWAY_MEMBER, P_GATEWAY_SLOT, P_KEEPER_PID, P_LATEST_VIEW, P_NEXT_MEMBER,
+};
 use super::table::{self, Holder};
 use super::view::{self, ChangeKind, Member, RawView, Seat, SeatChange, FLAG_VIEW};
 use super::wire::{Msg, Refusal, MAX_LEN, VERSION};
@@ -129,8 +131,7 @@ impl Keeper {
                 continue;
             }
             let holder = e.holder();
-            let seat =
-                Seat { member: Member { id: holder.member_id, pid: holder.pid }, slot: slot as u16, next_seq: 0 };
+            let seat = Seat { member: Member::local(holder.member_id, holder.pid), slot: slot as u16, next_seq: 0 };
             match state {
                 table::ACTIVE | table::EVICTING | table::EVICTED => {
                     let pidfd = live_process(holder.pid, holder.start);
@@ -304,9 +305,12 @@ impl Keeper {
             _ => return, // hung up, garbage or nothing: drop it
         };
         match msg {
-            Ok(Msg::Join { version, guarantee, slow, evict_ns, max_message }) => {
+            Ok(Msg::Join { version, guarantee, slow, evict_ns, max_message, gateway }) => {
                 let refusal = if version != VERSION {
                     Some(Refusal::Version)
+                } else if gateway != 0 {
+                    // The host's engine takes the group as it is.
+                    None
                 } else if Guarantee::from_code(guarantee) != Some(self.mem.config.guarantee) {
                     Some(Refusal::Guarantee)
                 } else if SlowMember::from_code(slow, evict_ns) != Some(self.mem.config.slow) {
@@ -320,7 +324,7 @@ impl Keeper {
                     Some(r) => {
                         send(&conn, Msg::Refuse { reason: r.code(), detail: self.mem.config.max_message as u64 })
                     }
-                    None => self.admit(conn),
+                    None => self.admit(conn, gateway),
                 }
             }
             Ok(Msg::Rejoin { index, member_id, token }) => self.rejoin(conn, index, member_id, token),
@@ -334,7 +338,10 @@ impl Keeper {
         }
     }
 
-    fn admit(&mut self, conn: ControlConn) {
+    /// Seats a joiner; `gateway` (not 0: its cluster node id) records it
+    /// as the gateway of a group that crosses hosts before its join view,
+    /// so every member that reads that view finds the record.
+    fn admit(&mut self, conn: ControlConn, gateway: u32) {
         let Ok(cred) = conn.peer_cred() else { return };
         let free = (0..self.seats.len()).find(|&s| {
             self.seats[s].is_none() && table::entry(&self.mem.table, s).is_some_and(|e| e.state() == table::FREE)
@@ -367,7 +374,14 @@ impl Keeper {
         };
         rx.detach();
         tx.detach();
-        let seat = Seat { member: Member { id, pid: cred.pid }, slot: slot as u16, next_seq: 0 };
+        let seat = Seat { member: Member::local(id, cred.pid), slot: slot as u16, next_seq: 0 };
+        if gateway != 0 {
+            // SYNC: Relaxed (the three stores); published by the Release
+            // of the join view's commit, which members read with Acquire.
+            self.mem.param(P_GATEWAY_HOST).store(u64::from(gateway), std::sync::atomic::Ordering::Relaxed);
+            self.mem.param(P_GATEWAY_SLOT).store(slot as u64, std::sync::atomic::Ordering::Relaxed);
+            self.mem.param(P_GATEWAY_MEMBER).store(id, std::sync::atomic::Ordering::Relaxed);
+        }
         self.seats[slot] =
             Some(Seated { seat, holder, conn: None, leaving: false, awaiting: None, stalled: None, evicted: false });
         self.order.push(slot);

@@ -44,6 +44,15 @@ pub(crate) const P_NEXT_MEMBER: usize = 192;
 /// The pid of the process that keeps the group now (keeper writes; shown
 /// by `ringflow ls`).
 pub(crate) const P_KEEPER_PID: usize = 256;
+/// The group crosses hosts (`cluster.groups`): the member id of its
+/// gateway, the host's engine (keeper writes, before the gateway's join
+/// view; 0: no gateway ever joined). Input like every word: a member
+/// checks that the view it reads names this member at [`P_GATEWAY_SLOT`].
+pub(crate) const P_GATEWAY_MEMBER: usize = 320;
+/// The gateway's seat (keeper writes, with [`P_GATEWAY_MEMBER`]).
+pub(crate) const P_GATEWAY_SLOT: usize = 384;
+/// This host's cluster node id, as the gateway gave it (keeper writes).
+pub(crate) const P_GATEWAY_HOST: usize = 448;
 
 /// Bytes per member table entry.
 pub(crate) const ENTRY_LEN: usize = 128;

@@ -30,6 +30,7 @@
 //! is validated as the flows' are (`table.rs`, `view.rs`, `history.rs`, and
 //! the log itself).
 
+pub mod cross;
 mod end;
 mod error;
 mod history;
@@ -46,6 +47,8 @@ mod table;
 mod view;
 mod wire;
 
+#[cfg(feature = "cluster")]
+pub(crate) use end::GatewayFrame;
 pub use end::{Event, GroupEnd, GroupStats, Message};
 pub use error::{JoinError, LeaveError, McastError, RecvError};
 pub use inspect::{group_of_bound_name, inspect, GroupSnapshot, InspectError, MemberSnapshot, MemberState};

@@ -105,6 +105,9 @@ pub struct GroupOptions {
     pub(crate) record_latency: bool,
     pub(crate) permit: Permit,
     pub(crate) loopback: bool,
+    /// Not 0: the joiner is this host's engine joining as the gateway of
+    /// a group that crosses hosts, and this is its cluster node id.
+    pub(crate) gateway: u32,
 }
 
 impl Default for GroupOptions {
@@ -127,6 +130,7 @@ impl GroupOptions {
             record_latency: true,
             permit: Permit::same_user(),
             loopback: true,
+            gateway: 0,
         }
     }
 

@@ -19,19 +19,32 @@ const HEAD: usize = 16;
 const MEMBER: usize = 24;
 const CHANGE: usize = 24;
 
-/// A member of a group: an id unique for the group's lifetime, and the
-/// process it runs in.
+/// A member of a group: an id unique for the group's lifetime on its host,
+/// the process it runs in, and its host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Member {
-    /// Unique within the group, never reused.
+    /// Unique within the group on its host, never reused there.
     pub id: u64,
-    /// The member's process id.
+    /// The member's process id (on its host; 0 if the host did not say).
     pub pid: u32,
+    /// The host it lives on: its engine's cluster node id in a group that
+    /// crosses hosts (`cluster.groups`), 0 in a group of one host.
+    pub host: u64,
+}
+
+impl Member {
+    /// A member of a group of one host (`host` 0).
+    pub const fn local(id: u64, pid: u32) -> Member {
+        Member { id, pid, host: 0 }
+    }
 }
 
 impl fmt::Display for Member {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "member {} (pid {})", self.id, self.pid)
+        match self.host {
+            0 => write!(f, "member {} (pid {})", self.id, self.pid),
+            h => write!(f, "member {} (pid {}) of host {h}", self.id, self.pid),
+        }
     }
 }
 
@@ -47,24 +60,29 @@ pub enum ChangeKind {
     ProcessDown,
     /// The keeper removed the member for holding the others back.
     Evicted,
+    /// Across hosts: the member's host (its engine) is gone, or this host's
+    /// engine is, which takes every member of other hosts with it.
+    NodeDown,
 }
 
 impl ChangeKind {
-    fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             ChangeKind::Joined => 1,
             ChangeKind::Left => 2,
             ChangeKind::ProcessDown => 3,
             ChangeKind::Evicted => 4,
+            ChangeKind::NodeDown => 5,
         }
     }
 
-    fn from_code(c: u8) -> Option<Self> {
+    pub(crate) fn from_code(c: u8) -> Option<Self> {
         Some(match c {
             1 => ChangeKind::Joined,
             2 => ChangeKind::Left,
             3 => ChangeKind::ProcessDown,
             4 => ChangeKind::Evicted,
+            5 => ChangeKind::NodeDown,
             _ => return None,
         })
     }
@@ -196,7 +214,7 @@ pub(crate) fn decode(b: &[u8], max_members: usize) -> Result<RawView, &'static s
         if slot as usize >= max_members {
             return Err("view names a slot out of range");
         }
-        Ok(Seat { member: Member { id: u64_at(b, at), pid: u32_at(b, at + 8) }, slot, next_seq: 0 })
+        Ok(Seat { member: Member::local(u64_at(b, at), u32_at(b, at + 8)), slot, next_seq: 0 })
     };
     let mut seats = Vec::with_capacity(n);
     for k in 0..n {
@@ -228,7 +246,7 @@ mod tests {
     use super::*;
 
     fn sample() -> RawView {
-        let s = |id, pid, slot| Seat { member: Member { id, pid }, slot, next_seq: id * 3 };
+        let s = |id, pid, slot| Seat { member: Member::local(id, pid), slot, next_seq: id * 3 };
         RawView {
             id: 7,
             seats: vec![s(1, 100, 0), s(4, 101, 3)],
@@ -247,7 +265,7 @@ mod tests {
         encode(&v, &mut b);
         assert_eq!(b.len(), encoded_len(&v));
         assert_eq!(decode(&b, 8), Ok(v.clone()));
-        assert_eq!(v.to_view().members, vec![Member { id: 1, pid: 100 }, Member { id: 4, pid: 101 }]);
+        assert_eq!(v.to_view().members, vec![Member::local(1, 100), Member::local(4, 101)]);
         for cut in 0..b.len() {
             assert!(decode(&b[..cut], 8).is_err(), "{cut}");
         }

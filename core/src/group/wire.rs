@@ -12,8 +12,11 @@ pub(crate) const MAX_LEN: usize = 48;
 /// A control message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Msg {
-    /// Member → keeper: let me in, with these options.
-    Join { version: u32, guarantee: u8, slow: u8, evict_ns: u64, max_message: u64 },
+    /// Member → keeper: let me in, with these options. `gateway`: not 0,
+    /// the joiner is this host's engine, the gateway of a group that
+    /// crosses hosts, and this is its cluster node id (it takes the
+    /// group's options as they are: see `GroupEnd::join_gateway`).
+    Join { version: u32, guarantee: u8, slow: u8, evict_ns: u64, max_message: u64, gateway: u32 },
     /// Keeper → member (with the segment's memfd): you hold slot `index`;
     /// start reading at `start`, where view `view_id` (your join) is.
     Grant { index: u64, member_id: u64, token: u64, start: u64, view_id: u64 },
@@ -72,9 +75,12 @@ fn put(out: &mut Vec<u8>, tag: u32, a: u32, words: &[u64]) {
 impl Msg {
     pub fn encode(&self, out: &mut Vec<u8>) {
         match *self {
-            Msg::Join { version, guarantee, slow, evict_ns, max_message } => {
-                put(out, 1, version, &[u64::from(guarantee) | u64::from(slow) << 8, evict_ns, max_message])
-            }
+            Msg::Join { version, guarantee, slow, evict_ns, max_message, gateway } => put(
+                out,
+                1,
+                version,
+                &[u64::from(guarantee) | u64::from(slow) << 8 | u64::from(gateway) << 32, evict_ns, max_message],
+            ),
             Msg::Grant { index, member_id, token, start, view_id } => {
                 put(out, 2, 0, &[index, member_id, token, start, view_id])
             }
@@ -100,7 +106,7 @@ impl Msg {
         Ok(match tag {
             1 => {
                 want(3)?;
-                if words[0] >> 16 != 0 {
+                if (words[0] >> 16) as u16 != 0 {
                     return Err("join options word has unknown bits");
                 }
                 Msg::Join {
@@ -109,6 +115,7 @@ impl Msg {
                     slow: (words[0] >> 8) as u8,
                     evict_ns: words[1],
                     max_message: words[2],
+                    gateway: (words[0] >> 32) as u32,
                 }
             }
             2 => {
@@ -140,7 +147,8 @@ mod tests {
     #[test]
     fn every_message_round_trips_and_truncations_are_refused() {
         let all = [
-            Msg::Join { version: VERSION, guarantee: 3, slow: 2, evict_ns: 5, max_message: 99 },
+            Msg::Join { version: VERSION, guarantee: 3, slow: 2, evict_ns: 5, max_message: 99, gateway: 0 },
+            Msg::Join { version: VERSION, guarantee: 1, slow: 1, evict_ns: 0, max_message: 9, gateway: 3 },
             Msg::Grant { index: 1, member_id: 2, token: 3, start: 4, view_id: 5 },
             Msg::Refuse { reason: Refusal::Full.code(), detail: 64 },
             Msg::Rejoin { index: 1, member_id: 2, token: 3 },

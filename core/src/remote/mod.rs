@@ -96,6 +96,10 @@ pub struct RemoteEngine {
     /// Where its listeners are (`None`: the default runtime directory):
     /// a flow addressed to this engine itself goes to them directly.
     runtime_dir: Option<PathBuf>,
+    /// The gateways of the groups that cross hosts (`cluster.groups`):
+    /// stopped before the cluster node they propose to.
+    #[cfg(feature = "cluster")]
+    groups: Option<crate::xgroup::GroupAgent>,
     /// Its cluster node (`cluster.enabled`; wp-raft's, issue 17).
     #[cfg(feature = "cluster")]
     cluster: Option<crate::cluster::ClusterRun>,
@@ -180,6 +184,18 @@ impl RemoteEngine {
         if let Some(run) = &cluster {
             run.set_bridge_waker(engine.waker());
         }
+        // The groups that cross hosts: this engine joins each as its
+        // gateway and reads what the cluster commits (`crate::xgroup`).
+        #[cfg(feature = "cluster")]
+        let groups = match &cluster {
+            Some(run) if !config.cluster().groups.is_empty() => {
+                let committed = run
+                    .take_committed()
+                    .ok_or_else(|| EngineError::Config("cluster.groups: the committed stream is taken".to_owned()))?;
+                Some(crate::xgroup::start(config, run.handle().clone(), committed)?)
+            }
+            _ => None,
+        };
         if invoker_mode {
             // The first duty cycle builds the network, here and now.
             engine.invoke();
@@ -213,6 +229,8 @@ impl RemoteEngine {
             shared,
             listen: bound,
             runtime_dir,
+            #[cfg(feature = "cluster")]
+            groups,
             #[cfg(feature = "cluster")]
             cluster,
         })
@@ -411,6 +429,10 @@ impl RemoteEngine {
     /// Stops the engine at once: its flows end (their local peers see end
     /// of flow); see [`shutdown_within`](Self::shutdown_within) to flush first.
     pub fn shutdown(self) -> Result<(), EngineError> {
+        #[cfg(feature = "cluster")]
+        if let Some(groups) = self.groups {
+            groups.shutdown()?;
+        }
         #[cfg(feature = "cluster")]
         if let Some(run) = self.cluster {
             run.shutdown()?;

@@ -42,6 +42,7 @@ impl GroupEnd {
         if !self.events.is_empty()
             || self.left
             || matches!(self.config.slow, SlowMember::Evict { .. })
+            || self.cross.is_some()
             || self.shared.alarm.load(Ordering::Acquire) == ALARM_EXPELLED
             || self.rx.cursor().wrapping_sub(self.released) >= self.release_every
         {
@@ -163,6 +164,38 @@ impl GroupEnd {
                 self.take_view(info.flags, info.len)?;
                 continue;
             }
+            if let Some(c) = self.cross {
+                if info.producer as usize == c.slot + 1 {
+                    match info.flags {
+                        FLAG_CLUSTER_VIEW => {
+                            self.take_cluster_view(c, info.len)?;
+                            continue;
+                        }
+                        FLAG_RELAYED => {
+                            let (host, member) = cross::origin_of(info.meta);
+                            let own = host == c.host && member == self.me.id;
+                            if self.in_cluster && (self.loopback || !own) {
+                                return Ok(Polled::Ready);
+                            }
+                        }
+                        _ => {}
+                    }
+                    // Before our cluster join, our own (no loopback), or a
+                    // frame of the gateway's we do not know: not ours.
+                    if let Ok(g) = self.rx.try_read() {
+                        drop(g);
+                    }
+                    continue;
+                }
+                if info.flags == FLAG_SUBMIT {
+                    // For the gateway: it comes back relayed, in the
+                    // cluster's order.
+                    if let Ok(g) = self.rx.try_read() {
+                        drop(g);
+                    }
+                    continue;
+                }
+            }
             // A message: from a member of the current view (and not our
             // own, if we do not loop back)?
             if self.sender_of(info.producer).is_none() || (!self.loopback && info.producer as usize == self.slot + 1) {
@@ -201,8 +234,106 @@ impl GroupEnd {
             return Ok(());
         }
         let v = view::decode(&self.buf, self.config.max_members).map_err(|what| corrupt(what, 0))?;
-        if v.id > self.view.id {
+        if v.id <= self.view.id {
+            return Ok(());
+        }
+        let gateway = self.gateway_in(&v);
+        if self.cross.is_none() && gateway.is_none() {
             self.events.push_back(Queued::View(v));
+            return Ok(());
+        }
+        // A group that crosses hosts (or did until this view): the keeper's
+        // views give the seats, the gateway's the membership.
+        let gone = self.cross.is_some() && gateway.is_none();
+        self.apply_seats(&v);
+        if gone {
+            // The gateway (this host's engine) went: every member of the
+            // other hosts is gone for us, and the group is this host's again.
+            let host = self.cross.map_or(0, |c| c.host);
+            let mut changes: Vec<view::Change> = self
+                .cluster_view
+                .iter()
+                .flat_map(|x| x.members.iter())
+                .filter(|m| m.host != host)
+                .map(|m| view::Change { member: *m, kind: ChangeKind::NodeDown })
+                .collect();
+            let gateway = self.cross.map_or(0, |c| c.member);
+            changes.extend(
+                v.changes
+                    .iter()
+                    .filter(|c| c.seat.member.id != gateway)
+                    .map(|c| view::Change { member: c.seat.member, kind: c.kind }),
+            );
+            let members = v.seats.iter().map(|s| s.member).collect();
+            self.events.push_back(Queued::Local(View { id: v.id, members, changes }));
+            self.in_cluster = false;
+        }
+        self.cross = gateway;
+        self.me.host = gateway.map_or(0, |c| c.host);
+        Ok(())
+    }
+
+    /// The gateway the keeper recorded, if view `v` seats it.
+    pub(super) fn gateway_in(&self, v: &RawView) -> Option<Cross> {
+        // SYNC: Relaxed (three loads); the keeper stored them before it
+        // committed the gateway's join view (Release), which we read after
+        // the log's Acquire: a view that seats the gateway comes after them.
+        let p = |off| self.shared.mem.param(off).load(Ordering::Relaxed);
+        let (member, slot, host) = (p(P_GATEWAY_MEMBER), p(P_GATEWAY_SLOT), p(P_GATEWAY_HOST));
+        if member == 0 || host == 0 || host > cross::MAX_HOST {
+            return None;
+        }
+        v.seats.iter().find(|s| s.member.id == member && u64::from(s.slot) == slot).map(|s| Cross {
+            slot: s.slot as usize,
+            member,
+            host,
+        })
+    }
+
+    /// Takes view `v`'s seats as the senders of the log now (a group that
+    /// crosses hosts delivers the cluster's views instead).
+    pub(super) fn apply_seats(&mut self, v: &RawView) {
+        self.senders.iter_mut().for_each(|m| *m = None);
+        for seat in &v.seats {
+            if let Some(m) = self.senders.get_mut(seat.slot as usize) {
+                *m = Some(seat.member);
+            }
+        }
+        if self.view.id == 0 {
+            for seat in &v.seats {
+                self.rx.expect(seat.slot + 1, seat.next_seq);
+            }
+        }
+        self.view = v.clone();
+    }
+
+    /// Reads the gateway's cluster view at the cursor and queues it if it
+    /// is ours to deliver (the one of our join, and every one after).
+    fn take_cluster_view(&mut self, c: Cross, len: usize) -> Result<(), RecvError> {
+        let corrupt = |what| RecvError::Corrupt(ringflow_ring::Corrupt { offset: 0, value: len as u64, what });
+        if len > cross::max_len(self.config.max_members) {
+            return Err(corrupt("cluster view larger than the group allows"));
+        }
+        self.buf.resize(len, 0);
+        let copied = match self.rx.try_read() {
+            Ok(mut guard) => guard.read_into(&mut self.buf).is_ok(),
+            Err(_) => false,
+        };
+        if !copied {
+            return Ok(());
+        }
+        let v = cross::decode_view(&self.buf, self.config.max_members).map_err(|_| corrupt("cluster view"))?;
+        let last = self.events.iter().rev().find_map(|q| match q {
+            Queued::Cluster(x) => Some(x.id),
+            _ => None,
+        });
+        if v.id <= last.or(self.cluster_view.as_ref().map(|x| x.id)).unwrap_or(0) {
+            return Ok(());
+        }
+        let named = v.members.iter().any(|m| m.host == c.host && m.id == self.me.id);
+        if named || self.in_cluster {
+            self.in_cluster = named;
+            self.events.push_back(Queued::Cluster(v));
         }
         Ok(())
     }
@@ -259,6 +390,24 @@ impl GroupEnd {
                 Event::View(out)
             }
             Queued::Lost(n) => Event::Lost { count: n },
+            Queued::Cluster(v) => {
+                let out = View {
+                    id: v.id,
+                    members: v.members.clone(),
+                    changes: v
+                        .changes
+                        .iter()
+                        .map(|(member, kind)| view::Change { member: *member, kind: *kind })
+                        .collect(),
+                };
+                self.cluster_view = Some(v);
+                self.store_counters();
+                Event::View(out)
+            }
+            Queued::Local(v) => {
+                self.cluster_view = None;
+                Event::View(v)
+            }
         }
     }
 
@@ -303,12 +452,39 @@ impl GroupEnd {
             // delivery instead of delaying the answer.
             self.tx.prefetch_claim(guard.end());
         }
-        let sender = (guard.producer() as usize)
+        let relay = self.cross.filter(|c| guard.producer() as usize == c.slot + 1 && guard.flags() == FLAG_RELAYED);
+        if relay.is_some() {
+            let Some((seq, stamp, _)) = guard.payload().and_then(cross::split_relayed) else {
+                if evict {
+                    if let Some(e) = table::entry(table, slot) {
+                        e.leave_guard();
+                    }
+                }
+                let what = "relayed frame shorter than its header";
+                return Err(RecvError::Corrupt(ringflow_ring::Corrupt { offset: 0, value: 0, what }));
+            };
+            let (host, id) = cross::origin_of(guard.meta());
+            let pid = self
+                .cluster_view
+                .as_ref()
+                .and_then(|v| v.members.iter().find(|m| m.host == host && m.id == id))
+                .map_or(0, |m| m.pid);
+            self.published.received(stamp);
+            let sender = Member { id, pid, host };
+            return Ok(Event::Message(Message {
+                guard,
+                sender,
+                entry: evict.then_some((table, slot)),
+                relayed: Some((seq, stamp)),
+            }));
+        }
+        let mut sender = (guard.producer() as usize)
             .checked_sub(1)
             .and_then(|s| senders.get(s).copied().flatten())
-            .unwrap_or(Member { id: 0, pid: 0 });
+            .unwrap_or(Member::local(0, 0));
+        sender.host = self.me.host;
         self.published.received(guard.meta());
-        Ok(Event::Message(Message { guard, sender, entry: evict.then_some((table, slot)) }))
+        Ok(Event::Message(Message { guard, sender, entry: evict.then_some((table, slot)), relayed: None }))
     }
 }
 

@@ -1,0 +1,318 @@
+//! A group whose members live on three hosts: three `ringflow engine`
+//! processes on loopback with the cluster on and `cluster.groups = ["xg"]`
+//! (each engine is the group's gateway on its host, each host its own
+//! runtime directory), and a member process on each host. Every member
+//! multicasts AGREED messages: every member delivers the same sequence of
+//! views and messages from the view that holds all three on; a member's
+//! kill -9 is a process-down view at the other two hosts; an engine's
+//! kill -9 leaves its host's member on one host, every member of the
+//! others gone with a node-down view. Members write
+//! what they deliver, one line per event, to a file the test reads.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod support;
+
+use ringflow::{Deadline, Event, Group, GroupOptions};
+use support::{child_arg, child_dir, is_child, private_dir, wait_until, AppProc, EngineProc, EngineSpec, LONG};
+
+/// Messages each member multicasts.
+const EACH: usize = 20;
+
+fn ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+}
+
+fn engine(runtime: &Path, port: u16, all: &[u16]) -> EngineProc {
+    let listen = format!("127.0.0.1:{port}");
+    let peers: Vec<String> = all.iter().filter(|p| **p != port).map(|p| format!("127.0.0.1:{p}")).collect();
+    EngineSpec::new(runtime, &listen)
+        .env("RINGFLOW_NET_PEERS", &peers.join(", "))
+        .env("RINGFLOW_CLUSTER_ENABLED", "true")
+        .env("RINGFLOW_CLUSTER_GROUPS", "xg")
+        .env("RINGFLOW_CLUSTER_TICK_MS", "10")
+        .env("RINGFLOW_CLUSTER_ELECTION_TICKS", "30")
+        .env("RINGFLOW_CLUSTER_HEARTBEAT_TICKS", "3")
+        .env("RINGFLOW_LOG", "ringflow_core::cluster=debug")
+        .start()
+}
+
+/// The node id of the engine at `port` (ids follow the sorted addresses).
+fn id_of(port: u16, all: &[u16]) -> u64 {
+    let mut sorted = all.to_vec();
+    sorted.sort();
+    sorted.iter().position(|p| *p == port).expect("known port") as u64 + 1
+}
+
+/// The latest leader an engine's log lines named (0: none yet).
+fn leader_said(proc: &EngineProc, last: &mut u64) -> u64 {
+    for line in proc.said() {
+        if line.contains("cluster leader") {
+            if let Some(at) = line.find(" leader=") {
+                *last = line[at + 8..]
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    *last
+}
+
+/// One event as a line: views list members and changes as host/id.
+fn line(e: &Event<'_>) -> String {
+    match e {
+        Event::Message(m) => {
+            let s = m.sender();
+            format!("msg {}/{} #{} {}", s.host, s.id, m.seq(), String::from_utf8_lossy(m.payload().unwrap_or(b"?")))
+        }
+        Event::View(v) => {
+            let ms: Vec<String> = v.members.iter().map(|m| format!("{}/{}", m.host, m.id)).collect();
+            let cs: Vec<String> =
+                v.changes.iter().map(|c| format!("{:?} {}/{}", c.kind, c.member.host, c.member.id)).collect();
+            format!("view {} [{}] ({})", v.id, ms.join(" "), cs.join(", "))
+        }
+        Event::Lost { count } => format!("lost {count}"),
+    }
+}
+
+/// A member on one host: joins "xg" in the host's runtime directory,
+/// waits for a view of three, multicasts its messages, and writes every
+/// event it delivers (until killed).
+#[test]
+#[ignore]
+fn child_member_of_three_hosts() {
+    if !is_child() {
+        return;
+    }
+    let dir = child_dir();
+    let me = child_arg("NAME");
+    std::env::set_var("RINGFLOW_RUNTIME_DIR", child_arg("RUNTIME"));
+    let mut group = Group::join_timeout("xg", &GroupOptions::new(), LONG).expect("join");
+    let mut out = std::fs::File::create(dir.join(format!("events-{me}"))).expect("events file");
+    let each: usize = child_arg("EACH").parse().unwrap_or(EACH);
+    let mut sent = 0;
+    let mut three = false;
+    loop {
+        let text = match group.recv_deadline(Deadline::after(Duration::from_millis(200))) {
+            Ok(e) => {
+                if let Event::View(v) = &e {
+                    three |= v.members.len() == 3;
+                }
+                line(&e)
+            }
+            Err(ringflow::GroupRecvError::TimedOut) => String::new(),
+            Err(e) => panic!("{me}: receive: {e}"),
+        };
+        if !text.is_empty() {
+            writeln!(out, "{text}").expect("write an event");
+        }
+        // One message per event once all three are in: senders on every
+        // host interleave.
+        if three && sent < each {
+            sent += 1;
+            group.mcast_timeout(format!("{me}-{sent}").as_bytes(), LONG).expect("mcast");
+        }
+    }
+}
+
+/// The events member `name` wrote so far.
+fn events(dir: &Path, name: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(format!("events-{name}"))).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+/// `events` from the first view of three members on.
+fn from_three(events: &[String]) -> Vec<String> {
+    let three = |l: &String| {
+        l.starts_with("view ")
+            && l.split('[').nth(1).and_then(|m| m.split(']').next()).is_some_and(|m| m.split_whitespace().count() == 3)
+    };
+    let at = events.iter().position(three).unwrap_or(events.len());
+    events[at..].to_vec()
+}
+
+#[test]
+fn agreed_messages_and_views_are_one_sequence_on_three_hosts() {
+    if is_child() {
+        return;
+    }
+    let top = ringflow_testkit::temp_dir("group-hosts");
+    let runtimes: Vec<PathBuf> = (0..3).map(|i| private_dir(top.path(), &format!("host{i}"))).collect();
+    let all = ports(3);
+    let engines: Vec<EngineProc> = (0..3).map(|i| engine(&runtimes[i], all[i], &all)).collect();
+    let names = ["a", "b", "c"];
+    let mut members: Vec<AppProc> = (0..3)
+        .map(|i| {
+            let args = [
+                ("DIR", top.path().display().to_string()),
+                ("NAME", names[i].to_owned()),
+                ("RUNTIME", runtimes[i].display().to_string()),
+            ];
+            AppProc::spawn("child_member_of_three_hosts", &args)
+        })
+        .collect();
+
+    // Every member delivers all 3 × EACH messages.
+    wait_until("every member delivered every message", || {
+        let counts: Vec<usize> =
+            names.iter().map(|n| events(top.path(), n).iter().filter(|l| l.starts_with("msg ")).count()).collect();
+        if counts.iter().all(|c| *c >= 3 * EACH) {
+            Ok(())
+        } else {
+            Err(format!("messages delivered {counts:?}"))
+        }
+    });
+    let seqs: Vec<Vec<String>> = names.iter().map(|n| from_three(&events(top.path(), n))).collect();
+    for (n, s) in names.iter().zip(&seqs) {
+        assert!(!s.is_empty(), "{n} never saw a view of three");
+    }
+    let shortest = seqs.iter().map(Vec::len).min().unwrap_or(0);
+    for (n, s) in names.iter().zip(&seqs) {
+        assert_eq!(&s[..shortest], &seqs[0][..shortest], "{n} delivered another sequence than a");
+    }
+    // Each sender's messages once each, in its order, with its host.
+    for sender in names {
+        let texts: Vec<String> = seqs[0]
+            .iter()
+            .filter(|l| l.starts_with("msg "))
+            .filter_map(|l| l.rsplit(' ').next())
+            .filter(|t| t.starts_with(&format!("{sender}-")))
+            .map(str::to_owned)
+            .collect();
+        let want: Vec<String> = (1..=EACH).map(|k| format!("{sender}-{k}")).collect();
+        assert_eq!(texts, want, "{sender}'s messages at a");
+    }
+
+    // kill -9 of b's member: a process-down view at a and c.
+    members[1].kill();
+    wait_until("a process-down view of b's member at a and c", || {
+        let seen: Vec<bool> = ["a", "c"]
+            .iter()
+            .map(|n| events(top.path(), n).iter().any(|l| l.starts_with("view ") && l.contains("ProcessDown")))
+            .collect();
+        if seen.iter().all(|s| *s) {
+            Ok(())
+        } else {
+            Err(format!("seen at a, c: {seen:?}"))
+        }
+    });
+    let (a, c) = (events(top.path(), "a"), events(top.path(), "c"));
+    let down = |e: &[String]| e.iter().find(|l| l.contains("ProcessDown")).cloned();
+    assert_eq!(down(&a), down(&c), "the same view at both");
+
+    // kill -9 of c's engine (its gateway, and the group's first keeper):
+    // c's member is on its own host again, every member of other hosts
+    // gone with a node-down view.
+    let mut engines = engines;
+    engines[2].kill();
+    wait_until("c's member back on one host", || {
+        let e = events(top.path(), "c");
+        match e.iter().rev().find(|l| l.starts_with("view ")) {
+            Some(l) if l.contains("NodeDown 1/") || l.contains("NodeDown 2/") || l.contains("NodeDown 3/") => Ok(()),
+            other => Err(format!("c's last view {other:?}")),
+        }
+    });
+    let e = events(top.path(), "c");
+    let last = e.iter().rev().find(|l| l.starts_with("view ")).cloned().unwrap_or_default();
+    let kept = last.split('[').nth(1).and_then(|m| m.split(']').next()).unwrap_or("").to_owned();
+    assert!(kept.split_whitespace().all(|m| m.starts_with("0/")), "only c's host is left, as host 0: {last}");
+    assert_eq!(last.matches("NodeDown").count(), 1, "a's member went with its host: {last}");
+
+    // A fresh engine in its place (same address, empty log): it joins the
+    // group c's member kept, which crosses hosts again; c's member (still
+    // listed by the cluster) joins again, and a and c see the same view.
+    engines[2] = engine(&runtimes[2], all[2], &all);
+    let host_c = id_of(all[2], &all);
+    wait_until("c's member in the cluster again, the same view at a and c", || {
+        let last = |n: &str| events(top.path(), n).iter().rev().find(|l| l.starts_with("view ")).cloned();
+        match (last("a"), last("c")) {
+            (Some(a), Some(c)) if a == c && c.contains(&format!("(Joined {host_c}/")) => Ok(()),
+            other => Err(format!("last views at a and c: {other:?}")),
+        }
+    });
+    drop(members);
+    drop(engines);
+}
+
+/// Spawns the member of host `i` of `names`.
+fn member(top: &Path, runtime: &Path, name: &str, each: usize) -> AppProc {
+    let args = [
+        ("DIR", top.display().to_string()),
+        ("NAME", name.to_owned()),
+        ("RUNTIME", runtime.display().to_string()),
+        ("EACH", each.to_string()),
+    ];
+    AppProc::spawn("child_member_of_three_hosts", &args)
+}
+
+/// The payloads of `sender`'s messages in `events`, in delivery order.
+fn texts_of(events: &[String], sender: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|l| l.starts_with("msg "))
+        .filter_map(|l| l.rsplit(' ').next())
+        .filter(|t| t.starts_with(&format!("{sender}-")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// kill -9 of the Raft leader's engine while every member multicasts: a
+/// new leader is elected, the survivors' gateways propose again what was
+/// not committed, and the members of the two hosts left deliver every one
+/// of their senders' messages once, in order, in one sequence.
+#[test]
+fn the_leaders_engine_killed_mid_stream_loses_nothing_of_the_survivors() {
+    if is_child() {
+        return;
+    }
+    const MANY: usize = 150;
+    let top = ringflow_testkit::temp_dir("group-hosts-leader");
+    let runtimes: Vec<PathBuf> = (0..3).map(|i| private_dir(top.path(), &format!("host{i}"))).collect();
+    let all = ports(3);
+    let mut engines: Vec<EngineProc> = (0..3).map(|i| engine(&runtimes[i], all[i], &all)).collect();
+    let names = ["a", "b", "c"];
+    let members: Vec<AppProc> = (0..3).map(|i| member(top.path(), &runtimes[i], names[i], MANY)).collect();
+    let mut leaders = [0u64; 3];
+    // Mid-stream: some messages delivered, a leader known to all.
+    wait_until("a leader known to all and the stream under way", || {
+        let l: Vec<u64> = (0..3).map(|i| leader_said(&engines[i], &mut leaders[i])).collect();
+        let delivered = events(top.path(), "a").iter().filter(|l| l.starts_with("msg ")).count();
+        if l[0] != 0 && l.iter().all(|x| *x == l[0]) && delivered >= 20 {
+            Ok(())
+        } else {
+            Err(format!("leaders {l:?}, delivered at a {delivered}"))
+        }
+    });
+    let gone = (0..3).find(|i| id_of(all[*i], &all) == leaders[0]).expect("the leader is one of them");
+    engines[gone].kill();
+    let left: Vec<usize> = (0..3).filter(|i| *i != gone).collect();
+    wait_until("the survivors delivered all their senders' messages", || {
+        let counts: Vec<usize> = left
+            .iter()
+            .flat_map(|r| left.iter().map(move |s| (r, s)))
+            .map(|(r, s)| texts_of(&events(top.path(), names[*r]), names[*s]).len())
+            .collect();
+        if counts.iter().all(|c| *c >= MANY) {
+            Ok(())
+        } else {
+            Err(format!("survivors' messages delivered {counts:?}"))
+        }
+    });
+    let seqs: Vec<Vec<String>> = left.iter().map(|i| from_three(&events(top.path(), names[*i]))).collect();
+    let shortest = seqs.iter().map(Vec::len).min().unwrap_or(0);
+    assert_eq!(seqs[0][..shortest], seqs[1][..shortest], "the survivors delivered different sequences");
+    for r in &left {
+        let e = events(top.path(), names[*r]);
+        for s in &left {
+            let want: Vec<String> = (1..=MANY).map(|k| format!("{}-{k}", names[*s])).collect();
+            assert_eq!(texts_of(&e, names[*s]), want, "{}'s messages at {}", names[*s], names[*r]);
+        }
+    }
+    drop(members);
+    drop(engines);
+}

@@ -1,0 +1,438 @@
+//! One group that crosses hosts, as this host's gateway runs it: what it
+//! read in the local log becomes cluster commands (one batch in flight at
+//! a time), and what the cluster committed becomes frames of the local
+//! log, in the cluster log's order.
+//!
+//! Why one batch in flight: the directory drops a message whose seq is not
+//! above the last one applied for its sender (this gateway), so a batch
+//! proposed while an earlier one was lost with a leader would make the
+//! earlier one's re-proposal a "duplicate". The next batch is proposed
+//! once the previous one's last message is seen committed; meanwhile what
+//! arrives gathers into it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, ProposeError};
+use crate::group::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED};
+use crate::group::{ChangeKind, GatewayFrame, GroupEnd, McastError, Member};
+
+use super::note::Note;
+
+/// A batch proposed and not yet seen committed is proposed again after
+/// this long (or at once when another leader is known).
+const REPROPOSE_AFTER: Duration = Duration::from_secs(2);
+/// Frames read from the local log per duty cycle.
+const READ_PER_CYCLE: usize = 256;
+
+struct InFlight {
+    commands: Vec<Command>,
+    last_seq: u64,
+    /// The (term, leader) it was proposed under.
+    leader: (u64, u64),
+    at: Instant,
+}
+
+/// The gateway's state of one group.
+pub(crate) struct Crossing {
+    pub(crate) name: String,
+    end: GroupEnd,
+    host: u64,
+    /// The last sequence number this gateway gave a message of the group.
+    seq: u64,
+    /// Whether the first keeper view (which seats members that joined
+    /// before the gateway) was read.
+    seated: bool,
+    pending: Vec<Command>,
+    in_flight: Option<InFlight>,
+    /// Frames for the local log, in the cluster's order (a slow member of
+    /// a Block group may hold them).
+    out: VecDeque<(u8, u64, Vec<u8>)>,
+    /// The members of the last cluster view.
+    members: Vec<Member>,
+    /// What notes said of members: their pid, why they went.
+    pids: HashMap<(u64, u64), u32>,
+    reasons: HashMap<(u64, u64), ChangeKind>,
+    /// This host's members as the keeper's views say (ids).
+    local: HashSet<u64>,
+    /// Members of this host the cluster still lists, though they are not
+    /// here (an earlier run of this engine had them), already asked out.
+    stale: HashSet<u64>,
+    /// The entry index of the last view written, and its rank there.
+    last_view: (u64, u64),
+    frames: Vec<GatewayFrame>,
+}
+
+impl Crossing {
+    pub(crate) fn new(name: String, end: GroupEnd, host: u64) -> Crossing {
+        Crossing {
+            name,
+            end,
+            host,
+            seq: 0,
+            seated: false,
+            pending: Vec::new(),
+            in_flight: None,
+            out: VecDeque::new(),
+            members: Vec::new(),
+            pids: HashMap::new(),
+            reasons: HashMap::new(),
+            local: HashSet::new(),
+            stale: HashSet::new(),
+            last_view: (0, 0),
+            frames: Vec::new(),
+        }
+    }
+
+    /// Reads the local log: keeper views become joins and leaves, submits
+    /// become messages, all queued for the next batch. Returns the work done.
+    pub(crate) fn read_local(&mut self) -> usize {
+        self.frames.clear();
+        let n = match self.end.gateway_poll(&mut self.frames, READ_PER_CYCLE) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(group = %self.name, error = %e, "group gateway cannot read the local log");
+                return 0;
+            }
+        };
+        for frame in std::mem::take(&mut self.frames) {
+            match frame {
+                GatewayFrame::View { members, changes } => {
+                    if !self.seated {
+                        self.seated = true;
+                        for m in members {
+                            self.joined(m);
+                        }
+                        continue;
+                    }
+                    for (m, kind) in changes {
+                        match kind {
+                            ChangeKind::Joined => self.joined(m),
+                            kind => self.gone(m, kind),
+                        }
+                    }
+                }
+                GatewayFrame::Submit { member, seq, sent_at, bytes } => {
+                    self.note(Note::Message { member, seq, sent_at, bytes });
+                }
+            }
+        }
+        n
+    }
+
+    fn joined(&mut self, m: Member) {
+        self.local.insert(m.id);
+        self.note(Note::Joined { member: m.id, pid: m.pid });
+        self.pending.push(Command::Join { group: self.name.clone(), host: self.host, member: m.id });
+    }
+
+    fn gone(&mut self, m: Member, kind: ChangeKind) {
+        self.local.remove(&m.id);
+        // Asked out: a view committed before its Leave does not make it stale.
+        self.stale.insert(m.id);
+        self.note(Note::Gone { member: m.id, kind });
+        self.pending.push(Command::Leave { group: self.name.clone(), host: self.host, member: m.id });
+    }
+
+    /// Queues `note` (its seq is given when its batch is formed).
+    fn note(&mut self, note: Note) {
+        self.pending.push(Command::Message {
+            group: self.name.clone(),
+            sender: self.host,
+            seq: 0,
+            bytes: note.encode(),
+        });
+    }
+
+    /// Proposes the next batch, or the one in flight again after a leader
+    /// change or a long silence. Returns the work done.
+    pub(crate) fn propose(&mut self, cluster: &ClusterHandle, max_bytes: usize) -> usize {
+        let status = cluster.status();
+        let leader = (status.term, status.leader);
+        if let Some(f) = &mut self.in_flight {
+            // Without a leader a proposal is dropped: wait for one. A new
+            // leader (or term) may have lost what the old one had.
+            if status.leader == 0 || (f.leader == leader && f.at.elapsed() < REPROPOSE_AFTER) {
+                return 0;
+            }
+            match cluster.propose(&f.commands) {
+                Ok(_) => {
+                    f.leader = leader;
+                    f.at = Instant::now();
+                    return 1;
+                }
+                Err(e) => {
+                    tracing::debug!(group = %self.name, error = %e, "group gateway cannot re-propose yet");
+                    return 0;
+                }
+            }
+        }
+        if self.pending.is_empty() {
+            return 0;
+        }
+        // A batch within the cluster's message limit (half of it: raft's
+        // own framing and other entries ride in the same message).
+        let budget = max_bytes / 2;
+        let mut size = 0;
+        let mut take = 0;
+        for c in &self.pending {
+            let len = match c {
+                Command::Message { bytes, .. } => bytes.len() + self.name.len() + 32,
+                _ => self.name.len() + 32,
+            };
+            if take > 0 && size + len > budget {
+                break;
+            }
+            size += len;
+            take += 1;
+        }
+        let mut commands: Vec<Command> = self.pending.drain(..take).collect();
+        if !matches!(commands.last(), Some(Command::Message { .. })) {
+            commands.push(Command::Message {
+                group: self.name.clone(),
+                sender: self.host,
+                seq: 0,
+                bytes: Note::Mark.encode(),
+            });
+        }
+        // Sequence numbers that grow across this engine's restarts too:
+        // the clock's microseconds, or one more than the last.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+        for c in &mut commands {
+            if let Command::Message { seq, .. } = c {
+                self.seq = (self.seq + 1).max(now as u64);
+                *seq = self.seq;
+            }
+        }
+        let last_seq = self.seq;
+        let result = cluster.propose(&commands);
+        if let Err(e) = &result {
+            match e {
+                ProposeError::Full | ProposeError::NoQuorum => {}
+                e => tracing::warn!(group = %self.name, error = %e, "group gateway's proposal refused"),
+            }
+        }
+        // In flight either way: a refused proposal goes again at once (its
+        // `at` is long past), with the same sequence numbers.
+        let at = if result.is_ok() { Instant::now() } else { Instant::now() - REPROPOSE_AFTER };
+        self.in_flight = Some(InFlight { commands, last_seq, leader, at });
+        1
+    }
+
+    /// Turns one committed change of this group into local frames.
+    pub(crate) fn committed(&mut self, index: u64, applied: Applied) {
+        match applied {
+            Applied::Message { sender, seq, bytes, .. } => {
+                if sender == self.host && self.in_flight.as_ref().is_some_and(|f| f.last_seq <= seq) {
+                    self.in_flight = None;
+                }
+                let note = match Note::decode(&bytes) {
+                    Ok(n) => n,
+                    Err(why) => {
+                        tracing::warn!(group = %self.name, sender, why, "group gateway skips a bad cluster message");
+                        return;
+                    }
+                };
+                match note {
+                    Note::Message { member, seq, sent_at, bytes } => {
+                        let max = self.end.config().max_message;
+                        if bytes.len() > max {
+                            tracing::warn!(group = %self.name, sender, len = bytes.len(), max, "group gateway skips a message larger than the group allows");
+                            return;
+                        }
+                        let Some(meta) = cross::origin_word(sender, member) else {
+                            tracing::warn!(group = %self.name, sender, member, "group gateway skips a message of an origin out of range");
+                            return;
+                        };
+                        let mut payload = cross::relay_header(seq, sent_at).to_vec();
+                        payload.extend_from_slice(&bytes);
+                        self.out.push_back((FLAG_RELAYED, meta, payload));
+                    }
+                    Note::Joined { member, pid } => {
+                        self.pids.insert((sender, member), pid);
+                        if let Some(m) = self.members.iter_mut().find(|m| (m.host, m.id) == (sender, member)) {
+                            // A member the cluster lists already joins
+                            // again: its host's engine restarted while it
+                            // lived. Its `Join` changes nothing, so this
+                            // view (the same at every host) is the one of
+                            // its join there.
+                            m.pid = pid;
+                            let m = *m;
+                            let view = ClusterView {
+                                id: index,
+                                members: self.members.clone(),
+                                changes: vec![(m, ChangeKind::Joined)],
+                            };
+                            self.write_view(&view);
+                        }
+                    }
+                    Note::Gone { member, kind } => {
+                        self.reasons.insert((sender, member), kind);
+                    }
+                    Note::Mark => {}
+                }
+            }
+            Applied::View { members, .. } => self.view(index, &members),
+            Applied::Unchanged => {}
+        }
+    }
+
+    fn view(&mut self, index: u64, now: &[NodeMember]) {
+        let members: Vec<Member> = now
+            .iter()
+            .filter(|m| m.host <= cross::MAX_HOST && m.member <= cross::MAX_MEMBER_ID)
+            .map(|m| Member {
+                id: m.member,
+                pid: self.pids.get(&(m.host, m.member)).copied().unwrap_or(0),
+                host: m.host,
+            })
+            .collect();
+        let key = |m: &Member| (m.host, m.id);
+        let mut changes = Vec::new();
+        for old in &self.members {
+            if !members.iter().any(|m| key(m) == key(old)) {
+                // No note said why: its host's node was taken down.
+                let kind = self.reasons.remove(&key(old)).unwrap_or(ChangeKind::NodeDown);
+                self.pids.remove(&key(old));
+                changes.push((*old, kind));
+            }
+        }
+        for m in &members {
+            if !self.members.iter().any(|o| key(o) == key(m)) {
+                changes.push((*m, ChangeKind::Joined));
+            }
+        }
+        // Members of this host that are not here: an earlier run of this
+        // engine had them (nothing is durable: it restarted with an empty
+        // log and replays the cluster's). Asked out once, as gone with
+        // their node. Only once this gateway read its first keeper view
+        // (before it, `local` is not known yet).
+        if self.seated {
+            let host = self.host;
+            let stale: Vec<Member> = members
+                .iter()
+                .filter(|m| m.host == host && !self.local.contains(&m.id) && !self.stale.contains(&m.id))
+                .copied()
+                .collect();
+            for m in stale {
+                self.stale.insert(m.id);
+                self.note(Note::Gone { member: m.id, kind: ChangeKind::NodeDown });
+                self.pending.push(Command::Leave { group: self.name.clone(), host, member: m.id });
+            }
+        }
+        self.members = members.clone();
+        self.write_view(&ClusterView { id: index, members, changes });
+    }
+
+    /// Writes `view` (its `id` the index of its entry) as a cluster view
+    /// frame. One entry may hold several views of the group (a batch of
+    /// joins): a view's id is its entry's index times 256 plus its rank in
+    /// the entry, the same at every host, increasing.
+    fn write_view(&mut self, view: &ClusterView) {
+        let rank = if self.last_view.0 == view.id { self.last_view.1 + 1 } else { 0 };
+        self.last_view = (view.id, rank);
+        let view = ClusterView { id: view.id.saturating_mul(256).saturating_add(rank.min(255)), ..view.clone() };
+        let mut bytes = Vec::new();
+        match cross::encode_view(&view, self.end.config().max_members, &mut bytes) {
+            Ok(()) => self.out.push_back((FLAG_CLUSTER_VIEW, 0, bytes)),
+            Err(e) => tracing::error!(group = %self.name, error = ?e, "a cluster view too large for this host's log"),
+        }
+    }
+
+    /// Whether frames wait for room in the local log.
+    pub(crate) fn holding(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Sleeps until the local log has a frame for the gateway, `alarm`
+    /// is raised, or `timeout` passes.
+    pub(crate) fn wait(&self, alarm: &std::sync::atomic::AtomicU32, timeout: Duration) {
+        self.end.gateway_wait(alarm, super::QUIET, timeout);
+    }
+
+    /// Writes what the cluster committed into the local log, in order,
+    /// while it has room. Returns the work done.
+    pub(crate) fn write_local(&mut self) -> usize {
+        let mut n = 0;
+        while let Some((flags, meta, payload)) = self.out.front() {
+            match self.end.gateway_write(*flags, *meta, &[payload]) {
+                Ok(()) => {
+                    self.out.pop_front();
+                    n += 1;
+                }
+                Err(McastError::WouldBlock) => break,
+                Err(McastError::TooLarge { len, max }) => {
+                    tracing::error!(group = %self.name, len, max, "a committed frame too large for this host's log");
+                    self.out.pop_front();
+                }
+                Err(e) => {
+                    tracing::warn!(group = %self.name, error = %e, "group gateway cannot write the local log");
+                    break;
+                }
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::{Event, GroupOptions};
+    use crate::wait::Deadline;
+
+    fn message(sender: u64, member: u64, bytes: Vec<u8>) -> Applied {
+        let note = Note::Message { member, seq: 1, sent_at: 0, bytes };
+        Applied::Message { group: "xg-hostile".into(), sender, seq: 1, bytes: note.encode() }
+    }
+
+    /// What other engines commit is input: garbage notes, origins out of
+    /// range, messages larger than the group allows and members of hosts
+    /// out of range are skipped; the member delivers only what is valid.
+    #[test]
+    fn hostile_commits_reach_no_member() {
+        ringflow_testkit::isolate_runtime_dir();
+        let opts = GroupOptions::new().max_message(64);
+        let gw = GroupEnd::join_gateway("xg-hostile", &opts, 1, Deadline::Never).expect("gateway");
+        let mut member = GroupEnd::join("xg-hostile", &opts, Deadline::Never).expect("member");
+        let me = member.local_member().id;
+        let mut x = Crossing::new("xg-hostile".into(), gw, 1);
+        // The gateway reads the member's join (it queues its Join).
+        for _ in 0..10_000 {
+            x.read_local();
+            if x.local.contains(&me) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(x.local.contains(&me));
+        let node = |host, member| NodeMember { host, member };
+        x.committed(
+            5,
+            Applied::View {
+                group: "xg-hostile".into(),
+                members: vec![node(1, me), node(1 << 20, 1), node(2, 1 << 50)],
+                reason: crate::cluster::ViewReason::Join { member: node(1, me) },
+            },
+        );
+        x.committed(6, Applied::Message { group: "xg-hostile".into(), sender: 2, seq: 1, bytes: vec![9; 40] });
+        x.committed(7, message(1 << 20, 1, b"far host".to_vec()));
+        x.committed(8, message(2, 1 << 50, b"far member".to_vec()));
+        x.committed(9, message(2, 3, vec![7; 65]));
+        x.committed(10, message(2, 3, b"valid".to_vec()));
+        assert_eq!(x.out.len(), 2, "one view, one message");
+        assert_eq!(x.write_local(), 2);
+        match member.recv(Deadline::Never).expect("view") {
+            Event::View(v) => assert_eq!(v.members, vec![Member { id: me, pid: 0, host: 1 }]),
+            _ => panic!("a view first"),
+        }
+        match member.recv(Deadline::Never).expect("message") {
+            Event::Message(m) => {
+                assert_eq!(m.payload(), Some(&b"valid"[..]));
+                assert_eq!((m.sender().host, m.sender().id), (2, 3));
+            }
+            _ => panic!("the valid message"),
+        }
+        assert!(matches!(member.recv(Deadline::Now), Err(crate::group::RecvError::WouldBlock)));
+    }
+}
