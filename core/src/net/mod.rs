@@ -243,6 +243,14 @@ impl NetDriver {
         }
     }
 
+    /// Makes room for `total` watches in all, so that a
+    /// [`watch`](Self::watch) within that number does not allocate.
+    pub fn reserve_watches(&mut self, total: usize) {
+        if let NetDriver::IoUring(d) = self {
+            d.reserve_watches(total);
+        }
+    }
+
     /// See [`TcpDriver::unwatch`].
     pub fn unwatch(&mut self, token: u32) {
         if let NetDriver::IoUring(d) = self {

@@ -683,9 +683,16 @@ impl Bridge {
         n
     }
 
-    /// Adds a flow, on the hot list.
+    /// Adds a flow, on the hot list. Room for its doorbell (set up the
+    /// first time it goes quiet, at any moment of its life) is made now:
+    /// a steady duty cycle never grows a map.
     fn insert_flow(&mut self, key: (LinkId, u32), b: Bridged) {
         self.flows.insert(key, b);
+        let flows = self.flows.len();
+        self.doorbells.reserve(flows.saturating_sub(self.doorbells.len()));
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.reserve_watches(flows);
+        }
         self.mark_hot(key);
     }
 

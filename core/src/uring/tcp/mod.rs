@@ -277,6 +277,12 @@ impl TcpDriver {
         true
     }
 
+    /// Makes room for `total` watches in all, so that a
+    /// [`watch`](Self::watch) within that number does not allocate.
+    pub fn reserve_watches(&mut self, total: usize) {
+        self.watches.reserve(total.saturating_sub(self.watches.len()));
+    }
+
     /// Ends the watch `token` (its last [`TcpEvent::Rang`] follows).
     pub fn unwatch(&mut self, token: u32) {
         if self.watches.contains(&token) {
