@@ -502,12 +502,12 @@ mod tests {
         }
         assert!(x.local.contains(&me));
         let node = |host, member| NodeMember { host, member };
-        let view = |index| Applied::View {
+        let view = || Applied::View {
             group: "xg-safe".into(),
             members: vec![node(1, me), node(2, 3)],
             reason: crate::cluster::ViewReason::Join { member: node(2, 3) },
         };
-        x.committed(5, view(5));
+        x.committed(5, view());
         let msg = |text: &[u8]| {
             let note = Note::Message { member: 3, seq: 1, sent_at: 0, bytes: text.to_vec() };
             Applied::Message { group: "xg-safe".into(), sender: 2, seq: 1, bytes: note.encode() }
