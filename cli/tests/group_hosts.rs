@@ -6,7 +6,9 @@
 //! views and messages from the view that holds all three on; a member's
 //! kill -9 is a process-down view at the other two hosts; an engine's
 //! kill -9 leaves its host's member on one host, every member of the
-//! others gone with a node-down view. Members write
+//! others gone with a node-down view. A SAFE group on the three hosts
+//! delivers nothing while a follower's engine is stopped, and everything
+//! once it continues or is taken down. Members write
 //! what they deliver, one line per event, to a file the test reads.
 
 use std::io::Write as _;

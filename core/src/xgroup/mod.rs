@@ -29,6 +29,10 @@
 //! Everything it reads (local frames, committed commands) is input: sizes,
 //! hosts and member ids are checked, a bad item is logged and skipped.
 //!
+//! The gateway joins a group as it finds it (`GroupEnd::join_gateway`):
+//! when it creates it, with the default options (AGREED). A SAFE group
+//! crosses hosts when its members made it before the engine started.
+//!
 //! Not yet: FIFO and UNORDERED relayed without a consensus round trip
 //! (a crossing group of those guarantees is carried through the cluster's
 //! log like an AGREED one: every message reaches every host once and in
