@@ -6,7 +6,9 @@
 //! views and messages from the view that holds all three on; a member's
 //! kill -9 is a process-down view at the other two hosts; an engine's
 //! kill -9 leaves its host's member on one host, every member of the
-//! others gone with a node-down view. Members write
+//! others gone with a node-down view. A SAFE group on the three hosts
+//! delivers nothing while a follower's engine is stopped, and everything
+//! once it continues or is taken down. Members write
 //! what they deliver, one line per event, to a file the test reads.
 
 use std::io::Write as _;
@@ -313,6 +315,185 @@ fn the_leaders_engine_killed_mid_stream_loses_nothing_of_the_survivors() {
             assert_eq!(texts_of(&e, names[*s]), want, "{}'s messages at {}", names[*s], names[*r]);
         }
     }
+    drop(members);
+    drop(engines);
+}
+
+/// A member of the SAFE group "xs" on one host: creates or joins it
+/// (before its host's engine starts: the gateway takes the group as it
+/// is), writes every event it delivers, multicasts EACH messages once a
+/// view of three holds it, and EACH more for each marker `more-NAME-n`
+/// (n = 1, 2, ...) the test writes, numbering on.
+#[test]
+#[ignore]
+fn child_safe_member() {
+    if !is_child() {
+        return;
+    }
+    let dir = child_dir();
+    let me = child_arg("NAME");
+    std::env::set_var("RINGFLOW_RUNTIME_DIR", child_arg("RUNTIME"));
+    let opts = GroupOptions::new().guarantee(ringflow::Guarantee::Safe);
+    let mut group = Group::join_timeout("xs", &opts, LONG).expect("join");
+    let mut out = std::fs::File::create(dir.join(format!("events-{me}"))).expect("events file");
+    let each: usize = child_arg("EACH").parse().unwrap_or(EACH);
+    let (mut sent, mut allowed, mut three) = (0, each, false);
+    loop {
+        let text = match group.recv_deadline(Deadline::after(Duration::from_millis(50))) {
+            Ok(e) => {
+                if let Event::View(v) = &e {
+                    three |= v.members.len() == 3;
+                }
+                line(&e)
+            }
+            Err(ringflow::GroupRecvError::TimedOut) => String::new(),
+            Err(e) => panic!("{me}: receive: {e}"),
+        };
+        if !text.is_empty() {
+            writeln!(out, "{text}").expect("write an event");
+        }
+        if dir.join(format!("more-{me}-{}", allowed / each)).exists() {
+            allowed += each;
+        }
+        if three && sent < allowed {
+            sent += 1;
+            group.mcast_timeout(format!("{me}-{sent}").as_bytes(), LONG).expect("mcast");
+        }
+    }
+}
+
+/// The payloads delivered at `name`, in order.
+fn messages(dir: &Path, name: &str) -> Vec<String> {
+    events(dir, name)
+        .iter()
+        .filter(|l| l.starts_with("msg "))
+        .filter_map(|l| l.rsplit(' ').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A SAFE group on three hosts: every member delivers the same sequence.
+/// With a follower's engine stopped (SIGSTOP: its match index stops, it
+/// is not yet taken down), the members of the other two hosts multicast
+/// and deliver nothing new; once it continues (SIGCONT) every member
+/// delivers all of it once, in one sequence. Stopped again past
+/// `cluster.node_timeout_ms`, the leader takes its node down and the two
+/// others deliver what their members sent meanwhile.
+#[test]
+fn safe_messages_wait_for_every_node_of_the_view() {
+    if is_child() {
+        return;
+    }
+    const EACH_SAFE: usize = 10;
+    let top = ringflow_testkit::temp_dir("group-hosts-safe");
+    let runtimes: Vec<PathBuf> = (0..3).map(|i| private_dir(top.path(), &format!("host{i}"))).collect();
+    let names = ["a", "b", "c"];
+    // The members first: they make "xs" a SAFE group on each host.
+    let members: Vec<AppProc> = (0..3)
+        .map(|i| {
+            let args = [
+                ("DIR", top.path().display().to_string()),
+                ("NAME", names[i].to_owned()),
+                ("RUNTIME", runtimes[i].display().to_string()),
+                ("EACH", EACH_SAFE.to_string()),
+            ];
+            AppProc::spawn("child_safe_member", &args)
+        })
+        .collect();
+    wait_until("each member in its own group", || {
+        let ready = names.iter().filter(|n| events(top.path(), n).iter().any(|l| l.starts_with("view "))).count();
+        if ready == 3 {
+            Ok(())
+        } else {
+            Err(format!("{ready} of 3 members joined"))
+        }
+    });
+    let all = ports(3);
+    let engines: Vec<EngineProc> = (0..3)
+        .map(|i| {
+            let listen = format!("127.0.0.1:{}", all[i]);
+            let peers: Vec<String> = all.iter().filter(|p| **p != all[i]).map(|p| format!("127.0.0.1:{p}")).collect();
+            EngineSpec::new(&runtimes[i], &listen)
+                .env("RINGFLOW_NET_PEERS", &peers.join(", "))
+                .env("RINGFLOW_CLUSTER_ENABLED", "true")
+                .env("RINGFLOW_CLUSTER_GROUPS", "xs")
+                .env("RINGFLOW_CLUSTER_TICK_MS", "10")
+                .env("RINGFLOW_CLUSTER_ELECTION_TICKS", "30")
+                .env("RINGFLOW_CLUSTER_HEARTBEAT_TICKS", "3")
+                .env("RINGFLOW_CLUSTER_NODE_TIMEOUT_MS", "2000")
+                .env("RINGFLOW_LOG", "ringflow_core::cluster=debug")
+                .start()
+        })
+        .collect();
+    let delivered_all = |want: usize, at: &[usize]| {
+        let counts: Vec<usize> = at.iter().map(|i| messages(top.path(), names[*i]).len()).collect();
+        if counts.iter().all(|c| *c >= want) {
+            Ok(())
+        } else {
+            Err(format!("messages delivered {counts:?} of {want}"))
+        }
+    };
+    wait_until("every member delivered every message", || delivered_all(3 * EACH_SAFE, &[0, 1, 2]));
+    let same = |at: &[usize]| {
+        let seqs: Vec<Vec<String>> = at.iter().map(|i| from_three(&events(top.path(), names[*i]))).collect();
+        let shortest = seqs.iter().map(Vec::len).min().unwrap_or(0);
+        for (i, s) in at.iter().zip(&seqs) {
+            assert_eq!(&s[..shortest], &seqs[0][..shortest], "{} delivered another sequence", names[*i]);
+        }
+    };
+    same(&[0, 1, 2]);
+
+    // A follower's engine stopped: its node holds nothing new.
+    let mut leaders = [0u64; 3];
+    wait_until("a leader known to all", || {
+        let l: Vec<u64> = (0..3).map(|i| leader_said(&engines[i], &mut leaders[i])).collect();
+        if l[0] != 0 && l.iter().all(|x| *x == l[0]) {
+            Ok(())
+        } else {
+            Err(format!("leaders {l:?}"))
+        }
+    });
+    let stopped = (0..3).find(|i| id_of(all[*i], &all) != leaders[0]).expect("a follower");
+    let others: Vec<usize> = (0..3).filter(|i| *i != stopped).collect();
+    let before: Vec<usize> = others.iter().map(|i| messages(top.path(), names[*i]).len()).collect();
+    engines[stopped].signal(libc::SIGSTOP);
+    for i in &others {
+        support::write_marker(top.path(), &format!("more-{}-1", names[*i]), "");
+    }
+    // Well within the node timeout (2 s): committed by the two, safe at
+    // none, so delivered nowhere (a hang guard would be the other way).
+    std::thread::sleep(Duration::from_millis(700));
+    let held: Vec<usize> = others.iter().map(|i| messages(top.path(), names[*i]).len()).collect();
+    assert_eq!(held, before, "a SAFE message was delivered while a node of the view lacked it");
+    engines[stopped].signal(libc::SIGCONT);
+    wait_until("everything delivered once it continued", || delivered_all(5 * EACH_SAFE, &[0, 1, 2]));
+    same(&[0, 1, 2]);
+    for r in 0..3 {
+        let got = messages(top.path(), names[r]);
+        for s in 0..3 {
+            let n = if s == stopped { EACH_SAFE } else { 2 * EACH_SAFE };
+            let want: Vec<String> = (1..=n).map(|k| format!("{}-{k}", names[s])).collect();
+            let have: Vec<String> = got.iter().filter(|t| t.starts_with(&format!("{}-", names[s]))).cloned().collect();
+            assert_eq!(have, want, "{}'s messages at {}", names[s], names[r]);
+        }
+    }
+
+    // Stopped again past the node timeout: taken down, the others go on.
+    engines[stopped].signal(libc::SIGSTOP);
+    for i in &others {
+        support::write_marker(top.path(), &format!("more-{}-2", names[*i]), "");
+    }
+    wait_until("the others delivered their members' messages without it", || delivered_all(7 * EACH_SAFE, &others));
+    same(&others);
+    for r in &others {
+        let e = events(top.path(), names[*r]);
+        assert!(
+            e.iter().any(|l| l.starts_with("view ") && l.contains("NodeDown")),
+            "no node-down view at {}",
+            names[*r]
+        );
+    }
+    engines[stopped].signal(libc::SIGCONT);
     drop(members);
     drop(engines);
 }

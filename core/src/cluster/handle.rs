@@ -67,8 +67,8 @@ pub struct ClusterHandle {
     /// The last proposal id handed out (shared with the node's own).
     pub(super) next_id: Arc<AtomicU64>,
     pub(super) lost: Arc<Mutex<Option<Receiver<Lost>>>>,
-    /// Called after the node queued committed commands (the group agent's
-    /// wake: `crate::xgroup`).
+    /// Called after the node queued committed commands or its SAFE index
+    /// moved (the group agent's wake: `crate::xgroup`).
     pub(super) on_committed: Arc<OnceLock<CommittedHook>>,
 }
 
@@ -119,7 +119,9 @@ impl ClusterHandle {
     }
 
     /// `hook` runs on the node's thread after it queued committed commands
-    /// (once; later calls are ignored). It must not block.
+    /// and after its SAFE index ([`safe_index`](Self::safe_index)) moved,
+    /// the new index published before the call (once; later calls are
+    /// ignored). It must not block.
     pub fn set_committed_hook(&self, hook: CommittedHook) {
         let _ = self.on_committed.set(hook);
     }

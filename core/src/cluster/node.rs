@@ -86,7 +86,7 @@ pub struct ClusterNode<T: Transport> {
     pub(super) settings: ClusterSettings,
     proposals: Receiver<Queued>,
     committed: SyncSender<Committed>,
-    on_committed: Arc<OnceLock<CommittedHook>>,
+    pub(super) on_committed: Arc<OnceLock<CommittedHook>>,
     pub(super) published: Arc<Published>,
     pub(super) directory: Directory,
     shared_directory: Arc<Mutex<Directory>>,

@@ -189,7 +189,17 @@ impl<T: Transport> ClusterNode<T> {
         let p = &self.published;
         let election = self.election_timeout();
         Published::set(&p.quorum, u64::from(self.quorum));
+        // Only this node stores the cell: what it reads back is its own.
+        let safe_moved = p.safe() != self.safe;
         Published::set(&p.safe, self.safe);
+        if safe_moved {
+            // A SAFE group's gateway holds committed entries until the
+            // safe index reaches them: wake it (after the store, which its
+            // alarm's Acquire then sees).
+            if let Some(hook) = self.on_committed.get() {
+                hook();
+            }
+        }
         Published::set(&p.last_index, self.raw.raft.raft_log.last_index());
         Published::set(&p.lost_unreported, self.in_flight.unreported);
         let leader = self.raw.raft.state == StateRole::Leader;

@@ -9,13 +9,19 @@
 //! earlier one's re-proposal a "duplicate". The next batch is proposed
 //! once the previous one's last message is seen committed; meanwhile what
 //! arrives gathers into it.
+//!
+//! A SAFE group: what the cluster committed of it (views and messages,
+//! one queue, so their one order is kept) is held until the node's SAFE
+//! index reaches its entry (every node not down holds it), and only then
+//! written into the local log; its batch counts as committed only then
+//! too, so the next one is proposed once the previous one is safe.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, ProposeError};
 use crate::group::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED};
-use crate::group::{ChangeKind, GatewayFrame, GroupEnd, McastError, Member};
+use crate::group::{ChangeKind, GatewayFrame, GroupEnd, Guarantee, McastError, Member};
 
 use super::note::Note;
 
@@ -61,10 +67,22 @@ pub(crate) struct Crossing {
     /// The entry index of the last view written, and its rank there.
     last_view: (u64, u64),
     frames: Vec<GatewayFrame>,
+    /// Whether the group is SAFE (committed changes wait in `held`).
+    safe: bool,
+    /// A SAFE group's committed changes, by entry index, not yet safe.
+    /// Bounded by what the cluster committed of this group beyond the
+    /// safe index: each host's gateway has one batch in flight until it
+    /// is released here, so at most one batch per host (each within
+    /// `cluster.max_message_bytes`), plus the views the leader commits on
+    /// its own (node down or up: at most one per node and change). A
+    /// re-proposed batch that commits twice is `Applied::Unchanged` the
+    /// second time and never held.
+    held: VecDeque<(u64, Applied)>,
 }
 
 impl Crossing {
     pub(crate) fn new(name: String, end: GroupEnd, host: u64) -> Crossing {
+        let safe = end.config().guarantee == Guarantee::Safe;
         Crossing {
             name,
             end,
@@ -81,6 +99,8 @@ impl Crossing {
             stale: HashSet::new(),
             last_view: (0, 0),
             frames: Vec::new(),
+            safe,
+            held: VecDeque::new(),
         }
     }
 
@@ -219,8 +239,32 @@ impl Crossing {
         1
     }
 
-    /// Turns one committed change of this group into local frames.
+    /// Takes one committed change of this group: turned into local frames
+    /// now, or for a SAFE group held until [`release`](Self::release)
+    /// sees the safe index reach `index`.
     pub(crate) fn committed(&mut self, index: u64, applied: Applied) {
+        if self.safe {
+            self.held.push_back((index, applied));
+        } else {
+            self.deliver(index, applied);
+        }
+    }
+
+    /// Delivers a SAFE group's held changes whose entry every node holds
+    /// (`safe`: the node's SAFE index), in order. Returns the work done.
+    pub(crate) fn release(&mut self, safe: u64) -> usize {
+        let mut n = 0;
+        while self.held.front().is_some_and(|(index, _)| *index <= safe) {
+            if let Some((index, applied)) = self.held.pop_front() {
+                self.deliver(index, applied);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Turns one committed (and for SAFE, safe) change into local frames.
+    fn deliver(&mut self, index: u64, applied: Applied) {
         match applied {
             Applied::Message { sender, seq, bytes, .. } => {
                 if sender == self.host && self.in_flight.as_ref().is_some_and(|f| f.last_seq <= seq) {
@@ -434,5 +478,85 @@ mod tests {
             _ => panic!("the valid message"),
         }
         assert!(matches!(member.recv(Deadline::Now), Err(crate::group::RecvError::WouldBlock)));
+    }
+
+    /// A SAFE group: what the cluster committed (a view, then messages)
+    /// reaches no member while the safe index is below its entry, and
+    /// reaches it, in the log's order, once the safe index does; an AGREED
+    /// group's is written at once (the hold is SAFE's alone).
+    #[test]
+    fn safe_entries_wait_for_the_safe_index() {
+        ringflow_testkit::isolate_runtime_dir();
+        let opts = GroupOptions::new().guarantee(Guarantee::Safe);
+        let gw = GroupEnd::join_gateway("xg-safe", &opts, 1, Deadline::Never).expect("gateway");
+        let mut member = GroupEnd::join("xg-safe", &opts, Deadline::Never).expect("member");
+        let me = member.local_member().id;
+        let mut x = Crossing::new("xg-safe".into(), gw, 1);
+        assert!(x.safe);
+        for _ in 0..10_000 {
+            x.read_local();
+            if x.local.contains(&me) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(x.local.contains(&me));
+        let node = |host, member| NodeMember { host, member };
+        let view = || Applied::View {
+            group: "xg-safe".into(),
+            members: vec![node(1, me), node(2, 3)],
+            reason: crate::cluster::ViewReason::Join { member: node(2, 3) },
+        };
+        x.committed(5, view());
+        let msg = |text: &[u8]| {
+            let note = Note::Message { member: 3, seq: 1, sent_at: 0, bytes: text.to_vec() };
+            Applied::Message { group: "xg-safe".into(), sender: 2, seq: 1, bytes: note.encode() }
+        };
+        x.committed(6, msg(b"first"));
+        x.committed(8, msg(b"second"));
+        // Nothing is safe yet: nothing is written, the member sees nothing.
+        assert_eq!(x.release(4), 0);
+        assert_eq!(x.write_local(), 0);
+        assert!(matches!(member.recv(Deadline::Now), Err(crate::group::RecvError::WouldBlock)));
+        // Safe up to 6: the view and the first message, in order.
+        assert_eq!(x.release(6), 2);
+        assert_eq!(x.write_local(), 2);
+        match member.recv(Deadline::Never).expect("view") {
+            Event::View(v) => assert_eq!(v.members.len(), 2),
+            _ => panic!("the view first"),
+        }
+        match member.recv(Deadline::Never).expect("first") {
+            Event::Message(m) => assert_eq!(m.payload(), Some(&b"first"[..])),
+            _ => panic!("the first message"),
+        }
+        // Index 7 safe (another group's entry): the second still waits.
+        assert_eq!(x.release(7), 0);
+        assert_eq!(x.write_local(), 0);
+        assert!(matches!(member.recv(Deadline::Now), Err(crate::group::RecvError::WouldBlock)));
+        assert_eq!(x.release(8), 1);
+        assert_eq!(x.write_local(), 1);
+        match member.recv(Deadline::Never).expect("second") {
+            Event::Message(m) => assert_eq!(m.payload(), Some(&b"second"[..])),
+            _ => panic!("the second message"),
+        }
+        assert!(x.held.is_empty());
+    }
+
+    /// The gateway's own batch counts as committed only once it is safe:
+    /// the next batch waits for the previous one's safety (what bounds the
+    /// held queue).
+    #[test]
+    fn a_safe_groups_batch_is_in_flight_until_safe() {
+        ringflow_testkit::isolate_runtime_dir();
+        let opts = GroupOptions::new().guarantee(Guarantee::Safe);
+        let gw = GroupEnd::join_gateway("xg-safe-own", &opts, 1, Deadline::Never).expect("gateway");
+        let mut x = Crossing::new("xg-safe-own".into(), gw, 1);
+        x.seq = 41;
+        x.in_flight = Some(InFlight { commands: Vec::new(), last_seq: 42, leader: (1, 1), at: Instant::now() });
+        let mark = Applied::Message { group: "xg-safe-own".into(), sender: 1, seq: 42, bytes: Note::Mark.encode() };
+        x.committed(9, mark);
+        assert!(x.in_flight.is_some(), "committed, not safe: still in flight");
+        assert_eq!(x.release(9), 1);
+        assert!(x.in_flight.is_none(), "safe: the next batch may go");
     }
 }

@@ -13,22 +13,31 @@
 //! 3. writes every committed view and message of the group into the local
 //!    log, in the cluster log's order, this host's own senders' included:
 //!    members read views and AGREED messages in one order at every host.
+//!    A SAFE group's are written only once the cluster's SAFE index
+//!    reaches their entry (`ClusterHandle::safe_index`): every node not
+//!    down holds it, so no member anywhere delivers what another host's
+//!    members could still miss.
 //!
 //! It runs on an engine thread of its own that sleeps between duty cycles
 //! on its group's log (a frame for it) and on an alarm word the cluster
-//! node raises after it queued committed commands; with several groups,
+//! node raises after it queued committed commands or its SAFE index moved
+//! (a follower's moves on the leader's safe message, not on a commit:
+//! without the alarm a SAFE change would wait out a sleep); with several groups,
 //! or frames waiting for room, it polls every millisecond instead. It
 //! never blocks: the log is written without waiting (what does
 //! not fit waits in the agent's queue), proposals are `try_send`s.
 //! Everything it reads (local frames, committed commands) is input: sizes,
 //! hosts and member ids are checked, a bad item is logged and skipped.
 //!
+//! The gateway joins a group as it finds it (`GroupEnd::join_gateway`):
+//! when it creates it, with the default options (AGREED). A SAFE group
+//! crosses hosts when its members made it before the engine started.
+//!
 //! Not yet: FIFO and UNORDERED relayed without a consensus round trip
 //! (a crossing group of those guarantees is carried through the cluster's
 //! log like an AGREED one: every message reaches every host once and in
 //! its sender's order, one consensus round trip later than a direct relay
-//! would deliver it), and SAFE's "every node holds it" (the engine refuses
-//! to carry a SAFE group rather than deliver it as AGREED).
+//! would deliver it).
 
 mod crossing;
 mod note;
@@ -41,7 +50,7 @@ use std::time::Duration;
 use crate::cluster::{Applied, ClusterHandle, Committed};
 use crate::config::{EngineConfig, IdleStrategy};
 use crate::engine::{Agent, Engine, EngineError};
-use crate::group::{GroupEnd, GroupOptions, Guarantee};
+use crate::group::{GroupEnd, GroupOptions};
 use crate::wait::Deadline;
 
 use crossing::Crossing;
@@ -110,10 +119,6 @@ pub fn start(
         if end.slow_member().is_lossy() {
             return Err(bad(format!("group {name:?} is a Lap group: a group that crosses hosts must not lose")));
         }
-        if end.config().guarantee == Guarantee::Safe {
-            // Never a silent downgrade to AGREED (DESIGN.md, "Groups").
-            return Err(bad(format!("group {name:?} is SAFE: SAFE across hosts is not there yet (AGREED is)")));
-        }
         groups.push(Crossing::new(name.clone(), end, host));
     }
     let max_bytes = config.cluster().max_message_bytes;
@@ -143,7 +148,8 @@ struct Gateways {
     cluster: ClusterHandle,
     committed: Receiver<Committed>,
     max_bytes: usize,
-    /// Raised by the cluster node after it queued committed commands.
+    /// Raised by the cluster node after it queued committed commands or
+    /// its SAFE index moved.
     alarm: Arc<AtomicU32>,
 }
 
@@ -170,7 +176,11 @@ impl Agent for Gateways {
                 g.committed(c.index, c.applied);
             }
         }
+        // Read after the alarm's swap above: a move of the safe index the
+        // node raised the alarm for before that swap is seen here.
+        let safe = self.cluster.safe_index();
         for g in &mut self.groups {
+            work += g.release(safe);
             work += g.write_local();
             work += g.propose(&self.cluster, self.max_bytes);
         }
