@@ -6,12 +6,11 @@
 //! place (a node-up). Their log lines (the
 //! `ringflow_core::cluster` target) are what the test reads.
 
-use std::net::TcpListener;
 use std::time::Instant;
 
 mod support;
 
-use support::{wait_until, EngineProc, EngineSpec};
+use support::{free_ports, log_field, node_id, wait_until, EngineProc, EngineSpec};
 
 /// What one engine said: its latest leader and every committed entry.
 #[derive(Default)]
@@ -22,16 +21,11 @@ struct Seen {
     committed: Vec<String>,
 }
 
-fn field(line: &str, name: &str) -> Option<u64> {
-    let at = line.find(&format!(" {name}="))? + name.len() + 2;
-    line[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-}
-
 fn look(proc: &EngineProc, seen: &mut Seen) {
     for line in proc.said() {
         if line.contains("cluster leader") {
-            seen.leader = field(&line, "leader").unwrap_or(0);
-            seen.term = field(&line, "term").unwrap_or(0);
+            seen.leader = log_field(&line, "leader").unwrap_or(0);
+            seen.term = log_field(&line, "term").unwrap_or(0);
         } else if line.contains("cluster committed") {
             if let Some(at) = line.find("index=") {
                 seen.committed.push(line[at..].to_owned());
@@ -40,35 +34,15 @@ fn look(proc: &EngineProc, seen: &mut Seen) {
     }
 }
 
-fn ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
-}
-
 fn start(dir: &std::path::Path, port: u16, all: &[u16]) -> EngineProc {
     let listen = format!("127.0.0.1:{port}");
-    let peers: Vec<String> = all.iter().filter(|p| **p != port).map(|p| format!("127.0.0.1:{p}")).collect();
-    EngineSpec::new(dir, &listen)
-        .env("RINGFLOW_NET_PEERS", &peers.join(", "))
-        .env("RINGFLOW_CLUSTER_ENABLED", "true")
-        .env("RINGFLOW_CLUSTER_TICK_MS", "10")
-        .env("RINGFLOW_CLUSTER_ELECTION_TICKS", "30")
-        .env("RINGFLOW_CLUSTER_HEARTBEAT_TICKS", "3")
-        .env("RINGFLOW_LOG", "ringflow_core::cluster=debug")
-        .start()
-}
-
-/// The node id of the engine at `port` (ids follow the sorted addresses).
-fn id_of(port: u16, all: &[u16]) -> u64 {
-    let mut sorted = all.to_vec();
-    sorted.sort();
-    sorted.iter().position(|p| *p == port).expect("known port") as u64 + 1
+    EngineSpec::new(dir, &listen).cluster_node(port, all).start()
 }
 
 #[test]
 fn engines_agree_and_a_killed_leader_is_replaced_and_its_engine_caught_up() {
     let dirs: Vec<_> = (0..3).map(|i| ringflow_testkit::temp_dir(&format!("cluster-{i}"))).collect();
-    let all = ports(3);
+    let all = free_ports(3);
     let mut procs: Vec<EngineProc> = (0..3).map(|i| start(dirs[i].path(), all[i], &all)).collect();
     let mut seen: Vec<Seen> = (0..3).map(|_| Seen::default()).collect();
 
@@ -95,7 +69,7 @@ fn engines_agree_and_a_killed_leader_is_replaced_and_its_engine_caught_up() {
     // `ringflow stat` shows each engine's node: its id, the leader, the
     // quorum, and its peers (the leader's with their match indexes).
     for (i, dir) in dirs.iter().enumerate() {
-        let id = id_of(all[i], &all);
+        let id = node_id(all[i], &all);
         let leader = seen[i].leader;
         wait_until("the cluster in `ringflow stat`", || {
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringflow"))
@@ -118,7 +92,7 @@ fn engines_agree_and_a_killed_leader_is_replaced_and_its_engine_caught_up() {
     }
     let old = seen[0].leader;
     let old_term = seen[0].term;
-    let gone = (0..3).find(|i| id_of(all[*i], &all) == old).expect("the leader is one of them");
+    let gone = (0..3).find(|i| node_id(all[*i], &all) == old).expect("the leader is one of them");
 
     // kill -9 of the leader's engine.
     procs[gone].kill();

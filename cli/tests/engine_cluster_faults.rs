@@ -17,13 +17,13 @@
 //! prints are figures for tuning.md, never assertions.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 mod support;
 
 use ringflow_testkit::Proxy;
-use support::{wait_until, EngineProc, EngineSpec};
+use support::{free_ports, log_field, wait_until, EngineProc, EngineSpec};
 
 const N: usize = 3;
 /// `cluster.node_timeout_ms` of these engines.
@@ -42,19 +42,14 @@ struct Seen {
     committed: BTreeMap<u64, Vec<String>>,
 }
 
-fn field(line: &str, name: &str) -> Option<u64> {
-    let at = line.find(&format!(" {name}="))? + name.len() + 2;
-    line[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-}
-
 fn look(proc: &EngineProc, seen: &mut Seen) {
     for line in proc.said() {
         if line.contains("cluster leader") {
-            seen.leader = field(&line, "leader").unwrap_or(0);
-            seen.term = field(&line, "term").unwrap_or(0);
+            seen.leader = log_field(&line, "leader").unwrap_or(0);
+            seen.term = log_field(&line, "term").unwrap_or(0);
         } else if line.contains("cluster committed") {
             let applied = line.split("applied=").nth(1).unwrap_or_default().to_owned();
-            if let Some(index) = field(&line, "index") {
+            if let Some(index) = log_field(&line, "index") {
                 seen.committed.entry(index).or_default().push(applied);
             }
         } else if line.contains("cluster quorum lost") {
@@ -97,9 +92,7 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
-        let held: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-        let ports: Vec<u16> = held.iter().map(|l| l.local_addr().expect("addr").port()).collect();
-        drop(held);
+        let ports = free_ports(N);
         let addr = |p: u16| -> SocketAddr { format!("127.0.0.1:{p}").parse().expect("addr") };
         let proxies =
             (0..N).map(|i| (0..N).map(|j| (i != j).then(|| Proxy::start(addr(ports[j])))).collect()).collect();

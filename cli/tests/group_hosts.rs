@@ -12,42 +12,22 @@
 //! what they deliver, one line per event, to a file the test reads.
 
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod support;
 
 use ringflow::{Deadline, Event, Group, GroupOptions};
-use support::{child_arg, child_dir, is_child, private_dir, wait_until, AppProc, EngineProc, EngineSpec, LONG};
+use support::{
+    child_arg, child_dir, free_ports, is_child, node_id, private_dir, wait_until, AppProc, EngineProc, EngineSpec, LONG,
+};
 
 /// Messages each member multicasts.
 const EACH: usize = 20;
 
-fn ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
-}
-
 fn engine(runtime: &Path, port: u16, all: &[u16]) -> EngineProc {
     let listen = format!("127.0.0.1:{port}");
-    let peers: Vec<String> = all.iter().filter(|p| **p != port).map(|p| format!("127.0.0.1:{p}")).collect();
-    EngineSpec::new(runtime, &listen)
-        .env("RINGFLOW_NET_PEERS", &peers.join(", "))
-        .env("RINGFLOW_CLUSTER_ENABLED", "true")
-        .env("RINGFLOW_CLUSTER_GROUPS", "xg")
-        .env("RINGFLOW_CLUSTER_TICK_MS", "10")
-        .env("RINGFLOW_CLUSTER_ELECTION_TICKS", "30")
-        .env("RINGFLOW_CLUSTER_HEARTBEAT_TICKS", "3")
-        .env("RINGFLOW_LOG", "ringflow_core::cluster=debug")
-        .start()
-}
-
-/// The node id of the engine at `port` (ids follow the sorted addresses).
-fn id_of(port: u16, all: &[u16]) -> u64 {
-    let mut sorted = all.to_vec();
-    sorted.sort();
-    sorted.iter().position(|p| *p == port).expect("known port") as u64 + 1
+    EngineSpec::new(runtime, &listen).cluster_node(port, all).env("RINGFLOW_CLUSTER_GROUPS", "xg").start()
 }
 
 /// The latest leader an engine's log lines named (0: none yet).
@@ -145,7 +125,7 @@ fn agreed_messages_and_views_are_one_sequence_on_three_hosts() {
     }
     let top = ringflow_testkit::temp_dir("group-hosts");
     let runtimes: Vec<PathBuf> = (0..3).map(|i| private_dir(top.path(), &format!("host{i}"))).collect();
-    let all = ports(3);
+    let all = free_ports(3);
     let engines: Vec<EngineProc> = (0..3).map(|i| engine(&runtimes[i], all[i], &all)).collect();
     let names = ["a", "b", "c"];
     let mut members: Vec<AppProc> = (0..3)
@@ -229,7 +209,7 @@ fn agreed_messages_and_views_are_one_sequence_on_three_hosts() {
     // group c's member kept, which crosses hosts again; c's member (still
     // listed by the cluster) joins again, and a and c see the same view.
     engines[2] = engine(&runtimes[2], all[2], &all);
-    let host_c = id_of(all[2], &all);
+    let host_c = node_id(all[2], &all);
     wait_until("c's member in the cluster again, the same view at a and c", || {
         let last = |n: &str| events(top.path(), n).iter().rev().find(|l| l.starts_with("view ")).cloned();
         match (last("a"), last("c")) {
@@ -275,7 +255,7 @@ fn the_leaders_engine_killed_mid_stream_loses_nothing_of_the_survivors() {
     const MANY: usize = 150;
     let top = ringflow_testkit::temp_dir("group-hosts-leader");
     let runtimes: Vec<PathBuf> = (0..3).map(|i| private_dir(top.path(), &format!("host{i}"))).collect();
-    let all = ports(3);
+    let all = free_ports(3);
     let mut engines: Vec<EngineProc> = (0..3).map(|i| engine(&runtimes[i], all[i], &all)).collect();
     let names = ["a", "b", "c"];
     let members: Vec<AppProc> = (0..3).map(|i| member(top.path(), &runtimes[i], names[i], MANY)).collect();
@@ -290,7 +270,7 @@ fn the_leaders_engine_killed_mid_stream_loses_nothing_of_the_survivors() {
             Err(format!("leaders {l:?}, delivered at a {delivered}"))
         }
     });
-    let gone = (0..3).find(|i| id_of(all[*i], &all) == leaders[0]).expect("the leader is one of them");
+    let gone = (0..3).find(|i| node_id(all[*i], &all) == leaders[0]).expect("the leader is one of them");
     engines[gone].kill();
     let left: Vec<usize> = (0..3).filter(|i| *i != gone).collect();
     wait_until("the survivors delivered all their senders' messages", || {
@@ -408,20 +388,14 @@ fn safe_messages_wait_for_every_node_of_the_view() {
             Err(format!("{ready} of 3 members joined"))
         }
     });
-    let all = ports(3);
+    let all = free_ports(3);
     let engines: Vec<EngineProc> = (0..3)
         .map(|i| {
             let listen = format!("127.0.0.1:{}", all[i]);
-            let peers: Vec<String> = all.iter().filter(|p| **p != all[i]).map(|p| format!("127.0.0.1:{p}")).collect();
             EngineSpec::new(&runtimes[i], &listen)
-                .env("RINGFLOW_NET_PEERS", &peers.join(", "))
-                .env("RINGFLOW_CLUSTER_ENABLED", "true")
+                .cluster_node(all[i], &all)
                 .env("RINGFLOW_CLUSTER_GROUPS", "xs")
-                .env("RINGFLOW_CLUSTER_TICK_MS", "10")
-                .env("RINGFLOW_CLUSTER_ELECTION_TICKS", "30")
-                .env("RINGFLOW_CLUSTER_HEARTBEAT_TICKS", "3")
                 .env("RINGFLOW_CLUSTER_NODE_TIMEOUT_MS", "2000")
-                .env("RINGFLOW_LOG", "ringflow_core::cluster=debug")
                 .start()
         })
         .collect();
@@ -453,7 +427,7 @@ fn safe_messages_wait_for_every_node_of_the_view() {
             Err(format!("leaders {l:?}"))
         }
     });
-    let stopped = (0..3).find(|i| id_of(all[*i], &all) != leaders[0]).expect("a follower");
+    let stopped = (0..3).find(|i| node_id(all[*i], &all) != leaders[0]).expect("a follower");
     let others: Vec<usize> = (0..3).filter(|i| *i != stopped).collect();
     let before: Vec<usize> = others.iter().map(|i| messages(top.path(), names[*i]).len()).collect();
     engines[stopped].signal(libc::SIGSTOP);

@@ -67,6 +67,20 @@ impl<'a> EngineSpec<'a> {
         self
     }
 
+    /// One node of a cluster of engines on the loopback `ports`: this one
+    /// listens at `port` (its `listen`), the others are its peers; the
+    /// cluster on, with fast ticks (10 ms, elections after 30, heartbeats
+    /// every 3) and its log lines at debug (what the tests read).
+    pub fn cluster_node(self, port: u16, ports: &[u16]) -> Self {
+        let peers: Vec<String> = ports.iter().filter(|p| **p != port).map(|p| format!("127.0.0.1:{p}")).collect();
+        self.env("RINGFLOW_NET_PEERS", &peers.join(", "))
+            .env("RINGFLOW_CLUSTER_ENABLED", "true")
+            .env("RINGFLOW_CLUSTER_TICK_MS", "10")
+            .env("RINGFLOW_CLUSTER_ELECTION_TICKS", "30")
+            .env("RINGFLOW_CLUSTER_HEARTBEAT_TICKS", "3")
+            .env("RINGFLOW_LOG", "ringflow_core::cluster=debug")
+    }
+
     /// The command, with a clean `RINGFLOW_*` environment.
     fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringflow"));
@@ -307,4 +321,26 @@ pub fn private_dir(parent: &Path, name: &str) -> PathBuf {
 /// The directory a child is handed.
 pub fn child_dir() -> PathBuf {
     PathBuf::from(child_arg("DIR"))
+}
+
+/// `n` distinct loopback ports, free a moment ago (bound together, then
+/// let go).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+}
+
+/// The cluster node id of the engine at `port` among `ports` (ids follow
+/// the sorted addresses, from 1).
+pub fn node_id(port: u16, ports: &[u16]) -> u64 {
+    let mut sorted = ports.to_vec();
+    sorted.sort();
+    sorted.iter().position(|p| *p == port).expect("known port") as u64 + 1
+}
+
+/// The number after ` name=` in a log line.
+pub fn log_field(line: &str, name: &str) -> Option<u64> {
+    let at = line.find(&format!(" {name}="))? + name.len() + 2;
+    line[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
