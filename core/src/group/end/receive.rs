@@ -208,7 +208,9 @@ impl GroupEnd {
             let key = (info.producer, info.seq);
             if info.missed_before > 0 && self.reported != Some(key) {
                 self.reported = Some(key);
-                self.counters.lost += info.missed_before;
+                // Saturating: the count comes from the log's words, which a
+                // member that scribbles can make as large as it likes.
+                self.counters.lost = self.counters.lost.saturating_add(info.missed_before);
                 self.published.lost(info.missed_before);
                 self.events.push_back(Queued::Lost(info.missed_before));
                 continue;
