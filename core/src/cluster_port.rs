@@ -8,6 +8,7 @@
 //! queue drops is counted (raft resends what matters). It never looks
 //! inside the messages: the node checks them.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -18,9 +19,16 @@ use crate::engine::Waker;
 /// Messages each direction holds before it drops.
 pub const PORT_QUEUE: usize = 4096;
 
+/// The first byte of a group relay message (`crate::xgroup`'s direct
+/// relay of FIFO and UNORDERED groups): the bridge hands these to the
+/// relay's queue, not the node's (raft's envelope starts with 1, the SAFE
+/// message with 0x81).
+pub const RELAY_KIND: u8 = 0x82;
+
 /// The bridge's end: hands received messages over, takes messages to send.
 pub struct BridgePort {
     inbound: SyncSender<Vec<u8>>,
+    relay: SyncSender<Vec<u8>>,
     outbound: Receiver<(SocketAddr, Vec<u8>)>,
     shared: Arc<PortShared>,
 }
@@ -30,13 +38,28 @@ pub struct NodePort {
     inbound: Receiver<Vec<u8>>,
     outbound: SyncSender<(SocketAddr, Vec<u8>)>,
     shared: Arc<PortShared>,
+    relay: Option<Receiver<Vec<u8>>>,
 }
+
+/// The group relay's end: sends relay messages to other nodes' engines
+/// and takes those that arrived, both lossy like the node's (the relay
+/// acknowledges and sends again).
+pub struct RelayPort {
+    inbound: Receiver<Vec<u8>>,
+    outbound: SyncSender<(SocketAddr, Vec<u8>)>,
+    addrs: HashMap<u64, SocketAddr>,
+    shared: Arc<PortShared>,
+}
+
+/// What a relay port calls after the bridge queued a message for it.
+pub type RelayWake = Box<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 struct PortShared {
     /// Wakes the other agent's engine thread after a hand-over.
     bridge_waker: OnceLock<Waker>,
     node_waker: OnceLock<Waker>,
+    relay_wake: OnceLock<RelayWake>,
     /// Messages dropped because a queue was full (either direction).
     dropped: AtomicU64,
 }
@@ -52,10 +75,11 @@ impl PortShared {
 pub fn cluster_port() -> (BridgePort, NodePort) {
     let (inbound_tx, inbound_rx) = mpsc::sync_channel(PORT_QUEUE);
     let (outbound_tx, outbound_rx) = mpsc::sync_channel(PORT_QUEUE);
+    let (relay_tx, relay_rx) = mpsc::sync_channel(PORT_QUEUE);
     let shared = Arc::new(PortShared::default());
     (
-        BridgePort { inbound: inbound_tx, outbound: outbound_rx, shared: Arc::clone(&shared) },
-        NodePort { inbound: inbound_rx, outbound: outbound_tx, shared },
+        BridgePort { inbound: inbound_tx, relay: relay_tx, outbound: outbound_rx, shared: Arc::clone(&shared) },
+        NodePort { inbound: inbound_rx, outbound: outbound_tx, shared, relay: Some(relay_rx) },
     )
 }
 
@@ -63,6 +87,14 @@ impl BridgePort {
     /// A `Cluster` frame's body arrived: queued for the node (copied: the
     /// frame borrows the receive buffer), or dropped and counted if full.
     pub fn deliver(&self, payload: &[u8]) {
+        if payload.first() == Some(&RELAY_KIND) {
+            if self.relay.try_send(payload.to_vec()).is_err() {
+                self.shared.count_drop();
+            } else if let Some(wake) = self.shared.relay_wake.get() {
+                wake();
+            }
+            return;
+        }
         if self.inbound.try_send(payload.to_vec()).is_err() {
             self.shared.count_drop();
             return;
@@ -122,6 +154,38 @@ impl NodePort {
     /// The next message the bridge delivered, if any.
     pub fn try_recv(&self) -> Option<Vec<u8>> {
         self.inbound.try_recv().ok()
+    }
+
+    /// The group relay's end (once), sending to the nodes `addrs` name.
+    pub fn take_relay(&mut self, addrs: HashMap<u64, SocketAddr>) -> Option<RelayPort> {
+        let inbound = self.relay.take()?;
+        Some(RelayPort { inbound, outbound: self.outbound.clone(), addrs, shared: Arc::clone(&self.shared) })
+    }
+}
+
+impl RelayPort {
+    /// Queues `message` for node `to`'s engine; false if `to` is unknown
+    /// or the queue is full (dropped and counted).
+    pub fn send(&self, to: u64, message: Vec<u8>) -> bool {
+        let Some(addr) = self.addrs.get(&to) else { return false };
+        if self.outbound.try_send((*addr, message)).is_err() {
+            self.shared.count_drop();
+            return false;
+        }
+        if let Some(waker) = self.shared.bridge_waker.get() {
+            waker.wake();
+        }
+        true
+    }
+
+    /// The next relay message the bridge delivered, if any.
+    pub fn try_recv(&self) -> Option<Vec<u8>> {
+        self.inbound.try_recv().ok()
+    }
+
+    /// Sets what the bridge calls after it queued a relay message (once).
+    pub fn set_wake(&self, wake: RelayWake) {
+        let _ = self.shared.relay_wake.set(wake);
     }
 }
 

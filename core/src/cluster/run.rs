@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::handle::ClusterHandle;
 use super::node::{ClusterNode, Transport};
 use super::{ClusterSettings, Committed};
-use crate::cluster_port::{cluster_port, BridgePort, NodePort, PortWakers};
+use crate::cluster_port::{cluster_port, BridgePort, NodePort, PortWakers, RelayPort};
 use crate::config::{EngineConfig, IdleStrategy};
 use crate::engine::{Agent, Engine, EngineError, Waker};
 
@@ -76,6 +76,7 @@ pub struct ClusterRun {
     handle: ClusterHandle,
     wakers: PortWakers,
     committed: Mutex<Option<Receiver<Committed>>>,
+    relay: Mutex<Option<RelayPort>>,
 }
 
 impl ClusterRun {
@@ -90,6 +91,11 @@ impl ClusterRun {
     /// (`ClusterStatus::committed_dropped`).
     pub fn take_committed(&self) -> Option<Receiver<Committed>> {
         self.committed.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// The group relay's end of the port (once: the first caller takes it).
+    pub fn take_relay(&self) -> Option<RelayPort> {
+        self.relay.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
     /// The bridge's engine, woken when the node queued messages.
@@ -145,10 +151,11 @@ pub fn start(config: &EngineConfig, listen: SocketAddr) -> Result<(ClusterRun, B
     settings.test_feed =
         std::env::var(TEST_FEED_ENV).ok().and_then(|v| v.trim().parse().ok()).map(Duration::from_millis);
     let via = parse_via(&std::env::var(VIA_ENV).unwrap_or_default()).map_err(bad)?;
-    let (bridge_port, node_port) = cluster_port();
+    let (bridge_port, mut node_port) = cluster_port();
     let wakers = node_port.wakers();
-    let addrs =
+    let addrs: HashMap<u64, SocketAddr> =
         numbered.iter().filter(|(n, _)| *n != id).map(|(n, a)| (*n, via.get(a).copied().unwrap_or(*a))).collect();
+    let relay = Mutex::new(node_port.take_relay(addrs.clone()));
     let transport = LinkTransport { port: node_port, addrs };
     let (mut node, handle, committed) = ClusterNode::new(settings, transport).map_err(|e| bad(e.to_string()))?;
     if let Ok(dir) = crate::control::RuntimeDir::resolve() {
@@ -165,7 +172,7 @@ pub fn start(config: &EngineConfig, listen: SocketAddr) -> Result<(ClusterRun, B
     handle.set_waker(engine.waker());
     tracing::info!(node = id, nodes = ?numbered, "cluster node started");
     let committed = Mutex::new(Some(committed));
-    Ok((ClusterRun { engine: Mutex::new(Some(engine)), handle, wakers, committed }, bridge_port))
+    Ok((ClusterRun { engine: Mutex::new(Some(engine)), handle, wakers, committed, relay }, bridge_port))
 }
 
 /// `RINGFLOW_TEST_CLUSTER_VIA`'s value: `addr=via` pairs, comma-separated.

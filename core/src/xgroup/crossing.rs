@@ -23,7 +23,9 @@ use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, Prop
 use crate::group::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED};
 use crate::group::{ChangeKind, GatewayFrame, GroupEnd, Guarantee, McastError, Member};
 
+use super::direct::{self, Direct};
 use super::note::Note;
+use super::sync::Write;
 
 /// A batch proposed and not yet seen committed is proposed again after
 /// this long (or at once when another leader is known).
@@ -78,12 +80,22 @@ pub(crate) struct Crossing {
     /// re-proposed batch that commits twice is `Applied::Unchanged` the
     /// second time and never held.
     held: VecDeque<(u64, Applied)>,
+    /// A FIFO or UNORDERED group's direct relay (`None`: its messages go
+    /// through the cluster's log like an AGREED group's).
+    pub(crate) direct: Option<Direct>,
+    /// Members' messages proposed to the cluster's log.
+    pub(crate) proposed_messages: u64,
 }
 
 impl Crossing {
-    pub(crate) fn new(name: String, end: GroupEnd, host: u64) -> Crossing {
-        let safe = end.config().guarantee == Guarantee::Safe;
-        Crossing {
+    /// `relay`: whether the direct relay is available (a FIFO or
+    /// UNORDERED group uses it then).
+    pub(crate) fn new(name: String, end: GroupEnd, host: u64, relay: bool) -> Crossing {
+        let guarantee = end.config().guarantee;
+        let safe = guarantee == Guarantee::Safe;
+        let direct = (relay && matches!(guarantee, Guarantee::Fifo | Guarantee::Unordered))
+            .then(|| Direct::new(host, direct::new_epoch(), name.clone(), end.config().max_message));
+        let mut x = Crossing {
             name,
             end,
             host,
@@ -101,12 +113,24 @@ impl Crossing {
             frames: Vec::new(),
             safe,
             held: VecDeque::new(),
+            direct,
+            proposed_messages: 0,
+        };
+        if let Some(d) = &x.direct {
+            // Its relay starts once this is committed (`Sync::is_live`).
+            let start = Note::Start { epoch: d.epoch() };
+            x.note(start);
         }
+        x
     }
 
     /// Reads the local log: keeper views become joins and leaves, submits
     /// become messages, all queued for the next batch. Returns the work done.
     pub(crate) fn read_local(&mut self) -> usize {
+        if self.direct.as_ref().is_some_and(|d| !d.may_read()) {
+            // Not started, or a link's window full: the members wait.
+            return 0;
+        }
         self.frames.clear();
         let n = match self.end.gateway_poll(&mut self.frames, READ_PER_CYCLE) {
             Ok(n) => n,
@@ -132,9 +156,13 @@ impl Crossing {
                         }
                     }
                 }
-                GatewayFrame::Submit { member, seq, sent_at, bytes } => {
-                    self.note(Note::Message { member, seq, sent_at, bytes });
-                }
+                GatewayFrame::Submit { member, seq, sent_at, bytes } => match &mut self.direct {
+                    Some(d) => d.submit(member, seq, sent_at, bytes),
+                    None => {
+                        self.proposed_messages += 1;
+                        self.note(Note::Message { member, seq, sent_at, bytes });
+                    }
+                },
             }
         }
         n
@@ -270,7 +298,7 @@ impl Crossing {
                 if sender == self.host && self.in_flight.as_ref().is_some_and(|f| f.last_seq <= seq) {
                     self.in_flight = None;
                 }
-                let note = match Note::decode(&bytes) {
+                let note = match Note::decode_from(&bytes, sender) {
                     Ok(n) => n,
                     Err(why) => {
                         tracing::warn!(group = %self.name, sender, why, "group gateway skips a bad cluster message");
@@ -314,6 +342,11 @@ impl Crossing {
                         self.reasons.insert((sender, member), kind);
                     }
                     Note::Mark => {}
+                    note @ (Note::Start { .. } | Note::Flush(_) | Note::Resend { .. }) => {
+                        if let Some(d) = &mut self.direct {
+                            d.note(sender, note);
+                        }
+                    }
                 }
             }
             Applied::View { members, .. } => self.view(index, &members),
@@ -375,12 +408,66 @@ impl Crossing {
     fn write_view(&mut self, view: &ClusterView) {
         let rank = if self.last_view.0 == view.id { self.last_view.1 + 1 } else { 0 };
         self.last_view = (view.id, rank);
-        let view = ClusterView { id: view.id.saturating_mul(256).saturating_add(rank.min(255)), ..view.clone() };
+        // Rank 255 is a direct group's barrier (`sync.rs`).
+        let view = ClusterView { id: view.id.saturating_mul(256).saturating_add(rank.min(254)), ..view.clone() };
         let mut bytes = Vec::new();
         match cross::encode_view(&view, self.end.config().max_members, &mut bytes) {
-            Ok(()) => self.out.push_back((FLAG_CLUSTER_VIEW, 0, bytes)),
+            Ok(()) => match &mut self.direct {
+                Some(d) => {
+                    d.sync.view(view.id, bytes);
+                    if let Some(flush) = d.flush_of(view.id) {
+                        self.note(flush);
+                    }
+                }
+                None => self.out.push_back((FLAG_CLUSTER_VIEW, 0, bytes)),
+            },
             Err(e) => tracing::error!(group = %self.name, error = ?e, "a cluster view too large for this host's log"),
         }
+    }
+
+    /// A change of the cluster's nodes at entry `index` (a direct group's
+    /// barrier when a node went down).
+    pub(crate) fn node_event(&mut self, index: u64, reason: crate::cluster::ViewReason) {
+        let Some(d) = &mut self.direct else { return };
+        if let Some(barrier) = d.node_event(index, reason) {
+            if let Some(flush) = d.flush_of(barrier) {
+                self.note(flush);
+            }
+        }
+    }
+
+    /// A relay message for this group from another gateway.
+    pub(crate) fn relayed(&mut self, head: &super::relay::Head, msg: super::relay::Msg) {
+        if let Some(d) = &mut self.direct {
+            d.arrived(head, msg);
+        }
+    }
+
+    /// A direct group's duty: acknowledgements, resends, what can be
+    /// written locally. Relay messages to send are left in `direct.out`.
+    pub(crate) fn direct_cycle(&mut self) -> usize {
+        let Some(d) = &mut self.direct else { return 0 };
+        let mut writes = Vec::new();
+        let resends = d.cycle(std::time::Instant::now(), |w| writes.push(w));
+        let n = writes.len() + resends.len();
+        for w in writes {
+            match w {
+                Write::View(bytes) => self.out.push_back((FLAG_CLUSTER_VIEW, 0, bytes)),
+                Write::Frame(f) => {
+                    let Some(meta) = cross::origin_word(f.origin, f.member) else {
+                        tracing::warn!(group = %self.name, origin = f.origin, member = f.member, "group gateway skips a relayed frame of an origin out of range");
+                        continue;
+                    };
+                    let mut payload = cross::relay_header(f.mseq, f.sent_at).to_vec();
+                    payload.extend_from_slice(&f.bytes);
+                    self.out.push_back((FLAG_RELAYED, meta, payload));
+                }
+            }
+        }
+        for r in resends {
+            self.note(r);
+        }
+        n
     }
 
     /// Whether frames wait for room in the local log.
@@ -440,7 +527,7 @@ mod tests {
         let gw = GroupEnd::join_gateway("xg-hostile", &opts, 1, Deadline::Never).expect("gateway");
         let mut member = GroupEnd::join("xg-hostile", &opts, Deadline::Never).expect("member");
         let me = member.local_member().id;
-        let mut x = Crossing::new("xg-hostile".into(), gw, 1);
+        let mut x = Crossing::new("xg-hostile".into(), gw, 1, false);
         // The gateway reads the member's join (it queues its Join).
         for _ in 0..10_000 {
             x.read_local();
@@ -491,7 +578,7 @@ mod tests {
         let gw = GroupEnd::join_gateway("xg-safe", &opts, 1, Deadline::Never).expect("gateway");
         let mut member = GroupEnd::join("xg-safe", &opts, Deadline::Never).expect("member");
         let me = member.local_member().id;
-        let mut x = Crossing::new("xg-safe".into(), gw, 1);
+        let mut x = Crossing::new("xg-safe".into(), gw, 1, false);
         assert!(x.safe);
         for _ in 0..10_000 {
             x.read_local();
@@ -550,7 +637,7 @@ mod tests {
         ringflow_testkit::isolate_runtime_dir();
         let opts = GroupOptions::new().guarantee(Guarantee::Safe);
         let gw = GroupEnd::join_gateway("xg-safe-own", &opts, 1, Deadline::Never).expect("gateway");
-        let mut x = Crossing::new("xg-safe-own".into(), gw, 1);
+        let mut x = Crossing::new("xg-safe-own".into(), gw, 1, false);
         x.seq = 41;
         x.in_flight = Some(InFlight { commands: Vec::new(), last_seq: 42, leader: (1, 1), at: Instant::now() });
         let mark = Applied::Message { group: "xg-safe-own".into(), sender: 1, seq: 42, bytes: Note::Mark.encode() };

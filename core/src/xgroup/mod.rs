@@ -40,14 +40,18 @@
 //! would deliver it).
 
 mod crossing;
+mod direct;
 mod note;
+mod relay;
+mod sync;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::cluster::{Applied, ClusterHandle, Committed};
+use crate::cluster::{Applied, ClusterHandle, Committed, NODES_GROUP};
+use crate::cluster_port::RelayPort;
 use crate::config::{EngineConfig, IdleStrategy};
 use crate::engine::{Agent, Engine, EngineError};
 use crate::group::{GroupEnd, GroupOptions};
@@ -68,6 +72,10 @@ const RAISED: u32 = 1;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Committed entries handled per duty cycle.
 const COMMITTED_PER_CYCLE: usize = 4096;
+/// Relay messages taken per duty cycle.
+const RELAY_PER_CYCLE: usize = 4096;
+/// How often a direct group's counts are logged (when they moved).
+const COUNTS_EVERY: Duration = Duration::from_millis(500);
 
 /// The running group agent: its engine thread.
 pub struct GroupAgent {
@@ -101,11 +109,14 @@ fn bad(why: String) -> EngineError {
 
 /// Joins every group of `config`'s `cluster.groups` as this host's
 /// gateway and starts the agent on a thread of its own; `committed` is the
-/// cluster node's stream of committed commands (the agent is its reader).
+/// cluster node's stream of committed commands (the agent is its reader),
+/// `relay` the port of the direct relay of FIFO and UNORDERED groups
+/// (without it they go through the cluster's log).
 pub fn start(
     config: &EngineConfig,
     cluster: ClusterHandle,
     committed: Receiver<Committed>,
+    relay: Option<RelayPort>,
 ) -> Result<GroupAgent, EngineError> {
     let host = cluster.status().id;
     let host16 = u16::try_from(host)
@@ -119,7 +130,7 @@ pub fn start(
         if end.slow_member().is_lossy() {
             return Err(bad(format!("group {name:?} is a Lap group: a group that crosses hosts must not lose")));
         }
-        groups.push(Crossing::new(name.clone(), end, host));
+        groups.push(Crossing::new(name.clone(), end, host, relay.is_some()));
     }
     let max_bytes = config.cluster().max_message_bytes;
     let alarm = Arc::new(AtomicU32::new(QUIET));
@@ -131,7 +142,18 @@ pub fn start(
         // SAFETY: a word of ours, alive as long as this hook (an Arc).
         let _ = unsafe { crate::futex::wake(raise.as_ptr(), u32::MAX) };
     }));
-    let agent = Gateways { groups, cluster, committed, max_bytes, alarm };
+    if let Some(port) = &relay {
+        let raise = Arc::clone(&alarm);
+        port.set_wake(Box::new(move || {
+            // SYNC: Release; pairs with the Acquire in the agent's wait and
+            // its swap: the message queued before is in the channel by then.
+            raise.store(RAISED, Ordering::Release);
+            // SAFETY: a word of ours, alive as long as this hook (an Arc).
+            let _ = unsafe { crate::futex::wake(raise.as_ptr(), u32::MAX) };
+        }));
+    }
+    let logged = std::time::Instant::now();
+    let agent = Gateways { groups, cluster, committed, max_bytes, alarm, relay, logged };
     let thread = EngineConfig::builder()
         .threads(1)
         .idle(IdleStrategy::Park)
@@ -149,8 +171,70 @@ struct Gateways {
     committed: Receiver<Committed>,
     max_bytes: usize,
     /// Raised by the cluster node after it queued committed commands or
-    /// its SAFE index moved.
+    /// its SAFE index moved, or the bridge queued a relay message.
     alarm: Arc<AtomicU32>,
+    relay: Option<RelayPort>,
+    /// When the direct groups' counts were last logged.
+    logged: std::time::Instant,
+}
+
+impl Gateways {
+    /// Hands the relay messages that arrived to their groups.
+    fn relay_in(&mut self) -> usize {
+        let Some(port) = &self.relay else { return 0 };
+        let mut n = 0;
+        while n < RELAY_PER_CYCLE {
+            let Some(bytes) = port.try_recv() else { break };
+            n += 1;
+            let Some(name) = relay::group_of(&bytes) else { continue };
+            let Some(g) = self.groups.iter_mut().find(|g| g.name == name) else { continue };
+            let Some(d) = &g.direct else { continue };
+            match d.decode(&bytes) {
+                Some((head, msg)) => g.relayed(&head, msg),
+                None => tracing::debug!(group = %g.name, "group gateway drops a malformed relay message"),
+            }
+        }
+        n
+    }
+
+    /// Sends what the direct groups queued for other hosts.
+    fn relay_out(&mut self) -> usize {
+        let mut n = 0;
+        for g in &mut self.groups {
+            let Some(d) = &mut g.direct else { continue };
+            for (host, bytes) in d.out.drain(..) {
+                n += 1;
+                if let Some(port) = &self.relay {
+                    // Dropped on a full queue: the link sends it again.
+                    let _ = port.send(host, bytes);
+                }
+            }
+        }
+        n
+    }
+
+    /// Logs each direct group's counts every [`COUNTS_EVERY`].
+    fn log_counts(&mut self) {
+        if self.logged.elapsed() < COUNTS_EVERY {
+            return;
+        }
+        self.logged = std::time::Instant::now();
+        for g in &self.groups {
+            if let Some(d) = &g.direct {
+                let c = d.counts;
+                tracing::info!(
+                    group = %g.name,
+                    relayed = c.relayed,
+                    received = c.received,
+                    resent = c.resent,
+                    dropped = c.dropped,
+                    proposed_messages = g.proposed_messages,
+                    views_pending = d.sync.pending(),
+                    "group relay counts"
+                );
+            }
+        }
+    }
 }
 
 impl Agent for Gateways {
@@ -160,15 +244,23 @@ impl Agent for Gateways {
 
     fn do_work(&mut self) -> usize {
         let mut work = 0;
+        // SYNC: Acquire; pairs with the hooks' Release (lowered before the
+        // channels are read: a commit or relay message queued after this
+        // raises it again).
+        self.alarm.swap(QUIET, Ordering::Acquire);
+        work += self.relay_in();
         for g in &mut self.groups {
             work += g.read_local();
         }
-        // SYNC: Acquire; pairs with the hook's Release (lowered before the
-        // channel is read: a commit queued after this raises it again).
-        self.alarm.swap(QUIET, Ordering::Acquire);
         for c in self.committed.try_iter().take(COMMITTED_PER_CYCLE) {
             work += 1;
             let group = match &c.applied {
+                Applied::View { group, reason, .. } if group == NODES_GROUP => {
+                    for g in &mut self.groups {
+                        g.node_event(c.index, *reason);
+                    }
+                    continue;
+                }
                 Applied::View { group, .. } | Applied::Message { group, .. } => group,
                 Applied::Unchanged => continue,
             };
@@ -181,9 +273,12 @@ impl Agent for Gateways {
         let safe = self.cluster.safe_index();
         for g in &mut self.groups {
             work += g.release(safe);
+            work += g.direct_cycle();
             work += g.write_local();
             work += g.propose(&self.cluster, self.max_bytes);
         }
+        work += self.relay_out();
+        self.log_counts();
         work
     }
 

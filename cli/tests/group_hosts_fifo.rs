@@ -1,0 +1,233 @@
+//! A FIFO group on three hosts, relayed directly between the engines
+//! (issue 17: no consensus round trip on the data path): three `ringflow
+//! engine` processes on loopback with `cluster.groups = ["xf"]`, and a
+//! member process on each host that made "xf" a FIFO group before its
+//! engine started (the gateway takes a group as it finds it). Every
+//! member multicasts; members write what they deliver, one line per
+//! event, to a file the test reads.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod support;
+
+use ringflow::{Deadline, Event, Group, GroupOptions, Guarantee};
+use support::group_events::{by_view, events, from_three, is_view_of, line, texts_of};
+use support::{
+    child_arg, child_dir, free_ports, is_child, log_field, private_dir, wait_until, AppProc, EngineProc, EngineSpec,
+    LONG,
+};
+
+const NAMES: [&str; 3] = ["a", "b", "c"];
+
+/// A member of the FIFO group "xf": creates or joins it, writes every
+/// event it delivers, and once a view holds three members multicasts
+/// EACH messages `NAME-k`, one per event or quiet 20 ms.
+#[test]
+#[ignore]
+fn child_fifo_member() {
+    if !is_child() {
+        return;
+    }
+    let dir = child_dir();
+    let me = child_arg("NAME");
+    std::env::set_var("RINGFLOW_RUNTIME_DIR", child_arg("RUNTIME"));
+    let opts = GroupOptions::new().guarantee(Guarantee::Fifo);
+    let mut group = Group::join_timeout("xf", &opts, LONG).expect("join");
+    let mut out = std::fs::File::create(dir.join(format!("events-{me}"))).expect("events file");
+    let each: usize = child_arg("EACH").parse().unwrap_or(30);
+    let (mut sent, mut three) = (0, false);
+    loop {
+        let text = match group.recv_deadline(Deadline::after(Duration::from_millis(20))) {
+            Ok(e) => {
+                if let Event::View(v) = &e {
+                    three |= v.members.len() == 3;
+                }
+                line(&e)
+            }
+            Err(ringflow::GroupRecvError::TimedOut) => String::new(),
+            Err(e) => panic!("{me}: receive: {e}"),
+        };
+        if !text.is_empty() {
+            writeln!(out, "{text}").expect("write an event");
+        }
+        if three && sent < each {
+            sent += 1;
+            group.mcast_timeout(format!("{me}-{sent}").as_bytes(), LONG).expect("mcast");
+        }
+    }
+}
+
+/// The three members (first, so that "xf" is FIFO on each host), then
+/// the three engines.
+fn start(top: &Path, each: usize) -> (Vec<AppProc>, Vec<EngineProc>, Vec<u16>) {
+    let runtimes: Vec<PathBuf> = (0..3).map(|i| private_dir(top, &format!("host{i}"))).collect();
+    let members: Vec<AppProc> = (0..3)
+        .map(|i| {
+            let args = [
+                ("DIR", top.display().to_string()),
+                ("NAME", NAMES[i].to_owned()),
+                ("RUNTIME", runtimes[i].display().to_string()),
+                ("EACH", each.to_string()),
+            ];
+            AppProc::spawn("child_fifo_member", &args)
+        })
+        .collect();
+    wait_until("each member in its own group", || {
+        let ready = NAMES.iter().filter(|n| events(top, n).iter().any(|l| l.starts_with("view "))).count();
+        if ready == 3 {
+            Ok(())
+        } else {
+            Err(format!("{ready} of 3 members joined"))
+        }
+    });
+    let all = free_ports(3);
+    let engines = (0..3)
+        .map(|i| {
+            let listen = format!("127.0.0.1:{}", all[i]);
+            EngineSpec::new(&runtimes[i], &listen)
+                .cluster_node(all[i], &all)
+                .env("RINGFLOW_CLUSTER_GROUPS", "xf")
+                .env("RINGFLOW_CLUSTER_NODE_TIMEOUT_MS", "2000")
+                .env("RINGFLOW_LOG", "ringflow_core::cluster=debug,ringflow_core::xgroup=info")
+                .start()
+        })
+        .collect();
+    (members, engines, all)
+}
+
+/// Every member delivers every sender's messages once, in its order, and
+/// the same views with the same messages between them (virtual
+/// synchrony). No member's message went through the cluster's log: each
+/// gateway relayed its host's frames directly and proposed none.
+#[test]
+fn fifo_messages_are_relayed_directly_in_one_view_sequence() {
+    if is_child() {
+        return;
+    }
+    const EACH: usize = 40;
+    let top = ringflow_testkit::temp_dir("group-hosts-fifo");
+    let (members, engines, _) = start(top.path(), EACH);
+    wait_until("every member delivered every message", || {
+        let counts: Vec<usize> =
+            NAMES.iter().map(|n| NAMES.iter().map(|s| texts_of(&events(top.path(), n), s).len()).sum()).collect();
+        if counts.iter().all(|c| *c >= 3 * EACH) {
+            Ok(())
+        } else {
+            Err(format!("messages delivered {counts:?}"))
+        }
+    });
+    for r in NAMES {
+        let e = events(top.path(), r);
+        for s in NAMES {
+            let want: Vec<String> = (1..=EACH).map(|k| format!("{s}-{k}")).collect();
+            assert_eq!(texts_of(&e, s), want, "{s}'s messages at {r}: once each, in order");
+        }
+    }
+    let seqs: Vec<Vec<(String, Vec<String>)>> =
+        NAMES.iter().map(|n| by_view(&from_three(&events(top.path(), n)))).collect();
+    assert!(!seqs[0].is_empty(), "a never saw a view of three");
+    for (n, s) in NAMES.iter().zip(&seqs) {
+        assert_eq!(s, &seqs[0], "{n}'s views, and the messages between them, differ from a's");
+    }
+    // Each gateway relayed its member's frames and proposed none (its
+    // counts are logged twice a second; `said` hands each line once).
+    let mut last = vec![String::new(); 3];
+    wait_until("every gateway's counts logged after the stream", || {
+        let counts: Vec<(u64, u64, u64)> = engines
+            .iter()
+            .zip(&mut last)
+            .map(|(e, last)| {
+                if let Some(l) = e.said().into_iter().rev().find(|l| l.contains("group relay counts")) {
+                    *last = l;
+                }
+                let f = |n| log_field(last, n).unwrap_or(0);
+                (f("relayed"), f("received"), f("proposed_messages"))
+            })
+            .collect();
+        if counts.iter().all(|(relayed, received, _)| *relayed >= EACH as u64 && *received >= 2 * EACH as u64) {
+            assert!(counts.iter().all(|c| c.2 == 0), "a member's message went through the log: {counts:?}");
+            Ok(())
+        } else {
+            Err(format!("(relayed, received, proposed) {counts:?}"))
+        }
+    });
+    drop(members);
+    drop(engines);
+}
+
+/// kill -9 of a sending host's engine mid-stream: the two survivors
+/// deliver the same prefix of its member's messages, in the same views,
+/// then the same node-down view, and every message of each other.
+#[test]
+fn a_senders_engine_killed_mid_stream_leaves_one_prefix_at_the_survivors() {
+    if is_child() {
+        return;
+    }
+    const MANY: usize = 400;
+    let top = ringflow_testkit::temp_dir("group-hosts-fifo-kill");
+    let (members, mut engines, _) = start(top.path(), MANY);
+    wait_until("the stream under way", || {
+        let n = texts_of(&events(top.path(), "a"), "c").len();
+        if n >= 30 {
+            Ok(())
+        } else {
+            Err(format!("c's messages at a: {n}"))
+        }
+    });
+    engines[2].kill();
+    let left = ["a", "b"];
+    wait_until("the survivors saw c's node go and delivered each other's messages", || {
+        let mut why = Vec::new();
+        for r in left {
+            let e = events(top.path(), r);
+            if !e.iter().any(|l| l.starts_with("view ") && l.contains("NodeDown")) {
+                why.push(format!("no node-down view at {r}"));
+            }
+            for s in left {
+                let n = texts_of(&e, s).len();
+                if n < MANY {
+                    why.push(format!("{s}'s at {r}: {n}"));
+                }
+            }
+        }
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(why.join(", "))
+        }
+    });
+    let (a, b) = (events(top.path(), "a"), events(top.path(), "b"));
+    let (ca, cb) = (texts_of(&a, "c"), texts_of(&b, "c"));
+    assert_eq!(ca, cb, "the survivors delivered different prefixes of c's messages");
+    let want: Vec<String> = (1..=ca.len()).map(|k| format!("c-{k}")).collect();
+    assert_eq!(ca, want, "c's messages once each, in order");
+    for r in [&a, &b] {
+        for s in left {
+            let want: Vec<String> = (1..=MANY).map(|k| format!("{s}-{k}")).collect();
+            assert_eq!(texts_of(r, s), want, "{s}'s messages at a survivor");
+        }
+    }
+    // The same views, with the same messages between them, up to and
+    // including the node-down view (after it the two go on).
+    let upto_down = |e: &[String]| {
+        let v = by_view(&from_three(e));
+        let at = v.iter().position(|(l, _)| l.contains("NodeDown")).map_or(v.len(), |i| i + 1);
+        v[..at].to_vec()
+    };
+    let (va, vb) = (upto_down(&a), upto_down(&b));
+    assert!(
+        va.last().is_some_and(|(l, _)| l.contains("NodeDown") && is_view_of(l, 2)),
+        "a's node-down view: {:?}",
+        va.last()
+    );
+    assert_eq!(va.len(), vb.len(), "as many views at both");
+    for (x, y) in va.iter().zip(&vb) {
+        assert_eq!(x.0, y.0, "the same view at both");
+        let c_only = |m: &[String]| m.iter().filter(|t| t.starts_with("c-")).cloned().collect::<Vec<_>>();
+        assert_eq!(c_only(&x.1), c_only(&y.1), "c's messages in the same view at both ({})", x.0);
+    }
+    drop(members);
+    drop(engines);
+}
