@@ -128,8 +128,8 @@ impl Msg {
     #[inline]
     pub fn write(&self, dst: &mut [u8], template: &[u8]) {
         // Not `copy_from_slice`: a 64 KiB message buffer allocated just past
-        // its template put every sender on `rep movsb`'s slow path on this
-        // project's AMD host (ringflow_ring::copy), 20 us per message.
+        // its template put every impl's sender on `rep movsb`'s slow path
+        // on this project's AMD host (ringflow_ring::copy, tuning.md).
         ringflow_ring::copy::copy_bytes(dst, template);
         self.stamp(dst);
     }

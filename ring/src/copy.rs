@@ -1,13 +1,12 @@
 //! Copies of large payloads that avoid a slow path of `rep movsb`.
 //!
 //! glibc's `memcpy` moves a copy of a few KiB or more with `rep movsb`. On
-//! some AMD Zen processors that instruction runs 15-25x slower when the
-//! destination lies just past the source modulo a page, (dst - src) mod
-//! 4096 in 1..32: measured on this project's AMD EPYC host with glibc
-//! 2.36, a 64 KiB copy took 1.3-2 us at any other distance and 22-45 us
-//! there (tuning.md, "Large copies"). glibc 2.39 stopped choosing
-//! `rep movsb` for such sizes on those processors (BZ 30994); older ones
-//! still do. A ring slot, a retransmit window's entry and a receive
+//! some AMD Zen processors that instruction runs an order of magnitude
+//! slower when the destination lies just past the source modulo a page,
+//! (dst - src) mod 4096 in 1..32 (measured on this project's AMD EPYC
+//! host with glibc 2.36: tuning.md, "Large copies"). glibc 2.39 stopped
+//! choosing `rep movsb` for such sizes on those processors (BZ 30994);
+//! older ones still do. A ring slot, a retransmit window's entry and a receive
 //! buffer sit at distances that change with every message, so one
 //! message in many paid it, and a sender whose buffer sat at a bad
 //! distance from its source paid it on every message.
