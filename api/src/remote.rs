@@ -35,7 +35,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use ringflow_core::remote::{Backend, HostService, RemoteStats, ENGINE_NAME, SEND_BATCH, WAIT_CAP};
+pub use ringflow_core::remote::{
+    Backend, HostService, RemoteStats, ENGINE_NAME, LARGE_BATCH, LARGE_SEND, SEND_BATCH, WAIT_CAP,
+};
 
 use ringflow_core::config::{EngineConfig, ThreadingMode};
 use ringflow_core::engine::EngineError;

@@ -127,7 +127,10 @@ impl Msg {
     /// Fills a whole message in place: template, then the two words.
     #[inline]
     pub fn write(&self, dst: &mut [u8], template: &[u8]) {
-        dst.copy_from_slice(template);
+        // Not `copy_from_slice`: a 64 KiB message buffer allocated just past
+        // its template put every impl's sender on `rep movsb`'s slow path
+        // on this project's AMD host (ringflow_ring::copy, tuning.md).
+        ringflow_ring::copy::copy_bytes(dst, template);
         self.stamp(dst);
     }
 

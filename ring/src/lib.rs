@@ -49,6 +49,7 @@
 pub mod arm;
 pub mod broadcast;
 mod control;
+pub mod copy;
 mod error;
 pub mod frame;
 pub mod guard;

@@ -345,7 +345,7 @@ unsafe impl Sealed for HeapRegion {
         // a pointer derived from a shared reference is permitted.
         // SAFETY: range checked inside the region; `src` is a separate borrow
         // and cannot overlap it.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.sealed_base(Token(())).add(off), src.len()) }
+        unsafe { crate::copy::copy_nonoverlapping(src.as_ptr(), self.sealed_base(Token(())).add(off), src.len()) }
     }
 
     #[cfg(not(loom))]
@@ -353,7 +353,7 @@ unsafe impl Sealed for HeapRegion {
         check_range(self.len(), off, dst.len());
         // SAFETY: the range was checked to lie inside the region; `dst` is an
         // exclusive borrow and so cannot overlap it.
-        unsafe { std::ptr::copy_nonoverlapping(self.sealed_base(Token(())).add(off), dst.as_mut_ptr(), dst.len()) }
+        unsafe { crate::copy::copy_nonoverlapping(self.sealed_base(Token(())).add(off), dst.as_mut_ptr(), dst.len()) }
     }
 
     #[cfg(not(loom))]
@@ -539,7 +539,7 @@ unsafe impl Sealed for RawRegion {
         check_range(self.len, off, src.len());
         // SAFETY: the range lies inside the region (checked); `src` is a
         // separate borrow and cannot overlap memory the region owns.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(off), src.len()) }
+        unsafe { crate::copy::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(off), src.len()) }
     }
 
     #[inline]
@@ -547,7 +547,7 @@ unsafe impl Sealed for RawRegion {
         check_range(self.len, off, dst.len());
         // SAFETY: the range lies inside the region (checked); `dst` is an
         // exclusive borrow and cannot overlap it.
-        unsafe { std::ptr::copy_nonoverlapping(self.base.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) }
+        unsafe { crate::copy::copy_nonoverlapping(self.base.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) }
     }
 
     fn sealed_zero(&self, off: usize, len: usize, _: Token) {

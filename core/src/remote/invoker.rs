@@ -16,7 +16,7 @@
 //! busy moves on (the other thread is making progress for both).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,19 @@ pub const WAIT_CAP: Duration = Duration::from_millis(1);
 /// once.
 pub const SEND_BATCH: Duration = Duration::from_micros(5);
 
+/// How long sends batch after a send-triggered duty cycle that carried at
+/// least [`LARGE_SEND`] bytes: in place of [`SEND_BATCH`] in its rule (the
+/// application's own time since the cycle ended, up to the cycle's
+/// length). A stream of large messages then leaves in socket writes of
+/// several messages each, which the kernel's TCP takes much faster per
+/// byte than one write per 64 KiB message (tuning.md, "Send batching in
+/// invoker mode"); small messages batch as before.
+pub const LARGE_BATCH: Duration = Duration::from_micros(40);
+
+/// The bytes sent between two send-triggered duty cycles from which the
+/// next ones batch for [`LARGE_BATCH`].
+pub const LARGE_SEND: u64 = 64 << 10;
+
 /// When a send runs a duty cycle (see [`SEND_BATCH`]): times are
 /// nanoseconds on the invoker's clock. Only the sending thread's calls
 /// read and write it in a stream; another thread's send at worst runs a
@@ -48,6 +61,11 @@ struct SendGate {
     /// When the last send-triggered duty cycle started and ended.
     start: AtomicU64,
     end: AtomicU64,
+    /// Bytes sent since the last send-triggered duty cycle.
+    bytes: AtomicU64,
+    /// Whether the last send-triggered duty cycle carried at least
+    /// [`LARGE_SEND`] bytes (then [`LARGE_BATCH`] applies).
+    large: AtomicBool,
 }
 
 impl SendGate {
@@ -62,23 +80,45 @@ impl SendGate {
     /// came. A stream's next send comes right after the cycle; an answer
     /// comes after the far side's cycles, each about as long as this
     /// side's, and the network's way back.
+    ///
+    /// After a cycle that carried [`LARGE_SEND`] bytes or more, the
+    /// application's own time may be up to [`LARGE_BATCH`] instead. An
+    /// answer still leaves at once: it comes a round trip after the last
+    /// send, which a large message's makes longer than its own cycle.
     #[inline]
     fn due(&self, now: u64) -> bool {
         let batch = SEND_BATCH.as_nanos() as u64;
-        // SYNC: Relaxed (both); a hint for batching, no data rides on it
-        // (pairs with the Relaxed stores in `ran`).
+        // SYNC: Relaxed (all three); a hint for batching, no data rides on
+        // it (pairs with the Relaxed stores in `ran`).
         let (start, end) = (self.start.load(Ordering::Relaxed), self.end.load(Ordering::Relaxed));
+        let cap = if self.large.load(Ordering::Relaxed) { LARGE_BATCH.as_nanos() as u64 } else { batch };
         let cost = end.saturating_sub(start);
         let own = now.saturating_sub(end);
-        now.saturating_sub(start) >= batch && own >= cost.min(batch)
+        now.saturating_sub(start) >= batch && own >= cost.min(cap)
     }
 
-    /// A send-triggered duty cycle ran from `start` to `end`.
+    /// Counts a send of `bytes`; returns the bytes sent since the last
+    /// send-triggered duty cycle, this one included.
     #[inline]
-    fn ran(&self, start: u64, end: u64) {
-        // SYNC: Relaxed; see `due`.
+    fn sent(&self, bytes: u64) -> u64 {
+        // SYNC: Relaxed load and store, not an RMW: only the sending
+        // thread's calls touch it in a stream (see the type); another
+        // thread's send at worst miscounts one batch's size. Pairs with
+        // the Relaxed store in `ran`.
+        let total = self.bytes.load(Ordering::Relaxed).saturating_add(bytes);
+        self.bytes.store(total, Ordering::Relaxed);
+        total
+    }
+
+    /// A send-triggered duty cycle ran from `start` to `end`, carrying the
+    /// `bytes` sent since the one before.
+    #[inline]
+    fn ran(&self, start: u64, end: u64, bytes: u64) {
+        // SYNC: Relaxed; see `due` and `sent`.
         self.start.store(start, Ordering::Relaxed);
         self.end.store(end, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+        self.large.store(bytes >= LARGE_SEND, Ordering::Relaxed);
     }
 }
 
@@ -119,14 +159,16 @@ impl Invoker {
         u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// After a send: one duty cycle, unless the last send-triggered one
-    /// ended too recently (see [`SEND_BATCH`]).
+    /// After a send of `bytes`: one duty cycle, unless the last
+    /// send-triggered one ended too recently (see [`SEND_BATCH`] and
+    /// [`LARGE_BATCH`]).
     #[inline]
-    pub fn invoke_after_send(&self) {
+    pub fn invoke_after_send(&self, bytes: u64) {
+        let pending = self.gate.sent(bytes);
         let now = self.now();
         if self.gate.due(now) {
             self.invoke();
-            self.gate.ran(now, self.now());
+            self.gate.ran(now, self.now(), pending);
         }
     }
 
@@ -267,7 +309,7 @@ mod tests {
         let gate = SendGate::default();
         assert!(gate.due(BATCH), "the first send runs a cycle");
         let end = BATCH + 1_000;
-        gate.ran(BATCH, end);
+        gate.ran(BATCH, end, 0);
         // As before: SEND_BATCH after the cycle's start.
         assert_eq!(first_due(&gate, end + 100, end + 2 * BATCH, 100), Some(2 * BATCH));
     }
@@ -275,7 +317,7 @@ mod tests {
     #[test]
     fn a_stream_has_send_batch_to_itself_after_a_long_cycle() {
         let gate = SendGate::default();
-        gate.ran(BATCH, 5 * BATCH);
+        gate.ran(BATCH, 5 * BATCH, 0);
         assert_eq!(first_due(&gate, 5 * BATCH + 100, 10 * BATCH, 100), Some(6 * BATCH));
     }
 
@@ -286,13 +328,13 @@ mod tests {
     fn an_answer_runs_a_cycle_at_once() {
         // A fast host: a 1.5 us cycle, a 6.4 us round trip.
         let gate = SendGate::default();
-        gate.ran(0, 1_500);
+        gate.ran(0, 1_500, 0);
         assert!(gate.due(6_400));
         // A slow host: an 8 us cycle, a 20 us round trip.
-        gate.ran(100_000, 108_000);
+        gate.ran(100_000, 108_000, 0);
         assert!(gate.due(120_000));
         // A cycle preempted for 4 ms, answered 10 us after it ended.
-        gate.ran(200_000, 4_200_000);
+        gate.ran(200_000, 4_200_000, 0);
         assert!(gate.due(4_210_000));
     }
 
@@ -300,9 +342,50 @@ mod tests {
     #[test]
     fn sparse_sends_with_fast_cycles_batch_as_before() {
         let gate = SendGate::default();
-        gate.ran(0, 1_000);
+        gate.ran(0, 1_000, 0);
         assert!(!gate.due(3_000));
         assert!(gate.due(6_000));
+    }
+
+    /// A stream of 64 KiB messages (a send every 4 us, duty cycles of
+    /// 10 us plus 4 us per message they carry) leaves in writes of about
+    /// ten messages once a cycle has carried one; the same sends of 64
+    /// bytes keep `SEND_BATCH`'s pairs.
+    #[test]
+    fn large_messages_batch_for_large_batch() {
+        let per_cycle = |bytes: u64| {
+            let gate = SendGate::default();
+            let (mut now, mut cycles) = (0u64, 0u64);
+            let sends = 10_000u64;
+            for _ in 0..sends {
+                now += 4_000;
+                let pending = gate.sent(bytes);
+                if gate.due(now) {
+                    let start = now;
+                    now += 10_000 + 4_000 * pending / bytes;
+                    cycles += 1;
+                    gate.ran(start, now, pending);
+                }
+            }
+            sends / cycles
+        };
+        let large = per_cycle(LARGE_SEND);
+        assert!((8..=12).contains(&large), "{large} messages of 64 KiB per duty cycle");
+        let small = per_cycle(64);
+        assert!(small <= 3, "{small} messages of 64 bytes per duty cycle");
+    }
+
+    /// After a large cycle, an answer a round trip later (longer than the
+    /// cycle) still runs a cycle at once; a send right after it waits.
+    #[test]
+    fn an_answer_after_a_large_cycle_runs_a_cycle_at_once() {
+        let gate = SendGate::default();
+        gate.ran(0, 20_000, LARGE_SEND);
+        assert!(!gate.due(26_000), "a stream's next send waits");
+        assert!(gate.due(45_000), "an answer 25 us after the cycle leaves");
+        // A small cycle after it: SEND_BATCH again.
+        gate.ran(100_000, 120_000, 64);
+        assert!(gate.due(126_000));
     }
 
     /// What made the remote 64-byte stream run at one socket write per
@@ -321,7 +404,7 @@ mod tests {
                 let start = now;
                 now += cycle;
                 cycles += 1;
-                gate.ran(start, now);
+                gate.ran(start, now, 0);
             }
         }
         let per_cycle = sends / cycles;

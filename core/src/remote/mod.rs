@@ -41,7 +41,7 @@ mod peers_tests;
 pub use crate::net::Backend;
 pub use authkey::{load_key_file, random_nonce, KeyFileError};
 pub use host::{HostService, ENGINE_NAME};
-pub use invoker::{Invoker, SEND_BATCH, WAIT_CAP};
+pub use invoker::{Invoker, LARGE_BATCH, LARGE_SEND, SEND_BATCH, WAIT_CAP};
 pub(crate) use peers::alloc_through_peers;
 
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -114,7 +114,7 @@ pub(crate) fn append_in_place<R, E>(
 /// A fill for `append_with` that copies `data` (both transports' `send`).
 pub(crate) fn copy_of(data: &[u8]) -> impl FnOnce(&mut [u8]) -> Result<(), std::convert::Infallible> + '_ {
     move |buf| {
-        buf.copy_from_slice(data);
+        ringflow_ring::copy::copy_bytes(buf, data);
         Ok(())
     }
 }

@@ -57,7 +57,7 @@ impl<'a> Writer<'a> {
     pub(super) fn bytes(&mut self, bytes: &[u8]) {
         let end = self.at.saturating_add(bytes.len());
         if let Some(dst) = self.buf.get_mut(self.at..end) {
-            dst.copy_from_slice(bytes);
+            ringflow_ring::copy::copy_bytes(dst, bytes);
         }
         self.at = end;
     }

@@ -211,7 +211,7 @@ impl SendWindow {
         };
         let (offset, starts_front) = self.place(len).ok_or(full)?;
         let end = offset + len;
-        self.store[offset..end].copy_from_slice(payload);
+        ringflow_ring::copy::copy_bytes(&mut self.store[offset..end], payload);
         if self.entries.is_empty() {
             self.head = offset;
         }

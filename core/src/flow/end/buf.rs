@@ -68,7 +68,7 @@ impl SendBuf<'_> {
         count_sent(self.slot, len);
         published(notify, &self.wakers, self.slot, self.armed, self.peer_event);
         if let Some(invoker) = self.invoker {
-            invoker.invoke_after_send();
+            invoker.invoke_after_send(len as u64);
         }
         Ok(())
     }

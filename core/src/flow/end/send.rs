@@ -267,7 +267,7 @@ impl FlowEnd {
         self.slot.add(FlowCounter::BytesSent as usize, bytes);
         published(notify, &self.wakers, &self.slot, self.wakers.data_armed(), self.wakers.peer_event);
         if let Some(invoker) = &self.invoker {
-            invoker.invoke_after_send();
+            invoker.invoke_after_send(bytes);
         }
     }
 

@@ -44,7 +44,7 @@ pub(super) fn take_received(c: &mut Conn, data: &[u8], share: usize) -> bool {
         let target = needed.max(2 * c.rx.capacity()).min(share);
         c.rx.reserve_exact(target - c.rx.len());
     }
-    c.rx.extend_from_slice(data);
+    ringflow_ring::copy::extend_bytes(&mut c.rx, data);
     true
 }
 

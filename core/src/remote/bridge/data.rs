@@ -124,7 +124,7 @@ impl Bridged {
         let mut buf = self.spare.pop().unwrap_or_default();
         self.spare_bytes -= buf.capacity();
         buf.clear();
-        buf.extend_from_slice(payload);
+        ringflow_ring::copy::extend_bytes(&mut buf, payload);
         self.inbound.push_back((stamp, call, buf));
     }
 
