@@ -512,6 +512,19 @@ mod tests {
     use crate::group::{Event, GroupOptions};
     use crate::wait::Deadline;
 
+    /// Reads the local log until the gateway saw member `me` join (it
+    /// queues its Join); a hang guard of 10 s.
+    fn seat(x: &mut Crossing, me: u64) {
+        for _ in 0..10_000 {
+            x.read_local();
+            if x.local.contains(&me) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(x.local.contains(&me), "the gateway never saw member {me} join");
+    }
+
     fn message(sender: u64, member: u64, bytes: Vec<u8>) -> Applied {
         let note = Note::Message { member, seq: 1, sent_at: 0, bytes };
         Applied::Message { group: "xg-hostile".into(), sender, seq: 1, bytes: note.encode() }
@@ -528,15 +541,7 @@ mod tests {
         let mut member = GroupEnd::join("xg-hostile", &opts, Deadline::Never).expect("member");
         let me = member.local_member().id;
         let mut x = Crossing::new("xg-hostile".into(), gw, 1, false);
-        // The gateway reads the member's join (it queues its Join).
-        for _ in 0..10_000 {
-            x.read_local();
-            if x.local.contains(&me) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert!(x.local.contains(&me));
+        seat(&mut x, me);
         let node = |host, member| NodeMember { host, member };
         x.committed(
             5,
@@ -580,14 +585,7 @@ mod tests {
         let me = member.local_member().id;
         let mut x = Crossing::new("xg-safe".into(), gw, 1, false);
         assert!(x.safe);
-        for _ in 0..10_000 {
-            x.read_local();
-            if x.local.contains(&me) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert!(x.local.contains(&me));
+        seat(&mut x, me);
         let node = |host, member| NodeMember { host, member };
         let view = || Applied::View {
             group: "xg-safe".into(),

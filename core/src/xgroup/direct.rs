@@ -191,12 +191,8 @@ impl Direct {
         while let Some(w) = self.sync.next_write() {
             write(w);
         }
-        step.resend
-            .into_iter()
-            .filter_map(|frame| {
-                let epoch = self.sync.origin_epoch(frame.origin)?;
-                Some(Note::Resend { epoch, frame })
-            })
-            .collect()
+        // The epochs come with the frames: the origin may be forgotten by
+        // now (its barrier installed in the same step).
+        step.resend.into_iter().map(|(epoch, frame)| Note::Resend { epoch, frame }).collect()
     }
 }

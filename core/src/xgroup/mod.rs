@@ -230,6 +230,7 @@ impl Gateways {
                     dropped = c.dropped,
                     proposed_messages = g.proposed_messages,
                     views_pending = d.sync.pending(),
+                    waiting = ?d.sync.waiting(),
                     "group relay counts"
                 );
             }
