@@ -65,18 +65,12 @@ fn child_fifo_member() {
 }
 
 /// The three members (first, so that "xf" is FIFO on each host), then
-/// the three engines.
-fn start(top: &Path, each: usize) -> (Vec<AppProc>, Vec<EngineProc>, Vec<u16>) {
-    let (members, engines, all, _) = start_via(top, each, 0, false, 2000);
-    (members, engines, all)
-}
-
-/// [`start`], with each engine's way to each other through a proxy of
+/// the three engines; each engine's way to each other through a proxy of
 /// the test's (`proxies[i][j]`: engine i's to engine j) when `proxied`,
 /// the node timeout `node_timeout_ms`, and members that pause `pace_ms`
 /// after each message.
 #[allow(clippy::type_complexity)]
-fn start_via(
+fn start(
     top: &Path,
     each: usize,
     pace_ms: u64,
@@ -165,7 +159,7 @@ fn fifo_messages_are_relayed_directly_in_one_view_sequence() {
     }
     const EACH: usize = 40;
     let top = ringflow_testkit::temp_dir("group-hosts-fifo");
-    let (members, engines, _) = start(top.path(), EACH);
+    let (members, engines, _, _) = start(top.path(), EACH, 0, false, 2000);
     wait_until("every member delivered every message", || delivered(top.path(), EACH));
     one_sequence(top.path(), EACH);
     // Each gateway relayed its member's frames and proposed none (its
@@ -202,9 +196,10 @@ fn a_senders_engine_killed_mid_stream_leaves_one_prefix_at_the_survivors() {
     if is_child() {
         return;
     }
-    const MANY: usize = 3000;
+    const MANY: usize = 1500;
     let top = ringflow_testkit::temp_dir("group-hosts-fifo-kill");
-    let (members, mut engines, _) = start(top.path(), MANY);
+    // 1 ms between a member's messages: the kill comes mid-stream.
+    let (members, mut engines, _, _) = start(top.path(), MANY, 1, false, 2000);
     wait_until("the stream under way", || {
         let n = texts_of(&events(top.path(), "a"), "c").len();
         if n >= 30 {
@@ -216,14 +211,20 @@ fn a_senders_engine_killed_mid_stream_leaves_one_prefix_at_the_survivors() {
     engines[2].kill();
     let left = ["a", "b"];
     let mut said = vec![String::new(); 2];
+    let mut logs: Vec<Vec<String>> = vec![Vec::new(); 2];
     wait_until("the survivors saw c's node go and delivered each other's messages", || {
         let mut why = Vec::new();
-        for (e, last) in engines.iter().zip(&mut said) {
-            if let Some(l) = e.said().into_iter().rev().find(|l| l.contains("group relay counts")) {
-                *last = l;
+        for ((e, last), log) in engines.iter().zip(&mut said).zip(&mut logs) {
+            let lines = e.said();
+            if let Some(l) = lines.iter().rev().find(|l| l.contains("group relay counts")) {
+                last.clone_from(l);
             }
+            log.extend(
+                lines.into_iter().filter(|l| l.contains("View") || l.contains("node down") || l.contains("panic")),
+            );
         }
-        why.push(format!("gateways said {said:?}"));
+        let views: Vec<&[String]> = logs.iter().map(|l| &l[l.len().saturating_sub(4)..]).collect();
+        why.push(format!("gateways said {said:?}, their last views {views:?}"));
         for r in left {
             let e = events(top.path(), r);
             if !e.iter().any(|l| l.starts_with("view ") && l.contains("NodeDown")) {
@@ -289,7 +290,7 @@ fn link_cuts_shorter_than_the_node_timeout_lose_nothing() {
     const MANY: usize = 1500;
     let top = ringflow_testkit::temp_dir("group-hosts-fifo-cut");
     // 2 ms between a member's messages: the stream outlasts the cuts.
-    let (members, engines, _, proxies) = start_via(top.path(), MANY, 2, true, 5000);
+    let (members, engines, _, proxies) = start(top.path(), MANY, 2, true, 5000);
     wait_until("the stream under way", || {
         let n = texts_of(&events(top.path(), "a"), "c").len();
         if n >= 30 {

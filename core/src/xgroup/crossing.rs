@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, ProposeError};
+use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, ProposeError, ViewReason};
 use crate::group::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED};
 use crate::group::{ChangeKind, GatewayFrame, GroupEnd, Guarantee, McastError, Member};
 
@@ -349,7 +349,15 @@ impl Crossing {
                     }
                 }
             }
-            Applied::View { members, .. } => self.view(index, &members),
+            Applied::View { members, reason, .. } => {
+                // A node's departure or return as this group sees it: a
+                // node may be taken down without a view of the nodes'
+                // group (seen in group_hosts_fifo's kill test).
+                if matches!(reason, ViewReason::NodeDown { .. } | ViewReason::NodeUp { .. }) {
+                    self.node_event(index, reason);
+                }
+                self.view(index, &members)
+            }
             Applied::Unchanged => {}
         }
     }
@@ -427,7 +435,7 @@ impl Crossing {
 
     /// A change of the cluster's nodes at entry `index` (a direct group's
     /// barrier when a node went down).
-    pub(crate) fn node_event(&mut self, index: u64, reason: crate::cluster::ViewReason) {
+    pub(crate) fn node_event(&mut self, index: u64, reason: ViewReason) {
         let Some(d) = &mut self.direct else { return };
         if let Some(barrier) = d.node_event(index, reason) {
             if let Some(flush) = d.flush_of(barrier) {
