@@ -30,12 +30,12 @@ use common::{await_file, child_arg, is_child, spawn_flow_child, within, ChildPro
 use ringflow::ring::frame::{FrameWord, KIND_DATA, KIND_PAD};
 use ringflow::ring::{pool, spsc, RawRegion};
 use ringflow::{
-    CallError, Corruption, Deadline, DeallocError, Flow, FlowOptions, FlowSet, Interest, Listener, ListenerOptions,
-    Qos, RecvError, SendError,
+    CallError, Corruption, Deadline, DeallocError, Flow, FlowSet, Interest, Listener, ListenerOptions, Qos, RecvError,
+    SendError,
 };
 use ringflow_core::flow::memory::FLOW_KIND;
 use ringflow_core::flow::{FLAG_BULK, FLAG_FDS, FLAG_PART, FLAG_TURN};
-use ringflow_shm::{Layout, Segment, SegmentOptions};
+use ringflow_shm::{Layout, Segment};
 use ringflow_testkit::Rng;
 
 /// Hang guard for one victim operation (generous: a loaded CI machine).
@@ -267,17 +267,7 @@ fn child_hostile() {
     }
     let dir = PathBuf::from(child_arg("DIR"));
     let name = child_arg("NAME");
-    // The flow's memfd closes once mapped: keep a copy of it to map again.
-    let len = Flow::segment_len_for(&qos()).unwrap();
-    let segment = Segment::create(&SegmentOptions::new(format!("ringflow:{name}"), len)).unwrap();
-    let memfd = segment.try_clone_fd().unwrap();
-    let flow = Flow::alloc_with(
-        &name,
-        &qos(),
-        Deadline::after(LONG),
-        FlowOptions::new().runtime_dir(&dir).spin(Duration::ZERO).memory(segment),
-    )
-    .unwrap();
+    let (flow, memfd) = common::flow_with_memfd(&dir, &name, &qos());
     let s = Scribbler::open(memfd);
     match child_arg("MODE").as_str() {
         "pad_loop" => {

@@ -17,9 +17,9 @@ use std::thread;
 use std::time::Duration;
 
 use common::{await_file, child_arg, is_child, spawn_flow_child, within, ChildProcess};
-use ringflow::{Deadline, Flow, FlowOptions, Listener, ListenerOptions, Qos, SendError};
+use ringflow::{Deadline, Flow, Listener, ListenerOptions, Qos, SendError};
 use ringflow_core::flow::memory::FLOW_KIND;
-use ringflow_shm::{Layout, Segment, SegmentOptions};
+use ringflow_shm::{Layout, Segment};
 
 /// Hang guard for one victim operation (generous: a loaded CI machine).
 /// Setup steps (accept, a child reaching a state).
@@ -77,17 +77,7 @@ fn child_review() {
     }
     let dir = PathBuf::from(child_arg("DIR"));
     let name = child_arg("NAME");
-    // The flow's memfd closes once mapped: keep a copy of it to map again.
-    let len = Flow::segment_len_for(&qos()).unwrap();
-    let segment = Segment::create(&SegmentOptions::new(format!("ringflow:{name}"), len)).unwrap();
-    let memfd = segment.try_clone_fd().unwrap();
-    let flow = Flow::alloc_with(
-        &name,
-        &qos(),
-        Deadline::after(LONG),
-        FlowOptions::new().runtime_dir(&dir).spin(Duration::ZERO).memory(segment),
-    )
-    .unwrap();
+    let (flow, memfd) = common::flow_with_memfd(&dir, &name, &qos());
     let s = Scribbler::open(memfd);
     match child_arg("MODE").as_str() {
         "close_consumer" => {

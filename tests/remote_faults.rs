@@ -148,6 +148,42 @@ fn recv_end(flow: &mut Flow) -> Result<usize, RecvError> {
     flow.recv_into_timeout(&mut buf, LONG)
 }
 
+/// A listener `name` on a far engine that the near engine reaches through
+/// a proxy (which cuts the link or flips a bit when told).
+struct Proxied {
+    listener: Listener,
+    far: RemoteEngine,
+    proxy: Proxy,
+    near: RemoteEngine,
+}
+
+impl Proxied {
+    fn start(dir: &TestDir, name: &str) -> Proxied {
+        let listener = Listener::bind_with(name, ListenerOptions::new().remote(true).runtime_dir(dir.names())).unwrap();
+        let far = RemoteEngine::start(&engine_config(true), Some(dir.names())).unwrap();
+        let proxy = Proxy::start(far.listen_addr().unwrap());
+        let near = RemoteEngine::start(&engine_config(false), None).unwrap();
+        Proxied { listener, far, proxy, near }
+    }
+}
+
+/// Checks that all `count` numbered messages arrived (`received`) and that
+/// the flow then ended.
+fn expect_all_then_end(received: Result<(), String>, flow: &mut Flow, proxy: &Proxy, count: u64) {
+    if let Err(why) = received {
+        panic!(
+            "{why} (proxy: {} connections, {} cuts, {} bits flipped)",
+            proxy.connections(),
+            proxy.cuts(),
+            proxy.flipped()
+        );
+    }
+    match recv_end(flow) {
+        Err(RecvError::Closed) => {}
+        other => panic!("after all {count} messages: {other:?}, expected the end of flow"),
+    }
+}
+
 /// Cuts every connection through `proxy`; when `hold_down`, keeps the link
 /// down (new connections refused) until the engine has tried to redial
 /// and been refused.
@@ -253,11 +289,7 @@ fn a_cut_connection_resumes_a_reliable_flow() {
     const CUT_AT: [u64; 3] = [10_000, 25_000, 40_000];
     const HELD_DOWN: usize = 1;
     let dir = TestDir::new("resume");
-    let mut listener =
-        Listener::bind_with("sink", ListenerOptions::new().remote(true).runtime_dir(dir.names())).unwrap();
-    let far = RemoteEngine::start(&engine_config(true), Some(dir.names())).unwrap();
-    let proxy = Proxy::start(far.listen_addr().unwrap());
-    let near = RemoteEngine::start(&engine_config(false), None).unwrap();
+    let Proxied { mut listener, far, proxy, near } = Proxied::start(&dir, "sink");
     let target = format!("sink@{}", proxy.addr());
 
     let (go_tx, go_rx) = mpsc::channel();
@@ -277,13 +309,7 @@ fn a_cut_connection_resumes_a_reliable_flow() {
             let _ = go_tx.send(());
         }
     });
-    if let Err(why) = received {
-        panic!("{why} (proxy: {} connections, {} cuts)", proxy.connections(), proxy.cuts());
-    }
-    match recv_end(&mut flow) {
-        Err(RecvError::Closed) => {}
-        other => panic!("after all {COUNT} messages: {other:?}, expected the end of flow"),
-    }
+    expect_all_then_end(received, &mut flow, &proxy, COUNT);
     let (near, sent) = sender.join().expect("sender thread");
     sent.unwrap();
     // Each cut closed every open connection, and messages sent after it
@@ -298,11 +324,7 @@ fn a_cut_connection_resumes_a_reliable_flow_towards_the_dialling_side() {
     const COUNT: u64 = 20_000;
     const CUT_AT: u64 = 10_000;
     let dir = TestDir::new("resume-back");
-    let mut listener =
-        Listener::bind_with("source", ListenerOptions::new().remote(true).runtime_dir(dir.names())).unwrap();
-    let far = RemoteEngine::start(&engine_config(true), Some(dir.names())).unwrap();
-    let proxy = Proxy::start(far.listen_addr().unwrap());
-    let near = RemoteEngine::start(&engine_config(false), None).unwrap();
+    let Proxied { mut listener, far, proxy, near } = Proxied::start(&dir, "source");
 
     // The far (accepting) side sends: its engine must keep what the near
     // engine has not acknowledged and send it again on the new connection.
@@ -321,13 +343,7 @@ fn a_cut_connection_resumes_a_reliable_flow_towards_the_dialling_side() {
             let _ = go_tx.send(());
         }
     });
-    if let Err(why) = received {
-        panic!("{why} (proxy: {} connections, {} cuts)", proxy.connections(), proxy.cuts());
-    }
-    match recv_end(&mut flow) {
-        Err(RecvError::Closed) => {}
-        other => panic!("after all {COUNT} messages: {other:?}, expected the end of flow"),
-    }
+    expect_all_then_end(received, &mut flow, &proxy, COUNT);
     sender.join().expect("sender thread").unwrap();
     assert!(proxy.connections() >= 2, "{} connections: the flow never reconnected", proxy.connections());
     near.shutdown().unwrap();
@@ -339,11 +355,7 @@ fn a_flipped_bit_on_a_checked_flow_breaks_the_connection_and_the_flow_resumes_in
     const COUNT: u64 = 20_000;
     const FLIP_AT: u64 = 5_000;
     let dir = TestDir::new("bitflip");
-    let mut listener =
-        Listener::bind_with("sink", ListenerOptions::new().remote(true).runtime_dir(dir.names())).unwrap();
-    let far = RemoteEngine::start(&engine_config(true), Some(dir.names())).unwrap();
-    let proxy = Proxy::start(far.listen_addr().unwrap());
-    let near = RemoteEngine::start(&engine_config(false), None).unwrap();
+    let Proxied { mut listener, far, proxy, near } = Proxied::start(&dir, "sink");
     let target = format!("sink@{}", proxy.addr());
     let (go_tx, go_rx) = mpsc::channel();
     let sender = thread::spawn(move || {
@@ -364,13 +376,7 @@ fn a_flipped_bit_on_a_checked_flow_breaks_the_connection_and_the_flow_resumes_in
             let _ = go_tx.send(());
         }
     });
-    if let Err(why) = received {
-        panic!("{why} (proxy: {} connections, {} bits flipped)", proxy.connections(), proxy.flipped());
-    }
-    match recv_end(&mut flow) {
-        Err(RecvError::Closed) => {}
-        other => panic!("after all {COUNT} messages: {other:?}, expected the end of flow"),
-    }
+    expect_all_then_end(received, &mut flow, &proxy, COUNT);
     let (near, sent) = sender.join().expect("sender thread");
     sent.unwrap();
     assert_eq!(proxy.flipped(), 1);

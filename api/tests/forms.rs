@@ -25,6 +25,8 @@ const SHORT: Duration = Duration::from_millis(30);
 /// A hang guard, never reached when the code works.
 const LONG: Duration = Duration::from_secs(30);
 
+mod support;
+
 fn test_dir() -> TempDir {
     ringflow_testkit::temp_dir("forms")
 }
@@ -417,10 +419,7 @@ fn an_engine_shutdown_gives_up_flushing_at_its_deadline_while_a_message_stays_un
 // the same four forms.
 
 fn invoker_engine(listen: Option<&str>, dir: Option<&TempDir>) -> RemoteEngine {
-    use ringflow_api::config::ThreadingMode;
-    ringflow_testkit::isolate_runtime_dir();
-    let cfg = EngineConfig::builder().mode(ThreadingMode::Invoker).listen(listen).build().unwrap();
-    RemoteEngine::start(&cfg, dir.map(|d| d.path().to_path_buf())).unwrap()
+    support::invoker_engine(listen, dir.map(|d| d.path()))
 }
 
 #[test]

@@ -15,21 +15,11 @@ use ringflow_api::config::EngineConfig;
 use ringflow_api::remote::RemoteEngine;
 use ringflow_api::{AllocError, Listener, ListenerOptions, Qos, RecvError};
 
-fn test_dir() -> TempDir {
-    // Every test here starts engines, whose threads keep their statistics in
-    // the default runtime directory.
-    ringflow_testkit::isolate_runtime_dir();
-    ringflow_testkit::temp_dir("remote")
-}
+mod support;
+use support::{engines, invoker_server};
 
-fn engines(dir: &std::path::Path) -> (RemoteEngine, RemoteEngine) {
-    // The default idle strategy: a brief backoff that parks (at most 1 ms)
-    // — tests never keep a core spinning.
-    let far_cfg = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().unwrap();
-    let near_cfg = EngineConfig::default();
-    let far = RemoteEngine::start(&far_cfg, Some(dir.to_path_buf())).unwrap();
-    let near = RemoteEngine::start(&near_cfg, None).unwrap();
-    (near, far)
+fn test_dir() -> TempDir {
+    support::test_dir("remote")
 }
 
 /// Accepts one flow on `listener` and echoes every message until the peer
@@ -134,21 +124,15 @@ fn flow_alloc_of_a_remote_name_starts_the_embedded_engine() {
 fn invoker_mode_carries_a_flow_with_no_engine_thread() {
     use ringflow_api::config::ThreadingMode;
     let tmp = test_dir();
-    let dir = tmp.path().to_path_buf();
-    let invoker =
-        |listen: Option<&str>| EngineConfig::builder().mode(ThreadingMode::Invoker).listen(listen).build().unwrap();
-    let far = RemoteEngine::start(&invoker(Some("127.0.0.1:0")), Some(dir.clone())).unwrap();
-    assert_eq!(far.mode(), ThreadingMode::Invoker);
     // The listener is told of its engine: its accept drives it.
-    let mut listener =
-        Listener::bind_with("inv", ListenerOptions::new().remote(true).runtime_dir(&dir).engine(&far)).unwrap();
-    let addr = far.listen_addr().unwrap();
+    let (far, mut listener, addr) = invoker_server("inv", tmp.path());
+    assert_eq!(far.mode(), ThreadingMode::Invoker);
     let server = thread::spawn(move || {
         let echoed = echo_one_flow(&mut listener);
         far.shutdown().unwrap();
         echoed
     });
-    let near = RemoteEngine::start(&invoker(None), None).unwrap();
+    let near = support::invoker_engine(None, None);
     let mut flow = near.alloc_timeout(&format!("inv@{addr}"), &Qos::data(), Duration::from_secs(30)).unwrap();
     for i in 0..500u32 {
         flow.send(&i.to_le_bytes()).unwrap();
@@ -185,16 +169,9 @@ fn invoker_mode_carries_a_flow_with_no_engine_thread() {
 /// debug build) made every send write a message of its own.
 #[test]
 fn invoker_mode_batches_a_stream_of_sends_into_few_socket_writes() {
-    use ringflow_api::config::ThreadingMode;
     const MESSAGES: u32 = 20_000;
     let tmp = test_dir();
-    let dir = tmp.path().to_path_buf();
-    let invoker =
-        |listen: Option<&str>| EngineConfig::builder().mode(ThreadingMode::Invoker).listen(listen).build().unwrap();
-    let far = RemoteEngine::start(&invoker(Some("127.0.0.1:0")), Some(dir.clone())).unwrap();
-    let mut listener =
-        Listener::bind_with("batch", ListenerOptions::new().remote(true).runtime_dir(&dir).engine(&far)).unwrap();
-    let addr = far.listen_addr().unwrap();
+    let (far, mut listener, addr) = invoker_server("batch", tmp.path());
     let server = thread::spawn(move || {
         let mut flow = listener.accept_timeout(Duration::from_secs(30)).unwrap();
         let mut buf = [0u8; 64];
@@ -208,7 +185,7 @@ fn invoker_mode_batches_a_stream_of_sends_into_few_socket_writes() {
         // The last acknowledgements leave before the engine stops.
         assert!(far.shutdown_within(Duration::from_secs(30)).unwrap());
     });
-    let near = RemoteEngine::start(&invoker(None), None).unwrap();
+    let near = support::invoker_engine(None, None);
     let mut flow = near.alloc_timeout(&format!("batch@{addr}"), &Qos::data(), Duration::from_secs(30)).unwrap();
     let before = near.stats().plain_sends;
     for i in 0..MESSAGES {

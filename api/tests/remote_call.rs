@@ -9,23 +9,15 @@ use std::time::Duration;
 
 use ringflow_testkit::TempDir;
 
-use ringflow_api::config::EngineConfig;
-use ringflow_api::remote::RemoteEngine;
 use ringflow_api::{CallError, Flow, Listener, ListenerOptions, Phase, Qos};
 
 const LONG: Duration = Duration::from_secs(30);
 
-fn test_dir() -> TempDir {
-    // Engines keep their statistics in the default runtime directory.
-    ringflow_testkit::isolate_runtime_dir();
-    ringflow_testkit::temp_dir("rcall")
-}
+mod support;
+use support::engines;
 
-fn engines(dir: &std::path::Path) -> (RemoteEngine, RemoteEngine) {
-    let far_cfg = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().unwrap();
-    let far = RemoteEngine::start(&far_cfg, Some(dir.to_path_buf())).unwrap();
-    let near = RemoteEngine::start(&EngineConfig::default(), None).unwrap();
-    (near, far)
+fn test_dir() -> TempDir {
+    support::test_dir("rcall")
 }
 
 /// The reply to `req`: `req` reversed, then as many bytes again.
@@ -173,21 +165,14 @@ fn a_remote_server_that_leaves_is_reported_in_its_phase() {
 
 #[test]
 fn calls_cross_hosts_between_invoker_mode_engines() {
-    use ringflow_api::config::ThreadingMode;
     let tmp = test_dir();
-    let dir = tmp.path().to_path_buf();
-    let invoker =
-        |listen: Option<&str>| EngineConfig::builder().mode(ThreadingMode::Invoker).listen(listen).build().unwrap();
-    let far = RemoteEngine::start(&invoker(Some("127.0.0.1:0")), Some(dir.clone())).unwrap();
-    let mut listener =
-        Listener::bind_with("inv", ListenerOptions::new().remote(true).runtime_dir(&dir).engine(&far)).unwrap();
-    let addr = far.listen_addr().unwrap();
+    let (far, mut listener, addr) = support::invoker_server("inv", tmp.path());
     let server = thread::spawn(move || {
         let served = serve(&mut listener);
         far.shutdown().unwrap();
         served
     });
-    let near = RemoteEngine::start(&invoker(None), None).unwrap();
+    let near = support::invoker_engine(None, None);
     let mut flow = near.alloc_timeout(&format!("inv@{addr}"), &Qos::data(), LONG).unwrap();
     calls(&mut flow);
     flow.dealloc_timeout(LONG).unwrap();

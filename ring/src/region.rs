@@ -566,71 +566,45 @@ unsafe impl Sealed for RawRegion {
     }
 }
 
-// SAFETY: forwards to the borrowed region, which upholds the contract and
-// outlives the borrow.
-unsafe impl<R: Region + ?Sized> Sealed for &R {
-    #[inline]
-    fn sealed_word(&self, off: usize, t: Token) -> &AtomicU64 {
-        (**self).sealed_word(off, t)
-    }
-    #[inline]
-    fn sealed_write(&self, off: usize, src: &[u8], t: Token) {
-        (**self).sealed_write(off, src, t)
-    }
-    #[inline]
-    fn sealed_read(&self, off: usize, dst: &mut [u8], t: Token) {
-        (**self).sealed_read(off, dst, t)
-    }
-    fn sealed_zero(&self, off: usize, len: usize, t: Token) {
-        (**self).sealed_zero(off, len, t)
-    }
-    #[inline]
-    fn sealed_prefetch(&self, off: usize, t: Token) {
-        (**self).sealed_prefetch(off, t)
-    }
-    #[cfg(not(loom))]
-    #[inline]
-    fn sealed_base(&self, t: Token) -> *mut u8 {
-        (**self).sealed_base(t)
-    }
+/// A region behind a reference or a shared pointer is that region.
+macro_rules! forward_region {
+    ($ty:ty) => {
+        // SAFETY: forwards every call to the region behind the pointer,
+        // which upholds the contract and outlives the pointer.
+        unsafe impl<R: Region + ?Sized> Sealed for $ty {
+            #[inline]
+            fn sealed_word(&self, off: usize, t: Token) -> &AtomicU64 {
+                (**self).sealed_word(off, t)
+            }
+            #[inline]
+            fn sealed_write(&self, off: usize, src: &[u8], t: Token) {
+                (**self).sealed_write(off, src, t)
+            }
+            #[inline]
+            fn sealed_read(&self, off: usize, dst: &mut [u8], t: Token) {
+                (**self).sealed_read(off, dst, t)
+            }
+            fn sealed_zero(&self, off: usize, len: usize, t: Token) {
+                (**self).sealed_zero(off, len, t)
+            }
+            #[inline]
+            fn sealed_prefetch(&self, off: usize, t: Token) {
+                (**self).sealed_prefetch(off, t)
+            }
+            #[cfg(not(loom))]
+            #[inline]
+            fn sealed_base(&self, t: Token) -> *mut u8 {
+                (**self).sealed_base(t)
+            }
+        }
+
+        impl<R: Region + ?Sized> Region for $ty {
+            fn len(&self) -> usize {
+                (**self).len()
+            }
+        }
+    };
 }
 
-impl<R: Region + ?Sized> Region for &R {
-    fn len(&self) -> usize {
-        (**self).len()
-    }
-}
-
-// SAFETY: forwards to the shared region, which upholds the contract.
-unsafe impl<R: Region + ?Sized> Sealed for std::sync::Arc<R> {
-    #[inline]
-    fn sealed_word(&self, off: usize, t: Token) -> &AtomicU64 {
-        (**self).sealed_word(off, t)
-    }
-    #[inline]
-    fn sealed_write(&self, off: usize, src: &[u8], t: Token) {
-        (**self).sealed_write(off, src, t)
-    }
-    #[inline]
-    fn sealed_read(&self, off: usize, dst: &mut [u8], t: Token) {
-        (**self).sealed_read(off, dst, t)
-    }
-    fn sealed_zero(&self, off: usize, len: usize, t: Token) {
-        (**self).sealed_zero(off, len, t)
-    }
-    #[inline]
-    fn sealed_prefetch(&self, off: usize, t: Token) {
-        (**self).sealed_prefetch(off, t)
-    }
-    #[cfg(not(loom))]
-    #[inline]
-    fn sealed_base(&self, t: Token) -> *mut u8 {
-        (**self).sealed_base(t)
-    }
-}
-
-impl<R: Region + ?Sized> Region for std::sync::Arc<R> {
-    fn len(&self) -> usize {
-        (**self).len()
-    }
-}
+forward_region!(&R);
+forward_region!(std::sync::Arc<R>);

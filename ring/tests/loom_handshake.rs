@@ -163,14 +163,7 @@ fn death_wakes_a_waiter_whose_futex_word_was_restored() {
                 }
             })
         };
-        let restorer = {
-            let seq = seq.clone();
-            thread::spawn(move || {
-                // SYNC: Relaxed; a peer's raw load and store.
-                let old = seq.load(Ordering::Relaxed);
-                seq.store(old, Ordering::Relaxed);
-            })
-        };
+        let restorer = restore_word(&seq);
         // The watcher (this thread): `FlowShared::hung_up`.
         // SYNC: Release; pairs with the waiter's Acquire loads.
         state.store(GONE, Ordering::Release);
@@ -226,14 +219,7 @@ fn death_wakes_a_set_through_the_process_death_word() {
                 }
             })
         };
-        let restorer = {
-            let seq = seq.clone();
-            thread::spawn(move || {
-                // SYNC: Relaxed; a peer's raw load and store.
-                let old = seq.load(Ordering::Relaxed);
-                seq.store(old, Ordering::Relaxed);
-            })
-        };
+        let restorer = restore_word(&seq);
         // The watcher (this thread): `FlowShared::hung_up` for the second
         // flow. SYNC: Release (both); pair with the set's Acquire loads.
         states[1].store(GONE, Ordering::Release);
@@ -330,4 +316,15 @@ fn an_armed_receiver_never_misses_a_publish() {
         assert!(seen || signalled.load(Ordering::Relaxed), "the publish was missed and nothing signalled it");
         let _ = rx.try_read().unwrap();
     });
+}
+
+/// A peer process that reads the shared futex word and writes back what it
+/// read, around the watcher's alert (a scribble that undoes a bump).
+fn restore_word(seq: &Arc<AtomicU64>) -> thread::JoinHandle<()> {
+    let seq = seq.clone();
+    thread::spawn(move || {
+        // SYNC: Relaxed; a peer's raw load and store.
+        let old = seq.load(Ordering::Relaxed);
+        seq.store(old, Ordering::Relaxed);
+    })
 }

@@ -137,3 +137,16 @@ pub fn within<T: Send + 'static>(what: &str, op: impl FnOnce() -> T + Send + 'st
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the operation panicked"),
     }
 }
+
+/// A hostile child's flow: allocates `name` in `dir` (with `qos`, no spin)
+/// on a segment the child made itself, and returns a second descriptor of
+/// that segment (the flow's own closes once mapped) to map and scribble on.
+pub fn flow_with_memfd(dir: &std::path::Path, name: &str, qos: &ringflow::Qos) -> (ringflow::Flow, OwnedFd) {
+    use ringflow::{Deadline, Flow, FlowOptions};
+    let len = Flow::segment_len_for(qos).unwrap();
+    let segment = Segment::create(&SegmentOptions::new(format!("ringflow:{name}"), len)).unwrap();
+    let memfd = segment.try_clone_fd().unwrap();
+    let options = FlowOptions::new().runtime_dir(dir).spin(std::time::Duration::ZERO).memory(segment);
+    let flow = Flow::alloc_with(name, qos, Deadline::after(std::time::Duration::from_secs(30)), options).unwrap();
+    (flow, memfd)
+}

@@ -13,12 +13,14 @@ use super::thread::Plan;
 use super::*;
 use crate::config::{configured_cpus, EngineConfig, EngineConfigBuilder, IdleStrategy, ThreadingMode};
 
-/// Engine tests count `ringflow-engine` threads of the process, so they run one at a time.
+/// Engine tests count their engines' threads in the process, so they run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     // Engine threads keep their statistics in the default runtime directory.
     ringflow_testkit::isolate_runtime_dir();
+    // Named apart from the engines other tests of the crate start meanwhile.
+    super::thread::TEST_THREAD_PREFIX.with(|p| p.set(Some(TEST_THREADS)));
     let guard = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     // A thread an earlier test detached (a stuck agent it then released)
     // may still be on its way out: start from none.
@@ -41,13 +43,16 @@ fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     condition()
 }
 
-/// Threads of this process whose name starts `ringflow-engine` (the kernel
-/// keeps 15 bytes of a name, so `ringflow-engine-N` reads `ringflow-engine`).
+/// The name of the engine threads these tests start, less `-N` (at most 15
+/// bytes with it: what the kernel keeps of a thread's name).
+const TEST_THREADS: &str = "rf-enginetest";
+
+/// Threads of this process named as the engines these tests start.
 fn engine_threads() -> usize {
     let tasks = std::fs::read_dir("/proc/self/task").expect("procfs");
     tasks
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.starts_with("ringflow-engine"))
+        .filter(|comm| comm.starts_with(TEST_THREADS))
         .count()
 }
 
@@ -118,7 +123,7 @@ fn agents_run_round_robin_on_two_threads() {
     let engine = Engine::start(&cfg, agents).expect("start");
     assert!(eventually(|| engine.stats().iter().map(|s| s.work_items).sum::<u64>() == 20));
     for (i, probe) in probes.iter().enumerate() {
-        let expected = format!("ringflow-engine-{}", i % 2);
+        let expected = format!("{TEST_THREADS}-{}", i % 2);
         assert_eq!(probe.thread.lock().unwrap().as_deref(), Some(expected.as_str()), "agent {i}");
     }
     let stats = engine.stats();

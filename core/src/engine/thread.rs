@@ -147,7 +147,7 @@ impl ThreadGroup {
                 go,
                 _exit: ExitNotice { index, exits: exit_tx.clone() },
             };
-            let spawned = thread::Builder::new().name(format!("ringflow-engine-{index}")).spawn(move || run(context));
+            let spawned = thread::Builder::new().name(thread_name(index)).spawn(move || run(context));
             match spawned {
                 Ok(handle) => {
                     threads.push(EngineThread { handle: Some(handle), stats, exited: false });
@@ -348,4 +348,21 @@ fn duty_cycle(context: &mut ThreadContext) {
         }
     }
     context.stats.publish(context.agents.len(), cycles, work_items, idler.stats());
+}
+
+/// The name of the engine's thread `index`: `ringflow-engine-N`.
+fn thread_name(index: usize) -> String {
+    #[cfg(test)]
+    if let Some(prefix) = TEST_THREAD_PREFIX.with(std::cell::Cell::get) {
+        return format!("{prefix}-{index}");
+    }
+    format!("ringflow-engine-{index}")
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The engine tests name the threads of the engines they start apart
+    /// from those that other tests of this crate start meanwhile (remote,
+    /// cluster): they count their own threads in the process.
+    pub(super) static TEST_THREAD_PREFIX: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
 }

@@ -102,45 +102,47 @@ impl SlotKind {
     }
 }
 
-/// Counters of a flow end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FlowCounter {
-    /// Messages sent.
-    Sent = 0,
-    /// Messages received.
-    Received = 1,
-    /// Payload bytes sent.
-    BytesSent = 2,
-    /// Payload bytes received.
-    BytesReceived = 3,
-    /// Messages refused because the ring was full (lossy QoS).
-    Dropped = 4,
-    /// Messages lost on the way here (a lossy flow between hosts).
-    Lost = 5,
-    /// Times this side woke its sleeping peer (a futex wake).
-    Wakeups = 6,
-    /// Times this side slept waiting for the peer.
-    Parked = 7,
-    /// Times a send found no room.
-    Backpressure = 8,
-    /// Received stamps that could not be a latency (a clock not shared).
-    Unstamped = 9,
+/// One kind of slot's counters: an enum of indices and their names, in
+/// one list (`NAMES` is what `ringflow stat --json` prints).
+macro_rules! counters {
+    ($(#[$meta:meta])* $name:ident { $($(#[$doc:meta])* $variant:ident = $index:literal => $label:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$doc])* $variant = $index,)*
+        }
+
+        impl $name {
+            /// The counters' names, in their order.
+            pub const NAMES: &'static [&'static str] = &[$($label),*];
+        }
+    };
 }
 
-impl FlowCounter {
-    /// The counters' names, in their order (as `ringflow stat --json` prints them).
-    pub const NAMES: &'static [&'static str] = &[
-        "sent",
-        "received",
-        "bytes_sent",
-        "bytes_received",
-        "dropped",
-        "lost",
-        "wakeups",
-        "parked",
-        "backpressure",
-        "unstamped",
-    ];
+counters! {
+    /// Counters of a flow end.
+    FlowCounter {
+        /// Messages sent.
+        Sent = 0 => "sent",
+        /// Messages received.
+        Received = 1 => "received",
+        /// Payload bytes sent.
+        BytesSent = 2 => "bytes_sent",
+        /// Payload bytes received.
+        BytesReceived = 3 => "bytes_received",
+        /// Messages refused because the ring was full (lossy QoS).
+        Dropped = 4 => "dropped",
+        /// Messages lost on the way here (a lossy flow between hosts).
+        Lost = 5 => "lost",
+        /// Times this side woke its sleeping peer (a futex wake).
+        Wakeups = 6 => "wakeups",
+        /// Times this side slept waiting for the peer.
+        Parked = 7 => "parked",
+        /// Times a send found no room.
+        Backpressure = 8 => "backpressure",
+        /// Received stamps that could not be a latency (a clock not shared).
+        Unstamped = 9 => "unstamped",
+    }
 }
 
 /// Histogram indices of a flow end.
@@ -148,22 +150,18 @@ pub const FLOW_LATENCY: usize = 0;
 /// A flow end bridged to another host: round trips measured from acknowledgements.
 pub const FLOW_RTT: usize = 1;
 
-/// Counters of an engine thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EngineCounter {
-    /// Duty cycles run.
-    Cycles = 0,
-    /// Cycles that did work.
-    Busy = 1,
-    /// Times the thread slept (parked, or waited in its io_uring).
-    Sleeps = 2,
-    /// Units of work done (the agents' sum).
-    Work = 3,
-}
-
-impl EngineCounter {
-    /// The counters' names, in their order.
-    pub const NAMES: &'static [&'static str] = &["cycles", "busy_cycles", "sleeps", "work"];
+counters! {
+    /// Counters of an engine thread.
+    EngineCounter {
+        /// Duty cycles run.
+        Cycles = 0 => "cycles",
+        /// Cycles that did work.
+        Busy = 1 => "busy_cycles",
+        /// Times the thread slept (parked, or waited in its io_uring).
+        Sleeps = 2 => "sleeps",
+        /// Units of work done (the agents' sum).
+        Work = 3 => "work",
+    }
 }
 
 /// Histogram indices of an engine thread.
@@ -173,64 +171,52 @@ pub const ENGINE_IDLE: usize = 1;
 /// How long a wake-up took, from the wake to the thread running.
 pub const ENGINE_WAKE: usize = 2;
 
-/// Counters of a group member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupCounter {
-    /// Messages this member multicast.
-    Sent = 0,
-    /// Messages handed to this member's application.
-    Received = 1,
-    /// Messages this member lost (lapped on a Lap group).
-    Lost = 2,
+counters! {
+    /// Counters of a group member.
+    GroupCounter {
+        /// Messages this member multicast.
+        Sent = 0 => "sent",
+        /// Messages handed to this member's application.
+        Received = 1 => "received",
+        /// Messages this member lost (lapped on a Lap group).
+        Lost = 2 => "lost",
+    }
 }
 
-impl GroupCounter {
-    /// The counters' names, in their order.
-    pub const NAMES: &'static [&'static str] = &["sent", "received", "lost"];
+counters! {
+    /// Counters of a cluster node (gauges, set every duty cycle).
+    ClusterCounter {
+        /// The current term.
+        Term = 0 => "term",
+        /// The leader it knows (0: none).
+        Leader = 1 => "leader",
+        /// The commit index.
+        Commit = 2 => "commit",
+        /// The applied index.
+        Applied = 3 => "applied",
+        /// The SAFE index.
+        Safe = 4 => "safe",
+        /// 1 while it has the quorum.
+        Quorum = 5 => "quorum",
+        /// The last index of its log.
+        LastIndex = 6 => "last_index",
+    }
 }
 
-/// Counters of a cluster node (gauges, set every duty cycle).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClusterCounter {
-    /// The current term.
-    Term = 0,
-    /// The leader it knows (0: none).
-    Leader = 1,
-    /// The commit index.
-    Commit = 2,
-    /// The applied index.
-    Applied = 3,
-    /// The SAFE index.
-    Safe = 4,
-    /// 1 while it has the quorum.
-    Quorum = 5,
-    /// The last index of its log.
-    LastIndex = 6,
-}
-
-impl ClusterCounter {
-    /// The counters' names, in their order.
-    pub const NAMES: &'static [&'static str] = &["term", "leader", "commit", "applied", "safe", "quorum", "last_index"];
-}
-
-/// Counters of a cluster node's peer (gauges).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClusterPeerCounter {
-    /// The leader's match index of it (0 when this node is not the leader).
-    Matched = 0,
-    /// This node's last index less the match index (the leader's view).
-    Lag = 1,
-    /// 1: heard from within an election timeout.
-    Up = 2,
-    /// 1: the log says it is down.
-    Down = 3,
-    /// Milliseconds since it was heard from (`u64::MAX`: never).
-    SilentMs = 4,
-}
-
-impl ClusterPeerCounter {
-    /// The counters' names, in their order.
-    pub const NAMES: &'static [&'static str] = &["matched", "lag", "up", "down", "silent_ms"];
+counters! {
+    /// Counters of a cluster node's peer (gauges).
+    ClusterPeerCounter {
+        /// The leader's match index of it (0 when this node is not the leader).
+        Matched = 0 => "matched",
+        /// This node's last index less the match index (the leader's view).
+        Lag = 1 => "lag",
+        /// 1: heard from within an election timeout.
+        Up = 2 => "up",
+        /// 1: the log says it is down.
+        Down = 3 => "down",
+        /// Milliseconds since it was heard from (`u64::MAX`: never).
+        SilentMs = 4 => "silent_ms",
+    }
 }
 
 /// Histogram index of a group member: one-way latency, send to receive.

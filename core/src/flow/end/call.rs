@@ -82,8 +82,8 @@ impl FlowEnd {
         next: &mut [u8],
         deadline: Deadline,
     ) -> Result<usize, CallError> {
-        self.send_turn_one(reply, deadline)?;
-        self.receive_turn_one(next, deadline)
+        // The server's half is the same turn-around as the client's.
+        self.call_deadline(reply, next, deadline)
     }
 
     /// [`reply_and_receive_deadline`](Self::reply_and_receive_deadline)
@@ -96,8 +96,7 @@ impl FlowEnd {
         slots: &mut [Option<OwnedFd>],
         deadline: Deadline,
     ) -> Result<(usize, usize), CallError> {
-        self.send_turn(&[reply], fds, deadline, FLAG_TURN)?;
-        self.receive_turn(next, slots, deadline)
+        self.call_fds_deadline(reply, fds, next, slots, deadline)
     }
 
     /// [`reply_and_receive_deadline`](Self::reply_and_receive_deadline)
@@ -108,8 +107,7 @@ impl FlowEnd {
         reply: &[u8],
         deadline: Deadline,
     ) -> Result<RecvBuf<'_>, CallError> {
-        self.send_turn_one(reply, deadline)?;
-        self.receive_turn_ref(deadline)
+        self.call_ref_deadline(reply, deadline)
     }
 
     /// Replies and hands the turn back without waiting for a request.
