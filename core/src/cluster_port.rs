@@ -226,7 +226,9 @@ mod tests {
         let woken = Arc::new(AtomicU64::new(0));
         let w = Arc::clone(&woken);
         // SYNC: Relaxed; a counter read after the calls, on this thread.
-        relay.set_wake(Box::new(move || drop(w.fetch_add(1, Ordering::Relaxed))));
+        relay.set_wake(Box::new(move || {
+            w.fetch_add(1, Ordering::Relaxed);
+        }));
         bridge.deliver(&[RELAY_KIND, 1, 2]);
         bridge.deliver(&[1, 9]);
         assert_eq!(relay.try_recv(), Some(vec![RELAY_KIND, 1, 2]));
