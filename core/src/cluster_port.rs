@@ -213,4 +213,31 @@ mod tests {
         bridge.deliver(b"y");
         assert_eq!(bridge.dropped(), 4);
     }
+
+    /// Relay messages (first byte `RELAY_KIND`) go to the relay's end,
+    /// never the node's; the relay sends to the nodes it was given only,
+    /// and wakes whoever set its wake.
+    #[test]
+    fn relay_messages_go_to_the_relay_end() {
+        let (bridge, mut node) = cluster_port();
+        let addr: SocketAddr = "127.0.0.1:7002".parse().expect("addr");
+        let relay = node.take_relay(HashMap::from([(2, addr)])).expect("the relay end");
+        assert!(node.take_relay(HashMap::new()).is_none(), "taken once");
+        let woken = Arc::new(AtomicU64::new(0));
+        let w = Arc::clone(&woken);
+        // SYNC: Relaxed; a counter read after the calls, on this thread.
+        relay.set_wake(Box::new(move || {
+            w.fetch_add(1, Ordering::Relaxed);
+        }));
+        bridge.deliver(&[RELAY_KIND, 1, 2]);
+        bridge.deliver(&[1, 9]);
+        assert_eq!(relay.try_recv(), Some(vec![RELAY_KIND, 1, 2]));
+        assert_eq!(relay.try_recv(), None);
+        assert_eq!(node.try_recv(), Some(vec![1, 9]));
+        // SYNC: Relaxed; see the wake above.
+        assert_eq!(woken.load(Ordering::Relaxed), 1);
+        assert!(relay.send(2, vec![RELAY_KIND]));
+        assert!(!relay.send(3, vec![RELAY_KIND]), "no such node");
+        assert_eq!(bridge.next_outbound(), Some((addr, vec![RELAY_KIND])));
+    }
 }

@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, ProposeError};
+use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, ProposeError, ViewReason};
 use crate::group::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED};
 use crate::group::{ChangeKind, GatewayFrame, GroupEnd, Guarantee, McastError, Member};
 
@@ -349,7 +349,15 @@ impl Crossing {
                     }
                 }
             }
-            Applied::View { members, .. } => self.view(index, &members),
+            Applied::View { members, reason, .. } => {
+                // A node's departure or return as this group sees it: a
+                // node may be taken down without a view of the nodes'
+                // group (seen in group_hosts_fifo's kill test).
+                if matches!(reason, ViewReason::NodeDown { .. } | ViewReason::NodeUp { .. }) {
+                    self.node_event(index, reason);
+                }
+                self.view(index, &members)
+            }
             Applied::Unchanged => {}
         }
     }
@@ -427,7 +435,7 @@ impl Crossing {
 
     /// A change of the cluster's nodes at entry `index` (a direct group's
     /// barrier when a node went down).
-    pub(crate) fn node_event(&mut self, index: u64, reason: crate::cluster::ViewReason) {
+    pub(crate) fn node_event(&mut self, index: u64, reason: ViewReason) {
         let Some(d) = &mut self.direct else { return };
         if let Some(barrier) = d.node_event(index, reason) {
             if let Some(flush) = d.flush_of(barrier) {
@@ -512,6 +520,19 @@ mod tests {
     use crate::group::{Event, GroupOptions};
     use crate::wait::Deadline;
 
+    /// Reads the local log until the gateway saw member `me` join (it
+    /// queues its Join); a hang guard of 10 s.
+    fn seat(x: &mut Crossing, me: u64) {
+        for _ in 0..10_000 {
+            x.read_local();
+            if x.local.contains(&me) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(x.local.contains(&me), "the gateway never saw member {me} join");
+    }
+
     fn message(sender: u64, member: u64, bytes: Vec<u8>) -> Applied {
         let note = Note::Message { member, seq: 1, sent_at: 0, bytes };
         Applied::Message { group: "xg-hostile".into(), sender, seq: 1, bytes: note.encode() }
@@ -528,15 +549,7 @@ mod tests {
         let mut member = GroupEnd::join("xg-hostile", &opts, Deadline::Never).expect("member");
         let me = member.local_member().id;
         let mut x = Crossing::new("xg-hostile".into(), gw, 1, false);
-        // The gateway reads the member's join (it queues its Join).
-        for _ in 0..10_000 {
-            x.read_local();
-            if x.local.contains(&me) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert!(x.local.contains(&me));
+        seat(&mut x, me);
         let node = |host, member| NodeMember { host, member };
         x.committed(
             5,
@@ -580,14 +593,7 @@ mod tests {
         let me = member.local_member().id;
         let mut x = Crossing::new("xg-safe".into(), gw, 1, false);
         assert!(x.safe);
-        for _ in 0..10_000 {
-            x.read_local();
-            if x.local.contains(&me) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert!(x.local.contains(&me));
+        seat(&mut x, me);
         let node = |host, member| NodeMember { host, member };
         let view = || Applied::View {
             group: "xg-safe".into(),

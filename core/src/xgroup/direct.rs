@@ -147,18 +147,27 @@ impl Direct {
         }
     }
 
-    /// A change of the cluster's nodes (the nodes' group's view at entry
-    /// `index`); returns the barrier to flush, if one was registered.
+    /// A change of the cluster's nodes (a view of the nodes' group or of
+    /// this group at entry `index`); returns the barrier to flush, if one
+    /// was registered.
     pub(crate) fn node_event(&mut self, index: u64, reason: ViewReason) -> Option<u64> {
         match reason {
             ViewReason::NodeDown { host } => {
-                self.down.insert(host);
+                // Once per departure (said by the nodes' group and this one).
+                if !self.down.insert(host) {
+                    return None;
+                }
                 self.links.remove(host);
                 self.sync.node_down(host, index);
                 self.sync.departure(host).filter(|b| b / 256 == index)
             }
             ViewReason::NodeUp { host, .. } => {
-                self.down.remove(&host);
+                // Once per return: the nodes' group and each member that
+                // comes back say it again (a second restart would drop
+                // what the first link has not had acknowledged).
+                if !self.down.remove(&host) {
+                    return None;
+                }
                 self.sync.node_up(host);
                 if host == self.me {
                     self.links.restart_all();
@@ -191,12 +200,8 @@ impl Direct {
         while let Some(w) = self.sync.next_write() {
             write(w);
         }
-        step.resend
-            .into_iter()
-            .filter_map(|frame| {
-                let epoch = self.sync.origin_epoch(frame.origin)?;
-                Some(Note::Resend { epoch, frame })
-            })
-            .collect()
+        // The epochs come with the frames: the origin may be forgotten by
+        // now (its barrier installed in the same step).
+        step.resend.into_iter().map(|(epoch, frame)| Note::Resend { epoch, frame }).collect()
     }
 }

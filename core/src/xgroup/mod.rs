@@ -33,11 +33,30 @@
 //! when it creates it, with the default options (AGREED). A SAFE group
 //! crosses hosts when its members made it before the engine started.
 //!
-//! Not yet: FIFO and UNORDERED relayed without a consensus round trip
-//! (a crossing group of those guarantees is carried through the cluster's
-//! log like an AGREED one: every message reaches every host once and in
-//! its sender's order, one consensus round trip later than a direct relay
-//! would deliver it).
+//! FIFO and UNORDERED groups are relayed directly (`direct.rs`): no
+//! consensus round trip on the data path. A member's submit frame is
+//! numbered (the gateway's origin seq), tagged with the view it is sent
+//! in, written into the local log at once and sent to every other host's
+//! gateway on a reliable link of its own over the cluster's links
+//! (`relay.rs`: cumulative acks, go-back-N from a bounded window that
+//! pushes back on the members, so a link cut shorter than the node
+//! timeout resumes with nothing lost, duplicated or reordered); each
+//! gateway writes what arrives into its local log on arrival. The log
+//! carries only the group's joins, leaves and views, and what keeps the
+//! views synchronous (`sync.rs`): each gateway's `Start` (its run's
+//! epoch), a `Flush` of every view by every live gateway (how far its
+//! frames go before it), and, when a node is taken down, the survivors'
+//! flushes of a barrier saying how far each got in its frames: the cut
+//! is the furthest, and the survivor holding it puts the frames the
+//! others lack in the log. A view is written once every flush it waits
+//! for is committed and the frames before it are here: every member
+//! delivers the same views, and each message in the same view, at the
+//! cost of one consensus round at each view change (not per message).
+//! A gateway reads its members' frames only once its own `Start` is
+//! committed. Left for later: a gateway that caught up from a snapshot
+//! knows only the `Start`s after it (a gateway it never heard of is not
+//! waited for); every gateway relays to every other, members there or
+//! not.
 
 mod crossing;
 mod direct;
@@ -230,6 +249,7 @@ impl Gateways {
                     dropped = c.dropped,
                     proposed_messages = g.proposed_messages,
                     views_pending = d.sync.pending(),
+                    waiting = ?d.sync.waiting(),
                     "group relay counts"
                 );
             }

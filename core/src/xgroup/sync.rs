@@ -82,9 +82,9 @@ pub(crate) enum Write {
 /// What one [`Sync::step`] asks of the gateway besides its writes.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Step {
-    /// Frames of a departed origin this gateway holds and other survivors
-    /// lack: to put in the cluster's log.
-    pub(crate) resend: Vec<Frame>,
+    /// Frames of a departed origin (with its run's epoch) this gateway
+    /// holds and other survivors lack: to put in the cluster's log.
+    pub(crate) resend: Vec<(u64, Frame)>,
     /// Frames dropped as stale or bogus this step.
     pub(crate) dropped: usize,
     /// (origin, barrier) of the resends above.
@@ -432,7 +432,7 @@ impl Sync {
         if holder == self.me && least < cut && !self.resent.contains(&(host, barrier)) {
             if let Some(o) = self.origins.get(&host) {
                 let frames = o.kept.iter().chain(o.queue.iter()).filter(|f| f.seq > least && f.seq <= cut);
-                step.resend.extend(frames.cloned());
+                step.resend.extend(frames.map(|f| (o.epoch, f.clone())));
             }
             step.owed.push((host, barrier));
         }
@@ -445,6 +445,7 @@ impl Sync {
     }
 
     /// The epoch of `origin`'s frames held here.
+    #[cfg(test)]
     pub(crate) fn origin_epoch(&self, origin: u64) -> Option<u64> {
         self.origins.get(&origin).map(|o| o.epoch)
     }
@@ -452,6 +453,23 @@ impl Sync {
     /// Views (and barriers) waiting for their flushes.
     pub(crate) fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// What the next view waits for, said for the log: (view id, host,
+    /// its flush, its departure barrier, the seq held of it).
+    pub(crate) fn waiting(&self) -> Option<String> {
+        let p = self.pending.front()?;
+        let host = p.required.iter().find(|h| {
+            **h != self.me
+                && !self.ready(&Pending { id: p.id, frame: None, required: [**h].into() }, &mut Step::default())
+        })?;
+        let flush = self.flushes.get(&(p.id, *host)).map(|f| (f.upto, f.links.clone()));
+        Some(format!(
+            "view {} host {host} flush {flush:?} departed {:?} have {}",
+            p.id,
+            self.departed.get(host),
+            self.have(*host)
+        ))
     }
 }
 
