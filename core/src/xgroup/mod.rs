@@ -18,6 +18,11 @@
 //!    down holds it, so no member anywhere delivers what another host's
 //!    members could still miss.
 //!
+//! A node that lost the quorum for `cluster.node_timeout_ms` (a partition's
+//! minority side) tells its members with a view of its own host and
+//! refuses their multicasts (`McastError::NoQuorum`) until the quorum is
+//! back (`quorum.rs`).
+//!
 //! It runs on an engine thread of its own that sleeps between duty cycles
 //! on its group's log (a frame for it) and on an alarm word the cluster
 //! node raises after it queued committed commands or its SAFE index moved
@@ -41,6 +46,7 @@
 
 mod crossing;
 mod note;
+mod quorum;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::Receiver;
@@ -54,6 +60,7 @@ use crate::group::{GroupEnd, GroupOptions};
 use crate::wait::Deadline;
 
 use crossing::Crossing;
+use quorum::QuorumWatch;
 
 /// The longest the agent's thread parks between duty cycles when it
 /// cannot sleep on its group's log (several groups, or frames held).
@@ -131,7 +138,8 @@ pub fn start(
         // SAFETY: a word of ours, alive as long as this hook (an Arc).
         let _ = unsafe { crate::futex::wake(raise.as_ptr(), u32::MAX) };
     }));
-    let agent = Gateways { groups, cluster, committed, max_bytes, alarm };
+    let quorum = QuorumWatch::new(config.cluster().node_timeout);
+    let agent = Gateways { groups, cluster, committed, max_bytes, alarm, quorum };
     let thread = EngineConfig::builder()
         .threads(1)
         .idle(IdleStrategy::Park)
@@ -151,6 +159,8 @@ struct Gateways {
     /// Raised by the cluster node after it queued committed commands or
     /// its SAFE index moved.
     alarm: Arc<AtomicU32>,
+    /// The node's quorum as the members are told of it (`quorum.rs`).
+    quorum: QuorumWatch,
 }
 
 impl Agent for Gateways {
@@ -162,6 +172,14 @@ impl Agent for Gateways {
         let mut work = 0;
         for g in &mut self.groups {
             work += g.read_local();
+        }
+        // Before the committed queue: on a regain, the view comes before
+        // what was committed meanwhile; on a loss, what follows is held.
+        if let Some(turn) = self.quorum.check(self.cluster.has_quorum(), std::time::Instant::now()) {
+            for g in &mut self.groups {
+                g.turn(turn);
+            }
+            work += 1;
         }
         // SYNC: Acquire; pairs with the hook's Release (lowered before the
         // channel is read: a commit queued after this raises it again).
