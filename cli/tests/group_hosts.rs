@@ -18,6 +18,7 @@ use std::time::Duration;
 mod support;
 
 use ringflow::{Deadline, Event, Group, GroupOptions};
+use support::groups::{events, is_view, line, members_of, payloads, texts_of};
 use support::{
     child_arg, child_dir, free_ports, is_child, node_id, private_dir, wait_until, AppProc, EngineProc, EngineSpec, LONG,
 };
@@ -44,23 +45,6 @@ fn leader_said(proc: &EngineProc, last: &mut u64) -> u64 {
         }
     }
     *last
-}
-
-/// One event as a line: views list members and changes as host/id.
-fn line(e: &Event<'_>) -> String {
-    match e {
-        Event::Message(m) => {
-            let s = m.sender();
-            format!("msg {}/{} #{} {}", s.host, s.id, m.seq(), String::from_utf8_lossy(m.payload().unwrap_or(b"?")))
-        }
-        Event::View(v) => {
-            let ms: Vec<String> = v.members.iter().map(|m| format!("{}/{}", m.host, m.id)).collect();
-            let cs: Vec<String> =
-                v.changes.iter().map(|c| format!("{:?} {}/{}", c.kind, c.member.host, c.member.id)).collect();
-            format!("view {} [{}] ({})", v.id, ms.join(" "), cs.join(", "))
-        }
-        Event::Lost { count } => format!("lost {count}"),
-    }
 }
 
 /// A member on one host: joins "xg" in the host's runtime directory,
@@ -103,17 +87,9 @@ fn child_member_of_three_hosts() {
     }
 }
 
-/// The events member `name` wrote so far.
-fn events(dir: &Path, name: &str) -> Vec<String> {
-    std::fs::read_to_string(dir.join(format!("events-{name}"))).unwrap_or_default().lines().map(str::to_owned).collect()
-}
-
 /// `events` from the first view of three members on.
 fn from_three(events: &[String]) -> Vec<String> {
-    let three = |l: &String| {
-        l.starts_with("view ")
-            && l.split('[').nth(1).and_then(|m| m.split(']').next()).is_some_and(|m| m.split_whitespace().count() == 3)
-    };
+    let three = |l: &String| is_view(l) && members_of(l).len() == 3;
     let at = events.iter().position(three).unwrap_or(events.len());
     events[at..].to_vec()
 }
@@ -232,17 +208,6 @@ fn member(top: &Path, runtime: &Path, name: &str, each: usize) -> AppProc {
     AppProc::spawn("child_member_of_three_hosts", &args)
 }
 
-/// The payloads of `sender`'s messages in `events`, in delivery order.
-fn texts_of(events: &[String], sender: &str) -> Vec<String> {
-    events
-        .iter()
-        .filter(|l| l.starts_with("msg "))
-        .filter_map(|l| l.rsplit(' ').next())
-        .filter(|t| t.starts_with(&format!("{sender}-")))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// kill -9 of the Raft leader's engine while every member multicasts: a
 /// new leader is elected, the survivors' gateways propose again what was
 /// not committed, and the members of the two hosts left deliver every one
@@ -344,12 +309,7 @@ fn child_safe_member() {
 
 /// The payloads delivered at `name`, in order.
 fn messages(dir: &Path, name: &str) -> Vec<String> {
-    events(dir, name)
-        .iter()
-        .filter(|l| l.starts_with("msg "))
-        .filter_map(|l| l.rsplit(' ').next())
-        .map(str::to_owned)
-        .collect()
+    payloads(&events(dir, name), "")
 }
 
 /// A SAFE group on three hosts: every member delivers the same sequence.

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use ringflow_testkit::{ChildCommand, ChildProcess};
 
+pub mod groups;
+
 /// The deadline of every blocking call: a hang guard, never a measurement.
 pub const LONG: Duration = Duration::from_secs(30);
 

@@ -191,6 +191,10 @@ pub struct GroupEnd {
     cross: Option<Cross>,
     /// The last cluster view delivered (crossing groups).
     cluster_view: Option<ClusterView>,
+    /// The id of the last cluster view delivered, kept when the gateway
+    /// goes: a fresh gateway (its engine restarted) replays the cluster's
+    /// log from its start, and what this member delivered of it is past.
+    cluster_floor: u64,
     /// Whether the last cluster view queued names this member: until then
     /// it delivers nothing of the cluster (its first event is the cluster
     /// view of its join).
@@ -259,6 +263,7 @@ impl GroupEnd {
             ready,
             cross: None,
             cluster_view: None,
+            cluster_floor: 0,
             in_cluster: false,
             shared: s.shared,
         };

@@ -82,6 +82,9 @@ pub(crate) struct Crossing {
     /// While this host's node has lost the quorum (`quorum.rs`): what the
     /// cluster committed meanwhile, not yet taken.
     paused: Option<VecDeque<(u64, Applied)>>,
+    /// Whether a batch of this run of the gateway was seen committed: the
+    /// views before it are an earlier run's history, replayed.
+    live: bool,
 }
 
 impl Crossing {
@@ -108,6 +111,7 @@ impl Crossing {
             safe,
             held: VecDeque::new(),
             paused: None,
+            live: false,
         }
     }
 
@@ -297,6 +301,7 @@ impl Crossing {
             Applied::Message { sender, seq, bytes, .. } => {
                 if sender == self.host && self.in_flight.as_ref().is_some_and(|f| f.last_seq <= seq) {
                     self.in_flight = None;
+                    self.live = true;
                 }
                 let note = match Note::decode(&bytes) {
                     Ok(n) => n,
@@ -412,8 +417,10 @@ impl Crossing {
     /// this gateway had not seen committed before the node-down goes after
     /// their joins (with new sequence numbers: the old ones, if they
     /// commit now, are of a sender out of the view and delivered nowhere).
+    /// Not while this run replays an earlier run's history: the joins its
+    /// gateway queued when it seated them bring them in.
     fn join_again(&mut self, members: &[(u64, u32)]) {
-        if members.is_empty() {
+        if members.is_empty() || !self.live {
             return;
         }
         let mut again = Vec::new();
