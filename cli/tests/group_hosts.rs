@@ -146,6 +146,22 @@ fn agreed_messages_and_views_are_one_sequence_on_three_hosts() {
         assert_eq!(texts, want, "{sender}'s messages at a");
     }
 
+    // `ringflow stat` on a's host lists the members of the other two
+    // hosts (what a's engine, the group's gateway there, publishes).
+    let stat = std::process::Command::new(env!("CARGO_BIN_EXE_ringflow"))
+        .args(["stat", "--once", "--window-ms", "50", "--runtime-dir"])
+        .arg(&runtimes[0])
+        .output()
+        .expect("run ringflow stat");
+    let stat = String::from_utf8_lossy(&stat.stdout).into_owned();
+    let listed = stat.lines().find(|l| l.contains("group xg, members of other hosts:")).unwrap_or_default();
+    for i in [1, 2] {
+        let host = node_id(all[i], &all);
+        assert!(listed.contains(&format!(" of host {host} (pid ")), "host {host} in {listed:?}; stat said {stat}");
+        assert!(stat.contains(&format!("  remote: member ")), "the group's table lists remote members: {stat}");
+    }
+    assert!(!listed.contains(&format!(" of host {} ", node_id(all[0], &all))), "a's own host in {listed:?}");
+
     // kill -9 of b's member: a process-down view at a and c.
     members[1].kill();
     wait_until("a process-down view of b's member at a and c", || {

@@ -23,6 +23,7 @@ use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, Prop
 use crate::group::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED};
 use crate::group::{ChangeKind, GatewayFrame, GroupEnd, Guarantee, McastError, Member};
 
+use super::listing::RemoteListing;
 use super::note::Note;
 use super::quorum::{self, Turn};
 
@@ -85,6 +86,8 @@ pub(crate) struct Crossing {
     /// Whether a batch of this run of the gateway was seen committed: the
     /// views before it are an earlier run's history, replayed.
     live: bool,
+    /// The members of other hosts, published for `ringflow stat`.
+    listing: RemoteListing,
 }
 
 impl Crossing {
@@ -112,6 +115,7 @@ impl Crossing {
             held: VecDeque::new(),
             paused: None,
             live: false,
+            listing: RemoteListing::new(),
         }
     }
 
@@ -408,6 +412,7 @@ impl Crossing {
                 self.pending.push(Command::Leave { group: self.name.clone(), host, member: m.id });
             }
         }
+        self.listing.show(&self.name, &members, self.host);
         self.members = members.clone();
         self.write_view(&ClusterView { id: index, members, changes });
     }

@@ -45,6 +45,7 @@
 //! would deliver it).
 
 mod crossing;
+mod listing;
 mod note;
 mod quorum;
 
