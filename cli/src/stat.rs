@@ -221,6 +221,7 @@ fn json(procs: &[ProcessStats], rates: &HashMap<Key, Vec<f64>>) -> String {
                 SlotKind::Group => format!("\"member_id\":{}", s.info),
                 SlotKind::Cluster => format!("\"node\":{}", s.info),
                 SlotKind::ClusterPeer => format!("\"node\":{},\"peer\":{}", s.peer, s.info),
+                SlotKind::GroupRemote => format!("\"member_id\":{},\"host\":{}", s.info, s.peer),
             };
             let mut line = format!(
                 "{{\"type\":{},\"pid\":{},\"name\":{},\"role\":{},{peer}",

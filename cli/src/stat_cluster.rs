@@ -1,8 +1,10 @@
 //! `ringflow stat`'s lines for a cluster node (an engine with
 //! `cluster.enabled`): its id, term, leader, commit, applied and SAFE
 //! indexes, quorum, and each peer's match index, lag and liveness, read
-//! from the node's slots (kinds `cluster` and `cluster-peer`). The JSON
-//! form prints these slots like any other, counter by counter.
+//! from the node's slots (kinds `cluster` and `cluster-peer`); then the
+//! members of other hosts in each group that crosses hosts, as this
+//! engine's gateway last saw the cluster's view (kind `group-remote`). The
+//! JSON form prints these slots like any other, counter by counter.
 
 use std::fmt::Write as _;
 
@@ -10,7 +12,20 @@ use ringflow::stats::{ProcessStats, SlotKind};
 
 /// Whether a slot is shown here rather than in the flows' table.
 pub(crate) fn is_cluster(kind: SlotKind) -> bool {
-    matches!(kind, SlotKind::Cluster | SlotKind::ClusterPeer)
+    matches!(kind, SlotKind::Cluster | SlotKind::ClusterPeer | SlotKind::GroupRemote)
+}
+
+/// The members of other hosts of group `group` that process `p`
+/// publishes, as `member ID of host H (pid P)`.
+pub(crate) fn remote_members(p: &ProcessStats, group: &str) -> Vec<String> {
+    let mut all: Vec<(u64, u64, u64)> = p
+        .slots
+        .iter()
+        .filter(|s| s.kind == SlotKind::GroupRemote && s.name == group)
+        .map(|s| (s.peer, s.info, s.counters[0]))
+        .collect();
+    all.sort_unstable();
+    all.iter().map(|(host, id, pid)| format!("member {id} of host {host} (pid {pid})")).collect()
 }
 
 /// The cluster lines of process `p` (nothing if it runs no node).
@@ -45,5 +60,12 @@ pub(crate) fn text(p: &ProcessStats, out: &mut String) {
             };
             let _ = writeln!(out, "    peer {}: {state}, match {matched}, lag {lag}, {silent}", peer.info);
         }
+    }
+    let mut groups: Vec<&str> =
+        p.slots.iter().filter(|s| s.kind == SlotKind::GroupRemote).map(|s| s.name.as_str()).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    for group in groups {
+        let _ = writeln!(out, "  group {group}, members of other hosts: {}", remote_members(p, group).join(", "));
     }
 }

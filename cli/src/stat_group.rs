@@ -318,5 +318,12 @@ pub fn stat_table(out: &mut String, groups: &[Group], procs: &[ProcessStats], ra
                 q(&|h| h.max()),
             );
         }
+        // A group that crosses hosts: its members elsewhere, as this
+        // host's engine (the group's gateway) publishes them.
+        for p in procs {
+            for m in crate::stat_cluster::remote_members(p, &g.name) {
+                let _ = writeln!(out, "  remote: {m}");
+            }
+        }
     }
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 mod support;
 
 use ringflow::{Deadline, Event, Group, GroupOptions};
+use support::groups::{events, is_view, line, members_of, payloads, texts_of};
 use support::{
     child_arg, child_dir, free_ports, is_child, node_id, private_dir, wait_until, AppProc, EngineProc, EngineSpec, LONG,
 };
@@ -44,23 +45,6 @@ fn leader_said(proc: &EngineProc, last: &mut u64) -> u64 {
         }
     }
     *last
-}
-
-/// One event as a line: views list members and changes as host/id.
-fn line(e: &Event<'_>) -> String {
-    match e {
-        Event::Message(m) => {
-            let s = m.sender();
-            format!("msg {}/{} #{} {}", s.host, s.id, m.seq(), String::from_utf8_lossy(m.payload().unwrap_or(b"?")))
-        }
-        Event::View(v) => {
-            let ms: Vec<String> = v.members.iter().map(|m| format!("{}/{}", m.host, m.id)).collect();
-            let cs: Vec<String> =
-                v.changes.iter().map(|c| format!("{:?} {}/{}", c.kind, c.member.host, c.member.id)).collect();
-            format!("view {} [{}] ({})", v.id, ms.join(" "), cs.join(", "))
-        }
-        Event::Lost { count } => format!("lost {count}"),
-    }
 }
 
 /// A member on one host: joins "xg" in the host's runtime directory,
@@ -103,17 +87,9 @@ fn child_member_of_three_hosts() {
     }
 }
 
-/// The events member `name` wrote so far.
-fn events(dir: &Path, name: &str) -> Vec<String> {
-    std::fs::read_to_string(dir.join(format!("events-{name}"))).unwrap_or_default().lines().map(str::to_owned).collect()
-}
-
 /// `events` from the first view of three members on.
 fn from_three(events: &[String]) -> Vec<String> {
-    let three = |l: &String| {
-        l.starts_with("view ")
-            && l.split('[').nth(1).and_then(|m| m.split(']').next()).is_some_and(|m| m.split_whitespace().count() == 3)
-    };
+    let three = |l: &String| is_view(l) && members_of(l).len() == 3;
     let at = events.iter().position(three).unwrap_or(events.len());
     events[at..].to_vec()
 }
@@ -169,6 +145,22 @@ fn agreed_messages_and_views_are_one_sequence_on_three_hosts() {
         let want: Vec<String> = (1..=EACH).map(|k| format!("{sender}-{k}")).collect();
         assert_eq!(texts, want, "{sender}'s messages at a");
     }
+
+    // `ringflow stat` on a's host lists the members of the other two
+    // hosts (what a's engine, the group's gateway there, publishes).
+    let stat = std::process::Command::new(env!("CARGO_BIN_EXE_ringflow"))
+        .args(["stat", "--once", "--window-ms", "50", "--runtime-dir"])
+        .arg(&runtimes[0])
+        .output()
+        .expect("run ringflow stat");
+    let stat = String::from_utf8_lossy(&stat.stdout).into_owned();
+    let listed = stat.lines().find(|l| l.contains("group xg, members of other hosts:")).unwrap_or_default();
+    for i in [1, 2] {
+        let host = node_id(all[i], &all);
+        assert!(listed.contains(&format!(" of host {host} (pid ")), "host {host} in {listed:?}; stat said {stat}");
+    }
+    assert!(stat.contains("  remote: member "), "the group's table lists remote members: {stat}");
+    assert!(!listed.contains(&format!(" of host {} ", node_id(all[0], &all))), "a's own host in {listed:?}");
 
     // kill -9 of b's member: a process-down view at a and c.
     members[1].kill();
@@ -230,17 +222,6 @@ fn member(top: &Path, runtime: &Path, name: &str, each: usize) -> AppProc {
         ("EACH", each.to_string()),
     ];
     AppProc::spawn("child_member_of_three_hosts", &args)
-}
-
-/// The payloads of `sender`'s messages in `events`, in delivery order.
-fn texts_of(events: &[String], sender: &str) -> Vec<String> {
-    events
-        .iter()
-        .filter(|l| l.starts_with("msg "))
-        .filter_map(|l| l.rsplit(' ').next())
-        .filter(|t| t.starts_with(&format!("{sender}-")))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// kill -9 of the Raft leader's engine while every member multicasts: a
@@ -344,12 +325,7 @@ fn child_safe_member() {
 
 /// The payloads delivered at `name`, in order.
 fn messages(dir: &Path, name: &str) -> Vec<String> {
-    events(dir, name)
-        .iter()
-        .filter(|l| l.starts_with("msg "))
-        .filter_map(|l| l.rsplit(' ').next())
-        .map(str::to_owned)
-        .collect()
+    payloads(&events(dir, name), "")
 }
 
 /// A SAFE group on three hosts: every member delivers the same sequence.

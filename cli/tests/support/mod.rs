@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use ringflow_testkit::{ChildCommand, ChildProcess};
 
 pub mod group_events;
+pub mod groups;
 
 /// The deadline of every blocking call: a hang guard, never a measurement.
 pub const LONG: Duration = Duration::from_secs(30);

@@ -189,6 +189,19 @@ impl Directory {
         self.down.contains(&host)
     }
 
+    /// Whether `host` is down with nothing of it left: a `NodeDown` removed
+    /// it, and no member of it joined a group since. A new run's members
+    /// may join before the node's own join of [`NODES_GROUP`] commits; if
+    /// that run dies then, its members must be taken down again (the
+    /// leader's liveness and the SAFE index count such a node as up).
+    pub fn is_out(&self, host: u64) -> bool {
+        self.is_down(host)
+            && !self
+                .groups
+                .iter()
+                .any(|(group, members)| group != NODES_GROUP && members.iter().any(|m| m.host == host))
+    }
+
     /// Whether the run `incarnation` of node `host` is in [`NODES_GROUP`].
     pub fn has_node(&self, host: u64, incarnation: u64) -> bool {
         self.groups.get(NODES_GROUP).is_some_and(|m| m.contains(&Member { host, member: incarnation }))
@@ -313,6 +326,25 @@ mod tests {
             vec![Applied::View { group: "g".into(), members: vec![], reason: ViewReason::Leave { member: m10 } }]
         );
         assert_eq!(d.groups().count(), 0);
+    }
+
+    /// A down node whose new run's member joined before the node itself
+    /// is not out: if that run dies, the leader must take it down again.
+    #[test]
+    fn a_down_node_with_a_member_back_is_not_out() {
+        let mut d = Directory::default();
+        let join = |group: &str, host, member| Command::Join { group: group.into(), host, member };
+        apply(&mut d, join(NODES_GROUP, 2, 200));
+        apply(&mut d, join("g", 2, 20));
+        apply(&mut d, Command::NodeDown { host: 2 });
+        assert!(d.is_down(2) && d.is_out(2));
+        apply(&mut d, join("g", 2, 20));
+        assert!(d.is_down(2) && !d.is_out(2), "its member is back before the node's own join");
+        let again = apply(&mut d, Command::NodeDown { host: 2 });
+        assert_eq!(again.len(), 1, "g's view without it");
+        assert!(d.is_out(2));
+        apply(&mut d, join(NODES_GROUP, 2, 201));
+        assert!(!d.is_down(2) && !d.is_out(2));
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl<T: Transport> ClusterNode<T> {
         }
         if leader && quorum {
             let directory = &self.directory;
-            let down = self.liveness.take_down_due(now, self.settings.node_timeout, election, |p| directory.is_down(p));
+            let down = self.liveness.take_down_due(now, self.settings.node_timeout, election, |p| directory.is_out(p));
             for host in down {
                 let silent = self.liveness.last_heard(host).map(|h| now.saturating_duration_since(h));
                 tracing::info!(node = self.settings.id, host, ?silent, "cluster: proposing node down");
@@ -147,7 +147,7 @@ impl<T: Transport> ClusterNode<T> {
         let candidate = if raft.state == StateRole::Leader {
             let prs = raft.prs();
             let directory = &self.directory;
-            leader_safe(&self.settings.voters, |v| prs.get(v).map(|p| p.matched), |v| directory.is_down(v), commit)
+            leader_safe(&self.settings.voters, |v| prs.get(v).map(|p| p.matched), |v| directory.is_out(v), commit)
         } else if self.safe_heard.1 == raft.term {
             self.safe_heard.0.min(commit)
         } else {

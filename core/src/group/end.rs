@@ -21,7 +21,7 @@ use super::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED, FLAG_SUBM
 use super::error::{JoinError, LeaveError, McastError, RecvError};
 use super::join::{self, signal, Shared, ALARM_EXPELLED, ALARM_QUIET};
 use super::loan::GroupLoan;
-use super::memory::{P_GATEWAY_HOST, P_GATEWAY_MEMBER, P_GATEWAY_SLOT};
+use super::memory::{P_GATEWAY_HOST, P_GATEWAY_MEMBER, P_GATEWAY_QUORUM, P_GATEWAY_SLOT, QUORUM_LOST};
 use super::options::{GroupOptions, SlowMember};
 use super::ready::{self, Readiness};
 use super::stats::Published;
@@ -191,6 +191,10 @@ pub struct GroupEnd {
     cross: Option<Cross>,
     /// The last cluster view delivered (crossing groups).
     cluster_view: Option<ClusterView>,
+    /// The id of the last cluster view delivered, kept when the gateway
+    /// goes: a fresh gateway (its engine restarted) replays the cluster's
+    /// log from its start, and what this member delivered of it is past.
+    cluster_floor: u64,
     /// Whether the last cluster view queued names this member: until then
     /// it delivers nothing of the cluster (its first event is the cluster
     /// view of its join).
@@ -259,6 +263,7 @@ impl GroupEnd {
             ready,
             cross: None,
             cluster_view: None,
+            cluster_floor: 0,
             in_cluster: false,
             shared: s.shared,
         };
@@ -429,7 +434,19 @@ impl GroupEnd {
         if len > self.config.max_message {
             return Err(McastError::TooLarge { len, max: self.config.max_message });
         }
+        if self.cross.is_some() && self.quorum_lost() {
+            return Err(McastError::NoQuorum);
+        }
         self.check_member()
+    }
+
+    /// Whether this host's gateway says its engine lost the cluster's
+    /// quorum (a word any member can write: it only ever refuses).
+    #[inline]
+    fn quorum_lost(&self) -> bool {
+        // SYNC: Relaxed; pairs with the Relaxed store in `gateway_quorum`:
+        // a flag on its own, no data published through it.
+        self.shared.mem.param(P_GATEWAY_QUORUM).load(Ordering::Relaxed) == QUORUM_LOST
     }
 
     /// A claim of `len` bytes failed with `e`: returns the error to give

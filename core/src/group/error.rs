@@ -132,6 +132,12 @@ pub enum McastError {
     Evicted,
     /// This member has left the group.
     Left,
+    /// A group that crosses hosts: this host's engine has lost the
+    /// cluster's quorum (the minority side of a partition; the member got
+    /// a view with changes of kind `QuorumLost`). Nothing it sends now
+    /// could be ordered with the other hosts: try again after the
+    /// `QuorumRegained` view.
+    NoQuorum,
     /// The log is corrupt (a member scribbled over it).
     Corrupt(Corrupt),
     /// Waiting failed (a futex call).
@@ -146,6 +152,9 @@ impl fmt::Display for McastError {
             McastError::TooLarge { len, max } => write!(f, "a {len}-byte message exceeds the group's maximum of {max}"),
             McastError::Evicted => f.write_str("this member was evicted from the group"),
             McastError::Left => f.write_str("this member has left the group"),
+            McastError::NoQuorum => {
+                f.write_str("this host's engine has lost the cluster's quorum (a partition): nothing can be sent")
+            }
             McastError::Corrupt(c) => write!(f, "corrupt group log: {c}"),
             McastError::Io(e) => write!(f, "waiting for room: {e}"),
         }

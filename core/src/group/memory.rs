@@ -53,6 +53,14 @@ pub(crate) const P_GATEWAY_MEMBER: usize = 320;
 pub(crate) const P_GATEWAY_SLOT: usize = 384;
 /// This host's cluster node id, as the gateway gave it (keeper writes).
 pub(crate) const P_GATEWAY_HOST: usize = 448;
+/// 1 while the gateway's engine has lost the cluster's quorum (gateway
+/// writes, [`QUORUM_LOST`]; 0 otherwise). Input like every word, and read
+/// only to refuse: its worst value makes a member's multicast fail with
+/// `NoQuorum` (what a scribbler could do to the log anyway); it never lets
+/// a multicast through, nor decides a wake.
+pub(crate) const P_GATEWAY_QUORUM: usize = 512;
+/// [`P_GATEWAY_QUORUM`]'s value while the quorum is lost.
+pub(crate) const QUORUM_LOST: u64 = 1;
 
 /// Bytes per member table entry.
 pub(crate) const ENTRY_LEN: usize = 128;

@@ -63,6 +63,21 @@ pub enum ChangeKind {
     /// Across hosts: the member's host (its engine) is gone, or this host's
     /// engine is, which takes every member of other hosts with it.
     NodeDown,
+    /// Across hosts: this host's engine has been out of touch with a
+    /// majority of the cluster for `cluster.node_timeout_ms` (the minority
+    /// side of a partition). Written by this host's engine alone, never
+    /// agreed: the view keeps the members of this host (the ones it can
+    /// still vouch for), every member of other hosts is a change of this
+    /// kind, and multicasts fail with `McastError::NoQuorum` until a
+    /// [`QuorumRegained`](Self::QuorumRegained) view.
+    QuorumLost,
+    /// Across hosts: the engine is in touch with a majority again; the
+    /// view is the cluster's last one before the loss (every member of
+    /// other hosts a change of this kind), and what the cluster committed
+    /// meanwhile follows in its order (a node-down view of this host
+    /// among it, if the majority took it down: its members then join
+    /// again).
+    QuorumRegained,
 }
 
 impl ChangeKind {
@@ -73,6 +88,8 @@ impl ChangeKind {
             ChangeKind::ProcessDown => 3,
             ChangeKind::Evicted => 4,
             ChangeKind::NodeDown => 5,
+            ChangeKind::QuorumLost => 6,
+            ChangeKind::QuorumRegained => 7,
         }
     }
 
@@ -83,6 +100,8 @@ impl ChangeKind {
             3 => ChangeKind::ProcessDown,
             4 => ChangeKind::Evicted,
             5 => ChangeKind::NodeDown,
+            6 => ChangeKind::QuorumLost,
+            7 => ChangeKind::QuorumRegained,
             _ => return None,
         })
     }

@@ -54,6 +54,11 @@ pub enum SlotKind {
     /// One peer of a cluster node, as the node sees it (info: the peer's
     /// id; peer word: the node's id; counters: [`ClusterPeerCounter`]).
     ClusterPeer = 5,
+    /// A member of a group that crosses hosts, on another host, as this
+    /// host's gateway (its engine) last saw the cluster's view (name: the
+    /// group; info: the member id; peer word: its host, a cluster node id;
+    /// counters: its pid; no histogram).
+    GroupRemote = 6,
 }
 
 impl SlotKind {
@@ -65,6 +70,7 @@ impl SlotKind {
             3 => Some(SlotKind::Group),
             4 => Some(SlotKind::Cluster),
             5 => Some(SlotKind::ClusterPeer),
+            6 => Some(SlotKind::GroupRemote),
             _ => None,
         }
     }
@@ -77,6 +83,7 @@ impl SlotKind {
             SlotKind::Group => "group",
             SlotKind::Cluster => "cluster",
             SlotKind::ClusterPeer => "cluster-peer",
+            SlotKind::GroupRemote => "group-remote",
         }
     }
 
@@ -88,6 +95,7 @@ impl SlotKind {
             SlotKind::Group => GroupCounter::NAMES,
             SlotKind::Cluster => ClusterCounter::NAMES,
             SlotKind::ClusterPeer => ClusterPeerCounter::NAMES,
+            SlotKind::GroupRemote => &["pid"],
         }
     }
 
@@ -97,7 +105,7 @@ impl SlotKind {
             SlotKind::Flow => &["latency", "rtt"],
             SlotKind::Engine => &["duty", "idle", "wake"],
             SlotKind::Group => &["latency"],
-            SlotKind::Cluster | SlotKind::ClusterPeer => &[],
+            SlotKind::Cluster | SlotKind::ClusterPeer | SlotKind::GroupRemote => &[],
         }
     }
 }

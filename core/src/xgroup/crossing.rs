@@ -24,7 +24,9 @@ use crate::group::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED};
 use crate::group::{ChangeKind, GatewayFrame, GroupEnd, Guarantee, McastError, Member};
 
 use super::direct::{self, Direct};
+use super::listing::RemoteListing;
 use super::note::Note;
+use super::quorum::{self, Turn};
 use super::sync::Write;
 
 /// A batch proposed and not yet seen committed is proposed again after
@@ -85,6 +87,14 @@ pub(crate) struct Crossing {
     pub(crate) direct: Option<Direct>,
     /// Members' messages proposed to the cluster's log.
     pub(crate) proposed_messages: u64,
+    /// While this host's node has lost the quorum (`quorum.rs`): what the
+    /// cluster committed meanwhile, not yet taken.
+    paused: Option<VecDeque<(u64, Applied)>>,
+    /// Whether a batch of this run of the gateway was seen committed: the
+    /// views before it are an earlier run's history, replayed.
+    live: bool,
+    /// The members of other hosts, published for `ringflow stat`.
+    listing: RemoteListing,
 }
 
 impl Crossing {
@@ -95,6 +105,8 @@ impl Crossing {
         let safe = guarantee == Guarantee::Safe;
         let direct = (relay && matches!(guarantee, Guarantee::Fifo | Guarantee::Unordered))
             .then(|| Direct::new(host, direct::new_epoch(), name.clone(), end.config().max_message));
+        // A gateway before this one may have left the word set.
+        end.gateway_quorum(false);
         let mut x = Crossing {
             name,
             end,
@@ -115,6 +127,9 @@ impl Crossing {
             held: VecDeque::new(),
             direct,
             proposed_messages: 0,
+            paused: None,
+            live: false,
+            listing: RemoteListing::new(),
         };
         if let Some(d) = &x.direct {
             // Its relay starts once this is committed (`Sync::is_live`).
@@ -184,12 +199,31 @@ impl Crossing {
 
     /// Queues `note` (its seq is given when its batch is formed).
     fn note(&mut self, note: Note) {
-        self.pending.push(Command::Message {
-            group: self.name.clone(),
-            sender: self.host,
-            seq: 0,
-            bytes: note.encode(),
-        });
+        let c = self.note_command(&note);
+        self.pending.push(c);
+    }
+
+    fn note_command(&self, note: &Note) -> Command {
+        Command::Message { group: self.name.clone(), sender: self.host, seq: 0, bytes: note.encode() }
+    }
+
+    /// This host's node lost the quorum for good, or has it back
+    /// (`quorum.rs`): the members' view of it, the quorum word, and what
+    /// the cluster committed meanwhile (held, then taken in order).
+    pub(crate) fn turn(&mut self, turn: Turn) {
+        self.end.gateway_quorum(turn == Turn::Lost);
+        if self.last_view.0 != 0 {
+            let (members, changes) = quorum::turn_view(turn, &self.members, self.host);
+            self.write_view(&ClusterView { id: self.last_view.0, members, changes });
+        }
+        match turn {
+            Turn::Lost => self.paused = Some(self.paused.take().unwrap_or_default()),
+            Turn::Regained => {
+                for (index, applied) in self.paused.take().unwrap_or_default() {
+                    self.committed(index, applied);
+                }
+            }
+        }
     }
 
     /// Proposes the next batch, or the one in flight again after a leader
@@ -271,7 +305,9 @@ impl Crossing {
     /// now, or for a SAFE group held until [`release`](Self::release)
     /// sees the safe index reach `index`.
     pub(crate) fn committed(&mut self, index: u64, applied: Applied) {
-        if self.safe {
+        if let Some(paused) = &mut self.paused {
+            paused.push_back((index, applied));
+        } else if self.safe {
             self.held.push_back((index, applied));
         } else {
             self.deliver(index, applied);
@@ -297,6 +333,7 @@ impl Crossing {
             Applied::Message { sender, seq, bytes, .. } => {
                 if sender == self.host && self.in_flight.as_ref().is_some_and(|f| f.last_seq <= seq) {
                     self.in_flight = None;
+                    self.live = true;
                 }
                 let note = match Note::decode_from(&bytes, sender) {
                     Ok(n) => n,
@@ -316,6 +353,12 @@ impl Crossing {
                             tracing::warn!(group = %self.name, sender, member, "group gateway skips a message of an origin out of range");
                             return;
                         };
+                        if !self.members.iter().any(|m| (m.host, m.id) == (sender, member)) {
+                            // Committed after its sender left the view (its
+                            // node taken down first): delivered nowhere.
+                            tracing::info!(group = %self.name, sender, member, seq, "group gateway skips a message of a sender not in the view");
+                            return;
+                        }
                         let mut payload = cross::relay_header(seq, sent_at).to_vec();
                         payload.extend_from_slice(&bytes);
                         self.out.push_back((FLAG_RELAYED, meta, payload));
@@ -374,14 +417,19 @@ impl Crossing {
             .collect();
         let key = |m: &Member| (m.host, m.id);
         let mut changes = Vec::new();
+        let mut back = Vec::new();
         for old in &self.members {
             if !members.iter().any(|m| key(m) == key(old)) {
                 // No note said why: its host's node was taken down.
                 let kind = self.reasons.remove(&key(old)).unwrap_or(ChangeKind::NodeDown);
-                self.pids.remove(&key(old));
+                let pid = self.pids.remove(&key(old)).unwrap_or(old.pid);
+                if kind == ChangeKind::NodeDown && old.host == self.host && self.local.contains(&old.id) {
+                    back.push((old.id, pid));
+                }
                 changes.push((*old, kind));
             }
         }
+        self.join_again(&back);
         for m in &members {
             if !self.members.iter().any(|o| key(o) == key(m)) {
                 changes.push((*m, ChangeKind::Joined));
@@ -405,8 +453,33 @@ impl Crossing {
                 self.pending.push(Command::Leave { group: self.name.clone(), host, member: m.id });
             }
         }
+        self.listing.show(&self.name, &members, self.host);
         self.members = members.clone();
         self.write_view(&ClusterView { id: index, members, changes });
+    }
+
+    /// The majority took this node down while `members` (id, pid) of this
+    /// host lived (a partition: `quorum.rs`): they join again, and what
+    /// this gateway had not seen committed before the node-down goes after
+    /// their joins (with new sequence numbers: the old ones, if they
+    /// commit now, are of a sender out of the view and delivered nowhere).
+    /// Not while this run replays an earlier run's history: the joins its
+    /// gateway queued when it seated them bring them in.
+    fn join_again(&mut self, members: &[(u64, u32)]) {
+        if members.is_empty() || !self.live {
+            return;
+        }
+        let mut again = Vec::new();
+        for (member, pid) in members {
+            again.push(self.note_command(&Note::Joined { member: *member, pid: *pid }));
+            again.push(Command::Join { group: self.name.clone(), host: self.host, member: *member });
+        }
+        tracing::info!(group = %self.name, members = members.len(), "group gateway: this node was taken down; its members join again");
+        if let Some(f) = self.in_flight.take() {
+            again.extend(f.commands);
+        }
+        again.append(&mut self.pending);
+        self.pending = again;
     }
 
     /// Writes `view` (its `id` the index of its entry) as a cluster view
@@ -555,7 +628,7 @@ mod tests {
             5,
             Applied::View {
                 group: "xg-hostile".into(),
-                members: vec![node(1, me), node(1 << 20, 1), node(2, 1 << 50)],
+                members: vec![node(1, me), node(1 << 20, 1), node(2, 1 << 50), node(2, 3)],
                 reason: crate::cluster::ViewReason::Join { member: node(1, me) },
             },
         );
@@ -564,10 +637,13 @@ mod tests {
         x.committed(8, message(2, 1 << 50, b"far member".to_vec()));
         x.committed(9, message(2, 3, vec![7; 65]));
         x.committed(10, message(2, 3, b"valid".to_vec()));
+        x.committed(11, message(2, 4, b"not a member of the view".to_vec()));
         assert_eq!(x.out.len(), 2, "one view, one message");
         assert_eq!(x.write_local(), 2);
         match member.recv(Deadline::Never).expect("view") {
-            Event::View(v) => assert_eq!(v.members, vec![Member { id: me, pid: 0, host: 1 }]),
+            Event::View(v) => {
+                assert_eq!(v.members, vec![Member { id: me, pid: 0, host: 1 }, Member { id: 3, pid: 0, host: 2 }])
+            }
             _ => panic!("a view first"),
         }
         match member.recv(Deadline::Never).expect("message") {

@@ -18,6 +18,11 @@
 //!    down holds it, so no member anywhere delivers what another host's
 //!    members could still miss.
 //!
+//! A node that lost the quorum for `cluster.node_timeout_ms` (a partition's
+//! minority side) tells its members with a view of its own host and
+//! refuses their multicasts (`McastError::NoQuorum`) until the quorum is
+//! back (`quorum.rs`).
+//!
 //! It runs on an engine thread of its own that sleeps between duty cycles
 //! on its group's log (a frame for it) and on an alarm word the cluster
 //! node raises after it queued committed commands or its SAFE index moved
@@ -60,7 +65,9 @@
 
 mod crossing;
 mod direct;
+mod listing;
 mod note;
+mod quorum;
 mod relay;
 mod sync;
 
@@ -77,6 +84,7 @@ use crate::group::{GroupEnd, GroupOptions};
 use crate::wait::Deadline;
 
 use crossing::Crossing;
+use quorum::QuorumWatch;
 
 /// The longest the agent's thread parks between duty cycles when it
 /// cannot sleep on its group's log (several groups, or frames held).
@@ -172,7 +180,8 @@ pub fn start(
         }));
     }
     let logged = std::time::Instant::now();
-    let agent = Gateways { groups, cluster, committed, max_bytes, alarm, relay, logged };
+    let quorum = QuorumWatch::new(config.cluster().node_timeout);
+    let agent = Gateways { groups, cluster, committed, max_bytes, alarm, relay, logged, quorum };
     let thread = EngineConfig::builder()
         .threads(1)
         .idle(IdleStrategy::Park)
@@ -195,6 +204,8 @@ struct Gateways {
     relay: Option<RelayPort>,
     /// When the direct groups' counts were last logged.
     logged: std::time::Instant,
+    /// The node's quorum as the members are told of it (`quorum.rs`).
+    quorum: QuorumWatch,
 }
 
 impl Gateways {
@@ -271,6 +282,14 @@ impl Agent for Gateways {
         work += self.relay_in();
         for g in &mut self.groups {
             work += g.read_local();
+        }
+        // Before the committed queue: on a regain, the view comes before
+        // what was committed meanwhile; on a loss, what follows is held.
+        if let Some(turn) = self.quorum.check(self.cluster.has_quorum(), std::time::Instant::now()) {
+            for g in &mut self.groups {
+                g.turn(turn);
+            }
+            work += 1;
         }
         for c in self.committed.try_iter().take(COMMITTED_PER_CYCLE) {
             work += 1;

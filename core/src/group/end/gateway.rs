@@ -158,6 +158,14 @@ impl GroupEnd {
         );
     }
 
+    /// Says to this host's members whether its engine lost the cluster's
+    /// quorum: while it has, their multicasts fail with `NoQuorum`.
+    pub(crate) fn gateway_quorum(&self, lost: bool) {
+        // SYNC: Relaxed; pairs with the Relaxed load in `quorum_lost`: a
+        // flag on its own (the views the gateway writes carry the news).
+        self.shared.mem.param(P_GATEWAY_QUORUM).store(if lost { QUORUM_LOST } else { 0 }, Ordering::Relaxed);
+    }
+
     /// The group's configuration (the gateway checks sizes against it).
     pub(crate) fn config(&self) -> GroupConfig {
         self.config

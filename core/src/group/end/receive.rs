@@ -329,7 +329,8 @@ impl GroupEnd {
             Queued::Cluster(x) => Some(x.id),
             _ => None,
         });
-        if v.id <= last.or(self.cluster_view.as_ref().map(|x| x.id)).unwrap_or(0) {
+        let past = last.or(self.cluster_view.as_ref().map(|x| x.id)).unwrap_or(0).max(self.cluster_floor);
+        if v.id <= past {
             return Ok(());
         }
         let named = v.members.iter().any(|m| m.host == c.host && m.id == self.me.id);
@@ -402,6 +403,7 @@ impl GroupEnd {
                         .map(|(member, kind)| view::Change { member: *member, kind: *kind })
                         .collect(),
                 };
+                self.cluster_floor = self.cluster_floor.max(v.id);
                 self.cluster_view = Some(v);
                 self.store_counters();
                 Event::View(out)
