@@ -22,6 +22,9 @@ pub mod footprint;
 mod framing;
 mod futex_limit;
 mod group;
+mod group_remote;
+#[cfg(feature = "peers")]
+mod group_remote_tokio;
 mod harness;
 mod hdr_log;
 mod limit;

@@ -129,7 +129,7 @@ impl KeyFile {
 /// One side: its end of the flow and everything that carries it. Fields
 /// drop in order: the flow closes before its engine stops, so the engine
 /// still tells the other side.
-struct End {
+pub(crate) struct End {
     flow: Flow,
     wait: Wait,
     /// This side sent the stop message: on drop, it waits (at most
@@ -220,7 +220,7 @@ fn send_with(
 /// each run on its own thread; B tells A its engine's address.
 /// `idle` more flows are opened after the measured one (with the smallest
 /// rings: they carry nothing) and kept open, unused, while it runs.
-fn builders(
+pub(crate) fn builders(
     mode: ThreadingMode,
     qos: Qos,
     auth: Auth,

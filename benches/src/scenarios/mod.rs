@@ -7,6 +7,7 @@
 
 pub mod flow;
 pub mod group;
+pub mod group_remote;
 pub mod remote;
 pub mod ring;
 pub mod rpc;
@@ -15,7 +16,14 @@ use crate::scenario::Scenario;
 
 /// Every scenario, in the order `ringflow bench` runs them.
 pub fn all() -> Vec<Scenario> {
-    vec![ring::scenario(), flow::scenario(), rpc::scenario(), group::scenario(), remote::scenario()]
+    vec![
+        ring::scenario(),
+        flow::scenario(),
+        rpc::scenario(),
+        group::scenario(),
+        remote::scenario(),
+        group_remote::scenario(),
+    ]
 }
 
 /// The names of all scenarios.

@@ -75,8 +75,12 @@ fn presence_path(dir: &RuntimeDir, cname: &str) -> std::path::PathBuf {
 pub(crate) fn join(name: &str, opts: &GroupOptions, deadline: Deadline) -> Result<Seated, JoinError> {
     let cname = control_name(name)?;
     let config = GroupConfig::for_options(opts).map_err(|what| JoinError::BadOptions { what })?;
-    let dir = RuntimeDir::resolve()
-        .map_err(|e| JoinError::Io { op: "runtime directory", source: std::io::Error::other(e.to_string()) })?;
+    let dir = match &opts.runtime_dir {
+        Some(path) => RuntimeDir::at(path),
+        None => RuntimeDir::resolve(),
+    };
+    let dir =
+        dir.map_err(|e| JoinError::Io { op: "runtime directory", source: std::io::Error::other(e.to_string()) })?;
     let mut pause = Duration::from_micros(200);
     loop {
         match ControlConn::connect_deadline(&dir, &cname, deadline) {

@@ -5,6 +5,7 @@
 //! a later joiner must ask for the same guarantee and slow-member policy
 //! (never a silent downgrade) and a message size the group can carry.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::control::Permit;
@@ -108,6 +109,9 @@ pub struct GroupOptions {
     /// Not 0: the joiner is this host's engine joining as the gateway of
     /// a group that crosses hosts, and this is its cluster node id.
     pub(crate) gateway: u32,
+    /// The runtime directory the group's name lives in; `None`: the
+    /// user's (`RuntimeDir::resolve`).
+    pub(crate) runtime_dir: Option<PathBuf>,
 }
 
 impl Default for GroupOptions {
@@ -131,6 +135,7 @@ impl GroupOptions {
             permit: Permit::same_user(),
             loopback: true,
             gateway: 0,
+            runtime_dir: None,
         }
     }
 
@@ -191,6 +196,15 @@ impl GroupOptions {
     /// Who may join (checked by the keeper against the joiner's credentials).
     pub fn permit(mut self, p: Permit) -> Self {
         self.permit = p;
+        self
+    }
+
+    /// Finds (or makes) the group in runtime directory `dir` instead of
+    /// the user's: the group's name is per runtime directory, so several
+    /// "hosts" of one process (each engine with a runtime directory of its
+    /// own, as `RemoteEngine::start` takes) each have their own group.
+    pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runtime_dir = Some(dir.into());
         self
     }
 

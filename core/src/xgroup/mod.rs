@@ -135,12 +135,14 @@ fn bad(why: String) -> EngineError {
 }
 
 /// Joins every group of `config`'s `cluster.groups` as this host's
-/// gateway and starts the agent on a thread of its own; `committed` is the
-/// cluster node's stream of committed commands (the agent is its reader),
-/// `relay` the port of the direct relay of FIFO and UNORDERED groups
-/// (without it they go through the cluster's log).
+/// gateway (in `runtime_dir`, the engine's, else the user's) and starts
+/// the agent on a thread of its own; `committed` is the cluster node's
+/// stream of committed commands (the agent is its reader), `relay` the
+/// port of the direct relay of FIFO and UNORDERED groups (without it they
+/// go through the cluster's log).
 pub fn start(
     config: &EngineConfig,
+    runtime_dir: Option<&std::path::Path>,
     cluster: ClusterHandle,
     committed: Receiver<Committed>,
     relay: Option<RelayPort>,
@@ -151,8 +153,12 @@ pub fn start(
         .filter(|h| u64::from(*h) <= crate::group::cross::MAX_HOST && *h != 0)
         .ok_or_else(|| bad(format!("cluster node id {host} is beyond what a group's frames can name")))?;
     let mut groups = Vec::new();
+    let opts = match runtime_dir {
+        Some(dir) => GroupOptions::new().runtime_dir(dir),
+        None => GroupOptions::new(),
+    };
     for name in &config.cluster().groups {
-        let end = GroupEnd::join_gateway(name, &GroupOptions::new(), host16, Deadline::after(JOIN_TIMEOUT))
+        let end = GroupEnd::join_gateway(name, &opts, host16, Deadline::after(JOIN_TIMEOUT))
             .map_err(|e| bad(format!("cannot join group {name:?} as its gateway: {e}")))?;
         if end.slow_member().is_lossy() {
             return Err(bad(format!("group {name:?} is a Lap group: a group that crosses hosts must not lose")));
