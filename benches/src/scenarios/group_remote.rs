@@ -95,12 +95,20 @@ fn cases() -> Vec<Case> {
                     runtime writing each message to a TCP connection per receiving host",
             metric: Metric::Throughput,
             impls: fanout_impls(),
-            notes: vec![
-                "ratio_to_limit is against ringflow; no physical limit is measured".to_string(),
-                "engines run in this process, one per host, each with its own port and runtime directory".to_string(),
-            ],
+            notes: fanout_notes(),
         },
     ]
+}
+
+fn fanout_notes() -> Vec<String> {
+    let mut notes = vec![
+        "ratio_to_limit is against ringflow; no physical limit is measured".to_string(),
+        "engines run in this process, one per host, each with its own port and runtime directory".to_string(),
+    ];
+    if !cfg!(feature = "peers") {
+        notes.push("tokio skipped: built without feature `peers`".to_string());
+    }
+    notes
 }
 
 /// A ping-pong case's impls taking turns in one run: the remote flow, the
@@ -122,18 +130,26 @@ fn pingpong_turns(ctx: &RunCtx, guarantee: Guarantee) -> Result<Vec<Measurement>
 }
 
 fn fanout_impls() -> Vec<Impl> {
-    let mut impls = vec![Impl::new("ringflow", |ctx| {
+    let ringflow = Impl::new("ringflow", |ctx| {
         let (hosts, tx, rxs) = group_remote::fanout_sides()?;
         let measured = fanout::run(ctx, tx, rxs, false);
         drop(hosts);
         measured
-    })];
-    #[cfg(feature = "peers")]
-    impls.push(Impl::new("tokio", |ctx| {
+    });
+    std::iter::once(ringflow).chain(tokio_fanout()).collect()
+}
+
+#[cfg(feature = "peers")]
+fn tokio_fanout() -> Option<Impl> {
+    Some(Impl::new("tokio", |ctx| {
         let (tx, rxs) = crate::group_remote_tokio::fanout_sides(2)?;
         fanout::run(ctx, tx, rxs, false)
-    }));
-    impls
+    }))
+}
+
+#[cfg(not(feature = "peers"))]
+fn tokio_fanout() -> Option<Impl> {
+    None
 }
 
 #[cfg(test)]
