@@ -242,10 +242,34 @@ pub(crate) fn pingpong_sides(guarantee: Guarantee) -> Result<(Hosts, Side, Side)
 
 /// The fan-out's publisher: a member that multicasts each message and
 /// reads the log past its own (a reliable log holds until every member,
-/// its publisher too, has passed a message).
+/// its publisher too, has passed a message). It receives its own messages
+/// (loopback), as the cluster committed them: its publish of the stop
+/// message returns once the stop message is committed, so the measured
+/// window ends when the cluster carried every message of it, not when
+/// the local log took the last one (the gateway takes what members submit
+/// into memory as fast as they write, whatever the cluster's pace).
 pub(crate) struct Tx {
     group: Group,
     template: Template<64>,
+}
+
+impl Tx {
+    /// Waits for the stop message `seq` to come back committed.
+    fn await_committed_stop(&mut self, seq: u64, w: &mut Waiter<'_>) -> Result<(), BenchError> {
+        let me = self.group.local_member();
+        loop {
+            match self.group.recv_timeout(BLOCK_TIMEOUT) {
+                Ok(Event::Message(m)) if m.sender() == me => {
+                    if m.payload().is_some_and(|p| p.len() >= 16 && Msg::read(&p[..16]).seq == seq) {
+                        return Ok(());
+                    }
+                }
+                Ok(_) => {}
+                Err(GroupRecvError::TimedOut | GroupRecvError::WouldBlock) => check_after_timeout(w)?,
+                Err(e) => return Err(err("Group::recv", e)),
+            }
+        }
+    }
 }
 
 impl Tx {
@@ -268,6 +292,7 @@ impl FanTx for Tx {
         let mut bytes = msg.to_array(&self.template);
         loop {
             match self.group.try_mcast(&bytes) {
+                Ok(()) if msg.mark == crate::wire::STOP => return self.await_committed_stop(msg.seq, w),
                 Ok(()) => return Ok(()),
                 Err(McastError::WouldBlock) => {
                     // Full: the log waits for the cluster to commit; the
@@ -323,7 +348,12 @@ impl FanRx for Rx {
 /// is over (see [`pingpong_sides`]).
 pub(crate) fn fanout_sides() -> Result<(Hosts, Tx, Vec<Rx>), BenchError> {
     let mut hosts = Hosts::dirs(3);
-    let mut members = (0..3).map(|i| hosts.join(i, Guarantee::Agreed)).collect::<Result<Vec<_>, _>>()?;
+    let publisher = GroupOptions::new().runtime_dir(hosts.hosts[0].dir.path());
+    let publisher = Group::join_timeout(&hosts.name, &publisher, SETUP).map_err(|e| err("Group::join", e))?;
+    let mut members = vec![publisher];
+    for i in 1..3 {
+        members.push(hosts.join(i, Guarantee::Agreed)?);
+    }
     hosts.start()?;
     for m in &mut members {
         await_view(m, 3)?;

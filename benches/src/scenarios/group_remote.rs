@@ -91,7 +91,8 @@ fn cases() -> Vec<Case> {
         Case {
             name: "fanout-64B",
             about: "one publisher on host A multicasts 64-byte messages to members on hosts B and C of an AGREED \
-                    group crossing the three hosts' engines, msgs/s of the publisher; tokio = a current-thread \
+                    group crossing the three hosts' engines, msgs/s of the publisher, whose window ends when its \
+                    stop message comes back committed (the cluster carried all of it); tokio = a current-thread \
                     runtime writing each message to a TCP connection per receiving host",
             metric: Metric::Throughput,
             impls: fanout_impls(),
