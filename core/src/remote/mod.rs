@@ -192,7 +192,13 @@ impl RemoteEngine {
                 let committed = run
                     .take_committed()
                     .ok_or_else(|| EngineError::Config("cluster.groups: the committed stream is taken".to_owned()))?;
-                Some(crate::xgroup::start(config, runtime_dir.as_deref(), run.handle().clone(), committed, run.take_relay())?)
+                Some(crate::xgroup::start(
+                    config,
+                    runtime_dir.as_deref(),
+                    run.handle().clone(),
+                    committed,
+                    run.take_relay(),
+                )?)
             }
             _ => None,
         };

@@ -690,6 +690,13 @@ impl Bridge {
         self.flows.insert(key, b);
         let flows = self.flows.len();
         self.doorbells.reserve(flows.saturating_sub(self.doorbells.len()));
+        // The lists of flow keys a duty cycle fills (the hot flows, the
+        // sweep's list, the walk's visits) hold every flow from now on: a
+        // flow that goes quiet, or the sweep's next rebuild, at any later
+        // moment then allocates nothing.
+        self.hot.reserve(flows.saturating_sub(self.hot.len()));
+        self.sweep.reserve(flows.saturating_sub(self.sweep.len()));
+        self.scratch.visit.reserve(flows + 1);
         if let Some(tcp) = self.tcp.as_mut() {
             tcp.reserve_watches(flows);
         }
