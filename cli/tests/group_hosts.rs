@@ -18,7 +18,7 @@ use std::time::Duration;
 mod support;
 
 use ringflow::{Deadline, Event, Group, GroupOptions};
-use support::groups::{events, is_view, line, members_of, payloads, texts_of};
+use support::groups::{events, from_three, line, payloads, texts_of, MemberChild};
 use support::{
     child_arg, child_dir, free_ports, is_child, node_id, private_dir, wait_until, AppProc, EngineProc, EngineSpec, LONG,
 };
@@ -56,42 +56,8 @@ fn child_member_of_three_hosts() {
     if !is_child() {
         return;
     }
-    let dir = child_dir();
-    let me = child_arg("NAME");
-    std::env::set_var("RINGFLOW_RUNTIME_DIR", child_arg("RUNTIME"));
-    let mut group = Group::join_timeout("xg", &GroupOptions::new(), LONG).expect("join");
-    let mut out = std::fs::File::create(dir.join(format!("events-{me}"))).expect("events file");
     let each: usize = child_arg("EACH").parse().unwrap_or(EACH);
-    let mut sent = 0;
-    let mut three = false;
-    loop {
-        let text = match group.recv_deadline(Deadline::after(Duration::from_millis(200))) {
-            Ok(e) => {
-                if let Event::View(v) = &e {
-                    three |= v.members.len() == 3;
-                }
-                line(&e)
-            }
-            Err(ringflow::GroupRecvError::TimedOut) => String::new(),
-            Err(e) => panic!("{me}: receive: {e}"),
-        };
-        if !text.is_empty() {
-            writeln!(out, "{text}").expect("write an event");
-        }
-        // One message per event once all three are in: senders on every
-        // host interleave.
-        if three && sent < each {
-            sent += 1;
-            group.mcast_timeout(format!("{me}-{sent}").as_bytes(), LONG).expect("mcast");
-        }
-    }
-}
-
-/// `events` from the first view of three members on.
-fn from_three(events: &[String]) -> Vec<String> {
-    let three = |l: &String| is_view(l) && members_of(l).len() == 3;
-    let at = events.iter().position(three).unwrap_or(events.len());
-    events[at..].to_vec()
+    MemberChild::join("xg", &GroupOptions::new()).write_and_send(each, Duration::from_millis(200), Duration::ZERO);
 }
 
 #[test]

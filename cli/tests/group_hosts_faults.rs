@@ -30,12 +30,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod support;
 
-use ringflow::{Deadline, Event, Group, GroupOptions, McastError};
+use ringflow::{Deadline, Event, GroupOptions, McastError};
 use ringflow_testkit::Proxy;
-use support::groups::{events, is_view, line, members_of, texts_of};
+use support::groups::{events, is_view, line, members_of, texts_of, MemberChild};
 use support::{
-    child_arg, child_dir, free_ports, is_child, node_id, private_dir, wait_until, write_marker, AppProc, EngineProc,
-    EngineSpec, LONG,
+    free_ports, is_child, node_id, private_dir, wait_until, write_marker, AppProc, EngineProc, EngineSpec, LONG,
 };
 
 const N: usize = 3;
@@ -54,11 +53,7 @@ fn child_member() {
     if !is_child() {
         return;
     }
-    let dir = child_dir();
-    let me = child_arg("NAME");
-    std::env::set_var("RINGFLOW_RUNTIME_DIR", child_arg("RUNTIME"));
-    let mut group = Group::join_timeout("xg", &GroupOptions::new(), LONG).expect("join");
-    let mut out = std::fs::File::create(dir.join(format!("events-{me}"))).expect("events file");
+    let MemberChild { dir, me, mut group, mut out } = MemberChild::join("xg", &GroupOptions::new());
     let (mut sent, mut three, mut refused, mut stopped) = (0u64, false, false, false);
     let mut next = Instant::now();
     loop {

@@ -6,20 +6,16 @@
 //! member multicasts; members write what they deliver, one line per
 //! event, to a file the test reads.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod support;
 
-use ringflow::{Deadline, Event, Group, GroupOptions, Guarantee};
+use ringflow::{GroupOptions, Guarantee};
 use ringflow_testkit::Proxy;
-use support::group_events::{by_view, events, from_three, is_view_of, line, texts_of};
-use support::{
-    child_arg, child_dir, free_ports, is_child, log_field, private_dir, wait_until, AppProc, EngineProc, EngineSpec,
-    LONG,
-};
+use support::groups::{by_view, events, from_three, is_view_of, texts_of, MemberChild};
+use support::{child_arg, free_ports, is_child, log_field, private_dir, wait_until, AppProc, EngineProc, EngineSpec};
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
 
@@ -33,35 +29,10 @@ fn child_fifo_member() {
     if !is_child() {
         return;
     }
-    let dir = child_dir();
-    let me = child_arg("NAME");
-    std::env::set_var("RINGFLOW_RUNTIME_DIR", child_arg("RUNTIME"));
     let opts = GroupOptions::new().guarantee(Guarantee::Fifo);
-    let mut group = Group::join_timeout("xf", &opts, LONG).expect("join");
-    let mut out = std::fs::File::create(dir.join(format!("events-{me}"))).expect("events file");
     let each: usize = child_arg("EACH").parse().unwrap_or(30);
     let pace = Duration::from_millis(child_arg("PACE_MS").parse().unwrap_or(0));
-    let (mut sent, mut three) = (0, false);
-    loop {
-        let text = match group.recv_deadline(Deadline::after(Duration::from_millis(20))) {
-            Ok(e) => {
-                if let Event::View(v) = &e {
-                    three |= v.members.len() == 3;
-                }
-                line(&e)
-            }
-            Err(ringflow::GroupRecvError::TimedOut) => String::new(),
-            Err(e) => panic!("{me}: receive: {e}"),
-        };
-        if !text.is_empty() {
-            writeln!(out, "{text}").expect("write an event");
-        }
-        if three && sent < each {
-            sent += 1;
-            group.mcast_timeout(format!("{me}-{sent}").as_bytes(), LONG).expect("mcast");
-            std::thread::sleep(pace);
-        }
-    }
+    MemberChild::join("xf", &opts).write_and_send(each, Duration::from_millis(20), pace);
 }
 
 /// The three members (first, so that "xf" is FIFO on each host), then

@@ -3,9 +3,60 @@
 //! and the test reads those lines back. Views list members and changes as
 //! `host/id`, so lines compare equal across hosts.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use ringflow::Event;
+use ringflow::{Deadline, Event, Group, GroupOptions};
+
+use super::{child_arg, child_dir, LONG};
+
+/// A member child as it starts: its test directory, its name (`NAME`),
+/// the group joined with `opts` in its host's runtime directory
+/// (`RUNTIME`), and the file it writes its events to.
+pub struct MemberChild {
+    pub dir: PathBuf,
+    pub me: String,
+    pub group: Group,
+    pub out: File,
+}
+
+impl MemberChild {
+    pub fn join(name: &str, opts: &GroupOptions) -> MemberChild {
+        let dir = child_dir();
+        let me = child_arg("NAME");
+        std::env::set_var("RINGFLOW_RUNTIME_DIR", child_arg("RUNTIME"));
+        let group = Group::join_timeout(name, opts, LONG).expect("join");
+        let out = File::create(dir.join(format!("events-{me}"))).expect("events file");
+        MemberChild { dir, me, group, out }
+    }
+
+    /// Writes every event it delivers, and once a view holds three
+    /// members multicasts `each` messages `NAME-k`, one per event or
+    /// quiet `look`, each followed by a pause of `pace`: senders on every
+    /// host interleave. Runs until the test kills the child.
+    pub fn write_and_send(mut self, each: usize, look: Duration, pace: Duration) -> ! {
+        let (mut sent, mut three) = (0, false);
+        loop {
+            match self.group.recv_deadline(Deadline::after(look)) {
+                Ok(e) => {
+                    if let Event::View(v) = &e {
+                        three |= v.members.len() == 3;
+                    }
+                    writeln!(self.out, "{}", line(&e)).expect("write an event");
+                }
+                Err(ringflow::GroupRecvError::TimedOut) => {}
+                Err(e) => panic!("{}: receive: {e}", self.me),
+            }
+            if three && sent < each {
+                sent += 1;
+                self.group.mcast_timeout(format!("{}-{sent}", self.me).as_bytes(), LONG).expect("mcast");
+                std::thread::sleep(pace);
+            }
+        }
+    }
+}
 
 /// One event as a line: `msg host/id #seq payload`, `view id [members]
 /// (changes)`, `lost n`.
@@ -55,4 +106,34 @@ pub fn is_view(l: &str) -> bool {
 /// The members a view line lists.
 pub fn members_of(l: &str) -> Vec<String> {
     l.split('[').nth(1).and_then(|m| m.split(']').next()).unwrap_or("").split_whitespace().map(str::to_owned).collect()
+}
+
+/// Whether `l` is a view line of `n` members.
+pub fn is_view_of(l: &str, n: usize) -> bool {
+    is_view(l) && members_of(l).len() == n
+}
+
+/// `events` from the first view of three members on.
+pub fn from_three(events: &[String]) -> Vec<String> {
+    let at = events.iter().position(|l| is_view_of(l, 3)).unwrap_or(events.len());
+    events[at..].to_vec()
+}
+
+/// `events` cut at its views: each view line with the payloads delivered
+/// after it (sorted: a FIFO group orders each sender, not the senders),
+/// up to the next view. Virtual synchrony: every member delivers the same
+/// views, and the same messages between the same two views.
+pub fn by_view(events: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for l in events {
+        if is_view(l) {
+            out.push((l.clone(), Vec::new()));
+        } else if let (Some(last), Some(text)) = (out.last_mut(), l.strip_prefix("msg ")) {
+            last.1.push(text.rsplit(' ').next().unwrap_or("").to_owned());
+        }
+    }
+    for (_, msgs) in &mut out {
+        msgs.sort();
+    }
+    out
 }

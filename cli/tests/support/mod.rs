@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use ringflow_testkit::{ChildCommand, ChildProcess};
 
-pub mod group_events;
 pub mod groups;
 
 /// The deadline of every blocking call: a hang guard, never a measurement.
