@@ -19,8 +19,8 @@ use crate::error::BenchError;
 use crate::fanout::{FanRx, FanTx};
 use crate::flow::err;
 use crate::pair::Waiter;
-use crate::pingpong::{self, PingSide, PongSide};
-use crate::wire::{word, Msg, Sink, Source, Template};
+use crate::pingpong::{PingSide, PongSide};
+use crate::wire::{Msg, Sink, Source, Template};
 
 /// How long a join may take before the run fails (a hang guard).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,34 +104,48 @@ impl Side {
     }
 }
 
-impl PingSide<64> for Side {
-    #[inline]
-    fn send(&mut self, msg: &[u8; 64], w: &mut Waiter<'_>) -> Result<(), BenchError> {
-        self.mcast(msg, w)
-    }
+/// A group member's ping-pong sides: its type's `mcast` sends, and its
+/// `recv_other` receives what the other member sent (the one definition
+/// for one host's members here and crossing hosts' in `group_remote`).
+macro_rules! group_pingpong_side {
+    ($side:ty) => {
+        impl $crate::pingpong::PingSide<64> for $side {
+            #[inline]
+            fn send(
+                &mut self,
+                msg: &[u8; 64],
+                w: &mut $crate::pair::Waiter<'_>,
+            ) -> Result<(), $crate::error::BenchError> {
+                self.mcast(msg, w)
+            }
 
-    #[inline]
-    fn recv(&mut self, w: &mut Waiter<'_>) -> Result<u64, BenchError> {
-        self.recv_other(w, |m| word(m, 0))
-    }
-}
-
-impl PongSide<64> for Side {
-    #[inline]
-    fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
-        let mut copy = [0u8; 64];
-        let stop = self.recv_other(w, |m| {
-            let n = m.len().min(64);
-            copy[..n].copy_from_slice(&m[..n]);
-            pingpong::is_stop(m)
-        })?;
-        if stop {
-            return Ok(false);
+            #[inline]
+            fn recv(&mut self, w: &mut $crate::pair::Waiter<'_>) -> Result<u64, $crate::error::BenchError> {
+                self.recv_other(w, |m| $crate::wire::word(m, 0))
+            }
         }
-        self.mcast(&copy, w)?;
-        Ok(true)
-    }
+
+        impl $crate::pingpong::PongSide<64> for $side {
+            #[inline]
+            fn echo(&mut self, w: &mut $crate::pair::Waiter<'_>) -> Result<bool, $crate::error::BenchError> {
+                let mut copy = [0u8; 64];
+                let stop = self.recv_other(w, |m| {
+                    let n = m.len().min(64);
+                    copy[..n].copy_from_slice(&m[..n]);
+                    $crate::pingpong::is_stop(m)
+                })?;
+                if stop {
+                    return Ok(false);
+                }
+                self.mcast(&copy, w)?;
+                Ok(true)
+            }
+        }
+    };
 }
+pub(crate) use group_pingpong_side;
+
+group_pingpong_side!(Side);
 
 /// The two sides of a ping-pong between two members of a new group with
 /// `opts`, for a driver that runs them among other variants.

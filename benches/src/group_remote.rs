@@ -30,8 +30,7 @@ use crate::fanout::{FanRx, FanTx};
 use crate::flow::{err, DirGuard};
 use crate::os::{check_after_timeout, BLOCK_TIMEOUT};
 use crate::pair::Waiter;
-use crate::pingpong::{self, PingSide, PongSide};
-use crate::wire::{word, Msg, Sink, Source, Template};
+use crate::wire::{Msg, Sink, Source, Template};
 
 /// The longest a set-up step (an engine's start, a join, the view that
 /// holds every member) may take.
@@ -197,34 +196,7 @@ impl Side {
     }
 }
 
-impl PingSide<64> for Side {
-    #[inline]
-    fn send(&mut self, msg: &[u8; 64], w: &mut Waiter<'_>) -> Result<(), BenchError> {
-        self.mcast(msg, w)
-    }
-
-    #[inline]
-    fn recv(&mut self, w: &mut Waiter<'_>) -> Result<u64, BenchError> {
-        self.recv_other(w, |m| word(m, 0))
-    }
-}
-
-impl PongSide<64> for Side {
-    #[inline]
-    fn echo(&mut self, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
-        let mut copy = [0u8; 64];
-        let stop = self.recv_other(w, |m| {
-            let n = m.len().min(64);
-            copy[..n].copy_from_slice(&m[..n]);
-            pingpong::is_stop(m)
-        })?;
-        if stop {
-            return Ok(false);
-        }
-        self.mcast(&copy, w)?;
-        Ok(true)
-    }
-}
+crate::group::group_pingpong_side!(Side);
 
 /// Two hosts, a group of `guarantee` crossing them, a member on each: the
 /// hosts (to keep until both sides are done: a side that stopped must not
@@ -380,7 +352,8 @@ mod tests {
         for g in [Guarantee::Agreed, Guarantee::Safe] {
             let (hosts, ping, pong) = pingpong_sides(g).expect("sides");
             assert!(hosts.addr(0).is_some() && hosts.addr(1).is_some());
-            let m = pingpong::run::<64>(&RunCtx::for_tests(), ping, pong).unwrap_or_else(|e| panic!("{g:?}: {e}"));
+            let m =
+                crate::pingpong::run::<64>(&RunCtx::for_tests(), ping, pong).unwrap_or_else(|e| panic!("{g:?}: {e}"));
             assert!(m.msgs > 0, "{g:?}");
         }
         let (hosts, tx, rxs) = fanout_sides().expect("fan-out");
