@@ -278,11 +278,16 @@ impl GroupEnd {
     }
 
     /// The members as of the last view delivered (of every host, in a
-    /// group that crosses hosts).
+    /// group that crosses hosts). The gateway of a group that crosses
+    /// hosts is never one: until its first view of the cluster is
+    /// delivered, the members are this host's.
     pub fn members(&self) -> Vec<Member> {
         match &self.cluster_view {
             Some(v) => v.members.clone(),
-            None => self.view.seats.iter().map(|s| s.member).collect(),
+            None => {
+                let gateway = self.cross.or_else(|| self.gateway_in(&self.view)).map(|c| c.member);
+                self.view.seats.iter().map(|s| s.member).filter(|m| Some(m.id) != gateway).collect()
+            }
         }
     }
 

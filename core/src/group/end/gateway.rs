@@ -229,9 +229,13 @@ mod tests {
         let mut gw = GroupEnd::join_gateway("xg-unit", &GroupOptions::new(), 3, LONG).expect("gateway");
         let mut a = GroupEnd::join("xg-unit", &GroupOptions::new().loopback(false), LONG).expect("member");
         assert_eq!(a.crossing_host(), None, "nothing read yet");
+        // The keeper's view seating the gateway is read, no cluster view
+        // yet: nothing is delivered, and the gateway is no member.
+        assert!(matches!(a.recv(Deadline::Now), Err(RecvError::WouldBlock)));
+        let me = a.local_member();
+        assert_eq!(a.members(), vec![Member::local(me.id, me.pid)]);
         // The gateway reads the member's join from the keeper's view.
         let frames = poll(&mut gw, 2);
-        let me = a.local_member();
         assert!(
             matches!(&frames[1], GatewayFrame::View { changes, .. } if changes == &[(Member::local(me.id, me.pid), ChangeKind::Joined)]),
             "{frames:?}"
