@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,9 @@ pub struct EngineProc {
     pub addr: String,
     /// Its later lines on stderr.
     stderr: mpsc::Receiver<String>,
+    /// Lines read while waiting for another ([`await_line`](Self::await_line)),
+    /// not looked at yet: [`said`](Self::said) returns them first.
+    passed: Mutex<Vec<String>>,
 }
 
 /// How to start an engine process.
@@ -148,7 +151,7 @@ impl<'a> EngineSpec<'a> {
                 let _ = tx.send(line);
             }
         });
-        let mut proc = EngineProc { child, addr: String::new(), stderr: rx };
+        let mut proc = EngineProc { child, addr: String::new(), stderr: rx, passed: Mutex::new(Vec::new()) };
         let serving = proc.await_line("serving this host");
         let after = serving.split("reach it at ").nth(1).unwrap_or("");
         proc.addr = after.split_whitespace().next().unwrap_or("").trim_end_matches('.').to_owned();
@@ -157,24 +160,29 @@ impl<'a> EngineSpec<'a> {
 }
 
 impl EngineProc {
-    /// Waits for a line on stderr that contains `needle`, and returns it.
+    /// Waits for a line on stderr that contains `needle`, and returns it;
+    /// the lines before it are kept for [`said`](Self::said).
     pub fn await_line(&self, needle: &str) -> String {
         let mut seen = Vec::new();
-        loop {
-            let line = self
-                .stderr
-                .recv_timeout(LONG)
-                .unwrap_or_else(|e| panic!("no line with {needle:?} ({e}); the engine said {seen:?}"));
-            if line.contains(needle) {
-                return line;
+        let line = loop {
+            match self.stderr.recv_timeout(LONG) {
+                Ok(line) if line.contains(needle) => break line,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("no line with {needle:?} ({e}); the engine said {seen:?}"),
             }
-            seen.push(line);
-        }
+        };
+        self.passed.lock().unwrap_or_else(PoisonError::into_inner).extend(seen);
+        line
     }
 
-    /// The lines it wrote to stderr since the last look (for messages).
+    /// The lines it wrote to stderr since the last look, those an
+    /// [`await_line`](Self::await_line) passed over included (a line a test
+    /// reads for a state, such as the leader an engine named at its start,
+    /// may come before the line it waited for).
     pub fn said(&self) -> Vec<String> {
-        self.stderr.try_iter().collect()
+        let mut lines = std::mem::take(&mut *self.passed.lock().unwrap_or_else(PoisonError::into_inner));
+        lines.extend(self.stderr.try_iter());
+        lines
     }
 
     pub fn pid(&self) -> u32 {
