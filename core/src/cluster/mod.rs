@@ -37,10 +37,17 @@
 //!
 //! **Nothing is durable.** A node that restarts starts with an empty log
 //! under its old id and catches up from the others (log or snapshot). Raft
-//! assumes a node keeps its vote across a restart; a restarted node that
-//! forgot it could vote twice in one term. `pre_vote` and `check_quorum`
-//! keep a restarted node from disrupting a working leader, but a cluster
-//! that loses a majority of nodes at once loses what they committed.
+//! assumes a node keeps its vote and its log across a restart: a fresh run
+//! that voted as if it held what its earlier run acknowledged could elect
+//! a node that lacks a committed entry (a lagging node and the fresh one
+//! are a majority of three). So a run whose log is still empty does not
+//! answer the vote requests of a candidate with a log (a cluster ran
+//! before it) until a leader the others elected gave it one; at a first
+//! start every log is empty and every vote counts (`ClusterNode::abstains`;
+//! with two voters the other node holds every commit and may have it).
+//! `pre_vote` and `check_quorum` keep a restarted node from disrupting a
+//! working leader. A cluster that loses a majority of nodes at once loses
+//! what they committed.
 
 mod entry;
 mod handle;

@@ -338,6 +338,14 @@ impl<T: Transport> ClusterNode<T> {
         if known.is_some_and(|k| k != incarnation) {
             self.peer_restarted(message.from);
         }
+        if self.abstains(&message) {
+            tracing::debug!(
+                node = self.settings.id,
+                candidate = message.from,
+                "cluster: a fresh run does not vote for a candidate with a log"
+            );
+            return Some(());
+        }
         if message.get_msg_type() == MessageType::MsgHeartbeat {
             // A leader that has not heard of our restart yet may announce a
             // commit past our (empty) log; raft would take that for a
@@ -345,6 +353,26 @@ impl<T: Transport> ClusterNode<T> {
             message.commit = message.commit.min(self.raw.raft.raft_log.last_index());
         }
         self.raw.step(message).ok()
+    }
+
+    /// Whether to leave `message`, a (pre-)vote request, unanswered: this
+    /// run's log is empty (a fresh run of this node, not caught up by any
+    /// leader yet) and the candidate has entries, so a cluster has run
+    /// before. Raft counts this node's vote as the vote of a node that
+    /// holds what it acknowledged; a fresh run forgot it, and its vote
+    /// could elect a candidate that lacks an entry the cluster committed
+    /// with this node's earlier run (a lagging node and this one make a
+    /// majority of three). It votes again once a leader gave it a log: a
+    /// leader the other nodes elected holds every committed entry. At a
+    /// first start every log is empty and every vote counts. With two
+    /// voters every commit needs both, so the other node holds all of it
+    /// and may have this vote.
+    fn abstains(&self, message: &Message) -> bool {
+        let kind = message.get_msg_type();
+        matches!(kind, MessageType::MsgRequestVote | MessageType::MsgRequestPreVote)
+            && message.index > 0
+            && self.raw.raft.raft_log.last_index() == 0
+            && self.settings.voters.len() > 2
     }
 
     /// `peer` came back with an empty log: a leader forgets what it held

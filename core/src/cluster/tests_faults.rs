@@ -289,3 +289,37 @@ fn the_committed_hook_runs_when_the_safe_index_moves() {
         );
     }
 }
+
+/// A node that restarts with an empty log must not elect a node that
+/// lacks what was committed: the leader commits an entry with one
+/// follower while the other lags (its link to the leader cut), then the
+/// leader restarts empty. The lagging node and the fresh one are a
+/// majority; were the fresh one to vote for the lagging one, the entry the
+/// cluster committed would be overwritten. Many rounds: raft's election
+/// timeouts are random.
+#[test]
+fn a_restarted_node_never_elects_one_that_lacks_a_committed_entry() {
+    for round in 0..20u64 {
+        let mut sim = Sim::new(DEFAULT_COMPACT_AFTER);
+        let leader = settled(&mut sim);
+        let others: Vec<u64> = (1..=N).filter(|i| *i != leader).collect();
+        let (holder, lagging) = (others[0], others[1]);
+        {
+            let mut net = sim.net.lock().expect("net");
+            net.cut.insert((leader, lagging));
+            net.cut.insert((lagging, leader));
+        }
+        sim.node(leader).handle.propose(&[message(7, round + 1)]).expect("queued");
+        let has = |s: &Sim, id: u64| Sim::messages(s.node(id)).iter().any(|m| m.1 == 7);
+        sim.run_until("committed by the leader and one follower", |s| has(s, leader) && has(s, holder));
+        assert!(!has(&sim, lagging), "the lagging node got it");
+        sim.kill(leader);
+        let fresh = sim.make(leader);
+        sim.nodes[leader as usize] = Some(fresh);
+        sim.heal();
+        sim.run_until("a leader again", |s| s.agreed_leader().is_some());
+        sim.run_until("the committed entry at every node", |s| (1..=N).all(|id| has(s, id)));
+        let lagging_log = Sim::messages(sim.node(lagging));
+        assert!(lagging_log.iter().any(|m| m.1 == 7), "round {round}: lost at the lagging node");
+    }
+}
