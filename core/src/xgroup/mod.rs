@@ -34,9 +34,18 @@
 //! Everything it reads (local frames, committed commands) is input: sizes,
 //! hosts and member ids are checked, a bad item is logged and skipped.
 //!
-//! The gateway joins a group as it finds it (`GroupEnd::join_gateway`):
-//! when it creates it, with the default options (AGREED). A SAFE group
-//! crosses hosts when its members made it before the engine started.
+//! The gateway joins each group with the guarantee its `cluster.groups`
+//! entry names (`"orders:safe"`; `GroupEnd::join_gateway`): a group
+//! nobody keeps yet it creates with that guarantee, so an engine started
+//! before the group's members makes it what every host agreed on; a group
+//! its members made with another guarantee refuses the gateway (its
+//! keeper compares before a seat is taken: the members never see the
+//! gateway come and go), and the engine does not start, naming the group,
+//! the guarantee found and the one configured. Every engine of a cluster
+//! must name each group with one guarantee, or hosts would order it
+//! differently. An entry without a guarantee (`"orders"`) takes the
+//! group as the gateway finds it, and creates it AGREED. The gateway
+//! takes the slow-member policy and sizes as they are, either way.
 //!
 //! FIFO and UNORDERED groups are relayed directly (`direct.rs`): no
 //! consensus round trip on the data path. A member's submit frame is
@@ -78,7 +87,7 @@ use std::time::Duration;
 
 use crate::cluster::{Applied, ClusterHandle, Committed, NODES_GROUP};
 use crate::cluster_port::RelayPort;
-use crate::config::{EngineConfig, IdleStrategy};
+use crate::config::{CrossingGroup, EngineConfig, IdleStrategy};
 use crate::engine::{Agent, Engine, EngineError};
 use crate::group::{GatewayJoinError, GroupEnd, GroupOptions};
 use crate::wait::Deadline;
@@ -134,6 +143,21 @@ fn bad(why: String) -> EngineError {
     EngineError::Config(format!("cluster.groups: {why}"))
 }
 
+/// Why the gateway of `group` did not join it.
+fn not_joined(group: &CrossingGroup, e: GatewayJoinError) -> EngineError {
+    let name = &group.name;
+    match e {
+        GatewayJoinError::GuaranteeDiffers { found, asked } => bad(format!(
+            "group {name:?} exists on this host {}, but this engine's cluster.groups names it {asked} (entry \
+             \"{group}\"): every engine of the cluster must give a group one guarantee; name it \"{name}:{}\" on \
+             every engine, or let its members leave and join it again as {asked}",
+            found.map_or_else(|| "with another guarantee".to_owned(), |g| format!("as {g}")),
+            found.map_or("<its guarantee>", |g| g.name()),
+        )),
+        e => bad(format!("cannot join group {name:?} as its gateway: {e}")),
+    }
+}
+
 /// Joins every group of `config`'s `cluster.groups` as this host's
 /// gateway (in `runtime_dir`, the engine's, else the user's) and starts
 /// the agent on a thread of its own; `committed` is the cluster node's
@@ -159,18 +183,8 @@ pub fn start(
     };
     for group in &config.cluster().groups {
         let name = &group.name;
-        let end = GroupEnd::join_gateway(name, &opts, host16, group.guarantee, Deadline::after(JOIN_TIMEOUT)).map_err(
-            |e| match e {
-                GatewayJoinError::GuaranteeDiffers { found, asked } => bad(format!(
-                    "group {name:?} exists on this host {}, and this engine's configuration names it {asked} \
-                     ({group}): every engine of the cluster must give a group one guarantee; make the entry \
-                     {name}:{}, or let the group's members leave and join it again as {asked}",
-                    found.map_or_else(|| "with another guarantee".to_owned(), |g| format!("as {g}")),
-                    found.map_or("<its guarantee>", |g| g.name()),
-                )),
-                e => bad(format!("cannot join group {name:?} as its gateway: {e}")),
-            },
-        )?;
+        let end = GroupEnd::join_gateway(name, &opts, host16, group.guarantee, Deadline::after(JOIN_TIMEOUT))
+            .map_err(|e| not_joined(group, e))?;
         if end.slow_member().is_lossy() {
             return Err(bad(format!("group {name:?} is a Lap group: a group that crosses hosts must not lose")));
         }
