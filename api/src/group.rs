@@ -7,7 +7,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use ringflow_core::group::{
-    Event, GroupEnd, GroupLoan, GroupOptions, GroupStats, JoinError, LeaveError, McastError, Member, RecvError,
+    Event, GroupEnd, GroupLoan, GroupOptions, GroupStats, Guarantee, JoinError, LeaveError, McastError, Member,
+    RecvError,
 };
 use ringflow_core::Deadline;
 
@@ -184,6 +185,13 @@ impl Group {
     /// The group's largest message.
     pub fn max_message(&self) -> usize {
         self.end.max_message()
+    }
+
+    /// The group's delivery guarantee: the one its creator asked for (a
+    /// joiner must ask for the same), or for a group that crosses hosts
+    /// and was made by its engine, the one `cluster.groups` names.
+    pub fn guarantee(&self) -> Guarantee {
+        self.end.guarantee()
     }
 
     /// This member's counters, lag and latency histogram.

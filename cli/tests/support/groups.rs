@@ -36,13 +36,19 @@ impl MemberChild {
     /// members multicasts `each` messages `NAME-k`, one per event or
     /// quiet `look`, each followed by a pause of `pace`: senders on every
     /// host interleave. Runs until the test kills the child.
-    pub fn write_and_send(mut self, each: usize, look: Duration, pace: Duration) -> ! {
+    pub fn write_and_send(self, each: usize, look: Duration, pace: Duration) -> ! {
+        self.write_and_send_among(3, each, look, pace)
+    }
+
+    /// [`write_and_send`](Self::write_and_send) once a view holds
+    /// `members` members.
+    pub fn write_and_send_among(mut self, members: usize, each: usize, look: Duration, pace: Duration) -> ! {
         let (mut sent, mut three) = (0, false);
         loop {
             match self.group.recv_deadline(Deadline::after(look)) {
                 Ok(e) => {
                     if let Event::View(v) = &e {
-                        three |= v.members.len() == 3;
+                        three |= v.members.len() == members;
                     }
                     writeln!(self.out, "{}", line(&e)).expect("write an event");
                 }

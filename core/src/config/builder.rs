@@ -9,7 +9,8 @@
 use super::error::{BadValue, ConfigError, Origin, UnknownKey, WrongType};
 use super::keys::{self, KeySpec, Raw};
 use super::validate::{self, Problem};
-use super::{EngineConfig, IdleStrategy, NetBackend, ThreadingMode};
+use super::{CrossingGroup, EngineConfig, IdleStrategy, NetBackend, ThreadingMode};
+use crate::group::Guarantee;
 
 /// Builds an [`EngineConfig`]; start with [`EngineConfig::builder`] or
 /// [`EngineConfig::to_builder`]. Each method names the key it sets.
@@ -260,9 +261,20 @@ impl EngineConfigBuilder {
         self.set(keys::CLUSTER_MAX_MESSAGE_BYTES, int(bytes))
     }
 
-    /// `cluster.groups`: the groups whose members live on several hosts.
+    /// `cluster.groups`: the groups whose members live on several hosts,
+    /// in place of those set before; each `"name"` (the group's
+    /// guarantee as the engine finds it) or `"name:guarantee"`, as in
+    /// the file.
     pub fn cluster_groups<S: AsRef<str>>(self, groups: impl IntoIterator<Item = S>) -> Self {
         self.set(keys::CLUSTER_GROUPS, Raw::List(groups.into_iter().map(|g| Raw::Str(g.as_ref().to_owned())).collect()))
+    }
+
+    /// Adds group `name` to `cluster.groups`, with `guarantee` on every
+    /// host (the entry `"name:guarantee"`).
+    pub fn cluster_group(self, name: &str, guarantee: Guarantee) -> Self {
+        let mut entries: Vec<Raw> = self.draft.cluster.groups.iter().map(|g| Raw::Str(g.to_string())).collect();
+        entries.push(Raw::Str(CrossingGroup::with_guarantee(name, guarantee).to_string()));
+        self.set(keys::CLUSTER_GROUPS, Raw::List(entries))
     }
 
     /// `flow.ring_bytes`: a power of two.

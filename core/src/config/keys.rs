@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{EngineConfig, HostPort, IdleStrategy, NetBackend, Peer, ThreadingMode};
+use super::{CrossingGroup, EngineConfig, HostPort, IdleStrategy, NetBackend, Peer, ThreadingMode};
 use crate::flow::qos::{MAX_MSG_LIMIT, MAX_RING_BYTES, MIN_RING_BYTES};
 
 pub(crate) const ENGINE_THREADS: &str = "engine.threads";
@@ -143,7 +143,7 @@ pub(crate) enum Kind {
     Peers,
     /// A file path, or "none".
     OptPath,
-    /// A list of distinct group names.
+    /// A list of groups, each `name` or `name:guarantee`, distinct names.
     Groups,
 }
 
@@ -185,7 +185,9 @@ impl Kind {
             }
             Kind::OptPath => format!("a file path, or \"{NONE}\""),
             Kind::Groups => format!(
-                "a list of distinct group names (as `Group::join` takes them, at most {} bytes each)",
+                "a list of distinct group names (as `Group::join` takes them, at most {} bytes each, no ':'), \
+                 each alone or followed by ':' and the group's guarantee: unordered, fifo, agreed or safe \
+                 (\"orders:safe\")",
                 crate::config::MAX_CLUSTER_GROUP_NAME
             ),
         }
@@ -479,8 +481,8 @@ pub(crate) static KEYS: &[KeySpec] = &[
     KeySpec {
         path: CLUSTER_GROUPS,
         kind: Kind::Groups,
-        get: |c| Raw::List(c.cluster.groups.iter().map(|g| Raw::Str(g.clone())).collect()),
-        set: |c, v| c.cluster.groups = list(v).iter().map(|g| text(g).to_owned()).collect(),
+        get: |c| Raw::List(c.cluster.groups.iter().map(|g| Raw::Str(g.to_string())).collect()),
+        set: |c, v| c.cluster.groups = list(v).iter().filter_map(|g| CrossingGroup::parse(text(g)).ok()).collect(),
     },
 ];
 

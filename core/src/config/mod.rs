@@ -16,6 +16,7 @@
 
 mod addr;
 mod builder;
+mod crossing;
 mod env;
 pub(crate) use env::parse_bool as parse_env_bool;
 mod error;
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 pub use addr::{AddrError, HostPort, Peer};
 pub use builder::EngineConfigBuilder;
+pub use crossing::CrossingGroup;
 pub use env::process_vars;
 pub use error::{BadValue, ConfigError, Conflict, Origin, UnknownKey, WrongType};
 pub use validate::configured_cpus;
@@ -289,10 +291,11 @@ pub struct ClusterSection {
     /// node before it proposes the node down (its members leave every
     /// view with a node-down reason).
     pub node_timeout: Duration,
-    /// `cluster.groups`: the groups whose members live on several hosts.
+    /// `cluster.groups`: the groups whose members live on several hosts,
+    /// each with the guarantee the engine gives it, if one is named.
     /// The engine joins each on this host as its gateway (issue 17) and
     /// carries its views and messages through the cluster.
-    pub groups: Vec<String>,
+    pub groups: Vec<CrossingGroup>,
 }
 
 /// Longest name `cluster.groups` takes (what a cluster command carries).

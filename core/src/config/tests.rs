@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::keys::{self, KEYS};
 use super::*;
+use crate::group::Guarantee;
 
 mod prop;
 
@@ -196,6 +197,18 @@ fn every_key_maps_one_to_one() {
                 kv("net.listen", "\"127.0.0.1:7070\"", "127.0.0.1:7070"),
             ],
             b().cluster_groups(["orders", "trades"]).cluster(true).listen(Some("127.0.0.1:7070")),
+        ),
+        (
+            vec![
+                kv("cluster.groups", "[\"orders:SAFE\", \"trades\", \"ticks:fifo\"]", "orders:safe, trades,ticks:Fifo"),
+                kv("cluster.enabled", true, true),
+                kv("net.listen", "\"127.0.0.1:7070\"", "127.0.0.1:7070"),
+            ],
+            b().cluster_group("orders", Guarantee::Safe)
+                .cluster_groups(["orders:safe", "trades"])
+                .cluster_group("ticks", Guarantee::Fifo)
+                .cluster(true)
+                .listen(Some("127.0.0.1:7070")),
         ),
     ];
     let mut covered = Vec::new();
@@ -464,4 +477,75 @@ fn cluster_keys_are_checked_against_each_other() {
         let e = EngineConfig::builder().cluster_groups(bad.clone()).build();
         assert!(e.is_err(), "{bad:?} accepted");
     }
+}
+
+/// A crossing group's guarantee, named in `cluster.groups`: what the
+/// engine reads from each form, and what it writes back.
+#[test]
+fn cluster_groups_carry_their_guarantee() {
+    let text = "[cluster]\nenabled = true\ngroups = [\"xg:Safe\", \"plain\", \"u:unordered\", \"a:AGREED\"]\n\
+                [net]\nlisten = \"127.0.0.1:7070\"\n";
+    let config = EngineConfig::from_toml_str(text).unwrap();
+    let want = vec![
+        CrossingGroup::with_guarantee("xg", Guarantee::Safe),
+        CrossingGroup::new("plain"),
+        CrossingGroup::with_guarantee("u", Guarantee::Unordered),
+        CrossingGroup::with_guarantee("a", Guarantee::Agreed),
+    ];
+    assert_eq!(config.cluster().groups, want);
+    // Written back as the entries read, the guarantee's word in lower case.
+    let toml = config.to_toml_string();
+    assert!(toml.contains("groups = [\"xg:safe\", \"plain\", \"u:unordered\", \"a:agreed\"]"), "{toml}");
+    assert_eq!(EngineConfig::from_toml_str(&toml).unwrap(), config);
+    let vars = config.to_env_vars();
+    let var = vars.iter().find(|(name, _)| name == "RINGFLOW_CLUSTER_GROUPS").expect("the variable");
+    assert_eq!(var.1, "xg:safe,plain,u:unordered,a:agreed");
+    let mut from_env = EngineConfig::default();
+    from_env.apply_env(vars.into_iter()).unwrap();
+    assert_eq!(from_env, config);
+    // In code: one group at a time with its guarantee, or the entries.
+    let built = EngineConfig::builder()
+        .cluster(true)
+        .listen(Some("127.0.0.1:7070"))
+        .cluster_group("xg", Guarantee::Safe)
+        .cluster_groups(["xg:safe", "plain"])
+        .cluster_group("u", Guarantee::Unordered)
+        .cluster_group("a", Guarantee::Agreed)
+        .build()
+        .unwrap();
+    assert_eq!(built.cluster().groups, want);
+    assert_eq!(built, config);
+}
+
+/// A guarantee that is none, a name that holds ':' or one named twice
+/// (with and without a guarantee) is refused in every form, with the key
+/// and the entry.
+#[test]
+fn a_bad_cluster_group_guarantee_is_named() {
+    let on = "cluster.enabled = true\nnet.listen = \"127.0.0.1:7070\"\n";
+    let err = err_toml(&format!("{on}cluster.groups = [\"ok\", \"xg:sure\"]\n"));
+    assert!(
+        matches!(&err, ConfigError::BadValue(e) if e.key == "cluster.groups" && matches!(e.origin, Origin::Toml { line: 3, .. }))
+    );
+    assert_mentions(
+        &err,
+        &["`cluster.groups`", "\"xg:sure\"", "\"sure\" is no guarantee", "unordered, fifo, agreed, safe"],
+    );
+
+    let err = err_env(&[("RINGFLOW_CLUSTER_GROUPS", "xg:safe,yg:Safety")]);
+    assert!(
+        matches!(&err, ConfigError::BadValue(e) if e.key == "cluster.groups" && e.origin == Origin::Env { var: "RINGFLOW_CLUSTER_GROUPS".into() })
+    );
+    assert_mentions(&err, &["RINGFLOW_CLUSTER_GROUPS", "\"yg:Safety\"", "\"Safety\" is no guarantee"]);
+
+    let err = EngineConfig::builder().cluster_groups(["xg:"]).build().unwrap_err();
+    assert!(matches!(&err, ConfigError::BadValue(e) if e.key == "cluster.groups" && e.origin == Origin::Builder));
+    assert_mentions(&err, &["\"xg:\"", "\"\" is no guarantee"]);
+
+    let err = EngineConfig::builder().cluster_group("a:b", Guarantee::Safe).build().unwrap_err();
+    assert_mentions(&err, &["`cluster.groups`", "\"a:b:safe\"", "cannot hold ':'"]);
+    let err = EngineConfig::builder().cluster_groups(["xg", "xg:safe"]).build().unwrap_err();
+    assert_mentions(&err, &["`cluster.groups`", "\"xg\" is named twice"]);
+    let err = EngineConfig::builder().cluster_groups([":safe"]).build().unwrap_err();
+    assert_mentions(&err, &["`cluster.groups`", "empty"]);
 }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use super::error::{ConfigError, Conflict};
 use super::keys::{self, Kind, Raw};
-use super::{EngineConfig, HostPort, IdleStrategy, Peer, ThreadingMode};
+use super::{CrossingGroup, EngineConfig, HostPort, IdleStrategy, Peer, ThreadingMode};
 
 /// Why a value does not fit its key.
 pub(crate) enum Problem {
@@ -108,14 +108,16 @@ fn check_peers(items: &[Raw]) -> Result<(), Problem> {
 fn check_groups(items: &[Raw]) -> Result<(), Problem> {
     let mut seen = HashSet::new();
     for item in items {
-        let Raw::Str(name) = item else { return Err(Problem::WrongType) };
+        let Raw::Str(entry) = item else { return Err(Problem::WrongType) };
+        let group = CrossingGroup::parse(entry).map_err(|e| Problem::Bad(Some(e)))?;
+        let name = group.name;
         if name.len() > super::MAX_CLUSTER_GROUP_NAME {
             return Err(Problem::Bad(Some(format!("{name:?} is longer than {} bytes", super::MAX_CLUSTER_GROUP_NAME))));
         }
         // The name a group's keeper binds, as `Group::join` checks it.
         crate::control::validate_name(&format!("{name}.group"))
             .map_err(|e| Problem::Bad(Some(format!("{name:?}: {e}"))))?;
-        if !seen.insert(name.as_str()) {
+        if !seen.insert(name.clone()) {
             return Err(Problem::Bad(Some(format!("{name:?} is named twice"))));
         }
     }

@@ -22,7 +22,7 @@ use super::error::{JoinError, LeaveError, McastError, RecvError};
 use super::join::{self, signal, Shared, ALARM_EXPELLED, ALARM_QUIET};
 use super::loan::GroupLoan;
 use super::memory::{P_GATEWAY_HOST, P_GATEWAY_MEMBER, P_GATEWAY_QUORUM, P_GATEWAY_SLOT, QUORUM_LOST};
-use super::options::{GroupOptions, SlowMember};
+use super::options::{GroupOptions, Guarantee, SlowMember};
 use super::ready::{self, Readiness};
 use super::stats::Published;
 use super::table::{self, Counters};
@@ -33,6 +33,8 @@ use crate::wait::{wait_until_with, Deadline, WaitOutcome};
 
 #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 mod gateway;
+#[cfg(feature = "cluster")]
+pub(crate) use gateway::GatewayJoinError;
 mod receive;
 
 #[cfg(feature = "cluster")]
@@ -313,6 +315,12 @@ impl GroupEnd {
     /// The group's slow-member policy.
     pub fn slow_member(&self) -> SlowMember {
         self.config.slow
+    }
+
+    /// The group's delivery guarantee (what its creator asked for, or,
+    /// for a group that crosses hosts, `cluster.groups` named).
+    pub fn guarantee(&self) -> Guarantee {
+        self.config.guarantee
     }
 
     /// This member's statistics.

@@ -19,12 +19,15 @@ use super::keeper::{random_u64, Keeper};
 use super::memory::{GroupConfig, GroupMemory};
 use super::options::GroupOptions;
 use super::presence::Presence;
-use super::wire::{Msg, Refusal, MAX_LEN, VERSION};
+use super::wire::{Msg, Refusal, ANY_GUARANTEE, MAX_LEN, VERSION};
 use crate::control::{validate_name, ConnectError, ControlConn, ControlListener, Permit, RuntimeDir};
 use crate::wait::Deadline;
 
 /// Suffix that puts group names in a namespace of their own.
 pub(crate) const GROUP_SUFFIX: &str = ".group";
+/// [`JoinError::OptionsDiffer`]'s `what` when the keeper refused the
+/// guarantee asked for.
+pub(crate) const GUARANTEE_DIFFERS: &str = "guarantee";
 
 /// What a member's agent and its group end share.
 pub(crate) struct Shared {
@@ -169,9 +172,10 @@ fn ask(
 ) -> Result<(ControlConn, Grant, Option<Segment>), JoinError> {
     let (slow, evict_ns) = opts.slow.code();
     let mut b = Vec::new();
+    let guarantee = if opts.gateway != 0 && opts.any_guarantee { ANY_GUARANTEE } else { opts.guarantee.code() };
     Msg::Join {
         version: VERSION,
-        guarantee: opts.guarantee.code(),
+        guarantee,
         slow,
         evict_ns,
         max_message: opts.max_message as u64,
@@ -207,7 +211,7 @@ fn ask(
             Ok((conn, Grant { index, member_id, token, start }, segment))
         }
         Ok(Msg::Refuse { reason, detail }) => Err(match Refusal::from_code(reason) {
-            Some(Refusal::Guarantee) => JoinError::OptionsDiffer { what: "guarantee" },
+            Some(Refusal::Guarantee) => JoinError::OptionsDiffer { what: GUARANTEE_DIFFERS },
             Some(Refusal::SlowMember) => JoinError::OptionsDiffer { what: "slow-member policy" },
             Some(Refusal::MaxMessage) => JoinError::OptionsDiffer { what: "largest message (smaller)" },
             Some(Refusal::Version) => JoinError::OptionsDiffer { what: "protocol version" },

@@ -30,7 +30,7 @@ use super::memory::{
 };
 use super::table::{self, Holder};
 use super::view::{self, ChangeKind, Member, RawView, Seat, SeatChange, FLAG_VIEW};
-use super::wire::{Msg, Refusal, MAX_LEN, VERSION};
+use super::wire::{Msg, Refusal, ANY_GUARANTEE, MAX_LEN, VERSION};
 use super::{history, options::Guarantee, options::SlowMember};
 use crate::control::{ControlConn, ControlListener, Permit};
 use crate::wait::notify;
@@ -308,11 +308,17 @@ impl Keeper {
             Ok(Msg::Join { version, guarantee, slow, evict_ns, max_message, gateway }) => {
                 let refusal = if version != VERSION {
                     Some(Refusal::Version)
-                } else if gateway != 0 {
+                } else if gateway != 0 && guarantee == ANY_GUARANTEE {
                     // The host's engine takes the group as it is.
                     None
                 } else if Guarantee::from_code(guarantee) != Some(self.mem.config.guarantee) {
+                    // A gateway too when it names one (`cluster.groups`
+                    // says the group's guarantee): hosts must not order
+                    // one group differently.
                     Some(Refusal::Guarantee)
+                } else if gateway != 0 {
+                    // Its guarantee is the group's: the rest it takes as it is.
+                    None
                 } else if SlowMember::from_code(slow, evict_ns) != Some(self.mem.config.slow) {
                     Some(Refusal::SlowMember)
                 } else if max_message > self.mem.config.max_message as u64 {

@@ -49,6 +49,8 @@ mod wire;
 
 #[cfg(feature = "cluster")]
 pub(crate) use end::GatewayFrame;
+#[cfg(feature = "cluster")]
+pub(crate) use end::GatewayJoinError;
 pub use end::{Event, GroupEnd, GroupStats, Message};
 pub use error::{JoinError, LeaveError, McastError, RecvError};
 pub use inspect::{group_of_bound_name, inspect, GroupSnapshot, InspectError, MemberSnapshot, MemberState};

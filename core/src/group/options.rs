@@ -44,6 +44,31 @@ impl Guarantee {
             _ => return None,
         })
     }
+
+    /// The guarantee's word in the configuration (`cluster.groups`):
+    /// `unordered`, `fifo`, `agreed` or `safe`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Guarantee::Unordered => "unordered",
+            Guarantee::Fifo => "fifo",
+            Guarantee::Agreed => "agreed",
+            Guarantee::Safe => "safe",
+        }
+    }
+
+    /// The guarantee a word of [`Guarantee::name`] names, in any case.
+    pub fn from_name(word: &str) -> Option<Self> {
+        [Guarantee::Unordered, Guarantee::Fifo, Guarantee::Agreed, Guarantee::Safe]
+            .into_iter()
+            .find(|g| g.name().eq_ignore_ascii_case(word))
+    }
+}
+
+/// Upper case, as the docs and Corosync write them: `SAFE`.
+impl std::fmt::Display for Guarantee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name().to_ascii_uppercase())
+    }
 }
 
 /// What the group does about a member that reads slower than others send.
@@ -109,6 +134,11 @@ pub struct GroupOptions {
     /// Not 0: the joiner is this host's engine joining as the gateway of
     /// a group that crosses hosts, and this is its cluster node id.
     pub(crate) gateway: u32,
+    /// A gateway that takes the group's guarantee as it finds it (the
+    /// keeper does not compare `guarantee`, which is only what a group
+    /// the gateway creates gets); off, a gateway is refused by a group
+    /// of another guarantee, as any joiner is.
+    pub(crate) any_guarantee: bool,
     /// The runtime directory the group's name lives in; `None`: the
     /// user's (`RuntimeDir::resolve`).
     pub(crate) runtime_dir: Option<PathBuf>,
@@ -135,6 +165,7 @@ impl GroupOptions {
             permit: Permit::same_user(),
             loopback: true,
             gateway: 0,
+            any_guarantee: false,
             runtime_dir: None,
         }
     }

@@ -8,6 +8,9 @@
 pub(crate) const VERSION: u32 = 1;
 /// The largest message either side sends.
 pub(crate) const MAX_LEN: usize = 48;
+/// A gateway's JOIN `guarantee` that takes the group's, whichever it is
+/// (no guarantee's code: a member that sends it is refused).
+pub(crate) const ANY_GUARANTEE: u8 = 0;
 
 /// A control message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,7 +18,8 @@ pub(crate) enum Msg {
     /// Member → keeper: let me in, with these options. `gateway`: not 0,
     /// the joiner is this host's engine, the gateway of a group that
     /// crosses hosts, and this is its cluster node id (it takes the
-    /// group's options as they are: see `GroupEnd::join_gateway`).
+    /// group's options as they are, its guarantee too when `guarantee` is
+    /// [`ANY_GUARANTEE`]: see `GroupEnd::join_gateway`).
     Join { version: u32, guarantee: u8, slow: u8, evict_ns: u64, max_message: u64, gateway: u32 },
     /// Keeper → member (with the segment's memfd): you hold slot `index`;
     /// start reading at `start`, where view `view_id` (your join) is.

@@ -618,7 +618,7 @@ mod tests {
     fn hostile_commits_reach_no_member() {
         ringflow_testkit::isolate_runtime_dir();
         let opts = GroupOptions::new().max_message(64);
-        let gw = GroupEnd::join_gateway("xg-hostile", &opts, 1, Deadline::Never).expect("gateway");
+        let gw = GroupEnd::join_gateway("xg-hostile", &opts, 1, None, Deadline::Never).expect("gateway");
         let mut member = GroupEnd::join("xg-hostile", &opts, Deadline::Never).expect("member");
         let me = member.local_member().id;
         let mut x = Crossing::new("xg-hostile".into(), gw, 1, false);
@@ -664,7 +664,7 @@ mod tests {
     fn safe_entries_wait_for_the_safe_index() {
         ringflow_testkit::isolate_runtime_dir();
         let opts = GroupOptions::new().guarantee(Guarantee::Safe);
-        let gw = GroupEnd::join_gateway("xg-safe", &opts, 1, Deadline::Never).expect("gateway");
+        let gw = GroupEnd::join_gateway("xg-safe", &opts, 1, None, Deadline::Never).expect("gateway");
         let mut member = GroupEnd::join("xg-safe", &opts, Deadline::Never).expect("member");
         let me = member.local_member().id;
         let mut x = Crossing::new("xg-safe".into(), gw, 1, false);
@@ -718,7 +718,7 @@ mod tests {
     fn a_safe_groups_batch_is_in_flight_until_safe() {
         ringflow_testkit::isolate_runtime_dir();
         let opts = GroupOptions::new().guarantee(Guarantee::Safe);
-        let gw = GroupEnd::join_gateway("xg-safe-own", &opts, 1, Deadline::Never).expect("gateway");
+        let gw = GroupEnd::join_gateway("xg-safe-own", &opts, 1, None, Deadline::Never).expect("gateway");
         let mut x = Crossing::new("xg-safe-own".into(), gw, 1, false);
         x.seq = 41;
         x.in_flight = Some(InFlight { commands: Vec::new(), last_seq: 42, leader: (1, 1), at: Instant::now() });

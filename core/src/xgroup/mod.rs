@@ -34,9 +34,18 @@
 //! Everything it reads (local frames, committed commands) is input: sizes,
 //! hosts and member ids are checked, a bad item is logged and skipped.
 //!
-//! The gateway joins a group as it finds it (`GroupEnd::join_gateway`):
-//! when it creates it, with the default options (AGREED). A SAFE group
-//! crosses hosts when its members made it before the engine started.
+//! The gateway joins each group with the guarantee its `cluster.groups`
+//! entry names (`"orders:safe"`; `GroupEnd::join_gateway`): a group
+//! nobody keeps yet it creates with that guarantee, so an engine started
+//! before the group's members makes it what every host agreed on; a group
+//! its members made with another guarantee refuses the gateway (its
+//! keeper compares before a seat is taken: the members never see the
+//! gateway come and go), and the engine does not start, naming the group,
+//! the guarantee found and the one configured. Every engine of a cluster
+//! must name each group with one guarantee, or hosts would order it
+//! differently. An entry without a guarantee (`"orders"`) takes the
+//! group as the gateway finds it, and creates it AGREED. The gateway
+//! takes the slow-member policy and sizes as they are, either way.
 //!
 //! FIFO and UNORDERED groups are relayed directly (`direct.rs`): no
 //! consensus round trip on the data path. A member's submit frame is
@@ -78,9 +87,9 @@ use std::time::Duration;
 
 use crate::cluster::{Applied, ClusterHandle, Committed, NODES_GROUP};
 use crate::cluster_port::RelayPort;
-use crate::config::{EngineConfig, IdleStrategy};
+use crate::config::{CrossingGroup, EngineConfig, IdleStrategy};
 use crate::engine::{Agent, Engine, EngineError};
-use crate::group::{GroupEnd, GroupOptions};
+use crate::group::{GatewayJoinError, GroupEnd, GroupOptions};
 use crate::wait::Deadline;
 
 use crossing::Crossing;
@@ -134,6 +143,21 @@ fn bad(why: String) -> EngineError {
     EngineError::Config(format!("cluster.groups: {why}"))
 }
 
+/// Why the gateway of `group` did not join it.
+fn not_joined(group: &CrossingGroup, e: GatewayJoinError) -> EngineError {
+    let name = &group.name;
+    match e {
+        GatewayJoinError::GuaranteeDiffers { found, asked } => bad(format!(
+            "group {name:?} exists on this host {}, but this engine's cluster.groups names it {asked} (entry \
+             \"{group}\"): every engine of the cluster must give a group one guarantee; name it \"{name}:{}\" on \
+             every engine, or let its members leave and join it again as {asked}",
+            found.map_or_else(|| "with another guarantee".to_owned(), |g| format!("as {g}")),
+            found.map_or("<its guarantee>", |g| g.name()),
+        )),
+        e => bad(format!("cannot join group {name:?} as its gateway: {e}")),
+    }
+}
+
 /// Joins every group of `config`'s `cluster.groups` as this host's
 /// gateway (in `runtime_dir`, the engine's, else the user's) and starts
 /// the agent on a thread of its own; `committed` is the cluster node's
@@ -157,9 +181,10 @@ pub fn start(
         Some(dir) => GroupOptions::new().runtime_dir(dir),
         None => GroupOptions::new(),
     };
-    for name in &config.cluster().groups {
-        let end = GroupEnd::join_gateway(name, &opts, host16, Deadline::after(JOIN_TIMEOUT))
-            .map_err(|e| bad(format!("cannot join group {name:?} as its gateway: {e}")))?;
+    for group in &config.cluster().groups {
+        let name = &group.name;
+        let end = GroupEnd::join_gateway(name, &opts, host16, group.guarantee, Deadline::after(JOIN_TIMEOUT))
+            .map_err(|e| not_joined(group, e))?;
         if end.slow_member().is_lossy() {
             return Err(bad(format!("group {name:?} is a Lap group: a group that crosses hosts must not lose")));
         }
@@ -194,7 +219,8 @@ pub fn start(
         .build()
         .map_err(|e| bad(format!("its thread's configuration: {e}")))?;
     let engine = Engine::start(&thread, vec![Box::new(agent)])?;
-    tracing::info!(host, groups = ?config.cluster().groups, "group gateways started");
+    let names: Vec<String> = config.cluster().groups.iter().map(ToString::to_string).collect();
+    tracing::info!(host, groups = ?names, "group gateways started");
     Ok(GroupAgent { engine: Mutex::new(Some(engine)) })
 }
 
@@ -336,5 +362,86 @@ impl Agent for Gateways {
             [one] if !one.holding() => one.wait(&self.alarm, timeout.min(SLEEP)),
             _ => std::thread::park_timeout(timeout.min(PARK)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{ClusterNode, ClusterSettings, Transport};
+    use crate::group::{Event, Guarantee, JoinError, RecvError};
+
+    /// A link to nobody: the agent's start needs a node's handle and its
+    /// committed stream, never a committed command.
+    struct Nowhere;
+
+    impl Transport for Nowhere {
+        fn send(&mut self, _to: u64, _message: Vec<u8>) {}
+
+        fn try_recv(&mut self) -> Option<Vec<u8>> {
+            None
+        }
+    }
+
+    fn node() -> (ClusterNode<Nowhere>, ClusterHandle, Receiver<Committed>) {
+        ClusterNode::new(ClusterSettings::new(1, vec![1]), Nowhere).expect("node")
+    }
+
+    fn config(groups: &[&str]) -> EngineConfig {
+        EngineConfig::builder()
+            .cluster(true)
+            .listen(Some("127.0.0.1:0"))
+            .cluster_groups(groups)
+            .build()
+            .expect("config")
+    }
+
+    const JOIN: Duration = Duration::from_secs(10);
+
+    /// `cluster.groups = ["xg-conf:safe"]` and nobody keeps the group:
+    /// the gateway makes it SAFE, so a member that comes afterwards joins
+    /// a SAFE group (one that asks for AGREED, the default, is refused).
+    #[test]
+    fn the_gateway_makes_a_group_with_the_configured_guarantee() {
+        ringflow_testkit::isolate_runtime_dir();
+        let (_node, handle, committed) = node();
+        let agent = start(&config(&["xg-conf:safe"]), None, handle, committed, None).expect("start");
+        let e = GroupEnd::join("xg-conf", &GroupOptions::new(), Deadline::after(JOIN)).err().expect("refused");
+        assert!(matches!(e, JoinError::OptionsDiffer { what: "guarantee" }), "{e}");
+        let safe = GroupOptions::new().guarantee(Guarantee::Safe);
+        let member = GroupEnd::join("xg-conf", &safe, Deadline::after(JOIN)).expect("a SAFE member");
+        assert_eq!(member.guarantee(), Guarantee::Safe);
+        drop(member);
+        agent.shutdown().expect("shutdown");
+    }
+
+    /// A group its members made AGREED, and an engine configured to give
+    /// it SAFE: the start fails, naming the group and both guarantees,
+    /// and the members never see the gateway (the keeper refused it
+    /// before a seat was taken). Named AGREED, or without a guarantee,
+    /// the engine joins it.
+    #[test]
+    fn a_group_of_another_guarantee_fails_the_start() {
+        ringflow_testkit::isolate_runtime_dir();
+        let mut member = GroupEnd::join("xg-other", &GroupOptions::new(), Deadline::after(JOIN)).expect("member");
+        let me = member.local_member();
+        assert!(matches!(member.recv(Deadline::after(JOIN)), Ok(Event::View(_))), "its own join first");
+
+        let (_node, handle, committed) = node();
+        let e = start(&config(&["xg-other:safe"]), None, handle, committed, None).err().expect("refused");
+        let text = e.to_string();
+        for part in ["cluster.groups", "\"xg-other\"", "as AGREED", "names it SAFE", "xg-other:agreed"] {
+            assert!(text.contains(part), "{text:?} should say {part:?}");
+        }
+        assert!(matches!(member.recv(Deadline::Now), Err(RecvError::WouldBlock)), "no view of a gateway");
+        assert_eq!(member.members(), vec![me]);
+        assert_eq!(member.crossing_host(), None);
+
+        for entry in ["xg-other:agreed", "xg-other"] {
+            let (_node, handle, committed) = node();
+            let agent = start(&config(&[entry]), None, handle, committed, None).expect(entry);
+            agent.shutdown().expect("shutdown");
+        }
+        assert_eq!(member.guarantee(), Guarantee::Agreed);
     }
 }

@@ -196,7 +196,7 @@ mod gateway_tests {
     fn members_see_the_quorum_lost_and_regained() {
         ringflow_testkit::isolate_runtime_dir();
         let opts = GroupOptions::new();
-        let gw = GroupEnd::join_gateway("xg-quorum", &opts, 1, Deadline::Never).expect("gateway");
+        let gw = GroupEnd::join_gateway("xg-quorum", &opts, 1, None, Deadline::Never).expect("gateway");
         let mut member = GroupEnd::join("xg-quorum", &opts, Deadline::Never).expect("member");
         let me = member.local_member().id;
         let mut x = Crossing::new("xg-quorum".into(), gw, 1, false);

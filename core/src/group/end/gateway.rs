@@ -34,20 +34,73 @@ pub(crate) enum GatewayFrame {
     },
 }
 
+/// Why a gateway did not join its group.
+#[derive(Debug)]
+pub(crate) enum GatewayJoinError {
+    /// The join failed.
+    Join(JoinError),
+    /// The group exists on this host with another guarantee than the
+    /// one the gateway asked for: `found` is the group's (`None`: its
+    /// keeper could not be asked).
+    GuaranteeDiffers {
+        /// The group's guarantee.
+        found: Option<Guarantee>,
+        /// The one asked for.
+        asked: Guarantee,
+    },
+}
+
+impl std::fmt::Display for GatewayJoinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GatewayJoinError::Join(e) => e.fmt(f),
+            GatewayJoinError::GuaranteeDiffers { found: Some(found), asked } => {
+                write!(f, "the group is {found} on this host, not {asked}")
+            }
+            GatewayJoinError::GuaranteeDiffers { found: None, asked } => {
+                write!(f, "the group has another guarantee than {asked} on this host")
+            }
+        }
+    }
+}
+
 impl GroupEnd {
     /// Joins group `name` as the gateway of host `host` (a cluster node
-    /// id): it takes the group's options as they are, or creates it with
-    /// `opts` if nobody keeps it.
+    /// id). With `guarantee`, the group must have it: a group nobody
+    /// keeps is created with it (and `opts`' other options), one of
+    /// another guarantee refuses the gateway (its keeper compares, as
+    /// for any joiner, before a seat is taken: its members never see the
+    /// gateway come and go). Without, the gateway takes the group's
+    /// guarantee as it finds it, or creates it with `opts`'. Either way
+    /// it takes the slow-member policy and sizes as they are.
     pub(crate) fn join_gateway(
         name: &str,
         opts: &GroupOptions,
         host: u16,
+        guarantee: Option<Guarantee>,
         deadline: Deadline,
-    ) -> Result<GroupEnd, JoinError> {
+    ) -> Result<GroupEnd, GatewayJoinError> {
         let mut opts = opts.clone();
         opts.gateway = u32::from(host).max(1);
         opts.record_latency = false;
-        GroupEnd::join(name, &opts, deadline)
+        opts.any_guarantee = guarantee.is_none();
+        if let Some(g) = guarantee {
+            opts.guarantee = g;
+        }
+        match GroupEnd::join(name, &opts, deadline) {
+            // Its keeper compared them; one that did not (another build)
+            // is caught here.
+            Ok(end) => match guarantee {
+                Some(asked) if end.config.guarantee != asked => {
+                    Err(GatewayJoinError::GuaranteeDiffers { found: Some(end.config.guarantee), asked })
+                }
+                _ => Ok(end),
+            },
+            Err(JoinError::OptionsDiffer { what }) if what == join::GUARANTEE_DIFFERS => {
+                Err(GatewayJoinError::GuaranteeDiffers { found: found_guarantee(name, &opts), asked: opts.guarantee })
+            }
+            Err(e) => Err(GatewayJoinError::Join(e)),
+        }
     }
 
     /// Reads up to `max` frames of the log into `out`, never waiting;
@@ -172,6 +225,16 @@ impl GroupEnd {
     }
 }
 
+/// The guarantee of group `name` as its keeper shows it (`None` if it
+/// could not be asked), for the message of a refused gateway.
+fn found_guarantee(name: &str, opts: &GroupOptions) -> Option<Guarantee> {
+    let dir = match &opts.runtime_dir {
+        Some(dir) => dir.clone(),
+        None => crate::control::RuntimeDir::resolve().ok()?.path().to_path_buf(),
+    };
+    super::super::inspect(&dir, name, Deadline::after(Duration::from_secs(1))).ok().map(|s| s.guarantee)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -226,7 +289,7 @@ mod tests {
     #[test]
     fn a_member_of_a_crossing_group_follows_its_gateway() {
         ringflow_testkit::isolate_runtime_dir();
-        let mut gw = GroupEnd::join_gateway("xg-unit", &GroupOptions::new(), 3, LONG).expect("gateway");
+        let mut gw = GroupEnd::join_gateway("xg-unit", &GroupOptions::new(), 3, None, LONG).expect("gateway");
         let mut a = GroupEnd::join("xg-unit", &GroupOptions::new().loopback(false), LONG).expect("member");
         assert_eq!(a.crossing_host(), None, "nothing read yet");
         // The keeper's view seating the gateway is read, no cluster view
