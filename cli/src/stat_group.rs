@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ringflow::stats::{self, GroupSnapshot, InspectError, MemberSnapshot, ProcessStats, SlotKind, SlotSnapshot};
-use ringflow::{Guarantee, SlowMember};
+use ringflow::SlowMember;
 
 use crate::stat::Key;
 
@@ -97,15 +97,6 @@ fn rows<'a>(g: &'a Group, procs: &'a [ProcessStats]) -> Vec<Row<'a>> {
     }
 }
 
-pub fn guarantee_str(g: Guarantee) -> &'static str {
-    match g {
-        Guarantee::Unordered => "unordered",
-        Guarantee::Fifo => "fifo",
-        Guarantee::Agreed => "agreed",
-        Guarantee::Safe => "safe",
-    }
-}
-
 fn slow_json(s: SlowMember) -> String {
     match s {
         SlowMember::Block => "\"block\"".into(),
@@ -147,7 +138,7 @@ fn group_json(g: &Group) -> String {
                 stats::json_string(&g.name),
                 s.keeper_pid,
                 s.view_id,
-                guarantee_str(s.guarantee),
+                s.guarantee.name(),
                 slow_json(s.slow),
                 s.capacity,
                 s.max_message,
@@ -199,7 +190,7 @@ pub fn ls_table(out: &mut String, groups: &[Group], procs: &[ProcessStats]) {
                     g.name,
                     s.keeper_pid,
                     s.view_id,
-                    guarantee_str(s.guarantee),
+                    s.guarantee.name(),
                     slow_str(s.slow),
                     s.members.len()
                 );
@@ -270,7 +261,7 @@ pub fn stat_table(out: &mut String, groups: &[Group], procs: &[ProcessStats], ra
                     g.name,
                     s.keeper_pid,
                     s.view_id,
-                    guarantee_str(s.guarantee),
+                    s.guarantee.name(),
                     slow_str(s.slow),
                     s.capacity
                 );
