@@ -450,7 +450,36 @@ impl<T: Transport> ClusterNode<T> {
             self.raw.report_snapshot(to, raft::SnapshotStatus::Finish);
         }
         self.compact();
+        if self.commit_held() {
+            // What it holds is committed: apply it in this cycle.
+            self.on_ready();
+        }
         1
+    }
+
+    /// A follower of a cluster of two or three voters commits what it
+    /// holds of its leader's current term without waiting for the leader
+    /// to say so: the leader holds it too, and they are a majority, which
+    /// is raft's own definition of committed (an entry of the leader's
+    /// term on a majority). No later leader lacks it: one needs a vote of
+    /// this node or of the leader, and a fresh run of either does not vote
+    /// for a candidate with a log ([`abstains`](Self::abstains); with two
+    /// voters this node is the only candidate with it). The leader's word
+    /// of the commit would come one message later: the followers' members
+    /// deliver one network hop sooner. Returns whether the commit index
+    /// moved.
+    fn commit_held(&mut self) -> bool {
+        let raft = &self.raw.raft;
+        if raft.state != StateRole::Follower || raft.leader_id == 0 || !(2..=3).contains(&self.settings.voters.len()) {
+            return false;
+        }
+        let log = &raft.raft_log;
+        let last = log.last_index();
+        if last <= log.committed || log.term(last).ok() != Some(raft.term) {
+            return false;
+        }
+        self.raw.raft.raft_log.commit_to(last);
+        true
     }
 
     /// Applies committed entries in log order.

@@ -89,8 +89,14 @@ fn a_minority_loses_the_quorum_and_gets_it_back() {
     let majority: Vec<u64> = (1..=N).filter(|id| *id != leader).collect();
     sim.run_until("the old leader lost the quorum", |s| !s.node(leader).handle.has_quorum());
     assert_eq!(sim.node(leader).handle.propose(&[message(1, 1)]), Err(ProposeError::NoQuorum));
-    sim.run_until("the majority has a leader and the quorum", |s| {
-        majority.iter().all(|id| s.node(*id).handle.has_quorum())
+    // A follower counts its leader's silence from its last message, which
+    // may be a step later than the leader's last word from it: wait for
+    // the new leader too, or a proposal could still go to the old one.
+    sim.run_until("the majority has a new leader and the quorum", |s| {
+        majority.iter().all(|id| {
+            let n = s.node(*id);
+            n.handle.has_quorum() && majority.contains(&n.handle.status().leader)
+        })
     });
     sim.node(majority[0]).handle.propose(&[message(2, 1)]).expect("the majority takes proposals");
     sim.run_until("the majority commits", |s| majority.iter().all(|id| Sim::messages(s.node(*id)).len() == 1));
@@ -224,6 +230,10 @@ fn forged_safe_messages_never_move_the_safe_index() {
     let target = (1..=N).find(|id| *id != leader).expect("a follower");
     let other = (1..=N).find(|id| *id != leader && *id != target).expect("another");
     sim.partition(&[target]);
+    // What the leader sent before the cut (its safe index too) arrives.
+    for _ in 0..3 {
+        sim.step();
+    }
     let before = sim.node(target).handle.safe_index();
     let bad_before = sim.node(target).handle.status().bad_messages;
     let term = sim.node(target).handle.status().term;
@@ -321,5 +331,36 @@ fn a_restarted_node_never_elects_one_that_lacks_a_committed_entry() {
         sim.run_until("the committed entry at every node", |s| (1..=N).all(|id| has(s, id)));
         let lagging_log = Sim::messages(sim.node(lagging));
         assert!(lagging_log.iter().any(|m| m.1 == 7), "round {round}: lost at the lagging node");
+    }
+}
+
+/// A follower of three voters commits what it holds of its leader's
+/// term on the append itself: with every acknowledgement to the leader
+/// cut, the leader cannot commit, but the follower that got the entry
+/// applies it (the leader and it are a majority); healed, every node
+/// applies the same log.
+#[test]
+fn a_follower_commits_its_leaders_entries_on_the_append() {
+    let mut sim = Sim::new(DEFAULT_COMPACT_AFTER);
+    let leader = settled(&mut sim);
+    let others: Vec<u64> = (1..=N).filter(|i| *i != leader).collect();
+    let (near, far) = (others[0], others[1]);
+    {
+        let mut net = sim.net.lock().expect("net");
+        for cut in [(near, leader), (far, leader), (leader, far)] {
+            net.cut.insert(cut);
+        }
+    }
+    sim.node(leader).handle.propose(&[message(9, 1)]).expect("queued");
+    let has = |s: &Sim, id: u64| Sim::messages(s.node(id)).iter().any(|m| m.1 == 9);
+    sim.run_until("applied by the follower that got it", |s| has(s, near));
+    let index = Sim::messages(sim.node(near)).iter().find(|m| m.1 == 9).map(|m| m.0).expect("applied");
+    assert!(sim.node(leader).handle.status().commit < index, "the leader heard no acknowledgement");
+    assert!(!has(&sim, leader) && !has(&sim, far));
+    sim.heal();
+    sim.run_until("applied everywhere", |s| (1..=N).all(|id| has(s, id)));
+    let order = Sim::messages(sim.node(leader));
+    for id in others {
+        assert_eq!(Sim::messages(sim.node(id)), order, "node {id}");
     }
 }
