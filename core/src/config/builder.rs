@@ -260,6 +260,12 @@ impl EngineConfigBuilder {
         self.set(keys::CLUSTER_MAX_MESSAGE_BYTES, int(bytes))
     }
 
+    /// `cluster.group_intake_bytes`: the members' message bytes a crossing
+    /// group's gateway holds at most before they are committed.
+    pub fn cluster_group_intake_bytes(self, bytes: usize) -> Self {
+        self.set(keys::CLUSTER_GROUP_INTAKE_BYTES, int(bytes))
+    }
+
     /// `cluster.groups`: the groups whose members live on several hosts.
     pub fn cluster_groups<S: AsRef<str>>(self, groups: impl IntoIterator<Item = S>) -> Self {
         self.set(keys::CLUSTER_GROUPS, Raw::List(groups.into_iter().map(|g| Raw::Str(g.as_ref().to_owned())).collect()))
