@@ -76,6 +76,8 @@ use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, Prop
 use crate::group::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED};
 use crate::group::{ChangeKind, GatewayFrame, GroupEnd, Guarantee, McastError, Member};
 
+use crate::stats::{GroupGatewayCounter, Slot, SlotKind};
+
 use super::direct::{self, Direct};
 use super::listing::RemoteListing;
 use super::note::Note;
@@ -156,6 +158,8 @@ pub(crate) struct Crossing {
     /// Frames for the local log, in the cluster's order (a slow member of
     /// a Block group may hold them).
     out: VecDeque<(u8, u64, Vec<u8>)>,
+    /// The payload bytes in `out`.
+    out_bytes: usize,
     /// The members of the last cluster view.
     members: Vec<Member>,
     /// What notes said of members: their pid, why they went.
@@ -196,6 +200,8 @@ pub(crate) struct Crossing {
     /// What the agent last logged of an AGREED or SAFE group's counts
     /// (proposed messages, held, out, paused).
     pub(crate) logged_counts: Option<(u64, Held, Held, usize)>,
+    /// What it holds, published for `ringflow stat` (kind `group-gateway`).
+    slot: Slot,
 }
 
 impl Crossing {
@@ -209,6 +215,10 @@ impl Crossing {
             .then(|| Direct::new(host, direct::new_epoch(), name.clone(), end.config().max_message));
         // A gateway before this one may have left the word set.
         end.gateway_quorum(false);
+        let slot = match crate::control::RuntimeDir::resolve() {
+            Ok(dir) => Slot::open(dir.path(), SlotKind::GroupGateway, &name, host, 0),
+            Err(_) => Slot::on_heap(),
+        };
         let mut x = Crossing {
             name,
             end,
@@ -221,6 +231,7 @@ impl Crossing {
             intake,
             throttled: false,
             out: VecDeque::new(),
+            out_bytes: 0,
             members: Vec::new(),
             pids: HashMap::new(),
             reasons: HashMap::new(),
@@ -236,6 +247,7 @@ impl Crossing {
             live: false,
             listing: RemoteListing::new(),
             logged_counts: None,
+            slot,
         };
         if let Some(d) = &x.direct {
             // Its relay starts once this is committed (`Sync::is_live`).
@@ -334,7 +346,7 @@ impl Crossing {
     /// The committed frames waiting for room in the local log (frames,
     /// bytes).
     pub(crate) fn out_held(&self) -> Held {
-        Held { frames: self.out.len(), bytes: self.out.iter().map(|(_, _, p)| p.len()).sum() }
+        Held { frames: self.out.len(), bytes: self.out_bytes }
     }
 
     /// How many committed changes are held while the quorum is lost.
@@ -530,7 +542,7 @@ impl Crossing {
                         }
                         let mut payload = cross::relay_header(seq, sent_at).to_vec();
                         payload.extend_from_slice(&bytes);
-                        self.out.push_back((FLAG_RELAYED, meta, payload));
+                        self.push_out(FLAG_RELAYED, meta, payload);
                     }
                     Note::Joined { member, pid } => {
                         self.pids.insert((sender, member), pid);
@@ -670,7 +682,7 @@ impl Crossing {
                         self.note(flush);
                     }
                 }
-                None => self.out.push_back((FLAG_CLUSTER_VIEW, 0, bytes)),
+                None => self.push_out(FLAG_CLUSTER_VIEW, 0, bytes),
             },
             Err(e) => tracing::error!(group = %self.name, error = ?e, "a cluster view too large for this host's log"),
         }
@@ -703,7 +715,7 @@ impl Crossing {
         let n = writes.len() + resends.len();
         for w in writes {
             match w {
-                Write::View(bytes) => self.out.push_back((FLAG_CLUSTER_VIEW, 0, bytes)),
+                Write::View(bytes) => self.push_out(FLAG_CLUSTER_VIEW, 0, bytes),
                 Write::Frame(f) => {
                     let Some(meta) = cross::origin_word(f.origin, f.member) else {
                         tracing::warn!(group = %self.name, origin = f.origin, member = f.member, "group gateway skips a relayed frame of an origin out of range");
@@ -711,7 +723,7 @@ impl Crossing {
                     };
                     let mut payload = cross::relay_header(f.mseq, f.sent_at).to_vec();
                     payload.extend_from_slice(&f.bytes);
-                    self.out.push_back((FLAG_RELAYED, meta, payload));
+                    self.push_out(FLAG_RELAYED, meta, payload);
                 }
             }
         }
@@ -719,6 +731,36 @@ impl Crossing {
             self.note(r);
         }
         n
+    }
+
+    fn push_out(&mut self, flags: u8, meta: u64, payload: Vec<u8>) {
+        self.out_bytes += payload.len();
+        self.out.push_back((flags, meta, payload));
+    }
+
+    fn pop_out(&mut self) {
+        if let Some((_, _, payload)) = self.out.pop_front() {
+            self.out_bytes = self.out_bytes.saturating_sub(payload.len());
+        }
+    }
+
+    /// Publishes what the gateway holds in its stats slot (`ringflow stat`).
+    pub(crate) fn publish(&self) {
+        let held = self.held();
+        let out = self.out_held();
+        let words = [
+            held.frames,
+            held.bytes,
+            self.intake,
+            usize::from(self.throttled),
+            out.frames,
+            out.bytes,
+            self.paused_len(),
+        ];
+        for (i, w) in words.into_iter().enumerate() {
+            self.slot.set(i, w as u64);
+        }
+        self.slot.set(GroupGatewayCounter::Proposed as usize, self.proposed_messages);
     }
 
     /// Whether frames wait for room in the local log.
@@ -739,13 +781,13 @@ impl Crossing {
         while let Some((flags, meta, payload)) = self.out.front() {
             match self.end.gateway_write(*flags, *meta, &[payload]) {
                 Ok(()) => {
-                    self.out.pop_front();
+                    self.pop_out();
                     n += 1;
                 }
                 Err(McastError::WouldBlock) => break,
                 Err(McastError::TooLarge { len, max }) => {
                     tracing::error!(group = %self.name, len, max, "a committed frame too large for this host's log");
-                    self.out.pop_front();
+                    self.pop_out();
                 }
                 Err(e) => {
                     tracing::warn!(group = %self.name, error = %e, "group gateway cannot write the local log");

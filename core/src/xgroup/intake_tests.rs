@@ -208,6 +208,10 @@ fn a_fast_member_waits_at_the_intake_bound() {
 
     assert!(matches!(member.mcast(&payload(next), Deadline::Now), Err(McastError::WouldBlock)));
     assert_eq!(x.read_local(), 0, "at the bound nothing more is taken");
+    // What `ringflow stat` shows of it.
+    x.publish();
+    let shown: Vec<u64> = (0..8).map(|i| x.slot.get(i)).collect();
+    assert_eq!(shown, [20, 2000, INTAKE as u64, 1, 0, 0, 0, 20]);
     assert!(got.is_empty(), "nothing committed, nothing delivered");
 
     // One batch proposed, then committed: the gateway takes submits again.

@@ -360,6 +360,7 @@ impl Agent for Gateways {
             work += g.direct_cycle();
             work += g.write_local();
             work += g.propose(&self.cluster, self.max_bytes);
+            g.publish();
         }
         work += self.relay_out();
         self.log_counts();
