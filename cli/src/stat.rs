@@ -222,6 +222,7 @@ fn json(procs: &[ProcessStats], rates: &HashMap<Key, Vec<f64>>) -> String {
                 SlotKind::Cluster => format!("\"node\":{}", s.info),
                 SlotKind::ClusterPeer => format!("\"node\":{},\"peer\":{}", s.peer, s.info),
                 SlotKind::GroupRemote => format!("\"member_id\":{},\"host\":{}", s.info, s.peer),
+                SlotKind::GroupGateway => format!("\"host\":{}", s.info),
             };
             let mut line = format!(
                 "{{\"type\":{},\"pid\":{},\"name\":{},\"role\":{},{peer}",

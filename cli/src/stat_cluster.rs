@@ -3,8 +3,11 @@
 //! indexes, quorum, and each peer's match index, lag and liveness, read
 //! from the node's slots (kinds `cluster` and `cluster-peer`); then the
 //! members of other hosts in each group that crosses hosts, as this
-//! engine's gateway last saw the cluster's view (kind `group-remote`). The
-//! JSON form prints these slots like any other, counter by counter.
+//! engine's gateway last saw the cluster's view (kind `group-remote`), and
+//! what each gateway holds: its members' messages not yet committed
+//! against its bound, committed frames waiting for the local log (kind
+//! `group-gateway`). The JSON form prints these slots like any other,
+//! counter by counter.
 
 use std::fmt::Write as _;
 
@@ -12,7 +15,7 @@ use ringflow::stats::{ProcessStats, SlotKind};
 
 /// Whether a slot is shown here rather than in the flows' table.
 pub(crate) fn is_cluster(kind: SlotKind) -> bool {
-    matches!(kind, SlotKind::Cluster | SlotKind::ClusterPeer | SlotKind::GroupRemote)
+    matches!(kind, SlotKind::Cluster | SlotKind::ClusterPeer | SlotKind::GroupRemote | SlotKind::GroupGateway)
 }
 
 /// The members of other hosts of group `group` that process `p`
@@ -26,6 +29,23 @@ pub(crate) fn remote_members(p: &ProcessStats, group: &str) -> Vec<String> {
         .collect();
     all.sort_unstable();
     all.iter().map(|(host, id, pid)| format!("member {id} of host {host} (pid {pid})")).collect()
+}
+
+/// What a crossing group's gateway holds, from its slot's counters
+/// (`GroupGatewayCounter`'s order).
+pub(crate) fn gateway_line(group: &str, c: &[u64]) -> String {
+    let word = |i: usize| c.get(i).copied().unwrap_or(0);
+    let at_bound = if word(3) == 1 { ", at its bound" } else { "" };
+    format!(
+        "group {group} gateway: holds {} messages, {} of {} bytes{at_bound}; {} frames ({} bytes) wait for the local log; {} held while the quorum is lost; {} proposed",
+        word(0),
+        word(1),
+        word(2),
+        word(4),
+        word(5),
+        word(6),
+        word(7)
+    )
 }
 
 /// The cluster lines of process `p` (nothing if it runs no node).
@@ -67,5 +87,24 @@ pub(crate) fn text(p: &ProcessStats, out: &mut String) {
     groups.dedup();
     for group in groups {
         let _ = writeln!(out, "  group {group}, members of other hosts: {}", remote_members(p, group).join(", "));
+    }
+    for g in p.slots.iter().filter(|s| s.kind == SlotKind::GroupGateway) {
+        let _ = writeln!(out, "  {}", gateway_line(&g.name, &g.counters));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gateways_line_says_what_it_holds_against_its_bound() {
+        let line = gateway_line("xg", &[20, 2000, 4096, 1, 3, 300, 0, 77]);
+        assert_eq!(
+            line,
+            "group xg gateway: holds 20 messages, 2000 of 4096 bytes, at its bound; 3 frames (300 bytes) wait for \
+             the local log; 0 held while the quorum is lost; 77 proposed"
+        );
+        assert!(!gateway_line("xg", &[0; 16]).contains("at its bound"));
     }
 }

@@ -126,6 +126,7 @@ fn agreed_messages_and_views_are_one_sequence_on_three_hosts() {
         assert!(listed.contains(&format!(" of host {host} (pid ")), "host {host} in {listed:?}; stat said {stat}");
     }
     assert!(stat.contains("  remote: member "), "the group's table lists remote members: {stat}");
+    assert!(stat.contains("  group xg gateway: holds "), "what the gateway holds: {stat}");
     assert!(!listed.contains(&format!(" of host {} ", node_id(all[0], &all))), "a's own host in {listed:?}");
 
     // kill -9 of b's member: a process-down view at a and c.
@@ -410,6 +411,123 @@ fn safe_messages_wait_for_every_node_of_the_view() {
         );
     }
     engines[stopped].signal(libc::SIGCONT);
+    drop(members);
+    drop(engines);
+}
+
+/// A member of group "xi" on one host, made (before its engine starts)
+/// with a log small beside what it sends: writes every event it
+/// delivers, and once a view of two holds it multicasts EACH messages
+/// `NAME-k.xxx…` (200 bytes) as fast as its log takes them, receiving
+/// whenever the log is full (its own cursor frees room too).
+#[test]
+#[ignore]
+fn child_fast_member() {
+    if !is_child() {
+        return;
+    }
+    let opts = GroupOptions::new().log_capacity(64 << 10).max_message(1024);
+    let mut m = MemberChild::join("xi", &opts);
+    let each: usize = child_arg("EACH").parse().unwrap_or(0);
+    let (mut sent, mut two) = (0, false);
+    loop {
+        let quiet = if two && sent < each { Duration::ZERO } else { Duration::from_millis(50) };
+        loop {
+            match m.group.recv_deadline(Deadline::after(quiet)) {
+                Ok(e) => {
+                    if let Event::View(v) = &e {
+                        two |= v.members.len() == 2;
+                    }
+                    writeln!(m.out, "{}", line(&e)).expect("write an event");
+                }
+                Err(ringflow::GroupRecvError::TimedOut | ringflow::GroupRecvError::WouldBlock) => break,
+                Err(e) => panic!("{}: receive: {e}", m.me),
+            }
+        }
+        while two && sent < each {
+            let mut text = format!("{}-{}.", m.me, sent + 1).into_bytes();
+            text.resize(200, b'x');
+            match m.group.try_mcast(&text) {
+                Ok(()) => sent += 1,
+                Err(ringflow::McastError::WouldBlock) => break,
+                Err(e) => panic!("{}: mcast: {e}", m.me),
+            }
+        }
+    }
+}
+
+/// A sender far faster than the cluster commits, through engines whose
+/// gateways hold at most 4 KiB of their members' messages (a 64 KiB log
+/// on each host): the gateway stops taking submits at its bound, the
+/// sender's log fills and its multicasts wait, and still every message is
+/// delivered once, in order, at both hosts; the gateway's counts never
+/// show more held than the bound.
+#[test]
+fn a_fast_sender_waits_for_the_cluster_at_a_small_intake() {
+    if is_child() {
+        return;
+    }
+    const FAST: usize = 2000;
+    const INTAKE: usize = 4096;
+    let top = ringflow_testkit::temp_dir("group-hosts-intake");
+    let runtimes: Vec<PathBuf> = (0..2).map(|i| private_dir(top.path(), &format!("host{i}"))).collect();
+    let names = ["a", "b"];
+    let sends = [FAST, 0];
+    let members: Vec<AppProc> = (0..2)
+        .map(|i| {
+            let args = [
+                ("DIR", top.path().display().to_string()),
+                ("NAME", names[i].to_owned()),
+                ("RUNTIME", runtimes[i].display().to_string()),
+                ("EACH", sends[i].to_string()),
+            ];
+            AppProc::spawn("child_fast_member", &args)
+        })
+        .collect();
+    wait_until("each member in its own group", || {
+        let ready = names.iter().filter(|n| events(top.path(), n).iter().any(|l| l.starts_with("view "))).count();
+        if ready == 2 {
+            Ok(())
+        } else {
+            Err(format!("{ready} of 2 members joined"))
+        }
+    });
+    let all = free_ports(2);
+    let engines: Vec<EngineProc> = (0..2)
+        .map(|i| {
+            let listen = format!("127.0.0.1:{}", all[i]);
+            EngineSpec::new(&runtimes[i], &listen)
+                .cluster_node(all[i], &all)
+                .env("RINGFLOW_CLUSTER_GROUPS", "xi")
+                .env("RINGFLOW_CLUSTER_MAX_MESSAGE_BYTES", &INTAKE.to_string())
+                .env("RINGFLOW_CLUSTER_GROUP_INTAKE_BYTES", &INTAKE.to_string())
+                .env("RINGFLOW_LOG", "ringflow_core::cluster=debug,ringflow_core::xgroup=info")
+                .start()
+        })
+        .collect();
+    let texts = |name: &str| -> Vec<String> {
+        payloads(&events(top.path(), name), "a-").iter().map(|t| t.split('.').next().unwrap_or("").to_owned()).collect()
+    };
+    let mut counts = Vec::new();
+    wait_until("both members delivered every message", || {
+        counts.extend(engines[0].said().into_iter().filter(|l| l.contains("group gateway counts")));
+        let got: Vec<usize> = names.iter().map(|n| texts(n).len()).collect();
+        if got.iter().all(|g| *g >= FAST) {
+            Ok(())
+        } else {
+            Err(format!("delivered {got:?} of {FAST}"))
+        }
+    });
+    let want: Vec<String> = (1..=FAST).map(|k| format!("a-{k}")).collect();
+    for n in names {
+        assert_eq!(texts(n), want, "a's messages at {n}: once each, in order");
+    }
+    // Its counts are logged every 500 ms: what they caught (the stream
+    // takes about a second here) is within the bound.
+    for l in &counts {
+        let held = support::log_field(l, "held_bytes").unwrap_or_else(|| panic!("no held_bytes in {l:?}"));
+        assert!(held <= INTAKE as u64, "the gateway held {held} bytes: {l}");
+    }
     drop(members);
     drop(engines);
 }

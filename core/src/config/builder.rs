@@ -261,6 +261,12 @@ impl EngineConfigBuilder {
         self.set(keys::CLUSTER_MAX_MESSAGE_BYTES, int(bytes))
     }
 
+    /// `cluster.group_intake_bytes`: the members' message bytes a crossing
+    /// group's gateway holds at most before they are committed.
+    pub fn cluster_group_intake_bytes(self, bytes: usize) -> Self {
+        self.set(keys::CLUSTER_GROUP_INTAKE_BYTES, int(bytes))
+    }
+
     /// `cluster.groups`: the groups whose members live on several hosts,
     /// in place of those set before; each `"name"` (the group's
     /// guarantee as the engine finds it) or `"name:guarantee"`, as in

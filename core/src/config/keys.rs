@@ -46,6 +46,7 @@ pub(crate) const CLUSTER_HEARTBEAT_TICKS: &str = "cluster.heartbeat_ticks";
 pub(crate) const CLUSTER_COMPACT_AFTER: &str = "cluster.compact_after";
 pub(crate) const CLUSTER_MAX_MESSAGE_BYTES: &str = "cluster.max_message_bytes";
 pub(crate) const CLUSTER_NODE_TIMEOUT_MS: &str = "cluster.node_timeout_ms";
+pub(crate) const CLUSTER_GROUP_INTAKE_BYTES: &str = "cluster.group_intake_bytes";
 pub(crate) const CLUSTER_GROUPS: &str = "cluster.groups";
 pub(crate) const FLOW_RING_BYTES: &str = "flow.ring_bytes";
 pub(crate) const FLOW_MAX_MSG: &str = "flow.max_msg";
@@ -477,6 +478,12 @@ pub(crate) static KEYS: &[KeySpec] = &[
         kind: int(10, 3_600_000),
         get: |c| Raw::Int(c.cluster.node_timeout.as_millis() as i128),
         set: |c, v| c.cluster.node_timeout = Duration::from_millis(uint(v)),
+    },
+    KeySpec {
+        path: CLUSTER_GROUP_INTAKE_BYTES,
+        kind: int(4096, 1 << 30),
+        get: |c| Raw::Int(c.cluster.group_intake_bytes as i128),
+        set: |c, v| c.cluster.group_intake_bytes = uint(v),
     },
     KeySpec {
         path: CLUSTER_GROUPS,

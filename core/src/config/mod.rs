@@ -291,12 +291,24 @@ pub struct ClusterSection {
     /// node before it proposes the node down (its members leave every
     /// view with a node-down reason).
     pub node_timeout: Duration,
+    /// `cluster.group_intake_bytes`: the bytes of its members' messages a
+    /// crossing AGREED or SAFE group's gateway holds at most before they
+    /// are committed; past it, it stops taking their submits (their local
+    /// log fills and their multicasts wait, or return `WouldBlock`). At
+    /// least `max_message_bytes`: a batch in flight and the next one
+    /// gathering.
+    pub group_intake_bytes: usize,
     /// `cluster.groups`: the groups whose members live on several hosts,
     /// each with the guarantee the engine gives it, if one is named.
     /// The engine joins each on this host as its gateway (issue 17) and
     /// carries its views and messages through the cluster.
     pub groups: Vec<CrossingGroup>,
 }
+
+/// `cluster.group_intake_bytes`' default: four of the largest raft message
+/// `cluster.max_message_bytes` allows (a batch is at most half of one), so
+/// at least eight batches, whatever that key says.
+pub const DEFAULT_GROUP_INTAKE_BYTES: usize = 4 * crate::wire::MAX_CLUSTER_LEN as usize;
 
 /// Longest name `cluster.groups` takes (what a cluster command carries).
 pub const MAX_CLUSTER_GROUP_NAME: usize = 255;
@@ -311,6 +323,7 @@ impl Default for ClusterSection {
             compact_after: 1024,
             max_message_bytes: 1 << 20,
             node_timeout: Duration::from_millis(2000),
+            group_intake_bytes: DEFAULT_GROUP_INTAKE_BYTES,
             groups: Vec::new(),
         }
     }

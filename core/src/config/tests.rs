@@ -190,6 +190,7 @@ fn every_key_maps_one_to_one() {
         (vec![kv("cluster.compact_after", 64, 64)], b().cluster_compact_after(64)),
         (vec![kv("cluster.max_message_bytes", 65536, 65536)], b().cluster_max_message_bytes(65536)),
         (vec![kv("cluster.node_timeout_ms", 5000, 5000)], b().cluster_node_timeout_ms(5000)),
+        (vec![kv("cluster.group_intake_bytes", 2097152, 2097152)], b().cluster_group_intake_bytes(2 << 20)),
         (
             vec![
                 kv("cluster.groups", "[\"orders\", \"trades\"]", "orders, trades"),
@@ -470,6 +471,20 @@ fn cluster_keys_are_checked_against_each_other() {
     assert!(e.contains("cluster.enabled") && e.contains("net.listen"), "{e}");
     let ok = EngineConfig::builder().cluster(true).listen(Some("127.0.0.1:0")).build().unwrap();
     assert!(ok.cluster().enabled);
+    // A gateway's intake holds a batch in flight and the next one: at
+    // least one raft message; the default holds several of the largest.
+    let e = EngineConfig::builder()
+        .cluster_max_message_bytes(65536)
+        .cluster_group_intake_bytes(65535)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cluster.group_intake_bytes") && e.contains("cluster.max_message_bytes"), "{e}");
+    let ok = EngineConfig::builder().cluster_max_message_bytes(65536).cluster_group_intake_bytes(65536).build();
+    assert_eq!(ok.unwrap().cluster().group_intake_bytes, 65536);
+    let largest = crate::wire::MAX_CLUSTER_LEN as usize;
+    let ok = EngineConfig::builder().cluster_max_message_bytes(largest).build().unwrap();
+    assert!(ok.cluster().group_intake_bytes >= 4 * largest);
     // Crossing groups need the cluster; their names are checked like a join's.
     let e = EngineConfig::builder().cluster_groups(["g"]).build().unwrap_err().to_string();
     assert!(e.contains("cluster.groups") && e.contains("cluster.enabled"), "{e}");

@@ -247,6 +247,18 @@ pub(crate) fn cross_check(cfg: &EngineConfig) -> Result<(), ConfigError> {
             ),
         ));
     }
+    if cluster.group_intake_bytes < cluster.max_message_bytes {
+        return Err(conflict(
+            cfg,
+            keys::CLUSTER_GROUP_INTAKE_BYTES,
+            keys::CLUSTER_MAX_MESSAGE_BYTES,
+            format!(
+                "a gateway must hold a batch in flight and the next one gathering (each up to half a raft \
+                 message): cluster.group_intake_bytes must be at least cluster.max_message_bytes = {}",
+                cluster.max_message_bytes
+            ),
+        ));
+    }
     if cluster.enabled && cfg.net.listen.is_none() {
         return Err(conflict(
             cfg,

@@ -59,6 +59,10 @@ pub enum SlotKind {
     /// group; info: the member id; peer word: its host, a cluster node id;
     /// counters: its pid; no histogram).
     GroupRemote = 6,
+    /// This host's gateway of a group that crosses hosts (name: the group;
+    /// info: this host, a cluster node id; counters:
+    /// [`GroupGatewayCounter`]; no histogram).
+    GroupGateway = 7,
 }
 
 impl SlotKind {
@@ -71,6 +75,7 @@ impl SlotKind {
             4 => Some(SlotKind::Cluster),
             5 => Some(SlotKind::ClusterPeer),
             6 => Some(SlotKind::GroupRemote),
+            7 => Some(SlotKind::GroupGateway),
             _ => None,
         }
     }
@@ -84,6 +89,7 @@ impl SlotKind {
             SlotKind::Cluster => "cluster",
             SlotKind::ClusterPeer => "cluster-peer",
             SlotKind::GroupRemote => "group-remote",
+            SlotKind::GroupGateway => "group-gateway",
         }
     }
 
@@ -96,6 +102,7 @@ impl SlotKind {
             SlotKind::Cluster => ClusterCounter::NAMES,
             SlotKind::ClusterPeer => ClusterPeerCounter::NAMES,
             SlotKind::GroupRemote => &["pid"],
+            SlotKind::GroupGateway => GroupGatewayCounter::NAMES,
         }
     }
 
@@ -105,7 +112,7 @@ impl SlotKind {
             SlotKind::Flow => &["latency", "rtt"],
             SlotKind::Engine => &["duty", "idle", "wake"],
             SlotKind::Group => &["latency"],
-            SlotKind::Cluster | SlotKind::ClusterPeer | SlotKind::GroupRemote => &[],
+            SlotKind::Cluster | SlotKind::ClusterPeer | SlotKind::GroupRemote | SlotKind::GroupGateway => &[],
         }
     }
 }
@@ -224,6 +231,29 @@ counters! {
         Down = 3 => "down",
         /// Milliseconds since it was heard from (`u64::MAX`: never).
         SilentMs = 4 => "silent_ms",
+    }
+}
+
+counters! {
+    /// Counters of a crossing group's gateway (gauges but the last, set
+    /// every duty cycle; `crate::xgroup`).
+    GroupGatewayCounter {
+        /// Members' messages read from the local log, not yet committed.
+        HeldFrames = 0 => "held_frames",
+        /// Their bytes.
+        HeldBytes = 1 => "held_bytes",
+        /// The bound on those bytes (`cluster.group_intake_bytes`).
+        IntakeBytes = 2 => "intake_bytes",
+        /// 1: the last read stopped at the bound (a submit waits).
+        Throttled = 3 => "throttled",
+        /// Committed frames waiting for room in the local log.
+        OutFrames = 4 => "out_frames",
+        /// Their bytes.
+        OutBytes = 5 => "out_bytes",
+        /// Committed changes held while the quorum is lost.
+        Paused = 6 => "paused",
+        /// Members' messages proposed to the cluster's log (a count).
+        Proposed = 7 => "proposed",
     }
 }
 

@@ -15,6 +15,59 @@
 //! index reaches its entry (every node not down holds it), and only then
 //! written into the local log; its batch counts as committed only then
 //! too, so the next one is proposed once the previous one is safe.
+//!
+//! The intake bound (`cluster.group_intake_bytes`): an AGREED or SAFE
+//! group's gateway holds at most that many bytes of its members' messages
+//! not yet committed (`pending` and the batch in flight: [`Held`]; a
+//! message larger than the whole bound is taken alone, when nothing is
+//! held). At the bound `read_local` leaves the next submit in the local
+//! log, and the keeper's views behind it with it (the log's order is
+//! kept); the members' log fills and their multicasts wait (blocking
+//! forms) or return `WouldBlock`, as for any full log. It reads on once a
+//! batch is committed (a SAFE one: safe). A FIFO or UNORDERED group is
+//! bounded by its relay's window instead (`direct.rs`).
+//!
+//! Why that never wedges. The local log is reliable: a frame's room is
+//! freed once every member, the gateway too, has passed it. At the bound
+//! the gateway's cursor stops at a submit, so the log may fill behind it
+//! and the committed frames of `out` find no room. But nothing that
+//! lowers the bound needs the local log: a batch counts as committed when
+//! its last message comes out of the cluster's committed queue (drained
+//! every duty cycle, whatever the log), and `deliver` clears `in_flight`
+//! before it queues any frame in `out`; a SAFE batch, when the node's
+//! SAFE index (raft's match indexes) passes it; the next batch is formed
+//! from `pending` alone. So each commit lowers what is held, the gateway
+//! reads on (its cursor moves, the log has room), `out` is written in
+//! order, and the members' reads free the rest. The gateway never stops
+//! reading because `out` is full: that would be the wedge (its own cursor
+//! holding the room its writes wait for). The keeper's views wait behind
+//! the submits before them and are read in their order; committed views
+//! wait in `out` in the cluster's order with the messages. While the
+//! quorum is lost nothing commits, so the bound is lifted (`paused` is
+//! set): members' multicasts fail with `NoQuorum` then, so the gateway
+//! can take only what the log held at the loss (its capacity), and
+//! reading it makes room for the view that tells them of the loss.
+//!
+//! What bounds the other queues:
+//!
+//! - `out` (committed frames waiting for room in the local log): only
+//!   what holds this host's log does. The gateway's own cursor holds it
+//!   until its batch in flight commits (above); a slow member of this
+//!   host holds it for as long as its group's slow-member policy lets it
+//!   (`Evict { after }` bounds that, `Block` does not). Meanwhile every
+//!   other host's committed messages of the group gather here: other
+//!   hosts' gateways do not learn that this host's log is full. Left for
+//!   later: pushing back across hosts. Its frames and bytes are in the
+//!   agent's counts line.
+//! - `paused` (what the cluster committed while the quorum is lost): a
+//!   node learns of commits only from a leader, and hearing one within an
+//!   election timeout is having the quorum (`ClusterHandle::has_quorum`),
+//!   which the agent checks every duty cycle before it takes the
+//!   committed queue, turning `Regained` and emptying `paused` at once.
+//!   So it holds what the node applied in the moment between a leader's
+//!   words and its published flag: a few entries, at most what the
+//!   committed queue (`committed_queue` entries) held between two cycles.
+//! - `held` (SAFE): see the field.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -22,6 +75,8 @@ use std::time::{Duration, Instant};
 use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, ProposeError, ViewReason};
 use crate::group::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED};
 use crate::group::{ChangeKind, GatewayFrame, GroupEnd, Guarantee, McastError, Member};
+
+use crate::stats::{GroupGatewayCounter, Slot, SlotKind};
 
 use super::direct::{self, Direct};
 use super::listing::RemoteListing;
@@ -41,6 +96,43 @@ struct InFlight {
     /// The (term, leader) it was proposed under.
     leader: (u64, u64),
     at: Instant,
+    /// The members' messages among its commands.
+    held: Held,
+}
+
+/// Members' messages a gateway holds: read from the local log and not yet
+/// seen committed (queued for a batch, or in the batch in flight).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// How many.
+    pub(crate) frames: usize,
+    /// Their payloads' bytes (what the intake bound counts).
+    pub(crate) bytes: usize,
+}
+
+impl Held {
+    fn add(&mut self, other: Held) {
+        self.frames += other.frames;
+        self.bytes += other.bytes;
+    }
+
+    fn sub(&mut self, other: Held) {
+        self.frames = self.frames.saturating_sub(other.frames);
+        self.bytes = self.bytes.saturating_sub(other.bytes);
+    }
+
+    /// The members' messages among `commands`.
+    fn of(commands: &[Command]) -> Held {
+        let mut held = Held::default();
+        for c in commands {
+            if let Command::Message { bytes, .. } = c {
+                if let Some(len) = Note::message_len(bytes) {
+                    held.add(Held { frames: 1, bytes: len });
+                }
+            }
+        }
+        held
+    }
 }
 
 /// The gateway's state of one group.
@@ -54,10 +146,20 @@ pub(crate) struct Crossing {
     /// before the gateway) was read.
     seated: bool,
     pending: Vec<Command>,
+    /// The members' messages in `pending`.
+    pending_held: Held,
     in_flight: Option<InFlight>,
+    /// The intake bound (`cluster.group_intake_bytes`): the members'
+    /// message bytes this gateway holds at most (module doc).
+    intake: usize,
+    /// Whether the last read of the local log stopped at the bound, a
+    /// member's submit left in the log.
+    throttled: bool,
     /// Frames for the local log, in the cluster's order (a slow member of
     /// a Block group may hold them).
     out: VecDeque<(u8, u64, Vec<u8>)>,
+    /// The payload bytes in `out`.
+    out_bytes: usize,
     /// The members of the last cluster view.
     members: Vec<Member>,
     /// What notes said of members: their pid, why they went.
@@ -95,18 +197,28 @@ pub(crate) struct Crossing {
     live: bool,
     /// The members of other hosts, published for `ringflow stat`.
     listing: RemoteListing,
+    /// What the agent last logged of an AGREED or SAFE group's counts
+    /// (proposed messages, held, out, paused).
+    pub(crate) logged_counts: Option<(u64, Held, Held, usize)>,
+    /// What it holds, published for `ringflow stat` (kind `group-gateway`).
+    slot: Slot,
 }
 
 impl Crossing {
     /// `relay`: whether the direct relay is available (a FIFO or
-    /// UNORDERED group uses it then).
-    pub(crate) fn new(name: String, end: GroupEnd, host: u64, relay: bool) -> Crossing {
+    /// UNORDERED group uses it then); `intake`: the bytes of its members'
+    /// messages it holds at most (`cluster.group_intake_bytes`).
+    pub(crate) fn new(name: String, end: GroupEnd, host: u64, relay: bool, intake: usize) -> Crossing {
         let guarantee = end.config().guarantee;
         let safe = guarantee == Guarantee::Safe;
         let direct = (relay && matches!(guarantee, Guarantee::Fifo | Guarantee::Unordered))
             .then(|| Direct::new(host, direct::new_epoch(), name.clone(), end.config().max_message));
         // A gateway before this one may have left the word set.
         end.gateway_quorum(false);
+        let slot = match crate::control::RuntimeDir::resolve() {
+            Ok(dir) => Slot::open(dir.path(), SlotKind::GroupGateway, &name, host, 0),
+            Err(_) => Slot::on_heap(),
+        };
         let mut x = Crossing {
             name,
             end,
@@ -114,8 +226,12 @@ impl Crossing {
             seq: 0,
             seated: false,
             pending: Vec::new(),
+            pending_held: Held::default(),
             in_flight: None,
+            intake,
+            throttled: false,
             out: VecDeque::new(),
+            out_bytes: 0,
             members: Vec::new(),
             pids: HashMap::new(),
             reasons: HashMap::new(),
@@ -130,6 +246,8 @@ impl Crossing {
             paused: None,
             live: false,
             listing: RemoteListing::new(),
+            logged_counts: None,
+            slot,
         };
         if let Some(d) = &x.direct {
             // Its relay starts once this is committed (`Sync::is_live`).
@@ -140,14 +258,33 @@ impl Crossing {
     }
 
     /// Reads the local log: keeper views become joins and leaves, submits
-    /// become messages, all queued for the next batch. Returns the work done.
+    /// become messages, all queued for the next batch. A submit that would
+    /// take what the gateway holds of its members' messages past its
+    /// intake bound is left in the log until a batch commits (unless it
+    /// holds none: a message larger than the bound goes alone), the keeper's
+    /// views behind it too (the log's order is kept). Returns the work done.
     pub(crate) fn read_local(&mut self) -> usize {
+        self.throttled = false;
         if self.direct.as_ref().is_some_and(|d| !d.may_read()) {
             // Not started, or a link's window full: the members wait.
             return 0;
         }
         self.frames.clear();
-        let n = match self.end.gateway_poll(&mut self.frames, READ_PER_CYCLE) {
+        // A direct group's window bounds it (above); while the quorum is
+        // lost members' multicasts are refused, so what is in the log is
+        // all there is to take, and taking it makes room for the views.
+        let bounded = self.direct.is_none() && self.paused.is_none();
+        let (intake, mut holds, mut refused) = (self.intake, self.held().bytes, false);
+        let admit = |len: usize| {
+            if !bounded || holds == 0 || holds.saturating_add(len) <= intake {
+                holds = holds.saturating_add(len);
+                true
+            } else {
+                refused = true;
+                false
+            }
+        };
+        let n = match self.end.gateway_poll(&mut self.frames, READ_PER_CYCLE, admit) {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(group = %self.name, error = %e, "group gateway cannot read the local log");
@@ -175,12 +312,46 @@ impl Crossing {
                     Some(d) => d.submit(member, seq, sent_at, bytes),
                     None => {
                         self.proposed_messages += 1;
+                        self.pending_held.add(Held { frames: 1, bytes: bytes.len() });
                         self.note(Note::Message { member, seq, sent_at, bytes });
                     }
                 },
             }
         }
+        self.throttled = refused;
         n
+    }
+
+    /// What the gateway holds of its members' messages, not yet committed.
+    pub(crate) fn held(&self) -> Held {
+        let mut held = self.pending_held;
+        if let Some(f) = &self.in_flight {
+            held.add(f.held);
+        }
+        held
+    }
+
+    /// The intake bound, in bytes of members' messages.
+    pub(crate) fn intake(&self) -> usize {
+        self.intake
+    }
+
+    /// Whether the last read stopped at the intake bound: a submit waits
+    /// in the log for a commit (the agent sleeps on its alarm, not on the
+    /// log, or it would wake for that frame at once).
+    pub(crate) fn throttled(&self) -> bool {
+        self.throttled
+    }
+
+    /// The committed frames waiting for room in the local log (frames,
+    /// bytes).
+    pub(crate) fn out_held(&self) -> Held {
+        Held { frames: self.out.len(), bytes: self.out_bytes }
+    }
+
+    /// How many committed changes are held while the quorum is lost.
+    pub(crate) fn paused_len(&self) -> usize {
+        self.paused.as_ref().map_or(0, VecDeque::len)
     }
 
     fn joined(&mut self, m: Member) {
@@ -249,8 +420,27 @@ impl Crossing {
                 }
             }
         }
+        let Some(mut batch) = self.batch(max_bytes) else { return 0 };
+        let result = cluster.propose(&batch.commands);
+        if let Err(e) = &result {
+            match e {
+                ProposeError::Full | ProposeError::NoQuorum => {}
+                e => tracing::warn!(group = %self.name, error = %e, "group gateway's proposal refused"),
+            }
+        }
+        // In flight either way: a refused proposal goes again at once (its
+        // `at` is long past), with the same sequence numbers.
+        batch.leader = leader;
+        batch.at = if result.is_ok() { Instant::now() } else { Instant::now() - REPROPOSE_AFTER };
+        self.in_flight = Some(batch);
+        1
+    }
+
+    /// Forms the next batch from `pending` (its sequence numbers given),
+    /// not yet proposed: `None` if nothing is pending.
+    fn batch(&mut self, max_bytes: usize) -> Option<InFlight> {
         if self.pending.is_empty() {
-            return 0;
+            return None;
         }
         // A batch within the cluster's message limit (half of it: raft's
         // own framing and other entries ride in the same message).
@@ -287,18 +477,9 @@ impl Crossing {
             }
         }
         let last_seq = self.seq;
-        let result = cluster.propose(&commands);
-        if let Err(e) = &result {
-            match e {
-                ProposeError::Full | ProposeError::NoQuorum => {}
-                e => tracing::warn!(group = %self.name, error = %e, "group gateway's proposal refused"),
-            }
-        }
-        // In flight either way: a refused proposal goes again at once (its
-        // `at` is long past), with the same sequence numbers.
-        let at = if result.is_ok() { Instant::now() } else { Instant::now() - REPROPOSE_AFTER };
-        self.in_flight = Some(InFlight { commands, last_seq, leader, at });
-        1
+        let held = Held::of(&commands);
+        self.pending_held.sub(held);
+        Some(InFlight { commands, last_seq, leader: (0, 0), at: Instant::now(), held })
     }
 
     /// Takes one committed change of this group: turned into local frames
@@ -361,7 +542,7 @@ impl Crossing {
                         }
                         let mut payload = cross::relay_header(seq, sent_at).to_vec();
                         payload.extend_from_slice(&bytes);
-                        self.out.push_back((FLAG_RELAYED, meta, payload));
+                        self.push_out(FLAG_RELAYED, meta, payload);
                     }
                     Note::Joined { member, pid } => {
                         self.pids.insert((sender, member), pid);
@@ -476,6 +657,7 @@ impl Crossing {
         }
         tracing::info!(group = %self.name, members = members.len(), "group gateway: this node was taken down; its members join again");
         if let Some(f) = self.in_flight.take() {
+            self.pending_held.add(f.held);
             again.extend(f.commands);
         }
         again.append(&mut self.pending);
@@ -500,7 +682,7 @@ impl Crossing {
                         self.note(flush);
                     }
                 }
-                None => self.out.push_back((FLAG_CLUSTER_VIEW, 0, bytes)),
+                None => self.push_out(FLAG_CLUSTER_VIEW, 0, bytes),
             },
             Err(e) => tracing::error!(group = %self.name, error = ?e, "a cluster view too large for this host's log"),
         }
@@ -533,7 +715,7 @@ impl Crossing {
         let n = writes.len() + resends.len();
         for w in writes {
             match w {
-                Write::View(bytes) => self.out.push_back((FLAG_CLUSTER_VIEW, 0, bytes)),
+                Write::View(bytes) => self.push_out(FLAG_CLUSTER_VIEW, 0, bytes),
                 Write::Frame(f) => {
                     let Some(meta) = cross::origin_word(f.origin, f.member) else {
                         tracing::warn!(group = %self.name, origin = f.origin, member = f.member, "group gateway skips a relayed frame of an origin out of range");
@@ -541,7 +723,7 @@ impl Crossing {
                     };
                     let mut payload = cross::relay_header(f.mseq, f.sent_at).to_vec();
                     payload.extend_from_slice(&f.bytes);
-                    self.out.push_back((FLAG_RELAYED, meta, payload));
+                    self.push_out(FLAG_RELAYED, meta, payload);
                 }
             }
         }
@@ -549,6 +731,36 @@ impl Crossing {
             self.note(r);
         }
         n
+    }
+
+    fn push_out(&mut self, flags: u8, meta: u64, payload: Vec<u8>) {
+        self.out_bytes += payload.len();
+        self.out.push_back((flags, meta, payload));
+    }
+
+    fn pop_out(&mut self) {
+        if let Some((_, _, payload)) = self.out.pop_front() {
+            self.out_bytes = self.out_bytes.saturating_sub(payload.len());
+        }
+    }
+
+    /// Publishes what the gateway holds in its stats slot (`ringflow stat`).
+    pub(crate) fn publish(&self) {
+        let held = self.held();
+        let out = self.out_held();
+        let words = [
+            held.frames,
+            held.bytes,
+            self.intake,
+            usize::from(self.throttled),
+            out.frames,
+            out.bytes,
+            self.paused_len(),
+        ];
+        for (i, w) in words.into_iter().enumerate() {
+            self.slot.set(i, w as u64);
+        }
+        self.slot.set(GroupGatewayCounter::Proposed as usize, self.proposed_messages);
     }
 
     /// Whether frames wait for room in the local log.
@@ -569,13 +781,13 @@ impl Crossing {
         while let Some((flags, meta, payload)) = self.out.front() {
             match self.end.gateway_write(*flags, *meta, &[payload]) {
                 Ok(()) => {
-                    self.out.pop_front();
+                    self.pop_out();
                     n += 1;
                 }
                 Err(McastError::WouldBlock) => break,
                 Err(McastError::TooLarge { len, max }) => {
                     tracing::error!(group = %self.name, len, max, "a committed frame too large for this host's log");
-                    self.out.pop_front();
+                    self.pop_out();
                 }
                 Err(e) => {
                     tracing::warn!(group = %self.name, error = %e, "group gateway cannot write the local log");
@@ -621,7 +833,7 @@ mod tests {
         let gw = GroupEnd::join_gateway("xg-hostile", &opts, 1, None, Deadline::Never).expect("gateway");
         let mut member = GroupEnd::join("xg-hostile", &opts, Deadline::Never).expect("member");
         let me = member.local_member().id;
-        let mut x = Crossing::new("xg-hostile".into(), gw, 1, false);
+        let mut x = Crossing::new("xg-hostile".into(), gw, 1, false, crate::config::DEFAULT_GROUP_INTAKE_BYTES);
         seat(&mut x, me);
         let node = |host, member| NodeMember { host, member };
         x.committed(
@@ -667,7 +879,7 @@ mod tests {
         let gw = GroupEnd::join_gateway("xg-safe", &opts, 1, None, Deadline::Never).expect("gateway");
         let mut member = GroupEnd::join("xg-safe", &opts, Deadline::Never).expect("member");
         let me = member.local_member().id;
-        let mut x = Crossing::new("xg-safe".into(), gw, 1, false);
+        let mut x = Crossing::new("xg-safe".into(), gw, 1, false, crate::config::DEFAULT_GROUP_INTAKE_BYTES);
         assert!(x.safe);
         seat(&mut x, me);
         let node = |host, member| NodeMember { host, member };
@@ -719,9 +931,15 @@ mod tests {
         ringflow_testkit::isolate_runtime_dir();
         let opts = GroupOptions::new().guarantee(Guarantee::Safe);
         let gw = GroupEnd::join_gateway("xg-safe-own", &opts, 1, None, Deadline::Never).expect("gateway");
-        let mut x = Crossing::new("xg-safe-own".into(), gw, 1, false);
+        let mut x = Crossing::new("xg-safe-own".into(), gw, 1, false, crate::config::DEFAULT_GROUP_INTAKE_BYTES);
         x.seq = 41;
-        x.in_flight = Some(InFlight { commands: Vec::new(), last_seq: 42, leader: (1, 1), at: Instant::now() });
+        x.in_flight = Some(InFlight {
+            commands: Vec::new(),
+            last_seq: 42,
+            leader: (1, 1),
+            at: Instant::now(),
+            held: Held::default(),
+        });
         let mark = Applied::Message { group: "xg-safe-own".into(), sender: 1, seq: 42, bytes: Note::Mark.encode() };
         x.committed(9, mark);
         assert!(x.in_flight.is_some(), "committed, not safe: still in flight");
@@ -729,3 +947,7 @@ mod tests {
         assert!(x.in_flight.is_none(), "safe: the next batch may go");
     }
 }
+
+#[cfg(test)]
+#[path = "intake_tests.rs"]
+mod intake_tests;

@@ -28,9 +28,21 @@
 //! node raises after it queued committed commands or its SAFE index moved
 //! (a follower's moves on the leader's safe message, not on a commit:
 //! without the alarm a SAFE change would wait out a sleep); with several groups,
-//! or frames waiting for room, it polls every millisecond instead. It
-//! never blocks: the log is written without waiting (what does
-//! not fit waits in the agent's queue), proposals are `try_send`s.
+//! or frames waiting for room, it polls every millisecond instead; at its
+//! intake bound it sleeps on the alarm alone (a submit waits at its
+//! cursor: a sleep on the log would end at once). It never blocks: the log is written without
+//! waiting (what does not fit waits in the group's `out` queue), proposals
+//! are `try_send`s. What it holds is bounded where it can be
+//! (`crossing.rs` says how, and why none of it wedges the local log): its
+//! members' messages not yet committed by `cluster.group_intake_bytes`
+//! (past it, it leaves their submits in the log, which fills, and their
+//! multicasts wait or return `WouldBlock`); a FIFO or UNORDERED group's
+//! by its relay's window; `out` only by what holds this host's log (a
+//! slow member: nothing pushes back on other hosts yet); what is held
+//! while the quorum is lost by the node's first word from a leader. The
+//! counts (held frames and bytes, `out`, paused) are logged every
+//! `COUNTS_EVERY` while anything is held or messages were proposed
+//! ("group gateway counts"; a direct group's "group relay counts").
 //! Everything it reads (local frames, committed commands) is input: sizes,
 //! hosts and member ids are checked, a bad item is logged and skipped.
 //!
@@ -92,7 +104,7 @@ use crate::engine::{Agent, Engine, EngineError};
 use crate::group::{GatewayJoinError, GroupEnd, GroupOptions};
 use crate::wait::Deadline;
 
-use crossing::Crossing;
+use crossing::{Crossing, Held};
 use quorum::QuorumWatch;
 
 /// The longest the agent's thread parks between duty cycles when it
@@ -188,7 +200,7 @@ pub fn start(
         if end.slow_member().is_lossy() {
             return Err(bad(format!("group {name:?} is a Lap group: a group that crosses hosts must not lose")));
         }
-        groups.push(Crossing::new(name.clone(), end, host, relay.is_some()));
+        groups.push(Crossing::new(name.clone(), end, host, relay.is_some(), config.cluster().group_intake_bytes));
     }
     let max_bytes = config.cluster().max_message_bytes;
     let alarm = Arc::new(AtomicU32::new(QUIET));
@@ -275,26 +287,53 @@ impl Gateways {
         n
     }
 
-    /// Logs each direct group's counts every [`COUNTS_EVERY`].
+    /// Logs each direct group's counts every [`COUNTS_EVERY`], and an
+    /// AGREED or SAFE group's when it holds anything or its count of
+    /// proposed messages moved.
     fn log_counts(&mut self) {
         if self.logged.elapsed() < COUNTS_EVERY {
             return;
         }
         self.logged = std::time::Instant::now();
-        for g in &self.groups {
-            if let Some(d) = &g.direct {
-                let c = d.counts;
-                tracing::info!(
-                    group = %g.name,
-                    relayed = c.relayed,
-                    received = c.received,
-                    resent = c.resent,
-                    dropped = c.dropped,
-                    proposed_messages = g.proposed_messages,
-                    views_pending = d.sync.pending(),
-                    waiting = ?d.sync.waiting(),
-                    "group relay counts"
-                );
+        for g in &mut self.groups {
+            let held = g.held();
+            let out = g.out_held();
+            match &g.direct {
+                Some(d) => {
+                    let c = d.counts;
+                    tracing::info!(
+                        group = %g.name,
+                        relayed = c.relayed,
+                        received = c.received,
+                        resent = c.resent,
+                        dropped = c.dropped,
+                        proposed_messages = g.proposed_messages,
+                        views_pending = d.sync.pending(),
+                        waiting = ?d.sync.waiting(),
+                        out_frames = out.frames,
+                        out_bytes = out.bytes,
+                        "group relay counts"
+                    );
+                }
+                None => {
+                    let now = (g.proposed_messages, held, out, g.paused_len());
+                    if g.logged_counts == Some(now) && held == Held::default() && out == Held::default() {
+                        continue;
+                    }
+                    g.logged_counts = Some(now);
+                    tracing::info!(
+                        group = %g.name,
+                        proposed_messages = g.proposed_messages,
+                        held_frames = held.frames,
+                        held_bytes = held.bytes,
+                        intake_bytes = g.intake(),
+                        throttled = g.throttled(),
+                        out_frames = out.frames,
+                        out_bytes = out.bytes,
+                        paused = g.paused_len(),
+                        "group gateway counts"
+                    );
+                }
             }
         }
     }
@@ -347,6 +386,7 @@ impl Agent for Gateways {
             work += g.direct_cycle();
             work += g.write_local();
             work += g.propose(&self.cluster, self.max_bytes);
+            g.publish();
         }
         work += self.relay_out();
         self.log_counts();
@@ -359,6 +399,14 @@ impl Agent for Gateways {
 
     fn wait(&mut self, timeout: Duration) {
         match self.groups.as_slice() {
+            // At its intake bound a submit waits at its cursor: only a
+            // commit (the alarm) lets it read on, or a leader change seen
+            // within the sleep.
+            [one] if !one.holding() && one.throttled() => {
+                // SAFETY: the alarm word is ours, alive (an Arc held by
+                // self) for the whole call.
+                let _ = unsafe { crate::futex::wait(self.alarm.as_ptr(), QUIET, Some(timeout.min(SLEEP))) };
+            }
             [one] if !one.holding() => one.wait(&self.alarm, timeout.min(SLEEP)),
             _ => std::thread::park_timeout(timeout.min(PARK)),
         }

@@ -94,6 +94,13 @@ impl Note {
         out
     }
 
+    /// The length of the member's message an encoded note carries, if it
+    /// is a [`Note::Message`] this gateway encoded (what its intake bound
+    /// counts: `crossing.rs`).
+    pub(crate) fn message_len(encoded: &[u8]) -> Option<usize> {
+        (encoded.len() >= HEAD && encoded[1] == 1).then(|| encoded.len() - HEAD)
+    }
+
     /// Decodes a note the gateway of host `sender` proposed.
     pub(crate) fn decode_from(b: &[u8], sender: u64) -> Result<Note, &'static str> {
         match Note::decode(b)? {

@@ -199,7 +199,7 @@ mod gateway_tests {
         let gw = GroupEnd::join_gateway("xg-quorum", &opts, 1, None, Deadline::Never).expect("gateway");
         let mut member = GroupEnd::join("xg-quorum", &opts, Deadline::Never).expect("member");
         let me = member.local_member().id;
-        let mut x = Crossing::new("xg-quorum".into(), gw, 1, false);
+        let mut x = Crossing::new("xg-quorum".into(), gw, 1, false, crate::config::DEFAULT_GROUP_INTAKE_BYTES);
         let node = |host, member| NodeMember { host, member };
         let members = vec![node(1, me), node(2, 3)];
         x.committed(

@@ -105,7 +105,16 @@ impl GroupEnd {
 
     /// Reads up to `max` frames of the log into `out`, never waiting;
     /// returns how many frames it consumed (what it skipped included).
-    pub(crate) fn gateway_poll(&mut self, out: &mut Vec<GatewayFrame>, max: usize) -> Result<usize, RecvError> {
+    /// `admit` is asked before each member's submit frame is consumed,
+    /// with its payload's length: `false` stops the read there, the frame
+    /// left in the log (and the room it takes held) for a later poll. The
+    /// keeper's views are never refused.
+    pub(crate) fn gateway_poll(
+        &mut self,
+        out: &mut Vec<GatewayFrame>,
+        max: usize,
+        mut admit: impl FnMut(usize) -> bool,
+    ) -> Result<usize, RecvError> {
         let corrupt = |what| RecvError::Corrupt(ringflow_ring::Corrupt { offset: 0, value: 0, what });
         let mut consumed = 0;
         while consumed < max {
@@ -117,8 +126,8 @@ impl GroupEnd {
                 Err(ReadError::Lapped { .. }) => return Err(corrupt("the gateway was lapped (a Lap group)")),
                 Err(_) => break,
             };
-            consumed += 1;
             if info.producer == 0 {
+                consumed += 1;
                 if info.flags != FLAG_VIEW || info.len > view::max_len(self.config.max_members) {
                     return Err(corrupt("keeper frame that is not a view"));
                 }
@@ -144,6 +153,10 @@ impl GroupEnd {
             }
             let from = (info.producer as usize).checked_sub(1).and_then(|s| self.senders.get(s).copied().flatten());
             let submit = info.flags == FLAG_SUBMIT && info.producer as usize != self.slot + 1;
+            if submit && from.is_some() && !admit(info.len) {
+                break;
+            }
+            consumed += 1;
             let guard = match self.rx.try_read() {
                 Ok(g) => g,
                 Err(_) => continue,
@@ -265,7 +278,7 @@ mod tests {
     fn poll(gw: &mut GroupEnd, want: usize) -> Vec<GatewayFrame> {
         let mut out = Vec::new();
         for _ in 0..20_000 {
-            gw.gateway_poll(&mut out, 64).expect("poll");
+            gw.gateway_poll(&mut out, 64, |_| true).expect("poll");
             if out.len() >= want {
                 return out;
             }
