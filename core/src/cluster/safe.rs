@@ -1,7 +1,10 @@
 //! The SAFE index: the highest log index every node of the current view
 //! holds, which the leader alone can see (its match index of each
 //! follower), and the small message of ringflow's own that carries it to
-//! the followers on the `Cluster` frame, beside raft's messages.
+//! the followers on the `Cluster` frame, beside raft's messages. A
+//! follower whose every other voter but its leader is down needs no such
+//! message: the view is it and its leader, which holds everything
+//! committed, so its SAFE index is its commit (`watch.rs`).
 //!
 //! ```text
 //! safe message (41 bytes): kind u8 (=SAFE_KIND) | sender's incarnation u64

@@ -127,7 +127,9 @@ fn the_safe_index_never_runs_ahead_of_a_node_of_the_view() {
     let mut checked = 0;
     sim.run_until("the victim is down at the leader", |s| {
         for n in s.live() {
-            if !s.node(leader).node.directory().is_down(victim) {
+            // A node's own view of the victim: a follower commits (and
+            // applies) the victim's removal on the append, before its leader.
+            if !n.node.directory().is_down(victim) {
                 assert!(n.handle.safe_index() <= held, "safe {} past the victim's {held}", n.handle.safe_index());
             }
             let status = n.handle.status();
@@ -363,4 +365,26 @@ fn a_follower_commits_its_leaders_entries_on_the_append() {
     for id in others {
         assert_eq!(Sim::messages(sim.node(id)), order, "node {id}");
     }
+}
+
+/// With the third node down, a follower's SAFE index follows its commit
+/// on the append itself: every node of the view (it and its leader) holds
+/// what it committed, and no safe message of the leader is needed (its
+/// acknowledgements cut, the leader never learns of the entry's commit).
+#[test]
+fn with_the_third_node_down_a_followers_safe_index_needs_no_safe_message() {
+    let mut sim = Sim::new(DEFAULT_COMPACT_AFTER);
+    let leader = settled(&mut sim);
+    let others: Vec<u64> = (1..=N).filter(|i| *i != leader).collect();
+    let (follower, victim) = (others[0], others[1]);
+    sim.partition(&[victim]);
+    sim.run_until("the victim is down at the follower", |s| s.node(follower).node.directory().is_out(victim));
+    sim.net.lock().expect("net").cut.insert((follower, leader));
+    sim.node(leader).handle.propose(&[message(9, 1)]).expect("queued");
+    let index = |s: &Sim| Sim::messages(s.node(follower)).iter().find(|m| m.1 == 9).map(|m| m.0);
+    sim.run_until("applied by the follower", |s| index(s).is_some());
+    let index = index(&sim).expect("applied");
+    assert!(sim.node(follower).handle.safe_index() >= index, "{:?}", sim.node(follower).handle.status());
+    assert!(sim.node(leader).handle.status().commit < index, "the leader heard no acknowledgement");
+    assert!(sim.node(leader).handle.safe_index() < index);
 }

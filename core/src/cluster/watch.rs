@@ -148,6 +148,12 @@ impl<T: Transport> ClusterNode<T> {
             let prs = raft.prs();
             let directory = &self.directory;
             leader_safe(&self.settings.voters, |v| prs.get(v).map(|p| p.matched), |v| directory.is_out(v), commit)
+        } else if raft.state == StateRole::Follower && self.only_the_leader_besides_me() {
+            // Every node not down is this one or the leader, and the
+            // leader holds everything committed: what this node
+            // committed, every node of the view holds (a follower of two
+            // voters needs no safe message; its commit came on the append).
+            commit
         } else if self.safe_heard.1 == raft.term {
             self.safe_heard.0.min(commit)
         } else {
@@ -182,6 +188,12 @@ impl<T: Transport> ClusterNode<T> {
             };
             self.transport.send(to, m.encode());
         }
+    }
+
+    /// Whether every voter but this node and its known leader is down.
+    fn only_the_leader_besides_me(&self) -> bool {
+        let (me, leader) = (self.settings.id, self.raw.raft.leader_id);
+        leader != 0 && self.settings.voters.iter().all(|v| *v == me || *v == leader || self.directory.is_out(*v))
     }
 
     /// Publishes quorum, safe index, last index and each peer.
