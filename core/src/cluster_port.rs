@@ -6,7 +6,10 @@
 //! Both directions are bounded channels used with `try_send` and
 //! `try_recv` only: neither agent ever waits for the other, and what a full
 //! queue drops is counted (raft resends what matters). It never looks
-//! inside the messages: the node checks them.
+//! inside the messages: the node checks them. The group relay's messages
+//! (`RELAY_KIND`) have queues of their own both ways, and the bridge sends
+//! raft's first: a burst of a FIFO group fills the relay's queue (the
+//! relay sends again what it drops), never raft's.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,20 +28,25 @@ pub const PORT_QUEUE: usize = 4096;
 /// message with 0x81).
 pub const RELAY_KIND: u8 = 0x82;
 
+/// A queue of messages for the bridge to send, each with its peer's address.
+type Outbound = SyncSender<(SocketAddr, Vec<u8>)>;
+
 /// The bridge's end: hands received messages over, takes messages to send.
 pub struct BridgePort {
     inbound: SyncSender<Vec<u8>>,
     relay: SyncSender<Vec<u8>>,
     outbound: Receiver<(SocketAddr, Vec<u8>)>,
+    relay_outbound: Receiver<(SocketAddr, Vec<u8>)>,
     shared: Arc<PortShared>,
 }
 
 /// The cluster node's end (its `Transport` with the `cluster` feature).
 pub struct NodePort {
     inbound: Receiver<Vec<u8>>,
-    outbound: SyncSender<(SocketAddr, Vec<u8>)>,
+    outbound: Outbound,
     shared: Arc<PortShared>,
-    relay: Option<Receiver<Vec<u8>>>,
+    /// The relay's two queues, until its end is taken.
+    relay: Option<(Receiver<Vec<u8>>, Outbound)>,
 }
 
 /// The group relay's end: sends relay messages to other nodes' engines
@@ -46,7 +54,7 @@ pub struct NodePort {
 /// acknowledges and sends again).
 pub struct RelayPort {
     inbound: Receiver<Vec<u8>>,
-    outbound: SyncSender<(SocketAddr, Vec<u8>)>,
+    outbound: Outbound,
     addrs: HashMap<u64, SocketAddr>,
     shared: Arc<PortShared>,
 }
@@ -76,10 +84,17 @@ pub fn cluster_port() -> (BridgePort, NodePort) {
     let (inbound_tx, inbound_rx) = mpsc::sync_channel(PORT_QUEUE);
     let (outbound_tx, outbound_rx) = mpsc::sync_channel(PORT_QUEUE);
     let (relay_tx, relay_rx) = mpsc::sync_channel(PORT_QUEUE);
+    let (relay_out_tx, relay_out_rx) = mpsc::sync_channel(PORT_QUEUE);
     let shared = Arc::new(PortShared::default());
     (
-        BridgePort { inbound: inbound_tx, relay: relay_tx, outbound: outbound_rx, shared: Arc::clone(&shared) },
-        NodePort { inbound: inbound_rx, outbound: outbound_tx, shared, relay: Some(relay_rx) },
+        BridgePort {
+            inbound: inbound_tx,
+            relay: relay_tx,
+            outbound: outbound_rx,
+            relay_outbound: relay_out_rx,
+            shared: Arc::clone(&shared),
+        },
+        NodePort { inbound: inbound_rx, outbound: outbound_tx, shared, relay: Some((relay_rx, relay_out_tx)) },
     )
 }
 
@@ -104,9 +119,10 @@ impl BridgePort {
         }
     }
 
-    /// The next message the node queued for a peer, if any.
+    /// The next message the node (first) or the relay queued for a peer,
+    /// if any.
     pub fn next_outbound(&self) -> Option<(SocketAddr, Vec<u8>)> {
-        self.outbound.try_recv().ok()
+        self.outbound.try_recv().ok().or_else(|| self.relay_outbound.try_recv().ok())
     }
 
     /// Messages dropped so far on a full queue.
@@ -158,8 +174,8 @@ impl NodePort {
 
     /// The group relay's end (once), sending to the nodes `addrs` name.
     pub fn take_relay(&mut self, addrs: HashMap<u64, SocketAddr>) -> Option<RelayPort> {
-        let inbound = self.relay.take()?;
-        Some(RelayPort { inbound, outbound: self.outbound.clone(), addrs, shared: Arc::clone(&self.shared) })
+        let (inbound, outbound) = self.relay.take()?;
+        Some(RelayPort { inbound, outbound, addrs, shared: Arc::clone(&self.shared) })
     }
 }
 
@@ -239,5 +255,28 @@ mod tests {
         assert!(relay.send(2, vec![RELAY_KIND]));
         assert!(!relay.send(3, vec![RELAY_KIND]), "no such node");
         assert_eq!(bridge.next_outbound(), Some((addr, vec![RELAY_KIND])));
+    }
+
+    /// A relay that fills its queue takes no room from raft's: the node's
+    /// messages still go, and go first.
+    #[test]
+    fn a_full_relay_queue_leaves_raft_its_own() {
+        let (bridge, mut node) = cluster_port();
+        let addr: SocketAddr = "127.0.0.1:7003".parse().expect("addr");
+        let relay = node.take_relay(HashMap::from([(2, addr)])).expect("the relay end");
+        for _ in 0..PORT_QUEUE {
+            assert!(relay.send(2, vec![RELAY_KIND]));
+        }
+        assert!(!relay.send(2, vec![RELAY_KIND]), "the relay's queue is full");
+        assert_eq!(bridge.dropped(), 1);
+        node.send_to(addr, vec![1, 7]);
+        assert_eq!(bridge.dropped(), 1, "raft's message was queued");
+        assert_eq!(bridge.next_outbound(), Some((addr, vec![1, 7])), "raft's first");
+        let mut relayed = 0;
+        while let Some((_, m)) = bridge.next_outbound() {
+            assert_eq!(m, vec![RELAY_KIND]);
+            relayed += 1;
+        }
+        assert_eq!(relayed, PORT_QUEUE);
     }
 }
