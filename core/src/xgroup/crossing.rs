@@ -807,7 +807,7 @@ mod tests {
 
     /// Reads the local log until the gateway saw member `me` join (it
     /// queues its Join); a hang guard of 10 s.
-    fn seat(x: &mut Crossing, me: u64) {
+    pub(super) fn seat(x: &mut Crossing, me: u64) {
         for _ in 0..10_000 {
             x.read_local();
             if x.local.contains(&me) {

@@ -123,14 +123,7 @@ fn set_up(name: &str) -> (Crossing, GroupEnd, Cluster) {
     let mut member = GroupEnd::join(name, &opts, Deadline::Never).expect("member");
     let me = member.local_member().id;
     let mut x = Crossing::new(name.into(), gw, 1, false, INTAKE);
-    for _ in 0..10_000 {
-        x.read_local();
-        if x.local.contains(&me) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    assert!(x.local.contains(&me), "the gateway never saw member {me} join");
+    super::tests::seat(&mut x, me);
     let mut cluster = Cluster::new(name);
     assert!(cluster.propose(&mut x));
     assert!(cluster.commit_in_flight(&mut x));
