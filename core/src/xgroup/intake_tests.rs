@@ -125,12 +125,12 @@ fn set_up(name: &str) -> (Crossing, GroupEnd, Cluster) {
     let mut x = Crossing::new(name.into(), gw, 1, false, INTAKE);
     for _ in 0..10_000 {
         x.read_local();
-        if x.local.contains(&me) {
+        if x.local.contains_key(&me) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    assert!(x.local.contains(&me), "the gateway never saw member {me} join");
+    assert!(x.local.contains_key(&me), "the gateway never saw member {me} join");
     let mut cluster = Cluster::new(name);
     assert!(cluster.propose(&mut x));
     assert!(cluster.commit_in_flight(&mut x));

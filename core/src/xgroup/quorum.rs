@@ -55,26 +55,24 @@ pub(crate) enum Turn {
 pub(crate) struct QuorumWatch {
     /// How long a loss must last before the members are told.
     bound: Duration,
-    /// Since when the node has been without the quorum (`None`: it has it,
-    /// or never had it).
+    /// Since when the node has been without the quorum (`None`: it has
+    /// it, or was not checked yet). A node that never had it counts from
+    /// its first check: an engine started on a partition's minority side
+    /// (or whose peers stay away) tells its members as after a loss, and
+    /// they get `NoQuorum` rather than multicasts that never commit.
     since: Option<Instant>,
-    /// Whether the node ever had the quorum (before, no loss is counted:
-    /// an engine that starts while its peers are away has nothing to lose
-    /// yet, and its members are not in any cluster view).
-    had: bool,
     /// Whether the members were told of a loss not yet over.
     lost: bool,
 }
 
 impl QuorumWatch {
     pub(crate) fn new(bound: Duration) -> QuorumWatch {
-        QuorumWatch { bound, since: None, had: false, lost: false }
+        QuorumWatch { bound, since: None, lost: false }
     }
 
     /// Takes the node's flag at `now`; says what to do, if anything.
     pub(crate) fn check(&mut self, has_quorum: bool, now: Instant) -> Option<Turn> {
         if has_quorum {
-            self.had = true;
             self.since = None;
             if self.lost {
                 self.lost = false;
@@ -82,7 +80,7 @@ impl QuorumWatch {
             }
             return None;
         }
-        if !self.had || self.lost {
+        if self.lost {
             return None;
         }
         let since = *self.since.get_or_insert(now);
@@ -104,11 +102,26 @@ impl QuorumWatch {
 /// turn, from the cluster's last view `members`: on a loss this host's
 /// members stay and the others are changes of kind `QuorumLost`; on a
 /// regain everyone is back and the others are changes of kind
-/// `QuorumRegained`.
-pub(crate) fn turn_view(turn: Turn, members: &[Member], host: u64) -> (Vec<Member>, Vec<(Member, ChangeKind)>) {
-    let (kept, kind) = match turn {
-        Turn::Lost => (members.iter().filter(|m| m.host == host).copied().collect(), ChangeKind::QuorumLost),
-        Turn::Regained => (members.to_vec(), ChangeKind::QuorumRegained),
+/// `QuorumRegained`. With no cluster view yet (the node never had the
+/// quorum) the view is this host's members now, `local`, each a change
+/// of the turn's kind: nobody else is known, and the change says why the
+/// group is one host's.
+pub(crate) fn turn_view(
+    turn: Turn,
+    members: &[Member],
+    host: u64,
+    local: &[Member],
+) -> (Vec<Member>, Vec<(Member, ChangeKind)>) {
+    let kind = match turn {
+        Turn::Lost => ChangeKind::QuorumLost,
+        Turn::Regained => ChangeKind::QuorumRegained,
+    };
+    if members.is_empty() {
+        return (local.to_vec(), local.iter().map(|m| (*m, kind)).collect());
+    }
+    let kept = match turn {
+        Turn::Lost => members.iter().filter(|m| m.host == host).copied().collect(),
+        Turn::Regained => members.to_vec(),
     };
     let changes = members.iter().filter(|m| m.host != host).map(|m| (*m, kind)).collect();
     (kept, changes)
@@ -119,14 +132,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_loss_counts_once_it_lasts_the_bound_and_only_after_a_quorum() {
+    fn a_loss_counts_once_it_lasts_the_bound() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut w = QuorumWatch::new(ms(1000));
-        // Never had it: nothing to lose, however long.
+        // Never had it: counted from the first check, as a loss.
         assert_eq!(w.check(false, t0), None);
+        assert_eq!(w.check(false, t0 + ms(999)), None);
+        assert_eq!(w.check(false, t0 + ms(1000)), Some(Turn::Lost));
         assert_eq!(w.check(false, t0 + ms(5000)), None);
-        assert_eq!(w.check(true, t0 + ms(5001)), None);
+        assert_eq!(w.check(true, t0 + ms(5001)), Some(Turn::Regained));
+        assert_eq!(w.check(true, t0 + ms(5002)), None);
         // An election's moment without it: nothing.
         assert_eq!(w.check(false, t0 + ms(6000)), None);
         assert_eq!(w.check(false, t0 + ms(6999)), None);
@@ -150,12 +166,15 @@ mod tests {
     fn turn_views_keep_this_hosts_members_and_name_the_others() {
         let m = |host, id| Member { id, pid: 0, host };
         let members = [m(1, 4), m(2, 1), m(2, 2), m(3, 9)];
-        let (kept, changes) = turn_view(Turn::Lost, &members, 2);
+        let (kept, changes) = turn_view(Turn::Lost, &members, 2, &[m(2, 1), m(2, 2), m(2, 5)]);
         assert_eq!(kept, vec![m(2, 1), m(2, 2)]);
         assert_eq!(changes, vec![(m(1, 4), ChangeKind::QuorumLost), (m(3, 9), ChangeKind::QuorumLost)]);
-        let (kept, changes) = turn_view(Turn::Regained, &members, 2);
+        let (kept, changes) = turn_view(Turn::Regained, &members, 2, &[]);
         assert_eq!(kept, members.to_vec());
         assert_eq!(changes, vec![(m(1, 4), ChangeKind::QuorumRegained), (m(3, 9), ChangeKind::QuorumRegained)]);
+        // No cluster view yet: this host's members, each the turn's reason.
+        let (kept, changes) = turn_view(Turn::Lost, &[], 2, &[m(2, 1)]);
+        assert_eq!((kept, changes), (vec![m(2, 1)], vec![(m(2, 1), ChangeKind::QuorumLost)]));
     }
 }
 
@@ -230,3 +249,7 @@ mod gateway_tests {
         member.mcast(b"again", Deadline::Now).expect("a multicast with the quorum back");
     }
 }
+
+#[cfg(test)]
+#[path = "quorum_tests.rs"]
+mod direct_tests;
