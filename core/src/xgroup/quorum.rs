@@ -7,16 +7,33 @@
 //! election, so the gateways act only on a loss that lasts
 //! `cluster.node_timeout_ms`: as long as the majority waits before it takes
 //! a silent node down, so both sides of a partition learn of it after the
-//! same bound. Then every gateway of this host:
+//! same bound. A node that never had the quorum counts from the gateways'
+//! first look: an engine started on the minority side (or whose peers
+//! stay away) has nothing to lose, but its members would otherwise
+//! multicast into proposals that never commit. Then every gateway of this
+//! host:
 //!
 //! - writes a view of its own, never agreed: the members of this host (the
 //!   ones it can still vouch for), every member of other hosts a change of
 //!   kind [`ChangeKind::QuorumLost`]; its id follows the last cluster view's
-//!   (the entry's index times 256 plus a rank: see `Crossing::write_view`);
+//!   (the entry's index times 256 plus a rank: see `Crossing::write_view`;
+//!   a direct group's, the view it installed last, plus one). With no
+//!   cluster view yet, the view is this host's members, each a change of
+//!   kind `QuorumLost` (nobody else is known; the change says why). A
+//!   member of this host that joins or leaves meanwhile is told in another
+//!   such view (a joiner a change of kind `QuorumLost`: its first view);
 //! - sets the group's quorum word, so that its members' multicasts fail at
 //!   once with `McastError::NoQuorum` (`GroupEnd::gateway_quorum`);
 //! - holds what the cluster commits meanwhile (a node that lost the quorum
-//!   can still learn of entries: a leader's last words) without writing it.
+//!   can still learn of entries: a leader's last words) without writing it;
+//! - a FIFO or UNORDERED group's gateway (`direct.rs`) first writes the
+//!   frames of the view installed that it holds, then holds its
+//!   synchrony: frames still arrive on the relay (and this host's members'
+//!   frames sent before the loss are still read and relayed), but none is
+//!   written after the quorum-lost view. Virtual synchrony asks that a
+//!   message be delivered in the view it was sent in: another host's
+//!   frame, sent in the cluster's view, must not be delivered in a view
+//!   without its sender.
 //!
 //! When the node has the quorum again: the word is cleared, a view with the
 //! members of the cluster's last view before the loss is written (every
@@ -24,6 +41,23 @@
 //! then what was held and everything after, in the cluster's order. So a
 //! member delivers nothing in the two views of its own host: every message
 //! is delivered in a view whose members are the cluster's.
+//!
+//! A direct group on the regain writes the other hosts' frames it kept
+//! (sent in the view installed, which the majority's members delivered in
+//! that view: the regained view has its members). This host's own kept
+//! frames wait: if the majority took the node down meanwhile, the
+//! survivors delivered its frames only up to the furthest survivor's point
+//! (the cut, `sync.rs`), and its members must not deliver more in a view
+//! of the same members. The gateway learns which once an entry it
+//! proposes on the regain (a `Mark`) is applied: everything the majority
+//! committed before is applied then, a node-down of this node included.
+//! Without one its frames are written (the majority gets them on the
+//! relay, in the same view); with one they are cut where the survivors'
+//! flushes of its barrier say, and the rest is dropped. Views wait behind
+//! them. What this host's members delivered before the quorum-lost view
+//! (their own frames are written at once) may go beyond that cut: they
+//! moved to a view of their own host, the survivors to one without them,
+//! so the two sides need not agree on it.
 //!
 //! What this host's members sent before the loss and was not committed is
 //! proposed again once the quorum is back (the gateway's batch in flight,
