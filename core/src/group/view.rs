@@ -69,7 +69,10 @@ pub enum ChangeKind {
     /// agreed: the view keeps the members of this host (the ones it can
     /// still vouch for), every member of other hosts is a change of this
     /// kind, and multicasts fail with `McastError::NoQuorum` until a
-    /// [`QuorumRegained`](Self::QuorumRegained) view.
+    /// [`QuorumRegained`](Self::QuorumRegained) view. A member of this
+    /// host that joins while the quorum is lost, or every member of a host
+    /// whose engine never had the quorum, is itself a change of this kind
+    /// (nobody of other hosts is known to name).
     QuorumLost,
     /// Across hosts: the engine is in touch with a majority again; the
     /// view is the cluster's last one before the loss (every member of

@@ -165,8 +165,8 @@ pub(crate) struct Crossing {
     /// What notes said of members: their pid, why they went.
     pids: HashMap<(u64, u64), u32>,
     reasons: HashMap<(u64, u64), ChangeKind>,
-    /// This host's members as the keeper's views say (ids).
-    local: HashSet<u64>,
+    /// This host's members as the keeper's views say (id → pid).
+    local: HashMap<u64, u32>,
     /// Members of this host the cluster still lists, though they are not
     /// here (an earlier run of this engine had them), already asked out.
     stale: HashSet<u64>,
@@ -195,6 +195,14 @@ pub(crate) struct Crossing {
     /// Whether a batch of this run of the gateway was seen committed: the
     /// views before it are an earlier run's history, replayed.
     live: bool,
+    /// A direct group after a regain of the quorum: the last sequence
+    /// number given before it. An entry of this gateway above it, applied,
+    /// means everything the majority committed meanwhile is applied too
+    /// (`Sync::own_known`).
+    probe: Option<u64>,
+    /// The id of the last view of its own host a direct group's gateway
+    /// wrote (quorum lost or regained; never agreed, so not in `sync`).
+    own_view: u64,
     /// The members of other hosts, published for `ringflow stat`.
     listing: RemoteListing,
     /// What the agent last logged of an AGREED or SAFE group's counts
@@ -235,7 +243,7 @@ impl Crossing {
             members: Vec::new(),
             pids: HashMap::new(),
             reasons: HashMap::new(),
-            local: HashSet::new(),
+            local: HashMap::new(),
             stale: HashSet::new(),
             last_view: (0, 0),
             frames: Vec::new(),
@@ -245,6 +253,8 @@ impl Crossing {
             proposed_messages: 0,
             paused: None,
             live: false,
+            probe: None,
+            own_view: 0,
             listing: RemoteListing::new(),
             logged_counts: None,
             slot,
@@ -265,8 +275,11 @@ impl Crossing {
     /// views behind it too (the log's order is kept). Returns the work done.
     pub(crate) fn read_local(&mut self) -> usize {
         self.throttled = false;
-        if self.direct.as_ref().is_some_and(|d| !d.may_read()) {
-            // Not started, or a link's window full: the members wait.
+        // A direct group not started, or a link's window full: the members
+        // wait. While the quorum is lost the keeper's views are read still
+        // (members joining then are told: `quorum.rs`), not the submits.
+        let views_only = self.direct.as_ref().is_some_and(|d| !d.may_read());
+        if views_only && self.paused.is_none() {
             return 0;
         }
         self.frames.clear();
@@ -276,7 +289,10 @@ impl Crossing {
         let bounded = self.direct.is_none() && self.paused.is_none();
         let (intake, mut holds, mut refused) = (self.intake, self.held().bytes, false);
         let admit = |len: usize| {
-            if !bounded || holds == 0 || holds.saturating_add(len) <= intake {
+            if views_only {
+                refused = true;
+                false
+            } else if !bounded || holds == 0 || holds.saturating_add(len) <= intake {
                 holds = holds.saturating_add(len);
                 true
             } else {
@@ -291,6 +307,9 @@ impl Crossing {
                 return 0;
             }
         };
+        // This host's changes while the quorum is lost (its members are
+        // told in a view of their own host).
+        let mut own = Vec::new();
         for frame in std::mem::take(&mut self.frames) {
             match frame {
                 GatewayFrame::View { members, changes } => {
@@ -298,13 +317,20 @@ impl Crossing {
                         self.seated = true;
                         for m in members {
                             self.joined(m);
+                            own.push((Member { host: self.host, ..m }, ChangeKind::QuorumLost));
                         }
                         continue;
                     }
                     for (m, kind) in changes {
                         match kind {
-                            ChangeKind::Joined => self.joined(m),
-                            kind => self.gone(m, kind),
+                            ChangeKind::Joined => {
+                                self.joined(m);
+                                own.push((Member { host: self.host, ..m }, ChangeKind::QuorumLost));
+                            }
+                            kind => {
+                                self.gone(m, kind);
+                                own.push((Member { host: self.host, ..m }, kind));
+                            }
                         }
                     }
                 }
@@ -319,7 +345,45 @@ impl Crossing {
             }
         }
         self.throttled = refused;
+        if self.paused.is_some() && !own.is_empty() {
+            let members = self.local_members();
+            self.write_own_view(members, own);
+        }
         n
+    }
+
+    /// This host's members as the keeper's views say, by id.
+    fn local_members(&self) -> Vec<Member> {
+        let mut m: Vec<Member> =
+            self.local.iter().map(|(id, pid)| Member { id: *id, pid: *pid, host: self.host }).collect();
+        m.sort_unstable_by_key(|m| m.id);
+        m
+    }
+
+    /// Writes a view of this gateway's own (never agreed: the quorum lost
+    /// or regained). An AGREED or SAFE group's goes after the last cluster
+    /// view written (its entry's index, the next rank); a direct group's
+    /// right after the view it installed last, at once (`sync` holds what
+    /// it would write: `quorum.rs`).
+    fn write_own_view(&mut self, members: Vec<Member>, changes: Vec<(Member, ChangeKind)>) {
+        let Some(d) = &self.direct else {
+            let id = self.last_view.0;
+            self.write_view(&ClusterView { id, members, changes });
+            return;
+        };
+        let id = self.own_view.max(d.sync.installed()) + 1;
+        if d.sync.first_pending().is_some_and(|p| p <= id) {
+            // No room between the installed view and the next: members
+            // would skip that one (ids only grow at a member).
+            tracing::warn!(group = %self.name, view = id, "group gateway's own view is not before the next view of the cluster");
+        }
+        self.own_view = id;
+        let mut bytes = Vec::new();
+        let view = ClusterView { id, members, changes };
+        match cross::encode_view(&view, self.end.config().max_members, &mut bytes) {
+            Ok(()) => self.push_out(FLAG_CLUSTER_VIEW, 0, bytes),
+            Err(e) => tracing::error!(group = %self.name, error = ?e, "a view too large for this host's log"),
+        }
     }
 
     /// What the gateway holds of its members' messages, not yet committed.
@@ -355,7 +419,7 @@ impl Crossing {
     }
 
     fn joined(&mut self, m: Member) {
-        self.local.insert(m.id);
+        self.local.insert(m.id, m.pid);
         self.note(Note::Joined { member: m.id, pid: m.pid });
         self.pending.push(Command::Join { group: self.name.clone(), host: self.host, member: m.id });
     }
@@ -383,13 +447,27 @@ impl Crossing {
     /// the cluster committed meanwhile (held, then taken in order).
     pub(crate) fn turn(&mut self, turn: Turn) {
         self.end.gateway_quorum(turn == Turn::Lost);
-        if self.last_view.0 != 0 {
-            let (members, changes) = quorum::turn_view(turn, &self.members, self.host);
-            self.write_view(&ClusterView { id: self.last_view.0, members, changes });
+        if turn == Turn::Lost && self.direct.is_some() {
+            // What the installed view holds goes before the view of the
+            // loss; nothing after it until the regain.
+            self.direct_cycle();
+        }
+        let (members, changes) = quorum::turn_view(turn, &self.members, self.host, &self.local_members());
+        if let Some(d) = &mut self.direct {
+            d.sync.hold(turn == Turn::Lost);
+        }
+        if !(members.is_empty() && changes.is_empty()) {
+            self.write_own_view(members, changes);
         }
         match turn {
             Turn::Lost => self.paused = Some(self.paused.take().unwrap_or_default()),
             Turn::Regained => {
+                if self.direct.is_some() {
+                    // This host's kept frames wait until an entry of its
+                    // own, proposed now, is applied (`Sync::own_known`).
+                    self.probe = Some(self.seq);
+                    self.note(Note::Mark);
+                }
                 for (index, applied) in self.paused.take().unwrap_or_default() {
                     self.committed(index, applied);
                 }
@@ -516,6 +594,12 @@ impl Crossing {
                     self.in_flight = None;
                     self.live = true;
                 }
+                if sender == self.host && self.probe.is_some_and(|p| seq > p) {
+                    self.probe = None;
+                    if let Some(d) = &mut self.direct {
+                        d.sync.own_known();
+                    }
+                }
                 let note = match Note::decode_from(&bytes, sender) {
                     Ok(n) => n,
                     Err(why) => {
@@ -604,7 +688,7 @@ impl Crossing {
                 // No note said why: its host's node was taken down.
                 let kind = self.reasons.remove(&key(old)).unwrap_or(ChangeKind::NodeDown);
                 let pid = self.pids.remove(&key(old)).unwrap_or(old.pid);
-                if kind == ChangeKind::NodeDown && old.host == self.host && self.local.contains(&old.id) {
+                if kind == ChangeKind::NodeDown && old.host == self.host && self.local.contains_key(&old.id) {
                     back.push((old.id, pid));
                 }
                 changes.push((*old, kind));
@@ -625,7 +709,7 @@ impl Crossing {
             let host = self.host;
             let stale: Vec<Member> = members
                 .iter()
-                .filter(|m| m.host == host && !self.local.contains(&m.id) && !self.stale.contains(&m.id))
+                .filter(|m| m.host == host && !self.local.contains_key(&m.id) && !self.stale.contains(&m.id))
                 .copied()
                 .collect();
             for m in stale {
@@ -810,12 +894,12 @@ mod tests {
     pub(super) fn seat(x: &mut Crossing, me: u64) {
         for _ in 0..10_000 {
             x.read_local();
-            if x.local.contains(&me) {
+            if x.local.contains_key(&me) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        assert!(x.local.contains(&me), "the gateway never saw member {me} join");
+        assert!(x.local.contains_key(&me), "the gateway never saw member {me} join");
     }
 
     fn message(sender: u64, member: u64, bytes: Vec<u8>) -> Applied {

@@ -4,6 +4,18 @@
 //! wait for every gateway's flush ([`Sync`]). The cluster's log carries
 //! only joins, leaves, views and the notes that keep them synchronous
 //! (`Start`, `Flush`, `Resend`): no consensus round trip on the data path.
+//!
+//! While this host's node has lost the quorum (`quorum.rs`) the relay
+//! goes on (links, acks, frames kept as they arrive, up to `MAX_QUEUE`
+//! per origin, past which a link stops taking and its sender keeps its
+//! window) but [`Sync`] is held: nothing is written after the view that
+//! tells the members of the loss, whose sender is not in it. On the
+//! regain other hosts' kept frames are written after the regained view;
+//! this host's own wait until an entry of this gateway proposed after the
+//! regain is applied (`Sync::own_known`: the majority did not take the
+//! node down before it), or, if it did, until the survivors' flushes of
+//! the node's barrier give the cut: frames beyond it are dropped, as no
+//! survivor delivers them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;

@@ -19,9 +19,11 @@
 //!    members could still miss.
 //!
 //! A node that lost the quorum for `cluster.node_timeout_ms` (a partition's
-//! minority side) tells its members with a view of its own host and
-//! refuses their multicasts (`McastError::NoQuorum`) until the quorum is
-//! back (`quorum.rs`).
+//! minority side), or never had it for that long since it started, tells
+//! its members with a view of its own host and refuses their multicasts
+//! (`McastError::NoQuorum`) until the quorum is back (`quorum.rs`); a
+//! direct group's gateway writes nothing of its relay meanwhile, and on
+//! the regain what it kept as the majority delivered it.
 //!
 //! It runs on an engine thread of its own that sleeps between duty cycles
 //! on its group's log (a frame for it) and on an alarm word the cluster
@@ -79,7 +81,8 @@
 //! delivers the same views, and each message in the same view, at the
 //! cost of one consensus round at each view change (not per message).
 //! A gateway reads its members' frames only once its own `Start` is
-//! committed. Left for later: a gateway that caught up from a snapshot
+//! committed. While the quorum is lost the synchrony is held (`quorum.rs`
+//! says what is kept, written or dropped, and why). Left for later: a gateway that caught up from a snapshot
 //! knows only the `Start`s after it (a gateway it never heard of is not
 //! waited for); every gateway relays to every other, members there or
 //! not.

@@ -7,16 +7,33 @@
 //! election, so the gateways act only on a loss that lasts
 //! `cluster.node_timeout_ms`: as long as the majority waits before it takes
 //! a silent node down, so both sides of a partition learn of it after the
-//! same bound. Then every gateway of this host:
+//! same bound. A node that never had the quorum counts from the gateways'
+//! first look: an engine started on the minority side (or whose peers
+//! stay away) has nothing to lose, but its members would otherwise
+//! multicast into proposals that never commit. Then every gateway of this
+//! host:
 //!
 //! - writes a view of its own, never agreed: the members of this host (the
 //!   ones it can still vouch for), every member of other hosts a change of
 //!   kind [`ChangeKind::QuorumLost`]; its id follows the last cluster view's
-//!   (the entry's index times 256 plus a rank: see `Crossing::write_view`);
+//!   (the entry's index times 256 plus a rank: see `Crossing::write_view`;
+//!   a direct group's, the view it installed last, plus one). With no
+//!   cluster view yet, the view is this host's members, each a change of
+//!   kind `QuorumLost` (nobody else is known; the change says why). A
+//!   member of this host that joins or leaves meanwhile is told in another
+//!   such view (a joiner a change of kind `QuorumLost`: its first view);
 //! - sets the group's quorum word, so that its members' multicasts fail at
 //!   once with `McastError::NoQuorum` (`GroupEnd::gateway_quorum`);
 //! - holds what the cluster commits meanwhile (a node that lost the quorum
-//!   can still learn of entries: a leader's last words) without writing it.
+//!   can still learn of entries: a leader's last words) without writing it;
+//! - a FIFO or UNORDERED group's gateway (`direct.rs`) first writes the
+//!   frames of the view installed that it holds, then holds its
+//!   synchrony: frames still arrive on the relay (and this host's members'
+//!   frames sent before the loss are still read and relayed), but none is
+//!   written after the quorum-lost view. Virtual synchrony asks that a
+//!   message be delivered in the view it was sent in: another host's
+//!   frame, sent in the cluster's view, must not be delivered in a view
+//!   without its sender.
 //!
 //! When the node has the quorum again: the word is cleared, a view with the
 //! members of the cluster's last view before the loss is written (every
@@ -24,6 +41,23 @@
 //! then what was held and everything after, in the cluster's order. So a
 //! member delivers nothing in the two views of its own host: every message
 //! is delivered in a view whose members are the cluster's.
+//!
+//! A direct group on the regain writes the other hosts' frames it kept
+//! (sent in the view installed, which the majority's members delivered in
+//! that view: the regained view has its members). This host's own kept
+//! frames wait: if the majority took the node down meanwhile, the
+//! survivors delivered its frames only up to the furthest survivor's point
+//! (the cut, `sync.rs`), and its members must not deliver more in a view
+//! of the same members. The gateway learns which once an entry it
+//! proposes on the regain (a `Mark`) is applied: everything the majority
+//! committed before is applied then, a node-down of this node included.
+//! Without one its frames are written (the majority gets them on the
+//! relay, in the same view); with one they are cut where the survivors'
+//! flushes of its barrier say, and the rest is dropped. Views wait behind
+//! them. What this host's members delivered before the quorum-lost view
+//! (their own frames are written at once) may go beyond that cut: they
+//! moved to a view of their own host, the survivors to one without them,
+//! so the two sides need not agree on it.
 //!
 //! What this host's members sent before the loss and was not committed is
 //! proposed again once the quorum is back (the gateway's batch in flight,
@@ -55,26 +89,24 @@ pub(crate) enum Turn {
 pub(crate) struct QuorumWatch {
     /// How long a loss must last before the members are told.
     bound: Duration,
-    /// Since when the node has been without the quorum (`None`: it has it,
-    /// or never had it).
+    /// Since when the node has been without the quorum (`None`: it has
+    /// it, or was not checked yet). A node that never had it counts from
+    /// its first check: an engine started on a partition's minority side
+    /// (or whose peers stay away) tells its members as after a loss, and
+    /// they get `NoQuorum` rather than multicasts that never commit.
     since: Option<Instant>,
-    /// Whether the node ever had the quorum (before, no loss is counted:
-    /// an engine that starts while its peers are away has nothing to lose
-    /// yet, and its members are not in any cluster view).
-    had: bool,
     /// Whether the members were told of a loss not yet over.
     lost: bool,
 }
 
 impl QuorumWatch {
     pub(crate) fn new(bound: Duration) -> QuorumWatch {
-        QuorumWatch { bound, since: None, had: false, lost: false }
+        QuorumWatch { bound, since: None, lost: false }
     }
 
     /// Takes the node's flag at `now`; says what to do, if anything.
     pub(crate) fn check(&mut self, has_quorum: bool, now: Instant) -> Option<Turn> {
         if has_quorum {
-            self.had = true;
             self.since = None;
             if self.lost {
                 self.lost = false;
@@ -82,7 +114,7 @@ impl QuorumWatch {
             }
             return None;
         }
-        if !self.had || self.lost {
+        if self.lost {
             return None;
         }
         let since = *self.since.get_or_insert(now);
@@ -104,11 +136,26 @@ impl QuorumWatch {
 /// turn, from the cluster's last view `members`: on a loss this host's
 /// members stay and the others are changes of kind `QuorumLost`; on a
 /// regain everyone is back and the others are changes of kind
-/// `QuorumRegained`.
-pub(crate) fn turn_view(turn: Turn, members: &[Member], host: u64) -> (Vec<Member>, Vec<(Member, ChangeKind)>) {
-    let (kept, kind) = match turn {
-        Turn::Lost => (members.iter().filter(|m| m.host == host).copied().collect(), ChangeKind::QuorumLost),
-        Turn::Regained => (members.to_vec(), ChangeKind::QuorumRegained),
+/// `QuorumRegained`. With no cluster view yet (the node never had the
+/// quorum) the view is this host's members now, `local`, each a change
+/// of the turn's kind: nobody else is known, and the change says why the
+/// group is one host's.
+pub(crate) fn turn_view(
+    turn: Turn,
+    members: &[Member],
+    host: u64,
+    local: &[Member],
+) -> (Vec<Member>, Vec<(Member, ChangeKind)>) {
+    let kind = match turn {
+        Turn::Lost => ChangeKind::QuorumLost,
+        Turn::Regained => ChangeKind::QuorumRegained,
+    };
+    if members.is_empty() {
+        return (local.to_vec(), local.iter().map(|m| (*m, kind)).collect());
+    }
+    let kept = match turn {
+        Turn::Lost => members.iter().filter(|m| m.host == host).copied().collect(),
+        Turn::Regained => members.to_vec(),
     };
     let changes = members.iter().filter(|m| m.host != host).map(|m| (*m, kind)).collect();
     (kept, changes)
@@ -119,14 +166,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_loss_counts_once_it_lasts_the_bound_and_only_after_a_quorum() {
+    fn a_loss_counts_once_it_lasts_the_bound() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut w = QuorumWatch::new(ms(1000));
-        // Never had it: nothing to lose, however long.
+        // Never had it: counted from the first check, as a loss.
         assert_eq!(w.check(false, t0), None);
+        assert_eq!(w.check(false, t0 + ms(999)), None);
+        assert_eq!(w.check(false, t0 + ms(1000)), Some(Turn::Lost));
         assert_eq!(w.check(false, t0 + ms(5000)), None);
-        assert_eq!(w.check(true, t0 + ms(5001)), None);
+        assert_eq!(w.check(true, t0 + ms(5001)), Some(Turn::Regained));
+        assert_eq!(w.check(true, t0 + ms(5002)), None);
         // An election's moment without it: nothing.
         assert_eq!(w.check(false, t0 + ms(6000)), None);
         assert_eq!(w.check(false, t0 + ms(6999)), None);
@@ -150,12 +200,15 @@ mod tests {
     fn turn_views_keep_this_hosts_members_and_name_the_others() {
         let m = |host, id| Member { id, pid: 0, host };
         let members = [m(1, 4), m(2, 1), m(2, 2), m(3, 9)];
-        let (kept, changes) = turn_view(Turn::Lost, &members, 2);
+        let (kept, changes) = turn_view(Turn::Lost, &members, 2, &[m(2, 1), m(2, 2), m(2, 5)]);
         assert_eq!(kept, vec![m(2, 1), m(2, 2)]);
         assert_eq!(changes, vec![(m(1, 4), ChangeKind::QuorumLost), (m(3, 9), ChangeKind::QuorumLost)]);
-        let (kept, changes) = turn_view(Turn::Regained, &members, 2);
+        let (kept, changes) = turn_view(Turn::Regained, &members, 2, &[]);
         assert_eq!(kept, members.to_vec());
         assert_eq!(changes, vec![(m(1, 4), ChangeKind::QuorumRegained), (m(3, 9), ChangeKind::QuorumRegained)]);
+        // No cluster view yet: this host's members, each the turn's reason.
+        let (kept, changes) = turn_view(Turn::Lost, &[], 2, &[m(2, 1)]);
+        assert_eq!((kept, changes), (vec![m(2, 1)], vec![(m(2, 1), ChangeKind::QuorumLost)]));
     }
 }
 
@@ -230,3 +283,7 @@ mod gateway_tests {
         member.mcast(b"again", Deadline::Now).expect("a multicast with the quorum back");
     }
 }
+
+#[cfg(test)]
+#[path = "quorum_tests.rs"]
+mod direct_tests;

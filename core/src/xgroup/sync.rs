@@ -127,6 +127,13 @@ pub(crate) struct Sync {
     /// (origin, barrier) resends already owed and handed out.
     resent: BTreeSet<(u64, u64)>,
     writes: VecDeque<Write>,
+    /// While this host's node has lost the quorum: nothing is written
+    /// (the members are in a view of their own host) or installed.
+    held: bool,
+    /// After the quorum is back: this host's own frames not yet written
+    /// wait until it knows whether the majority took it down meanwhile
+    /// (then only its frames up to the survivors' cut are written).
+    own_waits: bool,
 }
 
 impl Sync {
@@ -144,7 +151,47 @@ impl Sync {
             departed: BTreeMap::new(),
             resent: BTreeSet::new(),
             writes: VecDeque::new(),
+            held: false,
+            own_waits: false,
         }
+    }
+
+    /// This host's node lost the quorum (`true`: nothing is written from
+    /// now on, frames are kept as they arrive) or has it back (`false`:
+    /// what is kept is written as before, except this host's own frames,
+    /// which wait for [`own_known`](Self::own_known) or for the cut of
+    /// this host's own departure).
+    pub(crate) fn hold(&mut self, held: bool) {
+        if self.held && !held {
+            self.own_waits = true;
+        }
+        self.held = held;
+    }
+
+    /// Whether writes are held (the quorum is lost).
+    #[cfg(test)]
+    pub(crate) fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// Everything the majority committed while this host had lost the
+    /// quorum is applied (an entry of this gateway proposed after the
+    /// regain is): if no departure of this host is among it, its own
+    /// frames kept meanwhile are written in the view they were sent in.
+    pub(crate) fn own_known(&mut self) {
+        if !self.departed.contains_key(&self.me) {
+            self.own_waits = false;
+        }
+    }
+
+    /// The id of the view installed (written) last.
+    pub(crate) fn installed(&self) -> u64 {
+        self.installed
+    }
+
+    /// The id of the first view or barrier waiting for its flushes.
+    pub(crate) fn first_pending(&self) -> Option<u64> {
+        self.pending.front().map(|p| p.id)
     }
 
     /// The id of the last view or barrier registered: what a frame sent
@@ -333,6 +380,10 @@ impl Sync {
     /// that is flushed. Bounded: each round installs a view or stops.
     pub(crate) fn step(&mut self) -> Step {
         let mut step = Step::default();
+        if self.held {
+            return step;
+        }
+        self.trim_own(&mut step);
         for _ in 0..=self.pending.len() {
             self.drain(&mut step);
             let Some(p) = self.pending.front() else { break };
@@ -355,7 +406,10 @@ impl Sync {
             let gone: Vec<u64> = self.departed.iter().filter(|(_, b)| **b == p.id).map(|(h, _)| *h).collect();
             for h in gone {
                 self.departed.remove(&h);
-                self.origins.remove(&h);
+                if h != self.me {
+                    // This host's own origin goes on (its node is up again).
+                    self.origins.remove(&h);
+                }
                 self.resent.retain(|(o, _)| *o != h);
             }
             self.flushes.retain(|(v, _), _| *v > p.id);
@@ -363,9 +417,36 @@ impl Sync {
         step
     }
 
+    /// This host's own departure (the majority took it down while it had
+    /// lost the quorum): once every survivor's flush of its barrier is
+    /// here, the frames it kept beyond the furthest survivor's point are
+    /// dropped (no survivor delivers them: its members must not either),
+    /// and the rest is written in the view they were sent in.
+    fn trim_own(&mut self, step: &mut Step) {
+        if !self.own_waits {
+            return;
+        }
+        let Some(barrier) = self.departed.get(&self.me).copied() else { return };
+        let Some(b) = self.pending.iter().find(|p| p.id == barrier) else { return };
+        let mut cut = 0;
+        for s in b.required.iter().filter(|s| **s != self.me && !self.departed.contains_key(s)) {
+            let Some(f) = self.flushes.get(&(barrier, *s)) else { return };
+            cut = cut.max(f.got.iter().find(|(o, _)| *o == self.me).map_or(0, |(_, g)| *g));
+        }
+        if let Some(o) = self.origins.get_mut(&self.me) {
+            let before = o.queue.len();
+            o.queue.retain(|f| f.seq <= cut);
+            step.dropped += before - o.queue.len();
+        }
+        self.own_waits = false;
+    }
+
     /// Writes every origin's frames of the installed view.
     fn drain(&mut self, step: &mut Step) {
         for (host, o) in &mut self.origins {
+            if *host == self.me && self.own_waits {
+                continue;
+            }
             while let Some(f) = o.queue.front() {
                 if f.tag > self.installed {
                     break;
@@ -390,6 +471,10 @@ impl Sync {
     /// flushed it (or, taken down, its cut is known) and this gateway
     /// holds their frames before it.
     fn ready(&self, p: &Pending, step: &mut Step) -> bool {
+        if self.own_waits {
+            // This host's kept frames go before the next view, or are cut.
+            return false;
+        }
         for host in &p.required {
             if *host == self.me {
                 continue;
@@ -459,6 +544,10 @@ impl Sync {
     /// its flush, its departure barrier, the seq held of it).
     pub(crate) fn waiting(&self) -> Option<String> {
         let p = self.pending.front()?;
+        if self.held || self.own_waits {
+            let why = if self.held { "the quorum is lost" } else { "this host's kept frames" };
+            return Some(format!("view {} waits: {why}", p.id));
+        }
         let host = p.required.iter().find(|h| {
             **h != self.me
                 && !self.ready(&Pending { id: p.id, frame: None, required: [**h].into() }, &mut Step::default())

@@ -182,3 +182,54 @@ fn a_departed_hosts_frames_are_cut_at_the_furthest_survivor() {
     assert_eq!((s.pending(), t.pending()), (0, 0));
     assert_eq!((s.origin_epoch(1), t.origin_epoch(1)), (None, None), "a departed origin is forgotten at its barrier");
 }
+
+/// Host 2 on a partition's minority side: while held nothing is written
+/// or installed, frames are kept as they arrive; released, another
+/// origin's kept frames are written at once and its own wait: until
+/// `own_known` (not taken down), or until the survivors' flushes of its
+/// own departure's barrier give the cut (taken down: its frames beyond
+/// the furthest survivor's point are dropped, the rest go before the
+/// node-down view).
+#[test]
+fn held_frames_wait_for_the_regain_and_own_frames_for_the_cut() {
+    let mut s = three();
+    assert!(s.link(1, E1, 1));
+    s.hold(true);
+    assert!(s.is_held());
+    assert!(s.arrived(frame(1, 1, 0)));
+    assert!(s.own(frame(2, 1, 0)));
+    s.step();
+    assert_eq!(writes(&mut s), Vec::<String>::new(), "held");
+    s.hold(false);
+    s.step();
+    assert_eq!(writes(&mut s), vec!["1:1"], "the own frame waits");
+    s.own_known();
+    s.step();
+    assert_eq!(writes(&mut s), vec!["2:1"]);
+
+    // Again, and this time the majority took host 2 down at entry 3:
+    // host 1 got its frames up to 2, host 3 up to 3; it kept 2..=4.
+    assert!(s.own(frame(2, 2, 0)));
+    s.hold(true);
+    assert!(s.own(frame(2, 3, 0)));
+    assert!(s.own(frame(2, 4, 0)));
+    s.hold(false);
+    s.node_down(2, 3);
+    view(&mut s, 768);
+    s.own_known();
+    s.step();
+    assert_eq!(writes(&mut s), Vec::<String>::new(), "the survivors' flushes of the barrier are missing");
+    for v in [768, 1023] {
+        assert!(s.flush(flush(v, 1, E1, 0, &[], &[(2, 2)])));
+        assert!(s.flush(flush(v, 3, E3, 0, &[], &[(2, 3)])));
+    }
+    let step = s.step();
+    assert_eq!(step.dropped, 1, "frame 4: no survivor got it");
+    assert_eq!(writes(&mut s), vec!["2:2", "2:3", "v768"]);
+    assert_eq!(s.pending(), 0);
+    // Its own origin goes on after its barrier (its node is up again).
+    s.node_up(2);
+    assert!(s.own(frame(2, 5, 1023)));
+    s.step();
+    assert_eq!(writes(&mut s), vec!["2:5"]);
+}
