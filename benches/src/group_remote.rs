@@ -4,8 +4,9 @@
 //! port of its own on 127.0.0.1 and a runtime directory of its own (a
 //! group's name is per runtime directory: members and gateways find the
 //! group there through `GroupOptions::runtime_dir`). Every engine runs in
-//! dedicated mode (the cluster needs it): a bridge thread, a cluster node
-//! thread and a group-gateway thread per host, all parking when idle.
+//! dedicated mode (the cluster needs it): one engine thread per host,
+//! whose duty cycle runs the bridge, the cluster node and the group's
+//! gateway, parking when idle.
 //!
 //! The members join before the engines start, so the group is made with
 //! their guarantee (a gateway takes a group as it finds it: a SAFE group
@@ -13,7 +14,7 @@
 //! anything is measured, for a view holding every member of the case.
 //!
 //! Members wait for each other's messages in the kernel (a blocking
-//! receive that spins briefly, then parks): the engines' nine threads share
+//! receive that spins briefly, then parks): the engines' threads share
 //! the two cores with them, and a spinning member would hold the core the
 //! engine threads need to carry its message.
 

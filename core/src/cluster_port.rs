@@ -134,7 +134,9 @@ impl BridgePort {
 
 /// Sets the engines each end wakes after a hand-over (known only once the
 /// engines run): the bridge's (the node sent), the node's (the bridge
-/// delivered). Each is set once; later calls are ignored.
+/// delivered). Each is set once; later calls are ignored. An engine
+/// leaves them unset: its node runs in the bridge's own duty cycle
+/// (`crate::remote::guest`), which reads the port after the network.
 pub struct PortWakers(Arc<PortShared>);
 
 impl PortWakers {

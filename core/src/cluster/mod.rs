@@ -73,7 +73,8 @@ pub use entry::{decode as decode_entry, encode as encode_entry, Command, EncodeE
 pub use handle::{ClusterHandle, CommittedHook, ProposeError};
 pub use node::{ClusterNode, NodeError, Transport, ENVELOPE_LEN, ENVELOPE_VERSION, NODES_GROUP};
 pub use proposals::{Lost, LostReason, ProposalId, FEED_GROUP};
-pub use run::{start as start_node, ClusterRun, LinkTransport, TEST_FEED_ENV, VIA_ENV};
+pub(crate) use run::start as start_node;
+pub use run::{ClusterRun, LinkTransport, TEST_FEED_ENV, VIA_ENV};
 pub use safe::{SafeMessage, SAFE_KIND, SAFE_LEN};
 pub use state::{Applied, Directory, Member, ViewReason};
 pub use status::{ClusterStatus, PeerStatus};

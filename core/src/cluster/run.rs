@@ -1,8 +1,10 @@
 //! The cluster node of a [`crate::remote::RemoteEngine`] (`cluster.enabled`):
 //! numbered from `net.listen` and `net.peers`, talking through the bridge's
-//! links (`crate::cluster_port`), run on an engine thread of its own that
-//! parks between ticks (it never shares the bridge's thread, which sleeps
-//! in its io_uring).
+//! links (`crate::cluster_port`), run as a guest of the bridge's duty cycle
+//! (`crate::remote::guest`): a `Cluster` frame the bridge received is
+//! handled in the cycle that received it, and what the node sends leaves
+//! in that cycle, with no thread woken in between. Its ticks bound the
+//! bridge's sleep.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -13,9 +15,9 @@ use std::time::{Duration, Instant};
 use super::handle::ClusterHandle;
 use super::node::{ClusterNode, Transport};
 use super::{ClusterSettings, Committed};
-use crate::cluster_port::{cluster_port, BridgePort, NodePort, PortWakers, RelayPort};
-use crate::config::{EngineConfig, IdleStrategy};
-use crate::engine::{Agent, Engine, EngineError, Waker};
+use crate::cluster_port::{cluster_port, BridgePort, NodePort, RelayPort};
+use crate::config::EngineConfig;
+use crate::engine::{Agent as _, EngineError, Waker};
 
 /// A test hook: `RINGFLOW_TEST_CLUSTER_FEED=<ms>` makes the node propose
 /// AGREED messages of its own every `<ms>` (see `FEED_GROUP`), so that
@@ -45,36 +47,37 @@ impl Transport for LinkTransport {
     }
 }
 
-/// The node as its thread runs it: parks until its next tick or a wake.
-struct Parked(ClusterNode<LinkTransport>);
+/// The node as the bridge's duty cycle runs it: its ticks bound the
+/// bridge's sleep; what it receives comes from that very duty cycle, and
+/// proposals from other threads wake the bridge (the handle's waker).
+struct Guest(ClusterNode<LinkTransport>);
 
-impl Agent for Parked {
+impl crate::remote::guest::Guest for Guest {
     fn name(&self) -> &str {
         self.0.name()
     }
 
     fn do_work(&mut self) -> usize {
-        self.0.do_work()
+        self.0.poll(Instant::now())
     }
 
-    fn sleeps(&self) -> bool {
-        true
+    fn before_sleep(&mut self, sleep: &mut crate::remote::guest::Sleep) {
+        if let Some(tick) = self.0.next_tick() {
+            sleep.at_most(tick.saturating_duration_since(Instant::now()));
+        }
     }
 
-    fn wait(&mut self, timeout: std::time::Duration) {
-        let until_tick = self.0.next_tick().map_or(timeout, |t| t.saturating_duration_since(Instant::now()));
-        // Ended early by the port's wake (an unpark of this thread).
-        std::thread::park_timeout(timeout.min(until_tick));
+    fn has_work(&self) -> bool {
+        false
     }
+
+    fn after_sleep(&mut self) {}
 }
 
-/// A running cluster node: its engine thread and its handle.
+/// A running cluster node's handles (the node itself runs in the
+/// bridge's duty cycle, which drops it when the engine stops).
 pub struct ClusterRun {
-    /// Behind a mutex only so the run is `Sync` (the embedded engine is a
-    /// static); taken once, at shutdown.
-    engine: Mutex<Option<Engine>>,
     handle: ClusterHandle,
-    wakers: PortWakers,
     committed: Mutex<Option<Receiver<Committed>>>,
     relay: Mutex<Option<RelayPort>>,
 }
@@ -98,37 +101,20 @@ impl ClusterRun {
         self.relay.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
-    /// The bridge's engine, woken when the node queued messages.
+    /// The bridge's engine, woken by proposals from other threads.
     pub fn set_bridge_waker(&self, waker: Waker) {
-        self.wakers.set_bridge(waker);
-    }
-
-    /// Stops the node's thread.
-    pub fn shutdown(self) -> Result<(), EngineError> {
-        match self.take_engine() {
-            Some(engine) => engine.shutdown(std::time::Duration::from_secs(5)).map(drop),
-            None => Ok(()),
-        }
+        self.handle.set_waker(waker);
     }
 }
 
-impl ClusterRun {
-    fn take_engine(&self) -> Option<Engine> {
-        self.engine.lock().unwrap_or_else(PoisonError::into_inner).take()
-    }
-}
-
-impl Drop for ClusterRun {
-    fn drop(&mut self) {
-        if let Some(engine) = self.take_engine() {
-            let _ = engine.shutdown(std::time::Duration::from_secs(5));
-        }
-    }
-}
-
-/// Starts the node `config` describes for the engine listening at
-/// `listen`; returns it and the bridge's end of its port.
-pub fn start(config: &EngineConfig, listen: SocketAddr) -> Result<(ClusterRun, BridgePort), EngineError> {
+/// Makes the node `config` describes for the engine listening at
+/// `listen`; returns its handles, the bridge's end of its port and the
+/// node, to run as a guest of the bridge's duty cycle (it runs nowhere
+/// else: nothing happens until the bridge's engine starts).
+pub(crate) fn start(
+    config: &EngineConfig,
+    listen: SocketAddr,
+) -> Result<(ClusterRun, BridgePort, Box<dyn crate::remote::guest::Guest>), EngineError> {
     let bad = |why: String| EngineError::Config(format!("cluster: {why}"));
     if listen.port() == 0 {
         return Err(bad("net.listen needs a fixed port: it numbers the cluster's nodes".to_owned()));
@@ -151,8 +137,9 @@ pub fn start(config: &EngineConfig, listen: SocketAddr) -> Result<(ClusterRun, B
     settings.test_feed =
         std::env::var(TEST_FEED_ENV).ok().and_then(|v| v.trim().parse().ok()).map(Duration::from_millis);
     let via = parse_via(&std::env::var(VIA_ENV).unwrap_or_default()).map_err(bad)?;
+    // Both ends run on the bridge's thread: neither wakes the other (the
+    // port's wakers stay unset).
     let (bridge_port, mut node_port) = cluster_port();
-    let wakers = node_port.wakers();
     let addrs: HashMap<u64, SocketAddr> =
         numbered.iter().filter(|(n, _)| *n != id).map(|(n, a)| (*n, via.get(a).copied().unwrap_or(*a))).collect();
     let relay = Mutex::new(node_port.take_relay(addrs.clone()));
@@ -161,18 +148,9 @@ pub fn start(config: &EngineConfig, listen: SocketAddr) -> Result<(ClusterRun, B
     if let Ok(dir) = crate::control::RuntimeDir::resolve() {
         node.attach_stats(dir.path());
     }
-    // One thread that parks: the cluster's clock is coarse (ticks of ms).
-    let thread = EngineConfig::builder()
-        .threads(1)
-        .idle(IdleStrategy::Park)
-        .build()
-        .map_err(|e| bad(format!("its thread's configuration: {e}")))?;
-    let engine = Engine::start(&thread, vec![Box::new(Parked(node))])?;
-    wakers.set_node(engine.waker());
-    handle.set_waker(engine.waker());
     tracing::info!(node = id, nodes = ?numbered, "cluster node started");
     let committed = Mutex::new(Some(committed));
-    Ok((ClusterRun { engine: Mutex::new(Some(engine)), handle, wakers, committed, relay }, bridge_port))
+    Ok((ClusterRun { handle, committed, relay }, bridge_port, Box::new(Guest(node))))
 }
 
 /// `RINGFLOW_TEST_CLUSTER_VIA`'s value: `addr=via` pairs, comma-separated.

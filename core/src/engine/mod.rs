@@ -19,6 +19,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub(crate) use agent::panic_message as panic_text;
 pub use agent::{Agent, WakeHook};
 pub use error::EngineError;
 pub use idle::{IdleStats, Idler, PARK_CAP};

@@ -32,6 +32,8 @@ mod authkey;
 mod bridge;
 #[cfg(test)]
 mod errors_tests;
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+pub(crate) mod guest;
 mod host;
 pub(crate) mod invoker;
 mod peers;
@@ -96,10 +98,6 @@ pub struct RemoteEngine {
     /// Where its listeners are (`None`: the default runtime directory):
     /// a flow addressed to this engine itself goes to them directly.
     runtime_dir: Option<PathBuf>,
-    /// The gateways of the groups that cross hosts (`cluster.groups`):
-    /// stopped before the cluster node they propose to.
-    #[cfg(feature = "cluster")]
-    groups: Option<crate::xgroup::GroupAgent>,
     /// Its cluster node (`cluster.enabled`; wp-raft's, issue 17).
     #[cfg(feature = "cluster")]
     cluster: Option<crate::cluster::ClusterRun>,
@@ -161,14 +159,32 @@ impl RemoteEngine {
         #[allow(unused_mut)]
         let mut bridge =
             Bridge::new(uring, net.backend, listen, runtime_dir.clone(), Arc::clone(&shared), ready_tx, admission);
+        // The cluster node and the gateways of the groups that cross hosts
+        // run in the bridge's duty cycle (`guest`): made here, they start
+        // with it. Each gateway joins its group now; it reads what the
+        // cluster commits (`crate::xgroup`).
         #[cfg(feature = "cluster")]
         let cluster = match (config.cluster().enabled, listen) {
             (true, _) if invoker_mode => {
                 return Err(EngineError::Config("cluster: needs engine.mode = \"dedicated\"".to_owned()))
             }
             (true, Some(addr)) => {
-                let (run, port) = crate::cluster::start_node(config, addr)?;
+                let (run, port, node) = crate::cluster::start_node(config, addr)?;
                 bridge.attach_cluster(bridge::ClusterHook::new(port));
+                bridge.attach_guest(node);
+                if !config.cluster().groups.is_empty() {
+                    let committed = run.take_committed().ok_or_else(|| {
+                        EngineError::Config("cluster.groups: the committed stream is taken".to_owned())
+                    })?;
+                    let gateways = crate::xgroup::start(
+                        config,
+                        runtime_dir.as_deref(),
+                        run.handle().clone(),
+                        committed,
+                        run.take_relay(),
+                    )?;
+                    bridge.attach_guest(Box::new(gateways));
+                }
                 Some(run)
             }
             _ => None,
@@ -184,24 +200,6 @@ impl RemoteEngine {
         if let Some(run) = &cluster {
             run.set_bridge_waker(engine.waker());
         }
-        // The groups that cross hosts: this engine joins each as its
-        // gateway and reads what the cluster commits (`crate::xgroup`).
-        #[cfg(feature = "cluster")]
-        let groups = match &cluster {
-            Some(run) if !config.cluster().groups.is_empty() => {
-                let committed = run
-                    .take_committed()
-                    .ok_or_else(|| EngineError::Config("cluster.groups: the committed stream is taken".to_owned()))?;
-                Some(crate::xgroup::start(
-                    config,
-                    runtime_dir.as_deref(),
-                    run.handle().clone(),
-                    committed,
-                    run.take_relay(),
-                )?)
-            }
-            _ => None,
-        };
         if invoker_mode {
             // The first duty cycle builds the network, here and now.
             engine.invoke();
@@ -235,8 +233,6 @@ impl RemoteEngine {
             shared,
             listen: bound,
             runtime_dir,
-            #[cfg(feature = "cluster")]
-            groups,
             #[cfg(feature = "cluster")]
             cluster,
         })
@@ -435,14 +431,6 @@ impl RemoteEngine {
     /// Stops the engine at once: its flows end (their local peers see end
     /// of flow); see [`shutdown_within`](Self::shutdown_within) to flush first.
     pub fn shutdown(self) -> Result<(), EngineError> {
-        #[cfg(feature = "cluster")]
-        if let Some(groups) = self.groups {
-            groups.shutdown()?;
-        }
-        #[cfg(feature = "cluster")]
-        if let Some(run) = self.cluster {
-            run.shutdown()?;
-        }
         match self.run {
             Run::Dedicated { engine, .. } => match engine.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 Some(e) => e.shutdown(Duration::from_secs(5)).map(|_| ()),

@@ -407,6 +407,15 @@ impl Crossing {
         self.throttled
     }
 
+    /// Whether a direct group takes none of its members' frames now (its
+    /// relay not started, or a link's window full): a frame waiting at
+    /// its cursor is no work until the relay moves, which the network or
+    /// the cluster brings (the agent does not sleep on the log then, or it
+    /// would wake for that frame at once).
+    pub(crate) fn reads_paused(&self) -> bool {
+        self.direct.as_ref().is_some_and(|d| !d.may_read())
+    }
+
     /// The committed frames waiting for room in the local log (frames,
     /// bytes).
     pub(crate) fn out_held(&self) -> Held {
@@ -852,10 +861,20 @@ impl Crossing {
         !self.out.is_empty()
     }
 
-    /// Sleeps until the local log has a frame for the gateway, `alarm`
-    /// is raised, or `timeout` passes.
-    pub(crate) fn wait(&self, alarm: &std::sync::atomic::AtomicU32, timeout: Duration) {
-        self.end.gateway_wait(alarm, super::QUIET, timeout);
+    /// Announces the gateway as a sleeper on the local log (a member's
+    /// frame wakes the bridge's sleep): see `GroupEnd::gateway_sleep_prepare`.
+    pub(crate) fn sleep_prepare(&self) -> Option<(usize, u32, bool)> {
+        self.end.gateway_sleep_prepare()
+    }
+
+    /// Withdraws [`sleep_prepare`](Self::sleep_prepare)'s announcement.
+    pub(crate) fn sleep_done(&self) {
+        self.end.gateway_sleep_done();
+    }
+
+    /// Whether a frame of the local log waits for the gateway.
+    pub(crate) fn log_readable(&self) -> bool {
+        self.end.gateway_readable()
     }
 
     /// Writes what the cluster committed into the local log, in order,

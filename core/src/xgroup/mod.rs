@@ -25,16 +25,24 @@
 //! direct group's gateway writes nothing of its relay meanwhile, and on
 //! the regain what it kept as the majority delivered it.
 //!
-//! It runs on an engine thread of its own that sleeps between duty cycles
-//! on its group's log (a frame for it) and on an alarm word the cluster
-//! node raises after it queued committed commands or its SAFE index moved
-//! (a follower's moves on the leader's safe message, not on a commit:
-//! without the alarm a SAFE change would wait out a sleep); with several groups,
-//! or frames waiting for room, it polls every millisecond instead; at its
-//! intake bound it sleeps on the alarm alone (a submit waits at its
-//! cursor: a sleep on the log would end at once). It never blocks: the log is written without
-//! waiting (what does not fit waits in the group's `out` queue), proposals
-//! are `try_send`s. What it holds is bounded where it can be
+//! It runs as a guest of the bridge's duty cycle (`crate::remote::guest`),
+//! with the cluster node: one engine thread per host carries the network,
+//! the node and the gateways, so a member's frame read here is proposed,
+//! sent, committed and written into the local log by calls, with no
+//! thread woken in between (the member's wake and the network are what a
+//! message crossing a host costs). The node's commits and SAFE index
+//! moves, and the relay messages the bridge received, raise an alarm word
+//! that the next duty cycle reads (and that keeps the bridge from
+//! sleeping: `has_work`). Before the bridge sleeps in its io_uring, the
+//! agent announces itself as a sleeper on each group's log (a frame for
+//! it: a member's submit wakes the ring's futex wait) and bounds the sleep
+//! by `SLEEP`; a group holding committed frames for room in its log is
+//! polled every millisecond instead (a member's read wakes nobody); at
+//! its intake bound a group is not armed (a submit waits at its
+//! cursor: a wait on the log would end at once; only a commit, in the
+//! same duty cycle, lets it read on). It never blocks: the log is
+//! written without waiting (what does not fit waits in the group's `out`
+//! queue), proposals are `try_send`s. What it holds is bounded where it can be
 //! (`crossing.rs` says how, and why none of it wedges the local log): its
 //! members' messages not yet committed by `cluster.group_intake_bytes`
 //! (past it, it leaves their submits in the log, which fills, and their
@@ -97,24 +105,24 @@ mod sync;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cluster::{Applied, ClusterHandle, Committed, NODES_GROUP};
 use crate::cluster_port::RelayPort;
-use crate::config::{CrossingGroup, EngineConfig, IdleStrategy};
-use crate::engine::{Agent, Engine, EngineError};
+use crate::config::{CrossingGroup, EngineConfig};
+use crate::engine::EngineError;
 use crate::group::{GatewayJoinError, GroupEnd, GroupOptions};
 use crate::wait::Deadline;
 
 use crossing::{Crossing, Held};
 use quorum::QuorumWatch;
 
-/// The longest the agent's thread parks between duty cycles when it
-/// cannot sleep on its group's log (several groups, or frames held).
+/// The longest the bridge sleeps while a group cannot sleep on its log
+/// (frames held for room in it).
 const PARK: Duration = Duration::from_millis(1);
-/// The longest it sleeps on its group's log (a batch in flight is looked
-/// at again, for a leader change, at least this often).
+/// The longest the bridge sleeps for the agent (a batch in flight is
+/// looked at again, for a leader change, at least this often).
 const SLEEP: Duration = Duration::from_millis(10);
 /// The alarm word's values.
 const QUIET: u32 = 0;
@@ -127,31 +135,6 @@ const COMMITTED_PER_CYCLE: usize = 4096;
 const RELAY_PER_CYCLE: usize = 4096;
 /// How often a direct group's counts are logged (when they moved).
 const COUNTS_EVERY: Duration = Duration::from_millis(500);
-
-/// The running group agent: its engine thread.
-pub struct GroupAgent {
-    /// Behind a mutex only so the engine handle is `Sync`.
-    engine: Mutex<Option<Engine>>,
-}
-
-impl GroupAgent {
-    /// Stops the agent (its groups' gateway ends leave: every member of
-    /// other hosts is gone for this host's members).
-    pub fn shutdown(self) -> Result<(), EngineError> {
-        match self.engine.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            Some(engine) => engine.shutdown(Duration::from_secs(5)).map(drop),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for GroupAgent {
-    fn drop(&mut self) {
-        if let Some(engine) = self.engine.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            let _ = engine.shutdown(Duration::from_secs(5));
-        }
-    }
-}
 
 /// Why the group agent did not start.
 fn bad(why: String) -> EngineError {
@@ -174,18 +157,21 @@ fn not_joined(group: &CrossingGroup, e: GatewayJoinError) -> EngineError {
 }
 
 /// Joins every group of `config`'s `cluster.groups` as this host's
-/// gateway (in `runtime_dir`, the engine's, else the user's) and starts
-/// the agent on a thread of its own; `committed` is the cluster node's
-/// stream of committed commands (the agent is its reader), `relay` the
-/// port of the direct relay of FIFO and UNORDERED groups (without it they
-/// go through the cluster's log).
-pub fn start(
+/// gateway (in `runtime_dir`, the engine's, else the user's) and returns
+/// the agent, to run as a guest of the bridge's duty cycle
+/// (`crate::remote::guest`; dropped, its gateways leave their groups);
+/// `committed` is the cluster node's stream of committed commands (the
+/// agent is its reader), `relay` the port of the direct relay of FIFO and
+/// UNORDERED groups (without it they go through the cluster's log). The
+/// node runs in the same duty cycle: what it commits and what the bridge
+/// relays is seen by the agent's next `do_work` without a wake-up.
+pub(crate) fn start(
     config: &EngineConfig,
     runtime_dir: Option<&std::path::Path>,
     cluster: ClusterHandle,
     committed: Receiver<Committed>,
     relay: Option<RelayPort>,
-) -> Result<GroupAgent, EngineError> {
+) -> Result<Gateways, EngineError> {
     let host = cluster.status().id;
     let host16 = u16::try_from(host)
         .ok()
@@ -208,39 +194,32 @@ pub fn start(
     let max_bytes = config.cluster().max_message_bytes;
     let alarm = Arc::new(AtomicU32::new(QUIET));
     let raise = Arc::clone(&alarm);
+    // Both hooks run on the bridge's thread, the agent's own: a flag the
+    // next look before a sleep (`has_work`) or the next duty cycle sees,
+    // with no futex wake.
     cluster.set_committed_hook(Box::new(move || {
-        // SYNC: Release; pairs with the Acquire in the agent's wait and its
-        // swap: the commands queued before are in the channel by then.
+        // SYNC: Release; pairs with the Acquire in `has_work` and the
+        // agent's swap: the commands queued before are in the channel by then.
         raise.store(RAISED, Ordering::Release);
-        // SAFETY: a word of ours, alive as long as this hook (an Arc).
-        let _ = unsafe { crate::futex::wake(raise.as_ptr(), u32::MAX) };
     }));
     if let Some(port) = &relay {
         let raise = Arc::clone(&alarm);
         port.set_wake(Box::new(move || {
-            // SYNC: Release; pairs with the Acquire in the agent's wait and
-            // its swap: the message queued before is in the channel by then.
+            // SYNC: Release; pairs with the Acquire in `has_work` and the
+            // agent's swap: the message queued before is in the channel by then.
             raise.store(RAISED, Ordering::Release);
-            // SAFETY: a word of ours, alive as long as this hook (an Arc).
-            let _ = unsafe { crate::futex::wake(raise.as_ptr(), u32::MAX) };
         }));
     }
     let logged = std::time::Instant::now();
     let quorum = QuorumWatch::new(config.cluster().node_timeout);
-    let agent = Gateways { groups, cluster, committed, max_bytes, alarm, relay, logged, quorum };
-    let thread = EngineConfig::builder()
-        .threads(1)
-        .idle(IdleStrategy::Park)
-        .build()
-        .map_err(|e| bad(format!("its thread's configuration: {e}")))?;
-    let engine = Engine::start(&thread, vec![Box::new(agent)])?;
+    let armed = vec![false; groups.len()];
     let names: Vec<String> = config.cluster().groups.iter().map(ToString::to_string).collect();
     tracing::info!(host, groups = ?names, "group gateways started");
-    Ok(GroupAgent { engine: Mutex::new(Some(engine)) })
+    Ok(Gateways { groups, cluster, committed, max_bytes, alarm, relay, logged, quorum, armed })
 }
 
 /// The agent: every crossing group of this host.
-struct Gateways {
+pub(crate) struct Gateways {
     groups: Vec<Crossing>,
     cluster: ClusterHandle,
     committed: Receiver<Committed>,
@@ -253,6 +232,9 @@ struct Gateways {
     logged: std::time::Instant,
     /// The node's quorum as the members are told of it (`quorum.rs`).
     quorum: QuorumWatch,
+    /// Per group: announced as a sleeper on its log for the bridge's
+    /// current sleep (`before_sleep` to `after_sleep`).
+    armed: Vec<bool>,
 }
 
 impl Gateways {
@@ -342,7 +324,7 @@ impl Gateways {
     }
 }
 
-impl Agent for Gateways {
+impl crate::remote::guest::Guest for Gateways {
     fn name(&self) -> &str {
         "group-gateways"
     }
@@ -396,22 +378,43 @@ impl Agent for Gateways {
         work
     }
 
-    fn sleeps(&self) -> bool {
-        true
+    /// Each group's log word, unless the group waits for a commit (at its
+    /// intake bound: the node in this same duty cycle ends that) or holds
+    /// committed frames waiting for room (its members' reads wake nobody:
+    /// polled every [`PARK`]). A batch in flight is looked at again, for a
+    /// leader change, at least every [`SLEEP`].
+    fn before_sleep(&mut self, sleep: &mut crate::remote::guest::Sleep) {
+        for (g, armed) in self.groups.iter().zip(self.armed.iter_mut()) {
+            sleep.at_most(SLEEP);
+            if g.holding() {
+                sleep.at_most(PARK);
+                continue;
+            }
+            if g.throttled() || g.reads_paused() {
+                continue;
+            }
+            match g.sleep_prepare() {
+                Some((word, value, barrier)) => {
+                    sleep.words.push((word, value));
+                    sleep.barrier |= barrier;
+                    *armed = true;
+                }
+                None => sleep.at_most(PARK),
+            }
+        }
     }
 
-    fn wait(&mut self, timeout: Duration) {
-        match self.groups.as_slice() {
-            // At its intake bound a submit waits at its cursor: only a
-            // commit (the alarm) lets it read on, or a leader change seen
-            // within the sleep.
-            [one] if !one.holding() && one.throttled() => {
-                // SAFETY: the alarm word is ours, alive (an Arc held by
-                // self) for the whole call.
-                let _ = unsafe { crate::futex::wait(self.alarm.as_ptr(), QUIET, Some(timeout.min(SLEEP))) };
+    fn has_work(&self) -> bool {
+        // SYNC: Acquire; pairs with the hooks' Release.
+        self.alarm.load(Ordering::Acquire) != QUIET
+            || self.groups.iter().zip(&self.armed).any(|(g, armed)| *armed && g.log_readable())
+    }
+
+    fn after_sleep(&mut self) {
+        for (g, armed) in self.groups.iter().zip(self.armed.iter_mut()) {
+            if std::mem::take(armed) {
+                g.sleep_done();
             }
-            [one] if !one.holding() => one.wait(&self.alarm, timeout.min(SLEEP)),
-            _ => std::thread::park_timeout(timeout.min(PARK)),
         }
     }
 }
@@ -463,7 +466,45 @@ mod tests {
         let member = GroupEnd::join("xg-conf", &safe, Deadline::after(JOIN)).expect("a SAFE member");
         assert_eq!(member.guarantee(), Guarantee::Safe);
         drop(member);
-        agent.shutdown().expect("shutdown");
+        drop(agent);
+    }
+
+    /// The bridge's sleep ends for a member's frame: before the sleep the
+    /// gateways announce themselves on their group's log, and what a
+    /// member then puts into it (its join's view) changes the futex word
+    /// they handed the bridge (the ring's wait then returns at once or is
+    /// woken: no lost wake) and shows as work before the sleep; afterwards
+    /// the duty cycle reads it.
+    #[test]
+    fn a_members_frame_ends_the_bridges_sleep() {
+        use crate::remote::guest::{Guest, Sleep};
+        ringflow_testkit::isolate_runtime_dir();
+        let (_node, handle, committed) = node();
+        let mut gateways = start(&config(&["xg-sleep"]), None, handle, committed, None).expect("start");
+        for _ in 0..1000 {
+            if gateways.do_work() == 0 {
+                break;
+            }
+        }
+        let mut sleep = Sleep::with_capacity(4);
+        gateways.before_sleep(&mut sleep);
+        assert_eq!(sleep.words.len(), 1, "the group's log word");
+        assert!(sleep.bound <= SLEEP, "a batch in flight is looked at again");
+        if sleep.barrier {
+            crate::membarrier::heavy_barrier().expect("barrier");
+        }
+        assert!(!gateways.has_work(), "nothing in the log yet");
+        let (word, armed_value) = sleep.words[0];
+        let member = GroupEnd::join("xg-sleep", &GroupOptions::new(), Deadline::after(JOIN)).expect("member");
+        // SAFETY: the word lies in the group's log, which the gateway's end
+        // keeps mapped for as long as `gateways` lives.
+        let word = unsafe { &*(word as *const AtomicU32) };
+        // SYNC: Acquire; pairs with the log's notify (a Release bump).
+        assert_ne!(word.load(Ordering::Acquire), armed_value, "the armed word moved: the ring's wait ends");
+        assert!(gateways.has_work(), "the frame shows before the sleep");
+        gateways.after_sleep();
+        assert!(gateways.do_work() > 0, "the next duty cycle reads it");
+        drop(member);
     }
 
     /// A group its members made AGREED, and an engine configured to give
@@ -491,7 +532,7 @@ mod tests {
         for entry in ["xg-other:agreed", "xg-other"] {
             let (_node, handle, committed) = node();
             let agent = start(&config(&[entry]), None, handle, committed, None).expect(entry);
-            agent.shutdown().expect("shutdown");
+            drop(agent);
         }
         assert_eq!(member.guarantee(), Guarantee::Agreed);
     }

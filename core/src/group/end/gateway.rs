@@ -200,28 +200,31 @@ impl GroupEnd {
         }
     }
 
-    /// Sleeps until a frame is committed at the gateway's cursor, `alarm`
-    /// leaves `quiet` (and is woken), or `timeout` passes.
-    pub(crate) fn gateway_wait(&self, alarm: &std::sync::atomic::AtomicU32, quiet: u32, timeout: Duration) {
-        let log = &self.shared.mem.log;
-        let Ok((data, _)) = ringflow_ring::broadcast::wait_points(log) else {
-            // A garbage control area: the next poll reports it.
-            std::thread::sleep(timeout.min(Duration::from_millis(1)));
-            return;
-        };
-        let cursor = self.rx.cursor();
-        let _ = wait_until_with(
-            || data,
-            // SYNC: Acquire; pairs with the Release of whoever raises the alarm.
-            || {
-                ringflow_ring::broadcast::readable_at(log, cursor).unwrap_or(true)
-                    || alarm.load(Ordering::Acquire) != quiet
-            },
-            Duration::ZERO,
-            Deadline::after(timeout),
-            Some((alarm, quiet)),
-            crate::wait::membarrier_if_needed,
-        );
+    /// Announces the gateway as a sleeper on its log's data wait point, for
+    /// a sleep that another loop does (the bridge's io_uring): returns the
+    /// futex word's address, the value it must still hold and whether the
+    /// publishers skip their fence (the sleeper then issues the barrier
+    /// before its re-check, [`gateway_readable`](Self::gateway_readable)).
+    /// `None` for a garbage control area (nothing announced: the next poll
+    /// reports it). Each `Some` is followed by one
+    /// [`gateway_sleep_done`](Self::gateway_sleep_done).
+    pub(crate) fn gateway_sleep_prepare(&self) -> Option<(usize, u32, bool)> {
+        let (data, _) = ringflow_ring::broadcast::wait_points(&self.shared.mem.log).ok()?;
+        let token = data.prepare();
+        Some((data.futex_word() as usize, token, data.needs_membarrier()))
+    }
+
+    /// Withdraws the announcement of [`gateway_sleep_prepare`](Self::gateway_sleep_prepare).
+    pub(crate) fn gateway_sleep_done(&self) {
+        if let Ok((data, _)) = ringflow_ring::broadcast::wait_points(&self.shared.mem.log) {
+            data.finish();
+        }
+    }
+
+    /// Whether a frame waits at the gateway's cursor (true for a garbage
+    /// control area: the next poll reports it).
+    pub(crate) fn gateway_readable(&self) -> bool {
+        ringflow_ring::broadcast::readable_at(&self.shared.mem.log, self.rx.cursor()).unwrap_or(true)
     }
 
     /// Says to this host's members whether its engine lost the cluster's

@@ -13,7 +13,13 @@ impl Agent for Bridge {
         if self.ready.is_some() {
             self.start_network();
         }
-        let work = self.commands() + self.opened() + self.network() + self.flows() + self.timers() + self.cluster_out();
+        let work = self.commands()
+            + self.opened()
+            + self.network()
+            + self.flows()
+            + self.timers()
+            + self.guests()
+            + self.cluster_out();
         self.woke = false;
         self.flush_udp();
         if let Some(tcp) = self.tcp.as_mut() {
@@ -56,12 +62,30 @@ impl Agent for Bridge {
         fence(Ordering::SeqCst);
         let mut words = std::mem::take(&mut self.futex_words);
         let mut armed = std::mem::take(&mut self.futex_flows);
-        let mut barrier = false;
+        // The guests' words first (a member's frame in a crossing group's
+        // log), then the flows' up to the kernel's limit.
+        let mut guest_sleep = std::mem::take(&mut self.guest_sleep);
+        for g in &mut self.guests {
+            g.before_sleep(&mut guest_sleep);
+        }
+        let mut timeout = timeout.min(guest_sleep.bound);
+        let guest_words = guest_sleep.words.len().min(crate::uring::MAX_FUTEX_WAITS);
+        words.extend_from_slice(&guest_sleep.words[..guest_words]);
+        if guest_words < guest_sleep.words.len() {
+            // More words than one wait takes: their guests are polled.
+            timeout = timeout.min(crate::remote::guest::POLL);
+        }
+        let mut barrier = guest_sleep.barrier;
         // Hot flows only: the others' doorbells are armed, and their
         // descriptors are received in the same ring.
         for &key in &self.hot {
             if words.len() == crate::uring::MAX_FUTEX_WAITS {
-                break; // the rest are seen at the end of the (bounded) sleep
+                // The rest are seen at the end of the (bounded) sleep;
+                // bounded short if the guests' words took their room.
+                if guest_words > 0 {
+                    timeout = timeout.min(crate::remote::guest::POLL);
+                }
+                break;
             }
             let Some(b) = self.flows.get(&key) else { continue };
             if !self.may_forward(key.0, b) {
@@ -76,11 +100,18 @@ impl Agent for Bridge {
         // Publishers that skip their fence (membarrier wake mode) need ours,
         // before the re-check below.
         let barrier_failed = barrier && crate::membarrier::heavy_barrier().is_err();
-        if !barrier_failed && !self.local_work() {
+        if !barrier_failed && !self.local_work() && !self.guests.iter().any(|g| g.has_work()) {
             if let Some(tcp) = self.tcp.as_mut() {
                 // SAFETY: the words are in the rings of flows `self.flows`
-                // holds, which nothing removes before `park` submits the wait.
-                unsafe { tcp.arm_futexes(&words) };
+                // holds and in the group logs of the guests' ends, which
+                // nothing removes before `park` submits the wait.
+                let waiting = unsafe { tcp.arm_futexes(&words) };
+                if !waiting && guest_words > 0 {
+                    // Not armed (no io_uring futex waits here, or the last
+                    // wait's cancel not reaped yet): the guests' words are
+                    // polled, never missed.
+                    timeout = timeout.min(crate::remote::guest::POLL);
+                }
                 tcp.park(timeout);
                 tcp.disarm_futexes();
             }
@@ -90,6 +121,11 @@ impl Agent for Bridge {
                 b.end.data_wait().finish();
             }
         }
+        for g in &mut self.guests {
+            g.after_sleep();
+        }
+        guest_sleep.clear();
+        self.guest_sleep = guest_sleep;
         words.clear();
         (self.futex_words, self.futex_flows) = (words, armed);
         // SYNC: Relaxed; a stale `true` costs a command one needless datagram.
@@ -124,6 +160,11 @@ impl Agent for Bridge {
     }
 
     fn on_close(&mut self) {
+        // The gateways (attached last) leave their groups before the node
+        // they propose to stops.
+        while let Some(guest) = self.guests.pop() {
+            drop(guest);
+        }
         self.flows.clear();
         self.conns.clear();
     }

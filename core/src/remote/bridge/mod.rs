@@ -405,6 +405,12 @@ pub(super) struct Bridge {
     scratch: Scratch,
     /// The cluster node's port (`cluster.rs`), when the engine runs one.
     cluster: Option<ClusterHook>,
+    /// Agents run in this duty cycle (`crate::remote::guest`): the
+    /// cluster node, then the crossing groups' gateways. Dropped in
+    /// reverse order (the gateways leave before the node stops).
+    guests: Vec<Box<dyn crate::remote::guest::Guest>>,
+    /// Scratch of `wait`: what the guests' events need of the sleep.
+    guest_sleep: crate::remote::guest::Sleep,
     /// The engine thread's statistics slot (for wake-up latencies).
     stats: Option<Arc<crate::stats::Slot>>,
     /// This duty cycle follows a sleep: the first message forwarded in it
@@ -518,7 +524,41 @@ impl Bridge {
             trimmed_at: Instant::now(),
             scratch: Scratch::with_capacity(WAIT_WORDS),
             cluster: None,
+            guests: Vec::new(),
+            guest_sleep: crate::remote::guest::Sleep::with_capacity(WAIT_WORDS),
         }
+    }
+
+    /// Runs `guest` in this duty cycle, after those attached before it
+    /// (see `crate::remote::guest`).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(in crate::remote) fn attach_guest(&mut self, guest: Box<dyn crate::remote::guest::Guest>) {
+        self.guests.push(guest);
+    }
+
+    /// One duty cycle of every guest; returns their work. A guest that
+    /// panics is dropped and logged, as the engine does with an agent: the
+    /// bridge's flows go on.
+    fn guests(&mut self) -> usize {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        let mut work = 0usize;
+        let mut index = 0;
+        while let Some(guest) = self.guests.get_mut(index) {
+            // The guest is not touched again after a panic (removed below).
+            match catch_unwind(AssertUnwindSafe(|| guest.do_work())) {
+                Ok(done) => {
+                    work = work.saturating_add(done);
+                    index += 1;
+                }
+                Err(payload) => {
+                    let guest = self.guests.remove(index);
+                    let message = crate::engine::panic_text(payload.as_ref());
+                    tracing::error!(guest = guest.name(), %message, "a guest of the bridge panicked and stops");
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(guest)));
+                }
+            }
+        }
+        work
     }
 
     /// Hands `Cluster` frames to the cluster node and sends its messages
