@@ -21,6 +21,8 @@ mod batch;
 mod buf;
 mod call;
 mod close;
+#[cfg(test)]
+mod close_tests;
 mod engine;
 #[cfg(test)]
 mod latency_tests;

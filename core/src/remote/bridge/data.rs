@@ -90,6 +90,7 @@ impl Bridged {
             forwarded: 0,
             paused: false,
             tx: End::Open,
+            close_mark: None,
             seq,
             inbound: Inbound::new(held),
             spare: Vec::new(),
@@ -147,7 +148,31 @@ impl Bridged {
             || self.window_full
             || self.tx != End::Open
             || self.rx != End::Open
+            || self.close_mark.is_some()
             || (self.reliable && self.delivered > self.acked)
+    }
+
+    /// Notes that our `Close` was just queued on `conn` (its last byte at
+    /// the end of what the connection holds), for the close handshake.
+    pub(super) fn close_queued(&mut self, tcp: &NetDriver, conn: ConnId) {
+        self.close_mark = tcp.appended(conn).ok().map(|at| (conn, at));
+    }
+
+    /// The close handshake: once the kernel has taken our queued `Close`,
+    /// tells the local sender (its `dealloc` may return, its process exit).
+    /// A mark on a connection that is no longer the link's is dropped
+    /// untold: whether the Close made it is then the resume's business
+    /// (the peer's `Resume` has it sent again, and marked again).
+    pub(super) fn check_close(&mut self, tcp: Option<&NetDriver>, current: Option<ConnId>) {
+        let Some((conn, at)) = self.close_mark else { return };
+        match tcp.map(|t| t.handed(conn)) {
+            Some(Ok(handed)) if handed >= at => {
+                self.close_mark = None;
+                self.end.confirm_close_handed();
+            }
+            Some(Ok(_)) if current == Some(conn) => {}
+            _ => self.close_mark = None,
+        }
     }
 
     /// Arms the flow's doorbell (setting it up with the network driver the
@@ -196,7 +221,10 @@ impl Bridged {
         let tx_done = match self.tx {
             End::Open => false,
             End::Reset => true,
-            End::Closed(_) | End::Gone(_) => self.window.as_ref().is_none_or(SendWindow::is_drained),
+            // Our Close must have left first (its sender may be waiting for
+            // that to exit; see `close_mark`).
+            End::Closed(_) => self.window.as_ref().is_none_or(SendWindow::is_drained) && self.close_mark.is_none(),
+            End::Gone(_) => self.window.as_ref().is_none_or(SendWindow::is_drained),
         };
         let rx_done = match self.rx {
             End::Open => false,
@@ -269,6 +297,8 @@ impl Bridge {
             let (link, flow_id) = key;
             let before = (moved, frames.len(), finished.len());
             'body: {
+                let current = links.get(&link).and_then(|l| l.conn);
+                b.check_close(tcp.as_ref(), current);
                 moved += deliver(b);
                 let lost = b.seq.lost() + b.dropped;
                 if lost != b.reported_lost {
@@ -387,6 +417,9 @@ impl Bridge {
                                 Frame::Close { flow_id, last_seq: last }
                             };
                             put_frame(tcp, conn, &frame, Checksum::None);
+                            if !gone {
+                                b.close_queued(tcp, conn);
+                            }
                             if gone && b.rx == End::Open {
                                 // Nobody will read what the peer sends. What the
                                 // dead application consumed is final: all of it

@@ -281,6 +281,11 @@ struct Bridged {
     paused: bool,
     /// How our application's sending side ended (and so what we told the peer).
     tx: End,
+    /// Our `Close` is queued on this connection and ends at this position
+    /// of its stream (`NetDriver::appended`): once the kernel has taken
+    /// that far, the local sender's `dealloc` is told (the close handshake,
+    /// `FlowEnd::confirm_close_handed`). The flow is not finished before.
+    close_mark: Option<(ConnId, u64)>,
 
     // Remote -> local application.
     seq: RecvSequencer,
