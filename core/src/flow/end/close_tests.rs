@@ -51,7 +51,7 @@ fn a_bridged_dealloc_returns_only_after_the_engine_handed_the_close() {
         assert_eq!(take_until_closed(&mut engine), 3);
         // Everything is consumed now; the dealloc still waits for this.
         flag.store(true, Ordering::SeqCst);
-        engine.confirm_close_handed();
+        engine.confirm_close_handed(engine.received_count());
         engine
     });
     assert_eq!(app.dealloc(Deadline::after(Duration::from_secs(30))), Ok(()));
@@ -85,7 +85,7 @@ fn a_word_that_does_not_match_what_was_sent_keeps_the_dealloc_waiting() {
     let mut buf = [0u8; 8];
     engine.recv_into(&mut buf).unwrap();
     // The engine confirms after one message of the two: not this close.
-    engine.confirm_close_handed();
+    engine.confirm_close_handed(engine.received_count());
     engine.recv_into(&mut buf).unwrap();
     assert_eq!(app.dealloc(Deadline::after(Duration::from_millis(50))), Err(DeallocError::CloseNotSent));
     // Any other value a peer writes is as good as none.

@@ -31,15 +31,16 @@ impl FlowEnd {
     }
 
     /// Engine side: tells the local sender, lingering in `dealloc`, that
-    /// the end of its direction (the wire's `Close`, after every message
-    /// this end took from it) is in the kernel's hands: its process may
-    /// exit now without the remote side taking that for a death. Wakes it
-    /// whatever the peer-writable sleeper count says.
-    pub(crate) fn confirm_close_handed(&self) {
+    /// the end of its direction (the wire's `Close`, after the `taken`
+    /// messages this end took from it, counted from the flow's start) is in
+    /// the kernel's hands: its process may exit now without the remote side
+    /// taking that for a death. Wakes it whatever the peer-writable sleeper
+    /// count says.
+    pub(crate) fn confirm_close_handed(&self, taken: u64) {
         let word = self.shared.memory.rx_close_handed(self.shared.role);
         // SYNC: Release; pairs with the Acquire in `close::close_handed`
         // (the sender's linger reads it after its sleeper announcement).
-        word.store(self.received_count().saturating_add(1), std::sync::atomic::Ordering::Release);
+        word.store(taken.saturating_add(1), std::sync::atomic::Ordering::Release);
         // The sender sleeps on its space wait point (our receiving ring's):
         // `alert` orders the store above before its bump of the futex word
         // (pairs with the fence in `WaitPoint::prepare`), so the sender's

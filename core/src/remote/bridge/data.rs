@@ -168,7 +168,7 @@ impl Bridged {
         match tcp.map(|t| t.handed(conn)) {
             Some(Ok(handed)) if handed >= at => {
                 self.close_mark = None;
-                self.end.confirm_close_handed();
+                self.end.confirm_close_handed(self.recv_base + self.forwarded);
             }
             Some(Ok(_)) if current == Some(conn) => {}
             _ => self.close_mark = None,

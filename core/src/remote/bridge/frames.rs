@@ -135,7 +135,7 @@ impl Bridge {
                     // The far side wants nothing more of this direction: a
                     // sender's `dealloc` has no Close to wait for.
                     b.close_mark = None;
-                    b.end.confirm_close_handed();
+                    b.end.confirm_close_handed(b.recv_base + b.forwarded);
                 }
             }
             Frame::Resume { flow_id, next_expected_seq } => return self.on_resume(link, flow_id, next_expected_seq),
