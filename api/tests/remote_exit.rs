@@ -98,3 +98,84 @@ fn an_invoker_engines_process_exiting_right_after_dealloc_ends_the_flow_cleanly(
     let tmp = support::test_dir("exit-invoker");
     children_exit_right_after_dealloc(ThreadingMode::Invoker, &tmp);
 }
+
+/// The accepting child's directory (its listener's name, and the file it
+/// writes its engine's address to); set only in that child.
+const DIR_ENV: &str = "RF_TEST_REMOTE_EXIT_DIR";
+/// The engine mode of the accepting child ("invoker" or "dedicated").
+const MODE_ENV: &str = "RF_TEST_REMOTE_EXIT_MODE";
+
+/// The other side: a listener behind this child's own engine accepts a
+/// flow from another host, sends, waits until the remote application has
+/// read it all, deallocates and exits at once, its engine still running.
+#[test]
+#[ignore = "a child process of another test"]
+fn child_accepts_sends_deallocs_and_exits() {
+    let Some(dir) = std::env::var_os(DIR_ENV).map(std::path::PathBuf::from) else { return };
+    let invoker = std::env::var(MODE_ENV).is_ok_and(|m| m == "invoker");
+    let mode = if invoker { ThreadingMode::Invoker } else { ThreadingMode::Dedicated };
+    let cfg = EngineConfig::builder().mode(mode).listen(Some("127.0.0.1:0")).build().unwrap();
+    let engine = RemoteEngine::start(&cfg, Some(dir.clone())).expect("engine");
+    let opts = ListenerOptions::new().remote(true).runtime_dir(&dir);
+    let opts = if invoker { opts.engine(&engine) } else { opts };
+    let mut listener = Listener::bind_with("accepting", opts).expect("bind");
+    let addr = engine.listen_addr().expect("listening").to_string();
+    std::fs::write(dir.join("addr.tmp"), addr).expect("address file");
+    std::fs::rename(dir.join("addr.tmp"), dir.join("addr")).expect("address file");
+    let mut flow = listener.accept_timeout(LONG).expect("accept");
+    for i in 0..MESSAGES {
+        flow.send(&i.to_le_bytes()).expect("send");
+    }
+    let mut buf = [0u8; 16];
+    let n = flow.recv_into_timeout(&mut buf, LONG).expect("the remote application's word");
+    assert_eq!(&buf[..n], b"read");
+    std::thread::sleep(Duration::from_millis(5));
+    if let Err(e) = flow.dealloc_timeout(LONG) {
+        eprintln!("child: dealloc: {e}");
+        std::process::exit(2);
+    }
+    std::process::exit(0);
+}
+
+/// Runs [`ROUNDS`] accepting children with engines in `mode`; the flow each
+/// accepted must end with `Closed` here.
+fn acceptors_exit_right_after_dealloc(mode: &str, tmp: &TempDir) {
+    let near = RemoteEngine::start(&EngineConfig::default(), None).unwrap();
+    for round in 0..ROUNDS {
+        let dir = tmp.path().join(format!("round-{round}"));
+        std::fs::create_dir(&dir).unwrap();
+        // A runtime directory must be the user's alone.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let mut child = ChildCommand::reexec("child_accepts_sends_deallocs_and_exits")
+            .env(DIR_ENV, &dir)
+            .env(MODE_ENV, mode)
+            .spawn();
+        child.await_marker(&dir.join("addr"), LONG);
+        let addr = std::fs::read_to_string(dir.join("addr")).unwrap();
+        let mut flow = near.alloc_timeout(&format!("accepting@{addr}"), &Qos::data(), LONG).unwrap();
+        let mut buf = [0u8; 16];
+        for i in 0..MESSAGES {
+            let n = flow.recv_into_timeout(&mut buf, LONG).unwrap();
+            assert_eq!(&buf[..n], &i.to_le_bytes(), "{mode} round {round}: message {i}");
+        }
+        flow.send(b"read").unwrap();
+        match flow.recv_into_timeout(&mut buf, LONG) {
+            Err(RecvError::Closed) => {}
+            other => panic!("{mode} round {round}: after every message the flow ended with {other:?}, not Closed"),
+        }
+        child.assert_succeeds(LONG);
+    }
+    near.shutdown().unwrap();
+}
+
+#[test]
+fn an_accepting_process_exiting_right_after_dealloc_ends_the_flow_cleanly() {
+    let tmp = support::test_dir("exit-acceptor");
+    acceptors_exit_right_after_dealloc("dedicated", &tmp);
+}
+
+#[test]
+fn an_accepting_invoker_process_exiting_right_after_dealloc_ends_the_flow_cleanly() {
+    let tmp = support::test_dir("exit-acceptor-invoker");
+    acceptors_exit_right_after_dealloc("invoker", &tmp);
+}
