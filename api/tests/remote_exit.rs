@@ -179,3 +179,42 @@ fn an_accepting_invoker_process_exiting_right_after_dealloc_ends_the_flow_cleanl
     let tmp = support::test_dir("exit-acceptor-invoker");
     acceptors_exit_right_after_dealloc("invoker", &tmp);
 }
+
+/// The engine's own shutdown right after its application dropped a flow
+/// (no linger at all) still sends the flow's end first: the remote
+/// application reads every message, then `Closed`. Many rounds, each with
+/// an engine of its own.
+#[test]
+fn an_engine_shut_down_right_after_its_flow_was_dropped_ends_the_flow_cleanly() {
+    let tmp = support::test_dir("exit-shutdown");
+    let dir = tmp.path().to_path_buf();
+    let mut listener = Listener::bind_with("dropped", ListenerOptions::new().remote(true).runtime_dir(&dir)).unwrap();
+    let far_cfg = EngineConfig::builder().listen(Some("127.0.0.1:0")).build().unwrap();
+    let far = RemoteEngine::start(&far_cfg, Some(dir.clone())).unwrap();
+    let target = format!("dropped@{}", far.listen_addr().unwrap());
+    let qos = Qos { peer_timeout: Duration::from_millis(500), ..Qos::data() };
+    for round in 0..ROUNDS {
+        let near = RemoteEngine::start(&EngineConfig::default(), None).unwrap();
+        // The far engine's open waits for this accept: it runs beside the alloc.
+        let (mut flow, mut remote) = std::thread::scope(|s| {
+            let accepting = s.spawn(|| listener.accept_timeout(LONG).unwrap());
+            let flow = near.alloc_timeout(&target, &qos, LONG).unwrap();
+            (flow, accepting.join().unwrap())
+        });
+        for i in 0..MESSAGES {
+            flow.send(&i.to_le_bytes()).unwrap();
+        }
+        let mut buf = [0u8; 16];
+        for i in 0..MESSAGES {
+            let n = remote.recv_into_timeout(&mut buf, LONG).unwrap();
+            assert_eq!(&buf[..n], &i.to_le_bytes(), "round {round}: message {i}");
+        }
+        drop(flow);
+        near.shutdown().unwrap();
+        match remote.recv_into_timeout(&mut buf, LONG) {
+            Err(RecvError::Closed) => {}
+            other => panic!("round {round}: after every message the flow ended with {other:?}, not Closed"),
+        }
+    }
+    far.shutdown().unwrap();
+}
