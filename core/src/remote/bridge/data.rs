@@ -158,19 +158,21 @@ impl Bridged {
         self.close_mark = tcp.appended(conn).ok().map(|at| (conn, at));
     }
 
-    /// The close handshake: once the kernel has taken our queued `Close`,
-    /// tells the local sender (its `dealloc` may return, its process exit).
-    /// A mark on a connection that is no longer the link's is dropped
-    /// untold: whether the Close made it is then the resume's business
-    /// (the peer's `Resume` has it sent again, and marked again).
-    pub(super) fn check_close(&mut self, tcp: Option<&NetDriver>, current: Option<ConnId>) {
-        let Some((conn, at)) = self.close_mark else { return };
-        match tcp.map(|t| t.handed(conn)) {
-            Some(Ok(handed)) if handed >= at => {
+    /// The close handshake: once the kernel has taken our queued `Close`
+    /// (`handed`: how much of `conn`'s stream the bridge has seen taken, or
+    /// `None` if it no longer knows the connection), tells the local
+    /// sender (its `dealloc` may return, its process exit). A mark on a
+    /// connection that is gone, or no longer the link's (`current` false),
+    /// is dropped untold: whether the Close made it is then the resume's
+    /// business (the peer's `Resume` has it sent again, and marked again).
+    pub(super) fn check_close(&mut self, conn: ConnId, handed: Option<u64>, current: bool) {
+        let Some((_, mark)) = self.close_mark.filter(|(at, _)| *at == conn) else { return };
+        match handed {
+            Some(handed) if handed >= mark => {
                 self.close_mark = None;
                 self.end.confirm_close_handed(self.recv_base + self.forwarded);
             }
-            Some(Ok(_)) if current == Some(conn) => {}
+            Some(_) if current => {}
             _ => self.close_mark = None,
         }
     }
@@ -297,8 +299,10 @@ impl Bridge {
             let (link, flow_id) = key;
             let before = (moved, frames.len(), finished.len());
             'body: {
-                let current = links.get(&link).and_then(|l| l.conn);
-                b.check_close(tcp.as_ref(), current);
+                if let Some((at, _)) = b.close_mark {
+                    let current = links.get(&link).and_then(|l| l.conn) == Some(at);
+                    b.check_close(at, conns.get(&at).map(|c| c.handed), current);
+                }
                 moved += deliver(b);
                 let lost = b.seq.lost() + b.dropped;
                 if lost != b.reported_lost {
