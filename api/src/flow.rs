@@ -225,6 +225,14 @@ impl Flow {
     /// peer had not consumed ([`DeallocError::Closed`] or
     /// [`DeallocError::PeerGone`]; [`DeallocError::Wait`] if the wait itself
     /// failed).
+    ///
+    /// A flow to another host also waits until its engine has handed the
+    /// flow's end to the network: after `Ok(())` the process may exit at
+    /// once and the remote application still reads end of flow, not its
+    /// peer's death. Everything consumed but the end not yet handed when a
+    /// deadline passes (or at once, for [`try_dealloc`](Self::try_dealloc))
+    /// is [`DeallocError::CloseNotSent`]; the engine letting go of the flow
+    /// first is [`DeallocError::PeerGone`] with nothing unconsumed.
     #[inline]
     pub fn dealloc(self) -> Result<(), DeallocError> {
         self.dealloc_deadline(Deadline::Never)

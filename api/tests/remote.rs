@@ -79,6 +79,33 @@ fn a_remote_flow_carries_messages_both_ways() {
     far.shutdown().unwrap();
 }
 
+/// The accepting side of a flow from another host knows it crosses hosts
+/// too (the engine says so in the handshake): descriptors are refused
+/// there as on the allocating side, and the flow goes on.
+#[test]
+fn an_accepted_remote_flow_refuses_descriptors_too() {
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
+    let mut listener = Listener::bind_with("fds", ListenerOptions::new().remote(true).runtime_dir(&dir)).unwrap();
+    let (near, far) = engines(&dir);
+    let addr = far.listen_addr().unwrap();
+    let server = thread::spawn(move || {
+        let mut flow = listener.accept_timeout(Duration::from_secs(30)).unwrap();
+        let stdin = std::io::stdin();
+        let fd = std::os::fd::AsFd::as_fd(&stdin);
+        let r = flow.try_send_fds(b"with a descriptor", &[fd]);
+        assert!(matches!(r, Err(ringflow_api::SendError::TooManyFds { count: 1, max: 0 })), "{r:?}");
+        flow.send(b"without").unwrap();
+        flow.dealloc_timeout(Duration::from_secs(30)).unwrap();
+    });
+    let mut flow = near.alloc_timeout(&format!("fds@{addr}"), &Qos::data(), Duration::from_secs(30)).unwrap();
+    assert_eq!(&*flow.recv_ref_timeout(Duration::from_secs(30)).unwrap(), b"without");
+    assert!(matches!(flow.recv_ref_timeout(Duration::from_secs(30)), Err(RecvError::Closed)));
+    server.join().unwrap();
+    near.shutdown().unwrap();
+    far.shutdown().unwrap();
+}
+
 #[test]
 fn unknown_names_and_unreachable_engines_are_distinct_errors() {
     let tmp = test_dir();

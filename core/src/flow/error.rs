@@ -347,6 +347,13 @@ pub enum DeallocError {
         /// Messages sent on the flow that the peer had not read.
         unconsumed: u64,
     },
+    /// A flow to another host: the remote application consumed every
+    /// message, but the engine had not handed the flow's end (the wire's
+    /// `Close`) to the network when the deadline passed (or, under
+    /// [`Deadline::Now`](crate::Deadline::Now), yet). It still will while
+    /// this process lives; if the process exits first, the remote side sees
+    /// the flow end as its peer's death rather than a close.
+    CloseNotSent,
     /// Waiting for the peer to consume failed (`futex_wait` returned the
     /// OS error `errno`), with `unconsumed` messages still unread.
     Wait {
@@ -502,6 +509,9 @@ impl fmt::Display for DeallocError {
             DeallocError::PeerGone { unconsumed } => {
                 write!(f, "the peer died with {unconsumed} messages unread")
             }
+            DeallocError::CloseNotSent => f.write_str(
+                "every message was consumed, but the engine had not yet sent the end of the flow to the other host",
+            ),
             DeallocError::Wait { unconsumed, errno } => write!(
                 f,
                 "waiting for the peer to consume (futex): {}; {unconsumed} messages not yet consumed",

@@ -350,6 +350,10 @@ pub struct Established {
     pub memory: Arc<FlowMemory>,
     /// The granted QoS.
     pub qos: Qos,
+    /// The accepting side: the initiator said it brings the flow from
+    /// another host (an engine, bit `FROM_OTHER_HOST`). Always false for
+    /// the initiating side.
+    pub from_other_host: bool,
 }
 
 /// The allocating side: asks for `qos`, lays the flow out in `memory` (or a
@@ -400,7 +404,7 @@ pub fn initiate(
     };
     // The acceptor may have attached its sides since READY: not fresh.
     let memory = FlowMemory::assemble(segment, acceptor_rx, &granted, mode, Fresh::No)?;
-    Ok(Established { memory, qos: granted })
+    Ok(Established { memory, qos: granted, from_other_host: false })
 }
 
 /// The accepting side: reads the request, grants within `limits`, maps the
@@ -485,7 +489,7 @@ pub fn respond(
         Some(rx) => send(conn, &ready, &[rx.as_fd()], deadline)?,
         None => send(conn, &ready, &[], deadline)?,
     }
-    Ok(Established { memory, qos: granted })
+    Ok(Established { memory, qos: granted, from_other_host: hello.code & FROM_OTHER_HOST != 0 })
 }
 
 /// Tells a peer that just connected that it is refused (permission,

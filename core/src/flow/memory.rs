@@ -162,6 +162,12 @@ const STATE_LOST: [usize; 2] = [256, 320];
 /// flows does; the receiver of `d` disarms it after a release and signals
 /// the sender), one 128-byte block each.
 const STATE_SPACE_ARMED: [usize; 2] = [512, 640];
+/// State area: the close-handed word of direction `d`, written by its
+/// receiver when that is an engine bridging the flow to another host: 1 +
+/// the number of messages of `d` it took, once it has handed the flow's
+/// end (the wire's `Close`) to the kernel; 0 until then. The sender of `d`
+/// reads it in `dealloc` (see `flow::end::close`). One line each.
+const STATE_CLOSE_HANDED: [usize; 2] = [768, 832];
 
 /// The mapped segment and the regions of its rings. Shared (Arc) between a
 /// flow and the process's watcher, which wakes sleepers when the peer dies.
@@ -409,6 +415,20 @@ impl FlowMemory {
     /// figure for reports, never trusted for memory).
     pub fn tx_consumed(&self, role: Role) -> &AtomicU64 {
         self.regions.state.atomic_word(STATE_CONSUMED[role.tx()])
+    }
+
+    /// Where the engine bridging `role`'s receiving direction says it has
+    /// handed that direction's end to the network (see
+    /// [`STATE_CLOSE_HANDED`]); `role` writes it.
+    pub fn rx_close_handed(&self, role: Role) -> &AtomicU64 {
+        self.regions.state.atomic_word(STATE_CLOSE_HANDED[1 - role.tx()])
+    }
+
+    /// The close-handed word of `role`'s sending direction, which the
+    /// engine at the other end writes (a peer's report: it decides how long
+    /// a `dealloc` waits, nothing else).
+    pub fn tx_close_handed(&self, role: Role) -> &AtomicU64 {
+        self.regions.state.atomic_word(STATE_CLOSE_HANDED[role.tx()])
     }
 
     /// Messages lost before they reached us, as our peer (an engine) reports.

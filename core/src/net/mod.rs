@@ -170,6 +170,20 @@ impl NetDriver {
         both!(self, d => d.unsent(id))
     }
 
+    /// Bytes of connection `id`'s stream the kernel has taken so far: a
+    /// frame appended when [`appended`](Self::appended) said `n` is in the
+    /// kernel's hands (it leaves even if this process exits now) once this
+    /// reaches `n`. An error once the connection is gone.
+    pub fn handed(&self, id: ConnId) -> Result<u64, TcpError> {
+        both!(self, d => d.handed(id))
+    }
+
+    /// Where the end of what connection `id` has queued stands in its
+    /// stream, counted as [`handed`](Self::handed) counts.
+    pub fn appended(&self, id: ConnId) -> Result<u64, TcpError> {
+        both!(self, d => d.appended(id))
+    }
+
     /// The address of connection `id`'s peer, if known.
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
         both!(self, d => d.peer_addr(id))

@@ -35,6 +35,8 @@ struct Io {
     out_done: usize,
     /// EPOLLOUT is in the interest set (a write would block).
     want_write: bool,
+    /// Bytes the kernel has taken (see `SocketDriver::handed`).
+    handed: u64,
 }
 
 /// Plain-socket transport with the io_uring driver's interface.
@@ -179,6 +181,7 @@ impl SocketDriver {
             if n >= 0 {
                 self.stats.plain_sends += 1;
                 conn.io.out_done += n as usize;
+                conn.io.handed += n as u64;
                 wrote += n as usize;
                 continue;
             }
@@ -215,6 +218,17 @@ impl SocketDriver {
     pub fn unsent(&self, id: ConnId) -> Result<usize, TcpError> {
         let conn = &self.conns[self.conns.lookup(id)? as usize];
         Ok(conn.io.out.len() - conn.io.out_done)
+    }
+
+    /// Bytes of `id`'s stream the kernel has taken so far (see
+    /// `TcpDriver::handed`).
+    pub fn handed(&self, id: ConnId) -> Result<u64, TcpError> {
+        Ok(self.conns[self.conns.lookup(id)? as usize].io.handed)
+    }
+
+    /// Where the end of what `id` has queued stands, in `handed`'s count.
+    pub fn appended(&self, id: ConnId) -> Result<u64, TcpError> {
+        Ok(self.handed(id)? + self.unsent(id)? as u64)
     }
 
     /// The remote address of stream `id`.

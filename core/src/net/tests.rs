@@ -85,3 +85,77 @@ fn backed_up_writes_and_reads_keep_every_byte_in_order() {
     assert_eq!(d.send(id, b"late"), Err(TcpError::UnknownConn), "a closed id is dead");
     drop(sock);
 }
+
+/// `handed` counts what the kernel took of a connection's stream, and with
+/// `unsent` places every appended byte: a mark taken at `appended` right
+/// after a frame is reached exactly when that frame (and all before it)
+/// is in the kernel's hands, on either backend (the close handshake of
+/// `remote::bridge` relies on it).
+#[test]
+fn handed_reaches_the_mark_of_the_last_frame_once_the_kernel_took_it() {
+    use super::NetDriver;
+    use crate::config::NetBackend;
+    for backend in [NetBackend::Sockets, NetBackend::IoUring] {
+        let mut cfg = EngineConfig::default().io_uring().clone();
+        cfg.provided_buffers = 4;
+        cfg.buffer_size = 4096;
+        let mut d = match NetDriver::new(&cfg, backend) {
+            Ok((d, _)) => d,
+            Err(e) => {
+                eprintln!("skipped {backend:?}: {e}");
+                continue;
+            }
+        };
+        let addr = d.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+        let blob: Vec<u8> = (0..(8usize << 20)).map(|i| (i % 251) as u8).collect();
+        let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            let mut sock = TcpStream::connect(addr).expect("connect");
+            let _ = wait_for_go.recv();
+            let mut all = Vec::new();
+            sock.read_to_end(&mut all).expect("read");
+            all.len()
+        });
+        let mut events = Vec::new();
+        let guard = Instant::now() + Duration::from_secs(20);
+        let id = loop {
+            assert!(Instant::now() < guard, "no connection accepted");
+            d.wait(Duration::from_millis(20), &mut events);
+            if let Some(TcpEvent::Accepted(id)) = events.iter().find(|e| matches!(e, TcpEvent::Accepted(_))) {
+                break *id;
+            }
+        };
+        let start = d.handed(id).expect("live");
+        assert_eq!(d.appended(id), Ok(start), "nothing queued yet");
+        d.send(id, &blob).expect("send");
+        let Ok(Ok(())) = d.append_with(id, 5, |b: &mut [u8]| {
+            b.copy_from_slice(b"close");
+            Ok::<(), ()>(())
+        }) else {
+            panic!("append")
+        };
+        let mark = d.appended(id).expect("live");
+        assert_eq!(mark - start, blob.len() as u64 + 5);
+        d.flush(id);
+        let _ = go.send(());
+        let guard = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (handed, unsent) = (d.handed(id).expect("live"), d.unsent(id).expect("live"));
+            assert_eq!(handed + unsent as u64, mark, "{backend:?}: every byte is handed or unsent");
+            if handed >= mark {
+                break;
+            }
+            assert!(Instant::now() < guard, "{backend:?}: the kernel took only {} bytes", handed - start);
+            d.wait(Duration::from_millis(20), &mut events);
+            events.clear();
+        }
+        assert_eq!(d.handed(id), Ok(mark), "{backend:?}: handed never passes what was appended");
+        d.close(id).expect("close");
+        let guard = Instant::now() + Duration::from_secs(20);
+        while !events.iter().any(|e| matches!(e, TcpEvent::Closed(..))) {
+            assert!(Instant::now() < guard, "no Closed event");
+            d.wait(Duration::from_millis(20), &mut events);
+        }
+        assert_eq!(peer.join().expect("peer"), blob.len() + 5, "{backend:?}: the peer read every byte handed");
+    }
+}

@@ -428,9 +428,13 @@ impl RemoteEngine {
         self.shutdown().map(|()| flushed)
     }
 
-    /// Stops the engine at once: its flows end (their local peers see end
-    /// of flow); see [`shutdown_within`](Self::shutdown_within) to flush first.
+    /// Stops the engine: its flows end (their local peers see end of
+    /// flow); see [`shutdown_within`](Self::shutdown_within) to flush first.
+    /// It waits only (at most [`CLOSE_FLUSH`]) for the ends of flows their
+    /// applications closed to leave for the other host, so that the remote
+    /// applications see those flows closed rather than their peer dead.
     pub fn shutdown(self) -> Result<(), EngineError> {
+        self.flush_closes(Deadline::after(CLOSE_FLUSH));
         match self.run {
             Run::Dedicated { engine, .. } => match engine.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 Some(e) => e.shutdown(Duration::from_secs(5)).map(|_| ()),
@@ -440,6 +444,36 @@ impl RemoteEngine {
                 // Flows of this engine hold the invoker too: stop it for them all.
                 Some(e) => e.shutdown(Duration::from_secs(5)).map(|_| ()),
                 None => Ok(()),
+            },
+        }
+    }
+}
+
+/// How long [`RemoteEngine::shutdown`] waits at most for the ends (`Close`)
+/// of flows their applications closed to be handed to the network.
+pub const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+impl RemoteEngine {
+    /// Runs the bridge until every flow its local application closed has
+    /// its end in the kernel's hands, or `deadline` passes; returns which.
+    fn flush_closes(&self, deadline: Deadline) -> bool {
+        use std::sync::atomic::Ordering;
+        // SYNC: Release; pairs with the Acquire in the bridge's duty cycle
+        // (closes made before this call are seen there).
+        self.shared.closing.store(true, Ordering::Release);
+        // SYNC: Relaxed; a report polled until it holds (see the bridge).
+        let out = || self.shared.closes_out.load(Ordering::Relaxed);
+        match &self.run {
+            Run::Invoker(invoker) => invoker.drive_until(out, Duration::ZERO, deadline),
+            Run::Dedicated { waker, .. } => loop {
+                waker.wake();
+                if out() {
+                    break true;
+                }
+                if deadline.remaining() == Some(Duration::ZERO) {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
             },
         }
     }

@@ -104,7 +104,7 @@ impl FlowEnd {
         spin: Option<Duration>,
         stats: StatsSetup<'_>,
     ) -> Result<FlowEnd, FromPartsError> {
-        let Established { memory, qos } = est;
+        let Established { memory, qos, from_other_host } = est;
         let sides = memory.sides(role)?;
         let wakers = {
             let (tx, _) = sides.tx();
@@ -157,7 +157,9 @@ impl FlowEnd {
             conn,
             invoker: None,
             abandoned: false,
-            crosses_hosts: false,
+            // An accepted flow an engine brings from another host (an
+            // initiated one is marked by whoever bridges it).
+            crosses_hosts: from_other_host,
             preamble: super::Preamble::default(),
             turn: super::turn::Turn::new(role == Role::Initiator),
         })

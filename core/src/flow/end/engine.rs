@@ -30,6 +30,28 @@ impl FlowEnd {
         Wakers::wake(self.wakers.peer_space[0]);
     }
 
+    /// Engine side: tells the local sender, lingering in `dealloc`, that
+    /// the end of its direction (the wire's `Close`, after the `taken`
+    /// messages this end took from it, counted from the flow's start) is in
+    /// the kernel's hands: its process may exit now without the remote side
+    /// taking that for a death. Wakes it whatever the peer-writable sleeper
+    /// count says.
+    pub(crate) fn confirm_close_handed(&self, taken: u64) {
+        let word = self.shared.memory.rx_close_handed(self.shared.role);
+        // SYNC: Release; pairs with the Acquire in `close::close_handed`
+        // (the sender's linger reads it after its sleeper announcement).
+        word.store(taken.saturating_add(1), std::sync::atomic::Ordering::Release);
+        // The sender sleeps on its space wait point (our receiving ring's):
+        // `alert` orders the store above before its bump of the futex word
+        // (pairs with the fence in `WaitPoint::prepare`), so the sender's
+        // re-check sees the word or its futex wait returns at once.
+        let wp = self.sides.rx().0.space_wait();
+        let _ = wp.alert();
+        // SAFETY: the futex word is in our receiving ring's region, which
+        // `self` keeps mapped (the wait point borrows it).
+        let _ = unsafe { crate::futex::wake(wp.futex_word(), u32::MAX) };
+    }
+
     /// Engine side: how many of our messages the local peer says it has
     /// consumed (never more than we sent).
     pub(crate) fn peer_consumed(&self) -> u64 {
@@ -39,6 +61,12 @@ impl FlowEnd {
             .tx_consumed(self.shared.role)
             .load(std::sync::atomic::Ordering::Acquire)
             .min(self.sent_count())
+    }
+
+    /// Engine side: whether the local peer has closed its sending side (a
+    /// flag in memory it writes: a hint for a bounded wait, nothing more).
+    pub(crate) fn peer_stopped_sending(&self) -> bool {
+        self.sides.rx().0.is_producer_closed()
     }
 
     /// Engine side: whether the local peer has closed its receiving side

@@ -21,6 +21,8 @@ mod batch;
 mod buf;
 mod call;
 mod close;
+#[cfg(test)]
+mod close_tests;
 mod engine;
 #[cfg(test)]
 mod latency_tests;
@@ -163,7 +165,10 @@ pub struct FlowEnd {
     /// Dropped as if dead (see `abandon`): the ring sides stay open.
     abandoned: bool,
     /// The flow leads to another host: descriptors cannot go with its
-    /// messages (`send_fds` refuses them: `TooManyFds { max: 0 }`).
+    /// messages (`send_fds` refuses them: `TooManyFds { max: 0 }`), and
+    /// `dealloc` waits for the engine to hand the flow's end to the network
+    /// (`close`). Set by whoever bridges it, or, on an accepted flow, by
+    /// the engine's word in the handshake.
     pub(crate) crosses_hosts: bool,
     /// Messages this end sent and received before the flow was the
     /// application's: an attached application's request to the host engine

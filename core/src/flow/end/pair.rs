@@ -37,8 +37,8 @@ impl FlowEnd {
         // The pair's only descriptors: one control socket per end (the
         // memory's memfd closed once mapped).
         let (conn_a, conn_b) = ControlConn::pair().map_err(io)?;
-        let a = Established { memory: Arc::clone(&memory), qos };
-        let b = Established { memory, qos };
+        let a = Established { memory: Arc::clone(&memory), qos, from_other_host: false };
+        let b = Established { memory, qos, from_other_host: false };
         let stats = StatsSetup { dir: dir.as_ref().map(|d| d.path()), latency: opts.latency, prefault: opts.prefault };
         let name = opts.name.as_deref().unwrap_or("(pair)");
         let a = FlowEnd::from_parts(conn_a, a, Role::Initiator, name, opts.spin, stats)?;

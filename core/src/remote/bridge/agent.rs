@@ -26,6 +26,15 @@ impl Agent for Bridge {
             // Hand what this cycle queued to the kernel now, not next cycle.
             tcp.submit();
         }
+        // SYNC: Acquire; pairs with the Release in `RemoteEngine::flush_closes`,
+        // so that a close the application made before it is seen below.
+        if self.shared.closing.load(std::sync::atomic::Ordering::Acquire) {
+            let out = self.flows.values().all(|b| {
+                b.close_mark.is_none() && !(b.tx == End::Open && b.opening.is_none() && b.end.peer_stopped_sending())
+            });
+            // SYNC: Relaxed; polled, then the engine is joined (see below).
+            self.shared.closes_out.store(out, std::sync::atomic::Ordering::Relaxed);
+        }
         // SYNC: Relaxed (both flags); `RemoteEngine::shutdown` polls
         // `drained` and then joins the engine thread, which orders the rest.
         if self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
@@ -38,6 +47,7 @@ impl Agent for Bridge {
                 b.inbound.is_empty()
                     && b.window.as_ref().is_none_or(SendWindow::is_drained)
                     && b.opening.is_none()
+                    && b.close_mark.is_none()
                     && (!b.reliable || b.consumed().min(b.delivered) == b.acked)
             });
             let sent = match self.tcp.as_ref() {

@@ -90,6 +90,7 @@ impl Bridged {
             forwarded: 0,
             paused: false,
             tx: End::Open,
+            close_mark: None,
             seq,
             inbound: Inbound::new(held),
             spare: Vec::new(),
@@ -147,7 +148,33 @@ impl Bridged {
             || self.window_full
             || self.tx != End::Open
             || self.rx != End::Open
+            || self.close_mark.is_some()
             || (self.reliable && self.delivered > self.acked)
+    }
+
+    /// Notes that our `Close` was just queued on `conn` (its last byte at
+    /// the end of what the connection holds), for the close handshake.
+    pub(super) fn close_queued(&mut self, tcp: &NetDriver, conn: ConnId) {
+        self.close_mark = tcp.appended(conn).ok().map(|at| (conn, at));
+    }
+
+    /// The close handshake: once the kernel has taken our queued `Close`
+    /// (`handed`: how much of `conn`'s stream the bridge has seen taken, or
+    /// `None` if it no longer knows the connection), tells the local
+    /// sender (its `dealloc` may return, its process exit). A mark on a
+    /// connection that is gone, or no longer the link's (`current` false),
+    /// is dropped untold: whether the Close made it is then the resume's
+    /// business (the peer's `Resume` has it sent again, and marked again).
+    pub(super) fn check_close(&mut self, conn: ConnId, handed: Option<u64>, current: bool) {
+        let Some((_, mark)) = self.close_mark.filter(|(at, _)| *at == conn) else { return };
+        match handed {
+            Some(handed) if handed >= mark => {
+                self.close_mark = None;
+                self.end.confirm_close_handed(self.recv_base + self.forwarded);
+            }
+            Some(_) if current => {}
+            _ => self.close_mark = None,
+        }
     }
 
     /// Arms the flow's doorbell (setting it up with the network driver the
@@ -196,7 +223,10 @@ impl Bridged {
         let tx_done = match self.tx {
             End::Open => false,
             End::Reset => true,
-            End::Closed(_) | End::Gone(_) => self.window.as_ref().is_none_or(SendWindow::is_drained),
+            // Our Close must have left first (its sender may be waiting for
+            // that to exit; see `close_mark`).
+            End::Closed(_) => self.window.as_ref().is_none_or(SendWindow::is_drained) && self.close_mark.is_none(),
+            End::Gone(_) => self.window.as_ref().is_none_or(SendWindow::is_drained),
         };
         let rx_done = match self.rx {
             End::Open => false,
@@ -269,6 +299,10 @@ impl Bridge {
             let (link, flow_id) = key;
             let before = (moved, frames.len(), finished.len());
             'body: {
+                if let Some((at, _)) = b.close_mark {
+                    let current = links.get(&link).and_then(|l| l.conn) == Some(at);
+                    b.check_close(at, conns.get(&at).map(|c| c.handed), current);
+                }
                 moved += deliver(b);
                 let lost = b.seq.lost() + b.dropped;
                 if lost != b.reported_lost {
@@ -387,6 +421,9 @@ impl Bridge {
                                 Frame::Close { flow_id, last_seq: last }
                             };
                             put_frame(tcp, conn, &frame, Checksum::None);
+                            if !gone {
+                                b.close_queued(tcp, conn);
+                            }
                             if gone && b.rx == End::Open {
                                 // Nobody will read what the peer sends. What the
                                 // dead application consumed is final: all of it

@@ -132,6 +132,10 @@ impl Bridge {
                     b.window = None;
                     b.tx = End::Reset;
                     b.paused = false;
+                    // The far side wants nothing more of this direction: a
+                    // sender's `dealloc` has no Close to wait for.
+                    b.close_mark = None;
+                    b.end.confirm_close_handed(b.recv_base + b.forwarded);
                 }
             }
             Frame::Resume { flow_id, next_expected_seq } => return self.on_resume(link, flow_id, next_expected_seq),
@@ -268,8 +272,12 @@ impl Bridge {
             End::Gone(_) => Some(Frame::Gone { flow_id, last_seq: last }),
             End::Open | End::Reset => None,
         };
+        let closed = matches!(end, Some(Frame::Close { .. }));
         if let Some(end) = end {
             put_frame(tcp, conn, &end, Checksum::None);
+        }
+        if closed {
+            b.close_queued(tcp, conn);
         }
         tcp.flush(conn);
         b.paused = false;

@@ -89,6 +89,7 @@ impl Bridge {
         let conn = tcp.adopt(stream).map_err(DialError::Adopt)?;
         let mut c = Conn::new(true, self.cfg.buffer_size);
         c.nonce = nonce;
+        c.handed = tcp.handed(conn).unwrap_or(0);
         self.conns.insert(conn, c);
         let mut hello = Vec::new();
         Hello { auth: nonce, ..self.hello }.encode(&mut hello);
@@ -139,7 +140,11 @@ impl Bridge {
                     self.recount(conn);
                     self.decode(conn);
                 }
-                TcpEvent::Sent(..) => {}
+                TcpEvent::Sent(conn, n) => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.handed += n as u64;
+                    }
+                }
                 TcpEvent::Closed(conn, _) => self.lost(conn),
                 TcpEvent::Rang { token, more } => {
                     // A silent flow's application published (or the flow
@@ -193,6 +198,7 @@ impl Bridge {
         tracing::debug!(peer = ?peer, conn = ?conn, "connection accepted");
         let mut c = Conn::new(false, self.cfg.buffer_size);
         c.nonce = nonce;
+        c.handed = self.tcp.as_ref().and_then(|t| t.handed(conn).ok()).unwrap_or(0);
         self.conns.insert(conn, c);
     }
 
@@ -626,6 +632,11 @@ impl Bridge {
     /// A connection is gone: its link waits for a new one.
     pub(super) fn lost(&mut self, conn: ConnId) {
         let Some(c) = self.conns.remove(&conn) else { return };
+        // Closes queued on it that the kernel took before it went are told
+        // now (its count is gone after this); the others are the resume's.
+        for b in self.flows.values_mut() {
+            b.check_close(conn, Some(c.handed), false);
+        }
         self.uncount(&c);
         let Some(link) = c.link else { return };
         let Some(l) = self.links.get_mut(&link) else { return };

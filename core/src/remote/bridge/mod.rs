@@ -217,6 +217,12 @@ struct Conn {
     /// What `rx` holds beyond its idle size, as counted in
     /// `Bridge::rx_held`.
     counted: usize,
+    /// The driver's `handed` count of this connection as the bridge has
+    /// seen it: its value at adoption plus every `Sent` event since. It
+    /// lags the driver's count, never leads it, and outlives the driver's
+    /// slot until the connection's `Closed` is handled (whose `Sent` events
+    /// come first): what the close handshake compares its marks with.
+    handed: u64,
 }
 
 impl Conn {
@@ -242,6 +248,7 @@ impl Conn {
             last_tx: now,
             skip: 0,
             counted: 0,
+            handed: 0,
         }
     }
 }
@@ -281,6 +288,11 @@ struct Bridged {
     paused: bool,
     /// How our application's sending side ended (and so what we told the peer).
     tx: End,
+    /// Our `Close` is queued on this connection and ends at this position
+    /// of its stream (`NetDriver::appended`): once the kernel has taken
+    /// that far, the local sender's `dealloc` is told (the close handshake,
+    /// `FlowEnd::confirm_close_handed`). The flow is not finished before.
+    close_mark: Option<(ConnId, u64)>,
 
     // Remote -> local application.
     seq: RecvSequencer,

@@ -101,6 +101,12 @@ pub(in crate::remote) struct Shared {
     /// Set by the bridge while draining once every reliable message was
     /// acknowledged and every received one delivered.
     pub drained: std::sync::atomic::AtomicBool,
+    /// Set by `RemoteEngine::shutdown`: report in `closes_out` whether every
+    /// local sender's end has been handed to the network.
+    pub closing: std::sync::atomic::AtomicBool,
+    /// Set by the bridge while `closing`: no flow's local application has
+    /// closed its sending side without our `Close` in the kernel's hands.
+    pub closes_out: std::sync::atomic::AtomicBool,
     /// The bridge sleeps in its io_uring (see `Shared::wake`).
     pub sleeping: std::sync::atomic::AtomicBool,
     /// The end of the bridge's wake-up socketpair that `Shared::wake` writes.

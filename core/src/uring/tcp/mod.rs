@@ -74,6 +74,10 @@ struct Io {
     fixed_unsent: usize,
     /// SEND_ZC notifications still to come for registered buffers.
     fixed_notifs: u32,
+    /// Bytes the kernel has taken from this connection's queues since the
+    /// slot was last reused: with `unsent`, where an appended byte stands
+    /// in the stream (see `TcpDriver::handed`).
+    handed: u64,
 }
 
 impl Io {

@@ -158,6 +158,7 @@ impl TcpDriver {
         let Ok(n @ 1..) = usize::try_from(n) else { return };
         self.stats.plain_sends += 1;
         self.stats.direct_sends += 1;
+        io.handed += n as u64;
         self.sent_direct.push((ConnId { index, generation: conn.generation }, n));
         if n == io.out.len() {
             io.out.clear();
@@ -174,6 +175,20 @@ impl TcpDriver {
     pub fn unsent(&self, id: ConnId) -> Result<usize, TcpError> {
         let conn = &self.conns[self.conns.lookup(id)? as usize];
         Ok(conn.io.out.len() + conn.io.inflight.len() - conn.io.inflight_done + conn.io.fixed_unsent)
+    }
+
+    /// Bytes of `id`'s stream the kernel has taken so far (counted from an
+    /// origin of the driver's choosing). A byte appended when
+    /// [`appended`](Self::appended) said `n` has been handed to the kernel
+    /// once this reaches `n`.
+    pub fn handed(&self, id: ConnId) -> Result<u64, TcpError> {
+        Ok(self.conns[self.conns.lookup(id)? as usize].io.handed)
+    }
+
+    /// Where the end of what `id` has queued stands in its stream, in
+    /// [`handed`](Self::handed)'s count.
+    pub fn appended(&self, id: ConnId) -> Result<u64, TcpError> {
+        Ok(self.handed(id)? + self.unsent(id)? as u64)
     }
 
     /// Starts the next send on `index` if none is in flight: the rest of a
@@ -345,6 +360,7 @@ impl TcpDriver {
             self.mark_closed(index, reason, events);
             None
         } else if res > 0 {
+            self.conns[index as usize].io.handed += res as u64;
             events.push(TcpEvent::Sent(id, res as usize));
             Some(res as usize)
         } else {
