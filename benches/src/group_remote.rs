@@ -349,6 +349,7 @@ mod tests {
     /// every message reaches both subscribers.
     #[test]
     fn crossing_groups_carry_pingpong_and_fanout() {
+        let _machine = crate::scenarios::smoke::one_at_a_time();
         ringflow_testkit::isolate_runtime_dir();
         for g in [Guarantee::Agreed, Guarantee::Safe] {
             let (hosts, ping, pong) = pingpong_sides(g).expect("sides");

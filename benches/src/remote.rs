@@ -505,6 +505,7 @@ mod tests {
     /// message gets through before the sender's engine stops).
     #[test]
     fn dedicated_engines_carry_pingpong_and_streams() {
+        let _machine = crate::scenarios::smoke::one_at_a_time();
         // Engine threads keep their statistics in the default runtime directory.
         ringflow_testkit::isolate_runtime_dir();
         let mode = ThreadingMode::Dedicated;

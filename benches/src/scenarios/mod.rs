@@ -49,6 +49,17 @@ pub(crate) mod smoke {
     use crate::report::ScenarioReport;
     use crate::scenario::Scenario;
 
+    /// Holds the machine for one test that runs engines and spinning
+    /// pairs (a scenario's smoke run, a remote or crossing-group run): the
+    /// test binary runs its tests in parallel, and two such runs on two
+    /// cores starved each other's invoker-mode engines into "no progress"
+    /// (1 run of the binary in 6-12, in CI and here: remote and rpc cases,
+    /// every impl of the case, the same before this session's changes).
+    pub(crate) fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        static MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        MACHINE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// An empty directory of its own for test `name`, removed with
     /// everything in it when dropped (also when the test fails).
     pub(crate) fn fresh_dir(name: &str) -> ringflow_testkit::TempDir {
@@ -66,6 +77,7 @@ pub(crate) mod smoke {
     /// [`run_scenario`] with other options (e.g. files to write); the
     /// mode should stay [`Mode::Smoke`] and `json` off.
     pub(crate) fn run_scenario_with(name: &str, opts: &Options) -> (ScenarioReport, Scenario, String) {
+        let _machine = one_at_a_time();
         // Engines and flows keep their statistics in the default runtime
         // directory.
         ringflow_testkit::isolate_runtime_dir();
