@@ -333,12 +333,10 @@ pub fn child_dir() -> PathBuf {
     PathBuf::from(child_arg("DIR"))
 }
 
-/// `n` distinct loopback ports, free a moment ago (bound together, then
-/// let go).
+/// `n` distinct loopback ports, free a moment ago, outside the range
+/// outgoing connections take theirs from (`ringflow_testkit::listen_ports`).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+    ringflow_testkit::listen_ports(n)
 }
 
 /// The cluster node id of the engine at `port` among `ports` (ids follow

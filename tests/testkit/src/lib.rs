@@ -226,6 +226,44 @@ macro_rules! require_futex_waitv {
     };
 }
 
+/// `n` distinct loopback ports for servers a test starts later (engines
+/// whose cluster numbers its nodes by their fixed addresses), free a
+/// moment ago: bound together, then let go. Taken below the kernel's
+/// ephemeral range (`net.ipv4.ip_local_port_range`), so that no outgoing
+/// connection (an engine dialling its peers) takes one before its server
+/// binds it, as a port the kernel handed out for `:0` could be; picked at
+/// random there, so that tests running at once rarely try the same.
+pub fn listen_ports(n: usize) -> Vec<u16> {
+    use std::net::TcpListener;
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|w| w.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let (from, to) = (10_000u16, low.max(10_001));
+    let mut seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+            ^ (u64::from(std::process::id()) << 32);
+    let mut held: Vec<TcpListener> = Vec::with_capacity(n);
+    for _ in 0..10_000 {
+        if held.len() == n {
+            break;
+        }
+        // xorshift64: spread over the range, different in each process.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let port = from + (seed % u64::from(to - from)) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    if held.len() < n {
+        // The low range is full: the kernel's own, as before.
+        held.extend((held.len()..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")));
+    }
+    held.iter().map(|l| l.local_addr().expect("a bound address").port()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
