@@ -23,80 +23,31 @@
 //!   each and in order. The time from the kill to the node-down view at
 //!   the survivors is printed (a figure, never asserted).
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 mod support;
 
-use ringflow::{Deadline, Event, GroupOptions, McastError};
+use ringflow::GroupOptions;
 use ringflow_testkit::Proxy;
-use support::groups::{events, is_view, line, members_of, texts_of, MemberChild};
-use support::{
-    free_ports, is_child, node_id, private_dir, wait_until, write_marker, AppProc, EngineProc, EngineSpec, LONG,
-};
+use support::groups::{events, is_view, members_of, texts_of, MemberChild};
+use support::{free_ports, is_child, node_id, private_dir, wait_until, write_marker, AppProc, EngineProc, EngineSpec};
 
 const N: usize = 3;
 const NAMES: [&str; N] = ["a", "b", "c"];
 /// Between two multicasts of one member.
 const PACE: Duration = Duration::from_millis(15);
 
-/// A member on one host: joins "xg", and once a view holds three members
-/// multicasts `NAME-1`, `NAME-2`, ... every [`PACE`] until the marker
-/// `stop-NAME` appears; then writes how many multicasts returned `Ok` to
-/// the marker `sent-NAME`. A multicast refused with `NoQuorum` is written
-/// as `refused NoQuorum` (once per run of refusals, and again after a
-/// view) and not counted.
+/// A member on one host: joins "xg" and multicasts every [`PACE`] until
+/// the test stops it (`MemberChild::send_until_stopped`).
 #[test]
 #[ignore]
 fn child_member() {
     if !is_child() {
         return;
     }
-    let MemberChild { dir, me, mut group, mut out } = MemberChild::join("xg", &GroupOptions::new());
-    let (mut sent, mut three, mut refused, mut stopped) = (0u64, false, false, false);
-    let mut next = Instant::now();
-    loop {
-        match group.recv_deadline(Deadline::after(PACE)) {
-            Ok(e) => {
-                if let Event::View(v) = &e {
-                    three |= v.members.len() == 3;
-                    // A refusal after a view is a line of its own: the
-                    // quorum word may refuse before the view that says
-                    // why is read.
-                    refused = false;
-                }
-                writeln!(out, "{}", line(&e)).expect("write an event");
-            }
-            Err(ringflow::GroupRecvError::TimedOut) => {}
-            Err(e) => panic!("{me}: receive: {e}"),
-        }
-        if stopped {
-            continue;
-        }
-        if dir.join(format!("stop-{me}")).exists() {
-            stopped = true;
-            write_marker(&dir, &format!("sent-{me}"), &sent.to_string());
-            continue;
-        }
-        if three && Instant::now() >= next {
-            next = Instant::now() + PACE;
-            match group.mcast_timeout(format!("{me}-{}", sent + 1).as_bytes(), LONG) {
-                Ok(()) => {
-                    sent += 1;
-                    refused = false;
-                }
-                Err(McastError::NoQuorum) => {
-                    if !refused {
-                        writeln!(out, "refused NoQuorum").expect("write an event");
-                    }
-                    refused = true;
-                }
-                Err(e) => panic!("{me}: mcast: {e}"),
-            }
-        }
-    }
+    MemberChild::join("xg", &GroupOptions::new()).send_until_stopped(PACE);
 }
 
 /// Three hosts: their runtime directories, engines, proxies and members.

@@ -6,19 +6,17 @@
 //! member multicasts; members write what they deliver, one line per
 //! event, to a file the test reads.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod support;
 
-use ringflow::{Deadline, Event, GroupOptions, Guarantee, McastError};
+use ringflow::{GroupOptions, Guarantee};
 use ringflow_testkit::Proxy;
-use support::groups::{by_view, events, from_three, is_view, is_view_of, line, members_of, texts_of, MemberChild};
+use support::groups::{by_view, events, from_three, is_view, is_view_of, members_of, texts_of, MemberChild};
 use support::{
     child_arg, free_ports, is_child, log_field, private_dir, wait_until, write_marker, AppProc, EngineProc, EngineSpec,
-    LONG,
 };
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
@@ -39,11 +37,8 @@ fn child_fifo_member() {
     MemberChild::join("xf", &opts).write_and_send(each, Duration::from_millis(20), pace);
 }
 
-/// A member of "xf" that multicasts `NAME-1`, `NAME-2`, ... every
-/// PACE_MS once a view holds three, until the marker `stop-NAME`; then
-/// writes how many multicasts returned `Ok` to the marker `sent-NAME`. A
-/// multicast refused with `NoQuorum` is written as `refused NoQuorum`
-/// (once per run of refusals) and not counted.
+/// A member of "xf" that multicasts every PACE_MS until the test stops
+/// it (`MemberChild::send_until_stopped`).
 #[test]
 #[ignore]
 fn child_fifo_member_through_a_partition() {
@@ -52,45 +47,7 @@ fn child_fifo_member_through_a_partition() {
     }
     let opts = GroupOptions::new().guarantee(Guarantee::Fifo);
     let pace = Duration::from_millis(child_arg("PACE_MS").parse().unwrap_or(10));
-    let MemberChild { dir, me, mut group, mut out } = MemberChild::join("xf", &opts);
-    let (mut sent, mut three, mut refused, mut stopped) = (0u64, false, false, false);
-    let mut next = Instant::now();
-    loop {
-        match group.recv_deadline(Deadline::after(pace)) {
-            Ok(e) => {
-                if let Event::View(v) = &e {
-                    three |= v.members.len() == 3;
-                }
-                writeln!(out, "{}", line(&e)).expect("write an event");
-            }
-            Err(ringflow::GroupRecvError::TimedOut) => {}
-            Err(e) => panic!("{me}: receive: {e}"),
-        }
-        if stopped {
-            continue;
-        }
-        if dir.join(format!("stop-{me}")).exists() {
-            stopped = true;
-            write_marker(&dir, &format!("sent-{me}"), &sent.to_string());
-            continue;
-        }
-        if three && Instant::now() >= next {
-            next = Instant::now() + pace;
-            match group.mcast_timeout(format!("{me}-{}", sent + 1).as_bytes(), LONG) {
-                Ok(()) => {
-                    sent += 1;
-                    refused = false;
-                }
-                Err(McastError::NoQuorum) => {
-                    if !refused {
-                        writeln!(out, "refused NoQuorum").expect("write an event");
-                    }
-                    refused = true;
-                }
-                Err(e) => panic!("{me}: mcast: {e}"),
-            }
-        }
-    }
+    MemberChild::join("xf", &opts).send_until_stopped(pace);
 }
 
 /// The three members (first, so that "xf" is FIFO on each host), then

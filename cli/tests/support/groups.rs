@@ -6,9 +6,9 @@
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ringflow::{Deadline, Event, Group, GroupOptions};
+use ringflow::{Deadline, Event, Group, GroupOptions, McastError};
 
 use super::{child_arg, child_dir, LONG};
 
@@ -59,6 +59,58 @@ impl MemberChild {
                 sent += 1;
                 self.group.mcast_timeout(format!("{}-{sent}", self.me).as_bytes(), LONG).expect("mcast");
                 std::thread::sleep(pace);
+            }
+        }
+    }
+}
+
+impl MemberChild {
+    /// Writes every event it delivers, and once a view holds three
+    /// members multicasts `NAME-1`, `NAME-2`, ... every `pace` until the
+    /// marker `stop-NAME` appears; then writes how many multicasts
+    /// returned `Ok` to the marker `sent-NAME` and goes on writing events.
+    /// A multicast refused with `NoQuorum` is written as `refused
+    /// NoQuorum` (once per run of refusals, and again after a view: the
+    /// quorum word may refuse before the view that says why is read) and
+    /// not counted. Runs until the test kills the child.
+    pub fn send_until_stopped(mut self, pace: Duration) -> ! {
+        let (mut sent, mut three, mut refused, mut stopped) = (0u64, false, false, false);
+        let mut next = Instant::now();
+        loop {
+            match self.group.recv_deadline(Deadline::after(pace)) {
+                Ok(e) => {
+                    if let Event::View(v) = &e {
+                        three |= v.members.len() == 3;
+                        refused = false;
+                    }
+                    writeln!(self.out, "{}", line(&e)).expect("write an event");
+                }
+                Err(ringflow::GroupRecvError::TimedOut) => {}
+                Err(e) => panic!("{}: receive: {e}", self.me),
+            }
+            if stopped {
+                continue;
+            }
+            if self.dir.join(format!("stop-{}", self.me)).exists() {
+                stopped = true;
+                super::write_marker(&self.dir, &format!("sent-{}", self.me), &sent.to_string());
+                continue;
+            }
+            if three && Instant::now() >= next {
+                next = Instant::now() + pace;
+                match self.group.mcast_timeout(format!("{}-{}", self.me, sent + 1).as_bytes(), LONG) {
+                    Ok(()) => {
+                        sent += 1;
+                        refused = false;
+                    }
+                    Err(McastError::NoQuorum) => {
+                        if !refused {
+                            writeln!(self.out, "refused NoQuorum").expect("write an event");
+                        }
+                        refused = true;
+                    }
+                    Err(e) => panic!("{}: mcast: {e}", self.me),
+                }
             }
         }
     }
