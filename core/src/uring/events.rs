@@ -150,4 +150,7 @@ pub struct TcpStats {
     pub recv_rearms: u64,
     /// Multishot accepts armed again after they ended.
     pub accept_rearms: u64,
+    /// Recvs moved to the thread that drives the ring (cancelled and armed
+    /// again there; see `TcpDriver::note_driver`).
+    pub recv_moves: u64,
 }

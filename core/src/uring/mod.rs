@@ -23,3 +23,12 @@ pub use events::{CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
 pub use probe::{probe, probe_with, SetupFlags, Support, UringUnavailable};
 pub use ring::{DriverStats, UringDriver};
 pub use tcp::{TcpDriver, MAX_FUTEX_WAITS};
+
+/// A cheap identity of the calling thread: the address of a thread-local
+/// (unique among live threads; `thread::current()` costs more in a
+/// spinning loop). Which thread submitted a request matters to io_uring:
+/// without a single issuer, its completion's task work runs there.
+pub(crate) fn this_thread() -> usize {
+    thread_local!(static MARK: u8 = const { 0 });
+    MARK.with(|m| m as *const u8 as usize)
+}

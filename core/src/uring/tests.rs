@@ -490,3 +490,67 @@ fn a_lone_flush_is_one_direct_send_and_the_rest_follows_in_order() {
     println!("send stats: {stats:?}");
     assert_eq!(stats.direct_sends - before.direct_sends, 1, "{stats:?}");
 }
+
+/// Without a single issuer any thread may drive the ring, but the kernel
+/// runs a recv's completions on the thread that armed it. A thread that
+/// drives the ring for a while takes the recvs over (cancelled, armed
+/// again from there), and nothing sent before, during or after the move
+/// is lost or reordered.
+#[test]
+fn a_recv_moves_to_the_thread_that_drives_the_ring() {
+    let mut cfg = small_cfg();
+    (cfg.single_issuer, cfg.defer_taskrun, cfg.coop_taskrun) = (false, false, true);
+    if refused(&cfg) {
+        return;
+    }
+    let mut tcp = TcpDriver::new(&cfg).expect("driver");
+    let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let mut sock = TcpStream::connect(addr).expect("connect");
+    let mut events = Vec::new();
+    // Accepted here: this thread arms the recv.
+    let id = accept_one(&mut tcp, &mut events);
+    sock.write_all(b"before,").expect("write");
+    let want = b"before,during,after".to_vec();
+    let got = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut got = Vec::new();
+            let take = |tcp: &mut TcpDriver, events: &mut Vec<TcpEvent>, got: &mut Vec<u8>| {
+                for ev in events.drain(..) {
+                    if let TcpEvent::Received(from, buf) = ev {
+                        assert_eq!(from, id);
+                        got.extend_from_slice(tcp.data(&buf));
+                        tcp.recycle(buf);
+                    }
+                }
+            };
+            let guard = Instant::now() + Duration::from_secs(20);
+            let mut polls = 0u32;
+            // Polled in a row by this thread (yielding now and then: the
+            // cancel's completion is task work of the first thread, which
+            // its sleep in `join` runs).
+            while tcp.stats().recv_moves == 0 {
+                assert!(Instant::now() < guard, "the recv never moved ({polls} polls)");
+                tcp.poll(&mut events);
+                take(&mut tcp, &mut events, &mut got);
+                polls += 1;
+                if polls == 100 {
+                    sock.write_all(b"during,").expect("write");
+                }
+                if polls % 64 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+            sock.write_all(b"after").expect("write");
+            while got.len() < want.len() {
+                assert!(Instant::now() < guard, "only {:?} arrived", String::from_utf8_lossy(&got));
+                tcp.wait(Duration::from_millis(20), &mut events);
+                take(&mut tcp, &mut events, &mut got);
+            }
+            got
+        })
+        .join()
+        .expect("driving thread")
+    });
+    assert_eq!(got, want, "bytes lost or reordered across the move");
+    assert_eq!(tcp.stats().recv_moves, 1);
+}

@@ -50,6 +50,12 @@ fn user_data(kind: u64, index: u32) -> u64 {
 #[derive(Default)]
 struct Io {
     recv_armed: bool,
+    /// The thread that armed the recv (`crate::uring::this_thread`): the
+    /// kernel runs its completions' task work on that thread alone.
+    recv_owner: usize,
+    /// The recv is being cancelled to be armed again by the thread that
+    /// drives the ring now (`TcpDriver::note_driver`).
+    migrating: bool,
     /// On `TcpDriver::flushed`.
     flushed: bool,
     /// Queued bytes, not yet handed to the kernel.
@@ -121,7 +127,17 @@ pub struct TcpDriver {
     zc_threshold: usize,
     shutting_down: bool,
     stats: TcpStats,
+    /// The thread whose duty cycles poll the ring, and for how many polls
+    /// in a row (see `note_driver`).
+    driver: usize,
+    steady: u32,
 }
+
+/// Polls in a row by one thread after which the connections' recvs that
+/// other threads armed move to it (`TcpDriver::note_driver`): a thread
+/// that drives the ring for a while, not one that drove a cycle between
+/// another's.
+const MIGRATE_AFTER: u32 = 256;
 
 impl TcpDriver {
     /// A ring as `cfg` says plus its provided buffers. Multishot accept and
@@ -157,6 +173,8 @@ impl TcpDriver {
             zc_threshold,
             shutting_down: false,
             stats: TcpStats::default(),
+            driver: 0,
+            steady: 0,
         })
     }
 
@@ -338,6 +356,7 @@ impl TcpDriver {
 
     /// One non-blocking duty-cycle step; appends what happened to `events`.
     pub fn poll(&mut self, events: &mut Vec<TcpEvent>) -> usize {
+        self.note_driver();
         self.retry();
         if self.uring.poll() == 0 && self.sent_direct.is_empty() {
             return 0; // nothing to reap: a spinning caller's usual case
@@ -430,6 +449,13 @@ impl TcpDriver {
         let res = cqe.result();
         let bid = cqueue::buffer_select(cqe.flags());
         let conn = &mut self.conns[index as usize];
+        // A recv cancelled to move to the driving thread (`note_driver`), or
+        // because the thread that armed it exited (the kernel cancels a
+        // task's requests when it exits): armed again below, by this
+        // thread. A cancel that found the recv over already is answered
+        // with ENOENT and changes nothing.
+        let migrating = !more && std::mem::take(&mut conn.io.migrating);
+        let cancelled = !more && res == -libc::ECANCELED && conn.open;
         if !more {
             conn.io.recv_armed = false;
         }
@@ -469,7 +495,55 @@ impl TcpDriver {
                 }
             }
         }
+        if cancelled && !self.shutting_down {
+            if migrating {
+                self.stats.recv_moves += 1;
+            } else {
+                self.stats.recv_rearms += 1;
+            }
+            self.arm_recv(index);
+        }
         self.maybe_free(index);
+    }
+
+    /// Counts this thread's polls in a row; after [`MIGRATE_AFTER`] of
+    /// them, moves to it every recv another thread armed. Any thread may
+    /// drive a ring without a single issuer (invoker mode), but the kernel
+    /// runs a completion's task work on the thread that submitted the
+    /// request: a recv armed by a thread that now sleeps (the one that
+    /// started the engine, or the invoker's minder during a quiet spell)
+    /// completes only once that thread is woken, a wake-up (tens of
+    /// microseconds here) per message received, while the driving thread
+    /// spins. Cancelled and armed again from here, the recv's completions
+    /// come to the thread that reaps them. Nothing is lost meanwhile: what
+    /// arrives stays in the socket until the new recv takes it.
+    fn note_driver(&mut self) {
+        let me = crate::uring::this_thread();
+        if me != self.driver {
+            (self.driver, self.steady) = (me, 0);
+            return;
+        }
+        self.steady = self.steady.saturating_add(1);
+        if self.steady != MIGRATE_AFTER || self.shutting_down {
+            return;
+        }
+        for index in 0..self.conns.len() {
+            let io = &self.conns[index].io;
+            if !io.recv_armed || io.migrating || io.recv_owner == me || !self.conns[index].open {
+                continue;
+            }
+            let sqe = opcode::AsyncCancel::new(user_data(KIND_RECV, index as u32))
+                .build()
+                .user_data(user_data(KIND_CANCEL, 0));
+            // SAFETY: a cancel request names no memory.
+            if unsafe { self.uring.push(&sqe) }.is_ok() {
+                self.conns[index].io.migrating = true;
+            } else {
+                // A full queue: try again after as many polls.
+                self.steady = 0;
+                return;
+            }
+        }
     }
 
     fn mark_closed(&mut self, index: u32, reason: CloseReason, events: &mut Vec<TcpEvent>) {
@@ -537,6 +611,7 @@ impl TcpDriver {
         // fd stays open while `recv_armed` (maybe_free waits for it).
         if unsafe { self.uring.push(&sqe) }.is_ok() {
             conn.io.recv_armed = true;
+            conn.io.recv_owner = crate::uring::this_thread();
         } else {
             self.starved.push(index);
         }
