@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use ringflow_core::remote::{
-    Backend, HostService, RemoteStats, ENGINE_NAME, LARGE_BATCH, LARGE_SEND, SEND_BATCH, WAIT_CAP,
+    Backend, HostService, Invoker, RemoteStats, ENGINE_NAME, LARGE_BATCH, LARGE_SEND, MIND_EVERY, SEND_BATCH, WAIT_CAP,
 };
 
 use ringflow_core::config::{EngineConfig, ThreadingMode};
@@ -66,6 +66,22 @@ impl RemoteEngine {
     #[inline]
     pub fn invoke(&self) -> usize {
         self.inner.invoke()
+    }
+
+    /// Invoker mode: the engine, for the members of groups that cross
+    /// hosts through it to drive (`GroupOptions::invoker`); `None` in
+    /// dedicated mode (the engine runs on its own).
+    ///
+    /// ```no_run
+    /// # extern crate ringflow_api as ringflow;
+    /// # fn f(engine: &ringflow::remote::RemoteEngine) -> Result<(), Box<dyn std::error::Error>> {
+    /// use ringflow::{Group, GroupOptions};
+    /// let opts = GroupOptions::new().invoker(engine.invoker());
+    /// let member = Group::join("orders", &opts)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn invoker(&self) -> Option<std::sync::Arc<Invoker>> {
+        self.inner.invoker().cloned()
     }
 
     /// Counters of the engine's traffic so far.

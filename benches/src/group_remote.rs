@@ -3,20 +3,25 @@
 //! each with the cluster on, `cluster.groups` naming the group, a fixed
 //! port of its own on 127.0.0.1 and a runtime directory of its own (a
 //! group's name is per runtime directory: members and gateways find the
-//! group there through `GroupOptions::runtime_dir`). Every engine runs in
-//! dedicated mode (the cluster needs it): one engine thread per host,
+//! group there through `GroupOptions::runtime_dir`).
+//!
+//! The ping-pong runs as scenario remote's flow ping-pong (`remote-flow`)
+//! does: each engine in invoker mode, driven by its host's member, which
+//! busy-polls on its own core (`GroupOptions::invoker`, a long spin): a
+//! message crosses hosts on the members' threads alone, waking nobody.
+//! The engines start first and make the group with the case's guarantee
+//! (`cluster.groups = ["name:guarantee"]`); the members join after.
+//!
+//! The fan-out has three hosts and three members, more threads than
+//! cores: its engines run in dedicated mode (one engine thread per host,
 //! whose duty cycle runs the bridge, the cluster node and the group's
-//! gateway, parking when idle.
+//! gateway, parking when idle) and its members join before the engines
+//! start, so the group is made with their guarantee. Its members wait in
+//! the kernel (a blocking receive that spins briefly, then parks): a
+//! spinning member would hold the core the engine threads need.
 //!
-//! The members join before the engines start, so the group is made with
-//! their guarantee (a gateway takes a group as it finds it: a SAFE group
-//! crosses hosts only when its members made it). A member waits, before
-//! anything is measured, for a view holding every member of the case.
-//!
-//! Members wait for each other's messages in the kernel (a blocking
-//! receive that spins briefly, then parks): the engines' threads share
-//! the two cores with them, and a spinning member would hold the core the
-//! engine threads need to carry its message.
+//! A member waits, before anything is measured, for a view holding every
+//! member of the case.
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,6 +52,9 @@ const HEARTBEAT_TICKS: usize = 2;
 const RX_WAIT: Duration = Duration::from_secs(10);
 /// How long a stopping engine may take.
 const STOP: Duration = Duration::from_secs(5);
+/// How long a ping-pong member spins, driving its engine, before it
+/// sleeps in the engine's io_uring: longer than any round trip.
+const DRIVE_SPIN: Duration = Duration::from_secs(1);
 
 /// A group name of its own for each run of this process.
 fn fresh_name() -> String {
@@ -107,23 +115,34 @@ impl Hosts {
         Group::join_timeout(&self.name, &self.member_opts(i, guarantee), SETUP).map_err(|e| err("Group::join", e))
     }
 
-    /// Starts every host's engine: the cluster of all of them, the group
-    /// in `cluster.groups`.
-    fn start(&mut self) -> Result<(), BenchError> {
+    /// Joins a member on host `i`, whose engine runs in invoker mode: the
+    /// member drives it, busy-polling (see the module doc).
+    fn join_driving(&self, i: usize, guarantee: Guarantee) -> Result<Group, BenchError> {
+        let invoker = self.hosts[i].engine.as_ref().and_then(RemoteEngine::invoker);
+        let opts = self.member_opts(i, guarantee).invoker(invoker).spin(DRIVE_SPIN);
+        Group::join_timeout(&self.name, &opts, SETUP).map_err(|e| err("Group::join", e))
+    }
+
+    /// Starts every host's engine in `mode`: the cluster of all of them,
+    /// the group in `cluster.groups` with `guarantee` (what the group gets
+    /// if the gateway makes it).
+    fn start(&mut self, mode: ThreadingMode, guarantee: Guarantee) -> Result<(), BenchError> {
         let ports = free_ports(self.hosts.len())?;
         let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         for (i, host) in self.hosts.iter_mut().enumerate() {
             let peers = addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a.as_str());
-            let config = EngineConfig::builder()
-                .mode(ThreadingMode::Dedicated)
-                .idle(IdleStrategy::Park)
+            let builder = match mode {
+                ThreadingMode::Dedicated => EngineConfig::builder().mode(mode).idle(IdleStrategy::Park),
+                ThreadingMode::Invoker => EngineConfig::builder().mode(mode),
+            };
+            let config = builder
                 .listen(Some(&addrs[i]))
                 .peers(peers)
                 .cluster(true)
                 .cluster_tick_ms(TICK_MS)
                 .cluster_election_ticks(ELECTION_TICKS)
                 .cluster_heartbeat_ticks(HEARTBEAT_TICKS)
-                .cluster_groups([self.name.as_str()])
+                .cluster_group(&self.name, guarantee)
                 .build()
                 .map_err(|e| err("EngineConfig::build", e))?;
             let engine = RemoteEngine::start(&config, Some(host.dir.path().to_path_buf()))
@@ -163,8 +182,8 @@ pub(crate) struct Side {
 }
 
 impl Side {
-    /// Waits (in the kernel, see the module's doc) for the other member's
-    /// next message and hands its payload to `f`.
+    /// Waits (spinning on the engine it drives, see the module doc) for
+    /// the other member's next message and hands its payload to `f`.
     #[inline]
     fn recv_other<T>(&mut self, w: &mut Waiter<'_>, mut f: impl FnMut(&[u8]) -> T) -> Result<T, BenchError> {
         let me = self.group.local_member();
@@ -205,9 +224,9 @@ crate::group::group_pingpong_side!(Side);
 /// the two sides.
 pub(crate) fn pingpong_sides(guarantee: Guarantee) -> Result<(Hosts, Side, Side), BenchError> {
     let mut hosts = Hosts::dirs(2);
-    let mut a = hosts.join(0, guarantee)?;
-    let mut b = hosts.join(1, guarantee)?;
-    hosts.start()?;
+    hosts.start(ThreadingMode::Invoker, guarantee)?;
+    let mut a = hosts.join_driving(0, guarantee)?;
+    let mut b = hosts.join_driving(1, guarantee)?;
     await_view(&mut a, 2)?;
     await_view(&mut b, 2)?;
     Ok((hosts, Side { group: a }, Side { group: b }))
@@ -327,7 +346,7 @@ pub(crate) fn fanout_sides() -> Result<(Hosts, Tx, Vec<Rx>), BenchError> {
     for i in 1..3 {
         members.push(hosts.join(i, Guarantee::Agreed)?);
     }
-    hosts.start()?;
+    hosts.start(ThreadingMode::Dedicated, Guarantee::Agreed)?;
     for m in &mut members {
         await_view(m, 3)?;
     }

@@ -29,6 +29,7 @@ use super::table::{self, Counters};
 use super::view::{self, ChangeKind, Member, RawView, View, FLAG_VIEW};
 use super::wire::{Msg, MAX_LEN};
 use super::{history, memory::GroupConfig, memory::P_LATEST_VIEW};
+use crate::remote::Invoker;
 use crate::wait::{wait_until_with, Deadline, WaitOutcome};
 
 #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
@@ -201,6 +202,9 @@ pub struct GroupEnd {
     /// it delivers nothing of the cluster (its first event is the cluster
     /// view of its join).
     in_cluster: bool,
+    /// The invoker-mode engine this member's calls drive
+    /// (`GroupOptions::invoker`).
+    invoker: Option<Arc<Invoker>>,
     /// Declared last: the sides above live in its memory.
     shared: Arc<Shared>,
 }
@@ -267,6 +271,7 @@ impl GroupEnd {
             cluster_view: None,
             cluster_floor: 0,
             in_cluster: false,
+            invoker: opts.invoker.clone(),
             shared: s.shared,
         };
         end.me.pid = std::process::id();
@@ -387,7 +392,12 @@ impl GroupEnd {
                     self.answering = true;
                     self.counters.sent += 1;
                     self.published.sent();
-                    return crate::wait::notify(self.rx.data_wait(), n).map_err(McastError::Io);
+                    let notified = crate::wait::notify(self.rx.data_wait(), n).map_err(McastError::Io);
+                    if let Some(invoker) = &self.invoker {
+                        // The gateway takes the submit in this duty cycle.
+                        invoker.invoke_after_send(len as u64);
+                    }
+                    return notified;
                 }
                 Err(e) => self.no_room(e, len, deadline, &mut released)?,
             }
@@ -420,6 +430,7 @@ impl GroupEnd {
                         counters: &mut self.counters,
                         published: &self.published,
                         data,
+                        invoker: self.invoker.as_deref(),
                     });
                 }
                 Err(e) => self.no_room(e, len, deadline, &mut released)?,
@@ -490,19 +501,32 @@ impl GroupEnd {
             return Ok(());
         }
         if deadline == Deadline::Now {
+            if let Some(invoker) = &self.invoker {
+                // Room comes as the engine's gateway takes what waits.
+                invoker.invoke();
+            }
             return Err(McastError::WouldBlock);
         }
         let (tx, shared) = (&mut self.tx, &self.shared);
         let space = wait_points(&shared.mem.log)?.1;
-        let outcome = wait_until_with(
-            || space,
-            || tx.would_fit(len) || shared.alarm.load(Ordering::Acquire) != ALARM_QUIET,
-            self.spin,
-            deadline,
-            Some((&shared.alarm, ALARM_QUIET)),
-            crate::wait::membarrier_if_needed,
-        )
-        .map_err(McastError::Io)?;
+        let room = || tx.would_fit(len) || shared.alarm.load(Ordering::Acquire) != ALARM_QUIET;
+        let outcome = match &self.invoker {
+            // Invoker mode: room appears only as this thread runs the
+            // engine (its gateway takes the submits that hold the log).
+            Some(invoker) => match invoker.drive_until(room, self.spin, deadline) {
+                true => WaitOutcome::Ready,
+                false => WaitOutcome::TimedOut,
+            },
+            None => wait_until_with(
+                || space,
+                room,
+                self.spin,
+                deadline,
+                Some((&shared.alarm, ALARM_QUIET)),
+                crate::wait::membarrier_if_needed,
+            )
+            .map_err(McastError::Io)?,
+        };
         self.check_member()?;
         if outcome == WaitOutcome::TimedOut && !self.tx.would_fit(len) {
             return Err(McastError::TimedOut);

@@ -19,6 +19,8 @@ pub struct GroupLoan<'a> {
     pub(super) counters: &'a mut Counters,
     pub(super) published: &'a Published,
     pub(super) data: WaitPoint<'a>,
+    /// The invoker-mode engine the member drives (`GroupOptions::invoker`).
+    pub(super) invoker: Option<&'a crate::remote::Invoker>,
 }
 
 impl GroupLoan<'_> {
@@ -48,11 +50,16 @@ impl GroupLoan<'_> {
         self.counters.sent += 1;
         self.published.sent();
         let mark = self.claim.mark();
+        let len = self.claim.len() as u64;
         let n = self.claim.commit();
         if let Some(own) = self.own {
             *own = Some(mark);
         }
         *self.answering = true;
-        crate::wait::notify(self.data, n).map_err(McastError::Io)
+        let notified = crate::wait::notify(self.data, n).map_err(McastError::Io);
+        if let Some(invoker) = self.invoker {
+            invoker.invoke_after_send(len);
+        }
+        notified
     }
 }

@@ -6,9 +6,11 @@
 //! (never a silent downgrade) and a message size the group can carry.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::control::Permit;
+use crate::remote::Invoker;
 
 /// Delivery guarantee (Corosync CPG's `cpg_guarantee_t`). On one host the
 /// shared log gives every guarantee at once: see the module docs of
@@ -142,6 +144,9 @@ pub struct GroupOptions {
     /// The runtime directory the group's name lives in; `None`: the
     /// user's (`RuntimeDir::resolve`).
     pub(crate) runtime_dir: Option<PathBuf>,
+    /// The invoker-mode engine this member's calls drive (a group that
+    /// crosses hosts through it); `None`: nothing to drive.
+    pub(crate) invoker: Option<Arc<Invoker>>,
 }
 
 impl Default for GroupOptions {
@@ -167,6 +172,7 @@ impl GroupOptions {
             gateway: 0,
             any_guarantee: false,
             runtime_dir: None,
+            invoker: None,
         }
     }
 
@@ -236,6 +242,17 @@ impl GroupOptions {
     /// own, as `RemoteEngine::start` takes) each have their own group.
     pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.runtime_dir = Some(dir.into());
+        self
+    }
+
+    /// The invoker-mode engine (`engine.mode = "invoker"`: no engine
+    /// thread) that carries this group to other hosts, from
+    /// `RemoteEngine::invoker`: the member's calls then run its duty cycle
+    /// (after a multicast, on a receive that finds nothing, and while a
+    /// blocking call waits), so a message that crosses hosts wakes no
+    /// thread. `None` (a dedicated engine runs on its own): nothing to do.
+    pub fn invoker(mut self, invoker: Option<Arc<Invoker>>) -> Self {
+        self.invoker = invoker;
         self
     }
 

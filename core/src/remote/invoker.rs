@@ -14,10 +14,23 @@
 //!
 //! Two threads never run one engine at once: a caller that finds the engine
 //! busy moves on (the other thread is making progress for both).
+//!
+//! While the application is elsewhere (between bursts, in other work), a
+//! thread of the engine's own, the *minder*, runs a duty cycle whenever
+//! none ran for [`MIND_EVERY`] (or the cluster's tick, if shorter): the
+//! engine's timers (a link's keepalives, the cluster node's ticks and
+//! heartbeats) keep going, and what arrives for a crossing group's members
+//! reaches their log, without the application's calls. It never runs while
+//! the application drives the engine (it looks at a count of duty cycles,
+//! not a clock: the application's loop reads no clock for it), so it costs
+//! a spinning application nothing but a wake-up of a parked thread per
+//! period. It is not started when the io_uring has a single issuer (only
+//! the thread that started the engine may drive it then).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::engine::Engine;
@@ -27,6 +40,10 @@ use crate::Deadline;
 /// message sent by another thread of this process (which found the engine
 /// busy with this thread's wait) leaves.
 pub const WAIT_CAP: Duration = Duration::from_millis(1);
+
+/// The longest the minder (see the module doc) lets an engine go without
+/// a duty cycle, unless its cluster ticks more often.
+pub const MIND_EVERY: Duration = Duration::from_millis(10);
 
 /// How long sends batch in invoker mode. A send runs a duty cycle if the
 /// last send-triggered one started at least this long ago and the
@@ -136,6 +153,18 @@ pub struct Invoker {
     /// process, by (device, inode): the accepting side looks its segment up
     /// to learn that it must drive this engine.
     segments: Mutex<HashSet<SegmentKey>>,
+    /// Duty cycles run (by any thread): the minder compares it across a
+    /// period. Written by the thread holding `engine`.
+    cycles: AtomicU64,
+    /// The minder, if started (see the module doc).
+    minder: Mutex<Option<Minder>>,
+}
+
+/// The minder thread and its stop flag.
+#[derive(Debug)]
+struct Minder {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Invoker {
@@ -152,7 +181,53 @@ impl Invoker {
             born: Instant::now(),
             owner,
             segments: Mutex::new(HashSet::new()),
+            cycles: AtomicU64::new(0),
+            minder: Mutex::new(None),
         })
+    }
+
+    /// Starts the minder (see the module doc), running a duty cycle when
+    /// none ran for `every`. Not with a single-issuer ring: returns false.
+    pub(crate) fn start_minder(self: &Arc<Self>, every: Duration) -> std::io::Result<bool> {
+        if self.owner.is_some() {
+            return Ok(false);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let me: Weak<Invoker> = Arc::downgrade(self);
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new().name("ringflow-minder".into()).spawn(move || {
+            let mut seen = u64::MAX;
+            // SYNC: Relaxed; the flag `stop_minder` sets (Relaxed) publishes
+            // nothing: it only ends this loop, and `take` takes the engine
+            // under its mutex after joining this thread.
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::park_timeout(every);
+                let Some(invoker) = me.upgrade() else { return };
+                // SYNC: Relaxed; a count compared with itself one period
+                // later, nothing read through it (the engine's state is
+                // behind its mutex).
+                if invoker.cycles.load(Ordering::Relaxed) == seen && !flag.load(Ordering::Relaxed) {
+                    invoker.invoke();
+                }
+                // SYNC: Relaxed; as above.
+                seen = invoker.cycles.load(Ordering::Relaxed);
+            }
+        })?;
+        *self.minder.lock().unwrap_or_else(PoisonError::into_inner) = Some(Minder { stop, thread });
+        Ok(true)
+    }
+
+    /// Stops the minder and waits for it (unless this is the minder: the
+    /// last handle of the invoker was its own).
+    fn stop_minder(&self) {
+        let Some(m) = self.minder.lock().unwrap_or_else(PoisonError::into_inner).take() else { return };
+        // SYNC: Relaxed; pairs with the Relaxed loads in `start_minder`'s
+        // loop (the flag publishes nothing; the unpark ends its park).
+        m.stop.store(true, Ordering::Relaxed);
+        m.thread.thread().unpark();
+        if m.thread.thread().id() != std::thread::current().id() {
+            let _ = m.thread.join();
+        }
     }
 
     fn now(&self) -> u64 {
@@ -178,11 +253,15 @@ impl Invoker {
         if self.owner.is_some_and(|o| o != this_thread()) {
             return 0; // a single-issuer ring: only its owner may drive it
         }
-        match self.engine.try_lock() {
-            Ok(mut engine) => engine.as_mut().map_or(0, Engine::invoke),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().as_mut().map_or(0, Engine::invoke),
-            Err(TryLockError::WouldBlock) => 0,
-        }
+        let mut engine = match self.engine.try_lock() {
+            Ok(engine) => engine,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return 0,
+        };
+        // SYNC: Relaxed; the minder's count (see `start_minder`). Only the
+        // holder of `engine` writes it, so a load and a store suffice.
+        self.cycles.store(self.cycles.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        engine.as_mut().map_or(0, Engine::invoke)
     }
 
     /// Sleeps in the engine's event source for at most `timeout` (capped
@@ -206,6 +285,7 @@ impl Invoker {
     /// Takes the engine out to shut it down; flows that still drive it
     /// find nothing to run from then on.
     pub(crate) fn take(&self) -> Option<Engine> {
+        self.stop_minder();
         self.engine.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
@@ -217,13 +297,13 @@ impl Invoker {
     }
 }
 
-/// A cheap identity of the calling thread: the address of a thread-local
-/// (unique among live threads; `thread::current()` costs more in a
-/// spinning loop).
-pub(crate) fn this_thread() -> usize {
-    thread_local!(static MARK: u8 = const { 0 });
-    MARK.with(|m| m as *const u8 as usize)
+impl Drop for Invoker {
+    fn drop(&mut self) {
+        self.stop_minder();
+    }
 }
+
+pub(crate) use crate::uring::this_thread;
 
 fn drive_until(
     mut invoke: impl FnMut() -> usize,

@@ -43,7 +43,7 @@ mod peers_tests;
 pub use crate::net::Backend;
 pub use authkey::{load_key_file, random_nonce, KeyFileError};
 pub use host::{HostService, ENGINE_NAME};
-pub use invoker::{Invoker, LARGE_BATCH, LARGE_SEND, SEND_BATCH, WAIT_CAP};
+pub use invoker::{Invoker, LARGE_BATCH, LARGE_SEND, MIND_EVERY, SEND_BATCH, WAIT_CAP};
 pub(crate) use peers::alloc_through_peers;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -165,8 +165,15 @@ impl RemoteEngine {
         // cluster commits (`crate::xgroup`).
         #[cfg(feature = "cluster")]
         let cluster = match (config.cluster().enabled, listen) {
-            (true, _) if invoker_mode => {
-                return Err(EngineError::Config("cluster: needs engine.mode = \"dedicated\"".to_owned()))
+            (true, _) if owner.is_some() => {
+                // The node ticks when nobody calls in only through the
+                // invoker's minder, which a single-issuer ring refuses.
+                return Err(EngineError::Config(
+                    "cluster: in engine.mode = \"invoker\" any thread must be able to drive the engine \
+                     (io_uring.single_issuer = false): the cluster's ticks go on while the application is \
+                     elsewhere"
+                        .to_owned(),
+                ));
             }
             (true, Some(addr)) => {
                 let (run, port, node) = crate::cluster::start_node(config, addr)?;
@@ -222,6 +229,13 @@ impl RemoteEngine {
         }
         let run = if invoker_mode {
             let invoker = Invoker::new(engine, owner);
+            // The minder keeps timers (and the cluster's ticks) going while
+            // the application is elsewhere (`invoker`'s module doc).
+            let mut every = invoker::MIND_EVERY;
+            if config.cluster().enabled {
+                every = every.min(config.cluster().tick);
+            }
+            invoker.start_minder(every).map_err(EngineError::Spawn)?;
             let _ = shared.invoker.set(Arc::downgrade(&invoker));
             Run::Invoker(invoker)
         } else {

@@ -17,7 +17,9 @@ impl GroupEnd {
             // Nothing at the cursor and nothing to publish: what the full
             // path would find too, without its second look (a receive
             // polled in a loop notices the next message sooner).
-            Straight::Empty if deadline == Deadline::Now && self.rx.cursor() == self.released => {
+            Straight::Empty
+                if deadline == Deadline::Now && self.rx.cursor() == self.released && self.invoker.is_none() =>
+            {
                 self.ready.arm(self.rx.cursor());
                 return Err(RecvError::WouldBlock);
             }
@@ -77,6 +79,9 @@ impl GroupEnd {
     /// publishing the cursor, waiting.
     #[inline(never)]
     fn recv_slow(&mut self, deadline: Deadline) -> Result<Event<'_>, RecvError> {
+        // Invoker mode: a receive that finds nothing runs the engine once
+        // (what it carries for this host lands in the log) and looks again.
+        let mut invoked = self.invoker.is_none();
         loop {
             let polled = self.poll_event()?;
             // Publish our cursor (what we consumed is room for senders
@@ -93,6 +98,12 @@ impl GroupEnd {
                 Polled::Empty => {}
             }
             if deadline == Deadline::Now {
+                if let (false, Some(invoker)) = (invoked, &self.invoker) {
+                    invoked = true;
+                    if invoker.invoke() > 0 {
+                        continue;
+                    }
+                }
                 self.ready.arm(self.rx.cursor());
                 return Err(RecvError::WouldBlock);
             }
@@ -106,15 +117,26 @@ impl GroupEnd {
             // A committed frame (or a lap), not a claim still being written:
             // a long loan elsewhere must not make this wait spin.
             let tail_now = || ringflow_ring::broadcast::readable_at(&shared.mem.log, rx.cursor()).unwrap_or(true);
-            let outcome = wait_until_with(
-                || data,
-                || tail_now() || shared.alarm.load(Ordering::Acquire) != ALARM_QUIET,
-                self.spin,
-                deadline,
-                Some((&shared.alarm, ALARM_QUIET)),
-                crate::wait::membarrier_if_needed,
-            )
-            .map_err(RecvError::Io)?;
+            let arrived = || tail_now() || shared.alarm.load(Ordering::Acquire) != ALARM_QUIET;
+            let outcome = match &self.invoker {
+                // Invoker mode: what crosses hosts arrives only as this
+                // thread runs the engine (spinning, then sleeping in its
+                // io_uring, which the network and the log's word wake: the
+                // gateway arms it for the submits of this host's members).
+                Some(invoker) => match invoker.drive_until(arrived, self.spin, deadline) {
+                    true => WaitOutcome::Ready,
+                    false => WaitOutcome::TimedOut,
+                },
+                None => wait_until_with(
+                    || data,
+                    arrived,
+                    self.spin,
+                    deadline,
+                    Some((&shared.alarm, ALARM_QUIET)),
+                    crate::wait::membarrier_if_needed,
+                )
+                .map_err(RecvError::Io)?,
+            };
             if outcome == WaitOutcome::TimedOut && !tail_now() {
                 self.ready.arm(rx.cursor());
                 return Err(RecvError::TimedOut);
