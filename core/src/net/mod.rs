@@ -125,6 +125,25 @@ impl NetDriver {
         both!(self, d => d.listen(addr))
     }
 
+    /// [`listen`](Self::listen), trying again for up to `patience` while
+    /// the address is in use. An engine killed on it (kill -9) can leave it
+    /// held for a moment after its process is gone: the kernel ends its
+    /// io_uring's requests, the accept that holds the listening socket
+    /// among them, in a work item after the exit. A restart right after
+    /// the kill (a supervisor's) then finds the address in use; waiting a
+    /// little tells that from another program listening there.
+    pub fn listen_patiently(&mut self, addr: SocketAddr, patience: Duration) -> Result<SocketAddr, TcpError> {
+        let until = std::time::Instant::now() + patience;
+        loop {
+            match self.listen(addr) {
+                Err(TcpError::Io { errno: libc::EADDRINUSE, .. }) if std::time::Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// Takes over a connected stream (one this engine dialled).
     pub fn adopt(&mut self, stream: TcpStream) -> Result<ConnId, TcpError> {
         both!(self, d => d.adopt(stream))

@@ -92,6 +92,9 @@ const ENDED_KEPT: usize = 1024;
 const MAX_UNSENT: usize = 4 << 20;
 /// How long the engine thread may wait for a TCP connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an engine keeps trying its `net.listen` address while it is
+/// in use (`NetDriver::listen_patiently`) before it gives up.
+const LISTEN_PATIENCE: Duration = Duration::from_secs(2);
 /// A connection with nothing to send sends a keepalive this often.
 const KEEPALIVE: Duration = Duration::from_millis(100);
 /// A connection silent this long (no frame, no keepalive) is taken for
@@ -552,25 +555,56 @@ impl Bridge {
     /// panics is dropped and logged, as the engine does with an agent: the
     /// bridge's flows go on.
     fn guests(&mut self) -> usize {
-        use std::panic::{catch_unwind, AssertUnwindSafe};
         let mut work = 0usize;
+        // What a later guest did is often for an earlier one (a gateway's
+        // proposal for the node, read from its queue): the guests before
+        // the last one that did work run once more, so it leaves in this
+        // cycle rather than the next one's.
+        let mut last_busy = None;
         let mut index = 0;
-        while let Some(guest) = self.guests.get_mut(index) {
-            // The guest is not touched again after a panic (removed below).
-            match catch_unwind(AssertUnwindSafe(|| guest.do_work())) {
-                Ok(done) => {
+        while index < self.guests.len() {
+            match self.run_guest(index) {
+                Some(done) => {
+                    if done > 0 {
+                        last_busy = Some(index);
+                    }
                     work = work.saturating_add(done);
                     index += 1;
                 }
-                Err(payload) => {
-                    let guest = self.guests.remove(index);
-                    let message = crate::engine::panic_text(payload.as_ref());
-                    tracing::error!(guest = guest.name(), %message, "a guest of the bridge panicked and stops");
-                    let _ = catch_unwind(AssertUnwindSafe(move || drop(guest)));
+                None => last_busy = last_busy.filter(|&b| b < index),
+            }
+        }
+        if let Some(last) = last_busy {
+            let mut index = 0;
+            while index < last.min(self.guests.len()) {
+                match self.run_guest(index) {
+                    Some(done) => {
+                        work = work.saturating_add(done);
+                        index += 1;
+                    }
+                    None => break,
                 }
             }
         }
         work
+    }
+
+    /// Runs guest `index`'s duty cycle; `None` if it panicked (it is then
+    /// removed, and the next guest has its index).
+    fn run_guest(&mut self, index: usize) -> Option<usize> {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        let guest = self.guests.get_mut(index)?;
+        // The guest is not touched again after a panic (removed below).
+        match catch_unwind(AssertUnwindSafe(|| guest.do_work())) {
+            Ok(done) => Some(done),
+            Err(payload) => {
+                let guest = self.guests.remove(index);
+                let message = crate::engine::panic_text(payload.as_ref());
+                tracing::error!(guest = guest.name(), %message, "a guest of the bridge panicked and stops");
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(guest)));
+                None
+            }
+        }
     }
 
     /// Hands `Cluster` frames to the cluster node and sends its messages
@@ -597,7 +631,10 @@ impl Bridge {
                 }
                 let _ = self.shared.backend.set(backend);
                 let bound = match self.listen {
-                    Some(addr) => Some(tcp.listen(addr).map_err(|source| EngineError::Listen { addr, source })?),
+                    Some(addr) => Some(
+                        tcp.listen_patiently(addr, LISTEN_PATIENCE)
+                            .map_err(|source| EngineError::Listen { addr, source })?,
+                    ),
                     None => None,
                 };
                 self.tcp = Some(tcp);
