@@ -131,6 +131,13 @@ impl ClusterHandle {
         self.published.read()
     }
 
+    /// The current term and its leader's id (0: none known): what
+    /// [`status`](Self::status) says of them, without its allocations (a
+    /// gateway asks every duty cycle).
+    pub fn term_leader(&self) -> (u64, u64) {
+        self.published.term_leader()
+    }
+
     /// Whether the node is in touch with a majority of the cluster: a
     /// leader hearing from a majority, or a follower hearing from its
     /// leader within an election timeout. Proposals fail with

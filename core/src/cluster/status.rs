@@ -61,6 +61,14 @@ impl Published {
         self.quorum.load(Ordering::Relaxed) == 1
     }
 
+    /// The current term and its leader (0: none known), without the
+    /// copy `read` makes of the voters and peers.
+    pub(super) fn term_leader(&self) -> (u64, u64) {
+        // SYNC: Relaxed; pairs with the Relaxed stores in `set`: gauges (a
+        // term read with another term's leader is noticed a cycle later).
+        (self.term.load(Ordering::Relaxed), self.leader.load(Ordering::Relaxed))
+    }
+
     pub(super) fn safe(&self) -> u64 {
         // SYNC: Relaxed; pairs with the Relaxed store in `set`: a gauge.
         self.safe.load(Ordering::Relaxed)

@@ -487,12 +487,14 @@ impl Crossing {
     /// Proposes the next batch, or the one in flight again after a leader
     /// change or a long silence. Returns the work done.
     pub(crate) fn propose(&mut self, cluster: &ClusterHandle, max_bytes: usize) -> usize {
-        let status = cluster.status();
-        let leader = (status.term, status.leader);
+        if self.in_flight.is_none() && self.pending.is_empty() {
+            return 0;
+        }
+        let leader = cluster.term_leader();
         if let Some(f) = &mut self.in_flight {
             // Without a leader a proposal is dropped: wait for one. A new
             // leader (or term) may have lost what the old one had.
-            if status.leader == 0 || (f.leader == leader && f.at.elapsed() < REPROPOSE_AFTER) {
+            if leader.1 == 0 || (f.leader == leader && f.at.elapsed() < REPROPOSE_AFTER) {
                 return 0;
             }
             match cluster.propose(&f.commands) {

@@ -275,11 +275,11 @@ impl Gateways {
     /// Logs each direct group's counts every [`COUNTS_EVERY`], and an
     /// AGREED or SAFE group's when it holds anything or its count of
     /// proposed messages moved.
-    fn log_counts(&mut self) {
-        if self.logged.elapsed() < COUNTS_EVERY {
+    fn log_counts(&mut self, now: std::time::Instant) {
+        if now.saturating_duration_since(self.logged) < COUNTS_EVERY {
             return;
         }
-        self.logged = std::time::Instant::now();
+        self.logged = now;
         for g in &mut self.groups {
             let held = g.held();
             let out = g.out_held();
@@ -341,7 +341,9 @@ impl crate::remote::guest::Guest for Gateways {
         }
         // Before the committed queue: on a regain, the view comes before
         // what was committed meanwhile; on a loss, what follows is held.
-        if let Some(turn) = self.quorum.check(self.cluster.has_quorum(), std::time::Instant::now()) {
+        // One clock read a cycle, for the quorum's bound and the counts.
+        let now = std::time::Instant::now();
+        if let Some(turn) = self.quorum.check(self.cluster.has_quorum(), now) {
             for g in &mut self.groups {
                 g.turn(turn);
             }
@@ -374,7 +376,7 @@ impl crate::remote::guest::Guest for Gateways {
             g.publish();
         }
         work += self.relay_out();
-        self.log_counts();
+        self.log_counts(now);
         work
     }
 

@@ -40,10 +40,11 @@ impl Bridge {
     pub(super) fn cluster_out(&mut self) -> usize {
         let Some(mut hook) = self.cluster.take() else { return 0 };
         let mut work = 0;
-        let now = Instant::now();
+        let mut clock = None;
         while work < DRAIN {
             let Some((addr, message)) = hook.port.next_outbound() else { break };
             work += 1;
+            let now = *clock.get_or_insert_with(Instant::now);
             if hook.retry_at.get(&addr).is_some_and(|at| now < *at) {
                 continue;
             }
