@@ -510,23 +510,10 @@ impl GroupEnd {
         let (tx, shared) = (&mut self.tx, &self.shared);
         let space = wait_points(&shared.mem.log)?.1;
         let room = || tx.would_fit(len) || shared.alarm.load(Ordering::Acquire) != ALARM_QUIET;
-        let outcome = match &self.invoker {
-            // Invoker mode: room appears only as this thread runs the
-            // engine (its gateway takes the submits that hold the log).
-            Some(invoker) => match invoker.drive_until(room, self.spin, deadline) {
-                true => WaitOutcome::Ready,
-                false => WaitOutcome::TimedOut,
-            },
-            None => wait_until_with(
-                || space,
-                room,
-                self.spin,
-                deadline,
-                Some((&shared.alarm, ALARM_QUIET)),
-                crate::wait::membarrier_if_needed,
-            )
-            .map_err(McastError::Io)?,
-        };
+        // Invoker mode: room appears only as this thread runs the engine
+        // (its gateway takes the submits that hold the log).
+        let outcome = wait_on(self.invoker.as_deref(), space, &shared.alarm, room, self.spin, deadline)
+            .map_err(McastError::Io)?;
         self.check_member()?;
         if outcome == WaitOutcome::TimedOut && !self.tx.would_fit(len) {
             return Err(McastError::TimedOut);
@@ -599,6 +586,34 @@ impl GroupEnd {
             // agent answers what is pending first.
             let _ = a.join();
         }
+    }
+}
+
+/// Waits until `ready` or `deadline`: parked on the log's wait point
+/// `word` (and the member's `alarm`), or, with an invoker-mode engine,
+/// running it (`GroupOptions::invoker`): what it brings (a committed
+/// message, room left by its gateway) comes only as this thread runs it.
+fn wait_on(
+    invoker: Option<&Invoker>,
+    word: WaitPoint<'_>,
+    alarm: &std::sync::atomic::AtomicU32,
+    ready: impl FnMut() -> bool,
+    spin: Duration,
+    deadline: Deadline,
+) -> std::io::Result<WaitOutcome> {
+    match invoker {
+        Some(invoker) => Ok(match invoker.drive_until(ready, spin, deadline) {
+            true => WaitOutcome::Ready,
+            false => WaitOutcome::TimedOut,
+        }),
+        None => wait_until_with(
+            || word,
+            ready,
+            spin,
+            deadline,
+            Some((alarm, ALARM_QUIET)),
+            crate::wait::membarrier_if_needed,
+        ),
     }
 }
 

@@ -118,25 +118,11 @@ impl GroupEnd {
             // a long loan elsewhere must not make this wait spin.
             let tail_now = || ringflow_ring::broadcast::readable_at(&shared.mem.log, rx.cursor()).unwrap_or(true);
             let arrived = || tail_now() || shared.alarm.load(Ordering::Acquire) != ALARM_QUIET;
-            let outcome = match &self.invoker {
-                // Invoker mode: what crosses hosts arrives only as this
-                // thread runs the engine (spinning, then sleeping in its
-                // io_uring, which the network and the log's word wake: the
-                // gateway arms it for the submits of this host's members).
-                Some(invoker) => match invoker.drive_until(arrived, self.spin, deadline) {
-                    true => WaitOutcome::Ready,
-                    false => WaitOutcome::TimedOut,
-                },
-                None => wait_until_with(
-                    || data,
-                    arrived,
-                    self.spin,
-                    deadline,
-                    Some((&shared.alarm, ALARM_QUIET)),
-                    crate::wait::membarrier_if_needed,
-                )
-                .map_err(RecvError::Io)?,
-            };
+            // Invoker mode: the engine's io_uring sleep between runs is
+            // woken by the network and by the log's word (the gateway arms
+            // it for the submits of this host's members).
+            let outcome = wait_on(self.invoker.as_deref(), data, &shared.alarm, arrived, self.spin, deadline)
+                .map_err(RecvError::Io)?;
             if outcome == WaitOutcome::TimedOut && !tail_now() {
                 self.ready.arm(rx.cursor());
                 return Err(RecvError::TimedOut);
