@@ -449,13 +449,11 @@ impl TcpDriver {
         let res = cqe.result();
         let bid = cqueue::buffer_select(cqe.flags());
         let conn = &mut self.conns[index as usize];
-        // A recv cancelled to move to the driving thread (`note_driver`), or
-        // because the thread that armed it exited (the kernel cancels a
-        // task's requests when it exits): armed again below, by this
-        // thread. A cancel that found the recv over already is answered
-        // with ENOENT and changes nothing.
+        // A recv cancelled to move to the driving thread (`note_driver`):
+        // armed again below, by this thread. A cancel that found the recv
+        // over already is answered with ENOENT and changes nothing.
         let migrating = !more && std::mem::take(&mut conn.io.migrating);
-        let cancelled = !more && res == -libc::ECANCELED && conn.open;
+        let moved = migrating && res == -libc::ECANCELED && conn.open;
         if !more {
             conn.io.recv_armed = false;
         }
@@ -495,12 +493,8 @@ impl TcpDriver {
                 }
             }
         }
-        if cancelled && !self.shutting_down {
-            if migrating {
-                self.stats.recv_moves += 1;
-            } else {
-                self.stats.recv_rearms += 1;
-            }
+        if moved && !self.shutting_down {
+            self.stats.recv_moves += 1;
             self.arm_recv(index);
         }
         self.maybe_free(index);
