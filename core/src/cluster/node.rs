@@ -160,8 +160,8 @@ impl<T: Transport> ClusterNode<T> {
             // With two or three voters a follower commits on the append
             // (`commit_held`): the leader's word of each new commit, an
             // empty append and its answer, would be two messages per entry
-            // for nothing, and on a host's path each `send(2)` to loopback
-            // costs 4-6 us of the thread that delivers. Followers still
+            // for nothing, each a `send(2)` on the path of the thread that
+            // delivers (tuning.md, "Groups across hosts"). Followers still
             // learn the commit with the next append or heartbeat (what
             // `commit_held` cannot take: an earlier term's entries).
             skip_bcast_commit: (2..=3).contains(&settings.voters.len()),

@@ -506,9 +506,9 @@ impl TcpDriver {
     /// runs a completion's task work on the thread that submitted the
     /// request: a recv armed by a thread that now sleeps (the one that
     /// started the engine, or the invoker's minder during a quiet spell)
-    /// completes only once that thread is woken, a wake-up (tens of
-    /// microseconds here) per message received, while the driving thread
-    /// spins. Cancelled and armed again from here, the recv's completions
+    /// completes only once that thread is woken: a wake-up per message
+    /// received while the driving thread spins (tuning.md, "Groups across
+    /// hosts"). Cancelled and armed again from here, the recv's completions
     /// come to the thread that reaps them. Nothing is lost meanwhile: what
     /// arrives stays in the socket until the new recv takes it.
     fn note_driver(&mut self) {
