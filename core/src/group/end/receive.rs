@@ -81,7 +81,7 @@ impl GroupEnd {
     fn recv_slow(&mut self, deadline: Deadline) -> Result<Event<'_>, RecvError> {
         // Invoker mode: a receive that finds nothing runs the engine once
         // (what it carries for this host lands in the log) and looks again.
-        let mut invoked = self.invoker.is_none();
+        let mut invoked = false;
         loop {
             let polled = self.poll_event()?;
             // Publish our cursor (what we consumed is room for senders
@@ -98,7 +98,7 @@ impl GroupEnd {
                 Polled::Empty => {}
             }
             if deadline == Deadline::Now {
-                if let (false, Some(invoker)) = (invoked, &self.invoker) {
+                if let Some(invoker) = self.invoker.as_ref().filter(|_| !invoked) {
                     invoked = true;
                     if invoker.invoke() > 0 {
                         continue;
