@@ -49,11 +49,11 @@ pub const MIND_EVERY: Duration = Duration::from_millis(10);
 /// last send-triggered one started at least this long ago and the
 /// application has had at least this long (or that cycle's own length, if
 /// shorter) to itself since it ended. Otherwise its message leaves with the
-/// next call into ringflow (any send, receive or wait, or
-/// [`super::RemoteEngine::invoke`]). A stream of sends thus pays one socket
-/// write per this much of its own time, not one per message, however long
-/// a socket write takes; a lone send, or one after a receive, leaves at
-/// once.
+/// next call that drives this engine (a send, receive or wait on one
+/// of its flows, or [`super::RemoteEngine::invoke`]). A stream of sends
+/// thus pays one socket write per this much of its own time, not one per
+/// message, however long a socket write takes; a lone send, or one after
+/// a receive, leaves at once (see `SendGate::due`).
 pub const SEND_BATCH: Duration = Duration::from_micros(5);
 
 /// How long sends batch after a send-triggered duty cycle that carried at
@@ -83,6 +83,12 @@ struct SendGate {
     /// Whether the last send-triggered duty cycle carried at least
     /// [`LARGE_SEND`] bytes (then [`LARGE_BATCH`] applies).
     large: AtomicBool,
+    /// Whether a duty cycle ran for something other than a send (a receive
+    /// or a wait, a call of `invoke`, the minder) since the last
+    /// send-triggered one: the next send then answers what that cycle
+    /// brought, or follows a pause, and runs a cycle whatever the clock
+    /// says (see `due`).
+    heard: AtomicBool,
 }
 
 impl SendGate {
@@ -102,8 +108,22 @@ impl SendGate {
     /// application's own time may be up to [`LARGE_BATCH`] instead. An
     /// answer still leaves at once: it comes a round trip after the last
     /// send, which a large message's makes longer than its own cycle.
+    ///
+    /// A send after a duty cycle run for anything else (`heard`) runs one
+    /// at once, whatever the times: it is an answer, or a stream's first
+    /// send after a pause. Timed alone, an answer on a fast host, where a
+    /// round trip is little more than two duty cycles, stayed in the ring
+    /// once in a while, for the application's next call into this engine;
+    /// a thread that then waited on another engine (a bench's turn over,
+    /// a server's next client elsewhere) never made it, and both sides of
+    /// the flow waited for each other until the peer timeout.
     #[inline]
     fn due(&self, now: u64) -> bool {
+        // SYNC: Relaxed; a hint, as below (pairs with the Relaxed stores in
+        // `heard` and `ran`).
+        if self.heard.load(Ordering::Relaxed) {
+            return true;
+        }
         let batch = SEND_BATCH.as_nanos() as u64;
         // SYNC: Relaxed (all three); a hint for batching, no data rides on
         // it (pairs with the Relaxed stores in `ran`).
@@ -136,6 +156,17 @@ impl SendGate {
         self.end.store(end, Ordering::Relaxed);
         self.bytes.store(0, Ordering::Relaxed);
         self.large.store(bytes >= LARGE_SEND, Ordering::Relaxed);
+        self.heard.store(false, Ordering::Relaxed);
+    }
+
+    /// A duty cycle ran for something other than a send.
+    #[inline]
+    fn heard(&self) {
+        // SYNC: Relaxed; see `due`. Loaded first: a spinning receive calls
+        // this every round, and a store would keep the line dirty.
+        if !self.heard.load(Ordering::Relaxed) {
+            self.heard.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -242,14 +273,21 @@ impl Invoker {
         let pending = self.gate.sent(bytes);
         let now = self.now();
         if self.gate.due(now) {
-            self.invoke();
+            self.run_cycle();
             self.gate.ran(now, self.now(), pending);
         }
     }
 
     /// One duty cycle, unless another thread is running one; the work done.
+    /// The next send runs a cycle at once (see `SendGate::due`).
     #[inline]
     pub fn invoke(&self) -> usize {
+        self.gate.heard();
+        self.run_cycle()
+    }
+
+    #[inline]
+    fn run_cycle(&self) -> usize {
         if self.owner.is_some_and(|o| o != this_thread()) {
             return 0; // a single-issuer ring: only its owner may drive it
         }
@@ -416,6 +454,21 @@ mod tests {
         // A cycle preempted for 4 ms, answered 10 us after it ended.
         gate.ran(200_000, 4_200_000, 0);
         assert!(gate.due(4_210_000));
+    }
+
+    /// A send after a cycle run for anything else (a receive's, say) runs
+    /// one, however soon after the last send-triggered cycle; the send
+    /// after it batches again. The bench's turns stalled without it: the
+    /// answer stayed in the ring while its thread waited on another engine.
+    #[test]
+    fn a_send_after_a_receive_runs_a_cycle_whatever_the_clock() {
+        let gate = SendGate::default();
+        gate.ran(0, 4_000, 0);
+        assert!(!gate.due(5_000), "timed alone, this send would wait");
+        gate.heard();
+        assert!(gate.due(5_000));
+        gate.ran(5_000, 6_000, 0);
+        assert!(!gate.due(7_000), "the next send of a stream batches");
     }
 
     /// Sends 3 us apart with 1 us cycles batch in pairs, as before.
