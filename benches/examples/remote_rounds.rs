@@ -5,7 +5,8 @@
 //! `perf stat -e 'syscalls:sys_enter_io_uring_enter,raw_syscalls:sys_enter'`
 //! (or `strace -c -f`, `valgrind --tool=callgrind`) over two runs with
 //! different counts, the difference divided by the difference in rounds.
-//! It also prints each engine's own send counters per round trip.
+//! It also prints each engine's own send and direct-receive counters per
+//! round trip.
 //!
 //! `cargo run --release -p ringflow-bench --example remote_rounds -- [ROUNDS]`
 
@@ -88,6 +89,7 @@ fn main() {
         (
             (after.plain_sends - before.plain_sends) as f64 / rounds as f64,
             (after.doorbells_rung - before.doorbells_rung) as f64 / rounds as f64,
+            (after.direct_receives - before.direct_receives) as f64 / rounds as f64,
         )
     });
     pin(0);
@@ -124,7 +126,7 @@ fn main() {
     let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_nanos();
     let after = engine.stats();
     flow.dealloc_timeout(TIMEOUT).expect("dealloc");
-    let (server_sends, server_rung) = server.join().expect("server");
+    let (server_sends, server_rung, server_direct) = server.join().expect("server");
     let _ = engine.shutdown_within(Duration::from_secs(2));
     let _ = std::fs::remove_dir_all(&dir);
     println!("duty cycles per round trip (both sides): {:.1}", cycles as f64 / rounds as f64);
@@ -140,6 +142,10 @@ fn main() {
     println!(
         "doorbells rung per round trip: client {:.3}, server {server_rung:.3}",
         (after.doorbells_rung - before.doorbells_rung) as f64 / rounds as f64
+    );
+    println!(
+        "direct receives per round trip: client {:.3}, server {server_direct:.3}",
+        (after.direct_receives - before.direct_receives) as f64 / rounds as f64
     );
 }
 

@@ -88,6 +88,10 @@ pub struct RemoteStats {
     /// its local application, or its end. An engine carrying many flows
     /// looks at the busy ones only (tuning.md, "Many flows").
     pub doorbells_rung: u64,
+    /// TCP reads the engine made itself, with `recv(2)`, when its io_uring
+    /// said a socket had become readable (DEFER_TASKRUN only; tuning.md,
+    /// "Direct receives"), as of its last duty cycle with network events.
+    pub direct_receives: u64,
 }
 
 /// An engine carrying flows to and from other hosts.
@@ -284,6 +288,7 @@ impl RemoteEngine {
             datagrams_received: self.shared.datagrams_received.load(Relaxed),
             datagrams_dropped: self.shared.datagrams_dropped.load(Relaxed),
             plain_sends: self.shared.plain_sends.load(Relaxed),
+            direct_receives: self.shared.direct_receives.load(Relaxed),
             zc_sends: self.shared.zc_sends.load(Relaxed),
             registered_sends: self.shared.registered_sends.load(Relaxed),
             registered_buffers: self.shared.registered_buffers.load(Relaxed),

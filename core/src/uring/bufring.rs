@@ -1,9 +1,13 @@
 //! A provided-buffer ring (IORING_REGISTER_PBUF_RING): `count` buffers of
 //! `size` bytes that the kernel picks from for multishot recv, and that come
-//! back to it when the consumer recycles them.
+//! back to it when the consumer recycles them; and [`DIRECT`] more of the
+//! same size, never given to the kernel, for the driver's own `recv(2)`
+//! (see `TcpDriver::read_direct`), lent and recycled the same way.
 //!
-//! Ownership rule: a buffer id belongs to the kernel from `recycle` (or
-//! setup) until a CQE names it; then to the consumer until `recycle`. The
+//! Ownership rule: a buffer id below `count` belongs to the kernel from
+//! `recycle` (or setup) until a CQE names it; then to the consumer until
+//! `recycle`. One from `count` up is the driver's while free, the
+//! consumer's from `take_direct` to `recycle`. The
 //! memory is an anonymous mapping reached only through raw pointers, so the
 //! kernel's writes never alias a Rust reference: `slice` hands out a view of
 //! a buffer only while the consumer owns it. It must never be unmapped while
@@ -17,6 +21,9 @@ use io_uring::types::BufRingEntry;
 use super::probe::UringUnavailable;
 use super::ring::UringDriver;
 
+/// Buffers beside the kernel's, for direct receives.
+pub(crate) const DIRECT: u16 = 8;
+
 pub(crate) struct BufRing {
     ring: NonNull<BufRingEntry>,
     ring_bytes: usize,
@@ -28,6 +35,8 @@ pub(crate) struct BufRing {
     tail: u16,
     /// Buffers the consumer holds.
     lent: u32,
+    /// Direct buffers (ids `count..count + DIRECT`) nobody holds.
+    free_direct: Vec<u16>,
     bgid: u16,
     leaked: bool,
 }
@@ -67,7 +76,7 @@ impl BufRing {
         // mmap returns page-aligned zeroed memory: the kernel's alignment rule
         // for buffer rings, and a tail of 0.
         let ring = map(ring_bytes, "mmap of the buffer ring")?.cast::<BufRingEntry>();
-        let pool_bytes = usize::from(count) * size;
+        let pool_bytes = usize::from(count + DIRECT) * size;
         let pool = match map(pool_bytes, "mmap of the provided buffers") {
             Ok(p) => p,
             Err(e) => {
@@ -76,8 +85,20 @@ impl BufRing {
                 return Err(e);
             }
         };
-        let mut this =
-            BufRing { ring, ring_bytes, pool, pool_bytes, count, size, tail: 0, lent: 0, bgid, leaked: false };
+        let free_direct = (count..count + DIRECT).rev().collect();
+        let mut this = BufRing {
+            ring,
+            ring_bytes,
+            pool,
+            pool_bytes,
+            count,
+            size,
+            tail: 0,
+            lent: 0,
+            free_direct,
+            bgid,
+            leaked: false,
+        };
         // SAFETY: `ring` holds `count` entries, page-aligned, and stays mapped
         // until Drop, which runs only after the driver stopped using the group
         // (or never unmaps, see `leak`).
@@ -113,7 +134,7 @@ impl BufRing {
 
     /// The first `len` bytes of buffer `bid`, which the consumer owns.
     pub(crate) fn slice(&self, bid: u16, len: usize) -> &[u8] {
-        let bid = usize::from(bid % self.count);
+        let bid = usize::from(bid % (self.count + DIRECT));
         let len = len.min(self.size);
         // The kernel wrote the buffer before posting the CQE that lent `bid`,
         // and writes it again only after `recycle(bid)`, which needs `&mut
@@ -122,10 +143,28 @@ impl BufRing {
         unsafe { std::slice::from_raw_parts(self.pool.as_ptr().add(bid * self.size), len) }
     }
 
-    /// Gives buffer `bid` back to the kernel and publishes it at once.
+    /// Gives buffer `bid` back: to the kernel, published at once, or to
+    /// the free direct buffers.
     pub(crate) fn recycle(&mut self, bid: u16) {
+        if bid >= self.count {
+            if bid < self.count + DIRECT && !self.free_direct.contains(&bid) {
+                self.free_direct.push(bid);
+            }
+            return;
+        }
         self.push(bid);
         self.publish();
+    }
+
+    /// A free direct buffer: its id and where its `size` bytes start. The
+    /// caller may write them until it gives the id back with `recycle`
+    /// (or lends it on to the consumer, who does).
+    pub(crate) fn take_direct(&mut self) -> Option<(u16, *mut u8, usize)> {
+        let bid = self.free_direct.pop()?;
+        // SAFETY: `count <= bid < count + DIRECT`: inside the pool mapping,
+        // which holds `count + DIRECT` buffers.
+        let at = unsafe { self.pool.as_ptr().add(usize::from(bid) * self.size) };
+        Some((bid, at, self.size))
     }
 
     fn push(&mut self, bid: u16) {

@@ -153,4 +153,7 @@ pub struct TcpStats {
     /// Recvs moved to the thread that drives the ring (cancelled and armed
     /// again there; see `TcpDriver::note_driver`).
     pub recv_moves: u64,
+    /// Reads made with `recv(2)` that got bytes (see `TcpDriver::poll`'s
+    /// direct receives).
+    pub direct_recvs: u64,
 }

@@ -15,13 +15,15 @@ pub mod ring;
 pub mod tcp;
 
 #[cfg(test)]
+mod direct_tests;
+#[cfg(test)]
 mod fixed_tests;
 #[cfg(test)]
 mod tests;
 
 pub use events::{CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
 pub use probe::{probe, probe_with, SetupFlags, Support, UringUnavailable};
-pub use ring::{DriverStats, UringDriver};
+pub use ring::{DriverStats, RingState, UringDriver};
 pub use tcp::{TcpDriver, MAX_FUTEX_WAITS};
 
 /// A cheap identity of the calling thread: the address of a thread-local

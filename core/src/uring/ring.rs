@@ -34,6 +34,17 @@ pub struct DriverStats {
     pub enter_errors: u64,
 }
 
+/// What [`UringDriver::state`] reads from the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingState {
+    /// SQEs queued and not submitted.
+    pub pending: bool,
+    /// Task work waits for an entry with GETEVENTS.
+    pub taskrun: bool,
+    /// Completions overflowed the CQ.
+    pub overflow: bool,
+}
+
 /// One io_uring with the configured setup flags.
 pub struct UringDriver {
     ring: IoUring,
@@ -119,6 +130,35 @@ impl UringDriver {
             self.enter(false);
         }
         self.ring.completion().len()
+    }
+
+    /// The ring's state for a duty cycle: whether SQEs are pending, task
+    /// work waits (the taskrun flag) and completions overflowed.
+    pub fn state(&mut self) -> RingState {
+        let sq = self.ring.submission();
+        // SYNC: Acquire loads of the SQ flags; as in `poll`.
+        RingState { pending: !sq.is_empty(), taskrun: sq.taskrun(), overflow: sq.cq_overflow() }
+    }
+
+    /// Whether no completion waits to be reaped.
+    pub fn cq_empty(&mut self) -> bool {
+        self.ring.completion().is_empty()
+    }
+
+    /// Submits pending SQEs without running task work: an entry without
+    /// GETEVENTS, which a ring with DEFER_TASKRUN runs only for GETEVENTS.
+    /// Completions of requests that finish at once are posted as usual.
+    pub fn submit_only(&mut self) {
+        let pending = self.ring.submission().len();
+        if pending == 0 {
+            return;
+        }
+        self.stats.enters += 1;
+        // SAFETY: no wait, no argument, no flags: the entry only consumes
+        // SQEs already queued through `push`, whose memory rule holds.
+        if let Err(e) = unsafe { self.ring.submitter().enter::<libc::sigset_t>(pending as u32, 0, 0, None) } {
+            self.note_error(&e, &[]);
+        }
     }
 
     /// Submits pending SQEs and blocks until a CQE is ready or `timeout`

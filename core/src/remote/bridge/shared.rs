@@ -51,6 +51,7 @@ impl Shared {
         let stats = tcp.stats();
         // SYNC: Relaxed; counters for reports, nothing rides on them.
         self.plain_sends.store(stats.plain_sends, Relaxed);
+        self.direct_receives.store(stats.direct_recvs, Relaxed);
         self.zc_sends.store(stats.zc_sends, Relaxed);
         self.registered_sends.store(stats.fixed_sends, Relaxed);
         self.registered_buffers.store(tcp.registered_buffers() as u64, Relaxed);
@@ -121,6 +122,8 @@ pub(in crate::remote) struct Shared {
     pub zc_sends: std::sync::atomic::AtomicU64,
     pub registered_sends: std::sync::atomic::AtomicU64,
     pub registered_buffers: std::sync::atomic::AtomicU64,
+    /// The TCP driver's direct reads (see `TcpStats::direct_recvs`).
+    pub direct_receives: std::sync::atomic::AtomicU64,
     /// Doorbells rung: silent flows the engine looked at again because
     /// their application published (or their flow ended).
     pub doorbells_rung: std::sync::atomic::AtomicU64,

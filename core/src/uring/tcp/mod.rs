@@ -24,6 +24,7 @@ use super::probe::UringUnavailable;
 use super::ring::UringDriver;
 use crate::config::IoUringSection;
 
+mod direct;
 mod send;
 
 const KIND_ACCEPT: u64 = 1;
@@ -131,6 +132,10 @@ pub struct TcpDriver {
     /// in a row (see `note_driver`).
     driver: usize,
     steady: u32,
+    /// Direct receives are on (the ring has DEFER_TASKRUN; see `direct`).
+    direct: bool,
+    /// The kernel entry a direct receive put off.
+    owed: direct::Owed,
 }
 
 /// Polls in a row by one thread after which the connections' recvs that
@@ -175,6 +180,8 @@ impl TcpDriver {
             stats: TcpStats::default(),
             driver: 0,
             steady: 0,
+            direct: s.setup.defer_taskrun,
+            owed: direct::Owed::None,
         })
     }
 
@@ -331,7 +338,21 @@ impl TcpDriver {
     /// the ring asks), reaping nothing: completions wait for the next `poll`.
     pub fn submit(&mut self) {
         self.retry();
-        self.uring.poll();
+        match self.owed {
+            // This cycle read directly: its task work runs at the end of
+            // the next, after that one's sends (see `direct`).
+            direct::Owed::ThisCycle => {
+                self.owed = direct::Owed::Next;
+                self.uring.submit_only();
+            }
+            // Task work that came up during the cycle is the next poll's
+            // to look at (a direct read, likely), not this entry's.
+            direct::Owed::None if self.direct => self.uring.submit_only(),
+            _ => {
+                self.owed = direct::Owed::None;
+                self.uring.poll();
+            }
+        }
     }
 
     /// The remote address of stream `id` (as accepted or dialled).
@@ -358,6 +379,11 @@ impl TcpDriver {
     pub fn poll(&mut self, events: &mut Vec<TcpEvent>) -> usize {
         self.note_driver();
         self.retry();
+        if self.direct {
+            if let Some(n) = self.poll_direct(events) {
+                return n;
+            }
+        }
         if self.uring.poll() == 0 && self.sent_direct.is_empty() {
             return 0; // nothing to reap: a spinning caller's usual case
         }
@@ -367,6 +393,7 @@ impl TcpDriver {
     /// Like `poll`, but parks up to `timeout` when nothing is ready.
     pub fn wait(&mut self, timeout: Duration, events: &mut Vec<TcpEvent>) -> usize {
         self.retry();
+        self.owed = direct::Owed::None;
         if self.uring.poll() == 0 && self.sent_direct.is_empty() {
             self.uring.wait(timeout);
         }
@@ -378,6 +405,7 @@ impl TcpDriver {
     /// application that found nothing to do.
     pub fn park(&mut self, timeout: Duration) {
         self.retry();
+        self.owed = direct::Owed::None;
         if self.uring.poll() == 0 && self.sent_direct.is_empty() {
             self.uring.wait(timeout);
         }

@@ -1,0 +1,175 @@
+//! Tests of direct receives (`tcp::direct`): a driver polled as a spinning
+//! engine polls it (here with naps between polls, never a spin) reads a
+//! connection with `recv(2)` when the ring's taskrun flag comes up, while
+//! the ring's own recv takes what arrives in between. They assert bytes,
+//! order and which path carried them, never durations.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use super::tests::{accept_one, refused};
+use super::*;
+use crate::config::EngineConfig;
+
+fn cfg() -> crate::config::IoUringSection {
+    let mut cfg = EngineConfig::default().io_uring().clone();
+    cfg.entries = 64;
+    cfg.provided_buffers = 8;
+    cfg.buffer_size = 512;
+    assert!(cfg.single_issuer && cfg.defer_taskrun, "direct receives need DEFER_TASKRUN");
+    cfg
+}
+
+/// A small deterministic generator (xorshift) for sizes and pauses.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Writes `blob` in pieces of 1-3000 bytes with pauses of none, 20 us or
+/// 300 us between them.
+fn writer(mut sock: TcpStream, blob: Vec<u8>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut at = 0;
+        while at < blob.len() {
+            let n = (1 + rng.below(3000) as usize).min(blob.len() - at);
+            sock.write_all(&blob[at..at + n]).expect("write");
+            at += n;
+            match rng.below(3) {
+                0 => {}
+                1 => std::thread::sleep(Duration::from_micros(20)),
+                _ => std::thread::sleep(Duration::from_micros(300)),
+            }
+        }
+    })
+}
+
+/// Every byte of a stream written in uneven pieces arrives once and in
+/// order, some through direct reads and some through the ring's recv
+/// (bursts larger than the direct buffers, bytes that come while the
+/// entry is owed), with duty cycles that end with `submit` or not, that
+/// send an answer or not, and a consumer that holds some buffers a while.
+#[test]
+fn direct_reads_and_the_rings_recv_keep_one_stream_in_order() {
+    let cfg = cfg();
+    if refused(&cfg) {
+        return;
+    }
+    let mut tcp = TcpDriver::new(&cfg).expect("driver");
+    let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let blob: Vec<u8> = (0..(2usize << 20)).map(|i| (i * 7 % 251) as u8).collect();
+    let sock = TcpStream::connect(addr).expect("connect");
+    let mut events = Vec::new();
+    let id = accept_one(&mut tcp, &mut events);
+    let peer = writer(sock.try_clone().expect("clone"), blob.clone());
+    let mut got = Vec::with_capacity(blob.len());
+    let (mut direct, mut ring) = (0u64, 0u64);
+    let mut held: Vec<RecvBuf> = Vec::new();
+    let mut rng = Rng(7);
+    let guard = Instant::now() + Duration::from_secs(60);
+    let mut cycle = 0u64;
+    while got.len() < blob.len() {
+        assert!(Instant::now() < guard, "stream did not arrive: {} of {} bytes", got.len(), blob.len());
+        cycle += 1;
+        let n = tcp.poll(&mut events);
+        for ev in events.drain(..) {
+            match ev {
+                TcpEvent::Received(from, buf) => {
+                    assert_eq!(from, id);
+                    if buf.bid >= cfg.provided_buffers as u16 {
+                        direct += 1;
+                    } else {
+                        ring += 1;
+                    }
+                    held.push(buf);
+                }
+                TcpEvent::Sent(..) | TcpEvent::Accepted(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Hold buffers for a few cycles now and then (the direct ones run
+        // out, the ring's recv takes over), else hand them back at once.
+        if held.len() > 6 || rng.below(4) != 0 {
+            for buf in held.drain(..) {
+                got.extend_from_slice(tcp.data(&buf));
+                tcp.recycle(buf);
+            }
+        }
+        if rng.below(3) == 0 {
+            tcp.send(id, b"ack").expect("answer");
+        }
+        if rng.below(4) != 0 {
+            tcp.submit();
+        }
+        if n == 0 {
+            std::thread::sleep(Duration::from_micros(10));
+        }
+    }
+    peer.join().expect("writer");
+    assert!(got == blob, "bytes lost, doubled or reordered");
+    println!("direct {direct}, ring {ring}, cycles {cycle}: {:?}", tcp.stats());
+    assert!(direct > 0 && ring > 0, "both paths carried bytes: direct {direct}, ring {ring}");
+    assert_eq!(tcp.stats().direct_recvs, direct);
+}
+
+/// A reset read by a direct `recv(2)` is consumed by it: the driver
+/// reports it (the ring's recv would find only the end of the stream).
+#[test]
+fn a_reset_read_directly_closes_the_connection_with_its_error() {
+    let cfg = cfg();
+    if refused(&cfg) {
+        return;
+    }
+    let mut tcp = TcpDriver::new(&cfg).expect("driver");
+    let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let mut sock = TcpStream::connect(addr).expect("connect");
+    let mut events = Vec::new();
+    let id = accept_one(&mut tcp, &mut events);
+    tcp.submit();
+    sock.write_all(b"before the reset").expect("write");
+    // SO_LINGER with a zero timeout: close sends RST, not FIN.
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: a valid option struct of the size passed, on an open socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+    drop(sock);
+    let mut got = Vec::new();
+    let guard = Instant::now() + Duration::from_secs(20);
+    let closed = loop {
+        assert!(Instant::now() < guard, "the reset was not reported");
+        tcp.poll(&mut events);
+        tcp.submit();
+        let mut closed = None;
+        for ev in events.drain(..) {
+            match ev {
+                TcpEvent::Received(_, buf) => {
+                    got.extend_from_slice(tcp.data(&buf));
+                    tcp.recycle(buf);
+                }
+                TcpEvent::Closed(from, reason) => closed = Some((from, reason)),
+                _ => {}
+            }
+        }
+        if let Some(c) = closed {
+            break c;
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    };
+    assert_eq!(closed, (id, CloseReason::Error(libc::ECONNRESET)), "got {:?}", String::from_utf8_lossy(&got));
+}

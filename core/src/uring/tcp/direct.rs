@@ -1,0 +1,153 @@
+//! Direct receives: on a ring with DEFER_TASKRUN, a spinning driver reads
+//! a connection that just became readable with its own `recv(2)`, and runs
+//! the ring's task work later, once the bytes are on their way.
+//!
+//! A segment arriving on a connection wakes its multishot recv's poll,
+//! which queues task work and sets the ring's taskrun flag; the bytes reach
+//! a completion only when the driver enters the kernel with GETEVENTS and
+//! the task work runs the recv. That entry (the kernel's io_uring entry,
+//! task work, the recv, a completion) cost 1.5 us on this host where a
+//! plain `recv(2)` of the same bytes costs well under half of it
+//! (tuning.md, "Direct receives"). So when the flag comes up, the driver
+//! first reaps what is already complete, then reads each connection with
+//! `recv(2)` into a buffer of its own (`BufRing::take_direct`), and hands
+//! the bytes on as the recv's would be. The entry it owes (the flag stays
+//! up until task work runs) is made at the end of the *next* duty cycle
+//! ([`Owed`]), after that cycle's sends: an answer to what was read leaves
+//! before it, not after.
+//!
+//! Order on the wire holds because, with DEFER_TASKRUN, the ring's task
+//! work runs only inside this driver's own entries with GETEVENTS: every
+//! completion that carries earlier bytes is in the completion queue before
+//! a direct read starts (it is checked empty right before each read), and
+//! the recv's task work, run later, reads only bytes after the direct
+//! read's. A ring without DEFER_TASKRUN (COOP_TASKRUN: task work runs on
+//! any return to user space, an interrupt's included) could post earlier
+//! bytes between that check and the read; there this is never done.
+
+use std::os::fd::AsRawFd;
+
+use super::TcpDriver;
+use crate::uring::events::{CloseReason, ConnId, RecvBuf, TcpEvent};
+
+/// The most connections a direct read looks at. The flag says only that
+/// some task work waits, not whose: each connection read costs a system
+/// call, wasted on the ones with nothing. With more connections, the
+/// ring's own entry (which runs exactly the work there is) is cheaper.
+pub(super) const DIRECT_CONNS: usize = 4;
+
+/// Where the entry a direct read put off stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum Owed {
+    /// No entry owed.
+    #[default]
+    None,
+    /// A direct read in this duty cycle: its end (`submit`) only submits.
+    ThisCycle,
+    /// Owed by the end of the duty cycle now starting: its `poll` reads
+    /// nothing directly and does not enter, its `submit` enters.
+    Next,
+    /// A `poll` passed while `Next` without a `submit` after it: the next
+    /// `poll` enters.
+    Late,
+}
+
+impl TcpDriver {
+    /// The receiving half of `poll` when direct reads are on: `None` if
+    /// the usual path (enter if the ring asks, then reap) is the one to
+    /// take, else the events appended.
+    pub(super) fn poll_direct(&mut self, events: &mut Vec<TcpEvent>) -> Option<usize> {
+        let state = self.uring.state();
+        if !state.taskrun || state.overflow {
+            // No task work waits (nothing is owed), or the kernel holds
+            // completions back: the usual path.
+            self.owed = Owed::None;
+            return None;
+        }
+        match self.owed {
+            Owed::None => {}
+            Owed::ThisCycle | Owed::Next => {
+                // The entry waits for this cycle's end (see the module doc).
+                self.owed = Owed::Late;
+                self.uring.submit_only();
+                return Some(self.handle(events));
+            }
+            Owed::Late => {
+                self.owed = Owed::None;
+                return None;
+            }
+        }
+        // Earlier bytes first: submit (no task work runs) and reap.
+        self.uring.submit_only();
+        let reaped = self.handle(events);
+        let read = self.read_direct(events);
+        if read == 0 {
+            // Nothing to read directly: the task work is something else's.
+            return Some(reaped + self.enter_and_handle(events));
+        }
+        self.owed = Owed::ThisCycle;
+        Some(reaped + read)
+    }
+
+    fn enter_and_handle(&mut self, events: &mut Vec<TcpEvent>) -> usize {
+        self.owed = Owed::None;
+        self.uring.poll();
+        self.handle(events)
+    }
+
+    /// Reads every open stream connection (at most [`DIRECT_CONNS`]) with
+    /// `recv(2)` into direct buffers while it gives whole buffers; returns
+    /// the `Received` events appended.
+    fn read_direct(&mut self, events: &mut Vec<TcpEvent>) -> usize {
+        let before = events.len();
+        let mut streams = 0;
+        for index in 0..self.conns.len() {
+            let conn = &self.conns[index];
+            let Some(fd) = conn.fd.as_ref().filter(|_| conn.open && !conn.datagram) else { continue };
+            streams += 1;
+            if streams > DIRECT_CONNS || self.shutting_down {
+                break;
+            }
+            let (fd, id) = (fd.as_raw_fd(), ConnId { index: index as u32, generation: conn.generation });
+            // Bounded: a connection flooding faster than we read gets the
+            // rest through the ring's recv.
+            for _ in 0..super::super::bufring::DIRECT {
+                // Order (module doc): nothing complete may wait unreaped.
+                if !self.uring.cq_empty() {
+                    return events.len() - before;
+                }
+                let Some((bid, at, size)) = self.bufs.take_direct() else { return events.len() - before };
+                // SAFETY: `at` is a direct buffer of `size` bytes that this
+                // driver holds until it lends it on or gives it back; the
+                // socket is open (the table owns its fd).
+                let n = unsafe { libc::recv(fd, at.cast(), size, libc::MSG_DONTWAIT) };
+                match usize::try_from(n) {
+                    Ok(len @ 1..) => {
+                        self.stats.direct_recvs += 1;
+                        events.push(TcpEvent::Received(id, RecvBuf { bid, len: len as u32 }));
+                        if len < size {
+                            break;
+                        }
+                    }
+                    // Nothing there (EAGAIN), or the end of the stream,
+                    // which the ring's recv meets and reports.
+                    Ok(0) => {
+                        self.bufs.recycle(bid);
+                        break;
+                    }
+                    _ => {
+                        self.bufs.recycle(bid);
+                        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+                        if ![libc::EAGAIN, libc::EWOULDBLOCK, libc::EINTR].contains(&errno) {
+                            // Reading the error consumed it: the ring's recv
+                            // would find only the end. Report it here.
+                            self.mark_closed(index as u32, CloseReason::Error(errno), events);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        events.len() - before
+    }
+}
