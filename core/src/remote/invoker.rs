@@ -65,6 +65,11 @@ pub const SEND_BATCH: Duration = Duration::from_micros(5);
 /// invoker mode"); small messages batch as before.
 pub const LARGE_BATCH: Duration = Duration::from_micros(40);
 
+/// The most duty cycles a send that answers runs (see
+/// `Invoker::invoke_after_send`): they stop at the first that finds
+/// nothing to do.
+const ANSWER_CYCLES: u32 = 4;
+
 /// The bytes sent between two send-triggered duty cycles from which the
 /// next ones batch for [`LARGE_BATCH`].
 pub const LARGE_SEND: u64 = 64 << 10;
@@ -157,6 +162,14 @@ impl SendGate {
         self.bytes.store(0, Ordering::Relaxed);
         self.large.store(bytes >= LARGE_SEND, Ordering::Relaxed);
         self.heard.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether a duty cycle ran for something other than a send since the
+    /// last send-triggered one (the next send then runs one at once).
+    #[inline]
+    fn answering(&self) -> bool {
+        // SYNC: Relaxed; see `due`.
+        self.heard.load(Ordering::Relaxed)
     }
 
     /// A duty cycle ran for something other than a send.
@@ -271,11 +284,37 @@ impl Invoker {
     #[inline]
     pub fn invoke_after_send(&self, bytes: u64) {
         let pending = self.gate.sent(bytes);
+        if self.gate.answering() {
+            // An answer runs its cycles whatever the clock says: no reading
+            // before them, one after (`ran` needs a time to batch from).
+            // Cycles until one finds nothing to do (at most ANSWER_CYCLES):
+            // a message whose way out takes more than one (a flow gone
+            // cold, woken by its doorbell in the first and forwarded in the
+            // next) has left when the call returns. The last, idle one runs
+            // after the message left, while the peer works.
+            for _ in 0..ANSWER_CYCLES {
+                if self.run_cycle() == 0 {
+                    break;
+                }
+            }
+            let end = self.now();
+            self.gate.ran(end, end, pending);
+            return;
+        }
         let now = self.now();
         if self.gate.due(now) {
             self.run_cycle();
             self.gate.ran(now, self.now(), pending);
         }
+    }
+
+    /// The application took a message from one of this engine's flows:
+    /// its next send answers it and runs a duty cycle at once, even if no
+    /// cycle ran since the last send's (the message was already in the
+    /// ring: the engine brought it during that send's cycle).
+    #[inline]
+    pub fn note_received(&self) {
+        self.gate.heard();
     }
 
     /// One duty cycle, unless another thread is running one; the work done.

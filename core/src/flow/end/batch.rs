@@ -221,6 +221,11 @@ impl FlowEnd {
         stamps.flush(slot);
         slot.set(FlowCounter::Received as usize, received);
         slot.add(FlowCounter::BytesReceived as usize, bytes);
+        if matches!(read, Ok((1.., _))) {
+            if let Some(invoker) = &self.invoker {
+                invoker.note_received();
+            }
+        }
         match read {
             Ok((n, notify)) => {
                 if notify.is_wake() {

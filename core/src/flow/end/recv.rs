@@ -234,6 +234,7 @@ impl FlowEnd {
     pub(super) fn handed_over(&mut self, m: &Located) {
         self.slot.add(FlowCounter::BytesReceived as usize, m.len() as u64);
         self.stamp_received(&m.frame);
+        self.note_received();
     }
 
     /// [`handed_over`](Self::handed_over) of an inline message.
@@ -241,6 +242,16 @@ impl FlowEnd {
     pub(super) fn handed_over_frame(&mut self, frame: &Peeked) {
         self.slot.add(FlowCounter::BytesReceived as usize, frame.len() as u64);
         self.stamp_received(frame);
+        self.note_received();
+    }
+
+    /// Invoker mode: the application took a message, so its next send
+    /// answers it and runs the engine at once (`Invoker::note_received`).
+    #[inline(always)]
+    pub(super) fn note_received(&self) {
+        if let Some(invoker) = &self.invoker {
+            invoker.note_received();
+        }
     }
 
     /// Reads the clock for the latency of the message in `frame`, and

@@ -13,10 +13,15 @@ impl Agent for Bridge {
         if self.ready.is_some() {
             self.start_network();
         }
+        // The flows before the network: what the network delivers is in
+        // its ring as the cycle ends, and what an invoking application
+        // waits for is seen when the cycle returns, with no walk over the
+        // flows in between (an answer's forwarding is the next cycle's
+        // first step either way).
         let work = self.commands()
             + self.opened()
-            + self.network()
             + self.flows()
+            + self.network()
             + self.timers()
             + self.guests()
             + self.cluster_out();

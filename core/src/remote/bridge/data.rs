@@ -444,7 +444,7 @@ impl Bridge {
                         flush.push(conn);
                     }
                     if let Some(c) = conns.get_mut(&conn) {
-                        c.last_tx = now();
+                        c.tx_seen = true;
                     }
                     if b.window.is_none() {
                         // Lossy: what left is as consumed as it will get.

@@ -128,7 +128,7 @@ impl Bridge {
                     let share = self.budget / CONN_SHARE;
                     let tcp = self.tcp.as_mut().expect("network started");
                     let kept = self.conns.get_mut(&conn).is_none_or(|c| {
-                        c.last_rx = Instant::now();
+                        c.rx_seen = true;
                         budget::take_received(c, tcp.data(&buf), share)
                     });
                     tcp.recycle(buf);
@@ -534,7 +534,16 @@ impl Bridge {
         let mut silent = std::mem::take(&mut self.scratch.silent);
         let mut keepalive = std::mem::take(&mut self.scratch.keepalive);
         let hello_deadline = self.hellos.timeout;
-        for (&id, c) in &self.conns {
+        for (&id, c) in &mut self.conns {
+            // What the data path saw since the last tick happened by now
+            // (at most a tick ago, milliseconds: these limits are 100 ms
+            // and seconds).
+            if std::mem::take(&mut c.rx_seen) {
+                c.last_rx = now;
+            }
+            if std::mem::take(&mut c.tx_seen) {
+                c.last_tx = now;
+            }
             if now - c.last_rx > SILENT_LIMIT || (!c.ready && now - c.opened > hello_deadline) {
                 silent.push(id);
             } else if c.ready && now - c.last_tx >= KEEPALIVE {

@@ -213,8 +213,13 @@ struct Conn {
     /// Its link (for a connection that dialled us: once its hello names the
     /// peer engine).
     link: Option<LinkId>,
+    /// When it last received and sent, as of the timers' last tick (see
+    /// `Bridge::timers`): the data path sets `rx_seen` / `tx_seen` instead
+    /// of reading the clock per message, and the tick stamps them.
     last_rx: Instant,
     last_tx: Instant,
+    rx_seen: bool,
+    tx_seen: bool,
     /// Bytes of a frame for a flow not here still to come: dropped as
     /// they arrive, never buffered.
     skip: usize,
@@ -250,6 +255,8 @@ impl Conn {
             link: None,
             last_rx: now,
             last_tx: now,
+            rx_seen: false,
+            tx_seen: false,
             skip: 0,
             counted: 0,
             handed: 0,
@@ -659,7 +666,7 @@ impl Bridge {
                     tcp.flush(conn);
                 }
                 if let Some(c) = self.conns.get_mut(&conn) {
-                    c.last_tx = Instant::now();
+                    c.tx_seen = true;
                 }
             }
             None if matches!(frame, Frame::Open { .. }) => {
