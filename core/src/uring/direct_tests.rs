@@ -8,15 +8,13 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use super::tests::{accept_one, refused};
+use super::tests::{accept_one, listening, small_cfg};
 use super::*;
-use crate::config::EngineConfig;
 
+/// The default setup flags (direct receives need DEFER_TASKRUN) with a
+/// small ring: 8 provided buffers of 512 bytes.
 fn cfg() -> crate::config::IoUringSection {
-    let mut cfg = EngineConfig::default().io_uring().clone();
-    cfg.entries = 64;
-    cfg.provided_buffers = 8;
-    cfg.buffer_size = 512;
+    let cfg = small_cfg();
     assert!(cfg.single_issuer && cfg.defer_taskrun, "direct receives need DEFER_TASKRUN");
     cfg
 }
@@ -60,11 +58,7 @@ fn writer(mut sock: TcpStream, blob: Vec<u8>) -> std::thread::JoinHandle<()> {
 #[test]
 fn direct_reads_and_the_rings_recv_keep_one_stream_in_order() {
     let cfg = cfg();
-    if refused(&cfg) {
-        return;
-    }
-    let mut tcp = TcpDriver::new(&cfg).expect("driver");
-    let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let Some((mut tcp, addr)) = listening(&cfg) else { return };
     let blob: Vec<u8> = (0..(2usize << 20)).map(|i| (i * 7 % 251) as u8).collect();
     let sock = TcpStream::connect(addr).expect("connect");
     let mut events = Vec::new();
@@ -124,12 +118,7 @@ fn direct_reads_and_the_rings_recv_keep_one_stream_in_order() {
 /// reports it (the ring's recv would find only the end of the stream).
 #[test]
 fn a_reset_read_directly_closes_the_connection_with_its_error() {
-    let cfg = cfg();
-    if refused(&cfg) {
-        return;
-    }
-    let mut tcp = TcpDriver::new(&cfg).expect("driver");
-    let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let Some((mut tcp, addr)) = listening(&cfg()) else { return };
     let mut sock = TcpStream::connect(addr).expect("connect");
     let mut events = Vec::new();
     let id = accept_one(&mut tcp, &mut events);

@@ -32,12 +32,23 @@ pub(super) fn refused(cfg: &IoUringSection) -> bool {
     }
 }
 
-fn small_cfg() -> IoUringSection {
+pub(super) fn small_cfg() -> IoUringSection {
     let mut cfg = EngineConfig::default().io_uring().clone();
     cfg.entries = 64;
     cfg.provided_buffers = 8;
     cfg.buffer_size = 512;
     cfg
+}
+
+/// A driver as `cfg` says, listening on a loopback port; `None` (the
+/// reason printed) where the kernel refuses the ring.
+pub(super) fn listening(cfg: &IoUringSection) -> Option<(TcpDriver, SocketAddr)> {
+    if refused(cfg) {
+        return None;
+    }
+    let mut tcp = TcpDriver::new(cfg).expect("driver");
+    let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    Some((tcp, addr))
 }
 
 #[test]
