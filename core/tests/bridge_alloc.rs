@@ -85,6 +85,34 @@ fn steady_duty_cycles_allocate_nothing(backend: NetBackend, tag: &str, burst: us
     let qos = Qos::data().with_ring_bytes(4 << 10);
     let mut flow = near.alloc(&format!("{tag}@{addr}"), &qos, Deadline::after(GUARD)).expect("alloc");
 
+    // With bursts, the deepest queue first: a burst arriving while the one
+    // before still waits in the queue. How deep a single burst queues
+    // depends on how much of the ring the application has released when
+    // it arrives (an answering send runs the engine, which may meet the
+    // burst's first frames before the next receive releases the last
+    // one's), so the steady state could otherwise find a depth warm-up
+    // never reached. Two requests, each burst given time to arrive
+    // before the engine runs again: the second burst queues whole behind
+    // the first (far below the flow's window).
+    if burst > 1 {
+        let mut scratch = [0u8; 256];
+        for pair in 0..8u64 {
+            let mut first = [0u8; 200];
+            let mut second = [0u8; 200];
+            first[..8].copy_from_slice(&(u64::MAX - 2 * pair).to_le_bytes());
+            second[..8].copy_from_slice(&(u64::MAX - 2 * pair - 1).to_le_bytes());
+            flow.send_timeout(&first, GUARD).expect("send");
+            thread::sleep(Duration::from_millis(2));
+            flow.send_timeout(&second, GUARD).expect("send");
+            thread::sleep(Duration::from_millis(2));
+            for msg in [&first, &second] {
+                for _ in 0..burst {
+                    let n = flow.recv_into_timeout(&mut scratch, GUARD).expect("recv");
+                    assert_eq!(&scratch[..n], msg, "pair {pair}");
+                }
+            }
+        }
+    }
     // Blocking calls: they run duty cycles while they spin, then sleep in
     // the engine's io_uring (never a busy wait on both cores).
     let mut buf = [0u8; 256];

@@ -88,11 +88,11 @@ struct SendGate {
     /// Whether the last send-triggered duty cycle carried at least
     /// [`LARGE_SEND`] bytes (then [`LARGE_BATCH`] applies).
     large: AtomicBool,
-    /// Whether a duty cycle ran for something other than a send (a receive
-    /// or a wait, a call of `invoke`, the minder) since the last
-    /// send-triggered one: the next send then answers what that cycle
-    /// brought, or follows a pause, and runs a cycle whatever the clock
-    /// says (see `due`).
+    /// Whether, since the last send-triggered duty cycle, the application
+    /// took a message (`Invoker::note_received`) or a cycle ran for
+    /// something other than a send (a receive or a wait, a call of
+    /// `invoke`, the minder): the next send then answers, or follows a
+    /// pause, and runs cycles whatever the clock says (see `due`).
     heard: AtomicBool,
 }
 
@@ -114,9 +114,9 @@ impl SendGate {
     /// answer still leaves at once: it comes a round trip after the last
     /// send, which a large message's makes longer than its own cycle.
     ///
-    /// A send after a duty cycle run for anything else (`heard`) runs one
-    /// at once, whatever the times: it is an answer, or a stream's first
-    /// send after a pause. Timed alone, an answer on a fast host, where a
+    /// A send after the application took a message, or after a duty cycle
+    /// run for anything else (`heard`), runs one at once, whatever the
+    /// times: it is an answer, or a stream's first send after a pause. Timed alone, an answer on a fast host, where a
     /// round trip is little more than two duty cycles, stayed in the ring
     /// once in a while, for the application's next call into this engine;
     /// a thread that then waited on another engine (a bench's turn over,
@@ -164,15 +164,15 @@ impl SendGate {
         self.heard.store(false, Ordering::Relaxed);
     }
 
-    /// Whether a duty cycle ran for something other than a send since the
-    /// last send-triggered one (the next send then runs one at once).
+    /// Whether the next send answers (see `heard`).
     #[inline]
     fn answering(&self) -> bool {
         // SYNC: Relaxed; see `due`.
         self.heard.load(Ordering::Relaxed)
     }
 
-    /// A duty cycle ran for something other than a send.
+    /// The application took a message, or a duty cycle ran for something
+    /// other than a send.
     #[inline]
     fn heard(&self) {
         // SYNC: Relaxed; see `due`. Loaded first: a spinning receive calls

@@ -129,12 +129,13 @@ impl TcpDriver {
                             break;
                         }
                     }
-                    // Nothing there (EAGAIN), or the end of the stream,
-                    // which the ring's recv meets and reports.
+                    // The end of the stream: the ring's recv meets it too
+                    // (a read of 0 consumes nothing) and reports it.
                     Ok(0) => {
                         self.bufs.recycle(bid);
                         break;
                     }
+                    // Nothing there (EAGAIN), or an error.
                     _ => {
                         self.bufs.recycle(bid);
                         let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
