@@ -189,6 +189,78 @@ fn invoker_mode_carries_a_flow_with_no_engine_thread() {
     near.shutdown().unwrap();
 }
 
+/// A send that answers has left its engine when it returns, even on a flow
+/// gone cold (woken by its doorbell) just after a direct read put the
+/// ring's task run off to the next cycle's end: a single-issuer invoker
+/// engine has nobody else to drive it. The answering cycles stopped at the
+/// first that found nothing, which was that one (the doorbell's completion
+/// came only with its closing entry), and the answer stayed in the ring:
+/// the bench's set-up then waited for it until it timed out.
+#[test]
+fn an_answer_on_a_flow_gone_cold_leaves_before_its_send_returns() {
+    const ROUNDS: u32 = 8;
+    let tmp = test_dir();
+    let dir = tmp.path().to_path_buf();
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (verdict_tx, verdict_rx) = mpsc::channel::<Result<u32, RecvError>>();
+    let server = thread::spawn(move || {
+        // Started here: only this thread may drive it.
+        let far = support::single_issuer_engine(Some("127.0.0.1:0"), Some(&dir));
+        let opts = ListenerOptions::new().remote(true).runtime_dir(&dir).engine(&far);
+        let mut listener = Listener::bind_with("cold", opts).unwrap();
+        addr_tx.send(far.listen_addr().unwrap()).unwrap();
+        let mut talk = listener.accept_timeout(Duration::from_secs(30)).unwrap();
+        let mut quiet = listener.accept_timeout(Duration::from_secs(30)).unwrap();
+        let mut buf = [0u8; 4];
+        for i in 0..ROUNDS {
+            assert_eq!(&*talk.recv_ref_timeout(Duration::from_secs(30)).unwrap(), b"cooled");
+            talk.send(&i.to_le_bytes()).unwrap();
+            // The near side drives nothing until it has the verdict; well
+            // within its peer timeout (3 s), an answer that left arrives.
+            let got = quiet
+                .recv_into_timeout(&mut buf, Duration::from_secs(2))
+                .map(|n| u32::from_le_bytes(buf[..n].try_into().expect("4 bytes")));
+            let failed = got.is_err();
+            verdict_tx.send(got).unwrap();
+            if failed {
+                break;
+            }
+        }
+        far.shutdown_within(Duration::from_secs(5)).unwrap();
+    });
+    let near = support::single_issuer_engine(None, None);
+    let addr = addr_rx.recv().unwrap();
+    let alloc = || near.alloc_timeout(&format!("cold@{addr}"), &Qos::data(), Duration::from_secs(30)).unwrap();
+    let (mut talk, mut quiet) = (alloc(), alloc());
+    let invoker = near.invoker().expect("invoker mode");
+    for i in 0..ROUNDS {
+        // Idle cycles past the bridge's QUIET_CYCLES (256): both flows
+        // leave its hot list and wait on their doorbells.
+        for _ in 0..1_000 {
+            invoker.invoke();
+        }
+        talk.send(b"cooled").unwrap();
+        // Spinning for the ping: its bytes are read directly.
+        let ping = loop {
+            match talk.try_recv_ref() {
+                Ok(m) => break m.to_vec(),
+                Err(RecvError::WouldBlock) => std::hint::spin_loop(),
+                Err(e) => panic!("ping {i}: {e}"),
+            }
+        };
+        quiet.send(&ping).unwrap();
+        let verdict = verdict_rx.recv().unwrap();
+        match verdict {
+            Ok(n) => assert_eq!(n, i, "round {i}"),
+            Err(e) => panic!("round {i}: the answer on the cold flow never left its engine ({e})"),
+        }
+    }
+    println!("direct receives: {}", near.stats().direct_receives);
+    server.join().unwrap();
+    drop((talk, quiet));
+    near.shutdown_within(Duration::from_secs(5)).unwrap();
+}
+
 /// In invoker mode a stream of sends batches its messages into few socket
 /// writes, however long the engine's duty cycle takes (`SEND_BATCH` counts
 /// from the end of the last send-triggered cycle): when the gap counted

@@ -37,6 +37,22 @@ pub fn invoker_engine(listen: Option<&str>, dir: Option<&Path>) -> RemoteEngine 
     RemoteEngine::start(&cfg, dir.map(Path::to_path_buf)).unwrap()
 }
 
+/// An invoker-mode engine whose ring has one issuer and deferred task run
+/// (what `ringflow bench remote` runs): only the thread that calls this may
+/// drive it, nothing else does (no minder), and it reads arriving bytes
+/// directly (`uring::tcp::direct`).
+pub fn single_issuer_engine(listen: Option<&str>, dir: Option<&Path>) -> RemoteEngine {
+    ringflow_testkit::isolate_runtime_dir();
+    let cfg = EngineConfig::builder()
+        .mode(ThreadingMode::Invoker)
+        .single_issuer(true)
+        .defer_taskrun(true)
+        .listen(listen)
+        .build()
+        .unwrap();
+    RemoteEngine::start(&cfg, dir.map(Path::to_path_buf)).unwrap()
+}
+
 /// An invoker-mode engine listening on loopback with a listener `name`
 /// told of it (its accept drives it), and the engine's address.
 pub fn invoker_server(name: &str, dir: &Path) -> (RemoteEngine, Listener, SocketAddr) {

@@ -247,6 +247,14 @@ impl NetDriver {
         }
     }
 
+    /// See [`TcpDriver::settled`]; plain sockets hold nothing back.
+    pub fn settled(&mut self) -> bool {
+        match self {
+            NetDriver::IoUring(d) => d.settled(),
+            NetDriver::Sockets(_) => true,
+        }
+    }
+
     /// See [`TcpDriver::arm_futexes`]; plain sockets cannot wait on futex
     /// words with their epoll and return false (the caller's park is then
     /// bounded by its timeout).

@@ -67,8 +67,12 @@ pub const LARGE_BATCH: Duration = Duration::from_micros(40);
 
 /// The most duty cycles a send that answers runs (see
 /// `Invoker::invoke_after_send`): they stop at the first that finds
-/// nothing to do.
-const ANSWER_CYCLES: u32 = 4;
+/// nothing to do. The longest way out is a flow gone cold right after a
+/// direct read: the first cycle makes the kernel entry the read owed (its
+/// task work posts the doorbell's completion), the second reaps the
+/// doorbell, the third forwards the message, the fourth is idle; two more
+/// leave room.
+const ANSWER_CYCLES: u32 = 6;
 
 /// The bytes sent between two send-triggered duty cycles from which the
 /// next ones batch for [`LARGE_BATCH`].

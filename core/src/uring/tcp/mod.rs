@@ -355,6 +355,15 @@ impl TcpDriver {
         }
     }
 
+    /// Whether the last `submit` left nothing for the next `poll`: no
+    /// completion waiting to be reaped and no kernel entry owed by a
+    /// direct read. A duty cycle that found no work but leaves either has
+    /// not settled: a doorbell's completion, say, posted by that entry,
+    /// is only seen by the next cycle's `poll`.
+    pub fn settled(&mut self) -> bool {
+        self.owed == direct::Owed::None && self.uring.cq_empty()
+    }
+
     /// The remote address of stream `id` (as accepted or dialled).
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
         self.conns.peer_addr(id)
