@@ -136,8 +136,9 @@ impl BufRing {
     pub(crate) fn slice(&self, bid: u16, len: usize) -> &[u8] {
         let bid = usize::from(bid % (self.count + DIRECT));
         let len = len.min(self.size);
-        // The kernel wrote the buffer before posting the CQE that lent `bid`,
-        // and writes it again only after `recycle(bid)`, which needs `&mut
+        // The kernel wrote the buffer before posting the CQE that lent `bid`
+        // (or the driver's own `recv(2)` wrote a direct one before lending
+        // it), and writes it again only after `recycle(bid)`, which needs `&mut
         // self` and so ends this borrow first.
         // SAFETY: the range lies inside the pool mapping (bid and len bounded).
         unsafe { std::slice::from_raw_parts(self.pool.as_ptr().add(bid * self.size), len) }

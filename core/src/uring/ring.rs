@@ -116,13 +116,7 @@ impl UringDriver {
     /// One non-blocking duty-cycle step: submits pending SQEs and runs task
     /// work if, and only if, there is some; returns how many CQEs are ready.
     pub fn poll(&mut self) -> usize {
-        let (pending, taskrun, overflow) = {
-            let sq = self.ring.submission();
-            // SYNC: taskrun()/cq_overflow() load the SQ flags with Acquire;
-            // pairs with the kernel's atomic_or of IORING_SQ_TASKRUN when it
-            // queues task work for this ring.
-            (!sq.is_empty(), sq.taskrun(), sq.cq_overflow())
-        };
+        let RingState { pending, taskrun, overflow } = self.state();
         if pending || taskrun || overflow {
             if taskrun {
                 self.stats.taskrun_enters += 1;
@@ -136,7 +130,9 @@ impl UringDriver {
     /// work waits (the taskrun flag) and completions overflowed.
     pub fn state(&mut self) -> RingState {
         let sq = self.ring.submission();
-        // SYNC: Acquire loads of the SQ flags; as in `poll`.
+        // SYNC: taskrun()/cq_overflow() load the SQ flags with Acquire;
+        // pairs with the kernel's atomic_or of IORING_SQ_TASKRUN when it
+        // queues task work for this ring.
         RingState { pending: !sq.is_empty(), taskrun: sq.taskrun(), overflow: sq.cq_overflow() }
     }
 
