@@ -95,19 +95,20 @@ impl TcpDriver {
         self.handle(events)
     }
 
-    /// Reads every open stream connection (at most [`DIRECT_CONNS`]) with
-    /// `recv(2)` into direct buffers while it gives whole buffers; returns
-    /// the `Received` events appended.
+    /// Reads every open stream connection with `recv(2)` into direct
+    /// buffers while it gives whole buffers, unless there are more than
+    /// [`DIRECT_CONNS`]; returns the `Received` events appended.
     fn read_direct(&mut self, events: &mut Vec<TcpEvent>) -> usize {
         let before = events.len();
-        let mut streams = 0;
+        let stream = |c: &crate::uring::conns::Conn<super::Io>| c.open && !c.datagram && c.fd.is_some();
+        if self.shutting_down || self.conns.iter().filter(|c| stream(c)).count() > DIRECT_CONNS {
+            // Too many to read blindly (none is left unread for the ring's
+            // entry to find while others are read: all go that way).
+            return 0;
+        }
         for index in 0..self.conns.len() {
             let conn = &self.conns[index];
-            let Some(fd) = conn.fd.as_ref().filter(|_| conn.open && !conn.datagram) else { continue };
-            streams += 1;
-            if streams > DIRECT_CONNS || self.shutting_down {
-                break;
-            }
+            let Some(fd) = conn.fd.as_ref().filter(|_| stream(conn)) else { continue };
             let (fd, id) = (fd.as_raw_fd(), ConnId { index: index as u32, generation: conn.generation });
             // Bounded: a connection flooding faster than we read gets the
             // rest through the ring's recv.
