@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::config::IoUringSection;
 use crate::uring::conns::ConnTable;
-use crate::uring::events::{append_in_place, copy_of, io_err};
+use crate::uring::events::{copy_of, io_err, OutBuf};
 use crate::uring::{CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
 
 /// Token kinds in an epoll event's data (kind << 32 | index).
@@ -31,7 +31,7 @@ const READS_PER_STEP: usize = 16;
 #[derive(Default)]
 struct Io {
     /// Queued bytes; `out[out_done..]` is not yet written.
-    out: Vec<u8>,
+    out: OutBuf,
     out_done: usize,
     /// EPOLLOUT is in the interest set (a write would block).
     want_write: bool,
@@ -155,7 +155,7 @@ impl SocketDriver {
         if !conn.open || conn.datagram {
             return Err(TcpError::Closed);
         }
-        Ok(append_in_place(&mut conn.io.out, len, fill))
+        Ok(conn.io.out.append_in_place(len, fill))
     }
 
     /// Writes what is queued on `id` until the socket would block; the rest

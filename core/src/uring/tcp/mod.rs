@@ -18,7 +18,7 @@ use io_uring::{cqueue, opcode, types};
 
 use super::bufring::BufRing;
 use super::conns::ConnTable;
-use super::events::{io_err, shutdown, CloseReason, ConnId, RecvBuf, TcpError, TcpEvent, TcpStats};
+use super::events::{io_err, shutdown, CloseReason, ConnId, OutBuf, RecvBuf, TcpError, TcpEvent, TcpStats};
 use super::fixed::FixedBufs;
 use super::probe::UringUnavailable;
 use super::ring::UringDriver;
@@ -60,9 +60,9 @@ struct Io {
     /// On `TcpDriver::flushed`.
     flushed: bool,
     /// Queued bytes, not yet handed to the kernel.
-    out: Vec<u8>,
+    out: OutBuf,
     /// Bytes of the send in progress; never touched while the kernel may read them.
-    inflight: Vec<u8>,
+    inflight: OutBuf,
     inflight_done: usize,
     send_armed: bool,
     zc_notifs: u32,

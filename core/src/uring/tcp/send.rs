@@ -24,7 +24,7 @@ use std::os::fd::AsRawFd;
 use io_uring::{cqueue, opcode, squeue, types};
 
 use super::{user_data, TcpDriver, KIND_FIXED, KIND_SEND};
-use crate::uring::events::{append_in_place, copy_of, CloseReason, ConnId, TcpError, TcpEvent};
+use crate::uring::events::{copy_of, CloseReason, ConnId, TcpError, TcpEvent};
 
 /// The largest queue a direct `send(2)` writes (see `TcpDriver::flush`):
 /// larger ones, which a socket often takes only in part (a large message's
@@ -97,7 +97,7 @@ impl TcpDriver {
                 }
             }
         }
-        Ok(append_in_place(&mut conn.io.out, len, fill))
+        Ok(conn.io.out.append_in_place(len, fill))
     }
 
     /// Sends what [`append_with`](Self::append_with) queued on `id` before
