@@ -28,6 +28,15 @@ pub trait Agent: Send {
     /// the agent panicked).
     fn on_close(&mut self) {}
 
+    /// Whether the cycle that just ran left something its next cycle must
+    /// take up though it found no work: a completion that its closing
+    /// kernel entry brought, an entry a direct read owes. An invoking
+    /// application's answer (`Invoker::invoke_after_send`) runs cycles
+    /// until one finds nothing and holds nothing back. The default: never.
+    fn holds_back(&mut self) -> bool {
+        false
+    }
+
     /// Invoker mode, when a duty cycle found nothing to do: blocks at most
     /// `timeout` until this agent's own event source (its io_uring, say)
     /// may have work. The default returns at once (the caller then idles
@@ -130,6 +139,11 @@ impl AgentSet {
             }
         }
         work
+    }
+
+    /// Whether any agent holds something back (see [`Agent::holds_back`]).
+    pub(crate) fn holds_back(&mut self) -> bool {
+        self.agents.iter_mut().any(|a| a.holds_back())
     }
 
     /// Lets the agents block for their own events, `timeout` shared among

@@ -157,6 +157,16 @@ impl Engine {
         work
     }
 
+    /// Invoker mode, after [`invoke`](Self::invoke): whether an agent holds
+    /// back something the next cycle must take up though the cycle found
+    /// no work (see [`Agent::holds_back`]). False in dedicated mode.
+    pub fn holds_back(&mut self) -> bool {
+        match &mut self.mode {
+            Mode::Invoker(invoker) => invoker.agents.holds_back(),
+            _ => false,
+        }
+    }
+
     /// Invoker mode, after [`invoke`](Self::invoke) returned 0: blocks at
     /// most `timeout` until an agent's event source (its io_uring) may have
     /// work, so a waiting application sleeps in the kernel instead of

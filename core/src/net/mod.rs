@@ -168,8 +168,10 @@ impl NetDriver {
     }
 
     /// Appends a frame of `len` bytes to what `id` has queued, without
-    /// starting a send: `fill` writes it in place; if `fill` fails, nothing
-    /// is queued. The next [`flush`](Self::flush) (or `send`) sends it.
+    /// starting a send: `fill` writes it in place and must write every
+    /// byte (the slice holds an earlier frame's bytes, not zeros); if
+    /// `fill` fails, nothing is queued. The next [`flush`](Self::flush)
+    /// (or `send`) sends it.
     pub fn append_with<R, E>(
         &mut self,
         id: ConnId,
@@ -247,11 +249,11 @@ impl NetDriver {
         }
     }
 
-    /// See [`TcpDriver::settled`]; plain sockets hold nothing back.
-    pub fn settled(&mut self) -> bool {
+    /// See [`TcpDriver::holds_back`]; plain sockets hold nothing back.
+    pub fn holds_back(&mut self) -> bool {
         match self {
-            NetDriver::IoUring(d) => d.settled(),
-            NetDriver::Sockets(_) => true,
+            NetDriver::IoUring(d) => d.holds_back(),
+            NetDriver::Sockets(_) => false,
         }
     }
 

@@ -142,8 +142,9 @@ impl SocketDriver {
         Ok(())
     }
 
-    /// Appends a frame of `len` bytes written in place by `fill`; nothing is
-    /// queued if it fails. Sent by the next `flush`.
+    /// Appends a frame of `len` bytes written in place by `fill`, which
+    /// must write every byte (the slice holds an earlier frame's bytes);
+    /// nothing is queued if it fails. Sent by the next `flush`.
     pub fn append_with<R, E>(
         &mut self,
         id: ConnId,

@@ -67,11 +67,11 @@ pub const LARGE_BATCH: Duration = Duration::from_micros(40);
 
 /// The most duty cycles a send that answers runs (see
 /// `Invoker::invoke_after_send`): they stop at the first that finds
-/// nothing to do. The longest way out is a flow gone cold right after a
-/// direct read: the first cycle makes the kernel entry the read owed (its
-/// task work posts the doorbell's completion), the second reaps the
-/// doorbell, the third forwards the message, the fourth is idle; two more
-/// leave room.
+/// nothing to do and holds nothing back (`Engine::holds_back`). The
+/// longest way out is a flow gone cold right after a direct read: the
+/// first cycle makes the kernel entry the read owed (its task work posts
+/// the doorbell's completion), the second reaps the doorbell, the third
+/// forwards the message, the fourth is idle; two more leave room.
 const ANSWER_CYCLES: u32 = 6;
 
 /// The bytes sent between two send-triggered duty cycles from which the
@@ -291,13 +291,15 @@ impl Invoker {
         if self.gate.answering() {
             // An answer runs its cycles whatever the clock says: no reading
             // before them, one after (`ran` needs a time to batch from).
-            // Cycles until one finds nothing to do (at most ANSWER_CYCLES):
-            // a message whose way out takes more than one (a flow gone
-            // cold, woken by its doorbell in the first and forwarded in the
-            // next) has left when the call returns. The last, idle one runs
-            // after the message left, while the peer works.
+            // Cycles until one finds nothing to do and holds nothing back
+            // for the next (at most ANSWER_CYCLES): a message whose way out
+            // takes more than one (a flow gone cold: its doorbell seen, then
+            // the message forwarded; after a direct read, the entry the read
+            // owed made first) has left when the call returns. The last,
+            // idle one runs after the message left, while the peer works.
             for _ in 0..ANSWER_CYCLES {
-                if self.run_cycle() == 0 {
+                let (work, held) = self.run_cycle_then(Engine::holds_back);
+                if work == 0 && !held {
                     break;
                 }
             }
@@ -331,18 +333,32 @@ impl Invoker {
 
     #[inline]
     fn run_cycle(&self) -> usize {
+        self.run_cycle_then(|_| false).0
+    }
+
+    /// [`run_cycle`](Self::run_cycle), then `then` on the engine under the
+    /// same lock: the work done and what `then` said (false when no cycle
+    /// ran: another thread holds the engine, or it is shut down).
+    #[inline]
+    fn run_cycle_then(&self, then: impl FnOnce(&mut Engine) -> bool) -> (usize, bool) {
         if self.owner.is_some_and(|o| o != this_thread()) {
-            return 0; // a single-issuer ring: only its owner may drive it
+            return (0, false); // a single-issuer ring: only its owner may drive it
         }
         let mut engine = match self.engine.try_lock() {
             Ok(engine) => engine,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return 0,
+            Err(TryLockError::WouldBlock) => return (0, false),
         };
         // SYNC: Relaxed; the minder's count (see `start_minder`). Only the
         // holder of `engine` writes it, so a load and a store suffice.
         self.cycles.store(self.cycles.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-        engine.as_mut().map_or(0, Engine::invoke)
+        match engine.as_mut() {
+            Some(engine) => {
+                let work = engine.invoke();
+                (work, then(engine))
+            }
+            None => (0, false),
+        }
     }
 
     /// Sleeps in the engine's event source for at most `timeout` (capped

@@ -110,8 +110,10 @@ pub(crate) struct OutBuf {
 }
 
 impl OutBuf {
-    /// Appends `len` bytes, written in place by `fill`; if it fails the
-    /// queue is as it was.
+    /// Appends `len` bytes, written in place by `fill`, which must write
+    /// every byte: the slice holds whatever an earlier frame left there
+    /// (zeros only past the high-water mark), and all of it is sent. If
+    /// `fill` fails the queue is as it was.
     pub(crate) fn append_in_place<R, E>(
         &mut self,
         len: usize,

@@ -18,7 +18,7 @@ impl Agent for Bridge {
         // waits for is seen when the cycle returns, with no walk over the
         // flows in between (an answer's forwarding is the next cycle's
         // first step either way).
-        let mut work = self.commands()
+        let work = self.commands()
             + self.opened()
             + self.flows()
             + self.network()
@@ -30,14 +30,6 @@ impl Agent for Bridge {
         if let Some(tcp) = self.tcp.as_mut() {
             // Hand what this cycle queued to the kernel now, not next cycle.
             tcp.submit();
-            // What that entry brought (a doorbell's completion, say: the
-            // task work a direct read put off ran only now) is the next
-            // cycle's work: this one is not idle. An invoking application's
-            // answer runs cycles until an idle one; stopping here left a
-            // message on a flow gone cold in its ring.
-            if work == 0 && !tcp.settled() {
-                work = 1;
-            }
         }
         // SYNC: Acquire; pairs with the Release in `RemoteEngine::flush_closes`,
         // so that a close the application made before it is seen below.
@@ -70,6 +62,15 @@ impl Agent for Bridge {
             self.shared.drained.store(flows_done && sent, std::sync::atomic::Ordering::Relaxed);
         }
         work
+    }
+
+    /// What this cycle's closing entry brought (a doorbell's completion,
+    /// say, when the task work a direct read put off ran only then) or an
+    /// entry still owed: the next cycle's work. An invoking application's
+    /// answer stopped at a cycle that found nothing but left this, and its
+    /// message stayed in the ring of a flow gone cold.
+    fn holds_back(&mut self) -> bool {
+        self.tcp.as_mut().is_some_and(NetDriver::holds_back)
     }
 
     /// Sleeps in the io_uring until a completion: a segment or connection

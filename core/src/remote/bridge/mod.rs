@@ -755,6 +755,9 @@ impl Bridge {
 /// that cannot be encoded (too large) is dropped whole, never sent half.
 fn put_frame(tcp: &mut NetDriver, conn: ConnId, frame: &Frame<'_>, sum: Checksum) {
     if let Ok(len) = wire::encoded_len(frame, sum) {
-        let _ = tcp.append_with(conn, len, |buf| wire::encode_into(frame, sum, buf));
+        let written = tcp.append_with(conn, len, |buf| wire::encode_into(frame, sum, buf));
+        // The queue's memory is not zeroed (`OutBuf`): the frame must cover
+        // every byte it was given, as `encoded_len` promises.
+        debug_assert!(!matches!(written, Ok(Ok(n)) if n != len), "a frame of {len} bytes encoded short");
     }
 }

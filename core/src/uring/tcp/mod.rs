@@ -355,13 +355,14 @@ impl TcpDriver {
         }
     }
 
-    /// Whether the last `submit` left nothing for the next `poll`: no
-    /// completion waiting to be reaped and no kernel entry owed by a
-    /// direct read. A duty cycle that found no work but leaves either has
-    /// not settled: a doorbell's completion, say, posted by that entry,
-    /// is only seen by the next cycle's `poll`.
-    pub fn settled(&mut self) -> bool {
-        self.owed == direct::Owed::None && self.uring.cq_empty()
+    /// Whether the last `submit` left something for the next `poll`: a
+    /// completion waiting to be reaped (a doorbell's, say, posted by the
+    /// task work of that very entry) or a kernel entry a direct read owes.
+    /// Task work announced during the cycle and left to the next poll (the
+    /// taskrun flag, see `submit`) is not counted: what it brings was
+    /// rung after the cycle began, and its ringer runs cycles of its own.
+    pub fn holds_back(&mut self) -> bool {
+        self.owed != direct::Owed::None || !self.uring.cq_empty()
     }
 
     /// The remote address of stream `id` (as accepted or dialled).

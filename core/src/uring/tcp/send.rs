@@ -53,7 +53,8 @@ impl TcpDriver {
 
     /// Appends a frame of `len` bytes to what `id` has queued, without
     /// starting a send: `fill` writes it in place (it gets exactly `len`
-    /// bytes and must write every one of them). If `fill` fails, nothing
+    /// bytes and must write every one of them: they hold an earlier
+    /// frame's bytes, or a registered buffer's). If `fill` fails, nothing
     /// is queued and its error comes back. The next
     /// [`flush`](Self::flush) (or `send`) sends what was appended.
     pub fn append_with<R, E>(
