@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ringflow_api::remote::RemoteEngine;
-use ringflow_api::{Flow, Listener, ListenerOptions, Qos, RecvError, SendError};
+use ringflow_api::{Flow, Listener, ListenerOptions, Qos, RecvError, SendBuf, SendError};
 use ringflow_core::config::{EngineConfig, IdleStrategy, ThreadingMode};
 
 use crate::error::BenchError;
@@ -435,6 +435,59 @@ impl<const N: usize> StreamTx for Tx<N> {
     }
 }
 
+/// The in-place form of [`Tx`]: each message is written where it travels
+/// (`Flow::loan`: the same header and template that `Tx` writes into its
+/// own buffer first), so the application's copy into the ring is gone.
+struct LoanTx<const N: usize> {
+    end: End,
+    template: Template<N>,
+}
+
+impl<const N: usize> StreamTx for LoanTx<N> {
+    #[inline]
+    fn send_batch(&mut self, src: &mut Source, w: &mut Waiter<'_>) -> Result<bool, BenchError> {
+        for _ in 0..BATCH {
+            let header = src.next_msg();
+            let template = self.template.bytes();
+            loan_with(&mut self.end.flow, self.end.wait, N, w, |mut loan| {
+                header.write(&mut loan, template);
+                // Stamped as it is written: after any wait for room.
+                src.restamp(&mut loan);
+                loan.send().map_err(|e| err("SendBuf::send", e))
+            })?;
+            if header.ends_turn() {
+                self.end.sent_stop = true;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Loans `len` bytes, waiting as `wait` says while the flow is full, and
+/// hands the loan to `fill` (which sends it).
+#[inline]
+fn loan_with<T>(
+    flow: &mut Flow,
+    wait: Wait,
+    len: usize,
+    w: &mut Waiter<'_>,
+    fill: impl FnOnce(SendBuf<'_>) -> Result<T, BenchError>,
+) -> Result<T, BenchError> {
+    loop {
+        let r = match wait {
+            Wait::Spin => flow.try_loan(len),
+            Wait::Block => flow.loan_timeout(len, BLOCK_TIMEOUT),
+        };
+        match r {
+            Ok(loan) => return fill(loan),
+            Err(SendError::WouldBlock) => w.wait()?,
+            Err(SendError::TimedOut) => check_after_timeout(w)?,
+            Err(e) => return Err(err("Flow::loan", e)),
+        }
+    }
+}
+
 struct Rx {
     end: End,
 }
@@ -473,6 +526,18 @@ pub fn stream<const N: usize>(
     auth: Auth,
 ) -> Result<Measurement, BenchError> {
     stream_with::<N>(ctx, mode, Qos::data().with_ring_bytes(ring_bytes), auth)
+}
+
+/// [`stream`] with each message written in place (`Flow::loan`) instead
+/// of copied in: what the zero-copy form saves a large message's sender.
+pub fn stream_inplace<const N: usize>(
+    ctx: &RunCtx,
+    mode: ThreadingMode,
+    ring_bytes: usize,
+) -> Result<Measurement, BenchError> {
+    let (alloc, accept) = builders(mode, Qos::data().with_ring_bytes(ring_bytes), Auth::None, 0);
+    let make_tx = move || Ok(LoanTx::<N> { end: alloc()?, template: Template::new() });
+    stream::run_built(ctx, make_tx, move || Ok(Rx { end: accept()? }))
 }
 
 /// [`stream`] with every frame checked by CRC32C (`Qos::checksum`): what

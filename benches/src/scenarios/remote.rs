@@ -118,7 +118,8 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "stream-64KiB",
-            about: "one-way stream of 64 KiB messages, as stream-64B",
+            about: "one-way stream of 64 KiB messages, as stream-64B; ringflow-inplace = each message written \
+                    where it travels (Flow::try_loan, then send) instead of copied in by try_send",
             metric: Metric::Throughput,
             impls: impls(
                 vec![
@@ -131,6 +132,9 @@ fn cases() -> Vec<Case> {
                     }),
                     Impl::new("ringflow-checksum", |ctx| {
                         remote::stream_checksum::<{ 64 << 10 }>(ctx, RINGFLOW_MODE, STREAM_64KIB_RING)
+                    }),
+                    Impl::new("ringflow-inplace", |ctx| {
+                        remote::stream_inplace::<{ 64 << 10 }>(ctx, RINGFLOW_MODE, STREAM_64KIB_RING)
                     }),
                 ],
                 tokio_stream::<{ 64 << 10 }>(),
