@@ -36,13 +36,14 @@ const CHECKS: &[CheckSpec] = &[
         stat: Stat::P50,
         target: Target::AtMost(0.05),
     },
-    // What the flows' built-in latency histograms cost a round trip.
+    // What the flows' built-in latency histograms cost a round trip:
+    // within 5% of off (issue 18; the first flows' target was 10%).
     CheckSpec {
         case: "pingpong-spin-64B",
         num: "ringflow",
         den: "ringflow-nohist",
         stat: Stat::P50,
-        target: Target::AtMost(1.10),
+        target: Target::AtMost(1.05),
     },
     CheckSpec {
         case: "pingpong-blocking-64B",
