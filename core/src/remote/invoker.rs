@@ -96,7 +96,7 @@ struct SendGate {
     /// took a message (`Invoker::note_received`) or a cycle ran for
     /// something other than a send (a receive or a wait, a call of
     /// `invoke`, the minder): the next send then answers, or follows a
-    /// pause, and runs cycles whatever the clock says (see `due`).
+    /// pause, and runs cycles whatever the clock says (see `answering`).
     heard: AtomicBool,
 }
 
@@ -118,9 +118,8 @@ impl SendGate {
     /// answer still leaves at once: it comes a round trip after the last
     /// send, which a large message's makes longer than its own cycle.
     ///
-    /// A send after the application took a message, or after a duty cycle
-    /// run for anything else (`heard`), runs one at once, whatever the
-    /// times: it is an answer, or a stream's first send after a pause. Timed alone, an answer on a fast host, where a
+    /// Asked only of a send that does not answer (`answering` is asked
+    /// first: an answer runs its cycles whatever the times). Timed alone, an answer on a fast host, where a
     /// round trip is little more than two duty cycles, stayed in the ring
     /// once in a while, for the application's next call into this engine;
     /// a thread that then waited on another engine (a bench's turn over,
@@ -128,11 +127,6 @@ impl SendGate {
     /// the flow waited for each other until the peer timeout.
     #[inline]
     fn due(&self, now: u64) -> bool {
-        // SYNC: Relaxed; a hint, as below (pairs with the Relaxed stores in
-        // `heard` and `ran`).
-        if self.heard.load(Ordering::Relaxed) {
-            return true;
-        }
         let batch = SEND_BATCH.as_nanos() as u64;
         // SYNC: Relaxed (all three); a hint for batching, no data rides on
         // it (pairs with the Relaxed stores in `ran`).
@@ -160,7 +154,7 @@ impl SendGate {
     /// `bytes` sent since the one before.
     #[inline]
     fn ran(&self, start: u64, end: u64, bytes: u64) {
-        // SYNC: Relaxed; see `due` and `sent`.
+        // SYNC: Relaxed; see `due`, `sent` and `answering`.
         self.start.store(start, Ordering::Relaxed);
         self.end.store(end, Ordering::Relaxed);
         self.bytes.store(0, Ordering::Relaxed);
@@ -171,7 +165,9 @@ impl SendGate {
     /// Whether the next send answers (see `heard`).
     #[inline]
     fn answering(&self) -> bool {
-        // SYNC: Relaxed; see `due`.
+        // SYNC: Relaxed; a hint, no data rides on it (pairs with the
+        // Relaxed stores in `heard` and `ran`): a receive on another thread
+        // that this send does not see yet makes the next send answer.
         self.heard.load(Ordering::Relaxed)
     }
 
@@ -179,7 +175,7 @@ impl SendGate {
     /// other than a send.
     #[inline]
     fn heard(&self) {
-        // SYNC: Relaxed; see `due`. Loaded first: a spinning receive calls
+        // SYNC: Relaxed; see `answering`. Loaded first: a spinning receive calls
         // this every round, and a store would keep the line dirty.
         if !self.heard.load(Ordering::Relaxed) {
             self.heard.store(true, Ordering::Relaxed);
@@ -523,11 +519,11 @@ mod tests {
     fn a_send_after_a_receive_runs_a_cycle_whatever_the_clock() {
         let gate = SendGate::default();
         gate.ran(0, 4_000, 0);
-        assert!(!gate.due(5_000), "timed alone, this send would wait");
+        assert!(!gate.answering() && !gate.due(5_000), "timed alone, this send would wait");
         gate.heard();
-        assert!(gate.due(5_000));
+        assert!(gate.answering());
         gate.ran(5_000, 6_000, 0);
-        assert!(!gate.due(7_000), "the next send of a stream batches");
+        assert!(!gate.answering() && !gate.due(7_000), "the next send of a stream batches");
     }
 
     /// Sends 3 us apart with 1 us cycles batch in pairs, as before.
