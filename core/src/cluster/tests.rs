@@ -16,6 +16,8 @@ pub(super) struct Net {
     pub(super) inbox: Vec<VecDeque<Vec<u8>>>,
     /// Directed links that drop everything.
     pub(super) cut: HashSet<(u64, u64)>,
+    /// Safe messages delivered, by destination node id.
+    pub(super) safe_to: Vec<usize>,
 }
 
 pub(super) struct SimTransport {
@@ -27,6 +29,11 @@ impl Transport for SimTransport {
     fn send(&mut self, to: u64, message: Vec<u8>) {
         let mut net = self.net.lock().expect("net");
         if !net.cut.contains(&(self.id, to)) {
+            if SafeMessage::decode(&message).is_some() {
+                if let Some(count) = net.safe_to.get_mut(to as usize) {
+                    *count += 1;
+                }
+            }
             if let Some(inbox) = net.inbox.get_mut(to as usize) {
                 inbox.push_back(message);
             }
@@ -62,7 +69,11 @@ const MAX_STEPS: usize = 20_000;
 
 impl Sim {
     pub(super) fn new(compact_after: u64) -> Sim {
-        let net = Arc::new(Mutex::new(Net { inbox: vec![VecDeque::new(); N as usize + 1], cut: HashSet::new() }));
+        let net = Arc::new(Mutex::new(Net {
+            inbox: vec![VecDeque::new(); N as usize + 1],
+            cut: HashSet::new(),
+            safe_to: vec![0; N as usize + 1],
+        }));
         let mut sim = Sim { net, nodes: Vec::new(), now: Instant::now(), compact_after };
         sim.nodes.push(None);
         for id in 1..=N {
@@ -355,7 +366,7 @@ fn proposals_are_bounded_and_checked() {
     let mut settings = ClusterSettings::new(1, vec![1]);
     settings.proposal_queue = 1;
     settings.max_message_bytes = 64;
-    let net = Arc::new(Mutex::new(Net { inbox: vec![VecDeque::new(); 2], cut: HashSet::new() }));
+    let net = Arc::new(Mutex::new(Net { inbox: vec![VecDeque::new(); 2], cut: HashSet::new(), safe_to: vec![0; 2] }));
     let (mut node, handle, _committed) = ClusterNode::new(settings, SimTransport { id: 1, net }).expect("node");
     // Without a leader (none elected yet) nothing is taken.
     assert_eq!(handle.propose(&[message(1, 1)]), Err(ProposeError::NoQuorum));

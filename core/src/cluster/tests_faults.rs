@@ -149,6 +149,37 @@ fn the_safe_index_never_runs_ahead_of_a_node_of_the_view() {
     sim.run_until("the victim catches up and is safe too", |s| s.node(victim).handle.safe_index() >= tenth);
 }
 
+/// With one follower left (the other down), the follower takes its commit
+/// for its SAFE index: the leader tells it the index once a heartbeat, not
+/// once for every commit (a send on every message's round trip).
+#[test]
+fn a_follower_that_derives_its_safe_index_is_told_it_once_a_heartbeat() {
+    let mut sim = Sim::new(DEFAULT_COMPACT_AFTER);
+    let leader = settled(&mut sim);
+    let mut followers = (1..=N).filter(|id| *id != leader);
+    let (victim, survivor) = (followers.next().expect("a follower"), followers.next().expect("another"));
+    sim.kill(victim);
+    sim.run_until("the victim is out at both survivors", |s| s.live().all(|n| n.node.directory().is_out(victim)));
+    let before = sim.net.lock().expect("net").safe_to[survivor as usize];
+    // One message a step (half a tick): 40 commits in 20 ticks, 10 heartbeats.
+    const MESSAGES: u64 = 40;
+    for seq in 1..=MESSAGES {
+        sim.node(leader).handle.propose(&[message(6, seq)]).expect("q");
+        sim.step();
+    }
+    sim.run_until("every message safe at the survivor", |s| {
+        Sim::messages(s.node(survivor)).iter().filter(|m| m.1 == 6).count() == MESSAGES as usize
+            && Sim::messages(s.node(survivor)).last().is_some_and(|m| s.node(survivor).handle.safe_index() >= m.0)
+    });
+    let told = sim.net.lock().expect("net").safe_to[survivor as usize] - before;
+    // A heartbeat is 2 ticks; the run above took 20 ticks and a few more.
+    assert!(told >= 1, "the survivor is still told the safe index now and then");
+    assert!(told <= 15, "{told} safe messages for {MESSAGES} commits: one a commit, not one a heartbeat");
+    // The leader's view: the survivor holds every message (its safe index).
+    let last = Sim::messages(sim.node(leader)).last().map(|m| m.0).expect("committed");
+    assert!(sim.node(leader).handle.safe_index() >= last);
+}
+
 #[test]
 fn a_proposal_lost_with_its_leader_is_reported_and_commits_once_when_re_proposed() {
     let mut sim = Sim::new(DEFAULT_COMPACT_AFTER);
