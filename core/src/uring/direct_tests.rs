@@ -162,3 +162,139 @@ fn a_reset_read_directly_closes_the_connection_with_its_error() {
     };
     assert_eq!(closed, (id, CloseReason::Error(libc::ECONNRESET)), "got {:?}", String::from_utf8_lossy(&got));
 }
+
+/// A ring without DEFER_TASKRUN, as invoker mode makes by default (spin
+/// reads, `tcp::spin`).
+fn coop_cfg() -> crate::config::IoUringSection {
+    let mut cfg = small_cfg();
+    (cfg.single_issuer, cfg.defer_taskrun, cfg.coop_taskrun) = (false, false, true);
+    cfg
+}
+
+/// Takes the driver's events: bytes into `got` (counting those read with
+/// `recv(2)`, whose buffers lie past the provided ones), the close, if any.
+fn take_bytes(
+    tcp: &mut TcpDriver,
+    events: &mut Vec<TcpEvent>,
+    id: ConnId,
+    provided: u16,
+    got: &mut Vec<u8>,
+    spun: &mut u64,
+) -> Option<CloseReason> {
+    let mut closed = None;
+    for ev in events.drain(..) {
+        match ev {
+            TcpEvent::Received(from, buf) => {
+                assert_eq!(from, id);
+                if buf.bid >= provided {
+                    *spun += 1;
+                }
+                got.extend_from_slice(tcp.data(&buf));
+                tcp.recycle(buf);
+            }
+            TcpEvent::Closed(from, reason) => {
+                assert_eq!(from, id);
+                closed = Some(reason);
+            }
+            TcpEvent::Sent(..) | TcpEvent::Accepted(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    closed
+}
+
+/// On a ring without DEFER_TASKRUN, a thread that polls for a while reads
+/// its connection with `recv(2)` (spun), and arms the ring's recv again
+/// before each sleep: every byte of a stream written in uneven pieces
+/// arrives once and in order across many such turns (spells of polls with
+/// naps between them, never a spin, and sleeps in the ring), some read by
+/// the ring's recv and some by spin reads; and the end of the stream,
+/// read while spun, closes the connection.
+#[test]
+fn spun_reads_and_the_rings_recv_keep_one_stream_in_order() {
+    let cfg = coop_cfg();
+    let Some((mut tcp, addr)) = listening(&cfg) else { return };
+    let blob: Vec<u8> = (0..(4usize << 20)).map(|i| (i * 13 % 253) as u8).collect();
+    let sock = TcpStream::connect(addr).expect("connect");
+    let mut events = Vec::new();
+    let id = accept_one(&mut tcp, &mut events);
+    let peer = writer(sock.try_clone().expect("clone"), blob.clone());
+    let provided = cfg.provided_buffers as u16;
+    let (mut got, mut spun) = (Vec::with_capacity(blob.len()), 0u64);
+    let mut rng = Rng(11);
+    let guard = Instant::now() + Duration::from_secs(60);
+    while got.len() < blob.len() {
+        assert!(Instant::now() < guard, "stream did not arrive: {} of {} bytes", got.len(), blob.len());
+        // A spell of polls: long enough to spin the connection (256 in a
+        // row) about half the time.
+        for _ in 0..rng.below(600) {
+            tcp.poll(&mut events);
+            assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut spun), None);
+            std::thread::sleep(Duration::from_micros(5));
+        }
+        // Then a sleep in the ring (its recv armed again first).
+        tcp.wait(Duration::from_millis(1 + rng.below(3)), &mut events);
+        assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut spun), None);
+    }
+    peer.join().expect("writer");
+    assert!(got == blob, "bytes lost, doubled or reordered");
+    let stats = tcp.stats();
+    println!("spun reads {spun}: {stats:?}");
+    assert!(stats.spin_moves >= 3, "spun, armed again and spun again, more than once: {stats:?}");
+    assert!(spun > 0 && spun < stats.direct_recvs + 1, "spin reads carried bytes: {spun}, {stats:?}");
+    assert!((got.len() as u64) > spun, "the ring's recv carried bytes too");
+    // Spun again, then the peer's end of the stream is read by `recv(2)`.
+    let moves = stats.spin_moves;
+    while tcp.stats().spin_moves == moves {
+        assert!(Instant::now() < guard, "not spun again");
+        tcp.poll(&mut events);
+        assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut spun), None);
+        std::thread::sleep(Duration::from_micros(5));
+    }
+    drop(sock);
+    let closed = loop {
+        assert!(Instant::now() < guard, "the end of the stream was not reported");
+        tcp.poll(&mut events);
+        if let Some(reason) = take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut spun) {
+            break reason;
+        }
+        std::thread::sleep(Duration::from_micros(20));
+    };
+    assert_eq!(closed, CloseReason::Eof);
+    assert_eq!(got.len(), blob.len(), "nothing after the end");
+}
+
+/// A spun connection closed by this side: the shutdown is read back as
+/// the end of the stream and reported as a local close, and its slot is
+/// freed (a new connection takes it).
+#[test]
+fn a_spun_connection_closed_here_is_reported_and_freed() {
+    let cfg = coop_cfg();
+    let Some((mut tcp, addr)) = listening(&cfg) else { return };
+    let _sock = TcpStream::connect(addr).expect("connect");
+    let mut events = Vec::new();
+    let id = accept_one(&mut tcp, &mut events);
+    let provided = cfg.provided_buffers as u16;
+    let (mut got, mut spun) = (Vec::new(), 0u64);
+    let guard = Instant::now() + Duration::from_secs(20);
+    while tcp.stats().spin_moves == 0 {
+        assert!(Instant::now() < guard, "never spun");
+        tcp.poll(&mut events);
+        assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut spun), None);
+        std::thread::sleep(Duration::from_micros(5));
+    }
+    tcp.close(id).expect("close");
+    let closed = loop {
+        assert!(Instant::now() < guard, "the close was not reported");
+        tcp.poll(&mut events);
+        if let Some(reason) = take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut spun) {
+            break reason;
+        }
+        std::thread::sleep(Duration::from_micros(20));
+    };
+    assert_eq!(closed, CloseReason::Local);
+    let _again = TcpStream::connect(addr).expect("connect again");
+    let next = accept_one(&mut tcp, &mut events);
+    assert_eq!(next.index, id.index, "the spun connection's slot was freed and taken again");
+    assert_ne!(next, id);
+}

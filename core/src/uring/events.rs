@@ -188,8 +188,12 @@ pub struct TcpStats {
     /// again there; see `TcpDriver::note_driver`).
     pub recv_moves: u64,
     /// Reads made with `recv(2)` that got bytes (see `TcpDriver::poll`'s
-    /// direct receives).
+    /// direct receives and spin reads).
     pub direct_recvs: u64,
+    /// Connections moved from the ring's recv to spin reads (a ring
+    /// without DEFER_TASKRUN driven by one thread for a while; see
+    /// `TcpDriver::poll`).
+    pub spin_moves: u64,
 }
 
 #[cfg(test)]

@@ -515,6 +515,9 @@ fn a_recv_moves_to_the_thread_that_drives_the_ring() {
         return;
     }
     let mut tcp = TcpDriver::new(&cfg).expect("driver");
+    // Its few connections would be spun instead (`tcp::spin`, tested in
+    // `direct_tests`); the move is what many connections get.
+    tcp.no_spin_reads();
     let addr = tcp.listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
     let mut sock = TcpStream::connect(addr).expect("connect");
     let mut events = Vec::new();

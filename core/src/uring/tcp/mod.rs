@@ -26,6 +26,7 @@ use crate::config::IoUringSection;
 
 mod direct;
 mod send;
+mod spin;
 
 const KIND_ACCEPT: u64 = 1;
 const KIND_RECV: u64 = 2;
@@ -57,6 +58,10 @@ struct Io {
     /// The recv is being cancelled to be armed again by the thread that
     /// drives the ring now (`TcpDriver::note_driver`).
     migrating: bool,
+    /// That cancel is to spin the connection instead (`spin`).
+    to_spin: bool,
+    /// Read with `recv(2)` in each poll, no recv armed (`spin`).
+    spun: bool,
     /// On `TcpDriver::flushed`.
     flushed: bool,
     /// Queued bytes, not yet handed to the kernel.
@@ -134,6 +139,10 @@ pub struct TcpDriver {
     steady: u32,
     /// Direct receives are on (the ring has DEFER_TASKRUN; see `direct`).
     direct: bool,
+    /// Spin reads are on (the ring has no DEFER_TASKRUN; see `spin`).
+    spin_reads: bool,
+    /// Connections spun now.
+    spun: usize,
     /// The kernel entry a direct receive put off.
     owed: direct::Owed,
 }
@@ -181,6 +190,8 @@ impl TcpDriver {
             driver: 0,
             steady: 0,
             direct: s.setup.defer_taskrun,
+            spin_reads: !s.setup.defer_taskrun,
+            spun: 0,
             owed: direct::Owed::None,
         })
     }
@@ -394,14 +405,16 @@ impl TcpDriver {
                 return n;
             }
         }
+        let spun = self.read_spun(events);
         if self.uring.poll() == 0 && self.sent_direct.is_empty() {
-            return 0; // nothing to reap: a spinning caller's usual case
+            return spun; // nothing to reap: a spinning caller's usual case
         }
-        self.handle(events)
+        spun + self.handle(events)
     }
 
     /// Like `poll`, but parks up to `timeout` when nothing is ready.
     pub fn wait(&mut self, timeout: Duration, events: &mut Vec<TcpEvent>) -> usize {
+        self.unspin();
         self.retry();
         self.owed = direct::Owed::None;
         if self.uring.poll() == 0 && self.sent_direct.is_empty() {
@@ -414,6 +427,7 @@ impl TcpDriver {
     /// is ready, without reaping it (the next `poll` does). For an invoking
     /// application that found nothing to do.
     pub fn park(&mut self, timeout: Duration) {
+        self.unspin();
         self.retry();
         self.owed = direct::Owed::None;
         if self.uring.poll() == 0 && self.sent_direct.is_empty() {
@@ -491,6 +505,7 @@ impl TcpDriver {
         // armed again below, by this thread. A cancel that found the recv
         // over already is answered with ENOENT and changes nothing.
         let migrating = !more && std::mem::take(&mut conn.io.migrating);
+        let to_spin = migrating && std::mem::take(&mut conn.io.to_spin);
         let moved = migrating && res == -libc::ECANCELED && conn.open;
         if !more {
             conn.io.recv_armed = false;
@@ -532,8 +547,12 @@ impl TcpDriver {
             }
         }
         if moved && !self.shutting_down {
-            self.stats.recv_moves += 1;
-            self.arm_recv(index);
+            if to_spin && self.spins() {
+                self.start_spin(index);
+            } else {
+                self.stats.recv_moves += 1;
+                self.arm_recv(index);
+            }
         }
         self.maybe_free(index);
     }
@@ -559,9 +578,14 @@ impl TcpDriver {
         if self.steady != MIGRATE_AFTER || self.shutting_down {
             return;
         }
+        let spin = self.spins();
         for index in 0..self.conns.len() {
-            let io = &self.conns[index].io;
-            if !io.recv_armed || io.migrating || io.recv_owner == me || !self.conns[index].open {
+            let conn = &self.conns[index];
+            let io = &conn.io;
+            // Spun (see `spin`): every stream connection's recv, this
+            // thread's too; else those of other threads.
+            let wanted = if spin { !conn.datagram } else { io.recv_owner != me };
+            if !io.recv_armed || io.migrating || !wanted || !conn.open {
                 continue;
             }
             let sqe = opcode::AsyncCancel::new(user_data(KIND_RECV, index as u32))
@@ -570,6 +594,7 @@ impl TcpDriver {
             // SAFETY: a cancel request names no memory.
             if unsafe { self.uring.push(&sqe) }.is_ok() {
                 self.conns[index].io.migrating = true;
+                self.conns[index].io.to_spin = spin;
             } else {
                 // A full queue: try again after as many polls.
                 self.steady = 0;
@@ -596,6 +621,9 @@ impl TcpDriver {
         let conn = &mut self.conns[index as usize];
         if !conn.open && !conn.io.busy() && conn.fd.is_some() {
             let io = &mut conn.io;
+            if std::mem::take(&mut io.spun) {
+                self.spun -= 1;
+            }
             io.out.clear();
             io.inflight.clear();
             io.inflight_done = 0;
