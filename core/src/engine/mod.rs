@@ -42,6 +42,18 @@ pub const DROP_JOIN_DEADLINE: Duration = Duration::from_secs(1);
 /// engine threads time every cycle with work.
 pub const INVOKER_DUTY_SAMPLE: u64 = 16;
 
+/// Whether invoker duty cycle `n` is one of the one in
+/// [`INVOKER_DUTY_SAMPLE`] that are timed: picked by a multiplicative hash
+/// of `n` (a Weyl sequence), not by `n % 16`, so that an application
+/// whose loop makes its busy cycles fall every 16th cycle, or never on
+/// one, still has them sampled at that rate.
+#[inline]
+fn sampled(n: u64) -> bool {
+    const _: () = assert!(INVOKER_DUTY_SAMPLE.is_power_of_two());
+    let bits = INVOKER_DUTY_SAMPLE.trailing_zeros();
+    (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) == 0
+}
+
 /// What a clean [`Engine::shutdown`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
@@ -137,7 +149,7 @@ impl Engine {
         // Only one cycle in INVOKER_DUTY_SAMPLE is timed: an application
         // that polls runs this in its loop, where a clock read each time
         // was a tenth of an idle cycle (tuning.md, "The invoker's duty cycle").
-        let timed = invoker.duty_cycles % INVOKER_DUTY_SAMPLE == 0;
+        let timed = sampled(invoker.duty_cycles);
         let start = if timed { crate::clock::now() } else { 0 };
         let work = invoker.agents.do_work(&self.shared.failures);
         invoker.duty_cycles += 1;

@@ -394,3 +394,21 @@ fn an_idle_thread_sleeps_in_its_sleeping_agent_not_in_a_park() {
     assert!(*longest.lock().unwrap() <= Duration::from_millis(3), "the backoff bounds each sleep");
     engine.shutdown(Duration::from_secs(5)).expect("shutdown");
 }
+
+/// The invoker's timed cycles are one in `INVOKER_DUTY_SAMPLE` whatever
+/// the application's rhythm: busy cycles that fall every 16th cycle, at
+/// any phase, are timed about as often as any (with `n % 16` they were
+/// timed always or never, and the duty histogram of such a loop stayed
+/// empty).
+#[test]
+fn invoker_cycles_are_sampled_whatever_the_rhythm() {
+    let period = INVOKER_DUTY_SAMPLE;
+    for phase in 0..period {
+        let busy = (0..16_000u64).filter(|n| n % period == phase);
+        let timed = busy.filter(|n| super::sampled(*n)).count();
+        // 1,000 busy cycles: about 62 timed; far from 0 and from 1,000.
+        assert!((20..200).contains(&timed), "phase {phase}: {timed} of 1000 timed");
+    }
+    let all = (0..160_000u64).filter(|n| super::sampled(*n)).count();
+    assert!((9_000..11_000).contains(&all), "{all} of 160000 timed");
+}
