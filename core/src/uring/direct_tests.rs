@@ -163,6 +163,16 @@ fn a_reset_read_directly_closes_the_connection_with_its_error() {
     assert_eq!(closed, (id, CloseReason::Error(libc::ECONNRESET)), "got {:?}", String::from_utf8_lossy(&got));
 }
 
+/// Reads of a connection by path: spin reads (direct buffers) and the
+/// ring's recv (provided buffers), and whether a spin read came since the
+/// last sleep in the ring.
+#[derive(Default)]
+struct Reads {
+    spun: u64,
+    ring: u64,
+    spun_in_spell: bool,
+}
+
 /// A ring without DEFER_TASKRUN, as invoker mode makes by default (spin
 /// reads, `tcp::spin`).
 fn coop_cfg() -> crate::config::IoUringSection {
@@ -179,7 +189,7 @@ fn take_bytes(
     id: ConnId,
     provided: u16,
     got: &mut Vec<u8>,
-    spun: &mut u64,
+    reads: &mut Reads,
 ) -> Option<CloseReason> {
     let mut closed = None;
     for ev in events.drain(..) {
@@ -187,7 +197,13 @@ fn take_bytes(
             TcpEvent::Received(from, buf) => {
                 assert_eq!(from, id);
                 if buf.bid >= provided {
-                    *spun += 1;
+                    reads.spun += 1;
+                    reads.spun_in_spell = true;
+                } else {
+                    // The ring's recv never reads a spun connection: once
+                    // a spin read came in a spell, none of the ring's may.
+                    assert!(!reads.spun_in_spell, "the ring's recv read a spun connection");
+                    reads.ring += 1;
                 }
                 got.extend_from_slice(tcp.data(&buf));
                 tcp.recycle(buf);
@@ -220,7 +236,7 @@ fn spun_reads_and_the_rings_recv_keep_one_stream_in_order() {
     let id = accept_one(&mut tcp, &mut events);
     let peer = writer(sock.try_clone().expect("clone"), blob.clone());
     let provided = cfg.provided_buffers as u16;
-    let (mut got, mut spun) = (Vec::with_capacity(blob.len()), 0u64);
+    let (mut got, mut reads) = (Vec::with_capacity(blob.len()), Reads::default());
     let mut rng = Rng(11);
     let guard = Instant::now() + Duration::from_secs(60);
     while got.len() < blob.len() {
@@ -229,33 +245,34 @@ fn spun_reads_and_the_rings_recv_keep_one_stream_in_order() {
         // row) about half the time.
         for _ in 0..rng.below(600) {
             tcp.poll(&mut events);
-            assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut spun), None);
+            assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut reads), None);
             std::thread::sleep(Duration::from_micros(5));
         }
         // Then a sleep in the ring (its recv armed again first).
         tcp.wait(Duration::from_millis(1 + rng.below(3)), &mut events);
-        assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut spun), None);
+        reads.spun_in_spell = false;
+        assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut reads), None);
     }
     peer.join().expect("writer");
     assert!(got == blob, "bytes lost, doubled or reordered");
     let stats = tcp.stats();
-    println!("spun reads {spun}: {stats:?}");
+    println!("spin reads {}, ring reads {}: {stats:?}", reads.spun, reads.ring);
     assert!(stats.spin_moves >= 3, "spun, armed again and spun again, more than once: {stats:?}");
-    assert!(spun > 0 && spun < stats.direct_recvs + 1, "spin reads carried bytes: {spun}, {stats:?}");
-    assert!((got.len() as u64) > spun, "the ring's recv carried bytes too");
+    assert_eq!(reads.spun, stats.direct_recvs, "every read into a direct buffer is a spin read");
+    assert!(reads.spun > 0 && reads.ring > 0, "both paths carried bytes: {} spun, {} ring", reads.spun, reads.ring);
     // Spun again, then the peer's end of the stream is read by `recv(2)`.
     let moves = stats.spin_moves;
     while tcp.stats().spin_moves == moves {
         assert!(Instant::now() < guard, "not spun again");
         tcp.poll(&mut events);
-        assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut spun), None);
+        assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut reads), None);
         std::thread::sleep(Duration::from_micros(5));
     }
     drop(sock);
     let closed = loop {
         assert!(Instant::now() < guard, "the end of the stream was not reported");
         tcp.poll(&mut events);
-        if let Some(reason) = take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut spun) {
+        if let Some(reason) = take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut reads) {
             break reason;
         }
         std::thread::sleep(Duration::from_micros(20));
@@ -275,19 +292,19 @@ fn a_spun_connection_closed_here_is_reported_and_freed() {
     let mut events = Vec::new();
     let id = accept_one(&mut tcp, &mut events);
     let provided = cfg.provided_buffers as u16;
-    let (mut got, mut spun) = (Vec::new(), 0u64);
+    let (mut got, mut reads) = (Vec::new(), Reads::default());
     let guard = Instant::now() + Duration::from_secs(20);
     while tcp.stats().spin_moves == 0 {
         assert!(Instant::now() < guard, "never spun");
         tcp.poll(&mut events);
-        assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut spun), None);
+        assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut reads), None);
         std::thread::sleep(Duration::from_micros(5));
     }
     tcp.close(id).expect("close");
     let closed = loop {
         assert!(Instant::now() < guard, "the close was not reported");
         tcp.poll(&mut events);
-        if let Some(reason) = take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut spun) {
+        if let Some(reason) = take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut reads) {
             break reason;
         }
         std::thread::sleep(Duration::from_micros(20));
@@ -297,4 +314,71 @@ fn a_spun_connection_closed_here_is_reported_and_freed() {
     let next = accept_one(&mut tcp, &mut events);
     assert_eq!(next.index, id.index, "the spun connection's slot was freed and taken again");
     assert_ne!(next, id);
+}
+
+/// Two spun connections, one whose peer keeps its socket full: the other's
+/// few bytes are still read (the connections take turns and share the
+/// direct buffers), and the flooding one's bytes arrive in order.
+#[test]
+fn a_flooding_spun_connection_leaves_the_others_read() {
+    let cfg = coop_cfg();
+    let Some((mut tcp, addr)) = listening(&cfg) else { return };
+    let mut events = Vec::new();
+    let flood_sock = TcpStream::connect(addr).expect("connect");
+    let flood = accept_one(&mut tcp, &mut events);
+    let mut quiet_sock = TcpStream::connect(addr).expect("connect");
+    let quiet = accept_one(&mut tcp, &mut events);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (mut sock, stop) = (flood_sock.try_clone().expect("clone"), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let chunk: Vec<u8> = (0..65_536usize).map(|i| (i % 251) as u8).collect();
+            // Blocks while the socket is full; ends when it is shut down.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && sock.write_all(&chunk).is_ok() {}
+        })
+    };
+    let (mut flooded, mut got_quiet) = (0usize, Vec::new());
+    let guard = Instant::now() + Duration::from_secs(30);
+    let mut polls = 0u32;
+    // Spun (256 polls, naps between them), then until the quiet bytes came
+    // after the spin, with the flood going on.
+    let mut sent_quiet = false;
+    while got_quiet.len() < 5 {
+        assert!(
+            Instant::now() < guard,
+            "the quiet connection was never read ({polls} polls, {flooded} flooded bytes, sent {sent_quiet}): {:?}",
+            tcp.stats()
+        );
+        tcp.poll(&mut events);
+        polls += 1;
+        for ev in events.drain(..) {
+            match ev {
+                TcpEvent::Received(from, buf) => {
+                    let bytes = tcp.data(&buf);
+                    if from == flood {
+                        for (k, b) in bytes.iter().enumerate() {
+                            assert_eq!(*b, ((flooded + k) % 65_536 % 251) as u8, "flood byte {}", flooded + k);
+                        }
+                        flooded += bytes.len();
+                    } else {
+                        assert_eq!(from, quiet);
+                        got_quiet.extend_from_slice(bytes);
+                    }
+                    tcp.recycle(buf);
+                }
+                TcpEvent::Sent(..) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if !sent_quiet && tcp.stats().spin_moves >= 2 {
+            quiet_sock.write_all(b"quiet").expect("write");
+            sent_quiet = true;
+        }
+        std::thread::sleep(Duration::from_micros(5));
+    }
+    assert!(sent_quiet && flooded > 0);
+    assert_eq!(got_quiet, b"quiet");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood_sock.shutdown(std::net::Shutdown::Both).expect("shutdown");
+    writer.join().expect("writer");
 }

@@ -143,6 +143,10 @@ pub struct TcpDriver {
     spin_reads: bool,
     /// Connections spun now.
     spun: usize,
+    /// Polls in a row by `driver` since its last sleep (`spin`).
+    spin_polls: u32,
+    /// The connection slot the next `read_spun` starts at.
+    spin_next: usize,
     /// The kernel entry a direct receive put off.
     owed: direct::Owed,
 }
@@ -192,6 +196,8 @@ impl TcpDriver {
             direct: s.setup.defer_taskrun,
             spin_reads: !s.setup.defer_taskrun,
             spun: 0,
+            spin_polls: 0,
+            spin_next: 0,
             owed: direct::Owed::None,
         })
     }
@@ -500,6 +506,7 @@ impl TcpDriver {
         let more = cqueue::more(cqe.flags());
         let res = cqe.result();
         let bid = cqueue::buffer_select(cqe.flags());
+        let can_spin = self.spins();
         let conn = &mut self.conns[index as usize];
         // A recv cancelled to move to the driving thread (`note_driver`):
         // armed again below, by this thread. A cancel that found the recv
@@ -507,6 +514,10 @@ impl TcpDriver {
         let migrating = !more && std::mem::take(&mut conn.io.migrating);
         let to_spin = migrating && std::mem::take(&mut conn.io.to_spin);
         let moved = migrating && res == -libc::ECANCELED && conn.open;
+        // Cancelled to be spun (`spin`), and over whatever ended it first
+        // (the cancel, or buffers running out, or CQ pressure): spun rather
+        // than armed again, its last bytes handed out above.
+        let spin_now = to_spin && can_spin && conn.open;
         if !more {
             conn.io.recv_armed = false;
         }
@@ -516,9 +527,13 @@ impl TcpDriver {
                 self.bufs.lend();
                 events.push(TcpEvent::Received(id, RecvBuf { bid, len: n as u32 }));
                 if !more && !self.shutting_down {
-                    // Multishot ended without an error (e.g. CQ pressure): re-arm.
-                    self.stats.recv_rearms += 1;
-                    self.arm_recv(index);
+                    if spin_now {
+                        self.start_spin(index);
+                    } else {
+                        // Multishot ended without an error (e.g. CQ pressure): re-arm.
+                        self.stats.recv_rearms += 1;
+                        self.arm_recv(index);
+                    }
                 }
             }
             (n, bid) => {
@@ -530,7 +545,11 @@ impl TcpDriver {
                 if n == -libc::ENOBUFS {
                     self.stats.enobufs += 1;
                     if !more && !self.shutting_down {
-                        self.starved.push(index);
+                        if spin_now {
+                            self.start_spin(index);
+                        } else {
+                            self.starved.push(index);
+                        }
                     }
                 } else if conn.datagram && n != -libc::ECANCELED {
                     // An empty datagram or an ICMP error: carry on receiving.
@@ -547,7 +566,7 @@ impl TcpDriver {
             }
         }
         if moved && !self.shutting_down {
-            if to_spin && self.spins() {
+            if spin_now {
                 self.start_spin(index);
             } else {
                 self.stats.recv_moves += 1;
@@ -571,20 +590,37 @@ impl TcpDriver {
     fn note_driver(&mut self) {
         let me = crate::uring::this_thread();
         if me != self.driver {
-            (self.driver, self.steady) = (me, 0);
+            (self.driver, self.steady, self.spin_polls) = (me, 0, 0);
             return;
         }
         self.steady = self.steady.saturating_add(1);
-        if self.steady != MIGRATE_AFTER || self.shutting_down {
+        self.spin_polls = self.spin_polls.saturating_add(1);
+        // A spell of polls since the last sleep spins the connections
+        // (`spin`); polls in a row, sleeps or not, move the recvs of other
+        // threads here.
+        let spin = self.spin_polls == MIGRATE_AFTER && self.spins();
+        if (self.steady != MIGRATE_AFTER && !spin) || self.shutting_down {
             return;
         }
-        let spin = self.spins();
+        let migrate = self.steady == MIGRATE_AFTER;
         for index in 0..self.conns.len() {
             let conn = &self.conns[index];
             let io = &conn.io;
             // Spun (see `spin`): every stream connection's recv, this
-            // thread's too; else those of other threads.
-            let wanted = if spin { !conn.datagram } else { io.recv_owner != me };
+            // thread's too; moved: those of other threads, datagrams too.
+            let to_spin = spin && !conn.datagram;
+            let wanted = to_spin || (migrate && io.recv_owner != me);
+            if to_spin && !io.recv_armed && !io.migrating && !io.spun && conn.open {
+                // No recv armed (buffers ran out, or a full queue): nothing
+                // to cancel, nothing of it in flight. Spun at once instead
+                // of armed again by `retry`.
+                let before = self.starved.len();
+                self.starved.retain(|&i| i as usize != index);
+                if self.starved.len() < before {
+                    self.start_spin(index as u32);
+                }
+                continue;
+            }
             if !io.recv_armed || io.migrating || !wanted || !conn.open {
                 continue;
             }
@@ -594,10 +630,10 @@ impl TcpDriver {
             // SAFETY: a cancel request names no memory.
             if unsafe { self.uring.push(&sqe) }.is_ok() {
                 self.conns[index].io.migrating = true;
-                self.conns[index].io.to_spin = spin;
+                self.conns[index].io.to_spin = to_spin;
             } else {
                 // A full queue: try again after as many polls.
-                self.steady = 0;
+                (self.steady, self.spin_polls) = (0, 0);
                 return;
             }
         }
@@ -624,6 +660,9 @@ impl TcpDriver {
             if std::mem::take(&mut io.spun) {
                 self.spun -= 1;
             }
+            // The slot's next connection starts with nothing owed it.
+            self.starved.retain(|&i| i != index);
+            self.stalled.retain(|&i| i != index);
             io.out.clear();
             io.inflight.clear();
             io.inflight_done = 0;
@@ -660,7 +699,8 @@ impl TcpDriver {
     fn arm_recv(&mut self, index: u32) {
         let conn = &mut self.conns[index as usize];
         let Some(fd) = &conn.fd else { return };
-        if conn.io.recv_armed || !conn.open {
+        // A spun connection is read by `recv(2)` alone until `unspin`.
+        if conn.io.recv_armed || !conn.open || conn.io.spun {
             return;
         }
         let sqe = opcode::RecvMulti::new(types::Fd(fd.as_raw_fd()), self.bufs.bgid())

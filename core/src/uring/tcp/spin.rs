@@ -16,14 +16,16 @@
 //! a look at the completion queue and a `recv(2)`, and the stream's order
 //! would be lost. So a connection is read one way at a time:
 //!
-//! - after [`MIGRATE_AFTER`](super::MIGRATE_AFTER) polls in a row by one
-//!   thread, with at most [`DIRECT_CONNS`](super::direct::DIRECT_CONNS)
-//!   stream connections open, each one's recv is cancelled (`note_driver`);
+//! - after [`MIGRATE_AFTER`](super::MIGRATE_AFTER) polls by one thread
+//!   since it last slept in the ring, with at most
+//!   [`DIRECT_CONNS`](super::direct::DIRECT_CONNS) stream connections open,
+//!   each one's recv is cancelled (`note_driver`);
 //! - once the recv's last completion (the cancel's, after every byte it
 //!   took was posted in order before it) is reaped, the connection is
-//!   *spun*: nothing of the ring reads it, every poll reads it with
-//!   `recv(2)` (until it would block or the direct buffers run out), and a
-//!   read of 0 or an error closes it as the recv's completion would;
+//!   *spun*: nothing of the ring reads it (nothing arms its recv), every
+//!   poll reads it with `recv(2)` (up to its share of the direct buffers,
+//!   the connections taking turns to go first), and a read of 0 or an
+//!   error closes it as the recv's completion would;
 //! - before the driver sleeps (`wait`, `park`), every spun connection's
 //!   recv is armed again, by the sleeping thread, and no `recv(2)` reads it
 //!   until the next spell of polls: what arrives while it sleeps wakes it.
@@ -55,21 +57,28 @@ impl TcpDriver {
             && self.conns.iter().filter(|c| c.open && !c.datagram && c.fd.is_some()).count() <= DIRECT_CONNS
     }
 
-    /// Reads every spun connection with `recv(2)` into direct buffers
-    /// while it gives whole buffers; returns the events appended.
+    /// Reads every spun connection with `recv(2)` into direct buffers,
+    /// each up to its share of them (while it gives whole buffers),
+    /// starting one connection further each time: a connection that keeps
+    /// its socket full never keeps the others unread. Returns the events
+    /// appended.
     pub(super) fn read_spun(&mut self, events: &mut Vec<TcpEvent>) -> usize {
         if self.spun == 0 {
             return 0;
         }
         let before = events.len();
-        for index in 0..self.conns.len() {
+        let slots = self.conns.len();
+        let share = (usize::from(crate::uring::bufring::DIRECT) / self.spun).max(1);
+        let first = self.spin_next % slots.max(1);
+        self.spin_next = first + 1;
+        for index in (first..slots).chain(0..first) {
             let conn = &self.conns[index];
             if !conn.io.spun {
                 continue;
             }
             if !conn.open {
-                // Closed another way (a send's error): no recv's last
-                // completion will free the slot, so this does.
+                // Closed another way while a send of it was in flight: that
+                // send's completion found the slot busy; free it now.
                 self.maybe_free(index as u32);
                 continue;
             }
@@ -78,12 +87,15 @@ impl TcpDriver {
                 (fd.as_raw_fd(), ConnId { index: index as u32, generation: conn.generation }, conn.closed_locally);
             // Bounded: the rest waits for the next poll (nothing else
             // reads the connection meanwhile).
-            for _ in 0..crate::uring::bufring::DIRECT {
+            for _ in 0..share {
                 let Some((bid, at, size)) = self.bufs.take_direct() else { return events.len() - before };
-                // SAFETY: `at` is a direct buffer of `size` bytes that this
-                // driver holds until it lends it on or gives it back; the
-                // socket is open (the table owns its fd until the slot is
-                // freed, which a spun connection's `mark_closed` precedes).
+                // SAFETY: `at` is a direct buffer of `size` bytes, outside
+                // the kernel's provided ring, that this driver holds until
+                // it lends it on or gives it back (no `data()` borrow of it
+                // is alive: `recycle` needs `&mut self`). `fd` belongs to
+                // slot `index`, whose table keeps it open until the slot is
+                // freed, which happens only in `close_spun`, after which
+                // this loop ends; a socket shut down reads 0.
                 let n = unsafe { libc::recv(fd, at.cast(), size, libc::MSG_DONTWAIT) };
                 match usize::try_from(n) {
                     Ok(len @ 1..) => {
@@ -100,7 +112,7 @@ impl TcpDriver {
                         break;
                     }
                     Err(_) => {
-                        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
                         self.bufs.recycle(bid);
                         if errno != libc::EAGAIN && errno != libc::EWOULDBLOCK && errno != libc::EINTR {
                             self.close_spun(index as u32, CloseReason::Error(errno), events);
@@ -131,10 +143,10 @@ impl TcpDriver {
     }
 
     /// Before a sleep: every spun connection's recv armed again (by this
-    /// thread, whose sleep its completions then end), and the count of
-    /// polls in a row starts again.
+    /// thread, whose sleep its completions then end), and the spell of
+    /// polls that spins them starts again.
     pub(super) fn unspin(&mut self) {
-        self.steady = 0;
+        self.spin_polls = 0;
         if self.spun == 0 {
             return;
         }
