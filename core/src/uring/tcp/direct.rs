@@ -25,7 +25,7 @@
 //! any return to user space, an interrupt's included) could post earlier
 //! bytes between that check and the read; there this is never done.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use super::TcpDriver;
 use crate::uring::events::{CloseReason, ConnId, RecvBuf, TcpEvent};
@@ -117,39 +117,71 @@ impl TcpDriver {
                 if !self.uring.cq_empty() {
                     return events.len() - before;
                 }
-                let Some((bid, at, size)) = self.bufs.take_direct() else { return events.len() - before };
-                // SAFETY: `at` is a direct buffer of `size` bytes that this
-                // driver holds until it lends it on or gives it back; the
-                // socket is open (the table owns its fd).
-                let n = unsafe { libc::recv(fd, at.cast(), size, libc::MSG_DONTWAIT) };
-                match usize::try_from(n) {
-                    Ok(len @ 1..) => {
-                        self.stats.direct_recvs += 1;
-                        events.push(TcpEvent::Received(id, RecvBuf { bid, len: len as u32 }));
-                        if len < size {
-                            break;
-                        }
-                    }
+                match self.recv_direct(fd, id, events) {
+                    DirectRead::Got { full: true } => {}
                     // The end of the stream: the ring's recv meets it too
                     // (a read of 0 consumes nothing) and reports it.
-                    Ok(0) => {
-                        self.bufs.recycle(bid);
+                    DirectRead::Got { full: false } | DirectRead::End | DirectRead::Nothing => break,
+                    DirectRead::Failed(errno) => {
+                        // Reading the error consumed it: the ring's recv
+                        // would find only the end. Report it here.
+                        self.mark_closed(index as u32, CloseReason::Error(errno), events);
                         break;
                     }
-                    // Nothing there (EAGAIN), or an error.
-                    _ => {
-                        self.bufs.recycle(bid);
-                        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
-                        if ![libc::EAGAIN, libc::EWOULDBLOCK, libc::EINTR].contains(&errno) {
-                            // Reading the error consumed it: the ring's recv
-                            // would find only the end. Report it here.
-                            self.mark_closed(index as u32, CloseReason::Error(errno), events);
-                        }
-                        break;
-                    }
+                    DirectRead::NoBuffer => return events.len() - before,
                 }
             }
         }
         events.len() - before
     }
+
+    /// One `recv(2)` of a connection (`fd`, `id`) into a free direct
+    /// buffer, its bytes handed out as a `Received` event. For direct
+    /// receives and spin reads (`spin`), whose callers pass the socket of
+    /// the connection's slot.
+    pub(super) fn recv_direct(&mut self, fd: RawFd, id: ConnId, events: &mut Vec<TcpEvent>) -> DirectRead {
+        let Some((bid, at, size)) = self.bufs.take_direct() else { return DirectRead::NoBuffer };
+        // SAFETY: `at` is a free direct buffer of `size` bytes, outside the
+        // kernel's provided ring, that this driver holds until it lends it
+        // on (the event) or gives it back (`recycle`); no `data()` borrow of
+        // it is alive (that needs `&self` across this `&mut self` call).
+        // The kernel writes at most `size` bytes there whatever `fd` is: a
+        // descriptor that is not the connection's socket gives an error or
+        // wrong bytes, never a write elsewhere.
+        let n = unsafe { libc::recv(fd, at.cast(), size, libc::MSG_DONTWAIT) };
+        match usize::try_from(n) {
+            Ok(len @ 1..) => {
+                self.stats.direct_recvs += 1;
+                events.push(TcpEvent::Received(id, RecvBuf { bid, len: len as u32 }));
+                DirectRead::Got { full: len == size }
+            }
+            Ok(0) => {
+                self.bufs.recycle(bid);
+                DirectRead::End
+            }
+            Err(_) => {
+                let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+                self.bufs.recycle(bid);
+                if [libc::EAGAIN, libc::EWOULDBLOCK, libc::EINTR].contains(&errno) {
+                    DirectRead::Nothing
+                } else {
+                    DirectRead::Failed(errno)
+                }
+            }
+        }
+    }
+}
+
+/// What one [`TcpDriver::recv_direct`] found.
+pub(super) enum DirectRead {
+    /// Bytes, handed out; whether they filled the buffer (more may wait).
+    Got { full: bool },
+    /// The end of the stream (a read of 0; the buffer given back).
+    End,
+    /// Nothing there now (EAGAIN, EINTR).
+    Nothing,
+    /// An error, which this read consumed (the errno).
+    Failed(i32),
+    /// No direct buffer free: nothing was read.
+    NoBuffer,
 }

@@ -506,7 +506,8 @@ impl TcpDriver {
         let more = cqueue::more(cqe.flags());
         let res = cqe.result();
         let bid = cqueue::buffer_select(cqe.flags());
-        let can_spin = self.spins();
+        // Counted over the connections only for a recv cancelled to spin.
+        let can_spin = self.conns[index as usize].io.to_spin && self.spins();
         let conn = &mut self.conns[index as usize];
         // A recv cancelled to move to the driving thread (`note_driver`):
         // armed again below, by this thread. A cancel that found the recv

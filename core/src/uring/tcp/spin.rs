@@ -35,9 +35,9 @@
 
 use std::os::fd::AsRawFd;
 
-use super::direct::DIRECT_CONNS;
+use super::direct::{DirectRead, DIRECT_CONNS};
 use super::TcpDriver;
-use crate::uring::events::{CloseReason, ConnId, RecvBuf, TcpEvent};
+use crate::uring::events::{CloseReason, ConnId, TcpEvent};
 
 impl TcpDriver {
     /// Turns spin reads off (on by default on a ring without
@@ -88,37 +88,19 @@ impl TcpDriver {
             // Bounded: the rest waits for the next poll (nothing else
             // reads the connection meanwhile).
             for _ in 0..share {
-                let Some((bid, at, size)) = self.bufs.take_direct() else { return events.len() - before };
-                // SAFETY: `at` is a direct buffer of `size` bytes, outside
-                // the kernel's provided ring, that this driver holds until
-                // it lends it on or gives it back (no `data()` borrow of it
-                // is alive: `recycle` needs `&mut self`). `fd` belongs to
-                // slot `index`, whose table keeps it open until the slot is
-                // freed, which happens only in `close_spun`, after which
-                // this loop ends; a socket shut down reads 0.
-                let n = unsafe { libc::recv(fd, at.cast(), size, libc::MSG_DONTWAIT) };
-                match usize::try_from(n) {
-                    Ok(len @ 1..) => {
-                        self.stats.direct_recvs += 1;
-                        events.push(TcpEvent::Received(id, RecvBuf { bid, len: len as u32 }));
-                        if len < size {
-                            break;
-                        }
-                    }
-                    Ok(0) => {
-                        self.bufs.recycle(bid);
+                match self.recv_direct(fd, id, events) {
+                    DirectRead::Got { full: true } => {}
+                    DirectRead::Got { full: false } | DirectRead::Nothing => break,
+                    DirectRead::End => {
                         let reason = if local { CloseReason::Local } else { CloseReason::Eof };
                         self.close_spun(index as u32, reason, events);
                         break;
                     }
-                    Err(_) => {
-                        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
-                        self.bufs.recycle(bid);
-                        if errno != libc::EAGAIN && errno != libc::EWOULDBLOCK && errno != libc::EINTR {
-                            self.close_spun(index as u32, CloseReason::Error(errno), events);
-                        }
+                    DirectRead::Failed(errno) => {
+                        self.close_spun(index as u32, CloseReason::Error(errno), events);
                         break;
                     }
+                    DirectRead::NoBuffer => return events.len() - before,
                 }
             }
         }
