@@ -100,15 +100,14 @@ impl TcpDriver {
     /// [`DIRECT_CONNS`]; returns the `Received` events appended.
     fn read_direct(&mut self, events: &mut Vec<TcpEvent>) -> usize {
         let before = events.len();
-        let stream = |c: &crate::uring::conns::Conn<super::Io>| c.open && !c.datagram && c.fd.is_some();
-        if self.shutting_down || self.conns.iter().filter(|c| stream(c)).count() > DIRECT_CONNS {
+        if self.shutting_down || !self.few_streams() {
             // Too many to read blindly (none is left unread for the ring's
             // entry to find while others are read: all go that way).
             return 0;
         }
         for index in 0..self.conns.len() {
             let conn = &self.conns[index];
-            let Some(fd) = conn.fd.as_ref().filter(|_| stream(conn)) else { continue };
+            let Some(fd) = conn.fd.as_ref().filter(|_| is_stream(conn)) else { continue };
             let (fd, id) = (fd.as_raw_fd(), ConnId { index: index as u32, generation: conn.generation });
             // Bounded: a connection flooding faster than we read gets the
             // rest through the ring's recv.
@@ -133,6 +132,13 @@ impl TcpDriver {
             }
         }
         events.len() - before
+    }
+
+    /// Whether at most [`DIRECT_CONNS`] stream connections are open: few
+    /// enough that a `recv(2)` of each (direct receives, spin reads) costs
+    /// less than the ring's entry it saves.
+    pub(super) fn few_streams(&self) -> bool {
+        self.conns.iter().filter(|c| is_stream(c)).count() <= DIRECT_CONNS
     }
 
     /// One `recv(2)` of a connection (`fd`, `id`) into a free direct
@@ -170,6 +176,12 @@ impl TcpDriver {
             }
         }
     }
+}
+
+/// Whether `c` is an open stream connection: what direct receives and
+/// spin reads read.
+pub(super) fn is_stream(c: &crate::uring::conns::Conn<super::Io>) -> bool {
+    c.open && !c.datagram && c.fd.is_some()
 }
 
 /// What one [`TcpDriver::recv_direct`] found.

@@ -35,7 +35,7 @@
 
 use std::os::fd::AsRawFd;
 
-use super::direct::{DirectRead, DIRECT_CONNS};
+use super::direct::DirectRead;
 use super::TcpDriver;
 use crate::uring::events::{CloseReason, ConnId, TcpEvent};
 
@@ -52,9 +52,7 @@ impl TcpDriver {
     /// connections that a `recv(2)` of each per poll is cheaper than the
     /// entry it saves.
     pub(super) fn spins(&self) -> bool {
-        self.spin_reads
-            && !self.shutting_down
-            && self.conns.iter().filter(|c| c.open && !c.datagram && c.fd.is_some()).count() <= DIRECT_CONNS
+        self.spin_reads && !self.shutting_down && self.few_streams()
     }
 
     /// Reads every spun connection with `recv(2)` into direct buffers,
