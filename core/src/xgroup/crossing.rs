@@ -75,6 +75,7 @@ use std::time::{Duration, Instant};
 use crate::cluster::{Applied, ClusterHandle, Command, Member as NodeMember, ProposeError, ViewReason};
 use crate::group::cross::{self, ClusterView, FLAG_CLUSTER_VIEW, FLAG_RELAYED};
 use crate::group::{ChangeKind, GatewayFrame, GroupEnd, Guarantee, McastError, Member};
+use ringflow_ring::Notify;
 
 use crate::stats::{GroupGatewayCounter, Slot, SlotKind};
 
@@ -145,7 +146,10 @@ pub(crate) struct Crossing {
     /// Whether the first keeper view (which seats members that joined
     /// before the gateway) was read.
     seated: bool,
-    pending: Vec<Command>,
+    /// Commands for the next batches, in order (a deque: a batch is
+    /// taken from its front while the members' messages gather at its
+    /// back, thousands of them behind a batch in flight).
+    pending: VecDeque<Command>,
     /// The members' messages in `pending`.
     pending_held: Held,
     in_flight: Option<InFlight>,
@@ -233,7 +237,7 @@ impl Crossing {
             host,
             seq: 0,
             seated: false,
-            pending: Vec::new(),
+            pending: VecDeque::new(),
             pending_held: Held::default(),
             in_flight: None,
             intake,
@@ -430,7 +434,7 @@ impl Crossing {
     fn joined(&mut self, m: Member) {
         self.local.insert(m.id, m.pid);
         self.note(Note::Joined { member: m.id, pid: m.pid });
-        self.pending.push(Command::Join { group: self.name.clone(), host: self.host, member: m.id });
+        self.pending.push_back(Command::Join { group: self.name.clone(), host: self.host, member: m.id });
     }
 
     fn gone(&mut self, m: Member, kind: ChangeKind) {
@@ -438,13 +442,13 @@ impl Crossing {
         // Asked out: a view committed before its Leave does not make it stale.
         self.stale.insert(m.id);
         self.note(Note::Gone { member: m.id, kind });
-        self.pending.push(Command::Leave { group: self.name.clone(), host: self.host, member: m.id });
+        self.pending.push_back(Command::Leave { group: self.name.clone(), host: self.host, member: m.id });
     }
 
     /// Queues `note` (its seq is given when its batch is formed).
     fn note(&mut self, note: Note) {
         let c = self.note_command(&note);
-        self.pending.push(c);
+        self.pending.push_back(c);
     }
 
     fn note_command(&self, note: &Note) -> Command {
@@ -660,9 +664,14 @@ impl Crossing {
     /// while it has room. Returns the work done.
     pub(crate) fn write_local(&mut self) -> usize {
         let mut n = 0;
+        // One wake for the run (`GroupEnd::gateway_write_quiet`).
+        let mut wake = Notify::None;
         while let Some((flags, meta, payload)) = self.out.front() {
-            match self.end.gateway_write(*flags, *meta, &[payload]) {
-                Ok(()) => {
+            match self.end.gateway_write_quiet(*flags, *meta, &[payload]) {
+                Ok(w) => {
+                    if w.is_wake() {
+                        wake = w;
+                    }
                     self.pop_out();
                     n += 1;
                 }
@@ -676,6 +685,9 @@ impl Crossing {
                     break;
                 }
             }
+        }
+        if let Err(e) = self.end.gateway_wake(wake) {
+            tracing::warn!(group = %self.name, error = %e, "group gateway cannot wake its members");
         }
         n
     }

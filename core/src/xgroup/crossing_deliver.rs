@@ -160,7 +160,7 @@ impl Crossing {
             for m in stale {
                 self.stale.insert(m.id);
                 self.note(Note::Gone { member: m.id, kind: ChangeKind::NodeDown });
-                self.pending.push(Command::Leave { group: self.name.clone(), host, member: m.id });
+                self.pending.push_back(Command::Leave { group: self.name.clone(), host, member: m.id });
             }
         }
         self.listing.show(&self.name, &members, self.host);
@@ -189,8 +189,8 @@ impl Crossing {
             self.pending_held.add(f.held);
             again.extend(f.commands);
         }
-        again.append(&mut self.pending);
-        self.pending = again;
+        again.extend(self.pending.drain(..));
+        self.pending = again.into();
     }
 
     /// Writes `view` (its `id` the index of its entry) as a cluster view

@@ -6,7 +6,7 @@
 //! agent (`crate::xgroup`) only; it never waits: every call takes what is
 //! there now.
 
-use ringflow_ring::ReadError;
+use ringflow_ring::{Notify, ReadError};
 
 use super::*;
 
@@ -184,10 +184,22 @@ impl GroupEnd {
     /// Writes one frame of the gateway (`flags`, metadata `meta`, the
     /// concatenation of `parts`) without waiting: `WouldBlock` if the log
     /// has no room now (a slow member of a Block group).
+    #[cfg(test)]
     pub(crate) fn gateway_write(&mut self, flags: u8, meta: u64, parts: &[&[u8]]) -> Result<(), McastError> {
+        let n = self.gateway_write_quiet(flags, meta, parts)?;
+        self.gateway_wake(n)
+    }
+
+    /// [`gateway_write`](Self::gateway_write) without the wake: returns
+    /// whether a member sleeps on the log, for one
+    /// [`gateway_wake`](Self::gateway_wake) after a run of writes. A
+    /// sleeping member takes tens of microseconds to wake, and until it
+    /// withdraws its announcement every frame written says `Wake` again:
+    /// a futex call each, where one wakes it.
+    pub(crate) fn gateway_write_quiet(&mut self, flags: u8, meta: u64, parts: &[&[u8]]) -> Result<Notify, McastError> {
         self.check_member()?;
         match self.tx.try_send_parts(parts, meta, flags) {
-            Ok((n, _)) => crate::wait::notify(self.rx.data_wait(), n).map_err(McastError::Io),
+            Ok((n, _)) => Ok(n),
             Err(ClaimError::Full) => {
                 // Our own cursor may be what holds the log.
                 let n = self.rx.release();
@@ -198,6 +210,13 @@ impl GroupEnd {
             Err(ClaimError::Corrupt(c)) => Err(McastError::Corrupt(c)),
             Err(_) => Err(McastError::Left),
         }
+    }
+
+    /// Wakes the members sleeping on the log, if `n` (what
+    /// [`gateway_write_quiet`](Self::gateway_write_quiet)s said, merged)
+    /// asks for it.
+    pub(crate) fn gateway_wake(&self, n: Notify) -> Result<(), McastError> {
+        crate::wait::notify(self.rx.data_wait(), n).map_err(McastError::Io)
     }
 
     /// Announces the gateway as a sleeper on its log's data wait point, for
