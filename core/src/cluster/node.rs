@@ -52,6 +52,12 @@ pub trait Transport: Send {
 
     /// The next encoded message received, if one is there.
     fn try_recv(&mut self) -> Option<Vec<u8>>;
+
+    /// An empty buffer to encode the next message into, if the transport
+    /// keeps buffers of messages it sent (the node allocates one if not).
+    fn spare(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Why a node could not be made.
@@ -252,7 +258,7 @@ impl<T: Transport> ClusterNode<T> {
         for _ in 0..DRAIN {
             let Some(bytes) = self.transport.try_recv() else { break };
             work += 1;
-            self.receive(&bytes, now);
+            self.receive(bytes, now);
         }
         for _ in 0..DRAIN {
             match self.proposals.try_recv() {
@@ -335,8 +341,8 @@ impl<T: Transport> ClusterNode<T> {
 
     /// A message from a peer: untrusted bytes, bounded and checked before
     /// raft sees them.
-    fn receive(&mut self, bytes: &[u8], now: Instant) {
-        let accepted = match SafeMessage::decode(bytes) {
+    fn receive(&mut self, bytes: Vec<u8>, now: Instant) {
+        let accepted = match SafeMessage::decode(&bytes) {
             Some(safe) => self.accept_safe(safe, now),
             None => self.accept(bytes, now),
         };
@@ -345,16 +351,20 @@ impl<T: Transport> ClusterNode<T> {
         }
     }
 
-    fn accept(&mut self, bytes: &[u8], now: Instant) -> Option<()> {
+    fn accept(&mut self, bytes: Vec<u8>, now: Instant) -> Option<()> {
         if bytes.len() > self.settings.max_message_bytes {
             return None;
         }
-        let (head, body) = bytes.split_first_chunk::<ENVELOPE_LEN>()?;
+        let (head, _) = bytes.split_first_chunk::<ENVELOPE_LEN>()?;
         if head[0] != ENVELOPE_VERSION {
             return None;
         }
         let incarnation = u64::from_le_bytes(head[1..].try_into().ok()?);
-        let mut message = Message::parse_from_bytes(body).ok()?;
+        // Parsed in place: the entries' data are slices of this buffer
+        // (an append of a batch is hundreds of KiB; copying each entry out
+        // of it cost a fresh allocation of that size per message).
+        let body = bytes::Bytes::from(bytes).slice(ENVELOPE_LEN..);
+        let mut message = Message::parse_from_carllerche_bytes(&body).ok()?;
         let from_voter = self.settings.voters.contains(&message.from) && message.from != self.settings.id;
         if message.to != self.settings.id || !from_voter || is_local(message.get_msg_type()) {
             return None;
@@ -421,10 +431,13 @@ impl<T: Transport> ClusterNode<T> {
             if message.get_msg_type() == MessageType::MsgSnapshot {
                 self.snapshots_sent.push(message.to);
             }
-            let mut bytes = Vec::with_capacity(ENVELOPE_LEN + message.compute_size() as usize);
+            let size = ENVELOPE_LEN + message.compute_size() as usize;
+            let mut bytes = self.transport.spare().unwrap_or_default();
+            bytes.clear();
+            bytes.reserve(size);
             bytes.push(ENVELOPE_VERSION);
             bytes.extend_from_slice(&self.settings.incarnation.to_le_bytes());
-            match message.write_to_writer(&mut bytes) {
+            match message.write_to_vec(&mut bytes) {
                 Ok(()) => self.transport.send(message.to, bytes),
                 Err(e) => tracing::warn!(error = %e, to = message.to, "cluster message not encoded"),
             }

@@ -45,6 +45,10 @@ impl Transport for LinkTransport {
     fn try_recv(&mut self) -> Option<Vec<u8>> {
         self.port.try_recv()
     }
+
+    fn spare(&mut self) -> Option<Vec<u8>> {
+        self.port.spare()
+    }
 }
 
 /// The node as the bridge's duty cycle runs it: its ticks bound the

@@ -53,6 +53,9 @@ impl Bridge {
                     hook.retry_at.remove(&addr);
                     // Dropped unless the link is up: raft sends again.
                     self.send_frame(link, &Frame::Cluster { payload: &message });
+                    // Copied into the link's buffer: the node encodes its
+                    // next message into it.
+                    hook.port.give_back(message);
                 }
                 Err(e) => {
                     tracing::debug!(peer = %addr, error = ?e, "cluster peer not reached");
