@@ -177,6 +177,9 @@ pub(crate) struct Crossing {
     /// The entry index of the last view written, and its rank there.
     last_view: (u64, u64),
     frames: Vec<GatewayFrame>,
+    /// Whether a member sleeps on the local log since a write that did not
+    /// wake it (`deliver_message`): woken by the next `write_local`.
+    wake: Notify,
     /// Whether the group is SAFE (committed changes wait in `held`).
     safe: bool,
     /// A SAFE group's committed changes, by entry index, not yet safe.
@@ -251,6 +254,7 @@ impl Crossing {
             stale: HashSet::new(),
             last_view: (0, 0),
             frames: Vec::new(),
+            wake: Notify::None,
             safe,
             held: VecDeque::new(),
             direct,
@@ -664,8 +668,9 @@ impl Crossing {
     /// while it has room. Returns the work done.
     pub(crate) fn write_local(&mut self) -> usize {
         let mut n = 0;
-        // One wake for the run (`GroupEnd::gateway_write_quiet`).
-        let mut wake = Notify::None;
+        // One wake for the run (`GroupEnd::gateway_write_quiet`), and for
+        // the messages `deliver_message` wrote before it.
+        let mut wake = std::mem::replace(&mut self.wake, Notify::None);
         while let Some((flags, meta, payload)) = self.out.front() {
             match self.end.gateway_write_quiet(*flags, *meta, &[payload]) {
                 Ok(w) => {

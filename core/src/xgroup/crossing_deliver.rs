@@ -45,6 +45,10 @@ impl Crossing {
                         d.sync.own_known();
                     }
                 }
+                if let Some((member, seq, sent_at, message)) = Note::message_view(&bytes) {
+                    self.deliver_message(sender, member, seq, sent_at, message);
+                    return;
+                }
                 let note = match Note::decode_from(&bytes, sender) {
                     Ok(n) => n,
                     Err(why) => {
@@ -54,24 +58,7 @@ impl Crossing {
                 };
                 match note {
                     Note::Message { member, seq, sent_at, bytes } => {
-                        let max = self.end.config().max_message;
-                        if bytes.len() > max {
-                            tracing::warn!(group = %self.name, sender, len = bytes.len(), max, "group gateway skips a message larger than the group allows");
-                            return;
-                        }
-                        let Some(meta) = cross::origin_word(sender, member) else {
-                            tracing::warn!(group = %self.name, sender, member, "group gateway skips a message of an origin out of range");
-                            return;
-                        };
-                        if !self.members.iter().any(|m| (m.host, m.id) == (sender, member)) {
-                            // Committed after its sender left the view (its
-                            // node taken down first): delivered nowhere.
-                            tracing::info!(group = %self.name, sender, member, seq, "group gateway skips a message of a sender not in the view");
-                            return;
-                        }
-                        let mut payload = cross::relay_header(seq, sent_at).to_vec();
-                        payload.extend_from_slice(&bytes);
-                        self.push_out(FLAG_RELAYED, meta, payload);
+                        self.deliver_message(sender, member, seq, sent_at, &bytes);
                     }
                     Note::Joined { member, pid } => {
                         self.pids.insert((sender, member), pid);
@@ -113,6 +100,41 @@ impl Crossing {
             }
             Applied::Unchanged => {}
         }
+    }
+
+    /// A member's committed message: written into the local log at once
+    /// when nothing waits before it there (its wake left to
+    /// [`write_local`](Self::write_local), which the agent runs after the
+    /// committed queue), queued in `out` otherwise.
+    fn deliver_message(&mut self, sender: u64, member: u64, seq: u64, sent_at: u64, bytes: &[u8]) {
+        let max = self.end.config().max_message;
+        if bytes.len() > max {
+            tracing::warn!(group = %self.name, sender, len = bytes.len(), max, "group gateway skips a message larger than the group allows");
+            return;
+        }
+        let Some(meta) = cross::origin_word(sender, member) else {
+            tracing::warn!(group = %self.name, sender, member, "group gateway skips a message of an origin out of range");
+            return;
+        };
+        if !self.members.iter().any(|m| (m.host, m.id) == (sender, member)) {
+            // Committed after its sender left the view (its node taken
+            // down first): delivered nowhere.
+            tracing::info!(group = %self.name, sender, member, seq, "group gateway skips a message of a sender not in the view");
+            return;
+        }
+        let header = cross::relay_header(seq, sent_at);
+        if self.out.is_empty() {
+            if let Ok(wake) = self.end.gateway_write_quiet(FLAG_RELAYED, meta, &[&header, bytes]) {
+                if wake.is_wake() {
+                    self.wake = wake;
+                }
+                return;
+            }
+            // No room, or an error `write_local` reports: queued.
+        }
+        let mut payload = header.to_vec();
+        payload.extend_from_slice(bytes);
+        self.push_out(FLAG_RELAYED, meta, payload);
     }
 
     pub(super) fn view(&mut self, index: u64, now: &[NodeMember]) {

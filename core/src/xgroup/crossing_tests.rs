@@ -116,7 +116,10 @@ fn safe_entries_wait_for_the_safe_index() {
     assert_eq!(x.write_local(), 0);
     assert!(matches!(member.recv(Deadline::Now), Err(crate::group::RecvError::WouldBlock)));
     assert_eq!(x.release(8), 1);
-    assert_eq!(x.write_local(), 1);
+    // Written at once (nothing waited before it in `out`); the write of
+    // the cycle wakes whoever sleeps.
+    assert_eq!(x.out_held().frames, 0);
+    assert_eq!(x.write_local(), 0);
     match member.recv(Deadline::Never).expect("second") {
         Event::Message(m) => assert_eq!(m.payload(), Some(&b"second"[..])),
         _ => panic!("the second message"),
@@ -146,4 +149,48 @@ fn a_safe_groups_batch_is_in_flight_until_safe() {
     assert!(x.in_flight.is_some(), "committed, not safe: still in flight");
     assert_eq!(x.release(9), 1);
     assert!(x.in_flight.is_none(), "safe: the next batch may go");
+}
+
+/// A committed message written at once (nothing waits in `out`) wakes a
+/// member asleep on the log with the cycle's `write_local`, which wakes
+/// once for everything the cycle wrote.
+#[test]
+fn a_message_written_at_once_wakes_a_sleeping_member() {
+    ringflow_testkit::isolate_runtime_dir();
+    let gw = GroupEnd::join_gateway("xg-wake", &GroupOptions::new(), 1, None, Deadline::Never).expect("gateway");
+    let mut member = GroupEnd::join("xg-wake", &GroupOptions::new(), Deadline::Never).expect("member");
+    let me = member.local_member().id;
+    let mut x = Crossing::new("xg-wake".into(), gw, 1, false, crate::config::DEFAULT_GROUP_INTAKE_BYTES);
+    seat(&mut x, me);
+    let node = |host, member| NodeMember { host, member };
+    x.committed(
+        5,
+        Applied::View {
+            group: "xg-wake".into(),
+            members: vec![node(1, me), node(2, 3)],
+            reason: crate::cluster::ViewReason::Join { member: node(2, 3) },
+        },
+    );
+    assert_eq!(x.write_local(), 1);
+    assert!(matches!(member.recv(Deadline::Never), Ok(Event::View(_))));
+    let asleep = std::thread::spawn(move || {
+        // Far longer than any wake: a missed wake ends the wait at its
+        // deadline (whose last look finds the message).
+        let wait = std::time::Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + wait;
+        let got = match member.recv(Deadline::after(wait)) {
+            Ok(Event::Message(m)) => m.payload().map(<[u8]>::to_vec),
+            other => panic!("not the message: {:?}", other.map(|_| ())),
+        };
+        (got, std::time::Instant::now() < deadline)
+    });
+    // Give the member time to go to sleep (the test holds either way).
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let note = Note::Message { member: 3, seq: 1, sent_at: 0, bytes: b"wake".to_vec() };
+    x.committed(6, Applied::Message { group: "xg-wake".into(), sender: 2, seq: 1, bytes: note.encode() });
+    assert_eq!(x.out_held().frames, 0, "written at once");
+    x.write_local();
+    let (got, woken) = asleep.join().expect("member thread");
+    assert_eq!(got, Some(b"wake".to_vec()));
+    assert!(woken, "the member was never woken: it found the message at its deadline");
 }

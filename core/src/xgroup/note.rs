@@ -101,6 +101,17 @@ impl Note {
         (encoded.len() >= HEAD && encoded[1] == 1).then(|| encoded.len() - HEAD)
     }
 
+    /// A [`Note::Message`]'s fields and the member's message, borrowed
+    /// from the encoded note (`None` for any other note, or a bad one:
+    /// [`decode`](Self::decode) says why).
+    pub(crate) fn message_view(b: &[u8]) -> Option<(u64, u64, u64, &[u8])> {
+        if b.len() < HEAD || b[0] != VERSION || b[1] != 1 {
+            return None;
+        }
+        let word = |at: usize| b.get(at..at + 8).and_then(|w| w.try_into().ok()).map(u64::from_le_bytes);
+        Some((word(2)?, word(10)?, word(18)?, &b[HEAD..]))
+    }
+
     /// Decodes a note the gateway of host `sender` proposed.
     pub(crate) fn decode_from(b: &[u8], sender: u64) -> Result<Note, &'static str> {
         match Note::decode(b)? {
