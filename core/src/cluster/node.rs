@@ -60,6 +60,22 @@ pub trait Transport: Send {
     }
 }
 
+/// Gives the entries of a message parsed in place (their data slices of
+/// the `len` bytes received) buffers of their own when they are a small
+/// part of it: an entry is kept until the log is compacted, and a slice
+/// keeps the whole buffer alive (a resent entry or two riding with a
+/// large message must not hold it for a thousand entries).
+pub(super) fn unpin_small_entries(message: &mut Message, len: usize) {
+    let data: usize = message.entries.iter().map(|e| e.data.len() + e.context.len()).sum();
+    if data.saturating_mul(2) >= len {
+        return;
+    }
+    for e in message.entries.iter_mut() {
+        e.data = bytes::Bytes::copy_from_slice(&e.data);
+        e.context = bytes::Bytes::copy_from_slice(&e.context);
+    }
+}
+
 /// Why a node could not be made.
 #[derive(Debug)]
 pub enum NodeError {
@@ -365,6 +381,7 @@ impl<T: Transport> ClusterNode<T> {
         // of it cost a fresh allocation of that size per message).
         let body = bytes::Bytes::from(bytes).slice(ENVELOPE_LEN..);
         let mut message = Message::parse_from_carllerche_bytes(&body).ok()?;
+        unpin_small_entries(&mut message, body.len());
         let from_voter = self.settings.voters.contains(&message.from) && message.from != self.settings.id;
         if message.to != self.settings.id || !from_voter || is_local(message.get_msg_type()) {
             return None;

@@ -401,3 +401,27 @@ fn node_ids_agree_whatever_the_order() {
     assert_eq!(node_ids(c, &[b, a]).1, all);
     assert_eq!(node_ids(a, &[c, b]).0, 1);
 }
+
+/// A message parsed in place keeps its buffer alive through its entries'
+/// data: entries that are most of it share it, a small entry riding with
+/// a large message gets a buffer of its own (it may be kept until the log
+/// is compacted).
+#[test]
+fn small_entries_do_not_keep_a_large_received_buffer() {
+    use raft::eraftpb::{Entry, Message};
+    let received = bytes::Bytes::from(vec![7u8; 10_000]);
+    let with = |range: std::ops::Range<usize>| {
+        let mut m = Message::default();
+        m.entries.push(Entry { data: received.slice(range), ..Default::default() });
+        m
+    };
+    let mut most = with(0..9_000);
+    node::unpin_small_entries(&mut most, received.len());
+    assert!(!received.is_unique(), "an entry that is most of the buffer shares it");
+    drop(most);
+    assert!(received.is_unique());
+    let mut small = with(100..110);
+    node::unpin_small_entries(&mut small, received.len());
+    assert!(received.is_unique(), "a small entry has a buffer of its own");
+    assert_eq!(&small.entries[0].data[..], &[7u8; 10][..]);
+}

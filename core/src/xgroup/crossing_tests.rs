@@ -67,6 +67,21 @@ fn hostile_commits_reach_no_member() {
         _ => panic!("the valid message"),
     }
     assert!(matches!(member.recv(Deadline::Now), Err(crate::group::RecvError::WouldBlock)));
+    // Again with nothing queued before them: each message is judged before
+    // it is written at once, as it was before it was queued.
+    x.committed(12, Applied::Message { group: "xg-hostile".into(), sender: 2, seq: 2, bytes: vec![9; 40] });
+    x.committed(13, message(1 << 20, 1, b"far host".to_vec()));
+    x.committed(14, message(2, 1 << 50, b"far member".to_vec()));
+    x.committed(15, message(2, 3, vec![7; 65]));
+    x.committed(16, message(2, 3, b"valid again".to_vec()));
+    x.committed(17, message(2, 4, b"not a member of the view".to_vec()));
+    assert_eq!(x.out.len(), 0, "written at once");
+    x.write_local();
+    match member.recv(Deadline::Never).expect("message") {
+        Event::Message(m) => assert_eq!(m.payload(), Some(&b"valid again"[..])),
+        _ => panic!("the valid message"),
+    }
+    assert!(matches!(member.recv(Deadline::Now), Err(crate::group::RecvError::WouldBlock)));
 }
 
 /// A SAFE group: what the cluster committed (a view, then messages)

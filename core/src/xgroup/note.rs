@@ -242,7 +242,21 @@ mod tests {
             let mut b = all[(x % all.len() as u64) as usize].encode();
             let at = (x >> 8) as usize % b.len();
             b[at] = (x >> 32) as u8;
-            let _ = Note::decode(&b);
+            // The borrowed view of a message agrees with the decoder: the
+            // same message, or nothing where it is not one.
+            let view = Note::message_view(&b).map(|(member, seq, sent_at, m)| Note::Message {
+                member,
+                seq,
+                sent_at,
+                bytes: m.to_vec(),
+            });
+            match Note::decode(&b) {
+                Ok(n @ Note::Message { .. }) => assert_eq!(view, Some(n)),
+                _ => assert_eq!(view, None),
+            }
+        }
+        for cut in 0..HEAD {
+            assert_eq!(Note::message_view(&all[0].encode()[..cut]), None);
         }
     }
 }

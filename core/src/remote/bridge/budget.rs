@@ -28,10 +28,10 @@ pub(super) fn max_data_frame(max_msg: usize) -> usize {
     wire::DATA_PREFIX_LEN + wire::STAMP_LEN + max_msg + wire::CRC_LEN
 }
 
-/// The receive buffer a connection keeps once it grew (see
-/// [`Bridge::settle_rx`]): the cluster's default message limit
-/// (`cluster.max_message_bytes`).
-const RX_KEEP: usize = 1 << 20;
+/// The largest receive buffer a connection keeps once it grew (see
+/// [`Bridge::settle_rx`]): what the doublings reach for a frame of the
+/// cluster's default message limit (`cluster.max_message_bytes`).
+const RX_KEEP: usize = 2 << 20;
 
 /// Appends what a receive brought to `c`'s unread bytes, first dropping
 /// what is left of a skipped frame; false (nothing appended) if that would
@@ -99,18 +99,24 @@ impl Bridge {
     }
 
     /// A connection's buffer after its frames were handled: one that grew
-    /// past [`RX_KEEP`] for a large frame and is empty again goes back to
-    /// its idle size. Up to `RX_KEEP` it keeps what it grew to (counted in
-    /// the budget as before), when the budget is large enough for that not
-    /// to matter: a peer that sends large frames sends them again (a
-    /// cluster's appends of batches), and a buffer shrunk after each grew
-    /// again by doublings, each a copy of what it held, into pages the
-    /// allocator had given back, each a fault.
+    /// for a large frame and is empty again goes back to its idle size,
+    /// unless it is within [`RX_KEEP`] and every connection's buffers
+    /// together hold at most a sixteenth of the budget beyond their idle
+    /// size (all of it counted in the budget as before). A peer that
+    /// sends large frames sends them again (a cluster's appends of
+    /// batches), and a buffer shrunk after each grew again by doublings,
+    /// each a copy of what it held, into pages the allocator had given
+    /// back, each a fault.
     pub(super) fn settle_rx(&mut self, conn: ConnId) {
         let idle = 2 * self.cfg.buffer_size;
-        let keep = (4 * idle).max(RX_KEEP.min(self.budget / (4 * CONN_SHARE)));
+        let kept_total = self.budget / (4 * CONN_SHARE);
+        let rx_held = self.rx_held;
         if let Some(c) = self.conns.get_mut(&conn) {
-            if c.rx.is_empty() && c.rx.capacity() > keep {
+            let grown = c.rx.capacity().saturating_sub(idle);
+            // What the others hold, and this one's growth.
+            let total = rx_held.saturating_sub(c.counted).saturating_add(grown);
+            let keep = c.rx.capacity() <= RX_KEEP && total <= kept_total;
+            if c.rx.is_empty() && c.rx.capacity() > 4 * idle && !keep {
                 c.rx.shrink_to(idle);
             }
         }

@@ -54,8 +54,11 @@ impl Bridge {
                     // Dropped unless the link is up: raft sends again.
                     self.send_frame(link, &Frame::Cluster { payload: &message });
                     // Copied into the link's buffer: the node encodes its
-                    // next message into it.
-                    hook.port.give_back(message);
+                    // next message into it (a relay message's buffer is
+                    // small; the node would grow it anyway).
+                    if message.first() != Some(&crate::cluster_port::RELAY_KIND) {
+                        hook.port.give_back(message);
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(peer = %addr, error = ?e, "cluster peer not reached");
