@@ -116,6 +116,10 @@ pub struct ClusterSettings {
     /// Applied entries kept before the log is compacted into a snapshot
     /// (`cluster.compact_after`).
     pub compact_after: u64,
+    /// Bytes of applied entries' data kept before those every node of
+    /// the view holds (up to the SAFE index) are compacted
+    /// (`cluster.compact_after_bytes`).
+    pub compact_after_bytes: usize,
     /// Largest encoded raft message accepted from a peer, in bytes
     /// (`cluster.max_message_bytes`); also bounds what one message carries.
     pub max_message_bytes: usize,
@@ -153,6 +157,7 @@ impl ClusterSettings {
             election_ticks: DEFAULT_ELECTION_TICKS,
             heartbeat_ticks: DEFAULT_HEARTBEAT_TICKS,
             compact_after: DEFAULT_COMPACT_AFTER,
+            compact_after_bytes: DEFAULT_COMPACT_AFTER_BYTES,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             proposal_queue: DEFAULT_PROPOSAL_QUEUE,
             committed_queue: DEFAULT_COMMITTED_QUEUE,
@@ -174,6 +179,8 @@ pub const DEFAULT_HEARTBEAT_TICKS: usize = 5;
 pub const DEFAULT_NODE_TIMEOUT_MS: u64 = 2000;
 /// `cluster.compact_after`'s default.
 pub const DEFAULT_COMPACT_AFTER: u64 = 1024;
+/// `cluster.compact_after_bytes`' default: 64 MiB.
+pub const DEFAULT_COMPACT_AFTER_BYTES: usize = 64 << 20;
 /// `cluster.max_message_bytes`' default.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// `cluster.proposal_queue`'s default.

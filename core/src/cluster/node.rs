@@ -142,6 +142,9 @@ pub struct ClusterNode<T: Transport> {
     pub(super) was_leader: bool,
     /// The SAFE index published (never goes back).
     pub(super) safe: u64,
+    /// The directory at an applied index, kept for a compaction once the
+    /// SAFE index reaches it (`compact`).
+    checkpoint: Option<(u64, Vec<u8>)>,
     /// The leader's safe index last sent, and when (sent again with
     /// heartbeats).
     pub(super) safe_sent: (u64, Option<Instant>),
@@ -245,6 +248,7 @@ impl<T: Transport> ClusterNode<T> {
             quorum: false,
             was_leader: false,
             safe: 0,
+            checkpoint: None,
             safe_sent: (0, None),
             safe_heard: (0, 0),
             in_flight: InFlight::new(lost_tx),
@@ -630,17 +634,40 @@ impl<T: Transport> ClusterNode<T> {
         }
     }
 
-    /// Once enough applied entries are held, snapshots the directory at the
-    /// applied index and drops them.
+    /// Once enough applied entries are held (`compact_after`), snapshots
+    /// the directory at the applied index and drops them. Before that,
+    /// once their data passes `compact_after_bytes`, the directory at the
+    /// applied index is kept aside (`checkpoint`), and the entries up to it
+    /// are dropped as soon as every node of the view holds them (the SAFE
+    /// index reaches it): no live node needs them from this one then. A
+    /// batch of a crossing group is an entry of hundreds of KiB: a thousand
+    /// of them held half a gigabyte.
     fn compact(&mut self) {
         let applied = self.raw.raft.raft_log.applied;
         let store = self.raw.store();
-        if applied.saturating_sub(store.compacted_to()) < self.settings.compact_after.max(1) {
-            return;
+        let compacted = store.compacted_to();
+        if self.checkpoint.as_ref().is_some_and(|(at, _)| *at <= compacted) {
+            self.checkpoint = None;
         }
-        let data = self.directory.encode();
-        if let Err(e) = self.raw.mut_store().compact(applied, data) {
-            tracing::warn!(error = %e, applied, "cluster log not compacted");
+        let (upto, data) = if applied.saturating_sub(compacted) >= self.settings.compact_after.max(1) {
+            (applied, self.directory.encode())
+        } else if store.bytes() > self.settings.compact_after_bytes {
+            match self.checkpoint.take() {
+                Some((at, data)) if at <= self.safe => (at, data),
+                Some(kept) => {
+                    self.checkpoint = Some(kept);
+                    return;
+                }
+                None => {
+                    self.checkpoint = Some((applied, self.directory.encode()));
+                    return;
+                }
+            }
+        } else {
+            return;
+        };
+        if let Err(e) = self.raw.mut_store().compact(upto, data) {
+            tracing::warn!(error = %e, upto, "cluster log not compacted");
         }
     }
 

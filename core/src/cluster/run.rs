@@ -136,6 +136,7 @@ pub(crate) fn start(
     settings.election_ticks = c.election_ticks;
     settings.heartbeat_ticks = c.heartbeat_ticks;
     settings.compact_after = c.compact_after;
+    settings.compact_after_bytes = c.compact_after_bytes;
     settings.max_message_bytes = c.max_message_bytes;
     settings.node_timeout = c.node_timeout;
     settings.test_feed =

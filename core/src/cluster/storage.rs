@@ -24,6 +24,13 @@ pub struct MemLog {
     /// The last snapshot taken or received: its metadata says where the
     /// log starts, its data is the directory at that index.
     snapshot: Snapshot,
+    /// The bytes of `entries`' data.
+    bytes: usize,
+}
+
+/// What an entry counts for in [`MemLog::bytes`].
+fn size(e: &Entry) -> usize {
+    e.data.len() + e.context.len()
 }
 
 impl MemLog {
@@ -53,6 +60,11 @@ impl MemLog {
         self.entries.len()
     }
 
+    /// The bytes of the held entries' data.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Whether no entry is held.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -75,7 +87,9 @@ impl MemLog {
             return Err(StorageError::Unavailable);
         }
         let keep = (first.index - self.first()) as usize;
+        self.bytes -= self.entries[keep.min(self.entries.len())..].iter().map(size).sum::<usize>();
         self.entries.truncate(keep);
+        self.bytes += entries.iter().map(size).sum::<usize>();
         self.entries.extend_from_slice(entries);
         Ok(())
     }
@@ -106,6 +120,7 @@ impl MemLog {
         self.hard_state.commit = self.hard_state.commit.max(meta.index);
         self.conf_state = meta.get_conf_state().clone();
         self.entries.clear();
+        self.bytes = 0;
         self.snapshot = snapshot;
         Ok(())
     }
@@ -125,7 +140,9 @@ impl MemLog {
         let mut snapshot = Snapshot::default();
         snapshot.set_metadata(meta);
         snapshot.data = data.into();
-        self.entries.drain(..(applied - self.snapshot_index()) as usize);
+        let n = (applied - self.snapshot_index()) as usize;
+        self.bytes -= self.entries[..n].iter().map(size).sum::<usize>();
+        self.entries.drain(..n);
         self.snapshot = snapshot;
         Ok(())
     }

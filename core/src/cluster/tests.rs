@@ -51,6 +51,8 @@ pub(super) struct Sim {
     pub(super) nodes: Vec<Option<Node>>,
     pub(super) now: Instant,
     compact_after: u64,
+    /// `ClusterSettings::compact_after_bytes` of the nodes made.
+    pub(super) compact_after_bytes: usize,
 }
 
 pub(super) struct Node {
@@ -74,7 +76,13 @@ impl Sim {
             cut: HashSet::new(),
             safe_to: vec![0; N as usize + 1],
         }));
-        let mut sim = Sim { net, nodes: Vec::new(), now: Instant::now(), compact_after };
+        let mut sim = Sim {
+            net,
+            nodes: Vec::new(),
+            now: Instant::now(),
+            compact_after,
+            compact_after_bytes: DEFAULT_COMPACT_AFTER_BYTES,
+        };
         sim.nodes.push(None);
         for id in 1..=N {
             let node = sim.make(id);
@@ -89,6 +97,7 @@ impl Sim {
         settings.election_ticks = 10;
         settings.heartbeat_ticks = 2;
         settings.compact_after = self.compact_after;
+        settings.compact_after_bytes = self.compact_after_bytes;
         settings.node_timeout = NODE_TIMEOUT;
         let transport = SimTransport { id, net: Arc::clone(&self.net) };
         let (node, handle, committed) = ClusterNode::new(settings, transport).expect("node");
@@ -424,4 +433,50 @@ fn small_entries_do_not_keep_a_large_received_buffer() {
     node::unpin_small_entries(&mut small, received.len());
     assert!(received.is_unique(), "a small entry has a buffer of its own");
     assert_eq!(&small.entries[0].data[..], &[7u8; 10][..]);
+}
+
+/// Past `compact_after_bytes` of entries, a node drops only what every node
+/// of the view holds: a follower cut off (not yet taken down) still finds
+/// every entry it lacks in the leader's log once its link heals, and only
+/// then does the leader compact, long before `compact_after` entries.
+#[test]
+fn compaction_by_bytes_waits_for_every_node_of_the_view() {
+    const BYTES: usize = 64 << 10;
+    let mut sim = Sim::new(DEFAULT_COMPACT_AFTER);
+    sim.compact_after_bytes = BYTES;
+    for id in 1..=N {
+        let node = sim.make(id);
+        sim.nodes[id as usize] = Some(node);
+    }
+    sim.run_until("a leader", |s| s.agreed_leader().is_some());
+    let leader = sim.agreed_leader().expect("leader");
+    let cut = (1..=N).find(|id| *id != leader).expect("a follower");
+    sim.partition(&[cut]);
+    const COUNT: usize = 40;
+    let big = |seq: u64| Command::Message { group: "g".into(), sender: 9, seq, bytes: vec![seq as u8; 8 << 10] };
+    for seq in 1..=COUNT as u64 {
+        sim.node(leader).handle.propose(&[big(seq)]).expect("queued");
+        sim.step();
+    }
+    sim.run_until("every message applied at the two connected nodes", |s| {
+        s.live().filter(|n| n.handle.status().leader == leader).filter(|n| Sim::messages(n).len() == COUNT).count() == 2
+    });
+    let status = sim.node(leader).handle.status();
+    assert!(
+        status.compacted_to <= sim.node(leader).handle.safe_index(),
+        "compacted to {} past the safe index {}",
+        status.compacted_to,
+        sim.node(leader).handle.safe_index()
+    );
+    sim.heal();
+    sim.run_until("the cut follower has every message", |s| Sim::messages(s.node(cut)).len() == COUNT);
+    assert_eq!(Sim::messages(sim.node(cut)), Sim::messages(sim.node(leader)), "from the log, not a snapshot");
+    // Every node holds them now: the next entries let the leader compact.
+    for seq in COUNT as u64 + 1..=COUNT as u64 + 8 {
+        sim.node(leader).handle.propose(&[big(seq)]).expect("queued");
+        sim.step();
+    }
+    sim.run_until("the leader compacted by bytes", |s| s.node(leader).handle.status().compacted_to > 0);
+    let held = sim.node(leader).handle.status().log_len;
+    assert!(held < COUNT as u64, "the leader still holds {held} entries");
 }

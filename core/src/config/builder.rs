@@ -250,6 +250,12 @@ impl EngineConfigBuilder {
         self.set(keys::CLUSTER_COMPACT_AFTER, int(entries))
     }
 
+    /// `cluster.compact_after_bytes`: bytes of applied entries held before
+    /// those every node holds are compacted.
+    pub fn cluster_compact_after_bytes(self, bytes: usize) -> Self {
+        self.set(keys::CLUSTER_COMPACT_AFTER_BYTES, int(bytes))
+    }
+
     /// `cluster.node_timeout_ms`: silence before the leader proposes a
     /// node down.
     pub fn cluster_node_timeout_ms(self, millis: u64) -> Self {

@@ -44,6 +44,7 @@ pub(crate) const CLUSTER_TICK_MS: &str = "cluster.tick_ms";
 pub(crate) const CLUSTER_ELECTION_TICKS: &str = "cluster.election_ticks";
 pub(crate) const CLUSTER_HEARTBEAT_TICKS: &str = "cluster.heartbeat_ticks";
 pub(crate) const CLUSTER_COMPACT_AFTER: &str = "cluster.compact_after";
+pub(crate) const CLUSTER_COMPACT_AFTER_BYTES: &str = "cluster.compact_after_bytes";
 pub(crate) const CLUSTER_MAX_MESSAGE_BYTES: &str = "cluster.max_message_bytes";
 pub(crate) const CLUSTER_NODE_TIMEOUT_MS: &str = "cluster.node_timeout_ms";
 pub(crate) const CLUSTER_GROUP_INTAKE_BYTES: &str = "cluster.group_intake_bytes";
@@ -466,6 +467,12 @@ pub(crate) static KEYS: &[KeySpec] = &[
         kind: int(1, 1 << 24),
         get: |c| Raw::Int(c.cluster.compact_after as i128),
         set: |c, v| c.cluster.compact_after = uint(v),
+    },
+    KeySpec {
+        path: CLUSTER_COMPACT_AFTER_BYTES,
+        kind: int(1 << 20, 1 << 40),
+        get: |c| Raw::Int(c.cluster.compact_after_bytes as i128),
+        set: |c, v| c.cluster.compact_after_bytes = uint(v),
     },
     KeySpec {
         path: CLUSTER_MAX_MESSAGE_BYTES,

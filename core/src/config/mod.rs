@@ -284,6 +284,9 @@ pub struct ClusterSection {
     /// `cluster.compact_after`: applied entries held before the log is
     /// compacted into a snapshot.
     pub compact_after: u64,
+    /// `cluster.compact_after_bytes`: bytes of applied entries held before
+    /// those every node holds (up to the SAFE index) are compacted.
+    pub compact_after_bytes: usize,
     /// `cluster.max_message_bytes`: the largest raft message taken from a
     /// peer (and made for one).
     pub max_message_bytes: usize,
@@ -321,6 +324,7 @@ impl Default for ClusterSection {
             election_ticks: 50,
             heartbeat_ticks: 5,
             compact_after: 1024,
+            compact_after_bytes: 64 << 20,
             max_message_bytes: 1 << 20,
             node_timeout: Duration::from_millis(2000),
             group_intake_bytes: DEFAULT_GROUP_INTAKE_BYTES,

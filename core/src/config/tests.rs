@@ -188,6 +188,7 @@ fn every_key_maps_one_to_one() {
         (vec![kv("cluster.election_ticks", 20, 20)], b().cluster_election_ticks(20)),
         (vec![kv("cluster.heartbeat_ticks", 2, 2)], b().cluster_heartbeat_ticks(2)),
         (vec![kv("cluster.compact_after", 64, 64)], b().cluster_compact_after(64)),
+        (vec![kv("cluster.compact_after_bytes", 1 << 22, 1 << 22)], b().cluster_compact_after_bytes(1 << 22)),
         (vec![kv("cluster.max_message_bytes", 65536, 65536)], b().cluster_max_message_bytes(65536)),
         (vec![kv("cluster.node_timeout_ms", 5000, 5000)], b().cluster_node_timeout_ms(5000)),
         (vec![kv("cluster.group_intake_bytes", 2097152, 2097152)], b().cluster_group_intake_bytes(2 << 20)),
