@@ -639,7 +639,9 @@ impl<T: Transport> ClusterNode<T> {
     /// once their data passes `compact_after_bytes`, the directory at the
     /// applied index is kept aside (`checkpoint`), and the entries up to it
     /// are dropped as soon as every node of the view holds them (the SAFE
-    /// index reaches it): no live node needs them from this one then. A
+    /// index reaches it; a leader asks its followers' match indexes now,
+    /// which a restarted peer's reset): no live node needs them from this
+    /// one then. A
     /// batch of a crossing group is an entry of hundreds of KiB: a thousand
     /// of them held half a gigabyte.
     fn compact(&mut self) {
@@ -652,16 +654,34 @@ impl<T: Transport> ClusterNode<T> {
         let (upto, data) = if applied.saturating_sub(compacted) >= self.settings.compact_after.max(1) {
             (applied, self.directory.encode())
         } else if store.bytes() > self.settings.compact_after_bytes {
+            // A leader asks its followers' match indexes now: the SAFE
+            // index never goes back, but a peer that restarted (before it
+            // was taken down) holds nothing any more.
+            let raft = &self.raw.raft;
+            let held_by_all = if raft.state == StateRole::Leader {
+                let prs = raft.prs();
+                let directory = &self.directory;
+                super::safe::leader_safe(
+                    &self.settings.voters,
+                    |v| prs.get(v).map(|p| p.matched),
+                    |v| directory.is_out(v),
+                    raft.raft_log.committed,
+                )
+                .min(self.safe)
+            } else {
+                self.safe
+            };
             match self.checkpoint.take() {
-                Some((at, data)) if at <= self.safe => (at, data),
+                Some((at, data)) if at <= held_by_all => (at, data),
                 Some(kept) => {
                     self.checkpoint = Some(kept);
                     return;
                 }
-                None => {
+                None if applied > compacted => {
                     self.checkpoint = Some((applied, self.directory.encode()));
                     return;
                 }
+                None => return,
             }
         } else {
             return;

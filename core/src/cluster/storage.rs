@@ -243,6 +243,25 @@ mod tests {
         assert_eq!(snap.get_metadata().get_conf_state().voters, vec![1, 2, 3]);
     }
 
+    /// The bytes held follow every change of the entries: appends, an
+    /// overlapping append, compaction, a received snapshot.
+    #[test]
+    fn the_bytes_held_follow_the_entries() {
+        let sized =
+            |index: u64, term: u64, n: usize| Entry { index, term, data: vec![1; n].into(), ..Default::default() };
+        let mut log = MemLog::new(&[1, 2]);
+        log.append(&[sized(1, 1, 10), sized(2, 1, 20), sized(3, 1, 30)]).expect("appends");
+        assert_eq!(log.bytes(), 60);
+        log.append(&[sized(3, 2, 5), sized(4, 2, 7)]).expect("replaces 3");
+        assert_eq!(log.bytes(), 42);
+        log.compact(2, Vec::new()).expect("compacts");
+        assert_eq!(log.bytes(), 12);
+        let mut snap = log.snapshot(0, 2).expect("snapshot");
+        snap.mut_metadata().index = 9;
+        log.apply_snapshot(snap).expect("applies");
+        assert_eq!(log.bytes(), 0);
+    }
+
     #[test]
     fn a_received_snapshot_replaces_the_log() {
         let mut leader = MemLog::new(&[1, 2]);
