@@ -19,6 +19,19 @@ pub(super) fn seat(x: &mut Crossing, me: u64) {
     assert!(x.local.contains_key(&me), "the gateway never saw member {me} join");
 }
 
+/// A gateway (host 1, intake `intake`) and a member of group `name` made
+/// with `opts`, the member seated at the gateway; the member's id. The
+/// test's runtime directory is its own.
+pub(super) fn seated(name: &str, opts: &GroupOptions, intake: usize) -> (Crossing, GroupEnd, u64) {
+    ringflow_testkit::isolate_runtime_dir();
+    let gw = GroupEnd::join_gateway(name, opts, 1, None, Deadline::Never).expect("gateway");
+    let member = GroupEnd::join(name, opts, Deadline::Never).expect("member");
+    let me = member.local_member().id;
+    let mut x = Crossing::new(name.into(), gw, 1, false, intake);
+    seat(&mut x, me);
+    (x, member, me)
+}
+
 fn message(sender: u64, member: u64, bytes: Vec<u8>) -> Applied {
     let note = Note::Message { member, seq: 1, sent_at: 0, bytes };
     Applied::Message { group: "xg-hostile".into(), sender, seq: 1, bytes: note.encode() }
@@ -29,13 +42,8 @@ fn message(sender: u64, member: u64, bytes: Vec<u8>) -> Applied {
 /// out of range are skipped; the member delivers only what is valid.
 #[test]
 fn hostile_commits_reach_no_member() {
-    ringflow_testkit::isolate_runtime_dir();
     let opts = GroupOptions::new().max_message(64);
-    let gw = GroupEnd::join_gateway("xg-hostile", &opts, 1, None, Deadline::Never).expect("gateway");
-    let mut member = GroupEnd::join("xg-hostile", &opts, Deadline::Never).expect("member");
-    let me = member.local_member().id;
-    let mut x = Crossing::new("xg-hostile".into(), gw, 1, false, crate::config::DEFAULT_GROUP_INTAKE_BYTES);
-    seat(&mut x, me);
+    let (mut x, mut member, me) = seated("xg-hostile", &opts, crate::config::DEFAULT_GROUP_INTAKE_BYTES);
     let node = |host, member| NodeMember { host, member };
     x.committed(
         5,
@@ -45,12 +53,16 @@ fn hostile_commits_reach_no_member() {
             reason: crate::cluster::ViewReason::Join { member: node(1, me) },
         },
     );
-    x.committed(6, Applied::Message { group: "xg-hostile".into(), sender: 2, seq: 1, bytes: vec![9; 40] });
-    x.committed(7, message(1 << 20, 1, b"far host".to_vec()));
-    x.committed(8, message(2, 1 << 50, b"far member".to_vec()));
-    x.committed(9, message(2, 3, vec![7; 65]));
-    x.committed(10, message(2, 3, b"valid".to_vec()));
-    x.committed(11, message(2, 4, b"not a member of the view".to_vec()));
+    // Garbage, two origins out of range, too large, valid, not a member.
+    let hostile = |x: &mut Crossing, at: u64, valid: &[u8]| {
+        x.committed(at, Applied::Message { group: "xg-hostile".into(), sender: 2, seq: at, bytes: vec![9; 40] });
+        x.committed(at + 1, message(1 << 20, 1, b"far host".to_vec()));
+        x.committed(at + 2, message(2, 1 << 50, b"far member".to_vec()));
+        x.committed(at + 3, message(2, 3, vec![7; 65]));
+        x.committed(at + 4, message(2, 3, valid.to_vec()));
+        x.committed(at + 5, message(2, 4, b"not a member of the view".to_vec()));
+    };
+    hostile(&mut x, 6, b"valid");
     assert_eq!(x.out.len(), 2, "one view, one message");
     assert_eq!(x.write_local(), 2);
     match member.recv(Deadline::Never).expect("view") {
@@ -69,12 +81,7 @@ fn hostile_commits_reach_no_member() {
     assert!(matches!(member.recv(Deadline::Now), Err(crate::group::RecvError::WouldBlock)));
     // Again with nothing queued before them: each message is judged before
     // it is written at once, as it was before it was queued.
-    x.committed(12, Applied::Message { group: "xg-hostile".into(), sender: 2, seq: 2, bytes: vec![9; 40] });
-    x.committed(13, message(1 << 20, 1, b"far host".to_vec()));
-    x.committed(14, message(2, 1 << 50, b"far member".to_vec()));
-    x.committed(15, message(2, 3, vec![7; 65]));
-    x.committed(16, message(2, 3, b"valid again".to_vec()));
-    x.committed(17, message(2, 4, b"not a member of the view".to_vec()));
+    hostile(&mut x, 12, b"valid again");
     assert_eq!(x.out.len(), 0, "written at once");
     x.write_local();
     match member.recv(Deadline::Never).expect("message") {
@@ -90,14 +97,9 @@ fn hostile_commits_reach_no_member() {
 /// group's is written at once (the hold is SAFE's alone).
 #[test]
 fn safe_entries_wait_for_the_safe_index() {
-    ringflow_testkit::isolate_runtime_dir();
     let opts = GroupOptions::new().guarantee(Guarantee::Safe);
-    let gw = GroupEnd::join_gateway("xg-safe", &opts, 1, None, Deadline::Never).expect("gateway");
-    let mut member = GroupEnd::join("xg-safe", &opts, Deadline::Never).expect("member");
-    let me = member.local_member().id;
-    let mut x = Crossing::new("xg-safe".into(), gw, 1, false, crate::config::DEFAULT_GROUP_INTAKE_BYTES);
+    let (mut x, mut member, me) = seated("xg-safe", &opts, crate::config::DEFAULT_GROUP_INTAKE_BYTES);
     assert!(x.safe);
-    seat(&mut x, me);
     let node = |host, member| NodeMember { host, member };
     let view = || Applied::View {
         group: "xg-safe".into(),
@@ -171,12 +173,7 @@ fn a_safe_groups_batch_is_in_flight_until_safe() {
 /// once for everything the cycle wrote.
 #[test]
 fn a_message_written_at_once_wakes_a_sleeping_member() {
-    ringflow_testkit::isolate_runtime_dir();
-    let gw = GroupEnd::join_gateway("xg-wake", &GroupOptions::new(), 1, None, Deadline::Never).expect("gateway");
-    let mut member = GroupEnd::join("xg-wake", &GroupOptions::new(), Deadline::Never).expect("member");
-    let me = member.local_member().id;
-    let mut x = Crossing::new("xg-wake".into(), gw, 1, false, crate::config::DEFAULT_GROUP_INTAKE_BYTES);
-    seat(&mut x, me);
+    let (mut x, mut member, me) = seated("xg-wake", &GroupOptions::new(), crate::config::DEFAULT_GROUP_INTAKE_BYTES);
     let node = |host, member| NodeMember { host, member };
     x.committed(
         5,

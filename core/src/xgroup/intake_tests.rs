@@ -117,13 +117,8 @@ fn index_of(payload: &[u8]) -> u32 {
 /// A gateway (host 1, intake `INTAKE`) and a member of a group with a
 /// small log, the member seated and its join committed and delivered.
 fn set_up(name: &str) -> (Crossing, GroupEnd, Cluster) {
-    ringflow_testkit::isolate_runtime_dir();
     let opts = GroupOptions::new().log_capacity(LOG).max_message(256);
-    let gw = GroupEnd::join_gateway(name, &opts, 1, None, Deadline::Never).expect("gateway");
-    let mut member = GroupEnd::join(name, &opts, Deadline::Never).expect("member");
-    let me = member.local_member().id;
-    let mut x = Crossing::new(name.into(), gw, 1, false, INTAKE);
-    super::tests::seat(&mut x, me);
+    let (mut x, mut member, _) = super::tests::seated(name, &opts, INTAKE);
     let mut cluster = Cluster::new(name);
     assert!(cluster.propose(&mut x));
     assert!(cluster.commit_in_flight(&mut x));
