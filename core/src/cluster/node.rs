@@ -53,8 +53,9 @@ pub trait Transport: Send {
     /// The next encoded message received, if one is there.
     fn try_recv(&mut self) -> Option<Vec<u8>>;
 
-    /// An empty buffer to encode the next message into, if the transport
-    /// keeps buffers of messages it sent (the node allocates one if not).
+    /// A buffer to encode the next message into (cleared by the node), if
+    /// the transport keeps buffers of messages it sent (the node allocates
+    /// one if not).
     fn spare(&mut self) -> Option<Vec<u8>> {
         None
     }
@@ -641,9 +642,8 @@ impl<T: Transport> ClusterNode<T> {
     /// are dropped as soon as every node of the view holds them (the SAFE
     /// index reaches it; a leader asks its followers' match indexes now,
     /// which a restarted peer's reset): no live node needs them from this
-    /// one then. A
-    /// batch of a crossing group is an entry of hundreds of KiB: a thousand
-    /// of them held half a gigabyte.
+    /// one then. A batch of a crossing group is an entry of hundreds of
+    /// KiB: a thousand of them held half a gigabyte.
     fn compact(&mut self) {
         let applied = self.raw.raft.raft_log.applied;
         let store = self.raw.store();
@@ -657,17 +657,8 @@ impl<T: Transport> ClusterNode<T> {
             // A leader asks its followers' match indexes now: the SAFE
             // index never goes back, but a peer that restarted (before it
             // was taken down) holds nothing any more.
-            let raft = &self.raw.raft;
-            let held_by_all = if raft.state == StateRole::Leader {
-                let prs = raft.prs();
-                let directory = &self.directory;
-                super::safe::leader_safe(
-                    &self.settings.voters,
-                    |v| prs.get(v).map(|p| p.matched),
-                    |v| directory.is_out(v),
-                    raft.raft_log.committed,
-                )
-                .min(self.safe)
+            let held_by_all = if self.raw.raft.state == StateRole::Leader {
+                self.held_by_every_follower().min(self.safe)
             } else {
                 self.safe
             };

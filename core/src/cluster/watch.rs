@@ -140,14 +140,26 @@ impl<T: Transport> ClusterNode<T> {
         Some(())
     }
 
+    /// A leader's SAFE index as its followers' match indexes say now
+    /// (commit at most; voters out of the view not counted).
+    pub(super) fn held_by_every_follower(&self) -> u64 {
+        let raft = &self.raw.raft;
+        let prs = raft.prs();
+        let directory = &self.directory;
+        leader_safe(
+            &self.settings.voters,
+            |v| prs.get(v).map(|p| p.matched),
+            |v| directory.is_out(v),
+            raft.raft_log.committed,
+        )
+    }
+
     /// After raft's `Ready`: the SAFE index, and the leader's message of it.
     pub(super) fn after_ready(&mut self, now: Instant) {
         let raft = &self.raw.raft;
         let commit = raft.raft_log.committed;
         let candidate = if raft.state == StateRole::Leader {
-            let prs = raft.prs();
-            let directory = &self.directory;
-            leader_safe(&self.settings.voters, |v| prs.get(v).map(|p| p.matched), |v| directory.is_out(v), commit)
+            self.held_by_every_follower()
         } else if raft.state == StateRole::Follower && self.only_the_leader_besides_me() {
             // Every node not down is this one or the leader, and the
             // leader holds everything committed: what this node
