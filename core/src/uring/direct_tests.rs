@@ -50,6 +50,29 @@ fn writer(mut sock: TcpStream, blob: Vec<u8>) -> std::thread::JoinHandle<()> {
     })
 }
 
+/// A driver with `cfg` and one accepted connection, whose peer writes
+/// `len` bytes (byte `i` is `i * mul % modulo`) in uneven pieces
+/// ([`writer`]); `None` where the kernel lacks what `cfg` asks (skipped).
+struct Stream {
+    tcp: TcpDriver,
+    id: ConnId,
+    blob: Vec<u8>,
+    /// The peer's socket, its writes on `writer`'s clone.
+    sock: TcpStream,
+    writer: std::thread::JoinHandle<()>,
+    events: Vec<TcpEvent>,
+}
+
+fn stream(cfg: &crate::config::IoUringSection, len: usize, mul: usize, modulo: usize) -> Option<Stream> {
+    let (mut tcp, addr) = listening(cfg)?;
+    let blob: Vec<u8> = (0..len).map(|i| (i * mul % modulo) as u8).collect();
+    let sock = TcpStream::connect(addr).expect("connect");
+    let mut events = Vec::new();
+    let id = accept_one(&mut tcp, &mut events);
+    let writer = writer(sock.try_clone().expect("clone"), blob.clone());
+    Some(Stream { tcp, id, blob, sock, writer, events })
+}
+
 /// Every byte of a stream written in uneven pieces arrives once and in
 /// order, some through direct reads and some through the ring's recv
 /// (bursts larger than the direct buffers, bytes that come while the
@@ -58,12 +81,10 @@ fn writer(mut sock: TcpStream, blob: Vec<u8>) -> std::thread::JoinHandle<()> {
 #[test]
 fn direct_reads_and_the_rings_recv_keep_one_stream_in_order() {
     let cfg = cfg();
-    let Some((mut tcp, addr)) = listening(&cfg) else { return };
-    let blob: Vec<u8> = (0..(2usize << 20)).map(|i| (i * 7 % 251) as u8).collect();
-    let sock = TcpStream::connect(addr).expect("connect");
-    let mut events = Vec::new();
-    let id = accept_one(&mut tcp, &mut events);
-    let peer = writer(sock.try_clone().expect("clone"), blob.clone());
+    let Some(Stream { mut tcp, id, blob, sock: _sock, writer: peer, mut events }) = stream(&cfg, 2 << 20, 7, 251)
+    else {
+        return;
+    };
     let mut got = Vec::with_capacity(blob.len());
     let (mut direct, mut ring) = (0u64, 0u64);
     let mut held: Vec<RecvBuf> = Vec::new();
@@ -163,14 +184,67 @@ fn a_reset_read_directly_closes_the_connection_with_its_error() {
     assert_eq!(closed, (id, CloseReason::Error(libc::ECONNRESET)), "got {:?}", String::from_utf8_lossy(&got));
 }
 
-/// Reads of a connection by path: spin reads (direct buffers) and the
-/// ring's recv (provided buffers), and whether a spin read came since the
-/// last sleep in the ring.
-#[derive(Default)]
+/// What a test read of one connection `id`: its bytes, and its reads by
+/// path (spin reads into direct buffers, numbered past the `provided`
+/// ones, and the ring's recv into provided buffers), and whether a spin
+/// read came since the last sleep in the ring.
 struct Reads {
+    id: ConnId,
+    provided: u16,
+    got: Vec<u8>,
     spun: u64,
     ring: u64,
     spun_in_spell: bool,
+}
+
+impl Reads {
+    fn new(id: ConnId, cfg: &crate::config::IoUringSection) -> Reads {
+        Reads { id, provided: cfg.provided_buffers as u16, got: Vec::new(), spun: 0, ring: 0, spun_in_spell: false }
+    }
+
+    /// Takes the driver's events: the bytes, the close, if any.
+    fn take(&mut self, tcp: &mut TcpDriver, events: &mut Vec<TcpEvent>) -> Option<CloseReason> {
+        let mut closed = None;
+        for ev in events.drain(..) {
+            match ev {
+                TcpEvent::Received(from, buf) => {
+                    assert_eq!(from, self.id);
+                    if buf.bid >= self.provided {
+                        self.spun += 1;
+                        self.spun_in_spell = true;
+                    } else {
+                        // The ring's recv never reads a spun connection:
+                        // once a spin read came in a spell, none of the
+                        // ring's may.
+                        assert!(!self.spun_in_spell, "the ring's recv read a spun connection");
+                        self.ring += 1;
+                    }
+                    self.got.extend_from_slice(tcp.data(&buf));
+                    tcp.recycle(buf);
+                }
+                TcpEvent::Closed(from, reason) => {
+                    assert_eq!(from, self.id);
+                    closed = Some(reason);
+                }
+                TcpEvent::Sent(..) | TcpEvent::Accepted(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        closed
+    }
+
+    /// Polls (naps between polls) and takes the events until the close is
+    /// reported, before `guard`; the reason.
+    fn until_closed(&mut self, tcp: &mut TcpDriver, events: &mut Vec<TcpEvent>, guard: Instant) -> CloseReason {
+        loop {
+            assert!(Instant::now() < guard, "the close was not reported");
+            tcp.poll(events);
+            if let Some(reason) = self.take(tcp, events) {
+                return reason;
+            }
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    }
 }
 
 /// A ring without DEFER_TASKRUN, as invoker mode makes by default (spin
@@ -179,44 +253,6 @@ fn coop_cfg() -> crate::config::IoUringSection {
     let mut cfg = small_cfg();
     (cfg.single_issuer, cfg.defer_taskrun, cfg.coop_taskrun) = (false, false, true);
     cfg
-}
-
-/// Takes the driver's events: bytes into `got` (counting those read with
-/// `recv(2)`, whose buffers lie past the provided ones), the close, if any.
-fn take_bytes(
-    tcp: &mut TcpDriver,
-    events: &mut Vec<TcpEvent>,
-    id: ConnId,
-    provided: u16,
-    got: &mut Vec<u8>,
-    reads: &mut Reads,
-) -> Option<CloseReason> {
-    let mut closed = None;
-    for ev in events.drain(..) {
-        match ev {
-            TcpEvent::Received(from, buf) => {
-                assert_eq!(from, id);
-                if buf.bid >= provided {
-                    reads.spun += 1;
-                    reads.spun_in_spell = true;
-                } else {
-                    // The ring's recv never reads a spun connection: once
-                    // a spin read came in a spell, none of the ring's may.
-                    assert!(!reads.spun_in_spell, "the ring's recv read a spun connection");
-                    reads.ring += 1;
-                }
-                got.extend_from_slice(tcp.data(&buf));
-                tcp.recycle(buf);
-            }
-            TcpEvent::Closed(from, reason) => {
-                assert_eq!(from, id);
-                closed = Some(reason);
-            }
-            TcpEvent::Sent(..) | TcpEvent::Accepted(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    closed
 }
 
 /// On a ring without DEFER_TASKRUN, a thread that polls for a while reads
@@ -229,32 +265,28 @@ fn take_bytes(
 #[test]
 fn spun_reads_and_the_rings_recv_keep_one_stream_in_order() {
     let cfg = coop_cfg();
-    let Some((mut tcp, addr)) = listening(&cfg) else { return };
-    let blob: Vec<u8> = (0..(4usize << 20)).map(|i| (i * 13 % 253) as u8).collect();
-    let sock = TcpStream::connect(addr).expect("connect");
-    let mut events = Vec::new();
-    let id = accept_one(&mut tcp, &mut events);
-    let peer = writer(sock.try_clone().expect("clone"), blob.clone());
-    let provided = cfg.provided_buffers as u16;
-    let (mut got, mut reads) = (Vec::with_capacity(blob.len()), Reads::default());
+    let Some(Stream { mut tcp, id, blob, sock, writer: peer, mut events }) = stream(&cfg, 4 << 20, 13, 253) else {
+        return;
+    };
+    let mut reads = Reads::new(id, &cfg);
     let mut rng = Rng(11);
     let guard = Instant::now() + Duration::from_secs(60);
-    while got.len() < blob.len() {
-        assert!(Instant::now() < guard, "stream did not arrive: {} of {} bytes", got.len(), blob.len());
+    while reads.got.len() < blob.len() {
+        assert!(Instant::now() < guard, "stream did not arrive: {} of {} bytes", reads.got.len(), blob.len());
         // A spell of polls: long enough to spin the connection (256 in a
         // row) about half the time.
         for _ in 0..rng.below(600) {
             tcp.poll(&mut events);
-            assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut reads), None);
+            assert_eq!(reads.take(&mut tcp, &mut events), None);
             std::thread::sleep(Duration::from_micros(5));
         }
         // Then a sleep in the ring (its recv armed again first).
         tcp.wait(Duration::from_millis(1 + rng.below(3)), &mut events);
         reads.spun_in_spell = false;
-        assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut reads), None);
+        assert_eq!(reads.take(&mut tcp, &mut events), None);
     }
     peer.join().expect("writer");
-    assert!(got == blob, "bytes lost, doubled or reordered");
+    assert!(reads.got == blob, "bytes lost, doubled or reordered");
     let stats = tcp.stats();
     println!("spin reads {}, ring reads {}: {stats:?}", reads.spun, reads.ring);
     assert!(stats.spin_moves >= 3, "spun, armed again and spun again, more than once: {stats:?}");
@@ -265,20 +297,13 @@ fn spun_reads_and_the_rings_recv_keep_one_stream_in_order() {
     while tcp.stats().spin_moves == moves {
         assert!(Instant::now() < guard, "not spun again");
         tcp.poll(&mut events);
-        assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut reads), None);
+        assert_eq!(reads.take(&mut tcp, &mut events), None);
         std::thread::sleep(Duration::from_micros(5));
     }
     drop(sock);
-    let closed = loop {
-        assert!(Instant::now() < guard, "the end of the stream was not reported");
-        tcp.poll(&mut events);
-        if let Some(reason) = take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut reads) {
-            break reason;
-        }
-        std::thread::sleep(Duration::from_micros(20));
-    };
+    let closed = reads.until_closed(&mut tcp, &mut events, guard);
     assert_eq!(closed, CloseReason::Eof);
-    assert_eq!(got.len(), blob.len(), "nothing after the end");
+    assert_eq!(reads.got.len(), blob.len(), "nothing after the end");
 }
 
 /// A spun connection closed by this side: the shutdown is read back as
@@ -291,24 +316,16 @@ fn a_spun_connection_closed_here_is_reported_and_freed() {
     let _sock = TcpStream::connect(addr).expect("connect");
     let mut events = Vec::new();
     let id = accept_one(&mut tcp, &mut events);
-    let provided = cfg.provided_buffers as u16;
-    let (mut got, mut reads) = (Vec::new(), Reads::default());
+    let mut reads = Reads::new(id, &cfg);
     let guard = Instant::now() + Duration::from_secs(20);
     while tcp.stats().spin_moves == 0 {
         assert!(Instant::now() < guard, "never spun");
         tcp.poll(&mut events);
-        assert_eq!(take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut reads), None);
+        assert_eq!(reads.take(&mut tcp, &mut events), None);
         std::thread::sleep(Duration::from_micros(5));
     }
     tcp.close(id).expect("close");
-    let closed = loop {
-        assert!(Instant::now() < guard, "the close was not reported");
-        tcp.poll(&mut events);
-        if let Some(reason) = take_bytes(&mut tcp, &mut events, id, provided, &mut got, &mut reads) {
-            break reason;
-        }
-        std::thread::sleep(Duration::from_micros(20));
-    };
+    let closed = reads.until_closed(&mut tcp, &mut events, guard);
     assert_eq!(closed, CloseReason::Local);
     let _again = TcpStream::connect(addr).expect("connect again");
     let next = accept_one(&mut tcp, &mut events);
